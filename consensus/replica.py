@@ -1,0 +1,933 @@
+"""A Jolteon (DiemBFT v4) replica without I/O.
+
+Inputs:  on_message / on_bytes (a peer's message), on_timeout (the round timer fired), on_payload (the application's
+         answer to RequestPayload), on_executed (the application's answer to Execute), start (once, after creation).
+Outputs: each input returns a list of actions (consensus/actions.py), to be performed in order.
+
+The protocol, its rules and why it is safe: docs/consensus.md. Names follow the DiemBFT v4 report: highest_vote_round,
+highest_qc_round, high QC, TC with the signers' high QC rounds, two-chain commit.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from consensus import bls
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Commit,
+    Execute,
+    PersistSafety,
+    ReportEvidence,
+    RequestPayload,
+    Send,
+    SetTimer,
+    SyncBlocks,
+)
+from consensus.certificates import (
+    SignatureVerifier,
+    default_verifier,
+    make_proposal_evidence,
+    make_vote_evidence,
+    proposal_signature_ok,
+    qc_ok,
+    tc_ok,
+    timeout_signature_ok,
+    vote_signature_ok,
+)
+from consensus.codec import CodecError
+from consensus.messages import (
+    MAX_COMMIT_HEADERS,
+    MAX_MESSAGE_BYTES,
+    MAX_PAYLOAD_BYTES,
+    MAX_SYNC_BLOCKS,
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    Message,
+    Proposal,
+    QuorumCert,
+    SafetyState,
+    SyncRequest,
+    SyncResponse,
+    Timeout,
+    TimeoutCert,
+    TimeoutGroup,
+    Vote,
+    decode_message,
+    payload_hash,
+    proposal_message,
+    timeout_message,
+    vote_message,
+)
+from consensus.validators import ValidatorSet
+
+MAX_PENDING_QCS: Final = 64
+MAX_SYNC_TARGETS: Final = 64
+# Sync requests answered per peer per round (a peer cannot make us stream the chain at it in a loop).
+MAX_SYNC_ANSWERS_PER_ROUND: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    chain_id: bytes
+    base_timeout_ms: int = 1000
+    max_backoff_exponent: int = 6
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    # Votes and timeouts for rounds up to this far ahead of the current round are buffered; further ones dropped.
+    round_window: int = 64
+    max_pending_proposals: int = 32
+    max_sync_blocks: int = 64
+    # Committed blocks kept in memory to answer sync requests.
+    committed_window: int = 256
+    # Uncommitted blocks kept; more are refused (a healthy chain has a handful).
+    max_tree_blocks: int = 1000
+
+    def __post_init__(self) -> None:
+        assert 1 <= len(self.chain_id) <= 64
+        assert self.base_timeout_ms >= 1 and 0 <= self.max_backoff_exponent <= 20
+        assert 0 < self.max_payload_bytes <= MAX_PAYLOAD_BYTES
+        assert 1 <= self.max_sync_blocks <= MAX_SYNC_BLOCKS
+        assert self.max_tree_blocks < MAX_COMMIT_HEADERS
+
+
+class _Entry:
+    __slots__ = ("block", "header", "qc", "state_root")
+
+    def __init__(self, block: Block) -> None:
+        self.block = block
+        self.header = block.header
+        self.state_root: bytes | None = None
+        self.qc: QuorumCert | None = None
+
+
+class Replica:
+    """One validator's consensus state machine (or an observer's, with me=None)."""
+
+    def __init__(self, config: ReplicaConfig, validator_set: ValidatorSet, *, me: bytes | None,
+                 secret_key: bytes | None, anchor: Block, anchor_qc: QuorumCert,
+                 safety: SafetyState | None = None, stored_blocks: Sequence[Block] = (),
+                 history: Sequence[tuple[Block, CommitCertificate]] = (),
+                 verifier: SignatureVerifier | None = None) -> None:
+        """`anchor` is the last committed block (the genesis block on first start) and `anchor_qc` the certificate
+        binding its state root (`genesis_qc(...)` for genesis, else `commit_certificate.headers[1].qc`).
+        `safety` and `stored_blocks` are what earlier PersistSafety actions wrote (None / () on first start).
+        `history` optionally holds recent committed blocks below the anchor with their commit certificates
+        (ascending, ending just below the anchor), so this replica can serve them to peers that are behind."""
+        assert anchor_qc.block_id == anchor.id and anchor.header.chain_id == config.chain_id
+        assert anchor.header.epoch == validator_set.epoch == anchor_qc.epoch
+        self.config = config
+        self.chain_id = config.chain_id
+        self.vs = validator_set
+        self.verifier = verifier or default_verifier()
+        self._bls: bls.BlsBackend = self.verifier.backend
+        if me is not None and me not in validator_set.index_of:
+            raise ValueError(f"{me!r} is not in the validator set of epoch {validator_set.epoch}")
+        self.me: int | None = None if me is None else validator_set.index_of[me]
+        self.my_id = me
+        self._sk = secret_key
+        if self.me is not None:
+            assert secret_key is not None
+            assert self._bls.public_key(secret_key) == validator_set.validators[self.me].public_key
+        self._genesis_qc = anchor_qc if anchor_qc.round == 0 else None
+
+        root = _Entry(anchor)
+        root.state_root = anchor_qc.state_root
+        root.qc = anchor_qc
+        self._entries: dict[bytes, _Entry] = {anchor.id: root}
+        self.committed_id = anchor.id
+        self.committed_height = anchor.header.height
+        self.committed_round = anchor.header.round
+        self._committed_by_height: dict[int, bytes] = {anchor.header.height: anchor.id}
+        for block, cert in list(history)[-config.committed_window:]:
+            if block.header.height >= anchor.header.height or cert.block_id != block.id:
+                continue
+            old = _Entry(block)
+            old.state_root = cert.state_root
+            old.qc = cert.headers[1].qc
+            self._entries[block.id] = old
+            self._committed_by_height[block.header.height] = block.id
+        self._commit_queue: collections.deque[tuple[Block, CommitCertificate]] = collections.deque()
+        self._waiting_exec: dict[bytes, list[bytes]] = {}
+
+        if safety is None:
+            safety = SafetyState(validator_set.epoch, 0, 0, 0, anchor_qc, None)
+        assert safety.epoch == validator_set.epoch
+        if anchor_qc.round > safety.high_qc.round:
+            safety = dataclasses.replace(safety, high_qc=anchor_qc)
+        self.safety = safety
+        high_tc_round = safety.high_tc.round if safety.high_tc is not None else 0
+        self.current_round = max(1, safety.highest_vote_round, safety.high_qc.round + 1, high_tc_round + 1)
+        self._stored_blocks = sorted((b for b in stored_blocks if b.header.height > self.committed_height),
+                                     key=lambda b: b.header.height)
+
+        self._my_timeout: Timeout | None = None
+        self._pending_vote: tuple[bytes, TimeoutCert | None] | None = None
+        self._awaiting_payload = 0
+        self._proposals_seen: dict[int, Proposal] = {}
+        self._pending_proposals: dict[bytes, tuple[bytes, Proposal]] = {}
+        self._pending_qcs: dict[bytes, QuorumCert] = {}
+        self._votes: dict[int, dict[int, Vote]] = {}
+        self._timeouts: dict[int, dict[int, Timeout]] = {}
+        self._sync_requested: dict[bytes, int] = {}
+        self._evidence_reported: set[tuple[int, int, int]] = set()
+        self._rejected: set[bytes] = set()
+        self._sync_served: dict[bytes, tuple[int, int]] = {}
+        self._unpersisted: list[Block] = []
+        self._out: list[Action] = []
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._started = False
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Public inputs
+
+    def start(self) -> list[Action]:
+        """Arm the round timer, re-insert stored blocks, lead if it is our turn. Call once."""
+        assert not self._started
+        self._started = True
+        for block in self._stored_blocks:
+            if block.id not in self._entries:
+                self._insert_block(block)
+        self._stored_blocks = []
+        self._out.append(SetTimer(self.current_round, self._round_delay(self.current_round)))
+        return self._finish()
+
+    def on_bytes(self, sender: bytes, data: bytes) -> list[Action]:
+        """A peer's message as received from the wire; malformed input is counted and dropped."""
+        try:
+            message = decode_message(data, self.config.max_message_bytes)
+        except CodecError as exc:
+            self.counters[f"dropped_{exc.code}"] += 1
+            return []
+        return self.on_message(sender, message)
+
+    def on_message(self, sender: bytes, message: Message) -> list[Action]:
+        """A decoded message from validator `sender` (the transport authenticates it)."""
+        if sender not in self.vs.index_of:
+            self.counters["dropped_non_validator"] += 1
+            return []
+        if isinstance(message, Proposal):
+            self._handle_proposal(sender, message)
+        elif isinstance(message, Vote):
+            self._handle_vote(sender, message)
+        elif isinstance(message, Timeout):
+            self._handle_timeout(sender, message)
+        elif isinstance(message, SyncRequest):
+            self._handle_sync_request(sender, message)
+        elif isinstance(message, SyncResponse):
+            self._handle_sync_response(sender, message)
+        else:
+            self.counters["dropped_unknown_type"] += 1
+        return self._finish()
+
+    def on_timeout(self, round_: int) -> list[Action]:
+        """The timer armed by SetTimer(round_) fired."""
+        if round_ != self.current_round:
+            self.counters["stale_timer"] += 1
+            return []
+        self._local_timeout()
+        if self.current_round == round_:
+            self._out.append(SetTimer(round_, self._round_delay(round_)))
+        return self._finish()
+
+    def on_payload(self, round_: int, payload: bytes) -> list[Action]:
+        """The application's payload for the proposal of `round_` (answer to RequestPayload)."""
+        if (round_ != self.current_round or self._awaiting_payload != round_ or self.me is None
+                or self.safety.last_proposed_round >= round_):
+            self.counters["stale_payload"] += 1
+            return self._finish()
+        self._awaiting_payload = 0
+        if not isinstance(payload, bytes) or len(payload) > self.config.max_payload_bytes:
+            self.counters["payload_too_large"] += 1
+            return self._finish()
+        self._propose(payload)
+        return self._finish()
+
+    def on_executed(self, block_id: bytes, state_root: bytes | None) -> list[Action]:
+        """The application executed block `block_id` (answer to Execute); `state_root` is the resulting root, or
+        None if the application refuses the block (invalid payload): it then gets no vote and is dropped with its
+        descendants."""
+        entry = self._entries.get(block_id)
+        if entry is None or entry.state_root is not None:
+            self.counters["stale_execution"] += 1
+            return self._finish()
+        if state_root is None:
+            self.counters["block_rejected_by_application"] += 1
+            if entry.header.height > self.committed_height:
+                self._reject(block_id)
+                return self._finish()
+            # Already final: a quorum executed it, so this application diverges. Its commit still goes out
+            # (with the certified root) for the application to handle.
+            self.counters["state_root_mismatch"] += 1
+            state_root = entry.qc.state_root if entry.qc is not None else bytes(32)
+        if not isinstance(state_root, bytes) or len(state_root) != 32:
+            raise ValueError("state_root must be 32 bytes or None")
+        entry.state_root = state_root
+        if entry.qc is not None and entry.qc.state_root != state_root:
+            self.counters["state_root_mismatch"] += 1
+        for child_id in self._waiting_exec.pop(block_id, ()):
+            child = self._entries.get(child_id)
+            if child is not None:
+                self._out.append(Execute(child.block, state_root))
+        if self._pending_vote is not None and self._pending_vote[0] == block_id:
+            self._try_vote()
+        return self._finish()
+
+    def _evict_forks(self) -> None:
+        """Tree full (a long period without commits): drop uncommitted blocks off the path to the high QC, oldest
+        first. They can be fetched again by sync if a later certificate needs them."""
+        keep: set[bytes] = set()
+        cursor = self._entries.get(self.safety.high_qc.block_id)
+        while cursor is not None and cursor.header.height > self.committed_height:
+            keep.add(cursor.block.id)
+            cursor = self._entries.get(cursor.header.parent_id)
+        queued = {b.id for b, _ in self._commit_queue}
+        candidates = sorted((e.header.round, block_id) for block_id, e in self._entries.items()
+                            if e.header.height > self.committed_height and block_id not in keep
+                            and block_id not in queued)
+        for _, block_id in candidates[: max(1, len(candidates) // 2)]:
+            self._entries.pop(block_id, None)
+            self._waiting_exec.pop(block_id, None)
+            self.counters["evicted_fork_block"] += 1
+
+    def _reject(self, block_id: bytes) -> None:
+        if len(self._rejected) >= MAX_PENDING_QCS:
+            self._rejected.clear()
+        doomed = [block_id]
+        while doomed:
+            current = doomed.pop()
+            self._rejected.add(current)
+            self._entries.pop(current, None)
+            doomed.extend(self._waiting_exec.pop(current, ()))
+        if self._pending_vote is not None and self._pending_vote[0] == block_id:
+            self._pending_vote = None
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Queries
+
+    @property
+    def high_qc(self) -> QuorumCert:
+        return self.safety.high_qc
+
+    def leader_of(self, round_: int) -> bytes:
+        return self.vs.validators[self.vs.leader(round_)].id
+
+    def block(self, block_id: bytes) -> Block | None:
+        entry = self._entries.get(block_id)
+        return None if entry is None else entry.block
+
+    def tree_size(self) -> int:
+        return len(self._entries)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Internals: output
+
+    def _finish(self) -> list[Action]:
+        self._maybe_propose()
+        self._flush_commits()
+        out, self._out = self._out, []
+        return out
+
+    def _persist(self) -> None:
+        self._out.append(PersistSafety(self.safety, tuple(self._unpersisted)))
+        self._unpersisted.clear()
+
+    def _round_delay(self, round_: int) -> int:
+        behind = max(0, round_ - self.safety.high_qc.round - 1)
+        return self.config.base_timeout_ms << min(behind, self.config.max_backoff_exponent)
+
+    def _request_sync(self, target_id: bytes, peer: bytes | None) -> None:
+        if target_id in self._entries:
+            return
+        if peer is None or peer == self.my_id:
+            candidates = [v.id for v in self.vs.validators if v.id != self.my_id]
+            if not candidates:
+                return
+            peer = candidates[(self.current_round + len(self._sync_requested)) % len(candidates)]
+        if self._sync_requested.get(target_id) == self.current_round:
+            return
+        if len(self._sync_requested) >= MAX_SYNC_TARGETS:
+            self._sync_requested.clear()
+        self._sync_requested[target_id] = self.current_round
+        start = self.committed_height + 1
+        self._out.append(SyncBlocks(peer, SyncRequest(target_id, start, start)))
+
+    def _request_range(self, peer: bytes) -> None:
+        start = self.committed_height + 1
+        key = b"height:%d" % start
+        if self._sync_requested.get(key) == self.current_round:
+            return
+        self._sync_requested[key] = self.current_round
+        self._out.append(SyncBlocks(peer, SyncRequest(b"", start, start + self.config.max_sync_blocks - 1)))
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Internals: certificates and rounds
+
+    def _qc_valid(self, qc: QuorumCert) -> bool:
+        if qc.round == 0:
+            return self._genesis_qc is not None and qc == self._genesis_qc
+        return qc_ok(self.vs, self.chain_id, qc, self.verifier)
+
+    def _process_qc(self, qc: QuorumCert, sender: bytes | None) -> None:
+        """`qc` has been verified."""
+        if qc.round > self.safety.high_qc.round:
+            self.safety = dataclasses.replace(self.safety, high_qc=qc)
+        self._certify(qc, sender)
+        if qc.round + 1 > self.current_round:
+            self._enter_round(qc.round + 1)
+
+    def _process_tc(self, tc: TimeoutCert) -> None:
+        """`tc` has been verified."""
+        if self.safety.high_tc is None or tc.round > self.safety.high_tc.round:
+            self.safety = dataclasses.replace(self.safety, high_tc=tc)
+        if tc.round + 1 > self.current_round:
+            self._enter_round(tc.round + 1)
+
+    def _enter_round(self, round_: int) -> None:
+        assert round_ > self.current_round, "rounds only move forward"
+        self.current_round = round_
+        self._pending_vote = None
+        for table in (self._votes, self._timeouts):
+            for r in [r for r in table if r < round_ - 1]:
+                del table[r]
+        for r in [r for r in self._proposals_seen if r < round_ - 2]:
+            del self._proposals_seen[r]
+        self._out.append(SetTimer(round_, self._round_delay(round_)))
+
+    def _certify(self, qc: QuorumCert, sender: bytes | None) -> None:
+        """Attach a verified QC to its block and apply the two-chain commit rule."""
+        entry = self._entries.get(qc.block_id)
+        if entry is None:
+            if qc.round > self.committed_round:
+                if len(self._pending_qcs) >= MAX_PENDING_QCS:
+                    self._pending_qcs.clear()
+                self._pending_qcs[qc.block_id] = qc
+                self._request_sync(qc.block_id, sender)
+            return
+        if entry.qc is None:
+            entry.qc = qc
+            if entry.state_root is not None and entry.state_root != qc.state_root:
+                self.counters["state_root_mismatch"] += 1
+        parent = self._entries.get(entry.header.parent_id)
+        if (parent is not None and parent.header.round + 1 == entry.header.round
+                and parent.header.height > self.committed_height):
+            self._commit(parent, entry.header, qc)
+
+    def _commit(self, target: _Entry, child_header: BlockHeader, qc: QuorumCert) -> None:
+        chain: list[_Entry] = []
+        cursor: _Entry | None = target
+        while cursor is not None and cursor.header.height > self.committed_height:
+            chain.append(cursor)
+            cursor = self._entries.get(cursor.header.parent_id)
+        if cursor is None:
+            self.counters["commit_missing_ancestor"] += 1
+            return
+        # Safety invariant: a new commit extends the previous one.
+        assert cursor.block.id == self.committed_id, "conflicting commit"
+        chain.reverse()
+        headers = [e.header for e in chain] + [child_header]
+        for i, entry in enumerate(chain):
+            cert = CommitCertificate(tuple(headers[i:]), qc)
+            self._commit_queue.append((entry.block, cert))
+            self._committed_by_height[entry.header.height] = entry.block.id
+        self.committed_id = target.block.id
+        self.committed_height = target.header.height
+        self.committed_round = target.header.round
+
+    def _flush_commits(self) -> None:
+        flushed = False
+        while self._commit_queue:
+            block, cert = self._commit_queue[0]
+            entry = self._entries.get(block.id)
+            if entry is not None and entry.state_root is None:
+                break
+            self._commit_queue.popleft()
+            self._out.append(Commit(block, cert))
+            flushed = True
+        if flushed:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Drop forks below the commit and committed blocks outside the window; bound pending tables."""
+        keep_from = self.committed_height - self.config.committed_window
+        pending_heights = {b.header.height for b, _ in self._commit_queue}
+        for block_id, entry in list(self._entries.items()):
+            h = entry.header.height
+            if h in pending_heights:
+                continue
+            on_chain = self._committed_by_height.get(h) == block_id
+            below = h <= self.committed_height or entry.header.round <= self.committed_round
+            if below and (not on_chain or h < keep_from):
+                del self._entries[block_id]
+                self._waiting_exec.pop(block_id, None)
+        for h in [h for h in self._committed_by_height if h < keep_from]:
+            del self._committed_by_height[h]
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Internals: blocks
+
+    def _insert_block(self, block: Block) -> bool:
+        """Insert a block whose header QC has been verified. False if it does not fit the tree."""
+        header = block.header
+        block_id = block.id
+        if block_id in self._entries:
+            return True
+        if block_id in self._rejected:
+            self.counters["dropped_rejected_block"] += 1
+            return False
+        parent = self._entries.get(header.parent_id)
+        if parent is None:
+            return False
+        if header.height != parent.header.height + 1 or header.round <= parent.header.round:
+            self.counters["invalid_block"] += 1
+            return False
+        if header.round <= self.committed_round:
+            self.counters["stale_block"] += 1
+            return False
+        if len(self._entries) >= self.config.max_tree_blocks + self.config.committed_window:
+            self._evict_forks()
+            if len(self._entries) >= self.config.max_tree_blocks + self.config.committed_window:
+                self.counters["tree_full"] += 1
+                return False
+        entry = _Entry(block)
+        self._entries[block_id] = entry
+        self._unpersisted.append(block)
+        if parent.state_root is not None:
+            self._out.append(Execute(block, parent.state_root))
+        else:
+            self._waiting_exec.setdefault(header.parent_id, []).append(block_id)
+        self._certify(header.qc, None)
+        pending_qc = self._pending_qcs.pop(block_id, None)
+        if pending_qc is not None:
+            self._certify(pending_qc, None)
+        # Proposals that were waiting for this block.
+        waiting = [p for p in self._pending_proposals.values() if p[1].block.header.parent_id == block_id]
+        for sender, proposal in waiting:
+            self._pending_proposals.pop(proposal.block.id, None)
+            self._accept_proposal(sender, proposal)
+        return True
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Internals: proposals
+
+    def _maybe_propose(self) -> None:
+        r = self.current_round
+        if self.me is None or self.vs.leader(r) != self.me:
+            return
+        if self.safety.last_proposed_round >= r or self._awaiting_payload == r:
+            return
+        qc, tc = self.safety.high_qc, self.safety.high_tc
+        if qc.round + 1 != r and not (tc is not None and tc.round + 1 == r and qc.round >= tc.max_high_qc_round):
+            return
+        parent = self._entries.get(qc.block_id)
+        if parent is None:
+            self._request_sync(qc.block_id, None)
+            return
+        self._awaiting_payload = r
+        self._out.append(RequestPayload(r, parent.header.height + 1, qc.block_id))
+
+    def _propose(self, payload: bytes) -> None:
+        assert self.me is not None and self._sk is not None
+        r = self.current_round
+        qc, tc = self.safety.high_qc, self.safety.high_tc
+        parent = self._entries.get(qc.block_id)
+        if parent is None:
+            return
+        use_tc = tc if qc.round + 1 != r else None
+        assert use_tc is None or (use_tc.round + 1 == r and qc.round >= use_tc.max_high_qc_round)
+        header = BlockHeader(self.chain_id, self.vs.epoch, r, parent.header.height + 1, qc.block_id, self.me,
+                             payload_hash(payload), qc)
+        block = Block(header, payload)
+        signature = self._bls.sign(self._sk, proposal_message(self.chain_id, self.vs.epoch, r, block.id))
+        proposal = Proposal(block, use_tc, signature)
+        self.safety = dataclasses.replace(self.safety, last_proposed_round=r)
+        self._proposals_seen[r] = proposal
+        self._persist()
+        self._out.append(Broadcast(proposal))
+        self._accept_proposal(self.my_id, proposal)  # type: ignore[arg-type]
+
+    def _handle_proposal(self, sender: bytes, p: Proposal) -> None:
+        header = p.block.header
+        c = self.counters
+        if header.chain_id != self.chain_id or header.epoch != self.vs.epoch:
+            c["dropped_wrong_epoch"] += 1
+            return
+        if header.round == 0 or header.height == 0 or header.proposer != self.vs.leader(header.round):
+            c["dropped_bad_proposer"] += 1
+            return
+        if len(p.block.payload) > self.config.max_payload_bytes:
+            c["dropped_oversized"] += 1
+            return
+        if header.round + 2 < self.current_round:
+            c["dropped_stale"] += 1
+            return
+        seen = self._proposals_seen.get(header.round)
+        if seen is not None:
+            if seen.block.id == p.block.id:
+                c["dropped_duplicate"] += 1
+                return
+            if proposal_signature_ok(self.vs, self.chain_id, p, self.verifier):
+                self._report(make_proposal_evidence(seen, p))
+            else:
+                c["dropped_bad_signature"] += 1
+            return
+        if not proposal_signature_ok(self.vs, self.chain_id, p, self.verifier):
+            c["dropped_bad_signature"] += 1
+            return
+        tc = p.tc
+        if header.qc.round + 1 == header.round:
+            justified = tc is None
+        else:
+            justified = tc is not None and tc.round + 1 == header.round and header.qc.round >= tc.max_high_qc_round
+        if not justified:
+            c["dropped_unjustified"] += 1
+            return
+        if not self._qc_valid(header.qc) or (tc is not None and not tc_ok(self.vs, self.chain_id, tc, self.verifier)):
+            c["dropped_bad_certificate"] += 1
+            return
+        self._proposals_seen[header.round] = p
+        self._process_qc(header.qc, sender)
+        if tc is not None:
+            self._process_tc(tc)
+        self._accept_proposal(sender, p)
+
+    def _accept_proposal(self, sender: bytes, p: Proposal) -> None:
+        """A verified proposal: insert its block (or wait for the parent), vote if it is for the current round."""
+        header = p.block.header
+        if header.parent_id not in self._entries:
+            if header.round < self.current_round:
+                return
+            if len(self._pending_proposals) >= self.config.max_pending_proposals:
+                self._pending_proposals.pop(next(iter(self._pending_proposals)))
+                self.counters["pending_proposals_evicted"] += 1
+            self._pending_proposals[p.block.id] = (sender, p)
+            self._request_sync(header.parent_id, sender)
+            return
+        if not self._insert_block(p.block):
+            return
+        if header.round == self.current_round:
+            self._pending_vote = (p.block.id, p.tc)
+            self._try_vote()
+
+    def _report(self, evidence: object) -> None:
+        key = (evidence.kind, evidence.validator, evidence.round)  # type: ignore[attr-defined]
+        if key in self._evidence_reported:
+            self.counters["evidence_repeated"] += 1
+            return
+        if len(self._evidence_reported) > 4096:
+            self._evidence_reported.clear()
+        self._evidence_reported.add(key)
+        self.counters["evidence"] += 1
+        self._out.append(ReportEvidence(evidence))  # type: ignore[arg-type]
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Internals: votes
+
+    def _try_vote(self) -> None:
+        if self._pending_vote is None or self.me is None:
+            return
+        block_id, tc = self._pending_vote
+        entry = self._entries.get(block_id)
+        if entry is None or entry.state_root is None:
+            return
+        self._pending_vote = None
+        header = entry.header
+        r = header.round
+        s = self.safety
+        if r != self.current_round or r <= s.highest_vote_round:
+            self.counters["vote_refused_round"] += 1
+            return
+        # DiemBFT v4 safe_to_vote: extend a QC of the previous round, or a TC of the previous round whose
+        # highest reported QC round is not above the block's QC.
+        consecutive = header.qc.round + 1 == r
+        extends_tc = tc is not None and tc.round + 1 == r and header.qc.round >= tc.max_high_qc_round
+        if not (consecutive or extends_tc):
+            self.counters["vote_refused_unsafe"] += 1
+            return
+        assert self._sk is not None
+        msg = vote_message(self.chain_id, self.vs.epoch, r, block_id, entry.state_root)
+        vote = Vote(self.vs.epoch, r, block_id, entry.state_root, self.me, self._bls.sign(self._sk, msg))
+        self.safety = dataclasses.replace(s, highest_vote_round=r,
+                                          highest_qc_round=max(s.highest_qc_round, header.qc.round))
+        self._persist()
+        next_leader = self.leader_of(r + 1)
+        if next_leader == self.my_id:
+            self._record_vote(vote)
+        else:
+            self._out.append(Send(next_leader, vote))
+
+    def _handle_vote(self, sender: bytes, v: Vote) -> None:
+        c = self.counters
+        if v.epoch != self.vs.epoch:
+            c["dropped_wrong_epoch"] += 1
+            return
+        if v.voter >= len(self.vs) or self.vs.validators[v.voter].id != sender:
+            c["dropped_spoofed"] += 1
+            return
+        if v.round == 0 or self.vs.leader(v.round + 1) != self.me:
+            c["dropped_not_leader"] += 1
+            return
+        if v.round + 1 < self.current_round:
+            c["dropped_stale"] += 1
+            return
+        if v.round > self.current_round + self.config.round_window:
+            c["dropped_far_future"] += 1
+            return
+        self._record_vote(v)
+
+    def _record_vote(self, v: Vote) -> None:
+        c = self.counters
+        bucket = self._votes.setdefault(v.round, {})
+        previous = bucket.get(v.voter)
+        if previous is not None:
+            if previous == v:
+                c["dropped_duplicate"] += 1
+                return
+            if not vote_signature_ok(self.vs, self.chain_id, v, self.verifier):
+                c["dropped_bad_signature"] += 1
+                return
+            if not vote_signature_ok(self.vs, self.chain_id, previous, self.verifier):
+                c["dropped_bad_signature"] += 1
+                bucket[v.voter] = v
+            elif (previous.block_id, previous.state_root) != (v.block_id, v.state_root):
+                self._report(make_vote_evidence(previous, v))
+                return
+            else:
+                c["dropped_duplicate"] += 1
+                return
+        else:
+            bucket[v.voter] = v
+        self._try_form_qc(v.round, v.block_id, v.state_root)
+
+    def _try_form_qc(self, round_: int, block_id: bytes, state_root: bytes) -> None:
+        if self.safety.high_qc.round >= round_:
+            return
+        bucket = self._votes.get(round_, {})
+        for _attempt in range(2):
+            voters = sorted(i for i, v in bucket.items() if v.block_id == block_id and v.state_root == state_root)
+            if self.vs.power_of(voters) < self.vs.quorum_power:
+                return
+            msg = vote_message(self.chain_id, self.vs.epoch, round_, block_id, state_root)
+            keys = tuple(self.vs.validators[i].public_key for i in voters)
+            try:
+                aggregate = self._bls.aggregate([bucket[i].signature for i in voters])
+            except bls.BlsError:
+                aggregate = b""
+            if aggregate and self.verifier.verify_aggregate(keys, msg, aggregate):
+                qc = QuorumCert(self.vs.epoch, round_, block_id, state_root, self.vs.bitmap(voters), aggregate)
+                self._process_qc(qc, None)
+                return
+            # Optimistic aggregation failed: find and drop the bad votes, then try once more.
+            for i in voters:
+                if not vote_signature_ok(self.vs, self.chain_id, bucket[i], self.verifier):
+                    self.counters["dropped_bad_signature"] += 1
+                    del bucket[i]
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Internals: timeouts
+
+    def _local_timeout(self) -> None:
+        if self.me is None:
+            return
+        r = self.current_round
+        if self._my_timeout is not None and self._my_timeout.round == r:
+            self._out.append(Broadcast(self._my_timeout))
+            return
+        s = self.safety
+        qc, tc = s.high_qc, s.high_tc
+        last_tc = tc if tc is not None and tc.round + 1 == r else None
+        # DiemBFT v4 safe_to_timeout.
+        if qc.round < s.highest_qc_round or r <= max(s.highest_vote_round - 1, qc.round):
+            self.counters["timeout_refused"] += 1
+            return
+        if qc.round + 1 != r and last_tc is None:
+            self.counters["timeout_refused"] += 1
+            return
+        assert self._sk is not None
+        signature = self._bls.sign(self._sk, timeout_message(self.chain_id, self.vs.epoch, r, qc.round))
+        timeout = Timeout(self.vs.epoch, r, qc, last_tc, self.me, signature)
+        self.safety = dataclasses.replace(s, highest_vote_round=max(s.highest_vote_round, r),
+                                          highest_qc_round=max(s.highest_qc_round, qc.round))
+        self._my_timeout = timeout
+        self._pending_vote = None
+        self._persist()
+        self._out.append(Broadcast(timeout))
+        self._record_timeout(timeout)
+
+    def _handle_timeout(self, sender: bytes, t: Timeout) -> None:
+        c = self.counters
+        if t.epoch != self.vs.epoch:
+            c["dropped_wrong_epoch"] += 1
+            return
+        if t.author >= len(self.vs) or self.vs.validators[t.author].id != sender:
+            c["dropped_spoofed"] += 1
+            return
+        if t.round < self.current_round:
+            c["dropped_stale"] += 1
+            # The sender is behind: hand it our certificates so it can catch up (round synchronisation).
+            if self.safety.high_qc.round >= t.round or (self.safety.high_tc is not None
+                                                        and self.safety.high_tc.round >= t.round):
+                self._out.append(Send(sender, SyncResponse((), self.safety.high_qc, self.safety.high_tc)))
+            return
+        reach = max(self.current_round, t.high_qc.round + 1, t.last_tc.round + 1 if t.last_tc else 0)
+        if t.round > reach + self.config.round_window:
+            c["dropped_far_future"] += 1
+            return
+        existing = self._timeouts.get(t.round, {}).get(t.author)
+        if existing is not None:
+            c["dropped_duplicate"] += 1
+            return
+        if not timeout_signature_ok(self.vs, self.chain_id, t, self.verifier):
+            c["dropped_bad_signature"] += 1
+            return
+        if not self._qc_valid(t.high_qc) or (t.last_tc is not None
+                                             and not tc_ok(self.vs, self.chain_id, t.last_tc, self.verifier)):
+            c["dropped_bad_certificate"] += 1
+            return
+        self._process_qc(t.high_qc, sender)
+        if t.last_tc is not None:
+            self._process_tc(t.last_tc)
+        if t.round < self.current_round:
+            return
+        self._record_timeout(t)
+
+    def _record_timeout(self, t: Timeout) -> None:
+        bucket = self._timeouts.setdefault(t.round, {})
+        if t.author in bucket:
+            return
+        bucket[t.author] = t
+        power = self.vs.power_of(bucket)
+        # Bracha-style amplification: f+1 timeouts prove an honest replica gave up on this round.
+        if (power >= self.vs.weak_power and t.round == self.current_round
+                and (self._my_timeout is None or self._my_timeout.round != t.round)):
+            self._local_timeout()
+        high_tc = self.safety.high_tc
+        if power >= self.vs.quorum_power and (high_tc is None or high_tc.round < t.round):
+            self._process_tc(self._form_tc(t.round, bucket))
+
+    def _form_tc(self, round_: int, bucket: dict[int, Timeout]) -> TimeoutCert:
+        by_qc_round: dict[int, list[int]] = {}
+        for author, t in bucket.items():
+            by_qc_round.setdefault(t.high_qc.round, []).append(author)
+        groups = []
+        for qc_round in sorted(by_qc_round):
+            authors = sorted(by_qc_round[qc_round])
+            signature = self._bls.aggregate([bucket[a].signature for a in authors])
+            groups.append(TimeoutGroup(qc_round, self.vs.bitmap(authors), signature))
+        tc = TimeoutCert(self.vs.epoch, round_, tuple(groups))
+        assert tc_ok(self.vs, self.chain_id, tc, self.verifier), "TC from verified timeouts must verify"
+        return tc
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Internals: block sync
+
+    def _handle_sync_request(self, sender: bytes, req: SyncRequest) -> None:
+        served_round, served = self._sync_served.get(sender, (0, 0))
+        if served_round == self.current_round and served >= MAX_SYNC_ANSWERS_PER_ROUND:
+            self.counters["sync_rate_limited"] += 1
+            return
+        self._sync_served[sender] = (self.current_round, served + 1 if served_round == self.current_round else 1)
+        limit = self.config.max_sync_blocks
+        blocks: list[Block] = []
+        qc: QuorumCert | None = None
+        if req.target_id:
+            entry = self._entries.get(req.target_id)
+            if entry is None:
+                self.counters["sync_unknown_target"] += 1
+                return
+            chain = []
+            while entry is not None and entry.header.height >= req.start_height and entry.header.height > 0:
+                chain.append(entry)
+                entry = self._entries.get(entry.header.parent_id)
+            chain.reverse()
+            if len(chain) > limit:
+                # Send the lowest part (it connects to the requester's tree) and the QC of its last block.
+                qc = chain[limit].header.qc
+                chain = chain[:limit]
+            else:
+                qc = chain[-1].qc if chain else None
+            blocks = [e.block for e in chain]
+        else:
+            end = min(req.end_height, req.start_height + limit - 1, self.committed_height)
+            for height in range(req.start_height, end + 1):
+                block_id = self._committed_by_height.get(height)
+                entry = self._entries.get(block_id) if block_id else None
+                if entry is None or entry.header.height == 0:
+                    break
+                blocks.append(entry.block)
+            if blocks:
+                nxt = self._committed_by_height.get(blocks[-1].header.height + 1)
+                nxt_entry = self._entries.get(nxt) if nxt else None
+                qc = nxt_entry.header.qc if nxt_entry else self._entries[blocks[-1].id].qc
+        size = 0
+        for i, block in enumerate(blocks):
+            size += len(block.payload) + 1024
+            if size > self.config.max_message_bytes // 2:
+                qc = blocks[i].header.qc
+                blocks = blocks[:i]
+                break
+        if not blocks:
+            return
+        self.counters["sync_served"] += 1
+        self._out.append(Send(sender, SyncResponse(tuple(blocks), qc, None)))
+
+    def _handle_sync_response(self, sender: bytes, resp: SyncResponse) -> None:
+        c = self.counters
+        if resp.qc is not None and not self._qc_valid(resp.qc):
+            c["dropped_bad_certificate"] += 1
+            return
+        if resp.tc is not None and not tc_ok(self.vs, self.chain_id, resp.tc, self.verifier):
+            c["dropped_bad_certificate"] += 1
+            return
+        blocks = resp.blocks
+        inserted = 0
+        for i, block in enumerate(blocks):
+            header = block.header
+            if header.chain_id != self.chain_id or header.epoch != self.vs.epoch or header.height == 0:
+                c["sync_bad_block"] += 1
+                break
+            if block.id in self._entries:
+                continue
+            if len(block.payload) > self.config.max_payload_bytes:
+                c["sync_bad_block"] += 1
+                break
+            # The block must be certified: by the next block's QC, the response QC, or one we hold.
+            cert = blocks[i + 1].header.qc if i + 1 < len(blocks) else resp.qc
+            if cert is None or cert.block_id != block.id:
+                cert = self._pending_qcs.get(block.id)
+            if cert is None or cert.block_id != block.id or cert.round != header.round or not self._qc_valid(cert):
+                c["sync_uncertified_block"] += 1
+                break
+            if not self._qc_valid(header.qc):
+                c["sync_bad_block"] += 1
+                break
+            if not self._insert_block(block):
+                c["sync_unlinked_block"] += 1
+                if header.parent_id not in self._entries:
+                    # The peer's chain starts above ours: fetch the committed blocks we miss by height.
+                    self._request_range(sender)
+                break
+            inserted += 1
+            self._certify(cert, sender)
+        c["sync_blocks_received"] += inserted
+        if resp.qc is not None:
+            self._process_qc(resp.qc, sender)
+        if resp.tc is not None:
+            self._process_tc(resp.tc)
+        if inserted:
+            # Keep fetching while a wanted block is still missing.
+            for block_id in list(self._pending_qcs):
+                if block_id not in self._entries:
+                    self._sync_requested.pop(block_id, None)
+                    self._request_sync(block_id, sender)
+            for _, (s, p) in list(self._pending_proposals.items()):
+                if p.block.header.parent_id not in self._entries:
+                    self._sync_requested.pop(p.block.header.parent_id, None)
+                    self._request_sync(p.block.header.parent_id, s)
+

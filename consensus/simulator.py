@@ -1,0 +1,612 @@
+"""Deterministic cluster simulator: n replicas in one process, virtual time, a seeded hostile network.
+
+One run = one seed. Before GST (global stabilisation time) the network drops, duplicates, delays (heavy tail) and
+reorders messages, partitions come and go, honest replicas crash and restart from their persisted safety state (or
+all of them at once). From GST on: no drops, bounded delays, every honest replica up. Byzantine replicas run the
+honest code with their outgoing traffic rewritten (equivocating leader, double voter, silent, garbage sender,
+stale-round voter).
+
+Checked after (and during) every run:
+  agreement   no two honest replicas commit different blocks at one height
+  validity    every honest commit extends the previous one by one height, carries a payload some proposer produced,
+              and has the state root the deterministic application computes
+  certificate every commit certificate verifies against the validator set (and names the committed block)
+  no-equivocation  no honest replica signs two different votes or proposals in a round, across restarts;
+              equivocation evidence is verified and names a Byzantine replica only
+  liveness    once stable (GST, >= 2f+1 honest up), every honest replica commits `liveness_commits` new blocks
+              before the highest honest round passes round_at_gst + liveness_rounds.
+Nothing here reads the clock or an unseeded random source; the same seed gives the same run.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from consensus import bls
+from consensus.actions import (
+    Broadcast,
+    Commit,
+    Execute,
+    PersistSafety,
+    ReportEvidence,
+    RequestPayload,
+    Send,
+    SetTimer,
+    SyncBlocks,
+)
+from consensus.certificates import (
+    CommitCertificateError,
+    SignatureVerifier,
+    check_commit_certificate,
+    verify_evidence,
+)
+from consensus.messages import (
+    Block,
+    CommitCertificate,
+    Message,
+    Proposal,
+    QuorumCert,
+    SafetyState,
+    Timeout,
+    Vote,
+    encode_message,
+    genesis_block,
+    genesis_qc,
+    payload_hash,
+    proposal_message,
+    vote_message,
+)
+from consensus.replica import Replica, ReplicaConfig
+from consensus.validators import Validator, ValidatorSet
+
+BEHAVIOURS: Final = ("equivocate", "double_vote", "silent", "garbage", "stale")
+GENESIS_ROOT: Final = hashlib.sha256(b"simulated genesis state").digest()
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    seed: int
+    nodes: int = 4
+    byzantine: int = 0
+    # One behaviour per Byzantine replica; empty = chosen by the seed.
+    behaviours: tuple[str, ...] = ()
+    # Minimum number of rounds to run (the highest honest round must reach it).
+    rounds: int = 30
+    crashes: bool = True
+    all_restart: bool = False
+    partitions: bool = True
+    base_timeout_ms: int = 200
+    max_backoff_exponent: int = 4
+    liveness_commits: int = 3
+    liveness_rounds: int = 0  # 0 = 4n + 12
+
+    def __post_init__(self) -> None:
+        assert self.nodes >= 1 and 0 <= self.byzantine and 3 * self.byzantine < self.nodes
+        assert all(b in BEHAVIOURS for b in self.behaviours)
+
+
+@dataclass(slots=True)
+class RunResult:
+    seed: int
+    config: SimConfig
+    safety_violations: list[str] = field(default_factory=list)
+    liveness_failures: list[str] = field(default_factory=list)
+    commits: int = 0
+    max_height: int = 0
+    rounds: int = 0
+    virtual_ms: int = 0
+    messages: int = 0
+    evidence: int = 0
+    byzantine: dict[int, str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.safety_violations and not self.liveness_failures
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keys and validator sets are the same for every seed (so proofs of possession are checked once per process).
+
+
+@functools.lru_cache(maxsize=64)
+def _secret_key(index: int) -> bytes:
+    return bls.get_backend().keygen(hashlib.sha256(b"simulator validator %d" % index).digest())
+
+
+@functools.lru_cache(maxsize=16)
+def simulated_validator_set(n: int) -> ValidatorSet:
+    backend = bls.get_backend()
+    validators = []
+    for i in range(n):
+        sk = _secret_key(i)
+        validators.append(Validator(b"v%d" % i, backend.public_key(sk), backend.pop_prove(sk), 1))
+    return ValidatorSet(0, validators, backend=backend)
+
+
+_VERIFIER: SignatureVerifier | None = None
+
+
+def shared_verifier() -> SignatureVerifier:
+    global _VERIFIER
+    if _VERIFIER is None:
+        _VERIFIER = SignatureVerifier(bls.get_backend())
+    return _VERIFIER
+
+
+def execute_payload(parent_root: bytes, payload: bytes) -> bytes:
+    """The simulated application: the state root after applying `payload`."""
+    return hashlib.sha256(b"state" + parent_root + payload_hash(payload)).digest()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Disk:
+    """What survives a crash: the last safety state, pending blocks, the committed chain."""
+
+    __slots__ = ("blocks", "committed", "safety")
+
+    def __init__(self) -> None:
+        self.safety: SafetyState | None = None
+        self.blocks: dict[bytes, Block] = {}
+        self.committed: list[tuple[Block, CommitCertificate | None]] = []
+
+
+class _Node:
+    __slots__ = ("behaviour", "disk", "history", "id", "index", "replica", "roots", "timer_gen", "up")
+
+    def __init__(self, index: int, behaviour: str | None) -> None:
+        self.index = index
+        self.id = b"v%d" % index
+        self.replica: Replica | None = None
+        self.disk = _Disk()
+        self.up = False
+        self.timer_gen = 0
+        self.behaviour = behaviour
+        self.roots: dict[bytes, bytes] = {}
+        self.history: list[bytes] = []
+
+
+class Simulation:
+    def __init__(self, config: SimConfig) -> None:
+        self.cfg = config
+        self.rng = random.Random(config.seed)
+        n = config.nodes
+        self.vs = simulated_validator_set(n)
+        self.verifier = shared_verifier()
+        self.chain_id = b"sim-%d" % config.seed
+        self.genesis = genesis_block(self.chain_id, self.vs.epoch)
+        self.genesis_qc = genesis_qc(self.genesis, GENESIS_ROOT)
+        self.replica_config = ReplicaConfig(chain_id=self.chain_id, base_timeout_ms=config.base_timeout_ms,
+                                            max_backoff_exponent=config.max_backoff_exponent,
+                                            max_payload_bytes=1 << 16, round_window=32, max_sync_blocks=32)
+        byz_indexes = self.rng.sample(range(n), config.byzantine)
+        behaviours = list(config.behaviours) or [self.rng.choice(BEHAVIOURS) for _ in byz_indexes]
+        self.byzantine = {i: behaviours[k % len(behaviours)] for k, i in enumerate(byz_indexes)}
+        self.nodes = [_Node(i, self.byzantine.get(i)) for i in range(n)]
+        self.honest = [node for node in self.nodes if node.behaviour is None]
+        self.now = 0
+        self._seq = 0
+        self._queue: list[tuple[int, int, Callable[[], None]]] = []
+        self.result = RunResult(config.seed, config, byzantine=dict(self.byzantine))
+        # Network model.
+        self.gst = self.rng.randint(1500, 4000)
+        self.drop_p = self.rng.choice((0.0, 0.05, 0.2))
+        self.dup_p = self.rng.choice((0.0, 0.05))
+        self.delay_model = self.rng.choice(("uniform", "bimodal", "heavy"))
+        self.stable_delay = self.rng.randint(5, 40)
+        self.partition: list[set[int]] | None = None
+        # Checks.
+        self.committed_at: dict[int, bytes] = {}
+        self.payloads: set[bytes] = set()
+        self.signed_votes: dict[tuple[int, int], bytes] = {}
+        self.signed_proposals: dict[tuple[int, int], bytes] = {}
+        self.gst_heights: dict[int, int] = {}
+        self.gst_round = 0
+        self.live_at_round: int | None = None
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Event queue
+
+    def _at(self, time: int, event: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (time, self._seq, event))
+
+    def violation(self, text: str) -> None:
+        self.result.safety_violations.append(f"t={self.now} {text}")
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Network
+
+    def _delay(self) -> int:
+        if self.now >= self.gst:
+            return self.rng.randint(1, self.stable_delay)
+        if self.delay_model == "uniform":
+            return self.rng.randint(1, 80)
+        if self.delay_model == "bimodal":
+            return self.rng.choice((self.rng.randint(1, 10), self.rng.randint(100, 400)))
+        return min(3000, int(self.rng.expovariate(1 / 60)) + 1)
+
+    def _send(self, src: int, dst: int, data: bytes) -> None:
+        if dst == src:
+            return
+        if self.now < self.gst:
+            if self.partition is not None and not any(src in p and dst in p for p in self.partition):
+                return
+            if self.rng.random() < self.drop_p:
+                return
+            copies = 2 if self.rng.random() < self.dup_p else 1
+        else:
+            copies = 1
+        for _ in range(copies):
+            self.result.messages += 1
+            self._at(self.now + self._delay(), functools.partial(self._deliver, src, dst, data))
+
+    def _deliver(self, src: int, dst: int, data: bytes) -> None:
+        node = self.nodes[dst]
+        if not node.up or node.replica is None:
+            return
+        if node.behaviour == "stale" and len(node.history) < 200:
+            node.history.append(data)
+        self._run(node, node.replica.on_bytes(self.nodes[src].id, data))
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Driving one replica
+
+    def _boot(self, node: _Node) -> None:
+        disk = node.disk
+        if disk.committed and disk.committed[-1][1] is not None:
+            anchor, cert = disk.committed[-1]
+            anchor_qc: QuorumCert = cert.headers[1].qc  # type: ignore[union-attr]
+        else:
+            anchor, anchor_qc = self.genesis, self.genesis_qc
+        stored = [b for b in disk.blocks.values() if b.header.height > anchor.header.height]
+        node.replica = Replica(self.replica_config, self.vs, me=node.id, secret_key=_secret_key(node.index),
+                               anchor=anchor, anchor_qc=anchor_qc, safety=disk.safety, stored_blocks=stored,
+                               history=[(b, c) for b, c in disk.committed[-65:-1] if c is not None],
+                               verifier=self.verifier)
+        node.roots = {anchor.id: anchor_qc.state_root}
+        node.up = True
+        node.timer_gen += 1
+        self._run(node, node.replica.start())
+
+    def _crash(self, node: _Node) -> None:
+        node.up = False
+        node.replica = None
+        node.timer_gen += 1
+
+    def _timer(self, node: _Node, gen: int, round_: int) -> None:
+        if node.up and node.timer_gen == gen and node.replica is not None:
+            self._run(node, node.replica.on_timeout(round_))
+
+    def _run(self, node: _Node, actions: list) -> None:
+        pending = list(actions)
+        while pending and node.up:
+            replica = node.replica
+            assert replica is not None
+            follow: list = []
+            for action in pending:
+                self._perform(node, action, follow)
+            pending = []
+            for call in follow:
+                pending.extend(call(replica))
+
+    def _perform(self, node: _Node, action: object, follow: list) -> None:
+        if isinstance(action, Send):
+            self._outgoing(node, [self.vs.index_of[action.to]], action.message)
+        elif isinstance(action, Broadcast):
+            self._outgoing(node, [i for i in range(len(self.nodes)) if i != node.index], action.message)
+        elif isinstance(action, SyncBlocks):
+            self._outgoing(node, [self.vs.index_of[action.to]], action.request)
+        elif isinstance(action, PersistSafety):
+            old = node.disk.safety
+            if old is not None:
+                assert action.state.highest_vote_round >= old.highest_vote_round
+            node.disk.safety = action.state
+            for block in action.blocks:
+                node.disk.blocks[block.id] = block
+        elif isinstance(action, SetTimer):
+            node.timer_gen += 1
+            self._at(self.now + action.delay_ms, functools.partial(self._timer, node, node.timer_gen, action.round))
+        elif isinstance(action, RequestPayload):
+            payload = self.rng.randbytes(self.rng.randint(0, 64))
+            self.payloads.add(payload_hash(payload))
+            follow.append(lambda r, rd=action.round, p=payload: r.on_payload(rd, p))
+        elif isinstance(action, Execute):
+            root = execute_payload(action.parent_state_root, action.block.payload)
+            node.roots[action.block.id] = root
+            follow.append(lambda r, b=action.block.id, s=root: r.on_executed(b, s))
+        elif isinstance(action, Commit):
+            self._on_commit(node, action.block, action.certificate)
+        elif isinstance(action, ReportEvidence):
+            self.result.evidence += 1
+            ev = action.evidence
+            if not verify_evidence(self.vs, self.chain_id, ev, self.verifier):
+                self.violation(f"node {node.index} reported evidence that does not verify")
+            elif self.nodes[ev.validator].behaviour is None:
+                self.violation(f"evidence against honest node {ev.validator}")
+        else:
+            raise TypeError(f"unknown action {action!r}")
+
+    def _on_commit(self, node: _Node, block: Block, cert: CommitCertificate) -> None:
+        disk = node.disk
+        if node.behaviour is not None:
+            disk.committed.append((block, cert))
+            return
+        h = block.header
+        prev = disk.committed[-1][0] if disk.committed else self.genesis
+        if h.height != prev.header.height + 1 or h.parent_id != prev.id:
+            self.violation(f"node {node.index} commit at height {h.height} does not extend its last commit")
+        other = self.committed_at.setdefault(h.height, block.id)
+        if other != block.id:
+            self.violation(f"AGREEMENT: two blocks committed at height {h.height}")
+        if h.payload_hash not in self.payloads:
+            self.violation(f"node {node.index} committed a payload nobody proposed at height {h.height}")
+        try:
+            check_commit_certificate(self.vs, cert, chain_id=self.chain_id, verifier=self.verifier)
+        except CommitCertificateError as exc:
+            self.violation(f"node {node.index} commit certificate at height {h.height}: {exc.code}")
+        if cert.block_id != block.id or cert.height != h.height:
+            self.violation(f"node {node.index} commit certificate names another block")
+        expected = node.roots.get(block.id)
+        if expected is not None and expected != cert.state_root:
+            self.violation(f"node {node.index} certified state root differs from execution at {h.height}")
+        disk.committed.append((block, cert))
+        for block_id in [b for b, blk in disk.blocks.items() if blk.header.height <= h.height]:
+            del disk.blocks[block_id]
+        self.result.commits += 1
+        self.result.max_height = max(self.result.max_height, h.height)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Outgoing traffic, honest or rewritten by a Byzantine behaviour
+
+    def _outgoing(self, node: _Node, targets: list[int], message: Message) -> None:
+        if node.behaviour is None:
+            self._check_honest(node, message)
+            data = encode_message(message)
+            for t in targets:
+                self._send(node.index, t, data)
+            return
+        getattr(self, f"_byz_{node.behaviour}")(node, targets, message)
+
+    def _check_honest(self, node: _Node, message: Message) -> None:
+        if isinstance(message, Vote):
+            key = (node.index, message.round)
+            value = message.block_id + message.state_root
+            if self.signed_votes.setdefault(key, value) != value:
+                self.violation(f"honest node {node.index} signed two votes in round {message.round}")
+        elif isinstance(message, Proposal):
+            key = (node.index, message.block.header.round)
+            if self.signed_proposals.setdefault(key, message.block.id) != message.block.id:
+                self.violation(f"honest node {node.index} proposed twice in round {key[1]}")
+
+    def _sign(self, node: _Node, msg: bytes) -> bytes:
+        return self.verifier.backend.sign(_secret_key(node.index), msg)
+
+    def _byz_silent(self, node: _Node, targets: list[int], message: Message) -> None:
+        return
+
+    def _byz_equivocate(self, node: _Node, targets: list[int], message: Message) -> None:
+        if isinstance(message, Proposal):
+            h = message.block.header
+            payload = self.rng.randbytes(16)
+            self.payloads.add(payload_hash(payload))
+            other_header = type(h)(h.chain_id, h.epoch, h.round, h.height, h.parent_id, h.proposer,
+                                   payload_hash(payload), h.qc)
+            other_block = Block(other_header, payload)
+            sig = self._sign(node, proposal_message(self.chain_id, h.epoch, h.round, other_block.id))
+            other = Proposal(other_block, message.tc, sig)
+            a, b = encode_message(message), encode_message(other)
+            for k, t in enumerate(targets):
+                self._send(node.index, t, a if k % 2 == 0 else b)
+                if k == 0:
+                    self._send(node.index, t, b)
+            return
+        data = encode_message(message)
+        for t in targets:
+            self._send(node.index, t, data)
+
+    def _byz_double_vote(self, node: _Node, targets: list[int], message: Message) -> None:
+        data = encode_message(message)
+        for t in targets:
+            self._send(node.index, t, data)
+        if isinstance(message, Vote):
+            fake_root = self.rng.randbytes(32)
+            sig = self._sign(node, vote_message(self.chain_id, message.epoch, message.round, message.block_id,
+                                                fake_root))
+            other = Vote(message.epoch, message.round, message.block_id, fake_root, message.voter, sig)
+            for t in targets:
+                self._send(node.index, t, encode_message(other))
+
+    def _byz_garbage(self, node: _Node, targets: list[int], message: Message) -> None:
+        data = bytearray(encode_message(message))
+        for t in targets:
+            kind = self.rng.randrange(5)
+            if kind == 0:
+                out = self.rng.randbytes(self.rng.randint(0, 200))
+            elif kind == 1 and data:
+                mutated = bytearray(data)
+                for _ in range(self.rng.randint(1, 4)):
+                    pos = self.rng.randrange(len(mutated))
+                    mutated[pos] ^= 1 << self.rng.randrange(8)
+                out = bytes(mutated)
+            elif kind == 2:
+                out = bytes(data[: self.rng.randrange(len(data) + 1)])
+            elif kind == 3 and isinstance(message, (Vote, Timeout)):
+                # Right shape, wrong signature.
+                bad = self.rng.randbytes(96)
+                out = encode_message(Vote(0, message.round, self.rng.randbytes(32), self.rng.randbytes(32),
+                                          node.index, bad))
+            else:
+                out = bytes(data) + b"\x00" * self.rng.randint(1, 8)
+            self._send(node.index, t, out)
+
+    def _byz_stale(self, node: _Node, targets: list[int], message: Message) -> None:
+        data = encode_message(message)
+        for t in targets:
+            self._send(node.index, t, data)
+        if node.history and self.rng.random() < 0.5:
+            old = node.history[self.rng.randrange(len(node.history))]
+            for t in targets:
+                self._send(node.index, t, old)
+        if isinstance(message, Vote) and message.round > 3:
+            r = message.round - self.rng.randint(2, 3)
+            sig = self._sign(node, vote_message(self.chain_id, message.epoch, r, message.block_id, message.state_root))
+            stale = Vote(message.epoch, r, message.block_id, message.state_root, message.voter, sig)
+            for t in range(len(self.nodes)):
+                self._send(node.index, t, encode_message(stale))
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Fault schedule
+
+    def _schedule_faults(self) -> None:
+        rng, cfg = self.rng, self.cfg
+        honest = [n.index for n in self.honest]
+        if cfg.partitions and rng.random() < 0.7:
+            t = rng.randint(0, self.gst // 2)
+            while t < self.gst:
+                self._at(t, self._random_partition)
+                t += rng.randint(200, 1200)
+            self._at(self.gst, self._heal)
+        if cfg.crashes:
+            for _ in range(rng.randint(1, 3)):
+                idx = rng.choice(honest)
+                down = rng.randint(0, self.gst - 200)
+                up = rng.randint(down + 50, self.gst)
+                self._at(down, functools.partial(self._crash, self.nodes[idx]))
+                self._at(up, functools.partial(self._restart_if_down, self.nodes[idx]))
+        if cfg.all_restart:
+            down = rng.randint(self.gst // 3, self.gst - 300)
+            up = down + rng.randint(10, 250)
+            for node in self.nodes:
+                self._at(down, functools.partial(self._crash, node))
+                self._at(up, functools.partial(self._restart_if_down, node))
+        for node in self.nodes:
+            self._at(self.gst, functools.partial(self._restart_if_down, node))
+
+    def _random_partition(self) -> None:
+        indexes = list(range(len(self.nodes)))
+        self.rng.shuffle(indexes)
+        cut = self.rng.randint(1, len(indexes) - 1) if len(indexes) > 1 else 1
+        self.partition = [set(indexes[:cut]), set(indexes[cut:])]
+
+    def _heal(self) -> None:
+        self.partition = None
+
+    def _restart_if_down(self, node: _Node) -> None:
+        if not node.up:
+            self._boot(node)
+
+    def _on_gst(self) -> None:
+        self.partition = None
+        self.gst_heights = {n.index: len(n.disk.committed) for n in self.honest}
+        self.gst_round = max(n.replica.current_round for n in self.honest if n.replica is not None)
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        live_rounds = cfg.liveness_rounds or 4 * cfg.nodes + 12
+        for node in self.nodes:
+            self._boot(node)
+        self._schedule_faults()
+        self._at(self.gst, self._on_gst)
+        max_delay = cfg.base_timeout_ms << cfg.max_backoff_exponent
+        deadline = self.gst + (live_rounds + cfg.rounds) * (max_delay + 200)
+        stop_reason = ""
+        while self._queue:
+            time, _, event = heapq.heappop(self._queue)
+            self.now = time
+            event()
+            if self.now < self.gst:
+                continue
+            top = max(n.replica.current_round for n in self.honest if n.replica is not None)
+            if self.live_at_round is None and all(
+                    len(n.disk.committed) - self.gst_heights.get(n.index, 0) >= cfg.liveness_commits
+                    for n in self.honest):
+                self.live_at_round = top
+            if self.live_at_round is None and top > self.gst_round + live_rounds:
+                stop_reason = f"no commits within {live_rounds} rounds after GST (round {self.gst_round})"
+                break
+            if self.live_at_round is not None and top >= cfg.rounds:
+                break
+            if self.now > deadline:
+                stop_reason = "virtual time limit"
+                break
+            if self.result.safety_violations:
+                break
+        if self.live_at_round is None and not self.result.safety_violations:
+            self.result.liveness_failures.append(stop_reason or "event queue drained")
+        self.result.virtual_ms = self.now
+        self.result.rounds = max((n.replica.current_round for n in self.honest if n.replica is not None), default=0)
+        for node in self.nodes:
+            if node.replica is not None:
+                for key, value in node.replica.counters.items():
+                    self.result.counters[key] = self.result.counters.get(key, 0) + value
+        return self.result
+
+
+def run_seed(config: SimConfig) -> RunResult:
+    return Simulation(config).run()
+
+
+def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int = 0, rounds: int = 30,
+             behaviours: tuple[str, ...] = (), all_restart: bool | None = None, crashes: bool = True,
+             partitions: bool = True, on_result: Callable[[RunResult], None] | None = None,
+             clock: Callable[[], float] | None = None) -> dict[str, object]:
+    """Run seeds seed_start .. seed_start+seeds-1 and summarise. With all_restart=None every fourth seed crashes
+    and restarts the whole cluster at once. `clock` (e.g. time.perf_counter) only measures; it never steers a run."""
+    started = clock() if clock else 0.0
+    summary: dict[str, object] = {"runs": 0, "safety_violations": 0, "liveness_failures": 0, "commits": 0,
+                                  "rounds": 0, "messages": 0, "evidence": 0, "failed_seeds": []}
+    failures: list[dict[str, object]] = []
+    for seed in range(seed_start, seed_start + seeds):
+        restart_all = (seed % 4 == 3) if all_restart is None else all_restart
+        result = run_seed(SimConfig(seed=seed, nodes=nodes, byzantine=byzantine, rounds=rounds,
+                                    behaviours=behaviours, all_restart=restart_all, crashes=crashes,
+                                    partitions=partitions))
+        summary["runs"] += 1  # type: ignore[operator]
+        summary["commits"] += result.commits  # type: ignore[operator]
+        summary["rounds"] += result.rounds  # type: ignore[operator]
+        summary["messages"] += result.messages  # type: ignore[operator]
+        summary["evidence"] += result.evidence  # type: ignore[operator]
+        if result.safety_violations:
+            summary["safety_violations"] += 1  # type: ignore[operator]
+        if result.liveness_failures:
+            summary["liveness_failures"] += 1  # type: ignore[operator]
+        if not result.ok:
+            failures.append({"seed": seed, "byzantine": {str(k): v for k, v in result.byzantine.items()},
+                             "all_restart": restart_all,
+                             "safety": result.safety_violations[:5], "liveness": result.liveness_failures[:2]})
+            summary["failed_seeds"].append(seed)  # type: ignore[union-attr]
+        if on_result is not None:
+            on_result(result)
+    seconds = (clock() - started) if clock else 0.0
+    summary["seconds"] = round(seconds, 3)
+    if clock and seconds > 0:
+        summary["seeds_per_second"] = round(summary["runs"] / seconds, 2)  # type: ignore[operator]
+        summary["rounds_per_second"] = round(summary["rounds"] / seconds, 1)  # type: ignore[operator]
+    summary["failures"] = failures
+    return summary
+
+
+SUMMED_KEYS: Final = ("runs", "safety_violations", "liveness_failures", "commits", "rounds", "messages", "evidence")
+
+
+def merge_summaries(parts: list[dict[str, object]], seconds: float) -> dict[str, object]:
+    """Combine run_many summaries of disjoint seed ranges (e.g. from worker processes); `seconds` is wall time."""
+    merged: dict[str, object] = {key: sum(int(p[key]) for p in parts) for key in SUMMED_KEYS}  # type: ignore[call-overload]
+    merged["failed_seeds"] = sorted(s for p in parts for s in p["failed_seeds"])  # type: ignore[attr-defined]
+    merged["failures"] = sorted((f for p in parts for f in p["failures"]), key=lambda f: f["seed"])  # type: ignore[attr-defined]
+    merged["seconds"] = round(seconds, 3)
+    if seconds > 0:
+        merged["seeds_per_second"] = round(merged["runs"] / seconds, 2)  # type: ignore[operator]
+        merged["rounds_per_second"] = round(merged["rounds"] / seconds, 1)  # type: ignore[operator]
+    return merged

@@ -1,0 +1,101 @@
+"""What every rule module shares: the per-movement context, the movement-kind groups, the module interface.
+
+A module is a class with a `NAME`, a `parse(spec, rule_id)` classmethod that validates its parameters (raising
+RuleConfigError when the rule is attached), `check(ctx) -> (code, message)` (no writes) and `on_success(ctx)`
+(writes its state through ctx.state, only in the contracts namespace).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+from contracts.claims import account_claims, country_for
+from contracts.state import Claim
+from ledger import codes
+from ledger import rules as r
+from ledger.operations import RuleSpec
+from ledger.records import ZERO_BALANCE, Balance
+from ledger.rules import Movement, RuleState
+
+__all__ = [
+    "ALLOWED",
+    "DISTRIBUTION",
+    "MATURITY_REDEMPTION",
+    "RECEIVING",
+    "RECIPIENT_INCREASES",
+    "SENDER_DECREASES",
+    "VOLUNTARY_OUT",
+    "RuleContext",
+    "RuleModule",
+]
+
+ALLOWED: tuple[int, str] = (codes.OK, "")
+
+# Movement kinds added by the corporate-action operations (docs/contracts.md, "Ledger operations").
+DISTRIBUTION = "distribution"  # cash paid from the payer to a holder (checked like a transfer)
+MATURITY_REDEMPTION = "maturity_redemption"  # a holder's units burned at maturity by the issuer (no recipient)
+
+# Kinds in which the recipient receives units under the asset's rules (eligibility, countries, holders, balance).
+RECEIVING = frozenset({r.ISSUE, r.TRANSFER, r.SETTLEMENT_LEG, r.HOLD_EXECUTE, DISTRIBUTION})
+# Kinds in which the sender voluntarily gives up units (lock-up applies).
+VOLUNTARY_OUT = frozenset({r.TRANSFER, r.SETTLEMENT_LEG, r.HOLD_CREATE, r.REDEEM, DISTRIBUTION})
+# Kinds that lower the sender's total (active + held + frozen) / raise the recipient's total.
+SENDER_DECREASES = frozenset(
+    {
+        r.TRANSFER,
+        r.SETTLEMENT_LEG,
+        r.HOLD_EXECUTE,
+        r.FORCED_TRANSFER,
+        r.MIGRATION,
+        r.REDEEM,
+        DISTRIBUTION,
+        MATURITY_REDEMPTION,
+    }
+)
+RECIPIENT_INCREASES = frozenset(
+    {r.ISSUE, r.TRANSFER, r.SETTLEMENT_LEG, r.HOLD_EXECUTE, r.FORCED_TRANSFER, r.MIGRATION, DISTRIBUTION}
+)
+
+
+class RuleContext:
+    """One movement under evaluation: the movement, the state, the asset's trusted KYC providers, cached reads."""
+
+    __slots__ = ("_claims", "cel_activation", "mv", "providers", "state")
+
+    def __init__(self, mv: Movement, state: RuleState, providers: tuple[str, ...] | None) -> None:
+        self.mv = mv
+        self.state = state
+        self.providers = providers
+        self._claims: dict[str, tuple[Claim, ...]] = {}
+        self.cel_activation: dict[str, Any] | None = None
+
+    def claims(self, account: str) -> tuple[Claim, ...]:
+        c = self._claims.get(account)
+        if c is None:
+            c = self._claims[account] = account_claims(self.state, account)
+        return c
+
+    def country(self, account: str) -> str:
+        """The account's country for this asset ('' when it has no valid trusted claim)."""
+        return country_for(self.claims(account), self.providers, self.mv.time)
+
+    def balance(self, account: str | None) -> Balance:
+        if account is None:
+            return ZERO_BALANCE
+        b = self.state.balance(self.mv.asset_id, account)
+        return ZERO_BALANCE if b is None else b
+
+    def total(self, account: str | None) -> int:
+        return self.balance(account).total
+
+
+class RuleModule(Protocol):
+    NAME: ClassVar[str]
+    SINGLE: ClassVar[bool]
+
+    @classmethod
+    def parse(cls, spec: RuleSpec, rule_id: bytes) -> RuleModule: ...
+
+    def check(self, ctx: RuleContext) -> tuple[int, str]: ...
+
+    def on_success(self, ctx: RuleContext) -> None: ...

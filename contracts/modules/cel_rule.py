@@ -1,0 +1,110 @@
+"""`cel`: a custom rule, a CEL expression over the movement's context that must evaluate to true.
+
+Parameter: expr (the expression, compiled and checked when attached; see contracts.cel and docs/contracts.md
+"Custom rules in CEL" for the variables). Applies to every movement kind; the expression can test `kind` and
+`forced` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import celpy
+
+from contracts import codes as cc
+from contracts import holders
+from contracts.cel import compile_expression, evaluate, to_cel
+from contracts.claims import valid_claim
+from contracts.modules.base import ALLOWED, RuleContext
+from contracts.params import Params
+from ledger.operations import RuleSpec
+
+
+def _side(ctx: RuleContext, account: str | None) -> dict[str, Any]:
+    if account is None:
+        return {
+            "id": "",
+            "exists": False,
+            "balance": 0,
+            "available": 0,
+            "held": 0,
+            "frozen": 0,
+            "account_frozen": False,
+            "verified": False,
+            "country": "",
+            "level": 0,
+        }
+    bal = ctx.balance(account)
+    acct = ctx.state.account(account)
+    claim, _ = valid_claim(ctx.claims(account), ctx.providers, ctx.mv.time)
+    return {
+        "id": account,
+        "exists": acct is not None,
+        "balance": bal.total,
+        "available": bal.available,
+        "held": bal.held,
+        "frozen": bal.frozen,
+        "account_frozen": bool(acct is not None and acct.frozen),
+        "verified": claim is not None,
+        "country": "" if claim is None else claim.country,
+        "level": 0 if claim is None else claim.level,
+    }
+
+
+def activation(ctx: RuleContext) -> dict[str, Any]:
+    """The CEL variables for this movement (docs/contracts.md), as CEL values."""
+    mv = ctx.mv
+    status = ctx.state.asset_status(mv.asset_id)
+    plain: dict[str, Any] = {
+        "kind": mv.kind,
+        "forced": mv.forced,
+        "amount": mv.amount,
+        "height": mv.height,
+        "time": mv.time,
+        "actor": mv.actor,
+        "asset": {
+            "id": mv.asset_id,
+            "issuer": mv.asset.issuer,
+            "decimals": mv.asset.decimals,
+            "outstanding": 0 if status is None else status.outstanding,
+            "holders": holders.head(ctx.state, mv.asset_id).holders,
+            "agents": list(mv.asset.agents),
+        },
+        "sender": _side(ctx, mv.sender),
+        "recipient": _side(ctx, mv.recipient),
+    }
+    return {k: to_cel(v) for k, v in plain.items()}
+
+
+class CelRule:
+    NAME: ClassVar[str] = "cel"
+    SINGLE: ClassVar[bool] = False
+    __slots__ = ("expr", "runner")
+
+    def __init__(self, expr: str, runner: celpy.Runner) -> None:
+        self.expr = expr
+        self.runner = runner
+
+    @classmethod
+    def parse(cls, spec: RuleSpec, rule_id: bytes) -> CelRule:
+        p = Params(spec)
+        expr = p.str("expr")
+        p.finish()
+        return cls(expr, compile_expression(expr))
+
+    def check(self, ctx: RuleContext) -> tuple[int, str]:
+        try:
+            act = ctx.cel_activation
+            if act is None:
+                act = ctx.cel_activation = activation(ctx)
+        except ValueError as exc:
+            return cc.CEL_EVAL_ERROR, f"custom rule context: {exc}"
+        ok, why = evaluate(self.runner, act)
+        if ok is None:
+            return cc.CEL_EVAL_ERROR, f"custom rule {self.expr[:60]!r}: {why}"
+        if not ok:
+            return cc.CEL_DENIED, f"custom rule {self.expr[:80]!r} is false"
+        return ALLOWED
+
+    def on_success(self, ctx: RuleContext) -> None:
+        return None

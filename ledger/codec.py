@@ -1,0 +1,708 @@
+"""A schema-driven canonical msgpack codec.
+
+Every wire and state type is a frozen dataclass whose fields carry a wire type (`wire(T)` in the field metadata).
+A record is encoded as a msgpack **array** of its fields in declaration order (no field names on the wire: the order
+is the schema, so an extra element is an unknown field and a missing one is a missing field). A tagged union
+(`Variant`) is an array whose first element is the kind number followed by that kind's fields.
+
+Canonical rules (docs/protocol.md, "Canonical encoding"):
+- integers only, in the smallest msgpack encoding (what every conforming msgpack encoder emits); floats, ext types,
+  and nil where no Optional is declared are refused;
+- byte strings (msgpack bin) for hashes, keys and signatures; UTF-8 strings (msgpack str) for readable ids and text;
+  the smallest str/bin/array/map header for the length;
+- maps only for free-form parameters: string keys strictly sorted by their UTF-8 bytes, no duplicates;
+- set-like lists are strictly sorted without duplicates;
+- per-field limits (byte lengths, list lengths, integer ranges, id patterns) and a limit on the whole value.
+
+`decode` accepts exactly the canonical bytes: it parses, checks every field against the schema, then re-encodes
+the parsed value and compares byte for byte, so any non-minimal header, duplicate map key or unsorted map is caught
+even when the parser would have accepted it. Every failure is a `DecodeError` with a stable code from ledger.codes;
+no other exception escapes `decode`.
+
+The codec is generic: other layers may declare their own dataclasses with `wire(...)` fields and use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import operator
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgpack
+
+from ledger import codes
+
+__all__ = [
+    "Bin",
+    "Bool",
+    "CodecError",
+    "DecodeError",
+    "EncodeError",
+    "Optional",
+    "Record",
+    "Scalar",
+    "Seq",
+    "Str",
+    "StrMap",
+    "UInt",
+    "Variant",
+    "Version",
+    "WireType",
+    "decode",
+    "decode_trusted",
+    "encode",
+    "encode_trusted",
+    "record_type",
+    "wire",
+]
+
+T = TypeVar("T")
+
+U8_MAX = (1 << 8) - 1
+U16_MAX = (1 << 16) - 1
+U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
+I64_MIN = -(1 << 63)
+
+
+class CodecError(ValueError):
+    """A value that cannot be encoded or bytes that cannot be decoded. `code` is from ledger.codes; `path` names
+    the offending field (e.g. `body.ops[0].amount`)."""
+
+    def __init__(self, code: int, message: str, path: str = "") -> None:
+        super().__init__(code, message, path)
+        self.code = code
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"[{self.code} {codes.REASONS[self.code].name}] {where}{self.message}"
+
+    def at(self, name: str) -> CodecError:
+        """The same error with `name` prepended to its field path."""
+        if not self.path:
+            path = name
+        elif self.path.startswith("["):
+            path = name + self.path
+        else:
+            path = f"{name}.{self.path}"
+        return type(self)(self.code, self.message, path)
+
+
+class DecodeError(CodecError):
+    """Bytes that are not the canonical encoding of a valid value."""
+
+
+class EncodeError(CodecError):
+    """A Python value that does not fit its wire type (wrong type, float, out of range, too long)."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Wire types
+
+
+class WireType:
+    """A wire type converts between a Python value and a msgpack primitive tree, checking every rule."""
+
+    doc: str = ""
+
+    def load(self, v: Any) -> Any:
+        """Primitive (as parsed by msgpack with use_list=False, raw=False) -> Python value. Raises DecodeError."""
+        raise TypeError(type(self).__name__)  # subclasses override
+
+    def dump(self, x: Any) -> Any:
+        """Python value -> primitive tree. Raises EncodeError."""
+        raise TypeError(type(self).__name__)  # subclasses override
+
+    # Trusted fast paths (values this ledger produced itself): structure only, no checks. None = identity.
+    def fast_loader(self) -> Callable[[Any], Any] | None:
+        return None
+
+    def fast_dumper(self) -> Callable[[Any], Any] | None:
+        return None
+
+
+def _type_name(v: object) -> str:
+    return "nil" if v is None else type(v).__name__
+
+
+def _wrong(v: object, expected: str) -> DecodeError:
+    if type(v) is float:
+        return DecodeError(codes.FLOAT_FORBIDDEN, f"float where {expected} expected")
+    return DecodeError(codes.WRONG_TYPE, f"expected {expected}, got {_type_name(v)}")
+
+
+def _ewrong(x: object, expected: str) -> EncodeError:
+    if type(x) is float:
+        return EncodeError(codes.FLOAT_FORBIDDEN, f"float where {expected} expected")
+    return EncodeError(codes.WRONG_TYPE, f"expected {expected}, got {_type_name(x)}")
+
+
+class UInt(WireType):
+    """An unsigned integer in [minimum, maximum] (msgpack positive fixint / uint8..uint64, smallest form)."""
+
+    __slots__ = ("bits", "doc", "maximum", "minimum")
+
+    def __init__(self, bits: int = 64, minimum: int = 0, maximum: int | None = None) -> None:
+        assert bits in (8, 16, 32, 64)
+        self.bits = bits
+        self.minimum = minimum
+        self.maximum = (1 << bits) - 1 if maximum is None else maximum
+        assert 0 <= self.minimum <= self.maximum < (1 << bits)
+        self.doc = f"uint{bits} in [{self.minimum}, {self.maximum}]"
+
+    def load(self, v: Any) -> int:
+        if type(v) is not int:
+            raise _wrong(v, "integer")
+        if not self.minimum <= v <= self.maximum:
+            raise DecodeError(codes.INVALID_VALUE, f"integer {v} outside [{self.minimum}, {self.maximum}]")
+        return v
+
+    def dump(self, x: Any) -> int:
+        if type(x) is not int:
+            raise _ewrong(x, "integer")
+        if not self.minimum <= x <= self.maximum:
+            raise EncodeError(codes.INVALID_VALUE, f"integer {x} outside [{self.minimum}, {self.maximum}]")
+        return x
+
+
+class Bool(WireType):
+    """msgpack true/false."""
+
+    __slots__ = ()
+    doc = "bool"
+
+    def load(self, v: Any) -> bool:
+        if type(v) is not bool:
+            raise _wrong(v, "bool")
+        return v
+
+    def dump(self, x: Any) -> bool:
+        if type(x) is not bool:
+            raise _ewrong(x, "bool")
+        return x
+
+
+class Bin(WireType):
+    """A byte string (msgpack bin) of min_len..max_len bytes."""
+
+    __slots__ = ("doc", "max_len", "min_len")
+
+    def __init__(self, min_len: int = 0, max_len: int | None = None) -> None:
+        self.min_len = min_len
+        self.max_len = min_len if max_len is None else max_len
+        assert 0 <= self.min_len <= self.max_len
+        if self.min_len == self.max_len:
+            self.doc = f"bin, exactly {self.min_len} bytes"
+        else:
+            self.doc = f"bin, {self.min_len}..{self.max_len} bytes"
+
+    def load(self, v: Any) -> bytes:
+        if type(v) is not bytes:
+            raise _wrong(v, "bin")
+        if not self.min_len <= len(v) <= self.max_len:
+            code = codes.LIMIT_EXCEEDED if len(v) > self.max_len else codes.INVALID_VALUE
+            raise DecodeError(code, f"{len(v)} bytes, allowed {self.min_len}..{self.max_len}")
+        return v
+
+    def dump(self, x: Any) -> bytes:
+        if type(x) is not bytes:
+            raise _ewrong(x, "bytes")
+        if not self.min_len <= len(x) <= self.max_len:
+            code = codes.LIMIT_EXCEEDED if len(x) > self.max_len else codes.INVALID_VALUE
+            raise EncodeError(code, f"{len(x)} bytes, allowed {self.min_len}..{self.max_len}")
+        return x
+
+
+class Str(WireType):
+    """A UTF-8 string (msgpack str). With `pattern` (an ASCII regular expression) the whole string must match it;
+    without one it is free text of at most `max_bytes` UTF-8 bytes."""
+
+    __slots__ = ("_match", "doc", "max_bytes", "min_bytes", "pattern")
+
+    def __init__(self, max_bytes: int, pattern: str | None = None, min_bytes: int = 0) -> None:
+        self.max_bytes = max_bytes
+        self.min_bytes = min_bytes
+        self.pattern = pattern
+        self._match: Callable[[str], Any] | None = re.compile(pattern, re.ASCII).fullmatch if pattern else None
+        self.doc = f"str, {min_bytes}..{max_bytes} UTF-8 bytes" + (f", matching `{pattern}`" if pattern else "")
+
+    def _check(self, x: str, err: type[CodecError]) -> str:
+        if self._match is not None:
+            if len(x) > self.max_bytes:
+                raise err(codes.LIMIT_EXCEEDED, f"string longer than {self.max_bytes} bytes")
+            if self._match(x) is None or len(x) < self.min_bytes:
+                raise err(codes.INVALID_VALUE, f"string {x[:80]!r} does not match {self.pattern}")
+            return x
+        try:
+            n = len(x.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise err(codes.INVALID_VALUE, "string is not valid UTF-8 text") from None
+        if n > self.max_bytes:
+            raise err(codes.LIMIT_EXCEEDED, f"string longer than {self.max_bytes} bytes")
+        if n < self.min_bytes:
+            raise err(codes.INVALID_VALUE, f"string shorter than {self.min_bytes} bytes")
+        return x
+
+    def load(self, v: Any) -> str:
+        if type(v) is not str:
+            raise _wrong(v, "str")
+        return self._check(v, DecodeError)
+
+    def dump(self, x: Any) -> str:
+        if type(x) is not str:
+            raise _ewrong(x, "str")
+        return self._check(x, EncodeError)
+
+
+class Version(WireType):
+    """A format version number: a uint8 that must equal `number` (else UNSUPPORTED_VERSION)."""
+
+    __slots__ = ("doc", "number")
+
+    def __init__(self, number: int) -> None:
+        assert 0 <= number <= U8_MAX
+        self.number = number
+        self.doc = f"uint8, must be {number}"
+
+    def load(self, v: Any) -> int:
+        if type(v) is not int:
+            raise _wrong(v, "integer version")
+        if v != self.number:
+            raise DecodeError(codes.UNSUPPORTED_VERSION, f"version {v}, expected {self.number}")
+        return v
+
+    def dump(self, x: Any) -> int:
+        if x != self.number or type(x) is not int:
+            raise EncodeError(codes.UNSUPPORTED_VERSION, f"version {x!r}, expected {self.number}")
+        return x
+
+
+class Optional(WireType):
+    """nil or the inner type."""
+
+    __slots__ = ("doc", "inner")
+
+    def __init__(self, inner: WireType) -> None:
+        self.inner = inner
+        self.doc = f"nil or {inner.doc}"
+
+    def load(self, v: Any) -> Any:
+        return None if v is None else self.inner.load(v)
+
+    def dump(self, x: Any) -> Any:
+        return None if x is None else self.inner.dump(x)
+
+    def fast_loader(self) -> Callable[[Any], Any] | None:
+        inner = self.inner.fast_loader()
+        return None if inner is None else (lambda v: None if v is None else inner(v))
+
+    def fast_dumper(self) -> Callable[[Any], Any] | None:
+        inner = self.inner.fast_dumper()
+        return None if inner is None else (lambda x: None if x is None else inner(x))
+
+
+class Seq(WireType):
+    """A msgpack array of min_len..max_len items, decoded to a tuple. With `sorted_unique`, items must be strictly
+    ascending (set semantics; items compared as Python values: ints numerically, str/bytes lexicographically)."""
+
+    __slots__ = ("doc", "item", "max_len", "min_len", "sort_key", "sorted_unique")
+
+    def __init__(
+        self,
+        item: WireType,
+        max_len: int,
+        min_len: int = 0,
+        sorted_unique: bool = False,
+        sort_key: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.item = item
+        self.sort_key = sort_key
+        self.max_len = max_len
+        self.min_len = min_len
+        self.sorted_unique = sorted_unique
+        order = ", strictly ascending" + (" by key" if sort_key is not None else "") if sorted_unique else ""
+        self.doc = f"array of {min_len}..{max_len} × ({item.doc}){order}"
+
+    def _bounds(self, n: int, err: type[CodecError]) -> None:
+        if n > self.max_len:
+            raise err(codes.LIMIT_EXCEEDED, f"{n} items, at most {self.max_len} allowed")
+        if n < self.min_len:
+            raise err(codes.INVALID_VALUE, f"{n} items, at least {self.min_len} required")
+
+    def load(self, v: Any) -> tuple[Any, ...]:
+        if type(v) is not tuple:
+            raise _wrong(v, "array")
+        self._bounds(len(v), DecodeError)
+        item = self.item.load
+        out = []
+        for i, x in enumerate(v):
+            try:
+                out.append(item(x))
+            except CodecError as exc:
+                raise exc.at(f"[{i}]") from None
+        if self.sorted_unique:
+            keys = out if self.sort_key is None else [self.sort_key(e) for e in out]
+            for a, b in itertools.pairwise(keys):
+                if not a < b:
+                    raise DecodeError(codes.NOT_SORTED, "items must be strictly ascending")
+        return tuple(out)
+
+    def dump(self, x: Any) -> list[Any]:
+        if type(x) not in (tuple, list):
+            raise _ewrong(x, "tuple")
+        self._bounds(len(x), EncodeError)
+        if self.sorted_unique:
+            keys = x if self.sort_key is None else [self.sort_key(e) for e in x]
+            for a, b in itertools.pairwise(keys):
+                if not a < b:
+                    raise EncodeError(codes.NOT_SORTED, "items must be strictly ascending")
+        item = self.item.dump
+        out = []
+        for i, e in enumerate(x):
+            try:
+                out.append(item(e))
+            except CodecError as exc:
+                raise exc.at(f"[{i}]") from None
+        return out
+
+    def fast_loader(self) -> Callable[[Any], Any] | None:
+        inner = self.item.fast_loader()
+        return None if inner is None else (lambda v: tuple(map(inner, v)))
+
+    def fast_dumper(self) -> Callable[[Any], Any] | None:
+        inner = self.item.fast_dumper()
+        return None if inner is None else (lambda x: list(map(inner, x)))
+
+
+class Scalar(WireType):
+    """One of: integer in [-2^63, 2^64-1], str (≤ max_bytes UTF-8 bytes), bin (≤ max_bytes). No bool, no nil."""
+
+    __slots__ = ("doc", "max_bytes")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.doc = f"int (int64/uint64 range) or str (≤ {max_bytes} bytes) or bin (≤ {max_bytes} bytes)"
+
+    def _check(self, x: Any, err: type[CodecError]) -> Any:
+        t = type(x)
+        if t is int:
+            if not I64_MIN <= x <= U64_MAX:
+                raise err(codes.INVALID_VALUE, "integer outside the int64/uint64 range")
+            return x
+        if t is bytes:
+            if len(x) > self.max_bytes:
+                raise err(codes.LIMIT_EXCEEDED, f"bin longer than {self.max_bytes} bytes")
+            return x
+        if t is str:
+            try:
+                n = len(x.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise err(codes.INVALID_VALUE, "string is not valid UTF-8 text") from None
+            if n > self.max_bytes:
+                raise err(codes.LIMIT_EXCEEDED, f"str longer than {self.max_bytes} bytes")
+            return x
+        if t is float:
+            raise err(codes.FLOAT_FORBIDDEN, "float where int/str/bin expected")
+        raise err(codes.WRONG_TYPE, f"expected int/str/bin, got {_type_name(x)}")
+
+    def load(self, v: Any) -> Any:
+        return self._check(v, DecodeError)
+
+    def dump(self, x: Any) -> Any:
+        return self._check(x, EncodeError)
+
+
+class StrMap(WireType):
+    """A msgpack map with `key` (Str) keys strictly sorted by UTF-8 bytes, decoded to a tuple of (key, value)
+    pairs in that order (hashable, immutable)."""
+
+    __slots__ = ("doc", "key", "max_len", "value")
+
+    def __init__(self, key: Str, value: WireType, max_len: int) -> None:
+        self.key = key
+        self.value = value
+        self.max_len = max_len
+        self.doc = (
+            f"map of ≤ {max_len} entries, keys ({key.doc}) strictly ascending by UTF-8 bytes, values ({value.doc})"
+        )
+
+    def load(self, v: Any) -> tuple[tuple[str, Any], ...]:
+        if type(v) is not dict:
+            raise _wrong(v, "map")
+        if len(v) > self.max_len:
+            raise DecodeError(codes.LIMIT_EXCEEDED, f"{len(v)} entries, at most {self.max_len} allowed")
+        out = []
+        prev: bytes | None = None
+        for k, x in v.items():
+            key = self.key.load(k)
+            kb = key.encode("utf-8")
+            if prev is not None and not prev < kb:
+                raise DecodeError(codes.NOT_SORTED, "map keys must be strictly ascending")
+            prev = kb
+            try:
+                out.append((key, self.value.load(x)))
+            except CodecError as exc:
+                raise exc.at(key) from None
+        return tuple(out)
+
+    def dump(self, x: Any) -> dict[str, Any]:
+        if type(x) not in (tuple, list):
+            raise _ewrong(x, "tuple of (key, value) pairs")
+        if len(x) > self.max_len:
+            raise EncodeError(codes.LIMIT_EXCEEDED, f"{len(x)} entries, at most {self.max_len} allowed")
+        out: dict[str, Any] = {}
+        prev: bytes | None = None
+        for pair in x:
+            if type(pair) not in (tuple, list) or len(pair) != 2:
+                raise _ewrong(pair, "(key, value) pair")
+            key = self.key.dump(pair[0])
+            kb = key.encode("utf-8")
+            if prev is not None and not prev < kb:
+                raise EncodeError(codes.NOT_SORTED, "map keys must be strictly ascending")
+            prev = kb
+            try:
+                out[key] = self.value.dump(pair[1])
+            except CodecError as exc:
+                raise exc.at(key) from None
+        return out
+
+    def fast_loader(self) -> Callable[[Any], Any] | None:
+        return lambda v: tuple(v.items())
+
+    def fast_dumper(self) -> Callable[[Any], Any] | None:
+        return dict
+
+
+def wire(t: WireType) -> Any:
+    """Declare a dataclass field's wire type: `amount: int = wire(AMOUNT)`."""
+    return dataclasses.field(metadata={"wire": t})
+
+
+class Record(WireType):
+    """A frozen dataclass encoded as an array of its `wire(...)` fields in declaration order."""
+
+    __slots__ = ("cls", "doc", "loaders", "n", "names", "types")
+
+    def __init__(self, cls: type) -> None:
+        fields = dataclasses.fields(cls)
+        for f in fields:
+            if "wire" not in f.metadata:
+                raise TypeError(f"{cls.__name__}.{f.name} has no wire type")
+        self.cls = cls
+        self.names: tuple[str, ...] = tuple(f.name for f in fields)
+        self.types: tuple[WireType, ...] = tuple(f.metadata["wire"] for f in fields)
+        self.loaders = tuple(t.load for t in self.types)
+        self.n = len(fields)
+        self.doc = f"{cls.__name__} (array of {self.n})"
+
+    def load_fields(self, v: tuple[Any, ...], offset: int = 0) -> Any:
+        n = len(v) - offset
+        if n != self.n:
+            code = codes.UNKNOWN_FIELD if n > self.n else codes.MISSING_FIELD
+            raise DecodeError(code, f"{self.cls.__name__} has {self.n} fields, got {n}")
+        loaders = self.loaders
+        i = 0
+        try:
+            if offset:
+                args = [ld(x) for ld, x in zip(loaders, v[offset:])]
+            else:
+                args = [ld(x) for ld, x in zip(loaders, v)]
+        except CodecError as exc:
+            # find the failing field for the error path (the slow path only runs on errors)
+            for i, (ld, x) in enumerate(zip(loaders, v[offset:])):
+                try:
+                    ld(x)
+                except CodecError:
+                    break
+            raise exc.at(self.names[i]) from None
+        return self.cls(*args)
+
+    def load(self, v: Any) -> Any:
+        if type(v) is not tuple:
+            raise _wrong(v, f"array ({self.cls.__name__})")
+        return self.load_fields(v)
+
+    def dump_fields(self, x: Any) -> list[Any]:
+        if type(x) is not self.cls:
+            raise _ewrong(x, self.cls.__name__)
+        out = []
+        for name, t in zip(self.names, self.types):
+            try:
+                out.append(t.dump(getattr(x, name)))
+            except CodecError as exc:
+                raise exc.at(name) from None
+        return out
+
+    def dump(self, x: Any) -> list[Any]:
+        return self.dump_fields(x)
+
+    def fast_loader(self) -> Callable[[Any], Any]:
+        cls = self.cls
+        convs = [t.fast_loader() for t in self.types]
+        if all(c is None for c in convs):
+            return lambda v: cls(*v)
+        pairs = tuple(enumerate(convs))
+        return lambda v: cls(*[x if c is None else c(x) for (_, c), x in zip(pairs, v)])
+
+    def fast_dumper(self) -> Callable[[Any], Any]:
+        convs = [t.fast_dumper() for t in self.types]
+        names = self.names
+        if all(c is None for c in convs):
+            if len(names) == 1:
+                name = names[0]
+                return lambda x: (getattr(x, name),)
+            return operator.attrgetter(*names)
+        getters = tuple((operator.attrgetter(n), c) for n, c in zip(names, convs))
+        return lambda x: [g(x) if c is None else c(g(x)) for g, c in getters]
+
+
+_RECORDS: dict[type, Record] = {}
+
+
+def record_type(cls: type) -> Record:
+    """The (cached) Record wire type of a dataclass."""
+    r = _RECORDS.get(cls)
+    if r is None:
+        r = _RECORDS[cls] = Record(cls)
+    return r
+
+
+class Variant(WireType):
+    """A tagged union: an array [kind, field1, field2, ...] where `kind` (uint8) selects the dataclass, which
+    declares it as a class variable `KIND: ClassVar[int]`."""
+
+    __slots__ = ("by_cls", "by_kind", "doc", "name")
+
+    def __init__(self, name: str, classes: list[type]) -> None:
+        self.name = name
+        self.by_kind: dict[int, Record] = {}
+        self.by_cls: dict[type, tuple[int, Record]] = {}
+        for cls in classes:
+            kind = cls.KIND  # type: ignore[attr-defined]
+            assert 0 <= kind <= U8_MAX and kind not in self.by_kind, f"duplicate kind {kind}"
+            rec = record_type(cls)
+            self.by_kind[kind] = rec
+            self.by_cls[cls] = (kind, rec)
+        self.doc = f"{name} (array: kind, fields...)"
+
+    def load(self, v: Any) -> Any:
+        if type(v) is not tuple:
+            raise _wrong(v, f"array ({self.name})")
+        if not v:
+            raise DecodeError(codes.MISSING_FIELD, f"{self.name} needs a kind")
+        kind = v[0]
+        if type(kind) is not int:
+            raise _wrong(kind, "integer kind")
+        rec = self.by_kind.get(kind)
+        if rec is None:
+            raise DecodeError(codes.UNKNOWN_VARIANT, f"unknown {self.name} kind {kind}")
+        return rec.load_fields(v, 1)
+
+    def dump(self, x: Any) -> list[Any]:
+        entry = self.by_cls.get(type(x))
+        if entry is None:
+            raise _ewrong(x, self.name)
+        kind, rec = entry
+        return [kind, *rec.dump_fields(x)]
+
+    def fast_loader(self) -> Callable[[Any], Any]:
+        loaders = {k: rec.fast_loader() for k, rec in self.by_kind.items()}
+        return lambda v: loaders[v[0]](v[1:])
+
+    def fast_dumper(self) -> Callable[[Any], Any]:
+        dumpers = {cls: (k, rec.fast_dumper()) for cls, (k, rec) in self.by_cls.items()}
+
+        def dump(x: Any) -> list[Any]:
+            kind, d = dumpers[type(x)]
+            return [kind, *d(x)]
+
+        return dump
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Top-level encode / decode
+
+DEFAULT_MAX_BYTES = 1 << 20
+
+
+def encode(t: WireType, value: Any) -> bytes:
+    """The canonical bytes of `value`. Raises EncodeError for values that break the schema."""
+    return msgpack.packb(t.dump(value), use_bin_type=True)
+
+
+def _unpack(data: bytes, max_bytes: int) -> Any:
+    if type(data) is not bytes:
+        if isinstance(data, bytearray | memoryview):
+            data = bytes(data)
+        else:
+            raise DecodeError(codes.WRONG_TYPE, f"expected bytes, got {_type_name(data)}")
+    if len(data) > max_bytes:
+        raise DecodeError(codes.LIMIT_EXCEEDED, f"{len(data)} bytes, at most {max_bytes} allowed")
+    if not data:
+        raise DecodeError(codes.MALFORMED, "empty input")
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=False,
+            strict_map_key=True,
+            timestamp=0,
+        )
+    except msgpack.ExtraData:
+        raise DecodeError(codes.TRAILING_BYTES, "extra bytes after the value") from None
+    except msgpack.OutOfData:
+        raise DecodeError(codes.MALFORMED, "truncated input") from None
+    except UnicodeDecodeError:
+        raise DecodeError(codes.MALFORMED, "a str is not valid UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        # msgpack signals bad headers, the reserved byte 0xc1, too-deep nesting and non-str map keys this way.
+        raise DecodeError(codes.MALFORMED, f"invalid msgpack ({type(exc).__name__})") from None
+
+
+def decode(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse canonical bytes into a value of type `t`. Anything else raises DecodeError (and only DecodeError)."""
+    raw = _unpack(data, max_bytes)
+    value = t.load(raw)
+    try:
+        again = msgpack.packb(raw, use_bin_type=True)
+    except (ValueError, TypeError, OverflowError):
+        raise DecodeError(codes.NON_CANONICAL, "value cannot be re-encoded") from None
+    if again != data:
+        raise DecodeError(codes.NON_CANONICAL, "bytes are not the canonical encoding of their value")
+    return value
+
+
+_FAST_LOAD: dict[int, tuple[WireType, Callable[[Any], Any] | None]] = {}
+_FAST_DUMP: dict[int, tuple[WireType, Callable[[Any], Any] | None]] = {}
+
+
+def decode_trusted(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse bytes this ledger wrote itself (its committed state): the structure is rebuilt without re-checking
+    every field (they were checked when first decoded). Bytes of the wrong shape still raise DecodeError; use
+    `decode` for anything that comes from outside."""
+    entry = _FAST_LOAD.get(id(t))
+    if entry is None:
+        entry = _FAST_LOAD[id(t)] = (t, t.fast_loader())
+    raw = _unpack(data, max_bytes)
+    conv = entry[1]
+    if conv is None:
+        return raw
+    try:
+        return conv(raw)
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise DecodeError(codes.MALFORMED, f"stored value has the wrong shape ({type(exc).__name__})") from None
+
+
+def encode_trusted(t: WireType, value: Any) -> bytes:
+    """The canonical bytes of a value built by this ledger from checked inputs, without re-checking every field.
+    Produces the same bytes as `encode` for any value `encode` accepts (tested)."""
+    entry = _FAST_DUMP.get(id(t))
+    if entry is None:
+        entry = _FAST_DUMP[id(t)] = (t, t.fast_dumper())
+    conv = entry[1]
+    return msgpack.packb(value if conv is None else conv(value), use_bin_type=True)

@@ -1,0 +1,179 @@
+"""The reason-code table: one stable number per outcome, 0 = allowed (in the spirit of ERC-1404 / ERC-1594).
+
+Every refusal anywhere in the system (decoding, transaction checks, authority, balances, holds, settlement, and the
+contracts layer's rules) is reported as a number from this table plus a human message. A number never changes
+meaning once published; retired codes stay reserved.
+
+Ranges (each layer defines codes only inside its range; `define` enforces it):
+
+    0            allowed
+    1 – 99       wire format / decoding                      (ledger)
+    100 – 199    transaction envelope: chain, expiry, replay, signatures, threshold   (ledger)
+                 (codes 1 – 199 mean "rejected": the transaction was not executed and its id was not consumed)
+    200 – 299    identities, accounts, members, roles, authority                     (ledger)
+    300 – 399    assets, balances, freezes, pauses                                    (ledger)
+    400 – 499    holds (ERC-1996)                                                     (ledger)
+    500 – 599    settlement (DvP / DvD)                                               (ledger)
+    600 – 999    reserved for future ledger codes
+    1000 – 1999  asset rule modules and custom rules                                  (contracts)
+    2000 – 2999  corporate actions                                                    (contracts)
+    3000 – 3999  node / API                                                           (node)
+
+docs/reason-codes.md lists the table; a test checks that the document and this module agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "LAYER_RANGES",
+    "REASONS",
+    "ReasonCode",
+    "Refused",
+    "define",
+    "describe",
+    "message_for",
+]
+
+LAYER_RANGES: dict[str, tuple[range, ...]] = {
+    "ledger": (range(1000),),
+    "contracts": (range(1000, 3000),),
+    "node": (range(3000, 4000),),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonCode:
+    code: int
+    name: str
+    message: str
+    layer: str
+
+
+REASONS: dict[int, ReasonCode] = {}
+_BY_NAME: dict[str, ReasonCode] = {}
+
+
+def define(code: int, name: str, message: str, layer: str = "ledger") -> int:
+    """Add a code to the table and return its number. Idempotent for an identical definition; a conflicting
+    definition (same number or name, different meaning) or a number outside the layer's range raises ValueError."""
+    if layer not in LAYER_RANGES or not any(code in r for r in LAYER_RANGES[layer]):
+        raise ValueError(f"code {code} is outside the ranges of layer {layer!r}")
+    if not name.isupper() or not name.replace("_", "").isalnum():
+        raise ValueError(f"code name {name!r} must be UPPER_SNAKE_CASE")
+    entry = ReasonCode(code, name, message, layer)
+    old = REASONS.get(code)
+    if old is not None and old != entry:
+        raise ValueError(f"code {code} is already defined as {old.name}")
+    old_name = _BY_NAME.get(name)
+    if old_name is not None and old_name != entry:
+        raise ValueError(f"code name {name} is already used by code {old_name.code}")
+    REASONS[code] = entry
+    _BY_NAME[name] = entry
+    return code
+
+
+def message_for(code: int) -> str:
+    entry = REASONS.get(code)
+    return entry.message if entry is not None else f"unknown reason code {code}"
+
+
+def describe(code: int) -> ReasonCode | None:
+    return REASONS.get(code)
+
+
+class Refused(Exception):
+    """Raised inside operation processors to refuse a transaction: a stable code and a detail for humans.
+
+    It never escapes `apply_transaction`: the refusal becomes the receipt's code and detail."""
+
+    def __init__(self, code: int, detail: str = "") -> None:
+        assert code != 0 and code in REASONS, f"refusal with unregistered code {code}"
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail or message_for(code)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 0: allowed
+OK = define(0, "OK", "allowed")
+
+# 1 – 99: wire format / decoding (DecodeError.code)
+MALFORMED = define(1, "MALFORMED", "bytes are not a valid msgpack value")
+TRAILING_BYTES = define(2, "TRAILING_BYTES", "extra bytes after the encoded value")
+NON_CANONICAL = define(3, "NON_CANONICAL", "encoding is not the canonical form of its value")
+WRONG_TYPE = define(4, "WRONG_TYPE", "a field has the wrong msgpack type")
+LIMIT_EXCEEDED = define(5, "LIMIT_EXCEEDED", "a size or length limit is exceeded")
+UNKNOWN_FIELD = define(6, "UNKNOWN_FIELD", "a record has more fields than its type defines")
+MISSING_FIELD = define(7, "MISSING_FIELD", "a record has fewer fields than its type defines")
+FLOAT_FORBIDDEN = define(8, "FLOAT_FORBIDDEN", "floating-point numbers are not allowed anywhere")
+INVALID_VALUE = define(9, "INVALID_VALUE", "a field value is outside its allowed range or pattern")
+UNKNOWN_VARIANT = define(10, "UNKNOWN_VARIANT", "unknown operation or record kind")
+UNSUPPORTED_VERSION = define(11, "UNSUPPORTED_VERSION", "unsupported format version")
+NOT_SORTED = define(12, "NOT_SORTED", "a set-like list or map is not strictly sorted (or has duplicates)")
+
+# 100 – 199: transaction envelope
+WRONG_CHAIN = define(100, "WRONG_CHAIN", "transaction is for another chain")
+TX_EXPIRED = define(101, "TX_EXPIRED", "transaction expiry height has passed")
+TX_EXPIRY_TOO_FAR = define(102, "TX_EXPIRY_TOO_FAR", "transaction expiry height is beyond the allowed window")
+TX_REPLAYED = define(103, "TX_REPLAYED", "transaction was already committed")
+BAD_SIGNATURE = define(104, "BAD_SIGNATURE", "a signature does not verify")
+SIGNATURE_NOT_FOR_SIGNER = define(
+    105, "SIGNATURE_NOT_FOR_SIGNER", "a signature names an account that is not a declared signer"
+)
+UNKNOWN_SIGNING_KEY = define(106, "UNKNOWN_SIGNING_KEY", "a signature's public key is not in the account's key set")
+THRESHOLD_NOT_MET = define(107, "THRESHOLD_NOT_MET", "a signer's key threshold (M of N) is not met")
+SIGNER_NOT_FOUND = define(108, "SIGNER_NOT_FOUND", "a signing account does not exist")
+TX_TOO_LARGE = define(109, "TX_TOO_LARGE", "transaction exceeds the size limit")
+SIGNER_CLOSED = define(110, "SIGNER_CLOSED", "a signing account was closed by a migration")
+
+# 200 – 299: identities, accounts, members, roles, authority
+UNAUTHORIZED = define(200, "UNAUTHORIZED", "the acting account is not authorized for this operation")
+ACCOUNT_NOT_FOUND = define(201, "ACCOUNT_NOT_FOUND", "account does not exist")
+ACCOUNT_EXISTS = define(202, "ACCOUNT_EXISTS", "account already exists")
+MEMBER_NOT_FOUND = define(203, "MEMBER_NOT_FOUND", "member institution does not exist")
+MEMBER_EXISTS = define(204, "MEMBER_EXISTS", "member institution already exists")
+INVALID_KEY_SET = define(205, "INVALID_KEY_SET", "key set threshold must be between 1 and the number of keys")
+ROLE_ALREADY_GRANTED = define(206, "ROLE_ALREADY_GRANTED", "account already has this role")
+ROLE_NOT_GRANTED = define(207, "ROLE_NOT_GRANTED", "account does not have this role")
+ACCOUNT_CLOSED = define(208, "ACCOUNT_CLOSED", "account was closed by a migration to a new account")
+NOT_A_CUSTODIAN = define(209, "NOT_A_CUSTODIAN", "the named custodian does not hold the custodian role")
+SELF_ADMIN_REVOKE = define(210, "SELF_ADMIN_REVOKE", "an admin cannot revoke its own admin role")
+ACTOR_NOT_SIGNER = define(211, "ACTOR_NOT_SIGNER", "the acting account did not sign the transaction")
+
+# 300 – 399: assets, balances, freezes, pauses
+ASSET_NOT_FOUND = define(300, "ASSET_NOT_FOUND", "asset does not exist")
+ASSET_EXISTS = define(301, "ASSET_EXISTS", "asset already exists")
+ASSET_PAUSED = define(302, "ASSET_PAUSED", "asset is paused")
+ASSET_NOT_PAUSED = define(303, "ASSET_NOT_PAUSED", "asset is not paused")
+SUPPLY_CAP_EXCEEDED = define(304, "SUPPLY_CAP_EXCEEDED", "issuance would exceed the asset's supply cap")
+INSUFFICIENT_ACTIVE_BALANCE = define(
+    305, "INSUFFICIENT_ACTIVE_BALANCE", "insufficient active (unheld, unfrozen) balance"
+)
+INSUFFICIENT_FROZEN_BALANCE = define(306, "INSUFFICIENT_FROZEN_BALANCE", "insufficient frozen balance")
+SENDER_FROZEN = define(307, "SENDER_FROZEN", "the sending account is frozen")
+RECEIVER_FROZEN = define(308, "RECEIVER_FROZEN", "the receiving account is frozen")
+ACCOUNT_ALREADY_FROZEN = define(309, "ACCOUNT_ALREADY_FROZEN", "account is already frozen")
+ACCOUNT_NOT_FROZEN = define(310, "ACCOUNT_NOT_FROZEN", "account is not frozen")
+SELF_TRANSFER = define(311, "SELF_TRANSFER", "sender and receiver are the same account")
+POSITION_LIMIT = define(312, "POSITION_LIMIT", "account holds the maximum number of different assets")
+AMOUNT_OVERFLOW = define(313, "AMOUNT_OVERFLOW", "amounts add up beyond the 64-bit limit")
+ASSET_ALREADY_PAUSED = define(314, "ASSET_ALREADY_PAUSED", "asset is already paused")
+NOT_ASSET_CONTROLLER = define(315, "NOT_ASSET_CONTROLLER", "the acting account is not the asset's issuer or agent")
+INVALID_ASSET_DEFINITION = define(316, "INVALID_ASSET_DEFINITION", "asset definition is invalid")
+POSITION_NOT_EMPTY = define(317, "POSITION_NOT_EMPTY", "the destination account already holds a position")
+
+# 400 – 499: holds (ERC-1996)
+HOLD_NOT_FOUND = define(400, "HOLD_NOT_FOUND", "hold does not exist")
+HOLD_EXISTS = define(401, "HOLD_EXISTS", "a hold with this id already exists")
+HOLD_NOT_ACTIVE = define(402, "HOLD_NOT_ACTIVE", "hold is no longer active (executed, released or expired)")
+HOLD_EXPIRED = define(403, "HOLD_EXPIRED", "hold has expired and can no longer be executed")
+HOLD_NOT_EXPIRED = define(404, "HOLD_NOT_EXPIRED", "hold has not expired yet")
+INVALID_HOLD_EXPIRY = define(405, "INVALID_HOLD_EXPIRY", "hold expiry time must be after the block time")
+NOT_HOLD_NOTARY = define(406, "NOT_HOLD_NOTARY", "only the hold's notary may do this")
+HOLDS_PENDING = define(407, "HOLDS_PENDING", "account has units in active holds; execute or release them first")
+
+# 500 – 599: settlement
+SETTLEMENT_EXPIRED = define(500, "SETTLEMENT_EXPIRED", "settlement expiry height has passed")
+LEG_SENDER_NOT_SIGNER = define(501, "LEG_SENDER_NOT_SIGNER", "a settlement leg's sender did not sign")

@@ -1,0 +1,98 @@
+"""Invariants of the ledger state, asserted in code.
+
+- Per block (`assert_block_supply`, run by apply_block on every block): for every asset whose balances or supply
+  changed, the change of outstanding supply (issued - redeemed) equals the change of the sum of all its balances
+  (active + held + frozen), and outstanding supply never exceeds the cap. Negative balances cannot exist: the
+  codec refuses to encode a negative uint64 and `TxContext.put_balance` asserts the range.
+- Whole state (`audit_state`, for tests, audits and the property test): per asset, issued - redeemed == sum of
+  every account's active + held + frozen; per (asset, account), held == sum of that sender's ordered holds; every
+  account's position list names exactly the assets in which it has a non-zero balance; every stored value is the
+  canonical encoding of a valid record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ledger.codec import decode
+from ledger.keys import parse_balance_key, record_type_of
+from ledger.records import AssetDefinition, AssetStatus, Balance, Hold, HoldStatus, Positions
+from ledger.schema import MAX_STATE_VALUE_BYTES
+from ledger.state import Overlay
+
+
+class InvariantViolation(AssertionError):
+    """The state broke a ledger invariant: a bug, never a user error."""
+
+
+def assert_block_supply(parent: object, overlay: Overlay) -> None:
+    """Check the supply invariant incrementally for the assets this block touched."""
+    delta_balances: dict[str, int] = {}
+    delta_supply: dict[str, int] = {}
+    for key in overlay.written_keys():
+        tag = key[0]
+        if tag == 0x42:  # 'B'
+            old: Balance | None = overlay.parent_value(key)
+            new: Balance | None = overlay.get(key)
+            asset_id, _ = parse_balance_key(key)
+            d = (0 if new is None else new.total) - (0 if old is None else old.total)
+            delta_balances[asset_id] = delta_balances.get(asset_id, 0) + d
+        elif tag == 0x53:  # 'S'
+            old_s: AssetStatus | None = overlay.parent_value(key)
+            new_s: AssetStatus | None = overlay.get(key)
+            assert new_s is not None, "asset status deleted"
+            asset_id = key[1:].decode()
+            delta_supply[asset_id] = new_s.outstanding - (0 if old_s is None else old_s.outstanding)
+            definition: AssetDefinition | None = overlay.get(b"A" + key[1:])
+            if definition is None or not 0 <= new_s.outstanding <= definition.supply_cap:
+                raise InvariantViolation(f"outstanding supply of {asset_id} outside [0, cap]")
+    for asset_id in delta_balances.keys() | delta_supply.keys():
+        if delta_balances.get(asset_id, 0) != delta_supply.get(asset_id, 0):
+            raise InvariantViolation(
+                f"{asset_id}: supply changed by {delta_supply.get(asset_id, 0)}, "
+                f"balances by {delta_balances.get(asset_id, 0)}"
+            )
+
+
+def audit_state(items: Iterable[tuple[bytes, bytes]]) -> dict[str, int]:
+    """Check every whole-state invariant over all (key, value bytes); returns outstanding supply per asset."""
+    outstanding: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    held: dict[tuple[str, str], int] = {}
+    holds: dict[tuple[str, str], int] = {}
+    nonzero: dict[str, set[str]] = {}
+    positions: dict[str, set[str]] = {}
+    for key, raw in items:
+        rt = record_type_of(key)
+        value = raw if rt is None else decode(rt, raw, MAX_STATE_VALUE_BYTES)  # strict: every field re-checked
+        tag = key[:1]
+        if tag == b"S":
+            assert isinstance(value, AssetStatus)
+            outstanding[key[1:].decode()] = value.outstanding
+        elif tag == b"B":
+            assert isinstance(value, Balance)
+            asset_id, account_id = parse_balance_key(key)
+            if value.total == 0:
+                raise InvariantViolation(f"zero balance record stored for {account_id} in {asset_id}")
+            totals[asset_id] = totals.get(asset_id, 0) + value.total
+            held[(asset_id, account_id)] = value.held
+            nonzero.setdefault(account_id, set()).add(asset_id)
+        elif tag == b"H":
+            assert isinstance(value, Hold)
+            if value.status == HoldStatus.ORDERED:
+                k = (value.asset, value.sender)
+                holds[k] = holds.get(k, 0) + value.amount
+        elif tag == b"P":
+            assert isinstance(value, Positions)
+            positions[key[1:].decode()] = set(value.assets)
+    for asset_id in outstanding.keys() | totals.keys():
+        if outstanding.get(asset_id, 0) != totals.get(asset_id, 0):
+            raise InvariantViolation(
+                f"{asset_id}: issued - redeemed = {outstanding.get(asset_id, 0)}, balances sum to {totals.get(asset_id, 0)}"
+            )
+    for k in held.keys() | holds.keys():
+        if held.get(k, 0) != holds.get(k, 0):
+            raise InvariantViolation(f"{k}: held {held.get(k, 0)} but active holds total {holds.get(k, 0)}")
+    if nonzero != positions:
+        raise InvariantViolation("position lists do not match the non-zero balances")
+    return outstanding

@@ -1,0 +1,123 @@
+"""The state key layout (docs/protocol.md, "State keys").
+
+State is a flat map from key bytes to canonical record bytes. A key is one ASCII tag byte followed by its
+components; a component that is not the last is prefixed by its length (one byte), so keys are unambiguous and all
+keys of one asset or one account share a prefix (LevelDB range scans for holders, statements, audits).
+
+    tag  key                                        value
+    'M'  'M'                                        ChainMeta
+    'm'  'm' member_id                              Member
+    'a'  'a' account_id                             Account
+    'A'  'A' asset_id                               AssetDefinition
+    'S'  'S' asset_id                               AssetStatus
+    'B'  'B' u8(len asset) asset account_id         Balance
+    'P'  'P' account_id                             Positions
+    'H'  'H' hold_id                                Hold
+    'T'  'T' tx_id (32)                             TxSeen
+    'E'  'E' u64be(expiry height)                   ReplayIndex
+    'e'  'e' u64be(expiry height) u32be(chunk)      ReplayBucket
+    'C'  'C' <defined by the contracts layer>       opaque bytes (rule state; the contracts layer encodes it)
+
+All ids are ASCII (their patterns in ledger.schema), so the key bytes are the ids' bytes.
+"""
+
+from __future__ import annotations
+
+from ledger.codec import Record, record_type
+from ledger.records import (
+    Account,
+    AssetDefinition,
+    AssetStatus,
+    Balance,
+    ChainMeta,
+    Hold,
+    Member,
+    Positions,
+    ReplayBucket,
+    ReplayIndex,
+    TxSeen,
+)
+
+META_KEY = b"M"
+CONTRACTS_TAG = b"C"
+
+
+def member_key(member_id: str) -> bytes:
+    return b"m" + member_id.encode()
+
+
+def account_key(account_id: str) -> bytes:
+    return b"a" + account_id.encode()
+
+
+def asset_key(asset_id: str) -> bytes:
+    return b"A" + asset_id.encode()
+
+
+def asset_status_key(asset_id: str) -> bytes:
+    return b"S" + asset_id.encode()
+
+
+def balance_prefix(asset_id: str) -> bytes:
+    """The prefix shared by all balances of one asset (holders scan)."""
+    a = asset_id.encode()
+    return b"B" + bytes((len(a),)) + a
+
+
+def balance_key(asset_id: str, account_id: str) -> bytes:
+    a = asset_id.encode()
+    return b"B" + bytes((len(a),)) + a + account_id.encode()
+
+
+def positions_key(account_id: str) -> bytes:
+    return b"P" + account_id.encode()
+
+
+def hold_key(hold_id: str) -> bytes:
+    return b"H" + hold_id.encode()
+
+
+def tx_seen_key(tx_id: bytes) -> bytes:
+    return b"T" + tx_id
+
+
+def replay_index_key(expiry_height: int) -> bytes:
+    return b"E" + expiry_height.to_bytes(8, "big")
+
+
+def replay_bucket_key(expiry_height: int, chunk: int) -> bytes:
+    return b"e" + expiry_height.to_bytes(8, "big") + chunk.to_bytes(4, "big")
+
+
+def contracts_key(suffix: bytes) -> bytes:
+    """A key in the contracts layer's namespace; its value bytes are opaque to the ledger."""
+    return CONTRACTS_TAG + suffix
+
+
+# The record type stored under each tag; None = opaque bytes.
+RECORD_BY_TAG: dict[int, Record | None] = {
+    ord("M"): record_type(ChainMeta),
+    ord("m"): record_type(Member),
+    ord("a"): record_type(Account),
+    ord("A"): record_type(AssetDefinition),
+    ord("S"): record_type(AssetStatus),
+    ord("B"): record_type(Balance),
+    ord("P"): record_type(Positions),
+    ord("H"): record_type(Hold),
+    ord("T"): record_type(TxSeen),
+    ord("E"): record_type(ReplayIndex),
+    ord("e"): record_type(ReplayBucket),
+    ord("C"): None,
+}
+
+
+def record_type_of(key: bytes) -> Record | None:
+    """The record type of the value under `key` (None: opaque bytes). KeyError for an unknown tag."""
+    return RECORD_BY_TAG[key[0]]
+
+
+def parse_balance_key(key: bytes) -> tuple[str, str]:
+    """(asset_id, account_id) of a balance key."""
+    assert key[:1] == b"B"
+    n = key[1]
+    return key[2 : 2 + n].decode(), key[2 + n :].decode()

@@ -1,0 +1,419 @@
+"""Operation types: the ordered, atomic steps of a transaction body (docs/protocol.md, "Operations").
+
+Each operation is a frozen dataclass with a stable `KIND` number and encodes as [KIND, actor, fields...].
+`actor` is always the first field: the account exercising its authority, which must be one of the transaction's
+signers (its key threshold met by the transaction's signatures). Kind numbers never change meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ledger.codec import Bool, Optional, Seq, Variant, record_type, wire
+from ledger.schema import (
+    ACCOUNT_ID,
+    AGENTS,
+    AMOUNT,
+    ASSET_ID,
+    DECIMALS,
+    DOC_NAME,
+    HASH32,
+    HEIGHT,
+    HOLD_ID,
+    ISIN,
+    KEY_SET,
+    MAX_DOCUMENTS,
+    MAX_RULES,
+    MAX_SETTLEMENT_LEGS,
+    MAX_TRANSFER_LEGS,
+    MEMBER_ID,
+    NAME,
+    ROLE,
+    RULE_NAME,
+    RULE_PARAMS,
+    TEXT,
+    THRESHOLD,
+    TIME,
+)
+
+# --------------------------------------------------------------------------------------------------------------
+# Nested records
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A named document attached to an asset (prospectus, term sheet) by its SHA-256."""
+
+    name: str = wire(DOC_NAME)
+    sha256: bytes = wire(HASH32)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """One rule of an asset, interpreted by the contracts layer: a rule name and its parameters."""
+
+    name: str = wire(RULE_NAME)
+    params: tuple[tuple[str, int | str | bytes], ...] = wire(RULE_PARAMS)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLeg:
+    recipient: str = wire(ACCOUNT_ID)
+    amount: int = wire(AMOUNT)
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLeg:
+    asset: str = wire(ASSET_ID)
+    sender: str = wire(ACCOUNT_ID)
+    recipient: str = wire(ACCOUNT_ID)
+    amount: int = wire(AMOUNT)
+
+
+DOCUMENTS = Seq(record_type(Document), MAX_DOCUMENTS, sort_key=lambda d: d.name, sorted_unique=True)
+RULES = Seq(record_type(RuleSpec), MAX_RULES)
+OPT_ACCOUNT = Optional(ACCOUNT_ID)
+
+# --------------------------------------------------------------------------------------------------------------
+# Identity
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterMember:
+    """Admin registers a member institution."""
+
+    KIND: ClassVar[int] = 1
+    actor: str = wire(ACCOUNT_ID)
+    member: str = wire(MEMBER_ID)
+    name: str = wire(NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterAccount:
+    """Admin, or an account with the member role at the same member, opens an account `name@member`."""
+
+    KIND: ClassVar[int] = 2
+    actor: str = wire(ACCOUNT_ID)
+    account: str = wire(ACCOUNT_ID)
+    keys: tuple[bytes, ...] = wire(KEY_SET)
+    threshold: int = wire(THRESHOLD)
+    custodian: str | None = wire(OPT_ACCOUNT)
+
+
+@dataclass(frozen=True, slots=True)
+class RotateKeys:
+    """An account replaces its own key set (signed under its current keys)."""
+
+    KIND: ClassVar[int] = 3
+    actor: str = wire(ACCOUNT_ID)
+    keys: tuple[bytes, ...] = wire(KEY_SET)
+    threshold: int = wire(THRESHOLD)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRole:
+    KIND: ClassVar[int] = 4
+    actor: str = wire(ACCOUNT_ID)
+    account: str = wire(ACCOUNT_ID)
+    role: str = wire(ROLE)
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeRole:
+    KIND: ClassVar[int] = 5
+    actor: str = wire(ACCOUNT_ID)
+    account: str = wire(ACCOUNT_ID)
+    role: str = wire(ROLE)
+
+
+@dataclass(frozen=True, slots=True)
+class SetCustodian:
+    """The account itself (or an admin) appoints or removes (nil) its custodian."""
+
+    KIND: ClassVar[int] = 6
+    actor: str = wire(ACCOUNT_ID)
+    account: str = wire(ACCOUNT_ID)
+    custodian: str | None = wire(OPT_ACCOUNT)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Assets
+
+
+@dataclass(frozen=True, slots=True)
+class DefineAsset:
+    """An account with the issuer role defines an asset; it becomes the asset's issuer."""
+
+    KIND: ClassVar[int] = 10
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    decimals: int = wire(DECIMALS)
+    supply_cap: int = wire(AMOUNT)
+    name: str = wire(NAME)
+    isin: str = wire(ISIN)
+    documents: tuple[Document, ...] = wire(DOCUMENTS)
+    agents: tuple[str, ...] = wire(AGENTS)
+    rules: tuple[RuleSpec, ...] = wire(RULES)
+
+
+@dataclass(frozen=True, slots=True)
+class SetAssetRules:
+    """The issuer or an agent of the asset replaces its rule list."""
+
+    KIND: ClassVar[int] = 11
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    rules: tuple[RuleSpec, ...] = wire(RULES)
+
+
+@dataclass(frozen=True, slots=True)
+class SetAssetAgents:
+    """The issuer replaces the asset's agent list."""
+
+    KIND: ClassVar[int] = 12
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    agents: tuple[str, ...] = wire(AGENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    KIND: ClassVar[int] = 13
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    recipient: str = wire(ACCOUNT_ID)
+    amount: int = wire(AMOUNT)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """The actor sends units of one asset to one or more recipients."""
+
+    KIND: ClassVar[int] = 14
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    legs: tuple[TransferLeg, ...] = wire(Seq(record_type(TransferLeg), MAX_TRANSFER_LEGS, min_len=1))
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    """The actor redeems (burns) units from its own active balance."""
+
+    KIND: ClassVar[int] = 15
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    amount: int = wire(AMOUNT)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Holds (ERC-1996)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateHold:
+    """The sender (or its custodian) moves `amount` from active to held, for `notary` to execute to `recipient`
+    before `expires_at` (block time, seconds)."""
+
+    KIND: ClassVar[int] = 20
+    actor: str = wire(ACCOUNT_ID)
+    hold: str = wire(HOLD_ID)
+    asset: str = wire(ASSET_ID)
+    sender: str = wire(ACCOUNT_ID)
+    recipient: str = wire(ACCOUNT_ID)
+    notary: str = wire(ACCOUNT_ID)
+    amount: int = wire(AMOUNT)
+    expires_at: int = wire(TIME)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteHold:
+    KIND: ClassVar[int] = 21
+    actor: str = wire(ACCOUNT_ID)
+    hold: str = wire(HOLD_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseHold:
+    KIND: ClassVar[int] = 22
+    actor: str = wire(ACCOUNT_ID)
+    hold: str = wire(HOLD_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireHold:
+    KIND: ClassVar[int] = 23
+    actor: str = wire(ACCOUNT_ID)
+    hold: str = wire(HOLD_ID)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Enforcement
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeAccount:
+    KIND: ClassVar[int] = 30
+    actor: str = wire(ACCOUNT_ID)
+    account: str = wire(ACCOUNT_ID)
+    reason: str = wire(TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class UnfreezeAccount:
+    KIND: ClassVar[int] = 31
+    actor: str = wire(ACCOUNT_ID)
+    account: str = wire(ACCOUNT_ID)
+    reason: str = wire(TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeAmount:
+    KIND: ClassVar[int] = 32
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    account: str = wire(ACCOUNT_ID)
+    amount: int = wire(AMOUNT)
+    reason: str = wire(TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class UnfreezeAmount:
+    KIND: ClassVar[int] = 33
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    account: str = wire(ACCOUNT_ID)
+    amount: int = wire(AMOUNT)
+    reason: str = wire(TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class PauseAsset:
+    KIND: ClassVar[int] = 34
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    reason: str = wire(TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class UnpauseAsset:
+    KIND: ClassVar[int] = 35
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    reason: str = wire(TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedTransfer:
+    """An agent of the asset moves units without the holder's signature; `from_frozen` takes them from the
+    holder's frozen amount instead of its active balance. The event is flagged as forced."""
+
+    KIND: ClassVar[int] = 36
+    actor: str = wire(ACCOUNT_ID)
+    asset: str = wire(ASSET_ID)
+    sender: str = wire(ACCOUNT_ID)
+    recipient: str = wire(ACCOUNT_ID)
+    amount: int = wire(AMOUNT)
+    from_frozen: bool = wire(Bool())
+    reason: str = wire(TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverKeys:
+    """A recovery agent (agent role) replaces a lost key set of an account."""
+
+    KIND: ClassVar[int] = 37
+    actor: str = wire(ACCOUNT_ID)
+    account: str = wire(ACCOUNT_ID)
+    keys: tuple[bytes, ...] = wire(KEY_SET)
+    threshold: int = wire(THRESHOLD)
+    reason: str = wire(TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateAccount:
+    """A recovery agent moves all positions (active, held, frozen), roles, custodian and freeze status of `account`
+    to the registered, empty `new_account` and closes `account`."""
+
+    KIND: ClassVar[int] = 38
+    actor: str = wire(ACCOUNT_ID)
+    account: str = wire(ACCOUNT_ID)
+    new_account: str = wire(ACCOUNT_ID)
+    reason: str = wire(TEXT)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Settlement
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """Atomic multi-leg settlement (DvP / DvD): every leg moves or none does. Every leg's sender must sign the
+    transaction; every leg runs under its asset's rules; refused after `expiry_height`."""
+
+    KIND: ClassVar[int] = 40
+    actor: str = wire(ACCOUNT_ID)
+    reference: str = wire(HOLD_ID)
+    expiry_height: int = wire(HEIGHT)
+    legs: tuple[SettlementLeg, ...] = wire(Seq(record_type(SettlementLeg), MAX_SETTLEMENT_LEGS, min_len=1))
+
+
+OPERATION_TYPES: tuple[type, ...] = (
+    RegisterMember,
+    RegisterAccount,
+    RotateKeys,
+    GrantRole,
+    RevokeRole,
+    SetCustodian,
+    DefineAsset,
+    SetAssetRules,
+    SetAssetAgents,
+    Issue,
+    Transfer,
+    Redeem,
+    CreateHold,
+    ExecuteHold,
+    ReleaseHold,
+    ExpireHold,
+    FreezeAccount,
+    UnfreezeAccount,
+    FreezeAmount,
+    UnfreezeAmount,
+    PauseAsset,
+    UnpauseAsset,
+    ForcedTransfer,
+    RecoverKeys,
+    MigrateAccount,
+    Settle,
+)
+
+Operation = (
+    RegisterMember
+    | RegisterAccount
+    | RotateKeys
+    | GrantRole
+    | RevokeRole
+    | SetCustodian
+    | DefineAsset
+    | SetAssetRules
+    | SetAssetAgents
+    | Issue
+    | Transfer
+    | Redeem
+    | CreateHold
+    | ExecuteHold
+    | ReleaseHold
+    | ExpireHold
+    | FreezeAccount
+    | UnfreezeAccount
+    | FreezeAmount
+    | UnfreezeAmount
+    | PauseAsset
+    | UnpauseAsset
+    | ForcedTransfer
+    | RecoverKeys
+    | MigrateAccount
+    | Settle
+)
+
+OPERATION = Variant("operation", list(OPERATION_TYPES))

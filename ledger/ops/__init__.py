@@ -1,0 +1,46 @@
+"""Operation processors: one small function per operation kind (consensus-specs style).
+
+Each processor takes the transaction context and the decoded operation, checks its preconditions in a fixed
+order (authority, existence, rules, balances) and either applies its writes to the transaction overlay and emits
+its events, or raises `Refused(code, detail)`. The dispatch table maps each operation type to its processor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ledger import operations as o
+from ledger.context import TxContext
+from ledger.ops import assets, enforcement, holds, identity, settlement
+
+PROCESSORS: dict[type, Callable[[TxContext, Any], None]] = {
+    o.RegisterMember: identity.register_member,
+    o.RegisterAccount: identity.register_account,
+    o.RotateKeys: identity.rotate_keys,
+    o.GrantRole: identity.grant_role,
+    o.RevokeRole: identity.revoke_role,
+    o.SetCustodian: identity.set_custodian,
+    o.DefineAsset: assets.define_asset,
+    o.SetAssetRules: assets.set_asset_rules,
+    o.SetAssetAgents: assets.set_asset_agents,
+    o.Issue: assets.issue,
+    o.Transfer: assets.transfer,
+    o.Redeem: assets.redeem,
+    o.CreateHold: holds.create_hold,
+    o.ExecuteHold: holds.execute_hold,
+    o.ReleaseHold: holds.release_hold,
+    o.ExpireHold: holds.expire_hold,
+    o.FreezeAccount: enforcement.freeze_account,
+    o.UnfreezeAccount: enforcement.unfreeze_account,
+    o.FreezeAmount: enforcement.freeze_amount,
+    o.UnfreezeAmount: enforcement.unfreeze_amount,
+    o.PauseAsset: enforcement.pause_asset,
+    o.UnpauseAsset: enforcement.unpause_asset,
+    o.ForcedTransfer: enforcement.forced_transfer,
+    o.RecoverKeys: enforcement.recover_keys,
+    o.MigrateAccount: enforcement.migrate_account,
+    o.Settle: settlement.settle,
+}
+
+assert set(PROCESSORS) == set(o.OPERATION_TYPES), "every operation kind needs exactly one processor"

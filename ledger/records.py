@@ -1,0 +1,193 @@
+"""State record types: the values stored under the state keys of ledger.keys (docs/protocol.md, "State").
+
+Every record is a frozen dataclass encoded with the canonical codec; the encoded bytes are what the state root
+commits to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.codec import Bool, Optional, Seq, UInt, record_type, wire
+from ledger.operations import DOCUMENTS, RULES, Document, RuleSpec
+from ledger.schema import (
+    ACCOUNT_ID,
+    AGENTS,
+    AMOUNT,
+    ASSET_ID,
+    CHAIN_ID,
+    DECIMALS,
+    HASH32,
+    HEIGHT,
+    ISIN,
+    KEY_SET,
+    MAX_POSITIONS,
+    MEMBER_ID,
+    NAME,
+    ROLES_MASK,
+    THRESHOLD,
+    TIME,
+    U64,
+)
+
+__all__ = [
+    "Account",
+    "AssetDefinition",
+    "AssetStatus",
+    "Balance",
+    "ChainMeta",
+    "Hold",
+    "HoldStatus",
+    "Member",
+    "Positions",
+    "ReplayBucket",
+    "ReplayIndex",
+    "TxSeen",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainMeta:
+    """The last applied block: its chain id, height and time."""
+
+    chain_id: str = wire(CHAIN_ID)
+    height: int = wire(HEIGHT)
+    time: int = wire(TIME)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    name: str = wire(NAME)
+    registered_height: int = wire(HEIGHT)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    member: str = wire(MEMBER_ID)
+    keys: tuple[bytes, ...] = wire(KEY_SET)
+    threshold: int = wire(THRESHOLD)
+    roles: int = wire(ROLES_MASK)
+    custodian: str | None = wire(Optional(ACCOUNT_ID))
+    frozen: bool = wire(Bool())
+    closed_to: str | None = wire(Optional(ACCOUNT_ID))
+
+
+@dataclass(frozen=True, slots=True)
+class AssetDefinition:
+    issuer: str = wire(ACCOUNT_ID)
+    decimals: int = wire(DECIMALS)
+    supply_cap: int = wire(AMOUNT)
+    name: str = wire(NAME)
+    isin: str = wire(ISIN)
+    documents: tuple[Document, ...] = wire(DOCUMENTS)
+    agents: tuple[str, ...] = wire(AGENTS)
+    rules: tuple[RuleSpec, ...] = wire(RULES)
+    defined_height: int = wire(HEIGHT)
+
+
+@dataclass(frozen=True, slots=True)
+class AssetStatus:
+    """Supply counters and the pause flag. Outstanding supply = issued - redeemed <= supply_cap."""
+
+    issued: int = wire(U64)
+    redeemed: int = wire(U64)
+    paused: bool = wire(Bool())
+
+    @property
+    def outstanding(self) -> int:
+        return self.issued - self.redeemed
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """One account's position in one asset: active (spendable), held (in holds), frozen (by an agent)."""
+
+    available: int = wire(U64)
+    held: int = wire(U64)
+    frozen: int = wire(U64)
+
+    @property
+    def total(self) -> int:
+        return self.available + self.held + self.frozen
+
+
+ZERO_BALANCE = Balance(0, 0, 0)
+
+
+class HoldStatus:
+    """ERC-1996 hold states (Nonexistent is the absence of the record)."""
+
+    ORDERED = 1
+    EXECUTED = 2
+    RELEASED_BY_NOTARY = 3
+    RELEASED_BY_PAYEE = 4
+    RELEASED_ON_EXPIRATION = 5
+
+
+HOLD_STATUS_NAMES: dict[int, str] = {
+    HoldStatus.ORDERED: "ordered",
+    HoldStatus.EXECUTED: "executed",
+    HoldStatus.RELEASED_BY_NOTARY: "released_by_notary",
+    HoldStatus.RELEASED_BY_PAYEE: "released_by_payee",
+    HoldStatus.RELEASED_ON_EXPIRATION: "released_on_expiration",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    asset: str = wire(ASSET_ID)
+    sender: str = wire(ACCOUNT_ID)
+    recipient: str = wire(ACCOUNT_ID)
+    notary: str = wire(ACCOUNT_ID)
+    amount: int = wire(AMOUNT)
+    expires_at: int = wire(TIME)
+    status: int = wire(UInt(8, minimum=1, maximum=5))
+    created_height: int = wire(HEIGHT)
+
+
+@dataclass(frozen=True, slots=True)
+class Positions:
+    """The assets in which an account has a non-zero position, sorted (statements and migration enumerate it)."""
+
+    assets: tuple[str, ...] = wire(Seq(ASSET_ID, MAX_POSITIONS, sorted_unique=True))
+
+
+@dataclass(frozen=True, slots=True)
+class TxSeen:
+    """A committed transaction id, kept until its expiry height has passed (replay protection)."""
+
+    expiry_height: int = wire(HEIGHT)
+
+
+REPLAY_CHUNK = 16_384  # tx ids per ReplayBucket chunk (keeps each state value well under 1 MiB)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayIndex:
+    """How many committed transactions expire at this height; their ids are in ceil(count / REPLAY_CHUNK) chunks."""
+
+    count: int = wire(U64)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayBucket:
+    """One chunk of the ids of committed transactions expiring at a height (all pruned one block later)."""
+
+    tx_ids: tuple[bytes, ...] = wire(Seq(HASH32, REPLAY_CHUNK, min_len=1))
+
+
+RECORD_TYPES = (
+    ChainMeta,
+    Member,
+    Account,
+    AssetDefinition,
+    AssetStatus,
+    Balance,
+    Hold,
+    Positions,
+    TxSeen,
+    ReplayIndex,
+    ReplayBucket,
+)
+for _cls in RECORD_TYPES:
+    record_type(_cls)

@@ -1,0 +1,152 @@
+"""State access: a reader interface over committed bytes, and layered overlays of typed records.
+
+    StateReader   anything with get_state(key) -> bytes | None  (the LevelDB store, MemoryState, an Overlay)
+    Overlay       typed reads and writes layered over a parent (a StateReader or another Overlay)
+
+Execution stacks them: a transaction overlay on a block overlay on a base reader. A failed transaction drops its
+overlay; a successful one is merged into the block overlay (`commit`). A finished block overlay is itself a
+StateReader (and an Overlay parent), so the node layer can execute a proposed block on top of an uncommitted parent
+and simply drop the overlays of a losing branch.
+
+Overlays hold decoded records; bytes are produced once per block by `changes()`. Values read from the base are
+decoded once per block overlay and cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from ledger.codec import decode_trusted, encode_trusted
+from ledger.keys import record_type_of
+from ledger.schema import MAX_STATE_VALUE_BYTES
+
+__all__ = ["MemoryState", "Overlay", "StateReader", "decode_value", "encode_value"]
+
+
+class StateReader(Protocol):
+    def get_state(self, key: bytes, /) -> bytes | None: ...
+
+
+def decode_value(key: bytes, raw: bytes) -> Any:
+    """The record stored under `key` from its bytes (opaque bytes for the contracts namespace)."""
+    rt = record_type_of(key)
+    if rt is None:
+        return raw
+    return decode_trusted(rt, raw, MAX_STATE_VALUE_BYTES)
+
+
+def encode_value(key: bytes, value: Any) -> bytes:
+    rt = record_type_of(key)
+    if rt is None:
+        assert type(value) is bytes, "contracts state values are bytes"
+        return value
+    return encode_trusted(rt, value)
+
+
+class MemoryState:
+    """A dict of committed state bytes (tests, benchmarks, simulations)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[bytes, bytes] | None = None) -> None:
+        self._data: dict[bytes, bytes] = dict(data) if data else {}
+
+    def get_state(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def apply(self, changes: Mapping[bytes, bytes | None]) -> None:
+        for key, value in changes.items():
+            if value is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = value
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        return iter(sorted(self._data.items()))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_MISSING: Any = object()
+
+
+class Overlay:
+    """Typed writes over a parent. `get` returns a record (or bytes for contracts keys) or None."""
+
+    __slots__ = ("_encoded", "_parent", "_parent_overlay", "_reads", "_writes")
+
+    def __init__(self, parent: StateReader | Overlay) -> None:
+        self._parent = parent
+        self._parent_overlay: Overlay | None = parent if isinstance(parent, Overlay) else None
+        self._writes: dict[bytes, Any] = {}
+        self._reads: dict[bytes, Any] = {}
+        self._encoded: dict[bytes, bytes | None] = {}
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> Any:
+        value = self._writes.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        po = self._parent_overlay
+        if po is not None:
+            return po.get(key)
+        value = self._reads.get(key, _MISSING)
+        if value is _MISSING:
+            raw = self._parent.get_state(key)
+            value = None if raw is None else decode_value(key, raw)
+            self._reads[key] = value
+        return value
+
+    def parent_value(self, key: bytes) -> Any:
+        """The record under `key` as the parent sees it (ignoring this overlay's writes)."""
+        po = self._parent_overlay
+        if po is not None:
+            return po.get(key)
+        value = self._reads.get(key, _MISSING)
+        if value is _MISSING:
+            raw = self._parent.get_state(key)
+            value = None if raw is None else decode_value(key, raw)
+            self._reads[key] = value
+        return value
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """The bytes of `key` as seen through this overlay (StateReader protocol)."""
+        if key in self._writes:
+            enc = self._encoded.get(key, _MISSING)
+            if enc is _MISSING:
+                value = self._writes[key]
+                enc = None if value is None else encode_value(key, value)
+                self._encoded[key] = enc
+            return enc
+        return self._parent.get_state(key)
+
+    # -- writes ------------------------------------------------------------------------------------------------
+
+    def put(self, key: bytes, value: Any) -> None:
+        """Set `key` to a record (None deletes)."""
+        self._writes[key] = value
+        if self._encoded:
+            self._encoded.pop(key, None)
+
+    def commit(self) -> None:
+        """Merge this overlay's writes into its parent overlay."""
+        po = self._parent_overlay
+        assert po is not None, "only an overlay over another overlay can be committed"
+        po._writes.update(self._writes)
+        if po._encoded:
+            for key in self._writes:
+                po._encoded.pop(key, None)
+        self._writes = {}
+
+    def written_keys(self) -> Iterator[bytes]:
+        return iter(self._writes)
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        """Every written key with its canonical bytes (None = deleted), in key order."""
+        out: dict[bytes, bytes | None] = {}
+        for key in sorted(self._writes):
+            out[key] = self.get_state(key)
+        return out

@@ -1,0 +1,543 @@
+"""LevelDB storage for the ledger: blocks, transactions, receipts, state, history and the state tree's nodes.
+
+Every block is committed as ONE plyvel WriteBatch written with sync=True, so after a crash (even kill -9 or a power
+loss) the store reopens at the last complete block: LevelDB replays its log and drops a torn final record.
+The key layout (one prefix byte per keyspace) and the format version are documented in docs/state-proofs.md,
+section "Storage layout".
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Self
+
+import msgpack
+import plyvel
+
+from ledger.smt import EMPTY_ROOT, INTERNAL_TAG, MemoryNodes, SparseMerkleTree, StateProof
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BlockCommit",
+    "Head",
+    "HistoryEntry",
+    "InvalidCommitError",
+    "LedgerStore",
+    "PruneReport",
+    "PrunedHeightError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreOpenError",
+    "StoreVersionError",
+    "UnknownHeightError",
+]
+
+FORMAT_VERSION = 1
+
+# Keyspaces: one prefix byte each. Heights are 8-byte big-endian so LevelDB's byte order is height order.
+P_META = b"\x00"  # b"\x00" + name -> value
+P_BLOCK = b"\x01"  # height(8) -> block bytes
+P_BLOCK_HASH = b"\x02"  # block_hash -> height(8)
+P_TX = b"\x03"  # tx_id -> msgpack [height, index, tx_bytes]
+P_RECEIPT = b"\x04"  # tx_id -> receipt bytes
+P_STATE = b"\x05"  # state key -> latest value
+P_NODE = b"\x06"  # node hash(32) -> node bytes
+P_HISTORY = b"\x07"  # len(account)(2) || account utf-8 || height(8) || position(4) -> tx_id
+P_ROOT = b"\x08"  # height(8) -> state root(32)
+P_EXTRA = b"\x09"  # key -> value (node layer: consensus safety state, commit certificates, ...)
+
+META_VERSION = P_META + b"format_version"
+META_HEAD = P_META + b"head"
+META_PRUNED_BELOW = P_META + b"pruned_below"  # u64: tree nodes of heights below it may be deleted
+
+MAX_HEIGHT = (1 << 63) - 1
+MAX_ACCOUNT_ID_BYTES = 256
+MAX_HISTORY_PAGE = 1000
+MAX_TXS_PER_BLOCK = 1 << 20
+MAX_ID_BYTES = 64
+# Tree nodes kept in memory (written or read recently): at most ~2^20 x 200 bytes = 200 MB, enough for the levels
+# every block touches at a million accounts. Trimmed in steps of NODE_CACHE_SLACK to keep reads cheap.
+NODE_CACHE_ENTRIES = 1 << 20
+NODE_CACHE_SLACK = 1 << 14
+PRUNE_BATCH = 10_000
+WRITE_BUFFER_BYTES = 32 << 20
+BLOCK_CACHE_BYTES = 64 << 20
+
+_U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+
+
+class StoreError(Exception):
+    """An error of the storage layer, with a stable code."""
+
+    code = "store_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StoreVersionError(StoreError):
+    code = "store_format_version"
+
+
+class StoreOpenError(StoreError):
+    """LevelDB could not open the directory (held by another process, unreadable, corrupt beyond repair)."""
+
+    code = "store_open_failed"
+
+
+class StoreCorruptError(StoreError):
+    """The stored data contradicts itself (e.g. the head names a block that is not stored)."""
+
+    code = "store_corrupt"
+
+
+class UnknownHeightError(StoreError):
+    code = "unknown_height"
+
+
+class PrunedHeightError(StoreError):
+    """The block is stored but the state tree of that height was pruned (prune_state_history)."""
+
+    code = "height_pruned"
+
+
+class InvalidCommitError(StoreError):
+    """A BlockCommit that breaks the store's invariants (non-consecutive height, duplicate ids, ...)."""
+
+    code = "invalid_block_commit"
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    height: int
+    block_hash: bytes
+    state_root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of an account's history. `cursor` is what to pass as `after=` to get the next (older) page."""
+
+    height: int
+    position: int
+    tx_id: bytes
+
+    @property
+    def cursor(self) -> tuple[int, int]:
+        return (self.height, self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    keep_from: int
+    live_nodes: int
+    deleted_nodes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCommit:
+    """Everything one block writes, committed atomically by LedgerStore.commit_block."""
+
+    height: int
+    block_hash: bytes
+    block_bytes: bytes
+    state_root: bytes
+    txs: Sequence[tuple[bytes, bytes]]  # (tx_id, tx_bytes), in block order
+    receipts: Sequence[tuple[bytes, bytes]]  # (tx_id, receipt_bytes)
+    state_changes: Mapping[bytes, bytes | None]  # None deletes
+    smt_nodes: Mapping[bytes, bytes]  # from SparseMerkleTree.update(state_changes).nodes
+    history: Sequence[tuple[str, bytes]]  # (account_id, tx_id), in block order
+    extra: Mapping[bytes, bytes] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def _height_key(prefix: bytes, height: int) -> bytes:
+    return prefix + _U64.pack(height)
+
+
+def _account_prefix(account_id: str) -> bytes:
+    raw = account_id.encode("utf-8")
+    if not 0 < len(raw) <= MAX_ACCOUNT_ID_BYTES:
+        raise InvalidCommitError(f"account id must be 1..{MAX_ACCOUNT_ID_BYTES} utf-8 bytes")
+    return P_HISTORY + _U16.pack(len(raw)) + raw
+
+
+def _history_key(account_id: str, height: int, position: int) -> bytes:
+    return _account_prefix(account_id) + _U64.pack(height) + _U32.pack(position)
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with `prefix` (prefix starts with a keyspace byte < 0xff)."""
+    stripped = prefix.rstrip(b"\xff")
+    assert stripped, "keyspace prefixes are below 0xff"
+    return stripped[:-1] + bytes((stripped[-1] + 1,))
+
+
+def _is_bytes(x: object, max_len: int | None = None, exact: int | None = None) -> bool:
+    if not isinstance(x, bytes):
+        return False
+    if exact is not None and len(x) != exact:
+        return False
+    return max_len is None or len(x) <= max_len
+
+
+class LedgerStore:
+    """The node's LevelDB store. Open with LedgerStore.open(path); one process at a time (LevelDB's lock)."""
+
+    def __init__(self, db: Any, path: str) -> None:
+        self._db = db
+        self.path = path
+        self._head = self._read_head()
+        # Tree nodes are immutable and content-addressed, so caching them is always correct. The cache keeps the
+        # newest nodes (each block rewrites the upper levels, which every update and proof reads).
+        self._node_cache: dict[bytes, bytes] = {}
+        # Serializes the writers of tree nodes: commit_block and prune_state_history.
+        self._write_lock = threading.Lock()
+        raw = db.get(META_PRUNED_BELOW)
+        self._pruned_below = 0 if raw is None else _U64.unpack(raw)[0]
+
+    @classmethod
+    def open(cls, path: str) -> LedgerStore:
+        try:
+            os.makedirs(path, exist_ok=True)
+            db = plyvel.DB(
+                path,
+                create_if_missing=True,
+                bloom_filter_bits=10,
+                write_buffer_size=WRITE_BUFFER_BYTES,
+                lru_cache_size=BLOCK_CACHE_BYTES,
+            )
+        except (plyvel.Error, OSError) as exc:
+            raise StoreOpenError(f"cannot open the ledger store at {path}: {exc}") from exc
+        try:
+            version = db.get(META_VERSION)
+            if version is None:
+                with db.iterator(include_value=False) as it:
+                    empty = next(it, None) is None
+                if not empty:
+                    raise StoreVersionError(f"{path} holds data without a format version: not a ledger store")
+                db.put(META_VERSION, _U32.pack(FORMAT_VERSION), sync=True)
+            elif len(version) != 4 or _U32.unpack(version)[0] != FORMAT_VERSION:
+                found = _U32.unpack(version)[0] if len(version) == 4 else version.hex()
+                raise StoreVersionError(
+                    f"{path} has store format version {found}, this node reads version {FORMAT_VERSION}; "
+                    "use a matching node version or resync into an empty directory"
+                )
+            store = cls(db, path)
+            store._check_head()
+            return store
+        except BaseException:
+            db.close()
+            raise
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- head ---------------------------------------------------------------------------------------------------
+
+    def _read_head(self) -> Head | None:
+        raw = self._db.get(META_HEAD)
+        if raw is None:
+            return None
+        try:
+            height, block_hash, state_root = msgpack.unpackb(raw)
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise StoreCorruptError(f"{self.path}: the head record is unreadable") from exc
+        if not (type(height) is int and _is_bytes(block_hash, exact=32) and _is_bytes(state_root, exact=32)):
+            raise StoreCorruptError(f"{self.path}: the head record is malformed")
+        return Head(height, block_hash, state_root)
+
+    def _check_head(self) -> None:
+        head = self._head
+        if head is None:
+            if self._db.get(_height_key(P_BLOCK, 0)) is not None or self._db.get(_height_key(P_BLOCK, 1)) is not None:
+                raise StoreCorruptError(f"{self.path}: blocks are stored but there is no head")
+            return
+        if self.get_block(head.height) is None or self.get_block(head.height + 1) is not None:
+            raise StoreCorruptError(f"{self.path}: the head (height {head.height}) is not the last stored block")
+        if self.get_block_height(head.block_hash) != head.height or self.state_root_at(head.height) != head.state_root:
+            raise StoreCorruptError(f"{self.path}: the head disagrees with the stored block {head.height}")
+        if head.state_root != EMPTY_ROOT and self.get_node(head.state_root) is None:
+            raise StoreCorruptError(f"{self.path}: the head's state root node is missing")
+
+    def head(self) -> Head | None:
+        """The last committed block, or None for an empty store."""
+        return self._head
+
+    # -- commit -------------------------------------------------------------------------------------------------
+
+    def _check_commit(self, c: BlockCommit) -> None:
+        head = self._head
+        if type(c.height) is not int or not 0 <= c.height <= MAX_HEIGHT:
+            raise InvalidCommitError("height must be a non-negative integer")
+        if head is None:
+            if c.height not in (0, 1):
+                raise InvalidCommitError(f"the first block must have height 0 or 1, got {c.height}")
+        elif c.height != head.height + 1:
+            raise InvalidCommitError(f"block height {c.height} does not follow head {head.height}")
+        if not _is_bytes(c.block_hash, exact=32) or not _is_bytes(c.state_root, exact=32):
+            raise InvalidCommitError("block_hash and state_root must be 32 bytes")
+        if not _is_bytes(c.block_bytes):
+            raise InvalidCommitError("block_bytes must be bytes")
+        if self._db.get(P_BLOCK_HASH + c.block_hash) is not None:
+            raise InvalidCommitError(f"block hash {c.block_hash.hex()} is already stored")
+        if len(c.txs) > MAX_TXS_PER_BLOCK:
+            raise InvalidCommitError(f"at most {MAX_TXS_PER_BLOCK} transactions per block")
+        seen: set[bytes] = set()
+        for tx_id, tx_bytes in c.txs:
+            if not _is_bytes(tx_id, max_len=MAX_ID_BYTES) or not tx_id or not _is_bytes(tx_bytes):
+                raise InvalidCommitError("tx ids are 1..64 bytes and tx bytes are bytes")
+            if tx_id in seen or self._db.get(P_TX + tx_id) is not None:
+                raise InvalidCommitError(f"transaction {tx_id.hex()} is already stored")
+            seen.add(tx_id)
+        for tx_id, receipt in c.receipts:
+            if tx_id not in seen or not _is_bytes(receipt):
+                raise InvalidCommitError("every receipt must belong to a transaction of this block")
+        # Keys and values of state_changes, smt_nodes and extra must be bytes: plyvel refuses anything else while
+        # the batch is built, and commit_block turns that into InvalidCommitError before anything is written.
+        if any(len(h) != 32 for h in c.smt_nodes):
+            raise InvalidCommitError("smt nodes are keyed by 32-byte hashes")
+        if c.state_root != EMPTY_ROOT and c.state_root not in c.smt_nodes and self.get_node(c.state_root) is None:
+            raise InvalidCommitError("state_root is neither among the new nodes nor stored")
+        for account_id, tx_id in c.history:
+            if not isinstance(account_id, str) or tx_id not in seen:
+                raise InvalidCommitError("history entries are (account_id str, tx_id of this block)")
+            _account_prefix(account_id)
+
+    def commit_block(self, commit: BlockCommit) -> None:
+        """Write a whole block atomically (one WriteBatch, sync=True).
+
+        Heights: the first block of a store has height 0 (a genesis block) or 1; every later block head.height+1.
+        """
+        with self._write_lock:
+            self._commit_locked(commit)
+
+    def _commit_locked(self, commit: BlockCommit) -> None:
+        self._check_commit(commit)
+        c = commit
+        wb = self._db.write_batch(sync=True)
+        try:
+            hkey = _U64.pack(c.height)
+            wb.put(P_BLOCK + hkey, c.block_bytes)
+            wb.put(P_BLOCK_HASH + c.block_hash, hkey)
+            wb.put(P_ROOT + hkey, c.state_root)
+            for index, (tx_id, tx_bytes) in enumerate(c.txs):
+                wb.put(P_TX + tx_id, msgpack.packb([c.height, index, tx_bytes], use_bin_type=True))
+            for tx_id, receipt in c.receipts:
+                wb.put(P_RECEIPT + tx_id, receipt)
+            for key, value in c.state_changes.items():
+                if value is None:
+                    wb.delete(P_STATE + key)
+                else:
+                    wb.put(P_STATE + key, value)
+            for h, node in c.smt_nodes.items():
+                wb.put(P_NODE + h, node)
+            for position, (account_id, tx_id) in enumerate(c.history):
+                wb.put(_history_key(account_id, c.height, position), tx_id)
+            for key, value in c.extra.items():
+                wb.put(P_EXTRA + key, value)
+            head = Head(c.height, c.block_hash, c.state_root)
+            wb.put(META_HEAD, msgpack.packb([head.height, head.block_hash, head.state_root], use_bin_type=True))
+        except TypeError as exc:
+            wb.clear()
+            raise InvalidCommitError(f"block commit holds a non-bytes key or value: {exc}") from exc
+        except BaseException:
+            wb.clear()
+            raise
+        wb.write()
+        self._head = head
+        self._cache_nodes(c.smt_nodes)
+
+    def _cache_nodes(self, nodes: Mapping[bytes, bytes]) -> None:
+        self._node_cache.update(nodes)
+        if len(self._node_cache) > NODE_CACHE_ENTRIES:
+            self._trim_cache()
+
+    def _trim_cache(self) -> None:
+        """Drop the oldest entries down to NODE_CACHE_ENTRIES (insertion order: oldest written or read first)."""
+        cache = self._node_cache
+        excess = len(cache) - NODE_CACHE_ENTRIES
+        if excess > 0:
+            for h in list(itertools.islice(cache, excess)):
+                del cache[h]
+
+    # -- reads --------------------------------------------------------------------------------------------------
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """The latest committed value of a state key (flat keyspace, no tree walk)."""
+        return self._db.get(P_STATE + key)
+
+    def iter_state(self, prefix: bytes = b"", *, after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """The latest (key, value) pairs whose key starts with `prefix`, in key order; with `after`, only keys
+        strictly greater than it (pagination: pass the last key seen). Close the generator when stopping early."""
+        n = len(P_STATE)
+        if after is None or after < prefix:
+            it = self._db.iterator(prefix=P_STATE + prefix)
+        else:
+            it = self._db.iterator(start=P_STATE + after, include_start=False, stop=_prefix_end(P_STATE + prefix))
+        with it:
+            for k, v in it:
+                yield k[n:], v
+
+    def recompute_state_root(self) -> bytes:
+        """The root of the latest-state keyspace, rebuilt from scratch in memory (an integrity check: it must equal
+        head().state_root). Costs one bulk tree build: about 10 s and 1 GB per million keys."""
+        changes: dict[bytes, bytes | None] = dict(self.iter_state())
+        return SparseMerkleTree(MemoryNodes()).update(changes).root
+
+    def get_node(self, h: bytes) -> bytes | None:
+        """A state-tree node by hash: makes the store a node reader for SparseMerkleTree."""
+        node = self._node_cache.get(h)
+        if node is None:
+            node = self._db.get(P_NODE + h)
+            if node is not None:
+                self._node_cache[h] = node
+                if len(self._node_cache) > NODE_CACHE_ENTRIES + NODE_CACHE_SLACK:
+                    self._trim_cache()
+        return node
+
+    def get_block(self, height: int) -> bytes | None:
+        if type(height) is not int or not 0 <= height <= MAX_HEIGHT:
+            return None
+        return self._db.get(_height_key(P_BLOCK, height))
+
+    def get_block_height(self, block_hash: bytes) -> int | None:
+        raw = self._db.get(P_BLOCK_HASH + block_hash)
+        return None if raw is None else _U64.unpack(raw)[0]
+
+    def get_tx(self, tx_id: bytes) -> tuple[int, int, bytes] | None:
+        """(height, index in block, tx bytes) or None."""
+        raw = self._db.get(P_TX + tx_id)
+        if raw is None:
+            return None
+        height, index, tx_bytes = msgpack.unpackb(raw)
+        return height, index, tx_bytes
+
+    def get_receipt(self, tx_id: bytes) -> bytes | None:
+        return self._db.get(P_RECEIPT + tx_id)
+
+    def account_history(
+        self, account_id: str, *, after: tuple[int, int] | None = None, limit: int
+    ) -> list[HistoryEntry]:
+        """An account's history, newest first. Pass the last entry's `.cursor` as `after` for the next page.
+
+        `after=(height, position)` returns entries strictly older than that cursor. limit: 1..1000.
+        """
+        if type(limit) is not int or not 1 <= limit <= MAX_HISTORY_PAGE:
+            raise StoreError(f"limit must be an integer in 1..{MAX_HISTORY_PAGE}")
+        prefix = _account_prefix(account_id)
+        if after is None:
+            it = self._db.iterator(prefix=prefix, reverse=True)
+        else:
+            if not (isinstance(after, tuple) and len(after) == 2 and all(type(x) is int for x in after)):
+                raise StoreError("cursor must be a (height, position) tuple of integers")
+            height, position = after
+            if not (0 <= height <= MAX_HEIGHT and 0 <= position < 1 << 32):
+                raise StoreError("cursor out of range")
+            stop = prefix + _U64.pack(height) + _U32.pack(position)
+            it = self._db.iterator(start=prefix, stop=stop, reverse=True)
+        out: list[HistoryEntry] = []
+        n = len(prefix)
+        with it:
+            for k, tx_id in it:
+                out.append(HistoryEntry(_U64.unpack_from(k, n)[0], _U32.unpack_from(k, n + 8)[0], tx_id))
+                if len(out) == limit:
+                    break
+        return out
+
+    def state_root_at(self, height: int) -> bytes | None:
+        if type(height) is not int or not 0 <= height <= MAX_HEIGHT:
+            return None
+        return self._db.get(_height_key(P_ROOT, height))
+
+    def _root_at(self, height: int) -> bytes:
+        root = self.state_root_at(height)
+        if root is None:
+            raise UnknownHeightError(f"no block at height {height}")
+        if height < self._pruned_below:
+            raise PrunedHeightError(f"the state of height {height} was pruned (kept from {self._pruned_below})")
+        return root
+
+    def pruned_below(self) -> int:
+        """Heights below this have no state tree any more (0: nothing pruned). Blocks, txs and roots stay."""
+        return self._pruned_below
+
+    def prune_state_history(self, keep_from: int) -> PruneReport:
+        """Delete the tree nodes that only the states of heights below `keep_from` use (mark and sweep).
+
+        Afterwards get_state_at/prove refuse those heights (PrunedHeightError); blocks, transactions, receipts,
+        history and state roots are kept. Commits wait while it runs; memory: one set of the live node hashes.
+        Crash-safe: the new lower bound is stored (synced) before anything is deleted, and running it again
+        finishes the job.
+        """
+        with self._write_lock:
+            head = self._head
+            if head is None or type(keep_from) is not int or not self._pruned_below <= keep_from <= head.height:
+                raise StoreError("keep_from must lie between pruned_below() and the head height")
+            self._db.put(META_PRUNED_BELOW, _U64.pack(keep_from), sync=True)
+            self._pruned_below = keep_from
+            live: set[bytes] = set()
+            stack: list[bytes] = []
+            for height in range(keep_from, head.height + 1):
+                root = self.state_root_at(height)
+                if root is None:
+                    raise StoreCorruptError(f"{self.path}: no state root for stored height {height}")
+                if root != EMPTY_ROOT:
+                    stack.append(root)
+            get = self._db.get
+            while stack:
+                h = stack.pop()
+                if h in live:
+                    continue
+                node = get(P_NODE + h)
+                if node is None:
+                    raise StoreCorruptError(f"{self.path}: tree node {h.hex()} of a kept height is missing")
+                live.add(h)
+                if node[0] == INTERNAL_TAG:
+                    for child in (node[1:33], node[33:65]):
+                        if child != EMPTY_ROOT and child not in live:
+                            stack.append(child)
+            deleted = 0
+            wb = self._db.write_batch()
+            with self._db.iterator(prefix=P_NODE, include_value=False) as it:
+                for k in it:
+                    if k[1:] not in live:
+                        wb.delete(k)
+                        deleted += 1
+                        if deleted % PRUNE_BATCH == 0:
+                            wb.write()
+                            wb = self._db.write_batch()
+            wb.write()
+            self._node_cache = {h: n for h, n in self._node_cache.items() if h in live}
+            return PruneReport(keep_from, len(live), deleted)
+
+    def get_state_at(self, key: bytes, height: int) -> bytes | None:
+        """The value of `key` after block `height`, read through the state tree. Unknown height: UnknownHeightError."""
+        return SparseMerkleTree(self, self._root_at(height)).get(key)
+
+    def prove(self, key: bytes, height: int) -> tuple[bytes | None, StateProof]:
+        """(value or None, proof) for `key` against state_root_at(height). Unknown height: UnknownHeightError."""
+        return SparseMerkleTree(self, self._root_at(height)).get_with_proof(key)
+
+    def get_extra(self, key: bytes) -> bytes | None:
+        return self._db.get(P_EXTRA + key)
+
+    def put_extra(self, key: bytes, value: bytes, sync: bool = True) -> None:
+        if not _is_bytes(key) or not _is_bytes(value):
+            raise StoreError("extra keys and values are bytes")
+        self._db.put(P_EXTRA + key, value, sync=sync)

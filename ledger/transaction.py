@@ -1,0 +1,164 @@
+"""Signed transactions: body, id, signing message, signatures (docs/protocol.md, "Transactions").
+
+- The body is a canonical msgpack array: [version=1, chain_id, signers, nonce, expiry_height, operations].
+- The signed transaction on the wire is [body_bytes (bin), signatures]; carrying the body as bytes means the id and
+  the signing message are computed over exactly the bytes received, with no re-encoding.
+- tx id = SHA-256(body_bytes). Signatures are outside the body, so they cannot change the id (no malleability);
+  Ed25519 as implemented by libsodium also rejects non-canonical signature encodings.
+- signing message = TX_DOMAIN || u8(len(chain_id)) || chain_id (ASCII) || body_bytes.
+- A signature is [account, public_key, signature]; the list is strictly sorted by (account, public_key). Whether the
+  key belongs to the account (and the M-of-N threshold) is checked against state when the transaction executes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from ledger.codec import Bin, Record, Seq, Version, decode, encode, record_type, wire
+from ledger.operations import OPERATION, Operation
+from ledger.schema import (
+    ACCOUNT_ID,
+    CHAIN_ID,
+    HEIGHT,
+    MAX_BODY_BYTES,
+    MAX_OPS_PER_TX,
+    MAX_SIGNATURES,
+    MAX_SIGNERS,
+    MAX_TX_BYTES,
+    PUBLIC_KEY,
+    SIGNATURE,
+    U64,
+)
+
+__all__ = [
+    "TX_DOMAIN",
+    "Signature",
+    "SignedTransaction",
+    "TxBody",
+    "decode_body",
+    "decode_transaction",
+    "encode_body",
+    "sign_transaction",
+    "signing_message",
+    "tx_id_of",
+    "verify_signature",
+]
+
+TX_DOMAIN = b"CONSORTIUM-LEDGER/TX/v1\x00"
+TX_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TxBody:
+    version: int = wire(Version(TX_VERSION))
+    chain_id: str = wire(CHAIN_ID)
+    signers: tuple[str, ...] = wire(Seq(ACCOUNT_ID, MAX_SIGNERS, min_len=1, sorted_unique=True))
+    nonce: int = wire(U64)
+    expiry_height: int = wire(HEIGHT)
+    operations: tuple[Operation, ...] = wire(Seq(OPERATION, MAX_OPS_PER_TX, min_len=1))
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    account: str = wire(ACCOUNT_ID)
+    public_key: bytes = wire(PUBLIC_KEY)
+    signature: bytes = wire(SIGNATURE)
+
+
+@dataclass(frozen=True, slots=True)
+class TxEnvelope:
+    """The wire form of a signed transaction."""
+
+    body: bytes = wire(Bin(1, MAX_BODY_BYTES))
+    signatures: tuple[Signature, ...] = wire(
+        Seq(
+            record_type(Signature),
+            MAX_SIGNATURES,
+            min_len=1,
+            sorted_unique=True,
+            sort_key=lambda s: (s.account, s.public_key),
+        )
+    )
+
+
+BODY: Record = record_type(TxBody)
+ENVELOPE: Record = record_type(TxEnvelope)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTransaction:
+    """A decoded signed transaction with its exact body bytes and id."""
+
+    body: TxBody
+    body_bytes: bytes
+    signatures: tuple[Signature, ...]
+    tx_id: bytes
+
+    def to_bytes(self) -> bytes:
+        return encode(ENVELOPE, TxEnvelope(self.body_bytes, self.signatures))
+
+    @property
+    def signing_message(self) -> bytes:
+        return signing_message(self.body.chain_id, self.body_bytes)
+
+
+def encode_body(body: TxBody) -> bytes:
+    return encode(BODY, body)
+
+
+def decode_body(data: bytes) -> TxBody:
+    return decode(BODY, data, MAX_BODY_BYTES)
+
+
+def tx_id_of(body_bytes: bytes) -> bytes:
+    return hashlib.sha256(body_bytes).digest()
+
+
+def signing_message(chain_id: str, body_bytes: bytes) -> bytes:
+    chain = chain_id.encode("ascii")
+    return TX_DOMAIN + bytes((len(chain),)) + chain + body_bytes
+
+
+def decode_transaction(data: bytes) -> SignedTransaction:
+    """Decode a signed transaction; any malformed or non-canonical input raises DecodeError."""
+    env: TxEnvelope = decode(ENVELOPE, data, MAX_TX_BYTES)
+    body = decode_body(env.body)
+    return SignedTransaction(body, env.body, env.signatures, tx_id_of(env.body))
+
+
+def sign_transaction(body: TxBody, signers: Iterable[tuple[str, SigningKey]]) -> SignedTransaction:
+    """Encode `body` and sign it with each (account, key); signatures are put in canonical order."""
+    body_bytes = encode_body(body)
+    message = signing_message(body.chain_id, body_bytes)
+    sigs = sorted(
+        (Signature(account, bytes(key.verify_key), key.sign(message).signature) for account, key in signers),
+        key=lambda s: (s.account, s.public_key),
+    )
+    return SignedTransaction(body, body_bytes, tuple(sigs), tx_id_of(body_bytes))
+
+
+_VERIFY_KEYS: dict[bytes, VerifyKey] = {}
+_VERIFY_KEY_CACHE_MAX = 65_536
+
+
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Ed25519 verification (libsodium via pynacl). Pure; caches parsed public keys (bounded)."""
+    vk = _VERIFY_KEYS.get(public_key)
+    if vk is None:
+        try:
+            vk = VerifyKey(public_key)
+        except (ValueError, TypeError):
+            return False
+        if len(_VERIFY_KEYS) >= _VERIFY_KEY_CACHE_MAX:
+            _VERIFY_KEYS.clear()
+        _VERIFY_KEYS[public_key] = vk
+    try:
+        vk.verify(message, signature)
+    except BadSignatureError:
+        return False
+    return True

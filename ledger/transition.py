@@ -1,0 +1,277 @@
+"""The state transition: apply_block -> apply_transaction -> one processor per operation.
+
+    apply_block(state, block, transactions, tree=...) -> BlockOutcome
+
+1. Check the block against the last applied one (chain id, height + 1, time not decreasing).
+2. Prune replay entries whose expiry height has passed (the bucket of height - 1).
+3. For each transaction, in order: decode, check chain, expiry, replay, signatures and thresholds (failing any of
+   these rejects it: receipt code 1..199, nothing recorded). Otherwise run its operations on a fresh overlay: on
+   success merge the overlay, on refusal drop it (receipt code >= 200); either way record the id until its expiry
+   height, so one transaction id has at most one receipt.
+4. Record the new replay ids and the chain meta; assert the supply invariant for every asset touched.
+5. Encode the changed records and update the sparse Merkle tree once: the new state root.
+
+Nothing here reads a clock, a random source or a file: height and time come from the block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ledger import codes
+from ledger.codec import DecodeError
+from ledger.codes import Refused
+from ledger.context import BlockContext, TxContext
+from ledger.events import Event, Receipt, encode_receipt
+from ledger.invariants import assert_block_supply
+from ledger.keys import META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
+from ledger.ops import PROCESSORS
+from ledger.records import REPLAY_CHUNK, Account, ChainMeta, ReplayBucket, ReplayIndex, TxSeen
+from ledger.rules import DEFAULT_ENGINE, RuleEngine
+from ledger.schema import MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
+from ledger.smt import SparseMerkleTree
+from ledger.state import Overlay, StateReader
+from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
+
+__all__ = ["BlockOutcome", "TxOutcome", "apply_block", "apply_transaction", "authorize", "dry_run"]
+
+MAX_TXS_PER_BLOCK = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class TxOutcome:
+    """`executed` is True when the transaction passed decoding, chain, expiry, replay and signature checks: its
+    id is then consumed (kept until its expiry height) whether its operations succeeded or were refused, so a
+    transaction id has at most one receipt in the chain. A rejected transaction (receipt code 1..199) was not
+    executed and may still be included later (e.g. a copy with a corrupted signature cannot censor the original)."""
+
+    receipt: Receipt
+    tx: SignedTransaction | None  # None when the bytes did not decode
+    accounts: tuple[str, ...]  # accounts whose history this transaction enters (sorted)
+    executed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BlockOutcome:
+    """Everything a block produced; `changes`, `smt_nodes`, receipts and history are what the store commits.
+    `overlay` is the block's state on top of its parent, usable as the parent of a speculative next block."""
+
+    height: int
+    state_root: bytes
+    receipts: tuple[Receipt, ...]  # one per transaction of the block, in block order (rejected ones included)
+    events: tuple[Event, ...]
+    executed: tuple[tuple[bytes, bytes, bytes], ...]  # (tx_id, tx bytes, receipt bytes) of executed transactions
+    history: tuple[tuple[str, bytes], ...]  # (account_id, tx_id) of executed transactions
+    changes: Mapping[bytes, bytes | None]
+    smt_nodes: Mapping[bytes, bytes]
+    overlay: Overlay
+
+
+def _clip(text: str, limit: int = MAX_TEXT_BYTES) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", errors="ignore")
+
+
+def authorize(state: Overlay, tx: SignedTransaction, verify: bool = True) -> frozenset[str]:
+    """The signers of `tx` once every signature names a declared signer, belongs to its open account's key set,
+    verifies, and each signer's M-of-N threshold is met. Refuses otherwise."""
+    body = tx.body
+    declared = body.signers
+    per_account: dict[str, int] = {}
+    for sig in tx.signatures:
+        if sig.account not in declared:
+            raise Refused(codes.SIGNATURE_NOT_FOR_SIGNER, f"signature by {sig.account}, not a declared signer")
+        per_account[sig.account] = per_account.get(sig.account, 0) + 1
+    accounts: dict[str, Account] = {}
+    for signer in declared:
+        acct = state.get(account_key(signer))
+        if acct is None:
+            raise Refused(codes.SIGNER_NOT_FOUND, f"signer {signer} does not exist")
+        if acct.closed_to is not None:
+            raise Refused(codes.SIGNER_CLOSED, f"signer {signer} was migrated to {acct.closed_to}")
+        accounts[signer] = acct
+    for sig in tx.signatures:
+        if sig.public_key not in accounts[sig.account].keys:
+            raise Refused(codes.UNKNOWN_SIGNING_KEY, f"key {sig.public_key.hex()[:16]}… is not a key of {sig.account}")
+    for signer, acct in accounts.items():
+        n = per_account.get(signer, 0)
+        if n < acct.threshold:
+            raise Refused(codes.THRESHOLD_NOT_MET, f"{signer} needs {acct.threshold} signatures, has {n}")
+    if verify:
+        message = tx.signing_message
+        for sig in tx.signatures:
+            if not verify_signature(sig.public_key, message, sig.signature):
+                raise Refused(codes.BAD_SIGNATURE, f"signature by {sig.account} does not verify")
+    return frozenset(declared)
+
+
+def _check_envelope(state: Overlay, block: BlockContext, tx: SignedTransaction) -> None:
+    body = tx.body
+    if body.chain_id != block.chain_id:
+        raise Refused(codes.WRONG_CHAIN, f"transaction for chain {body.chain_id}, this is {block.chain_id}")
+    if block.height > body.expiry_height:
+        raise Refused(codes.TX_EXPIRED, f"expired at height {body.expiry_height}, block is {block.height}")
+    if body.expiry_height > block.height + MAX_TX_LIFETIME:
+        raise Refused(
+            codes.TX_EXPIRY_TOO_FAR, f"expiry {body.expiry_height} is beyond {block.height + MAX_TX_LIFETIME}"
+        )
+    if state.get(tx_seen_key(tx.tx_id)) is not None:
+        raise Refused(codes.TX_REPLAYED, f"transaction {tx.tx_id.hex()} was already committed")
+
+
+def apply_transaction(
+    state: Overlay,
+    block: BlockContext,
+    tx: SignedTransaction | bytes,
+    index: int = 0,
+    engine: RuleEngine = DEFAULT_ENGINE,
+    verify_signatures: bool = True,
+) -> TxOutcome:
+    """Execute one transaction on `state` (the block overlay): all its writes, or none of them."""
+    if not isinstance(tx, SignedTransaction):
+        raw = tx
+        if len(raw) > MAX_TX_BYTES:
+            code, detail = codes.TX_TOO_LARGE, f"{len(raw)} bytes > {MAX_TX_BYTES}"
+            receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, code, None, detail, ())
+            return TxOutcome(receipt, None, (), False)
+        try:
+            tx = decode_transaction(raw)
+        except DecodeError as exc:
+            receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, exc.code, None, _clip(str(exc)), ())
+            return TxOutcome(receipt, None, (), False)
+    body = tx.body
+    try:
+        _check_envelope(state, block, tx)
+        signers = authorize(state, tx, verify_signatures)
+    except Refused as refusal:
+        assert refusal.code < 200, "envelope refusals use rejection codes"
+        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, None, _clip(refusal.detail), ())
+        return TxOutcome(receipt, tx, (), False)
+    overlay = Overlay(state)
+    ctx = TxContext(overlay, block, tx.tx_id, signers, engine)
+    try:
+        for i, op in enumerate(body.operations):
+            ctx.op_index = i
+            PROCESSORS[type(op)](ctx, op)
+    except Refused as refusal:
+        assert refusal.code >= 200, "operation refusals never use rejection codes"
+        state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
+        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, ctx.op_index, _clip(refusal.detail), ())
+        return TxOutcome(receipt, tx, body.signers, True)
+    overlay.commit()
+    state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
+    events = tuple(ctx.events)
+    touched = set(body.signers)
+    for ev in events:
+        touched.update(ev.accounts())
+    receipt = Receipt(tx.tx_id, block.height, index, codes.OK, None, "", events)
+    return TxOutcome(receipt, tx, tuple(sorted(touched)), True)
+
+
+def dry_run(
+    state: StateReader | Overlay,
+    block: BlockContext,
+    tx: SignedTransaction | bytes,
+    engine: RuleEngine = DEFAULT_ENGINE,
+    verify_signatures: bool = True,
+) -> Receipt:
+    """The receipt `tx` would get if executed in `block` on top of `state`, without changing anything.
+    With verify_signatures=False the declared signers are taken as signed (a "could this happen if signed" check);
+    key membership and thresholds are still checked against the signatures present."""
+    return apply_transaction(Overlay(state), block, tx, 0, engine, verify_signatures).receipt
+
+
+def _prune_replay(state: Overlay, height: int) -> None:
+    """Forget the ids of transactions whose expiry height is `height` - 1: they can no longer be included."""
+    if height == 0:
+        return
+    ikey = replay_index_key(height - 1)
+    index: ReplayIndex | None = state.get(ikey)
+    if index is None:
+        return
+    chunks = (index.count + REPLAY_CHUNK - 1) // REPLAY_CHUNK
+    for chunk in range(chunks):
+        bkey = replay_bucket_key(height - 1, chunk)
+        bucket: ReplayBucket | None = state.get(bkey)
+        assert bucket is not None, "replay bucket missing"
+        for tx_id in bucket.tx_ids:
+            state.put(tx_seen_key(tx_id), None)
+        state.put(bkey, None)
+    state.put(ikey, None)
+
+
+def _record_replay(state: Overlay, new_ids: dict[int, list[bytes]]) -> None:
+    for expiry in sorted(new_ids):
+        ids = new_ids[expiry]
+        ikey = replay_index_key(expiry)
+        index: ReplayIndex | None = state.get(ikey)
+        count = 0 if index is None else index.count
+        pos = 0
+        while pos < len(ids):
+            chunk = count // REPLAY_CHUNK
+            bkey = replay_bucket_key(expiry, chunk)
+            bucket: ReplayBucket | None = state.get(bkey)
+            existing = () if bucket is None else bucket.tx_ids
+            room = REPLAY_CHUNK - len(existing)
+            take = ids[pos : pos + room]
+            state.put(bkey, ReplayBucket(existing + tuple(take)))
+            pos += len(take)
+            count += len(take)
+        state.put(ikey, ReplayIndex(count))
+
+
+def apply_block(
+    state: StateReader | Overlay,
+    block: BlockContext,
+    transactions: Sequence[SignedTransaction | bytes],
+    *,
+    tree: SparseMerkleTree,
+    engine: RuleEngine = DEFAULT_ENGINE,
+) -> BlockOutcome:
+    """Apply a block's transactions on top of `state` (whose authenticated form is `tree`). Pure: returns the
+    outcome; nothing is written to `state` or to the tree's node store."""
+    assert len(transactions) <= MAX_TXS_PER_BLOCK, "block has too many transactions"
+    overlay = Overlay(state)
+    meta: ChainMeta | None = overlay.get(META_KEY)
+    assert meta is not None, "state has no chain meta: apply the genesis first"
+    assert meta.chain_id == block.chain_id, f"block for chain {block.chain_id}, state is {meta.chain_id}"
+    assert block.height == meta.height + 1, f"block height {block.height} does not follow {meta.height}"
+    assert block.time >= meta.time, "block time went backwards"
+    _prune_replay(overlay, block.height)
+    receipts: list[Receipt] = []
+    events: list[Event] = []
+    executed: list[tuple[bytes, bytes, bytes]] = []
+    history: list[tuple[str, bytes]] = []
+    new_ids: dict[int, list[bytes]] = {}
+    for index, item in enumerate(transactions):
+        outcome = apply_transaction(overlay, block, item, index, engine)
+        receipt = outcome.receipt
+        receipts.append(receipt)
+        if not outcome.executed:
+            continue
+        assert outcome.tx is not None
+        events.extend(receipt.events)
+        tx_bytes = item if isinstance(item, bytes) else item.to_bytes()
+        executed.append((receipt.tx_id, tx_bytes, encode_receipt(receipt)))
+        history.extend((account, receipt.tx_id) for account in outcome.accounts)
+        new_ids.setdefault(outcome.tx.body.expiry_height, []).append(receipt.tx_id)
+    _record_replay(overlay, new_ids)
+    overlay.put(META_KEY, ChainMeta(block.chain_id, block.height, block.time))
+    assert_block_supply(state, overlay)
+    changes = overlay.changes()
+    update = tree.update(changes)
+    return BlockOutcome(
+        height=block.height,
+        state_root=update.root,
+        receipts=tuple(receipts),
+        events=tuple(events),
+        executed=tuple(executed),
+        history=tuple(history),
+        changes=changes,
+        smt_nodes=update.nodes,
+        overlay=overlay,
+    )

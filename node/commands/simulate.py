@@ -1,0 +1,72 @@
+"""`ledger simulate`: run the deterministic consensus simulator over many seeds and print one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from consensus.simulator import BEHAVIOURS, merge_summaries, run_many
+
+# Seeds per task when --jobs > 1.
+CHUNK: int = 20
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("simulate", help="run the deterministic consensus simulator",
+                                   description="Simulate a cluster of replicas with a seeded faulty network, "
+                                               "crash-restarts and Byzantine replicas; check safety and liveness.")
+    parser.add_argument("--seeds", type=int, default=100, help="number of seeds to run (default 100)")
+    parser.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--nodes", type=int, default=4, help="replicas (default 4)")
+    parser.add_argument("--byzantine", type=int, default=1, help="Byzantine replicas, < nodes/3 (default 1)")
+    parser.add_argument("--rounds", type=int, default=30, help="minimum rounds per run (default 30)")
+    parser.add_argument("--behaviour", choices=BEHAVIOURS, action="append", default=None,
+                        help="Byzantine behaviour (repeatable); default: chosen by each seed")
+    restart = parser.add_mutually_exclusive_group()
+    restart.add_argument("--all-restart", dest="all_restart", action="store_const", const=True, default=None,
+                         help="every run crashes and restarts all replicas at once")
+    restart.add_argument("--no-all-restart", dest="all_restart", action="store_const", const=False,
+                         help="never restart all replicas at once (default: every fourth seed does)")
+    parser.add_argument("--no-crashes", action="store_true", help="no individual crash-restarts")
+    parser.add_argument("--no-partitions", action="store_true", help="no network partitions")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; runs stay deterministic)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON summary")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.jobs < 1 or args.seeds < 0 or args.nodes < 1 or args.byzantine < 0 or 3 * args.byzantine >= args.nodes or args.rounds < 1:
+        print("error: need jobs >= 1, seeds >= 0, rounds >= 1 and 0 <= byzantine < nodes/3", file=sys.stderr)
+        return 2
+
+    def progress(result: object) -> None:
+        if not args.json and not result.ok:  # type: ignore[attr-defined]
+            print(f"FAILED seed {result.seed}: {result.safety_violations[:3]} {result.liveness_failures[:1]}",  # type: ignore[attr-defined]
+                  file=sys.stderr)
+
+    options = {"nodes": args.nodes, "byzantine": args.byzantine, "rounds": args.rounds,
+               "behaviours": tuple(args.behaviour or ()), "all_restart": args.all_restart,
+               "crashes": not args.no_crashes, "partitions": not args.no_partitions}
+    if args.jobs <= 1:
+        summary = run_many(args.seeds, seed_start=args.seed_start, on_result=progress, clock=time.perf_counter,
+                           **options)  # type: ignore[arg-type]
+    else:
+        started = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_many, min(CHUNK, args.seed_start + args.seeds - start), seed_start=start,
+                                   **options)  # type: ignore[arg-type]
+                       for start in range(args.seed_start, args.seed_start + args.seeds, CHUNK)]
+            parts = [f.result() for f in futures]
+        summary = merge_summaries(parts, time.perf_counter() - started)
+        if not args.json:
+            for failure in summary["failures"]:  # type: ignore[attr-defined]
+                print(f"FAILED seed {failure['seed']}: {failure}", file=sys.stderr)
+    print(json.dumps(summary, sort_keys=True))
+    if summary["failed_seeds"] and not args.json:
+        seeds = " ".join(str(s) for s in summary["failed_seeds"])  # type: ignore[union-attr]
+        print(f"reproduce: ledger simulate --seeds 1 --seed-start <seed> --nodes {args.nodes} "
+              f"--byzantine {args.byzantine}   (failing seeds: {seeds})", file=sys.stderr)
+    return 1 if summary["safety_violations"] or summary["liveness_failures"] else 0

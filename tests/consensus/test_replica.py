@@ -1,0 +1,470 @@
+"""Voting, locking and commit rules, persistence ordering, restore, evidence and Byzantine input of one replica."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from consensus.actions import Broadcast, Commit, Execute, PersistSafety, ReportEvidence, Send, SetTimer, SyncBlocks
+from consensus.certificates import verify_commit_certificate, verify_evidence
+from consensus.messages import (
+    Block,
+    BlockHeader,
+    Proposal,
+    SafetyState,
+    SyncRequest,
+    SyncResponse,
+    Timeout,
+    Vote,
+    encode_message,
+    payload_hash,
+)
+from consensus.replica import ReplicaConfig
+from consensus.simulator import execute_payload
+from tests.consensus.helpers import (
+    CHAIN,
+    ROOT0,
+    Cluster,
+    genesis,
+    make_block,
+    make_qc,
+    make_replica,
+    sign_proposal,
+    sign_vote,
+    validator_set,
+    vid,
+)
+
+
+def answer_exec(replica, actions):
+    """Answer Execute actions like the simulated application; return all actions seen."""
+    seen = list(actions)
+    pending = list(actions)
+    while pending:
+        follow = []
+        for a in pending:
+            if isinstance(a, Execute):
+                follow.extend(replica.on_executed(a.block.id, execute_payload(a.parent_state_root, a.block.payload)))
+        seen.extend(follow)
+        pending = follow
+    return seen
+
+
+def votes_in(actions):
+    return [a.message for a in actions if isinstance(a, Send) and isinstance(a.message, Vote)]
+
+
+def chain_of(length: int, n: int = 4):
+    """Blocks b1..b_length in consecutive rounds 1..length, each with a real QC on its parent."""
+    g, gqc = genesis()
+    blocks, roots = [g], [ROOT0]
+    qc = gqc
+    for r in range(1, length + 1):
+        b = make_block(blocks[-1], r, qc, payload=b"blk%d" % r, n=n)
+        root = execute_payload(roots[-1], b.payload)
+        blocks.append(b)
+        roots.append(root)
+        qc = make_qc([0, 1, 2], r, b.id, root, n=n)
+    return blocks, roots, qc
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Happy path and commit rule
+
+
+def test_cluster_commits_same_blocks_with_valid_certificates():
+    c = Cluster(4)
+    c.run(max_steps=400)
+    heights = c.heights()
+    assert min(heights) >= 5
+    vs = validator_set(4)
+    reference = {a.block.header.height: a.block.id for a in c.commits[0]}
+    for i in range(4):
+        seen = [a.block.header.height for a in c.commits[i]]
+        assert seen == list(range(1, len(seen) + 1)), "commits come once each, in height order"
+        for a in c.commits[i]:
+            assert reference.get(a.block.header.height, a.block.id) == a.block.id
+            assert verify_commit_certificate(vs, a.certificate, chain_id=CHAIN)
+            assert a.certificate.block_id == a.block.id
+    # A new proposal every round: the round number tracks the height (pipelining).
+    assert c.replicas[0].current_round >= max(heights)
+
+
+def test_two_chain_needs_consecutive_rounds():
+    blocks, roots, _ = chain_of(3)
+    r = make_replica(1)
+    answer_exec(r, r.start())
+    # b1 (round 1) and b2 (round 2); proposal of round 4 certifies b2 but skips round 3 -> use TC-less path invalid,
+    # so instead deliver b3 in round 3 carrying QC(b2): b1 commits (rounds 1,2 consecutive).
+    out = []
+    for b in blocks[1:4]:
+        out += answer_exec(r, r.on_message(vid(b.header.proposer), sign_proposal(b)))
+    commits = [a for a in out if isinstance(a, Commit)]
+    assert [a.block.id for a in commits] == [blocks[1].id]
+    assert commits[0].certificate.state_root == roots[1]
+
+
+def test_no_commit_without_consecutive_child():
+    g, gqc = genesis()
+    r = make_replica(2)
+    answer_exec(r, r.start())
+    b1 = make_block(g, 1, gqc, b"one")
+    root1 = execute_payload(ROOT0, b"one")
+    qc1 = make_qc([0, 1, 2], 1, b1.id, root1)
+    # Round 2 timed out (TC), b3 in round 3 extends b1; QC on b3 -> b1 and b3 not consecutive: no commit of b1.
+    tc = _tc_for_round(2, high_qc_round=1)
+    b3 = make_block(b1, 3, qc1, b"three")
+    root3 = execute_payload(root1, b"three")
+    qc3 = make_qc([0, 1, 3], 3, b3.id, root3)
+    b4 = make_block(b3, 4, qc3, b"four")
+    out = answer_exec(r, r.on_message(vid(1), sign_proposal(b1)))
+    out += answer_exec(r, r.on_message(vid(3), sign_proposal(b3, tc)))
+    out += answer_exec(r, r.on_message(vid(0), sign_proposal(b4)))
+    assert not [a for a in out if isinstance(a, Commit)]
+    assert r.committed_height == 0
+
+
+def _tc_for_round(round_: int, high_qc_round: int, signers=(0, 1, 2)):
+    from consensus import bls
+    from consensus.messages import TimeoutCert, TimeoutGroup, timeout_message
+    from tests.consensus.helpers import secret_key
+
+    vs = validator_set(4)
+    sigs = [bls.get_backend().sign(secret_key(i), timeout_message(CHAIN, 0, round_, high_qc_round)) for i in signers]
+    return TimeoutCert(0, round_, (TimeoutGroup(high_qc_round, vs.bitmap(list(signers)), bls.get_backend()
+                                                .aggregate(sigs)),))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Voting rules
+
+
+def test_votes_once_per_round_and_persists_first():
+    blocks, _, _ = chain_of(1)
+    r = make_replica(3)
+    answer_exec(r, r.start())
+    out = answer_exec(r, r.on_message(vid(1), sign_proposal(blocks[1])))
+    idx_persist = next(i for i, a in enumerate(out) if isinstance(a, PersistSafety))
+    idx_vote = next(i for i, a in enumerate(out) if isinstance(a, Send) and isinstance(a.message, Vote))
+    assert idx_persist < idx_vote, "safety state must be persisted before the vote leaves"
+    persisted = out[idx_persist].state
+    assert persisted.highest_vote_round == 1
+    assert blocks[1] in out[idx_persist].blocks
+    vote = out[idx_vote].message
+    assert out[idx_vote].to == r.leader_of(2)
+    # A second, conflicting proposal in round 1 gets no vote and yields evidence against the leader.
+    other = Block(dataclasses.replace(blocks[1].header, payload_hash=payload_hash(b"x")), b"x")
+    out2 = answer_exec(r, r.on_message(vid(1), sign_proposal(other)))
+    assert not votes_in(out2)
+    ev = [a.evidence for a in out2 if isinstance(a, ReportEvidence)]
+    assert len(ev) == 1 and ev[0].validator == 1 and verify_evidence(validator_set(4), CHAIN, ev[0])
+    assert vote.block_id == blocks[1].id
+
+
+def test_refuses_unjustified_proposal():
+    g, gqc = genesis()
+    r = make_replica(1)
+    answer_exec(r, r.start())
+    b1 = make_block(g, 1, gqc, b"one")
+    root1 = execute_payload(ROOT0, b"one")
+    qc1 = make_qc([0, 1, 2], 1, b1.id, root1)
+    answer_exec(r, r.on_message(vid(1), sign_proposal(b1)))
+    # Round 3 block extending QC(1) without a TC for round 2: refused.
+    b3 = make_block(b1, 3, qc1, b"three")
+    out = answer_exec(r, r.on_message(vid(3), sign_proposal(b3)))
+    assert not votes_in(out)
+    assert r.counters["dropped_unjustified"] == 1
+    # TC(2) whose highest QC round (1) is <= the block's QC round: justified.
+    out = answer_exec(r, r.on_message(vid(3), sign_proposal(b3, _tc_for_round(2, high_qc_round=1))))
+    assert [v.round for v in votes_in(out)] == [3]
+
+
+def test_tc_with_higher_qc_round_than_block_is_refused():
+    """The lock: after a TC reporting a QC of round 2, a block extending only a round-1 QC gets no vote."""
+    blocks, _roots, _ = chain_of(2)
+    qc1 = blocks[2].header.qc
+    r = make_replica(0)
+    answer_exec(r, r.start())
+    answer_exec(r, r.on_message(vid(1), sign_proposal(blocks[1])))
+    answer_exec(r, r.on_message(vid(2), sign_proposal(blocks[2])))
+    bad = make_block(blocks[1], 4, qc1, b"fork")
+    out = answer_exec(r, r.on_message(vid(0), sign_proposal(bad, _tc_for_round(3, high_qc_round=2))))
+    assert not votes_in(out) and r.counters["dropped_unjustified"] == 1
+
+
+def test_no_vote_after_timeout_in_same_round():
+    blocks, _, _ = chain_of(1)
+    r = make_replica(3)
+    answer_exec(r, r.start())
+    out = r.on_timeout(1)
+    kinds = [type(a) for a in out]
+    assert PersistSafety in kinds and Broadcast in kinds
+    assert kinds.index(PersistSafety) < kinds.index(Broadcast)
+    timeout = next(a.message for a in out if isinstance(a, Broadcast))
+    assert isinstance(timeout, Timeout) and timeout.round == 1
+    out = answer_exec(r, r.on_message(vid(1), sign_proposal(blocks[1])))
+    assert not votes_in(out)
+    # The timer fires again in the same round: the same timeout is re-broadcast, nothing new is signed.
+    again = r.on_timeout(1)
+    assert [a.message for a in again if isinstance(a, Broadcast)] == [timeout]
+    assert not [a for a in again if isinstance(a, PersistSafety)]
+
+
+def test_restored_replica_never_signs_conflicting_vote():
+    blocks, _, _ = chain_of(1)
+    r = make_replica(3)
+    answer_exec(r, r.start())
+    out = answer_exec(r, r.on_message(vid(1), sign_proposal(blocks[1])))
+    state = [a for a in out if isinstance(a, PersistSafety)][-1].state
+    stored = [b for a in out if isinstance(a, PersistSafety) for b in a.blocks]
+    # Crash; restart from the persisted state (round-tripped through its encoding).
+    state = SafetyState.decode(state.encode())
+    r2 = make_replica(3, safety=state, stored_blocks=stored)
+    answer_exec(r2, r2.start())
+    other = Block(dataclasses.replace(blocks[1].header, payload_hash=payload_hash(b"x")), b"x")
+    out = answer_exec(r2, r2.on_message(vid(1), sign_proposal(other)))
+    out += answer_exec(r2, r2.on_message(vid(1), sign_proposal(blocks[1])))
+    assert not votes_in(out)
+    assert r2.current_round == 1
+    # Its timeout for round 1 is allowed (a timeout is not a vote for a block) and carries the right QC.
+    t = next(a.message for a in r2.on_timeout(1) if isinstance(a, Broadcast))
+    assert t.round == 1
+
+
+def test_restored_leader_does_not_propose_twice():
+    c = Cluster(4)
+    leader = c.replicas[1]  # leads round 1
+    log = c.log[1]
+    props = [i for i, a in enumerate(log) if isinstance(a, Broadcast) and isinstance(a.message, Proposal)]
+    assert len(props) == 1
+    persists = [i for i, a in enumerate(log) if isinstance(a, PersistSafety) and a.state.last_proposed_round == 1]
+    assert persists and persists[0] < props[0], "last_proposed_round is persisted before the proposal leaves"
+    state = [a for a in c.persisted[1]][-1].state
+    assert state.last_proposed_round == 1
+    r2 = make_replica(1, safety=state)
+    out = answer_exec(r2, r2.start())
+    assert not [a for a in out if isinstance(a, Broadcast)]
+    assert leader.current_round == 1
+
+
+def test_all_restart_from_persisted_state_resumes():
+    c = Cluster(4)
+    c.run(max_steps=120)
+    before = c.heights()
+    assert min(before) >= 2
+    c.queue.clear()
+    # Everyone restarts at once from disk: safety state, stored blocks, last commit.
+    fresh = []
+    for i in range(4):
+        state = c.persisted[i][-1].state
+        stored = [b for p in c.persisted[i] for b in p.blocks]
+        last = c.commits[i][-1]
+        fresh.append(make_replica(i, safety=state, stored_blocks=stored, anchor=last.block,
+                                  anchor_qc=last.certificate.headers[1].qc))
+    c.replicas = fresh
+    for i, r in enumerate(fresh):
+        c.handle(i, r.start())
+    c.run(max_steps=200)
+    for _ in range(3):
+        c.fire_timers()
+        c.run(max_steps=300)
+    assert min(c.heights()) > max(before)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Votes, QCs, evidence at the leader
+
+
+def test_leader_forms_qc_and_reports_double_vote():
+    blocks, roots, _ = chain_of(1)
+    leader = make_replica(2)  # leads round 2: collects round-1 votes
+    answer_exec(leader, leader.start())
+    answer_exec(leader, leader.on_message(vid(1), sign_proposal(blocks[1])))
+    v0 = sign_vote(0, 1, blocks[1].id, roots[1])
+    assert leader.on_message(vid(0), v0) == []
+    # Double vote by validator 0: evidence.
+    v0b = sign_vote(0, 1, blocks[1].id, b"\x01" * 32)
+    out = leader.on_message(vid(0), v0b)
+    ev = [a.evidence for a in out if isinstance(a, ReportEvidence)]
+    assert len(ev) == 1 and ev[0].validator == 0 and verify_evidence(validator_set(4), CHAIN, ev[0])
+    # Duplicate vote: counted, no effect.
+    leader.on_message(vid(0), v0)
+    assert leader.counters["dropped_duplicate"] >= 1
+    # Vote from someone else's identity (spoofed): dropped.
+    leader.on_message(vid(3), sign_vote(1, 1, blocks[1].id, roots[1]))
+    assert leader.counters["dropped_spoofed"] == 1
+    # Third matching vote (own vote + 0 + 1) forms the QC: round 2 starts and the leader asks for a payload.
+    out = leader.on_message(vid(1), sign_vote(1, 1, blocks[1].id, roots[1]))
+    assert leader.current_round == 2
+    assert leader.high_qc.round == 1 and leader.high_qc.block_id == blocks[1].id
+
+
+def test_bad_vote_signature_does_not_block_qc():
+    blocks, roots, _ = chain_of(1)
+    leader = make_replica(2)
+    answer_exec(leader, leader.start())
+    answer_exec(leader, leader.on_message(vid(1), sign_proposal(blocks[1])))
+    bad = dataclasses.replace(sign_vote(0, 1, blocks[1].id, roots[1]), signature=sign_vote(0, 9, b"\0" * 32,
+                                                                                            b"\0" * 32).signature)
+    leader.on_message(vid(0), bad)
+    leader.on_message(vid(1), sign_vote(1, 1, blocks[1].id, roots[1]))
+    assert leader.current_round == 1, "a bad signature must not count toward the quorum"
+    assert leader.counters["dropped_bad_signature"] == 1
+    leader.on_message(vid(0), sign_vote(0, 1, blocks[1].id, roots[1]))
+    assert leader.current_round == 2
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Byzantine input
+
+
+def test_garbage_and_non_validators_are_counted_never_raise():
+    r = make_replica(0)
+    r.start()
+    assert r.on_bytes(vid(1), b"\xff\x00garbage") == []
+    assert r.on_bytes(vid(1), b"") == []
+    assert r.on_bytes(b"stranger", encode_message(sign_vote(1, 1, b"\0" * 32, b"\0" * 32))) == []
+    assert r.counters["dropped_non_validator"] == 1
+    assert sum(v for k, v in r.counters.items() if k.startswith("dropped_codec")) == 2
+
+
+def test_far_future_and_stale_votes_are_dropped_and_bounded():
+    r = make_replica(2)
+    r.start()
+    r.on_message(vid(0), sign_vote(0, 1 + 4 * 1000, b"\1" * 32, b"\1" * 32))  # leader(4001+1)=2: far future
+    assert r.counters["dropped_far_future"] == 1
+    r.on_message(vid(0), sign_vote(0, 2, b"\1" * 32, b"\1" * 32))  # leader(3) = 3, not us
+    assert r.counters["dropped_not_leader"] == 1
+
+
+def test_oversized_payload_refused():
+    g, gqc = genesis()
+    cfg = ReplicaConfig(chain_id=CHAIN, max_payload_bytes=16)
+    r = make_replica(0, config=cfg)
+    r.start()
+    big = make_block(g, 1, gqc, b"x" * 17)
+    out = r.on_message(vid(1), sign_proposal(big))
+    assert not votes_in(out) and r.counters["dropped_oversized"] == 1
+
+
+def test_proposal_from_wrong_leader_or_bad_signature_dropped():
+    g, gqc = genesis()
+    r = make_replica(0)
+    r.start()
+    b1 = make_block(g, 1, gqc, b"one")
+    wrong = Block(dataclasses.replace(b1.header, proposer=2), b1.payload)
+    r.on_message(vid(2), sign_proposal(wrong))
+    assert r.counters["dropped_bad_proposer"] == 1
+    forged = dataclasses.replace(sign_proposal(b1), signature=sign_proposal(make_block(g, 1, gqc, b"z")).signature)
+    r.on_message(vid(1), forged)
+    assert r.counters["dropped_bad_signature"] == 1
+
+
+def test_forged_qc_in_header_rejected():
+    g, gqc = genesis()
+    b1 = make_block(g, 1, gqc, b"one")
+    root1 = execute_payload(ROOT0, b"one")
+    weak = make_qc([0, 1], 1, b1.id, root1)  # 2 of 4: below quorum
+    b2 = make_block(b1, 2, weak, b"two")
+    r = make_replica(3)
+    answer_exec(r, r.start())
+    answer_exec(r, r.on_message(vid(1), sign_proposal(b1)))
+    out = answer_exec(r, r.on_message(vid(2), sign_proposal(b2)))
+    assert not votes_in(out) and r.counters["dropped_bad_certificate"] == 1
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Sync
+
+
+def test_lagging_replica_catches_up_by_sync():
+    c = Cluster(4)
+    c.isolated = {3}
+    for _ in range(4):
+        c.run(max_steps=300)
+        c.fire_timers()
+    c.run(max_steps=300)
+    assert c.replicas[3].committed_height == 0 and min(c.heights()[:3]) >= 4
+    c.isolated = set()
+    c.queue.clear()
+    # Round sync: the laggard's timeout reaches the others, they hand it their certificates, it requests blocks.
+    c.handle(3, c.replicas[3].on_timeout(c.timers[3]))
+    c.run(max_steps=500)
+    assert any(isinstance(a, SyncBlocks) for a in c.log[3])
+    assert c.replicas[3].committed_height >= 3
+    vs = validator_set(4)
+    for a in c.commits[3]:
+        assert verify_commit_certificate(vs, a.certificate, chain_id=CHAIN)
+        assert a.block.id == next(x.block.id for x in c.commits[0] if x.block.header.height == a.block.header.height)
+
+
+def test_sync_response_with_uncertified_or_forged_blocks_rejected():
+    blocks, _roots, qc_last = chain_of(3)
+    r = make_replica(0)
+    answer_exec(r, r.start())
+    # Last block without a QC: not accepted.
+    r.on_message(vid(1), SyncResponse(tuple(blocks[1:4]), None, None))
+    assert r.block(blocks[3].id) is None and r.block(blocks[2].id) is not None
+    assert r.counters["sync_uncertified_block"] == 1
+    # Tampered payload cannot even be expressed: Block ids bind the payload hash; a block with a forged QC is refused.
+    forged = Block(BlockHeader(CHAIN, 0, 5, 4, blocks[3].id, 1, payload_hash(b""), blocks[3].header.qc), b"")
+    r.on_message(vid(1), SyncResponse((blocks[3], forged), qc_last, None))
+    assert r.block(forged.id) is None
+
+
+def test_sync_request_served_and_bounded():
+    c = Cluster(4)
+    c.run(max_steps=300)
+    r = c.replicas[0]
+    out = r.on_message(vid(1), SyncRequest(b"", 1, 10_000))
+    resp = next(a.message for a in out if isinstance(a, Send))
+    assert isinstance(resp, SyncResponse)
+    heights = [b.header.height for b in resp.blocks]
+    assert heights == list(range(1, len(heights) + 1))
+    assert len(heights) <= r.config.max_sync_blocks
+    assert resp.qc is not None and resp.qc.block_id == resp.blocks[-1].id
+
+
+def test_timer_resets_and_backoff_is_capped():
+    r = make_replica(3, config=ReplicaConfig(chain_id=CHAIN, base_timeout_ms=100, max_backoff_exponent=3))
+    out = r.start()
+    assert out[-1] == SetTimer(1, 100)
+    assert r._round_delay(50) == 800 and r._round_delay(2) == 200
+
+
+def test_block_refused_by_application_gets_no_vote():
+    blocks, _roots, _ = chain_of(2)
+    r = make_replica(3)
+    answer_exec(r, r.start())
+    out = r.on_message(vid(1), sign_proposal(blocks[1]))
+    execute = [a for a in out if isinstance(a, Execute)]
+    assert len(execute) == 1
+    out = r.on_executed(blocks[1].id, None)
+    assert not votes_in(out) and r.block(blocks[1].id) is None
+    assert r.counters["block_rejected_by_application"] == 1
+    # Re-delivery does not resurrect it.
+    r.on_message(vid(1), sign_proposal(blocks[1]))
+    assert r.block(blocks[1].id) is None
+
+
+def test_tree_full_evicts_forks_and_keeps_accepting():
+    """Without commits the block tree stays bounded; blocks off the high-QC path are evicted, not the new ones."""
+    g, gqc = genesis()
+    cfg = ReplicaConfig(chain_id=CHAIN, max_tree_blocks=6, committed_window=2)
+    r = make_replica(3, config=cfg)
+    answer_exec(r, r.start())
+    # Forks: blocks at rounds 1..12 each extending genesis (justified by TCs), never committed.
+    for rnd in range(1, 13):
+        b = make_block(g, rnd, gqc, b"fork%d" % rnd)
+        tc = None if rnd == 1 else _tc_for_round(rnd - 1, high_qc_round=0)
+        answer_exec(r, r.on_message(vid(b.header.proposer), sign_proposal(b, tc)))
+    assert r.tree_size() <= cfg.max_tree_blocks + cfg.committed_window
+    assert r.counters["evicted_fork_block"] > 0
+    assert r.block(make_block(g, 12, gqc, b"fork12").id) is not None
+
+
+def test_sync_answers_rate_limited_per_peer():
+    c = Cluster(4)
+    c.run(max_steps=200)
+    r = c.replicas[0]
+    answered = sum(1 for _ in range(20) if r.on_message(vid(1), SyncRequest(b"", 1, 5)))
+    assert answered == 8 and r.counters["sync_rate_limited"] == 12

@@ -1,0 +1,399 @@
+"""The peer transport on real sockets (127.0.0.1, ephemeral ports). Waits are bounded polls, never timing asserts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import hashlib
+from collections.abc import Awaitable, Callable
+
+import nacl.signing
+import pytest
+
+from node.framing import BODY_OVERHEAD, KIND_CLOSE, KIND_DATA, LENGTH_BYTES
+from node.handshake import MAGIC, Identity, PeerSet
+from node.transport import SendOutcome, Transport, TransportConfig, TransportError
+from tests.node.wire import MitmProxy, WireProxy, raw_peer, read_frame
+
+CHAIN = "test-chain"
+TESTNET_CHAIN = "testnet-transport"
+# Short timers so reconnects are quick; the keepalive stays out of the way of frame-counting tests.
+FAST = TransportConfig(
+    handshake_timeout_s=2.0,
+    ping_interval_s=5.0,
+    idle_timeout_s=20.0,
+    reconnect_base_s=0.02,
+    reconnect_max_s=0.2,
+    jitter_seed=7,
+)
+TESTNET = dataclasses.replace(FAST, fault_injection=True)
+WAIT_S = 10.0
+
+
+def identity(name: str) -> Identity:
+    return Identity(name, nacl.signing.SigningKey(hashlib.sha256(name.encode()).digest()))
+
+
+def run_async(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+    @functools.wraps(test)
+    def wrapper() -> None:
+        asyncio.run(asyncio.wait_for(test(), 30))
+
+    return wrapper
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"not reached within {WAIT_S}s: {what}")
+        await asyncio.sleep(0.01)
+
+
+async def receive(transport: Transport) -> tuple[str, bytes]:
+    return await asyncio.wait_for(transport.receive(), WAIT_S)
+
+
+async def mesh(names: list[str], config: TransportConfig = FAST, chain: str = CHAIN) -> list[Transport]:
+    """Start one transport per name, then give each the full peer set with addresses; wait for the full mesh."""
+    identities = [identity(name) for name in names]
+    bare = PeerSet.of(ident.as_peer() for ident in identities)
+    transports = [Transport(ident, chain, bare, config) for ident in identities]
+    for transport in transports:
+        await transport.start()
+    full = PeerSet.of(ident.as_peer(t.listen_address) for ident, t in zip(identities, transports, strict=True))
+    for transport in transports:
+        transport.update_peer_set(full)
+    await wait_until(lambda: all(len(t.connected_peers()) == len(names) - 1 for t in transports), "full mesh")
+    return transports
+
+
+async def close_all(*transports: Transport) -> None:
+    for transport in transports:
+        await transport.close()
+
+
+async def proxied_pair(
+    config: TransportConfig, make_proxy: Callable[[tuple[str, int]], WireProxy | MitmProxy]
+) -> tuple[Transport, Transport, WireProxy | MitmProxy]:
+    """`a` dials `b` through a proxy; `b` does not dial `a` (it has no address for it)."""
+    ident_a, ident_b = identity("a"), identity("b")
+    b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), config)
+    await b.start()
+    proxy = make_proxy(b.listen_address)
+    proxy_address = await proxy.start()
+    a = Transport(ident_a, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer(proxy_address)]), config)
+    await a.start()
+    return a, b, proxy
+
+
+@run_async
+async def test_handshake_and_encrypted_round_trip() -> None:
+    a, b, proxy = await proxied_pair(FAST, WireProxy)
+    try:
+        await wait_until(lambda: a.connected_peers() == {"b"} and b.connected_peers() == {"a"}, "a-b link")
+        secret = b"settle 100 BOND-A to holder H " * 4
+        assert a.send("b", secret) is SendOutcome.QUEUED
+        assert await receive(b) == ("a", secret)
+        assert b.send("a", secret[::-1]) is SendOutcome.QUEUED
+        assert await receive(a) == ("b", secret[::-1])
+        wire = bytes(proxy.captured["up"]) + bytes(proxy.captured["down"])
+        assert b"settle 100" not in wire and secret[::-1][:20] not in wire
+        stats = a.stats()
+        assert stats["peers_connected"] == 1 and stats["messages_out"] == 1 and stats["messages_in"] == 1
+        assert a.links()["b"].outbound and not b.links()["a"].outbound
+    finally:
+        await close_all(a, b)
+        await proxy.close()
+
+
+@run_async
+async def test_unknown_identity_and_garbage_are_refused_without_disturbing_the_node() -> None:
+    a, b = await mesh(["a", "b"])
+    mallory_id = identity("mallory")
+    # Mallory knows a's address and key, but a's peer set does not list mallory.
+    mallory = Transport(mallory_id, CHAIN, PeerSet.of([mallory_id.as_peer(), identity("a").as_peer(a.listen_address)]))
+    await mallory.start()
+    try:
+        await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] >= 1, "a refuses mallory")
+        reader, writer = await asyncio.open_connection(*a.listen_address)
+        writer.write(b"GET / HTTP/1.1\r\nHost: node\r\n\r\n" + bytes(64))
+        assert (await asyncio.wait_for(reader.read(), WAIT_S)).startswith(MAGIC), "a's hello, then a closes"
+        await wait_until(lambda: a.counters.handshake_failures["bad_magic"] >= 1, "a refuses garbage")
+        writer.close()
+        assert a.connected_peers() == {"b"}
+        assert a.send("b", b"still here") is SendOutcome.QUEUED
+        assert await receive(b) == ("a", b"still here")
+    finally:
+        await close_all(mallory, a, b)
+
+
+@run_async
+async def test_man_in_the_middle_is_refused() -> None:
+    a, b, proxy = await proxied_pair(FAST, lambda target: MitmProxy(identity("m"), CHAIN, PeerSet.of(
+        [identity("a").as_peer(), identity("b").as_peer()]), target))
+    try:
+        await wait_until(lambda: a.counters.handshake_failures["bad_signature"] >= 1, "a refuses relayed auth")
+        assert isinstance(proxy, MitmProxy) and proxy.relayed >= 1
+        assert a.connected_peers() == frozenset()
+    finally:
+        await close_all(a, b)
+        await proxy.close()
+
+
+def tamper_first_data_frame(direction: str, connection: int, index: int, frame: bytes) -> list[bytes]:
+    if direction == "up" and connection == 0 and index == 1:
+        return [frame[:-1] + bytes([frame[-1] ^ 0x01])]
+    return [frame]
+
+
+def replay_first_data_frame(direction: str, connection: int, index: int, frame: bytes) -> list[bytes]:
+    if direction == "up" and connection == 0 and index == 1:
+        return [frame, frame]
+    return [frame]
+
+
+@run_async
+async def test_tampered_frame_closes_the_connection_and_is_never_delivered() -> None:
+    a, b, proxy = await proxied_pair(FAST, lambda target: WireProxy(target, tamper_first_data_frame))
+    try:
+        await wait_until(lambda: a.connected_peers() == {"b"}, "first link")
+        a.send("b", b"m1")
+        await wait_until(lambda: b.counters.disconnects["decrypt_failed"] == 1, "b refuses the tampered frame")
+        await wait_until(lambda: a.connected_peers() == {"b"} and b.connected_peers() == {"a"}, "re-dialled link")
+        assert isinstance(proxy, WireProxy) and proxy.connections >= 2
+        a.send("b", b"m2")
+        assert await receive(b) == ("a", b"m2")
+    finally:
+        await close_all(a, b)
+        await proxy.close()
+
+
+@run_async
+async def test_replayed_frame_is_rejected() -> None:
+    a, b, proxy = await proxied_pair(FAST, lambda target: WireProxy(target, replay_first_data_frame))
+    try:
+        await wait_until(lambda: a.connected_peers() == {"b"}, "first link")
+        a.send("b", b"m1")
+        assert await receive(b) == ("a", b"m1")
+        await wait_until(lambda: b.counters.disconnects["replayed_frame"] == 1, "b refuses the replay")
+        await wait_until(lambda: a.connected_peers() == {"b"} and b.connected_peers() == {"a"}, "re-dialled link")
+        a.send("b", b"m2")
+        assert await receive(b) == ("a", b"m2")  # not a second m1
+    finally:
+        await close_all(a, b)
+        await proxy.close()
+
+
+@run_async
+async def test_oversized_frame_is_refused_from_its_prefix() -> None:
+    config = dataclasses.replace(FAST, max_payload_bytes=1000, send_queue_bytes=4000)
+    ident_a, ident_c = identity("a"), identity("c")
+    peers = PeerSet.of([ident_a.as_peer(), ident_c.as_peer()])
+    a = Transport(ident_a, CHAIN, peers, config)
+    await a.start()
+    try:
+        assert a.send("c", b"x" * 1001) is SendOutcome.TOO_LARGE
+        reader, writer, session = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+        await wait_until(lambda: a.connected_peers() == {"c"}, "raw peer admitted")
+        # Announce a 2 GiB frame and send nothing else: a must refuse it without waiting for (or allocating) it.
+        writer.write((2**31).to_bytes(LENGTH_BYTES, "big"))
+        goodbye = await asyncio.wait_for(read_frame(reader), WAIT_S)
+        assert session.opener.open(goodbye[LENGTH_BYTES:]) == (KIND_CLOSE, b"frame_too_large")
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == b""
+        assert a.counters.disconnects["frame_too_large"] == 1
+        writer.close()
+        # The largest allowed payload still passes.
+        reader, writer, session = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+        writer.write(session.sealer.seal(KIND_DATA, b"y" * 1000))
+        assert await receive(a) == ("c", b"y" * 1000)
+        assert len(session.sealer.seal(KIND_DATA, b"")) == LENGTH_BYTES + BODY_OVERHEAD
+        writer.close()
+    finally:
+        await a.close()
+
+
+@run_async
+async def test_full_send_queue_drops_the_oldest_frames() -> None:
+    config = dataclasses.replace(FAST, send_queue_frames=4, max_payload_bytes=1000, send_queue_bytes=2500)
+    a, b = await mesh(["a", "b"], config)
+    try:
+        # send() never yields, so the writer cannot run during the burst: only the newest 4 fit.
+        for n in range(10):
+            assert a.send("b", b"m%d" % n) is SendOutcome.QUEUED
+        assert a.counters.drops["send_queue_full"] == 6
+        assert [(await receive(b))[1] for _ in range(4)] == [b"m6", b"m7", b"m8", b"m9"]
+        # The byte bound: three 1000-byte payloads exceed 2500 bytes, so the oldest goes.
+        for n in range(3):
+            a.send("b", bytes([n]) * 1000)
+        assert a.counters.drops["send_queue_full"] == 7
+        assert [(await receive(b))[1][:1] for _ in range(2)] == [b"\x01", b"\x02"]
+        assert a.stats()["send_queue_frames"] == 0
+    finally:
+        await close_all(a, b)
+
+
+@run_async
+async def test_reconnects_after_the_remote_restarts() -> None:
+    a, b = await mesh(["a", "b"])
+    port = b.listen_address[1]
+    full = PeerSet.of([identity("a").as_peer(a.listen_address), identity("b").as_peer(b.listen_address)])
+    await b.close()
+    await wait_until(lambda: a.connected_peers() == frozenset(), "a notices b is gone")
+    assert a.counters.disconnects["remote_closed"] == 1
+    assert a.send("b", b"lost") is SendOutcome.NOT_CONNECTED
+    b2 = Transport(identity("b"), CHAIN, full, dataclasses.replace(FAST, listen_port=port))
+    await b2.start()
+    try:
+        await wait_until(lambda: a.connected_peers() == {"b"} and b2.connected_peers() == {"a"}, "re-linked")
+        a.send("b", b"welcome back")
+        assert await receive(b2) == ("a", b"welcome back")
+        b2.send("a", b"thanks")
+        assert await receive(a) == ("b", b"thanks")
+    finally:
+        await close_all(a, b2)
+
+
+@run_async
+async def test_four_nodes_mesh_once_per_pair_and_broadcast_reaches_all() -> None:
+    nodes = await mesh(["n1", "n2", "n3", "n4"])
+    try:
+        for node in nodes:
+            for peer_id, link in node.links().items():
+                other = next(n for n in nodes if n.node_id == peer_id)
+                assert other.links()[node.node_id].dialer == link.dialer, "both ends keep the same connection"
+        for node in nodes:
+            assert node.broadcast(node.node_id.encode()) == 3
+        for node in nodes:
+            got = sorted([await receive(node) for _ in range(3)])
+            assert got == sorted((n.node_id, n.node_id.encode()) for n in nodes if n is not node)
+    finally:
+        await close_all(*nodes)
+
+
+@run_async
+async def test_partition_heal_and_delay_on_a_testnet() -> None:
+    a, b, c, d = nodes = await mesh(["a", "b", "c", "d"], TESTNET, TESTNET_CHAIN)
+    try:
+        for node, other_side in ((a, "cd"), (b, "cd"), (c, "ab"), (d, "ab")):
+            node.block(other_side)
+        assert a.send("c", b"p1") is SendOutcome.BLOCKED
+        assert a.broadcast(b"p2") == 1
+        assert await receive(b) == ("a", b"p2")
+        assert a.counters.faults["blocked_send"] == 3
+        for node in nodes:
+            node.unblock()
+        a.broadcast(b"p3")
+        for node in (b, c, d):
+            assert await receive(node) == ("a", b"p3")
+
+        # Receive side: only d blocks a; what a sends meanwhile is dropped at d.
+        d.block(["a"])
+        a.send("d", b"q1")
+        await wait_until(lambda: d.counters.faults["blocked_receive"] == 1, "d drops q1 on receipt")
+        d.unblock(["a"])
+        a.send("d", b"q2")
+        assert await receive(d) == ("a", b"q2")
+
+        # Slow link, send side then receive side: frames are held, then delivered in order.
+        a.set_delay("b", 100)
+        for n in range(3):
+            a.send("b", b"s%d" % n)
+        assert [(await receive(b))[1] for _ in range(3)] == [b"s0", b"s1", b"s2"]
+        assert a.counters.faults["delayed_send"] >= 1
+        a.set_delay("b", 0)
+        c.set_delay(None, 2000)
+        frames_before = c.counters.frames_in
+        a.send("c", b"r0")
+        a.send("c", b"r1")
+        await wait_until(lambda: c.counters.frames_in >= frames_before + 2, "frames reach c")
+        assert c.stats()["receive_queue_frames"] == 0, "held in the delay line, not yet delivered"
+        assert [await receive(c) for _ in range(2)] == [("a", b"r0"), ("a", b"r1")]
+        assert c.counters.faults["delayed_receive"] == 2
+        assert c.fault_state()["delay_all_ms"] == 2000
+    finally:
+        await close_all(*nodes)
+
+
+def test_fault_injection_is_refused_without_the_testnet_flag() -> None:
+    transport = Transport(identity("a"), CHAIN, PeerSet.of([identity("a").as_peer(), identity("b").as_peer()]))
+    for call in (lambda: transport.block(["b"]), lambda: transport.unblock(), lambda: transport.set_delay(None, 5)):
+        with pytest.raises(TransportError) as refused:
+            call()
+        assert refused.value.code == "fault_injection_disabled"
+    assert transport.fault_state() == {"blocked": [], "delay_ms": {}, "delay_all_ms": 0}
+    # The flag alone is not enough: a chain id without the testnet prefix refuses it outright.
+    with pytest.raises(TransportError) as refused:
+        Transport(identity("a"), "consortium-main", PeerSet.of([identity("a").as_peer()]), TESTNET)
+    assert refused.value.code == "fault_injection_not_testnet"
+
+
+def test_bad_config_is_a_typed_error() -> None:
+    with pytest.raises(TransportError) as refused:
+        TransportConfig(max_payload_bytes=10, send_queue_bytes=5)
+    assert refused.value.code == "bad_config"
+    other_key = identity("mallory").as_peer()
+    with pytest.raises(TransportError) as refused:
+        Transport(identity("a"), CHAIN, PeerSet.of([dataclasses.replace(other_key, node_id="a")]))
+    assert refused.value.code == "bad_config"
+
+
+@run_async
+async def test_graceful_close_flushes_queued_frames() -> None:
+    a, b = await mesh(["a", "b"])
+    try:
+        for n in range(200):
+            a.send("b", b"f%d" % n)
+        await a.close()
+        assert [(await receive(b))[1] for _ in range(200)] == [b"f%d" % n for n in range(200)]
+        await wait_until(lambda: b.counters.disconnects["remote_closed"] == 1, "b hears the goodbye")
+    finally:
+        await close_all(a, b)
+
+
+@run_async
+async def test_idle_peer_is_dropped_and_removed_peer_is_refused() -> None:
+    config = dataclasses.replace(FAST, ping_interval_s=0.1, idle_timeout_s=0.5)
+    ident_a, ident_c = identity("a"), identity("c")
+    peers = PeerSet.of([ident_a.as_peer(), ident_c.as_peer()])
+    a = Transport(ident_a, CHAIN, peers, config)
+    await a.start()
+    try:
+        _reader, writer, _session = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+        await wait_until(lambda: a.connected_peers() == {"c"}, "raw peer admitted")
+        # The raw peer never answers pings: a closes the link as idle.
+        await wait_until(lambda: a.counters.disconnects["idle_timeout"] == 1, "idle link dropped")
+        writer.close()
+        a.update_peer_set(PeerSet.of([ident_a.as_peer()]))
+        reader, writer, _ = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == b"", "a closes after reading c's auth"
+        writer.close()
+        await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] == 1, "removed peer refused")
+        assert a.send("c", b"gone") is SendOutcome.UNKNOWN_PEER
+    finally:
+        await a.close()
+
+
+@run_async
+async def test_pending_handshakes_are_bounded() -> None:
+    config = dataclasses.replace(FAST, max_inbound_handshakes=1)
+    ident_a, ident_b = identity("a"), identity("b")
+    peers = PeerSet.of([ident_a.as_peer(), ident_b.as_peer()])
+    a = Transport(ident_a, CHAIN, peers, config)
+    await a.start()
+    try:
+        _silent_reader, silent = await asyncio.open_connection(*a.listen_address)  # says nothing: holds the slot
+        await wait_until(lambda: a._inbound_handshakes == 1, "first handshake pending")
+        reader, writer = await asyncio.open_connection(*a.listen_address)
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == b"", "closed before any hello"
+        assert a.counters.handshake_failures["too_many_handshakes"] == 1
+        writer.close()
+        silent.close()
+        await wait_until(lambda: a._inbound_handshakes == 0, "slot released")
+        _reader, writer, _session = await raw_peer(ident_b, CHAIN, peers, a.listen_address)
+        await wait_until(lambda: a.connected_peers() == {"b"}, "admitted once the slot is free")
+        writer.close()
+    finally:
+        await a.close()
