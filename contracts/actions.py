@@ -105,6 +105,8 @@ def announce(state: RuleState, action_id: str, action: Distribution, height: int
     The ledger operation has already checked the actor's authority and that the accounts and assets exist."""
     if get_action(state, action_id) is not None:
         return cc.ACTION_EXISTS, f"corporate action {action_id} already exists"
+    if action.rate_num <= 0 or action.rate_den <= 0:
+        return cc.INVALID_RATE, f"rate {action.rate_num}/{action.rate_den}"
     if action.asset == action.pay_asset:
         return cc.SAME_ASSET, f"{action.asset} cannot pay in itself"
     asset = state.get(asset_key(action.asset))

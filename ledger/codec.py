@@ -93,6 +93,10 @@ class CodecError(ValueError):
         return type(self)(self.code, self.message, path)
 
 
+class _Fallback(Exception):
+    """Internal: the compiled fast loader met something it does not accept; rerun the generic checks."""
+
+
 class DecodeError(CodecError):
     """Bytes that are not the canonical encoding of a valid value."""
 
@@ -306,11 +310,26 @@ class Optional(WireType):
         return None if inner is None else (lambda x: None if x is None else inner(x))
 
 
+def _quick_check(t: WireType) -> Callable[[Any], bool] | None:
+    """A predicate that is True exactly when `t.load(x)` would accept x and return it unchanged (scalar types)."""
+    tt = type(t)
+    if tt is Bin:
+        lo, hi = t.min_len, t.max_len  # type: ignore[attr-defined]
+        return lambda x: type(x) is bytes and lo <= len(x) <= hi
+    if tt is Str and t._match is not None:  # type: ignore[attr-defined]
+        lo, hi, m = t.min_bytes, t.max_bytes, t._match  # type: ignore[attr-defined]
+        return lambda x: type(x) is str and lo <= len(x) <= hi and m(x) is not None
+    if tt is UInt:
+        lo, hi = t.minimum, t.maximum  # type: ignore[attr-defined]
+        return lambda x: type(x) is int and lo <= x <= hi
+    return None
+
+
 class Seq(WireType):
     """A msgpack array of min_len..max_len items, decoded to a tuple. With `sorted_unique`, items must be strictly
     ascending (set semantics; items compared as Python values: ints numerically, str/bytes lexicographically)."""
 
-    __slots__ = ("doc", "item", "max_len", "min_len", "sort_key", "sorted_unique")
+    __slots__ = ("_quick", "doc", "item", "max_len", "min_len", "sort_key", "sorted_unique")
 
     def __init__(
         self,
@@ -322,6 +341,7 @@ class Seq(WireType):
     ) -> None:
         self.item = item
         self.sort_key = sort_key
+        self._quick = _quick_check(item)
         self.max_len = max_len
         self.min_len = min_len
         self.sorted_unique = sorted_unique
@@ -337,14 +357,25 @@ class Seq(WireType):
     def load(self, v: Any) -> tuple[Any, ...]:
         if type(v) is not tuple:
             raise _wrong(v, "array")
-        self._bounds(len(v), DecodeError)
+        n = len(v)
+        if n > self.max_len or n < self.min_len:
+            self._bounds(n, DecodeError)
+        quick = self._quick
+        if quick is not None and all(map(quick, v)):
+            out = list(v)  # every item is a valid scalar of the item type
+        else:
+            out = None
         item = self.item.load
-        out = []
-        for i, x in enumerate(v):
-            try:
-                out.append(item(x))
-            except CodecError as exc:
-                raise exc.at(f"[{i}]") from None
+        try:
+            if out is None:
+                out = [item(x) for x in v]
+        except CodecError as exc:
+            for i, x in enumerate(v):
+                try:
+                    item(x)
+                except CodecError:
+                    raise exc.at(f"[{i}]") from None
+            raise
         if self.sorted_unique:
             keys = out if self.sort_key is None else [self.sort_key(e) for e in out]
             for a, b in itertools.pairwise(keys):
@@ -486,7 +517,7 @@ def wire(t: WireType) -> Any:
 class Record(WireType):
     """A frozen dataclass encoded as an array of its `wire(...)` fields in declaration order."""
 
-    __slots__ = ("cls", "doc", "loaders", "n", "names", "types")
+    __slots__ = ("_fast", "cls", "doc", "loaders", "n", "names", "types")
 
     def __init__(self, cls: type) -> None:
         fields = dataclasses.fields(cls)
@@ -499,8 +530,56 @@ class Record(WireType):
         self.loaders = tuple(t.load for t in self.types)
         self.n = len(fields)
         self.doc = f"{cls.__name__} (array of {self.n})"
+        self._fast: Callable[[tuple[Any, ...], int], Any] | None = None
+
+    def _compile(self) -> Callable[[tuple[Any, ...], int], Any]:
+        """Generate a loader with the scalar checks inlined (the generic path is 5x slower). It signals any
+        problem with _Fallback; the generic path then produces the precise error (and path)."""
+        env: dict[str, Any] = {"cls": self.cls, "_Fallback": _Fallback, "CodecError": CodecError}
+        xs = [f"x{i}" for i in range(self.n)]
+        lines = [
+            "def fast(v, offset):",
+            "    try:",
+            f"        {', '.join(xs)}{',' if self.n == 1 else ''} = v[offset:] if offset else v",
+        ]
+        for i, t in enumerate(self.types):
+            x = xs[i]
+            tt = type(t)
+            if tt is UInt:
+                cond = f"type({x}) is not int or not {t.minimum} <= {x} <= {t.maximum}"  # type: ignore[attr-defined]
+            elif tt is Version:
+                cond = f"type({x}) is not int or {x} != {t.number}"  # type: ignore[attr-defined]
+            elif tt is Bool:
+                cond = f"type({x}) is not bool"
+            elif tt is Bin:
+                cond = f"type({x}) is not bytes or not {t.min_len} <= len({x}) <= {t.max_len}"  # type: ignore[attr-defined]
+            elif tt is Str and t._match is not None:  # type: ignore[attr-defined]
+                env[f"m{i}"] = t._match  # type: ignore[attr-defined]
+                cond = (
+                    f"type({x}) is not str or not {t.min_bytes} <= len({x}) <= {t.max_bytes}"  # type: ignore[attr-defined]
+                    f" or m{i}({x}) is None"
+                )
+            else:
+                env[f"l{i}"] = t.load
+                lines.append(f"        {x} = l{i}({x})")
+                continue
+            lines.append(f"        if {cond}:")
+            lines.append("            raise _Fallback")
+        lines.append("    except (CodecError, ValueError, TypeError):")
+        lines.append("        raise _Fallback from None")
+        lines.append(f"    return cls({', '.join(xs)})")
+        exec("\n".join(lines), env)  # noqa: S102 - generated from the schema only, like dataclasses does
+        return env["fast"]
 
     def load_fields(self, v: tuple[Any, ...], offset: int = 0) -> Any:
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = self._compile()
+        if len(v) - offset == self.n:
+            try:
+                return fast(v, offset)
+            except _Fallback:
+                pass
         n = len(v) - offset
         if n != self.n:
             code = codes.UNKNOWN_FIELD if n > self.n else codes.MISSING_FIELD

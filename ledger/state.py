@@ -21,7 +21,7 @@ from ledger.codec import decode_trusted, encode_trusted
 from ledger.keys import record_type_of
 from ledger.schema import MAX_STATE_VALUE_BYTES
 
-__all__ = ["MemoryState", "Overlay", "StateReader", "decode_value", "encode_value"]
+__all__ = ["MemoryState", "Overlay", "PendingNodes", "StateReader", "decode_value", "encode_value"]
 
 
 class StateReader(Protocol):
@@ -87,17 +87,20 @@ class Overlay:
     # -- reads -------------------------------------------------------------------------------------------------
 
     def get(self, key: bytes) -> Any:
-        value = self._writes.get(key, _MISSING)
-        if value is not _MISSING:
-            return value
-        po = self._parent_overlay
-        if po is not None:
-            return po.get(key)
-        value = self._reads.get(key, _MISSING)
+        layer = self
+        while True:
+            value = layer._writes.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+            below = layer._parent_overlay
+            if below is None:
+                break
+            layer = below
+        value = layer._reads.get(key, _MISSING)
         if value is _MISSING:
-            raw = self._parent.get_state(key)
+            raw = layer._parent.get_state(key)
             value = None if raw is None else decode_value(key, raw)
-            self._reads[key] = value
+            layer._reads[key] = value
         return value
 
     def parent_value(self, key: bytes) -> Any:
@@ -150,3 +153,18 @@ class Overlay:
         for key in sorted(self._writes):
             out[key] = self.get_state(key)
         return out
+
+
+class PendingNodes:
+    """Tree nodes of uncommitted blocks layered over a node store (get_node), for speculative execution:
+    `SparseMerkleTree(PendingNodes(store, outcome.smt_nodes), outcome.state_root)` is the tree after `outcome`."""
+
+    __slots__ = ("_new", "_parent")
+
+    def __init__(self, parent: Any, new: Mapping[bytes, bytes]) -> None:
+        self._parent = parent
+        self._new = new
+
+    def get_node(self, h: bytes) -> bytes | None:
+        node = self._new.get(h)
+        return node if node is not None else self._parent.get_node(h)

@@ -133,7 +133,8 @@ def apply_transaction(
 ) -> TxOutcome:
     """Execute one transaction on `state` (the block overlay): all its writes, or none of them."""
     if not isinstance(tx, SignedTransaction):
-        raw = tx
+        raw = bytes(tx) if isinstance(tx, bytearray | memoryview) else tx
+        assert type(raw) is bytes, "transactions are SignedTransaction objects or bytes"
         if len(raw) > MAX_TX_BYTES:
             code, detail = codes.TX_TOO_LARGE, f"{len(raw)} bytes > {MAX_TX_BYTES}"
             receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, code, None, detail, ())

@@ -12,7 +12,8 @@ The transport is payload-agnostic. The node runtime calls `send(peer_id, payload
 - both sides dial every peer that has an address, with exponential backoff and jitter; when both connections succeed,
   the one dialled by the lower node id is kept (a re-dial by the same side replaces the older connection);
 - keepalive pings and an idle timeout find dead connections; close() flushes queued frames and says goodbye;
-- fault injection (block/unblock/set_delay) exists only when the config enables it, which only testnets do.
+- fault injection (block/unblock/set_delay) works only when the config enables it and the chain id starts with
+  `testnet-`; a production chain refuses it.
 
 docs/transport.md describes the bytes on the wire, the limits and the fault commands.
 """
@@ -55,6 +56,7 @@ log = logging.getLogger("node.transport")
 
 # StreamReader buffer per connection (asyncio pauses reading above twice this).
 READ_BUFFER_BYTES = 256 * 1024
+READ_CHUNK_BYTES = 64 * 1024
 # A link that lived at least this long counts as healthy: the next dial after it drops starts without backoff.
 STABLE_LINK_S = 1.0
 MAX_CLOSE_REASON_BYTES = 64
@@ -515,7 +517,7 @@ class Transport:
                 attempt += 1
                 continue
             session = await self._handshake(reader, writer, state.peer.node_id)
-            if session is None or not self._register(session.peer.node_id, session, reader, writer, outbound=True):
+            if session is None or not self._register(session, reader, writer, outbound=True):
                 attempt += 1
                 continue
             linked_at = loop.time()
@@ -543,7 +545,7 @@ class Transport:
             self._inbound_handshakes -= 1
             self._inbound_tasks.discard(task)
         if session is not None:
-            self._register(session.peer.node_id, session, reader, writer, outbound=False)
+            self._register(session, reader, writer, outbound=False)
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, expected: str | None
@@ -584,14 +586,13 @@ class Transport:
 
     def _register(
         self,
-        peer_id: str,
         session: Session,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         outbound: bool,
     ) -> bool:
         """Adopt an authenticated connection, applying the one-connection-per-pair rule. False: it was closed."""
-        sealer, opener = session.sealer, session.opener
+        peer_id, sealer, opener = session.peer.node_id, session.sealer, session.opener
         state = self._peers.get(peer_id)
         loop = asyncio.get_running_loop()
         if self._closing or state is None:
@@ -713,11 +714,28 @@ class Transport:
         loop = asyncio.get_running_loop()
         counters = self.counters
         notify = False
+        # Bytes read but not yet parsed are buffer[offset:]: one read() usually brings many small frames.
+        buffer = b""
+        offset = 0
         try:
             while True:
-                prefix = await reader.readexactly(LENGTH_BYTES)
-                length = body_length(prefix, max_payload)
-                body = await reader.readexactly(length)
+                if len(buffer) - offset < LENGTH_BYTES:
+                    chunk = await reader.read(READ_CHUNK_BYTES)
+                    if not chunk:
+                        raise asyncio.IncompleteReadError(buffer[offset:], None)
+                    buffer = buffer[offset:] + chunk
+                    offset = 0
+                    continue
+                length = body_length(buffer[offset : offset + LENGTH_BYTES], max_payload)
+                end = offset + LENGTH_BYTES + length
+                if len(buffer) < end:
+                    # Only now, with the length accepted, is the rest of the frame read.
+                    rest = await reader.readexactly(end - len(buffer))
+                    buffer = buffer[offset:] + rest
+                    offset = 0
+                    end = LENGTH_BYTES + length
+                body = buffer[offset + LENGTH_BYTES : end]
+                offset = end
                 kind, payload = opener.open(body)
                 link.last_received = loop.time()
                 counters.frames_in += 1

@@ -8,6 +8,8 @@ import hashlib
 import msgpack
 import nacl.signing
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.framing import (
     BODY_OVERHEAD,
@@ -265,3 +267,22 @@ VECTOR_KEYS = {
         "e78fdf7d3e7bcddfa23fe85dedfb8a5cf2cd9570d9660afa60fde79d94a11f3619d2637b914497266a8628"
     ),
 }
+
+
+@settings(max_examples=60, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=2048), min_size=1, max_size=6), pick=st.integers(min_value=0))
+def test_frames_round_trip_and_any_flipped_bit_is_refused(payloads: list[bytes], pick: int) -> None:
+    key = hashlib.sha256(b"property").digest()
+    sealer, opener = FrameSealer(key), FrameOpener(key)
+    frames = [sealer.seal(KIND_DATA, payload) for payload in payloads]
+    victim = pick % len(frames)
+    for index in range(victim):
+        assert opener.open(body(frames[index])) == (KIND_DATA, payloads[index])
+    frame = bytearray(frames[victim])
+    bit = (pick // len(frames)) % ((len(frame) - LENGTH_BYTES) * 8)
+    frame[LENGTH_BYTES + bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(FrameError) as refused:
+        opener.open(bytes(frame[LENGTH_BYTES:]))
+    assert refused.value.code in {"decrypt_failed", "replayed_frame", "out_of_order_frame"}
+    # The intact frame is still accepted afterwards: a refused frame does not advance the counter.
+    assert opener.open(body(frames[victim])) == (KIND_DATA, payloads[victim])

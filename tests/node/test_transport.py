@@ -377,8 +377,8 @@ async def test_idle_peer_is_dropped_and_removed_peer_is_refused() -> None:
 
 
 @run_async
-async def test_pending_handshakes_are_bounded() -> None:
-    config = dataclasses.replace(FAST, max_inbound_handshakes=1)
+async def test_pending_handshakes_are_bounded_and_time_out() -> None:
+    config = dataclasses.replace(FAST, max_inbound_handshakes=1, handshake_timeout_s=0.5)
     ident_a, ident_b = identity("a"), identity("b")
     peers = PeerSet.of([ident_a.as_peer(), ident_b.as_peer()])
     a = Transport(ident_a, CHAIN, peers, config)
@@ -390,8 +390,10 @@ async def test_pending_handshakes_are_bounded() -> None:
         assert await asyncio.wait_for(reader.read(), WAIT_S) == b"", "closed before any hello"
         assert a.counters.handshake_failures["too_many_handshakes"] == 1
         writer.close()
+        # The silent connection runs out of handshake time and is closed, which frees the slot.
+        await wait_until(lambda: a.counters.handshake_failures["timeout"] == 1, "silent peer timed out")
+        assert a._inbound_handshakes == 0
         silent.close()
-        await wait_until(lambda: a._inbound_handshakes == 0, "slot released")
         _reader, writer, _session = await raw_peer(ident_b, CHAIN, peers, a.listen_address)
         await wait_until(lambda: a.connected_peers() == {"b"}, "admitted once the slot is free")
         writer.close()
