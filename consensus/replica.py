@@ -121,7 +121,8 @@ class Replica:
         `history` optionally holds recent committed blocks below the anchor with their commit certificates
         (ascending, ending just below the anchor), so this replica can serve them to peers that are behind."""
         assert anchor_qc.block_id == anchor.id and anchor.header.chain_id == config.chain_id
-        assert anchor.header.epoch == validator_set.epoch == anchor_qc.epoch
+        # The anchor may end the previous epoch: then it and its QC are of an earlier epoch than the validator set.
+        assert anchor.header.epoch == anchor_qc.epoch <= validator_set.epoch
         self.config = config
         self.chain_id = config.chain_id
         self.vs = validator_set
@@ -135,7 +136,9 @@ class Replica:
         if self.me is not None:
             assert secret_key is not None
             assert self._bls.public_key(secret_key) == validator_set.validators[self.me].public_key
-        self._genesis_qc = anchor_qc if anchor_qc.round == 0 else None
+        # Trusted without a signature check: the genesis QC, or the QC of our own last commit (which may be of the
+        # previous epoch when this replica starts a new one). It is the parent certificate of the first blocks.
+        self._anchor_qc = anchor_qc
 
         root = _Entry(anchor)
         root.state_root = anchor_qc.state_root
@@ -325,6 +328,38 @@ class Replica:
     def tree_size(self) -> int:
         return len(self._entries)
 
+    def buffer_sizes(self) -> dict[str, int]:
+        """Sizes of every table that grows with input (for metrics and the simulator's memory-bound check)."""
+        return {
+            "blocks": len(self._entries),
+            "vote_rounds": len(self._votes),
+            "votes": sum(len(b) for b in self._votes.values()),
+            "timeout_rounds": len(self._timeouts),
+            "proposals_seen": len(self._proposals_seen),
+            "pending_proposals": len(self._pending_proposals),
+            "pending_qcs": len(self._pending_qcs),
+            "sync_targets": len(self._sync_requested),
+            "commit_queue": len(self._commit_queue),
+            "committed_window": len(self._committed_by_height),
+        }
+
+    def buffer_limits(self) -> dict[str, int]:
+        """Upper bounds of `buffer_sizes` implied by the configuration."""
+        cfg = self.config
+        rounds = cfg.round_window + 2
+        return {
+            "blocks": cfg.max_tree_blocks + cfg.committed_window + 1,
+            "vote_rounds": rounds,
+            "votes": rounds * len(self.vs),
+            "timeout_rounds": rounds,
+            "proposals_seen": rounds + 3,
+            "pending_proposals": cfg.max_pending_proposals,
+            "pending_qcs": MAX_PENDING_QCS,
+            "sync_targets": MAX_SYNC_TARGETS + 1,
+            "commit_queue": cfg.max_tree_blocks,
+            "committed_window": cfg.committed_window + cfg.max_tree_blocks + 1,
+        }
+
     # ----------------------------------------------------------------------------------------------------------
     # Internals: output
 
@@ -370,8 +405,10 @@ class Replica:
     # Internals: certificates and rounds
 
     def _qc_valid(self, qc: QuorumCert) -> bool:
+        if qc == self._anchor_qc:
+            return True
         if qc.round == 0:
-            return self._genesis_qc is not None and qc == self._genesis_qc
+            return False
         return qc_ok(self.vs, self.chain_id, qc, self.verifier)
 
     def _process_qc(self, qc: QuorumCert, sender: bytes | None) -> None:

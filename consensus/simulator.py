@@ -1,8 +1,8 @@
 """Deterministic cluster simulator: n replicas in one process, virtual time, a seeded hostile network.
 
 One run = one seed. Before GST (global stabilisation time) the network drops, duplicates, delays (heavy tail) and
-reorders messages, partitions come and go, honest replicas crash and restart from their persisted safety state (or
-all of them at once). From GST on: no drops, bounded delays, every honest replica up. Byzantine replicas run the
+reorders messages, partitions come and go, honest replicas crash (between events or in the middle of performing an
+action list) and restart from their persisted safety state (or all of them at once). From GST on: no drops, bounded delays, every honest replica up. Byzantine replicas run the
 honest code with their outgoing traffic rewritten (equivocating leader, double voter, silent, garbage sender,
 stale-round voter).
 
@@ -13,6 +13,7 @@ Checked after (and during) every run:
   certificate every commit certificate verifies against the validator set (and names the committed block)
   no-equivocation  no honest replica signs two different votes or proposals in a round, across restarts;
               equivocation evidence is verified and names a Byzantine replica only
+  bounded     every replica buffer is within the bound its configuration implies
   liveness    once stable (GST, >= 2f+1 honest up), every honest replica commits `liveness_commits` new blocks
               before the highest honest round passes round_at_gst + liveness_rounds.
 Nothing here reads the clock or an unseeded random source; the same seed gives the same run.
@@ -160,7 +161,7 @@ class _Disk:
 
 
 class _Node:
-    __slots__ = ("behaviour", "disk", "history", "id", "index", "replica", "roots", "timer_gen", "up")
+    __slots__ = ("behaviour", "crash_after", "disk", "history", "id", "index", "replica", "roots", "timer_gen", "up")
 
     def __init__(self, index: int, behaviour: str | None) -> None:
         self.index = index
@@ -172,6 +173,7 @@ class _Node:
         self.behaviour = behaviour
         self.roots: dict[bytes, bytes] = {}
         self.history: list[bytes] = []
+        self.crash_after: int | None = None
 
 
 class Simulation:
@@ -278,6 +280,7 @@ class Simulation:
         self._run(node, node.replica.start())
 
     def _crash(self, node: _Node) -> None:
+        node.crash_after = None
         node.up = False
         node.replica = None
         node.timer_gen += 1
@@ -286,6 +289,10 @@ class Simulation:
         if node.up and node.timer_gen == gen and node.replica is not None:
             self._run(node, node.replica.on_timeout(round_))
 
+    def _arm_crash(self, node: _Node) -> None:
+        """Crash in the middle of the node's next action list (after a random prefix of it)."""
+        node.crash_after = self.rng.randint(0, 4)
+
     def _run(self, node: _Node, actions: list) -> None:
         pending = list(actions)
         while pending and node.up:
@@ -293,6 +300,12 @@ class Simulation:
             assert replica is not None
             follow: list = []
             for action in pending:
+                if node.crash_after is not None:
+                    if node.crash_after == 0:
+                        node.crash_after = None
+                        self._crash(node)
+                        return
+                    node.crash_after -= 1
                 self._perform(node, action, follow)
             pending = []
             for call in follow:
@@ -439,6 +452,15 @@ class Simulation:
                 out = bytes(mutated)
             elif kind == 2:
                 out = bytes(data[: self.rng.randrange(len(data) + 1)])
+            elif kind == 3 and isinstance(message, Proposal):
+                # Properly signed, but with a payload above the limit.
+                h = message.block.header
+                payload = bytes(self.replica_config.max_payload_bytes + 1)
+                big_header = type(h)(h.chain_id, h.epoch, h.round, h.height, h.parent_id, h.proposer,
+                                     payload_hash(payload), h.qc)
+                big = Block(big_header, payload)
+                sig = self._sign(node, proposal_message(self.chain_id, h.epoch, h.round, big.id))
+                out = encode_message(Proposal(big, message.tc, sig))
             elif kind == 3 and isinstance(message, (Vote, Timeout)):
                 # Right shape, wrong signature.
                 bad = self.rng.randbytes(96)
@@ -480,7 +502,8 @@ class Simulation:
                 idx = rng.choice(honest)
                 down = rng.randint(0, self.gst - 200)
                 up = rng.randint(down + 50, self.gst)
-                self._at(down, functools.partial(self._crash, self.nodes[idx]))
+                crash = self._crash if rng.random() < 0.5 else self._arm_crash
+                self._at(down, functools.partial(crash, self.nodes[idx]))
                 self._at(up, functools.partial(self._restart_if_down, self.nodes[idx]))
         if cfg.all_restart:
             down = rng.randint(self.gst // 3, self.gst - 300)
@@ -501,6 +524,7 @@ class Simulation:
         self.partition = None
 
     def _restart_if_down(self, node: _Node) -> None:
+        node.crash_after = None  # an armed crash that has not happened yet is called off
         if not node.up:
             self._boot(node)
 
@@ -548,6 +572,10 @@ class Simulation:
         self.result.rounds = max((n.replica.current_round for n in self.honest if n.replica is not None), default=0)
         for node in self.nodes:
             if node.replica is not None:
+                limits = node.replica.buffer_limits()
+                for name, size in node.replica.buffer_sizes().items():
+                    if size > limits[name]:
+                        self.violation(f"node {node.index} buffer {name} holds {size} > bound {limits[name]}")
                 for key, value in node.replica.counters.items():
                     self.result.counters[key] = self.result.counters.get(key, 0) + value
         return self.result

@@ -41,7 +41,8 @@ __all__ = [
     "KIND_DISTRIBUTION",
     "KIND_MATURITY",
     "MAX_BATCH",
-    "Plan",
+    "ActionPlan",
+    "ActionSpec",
     "PlannedMovement",
     "allocate",
     "announce",
@@ -71,9 +72,29 @@ class PlannedMovement:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class ActionPlan:
+    """The next batch of a corporate action: the movements to make, then `commit(plan)`. `progress` is the action
+    record after this batch (opaque to the ledger)."""
+
+    asset: str
+    payer: str
     movements: tuple[PlannedMovement, ...]
-    action: Distribution  # the action record after this batch (written by `commit`)
+    done: bool
+    progress: Distribution
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """A corporate action as announced: kind 1 = distribution, 2 = redemption at maturity."""
+
+    kind: int
+    asset: str
+    pay_asset: str
+    payer: str
+    remainder_account: str
+    record_height: int
+    rate_num: int
+    rate_den: int
 
 
 def allocate(units: list[int], supply: int, rate_num: int, rate_den: int) -> tuple[list[int], int, int]:
@@ -98,6 +119,24 @@ def matured(state: RuleState, asset: str, height: int) -> str | None:
     if ref is None or height <= ref.record_height:
         return None
     return ref.action_id
+
+
+def record_for(spec: ActionSpec) -> Distribution:
+    """The new action record (nothing paid yet) for an announcement."""
+    return Distribution(
+        spec.kind,
+        spec.asset,
+        spec.pay_asset,
+        spec.payer,
+        spec.remainder_account,
+        spec.record_height,
+        spec.rate_num,
+        spec.rate_den,
+        0,
+        0,
+        0,
+        False,
+    )
 
 
 def announce(state: RuleState, action_id: str, action: Distribution, height: int) -> tuple[int, str]:
@@ -125,7 +164,7 @@ def announce(state: RuleState, action_id: str, action: Distribution, height: int
     return codes.OK, ""
 
 
-def plan_batch(state: RuleState, action_id: str, height: int, max_holders: int) -> Plan | tuple[int, str]:
+def plan_batch(state: RuleState, action_id: str, height: int, max_holders: int) -> ActionPlan | tuple[int, str]:
     """The movements of the next batch of `action_id` in a block at `height`, or a refusal. No writes."""
     action = get_action(state, action_id)
     if action is None:
@@ -146,7 +185,11 @@ def _pay(action: Distribution, recipient: str, amount: int, frozen: bool = False
     return [PlannedMovement(DISTRIBUTION, action.pay_asset, action.payer, recipient, amount, frozen)]
 
 
-def _distribution_batch(state: RuleState, action: Distribution, height: int, max_holders: int) -> Plan:
+def _plan(action: Distribution, moves: list[PlannedMovement]) -> ActionPlan:
+    return ActionPlan(action.asset, action.payer, tuple(moves), action.done, action)
+
+
+def _distribution_batch(state: RuleState, action: Distribution, height: int, max_holders: int) -> ActionPlan:
     head = holders.head(state, action.asset)
     record = action.record_height
 
@@ -177,10 +220,10 @@ def _distribution_batch(state: RuleState, action: Distribution, height: int, max
         assert 0 <= due - paid, "distribution paid more than floor(supply * rate)"
         moves += _pay(action, action.remainder_account, due - paid)
         paid = due
-    return Plan(tuple(moves), replace(action, cursor=cursor, units=units, paid=paid, done=done))
+    return _plan(replace(action, cursor=cursor, units=units, paid=paid, done=done), moves)
 
 
-def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) -> Plan | tuple[int, str]:
+def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) -> ActionPlan | tuple[int, str]:
     head = holders.head(state, action.asset)
     moves: list[PlannedMovement] = []
     cursor, units, paid = action.cursor, action.units, action.paid
@@ -216,11 +259,12 @@ def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) ->
             paid = due
         else:
             cursor = 0  # units moved to visited accounts meanwhile: walk again
-    return Plan(tuple(moves), replace(action, cursor=cursor, units=units, paid=paid, done=done))
+    return _plan(replace(action, cursor=cursor, units=units, paid=paid, done=done), moves)
 
 
-def commit(state: RuleState, action_id: str, plan: Plan) -> None:
+def commit(state: RuleState, action_id: str, plan: ActionPlan) -> None:
     """Record a batch's progress once the ledger has made all its movements."""
     current = get_action(state, action_id)
     assert current is not None and not current.done, "committing a batch of a missing or completed action"
-    write(state, action_key(action_id), plan.action)
+    assert isinstance(plan.progress, Distribution)
+    write(state, action_key(action_id), plan.progress)

@@ -18,6 +18,7 @@ denies with CEL_DENIED.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import celpy
@@ -27,7 +28,15 @@ from celpy import celtypes
 from contracts import codes as cc
 from contracts.params import RuleConfigError
 
-__all__ = ["CONTEXT_NAMES", "MAX_AST_NODES", "MAX_EXPR_BYTES", "compile_expression", "evaluate", "to_cel"]
+__all__ = [
+    "CONTEXT_NAMES",
+    "MAX_AST_NODES",
+    "MAX_EXPR_BYTES",
+    "Compiled",
+    "compile_expression",
+    "evaluate",
+    "to_cel",
+]
 
 MAX_EXPR_BYTES = 1024
 MAX_AST_NODES = 2000
@@ -71,10 +80,21 @@ _OVERRIDES: dict[str, Any] = {
 }
 
 _ENV = celpy.Environment()
-_CACHE: dict[str, celpy.Runner] = {}
 
 
-def _check_tree(ast: lark.Tree) -> None:
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A checked, compiled expression and the context variables it reads (only those are built per movement)."""
+
+    runner: celpy.Runner
+    names: frozenset[str]
+
+
+_CACHE: dict[str, Compiled] = {}
+
+
+def _check_tree(ast: lark.Tree) -> frozenset[str]:
+    """Refuse forbidden constructs; return the context variables the expression reads."""
     nodes = 0
     macro_vars: set[str] = set()
     idents: list[str] = []
@@ -107,13 +127,14 @@ def _check_tree(ast: lark.Tree) -> None:
     for name in idents:
         if name not in CONTEXT_NAMES and name not in macro_vars:
             raise RuleConfigError(cc.CEL_FORBIDDEN, f"CEL: unknown name {name}")
+    return frozenset(idents) & CONTEXT_NAMES
 
 
-def compile_expression(text: str) -> celpy.Runner:
+def compile_expression(text: str) -> Compiled:
     """The compiled program for `text` (cached), or RuleConfigError."""
-    runner = _CACHE.get(text)
-    if runner is not None:
-        return runner
+    compiled = _CACHE.get(text)
+    if compiled is not None:
+        return compiled
     if len(text.encode("utf-8")) > MAX_EXPR_BYTES:
         raise RuleConfigError(cc.CEL_TOO_LARGE, f"CEL: expression longer than {MAX_EXPR_BYTES} bytes")
     try:
@@ -121,12 +142,12 @@ def compile_expression(text: str) -> celpy.Runner:
     except (celpy.CELParseError, RecursionError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RuleConfigError(cc.CEL_SYNTAX, f"CEL: {first[:200]}") from None
-    _check_tree(ast)
-    runner = _ENV.program(ast, functions=_OVERRIDES)
+    names = _check_tree(ast)
+    compiled = Compiled(_ENV.program(ast, functions=_OVERRIDES), names)
     if len(_CACHE) >= MAX_CACHE:
         _CACHE.clear()
-    _CACHE[text] = runner
-    return runner
+    _CACHE[text] = compiled
+    return compiled
 
 
 def to_cel(value: Any) -> Any:

@@ -6,6 +6,8 @@
     on_success(movement, state)  the engine's bookkeeping for every asset (holder index and counts, record-height
                                  checkpoints), then each rule's own state update.
     validate_rules(asset, rules) compiles the rule list when it is attached; a bad rule is refused then.
+    set_claim / revoke_claim, announce_action / plan_action / commit_action: the state behind the identity-claim
+                                 and corporate-action ledger operations (docs/contracts.md).
 
 Compiled rule lists are cached by their content (the RuleSpec tuple), so a list compiles once per process. The
 engine keeps no other state: everything it needs is in the ledger state, so dry-run and execution on any node see
@@ -14,7 +16,7 @@ the same thing.
 
 from __future__ import annotations
 
-from contracts import actions, holders, snapshots
+from contracts import actions, claims, holders, snapshots
 from contracts import codes as cc
 from contracts.modules.base import (
     ALLOWED,
@@ -25,6 +27,7 @@ from contracts.modules.base import (
 )
 from contracts.params import RuleConfigError
 from contracts.registry import CompiledRules, compile_rules
+from contracts.state import Claim
 from ledger import codes
 from ledger import rules as r
 from ledger.operations import RuleSpec
@@ -90,6 +93,29 @@ class ContractsEngine:
         self._bookkeeping(ctx)
         for module in rules.modules:
             module.on_success(ctx)
+
+    # -- identity claims and corporate actions (called by the ledger's operations) -------------------------------
+
+    def set_claim(
+        self, state: RuleState, account: str, provider: str, country: str, level: int, expires_at: int, now: int
+    ) -> tuple[int, str]:
+        return claims.set_claim(state, account, Claim(provider, country, level, expires_at), now)
+
+    def revoke_claim(self, state: RuleState, account: str, provider: str) -> tuple[int, str]:
+        return claims.revoke_claim(state, account, provider)
+
+    def announce_action(
+        self, state: RuleState, action_id: str, spec: actions.ActionSpec, height: int
+    ) -> tuple[int, str]:
+        return actions.announce(state, action_id, actions.record_for(spec), height)
+
+    def plan_action(
+        self, state: RuleState, action_id: str, height: int, max_holders: int
+    ) -> actions.ActionPlan | tuple[int, str]:
+        return actions.plan_batch(state, action_id, height, max_holders)
+
+    def commit_action(self, state: RuleState, action_id: str, plan: actions.ActionPlan) -> None:
+        actions.commit(state, action_id, plan)
 
     # -- bookkeeping for every asset -------------------------------------------------------------------------------
 

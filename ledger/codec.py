@@ -38,6 +38,7 @@ from ledger import codes
 __all__ = [
     "Bin",
     "Bool",
+    "Choice",
     "CodecError",
     "DecodeError",
     "EncodeError",
@@ -283,6 +284,38 @@ class Version(WireType):
     def dump(self, x: Any) -> int:
         if x != self.number or type(x) is not int:
             raise EncodeError(codes.UNSUPPORTED_VERSION, f"version {x!r}, expected {self.number}")
+        return x
+
+
+class Choice(WireType):
+    """A str that must be one of a set of names; the set can grow (`add`) as layers register their names."""
+
+    __slots__ = ("doc", "names", "pattern")
+
+    def __init__(self, names: tuple[str, ...], pattern: str = r"[a-z][a-z0-9_]{0,31}") -> None:
+        self.pattern = re.compile(pattern, re.ASCII).fullmatch
+        self.names: set[str] = set()
+        for n in names:
+            self.add(n)
+        self.doc = "str, one of the registered names"
+
+    def add(self, name: str) -> None:
+        if self.pattern(name) is None:
+            raise ValueError(f"name {name!r} does not match the name pattern")
+        self.names.add(name)
+
+    def load(self, v: Any) -> str:
+        if type(v) is not str:
+            raise _wrong(v, "str")
+        if v not in self.names:
+            raise DecodeError(codes.INVALID_VALUE, f"unknown name {v[:40]!r}")
+        return v
+
+    def dump(self, x: Any) -> str:
+        if type(x) is not str:
+            raise _ewrong(x, "str")
+        if x not in self.names:
+            raise EncodeError(codes.INVALID_VALUE, f"unknown name {x[:40]!r}")
         return x
 
 
@@ -662,12 +695,24 @@ class Variant(WireType):
         self.by_kind: dict[int, Record] = {}
         self.by_cls: dict[type, tuple[int, Record]] = {}
         for cls in classes:
-            kind = cls.KIND  # type: ignore[attr-defined]
-            assert 0 <= kind <= U8_MAX and kind not in self.by_kind, f"duplicate kind {kind}"
-            rec = record_type(cls)
-            self.by_kind[kind] = rec
-            self.by_cls[cls] = (kind, rec)
+            self.register(cls)
         self.doc = f"{name} (array: kind, fields...)"
+
+    def register(self, cls: type) -> None:
+        """Add a kind (idempotent for the same class; a different class with a taken kind raises ValueError)."""
+        kind = cls.KIND  # type: ignore[attr-defined]
+        if not (type(kind) is int and 0 <= kind <= U8_MAX):
+            raise ValueError(f"kind {kind!r} of {cls.__name__} is not a uint8")
+        old = self.by_kind.get(kind)
+        if old is not None:
+            if old.cls is cls:
+                return
+            raise ValueError(f"{self.name} kind {kind} is already {old.cls.__name__}")
+        rec = record_type(cls)
+        self.by_kind[kind] = rec
+        self.by_cls[cls] = (kind, rec)
+        _FAST_LOAD.pop(id(self), None)
+        _FAST_DUMP.pop(id(self), None)
 
     def load(self, v: Any) -> Any:
         if type(v) is not tuple:
@@ -767,14 +812,13 @@ def decode_trusted(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES)
     entry = _FAST_LOAD.get(id(t))
     if entry is None:
         entry = _FAST_LOAD[id(t)] = (t, t.fast_loader())
-    raw = _unpack(data, max_bytes)
     conv = entry[1]
-    if conv is None:
-        return raw
     try:
-        return conv(raw)
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
-        raise DecodeError(codes.MALFORMED, f"stored value has the wrong shape ({type(exc).__name__})") from None
+        raw = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True, timestamp=0)
+        return raw if conv is None else conv(raw)
+    except Exception:  # noqa: BLE001 - corrupt stored bytes: classify with the strict parser's error
+        raw = _unpack(data, max_bytes)
+        raise DecodeError(codes.MALFORMED, "stored value has the wrong shape") from None
 
 
 def encode_trusted(t: WireType, value: Any) -> bytes:

@@ -141,6 +141,7 @@ ACCOUNT_CLOSED = define(208, "ACCOUNT_CLOSED", "account was closed by a migratio
 NOT_A_CUSTODIAN = define(209, "NOT_A_CUSTODIAN", "the named custodian does not hold the custodian role")
 SELF_ADMIN_REVOKE = define(210, "SELF_ADMIN_REVOKE", "an admin cannot revoke its own admin role")
 ACTOR_NOT_SIGNER = define(211, "ACTOR_NOT_SIGNER", "the acting account did not sign the transaction")
+TX_TOO_COMPLEX = define(212, "TX_TOO_COMPLEX", "the transaction would emit more events than a receipt may hold")
 
 # 300 – 399: assets, balances, freezes, pauses
 ASSET_NOT_FOUND = define(300, "ASSET_NOT_FOUND", "asset does not exist")

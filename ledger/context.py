@@ -9,7 +9,7 @@ from typing import Any
 
 from ledger import codes
 from ledger.codes import Refused
-from ledger.events import Event, make_event
+from ledger.events import MAX_EVENTS_PER_TX, Event, make_event
 from ledger.keys import (
     account_key,
     asset_key,
@@ -51,7 +51,7 @@ class TxContext:
     __slots__ = ("block", "engine", "events", "op_index", "rule_state", "signers", "state", "tx_id")
 
     def __init__(
-        self, state: Overlay, block: BlockContext, tx_id: bytes, signers: frozenset[str], engine: RuleEngine
+        self, state: Overlay, block: BlockContext, tx_id: bytes, signers: tuple[str, ...], engine: RuleEngine
     ) -> None:
         self.state = state
         self.block = block
@@ -65,6 +65,8 @@ class TxContext:
     # -- events ------------------------------------------------------------------------------------------------
 
     def emit(self, kind: str, **attrs: Any) -> None:
+        if len(self.events) >= MAX_EVENTS_PER_TX:
+            raise Refused(codes.TX_TOO_COMPLEX, f"more than {MAX_EVENTS_PER_TX} events")
         self.events.append(make_event(self.tx_id, self.op_index, kind, attrs))
 
     # -- identities and authority ------------------------------------------------------------------------------

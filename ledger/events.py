@@ -12,10 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.codec import Optional, Scalar, Seq, Str, StrMap, UInt, decode, encode_trusted, record_type, wire
+from ledger.codec import Choice, Optional, Scalar, Seq, StrMap, UInt, decode, encode_trusted, record_type, wire
 from ledger.schema import HASH32, HEIGHT, MAX_OPS_PER_TX, PARAM_KEY, TEXT, U16
 
-__all__ = ["ACCOUNT_ATTRS", "EVENT_KINDS", "Event", "Receipt", "decode_receipt", "encode_receipt"]
+__all__ = [
+    "ACCOUNT_ATTRS",
+    "EVENT_KINDS",
+    "Event",
+    "Receipt",
+    "decode_receipt",
+    "encode_receipt",
+    "register_event_kind",
+]
 
 EVENT_KINDS: tuple[str, ...] = (
     "member_registered",
@@ -52,9 +60,17 @@ ACCOUNT_ATTRS: frozenset[str] = frozenset(
 )
 
 MAX_EVENT_ATTRS = 24
-MAX_EVENTS_PER_TX = 4 * 64 + 16
+MAX_EVENT_ATTR_BYTES = 4096  # e.g. the comma-joined rule names of an asset (32 x 64 bytes)
+MAX_EVENTS_PER_TX = 4096  # a transaction that would emit more is refused (TX_TOO_COMPLEX)
+MAX_RECEIPT_BYTES = 16 << 20
 
-EVENT_KIND = Str(32, "|".join(EVENT_KINDS), min_bytes=1)
+EVENT_KIND = Choice(EVENT_KINDS)
+
+
+def register_event_kind(name: str) -> str:
+    """Add an event kind (the contracts layer registers its own at import: `[a-z][a-z0-9_]{0,31}`)."""
+    EVENT_KIND.add(name)
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +78,9 @@ class Event:
     tx_id: bytes = wire(HASH32)
     op_index: int = wire(UInt(16, maximum=MAX_OPS_PER_TX - 1))
     kind: str = wire(EVENT_KIND)
-    attrs: tuple[tuple[str, int | str | bytes], ...] = wire(StrMap(PARAM_KEY, Scalar(1024), MAX_EVENT_ATTRS))
+    attrs: tuple[tuple[str, int | str | bytes], ...] = wire(
+        StrMap(PARAM_KEY, Scalar(MAX_EVENT_ATTR_BYTES), MAX_EVENT_ATTRS)
+    )
 
     def attr(self, name: str) -> int | str | bytes | None:
         for k, v in self.attrs:
@@ -104,10 +122,10 @@ def encode_receipt(receipt: Receipt) -> bytes:
 
 
 def decode_receipt(data: bytes) -> Receipt:
-    return decode(RECEIPT, data)
+    return decode(RECEIPT, data, MAX_RECEIPT_BYTES)
 
 
 def make_event(tx_id: bytes, op_index: int, kind: str, attrs: dict[str, int | str | bytes]) -> Event:
     """An event with its attributes in canonical (sorted) order; None-valued attributes are left out."""
-    assert kind in EVENT_KINDS, kind
-    return Event(tx_id, op_index, kind, tuple(sorted((k, v) for k, v in attrs.items() if v is not None)))
+    assert kind in EVENT_KIND.names, f"unregistered event kind {kind}"
+    return Event(tx_id, op_index, kind, tuple(sorted([kv for kv in attrs.items() if kv[1] is not None])))

@@ -25,7 +25,7 @@ class InvariantViolation(AssertionError):
     """The state broke a ledger invariant: a bug, never a user error."""
 
 
-def assert_block_supply(parent: object, overlay: Overlay) -> None:
+def assert_block_supply(overlay: Overlay) -> None:
     """Check the supply invariant incrementally for the assets this block touched."""
     delta_balances: dict[str, int] = {}
     delta_supply: dict[str, int] = {}

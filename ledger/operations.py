@@ -417,3 +417,21 @@ Operation = (
 )
 
 OPERATION = Variant("operation", list(OPERATION_TYPES))
+
+# Kinds 64..127 are for operations defined by the contracts layer (KYC claims, corporate actions, ...).
+EXTENSION_KINDS = range(64, 128)
+
+
+def register_operation(cls: type) -> type:
+    """Add an operation type defined outside the ledger core (a frozen dataclass with `KIND` in 64..127 and
+    `actor: str = wire(ACCOUNT_ID)` as its first field). Register its processor with
+    `ledger.ops.register_processor`. Every node must register the same operations (the contracts package does it at
+    import), since the set of kinds is part of the protocol. Usable as a class decorator."""
+    kind = getattr(cls, "KIND", None)
+    if kind not in EXTENSION_KINDS:
+        raise ValueError(f"extension operation kinds are {EXTENSION_KINDS.start}..{EXTENSION_KINDS.stop - 1}")
+    rec = record_type(cls)
+    if not rec.names or rec.names[0] != "actor":
+        raise ValueError("an operation's first field must be `actor`")
+    OPERATION.register(cls)
+    return cls

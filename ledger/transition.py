@@ -76,24 +76,49 @@ def _clip(text: str, limit: int = MAX_TEXT_BYTES) -> str:
     return data[:limit].decode("utf-8", errors="ignore")
 
 
-def authorize(state: Overlay, tx: SignedTransaction, verify: bool = True) -> frozenset[str]:
+def _signer_account(state: Overlay, signer: str) -> Account:
+    acct = state.get(account_key(signer))
+    if acct is None:
+        raise Refused(codes.SIGNER_NOT_FOUND, f"signer {signer} does not exist")
+    if acct.closed_to is not None:
+        raise Refused(codes.SIGNER_CLOSED, f"signer {signer} was migrated to {acct.closed_to}")
+    return acct
+
+
+def _verify_all(tx: SignedTransaction) -> None:
+    message = tx.signing_message
+    for sig in tx.signatures:
+        if not verify_signature(sig.public_key, message, sig.signature):
+            raise Refused(codes.BAD_SIGNATURE, f"signature by {sig.account} does not verify")
+
+
+def authorize(state: Overlay, tx: SignedTransaction, verify: bool = True) -> tuple[str, ...]:
     """The signers of `tx` once every signature names a declared signer, belongs to its open account's key set,
     verifies, and each signer's M-of-N threshold is met. Refuses otherwise."""
     body = tx.body
     declared = body.signers
+    if len(declared) == 1:  # the common case, without the bookkeeping of several signers
+        signer = declared[0]
+        for sig in tx.signatures:
+            if sig.account != signer:
+                raise Refused(codes.SIGNATURE_NOT_FOR_SIGNER, f"signature by {sig.account}, not a declared signer")
+        acct = _signer_account(state, signer)
+        keys = acct.keys
+        for sig in tx.signatures:
+            if sig.public_key not in keys:
+                raise Refused(codes.UNKNOWN_SIGNING_KEY, f"key {sig.public_key.hex()[:16]}… is not a key of {signer}")
+        if len(tx.signatures) < acct.threshold:
+            n = len(tx.signatures)
+            raise Refused(codes.THRESHOLD_NOT_MET, f"{signer} needs {acct.threshold} signatures, has {n}")
+        if verify:
+            _verify_all(tx)
+        return declared
     per_account: dict[str, int] = {}
     for sig in tx.signatures:
         if sig.account not in declared:
             raise Refused(codes.SIGNATURE_NOT_FOR_SIGNER, f"signature by {sig.account}, not a declared signer")
         per_account[sig.account] = per_account.get(sig.account, 0) + 1
-    accounts: dict[str, Account] = {}
-    for signer in declared:
-        acct = state.get(account_key(signer))
-        if acct is None:
-            raise Refused(codes.SIGNER_NOT_FOUND, f"signer {signer} does not exist")
-        if acct.closed_to is not None:
-            raise Refused(codes.SIGNER_CLOSED, f"signer {signer} was migrated to {acct.closed_to}")
-        accounts[signer] = acct
+    accounts = {signer: _signer_account(state, signer) for signer in declared}
     for sig in tx.signatures:
         if sig.public_key not in accounts[sig.account].keys:
             raise Refused(codes.UNKNOWN_SIGNING_KEY, f"key {sig.public_key.hex()[:16]}… is not a key of {sig.account}")
@@ -102,11 +127,8 @@ def authorize(state: Overlay, tx: SignedTransaction, verify: bool = True) -> fro
         if n < acct.threshold:
             raise Refused(codes.THRESHOLD_NOT_MET, f"{signer} needs {acct.threshold} signatures, has {n}")
     if verify:
-        message = tx.signing_message
-        for sig in tx.signatures:
-            if not verify_signature(sig.public_key, message, sig.signature):
-                raise Refused(codes.BAD_SIGNATURE, f"signature by {sig.account} does not verify")
-    return frozenset(declared)
+        _verify_all(tx)
+    return declared
 
 
 def _check_envelope(state: Overlay, block: BlockContext, tx: SignedTransaction) -> None:
@@ -146,6 +168,9 @@ def apply_transaction(
             return TxOutcome(receipt, None, (), False)
     body = tx.body
     try:
+        for op in body.operations:
+            if type(op) not in PROCESSORS:
+                raise Refused(codes.UNKNOWN_VARIANT, f"no processor for operation {type(op).__name__}")
         _check_envelope(state, block, tx)
         signers = authorize(state, tx, verify_signatures)
     except Refused as refusal:
@@ -262,7 +287,7 @@ def apply_block(
         new_ids.setdefault(outcome.tx.body.expiry_height, []).append(receipt.tx_id)
     _record_replay(overlay, new_ids)
     overlay.put(META_KEY, ChainMeta(block.chain_id, block.height, block.time))
-    assert_block_supply(state, overlay)
+    assert_block_supply(overlay)
     changes = overlay.changes()
     update = tree.update(changes)
     return BlockOutcome(

@@ -13,8 +13,14 @@ import sys
 
 # Modules under node.commands, in the order their commands appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
+    "init",
+    "node",
     "bench",
     "simulate",
+    "keys",
+    "tx",
+    "query",
+    "statement",
 )
 
 

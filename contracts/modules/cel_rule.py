@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import celpy
-
 from contracts import codes as cc
 from contracts import holders
-from contracts.cel import compile_expression, evaluate, to_cel
+from contracts.cel import Compiled, compile_expression, evaluate, to_cel
 from contracts.claims import valid_claim
 from contracts.modules.base import ALLOWED, RuleContext
 from contracts.params import Params
@@ -51,39 +49,51 @@ def _side(ctx: RuleContext, account: str | None) -> dict[str, Any]:
     }
 
 
-def activation(ctx: RuleContext) -> dict[str, Any]:
-    """The CEL variables for this movement (docs/contracts.md), as CEL values."""
+def _asset(ctx: RuleContext) -> dict[str, Any]:
     mv = ctx.mv
     status = ctx.state.asset_status(mv.asset_id)
-    plain: dict[str, Any] = {
-        "kind": mv.kind,
-        "forced": mv.forced,
-        "amount": mv.amount,
-        "height": mv.height,
-        "time": mv.time,
-        "actor": mv.actor,
-        "asset": {
-            "id": mv.asset_id,
-            "issuer": mv.asset.issuer,
-            "decimals": mv.asset.decimals,
-            "outstanding": 0 if status is None else status.outstanding,
-            "holders": holders.head(ctx.state, mv.asset_id).holders,
-            "agents": list(mv.asset.agents),
-        },
-        "sender": _side(ctx, mv.sender),
-        "recipient": _side(ctx, mv.recipient),
+    return {
+        "id": mv.asset_id,
+        "issuer": mv.asset.issuer,
+        "decimals": mv.asset.decimals,
+        "outstanding": 0 if status is None else status.outstanding,
+        "holders": holders.head(ctx.state, mv.asset_id).holders,
+        "agents": list(mv.asset.agents),
     }
-    return {k: to_cel(v) for k, v in plain.items()}
+
+
+def variable(ctx: RuleContext, name: str) -> Any:
+    """One CEL context variable for this movement (docs/contracts.md), as a plain value."""
+    mv = ctx.mv
+    if name == "sender":
+        return _side(ctx, mv.sender)
+    if name == "recipient":
+        return _side(ctx, mv.recipient)
+    if name == "asset":
+        return _asset(ctx)
+    simple = {"kind": mv.kind, "forced": mv.forced, "amount": mv.amount, "height": mv.height, "time": mv.time}
+    return mv.actor if name == "actor" else simple[name]
+
+
+def activation(ctx: RuleContext, names: frozenset[str]) -> dict[str, Any]:
+    """The CEL values of `names`, built once per movement and shared by all CEL rules of the asset."""
+    cache = ctx.cel_activation
+    if cache is None:
+        cache = ctx.cel_activation = {}
+    for name in names:
+        if name not in cache:
+            cache[name] = to_cel(variable(ctx, name))
+    return {name: cache[name] for name in names}
 
 
 class CelRule:
     NAME: ClassVar[str] = "cel"
     SINGLE: ClassVar[bool] = False
-    __slots__ = ("expr", "runner")
+    __slots__ = ("compiled", "expr")
 
-    def __init__(self, expr: str, runner: celpy.Runner) -> None:
+    def __init__(self, expr: str, compiled: Compiled) -> None:
         self.expr = expr
-        self.runner = runner
+        self.compiled = compiled
 
     @classmethod
     def parse(cls, spec: RuleSpec, rule_id: bytes) -> CelRule:
@@ -94,12 +104,10 @@ class CelRule:
 
     def check(self, ctx: RuleContext) -> tuple[int, str]:
         try:
-            act = ctx.cel_activation
-            if act is None:
-                act = ctx.cel_activation = activation(ctx)
+            act = activation(ctx, self.compiled.names)
         except ValueError as exc:
             return cc.CEL_EVAL_ERROR, f"custom rule context: {exc}"
-        ok, why = evaluate(self.runner, act)
+        ok, why = evaluate(self.compiled.runner, act)
         if ok is None:
             return cc.CEL_EVAL_ERROR, f"custom rule {self.expr[:60]!r}: {why}"
         if not ok:

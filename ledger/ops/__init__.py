@@ -44,3 +44,15 @@ PROCESSORS: dict[type, Callable[[TxContext, Any], None]] = {
 }
 
 assert set(PROCESSORS) == set(o.OPERATION_TYPES), "every operation kind needs exactly one processor"
+
+
+def register_processor(cls: type, processor: Callable[[TxContext, Any], None]) -> None:
+    """The processor of an extension operation (registered with ledger.operations.register_operation). It gets the
+    transaction context (typed state access, balances via ledger.ops.assets.move_units, events via ctx.emit with
+    kinds from ledger.events.register_event_kind) and refuses by raising ledger.codes.Refused."""
+    if cls not in o.OPERATION.by_cls or cls.KIND not in o.EXTENSION_KINDS:  # type: ignore[attr-defined]
+        raise ValueError(f"{cls.__name__} is not a registered extension operation")
+    old = PROCESSORS.get(cls)
+    if old is not None and old is not processor:
+        raise ValueError(f"{cls.__name__} already has a processor")
+    PROCESSORS[cls] = processor

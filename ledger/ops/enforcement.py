@@ -190,7 +190,9 @@ def migrate_account(tx: TxContext, op: MigrateAccount) -> None:
         )
     tx.put_account(
         op.new_account,
-        replace(new, roles=new.roles | old.roles, custodian=old.custodian or new.custodian, frozen=old.frozen),
+        replace(
+            new, roles=new.roles | old.roles, custodian=old.custodian or new.custodian, frozen=old.frozen or new.frozen
+        ),
     )
     tx.put_account(op.account, replace(old, roles=0, closed_to=op.new_account))
     tx.emit(

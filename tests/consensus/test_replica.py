@@ -18,7 +18,7 @@ from consensus.messages import (
     encode_message,
     payload_hash,
 )
-from consensus.replica import ReplicaConfig
+from consensus.replica import Replica, ReplicaConfig
 from consensus.simulator import execute_payload
 from tests.consensus.helpers import (
     CHAIN,
@@ -28,9 +28,11 @@ from tests.consensus.helpers import (
     make_block,
     make_qc,
     make_replica,
+    secret_key,
     sign_proposal,
     sign_vote,
     validator_set,
+    verifier,
     vid,
 )
 
@@ -468,3 +470,81 @@ def test_sync_answers_rate_limited_per_peer():
     r = c.replicas[0]
     answered = sum(1 for _ in range(20) if r.on_message(vid(1), SyncRequest(b"", 1, 5)))
     assert answered == 8 and r.counters["sync_rate_limited"] == 12
+
+
+def test_observer_follows_and_commits_without_signing():
+    """A replica with me=None (a full node that is not a validator) verifies and commits but never signs."""
+    c = Cluster(4)
+    c.run(max_steps=200)
+    g, gqc = genesis()
+    observer = Replica(ReplicaConfig(chain_id=CHAIN), validator_set(4), me=None, secret_key=None, anchor=g,
+                       anchor_qc=gqc, verifier=verifier())
+    out = answer_exec(observer, observer.start())
+    proposals = sorted((a.message for i in range(4) for a in c.log[i]
+                        if isinstance(a, Broadcast) and isinstance(a.message, Proposal)),
+                       key=lambda p: p.block.header.round)
+    for p in proposals:
+        out += answer_exec(observer, observer.on_message(vid(p.block.header.proposer), p))
+    assert observer.committed_height >= 2
+    assert not [a for a in out if isinstance(a, (Send, PersistSafety)) or
+                (isinstance(a, Broadcast) and not isinstance(a.message, Proposal))]
+
+
+def test_new_epoch_replicas_continue_from_last_commit():
+    """Epoch hand-off: replicas of epoch 1 start from a block committed in epoch 0 and keep committing; epoch-0
+    messages are dropped by them; their commit certificates verify with the epoch-1 set only."""
+    from consensus.validators import ValidatorSet
+
+    c = Cluster(4)
+    c.run(max_steps=200)
+    last = c.commits[0][-1]
+    old_messages = [encode_message(a.message) for a in c.log[1] if isinstance(a, Broadcast)]
+    vs0 = validator_set(4)
+    vs1 = ValidatorSet(1, vs0.validators)
+    fresh = [Replica(ReplicaConfig(chain_id=CHAIN, base_timeout_ms=100), vs1, me=vid(i), secret_key=secret_key(i),
+                     anchor=last.block, anchor_qc=last.certificate.headers[1].qc, verifier=verifier())
+             for i in range(4)]
+    c.replicas = fresh
+    c.queue.clear()
+    for i, r in enumerate(fresh):
+        c.handle(i, r.start())
+    assert fresh[0].current_round == last.certificate.headers[1].qc.round + 1
+    c.run(max_steps=300)
+    for _ in range(2):
+        c.fire_timers()
+        c.run(max_steps=300)
+    new_commits = [a for a in c.commits[0] if a.block.header.epoch == 1]
+    assert len(new_commits) >= 2
+    assert new_commits[0].block.header.parent_id == last.block.id
+    for a in new_commits:
+        assert verify_commit_certificate(vs1, a.certificate, chain_id=CHAIN)
+        assert not verify_commit_certificate(vs0, a.certificate, chain_id=CHAIN)
+    for data in old_messages:
+        fresh[2].on_bytes(vid(1), data)
+    assert fresh[2].counters["dropped_wrong_epoch"] >= 1
+
+
+def test_long_catch_up_takes_several_sync_batches():
+    """A replica many batches behind (max_sync_blocks=4) fetches ancestors batch by batch and commits them all."""
+    cfg = ReplicaConfig(chain_id=CHAIN, base_timeout_ms=100, max_sync_blocks=4)
+    c = Cluster(4)
+    c.replicas = [make_replica(i, config=cfg) for i in range(4)]
+    c.queue.clear()
+    for i, r in enumerate(c.replicas):
+        c.handle(i, r.start())
+    c.isolated = {3}
+    for _ in range(12):
+        c.run(max_steps=400)
+        c.fire_timers()
+    c.run(max_steps=400)
+    ahead = min(c.heights()[:3])
+    assert ahead >= 12 and c.replicas[3].committed_height == 0
+    c.isolated = set()
+    c.queue.clear()
+    c.handle(3, c.replicas[3].on_timeout(c.timers[3]))
+    c.run(max_steps=2000)
+    requests = [a for a in c.log[3] if isinstance(a, SyncBlocks)]
+    assert len(requests) >= 3
+    assert c.replicas[3].committed_height >= ahead - 1
+    heights = [a.block.header.height for a in c.commits[3]]
+    assert heights == list(range(1, len(heights) + 1))

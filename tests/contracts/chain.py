@@ -9,13 +9,11 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from contracts.engine import ContractsEngine
-from contracts.state import Claim, ClaimSet, claims_key
 from ledger import operations as o
-from ledger.codec import encode, record_type
 from ledger.events import Receipt
 from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.invariants import audit_state
-from ledger.keys import balance_key, contracts_key
+from ledger.keys import balance_key
 from ledger.memory import InMemoryLedger
 from ledger.records import Balance
 from ledger.rules import RuleState
@@ -133,19 +131,13 @@ class Chain:
         led.root = update.root
 
     def verify(self, account: str, country: str, expires_at: int, provider: str = KYC, level: int = 1) -> None:
-        """Record a KYC claim on `account` (stands in for the claim operation until the ledger has it)."""
-        key = contracts_key(claims_key(account))
-        raw = self.ledger.state.get_state(key)
-        claims = {} if raw is None else {c.provider: c for c in _decode_claims(raw).claims}
-        claims[provider] = Claim(provider, country, level, expires_at)
-        value = encode(record_type(ClaimSet), ClaimSet(tuple(claims[p] for p in sorted(claims))))
-        self.set_state({key: value})
-
-
-def _decode_claims(raw: bytes) -> ClaimSet:
-    from ledger.codec import decode_trusted
-
-    return decode_trusted(record_type(ClaimSet), raw)
+        """Record a KYC claim on `account` through the engine (stands in for the SetClaim operation until the
+        ledger has it)."""
+        now = self.time
+        result = contract_write(
+            self, lambda rs: self.engine.set_claim(rs, account, provider, country, level, expires_at, now)
+        )
+        assert result == (0, ""), result
 
 
 def spec(name: str, **params: int | str) -> o.RuleSpec:

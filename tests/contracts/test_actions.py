@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from contracts import actions, snapshots
 from contracts import codes as cc
-from contracts.actions import KIND_DISTRIBUTION, KIND_MATURITY, Plan
+from contracts.actions import KIND_DISTRIBUTION, KIND_MATURITY, ActionPlan, ActionSpec
 from contracts.modules.base import DISTRIBUTION, MATURITY_REDEMPTION
 from contracts.state import Distribution
 from ledger import codes
@@ -35,14 +35,14 @@ def test_allocation_conserves_and_bounds_remainder(units: list[int], num: int, d
 
 
 def coupon(record_height: int, num: int = 7, den: int = 200, remainder: str = ESCROW) -> Distribution:
-    return Distribution(KIND_DISTRIBUTION, BOND, CASH, PAYER, remainder, record_height, num, den, 0, 0, 0, False)
+    return actions.record_for(ActionSpec(KIND_DISTRIBUTION, BOND, CASH, PAYER, remainder, record_height, num, den))
 
 
-def pay_batch(chain: Chain, action_id: str, max_holders: int) -> Plan | tuple[int, str]:
+def pay_batch(chain: Chain, action_id: str, max_holders: int) -> ActionPlan | tuple[int, str]:
     """One batch: plan at the next height, pay it as a signed transfer from the payer, commit the progress."""
     height = chain.height + 1
-    plan = contract_write(chain, lambda rs: actions.plan_batch(rs, action_id, height, max_holders))
-    if not isinstance(plan, Plan):
+    plan = contract_write(chain, lambda rs: chain.engine.plan_action(rs, action_id, height, max_holders))
+    if not isinstance(plan, ActionPlan):
         return plan
     assert all(m.kind == DISTRIBUTION and m.sender == PAYER and not m.frozen for m in plan.movements)
     if plan.movements:
@@ -50,7 +50,7 @@ def pay_batch(chain: Chain, action_id: str, max_holders: int) -> Plan | tuple[in
         chain.ok(o.Transfer(PAYER, CASH, legs))
     else:
         chain.block([])
-    contract_write(chain, lambda rs: actions.commit(rs, action_id, plan))
+    contract_write(chain, lambda rs: chain.engine.commit_action(rs, action_id, plan))
     return plan
 
 
@@ -69,7 +69,11 @@ def coupon_chain() -> Chain:
 def test_coupon_at_record_height() -> None:
     chain = coupon_chain()
     record = chain.height + 1
-    assert contract_write(chain, lambda rs: actions.announce(rs, "cpn-1", coupon(record), chain.height + 1)) == (0, "")
+    spec = ActionSpec(KIND_DISTRIBUTION, BOND, CASH, PAYER, ESCROW, record, 7, 200)
+    assert contract_write(chain, lambda rs: chain.engine.announce_action(rs, "cpn-1", spec, chain.height + 1)) == (
+        0,
+        "",
+    )
     chain.ok(o.Transfer(A, BOND, (o.TransferLeg(B, 100_00),)))  # block R: counts
     assert chain.height == record
     # After R: A sells everything to C, the buyer after R.
@@ -82,9 +86,9 @@ def test_coupon_at_record_height() -> None:
     assert snapshots.supply_at(rs, BOND, record, chain.height + 1) == 1500_40
     payer_before = chain.balance(CASH, PAYER).available
     first = pay_batch(chain, "cpn-1", 1)
-    assert isinstance(first, Plan) and not first.action.done
+    assert isinstance(first, ActionPlan) and not first.done
     second = pay_batch(chain, "cpn-1", 5)
-    assert isinstance(second, Plan) and second.action.done
+    assert isinstance(second, ActionPlan) and second.done
     due = 1500_40 * 7 // 200
     a_pay, b_pay = 900_20 * 7 // 200, 600_20 * 7 // 200
     assert chain.balance(CASH, A).available == a_pay
@@ -92,7 +96,7 @@ def test_coupon_at_record_height() -> None:
     assert chain.balance(CASH, C).available == 0
     assert chain.balance(CASH, ESCROW).available == due - a_pay - b_pay == 1
     assert payer_before - chain.balance(CASH, PAYER).available == due
-    assert second.action.paid == due and second.action.units == 1500_40
+    assert second.progress.paid == due and second.progress.units == 1500_40
     # Never twice.
     assert pay_batch(chain, "cpn-1", 5) == (cc.ACTION_COMPLETED, "corporate action cpn-1 is complete")
     assert chain.audit()[CASH] == 1_000_000_00
@@ -121,8 +125,8 @@ def test_holder_who_left_before_record_and_returned() -> None:
     chain.ok(o.Transfer(A, BOND, (o.TransferLeg(B, 1_00),)))  # B returns after R
     while True:
         plan = pay_batch(chain, "c", 1)
-        assert isinstance(plan, Plan)
-        if plan.action.done:
+        assert isinstance(plan, ActionPlan)
+        if plan.done:
             break
     assert chain.balance(CASH, B).available == 0
     assert chain.balance(CASH, A).available == 1500_40 // 100
@@ -179,9 +183,9 @@ def test_maturity_plan_burns_everything_and_pays_frozen_part_frozen() -> None:
     assert chain.run(o.Transfer(A, BOND, (o.TransferLeg(B, 1),))).code == cc.ASSET_MATURED
     chain.ok(o.ForcedTransfer(AGENT, BOND, A, D, 1_00, False, "estate"))
     plan = contract_write(chain, lambda rs: actions.plan_batch(rs, "mat", chain.height + 1, 64))
-    assert isinstance(plan, Plan) and plan.action.done
+    assert isinstance(plan, ActionPlan) and plan.done
     burns = {(m.sender, m.frozen): m.amount for m in plan.movements if m.kind == MATURITY_REDEMPTION}
     pays = {(m.recipient, m.frozen): m.amount for m in plan.movements if m.kind == DISTRIBUTION}
     assert burns == {(A, False): 999_20, (B, False): 400_20, (B, True): 100_00, (D, False): 1_00}
     assert pays == {(A, False): 999_20, (B, False): 400_20, (B, True): 100_00, (D, False): 1_00}
-    assert plan.action.units == 1500_40 and plan.action.paid == 1500_40
+    assert plan.progress.units == 1500_40 and plan.progress.paid == 1500_40

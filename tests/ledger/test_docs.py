@@ -40,8 +40,11 @@ NESTED = (TxBody, TxEnvelope, Signature, TransferLeg, SettlementLeg, Document, R
 
 
 def code_rows(layer: str = "ledger") -> list[str]:
-    return [f"| {c.code} | `{c.name}` | {c.message} |" for c in sorted(codes.REASONS.values(), key=lambda c: c.code)
-            if c.layer == layer]
+    return [
+        f"| {c.code} | `{c.name}` | {c.message} |"
+        for c in sorted(codes.REASONS.values(), key=lambda c: c.code)
+        if c.layer == layer
+    ]
 
 
 @pytest.mark.parametrize("cls", OPERATION_TYPES, ids=lambda c: c.__name__)

@@ -388,3 +388,32 @@ def test_two_operations_atomic(w: World) -> None:
     r = w.submit(t)[0]
     assert r.code == codes.INSUFFICIENT_ACTIVE_BALANCE and r.failed_op == 1
     assert w.balance("BOND-A", B).available == 0
+
+
+def test_amount_overflow_of_total_issued(w: World) -> None:
+    max_u64 = (1 << 64) - 1
+    w.asset("BIG", ISSUER, cap=max_u64)
+    w.ok(ISSUER, o.Issue(ISSUER, "BIG", A, max_u64))
+    w.ok(A, o.Redeem(A, "BIG", 10))
+    # outstanding has room again, but the total ever issued would pass 2^64-1
+    refused(w, ISSUER, o.Issue(ISSUER, "BIG", A, 10), codes.AMOUNT_OVERFLOW)
+
+
+def test_position_limit(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.context
+
+    monkeypatch.setattr(ledger.context, "MAX_POSITIONS", 2)  # A already holds BOND-A; B holds CASH-T
+    w.ok(ISSUER, o.Issue(ISSUER, "CASH-T", A, 5))
+    w.asset("THIRD", ISSUER)
+    refused(w, ISSUER, o.Issue(ISSUER, "THIRD", A, 1), codes.POSITION_LIMIT)
+    # dropping to zero in one asset frees a slot
+    w.ok(A, o.Transfer(A, "CASH-T", (o.TransferLeg(B, 5),)))
+    w.ok(ISSUER, o.Issue(ISSUER, "THIRD", A, 1))
+
+
+def test_too_many_events(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.context
+
+    monkeypatch.setattr(ledger.context, "MAX_EVENTS_PER_TX", 2)
+    legs = (o.TransferLeg(B, 1), o.TransferLeg(D, 1), o.TransferLeg(ESCROW, 1))
+    refused(w, A, o.Transfer(A, "BOND-A", legs), codes.TX_TOO_COMPLEX)

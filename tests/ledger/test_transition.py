@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import pytest
 
+from ledger import codes
 from ledger import operations as o
-from ledger.codec import decode, decode_trusted, encode, encode_trusted
-from ledger.context import BlockContext
-from ledger.events import RECEIPT, decode_receipt, encode_receipt
-from ledger.keys import RECORD_BY_TAG
+from ledger.codec import decode, decode_trusted, encode, encode_trusted, wire
+from ledger.codes import Refused
+from ledger.context import BlockContext, TxContext
+from ledger.events import RECEIPT, decode_receipt, encode_receipt, register_event_kind
+from ledger.jsonform import body_from_json, body_to_json
+from ledger.keys import RECORD_BY_TAG, contracts_key
+from ledger.operations import register_operation
+from ledger.ops import register_processor
+from ledger.schema import ACCOUNT_ID, TEXT
 from ledger.smt import SparseMerkleTree
 from ledger.state import MemoryState, Overlay, PendingNodes
+from ledger.transaction import decode_transaction
 from ledger.transition import apply_block
 from tests.ledger.world import CHAIN, World, standard_world
 
@@ -100,3 +110,40 @@ def test_trusted_codecs_match_strict_ones(tmp_path: object) -> None:
 def test_world_helper_sanity() -> None:
     w = World()
     assert w.ledger.height == 0 and w.ledger.audit() == {}
+
+
+@dataclass(frozen=True, slots=True)
+class AttestClaim:
+    KIND: ClassVar[int] = 127
+    actor: str = wire(ACCOUNT_ID)
+    subject: str = wire(ACCOUNT_ID)
+    claim: str = wire(TEXT)
+
+
+def attest(ctx: TxContext, op: AttestClaim) -> None:
+    actor = ctx.actor(op.actor)
+    if not ctx.has_role(actor, "kyc_provider"):
+        raise Refused(codes.UNAUTHORIZED, "not a KYC provider")
+    ctx.account(op.subject)
+    ctx.state.put(contracts_key(b"claim/" + op.subject.encode()), op.claim.encode())
+    ctx.emit("test_claim_attested", actor=op.actor, account=op.subject, claim=op.claim)
+
+
+def test_extension_operation_plugs_in() -> None:
+    """The contracts layer can add an operation kind with its processor and event kind."""
+    with pytest.raises(ValueError):
+        register_operation(type("Bad", (), {"KIND": 3}))
+    register_operation(AttestClaim)
+    register_event_kind("test_claim_attested")
+    w = standard_world()
+    kyc = w.account("kyc@bank-b", roles=("kyc_provider",))
+    tx = w.tx([kyc], AttestClaim(kyc, A, "verified:CN"))
+    # no processor yet: rejected (not executed), id not consumed
+    assert w.submit(tx)[0].code == codes.UNKNOWN_VARIANT
+    register_processor(AttestClaim, attest)
+    assert decode_transaction(tx.to_bytes()) == tx
+    assert body_from_json(body_to_json(tx.body)) == tx.body
+    r = w.submit(tx)[0]
+    assert r.code == 0 and r.events[0].kind == "test_claim_attested"
+    assert w.ledger.get(contracts_key(b"claim/" + A.encode())) == b"verified:CN"
+    assert w.run(A, AttestClaim(A, B, "x")).code == codes.UNAUTHORIZED

@@ -130,7 +130,12 @@ def invalid_vectors(valid_body: bytes, valid_tx: bytes) -> list[dict[str, Any]]:
     add("float amount", "body", msgpack.packb([*body[:5], [[14, A, "CASH-T", [[B, 1.0]]]]]), codes.FLOAT_FORBIDDEN)
     add("unknown operation kind", "body", msgpack.packb([*body[:5], [[99, A]]]), codes.UNKNOWN_VARIANT)
     add("extra field", "body", msgpack.packb([*body, 0]), codes.UNKNOWN_FIELD)
-    add("unsorted signers", "body", msgpack.packb([body[0], body[1], sorted((A, B), reverse=True), *body[3:]]), codes.NOT_SORTED)
+    add(
+        "unsorted signers",
+        "body",
+        msgpack.packb([body[0], body[1], sorted((A, B), reverse=True), *body[3:]]),
+        codes.NOT_SORTED,
+    )
     add("version 2", "body", msgpack.packb([2, *body[1:]]), codes.UNSUPPORTED_VERSION)
     add("zero amount", "body", msgpack.packb([*body[:5], [[14, A, "CASH-T", [[B, 0]]]]]), codes.INVALID_VALUE)
     add(

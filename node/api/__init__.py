@@ -1,0 +1,19 @@
+"""The node's HTTP API (docs/api.md): `create_app(facade, ApiConfig(...))` over a `NodeFacade`."""
+
+from node.api.app import create_app
+from node.api.context import ApiConfig
+from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, NodeFacade, PeerView, ValidatorView
+from node.api.limits import ApiLimits
+
+__all__ = [
+    "Admission",
+    "ApiConfig",
+    "ApiLimits",
+    "BlockView",
+    "CommittedBlock",
+    "HeadInfo",
+    "NodeFacade",
+    "PeerView",
+    "ValidatorView",
+    "create_app",
+]

@@ -1,0 +1,72 @@
+"""Parameters and helpers shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.codec import CodecError
+from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, HOLD_PATTERN
+from node.api import errors as e
+from node.api.errors import ApiError
+from node.api.routing import Param
+
+U64_MAX = (1 << 64) - 1
+PRIVATE_ERRORS = (e.AUTH_REQUIRED, e.AUTH_MALFORMED, e.AUTH_BAD_SIGNATURE, e.AUTH_STALE, e.AUTH_REPLAYED,
+                  e.AUTH_UNKNOWN_KEY, e.NOT_VISIBLE, e.AUTH_BUSY)
+MAX_HEIGHT = (1 << 63) - 1
+
+
+def account_param(name: str = "account_id", where: str = "path", required: bool = True) -> Param:
+    return Param(name, where, {"type": "string", "pattern": f"^(?:{ACCOUNT_PATTERN})$", "maxLength": 81},
+                 "an account id, e.g. `client-d@bank-a`", required)
+
+
+def asset_param(name: str = "asset_id", where: str = "path", required: bool = True) -> Param:
+    return Param(name, where, {"type": "string", "pattern": f"^(?:{ASSET_PATTERN})$", "maxLength": 32},
+                 "an asset id, e.g. `BOND-A`", required)
+
+
+HOLD_PARAM = Param("hold_id", "path", {"type": "string", "pattern": f"^(?:{HOLD_PATTERN})$", "maxLength": 64},
+                   "a hold id", True)
+TX_ID_PARAM = Param("tx_id", "path", {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "a transaction id (SHA-256 of the body), 64 lowercase hex digits", True)
+HEIGHT_QUERY = Param("height", "query", {"type": "integer", "minimum": 0, "maximum": MAX_HEIGHT},
+                     "read the state after this block (default: the head)")
+
+
+def limit_param(default: int, maximum: int) -> Param:
+    return Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+                 f"page size (default {default}, at most {maximum})")
+
+
+def cursor_param(description: str) -> Param:
+    return Param("after", "query", {"type": "string", "maxLength": 200, "pattern": "^[A-Za-z0-9@._:-]*$"},
+                 description)
+
+
+def decode_error(exc: CodecError) -> ApiError:
+    """A decoding failure of client input: its ledger code (1-99) with the path of the offending field."""
+    return ApiError(exc.code, exc.message, {"path": exc.path} if exc.path else {})
+
+
+def need_dict(obj: Any, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    if not isinstance(obj, dict):
+        raise ApiError(e.INVALID_JSON, "expected a JSON object")
+    extra = set(obj) - keys - optional
+    missing = keys - set(obj)
+    if extra or missing:
+        raise ApiError(e.INVALID_JSON, "unexpected or missing fields",
+                       {"unexpected": sorted(extra), "missing": sorted(missing)})
+    return obj
+
+
+def hex_bytes(value: Any, what: str, max_len: int) -> bytes:
+    if not isinstance(value, str) or len(value) % 2 or len(value) > 2 * max_len:
+        raise ApiError(e.INVALID_JSON, f"{what} must be lowercase hex of at most {max_len} bytes")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise ApiError(e.INVALID_JSON, f"{what} must be lowercase hex") from None
+    if raw.hex() != value:
+        raise ApiError(e.INVALID_JSON, f"{what} must be lowercase hex")
+    return raw

@@ -1,0 +1,168 @@
+"""Block sync: a node that is behind fetches certified blocks from its peers in batches and applies them.
+
+Messages (node channel 0x02, msgpack):
+    GET_BLOCKS [2, request_id, from_height, max_count]      ask a peer for committed blocks from `from_height`
+    BLOCKS     [3, request_id, [[block_bytes, cert_bytes], ...]]   consecutive blocks with their commit certificates
+
+Every block's commit certificate is verified against the genesis validator set (BLS, through the node's verifier,
+whose cache makes one aggregate check per block in practice), its parent must be the current head, and executing it
+must give the certified state root. Blocks are applied without the speculative path: execute, then one synced
+BlockCommit each. Nothing waits for a network round trip per block: a batch of up to MAX_BATCH blocks (bounded by
+MAX_RESPONSE_BYTES) travels in one message and the next batch is requested as soon as one is applied.
+A peer that answers with an invalid block or certificate is skipped for the rest of the catch-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from consensus.certificates import CommitCertificateError
+from consensus.codec import CodecError
+from consensus.messages import CommitCertificate, decode_block
+from node.execution import ExecutionError, cert_key
+
+if TYPE_CHECKING:
+    from node.runtime import Validator
+
+log = logging.getLogger("node.block_sync")
+
+MSG_GET_BLOCKS: Final = 2
+MSG_BLOCKS: Final = 3
+MAX_BATCH: Final = 128
+MAX_RESPONSE_BYTES: Final = 3 << 20
+REQUEST_TIMEOUT_S: Final = 5.0
+# Served GET_BLOCKS per peer per second (a peer cannot make us stream the chain at it in a loop).
+MAX_SERVED_PER_SECOND: Final = 20
+
+
+class BlockSync:
+    def __init__(self, node: Validator) -> None:
+        self.node = node
+        self.running = False
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, tuple[str, asyncio.Future[list[Any]]]] = {}
+        self._served: dict[str, tuple[int, int]] = {}
+        self.blocks_applied = 0
+        self.last_rate = 0.0
+
+    # -- serving ------------------------------------------------------------------------------------------------
+
+    def on_message(self, peer: str, msg: list[Any]) -> None:
+        counters = self.node.metrics.counters
+        if msg[0] == MSG_GET_BLOCKS and len(msg) == 4 and all(type(x) is int for x in msg[1:]):
+            second = int(time.monotonic())
+            at, count = self._served.get(peer, (second, 0))
+            if at == second and count >= MAX_SERVED_PER_SECOND:
+                counters["rejected_message_sync_rate"] += 1
+                return
+            self._served[peer] = (second, count + 1 if at == second else 1)
+            self._serve(peer, msg[1], msg[2], msg[3])
+        elif msg[0] == MSG_BLOCKS and len(msg) == 3 and type(msg[1]) is int and isinstance(msg[2], list):
+            waiting = self._waiting.get(msg[1])
+            if waiting is None or waiting[0] != peer or waiting[1].done():
+                counters["rejected_message_unsolicited"] += 1
+                return
+            waiting[1].set_result(msg[2])
+        else:
+            counters["rejected_message_malformed"] += 1
+
+    def _serve(self, peer: str, request_id: int, start: int, max_count: int) -> None:
+        store = self.node.store
+        head = store.head()
+        if head is None or start < 1:
+            return
+        items: list[list[bytes]] = []
+        size = 0
+        for height in range(start, min(head.height, start + min(max_count, MAX_BATCH) - 1) + 1):
+            raw, cert = store.get_block(height), store.get_extra(cert_key(height))
+            if raw is None or cert is None:
+                break
+            if items and size + len(raw) + len(cert) > MAX_RESPONSE_BYTES:
+                break
+            items.append([raw, cert])
+            size += len(raw) + len(cert)
+        self.node.send_node_message(peer, [MSG_BLOCKS, request_id, items])
+
+    # -- fetching -----------------------------------------------------------------------------------------------
+
+    async def catch_up(self) -> int:
+        """Fetch and apply blocks until no peer reports a higher height. Returns the number of blocks applied."""
+        if self.running:
+            return 0
+        self.running = True
+        self.node.mode = "syncing"
+        applied = 0
+        bad: set[str] = set()
+        started = time.monotonic()
+        try:
+            while True:
+                head = self.node.executor.head.height
+                candidates = [(h, p) for p, (h, _) in self.node.peer_heights.items()
+                              if p not in bad and h > head and p in self.node.peer_ids]
+                if not candidates:
+                    break
+                _, peer = max(candidates)
+                got = await self._fetch(peer, head + 1)
+                if got is None:
+                    bad.add(peer)
+                    continue
+                try:
+                    applied += await self._apply(got)
+                except (CodecError, CommitCertificateError, ValueError) as exc:
+                    log.warning("sync_bad_batch peer=%s: %s", peer, exc)
+                    bad.add(peer)
+                    continue
+                if not got:
+                    bad.add(peer)
+        except ExecutionError as exc:
+            self.node._fail(exc.code, exc.message)
+        finally:
+            self.running = False
+        seconds = time.monotonic() - started
+        if applied:
+            self.last_rate = applied / max(seconds, 1e-6)
+            log.info("sync_done node=%s blocks=%d seconds=%.2f blocks_per_s=%.0f height=%d", self.node.node_id,
+                     applied, seconds, self.last_rate, self.node.executor.head.height)
+            self.node.feed.reset_height(self.node.executor.head.height)
+        return applied
+
+    async def _fetch(self, peer: str, start: int) -> list[Any] | None:
+        request_id = next(self._ids)
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = (peer, future)
+        try:
+            if not self.node.send_node_message(peer, [MSG_GET_BLOCKS, request_id, start, MAX_BATCH]):
+                return None
+            return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            log.info("sync_request_timeout peer=%s from=%d", peer, start)
+            return None
+        finally:
+            self._waiting.pop(request_id, None)
+
+    async def _apply(self, items: list[Any]) -> int:
+        node = self.node
+        applied = 0
+        for item in items:
+            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, bytes) for x in item)):
+                raise ValueError("a BLOCKS item is [block_bytes, cert_bytes]")
+            block = decode_block(item[0])
+            cert = CommitCertificate.decode(item[1])
+            head = node.executor.head
+            if block.header.height != head.height + 1 or block.header.parent_id != head.block_id:
+                raise ValueError(f"block at {block.header.height} does not extend head {head.height}")
+            if cert.block_id != block.id:
+                raise ValueError("certificate names another block")
+            from node.runtime import verify_certified
+
+            verify_certified(node, cert)
+            committed = node.executor.commit(block, cert)
+            node._after_commit(committed)
+            applied += 1
+            self.blocks_applied += 1
+            await asyncio.sleep(0)
+        return applied

@@ -1,0 +1,137 @@
+"""`ledger node`: run a validator, or a single-validator development chain.
+
+    ledger node run --config FILE        a validator of a consortium network (config from `ledger init`)
+    ledger node dev --data DIR           a one-validator chain in DIR (created on first run), LevelDB inside
+    ledger node status --data DIR        ask a running node (through DATA/admin.sock) for its status
+
+SIGTERM and SIGINT stop the node gracefully (consensus stops, the transport says goodbye, stores close).
+Exit codes: 0 stopped, 1 refused to start (config/genesis/keys problem, message on stderr), 3 halted on a fatal
+inconsistency (e.g. state root mismatch; the log says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+from ledger.store import StoreError
+from node.admin_socket import AdminServer, admin_request
+from node.config import ConfigError, load_config
+from node.execution import ExecutionError
+from node.genesis import ChainParams, GenesisError, load_genesis
+from node.node_keys import KeyFileError, load_keys
+from node.safety_store import SafetyStoreError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("node", help="run a validator node")
+    sub = parser.add_subparsers(dest="node_command", metavar="WHAT")
+    run = sub.add_parser("run", help="run a validator from its config file")
+    run.add_argument("--config", required=True)
+    run.set_defaults(func=run_command)
+    dev = sub.add_parser("dev", help="run a single-validator development chain in a data directory")
+    dev.add_argument("--data", required=True)
+    dev.add_argument("--chain-id", default="dev-local")
+    dev.add_argument("--users", type=int, default=8)
+    dev.set_defaults(func=dev_command)
+    status = sub.add_parser("status", help="print a running node's status")
+    status.add_argument("--data", required=True, help="the node's data directory (holds admin.sock)")
+    status.set_defaults(func=status_command)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+               "msg": record.getMessage()}
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def setup_logging(level: str, as_json: bool, node_id: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if as_json:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {node_id} %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+async def serve(config_path: str) -> int:
+    from node.runtime import Validator
+
+    config = load_config(config_path)
+    setup_logging(config.log_level, config.log_json, config.node_id)
+    genesis = load_genesis(config.genesis_file)
+    keys = load_keys(config.keys_file)
+    if keys.node_id != config.node_id:
+        raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
+                                                 f"{config.node_id!r}")
+    node = Validator(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
+                     fault_injection=config.fault_injection, mempool_max_txs=config.mempool_max_txs,
+                     mempool_max_bytes=config.mempool_max_bytes)
+    admin = AdminServer(node, os.path.join(config.data_dir, "admin.sock"))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: loop.create_task(node.stop()))
+    await node.start()
+    await admin.start()
+    fatal = await node.wait_stopped()
+    await admin.close()
+    await node.stop()
+    return 3 if fatal else 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(serve(args.config))
+    except (ConfigError, GenesisError, KeyFileError, SafetyStoreError, ExecutionError, StoreError,
+            ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def dev_command(args: argparse.Namespace) -> int:
+    from node.localnet import generate_network
+
+    data = os.path.abspath(args.data)
+    config_path = os.path.join(data, "node-0", "config.toml")
+    if not os.path.exists(config_path):
+        if os.path.exists(os.path.join(data, "genesis.json")):
+            print(f"error: {data} holds a genesis but no node-0/config.toml", file=sys.stderr)
+            return 1
+        params = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200)
+        layout = generate_network(data, 1, chain_id=args.chain_id, users=args.users, params=params,
+                                  api_base_port=8100)
+        print(f"created a development chain in {data}; test account keys in {layout.accounts_path}")
+    return run_command(argparse.Namespace(config=config_path))
+
+
+def status_command(args: argparse.Namespace) -> int:
+    path = os.path.join(args.data, "admin.sock")
+    if not os.path.exists(path):
+        path = os.path.join(args.data, "node-0", "data", "admin.sock")
+    try:
+        print(json.dumps(admin_request(path, {"op": "status"}), indent=2))
+    except OSError as exc:
+        print(f"error: cannot reach the node at {path}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def wait_for_socket(path: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.05)
+    return False

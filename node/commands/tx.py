@@ -1,0 +1,304 @@
+"""`ledger tx ...`: build, sign and submit transactions (every operation kind), or sign offline.
+
+    ledger tx transfer --asset BOND-A --legs '{"recipient": "bob@bank-b", "amount": 300}' --key alice.key
+    ledger tx issue --asset BOND-A --recipient alice@bank-a --amount 1000 --key issuer.key --wait none
+    ledger tx json ops.json --key a.key --key b.key          (operations / a whole body from a JSON file)
+    ledger tx create-hold ... --offline --chain-id testnet --tx-expiry-height 900 --out tx.json
+    ledger tx cosign tx.json --key buyer.key                  (add signatures: DvP signed by both parties)
+    ledger tx submit tx.json                                  (submit signed bytes made elsewhere)
+
+Each operation kind is a subcommand (`register-account`, `transfer`, `create-hold`, `settle`, ...) whose flags are its
+fields (docs/protocol.md section 5): scalars as values, ids as strings, bin as hex, optional fields accept `none`,
+lists repeat the flag (`--keys HEX --keys HEX`), lists of records take one JSON object per flag or one JSON array.
+`--actor` defaults to the account of the first key. Without `--offline` the chain id and expiry come from the node.
+Exit codes: docs in node/client/console.py (0 ok, 1 non-zero receipt, 2 bad input, 3 node refused / unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from ledger.codec import Bin, Bool, Optional, Record, Seq, StrMap, UInt, WireType
+from ledger.transaction import Signature, SignedTransaction, sign_transaction
+from node.client import builder
+from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
+from node.client.errors import ClientError
+from node.client.keys import AccountKey, load_key
+from node.client.sync import LedgerClient
+
+DEFAULT_NODE = "http://127.0.0.1:8080"
+MAX_INPUT_BYTES = 1 << 20
+
+
+def node_url(args: argparse.Namespace) -> str:
+    return args.node or os.environ.get("LEDGER_NODE") or DEFAULT_NODE
+
+
+def add_node_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--node", help=f"API base URL (default $LEDGER_NODE or {DEFAULT_NODE})")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the node (default 30)")
+
+
+def _add_signing_flags(p: argparse.ArgumentParser, keys_required: bool = True) -> None:
+    p.add_argument("--key", action="append", default=[], metavar="FILE", required=keys_required,
+                   help="key file to sign with (repeat for several signers or an M-of-N account)")
+    p.add_argument("--signer", action="append", default=None, metavar="ACCOUNT",
+                   help="declared signer (repeatable; default: every actor, and every settlement leg's sender)")
+    p.add_argument("--nonce", type=int, help="body nonce (default random)")
+    p.add_argument("--tx-expiry-height", type=int, help="last height the transaction may be included at "
+                   "(default: node head + --lifetime)")
+    p.add_argument("--lifetime", type=int, default=100, help="blocks until expiry when asking the node (default 100)")
+    p.add_argument("--offline", action="store_true",
+                   help="do not contact a node: print the signed transaction (needs --chain-id, --tx-expiry-height)")
+    p.add_argument("--chain-id", help="chain id (required with --offline)")
+    p.add_argument("--out", help="also write the signed transaction JSON to this file")
+    _add_submit_flags(p)
+
+
+def _add_submit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", choices=("commit", "none"), default="commit",
+                   help="wait for the receipt (default) or return once admitted")
+    add_node_flags(p)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("tx", help="build, sign and submit transactions",
+                                   description="Build a transaction from flags or JSON, sign it with key files, "
+                                               "submit it (or print it with --offline).")
+    sub = parser.add_subparsers(dest="tx_command", metavar="OPERATION", required=True)
+    for kind in builder.OPERATION_KINDS:
+        p = sub.add_parser(kind.replace("_", "-"), help=f"one {kind} operation", allow_abbrev=False)
+        for name, t in builder.operation_fields(kind):
+            _add_field_flag(p, name, t)
+        _add_signing_flags(p)
+        p.set_defaults(func=guarded(_run_kind), kind=kind)
+    p = sub.add_parser("json", help="operations (or a body) from a JSON file", allow_abbrev=False)
+    p.add_argument("file", help='JSON file ("-" = stdin): an operation, a list of operations, or '
+                                '{"operations": [...], "signers"?, "nonce"?, "expiry_height"?, "chain_id"?}')
+    _add_signing_flags(p)
+    p.set_defaults(func=guarded(_run_json))
+    p = sub.add_parser("cosign", help="add signatures to a signed transaction", allow_abbrev=False)
+    p.add_argument("file", help="signed transaction: JSON printed by `ledger tx ... --offline`, or hex")
+    p.add_argument("--key", action="append", required=True, metavar="FILE")
+    p.add_argument("--submit", action="store_true", help="submit after signing (default: print it)")
+    p.add_argument("--out", help="also write the signed transaction JSON to this file")
+    _add_submit_flags(p)
+    p.set_defaults(func=guarded(_run_cosign))
+    p = sub.add_parser("submit", help="submit a signed transaction", allow_abbrev=False)
+    p.add_argument("file", help="signed transaction: JSON printed by `ledger tx ... --offline`, or hex")
+    _add_submit_flags(p)
+    p.set_defaults(func=guarded(_run_submit))
+
+
+# -- flags from the operation schema ---------------------------------------------------------------------------
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _scalar(t: WireType) -> Any:
+    tt = type(t)
+    if tt is UInt:
+        return int
+    if tt is Bool:
+        return _boolean
+    return str
+
+
+def _boolean(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise argparse.ArgumentTypeError("expected true or false")
+    return text == "true"
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+
+
+def _add_field_flag(p: argparse.ArgumentParser, name: str, t: WireType) -> None:
+    tt = type(t)
+    dest = "f_" + name
+    if name == "actor":
+        p.add_argument("--actor", dest=dest, metavar="ACCOUNT", help="acting account (default: the first key's account)")
+    elif tt is Optional:
+        inner = t.inner  # type: ignore[attr-defined]
+        p.add_argument(_flag(name), dest=dest, default=None, metavar="VALUE|none",
+                       help=f"optional {type(inner).__name__.lower()} (default none)")
+    elif tt is Seq:
+        item = t.item  # type: ignore[attr-defined]
+        structured = type(item) in (Record, StrMap, Seq)
+        p.add_argument(_flag(name), dest=dest, action="append", default=None,
+                       type=_json_value if structured else _scalar(item),
+                       metavar="JSON" if structured else ("HEX" if type(item) is Bin else "VALUE"),
+                       required=t.min_len > 0,  # type: ignore[attr-defined]
+                       help="repeatable" + ("; a JSON object per flag, or one JSON array" if structured else ""))
+    elif tt in (Record, StrMap):
+        p.add_argument(_flag(name), dest=dest, type=_json_value, required=True, metavar="JSON")
+    else:
+        p.add_argument(_flag(name), dest=dest, type=_scalar(t), required=True,
+                       metavar="HEX" if tt is Bin else name.upper())
+
+
+def _field_values(args: argparse.Namespace, kind: str, keys: list[AccountKey]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, t in builder.operation_fields(kind):
+        v = getattr(args, "f_" + name)
+        if name == "actor" and v is None:
+            if not keys:
+                raise ClientError("bad_input", "--actor is needed when no --key is given")
+            v = keys[0].account
+        elif type(t) is Optional:
+            v = None if v is None or v == "none" else _optional_value(t.inner, v)  # type: ignore[attr-defined]
+        elif type(t) is Seq:
+            items = v or []
+            if len(items) == 1 and isinstance(items[0], list):
+                items = items[0]
+            v = items
+        out[name] = v
+    return out
+
+
+def _optional_value(t: WireType, text: str) -> Any:
+    if type(t) is UInt:
+        if not text.isdigit():
+            raise ClientError("bad_input", f"expected an integer, got {text!r}")
+        return int(text)
+    return text
+
+
+# -- running ---------------------------------------------------------------------------------------------------
+
+
+def _keys(args: argparse.Namespace) -> list[AccountKey]:
+    return [load_key(path) for path in args.key]
+
+
+def _finish(args: argparse.Namespace, ops: list[Any], keys: list[AccountKey], body_over: dict[str, Any]) -> int:
+    signers = body_over.get("signers", args.signer)
+    nonce = body_over.get("nonce", args.nonce)
+    expiry = body_over.get("expiry_height", args.tx_expiry_height)
+    chain_id = body_over.get("chain_id", args.chain_id)
+    if args.offline:
+        if chain_id is None or expiry is None:
+            return fail("bad_input", "--offline needs --chain-id and --tx-expiry-height")
+        body = builder.make_body(ops, chain_id=chain_id, expiry_height=expiry, signers=signers, nonce=nonce)
+        tx = builder.sign(body, keys)
+        return _print_tx(args, tx)
+    with LedgerClient(node_url(args), timeout=args.timeout, chain_id=chain_id) as client:
+        body = client.body(ops, signers=signers, nonce=nonce, expiry_height=expiry, lifetime=args.lifetime)
+        tx = builder.sign(body, keys)
+        if args.out:
+            _write_tx(args.out, tx)
+        return _submit(client, args, tx)
+
+
+def _print_tx(args: argparse.Namespace, tx: SignedTransaction) -> int:
+    if args.out:
+        _write_tx(args.out, tx)
+    emit(builder.tx_to_json(tx))
+    return EXIT_OK
+
+
+def _write_tx(path: str, tx: SignedTransaction) -> None:
+    try:
+        with open(path, "w", encoding="ascii") as f:
+            json.dump(builder.tx_to_json(tx), f, indent=2, sort_keys=True)
+            f.write("\n")
+    except OSError as exc:
+        raise ClientError("bad_input", f"cannot write {path}: {exc.strerror}") from None
+
+
+def _submit(client: LedgerClient, args: argparse.Namespace, tx: SignedTransaction) -> int:
+    result = client.submit(tx, wait=args.wait, timeout=args.timeout, check=False)
+    emit({"tx_id": result.tx_id, "status": result.status, "duplicate": result.duplicate, "receipt": result.receipt})
+    if result.receipt is not None and result.receipt.get("code") != 0:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_kind(args: argparse.Namespace) -> int:
+    keys = _keys(args)
+    op = builder.operation(args.kind, **_field_values(args, args.kind, keys))
+    return _finish(args, [op], keys, {})
+
+
+def _read_input(path: str) -> bytes:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise ClientError("bad_input", f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise ClientError("bad_input", f"{path} is larger than {MAX_INPUT_BYTES} bytes")
+    return data
+
+
+def _run_json(args: argparse.Namespace) -> int:
+    try:
+        doc = json.loads(_read_input(args.file))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ClientError("bad_input", f"{args.file} is not JSON: {exc}") from None
+    over: dict[str, Any] = {}
+    if isinstance(doc, dict) and "operations" in doc:
+        unknown = set(doc) - {"operations", "signers", "nonce", "expiry_height", "chain_id", "version"}
+        if unknown:
+            raise ClientError("bad_input", f"unknown fields {sorted(unknown)}")
+        over = {k: doc[k] for k in ("signers", "nonce", "expiry_height", "chain_id") if k in doc}
+        doc = doc["operations"]
+    items = doc if isinstance(doc, list) else [doc]
+    ops = [builder.operation_from_json(item) for item in items]
+    return _finish(args, ops, _keys(args), over)
+
+
+def read_signed_tx(path: str) -> SignedTransaction:
+    """A signed transaction from a file: the JSON of `ledger tx --offline`, or hex, or the raw bytes."""
+    data = _read_input(path)
+    text = data.strip()
+    try:
+        if text.startswith(b"{"):
+            obj = json.loads(text)
+            if not isinstance(obj, dict) or not isinstance(obj.get("signed_tx_hex"), str):
+                raise ClientError("bad_input", f"{path}: JSON without signed_tx_hex")
+            return builder.tx_from_bytes(bytes.fromhex(obj["signed_tx_hex"]))
+        return builder.tx_from_bytes(bytes.fromhex(text.decode("ascii")))
+    except (ValueError, UnicodeDecodeError):
+        return builder.tx_from_bytes(data)
+
+
+def _run_cosign(args: argparse.Namespace) -> int:
+    tx = read_signed_tx(args.file)
+    keys = _keys(args)
+    stray = sorted({k.account for k in keys} - set(tx.body.signers))
+    if stray:
+        return fail("bad_input", f"keys of {', '.join(stray)}, not declared signers {list(tx.body.signers)}")
+    new = sign_transaction(tx.body, [(k.account, k.signing_key) for k in keys])
+    merged: dict[tuple[str, bytes], Signature] = {(s.account, s.public_key): s for s in tx.signatures}
+    merged.update({(s.account, s.public_key): s for s in new.signatures})
+    assert new.body_bytes == tx.body_bytes
+    tx = SignedTransaction(tx.body, tx.body_bytes, tuple(merged[k] for k in sorted(merged)), tx.tx_id)
+    if not args.submit:
+        return _print_tx(args, tx)
+    if args.out:
+        _write_tx(args.out, tx)
+    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+        return _submit(client, args, tx)
+
+
+def _run_submit(args: argparse.Namespace) -> int:
+    tx = read_signed_tx(args.file)
+    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+        return _submit(client, args, tx)
+
+
+__all__ = ["EXIT_INPUT", "add_node_flags", "node_url", "read_signed_tx", "register"]

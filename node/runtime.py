@@ -1,0 +1,787 @@
+"""The validator: wires the replica, the peer transport, the mempool, speculative execution and the stores.
+
+One asyncio event loop drives everything; the replica, the executor and the stores are called only from it.
+
+    replica actions        what the runtime does
+    ---------------        -----------------------------------------------------------------------------------
+    PersistSafety          SafetyStore.persist (one synced batch) BEFORE the next action of the list
+    Send / Broadcast       transport.send / broadcast (channel byte 0x01 + the consensus message)
+    SyncBlocks             transport.send of the request
+    SetTimer               loop.call_later -> replica.on_timeout(round)
+    RequestPayload         reap the mempool (count/byte limits, minus txs of uncommitted ancestors); with nothing
+                           to propose wait up to params.empty_block_interval_ms for a transaction
+    Execute                Executor.execute on the parent's overlay; the voter's clock-drift check
+    Commit                 Executor.commit (BlockCommit + commit certificate: one synced batch), then listeners,
+                           the commit feed and mempool cleanup
+    ReportEvidence         stored under extra key "evidence/<epoch>/<round>/<validator>/<kind>" and logged
+
+Node-level messages (channel 0x02, msgpack): STATUS [1, genesis_hash, height, block_id] every second (the hello:
+a peer with another genesis hash is logged as `genesis_mismatch` and ignored), and block sync (node/block_sync.py).
+Transaction gossip: channel 0x03, a msgpack list of signed transaction bytes.
+
+Modes: SYNCING (no replica: certified blocks are fetched in batches and applied) and CONSENSUS (the replica runs).
+A node starts SYNCING when a peer reports a height well above its own, and falls back to it when it falls behind
+by more than SYNC_LAG blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+from consensus.actions import (
+    Broadcast,
+    Commit,
+    Execute,
+    PersistSafety,
+    ReportEvidence,
+    RequestPayload,
+    Send,
+    SetTimer,
+    SyncBlocks,
+)
+from consensus.certificates import SignatureVerifier, check_commit_certificate
+from consensus.messages import Block, CommitCertificate, decode_block, encode_message
+from consensus.replica import Replica, ReplicaConfig
+from ledger import codes
+from ledger.codec import DecodeError
+from ledger.events import Receipt
+from ledger.rules import RuleEngine
+from ledger.schema import MAX_TX_BYTES
+from ledger.store import LedgerStore
+from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
+from node.block_payload import encode_payload
+from node.block_sync import BlockSync
+from node.commit_feed import CommitFeed
+from node.execution import CommittedBlock, ExecutionError, Executor, bootstrap_store, cert_key, now_ms
+from node.genesis import Genesis, default_engine, genesis_state
+from node.node_keys import NodeKeys
+from node.safety_store import SafetyStore
+from node.transport import Transport, TransportConfig
+
+log = logging.getLogger("node.runtime")
+
+CH_CONSENSUS: Final = 1
+CH_NODE: Final = 2
+CH_TXS: Final = 3
+MSG_STATUS: Final = 1
+STATUS_INTERVAL_S: Final = 1.0
+# Behind the best peer by more than this many blocks: leave consensus and catch up by block sync.
+SYNC_LAG: Final = 48
+# Committed blocks handed to a new replica so it can answer its peers' consensus-level sync requests.
+REPLICA_HISTORY: Final = 64
+GOSSIP_BATCH: Final = 512
+GOSSIP_FLUSH_S: Final = 0.01
+POOL_FULL = codes.define(3290, "NODE_POOL_FULL", "the node's transaction pool is full; retry later", "node")
+LATENCY_BUCKETS_MS: Final = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to a submitted transaction. code 0 = admitted (or already pending: `duplicate`)."""
+
+    tx_id: bytes
+    code: int
+    message: str = ""
+    duplicate: bool = False
+
+    @property
+    def admitted(self) -> bool:
+        return self.code == 0
+
+
+class FifoPool:
+    """The runtime's transaction pool: deduplicated, bounded (count and bytes: a full pool answers busy),
+    first-in first-out. Admission checks decoding, chain id, signatures, replay against the committed store."""
+
+    def __init__(self, chain_id: str, store: LedgerStore, max_txs: int, max_bytes: int) -> None:
+        self.chain_id = chain_id
+        self.store = store
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self._txs: dict[bytes, bytes] = {}
+        self._bytes = 0
+        self.added = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def contains(self, tx_id: bytes) -> bool:
+        return tx_id in self._txs
+
+    def add(self, tx: SignedTransaction | bytes) -> Admission:
+        if isinstance(tx, SignedTransaction):
+            signed, raw = tx, tx.to_bytes()
+        else:
+            raw = bytes(tx)
+            if len(raw) > MAX_TX_BYTES:
+                return Admission(hashlib.sha256(raw).digest(), codes.TX_TOO_LARGE, "transaction too large")
+            try:
+                signed = decode_transaction(raw)
+            except DecodeError as exc:
+                return Admission(hashlib.sha256(raw).digest(), exc.code, str(exc))
+        tx_id = signed.tx_id
+        if tx_id in self._txs:
+            return Admission(tx_id, 0, "already pending", duplicate=True)
+        if signed.body.chain_id != self.chain_id:
+            return Admission(tx_id, codes.WRONG_CHAIN, f"transaction for chain {signed.body.chain_id}")
+        if self.store.get_tx(tx_id) is not None:
+            return Admission(tx_id, codes.TX_REPLAYED, "transaction already committed")
+        if len(self._txs) >= self.max_txs or self._bytes + len(raw) > self.max_bytes:
+            return Admission(tx_id, POOL_FULL, codes.message_for(POOL_FULL))
+        message = signed.signing_message
+        for sig in signed.signatures:
+            if not verify_signature(sig.public_key, message, sig.signature):
+                return Admission(tx_id, codes.BAD_SIGNATURE, f"signature by {sig.account} does not verify")
+        self._txs[tx_id] = raw
+        self._bytes += len(raw)
+        self.added.set()
+        return Admission(tx_id, 0)
+
+    def reap(self, max_txs: int, max_bytes: int, exclude: set[bytes]) -> list[bytes]:
+        out: list[bytes] = []
+        size = 64
+        for tx_id, raw in self._txs.items():
+            if tx_id in exclude:
+                continue
+            if len(out) >= max_txs or size + len(raw) + 5 > max_bytes:
+                break
+            out.append(raw)
+            size += len(raw) + 5
+        return out
+
+    def remove(self, tx_ids: list[bytes]) -> None:
+        for tx_id in tx_ids:
+            raw = self._txs.pop(tx_id, None)
+            if raw is not None:
+                self._bytes -= len(raw)
+        if not self._txs:
+            self.added.clear()
+
+
+class Metrics:
+    """The runtime's counters and gauges (exported in Prometheus text form by `metrics_text`)."""
+
+    def __init__(self) -> None:
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        self.latency_sum_ms = 0
+        self.latency_count = 0
+        self.committed_window: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
+
+    def observe_latency(self, ms: int) -> None:
+        for i, bound in enumerate(LATENCY_BUCKETS_MS):
+            if ms <= bound:
+                self.latency_buckets[i] += 1
+                break
+        else:
+            self.latency_buckets[-1] += 1
+        self.latency_sum_ms += ms
+        self.latency_count += 1
+
+    def committed_tps(self) -> float:
+        w = self.committed_window
+        if len(w) < 2 or w[-1][0] <= w[0][0]:
+            return 0.0
+        return sum(n for _, n in list(w)[1:]) / (w[-1][0] - w[0][0])
+
+
+class Validator:
+    """One validator node (also the single-validator dev chain). Implements the API's NodeFacade."""
+
+    def __init__(self, genesis: Genesis, keys: NodeKeys, data_dir: str, *,
+                 listen: tuple[str, int] = ("127.0.0.1", 0),
+                 peer_addresses: Mapping[str, tuple[str, int]] | None = None,
+                 fault_injection: bool = False, mempool_max_txs: int = 50_000,
+                 mempool_max_bytes: int = 64 << 20, engine: RuleEngine | None = None) -> None:
+        me = genesis.validator(keys.node_id)
+        if me is None:
+            raise ValueError(f"node {keys.node_id!r} is not a validator of this genesis")
+        if me.identity_key != keys.identity_key or me.bls_key != keys.bls_public_key:
+            raise ValueError(f"the keys of {keys.node_id!r} do not match its entry in the genesis file")
+        self.genesis = genesis
+        self.keys = keys
+        self.node_id = keys.node_id
+        self.params = genesis.params
+        self._engine = engine or default_engine()
+        self.vs = genesis.validator_set()
+        self.verifier = SignatureVerifier()
+        os.makedirs(data_dir, exist_ok=True)
+        self.data_dir = data_dir
+        self._store = LedgerStore.open(os.path.join(data_dir, "ledger"))
+        try:
+            bootstrap_store(self._store, genesis, genesis_state(genesis, self._engine))
+            self.safety_store = SafetyStore(os.path.join(data_dir, "consensus"))
+            self.safety_store.bind_genesis(genesis.hash)
+        except BaseException:
+            self._store.close()
+            raise
+        self.executor = Executor(self._store, genesis, self._engine, self.params)
+        self.feed = CommitFeed(self._store, self.params.max_block_txs, self.params.max_block_bytes)
+        self.pool = FifoPool(genesis.chain_id, self._store, mempool_max_txs, mempool_max_bytes)
+        self.replica_config = ReplicaConfig(chain_id=genesis.consensus_chain_id,
+                                            base_timeout_ms=self.params.base_timeout_ms,
+                                            max_backoff_exponent=self.params.max_backoff_exponent,
+                                            max_payload_bytes=self.params.max_block_bytes)
+        self.peer_ids = [v.id for v in genesis.validators if v.id != self.node_id]
+        self.transport: Transport | None = None
+        if self.peer_ids:
+            self.transport = Transport(keys.identity(), genesis.chain_id, genesis.peer_set(peer_addresses),
+                                       TransportConfig(listen_host=listen[0], listen_port=listen[1],
+                                                       fault_injection=fault_injection))
+        self.replica: Replica | None = None
+        self.sync = BlockSync(self)
+        self.metrics = Metrics()
+        self.peer_heights: dict[str, tuple[int, float]] = {}
+        self._bad_genesis_peers: set[str] = set()
+        self._listeners: list[Callable[[Any], None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._payload_task: asyncio.Task[None] | None = None
+        self._gossip_out: list[bytes] = []
+        self._gossip_task: asyncio.Task[None] | None = None
+        self._first_seen: dict[bytes, float] = {}
+        self._stopped = asyncio.Event()
+        self._fatal: str | None = None
+        self.mode = "starting"
+        self.started_at = time.monotonic()
+
+    # ------------------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        if self.transport is not None:
+            await self.transport.start()
+            self._tasks.append(asyncio.create_task(self._receive_loop(), name="receive"))
+            self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+            self._tasks.append(asyncio.create_task(self._startup(), name="startup"))
+        else:
+            self._start_consensus()
+        log.info("node_started node=%s chain=%s genesis=%s height=%d validators=%d", self.node_id,
+                 self.genesis.chain_id, self.genesis.hash.hex()[:16], self.executor.head.height, len(self.vs))
+
+    async def _startup(self) -> None:
+        """Give peers a moment to report their heights; catch up first if we are far behind."""
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and len(self.peer_heights) < len(self.peer_ids):
+            await asyncio.sleep(0.05)
+        if self.best_peer_height() > self.executor.head.height + 2:
+            await self.sync.catch_up()
+        if not self._stopped.is_set():
+            self._start_consensus()
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop consensus, close the transport, close the stores."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._stop_consensus()
+        for task in self._tasks:
+            task.cancel()
+        for task in (self._payload_task, self._gossip_task):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.transport is not None:
+            await self.transport.close()
+        self.safety_store.close()
+        self._store.close()
+        log.info("node_stopped node=%s height=%d", self.node_id, self.executor.head.height)
+
+    async def wait_stopped(self) -> str | None:
+        await self._stopped.wait()
+        return self._fatal
+
+    def _fail(self, code: str, message: str) -> None:
+        """A fatal inconsistency: stop the node rather than continue on a diverged state."""
+        log.critical("node_halted code=%s %s", code, message)
+        self._fatal = f"{code}: {message}"
+        self._stop_consensus()
+        asyncio.get_running_loop().create_task(self.stop())
+
+    # ------------------------------------------------------------------------------------------------- consensus
+
+    def _start_consensus(self) -> None:
+        if self.replica is not None or self._stopped.is_set():
+            return
+        self.executor.reload_head()
+        head = self.executor.head
+        if head.height == 0:
+            anchor, anchor_qc = self.genesis.block(), genesis_state_qc(self)
+        else:
+            anchor = decode_block(self._store.get_block(head.height))  # type: ignore[arg-type]
+            cert = CommitCertificate.decode(self._store.get_extra(cert_key(head.height)))  # type: ignore[arg-type]
+            anchor_qc = cert.headers[1].qc
+        safety, blocks = self.safety_store.load()
+        history = []
+        for h in range(max(1, head.height - REPLICA_HISTORY), head.height):
+            raw, cert_raw = self._store.get_block(h), self._store.get_extra(cert_key(h))
+            if raw is not None and cert_raw is not None:
+                history.append((decode_block(raw), CommitCertificate.decode(cert_raw)))
+        self.replica = Replica(self.replica_config, self.vs, me=self.node_id.encode(), secret_key=self.keys.bls_secret,
+                               anchor=anchor, anchor_qc=anchor_qc, safety=safety,
+                               stored_blocks=[b for b in blocks if b.header.height > head.height], history=history,
+                               verifier=self.verifier)
+        self.mode = "consensus"
+        log.info("consensus_started node=%s height=%d round=%d", self.node_id, head.height,
+                 self.replica.current_round)
+        self._run(self.replica.start())
+
+    def _stop_consensus(self) -> None:
+        self.replica = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._payload_task is not None:
+            self._payload_task.cancel()
+            self._payload_task = None
+
+    def _run(self, actions: list[Any]) -> None:
+        """Perform actions in order; answers (payload, execution) are fed back and their actions run next."""
+        pending = collections.deque(actions)
+        while pending and self.replica is not None:
+            replica = self.replica
+            action = pending.popleft()
+            try:
+                follow = self._perform(replica, action)
+            except ExecutionError as exc:
+                self._fail(exc.code, exc.message)
+                return
+            if follow:
+                pending.extendleft(reversed(follow))
+
+    def _perform(self, replica: Replica, action: Any) -> list[Any] | None:
+        if isinstance(action, PersistSafety):
+            self.safety_store.persist(action.state, action.blocks, self.executor.head.height)
+        elif isinstance(action, Send):
+            self._send_consensus(action.to.decode(), encode_message(action.message))
+        elif isinstance(action, Broadcast):
+            if self.transport is not None:
+                self.transport.broadcast(bytes((CH_CONSENSUS,)) + encode_message(action.message))
+        elif isinstance(action, SyncBlocks):
+            self._send_consensus(action.to.decode(), encode_message(action.request))
+        elif isinstance(action, SetTimer):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(action.delay_ms / 1000, self._on_timer, replica,
+                                                                action.round)
+        elif isinstance(action, RequestPayload):
+            if self._payload_task is not None:
+                self._payload_task.cancel()
+            self._payload_task = asyncio.get_running_loop().create_task(self._build_payload(replica, action))
+        elif isinstance(action, Execute):
+            return self._execute(replica, action)
+        elif isinstance(action, Commit):
+            self._commit(action.block, action.certificate)
+        elif isinstance(action, ReportEvidence):
+            ev = action.evidence
+            kind = "proposal" if ev.kind == ev.KIND_PROPOSAL else "vote"
+            key = f"evidence/{ev.epoch}/{ev.round}/{ev.validator}/{kind}".encode()
+            self._store.put_extra(key, ev.encode())
+            self.metrics.counters["evidence"] += 1
+            log.warning("equivocation_evidence validator=%s round=%d kind=%s",
+                        self.vs.validators[ev.validator].id.decode(), ev.round, kind)
+        else:
+            raise TypeError(f"unknown action {action!r}")
+        return None
+
+    def _send_consensus(self, peer: str, data: bytes) -> None:
+        if self.transport is not None and peer != self.node_id:
+            self.transport.send(peer, bytes((CH_CONSENSUS,)) + data)
+
+    def _on_timer(self, replica: Replica, round_: int) -> None:
+        if self.replica is replica:
+            self.metrics.counters["local_timeouts"] += 1
+            log.info("round_timeout node=%s round=%d height=%d", self.node_id, round_, self.executor.head.height)
+            self._run(replica.on_timeout(round_))
+
+    def _execute(self, replica: Replica, action: Execute) -> list[Any]:
+        block = action.block
+        e = self.executor.execute(block, action.parent_state_root)
+        root = None if e is None else e.state_root
+        if e is not None and block.header.height > replica.committed_height:
+            why = self.executor.check_proposal_time(block, now_ms())
+            if why is not None:
+                log.warning("block_refused height=%d round=%d reason=%s", block.header.height, block.header.round, why)
+                self.metrics.counters[f"rejected_block_{why}"] += 1
+                self.executor.executed.pop(block.id, None)
+                root = None
+        return replica.on_executed(block.id, root)
+
+    async def _build_payload(self, replica: Replica, request: RequestPayload) -> None:
+        """Fill a proposal from the pool; with nothing to do, wait a little for transactions first."""
+        exclude = self._in_flight(request.parent_id)
+        if not self._has_work(exclude):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pool.added.wait(), self.params.empty_block_interval_ms / 1000)
+            exclude = self._in_flight(request.parent_id)
+        if self.replica is not replica or replica.current_round != request.round:
+            return
+        parent_time = self.executor.time_of(request.parent_id)
+        time_ms = max(now_ms(), parent_time or 0)
+        txs = self.pool.reap(self.params.max_block_txs, self.params.max_block_bytes - 64, exclude)
+        payload = encode_payload(time_ms, txs)
+        assert len(payload) <= self.params.max_block_bytes
+        self._payload_task = None
+        self._run(replica.on_payload(request.round, payload))
+
+    def _in_flight(self, parent_id: bytes) -> set[bytes]:
+        """Ids of transactions in the uncommitted ancestors of a new block (they must not be proposed again)."""
+        out: set[bytes] = set()
+        cursor = parent_id
+        while cursor != self.executor.head.block_id:
+            e = self.executor.executed.get(cursor)
+            if e is None:
+                break
+            out.update(r.tx_id for r in e.receipts)
+            cursor = e.parent_id
+        return out
+
+    def _has_work(self, exclude: set[bytes]) -> bool:
+        """Propose now if the pool has new transactions or uncommitted blocks wait for their commit."""
+        return len(self.pool) > len(exclude) or bool(exclude)
+
+    def _commit(self, block: Block, cert: CommitCertificate) -> None:
+        committed = self.executor.commit(block, cert)
+        self._after_commit(committed)
+
+    def _after_commit(self, committed: CommittedBlock) -> None:
+        ids = [r.tx_id for r in committed.receipts]
+        self.pool.remove(ids)
+        now = time.monotonic()
+        for tx_id in ids:
+            seen = self._first_seen.pop(tx_id, None)
+            if seen is not None:
+                self.metrics.observe_latency(int((now - seen) * 1000))
+        self.metrics.counters["committed_blocks"] += 1
+        self.metrics.counters["committed_txs"] += committed.tx_count
+        self.metrics.committed_window.append((now, committed.tx_count))
+        self.feed.publish(committed)
+        view = _api_committed(committed)
+        for listener in list(self._listeners):
+            try:
+                listener(view)
+            except Exception:  # a listener's bug must not stop the chain
+                log.exception("commit_listener_failed")
+        if committed.height % 64 == 0:
+            self.safety_store.prune(committed.height)
+            if len(self._first_seen) > 200_000:
+                self._first_seen.clear()
+
+    # ------------------------------------------------------------------------------------------------- network
+
+    async def _receive_loop(self) -> None:
+        assert self.transport is not None
+        while True:
+            peer, data = await self.transport.receive()
+            try:
+                self._on_peer_bytes(peer, data)
+            except ExecutionError as exc:
+                self._fail(exc.code, exc.message)
+            except Exception:
+                log.exception("peer_message_failed peer=%s", peer)
+                self.metrics.counters["rejected_message_internal"] += 1
+            await asyncio.sleep(0)
+
+    def _on_peer_bytes(self, peer: str, data: bytes) -> None:
+        if not data:
+            self.metrics.counters["rejected_message_empty"] += 1
+            return
+        channel, body = data[0], data[1:]
+        if channel == CH_NODE:
+            self._on_node_message(peer, body)
+            return
+        if peer in self._bad_genesis_peers:
+            self.metrics.counters["rejected_message_genesis_mismatch"] += 1
+            return
+        if channel == CH_CONSENSUS:
+            if self.replica is None:
+                self.metrics.counters["rejected_message_syncing"] += 1
+                return
+            self._run(self.replica.on_bytes(peer.encode(), body))
+        elif channel == CH_TXS:
+            self._on_gossip(body)
+        else:
+            self.metrics.counters["rejected_message_unknown_channel"] += 1
+
+    def _on_node_message(self, peer: str, body: bytes) -> None:
+        try:
+            msg = msgpack.unpackb(body, raw=False, strict_map_key=True, max_bin_len=64 << 20,
+                                  max_array_len=1 << 16, max_map_len=0)
+        except (ValueError, TypeError, msgpack.UnpackException):
+            self.metrics.counters["rejected_message_malformed"] += 1
+            return
+        if not isinstance(msg, list) or not msg or type(msg[0]) is not int:
+            self.metrics.counters["rejected_message_malformed"] += 1
+            return
+        if msg[0] == MSG_STATUS:
+            if len(msg) != 4 or not isinstance(msg[1], bytes) or type(msg[2]) is not int:
+                self.metrics.counters["rejected_message_malformed"] += 1
+                return
+            if msg[1] != self.genesis.hash:
+                if peer not in self._bad_genesis_peers:
+                    log.error("genesis_mismatch peer=%s peer_genesis=%s our_genesis=%s: the peer runs another "
+                              "chain; its messages are ignored", peer, msg[1].hex(), self.genesis.hash.hex())
+                self._bad_genesis_peers.add(peer)
+                return
+            self._bad_genesis_peers.discard(peer)
+            self.peer_heights[peer] = (msg[2], time.monotonic())
+            self._maybe_fall_behind()
+            return
+        if peer in self._bad_genesis_peers:
+            self.metrics.counters["rejected_message_genesis_mismatch"] += 1
+            return
+        self.sync.on_message(peer, msg)
+
+    async def _status_loop(self) -> None:
+        while True:
+            self._send_status()
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+    def _send_status(self) -> None:
+        if self.transport is not None:
+            head = self.executor.head
+            self.transport.broadcast(bytes((CH_NODE,)) + msgpack.packb(
+                [MSG_STATUS, self.genesis.hash, head.height, head.block_id], use_bin_type=True))
+
+    def send_node_message(self, peer: str, msg: list[Any]) -> bool:
+        if self.transport is None:
+            return False
+        outcome = self.transport.send(peer, bytes((CH_NODE,)) + msgpack.packb(msg, use_bin_type=True))
+        return outcome == "queued"
+
+    def best_peer_height(self) -> int:
+        now = time.monotonic()
+        heights = [h for p, (h, seen) in self.peer_heights.items()
+                   if now - seen < 10 * STATUS_INTERVAL_S and p not in self._bad_genesis_peers]
+        return max(heights, default=0)
+
+    def _maybe_fall_behind(self) -> None:
+        if self.replica is None or self.sync.running or self._stopped.is_set():
+            return
+        if self.best_peer_height() > self.executor.head.height + SYNC_LAG:
+            log.warning("fell_behind node=%s height=%d best_peer=%d: switching to block sync", self.node_id,
+                        self.executor.head.height, self.best_peer_height())
+            self._stop_consensus()
+            self.mode = "syncing"
+            self._tasks.append(asyncio.get_running_loop().create_task(self._resync()))
+
+    async def _resync(self) -> None:
+        await self.sync.catch_up()
+        self._start_consensus()
+
+    def _on_gossip(self, body: bytes) -> None:
+        try:
+            txs = msgpack.unpackb(body, raw=True, max_bin_len=MAX_TX_BYTES, max_array_len=GOSSIP_BATCH,
+                                  max_map_len=0, max_str_len=0)
+        except (ValueError, TypeError, msgpack.UnpackException):
+            self.metrics.counters["rejected_message_malformed"] += 1
+            return
+        if not isinstance(txs, list):
+            self.metrics.counters["rejected_message_malformed"] += 1
+            return
+        for raw in txs:
+            if type(raw) is bytes:
+                self.pool.add(raw)
+
+    def _gossip(self, raw: bytes) -> None:
+        if self.transport is None:
+            return
+        self._gossip_out.append(raw)
+        if self._gossip_task is None:
+            self._gossip_task = asyncio.get_running_loop().create_task(self._flush_gossip())
+
+    async def _flush_gossip(self) -> None:
+        await asyncio.sleep(GOSSIP_FLUSH_S)
+        self._gossip_task = None
+        out, self._gossip_out = self._gossip_out, []
+        assert self.transport is not None
+        for i in range(0, len(out), GOSSIP_BATCH):
+            self.transport.broadcast(bytes((CH_TXS,)) + msgpack.packb(out[i:i + GOSSIP_BATCH], use_bin_type=True))
+
+    # ------------------------------------------------------------------------------------------------- facade
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    @property
+    def store(self) -> LedgerStore:
+        return self._store
+
+    @property
+    def engine(self) -> RuleEngine:
+        return self._engine
+
+    def head(self) -> Any:
+        from node.api.facade import HeadInfo
+
+        h = self.executor.head
+        return HeadInfo(h.height, h.block_id, h.state_root, h.time_ms // 1000)
+
+    async def submit(self, tx: SignedTransaction | bytes) -> Admission:
+        """Admit a signed transaction (object or wire bytes) to the pool and gossip it to the peers."""
+        admission = self.pool.add(tx)
+        if admission.admitted and not admission.duplicate:
+            self._first_seen.setdefault(admission.tx_id, time.monotonic())
+            self._gossip(tx.to_bytes() if isinstance(tx, SignedTransaction) else bytes(tx))
+        elif not admission.admitted:
+            self.metrics.counters[f"tx_refused_{admission.code}"] += 1
+        return admission
+
+    def tx_pending(self, tx_id: bytes) -> bool:
+        return self.pool.contains(tx_id)
+
+    def block(self, height: int) -> Any:
+        from node.api.facade import BlockView
+
+        raw = self._store.get_block(height)
+        root = self._store.state_root_at(height)
+        if raw is None or root is None:
+            return None
+        block = decode_block(raw)
+        h = block.header
+        committed = self.feed.load(height) if height > 0 else None
+        header = {"chain_id": h.chain_id.hex(), "epoch": h.epoch, "round": h.round, "height": h.height,
+                  "parent_id": h.parent_id.hex(), "proposer": h.proposer, "payload_hash": h.payload_hash.hex(),
+                  "qc": {"epoch": h.qc.epoch, "round": h.qc.round, "block_id": h.qc.block_id.hex(),
+                         "state_root": h.qc.state_root.hex(), "signers": h.qc.signers.hex(),
+                         "signature": h.qc.signature.hex()}}
+        time_s = self.genesis.genesis_time if committed is None else committed.time_ms // 1000
+        tx_ids = () if committed is None else tuple(r.tx_id for r in committed.receipts)
+        return BlockView(height, block.id, time_s, root, tx_ids, header, self._store.get_extra(cert_key(height)))
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        raw = self._store.get_extra(cert_key(height))
+        return None if raw is None else CommitCertificate.decode(raw)
+
+    def validators(self) -> tuple[int, tuple[Any, ...]]:
+        from node.api.facade import ValidatorView
+
+        return self.vs.epoch, tuple(ValidatorView(i, v.id.decode(), v.public_key, v.power)
+                                    for i, v in enumerate(self.vs.validators))
+
+    def peers(self) -> tuple[Any, ...]:
+        from node.api.facade import PeerView
+
+        connected = self.transport.connected_peers() if self.transport is not None else frozenset()
+        out = []
+        for v in self.genesis.validators:
+            if v.id == self.node_id:
+                continue
+            address = "" if v.address is None else f"{v.address[0]}:{v.address[1]}"
+            seen = self.peer_heights.get(v.id)
+            out.append(PeerView(v.id, address, v.id in connected, None if seen is None else seen[0]))
+        return tuple(out)
+
+    def status(self) -> dict[str, Any]:
+        head = self.executor.head
+        replica = self.replica
+        return {
+            "node_id": self.node_id,
+            "chain_id": self.genesis.chain_id,
+            "genesis_hash": self.genesis.hash.hex(),
+            "mode": self.mode,
+            "height": head.height,
+            "block_id": head.block_id.hex(),
+            "state_root": head.state_root.hex(),
+            "round": None if replica is None else replica.current_round,
+            "mempool": len(self.pool),
+            "peers_connected": 0 if self.transport is None else len(self.transport.connected_peers()),
+            "best_peer_height": self.best_peer_height(),
+            "committed_tps": round(self.metrics.committed_tps(), 1),
+            "fatal": self._fatal,
+        }
+
+    def add_commit_listener(self, listener: Callable[[Any], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return remove
+
+    def statement(self, account_id: str, height: int) -> Mapping[str, Any]:
+        from node.statement import build_statement
+
+        cert = self.certificate(height)
+        if cert is None:
+            raise KeyError(f"no commit certificate at height {height}")
+        return build_statement(self._store, account_id, height, chain_id=self.genesis.chain_id, certificate=cert,
+                               validator_set=self.vs)
+
+    def metrics_text(self) -> str:
+        """Prometheus text exposition of the runtime metrics."""
+        m = self.metrics
+        head = self.executor.head
+        replica = self.replica
+        lines = [
+            "# TYPE ledger_height gauge", f"ledger_height {head.height}",
+            "# TYPE ledger_round gauge", f"ledger_round {0 if replica is None else replica.current_round}",
+            "# TYPE ledger_mempool_size gauge", f"ledger_mempool_size {len(self.pool)}",
+            "# TYPE ledger_peers_connected gauge",
+            f"ledger_peers_connected {0 if self.transport is None else len(self.transport.connected_peers())}",
+            "# TYPE ledger_committed_tps gauge", f"ledger_committed_tps {m.committed_tps():.1f}",
+            "# TYPE ledger_committed_txs_total counter", f"ledger_committed_txs_total {m.counters['committed_txs']}",
+            "# TYPE ledger_view_changes_total counter", f"ledger_view_changes_total {m.counters['local_timeouts']}",
+            "# TYPE ledger_commit_latency_ms histogram",
+        ]
+        cumulative = 0
+        for bound, count in zip(LATENCY_BUCKETS_MS, m.latency_buckets, strict=False):
+            cumulative += count
+            lines.append(f'ledger_commit_latency_ms_bucket{{le="{bound}"}} {cumulative}')
+        lines.append(f'ledger_commit_latency_ms_bucket{{le="+Inf"}} {m.latency_count}')
+        lines.append(f"ledger_commit_latency_ms_sum {m.latency_sum_ms}")
+        lines.append(f"ledger_commit_latency_ms_count {m.latency_count}")
+        rejected: collections.Counter[str] = collections.Counter()
+        for name, value in m.counters.items():
+            if name.startswith("rejected_"):
+                rejected[name.removeprefix("rejected_")] += value
+        if replica is not None:
+            for name, value in replica.counters.items():
+                if name.startswith("dropped_"):
+                    rejected[name] += value
+        lines.append("# TYPE ledger_rejected_messages_total counter")
+        for reason, value in sorted(rejected.items()):
+            lines.append(f'ledger_rejected_messages_total{{reason="{reason}"}} {value}')
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------------------------------------- helpers
+
+    async def wait_for_height(self, height: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.executor.head.height < height:
+            if time.monotonic() > deadline or self._stopped.is_set():
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+
+def genesis_state_qc(node: Validator) -> Any:
+    from consensus.messages import genesis_qc
+
+    root = node.store.state_root_at(0)
+    assert root is not None
+    return genesis_qc(node.genesis.block(), root)
+
+
+def verify_certified(node: Validator, cert: CommitCertificate) -> None:
+    """Raise CommitCertificateError unless `cert` verifies against this node's validator set and chain."""
+    check_commit_certificate(node.vs, cert, chain_id=node.genesis.consensus_chain_id, verifier=node.verifier)
+
+
+def _api_committed(block: CommittedBlock) -> Any:
+    from node.api.facade import CommittedBlock as ApiCommittedBlock
+
+    receipts: tuple[Receipt, ...] = block.receipts
+    return ApiCommittedBlock(block.height, block.block_id, block.time_ms // 1000, block.state_root, receipts)

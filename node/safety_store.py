@@ -1,0 +1,110 @@
+"""Durable consensus state of one validator: the replica's SafetyState and its pending (uncommitted) blocks.
+
+A PersistSafety action is performed as ONE LevelDB WriteBatch written with sync=True: the new safety state replaces
+the old one, the new pending blocks are added, and pending blocks at or below the committed height are deleted.
+The runtime performs it before the next action of the same list leaves the replica, so a vote or timeout is never
+sent before the state that forbids signing a conflicting one is on disk (no double vote after kill -9).
+
+Layout (its own LevelDB directory, data/consensus):
+    b"s"                          -> SafetyState.encode()
+    b"g"                          -> genesis hash (32 bytes): the chain this directory belongs to
+    b"b" || height(8) || block_id -> encode_block(block)
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+
+import plyvel
+
+from consensus.codec import CodecError
+from consensus.messages import Block, SafetyState, decode_block, encode_block
+
+KEY_SAFETY = b"s"
+KEY_GENESIS = b"g"
+P_BLOCK = b"b"
+_U64 = struct.Struct(">Q")
+# Pending blocks kept at most (a healthy replica has a handful; the replica bounds its tree too).
+MAX_PENDING_BLOCKS = 4096
+
+
+class SafetyStoreError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class SafetyStore:
+    def __init__(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+        try:
+            self._db = plyvel.DB(path, create_if_missing=True)
+        except plyvel.Error as exc:
+            raise SafetyStoreError("safety_store_open_failed", f"cannot open {path}: {exc}") from exc
+        self.path = path
+        self.writes = 0
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+    def bind_genesis(self, genesis_hash: bytes) -> None:
+        """Record the chain of this directory on first use; refuse a different one later."""
+        stored = self._db.get(KEY_GENESIS)
+        if stored is None:
+            self._db.put(KEY_GENESIS, genesis_hash, sync=True)
+        elif stored != genesis_hash:
+            raise SafetyStoreError("genesis_mismatch",
+                                   f"{self.path} belongs to the chain with genesis {stored.hex()}, the genesis file "
+                                   f"has hash {genesis_hash.hex()}; use the right genesis file or a fresh data_dir")
+
+    def load(self) -> tuple[SafetyState | None, list[Block]]:
+        raw = self._db.get(KEY_SAFETY)
+        try:
+            state = None if raw is None else SafetyState.decode(raw)
+            blocks = [decode_block(v) for _, v in self._db.iterator(prefix=P_BLOCK)]
+        except CodecError as exc:
+            raise SafetyStoreError("safety_store_corrupt", f"{self.path}: {exc}") from exc
+        return state, blocks
+
+    def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> None:
+        """Replace the safety state, add `blocks`, drop pending blocks at or below `committed_height`; synced."""
+        old = self._db.get(KEY_SAFETY)
+        if old is not None:
+            previous = SafetyState.decode(old)
+            # Invariant: the vote lock never moves back (a regression could let this node sign twice).
+            assert (state.epoch, state.highest_vote_round) >= (previous.epoch, previous.highest_vote_round)
+        with self._db.write_batch(sync=True) as wb:
+            wb.put(KEY_SAFETY, state.encode())
+            for block in blocks:
+                wb.put(P_BLOCK + _U64.pack(block.header.height) + block.id, encode_block(block))
+            self._prune(wb, committed_height)
+        self.writes += 1
+
+    def prune(self, committed_height: int) -> None:
+        """Drop pending blocks at or below the committed height (not synced: losing this only keeps extra blocks)."""
+        with self._db.write_batch() as wb:
+            self._prune(wb, committed_height)
+
+    def _prune(self, wb: object, committed_height: int) -> None:
+        stop = P_BLOCK + _U64.pack(committed_height + 1)
+        with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
+            keys = [k for k in it if k < stop]
+        for k in keys:
+            wb.delete(k)  # type: ignore[attr-defined]
+        self._bound(wb, len(keys))
+
+    def _bound(self, wb: object, removed: int) -> None:
+        """Keep at most MAX_PENDING_BLOCKS (the lowest go first: they are the oldest forks)."""
+        keys = []
+        with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
+            for k in it:
+                keys.append(k)
+                if len(keys) > MAX_PENDING_BLOCKS + removed:
+                    break
+        excess = len(keys) - removed - MAX_PENDING_BLOCKS
+        for k in keys[:max(0, excess)]:
+            wb.delete(k)  # type: ignore[attr-defined]

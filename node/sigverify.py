@@ -1,0 +1,370 @@
+"""Ed25519 signature verification off the event loop, on every core.
+
+    verifier = Ed25519Verifier()                 # process pool, os.cpu_count() workers
+    results = await verifier.verify_batch(items) # items: [(public_key, message, signature), ...] -> [bool, ...]
+    results = verifier.verify_sync(items)        # the same answers, computed in the calling thread
+    verifier.close()
+
+Why this shape (docs/mempool.md, "Signature verification"):
+
+- A verification costs about 60 µs of libsodium time. The admission of one transaction from one HTTP request has one
+  or two signatures, far too little to pay a round trip to another process (pickling, a pipe write, a wake-up, the
+  result back). So the verifier *coalesces*: `verify_batch` appends the caller's items to a shared buffer and
+  returns a future; the buffer is cut into chunks of `batch_size` items and sent to the pool as soon as it holds a
+  full chunk, or at the end of the current event-loop iteration (call_soon) for what is left. Many concurrent
+  submissions therefore travel to the workers in one task.
+- Answers never depend on the path: the pool, the synchronous fallback and a rebuilt pool all run `verify_items`,
+  which answers False (never raises) for malformed keys, signatures or argument types.
+- Limits: at most `max_pending` items are buffered or in flight; a caller beyond that waits for room (admission
+  control in the mempool keeps callers far below it). One chunk is at most `batch_size` items.
+
+The check is libsodium's crypto_sign_open (through pynacl), the same one ledger.transaction.verify_signature uses
+when a block executes, so the mempool and the ledger agree on every signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Self
+
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import VerifyKey
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_PENDING",
+    "Ed25519Verifier",
+    "VerifierStats",
+    "VerifyItem",
+    "verify_items",
+    "verify_one",
+]
+
+VerifyItem = tuple[bytes, bytes, bytes]  # (public_key 32 bytes, message, signature 64 bytes)
+
+DEFAULT_BATCH_SIZE = 128  # items per pool task (measured: `python -m node.sigverify`, docs/mempool.md)
+DEFAULT_MAX_PENDING = 65_536  # items buffered or in flight across all callers
+MAX_MESSAGE_BYTES = 1 << 20  # longer messages are refused (False) without being hashed
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+
+_KEY_CACHE: dict[bytes, VerifyKey] = {}
+_KEY_CACHE_MAX = 16_384
+
+
+def verify_one(public_key: object, message: object, signature: object) -> bool:
+    """True iff `signature` is a valid Ed25519 signature of `message` by `public_key`. Never raises: anything
+    malformed (wrong types, wrong lengths, a point that does not decode, a non-canonical signature) is False."""
+    if type(public_key) is not bytes or type(message) is not bytes or type(signature) is not bytes:
+        return False
+    if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES or len(message) > MAX_MESSAGE_BYTES:
+        return False
+    vk = _KEY_CACHE.get(public_key)
+    if vk is None:
+        try:
+            vk = VerifyKey(public_key)
+        except (ValueError, TypeError, CryptoError):
+            return False
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[public_key] = vk
+    try:
+        vk.verify(message, signature)
+    except (BadSignatureError, CryptoError, ValueError, TypeError):
+        return False
+    return True
+
+
+def verify_items(items: Sequence[VerifyItem]) -> list[bool]:
+    """Verify each (public_key, message, signature); the function every path runs (also inside pool workers)."""
+    out: list[bool] = []
+    for item in items:
+        if type(item) is tuple and len(item) == 3:
+            out.append(verify_one(item[0], item[1], item[2]))
+        else:
+            out.append(False)
+    return out
+
+
+def _warm_up(_: int) -> int:
+    return os.getpid()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierStats:
+    workers: int  # 0 = synchronous (no pool)
+    batch_size: int
+    verified: int  # items answered since start
+    tasks: int  # chunks sent to the pool
+    pending: int  # items buffered or in flight now
+    pool_restarts: int
+
+
+class _Request:
+    __slots__ = ("future", "items", "remaining", "results")
+
+    def __init__(self, items: list[VerifyItem], future: asyncio.Future[list[bool]]) -> None:
+        self.items = items
+        self.future = future
+        self.results: list[bool] = [False] * len(items)
+        self.remaining = len(items)
+
+
+_Segment = tuple[_Request, int, int]  # (request, start, end): request.items[start:end]
+
+
+class Ed25519Verifier:
+    """Batched Ed25519 verification on a process pool; `workers=0` verifies in the calling thread (tests, tools).
+
+    Create it once per node (or test module) and `close()` it on shutdown. The asyncio API must be used from one
+    event loop."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        start_method: str = "forkserver",
+    ) -> None:
+        if workers is None:
+            workers = os.cpu_count() or 1
+        assert workers >= 0, "workers must be >= 0"
+        assert 1 <= batch_size <= max_pending, "batch_size must be between 1 and max_pending"
+        self.workers = workers
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self._start_method = start_method if start_method in multiprocessing.get_all_start_methods() else None
+        self._pool: ProcessPoolExecutor | None = None
+        self._buffer: list[_Segment] = []  # request segments waiting for a pool task, in arrival order
+        self._buffered = 0  # items in _buffer
+        self._flush_scheduled = False
+        self._pending = 0
+        self._room_waiters: list[asyncio.Future[None]] = []
+        self._verified = 0
+        self._tasks = 0
+        self._restarts = 0
+        self._closed = False
+        if workers > 0:
+            self._pool = self._new_pool()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context(self._start_method) if self._start_method else None
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+
+    def warm_up(self) -> None:
+        """Start every worker process now, so the first verification does not pay for process start-up."""
+        if self._pool is not None:
+            list(self._pool.map(_warm_up, range(self.workers * 2)))
+
+    def close(self) -> None:
+        """Stop the workers. Calls already waiting get their answers first; later calls raise RuntimeError."""
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=False)
+            self._pool = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> VerifierStats:
+        return VerifierStats(self.workers, self.batch_size, self._verified, self._tasks, self._pending, self._restarts)
+
+    # -- synchronous path ----------------------------------------------------------------------------------------
+
+    def verify_sync(self, items: Sequence[VerifyItem]) -> list[bool]:
+        """Verify in the calling thread (blocks it): the reference answers and the fallback."""
+        out = verify_items(items)
+        self._verified += len(out)
+        return out
+
+    # -- asynchronous path ---------------------------------------------------------------------------------------
+
+    async def verify_batch(self, items: Sequence[VerifyItem]) -> list[bool]:
+        """One bool per item, in order. Without a pool the work runs inline (still correct, but on the loop)."""
+        if self._closed:
+            raise RuntimeError("verifier is closed")
+        batch = items if isinstance(items, list) else list(items)
+        if not batch:
+            return []
+        if self._pool is None:
+            return self.verify_sync(batch)
+        loop = asyncio.get_running_loop()
+        # Wait for room (a batch larger than max_pending passes alone once nothing else is pending).
+        while self._pending > 0 and self._pending + len(batch) > self.max_pending:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._room_waiters.append(waiter)
+            await waiter
+        request = _Request(batch, loop.create_future())
+        self._pending += len(batch)
+        self._buffer.append((request, 0, len(batch)))
+        self._buffered += len(batch)
+        while self._buffered >= self.batch_size:
+            self._dispatch(loop)
+        if self._buffered and not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush, loop)
+        return await request.future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_scheduled = False
+        while self._buffered:
+            self._dispatch(loop)
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send up to batch_size buffered items (whole or split request segments) to the pool as one task."""
+        chunk: list[_Segment] = []
+        items: list[VerifyItem] = []
+        room = self.batch_size
+        while room and self._buffer:
+            request, start, end = self._buffer[0]
+            take = min(room, end - start)
+            chunk.append((request, start, start + take))
+            items.extend(request.items[start : start + take])
+            if start + take == end:
+                self._buffer.pop(0)
+            else:
+                self._buffer[0] = (request, start + take, end)
+            room -= take
+        self._buffered -= len(items)
+        assert 0 < len(items) <= self.batch_size and self._buffered >= 0
+        self._tasks += 1
+        try:
+            assert self._pool is not None, "dispatch without a pool"
+            future: Future[list[bool]] = self._pool.submit(verify_items, items)
+        except (BrokenProcessPool, RuntimeError):
+            self._deliver(chunk, self._recover(items))
+            return
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._completed, chunk, items, f))
+
+    def _completed(self, chunk: list[_Segment], items: list[VerifyItem], future: Future[list[bool]]) -> None:
+        try:
+            results = future.result()
+        except BrokenProcessPool:
+            results = self._recover(items)
+        assert len(results) == len(items), "worker answered a different number of items"
+        self._deliver(chunk, results)
+
+    def _recover(self, items: list[VerifyItem]) -> list[bool]:
+        """A worker died (killed, out of memory): answer this chunk here and start a fresh pool for the next."""
+        if not self._closed:
+            old = self._pool
+            self._pool = self._new_pool()
+            self._restarts += 1
+            if old is not None:
+                old.shutdown(wait=False, cancel_futures=False)
+        return verify_items(items)
+
+    def _deliver(self, chunk: list[_Segment], results: list[bool]) -> None:
+        pos = 0
+        for request, start, end in chunk:
+            n = end - start
+            request.results[start:end] = results[pos : pos + n]
+            pos += n
+            request.remaining -= n
+            if request.remaining == 0 and not request.future.done():
+                request.future.set_result(request.results)
+        self._pending -= pos
+        self._verified += pos
+        assert self._pending >= 0
+        if self._room_waiters:
+            waiters, self._room_waiters = self._room_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
+# -- measurement: python -m node.sigverify [--seconds S] [--batches 16,64,128,512] ---------------------------------
+
+
+def _sample_items(count: int, distinct_keys: int = 64) -> list[VerifyItem]:
+    from nacl.signing import SigningKey
+
+    keys = [SigningKey(bytes([i % 256, i // 256]) * 16) for i in range(distinct_keys)]
+    out: list[VerifyItem] = []
+    for i in range(count):
+        key = keys[i % distinct_keys]
+        message = b"CONSORTIUM-LEDGER/TX/v1\x00" + i.to_bytes(8, "big") * 25
+        out.append((bytes(key.verify_key), message, key.sign(message).signature))
+    return out
+
+
+def _measure_sync(items: list[VerifyItem], seconds: float) -> tuple[float, float]:
+    """(verifications per wall second, per CPU second) in this thread."""
+    import time
+
+    done, start, cpu0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < seconds:
+        assert all(verify_items(items))
+        done += len(items)
+    return done / (time.perf_counter() - start), done / max(time.process_time() - cpu0, 1e-9)
+
+
+def _worker_cpu_seconds(verifier: Ed25519Verifier) -> float:
+    """utime + stime of the pool's worker processes (Linux /proc; 0.0 elsewhere)."""
+    pool = verifier._pool
+    total = 0.0
+    for pid in list(getattr(pool, "_processes", {}) or {}):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def _measure_pool(
+    verifier: Ed25519Verifier, items: list[VerifyItem], seconds: float, per_call: int
+) -> tuple[float, float, float]:
+    """Many concurrent callers with `per_call` items each (like many submissions), for `seconds`. Returns
+    (verifications per wall second, per CPU second of main + workers, main-process CPU µs per verification)."""
+    import time
+
+    calls = [items[i : i + per_call] for i in range(0, len(items), per_call)]
+    done, start, cpu0, w0 = 0, time.perf_counter(), time.process_time(), _worker_cpu_seconds(verifier)
+    while time.perf_counter() - start < seconds:
+        results = await asyncio.gather(*(verifier.verify_batch(call) for call in calls))
+        assert all(all(r) for r in results)
+        done += len(items)
+    wall = time.perf_counter() - start
+    main_cpu = time.process_time() - cpu0
+    workers_cpu = _worker_cpu_seconds(verifier) - w0
+    return done / wall, done / max(main_cpu + workers_cpu, 1e-9), main_cpu / done * 1e6
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m node.sigverify", description="Ed25519 verify rates")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    parser.add_argument("--batches", default="8,32,128,512", help="pool batch sizes to try")
+    parser.add_argument("--per-call", type=int, default=1, help="items per verify_batch call (1 = one signature)")
+    args = parser.parse_args(argv)
+    items = _sample_items(4096)
+    print(f"cpus={os.cpu_count()} items/round={len(items)} per_call={args.per_call} seconds={args.seconds}")
+    wall, cpu = _measure_sync(items[:512], args.seconds)
+    print(f"single core inline: {wall:,.0f}/s wall, {cpu:,.0f}/s per CPU-second")
+    for batch in (int(b) for b in args.batches.split(",")):
+        with Ed25519Verifier(batch_size=batch) as verifier:
+            verifier.warm_up()
+            wall, cpu, main_us = asyncio.run(_measure_pool(verifier, items, args.seconds, args.per_call))
+        print(
+            f"pool workers={verifier.workers} batch={batch}: {wall:,.0f}/s wall, {cpu:,.0f}/s per CPU-second "
+            f"(main + workers), event-loop process {main_us:.1f} µs CPU per verification"
+        )
+
+
+if __name__ == "__main__":
+    main()

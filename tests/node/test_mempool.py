@@ -1,0 +1,445 @@
+"""node.mempool: admission codes, dedup, limits and backpressure, fairness, reaping, removal, pruning, gossip."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator, Sequence
+
+import pytest
+from nacl.signing import SigningKey
+
+from ledger import codes
+from ledger import operations as o
+from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
+from ledger.keys import tx_seen_key
+from ledger.records import TxSeen
+from ledger.schema import MAX_TX_BYTES, MAX_TX_LIFETIME
+from ledger.state import MemoryState, encode_value
+from ledger.transaction import Signature, SignedTransaction, TxBody, sign_transaction
+from node.mempool import (
+    MEMPOOL_ACCOUNT_FULL,
+    MEMPOOL_FULL,
+    TX_ALREADY_PENDING,
+    Admission,
+    Mempool,
+    MempoolLimits,
+)
+from node.sigverify import Ed25519Verifier, VerifyItem
+
+CHAIN = "test-chain"
+HEIGHT = 10
+
+
+def sk(name: str, i: int = 0) -> SigningKey:
+    return SigningKey(hashlib.sha256(f"mempool/{name}/{i}".encode()).digest())
+
+
+def pk(name: str, i: int = 0) -> bytes:
+    return bytes(sk(name, i).verify_key)
+
+
+ACCOUNTS = {
+    "admin@bank-a": 1,
+    "alice@bank-a": 1,
+    "bob@bank-b": 1,
+    "carol@bank-b": 1,
+    "multi@bank-b": 3,  # 2 of 3
+}
+
+
+def genesis_state() -> MemoryState:
+    accounts = tuple(
+        GenesisAccount(
+            name,
+            tuple(pk(name, i) for i in range(n)),
+            2 if n == 3 else 1,
+            ("admin",) if name.startswith("admin") else (),
+        )
+        for name, n in ACCOUNTS.items()
+    )
+    spec = GenesisSpec(CHAIN, 1_700_000_000, (("bank-a", "Bank A"), ("bank-b", "Bank B")), accounts)
+    state = MemoryState()
+    state.apply(genesis_changes(spec))
+    return state
+
+
+def make_tx(
+    signer: str,
+    nonce: int,
+    *,
+    expiry: int = HEIGHT + 50,
+    chain: str = CHAIN,
+    key_indexes: Sequence[int] = (0,),
+    signers: Sequence[str] | None = None,
+    memo_legs: int = 1,
+) -> SignedTransaction:
+    names = tuple(sorted(signers or (signer,)))
+    legs = tuple(o.TransferLeg("bob@bank-b", 1 + i) for i in range(memo_legs))
+    body = TxBody(1, chain, names, nonce, expiry, (o.Transfer(signer, "BOND-A", legs),))
+    return sign_transaction(body, [(n, sk(n, i)) for n in names for i in key_indexes])
+
+
+def raw(signer: str, nonce: int, **kw: object) -> bytes:
+    return make_tx(signer, nonce, **kw).to_bytes()  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Iterator[Ed25519Verifier]:
+    v = Ed25519Verifier(workers=2, batch_size=16)
+    v.warm_up()
+    yield v
+    v.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Harness:
+    def __init__(self, verifier: Ed25519Verifier, limits: MempoolLimits | None = None) -> None:
+        self.state = genesis_state()
+        self.gossip: list[tuple[bytes, bytes, str | None]] = []
+        self.clock = Clock()
+        self.pool = Mempool(
+            CHAIN,
+            self.state,
+            HEIGHT,
+            verifier,
+            limits,
+            on_admitted=lambda tx_id, data, origin: self.gossip.append((tx_id, data, origin)),
+            clock=self.clock,
+        )
+
+    def submit(self, data: bytes, origin: str | None = None) -> Admission:
+        return asyncio.run(self.pool.submit(data, origin))
+
+    def submit_many(self, datas: Sequence[bytes], origin: str | None = None) -> list[Admission]:
+        return asyncio.run(self.pool.submit_many(datas, origin))
+
+    def snapshot(self) -> tuple[int, int, int]:
+        s = self.pool.stats()
+        return s.txs, s.bytes, s.verifying
+
+
+@pytest.fixture
+def h(verifier: Ed25519Verifier) -> Harness:
+    return Harness(verifier)
+
+
+# -- admission -----------------------------------------------------------------------------------------------------
+
+
+def test_admits_a_valid_transaction(h: Harness) -> None:
+    tx = make_tx("alice@bank-a", 1)
+    data = tx.to_bytes()
+    result = h.submit(data)
+    assert result.ok and result.code == 0 and result.tx_id == tx.tx_id and not result.retry
+    assert len(h.pool) == 1 and tx.tx_id in h.pool and h.pool.get(tx.tx_id) == data
+    assert h.pool.bytes_used == len(data)
+    assert h.pool.is_verified(data) and not h.pool.is_verified(raw("alice@bank-a", 2))
+
+
+def test_admits_a_multisig_transaction_meeting_its_threshold(h: Harness) -> None:
+    assert h.submit(raw("multi@bank-b", 1, key_indexes=(0, 2))).ok
+
+
+def bad_signature_tx() -> bytes:
+    good = make_tx("alice@bank-a", 7)
+    other = make_tx("alice@bank-a", 8)
+    forged = Signature("alice@bank-a", pk("alice@bank-a"), other.signatures[0].signature)
+    return SignedTransaction(good.body, good.body_bytes, (forged,), good.tx_id).to_bytes()
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"\xc1", codes.MALFORMED),
+        (b"", codes.MALFORMED),
+        (raw("alice@bank-a", 1) + b"\x00", codes.TRAILING_BYTES),
+        (b"\x00" * (MAX_TX_BYTES + 1), codes.TX_TOO_LARGE),
+        (raw("alice@bank-a", 1, chain="other-chain"), codes.WRONG_CHAIN),
+        (raw("alice@bank-a", 1, expiry=HEIGHT), codes.TX_EXPIRED),
+        (raw("alice@bank-a", 1, expiry=HEIGHT + 2 + MAX_TX_LIFETIME), codes.TX_EXPIRY_TOO_FAR),
+        (raw("dave@bank-a", 1), codes.SIGNER_NOT_FOUND),
+        (bad_signature_tx(), codes.BAD_SIGNATURE),
+        (raw("multi@bank-b", 1, key_indexes=(1,)), codes.THRESHOLD_NOT_MET),
+        (raw("alice@bank-a", 1, key_indexes=(1,)), codes.UNKNOWN_SIGNING_KEY),
+    ],
+    ids=[
+        "malformed",
+        "empty",
+        "trailing",
+        "too-large",
+        "wrong-chain",
+        "expired",
+        "expiry-too-far",
+        "unknown-account",
+        "bad-signature",
+        "below-threshold",
+        "unknown-key",
+    ],
+)
+def test_rejects_each_bad_case_with_its_code(h: Harness, data: bytes, code: int) -> None:
+    result = h.submit(data)
+    assert result.code == code, result
+    assert not result.ok and not result.retry and result.message
+    assert h.snapshot() == (0, 0, 0) and h.gossip == []
+
+
+def test_the_last_valid_expiry_heights_are_admitted(h: Harness) -> None:
+    assert h.submit(raw("alice@bank-a", 1, expiry=HEIGHT + 1)).ok
+    assert h.submit(raw("alice@bank-a", 2, expiry=HEIGHT + 1 + MAX_TX_LIFETIME)).ok
+
+
+def test_rejects_a_transaction_already_committed(h: Harness) -> None:
+    tx = make_tx("alice@bank-a", 1)
+    key = tx_seen_key(tx.tx_id)
+    h.state.apply({key: encode_value(key, TxSeen(tx.body.expiry_height))})
+    assert h.submit(tx.to_bytes()).code == codes.TX_REPLAYED
+    assert len(h.pool) == 0
+
+
+def test_duplicates_are_answered_without_a_second_admission(h: Harness) -> None:
+    tx = make_tx("multi@bank-b", 1, key_indexes=(0, 1))
+    assert h.submit(tx.to_bytes()).ok
+    again = h.submit(tx.to_bytes(), origin="peer-1")
+    assert again.code == TX_ALREADY_PENDING and again.tx_id == tx.tx_id
+    # Same id, different signature set (other bytes): still a duplicate.
+    other = make_tx("multi@bank-b", 1, key_indexes=(1, 2))
+    assert other.tx_id == tx.tx_id and other.to_bytes() != tx.to_bytes()
+    assert h.submit(other.to_bytes()).code == TX_ALREADY_PENDING
+    assert len(h.pool) == 1 and len(h.gossip) == 1
+
+
+def test_same_transaction_twice_in_one_batch(h: Harness) -> None:
+    data = raw("alice@bank-a", 1)
+    first, second = h.submit_many([data, data])
+    assert first.ok and second.code == TX_ALREADY_PENDING
+    assert len(h.pool) == 1
+
+
+def test_submit_many_answers_each_in_order(h: Harness) -> None:
+    datas = [raw("alice@bank-a", 1), bad_signature_tx(), b"\xc1", raw("bob@bank-b", 1)]
+    results = h.submit_many(datas)
+    assert [r.code for r in results] == [0, codes.BAD_SIGNATURE, codes.MALFORMED, 0]
+    assert len(h.pool) == 2
+
+
+def test_a_forged_copy_does_not_censor_the_original(h: Harness) -> None:
+    forged = bad_signature_tx()
+    assert h.submit(forged).code == codes.BAD_SIGNATURE
+    assert h.submit(raw("alice@bank-a", 7)).ok  # same id, valid signature
+
+
+def test_final_rejections_are_remembered(h: Harness, verifier: Ed25519Verifier) -> None:
+    forged = bad_signature_tx()
+    assert h.submit(forged).code == codes.BAD_SIGNATURE
+    before = verifier.stats.verified
+    assert h.submit(forged, origin="peer-2").code == codes.BAD_SIGNATURE
+    assert verifier.stats.verified == before  # answered from the cache, no second verification
+
+
+def test_unknown_account_is_not_remembered_as_final(h: Harness) -> None:
+    data = raw("dave@bank-a", 1)
+    assert h.submit(data).code == codes.SIGNER_NOT_FOUND
+    spec = GenesisSpec(
+        CHAIN, 0, (("bank-a", "Bank A"),), (GenesisAccount("dave@bank-a", (pk("dave@bank-a"),), 1, ("admin",)),)
+    )
+    changes = genesis_changes(spec)
+    h.state.apply({k: v for k, v in changes.items() if k.startswith(b"a")})  # the account now exists
+    assert h.submit(data).ok
+
+
+# -- limits and backpressure ---------------------------------------------------------------------------------------
+
+
+def test_full_pool_answers_busy_and_changes_nothing(verifier: Ed25519Verifier) -> None:
+    h = Harness(verifier, MempoolLimits(max_txs=3, max_txs_per_account=3))
+    for i, name in enumerate(["alice@bank-a", "bob@bank-b", "carol@bank-b"]):
+        assert h.submit(raw(name, i)).ok
+    before, gossip = h.snapshot(), list(h.gossip)
+    result = h.submit(raw("admin@bank-a", 9))
+    assert result.code == MEMPOOL_FULL and result.retry and not result.ok
+    assert h.snapshot() == before and h.gossip == gossip
+    # Room again after a commit: the same transaction is admitted.
+    h.pool.remove_committed([h.gossip[0][0]])
+    assert h.submit(raw("admin@bank-a", 9)).ok
+
+
+def test_byte_limit_answers_busy(verifier: Ed25519Verifier) -> None:
+    h = Harness(verifier, MempoolLimits(max_bytes=MAX_TX_BYTES))
+    big = [raw("alice@bank-a", i, memo_legs=64) for i in range(100)]
+    results = h.submit_many(big)
+    admitted = [r for r in results if r.ok]
+    assert admitted and all(r.code == MEMPOOL_FULL for r in results[len(admitted) :])
+    assert h.pool.bytes_used <= MAX_TX_BYTES
+    assert h.pool.bytes_used + len(big[0]) > MAX_TX_BYTES
+
+
+def test_per_account_cap_keeps_room_for_others(verifier: Ed25519Verifier) -> None:
+    h = Harness(verifier, MempoolLimits(max_txs=10, max_txs_per_account=3))
+    results = h.submit_many([raw("alice@bank-a", i) for i in range(6)])
+    assert [r.code for r in results] == [0, 0, 0] + [MEMPOOL_ACCOUNT_FULL] * 3
+    assert all(r.retry for r in results[3:])
+    assert h.submit(raw("bob@bank-b", 1)).ok
+    assert len(h.pool) == 4
+
+
+# -- reaping, removal, pruning ---------------------------------------------------------------------------------------
+
+
+def fill(h: Harness) -> dict[str, list[bytes]]:
+    sent = {
+        "alice@bank-a": [raw("alice@bank-a", i) for i in range(3)],
+        "bob@bank-b": [raw("bob@bank-b", i) for i in range(2)],
+        "carol@bank-b": [raw("carol@bank-b", i) for i in range(1)],
+    }
+    order = sent["alice@bank-a"] + sent["bob@bank-b"] + sent["carol@bank-b"]
+    assert all(r.ok for r in h.submit_many(order))
+    return sent
+
+
+def test_reap_is_round_robin_and_keeps_submission_order(h: Harness) -> None:
+    s = fill(h)
+    a, b, c = s["alice@bank-a"], s["bob@bank-b"], s["carol@bank-b"]
+    assert h.pool.reap(100, 10**9) == [a[0], b[0], c[0], a[1], b[1], a[2]]
+    # The next proposal starts at the next account.
+    assert h.pool.reap(100, 10**9) == [b[0], c[0], a[0], b[1], a[1], a[2]]
+    assert len(h.pool) == 6  # reaping removes nothing
+
+
+def test_reap_respects_count_bytes_and_exclusions(h: Harness) -> None:
+    s = fill(h)
+    a, b, c = s["alice@bank-a"], s["bob@bank-b"], s["carol@bank-b"]
+    assert h.pool.reap(2, 10**9) == [a[0], b[0]]
+    budget = sum(len(x) for x in (b[0], c[0], a[0], b[1]))  # a[1] would come next and no longer fits
+    assert h.pool.reap(100, budget) == [b[0], c[0], a[0], b[1]]
+    smallest = min(len(x) for x in a + b + c)
+    assert h.pool.reap(0, 10**9) == [] and h.pool.reap(5, smallest - 1) == []
+    excluded = {tx_id for tx_id, data, _ in h.gossip if data in (a[0], b[0])}
+    assert h.pool.reap(100, 10**9, exclude=excluded) == [a[1], b[1], c[0], a[2]]
+
+
+def test_reap_never_skips_ahead_within_an_account(h: Harness) -> None:
+    small = raw("alice@bank-a", 1)
+    big = raw("alice@bank-a", 2, memo_legs=60)
+    after = raw("alice@bank-a", 3)
+    assert all(r.ok for r in h.submit_many([small, big, after]))
+    assert h.pool.reap(10, len(small) + len(after) + 1) == [small]
+
+
+def test_remove_committed_reports_pool_time_and_ignores_unknown_ids(h: Harness) -> None:
+    fill(h)
+    ids = [tx_id for tx_id, _, _ in h.gossip]
+    h.clock.now += 2.5
+    ages = h.pool.remove_committed([ids[0], ids[3], b"\x00" * 32])
+    assert ages == [2.5, 2.5]
+    assert len(h.pool) == 4 and ids[0] not in h.pool and ids[1] in h.pool
+    assert h.pool.bytes_used == sum(len(d) for tx_id, d, _ in h.gossip if tx_id in h.pool)
+    assert h.pool.remove_committed(ids) == [2.5] * 4
+    assert h.snapshot() == (0, 0, 0) and h.pool.stats().lanes == 0
+    assert h.pool.reap(100, 10**9) == []
+
+
+def test_prune_expired_drops_what_the_next_block_cannot_include(h: Harness) -> None:
+    keep = raw("alice@bank-a", 1, expiry=HEIGHT + 6)
+    drop1 = raw("bob@bank-b", 1, expiry=HEIGHT + 3)
+    drop2 = raw("carol@bank-b", 1, expiry=HEIGHT + 5)
+    assert all(r.ok for r in h.submit_many([keep, drop1, drop2]))
+    assert h.pool.prune_expired(HEIGHT + 2) == 0
+    assert h.pool.prune_expired(HEIGHT + 5) == 2
+    assert h.pool.height == HEIGHT + 5
+    assert h.pool.reap(10, 10**9) == [keep]
+    # Admission now checks against the new height.
+    assert h.submit(raw("bob@bank-b", 2, expiry=HEIGHT + 5)).code == codes.TX_EXPIRED
+    assert h.pool.prune_expired(HEIGHT + 6) == 1 and len(h.pool) == 0
+
+
+# -- gossip ----------------------------------------------------------------------------------------------------------
+
+
+def test_gossip_hook_called_once_per_new_transaction(h: Harness) -> None:
+    t1, t2 = make_tx("alice@bank-a", 1), make_tx("bob@bank-b", 1)
+    assert h.submit(t1.to_bytes()).ok
+    assert h.submit(t2.to_bytes(), origin="peer-3").ok
+    for origin in (None, "peer-1", "peer-2", "peer-3"):
+        assert h.submit(t1.to_bytes(), origin).code == TX_ALREADY_PENDING
+        assert h.submit(t2.to_bytes(), origin).code == TX_ALREADY_PENDING
+    assert h.gossip == [(t1.tx_id, t1.to_bytes(), None), (t2.tx_id, t2.to_bytes(), "peer-3")]
+    assert h.submit(bad_signature_tx(), "peer-1").code == codes.BAD_SIGNATURE
+    assert len(h.gossip) == 2
+
+
+def test_a_failing_gossip_hook_does_not_undo_admission(verifier: Ed25519Verifier) -> None:
+    def broken(tx_id: bytes, data: bytes, origin: str | None) -> None:
+        raise ConnectionError("peer gone")
+
+    pool = Mempool(CHAIN, genesis_state(), HEIGHT, verifier, on_admitted=broken)
+    assert asyncio.run(pool.submit(raw("alice@bank-a", 1))).ok and len(pool) == 1
+
+
+# -- concurrency ---------------------------------------------------------------------------------------------------
+
+
+def test_concurrent_submissions_of_one_transaction(h: Harness) -> None:
+    data = raw("alice@bank-a", 1)
+
+    async def run() -> list[Admission]:
+        return await asyncio.gather(*(h.pool.submit(data, f"peer-{i}") for i in range(4)))
+
+    results = asyncio.run(run())
+    assert sorted(r.code for r in results) == [0, TX_ALREADY_PENDING, TX_ALREADY_PENDING, TX_ALREADY_PENDING]
+    assert len(h.pool) == 1 and len(h.gossip) == 1
+
+
+class CommitWhileVerifying:
+    """A verifier that lets a block commit the transaction while its signatures are being checked."""
+
+    def __init__(self, inner: Ed25519Verifier, state: MemoryState, tx: SignedTransaction) -> None:
+        self.inner, self.state, self.tx = inner, state, tx
+
+    async def verify_batch(self, items: Sequence[VerifyItem]) -> list[bool]:
+        key = tx_seen_key(self.tx.tx_id)
+        self.state.apply({key: encode_value(key, TxSeen(self.tx.body.expiry_height))})
+        return await self.inner.verify_batch(items)
+
+
+def test_commit_during_verification_is_seen(verifier: Ed25519Verifier) -> None:
+    state = genesis_state()
+    tx = make_tx("alice@bank-a", 1)
+    pool = Mempool(CHAIN, state, HEIGHT, CommitWhileVerifying(verifier, state, tx))  # type: ignore[arg-type]
+    result = asyncio.run(pool.submit(tx.to_bytes()))
+    assert result.code == codes.TX_REPLAYED
+    assert pool.stats() == pool.stats().__class__(0, 0, 0, 0, HEIGHT)
+
+
+def test_room_reserved_during_verification_counts_toward_limits(verifier: Ed25519Verifier) -> None:
+    h = Harness(verifier, MempoolLimits(max_txs=2, max_txs_per_account=2))
+
+    async def run() -> list[Admission]:
+        return await asyncio.gather(*(h.pool.submit(raw(n, 1)) for n in ["alice@bank-a", "bob@bank-b", "carol@bank-b"]))
+
+    codes_seen = sorted(r.code for r in asyncio.run(run()))
+    assert codes_seen == [0, 0, MEMPOOL_FULL]
+    assert len(h.pool) == 2
+
+
+def test_reap_counts_the_payload_overhead_per_transaction(h: Harness) -> None:
+    s = fill(h)
+    a, b = s["alice@bank-a"], s["bob@bank-b"]
+    budget = len(a[0]) + len(b[0]) + 2 * 5
+    assert h.pool.reap(100, budget, overhead_per_tx=5) == [a[0], b[0]]
+
+
+def test_added_event_tracks_whether_the_pool_has_work(h: Harness) -> None:
+    assert not h.pool.added.is_set()
+    result = h.submit(raw("alice@bank-a", 1))
+    assert h.pool.added.is_set()
+    assert result.tx_id is not None and h.pool.contains(result.tx_id)
+    h.pool.remove_committed([result.tx_id])
+    assert not h.pool.added.is_set() and not h.pool.contains(result.tx_id)

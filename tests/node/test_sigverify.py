@@ -1,0 +1,150 @@
+"""node.sigverify: the process pool answers exactly like the synchronous path, never raises on malformed input,
+coalesces concurrent callers, and survives a killed worker."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+from nacl.signing import SigningKey
+
+from node.sigverify import Ed25519Verifier, VerifyItem, verify_items, verify_one
+
+
+def key(i: int) -> SigningKey:
+    return SigningKey(hashlib.sha256(b"sigverify-test/%d" % i).digest())
+
+
+def valid(i: int) -> VerifyItem:
+    k = key(i % 7)
+    message = b"message %d " % i * (1 + i % 5)
+    return (bytes(k.verify_key), message, k.sign(message).signature)
+
+
+def mixed_items() -> list[VerifyItem]:
+    """Valid, tampered and malformed items, interleaved."""
+    items: list[VerifyItem] = []
+    for i in range(60):
+        pk, msg, sig = valid(i)
+        kind = i % 10
+        if kind == 1:
+            msg = msg + b"!"  # tampered message
+        elif kind == 2:
+            sig = bytes([sig[0] ^ 1]) + sig[1:]  # tampered signature
+        elif kind == 3:
+            pk = bytes(key(99).verify_key)  # someone else's key
+        elif kind == 4:
+            sig = sig[:63]  # short signature
+        elif kind == 5:
+            pk = pk + b"\x00"  # long key
+        elif kind == 6:
+            pk = b"\xff" * 32  # not a curve point
+        elif kind == 7:
+            sig = sig[:32] + b"\xff" * 32  # non-canonical s
+        items.append((pk, msg, sig))
+    return items
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Iterator[Ed25519Verifier]:
+    v = Ed25519Verifier(workers=2, batch_size=8)
+    v.warm_up()
+    yield v
+    v.close()
+
+
+def test_verify_one_accepts_valid_and_refuses_tampered() -> None:
+    pk, msg, sig = valid(1)
+    assert verify_one(pk, msg, sig) is True
+    assert verify_one(pk, msg + b"x", sig) is False
+    assert verify_one(bytes(key(3).verify_key), msg, sig) is False
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        (b"", b"m", b""),
+        (b"\x00" * 32, b"m", b"\x00" * 64),
+        ("not bytes", b"m", b"\x00" * 64),
+        (None, None, None),
+        (b"\x01" * 32, 12, b"\x00" * 64),
+        (bytearray(32), b"m", bytes(64)),
+    ],
+)
+def test_malformed_items_are_false_never_exceptions(item: tuple) -> None:
+    assert verify_one(*item) is False
+    assert verify_items([item]) == [False]
+
+
+def test_items_that_are_not_triples_are_false() -> None:
+    assert verify_items([(b"a", b"b"), b"abc", valid(0)]) == [False, False, True]  # type: ignore[list-item]
+
+
+def test_sync_verifier_matches_reference() -> None:
+    items = mixed_items()
+    expected = [verify_one(*item) for item in items]
+    assert True in expected and False in expected
+    sync = Ed25519Verifier(workers=0)
+    assert sync.verify_sync(items) == expected
+    assert asyncio.run(sync.verify_batch(items)) == expected
+    assert sync.stats.verified == 2 * len(items)
+
+
+def test_pool_equals_synchronous_on_mixed_batches(verifier: Ed25519Verifier) -> None:
+    items = mixed_items()
+    expected = verifier.verify_sync(items)
+    assert asyncio.run(verifier.verify_batch(items)) == expected
+    assert asyncio.run(verifier.verify_batch([])) == []
+
+
+def test_concurrent_callers_are_coalesced_and_get_their_own_answers(verifier: Ed25519Verifier) -> None:
+    items = mixed_items()
+    expected = verify_items(items)
+    calls = [items[i : i + 3] for i in range(0, len(items), 3)] + [items[:1]] * 5
+
+    async def run() -> list[list[bool]]:
+        return await asyncio.gather(*(verifier.verify_batch(call) for call in calls))
+
+    before = verifier.stats.tasks
+    results = asyncio.run(run())
+    assert results == [expected[i : i + 3] for i in range(0, len(items), 3)] + [expected[:1]] * 5
+    total = sum(len(c) for c in calls)
+    # 65 items from 25 callers travel in ceil(65 / 8) = 9 pool tasks, not 25.
+    assert verifier.stats.tasks - before == (total + verifier.batch_size - 1) // verifier.batch_size
+    assert verifier.stats.pending == 0
+
+
+def test_waits_for_room_when_max_pending_is_reached() -> None:
+    items = [valid(i) for i in range(12)]
+    with Ed25519Verifier(workers=1, batch_size=2, max_pending=4) as small:
+
+        async def run() -> list[list[bool]]:
+            return await asyncio.gather(*(small.verify_batch(items[i : i + 3]) for i in range(0, 12, 3)))
+
+        assert asyncio.run(run()) == [[True] * 3] * 4
+        assert small.stats.pending == 0
+
+
+def test_killed_worker_is_replaced_and_answers_stay_correct() -> None:
+    items = mixed_items()
+    expected = verify_items(items)
+    with Ed25519Verifier(workers=1, batch_size=16) as v:
+        v.warm_up()
+        pool = v._pool
+        assert pool is not None
+        for pid in list(pool._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        assert asyncio.run(v.verify_batch(items)) == expected
+        assert asyncio.run(v.verify_batch(items)) == expected
+        assert v.stats.pool_restarts >= 1
+
+
+def test_closed_verifier_refuses_work() -> None:
+    v = Ed25519Verifier(workers=0)
+    v.close()
+    with pytest.raises(RuntimeError):
+        asyncio.run(v.verify_batch([valid(0)]))

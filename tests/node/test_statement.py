@@ -1,0 +1,405 @@
+"""Custody statements: built from a real LevelDB store whose blocks carry real BLS commit certificates, verified
+offline against the genesis validator set; any tampering (a byte of the file, any field of the document) fails."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consensus import bls
+from consensus.messages import (
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    QuorumCert,
+    encode_block,
+    genesis_block,
+    genesis_qc,
+    payload_hash,
+    vote_message,
+)
+from consensus.simulator import _secret_key, simulated_validator_set
+from ledger import operations as o
+from ledger.context import BlockContext
+from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
+from ledger.smt import SparseMerkleTree
+from ledger.store import BlockCommit, LedgerStore
+from ledger.transition import apply_block
+from node.statement import (
+    StatementCode,
+    StatementError,
+    StatementVerdict,
+    TrustAnchor,
+    build_statement,
+    statement_bytes,
+    verify_statement,
+    verify_statement_bytes,
+)
+from tests.ledger.world import ADMIN, CHAIN, T0, World, pub
+
+CHAIN_B = CHAIN.encode()
+N_VALIDATORS = 4
+CUSTODIAN = "custodian@custody-c"
+DAVE = "dave@bank-a"
+ISSUER = "treasury@issuer-co"
+AGENT = "agent@issuer-co"
+
+
+def world_spec() -> GenesisSpec:
+    return GenesisSpec(
+        chain_id=CHAIN,
+        time=T0,
+        members=(("consortium", "Consortium"),)
+        + tuple((m, m.upper()) for m in ("bank-a", "bank-b", "issuer-co", "custody-c")),
+        accounts=(GenesisAccount(ADMIN, (pub(ADMIN),), 1, ("admin",)),),
+    )
+
+
+def sign_qc(round_: int, block_id: bytes, state_root: bytes, signers: tuple[int, ...] = (0, 1, 2)) -> QuorumCert:
+    backend = bls.get_backend()
+    vs = simulated_validator_set(N_VALIDATORS)
+    msg = vote_message(CHAIN_B, 0, round_, block_id, state_root)
+    sigs = [backend.sign(_secret_key(i), msg) for i in signers]
+    return QuorumCert(0, round_, block_id, state_root, vs.bitmap(signers), backend.aggregate(sigs))
+
+
+class StoreChain(World):
+    """The test World, mirrored block by block into a LevelDB store, each block wrapped in a consensus header whose
+    QC (3 of 4 real BLS signatures) certifies its parent and the parent's state root; round = height."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.store = LedgerStore.open(path)
+        changes = genesis_changes(world_spec())
+        update = SparseMerkleTree(self.store).update(changes)
+        assert update.root == self.ledger.root
+        g = genesis_block(CHAIN_B, 0)
+        self.blocks: list[Block] = [g]
+        self.qcs: list[QuorumCert] = [genesis_qc(g, update.root)]
+        self.store.commit_block(BlockCommit(0, g.id, encode_block(g), update.root, [], [], changes, update.nodes, []))
+
+    def submit(self, *txs: Any, advance: int = 1) -> list:
+        receipts = super().submit(*txs, advance=advance)
+        head = self.store.head()
+        assert head is not None
+        tree = SparseMerkleTree(self.store, head.state_root)
+        out = apply_block(self.store, BlockContext(CHAIN, head.height + 1, self.time), list(txs), tree=tree)
+        assert out.state_root == self.ledger.root
+        payload = b"".join(tx.to_bytes() for tx in txs) + self.time.to_bytes(8, "big")
+        parent = self.blocks[-1]
+        h = out.height
+        header = BlockHeader(CHAIN_B, 0, h, h, parent.id, h % N_VALIDATORS, payload_hash(payload), self.qcs[-1])
+        block = Block(header, payload)
+        self.store.commit_block(
+            BlockCommit(
+                height=h,
+                block_hash=block.id,
+                block_bytes=encode_block(block),
+                state_root=out.state_root,
+                txs=[(tx_id, tx) for tx_id, tx, _ in out.executed],
+                receipts=[(tx_id, r) for tx_id, _, r in out.executed],
+                state_changes=out.changes,
+                smt_nodes=out.smt_nodes,
+                history=list(out.history),
+            )
+        )
+        self.blocks.append(block)
+        self.qcs.append(sign_qc(h, block.id, out.state_root))
+        return receipts
+
+    def certificate(self, height: int) -> CommitCertificate:
+        """The commit certificate of `height` (needs block height + 1: its QC binds the root of `height`)."""
+        return CommitCertificate((self.blocks[height].header, self.blocks[height + 1].header), self.qcs[height + 1])
+
+    def statement(self, account: str, height: int, **kw: Any) -> dict[str, Any]:
+        return build_statement(
+            self.store,
+            account,
+            height,
+            chain_id=CHAIN,
+            certificate=self.certificate(height),
+            validator_set=simulated_validator_set(N_VALIDATORS),
+            **kw,
+        )
+
+
+def anchor() -> TrustAnchor:
+    return TrustAnchor(CHAIN, CHAIN_B, simulated_validator_set(N_VALIDATORS))
+
+
+def build_custody_chain(path: str) -> tuple[StoreChain, dict[str, int]]:
+    """Scenario 6: the custodian places a hold on client D's 1,000 units, releases it, places another; an agent
+    freezes part of D's position. Returns the chain and the heights of interest."""
+    w = StoreChain(path)
+    w.account(ISSUER, roles=("issuer",))
+    w.account(AGENT, roles=("agent",))
+    w.account(CUSTODIAN, roles=("custodian",))
+    w.account(DAVE, custodian=CUSTODIAN)
+    w.account("bob@bank-b")
+    w.asset("BOND-A", ISSUER, cap=100_000_000, agents=(AGENT,))
+    w.asset("CASH-T", ISSUER, cap=10**15, agents=(AGENT,))
+    w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", DAVE, 5_000), o.Issue(ISSUER, "CASH-T", DAVE, 77))
+    heights = {"issued": w.ledger.height}
+    w.ok(CUSTODIAN, o.CreateHold(CUSTODIAN, "trade-1", "BOND-A", DAVE, "bob@bank-b", CUSTODIAN, 1_000, T0 + 10**6))
+    heights["held"] = w.ledger.height
+    w.ok(CUSTODIAN, o.ReleaseHold(CUSTODIAN, "trade-1"))
+    w.ok(CUSTODIAN, o.CreateHold(CUSTODIAN, "trade-2", "BOND-A", DAVE, "bob@bank-b", CUSTODIAN, 400, T0 + 10**6))
+    w.ok(CUSTODIAN, o.CreateHold(CUSTODIAN, "trade-3", "BOND-A", DAVE, "bob@bank-b", CUSTODIAN, 100, T0 + 10**6))
+    w.ok(AGENT, o.FreezeAmount(AGENT, "BOND-A", DAVE, 300, "court order 17"))
+    heights["final"] = w.ledger.height
+    w.ok(ADMIN, o.RegisterMember(ADMIN, "bank-z", "Bank Z"))  # one more block: certifies the root of "final"
+    return w, heights
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[StoreChain, dict[str, int]]:
+    w, heights = build_custody_chain(str(tmp_path_factory.mktemp("statement") / "db"))
+    yield w, heights
+    w.store.close()
+
+
+@pytest.fixture(scope="module")
+def good(chain: tuple[StoreChain, dict[str, int]]) -> dict[str, Any]:
+    w, heights = chain
+    return w.statement(DAVE, heights["final"])
+
+
+def test_statement_lists_the_holdings_and_verifies(good: dict[str, Any], chain) -> None:
+    _, heights = chain
+    verdict = verify_statement(good, anchor())
+    assert verdict == StatementVerdict(True, "ok", "statement verified", DAVE, heights["final"])
+    bond, cash = good["holdings"]
+    assert (bond["asset"], bond["available"], bond["held"], bond["frozen"]) == ("BOND-A", 4_200, 500, 300)
+    assert [h["hold"] for h in bond["holds"]] == ["trade-2", "trade-3"]
+    assert bond["holds"][0]["amount"] == 400 and bond["holds"][0]["status"] == "ordered"
+    assert (cash["asset"], cash["available"], cash["held"], cash["frozen"], cash["holds"]) == ("CASH-T", 77, 0, 0, [])
+    assert good["account_status"] == {"frozen": False, "custodian": CUSTODIAN, "closed_to": None}
+    assert good["validator_set"]["epoch_changes"] == []
+    data = statement_bytes(good)
+    assert verify_statement_bytes(data, anchor()).ok
+
+
+def test_historical_statement_shows_the_state_of_that_height(chain) -> None:
+    w, heights = chain
+    doc = w.statement(DAVE, heights["held"])
+    assert verify_statement(doc, anchor()).ok
+    bond = doc["holdings"][0]
+    assert (bond["available"], bond["held"], bond["frozen"]) == (4_000, 1_000, 0)
+    assert [h["hold"] for h in bond["holds"]] == ["trade-1"]
+    # a caller-supplied hold index gives the same document
+    assert w.statement(DAVE, heights["held"], hold_ids=["trade-1", "trade-2", "nope"]) == doc
+
+
+def test_account_without_holdings(chain) -> None:
+    w, heights = chain
+    doc = w.statement("bob@bank-b", heights["final"])
+    assert doc["holdings"] == [] and verify_statement(doc, anchor()).ok
+    assert len(doc["proofs"]) == 3  # chain meta, account, (absent) positions
+
+
+def test_builder_refuses_what_it_cannot_prove(chain) -> None:
+    w, heights = chain
+    vs = simulated_validator_set(N_VALIDATORS)
+    h = heights["final"]
+    with pytest.raises(StatementError) as e:
+        build_statement(w.store, DAVE, h, chain_id=CHAIN, certificate=w.certificate(h - 1), validator_set=vs)
+    assert e.value.code == "statement_certificate_mismatch"
+    with pytest.raises(StatementError) as e:
+        build_statement(w.store, "ghost@bank-a", h, chain_id=CHAIN, certificate=w.certificate(h), validator_set=vs)
+    assert e.value.code == "account_not_found"
+    with pytest.raises(StatementError) as e:
+        build_statement(w.store, DAVE, 10**6, chain_id=CHAIN, certificate=w.certificate(h), validator_set=vs)
+    assert e.value.code == "unknown_height"
+    with pytest.raises(StatementError) as e:
+        w.statement(DAVE, h, hold_ids=["trade-2"])  # an incomplete hold index is caught, not silently used
+    assert e.value.code == "statement_holds_incomplete"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Targeted tampering
+
+
+def _tampered(doc: dict[str, Any], edit) -> StatementVerdict:
+    d = copy.deepcopy(doc)
+    edit(d)
+    return verify_statement(d, anchor())
+
+
+def _flip_hex(s: str, at: int = -1) -> str:
+    i = at % len(s)
+    return s[:i] + ("0" if s[i] != "0" else "1") + s[i + 1 :]
+
+
+def test_each_kind_of_tampering_fails_with_its_code(good: dict[str, Any]) -> None:
+    R = StatementCode
+
+    def value(d):
+        d["holdings"][0]["available"] += 1
+
+    def hold_amount(d):
+        d["holdings"][0]["holds"][0]["amount"] -= 1
+
+    def drop_hold(d):
+        d["holdings"][0]["holds"].pop()
+
+    def proof_node(d):
+        p = d["proofs"][2]["proof"]
+        p["siblings"][0] = _flip_hex(p["siblings"][0])
+
+    def proven_value(d):
+        d["proofs"][1]["value"] = _flip_hex(d["proofs"][1]["value"], 10)
+
+    def certificate(d):
+        d["commit_certificate"] = _flip_hex(d["commit_certificate"], -5)
+
+    def height(d):
+        d["height"] -= 1
+
+    def root(d):
+        d["state_root"] = _flip_hex(d["state_root"])
+
+    def digest(d):
+        d["validator_set"]["digest"] = _flip_hex(d["validator_set"]["digest"])
+
+    def epoch_changes(d):
+        d["validator_set"]["epoch_changes"].append({"epoch": 1})
+
+    def extra_proof(d):
+        d["proofs"].append(copy.deepcopy(d["proofs"][-1]))
+
+    def status(d):
+        d["account_status"]["frozen"] = True
+
+    def bool_for_int(d):
+        d["holdings"][1]["frozen"] = False
+
+    cases = {
+        value: R.VALUE_MISMATCH,
+        hold_amount: R.VALUE_MISMATCH,
+        drop_hold: R.PROOF_SET_MISMATCH,
+        proof_node: R.BAD_PROOF,
+        proven_value: R.BAD_PROOF,
+        certificate: R.BAD_CERTIFICATE,
+        height: R.BLOCK_MISMATCH,
+        root: R.BLOCK_MISMATCH,
+        digest: R.VALIDATOR_SET_MISMATCH,
+        epoch_changes: R.UNSUPPORTED_EPOCH,
+        extra_proof: R.MALFORMED,
+        status: R.VALUE_MISMATCH,
+        bool_for_int: R.VALUE_MISMATCH,
+    }
+    for edit, code in cases.items():
+        verdict = _tampered(good, edit)
+        assert (verdict.ok, verdict.code) == (False, code), (edit.__name__, verdict)
+
+
+def test_other_genesis_or_forged_quorum_fails(good: dict[str, Any], chain) -> None:
+    w, heights = chain
+    vs = simulated_validator_set(N_VALIDATORS)
+    assert verify_statement(good, TrustAnchor("other-chain", CHAIN_B, vs)).code == "statement_wrong_chain"
+    assert verify_statement(good, TrustAnchor(CHAIN, b"other genesis", vs)).code == "statement_wrong_chain"
+    assert not verify_statement(good, TrustAnchor(CHAIN, CHAIN_B, simulated_validator_set(5))).ok
+    # a certificate signed by only 2 of 4 validators (no quorum) does not prove finality
+    h = heights["final"]
+    weak = CommitCertificate(
+        w.certificate(h).headers, sign_qc(h + 1, w.blocks[h + 1].id, w.qcs[h + 1].state_root, (0, 1))
+    )
+    doc = dict(good, commit_certificate=weak.encode().hex())
+    verdict = verify_statement(doc, anchor())
+    assert verdict.code == "statement_bad_certificate" and "commit_bad_qc" in verdict.reason
+
+
+def test_reformatted_file_is_refused(good: dict[str, Any]) -> None:
+    loose = json.dumps(good).encode()
+    verdict = verify_statement_bytes(loose, anchor())
+    assert (verdict.ok, verdict.code) == (False, "statement_not_canonical")
+    assert verify_statement_bytes(b"\xff{", anchor()).code == "statement_malformed"
+    assert verify_statement_bytes(b'{"height": 1.5}', anchor()).code == "statement_malformed"
+    assert verify_statement([1, 2], anchor()).code == "statement_malformed"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Random tampering
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_byte_change_fails(good: dict[str, Any], data: st.DataObject) -> None:
+    original = statement_bytes(good)
+    pos = data.draw(st.integers(0, len(original) - 1), label="position")
+    delta = data.draw(st.integers(1, 255), label="delta")
+    mutated = bytearray(original)
+    mutated[pos] = (mutated[pos] + delta) % 256
+    assert not verify_statement_bytes(bytes(mutated), anchor()).ok
+
+
+def _leaves(obj: Any, path: tuple = ()) -> list[tuple]:
+    if isinstance(obj, dict):
+        return [leaf for k in sorted(obj) for leaf in _leaves(obj[k], (*path, k))]
+    if isinstance(obj, list):
+        return [leaf for i, x in enumerate(obj) for leaf in _leaves(x, (*path, i))]
+    return [path]
+
+
+def _changed(value: Any, pick: int) -> Any:
+    """A different JSON value of a plausible kind."""
+    if isinstance(value, bool):
+        return [not value, int(value), None][pick % 3]
+    if isinstance(value, int):
+        return [value + 1, value - 1, str(value), value + 2**64, float(value)][pick % 5]
+    if isinstance(value, str):
+        if not value:
+            return "0"
+        i = pick % len(value)
+        c = value[i]
+        return (
+            value[:i]
+            + ("1" if c == "0" else "0" if c.isdigit() or c in "abcdef" else c.swapcase() if c.isalpha() else "x")
+            + value[i + 1 :]
+        )
+    return [0, "", False, {}][pick % 4]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_field_change_fails(good: dict[str, Any], data: st.DataObject) -> None:
+    leaves = _leaves(good)
+    path = data.draw(st.sampled_from(leaves), label="field")
+    pick = data.draw(st.integers(0, 60), label="pick")
+    doc = copy.deepcopy(good)
+    target = doc
+    for k in path[:-1]:
+        target = target[k]
+    new = _changed(target[path[-1]], pick)
+    if json.dumps(new) == json.dumps(target[path[-1]]):
+        return
+    target[path[-1]] = new
+    assert not verify_statement(doc, anchor()).ok, path
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_dropping_or_adding_a_field_fails(good: dict[str, Any], data: st.DataObject) -> None:
+    leaves = [p for p in _leaves(good) if p and isinstance(p[-1], str)]
+    path = data.draw(st.sampled_from(leaves), label="field")
+    doc = copy.deepcopy(good)
+    target = doc
+    for k in path[:-1]:
+        target = target[k]
+    if data.draw(st.booleans(), label="drop"):
+        del target[path[-1]]
+    else:
+        target["extra"] = 1
+    assert not verify_statement(doc, anchor()).ok, path
+
+
+def test_statement_is_deterministic_and_small(good: dict[str, Any], chain) -> None:
+    w, heights = chain
+    again = statement_bytes(w.statement(DAVE, heights["final"]))
+    assert again == statement_bytes(good)
+    assert len(again) < 64 * 1024, len(again)
