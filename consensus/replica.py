@@ -328,6 +328,20 @@ class Replica:
     def tree_size(self) -> int:
         return len(self._entries)
 
+    def status(self) -> dict[str, int]:
+        """Gauges for metrics: rounds, heights, certificate rounds."""
+        tc = self.safety.high_tc
+        return {
+            "epoch": self.vs.epoch,
+            "current_round": self.current_round,
+            "committed_height": self.committed_height,
+            "committed_round": self.committed_round,
+            "high_qc_round": self.safety.high_qc.round,
+            "high_tc_round": tc.round if tc is not None else 0,
+            "highest_vote_round": self.safety.highest_vote_round,
+            "tree_blocks": len(self._entries),
+        }
+
     def buffer_sizes(self) -> dict[str, int]:
         """Sizes of every table that grows with input (for metrics and the simulator's memory-bound check)."""
         return {

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     txs = _transfers(args.txs)
     plain = _run(CoreRuleEngine(), (), txs)
     bookkeeping = _run(ContractsEngine(), (), txs)
+    builtin = _run(ContractsEngine(), RULES[:5], txs)
     ruled = _run(ContractsEngine(), RULES, txs)
     print(
         json.dumps(
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                 "txs": args.txs,
                 "plain_us_per_transfer": round(plain * 1e6, 1),
                 "contracts_no_rules_us_per_transfer": round(bookkeeping * 1e6, 1),
+                "five_rules_us_per_transfer": round(builtin * 1e6, 1),
                 "five_rules_plus_cel_us_per_transfer": round(ruled * 1e6, 1),
                 "ratio_rules_vs_plain": round(ruled / plain, 2),
                 "command": f"python -m contracts.bench --txs {args.txs}",

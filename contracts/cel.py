@@ -1,7 +1,7 @@
 """Custom rules in CEL (cel-python): compile-time checks, a compile cache, and deterministic evaluation.
 
 An expression is checked when it is attached (RuleConfigError otherwise):
-- at most MAX_EXPR_BYTES UTF-8 bytes and MAX_AST_NODES parse-tree nodes (CEL_TOO_LARGE);
+- at most MAX_EXPR_BYTES UTF-8 bytes, MAX_AST_NODES parse-tree nodes and MAX_TREE_DEPTH levels (CEL_TOO_LARGE);
 - it parses (CEL_SYNTAX);
 - integer semantics only and nothing that depends on the machine: no double literals, and only the allowed
   functions and methods (CEL_FORBIDDEN). Excluded: double(), timestamp(), duration() and every timestamp/duration
@@ -40,6 +40,10 @@ __all__ = [
 
 MAX_EXPR_BYTES = 1024
 MAX_AST_NODES = 2000
+# Parse-tree depth: evaluation recurses about 4 Python frames per level and cel-python raises the recursion limit
+# to 2500, so 250 levels keep every allowed expression far from a RecursionError whatever the caller's stack depth
+# (which could otherwise make the same expression fail on one node and pass on another).
+MAX_TREE_DEPTH = 250
 MAX_CACHE = 1024
 
 CONTEXT_NAMES = frozenset({"kind", "forced", "amount", "height", "time", "actor", "asset", "sender", "recipient"})
@@ -93,6 +97,16 @@ class Compiled:
 _CACHE: dict[str, Compiled] = {}
 
 
+def _depth(ast: lark.Tree) -> int:
+    best = 0
+    stack = [(ast, 1)]
+    while stack:
+        node, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in node.children if isinstance(c, lark.Tree))
+    return best
+
+
 def _check_tree(ast: lark.Tree) -> frozenset[str]:
     """Refuse forbidden constructs; return the context variables the expression reads."""
     nodes = 0
@@ -124,6 +138,9 @@ def _check_tree(ast: lark.Tree) -> frozenset[str]:
                         macro_vars.add(str(sub.children[0]))
     if nodes > MAX_AST_NODES:
         raise RuleConfigError(cc.CEL_TOO_LARGE, f"CEL: {nodes} syntax nodes > {MAX_AST_NODES}")
+    depth = _depth(ast)
+    if depth > MAX_TREE_DEPTH:
+        raise RuleConfigError(cc.CEL_TOO_LARGE, f"CEL: nesting depth {depth} > {MAX_TREE_DEPTH}")
     for name in idents:
         if name not in CONTEXT_NAMES and name not in macro_vars:
             raise RuleConfigError(cc.CEL_FORBIDDEN, f"CEL: unknown name {name}")

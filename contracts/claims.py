@@ -5,6 +5,9 @@ time t while t < expires_at. Which providers an asset trusts is a parameter of i
 of an account *for an asset* is the country of its first valid claim in the order of the asset's trusted providers
 (or, for an asset without an eligibility rule, in provider-id order).
 
+When a recovery agent migrates an account, the new account inherits the old one's claims (`inherit`, called by
+the engine on the first migrated position).
+
 `set_claim` / `revoke_claim` are the pure state updates behind the ledger operations a kyc_provider signs (see
 docs/contracts.md, "Ledger operations"); they return a (code, message) refusal or write and return OK.
 """
@@ -18,7 +21,7 @@ from contracts.state import MAX_CLAIMS, Claim, ClaimSet, claims_key, read, write
 from ledger import codes
 from ledger.rules import RuleState
 
-__all__ = ["account_claims", "country_for", "revoke_claim", "set_claim", "valid_claim"]
+__all__ = ["account_claims", "country_for", "inherit", "revoke_claim", "set_claim", "valid_claim"]
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
@@ -68,3 +71,11 @@ def revoke_claim(state: RuleState, account: str, provider: str) -> tuple[int, st
     del current[provider]
     write(state, claims_key(account), ClaimSet(tuple(current[p] for p in sorted(current))) if current else None)
     return codes.OK, ""
+
+
+def inherit(state: RuleState, old: str, new: str) -> None:
+    """Account migration (lost-key recovery): the new account of the same holder takes over the old account's
+    claims, unless it already has claims of its own."""
+    cs = read(state, claims_key(old), ClaimSet)
+    if cs is not None and read(state, claims_key(new), ClaimSet) is None:
+        write(state, claims_key(new), cs)

@@ -12,7 +12,7 @@ code a correctly signed transaction with those signers would get.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +67,12 @@ def check(
 def check_operations(
     state: StateReader | Overlay,
     block: BlockContext,
-    signers: frozenset[str],
+    signers: Iterable[str],
     operations: Sequence[Any],
     engine: RuleEngine,
 ) -> DryRun:
     """The outcome of `operations`, applied atomically in order, as if signed by `signers`. Writes nothing."""
-    ctx = TxContext(Overlay(Overlay(state)), block, NO_TX_ID, signers, engine)
+    ctx = TxContext(Overlay(Overlay(state)), block, NO_TX_ID, tuple(sorted(set(signers))), engine)
     try:
         for i, op in enumerate(operations):
             ctx.op_index = i

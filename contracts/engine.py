@@ -123,6 +123,8 @@ class ContractsEngine:
     def _bookkeeping(ctx: RuleContext) -> None:
         mv = ctx.mv
         asset = mv.asset_id
+        if mv.kind == r.MIGRATION and mv.sender is not None and mv.recipient is not None:
+            claims.inherit(ctx.state, mv.sender, mv.recipient)
         changes: list[tuple[str, int]] = []
         if mv.sender is not None and mv.kind in SENDER_DECREASES:
             after = ctx.total(mv.sender)

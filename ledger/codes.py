@@ -142,6 +142,7 @@ NOT_A_CUSTODIAN = define(209, "NOT_A_CUSTODIAN", "the named custodian does not h
 SELF_ADMIN_REVOKE = define(210, "SELF_ADMIN_REVOKE", "an admin cannot revoke its own admin role")
 ACTOR_NOT_SIGNER = define(211, "ACTOR_NOT_SIGNER", "the acting account did not sign the transaction")
 TX_TOO_COMPLEX = define(212, "TX_TOO_COMPLEX", "the transaction would emit more events than a receipt may hold")
+RULE_ENGINE_ERROR = define(213, "RULE_ENGINE_ERROR", "the asset's rule engine failed; the movement is denied")
 
 # 300 – 399: assets, balances, freezes, pauses
 ASSET_NOT_FOUND = define(300, "ASSET_NOT_FOUND", "asset does not exist")

@@ -185,9 +185,21 @@ class TxContext:
         )
 
     def check_rules(self, mv: Movement) -> None:
-        code, message = self.engine.check(mv, self.rule_state)
+        try:
+            code, message = self.engine.check(mv, self.rule_state)
+        except (Refused, AssertionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing rule denies (deterministically) instead of halting blocks
+            raise Refused(codes.RULE_ENGINE_ERROR, f"rule check failed: {type(exc).__name__}") from None
         if code != codes.OK:
+            if code not in codes.REASONS:
+                raise Refused(codes.RULE_ENGINE_ERROR, f"rule engine returned unregistered code {code}")
             raise Refused(code, message or codes.message_for(code))
 
     def rules_succeeded(self, mv: Movement) -> None:
-        self.engine.on_success(mv, self.rule_state)
+        try:
+            self.engine.on_success(mv, self.rule_state)
+        except (Refused, AssertionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in check_rules; the transaction overlay is dropped
+            raise Refused(codes.RULE_ENGINE_ERROR, f"rule update failed: {type(exc).__name__}") from None

@@ -17,7 +17,7 @@ Nothing here reads a clock, a random source or a file: height and time come from
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger import codes
@@ -257,9 +257,15 @@ def apply_block(
     *,
     tree: SparseMerkleTree,
     engine: RuleEngine = DEFAULT_ENGINE,
+    signatures_verified: Callable[[SignedTransaction | bytes], bool] | None = None,
 ) -> BlockOutcome:
     """Apply a block's transactions on top of `state` (whose authenticated form is `tree`). Pure: returns the
-    outcome; nothing is written to `state` or to the tree's node store."""
+    outcome; nothing is written to `state` or to the tree's node store.
+
+    `signatures_verified(item)` may answer True for a transaction whose Ed25519 signatures the caller has already
+    checked (the node's mempool verifies them once, in parallel, off the event loop); its signatures are then not
+    verified again. Signature validity is a pure function of the bytes, so this never changes the outcome — only
+    a caller that answers True for bytes it did not verify could, and the node never does."""
     assert len(transactions) <= MAX_TXS_PER_BLOCK, "block has too many transactions"
     overlay = Overlay(state)
     meta: ChainMeta | None = overlay.get(META_KEY)
@@ -274,7 +280,8 @@ def apply_block(
     history: list[tuple[str, bytes]] = []
     new_ids: dict[int, list[bytes]] = {}
     for index, item in enumerate(transactions):
-        outcome = apply_transaction(overlay, block, item, index, engine)
+        verify = signatures_verified is None or not signatures_verified(item)
+        outcome = apply_transaction(overlay, block, item, index, engine, verify)
         receipt = outcome.receipt
         receipts.append(receipt)
         if not outcome.executed:

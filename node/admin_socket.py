@@ -80,8 +80,8 @@ class AdminServer:
         if op == "status":
             return node.status()
         if op == "submit":
-            admission = await node.submit(bytes.fromhex(req["tx"]))
-            return {"tx_id": admission.tx_id.hex(), "code": admission.code, "message": admission.message}
+            tx_id, code, message = await node.admit(bytes.fromhex(req["tx"]))
+            return {"tx_id": tx_id.hex(), "code": code, "message": message}
         if op == "roots":
             lo, hi = int(req["from"]), int(req["to"])
             hi = min(hi, lo + 999, node.executor.head.height)

@@ -52,23 +52,23 @@ class BlockSync:
     # -- serving ------------------------------------------------------------------------------------------------
 
     def on_message(self, peer: str, msg: list[Any]) -> None:
-        counters = self.node.metrics.counters
+        metrics = self.node.metrics
         if msg[0] == MSG_GET_BLOCKS and len(msg) == 4 and all(type(x) is int for x in msg[1:]):
             second = int(time.monotonic())
             at, count = self._served.get(peer, (second, 0))
             if at == second and count >= MAX_SERVED_PER_SECOND:
-                counters["rejected_message_sync_rate"] += 1
+                metrics.rejected_message("sync_rate")
                 return
             self._served[peer] = (second, count + 1 if at == second else 1)
             self._serve(peer, msg[1], msg[2], msg[3])
         elif msg[0] == MSG_BLOCKS and len(msg) == 3 and type(msg[1]) is int and isinstance(msg[2], list):
             waiting = self._waiting.get(msg[1])
             if waiting is None or waiting[0] != peer or waiting[1].done():
-                counters["rejected_message_unsolicited"] += 1
+                metrics.rejected_message("unsolicited")
                 return
             waiting[1].set_result(msg[2])
         else:
-            counters["rejected_message_malformed"] += 1
+            metrics.rejected_message("malformed")
 
     def _serve(self, peer: str, request_id: int, start: int, max_count: int) -> None:
         store = self.node.store
@@ -164,5 +164,6 @@ class BlockSync:
             node._after_commit(committed)
             applied += 1
             self.blocks_applied += 1
+            node.metrics.sync_applied(1)
             await asyncio.sleep(0)
         return applied

@@ -7,7 +7,7 @@
     ages = pool.remove_committed(tx_ids_of_the_committed_block)  # every id of the block, rejected ones too
     pool.prune_expired(committed_height)
 
-Admission, in order (the first failure answers; codes are from ledger.codes, node codes 3100-3199 defined here):
+Admission, in order (the first failure answers; codes are from ledger.codes, node codes 3300-3399 defined here):
 
 1. size (TX_TOO_LARGE) and strict canonical decoding (the DecodeError's code, 1-99);
 2. chain id (WRONG_CHAIN); expiry against the next block, committed height + 1 (TX_EXPIRED, TX_EXPIRY_TOO_FAR);
@@ -69,11 +69,11 @@ __all__ = [
 
 log = logging.getLogger("node.mempool")
 
-MEMPOOL_FULL = define(3100, "MEMPOOL_FULL", "the mempool is full: busy, retry later", layer="node")
+MEMPOOL_FULL = define(3300, "MEMPOOL_FULL", "the mempool is full: busy, retry later", layer="node")
 MEMPOOL_ACCOUNT_FULL = define(
-    3101, "MEMPOOL_ACCOUNT_FULL", "the account has too many pending transactions: busy, retry later", layer="node"
+    3301, "MEMPOOL_ACCOUNT_FULL", "the account has too many pending transactions: busy, retry later", layer="node"
 )
-TX_ALREADY_PENDING = define(3102, "TX_ALREADY_PENDING", "the transaction is already in the mempool", layer="node")
+TX_ALREADY_PENDING = define(3302, "TX_ALREADY_PENDING", "the transaction is already in the mempool", layer="node")
 
 RETRY_CODES = frozenset({MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL})
 

@@ -34,7 +34,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import msgpack
@@ -53,20 +52,21 @@ from consensus.actions import (
 from consensus.certificates import SignatureVerifier, check_commit_certificate
 from consensus.messages import Block, CommitCertificate, decode_block, encode_message
 from consensus.replica import Replica, ReplicaConfig
-from ledger import codes
-from ledger.codec import DecodeError
 from ledger.events import Receipt
 from ledger.rules import RuleEngine
 from ledger.schema import MAX_TX_BYTES
 from ledger.store import LedgerStore
-from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
+from ledger.transaction import SignedTransaction
 from node.block_payload import encode_payload
 from node.block_sync import BlockSync
 from node.commit_feed import CommitFeed
 from node.execution import CommittedBlock, ExecutionError, Executor, bootstrap_store, cert_key, now_ms
 from node.genesis import Genesis, default_engine, genesis_state
+from node.mempool import TX_ALREADY_PENDING, Mempool, MempoolLimits
+from node.metrics import NodeMetrics
 from node.node_keys import NodeKeys
 from node.safety_store import SafetyStore
+from node.sigverify import Ed25519Verifier
 from node.transport import Transport, TransportConfig
 
 log = logging.getLogger("node.runtime")
@@ -82,118 +82,7 @@ SYNC_LAG: Final = 48
 REPLICA_HISTORY: Final = 64
 GOSSIP_BATCH: Final = 512
 GOSSIP_FLUSH_S: Final = 0.01
-POOL_FULL = codes.define(3290, "NODE_POOL_FULL", "the node's transaction pool is full; retry later", "node")
-LATENCY_BUCKETS_MS: Final = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """The answer to a submitted transaction. code 0 = admitted (or already pending: `duplicate`)."""
-
-    tx_id: bytes
-    code: int
-    message: str = ""
-    duplicate: bool = False
-
-    @property
-    def admitted(self) -> bool:
-        return self.code == 0
-
-
-class FifoPool:
-    """The runtime's transaction pool: deduplicated, bounded (count and bytes: a full pool answers busy),
-    first-in first-out. Admission checks decoding, chain id, signatures, replay against the committed store."""
-
-    def __init__(self, chain_id: str, store: LedgerStore, max_txs: int, max_bytes: int) -> None:
-        self.chain_id = chain_id
-        self.store = store
-        self.max_txs = max_txs
-        self.max_bytes = max_bytes
-        self._txs: dict[bytes, bytes] = {}
-        self._bytes = 0
-        self.added = asyncio.Event()
-
-    def __len__(self) -> int:
-        return len(self._txs)
-
-    def contains(self, tx_id: bytes) -> bool:
-        return tx_id in self._txs
-
-    def add(self, tx: SignedTransaction | bytes) -> Admission:
-        if isinstance(tx, SignedTransaction):
-            signed, raw = tx, tx.to_bytes()
-        else:
-            raw = bytes(tx)
-            if len(raw) > MAX_TX_BYTES:
-                return Admission(hashlib.sha256(raw).digest(), codes.TX_TOO_LARGE, "transaction too large")
-            try:
-                signed = decode_transaction(raw)
-            except DecodeError as exc:
-                return Admission(hashlib.sha256(raw).digest(), exc.code, str(exc))
-        tx_id = signed.tx_id
-        if tx_id in self._txs:
-            return Admission(tx_id, 0, "already pending", duplicate=True)
-        if signed.body.chain_id != self.chain_id:
-            return Admission(tx_id, codes.WRONG_CHAIN, f"transaction for chain {signed.body.chain_id}")
-        if self.store.get_tx(tx_id) is not None:
-            return Admission(tx_id, codes.TX_REPLAYED, "transaction already committed")
-        if len(self._txs) >= self.max_txs or self._bytes + len(raw) > self.max_bytes:
-            return Admission(tx_id, POOL_FULL, codes.message_for(POOL_FULL))
-        message = signed.signing_message
-        for sig in signed.signatures:
-            if not verify_signature(sig.public_key, message, sig.signature):
-                return Admission(tx_id, codes.BAD_SIGNATURE, f"signature by {sig.account} does not verify")
-        self._txs[tx_id] = raw
-        self._bytes += len(raw)
-        self.added.set()
-        return Admission(tx_id, 0)
-
-    def reap(self, max_txs: int, max_bytes: int, exclude: set[bytes]) -> list[bytes]:
-        out: list[bytes] = []
-        size = 64
-        for tx_id, raw in self._txs.items():
-            if tx_id in exclude:
-                continue
-            if len(out) >= max_txs or size + len(raw) + 5 > max_bytes:
-                break
-            out.append(raw)
-            size += len(raw) + 5
-        return out
-
-    def remove(self, tx_ids: list[bytes]) -> None:
-        for tx_id in tx_ids:
-            raw = self._txs.pop(tx_id, None)
-            if raw is not None:
-                self._bytes -= len(raw)
-        if not self._txs:
-            self.added.clear()
-
-
-class Metrics:
-    """The runtime's counters and gauges (exported in Prometheus text form by `metrics_text`)."""
-
-    def __init__(self) -> None:
-        self.counters: collections.Counter[str] = collections.Counter()
-        self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-        self.latency_sum_ms = 0
-        self.latency_count = 0
-        self.committed_window: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
-
-    def observe_latency(self, ms: int) -> None:
-        for i, bound in enumerate(LATENCY_BUCKETS_MS):
-            if ms <= bound:
-                self.latency_buckets[i] += 1
-                break
-        else:
-            self.latency_buckets[-1] += 1
-        self.latency_sum_ms += ms
-        self.latency_count += 1
-
-    def committed_tps(self) -> float:
-        w = self.committed_window
-        if len(w) < 2 or w[-1][0] <= w[0][0]:
-            return 0.0
-        return sum(n for _, n in list(w)[1:]) / (w[-1][0] - w[0][0])
+MAX_GOSSIP_TASKS: Final = 64
 
 
 class Validator:
@@ -203,7 +92,8 @@ class Validator:
                  listen: tuple[str, int] = ("127.0.0.1", 0),
                  peer_addresses: Mapping[str, tuple[str, int]] | None = None,
                  fault_injection: bool = False, mempool_max_txs: int = 50_000,
-                 mempool_max_bytes: int = 64 << 20, engine: RuleEngine | None = None) -> None:
+                 mempool_max_bytes: int = 64 << 20, engine: RuleEngine | None = None,
+                 sig_verifier: Ed25519Verifier | None = None) -> None:
         me = genesis.validator(keys.node_id)
         if me is None:
             raise ValueError(f"node {keys.node_id!r} is not a validator of this genesis")
@@ -228,7 +118,12 @@ class Validator:
             raise
         self.executor = Executor(self._store, genesis, self._engine, self.params)
         self.feed = CommitFeed(self._store, self.params.max_block_txs, self.params.max_block_bytes)
-        self.pool = FifoPool(genesis.chain_id, self._store, mempool_max_txs, mempool_max_bytes)
+        self._own_sig_verifier = sig_verifier is None
+        self.sig_verifier = sig_verifier or Ed25519Verifier()
+        self.pool = Mempool(genesis.chain_id, self._store, self.executor.head.height, self.sig_verifier,
+                            MempoolLimits(max_txs=mempool_max_txs, max_bytes=mempool_max_bytes,
+                                          max_txs_per_account=min(2_000, mempool_max_txs)),
+                            on_admitted=self._on_admitted)
         self.replica_config = ReplicaConfig(chain_id=genesis.consensus_chain_id,
                                             base_timeout_ms=self.params.base_timeout_ms,
                                             max_backoff_exponent=self.params.max_backoff_exponent,
@@ -241,7 +136,9 @@ class Validator:
                                                        fault_injection=fault_injection))
         self.replica: Replica | None = None
         self.sync = BlockSync(self)
-        self.metrics = Metrics()
+        self.metrics = NodeMetrics()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._replica_dropped: collections.Counter[str] = collections.Counter()
         self.peer_heights: dict[str, tuple[int, float]] = {}
         self._bad_genesis_peers: set[str] = set()
         self._listeners: list[Callable[[Any], None]] = []
@@ -250,7 +147,7 @@ class Validator:
         self._payload_task: asyncio.Task[None] | None = None
         self._gossip_out: list[bytes] = []
         self._gossip_task: asyncio.Task[None] | None = None
-        self._first_seen: dict[bytes, float] = {}
+        self._gossip_in: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
         self._fatal: str | None = None
         self.mode = "starting"
@@ -259,6 +156,7 @@ class Validator:
     # ------------------------------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        await asyncio.to_thread(self.sig_verifier.warm_up)
         if self.transport is not None:
             await self.transport.start()
             self._tasks.append(asyncio.create_task(self._receive_loop(), name="receive"))
@@ -295,6 +193,8 @@ class Validator:
             await self.transport.close()
         self.safety_store.close()
         self._store.close()
+        if self._own_sig_verifier:
+            self.sig_verifier.close()
         log.info("node_stopped node=%s height=%d", self.node_id, self.executor.head.height)
 
     async def wait_stopped(self) -> str | None:
@@ -372,6 +272,11 @@ class Validator:
         elif isinstance(action, SetTimer):
             if self._timer is not None:
                 self._timer.cancel()
+            if action.round != getattr(self, "_metric_round", 0):
+                if replica.safety.high_qc.round + 1 != action.round:
+                    self.metrics.view_change()
+                self._metric_round = action.round
+                self.metrics.set_round(action.round)
             self._timer = asyncio.get_running_loop().call_later(action.delay_ms / 1000, self._on_timer, replica,
                                                                 action.round)
         elif isinstance(action, RequestPayload):
@@ -387,7 +292,7 @@ class Validator:
             kind = "proposal" if ev.kind == ev.KIND_PROPOSAL else "vote"
             key = f"evidence/{ev.epoch}/{ev.round}/{ev.validator}/{kind}".encode()
             self._store.put_extra(key, ev.encode())
-            self.metrics.counters["evidence"] += 1
+            self.counters["evidence"] += 1
             log.warning("equivocation_evidence validator=%s round=%d kind=%s",
                         self.vs.validators[ev.validator].id.decode(), ev.round, kind)
         else:
@@ -400,7 +305,7 @@ class Validator:
 
     def _on_timer(self, replica: Replica, round_: int) -> None:
         if self.replica is replica:
-            self.metrics.counters["local_timeouts"] += 1
+            self.metrics.local_timeout()
             log.info("round_timeout node=%s round=%d height=%d", self.node_id, round_, self.executor.head.height)
             self._run(replica.on_timeout(round_))
 
@@ -412,7 +317,7 @@ class Validator:
             why = self.executor.check_proposal_time(block, now_ms())
             if why is not None:
                 log.warning("block_refused height=%d round=%d reason=%s", block.header.height, block.header.round, why)
-                self.metrics.counters[f"rejected_block_{why}"] += 1
+                self.metrics.rejected_message(f"block_{why}")
                 self.executor.executed.pop(block.id, None)
                 root = None
         return replica.on_executed(block.id, root)
@@ -428,7 +333,7 @@ class Validator:
             return
         parent_time = self.executor.time_of(request.parent_id)
         time_ms = max(now_ms(), parent_time or 0)
-        txs = self.pool.reap(self.params.max_block_txs, self.params.max_block_bytes - 64, exclude)
+        txs = self.pool.reap(self.params.max_block_txs, self.params.max_block_bytes - 64, exclude, overhead_per_tx=3)
         payload = encode_payload(time_ms, txs)
         assert len(payload) <= self.params.max_block_bytes
         self._payload_task = None
@@ -455,18 +360,14 @@ class Validator:
         self._after_commit(committed)
 
     def _after_commit(self, committed: CommittedBlock) -> None:
-        ids = [r.tx_id for r in committed.receipts]
-        self.pool.remove(ids)
-        now = time.monotonic()
-        for tx_id in ids:
-            seen = self._first_seen.pop(tx_id, None)
-            if seen is not None:
-                self.metrics.observe_latency(int((now - seen) * 1000))
-        self.metrics.counters["committed_blocks"] += 1
-        self.metrics.counters["committed_txs"] += committed.tx_count
-        self.metrics.committed_window.append((now, committed.tx_count))
+        ages = self.pool.remove_committed([r.tx_id for r in committed.receipts])
+        self.pool.prune_expired(committed.height)
+        self.metrics.committed(committed.tx_count, ages)
+        self.counters["committed_txs"] += committed.tx_count
+        self.counters["committed_blocks"] += 1
+        self.metrics.set_height(committed.height)
         self.feed.publish(committed)
-        view = _api_committed(committed)
+        view = _api_committed(committed) if self._listeners else None
         for listener in list(self._listeners):
             try:
                 listener(view)
@@ -474,8 +375,6 @@ class Validator:
                 log.exception("commit_listener_failed")
         if committed.height % 64 == 0:
             self.safety_store.prune(committed.height)
-            if len(self._first_seen) > 200_000:
-                self._first_seen.clear()
 
     # ------------------------------------------------------------------------------------------------- network
 
@@ -489,43 +388,43 @@ class Validator:
                 self._fail(exc.code, exc.message)
             except Exception:
                 log.exception("peer_message_failed peer=%s", peer)
-                self.metrics.counters["rejected_message_internal"] += 1
+                self.metrics.rejected_message("internal")
             await asyncio.sleep(0)
 
     def _on_peer_bytes(self, peer: str, data: bytes) -> None:
         if not data:
-            self.metrics.counters["rejected_message_empty"] += 1
+            self.metrics.rejected_message("empty")
             return
         channel, body = data[0], data[1:]
         if channel == CH_NODE:
             self._on_node_message(peer, body)
             return
         if peer in self._bad_genesis_peers:
-            self.metrics.counters["rejected_message_genesis_mismatch"] += 1
+            self.metrics.rejected_message("genesis_mismatch")
             return
         if channel == CH_CONSENSUS:
             if self.replica is None:
-                self.metrics.counters["rejected_message_syncing"] += 1
+                self.metrics.rejected_message("syncing")
                 return
             self._run(self.replica.on_bytes(peer.encode(), body))
         elif channel == CH_TXS:
-            self._on_gossip(body)
+            self._on_gossip(peer, body)
         else:
-            self.metrics.counters["rejected_message_unknown_channel"] += 1
+            self.metrics.rejected_message("unknown_channel")
 
     def _on_node_message(self, peer: str, body: bytes) -> None:
         try:
             msg = msgpack.unpackb(body, raw=False, strict_map_key=True, max_bin_len=64 << 20,
                                   max_array_len=1 << 16, max_map_len=0)
         except (ValueError, TypeError, msgpack.UnpackException):
-            self.metrics.counters["rejected_message_malformed"] += 1
+            self.metrics.rejected_message("malformed")
             return
         if not isinstance(msg, list) or not msg or type(msg[0]) is not int:
-            self.metrics.counters["rejected_message_malformed"] += 1
+            self.metrics.rejected_message("malformed")
             return
         if msg[0] == MSG_STATUS:
             if len(msg) != 4 or not isinstance(msg[1], bytes) or type(msg[2]) is not int:
-                self.metrics.counters["rejected_message_malformed"] += 1
+                self.metrics.rejected_message("malformed")
                 return
             if msg[1] != self.genesis.hash:
                 if peer not in self._bad_genesis_peers:
@@ -538,13 +437,14 @@ class Validator:
             self._maybe_fall_behind()
             return
         if peer in self._bad_genesis_peers:
-            self.metrics.counters["rejected_message_genesis_mismatch"] += 1
+            self.metrics.rejected_message("genesis_mismatch")
             return
         self.sync.on_message(peer, msg)
 
     async def _status_loop(self) -> None:
         while True:
             self._send_status()
+            self._refresh_gauges()
             await asyncio.sleep(STATUS_INTERVAL_S)
 
     def _send_status(self) -> None:
@@ -579,26 +479,29 @@ class Validator:
         await self.sync.catch_up()
         self._start_consensus()
 
-    def _on_gossip(self, body: bytes) -> None:
+    def _on_gossip(self, peer: str, body: bytes) -> None:
         try:
             txs = msgpack.unpackb(body, raw=True, max_bin_len=MAX_TX_BYTES, max_array_len=GOSSIP_BATCH,
                                   max_map_len=0, max_str_len=0)
         except (ValueError, TypeError, msgpack.UnpackException):
-            self.metrics.counters["rejected_message_malformed"] += 1
+            self.metrics.rejected_message("malformed")
             return
-        if not isinstance(txs, list):
-            self.metrics.counters["rejected_message_malformed"] += 1
+        if not isinstance(txs, list) or not all(type(raw) is bytes for raw in txs):
+            self.metrics.rejected_message("malformed")
             return
-        for raw in txs:
-            if type(raw) is bytes:
-                self.pool.add(raw)
+        if len(self._gossip_in) >= MAX_GOSSIP_TASKS:
+            self.metrics.rejected_message("gossip_overload")
+            return
+        task = asyncio.get_running_loop().create_task(self.pool.submit_many(txs, origin=peer))
+        self._gossip_in.add(task)
+        task.add_done_callback(self._gossip_in.discard)
 
-    def _gossip(self, raw: bytes) -> None:
-        if self.transport is None:
-            return
-        self._gossip_out.append(raw)
-        if self._gossip_task is None:
-            self._gossip_task = asyncio.get_running_loop().create_task(self._flush_gossip())
+    def _on_admitted(self, tx_id: bytes, raw: bytes, origin: str | None) -> None:
+        """Mempool hook: gossip what clients submitted here (peers gossip their own clients' transactions)."""
+        if origin is None and self.transport is not None:
+            self._gossip_out.append(raw)
+            if self._gossip_task is None:
+                self._gossip_task = asyncio.get_running_loop().create_task(self._flush_gossip())
 
     async def _flush_gossip(self) -> None:
         await asyncio.sleep(GOSSIP_FLUSH_S)
@@ -628,15 +531,23 @@ class Validator:
         h = self.executor.head
         return HeadInfo(h.height, h.block_id, h.state_root, h.time_ms // 1000)
 
-    async def submit(self, tx: SignedTransaction | bytes) -> Admission:
-        """Admit a signed transaction (object or wire bytes) to the pool and gossip it to the peers."""
-        admission = self.pool.add(tx)
-        if admission.admitted and not admission.duplicate:
-            self._first_seen.setdefault(admission.tx_id, time.monotonic())
-            self._gossip(tx.to_bytes() if isinstance(tx, SignedTransaction) else bytes(tx))
-        elif not admission.admitted:
-            self.metrics.counters[f"tx_refused_{admission.code}"] += 1
-        return admission
+    async def admit(self, raw: bytes) -> tuple[bytes, int, str]:
+        """Admit signed transaction bytes to the mempool: (tx_id, code, message); code 0 or TX_ALREADY_PENDING
+        mean the transaction is pending. Admitted ones are gossiped to the peers."""
+        result = await self.pool.submit(raw)
+        self.metrics.admission(result)
+        tx_id = result.tx_id if result.tx_id is not None else hashlib.sha256(raw).digest()
+        return tx_id, result.code, result.message
+
+    async def submit(self, tx: SignedTransaction | bytes) -> Any:
+        """NodeFacade.submit: an API Admission (code 0, duplicate=True when it was already pending)."""
+        from node.api.facade import Admission
+
+        raw = tx.to_bytes() if isinstance(tx, SignedTransaction) else bytes(tx)
+        tx_id, code, message = await self.admit(raw)
+        if code == TX_ALREADY_PENDING:
+            return Admission(tx_id, 0, message, duplicate=True)
+        return Admission(tx_id, code, message)
 
     def tx_pending(self, tx_id: bytes) -> bool:
         return self.pool.contains(tx_id)
@@ -699,6 +610,9 @@ class Validator:
             "peers_connected": 0 if self.transport is None else len(self.transport.connected_peers()),
             "best_peer_height": self.best_peer_height(),
             "committed_tps": round(self.metrics.committed_tps(), 1),
+            "evidence": self.counters["evidence"],
+            "committed_txs": self.counters["committed_txs"],
+            "sync_blocks_per_s": round(self.sync.last_rate, 1),
             "fatal": self._fatal,
         }
 
@@ -721,40 +635,21 @@ class Validator:
                                validator_set=self.vs)
 
     def metrics_text(self) -> str:
-        """Prometheus text exposition of the runtime metrics."""
-        m = self.metrics
-        head = self.executor.head
+        """Prometheus text exposition (node.metrics)."""
+        self._refresh_gauges()
+        return self.metrics.render()
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.set_mempool(self.pool.stats())
+        self.metrics.set_peers(0 if self.transport is None else len(self.transport.connected_peers()))
         replica = self.replica
-        lines = [
-            "# TYPE ledger_height gauge", f"ledger_height {head.height}",
-            "# TYPE ledger_round gauge", f"ledger_round {0 if replica is None else replica.current_round}",
-            "# TYPE ledger_mempool_size gauge", f"ledger_mempool_size {len(self.pool)}",
-            "# TYPE ledger_peers_connected gauge",
-            f"ledger_peers_connected {0 if self.transport is None else len(self.transport.connected_peers())}",
-            "# TYPE ledger_committed_tps gauge", f"ledger_committed_tps {m.committed_tps():.1f}",
-            "# TYPE ledger_committed_txs_total counter", f"ledger_committed_txs_total {m.counters['committed_txs']}",
-            "# TYPE ledger_view_changes_total counter", f"ledger_view_changes_total {m.counters['local_timeouts']}",
-            "# TYPE ledger_commit_latency_ms histogram",
-        ]
-        cumulative = 0
-        for bound, count in zip(LATENCY_BUCKETS_MS, m.latency_buckets, strict=False):
-            cumulative += count
-            lines.append(f'ledger_commit_latency_ms_bucket{{le="{bound}"}} {cumulative}')
-        lines.append(f'ledger_commit_latency_ms_bucket{{le="+Inf"}} {m.latency_count}')
-        lines.append(f"ledger_commit_latency_ms_sum {m.latency_sum_ms}")
-        lines.append(f"ledger_commit_latency_ms_count {m.latency_count}")
-        rejected: collections.Counter[str] = collections.Counter()
-        for name, value in m.counters.items():
-            if name.startswith("rejected_"):
-                rejected[name.removeprefix("rejected_")] += value
         if replica is not None:
             for name, value in replica.counters.items():
                 if name.startswith("dropped_"):
-                    rejected[name] += value
-        lines.append("# TYPE ledger_rejected_messages_total counter")
-        for reason, value in sorted(rejected.items()):
-            lines.append(f'ledger_rejected_messages_total{{reason="{reason}"}} {value}')
-        return "\n".join(lines) + "\n"
+                    seen = self._replica_dropped[name]
+                    for _ in range(min(value - seen, 10_000)):
+                        self.metrics.rejected_message(name.removeprefix("dropped_"))
+                    self._replica_dropped[name] = value
 
     # ------------------------------------------------------------------------------------------------- helpers
 

@@ -11,15 +11,19 @@ Why this shape (docs/mempool.md, "Signature verification"):
   or two signatures, far too little to pay a round trip to another process (pickling, a pipe write, a wake-up, the
   result back). So the verifier *coalesces*: `verify_batch` appends the caller's items to a shared buffer and
   returns a future; the buffer is cut into chunks of `batch_size` items and sent to the pool as soon as it holds a
-  full chunk, or at the end of the current event-loop iteration (call_soon) for what is left. Many concurrent
-  submissions therefore travel to the workers in one task.
+  full chunk, and at the end of the current event-loop iteration (call_soon) what is left is spread over the
+  workers (at least MIN_SPLIT items per chunk). Many concurrent submissions therefore travel to the workers in a few
+  tasks, and every core gets a share.
 - Answers never depend on the path: the pool, the synchronous fallback and a rebuilt pool all run `verify_items`,
   which answers False (never raises) for malformed keys, signatures or argument types.
+- Workers start with the forkserver method (nothing forks a process that runs threads and an event loop). As with
+  any spawn-style start, the program's main module must be importable and its entry guarded by
+  `if __name__ == "__main__"` (the `ledger` console script and pytest are); `warm_up()` starts them ahead of time.
 - Limits: at most `max_pending` items are buffered or in flight; a caller beyond that waits for room (admission
   control in the mempool keeps callers far below it). One chunk is at most `batch_size` items.
 
-The check is libsodium's crypto_sign_open (through pynacl), the same one ledger.transaction.verify_signature uses
-when a block executes, so the mempool and the ledger agree on every signature.
+The check is ledger.transaction.verify_signature (libsodium through pynacl), the one a block's execution runs, so the
+mempool and the ledger agree on every signature.
 """
 
 from __future__ import annotations
@@ -27,14 +31,16 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Self
 
-from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.signing import VerifyKey
+from nacl.exceptions import CryptoError
+
+from ledger.transaction import verify_signature
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -48,37 +54,27 @@ __all__ = [
 
 VerifyItem = tuple[bytes, bytes, bytes]  # (public_key 32 bytes, message, signature 64 bytes)
 
-DEFAULT_BATCH_SIZE = 128  # items per pool task (measured: `python -m node.sigverify`, docs/mempool.md)
+MIN_SPLIT = 16  # a flush does not split fewer items than this across workers (about 1 ms of work)
+DEFAULT_BATCH_SIZE = 256  # items per pool task (measured: `python -m node.sigverify`, docs/mempool.md)
+BACKENDS = ("process", "thread")  # thread: libsodium runs without the GIL (cffi), no pickling, no processes
 DEFAULT_MAX_PENDING = 65_536  # items buffered or in flight across all callers
 MAX_MESSAGE_BYTES = 1 << 20  # longer messages are refused (False) without being hashed
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 
-_KEY_CACHE: dict[bytes, VerifyKey] = {}
-_KEY_CACHE_MAX = 16_384
-
 
 def verify_one(public_key: object, message: object, signature: object) -> bool:
-    """True iff `signature` is a valid Ed25519 signature of `message` by `public_key`. Never raises: anything
-    malformed (wrong types, wrong lengths, a point that does not decode, a non-canonical signature) is False."""
+    """True iff `signature` is a valid Ed25519 signature of `message` by `public_key` (the ledger's own check,
+    ledger.transaction.verify_signature). Never raises: anything malformed (wrong types, wrong lengths, a point
+    that does not decode, a non-canonical signature) is False."""
     if type(public_key) is not bytes or type(message) is not bytes or type(signature) is not bytes:
         return False
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES or len(message) > MAX_MESSAGE_BYTES:
         return False
-    vk = _KEY_CACHE.get(public_key)
-    if vk is None:
-        try:
-            vk = VerifyKey(public_key)
-        except (ValueError, TypeError, CryptoError):
-            return False
-        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
-            _KEY_CACHE.clear()
-        _KEY_CACHE[public_key] = vk
     try:
-        vk.verify(message, signature)
-    except (BadSignatureError, CryptoError, ValueError, TypeError):
+        return verify_signature(public_key, message, signature)
+    except (CryptoError, ValueError, TypeError):
         return False
-    return True
 
 
 def verify_items(items: Sequence[VerifyItem]) -> list[bool]:
@@ -94,6 +90,23 @@ def verify_items(items: Sequence[VerifyItem]) -> list[bool]:
 
 def _warm_up(_: int) -> int:
     return os.getpid()
+
+
+def _exit_with_owner() -> None:
+    """Pool-worker initializer: end the worker when the process that owns the pool dies, even by SIGKILL.
+
+    ProcessPoolExecutor workers hold both ends of their task queue, so they never see it close; with the forkserver
+    start they are children of the fork server, so their parent does not change either. Without this, every kill -9
+    of a node would leave its workers (and the fork server, which waits for them) running."""
+    owner = multiprocessing.parent_process()
+    if owner is None:
+        return
+
+    def watch() -> None:
+        owner.join()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ed25519-owner-watch", daemon=True).start()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +144,19 @@ class Ed25519Verifier:
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_pending: int = DEFAULT_MAX_PENDING,
         start_method: str = "forkserver",
+        backend: str = "process",
     ) -> None:
         if workers is None:
             workers = os.cpu_count() or 1
         assert workers >= 0, "workers must be >= 0"
         assert 1 <= batch_size <= max_pending, "batch_size must be between 1 and max_pending"
+        assert backend in BACKENDS, f"backend must be one of {BACKENDS}"
+        self.backend = backend
         self.workers = workers
         self.batch_size = batch_size
         self.max_pending = max_pending
         self._start_method = start_method if start_method in multiprocessing.get_all_start_methods() else None
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
         self._buffer: list[_Segment] = []  # request segments waiting for a pool task, in arrival order
         self._buffered = 0  # items in _buffer
         self._flush_scheduled = False
@@ -155,9 +171,11 @@ class Ed25519Verifier:
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def _new_pool(self) -> Executor:
+        if self.backend == "thread":
+            return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ed25519")
         ctx = multiprocessing.get_context(self._start_method) if self._start_method else None
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_exit_with_owner)
 
     def warm_up(self) -> None:
         """Start every worker process now, so the first verification does not pay for process start-up."""
@@ -218,15 +236,18 @@ class Ed25519Verifier:
         return await request.future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End of a loop iteration: send what is buffered, spread over the workers (chunks of at least
+        MIN_SPLIT items, at most batch_size)."""
         self._flush_scheduled = False
         while self._buffered:
-            self._dispatch(loop)
+            share = -(-self._buffered // self.workers)
+            self._dispatch(loop, max(MIN_SPLIT, min(share, self.batch_size)))
 
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Send up to batch_size buffered items (whole or split request segments) to the pool as one task."""
+    def _dispatch(self, loop: asyncio.AbstractEventLoop, limit: int | None = None) -> None:
+        """Send up to `limit` (default batch_size) buffered items, whole or split request segments, as one task."""
         chunk: list[_Segment] = []
         items: list[VerifyItem] = []
-        room = self.batch_size
+        room = min(limit or self.batch_size, self.batch_size)
         while room and self._buffer:
             request, start, end = self._buffer[0]
             take = min(room, end - start)
@@ -351,18 +372,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--batches", default="8,32,128,512", help="pool batch sizes to try")
     parser.add_argument("--per-call", type=int, default=1, help="items per verify_batch call (1 = one signature)")
+    parser.add_argument("--backend", choices=BACKENDS, default="process")
     args = parser.parse_args(argv)
     items = _sample_items(4096)
     print(f"cpus={os.cpu_count()} items/round={len(items)} per_call={args.per_call} seconds={args.seconds}")
     wall, cpu = _measure_sync(items[:512], args.seconds)
     print(f"single core inline: {wall:,.0f}/s wall, {cpu:,.0f}/s per CPU-second")
     for batch in (int(b) for b in args.batches.split(",")):
-        with Ed25519Verifier(batch_size=batch) as verifier:
+        with Ed25519Verifier(batch_size=batch, backend=args.backend) as verifier:
             verifier.warm_up()
             wall, cpu, main_us = asyncio.run(_measure_pool(verifier, items, args.seconds, args.per_call))
         print(
-            f"pool workers={verifier.workers} batch={batch}: {wall:,.0f}/s wall, {cpu:,.0f}/s per CPU-second "
+            f"{args.backend} pool workers={verifier.workers} batch={batch}: {wall:,.0f}/s wall, {cpu:,.0f}/s per CPU-second "
             f"(main + workers), event-loop process {main_us:.1f} µs CPU per verification"
+            + (" (worker threads included)" if args.backend == "thread" else "")
         )
 
 

@@ -30,6 +30,7 @@ from ledger.keys import META_KEY, account_key, balance_key, hold_key, positions_
 from ledger.records import HOLD_STATUS_NAMES, Account, Balance, ChainMeta, Hold, HoldStatus, Positions
 from ledger.schema import ACCOUNT_PATTERN, MAX_POSITIONS, MAX_STATE_VALUE_BYTES
 from ledger.smt import StateProof, StateProofError, verify_proof
+from ledger.store import StoreError
 
 __all__ = [
     "FORMAT",
@@ -224,8 +225,6 @@ def build_statement(
     certificate of the block at `height`, signed by `validator_set`. `hold_ids`, when the caller has an index of the
     account's holds, saves scanning the hold records. Raises StatementError (with a code) when the statement cannot
     be built; it never signs or verifies anything itself."""
-    from ledger.store import StoreError
-
     if type(height) is not int or height < 1:
         raise StatementError("statement_bad_height", "statements start at height 1 (the genesis has no certificate)")
     root = store.state_root_at(height)

@@ -45,7 +45,14 @@ def check_agents(tx: TxContext, agents: tuple[str, ...]) -> None:
 
 
 def check_rule_specs(tx: TxContext, asset_id: str, specs: tuple[RuleSpec, ...]) -> None:
-    code, message = tx.engine.validate_rules(asset_id, specs)
+    try:
+        code, message = tx.engine.validate_rules(asset_id, specs)
+    except (Refused, AssertionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing validator refuses the rule list
+        raise Refused(codes.RULE_ENGINE_ERROR, f"rule validation failed: {type(exc).__name__}") from None
+    if code not in codes.REASONS:
+        raise Refused(codes.RULE_ENGINE_ERROR, f"rule engine returned unregistered code {code}")
     if code != codes.OK:
         raise Refused(code, message or codes.message_for(code))
 

@@ -10,7 +10,7 @@ from ledger.context import TxContext
 from ledger.keys import account_key, member_key
 from ledger.operations import GrantRole, RegisterAccount, RegisterMember, RevokeRole, RotateKeys, SetCustodian
 from ledger.records import Account, Member
-from ledger.schema import ROLE_BITS, member_of, role_names
+from ledger.schema import ROLE_BITS, member_of
 
 
 def check_key_set(keys: tuple[bytes, ...], threshold: int) -> None:
@@ -102,7 +102,3 @@ def set_custodian(tx: TxContext, op: SetCustodian) -> None:
     check_custodian(tx, op.custodian)
     tx.put_account(op.account, replace(target, custodian=op.custodian))
     tx.emit("custodian_set", actor=op.actor, account=op.account, custodian=op.custodian)
-
-
-def roles_of(acct: Account) -> tuple[str, ...]:
-    return role_names(acct.roles)

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from node.api import errors as e
-from node.api.context import ApiConfig, ApiContext, Call
+from node.api.context import DOCS_KEY, OPENAPI_KEY, ApiConfig, ApiContext, Call
 from node.api.errors import ApiError, error_middleware
 from node.api.facade import NodeFacade
 from node.api.limits import TokenBuckets, cors_middleware, rate_limit_middleware, timeout_middleware
@@ -72,8 +72,8 @@ def create_app(facade: NodeFacade, config: ApiConfig | None = None) -> web.Appli
     app = web.Application(client_max_size=limits.max_body_bytes, middlewares=middlewares)
     app[CTX_KEY] = ctx
     spec = build_openapi(ALL_ROUTES)
-    app["openapi"] = spec
-    app["docs_html"] = docs_html(spec)
+    app[OPENAPI_KEY] = spec
+    app[DOCS_KEY] = docs_html(spec)
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, _handler(route, ctx))
 

@@ -20,7 +20,10 @@ from node.api.errors import ApiError
 from node.api.facade import NodeFacade
 from node.api.limits import ApiLimits
 
-__all__ = ["ApiConfig", "ApiContext", "Call"]
+__all__ = ["DOCS_KEY", "OPENAPI_KEY", "ApiConfig", "ApiContext", "Call"]
+
+OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("ledger_openapi", dict)
+DOCS_KEY: web.AppKey[str] = web.AppKey("ledger_docs_html", str)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document and the /docs page, both generated from the route table (node.api.routes).
 
-`python -m node.api.openapi > docs/openapi.json` regenerates the checked-in copy; a test asserts they agree."""
+`python -m node.api > docs/openapi.json` regenerates the checked-in copy; a test asserts they agree."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ that acts as the checkpoint ("everything up to this height was delivered").
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from node.api.context import ApiContext
 
 __all__ = ["EventFilter", "EventHub", "Subscription"]
+
+log = logging.getLogger("node.api")
 
 MAX_WAITERS = 10_000
 VISIBILITY_CACHE = 4096
@@ -192,11 +195,29 @@ class EventHub:
     async def pump(
         self, sub: Subscription, send: Callable[[dict[str, Any]], Awaitable[None]], heartbeat: float = 15.0
     ) -> dict[str, Any]:
-        """Deliver to `send` until the consumer overflows or the hub closes; returns the closing message.
+        """Deliver to `send` until the consumer overflows or the hub closes; returns the closing message (never
+        raises for a stream-side failure: the message then carries its code and the height to resume from).
 
         Buffered live messages go first; when the buffer is empty and the store holds heights the subscription
         has not seen (resume from a past height, or a commit the listener did not report), they are replayed from
         the store one height at a time, paced by `send`."""
+        try:
+            await self._deliver(sub, send, heartbeat)
+        except ApiError as err:
+            return _closing(err.code, err.message, sub)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("event stream failed")
+            return _closing(e.INTERNAL_ERROR, "internal error; resume later", sub)
+        if sub.overflow_at is not None:
+            return _closing(e.SLOW_CONSUMER, "event consumer too slow for its buffer; reconnect with from_height",
+                            sub)
+        return _closing(e.STREAM_SHUTDOWN, "node shutting down", sub)
+
+    async def _deliver(
+        self, sub: Subscription, send: Callable[[dict[str, Any]], Awaitable[None]], heartbeat: float
+    ) -> None:
         while not self.closing:
             if sub.buffer:
                 m = sub.buffer.popleft()
@@ -205,7 +226,7 @@ class EventHub:
                     sub.delivered = m["height"]
                 continue
             if sub.overflow_at is not None:
-                break
+                return
             if sub.next_height <= self.ctx.facade.head().height:
                 height = sub.next_height
                 msgs = self.stored_messages(sub, height)
@@ -219,12 +240,7 @@ class EventHub:
                 await asyncio.wait_for(sub.wakeup.wait(), heartbeat)
             except TimeoutError:
                 await send({"type": "heartbeat", "height": sub.delivered})
-        if sub.overflow_at is not None:
-            return {
-                "type": "error",
-                "code": e.SLOW_CONSUMER,
-                "message": "event consumer too slow for its buffer; reconnect with from_height",
-                "resume_from": sub.delivered + 1,
-            }
-        return {"type": "error", "code": e.STREAM_SHUTDOWN, "message": "node shutting down",
-                "resume_from": sub.delivered + 1}
+
+
+def _closing(code: int, message: str, sub: Subscription) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "resume_from": sub.delivered + 1}

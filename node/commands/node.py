@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -25,6 +24,7 @@ from node.admin_socket import AdminServer, admin_request
 from node.config import ConfigError, load_config
 from node.execution import ExecutionError
 from node.genesis import ChainParams, GenesisError, load_genesis
+from node.logs import setup_logging
 from node.node_keys import KeyFileError, load_keys
 from node.safety_store import SafetyStoreError
 
@@ -46,31 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        doc = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
-               "msg": record.getMessage()}
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc)
-
-
-def setup_logging(level: str, as_json: bool, node_id: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if as_json:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {node_id} %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
 async def serve(config_path: str) -> int:
     from node.runtime import Validator
 
     config = load_config(config_path)
-    setup_logging(config.log_level, config.log_json, config.node_id)
+    setup_logging(config.log_level, "json" if config.log_json else "text", node_id=config.node_id)
     genesis = load_genesis(config.genesis_file)
     keys = load_keys(config.keys_file)
     if keys.node_id != config.node_id:

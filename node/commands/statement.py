@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
 from node.client.errors import ClientError
@@ -94,5 +95,6 @@ def _fetch(args: argparse.Namespace) -> int:
         emit({"file": args.out, "bytes": len(data), "account": doc.get("account"), "height": doc.get("height"),
               "verified": anchor is not None})
     else:
-        os.write(1, data)
+        sys.stdout.write(data.decode("ascii"))
+        sys.stdout.flush()
     return EXIT_OK

@@ -22,7 +22,7 @@ import os
 import sys
 from typing import Any
 
-from ledger.codec import Bin, Bool, Optional, Record, Seq, StrMap, UInt, WireType
+from ledger.codec import Bin, Bool, Optional, Record, Seq, Str, StrMap, UInt, WireType
 from ledger.transaction import Signature, SignedTransaction, sign_transaction
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
@@ -142,9 +142,11 @@ def _add_field_flag(p: argparse.ArgumentParser, name: str, t: WireType) -> None:
                        help="repeatable" + ("; a JSON object per flag, or one JSON array" if structured else ""))
     elif tt in (Record, StrMap):
         p.add_argument(_flag(name), dest=dest, type=_json_value, required=True, metavar="JSON")
+    elif tt is Str and t.min_bytes == 0:  # type: ignore[attr-defined]
+        p.add_argument(_flag(name), dest=dest, default="", metavar=name.upper(), help=f"{t.doc} (default empty)")
     else:
         p.add_argument(_flag(name), dest=dest, type=_scalar(t), required=True,
-                       metavar="HEX" if tt is Bin else name.upper())
+                       metavar="HEX" if tt is Bin else name.upper(), help=getattr(t, "doc", None))
 
 
 def _field_values(args: argparse.Namespace, kind: str, keys: list[AccountKey]) -> dict[str, Any]:

@@ -548,3 +548,14 @@ def test_long_catch_up_takes_several_sync_batches():
     assert c.replicas[3].committed_height >= ahead - 1
     heights = [a.block.header.height for a in c.commits[3]]
     assert heights == list(range(1, len(heights) + 1))
+
+
+def test_status_and_buffer_gauges():
+    c = Cluster(4)
+    c.run(max_steps=200)
+    r = c.replicas[0]
+    st = r.status()
+    assert st["committed_height"] == r.committed_height >= 3
+    assert st["current_round"] > st["high_qc_round"] >= st["committed_round"]
+    limits = r.buffer_limits()
+    assert all(size <= limits[name] for name, size in r.buffer_sizes().items())

@@ -103,7 +103,11 @@ class Chain:
         t = self.tx(*ops, signers=signers)
         predicted = self.ledger.dry_run(t, time)
         (receipt,) = self.block([t], time)
-        assert (predicted.code, predicted.failed_op) == (receipt.code, receipt.failed_op), (predicted, receipt)
+        assert (predicted.code, predicted.failed_op, predicted.detail) == (
+            receipt.code,
+            receipt.failed_op,
+            receipt.detail,
+        )
         return receipt
 
     def ok(self, *ops: Any, time: int | None = None, signers: Sequence[str] | None = None) -> Receipt:

@@ -189,3 +189,59 @@ def test_maturity_plan_burns_everything_and_pays_frozen_part_frozen() -> None:
     assert burns == {(A, False): 999_20, (B, False): 400_20, (B, True): 100_00, (D, False): 1_00}
     assert pays == {(A, False): 999_20, (B, False): 400_20, (B, True): 100_00, (D, False): 1_00}
     assert plan.progress.units == 1500_40 and plan.progress.paid == 1500_40
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    initial=st.lists(st.integers(0, 10**6), min_size=4, max_size=4),
+    before=st.lists(
+        st.tuples(st.sampled_from((A, B, C, D)), st.sampled_from((A, B, C, D)), st.integers(1, 10**5)), max_size=5
+    ),
+    after=st.lists(
+        st.tuples(st.sampled_from((A, B, C, D)), st.sampled_from((A, B, C, D)), st.integers(1, 10**5)), max_size=5
+    ),
+    num=st.integers(1, 10**4),
+    den=st.integers(1, 10**4),
+    batch=st.integers(1, 3),
+)
+def test_distribution_pays_exactly_the_record_height_holdings(
+    initial: list[int],
+    before: list[tuple[str, str, int]],
+    after: list[tuple[str, str, int]],
+    num: int,
+    den: int,
+    batch: int,
+) -> None:
+    people = (A, B, C, D)
+    chain = Chain()
+    chain.ok(define(BOND, ()))
+    chain.ok(define(CASH, ()))
+    chain.ok(o.Issue(ISSUER, CASH, PAYER, 10**15))
+    for who, units in zip(people, initial):
+        if units:
+            chain.ok(o.Issue(ISSUER, BOND, who, units))
+    record = chain.height + 1 + len(before)
+    spec_ = ActionSpec(KIND_DISTRIBUTION, BOND, CASH, PAYER, ESCROW, record, num, den)
+    assert contract_write(chain, lambda rs: chain.engine.announce_action(rs, "d", spec_, chain.height + 1)) == (0, "")
+    for src, dst, n in before:
+        chain.run(o.Transfer(src, BOND, (o.TransferLeg(dst, n),)) if src != dst else o.Redeem(src, BOND, n))
+    while chain.height < record:
+        chain.block([])
+    at_record = {w: chain.balance(BOND, w).total for w in people}
+    for src, dst, n in after:
+        chain.run(o.Transfer(src, BOND, (o.TransferLeg(dst, n),)) if src != dst else o.Issue(ISSUER, BOND, dst, n))
+    payer_before = chain.balance(CASH, PAYER).available
+    batches = 0
+    while True:
+        plan = pay_batch(chain, "d", batch)
+        assert isinstance(plan, ActionPlan)
+        batches += 1
+        if plan.done:
+            break
+    assert pay_batch(chain, "d", batch)[0] == cc.ACTION_COMPLETED
+    due = sum(at_record.values()) * num // den
+    for w in people:
+        assert chain.balance(CASH, w).available == at_record[w] * num // den
+    assert payer_before - chain.balance(CASH, PAYER).available == due
+    assert chain.balance(CASH, ESCROW).available == due - sum(at_record[w] * num // den for w in people)
+    assert batches <= len(people) // batch + 2

@@ -30,6 +30,7 @@ X = "TOKEN-X"
         ("amount >", cc.CEL_SYNTAX),
         ("1 + " * 400 + "1 > 0", cc.CEL_TOO_LARGE),
         ("[" * 200 + "]" * 200, cc.CEL_TOO_LARGE),
+        ("(" * 30 + "amount" + ")" * 30 + " > 0", cc.CEL_TOO_LARGE),
     ],
 )
 def test_refused_at_compile_time(expr: str, code: int) -> None:
@@ -41,6 +42,11 @@ def test_refused_at_compile_time(expr: str, code: int) -> None:
 def test_compile_once_and_cache() -> None:
     expr = "amount <= 12345 && recipient.country in ['CN', 'HK']"
     assert cel.compile_expression(expr) is cel.compile_expression(expr)
+
+
+def test_deepest_allowed_expression_evaluates() -> None:
+    compiled = cel.compile_expression("(" * 20 + "amount" + ")" * 20 + " > 0")
+    assert cel.evaluate(compiled.runner, {"amount": cel.to_cel(5)}) == (True, "")
 
 
 def test_macros_and_int_arithmetic_allowed() -> None:

@@ -152,3 +152,53 @@ def test_sample_is_valid() -> None:
     assert decode_transaction(SAMPLE_TX).to_bytes() == SAMPLE_TX
     assert decode(RECEIPT, SAMPLE_RECEIPT).events[0].kind == "issued"
     assert record_type(Event) is not None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=6),
+    max_leaves=25,
+)
+
+
+def _mutate_json(value: object, draw: st.DrawFn) -> object:
+    if isinstance(value, dict) and value:
+        key = draw(st.sampled_from(sorted(value)))
+        out = dict(value)
+        choice = draw(st.integers(0, 2))
+        if choice == 0:
+            del out[key]
+        elif choice == 1:
+            out[key] = draw(json_values)
+        else:
+            out[key] = _mutate_json(out[key], draw)
+        return out
+    if isinstance(value, list) and value:
+        i = draw(st.integers(0, len(value) - 1))
+        out_list = list(value)
+        out_list[i] = _mutate_json(out_list[i], draw)
+        return out_list
+    return draw(json_values)
+
+
+@st.composite
+def mutated_json_bodies(draw: st.DrawFn) -> object:
+    from ledger.jsonform import body_to_json
+
+    body = body_to_json(decode_transaction(SAMPLE_TX).body)
+    for _ in range(draw(st.integers(1, 3))):
+        body = _mutate_json(body, draw)
+    return body
+
+
+@FUZZ
+@given(st.one_of(json_values, mutated_json_bodies()))
+def test_json_form_parser(value: object) -> None:
+    from ledger.jsonform import body_from_json, body_to_json
+
+    try:
+        body = body_from_json(value)
+    except DecodeError as exc:
+        assert exc.code in codes.REASONS and 0 < exc.code < 100
+        return
+    assert body_to_json(body) == value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
@@ -169,3 +170,11 @@ def test_random_blocks_keep_invariants_and_replay_identically(chain: list[tuple[
     replay_chain = [(t, [tx.to_bytes() for tx in txs]) for t, txs in chain]
     _, roots2, codes2 = run(replay_chain)  # type: ignore[arg-type]
     assert roots2 == roots and codes2 == codes
+
+
+@pytest.mark.soak
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(blocks())
+def test_random_blocks_soak(chain: list[tuple[int, list[SignedTransaction]]]) -> None:
+    """The same property over many more runs (python -m pytest -m soak)."""
+    test_random_blocks_keep_invariants_and_replay_identically.hypothesis.inner_test(chain)

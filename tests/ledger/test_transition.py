@@ -147,3 +147,74 @@ def test_extension_operation_plugs_in() -> None:
     assert r.code == 0 and r.events[0].kind == "test_claim_attested"
     assert w.ledger.get(contracts_key(b"claim/" + A.encode())) == b"verified:CN"
     assert w.run(A, AttestClaim(A, B, "x")).code == codes.UNAUTHORIZED
+
+
+class ExplodingEngine:
+    """A rule engine with a bug: its failures deny the movement with RULE_ENGINE_ERROR, they do not halt blocks."""
+
+    def validate_rules(self, asset_id: str, rules: tuple) -> tuple[int, str]:
+        if rules:
+            raise KeyError("bad rule")
+        return 0, ""
+
+    def check(self, movement: object, state: object) -> tuple[int, str]:
+        if movement.amount == 13:  # type: ignore[attr-defined]
+            raise ZeroDivisionError
+        if movement.amount == 14:  # type: ignore[attr-defined]
+            return 4242, "unregistered"
+        return 0, ""
+
+    def on_success(self, movement: object, state: object) -> None:
+        if movement.amount == 15:  # type: ignore[attr-defined]
+            raise ValueError("state update bug")
+
+
+def test_failing_rule_engine_denies() -> None:
+    w = standard_world()
+    w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 100))
+    w.ledger.engine = ExplodingEngine()
+    before = w.ledger.audit()
+    for amount in (13, 14, 15):
+        r = w.run(A, o.Transfer(A, "BOND-A", (o.TransferLeg(B, amount),)))
+        assert r.code == codes.RULE_ENGINE_ERROR, r.detail
+    r = w.run(ISSUER, o.SetAssetRules(ISSUER, "BOND-A", (o.RuleSpec("x", ()),)))
+    assert r.code == codes.RULE_ENGINE_ERROR
+    assert w.ledger.audit() == before
+    assert w.run(A, o.Transfer(A, "BOND-A", (o.TransferLeg(B, 1),))).code == 0
+
+
+
+def test_signatures_verified_predicate_skips_only_reverification(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller that already verified a transaction's signatures can skip re-verification and gets the identical
+    outcome; transactions the predicate does not vouch for are still fully verified (a forgery is rejected)."""
+    from ledger import transition
+
+    w = standard_world()
+    led = w.ledger
+    good = w.tx([ISSUER], o.Issue(ISSUER, "BOND-A", A, 5))
+    other = w.tx([ISSUER], o.Issue(ISSUER, "BOND-A", B, 7))
+    assert other.tx_id != good.tx_id
+    forged_sig = bytearray(other.to_bytes())  # the last byte belongs to the last signature
+    forged_sig[-1] ^= 1
+    forged = bytes(forged_sig)
+    ctx = BlockContext(CHAIN, led.height + 1, led.time + 1)
+    plain = apply_block(led.state, ctx, [good, forged], tree=led.tree)
+
+    calls: list[int] = []
+    real = transition.verify_signature
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transition, "verify_signature", counting)
+    vouched = {good.tx_id}
+
+    def verified(item: object) -> bool:
+        return not isinstance(item, bytes) and item.tx_id in vouched
+
+    fast = apply_block(led.state, ctx, [good, forged], tree=led.tree, signatures_verified=verified)
+    assert fast.state_root == plain.state_root
+    assert [r.code for r in fast.receipts] == [r.code for r in plain.receipts]
+    assert fast.receipts[0].code == codes.OK and fast.receipts[1].code != codes.OK
+    assert len(calls) == 1  # only the forged copy was verified

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from aiohttp.test_utils import TestClient, TestServer
 from nacl.signing import SigningKey
@@ -270,7 +270,7 @@ class ApiHarness:
         self.app = create_app(self.facade, config or ApiConfig())
         self.client = TestClient(TestServer(self.app))
 
-    async def __aenter__(self) -> ApiHarness:
+    async def __aenter__(self) -> Self:
         await self.client.start_server()
         return self
 

@@ -7,6 +7,8 @@ import hashlib
 from collections.abc import Iterator, Sequence
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from ledger import codes
@@ -443,3 +445,90 @@ def test_added_event_tracks_whether_the_pool_has_work(h: Harness) -> None:
     assert result.tx_id is not None and h.pool.contains(result.tx_id)
     h.pool.remove_committed([result.tx_id])
     assert not h.pool.added.is_set() and not h.pool.contains(result.tx_id)
+
+
+def test_preverify_remembers_only_valid_signatures(h: Harness, verifier: Ed25519Verifier) -> None:
+    pooled = raw("alice@bank-a", 1)
+    assert h.submit(pooled).ok
+    fresh, forged, garbage = raw("bob@bank-b", 1), bad_signature_tx(), b"\xc1"
+    unknown_signer = raw("dave@bank-a", 1)  # signatures verify; the signer is checked when the block executes
+    before = verifier.stats.verified
+    found = asyncio.run(h.pool.preverify([pooled, fresh, forged, garbage, unknown_signer, fresh]))
+    assert found == 2
+    assert verifier.stats.verified - before == 3  # the pooled one and the repeated one are not verified again
+    assert h.pool.is_verified(pooled) and h.pool.is_verified(fresh) and h.pool.is_verified(unknown_signer)
+    assert not h.pool.is_verified(forged) and not h.pool.is_verified(garbage)
+    assert asyncio.run(h.pool.preverify([fresh])) == 0
+    assert len(h.pool) == 1  # pre-verifying admits nothing
+
+
+def test_lookup_returns_the_decoded_pooled_transaction(h: Harness) -> None:
+    tx = make_tx("alice@bank-a", 1)
+    assert h.submit(tx.to_bytes()).ok
+    assert h.pool.lookup(tx.to_bytes()) == tx
+    assert h.pool.lookup(raw("alice@bank-a", 2)) is None
+
+
+# -- model check -------------------------------------------------------------------------------------------------
+
+SIGNERS = ["alice@bank-a", "bob@bank-b", "carol@bank-b"]
+SIGNED = {(s, n, e): raw(s, n, expiry=e) for s in SIGNERS for n in range(8) for e in (HEIGHT + 2, HEIGHT + 6)}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("submit"), st.sampled_from(sorted(SIGNED))),
+            st.tuples(st.just("commit"), st.integers(0, 3)),
+            st.tuples(st.just("prune"), st.integers(0, 3)),
+            st.tuples(st.just("reap"), st.integers(0, 6)),
+        ),
+        max_size=40,
+    )
+)
+def test_pool_matches_a_simple_model(ops: list[tuple[str, object]]) -> None:
+    sync = Ed25519Verifier(workers=0)
+    pool = Mempool(CHAIN, genesis_state(), HEIGHT, sync, MempoolLimits(max_txs=6, max_txs_per_account=3))
+    model: dict[bytes, tuple[str, bytes, int]] = {}  # tx_id -> (lane, bytes, expiry), in admission order
+    height = HEIGHT
+    for op, arg in ops:
+        if op == "submit":
+            signer, _, expiry = arg  # type: ignore[misc]
+            data = SIGNED[arg]  # type: ignore[index]
+            result = asyncio.run(pool.submit(data))
+            lane_count = sum(1 for lane, _, _ in model.values() if lane == signer)
+            if result.tx_id in model:
+                assert result.code == TX_ALREADY_PENDING
+            elif expiry < height + 1:
+                assert result.code == codes.TX_EXPIRED
+            elif len(model) >= 6:
+                assert result.code == MEMPOOL_FULL
+            elif lane_count >= 3:
+                assert result.code == MEMPOOL_ACCOUNT_FULL
+            else:
+                assert result.ok
+                assert result.tx_id is not None
+                model[result.tx_id] = (signer, data, expiry)
+        elif op == "commit":
+            victims = list(model)[: int(arg)]  # type: ignore[call-overload]
+            assert len(pool.remove_committed(victims)) == len(victims)
+            for tx_id in victims:
+                del model[tx_id]
+        elif op == "prune":
+            height += int(arg)  # type: ignore[call-overload]
+            dropped = pool.prune_expired(height)
+            expired = [tx_id for tx_id, (_, _, e) in model.items() if e < height + 1]
+            assert dropped == len(expired)
+            for tx_id in expired:
+                del model[tx_id]
+        else:
+            reaped = pool.reap(int(arg), 10**9)  # type: ignore[call-overload]
+            assert len(reaped) == min(int(arg), len(model))  # type: ignore[call-overload]
+            for lane in SIGNERS:
+                in_lane = [d for ln, d, _ in model.values() if ln == lane]
+                got = [d for d in reaped if d in in_lane]
+                assert got == in_lane[: len(got)]  # a prefix of the lane, in submission order
+        assert len(pool) == len(model) and set(model) == {t for t in model if t in pool}
+        assert pool.bytes_used == sum(len(d) for _, d, _ in model.values())
+        assert sorted(pool.reap(100, 10**9)) == sorted(d for _, d, _ in model.values())

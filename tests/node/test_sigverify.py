@@ -1,5 +1,5 @@
 """node.sigverify: the process pool answers exactly like the synchronous path, never raises on malformed input,
-coalesces concurrent callers, and survives a killed worker."""
+coalesces concurrent callers, survives a killed worker, and its workers end with their owner."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import asyncio
 import hashlib
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
 
 from node.sigverify import Ed25519Verifier, VerifyItem, verify_items, verify_one
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def key(i: int) -> SigningKey:
@@ -101,6 +107,12 @@ def test_pool_equals_synchronous_on_mixed_batches(verifier: Ed25519Verifier) -> 
     assert asyncio.run(verifier.verify_batch([])) == []
 
 
+def test_thread_backend_equals_synchronous() -> None:
+    items = mixed_items()
+    with Ed25519Verifier(workers=2, batch_size=8, backend="thread") as threads:
+        assert asyncio.run(threads.verify_batch(items)) == verify_items(items)
+
+
 def test_concurrent_callers_are_coalesced_and_get_their_own_answers(verifier: Ed25519Verifier) -> None:
     items = mixed_items()
     expected = verify_items(items)
@@ -148,3 +160,36 @@ def test_closed_verifier_refuses_work() -> None:
     v.close()
     with pytest.raises(RuntimeError):
         asyncio.run(v.verify_batch([valid(0)]))
+
+
+OWNER_SCRIPT = """
+import sys, time
+from node.sigverify import Ed25519Verifier
+v = Ed25519Verifier(workers=2)
+v.warm_up()
+print(" ".join(str(pid) for pid in v._pool._processes), flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_exit_when_the_owner_is_killed() -> None:
+    owner = subprocess.Popen([sys.executable, "-c", OWNER_SCRIPT], stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        assert owner.stdout is not None
+        workers = [int(pid) for pid in owner.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)

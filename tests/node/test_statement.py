@@ -4,6 +4,7 @@ offline against the genesis validator set; any tampering (a byte of the file, an
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -30,6 +31,7 @@ from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
 from ledger.smt import SparseMerkleTree
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transition import apply_block
+from node.execution import cert_key
 from node.statement import (
     StatementCode,
     StatementError,
@@ -60,41 +62,59 @@ def world_spec() -> GenesisSpec:
     )
 
 
-def sign_qc(round_: int, block_id: bytes, state_root: bytes, signers: tuple[int, ...] = (0, 1, 2)) -> QuorumCert:
+def sign_qc(round_: int, block_id: bytes, state_root: bytes, signers: tuple[int, ...] = (0, 1, 2),
+            chain: bytes = CHAIN_B) -> QuorumCert:
     backend = bls.get_backend()
     vs = simulated_validator_set(N_VALIDATORS)
-    msg = vote_message(CHAIN_B, 0, round_, block_id, state_root)
+    msg = vote_message(chain, 0, round_, block_id, state_root)
     sigs = [backend.sign(_secret_key(i), msg) for i in signers]
     return QuorumCert(0, round_, block_id, state_root, vs.bitmap(signers), backend.aggregate(sigs))
 
 
 class StoreChain(World):
-    """The test World, mirrored block by block into a LevelDB store, each block wrapped in a consensus header whose
-    QC (3 of 4 real BLS signatures) certifies its parent and the parent's state root; round = height."""
+    """The test World, mirrored block by block into a LevelDB store. Block h is a consensus header in round 2h
+    whose QC (3 of 4 real BLS signatures) certifies its parent and the parent's state root. When block h commits,
+    its commit certificate is made the way Jolteon makes it: a child header in round 2h+1 carrying the QC of h,
+    and a QC on that child (the next real block extends h again, in round 2h+2). The certificate is stored with
+    the block (store extra, node.execution.cert_key)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, consensus_chain_id: bytes = CHAIN_B) -> None:
         super().__init__()
+        self.chain = consensus_chain_id
         self.store = LedgerStore.open(path)
         changes = genesis_changes(world_spec())
         update = SparseMerkleTree(self.store).update(changes)
         assert update.root == self.ledger.root
-        g = genesis_block(CHAIN_B, 0)
+        g = genesis_block(self.chain, 0)
         self.blocks: list[Block] = [g]
         self.qcs: list[QuorumCert] = [genesis_qc(g, update.root)]
-        self.store.commit_block(BlockCommit(0, g.id, encode_block(g), update.root, [], [], changes, update.nodes, []))
+        self.certificates: dict[int, CommitCertificate] = {}
+        self.tx_ids: dict[int, tuple[bytes, ...]] = {}
+        self.store.commit_block(
+            BlockCommit(0, g.id, encode_block(g), update.root, [], [], changes, update.nodes, [])
+        )
 
     def submit(self, *txs: Any, advance: int = 1) -> list:
-        receipts = super().submit(*txs, advance=advance)
+        return list(self.apply_block(list(txs), advance).receipts)
+
+    def apply_block(self, txs: list, advance: int = 1) -> Any:
+        super().submit(*txs, advance=advance)
         head = self.store.head()
         assert head is not None
         tree = SparseMerkleTree(self.store, head.state_root)
-        out = apply_block(self.store, BlockContext(CHAIN, head.height + 1, self.time), list(txs), tree=tree)
+        out = apply_block(self.store, BlockContext(CHAIN, head.height + 1, self.time), txs, tree=tree)
         assert out.state_root == self.ledger.root
-        payload = b"".join(tx.to_bytes() for tx in txs) + self.time.to_bytes(8, "big")
+        payload = b"".join(tx if isinstance(tx, bytes) else tx.to_bytes() for tx in txs)
+        payload += self.time.to_bytes(8, "big")
         parent = self.blocks[-1]
         h = out.height
-        header = BlockHeader(CHAIN_B, 0, h, h, parent.id, h % N_VALIDATORS, payload_hash(payload), self.qcs[-1])
+        header = BlockHeader(self.chain, 0, 2 * h, h, parent.id, h % N_VALIDATORS, payload_hash(payload),
+                             self.qcs[-1])
         block = Block(header, payload)
+        qc = sign_qc(2 * h, block.id, out.state_root, chain=self.chain)
+        child = BlockHeader(self.chain, 0, 2 * h + 1, h + 1, block.id, (h + 1) % N_VALIDATORS, payload_hash(b""), qc)
+        cert = CommitCertificate((header, child), sign_qc(2 * h + 1, child.id, hashlib.sha256(child.id).digest(),
+                                                          chain=self.chain))
         self.store.commit_block(
             BlockCommit(
                 height=h,
@@ -106,15 +126,17 @@ class StoreChain(World):
                 state_changes=out.changes,
                 smt_nodes=out.smt_nodes,
                 history=list(out.history),
+                extra={cert_key(h): cert.encode()},
             )
         )
         self.blocks.append(block)
-        self.qcs.append(sign_qc(h, block.id, out.state_root))
-        return receipts
+        self.qcs.append(qc)
+        self.certificates[h] = cert
+        self.tx_ids[h] = tuple(tx_id for tx_id, _, _ in out.executed)
+        return out
 
     def certificate(self, height: int) -> CommitCertificate:
-        """The commit certificate of `height` (needs block height + 1: its QC binds the root of `height`)."""
-        return CommitCertificate((self.blocks[height].header, self.blocks[height + 1].header), self.qcs[height + 1])
+        return self.certificates[height]
 
     def statement(self, account: str, height: int, **kw: Any) -> dict[str, Any]:
         return build_statement(
@@ -152,7 +174,6 @@ def build_custody_chain(path: str) -> tuple[StoreChain, dict[str, int]]:
     w.ok(CUSTODIAN, o.CreateHold(CUSTODIAN, "trade-3", "BOND-A", DAVE, "bob@bank-b", CUSTODIAN, 100, T0 + 10**6))
     w.ok(AGENT, o.FreezeAmount(AGENT, "BOND-A", DAVE, 300, "court order 17"))
     heights["final"] = w.ledger.height
-    w.ok(ADMIN, o.RegisterMember(ADMIN, "bank-z", "Bank Z"))  # one more block: certifies the root of "final"
     return w, heights
 
 
@@ -306,9 +327,11 @@ def test_other_genesis_or_forged_quorum_fails(good: dict[str, Any], chain) -> No
     assert not verify_statement(good, TrustAnchor(CHAIN, CHAIN_B, simulated_validator_set(5))).ok
     # a certificate signed by only 2 of 4 validators (no quorum) does not prove finality
     h = heights["final"]
-    weak = CommitCertificate(
-        w.certificate(h).headers, sign_qc(h + 1, w.blocks[h + 1].id, w.qcs[h + 1].state_root, (0, 1))
-    )
+    cert = w.certificate(h)
+    child = cert.headers[1]
+    weak = CommitCertificate(cert.headers, sign_qc(child.round, child.id, cert.qc.state_root, (0, 1)))
+    assert verify_statement(dict(good, commit_certificate=CommitCertificate(cert.headers, sign_qc(
+        child.round, child.id, cert.qc.state_root, (1, 2, 3))).encode().hex()), anchor()).ok
     doc = dict(good, commit_certificate=weak.encode().hex())
     verdict = verify_statement(doc, anchor())
     assert verdict.code == "statement_bad_certificate" and "commit_bad_qc" in verdict.reason
@@ -403,3 +426,38 @@ def test_statement_is_deterministic_and_small(good: dict[str, Any], chain) -> No
     again = statement_bytes(w.statement(DAVE, heights["final"]))
     assert again == statement_bytes(good)
     assert len(again) < 64 * 1024, len(again)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_change_to_the_certificate_or_a_proof_fails(good: dict[str, Any], data: st.DataObject) -> None:
+    """Byte-level changes inside the binary parts (decoded from hex): the certificate and every proof node."""
+    doc = copy.deepcopy(good)
+    targets = [("cert",)] + [("proof", i, j) for i, e in enumerate(doc["proofs"])
+                             for j in range(len(e["proof"]["siblings"]))]
+    target = data.draw(st.sampled_from(targets), label="target")
+    if target[0] == "cert":
+        raw = bytearray(bytes.fromhex(doc["commit_certificate"]))
+    else:
+        raw = bytearray(bytes.fromhex(doc["proofs"][target[1]]["proof"]["siblings"][target[2]]))
+    pos = data.draw(st.integers(0, len(raw) - 1), label="position")
+    raw[pos] ^= data.draw(st.integers(1, 255), label="xor")
+    if target[0] == "cert":
+        doc["commit_certificate"] = raw.hex()
+    else:
+        doc["proofs"][target[1]]["proof"]["siblings"][target[2]] = raw.hex()
+    verdict = verify_statement(doc, anchor())
+    assert not verdict.ok
+    assert verdict.code in ("statement_bad_certificate", "statement_bad_proof", "statement_block_mismatch")
+
+
+def test_pruned_height_is_refused_with_its_code(tmp_path) -> None:
+    w, heights = build_custody_chain(str(tmp_path / "db"))
+    try:
+        w.store.prune_state_history(heights["final"])
+        with pytest.raises(StatementError) as e:
+            w.statement(DAVE, heights["held"])
+        assert e.value.code == "height_pruned"
+        assert verify_statement(w.statement(DAVE, heights["final"]), anchor()).ok
+    finally:
+        w.store.close()

@@ -26,7 +26,7 @@ from node.api.stream import EventFilter
 
 MAX_FILTER_VALUES = 16
 WS_CLOSE_SLOW_CONSUMER = 4001
-WS_CLOSE_SHUTDOWN = 4002
+WS_CLOSE_OTHER = 4002  # shutdown or a failure: the message says which, with the height to resume from
 
 FROM = Param("from_height", "query", {"type": "integer", "minimum": 0, "maximum": MAX_HEIGHT},
              "replay from this height (default: live from the next block)")
@@ -72,7 +72,7 @@ async def ws_events(call: Call) -> Any:
             final = pump.result()
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await asyncio.wait_for(ws.send_json(final), 5.0)
-            close_code = WS_CLOSE_SLOW_CONSUMER if final["code"] == e.SLOW_CONSUMER else WS_CLOSE_SHUTDOWN
+            close_code = WS_CLOSE_SLOW_CONSUMER if final["code"] == e.SLOW_CONSUMER else WS_CLOSE_OTHER
             reason = json.dumps({"code": final["code"], "resume_from": final["resume_from"]}).encode()
             with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
                 await asyncio.wait_for(ws.close(code=close_code, message=reason), 5.0)

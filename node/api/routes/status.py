@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ledger import codes
-from node.api.context import Call
+from node.api.context import DOCS_KEY, OPENAPI_KEY, Call
 from node.api.routing import Route
 from node.api.schemas import ref
 
@@ -65,11 +65,11 @@ async def get_codes(call: Call) -> Any:
 
 
 async def get_openapi(call: Call) -> Any:
-    return web.json_response(call.request.app["openapi"])
+    return web.json_response(call.request.app[OPENAPI_KEY])
 
 
 async def get_docs(call: Call) -> Any:
-    return web.Response(text=call.request.app["docs_html"], content_type="text/html", charset="utf-8")
+    return web.Response(text=call.request.app[DOCS_KEY], content_type="text/html", charset="utf-8")
 
 
 ROUTES: tuple[Route, ...] = (

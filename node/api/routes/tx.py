@@ -84,10 +84,17 @@ def _submitted_bytes(call: Call) -> bytes:
     return _tx_from_json(call.json())
 
 
+# Admission refusals that mean "busy, retry" rather than "this transaction is wrong".
+RETRY_LATER = frozenset({"MEMPOOL_FULL"})
+
+
 def _refusal(code: int, message: str, tx_id: bytes) -> ApiError:
     entry = codes.describe(code)
     if entry is None or code == 0:
         return ApiError(e.TX_NOT_ADMITTED, message, {"tx_id": tx_id.hex(), "reason_code": code})
+    if entry.name in RETRY_LATER:
+        return ApiError(code, message or entry.message, {"tx_id": tx_id.hex()}, status=503,
+                        headers={"Retry-After": "1"})
     return ApiError(code, message or entry.message, {"tx_id": tx_id.hex()}, status=422)
 
 
@@ -109,16 +116,18 @@ async def submit(call: Call) -> Any:
     ctx = call.ctx
     wait = call.params["wait"] == "commit"
     timeout = call.params["timeout"]
-    if timeout is None:
-        timeout = ctx.limits.wait_commit_default
+    timeout = ctx.limits.wait_commit_default if timeout is None else min(timeout, ctx.limits.wait_commit_max)
+    stored = ctx.store.get_receipt(tx.tx_id)
+    if stored is not None:  # already committed: submission is idempotent
+        return 200, _result(tx.tx_id, decode_receipt(stored), True)
     fut = ctx.hub.expect(tx.tx_id) if wait else None
     try:
         adm = await ctx.facade.submit(tx)
         if not adm.admitted:
+            stored = ctx.store.get_receipt(tx.tx_id)  # committed while we were admitting it
+            if stored is not None:
+                return 200, _result(tx.tx_id, decode_receipt(stored), True)
             raise _refusal(adm.code, adm.message, tx.tx_id)
-        stored = ctx.store.get_receipt(tx.tx_id)
-        if stored is not None:
-            return 200, _result(tx.tx_id, decode_receipt(stored), True)
         if fut is None:
             return 202, _result(tx.tx_id, None, adm.duplicate)
         try:
