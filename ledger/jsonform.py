@@ -20,6 +20,7 @@ from ledger import codes
 from ledger.codec import (
     Bin,
     Bool,
+    Choice,
     CodecError,
     DecodeError,
     EncodeError,
@@ -48,7 +49,7 @@ def kind_name(cls: type) -> str:
 
 def to_json(t: WireType, value: Any) -> Any:
     tt = type(t)
-    if tt in (UInt, Version, Bool, Str):
+    if tt in (UInt, Version, Bool, Str, Choice):
         return value
     if tt is Bin:
         return value.hex()
@@ -114,6 +115,9 @@ def _load(t: WireType, v: Any) -> Any:
     if tt is Str:
         _expect(v, (str,), "string")
         return v
+    if tt is Choice:
+        _expect(v, (str,), "string")
+        return t.load(v)
     if tt is Bin:
         return _unhex(v)
     if tt is Optional:

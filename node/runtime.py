@@ -83,6 +83,9 @@ REPLICA_HISTORY: Final = 64
 GOSSIP_BATCH: Final = 512
 GOSSIP_FLUSH_S: Final = 0.01
 MAX_GOSSIP_TASKS: Final = 64
+# A leader with fewer transactions than a full block waits until this long after its previous proposal, so blocks
+# batch transactions instead of carrying one each (a local choice: not part of the protocol).
+MIN_BLOCK_INTERVAL_MS: Final = 40
 
 
 class Validator:
@@ -148,6 +151,7 @@ class Validator:
         self._gossip_out: list[bytes] = []
         self._gossip_task: asyncio.Task[None] | None = None
         self._gossip_in: set[asyncio.Task[Any]] = set()
+        self._last_proposal = 0.0
         self._stopped = asyncio.Event()
         self._fatal: str | None = None
         self.mode = "starting"
@@ -329,6 +333,11 @@ class Validator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.pool.added.wait(), self.params.empty_block_interval_ms / 1000)
             exclude = self._in_flight(request.parent_id)
+        wait_s = self._last_proposal + MIN_BLOCK_INTERVAL_MS / 1000 - time.monotonic()
+        if wait_s > 0 and len(self.pool) - len(exclude) < self.params.max_block_txs:
+            await asyncio.sleep(wait_s)
+            exclude = self._in_flight(request.parent_id)
+        self._last_proposal = time.monotonic()
         if self.replica is not replica or replica.current_round != request.round:
             return
         parent_time = self.executor.time_of(request.parent_id)

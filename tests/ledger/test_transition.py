@@ -218,3 +218,20 @@ def test_signatures_verified_predicate_skips_only_reverification(monkeypatch: py
     assert [r.code for r in fast.receipts] == [r.code for r in plain.receipts]
     assert fast.receipts[0].code == codes.OK and fast.receipts[1].code != codes.OK
     assert len(calls) == 1  # only the forged copy was verified
+
+
+def test_receipts_with_events_have_a_json_form() -> None:
+    """Receipts and their events (whose kind is a registered name) round-trip through the strict JSON form; an
+    unregistered event kind is refused with a typed error."""
+    from ledger.codec import DecodeError
+    from ledger.jsonform import from_json, to_json
+
+    w = standard_world()
+    receipt = w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 5))
+    assert receipt.events
+    doc = to_json(RECEIPT, receipt)
+    assert doc["events"][0]["kind"] in {e.kind for e in receipt.events}
+    assert from_json(RECEIPT, doc) == receipt
+    doc["events"][0]["kind"] = "no_such_event"
+    with pytest.raises(DecodeError):
+        from_json(RECEIPT, doc)
