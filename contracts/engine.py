@@ -1,13 +1,12 @@
 """ContractsEngine: the contracts layer behind the ledger's RuleEngine hook.
 
-    check(movement, state)       CoreRuleEngine (pause, frozen accounts) first, then maturity (a matured asset
+    check(movement, state)       CoreRuleEngine (pause, frozen accounts; not for the issuer-forced redemption at
+                                 maturity) first, then maturity (a matured asset
                                  moves only by forced transfer, migration or its redemption), then the asset's
                                  rules in order; the first refusal wins. No writes.
     on_success(movement, state)  the engine's bookkeeping for every asset (holder index and counts, record-height
                                  checkpoints), then each rule's own state update.
     validate_rules(asset, rules) compiles the rule list when it is attached; a bad rule is refused then.
-    set_claim / revoke_claim, announce_action / plan_action / commit_action: the state behind the identity-claim
-                                 and corporate-action ledger operations (docs/contracts.md).
 
 Compiled rule lists are cached by their content (the RuleSpec tuple), so a list compiles once per process. The
 engine keeps no other state: everything it needs is in the ledger state, so dry-run and execution on any node see
@@ -27,7 +26,6 @@ from contracts.modules.base import (
 )
 from contracts.params import RuleConfigError
 from contracts.registry import CompiledRules, compile_rules
-from contracts.state import Claim
 from ledger import codes
 from ledger import rules as r
 from ledger.operations import RuleSpec
@@ -67,9 +65,10 @@ class ContractsEngine:
         return ALLOWED
 
     def check(self, movement: Movement, state: RuleState) -> tuple[int, str]:
-        res = self.core.check(movement, state)
-        if res[0] != codes.OK:
-            return res
+        if movement.kind != MATURITY_REDEMPTION:  # the issuer's burn at maturity is forced, like forced transfers
+            res = self.core.check(movement, state)
+            if res[0] != codes.OK:
+                return res
         if movement.kind not in _MATURITY_EXEMPT and actions.matured(state, movement.asset_id, movement.height):
             return cc.ASSET_MATURED, f"{movement.asset_id} has matured"
         rules = self.compiled(movement.asset.rules)
@@ -93,29 +92,6 @@ class ContractsEngine:
         self._bookkeeping(ctx)
         for module in rules.modules:
             module.on_success(ctx)
-
-    # -- identity claims and corporate actions (called by the ledger's operations) -------------------------------
-
-    def set_claim(
-        self, state: RuleState, account: str, provider: str, country: str, level: int, expires_at: int, now: int
-    ) -> tuple[int, str]:
-        return claims.set_claim(state, account, Claim(provider, country, level, expires_at), now)
-
-    def revoke_claim(self, state: RuleState, account: str, provider: str) -> tuple[int, str]:
-        return claims.revoke_claim(state, account, provider)
-
-    def announce_action(
-        self, state: RuleState, action_id: str, spec: actions.ActionSpec, height: int
-    ) -> tuple[int, str]:
-        return actions.announce(state, action_id, actions.record_for(spec), height)
-
-    def plan_action(
-        self, state: RuleState, action_id: str, height: int, max_holders: int
-    ) -> actions.ActionPlan | tuple[int, str]:
-        return actions.plan_batch(state, action_id, height, max_holders)
-
-    def commit_action(self, state: RuleState, action_id: str, plan: actions.ActionPlan) -> None:
-        actions.commit(state, action_id, plan)
 
     # -- bookkeeping for every asset -------------------------------------------------------------------------------
 

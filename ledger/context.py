@@ -181,7 +181,18 @@ class TxContext:
     ) -> Movement:
         b = self.block
         return Movement(
-            kind, asset_id, asset, sender, recipient, amount, actor, b.height, b.time, self.tx_id, self.op_index
+            kind,
+            asset_id,
+            asset,
+            sender,
+            recipient,
+            amount,
+            actor,
+            b.height,
+            b.time,
+            self.tx_id,
+            self.op_index,
+            tuple(self.signers),
         )
 
     def check_rules(self, mv: Movement) -> None:

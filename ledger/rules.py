@@ -65,6 +65,7 @@ class Movement:
     time: int
     tx_id: bytes
     op_index: int
+    signers: tuple[str, ...] = ()  # the transaction's signers (signatures and thresholds verified)
 
     @property
     def forced(self) -> bool:

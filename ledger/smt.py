@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ MAX_CHANGES_PER_UPDATE = 4_000_000
 PROOF_VERSION = 1
 # version, depth, bitmap (32), 256 siblings of 32 bytes, other leaf (2 x 32), msgpack framing: well below 9 KiB.
 MAX_PROOF_BYTES = 9 * 1024
+# The JSON form: 256 siblings of 66 characters plus the other fields are about 18,000 (pretty-printed: more).
+MAX_PROOF_JSON_CHARS = 64 * 1024
+_LOWER_HEX = re.compile(r"(?:[0-9a-f]{2})*")
 
 _sha256 = hashlib.sha256
 
@@ -543,9 +547,11 @@ class StateProof:
     def from_json(cls, obj: Mapping[str, Any] | str) -> StateProof:
         """Decode the JSON form (a dict, or its JSON text); strict: exact fields, lowercase hex."""
         if isinstance(obj, str):
+            if len(obj) > MAX_PROOF_JSON_CHARS:
+                raise StateProofError(f"proof JSON longer than {MAX_PROOF_JSON_CHARS} characters")
             try:
                 obj = json.loads(obj)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # deeply nested input exhausts the parser's recursion
                 raise StateProofError("proof is not valid JSON") from exc
         if not isinstance(obj, Mapping) or set(obj) != {"version", "depth", "bitmap", "siblings", "other_leaf"}:
             raise StateProofError("proof JSON must have exactly: version, depth, bitmap, siblings, other_leaf")
@@ -568,12 +574,10 @@ class StateProof:
 
 
 def _unhex(s: object) -> bytes:
-    if not isinstance(s, str) or len(s) > 2 * HASH_BYTES or s != s.lower():
+    # Exactly [0-9a-f]{2k}: bytes.fromhex alone would also accept whitespace ("ab cd"), a second spelling.
+    if not isinstance(s, str) or len(s) > 2 * HASH_BYTES or _LOWER_HEX.fullmatch(s) is None:
         raise StateProofError("expected lowercase hex of at most 32 bytes")
-    try:
-        return bytes.fromhex(s)
-    except ValueError as exc:
-        raise StateProofError("invalid hex") from exc
+    return bytes.fromhex(s)
 
 
 def _check_proof_fields(depth: object, bitmap: object, siblings: object, other_leaf: object) -> None:

@@ -49,7 +49,7 @@ def decode_payload(data: bytes, max_txs: int, max_bytes: int) -> Payload:
         raise PayloadError("payload_empty", "a block payload is never empty")
     try:
         items = msgpack.unpackb(data, use_list=True, raw=True, strict_map_key=True,
-                                max_bin_len=MAX_TX_BYTES, max_array_len=max(max_txs, 3), max_map_len=0,
+                                max_bin_len=MAX_TX_BYTES, max_array_len=max(max_txs + 1, 3), max_map_len=0,
                                 max_str_len=0, max_ext_len=0)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise PayloadError("payload_malformed", f"not a msgpack payload: {exc}") from None

@@ -180,7 +180,10 @@ class Mempool:
         self._by_raw: dict[bytes, bytes] = {}  # raw hash -> tx_id (pooled)
         self._lanes: dict[str, dict[bytes, _Entry]] = {}  # lane -> entries in submission order
         self._bytes = 0
-        self._verifying: dict[bytes, int] = {}  # tx_id -> size, reserved while its signatures are checked
+        # raw hash -> size, reserved while its signatures are checked. Keyed by the bytes, not the tx id: copies of
+        # one transaction with different signature bytes are checked independently, so a copy with a corrupted
+        # signature that arrives first cannot make the valid one be answered "already pending" and then be lost.
+        self._verifying: dict[bytes, int] = {}
         self._verifying_bytes = 0
         self._lane_reserved: dict[str, int] = {}  # lane -> verifying count
         self._by_expiry: dict[int, set[bytes]] = {}  # expiry height -> pooled tx ids
@@ -312,7 +315,7 @@ class Mempool:
         refusal = self._check_envelope(tx)
         if refusal is not None:
             return self._reject(raw_hash, refusal.code, refusal.detail, tx.tx_id)
-        if tx.tx_id in self._entries or tx.tx_id in self._verifying:
+        if tx.tx_id in self._entries or raw_hash in self._verifying:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), tx.tx_id)
         lane = tx.body.signers[0]
         limits = self.limits
@@ -330,7 +333,7 @@ class Mempool:
         except Refused as refusal:
             return self._reject(raw_hash, refusal.code, refusal.detail, tx.tx_id)
         cand = _Candidate(raw, raw_hash, tx, lane, first_item)
-        self._verifying[tx.tx_id] = len(raw)
+        self._verifying[raw_hash] = len(raw)
         self._verifying_bytes += len(raw)
         self._lane_reserved[lane] = self._lane_reserved.get(lane, 0) + 1
         return cand
@@ -352,7 +355,7 @@ class Mempool:
         return None
 
     def _release(self, cand: _Candidate) -> None:
-        size = self._verifying.pop(cand.tx.tx_id)
+        size = self._verifying.pop(cand.raw_hash)
         self._verifying_bytes -= size
         left = self._lane_reserved[cand.lane] - 1
         if left:
@@ -372,7 +375,8 @@ class Mempool:
         refusal = self._check_envelope(tx)  # blocks may have committed meanwhile
         if refusal is not None:
             return self._reject(cand.raw_hash, refusal.code, refusal.detail, tx.tx_id)
-        assert tx.tx_id not in self._entries, "a transaction being verified was pooled twice"
+        if tx.tx_id in self._entries:  # another copy (other signature bytes) was verified and pooled first
+            return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), tx.tx_id)
         entry = _Entry(tx.tx_id, tx, cand.raw, cand.raw_hash, cand.lane, tx.body.expiry_height, self._clock())
         self._insert(entry)
         self._remember(self._verified, cand.raw_hash, None, self.limits.verified_cache)

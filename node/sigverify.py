@@ -29,6 +29,7 @@ mempool and the ledger agree on every signature.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import threading
@@ -51,6 +52,8 @@ __all__ = [
     "verify_items",
     "verify_one",
 ]
+
+log = logging.getLogger("node.sigverify")
 
 VerifyItem = tuple[bytes, bytes, bytes]  # (public_key 32 bytes, message, signature 64 bytes)
 
@@ -261,9 +264,12 @@ class Ed25519Verifier:
         self._buffered -= len(items)
         assert 0 < len(items) <= self.batch_size and self._buffered >= 0
         self._tasks += 1
+        pool = self._pool
+        if pool is None:  # close() ran while these items were buffered: they still get their answers, here
+            self._deliver(chunk, verify_items(items))
+            return
         try:
-            assert self._pool is not None, "dispatch without a pool"
-            future: Future[list[bool]] = self._pool.submit(verify_items, items)
+            future: Future[list[bool]] = pool.submit(verify_items, items)
         except (BrokenProcessPool, RuntimeError):
             self._deliver(chunk, self._recover(items))
             return
@@ -274,6 +280,10 @@ class Ed25519Verifier:
             results = future.result()
         except BrokenProcessPool:
             results = self._recover(items)
+        except Exception:  # any other failure of the task (cancelled, an error in the worker): answer here, or
+            # the callers would wait forever and their items would hold room in max_pending for good
+            log.exception("ed25519_pool_task_failed items=%d: verifying them in the event loop", len(items))
+            results = verify_items(items)
         assert len(results) == len(items), "worker answered a different number of items"
         self._deliver(chunk, results)
 

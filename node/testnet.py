@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from node.genesis import ChainParams
 from node.localnet import NetworkLayout, generate_network
@@ -70,7 +70,7 @@ class AdminConnection:
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> AdminConnection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -88,7 +88,7 @@ class AdminConnection:
         line, self._buf = self._buf.split(b"\n", 1)
         answer = json.loads(line)
         if not isinstance(answer, dict):
-            raise ValueError("admin answer is not an object")
+            raise TypeError("admin answer is not an object")
         return answer
 
     def request(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def admin_call(path: str, request: dict[str, Any], timeout: float = ADMIN_TIMEOU
     try:
         with AdminConnection(path, timeout) as conn:
             return conn.request(request)
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return None
 
 
@@ -297,8 +297,7 @@ class Testnet:
     def parse_node(self, name: str) -> int:
         """'2' or 'node-2' -> 2."""
         text = name.strip()
-        if text.startswith("node-"):
-            text = text[5:]
+        text = text.removeprefix("node-")
         if not text.isdigit() or not 0 <= int(text) < self.n:
             raise TestnetError("bad_node", f"no node {name!r} (this network has node-0 .. node-{self.n - 1})")
         return int(text)

@@ -13,7 +13,7 @@ from contracts import codes as cc
 from contracts import holders
 from contracts.cel import Compiled, compile_expression, evaluate, to_cel
 from contracts.claims import valid_claim
-from contracts.modules.base import ALLOWED, RuleContext
+from contracts.modules.base import ALLOWED, MATURITY_REDEMPTION, RuleContext
 from contracts.params import Params
 from ledger.operations import RuleSpec
 
@@ -71,7 +71,8 @@ def variable(ctx: RuleContext, name: str) -> Any:
         return _side(ctx, mv.recipient)
     if name == "asset":
         return _asset(ctx)
-    simple = {"kind": mv.kind, "forced": mv.forced, "amount": mv.amount, "height": mv.height, "time": mv.time}
+    forced = mv.forced or mv.kind == MATURITY_REDEMPTION
+    simple = {"kind": mv.kind, "forced": forced, "amount": mv.amount, "height": mv.height, "time": mv.time}
     return mv.actor if name == "actor" else simple[name]
 
 

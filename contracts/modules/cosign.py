@@ -1,9 +1,8 @@
 """`cosign_threshold`: a transfer, settlement leg or hold above `threshold` units needs the co-signature of an agent
 of the asset (an account in the asset's agent list, or its issuer, holding the agent role) other than the sender.
 
-Parameter: threshold. The co-signer is looked for among the transaction's signers (`Movement.signers`, set by the
-ledger); a ledger that does not provide the signers exposes only the acting account, which then has to be the
-agent itself (e.g. an agent-initiated settlement).
+Parameter: threshold. The co-signer is looked for among the transaction's signers (`Movement.signers`, whose
+signatures and key thresholds the ledger has verified) and the acting account.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ COSIGNED_KINDS = frozenset({r.TRANSFER, r.SETTLEMENT_LEG, r.HOLD_CREATE})
 
 
 def signers_of(ctx: RuleContext) -> frozenset[str]:
-    signers = getattr(ctx.mv, "signers", None)
-    return frozenset({ctx.mv.actor}) if signers is None else frozenset(signers)
+    return frozenset(ctx.mv.signers) | {ctx.mv.actor}
 
 
 class CosignThreshold:

@@ -164,7 +164,7 @@ def status_command(args: argparse.Namespace) -> int:
                 print(f"{n.node_id:8} {n.pid:>7} {'?':>7}   (not answering)")
                 continue
             root = (n.state_root or "")[:16]
-            print(f"{n.node_id:8} {n.pid:>7} {n.height:>7} {str(n.round):>7} {n.peers:>5} {n.mempool:>7}  {root}")
+            print(f"{n.node_id:8} {n.pid:>7} {n.height:>7} {n.round!s:>7} {n.peers:>5} {n.mempool:>7}  {root}")
         faults = net.state.get("faults") or {}
         if faults.get("partition") or faults.get("slow"):
             print(f"faults in force: partition={faults.get('partition')} slow={faults.get('slow')}")

@@ -19,23 +19,23 @@ def _assert_clean(summary: dict) -> None:
 
 @pytest.mark.parametrize("behaviour", BEHAVIOURS)
 def test_four_nodes_one_byzantine(behaviour):
-    summary = run_many(20, seed_start=1000, nodes=4, byzantine=1, behaviours=(behaviour,))
+    summary = run_many(16, seed_start=1000, nodes=4, byzantine=1, behaviours=(behaviour,))
     _assert_clean(summary)
     if behaviour in ("equivocate", "double_vote"):
         assert summary["evidence"] > 0, "equivocation must be detected and reported"
 
 
 def test_four_nodes_crash_faults_and_partitions():
-    _assert_clean(run_many(20, seed_start=2000, nodes=4, byzantine=0, all_restart=False))
+    _assert_clean(run_many(16, seed_start=2000, nodes=4, byzantine=0, all_restart=False))
 
 
 def test_every_node_restarts_at_once():
-    _assert_clean(run_many(15, seed_start=3000, nodes=4, byzantine=0, all_restart=True))
-    _assert_clean(run_many(15, seed_start=3100, nodes=4, byzantine=1, all_restart=True))
+    _assert_clean(run_many(12, seed_start=3000, nodes=4, byzantine=0, all_restart=True))
+    _assert_clean(run_many(12, seed_start=3100, nodes=4, byzantine=1, all_restart=True))
 
 
 def test_seven_nodes_two_byzantine():
-    _assert_clean(run_many(12, seed_start=4000, nodes=7, byzantine=2))
+    _assert_clean(run_many(10, seed_start=4000, nodes=7, byzantine=2))
 
 
 def test_runs_are_deterministic():

@@ -9,6 +9,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from contracts.engine import ContractsEngine
+from contracts.operations import SetClaim
 from ledger import operations as o
 from ledger.events import Receipt
 from ledger.genesis import GenesisAccount, GenesisSpec
@@ -135,13 +136,8 @@ class Chain:
         led.root = update.root
 
     def verify(self, account: str, country: str, expires_at: int, provider: str = KYC, level: int = 1) -> None:
-        """Record a KYC claim on `account` through the engine (stands in for the SetClaim operation until the
-        ledger has it)."""
-        now = self.time
-        result = contract_write(
-            self, lambda rs: self.engine.set_claim(rs, account, provider, country, level, expires_at, now)
-        )
-        assert result == (0, ""), result
+        """The KYC provider records a claim on `account` (a SetClaim transaction in its own block)."""
+        self.ok(SetClaim(provider, account, country, level, expires_at))
 
 
 def spec(name: str, **params: int | str) -> o.RuleSpec:
@@ -150,14 +146,3 @@ def spec(name: str, **params: int | str) -> o.RuleSpec:
 
 def define(asset: str, rules: Sequence[o.RuleSpec] = (), cap: int = 10**15, decimals: int = 2) -> o.DefineAsset:
     return o.DefineAsset(ISSUER, asset, decimals, cap, asset.title(), "", (), (AGENT,), tuple(rules))
-
-
-def contract_write(chain: Chain, fn: Any) -> Any:
-    """Run fn(RuleState) on the committed state and write its contracts-namespace changes directly (stands in for
-    the corporate-action operations until the ledger has them)."""
-    overlay = Overlay(chain.ledger.state)
-    result = fn(RuleState(overlay))
-    changes = overlay.changes()
-    assert all(k[:1] == b"C" for k in changes), "only contracts state may be written directly"
-    chain.set_state(changes)
-    return result

@@ -560,3 +560,22 @@ if __name__ == "__main__":
         sys.exit("usage: python tests/ledger/test_smt.py --write-vectors")
     VECTORS_PATH.write_text(json.dumps(make_vectors(), indent=2) + "\n")
     print(f"wrote {VECTORS_PATH}")
+
+
+def test_from_json_text_refuses_hostile_input_with_a_typed_error():
+    """Regression: deeply nested JSON text raised RecursionError (not StateProofError), and hex with spaces was a
+    second accepted spelling of the same proof."""
+    tree, _ = build({k: b"v" for k in KEYS})
+    proof = tree.prove(KEYS[1])
+    with pytest.raises(StateProofError):
+        StateProof.from_json("[" * 100_000)
+    with pytest.raises(StateProofError):
+        StateProof.from_json(" " * (70 * 1024) + json.dumps(proof.to_json()))
+    spaced = proof.to_json()
+    spaced["siblings"] = [s[:2] + " " + s[2:] for s in spaced["siblings"]]
+    assert spaced["siblings"], "the proof must have a sibling for this check"
+    with pytest.raises(StateProofError):
+        StateProof.from_json(spaced)
+    # The pretty-printed form of a maximal proof (256 levels) still fits the text limit.
+    deep = StateProof(depth=256, bitmap=b"\xff" * 32, siblings=tuple(bytes([i % 255 + 1]) * 32 for i in range(256)))
+    assert StateProof.from_json(json.dumps(deep.to_json(), indent=4)) == deep

@@ -160,7 +160,7 @@ class Cluster:
     def wait_height(self, nodes: list[int], height: int, timeout: float) -> None:
         self.wait(lambda: all(self.height(i) >= height for i in nodes), timeout, f"nodes {nodes} at {height}")
 
-    def transfer(self, k: int, expiry: int = 100_000) -> bytes:
+    def transfer(self, k: int, expiry: int = 10_000) -> bytes:
         sender = self.users[k % len(self.users)]
         recipient = self.users[(k + 1) % len(self.users)]
         self.nonce += 1

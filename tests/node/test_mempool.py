@@ -532,3 +532,34 @@ def test_pool_matches_a_simple_model(ops: list[tuple[str, object]]) -> None:
         assert len(pool) == len(model) and set(model) == {t for t in model if t in pool}
         assert pool.bytes_used == sum(len(d) for _, d, _ in model.values())
         assert sorted(pool.reap(100, 10**9)) == sorted(d for _, d, _ in model.values())
+
+
+def test_a_forged_copy_in_flight_does_not_censor_the_original(h: Harness) -> None:
+    """Regression: a copy with a corrupted signature (same tx id) still being verified made the valid copy answer
+    TX_ALREADY_PENDING (which the API reports as accepted); the forged copy then failed and the valid one was lost."""
+    forged = bad_signature_tx()
+    original = raw("alice@bank-a", 7)
+
+    async def run() -> list[Admission]:
+        return await asyncio.gather(h.pool.submit(forged, "peer-1"), h.pool.submit(original))
+
+    bad, good = asyncio.run(run())
+    assert bad.code == codes.BAD_SIGNATURE
+    assert good.ok, good
+    assert h.pool.get(make_tx("alice@bank-a", 7).tx_id) == original
+    assert h.snapshot() == (1, len(original), 0)
+
+
+def test_two_valid_copies_in_flight_pool_one(h: Harness) -> None:
+    """Two differently signed valid copies of one multisig transaction verified concurrently: one is pooled, the
+    other answers TX_ALREADY_PENDING, the reservations are released."""
+    a = make_tx("multi@bank-b", 1, key_indexes=(0, 1)).to_bytes()
+    b = make_tx("multi@bank-b", 1, key_indexes=(0, 2)).to_bytes()
+    assert a != b
+
+    async def run() -> list[Admission]:
+        return await asyncio.gather(h.pool.submit(a), h.pool.submit(b))
+
+    results = asyncio.run(run())
+    assert sorted(r.code for r in results) == [0, TX_ALREADY_PENDING]
+    assert len(h.pool) == 1 and h.pool.stats().verifying == 0 and len(h.gossip) == 1

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,48 @@ def test_workers_exit_when_the_owner_is_killed() -> None:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in workers)
+
+
+class _FailingPool(ThreadPoolExecutor):
+    """A pool whose tasks end with an error other than BrokenProcessPool."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        future: Future[list[bool]] = Future()
+        future.set_exception(MemoryError("worker ran out of memory"))
+        return future
+
+
+def test_a_failed_pool_task_still_answers_every_caller() -> None:
+    """Regression: an error other than BrokenProcessPool left the callers waiting forever (and their items counted
+    against max_pending for good)."""
+    items = mixed_items()
+    verifier = Ed25519Verifier(workers=1, batch_size=4, backend="thread")
+    real_pool = verifier._pool
+    verifier._pool = _FailingPool(max_workers=1)
+    try:
+
+        async def run() -> list[bool]:
+            return await asyncio.wait_for(verifier.verify_batch(items), 30)  # a guard against a hang, not a timing
+
+        assert asyncio.run(run()) == verify_items(items)
+        assert verifier.stats.pending == 0
+    finally:
+        verifier._pool.shutdown()
+        verifier._pool = real_pool
+        verifier.close()
+
+
+def test_close_answers_items_still_buffered() -> None:
+    """Regression: close() between a call and the end of its loop iteration made the flush fail on an assertion
+    (no pool) inside a loop callback, so the call never returned."""
+    items = mixed_items()[:3]
+    verifier = Ed25519Verifier(workers=2, batch_size=64, backend="thread")
+
+    async def run() -> list[bool]:
+        task = asyncio.create_task(verifier.verify_batch(items))
+        await asyncio.sleep(0)  # the call has buffered its items; the flush is scheduled, not run
+        assert verifier.stats.pending == len(items)
+        verifier.close()
+        return await asyncio.wait_for(task, 30)  # a guard against a hang, not a timing
+
+    assert asyncio.run(run()) == verify_items(items)

@@ -1,0 +1,218 @@
+"""The runtime in one process: a single-validator dev chain commits signed transactions, survives a restart, feeds
+subscribers (resumable), executes forks speculatively, and two nodes with different genesis files refuse each other."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from consensus.messages import Block, BlockHeader, CommitCertificate, QuorumCert, payload_hash
+from ledger.keys import balance_key
+from ledger.operations import Transfer, TransferLeg
+from ledger.state import decode_value
+from ledger.store import LedgerStore
+from ledger.transaction import TxBody, sign_transaction
+from node.block_payload import encode_payload
+from node.commit_feed import SubscriptionClosed
+from node.config import load_config
+from node.execution import ExecutionError, Executor, bootstrap_store
+from node.genesis import ChainParams, default_engine, genesis_state, load_genesis, write_genesis
+from node.localnet import CASH_ASSET, generate_network, load_accounts
+from node.node_keys import load_keys
+from node.runtime import Validator
+from node.sigverify import Ed25519Verifier
+
+PARAMS = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50)
+
+
+@pytest.fixture(scope="module")
+def sig_verifier():
+    v = Ed25519Verifier(workers=0)
+    yield v
+    v.close()
+
+
+def _dev(tmp_path, seed: bytes = b"dev"):
+    layout = generate_network(str(tmp_path), 1, chain_id="dev-test", seed=seed, params=PARAMS, users=4)
+    cfg = load_config(layout.config_paths[0])
+    return layout, cfg, load_genesis(cfg.genesis_file), load_keys(cfg.keys_file)
+
+
+def _transfers(chain_id: str, accounts, count: int, start_nonce: int = 0) -> list[bytes]:
+    users = sorted(a for a in accounts if a.startswith("user-"))
+    out = []
+    for k in range(count):
+        s, r = users[k % len(users)], users[(k + 1) % len(users)]
+        body = TxBody(1, chain_id, (s,), start_nonce + k, 5000, (Transfer(s, CASH_ASSET, (TransferLeg(r, 3),)),))
+        out.append(sign_transaction(body, [(s, accounts[s])]).to_bytes())
+    return out
+
+
+def _balance(store: LedgerStore, account: str) -> int:
+    raw = store.get_state(balance_key(CASH_ASSET, account))
+    return decode_value(balance_key(CASH_ASSET, account), raw).available
+
+
+def test_dev_chain_commits_restarts_and_streams(tmp_path, sig_verifier) -> None:
+    layout, cfg, genesis, keys = _dev(tmp_path)
+    accounts = load_accounts(layout.accounts_path)
+
+    async def first_run() -> tuple[int, bytes, list[int]]:
+        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        await node.start()
+        sub = node.feed.subscribe()
+        txs = _transfers(genesis.chain_id, accounts, 40)
+        answers = await asyncio.gather(*(node.admit(tx) for tx in txs))
+        assert all(code == 0 for _, code, _ in answers)
+        again = await node.admit(txs[0])
+        assert again[1] != 0 or again[0] == answers[0][0]  # duplicate: already pending or already committed
+        seen: set[bytes] = set()
+        heights = []
+        while len(seen) < 40:
+            block = await asyncio.wait_for(sub.next(), 20)
+            heights.append(block.height)
+            seen.update(r.tx_id for r in block.receipts if r.code == 0)
+        assert heights == list(range(heights[0], heights[0] + len(heights)))  # no gaps
+        assert seen == {tx_id for tx_id, _, _ in answers}
+        users = sorted(a for a in accounts if a.startswith("user-"))
+        # Every user sent 10 x 3 and received 10 x 3 units: balances unchanged, supply conserved.
+        assert all(_balance(node.store, u) == 1_000_000_00 for u in users)
+        assert (await node.admit(txs[1]))[1] != 0  # committed: a replay is refused
+        await node.wait_for_height(node.executor.head.height + 2, 10)
+        head = node.executor.head
+        status = node.status()
+        assert status["mode"] == "consensus" and status["committed_txs"] == 40 and status["fatal"] is None
+        assert "ledger_height" in node.metrics_text()
+        await node.stop()
+        return head.height, head.state_root, heights
+
+    height, root, heights = asyncio.run(first_run())
+
+    async def second_run() -> None:
+        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        assert node.executor.head.height == height and node.executor.head.state_root == root
+        safety, _ = node.safety_store.load()
+        assert safety is not None and safety.highest_vote_round > 0
+        # Resume the event stream from an old height: the store answers, in order.
+        sub = node.feed.subscribe(from_height=heights[0])
+        old = await asyncio.wait_for(sub.next(), 5)
+        assert old.height == heights[0] and old.certificate is not None
+        await node.start()
+        assert await node.wait_for_height(height + 3, 20)
+        assert node.store.state_root_at(height) == root
+        txs = _transfers(genesis.chain_id, accounts, 5, start_nonce=1000)
+        assert all(code == 0 for _, code, _ in await asyncio.gather(*(node.admit(tx) for tx in txs)))
+        assert await node.wait_for_height(node.executor.head.height + 3, 20)
+        assert len(node.pool) == 0
+        await node.stop()
+
+    asyncio.run(second_run())
+
+
+def test_slow_subscriber_is_closed_with_a_resume_height(tmp_path, sig_verifier) -> None:
+    _, cfg, genesis, keys = _dev(tmp_path, b"slow")
+
+    async def run() -> None:
+        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        await node.start()
+        sub = node.feed.subscribe(max_queue=2)
+        assert await node.wait_for_height(6, 20)
+        with pytest.raises(SubscriptionClosed) as info:
+            for _ in range(10):
+                await asyncio.wait_for(sub.next(), 5)
+        assert info.value.reason == "slow_consumer" and info.value.resume_height >= 1
+        await node.stop()
+
+    asyncio.run(run())
+
+
+def _child(parent_id: bytes, parent_round: int, parent_root: bytes, height: int, chain: bytes, time_ms: int,
+           txs: list[bytes], round_: int | None = None) -> Block:
+    payload = encode_payload(time_ms, txs)
+    qc = QuorumCert(0, parent_round, parent_id, parent_root, b"\x80", bytes(96)) if parent_round else \
+        QuorumCert(0, 0, parent_id, parent_root, b"", b"")
+    header = BlockHeader(chain, 0, round_ or parent_round + 1, height, parent_id, 0, payload_hash(payload), qc)
+    return Block(header, payload)
+
+
+def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> None:
+    layout, cfg, genesis, _ = _dev(tmp_path, b"forks")
+    accounts = load_accounts(layout.accounts_path)
+    store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
+    try:
+        state = genesis_state(genesis)
+        bootstrap_store(store, genesis, state)
+        ex = Executor(store, genesis, default_engine(), genesis.params)
+        chain = genesis.consensus_chain_id
+        g, t0 = genesis.block(), genesis.genesis_time * 1000
+        txs = _transfers(genesis.chain_id, accounts, 4)
+        a = _child(g.id, 0, state.state_root, 1, chain, t0 + 1000, txs[:2], round_=1)
+        b = _child(g.id, 0, state.state_root, 1, chain, t0 + 1000, txs[2:], round_=2)
+        ea, eb = ex.execute(a, state.state_root), ex.execute(b, state.state_root)
+        assert ea is not None and eb is not None and ea.state_root != eb.state_root
+        # A child of the uncommitted block A sees A's writes (its transactions are replays there).
+        c = _child(a.id, 1, ea.state_root, 2, chain, t0 + 2000, txs[:1])
+        ec = ex.execute(c, ea.state_root)
+        assert ec is not None and ec.receipts[0].code != 0
+        # Time going backwards is refused; so is a wrong parent root.
+        assert ex.execute(_child(a.id, 1, ea.state_root, 2, chain, t0, [], round_=3), ea.state_root) is None
+        assert ex.execute(_child(a.id, 1, ea.state_root, 2, chain, t0 + 5, [], round_=4), eb.state_root) is None
+        d = _child(c.id, 2, ec.state_root, 3, chain, t0 + 3000, [])
+        cert_a = CommitCertificate((a.header, c.header, d.header), QuorumCert(0, 3, d.id, bytes(32), b"\x80",
+                                                                            bytes(96)))
+        committed = ex.commit(a, cert_a)
+        assert committed.height == 1 and store.head().state_root == ea.state_root
+        assert b.id not in ex.executed and c.id in ex.executed
+        assert store.get_tx(ea.executed[0][0]) is not None and store.get_tx(eb.executed[0][0]) is None
+        # A certificate whose root differs from this node's execution halts the node.
+        e = _child(c.id, 2, ec.state_root, 3, chain, t0 + 3000, [], round_=5)
+        bad = CommitCertificate((c.header, e.header, d.header), QuorumCert(0, 3, d.id, bytes(32), b"\x80", bytes(96)))
+        bad = CommitCertificate((c.header, _child(c.id, 2, bytes(32), 3, chain, t0 + 3000, []).header), bad.qc)
+        with pytest.raises(ExecutionError) as info:
+            ex.commit(c, bad)
+        assert info.value.code == "state_root_mismatch"
+    finally:
+        store.close()
+
+
+def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, caplog) -> None:
+    from tests.node.cluster import free_ports
+
+    ports = free_ports(2)
+    layout = generate_network(str(tmp_path / "a"), 2, chain_id="testnet-two", seed=b"two", base_port=ports[0],
+                              params=PARAMS, genesis_time=1_700_000_000)
+    import json
+
+    with open(layout.genesis_path, encoding="utf-8") as f:
+        doc = json.load(f)
+    for i, v in enumerate(doc["validators"]):
+        v["address"] = f"127.0.0.1:{ports[i]}"
+    write_genesis(layout.genesis_path, doc)
+    doc["genesis_time"] += 1  # same keys and chain id, another genesis
+    other_path = str(tmp_path / "other.json")
+    write_genesis(other_path, doc)
+    g0, g1 = load_genesis(layout.genesis_path), load_genesis(other_path)
+    assert g0.hash != g1.hash
+    keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
+
+    async def run() -> None:
+        n0 = Validator(g0, keys[0], str(tmp_path / "d0"), listen=("127.0.0.1", ports[0]), sig_verifier=sig_verifier)
+        n1 = Validator(g1, keys[1], str(tmp_path / "d1"), listen=("127.0.0.1", ports[1]), sig_verifier=sig_verifier)
+        await n0.start()
+        await n1.start()
+        try:
+            for _ in range(200):
+                if "node-1" in n0._bad_genesis_peers and "node-0" in n1._bad_genesis_peers:
+                    break
+                await asyncio.sleep(0.05)
+            assert "node-1" in n0._bad_genesis_peers and "node-0" in n1._bad_genesis_peers
+            assert n0.executor.head.height == 0 and n1.executor.head.height == 0
+        finally:
+            await n0.stop()
+            await n1.stop()
+
+    with caplog.at_level("ERROR"):
+        asyncio.run(run())
+    assert any("genesis_mismatch" in r.getMessage() for r in caplog.records)
