@@ -1,8 +1,9 @@
 """Corporate actions: distributions (coupon, dividend) and redemption at maturity — the pure part.
 
-The allocation math, the bookkeeping and the *plan* (the unit movements an action implies) live here; a ledger
-operation asks for the next plan, moves the units itself (each movement under the assets' rules), then records
-the progress with `commit`. Nothing here moves units.
+The allocation math, the bookkeeping and the *plan* (the unit movements an action implies) live here; the
+PayAction processor (contracts.processors) asks for the next plan, moves the units itself through the ledger's
+balance helpers (each movement under its asset's rules), then records the progress with `commit`. Nothing here
+moves units.
 
 Distribution (kind 1). Announced with a record height R >= the current height; R is registered as a snapshot
 (contracts.snapshots), so every holder's balance at R stays known after later transfers. Payment starts once R is

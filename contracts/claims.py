@@ -8,8 +8,9 @@ of an account *for an asset* is the country of its first valid claim in the orde
 When a recovery agent migrates an account, the new account inherits the old one's claims (`inherit`, called by
 the engine on the first migrated position).
 
-`set_claim` / `revoke_claim` are the pure state updates behind the ledger operations a kyc_provider signs (see
-docs/contracts.md, "Ledger operations"); they return a (code, message) refusal or write and return OK.
+`set_claim` / `revoke_claim` are the state updates behind the SetClaim / RevokeClaim operations a kyc_provider
+signs (contracts.operations); they return a (code, message) refusal, or write and return OK. Rules only count a
+claim while its provider holds the kyc_provider role (contracts.modules.base.RuleContext.claims).
 """
 
 from __future__ import annotations

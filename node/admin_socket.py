@@ -4,6 +4,7 @@ One JSON object per line in each direction:
 
     {"op": "status"}                                  -> the node's status (Validator.status())
     {"op": "submit", "tx": "<hex of signed tx>"}      -> {"tx_id": hex, "code": int, "message": str}
+    {"op": "submit_many", "txs": [hex, ...]}          -> {"codes": [int, ...]}   (at most 8192)
     {"op": "roots", "from": H1, "to": H2}             -> {"roots": {"H": hex state root, ...}} (at most 1000)
     {"op": "block", "height": H}                      -> {"block_id": hex, "tx_count": int, "time_ms": int}
     {"op": "fault", "action": "block"|"unblock"|"delay", "peers": [...], "ms": int}   testnet configs only
@@ -25,8 +26,9 @@ from node.transport import TransportError
 if TYPE_CHECKING:
     from node.runtime import Validator
 
-MAX_LINE: Final = 1 << 20
+MAX_LINE: Final = 64 << 20
 MAX_CLIENTS: Final = 64
+MAX_SUBMIT_MANY: Final = 8192
 
 
 class AdminServer:
@@ -82,6 +84,15 @@ class AdminServer:
         if op == "submit":
             tx_id, code, message = await node.admit(bytes.fromhex(req["tx"]))
             return {"tx_id": tx_id.hex(), "code": code, "message": message}
+        if op == "submit_many":
+            raws = [bytes.fromhex(t) for t in req["txs"][:MAX_SUBMIT_MANY]]
+            codes: list[int] = []
+            for i in range(0, len(raws), 1024):
+                results = await node.pool.submit_many(raws[i:i + 1024])
+                for result in results:
+                    node.metrics.admission(result)
+                codes.extend(r.code for r in results)
+            return {"codes": codes}
         if op == "roots":
             lo, hi = int(req["from"]), int(req["to"])
             hi = min(hi, lo + 999, node.executor.head.height)

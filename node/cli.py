@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "query",
     "statement",
     "testnet",
+    "demo",
 )
 
 

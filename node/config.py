@@ -22,6 +22,9 @@
     level = "info"
     json = false
 
+    [testing]
+    byzantine = "equivocate"             # testnet chains with fault_injection only: equivocating proposals/votes
+
 docs/operations.md describes every field.
 """
 
@@ -58,6 +61,8 @@ class NodeConfig:
     mempool_max_bytes: int = 64 << 20
     log_level: str = "info"
     log_json: bool = False
+    # Testnet-only Byzantine behaviour of this node (tests of the acceptance criteria): None or "equivocate".
+    byzantine: str | None = None
     path: str | None = None
 
     def to_toml(self, base_dir: str | None = None) -> dict[str, Any]:
@@ -76,6 +81,8 @@ class NodeConfig:
         }
         if self.api_listen is not None:
             doc["api"] = {"listen": f"{self.api_listen[0]}:{self.api_listen[1]}"}
+        if self.byzantine is not None:
+            doc["testing"] = {"byzantine": self.byzantine}
         return doc
 
 
@@ -114,7 +121,8 @@ def load_config(path: str) -> NodeConfig:
         raise ConfigError("config_unreadable", f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config_bad_toml", f"{path}: {exc}") from None
-    unknown = set(doc) - {"node_id", "data_dir", "keys_file", "genesis_file", "p2p", "api", "mempool", "log"}
+    unknown = set(doc) - {"node_id", "data_dir", "keys_file", "genesis_file", "p2p", "api", "mempool", "log",
+                          "testing"}
     if unknown:
         raise ConfigError("config_unknown_field", f"{path}: unknown keys {sorted(unknown)}")
     base = os.path.dirname(os.path.abspath(path))
@@ -132,6 +140,10 @@ def load_config(path: str) -> NodeConfig:
     api = _table(doc, "api", {"listen"})
     mempool = _table(doc, "mempool", {"max_txs", "max_bytes"})
     log = _table(doc, "log", {"level", "json"})
+    testing = _table(doc, "testing", {"byzantine"})
+    byzantine = testing.get("byzantine")
+    if byzantine not in (None, "equivocate"):
+        raise ConfigError("config_bad_field", "testing.byzantine must be \"equivocate\" when set")
     peers = p2p.get("peers", {})
     if not isinstance(peers, dict):
         raise ConfigError("config_bad_field", "[p2p.peers] must be a table of node id = \"host:port\"")
@@ -159,5 +171,6 @@ def load_config(path: str) -> NodeConfig:
         mempool_max_bytes=max_bytes,
         log_level=level,
         log_json=log.get("json", False),
+        byzantine=byzantine,
         path=os.path.abspath(path),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -119,7 +119,11 @@ def bootstrap_store(store: LedgerStore, genesis: Genesis, state: GenesisState) -
 
 
 class Executor:
-    def __init__(self, store: LedgerStore, genesis: Genesis, engine: RuleEngine, params: ChainParams) -> None:
+    def __init__(self, store: LedgerStore, genesis: Genesis, engine: RuleEngine, params: ChainParams,
+                 signatures_verified: Callable[[bytes], bool] | None = None) -> None:
+        """`signatures_verified(tx_bytes)`: True when these exact bytes' signatures were already verified here (the
+        mempool's cache), so execution skips the cryptographic check (the outcome is the same either way)."""
+        self.signatures_verified = signatures_verified
         self.store = store
         self.genesis = genesis
         self.engine = engine
@@ -206,7 +210,8 @@ class Executor:
         state = _LayeredState(self.store, layers)
         tree = SparseMerkleTree(OverlayNodes(self.store, *node_layers), parent_root)
         context = BlockContext(self.genesis.chain_id, header.height, payload.time_ms // 1000)
-        outcome = apply_block(state, context, payload.txs, tree=tree, engine=self.engine)
+        outcome = apply_block(state, context, payload.txs, tree=tree, engine=self.engine,
+                              signatures_verified=self.signatures_verified)  # type: ignore[arg-type]
         executed = ExecutedBlock(block.id, header.parent_id, header.height, payload.time_ms, outcome.state_root,
                                  payload.txs, outcome.receipts, outcome.events, outcome.executed, outcome.history,
                                  outcome.changes, outcome.smt_nodes)

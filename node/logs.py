@@ -71,14 +71,23 @@ def _fields(record: logging.LogRecord, node_id: str | None) -> dict[str, Any]:
     return out
 
 
+def _printable(text: str) -> str:
+    """`text` (JSON) with every character that is not printable escaped: json.dumps leaves U+0085, U+2028,
+    U+2029, DEL and other non-printing characters raw, and line readers (str.splitlines, terminals) take some of
+    them for line breaks or controls, so a peer-supplied value could forge a log line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
+
+
 def _text(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     s = str(value)
-    if s == "" or any(c in s for c in ' "=\n\t\\'):
-        return json.dumps(s, ensure_ascii=False)
+    if s == "" or not s.isprintable() or any(c in s for c in ' "=\\'):
+        return _printable(json.dumps(s, ensure_ascii=False))
     return s
 
 
@@ -101,7 +110,7 @@ class JsonFormatter(logging.Formatter):
         self.node_id = node_id
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_fields(record, self.node_id), ensure_ascii=False, separators=(", ", ": "))
+        return _printable(json.dumps(_fields(record, self.node_id), ensure_ascii=False, separators=(", ", ": ")))
 
 
 def setup_logging(

@@ -275,23 +275,24 @@ class Mempool:
         out: list[Admission | None] = [None] * len(raws)
         candidates: list[tuple[int, _Candidate]] = []
         items: list[VerifyItem] = []
-        for i, raw in enumerate(raws):
-            result = self._precheck(raw, len(items))
-            if isinstance(result, Admission):
-                out[i] = result
-                continue
-            candidates.append((i, result))
-            message = result.tx.signing_message
-            items.extend((sig.public_key, message, sig.signature) for sig in result.tx.signatures)
-        if candidates:
-            try:
-                verdicts = await self._verifier.verify_batch(items)
-            except BaseException:
-                for _, cand in candidates:
-                    self._release(cand)
-                raise
-            for i, cand in candidates:
-                out[i] = self._finish(cand, verdicts, origin)
+        try:
+            for i, raw in enumerate(raws):
+                result = self._precheck(raw, len(items))
+                if isinstance(result, Admission):
+                    out[i] = result
+                    continue
+                candidates.append((i, result))
+                message = result.tx.signing_message
+                items.extend((sig.public_key, message, sig.signature) for sig in result.tx.signatures)
+            verdicts = await self._verifier.verify_batch(items) if candidates else []
+        except BaseException:
+            # A failed state read in a later precheck, a failed verifier or a cancelled caller: the room reserved
+            # for this call's candidates is given back, or it would stay taken for good (a shrinking pool).
+            for _, cand in candidates:
+                self._release(cand)
+            raise
+        for i, cand in candidates:
+            out[i] = self._finish(cand, verdicts, origin)
         assert all(a is not None for a in out)
         return out  # type: ignore[return-value]
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -50,7 +51,17 @@ from consensus.actions import (
     SyncBlocks,
 )
 from consensus.certificates import SignatureVerifier, check_commit_certificate
-from consensus.messages import Block, CommitCertificate, decode_block, encode_message
+from consensus.messages import (
+    Block,
+    CommitCertificate,
+    Proposal,
+    Vote,
+    decode_block,
+    encode_message,
+    payload_hash,
+    proposal_message,
+    vote_message,
+)
 from consensus.replica import Replica, ReplicaConfig
 from ledger.events import Receipt
 from ledger.rules import RuleEngine
@@ -96,12 +107,15 @@ class Validator:
                  peer_addresses: Mapping[str, tuple[str, int]] | None = None,
                  fault_injection: bool = False, mempool_max_txs: int = 50_000,
                  mempool_max_bytes: int = 64 << 20, engine: RuleEngine | None = None,
-                 sig_verifier: Ed25519Verifier | None = None) -> None:
+                 sig_verifier: Ed25519Verifier | None = None, byzantine: str | None = None) -> None:
         me = genesis.validator(keys.node_id)
         if me is None:
             raise ValueError(f"node {keys.node_id!r} is not a validator of this genesis")
         if me.identity_key != keys.identity_key or me.bls_key != keys.bls_public_key:
             raise ValueError(f"the keys of {keys.node_id!r} do not match its entry in the genesis file")
+        if byzantine is not None and not (fault_injection and genesis.chain_id.startswith("testnet-")):
+            raise ValueError("a Byzantine test mode needs a testnet-... chain with fault injection enabled")
+        self.byzantine = byzantine
         self.genesis = genesis
         self.keys = keys
         self.node_id = keys.node_id
@@ -127,6 +141,7 @@ class Validator:
                             MempoolLimits(max_txs=mempool_max_txs, max_bytes=mempool_max_bytes,
                                           max_txs_per_account=min(2_000, mempool_max_txs)),
                             on_admitted=self._on_admitted)
+        self.executor.signatures_verified = self.pool.is_verified
         self.replica_config = ReplicaConfig(chain_id=genesis.consensus_chain_id,
                                             base_timeout_ms=self.params.base_timeout_ms,
                                             max_backoff_exponent=self.params.max_backoff_exponent,
@@ -261,16 +276,23 @@ class Validator:
                 self._fail(exc.code, exc.message)
                 return
             if follow:
-                pending.extendleft(reversed(follow))
+                # Answers (on_executed) are inputs: their actions come after the rest of the current list, which
+                # may already hold earlier commits (actions of one list are performed in list order).
+                pending.extend(follow)
 
     def _perform(self, replica: Replica, action: Any) -> list[Any] | None:
         if isinstance(action, PersistSafety):
             self.safety_store.persist(action.state, action.blocks, self.executor.head.height)
         elif isinstance(action, Send):
             self._send_consensus(action.to.decode(), encode_message(action.message))
+            if self.byzantine is not None and isinstance(action.message, Vote):
+                self._send_consensus(action.to.decode(), encode_message(self._twin_vote(action.message)))
         elif isinstance(action, Broadcast):
             if self.transport is not None:
                 self.transport.broadcast(bytes((CH_CONSENSUS,)) + encode_message(action.message))
+                if self.byzantine is not None and isinstance(action.message, Proposal):
+                    twin = self._twin_proposal(action.message)
+                    self.transport.broadcast(bytes((CH_CONSENSUS,)) + encode_message(twin))
         elif isinstance(action, SyncBlocks):
             self._send_consensus(action.to.decode(), encode_message(action.request))
         elif isinstance(action, SetTimer):
@@ -302,6 +324,24 @@ class Validator:
         else:
             raise TypeError(f"unknown action {action!r}")
         return None
+
+    def _twin_proposal(self, p: Proposal) -> Proposal:
+        """Testnet Byzantine mode: a second, conflicting proposal for the same round (equivocation)."""
+        payload = encode_payload(now_ms() + 1, [])
+        header = dataclasses.replace(p.block.header, payload_hash=payload_hash(payload))
+        block = Block(header, payload)
+        signature = self.verifier.backend.sign(self.keys.bls_secret, proposal_message(
+            self.genesis.consensus_chain_id, header.epoch, header.round, block.id))
+        log.warning("byzantine_equivocation round=%d kind=proposal", header.round)
+        return Proposal(block, p.tc, signature)
+
+    def _twin_vote(self, v: Vote) -> Vote:
+        """Testnet Byzantine mode: a second vote in the same round for another block."""
+        other = hashlib.sha256(b"twin" + v.block_id).digest()
+        signature = self.verifier.backend.sign(self.keys.bls_secret, vote_message(
+            self.genesis.consensus_chain_id, v.epoch, v.round, other, v.state_root))
+        log.warning("byzantine_equivocation round=%d kind=vote", v.round)
+        return Vote(v.epoch, v.round, other, v.state_root, v.voter, signature)
 
     def _send_consensus(self, peer: str, data: bytes) -> None:
         if self.transport is not None and peer != self.node_id:

@@ -44,6 +44,8 @@ ADMIN_TIMEOUT_S: Final = 5.0
 class TestnetError(Exception):
     """A user-visible failure of a testnet command: a stable code and a message."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
@@ -202,6 +204,8 @@ class NetworkStatus:
 
 class Testnet:
     """A local network on disk and its node processes."""
+
+    __test__ = False  # not a pytest test class
 
     def __init__(self, directory: str, state: dict[str, Any]) -> None:
         self.directory = os.path.abspath(directory)

@@ -559,7 +559,16 @@ class Transport:
                 await writer.drain()
                 prefix = await reader.readexactly(LENGTH_BYTES)
                 body = await reader.readexactly(body_length(prefix, MAX_AUTH_PAYLOAD_BYTES))
-                return handshake.receive_auth(body)
+                session = handshake.receive_auth(body)
+                # The handshake checked the peer set of its start. If update_peer_set removed or re-keyed the peer
+                # meanwhile (a revoked key), the identity is checked again against the current set: no await lies
+                # between this check and _register, so what is admitted is what the current set allows.
+                current = self._peer_set.get(session.peer.node_id)
+                if current is None or current.public_key != session.peer.public_key:
+                    raise HandshakeError(
+                        "peer_set_changed", f"{session.peer.node_id!r} left the peer set or got another key"
+                    )
+                return session
         except HandshakeError as error:
             code, detail = error.code, error.message
         except FrameError as error:

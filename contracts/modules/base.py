@@ -16,6 +16,7 @@ from ledger import rules as r
 from ledger.operations import RuleSpec
 from ledger.records import ZERO_BALANCE, Balance
 from ledger.rules import Movement, RuleState
+from ledger.schema import ROLE_BITS
 
 __all__ = [
     "ALLOWED",
@@ -60,20 +61,34 @@ RECIPIENT_INCREASES = frozenset(
 class RuleContext:
     """One movement under evaluation: the movement, the state, the asset's trusted KYC providers, cached reads."""
 
-    __slots__ = ("_claims", "cel_activation", "mv", "providers", "state")
+    __slots__ = ("_claims", "_providers", "cel_activation", "mv", "providers", "state")
 
     def __init__(self, mv: Movement, state: RuleState, providers: tuple[str, ...] | None) -> None:
         self.mv = mv
         self.state = state
         self.providers = providers
         self._claims: dict[str, tuple[Claim, ...]] = {}
+        self._providers: dict[str, bool] = {}
         self.cel_activation: dict[str, Any] | None = None
 
     def claims(self, account: str) -> tuple[Claim, ...]:
+        """The account's claims whose provider still holds the kyc_provider role (revoking a provider's role
+        withdraws every claim it made)."""
         c = self._claims.get(account)
         if c is None:
-            c = self._claims[account] = account_claims(self.state, account)
+            c = self._claims[account] = tuple(
+                claim for claim in account_claims(self.state, account) if self._provider_active(claim.provider)
+            )
         return c
+
+    def _provider_active(self, provider: str) -> bool:
+        active = self._providers.get(provider)
+        if active is None:
+            acct = self.state.account(provider)
+            active = self._providers[provider] = bool(
+                acct is not None and acct.closed_to is None and acct.roles & ROLE_BITS["kyc_provider"]
+            )
+        return active
 
     def country(self, account: str) -> str:
         """The account's country for this asset ('' when it has no valid trusted claim)."""

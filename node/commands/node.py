@@ -58,7 +58,7 @@ async def serve(config_path: str) -> int:
                                                  f"{config.node_id!r}")
     node = Validator(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
                      fault_injection=config.fault_injection, mempool_max_txs=config.mempool_max_txs,
-                     mempool_max_bytes=config.mempool_max_bytes)
+                     mempool_max_bytes=config.mempool_max_bytes, byzantine=config.byzantine)
     admin = AdminServer(node, os.path.join(config.data_dir, "admin.sock"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

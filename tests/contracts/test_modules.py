@@ -8,7 +8,7 @@ from contracts import codes as cc
 from contracts import holders
 from ledger import codes
 from ledger import operations as o
-from tests.contracts.chain import AGENT, DAY, ESCROW, ISSUER, KYC, T0, A, B, C, Chain, D, define, spec
+from tests.contracts.chain import ADMIN, AGENT, DAY, ESCROW, ISSUER, KYC, T0, A, B, C, Chain, D, define, spec
 
 X = "TOKEN-X"
 LATER = T0 + 10**8
@@ -132,6 +132,16 @@ def test_eligibility_level_and_sender_check() -> None:
     chain.ok(send(A, B, 5))
     chain.verify(A, "SG", chain.time + DAY, level=2)
     assert chain.run(send(A, B, 1), time=chain.time + 2 * DAY).code == cc.SENDER_CLAIM_EXPIRED
+
+
+def test_claims_of_a_provider_whose_role_is_revoked_stop_counting() -> None:
+    chain = chain_with(spec("eligibility", providers=KYC))
+    chain.verify(A, "SG", LATER)
+    chain.ok(o.Issue(ISSUER, X, A, 10))
+    chain.ok(o.RevokeRole(ADMIN, KYC, "kyc_provider"))
+    assert chain.run(o.Issue(ISSUER, X, A, 10)).code == cc.RECIPIENT_NOT_ELIGIBLE
+    chain.ok(o.GrantRole(ADMIN, KYC, "kyc_provider"))
+    chain.ok(o.Issue(ISSUER, X, A, 10))
 
 
 def test_untrusted_provider_does_not_count() -> None:

@@ -11,8 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts.operations import AnnounceAction, PayAction, RevokeClaim, SetClaim
 from ledger import operations as o
-from tests.contracts.chain import AGENT, DAY, ESCROW, ISSUER, KYC, T0, A, B, C, Chain, D, define, spec
+from tests.contracts.chain import AGENT, DAY, ESCROW, ISSUER, KYC, PAYER, T0, A, B, C, Chain, D, define, spec
 
 X, CASH = "BOND-X", "CASH-T"
 PEOPLE = (A, B, C, D, ESCROW)
@@ -58,6 +59,17 @@ op_strategy = st.one_of(
     st.builds(lambda i, s, r, n: ("hold", i, s, r, n), st.integers(0, 3), people, people, amounts),
     st.builds(lambda i: o.ExecuteHold(AGENT, f"h{i}"), st.integers(0, 3)),
     st.builds(lambda i: o.ReleaseHold(AGENT, f"h{i}"), st.integers(0, 3)),
+    st.builds(lambda w, c: SetClaim(KYC, w, c, 1, T0 + 400 * DAY), people, st.sampled_from(("CN", "HK", "SG", "US"))),
+    st.builds(lambda w: RevokeClaim(KYC, w), people),
+    st.builds(
+        lambda i, k, dh, n, d: ("announce", i, k, dh, n, d),
+        st.integers(0, 2),
+        st.sampled_from((1, 1, 1, 2)),
+        st.integers(0, 3),
+        st.integers(1, 50),
+        st.integers(1, 50),
+    ),
+    st.builds(lambda i, n: PayAction(ISSUER, f"a{i}", n), st.integers(0, 2), st.integers(1, 3)),
 )
 
 
@@ -67,6 +79,11 @@ def materialize(chain: Chain, op: Any) -> tuple[Any, tuple[str, ...]]:
         _, seller, buyer, n, m = op
         legs = (o.SettlementLeg(X, seller, buyer, n), o.SettlementLeg(CASH, buyer, seller, m))
         return o.Settle(seller, f"s{chain.nonce}", chain.height + 5, legs), (buyer,)
+    if isinstance(op, tuple) and op[0] == "announce":
+        _, i, kind, dh, num, den = op
+        return AnnounceAction(ISSUER, f"a{i}", kind, X, CASH, PAYER, ESCROW, chain.height + dh, num, den), (PAYER,)
+    if isinstance(op, PayAction):
+        return op, (PAYER,)
     if isinstance(op, tuple) and op[0] == "hold":
         _, i, sender, payee, n = op
         return o.CreateHold(sender, f"h{i}", X, sender, payee, AGENT, n, chain.time + 10 * DAY), ()
@@ -109,7 +126,7 @@ def test_random_operations_dry_run_equals_execution(
             after = semantic_state(chain)
             assert after == before, f"refused tx (code {receipt.code}) changed state"
 
-    claims = list(zip((A, B, C), countries))
+    claims = [*zip((A, B, C), countries), (PAYER, "SG")]
     for who, country in claims:
         chain.verify(who, country, T0 + 400 * DAY)
     apply(define(X, tuple(rules)), (), T0)
@@ -117,6 +134,7 @@ def test_random_operations_dry_run_equals_execution(
     for who in (A, B, C):
         apply(o.Issue(ISSUER, X, who, 1000), (), T0)
         apply(o.Issue(ISSUER, CASH, who, 5000), (), T0)
+    apply(o.Issue(ISSUER, CASH, PAYER, 10**9), (), T0)
     time = T0
     for item, dt in steps:
         time += dt

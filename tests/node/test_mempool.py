@@ -563,3 +563,26 @@ def test_two_valid_copies_in_flight_pool_one(h: Harness) -> None:
     results = asyncio.run(run())
     assert sorted(r.code for r in results) == [0, TX_ALREADY_PENDING]
     assert len(h.pool) == 1 and h.pool.stats().verifying == 0 and len(h.gossip) == 1
+
+
+class FailingReads:
+    """A committed-state reader whose reads of one account fail (a storage error, a store closed at shutdown)."""
+
+    def __init__(self, inner: MemoryState, failing: bytes) -> None:
+        self.inner, self.failing = inner, failing
+
+    def get_state(self, key: bytes) -> bytes | None:
+        if self.failing in key:
+            raise RuntimeError("storage read failed")
+        return self.inner.get_state(key)
+
+
+def test_a_failed_precheck_releases_the_room_of_earlier_candidates(verifier: Ed25519Verifier) -> None:
+    """Regression: an exception in the precheck of a later transaction of a batch left the room reserved for the
+    earlier ones taken for good (`verifying` never went back to 0; the pool and the lanes shrank)."""
+    state = genesis_state()
+    pool = Mempool(CHAIN, FailingReads(state, b"bob@bank-b"), HEIGHT, verifier)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        asyncio.run(pool.submit_many([raw("alice@bank-a", 1), raw("carol@bank-b", 1), raw("bob@bank-b", 1)]))
+    assert pool.stats() == pool.stats().__class__(0, 0, 0, 0, HEIGHT)
+    assert asyncio.run(pool.submit(raw("alice@bank-a", 1))).ok

@@ -160,3 +160,22 @@ def test_setup_refuses_unknown_format_and_level(restore_logging: None) -> None:
         setup_logging("info", "xml")
     with pytest.raises(ValueError, match="log level"):
         setup_logging("loud", "text")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_hostile_value_cannot_forge_a_log_line(restore_logging: None, fmt: str) -> None:
+    """Regression: \\r, U+0085, U+2028 and other non-printing characters were written raw (text format: \\r was not
+    even quoted), so a peer- or client-supplied value could start a fake line for str.splitlines or a terminal."""
+    out = io.StringIO()
+    setup_logging("info", fmt, out, node_id="n1")
+    log = logging.getLogger("node.test")
+    forged = "x\rts=2026 level=error event=forged\x85a\u2028b\u2029c\x1b[2Jd\x7fe"
+    log_event(log, logging.INFO, "peer_said_goodbye", reason=forged)
+    log.warning("plain %s", forged)
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert len(lines) == 2 and all(line.isprintable() for line in lines)
+    if fmt == "json":
+        assert json.loads(lines[0])["reason"] == forged and json.loads(lines[1])["msg"] == "plain " + forged
+    else:
+        assert "reason=" + json.dumps(forged) in lines[0]

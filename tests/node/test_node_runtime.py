@@ -138,7 +138,7 @@ def _child(parent_id: bytes, parent_round: int, parent_root: bytes, height: int,
 
 
 def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> None:
-    layout, cfg, genesis, _ = _dev(tmp_path, b"forks")
+    layout, _cfg, genesis, _ = _dev(tmp_path, b"forks")
     accounts = load_accounts(layout.accounts_path)
     store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
     try:
@@ -167,9 +167,9 @@ def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> Non
         assert b.id not in ex.executed and c.id in ex.executed
         assert store.get_tx(ea.executed[0][0]) is not None and store.get_tx(eb.executed[0][0]) is None
         # A certificate whose root differs from this node's execution halts the node.
-        e = _child(c.id, 2, ec.state_root, 3, chain, t0 + 3000, [], round_=5)
-        bad = CommitCertificate((c.header, e.header, d.header), QuorumCert(0, 3, d.id, bytes(32), b"\x80", bytes(96)))
-        bad = CommitCertificate((c.header, _child(c.id, 2, bytes(32), 3, chain, t0 + 3000, []).header), bad.qc)
+        wrong_root_child = _child(c.id, 2, bytes(32), 3, chain, t0 + 3000, [])
+        bad = CommitCertificate((c.header, wrong_root_child.header), QuorumCert(0, 3, wrong_root_child.id, bytes(32),
+                                                                               b"\x80", bytes(96)))
         with pytest.raises(ExecutionError) as info:
             ex.commit(c, bad)
         assert info.value.code == "state_root_mismatch"

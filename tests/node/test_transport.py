@@ -12,7 +12,7 @@ import nacl.signing
 import pytest
 
 from node.framing import BODY_OVERHEAD, KIND_CLOSE, KIND_DATA, LENGTH_BYTES
-from node.handshake import MAGIC, Identity, PeerSet
+from node.handshake import HELLO_BYTES, MAGIC, Handshake, Identity, PeerSet
 from node.transport import SendOutcome, Transport, TransportConfig, TransportError
 from tests.node.wire import MitmProxy, WireProxy, raw_peer, read_frame
 
@@ -396,6 +396,36 @@ async def test_pending_handshakes_are_bounded_and_time_out() -> None:
         silent.close()
         _reader, writer, _session = await raw_peer(ident_b, CHAIN, peers, a.listen_address)
         await wait_until(lambda: a.connected_peers() == {"b"}, "admitted once the slot is free")
+        writer.close()
+    finally:
+        await a.close()
+
+
+@run_async
+async def test_a_key_revoked_during_the_handshake_is_refused() -> None:
+    """Regression: a handshake checked the peer set of its start, so a peer whose key update_peer_set replaced
+    (revoked) while the handshake was in flight was still admitted with the old key."""
+    ident_a, old_c = identity("a"), identity("c")
+    new_c = Identity("c", nacl.signing.SigningKey(hashlib.sha256(b"c, rotated").digest()))
+    peers = PeerSet.of([ident_a.as_peer(), old_c.as_peer()])
+    a = Transport(ident_a, CHAIN, peers, FAST)
+    await a.start()
+    try:
+        reader, writer = await asyncio.open_connection(*a.listen_address)
+        handshake = Handshake(old_c, CHAIN, peers)
+        writer.write(handshake.hello())
+        auth = handshake.receive_hello(await reader.readexactly(HELLO_BYTES))
+        await read_frame(reader)  # a's auth: a now waits for ours
+        a.update_peer_set(PeerSet.of([ident_a.as_peer(), new_c.as_peer()]))  # c's old key is revoked
+        writer.write(auth)
+        assert await asyncio.wait_for(reader.read(), WAIT_S) == b"", "a closes the connection"
+        writer.close()
+        await wait_until(lambda: a.counters.handshake_failures["peer_set_changed"] == 1, "old key refused")
+        assert a.connected_peers() == frozenset() and a.counters.connects == 0
+        # The new key is admitted.
+        _reader, writer, _ = await raw_peer(new_c, CHAIN, PeerSet.of([ident_a.as_peer(), new_c.as_peer()]),
+                                            a.listen_address)
+        await wait_until(lambda: a.connected_peers() == {"c"}, "new key admitted")
         writer.close()
     finally:
         await a.close()

@@ -1,0 +1,113 @@
+"""`ledger testnet` with real node processes: up, status, kill -9, restart, partition, heal, slow, down.
+
+Every wait is bounded; the fixture kills every node process of the network even when a test fails, and the last
+test checks that no node process of it survives `down`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from node.cli import main
+from node.testnet import Testnet, TestnetError, _proc_cmdline
+
+
+def node_processes(directory: str) -> list[int]:
+    """Pids of live processes running a node of the testnet in `directory`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            cmd = _proc_cmdline(int(entry))
+            if any(part.startswith(directory) and part.endswith("config.toml") for part in cmd):
+                state = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[0]  # noqa: SIM115
+                if state not in ("Z", "X"):
+                    found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    directory = str(tmp_path_factory.mktemp("testnet"))
+    network = Testnet.create(directory, 4, seed=b"testnet-cycle")
+    try:
+        network.up(60)
+        yield network
+    finally:
+        network.kill_all()
+
+
+def test_up_starts_four_nodes_that_commit_with_equal_roots(net: Testnet, capsys: pytest.CaptureFixture[str]) -> None:
+    assert all(net.running(i) for i in range(4))
+    assert len(node_processes(net.directory)) == 4
+    assert net.wait_height(range(4), 3, 30)
+    assert main(["testnet", "status", "--dir", net.directory, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [n["running"] for n in doc["nodes"]] == [True] * 4
+    assert all(n["peers"] == 3 for n in doc["nodes"])
+    assert doc["common_height"] >= 3 and doc["roots_agree"] is True
+    assert len(set(doc["roots_at_common_height"].values())) == 1
+
+
+def test_kill_then_restart_catches_up(net: Testnet, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["testnet", "kill", "node-2", "--dir", net.directory]) == 0
+    assert "killed" in capsys.readouterr().out
+    assert not net.running(2)
+    start = max(net.height(i) for i in (0, 1, 3))
+    assert net.wait_height([0, 1, 3], start + 2, 30), "three of four validators keep committing"
+    assert main(["testnet", "status", "--dir", net.directory]) == 0
+    out = capsys.readouterr().out
+    assert "down" in out and "agree" in out
+    assert main(["testnet", "restart", "2", "--dir", net.directory]) == 0
+    target = max(net.height(i) for i in (0, 1, 3))
+    assert net.wait_height([2], target, 40), net.tail(2)
+    st = net.status()
+    assert st.roots_agree is True and st.common_height is not None and st.common_height >= target
+
+
+def test_partition_stalls_the_minority_and_heal_resumes(net: Testnet, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["testnet", "partition", "0", "1,2,3", "--dir", net.directory]) == 0
+    assert "node-0 | node-1,node-2,node-3" in capsys.readouterr().out
+    h0 = net.height(0)
+    majority = max(net.height(i) for i in (1, 2, 3))
+    assert net.wait_height([1, 2, 3], majority + 3, 30), "the 3-node side keeps committing"
+    assert net.height(0) <= h0 + 1, "an isolated validator cannot commit alone"
+    assert main(["testnet", "heal", "--dir", net.directory]) == 0
+    target = max(net.height(i) for i in (1, 2, 3))
+    assert net.wait_height([0], target, 40), net.tail(0)
+    assert net.status().roots_agree is True
+
+
+def test_slow_link_and_bad_arguments(net: Testnet, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["testnet", "slow", "node-1", "--delay", "100", "--dir", net.directory]) == 0
+    assert net.admin(1, {"op": "fault", "action": "delay", "peer": None, "ms": 100})["faults"]["delay_all_ms"] == 100
+    start = max(net.height(i) for i in range(4))
+    assert net.wait_height(range(4), start + 2, 30), "a slow link slows, it does not stop the network"
+    assert main(["testnet", "slow", "node-1", "--delay", "0", "--dir", net.directory]) == 0
+    capsys.readouterr()
+    assert main(["testnet", "kill", "node-9", "--dir", net.directory]) == 1
+    assert "no node" in capsys.readouterr().err
+    assert main(["testnet", "partition", "0,1", "1,2", "--dir", net.directory]) == 1
+    assert "disjoint" in capsys.readouterr().err
+
+
+def test_down_stops_every_process(net: Testnet, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["testnet", "down", "--dir", net.directory]) == 0
+    out = capsys.readouterr().out
+    assert out.count("stopped") + out.count("killed") == 4
+    assert node_processes(net.directory) == []
+    assert main(["testnet", "status", "--dir", net.directory, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [n["running"] for n in doc["nodes"]] == [False] * 4
+
+
+def test_only_testnet_chain_ids(tmp_path: os.PathLike[str]) -> None:
+    with pytest.raises(TestnetError) as err:
+        Testnet.create(str(tmp_path), 4, chain_id="prod-chain")
+    assert err.value.code == "not_testnet"
+    with pytest.raises(TestnetError) as err:
+        Testnet.open(str(tmp_path))
+    assert err.value.code == "no_testnet"

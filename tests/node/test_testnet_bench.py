@@ -1,0 +1,43 @@
+"""`ledger bench --nodes N --duration S --json FILE` in a tiny configuration: a real network of node processes, load
+processes, the Caliper-style report and its JSON fields. Numbers are not asserted (no timing assertions): only
+that the run accounts for every transaction and produces every field."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from node.cli import main
+from node.loadgen import estimate_latencies
+from tests.node.test_testnet import node_processes
+
+
+def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "bench.json"
+    before = set(os.listdir("/tmp"))
+    code = main(["bench", "--nodes", "1", "--duration", "2", "--rate", "100", "--processes", "1",
+                 "--connections", "2", "--users", "4", "--verify-seconds", "0.3", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    for key in ("tps", "p50_ms", "p99_ms", "efficiency", "validators", "committed", "failed", "submitted",
+                "p90_ms", "max_ms", "cpu_per_node_percent", "verify_per_s"):
+        assert key in doc, key
+    assert doc["validators"] == 1
+    assert doc["submitted"] > 0 and doc["committed"] > 0
+    assert doc["committed"] + doc["failed"] >= doc["accepted"]
+    assert doc["committed"] <= doc["accepted"] <= doc["submitted"]
+    assert doc["tps"] > 0 and doc["verify_per_s"] > 0
+    assert doc["efficiency"] == round(doc["tps"] * 1 / doc["verify_per_s"], 4)
+    assert doc["p50_ms"] <= doc["p99_ms"] <= doc["max_ms"]
+    assert set(doc["cpu_per_node_percent"]) == {"node-0"}
+    # Its own network is gone afterwards: no node process, no directory.
+    created = [d for d in set(os.listdir("/tmp")) - before if d.startswith("ledger-bench-")]
+    assert created == []
+    assert node_processes("/tmp/ledger-bench-") == []
+
+
+def test_latency_matching_follows_the_committed_count() -> None:
+    accepted = [0.0, 0.1, 0.2, 0.3]
+    samples = [(0.0, 0), (0.5, 2), (1.0, 3)]
+    assert estimate_latencies(accepted, samples) == [0.5, 0.4, 0.8]
