@@ -68,9 +68,13 @@ def main() -> None:
             c.start(c.n - 1)
             c.wait_height([c.n - 1], height, 300)
             out["catch_up"] = {"blocks": height, "seconds_to_height": round(time.monotonic() - t0, 2)}
-            with open(c.log_path(c.n - 1), encoding="utf-8") as f:
-                m = re.search(r"sync_done .*blocks=(\d+) seconds=([\d.]+) blocks_per_s=(\d+)", f.read())
-            if m:
+            m = None
+            deadline = time.monotonic() + 120
+            while m is None and time.monotonic() < deadline:
+                with open(c.log_path(c.n - 1), encoding="utf-8") as f:
+                    m = re.search(r"sync_done \S+ blocks=(\d+) seconds=([\d.]+) blocks_per_s=(\d+)", f.read())
+                time.sleep(0.2)
+            if m is not None:
                 out["catch_up"].update(sync_blocks=int(m[1]), sync_seconds=float(m[2]), blocks_per_s=int(m[3]),
                                        txs_per_s=round(args.txs / float(m[2]), 1))
         finally:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from consensus.certificates import CommitCertificateError
 from consensus.codec import CodecError
 from consensus.messages import CommitCertificate, decode_block
+from node.block_payload import PayloadError, decode_payload
 from node.execution import ExecutionError, cert_key
 
 if TYPE_CHECKING:
@@ -145,25 +146,43 @@ class BlockSync:
             self._waiting.pop(request_id, None)
 
     async def _apply(self, items: list[Any]) -> int:
+        """Verify and apply a batch. The signatures of block i+1 are checked on the verifier's worker processes
+        while block i executes here, so execution skips them (node.mempool.Mempool.preverify / is_verified)."""
+        from node.runtime import verify_certified
+
         node = self.node
-        applied = 0
+        decoded = []
         for item in items:
             if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, bytes) for x in item)):
                 raise ValueError("a BLOCKS item is [block_bytes, cert_bytes]")
             block = decode_block(item[0])
             cert = CommitCertificate.decode(item[1])
+            if cert.block_id != block.id:
+                raise ValueError("certificate names another block")
+            decoded.append((block, cert))
+        applied = 0
+        pending = self._preverify(decoded[0][0]) if decoded else None
+        for i, (block, cert) in enumerate(decoded):
             head = node.executor.head
             if block.header.height != head.height + 1 or block.header.parent_id != head.block_id:
                 raise ValueError(f"block at {block.header.height} does not extend head {head.height}")
-            if cert.block_id != block.id:
-                raise ValueError("certificate names another block")
-            from node.runtime import verify_certified
-
             verify_certified(node, cert)
+            if pending is not None:
+                await pending
+            pending = self._preverify(decoded[i + 1][0]) if i + 1 < len(decoded) else None
             committed = node.executor.commit(block, cert)
             node._after_commit(committed)
             applied += 1
             self.blocks_applied += 1
             node.metrics.sync_applied(1)
             await asyncio.sleep(0)
+        if pending is not None:
+            pending.cancel()
         return applied
+
+    def _preverify(self, block: Any) -> asyncio.Task[int] | None:
+        try:
+            payload = decode_payload(block.payload, self.node.params.max_block_txs, self.node.params.max_block_bytes)
+        except PayloadError:
+            return None  # execution refuses it and the node halts: the block is certified
+        return asyncio.get_running_loop().create_task(self.node.pool.preverify(payload.txs))

@@ -15,8 +15,9 @@ Three loops run at once against a testnet of real node processes (node.testnet):
     * no fork: every node's block id at every height equals the first one seen for that height;
     * state roots agree: every node's state root at every height equals the first one seen;
     * supply conserved per asset: every node executes blocks with ledger.invariants.assert_block_supply, which
-      halts the node (status `fatal`) on any asset whose balances and supply diverge; a fatal node is a violation.
-      (Without a state-read interface on the admin socket this run cannot sum the balances itself.)
+      halts the node (status `fatal`) on any asset whose balances and supply diverge; a node that exits without
+      having been killed is a violation. When a node serves the HTTP API, every 5 s the run also adds up every
+      holder's balances at one height and compares them with issued - redeemed (`supply_at`).
     * every transaction acknowledged as committed is in the chain: at the end, after healing and restarting every
       node, each acknowledged transaction is submitted to every node, and each must answer TX_REPLAYED.
   At the end the network must also recover: all nodes running, committing, at the same height.
@@ -32,6 +33,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
@@ -43,6 +45,7 @@ RETRY_CODES: Final = frozenset({3300, 3301})
 PROBE_AFTER_S: Final = 2.0
 RECOVERY_TIMEOUT_S: Final = 60.0
 MAX_VIOLATIONS: Final = 100
+SUPPLY_EVERY_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class ChaosReport:
     final_height: int = 0
     heights_checked: int = 0
     blocks_checked: int = 0
+    supply_checks: int = 0
     violations: list[str] = field(default_factory=list)
     recovered: bool = False
 
@@ -79,6 +83,7 @@ class ChaosReport:
                 "fault_log": self.fault_log, "submitted": self.submitted, "accepted": self.accepted,
                 "acknowledged_committed": self.acknowledged, "final_height": self.final_height,
                 "heights_checked": self.heights_checked, "blocks_checked": self.blocks_checked,
+                "supply_checks_via_api": self.supply_checks,
                 "recovered": self.recovered, "violations": self.violations}
 
 
@@ -176,11 +181,66 @@ def check_alive(net: Testnet, shared: _Shared) -> None:
             shared.violation(f"node-{i} exited on its own: {last_fatal_line(net, i)}")
 
 
+def supply_at(url: str, auditor: Any, accounts: Iterable[str], assets: Iterable[str]) -> list[tuple[str, int, int, int]]:
+    """Through a node's HTTP API, at its current head H: per asset (asset, H, issued - redeemed, sum over holders of
+    available + held + frozen). Holders are the asset's current holders plus `accounts` (so an account that stopped
+    holding after H is still counted). `auditor`: an AccountKey with the auditor role (it sees every balance)."""
+    from node.client import LedgerClient
+
+    out = []
+    with LedgerClient(url, auditor, timeout=10) as client:
+        height = client.head_height()
+        for asset in assets:
+            outstanding = int(client.asset(asset, height)["outstanding"])
+            names = set(accounts)
+            after = None
+            for _ in range(100):
+                page = client.holders(asset, limit=100, after=after)
+                names.update(item["account"] for item in page["items"])
+                after = page.get("next")
+                if not after:
+                    break
+            total = 0
+            for name in sorted(names):
+                for b in client.balances(name, asset, height).get("balances", []):
+                    total += int(b["available"]) + int(b["held"]) + int(b["frozen"])
+            out.append((asset, height, outstanding, total))
+    return out
+
+
+def check_supply(net: Testnet, shared: _Shared) -> None:
+    """The supply check through the API of the first running node that serves it (skipped when none does)."""
+    from node.client import AccountKey, ClientError, LedgerClientError
+    from node.commands.testnet import api_answers
+    from node.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
+
+    for i in range(net.n):
+        if not net.running(i) or not api_answers(net.api_url(i), timeout=0.5):
+            continue
+        keys = load_accounts(net.accounts_path)
+        auditor = AccountKey.from_seed(ADMIN_ACCOUNT, bytes(keys[ADMIN_ACCOUNT]))
+        try:
+            results = supply_at(net.api_url(i), auditor, keys, [CASH_ASSET])
+        except (ClientError, LedgerClientError, OSError, KeyError, ValueError):
+            return  # the node went away meanwhile: next round
+        with shared.lock:
+            shared.report.supply_checks += 1
+        for asset, height, outstanding, total in results:
+            if outstanding != total:
+                shared.violation(f"supply of {asset} not conserved at height {height} (node-{i}): issued - redeemed "
+                                 f"= {outstanding}, balances add up to {total}")
+        return
+
+
 def _checker(net: Testnet, shared: _Shared) -> None:
+    last_supply = 0.0
     while not shared.stop.is_set():
         check_alive(net, shared)
         for i in range(net.n):
             check_node(net, shared, i)
+        if time.monotonic() - last_supply >= SUPPLY_EVERY_S:
+            last_supply = time.monotonic()
+            check_supply(net, shared)
         shared.stop.wait(0.5)
 
 
@@ -299,11 +359,10 @@ class _Faults:
                 self.log("kill", f"kill -9 node-{victim}")
             elif action == "restart":
                 who = self.rng.choice(down)
-                with self.shared.lock:
-                    self.shared.exited.discard(who)
                 net.restart(who, timeout=30)
                 with self.shared.lock:
                     self.shared.killed.discard(who)
+                    self.shared.exited.discard(who)
                 self.log("restart", f"restart node-{who}")
             elif action == "partition":
                 nodes = list(range(net.n))
@@ -469,6 +528,8 @@ def summary(report: ChaosReport) -> str:
          f"as committed (then looked up on every node)"),
         (f"  chain: height {report.final_height}; {report.heights_checked} heights, {report.blocks_checked} "
          f"(node, height) pairs checked for equal block ids and state roots"),
+        (f"  supply: {report.supply_checks} checks through the API (sum of balances = issued - redeemed)"
+         if report.supply_checks else "  supply: by the nodes' per-block invariant only (no node serves the API)"),
         f"  recovered: {report.recovered}",
     ]
     if report.violations:

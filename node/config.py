@@ -12,7 +12,8 @@
     node-1 = "127.0.0.1:7101"
 
     [api]
-    listen = "127.0.0.1:8100"            # for the HTTP API layer
+    listen = "127.0.0.1:8100"            # the HTTP API (docs/api.md); omit to run without it
+    open_reads = false                   # testnets: every read without a signed request
 
     [mempool]
     max_txs = 50000
@@ -57,6 +58,7 @@ class NodeConfig:
     peer_addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
     fault_injection: bool = False
     api_listen: tuple[str, int] | None = None
+    api_open_reads: bool = False
     mempool_max_txs: int = 50_000
     mempool_max_bytes: int = 64 << 20
     log_level: str = "info"
@@ -80,7 +82,7 @@ class NodeConfig:
             "log": {"level": self.log_level, "json": self.log_json},
         }
         if self.api_listen is not None:
-            doc["api"] = {"listen": f"{self.api_listen[0]}:{self.api_listen[1]}"}
+            doc["api"] = {"listen": f"{self.api_listen[0]}:{self.api_listen[1]}", "open_reads": self.api_open_reads}
         if self.byzantine is not None:
             doc["testing"] = {"byzantine": self.byzantine}
         return doc
@@ -137,7 +139,9 @@ def load_config(path: str) -> NodeConfig:
     if not isinstance(node_id, str) or not 0 < len(node_id.encode()) <= 64:
         raise ConfigError("config_bad_field", "node_id must be a string of 1..64 bytes")
     p2p = _table(doc, "p2p", {"listen", "fault_injection", "peers"})
-    api = _table(doc, "api", {"listen"})
+    api = _table(doc, "api", {"listen", "open_reads"})
+    if type(api.get("open_reads", False)) is not bool:
+        raise ConfigError("config_bad_field", "api.open_reads must be true or false")
     mempool = _table(doc, "mempool", {"max_txs", "max_bytes"})
     log = _table(doc, "log", {"level", "json"})
     testing = _table(doc, "testing", {"byzantine"})
@@ -167,6 +171,7 @@ def load_config(path: str) -> NodeConfig:
         peer_addresses={str(k): _address(v, f"p2p.peers.{k}") for k, v in peers.items()},
         fault_injection=fault,
         api_listen=None if "listen" not in api else _address(api["listen"], "api.listen"),
+        api_open_reads=api.get("open_reads", False),
         mempool_max_txs=max_txs,
         mempool_max_bytes=max_bytes,
         log_level=level,

@@ -480,6 +480,7 @@ class InProcessNetwork:
         self.directory = directory
         self.nodes = nodes
         self.validators: list[Any] = []
+        self.started: list[Any] = []
         self.servers: list[Any] = []
         self.verifier: Any = None
         self.urls: list[str] = []
@@ -510,6 +511,7 @@ class InProcessNetwork:
             self.validators.append(v)
         for v in self.validators:
             await v.start()
+            self.started.append(v)
         for i, v in enumerate(self.validators):
             server = await start_api(v, "127.0.0.1", layout.api_ports[i], ApiConfig())
             self.servers.append(server)
@@ -518,7 +520,8 @@ class InProcessNetwork:
     async def stop(self) -> None:
         for s in self.servers:
             await s.stop()
-        for v in self.validators:
+        for v in self.started:
             await v.stop()
+        self.started.clear()
         if self.verifier is not None:
             self.verifier.close()

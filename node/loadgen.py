@@ -309,8 +309,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             proc = ctx.Process(target=load_process, args=(job, ready, go, results), daemon=True)
             proc.start()
             procs.append(proc)
-        for _ in jobs:
-            ready.get(timeout=300)
+        _wait_ready(ready, procs, len(jobs))
         pids = {i: net.pid(i) for i in range(net.n)}
         cpu0 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         base = _committed(net)
@@ -347,6 +346,8 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
                     break
             elif now - t_start > config.duration_s + 120:
                 raise TimeoutError("load processes did not finish")
+            elif any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError(f"a load process failed (exit codes {[p.exitcode for p in procs]})")
             time.sleep(SAMPLE_S)
         cpu1 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         for proc in procs:
@@ -387,6 +388,23 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         if own_dir is not None:
             net.down(5)
             shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _wait_ready(ready: Any, procs: list[Any], count: int, timeout: float = 300.0) -> None:
+    """Wait until every load process has pre-signed its transactions (bounded; fails fast if one dies)."""
+    import queue
+
+    deadline = time.monotonic() + timeout
+    got = 0
+    while got < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("load processes did not finish pre-signing")
+        try:
+            ready.get(timeout=0.5)
+            got += 1
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError(f"a load process failed (exit codes {[p.exitcode for p in procs]})") from None
 
 
 def _committed(net: Any) -> int | None:

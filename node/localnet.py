@@ -109,7 +109,7 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
         write_keys(keys_path, keys, overwrite=True)
         config = NodeConfig(node_id=keys.node_id, data_dir=os.path.join(node_dir, "data"), keys_file=keys_path,
                             genesis_file=genesis_path, p2p_listen=(host, base_port + i), fault_injection=inject,
-                            api_listen=(host, api_base_port + i))
+                            api_listen=(host, api_base_port + i), api_open_reads=inject or chain_id.startswith("dev-"))
         configs.append(config)
         path = os.path.join(node_dir, "config.toml")
         write_config(path, config)

@@ -88,7 +88,7 @@ CH_TXS: Final = 3
 MSG_STATUS: Final = 1
 STATUS_INTERVAL_S: Final = 1.0
 # Behind the best peer by more than this many blocks: leave consensus and catch up by block sync.
-SYNC_LAG: Final = 48
+SYNC_LAG: Final = 12
 # Committed blocks handed to a new replica so it can answer its peers' consensus-level sync requests.
 REPLICA_HISTORY: Final = 64
 GOSSIP_BATCH: Final = 512

@@ -113,7 +113,7 @@ def run_network(args: argparse.Namespace) -> int:
                          users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s)
     try:
         report = run_network_bench(config, out=sys.stderr)
-    except (TestnetError, OSError, ValueError, TimeoutError) as exc:
+    except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(format_report(report))

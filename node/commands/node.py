@@ -65,10 +65,27 @@ async def serve(config_path: str) -> int:
         loop.add_signal_handler(sig, lambda: loop.create_task(node.stop()))
     await node.start()
     await admin.start()
+    api_runner = None
+    if config.api_listen is not None:
+        api_runner = await start_api(node, config.api_listen, config.api_open_reads)
     fatal = await node.wait_stopped()
+    if api_runner is not None:
+        await api_runner.cleanup()
     await admin.close()
     await node.stop()
     return 3 if fatal else 0
+
+
+async def start_api(node: object, listen: tuple[str, int], open_reads: bool) -> object:
+    """Serve the HTTP API (node/api) over this node on `listen`."""
+    from aiohttp import web
+
+    from node.api import ApiConfig, create_app
+
+    runner = web.AppRunner(create_app(node, ApiConfig(open_reads=open_reads)))  # type: ignore[arg-type]
+    await runner.setup()
+    await web.TCPSite(runner, listen[0], listen[1]).start()
+    return runner
 
 
 def run_command(args: argparse.Namespace) -> int:

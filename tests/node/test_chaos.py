@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from node.chaos import ChaosConfig, ChaosReport, run_chaos, summary
+from node.chaos import ChaosConfig, ChaosReport, run_chaos, summary, supply_at
 from node.cli import main
 from node.testnet import Testnet
 from tests.node.test_testnet import node_processes
@@ -46,6 +46,28 @@ def test_a_violation_fails_the_run() -> None:
     report.violations.append("fork at height 3")
     assert not report.ok
     assert "VIOLATIONS" in summary(report) and report.to_json()["ok"] is False
+
+
+def test_supply_check_through_the_api_adds_up_every_holder(tmp_path: Path) -> None:
+    import asyncio
+
+    from node.client import AccountKey
+    from node.demo import InProcessNetwork
+    from node.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
+
+    async def main() -> list[tuple[str, int, int, int]]:
+        net = InProcessNetwork(str(tmp_path / "net"), 1)
+        try:
+            await net.start()
+            keys = load_accounts(str(tmp_path / "net" / "accounts.json"))
+            auditor = AccountKey.from_seed(ADMIN_ACCOUNT, bytes(keys[ADMIN_ACCOUNT]))
+            return await asyncio.to_thread(supply_at, net.urls[0], auditor, keys, [CASH_ASSET])
+        finally:
+            await net.stop()
+
+    [(asset, height, outstanding, total)] = asyncio.run(main())
+    assert asset == CASH_ASSET and height >= 0
+    assert outstanding == total == 2 * 1_000_000_00  # two test accounts with the genesis balance each
 
 
 @pytest.mark.soak

@@ -15,7 +15,6 @@ import time
 import pytest
 
 from node.config import load_config, write_config
-
 from tests.node.cluster import Cluster
 
 
