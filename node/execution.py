@@ -24,6 +24,7 @@ from ledger.events import Event, Receipt
 from ledger.rules import RuleEngine
 from ledger.smt import OverlayNodes, SparseMerkleTree
 from ledger.store import BlockCommit, LedgerStore
+from ledger.transaction import SignedTransaction
 from ledger.transition import apply_block
 from node.block_payload import PayloadError, decode_payload
 from node.genesis import ChainParams, Genesis, GenesisState
@@ -124,6 +125,8 @@ class Executor:
         """`signatures_verified(tx_bytes)`: True when these exact bytes' signatures were already verified here (the
         mempool's cache), so execution skips the cryptographic check (the outcome is the same either way)."""
         self.signatures_verified = signatures_verified
+        # `lookup(tx_bytes)`: the decoded transaction when these exact bytes are pooled (and so verified) here.
+        self.lookup: Callable[[bytes], SignedTransaction | None] | None = None
         self.store = store
         self.genesis = genesis
         self.engine = engine
@@ -210,8 +213,15 @@ class Executor:
         state = _LayeredState(self.store, layers)
         tree = SparseMerkleTree(OverlayNodes(self.store, *node_layers), parent_root)
         context = BlockContext(self.genesis.chain_id, header.height, payload.time_ms // 1000)
-        outcome = apply_block(state, context, payload.txs, tree=tree, engine=self.engine,
-                              signatures_verified=self.signatures_verified)  # type: ignore[arg-type]
+        items: list[SignedTransaction | bytes] = list(payload.txs)
+        if self.lookup is not None:
+            # Transactions pooled here are already decoded and their signatures verified: execute those objects.
+            for i, raw in enumerate(payload.txs):
+                tx = self.lookup(raw)
+                if tx is not None:
+                    items[i] = tx
+        outcome = apply_block(state, context, items, tree=tree, engine=self.engine,
+                              signatures_verified=self._verified)
         executed = ExecutedBlock(block.id, header.parent_id, header.height, payload.time_ms, outcome.state_root,
                                  payload.txs, outcome.receipts, outcome.events, outcome.executed, outcome.history,
                                  outcome.changes, outcome.smt_nodes)
@@ -219,6 +229,11 @@ class Executor:
         self.blocks_executed += 1
         self.txs_executed += len(payload.txs)
         return executed
+
+    def _verified(self, item: SignedTransaction | bytes) -> bool:
+        if isinstance(item, SignedTransaction):
+            return True  # came from self.lookup: pooled, hence verified
+        return self.signatures_verified is not None and self.signatures_verified(item)
 
     # -- commit -------------------------------------------------------------------------------------------------
 

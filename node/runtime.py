@@ -142,6 +142,7 @@ class Validator:
                                           max_txs_per_account=min(2_000, mempool_max_txs)),
                             on_admitted=self._on_admitted)
         self.executor.signatures_verified = self.pool.is_verified
+        self.executor.lookup = self.pool.lookup
         self.replica_config = ReplicaConfig(chain_id=genesis.consensus_chain_id,
                                             base_timeout_ms=self.params.base_timeout_ms,
                                             max_backoff_exponent=self.params.max_backoff_exponent,
@@ -149,9 +150,16 @@ class Validator:
         self.peer_ids = [v.id for v in genesis.validators if v.id != self.node_id]
         self.transport: Transport | None = None
         if self.peer_ids:
-            self.transport = Transport(keys.identity(), genesis.chain_id, genesis.peer_set(peer_addresses),
-                                       TransportConfig(listen_host=listen[0], listen_port=listen[1],
-                                                       fault_injection=fault_injection))
+            try:
+                self.transport = Transport(keys.identity(), genesis.chain_id, genesis.peer_set(peer_addresses),
+                                           TransportConfig(listen_host=listen[0], listen_port=listen[1],
+                                                           fault_injection=fault_injection))
+            except BaseException:
+                self.safety_store.close()
+                self._store.close()
+                if self._own_sig_verifier:
+                    self.sig_verifier.close()
+                raise
         self.replica: Replica | None = None
         self.sync = BlockSync(self)
         self.metrics = NodeMetrics()
@@ -204,10 +212,10 @@ class Validator:
         self._stop_consensus()
         for task in self._tasks:
             task.cancel()
-        for task in (self._payload_task, self._gossip_task):
+        for task in (self._payload_task, self._gossip_task, *self._gossip_in):
             if task is not None:
                 task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._gossip_in, return_exceptions=True)
         if self.transport is not None:
             await self.transport.close()
         self.safety_store.close()

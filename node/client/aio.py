@@ -246,13 +246,13 @@ class AsyncLedgerClient:
         return obj["results"]
 
     async def execute(self, *ops: Operation, keys: Sequence[AccountKey] | None = None, wait: str = "commit",
-                      timeout: float = 30.0, **body_args: Any) -> SubmitResult:
+                      timeout: float = 30.0, check: bool = True, **body_args: Any) -> SubmitResult:
         """Build, sign (with `keys`, default the client's key) and submit a transaction of `ops`."""
         keys = list(keys) if keys is not None else ([self.key] if self.key is not None else [])
         if not keys:
             raise ClientError("bad_input", "no key to sign with")
         body = await self.body(list(ops), **body_args)
-        return await self.submit(builder.sign(body, keys), wait=wait, timeout=timeout)
+        return await self.submit(builder.sign(body, keys), wait=wait, timeout=timeout, check=check)
 
     async def encode(self, body_json: dict[str, Any], signatures: list[dict[str, Any]] | None = None) -> Any:
         payload: dict[str, Any] = {"body": body_json}

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import contracts.operations  # noqa: F401  (registers the contracts layer's operation kinds with the ledger)
 from ledger.codec import Bin, DecodeError, Optional, Record, Seq, WireType
 from ledger.jsonform import body_from_json, body_to_json, from_json, kind_name, to_json
 from ledger.operations import OPERATION, Operation, Settle
@@ -39,7 +40,8 @@ __all__ = [
     "tx_to_json",
 ]
 
-# kind name -> record type, in kind-number order: "register_member", ..., "settle"
+# kind name -> record type, in kind-number order: "register_member", ..., "settle", then the contracts layer's
+# extension kinds ("set_claim", "revoke_claim", "announce_action", "pay_action")
 OPERATION_KINDS: dict[str, Record] = {
     kind_name(rec.cls): rec for _, rec in sorted(OPERATION.by_kind.items())  # type: ignore[attr-defined]
 }
@@ -93,12 +95,17 @@ def operation_to_json(op: Operation) -> dict[str, Any]:
 
 
 def required_signers(ops: Iterable[Operation]) -> tuple[str, ...]:
-    """The accounts that must sign: every operation's actor and, for a settlement, every leg's sender."""
+    """The accounts that must sign, as far as the operations name them: every operation's actor, every settlement
+    leg's sender, and the payer of an announced corporate action. (A pay_action must also be signed by the payer
+    named in the announced action, which is in state: declare it with `signers=`.)"""
     out: set[str] = set()
     for op in ops:
         out.add(op.actor)
         if isinstance(op, Settle):
             out.update(leg.sender for leg in op.legs)
+        payer = getattr(op, "payer", None)
+        if isinstance(payer, str):
+            out.add(payer)
     return tuple(sorted(out))
 
 

@@ -135,8 +135,8 @@ class LedgerClient:
         return self._run(self._aio.submit_batch(txs))
 
     def execute(self, *ops: Operation, keys: Sequence[AccountKey] | None = None, wait: str = "commit",
-                timeout: float = 30.0, **body_args: Any) -> SubmitResult:
-        return self._run(self._aio.execute(*ops, keys=keys, wait=wait, timeout=timeout, **body_args))
+                timeout: float = 30.0, check: bool = True, **body_args: Any) -> SubmitResult:
+        return self._run(self._aio.execute(*ops, keys=keys, wait=wait, timeout=timeout, check=check, **body_args))
 
     def encode(self, body_json: dict[str, Any], signatures: list[dict[str, Any]] | None = None) -> Any:
         return self._run(self._aio.encode(body_json, signatures))

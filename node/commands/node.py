@@ -27,6 +27,7 @@ from node.genesis import ChainParams, GenesisError, load_genesis
 from node.logs import setup_logging
 from node.node_keys import KeyFileError, load_keys
 from node.safety_store import SafetyStoreError
+from node.transport import TransportError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,8 +92,8 @@ async def start_api(node: object, listen: tuple[str, int], open_reads: bool) -> 
 def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(serve(args.config))
-    except (ConfigError, GenesisError, KeyFileError, SafetyStoreError, ExecutionError, StoreError,
-            ValueError) as exc:
+    except (ConfigError, GenesisError, KeyFileError, SafetyStoreError, ExecutionError, StoreError, TransportError,
+            ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -222,6 +222,19 @@ def test_custody_statement_verifies_offline(shared: MirrorWorld) -> None:
     run(shared, body)
 
 
+def test_statement_at_a_pruned_height_is_gone(world: MirrorWorld) -> None:
+    """A statement for a height whose state was pruned answers 410 HEIGHT_PRUNED (not a generic 404)."""
+    world.ok(ALICE, o.Transfer(ALICE, "BOND-A", (o.TransferLeg(BOB, 1),)))
+    old = world.store.head().height - 2
+    world.store.prune_state_history(world.store.head().height - 1)
+
+    async def body(h: ApiHarness) -> None:
+        s, b = await h.get(f"/v1/accounts/{DAVE}/statement", signer=CUSTODIAN, query=f"height={old}")
+        error(s, b, 410, e.HEIGHT_PRUNED)
+
+    run(world, body)
+
+
 # -- transactions ---------------------------------------------------------------------------------------------------
 
 

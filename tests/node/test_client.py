@@ -108,6 +108,12 @@ OP_SAMPLES: dict[str, dict[str, Any]] = {
     "settle": {"reference": "dvp-1", "expiry_height": 99, "legs": [
         {"asset": "BOND-A", "sender": DAVE, "recipient": BOB, "amount": 1},
         {"asset": "CASH-T", "sender": BOB, "recipient": DAVE, "amount": 1}]},
+    "set_claim": {"account": BOB, "country": "HK", "level": 2, "expires_at": T0 + 10**7},
+    "revoke_claim": {"account": BOB},
+    "announce_action": {"action": "coupon-1", "action_kind": 1, "asset": "BOND-A", "pay_asset": "CASH-T",
+                        "payer": ISSUER, "remainder_account": ISSUER, "record_height": 40, "rate_num": 3,
+                        "rate_den": 100},
+    "pay_action": {"action": "coupon-1", "max_holders": 64},
 }
 
 
@@ -367,6 +373,8 @@ def test_refusals_are_typed(world: ClientWorld) -> None:
         assert e.value.code >= 200 and e.value.receipt["code"] == e.value.code
         sent = bob.submit(builder.sign(bob.body([too_much]), [account_key(BOB)]), check=False)
         assert sent.status == "committed" and not sent.ok
+        again = bob.execute(too_much, check=False)
+        assert again.status == "committed" and again.receipt["code"] == e.value.code  # type: ignore[index]
         with pytest.raises(ApiError) as e:
             bob.submit(b"\x92\x01")
         assert e.value.status == 400 and 1 <= e.value.code < 100
@@ -388,7 +396,7 @@ def test_every_operation_kind_encodes_like_the_node(world: ClientWorld) -> None:
     assert set(samples) == set(builder.OPERATION_KINDS)
     ops = [operation(kind, actor=AGENT, **fields) for kind, fields in samples.items()]
     body = builder.make_body(ops, chain_id=CHAIN, expiry_height=50, nonce=7)
-    assert body.signers == (AGENT, BOB, DAVE)  # settlement legs' senders must sign too
+    assert body.signers == (AGENT, BOB, DAVE, ISSUER)  # settlement legs' senders and the payer must sign too
     from ledger.jsonform import body_to_json
     from ledger.transaction import encode_body
 

@@ -196,7 +196,7 @@ _STATEMENT_CODES = {
     "unknown_height": e.HEIGHT_UNKNOWN,
     "statement_bad_height": e.HEIGHT_UNKNOWN,
     "account_not_found": e.ACCOUNT_NOT_FOUND,
-    "pruned_height": e.HEIGHT_PRUNED,
+    "height_pruned": e.HEIGHT_PRUNED,  # ledger.store.PrunedHeightError.code
 }
 
 
