@@ -9,6 +9,7 @@ protocol decision still passes through a real verification the first time.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -16,6 +17,7 @@ from consensus import bls
 from consensus.codec import CodecError, pack, unpack
 from consensus.messages import (
     CommitCertificate,
+    EpochChangeProof,
     Proposal,
     QuorumCert,
     Timeout,
@@ -23,11 +25,12 @@ from consensus.messages import (
     Vote,
     decode_message,
     encode_message,
+    epoch_commitment,
     proposal_message,
     timeout_message,
     vote_message,
 )
-from consensus.validators import ValidatorSet, bitmap_indexes
+from consensus.validators import ValidatorSet, ValidatorSetError, bitmap_indexes
 
 VERIFY_CACHE_SIZE: Final = 1 << 16
 
@@ -208,6 +211,70 @@ def verify_commit_certificate(validator_set: ValidatorSet, cert: CommitCertifica
     except CommitCertificateError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Epoch changes: from the genesis validator set to any later one
+
+
+class EpochChainError(ValueError):
+    """Why a chain of epoch-change proofs does not lead from the trusted set to a later one."""
+
+    WRONG_EPOCH: Final = "epoch_proof_wrong_epoch"
+    BAD_CERT: Final = "epoch_proof_bad_certificate"
+    NOT_EPOCH_ENDING: Final = "epoch_proof_not_epoch_ending"
+    BAD_NEXT_SET: Final = "epoch_proof_bad_next_set"
+    TOO_LONG: Final = "epoch_proof_too_long"
+
+    def __init__(self, code: str, message: str, *, epoch: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.epoch = epoch
+
+
+MAX_EPOCH_CHAIN: Final = 1 << 16
+
+
+def verify_epoch_change(validator_set: ValidatorSet, proof: EpochChangeProof, *, chain_id: bytes | None = None,
+                        verifier: SignatureVerifier | None = None) -> ValidatorSet:
+    """The validator set of epoch `validator_set.epoch + 1` if `proof` shows that epoch `validator_set.epoch` ended
+    with it; raise EpochChainError otherwise.
+
+    Checks: the commit certificate verifies under `validator_set` (so its first header is final, with state root R);
+    its last QC -- signed by a quorum of the old epoch on a block of the reconfiguration suffix -- has state root
+    `epoch_commitment(block id, R, digest(next set))`, which honest replicas only vote for after their application declared
+    that block epoch-ending with exactly this next set; the next set is admissible (PoPs, no duplicates)."""
+    E = EpochChainError
+    epoch = validator_set.epoch
+    if proof.epoch != epoch:
+        raise E(E.WRONG_EPOCH, f"proof ends epoch {proof.epoch}, expected {epoch}", epoch=epoch)
+    try:
+        check_commit_certificate(validator_set, proof.cert, chain_id=chain_id, verifier=verifier)
+    except CommitCertificateError as exc:
+        raise E(E.BAD_CERT, f"epoch {epoch}: {exc.message} ({exc.code})", epoch=epoch) from None
+    backend = (verifier or default_verifier()).backend
+    try:
+        next_set = ValidatorSet(epoch + 1, proof.next_validators, backend=backend)
+    except ValidatorSetError as exc:
+        raise E(E.BAD_NEXT_SET, f"epoch {epoch + 1}: {exc.message} ({exc.code})", epoch=epoch) from None
+    if proof.cert.qc.state_root != epoch_commitment(proof.cert.block_id, proof.cert.state_root, next_set.digest):
+        raise E(E.NOT_EPOCH_ENDING, f"epoch {epoch}: the certified block does not end the epoch with this set",
+                epoch=epoch)
+    return next_set
+
+
+def verify_epoch_chain(genesis_set: ValidatorSet, proofs: Sequence[EpochChangeProof], *,
+                       chain_id: bytes | None = None, verifier: SignatureVerifier | None = None) -> ValidatorSet:
+    """Follow `proofs` (oldest first, consecutive epochs starting at `genesis_set.epoch`) from the trusted
+    `genesis_set` and return the validator set of the last epoch reached (`genesis_set` itself if `proofs` is
+    empty). Pure apart from the verification cache; raises EpochChainError (with `.code` and `.epoch`)."""
+    if len(proofs) > MAX_EPOCH_CHAIN:
+        raise EpochChainError(EpochChainError.TOO_LONG, f"more than {MAX_EPOCH_CHAIN} epoch changes")
+    current = genesis_set
+    for proof in proofs:
+        current = verify_epoch_change(current, proof, chain_id=chain_id, verifier=verifier)
+    return current
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Wire types of the consensus: blocks, certificates, messages, safety state; their canonical encodings.
 
 Byte formats are documented in docs/consensus.md. Each top-level message is a msgpack array whose first item is a
-tag (PROPOSAL=1, VOTE=2, TIMEOUT=3, SYNC_REQUEST=4, SYNC_RESPONSE=5); certificates, headers and the safety state are
+tag (PROPOSAL=1, VOTE=2, TIMEOUT=3, SYNC_REQUEST=4, SYNC_RESPONSE=5, EPOCH_CHANGE=6); certificates, headers and the safety state are
 untagged arrays nested in them. `decode_message` never raises anything but CodecError.
 """
 
@@ -32,6 +32,10 @@ TAG_VOTE: Final = 2
 TAG_TIMEOUT: Final = 3
 TAG_SYNC_REQUEST: Final = 4
 TAG_SYNC_RESPONSE: Final = 5
+TAG_EPOCH_CHANGE: Final = 6
+MAX_EPOCH_PROOFS: Final = 64
+MAX_EPOCH: Final = (1 << 63) - 1
+MAX_VALIDATORS_WIRE: Final = MAX_VALIDATOR_INDEX + 1
 
 # Domain separation of everything that is hashed or signed.
 DOMAIN_BLOCK: Final = b"LEDGER-JOLTEON-V1/BLOCK"
@@ -39,6 +43,7 @@ DOMAIN_PAYLOAD: Final = b"LEDGER-JOLTEON-V1/PAYLOAD"
 DOMAIN_VOTE: Final = b"LEDGER-JOLTEON-V1/VOTE"
 DOMAIN_PROPOSAL: Final = b"LEDGER-JOLTEON-V1/PROPOSAL"
 DOMAIN_TIMEOUT: Final = b"LEDGER-JOLTEON-V1/TIMEOUT"
+DOMAIN_EPOCH_END: Final = b"LEDGER-JOLTEON-V1/EPOCH-END"
 
 ZERO_HASH: Final = bytes(HASH_SIZE)
 
@@ -58,6 +63,14 @@ def proposal_message(chain_id: bytes, epoch: int, round_: int, block_id: bytes) 
 
 def timeout_message(chain_id: bytes, epoch: int, round_: int, high_qc_round: int) -> bytes:
     return _prefix(DOMAIN_TIMEOUT, chain_id) + uint_bytes(epoch) + uint_bytes(round_) + uint_bytes(high_qc_round)
+
+
+def epoch_commitment(block_id: bytes, state_root: bytes, next_set_digest: bytes) -> bytes:
+    """The root that replicas vote for on every descendant of an epoch-ending block in its epoch (the
+    reconfiguration suffix): it binds the epoch-ending block (id and state root) to the digest of the next validator
+    set, so the QC that commits the epoch-ending block also certifies the next set."""
+    assert len(block_id) == HASH_SIZE and len(state_root) == HASH_SIZE and len(next_set_digest) == HASH_SIZE
+    return hashlib.sha256(DOMAIN_EPOCH_END + block_id + state_root + next_set_digest).digest()
 
 
 def payload_hash(payload: bytes) -> bytes:
@@ -285,7 +298,59 @@ class SyncResponse:
                 None if self.qc is None else self.qc.to_list(), None if self.tc is None else self.tc.to_list()]
 
 
-Message = Proposal | Vote | Timeout | SyncRequest | SyncResponse
+@dataclass(frozen=True, slots=True)
+class EpochChangeProof:
+    """The end of epoch `cert.epoch`: the commit certificate of its epoch-ending block, and the next validator set
+    (epoch `cert.epoch + 1`) as `(id, public_key, pop, power)` entries in bitmap order. Verified by
+    `certificates.verify_epoch_change`: the certificate verifies under the old set, and its QC's state root is
+    `epoch_commitment(cert.block_id, cert.state_root, digest of the next set)`."""
+
+    cert: CommitCertificate
+    next_validators: tuple[tuple[bytes, bytes, bytes, int], ...]
+
+    @property
+    def epoch(self) -> int:
+        """The epoch this proof ends."""
+        return self.cert.epoch
+
+    def to_list(self) -> list:
+        return [self.cert.to_list(), [list(v) for v in self.next_validators]]
+
+    def encode(self) -> bytes:
+        return pack(self.to_list())
+
+    @staticmethod
+    def from_list(items: object) -> EpochChangeProof:
+        f = Fields(items, 2, "EpochChangeProof")
+        cf = Fields(f.value(), 2, "CommitCertificate")
+        headers = tuple(BlockHeader.from_list(h) for h in cf.array(MAX_COMMIT_HEADERS))
+        if len(headers) < 2:
+            raise CodecError(CodecError.BAD_FIELD, "a commit certificate needs at least two headers")
+        cert = CommitCertificate(headers, QuorumCert.from_list(cf.value()))
+        entries = []
+        for item in f.array(MAX_VALIDATORS_WIRE):
+            vf = Fields(item, 4, "Validator")
+            entries.append((vf.raw(max_size=64), vf.raw(48), vf.raw(96), vf.uint(1 << 32)))
+        if not entries:
+            raise CodecError(CodecError.BAD_FIELD, "the next validator set is empty")
+        return EpochChangeProof(cert, tuple(entries))
+
+    @staticmethod
+    def decode(data: bytes) -> EpochChangeProof:
+        return EpochChangeProof.from_list(unpack(data, MAX_MESSAGE_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class EpochChange:
+    """Consecutive epoch-change proofs, oldest first: sent to a peer still in an ended epoch."""
+
+    proofs: tuple[EpochChangeProof, ...]
+
+    def to_list(self) -> list:
+        return [TAG_EPOCH_CHANGE, [p.to_list() for p in self.proofs]]
+
+
+Message = Proposal | Vote | Timeout | SyncRequest | SyncResponse | EpochChange
 
 
 def encode_message(message: Message) -> bytes:
@@ -339,6 +404,16 @@ def decode_message(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         blocks = tuple(Block.from_list(b) for b in f.array(MAX_SYNC_BLOCKS))
         qc = None if f.is_nil() else QuorumCert.from_list(f.value())
         return SyncResponse(blocks, qc, _opt_tc(f))
+    if tag == TAG_EPOCH_CHANGE:
+        f = Fields(items, 2, "EpochChange")
+        f.uint()
+        proofs = tuple(EpochChangeProof.from_list(p) for p in f.array(MAX_EPOCH_PROOFS))
+        if not proofs:
+            raise CodecError(CodecError.BAD_FIELD, "an epoch change needs at least one proof")
+        for a, b in itertools.pairwise(proofs):
+            if b.epoch != a.epoch + 1:
+                raise CodecError(CodecError.BAD_FIELD, "epoch-change proofs must be consecutive")
+        return EpochChange(proofs)
     raise CodecError(CodecError.UNKNOWN_TAG, f"unknown message tag {tag}")
 
 

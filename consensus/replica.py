@@ -30,6 +30,7 @@ from consensus.actions import (
     SyncBlocks,
 )
 from consensus.certificates import (
+    EpochChainError,
     SignatureVerifier,
     default_verifier,
     make_proposal_evidence,
@@ -38,6 +39,7 @@ from consensus.certificates import (
     qc_ok,
     tc_ok,
     timeout_signature_ok,
+    verify_epoch_change,
     vote_signature_ok,
 )
 from consensus.codec import CodecError
@@ -49,6 +51,8 @@ from consensus.messages import (
     Block,
     BlockHeader,
     CommitCertificate,
+    EpochChange,
+    EpochChangeProof,
     Message,
     Proposal,
     QuorumCert,
@@ -60,6 +64,7 @@ from consensus.messages import (
     TimeoutGroup,
     Vote,
     decode_message,
+    epoch_commitment,
     payload_hash,
     proposal_message,
     timeout_message,
@@ -98,13 +103,17 @@ class ReplicaConfig:
 
 
 class _Entry:
-    __slots__ = ("block", "header", "qc", "state_root")
+    __slots__ = ("block", "header", "next_vs", "qc", "state_root", "suffix_of")
 
     def __init__(self, block: Block) -> None:
         self.block = block
         self.header = block.header
         self.state_root: bytes | None = None
         self.qc: QuorumCert | None = None
+        # Set when the application declared this block epoch-ending (on_executed with next_validators).
+        self.next_vs: ValidatorSet | None = None
+        # For a block of the reconfiguration suffix: the epoch-ending ancestor's entry.
+        self.suffix_of: _Entry | None = None
 
 
 class Replica:
@@ -114,12 +123,14 @@ class Replica:
                  secret_key: bytes | None, anchor: Block, anchor_qc: QuorumCert,
                  safety: SafetyState | None = None, stored_blocks: Sequence[Block] = (),
                  history: Sequence[tuple[Block, CommitCertificate]] = (),
-                 verifier: SignatureVerifier | None = None) -> None:
+                 verifier: SignatureVerifier | None = None, epoch_proofs: Sequence[EpochChangeProof] = ()) -> None:
         """`anchor` is the last committed block (the genesis block on first start) and `anchor_qc` the certificate
         binding its state root (`genesis_qc(...)` for genesis, else `commit_certificate.headers[1].qc`).
         `safety` and `stored_blocks` are what earlier PersistSafety actions wrote (None / () on first start).
         `history` optionally holds recent committed blocks below the anchor with their commit certificates
-        (ascending, ending just below the anchor), so this replica can serve them to peers that are behind."""
+        (ascending, ending just below the anchor), so this replica can serve them to peers that are behind.
+        `epoch_proofs` optionally holds the proofs that ended earlier epochs (consecutive, the last one ending epoch
+        `validator_set.epoch - 1`), sent to peers still in an ended epoch."""
         assert anchor_qc.block_id == anchor.id and anchor.header.chain_id == config.chain_id
         # The anchor may end the previous epoch: then it and its QC are of an earlier epoch than the validator set.
         assert anchor.header.epoch == anchor_qc.epoch <= validator_set.epoch
@@ -186,6 +197,15 @@ class Replica:
         self._out: list[Action] = []
         self.counters: collections.Counter[str] = collections.Counter()
         self._started = False
+        self._epoch_proofs = tuple(epoch_proofs)[-64:]
+        assert all(p.epoch < validator_set.epoch for p in self._epoch_proofs)
+        # Set when this epoch has ended: by our own commit of its epoch-ending block (`retired`), or learned from a
+        # peer's EpochChange before we caught up (`learned_epoch_change`, verified against our set).
+        self.epoch_change: EpochChangeProof | None = None
+        self.retired = False
+        self.learned_epoch_change: tuple[EpochChangeProof, ...] = ()
+        self._suffix_blocks: dict[bytes, Block] = {}
+        self._epoch_answers: dict[bytes, int] = {}
 
     # ----------------------------------------------------------------------------------------------------------
     # Public inputs
@@ -215,6 +235,20 @@ class Replica:
         if sender not in self.vs.index_of:
             self.counters["dropped_non_validator"] += 1
             return []
+        if isinstance(message, EpochChange):
+            self._handle_epoch_change(sender, message)
+            return self._finish()
+        epoch = _message_epoch(message)
+        if epoch is not None and (epoch < self.vs.epoch or (self.retired and epoch == self.vs.epoch)):
+            self._answer_epoch_change(sender, epoch)
+            if not isinstance(message, SyncRequest):
+                return self._finish()
+        if self.retired:
+            if isinstance(message, SyncRequest):
+                self._handle_sync_request(sender, message)
+            else:
+                self.counters["dropped_retired"] += 1
+            return self._finish()
         if isinstance(message, Proposal):
             self._handle_proposal(sender, message)
         elif isinstance(message, Vote):
@@ -231,7 +265,7 @@ class Replica:
 
     def on_timeout(self, round_: int) -> list[Action]:
         """The timer armed by SetTimer(round_) fired."""
-        if round_ != self.current_round:
+        if round_ != self.current_round or self.retired:
             self.counters["stale_timer"] += 1
             return []
         self._local_timeout()
@@ -252,10 +286,15 @@ class Replica:
         self._propose(payload)
         return self._finish()
 
-    def on_executed(self, block_id: bytes, state_root: bytes | None) -> list[Action]:
+    def on_executed(self, block_id: bytes, state_root: bytes | None,
+                    next_validators: ValidatorSet | None = None) -> list[Action]:
         """The application executed block `block_id` (answer to Execute); `state_root` is the resulting root, or
         None if the application refuses the block (invalid payload): it then gets no vote and is dropped with its
-        descendants."""
+        descendants. `next_validators` (epoch + 1) declares the block epoch-ending: its descendants in this epoch
+        carry no payload and are not executed (they are voted with `epoch_commitment(...)` as state root), and the
+        commit of this block ends the epoch (`retired`, `epoch_change`)."""
+        if next_validators is not None and next_validators.epoch != self.vs.epoch + 1:
+            raise ValueError(f"next_validators must be of epoch {self.vs.epoch + 1}")
         entry = self._entries.get(block_id)
         if entry is None or entry.state_root is not None:
             self.counters["stale_execution"] += 1
@@ -271,16 +310,37 @@ class Replica:
             state_root = entry.qc.state_root if entry.qc is not None else bytes(32)
         if not isinstance(state_root, bytes) or len(state_root) != 32:
             raise ValueError("state_root must be 32 bytes or None")
+        entry.next_vs = next_validators
+        self._resolve(entry, state_root)
+        return self._finish()
+
+    def _resolve(self, entry: _Entry, state_root: bytes) -> None:
+        """`entry`'s state root is known: start the execution of its waiting children, vote if it was waiting."""
         entry.state_root = state_root
         if entry.qc is not None and entry.qc.state_root != state_root:
             self.counters["state_root_mismatch"] += 1
-        for child_id in self._waiting_exec.pop(block_id, ()):
+        for child_id in self._waiting_exec.pop(entry.block.id, ()):
             child = self._entries.get(child_id)
             if child is not None:
-                self._out.append(Execute(child.block, state_root))
-        if self._pending_vote is not None and self._pending_vote[0] == block_id:
+                self._begin_execution(child, entry)
+        if self._pending_vote is not None and self._pending_vote[0] == entry.block.id:
             self._try_vote()
-        return self._finish()
+
+    def _begin_execution(self, entry: _Entry, parent: _Entry) -> None:
+        """Ask the application to execute `entry` -- unless it belongs to a reconfiguration suffix: then it must be
+        empty and its root is the epoch commitment of the epoch-ending ancestor (no Execute)."""
+        assert parent.state_root is not None
+        ending = parent if parent.next_vs is not None else parent.suffix_of
+        if ending is None:
+            self._out.append(Execute(entry.block, parent.state_root))
+            return
+        if entry.block.payload:
+            self.counters["suffix_block_with_payload"] += 1
+            self._reject(entry.block.id)
+            return
+        assert ending.next_vs is not None and ending.state_root is not None
+        entry.suffix_of = ending
+        self._resolve(entry, epoch_commitment(ending.block.id, ending.state_root, ending.next_vs.digest))
 
     def _evict_forks(self) -> None:
         """Tree full (a long period without commits): drop uncommitted blocks off the path to the high QC, oldest
@@ -493,7 +553,7 @@ class Replica:
 
     def _flush_commits(self) -> None:
         flushed = False
-        while self._commit_queue:
+        while self._commit_queue and not self.retired:
             block, cert = self._commit_queue[0]
             entry = self._entries.get(block.id)
             if entry is not None and entry.state_root is None:
@@ -501,8 +561,82 @@ class Replica:
             self._commit_queue.popleft()
             self._out.append(Commit(block, cert))
             flushed = True
+            if entry is not None and entry.next_vs is not None:
+                self._retire(entry, cert)
         if flushed:
             self._prune()
+
+    def _retire(self, entry: _Entry, cert: CommitCertificate) -> None:
+        """The epoch-ending block is committed: this epoch is over. Its descendants (the suffix) are never
+        committed; the replica only answers sync requests and tells peers of this epoch about the change."""
+        assert entry.next_vs is not None and entry.state_root is not None
+        # The QC that commits it was formed on a suffix block, so it certifies the next set (two sets never overlap).
+        assert cert.qc.state_root == epoch_commitment(entry.block.id, entry.state_root, entry.next_vs.digest)
+        self.epoch_change = EpochChangeProof(cert, entry.next_vs.entries())
+        self.retired = True
+        self._commit_queue.clear()
+        for h in [h for h in self._committed_by_height if h > entry.header.height]:
+            del self._committed_by_height[h]
+        self.committed_id = entry.block.id
+        self.committed_height = entry.header.height
+        self.committed_round = entry.header.round
+        self._pending_vote = None
+        self.counters["epoch_ended"] += 1
+
+    def _answer_epoch_change(self, sender: bytes, epoch: int) -> None:
+        """A peer is still in `epoch`, which has ended: send the proofs from there on (once per peer per epoch)."""
+        proofs = list(self._epoch_proofs)
+        if self.epoch_change is not None:
+            proofs.append(self.epoch_change)
+        proofs = [p for p in proofs if p.epoch >= epoch]
+        if not proofs or proofs[0].epoch != epoch:
+            self.counters["dropped_wrong_epoch"] += 1
+            return
+        if self._epoch_answers.get(sender) == epoch:
+            self.counters["dropped_wrong_epoch"] += 1
+            return
+        if len(self._epoch_answers) > 4 * len(self.vs.validators):
+            self._epoch_answers.clear()
+        self._epoch_answers[sender] = epoch
+        self.counters["epoch_change_sent"] += 1
+        self._out.append(Send(sender, EpochChange(tuple(proofs))))
+
+    def _handle_epoch_change(self, sender: bytes, message: EpochChange) -> None:
+        """A peer says our epoch has ended. Verify the first proof against our set; keep the chain for the node
+        (`learned_epoch_change`); fetch the epoch-ending block so that we commit it ourselves (the suffix blocks
+        are empty, so their headers in the certificate are the blocks)."""
+        c = self.counters
+        proofs = [p for p in message.proofs if p.epoch >= self.vs.epoch]
+        if self.retired or not proofs or proofs[0].epoch != self.vs.epoch or self.learned_epoch_change:
+            c["dropped_epoch_change"] += 1
+            return
+        try:
+            verify_epoch_change(self.vs, proofs[0], chain_id=self.chain_id, verifier=self.verifier)
+        except EpochChainError:
+            c["dropped_bad_epoch_change"] += 1
+            return
+        cert = proofs[0].cert
+        for header in cert.headers[2:]:
+            if not self._qc_valid(header.qc):
+                c["dropped_bad_epoch_change"] += 1
+                return
+        self.learned_epoch_change = tuple(proofs)
+        c["epoch_change_learned"] += 1
+        for header in cert.headers[1:]:
+            if header.payload_hash != payload_hash(b""):
+                c["dropped_bad_epoch_change"] += 1
+                return
+            self._suffix_blocks[header.parent_id] = Block(header, b"")
+        self._pending_qcs[cert.qc.block_id] = cert.qc
+        for parent_id in list(self._suffix_blocks):
+            if parent_id in self._entries:
+                child = self._suffix_blocks.pop(parent_id)
+                self._insert_block(child)
+        if cert.block_id not in self._entries:
+            self._sync_requested.pop(cert.block_id, None)
+            self._request_sync(cert.block_id, sender)
+        else:
+            self._certify(cert.qc, sender)
 
     def _prune(self) -> None:
         """Drop forks below the commit and committed blocks outside the window; bound pending tables."""
@@ -550,7 +684,9 @@ class Replica:
         self._entries[block_id] = entry
         self._unpersisted.append(block)
         if parent.state_root is not None:
-            self._out.append(Execute(block, parent.state_root))
+            self._begin_execution(entry, parent)
+            if block_id not in self._entries:
+                return False
         else:
             self._waiting_exec.setdefault(header.parent_id, []).append(block_id)
         self._certify(header.qc, None)
@@ -562,6 +698,9 @@ class Replica:
         for sender, proposal in waiting:
             self._pending_proposals.pop(proposal.block.id, None)
             self._accept_proposal(sender, proposal)
+        suffix_child = self._suffix_blocks.pop(block_id, None)
+        if suffix_child is not None:
+            self._insert_block(suffix_child)
         return True
 
     # ----------------------------------------------------------------------------------------------------------
@@ -569,7 +708,7 @@ class Replica:
 
     def _maybe_propose(self) -> None:
         r = self.current_round
-        if self.me is None or self.vs.leader(r) != self.me:
+        if self.me is None or self.vs.leader(r) != self.me or self.retired:
             return
         if self.safety.last_proposed_round >= r or self._awaiting_payload == r:
             return
@@ -579,6 +718,10 @@ class Replica:
         parent = self._entries.get(qc.block_id)
         if parent is None:
             self._request_sync(qc.block_id, None)
+            return
+        if parent.next_vs is not None or parent.suffix_of is not None:
+            # Reconfiguration suffix: no payload, nothing to execute.
+            self._propose(b"")
             return
         self._awaiting_payload = r
         self._out.append(RequestPayload(r, parent.header.height + 1, qc.block_id))
@@ -982,3 +1125,11 @@ class Replica:
                     self._sync_requested.pop(p.block.header.parent_id, None)
                     self._request_sync(p.block.header.parent_id, s)
 
+
+
+def _message_epoch(message: Message) -> int | None:
+    if isinstance(message, Proposal):
+        return message.block.header.epoch
+    if isinstance(message, Vote | Timeout):
+        return message.epoch
+    return None

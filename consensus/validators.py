@@ -130,6 +130,11 @@ class ValidatorSet:
     def bitmap_len(self) -> int:
         return (len(self.validators) + 7) // 8
 
+    def entries(self) -> tuple[tuple[bytes, bytes, bytes, int], ...]:
+        """(id, public key, pop, power) of every validator, in bitmap order (the wire form of an epoch-change
+        proof's next set)."""
+        return tuple((v.id, v.public_key, v.pop, v.power) for v in self.validators)
+
     def leader(self, round_: int) -> int:
         """Round-robin leader index of a round."""
         return round_ % len(self.validators)

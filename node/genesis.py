@@ -323,13 +323,10 @@ def write_genesis(path: str | os.PathLike[str], document: Mapping[str, Any]) -> 
 
 
 def default_engine() -> RuleEngine:
-    """The contracts layer's engine when it is installed, else the ledger's core engine."""
-    try:
-        from contracts.engine import ContractsEngine
-    except ImportError:
-        from ledger.rules import DEFAULT_ENGINE
+    """The contracts layer's engine. There is deliberately no fallback: a node that silently ran the core engine
+    because the contracts layer failed to import would compute other state roots than its peers."""
+    from contracts.engine import ContractsEngine
 
-        return DEFAULT_ENGINE
     return ContractsEngine()
 
 

@@ -54,6 +54,7 @@ class BenchConfig:
     directory: str | None = None  # an existing testnet to use
     verify_seconds: float = 2.0
     seed: int = 1
+    via: str = "auto"  # "api" (POST /v1/tx/batch), "admin" (admin sockets), "auto": the API when every node serves it
 
 
 @dataclass(slots=True)
@@ -78,6 +79,7 @@ class BenchReport:
     cores: int = 1
     load_processes: int = 0
     network: str = ""
+    via: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,7 +89,7 @@ class BenchReport:
             "failed": self.failed, "retried": self.retried, "failed_codes": self.failed_codes,
             "cpu_per_node_percent": self.cpu_per_node, "verify_per_s": self.verify_per_s, "cores": self.cores,
             "duration_s": self.duration_s, "rate": "max" if self.rate is None else self.rate,
-            "load_processes": self.load_processes, "network": self.network,
+            "load_processes": self.load_processes, "network": self.network, "via": self.via,
         }
 
 
@@ -108,6 +110,7 @@ class LoadJob:
     connections: int
     batch: int
     seed: int
+    api_urls: tuple[str, ...] = ()  # non-empty: submit through the HTTP API instead of the admin sockets
 
 
 def presign(job: LoadJob) -> list[bytes]:
@@ -134,25 +137,37 @@ def presign(job: LoadJob) -> list[bytes]:
 
 
 def load_process(job: LoadJob, ready: Any, go: Any, results: Any) -> None:
-    """Entry point of a load process: pre-sign, report ready, wait for the start signal, submit, report."""
-    txs = presign(job)
-    ready.put(job.index)
-    start_at = go.get()
-    results.put(asyncio.run(_submit_all(job, txs, start_at)))
+    """Entry point of a load process: pre-sign, report ready, wait for the start signal, submit, report.
+    A failure is reported to the parent with its traceback (as ("error", text)) instead of vanishing into an exit
+    code."""
+    try:
+        txs = presign(job)
+        ready.put(job.index)
+        start_at = go.get()
+        results.put(asyncio.run(_submit_all(job, txs, start_at)))
+    except BaseException:
+        import traceback
+
+        text = traceback.format_exc(limit=20)
+        ready.put(("error", text))
+        results.put({"error": text})
+        raise
 
 
 async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[str, Any]:
+    # Encoded before the clock starts: admin-socket lines, or hex strings for the API's JSON batches.
+    hexes = [raw.hex() for raw in txs]
+    lines = [] if job.api_urls else [json.dumps({"op": "submit", "tx": h}).encode() + b"\n" for h in hexes]
+    total = len(hexes)
     delay = start_at - time.time()
     if delay > 0:
         await asyncio.sleep(delay)
     t0 = time.monotonic()
     deadline = t0 + job.duration_s
-    lines = [json.dumps({"op": "submit", "tx": raw.hex()}).encode() + b"\n" for raw in txs]
     cursor = 0
     accepted: list[float] = []
     failed: dict[str, int] = {}
     counts = {"submitted": 0, "retried": 0}
-    progress = {"sent": 0}
 
     def take(n: int) -> list[int]:
         nonlocal cursor
@@ -162,7 +177,7 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
         if job.rate is not None:
             allowed = int((now - t0) * job.rate) + 1
             n = min(n, allowed - cursor)
-        n = min(n, len(lines) - cursor)
+        n = min(n, total - cursor)
         if n <= 0:
             return []
         out = list(range(cursor, cursor + n))
@@ -177,26 +192,14 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                 idx = retry + take(job.batch - len(retry))
                 retry = []
                 if not idx:
-                    if time.monotonic() >= deadline or cursor >= len(lines):
+                    if time.monotonic() >= deadline or cursor >= total:
                         return
                     await asyncio.sleep(0.005)
                     continue
                 writer.write(b"".join(lines[i] for i in idx))
                 await writer.drain()
-                for i in idx:
-                    answer = json.loads(await reader.readline())
-                    code = int(answer.get("code", -1))
-                    if code in RETRY_CODES:
-                        retry.append(i)
-                        counts["retried"] += 1
-                        continue
-                    counts["submitted"] += 1
-                    if code == 0 or code == ALREADY_PENDING:
-                        accepted.append(time.monotonic())
-                    else:
-                        key = f"{code} {answer.get('message', answer.get('error', ''))}"[:80]
-                        failed[key] = failed.get(key, 0) + 1
-                progress["sent"] += len(idx)
+                answers = [json.loads(await reader.readline()) for _ in idx]
+                record(idx, answers, retry)
                 if retry:
                     if time.monotonic() >= deadline:
                         return
@@ -204,10 +207,53 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
         finally:
             writer.close()
 
-    paths = [job.sockets[(job.index + c) % len(job.sockets)] for c in range(job.connections)]
-    await asyncio.gather(*(worker(p) for p in paths), return_exceptions=False)
+    def record(idx: list[int], answers: list[dict[str, Any]], retry: list[int]) -> None:
+        for i, answer in zip(idx, answers, strict=True):
+            code = int(answer.get("code", -1))
+            if code in RETRY_CODES:
+                retry.append(i)
+                counts["retried"] += 1
+                continue
+            counts["submitted"] += 1
+            if code == 0 or code == ALREADY_PENDING:
+                accepted.append(time.monotonic())
+            else:
+                key = f"{code} {answer.get('message', answer.get('error', ''))}"[:80]
+                failed[key] = failed.get(key, 0) + 1
+
+    async def api_worker(url: str) -> None:
+        import aiohttp
+
+        retry: list[int] = []
+        async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=60)) as http:
+            while True:
+                idx = retry + take(job.batch - len(retry))
+                retry = []
+                if not idx:
+                    if time.monotonic() >= deadline or cursor >= total:
+                        return
+                    await asyncio.sleep(0.005)
+                    continue
+                async with http.post("/v1/tx/batch", json={"txs": [hexes[i] for i in idx]}) as r:
+                    doc = await r.json(content_type=None)
+                if r.status == 429 or r.status >= 500 or "results" not in doc:
+                    retry = idx  # rate-limited or busy: the same batch again shortly
+                    counts["retried"] += len(idx)
+                else:
+                    record(idx, doc["results"], retry)
+                if retry:
+                    if time.monotonic() >= deadline:
+                        return
+                    await asyncio.sleep(0.02)
+
+    if job.api_urls:
+        urls = [job.api_urls[(job.index + c) % len(job.api_urls)] for c in range(job.connections)]
+        await asyncio.gather(*(api_worker(u) for u in urls))
+    else:
+        paths = [job.sockets[(job.index + c) % len(job.sockets)] for c in range(job.connections)]
+        await asyncio.gather(*(worker(p) for p in paths))
     return {"index": job.index, "accepted": sorted(accepted), "failed": failed, **counts,
-            "presigned": len(lines), "used": cursor}
+            "presigned": total, "used": cursor}
 
 
 # ---------------------------------------------------------------------------------------------- verify rate
@@ -297,12 +343,23 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         expected = (config.rate if config.rate is not None else MAX_RATE_GUESS) * config.duration_s
         per_count = min(MAX_PRESIGN_PER_PROCESS, int(expected / config.processes * 1.1) + config.batch)
         sockets = tuple(net.socket_path(i) for i in range(net.n))
+        api_urls: tuple[str, ...] = ()
+        if config.via in ("api", "auto"):
+            from node.commands.testnet import api_answers
+
+            serving = all(api_answers(net.api_url(i)) for i in range(net.n))
+            if serving:
+                api_urls = tuple(net.api_url(i) for i in range(net.n))
+            elif config.via == "api":
+                raise ValueError("--via api: not every node answers on its HTTP API")
+        report.via = "api" if api_urls else "admin"
         jobs = []
         for p in range(config.processes):
             mine = users[p :: config.processes]
             senders = tuple((name, bytes(accounts[name]).hex()) for name in mine)
             jobs.append(LoadJob(p, net.chain_id, senders, tuple(users), sockets, per_count, head + 10_000,
-                                per_rate, config.duration_s, config.connections, config.batch, config.seed))
+                                per_rate, config.duration_s, config.connections, config.batch, config.seed,
+                                api_urls))
         ready, go, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
         _say(out, f"pre-signing {per_count * config.processes} transfers in {config.processes} load processes ...")
         for job in jobs:
@@ -329,7 +386,10 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             if c is not None:
                 samples.append((now, c - base))
             while not results.empty():
-                results_got.append(results.get())
+                got_result = results.get()
+                if "error" in got_result:
+                    raise RuntimeError(f"a load process failed:\n{got_result['error']}")
+                results_got.append(got_result)
             if now - last_print >= 1.0:
                 last_print = now
                 rate = (samples[-1][1] - shown[1]) / max(1e-3, samples[-1][0] - shown[0])
@@ -400,11 +460,14 @@ def _wait_ready(ready: Any, procs: list[Any], count: int, timeout: float = 300.0
         if time.monotonic() > deadline:
             raise TimeoutError("load processes did not finish pre-signing")
         try:
-            ready.get(timeout=0.5)
-            got += 1
+            item = ready.get(timeout=0.5)
         except queue.Empty:
             if any(p.exitcode not in (None, 0) for p in procs):
                 raise RuntimeError(f"a load process failed (exit codes {[p.exitcode for p in procs]})") from None
+            continue
+        if isinstance(item, tuple) and item[0] == "error":
+            raise RuntimeError(f"a load process failed:\n{item[1]}")
+        got += 1
 
 
 def _committed(net: Any) -> int | None:
@@ -416,7 +479,7 @@ def format_report(report: BenchReport) -> str:
     lines = [
         f"network        {report.network}",
         (f"load           {report.load_processes} processes, rate {'max' if report.rate is None else report.rate} "
-        f"tx/s, {report.duration_s:.0f}s"),
+         f"tx/s, {report.duration_s:.0f}s, through the {'HTTP API' if report.via == 'api' else 'admin sockets'}"),
         f"submitted      {report.submitted}  (accepted {report.accepted}, busy-retries {report.retried})",
         f"committed      {report.committed}",
         f"failed         {report.failed}  {report.failed_codes or ''}",

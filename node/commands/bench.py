@@ -91,6 +91,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                         help="admin-socket connections per load process")
     parser.add_argument("--users", dest="net_users", type=int, default=64, help="test accounts (new network)")
     parser.add_argument("--verify-seconds", dest="net_verify_s", type=float, default=2.0)
+    parser.add_argument("--via", dest="net_via", choices=("auto", "api", "admin"), default="auto",
+                        help="submit through the HTTP API (POST /v1/tx/batch) or the admin sockets; auto: the API "
+                             "when every node serves it")
 
 
 def run_network(args: argparse.Namespace) -> int:
@@ -110,7 +113,8 @@ def run_network(args: argparse.Namespace) -> int:
         return 2
     config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate,
                          processes=args.net_processes, connections=max(1, args.net_connections),
-                         users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s)
+                         users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s,
+                         via=args.net_via)
     try:
         report = run_network_bench(config, out=sys.stderr)
     except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
@@ -119,7 +123,7 @@ def run_network(args: argparse.Namespace) -> int:
     print(format_report(report))
     doc = report.to_json()
     doc["command"] = (f"ledger bench --nodes {report.validators} --duration {args.net_duration:g} "
-                      f"--rate {'max' if rate is None else rate} --processes {args.net_processes}")
+                      f"--rate {'max' if rate is None else rate} --processes {args.net_processes} --via {report.via}")
     if args.net_json:
         with open(args.net_json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)

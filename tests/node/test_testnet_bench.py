@@ -8,22 +8,26 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from node.cli import main
 from node.loadgen import estimate_latencies
 from tests.node.test_testnet import node_processes
 
 
-def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("via", ["api", "admin"])
+def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        via: str) -> None:
     out = tmp_path / "bench.json"
     before = set(os.listdir("/tmp"))
-    code = main(["bench", "--nodes", "1", "--duration", "2", "--rate", "100", "--processes", "1",
+    code = main(["bench", "--nodes", "1", "--duration", "2", "--rate", "100", "--processes", "1", "--via", via,
                  "--connections", "2", "--users", "4", "--verify-seconds", "0.3", "--json", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads(out.read_text())
     for key in ("tps", "p50_ms", "p99_ms", "efficiency", "validators", "committed", "failed", "submitted",
                 "p90_ms", "max_ms", "cpu_per_node_percent", "verify_per_s"):
         assert key in doc, key
-    assert doc["validators"] == 1
+    assert doc["validators"] == 1 and doc["via"] == via
     assert doc["submitted"] > 0 and doc["committed"] > 0
     assert doc["committed"] + doc["failed"] >= doc["accepted"]
     assert doc["committed"] <= doc["accepted"] <= doc["submitted"]
