@@ -276,7 +276,7 @@ class Replica:
     def on_payload(self, round_: int, payload: bytes) -> list[Action]:
         """The application's payload for the proposal of `round_` (answer to RequestPayload)."""
         if (round_ != self.current_round or self._awaiting_payload != round_ or self.me is None
-                or self.safety.last_proposed_round >= round_):
+                or self.safety.last_proposed_round >= round_ or self.retired):
             self.counters["stale_payload"] += 1
             return self._finish()
         self._awaiting_payload = 0
@@ -629,8 +629,8 @@ class Replica:
             self._suffix_blocks[header.parent_id] = Block(header, b"")
         self._pending_qcs[cert.qc.block_id] = cert.qc
         for parent_id in list(self._suffix_blocks):
-            if parent_id in self._entries:
-                child = self._suffix_blocks.pop(parent_id)
+            child = self._suffix_blocks.pop(parent_id, None) if parent_id in self._entries else None
+            if child is not None:
                 self._insert_block(child)
         if cert.block_id not in self._entries:
             self._sync_requested.pop(cert.block_id, None)
@@ -727,7 +727,7 @@ class Replica:
         self._out.append(RequestPayload(r, parent.header.height + 1, qc.block_id))
 
     def _propose(self, payload: bytes) -> None:
-        assert self.me is not None and self._sk is not None
+        assert self.me is not None and self._sk is not None and not self.retired
         r = self.current_round
         qc, tc = self.safety.high_qc, self.safety.high_tc
         parent = self._entries.get(qc.block_id)
@@ -824,7 +824,7 @@ class Replica:
     # Internals: votes
 
     def _try_vote(self) -> None:
-        if self._pending_vote is None or self.me is None:
+        if self._pending_vote is None or self.me is None or self.retired:
             return
         block_id, tc = self._pending_vote
         entry = self._entries.get(block_id)

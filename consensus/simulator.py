@@ -16,6 +16,13 @@ Checked after (and during) every run:
   bounded     every replica buffer is within the bound its configuration implies
   liveness    once stable (GST, >= 2f+1 honest up), every honest replica commits `liveness_commits` new blocks
               before the highest honest round passes round_at_gst + liveness_rounds.
+With `reconfig`, the seed also draws a schedule of epoch changes (add a validator, remove one, rotate a key; every
+epoch keeps n >= 4 and its Byzantine members < n/3), each ending at a fixed height; additionally checked:
+  epochs      every commit certificate verifies under the set of its epoch; no block above an epoch's ending height
+              is committed in that epoch (two sets never both commit); every epoch-change proof, chained from the
+              genesis set, leads to the scheduled set; replicas in an ended epoch catch up (EpochChange, sync).
+Joining validators are given the epoch-ending block and its certificate (what block sync from genesis yields in a
+node) and start in their first epoch; removed validators keep their retired replica (it answers laggards).
 Nothing here reads the clock or an unseeded random source; the same seed gives the same run.
 """
 
@@ -43,13 +50,16 @@ from consensus.actions import (
 )
 from consensus.certificates import (
     CommitCertificateError,
+    EpochChainError,
     SignatureVerifier,
     check_commit_certificate,
+    verify_epoch_chain,
     verify_evidence,
 )
 from consensus.messages import (
     Block,
     CommitCertificate,
+    EpochChangeProof,
     Message,
     Proposal,
     QuorumCert,
@@ -86,6 +96,8 @@ class SimConfig:
     max_backoff_exponent: int = 4
     liveness_commits: int = 3
     liveness_rounds: int = 0  # 0 = 4n + 12
+    # Random epoch changes (validator set changes and key rotations) during the run.
+    reconfig: bool = False
 
     def __post_init__(self) -> None:
         assert self.nodes >= 1 and 0 <= self.byzantine and 3 * self.byzantine < self.nodes
@@ -106,6 +118,7 @@ class RunResult:
     evidence: int = 0
     byzantine: dict[int, str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    epoch_changes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -117,8 +130,22 @@ class RunResult:
 
 
 @functools.lru_cache(maxsize=64)
-def _secret_key(index: int) -> bytes:
-    return bls.get_backend().keygen(hashlib.sha256(b"simulator validator %d" % index).digest())
+def _secret_key(index: int, version: int = 0) -> bytes:
+    seed = b"simulator validator %d" % index + (b" key %d" % version if version else b"")
+    return bls.get_backend().keygen(hashlib.sha256(seed).digest())
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(index: int, version: int) -> Validator:
+    backend = bls.get_backend()
+    sk = _secret_key(index, version)
+    return Validator(b"v%d" % index, backend.public_key(sk), backend.pop_prove(sk), 1)
+
+
+@functools.lru_cache(maxsize=256)
+def _epoch_set(epoch: int, members: tuple[tuple[int, int], ...]) -> ValidatorSet:
+    """The set of `epoch` with members (node index, key version), in this order."""
+    return ValidatorSet(epoch, [_validator(i, v) for i, v in members], backend=bls.get_backend())
 
 
 @functools.lru_cache(maxsize=16)
@@ -150,14 +177,17 @@ def execute_payload(parent_root: bytes, payload: bytes) -> bytes:
 
 
 class _Disk:
-    """What survives a crash: the last safety state, pending blocks, the committed chain."""
+    """What survives a crash: the last safety state, pending blocks, the committed chain, the node's epoch and the
+    proofs of the epochs it has seen end."""
 
-    __slots__ = ("blocks", "committed", "safety")
+    __slots__ = ("blocks", "committed", "epoch", "proofs", "safety")
 
     def __init__(self) -> None:
         self.safety: SafetyState | None = None
         self.blocks: dict[bytes, Block] = {}
         self.committed: list[tuple[Block, CommitCertificate | None]] = []
+        self.epoch = 0
+        self.proofs: list[EpochChangeProof] = []
 
 
 class _Node:
@@ -182,6 +212,11 @@ class Simulation:
         self.rng = random.Random(config.seed)
         n = config.nodes
         self.vs = simulated_validator_set(n)
+        # Epoch schedule: sets by epoch and the height of each epoch's ending block (a pure function of the seed).
+        self.epoch_sets: list[ValidatorSet] = [self.vs]
+        self.end_heights: list[int] = []
+        self.members: list[dict[int, int]] = [{i: 0 for i in range(n)}]
+        spare = 2 if config.reconfig else 0
         self.verifier = shared_verifier()
         self.chain_id = b"sim-%d" % config.seed
         self.genesis = genesis_block(self.chain_id, self.vs.epoch)
@@ -192,7 +227,9 @@ class Simulation:
         byz_indexes = self.rng.sample(range(n), config.byzantine)
         behaviours = list(config.behaviours) or [self.rng.choice(BEHAVIOURS) for _ in byz_indexes]
         self.byzantine = {i: behaviours[k % len(behaviours)] for k, i in enumerate(byz_indexes)}
-        self.nodes = [_Node(i, self.byzantine.get(i)) for i in range(n)]
+        if config.reconfig:
+            self._draw_schedule(n, spare)
+        self.nodes = [_Node(i, self.byzantine.get(i)) for i in range(n + spare)]
         self.honest = [node for node in self.nodes if node.behaviour is None]
         self.now = 0
         self._seq = 0
@@ -208,11 +245,48 @@ class Simulation:
         # Checks.
         self.committed_at: dict[int, bytes] = {}
         self.payloads: set[bytes] = set()
-        self.signed_votes: dict[tuple[int, int], bytes] = {}
-        self.signed_proposals: dict[tuple[int, int], bytes] = {}
+        self.signed_votes: dict[tuple[int, int, int], bytes] = {}
+        self.signed_proposals: dict[tuple[int, int, int], bytes] = {}
         self.gst_heights: dict[int, int] = {}
         self.gst_round = 0
         self.live_at_round: int | None = None
+        self.proofs: list[EpochChangeProof] = []
+        self.joined: set[int] = set()
+
+    def _draw_schedule(self, n: int, spare: int) -> None:
+        rng = self.rng
+        height = 0
+        for epoch in range(1, rng.randint(2, 4)):
+            members = dict(self.members[-1])
+            byz = sum(1 for i in members if i in self.byzantine)
+            outside = [i for i in range(n + spare) if i not in members]
+            choices = ["rotate"]
+            if outside:
+                choices.append("add")
+            if len(members) - 1 >= 4 and 3 * byz < len(members) - 1:
+                choices.append("remove")
+            op = rng.choice(choices)
+            if op == "add":
+                members[rng.choice(outside)] = 0
+            elif op == "remove":
+                del members[rng.choice(sorted(members))]
+            else:
+                target = rng.choice(sorted(members))
+                members[target] += 1
+            height += rng.randint(2, 6)
+            self.end_heights.append(height)
+            self.members.append(members)
+            self.epoch_sets.append(_epoch_set(epoch, tuple(sorted(members.items()))))
+            assert 3 * sum(1 for i in members if i in self.byzantine) < len(members) and len(members) >= 4
+
+    def _member(self, node: _Node, epoch: int) -> bool:
+        return node.index in self.members[epoch]
+
+    def _next_set(self, block: Block) -> ValidatorSet | None:
+        e = block.header.epoch
+        if e < len(self.end_heights) and block.header.height == self.end_heights[e]:
+            return self.epoch_sets[e + 1]
+        return None
 
     # ----------------------------------------------------------------------------------------------------------
     # Event queue
@@ -264,20 +338,48 @@ class Simulation:
 
     def _boot(self, node: _Node) -> None:
         disk = node.disk
+        if not self._member(node, disk.epoch):
+            return  # not (yet, or any more) a validator
         if disk.committed and disk.committed[-1][1] is not None:
             anchor, cert = disk.committed[-1]
             anchor_qc: QuorumCert = cert.headers[1].qc  # type: ignore[union-attr]
         else:
             anchor, anchor_qc = self.genesis, self.genesis_qc
         stored = [b for b in disk.blocks.values() if b.header.height > anchor.header.height]
-        node.replica = Replica(self.replica_config, self.vs, me=node.id, secret_key=_secret_key(node.index),
+        vs = self.epoch_sets[disk.epoch]
+        node.replica = Replica(self.replica_config, vs, me=node.id,
+                               secret_key=_secret_key(node.index, self.members[disk.epoch][node.index]),
                                anchor=anchor, anchor_qc=anchor_qc, safety=disk.safety, stored_blocks=stored,
                                history=[(b, c) for b, c in disk.committed[-65:-1] if c is not None],
-                               verifier=self.verifier)
+                               verifier=self.verifier, epoch_proofs=disk.proofs)
         node.roots = {anchor.id: anchor_qc.state_root}
         node.up = True
         node.timer_gen += 1
         self._run(node, node.replica.start())
+
+    def _enter_epoch(self, node: _Node, epoch: int) -> None:
+        """The node committed the block ending `epoch - 1` (its disk already says so): start its replica of the new
+        epoch if it is a member; a removed validator keeps its retired replica to answer peers that are behind."""
+        if not node.up or node.replica is None or node.replica.vs.epoch >= epoch:
+            return
+        if self._member(node, epoch):
+            node.replica = None
+            node.timer_gen += 1
+            self._boot(node)
+
+    def _join(self, epoch: int, block: Block, cert: CommitCertificate) -> None:
+        """Validators joining at `epoch` start from the block that ended the previous epoch."""
+        for node in self.nodes:
+            if self._member(node, epoch) and node.disk.epoch < epoch and not self._member(node, node.disk.epoch):
+                node.disk.committed = [(block, cert)]
+                node.disk.epoch = epoch
+                node.disk.safety = None
+                node.disk.blocks = {}
+                node.disk.proofs = list(self.proofs[:epoch])
+                node.crash_after = None
+                node.up = False
+                node.replica = None
+                self._boot(node)
 
     def _crash(self, node: _Node) -> None:
         node.crash_after = None
@@ -313,11 +415,11 @@ class Simulation:
 
     def _perform(self, node: _Node, action: object, follow: list) -> None:
         if isinstance(action, Send):
-            self._outgoing(node, [self.vs.index_of[action.to]], action.message)
+            self._outgoing(node, [int(action.to[1:])], action.message)
         elif isinstance(action, Broadcast):
             self._outgoing(node, [i for i in range(len(self.nodes)) if i != node.index], action.message)
         elif isinstance(action, SyncBlocks):
-            self._outgoing(node, [self.vs.index_of[action.to]], action.request)
+            self._outgoing(node, [int(action.to[1:])], action.request)
         elif isinstance(action, PersistSafety):
             old = node.disk.safety
             if old is not None:
@@ -335,25 +437,30 @@ class Simulation:
         elif isinstance(action, Execute):
             root = execute_payload(action.parent_state_root, action.block.payload)
             node.roots[action.block.id] = root
-            follow.append(lambda r, b=action.block.id, s=root: r.on_executed(b, s))
+            nxt = self._next_set(action.block)
+            follow.append(lambda r, b=action.block.id, s=root, x=nxt: r.on_executed(b, s, x))
         elif isinstance(action, Commit):
             self._on_commit(node, action.block, action.certificate)
         elif isinstance(action, ReportEvidence):
             self.result.evidence += 1
             ev = action.evidence
-            if not verify_evidence(self.vs, self.chain_id, ev, self.verifier):
+            ev_set = self.epoch_sets[ev.epoch] if ev.epoch < len(self.epoch_sets) else self.vs
+            if not verify_evidence(ev_set, self.chain_id, ev, self.verifier):
                 self.violation(f"node {node.index} reported evidence that does not verify")
-            elif self.nodes[ev.validator].behaviour is None:
+            elif self.nodes[int(ev_set.validators[ev.validator].id[1:])].behaviour is None:
                 self.violation(f"evidence against honest node {ev.validator}")
         else:
             raise TypeError(f"unknown action {action!r}")
 
     def _on_commit(self, node: _Node, block: Block, cert: CommitCertificate) -> None:
         disk = node.disk
+        h = block.header
+        nxt = self._next_set(block)
+        if nxt is not None:
+            self._on_epoch_end(node, block, cert, nxt)
         if node.behaviour is not None:
             disk.committed.append((block, cert))
             return
-        h = block.header
         prev = disk.committed[-1][0] if disk.committed else self.genesis
         if h.height != prev.header.height + 1 or h.parent_id != prev.id:
             self.violation(f"node {node.index} commit at height {h.height} does not extend its last commit")
@@ -362,8 +469,10 @@ class Simulation:
             self.violation(f"AGREEMENT: two blocks committed at height {h.height}")
         if h.payload_hash not in self.payloads:
             self.violation(f"node {node.index} committed a payload nobody proposed at height {h.height}")
+        if h.epoch < len(self.end_heights) and h.height > self.end_heights[h.epoch]:
+            self.violation(f"node {node.index} committed height {h.height} in ended epoch {h.epoch}")
         try:
-            check_commit_certificate(self.vs, cert, chain_id=self.chain_id, verifier=self.verifier)
+            check_commit_certificate(self.epoch_sets[h.epoch], cert, chain_id=self.chain_id, verifier=self.verifier)
         except CommitCertificateError as exc:
             self.violation(f"node {node.index} commit certificate at height {h.height}: {exc.code}")
         if cert.block_id != block.id or cert.height != h.height:
@@ -376,6 +485,34 @@ class Simulation:
             del disk.blocks[block_id]
         self.result.commits += 1
         self.result.max_height = max(self.result.max_height, h.height)
+
+    def _on_epoch_end(self, node: _Node, block: Block, cert: CommitCertificate, nxt: ValidatorSet) -> None:
+        epoch = block.header.epoch
+        replica = node.replica
+        proof = replica.epoch_change if replica is not None else None
+        if proof is None or proof.cert.block_id != block.id or not replica.retired:  # type: ignore[union-attr]
+            self.violation(f"node {node.index} committed the end of epoch {epoch} without retiring")
+            return
+        if node.behaviour is None:
+            try:
+                reached = verify_epoch_chain(self.vs, [*node.disk.proofs[:epoch], proof], chain_id=self.chain_id,
+                                             verifier=self.verifier)
+            except EpochChainError as exc:
+                self.violation(f"node {node.index} epoch-change proof of epoch {epoch}: {exc.code}")
+                return
+            if reached.digest != nxt.digest:
+                self.violation(f"node {node.index} epoch-change proof leads to another set")
+        if len(self.proofs) == epoch:
+            self.proofs.append(proof)
+            self.result.epoch_changes += 1
+        node.disk.proofs = list(self.proofs[: epoch + 1])
+        node.disk.epoch = epoch + 1
+        node.disk.safety = None
+        node.disk.blocks = {}
+        self._at(self.now, functools.partial(self._enter_epoch, node, epoch + 1))
+        if len(self.proofs) == epoch + 1 and epoch + 1 not in self.joined:
+            self.joined.add(epoch + 1)
+            self._at(self.now, functools.partial(self._join, epoch + 1, block, cert))
 
     # ----------------------------------------------------------------------------------------------------------
     # Outgoing traffic, honest or rewritten by a Byzantine behaviour
@@ -391,14 +528,14 @@ class Simulation:
 
     def _check_honest(self, node: _Node, message: Message) -> None:
         if isinstance(message, Vote):
-            key = (node.index, message.round)
+            key = (node.index, message.epoch, message.round)
             value = message.block_id + message.state_root
             if self.signed_votes.setdefault(key, value) != value:
                 self.violation(f"honest node {node.index} signed two votes in round {message.round}")
         elif isinstance(message, Proposal):
-            key = (node.index, message.block.header.round)
+            key = (node.index, message.block.header.epoch, message.block.header.round)
             if self.signed_proposals.setdefault(key, message.block.id) != message.block.id:
-                self.violation(f"honest node {node.index} proposed twice in round {key[1]}")
+                self.violation(f"honest node {node.index} proposed twice in round {key[2]}")
 
     def _sign(self, node: _Node, msg: bytes) -> bytes:
         return self.verifier.backend.sign(_secret_key(node.index), msg)
@@ -530,7 +667,7 @@ class Simulation:
 
     def _on_gst(self) -> None:
         self.partition = None
-        self.gst_heights = {n.index: len(n.disk.committed) for n in self.honest}
+        self.gst_heights = {n.index: len(n.disk.committed) for n in self.honest if n.up}
         self.gst_round = max(n.replica.current_round for n in self.honest if n.replica is not None)
 
     # ----------------------------------------------------------------------------------------------------------
@@ -554,7 +691,7 @@ class Simulation:
             top = max(n.replica.current_round for n in self.honest if n.replica is not None)
             if self.live_at_round is None and all(
                     len(n.disk.committed) - self.gst_heights.get(n.index, 0) >= cfg.liveness_commits
-                    for n in self.honest):
+                    for n in self.honest if self._member(n, n.disk.epoch)):
                 self.live_at_round = top
             if self.live_at_round is None and top > self.gst_round + live_rounds:
                 stop_reason = f"no commits within {live_rounds} rounds after GST (round {self.gst_round})"
@@ -587,24 +724,25 @@ def run_seed(config: SimConfig) -> RunResult:
 
 def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int = 0, rounds: int = 30,
              behaviours: tuple[str, ...] = (), all_restart: bool | None = None, crashes: bool = True,
-             partitions: bool = True, on_result: Callable[[RunResult], None] | None = None,
+             partitions: bool = True, reconfig: bool = False, on_result: Callable[[RunResult], None] | None = None,
              clock: Callable[[], float] | None = None) -> dict[str, object]:
     """Run seeds seed_start .. seed_start+seeds-1 and summarise. With all_restart=None every fourth seed crashes
     and restarts the whole cluster at once. `clock` (e.g. time.perf_counter) only measures; it never steers a run."""
     started = clock() if clock else 0.0
     summary: dict[str, object] = {"runs": 0, "safety_violations": 0, "liveness_failures": 0, "commits": 0,
-                                  "rounds": 0, "messages": 0, "evidence": 0, "failed_seeds": []}
+                                  "rounds": 0, "messages": 0, "evidence": 0, "epoch_changes": 0, "failed_seeds": []}
     failures: list[dict[str, object]] = []
     for seed in range(seed_start, seed_start + seeds):
         restart_all = (seed % 4 == 3) if all_restart is None else all_restart
         result = run_seed(SimConfig(seed=seed, nodes=nodes, byzantine=byzantine, rounds=rounds,
                                     behaviours=behaviours, all_restart=restart_all, crashes=crashes,
-                                    partitions=partitions))
+                                    partitions=partitions, reconfig=reconfig))
         summary["runs"] += 1  # type: ignore[operator]
         summary["commits"] += result.commits  # type: ignore[operator]
         summary["rounds"] += result.rounds  # type: ignore[operator]
         summary["messages"] += result.messages  # type: ignore[operator]
         summary["evidence"] += result.evidence  # type: ignore[operator]
+        summary["epoch_changes"] += result.epoch_changes  # type: ignore[operator]
         if result.safety_violations:
             summary["safety_violations"] += 1  # type: ignore[operator]
         if result.liveness_failures:
@@ -625,7 +763,8 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
     return summary
 
 
-SUMMED_KEYS: Final = ("runs", "safety_violations", "liveness_failures", "commits", "rounds", "messages", "evidence")
+SUMMED_KEYS: Final = ("runs", "safety_violations", "liveness_failures", "commits", "rounds", "messages", "evidence",
+                      "epoch_changes")
 
 
 def merge_summaries(parts: list[dict[str, object]], seconds: float) -> dict[str, object]:

@@ -27,11 +27,14 @@ from celpy import celtypes
 
 from contracts import codes as cc
 from contracts.params import RuleConfigError
+from ledger.schema import MAX_AGENTS
 
 __all__ = [
     "CONTEXT_NAMES",
     "MAX_AST_NODES",
+    "MAX_COST",
     "MAX_EXPR_BYTES",
+    "RANGE_BOUNDS",
     "Compiled",
     "compile_expression",
     "evaluate",
@@ -45,6 +48,10 @@ MAX_AST_NODES = 2000
 # (which could otherwise make the same expression fail on one node and pass on another).
 MAX_TREE_DEPTH = 250
 MAX_CACHE = 1024
+# Static evaluation cost bound, in parse-tree node visits: every node once, plus, for each comprehension macro, its
+# body's nodes once per element of its range. Equal to MAX_AST_NODES, so no rule costs more than the largest
+# macro-free rule (about 20-40 ms in cel-python).
+MAX_COST = MAX_AST_NODES
 
 CONTEXT_NAMES = frozenset({"kind", "forced", "amount", "height", "time", "actor", "asset", "sender", "recipient"})
 ALLOWED_FUNCTIONS = frozenset({"has", "size", "int", "uint", "string", "bool", "bytes"})
@@ -53,6 +60,29 @@ ALLOWED_METHODS = frozenset(
 )
 MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 FORBIDDEN_NODES = frozenset({"dot_ident", "dot_ident_arg", "member_object"})
+# Context values a macro may iterate, and the most elements each can have: the maps iterate their keys (the fixed
+# fields built by contracts.modules.cel_rule), asset.agents is bounded by the ledger (ledger.schema.MAX_AGENTS).
+RANGE_BOUNDS: dict[tuple[str, ...], int] = {
+    ("sender",): 10,
+    ("recipient",): 10,
+    ("asset",): 6,
+    ("asset", "agents"): MAX_AGENTS,
+}
+# Single-child wrapper nodes of cel-python's grammar, looked through when classifying a macro range.
+_WRAPPERS = frozenset(
+    {
+        "expr",
+        "conditionalor",
+        "conditionaland",
+        "relation",
+        "addition",
+        "multiplication",
+        "unary",
+        "member",
+        "primary",
+        "paren_expr",
+    }
+)
 I64_MIN = -(1 << 63)
 I64_MAX = (1 << 63) - 1
 
@@ -88,10 +118,12 @@ _ENV = celpy.Environment()
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """A checked, compiled expression and the context variables it reads (only those are built per movement)."""
+    """A checked, compiled expression, the context variables it reads (only those are built per movement) and its
+    static evaluation cost bound (node visits, at most MAX_COST)."""
 
     runner: celpy.Runner
     names: frozenset[str]
+    cost: int
 
 
 _CACHE: dict[str, Compiled] = {}
@@ -107,8 +139,78 @@ def _depth(ast: lark.Tree) -> int:
     return best
 
 
-def _check_tree(ast: lark.Tree) -> frozenset[str]:
-    """Refuse forbidden constructs; return the context variables the expression reads."""
+def _unwrap(node: lark.Tree) -> lark.Tree:
+    while node.data in _WRAPPERS and len(node.children) == 1 and isinstance(node.children[0], lark.Tree):
+        node = node.children[0]
+    return node
+
+
+def _context_path(node: lark.Tree) -> tuple[str, ...] | None:
+    """`sender`, `asset.agents`, ... as a tuple of names, or None if `node` is not a plain context reference."""
+    node = _unwrap(node)
+    if node.data == "ident":
+        return (str(node.children[0]),)
+    if node.data == "member_dot" and isinstance(node.children[0], lark.Tree):
+        head = _context_path(node.children[0])
+        return None if head is None else (*head, str(node.children[1]))
+    return None
+
+
+def _range_bound(node: lark.Tree) -> int | None:
+    """The most elements a macro range can have, from the syntax alone; None when it cannot be bounded statically.
+
+    Bounded: a list or map literal (its element count), a context value of RANGE_BOUNDS, `a + b` (sum) and
+    `c ? a : b` (max) of bounded ranges. Anything else (a string, an index, a function result) is unbounded."""
+    node = _unwrap(node)
+    if node.data == "list_lit":
+        return len(node.children[0].children) if node.children else 0
+    if node.data == "map_lit":
+        return len(node.children[0].children) // 2 if node.children else 0
+    if node.data == "expr" and len(node.children) == 3:
+        a, b = _range_bound(node.children[1]), _range_bound(node.children[2])
+        return None if a is None or b is None else max(a, b)
+    if node.data == "addition" and len(node.children) == 2 and node.children[0].data == "addition_add":
+        a, b = _range_bound(node.children[0].children[0]), _range_bound(node.children[1])
+        return None if a is None or b is None else a + b
+    path = _context_path(node)
+    return None if path is None else RANGE_BOUNDS.get(path)
+
+
+def _is_macro(node: lark.Tree) -> bool:
+    return node.data == "member_dot_arg" and str(node.children[1]) in MACROS
+
+
+def _cost(ast: lark.Tree, nodes: int) -> int:
+    """Static bound on the node visits of one evaluation: `nodes`, plus range size x body size for every macro.
+
+    Macros may not nest (no macro in another macro's range or body): that keeps the bound a sum of products of
+    two syntactic sizes, and keeps the values a macro builds (map results) proportional to that cost."""
+    cost = nodes
+    for node in ast.iter_subtrees():
+        if not _is_macro(node):
+            continue
+        name = str(node.children[1])
+        args = node.children[2] if len(node.children) > 2 and isinstance(node.children[2], lark.Tree) else None
+        inner = [node.children[0]] + ([args] if args is not None else [])
+        if any(_is_macro(sub) for part in inner for sub in part.iter_subtrees()):
+            raise RuleConfigError(
+                cc.CEL_FORBIDDEN, f"CEL: .{name}() contains another comprehension macro (macros may not nest)"
+            )
+        bound = _range_bound(node.children[0])
+        if bound is None:
+            raise RuleConfigError(
+                cc.CEL_FORBIDDEN,
+                f"CEL: the range of .{name}() must be a list or map literal, "
+                f"{', '.join('.'.join(p) for p in RANGE_BOUNDS)}, or + / ?: of these",
+            )
+        body = args.children[1:] if args is not None else []
+        cost += bound * sum(1 for part in body if isinstance(part, lark.Tree) for _ in part.iter_subtrees())
+    return cost
+
+
+def _check_tree(ast: lark.Tree) -> tuple[frozenset[str], int]:
+    """Refuse forbidden constructs and over-budget expressions; return the context variables the expression reads
+    and its cost bound."""
     nodes = 0
     macro_vars: set[str] = set()
     idents: list[str] = []
@@ -144,7 +246,12 @@ def _check_tree(ast: lark.Tree) -> frozenset[str]:
     for name in idents:
         if name not in CONTEXT_NAMES and name not in macro_vars:
             raise RuleConfigError(cc.CEL_FORBIDDEN, f"CEL: unknown name {name}")
-    return frozenset(idents) & CONTEXT_NAMES
+    cost = _cost(ast, nodes)
+    if cost > MAX_COST:
+        raise RuleConfigError(
+            cc.CEL_TOO_LARGE, f"CEL: evaluation cost bound {cost} > {MAX_COST} (nodes + range size x macro body nodes)"
+        )
+    return frozenset(idents) & CONTEXT_NAMES, cost
 
 
 def compile_expression(text: str) -> Compiled:
@@ -159,8 +266,8 @@ def compile_expression(text: str) -> Compiled:
     except (celpy.CELParseError, RecursionError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RuleConfigError(cc.CEL_SYNTAX, f"CEL: {first[:200]}") from None
-    names = _check_tree(ast)
-    compiled = Compiled(_ENV.program(ast, functions=_OVERRIDES), names)
+    names, cost = _check_tree(ast)
+    compiled = Compiled(_ENV.program(ast, functions=_OVERRIDES), names, cost)
     if len(_CACHE) >= MAX_CACHE:
         _CACHE.clear()
     _CACHE[text] = compiled
@@ -192,6 +299,10 @@ def evaluate(runner: celpy.Runner, activation: Mapping[str, Any]) -> tuple[bool 
     """(True/False, "") or (None, why) when evaluation failed or did not give a bool."""
     try:
         result = runner.evaluate(dict(activation))
+    except (MemoryError, RecursionError):
+        # Not a property of the expression but of this machine (RAM, stack): turning them into a denial could make
+        # nodes decide differently. They propagate; the static limits are what keep them from happening.
+        raise
     except Exception as exc:  # noqa: BLE001 - by contract any evaluation failure denies (CEL_EVAL_ERROR)
         return None, f"{type(exc).__name__}: {str(exc)[:120]}"
     if isinstance(result, celtypes.BoolType):

@@ -90,8 +90,10 @@ class BlockSync:
 
     # -- fetching -----------------------------------------------------------------------------------------------
 
-    async def catch_up(self) -> int:
-        """Fetch and apply blocks until no peer reports a higher height. Returns the number of blocks applied."""
+    async def catch_up(self, at_least: int = 0) -> int:
+        """Fetch and apply blocks until no peer reports a higher height. Returns the number of blocks applied.
+        `at_least`: a height known to be certified (a commit the replica made): every peer is asked up to it even
+        when its last STATUS reported less."""
         if self.running:
             return 0
         self.running = True
@@ -102,8 +104,9 @@ class BlockSync:
         try:
             while True:
                 head = self.node.executor.head.height
-                candidates = [(h, p) for p, (h, _) in self.node.peer_heights.items()
-                              if p not in bad and h > head and p in self.node.peer_ids]
+                reported = {p: h for p, (h, _) in self.node.peer_heights.items()}
+                candidates = [(max(reported.get(p, 0), at_least), p) for p in self.node.peer_ids
+                              if p not in bad and max(reported.get(p, 0), at_least) > head]
                 if not candidates:
                     break
                 _, peer = max(candidates)

@@ -12,7 +12,9 @@ One asyncio event loop drives everything; the replica, the executor and the stor
                            to propose wait up to params.empty_block_interval_ms for a transaction
     Execute                Executor.execute on the parent's overlay; the voter's clock-drift check
     Commit                 Executor.commit (BlockCommit + commit certificate: one synced batch), then listeners,
-                           the commit feed and mempool cleanup
+                           the commit feed and mempool cleanup. A Commit above head + 1 (ancestors not applied
+                           here) never halts the node: the replica stops, block sync fetches and applies the missing
+                           certified heights, the commit is applied, and a new replica starts from the head
     ReportEvidence         stored under extra key "evidence/<epoch>/<round>/<validator>/<kind>" and logged
 
 Node-level messages (channel 0x02, msgpack): STATUS [1, genesis_hash, height, block_id] every second (the hello:
@@ -50,7 +52,7 @@ from consensus.actions import (
     SetTimer,
     SyncBlocks,
 )
-from consensus.certificates import SignatureVerifier, check_commit_certificate
+from consensus.certificates import CommitCertificateError, SignatureVerifier, check_commit_certificate
 from consensus.messages import (
     Block,
     CommitCertificate,
@@ -97,6 +99,8 @@ MAX_GOSSIP_TASKS: Final = 64
 # A leader with fewer transactions than a full block waits until this long after its previous proposal, so blocks
 # batch transactions instead of carrying one each (a local choice: not part of the protocol).
 MIN_BLOCK_INTERVAL_MS: Final = 40
+# A commit above head + 1 is preceded by block sync of the missing heights for at most this long.
+GAP_SYNC_TIMEOUT_S: Final = 30.0
 
 
 class Validator:
@@ -320,6 +324,11 @@ class Validator:
         elif isinstance(action, Execute):
             return self._execute(replica, action)
         elif isinstance(action, Commit):
+            if action.block.header.height > self.executor.head.height + 1:
+                # The replica committed a block whose ancestors are not applied here: catch them up by block sync
+                # (certificates verified) instead of halting, then apply this commit.
+                self._commit_after_gap(action.block, action.certificate)
+                return None
             self._commit(action.block, action.certificate)
         elif isinstance(action, ReportEvidence):
             ev = action.evidence
@@ -411,6 +420,45 @@ class Validator:
     def _has_work(self, exclude: set[bytes]) -> bool:
         """Propose now if the pool has new transactions or uncommitted blocks wait for their commit."""
         return len(self.pool) > len(exclude) or bool(exclude)
+
+    def _commit_after_gap(self, block: Block, cert: CommitCertificate) -> None:
+        """A Commit above head + 1. The replica's view and the store disagree, so the replica stops (the rest of
+        its action list is dropped with it), the missing certified blocks are fetched and applied by block sync,
+        `block` is applied if it then extends the head, and a new replica starts from the store's head."""
+        head = self.executor.head
+        log.warning("commit_gap node=%s height=%d head=%d: catching up by block sync before applying it",
+                    self.node_id, block.header.height, head.height)
+        self.counters["commit_gaps"] += 1
+        self._stop_consensus()
+        self.mode = "syncing"
+        self._tasks.append(asyncio.get_running_loop().create_task(self._fill_gap(block, cert)))
+
+    async def _fill_gap(self, block: Block, cert: CommitCertificate) -> None:
+        target = block.header.height
+        deadline = time.monotonic() + GAP_SYNC_TIMEOUT_S
+        while not self._stopped.is_set() and self.executor.head.height < target - 1:
+            await self.sync.catch_up(at_least=target - 1)
+            if self.executor.head.height >= target - 1 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        if self._stopped.is_set():
+            return
+        head = self.executor.head
+        if head.height == target - 1 and block.header.parent_id == head.block_id:
+            try:
+                verify_certified(self, cert)
+            except CommitCertificateError as exc:  # a replica only commits certified blocks: an invariant broke
+                self._fail("commit_uncertified", f"the commit of height {target} does not verify: {exc}")
+                return
+            try:
+                self._commit(block, cert)
+            except ExecutionError as exc:
+                self._fail(exc.code, exc.message)
+                return
+        elif head.height < target - 1:
+            log.warning("commit_gap_unfilled node=%s height=%d head=%d: consensus restarts from the head",
+                        self.node_id, target, head.height)
+        self._start_consensus()
 
     def _commit(self, block: Block, cert: CommitCertificate) -> None:
         committed = self.executor.commit(block, cert)

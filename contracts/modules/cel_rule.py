@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from contracts import codes as cc
 from contracts import holders
-from contracts.cel import Compiled, compile_expression, evaluate, to_cel
+from contracts.cel import RANGE_BOUNDS, Compiled, compile_expression, evaluate, to_cel
 from contracts.claims import valid_claim
 from contracts.modules.base import ALLOWED, MATURITY_REDEMPTION, RuleContext
 from contracts.params import Params
@@ -76,6 +76,16 @@ def variable(ctx: RuleContext, name: str) -> Any:
     return mv.actor if name == "actor" else simple[name]
 
 
+def _assert_range_bounds(name: str, value: Any) -> None:
+    """The attach-time cost bound (contracts.cel.RANGE_BOUNDS) relies on these sizes."""
+    for path, bound in RANGE_BOUNDS.items():
+        if path[0] == name:
+            inner = value
+            for key in path[1:]:
+                inner = inner[key]
+            assert len(inner) <= bound, f"CEL context {'.'.join(path)} has {len(inner)} elements > {bound}"
+
+
 def activation(ctx: RuleContext, names: frozenset[str]) -> dict[str, Any]:
     """The CEL values of `names`, built once per movement and shared by all CEL rules of the asset."""
     cache = ctx.cel_activation
@@ -83,7 +93,9 @@ def activation(ctx: RuleContext, names: frozenset[str]) -> dict[str, Any]:
         cache = ctx.cel_activation = {}
     for name in names:
         if name not in cache:
-            cache[name] = to_cel(variable(ctx, name))
+            value = variable(ctx, name)
+            _assert_range_bounds(name, value)
+            cache[name] = to_cel(value)
     return {name: cache[name] for name in names}
 
 
@@ -108,7 +120,7 @@ class CelRule:
             act = activation(ctx, self.compiled.names)
         except ValueError as exc:
             return cc.CEL_EVAL_ERROR, f"custom rule context: {exc}"
-        ok, why = evaluate(self.compiled.runner, act)
+        ok, why = evaluate(self.compiled.runner, act)  # MemoryError / RecursionError propagate (not a denial)
         if ok is None:
             return cc.CEL_EVAL_ERROR, f"custom rule {self.expr[:60]!r}: {why}"
         if not ok:

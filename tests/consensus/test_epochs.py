@@ -111,7 +111,7 @@ def test_next_epoch_commits_and_a_light_client_follows_two_changes():
     c = EpochCluster(4, vs1)
     _end_epoch(c)
     proof0 = c.replicas[0].epoch_change
-    ending = [a for a in c.commits[0] if a.block.header.height == END_HEIGHT][0]
+    ending = next(a for a in c.commits[0] if a.block.header.height == END_HEIGHT)
     # Epoch 1: five validators (v4 joins), started from the epoch-ending block.
     fresh = [Replica(ReplicaConfig(chain_id=CHAIN, base_timeout_ms=100), vs1, me=vid(i), secret_key=secret_key(i),
                      anchor=ending.block, anchor_qc=proof0.cert.headers[1].qc, verifier=verifier(),

@@ -69,6 +69,11 @@ def event_kinds(items: list[dict[str, Any]]) -> list[str]:
     return [ev.get("kind", "") for item in items for ev in item.get("events", ()) if isinstance(ev, dict)]
 
 
+def flip_hex(text: str, at: int) -> str:
+    """`text` with the hex digit at `at` changed."""
+    return text[:at] + ("1" if text[at] == "0" else "0") + text[at + 1:]
+
+
 def test_scenario_5_lost_key_recovery(world: tuple[ThreadedNetwork, Driver, dict[str, AccountKey]]) -> None:
     _, d, genesis_keys = world
     admin = genesis_keys[ADMIN]
@@ -120,12 +125,13 @@ def test_scenario_5_lost_key_recovery(world: tuple[ThreadedNetwork, Driver, dict
     assert new_account["frozen"] is True
     assert old_account["closed_to"] == k_new_id
     # The old account is closed: its key signs nothing for it any more.
-    refused = d.attempt([Transfer(k_id, CASH, (TransferLeg(outsider.account, 1),))], [k_old])[0]
-    assert refused in (codes.SIGNER_CLOSED, codes.ACCOUNT_CLOSED), refused
+    assert d.attempt([Transfer(k_id, CASH, (TransferLeg(outsider.account, 1),))], [k_old])[0] == codes.SIGNER_CLOSED
+    # The freeze moved with the holdings: the new account's key signs, but the frozen account cannot send.
+    assert d.attempt([Transfer(k_new_id, CASH, (TransferLeg(outsider.account, 1),))], [k_new])[0] == codes.SENDER_FROZEN
     # History intact on both sides of the migration.
     old_items = history(d, k_id)
     assert migrated["tx_id"] in {i.get("tx_id") for i in old_items}
-    assert {"amount_frozen", "account_frozen"} & set(event_kinds(old_items))
+    assert {"amount_frozen", "account_frozen", "account_migrated"} <= set(event_kinds(old_items))
     assert migrated["tx_id"] in {i.get("tx_id") for i in history(d, k_new_id)}
     d.supply_check([CASH])
 
@@ -188,4 +194,13 @@ def test_scenario_6_custody_statement(world: tuple[ThreadedNetwork, Driver, dict
     assert json.loads(capsys.readouterr().out)["code"] == "statement_value_mismatch"
     tampered = json.loads(bad.read_text())
     assert not verify_statement(tampered, anchor).ok
+    # A changed byte of the commit certificate, or of a proven record, fails too.
+    assert statement["account_status"]["custodian"] == custodian.account
+    cert = json.loads(json.dumps(statement))
+    cert["commit_certificate"] = flip_hex(cert["commit_certificate"], len(cert["commit_certificate"]) // 2)
+    assert not verify_statement(cert, anchor).ok
+    proof = json.loads(json.dumps(statement))
+    record = next(p for p in proof["proofs"] if p["value"])
+    record["value"] = flip_hex(record["value"], len(record["value"]) - 1)
+    assert not verify_statement(proof, anchor).ok
     d.supply_check([sec, CASH])

@@ -216,3 +216,61 @@ def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, 
     with caplog.at_level("ERROR"):
         asyncio.run(run())
     assert any("genesis_mismatch" in r.getMessage() for r in caplog.records)
+
+
+def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path, sig_verifier) -> None:
+    """A replica's Commit for head + 3 (its ancestors never applied here, as after a partition or a restart) must
+    not halt the node: the missing certified heights come by block sync, then the commit applies."""
+    from consensus.actions import Commit
+    from consensus.messages import decode_block
+    from node.execution import cert_key
+    from tests.node.cluster import free_ports
+
+    ports = free_ports(4)
+    layout = generate_network(str(tmp_path / "net"), 4, chain_id="testnet-gap", seed=b"gap", base_port=ports[0],
+                              params=PARAMS, genesis_time=1_700_000_000)
+    import json
+
+    with open(layout.genesis_path, encoding="utf-8") as f:
+        doc = json.load(f)
+    for i, v in enumerate(doc["validators"]):
+        v["address"] = f"127.0.0.1:{ports[i]}"
+    write_genesis(layout.genesis_path, doc)
+    genesis = load_genesis(layout.genesis_path)
+    keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
+
+    async def run() -> None:
+        nodes = [Validator(genesis, keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", ports[i]),
+                           sig_verifier=sig_verifier) for i in range(4)]
+        for node in nodes:
+            await node.start()
+        try:
+            assert all([await node.wait_for_height(3, 60) for node in nodes])
+            lagging, leader = nodes[3], nodes[0]
+            # Hold the lagging node out of consensus while the other three commit three more blocks.
+            for _ in range(400):
+                if lagging.replica is not None:
+                    break
+                await asyncio.sleep(0.05)
+            lagging._stop_consensus()
+            base = lagging.executor.head.height
+            assert await leader.wait_for_height(base + 3, 60)
+            target = base + 3
+            block = decode_block(leader.store.get_block(target))
+            cert = CommitCertificate.decode(leader.store.get_extra(cert_key(target)))
+            lagging._start_consensus()
+            assert lagging.replica is not None and lagging.executor.head.height == base
+            lagging._run([Commit(block, cert)])
+            assert await lagging.wait_for_height(target, 60), lagging.status()
+            assert lagging._fatal is None
+            assert lagging.store.get_block(target) == leader.store.get_block(target)
+            assert lagging.store.state_root_at(target) == leader.store.state_root_at(target)
+            assert lagging.counters["commit_gaps"] == 1
+            # Consensus resumes on the caught-up node: it keeps following the chain.
+            assert await lagging.wait_for_height(target + 2, 60), lagging.status()
+            assert lagging._fatal is None and lagging.replica is not None
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(run())

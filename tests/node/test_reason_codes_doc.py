@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import node.api.errors  # noqa: F401  (defines the API codes)
+import node.api.errors
 import node.mempool  # noqa: F401  (defines the mempool codes)
 from ledger import codes
 
