@@ -76,6 +76,8 @@ MAX_PENDING_QCS: Final = 64
 MAX_SYNC_TARGETS: Final = 64
 # Sync requests answered per peer per round (a peer cannot make us stream the chain at it in a loop).
 MAX_SYNC_ANSWERS_PER_ROUND: Final = 8
+# A peer in an ended epoch gets an EpochChange for its first message of that epoch and every this many afterwards.
+EPOCH_ANSWER_EVERY: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +207,7 @@ class Replica:
         self.retired = False
         self.learned_epoch_change: tuple[EpochChangeProof, ...] = ()
         self._suffix_blocks: dict[bytes, Block] = {}
-        self._epoch_answers: dict[bytes, int] = {}
+        self._epoch_answers: dict[bytes, tuple[int, int]] = {}
 
     # ----------------------------------------------------------------------------------------------------------
     # Public inputs
@@ -584,7 +586,8 @@ class Replica:
         self.counters["epoch_ended"] += 1
 
     def _answer_epoch_change(self, sender: bytes, epoch: int) -> None:
-        """A peer is still in `epoch`, which has ended: send the proofs from there on (once per peer per epoch)."""
+        """A peer is still in `epoch`, which has ended: send the proofs from there on (to each peer for its first
+        message of that epoch and then every EPOCH_ANSWER_EVERY-th, so a peer that restarts still learns)."""
         proofs = list(self._epoch_proofs)
         if self.epoch_change is not None:
             proofs.append(self.epoch_change)
@@ -592,12 +595,14 @@ class Replica:
         if not proofs or proofs[0].epoch != epoch:
             self.counters["dropped_wrong_epoch"] += 1
             return
-        if self._epoch_answers.get(sender) == epoch:
-            self.counters["dropped_wrong_epoch"] += 1
-            return
+        last_epoch, seen = self._epoch_answers.get(sender, (-1, 0))
+        seen = seen + 1 if last_epoch == epoch else 0
         if len(self._epoch_answers) > 4 * len(self.vs.validators):
             self._epoch_answers.clear()
-        self._epoch_answers[sender] = epoch
+        self._epoch_answers[sender] = (epoch, seen)
+        if seen % EPOCH_ANSWER_EVERY:
+            self.counters["dropped_wrong_epoch"] += 1
+            return
         self.counters["epoch_change_sent"] += 1
         self._out.append(Send(sender, EpochChange(tuple(proofs))))
 
@@ -620,12 +625,12 @@ class Replica:
             if not self._qc_valid(header.qc):
                 c["dropped_bad_epoch_change"] += 1
                 return
+        if any(header.payload_hash != payload_hash(b"") for header in cert.headers[1:]):
+            c["dropped_bad_epoch_change"] += 1
+            return
         self.learned_epoch_change = tuple(proofs)
         c["epoch_change_learned"] += 1
         for header in cert.headers[1:]:
-            if header.payload_hash != payload_hash(b""):
-                c["dropped_bad_epoch_change"] += 1
-                return
             self._suffix_blocks[header.parent_id] = Block(header, b"")
         self._pending_qcs[cert.qc.block_id] = cert.qc
         for parent_id in list(self._suffix_blocks):

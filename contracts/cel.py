@@ -9,10 +9,14 @@ An expression is checked when it is attached (RuleConfigError otherwise):
   type(), message construction, and leading-dot names. cel-python's base library has no clock or random function;
   its `now` exists only in the c7nlib extension, which is never loaded. Names must be context variables (listed in
   CONTEXT_NAMES, documented in docs/contracts.md) or variables bound by a comprehension macro.
+- a static evaluation cost bound (CEL_FORBIDDEN / CEL_TOO_LARGE): comprehension macros do not nest, each macro's
+  range has a size known from the syntax (literals, the context values of RANGE_BOUNDS, + and ?: of these), and
+  nodes + sum(range size x body nodes) <= MAX_COST. The bound depends on the expression alone, so every node
+  accepts or refuses the same rule.
 Compiled programs are cached by expression text (bounded). Evaluation gets only int, bool, string and list/map values
 (no doubles can enter: the activation builder refuses anything else); CEL int arithmetic is 64-bit signed and
 overflow is an error. Any error, or a result that is not a bool, denies the movement with CEL_EVAL_ERROR; false
-denies with CEL_DENIED.
+denies with CEL_DENIED. MemoryError and RecursionError depend on the machine, not the expression: they propagate.
 """
 
 from __future__ import annotations
@@ -262,8 +266,10 @@ def compile_expression(text: str) -> Compiled:
     if len(text.encode("utf-8")) > MAX_EXPR_BYTES:
         raise RuleConfigError(cc.CEL_TOO_LARGE, f"CEL: expression longer than {MAX_EXPR_BYTES} bytes")
     try:
+        # lark's LALR parser builds the tree without recursion (tested up to the byte limit at a shallow stack), so
+        # no RecursionError is expected here; if one happened it would propagate like at evaluation, not refuse.
         ast = _ENV.compile(text)
-    except (celpy.CELParseError, RecursionError) as exc:
+    except celpy.CELParseError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RuleConfigError(cc.CEL_SYNTAX, f"CEL: {first[:200]}") from None
     names, cost = _check_tree(ast)

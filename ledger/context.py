@@ -45,6 +45,12 @@ class BlockContext:
     time: int
 
 
+MACHINE_FAILURES: tuple[type[BaseException], ...] = (MemoryError, RecursionError)
+"""Failures that depend on the machine (memory, stack depth), not on the transaction: they are never turned into a
+refusal, because another validator with more memory would decide otherwise and the chain would fork. They propagate
+and the node stops executing the block instead."""
+
+
 class TxContext:
     """One transaction being executed on its own overlay."""
 
@@ -198,7 +204,7 @@ class TxContext:
     def check_rules(self, mv: Movement) -> None:
         try:
             code, message = self.engine.check(mv, self.rule_state)
-        except (Refused, AssertionError):
+        except (Refused, AssertionError, *MACHINE_FAILURES):
             raise
         except Exception as exc:  # noqa: BLE001 - a failing rule denies (deterministically) instead of halting blocks
             raise Refused(codes.RULE_ENGINE_ERROR, f"rule check failed: {type(exc).__name__}") from None
@@ -210,7 +216,7 @@ class TxContext:
     def rules_succeeded(self, mv: Movement) -> None:
         try:
             self.engine.on_success(mv, self.rule_state)
-        except (Refused, AssertionError):
+        except (Refused, AssertionError, *MACHINE_FAILURES):
             raise
         except Exception as exc:  # noqa: BLE001 - as in check_rules; the transaction overlay is dropped
             raise Refused(codes.RULE_ENGINE_ERROR, f"rule update failed: {type(exc).__name__}") from None

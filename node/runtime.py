@@ -36,7 +36,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import msgpack
@@ -653,6 +653,25 @@ class Validator:
         if code == TX_ALREADY_PENDING:
             return Admission(tx_id, 0, message, duplicate=True)
         return Admission(tx_id, code, message)
+
+    async def submit_many(self, txs: Sequence[SignedTransaction | bytes]) -> list[Any]:
+        """Batch NodeFacade.submit: one API Admission per transaction, in order, verified in one pool round per
+        `Mempool.limits.max_batch` transactions (the API's batch route and the admin socket use it)."""
+        from node.api.facade import Admission
+
+        raws = [tx.to_bytes() if isinstance(tx, SignedTransaction) else bytes(tx) for tx in txs]
+        out: list[Any] = []
+        step = self.pool.limits.max_batch
+        for i in range(0, len(raws), step):
+            chunk = raws[i:i + step]
+            for raw, result in zip(chunk, await self.pool.submit_many(chunk), strict=True):
+                self.metrics.admission(result)
+                tx_id = result.tx_id if result.tx_id is not None else hashlib.sha256(raw).digest()
+                if result.code == TX_ALREADY_PENDING:
+                    out.append(Admission(tx_id, 0, result.message, duplicate=True))
+                else:
+                    out.append(Admission(tx_id, result.code, result.message))
+        return out
 
     def tx_pending(self, tx_id: bytes) -> bool:
         return self.pool.contains(tx_id)

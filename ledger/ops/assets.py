@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from ledger import codes, rules
 from ledger.codes import Refused
-from ledger.context import TxContext
+from ledger.context import MACHINE_FAILURES, TxContext
 from ledger.keys import asset_key, asset_status_key
 from ledger.operations import DefineAsset, Issue, Redeem, RuleSpec, SetAssetAgents, SetAssetRules, Transfer
 from ledger.records import AssetDefinition, AssetStatus, Balance
@@ -47,7 +47,7 @@ def check_agents(tx: TxContext, agents: tuple[str, ...]) -> None:
 def check_rule_specs(tx: TxContext, asset_id: str, specs: tuple[RuleSpec, ...]) -> None:
     try:
         code, message = tx.engine.validate_rules(asset_id, specs)
-    except (Refused, AssertionError):
+    except (Refused, AssertionError, *MACHINE_FAILURES):
         raise
     except Exception as exc:  # noqa: BLE001 - a failing validator refuses the rule list
         raise Refused(codes.RULE_ENGINE_ERROR, f"rule validation failed: {type(exc).__name__}") from None

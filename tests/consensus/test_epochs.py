@@ -8,6 +8,7 @@ import pytest
 
 from consensus.actions import Execute, RequestPayload
 from consensus.certificates import EpochChainError, verify_commit_certificate, verify_epoch_chain
+from consensus.codec import CodecError
 from consensus.messages import EpochChange, EpochChangeProof, decode_message, encode_message
 from consensus.replica import Replica, ReplicaConfig
 from consensus.simulator import execute_payload, simulated_validator_set
@@ -193,3 +194,30 @@ def test_epoch_change_message_round_trips_and_bad_proofs_are_dropped():
     lagging = c.replicas[3]
     lagging.on_message(vid(0), forged)
     assert lagging.counters["dropped_bad_epoch_change"] == 1 and not lagging.learned_epoch_change
+
+
+def test_malformed_epoch_change_messages_raise_codec_errors_only():
+    vs1 = ValidatorSet(1, simulated_validator_set(5).validators)
+    c = EpochCluster(4, vs1)
+    _end_epoch(c)
+    proof = c.replicas[0].epoch_change
+    data = encode_message(EpochChange((proof,)))
+    for cut in range(0, len(data), max(1, len(data) // 40)):
+        with pytest.raises(CodecError):
+            decode_message(data[:cut])
+    with pytest.raises(CodecError):
+        decode_message(encode_message(EpochChange(())))
+    with pytest.raises(CodecError):  # proofs must be for consecutive epochs
+        decode_message(encode_message(EpochChange((proof, proof))))
+    # A retired replica answers a peer's messages of the ended epoch with the proof: not every time, but again later.
+    retired = c.replicas[1]
+    proposals = [a.message for a in c.log[2] if type(a).__name__ == "Broadcast" and type(a.message).__name__ == "Proposal"]
+    assert proposals
+    sent = retired.counters["epoch_change_sent"]
+    for _ in range(3):
+        retired.on_message(vid(2), proposals[-1])
+    assert retired.counters["epoch_change_sent"] - sent <= 1
+    for _ in range(17):
+        out = retired.on_message(vid(2), proposals[-1])
+        assert all(isinstance(a.message, EpochChange) for a in out)
+    assert retired.counters["epoch_change_sent"] - sent >= 1

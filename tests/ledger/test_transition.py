@@ -184,6 +184,44 @@ def test_failing_rule_engine_denies() -> None:
 
 
 
+
+class MachineFailureEngine:
+    """A rule engine that runs out of memory / stack: machine-dependent failures that must not become refusals."""
+
+    def __init__(self, exc: type[BaseException]) -> None:
+        self.exc = exc
+
+    def validate_rules(self, asset_id: str, rules: tuple) -> tuple[int, str]:
+        if rules:
+            raise self.exc
+        return 0, ""
+
+    def check(self, movement: object, state: object) -> tuple[int, str]:
+        if movement.amount == 13:  # type: ignore[attr-defined]
+            raise self.exc
+        return 0, ""
+
+    def on_success(self, movement: object, state: object) -> None:
+        if movement.amount == 15:  # type: ignore[attr-defined]
+            raise self.exc
+
+
+@pytest.mark.parametrize("exc", [MemoryError, RecursionError])
+def test_machine_dependent_engine_failures_propagate(exc: type[BaseException]) -> None:
+    """Running out of memory or stack depends on the machine: turning it into a refusal would let validators with
+    different resources decide differently (a fork), so it propagates out of the state transition instead."""
+    w = standard_world()
+    w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 100))
+    w.ledger.engine = MachineFailureEngine(exc)
+    before = w.ledger.audit()
+    for amount in (13, 15):
+        with pytest.raises(exc):
+            w.run(A, o.Transfer(A, "BOND-A", (o.TransferLeg(B, amount),)))
+    with pytest.raises(exc):
+        w.run(ISSUER, o.SetAssetRules(ISSUER, "BOND-A", (o.RuleSpec("x", ()),)))
+    assert w.ledger.audit() == before
+
+
 def test_signatures_verified_predicate_skips_only_reverification(monkeypatch: pytest.MonkeyPatch) -> None:
     """A caller that already verified a transaction's signatures can skip re-verification and gets the identical
     outcome; transactions the predicate does not vouch for are still fully verified (a forgery is rejected)."""

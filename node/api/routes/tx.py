@@ -164,15 +164,22 @@ async def submit_batch(call: Call) -> Any:
         raise ApiError(e.BATCH_TOO_LARGE, details={"max_batch": limits.max_batch})
     if not raws:
         raise ApiError(e.INVALID_JSON, "empty batch")
-    results = []
-    for raw in raws:
+    results: list[dict[str, Any] | None] = [None] * len(raws)
+    decoded: list[tuple[int, SignedTransaction]] = []
+    for i, raw in enumerate(raws):
         try:
-            tx = decode_transaction(raw)
+            decoded.append((i, decode_transaction(raw)))
         except CodecError as exc:
-            results.append(_batch_item(None, exc.code, exc.message, False))
-            continue
-        adm = await call.ctx.facade.submit(tx)
-        results.append(_batch_item(tx.tx_id, adm.code, adm.message, adm.duplicate))
+            results[i] = _batch_item(None, exc.code, exc.message, False)
+    submit_many = getattr(call.ctx.facade, "submit_many", None)
+    if submit_many is not None:
+        # The whole batch goes to the mempool at once: its signatures are verified in one pool round.
+        admissions = await submit_many([tx for _, tx in decoded]) if decoded else []
+        assert len(admissions) == len(decoded)
+    else:
+        admissions = [await call.ctx.facade.submit(tx) for _, tx in decoded]
+    for (i, tx), adm in zip(decoded, admissions, strict=True):
+        results[i] = _batch_item(tx.tx_id, adm.code, adm.message, adm.duplicate)
     return {"results": results}
 
 
