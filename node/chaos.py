@@ -502,13 +502,18 @@ def _final_checks(net: Testnet, shared: _Shared, report: ChaosReport, out: IO[st
                                              f"{_tx_id(raw)}: answered {answer.get('code')} {answer.get('message')}")
         except (OSError, ValueError, TypeError, ConnectionError) as exc:
             shared.violation(f"node-{i} unreachable for the final check: {exc}")
+    # The chain keeps growing (a round proposes even without transactions), so fix the height to check up to
+    # first — the lowest head of all nodes now — and then check every node at least that far.
+    report.final_height = min(net.height(i) for i in range(net.n))
     for _ in range(20):
         before = report.blocks_checked
         for i in range(net.n):
-            check_node(net, shared, i, limit=1000)
-        if report.blocks_checked == before:
+            if shared.checked.get(i, 0) < report.final_height:
+                check_node(net, shared, i, limit=1000)
+        if all(shared.checked.get(i, 0) >= report.final_height for i in range(net.n)):
             break
-    report.final_height = min(net.height(i) for i in range(net.n))
+        if report.blocks_checked == before:
+            time.sleep(0.5)  # a node still restarting or syncing: give it a moment, bounded by the loop
     for i in range(net.n):
         if shared.checked.get(i, 0) < report.final_height:
             shared.violation(f"node-{i} could not be checked up to height {report.final_height}")

@@ -287,6 +287,16 @@ class Validator:
             except ExecutionError as exc:
                 self._fail(exc.code, exc.message)
                 return
+            except Exception:
+                # The replica counts every action of its list as performed: losing the rest of the list (commits
+                # among them) would leave it ahead of the store. Restart it from the store's head instead.
+                log.exception("replica_action_failed node=%s action=%s: consensus restarts from the head",
+                              self.node_id, type(action).__name__)
+                self.counters["replica_restarts"] += 1
+                self._stop_consensus()
+                self.mode = "syncing"
+                self._tasks.append(asyncio.get_running_loop().create_task(self._resync(delay_s=0.5)))
+                return
             if follow:
                 # Answers (on_executed) are inputs: their actions come after the rest of the current list, which
                 # may already hold earlier commits (actions of one list are performed in list order).
@@ -580,7 +590,9 @@ class Validator:
             self.mode = "syncing"
             self._tasks.append(asyncio.get_running_loop().create_task(self._resync()))
 
-    async def _resync(self) -> None:
+    async def _resync(self, delay_s: float = 0.0) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
         await self.sync.catch_up()
         self._start_consensus()
 

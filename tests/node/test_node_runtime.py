@@ -274,3 +274,33 @@ def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path,
                 await node.stop()
 
     asyncio.run(run())
+
+
+def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) -> None:
+    """An unexpected error while performing a replica action (here: publishing a commit) must not drop the rest of
+    the action list silently -- that left the replica ahead of the store; the node restarts consensus instead."""
+    layout, cfg, genesis, keys = _dev(tmp_path)
+
+    async def run() -> None:
+        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        await node.start()
+        try:
+            assert await node.wait_for_height(2, 20)
+            publish = node.feed.publish
+            failures = []
+
+            def failing_once(committed) -> None:
+                if not failures:
+                    failures.append(committed.height)
+                    raise RuntimeError("disk full")
+                publish(committed)
+
+            node.feed.publish = failing_once  # type: ignore[method-assign]
+            height = node.executor.head.height
+            assert await node.wait_for_height(height + 4, 20), node.status()
+            assert failures and node.counters["replica_restarts"] == 1
+            assert node._fatal is None and node.replica is not None
+        finally:
+            await node.stop()
+
+    asyncio.run(run())
