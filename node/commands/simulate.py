@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="never restart all replicas at once (default: every fourth seed does)")
     parser.add_argument("--no-crashes", action="store_true", help="no individual crash-restarts")
     parser.add_argument("--no-partitions", action="store_true", help="no network partitions")
+    parser.add_argument("--reconfig", action="store_true",
+                        help="each seed also draws 1-3 epoch changes (add, remove a validator, rotate a BLS key)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; runs stay deterministic)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
     parser.set_defaults(func=run)
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = {"nodes": args.nodes, "byzantine": args.byzantine, "rounds": args.rounds,
                "behaviours": tuple(args.behaviour or ()), "all_restart": args.all_restart,
-               "crashes": not args.no_crashes, "partitions": not args.no_partitions}
+               "crashes": not args.no_crashes, "partitions": not args.no_partitions, "reconfig": args.reconfig}
     if args.jobs <= 1:
         summary = run_many(args.seeds, seed_start=args.seed_start, on_result=progress, clock=time.perf_counter,
                            **options)  # type: ignore[arg-type]
@@ -68,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
     if summary["failed_seeds"] and not args.json:
         seeds = " ".join(str(s) for s in summary["failed_seeds"])  # type: ignore[union-attr]
         print(f"reproduce: ledger simulate --seeds 1 --seed-start <seed> --nodes {args.nodes} "
-              f"--byzantine {args.byzantine}   (failing seeds: {seeds})", file=sys.stderr)
+              f"--byzantine {args.byzantine}{' --reconfig' if args.reconfig else ''}   (failing seeds: {seeds})", file=sys.stderr)
     return 1 if summary["safety_violations"] or summary["liveness_failures"] else 0

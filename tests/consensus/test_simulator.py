@@ -94,6 +94,10 @@ def test_simulate_command_prints_json(capsys):
     assert out["runs"] == 3 and out["safety_violations"] == 0 and out["liveness_failures"] == 0
     bad = parser.parse_args(["simulate", "--seeds", "1", "--nodes", "4", "--byzantine", "2"])
     assert bad.func(bad) == 2
+    reconfig = parser.parse_args(["simulate", "--seeds", "2", "--seed-start", "500", "--reconfig", "--json"])
+    assert reconfig.func(reconfig) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"] == 2 and out["epoch_changes"] >= 2 and out["safety_violations"] == 0
 
 
 @pytest.mark.soak

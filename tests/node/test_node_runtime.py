@@ -1,5 +1,7 @@
 """The runtime in one process: a single-validator dev chain commits signed transactions, survives a restart, feeds
-subscribers (resumable), executes forks speculatively, and two nodes with different genesis files refuse each other."""
+subscribers (resumable), executes forks speculatively, and two nodes with different genesis files refuse each other. Four in-process
+validators: a commit far above a node's head is caught up by block sync, never a halt. A failed replica action
+restarts consensus; the API batch route admits through one mempool round."""
 
 from __future__ import annotations
 
@@ -279,7 +281,7 @@ def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path,
 def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) -> None:
     """An unexpected error while performing a replica action (here: publishing a commit) must not drop the rest of
     the action list silently -- that left the replica ahead of the store; the node restarts consensus instead."""
-    layout, cfg, genesis, keys = _dev(tmp_path)
+    _layout, cfg, genesis, keys = _dev(tmp_path)
 
     async def run() -> None:
         node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
@@ -301,6 +303,54 @@ def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) 
             assert failures and node.counters["replica_restarts"] == 1
             assert node._fatal is None and node.replica is not None
         finally:
+            await node.stop()
+
+    asyncio.run(run())
+
+
+def test_api_batch_admits_through_one_mempool_round(tmp_path, sig_verifier) -> None:
+    """/v1/tx/batch on the real node hands the decodable transactions to Validator.submit_many (one mempool
+    verification round) and answers one result per item, in order: garbage, duplicates and fresh ones."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from node.api.app import create_app
+    from node.api.context import ApiConfig
+
+    layout, cfg, genesis, keys = _dev(tmp_path)
+    accounts = load_accounts(layout.accounts_path)
+
+    async def run() -> None:
+        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        await node.start()
+        rounds = []
+        submit_many = node.pool.submit_many
+
+        async def counting(raws, origin=None):
+            rounds.append(len(raws))
+            return await submit_many(raws, origin)
+
+        node.pool.submit_many = counting  # type: ignore[method-assign]
+        client = TestClient(TestServer(create_app(node, ApiConfig())))
+        await client.start_server()
+        try:
+            txs = _transfers(genesis.chain_id, accounts, 6)
+            body = {"txs": [t.hex() for t in txs[:5]] + ["c1", txs[0].hex(), txs[5].hex()]}
+            resp = await client.post("/v1/tx/batch", json=body)
+            assert resp.status == 200, await resp.text()
+            results = (await resp.json())["results"]
+            assert len(results) == 8
+            assert [r["code"] for r in results[:5]] == [0] * 5 and results[7]["code"] == 0
+            assert results[5]["code"] != 0 and results[5]["tx_id"] is None  # not a transaction
+            assert results[6]["tx_id"] == results[0]["tx_id"] and results[6]["code"] == 0 and results[6]["duplicate"]
+            assert rounds == [7]
+            sub = node.feed.subscribe(1)
+            seen: set[str] = set()
+            while len(seen) < 6:
+                block = await asyncio.wait_for(sub.next(), 20)
+                seen.update(r.tx_id.hex() for r in block.receipts if r.code == 0)
+            assert seen == {r["tx_id"] for r in results if r["tx_id"] is not None}
+        finally:
+            await client.close()
             await node.stop()
 
     asyncio.run(run())
