@@ -10,6 +10,12 @@ must give the certified state root. Blocks are applied without the speculative p
 BlockCommit each. Nothing waits for a network round trip per block: a batch of up to MAX_BATCH blocks (bounded by
 MAX_RESPONSE_BYTES) travels in one message and the next batch is requested as soon as one is applied.
 A peer that answers with an invalid block or certificate is skipped for the rest of the catch-up.
+
+Catch-up goes no higher than a height f+1 voting power reports (Validator.sync_target_height) or a certified
+height the caller holds (`at_least`), so one lying peer cannot send the node chasing a height nobody has. A peer
+that fails to serve (timeout, send failure, invalid batch) is not asked again before a backoff that doubles with
+each consecutive failure (SYNC_BACKOFF_BASE_S .. SYNC_BACKOFF_MAX_S), remembered across catch-ups; one good batch
+clears it. The map is keyed by validator id, so it is bounded by the validator set.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ MAX_RESPONSE_BYTES: Final = 3 << 20
 REQUEST_TIMEOUT_S: Final = 5.0
 # Served GET_BLOCKS per peer per second (a peer cannot make us stream the chain at it in a loop).
 MAX_SERVED_PER_SECOND: Final = 20
+# A peer that failed to serve is not asked again for BASE * 2^(failures - 1) seconds, at most MAX.
+SYNC_BACKOFF_BASE_S: Final = 2.0
+SYNC_BACKOFF_MAX_S: Final = 120.0
 
 
 class BlockSync:
@@ -47,6 +56,8 @@ class BlockSync:
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[str, asyncio.Future[list[Any]]]] = {}
         self._served: dict[str, tuple[int, int]] = {}
+        # validator id -> (consecutive failures to serve, monotonic time before which it is not asked)
+        self.backoff: dict[str, tuple[int, float]] = {}
         self.blocks_applied = 0
         self.last_rate = 0.0
 
@@ -91,7 +102,8 @@ class BlockSync:
     # -- fetching -----------------------------------------------------------------------------------------------
 
     async def catch_up(self, at_least: int = 0) -> int:
-        """Fetch and apply blocks until no peer reports a higher height. Returns the number of blocks applied.
+        """Fetch and apply blocks up to the height f+1 voting power reports (rechecked after every batch) and at
+        least `at_least`, while some peer not backed off can serve. Returns the number of blocks applied.
         `at_least`: a height known to be certified (a commit the replica made): every peer is asked up to it even
         when its last STATUS reported less."""
         if self.running:
@@ -104,23 +116,34 @@ class BlockSync:
         try:
             while True:
                 head = self.node.executor.head.height
+                target = max(self.node.sync_target_height(), at_least)
+                if target <= head:
+                    break
+                now = time.monotonic()
                 reported = {p: h for p, (h, _) in self.node.peer_heights.items()}
-                candidates = [(max(reported.get(p, 0), at_least), p) for p in self.node.peer_ids
-                              if p not in bad and max(reported.get(p, 0), at_least) > head]
+                # Highest useful height first; among equals, the peer that failed least often.
+                candidates = [(min(max(reported.get(p, 0), at_least), target), -self.backoff.get(p, (0, 0.0))[0], p)
+                              for p in self.node.peer_ids
+                              if p not in bad and self.backoff.get(p, (0, 0.0))[1] <= now
+                              and max(reported.get(p, 0), at_least) > head]
                 if not candidates:
                     break
-                _, peer = max(candidates)
+                _, _, peer = max(candidates)
                 got = await self._fetch(peer, head + 1)
                 if got is None:
+                    self._failed(peer)
                     bad.add(peer)
                     continue
                 try:
                     applied += await self._apply(got)
                 except (CodecError, CommitCertificateError, ValueError) as exc:
                     log.warning("sync_bad_batch peer=%s: %s", peer, exc)
+                    self._failed(peer)
                     bad.add(peer)
                     continue
-                if not got:
+                if got:
+                    self.backoff.pop(peer, None)
+                else:
                     bad.add(peer)
         except ExecutionError as exc:
             self.node._fail(exc.code, exc.message)
@@ -133,6 +156,15 @@ class BlockSync:
                      applied, seconds, self.last_rate, self.node.executor.head.height)
             self.node.feed.reset_height(self.node.executor.head.height)
         return applied
+
+    def _failed(self, peer: str) -> None:
+        if peer not in self.node.peer_ids:
+            return
+        failures = self.backoff.get(peer, (0, 0.0))[0] + 1
+        delay = min(SYNC_BACKOFF_BASE_S * (1 << min(failures - 1, 16)), SYNC_BACKOFF_MAX_S)
+        self.backoff[peer] = (failures, time.monotonic() + delay)
+        assert len(self.backoff) <= len(self.node.peer_ids)
+        log.info("sync_peer_backoff peer=%s failures=%d retry_in_s=%.0f", peer, failures, delay)
 
     async def _fetch(self, peer: str, start: int) -> list[Any] | None:
         request_id = next(self._ids)

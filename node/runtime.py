@@ -36,7 +36,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final
 
 import msgpack
@@ -89,7 +89,7 @@ CH_NODE: Final = 2
 CH_TXS: Final = 3
 MSG_STATUS: Final = 1
 STATUS_INTERVAL_S: Final = 1.0
-# Behind the best peer by more than this many blocks: leave consensus and catch up by block sync.
+# Behind the height f+1 voting power reports by more than this many blocks: leave consensus and catch up by block sync.
 SYNC_LAG: Final = 12
 # Committed blocks handed to a new replica so it can answer its peers' consensus-level sync requests.
 REPLICA_HISTORY: Final = 64
@@ -152,6 +152,7 @@ class Validator:
                                             max_backoff_exponent=self.params.max_backoff_exponent,
                                             max_payload_bytes=self.params.max_block_bytes)
         self.peer_ids = [v.id for v in genesis.validators if v.id != self.node_id]
+        self._power = {v.id: v.power for v in genesis.validators if v.id != self.node_id}
         self.transport: Transport | None = None
         if self.peer_ids:
             try:
@@ -173,7 +174,7 @@ class Validator:
         self._bad_genesis_peers: set[str] = set()
         self._listeners: list[Callable[[Any], None]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._payload_task: asyncio.Task[None] | None = None
         self._gossip_out: list[bytes] = []
         self._gossip_task: asyncio.Task[None] | None = None
@@ -190,20 +191,27 @@ class Validator:
         await asyncio.to_thread(self.sig_verifier.warm_up)
         if self.transport is not None:
             await self.transport.start()
-            self._tasks.append(asyncio.create_task(self._receive_loop(), name="receive"))
-            self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
-            self._tasks.append(asyncio.create_task(self._startup(), name="startup"))
+            self._spawn(self._receive_loop(), name="receive")
+            self._spawn(self._status_loop(), name="status")
+            self._spawn(self._startup(), name="startup")
         else:
             self._start_consensus()
         log.info("node_started node=%s chain=%s genesis=%s height=%d validators=%d", self.node_id,
                  self.genesis.chain_id, self.genesis.hash.hex()[:16], self.executor.head.height, len(self.vs))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        """A background task of the node: cancelled by stop(), forgotten as soon as it finishes."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _startup(self) -> None:
         """Give peers a moment to report their heights; catch up first if we are far behind."""
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline and len(self.peer_heights) < len(self.peer_ids):
             await asyncio.sleep(0.05)
-        if self.best_peer_height() > self.executor.head.height + 2:
+        if self.sync_target_height() > self.executor.head.height + 2:
             await self.sync.catch_up()
         if not self._stopped.is_set():
             self._start_consensus()
@@ -214,12 +222,13 @@ class Validator:
             return
         self._stopped.set()
         self._stop_consensus()
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
         for task in (self._payload_task, self._gossip_task, *self._gossip_in):
             if task is not None:
                 task.cancel()
-        await asyncio.gather(*self._tasks, *self._gossip_in, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._gossip_in, return_exceptions=True)
         if self.transport is not None:
             await self.transport.close()
         self.safety_store.close()
@@ -295,7 +304,7 @@ class Validator:
                 self.counters["replica_restarts"] += 1
                 self._stop_consensus()
                 self.mode = "syncing"
-                self._tasks.append(asyncio.get_running_loop().create_task(self._resync(delay_s=0.5)))
+                self._spawn(self._resync(delay_s=0.5))
                 return
             if follow:
                 # Answers (on_executed) are inputs: their actions come after the rest of the current list, which
@@ -441,7 +450,7 @@ class Validator:
         self.counters["commit_gaps"] += 1
         self._stop_consensus()
         self.mode = "syncing"
-        self._tasks.append(asyncio.get_running_loop().create_task(self._fill_gap(block, cert)))
+        self._spawn(self._fill_gap(block, cert))
 
     async def _fill_gap(self, block: Block, cert: CommitCertificate) -> None:
         target = block.header.height
@@ -574,21 +583,36 @@ class Validator:
         outcome = self.transport.send(peer, bytes((CH_NODE,)) + msgpack.packb(msg, use_bin_type=True))
         return outcome == "queued"
 
-    def best_peer_height(self) -> int:
+    def _fresh_peer_heights(self) -> list[tuple[int, str]]:
         now = time.monotonic()
-        heights = [h for p, (h, seen) in self.peer_heights.items()
-                   if now - seen < 10 * STATUS_INTERVAL_S and p not in self._bad_genesis_peers]
-        return max(heights, default=0)
+        return [(h, p) for p, (h, seen) in self.peer_heights.items()
+                if now - seen < 10 * STATUS_INTERVAL_S and p not in self._bad_genesis_peers]
+
+    def best_peer_height(self) -> int:
+        """The highest height any peer claims (one peer's word: informational, never a reason to act)."""
+        return max((h for h, _ in self._fresh_peer_heights()), default=0)
+
+    def sync_target_height(self) -> int:
+        """The highest height reported by peers holding at least f + 1 voting power together (with equal powers:
+        the (f+1)-th highest report). At most f power lies, so some honest validator has reached this height."""
+        power = 0
+        for height, peer in sorted(self._fresh_peer_heights(), reverse=True):
+            power += self._power.get(peer, 0)
+            if power >= self.vs.weak_power:
+                return height
+        return 0
 
     def _maybe_fall_behind(self) -> None:
         if self.replica is None or self.sync.running or self._stopped.is_set():
             return
-        if self.best_peer_height() > self.executor.head.height + SYNC_LAG:
-            log.warning("fell_behind node=%s height=%d best_peer=%d: switching to block sync", self.node_id,
-                        self.executor.head.height, self.best_peer_height())
+        target = self.sync_target_height()
+        if target > self.executor.head.height + SYNC_LAG:
+            log.warning("fell_behind node=%s height=%d target=%d: f+1 validators are ahead, switching to block sync",
+                        self.node_id, self.executor.head.height, target)
+            self.counters["fell_behind"] += 1
             self._stop_consensus()
             self.mode = "syncing"
-            self._tasks.append(asyncio.get_running_loop().create_task(self._resync()))
+            self._spawn(self._resync())
 
     async def _resync(self, delay_s: float = 0.0) -> None:
         if delay_s > 0:

@@ -1,6 +1,7 @@
 """The runtime in one process: a single-validator dev chain commits signed transactions, survives a restart, feeds
 subscribers (resumable), executes forks speculatively, and two nodes with different genesis files refuse each other. Four in-process
-validators: a commit far above a node's head is caught up by block sync, never a halt. A failed replica action
+validators: a commit far above a node's head is caught up by block sync, never a halt. One validator claiming an
+absurd height does not pull the others out of consensus. A failed replica action
 restarts consensus; the API batch route admits through one mempool round."""
 
 from __future__ import annotations
@@ -274,6 +275,77 @@ def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path,
         finally:
             for node in nodes:
                 await node.stop()
+
+    asyncio.run(run())
+
+
+def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus(tmp_path, sig_verifier) -> None:
+    """A Byzantine validator (f = 1 of 4) that reports height 10^9 in STATUS and never serves GET_BLOCKS must not make
+    the honest nodes leave consensus: catch-up needs f+1 validators ahead. Two peers ahead still trigger it."""
+    import json
+    import time
+
+    import msgpack
+
+    from node.runtime import CH_NODE, MSG_STATUS, SYNC_LAG
+    from tests.node.cluster import free_ports
+
+    ports = free_ports(4)
+    layout = generate_network(str(tmp_path / "net"), 4, chain_id="testnet-liar", seed=b"liar", base_port=ports[0],
+                              params=PARAMS, genesis_time=1_700_000_000)
+    with open(layout.genesis_path, encoding="utf-8") as f:
+        doc = json.load(f)
+    for i, v in enumerate(doc["validators"]):
+        v["address"] = f"127.0.0.1:{ports[i]}"
+    write_genesis(layout.genesis_path, doc)
+    genesis = load_genesis(layout.genesis_path)
+    keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
+
+    async def run() -> None:
+        nodes = [Validator(genesis, keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", ports[i]),
+                           sig_verifier=sig_verifier) for i in range(4)]
+        for node in nodes:
+            await node.start()
+        try:
+            assert all([await node.wait_for_height(3, 60) for node in nodes])
+            honest, liar = nodes[:3], nodes[3]
+
+            def lying_status() -> None:
+                assert liar.transport is not None
+                liar.transport.broadcast(bytes((CH_NODE,)) + msgpack.packb(
+                    [MSG_STATUS, genesis.hash, 10**9, liar.executor.head.block_id], use_bin_type=True))
+
+            liar._send_status = lying_status  # type: ignore[method-assign]
+            liar.sync._serve = lambda *args: None  # type: ignore[method-assign]
+            lying_status()
+            start = min(n.executor.head.height for n in honest)
+            left: list[str] = []
+            for _ in range(80):  # about 4 s: several lying STATUS messages reach every honest node
+                left += [n.node_id for n in honest if n.replica is None or n.mode != "consensus"]
+                await asyncio.sleep(0.05)
+            assert all(n.peer_heights["node-3"][0] == 10**9 for n in honest)
+            assert not left, f"honest nodes left consensus: {sorted(set(left))}"
+            assert all(n.counters["fell_behind"] == 0 for n in honest)
+            assert all(n.best_peer_height() == 10**9 and n.sync_target_height() < 10**9 for n in honest)
+            assert all([await n.wait_for_height(start + 3, 30) for n in honest]), [n.status() for n in honest]
+
+            # f+1 = 2 validators ahead (the liar and one more report): catch-up is triggered.
+            node = honest[0]
+            assert node.replica is not None
+            node.peer_heights["node-1"] = (node.executor.head.height + SYNC_LAG + 50, time.monotonic())
+            node.peer_heights["node-3"] = (10**9, time.monotonic())
+            node._maybe_fall_behind()
+            assert node.counters["fell_behind"] == 1 and node.replica is None
+            # The claim was false: catch-up finds nothing certified above the head and the node rejoins.
+            resume = max(n.executor.head.height for n in honest)
+            assert await node.wait_for_height(resume + 2, 60), node.status()
+            assert node._fatal is None and node.replica is not None
+            assert len(node.sync.backoff) <= len(node.peer_ids)
+            await asyncio.sleep(0.05)
+            assert all(not t.done() for t in node._tasks), node._tasks
+        finally:
+            for n in nodes:
+                await n.stop()
 
     asyncio.run(run())
 
