@@ -125,14 +125,19 @@ class Replica:
                  secret_key: bytes | None, anchor: Block, anchor_qc: QuorumCert,
                  safety: SafetyState | None = None, stored_blocks: Sequence[Block] = (),
                  history: Sequence[tuple[Block, CommitCertificate]] = (),
-                 verifier: SignatureVerifier | None = None, epoch_proofs: Sequence[EpochChangeProof] = ()) -> None:
+                 verifier: SignatureVerifier | None = None, epoch_proofs: Sequence[EpochChangeProof] = (),
+                 safety_lost: bool = False) -> None:
         """`anchor` is the last committed block (the genesis block on first start) and `anchor_qc` the certificate
         binding its state root (`genesis_qc(...)` for genesis, else `commit_certificate.headers[1].qc`).
         `safety` and `stored_blocks` are what earlier PersistSafety actions wrote (None / () on first start).
         `history` optionally holds recent committed blocks below the anchor with their commit certificates
         (ascending, ending just below the anchor), so this replica can serve them to peers that are behind.
         `epoch_proofs` optionally holds the proofs that ended earlier epochs (consecutive, the last one ending epoch
-        `validator_set.epoch - 1`), sent to peers still in an ended epoch."""
+        `validator_set.epoch - 1`), sent to peers still in an ended epoch.
+        `safety_lost=True` says this validator may already have signed in this epoch but its safety state is gone
+        (consensus directory lost, wiped node rejoining; `safety` must then be None): the replica follows, syncs and
+        commits but signs no vote, timeout or proposal for the rest of the epoch (docs/consensus.md, §10 "Lost
+        safety state"). A replica of a later epoch, built with `safety=None`, votes again."""
         assert anchor_qc.block_id == anchor.id and anchor.header.chain_id == config.chain_id
         # The anchor may end the previous epoch: then it and its QC are of an earlier epoch than the validator set.
         assert anchor.header.epoch == anchor_qc.epoch <= validator_set.epoch
@@ -172,6 +177,12 @@ class Replica:
         self._commit_queue: collections.deque[tuple[Block, CommitCertificate]] = collections.deque()
         self._waiting_exec: dict[bytes, list[bytes]] = {}
 
+        if safety_lost and safety is not None:
+            raise ValueError("safety_lost=True is for a replica without a stored safety state")
+        # Without its record of what it signed, this validator cannot prove that any round of this epoch is one it
+        # has not voted in: a certificate it receives may be arbitrarily old (delayed or replayed), so no round
+        # derived from certificates bounds its earlier votes. It therefore signs nothing more in this epoch.
+        self.safety_lost = safety_lost and me is not None
         if safety is None:
             safety = SafetyState(validator_set.epoch, 0, 0, 0, anchor_qc, None)
         assert safety.epoch == validator_set.epoch
@@ -186,6 +197,7 @@ class Replica:
         self._my_timeout: Timeout | None = None
         self._pending_vote: tuple[bytes, TimeoutCert | None] | None = None
         self._awaiting_payload = 0
+        self._proposal_refused_round = 0
         self._proposals_seen: dict[int, Proposal] = {}
         self._pending_proposals: dict[bytes, tuple[bytes, Proposal]] = {}
         self._pending_qcs: dict[bytes, QuorumCert] = {}
@@ -278,7 +290,7 @@ class Replica:
     def on_payload(self, round_: int, payload: bytes) -> list[Action]:
         """The application's payload for the proposal of `round_` (answer to RequestPayload)."""
         if (round_ != self.current_round or self._awaiting_payload != round_ or self.me is None
-                or self.safety.last_proposed_round >= round_ or self.retired):
+                or self.safety.last_proposed_round >= round_ or self.retired or self.safety_lost):
             self.counters["stale_payload"] += 1
             return self._finish()
         self._awaiting_payload = 0
@@ -402,6 +414,7 @@ class Replica:
             "high_tc_round": tc.round if tc is not None else 0,
             "highest_vote_round": self.safety.highest_vote_round,
             "tree_blocks": len(self._entries),
+            "safety_lost": int(self.safety_lost),
         }
 
     def buffer_sizes(self) -> dict[str, int]:
@@ -717,6 +730,11 @@ class Replica:
         r = self.current_round
         if self.me is None or self.vs.leader(r) != self.me or self.retired:
             return
+        if self.safety_lost:
+            if self._proposal_refused_round != r:
+                self._proposal_refused_round = r
+                self.counters["proposal_refused_safety_lost"] += 1
+            return
         if self.safety.last_proposed_round >= r or self._awaiting_payload == r:
             return
         qc, tc = self.safety.high_qc, self.safety.high_tc
@@ -734,7 +752,7 @@ class Replica:
         self._out.append(RequestPayload(r, parent.header.height + 1, qc.block_id))
 
     def _propose(self, payload: bytes) -> None:
-        assert self.me is not None and self._sk is not None and not self.retired
+        assert self.me is not None and self._sk is not None and not self.retired and not self.safety_lost
         r = self.current_round
         qc, tc = self.safety.high_qc, self.safety.high_tc
         parent = self._entries.get(qc.block_id)
@@ -838,6 +856,9 @@ class Replica:
         if entry is None or entry.state_root is None:
             return
         self._pending_vote = None
+        if self.safety_lost:
+            self.counters["vote_refused_safety_lost"] += 1
+            return
         header = entry.header
         r = header.round
         s = self.safety
@@ -851,7 +872,7 @@ class Replica:
         if not (consecutive or extends_tc):
             self.counters["vote_refused_unsafe"] += 1
             return
-        assert self._sk is not None
+        assert self._sk is not None and not self.safety_lost
         msg = vote_message(self.chain_id, self.vs.epoch, r, block_id, entry.state_root)
         vote = Vote(self.vs.epoch, r, block_id, entry.state_root, self.me, self._bls.sign(self._sk, msg))
         self.safety = dataclasses.replace(s, highest_vote_round=r,
@@ -937,6 +958,9 @@ class Replica:
         if self.me is None:
             return
         r = self.current_round
+        if self.safety_lost:
+            self.counters["timeout_refused_safety_lost"] += 1
+            return
         if self._my_timeout is not None and self._my_timeout.round == r:
             self._out.append(Broadcast(self._my_timeout))
             return
@@ -950,7 +974,7 @@ class Replica:
         if qc.round + 1 != r and last_tc is None:
             self.counters["timeout_refused"] += 1
             return
-        assert self._sk is not None
+        assert self._sk is not None and not self.safety_lost
         signature = self._bls.sign(self._sk, timeout_message(self.chain_id, self.vs.epoch, r, qc.round))
         timeout = Timeout(self.vs.epoch, r, qc, last_tc, self.me, signature)
         self.safety = dataclasses.replace(s, highest_vote_round=max(s.highest_vote_round, r),

@@ -270,7 +270,11 @@ class Validator:
         self.replica = Replica(self.replica_config, self.vs, me=self.node_id.encode(), secret_key=self.keys.bls_secret,
                                anchor=anchor, anchor_qc=anchor_qc, safety=safety,
                                stored_blocks=[b for b in blocks if b.header.height > head.height], history=history,
-                               verifier=self.verifier)
+                               verifier=self.verifier,
+                               # Committed blocks but no safety state: this node may have voted before the state
+                               # was lost (wiped or damaged consensus directory), so it signs nothing more in this
+                               # epoch (docs/consensus.md §10, "Lost safety state").
+                               safety_lost=safety is None and head.height > 0)
         self.mode = "consensus"
         log.info("consensus_started node=%s height=%d round=%d", self.node_id, head.height,
                  self.replica.current_round)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from consensus.actions import Broadcast, Commit, Execute, PersistSafety, ReportEvidence, Send, SetTimer, SyncBlocks
 from consensus.certificates import verify_commit_certificate, verify_evidence
 from consensus.messages import (
@@ -270,6 +272,100 @@ def test_all_restart_from_persisted_state_resumes():
         c.fire_timers()
         c.run(max_steps=300)
     assert min(c.heights()) > max(before)
+
+
+def _restart_after_losing_safety_state(safety_lost: bool):
+    """Replica 3 votes for a few rounds, loses its safety state and restarts from its last commit (above genesis).
+    It is then shown, in order, every proposal of the run, with a conflicting proposal for the last round it voted
+    in placed before the genuine one. Returns (cluster, restarted replica, round it voted in, actions after restart,
+    height it restarted from)."""
+    c = Cluster(4)
+    c.run(max_steps=120)
+    voted = c.persisted[3][-1].state.highest_vote_round
+    assert voted >= 3
+    last = c.commits[3][-1]
+    assert last.block.header.height > 0
+    proposals = sorted((a.message for i in range(4) for a in c.log[i]
+                        if isinstance(a, Broadcast) and isinstance(a.message, Proposal)),
+                       key=lambda p: p.block.header.round)
+    c.queue.clear()
+    r2 = make_replica(3, anchor=last.block, anchor_qc=last.certificate.headers[1].qc, safety_lost=safety_lost)
+    c.replicas[3] = r2
+    mark = len(c.log[3])
+    c.handle(3, r2.start())
+    for p in proposals:
+        h = p.block.header
+        if h.round == voted:
+            other = Block(dataclasses.replace(h, payload_hash=payload_hash(b"other")), b"other")
+            c.handle(3, r2.on_message(vid(h.proposer), sign_proposal(other)))
+        c.handle(3, r2.on_message(vid(h.proposer), p))
+    return c, r2, voted, c.log[3][mark:], last.block.header.height
+
+
+def _signed_by_me(actions):
+    return [a for a in actions if isinstance(a, PersistSafety) or (isinstance(a, Send) and isinstance(a.message, Vote))
+            or (isinstance(a, Broadcast) and isinstance(a.message, (Vote, Timeout, Proposal)))]
+
+
+def test_replica_restarted_without_safety_state_can_double_vote_unless_told():
+    """The defect: without its safety state (and without safety_lost) a replica votes again in a round it voted in,
+    here for a conflicting block: equivocation by an honest node."""
+    _, _, voted, after, _ = _restart_after_losing_safety_state(safety_lost=False)
+    assert [v.round for v in votes_in(after)].count(voted) == 1
+
+
+def test_replica_with_lost_safety_state_never_signs_again_in_its_epoch():
+    c, r2, voted, after, height = _restart_after_losing_safety_state(safety_lost=True)
+    assert r2.status()["safety_lost"] == 1
+    # It reached the point of voting (the proposals were valid and executed) and refused.
+    assert r2.counters["vote_refused_safety_lost"] >= 1
+    assert r2.current_round > voted
+    assert not _signed_by_me(after)
+    # Its timer fires: no timeout is signed (a timeout is a signature in the round too).
+    assert not _signed_by_me(r2.on_timeout(r2.current_round))
+    assert r2.counters["timeout_refused_safety_lost"] >= 1
+    # The others (a quorum of 3) keep committing; it follows them as an observer, still signing nothing, also in
+    # rounds it leads (no proposal) and in rounds far above the one it voted in.
+    before = c.heights()
+    mark = len(c.log[3])
+    c.run(max_steps=400)
+    for _ in range(4):
+        c.fire_timers()
+        c.run(max_steps=400)
+    assert min(c.heights()[:3]) > max(before[:3])
+    assert r2.committed_height > height
+    assert r2.current_round > voted + 4
+    assert not _signed_by_me(c.log[3][mark:])
+    assert r2.counters["proposal_refused_safety_lost"] >= 1
+
+
+def test_replica_with_lost_safety_state_votes_again_in_the_next_epoch():
+    """What resumes its voting: the replica of the next epoch (fresh safety state, every signed message names its
+    epoch, so nothing it signed before can conflict)."""
+    from consensus.validators import ValidatorSet
+
+    c, _, _, _, _ = _restart_after_losing_safety_state(safety_lost=True)
+    last = c.commits[0][-1]
+    vs1 = ValidatorSet(1, validator_set(4).validators)
+    c.replicas = [Replica(ReplicaConfig(chain_id=CHAIN, base_timeout_ms=100), vs1, me=vid(i),
+                          secret_key=secret_key(i), anchor=last.block, anchor_qc=last.certificate.headers[1].qc,
+                          verifier=verifier()) for i in range(4)]
+    c.queue.clear()
+    mark = len(c.log[3])
+    for i, r in enumerate(c.replicas):
+        c.handle(i, r.start())
+    c.run(max_steps=300)
+    assert [v for v in votes_in(c.log[3][mark:]) if v.epoch == 1]
+    assert c.replicas[3].status()["safety_lost"] == 0
+
+
+def test_safety_lost_flag_requires_no_stored_state():
+    c = Cluster(4)
+    state = c.persisted[1][-1].state
+    with pytest.raises(ValueError):
+        make_replica(1, safety=state, safety_lost=True)
+    # The normal restart path is unchanged by the flag's existence: it defaults to off.
+    assert make_replica(1, safety=state).status()["safety_lost"] == 0
 
 
 # ------------------------------------------------------------------------------------------------------------------
