@@ -105,7 +105,7 @@ class ReplicaConfig:
 
 
 class _Entry:
-    __slots__ = ("block", "header", "next_vs", "qc", "state_root", "suffix_of")
+    __slots__ = ("block", "header", "next_vs", "no_vote", "qc", "state_root", "suffix_of")
 
     def __init__(self, block: Block) -> None:
         self.block = block
@@ -116,6 +116,8 @@ class _Entry:
         self.next_vs: ValidatorSet | None = None
         # For a block of the reconfiguration suffix: the epoch-ending ancestor's entry.
         self.suffix_of: _Entry | None = None
+        # The application executed the block but asked this replica not to vote for it (on_executed vote=False).
+        self.no_vote = False
 
 
 class Replica:
@@ -301,12 +303,15 @@ class Replica:
         return self._finish()
 
     def on_executed(self, block_id: bytes, state_root: bytes | None,
-                    next_validators: ValidatorSet | None = None) -> list[Action]:
+                    next_validators: ValidatorSet | None = None, *, vote: bool = True) -> list[Action]:
         """The application executed block `block_id` (answer to Execute); `state_root` is the resulting root, or
         None if the application refuses the block (invalid payload): it then gets no vote and is dropped with its
-        descendants. `next_validators` (epoch + 1) declares the block epoch-ending: its descendants in this epoch
-        carry no payload and are not executed (they are voted with `epoch_commitment(...)` as state root), and the
-        commit of this block ends the epoch (`retired`, `epoch_change`)."""
+        descendants. `vote=False` (with a root) is a voting policy, not a validity verdict: the block is valid and
+        kept (others may certify it, this replica extends and commits it), but this replica does not sign a vote
+        for it (e.g. its time is too far ahead of the local clock). `next_validators` (epoch + 1) declares the
+        block epoch-ending: its descendants in this epoch carry no payload and are not executed (they are voted with
+        `epoch_commitment(...)` as state root), and the commit of this block ends the epoch (`retired`,
+        `epoch_change`)."""
         if next_validators is not None and next_validators.epoch != self.vs.epoch + 1:
             raise ValueError(f"next_validators must be of epoch {self.vs.epoch + 1}")
         entry = self._entries.get(block_id)
@@ -325,6 +330,7 @@ class Replica:
         if not isinstance(state_root, bytes) or len(state_root) != 32:
             raise ValueError("state_root must be 32 bytes or None")
         entry.next_vs = next_validators
+        entry.no_vote = not vote
         self._resolve(entry, state_root)
         return self._finish()
 
@@ -858,6 +864,9 @@ class Replica:
         self._pending_vote = None
         if self.safety_lost:
             self.counters["vote_refused_safety_lost"] += 1
+            return
+        if entry.no_vote:
+            self.counters["vote_withheld_by_application"] += 1
             return
         header = entry.header
         r = header.round

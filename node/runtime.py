@@ -397,14 +397,22 @@ class Validator:
         block = action.block
         e = self.executor.execute(block, action.parent_state_root)
         root = None if e is None else e.state_root
+        vote = True
         if e is not None and block.header.height > replica.committed_height:
             why = self.executor.check_proposal_time(block, now_ms())
-            if why is not None:
+            if why == "block_time_in_future":
+                # A voting policy, not a validity rule: the block stays (a quorum may certify it and this node
+                # must then follow), only this validator's vote is withheld.
+                log.warning("vote_withheld height=%d round=%d reason=%s", block.header.height, block.header.round,
+                            why)
+                self.metrics.rejected_message(f"vote_withheld_{why}")
+                vote = False
+            elif why is not None:
                 log.warning("block_refused height=%d round=%d reason=%s", block.header.height, block.header.round, why)
                 self.metrics.rejected_message(f"block_{why}")
                 self.executor.executed.pop(block.id, None)
                 root = None
-        return replica.on_executed(block.id, root)
+        return replica.on_executed(block.id, root, vote=vote)
 
     async def _build_payload(self, replica: Replica, request: RequestPayload) -> None:
         """Fill a proposal from the pool; with nothing to do, wait a little for transactions first."""

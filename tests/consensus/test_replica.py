@@ -544,6 +544,38 @@ def test_block_refused_by_application_gets_no_vote():
     assert r.block(blocks[1].id) is None
 
 
+def test_block_executed_without_vote_is_kept_extended_and_committed():
+    """vote=False is a voting policy: no vote for the block, but it stays; a QC on it from the others lets this
+    replica vote for its child and commit it."""
+    blocks, roots, _ = chain_of(3)
+    r = make_replica(3)
+    answer_exec(r, r.start())
+    out = r.on_message(vid(blocks[1].header.proposer), sign_proposal(blocks[1]))
+    assert [a.block.id for a in out if isinstance(a, Execute)] == [blocks[1].id]
+    out = r.on_executed(blocks[1].id, roots[1], vote=False)
+    assert not votes_in(out) and not [a for a in out if isinstance(a, PersistSafety)]
+    assert r.block(blocks[1].id) is not None
+    assert r.counters["vote_withheld_by_application"] == 1
+    assert r.counters["block_rejected_by_application"] == 0
+    assert r.safety.highest_vote_round == 0
+    # Re-delivery neither drops it nor turns the withheld vote into one.
+    assert not votes_in(answer_exec(r, r.on_message(vid(blocks[1].header.proposer), sign_proposal(blocks[1]))))
+    assert r.block(blocks[1].id) is not None
+    # The others certified b1: b2 (carrying that QC) is voted normally, with b1's root as parent root.
+    out = r.on_message(vid(blocks[2].header.proposer), sign_proposal(blocks[2]))
+    executes = [a for a in out if isinstance(a, Execute)]
+    assert [(a.block.id, a.parent_state_root) for a in executes] == [(blocks[2].id, roots[1])]
+    out = answer_exec(r, out)
+    # (This replica leads round 3, so it keeps its round-2 vote instead of sending it.)
+    assert r.safety.highest_vote_round == 2 and [a for a in out if isinstance(a, PersistSafety)]
+    assert r.counters["vote_withheld_by_application"] == 1
+    # b3 carries the QC on b2 (round 2 = round 1 + 1): b1 commits with its certified root.
+    out = answer_exec(r, r.on_message(vid(blocks[3].header.proposer), sign_proposal(blocks[3])))
+    commits = [a for a in out if isinstance(a, Commit)]
+    assert commits and commits[0].block.id == blocks[1].id
+    assert r.committed_height == 1
+
+
 def test_tree_full_evicts_forks_and_keeps_accepting():
     """Without commits the block tree stays bounded; blocks off the high-QC path are evicted, not the new ones."""
     g, gqc = genesis()

@@ -350,6 +350,50 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
     asyncio.run(run())
 
 
+def test_validator_with_clock_far_behind_withholds_votes_but_follows_and_commits(tmp_path, sig_verifier) -> None:
+    """Block time too far ahead of the local clock is a voting policy, not a validity rule: a validator whose clock
+    is far behind votes for no block of the others, yet executes them, follows their certificates and commits the
+    same chain in consensus (no stall, no block sync). The three others are a quorum."""
+    import json
+
+    from tests.node.cluster import free_ports
+
+    ports = free_ports(4)
+    layout = generate_network(str(tmp_path / "net"), 4, chain_id="testnet-skew", seed=b"skew", base_port=ports[0],
+                              params=PARAMS, genesis_time=1_700_000_000)
+    with open(layout.genesis_path, encoding="utf-8") as f:
+        doc = json.load(f)
+    for i, v in enumerate(doc["validators"]):
+        v["address"] = f"127.0.0.1:{ports[i]}"
+    write_genesis(layout.genesis_path, doc)
+    genesis = load_genesis(layout.genesis_path)
+    keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
+    skew_ms = 10 * PARAMS.max_clock_drift_ms
+
+    async def run() -> None:
+        nodes = [Validator(genesis, keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", ports[i]),
+                           sig_verifier=sig_verifier) for i in range(4)]
+        skewed = nodes[3]
+        check = skewed.executor.check_proposal_time
+        skewed.executor.check_proposal_time = lambda block, now: check(block, now - skew_ms)  # type: ignore[method-assign]
+        for node in nodes:
+            await node.start()
+        try:
+            assert all([await node.wait_for_height(6, 60) for node in nodes]), [n.status() for n in nodes]
+            assert skewed.replica is not None and skewed.replica.counters["vote_withheld_by_application"] > 0
+            assert skewed.replica.counters["block_rejected_by_application"] == 0
+            assert skewed.counters["fell_behind"] == 0 and skewed._fatal is None
+            assert skewed.mode == "consensus"
+            for h in range(1, 7):
+                assert skewed.store.get_block(h) == nodes[0].store.get_block(h)
+                assert skewed.store.state_root_at(h) == nodes[0].store.state_root_at(h)
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(run())
+
+
 def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) -> None:
     """An unexpected error while performing a replica action (here: publishing a commit) must not drop the rest of
     the action list silently -- that left the replica ahead of the store; the node restarts consensus instead."""
