@@ -221,30 +221,42 @@ def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, 
     assert any("genesis_mismatch" in r.getMessage() for r in caplog.records)
 
 
+class _FourValidatorNet:
+    """A generated 4-validator testnet genesis whose validators listen on free loopback ports (in-process tests)."""
+
+    def __init__(self, tmp_path, chain_id: str, seed: bytes) -> None:
+        import json
+
+        from tests.node.cluster import free_ports
+
+        self.tmp_path = tmp_path
+        self.ports = free_ports(4)
+        layout = generate_network(str(tmp_path / "net"), 4, chain_id=chain_id, seed=seed, base_port=self.ports[0],
+                                  params=PARAMS, genesis_time=1_700_000_000)
+        with open(layout.genesis_path, encoding="utf-8") as f:
+            doc = json.load(f)
+        for i, v in enumerate(doc["validators"]):
+            v["address"] = f"127.0.0.1:{self.ports[i]}"
+        write_genesis(layout.genesis_path, doc)
+        self.genesis = load_genesis(layout.genesis_path)
+        self.keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
+
+    def validators(self, sig_verifier) -> list[Validator]:
+        return [Validator(self.genesis, self.keys[i], str(self.tmp_path / f"d{i}"),
+                          listen=("127.0.0.1", self.ports[i]), sig_verifier=sig_verifier) for i in range(4)]
+
+
 def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path, sig_verifier) -> None:
     """A replica's Commit for head + 3 (its ancestors never applied here, as after a partition or a restart) must
     not halt the node: the missing certified heights come by block sync, then the commit applies."""
     from consensus.actions import Commit
     from consensus.messages import decode_block
     from node.execution import cert_key
-    from tests.node.cluster import free_ports
 
-    ports = free_ports(4)
-    layout = generate_network(str(tmp_path / "net"), 4, chain_id="testnet-gap", seed=b"gap", base_port=ports[0],
-                              params=PARAMS, genesis_time=1_700_000_000)
-    import json
-
-    with open(layout.genesis_path, encoding="utf-8") as f:
-        doc = json.load(f)
-    for i, v in enumerate(doc["validators"]):
-        v["address"] = f"127.0.0.1:{ports[i]}"
-    write_genesis(layout.genesis_path, doc)
-    genesis = load_genesis(layout.genesis_path)
-    keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
+    net = _FourValidatorNet(tmp_path, "testnet-gap", b"gap")
 
     async def run() -> None:
-        nodes = [Validator(genesis, keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", ports[i]),
-                           sig_verifier=sig_verifier) for i in range(4)]
+        nodes = net.validators(sig_verifier)
         for node in nodes:
             await node.start()
         try:
@@ -282,28 +294,16 @@ def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path,
 def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus(tmp_path, sig_verifier) -> None:
     """A Byzantine validator (f = 1 of 4) that reports height 10^9 in STATUS and never serves GET_BLOCKS must not make
     the honest nodes leave consensus: catch-up needs f+1 validators ahead. Two peers ahead still trigger it."""
-    import json
     import time
 
     import msgpack
 
     from node.runtime import CH_NODE, MSG_STATUS, SYNC_LAG
-    from tests.node.cluster import free_ports
 
-    ports = free_ports(4)
-    layout = generate_network(str(tmp_path / "net"), 4, chain_id="testnet-liar", seed=b"liar", base_port=ports[0],
-                              params=PARAMS, genesis_time=1_700_000_000)
-    with open(layout.genesis_path, encoding="utf-8") as f:
-        doc = json.load(f)
-    for i, v in enumerate(doc["validators"]):
-        v["address"] = f"127.0.0.1:{ports[i]}"
-    write_genesis(layout.genesis_path, doc)
-    genesis = load_genesis(layout.genesis_path)
-    keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
+    net = _FourValidatorNet(tmp_path, "testnet-liar", b"liar")
 
     async def run() -> None:
-        nodes = [Validator(genesis, keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", ports[i]),
-                           sig_verifier=sig_verifier) for i in range(4)]
+        nodes = net.validators(sig_verifier)
         for node in nodes:
             await node.start()
         try:
@@ -313,7 +313,7 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
             def lying_status() -> None:
                 assert liar.transport is not None
                 liar.transport.broadcast(bytes((CH_NODE,)) + msgpack.packb(
-                    [MSG_STATUS, genesis.hash, 10**9, liar.executor.head.block_id], use_bin_type=True))
+                    [MSG_STATUS, net.genesis.hash, 10**9, liar.executor.head.block_id], use_bin_type=True))
 
             liar._send_status = lying_status  # type: ignore[method-assign]
             liar.sync._serve = lambda *args: None  # type: ignore[method-assign]
@@ -354,25 +354,13 @@ def test_validator_with_clock_far_behind_withholds_votes_but_follows_and_commits
     """Block time too far ahead of the local clock is a voting policy, not a validity rule: a validator whose clock
     is far behind votes for no block of the others, yet executes them, follows their certificates and commits the
     same chain in consensus (no stall, no block sync). The three others are a quorum."""
-    import json
 
-    from tests.node.cluster import free_ports
 
-    ports = free_ports(4)
-    layout = generate_network(str(tmp_path / "net"), 4, chain_id="testnet-skew", seed=b"skew", base_port=ports[0],
-                              params=PARAMS, genesis_time=1_700_000_000)
-    with open(layout.genesis_path, encoding="utf-8") as f:
-        doc = json.load(f)
-    for i, v in enumerate(doc["validators"]):
-        v["address"] = f"127.0.0.1:{ports[i]}"
-    write_genesis(layout.genesis_path, doc)
-    genesis = load_genesis(layout.genesis_path)
-    keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
+    net = _FourValidatorNet(tmp_path, "testnet-skew", b"skew")
     skew_ms = 10 * PARAMS.max_clock_drift_ms
 
     async def run() -> None:
-        nodes = [Validator(genesis, keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", ports[i]),
-                           sig_verifier=sig_verifier) for i in range(4)]
+        nodes = net.validators(sig_verifier)
         skewed = nodes[3]
         check = skewed.executor.check_proposal_time
         skewed.executor.check_proposal_time = lambda block, now: check(block, now - skew_ms)  # type: ignore[method-assign]
