@@ -14,7 +14,8 @@ Ranges (each layer defines codes only inside its range; `define` enforces it):
     300 – 399    assets, balances, freezes, pauses                                    (ledger)
     400 – 499    holds (ERC-1996)                                                     (ledger)
     500 – 599    settlement (DvP / DvD)                                               (ledger)
-    600 – 999    reserved for future ledger codes
+    600 – 699    governance: proposals, members, validators, epochs, chain params      (ledger)
+    700 – 999    reserved for future ledger codes
     1000 – 1999  asset rule modules and custom rules                                  (contracts)
     2000 – 2999  corporate actions                                                    (contracts)
     3000 – 3999  node / API                                                           (node)
@@ -179,3 +180,44 @@ HOLDS_PENDING = define(407, "HOLDS_PENDING", "account has units in active holds;
 # 500 – 599: settlement
 SETTLEMENT_EXPIRED = define(500, "SETTLEMENT_EXPIRED", "settlement expiry height has passed")
 LEG_SENDER_NOT_SIGNER = define(501, "LEG_SENDER_NOT_SIGNER", "a settlement leg's sender did not sign")
+
+# 600 – 699: governance
+NOT_GOVERNOR = define(600, "NOT_GOVERNOR", "the acting account lacks the governor role")
+NOT_VOTER = define(601, "NOT_VOTER", "the acting account's member is not a governance voter")
+PROPOSAL_EXISTS = define(602, "PROPOSAL_EXISTS", "a proposal with this id already exists")
+PROPOSAL_NOT_FOUND = define(603, "PROPOSAL_NOT_FOUND", "proposal does not exist")
+PROPOSAL_EXPIRED = define(604, "PROPOSAL_EXPIRED", "proposal expiry height has passed")
+PROPOSAL_NOT_OPEN = define(605, "PROPOSAL_NOT_OPEN", "proposal was already executed or cancelled")
+ALREADY_APPROVED = define(606, "ALREADY_APPROVED", "this member already approved the proposal")
+INVALID_PROPOSAL_EXPIRY = define(
+    607, "INVALID_PROPOSAL_EXPIRY", "proposal expiry height is in the past or beyond the maximum proposal lifetime"
+)
+NOT_PROPOSER = define(608, "NOT_PROPOSER", "only a governor of the proposing member may cancel the proposal")
+GOVERNOR_ROLE_BY_PROPOSAL = define(
+    609, "GOVERNOR_ROLE_BY_PROPOSAL", "the governor role is granted and revoked only by a governance proposal"
+)
+VALIDATOR_NOT_FOUND = define(610, "VALIDATOR_NOT_FOUND", "validator does not exist")
+VALIDATOR_EXISTS = define(611, "VALIDATOR_EXISTS", "a validator with this node id already exists")
+DUPLICATE_IDENTITY_KEY = define(612, "DUPLICATE_IDENTITY_KEY", "another validator already uses this identity key")
+DUPLICATE_BLS_KEY = define(613, "DUPLICATE_BLS_KEY", "another validator already uses this BLS key")
+BAD_BLS_POP = define(614, "BAD_BLS_POP", "the BLS proof of possession does not verify")
+POP_VERIFIER_MISSING = define(
+    615, "POP_VERIFIER_MISSING", "no BLS proof-of-possession verifier is registered; validator keys cannot change"
+)
+TOO_FEW_VALIDATORS = define(616, "TOO_FEW_VALIDATORS", "the change would leave fewer than 4 validators")
+VALIDATOR_POWER_TOO_HIGH = define(
+    617, "VALIDATOR_POWER_TOO_HIGH", "a validator would hold more than (total - 1) / 3 of the voting power"
+)
+TOO_MANY_VALIDATORS = define(618, "TOO_MANY_VALIDATORS", "the change would exceed the maximum number of validators")
+MEMBER_RUNS_VALIDATOR = define(619, "MEMBER_RUNS_VALIDATOR", "the member still runs a validator; remove it first")
+INVALID_APPROVAL_THRESHOLD = define(
+    620, "INVALID_APPROVAL_THRESHOLD", "approval threshold must be a majority of the voters and at most their number"
+)
+THRESHOLD_UNREACHABLE = define(
+    621, "THRESHOLD_UNREACHABLE", "the change would leave fewer voters than the approval threshold"
+)
+INVALID_CHAIN_PARAMS = define(622, "INVALID_CHAIN_PARAMS", "chain parameters are outside their bounds")
+INVALID_VALIDATOR_ADDRESS = define(
+    623, "INVALID_VALIDATOR_ADDRESS", "validator address has a bad port or is used by another validator"
+)
+VOTER_UNCHANGED = define(624, "VOTER_UNCHANGED", "the member already has (or already lacks) a vote")

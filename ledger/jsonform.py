@@ -3,7 +3,8 @@
 Used by the test vectors, the API's `encode` endpoint (JSON operations -> canonical bytes to sign) and clients.
 
 - record: a JSON object with exactly its field names;
-- operation (variant): {"kind": "<snake_case name>", <fields>} ;
+- operation (variant): {"kind": "<snake_case name>", <fields>} ; the governance actions inside `propose` likewise
+  ({"kind": "add_validator", "node_id": ..., ...}), names from their class names (`kind_name`);
 - bin: lowercase hex string; str, int, bool, nil: themselves;
 - rule/event parameter maps: a JSON object whose values are numbers, strings, or {"bin": "<hex>"} for bytes.
 

@@ -16,6 +16,10 @@ keys of one asset or one account share a prefix (LevelDB range scans for holders
     'T'  'T' tx_id (32)                             TxSeen
     'E'  'E' u64be(expiry height)                   ReplayIndex
     'e'  'e' u64be(expiry height) u32be(chunk)      ReplayBucket
+    'V'  'V'                                        EpochRecord (the current or, after an epoch-ending block,
+                                                    the next epoch's validators and params)
+    'G'  'G'                                        GovernanceRecord
+    'g'  'g' proposal_id                            ProposalRecord
     'C'  'C' <defined by the contracts layer>       opaque bytes (rule state; the contracts layer encodes it)
 
 All ids are ASCII (their patterns in ledger.schema), so the key bytes are the ids' bytes.
@@ -30,15 +34,20 @@ from ledger.records import (
     AssetStatus,
     Balance,
     ChainMeta,
+    EpochRecord,
+    GovernanceRecord,
     Hold,
     Member,
     Positions,
+    ProposalRecord,
     ReplayBucket,
     ReplayIndex,
     TxSeen,
 )
 
 META_KEY = b"M"
+EPOCH_KEY = b"V"
+GOVERNANCE_KEY = b"G"
 CONTRACTS_TAG = b"C"
 
 
@@ -89,6 +98,10 @@ def replay_bucket_key(expiry_height: int, chunk: int) -> bytes:
     return b"e" + expiry_height.to_bytes(8, "big") + chunk.to_bytes(4, "big")
 
 
+def proposal_key(proposal_id: str) -> bytes:
+    return b"g" + proposal_id.encode()
+
+
 def contracts_key(suffix: bytes) -> bytes:
     """A key in the contracts layer's namespace; its value bytes are opaque to the ledger."""
     return CONTRACTS_TAG + suffix
@@ -107,6 +120,9 @@ RECORD_BY_TAG: dict[int, Record | None] = {
     ord("T"): record_type(TxSeen),
     ord("E"): record_type(ReplayIndex),
     ord("e"): record_type(ReplayBucket),
+    ord("V"): record_type(EpochRecord),
+    ord("G"): record_type(GovernanceRecord),
+    ord("g"): record_type(ProposalRecord),
     ord("C"): None,
 }
 

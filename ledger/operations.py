@@ -13,9 +13,14 @@ from typing import ClassVar
 from ledger.codec import Bool, Optional, Seq, Variant, record_type, wire
 from ledger.schema import (
     ACCOUNT_ID,
+    ADDRESS,
     AGENTS,
     AMOUNT,
+    APPROVAL_THRESHOLD,
     ASSET_ID,
+    BLS_POP,
+    BLS_PUBLIC_KEY,
+    CHAIN_PARAM,
     DECIMALS,
     DOC_NAME,
     HASH32,
@@ -24,11 +29,16 @@ from ledger.schema import (
     ISIN,
     KEY_SET,
     MAX_DOCUMENTS,
+    MAX_PROPOSAL_ACTIONS,
     MAX_RULES,
     MAX_SETTLEMENT_LEGS,
     MAX_TRANSFER_LEGS,
     MEMBER_ID,
     NAME,
+    NODE_ID,
+    POWER,
+    PROPOSAL_ID,
+    PUBLIC_KEY,
     ROLE,
     RULE_NAME,
     RULE_PARAMS,
@@ -358,6 +368,164 @@ class Settle:
     legs: tuple[SettlementLeg, ...] = wire(Seq(record_type(SettlementLeg), MAX_SETTLEMENT_LEGS, min_len=1))
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Governance actions: the steps of a proposal (docs/protocol.md, "Governance and epochs"). A nested variant
+# [kind, fields...] with its own kind numbers; they run in order, atomically, when the proposal is approved.
+
+
+@dataclass(frozen=True, slots=True)
+class AddMember:
+    """Admit a member institution; with `voter` it also joins the governance voters."""
+
+    KIND: ClassVar[int] = 1
+    member: str = wire(MEMBER_ID)
+    name: str = wire(NAME)
+    voter: bool = wire(Bool())
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMember:
+    """Remove a member institution (and its vote). Refused while it still runs a validator."""
+
+    KIND: ClassVar[int] = 2
+    member: str = wire(MEMBER_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class AddValidator:
+    """Append a validator to the next epoch's set. `bls_pop` proves possession of `bls_key`."""
+
+    KIND: ClassVar[int] = 3
+    node_id: str = wire(NODE_ID)
+    member: str = wire(MEMBER_ID)
+    identity_key: bytes = wire(PUBLIC_KEY)
+    bls_key: bytes = wire(BLS_PUBLIC_KEY)
+    bls_pop: bytes = wire(BLS_POP)
+    address: str = wire(ADDRESS)
+    power: int = wire(POWER)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveValidator:
+    KIND: ClassVar[int] = 4
+    node_id: str = wire(NODE_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class RotateValidatorKeys:
+    """Replace a validator's transport identity key and BLS key (with its proof of possession)."""
+
+    KIND: ClassVar[int] = 5
+    node_id: str = wire(NODE_ID)
+    identity_key: bytes = wire(PUBLIC_KEY)
+    bls_key: bytes = wire(BLS_PUBLIC_KEY)
+    bls_pop: bytes = wire(BLS_POP)
+
+
+@dataclass(frozen=True, slots=True)
+class SetValidatorAddress:
+    KIND: ClassVar[int] = 6
+    node_id: str = wire(NODE_ID)
+    address: str = wire(ADDRESS)
+
+
+@dataclass(frozen=True, slots=True)
+class SetRole:
+    """Grant (`granted`) or revoke a role of an account; the only way to grant or revoke the governor role."""
+
+    KIND: ClassVar[int] = 7
+    account: str = wire(ACCOUNT_ID)
+    role: str = wire(ROLE)
+    granted: bool = wire(Bool())
+
+
+@dataclass(frozen=True, slots=True)
+class SetApprovalThreshold:
+    KIND: ClassVar[int] = 8
+    threshold: int = wire(APPROVAL_THRESHOLD)
+
+
+@dataclass(frozen=True, slots=True)
+class SetChainParams:
+    """Replace all six chain parameters (bounds: ledger.schema.CHAIN_PARAM_BOUNDS)."""
+
+    KIND: ClassVar[int] = 9
+    max_block_txs: int = wire(CHAIN_PARAM)
+    max_block_bytes: int = wire(CHAIN_PARAM)
+    base_timeout_ms: int = wire(CHAIN_PARAM)
+    max_backoff_exponent: int = wire(CHAIN_PARAM)
+    max_clock_drift_ms: int = wire(CHAIN_PARAM)
+    empty_block_interval_ms: int = wire(CHAIN_PARAM)
+
+
+@dataclass(frozen=True, slots=True)
+class SetVoter:
+    """Give an existing member a vote (`voter`) or take it away."""
+
+    KIND: ClassVar[int] = 10
+    member: str = wire(MEMBER_ID)
+    voter: bool = wire(Bool())
+
+
+ACTION_TYPES: tuple[type, ...] = (
+    AddMember,
+    RemoveMember,
+    AddValidator,
+    RemoveValidator,
+    RotateValidatorKeys,
+    SetValidatorAddress,
+    SetRole,
+    SetApprovalThreshold,
+    SetChainParams,
+    SetVoter,
+)
+GovernanceAction = (
+    AddMember
+    | RemoveMember
+    | AddValidator
+    | RemoveValidator
+    | RotateValidatorKeys
+    | SetValidatorAddress
+    | SetRole
+    | SetApprovalThreshold
+    | SetChainParams
+    | SetVoter
+)
+ACTION = Variant("governance action", list(ACTION_TYPES))
+ACTIONS = Seq(ACTION, MAX_PROPOSAL_ACTIONS, min_len=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """A governor (an account with the governor role whose member votes) proposes actions; its member's approval
+    is counted at once. Executes as soon as the approvals reach the threshold, before `expiry_height`."""
+
+    KIND: ClassVar[int] = 50
+    actor: str = wire(ACCOUNT_ID)
+    proposal_id: str = wire(PROPOSAL_ID)
+    actions: tuple[GovernanceAction, ...] = wire(ACTIONS)
+    expiry_height: int = wire(HEIGHT)
+
+
+@dataclass(frozen=True, slots=True)
+class Approve:
+    """A governor approves an open proposal on behalf of its member; the approval that reaches the threshold
+    executes the proposal's actions in the same transaction."""
+
+    KIND: ClassVar[int] = 51
+    actor: str = wire(ACCOUNT_ID)
+    proposal_id: str = wire(PROPOSAL_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelProposal:
+    """A governor of the proposing member withdraws an open proposal."""
+
+    KIND: ClassVar[int] = 52
+    actor: str = wire(ACCOUNT_ID)
+    proposal_id: str = wire(PROPOSAL_ID)
+
+
 OPERATION_TYPES: tuple[type, ...] = (
     RegisterMember,
     RegisterAccount,
@@ -385,6 +553,9 @@ OPERATION_TYPES: tuple[type, ...] = (
     RecoverKeys,
     MigrateAccount,
     Settle,
+    Propose,
+    Approve,
+    CancelProposal,
 )
 
 Operation = (
@@ -414,6 +585,9 @@ Operation = (
     | RecoverKeys
     | MigrateAccount
     | Settle
+    | Propose
+    | Approve
+    | CancelProposal
 )
 
 OPERATION = Variant("operation", list(OPERATION_TYPES))

@@ -9,21 +9,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger.codec import Bool, Optional, Seq, UInt, record_type, wire
-from ledger.operations import DOCUMENTS, RULES, Document, RuleSpec
+from ledger.operations import ACTIONS, DOCUMENTS, RULES, Document, GovernanceAction, RuleSpec
 from ledger.schema import (
     ACCOUNT_ID,
+    ADDRESS,
     AGENTS,
     AMOUNT,
+    APPROVAL_THRESHOLD,
     ASSET_ID,
+    BLS_POP,
+    BLS_PUBLIC_KEY,
     CHAIN_ID,
+    CHAIN_PARAM,
     DECIMALS,
+    EPOCH,
     HASH32,
     HEIGHT,
     ISIN,
     KEY_SET,
     MAX_POSITIONS,
+    MAX_VALIDATORS,
+    MAX_VOTERS,
     MEMBER_ID,
     NAME,
+    NODE_ID,
+    POWER,
+    PUBLIC_KEY,
     ROLES_MASK,
     THRESHOLD,
     TIME,
@@ -36,13 +47,19 @@ __all__ = [
     "AssetStatus",
     "Balance",
     "ChainMeta",
+    "ChainParamsRecord",
+    "EpochRecord",
+    "GovernanceRecord",
     "Hold",
     "HoldStatus",
     "Member",
     "Positions",
+    "ProposalRecord",
+    "ProposalStatus",
     "ReplayBucket",
     "ReplayIndex",
     "TxSeen",
+    "ValidatorInfo",
 ]
 
 
@@ -176,6 +193,88 @@ class ReplayBucket:
     tx_ids: tuple[bytes, ...] = wire(Seq(HASH32, REPLAY_CHUNK, min_len=1))
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Governance and epochs
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorInfo:
+    """One validator: its node id, operating member, Ed25519 transport identity, BLS consensus key with its proof
+    of possession, network address ("host:port" or "" when it has none fixed) and voting power."""
+
+    node_id: str = wire(NODE_ID)
+    member: str = wire(MEMBER_ID)
+    identity_key: bytes = wire(PUBLIC_KEY)
+    bls_key: bytes = wire(BLS_PUBLIC_KEY)
+    bls_pop: bytes = wire(BLS_POP)
+    address: str = wire(ADDRESS)
+    power: int = wire(POWER)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainParamsRecord:
+    """Block limits and consensus timers (names and bounds: ledger.schema.CHAIN_PARAM_BOUNDS)."""
+
+    max_block_txs: int = wire(CHAIN_PARAM)
+    max_block_bytes: int = wire(CHAIN_PARAM)
+    base_timeout_ms: int = wire(CHAIN_PARAM)
+    max_backoff_exponent: int = wire(CHAIN_PARAM)
+    max_clock_drift_ms: int = wire(CHAIN_PARAM)
+    empty_block_interval_ms: int = wire(CHAIN_PARAM)
+
+
+CHAIN_PARAMS = record_type(ChainParamsRecord)
+VALIDATORS = Seq(record_type(ValidatorInfo), MAX_VALIDATORS)
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRecord:
+    """The validator set and chain params that certify blocks at heights >= start_height. Validators are in
+    signer-bitmap order: genesis order, an added validator appended, a removal keeps the others' order."""
+
+    epoch: int = wire(EPOCH)
+    start_height: int = wire(HEIGHT)
+    validators: tuple[ValidatorInfo, ...] = wire(VALIDATORS)
+    params: ChainParamsRecord = wire(CHAIN_PARAMS)  # noqa: RUF009 - wire() returns field metadata, no shared value
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceRecord:
+    """Who votes on proposals (member ids, sorted) and how many distinct voters must approve one."""
+
+    voters: tuple[str, ...] = wire(Seq(MEMBER_ID, MAX_VOTERS, sorted_unique=True))
+    threshold: int = wire(APPROVAL_THRESHOLD)
+
+
+class ProposalStatus:
+    """Proposal states. An open proposal past its expiry height is expired (derived from the height, not stored)."""
+
+    OPEN = 1
+    EXECUTED = 2
+    CANCELLED = 3
+
+
+PROPOSAL_STATUS_NAMES: dict[int, str] = {
+    ProposalStatus.OPEN: "open",
+    ProposalStatus.EXECUTED: "executed",
+    ProposalStatus.CANCELLED: "cancelled",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRecord:
+    """A governance proposal. `approvals` are the distinct voter members that approved (sorted); `closed_height`
+    is the height it was executed or cancelled (0 while open). Kept after closing: a proposal id is used once."""
+
+    proposer: str = wire(ACCOUNT_ID)
+    actions: tuple[GovernanceAction, ...] = wire(ACTIONS)
+    expiry_height: int = wire(HEIGHT)
+    created_height: int = wire(HEIGHT)
+    approvals: tuple[str, ...] = wire(Seq(MEMBER_ID, MAX_VOTERS, sorted_unique=True))
+    status: int = wire(UInt(8, minimum=1, maximum=3))
+    closed_height: int = wire(HEIGHT)
+
+
 RECORD_TYPES = (
     ChainMeta,
     Member,
@@ -188,6 +287,11 @@ RECORD_TYPES = (
     TxSeen,
     ReplayIndex,
     ReplayBucket,
+    ValidatorInfo,
+    ChainParamsRecord,
+    EpochRecord,
+    GovernanceRecord,
+    ProposalRecord,
 )
 for _cls in RECORD_TYPES:
     record_type(_cls)

@@ -29,6 +29,15 @@ MAX_TX_LIFETIME = 14_400  # blocks between the including block and a transaction
 MAX_STATE_VALUE_BYTES = 1 << 20
 MAX_AMOUNT = (1 << 64) - 1  # every amount, balance and supply counter is a uint64
 
+# Governance limits
+MAX_VALIDATORS = 128  # validators of one epoch (consensus admits up to 1024; a consortium needs far fewer)
+MIN_VALIDATORS = 4  # a governance change never leaves fewer (one faulty validator must always be tolerated)
+MAX_VALIDATOR_POWER = 1 << 32  # the consensus layer's limit per validator
+MAX_VOTERS = 256  # governance voters (member institutions)
+MAX_PROPOSAL_ACTIONS = 16
+MAX_PROPOSAL_LIFETIME = 1_000_000  # blocks between a proposal's creation and its expiry height
+MAX_ADDRESS_BYTES = 128
+
 # Patterns -----------------------------------------------------------------------------------------------------
 MEMBER_PATTERN = r"[a-z0-9][a-z0-9-]{0,31}"
 ACCOUNT_PATTERN = r"[a-z0-9][a-z0-9._-]{0,47}@[a-z0-9][a-z0-9-]{0,31}"
@@ -38,8 +47,12 @@ CHAIN_PATTERN = r"[a-z0-9][a-z0-9._-]{0,31}"
 RULE_PATTERN = r"[a-z][a-z0-9_.-]{0,63}"
 PARAM_KEY_PATTERN = r"[a-z][a-z0-9_]{0,31}"
 ISIN_PATTERN = r"([A-Z]{2}[A-Z0-9]{9}[0-9])?"
-ROLE_PATTERN = r"admin|issuer|agent|custodian|kyc_provider|auditor|member"
+ROLE_PATTERN = r"admin|issuer|agent|custodian|kyc_provider|auditor|member|governor"
 DOC_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}"
+NODE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+PROPOSAL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"
+# "host:port" (host: a DNS name, an IPv4 address or a bracketed IPv6 address) or "" (no fixed address).
+ADDRESS_PATTERN = r"((\[[0-9A-Fa-f:.]{2,45}\])|[A-Za-z0-9][A-Za-z0-9.-]{0,100}):[0-9]{1,5}|"
 
 # Wire types ---------------------------------------------------------------------------------------------------
 MEMBER_ID = Str(32, MEMBER_PATTERN, min_bytes=1)
@@ -52,12 +65,17 @@ PARAM_KEY = Str(32, PARAM_KEY_PATTERN, min_bytes=1)
 ISIN = Str(12, ISIN_PATTERN)
 ROLE = Str(12, ROLE_PATTERN, min_bytes=5)
 DOC_NAME = Str(64, DOC_NAME_PATTERN, min_bytes=1)
+NODE_ID = Str(64, NODE_ID_PATTERN, min_bytes=1)
+PROPOSAL_ID = Str(64, PROPOSAL_PATTERN, min_bytes=1)
+ADDRESS = Str(MAX_ADDRESS_BYTES, ADDRESS_PATTERN)
 TEXT = Str(MAX_TEXT_BYTES)
 NAME = Str(MAX_NAME_BYTES)
 
 HASH32 = Bin(32)
 PUBLIC_KEY = Bin(32)
 SIGNATURE = Bin(64)
+BLS_PUBLIC_KEY = Bin(48)  # compressed BLS12-381 G1 point
+BLS_POP = Bin(96)  # compressed G2 point: the proof of possession of the BLS key
 
 U8 = UInt(8)
 U16 = UInt(16)
@@ -67,6 +85,9 @@ HEIGHT = UInt(64)
 TIME = UInt(64)  # seconds since the Unix epoch, from the block header
 DECIMALS = UInt(8, maximum=MAX_DECIMALS)
 THRESHOLD = UInt(8, minimum=1, maximum=MAX_KEYS)
+EPOCH = UInt(64, maximum=(1 << 63) - 1)
+POWER = UInt(64, minimum=1, maximum=MAX_VALIDATOR_POWER)
+APPROVAL_THRESHOLD = UInt(16, minimum=1, maximum=MAX_VOTERS)
 
 KEY_SET = Seq(PUBLIC_KEY, MAX_KEYS, min_len=1, sorted_unique=True)
 AGENTS = Seq(ACCOUNT_ID, MAX_AGENTS, sorted_unique=True)
@@ -81,6 +102,7 @@ ROLE_BITS: dict[str, int] = {
     "kyc_provider": 1 << 4,
     "auditor": 1 << 5,
     "member": 1 << 6,
+    "governor": 1 << 7,
 }
 ALL_ROLES_MASK = sum(ROLE_BITS.values())
 ROLES_MASK = UInt(16, maximum=ALL_ROLES_MASK)
@@ -94,3 +116,65 @@ def role_names(mask: int) -> tuple[str, ...]:
 def member_of(account_id: str) -> str:
     """The member part of an account id (`treasury@bank-a` -> `bank-a`)."""
     return account_id.rsplit("@", 1)[1]
+
+
+# Chain parameters ---------------------------------------------------------------------------------------------
+# Block limits and consensus timers: fixed at genesis (node.genesis.ChainParams), changed by governance
+# (SetChainParams). One table of bounds for both.
+MIN_TIMEOUT_MS = 50
+MAX_TIMEOUT_MS = 600_000
+MAX_BLOCK_TXS = 100_000
+MAX_BLOCK_BYTES = 4 << 20
+
+CHAIN_PARAM_NAMES: tuple[str, ...] = (
+    "max_block_txs",
+    "max_block_bytes",
+    "base_timeout_ms",
+    "max_backoff_exponent",
+    "max_clock_drift_ms",
+    "empty_block_interval_ms",
+)
+CHAIN_PARAM_BOUNDS: dict[str, tuple[int, int]] = {
+    "max_block_txs": (1, MAX_BLOCK_TXS),
+    "max_block_bytes": (1024, MAX_BLOCK_BYTES),
+    "base_timeout_ms": (MIN_TIMEOUT_MS, MAX_TIMEOUT_MS),
+    "max_backoff_exponent": (0, 20),
+    "max_clock_drift_ms": (100, MAX_TIMEOUT_MS),
+    "empty_block_interval_ms": (0, MAX_TIMEOUT_MS - 1),  # and below base_timeout_ms
+}
+DEFAULT_CHAIN_PARAMS: dict[str, int] = {
+    "max_block_txs": 2000,
+    "max_block_bytes": 2_000_000,
+    "base_timeout_ms": 2000,
+    "max_backoff_exponent": 6,
+    "max_clock_drift_ms": 10_000,
+    "empty_block_interval_ms": 500,
+}
+CHAIN_PARAM = UInt(32)  # every bound above fits
+
+
+def chain_params_error(values: dict[str, int]) -> str | None:
+    """Why these chain parameters are out of bounds (None: they are fine). `values` names all six."""
+    assert set(values) == set(CHAIN_PARAM_NAMES), "chain params are exactly the six named ones"
+    for name in CHAIN_PARAM_NAMES:
+        lo, hi = CHAIN_PARAM_BOUNDS[name]
+        v = values[name]
+        if type(v) is not int or not lo <= v <= hi:
+            return f"{name} must be in {lo}..{hi}"
+    if values["empty_block_interval_ms"] >= values["base_timeout_ms"]:
+        return "empty_block_interval_ms must be below base_timeout_ms"
+    return None
+
+
+def default_approval_threshold(voters: int) -> int:
+    """floor(2N/3) + 1: the default M of N."""
+    return 2 * voters // 3 + 1
+
+
+def approval_threshold_error(threshold: int, voters: int) -> str | None:
+    """A threshold must be a strict majority of the voters and reachable: voters < 2 * threshold, threshold <= voters."""
+    if not 1 <= threshold <= voters:
+        return f"threshold {threshold} is not in 1..{voters} (the number of voters)"
+    if 2 * threshold <= voters:
+        return f"threshold {threshold} is not a majority of {voters} voters"
+    return None

@@ -9,6 +9,8 @@
    success merge the overlay, on refusal drop it (receipt code >= 200); either way record the id until its expiry
    height, so one transaction id has at most one receipt.
 4. Record the new replay ids and the chain meta; assert the supply invariant for every asset touched.
+   If the block's governance actions changed the validator set or the chain params, the EpochRecord now holds the
+   next epoch (start_height = height + 1): `next_epoch` reports it (at most one epoch change per block).
 5. Encode the changed records and update the sparse Merkle tree once: the new state root.
 
 Nothing here reads a clock, a random source or a file: height and time come from the block.
@@ -26,9 +28,9 @@ from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
 from ledger.events import Event, Receipt, encode_receipt
 from ledger.invariants import assert_block_supply
-from ledger.keys import META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
+from ledger.keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
 from ledger.ops import PROCESSORS
-from ledger.records import REPLAY_CHUNK, Account, ChainMeta, ReplayBucket, ReplayIndex, TxSeen
+from ledger.records import REPLAY_CHUNK, Account, ChainMeta, EpochRecord, ReplayBucket, ReplayIndex, TxSeen
 from ledger.rules import DEFAULT_ENGINE, RuleEngine
 from ledger.schema import MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.smt import SparseMerkleTree
@@ -67,6 +69,9 @@ class BlockOutcome:
     changes: Mapping[bytes, bytes | None]
     smt_nodes: Mapping[bytes, bytes]
     overlay: Overlay
+    # The next epoch's record when this block scheduled an epoch change (its start_height == height + 1): this
+    # block ends its epoch. None otherwise.
+    next_epoch: EpochRecord | None = None
 
 
 def _clip(text: str, limit: int = MAX_TEXT_BYTES) -> str:
@@ -296,6 +301,9 @@ def apply_block(
     overlay.put(META_KEY, ChainMeta(block.chain_id, block.height, block.time))
     assert_block_supply(overlay)
     changes = overlay.changes()
+    epoch: EpochRecord | None = overlay.get(EPOCH_KEY)
+    next_epoch = epoch if epoch is not None and epoch.start_height == block.height + 1 else None
+    assert next_epoch is None or EPOCH_KEY in changes, "only this block writes an epoch starting at height + 1"
     update = tree.update(changes)
     return BlockOutcome(
         height=block.height,
@@ -307,4 +315,5 @@ def apply_block(
         changes=changes,
         smt_nodes=update.nodes,
         overlay=overlay,
+        next_epoch=next_epoch,
     )

@@ -7,3 +7,10 @@ refuse blocks they accept.
 """
 
 import contracts as _contracts  # noqa: F401  (registers the contracts layer's operations)
+
+# Governance checks BLS proofs of possession when it adds or rotates a validator key; the ledger does not import the
+# consensus layer, so the node hands it consensus.bls's check (the same on every node).
+from consensus import bls as _bls
+from ledger.governance import register_pop_verifier as _register_pop_verifier
+
+_register_pop_verifier(_bls.pop_verify)

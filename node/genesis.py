@@ -13,8 +13,13 @@ A genesis file is JSON (bytes as lowercase hex; docs/operations.md, "Genesis fil
                       "custodian": null}, ...],
       "operations": [<operation in the JSON form of docs/protocol.md>, ...],   e.g. define_asset, issue
       "params":     {"max_block_txs": 2000, "max_block_bytes": 2000000, "base_timeout_ms": 2000,
-                     "max_backoff_exponent": 6, "max_clock_drift_ms": 10000, "empty_block_interval_ms": 500}
+                     "max_backoff_exponent": 6, "max_clock_drift_ms": 10000, "empty_block_interval_ms": 500},
+      "governance": {"voters": ["bank-a", ...], "threshold": 3}      optional; default: every member votes,
+                                                                     threshold floor(2N/3) + 1
     }
+
+The validators, params and governance become ledger state at height 0 (the EpochRecord of epoch 0, start height 1,
+and the GovernanceRecord); later changes are governance proposals (docs/protocol.md, "Governance and epochs").
 
 The genesis hash is SHA-256("LEDGER-GENESIS-V1" || canonical JSON of the document: sorted keys, no spaces, UTF-8).
 It is the consensus chain id: every block id, vote, QC and commit certificate is bound to it, so a node started with
@@ -30,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -41,10 +47,24 @@ from ledger.codec import DecodeError
 from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
+from ledger.governance import current_epoch, validator_set_entries
 from ledger.jsonform import from_json, kind_name
+from ledger.keys import EPOCH_KEY
 from ledger.operations import OPERATION
 from ledger.ops import PROCESSORS
+from ledger.records import ValidatorInfo
 from ledger.rules import RuleEngine
+from ledger.schema import (
+    DEFAULT_CHAIN_PARAMS,
+    MAX_BLOCK_BYTES,
+    MAX_BLOCK_TXS,
+    MAX_TIMEOUT_MS,
+    MAX_VALIDATOR_POWER,
+    MAX_VALIDATORS,
+    MIN_TIMEOUT_MS,
+    NODE_ID_PATTERN,
+    chain_params_error,
+)
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
 from node.handshake import Peer, PeerSet
@@ -52,10 +72,8 @@ from node.handshake import Peer, PeerSet
 GENESIS_FORMAT: Final = "consortium-ledger-genesis/1"
 GENESIS_DOMAIN: Final = b"LEDGER-GENESIS-V1"
 MAX_GENESIS_BYTES: Final = 64 << 20
-MIN_TIMEOUT_MS: Final = 50
-MAX_TIMEOUT_MS: Final = 600_000
-MAX_BLOCK_TXS: Final = 100_000
-MAX_BLOCK_BYTES: Final = 4 << 20
+# The chain param bounds live in ledger.schema (CHAIN_PARAM_BOUNDS), shared with governance's SetChainParams.
+__all__ = ["MAX_BLOCK_BYTES", "MAX_BLOCK_TXS", "MAX_TIMEOUT_MS", "MIN_TIMEOUT_MS"]
 
 
 class GenesisError(ValueError):
@@ -69,31 +87,26 @@ class GenesisError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ChainParams:
-    """Block limits and consensus timers fixed at genesis."""
+    """Block limits and consensus timers: the genesis values (epoch 0); governance changes them per epoch.
+    Defaults and bounds: ledger.schema (DEFAULT_CHAIN_PARAMS, CHAIN_PARAM_BOUNDS)."""
 
     # A full block executes in well under the round timeout on a loaded 2-core machine (about 0.3 ms per transfer).
-    max_block_txs: int = 2000
-    max_block_bytes: int = 2_000_000
-    base_timeout_ms: int = 2000
-    max_backoff_exponent: int = 6
+    max_block_txs: int = DEFAULT_CHAIN_PARAMS["max_block_txs"]
+    max_block_bytes: int = DEFAULT_CHAIN_PARAMS["max_block_bytes"]
+    base_timeout_ms: int = DEFAULT_CHAIN_PARAMS["base_timeout_ms"]
+    max_backoff_exponent: int = DEFAULT_CHAIN_PARAMS["max_backoff_exponent"]
     # A proposal whose time is further than this ahead of the voter's clock gets no vote.
-    max_clock_drift_ms: int = 10_000
+    max_clock_drift_ms: int = DEFAULT_CHAIN_PARAMS["max_clock_drift_ms"]
     # A leader with nothing to propose waits at most this long before proposing an empty block.
-    empty_block_interval_ms: int = 500
+    empty_block_interval_ms: int = DEFAULT_CHAIN_PARAMS["empty_block_interval_ms"]
 
     def check(self) -> None:
-        if not 1 <= self.max_block_txs <= MAX_BLOCK_TXS:
-            raise GenesisError("genesis_bad_params", f"max_block_txs must be in 1..{MAX_BLOCK_TXS}")
-        if not 1024 <= self.max_block_bytes <= MAX_BLOCK_BYTES:
-            raise GenesisError("genesis_bad_params", f"max_block_bytes must be in 1024..{MAX_BLOCK_BYTES}")
-        if not MIN_TIMEOUT_MS <= self.base_timeout_ms <= MAX_TIMEOUT_MS:
-            raise GenesisError("genesis_bad_params", f"base_timeout_ms must be in {MIN_TIMEOUT_MS}..{MAX_TIMEOUT_MS}")
-        if not 0 <= self.max_backoff_exponent <= 20:
-            raise GenesisError("genesis_bad_params", "max_backoff_exponent must be in 0..20")
-        if not 100 <= self.max_clock_drift_ms <= MAX_TIMEOUT_MS:
-            raise GenesisError("genesis_bad_params", "max_clock_drift_ms must be in 100..600000")
-        if not 0 <= self.empty_block_interval_ms < self.base_timeout_ms:
-            raise GenesisError("genesis_bad_params", "empty_block_interval_ms must be below base_timeout_ms")
+        error = chain_params_error({name: getattr(self, name) for name in ChainParams.__dataclass_fields__})
+        if error is not None:
+            raise GenesisError("genesis_bad_params", error)
+
+    def items(self) -> tuple[tuple[str, int], ...]:
+        return tuple((name, getattr(self, name)) for name in ChainParams.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +131,8 @@ class Genesis:
     params: ChainParams
     hash: bytes
     document: Mapping[str, Any] = field(repr=False, compare=False)
+    voters: tuple[str, ...] | None = None  # governance voters (None: every member)
+    threshold: int | None = None  # approval threshold (None: floor(2N/3) + 1)
 
     @property
     def consensus_chain_id(self) -> bytes:
@@ -125,8 +140,15 @@ class Genesis:
         return self.hash
 
     def validator_set(self, backend: bls.BlsBackend | None = None) -> ValidatorSet:
+        """Epoch 0's set: the same entries as the ledger's epoch-0 record (validator_set_entries)."""
         return ValidatorSet(0, [Validator(v.id.encode(), v.bls_key, v.bls_pop, v.power) for v in self.validators],
                             backend=backend)
+
+    def validator_infos(self) -> tuple[ValidatorInfo, ...]:
+        """The validators as the ledger's epoch-0 record holds them (address "host:port" or "")."""
+        return tuple(ValidatorInfo(v.id, v.member, v.identity_key, v.bls_key, v.bls_pop,
+                                   "" if v.address is None else f"{v.address[0]}:{v.address[1]}", v.power)
+                     for v in self.validators)
 
     def peer_set(self, addresses: Mapping[str, tuple[str, int]] | None = None) -> PeerSet:
         """The transport's peer set; `addresses` (from the node config) override the genesis addresses."""
@@ -140,7 +162,8 @@ class Genesis:
         return genesis_block(self.consensus_chain_id, 0)
 
     def spec(self) -> GenesisSpec:
-        return GenesisSpec(self.chain_id, self.genesis_time, self.members, self.accounts)
+        return GenesisSpec(self.chain_id, self.genesis_time, self.members, self.accounts, self.validator_infos(),
+                           self.params.items(), self.voters, self.threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +237,7 @@ def parse_genesis(document: Any, *, check_keys: bool = True) -> Genesis:
     """Validate a decoded genesis document; GenesisError says what is wrong. With check_keys the BLS proofs of
     possession are verified (the validator set is built)."""
     doc = _keys(document, "genesis", {"format", "chain_id", "genesis_time", "members", "validators", "accounts"},
-                {"operations", "params"})
+                {"operations", "params", "governance"})
     if doc["format"] != GENESIS_FORMAT:
         raise GenesisError("genesis_bad_format", f"format must be {GENESIS_FORMAT!r}, got {doc['format']!r}")
     chain_id = _str(doc["chain_id"], "chain_id")
@@ -237,12 +260,16 @@ def parse_genesis(document: Any, *, check_keys: bool = True) -> Genesis:
                               _hex(v["identity_key"], f"{what}.identity_key", 32),
                               _hex(v["bls_key"], f"{what}.bls_key", bls.PUBLIC_KEY_SIZE),
                               _hex(v["bls_pop"], f"{what}.bls_pop", bls.SIGNATURE_SIZE), address,
-                              _int(v.get("power", 1), f"{what}.power", 1, 1 << 32))
+                              _int(v.get("power", 1), f"{what}.power", 1, MAX_VALIDATOR_POWER))
         if gv.member not in member_ids:
             raise GenesisError("genesis_unknown_member", f"{what} names unknown member {gv.member!r}")
-        if len(gv.id.encode()) > 64:
-            raise GenesisError("genesis_bad_field", f"{what}.id is longer than 64 bytes")
+        if re.fullmatch(NODE_ID_PATTERN, gv.id, re.ASCII) is None:
+            raise GenesisError("genesis_bad_field", f"{what}.id must match {NODE_ID_PATTERN}")
+        if gv.address is not None and len(f"{gv.address[0]}:{gv.address[1]}") > 128:
+            raise GenesisError("genesis_bad_field", f"{what}.address is longer than 128 bytes")
         validators.append(gv)
+    if len(validators) > MAX_VALIDATORS:
+        raise GenesisError("genesis_bad_validator_set", f"more than {MAX_VALIDATORS} validators")
     for label, values in (("id", [v.id for v in validators]), ("identity_key", [v.identity_key for v in validators]),
                           ("bls_key", [v.bls_key for v in validators]),
                           ("address", [v.address for v in validators if v.address is not None])):
@@ -278,8 +305,9 @@ def parse_genesis(document: Any, *, check_keys: bool = True) -> Genesis:
     raw_params = _keys(raw_params, "params", set(), names)
     params = ChainParams(**{k: _int(v, f"params.{k}") for k, v in raw_params.items()})
     params.check()
+    voters, threshold = _governance(doc.get("governance"))
     genesis = Genesis(chain_id, genesis_time, tuple(members), tuple(validators), tuple(accounts), tuple(operations),
-                      params, genesis_hash(doc), doc)
+                      params, genesis_hash(doc), doc, voters, threshold)
     total = sum(v.power for v in validators)
     faulty = (total - 1) // 3
     assert 3 * (total - faulty) > 2 * total  # quorum arithmetic of ValidatorSet
@@ -291,6 +319,21 @@ def parse_genesis(document: Any, *, check_keys: bool = True) -> Genesis:
     # The state must build: members, accounts and operations are consistent.
     genesis_state(genesis)
     return genesis
+
+
+def _governance(raw: Any) -> tuple[tuple[str, ...] | None, int | None]:
+    if raw is None:
+        return None, None
+    gov = _keys(raw, "governance", set(), {"voters", "threshold"})
+    voters = gov.get("voters")
+    if voters is not None:
+        if not isinstance(voters, list) or not voters:
+            raise GenesisError("genesis_bad_governance", "governance.voters must be a non-empty list of member ids")
+        voters = tuple(_str(m, "governance.voters[]") for m in voters)
+    threshold = gov.get("threshold")
+    if threshold is not None:
+        threshold = _int(threshold, "governance.threshold", 1, 1 << 16)
+    return voters, threshold
 
 
 def load_genesis(path: str | os.PathLike[str], *, check_keys: bool = True) -> Genesis:
@@ -335,7 +378,8 @@ def genesis_state(genesis: Genesis, engine: RuleEngine | None = None) -> Genesis
     try:
         changes = genesis_changes(genesis.spec())
     except ValueError as exc:
-        raise GenesisError("genesis_bad_state", str(exc)) from None
+        code = "genesis_bad_governance" if str(exc).startswith("governance") else "genesis_bad_state"
+        raise GenesisError(code, str(exc)) from None
     engine = engine or default_engine()
     if genesis.operations:
         base = MemoryState({k: v for k, v in changes.items() if v is not None})
@@ -349,9 +393,15 @@ def genesis_state(genesis: Genesis, engine: RuleEngine | None = None) -> Genesis
             except Refused as exc:
                 raise GenesisError("genesis_operation_refused",
                                    f"operations[{i}] ({kind_name(type(op))}) refused: {exc.code} {exc.detail}") from None
+        if EPOCH_KEY in overlay.changes():
+            raise GenesisError("genesis_operation_refused",
+                               "genesis operations may not change the validator set or the chain params")
         changes = dict(changes)
         changes.update(overlay.changes())
         changes = dict(sorted(changes.items()))
+    epoch0 = current_epoch(MemoryState({k: v for k, v in changes.items() if v is not None}))
+    assert validator_set_entries(epoch0) == tuple(
+        (v.id.encode(), v.bls_key, v.bls_pop, v.power) for v in genesis.validators), "epoch 0 is the genesis set"
     update = SparseMerkleTree(MemoryNodes()).update(changes)
     block = genesis.block()
     return GenesisState(changes, update.nodes, update.root, block, genesis_qc(block, update.root))
@@ -372,9 +422,11 @@ def validator_entry(node_id: str, member: str, identity_key: bytes, bls_key: byt
 
 def make_document(chain_id: str, genesis_time: int, members: Sequence[tuple[str, str]],
                   validators: Sequence[dict[str, Any]], accounts: Sequence[dict[str, Any]],
-                  operations: Sequence[dict[str, Any]] = (), params: ChainParams | None = None) -> dict[str, Any]:
+                  operations: Sequence[dict[str, Any]] = (), params: ChainParams | None = None,
+                  governance: Mapping[str, Any] | None = None) -> dict[str, Any]:
     params = params or ChainParams()
-    return {
+    extra: dict[str, Any] = {} if governance is None else {"governance": dict(governance)}
+    return {**extra,
         "format": GENESIS_FORMAT,
         "chain_id": chain_id,
         "genesis_time": genesis_time,

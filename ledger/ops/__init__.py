@@ -12,14 +12,14 @@ from typing import Any
 
 from ledger import operations as o
 from ledger.context import TxContext
-from ledger.ops import assets, enforcement, holds, identity, settlement
+from ledger.ops import assets, enforcement, governance, holds, identity, settlement
 
 PROCESSORS: dict[type, Callable[[TxContext, Any], None]] = {
     o.RegisterMember: identity.register_member,
     o.RegisterAccount: identity.register_account,
     o.RotateKeys: identity.rotate_keys,
-    o.GrantRole: identity.grant_role,
-    o.RevokeRole: identity.revoke_role,
+    o.GrantRole: governance.grant_role,  # identity.grant_role, except for the governor role
+    o.RevokeRole: governance.revoke_role,
     o.SetCustodian: identity.set_custodian,
     o.DefineAsset: assets.define_asset,
     o.SetAssetRules: assets.set_asset_rules,
@@ -41,6 +41,9 @@ PROCESSORS: dict[type, Callable[[TxContext, Any], None]] = {
     o.RecoverKeys: enforcement.recover_keys,
     o.MigrateAccount: enforcement.migrate_account,
     o.Settle: settlement.settle,
+    o.Propose: governance.propose,
+    o.Approve: governance.approve,
+    o.CancelProposal: governance.cancel_proposal,
 }
 
 assert set(PROCESSORS) == set(o.OPERATION_TYPES), "every operation kind needs exactly one processor"

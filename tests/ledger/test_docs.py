@@ -11,7 +11,7 @@ from ledger import codes
 from ledger.codec import Record, record_type
 from ledger.events import Event, Receipt
 from ledger.jsonform import kind_name
-from ledger.operations import OPERATION_TYPES, Document, RuleSpec, SettlementLeg, TransferLeg
+from ledger.operations import ACTION_TYPES, OPERATION_TYPES, Document, RuleSpec, SettlementLeg, TransferLeg
 from ledger.records import RECORD_TYPES
 from ledger.transaction import Signature, TxBody, TxEnvelope
 
@@ -50,6 +50,16 @@ def code_rows(layer: str = "ledger") -> list[str]:
 @pytest.mark.parametrize("cls", OPERATION_TYPES, ids=lambda c: c.__name__)
 def test_operation_documented(cls: type) -> None:
     assert operation_section(cls) in (DOCS / "protocol.md").read_text()
+
+
+def action_section(cls: type) -> str:
+    head = f"#### `{kind_name(cls)}` (action {cls.KIND})"  # type: ignore[attr-defined]
+    return head + "\n\n" + field_table(record_type(cls), first_index=1)
+
+
+@pytest.mark.parametrize("cls", ACTION_TYPES, ids=lambda c: c.__name__)
+def test_governance_action_documented(cls: type) -> None:
+    assert action_section(cls) in (DOCS / "protocol.md").read_text()
 
 
 @pytest.mark.parametrize("cls", NESTED + RECORD_TYPES, ids=lambda c: c.__name__)

@@ -57,6 +57,12 @@ def test_generated_genesis_is_valid_and_its_hash_is_the_consensus_chain_id(net) 
     (lambda d: d["accounts"][0].update(roles=["emperor"]), "genesis_bad_state"),
     (lambda d: d["operations"].append(dict(d["operations"][0])), "genesis_operation_refused"),
     (lambda d: d["operations"].append({"kind": "define_asset"}), "genesis_bad_operation"),
+    (lambda d: d["validators"][0].update(id="node 0"), "genesis_bad_field"),
+    (lambda d: d["validators"][0].update(power=1 << 33), "genesis_bad_field"),
+    (lambda d: d.update(governance={"threshold": 1}), "genesis_bad_governance"),
+    (lambda d: d.update(governance={"voters": ["nobody"]}), "genesis_bad_governance"),
+    (lambda d: d.update(governance={"voters": []}), "genesis_bad_governance"),
+    (lambda d: d.update(governance={"quorum": 2}), "genesis_bad_field"),
 ])
 def test_invalid_genesis_is_refused_with_a_code(net, mutate, code: str) -> None:
     doc = _doc(net)
@@ -64,6 +70,31 @@ def test_invalid_genesis_is_refused_with_a_code(net, mutate, code: str) -> None:
     with pytest.raises(GenesisError) as info:
         parse_genesis(doc)
     assert info.value.code == code
+
+
+def test_genesis_validators_params_and_governance_are_ledger_state(net) -> None:
+    from consensus.validators import ValidatorSet
+    from ledger.governance import chain_params_values, current_epoch, current_governance, validator_set_entries
+    from ledger.state import MemoryState
+    from node.genesis import genesis_state
+
+    g = load_genesis(net.genesis_path)
+    state = MemoryState({k: v for k, v in genesis_state(g).changes.items() if v is not None})
+    epoch = current_epoch(state)
+    assert (epoch.epoch, epoch.start_height) == (0, 1)
+    assert validator_set_entries(epoch) == g.validator_set().entries()
+    assert ValidatorSet(epoch.epoch, validator_set_entries(epoch)).digest == g.validator_set().digest
+    assert [v.identity_key for v in epoch.validators] == [v.identity_key for v in g.validators]
+    assert chain_params_values(epoch.params) == dict(g.params.items())
+    gov = current_governance(state)
+    members = sorted(m for m, _ in g.members)
+    assert gov.voters == tuple(members) and gov.threshold == 2 * len(members) // 3 + 1
+    # An explicit governance section: its own voters and threshold, and another genesis hash.
+    doc = _doc(net)
+    doc["governance"] = {"voters": members[:1], "threshold": 1}
+    g2 = parse_genesis(doc)
+    state2 = MemoryState({k: v for k, v in genesis_state(g2).changes.items() if v is not None})
+    assert current_governance(state2).voters == tuple(members[:1]) and g2.hash != g.hash
 
 
 def test_unreadable_and_non_json_genesis(tmp_path) -> None:

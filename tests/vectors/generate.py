@@ -92,6 +92,41 @@ ONE_OP: list[tuple[str, object]] = [
 ]
 
 
+def blob(label: str, size: int) -> bytes:
+    """Deterministic bytes for key fields (the vectors check encoding only; execution checks the BLS proofs)."""
+    out = b""
+    while len(out) < size:
+        out += hashlib.sha256(f"vector/{label}/{len(out)}".encode()).digest()
+    return out[:size]
+
+
+GOVERNANCE_OPS: list[tuple[str, object]] = [
+    (
+        "propose",
+        o.Propose(
+            A,
+            "join-bank-e",
+            (
+                o.AddMember("bank-e", "Bank E Ltd.", True),
+                o.AddValidator("node-4", "bank-e", blob("id4", 32), blob("bls4", 48), blob("pop4", 96),
+                               "10.0.0.5:7100", 1),
+                o.RemoveValidator("node-0"),
+                o.RotateValidatorKeys("node-1", blob("id1b", 32), blob("bls1b", 48), blob("pop1b", 96)),
+                o.SetValidatorAddress("node-2", "node2.bank-c.example:7100"),
+                o.SetRole("gov@bank-e", "governor", True),
+                o.SetApprovalThreshold(4),
+                o.SetChainParams(2000, 2_000_000, 2000, 6, 10_000, 500),
+                o.SetVoter("bank-d", False),
+                o.RemoveMember("bank-d"),
+            ),
+            5_000,
+        ),
+    ),
+    ("approve", o.Approve(A, "join-bank-e")),
+    ("cancel_proposal", o.CancelProposal(A, "join-bank-e")),
+]
+
+
 def vector(name: str, body: TxBody, signing: list[tuple[str, int]]) -> dict[str, Any]:
     tx = sign_transaction(body, [(acct, key(acct, i)) for acct, i in signing])
     assert encode_body(body) == tx.body_bytes
@@ -151,7 +186,10 @@ def build() -> dict[str, Any]:
         body = TxBody(1, CHAIN, (A,), i, 1_000 + i, (op,))
         vectors.append(vector(name, body, [(A, 0)]))
     # two signers (DvP): both must sign
-    settle = ONE_OP[-1][1]
+    for i, (name, op) in enumerate(GOVERNANCE_OPS):
+        body = TxBody(1, CHAIN, (A,), 500 + i, 2_000 + i, (op,))
+        vectors.append(vector(name, body, [(A, 0)]))
+    settle = dict(ONE_OP)["settle"]
     vectors.append(
         vector("settle_two_signers", TxBody(1, CHAIN, tuple(sorted((A, B))), 77, 5_000, (settle,)), [(A, 0), (B, 0)])
     )

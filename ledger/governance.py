@@ -1,0 +1,120 @@
+"""Governance and epochs in ledger state: reading them, and the rules they obey (docs/protocol.md, "Governance and
+epochs").
+
+    current_epoch(state)          the EpochRecord under EPOCH_KEY: the validators and params of heights >= start_height
+    current_governance(state)     the GovernanceRecord: voters and approval threshold
+    proposal(state, id)           a ProposalRecord or None
+    validator_set_entries(rec)    (node_id bytes, bls_key, bls_pop, power) per validator, in bitmap order: exactly what
+                                  consensus.validators.ValidatorSet(rec.epoch, ...) takes
+    register_pop_verifier(fn)     the BLS proof-of-possession check used when governance adds or rotates a BLS key
+
+The ledger does not import the consensus layer (the layers stay apart), so the node registers
+consensus.bls.pop_verify at import (node/__init__.py). Every node must register the same function: a node without
+one refuses every validator key change (POP_VERIFIER_MISSING) instead of guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ledger import codes
+from ledger.keys import EPOCH_KEY, GOVERNANCE_KEY, proposal_key
+from ledger.records import ChainParamsRecord, EpochRecord, GovernanceRecord, ProposalRecord, ValidatorInfo
+from ledger.schema import CHAIN_PARAM_NAMES, MIN_VALIDATORS, chain_params_error
+from ledger.state import Overlay, StateReader, decode_value
+
+__all__ = [
+    "MissingGovernanceState",
+    "chain_params_record",
+    "chain_params_values",
+    "current_epoch",
+    "current_governance",
+    "pop_verifier",
+    "proposal",
+    "register_pop_verifier",
+    "validator_set_entries",
+    "validator_set_error",
+]
+
+PopVerifier = Callable[[bytes, bytes], bool]
+
+_pop_verifier: list[PopVerifier] = []
+
+
+class MissingGovernanceState(LookupError):
+    """The state has no epoch or governance record (it was not built by this version's genesis)."""
+
+
+def register_pop_verifier(fn: PopVerifier) -> None:
+    """Set the function that checks a BLS proof of possession: fn(bls_public_key_48, pop_96) -> bool. The last
+    registration wins; every node of a chain must register the same (consensus.bls.pop_verify)."""
+    assert callable(fn), "a pop verifier is a function (public_key, proof) -> bool"
+    _pop_verifier[:] = [fn]
+
+
+def pop_verifier() -> PopVerifier | None:
+    return _pop_verifier[0] if _pop_verifier else None
+
+
+def _read(state: StateReader | Overlay, key: bytes) -> Any:
+    if isinstance(state, Overlay):
+        return state.get(key)
+    raw = state.get_state(key)
+    return None if raw is None else decode_value(key, raw)
+
+
+def current_epoch(state: StateReader | Overlay) -> EpochRecord:
+    """The EpochRecord in `state` (after an epoch-ending block at height H: the next epoch's, start_height H + 1)."""
+    rec = _read(state, EPOCH_KEY)
+    if rec is None:
+        raise MissingGovernanceState("state has no epoch record")
+    return rec
+
+
+def current_governance(state: StateReader | Overlay) -> GovernanceRecord:
+    rec = _read(state, GOVERNANCE_KEY)
+    if rec is None:
+        raise MissingGovernanceState("state has no governance record")
+    return rec
+
+
+def proposal(state: StateReader | Overlay, proposal_id: str) -> ProposalRecord | None:
+    return _read(state, proposal_key(proposal_id))
+
+
+def validator_set_entries(rec: EpochRecord) -> tuple[tuple[bytes, bytes, bytes, int], ...]:
+    """(node_id.encode(), bls_key, bls_pop, power) of each validator in bitmap order: the arguments of
+    consensus.validators.ValidatorSet(rec.epoch, entries) and the next set of an epoch-change proof."""
+    return tuple((v.node_id.encode(), v.bls_key, v.bls_pop, v.power) for v in rec.validators)
+
+
+def chain_params_record(values: Mapping[str, int]) -> ChainParamsRecord:
+    """The record of six named chain params; ValueError when a name is missing or extra, or a value is out of
+    bounds (ledger.schema.CHAIN_PARAM_BOUNDS)."""
+    if set(values) != set(CHAIN_PARAM_NAMES):
+        raise ValueError(f"chain params must name exactly {', '.join(CHAIN_PARAM_NAMES)}")
+    error = chain_params_error(dict(values))
+    if error is not None:
+        raise ValueError(error)
+    return ChainParamsRecord(*(values[n] for n in CHAIN_PARAM_NAMES))
+
+
+def chain_params_values(rec: ChainParamsRecord | Any) -> dict[str, int]:
+    """The six chain params of a record (or of any object with those attributes) by name."""
+    return {n: getattr(rec, n) for n in CHAIN_PARAM_NAMES}
+
+
+def validator_set_error(validators: tuple[ValidatorInfo, ...]) -> tuple[int, str] | None:
+    """Why a validator set may not result from a governance change (None: it may): at least MIN_VALIDATORS, and no
+    single validator with more than (total - 1) // 3 of the power, so one faulty validator is always tolerated.
+    (Size, uniqueness and proofs of possession are checked by the actions that add keys.) Returns (code, detail)."""
+    if len(validators) < MIN_VALIDATORS:
+        return codes.TOO_FEW_VALIDATORS, f"{len(validators)} validators; at least {MIN_VALIDATORS} are required"
+    total = sum(v.power for v in validators)
+    faulty = (total - 1) // 3
+    for v in validators:
+        if v.power > faulty:
+            detail = f"{v.node_id} would hold power {v.power} of {total}; at most {faulty} keeps one fault tolerated"
+            return codes.VALIDATOR_POWER_TOO_HIGH, detail
+    return None
