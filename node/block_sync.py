@@ -4,9 +4,13 @@ Messages (node channel 0x02, msgpack):
     GET_BLOCKS [2, request_id, from_height, max_count]      ask a peer for committed blocks from `from_height`
     BLOCKS     [3, request_id, [[block_bytes, cert_bytes], ...]]   consecutive blocks with their commit certificates
 
-Every block's commit certificate is verified against the genesis validator set (BLS, through the node's verifier,
-whose cache makes one aggregate check per block in practice), its parent must be the current head, and executing it
-must give the certified state root. Blocks are applied without the speculative path: execute, then one synced
+Every block's commit certificate is verified against the validator set of the ledger state it extends: the
+EpochRecord of the state at height h - 1 certifies height h (BLS, through the node's verifier, whose cache makes one
+aggregate check per block in practice). Blocks are applied in height order, and applying an epoch-ending block
+switches the node's set (Validator._adopt_epoch), so the next certificate is checked with the next epoch's set; the
+epoch-ending block's EpochChangeProof (its certificate and the next set) is stored with it, after checking that the
+certificate's QC commits to exactly the next set this node computed. Its parent must be the current head, and
+executing it must give the certified state root. Blocks are applied without the speculative path: execute, then one synced
 BlockCommit each. Nothing waits for a network round trip per block: a batch of up to MAX_BATCH blocks (bounded by
 MAX_RESPONSE_BYTES) travels in one message and the next batch is requested as soon as one is applied.
 A peer that answers with an invalid block or certificate is skipped for the rest of the catch-up.
@@ -160,6 +164,8 @@ class BlockSync:
     def _failed(self, peer: str) -> None:
         if peer not in self.node.peer_ids:
             return
+        for gone in [p for p in self.backoff if p not in self.node.peer_ids]:  # left the peer set (epoch change)
+            del self.backoff[gone]
         failures = self.backoff.get(peer, (0, 0.0))[0] + 1
         delay = min(SYNC_BACKOFF_BASE_S * (1 << min(failures - 1, 16)), SYNC_BACKOFF_MAX_S)
         self.backoff[peer] = (failures, time.monotonic() + delay)

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tx",
     "query",
     "statement",
+    "governance",
     "testnet",
     "demo",
 )

@@ -8,8 +8,8 @@
     [p2p]
     listen = "127.0.0.1:7100"
     fault_injection = false              # testnet chain ids only (testnet-...)
-    [p2p.peers]                          # optional: override the genesis addresses of peers
-    node-1 = "127.0.0.1:7101"
+    [p2p.peers]                          # optional: override the addresses of peers (genesis validators and
+    node-1 = "127.0.0.1:7101"            #   validators added later by governance alike)
 
     [api]
     listen = "127.0.0.1:8100"            # the HTTP API (docs/api.md); omit to run without it

@@ -8,6 +8,13 @@ block at or below its height (the committed one and the losing forks) is forgott
 
 Execution reads no clock: the block's time is the proposer's `time_ms` from the payload (node/block_payload.py).
 The voter-side clock bound (a vote-time check, not an execution input) is `check_proposal_time`.
+
+Epochs (docs/consensus.md §10). Every block's header names the epoch of the EpochRecord in its parent's state (the
+set that certifies it); execution checks that. A block whose execution schedules an epoch change (the ledger's
+`BlockOutcome.next_epoch`) is epoch-ending: its commit writes, in the same synced batch as the block, the
+EpochChangeProof that ends its epoch under `epoch_proof_key(epoch)`: its commit certificate and the next set's
+entries. The certificate's QC (formed on a block of the reconfiguration suffix) must carry the epoch commitment of
+exactly that set, else this node's ledger disagrees with the quorum's and the commit is refused.
 """
 
 from __future__ import annotations
@@ -18,20 +25,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from consensus.messages import Block, CommitCertificate, decode_block, encode_block
+from consensus.messages import Block, CommitCertificate, EpochChangeProof, decode_block, encode_block, epoch_commitment
+from consensus.validators import ValidatorSet
 from ledger.context import BlockContext
 from ledger.events import Event, Receipt
+from ledger.governance import current_epoch, validator_set_entries
+from ledger.records import EpochRecord
 from ledger.rules import RuleEngine
 from ledger.smt import OverlayNodes, SparseMerkleTree
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction
 from ledger.transition import apply_block
 from node.block_payload import PayloadError, decode_payload
-from node.genesis import ChainParams, Genesis, GenesisState
+from node.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainParams, Genesis, GenesisState
 
 log = logging.getLogger("node.execution")
 
 CERT_PREFIX: Final = b"cert/"
+EPOCH_PROOF_PREFIX: Final = b"epoch-proof/"
 GENESIS_KEY: Final = b"genesis_hash"
 # Executed, uncommitted blocks kept at most (forks included); the replica's tree is bounded similarly.
 MAX_EXECUTED_BLOCKS: Final = 2048
@@ -39,6 +50,32 @@ MAX_EXECUTED_BLOCKS: Final = 2048
 
 def cert_key(height: int) -> bytes:
     return CERT_PREFIX + height.to_bytes(8, "big")
+
+
+def epoch_proof_key(epoch: int) -> bytes:
+    """Store extra key of the EpochChangeProof that ENDS `epoch` (written with the epoch-ending block)."""
+    assert epoch >= 0
+    return EPOCH_PROOF_PREFIX + b"%020d" % epoch
+
+
+def load_epoch_proofs(store: LedgerStore, upto_epoch: int) -> list[EpochChangeProof]:
+    """The proofs ending epochs 0 .. upto_epoch - 1, oldest first (what a light client follows from the genesis set
+    to the set of `upto_epoch`). ExecutionError if one is missing: this store has not committed that far."""
+    proofs = []
+    for epoch in range(upto_epoch):
+        raw = store.get_extra(epoch_proof_key(epoch))
+        if raw is None:
+            raise ExecutionError("epoch_proof_missing", f"no proof of the end of epoch {epoch} in {store.path}")
+        proof = EpochChangeProof.decode(raw)
+        assert proof.epoch == epoch
+        proofs.append(proof)
+    return proofs
+
+
+def epoch_change_proof(cert: CommitCertificate, next_epoch: EpochRecord) -> EpochChangeProof:
+    """The proof that the block certified by `cert` ended its epoch and that `next_epoch` follows."""
+    assert next_epoch.epoch == cert.epoch + 1
+    return EpochChangeProof(cert, validator_set_entries(next_epoch))
 
 
 class ExecutionError(Exception):
@@ -64,6 +101,8 @@ class ExecutedBlock:
     history: tuple[tuple[str, bytes], ...]
     changes: Mapping[bytes, bytes | None]
     smt_nodes: Mapping[bytes, bytes]
+    # Set when this block is epoch-ending: the record of the epoch that starts at height + 1.
+    next_epoch: EpochRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +117,8 @@ class CommittedBlock:
     events: tuple[Event, ...]
     tx_count: int
     certificate: CommitCertificate | None = field(default=None, compare=False)
+    # The epoch that starts at height + 1 when this block ended its epoch (its proof is stored with it).
+    next_epoch: EpochRecord | None = field(default=None, compare=False)
 
 
 class _LayeredState:
@@ -132,6 +173,11 @@ class Executor:
         self.engine = engine
         self.params = params
         self.executed: dict[bytes, ExecutedBlock] = {}
+        # Builds (and caches, in the runtime) the ValidatorSet of an EpochRecord; constructing one checks its PoPs.
+        self.validator_set_of: Callable[[EpochRecord], ValidatorSet] = _validator_set
+        # Called with the next epoch number before an epoch-ending block is written (the runtime marks its safety
+        # store: nothing signed in that epoch yet).
+        self.before_epoch_commit: Callable[[int], None] | None = None
         self.head = self._read_head()
         self.blocks_executed = 0
         self.txs_executed = 0
@@ -146,8 +192,13 @@ class Executor:
         raw = self.store.get_block(h.height)
         assert raw is not None
         block = decode_block(raw)
-        payload = decode_payload(block.payload, self.params.max_block_txs, self.params.max_block_bytes)
+        # A committed block obeyed the limits of its own epoch, which may be wider than the current ones.
+        payload = decode_payload(block.payload, MAX_BLOCK_TXS, MAX_BLOCK_BYTES)
         return Head(h.block_hash, h.height, payload.time_ms, h.state_root)
+
+    def current_epoch(self) -> EpochRecord:
+        """The EpochRecord of the committed head state: the epoch that certifies height head + 1."""
+        return current_epoch(self.store)
 
     def reload_head(self) -> None:
         """After block sync wrote blocks directly: forget speculation and re-read the head."""
@@ -211,6 +262,11 @@ class Executor:
             log.warning("execution_table_full")
             return None
         state = _LayeredState(self.store, layers)
+        epoch = current_epoch(state)
+        if header.epoch != epoch.epoch or header.height < epoch.start_height:
+            log.error("block_wrong_epoch height=%d epoch=%d ledger_epoch=%d start_height=%d", header.height,
+                      header.epoch, epoch.epoch, epoch.start_height)
+            return None
         tree = SparseMerkleTree(OverlayNodes(self.store, *node_layers), parent_root)
         context = BlockContext(self.genesis.chain_id, header.height, payload.time_ms // 1000)
         items: list[SignedTransaction | bytes] = list(payload.txs)
@@ -222,9 +278,13 @@ class Executor:
                     items[i] = tx
         outcome = apply_block(state, context, items, tree=tree, engine=self.engine,
                               signatures_verified=self._verified)
+        next_epoch = outcome.next_epoch
+        if next_epoch is not None:
+            # Invariant (ledger): one epoch change at a time, starting right after this block.
+            assert next_epoch.epoch == epoch.epoch + 1 and next_epoch.start_height == header.height + 1
         executed = ExecutedBlock(block.id, header.parent_id, header.height, payload.time_ms, outcome.state_root,
                                  payload.txs, outcome.receipts, outcome.events, outcome.executed, outcome.history,
-                                 outcome.changes, outcome.smt_nodes)
+                                 outcome.changes, outcome.smt_nodes, next_epoch)
         self.executed[block.id] = executed
         self.blocks_executed += 1
         self.txs_executed += len(payload.txs)
@@ -252,14 +312,29 @@ class Executor:
             raise ExecutionError("state_root_mismatch",
                                  f"height {e.height}: this node computed {e.state_root.hex()}, the validators "
                                  f"certified {cert.state_root.hex()}")
+        extras = {cert_key(e.height): cert.encode()}
+        if e.next_epoch is not None:
+            next_set = self.validator_set_of(e.next_epoch)
+            if cert.qc.state_root != epoch_commitment(block.id, e.state_root, next_set.digest):
+                raise ExecutionError("epoch_change_mismatch",
+                                     f"height {e.height} ends epoch {cert.epoch} here, but the certificate's QC does "
+                                     "not commit to the next validator set this node computed")
+            extras[epoch_proof_key(cert.epoch)] = epoch_change_proof(cert, e.next_epoch).encode()
+            if self.before_epoch_commit is not None:
+                self.before_epoch_commit(e.next_epoch.epoch)
         self.store.commit_block(BlockCommit(
             e.height, block.id, encode_block(block), e.state_root,
             [(tx_id, tx) for tx_id, tx, _ in e.executed], [(tx_id, r) for tx_id, _, r in e.executed],
-            e.changes, e.smt_nodes, e.history, {cert_key(e.height): cert.encode()}))
+            e.changes, e.smt_nodes, e.history, extras))
         self.head = Head(block.id, e.height, e.time_ms, e.state_root)
         for block_id in [b for b, x in self.executed.items() if x.height <= e.height]:
             del self.executed[block_id]
-        return CommittedBlock(e.height, block.id, e.time_ms, e.state_root, e.receipts, e.events, len(e.txs), cert)
+        return CommittedBlock(e.height, block.id, e.time_ms, e.state_root, e.receipts, e.events, len(e.txs), cert,
+                              e.next_epoch)
+
+
+def _validator_set(rec: EpochRecord) -> ValidatorSet:
+    return ValidatorSet(rec.epoch, validator_set_entries(rec))
 
 
 def now_ms() -> int:

@@ -54,18 +54,29 @@ class HandshakeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """A consortium member's node: its id, its Ed25519 identity public key, and where to dial it (None: never dial)."""
+    """A consortium member's node: its id, its Ed25519 identity public key, and where to dial it (None: never dial).
+    `previous_key`: a key the node had before a rotation, still admitted while it may not have switched yet."""
 
     node_id: str
     public_key: bytes
     address: tuple[str, int] | None = None
+    previous_key: bytes | None = None
 
     def __post_init__(self) -> None:
         assert 0 < len(self.node_id.encode()) <= MAX_NODE_ID_BYTES, "node id must be 1..64 bytes of UTF-8"
         assert len(self.public_key) == IDENTITY_KEY_BYTES, "identity key must be 32 bytes"
+        assert self.previous_key is None or (len(self.previous_key) == IDENTITY_KEY_BYTES
+                                             and self.previous_key != self.public_key)
         if self.address is not None:
             host, port = self.address
             assert host and 0 < port < 65536, "address must be (host, port)"
+
+    def identity_keys(self) -> tuple[bytes, ...]:
+        return (self.public_key,) if self.previous_key is None else (self.public_key, self.previous_key)
+
+    def accepts(self, key: bytes) -> bool:
+        """Whether `key` authenticates this node (its key, or its previous key during a rotation)."""
+        return key == self.public_key or (self.previous_key is not None and key == self.previous_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +89,8 @@ class PeerSet:
     def __post_init__(self) -> None:
         by_id = {peer.node_id: peer for peer in self.peers}
         assert len(by_id) == len(self.peers), "node ids in a peer set must be unique"
-        assert len({peer.public_key for peer in self.peers}) == len(self.peers), "identity keys must be unique"
+        keys = [key for peer in self.peers for key in peer.identity_keys()]
+        assert len(set(keys)) == len(keys), "identity keys must be unique"
         object.__setattr__(self, "_by_id", by_id)
 
     @classmethod
@@ -161,6 +173,8 @@ class Session:
     peer: Peer
     sealer: FrameSealer
     opener: FrameOpener
+    # The identity key the peer authenticated with (its current key, or its previous one during a rotation).
+    key: bytes = b""
 
 
 class Handshake:
@@ -257,15 +271,15 @@ class Handshake:
         peer = self._peer_set.get(node_id)
         if peer is None:
             raise HandshakeError("unknown_peer", f"node {node_id!r} (key {public_key.hex()}) is not in the peer set")
-        if peer.public_key != public_key:
+        if not peer.accepts(public_key):
             raise HandshakeError("unknown_key", f"node {node_id!r} presents key {public_key.hex()}, not its own")
         if self._expected_peer is not None and node_id != self._expected_peer:
             raise HandshakeError("unexpected_peer", f"dialled {self._expected_peer!r}, reached {node_id!r}")
         try:
-            nacl.signing.VerifyKey(peer.public_key).verify(signed_message(1 - self._role, self._keys), signature)
+            nacl.signing.VerifyKey(public_key).verify(signed_message(1 - self._role, self._keys), signature)
         except nacl.exceptions.BadSignatureError:
             raise HandshakeError("bad_signature", f"node {node_id!r} signed a different transcript") from None
-        return Session(peer, self.sealer, self.opener)
+        return Session(peer, self.sealer, self.opener, public_key)
 
 
 def _decode_auth(payload: bytes) -> tuple[str, str, bytes, bytes]:

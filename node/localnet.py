@@ -12,6 +12,12 @@ Layout:
 The genesis has one member per validator (m0, m1, ...), an admin account `admin@m0` (admin, issuer, agent,
 kyc_provider, custodian, auditor roles), `users` accounts `user-<k>@m<k mod n>`, and the asset CASH-T (2 decimals)
 with `initial_balance` units issued to every user. The testnet launcher (issue 7) and the tests use it.
+
+Governance (issue 8): with `governors=True` every member m<i> gets a governor account `gov@m<i>` (keys in
+accounts.json), so proposals can gather the default M of N approvals. `spare_nodes=k` also writes k nodes that are
+in no genesis record (DIR/node-<n>.., ports after the validators'): keys and configs of validators a proposal can
+add later (`ledger keys show DIR/node-<n>/node_keys.json --member M` prints the add_validator action); they start
+from genesis, follow, and vote from the epoch that adds them.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ class NetworkLayout:
     config_paths: tuple[str, ...]
     p2p_ports: tuple[int, ...]
     api_ports: tuple[int, ...]
+    # Nodes in no genesis record (validators to add by governance): their configs, in node order after the others.
+    spare_config_paths: tuple[str, ...] = ()
 
 
 def account_key(name: str, seed: bytes | None) -> nacl.signing.SigningKey:
@@ -62,9 +70,11 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
                      api_base_port: int = 8100, host: str = "127.0.0.1", users: int = 8,
                      initial_balance: int = 1_000_000_00, params: ChainParams | None = None,
                      seed: bytes | None = None, fault_injection: bool | None = None,
-                     genesis_time: int | None = None) -> NetworkLayout:
-    """Write keys, genesis and configs for `nodes` validators. `seed` makes every key deterministic (tests)."""
-    assert 1 <= nodes <= 100 and users >= 0
+                     genesis_time: int | None = None, governors: bool = False,
+                     spare_nodes: int = 0) -> NetworkLayout:
+    """Write keys, genesis and configs for `nodes` validators (and `spare_nodes` nodes outside the genesis set).
+    `seed` makes every key deterministic (tests)."""
+    assert 1 <= nodes and nodes + spare_nodes <= 100 and users >= 0 and spare_nodes >= 0
     os.makedirs(directory, exist_ok=True)
     members = [(f"m{i}", f"Member {i}") for i in range(nodes)]
     validators: list[dict[str, Any]] = []
@@ -80,15 +90,19 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
     for k in range(users):
         name = f"user-{k}@m{k % nodes}"
         account_keys[name] = account_key(name, seed)
+    governor_names = [f"gov@m{i}" for i in range(nodes)] if governors else []
+    for name in governor_names:
+        account_keys[name] = account_key(name, seed)
     accounts = [{"id": ADMIN_ACCOUNT, "keys": [bytes(account_keys[ADMIN_ACCOUNT].verify_key).hex()], "threshold": 1,
                  "roles": ["admin", "issuer", "agent", "kyc_provider", "custodian", "auditor", "member"]}]
     for name, key in account_keys.items():
         if name != ADMIN_ACCOUNT:
-            accounts.append({"id": name, "keys": [bytes(key.verify_key).hex()], "threshold": 1, "roles": []})
+            roles = ["governor"] if name in governor_names else []
+            accounts.append({"id": name, "keys": [bytes(key.verify_key).hex()], "threshold": 1, "roles": roles})
     operations = [to_json(OPERATION, DefineAsset(ADMIN_ACCOUNT, CASH_ASSET, 2, 10**15, "Cash token", "", (), (), ()))]
     if initial_balance > 0:
         for name in account_keys:
-            if name != ADMIN_ACCOUNT:
+            if name != ADMIN_ACCOUNT and name not in governor_names:
                 operations.append(to_json(OPERATION, Issue(ADMIN_ACCOUNT, CASH_ASSET, name, initial_balance)))
     document = make_document(chain_id, int(time.time()) if genesis_time is None else genesis_time, members,
                              validators, accounts, operations, params)
@@ -101,6 +115,9 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump({name: bytes(key).hex() for name, key in account_keys.items()}, f, indent=2)
     inject = chain_id.startswith("testnet-") if fault_injection is None else fault_injection
+    for j in range(spare_nodes):
+        node_id = f"node-{nodes + j}"
+        node_keys.append(NodeKeys.generate(node_id, None if seed is None else seed + b"|" + node_id.encode()))
     config_paths = []
     for i, keys in enumerate(node_keys):
         node_dir = os.path.join(directory, keys.node_id)
@@ -114,5 +131,6 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
         path = os.path.join(node_dir, "config.toml")
         write_config(path, config)
         config_paths.append(path)
-    return NetworkLayout(directory, genesis_path, accounts_path, tuple(config_paths),
-                         tuple(base_port + i for i in range(nodes)), tuple(api_base_port + i for i in range(nodes)))
+    return NetworkLayout(directory, genesis_path, accounts_path, tuple(config_paths[:nodes]),
+                         tuple(base_port + i for i in range(nodes)), tuple(api_base_port + i for i in range(nodes)),
+                         tuple(config_paths[nodes:]))

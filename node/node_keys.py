@@ -5,7 +5,12 @@ Stored as one JSON file with mode 0600 (docs/operations.md, "Keys"):
     {"format": "consortium-ledger-node-keys/1", "node_id": "node-0",
      "identity_seed": hex32, "bls_secret": hex32}
 
-The public parts (identity key, BLS key and its proof of possession) go into the genesis file.
+The public parts (identity key, BLS key and its proof of possession) go into the genesis file, or into the
+AddValidator action of a governance proposal for a validator added later.
+
+Key rotation: `rotate_keys` makes fresh keys for the same node id, written beside the key file as
+`next_keys_path(keys_file)` (node_keys.next.json); their public parts go into a RotateValidatorKeys action. The node
+loads both files and, in every epoch, signs and connects with the keys that epoch's validator record names.
 """
 
 from __future__ import annotations
@@ -70,6 +75,33 @@ class NodeKeys:
     def to_json(self) -> dict[str, Any]:
         return {"format": KEYS_FORMAT, "node_id": self.node_id, "identity_seed": self.identity_seed.hex(),
                 "bls_secret": self.bls_secret.hex()}
+
+
+def rotate_keys(keys: NodeKeys, seed: bytes | None = None) -> NodeKeys:
+    """Fresh identity and BLS keys for the same node (deterministic from `seed` in tests)."""
+    fresh = NodeKeys.generate(keys.node_id, seed)
+    assert fresh.identity_seed != keys.identity_seed and fresh.bls_secret != keys.bls_secret
+    return fresh
+
+
+def next_keys_path(path: str | os.PathLike[str]) -> str:
+    """Where `ledger keys rotate` writes the next keys of the key file at `path`: beside it, `<stem>.next.json`."""
+    text = os.fspath(path)
+    stem = text.removesuffix(".json")
+    return stem + ".next.json"
+
+
+def load_next_keys(path: str | os.PathLike[str]) -> list[NodeKeys]:
+    """The next keys written beside the key file at `path` ([] when there are none); KeyFileError when the file
+    exists but is unreadable, or belongs to another node."""
+    nxt = next_keys_path(path)
+    if not os.path.exists(nxt):
+        return []
+    keys = load_keys(nxt)
+    current = load_keys(path)
+    if keys.node_id != current.node_id:
+        raise KeyFileError("keys_bad_format", f"{nxt} is for {keys.node_id!r}, {path} for {current.node_id!r}")
+    return [keys]
 
 
 def write_keys(path: str | os.PathLike[str], keys: NodeKeys, *, overwrite: bool = False) -> None:

@@ -24,6 +24,21 @@ Transaction gossip: channel 0x03, a msgpack list of signed transaction bytes.
 Modes: SYNCING (no replica: certified blocks are fetched in batches and applied) and CONSENSUS (the replica runs).
 A node starts SYNCING when a peer reports a height well above its own, and falls back to it when it falls behind
 by more than SYNC_LAG blocks.
+
+Epochs (docs/consensus.md §10). The validator set, the chain params and the transport's peer set always come from the
+EpochRecord of the committed head state (`ledger.governance.current_epoch`): at start, and again after every commit
+of an epoch-ending block, whichever path committed it (the replica's Commit, a commit after a gap, block sync).
+Executing a block whose outcome schedules the next epoch answers the replica with that epoch's ValidatorSet; its
+commit stores the EpochChangeProof with the block (node/execution.py) and then:
+    vs, params (replica timeouts, payload limits), signing keys, peer set   <- the new EpochRecord
+    safety store                                    reset for the new epoch (one synced write)
+    replica                                         the next one: anchor = the epoch-ending block, its QC, fresh
+                                                    safety, every stored proof; an observer (me=None) when this node
+                                                    is not in the new set (it follows and serves, signs nothing)
+A node's own keys: the key file's keys plus `next_keys` (from `ledger keys rotate`); in each epoch the node signs
+with the BLS key and connects with the identity key that the record names for it (a rotated identity reconnects).
+The peer set is the current epoch's validators plus those of the epoch just ended (a removed validator can finish
+that epoch and follow the next one as an observer; it is disconnected at the following change).
 """
 
 from __future__ import annotations
@@ -52,10 +67,17 @@ from consensus.actions import (
     SetTimer,
     SyncBlocks,
 )
-from consensus.certificates import CommitCertificateError, SignatureVerifier, check_commit_certificate
+from consensus.certificates import (
+    CommitCertificateError,
+    EpochChainError,
+    SignatureVerifier,
+    check_commit_certificate,
+    verify_epoch_chain,
+)
 from consensus.messages import (
     Block,
     CommitCertificate,
+    EpochChangeProof,
     Proposal,
     Vote,
     decode_block,
@@ -65,20 +87,43 @@ from consensus.messages import (
     vote_message,
 )
 from consensus.replica import Replica, ReplicaConfig
+from consensus.validators import ValidatorSet, ValidatorSetError
 from ledger.events import Receipt
+from ledger.governance import validator_set_entries
+from ledger.keys import EPOCH_KEY
+from ledger.records import EpochRecord
 from ledger.rules import RuleEngine
 from ledger.schema import MAX_TX_BYTES
+from ledger.state import decode_value, encode_value
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from node.block_payload import encode_payload
 from node.block_sync import BlockSync
 from node.commit_feed import CommitFeed
-from node.execution import CommittedBlock, ExecutionError, Executor, bootstrap_store, cert_key, now_ms
-from node.genesis import Genesis, default_engine, genesis_state
+from node.execution import (
+    CommittedBlock,
+    ExecutionError,
+    Executor,
+    bootstrap_store,
+    cert_key,
+    load_epoch_proofs,
+    now_ms,
+)
+from node.genesis import (
+    MAX_BLOCK_BYTES,
+    MAX_BLOCK_TXS,
+    ChainParams,
+    Genesis,
+    GenesisError,
+    default_engine,
+    genesis_state,
+    parse_address,
+)
+from node.handshake import Peer, PeerSet
 from node.mempool import TX_ALREADY_PENDING, Mempool, MempoolLimits
 from node.metrics import NodeMetrics
-from node.node_keys import NodeKeys
-from node.safety_store import SafetyStore
+from node.node_keys import KeyFileError, NodeKeys
+from node.safety_store import LOST, RESUME, SafetyStore, SafetyStoreError, safety_decision
 from node.sigverify import Ed25519Verifier
 from node.transport import Transport, TransportConfig
 
@@ -101,6 +146,8 @@ MAX_GOSSIP_TASKS: Final = 64
 MIN_BLOCK_INTERVAL_MS: Final = 40
 # A commit above head + 1 is preceded by block sync of the missing heights for at most this long.
 GAP_SYNC_TIMEOUT_S: Final = 30.0
+# Validator sets built from EpochRecords (each construction verifies every PoP) kept at most.
+MAX_CACHED_SETS: Final = 16
 
 
 class Validator:
@@ -111,22 +158,28 @@ class Validator:
                  peer_addresses: Mapping[str, tuple[str, int]] | None = None,
                  fault_injection: bool = False, mempool_max_txs: int = 50_000,
                  mempool_max_bytes: int = 64 << 20, engine: RuleEngine | None = None,
-                 sig_verifier: Ed25519Verifier | None = None, byzantine: str | None = None) -> None:
-        me = genesis.validator(keys.node_id)
-        if me is None:
-            raise ValueError(f"node {keys.node_id!r} is not a validator of this genesis")
-        if me.identity_key != keys.identity_key or me.bls_key != keys.bls_public_key:
-            raise ValueError(f"the keys of {keys.node_id!r} do not match its entry in the genesis file")
+                 sig_verifier: Ed25519Verifier | None = None, byzantine: str | None = None,
+                 next_keys: Sequence[NodeKeys] = (),
+                 load_next_keys: Callable[[], Sequence[NodeKeys]] | None = None) -> None:
+        """`keys`: this node's keys. Its id need not be in the genesis file: a validator added later by governance
+        starts from genesis, follows as an observer and votes from the epoch whose record names it. `next_keys`:
+        further keys of the same node (`ledger keys rotate`), used from the epoch whose record names them.
+        `load_next_keys()` is asked again when an epoch names keys the node does not hold (next keys written while
+        the node runs); it may raise KeyFileError."""
+        if any(k.node_id != keys.node_id for k in next_keys):
+            raise ValueError("next keys must belong to the same node id")
         if byzantine is not None and not (fault_injection and genesis.chain_id.startswith("testnet-")):
             raise ValueError("a Byzantine test mode needs a testnet-... chain with fault injection enabled")
         self.byzantine = byzantine
         self.genesis = genesis
         self.keys = keys
+        self._key_candidates = (keys, *next_keys)
+        self._load_next_keys = load_next_keys
         self.node_id = keys.node_id
-        self.params = genesis.params
+        self._peer_addresses = dict(peer_addresses or {})
         self._engine = engine or default_engine()
-        self.vs = genesis.validator_set()
         self.verifier = SignatureVerifier()
+        self._sets: dict[tuple[int, tuple[tuple[bytes, bytes, bytes, int], ...]], ValidatorSet] = {}
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self._store = LedgerStore.open(os.path.join(data_dir, "ledger"))
@@ -137,8 +190,27 @@ class Validator:
         except BaseException:
             self._store.close()
             raise
-        self.executor = Executor(self._store, genesis, self._engine, self.params)
-        self.feed = CommitFeed(self._store, self.params.max_block_txs, self.params.max_block_bytes)
+        self.executor = Executor(self._store, genesis, self._engine, genesis.params)
+        self.executor.validator_set_of = self.validator_set_of
+        self.executor.before_epoch_commit = self._before_epoch_commit
+        # The epoch of the committed head: vs, params, signing keys, peer set (also on every epoch change).
+        self.epoch_record: EpochRecord = self.executor.current_epoch()
+        self._previous_record: EpochRecord | None = None
+        if self.epoch_record.epoch > 0:
+            raw = self._store.get_extra(epoch_record_key(self.epoch_record.epoch - 1))
+            self._previous_record = None if raw is None else decode_value(EPOCH_KEY, raw)
+        self.vs: ValidatorSet = self.validator_set_of(self.epoch_record)
+        self.params: ChainParams = params_of(self.epoch_record)
+        self.executor.params = self.params
+        self.signing_keys: NodeKeys | None = self._keys_for(self.epoch_record)
+        mine = self._record_entry(self.epoch_record)
+        if mine is not None and self.signing_keys is None:
+            self._store.close()
+            self.safety_store.close()
+            raise ValueError(f"the keys of {keys.node_id!r} do not match its entry in the validator set of epoch "
+                             f"{self.epoch_record.epoch} (key file and next keys)")
+        # Committed blocks obeyed the limits of their own epoch: the feed decodes them with the hard maxima.
+        self.feed = CommitFeed(self._store, MAX_BLOCK_TXS, MAX_BLOCK_BYTES)
         self._own_sig_verifier = sig_verifier is None
         self.sig_verifier = sig_verifier or Ed25519Verifier()
         self.pool = Mempool(genesis.chain_id, self._store, self.executor.head.height, self.sig_verifier,
@@ -147,16 +219,18 @@ class Validator:
                             on_admitted=self._on_admitted)
         self.executor.signatures_verified = self.pool.is_verified
         self.executor.lookup = self.pool.lookup
-        self.replica_config = ReplicaConfig(chain_id=genesis.consensus_chain_id,
-                                            base_timeout_ms=self.params.base_timeout_ms,
-                                            max_backoff_exponent=self.params.max_backoff_exponent,
-                                            max_payload_bytes=self.params.max_block_bytes)
-        self.peer_ids = [v.id for v in genesis.validators if v.id != self.node_id]
-        self._power = {v.id: v.power for v in genesis.validators if v.id != self.node_id}
+        self.replica_config = self._replica_config()
+        peer_set = self._peer_set()
+        self.peer_ids = sorted(p for p in peer_set.ids() if p != self.node_id)
+        self._power = {v.node_id: v.power for v in self.epoch_record.validators if v.node_id != self.node_id}
         self.transport: Transport | None = None
+        self._epoch_switch = False
+        # (identity, height): a rotated transport identity to adopt once that height commits (see _adopt_epoch).
+        self._pending_identity: tuple[Any, int] | None = None
         if self.peer_ids:
             try:
-                self.transport = Transport(keys.identity(), genesis.chain_id, genesis.peer_set(peer_addresses),
+                identity = (self.signing_keys or keys).identity()
+                self.transport = Transport(identity, genesis.chain_id, peer_set,
                                            TransportConfig(listen_host=listen[0], listen_port=listen[1],
                                                            fault_injection=fault_injection))
             except BaseException:
@@ -196,8 +270,9 @@ class Validator:
             self._spawn(self._startup(), name="startup")
         else:
             self._start_consensus()
-        log.info("node_started node=%s chain=%s genesis=%s height=%d validators=%d", self.node_id,
-                 self.genesis.chain_id, self.genesis.hash.hex()[:16], self.executor.head.height, len(self.vs))
+        log.info("node_started node=%s chain=%s genesis=%s height=%d epoch=%d validators=%d role=%s", self.node_id,
+                 self.genesis.chain_id, self.genesis.hash.hex()[:16], self.executor.head.height, self.vs.epoch,
+                 len(self.vs), self.role)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """A background task of the node: cancelled by stop(), forgotten as soon as it finishes."""
@@ -261,24 +336,50 @@ class Validator:
             anchor = decode_block(self._store.get_block(head.height))  # type: ignore[arg-type]
             cert = CommitCertificate.decode(self._store.get_extra(cert_key(head.height)))  # type: ignore[arg-type]
             anchor_qc = cert.headers[1].qc
-        safety, blocks = self.safety_store.load()
+        epoch = self.vs.epoch
+        assert head.height + 1 >= self.epoch_record.start_height
+        keys = self.signing_keys
+        safety, blocks, lost = self._safety_for_epoch(epoch, head.height) if keys is not None else (None, [], False)
         history = []
         for h in range(max(1, head.height - REPLICA_HISTORY), head.height):
             raw, cert_raw = self._store.get_block(h), self._store.get_extra(cert_key(h))
             if raw is not None and cert_raw is not None:
                 history.append((decode_block(raw), CommitCertificate.decode(cert_raw)))
-        self.replica = Replica(self.replica_config, self.vs, me=self.node_id.encode(), secret_key=self.keys.bls_secret,
+        self.replica = Replica(self.replica_config, self.vs, me=None if keys is None else self.node_id.encode(),
+                               secret_key=None if keys is None else keys.bls_secret,
                                anchor=anchor, anchor_qc=anchor_qc, safety=safety,
-                               stored_blocks=[b for b in blocks if b.header.height > head.height], history=history,
-                               verifier=self.verifier,
-                               # Committed blocks but no safety state: this node may have voted before the state
-                               # was lost (wiped or damaged consensus directory), so it signs nothing more in this
-                               # epoch (docs/consensus.md §10, "Lost safety state").
-                               safety_lost=safety is None and head.height > 0)
+                               stored_blocks=[b for b in blocks if b.header.height > head.height
+                                              and b.header.epoch == epoch],
+                               history=history, verifier=self.verifier,
+                               epoch_proofs=self.epoch_proofs(),
+                               # This node may have signed in this epoch before its safety state was lost (wiped or
+                               # damaged consensus directory): it signs nothing more in this epoch
+                               # (docs/consensus.md §10, "Lost safety state").
+                               safety_lost=lost)
         self.mode = "consensus"
-        log.info("consensus_started node=%s height=%d round=%d", self.node_id, head.height,
-                 self.replica.current_round)
+        if lost:
+            log.warning("safety_state_lost node=%s epoch=%d height=%d: this node may have signed in this epoch "
+                        "before its consensus directory was lost; it follows without signing until the epoch ends",
+                        self.node_id, epoch, head.height)
+        log.info("consensus_started node=%s height=%d round=%d epoch=%d role=%s", self.node_id, head.height,
+                 self.replica.current_round, epoch, self.role)
         self._run(self.replica.start())
+
+    def _safety_for_epoch(self, epoch: int, head_height: int) -> tuple[Any, list[Block], bool]:
+        """(safety state, pending blocks, lost) for a signing replica of `epoch`: node.safety_store.safety_decision.
+        Sound because every signature is preceded by a synced PersistSafety of the replica's epoch, and the store
+        is marked for an epoch before the block that starts it commits (Executor.before_epoch_commit)."""
+        safety, blocks = self.safety_store.load()
+        try:
+            decision = safety_decision(None if safety is None else safety.epoch, self.safety_store.epoch_mark(),
+                                       epoch, head_height)
+        except SafetyStoreError as exc:
+            raise ExecutionError(exc.code, exc.message) from None
+        if decision == RESUME:
+            return safety, blocks, False
+        if safety is not None:
+            self.safety_store.begin_epoch(epoch)  # drop the older epoch's state before this replica persists
+        return None, [], decision == LOST
 
     def _stop_consensus(self) -> None:
         self.replica = None
@@ -309,6 +410,15 @@ class Validator:
                 self._stop_consensus()
                 self.mode = "syncing"
                 self._spawn(self._resync(delay_s=0.5))
+                return
+            if self._epoch_switch:
+                # The epoch-ending block committed: the retired replica's remaining actions are dropped (it signs
+                # nothing more; messages may be lost anyway) and the next epoch's replica starts from the head.
+                self._epoch_switch = False
+                if replica.epoch_change is None:
+                    log.warning("epoch_end_without_retirement node=%s epoch=%d", self.node_id, replica.vs.epoch)
+                self._stop_consensus()
+                self._start_consensus()
                 return
             if follow:
                 # Answers (on_executed) are inputs: their actions come after the rest of the current list, which
@@ -359,8 +469,9 @@ class Validator:
             key = f"evidence/{ev.epoch}/{ev.round}/{ev.validator}/{kind}".encode()
             self._store.put_extra(key, ev.encode())
             self.counters["evidence"] += 1
-            log.warning("equivocation_evidence validator=%s round=%d kind=%s",
-                        self.vs.validators[ev.validator].id.decode(), ev.round, kind)
+            named = replica.vs.validators[ev.validator].id.decode() if ev.validator < len(replica.vs) else "?"
+            log.warning("equivocation_evidence validator=%s epoch=%d round=%d kind=%s", named, ev.epoch, ev.round,
+                        kind)
         else:
             raise TypeError(f"unknown action {action!r}")
         return None
@@ -370,7 +481,8 @@ class Validator:
         payload = encode_payload(now_ms() + 1, [])
         header = dataclasses.replace(p.block.header, payload_hash=payload_hash(payload))
         block = Block(header, payload)
-        signature = self.verifier.backend.sign(self.keys.bls_secret, proposal_message(
+        assert self.signing_keys is not None
+        signature = self.verifier.backend.sign(self.signing_keys.bls_secret, proposal_message(
             self.genesis.consensus_chain_id, header.epoch, header.round, block.id))
         log.warning("byzantine_equivocation round=%d kind=proposal", header.round)
         return Proposal(block, p.tc, signature)
@@ -378,7 +490,8 @@ class Validator:
     def _twin_vote(self, v: Vote) -> Vote:
         """Testnet Byzantine mode: a second vote in the same round for another block."""
         other = hashlib.sha256(b"twin" + v.block_id).digest()
-        signature = self.verifier.backend.sign(self.keys.bls_secret, vote_message(
+        assert self.signing_keys is not None
+        signature = self.verifier.backend.sign(self.signing_keys.bls_secret, vote_message(
             self.genesis.consensus_chain_id, v.epoch, v.round, other, v.state_root))
         log.warning("byzantine_equivocation round=%d kind=vote", v.round)
         return Vote(v.epoch, v.round, other, v.state_root, v.voter, signature)
@@ -412,7 +525,11 @@ class Validator:
                 self.metrics.rejected_message(f"block_{why}")
                 self.executor.executed.pop(block.id, None)
                 root = None
-        return replica.on_executed(block.id, root, vote=vote)
+        next_validators = None
+        if e is not None and root is not None and e.next_epoch is not None:
+            # An epoch-ending block: the replica votes for its suffix with the commitment to this set.
+            next_validators = self.validator_set_of(e.next_epoch)
+        return replica.on_executed(block.id, root, next_validators, vote=vote)
 
     async def _build_payload(self, replica: Replica, request: RequestPayload) -> None:
         """Fill a proposal from the pool; with nothing to do, wait a little for transactions first."""
@@ -511,6 +628,166 @@ class Validator:
                 log.exception("commit_listener_failed")
         if committed.height % 64 == 0:
             self.safety_store.prune(committed.height)
+        if committed.next_epoch is not None:
+            self._adopt_epoch(committed)
+        elif self._pending_identity is not None and committed.height >= self._pending_identity[1]:
+            identity = self._pending_identity[0]
+            self._pending_identity = None
+            assert self.transport is not None
+            log.info("identity_rotated node=%s epoch=%d height=%d: reconnecting with the new identity key",
+                     self.node_id, self.vs.epoch, committed.height)
+            self.transport.update_peer_set(self._peer_set(), identity)
+
+    # ------------------------------------------------------------------------------------------------- epochs
+
+    def validator_set_of(self, rec: EpochRecord) -> ValidatorSet:
+        """The ValidatorSet of an EpochRecord (cached: building one verifies every proof of possession)."""
+        entries = validator_set_entries(rec)
+        key = (rec.epoch, entries)
+        vs = self._sets.get(key)
+        if vs is None:
+            try:
+                vs = ValidatorSet(rec.epoch, entries, backend=self.verifier.backend)
+            except ValidatorSetError as exc:
+                # The ledger admitted this set (it checks PoPs and sizes): a node disagreeing must stop.
+                raise ExecutionError("bad_validator_set", f"epoch {rec.epoch}: {exc}") from None
+            if len(self._sets) >= MAX_CACHED_SETS:
+                self._sets.pop(next(iter(self._sets)))
+            self._sets[key] = vs
+        return vs
+
+    def epoch_proofs(self) -> list[EpochChangeProof]:
+        """The proofs of every ended epoch, oldest first: from the genesis set to the current one."""
+        return load_epoch_proofs(self._store, self.vs.epoch)
+
+    def validator_set_at_epoch(self, epoch: int) -> ValidatorSet:
+        """The validator set of `epoch` (<= the current one), followed from the genesis set by the stored proofs."""
+        if epoch == self.vs.epoch:
+            return self.vs
+        if not 0 <= epoch < self.vs.epoch:
+            raise KeyError(f"epoch {epoch} has not started")
+        try:
+            return verify_epoch_chain(self.genesis.validator_set(self.verifier.backend),
+                                      load_epoch_proofs(self._store, epoch),
+                                      chain_id=self.genesis.consensus_chain_id, verifier=self.verifier)
+        except EpochChainError as exc:
+            raise ExecutionError("epoch_chain_broken", f"stored epoch proofs do not verify: {exc}") from None
+
+    @property
+    def role(self) -> str:
+        """"validator" when this node signs in the current epoch, else "observer"."""
+        return "validator" if self.signing_keys is not None else "observer"
+
+    def _record_entry(self, rec: EpochRecord) -> Any:
+        return next((v for v in rec.validators if v.node_id == self.node_id), None)
+
+    def _keys_for(self, rec: EpochRecord) -> NodeKeys | None:
+        """This node's keys as `rec` names them (identity and BLS key may come from different candidate files after
+        a partial rotation), or None when the node is not in the set or holds no matching keys."""
+        entry = self._record_entry(rec)
+        if entry is None:
+            return None
+        identity = next((k for k in self._key_candidates if k.identity_key == entry.identity_key), None)
+        bls_keys = next((k for k in self._key_candidates if k.bls_public_key == entry.bls_key), None)
+        if identity is None or bls_keys is None:
+            return None
+        return NodeKeys(self.node_id, identity.identity_seed, bls_keys.bls_secret)
+
+    def _replica_config(self) -> ReplicaConfig:
+        return ReplicaConfig(chain_id=self.genesis.consensus_chain_id, base_timeout_ms=self.params.base_timeout_ms,
+                             max_backoff_exponent=self.params.max_backoff_exponent,
+                             max_payload_bytes=self.params.max_block_bytes)
+
+    def _peer_set(self) -> PeerSet:
+        """The validators of the current epoch and of the one just ended. A validator whose identity key rotated at
+        this epoch change is admitted with its previous key too (it may not have switched yet: a node switches
+        after committing the epoch-ending block)."""
+        old = {} if self._previous_record is None else {v.node_id: v for v in self._previous_record.validators}
+        peers: dict[str, Peer] = {}
+        keys_seen: set[bytes] = set()
+        for v in self.epoch_record.validators:
+            before = old.get(v.node_id)
+            previous = None if before is None or before.identity_key == v.identity_key else before.identity_key
+            peers[v.node_id] = Peer(v.node_id, v.identity_key, self._address_of(v.node_id, v.address), previous)
+        for peer in peers.values():
+            keys_seen.update(peer.identity_keys())
+        for v in old.values():
+            if v.node_id not in peers and v.identity_key not in keys_seen:
+                peers[v.node_id] = Peer(v.node_id, v.identity_key, self._address_of(v.node_id, v.address))
+                keys_seen.add(v.identity_key)
+        return PeerSet.of(peers.values())
+
+    def _address_of(self, node_id: str, address: str) -> tuple[str, int] | None:
+        override = self._peer_addresses.get(node_id)
+        if override is not None:
+            return override
+        if not address:
+            return None
+        try:
+            return parse_address(address)
+        except GenesisError:
+            log.warning("peer_address_invalid peer=%s address=%r", node_id, address)
+            return None
+
+    def _before_epoch_commit(self, epoch: int) -> None:
+        """Before the block that starts `epoch` is committed: mark the safety store (nothing signed in it yet)."""
+        self.safety_store.mark_epoch(epoch)
+
+    def _adopt_epoch(self, committed: CommittedBlock) -> None:
+        """The block that ends the current epoch committed (its proof is stored with it): switch to the next."""
+        old = self.epoch_record
+        rec = self.executor.current_epoch()
+        assert committed.next_epoch is not None and rec == committed.next_epoch
+        assert rec.epoch == old.epoch + 1 and rec.start_height == committed.height + 1
+        self._store.put_extra(epoch_record_key(old.epoch), encode_value(EPOCH_KEY, old))
+        self._previous_record = old
+        self.epoch_record = rec
+        self.vs = self.validator_set_of(rec)
+        self.params = params_of(rec)
+        self.executor.params = self.params
+        self.replica_config = self._replica_config()
+        was = self.signing_keys
+        self.signing_keys = self._keys_for(rec)
+        if self._record_entry(rec) is not None and self.signing_keys is None and self._load_next_keys is not None:
+            try:
+                fresh = [k for k in self._load_next_keys() if k.node_id == self.node_id]
+            except KeyFileError as exc:
+                log.error("next_keys_unreadable node=%s: %s", self.node_id, exc)
+                fresh = []
+            merged = list(dict.fromkeys((*self._key_candidates, *fresh)))
+            self._key_candidates = (merged[0], *merged[1:][-7:])  # the key file's keys, at most 7 others
+            self.signing_keys = self._keys_for(rec)
+        if self._record_entry(rec) is not None and self.signing_keys is None:
+            log.error("epoch_keys_missing node=%s epoch=%d: the validator set names keys for this node that neither "
+                      "the key file nor the next keys hold; it follows as an observer", self.node_id, rec.epoch)
+        self.safety_store.begin_epoch(rec.epoch)
+        self._power = {v.node_id: v.power for v in rec.validators if v.node_id != self.node_id}
+        peer_set = self._peer_set()
+        self.peer_ids = sorted(p for p in peer_set.ids() if p != self.node_id)
+        for peer in [p for p in self.peer_heights if p not in peer_set]:
+            del self.peer_heights[peer]
+        if self.transport is not None:
+            identity = (self.signing_keys or self.keys).identity()
+            self._pending_identity = None
+            if identity.public_key != self.transport.identity_key:
+                # Peers admit both our keys during this epoch, but peers still in the old one only the old key: keep
+                # it until a quorum of the new epoch has certified a block (then enough peers have switched to tell
+                # the others about the epoch change), then reconnect with the new one.
+                self._pending_identity = (identity, rec.start_height + 1)
+            self.transport.update_peer_set(peer_set)
+        if self.replica is not None:
+            self._epoch_switch = True
+        self.counters["epoch_changes"] += 1
+        joined = [v.node_id for v in rec.validators if v.node_id not in {w.node_id for w in old.validators}]
+        left = [v.node_id for v in old.validators if v.node_id not in {w.node_id for w in rec.validators}]
+        log.info("epoch_started node=%s epoch=%d start_height=%d validators=%d joined=%s left=%s role=%s%s",
+                 self.node_id, rec.epoch, rec.start_height, len(rec.validators), ",".join(joined) or "-",
+                 ",".join(left) or "-", self.role,
+                 " keys_rotated" if was is not None and self.signing_keys is not None and was != self.signing_keys
+                 else "")
+        if self.signing_keys is None and was is not None:
+            log.warning("validator_removed node=%s epoch=%d: not in the new validator set; following as an observer "
+                        "(signs nothing)", self.node_id, rec.epoch)
 
     # ------------------------------------------------------------------------------------------------- network
 
@@ -758,12 +1035,12 @@ class Validator:
 
         connected = self.transport.connected_peers() if self.transport is not None else frozenset()
         out = []
-        for v in self.genesis.validators:
-            if v.id == self.node_id:
+        for peer in self._peer_set().peers:
+            if peer.node_id == self.node_id:
                 continue
-            address = "" if v.address is None else f"{v.address[0]}:{v.address[1]}"
-            seen = self.peer_heights.get(v.id)
-            out.append(PeerView(v.id, address, v.id in connected, None if seen is None else seen[0]))
+            address = "" if peer.address is None else f"{peer.address[0]}:{peer.address[1]}"
+            seen = self.peer_heights.get(peer.node_id)
+            out.append(PeerView(peer.node_id, address, peer.node_id in connected, None if seen is None else seen[0]))
         return tuple(out)
 
     def status(self) -> dict[str, Any]:
@@ -778,6 +1055,9 @@ class Validator:
             "block_id": head.block_id.hex(),
             "state_root": head.state_root.hex(),
             "round": None if replica is None else replica.current_round,
+            "epoch": self.vs.epoch,
+            "role": self.role,
+            "safety_lost": replica is not None and replica.safety_lost,
             "mempool": len(self.pool),
             "peers_connected": 0 if self.transport is None else len(self.transport.connected_peers()),
             "best_peer_height": self.best_peer_height(),
@@ -804,7 +1084,8 @@ class Validator:
         if cert is None:
             raise KeyError(f"no commit certificate at height {height}")
         return build_statement(self._store, account_id, height, chain_id=self.genesis.chain_id, certificate=cert,
-                               validator_set=self.vs)
+                               validator_set=self.validator_set_at_epoch(cert.epoch),
+                               epoch_proofs=load_epoch_proofs(self._store, cert.epoch))
 
     def metrics_text(self) -> str:
         """Prometheus text exposition (node.metrics)."""
@@ -834,6 +1115,18 @@ class Validator:
         return True
 
 
+def params_of(rec: EpochRecord) -> ChainParams:
+    """The node's ChainParams from an EpochRecord's params (same names and bounds)."""
+    params = ChainParams(**{name: getattr(rec.params, name) for name in ChainParams.__dataclass_fields__})
+    params.check()
+    return params
+
+
+def epoch_record_key(epoch: int) -> bytes:
+    """Store extra key of the EpochRecord of an ended epoch (the peer set keeps its validators for one more epoch)."""
+    return b"epoch-record/%020d" % epoch
+
+
 def genesis_state_qc(node: Validator) -> Any:
     from consensus.messages import genesis_qc
 
@@ -843,7 +1136,9 @@ def genesis_state_qc(node: Validator) -> Any:
 
 
 def verify_certified(node: Validator, cert: CommitCertificate) -> None:
-    """Raise CommitCertificateError unless `cert` verifies against this node's validator set and chain."""
+    """Raise CommitCertificateError unless `cert` verifies against this node's validator set and chain. The set is
+    the one of the committed head state, i.e. the set that certifies height head + 1: callers verify the next
+    height only (block sync applies in order, switching sets at epoch-ending blocks)."""
     check_commit_certificate(node.vs, cert, chain_id=node.genesis.consensus_chain_id, verifier=node.verifier)
 
 

@@ -8,7 +8,15 @@ sent before the state that forbids signing a conflicting one is on disk (no doub
 Layout (its own LevelDB directory, data/consensus):
     b"s"                          -> SafetyState.encode()
     b"g"                          -> genesis hash (32 bytes): the chain this directory belongs to
+    b"e"                          -> epoch (8 bytes): "nothing signed in this epoch before a safety state of it"
     b"b" || height(8) || block_id -> encode_block(block)
+
+Epochs (docs/consensus.md §10). Before the block that ends epoch e is committed, `mark_epoch(e + 1)` records that
+this node has signed nothing in e + 1 (its replica of e + 1 does not exist yet); after the commit, `begin_epoch(e + 1)`
+drops the state and pending blocks of e in one synced batch. A replica of e + 1 persists a state of e + 1 before its
+first signature, so at any restart: a state of the current epoch is the record to resume from; a state of an older
+epoch, or none with the mark of the current epoch, proves nothing was signed in it; no state and no mark (with
+committed blocks) means the directory was lost, and the node must not sign again in that epoch.
 """
 
 from __future__ import annotations
@@ -24,10 +32,36 @@ from consensus.messages import Block, SafetyState, decode_block, encode_block
 
 KEY_SAFETY = b"s"
 KEY_GENESIS = b"g"
+KEY_EPOCH_MARK = b"e"
 P_BLOCK = b"b"
 _U64 = struct.Struct(">Q")
 # Pending blocks kept at most (a healthy replica has a handful; the replica bounds its tree too).
 MAX_PENDING_BLOCKS = 4096
+
+
+RESUME = "resume"
+FRESH = "fresh"
+LOST = "lost"
+
+
+def safety_decision(stored_epoch: int | None, mark: int | None, epoch: int, head_height: int) -> str:
+    """How a signing replica of `epoch` starts, given the stored safety state's epoch (None: no state), the epoch
+    mark and the committed height (docs/consensus.md §10, "Lost safety state"):
+      RESUME  a state of `epoch` is stored: continue from it;
+      FRESH   nothing was signed in `epoch`: a state of an older epoch is stored (the directory is intact, and a
+              signature in `epoch` would have replaced it), or the store is marked for `epoch`, or nothing is
+              committed yet (first start);
+      LOST    no state and no mark with committed blocks: the directory was lost, this node may have signed in
+              `epoch` and signs nothing more until it ends."""
+    if stored_epoch is not None:
+        if stored_epoch > epoch:
+            raise SafetyStoreError("safety_store_ahead",
+                                   f"the consensus store holds a safety state of epoch {stored_epoch}, the ledger is "
+                                   f"in epoch {epoch}: the two directories come from different times")
+        return RESUME if stored_epoch == epoch else FRESH
+    if head_height == 0 or mark == epoch:
+        return FRESH
+    return LOST
 
 
 class SafetyStoreError(Exception):
@@ -60,6 +94,34 @@ class SafetyStore:
             raise SafetyStoreError("genesis_mismatch",
                                    f"{self.path} belongs to the chain with genesis {stored.hex()}, the genesis file "
                                    f"has hash {genesis_hash.hex()}; use the right genesis file or a fresh data_dir")
+
+    def epoch_mark(self) -> int | None:
+        """The latest epoch marked by `mark_epoch` / `begin_epoch` (None: never)."""
+        raw = self._db.get(KEY_EPOCH_MARK)
+        return None if raw is None else _U64.unpack(raw)[0]
+
+    def mark_epoch(self, epoch: int) -> None:
+        """Record, synced, that this node has signed nothing in `epoch` yet (written before the block that starts
+        it is committed, while no replica of `epoch` exists). Leaves the current state untouched."""
+        mark = self.epoch_mark()
+        assert mark is None or mark <= epoch, "epoch marks never move back"
+        state = self._db.get(KEY_SAFETY)
+        assert state is None or SafetyState.decode(state).epoch < epoch, "a state of the marked epoch exists"
+        self._db.put(KEY_EPOCH_MARK, _U64.pack(epoch), sync=True)
+        self.writes += 1
+
+    def begin_epoch(self, epoch: int) -> None:
+        """`epoch` has started and this node's replica of it has not signed: drop the older epoch's safety state
+        and pending blocks, and mark `epoch` (one synced batch)."""
+        state = self._db.get(KEY_SAFETY)
+        assert state is None or SafetyState.decode(state).epoch < epoch, "a replica of this epoch already signed"
+        with self._db.write_batch(sync=True) as wb:
+            wb.delete(KEY_SAFETY)
+            with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
+                for k in it:
+                    wb.delete(k)
+            wb.put(KEY_EPOCH_MARK, _U64.pack(max(epoch, self.epoch_mark() or 0)))
+        self.writes += 1
 
     def load(self) -> tuple[SafetyState | None, list[Block]]:
         raw = self._db.get(KEY_SAFETY)

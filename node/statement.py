@@ -1,7 +1,8 @@
 """Custody statements: an account's holdings at a height, as one self-contained JSON document that anyone holding
 only the genesis file can verify offline (docs/custody-statements.md).
 
-    build_statement(store, account_id, height, chain_id=..., certificate=..., validator_set=...) -> dict
+    build_statement(store, account_id, height, chain_id=..., certificate=..., validator_set=...,
+                    epoch_proofs=...) -> dict
     verify_statement(doc, genesis) -> StatementVerdict            (pure: no I/O, no clock)
     statement_bytes(doc) -> bytes                                 (the canonical file form)
     verify_statement_bytes(data, genesis) -> StatementVerdict     (also refuses any non-canonical byte)
@@ -17,13 +18,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from consensus.certificates import CommitCertificateError, SignatureVerifier, check_commit_certificate
+from consensus.certificates import (
+    CommitCertificateError,
+    EpochChainError,
+    SignatureVerifier,
+    check_commit_certificate,
+    verify_epoch_chain,
+)
 from consensus.codec import CodecError
-from consensus.messages import CommitCertificate
+from consensus.messages import CommitCertificate, EpochChangeProof
 from consensus.validators import ValidatorSet
 from ledger.codec import DecodeError, decode, record_type
 from ledger.keys import META_KEY, account_key, balance_key, hold_key, positions_key
@@ -35,6 +42,7 @@ from ledger.store import StoreError
 __all__ = [
     "FORMAT",
     "MAX_STATEMENT_BYTES",
+    "MAX_STATEMENT_EPOCH_CHANGES",
     "MAX_STATEMENT_HOLDS",
     "StatementCode",
     "StatementError",
@@ -43,6 +51,7 @@ __all__ = [
     "build_statement",
     "load_trust_anchor",
     "statement_bytes",
+    "statement_from_store",
     "verify_statement",
     "verify_statement_bytes",
 ]
@@ -51,6 +60,11 @@ FORMAT: Final = "ledger-custody-statement/1"
 MAX_STATEMENT_HOLDS: Final = 4096  # active holds listed in one statement
 MAX_STATEMENT_BYTES: Final = 64 << 20  # a statement file; a full one (1024 assets, 4096 holds) is ~30 MB
 MAX_CERTIFICATE_HEX: Final = 2 * (1 << 20)  # certificates are ~700 bytes for n = 4; 1 MiB leaves room for n = 1024
+# An epoch-change proof is a commit certificate plus the next set (208 bytes per validator): ~1.6 KB for n = 5.
+MAX_EPOCH_PROOF_HEX: Final = 2 * (2 << 20)
+# Epoch changes a statement may carry (each costs two aggregate BLS checks and one PoP check per next validator);
+# a chain that changes its set every day reaches this after 44 years. The 64 MiB file limit holds about as many.
+MAX_STATEMENT_EPOCH_CHANGES: Final = 16_384
 
 _ACCOUNT = record_type(Account)
 _BALANCE = record_type(Balance)
@@ -94,7 +108,14 @@ class StatementCode:
     NOT_CANONICAL = "statement_not_canonical"
     WRONG_CHAIN = "statement_wrong_chain"
     VALIDATOR_SET_MISMATCH = "statement_validator_set_mismatch"
-    UNSUPPORTED_EPOCH = "statement_unsupported_epoch"
+    # The chain of epoch changes from the genesis set to the certificate's epoch (docs/custody-statements.md):
+    EPOCH_PROOF_MALFORMED = "statement_epoch_proof_malformed"  # does not decode, or not canonical bytes
+    EPOCH_PROOF_ORDER = "statement_epoch_proof_out_of_order"  # proofs not consecutive from the genesis epoch
+    EPOCH_PROOF_BAD_CERTIFICATE = "statement_epoch_proof_bad_certificate"  # not final under the set of its epoch
+    EPOCH_PROOF_NOT_EPOCH_ENDING = "statement_epoch_proof_not_epoch_ending"  # does not certify this next set
+    EPOCH_PROOF_BAD_NEXT_SET = "statement_epoch_proof_bad_next_set"  # next set inadmissible (PoP, duplicates)
+    EPOCH_CHAIN_TOO_LONG = "statement_epoch_chain_too_long"
+    EPOCH_MISMATCH = "statement_epoch_mismatch"  # the chain ends in another epoch than the certificate's
     BAD_CERTIFICATE = "statement_bad_certificate"
     BLOCK_MISMATCH = "statement_block_mismatch"
     BAD_PROOF = "statement_bad_proof"
@@ -217,12 +238,15 @@ def build_statement(
     chain_id: str,
     certificate: CommitCertificate,
     validator_set: ValidatorSet,
+    epoch_proofs: Sequence[EpochChangeProof] = (),
     hold_ids: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The custody statement of `account_id` at `height` (a JSON-ready dict).
 
     `store` is a ledger.store.LedgerStore (prove, state_root_at, iter_state); `certificate` the commit
-    certificate of the block at `height`, signed by `validator_set`. `hold_ids`, when the caller has an index of the
+    certificate of the block at `height`, signed by `validator_set` (the set of the certificate's epoch).
+    `epoch_proofs` are the epoch-change proofs ending epochs 0, 1, ... (at least up to the certificate's epoch;
+    later ones are left out, so a node may pass all it has). `hold_ids`, when the caller has an index of the
     account's holds, saves scanning the hold records. Raises StatementError (with a code) when the statement cannot
     be built; it never signs or verifies anything itself."""
     if type(height) is not int or height < 1:
@@ -238,6 +262,7 @@ def build_statement(
         )
     if certificate.epoch != validator_set.epoch:
         raise StatementError("statement_certificate_mismatch", "the certificate is of another epoch")
+    changes = _epoch_changes(certificate.epoch, validator_set, epoch_proofs)
     proofs: dict[bytes, dict[str, Any]] = {}
 
     def prove(key: bytes) -> bytes | None:
@@ -285,8 +310,61 @@ def build_statement(
         "holdings": _holdings(positions, balances, holds),
         "proofs": [proofs[k] for k in sorted(proofs)],
         "commit_certificate": certificate.encode().hex(),
-        "validator_set": {"epoch": header.epoch, "digest": validator_set.digest.hex(), "epoch_changes": []},
+        "validator_set": {"epoch": header.epoch, "digest": validator_set.digest.hex(), "epoch_changes": changes},
     }
+
+
+def _epoch_changes(epoch: int, validator_set: ValidatorSet, proofs: Sequence[EpochChangeProof]) -> list[str]:
+    """The hex proofs ending epochs 0..epoch-1; checks their order and that the last names `validator_set`."""
+    if len(proofs) < epoch:
+        raise StatementError("statement_epoch_proofs_missing",
+                             f"the certificate is of epoch {epoch}; only {len(proofs)} epoch-change proofs given")
+    if epoch > MAX_STATEMENT_EPOCH_CHANGES:
+        raise StatementError("statement_too_large", f"more than {MAX_STATEMENT_EPOCH_CHANGES} epoch changes")
+    used = list(proofs[:epoch])
+    for i, proof in enumerate(used):
+        if proof.epoch != i:
+            raise StatementError("statement_epoch_proofs_missing", f"proof {i} ends epoch {proof.epoch}, not {i}")
+    if used and tuple(used[-1].next_validators) != validator_set.entries():
+        raise StatementError("statement_certificate_mismatch",
+                             f"the proof ending epoch {epoch - 1} names another set than the certificate's")
+    return [p.encode().hex() for p in used]
+
+
+def statement_from_store(
+    store: Any,
+    account_id: str,
+    height: int,
+    *,
+    chain_id: str,
+    genesis_set: ValidatorSet,
+    hold_ids: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The custody statement of `account_id` at `height` from a node's store alone: the commit certificate stored
+    with the block (node.execution.cert_key), the epoch-change proofs up to its epoch (node.execution
+    .load_epoch_proofs) and the set of that epoch (the genesis set, or the next set named by the last proof).
+    Raises StatementError like build_statement, and `statement_no_certificate` / `statement_epoch_proofs_missing`
+    when the store lacks them (a block sync in progress)."""
+    from node.execution import ExecutionError, cert_key, load_epoch_proofs
+
+    if type(height) is not int or height < 1:
+        raise StatementError("statement_bad_height", "statements start at height 1 (the genesis has no certificate)")
+    raw = store.get_extra(cert_key(height))
+    if raw is None:
+        if store.state_root_at(height) is None:
+            raise StatementError("unknown_height", f"no block at height {height}")
+        raise StatementError("statement_no_certificate", f"no commit certificate stored for height {height}")
+    certificate = CommitCertificate.decode(raw)
+    try:
+        proofs = load_epoch_proofs(store, certificate.epoch)
+    except ExecutionError as exc:
+        raise StatementError("statement_epoch_proofs_missing", exc.message) from None
+    if certificate.epoch == genesis_set.epoch:
+        validator_set = genesis_set
+    else:
+        validator_set = ValidatorSet(certificate.epoch, proofs[-1].next_validators)
+    return build_statement(store, account_id, height, chain_id=chain_id, certificate=certificate,
+                           validator_set=validator_set, epoch_proofs=proofs, hold_ids=hold_ids)
 
 
 def _check_holds_or_fail(account_id: str, positions: Positions | None, balances: Mapping[str, Balance],
@@ -457,20 +535,15 @@ def _verify(doc: Any, anchor: TrustAnchor, verifier: SignatureVerifier | None) -
     if re.fullmatch(ACCOUNT_PATTERN, account) is None:
         raise _Reject(R.MALFORMED, "account is not a valid account id")
 
-    # 1. Validator set reference.
+    # 1. Validator set: follow the epoch changes from the genesis set to the statement's epoch.
     vsr = _fields(d["validator_set"], {"epoch", "digest", "epoch_changes"}, "validator_set")
     epoch = _int(vsr["epoch"], "validator_set.epoch")
     digest = _hex(vsr["digest"], "validator_set.digest", 32)
-    if type(vsr["epoch_changes"]) is not list:
-        raise _Reject(R.MALFORMED, "validator_set.epoch_changes must be a list")
-    vs = anchor.validator_set
-    if epoch != vs.epoch or vsr["epoch_changes"]:
-        raise _Reject(
-            R.UNSUPPORTED_EPOCH,
-            f"statement signed in epoch {epoch}; this verifier follows only the genesis epoch {vs.epoch}",
-        )
+    vs = _follow_epochs(vsr["epoch_changes"], anchor, verifier)
+    if epoch != vs.epoch:
+        raise _Reject(R.EPOCH_MISMATCH, f"statement of epoch {epoch}; its epoch changes lead to epoch {vs.epoch}")
     if digest != vs.digest:
-        raise _Reject(R.VALIDATOR_SET_MISMATCH, "validator set digest differs from the genesis validator set")
+        raise _Reject(R.VALIDATOR_SET_MISMATCH, f"validator set digest differs from the set of epoch {epoch}")
 
     # 2. The commit certificate: the block at `height` is final with state root `root`.
     cert_bytes = _hex(d["commit_certificate"], "commit_certificate", limit=MAX_CERTIFICATE_HEX)
@@ -480,6 +553,8 @@ def _verify(doc: Any, anchor: TrustAnchor, verifier: SignatureVerifier | None) -
         raise _Reject(R.BAD_CERTIFICATE, f"commit certificate does not decode: {exc.code}") from None
     if cert.encode() != cert_bytes:
         raise _Reject(R.BAD_CERTIFICATE, "commit certificate is not canonical")
+    if cert.epoch != vs.epoch:
+        raise _Reject(R.EPOCH_MISMATCH, f"certificate of epoch {cert.epoch}, statement of epoch {vs.epoch}")
     try:
         check_commit_certificate(vs, cert, chain_id=anchor.consensus_chain_id, verifier=verifier)
     except CommitCertificateError as exc:
@@ -554,3 +629,41 @@ def _verify(doc: Any, anchor: TrustAnchor, verifier: SignatureVerifier | None) -
         raise _Reject(R.VALUE_MISMATCH, "account status differs from the proven account record")
     if not _same(holdings, _holdings(positions, balances, holds)):
         raise _Reject(R.VALUE_MISMATCH, "listed holdings differ from the proven balances and holds")
+
+
+_EPOCH_CHAIN_CODES: Final = {
+    EpochChainError.WRONG_EPOCH: StatementCode.EPOCH_PROOF_ORDER,
+    EpochChainError.BAD_CERT: StatementCode.EPOCH_PROOF_BAD_CERTIFICATE,
+    EpochChainError.NOT_EPOCH_ENDING: StatementCode.EPOCH_PROOF_NOT_EPOCH_ENDING,
+    EpochChainError.BAD_NEXT_SET: StatementCode.EPOCH_PROOF_BAD_NEXT_SET,
+    EpochChainError.TOO_LONG: StatementCode.EPOCH_CHAIN_TOO_LONG,
+}
+
+
+def _follow_epochs(changes: Any, anchor: TrustAnchor, verifier: SignatureVerifier | None) -> ValidatorSet:
+    """The validator set reached from the genesis set by the listed epoch-change proofs (hex, oldest first)."""
+    R = StatementCode
+    if type(changes) is not list:
+        raise _Reject(R.MALFORMED, "validator_set.epoch_changes must be a list")
+    if len(changes) > MAX_STATEMENT_EPOCH_CHANGES:
+        raise _Reject(R.EPOCH_CHAIN_TOO_LONG, f"more than {MAX_STATEMENT_EPOCH_CHANGES} epoch changes")
+    proofs = []
+    first = anchor.validator_set.epoch
+    for i, item in enumerate(changes):
+        raw = _hex(item, f"validator_set.epoch_changes[{i}]", limit=MAX_EPOCH_PROOF_HEX)
+        try:
+            proof = EpochChangeProof.decode(raw)
+        except CodecError as exc:
+            raise _Reject(R.EPOCH_PROOF_MALFORMED, f"epoch change {i} does not decode: {exc.code}") from None
+        if proof.encode() != raw:
+            raise _Reject(R.EPOCH_PROOF_MALFORMED, f"epoch change {i} is not canonical")
+        if proof.epoch != first + i:
+            raise _Reject(R.EPOCH_PROOF_ORDER, f"epoch change {i} ends epoch {proof.epoch}, expected {first + i}")
+        proofs.append(proof)
+    try:
+        reached = verify_epoch_chain(anchor.validator_set, proofs, chain_id=anchor.consensus_chain_id,
+                                     verifier=verifier)
+    except EpochChainError as exc:
+        raise _Reject(_EPOCH_CHAIN_CODES.get(exc.code, R.EPOCH_PROOF_BAD_CERTIFICATE), exc.message) from None
+    assert reached.epoch == first + len(proofs)
+    return reached

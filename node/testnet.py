@@ -2,13 +2,17 @@
 
     net = Testnet.create(directory, nodes=4)     generate keys, genesis, configs (node.localnet) on free ports
     net = Testnet.open(directory)                a network created before (reads DIR/testnet.json)
+    net.add_node()                               keys, config and data dir of a node NOT in the genesis (it joins
+                                                 once governance adds it: scenario 7), with its add_validator action
     net.up(timeout)                              start every node not running, wait until all are up
     net.status()                                 per node: height, round, peers, mempool; roots at a common height
     net.kill(i) / net.restart(i) / net.down()    kill -9 / SIGTERM + start / SIGTERM then SIGKILL after a bound
     net.partition([[0, 1], [2, 3]]) / net.heal() / net.slow(i, ms)   through the nodes' admin sockets
 
-Layout on disk (besides what node.localnet writes): DIR/testnet.json (node count, ports, the faults in force),
-DIR/node-<i>/node.pid and DIR/node-<i>/node.log. Node processes run in their own session, so they outlive the
+Layout on disk (besides what node.localnet writes): DIR/testnet.json (node count, ports, the faults in force,
+the nodes added after genesis), DIR/node-<i>/node.pid and DIR/node-<i>/node.log, DIR/keys/gov-m<i>.key (the
+account key files of the founding members' governors `gov@m<i>`, which the genesis gives the governor role: every
+founding member votes, M = floor(2N/3) + 1 of N approve a proposal). Node processes run in their own session, so they outlive the
 `ledger testnet up` command that started them; the pid files let later commands find them. A pid is only trusted
 when /proc shows that process running `node run` with this node's config (pids get reused).
 
@@ -37,6 +41,12 @@ ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_FILE: Final = "testnet.json"
 DEFAULT_CHAIN_ID: Final = "testnet-local"
 MAX_NODES: Final = 32
+KEYS_DIR: Final = "keys"
+
+
+def governor_account(member: str) -> str:
+    """The governor account of a founding member of a testnet: `gov@<member>`."""
+    return f"gov@{member}"
 STOP_GRACE_S: Final = 10.0
 ADMIN_TIMEOUT_S: Final = 5.0
 
@@ -50,6 +60,26 @@ class TestnetError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+# ------------------------------------------------------------------------------------------------ governors
+
+
+def _write_governor_keys(layout: NetworkLayout, nodes: int) -> None:
+    """Key files DIR/keys/gov-m<i>.key of the founding members' governors, whose accounts (role governor) and seeds
+    node.localnet wrote into the genesis and accounts.json (`governors=True`)."""
+    from node.client.keys import AccountKey, save_key
+    from node.localnet import load_accounts
+
+    seeds = load_accounts(layout.accounts_path)
+    keys_dir = os.path.join(layout.directory, KEYS_DIR)
+    os.makedirs(keys_dir, exist_ok=True)
+    for i in range(nodes):
+        member = f"m{i}"
+        name = governor_account(member)
+        if name not in seeds:
+            raise TestnetError("no_governors", f"the generated network has no governor account {name}")
+        save_key(AccountKey(name, seeds[name]), os.path.join(keys_dir, f"gov-{member}.key"), overwrite=True)
 
 
 # ------------------------------------------------------------------------------------------------ admin socket
@@ -238,12 +268,73 @@ class Testnet:
         params = params or ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200)
         layout: NetworkLayout = generate_network(directory, nodes, chain_id=chain_id, base_port=p2p,
                                                  api_base_port=api, host=host, users=users, params=params,
-                                                 seed=seed, fault_injection=True)
+                                                 seed=seed, fault_injection=True, governors=True)
+        _write_governor_keys(layout, nodes)
         state = {"nodes": nodes, "chain_id": chain_id, "host": host, "p2p_ports": list(layout.p2p_ports),
-                 "api_ports": list(layout.api_ports), "faults": {"partition": None, "slow": {}}}
+                 "api_ports": list(layout.api_ports), "faults": {"partition": None, "slow": {}}, "joined": []}
         net = cls(directory, state)
         net._save()
         return net
+
+    def add_node(self, *, member: str | None = None, seed: bytes | None = None) -> dict[str, Any]:
+        """Keys, config and data directory for node-<n>, a node NOT in the genesis file, run by `member` (default
+        the new member m<n>). Its config names the existing nodes as peers; it starts from genesis, follows by block
+        sync, and votes from the epoch whose validator record names it (after a governance proposal with the
+        returned `actions` executes). Returns what a governor needs to propose it."""
+        from ledger.jsonform import to_json
+        from ledger.operations import ACTION, AddMember, AddValidator
+        from node.config import NodeConfig, write_config
+        from node.node_keys import NodeKeys, write_keys
+
+        i = self.n
+        if i >= MAX_NODES:
+            raise TestnetError("bad_nodes", f"a testnet has at most {MAX_NODES} nodes")
+        node_id = self.node_id(i)
+        member = member or f"m{i}"
+        taken = set(self.p2p_ports) | set(self.api_ports)
+        p2p = self._free_port(taken)
+        api = self._free_port(taken | {p2p})
+        node_dir = self.node_dir(i)
+        os.makedirs(node_dir, exist_ok=True)
+        keys = NodeKeys.generate(node_id, None if seed is None else seed + b"|" + node_id.encode())
+        keys_path = os.path.join(node_dir, "node_keys.json")
+        write_keys(keys_path, keys, overwrite=True)
+        peers = {self.node_id(j): (self.host, self.p2p_ports[j]) for j in range(self.n)}
+        config = NodeConfig(node_id=node_id, data_dir=self.data_dir(i), keys_file=keys_path,
+                            genesis_file=self.genesis_path, p2p_listen=(self.host, p2p), peer_addresses=peers,
+                            fault_injection=True, api_listen=(self.host, api), api_open_reads=True)
+        write_config(self.config_path(i), config)
+        address = f"{self.host}:{p2p}"
+        add_validator = AddValidator(node_id, member, keys.identity_key, keys.bls_public_key, keys.bls_pop(),
+                                     address, 1)
+        actions = [to_json(ACTION, add_validator)]
+        if member == f"m{i}":
+            actions.insert(0, to_json(ACTION, AddMember(member, f"Member {i}", True)))
+        self.state["nodes"] = i + 1
+        self.p2p_ports.append(p2p)
+        self.api_ports.append(api)
+        self.state["p2p_ports"] = list(self.p2p_ports)
+        self.state["api_ports"] = list(self.api_ports)
+        self.state.setdefault("joined", []).append({"index": i, "node_id": node_id, "member": member})
+        self.n = i + 1
+        self._save()
+        return {"node": node_id, "index": i, "member": member, "config": self.config_path(i), "p2p": address,
+                "api": self.api_url(i), "actions": actions}
+
+    def _free_port(self, taken: set[int]) -> int:
+        for _ in range(50):
+            port = find_free_port_block(1, self.host)
+            if port not in taken:
+                return port
+        raise TestnetError("no_free_ports", "found no free port for the new node")
+
+    @property
+    def joined(self) -> list[int]:
+        """Indexes of the nodes added after genesis (add_node)."""
+        return [int(j["index"]) for j in self.state.get("joined", [])]
+
+    def governor_key_path(self, member: str) -> str:
+        return os.path.join(self.directory, KEYS_DIR, f"gov-{member}.key")
 
     @classmethod
     def open(cls, directory: str) -> Testnet:
@@ -313,6 +404,7 @@ class Testnet:
         child = self._children.get(i)
         if child is not None and child.poll() is not None:
             del self._children[i]
+            child = None
         try:
             with open(self.pid_path(i), encoding="ascii") as f:
                 pid = int(f.read().strip())
@@ -324,6 +416,9 @@ class Testnet:
             return None
         cmd = _proc_cmdline(pid)
         if "run" not in cmd or self.config_path(i) not in cmd:
+            # Right after the fork, a process this object started may still show this process's command line.
+            if child is not None and child.pid == pid:
+                return pid
             return None
         return pid
 

@@ -172,6 +172,7 @@ class _Link:
         "deliver_task",
         "dialer",
         "draining",
+        "key",
         "last_received",
         "last_sent",
         "opener",
@@ -197,6 +198,8 @@ class _Link:
         now: float,
     ) -> None:
         self.peer_id = peer_id
+        # The identity key the peer authenticated with on this link.
+        self.key = b""
         self.dialer = dialer
         self.outbound = outbound
         self.remote = _remote_address(writer)
@@ -334,16 +337,37 @@ class Transport:
             await self._server.wait_closed()
         self._log(logging.INFO, "transport_closed")
 
-    def update_peer_set(self, peer_set: PeerSet) -> None:
-        """Adopt a new peer set (membership change): removed or re-keyed peers are disconnected, new ones dialled."""
+    @property
+    def identity_key(self) -> bytes:
+        """This node's current Ed25519 identity public key."""
+        return self._identity.public_key
+
+    def update_peer_set(self, peer_set: PeerSet, identity: Identity | None = None) -> None:
+        """Adopt a new peer set (membership change): removed or re-keyed peers are disconnected, new ones dialled.
+        With `identity` (same node id, another key: a rotated transport key) this node authenticates with the new
+        key from now on: every link, authenticated with the old one, is closed and dialled again."""
+        if identity is not None and identity.public_key != self._identity.public_key:
+            if identity.node_id != self.node_id:
+                raise TransportError("bad_config", "a new identity must keep the node id")
+            self._check_self_entry(peer_set, identity)
+            self._identity = identity
+            for state in self._peers.values():
+                if state.link is not None:
+                    self._drop_link(state.link, "identity_rotated", notify=True, keep_queue=True)
+            self._log(logging.INFO, "identity_rotated", key=identity.public_key.hex()[:16])
         self._check_self_entry(peer_set)
         self._peer_set = peer_set
         for peer_id, state in list(self._peers.items()):
             new = peer_set.get(peer_id)
-            if new is None or new.public_key != state.peer.public_key:
+            link = state.link
+            if new is None or (new.identity_keys() != state.peer.identity_keys()
+                               and (new.public_key != state.peer.public_key
+                                    if link is None else not new.accepts(link.key))):
                 self._remove_peer(state)
-            elif new.address != state.peer.address:
-                state.peer = new
+                continue
+            moved = new.address != state.peer.address
+            state.peer = new
+            if moved:
                 if state.dial_task is not None:
                     state.dial_task.cancel()
                     state.dial_task = None
@@ -471,9 +495,12 @@ class Transport:
 
     # ----------------------------------------------------------------------------------------------- connections
 
-    def _check_self_entry(self, peer_set: PeerSet) -> None:
+    def _check_self_entry(self, peer_set: PeerSet, identity: Identity | None = None) -> None:
+        """A peer set may omit this node (a node not, or not yet, in the validator set connects as itself), but one
+        that lists it must list its own key."""
+        identity = identity or self._identity
         own = peer_set.get(self.node_id)
-        if own is not None and own.public_key != self._identity.public_key:
+        if own is not None and not own.accepts(identity.public_key):
             raise TransportError("bad_config", f"peer set lists {self.node_id!r} with a key that is not ours")
 
     def _start_dialling(self, state: _PeerState) -> None:
@@ -564,7 +591,7 @@ class Transport:
                 # meanwhile (a revoked key), the identity is checked again against the current set: no await lies
                 # between this check and _register, so what is admitted is what the current set allows.
                 current = self._peer_set.get(session.peer.node_id)
-                if current is None or current.public_key != session.peer.public_key:
+                if current is None or not current.accepts(session.key):
                     raise HandshakeError(
                         "peer_set_changed", f"{session.peer.node_id!r} left the peer set or got another key"
                     )
@@ -619,6 +646,7 @@ class Transport:
             else:
                 self._drop_link(existing, "duplicate", notify=True, keep_queue=True)
         link = _Link(peer_id, dialer, outbound, reader, writer, sealer, opener, loop.time())
+        link.key = session.key or state.peer.public_key
         state.link = link
         state.down.clear()
         link.reader_task = asyncio.create_task(self._read_loop(state, link))

@@ -13,9 +13,9 @@ from ledger.codec import Bin, Bool, Choice, Optional, Record, Scalar, Seq, Str, 
 from ledger.codec import record_type as _record_type
 from ledger.events import EVENT, RECEIPT
 from ledger.jsonform import kind_name
-from ledger.operations import OPERATION
+from ledger.operations import ACTION, OPERATION
 from ledger.records import Account, AssetDefinition, AssetStatus, Hold
-from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, HOLD_PATTERN, MAX_AMOUNT
+from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, CHAIN_PARAM_NAMES, HOLD_PATTERN, MAX_AMOUNT
 from ledger.transaction import BODY, Signature
 
 __all__ = ["COMPONENTS", "ref", "wire_schema"]
@@ -131,6 +131,33 @@ _ASSET_REC = wire_schema(_record_type(AssetDefinition))
 _STATUS_REC = wire_schema(_record_type(AssetStatus))
 _HOLD_REC = wire_schema(_record_type(Hold))
 _RECEIPT_REC = wire_schema(RECEIPT)
+_VALIDATOR = _obj(
+    {
+        "index": INT,
+        "name": {"type": "string"},
+        "member": {"type": ["string", "null"]},
+        "public_key": {"type": "string", "pattern": HEX},
+        "identity_key": {"type": ["string", "null"], "pattern": HEX},
+        "address": {"type": ["string", "null"]},
+        "power": INT,
+    }
+)
+_PROPOSAL = _obj(
+    {
+        "proposal_id": {"type": "string"},
+        "height": HEIGHT,
+        "status": {"enum": ["open", "executed", "cancelled", "expired"]},
+        "proposer": ACCOUNT,
+        "proposer_member": {"type": "string"},
+        "actions": {"type": "array", "items": wire_schema(ACTION)},
+        "approvals": {"type": "array", "items": {"type": "string"}},
+        "threshold": INT,
+        "approvals_missing": INT,
+        "expiry_height": HEIGHT,
+        "created_height": HEIGHT,
+        "closed_height": {"type": ["integer", "null"], "minimum": 0},
+    }
+)
 _EVENT_REC = wire_schema(EVENT)
 
 COMPONENTS: dict[str, Schema] = {
@@ -289,11 +316,49 @@ COMPONENTS: dict[str, Schema] = {
     "Validators": _obj(
         {
             "epoch": INT,
-            "validators": {
+            "start_height": {"type": ["integer", "null"], "minimum": 0},
+            "height": HEIGHT,
+            "validators": {"type": "array", "items": _VALIDATOR},
+        }
+    ),
+    "Governance": _obj(
+        {
+            "height": HEIGHT,
+            "epoch": INT,
+            "start_height": HEIGHT,
+            "voters": {"type": "array", "items": {"type": "string"}},
+            "threshold": INT,
+            "params": _obj({name: INT for name in CHAIN_PARAM_NAMES}),
+            "validators": INT,
+        }
+    ),
+    "Proposal": _PROPOSAL,
+    "ProposalPage": _page(_PROPOSAL),
+    "Epochs": _obj(
+        {
+            "height": HEIGHT,
+            "current_epoch": INT,
+            "start_height": HEIGHT,
+            "epochs": {
                 "type": "array",
-                "items": _obj({"index": INT, "name": {"type": "string"},
-                               "public_key": {"type": "string", "pattern": HEX}, "power": INT}),
+                "items": _obj(
+                    {
+                        "epoch": INT,
+                        "end_height": {"type": ["integer", "null"], "minimum": 0},
+                        "block_id": {"type": ["string", "null"], "pattern": HEX32},
+                        "next_epoch": INT,
+                        "next_start_height": {"type": ["integer", "null"], "minimum": 0},
+                        "next_validators": {
+                            "type": "array",
+                            "items": _obj({"name": {"type": "string"}, "public_key": {"type": "string",
+                                                                                      "pattern": HEX},
+                                           "power": INT}),
+                        },
+                        "proof": {"type": ["string", "null"], "pattern": HEX},
+                    }
+                ),
             },
+            "next": {"type": ["integer", "null"], "minimum": 0},
         }
     ),
     "Peers": _obj(

@@ -1,8 +1,10 @@
 """The Python client SDK of the ledger (docs/sdk.md).
 
     from node.client import LedgerClient, AccountKey, operation, load_key, verify_statement
+    from node.client import governance        # propose / approve / cancel_proposal and governance actions
 """
 
+from node.client import governance
 from node.client.aio import AsyncLedgerClient, StreamItem, SubmitResult
 from node.client.builder import (
     OPERATION_KINDS,
@@ -34,6 +36,7 @@ __all__ = [
     "SubmitResult",
     "TransactionFailed",
     "TrustAnchor",
+    "governance",
     "load_key",
     "load_trust_anchor",
     "make_body",

@@ -166,6 +166,40 @@ class AsyncLedgerClient:
     async def asset(self, asset_id: str, height: int | None = None) -> dict[str, Any]:
         return await self.get("assets", asset_id, height=height)
 
+    async def governance(self, height: int | None = None) -> dict[str, Any]:
+        """The governance state: {height, epoch, start_height, voters, threshold, params}."""
+        return await self.get("governance", height=height)
+
+    async def proposal(self, proposal_id: str, height: int | None = None) -> dict[str, Any]:
+        """A proposal: status (open, executed, cancelled, expired), approvals, actions (JSON form), expiry."""
+        return await self.get("governance", "proposals", proposal_id, height=height)
+
+    async def epochs(self, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        """The epoch changes so far (a page: {current_epoch, start_height, epochs: [...], next}); each carries the
+        hex EpochChangeProof a light client follows from the genesis set."""
+        return await self.get("epochs", after=after, limit=limit)
+
+    async def epoch_proofs(self) -> list[Any]:
+        """Every epoch-change proof so far, decoded (consensus.messages.EpochChangeProof), oldest first: verify them
+        with consensus.certificates.verify_epoch_chain(genesis.validator_set(), proofs, chain_id=genesis.hash)."""
+        from consensus.codec import CodecError
+        from consensus.messages import EpochChangeProof
+
+        out: list[Any] = []
+        after: int | None = None
+        for _ in range(1 << 16):
+            page = await self.epochs(after=after, limit=100)
+            for item in page.get("epochs", []):
+                try:
+                    out.append(EpochChangeProof.decode(bytes.fromhex(item["proof"])))
+                except (CodecError, KeyError, TypeError, ValueError):
+                    raise ClientError("bad_response", "an epoch change without a decodable proof") from None
+            nxt = page.get("next")
+            if nxt is None:
+                return out
+            after = int(nxt)
+        raise ClientError("bad_response", "the epoch list does not end")
+
     # -- private reads (signed) --------------------------------------------------------------------------------
 
     async def blocks(self, from_height: int | None = None, limit: int | None = None) -> dict[str, Any]:

@@ -95,6 +95,18 @@ class LedgerClient:
     def asset(self, asset_id: str, height: int | None = None) -> dict[str, Any]:
         return self._run(self._aio.asset(asset_id, height))
 
+    def governance(self, height: int | None = None) -> dict[str, Any]:
+        return self._run(self._aio.governance(height))
+
+    def proposal(self, proposal_id: str, height: int | None = None) -> dict[str, Any]:
+        return self._run(self._aio.proposal(proposal_id, height))
+
+    def epochs(self, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        return self._run(self._aio.epochs(after, limit))
+
+    def epoch_proofs(self) -> list[Any]:
+        return self._run(self._aio.epoch_proofs())
+
     def account(self, account_id: str, height: int | None = None) -> dict[str, Any]:
         return self._run(self._aio.account(account_id, height))
 

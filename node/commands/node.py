@@ -25,7 +25,7 @@ from node.config import ConfigError, load_config
 from node.execution import ExecutionError
 from node.genesis import ChainParams, GenesisError, load_genesis
 from node.logs import setup_logging
-from node.node_keys import KeyFileError, load_keys
+from node.node_keys import KeyFileError, load_keys, load_next_keys
 from node.safety_store import SafetyStoreError
 from node.transport import TransportError
 
@@ -59,7 +59,9 @@ async def serve(config_path: str) -> int:
                                                  f"{config.node_id!r}")
     node = Validator(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
                      fault_injection=config.fault_injection, mempool_max_txs=config.mempool_max_txs,
-                     mempool_max_bytes=config.mempool_max_bytes, byzantine=config.byzantine)
+                     mempool_max_bytes=config.mempool_max_bytes, byzantine=config.byzantine,
+                     next_keys=load_next_keys(config.keys_file),
+                     load_next_keys=lambda: load_next_keys(config.keys_file))
     admin = AdminServer(node, os.path.join(config.data_dir, "admin.sock"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -58,6 +58,8 @@ def _report(verdict: StatementVerdict, doc: dict | None) -> int:
            "height": verdict.height}
     if verdict.ok and doc is not None:
         out["time"] = doc["time"]
+        out["epoch"] = doc["validator_set"]["epoch"]
+        out["epoch_changes"] = len(doc["validator_set"]["epoch_changes"])
         out["holdings"] = doc["holdings"]
         out["account_status"] = doc["account_status"]
     emit(out)

@@ -10,6 +10,10 @@
     ledger testnet heal                          remove partitions and slow links
     ledger testnet slow NODE --delay MS          delay every frame to and from NODE
     ledger testnet chaos --duration S            random faults under load, with continuous safety checks
+    ledger testnet add-node [--member M]         keys + config + data dir of a node not in the genesis; prints the
+                                                 governance actions that add it (then: ledger governance propose ...,
+                                                 approvals, and `ledger testnet restart node-N` to start it)
+    ledger testnet reconfigure                   scenario 7 on this testnet (= ledger demo --scenario 7)
 
 NODE is an index (2) or a node id (node-2). D defaults to $LEDGER_TESTNET_DIR or ./.testnet.
 Exit codes: 0 ok, 1 a command failed (message on stderr), 2 usage, 3 (status/chaos) the network is unhealthy.
@@ -98,6 +102,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chaos.add_argument("--interval", type=float, default=4.0, help="seconds between faults")
     chaos.add_argument("--json", default=None, help="write the summary as JSON to this file")
     chaos.set_defaults(func=chaos_command)
+
+    add = sub.add_parser("add-node", help="create a node that is not in the genesis (it joins by governance)")
+    _add_dir(add)
+    add.add_argument("--member", help="the member running it (default: a new member m<N>, added by the proposal)")
+    add.add_argument("--print-action", action="store_true",
+                     help="print only the JSON array of actions (for `ledger governance propose --action`)")
+    add.set_defaults(func=add_node_command)
+
+    reconf = sub.add_parser("reconfigure", help="scenario 7: onboard a member and its validator, remove one, "
+                                                "rotate keys, under load; check no fork, gaps, a statement")
+    _add_dir(reconf)
+    reconf.add_argument("--rate", type=int, default=20, help="load: transfers per second")
+    reconf.add_argument("--bls-only", action="store_true",
+                        help="rotate only node-1's BLS consensus key (default: its transport identity key too)")
+    reconf.add_argument("--json", default=None, help="write the report as JSON to this file")
+    reconf.set_defaults(func=reconfigure_command)
 
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -283,6 +303,39 @@ def chaos_command(args: argparse.Namespace) -> int:
         report = run_chaos(args.dir, config, nodes=args.nodes, out=sys.stdout)
     except TestnetError as exc:
         return _fail(exc)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report.to_json(), f, indent=2)
+    return 0 if report.ok else 3
+
+
+def add_node_command(args: argparse.Namespace) -> int:
+    try:
+        net = Testnet.open(args.dir)
+        info = net.add_node(member=args.member)
+    except TestnetError as exc:
+        return _fail(exc)
+    if args.print_action:
+        print(json.dumps(info["actions"]))
+        return 0
+    print(json.dumps(info, indent=2))
+    gov = net.governor_key_path("m0")
+    print(f"next: ledger governance propose --id add-{info['node']} --action '{json.dumps(info['actions'])}' "
+          f"--key {gov} --node {net.api_url(0)}\n"
+          f"      (approvals from other members' governors: ledger governance approve add-{info['node']} --key "
+          f"{net.governor_key_path('m1')} ...)\n"
+          f"      then start it: ledger testnet restart {info['node']} --dir {args.dir}", file=sys.stderr)
+    return 0
+
+
+def reconfigure_command(args: argparse.Namespace) -> int:
+    from node.demo import DemoError, play_onboarding
+
+    try:
+        net = Testnet.open(args.dir)
+        report = play_onboarding(net, sys.stdout, rate=args.rate, rotate_identity=not args.bls_only)
+    except (TestnetError, DemoError) as exc:
+        return _fail(exc)  # type: ignore[arg-type]
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report.to_json(), f, indent=2)

@@ -22,7 +22,7 @@ import os
 import sys
 from typing import Any
 
-from ledger.codec import Bin, Bool, Optional, Record, Seq, Str, StrMap, UInt, WireType
+from ledger.codec import Bin, Bool, Optional, Record, Seq, Str, StrMap, UInt, Variant, WireType
 from ledger.transaction import Signature, SignedTransaction, sign_transaction
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
@@ -134,7 +134,7 @@ def _add_field_flag(p: argparse.ArgumentParser, name: str, t: WireType) -> None:
                        help=f"optional {type(inner).__name__.lower()} (default none)")
     elif tt is Seq:
         item = t.item  # type: ignore[attr-defined]
-        structured = type(item) in (Record, StrMap, Seq)
+        structured = type(item) in (Record, StrMap, Seq, Variant)
         p.add_argument(_flag(name), dest=dest, action="append", default=None,
                        type=_json_value if structured else _scalar(item),
                        metavar="JSON" if structured else ("HEX" if type(item) is Bin else "VALUE"),

@@ -172,11 +172,105 @@ def _flags(fields: dict[str, Any]) -> list[str]:
     return argv
 
 
+# Every kind, `propose` included (its actions, a variant, are JSON flags; `ledger governance propose` is the
+# friendlier command, test_governance_commands below).
+FLAG_KINDS = list(OP_SAMPLES)
+
+
 def test_every_operation_kind_from_flags(files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    for kind, fields in OP_SAMPLES.items():
+    for kind in FLAG_KINDS:
+        fields = OP_SAMPLES[kind]
         code, out, err = run(capsys, "tx", kind.replace("_", "-"), *_flags(fields), "--key", files[AGENT],
                              "--offline", "--chain-id", CHAIN, "--tx-expiry-height", "77", "--nonce", "5")
         assert code == 0, (kind, err)
         expected = operation_to_json(operation(kind, actor=AGENT, **fields))
         assert out["body"]["operations"] == [expected], kind
         assert out["body"]["nonce"] == 5 and out["body"]["expiry_height"] == 77
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Governance commands (against a chain whose genesis names validators and governors)
+
+
+def test_governance_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from node.api import ApiConfig
+    from node.client import AccountKey
+    from tests.ledger.world import key_for
+    from tests.node.test_api_governance import (
+        MEMBERS,
+        USER,
+        GovChain,
+        GovFacade,
+        _keys,
+        genesis_document,
+        gov,
+    )
+    from tests.node.test_client import ServerThread
+
+    chain = GovChain(str(tmp_path / "db"))
+    server = ServerThread(GovFacade(chain), ApiConfig(open_reads=True))
+    url = server.start()
+    try:
+        keys = {}
+        for m in MEMBERS:
+            keys[m] = str(tmp_path / f"gov-{m}.key")
+            save_key(AccountKey(gov(m), key_for(gov(m))), keys[m])
+        user_key = str(tmp_path / "user.key")
+        save_key(AccountKey(USER, key_for(USER)), user_key)
+        node = ["--node", url]
+        k = _keys(4, 0)
+        add = {"kind": "add_validator", "node_id": "v4", "member": "m4", "identity_key": k.identity_key.hex(),
+               "bls_key": k.bls_public_key.hex(), "bls_pop": k.bls_pop().hex(), "address": "127.0.0.1:7004",
+               "power": 1}
+        member = {"kind": "add_member", "member": "m4", "name": "Member 4", "voter": True}
+        code, out, err = run(capsys, "governance", "propose", "--id", "onboard", "--action", json.dumps(member),
+                             "--action", json.dumps(add), "--key", keys["m0"], *node)
+        assert code == 0, err
+        assert out["receipt"]["code"] == 0 and out["proposal"]["status"] == "open"
+        assert out["proposal"]["approvals"] == ["m0"] and out["proposal"]["approvals_missing"] == 2
+        code, out, _ = run(capsys, "governance", "approve", "onboard", "--key", keys["m1"], *node)
+        assert code == 0 and out["proposal"]["approvals_missing"] == 1
+        code, out, _ = run(capsys, "governance", "approve", "onboard", "--key", keys["m2"], *node)
+        assert code == 0 and out["proposal"]["status"] == "executed"
+        end_height = out["receipt"]["height"]
+        code, out, _ = run(capsys, "governance", "approve", "onboard", "--key", keys["m3"], *node)
+        assert code == 1 and out["receipt"]["code"] == 605  # PROPOSAL_NOT_OPEN
+        code, out, _ = run(capsys, "governance", "show", "onboard", *node)
+        assert code == 0 and out["status"] == "executed" and out["closed_height"] == end_height
+        code, out, _ = run(capsys, "governance", "show", *node)
+        assert code == 0 and out["epoch"] == 1 and out["voters"] == [*MEMBERS, "m4"] and out["validators"] == 5
+        code, out, _ = run(capsys, "governance", "epochs", *node)
+        assert code == 0 and [e["end_height"] for e in out["epochs"]] == [end_height]
+        # a proposal from a file of actions, then withdrawn
+        actions = tmp_path / "actions.json"
+        actions.write_text(json.dumps([{"kind": "set_approval_threshold", "threshold": 4}]))
+        code, out, _ = run(capsys, "governance", "propose", "--id", "stricter", "--actions-file", str(actions),
+                           "--expires-in", "5", "--key", keys["m3"], *node)
+        assert code == 0 and out["proposal"]["expiry_height"] == out["receipt"]["height"] - 1 + 5
+        code, out, _ = run(capsys, "governance", "cancel", "stricter", "--key", keys["m3"], *node)
+        assert code == 0 and out["proposal"]["status"] == "cancelled"
+        # refusals: not a governor (1, with the ledger's code), bad action JSON (2), unknown proposal (3: 404)
+        code, out, _ = run(capsys, "governance", "approve", "onboard", "--key", user_key, *node)
+        assert code == 1 and out["receipt"]["code"] == 600  # NOT_GOVERNOR
+        code, _, err = run(capsys, "governance", "propose", "--id", "x", "--action", "{nope", "--key", keys["m0"],
+                           *node)
+        assert code == 2 and json.loads(err)["error"] == "bad_input"
+        code, _, err = run(capsys, "governance", "propose", "--id", "x", "--action",
+                           json.dumps({"kind": "add_validator", "node_id": "v9"}), "--key", keys["m0"], *node)
+        assert code == 2 and json.loads(err)["details"]["ledger_code"] > 0
+        code, _, err = run(capsys, "governance", "show", "nope", *node)
+        assert code == 3 and json.loads(err)["error"] == 603
+        # a custody statement taken after the epoch change verifies offline from the genesis file alone
+        genesis = tmp_path / "genesis.json"
+        write_genesis(str(genesis), genesis_document())
+        code, out, _ = run(capsys, "tx", "transfer", "--asset", "CASH-T", "--legs",
+                           json.dumps({"recipient": "bob@m1", "amount": 1}), "--key", user_key, *node)
+        assert code == 1 and out["receipt"]["code"] > 0  # no CASH-T defined on this chain: refused, still a block
+        statement = str(tmp_path / "statement.json")
+        code, out, err = run(capsys, "statement", USER, "--out", statement, "--genesis", str(genesis), *node)
+        assert code == 0 and out["verified"] is True, err
+        code, out, _ = run(capsys, "verify-statement", statement, "--genesis", str(genesis))
+        assert code == 0 and out["valid"] is True and out["epoch"] == 1 and out["epoch_changes"] == 1
+    finally:
+        server.stop()
+        chain.store.close()

@@ -286,3 +286,19 @@ def test_frames_round_trip_and_any_flipped_bit_is_refused(payloads: list[bytes],
     assert refused.value.code in {"decrypt_failed", "replayed_frame", "out_of_order_frame"}
     # The intact frame is still accepted afterwards: a refused frame does not advance the counter.
     assert opener.open(body(frames[victim])) == (KIND_DATA, payloads[victim])
+
+
+def test_a_rotated_peer_is_admitted_with_its_previous_key_and_its_new_one_but_no_other() -> None:
+    import dataclasses
+
+    new_bob = Identity("bob", nacl.signing.SigningKey(hashlib.sha256(b"bob, rotated").digest()))
+    rotating = PeerSet.of([ALICE.as_peer(), dataclasses.replace(new_bob.as_peer(), previous_key=BOB.public_key)])
+    for bob in (BOB, new_bob):
+        session_a, _ = run(Handshake(ALICE, CHAIN, rotating), Handshake(bob, CHAIN, PEERS if bob is BOB else rotating))
+        assert session_a.peer.node_id == "bob" and session_a.key == bob.public_key
+    mallory_as_bob = Identity("bob", MALLORY.signing_key)
+    with pytest.raises(HandshakeError) as err:
+        run(Handshake(ALICE, CHAIN, rotating), Handshake(mallory_as_bob, CHAIN, rotating))
+    assert err.value.code == "unknown_key"
+    with pytest.raises(AssertionError):  # a key may not serve two nodes, not even as a previous key
+        PeerSet.of([ALICE.as_peer(), dataclasses.replace(new_bob.as_peer(), previous_key=ALICE.public_key)])

@@ -4,6 +4,7 @@ offline against the genesis validator set; any tampering (a byte of the file, an
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -17,14 +18,17 @@ from consensus.messages import (
     Block,
     BlockHeader,
     CommitCertificate,
+    EpochChangeProof,
     QuorumCert,
     encode_block,
+    epoch_commitment,
     genesis_block,
     genesis_qc,
     payload_hash,
     vote_message,
 )
-from consensus.simulator import _secret_key, simulated_validator_set
+from consensus.simulator import _epoch_set, _secret_key, simulated_validator_set
+from consensus.validators import ValidatorSet
 from ledger import operations as o
 from ledger.context import BlockContext
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
@@ -33,6 +37,7 @@ from ledger.store import BlockCommit, LedgerStore
 from ledger.transition import apply_block
 from node.execution import cert_key
 from node.statement import (
+    MAX_STATEMENT_EPOCH_CHANGES,
     StatementCode,
     StatementError,
     StatementVerdict,
@@ -62,13 +67,19 @@ def world_spec() -> GenesisSpec:
     )
 
 
+GENESIS_MEMBERS: tuple[tuple[int, int], ...] = tuple((i, 0) for i in range(N_VALIDATORS))
+
+
 def sign_qc(round_: int, block_id: bytes, state_root: bytes, signers: tuple[int, ...] = (0, 1, 2),
-            chain: bytes = CHAIN_B) -> QuorumCert:
+            chain: bytes = CHAIN_B, epoch: int = 0,
+            members: tuple[tuple[int, int], ...] = GENESIS_MEMBERS) -> QuorumCert:
+    """A QC of `epoch`, whose set is the simulator validators `members` ((index, key version), bitmap order),
+    signed by the members at positions `signers`."""
     backend = bls.get_backend()
-    vs = simulated_validator_set(N_VALIDATORS)
-    msg = vote_message(chain, 0, round_, block_id, state_root)
-    sigs = [backend.sign(_secret_key(i), msg) for i in signers]
-    return QuorumCert(0, round_, block_id, state_root, vs.bitmap(signers), backend.aggregate(sigs))
+    vs = _epoch_set(epoch, members)
+    msg = vote_message(chain, epoch, round_, block_id, state_root)
+    sigs = [backend.sign(_secret_key(*members[i]), msg) for i in signers]
+    return QuorumCert(epoch, round_, block_id, state_root, vs.bitmap(signers), backend.aggregate(sigs))
 
 
 class StoreChain(World):
@@ -76,11 +87,20 @@ class StoreChain(World):
     whose QC (3 of 4 real BLS signatures) certifies its parent and the parent's state root. When block h commits,
     its commit certificate is made the way Jolteon makes it: a child header in round 2h+1 carrying the QC of h,
     and a QC on that child (the next real block extends h again, in round 2h+2). The certificate is stored with
-    the block (store extra, node.execution.cert_key)."""
+    the block (store extra, node.execution.cert_key).
+
+    Epochs: `end_epoch(members)` makes the next block epoch-ending (its certificate's QC, on the empty suffix
+    child, carries the epoch commitment of the next set, as in docs/consensus.md section 10) and switches the
+    signers to `members` from the block after it; `proofs` collects the EpochChangeProofs."""
 
     def __init__(self, path: str, consensus_chain_id: bytes = CHAIN_B) -> None:
         super().__init__()
         self.chain = consensus_chain_id
+        self.epoch = 0
+        self.members = GENESIS_MEMBERS
+        self.next_members: tuple[tuple[int, int], ...] | None = None
+        self.proofs: list[EpochChangeProof] = []
+        self.sets: dict[int, ValidatorSet] = {}
         self.store = LedgerStore.open(path)
         changes = genesis_changes(world_spec())
         update = SparseMerkleTree(self.store).update(changes)
@@ -108,13 +128,25 @@ class StoreChain(World):
         payload += self.time.to_bytes(8, "big")
         parent = self.blocks[-1]
         h = out.height
-        header = BlockHeader(self.chain, 0, 2 * h, h, parent.id, h % N_VALIDATORS, payload_hash(payload),
-                             self.qcs[-1])
+        e, members = self.epoch, self.members
+        n = len(members)
+        signers = tuple(range(n - 1))  # n - 1 of n: a quorum for n = 4 and n = 5
+        header = BlockHeader(self.chain, e, 2 * h, h, parent.id, h % n, payload_hash(payload), self.qcs[-1])
         block = Block(header, payload)
-        qc = sign_qc(2 * h, block.id, out.state_root, chain=self.chain)
-        child = BlockHeader(self.chain, 0, 2 * h + 1, h + 1, block.id, (h + 1) % N_VALIDATORS, payload_hash(b""), qc)
-        cert = CommitCertificate((header, child), sign_qc(2 * h + 1, child.id, hashlib.sha256(child.id).digest(),
-                                                          chain=self.chain))
+        qc = sign_qc(2 * h, block.id, out.state_root, signers, self.chain, e, members)
+        child = BlockHeader(self.chain, e, 2 * h + 1, h + 1, block.id, (h + 1) % n, payload_hash(b""), qc)
+        child_root = hashlib.sha256(child.id).digest()
+        next_set = None
+        if self.next_members is not None:
+            next_set = _epoch_set(e + 1, self.next_members)
+            child_root = epoch_commitment(block.id, out.state_root, next_set.digest)
+        cert = CommitCertificate((header, child), sign_qc(2 * h + 1, child.id, child_root, signers, self.chain, e,
+                                                          members))
+        self.sets[h] = _epoch_set(e, members)
+        if next_set is not None:
+            assert self.next_members is not None
+            self.proofs.append(EpochChangeProof(cert, next_set.entries()))
+            self.epoch, self.members, self.next_members = e + 1, self.next_members, None
         self.store.commit_block(
             BlockCommit(
                 height=h,
@@ -135,6 +167,10 @@ class StoreChain(World):
         self.tx_ids[h] = tuple(tx_id for tx_id, _, _ in out.executed)
         return out
 
+    def end_epoch(self, members: tuple[tuple[int, int], ...]) -> None:
+        """The next block ends the current epoch; `members` sign from the block after it."""
+        self.next_members = members
+
     def certificate(self, height: int) -> CommitCertificate:
         return self.certificates[height]
 
@@ -145,7 +181,8 @@ class StoreChain(World):
             height,
             chain_id=CHAIN,
             certificate=self.certificate(height),
-            validator_set=simulated_validator_set(N_VALIDATORS),
+            validator_set=self.sets[height],
+            epoch_proofs=self.proofs,
             **kw,
         )
 
@@ -290,6 +327,9 @@ def test_each_kind_of_tampering_fails_with_its_code(good: dict[str, Any]) -> Non
     def epoch_changes(d):
         d["validator_set"]["epoch_changes"].append({"epoch": 1})
 
+    def epoch(d):
+        d["validator_set"]["epoch"] = 1
+
     def extra_proof(d):
         d["proofs"].append(copy.deepcopy(d["proofs"][-1]))
 
@@ -309,7 +349,8 @@ def test_each_kind_of_tampering_fails_with_its_code(good: dict[str, Any]) -> Non
         height: R.BLOCK_MISMATCH,
         root: R.BLOCK_MISMATCH,
         digest: R.VALIDATOR_SET_MISMATCH,
-        epoch_changes: R.UNSUPPORTED_EPOCH,
+        epoch_changes: R.MALFORMED,
+        epoch: R.EPOCH_MISMATCH,
         extra_proof: R.MALFORMED,
         status: R.VALUE_MISMATCH,
         bool_for_int: R.VALUE_MISMATCH,
@@ -461,3 +502,171 @@ def test_pruned_height_is_refused_with_its_code(tmp_path) -> None:
         assert verify_statement(w.statement(DAVE, heights["final"]), anchor()).ok
     finally:
         w.store.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Statements across epochs: the verifier follows the epoch-change proofs from the genesis set alone
+
+EPOCH1_MEMBERS = GENESIS_MEMBERS + ((4, 0),)  # a fifth validator joins
+EPOCH2_MEMBERS = ((1, 1), (2, 0), (3, 0), (4, 0))  # validator 0 leaves, validator 1 rotates its key
+
+
+def build_epoch_chain(path: str) -> tuple[StoreChain, dict[str, int]]:
+    """Two epoch changes (4 -> 5 validators, then one removed and one key rotated) with transfers in every epoch."""
+    w = StoreChain(path)
+    w.account(ISSUER, roles=("issuer",))
+    w.account(DAVE)
+    w.account("bob@bank-b")
+    w.asset("BOND-A", ISSUER, cap=100_000_000)
+    w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", DAVE, 5_000))
+    heights = {"epoch0": w.ledger.height}
+    w.end_epoch(EPOCH1_MEMBERS)
+    w.ok(DAVE, o.Transfer(DAVE, "BOND-A", (o.TransferLeg("bob@bank-b", 100),)))
+    heights["end0"] = w.ledger.height
+    w.ok(DAVE, o.Transfer(DAVE, "BOND-A", (o.TransferLeg("bob@bank-b", 10),)))
+    heights["epoch1"] = w.ledger.height
+    w.end_epoch(EPOCH2_MEMBERS)
+    w.ok(DAVE, o.Transfer(DAVE, "BOND-A", (o.TransferLeg("bob@bank-b", 1),)))
+    w.ok(DAVE, o.Transfer(DAVE, "BOND-A", (o.TransferLeg("bob@bank-b", 2),)))
+    heights["epoch2"] = w.ledger.height
+    assert w.epoch == 2 and [p.epoch for p in w.proofs] == [0, 1]
+    return w, heights
+
+
+@pytest.fixture(scope="module")
+def epochs(tmp_path_factory: pytest.TempPathFactory) -> tuple[StoreChain, dict[str, int]]:
+    w, heights = build_epoch_chain(str(tmp_path_factory.mktemp("epochs") / "db"))
+    yield w, heights
+    w.store.close()
+
+
+@pytest.fixture(scope="module")
+def late(epochs) -> dict[str, Any]:
+    """A statement of epoch 2, taken after two epoch changes."""
+    w, heights = epochs
+    return w.statement(DAVE, heights["epoch2"])
+
+
+def test_statement_after_two_epoch_changes_verifies_from_the_genesis_alone(late, epochs) -> None:
+    w, heights = epochs
+    assert late["block"]["epoch"] == 2 and late["validator_set"]["epoch"] == 2
+    assert late["validator_set"]["epoch_changes"] == [p.encode().hex() for p in w.proofs]
+    assert late["validator_set"]["digest"] == _epoch_set(2, EPOCH2_MEMBERS).digest.hex()
+    verdict = verify_statement_bytes(statement_bytes(late), anchor())
+    assert verdict == StatementVerdict(True, "ok", "statement verified", DAVE, heights["epoch2"])
+    assert late["holdings"][0]["available"] == 5_000 - 113
+
+
+def test_statements_of_each_epoch_carry_exactly_the_proofs_up_to_it(epochs) -> None:
+    w, heights = epochs
+    for name, n_proofs in (("epoch0", 0), ("end0", 0), ("epoch1", 1), ("epoch2", 2)):
+        doc = w.statement(DAVE, heights[name])
+        assert len(doc["validator_set"]["epoch_changes"]) == n_proofs, name
+        assert doc["validator_set"]["epoch"] == n_proofs
+        assert verify_statement(doc, anchor()).ok, name
+    # The epoch-ending block itself is certified by its own epoch (its certificate is the proof's).
+    assert w.certificate(heights["end0"]) == w.proofs[0].cert
+
+
+def test_builder_needs_the_proofs_up_to_the_certificate_epoch(epochs) -> None:
+    w, heights = epochs
+    h = heights["epoch2"]
+    kw = {"chain_id": CHAIN, "certificate": w.certificate(h), "validator_set": w.sets[h]}
+    with pytest.raises(StatementError) as e:
+        build_statement(w.store, DAVE, h, epoch_proofs=w.proofs[:1], **kw)
+    assert e.value.code == "statement_epoch_proofs_missing"
+    with pytest.raises(StatementError) as e:
+        build_statement(w.store, DAVE, h, epoch_proofs=w.proofs[::-1], **kw)
+    assert e.value.code == "statement_epoch_proofs_missing"
+    with pytest.raises(StatementError) as e:
+        build_statement(w.store, DAVE, h, chain_id=CHAIN, certificate=w.certificate(h),
+                        validator_set=_epoch_set(2, EPOCH1_MEMBERS), epoch_proofs=w.proofs)
+    assert e.value.code == "statement_certificate_mismatch"
+
+
+def _with_changes(doc: dict[str, Any], changes: list[str], epoch: int | None = None) -> StatementVerdict:
+    d = copy.deepcopy(doc)
+    d["validator_set"]["epoch_changes"] = changes
+    if epoch is not None:
+        d["validator_set"]["epoch"] = epoch
+    return verify_statement(d, anchor())
+
+
+def test_broken_epoch_chains_fail_with_their_codes(late, epochs) -> None:
+    w, heights = epochs
+    R = StatementCode
+    p0, p1 = w.proofs
+    vs1 = _epoch_set(1, EPOCH1_MEMBERS)
+    cases: dict[str, tuple[list[str], str]] = {}
+    cases["none"] = ([], R.EPOCH_MISMATCH)
+    cases["only the first"] = ([p0.encode().hex()], R.EPOCH_MISMATCH)
+    cases["only the second"] = ([p1.encode().hex()], R.EPOCH_PROOF_ORDER)
+    cases["swapped"] = ([p1.encode().hex(), p0.encode().hex()], R.EPOCH_PROOF_ORDER)
+    cases["repeated"] = ([p0.encode().hex(), p0.encode().hex()], R.EPOCH_PROOF_ORDER)
+    cases["not hex"] = (["zz", p1.encode().hex()], R.MALFORMED)
+    cases["truncated"] = ([p0.encode().hex()[:-4], p1.encode().hex()], R.EPOCH_PROOF_MALFORMED)
+    cases["non-canonical"] = ([p0.encode().hex() + "00", p1.encode().hex()], R.EPOCH_PROOF_MALFORMED)
+    # a different next set than the one the old quorum certified
+    other = dataclasses.replace(p0, next_validators=_epoch_set(1, GENESIS_MEMBERS + ((5, 0),)).entries())
+    cases["other next set"] = ([other.encode().hex(), p1.encode().hex()], R.EPOCH_PROOF_NOT_EPOCH_ENDING)
+    # an ordinary commit certificate (no epoch commitment) passed off as the end of epoch 0
+    plain = EpochChangeProof(w.certificate(heights["epoch0"]), vs1.entries())
+    cases["ordinary certificate"] = ([plain.encode().hex(), p1.encode().hex()], R.EPOCH_PROOF_NOT_EPOCH_ENDING)
+    # a next set with a proof of possession that does not verify
+    e = vs1.entries()
+    bad_pop = dataclasses.replace(p0, next_validators=((e[0][0], e[0][1], e[1][2], e[0][3]),) + e[1:])
+    cases["bad pop"] = ([bad_pop.encode().hex(), p1.encode().hex()], R.EPOCH_PROOF_BAD_NEXT_SET)
+    # epoch 1 "ended" by a quorum of validators that are not the epoch-1 set (a forged history)
+    c = p1.cert
+    forged_members = ((5, 0), (6, 0), (7, 0), (8, 0), (9, 0))
+    forged_qc = sign_qc(c.qc.round, c.qc.block_id, c.qc.state_root, (0, 1, 2, 3), CHAIN_B, 1, forged_members)
+    forged = dataclasses.replace(p1, cert=CommitCertificate(c.headers, forged_qc))
+    cases["forged quorum"] = ([p0.encode().hex(), forged.encode().hex()], R.EPOCH_PROOF_BAD_CERTIFICATE)
+    cases["too long"] = (["00"] * (MAX_STATEMENT_EPOCH_CHANGES + 1), R.EPOCH_CHAIN_TOO_LONG)
+    for name, (changes, code) in cases.items():
+        verdict = _with_changes(late, changes)
+        assert (verdict.ok, verdict.code) == (False, code), (name, verdict)
+    # Claiming the epoch (and set) the shortened chain reaches still fails: the certificate is of epoch 2.
+    d = copy.deepcopy(late)
+    d["validator_set"] = {"epoch": 1, "digest": vs1.digest.hex(), "epoch_changes": [p0.encode().hex()]}
+    assert verify_statement(d, anchor()).code == R.EPOCH_MISMATCH
+    # Claiming the digest of the genesis set for epoch 2 fails.
+    d = copy.deepcopy(late)
+    d["validator_set"]["digest"] = simulated_validator_set(N_VALIDATORS).digest.hex()
+    assert verify_statement(d, anchor()).code == R.VALIDATOR_SET_MISMATCH
+
+
+def test_an_epoch_zero_certificate_with_epoch_changes_is_refused(epochs) -> None:
+    w, heights = epochs
+    doc = w.statement(DAVE, heights["epoch0"])
+    verdict = _with_changes(doc, [p.encode().hex() for p in w.proofs], epoch=2)
+    assert (verdict.ok, verdict.code) == (False, StatementCode.VALIDATOR_SET_MISMATCH)
+    d = copy.deepcopy(doc)
+    d["validator_set"] = copy.deepcopy(w.statement(DAVE, heights["epoch2"])["validator_set"])
+    assert verify_statement(d, anchor()).code == StatementCode.EPOCH_MISMATCH
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_change_to_an_epoch_proof_fails(late: dict[str, Any], data: st.DataObject) -> None:
+    doc = copy.deepcopy(late)
+    changes = doc["validator_set"]["epoch_changes"]
+    i = data.draw(st.integers(0, len(changes) - 1), label="proof")
+    raw = bytearray(bytes.fromhex(changes[i]))
+    pos = data.draw(st.integers(0, len(raw) - 1), label="position")
+    raw[pos] ^= data.draw(st.integers(1, 255), label="xor")
+    changes[i] = raw.hex()
+    verdict = verify_statement(doc, anchor())
+    assert not verdict.ok
+    assert verdict.code.startswith("statement_epoch_") or verdict.code == StatementCode.VALIDATOR_SET_MISMATCH, \
+        verdict
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_byte_change_of_a_multi_epoch_file_fails(late: dict[str, Any], data: st.DataObject) -> None:
+    original = statement_bytes(late)
+    pos = data.draw(st.integers(0, len(original) - 1), label="position")
+    mutated = bytearray(original)
+    mutated[pos] = (mutated[pos] + data.draw(st.integers(1, 255), label="delta")) % 256
+    assert not verify_statement_bytes(bytes(mutated), anchor()).ok

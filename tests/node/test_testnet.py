@@ -111,3 +111,37 @@ def test_only_testnet_chain_ids(tmp_path: os.PathLike[str]) -> None:
     with pytest.raises(TestnetError) as err:
         Testnet.open(str(tmp_path))
     assert err.value.code == "no_testnet"
+
+
+def test_genesis_governors_and_add_node_files(tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """No processes: the genesis gives each founding member a governor; add-node writes a node that is not in it."""
+    from node.client import governance, load_key
+    from node.config import load_config
+    from node.genesis import load_genesis
+
+    directory = str(tmp_path)
+    net = Testnet.create(directory, 4, seed=b"add-node")
+    genesis = load_genesis(net.genesis_path)
+    governors = {a.account_id: a.roles for a in genesis.accounts if a.account_id.startswith("gov@")}
+    assert governors == {f"gov@m{i}": ("governor",) for i in range(4)}
+    key = load_key(net.governor_key_path("m2"))
+    assert key.account == "gov@m2"
+    assert os.stat(net.governor_key_path("m2")).st_mode & 0o777 == 0o600
+    assert next(a for a in genesis.accounts if a.account_id == "gov@m2").keys == (key.public_key,)
+    assert main(["testnet", "add-node", "--dir", directory, "--print-action"]) == 0
+    actions = governance.parse_actions([capsys.readouterr().out])
+    assert [type(a).__name__ for a in actions] == ["AddMember", "AddValidator"]
+    add = actions[1]
+    assert (add.node_id, add.member, add.power) == ("node-4", "m4", 1)
+    assert genesis.validator("node-4") is None  # not in the genesis: it joins by governance
+    again = Testnet.open(directory)
+    assert again.n == 5 and again.joined == [4]
+    config = load_config(again.config_path(4))
+    assert config.node_id == "node-4" and config.genesis_file == net.genesis_path
+    assert add.address == f"{config.p2p_listen[0]}:{config.p2p_listen[1]}"
+    assert config.peer_addresses == {f"node-{i}": (net.host, net.p2p_ports[i]) for i in range(4)}
+    assert config.p2p_listen[1] not in net.p2p_ports[:4] and config.api_listen is not None
+    # a second joiner run by an existing member: only the validator action
+    assert main(["testnet", "add-node", "--dir", directory, "--member", "m1"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["node"] == "node-5" and [a["kind"] for a in info["actions"]] == ["add_validator"]

@@ -429,3 +429,46 @@ async def test_a_key_revoked_during_the_handshake_is_refused() -> None:
         writer.close()
     finally:
         await a.close()
+
+
+@run_async
+async def test_identity_rotation_keeps_links_with_the_previous_key_then_reconnects_with_the_new_one() -> None:
+    """An epoch change rotates b's identity key: a admits both keys while b may not have switched (its link with the
+    old key stays up), b then switches its own identity (every link is re-dialled with the new key), and a later
+    set without the previous key keeps the new link. A node that is not in its own peer set (a validator added
+    later) connects as itself once the others list it."""
+    a, b = await mesh(["a", "b"])
+    try:
+        ident_a, old_b = identity("a"), identity("b")
+        new_b = Identity("b", nacl.signing.SigningKey(hashlib.sha256(b"b, rotated").digest()))
+        addr_a, addr_b = a.listen_address, b.listen_address
+        rotating = PeerSet.of([ident_a.as_peer(addr_a),
+                               dataclasses.replace(new_b.as_peer(addr_b), previous_key=old_b.public_key)])
+        connects = a.counters.connects
+        a.update_peer_set(rotating)
+        assert a.connected_peers() == {"b"} and a.counters.connects == connects, "old-key link kept"
+        b.update_peer_set(rotating, new_b)
+        assert b.identity_key == new_b.public_key
+        await wait_until(lambda: a.counters.connects > connects and a.connected_peers() == {"b"}, "re-dialled")
+        assert a._peers["b"].link.key == new_b.public_key
+        a.update_peer_set(PeerSet.of([ident_a.as_peer(addr_a), new_b.as_peer(addr_b)]))
+        assert a.connected_peers() == {"b"}
+        # A node outside its own peer set: c dials a, refused until a lists it, then admitted.
+        ident_c = identity("c")
+        c = Transport(ident_c, CHAIN, PeerSet.of([ident_a.as_peer(addr_a)]), FAST)
+        await c.start()
+        try:
+            await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] >= 1, "c refused")
+            a.update_peer_set(PeerSet.of([ident_a.as_peer(addr_a), new_b.as_peer(addr_b), ident_c.as_peer()]))
+            await wait_until(lambda: "c" in a.connected_peers() and c.connected_peers() == {"a"}, "c admitted")
+        finally:
+            await c.close()
+    finally:
+        await close_all(a, b)
+
+
+def test_a_peer_set_may_omit_this_node_but_never_list_it_with_another_key() -> None:
+    ident_a, other = identity("a"), Identity("a", nacl.signing.SigningKey(hashlib.sha256(b"not a").digest()))
+    Transport(ident_a, CHAIN, PeerSet.of([identity("b").as_peer()]), FAST)
+    with pytest.raises(TransportError):
+        Transport(ident_a, CHAIN, PeerSet.of([other.as_peer(), identity("b").as_peer()]), FAST)

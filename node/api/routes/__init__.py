@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.api.routes import accounts, assets, blocks, events, proofs, status, tx
+from node.api.routes import accounts, assets, blocks, events, governance, proofs, status, tx
 from node.api.routing import Route
 
 __all__ = ["ALL_ROUTES"]
@@ -14,5 +14,6 @@ ALL_ROUTES: tuple[Route, ...] = (
     *blocks.ROUTES,
     *proofs.ROUTES,
     *events.ROUTES,
+    *governance.ROUTES,
     *status.ROUTES,
 )

@@ -1,4 +1,4 @@
-"""Node status, health, validators, peers, metrics, the reason-code table, the OpenAPI document and docs page."""
+"""Node status, health, peers, metrics, the reason-code table, the OpenAPI document and docs page."""
 
 from __future__ import annotations
 
@@ -29,16 +29,6 @@ async def get_status(call: Call) -> Any:
 
 async def get_health(call: Call) -> Any:
     return {"ok": True, "height": call.ctx.facade.head().height}
-
-
-async def get_validators(call: Call) -> Any:
-    epoch, validators = call.ctx.facade.validators()
-    return {
-        "epoch": epoch,
-        "validators": [
-            {"index": v.index, "name": v.name, "public_key": v.public_key.hex(), "power": v.power} for v in validators
-        ],
-    }
 
 
 async def get_peers(call: Call) -> Any:
@@ -75,8 +65,6 @@ async def get_docs(call: Call) -> Any:
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/status", "getStatus", "Chain id, head, node status", "node", get_status,
           response=ref("Status")),
-    Route("GET", "/v1/validators", "getValidators", "The current validator set", "node", get_validators,
-          response=ref("Validators")),
     Route("GET", "/v1/peers", "getPeers", "Peers and their last known heights", "node", get_peers,
           response=ref("Peers")),
     Route("GET", "/v1/codes", "getReasonCodes", "The reason-code table (docs/reason-codes.md)", "node", get_codes,

@@ -1,0 +1,415 @@
+"""Epoch changes in running nodes (issue 8, docs/consensus.md §10), in one process over loopback TCP.
+
+Four genesis validators with one governor account per member (3 of 4 approvals) and a fifth node that is not in the
+genesis file. While transfers keep committing: (a) a proposal adds member m4 and its validator node-4, which had
+started from genesis as an observer, caught up, and then signs (its bit appears in QCs); (b) a proposal removes
+node-3, which then follows as an observer and signs nothing; (c) a proposal rotates node-1's identity and BLS keys,
+prepared with `rotate_keys` and handed to the node as next keys; (d) a validator restarted after the changes
+resumes in the current epoch and keeps signing; all nodes end with the same state roots, and the stored epoch
+proofs lead from the genesis set to the current one. (e) A node that was never online applies the chain by block
+sync across the three boundaries, each certificate checked with the set of the state below it, and refuses a
+certificate for a block of the rotation epoch signed with the rotated-away key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import random
+
+import pytest
+
+from consensus.certificates import CommitCertificateError, verify_epoch_chain
+from consensus.messages import CommitCertificate, QuorumCert, decode_block, vote_message
+from consensus.validators import bitmap_indexes
+from ledger.events import decode_receipt
+from ledger.operations import (
+    AddMember,
+    AddValidator,
+    Approve,
+    Propose,
+    RemoveValidator,
+    RotateValidatorKeys,
+    Transfer,
+    TransferLeg,
+)
+from ledger.transaction import TxBody, sign_transaction
+from node.execution import cert_key, epoch_proof_key
+from node.genesis import ChainParams, load_genesis, write_genesis
+from node.localnet import CASH_ASSET, generate_network, load_accounts
+from node.node_keys import NodeKeys, load_keys, load_next_keys, next_keys_path, rotate_keys, write_keys
+from node.runtime import Validator
+from node.sigverify import Ed25519Verifier
+from tests.node.cluster import free_ports
+
+PARAMS = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50, max_backoff_exponent=2)
+SEED = b"epochs"
+
+
+@pytest.fixture(scope="module")
+def sig_verifier():
+    v = Ed25519Verifier(workers=0)
+    yield v
+    v.close()
+
+
+class _GovernedNet:
+    """A 4-validator genesis (loopback ports) with governor accounts gov@m0..gov@m3 and a spare fifth node."""
+
+    def __init__(self, tmp_path, chain_id: str) -> None:
+        self.tmp_path = tmp_path
+        self.ports = free_ports(6)
+        layout = generate_network(str(tmp_path / "net"), 4, chain_id=chain_id, seed=SEED, base_port=self.ports[0],
+                                  params=PARAMS, genesis_time=1_700_000_000, users=8, governors=True,
+                                  spare_nodes=1)
+        with open(layout.genesis_path, encoding="utf-8") as f:
+            doc = json.load(f)
+        for i, v in enumerate(doc["validators"]):
+            v["address"] = f"127.0.0.1:{self.ports[i]}"
+        write_genesis(layout.genesis_path, doc)
+        self.accounts = load_accounts(layout.accounts_path)
+        assert {f"gov@m{i}" for i in range(4)} <= set(self.accounts)
+        self.genesis = load_genesis(layout.genesis_path)
+        assert self.genesis.validator("node-4") is None
+        self.chain_id = self.genesis.chain_id
+        self.key_files = [os.path.join(os.path.dirname(p), "node_keys.json")
+                          for p in layout.config_paths + layout.spare_config_paths]
+        self.keys = [load_keys(path) for path in self.key_files]
+        assert [k.node_id for k in self.keys] == [f"node-{i}" for i in range(5)]
+        self.rotated = rotate_keys(self.keys[1], SEED + b"|node-1|rotated")
+        self.users = sorted(a for a in self.accounts if a.startswith("user-"))
+        self.nonce = 0
+
+    def validator(self, i: int, sig_verifier, data: str | None = None) -> Validator:
+        """Validator i as `ledger node run` builds it: next keys from beside its key file, now and at epoch changes."""
+        return Validator(self.genesis, self.keys[i], str(self.tmp_path / (data or f"d{i}")),
+                         listen=("127.0.0.1", self.ports[i]), sig_verifier=sig_verifier,
+                         next_keys=load_next_keys(self.key_files[i]),
+                         load_next_keys=functools.partial(load_next_keys, self.key_files[i]))
+
+    def _tx(self, actor: str, op: object, expiry: int = 5_000) -> bytes:
+        self.nonce += 1
+        body = TxBody(1, self.chain_id, (actor,), self.nonce, expiry, (op,))
+        return sign_transaction(body, [(actor, self.accounts[actor])]).to_bytes()
+
+    def transfer(self) -> bytes:
+        k = self.nonce % len(self.users)
+        s, r = self.users[k], self.users[(k + 1) % len(self.users)]
+        return self._tx(s, Transfer(s, CASH_ASSET, (TransferLeg(r, 1),)))
+
+    async def govern(self, node: Validator, proposal_id: str, actions: tuple, before_last=None) -> int:
+        """Propose (gov@m0) and approve (gov@m1, gov@m2) through `node`; the height the proposal executed at.
+        `before_last()` runs before the approval that executes it."""
+        height = 0
+        for actor, op in (("gov@m0", Propose("gov@m0", proposal_id, actions, 5_000)),
+                          ("gov@m1", Approve("gov@m1", proposal_id)), ("gov@m2", Approve("gov@m2", proposal_id))):
+            if actor == "gov@m2" and before_last is not None:
+                before_last()
+            tx_id, code, message = await node.admit(self._tx(actor, op))
+            assert code == 0, message
+            height = await _committed(node, tx_id)
+        return height
+
+
+async def _committed(node: Validator, tx_id: bytes, timeout: float = 60.0) -> int:
+    for _ in range(int(timeout / 0.05)):
+        found = node.store.get_tx(tx_id)
+        if found is not None:
+            receipt = decode_receipt(node.store.get_receipt(tx_id))
+            assert receipt.code == 0, receipt
+            return found[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"transaction {tx_id.hex()[:16]} not committed at {node.node_id}: {node.status()}")
+
+
+_NODES: list = []
+
+
+async def _until(predicate, what: str, timeout: float = 60.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    states = [{k: n.status()[k] for k in ("node_id", "mode", "height", "epoch", "role", "round", "peers_connected")}
+              | {"replica_epoch": None if n.replica is None else n.replica.vs.epoch,
+                 "retired": n.replica is not None and n.replica.retired,
+                 "learned": n.replica is not None and bool(n.replica.learned_epoch_change),
+                 "counters": None if n.replica is None else {k: v for k, v in n.replica.counters.items()
+                                                             if "epoch" in k or "retired" in k}}
+              for n in _NODES if n is not None]
+    raise AssertionError(f"timed out waiting for {what}: {states}")
+
+
+def _qc_signers(node: Validator, lo: int, hi: int, index: int) -> int:
+    """How many commit certificates of heights lo..hi carry a QC signed by validator `index` of their epoch."""
+    count = 0
+    for h in range(lo, hi + 1):
+        raw = node.store.get_extra(cert_key(h))
+        if raw is None:
+            continue
+        cert = CommitCertificate.decode(raw)
+        for qc in (cert.headers[1].qc, cert.qc):
+            if qc.signers and index in bitmap_indexes(qc.signers):
+                count += 1
+    return count
+
+
+def _proposed_by(node: Validator, lo: int, hi: int, index: int) -> int:
+    return sum(1 for h in range(lo, hi + 1)
+               if (raw := node.store.get_block(h)) is not None and decode_block(raw).header.proposer == index)
+
+
+def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier) -> None:
+    net = _GovernedNet(tmp_path, "testnet-epochs")
+
+    async def run() -> None:
+        nodes: list[Validator | None] = [net.validator(i, sig_verifier) for i in range(4)]
+        # node-4 is in no genesis record: it starts from genesis, dials the genesis validators and follows.
+        joiner = Validator(net.genesis, net.keys[4], str(tmp_path / "d4"), listen=("127.0.0.1", net.ports[4]),
+                           sig_verifier=sig_verifier)
+        assert joiner.role == "observer" and joiner.vs.epoch == 0
+        nodes.append(joiner)
+        _NODES[:] = nodes
+        for node in nodes:
+            await node.start()
+        submitted: list[bytes] = []
+        stop_load = asyncio.Event()
+
+        async def load() -> None:
+            rng = random.Random(7)
+            while not stop_load.is_set():
+                node = nodes[rng.choice((0, 1))]
+                if node is not None:
+                    tx_id, code, _ = await node.admit(net.transfer())
+                    if code == 0:
+                        submitted.append(tx_id)
+                await asyncio.sleep(0.1)
+
+        load_task = asyncio.create_task(load())
+        try:
+            n0 = nodes[0]
+            assert all([await node.wait_for_height(3, 60) for node in nodes[:4]])
+
+            # (a) add member m4 and its validator node-4 (it has been following from genesis as an observer)
+            k4 = net.keys[4]
+            end0 = await net.govern(n0, "add-m4", (
+                AddMember("m4", "Member 4", False),
+                AddValidator("node-4", "m4", k4.identity_key, k4.bls_public_key, k4.bls_pop(),
+                             f"127.0.0.1:{net.ports[4]}", 1)))
+            await _until(lambda: all(n.vs.epoch == 1 for n in nodes), "epoch 1 everywhere")
+            assert n0.store.get_extra(epoch_proof_key(0)) is not None
+            assert joiner.role == "validator" and len(joiner.vs) == 5
+            start1 = end0 + 1
+            await _until(lambda: joiner.executor.head.height > start1 + 8
+                         and (_qc_signers(n0, start1, n0.executor.head.height, 4) > 0
+                              or _proposed_by(n0, start1, n0.executor.head.height, 4) > 0),
+                         "node-4 signing in epoch 1")
+            assert joiner._fatal is None and not joiner.status()["safety_lost"]
+
+            # (b) remove node-3: the others continue, node-3 follows as an observer
+            end1 = await net.govern(n0, "remove-node-3", (RemoveValidator("node-3"),))
+            await _until(lambda: all(n.vs.epoch == 2 for n in nodes), "epoch 2 everywhere")
+            assert nodes[3].role == "observer" and len(n0.vs) == 4
+            assert b"node-3" not in n0.vs.index_of
+            await _until(lambda: nodes[3].executor.head.height > end1 + 5, "node-3 following in epoch 2")
+
+            # (c) rotate node-1's keys: next keys written beside its key file while it runs (`ledger keys rotate`)
+            r = net.rotated
+            write_keys(next_keys_path(net.key_files[1]), r)
+            end2 = await net.govern(n0, "rotate-node-1", (
+                RotateValidatorKeys("node-1", r.identity_key, r.bls_public_key, r.bls_pop()),))
+            await _until(lambda: all(n.vs.epoch == 3 for n in nodes if n is not nodes[3]), "epoch 3")
+            n1 = nodes[1]
+            assert n1.signing_keys is not None and n1.signing_keys.bls_secret == r.bls_secret
+            # Its transport identity switches once a quorum of epoch 3 has certified a block; it reconnects.
+            await _until(lambda: n1.transport.identity_key == r.identity_key
+                         and len(n1.transport.connected_peers()) >= 3, "node-1 reconnected with its new identity")
+            idx1 = n0.vs.index_of[b"node-1"]
+            assert n0.vs.validators[idx1].public_key == r.bls_public_key
+            start3 = end2 + 1
+            await _until(lambda: _qc_signers(n0, start3, n0.executor.head.height, idx1) > 0
+                         or _proposed_by(n0, start3, n0.executor.head.height, idx1) > 0,
+                         "node-1 signing with its rotated key")
+
+            # (d) restart node-2 in epoch 3: it resumes in that epoch with its stored safety state and signs
+            idx2 = n0.vs.index_of[b"node-2"]
+            await nodes[2].stop()
+            nodes[2] = None
+            restarted = net.validator(2, sig_verifier)
+            assert restarted.vs.epoch == 3 and restarted.role == "validator"
+            await restarted.start()
+            nodes[2] = restarted
+            _NODES[:] = nodes
+            back = n0.executor.head.height
+            await _until(lambda: restarted.replica is not None and restarted.executor.head.height > back + 3,
+                         "restarted node-2 following")
+            assert restarted.replica.vs.epoch == 3 and not restarted.replica.safety_lost
+            await _until(lambda: _qc_signers(n0, back + 1, n0.executor.head.height, idx2) > 0
+                         or _proposed_by(n0, back + 1, n0.executor.head.height, idx2) > 0,
+                         "restarted node-2 signing")
+
+            # Transactions committed throughout: in every epoch, and every one submitted.
+            stop_load.set()
+            await load_task
+            for tx_id in submitted:
+                await _committed(n0, tx_id)
+            heights = sorted(n0.store.get_tx(t)[0] for t in submitted)
+            for lo, hi in ((1, end0), (end0 + 1, end1), (end1 + 1, end2), (end2 + 1, heights[-1])):
+                assert any(lo <= h <= hi for h in heights), (lo, hi)
+
+            # Same chain everywhere; the proofs lead from the genesis set to the current one.
+            live = [n for n in nodes if n is not None]
+            common = min(n.executor.head.height for n in live)
+            for h in range(common + 1):
+                roots = {n.store.state_root_at(h) for n in live}
+                assert len(roots) == 1, h
+            proofs = n0.epoch_proofs()
+            assert [p.epoch for p in proofs] == [0, 1, 2]
+            reached = verify_epoch_chain(net.genesis.validator_set(), proofs, chain_id=net.genesis.consensus_chain_id)
+            assert reached.digest == n0.vs.digest
+            assert all(n._fatal is None for n in live)
+            top = n0.executor.head.height
+        finally:
+            stop_load.set()
+            load_task.cancel()
+            for node in nodes:
+                if node is not None:
+                    await node.stop()
+
+        # (e) a node never online applies the chain by block sync, switching sets at the epoch-ending blocks.
+        source = net.validator(0, sig_verifier)
+        follower = Validator(net.genesis, NodeKeys.generate("auditor-0", SEED + b"|auditor"),
+                             str(tmp_path / "fresh"), sig_verifier=sig_verifier)
+        try:
+            def items(lo: int, hi: int) -> list[list[bytes]]:
+                return [[source.store.get_block(h), source.store.get_extra(cert_key(h))] for h in range(lo, hi + 1)]
+
+            await follower.sync._apply(items(1, start3 + 1))
+            assert follower.vs.epoch == 3 and follower.executor.head.height == start3 + 1
+            # A certificate for the next block signed with node-1's rotated-away key does not verify in epoch 3.
+            block_raw, cert_raw = items(start3 + 2, start3 + 2)[0]
+            cert = CommitCertificate.decode(cert_raw)
+            q = cert.qc
+            backend = follower.verifier.backend
+            msg = vote_message(net.genesis.consensus_chain_id, q.epoch, q.round, q.block_id, q.state_root)
+            signers = [n0.vs.index_of[b"node-0"], idx1, idx2]
+            secrets = [net.keys[0].bls_secret, net.keys[1].bls_secret, net.keys[2].bls_secret]
+            forged = QuorumCert(q.epoch, q.round, q.block_id, q.state_root, follower.vs.bitmap(signers),
+                                backend.aggregate([backend.sign(sk, msg) for sk in secrets]))
+            bad = CommitCertificate(cert.headers, forged)
+            with pytest.raises(CommitCertificateError):
+                await follower.sync._apply([[block_raw, bad.encode()]])
+            assert follower.executor.head.height == start3 + 1
+            await follower.sync._apply(items(start3 + 2, top))
+            assert follower.executor.head.height == top
+            assert follower.store.state_root_at(top) == source.store.state_root_at(top)
+            assert [p.encode() for p in follower.epoch_proofs()] == [p.encode() for p in source.epoch_proofs()]
+            assert follower.role == "observer" and follower.vs.digest == source.vs.digest
+        finally:
+            follower._store.close()
+            follower.safety_store.close()
+            source._store.close()
+            source.safety_store.close()
+
+    asyncio.run(run())
+
+
+def test_safety_decision_at_epoch_boundaries(tmp_path) -> None:
+    """The restart rule (docs/consensus.md §10): resume a state of the epoch; fresh when an older epoch's state is
+    stored or the store is marked for the epoch; lost only without state and mark once blocks are committed."""
+    from consensus.messages import SafetyState, genesis_block, genesis_qc
+    from node.safety_store import FRESH, LOST, RESUME, SafetyStore, SafetyStoreError, safety_decision
+
+    assert safety_decision(2, None, 2, 50) == RESUME
+    assert safety_decision(1, None, 2, 50) == FRESH  # intact directory: a signature in 2 would have replaced it
+    assert safety_decision(None, 2, 2, 50) == FRESH  # marked before the block that started epoch 2 committed
+    assert safety_decision(None, None, 0, 0) == FRESH  # first start
+    assert safety_decision(None, None, 2, 50) == LOST  # directory lost: may have signed in epoch 2
+    assert safety_decision(None, 3, 2, 50) == LOST  # marked for the next epoch, still in this one: lost here
+    with pytest.raises(SafetyStoreError):
+        safety_decision(3, None, 2, 50)
+
+    store = SafetyStore(str(tmp_path / "consensus"))
+    try:
+        block = genesis_block(b"c" * 32, 0)
+        qc = genesis_qc(block, b"r" * 32)
+        store.persist(SafetyState(1, 7, 0, 0, qc, None), [], 0)
+        assert store.epoch_mark() is None
+        store.mark_epoch(2)  # before the epoch-ending block commits: the state of epoch 1 stays
+        assert store.load()[0].epoch == 1 and store.epoch_mark() == 2
+        store.begin_epoch(2)
+        assert store.load() == (None, []) and store.epoch_mark() == 2
+        store.persist(SafetyState(2, 3, 0, 0, qc, None), [], 0)
+        with pytest.raises(AssertionError):
+            store.begin_epoch(2)  # a replica of epoch 2 already signed: never reset
+    finally:
+        store.close()
+
+
+def test_keys_rotate_and_show_print_the_governance_actions(tmp_path, capsys) -> None:
+    from node.cli import main
+
+    path = str(tmp_path / "node_keys.json")
+    keys = NodeKeys.generate("node-9", b"cli")
+    write_keys(path, keys)
+    assert main(["keys", "show", path, "--member", "m9", "--address", "10.0.0.9:7100"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["bls_pop"] == keys.bls_pop().hex() and shown["action"]["kind"] == "add_validator"
+    assert shown["action"]["identity_key"] == keys.identity_key.hex() and shown["action"]["member"] == "m9"
+    assert main(["keys", "rotate", "--keys", path]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    assert rotated["next_keys_file"] == next_keys_path(path) == str(tmp_path / "node_keys.next.json")
+    [nxt] = load_next_keys(path)
+    assert nxt.node_id == "node-9" and nxt.bls_public_key.hex() == rotated["bls_key"] != shown["bls_key"]
+    assert rotated["action"] == {"kind": "rotate_validator_keys", "node_id": "node-9",
+                                 "identity_key": nxt.identity_key.hex(), "bls_key": nxt.bls_public_key.hex(),
+                                 "bls_pop": nxt.bls_pop().hex()}
+    assert main(["keys", "rotate", "--keys", path]) != 0  # never overwrites next keys silently
+    assert json.loads(capsys.readouterr().err)["error"] == "keys_exist"
+
+
+def test_a_validator_cut_off_during_a_params_change_catches_up_into_the_new_epoch(tmp_path, sig_verifier) -> None:
+    """node-3 is partitioned away while a SetChainParams proposal ends epoch 0; the other three switch (new timeouts
+    and block limits). Healed, node-3 learns of the change (EpochChange from a peer, or block sync when far
+    behind), commits the epoch-ending block itself, switches with the same params and signs in epoch 1."""
+    from ledger.operations import SetChainParams
+
+    net = _GovernedNet(tmp_path, "testnet-lag")
+
+    async def run() -> None:
+        nodes = [Validator(net.genesis, net.keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", net.ports[i]),
+                           sig_verifier=sig_verifier, fault_injection=True) for i in range(4)]
+        _NODES[:] = nodes
+        for node in nodes:
+            await node.start()
+        try:
+            assert all([await node.wait_for_height(2, 60) for node in nodes])
+            def cut_off_node_3() -> None:
+                nodes[3].transport.block(["node-0", "node-1", "node-2"])
+                for node in nodes[:3]:
+                    node.transport.block(["node-3"])
+
+            new = SetChainParams(1000, 1_000_000, 800, 4, 10_000, 40)
+            end0 = await net.govern(nodes[0], "params", (new,), before_last=cut_off_node_3)
+            await _until(lambda: all(n.vs.epoch == 1 for n in nodes[:3]), "epoch 1 on the connected three")
+            assert nodes[3].vs.epoch == 0
+            assert await nodes[0].wait_for_height(end0 + 3, 60)
+            for node in nodes:
+                node.transport.unblock()
+            await _until(lambda: nodes[3].vs.epoch == 1 and nodes[3].replica is not None
+                         and nodes[3].replica.vs.epoch == 1, "node-3 in epoch 1")
+            for node in nodes:
+                assert node.params.base_timeout_ms == 800 and node.params.max_block_txs == 1000
+                assert node.replica_config.base_timeout_ms == 800
+                assert node.store.get_extra(epoch_proof_key(0)) == nodes[0].store.get_extra(epoch_proof_key(0))
+            back = nodes[0].executor.head.height
+            await _until(lambda: _qc_signers(nodes[0], back, nodes[0].executor.head.height, 3) > 0
+                         or _proposed_by(nodes[0], back, nodes[0].executor.head.height, 3) > 0, "node-3 signing")
+            assert not nodes[3].replica.safety_lost and all(n._fatal is None for n in nodes)
+        finally:
+            for node in nodes:
+                await node.stop()
+
+    asyncio.run(run())
