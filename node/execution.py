@@ -30,9 +30,11 @@ from consensus.validators import ValidatorSet
 from ledger.context import BlockContext
 from ledger.events import Event, Receipt
 from ledger.governance import current_epoch, validator_set_entries
+from ledger.keys import EPOCH_KEY
 from ledger.records import EpochRecord
 from ledger.rules import RuleEngine
 from ledger.smt import OverlayNodes, SparseMerkleTree
+from ledger.state import encode_value
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction
 from ledger.transition import apply_block
@@ -56,6 +58,12 @@ def epoch_proof_key(epoch: int) -> bytes:
     """Store extra key of the EpochChangeProof that ENDS `epoch` (written with the epoch-ending block)."""
     assert epoch >= 0
     return EPOCH_PROOF_PREFIX + b"%020d" % epoch
+
+
+def epoch_record_key(epoch: int) -> bytes:
+    """Store extra key of the EpochRecord of an ended epoch, written with the block that ends it."""
+    assert epoch >= 0
+    return b"epoch-record/%020d" % epoch
 
 
 def load_epoch_proofs(store: LedgerStore, upto_epoch: int) -> list[EpochChangeProof]:
@@ -320,6 +328,10 @@ class Executor:
                                      f"height {e.height} ends epoch {cert.epoch} here, but the certificate's QC does "
                                      "not commit to the next validator set this node computed")
             extras[epoch_proof_key(cert.epoch)] = epoch_change_proof(cert, e.next_epoch).encode()
+            # The record of the epoch ending here (the peer set keeps its validators for one more epoch).
+            ending = current_epoch(self.store)
+            assert ending.epoch == cert.epoch
+            extras[epoch_record_key(ending.epoch)] = encode_value(EPOCH_KEY, ending)
             if self.before_epoch_commit is not None:
                 self.before_epoch_commit(e.next_epoch.epoch)
         self.store.commit_block(BlockCommit(

@@ -51,7 +51,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final
 
 import msgpack
@@ -94,7 +94,7 @@ from ledger.keys import EPOCH_KEY
 from ledger.records import EpochRecord
 from ledger.rules import RuleEngine
 from ledger.schema import MAX_TX_BYTES
-from ledger.state import decode_value, encode_value
+from ledger.state import decode_value
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from node.block_payload import encode_payload
@@ -106,6 +106,7 @@ from node.execution import (
     Executor,
     bootstrap_store,
     cert_key,
+    epoch_record_key,
     load_epoch_proofs,
     now_ms,
 )
@@ -195,6 +196,8 @@ class Validator:
         self.executor.before_epoch_commit = self._before_epoch_commit
         # The epoch of the committed head: vs, params, signing keys, peer set (also on every epoch change).
         self.epoch_record: EpochRecord = self.executor.current_epoch()
+        # Set by _before_epoch_commit: whether the safety store may be marked for the epoch being entered.
+        self._epoch_mark_ok = True
         self._previous_record: EpochRecord | None = None
         if self.epoch_record.epoch > 0:
             raw = self._store.get_extra(epoch_record_key(self.epoch_record.epoch - 1))
@@ -283,13 +286,32 @@ class Validator:
 
     async def _startup(self) -> None:
         """Give peers a moment to report their heights; catch up first if we are far behind."""
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and len(self.peer_heights) < len(self.peer_ids):
-            await asyncio.sleep(0.05)
-        if self.sync_target_height() > self.executor.head.height + 2:
-            await self.sync.catch_up()
-        if not self._stopped.is_set():
-            self._start_consensus()
+        async with self._recovering("startup"):
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and len(self.peer_heights) < len(self.peer_ids):
+                await asyncio.sleep(0.05)
+            if self.sync_target_height() > self.executor.head.height + 2:
+                await self.sync.catch_up()
+            if not self._stopped.is_set():
+                self._start_consensus()
+
+    @contextlib.asynccontextmanager
+    async def _recovering(self, what: str) -> AsyncIterator[None]:
+        """Around the background paths that end by starting consensus (startup, resync, gap fill): an inconsistency
+        with the certified chain halts the node; any other failure is logged and retried by block sync, so the node
+        never sits in "syncing" without a task that will bring consensus back."""
+        try:
+            yield
+        except ExecutionError as exc:
+            self._fail(exc.code, exc.message)
+        except Exception:
+            if self._stopped.is_set():
+                return
+            log.exception("%s_failed node=%s: retrying by block sync in 1 s", what, self.node_id)
+            self.counters[f"{what}_failures"] += 1
+            self._stop_consensus()
+            self.mode = "syncing"
+            self._spawn(self._resync(delay_s=1.0), name="resync")
 
     async def stop(self) -> None:
         """Graceful shutdown: stop consensus, close the transport, close the stores."""
@@ -582,6 +604,10 @@ class Validator:
         self._spawn(self._fill_gap(block, cert))
 
     async def _fill_gap(self, block: Block, cert: CommitCertificate) -> None:
+        async with self._recovering("gap_fill"):
+            await self._fill_gap_steps(block, cert)
+
+    async def _fill_gap_steps(self, block: Block, cert: CommitCertificate) -> None:
         target = block.header.height
         deadline = time.monotonic() + GAP_SYNC_TIMEOUT_S
         while not self._stopped.is_set() and self.executor.head.height < target - 1:
@@ -703,11 +729,17 @@ class Validator:
         this epoch change is admitted with its previous key too (it may not have switched yet: a node switches
         after committing the epoch-ending block)."""
         old = {} if self._previous_record is None else {v.node_id: v for v in self._previous_record.validators}
+        # A node switches its identity one block into the epoch that rotated it; if that epoch ended with its first
+        # block, the node may still hold the key of the epoch before it, so that key stays admitted too.
+        older_record = self._record_before_previous()
+        older = {} if older_record is None else {v.node_id: v for v in older_record.validators}
         peers: dict[str, Peer] = {}
         keys_seen: set[bytes] = set()
+        current_keys = {v.identity_key for v in self.epoch_record.validators}
         for v in self.epoch_record.validators:
-            before = old.get(v.node_id)
-            previous = None if before is None or before.identity_key == v.identity_key else before.identity_key
+            # A previous key that another validator now holds (one proposal moved it) is not admitted twice.
+            candidates = [r.identity_key for r in (old.get(v.node_id), older.get(v.node_id)) if r is not None]
+            previous = next((k for k in candidates if k not in current_keys), None)
             peers[v.node_id] = Peer(v.node_id, v.identity_key, self._address_of(v.node_id, v.address), previous)
         for peer in peers.values():
             keys_seen.update(peer.identity_keys())
@@ -716,6 +748,14 @@ class Validator:
                 peers[v.node_id] = Peer(v.node_id, v.identity_key, self._address_of(v.node_id, v.address))
                 keys_seen.add(v.identity_key)
         return PeerSet.of(peers.values())
+
+    def _record_before_previous(self) -> EpochRecord | None:
+        """The record of epoch e - 2 when epoch e - 1 lasted a single block (else None)."""
+        prev = self._previous_record
+        if prev is None or prev.epoch == 0 or self.epoch_record.start_height - prev.start_height > 1:
+            return None
+        raw = self._store.get_extra(epoch_record_key(prev.epoch - 1))
+        return None if raw is None else decode_value(EPOCH_KEY, raw)
 
     def _address_of(self, node_id: str, address: str) -> tuple[str, int] | None:
         override = self._peer_addresses.get(node_id)
@@ -730,8 +770,27 @@ class Validator:
             return None
 
     def _before_epoch_commit(self, epoch: int) -> None:
-        """Before the block that starts `epoch` is committed: mark the safety store (nothing signed in it yet)."""
-        self.safety_store.mark_epoch(epoch)
+        """Before the block that starts `epoch` is committed: mark the safety store (nothing signed in it yet) when
+        this node can show that, i.e. its consensus directory has been continuous up to here:
+          - it holds a safety state (of an older epoch: a signature in `epoch` would have replaced it), or the mark of
+            the ending epoch;
+          - or its replica is live at this boundary (it commits the epoch-ending block through consensus, so `epoch`
+            has not begun for it and it cannot have signed in it);
+          - or it is not a validator of the ending epoch (a joining node's keys enter the set only now).
+        Otherwise (a validator whose data directory was wiped and that is crossing the boundary by block sync) it
+        may have signed in `epoch` before the wipe: no mark, so it starts that epoch with its safety state lost and
+        signs again from the next one (docs/consensus.md §10, "Epochs in the node")."""
+        ending = self.executor.current_epoch()
+        mark = self.safety_store.epoch_mark()
+        continuous = (self.safety_store.has_state() or mark == epoch - 1
+                      or (self.replica is not None and self.mode == "consensus")
+                      or self._record_entry(ending) is None)
+        self._epoch_mark_ok = continuous
+        if continuous:
+            self.safety_store.mark_epoch(epoch)
+        else:
+            log.warning("epoch_mark_withheld node=%s epoch=%d: the consensus directory shows no continuity up to this "
+                        "epoch (wiped and catching up?); this node will not sign in it", self.node_id, epoch)
 
     def _adopt_epoch(self, committed: CommittedBlock) -> None:
         """The block that ends the current epoch committed (its proof is stored with it): switch to the next."""
@@ -739,7 +798,6 @@ class Validator:
         rec = self.executor.current_epoch()
         assert committed.next_epoch is not None and rec == committed.next_epoch
         assert rec.epoch == old.epoch + 1 and rec.start_height == committed.height + 1
-        self._store.put_extra(epoch_record_key(old.epoch), encode_value(EPOCH_KEY, old))
         self._previous_record = old
         self.epoch_record = rec
         self.vs = self.validator_set_of(rec)
@@ -760,21 +818,33 @@ class Validator:
         if self._record_entry(rec) is not None and self.signing_keys is None:
             log.error("epoch_keys_missing node=%s epoch=%d: the validator set names keys for this node that neither "
                       "the key file nor the next keys hold; it follows as an observer", self.node_id, rec.epoch)
-        self.safety_store.begin_epoch(rec.epoch)
+        self.safety_store.begin_epoch(rec.epoch, mark=self._epoch_mark_ok)
+        self._epoch_mark_ok = True
         self._power = {v.node_id: v.power for v in rec.validators if v.node_id != self.node_id}
         peer_set = self._peer_set()
         self.peer_ids = sorted(p for p in peer_set.ids() if p != self.node_id)
         for peer in [p for p in self.peer_heights if p not in peer_set]:
             del self.peer_heights[peer]
         if self.transport is not None:
-            identity = (self.signing_keys or self.keys).identity()
+            # An observer (removed, or holding no keys the set names) keeps the identity it has: after a rotation
+            # that is the rotated key its peers know, not the one of the original key file.
+            identity = None if self.signing_keys is None else self.signing_keys.identity()
             self._pending_identity = None
-            if identity.public_key != self.transport.identity_key:
+            own = peer_set.get(self.node_id)
+            if identity is None or identity.public_key == self.transport.identity_key:
+                self.transport.update_peer_set(peer_set)
+            elif own is not None and own.accepts(self.transport.identity_key):
                 # Peers admit both our keys during this epoch, but peers still in the old one only the old key: keep
                 # it until a quorum of the new epoch has certified a block (then enough peers have switched to tell
                 # the others about the epoch change), then reconnect with the new one.
                 self._pending_identity = (identity, rec.start_height + 1)
-            self.transport.update_peer_set(peer_set)
+                self.transport.update_peer_set(peer_set)
+            else:
+                # The epoch that rotated our key ended before we switched (it lasted one block): peers of this
+                # epoch no longer admit the old key, while peers still in the previous one admit both. Switch now.
+                log.info("identity_rotated node=%s epoch=%d: reconnecting with the new identity key at once",
+                         self.node_id, rec.epoch)
+                self.transport.update_peer_set(peer_set, identity)
         if self.replica is not None:
             self._epoch_switch = True
         self.counters["epoch_changes"] += 1
@@ -906,8 +976,9 @@ class Validator:
     async def _resync(self, delay_s: float = 0.0) -> None:
         if delay_s > 0:
             await asyncio.sleep(delay_s)
-        await self.sync.catch_up()
-        self._start_consensus()
+        async with self._recovering("resync"):
+            await self.sync.catch_up()
+            self._start_consensus()
 
     def _on_gossip(self, peer: str, body: bytes) -> None:
         try:
@@ -1120,11 +1191,6 @@ def params_of(rec: EpochRecord) -> ChainParams:
     params = ChainParams(**{name: getattr(rec.params, name) for name in ChainParams.__dataclass_fields__})
     params.check()
     return params
-
-
-def epoch_record_key(epoch: int) -> bytes:
-    """Store extra key of the EpochRecord of an ended epoch (the peer set keeps its validators for one more epoch)."""
-    return b"epoch-record/%020d" % epoch
 
 
 def genesis_state_qc(node: Validator) -> Any:

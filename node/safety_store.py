@@ -110,9 +110,10 @@ class SafetyStore:
         self._db.put(KEY_EPOCH_MARK, _U64.pack(epoch), sync=True)
         self.writes += 1
 
-    def begin_epoch(self, epoch: int) -> None:
+    def begin_epoch(self, epoch: int, *, mark: bool = True) -> None:
         """`epoch` has started and this node's replica of it has not signed: drop the older epoch's safety state
-        and pending blocks, and mark `epoch` (one synced batch)."""
+        and pending blocks, and (with `mark`) mark `epoch` (one synced batch). `mark=False` is for a node that
+        cannot show it signed nothing in `epoch` (a consensus directory recreated while the chain was past it)."""
         state = self._db.get(KEY_SAFETY)
         assert state is None or SafetyState.decode(state).epoch < epoch, "a replica of this epoch already signed"
         with self._db.write_batch(sync=True) as wb:
@@ -120,8 +121,12 @@ class SafetyStore:
             with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
                 for k in it:
                     wb.delete(k)
-            wb.put(KEY_EPOCH_MARK, _U64.pack(max(epoch, self.epoch_mark() or 0)))
+            if mark:
+                wb.put(KEY_EPOCH_MARK, _U64.pack(max(epoch, self.epoch_mark() or 0)))
         self.writes += 1
+
+    def has_state(self) -> bool:
+        return self._db.get(KEY_SAFETY) is not None
 
     def load(self) -> tuple[SafetyState | None, list[Block]]:
         raw = self._db.get(KEY_SAFETY)

@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import random
+import shutil
 
 import pytest
 
@@ -411,5 +412,129 @@ def test_a_validator_cut_off_during_a_params_change_catches_up_into_the_new_epoc
         finally:
             for node in nodes:
                 await node.stop()
+
+    asyncio.run(run())
+
+
+def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in_that_epoch(tmp_path,
+                                                                                           sig_verifier) -> None:
+    """node-2 signs in epoch 1, loses its whole data directory and rejoins: block sync takes it across the end of
+    epoch 0, but its recreated consensus directory cannot show it signed nothing in epoch 1, so it must not sign
+    there again (its pre-wipe votes are the only ones it may have in epoch 1)."""
+    from ledger.operations import SetChainParams
+
+    net = _GovernedNet(tmp_path, "testnet-wipe")
+
+    async def run() -> None:
+        nodes = [net.validator(i, sig_verifier) for i in range(4)]
+        _NODES[:] = nodes
+        for n in nodes:
+            await n.start()
+        try:
+            n0 = nodes[0]
+            assert all([await n.wait_for_height(3, 60) for n in nodes])
+            end0 = await net.govern(n0, "params", (SetChainParams(2000, 2_000_000, 1000, 2, 10_000, 60),))
+            await _until(lambda: all(n.vs.epoch == 1 for n in nodes), "epoch 1 everywhere")
+            idx2 = n0.vs.index_of[b"node-2"]
+            await _until(lambda: _qc_signers(n0, end0 + 1, n0.executor.head.height, idx2) > 0,
+                         "node-2 signing in epoch 1")
+            await nodes[2].stop()
+            shutil.rmtree(str(tmp_path / "d2"))
+            for _ in range(5):
+                tx_id, code, _ = await n0.admit(net.transfer())
+                assert code == 0
+                await _committed(n0, tx_id)
+            fresh = net.validator(2, sig_verifier)
+            nodes[2] = fresh
+            _NODES[:] = nodes
+            await fresh.start()
+            await _until(lambda: fresh.replica is not None and fresh.executor.head.height > end0 + 3, "resynced")
+            assert fresh.vs.epoch == 1
+            assert fresh.replica.safety_lost and fresh.status()["safety_lost"]
+            assert fresh.safety_store.epoch_mark() is None
+            # The others keep committing with node-2 counted as faulty.
+            tx_id, code, _ = await n0.admit(net.transfer())
+            assert code == 0
+            await _committed(n0, tx_id)
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(run())
+
+
+def test_the_peer_set_never_admits_one_identity_key_twice() -> None:
+    """One proposal moves node-1 off identity key K1 and gives K1 to node-2: the peer set of the new epoch admits K1
+    for node-2 only (building it must not fail: that would stop every node at the epoch change)."""
+    from types import SimpleNamespace
+
+    from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
+
+    def info(node: str, identity: bytes) -> ValidatorInfo:
+        return ValidatorInfo(node, "m0", identity, bytes(48), bytes(96), "127.0.0.1:1", 1)
+
+    params = ChainParamsRecord(2000, 2_000_000, 2000, 6, 10_000, 500)
+    k = [bytes([i]) * 32 for i in range(6)]
+    before = EpochRecord(1, 10, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), params)
+    after = EpochRecord(2, 20, (info("node-0", k[0]), info("node-1", k[4]), info("node-2", k[1])), params)
+    node = SimpleNamespace(_previous_record=before, epoch_record=after, _address_of=lambda node_id, address: None,
+                           _record_before_previous=lambda: None)
+    peers = Validator._peer_set(node)  # type: ignore[arg-type]
+    assert sorted(peers.ids()) == ["node-0", "node-1", "node-2"]
+    assert peers.get("node-1").identity_keys() == (k[4],)
+    assert set(peers.get("node-2").identity_keys()) == {k[1], k[2]}
+
+
+def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, sig_verifier) -> None:
+    """Epoch 1 rotates node-1's identity key and ends with its first block (a second proposal executes there), so
+    node-1, which switches one block into the epoch, may still hold its old key while its peers are in epoch 2:
+    they must still admit it, and it must switch when it enters epoch 2 (the reviewer's stall)."""
+    from consensus.messages import EpochChangeProof
+    from ledger.operations import Approve, Propose, RotateValidatorKeys, SetChainParams
+    from ledger.transaction import decode_transaction
+
+    net = _GovernedNet(tmp_path, "testnet-consec")
+
+    async def run() -> None:
+        nodes = [net.validator(i, sig_verifier) for i in range(4)]
+        _NODES[:] = nodes
+        for n in nodes:
+            await n.start()
+        try:
+            n0 = nodes[0]
+            assert all([await n.wait_for_height(3, 60) for n in nodes])
+            r = net.rotated
+            write_keys(next_keys_path(net.key_files[1]), r)
+            actions = {"rotate": (RotateValidatorKeys("node-1", r.identity_key, r.bls_public_key, r.bls_pop()),),
+                       "params": (SetChainParams(2000, 2_000_000, 1000, 2, 10_000, 60),)}
+            for pid, acts in actions.items():
+                for actor, op in (("gov@m0", Propose("gov@m0", pid, acts, 5000)), ("gov@m1", Approve("gov@m1", pid))):
+                    tx_id, code, msg = await n0.admit(net._tx(actor, op))
+                    assert code == 0, msg
+                    await _committed(n0, tx_id)
+            first = net._tx("gov@m2", Approve("gov@m2", "rotate"))
+            second = net._tx("gov@m2", Approve("gov@m2", "params"))
+            assert (await n0.admit(first))[1] == 0
+            # The second approval waits in the pool while the epoch-ending block is executed but not committed: the
+            # suffix blocks carry no payload, so it lands in the first block of epoch 1 and ends that epoch too.
+            await _until(lambda: any(e.next_epoch is not None for e in n0.executor.executed.values()),
+                         "the rotation executed", 30)
+            assert (await n0.admit(second))[1] == 0
+            await _committed(n0, decode_transaction(second).tx_id)
+            await _until(lambda: all(n.vs.epoch == 2 for n in nodes), "epoch 2 everywhere")
+            ends = [EpochChangeProof.decode(n0.store.get_extra(epoch_proof_key(e))).cert.headers[0].height
+                    for e in (0, 1)]
+            assert ends[1] == ends[0] + 1, ends
+            for _ in range(3):
+                tx_id, code, _ = await nodes[2].admit(net.transfer())
+                assert code == 0
+                await _committed(nodes[2], tx_id)
+            top = max(n.executor.head.height for n in nodes)
+            await _until(lambda: all(n.executor.head.height >= top for n in nodes), "every node following")
+            assert nodes[1].transport.identity_key == r.identity_key
+            await _until(lambda: len(nodes[1].transport.connected_peers()) == 3, "node-1 connected with its new key")
+        finally:
+            for n in nodes:
+                await n.stop()
 
     asyncio.run(run())
