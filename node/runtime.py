@@ -69,10 +69,8 @@ from consensus.actions import (
 )
 from consensus.certificates import (
     CommitCertificateError,
-    EpochChainError,
     SignatureVerifier,
     check_commit_certificate,
-    verify_epoch_chain,
 )
 from consensus.messages import (
     Block,
@@ -106,6 +104,7 @@ from node.execution import (
     Executor,
     bootstrap_store,
     cert_key,
+    epoch_proof_key,
     epoch_record_key,
     load_epoch_proofs,
     now_ms,
@@ -181,6 +180,7 @@ class Validator:
         self._engine = engine or default_engine()
         self.verifier = SignatureVerifier()
         self._sets: dict[tuple[int, tuple[tuple[bytes, bytes, bytes, int], ...]], ValidatorSet] = {}
+        self._past_sets: dict[int, ValidatorSet] = {}  # validator_set_at_epoch
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self._store = LedgerStore.open(os.path.join(data_dir, "ledger"))
@@ -687,17 +687,26 @@ class Validator:
         return load_epoch_proofs(self._store, self.vs.epoch)
 
     def validator_set_at_epoch(self, epoch: int) -> ValidatorSet:
-        """The validator set of `epoch` (<= the current one), followed from the genesis set by the stored proofs."""
+        """The validator set of `epoch` (<= the current one): the genesis set, or the next set of the stored proof
+        that ended epoch - 1 (checked when that block committed: its QC commits to exactly this set). Cached, so a
+        statement request about a past epoch costs no proof-of-possession checks after the first."""
         if epoch == self.vs.epoch:
             return self.vs
         if not 0 <= epoch < self.vs.epoch:
             raise KeyError(f"epoch {epoch} has not started")
-        try:
-            return verify_epoch_chain(self.genesis.validator_set(self.verifier.backend),
-                                      load_epoch_proofs(self._store, epoch),
-                                      chain_id=self.genesis.consensus_chain_id, verifier=self.verifier)
-        except EpochChainError as exc:
-            raise ExecutionError("epoch_chain_broken", f"stored epoch proofs do not verify: {exc}") from None
+        vs = self._past_sets.get(epoch)
+        if vs is None:
+            if epoch == 0:
+                vs = self.genesis.validator_set(self.verifier.backend)
+            else:
+                raw = self._store.get_extra(epoch_proof_key(epoch - 1))
+                if raw is None:
+                    raise KeyError(f"no stored proof of the end of epoch {epoch - 1}")
+                vs = ValidatorSet(epoch, EpochChangeProof.decode(raw).next_validators, backend=self.verifier.backend)
+            if len(self._past_sets) >= MAX_CACHED_SETS:
+                self._past_sets.pop(next(iter(self._past_sets)))
+            self._past_sets[epoch] = vs
+        return vs
 
     @property
     def role(self) -> str:

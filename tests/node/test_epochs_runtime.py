@@ -308,6 +308,15 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
             assert follower.store.state_root_at(top) == source.store.state_root_at(top)
             assert [p.encode() for p in follower.epoch_proofs()] == [p.encode() for p in source.epoch_proofs()]
             assert follower.role == "observer" and follower.vs.digest == source.vs.digest
+            # A custody statement from every epoch, served by the follower, verifies from the genesis file alone.
+            from node.statement import verify_statement
+
+            heights = [p.cert.headers[0].height for p in follower.epoch_proofs()] + [top]
+            for epoch, height in enumerate(heights):
+                doc = follower.statement(net.users[0], height)
+                assert doc["validator_set"]["epoch"] == epoch == len(doc["validator_set"]["epoch_changes"])
+                assert verify_statement(doc, net.genesis).ok, (epoch, height)
+                assert follower.validator_set_at_epoch(epoch).digest == source.validator_set_at_epoch(epoch).digest
         finally:
             follower._store.close()
             follower.safety_store.close()
