@@ -9,7 +9,9 @@
     listen = "127.0.0.1:7100"
     fault_injection = false              # testnet chain ids only (testnet-...)
     [p2p.peers]                          # optional: override the addresses of peers (genesis validators and
-    node-1 = "127.0.0.1:7101"            #   validators added later by governance alike)
+    node-1 = "127.0.0.1:7101"            #   validators added later by governance alike); "<identity key hex>@host:port"
+                                         #   also admits that key for the peer (a node far behind, or joining, that
+                                         #   has not yet applied the peer's key rotation or addition)
 
     [api]
     listen = "127.0.0.1:8100"            # the HTTP API (docs/api.md); omit to run without it
@@ -56,6 +58,8 @@ class NodeConfig:
     genesis_file: str
     p2p_listen: tuple[str, int]
     peer_addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Identity keys given as "<hex>@host:port" in [p2p.peers]: admitted for that peer beside the ledger's keys.
+    peer_keys: dict[str, bytes] = field(default_factory=dict)
     fault_injection: bool = False
     api_listen: tuple[str, int] | None = None
     api_open_reads: bool = False
@@ -77,7 +81,8 @@ class NodeConfig:
             "keys_file": rel(self.keys_file),
             "genesis_file": rel(self.genesis_file),
             "p2p": {"listen": f"{self.p2p_listen[0]}:{self.p2p_listen[1]}", "fault_injection": self.fault_injection,
-                    "peers": {k: f"{h}:{p}" for k, (h, p) in sorted(self.peer_addresses.items())}},
+                    "peers": {k: (f"{self.peer_keys[k].hex()}@" if k in self.peer_keys else "") + f"{h}:{p}"
+                              for k, (h, p) in sorted(self.peer_addresses.items())}},
             "mempool": {"max_txs": self.mempool_max_txs, "max_bytes": self.mempool_max_bytes},
             "log": {"level": self.log_level, "json": self.log_json},
         }
@@ -113,6 +118,20 @@ def _address(value: Any, what: str) -> tuple[str, int]:
         return parse_address(value, what)
     except GenesisError as exc:
         raise ConfigError("config_bad_field", exc.message) from None
+
+
+def _peer_entry(value: Any, node_id: str) -> tuple[bytes | None, Any]:
+    """("<identity key hex>@host:port" | "host:port") -> (key or None, address text)."""
+    if not isinstance(value, str) or "@" not in value:
+        return None, value
+    key_hex, _, address = value.partition("@")
+    try:
+        key = bytes.fromhex(key_hex)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError("config_bad_field", f"p2p.peers.{node_id}: the identity key before '@' must be 64 hex digits")
+    return key, address
 
 
 def load_config(path: str) -> NodeConfig:
@@ -168,7 +187,8 @@ def load_config(path: str) -> NodeConfig:
         keys_file=path_of("keys_file", "node_keys.json"),
         genesis_file=path_of("genesis_file", "genesis.json"),
         p2p_listen=_address(p2p.get("listen", "127.0.0.1:7100"), "p2p.listen"),
-        peer_addresses={str(k): _address(v, f"p2p.peers.{k}") for k, v in peers.items()},
+        peer_addresses={str(k): _address(_peer_entry(v, str(k))[1], f"p2p.peers.{k}") for k, v in peers.items()},
+        peer_keys={str(k): key for k, v in peers.items() if (key := _peer_entry(v, str(k))[0]) is not None},
         fault_injection=fault,
         api_listen=None if "listen" not in api else _address(api["listen"], "api.listen"),
         api_open_reads=api.get("open_reads", False),

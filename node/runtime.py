@@ -156,6 +156,7 @@ class Validator:
     def __init__(self, genesis: Genesis, keys: NodeKeys, data_dir: str, *,
                  listen: tuple[str, int] = ("127.0.0.1", 0),
                  peer_addresses: Mapping[str, tuple[str, int]] | None = None,
+                 peer_keys: Mapping[str, bytes] | None = None,
                  fault_injection: bool = False, mempool_max_txs: int = 50_000,
                  mempool_max_bytes: int = 64 << 20, engine: RuleEngine | None = None,
                  sig_verifier: Ed25519Verifier | None = None, byzantine: str | None = None,
@@ -177,6 +178,7 @@ class Validator:
         self._load_next_keys = load_next_keys
         self.node_id = keys.node_id
         self._peer_addresses = dict(peer_addresses or {})
+        self._peer_keys = dict(peer_keys or {})
         self._engine = engine or default_engine()
         self.verifier = SignatureVerifier()
         self._sets: dict[tuple[int, tuple[tuple[bytes, bytes, bytes, int], ...]], ValidatorSet] = {}
@@ -756,6 +758,19 @@ class Validator:
             if v.node_id not in peers and v.identity_key not in keys_seen:
                 peers[v.node_id] = Peer(v.node_id, v.identity_key, self._address_of(v.node_id, v.address))
                 keys_seen.add(v.identity_key)
+        # Keys the operator configured ("<key>@host:port"): a node that has not yet applied a peer's rotation or
+        # addition (joining from genesis, or far behind) reaches it with them; the ledger's key stays admitted.
+        for node_id, key in sorted(self._peer_keys.items()):
+            if node_id == self.node_id or key in keys_seen:
+                continue
+            known = peers.get(node_id)
+            if known is None:
+                peers[node_id] = Peer(node_id, key, self._address_of(node_id, ""))
+            else:
+                if known.previous_key is not None:
+                    keys_seen.discard(known.previous_key)
+                peers[node_id] = Peer(node_id, key, known.address, known.public_key)
+            keys_seen.add(key)
         return PeerSet.of(peers.values())
 
     def _record_before_previous(self) -> EpochRecord | None:

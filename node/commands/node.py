@@ -58,6 +58,7 @@ async def serve(config_path: str) -> int:
         raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
                                                  f"{config.node_id!r}")
     node = Validator(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
+                     peer_keys=config.peer_keys,
                      fault_injection=config.fault_injection, mempool_max_txs=config.mempool_max_txs,
                      mempool_max_bytes=config.mempool_max_bytes, byzantine=config.byzantine,
                      next_keys=load_next_keys(config.keys_file),

@@ -487,7 +487,7 @@ def test_the_peer_set_never_admits_one_identity_key_twice() -> None:
     before = EpochRecord(1, 10, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), params)
     after = EpochRecord(2, 20, (info("node-0", k[0]), info("node-1", k[4]), info("node-2", k[1])), params)
     node = SimpleNamespace(_previous_record=before, epoch_record=after, _address_of=lambda node_id, address: None,
-                           _record_before_previous=lambda: None)
+                           _record_before_previous=lambda: None, node_id="node-0", _peer_keys={})
     peers = Validator._peer_set(node)  # type: ignore[arg-type]
     assert sorted(peers.ids()) == ["node-0", "node-1", "node-2"]
     assert peers.get("node-1").identity_keys() == (k[4],)
@@ -547,3 +547,33 @@ def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, si
                 await n.stop()
 
     asyncio.run(run())
+
+
+def test_configured_peer_keys_reach_peers_the_ledger_has_not_shown_yet(tmp_path) -> None:
+    """[p2p.peers] node-1 = "<key>@host:port": a node that has not applied node-1's rotation (far behind, or joining
+    from genesis) admits node-1's new key, keeps the ledger's, and learns a validator added since."""
+    from types import SimpleNamespace
+
+    from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
+    from node.config import NodeConfig, load_config, write_config
+
+    def info(node: str, identity: bytes) -> ValidatorInfo:
+        return ValidatorInfo(node, "m0", identity, bytes(48), bytes(96), "127.0.0.1:1", 1)
+
+    k = [bytes([i]) * 32 for i in range(8)]
+    path = str(tmp_path / "node.toml")
+    write_config(path, NodeConfig("node-0", "/tmp/d", "/tmp/k", "/tmp/g", ("127.0.0.1", 7000),
+                                  peer_addresses={"node-1": ("127.0.0.1", 7001), "node-5": ("127.0.0.1", 7005)},
+                                  peer_keys={"node-1": k[6], "node-5": k[7]}))
+    config = load_config(path)
+    assert config.peer_keys == {"node-1": k[6], "node-5": k[7]}
+    params = ChainParamsRecord(2000, 2_000_000, 2000, 6, 10_000, 500)
+    record = EpochRecord(0, 1, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), params)
+    node = SimpleNamespace(_previous_record=None, epoch_record=record, _record_before_previous=lambda: None,
+                           node_id="node-0", _peer_keys=config.peer_keys,
+                           _address_of=lambda node_id, address: config.peer_addresses.get(node_id))
+    peers = Validator._peer_set(node)  # type: ignore[arg-type]
+    assert sorted(peers.ids()) == ["node-0", "node-1", "node-2", "node-5"]
+    assert peers.get("node-1").identity_keys() == (k[6], k[1])
+    assert peers.get("node-5").identity_keys() == (k[7],) and peers.get("node-5").address == ("127.0.0.1", 7005)
+    assert peers.get("node-2").identity_keys() == (k[2],)
