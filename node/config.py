@@ -40,7 +40,7 @@ from typing import Any
 
 import tomli_w
 
-from node.genesis import GenesisError, parse_address
+from node.genesis import GenesisError, format_address, parse_address
 
 
 class ConfigError(ValueError):
@@ -80,9 +80,9 @@ class NodeConfig:
             "data_dir": rel(self.data_dir),
             "keys_file": rel(self.keys_file),
             "genesis_file": rel(self.genesis_file),
-            "p2p": {"listen": f"{self.p2p_listen[0]}:{self.p2p_listen[1]}", "fault_injection": self.fault_injection,
-                    "peers": {k: (f"{self.peer_keys[k].hex()}@" if k in self.peer_keys else "") + f"{h}:{p}"
-                              for k, (h, p) in sorted(self.peer_addresses.items())}},
+            "p2p": {"listen": format_address(self.p2p_listen), "fault_injection": self.fault_injection,
+                    "peers": {k: (f"{self.peer_keys[k].hex()}@" if k in self.peer_keys else "") + format_address(a)
+                              for k, a in sorted(self.peer_addresses.items())}},
             "mempool": {"max_txs": self.mempool_max_txs, "max_bytes": self.mempool_max_bytes},
             "log": {"level": self.log_level, "json": self.log_json},
         }

@@ -147,7 +147,7 @@ class Genesis:
     def validator_infos(self) -> tuple[ValidatorInfo, ...]:
         """The validators as the ledger's epoch-0 record holds them (address "host:port" or "")."""
         return tuple(ValidatorInfo(v.id, v.member, v.identity_key, v.bls_key, v.bls_pop,
-                                   "" if v.address is None else f"{v.address[0]}:{v.address[1]}", v.power)
+                                   "" if v.address is None else format_address(v.address), v.power)
                      for v in self.validators)
 
     def peer_set(self, addresses: Mapping[str, tuple[str, int]] | None = None) -> PeerSet:
@@ -222,7 +222,17 @@ def parse_address(text: Any, what: str = "address") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise GenesisError("genesis_bad_field", f"{what} must be host:port, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):  # [IPv6]:port; sockets take the bare address
+        host = host[1:-1]
+        if not host:
+            raise GenesisError("genesis_bad_field", f"{what} must be host:port, got {text!r}")
     return host, int(port)
+
+
+def format_address(address: tuple[str, int]) -> str:
+    """(host, port) -> "host:port", with an IPv6 host in brackets (the inverse of parse_address)."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def canonical_json(document: Mapping[str, Any]) -> bytes:
@@ -416,7 +426,7 @@ def validator_entry(node_id: str, member: str, identity_key: bytes, bls_key: byt
     entry: dict[str, Any] = {"id": node_id, "member": member, "identity_key": identity_key.hex(),
                              "bls_key": bls_key.hex(), "bls_pop": bls_pop.hex(), "power": power}
     if address is not None:
-        entry["address"] = f"{address[0]}:{address[1]}"
+        entry["address"] = format_address(address)
     return entry
 
 

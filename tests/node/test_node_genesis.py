@@ -198,3 +198,15 @@ def test_a_data_directory_refuses_another_genesis(net, tmp_path) -> None:
         asyncio.run(open_close(load_genesis(str(other))))
     assert info.value.code == "genesis_mismatch"
     assert "genesis" in info.value.message
+
+
+def test_addresses_round_trip_including_bracketed_ipv6() -> None:
+    from node.genesis import format_address, parse_address
+
+    assert parse_address("[::1]:7100") == ("::1", 7100)
+    assert parse_address("10.0.0.6:7100") == ("10.0.0.6", 7100)
+    for address in (("::1", 7100), ("fe80::2", 1), ("node-1.example", 65535)):
+        assert parse_address(format_address(address)) == address
+    assert format_address(("::1", 7100)) == "[::1]:7100"
+    with pytest.raises(GenesisError):
+        parse_address("[]:7100")
