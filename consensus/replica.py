@@ -76,6 +76,7 @@ MAX_PENDING_QCS: Final = 64
 MAX_SYNC_TARGETS: Final = 64
 # Sync requests answered per peer per round (a peer cannot make us stream the chain at it in a loop).
 MAX_SYNC_ANSWERS_PER_ROUND: Final = 8
+MAX_SYNC_PEERS_TRACKED: Final = 1024
 # A peer in an ended epoch gets an EpochChange for its first message of that epoch and every this many afterwards.
 EPOCH_ANSWER_EVERY: Final = 16
 
@@ -247,8 +248,13 @@ class Replica:
         return self.on_message(sender, message)
 
     def on_message(self, sender: bytes, message: Message) -> list[Action]:
-        """A decoded message from validator `sender` (the transport authenticates it)."""
+        """A decoded message from validator `sender` (the transport authenticates it). From a peer that is not a
+        validator of this epoch (an observer: a node joining, or one removed) only a SyncRequest is served, so it
+        can follow the tree without signing anything; the driver decides which peers may connect at all."""
         if sender not in self.vs.index_of:
+            if isinstance(message, SyncRequest):
+                self._handle_sync_request(sender, message)
+                return self._finish()
             self.counters["dropped_non_validator"] += 1
             return []
         if isinstance(message, EpochChange):
@@ -1066,6 +1072,9 @@ class Replica:
         if served_round == self.current_round and served >= MAX_SYNC_ANSWERS_PER_ROUND:
             self.counters["sync_rate_limited"] += 1
             return
+        if sender not in self._sync_served and len(self._sync_served) >= MAX_SYNC_PEERS_TRACKED:
+            # Observers are served too, so keep the per-peer counters bounded: forget peers of earlier rounds.
+            self._sync_served = {k: v for k, v in self._sync_served.items() if v[0] == self.current_round}
         self._sync_served[sender] = (self.current_round, served + 1 if served_round == self.current_round else 1)
         limit = self.config.max_sync_blocks
         blocks: list[Block] = []

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
@@ -726,15 +726,15 @@ class Onboarding:
     # ------------------------------------------------------------------------------------------- governance
 
     def govern(self, proposal_id: str, proposer: str, approvers: Sequence[str], actions: Sequence[Any],
-               what: str) -> int | None:
+               what: str, after_propose: Callable[[], bool] | None = None) -> int | None:
         """Propose `actions` as `proposer`'s governor, approve with the others; the height the proposal executed
-        at (None when it did not)."""
+        at (None when it did not). `after_propose` runs once the proposal is open (False stops here)."""
         from node.client import governance
 
         self.say(f"  > governor of {proposer} proposes {proposal_id!r}: {what}")
         executed_at: int | None = None
         with self.client() as client:
-            expiry = client.head_height() + 200
+            expiry = client.head_height() + 20_000  # blocks come every ~50 ms under load: leave the approvers time
             steps: list[tuple[str, Any]] = [(proposer, governance.propose(
                 self.governors[proposer].account, proposal_id, list(actions), expiry))]
             steps += [(m, governance.approve(self.governors[m].account, proposal_id)) for m in approvers]
@@ -754,9 +754,29 @@ class Onboarding:
                     return None
                 if p["status"] == "executed":
                     executed_at = int(p["closed_height"])
+                if op is steps[0][1] and after_propose is not None and not after_propose():
+                    return None
         if executed_at is None:
             self.surprise(f"{proposal_id} did not execute after {len(steps)} approvals")
         return executed_at
+
+    def start_joiner(self, joiner: int, node_id: str) -> bool:
+        """Start the joining node while its proposal is open: the validators admit a node that an open proposal
+        would add (as a peer without voting power), so it syncs from genesis now and is caught up when its epoch
+        begins."""
+        self.say(f"  > start {node_id} while the proposal is open: it syncs from genesis as a non-voting peer")
+        self.net.start(joiner)
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                target = client.head_height()
+                # Within a block-sync lag (node.runtime.SYNC_LAG) of the head: the rest is fetched in one round trip.
+                if self.net.height(joiner) >= target - 12:
+                    self.say(f"    {node_id} caught up: height {self.net.height(joiner)} of {target}")
+                    return True
+                time.sleep(0.2)
+        self.surprise(f"{node_id} did not catch up while its proposal was open")
+        return False
 
     def wait_epoch(self, epoch: int, executed_at: int, proposal_id: str) -> None:
         """Wait until the reference node's ledger names `epoch` (its first block is executed_at + 1) and the
@@ -891,12 +911,11 @@ class Onboarding:
             joiner = int(info["index"])
             self.say(f"    created {info['node']} (not in the genesis): p2p {info['p2p']}, api {info['api']}")
             h1 = self.govern("onboard-m4", "m0", ["m1", "m2"], info["actions"],
-                             "add member m4 (voting) and its validator node-4")
+                             "add member m4 (voting) and its validator node-4",
+                             after_propose=lambda: self.start_joiner(joiner, info["node"]))
             if h1 is None:
                 return r
             self.wait_epoch(1, h1, "onboard-m4")
-            self.say(f"  > start {info['node']}: it syncs from genesis and votes from epoch 1")
-            net.start(joiner)
             r.joined_signed_at = self.wait_signing(info["node"], 1, h1 + 1)
             count = self.phase_done("4 -> 5 validators", count)
             self.fork_check("after onboarding", range(net.n))

@@ -89,7 +89,8 @@ from consensus.validators import ValidatorSet, ValidatorSetError
 from ledger.events import Receipt
 from ledger.governance import validator_set_entries
 from ledger.keys import EPOCH_KEY
-from ledger.records import EpochRecord
+from ledger.operations import AddValidator
+from ledger.records import EpochRecord, ProposalStatus
 from ledger.rules import RuleEngine
 from ledger.schema import MAX_TX_BYTES
 from ledger.state import decode_value
@@ -144,6 +145,9 @@ MAX_GOSSIP_TASKS: Final = 64
 # A leader with fewer transactions than a full block waits until this long after its previous proposal, so blocks
 # batch transactions instead of carrying one each (a local choice: not part of the protocol).
 MIN_BLOCK_INTERVAL_MS: Final = 40
+# Validators named by open add_validator proposals that are admitted as (non-voting) peers ahead of their epoch.
+MAX_PROSPECTIVE_PEERS: Final = 16
+PROPOSAL_EVENTS: Final = frozenset({"proposal_created", "proposal_executed", "proposal_cancelled"})
 # A commit above head + 1 is preceded by block sync of the missing heights for at most this long.
 GAP_SYNC_TIMEOUT_S: Final = 30.0
 # Validator sets built from EpochRecords (each construction verifies every PoP) kept at most.
@@ -225,8 +229,11 @@ class Validator:
         self.executor.signatures_verified = self.pool.is_verified
         self.executor.lookup = self.pool.lookup
         self.replica_config = self._replica_config()
+        # Nodes that open proposals would add as validators: admitted as peers (not dialed, no voting power) so a
+        # joining node can sync before its addition executes and is caught up when its epoch begins.
+        self._prospective: dict[str, bytes] = self._prospective_validators()
         peer_set = self._peer_set()
-        self.peer_ids = sorted(p for p in peer_set.ids() if p != self.node_id)
+        self.peer_ids = sorted(p for p in peer_set.ids() if p != self.node_id and p not in self._prospective)
         self._power = {v.node_id: v.power for v in self.epoch_record.validators if v.node_id != self.node_id}
         self.transport: Transport | None = None
         self._epoch_switch = False
@@ -657,8 +664,12 @@ class Validator:
         if committed.height % 64 == 0:
             self.safety_store.prune(committed.height)
         if committed.next_epoch is not None:
+            self._prospective = self._prospective_validators()
             self._adopt_epoch(committed)
-        elif self._pending_identity is not None and committed.height >= self._pending_identity[1]:
+            return
+        if committed.height % 64 == 0 or any(ev.kind in PROPOSAL_EVENTS for ev in committed.events):
+            self._refresh_prospective()
+        if self._pending_identity is not None and committed.height >= self._pending_identity[1]:
             identity = self._pending_identity[0]
             self._pending_identity = None
             assert self.transport is not None
@@ -771,7 +782,37 @@ class Validator:
                     keys_seen.discard(known.previous_key)
                 peers[node_id] = Peer(node_id, key, known.address, known.public_key)
             keys_seen.add(key)
+        for node_id, key in sorted(self._prospective.items()):
+            if node_id != self.node_id and node_id not in peers and key not in keys_seen:
+                peers[node_id] = Peer(node_id, key, None)  # it dials us; we never dial it
+                keys_seen.add(key)
         return PeerSet.of(peers.values())
+
+    def _prospective_validators(self) -> dict[str, bytes]:
+        """node id -> identity key of the validators that open, unexpired proposals would add (at most
+        MAX_PROSPECTIVE_PEERS, in proposal id order). Proposals are only made by governors, and such a peer gets no
+        voting power: the replica drops its consensus messages; it can only sync and gossip."""
+        height = self.executor.head.height
+        out: dict[str, bytes] = {}
+        for key, raw in self._store.iter_state(b"g"):
+            rec = decode_value(key, raw)
+            if rec.status != ProposalStatus.OPEN or rec.expiry_height <= height:
+                continue
+            for action in rec.actions:
+                if isinstance(action, AddValidator) and len(out) < MAX_PROSPECTIVE_PEERS:
+                    out.setdefault(action.node_id, action.identity_key)
+        return out
+
+    def _refresh_prospective(self) -> bool:
+        """Recompute the prospective validators after a governance event; update the peer set if they changed."""
+        fresh = self._prospective_validators()
+        if fresh == self._prospective:
+            return False
+        self._prospective = fresh
+        if self.transport is not None:
+            self.transport.update_peer_set(self._peer_set())
+        log.info("prospective_peers node=%s peers=%s", self.node_id, ",".join(sorted(fresh)) or "-")
+        return True
 
     def _record_before_previous(self) -> EpochRecord | None:
         """The record of epoch e - 2 when epoch e - 1 lasted a single block (else None)."""
@@ -846,7 +887,7 @@ class Validator:
         self._epoch_mark_ok = True
         self._power = {v.node_id: v.power for v in rec.validators if v.node_id != self.node_id}
         peer_set = self._peer_set()
-        self.peer_ids = sorted(p for p in peer_set.ids() if p != self.node_id)
+        self.peer_ids = sorted(p for p in peer_set.ids() if p != self.node_id and p not in self._prospective)
         for peer in [p for p in self.peer_heights if p not in peer_set]:
             del self.peer_heights[peer]
         if self.transport is not None:

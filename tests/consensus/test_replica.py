@@ -522,6 +522,22 @@ def test_sync_request_served_and_bounded():
     assert resp.qc is not None and resp.qc.block_id == resp.blocks[-1].id
 
 
+def test_observers_are_served_sync_but_nothing_else():
+    """A peer outside the validator set (a joining or removed node following as an observer) gets block sync
+    answers, rate-limited like anyone, and every other message of it is dropped."""
+    c = Cluster(4)
+    c.run(max_steps=300)
+    r = c.replicas[0]
+    out = r.on_message(b"observer", SyncRequest(b"", 1, 10_000))
+    sends = [a for a in out if isinstance(a, Send)]
+    assert len(sends) == 1 and sends[0].to == b"observer" and isinstance(sends[0].message, SyncResponse)
+    assert [b.header.height for b in sends[0].message.blocks][:3] == [1, 2, 3]
+    assert r.on_message(b"observer", sign_vote(1, r.current_round, b"\0" * 32, b"\0" * 32)) == []
+    assert r.counters["dropped_non_validator"] == 1
+    answered = sum(1 for _ in range(20) if r.on_message(b"observer", SyncRequest(b"", 1, 5)))
+    assert answered == 7 and r.counters["sync_rate_limited"] == 13
+
+
 def test_timer_resets_and_backoff_is_capped():
     r = make_replica(3, config=ReplicaConfig(chain_id=CHAIN, base_timeout_ms=100, max_backoff_exponent=3))
     out = r.start()

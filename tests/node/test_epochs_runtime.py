@@ -487,7 +487,8 @@ def test_the_peer_set_never_admits_one_identity_key_twice() -> None:
     before = EpochRecord(1, 10, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), params)
     after = EpochRecord(2, 20, (info("node-0", k[0]), info("node-1", k[4]), info("node-2", k[1])), params)
     node = SimpleNamespace(_previous_record=before, epoch_record=after, _address_of=lambda node_id, address: None,
-                           _record_before_previous=lambda: None, node_id="node-0", _peer_keys={})
+                           _record_before_previous=lambda: None, node_id="node-0", _peer_keys={},
+                           _prospective={})
     peers = Validator._peer_set(node)  # type: ignore[arg-type]
     assert sorted(peers.ids()) == ["node-0", "node-1", "node-2"]
     assert peers.get("node-1").identity_keys() == (k[4],)
@@ -570,10 +571,11 @@ def test_configured_peer_keys_reach_peers_the_ledger_has_not_shown_yet(tmp_path)
     params = ChainParamsRecord(2000, 2_000_000, 2000, 6, 10_000, 500)
     record = EpochRecord(0, 1, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), params)
     node = SimpleNamespace(_previous_record=None, epoch_record=record, _record_before_previous=lambda: None,
-                           node_id="node-0", _peer_keys=config.peer_keys,
+                           node_id="node-0", _peer_keys=config.peer_keys, _prospective={"node-6": k[5]},
                            _address_of=lambda node_id, address: config.peer_addresses.get(node_id))
     peers = Validator._peer_set(node)  # type: ignore[arg-type]
-    assert sorted(peers.ids()) == ["node-0", "node-1", "node-2", "node-5"]
+    assert sorted(peers.ids()) == ["node-0", "node-1", "node-2", "node-5", "node-6"]
+    assert peers.get("node-6").identity_keys() == (k[5],) and peers.get("node-6").address is None
     assert peers.get("node-1").identity_keys() == (k[6], k[1])
     assert peers.get("node-5").identity_keys() == (k[7],) and peers.get("node-5").address == ("127.0.0.1", 7005)
     assert peers.get("node-2").identity_keys() == (k[2],)
