@@ -14,11 +14,13 @@ certificate for a block of the rotation epoch signed with the rotated-away key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
 import random
 import shutil
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -36,6 +38,7 @@ from ledger.operations import (
     Transfer,
     TransferLeg,
 )
+from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
 from ledger.transaction import TxBody, sign_transaction
 from node.execution import cert_key, epoch_proof_key
 from node.genesis import ChainParams, load_genesis, write_genesis
@@ -326,6 +329,29 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
     asyncio.run(run())
 
 
+@contextlib.asynccontextmanager
+async def _four_validators(net: _GovernedNet, sig_verifier: Ed25519Verifier) -> AsyncIterator[list[Validator]]:
+    """The 4 genesis validators of `net`, started and past height 3; every node in the yielded list (a test may
+    replace one) is stopped at the end."""
+    nodes = [net.validator(i, sig_verifier) for i in range(4)]
+    _NODES[:] = nodes
+    for n in nodes:
+        await n.start()
+    try:
+        assert all([await n.wait_for_height(3, 60) for n in nodes])
+        yield nodes
+    finally:
+        for n in nodes:
+            await n.stop()
+
+
+def _validator_info(node: str, identity: bytes) -> ValidatorInfo:
+    return ValidatorInfo(node, "m0", identity, bytes(48), bytes(96), "127.0.0.1:1", 1)
+
+
+_PARAMS = ChainParamsRecord(2000, 2_000_000, 2000, 6, 10_000, 500)
+
+
 def test_safety_decision_at_epoch_boundaries(tmp_path) -> None:
     """The restart rule (docs/consensus.md §10): resume a state of the epoch; fresh when an older epoch's state is
     stored or the store is marked for the epoch; lost only without state and mark once blocks are committed."""
@@ -435,13 +461,8 @@ def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in
     net = _GovernedNet(tmp_path, "testnet-wipe")
 
     async def run() -> None:
-        nodes = [net.validator(i, sig_verifier) for i in range(4)]
-        _NODES[:] = nodes
-        for n in nodes:
-            await n.start()
-        try:
+        async with _four_validators(net, sig_verifier) as nodes:
             n0 = nodes[0]
-            assert all([await n.wait_for_height(3, 60) for n in nodes])
             end0 = await net.govern(n0, "params", (SetChainParams(2000, 2_000_000, 1000, 2, 10_000, 60),))
             await _until(lambda: all(n.vs.epoch == 1 for n in nodes), "epoch 1 everywhere")
             idx2 = n0.vs.index_of[b"node-2"]
@@ -465,9 +486,6 @@ def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in
             tx_id, code, _ = await n0.admit(net.transfer())
             assert code == 0
             await _committed(n0, tx_id)
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(run())
 
@@ -477,12 +495,7 @@ def test_the_peer_set_never_admits_one_identity_key_twice() -> None:
     for node-2 only (building it must not fail: that would stop every node at the epoch change)."""
     from types import SimpleNamespace
 
-    from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
-
-    def info(node: str, identity: bytes) -> ValidatorInfo:
-        return ValidatorInfo(node, "m0", identity, bytes(48), bytes(96), "127.0.0.1:1", 1)
-
-    params = ChainParamsRecord(2000, 2_000_000, 2000, 6, 10_000, 500)
+    info, params = _validator_info, _PARAMS
     k = [bytes([i]) * 32 for i in range(6)]
     before = EpochRecord(1, 10, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), params)
     after = EpochRecord(2, 20, (info("node-0", k[0]), info("node-1", k[4]), info("node-2", k[1])), params)
@@ -506,13 +519,8 @@ def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, si
     net = _GovernedNet(tmp_path, "testnet-consec")
 
     async def run() -> None:
-        nodes = [net.validator(i, sig_verifier) for i in range(4)]
-        _NODES[:] = nodes
-        for n in nodes:
-            await n.start()
-        try:
+        async with _four_validators(net, sig_verifier) as nodes:
             n0 = nodes[0]
-            assert all([await n.wait_for_height(3, 60) for n in nodes])
             r = net.rotated
             write_keys(next_keys_path(net.key_files[1]), r)
             actions = {"rotate": (RotateValidatorKeys("node-1", r.identity_key, r.bls_public_key, r.bls_pop()),),
@@ -543,9 +551,6 @@ def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, si
             await _until(lambda: all(n.executor.head.height >= top for n in nodes), "every node following")
             assert nodes[1].transport.identity_key == r.identity_key
             await _until(lambda: len(nodes[1].transport.connected_peers()) == 3, "node-1 connected with its new key")
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(run())
 
@@ -555,12 +560,9 @@ def test_configured_peer_keys_reach_peers_the_ledger_has_not_shown_yet(tmp_path)
     from genesis) admits node-1's new key, keeps the ledger's, and learns a validator added since."""
     from types import SimpleNamespace
 
-    from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
     from node.config import NodeConfig, load_config, write_config
 
-    def info(node: str, identity: bytes) -> ValidatorInfo:
-        return ValidatorInfo(node, "m0", identity, bytes(48), bytes(96), "127.0.0.1:1", 1)
-
+    info = _validator_info
     k = [bytes([i]) * 32 for i in range(8)]
     path = str(tmp_path / "node.toml")
     write_config(path, NodeConfig("node-0", "/tmp/d", "/tmp/k", "/tmp/g", ("127.0.0.1", 7000),
@@ -568,8 +570,7 @@ def test_configured_peer_keys_reach_peers_the_ledger_has_not_shown_yet(tmp_path)
                                   peer_keys={"node-1": k[6], "node-5": k[7]}))
     config = load_config(path)
     assert config.peer_keys == {"node-1": k[6], "node-5": k[7]}
-    params = ChainParamsRecord(2000, 2_000_000, 2000, 6, 10_000, 500)
-    record = EpochRecord(0, 1, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), params)
+    record = EpochRecord(0, 1, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), _PARAMS)
     node = SimpleNamespace(_previous_record=None, epoch_record=record, _record_before_previous=lambda: None,
                            node_id="node-0", _peer_keys=config.peer_keys, _prospective={"node-6": k[5]},
                            _address_of=lambda node_id, address: config.peer_addresses.get(node_id))
