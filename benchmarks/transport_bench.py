@@ -14,8 +14,8 @@ import time
 
 import nacl.signing
 
-from node.handshake import Identity, PeerSet
-from node.transport import SendOutcome, Transport, TransportConfig
+from node.net.handshake import Identity, PeerSet
+from node.net.transport import SendOutcome, Transport, TransportConfig
 
 
 def identity(name: str) -> Identity:

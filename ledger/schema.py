@@ -119,7 +119,7 @@ def member_of(account_id: str) -> str:
 
 
 # Chain parameters ---------------------------------------------------------------------------------------------
-# Block limits and consensus timers: fixed at genesis (node.genesis.ChainParams), changed by governance
+# Block limits and consensus timers: fixed at genesis (node.chain.genesis.ChainParams), changed by governance
 # (SetChainParams). One table of bounds for both.
 MIN_TIMEOUT_MS = 50
 MAX_TIMEOUT_MS = 600_000

@@ -1,7 +1,7 @@
 """What the API needs from a node: the `NodeFacade` protocol and the plain values it exchanges.
 
 The API never touches consensus, the mempool or sockets directly; it reads the store, asks the facade to admit
-transactions, and listens to commits. node/runtime.py implements this for a real validator; tests use an
+transactions, and listens to commits. node/validator/node.py implements this for a real validator; tests use an
 in-process single-validator chain (tests/node/api_world.py).
 """
 

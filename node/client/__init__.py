@@ -4,6 +4,7 @@
     from node.client import governance        # propose / approve / cancel_proposal and governance actions
 """
 
+from node.chain.statement import StatementVerdict, TrustAnchor, load_trust_anchor, statement_bytes, verify_statement
 from node.client import governance
 from node.client.aio import AsyncLedgerClient, StreamItem, SubmitResult
 from node.client.builder import (
@@ -21,7 +22,6 @@ from node.client.errors import ApiError, ClientError, LedgerClientError, Transac
 from node.client.keys import AccountKey, load_key, save_key
 from node.client.sync import LedgerClient
 from node.client.verify import verify_certificate, verify_state_proof
-from node.statement import StatementVerdict, TrustAnchor, load_trust_anchor, statement_bytes, verify_statement
 
 __all__ = [
     "OPERATION_KINDS",

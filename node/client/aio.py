@@ -23,11 +23,11 @@ import aiohttp
 
 from ledger.operations import Operation
 from ledger.transaction import SignedTransaction
+from node.chain.statement import StatementVerdict, statement_bytes, verify_statement
 from node.client import builder
 from node.client.errors import ApiError, ClientError, TransactionFailed
 from node.client.keys import AccountKey
 from node.client.wire import Request, decode_response, path_of, query_of
-from node.statement import StatementVerdict, statement_bytes, verify_statement
 
 __all__ = ["AsyncLedgerClient", "StreamItem", "SubmitResult"]
 
@@ -376,7 +376,7 @@ class AsyncLedgerClient:
 
     @staticmethod
     def verify_statement(doc: dict[str, Any], genesis: Any) -> StatementVerdict:
-        """Verify a custody statement offline against the genesis (node.genesis.Genesis or TrustAnchor)."""
+        """Verify a custody statement offline against the genesis (node.chain.genesis.Genesis or TrustAnchor)."""
         return verify_statement(doc, genesis)
 
     @staticmethod

@@ -107,7 +107,7 @@ def cancel_proposal(actor: str, proposal_id: str) -> Operation:
 
 def validator_action(node_id: str, member: str, keys: Any, address: str = "", power: int = 1,
                      *, rotate: bool = False) -> GovernanceAction:
-    """`add_validator` (or, with rotate=True, `rotate_validator_keys`) from a node's keys (node.node_keys.NodeKeys
+    """`add_validator` (or, with rotate=True, `rotate_validator_keys`) from a node's keys (node.validator.keyfile.NodeKeys
     or anything with identity_key, bls_public_key and bls_pop())."""
     identity = bytes(keys.identity_key)
     bls_key = bytes(keys.bls_public_key)

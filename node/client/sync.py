@@ -15,11 +15,11 @@ from typing import Any, Self
 
 from ledger.operations import Operation
 from ledger.transaction import SignedTransaction
+from node.chain.statement import StatementVerdict, statement_bytes, verify_statement
 from node.client.aio import AsyncLedgerClient, StreamItem, SubmitResult
 from node.client.errors import ClientError
 from node.client.keys import AccountKey
 from node.client.wire import Request
-from node.statement import StatementVerdict, statement_bytes, verify_statement
 
 __all__ = ["LedgerClient"]
 

@@ -3,7 +3,7 @@
     verify_certificate(cert_hex, genesis, epoch_proofs=()) -> (height, block_id, state_root)
                                                                               a commit certificate of any epoch
     verify_state_proof(root, key, value, proof_json) -> bool                  one state proof (docs/state-proofs.md)
-    verify_statement(doc, genesis) -> StatementVerdict                        a custody statement (node/statement.py)
+    verify_statement(doc, genesis) -> StatementVerdict                        a custody statement (node/chain/statement.py)
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from consensus.certificates import (
 from consensus.codec import CodecError
 from consensus.messages import CommitCertificate, EpochChangeProof
 from ledger.smt import StateProof, StateProofError, verify_proof
+from node.chain.statement import TrustAnchor
 from node.client.errors import ClientError
-from node.statement import TrustAnchor
 
 __all__ = ["verify_certificate", "verify_state_proof"]
 

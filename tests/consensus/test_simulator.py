@@ -82,7 +82,7 @@ def test_checks_detect_a_replica_that_forgets_its_safety_state(monkeypatch):
 
 
 def test_simulate_command_prints_json(capsys):
-    from node.commands import simulate
+    from node.cli import simulate
 
     parser = argparse.ArgumentParser(prog="ledger")
     simulate.register(parser.add_subparsers())

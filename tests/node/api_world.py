@@ -213,7 +213,7 @@ class ChainFacade:
         return f"# TYPE ledger_height gauge\nledger_height {self.head().height}\n"
 
     def statement(self, account_id: str, height: int) -> Mapping[str, Any]:
-        from node.statement import build_statement
+        from node.chain.statement import build_statement
 
         if height + 1 >= len(self.world.blocks):
             raise KeyError(height)

@@ -15,9 +15,9 @@ import nacl.signing
 
 from ledger.operations import Transfer, TransferLeg
 from ledger.transaction import TxBody, sign_transaction
-from node.admin_socket import admin_request
-from node.genesis import ChainParams
-from node.localnet import CASH_ASSET, NetworkLayout, generate_network, load_accounts
+from node.api.admin_socket import admin_request
+from node.chain.genesis import ChainParams
+from node.tools.localnet import CASH_ASSET, NetworkLayout, generate_network, load_accounts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -59,8 +59,8 @@ class Cluster:
     def _fix_ports(self, ports: list[int]) -> None:
         import json
 
-        from node.config import load_config, write_config
-        from node.genesis import write_genesis
+        from node.chain.genesis import write_genesis
+        from node.validator.config import load_config, write_config
 
         with open(self.layout.genesis_path, encoding="utf-8") as f:
             doc = json.load(f)

@@ -1,4 +1,4 @@
-"""A 4-validator network for scenario tests: `node.demo.InProcessNetwork` (real consensus over loopback TCP, the
+"""A 4-validator network for scenario tests: `node.tools.demo.InProcessNetwork` (real consensus over loopback TCP, the
 HTTP API on every node) run on an event loop of its own in a background thread, so tests drive it through the
 synchronous SDK (`LedgerClient`) from the test thread. Every wait is bounded; `stop()` always tears down."""
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from ledger.operations import Operation
 from node.client import AccountKey, ApiError, LedgerClient, builder
-from node.demo import InProcessNetwork
+from node.tools.demo import InProcessNetwork
 
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 60.0
@@ -111,7 +111,7 @@ class Driver:
 
     def supply_check(self, assets: Sequence[str]) -> int:
         """issued - redeemed == sum over every holder of available + held + frozen, per asset, all read at one
-        height through the API (as node/demo.py does). Returns the height."""
+        height through the API (as node/tools/demo.py does). Returns the height."""
         height = self.reader.head_height()
         for asset in assets:
             outstanding = int(self.reader.asset(asset, height)["outstanding"])

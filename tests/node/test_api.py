@@ -20,7 +20,7 @@ from ledger.smt import StateProof, verify_proof
 from ledger.transaction import signing_message
 from node.api import ApiConfig, ApiLimits
 from node.api import errors as e
-from node.statement import TrustAnchor, verify_statement
+from node.chain.statement import TrustAnchor, verify_statement
 from tests.node.api_world import (
     ALICE,
     BOB,

@@ -4,7 +4,7 @@ the ledger's current validator set, the epoch changes with their proofs, and cus
 The chain: a LevelDB store whose genesis names 4 validators (the simulator's BLS keys) and 4 voting members with a
 governor each; blocks are executed by the real ledger and certified by real BLS quorums of the epoch's set. An
 epoch-ending block (one whose execution scheduled a new EpochRecord) gets a certificate whose QC carries the epoch
-commitment of the next set, and its EpochChangeProof is stored under node.execution.epoch_proof_key, as the node
+commitment of the next set, and its EpochChangeProof is stored under node.chain.execution.epoch_proof_key, as the node
 does."""
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ from ledger.transaction import SignedTransaction, TxBody, sign_transaction
 from ledger.transition import apply_block
 from node.api import ApiConfig, create_app
 from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
+from node.chain.execution import cert_key, epoch_proof_key
+from node.chain.genesis import genesis_hash, make_document, parse_genesis, validator_entry
+from node.chain.statement import TrustAnchor, statement_from_store, verify_statement
 from node.client import AsyncLedgerClient, governance
-from node.execution import cert_key, epoch_proof_key
-from node.genesis import genesis_hash, make_document, parse_genesis, validator_entry
-from node.statement import TrustAnchor, statement_from_store, verify_statement
 from tests.ledger.world import key_for, pub
 
 CHAIN = "gov-chain"
@@ -66,7 +66,7 @@ def gov(member: str) -> str:
 
 
 def genesis_document() -> dict[str, Any]:
-    """The genesis file of this chain (node/genesis.py format): its hash is the consensus chain id, its validator
+    """The genesis file of this chain (node/chain/genesis.py format): its hash is the consensus chain id, its validator
     set the trust anchor of custody statements."""
     validators = [validator_entry(v.node_id, v.member, v.identity_key, v.bls_key, v.bls_pop, ("127.0.0.1", 7000 + i))
                   for i, v in enumerate(validator_info(i) for i in range(4))]
@@ -407,7 +407,7 @@ def test_statements_from_the_store_in_every_epoch_verify_from_the_genesis(story)
         assert doc["validator_set"]["epoch"] == epoch and len(doc["validator_set"]["epoch_changes"]) == epoch
         verdict = verify_statement(doc, anchor())
         assert verdict.ok, (name, verdict)
-    # The same, trusting only the genesis file (node.genesis format) of this chain.
+    # The same, trusting only the genesis file (node.chain.genesis format) of this chain.
     genesis = parse_genesis(genesis_document())
     assert genesis.hash == CHAIN_B
     doc = statement_from_store(c.store, USER, marks["final"], chain_id=CHAIN, genesis_set=genesis.validator_set())
@@ -417,8 +417,8 @@ def test_statements_from_the_store_in_every_epoch_verify_from_the_genesis(story)
 
 
 def test_client_verifies_a_later_epochs_certificate_through_the_proof_chain(story) -> None:
+    from node.chain.execution import load_epoch_proofs
     from node.client import ClientError, verify_certificate
-    from node.execution import load_epoch_proofs
 
     c, marks = story
     genesis = anchor()

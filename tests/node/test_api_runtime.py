@@ -20,11 +20,11 @@ from node.api import errors as e
 from node.api.auth import sign_request_headers
 from node.api.facade import NodeFacade
 from node.api.server import start_api
-from node.genesis import ChainParams, load_genesis
-from node.localnet import CASH_ASSET, generate_network, load_accounts
-from node.node_keys import load_keys
-from node.runtime import Validator
-from node.statement import TrustAnchor, verify_statement
+from node.chain.genesis import ChainParams, load_genesis
+from node.chain.statement import TrustAnchor, verify_statement
+from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
+from node.validator.keyfile import load_keys
+from node.validator.node import Validator
 
 CHAIN = "api-it"
 U0, U1 = "user-0@m0", "user-1@m0"

@@ -1,5 +1,5 @@
 """Scenarios 5 (lost-key recovery) and 6 (custody statement) of ../shared/context/scenarios.md, end to end through
-the HTTP API with the Python SDK against one 4-validator network (node.demo.InProcessNetwork: real consensus over
+the HTTP API with the Python SDK against one 4-validator network (node.tools.demo.InProcessNetwork: real consensus over
 loopback TCP, the API on every node). Transactions go through the nodes in turn and wait for commit; private reads
 are signed by the reading institution. Each scenario ends with the supply check through the API."""
 

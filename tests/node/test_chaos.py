@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from node.chaos import ChaosConfig, ChaosReport, run_chaos, summary, supply_at
 from node.cli import main
-from node.testnet import Testnet
+from node.tools.chaos import ChaosConfig, ChaosReport, run_chaos, summary, supply_at
+from node.tools.testnet import Testnet
 from tests.node.test_testnet import node_processes
 
 
@@ -52,8 +52,8 @@ def test_supply_check_through_the_api_adds_up_every_holder(tmp_path: Path) -> No
     import asyncio
 
     from node.client import AccountKey
-    from node.demo import InProcessNetwork
-    from node.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
+    from node.tools.demo import InProcessNetwork
+    from node.tools.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
 
     async def main() -> list[tuple[str, int, int, int]]:
         net = InProcessNetwork(str(tmp_path / "net"), 1)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from node.chain.genesis import write_genesis
 from node.cli import main
 from node.client import load_key, operation, operation_to_json, save_key
-from node.genesis import write_genesis
 from tests.ledger.world import CHAIN
 from tests.node.test_client import AGENT, BOB, CUSTODIAN, DAVE, EVE, ISSUER, OP_SAMPLES, ClientWorld, account_key
 

@@ -28,6 +28,9 @@ from node.api.auth import Authenticator
 from node.api.auth import canonical_request as server_canonical_request
 from node.api.context import ApiConfig
 from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
+from node.chain.execution import cert_key
+from node.chain.genesis import Genesis, genesis_hash, make_document, parse_genesis, validator_entry
+from node.chain.statement import build_statement, verify_statement_bytes
 from node.client import (
     AccountKey,
     ApiError,
@@ -43,9 +46,6 @@ from node.client import (
     verify_statement,
 )
 from node.client.wire import canonical_request, signed_headers
-from node.execution import cert_key
-from node.genesis import Genesis, genesis_hash, make_document, parse_genesis, validator_entry
-from node.statement import build_statement, verify_statement_bytes
 from tests.ledger.world import ADMIN, CHAIN, T0, key_for, pub
 from tests.node.test_statement import (
     AGENT,
@@ -61,7 +61,7 @@ EVE = "eve@bank-b"
 
 
 def genesis_document() -> dict[str, Any]:
-    """A genesis file (node/genesis.py format) for the test world: its hash is the consensus chain id."""
+    """A genesis file (node/chain/genesis.py format) for the test world: its hash is the consensus chain id."""
     backend = bls.get_backend()
     validators = [
         validator_entry(f"v{i}", "consortium", bytes(key_for(f"node {i}").verify_key),

@@ -1,4 +1,4 @@
-"""Scenario 6 against the real node: a one-validator chain (node.runtime.Validator: consensus, execution, mempool,
+"""Scenario 6 against the real node: a one-validator chain (node.validator.node.Validator: consensus, execution, mempool,
 commit certificates) serving the real API on 127.0.0.1, driven through the `ledger` CLI and the SDK. The custody
 statement the node builds verifies offline from the generated genesis file; a tampered copy does not."""
 
@@ -18,12 +18,12 @@ from aiohttp import web
 
 from node.api.app import create_app
 from node.api.context import ApiConfig
+from node.chain.genesis import ChainParams, load_genesis
 from node.cli import main
 from node.client import AccountKey, LedgerClient, save_key
-from node.config import load_config
-from node.genesis import ChainParams, load_genesis
-from node.localnet import generate_network
-from node.node_keys import load_keys
+from node.tools.localnet import generate_network
+from node.validator.config import load_config
+from node.validator.keyfile import load_keys
 
 
 def _free_port() -> int:
@@ -53,7 +53,7 @@ class RealNode:
         assert self.error is None, self.error
 
     def _run(self) -> None:
-        from node.runtime import Validator
+        from node.validator.node import Validator
 
         async def serve() -> None:
             cfg = self.config

@@ -40,12 +40,12 @@ from ledger.operations import (
 )
 from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
 from ledger.transaction import TxBody, sign_transaction
-from node.execution import cert_key, epoch_proof_key
-from node.genesis import ChainParams, load_genesis, write_genesis
-from node.localnet import CASH_ASSET, generate_network, load_accounts
-from node.node_keys import NodeKeys, load_keys, load_next_keys, next_keys_path, rotate_keys, write_keys
-from node.runtime import Validator
-from node.sigverify import Ed25519Verifier
+from node.chain.execution import cert_key, epoch_proof_key
+from node.chain.genesis import ChainParams, load_genesis, write_genesis
+from node.chain.sigverify import Ed25519Verifier
+from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
+from node.validator.keyfile import NodeKeys, load_keys, load_next_keys, next_keys_path, rotate_keys, write_keys
+from node.validator.node import Validator
 from tests.node.cluster import free_ports
 
 PARAMS = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50, max_backoff_exponent=2)
@@ -312,7 +312,7 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
             assert [p.encode() for p in follower.epoch_proofs()] == [p.encode() for p in source.epoch_proofs()]
             assert follower.role == "observer" and follower.vs.digest == source.vs.digest
             # A custody statement from every epoch, served by the follower, verifies from the genesis file alone.
-            from node.statement import verify_statement
+            from node.chain.statement import verify_statement
 
             heights = [p.cert.headers[0].height for p in follower.epoch_proofs()] + [top]
             for epoch, height in enumerate(heights):
@@ -356,7 +356,7 @@ def test_safety_decision_at_epoch_boundaries(tmp_path) -> None:
     """The restart rule (docs/consensus.md §10): resume a state of the epoch; fresh when an older epoch's state is
     stored or the store is marked for the epoch; lost only without state and mark once blocks are committed."""
     from consensus.messages import SafetyState, genesis_block, genesis_qc
-    from node.safety_store import FRESH, LOST, RESUME, SafetyStore, SafetyStoreError, safety_decision
+    from node.validator.safety_store import FRESH, LOST, RESUME, SafetyStore, SafetyStoreError, safety_decision
 
     assert safety_decision(2, None, 2, 50) == RESUME
     assert safety_decision(1, None, 2, 50) == FRESH  # intact directory: a signature in 2 would have replaced it
@@ -560,7 +560,7 @@ def test_configured_peer_keys_reach_peers_the_ledger_has_not_shown_yet(tmp_path)
     from genesis) admits node-1's new key, keeps the ledger's, and learns a validator added since."""
     from types import SimpleNamespace
 
-    from node.config import NodeConfig, load_config, write_config
+    from node.validator.config import NodeConfig, load_config, write_config
 
     info = _validator_info
     k = [bytes([i]) * 32 for i in range(8)]

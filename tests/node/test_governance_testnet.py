@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from node.cli import main
-from node.demo import OnboardingReport, play_onboarding
-from node.testnet import Testnet
+from node.tools.demo import OnboardingReport, play_onboarding
+from node.tools.testnet import Testnet
 
 
 @pytest.fixture(scope="module")

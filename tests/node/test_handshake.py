@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.framing import (
+from node.net.framing import (
     BODY_OVERHEAD,
     KIND_AUTH,
     KIND_DATA,
@@ -21,7 +21,7 @@ from node.framing import (
     FrameSealer,
     body_length,
 )
-from node.handshake import (
+from node.net.handshake import (
     HELLO_BYTES,
     MAGIC,
     Handshake,

@@ -1,4 +1,4 @@
-"""node.mempool: admission codes, dedup, limits and backpressure, fairness, reaping, removal, pruning, gossip."""
+"""node.chain.mempool: admission codes, dedup, limits and backpressure, fairness, reaping, removal, pruning, gossip."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ledger.records import TxSeen
 from ledger.schema import MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.state import MemoryState, encode_value
 from ledger.transaction import Signature, SignedTransaction, TxBody, sign_transaction
-from node.mempool import (
+from node.chain.mempool import (
     MEMPOOL_ACCOUNT_FULL,
     MEMPOOL_FULL,
     TX_ALREADY_PENDING,
@@ -27,7 +27,7 @@ from node.mempool import (
     Mempool,
     MempoolLimits,
 )
-from node.sigverify import Ed25519Verifier, VerifyItem
+from node.chain.sigverify import Ed25519Verifier, VerifyItem
 
 CHAIN = "test-chain"
 HEIGHT = 10

@@ -1,4 +1,4 @@
-"""Observability: node.metrics (Prometheus exposition, per-node registries, bounded labels) and node.logs
+"""Observability: node.validator.metrics (Prometheus exposition, per-node registries, bounded labels) and node.validator.logs
 (key=value and JSON lines)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger import codes
-from node.logs import log_event, setup_logging
-from node.mempool import MEMPOOL_FULL, Admission, MempoolStats
-from node.metrics import MAX_LABEL_VALUES, NodeMetrics
+from node.chain.mempool import MEMPOOL_FULL, Admission, MempoolStats
+from node.validator.logs import log_event, setup_logging
+from node.validator.metrics import MAX_LABEL_VALUES, NodeMetrics
 
 
 class Clock:

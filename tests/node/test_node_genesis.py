@@ -9,14 +9,14 @@ import stat
 
 import pytest
 
-from node.block_payload import PayloadError, decode_payload, encode_payload
+from node.chain.execution import ExecutionError
+from node.chain.genesis import GenesisError, load_genesis, parse_genesis, write_genesis
+from node.chain.payload import PayloadError, decode_payload, encode_payload
 from node.cli import main as cli_main
-from node.config import ConfigError, load_config, write_config
-from node.execution import ExecutionError
-from node.genesis import GenesisError, load_genesis, parse_genesis, write_genesis
-from node.localnet import generate_network
-from node.node_keys import KeyFileError, NodeKeys, load_keys, write_keys
-from node.safety_store import SafetyStoreError
+from node.tools.localnet import generate_network
+from node.validator.config import ConfigError, load_config, write_config
+from node.validator.keyfile import KeyFileError, NodeKeys, load_keys, write_keys
+from node.validator.safety_store import SafetyStoreError
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_genesis_validators_params_and_governance_are_ledger_state(net) -> None:
     from consensus.validators import ValidatorSet
     from ledger.governance import chain_params_values, current_epoch, current_governance, validator_set_entries
     from ledger.state import MemoryState
-    from node.genesis import genesis_state
+    from node.chain.genesis import genesis_state
 
     g = load_genesis(net.genesis_path)
     state = MemoryState({k: v for k, v in genesis_state(g).changes.items() if v is not None})
@@ -179,7 +179,7 @@ def test_payload_codec_is_strict() -> None:
 
 
 def test_a_data_directory_refuses_another_genesis(net, tmp_path) -> None:
-    from node.runtime import Validator
+    from node.validator.node import Validator
 
     g = load_genesis(net.genesis_path)
     keys = load_keys(os.path.join(os.path.dirname(net.config_paths[0]), "node_keys.json"))
@@ -201,7 +201,7 @@ def test_a_data_directory_refuses_another_genesis(net, tmp_path) -> None:
 
 
 def test_addresses_round_trip_including_bracketed_ipv6() -> None:
-    from node.genesis import format_address, parse_address
+    from node.chain.genesis import format_address, parse_address
 
     assert parse_address("[::1]:7100") == ("::1", 7100)
     assert parse_address("10.0.0.6:7100") == ("10.0.0.6", 7100)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from node.config import load_config, write_config
+from node.validator.config import load_config, write_config
 from tests.node.cluster import Cluster
 
 

@@ -17,15 +17,15 @@ from ledger.operations import Transfer, TransferLeg
 from ledger.state import decode_value
 from ledger.store import LedgerStore
 from ledger.transaction import TxBody, sign_transaction
-from node.block_payload import encode_payload
-from node.commit_feed import SubscriptionClosed
-from node.config import load_config
-from node.execution import ExecutionError, Executor, bootstrap_store
-from node.genesis import ChainParams, default_engine, genesis_state, load_genesis, write_genesis
-from node.localnet import CASH_ASSET, generate_network, load_accounts
-from node.node_keys import load_keys
-from node.runtime import Validator
-from node.sigverify import Ed25519Verifier
+from node.chain.commit_feed import SubscriptionClosed
+from node.chain.execution import ExecutionError, Executor, bootstrap_store
+from node.chain.genesis import ChainParams, default_engine, genesis_state, load_genesis, write_genesis
+from node.chain.payload import encode_payload
+from node.chain.sigverify import Ed25519Verifier
+from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
+from node.validator.config import load_config
+from node.validator.keyfile import load_keys
+from node.validator.node import Validator
 
 PARAMS = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50)
 
@@ -251,7 +251,7 @@ def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path,
     not halt the node: the missing certified heights come by block sync, then the commit applies."""
     from consensus.actions import Commit
     from consensus.messages import decode_block
-    from node.execution import cert_key
+    from node.chain.execution import cert_key
 
     net = _FourValidatorNet(tmp_path, "testnet-gap", b"gap")
 
@@ -298,7 +298,7 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
 
     import msgpack
 
-    from node.runtime import CH_NODE, MSG_STATUS, SYNC_LAG
+    from node.validator.node import CH_NODE, MSG_STATUS, SYNC_LAG
 
     net = _FourValidatorNet(tmp_path, "testnet-liar", b"liar")
 

@@ -15,7 +15,7 @@ print(sorted(OPERATION.by_kind))
 """
 
 
-@pytest.mark.parametrize("module", ["node.transport", "node.mempool", "node.api", "node.statement", "node.cli"])
+@pytest.mark.parametrize("module", ["node.net.transport", "node.chain.mempool", "node.api", "node.chain.statement", "node.cli"])
 def test_any_node_module_registers_the_contracts_operations(module: str) -> None:
     out = subprocess.run([sys.executable, "-c", PROBE.format(module=module)], capture_output=True, text=True,
                          check=True, timeout=120).stdout

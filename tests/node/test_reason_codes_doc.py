@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import node.api.errors
-import node.mempool  # noqa: F401  (defines the mempool codes)
+import node.chain.mempool  # noqa: F401  (defines the mempool codes)
 from ledger import codes
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reason-codes.md"

@@ -1,4 +1,4 @@
-"""node.sigverify: the process pool answers exactly like the synchronous path, never raises on malformed input,
+"""node.chain.sigverify: the process pool answers exactly like the synchronous path, never raises on malformed input,
 coalesces concurrent callers, survives a killed worker, and its workers end with their owner."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from node.sigverify import Ed25519Verifier, VerifyItem, verify_items, verify_one
+from node.chain.sigverify import Ed25519Verifier, VerifyItem, verify_items, verify_one
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,7 +165,7 @@ def test_closed_verifier_refuses_work() -> None:
 
 OWNER_SCRIPT = """
 import sys, time
-from node.sigverify import Ed25519Verifier
+from node.chain.sigverify import Ed25519Verifier
 v = Ed25519Verifier(workers=2)
 v.warm_up()
 print(" ".join(str(pid) for pid in v._pool._processes), flush=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from node.cli import main
-from node.testnet import Testnet, TestnetError, _proc_cmdline
+from node.tools.testnet import Testnet, TestnetError, _proc_cmdline
 
 
 def node_processes(directory: str) -> list[int]:
@@ -115,9 +115,9 @@ def test_only_testnet_chain_ids(tmp_path: os.PathLike[str]) -> None:
 
 def test_genesis_governors_and_add_node_files(tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]) -> None:
     """No processes: the genesis gives each founding member a governor; add-node writes a node that is not in it."""
+    from node.chain.genesis import load_genesis
     from node.client import governance, load_key
-    from node.config import load_config
-    from node.genesis import load_genesis
+    from node.validator.config import load_config
 
     directory = str(tmp_path)
     net = Testnet.create(directory, 4, seed=b"add-node")

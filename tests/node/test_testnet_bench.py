@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from node.cli import main
-from node.loadgen import estimate_latencies
+from node.tools.loadgen import estimate_latencies
 from tests.node.test_testnet import node_processes
 
 

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 import nacl.signing
 import pytest
 
-from node.framing import BODY_OVERHEAD, KIND_CLOSE, KIND_DATA, LENGTH_BYTES
-from node.handshake import HELLO_BYTES, MAGIC, Handshake, Identity, PeerSet
-from node.transport import SendOutcome, Transport, TransportConfig, TransportError
+from node.net.framing import BODY_OVERHEAD, KIND_CLOSE, KIND_DATA, LENGTH_BYTES
+from node.net.handshake import HELLO_BYTES, MAGIC, Handshake, Identity, PeerSet
+from node.net.transport import SendOutcome, Transport, TransportConfig, TransportError
 from tests.node.wire import MitmProxy, WireProxy, raw_peer, read_frame
 
 CHAIN = "test-chain"

@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from node.framing import LENGTH_BYTES, FrameSealer
-from node.handshake import HELLO_BYTES, Handshake, Identity, PeerSet, Session
+from node.net.framing import LENGTH_BYTES, FrameSealer
+from node.net.handshake import HELLO_BYTES, Handshake, Identity, PeerSet, Session
 
 # on_frame(direction, connection index, frame index, frame bytes) -> frames to forward instead.
 # direction "up" is client -> target; frame 0 of each direction is the auth frame.

@@ -172,7 +172,7 @@ async def account_history(call: Call) -> Any:
 
 
 async def account_statement(call: Call) -> Any:
-    from node.statement import StatementError
+    from node.chain.statement import StatementError
 
     ctx = call.ctx
     account_id = call.params["account_id"]

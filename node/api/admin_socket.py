@@ -1,0 +1,145 @@
+"""The node's local admin socket: a Unix socket in the data directory (DATA/admin.sock, mode 0600).
+
+One JSON object per line in each direction:
+
+    {"op": "status"}                                  -> the node's status (Validator.status())
+    {"op": "submit", "tx": "<hex of signed tx>"}      -> {"tx_id": hex, "code": int, "message": str}
+    {"op": "submit_many", "txs": [hex, ...]}          -> {"codes": [int, ...]}   (at most 8192)
+    {"op": "roots", "from": H1, "to": H2}             -> {"roots": {"H": hex state root, ...}} (at most 1000)
+    {"op": "block", "height": H}                      -> {"block_id": hex, "tx_count": int, "time_ms": int}
+    {"op": "fault", "action": "block"|"unblock"|"delay", "peers": [...], "ms": int}   testnet configs only
+    {"op": "metrics"}                                 -> {"text": Prometheus exposition}
+
+Errors: {"error": code, "message": text}. Used by operators (`ledger node status`), the testnet launcher and tests.
+Only local processes with access to the data directory can connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import TYPE_CHECKING, Any, Final
+
+from node.net.transport import TransportError
+
+if TYPE_CHECKING:
+    from node.validator.node import Validator
+
+MAX_LINE: Final = 64 << 20
+MAX_CLIENTS: Final = 64
+MAX_SUBMIT_MANY: Final = 8192
+
+
+class AdminServer:
+    def __init__(self, node: Validator, path: str) -> None:
+        self.node = node
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+        self._clients = 0
+
+    async def start(self) -> None:
+        if os.path.exists(self.path):
+            os.remove(self.path)
+        self._server = await asyncio.start_unix_server(self._client, self.path, limit=MAX_LINE)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._clients >= MAX_CLIENTS:
+            writer.close()
+            return
+        self._clients += 1
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    break
+                if not line:
+                    break
+                try:
+                    answer = await self.handle(json.loads(line))
+                except (ValueError, TypeError, KeyError) as exc:
+                    answer = {"error": "bad_request", "message": str(exc)}
+                writer.write(json.dumps(answer).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients -= 1
+            writer.close()
+
+    async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        node = self.node
+        op = req["op"]
+        if op == "status":
+            return node.status()
+        if op == "submit":
+            tx_id, code, message = await node.admit(bytes.fromhex(req["tx"]))
+            return {"tx_id": tx_id.hex(), "code": code, "message": message}
+        if op == "submit_many":
+            raws = [bytes.fromhex(t) for t in req["txs"][:MAX_SUBMIT_MANY]]
+            codes: list[int] = []
+            for i in range(0, len(raws), 1024):
+                results = await node.pool.submit_many(raws[i:i + 1024])
+                for result in results:
+                    node.metrics.admission(result)
+                codes.extend(r.code for r in results)
+            return {"codes": codes}
+        if op == "roots":
+            lo, hi = int(req["from"]), int(req["to"])
+            hi = min(hi, lo + 999, node.executor.head.height)
+            roots = {}
+            for h in range(max(0, lo), hi + 1):
+                root = node.store.state_root_at(h)
+                if root is not None:
+                    roots[str(h)] = root.hex()
+            return {"roots": roots}
+        if op == "block":
+            committed = node.feed.load(int(req["height"]))
+            return {"block_id": committed.block_id.hex(), "tx_count": committed.tx_count,
+                    "time_ms": committed.time_ms, "receipts": len(committed.receipts)}
+        if op == "metrics":
+            return {"text": node.metrics_text()}
+        if op == "fault":
+            transport = node.transport
+            if transport is None:
+                return {"error": "no_transport", "message": "a single-validator node has no peers"}
+            try:
+                action = req["action"]
+                if action == "block":
+                    transport.block(req["peers"])
+                elif action == "unblock":
+                    transport.unblock(req.get("peers"))
+                elif action == "delay":
+                    transport.set_delay(req.get("peer"), int(req["ms"]))
+                else:
+                    return {"error": "bad_request", "message": f"unknown fault action {action!r}"}
+            except TransportError as exc:
+                return {"error": exc.code, "message": exc.message}
+            return {"ok": True, "faults": transport.fault_state()}
+        return {"error": "bad_request", "message": f"unknown op {op!r}"}
+
+
+def admin_request(path: str, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """A blocking client call (CLI, tests)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf)

@@ -1,0 +1,139 @@
+"""The in-process stream of committed blocks: what the HTTP API's event stream (issue 6) subscribes to.
+
+    feed.subscribe(from_height=None, max_queue=1024) -> Subscription
+    await subscription.next()   -> CommittedBlock (height order, no gaps)
+    subscription.close()
+
+A subscriber starting at `from_height` first gets the older blocks (rebuilt from the store: receipts and events of
+executed transactions), then live ones. Delivery never drops silently: a subscriber whose queue is full is closed
+with reason "slow_consumer" (`next()` raises SubscriptionClosed with the height to resume from).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Final
+
+from consensus.messages import CommitCertificate, decode_block
+from ledger.events import decode_receipt
+from ledger.store import LedgerStore
+from ledger.transaction import decode_transaction
+from node.chain.execution import CommittedBlock, cert_key
+from node.chain.payload import decode_payload
+
+MAX_SUBSCRIBERS: Final = 1024
+MAX_QUEUE: Final = 65_536
+RECENT_BLOCKS: Final = 256
+
+
+class SubscriptionClosed(Exception):
+    def __init__(self, reason: str, resume_height: int) -> None:
+        super().__init__(f"{reason}: resume from height {resume_height}")
+        self.reason = reason
+        self.resume_height = resume_height
+
+
+class Subscription:
+    def __init__(self, feed: CommitFeed, next_height: int, max_queue: int) -> None:
+        self._feed = feed
+        self._queue: collections.deque[CommittedBlock] = collections.deque()
+        self._max_queue = max_queue
+        self._event = asyncio.Event()
+        self.next_height = next_height  # the next height this subscriber will receive
+        self.closed: str | None = None
+
+    def _offer(self, block: CommittedBlock) -> None:
+        if self.closed is not None or block.height < self.next_height + len(self._queue):
+            return
+        if len(self._queue) >= self._max_queue:
+            self.closed = "slow_consumer"
+            self._feed._drop(self)
+        else:
+            self._queue.append(block)
+        self._event.set()
+
+    async def next(self) -> CommittedBlock:
+        while True:
+            if self._queue:
+                block = self._queue.popleft()
+                self.next_height = block.height + 1
+                return block
+            if self.closed is not None:
+                raise SubscriptionClosed(self.closed, self.next_height)
+            if self.next_height <= self._feed.height:
+                # Behind the live stream (resume): read from the store.
+                self._queue.append(self._feed.load(self.next_height))
+                continue
+            self._event.clear()
+            await self._event.wait()
+
+    def close(self) -> None:
+        if self.closed is None:
+            self.closed = "closed"
+            self._feed._drop(self)
+            self._event.set()
+
+
+class CommitFeed:
+    def __init__(self, store: LedgerStore, max_block_txs: int, max_block_bytes: int) -> None:
+        self._store = store
+        self._limits = (max_block_txs, max_block_bytes)
+        head = store.head()
+        self.height = 0 if head is None else head.height
+        self._recent: collections.deque[CommittedBlock] = collections.deque(maxlen=RECENT_BLOCKS)
+        self._subscribers: set[Subscription] = set()
+
+    def subscribe(self, from_height: int | None = None, max_queue: int = 1024) -> Subscription:
+        """Blocks from `from_height` (default: the next one committed) on."""
+        if len(self._subscribers) >= MAX_SUBSCRIBERS:
+            raise SubscriptionClosed("too_many_subscribers", from_height or self.height + 1)
+        start = self.height + 1 if from_height is None else max(1, from_height)
+        sub = Subscription(self, start, min(max(1, max_queue), MAX_QUEUE))
+        self._subscribers.add(sub)
+        return sub
+
+    def publish(self, block: CommittedBlock) -> None:
+        assert block.height == self.height + 1 or self.height == 0 or block.height > self.height
+        self.height = block.height
+        self._recent.append(block)
+        for sub in list(self._subscribers):
+            if sub.next_height + len(sub._queue) == block.height:
+                sub._offer(block)
+            else:
+                sub._event.set()
+
+    def reset_height(self, height: int) -> None:
+        """After block sync wrote blocks directly: subscribers catch up from the store."""
+        self.height = height
+        for sub in list(self._subscribers):
+            sub._event.set()
+
+    def _drop(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+
+    def load(self, height: int) -> CommittedBlock:
+        """A committed block rebuilt from the store (the recent ones come from memory)."""
+        for block in self._recent:
+            if block.height == height:
+                return block
+        raw = self._store.get_block(height)
+        root = self._store.state_root_at(height)
+        if raw is None or root is None:
+            raise SubscriptionClosed("height_unavailable", height)
+        block = decode_block(raw)
+        payload = decode_payload(block.payload, *self._limits)
+        receipts = []
+        for tx in payload.txs:
+            try:
+                tx_id = decode_transaction(tx).tx_id
+            except ValueError:
+                continue
+            found = self._store.get_tx(tx_id)
+            receipt = self._store.get_receipt(tx_id)
+            if found is not None and found[0] == height and receipt is not None:
+                receipts.append(decode_receipt(receipt))
+        cert_raw = self._store.get_extra(cert_key(height))
+        cert = None if cert_raw is None else CommitCertificate.decode(cert_raw)
+        events = tuple(ev for r in receipts for ev in r.events)
+        return CommittedBlock(height, block.id, payload.time_ms, root, tuple(receipts), events, len(payload.txs), cert)

@@ -1,0 +1,510 @@
+"""The mempool: admission of signed transactions, bounded storage with per-account fairness, proposals, gossip.
+
+    pool = Mempool(chain_id, state, height, verifier, limits, on_admitted=broadcast)
+    result = await pool.submit(tx_bytes, origin=None)          # Admission(code, message, tx_id)
+    results = await pool.submit_many([tx_bytes, ...], origin=peer_id)
+    txs = pool.reap(max_txs, max_bytes, exclude=ids_in_uncommitted_ancestors)
+    ages = pool.remove_committed(tx_ids_of_the_committed_block)  # every id of the block, rejected ones too
+    pool.prune_expired(committed_height)
+
+Admission, in order (the first failure answers; codes are from ledger.codes, node codes 3300-3399 defined here):
+
+1. size (TX_TOO_LARGE) and strict canonical decoding (the DecodeError's code, 1-99);
+2. chain id (WRONG_CHAIN); expiry against the next block, committed height + 1 (TX_EXPIRED, TX_EXPIRY_TOO_FAR);
+3. replay: already committed (TX_REPLAYED, from the committed state), already pooled or being verified
+   (TX_ALREADY_PENDING);
+4. room: the pool's count and byte limits (MEMPOOL_FULL) and the signer lane's cap (MEMPOOL_ACCOUNT_FULL). Both mean
+   "busy, retry": nothing was stored, nothing was dropped, and the pool never grows past its limits. Room is
+   reserved here, before the expensive checks, and released if the transaction fails them;
+5. the signers: every signature names a declared signer, every signer is an open account, every key is in its key
+   set, every threshold is met (ledger.transition.authorize on the committed state: SIGNER_NOT_FOUND,
+   SIGNER_CLOSED, UNKNOWN_SIGNING_KEY, THRESHOLD_NOT_MET, SIGNATURE_NOT_FOR_SIGNER);
+6. the signatures, in the process pool of node.chain.sigverify (BAD_SIGNATURE); then steps 2-3 again, because blocks may
+   have committed while the signatures were checked.
+
+Fairness: each transaction belongs to the lane of its first declared signer. A lane holds at most
+`max_txs_per_account` transactions (pooled or being verified). `reap` takes one transaction per lane per round,
+lanes in a rotating order, each lane in submission order; a lane whose next transaction does not fit the byte
+budget is closed for that proposal, so a block never reorders one account's transactions.
+
+Gossip: `on_admitted(tx_id, tx_bytes, origin)` is called once for each newly admitted transaction (origin = the peer
+it came from, None for a client), never for a duplicate. Bytes that failed a check that can never succeed later
+(malformed, wrong chain, expired, replayed, bad signature) are remembered by hash in a bounded cache and answered
+from it, so a transaction echoed by many peers costs one decode and at most one verification.
+
+Every structure is bounded (MempoolLimits; docs/mempool.md lists the limits and why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from ledger import codes
+from ledger.codec import DecodeError
+from ledger.codes import Refused, define
+from ledger.keys import tx_seen_key
+from ledger.schema import MAX_TX_BYTES, MAX_TX_LIFETIME
+from ledger.state import Overlay, StateReader
+from ledger.transaction import SignedTransaction, decode_transaction
+from ledger.transition import authorize
+from node.chain.sigverify import Ed25519Verifier, VerifyItem
+
+__all__ = [
+    "MEMPOOL_ACCOUNT_FULL",
+    "MEMPOOL_FULL",
+    "RETRY_CODES",
+    "TX_ALREADY_PENDING",
+    "Admission",
+    "Mempool",
+    "MempoolLimits",
+    "MempoolStats",
+]
+
+log = logging.getLogger("node.chain.mempool")
+
+MEMPOOL_FULL = define(3300, "MEMPOOL_FULL", "the mempool is full: busy, retry later", layer="node")
+MEMPOOL_ACCOUNT_FULL = define(
+    3301, "MEMPOOL_ACCOUNT_FULL", "the account has too many pending transactions: busy, retry later", layer="node"
+)
+TX_ALREADY_PENDING = define(3302, "TX_ALREADY_PENDING", "the transaction is already in the mempool", layer="node")
+
+RETRY_CODES = frozenset({MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL})
+
+# Rejections of these bytes can never turn into admissions (heights only grow, signatures do not change).
+_FINAL_CODES = frozenset(
+    {
+        codes.TX_TOO_LARGE,
+        codes.WRONG_CHAIN,
+        codes.TX_EXPIRED,
+        codes.TX_REPLAYED,
+        codes.BAD_SIGNATURE,
+        codes.SIGNATURE_NOT_FOR_SIGNER,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolLimits:
+    """Every bound of the mempool (docs/mempool.md, "Limits")."""
+
+    max_txs: int = 20_000  # pooled + being verified
+    max_bytes: int = 64 * 1024 * 1024  # encoded bytes, pooled + being verified
+    max_txs_per_account: int = 2_000  # one lane (first declared signer)
+    max_batch: int = 1_024  # transactions per submit_many call
+    rejected_cache: int = 65_536  # hashes of bytes with a final rejection
+    verified_cache: int = 65_536  # hashes of bytes whose signatures verified (is_verified)
+
+    def __post_init__(self) -> None:
+        assert self.max_txs >= 1 and self.max_bytes >= MAX_TX_BYTES, "the pool must hold at least one transaction"
+        assert 1 <= self.max_txs_per_account <= self.max_txs
+        assert 1 <= self.max_batch
+        assert self.rejected_cache >= 1 and self.verified_cache >= 1
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to one submitted transaction: code 0 = admitted; `retry` = busy, submit again later."""
+
+    code: int
+    message: str
+    tx_id: bytes | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code == codes.OK
+
+    @property
+    def retry(self) -> bool:
+        return self.code in RETRY_CODES
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolStats:
+    txs: int  # pooled
+    bytes: int  # pooled
+    verifying: int  # admissions waiting for their signature checks
+    lanes: int  # accounts with pooled or verifying transactions
+    height: int  # the committed height the pool checks against
+
+
+@dataclass(slots=True)
+class _Entry:
+    tx_id: bytes
+    tx: SignedTransaction
+    raw: bytes
+    raw_hash: bytes
+    lane: str
+    expiry_height: int
+    admitted_at: float
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A transaction between its cheap checks and its signature check (room reserved)."""
+
+    raw: bytes
+    raw_hash: bytes
+    tx: SignedTransaction
+    lane: str
+    first: int  # index of its first item in the verification batch
+
+
+class Mempool:
+    """Admission and storage of pending transactions for one node. Use from one event loop."""
+
+    def __init__(
+        self,
+        chain_id: str,
+        state: StateReader,
+        height: int,
+        verifier: Ed25519Verifier,
+        limits: MempoolLimits | None = None,
+        on_admitted: Callable[[bytes, bytes, str | None], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.chain_id = chain_id
+        self.limits = limits or MempoolLimits()
+        self._state = state
+        self._height = height
+        self._verifier = verifier
+        self._on_admitted = on_admitted
+        self._clock = clock
+        self._entries: dict[bytes, _Entry] = {}  # tx_id -> entry
+        self._by_raw: dict[bytes, bytes] = {}  # raw hash -> tx_id (pooled)
+        self._lanes: dict[str, dict[bytes, _Entry]] = {}  # lane -> entries in submission order
+        self._bytes = 0
+        # raw hash -> size, reserved while its signatures are checked. Keyed by the bytes, not the tx id: copies of
+        # one transaction with different signature bytes are checked independently, so a copy with a corrupted
+        # signature that arrives first cannot make the valid one be answered "already pending" and then be lost.
+        self._verifying: dict[bytes, int] = {}
+        self._verifying_bytes = 0
+        self._lane_reserved: dict[str, int] = {}  # lane -> verifying count
+        self._by_expiry: dict[int, set[bytes]] = {}  # expiry height -> pooled tx ids
+        self._expiry_heap: list[int] = []
+        self._rejected: OrderedDict[bytes, int] = OrderedDict()  # raw hash -> final code (LRU)
+        self._verified: OrderedDict[bytes, None] = OrderedDict()  # raw hash (LRU)
+        self._reap_round = 0
+        self.added = asyncio.Event()  # set while the pool holds transactions (a proposer may wait on it)
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._entries
+
+    def contains(self, tx_id: bytes) -> bool:
+        return tx_id in self._entries
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    def stats(self) -> MempoolStats:
+        lanes = len(self._lanes.keys() | self._lane_reserved.keys())
+        return MempoolStats(len(self._entries), self._bytes, len(self._verifying), lanes, self._height)
+
+    def get(self, tx_id: bytes) -> bytes | None:
+        """The pooled bytes of `tx_id`, or None."""
+        entry = self._entries.get(tx_id)
+        return None if entry is None else entry.raw
+
+    def is_verified(self, raw: bytes) -> bool:
+        """True if every signature of these exact bytes verified here (pooled now, or among the last
+        `verified_cache` admitted or pre-verified): block execution may skip the cryptographic check of their
+        signatures (key membership and thresholds are still checked against the block's state)."""
+        h = hashlib.sha256(raw).digest()
+        return h in self._by_raw or h in self._verified
+
+    def lookup(self, raw: bytes) -> SignedTransaction | None:
+        """The decoded transaction if these exact bytes are pooled (saves decoding them again to execute them)."""
+        tx_id = self._by_raw.get(hashlib.sha256(raw).digest())
+        return None if tx_id is None else self._entries[tx_id].tx
+
+    async def preverify(self, raws: Sequence[bytes]) -> int:
+        """Check the signatures of a proposed block's transactions that this node has not verified yet, in one
+        batch on the verifier's pool, and remember the ones whose signatures all verify (is_verified). Bytes that
+        do not decode are skipped (execution rejects them). Returns how many were newly found valid."""
+        pending: list[tuple[bytes, int, int]] = []  # (raw hash, first item, item count)
+        items: list[VerifyItem] = []
+        seen: set[bytes] = set()
+        for raw in raws:
+            h = hashlib.sha256(raw).digest()
+            if h in seen or h in self._by_raw or h in self._verified or len(raw) > MAX_TX_BYTES:
+                continue
+            seen.add(h)
+            try:
+                tx = decode_transaction(raw)
+            except DecodeError:
+                continue
+            message = tx.signing_message
+            pending.append((h, len(items), len(tx.signatures)))
+            items.extend((sig.public_key, message, sig.signature) for sig in tx.signatures)
+        if not items:
+            return 0
+        verdicts = await self._verifier.verify_batch(items)
+        found = 0
+        for h, first, count in pending:
+            if all(verdicts[first : first + count]):
+                self._remember(self._verified, h, None, self.limits.verified_cache)
+                found += 1
+        return found
+
+    # -- admission -----------------------------------------------------------------------------------------------
+
+    async def submit(self, raw: bytes, origin: str | None = None) -> Admission:
+        """Admit one transaction (from a client when origin is None, else from the peer `origin`)."""
+        return (await self.submit_many((raw,), origin))[0]
+
+    async def submit_many(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
+        """Admit several transactions with one signature-verification round; one Admission each, in order.
+        At most `limits.max_batch` per call (a longer batch is a programming error)."""
+        assert len(raws) <= self.limits.max_batch, f"submit_many takes at most {self.limits.max_batch} transactions"
+        out: list[Admission | None] = [None] * len(raws)
+        candidates: list[tuple[int, _Candidate]] = []
+        items: list[VerifyItem] = []
+        try:
+            for i, raw in enumerate(raws):
+                result = self._precheck(raw, len(items))
+                if isinstance(result, Admission):
+                    out[i] = result
+                    continue
+                candidates.append((i, result))
+                message = result.tx.signing_message
+                items.extend((sig.public_key, message, sig.signature) for sig in result.tx.signatures)
+            verdicts = await self._verifier.verify_batch(items) if candidates else []
+        except BaseException:
+            # A failed state read in a later precheck, a failed verifier or a cancelled caller: the room reserved
+            # for this call's candidates is given back, or it would stay taken for good (a shrinking pool).
+            for _, cand in candidates:
+                self._release(cand)
+            raise
+        for i, cand in candidates:
+            out[i] = self._finish(cand, verdicts, origin)
+        assert all(a is not None for a in out)
+        return out  # type: ignore[return-value]
+
+    def _precheck(self, raw: bytes, first_item: int) -> Admission | _Candidate:
+        if type(raw) is not bytes:
+            raw = bytes(raw)
+        if len(raw) > MAX_TX_BYTES:
+            return Admission(codes.TX_TOO_LARGE, f"{len(raw)} bytes > {MAX_TX_BYTES}")
+        raw_hash = hashlib.sha256(raw).digest()
+        known = self._rejected.get(raw_hash)
+        if known is not None:
+            self._rejected.move_to_end(raw_hash)
+            return Admission(known, codes.message_for(known))
+        pooled = self._by_raw.get(raw_hash)
+        if pooled is not None:
+            return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), pooled)
+        try:
+            tx = decode_transaction(raw)
+        except DecodeError as exc:
+            return self._reject(raw_hash, exc.code, str(exc))
+        refusal = self._check_envelope(tx)
+        if refusal is not None:
+            return self._reject(raw_hash, refusal.code, refusal.detail, tx.tx_id)
+        if tx.tx_id in self._entries or raw_hash in self._verifying:
+            return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), tx.tx_id)
+        lane = tx.body.signers[0]
+        limits = self.limits
+        if (
+            len(self._entries) + len(self._verifying) >= limits.max_txs
+            or self._bytes + self._verifying_bytes + len(raw) > limits.max_bytes
+        ):
+            return Admission(MEMPOOL_FULL, codes.message_for(MEMPOOL_FULL), tx.tx_id)
+        lane_count = len(self._lanes.get(lane, ())) + self._lane_reserved.get(lane, 0)
+        if lane_count >= limits.max_txs_per_account:
+            detail = f"{lane} has {lane_count} pending transactions (limit {limits.max_txs_per_account}); retry later"
+            return Admission(MEMPOOL_ACCOUNT_FULL, detail, tx.tx_id)
+        try:
+            authorize(Overlay(self._state), tx, verify=False)
+        except Refused as refusal:
+            return self._reject(raw_hash, refusal.code, refusal.detail, tx.tx_id)
+        cand = _Candidate(raw, raw_hash, tx, lane, first_item)
+        self._verifying[raw_hash] = len(raw)
+        self._verifying_bytes += len(raw)
+        self._lane_reserved[lane] = self._lane_reserved.get(lane, 0) + 1
+        return cand
+
+    def _check_envelope(self, tx: SignedTransaction) -> Refused | None:
+        """Chain, expiry against the next block, and replay against the committed state."""
+        body = tx.body
+        next_height = self._height + 1
+        if body.chain_id != self.chain_id:
+            return Refused(codes.WRONG_CHAIN, f"transaction for chain {body.chain_id}, this is {self.chain_id}")
+        if body.expiry_height < next_height:
+            return Refused(codes.TX_EXPIRED, f"expired at height {body.expiry_height}, next block is {next_height}")
+        if body.expiry_height > next_height + MAX_TX_LIFETIME:
+            return Refused(
+                codes.TX_EXPIRY_TOO_FAR, f"expiry {body.expiry_height} is beyond {next_height + MAX_TX_LIFETIME}"
+            )
+        if self._state.get_state(tx_seen_key(tx.tx_id)) is not None:
+            return Refused(codes.TX_REPLAYED, f"transaction {tx.tx_id.hex()} was already committed")
+        return None
+
+    def _release(self, cand: _Candidate) -> None:
+        size = self._verifying.pop(cand.raw_hash)
+        self._verifying_bytes -= size
+        left = self._lane_reserved[cand.lane] - 1
+        if left:
+            self._lane_reserved[cand.lane] = left
+        else:
+            del self._lane_reserved[cand.lane]
+        assert self._verifying_bytes >= 0
+
+    def _finish(self, cand: _Candidate, verdicts: list[bool], origin: str | None) -> Admission:
+        self._release(cand)
+        tx = cand.tx
+        for k, sig in enumerate(tx.signatures):
+            if not verdicts[cand.first + k]:
+                return self._reject(
+                    cand.raw_hash, codes.BAD_SIGNATURE, f"signature by {sig.account} does not verify", tx.tx_id
+                )
+        refusal = self._check_envelope(tx)  # blocks may have committed meanwhile
+        if refusal is not None:
+            return self._reject(cand.raw_hash, refusal.code, refusal.detail, tx.tx_id)
+        if tx.tx_id in self._entries:  # another copy (other signature bytes) was verified and pooled first
+            return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), tx.tx_id)
+        entry = _Entry(tx.tx_id, tx, cand.raw, cand.raw_hash, cand.lane, tx.body.expiry_height, self._clock())
+        self._insert(entry)
+        self._remember(self._verified, cand.raw_hash, None, self.limits.verified_cache)
+        if self._on_admitted is not None:
+            try:
+                self._on_admitted(tx.tx_id, cand.raw, origin)
+            except Exception:
+                log.exception("mempool_gossip_hook_failed tx=%s", tx.tx_id.hex())
+        return Admission(codes.OK, codes.message_for(codes.OK), tx.tx_id)
+
+    def _reject(self, raw_hash: bytes, code: int, detail: str, tx_id: bytes | None = None) -> Admission:
+        if code in _FINAL_CODES or code < 100:
+            self._remember(self._rejected, raw_hash, code, self.limits.rejected_cache)
+        return Admission(code, detail, tx_id)
+
+    @staticmethod
+    def _remember(cache: OrderedDict, key: bytes, value: object, limit: int) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+
+    # -- storage -------------------------------------------------------------------------------------------------
+
+    def _insert(self, entry: _Entry) -> None:
+        limits = self.limits
+        self._entries[entry.tx_id] = entry
+        self._by_raw[entry.raw_hash] = entry.tx_id
+        self._lanes.setdefault(entry.lane, {})[entry.tx_id] = entry
+        self._bytes += len(entry.raw)
+        bucket = self._by_expiry.get(entry.expiry_height)
+        if bucket is None:
+            bucket = self._by_expiry[entry.expiry_height] = set()
+            heapq.heappush(self._expiry_heap, entry.expiry_height)
+            if len(self._expiry_heap) > 2 * len(self._by_expiry) + 64:
+                self._expiry_heap = sorted(self._by_expiry)
+        bucket.add(entry.tx_id)
+        self.added.set()
+        assert len(self._entries) + len(self._verifying) <= limits.max_txs, "mempool count limit exceeded"
+        assert self._bytes + self._verifying_bytes <= limits.max_bytes, "mempool byte limit exceeded"
+        assert len(self._lanes[entry.lane]) <= limits.max_txs_per_account, "mempool lane limit exceeded"
+
+    def _remove(self, tx_id: bytes) -> _Entry | None:
+        entry = self._entries.pop(tx_id, None)
+        if entry is None:
+            return None
+        del self._by_raw[entry.raw_hash]
+        lane = self._lanes[entry.lane]
+        del lane[tx_id]
+        if not lane:
+            del self._lanes[entry.lane]
+        bucket = self._by_expiry[entry.expiry_height]
+        bucket.discard(tx_id)
+        if not bucket:
+            del self._by_expiry[entry.expiry_height]
+        self._bytes -= len(entry.raw)
+        assert self._bytes >= 0
+        if not self._entries:
+            self.added.clear()
+        return entry
+
+    def remove_committed(self, tx_ids: Iterable[bytes]) -> list[float]:
+        """Drop the transactions of a committed block (pass every id of the block, rejected ones too: a rejected
+        transaction would otherwise be proposed again). Returns the seconds each removed one spent in the pool."""
+        now = self._clock()
+        ages: list[float] = []
+        for tx_id in tx_ids:
+            entry = self._remove(tx_id)
+            if entry is not None:
+                ages.append(now - entry.admitted_at)
+        return ages
+
+    def prune_expired(self, height: int) -> int:
+        """Record the new committed height and drop every transaction that can no longer be included (expiry
+        height below height + 1). Returns how many were dropped."""
+        assert height >= self._height, f"committed height went back from {self._height} to {height}"
+        self._height = height
+        dropped = 0
+        heap = self._expiry_heap
+        while heap and heap[0] <= height:
+            expiry = heapq.heappop(heap)
+            bucket = self._by_expiry.get(expiry)
+            if bucket is None:
+                continue
+            for tx_id in list(bucket):
+                self._remove(tx_id)
+                dropped += 1
+        return dropped
+
+    def set_state(self, state: StateReader) -> None:
+        """Check against another committed-state reader from now on (e.g. after a state sync replaced the store)."""
+        self._state = state
+
+    # -- proposals -----------------------------------------------------------------------------------------------
+
+    def reap(
+        self, max_txs: int, max_bytes: int, exclude: Collection[bytes] = (), overhead_per_tx: int = 0
+    ) -> list[bytes]:
+        """Transactions for a proposal: at most `max_txs`, and at most `max_bytes` counting each transaction as
+        its length + `overhead_per_tx` (the payload's framing), round-robin across accounts (lanes in a rotating
+        order, one transaction per lane per round), each account in submission order. `exclude`: ids already in
+        uncommitted ancestor blocks. Reaping does not remove anything."""
+        assert max_txs >= 0 and max_bytes >= 0 and overhead_per_tx >= 0
+        out: list[bytes] = []
+        if not self._entries or max_txs == 0:
+            return out
+        names = list(self._lanes)
+        start = self._reap_round % len(names)
+        self._reap_round += 1
+        lanes = [iter(self._lanes[name].values()) for name in names[start:] + names[:start]]
+        budget = max_bytes
+        while lanes and len(out) < max_txs:
+            still_open = []
+            for lane in lanes:
+                entry = next(lane, None)
+                while entry is not None and entry.tx_id in exclude:
+                    entry = next(lane, None)
+                if entry is None:
+                    continue
+                cost = len(entry.raw) + overhead_per_tx
+                if cost > budget:
+                    continue  # the lane is closed for this proposal: its order is kept
+                out.append(entry.raw)
+                budget -= cost
+                still_open.append(lane)
+                if len(out) == max_txs:
+                    break
+            lanes = still_open
+        assert len(out) <= max_txs and 0 <= budget <= max_bytes
+        return out

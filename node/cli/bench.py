@@ -1,0 +1,261 @@
+"""`ledger bench apply`: apply N signed plain transfers among many accounts on one core and print one JSON object.
+
+    ledger bench apply --txs 20000 [--accounts 10000] [--block-size 1000] [--root-growth 10000,100000,1000000]
+
+Setup (not timed): a genesis with the accounts, one asset issued to all of them, and N transfers signed in advance
+(random sender -> random recipient). Timed: the ledger applying them in blocks exactly as a node does — decode the
+bytes, check chain/expiry/replay, verify every Ed25519 signature, run the transfer, record the replay id, encode the
+changed records and update the sparse Merkle tree (the state root) once per block, then commit to memory.
+
+Also measured in the same run, interleaved with the blocks: raw pynacl Ed25519 verifications per second on the same
+messages (verify_per_s; VerifyKey objects built in advance, the cheapest pynacl path), so ratio = tx_per_s /
+verify_per_s says how close the ledger gets to "signature verification is the only cost". Both rates use this
+process's CPU time (time.process_time), which other processes on a shared machine distort much less than wall time.
+State-root growth comes from node.tools.bench_smt.measure_root_update when that module is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import random
+import sys
+import time
+from typing import Any
+
+from nacl.signing import SigningKey, VerifyKey
+
+from ledger import operations as o
+from ledger.genesis import GenesisAccount, GenesisSpec
+from ledger.memory import InMemoryLedger
+from ledger.transaction import TxBody, sign_transaction
+
+CHAIN = "bench-chain"
+ASSET = "CASH-T"
+ISSUER = "issuer@bench-0"
+T0 = 1_800_000_000
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks", description="Benchmarks that print JSON.")
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH")
+    apply = sub.add_parser(
+        "apply",
+        help="apply signed plain transfers (signature verification + state root included)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    apply.add_argument("--txs", type=int, default=10_000, help="transfers to apply (default 10000)")
+    apply.add_argument("--accounts", type=int, default=10_000, help="accounts (default 10000)")
+    apply.add_argument("--block-size", type=int, default=1_000, help="transactions per block (default 1000)")
+    apply.add_argument(
+        "--root-growth",
+        default="10000,100000",
+        help="account counts for the state-root growth measurement, comma separated, or 'none' (default 10000,100000;"
+        " 1000000 takes ~20 s and ~3 GB)",
+    )
+    apply.add_argument("--seed", type=int, default=1)
+    apply.set_defaults(func=run_apply)
+    network = sub.add_parser(
+        "network",
+        help="load a local multi-node network with signed transfers (the same as `ledger bench --nodes N ...`)",
+        description=NETWORK_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_network_arguments(network)
+    network.set_defaults(func=run_network)
+    add_network_arguments(parser)
+    parser.set_defaults(func=run_network)
+
+
+NETWORK_DOC = """Network load benchmark (Caliper-style): starts (or uses, --dir) a local testnet, drives pre-signed plain
+transfers from separate load processes through the nodes' admin sockets, reports submitted, committed, failed,
+committed tx/s, commit latency p50/p90/p99/max and CPU per node, measures raw Ed25519 verifications/s over all cores
+and prints efficiency = committed tx/s x validators / verify rate.
+
+    ledger bench --nodes 4 --duration 10 [--rate 500 | --rate max] [--json FILE]
+    ledger bench network --nodes 4 --duration 10 ...        (the same, spelled as a subcommand)
+"""
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", dest="net_nodes", type=int, default=4, help="validators (default 4)")
+    parser.add_argument("--duration", dest="net_duration", type=float, default=10.0, help="seconds of load")
+    parser.add_argument("--rate", dest="net_rate", default="max", help="tx/s over all load processes, or max")
+    parser.add_argument("--json", dest="net_json", default=None, help="also write the report as JSON here")
+    parser.add_argument("--dir", dest="net_dir", default=None, help="use this running testnet (ledger testnet up)")
+    parser.add_argument("--processes", dest="net_processes", type=int, default=2, help="load processes")
+    parser.add_argument("--connections", dest="net_connections", type=int, default=8,
+                        help="admin-socket connections per load process")
+    parser.add_argument("--users", dest="net_users", type=int, default=64, help="test accounts (new network)")
+    parser.add_argument("--verify-seconds", dest="net_verify_s", type=float, default=2.0)
+    parser.add_argument("--via", dest="net_via", choices=("auto", "api", "admin"), default="auto",
+                        help="submit through the HTTP API (POST /v1/tx/batch) or the admin sockets; auto: the API "
+                             "when every node serves it")
+
+
+def run_network(args: argparse.Namespace) -> int:
+    from node.tools.loadgen import BenchConfig, format_report, run_network_bench
+    from node.tools.testnet import TestnetError
+
+    rate_text = str(args.net_rate).strip().lower()
+    if rate_text == "max":
+        rate = None
+    elif rate_text.isdigit() and int(rate_text) > 0:
+        rate = int(rate_text)
+    else:
+        print("error: --rate must be a positive integer or 'max'", file=sys.stderr)
+        return 2
+    if not 1 <= args.net_nodes <= 32 or args.net_duration <= 0 or args.net_processes < 1:
+        print("error: need 1 <= --nodes <= 32, --duration > 0, --processes >= 1", file=sys.stderr)
+        return 2
+    config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate,
+                         processes=args.net_processes, connections=max(1, args.net_connections),
+                         users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s,
+                         via=args.net_via)
+    try:
+        report = run_network_bench(config, out=sys.stderr)
+    except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_report(report))
+    doc = report.to_json()
+    doc["command"] = (f"ledger bench --nodes {report.validators} --duration {args.net_duration:g} "
+                      f"--rate {'max' if rate is None else rate} --processes {args.net_processes} --via {report.via}")
+    if args.net_json:
+        with open(args.net_json, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+    print(json.dumps(doc))
+    return 0
+
+
+def account_id(i: int) -> str:
+    return f"acct-{i}@bench-{i % 16}"
+
+
+def key_of(i: int) -> SigningKey:
+    return SigningKey(hashlib.sha256(b"bench/%d" % i).digest())
+
+
+def build_ledger(accounts: int) -> tuple[InMemoryLedger, list[SigningKey]]:
+    keys = [key_of(i) for i in range(accounts)]
+    issuer_key = key_of(-1)
+    spec = GenesisSpec(
+        CHAIN,
+        T0,
+        tuple((f"bench-{m}", f"Bench {m}") for m in range(16)),
+        (GenesisAccount(ISSUER, (bytes(issuer_key.verify_key),), 1, ("admin", "issuer")),)
+        + tuple(GenesisAccount(account_id(i), (bytes(keys[i].verify_key),), 1) for i in range(accounts)),
+    )
+    ledger = InMemoryLedger(spec)
+    setup = [o.DefineAsset(ISSUER, ASSET, 2, (1 << 64) - 1, "Bench cash", "", (), (), ())]
+    setup += [o.Issue(ISSUER, ASSET, account_id(i), 1_000_000_000) for i in range(accounts)]
+    txs = []
+    for n, lo in enumerate(range(0, len(setup), 32)):
+        body = TxBody(1, CHAIN, (ISSUER,), n, 10, tuple(setup[lo : lo + 32]))
+        txs.append(sign_transaction(body, [(ISSUER, issuer_key)]).to_bytes())
+    out = ledger.apply(txs, time=T0 + 1)
+    assert all(r.code == 0 for r in out.receipts), "bench setup failed"
+    return ledger, keys
+
+
+def make_transfers(n: int, accounts: int, keys: list[SigningKey], expiry: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for nonce in range(n):
+        s = rng.randrange(accounts)
+        r = rng.randrange(accounts - 1)
+        r += r >= s
+        sender = account_id(s)
+        body = TxBody(
+            1, CHAIN, (sender,), nonce, expiry, (o.Transfer(sender, ASSET, (o.TransferLeg(account_id(r), 1),)),)
+        )
+        out.append(sign_transaction(body, [(sender, keys[s])]).to_bytes())
+    return out
+
+
+def root_growth(spec: str) -> Any:
+    if spec.strip().lower() == "none":
+        return "skipped (--root-growth none)"
+    try:
+        module = importlib.import_module("node.tools.bench_smt")
+    except ImportError as exc:
+        return f"unavailable: node.tools.bench_smt could not be imported ({exc})"
+    measure = getattr(module, "measure_root_update", None)
+    if measure is None:
+        return "unavailable: node.tools.bench_smt has no measure_root_update"
+    return [measure(int(x)) for x in spec.split(",") if x.strip()]
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    if args.txs < 1 or args.accounts < 2 or args.block_size < 1:
+        print("error: need --txs >= 1, --accounts >= 2, --block-size >= 1", file=sys.stderr)
+        return 2
+    t_setup = time.perf_counter()
+    ledger, keys = build_ledger(args.accounts)
+    blocks = (args.txs + args.block_size - 1) // args.block_size
+    txs = make_transfers(args.txs, args.accounts, keys, ledger.height + blocks + 1, args.seed)
+    setup_s = time.perf_counter() - t_setup
+
+    from ledger.transaction import decode_transaction
+
+    samples = []
+    for raw in txs[: min(len(txs), 5_000)]:
+        tx = decode_transaction(raw)
+        samples.append((tx.signatures[0].public_key, tx.signing_message, tx.signatures[0].signature))
+    prepared = [(VerifyKey(pk), msg, sig) for pk, msg, sig in samples]
+
+    # CPU time of this process (time.process_time), so other processes on a shared machine distort less; the raw
+    # verification rate is sampled between blocks so both measurements see the same conditions.
+    ok = 0
+    apply_cpu = verify_cpu = 0.0
+    verified = 0
+    wall = time.perf_counter()
+    for lo in range(0, len(txs), args.block_size):
+        start = time.process_time()
+        out = ledger.apply(txs[lo : lo + args.block_size], time=ledger.time + 1)
+        apply_cpu += time.process_time() - start
+        ok += sum(1 for r in out.receipts if r.code == 0)
+        batch = prepared[lo % len(prepared) : lo % len(prepared) + min(args.block_size, 1_000)] or prepared
+        start = time.process_time()
+        for vk, msg, sig in batch:
+            vk.verify(msg, sig)
+        verify_cpu += time.process_time() - start
+        verified += len(batch)
+    wall = time.perf_counter() - wall
+
+    verify_per_s = verified / verify_cpu
+    tx_per_s = args.txs / apply_cpu
+    elapsed = apply_cpu
+    result = {
+        "bench": "apply",
+        "txs": args.txs,
+        "accounts": args.accounts,
+        "block_size": args.block_size,
+        "blocks": blocks,
+        "succeeded": ok,
+        "cpu_seconds": round(elapsed, 3),
+        "wall_seconds_incl_verify_sampling": round(wall, 3),
+        "tx_per_s": round(tx_per_s, 1),
+        "verify_per_s": round(verify_per_s, 1),
+        "ratio": round(tx_per_s / verify_per_s, 3),
+        "per_tx_us": round(elapsed / args.txs * 1e6, 1),
+        "verify_us": round(1e6 / verify_per_s, 1),
+        "state_root": ledger.root.hex(),
+        "setup_s": round(setup_s, 2),
+        "root_update_growth": root_growth(args.root_growth),
+        "command": "ledger bench apply "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in (
+                ("txs", args.txs),
+                ("accounts", args.accounts),
+                ("block_size", args.block_size),
+                ("root_growth", args.root_growth),
+            )
+        ),
+    }
+    print(json.dumps(result))
+    return 0 if ok == args.txs else 1

@@ -1,0 +1,120 @@
+"""`ledger init`: create node keys and config, assemble a genesis file, or generate a whole local network.
+
+    ledger init node    --node-id ID --dir DIR [--listen HOST:PORT] [--api HOST:PORT] [--genesis FILE]
+    ledger init genesis --chain-id ID --validator DIR/validator.json ... --admin-key HEX --out genesis.json
+    ledger init network --nodes N --dir DIR [--chain-id testnet-local] [--base-port 7100] [--api-base-port 8100]
+
+docs/operations.md walks through each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from node.chain.genesis import GenesisError, load_genesis, make_document, parse_address, parse_genesis, write_genesis
+from node.tools.localnet import generate_network
+from node.validator.config import NodeConfig, write_config
+from node.validator.keyfile import KeyFileError, NodeKeys, write_keys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("init", help="create node keys, config, genesis, or a local network")
+    sub = parser.add_subparsers(dest="init_command", metavar="WHAT")
+    node = sub.add_parser("node", help="create a node's keys (0600) and config.toml in a directory")
+    node.add_argument("--node-id", required=True)
+    node.add_argument("--dir", required=True)
+    node.add_argument("--listen", default="127.0.0.1:7100", help="p2p listen address (default 127.0.0.1:7100)")
+    node.add_argument("--api", default="127.0.0.1:8100", help="API listen address (default 127.0.0.1:8100)")
+    node.add_argument("--member", default=None, help="member id for validator.json (default: the node id)")
+    node.add_argument("--genesis", default="genesis.json", help="genesis path written into the config")
+    node.set_defaults(func=run_node)
+    gen = sub.add_parser("genesis", help="assemble a genesis file from validators' validator.json files")
+    gen.add_argument("--chain-id", required=True)
+    gen.add_argument("--validator", action="append", required=True, help="a validator.json (repeat per validator)")
+    gen.add_argument("--admin-key", required=True, help="hex Ed25519 public key of the admin@<first member> account")
+    gen.add_argument("--out", required=True)
+    gen.set_defaults(func=run_genesis)
+    net = sub.add_parser("network", help="generate keys, genesis and configs for a local N-validator network")
+    net.add_argument("--nodes", type=int, default=4)
+    net.add_argument("--dir", required=True)
+    net.add_argument("--chain-id", default="testnet-local")
+    net.add_argument("--base-port", type=int, default=7100)
+    net.add_argument("--api-base-port", type=int, default=8100)
+    net.add_argument("--users", type=int, default=8)
+    net.set_defaults(func=run_network)
+    check = sub.add_parser("check-genesis", help="validate a genesis file and print its hash")
+    check.add_argument("genesis")
+    check.set_defaults(func=run_check)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def run_node(args: argparse.Namespace) -> int:
+    os.makedirs(args.dir, exist_ok=True)
+    keys = NodeKeys.generate(args.node_id)
+    keys_path = os.path.join(args.dir, "node_keys.json")
+    try:
+        listen, api = parse_address(args.listen, "--listen"), parse_address(args.api, "--api")
+        write_keys(keys_path, keys)
+    except (KeyFileError, GenesisError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    config = NodeConfig(node_id=args.node_id, data_dir=os.path.join(args.dir, "data"), keys_file=keys_path,
+                        genesis_file=os.path.join(args.dir, args.genesis), p2p_listen=listen, api_listen=api)
+    write_config(os.path.join(args.dir, "config.toml"), config)
+    from node.chain.genesis import validator_entry
+
+    entry = validator_entry(args.node_id, args.member or args.node_id, keys.identity_key, keys.bls_public_key,
+                            keys.bls_pop(), listen)
+    with open(os.path.join(args.dir, "validator.json"), "w", encoding="utf-8") as f:
+        json.dump(entry, f, indent=2)
+    print(f"node keys:  {keys_path} (mode 0600)")
+    print(f"config:     {os.path.join(args.dir, 'config.toml')}")
+    print(f"validator:  {os.path.join(args.dir, 'validator.json')} (public; send it to whoever assembles genesis)")
+    return 0
+
+
+def run_genesis(args: argparse.Namespace) -> int:
+    try:
+        validators = []
+        for path in args.validator:
+            with open(path, encoding="utf-8") as f:
+                validators.append(json.load(f))
+        members = []
+        for v in validators:
+            if v["member"] not in [m for m, _ in members]:
+                members.append((v["member"], v["member"]))
+        admin = f"admin@{members[0][0]}"
+        accounts = [{"id": admin, "keys": [args.admin_key], "threshold": 1,
+                     "roles": ["admin", "issuer", "agent", "kyc_provider", "custodian", "auditor", "member"]}]
+        document = make_document(args.chain_id, int(time.time()), members, validators, accounts)
+        genesis = parse_genesis(document)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_genesis(args.out, document)
+    print(f"genesis: {args.out}\nhash:    {genesis.hash.hex()}")
+    return 0
+
+
+def run_network(args: argparse.Namespace) -> int:
+    layout = generate_network(args.dir, args.nodes, chain_id=args.chain_id, base_port=args.base_port,
+                              api_base_port=args.api_base_port, users=args.users)
+    print(f"genesis:  {layout.genesis_path}")
+    print(f"accounts: {layout.accounts_path} (test account keys, mode 0600)")
+    for path in layout.config_paths:
+        print(f"node:     ledger node run --config {path}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        genesis = load_genesis(args.genesis)
+    except GenesisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: chain {genesis.chain_id}, {len(genesis.validators)} validators, hash {genesis.hash.hex()}")
+    return 0

@@ -1,0 +1,138 @@
+"""`ledger node`: run a validator, or a single-validator development chain.
+
+    ledger node run --config FILE        a validator of a consortium network (config from `ledger init`)
+    ledger node dev --data DIR           a one-validator chain in DIR (created on first run), LevelDB inside
+    ledger node status --data DIR        ask a running node (through DATA/admin.sock) for its status
+
+SIGTERM and SIGINT stop the node gracefully (consensus stops, the transport says goodbye, stores close).
+Exit codes: 0 stopped, 1 refused to start (config/genesis/keys problem, message on stderr), 3 halted on a fatal
+inconsistency (e.g. state root mismatch; the log says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+
+from ledger.store import StoreError
+from node.api.admin_socket import AdminServer, admin_request
+from node.chain.execution import ExecutionError
+from node.chain.genesis import ChainParams, GenesisError, load_genesis
+from node.net.transport import TransportError
+from node.validator.config import ConfigError, load_config
+from node.validator.keyfile import KeyFileError, load_keys, load_next_keys
+from node.validator.logs import setup_logging
+from node.validator.safety_store import SafetyStoreError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("node", help="run a validator node")
+    sub = parser.add_subparsers(dest="node_command", metavar="WHAT")
+    run = sub.add_parser("run", help="run a validator from its config file")
+    run.add_argument("--config", required=True)
+    run.set_defaults(func=run_command)
+    dev = sub.add_parser("dev", help="run a single-validator development chain in a data directory")
+    dev.add_argument("--data", required=True)
+    dev.add_argument("--chain-id", default="dev-local")
+    dev.add_argument("--users", type=int, default=8)
+    dev.set_defaults(func=dev_command)
+    status = sub.add_parser("status", help="print a running node's status")
+    status.add_argument("--data", required=True, help="the node's data directory (holds admin.sock)")
+    status.set_defaults(func=status_command)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+async def serve(config_path: str) -> int:
+    from node.validator.node import Validator
+
+    config = load_config(config_path)
+    setup_logging(config.log_level, "json" if config.log_json else "text", node_id=config.node_id)
+    genesis = load_genesis(config.genesis_file)
+    keys = load_keys(config.keys_file)
+    if keys.node_id != config.node_id:
+        raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
+                                                 f"{config.node_id!r}")
+    node = Validator(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
+                     peer_keys=config.peer_keys,
+                     fault_injection=config.fault_injection, mempool_max_txs=config.mempool_max_txs,
+                     mempool_max_bytes=config.mempool_max_bytes, byzantine=config.byzantine,
+                     next_keys=load_next_keys(config.keys_file),
+                     load_next_keys=lambda: load_next_keys(config.keys_file))
+    admin = AdminServer(node, os.path.join(config.data_dir, "admin.sock"))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: loop.create_task(node.stop()))
+    await node.start()
+    await admin.start()
+    api_runner = None
+    if config.api_listen is not None:
+        api_runner = await start_api(node, config.api_listen, config.api_open_reads)
+    fatal = await node.wait_stopped()
+    if api_runner is not None:
+        await api_runner.cleanup()
+    await admin.close()
+    await node.stop()
+    return 3 if fatal else 0
+
+
+async def start_api(node: object, listen: tuple[str, int], open_reads: bool) -> object:
+    """Serve the HTTP API (node/api) over this node on `listen`."""
+    from aiohttp import web
+
+    from node.api import ApiConfig, create_app
+
+    runner = web.AppRunner(create_app(node, ApiConfig(open_reads=open_reads)))  # type: ignore[arg-type]
+    await runner.setup()
+    await web.TCPSite(runner, listen[0], listen[1]).start()
+    return runner
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(serve(args.config))
+    except (ConfigError, GenesisError, KeyFileError, SafetyStoreError, ExecutionError, StoreError, TransportError,
+            ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def dev_command(args: argparse.Namespace) -> int:
+    from node.tools.localnet import generate_network
+
+    data = os.path.abspath(args.data)
+    config_path = os.path.join(data, "node-0", "config.toml")
+    if not os.path.exists(config_path):
+        if os.path.exists(os.path.join(data, "genesis.json")):
+            print(f"error: {data} holds a genesis but no node-0/config.toml", file=sys.stderr)
+            return 1
+        params = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200)
+        layout = generate_network(data, 1, chain_id=args.chain_id, users=args.users, params=params,
+                                  api_base_port=8100)
+        print(f"created a development chain in {data}; test account keys in {layout.accounts_path}")
+    return run_command(argparse.Namespace(config=config_path))
+
+
+def status_command(args: argparse.Namespace) -> int:
+    path = os.path.join(args.data, "admin.sock")
+    if not os.path.exists(path):
+        path = os.path.join(args.data, "node-0", "data", "admin.sock")
+    try:
+        print(json.dumps(admin_request(path, {"op": "status"}), indent=2))
+    except OSError as exc:
+        print(f"error: cannot reach the node at {path}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def wait_for_socket(path: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.05)
+    return False

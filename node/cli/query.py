@@ -1,0 +1,94 @@
+"""`ledger query ...`: read the ledger through a node's API (private reads are signed with --key).
+
+    ledger query status
+    ledger query balances alice@bank-a --key alice.key [--asset BOND-A] [--height H]
+    ledger query tx <tx id>
+    ledger query block 12
+    ledger query get accounts alice@bank-a holds --signed --key alice.key     (any GET endpoint)
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from node.cli.tx import add_node_flags, node_url
+from node.client.console import EXIT_OK, emit, guarded
+from node.client.keys import load_key
+from node.client.sync import LedgerClient
+
+# name -> (help, positional arguments, optional flags (name, type), call)
+_QUERIES: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, type], ...], Callable[..., Any]]] = {
+    "status": ("node status and head", (), (), lambda c: c.status()),
+    "health": ("liveness", (), (), lambda c: c.health()),
+    "validators": ("the validator set", (), (), lambda c: c.validators()),
+    "peers": ("peers of the node", (), (), lambda c: c.peers()),
+    "tx": ("a transaction's status and receipt", ("tx_id",), (), lambda c, a: c.tx(a.tx_id)),
+    "block": ("a committed block with its certificate", ("height",), (), lambda c, a: c.block(int(a.height))),
+    "asset": ("an asset's definition and status", ("asset_id",), (), lambda c, a: c.asset(a.asset_id)),
+    "account": ("an account (signed read)", ("account_id",), (("height", int),),
+                lambda c, a: c.account(a.account_id, a.height)),
+    "balances": ("an account's balances (signed read)", ("account_id",), (("asset", str), ("height", int)),
+                 lambda c, a: c.balances(a.account_id, a.asset, a.height)),
+    "holds": ("an account's holds (signed read)", ("account_id",), (),
+              lambda c, a: c.holds(a.account_id)),
+    "hold": ("one hold (signed read)", ("hold_id",), (), lambda c, a: c.hold(a.hold_id)),
+    "history": ("an account's history, newest first (signed read)", ("account_id",),
+                (("limit", int), ("after", str)), lambda c, a: c.history(a.account_id, a.limit, a.after)),
+    "holders": ("an asset's holders (signed read)", ("asset_id",), (("limit", int), ("after", str)),
+                lambda c, a: c.holders(a.asset_id, a.limit, a.after)),
+    "proof": ("a state proof of a key (hex) at a height (signed read)", ("key_hex",), (("height", int),),
+              lambda c, a: c.proof(a.key_hex, a.height)),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("query", help="read the ledger through a node",
+                                   description="Read-only queries; private data needs --key (a signed read).")
+    sub = parser.add_subparsers(dest="query_command", metavar="WHAT", required=True)
+    for name, (help_text, positionals, flags, _call) in _QUERIES.items():
+        p = sub.add_parser(name, help=help_text)
+        for pos in positionals:
+            p.add_argument(pos)
+        for flag, kind in flags:
+            p.add_argument("--" + flag, type=kind)
+        _common(p)
+        p.set_defaults(func=guarded(_run), query=name)
+    g = sub.add_parser("get", help="GET any /v1 endpoint: path segments, then --param NAME=VALUE")
+    g.add_argument("segments", nargs="+", help="path segments after /v1")
+    g.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="query parameter")
+    g.add_argument("--signed", action="store_true", help="sign the request (needs --key)")
+    _common(g)
+    g.set_defaults(func=guarded(_run_get))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", metavar="FILE", help="key file: signs private reads")
+    add_node_flags(p)
+
+
+def _client(args: argparse.Namespace) -> LedgerClient:
+    return LedgerClient(node_url(args), load_key(args.key) if args.key else None, timeout=args.timeout)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _help, positionals, flags, call = _QUERIES[args.query]
+    with _client(args) as client:
+        result = call(client) if not positionals and not flags else call(client, args)
+    emit(result)
+    return EXIT_OK
+
+
+def _run_get(args: argparse.Namespace) -> int:
+    query: dict[str, str] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            from node.client.errors import ClientError
+
+            raise ClientError("bad_input", f"--param {item!r}: expected NAME=VALUE")
+        query[name] = value
+    with _client(args) as client:
+        emit(client.get(*args.segments, signed=args.signed, **query))
+    return EXIT_OK

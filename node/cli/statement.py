@@ -1,0 +1,102 @@
+"""`ledger statement ACCOUNT --height H` (fetch a custody statement from a node) and
+`ledger verify-statement FILE --genesis GENESIS` (verify one offline: no network; exit 1 on any tampering).
+
+docs/custody-statements.md describes the document and every check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from node.chain.statement import (
+    MAX_STATEMENT_BYTES,
+    StatementVerdict,
+    TrustAnchor,
+    statement_bytes,
+    verify_statement_bytes,
+)
+from node.cli.tx import add_node_flags, node_url
+from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
+from node.client.errors import ClientError
+from node.client.keys import load_key
+from node.client.sync import LedgerClient
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("statement", help="fetch the custody statement of an account at a height",
+                              description="Fetch a custody statement (a signed read) and write it in canonical "
+                                          "form; optionally verify it against a genesis file right away.")
+    p.add_argument("account", help="the account id")
+    p.add_argument("--height", type=int, help="the height (default: the node's latest certified height)")
+    p.add_argument("--key", metavar="FILE", help="key file of the requesting account (self, custodian, auditor)")
+    p.add_argument("--out", help="write the statement here (default: stdout)")
+    p.add_argument("--genesis", help="verify the fetched statement against this genesis file before writing it")
+    add_node_flags(p)
+    p.set_defaults(func=guarded(_fetch))
+    v = subparsers.add_parser("verify-statement", help="verify a custody statement offline",
+                              description="Verify a custody statement file against a genesis file, with no "
+                                          "network. Exit 0: valid; 1: invalid or tampered; 2: unreadable input.")
+    v.add_argument("file", help="the statement file (as written by `ledger statement`)")
+    v.add_argument("--genesis", required=True, help="the chain's genesis file")
+    v.set_defaults(func=guarded(_verify))
+
+
+def _anchor(path: str) -> TrustAnchor:
+    from node.chain.genesis import GenesisError, load_genesis
+
+    try:
+        return TrustAnchor.from_genesis(load_genesis(path))
+    except GenesisError as exc:
+        raise ClientError(exc.code, exc.message) from None
+
+
+def _report(verdict: StatementVerdict, doc: dict | None) -> int:
+    out = {"valid": verdict.ok, "code": verdict.code, "reason": verdict.reason, "account": verdict.account,
+           "height": verdict.height}
+    if verdict.ok and doc is not None:
+        out["time"] = doc["time"]
+        out["epoch"] = doc["validator_set"]["epoch"]
+        out["epoch_changes"] = len(doc["validator_set"]["epoch_changes"])
+        out["holdings"] = doc["holdings"]
+        out["account_status"] = doc["account_status"]
+    emit(out)
+    return EXIT_OK if verdict.ok else EXIT_FAILED
+
+
+def _verify(args: argparse.Namespace) -> int:
+    anchor = _anchor(args.genesis)
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read(MAX_STATEMENT_BYTES + 1)
+    except OSError as exc:
+        return fail("bad_input", f"cannot read {args.file}: {exc.strerror}", exit_code=EXIT_INPUT)
+    verdict = verify_statement_bytes(data, anchor)
+    return _report(verdict, json.loads(data) if verdict.ok else None)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    anchor = _anchor(args.genesis) if args.genesis else None
+    key = load_key(args.key) if args.key else None
+    with LedgerClient(node_url(args), key, timeout=args.timeout) as client:
+        doc = client.statement(args.account, args.height)
+    if not isinstance(doc, dict):
+        raise ClientError("bad_response", "the node answered a statement that is not a JSON object")
+    data = statement_bytes(doc)
+    if anchor is not None:
+        verdict = verify_statement_bytes(data, anchor)
+        if not verdict.ok:
+            return _report(verdict, None)
+    if args.out:
+        tmp = f"{args.out}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, args.out)
+        emit({"file": args.out, "bytes": len(data), "account": doc.get("account"), "height": doc.get("height"),
+              "verified": anchor is not None})
+    else:
+        sys.stdout.write(data.decode("ascii"))
+        sys.stdout.flush()
+    return EXIT_OK

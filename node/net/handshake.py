@@ -1,0 +1,301 @@
+"""Station-to-station handshake between two consortium nodes, without I/O (after CometBFT's SecretConnection).
+
+Both sides send at once, in this order (docs/transport.md has it byte by byte, with a test vector):
+
+1. hello: MAGIC (8 bytes) || ephemeral X25519 public key (32 bytes).
+2. Each side computes the X25519 shared secret, the transcript hash over the protocol tag, the chain id and both
+   ephemeral keys (sorted, so both sides agree without a dialer/acceptor role), and derives with HKDF-SHA256 one key
+   per direction plus a 32-byte challenge. The side whose ephemeral key sorts lower is role 0.
+3. auth: the first encrypted frame (counter 0, kind AUTH) carries msgpack [node_id, chain_id, identity public key,
+   signature], the signature being Ed25519 over SIGN_CONTEXT || role || transcript hash || challenge.
+
+A man in the middle runs a separate exchange with each side, so the signature it relays covers a different transcript
+and challenge and fails. The receiver admits only a node id from the peer set whose key matches and whose signature
+verifies. Every refusal is a HandshakeError with a stable code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import msgpack
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+
+from node.net.framing import KIND_AUTH, FrameError, FrameOpener, FrameSealer
+
+PROTOCOL_TAG = b"consortium-ledger/p2p/1"
+MAGIC = b"CLP2P\x00\x00\x01"
+EPHEMERAL_KEY_BYTES = 32
+HELLO_BYTES = len(MAGIC) + EPHEMERAL_KEY_BYTES
+KEYS_INFO = PROTOCOL_TAG + b" keys"
+SIGN_CONTEXT = PROTOCOL_TAG + b" auth"
+IDENTITY_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+MAX_NODE_ID_BYTES = 64
+MAX_CHAIN_ID_BYTES = 64
+# The auth frame's payload is a few dozen bytes; anything larger is refused before it is read.
+MAX_AUTH_PAYLOAD_BYTES = 512
+
+
+class HandshakeError(Exception):
+    """The handshake is refused. `code` is stable (used in logs and metrics)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A consortium member's node: its id, its Ed25519 identity public key, and where to dial it (None: never dial).
+    `previous_key`: a key the node had before a rotation, still admitted while it may not have switched yet."""
+
+    node_id: str
+    public_key: bytes
+    address: tuple[str, int] | None = None
+    previous_key: bytes | None = None
+
+    def __post_init__(self) -> None:
+        assert 0 < len(self.node_id.encode()) <= MAX_NODE_ID_BYTES, "node id must be 1..64 bytes of UTF-8"
+        assert len(self.public_key) == IDENTITY_KEY_BYTES, "identity key must be 32 bytes"
+        assert self.previous_key is None or (len(self.previous_key) == IDENTITY_KEY_BYTES
+                                             and self.previous_key != self.public_key)
+        if self.address is not None:
+            host, port = self.address
+            assert host and 0 < port < 65536, "address must be (host, port)"
+
+    def identity_keys(self) -> tuple[bytes, ...]:
+        return (self.public_key,) if self.previous_key is None else (self.public_key, self.previous_key)
+
+    def accepts(self, key: bytes) -> bool:
+        """Whether `key` authenticates this node (its key, or its previous key during a rotation)."""
+        return key == self.public_key or (self.previous_key is not None and key == self.previous_key)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSet:
+    """The consortium's nodes; only these identities are admitted."""
+
+    peers: tuple[Peer, ...]
+    _by_id: Mapping[str, Peer] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_id = {peer.node_id: peer for peer in self.peers}
+        assert len(by_id) == len(self.peers), "node ids in a peer set must be unique"
+        keys = [key for peer in self.peers for key in peer.identity_keys()]
+        assert len(set(keys)) == len(keys), "identity keys must be unique"
+        object.__setattr__(self, "_by_id", by_id)
+
+    @classmethod
+    def of(cls, peers: Iterable[Peer]) -> PeerSet:
+        return cls(tuple(sorted(peers, key=lambda peer: peer.node_id)))
+
+    def get(self, node_id: str) -> Peer | None:
+        return self._by_id.get(node_id)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._by_id
+
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._by_id)
+
+
+class Identity:
+    """This node's id and Ed25519 identity key."""
+
+    __slots__ = ("node_id", "public_key", "signing_key")
+
+    def __init__(self, node_id: str, signing_key: nacl.signing.SigningKey) -> None:
+        assert 0 < len(node_id.encode()) <= MAX_NODE_ID_BYTES, "node id must be 1..64 bytes of UTF-8"
+        self.node_id = node_id
+        self.signing_key = signing_key
+        self.public_key = bytes(signing_key.verify_key)
+
+    def as_peer(self, address: tuple[str, int] | None = None) -> Peer:
+        return Peer(self.node_id, self.public_key, address)
+
+
+def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    """HKDF with SHA-256 (RFC 5869): extract then expand."""
+    assert 0 < length <= 255 * 32
+    prk = hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+    okm = b""
+    block = b""
+    counter = 1
+    while len(okm) < length:
+        block = hmac.new(prk, block + info + bytes((counter,)), hashlib.sha256).digest()
+        okm += block
+        counter += 1
+    return okm[:length]
+
+
+def transcript_hash(chain_id: str, ephemeral_a: bytes, ephemeral_b: bytes) -> bytes:
+    """SHA-256 over u8 len || tag || u16 len || chain id || lower ephemeral key || higher ephemeral key."""
+    low, high = sorted((ephemeral_a, ephemeral_b))
+    chain = chain_id.encode()
+    assert 0 < len(chain) <= MAX_CHAIN_ID_BYTES
+    encoded = bytes((len(PROTOCOL_TAG),)) + PROTOCOL_TAG + len(chain).to_bytes(2, "big") + chain + low + high
+    return hashlib.sha256(encoded).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    """What both sides derive from one exchange: a key per direction (by role) and the challenge each side signs."""
+
+    transcript: bytes
+    low_to_high: bytes
+    high_to_low: bytes
+    challenge: bytes
+
+
+def derive_session_keys(shared_secret: bytes, transcript: bytes) -> SessionKeys:
+    okm = hkdf_sha256(shared_secret, transcript, KEYS_INFO, 96)
+    return SessionKeys(transcript, okm[0:32], okm[32:64], okm[64:96])
+
+
+def signed_message(role: int, keys: SessionKeys) -> bytes:
+    """The bytes a side of `role` (0: lower ephemeral key) signs with its identity key."""
+    assert role in (0, 1)
+    return SIGN_CONTEXT + bytes((role,)) + keys.transcript + keys.challenge
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """An authenticated, encrypted connection state: who the peer is and the two frame ciphers."""
+
+    peer: Peer
+    sealer: FrameSealer
+    opener: FrameOpener
+    # The identity key the peer authenticated with (its current key, or its previous one during a rotation).
+    key: bytes = b""
+
+
+class Handshake:
+    """One side of one handshake. hello() -> send; receive_hello(40 bytes) -> auth frame to send;
+    receive_auth(frame body) -> Session. `expected_peer` (when dialling) refuses any other identity."""
+
+    __slots__ = (
+        "_chain_id",
+        "_expected_peer",
+        "_identity",
+        "_keys",
+        "_peer_set",
+        "_public",
+        "_role",
+        "_secret",
+        "opener",
+        "sealer",
+    )
+
+    def __init__(
+        self,
+        identity: Identity,
+        chain_id: str,
+        peer_set: PeerSet,
+        expected_peer: str | None = None,
+        ephemeral_secret: bytes | None = None,
+    ) -> None:
+        self._identity = identity
+        self._chain_id = chain_id
+        self._peer_set = peer_set
+        self._expected_peer = expected_peer
+        self._secret = ephemeral_secret if ephemeral_secret is not None else os.urandom(32)
+        assert len(self._secret) == 32
+        self._public = nacl.bindings.crypto_scalarmult_base(self._secret)
+        self._keys: SessionKeys | None = None
+        self._role = -1
+        self.sealer: FrameSealer | None = None
+        self.opener: FrameOpener | None = None
+
+    @property
+    def ephemeral_public(self) -> bytes:
+        return self._public
+
+    @property
+    def role(self) -> int:
+        """0 if this side's ephemeral key sorts lower, 1 if higher, -1 before the peer's hello."""
+        return self._role
+
+    @property
+    def keys(self) -> SessionKeys | None:
+        return self._keys
+
+    def hello(self) -> bytes:
+        return MAGIC + self._public
+
+    def receive_hello(self, hello: bytes) -> bytes:
+        """Derive the session from the peer's hello; returns the complete auth frame to send."""
+        assert self._keys is None, "hello already received"
+        if len(hello) != HELLO_BYTES or hello[: len(MAGIC)] != MAGIC:
+            raise HandshakeError("bad_magic", "the peer did not open with this protocol's hello")
+        remote = hello[len(MAGIC) :]
+        if remote == self._public:
+            raise HandshakeError("reflected_key", "the peer sent back our own ephemeral key")
+        try:
+            shared = nacl.bindings.crypto_scalarmult(self._secret, remote)
+        except nacl.exceptions.RuntimeError:
+            raise HandshakeError("low_order_key", "the peer's ephemeral key gives an all-zero shared secret") from None
+        keys = derive_session_keys(shared, transcript_hash(self._chain_id, self._public, remote))
+        self._keys = keys
+        self._role = 0 if self._public < remote else 1
+        if self._role == 0:
+            self.sealer, self.opener = FrameSealer(keys.low_to_high), FrameOpener(keys.high_to_low)
+        else:
+            self.sealer, self.opener = FrameSealer(keys.high_to_low), FrameOpener(keys.low_to_high)
+        signature = self._identity.signing_key.sign(signed_message(self._role, keys)).signature
+        auth = msgpack.packb([self._identity.node_id, self._chain_id, self._identity.public_key, signature])
+        assert len(auth) <= MAX_AUTH_PAYLOAD_BYTES
+        return self.sealer.seal(KIND_AUTH, auth)
+
+    def receive_auth(self, body: bytes) -> Session:
+        """Check the peer's auth frame body (after the 4-byte prefix); returns the session or raises HandshakeError."""
+        assert self._keys is not None and self.opener is not None and self.sealer is not None, "hello first"
+        try:
+            kind, payload = self.opener.open(body)
+        except FrameError as error:
+            raise HandshakeError("auth_decrypt_failed", error.message) from None
+        if kind != KIND_AUTH:
+            raise HandshakeError("malformed_auth", f"first frame has kind {kind}")
+        node_id, chain_id, public_key, signature = _decode_auth(payload)
+        if node_id == self._identity.node_id or public_key == self._identity.public_key:
+            raise HandshakeError("self_connection", "the peer presents this node's own identity")
+        if chain_id != self._chain_id:
+            raise HandshakeError("wrong_chain", f"peer {node_id!r} is on chain {chain_id!r}")
+        peer = self._peer_set.get(node_id)
+        if peer is None:
+            raise HandshakeError("unknown_peer", f"node {node_id!r} (key {public_key.hex()}) is not in the peer set")
+        if not peer.accepts(public_key):
+            raise HandshakeError("unknown_key", f"node {node_id!r} presents key {public_key.hex()}, not its own")
+        if self._expected_peer is not None and node_id != self._expected_peer:
+            raise HandshakeError("unexpected_peer", f"dialled {self._expected_peer!r}, reached {node_id!r}")
+        try:
+            nacl.signing.VerifyKey(public_key).verify(signed_message(1 - self._role, self._keys), signature)
+        except nacl.exceptions.BadSignatureError:
+            raise HandshakeError("bad_signature", f"node {node_id!r} signed a different transcript") from None
+        return Session(peer, self.sealer, self.opener, public_key)
+
+
+def _decode_auth(payload: bytes) -> tuple[str, str, bytes, bytes]:
+    try:
+        fields = msgpack.unpackb(payload, raw=False, strict_map_key=True, max_bin_len=128, max_str_len=128)
+    except (ValueError, TypeError):
+        raise HandshakeError("malformed_auth", "auth payload is not msgpack") from None
+    if not (isinstance(fields, list) and len(fields) == 4):
+        raise HandshakeError("malformed_auth", "auth payload is not [node_id, chain_id, key, signature]")
+    node_id, chain_id, public_key, signature = fields
+    if not (isinstance(node_id, str) and 0 < len(node_id.encode()) <= MAX_NODE_ID_BYTES):
+        raise HandshakeError("malformed_auth", "bad node id")
+    if not isinstance(chain_id, str):
+        raise HandshakeError("malformed_auth", "bad chain id")
+    if not (isinstance(public_key, bytes) and len(public_key) == IDENTITY_KEY_BYTES):
+        raise HandshakeError("malformed_auth", "bad identity key")
+    if not (isinstance(signature, bytes) and len(signature) == SIGNATURE_BYTES):
+        raise HandshakeError("malformed_auth", "bad signature field")
+    return node_id, chain_id, public_key, signature

@@ -1,0 +1,856 @@
+"""Authenticated, encrypted peer transport between consortium nodes: TCP on asyncio.
+
+The transport is payload-agnostic. The node runtime calls `send(peer_id, payload)` / `broadcast(payload)` with bytes
+(msgpack-encoded messages) and reads `(peer_id, payload)` pairs from `receive()`. Underneath:
+
+- every connection starts with the station-to-station handshake of node/net/handshake.py; only identities in the peer set
+  are admitted, everything else is closed, counted and logged with a reason code;
+- frames are encrypted and ordered as node/net/framing.py describes, with a payload limit checked before a body is read;
+- one bounded send queue per peer (when full the oldest frame is dropped and counted: consensus re-sends on timeouts,
+  and the newest messages are the live ones), one bounded receive queue (when full, readers stop reading, so TCP flow
+  control pushes back on the senders, whose queues then drop their oldest frames);
+- both sides dial every peer that has an address, with exponential backoff and jitter; when both connections succeed,
+  the one dialled by the lower node id is kept (a re-dial by the same side replaces the older connection);
+- keepalive pings and an idle timeout find dead connections; close() flushes queued frames and says goodbye;
+- fault injection (block/unblock/set_delay) works only when the config enables it and the chain id starts with
+  `testnet-`; a production chain refuses it.
+
+docs/transport.md describes the bytes on the wire, the limits and the fault commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from node.net.framing import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    HARD_MAX_PAYLOAD_BYTES,
+    KIND_CLOSE,
+    KIND_DATA,
+    KIND_PING,
+    KIND_PONG,
+    LENGTH_BYTES,
+    FrameError,
+    FrameOpener,
+    FrameSealer,
+    body_length,
+)
+from node.net.handshake import (
+    HELLO_BYTES,
+    MAX_AUTH_PAYLOAD_BYTES,
+    Handshake,
+    HandshakeError,
+    Identity,
+    Peer,
+    PeerSet,
+    Session,
+)
+
+log = logging.getLogger("node.net.transport")
+
+# StreamReader buffer per connection (asyncio pauses reading above twice this).
+READ_BUFFER_BYTES = 256 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+# A link that lived at least this long counts as healthy: the next dial after it drops starts without backoff.
+STABLE_LINK_S = 1.0
+MAX_CLOSE_REASON_BYTES = 64
+# Fault injection is refused on any chain whose id does not start with this, whatever the config says: a production
+# chain cannot be partitioned or slowed through its own nodes.
+TESTNET_CHAIN_PREFIX = "testnet-"
+# The writer seals up to this many queued frames (or bytes) into one socket write.
+WRITE_BATCH_FRAMES = 64
+WRITE_BATCH_BYTES = 256 * 1024
+
+
+class TransportError(Exception):
+    """A refused call on the transport (bad config, fault injection on a production config). `code` is stable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class SendOutcome(enum.StrEnum):
+    QUEUED = "queued"
+    NOT_CONNECTED = "not_connected"
+    UNKNOWN_PEER = "unknown_peer"
+    TOO_LARGE = "too_large"
+    BLOCKED = "blocked"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    """Limits and timers of the transport. Times are seconds of the event loop clock."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    send_queue_frames: int = 1024
+    send_queue_bytes: int = 64 * 1024 * 1024
+    receive_queue_frames: int = 4096
+    max_inbound_handshakes: int = 64
+    handshake_timeout_s: float = 5.0
+    ping_interval_s: float = 5.0
+    idle_timeout_s: float = 20.0
+    reconnect_base_s: float = 0.05
+    reconnect_max_s: float = 5.0
+    close_flush_s: float = 1.0
+    fault_injection: bool = False
+    jitter_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_payload_bytes <= HARD_MAX_PAYLOAD_BYTES:
+            raise TransportError("bad_config", f"max_payload_bytes must be in 1..{HARD_MAX_PAYLOAD_BYTES}")
+        if self.send_queue_frames < 1 or self.receive_queue_frames < 1 or self.max_inbound_handshakes < 1:
+            raise TransportError("bad_config", "queue and connection limits must be at least 1")
+        if self.send_queue_bytes < self.max_payload_bytes:
+            raise TransportError("bad_config", "send_queue_bytes must hold at least one frame of max_payload_bytes")
+        if not 0 <= self.listen_port < 65536:
+            raise TransportError("bad_config", "listen_port must be 0..65535")
+        if min(self.handshake_timeout_s, self.ping_interval_s, self.reconnect_base_s, self.close_flush_s) <= 0:
+            raise TransportError("bad_config", "timeouts and intervals must be positive")
+        if self.idle_timeout_s <= self.ping_interval_s or self.reconnect_max_s < self.reconnect_base_s:
+            raise TransportError("bad_config", "idle_timeout_s > ping_interval_s and reconnect_max_s >= base needed")
+
+
+@dataclass(slots=True)
+class TransportCounters:
+    """Running totals for metrics. `frames_*`/`bytes_*` count every frame on the wire (after the handshake),
+    `messages_*` only data frames handed over. Reason-keyed counters use the stable codes of the errors."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    connects: int = 0
+    dial_failures: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+    handshake_failures: Counter[str] = field(default_factory=Counter)
+    disconnects: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """One established connection, as status and tests see it."""
+
+    peer_id: str
+    dialer: str
+    outbound: bool
+    remote_address: str
+
+
+class _SendQueue:
+    __slots__ = ("bytes", "event", "items")
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[int, bytes, float]] = deque()
+        self.bytes = 0
+        self.event = asyncio.Event()
+
+    def clear(self) -> int:
+        dropped = len(self.items)
+        self.items.clear()
+        self.bytes = 0
+        return dropped
+
+
+class _Link:
+    __slots__ = (
+        "closed",
+        "delay_line",
+        "deliver_task",
+        "dialer",
+        "draining",
+        "key",
+        "last_received",
+        "last_sent",
+        "opener",
+        "outbound",
+        "peer_id",
+        "reader",
+        "reader_task",
+        "remote",
+        "sealer",
+        "writer",
+        "writer_task",
+    )
+
+    def __init__(
+        self,
+        peer_id: str,
+        dialer: str,
+        outbound: bool,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        sealer: FrameSealer,
+        opener: FrameOpener,
+        now: float,
+    ) -> None:
+        self.peer_id = peer_id
+        # The identity key the peer authenticated with on this link.
+        self.key = b""
+        self.dialer = dialer
+        self.outbound = outbound
+        self.remote = _remote_address(writer)
+        self.reader = reader
+        self.writer = writer
+        self.sealer = sealer
+        self.opener = opener
+        self.reader_task: asyncio.Task[None] | None = None
+        self.writer_task: asyncio.Task[None] | None = None
+        self.deliver_task: asyncio.Task[None] | None = None
+        self.delay_line: deque[tuple[float, bytes]] = deque()
+        self.last_received = now
+        self.last_sent = now
+        self.closed = False
+        self.draining = False
+
+
+class _PeerState:
+    __slots__ = ("dial_task", "down", "link", "peer", "queue")
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.queue = _SendQueue()
+        self.link: _Link | None = None
+        self.down = asyncio.Event()
+        self.down.set()
+        self.dial_task: asyncio.Task[None] | None = None
+
+
+def _remote_address(writer: asyncio.StreamWriter) -> str:
+    name = writer.get_extra_info("peername")
+    if isinstance(name, tuple) and len(name) >= 2:
+        return f"{name[0]}:{name[1]}"
+    return str(name)
+
+
+class Transport:
+    """The peer transport of one node. Create, `await start()`, use, `await close()`; all on one event loop."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        chain_id: str,
+        peer_set: PeerSet,
+        config: TransportConfig | None = None,
+    ) -> None:
+        self._identity = identity
+        self._chain_id = chain_id
+        self._config = config if config is not None else TransportConfig()
+        if self._config.fault_injection and not chain_id.startswith(TESTNET_CHAIN_PREFIX):
+            raise TransportError(
+                "fault_injection_not_testnet",
+                f"fault injection needs a testnet chain id ({TESTNET_CHAIN_PREFIX}...), not {chain_id!r}",
+            )
+        self._peer_set = peer_set
+        self._check_self_entry(peer_set)
+        self._peers: dict[str, _PeerState] = {
+            peer.node_id: _PeerState(peer) for peer in peer_set.peers if peer.node_id != identity.node_id
+        }
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=self._config.receive_queue_frames)
+        self._blocked: set[str] = set()
+        self._delay_ms: dict[str, int] = {}
+        self._delay_all_ms = 0
+        self._server: asyncio.Server | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._inbound_tasks: set[asyncio.Task[object]] = set()
+        self._inbound_handshakes = 0
+        self._started = False
+        self._closing = False
+        self._rng = random.Random(self._config.jitter_seed)
+        self.counters = TransportCounters()
+
+    # ----------------------------------------------------------------------------------------------- lifecycle
+
+    @property
+    def node_id(self) -> str:
+        return self._identity.node_id
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        """The bound (host, port); with listen_port 0 the kernel picked the port."""
+        assert self._server is not None and self._server.sockets, "start() first"
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def start(self) -> None:
+        """Listen for peers and start dialling every peer with an address."""
+        assert not self._started, "start() called twice"
+        self._started = True
+        cfg = self._config
+        self._server = await asyncio.start_server(
+            self._accept, cfg.listen_host, cfg.listen_port, limit=READ_BUFFER_BYTES
+        )
+        for state in self._peers.values():
+            self._start_dialling(state)
+        self._keepalive_task = asyncio.create_task(self._keepalive())
+        self._log(logging.INFO, "transport_started", address="{}:{}".format(*self.listen_address))
+
+    async def close(self) -> None:
+        """Stop accepting and dialling, flush queued frames (bounded by close_flush_s), say goodbye, close."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        background: list[asyncio.Task[object]] = [*self._inbound_tasks]
+        if self._keepalive_task is not None:
+            background.append(self._keepalive_task)
+        for state in self._peers.values():
+            if state.dial_task is not None:
+                background.append(state.dial_task)
+        for task in background:
+            task.cancel()
+        links = [state.link for state in self._peers.values() if state.link is not None]
+        writers = []
+        for link in links:
+            link.draining = True
+            self._peers[link.peer_id].queue.event.set()
+            if link.writer_task is not None:
+                writers.append(link.writer_task)
+        if writers:
+            await asyncio.wait(writers, timeout=self._config.close_flush_s)
+        for link in links:
+            self._drop_link(link, "shutdown", notify=True)
+        for link in links:
+            background.extend(task for task in (link.reader_task, link.writer_task, link.deliver_task) if task)
+        if background:
+            await asyncio.gather(*background, return_exceptions=True)
+        for link in links:
+            try:
+                await asyncio.wait_for(link.writer.wait_closed(), self._config.close_flush_s)
+            except (OSError, TimeoutError):
+                pass
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._log(logging.INFO, "transport_closed")
+
+    @property
+    def identity_key(self) -> bytes:
+        """This node's current Ed25519 identity public key."""
+        return self._identity.public_key
+
+    def update_peer_set(self, peer_set: PeerSet, identity: Identity | None = None) -> None:
+        """Adopt a new peer set (membership change): removed or re-keyed peers are disconnected, new ones dialled.
+        With `identity` (same node id, another key: a rotated transport key) this node authenticates with the new
+        key from now on: every link, authenticated with the old one, is closed and dialled again."""
+        if identity is not None and identity.public_key != self._identity.public_key:
+            if identity.node_id != self.node_id:
+                raise TransportError("bad_config", "a new identity must keep the node id")
+            self._check_self_entry(peer_set, identity)
+            self._identity = identity
+            for state in self._peers.values():
+                if state.link is not None:
+                    self._drop_link(state.link, "identity_rotated", notify=True, keep_queue=True)
+            self._log(logging.INFO, "identity_rotated", key=identity.public_key.hex()[:16])
+        self._check_self_entry(peer_set)
+        self._peer_set = peer_set
+        for peer_id, state in list(self._peers.items()):
+            new = peer_set.get(peer_id)
+            link = state.link
+            if new is None or (new.identity_keys() != state.peer.identity_keys()
+                               and (new.public_key != state.peer.public_key
+                                    if link is None else not new.accepts(link.key))):
+                self._remove_peer(state)
+                continue
+            moved = new.address != state.peer.address
+            state.peer = new
+            if moved:
+                if state.dial_task is not None:
+                    state.dial_task.cancel()
+                    state.dial_task = None
+                if self._started and not self._closing:
+                    self._start_dialling(state)
+        for peer in peer_set.peers:
+            if peer.node_id != self.node_id and peer.node_id not in self._peers:
+                state = _PeerState(peer)
+                self._peers[peer.node_id] = state
+                if self._started and not self._closing:
+                    self._start_dialling(state)
+
+    # ----------------------------------------------------------------------------------------------- messages
+
+    def send(self, peer_id: str, payload: bytes) -> SendOutcome:
+        """Queue `payload` for `peer_id`. Never blocks; anything not queued is counted in `counters.drops`."""
+        if self._closing:
+            return SendOutcome.CLOSED
+        if len(payload) > self._config.max_payload_bytes:
+            self.counters.drops["too_large"] += 1
+            return SendOutcome.TOO_LARGE
+        state = self._peers.get(peer_id)
+        if state is None:
+            self.counters.drops["unknown_peer"] += 1
+            return SendOutcome.UNKNOWN_PEER
+        if state.link is None:
+            self.counters.drops["not_connected"] += 1
+            return SendOutcome.NOT_CONNECTED
+        if peer_id in self._blocked:
+            self.counters.faults["blocked_send"] += 1
+            return SendOutcome.BLOCKED
+        self._enqueue(state, KIND_DATA, payload)
+        return SendOutcome.QUEUED
+
+    def broadcast(self, payload: bytes) -> int:
+        """Queue `payload` for every peer; returns how many queued it."""
+        queued = 0
+        for peer_id in self._peers:
+            if self.send(peer_id, payload) is SendOutcome.QUEUED:
+                queued += 1
+        return queued
+
+    async def receive(self) -> tuple[str, bytes]:
+        """The next (peer_id, payload) received, in order per peer."""
+        return await self._inbox.get()
+
+    def connected_peers(self) -> frozenset[str]:
+        return frozenset(peer_id for peer_id, state in self._peers.items() if state.link is not None)
+
+    def links(self) -> dict[str, LinkInfo]:
+        return {
+            peer_id: LinkInfo(peer_id, state.link.dialer, state.link.outbound, state.link.remote)
+            for peer_id, state in self._peers.items()
+            if state.link is not None
+        }
+
+    def stats(self) -> dict[str, object]:
+        """A plain snapshot of the counters and queue depths, for the metrics module."""
+        c = self.counters
+        return {
+            "peers_known": len(self._peers),
+            "peers_connected": sum(1 for state in self._peers.values() if state.link is not None),
+            "frames_in": c.frames_in,
+            "frames_out": c.frames_out,
+            "bytes_in": c.bytes_in,
+            "bytes_out": c.bytes_out,
+            "messages_in": c.messages_in,
+            "messages_out": c.messages_out,
+            "connects": c.connects,
+            "dial_failures": c.dial_failures,
+            "send_queue_frames": sum(len(state.queue.items) for state in self._peers.values()),
+            "receive_queue_frames": self._inbox.qsize(),
+            "drops": dict(c.drops),
+            "handshake_failures": dict(c.handshake_failures),
+            "disconnects": dict(c.disconnects),
+            "faults": dict(c.faults),
+        }
+
+    # ----------------------------------------------------------------------------------------------- faults
+
+    def block(self, peer_ids: Iterable[str]) -> None:
+        """Testnet only: drop data frames to and from these peers (a partition as this node sees it)."""
+        self._require_fault_injection()
+        ids = set(peer_ids)
+        self._blocked |= ids
+        self.counters.faults["block"] += 1
+        self._log(logging.WARNING, "fault_block", peers=",".join(sorted(ids)))
+
+    def unblock(self, peer_ids: Iterable[str] | None = None) -> None:
+        """Testnet only: stop dropping frames for these peers (None: heal all)."""
+        self._require_fault_injection()
+        if peer_ids is None:
+            self._blocked.clear()
+        else:
+            self._blocked -= set(peer_ids)
+        self.counters.faults["unblock"] += 1
+        self._log(logging.WARNING, "fault_unblock", blocked=",".join(sorted(self._blocked)))
+
+    def set_delay(self, peer_id: str | None, ms: int) -> None:
+        """Testnet only: hold frames to and from `peer_id` (None: every peer) for `ms` milliseconds each way.
+        A per-peer delay overrides the all-peers one; 0 removes it."""
+        self._require_fault_injection()
+        if not isinstance(ms, int) or ms < 0:
+            raise TransportError("bad_delay", "delay must be a non-negative integer of milliseconds")
+        if peer_id is None:
+            self._delay_all_ms = ms
+        elif ms == 0:
+            self._delay_ms.pop(peer_id, None)
+        else:
+            self._delay_ms[peer_id] = ms
+        self.counters.faults["set_delay"] += 1
+        self._log(logging.WARNING, "fault_delay", peer=peer_id or "*", ms=ms)
+
+    def fault_state(self) -> dict[str, object]:
+        return {"blocked": sorted(self._blocked), "delay_ms": dict(self._delay_ms), "delay_all_ms": self._delay_all_ms}
+
+    def _require_fault_injection(self) -> None:
+        if not self._config.fault_injection:
+            raise TransportError("fault_injection_disabled", "fault injection exists only on testnet configs")
+
+    def _delay_for(self, peer_id: str) -> int:
+        if not self._config.fault_injection:
+            return 0
+        return self._delay_ms.get(peer_id, self._delay_all_ms)
+
+    # ----------------------------------------------------------------------------------------------- connections
+
+    def _check_self_entry(self, peer_set: PeerSet, identity: Identity | None = None) -> None:
+        """A peer set may omit this node (a node not, or not yet, in the validator set connects as itself), but one
+        that lists it must list its own key."""
+        identity = identity or self._identity
+        own = peer_set.get(self.node_id)
+        if own is not None and not own.accepts(identity.public_key):
+            raise TransportError("bad_config", f"peer set lists {self.node_id!r} with a key that is not ours")
+
+    def _start_dialling(self, state: _PeerState) -> None:
+        if state.peer.address is not None and state.dial_task is None:
+            state.dial_task = asyncio.create_task(self._dial_loop(state))
+
+    def _remove_peer(self, state: _PeerState) -> None:
+        peer_id = state.peer.node_id
+        if state.dial_task is not None:
+            state.dial_task.cancel()
+            state.dial_task = None
+        if state.link is not None:
+            self._drop_link(state.link, "removed_from_peer_set", notify=True)
+        self.counters.drops["disconnected"] += state.queue.clear()
+        del self._peers[peer_id]
+        self._blocked.discard(peer_id)
+        self._delay_ms.pop(peer_id, None)
+
+    def _backoff(self, attempt: int) -> float:
+        cfg = self._config
+        ceiling = min(cfg.reconnect_max_s, cfg.reconnect_base_s * 2 ** min(attempt, 30))
+        return ceiling / 2 + self._rng.random() * ceiling / 2
+
+    async def _dial_loop(self, state: _PeerState) -> None:
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            await state.down.wait()
+            if attempt:
+                await asyncio.sleep(self._backoff(attempt))
+            if state.link is not None or self._closing:
+                continue
+            address = state.peer.address
+            assert address is not None
+            try:
+                async with asyncio.timeout(self._config.handshake_timeout_s):
+                    reader, writer = await asyncio.open_connection(*address, limit=READ_BUFFER_BYTES)
+            except (OSError, TimeoutError) as error:
+                self.counters.dial_failures += 1
+                self._log(logging.DEBUG, "dial_failed", peer=state.peer.node_id, error=type(error).__name__)
+                attempt += 1
+                continue
+            session = await self._handshake(reader, writer, state.peer.node_id)
+            if session is None or not self._register(session, reader, writer, outbound=True):
+                attempt += 1
+                continue
+            linked_at = loop.time()
+            await state.down.wait()
+            attempt = 0 if loop.time() - linked_at >= STABLE_LINK_S else attempt + 1
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing:
+            writer.close()
+            return
+        if self._inbound_handshakes >= self._config.max_inbound_handshakes:
+            self._refused("too_many_handshakes", writer, None)
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._inbound_tasks.add(task)
+        self._inbound_handshakes += 1
+        try:
+            session = await self._handshake(reader, writer, None)
+        except asyncio.CancelledError:
+            # Only close() cancels these; the task ends quietly (asyncio logs a cancelled connection callback).
+            return
+        finally:
+            self._inbound_handshakes -= 1
+            self._inbound_tasks.discard(task)
+        if session is not None:
+            self._register(session, reader, writer, outbound=False)
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, expected: str | None
+    ) -> Session | None:
+        handshake = Handshake(self._identity, self._chain_id, self._peer_set, expected)
+        try:
+            async with asyncio.timeout(self._config.handshake_timeout_s):
+                writer.write(handshake.hello())
+                hello = await reader.readexactly(HELLO_BYTES)
+                writer.write(handshake.receive_hello(hello))
+                await writer.drain()
+                prefix = await reader.readexactly(LENGTH_BYTES)
+                body = await reader.readexactly(body_length(prefix, MAX_AUTH_PAYLOAD_BYTES))
+                session = handshake.receive_auth(body)
+                # The handshake checked the peer set of its start. If update_peer_set removed or re-keyed the peer
+                # meanwhile (a revoked key), the identity is checked again against the current set: no await lies
+                # between this check and _register, so what is admitted is what the current set allows.
+                current = self._peer_set.get(session.peer.node_id)
+                if current is None or not current.accepts(session.key):
+                    raise HandshakeError(
+                        "peer_set_changed", f"{session.peer.node_id!r} left the peer set or got another key"
+                    )
+                return session
+        except HandshakeError as error:
+            code, detail = error.code, error.message
+        except FrameError as error:
+            code, detail = f"auth_{error.code}", error.message
+        except TimeoutError:
+            code, detail = "timeout", f"no complete handshake within {self._config.handshake_timeout_s}s"
+        except asyncio.IncompleteReadError:
+            code, detail = "eof", "connection closed during the handshake"
+        except OSError as error:
+            code, detail = "connection_lost", type(error).__name__
+        except asyncio.CancelledError:
+            writer.close()
+            raise
+        self._refused(code, writer, expected, detail)
+        writer.close()
+        return None
+
+    def _refused(self, code: str, writer: asyncio.StreamWriter, expected: str | None, detail: str = "") -> None:
+        self.counters.handshake_failures[code] += 1
+        self._log(
+            logging.WARNING, "peer_refused", reason=code, remote=_remote_address(writer),
+            dialled=expected or "-", detail=detail,
+        )
+
+    def _register(
+        self,
+        session: Session,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        outbound: bool,
+    ) -> bool:
+        """Adopt an authenticated connection, applying the one-connection-per-pair rule. False: it was closed."""
+        peer_id, sealer, opener = session.peer.node_id, session.sealer, session.opener
+        state = self._peers.get(peer_id)
+        loop = asyncio.get_running_loop()
+        if self._closing or state is None:
+            self._close_unregistered(writer, sealer, "not_in_peer_set" if state is None else "shutdown")
+            return False
+        dialer = self.node_id if outbound else peer_id
+        existing = state.link
+        if existing is not None:
+            preferred = min(self.node_id, peer_id)
+            if existing.dialer == dialer:
+                self._drop_link(existing, "replaced", notify=True, keep_queue=True)
+            elif existing.dialer == preferred:
+                self._close_unregistered(writer, sealer, "duplicate")
+                return False
+            else:
+                self._drop_link(existing, "duplicate", notify=True, keep_queue=True)
+        link = _Link(peer_id, dialer, outbound, reader, writer, sealer, opener, loop.time())
+        link.key = session.key or state.peer.public_key
+        state.link = link
+        state.down.clear()
+        link.reader_task = asyncio.create_task(self._read_loop(state, link))
+        link.writer_task = asyncio.create_task(self._write_loop(state, link))
+        self.counters.connects += 1
+        self._log(logging.INFO, "peer_connected", peer=peer_id, dialer=dialer, remote=link.remote)
+        return True
+
+    def _close_unregistered(self, writer: asyncio.StreamWriter, sealer: FrameSealer, reason: str) -> None:
+        self.counters.disconnects[reason] += 1
+        writer.write(sealer.seal(KIND_CLOSE, reason.encode()))
+        writer.close()
+
+    def _drop_link(self, link: _Link, reason: str, notify: bool, keep_queue: bool = False) -> None:
+        """Close one connection (idempotent). Unless it is being replaced, its peer's queued frames are dropped."""
+        if link.closed:
+            return
+        link.closed = True
+        if notify and not link.writer.is_closing():
+            link.writer.write(link.sealer.seal(KIND_CLOSE, reason.encode()[:MAX_CLOSE_REASON_BYTES]))
+        current = asyncio.current_task()
+        for task in (link.reader_task, link.writer_task, link.deliver_task):
+            if task is not None and task is not current:
+                task.cancel()
+        link.writer.close()
+        if link.delay_line:
+            self.counters.drops["disconnected"] += len(link.delay_line)
+            link.delay_line.clear()
+        self.counters.disconnects[reason] += 1
+        state = self._peers.get(link.peer_id)
+        if state is not None and state.link is link:
+            state.link = None
+            if not keep_queue:
+                self.counters.drops["disconnected"] += state.queue.clear()
+            state.down.set()
+        self._log(logging.INFO, "peer_disconnected", peer=link.peer_id, reason=reason)
+
+    # ----------------------------------------------------------------------------------------------- I/O loops
+
+    def _enqueue(self, state: _PeerState, kind: int, payload: bytes) -> None:
+        queue = state.queue
+        cfg = self._config
+        queue.items.append((kind, payload, asyncio.get_running_loop().time()))
+        queue.bytes += len(payload)
+        while len(queue.items) > cfg.send_queue_frames or queue.bytes > cfg.send_queue_bytes:
+            _, dropped, _ = queue.items.popleft()
+            queue.bytes -= len(dropped)
+            self.counters.drops["send_queue_full"] += 1
+        assert queue.items and queue.bytes >= 0
+        queue.event.set()
+
+    async def _write_loop(self, state: _PeerState, link: _Link) -> None:
+        """Seals queued frames and writes them in batches (one write and one drain per batch). Sealing and writing
+        happen without an await in between, so frame counters reach the socket in order."""
+        queue = state.queue
+        writer = link.writer
+        sealer = link.sealer
+        loop = asyncio.get_running_loop()
+        counters = self.counters
+        batch: list[bytes] = []
+        try:
+            while True:
+                if not queue.items:
+                    await writer.drain()
+                    if link.draining:
+                        return
+                    queue.event.clear()
+                    await queue.event.wait()
+                    continue
+                batch_bytes = 0
+                while queue.items and len(batch) < WRITE_BATCH_FRAMES and batch_bytes < WRITE_BATCH_BYTES:
+                    kind, payload, enqueued = queue.items.popleft()
+                    queue.bytes -= len(payload)
+                    delay_ms = self._delay_for(link.peer_id)
+                    if delay_ms:
+                        wait = enqueued + delay_ms / 1000 - loop.time()
+                        if wait > 0:
+                            if batch:
+                                writer.write(b"".join(batch))
+                                batch.clear()
+                            counters.faults["delayed_send"] += 1
+                            await asyncio.sleep(wait)
+                    frame = sealer.seal(kind, payload)
+                    batch.append(frame)
+                    batch_bytes += len(frame)
+                    counters.frames_out += 1
+                    counters.bytes_out += len(frame)
+                    if kind == KIND_DATA:
+                        counters.messages_out += 1
+                if batch:
+                    writer.write(b"".join(batch) if len(batch) > 1 else batch[0])
+                    batch.clear()
+                link.last_sent = loop.time()
+                await writer.drain()
+        except (ConnectionError, OSError):
+            self._drop_link(link, "connection_lost", notify=False)
+
+    async def _read_loop(self, state: _PeerState, link: _Link) -> None:
+        reader = link.reader
+        opener = link.opener
+        max_payload = self._config.max_payload_bytes
+        loop = asyncio.get_running_loop()
+        counters = self.counters
+        notify = False
+        # Bytes read but not yet parsed are buffer[offset:]: one read() usually brings many small frames.
+        buffer = b""
+        offset = 0
+        try:
+            while True:
+                if len(buffer) - offset < LENGTH_BYTES:
+                    chunk = await reader.read(READ_CHUNK_BYTES)
+                    if not chunk:
+                        raise asyncio.IncompleteReadError(buffer[offset:], None)
+                    buffer = buffer[offset:] + chunk
+                    offset = 0
+                    continue
+                length = body_length(buffer[offset : offset + LENGTH_BYTES], max_payload)
+                end = offset + LENGTH_BYTES + length
+                if len(buffer) < end:
+                    # Only now, with the length accepted, is the rest of the frame read.
+                    rest = await reader.readexactly(end - len(buffer))
+                    buffer = buffer[offset:] + rest
+                    offset = 0
+                    end = LENGTH_BYTES + length
+                body = buffer[offset + LENGTH_BYTES : end]
+                offset = end
+                kind, payload = opener.open(body)
+                link.last_received = loop.time()
+                counters.frames_in += 1
+                counters.bytes_in += LENGTH_BYTES + length
+                if kind == KIND_DATA:
+                    await self._deliver(state, link, payload)
+                elif kind == KIND_PING:
+                    self._enqueue(state, KIND_PONG, b"")
+                elif kind == KIND_CLOSE:
+                    remote_reason = payload[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "replace")
+                    self._log(logging.INFO, "peer_said_goodbye", peer=link.peer_id, reason=remote_reason)
+                    reason = "remote_closed"
+                    break
+                elif kind != KIND_PONG:
+                    raise FrameError("unexpected_kind", f"frame kind {kind} after the handshake")
+        except FrameError as error:
+            reason, notify = error.code, True
+            self._log(logging.WARNING, "frame_refused", peer=link.peer_id, reason=error.code, detail=error.message)
+        except asyncio.IncompleteReadError:
+            reason = "eof"
+        except (ConnectionError, OSError):
+            reason = "connection_lost"
+        self._drop_link(link, reason, notify=notify)
+
+    async def _deliver(self, state: _PeerState, link: _Link, payload: bytes) -> None:
+        peer_id = link.peer_id
+        if peer_id in self._blocked:
+            self.counters.faults["blocked_receive"] += 1
+            return
+        delay_ms = self._delay_for(peer_id)
+        if delay_ms == 0 and not link.delay_line:
+            await self._inbox.put((peer_id, payload))
+            self.counters.messages_in += 1
+            link.last_received = asyncio.get_running_loop().time()
+            return
+        if len(link.delay_line) >= self._config.receive_queue_frames:
+            self.counters.drops["delay_line_full"] += 1
+            return
+        release = asyncio.get_running_loop().time() + delay_ms / 1000
+        link.delay_line.append((release, payload))
+        self.counters.faults["delayed_receive"] += 1
+        if link.deliver_task is None or link.deliver_task.done():
+            link.deliver_task = asyncio.create_task(self._deliver_delayed(link))
+
+    async def _deliver_delayed(self, link: _Link) -> None:
+        """Releases delayed frames in arrival order; the head stays in the line until handed over, so the reader
+        never overtakes it."""
+        loop = asyncio.get_running_loop()
+        while link.delay_line:
+            release, payload = link.delay_line[0]
+            wait = release - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if link.peer_id in self._blocked:
+                self.counters.faults["blocked_receive"] += 1
+            else:
+                await self._inbox.put((link.peer_id, payload))
+                self.counters.messages_in += 1
+            link.delay_line.popleft()
+
+    async def _keepalive(self) -> None:
+        cfg = self._config
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(cfg.ping_interval_s)
+            now = loop.time()
+            inbox_full = self._inbox.full()
+            for state in list(self._peers.values()):
+                link = state.link
+                if link is None:
+                    continue
+                if not inbox_full and now - link.last_received > cfg.idle_timeout_s:
+                    self._drop_link(link, "idle_timeout", notify=True)
+                elif now - link.last_sent >= cfg.ping_interval_s:
+                    self._enqueue(state, KIND_PING, b"")
+
+    def _log(self, level: int, event: str, **fields: object) -> None:
+        if log.isEnabledFor(level):
+            fields = {"node": self.node_id, **fields}
+            text = " ".join(f"{key}={value}" for key, value in fields.items())
+            log.log(level, "%s %s", event, text, extra={"event": event, "fields": fields})

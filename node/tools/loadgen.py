@@ -1,0 +1,492 @@
+"""The network load benchmark behind `ledger bench network` (Hyperledger Caliper-style report).
+
+    report = run_network_bench(BenchConfig(nodes=4, duration_s=10, rate=None), out=sys.stderr)
+
+What it does:
+1. Uses a running testnet (`--dir` of `ledger testnet up`) or creates and starts its own (removed afterwards), with
+   enough test accounts that every load process signs from its own senders (one mempool lane each).
+2. Starts `processes` load processes (multiprocessing, spawn). Each one pre-signs its share of plain CASH-T transfers
+   (1 unit, sender -> another test account) before the clock starts, then submits them through the nodes' admin
+   sockets (`{"op": "submit"}`), `connections` pipelined connections per process spread over the nodes, `batch` lines
+   per write. A "busy, retry" answer (MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL) is retried after a short pause; any other
+   non-zero code counts as failed. `rate=None` means as fast as the network admits.
+3. Meanwhile the parent samples node-0's committed transaction counter every 50 ms, and the CPU time of every node
+   process (from /proc).
+4. Commit latency: each accepted transaction's admission time is matched against the committed-count curve in
+   admission order (the k-th accepted transaction is taken as committed when the counter has grown by k). The
+   mempool reaps lanes round robin, so this is an estimate of the distribution, exact for its count, with the 50 ms
+   sampling resolution.
+5. After the load: raw Ed25519 verifications per second over all cores (one process per core, pynacl), measured in
+   the same run with the network idle, and `efficiency = committed tx/s x validators / verify rate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Final
+
+RETRY_CODES: Final = frozenset({3300, 3301})  # MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL: busy, retry
+ALREADY_PENDING: Final = 3302
+SAMPLE_S: Final = 0.05
+DRAIN_TIMEOUT_S: Final = 20.0
+MAX_PRESIGN_PER_PROCESS: Final = 150_000
+MAX_RATE_GUESS: Final = 3_000  # tx/s used to size the pre-signed stock for --rate max
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    nodes: int = 4
+    duration_s: float = 10.0
+    rate: int | None = None  # tx/s over all load processes; None: as fast as admitted
+    processes: int = 2
+    connections: int = 8  # per load process
+    batch: int = 64  # pipelined submits per connection write
+    users: int = 64
+    directory: str | None = None  # an existing testnet to use
+    verify_seconds: float = 2.0
+    seed: int = 1
+    via: str = "auto"  # "api" (POST /v1/tx/batch), "admin" (admin sockets), "auto": the API when every node serves it
+
+
+@dataclass(slots=True)
+class BenchReport:
+    validators: int
+    duration_s: float
+    rate: int | None
+    submitted: int = 0
+    accepted: int = 0
+    committed: int = 0
+    failed: int = 0
+    retried: int = 0
+    failed_codes: dict[str, int] = field(default_factory=dict)
+    tps: float = 0.0
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    cpu_per_node: dict[str, float] = field(default_factory=dict)
+    verify_per_s: float = 0.0
+    efficiency: float = 0.0
+    cores: int = 1
+    load_processes: int = 0
+    network: str = ""
+    via: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tps": self.tps, "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p99_ms": self.p99_ms,
+            "max_ms": self.max_ms, "efficiency": self.efficiency, "validators": self.validators,
+            "submitted": self.submitted, "accepted": self.accepted, "committed": self.committed,
+            "failed": self.failed, "retried": self.retried, "failed_codes": self.failed_codes,
+            "cpu_per_node_percent": self.cpu_per_node, "verify_per_s": self.verify_per_s, "cores": self.cores,
+            "duration_s": self.duration_s, "rate": "max" if self.rate is None else self.rate,
+            "load_processes": self.load_processes, "network": self.network, "via": self.via,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- load process
+
+
+@dataclass(frozen=True, slots=True)
+class LoadJob:
+    index: int
+    chain_id: str
+    senders: tuple[tuple[str, str], ...]  # (account, seed hex)
+    recipients: tuple[str, ...]
+    sockets: tuple[str, ...]
+    count: int
+    expiry: int
+    rate: float | None  # tx/s for this process
+    duration_s: float
+    connections: int
+    batch: int
+    seed: int
+    api_urls: tuple[str, ...] = ()  # non-empty: submit through the HTTP API instead of the admin sockets
+
+
+def presign(job: LoadJob) -> list[bytes]:
+    """The job's transfers, signed (not timed): sender i of the job in turn, nonces unique per process."""
+    from nacl.signing import SigningKey
+
+    from ledger.operations import Transfer, TransferLeg
+    from ledger.transaction import TxBody, sign_transaction
+    from node.tools.localnet import CASH_ASSET
+
+    keys = [(name, SigningKey(bytes.fromhex(seed))) for name, seed in job.senders]
+    rng = random.Random(job.seed * 1000 + job.index)
+    out = []
+    for k in range(job.count):
+        sender, key = keys[k % len(keys)]
+        recipient = rng.choice(job.recipients)
+        if recipient == sender:
+            recipient = job.recipients[(job.recipients.index(recipient) + 1) % len(job.recipients)]
+        nonce = (job.index << 40) | k
+        body = TxBody(1, job.chain_id, (sender,), nonce, job.expiry,
+                      (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 1),)),))
+        out.append(sign_transaction(body, [(sender, key)]).to_bytes())
+    return out
+
+
+def load_process(job: LoadJob, ready: Any, go: Any, results: Any) -> None:
+    """Entry point of a load process: pre-sign, report ready, wait for the start signal, submit, report.
+    A failure is reported to the parent with its traceback (as ("error", text)) instead of vanishing into an exit
+    code."""
+    try:
+        txs = presign(job)
+        ready.put(job.index)
+        start_at = go.get()
+        results.put(asyncio.run(_submit_all(job, txs, start_at)))
+    except BaseException:
+        import traceback
+
+        text = traceback.format_exc(limit=20)
+        ready.put(("error", text))
+        results.put({"error": text})
+        raise
+
+
+async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[str, Any]:
+    # Encoded before the clock starts: admin-socket lines, or hex strings for the API's JSON batches.
+    hexes = [raw.hex() for raw in txs]
+    lines = [] if job.api_urls else [json.dumps({"op": "submit", "tx": h}).encode() + b"\n" for h in hexes]
+    total = len(hexes)
+    delay = start_at - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    t0 = time.monotonic()
+    deadline = t0 + job.duration_s
+    cursor = 0
+    accepted: list[float] = []
+    failed: dict[str, int] = {}
+    counts = {"submitted": 0, "retried": 0}
+
+    def take(n: int) -> list[int]:
+        nonlocal cursor
+        now = time.monotonic()
+        if now >= deadline:
+            return []
+        if job.rate is not None:
+            allowed = int((now - t0) * job.rate) + 1
+            n = min(n, allowed - cursor)
+        n = min(n, total - cursor)
+        if n <= 0:
+            return []
+        out = list(range(cursor, cursor + n))
+        cursor += n
+        return out
+
+    async def worker(path: str) -> None:
+        reader, writer = await asyncio.open_unix_connection(path, limit=1 << 22)
+        retry: list[int] = []
+        try:
+            while True:
+                idx = retry + take(job.batch - len(retry))
+                retry = []
+                if not idx:
+                    if time.monotonic() >= deadline or cursor >= total:
+                        return
+                    await asyncio.sleep(0.005)
+                    continue
+                writer.write(b"".join(lines[i] for i in idx))
+                await writer.drain()
+                answers = [json.loads(await reader.readline()) for _ in idx]
+                record(idx, answers, retry)
+                if retry:
+                    if time.monotonic() >= deadline:
+                        return
+                    await asyncio.sleep(0.02)
+        finally:
+            writer.close()
+
+    def record(idx: list[int], answers: list[dict[str, Any]], retry: list[int]) -> None:
+        for i, answer in zip(idx, answers, strict=True):
+            code = int(answer.get("code", -1))
+            if code in RETRY_CODES:
+                retry.append(i)
+                counts["retried"] += 1
+                continue
+            counts["submitted"] += 1
+            if code == 0 or code == ALREADY_PENDING:
+                accepted.append(time.monotonic())
+            else:
+                key = f"{code} {answer.get('message', answer.get('error', ''))}"[:80]
+                failed[key] = failed.get(key, 0) + 1
+
+    async def api_worker(url: str) -> None:
+        import aiohttp
+
+        retry: list[int] = []
+        async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=60)) as http:
+            while True:
+                idx = retry + take(job.batch - len(retry))
+                retry = []
+                if not idx:
+                    if time.monotonic() >= deadline or cursor >= total:
+                        return
+                    await asyncio.sleep(0.005)
+                    continue
+                async with http.post("/v1/tx/batch", json={"txs": [hexes[i] for i in idx]}) as r:
+                    doc = await r.json(content_type=None)
+                if r.status == 429 or r.status >= 500 or "results" not in doc:
+                    retry = idx  # rate-limited or busy: the same batch again shortly
+                    counts["retried"] += len(idx)
+                else:
+                    record(idx, doc["results"], retry)
+                if retry:
+                    if time.monotonic() >= deadline:
+                        return
+                    await asyncio.sleep(0.02)
+
+    if job.api_urls:
+        urls = [job.api_urls[(job.index + c) % len(job.api_urls)] for c in range(job.connections)]
+        await asyncio.gather(*(api_worker(u) for u in urls))
+    else:
+        paths = [job.sockets[(job.index + c) % len(job.sockets)] for c in range(job.connections)]
+        await asyncio.gather(*(worker(p) for p in paths))
+    return {"index": job.index, "accepted": sorted(accepted), "failed": failed, **counts,
+            "presigned": total, "used": cursor}
+
+
+# ---------------------------------------------------------------------------------------------- verify rate
+
+
+def _verify_worker(seconds: float) -> tuple[int, float]:
+    from nacl.signing import SigningKey
+
+    key = SigningKey(b"\x07" * 32)
+    vk = key.verify_key
+    msgs = [os.urandom(160) for _ in range(64)]
+    sigs = [key.sign(m).signature for m in msgs]
+    done = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for m, s in zip(msgs, sigs, strict=True):
+            vk.verify(m, s)
+        done += len(msgs)
+    return done, time.perf_counter() - start
+
+
+def measure_verify_rate(seconds: float = 2.0, workers: int | None = None) -> float:
+    """Raw Ed25519 verifications per second over all cores: one process per core verifying in a loop."""
+    n = workers or os.cpu_count() or 1
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(n) as pool:
+        parts = pool.map(_verify_worker, [seconds] * n)
+    return sum(done / elapsed for done, elapsed in parts)
+
+
+# -------------------------------------------------------------------------------------------------- the run
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    assert sorted_values
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def estimate_latencies(accepted: Sequence[float], samples: Sequence[tuple[float, int]]) -> list[float]:
+    """Match the k-th accepted transaction (admission time order) with the first sample whose committed count
+    reached k. Returns the latencies (seconds) of the transactions seen committed."""
+    out = []
+    j = 0
+    for k, t in enumerate(accepted, start=1):
+        while j < len(samples) and samples[j][1] < k:
+            j += 1
+        if j >= len(samples):
+            break
+        out.append(max(0.0, samples[j][0] - t))
+    return out
+
+
+def _say(out: IO[str] | None, text: str) -> None:
+    if out is not None:
+        out.write(text + "\n")
+        out.flush()
+
+
+def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchReport:
+    from node.tools.localnet import load_accounts
+    from node.tools.testnet import Testnet, process_cpu_seconds
+
+    own_dir: str | None = None
+    if config.directory is not None:
+        net = Testnet.open(config.directory)
+        if not all(net.running(i) for i in range(net.n)):
+            _say(out, f"starting the testnet in {net.directory} ...")
+            net.up(90)
+    else:
+        own_dir = tempfile.mkdtemp(prefix="ledger-bench-")
+        _say(out, f"creating a {config.nodes}-node testnet in {own_dir} ...")
+        net = Testnet.create(own_dir, config.nodes, users=max(config.users, 2 * config.processes))
+        net.up(90)
+    report = BenchReport(validators=net.n, duration_s=config.duration_s, rate=config.rate,
+                         cores=os.cpu_count() or 1, load_processes=config.processes,
+                         network=f"{net.n} validators, {net.directory}")
+    ctx = multiprocessing.get_context("spawn")
+    procs: list[Any] = []
+    try:
+        accounts = load_accounts(net.accounts_path)
+        users = sorted(a for a in accounts if a.startswith("user-"))
+        if len(users) < 2 * config.processes:
+            raise ValueError(f"the testnet has {len(users)} test accounts; need at least {2 * config.processes}")
+        head = max(net.height(i) for i in range(net.n))
+        per_rate = None if config.rate is None else config.rate / config.processes
+        expected = (config.rate if config.rate is not None else MAX_RATE_GUESS) * config.duration_s
+        per_count = min(MAX_PRESIGN_PER_PROCESS, int(expected / config.processes * 1.1) + config.batch)
+        sockets = tuple(net.socket_path(i) for i in range(net.n))
+        api_urls: tuple[str, ...] = ()
+        if config.via in ("api", "auto"):
+            from node.cli.testnet import api_answers
+
+            serving = all(api_answers(net.api_url(i)) for i in range(net.n))
+            if serving:
+                api_urls = tuple(net.api_url(i) for i in range(net.n))
+            elif config.via == "api":
+                raise ValueError("--via api: not every node answers on its HTTP API")
+        report.via = "api" if api_urls else "admin"
+        jobs = []
+        for p in range(config.processes):
+            mine = users[p :: config.processes]
+            senders = tuple((name, bytes(accounts[name]).hex()) for name in mine)
+            jobs.append(LoadJob(p, net.chain_id, senders, tuple(users), sockets, per_count, head + 10_000,
+                                per_rate, config.duration_s, config.connections, config.batch, config.seed,
+                                api_urls))
+        ready, go, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+        _say(out, f"pre-signing {per_count * config.processes} transfers in {config.processes} load processes ...")
+        for job in jobs:
+            proc = ctx.Process(target=load_process, args=(job, ready, go, results), daemon=True)
+            proc.start()
+            procs.append(proc)
+        _wait_ready(ready, procs, len(jobs))
+        pids = {i: net.pid(i) for i in range(net.n)}
+        cpu0 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
+        base = _committed(net)
+        start_at = time.time() + 0.2
+        for _ in jobs:
+            go.put(start_at)
+        time.sleep(0.2)
+        t_start = time.monotonic()
+        samples: list[tuple[float, int]] = [(t_start, 0)]
+        results_got: list[dict[str, Any]] = []
+        last_print = t_start
+        shown = samples[0]
+        drain_end: float | None = None
+        while True:
+            now = time.monotonic()
+            c = _committed(net)
+            if c is not None:
+                samples.append((now, c - base))
+            while not results.empty():
+                got_result = results.get()
+                if "error" in got_result:
+                    raise RuntimeError(f"a load process failed:\n{got_result['error']}")
+                results_got.append(got_result)
+            if now - last_print >= 1.0:
+                last_print = now
+                rate = (samples[-1][1] - shown[1]) / max(1e-3, samples[-1][0] - shown[0])
+                shown = samples[-1]
+                pool = sum((net.node_status(i) or {}).get("mempool", 0) for i in range(net.n))
+                _say(out, f"  t={now - t_start:5.1f}s committed={samples[-1][1]:>7} recent={rate:7.0f} tx/s "
+                          f"mempools={pool}")
+            if len(results_got) == len(jobs):
+                accepted_total = sum(len(r["accepted"]) for r in results_got)
+                if drain_end is None:
+                    drain_end = now + DRAIN_TIMEOUT_S
+                    _say(out, f"load done: {accepted_total} accepted; waiting for commits (≤{DRAIN_TIMEOUT_S:.0f}s)")
+                if samples[-1][1] >= accepted_total or now >= drain_end:
+                    break
+            elif now - t_start > config.duration_s + 120:
+                raise TimeoutError("load processes did not finish")
+            elif any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError(f"a load process failed (exit codes {[p.exitcode for p in procs]})")
+            time.sleep(SAMPLE_S)
+        cpu1 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
+        for proc in procs:
+            proc.join(10)
+        accepted = sorted(t for r in results_got for t in r["accepted"])
+        report.accepted = len(accepted)
+        report.submitted = sum(r["submitted"] for r in results_got)
+        report.retried = sum(r["retried"] for r in results_got)
+        for r in results_got:
+            for k, v in r["failed"].items():
+                report.failed_codes[k] = report.failed_codes.get(k, 0) + v
+        report.committed = min(report.accepted, samples[-1][1])
+        report.failed = sum(report.failed_codes.values()) + (report.accepted - report.committed)
+        latencies = sorted(estimate_latencies(accepted, samples))
+        if accepted and report.committed:
+            last_commit = next(t for t, c in samples if c >= report.committed)
+            report.tps = round(report.committed / max(1e-3, last_commit - accepted[0]), 1)
+        if latencies:
+            report.p50_ms = round(_percentile(latencies, 0.50) * 1000, 1)
+            report.p90_ms = round(_percentile(latencies, 0.90) * 1000, 1)
+            report.p99_ms = round(_percentile(latencies, 0.99) * 1000, 1)
+            report.max_ms = round(latencies[-1] * 1000, 1)
+        wall = samples[-1][0] - t_start
+        for i in range(net.n):
+            a, b = cpu0[i], cpu1[i]
+            if a is not None and b is not None:
+                report.cpu_per_node[net.node_id(i)] = round((b - a) / max(1e-3, wall) * 100, 1)
+        _say(out, f"measuring raw Ed25519 verifications over {report.cores} cores ({config.verify_seconds:.0f}s) ...")
+        report.verify_per_s = round(measure_verify_rate(config.verify_seconds), 1)
+        if report.verify_per_s > 0:
+            report.efficiency = round(report.tps * report.validators / report.verify_per_s, 4)
+        return report
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        if own_dir is not None:
+            net.down(5)
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _wait_ready(ready: Any, procs: list[Any], count: int, timeout: float = 300.0) -> None:
+    """Wait until every load process has pre-signed its transactions (bounded; fails fast if one dies)."""
+    import queue
+
+    deadline = time.monotonic() + timeout
+    got = 0
+    while got < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("load processes did not finish pre-signing")
+        try:
+            item = ready.get(timeout=0.5)
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError(f"a load process failed (exit codes {[p.exitcode for p in procs]})") from None
+            continue
+        if isinstance(item, tuple) and item[0] == "error":
+            raise RuntimeError(f"a load process failed:\n{item[1]}")
+        got += 1
+
+
+def _committed(net: Any) -> int | None:
+    s = net.node_status(0)
+    return None if s is None else int(s["committed_txs"])
+
+
+def format_report(report: BenchReport) -> str:
+    lines = [
+        f"network        {report.network}",
+        (f"load           {report.load_processes} processes, rate {'max' if report.rate is None else report.rate} "
+         f"tx/s, {report.duration_s:.0f}s, through the {'HTTP API' if report.via == 'api' else 'admin sockets'}"),
+        f"submitted      {report.submitted}  (accepted {report.accepted}, busy-retries {report.retried})",
+        f"committed      {report.committed}",
+        f"failed         {report.failed}  {report.failed_codes or ''}",
+        f"committed tx/s {report.tps}",
+        f"latency ms     p50 {report.p50_ms}  p90 {report.p90_ms}  p99 {report.p99_ms}  max {report.max_ms}",
+        f"cpu per node   {report.cpu_per_node}  (% of one core)",
+        f"ed25519 verify {report.verify_per_s}/s over {report.cores} cores",
+        f"efficiency     {report.efficiency}  (= {report.tps} x {report.validators} / {report.verify_per_s})",
+    ]
+    return "\n".join(lines)

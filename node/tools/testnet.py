@@ -1,0 +1,702 @@
+"""A local multi-node testnet of real `ledger node run` processes, and the fault commands testers use on it.
+
+    net = Testnet.create(directory, nodes=4)     generate keys, genesis, configs (node.tools.localnet) on free ports
+    net = Testnet.open(directory)                a network created before (reads DIR/testnet.json)
+    net.add_node()                               keys, config and data dir of a node NOT in the genesis (it joins
+                                                 once governance adds it: scenario 7), with its add_validator action
+    net.up(timeout)                              start every node not running, wait until all are up
+    net.status()                                 per node: height, round, peers, mempool; roots at a common height
+    net.kill(i) / net.restart(i) / net.down()    kill -9 / SIGTERM + start / SIGTERM then SIGKILL after a bound
+    net.partition([[0, 1], [2, 3]]) / net.heal() / net.slow(i, ms)   through the nodes' admin sockets
+
+Layout on disk (besides what node.tools.localnet writes): DIR/testnet.json (node count, ports, the faults in force,
+the nodes added after genesis), DIR/node-<i>/node.pid and DIR/node-<i>/node.log, DIR/keys/gov-m<i>.key (the
+account key files of the founding members' governors `gov@m<i>`, which the genesis gives the governor role: every
+founding member votes, M = floor(2N/3) + 1 of N approve a proposal). Node processes run in their own session, so they outlive the
+`ledger testnet up` command that started them; the pid files let later commands find them. A pid is only trusted
+when /proc shows that process running `node run` with this node's config (pids get reused).
+
+Faults exist only on testnet chain ids (testnet-...) whose configs enable fault injection: the nodes refuse them
+otherwise, and this module reports the node's error code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Self
+
+from node.chain.genesis import ChainParams
+from node.tools.localnet import NetworkLayout, generate_network
+
+ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATE_FILE: Final = "testnet.json"
+DEFAULT_CHAIN_ID: Final = "testnet-local"
+MAX_NODES: Final = 32
+KEYS_DIR: Final = "keys"
+
+
+def governor_account(member: str) -> str:
+    """The governor account of a founding member of a testnet: `gov@<member>`."""
+    return f"gov@{member}"
+STOP_GRACE_S: Final = 10.0
+ADMIN_TIMEOUT_S: Final = 5.0
+
+
+class TestnetError(Exception):
+    """A user-visible failure of a testnet command: a stable code and a message."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+# ------------------------------------------------------------------------------------------------ governors
+
+
+def _write_governor_keys(layout: NetworkLayout, nodes: int) -> None:
+    """Key files DIR/keys/gov-m<i>.key of the founding members' governors, whose accounts (role governor) and seeds
+    node.tools.localnet wrote into the genesis and accounts.json (`governors=True`)."""
+    from node.client.keys import AccountKey, save_key
+    from node.tools.localnet import load_accounts
+
+    seeds = load_accounts(layout.accounts_path)
+    keys_dir = os.path.join(layout.directory, KEYS_DIR)
+    os.makedirs(keys_dir, exist_ok=True)
+    for i in range(nodes):
+        member = f"m{i}"
+        name = governor_account(member)
+        if name not in seeds:
+            raise TestnetError("no_governors", f"the generated network has no governor account {name}")
+        save_key(AccountKey(name, seeds[name]), os.path.join(keys_dir, f"gov-{member}.key"), overwrite=True)
+
+
+# ------------------------------------------------------------------------------------------------ admin socket
+
+
+class AdminConnection:
+    """One persistent connection to a node's admin socket (one JSON line per request and per answer)."""
+
+    def __init__(self, path: str, timeout: float = ADMIN_TIMEOUT_S) -> None:
+        self.path = path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(path)
+        except OSError:
+            self._sock.close()
+            raise
+        self._buf = b""
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, request: dict[str, Any]) -> None:
+        self._sock.sendall(json.dumps(request).encode() + b"\n")
+
+    def receive(self) -> dict[str, Any]:
+        while b"\n" not in self._buf:
+            chunk = self._sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the node closed its admin socket")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise TypeError("admin answer is not an object")
+        return answer
+
+    def request(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.send(request)
+        return self.receive()
+
+    def pipeline(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send every request, then read every answer (the node answers one connection's lines in order)."""
+        self._sock.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+        return [self.receive() for _ in requests]
+
+
+def admin_call(path: str, request: dict[str, Any], timeout: float = ADMIN_TIMEOUT_S) -> dict[str, Any] | None:
+    """One request; None when the node cannot be reached (not running, starting, or stopping)."""
+    try:
+        with AdminConnection(path, timeout) as conn:
+            return conn.request(request)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------- processes
+
+
+def find_free_port_block(count: int, host: str = "127.0.0.1", start: int = 20000, end: int = 60000) -> int:
+    """A base port such that base .. base+count-1 are all free to bind now (a randomised scan, bounded)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(start, end - count)
+        socks: list[socket.socket] = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, p))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise TestnetError("no_free_ports", f"found no block of {count} free ports")
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _proc_cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [part.decode(errors="replace") for part in f.read().split(b"\0") if part]
+    except OSError:
+        return []
+
+
+def _reap(pid: int) -> None:
+    """Collect an exited child of this process (when it is one) so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (from /proc), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    index: int
+    node_id: str
+    running: bool
+    pid: int | None
+    height: int | None
+    round: int | None
+    peers: int | None
+    mempool: int | None
+    state_root: str | None
+    committed_txs: int | None
+    fatal: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "node_id": self.node_id, "running": self.running, "pid": self.pid,
+                "height": self.height, "round": self.round, "peers": self.peers, "mempool": self.mempool,
+                "state_root": self.state_root, "committed_txs": self.committed_txs, "fatal": self.fatal}
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkStatus:
+    nodes: tuple[NodeStatus, ...]
+    common_height: int | None
+    roots_agree: bool | None
+    root_at_common: dict[str, str | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"nodes": [n.to_json() for n in self.nodes], "common_height": self.common_height,
+                "roots_agree": self.roots_agree, "roots_at_common_height": self.root_at_common}
+
+
+class Testnet:
+    """A local network on disk and its node processes."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, directory: str, state: dict[str, Any]) -> None:
+        self.directory = os.path.abspath(directory)
+        self.state = state
+        self.n: int = int(state["nodes"])
+        self.chain_id: str = state["chain_id"]
+        self.host: str = state.get("host", "127.0.0.1")
+        self.p2p_ports: list[int] = list(state["p2p_ports"])
+        self.api_ports: list[int] = list(state["api_ports"])
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # ----------------------------------------------------------------------------------------- create / open
+
+    @classmethod
+    def create(cls, directory: str, nodes: int = 4, *, chain_id: str = DEFAULT_CHAIN_ID, users: int = 8,
+               params: ChainParams | None = None, seed: bytes | None = None, host: str = "127.0.0.1",
+               base_port: int | None = None, api_base_port: int | None = None) -> Testnet:
+        if not 1 <= nodes <= MAX_NODES:
+            raise TestnetError("bad_nodes", f"--nodes must be 1..{MAX_NODES}")
+        if not chain_id.startswith("testnet-"):
+            raise TestnetError("not_testnet", f"a testnet chain id starts with 'testnet-', not {chain_id!r}")
+        directory = os.path.abspath(directory)
+        if os.path.exists(os.path.join(directory, STATE_FILE)):
+            raise TestnetError("exists", f"{directory} already holds a testnet (use it, or `ledger testnet down "
+                                         f"--dir {directory} --wipe` first)")
+        p2p = base_port if base_port is not None else find_free_port_block(nodes, host)
+        api = api_base_port if api_base_port is not None else find_free_port_block(nodes, host)
+        if api <= p2p < api + nodes or p2p <= api < p2p + nodes:
+            api = find_free_port_block(nodes, host, start=p2p + nodes + 1)
+        params = params or ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200)
+        layout: NetworkLayout = generate_network(directory, nodes, chain_id=chain_id, base_port=p2p,
+                                                 api_base_port=api, host=host, users=users, params=params,
+                                                 seed=seed, fault_injection=True, governors=True)
+        _write_governor_keys(layout, nodes)
+        state = {"nodes": nodes, "chain_id": chain_id, "host": host, "p2p_ports": list(layout.p2p_ports),
+                 "api_ports": list(layout.api_ports), "faults": {"partition": None, "slow": {}}, "joined": []}
+        net = cls(directory, state)
+        net._save()
+        return net
+
+    def add_node(self, *, member: str | None = None, seed: bytes | None = None) -> dict[str, Any]:
+        """Keys, config and data directory for node-<n>, a node NOT in the genesis file, run by `member` (default
+        the new member m<n>). Its config names the existing nodes as peers; it starts from genesis, follows by block
+        sync, and votes from the epoch whose validator record names it (after a governance proposal with the
+        returned `actions` executes). Returns what a governor needs to propose it."""
+        from ledger.jsonform import to_json
+        from ledger.operations import ACTION, AddMember, AddValidator
+        from node.validator.config import NodeConfig, write_config
+        from node.validator.keyfile import NodeKeys, write_keys
+
+        i = self.n
+        if i >= MAX_NODES:
+            raise TestnetError("bad_nodes", f"a testnet has at most {MAX_NODES} nodes")
+        node_id = self.node_id(i)
+        member = member or f"m{i}"
+        taken = set(self.p2p_ports) | set(self.api_ports)
+        p2p = self._free_port(taken)
+        api = self._free_port(taken | {p2p})
+        node_dir = self.node_dir(i)
+        os.makedirs(node_dir, exist_ok=True)
+        keys = NodeKeys.generate(node_id, None if seed is None else seed + b"|" + node_id.encode())
+        keys_path = os.path.join(node_dir, "node_keys.json")
+        write_keys(keys_path, keys, overwrite=True)
+        peers = {self.node_id(j): (self.host, self.p2p_ports[j]) for j in range(self.n)}
+        config = NodeConfig(node_id=node_id, data_dir=self.data_dir(i), keys_file=keys_path,
+                            genesis_file=self.genesis_path, p2p_listen=(self.host, p2p), peer_addresses=peers,
+                            fault_injection=True, api_listen=(self.host, api), api_open_reads=True)
+        write_config(self.config_path(i), config)
+        address = f"{self.host}:{p2p}"
+        add_validator = AddValidator(node_id, member, keys.identity_key, keys.bls_public_key, keys.bls_pop(),
+                                     address, 1)
+        actions = [to_json(ACTION, add_validator)]
+        if member == f"m{i}":
+            actions.insert(0, to_json(ACTION, AddMember(member, f"Member {i}", True)))
+        self.state["nodes"] = i + 1
+        self.p2p_ports.append(p2p)
+        self.api_ports.append(api)
+        self.state["p2p_ports"] = list(self.p2p_ports)
+        self.state["api_ports"] = list(self.api_ports)
+        self.state.setdefault("joined", []).append({"index": i, "node_id": node_id, "member": member})
+        self.n = i + 1
+        self._save()
+        return {"node": node_id, "index": i, "member": member, "config": self.config_path(i), "p2p": address,
+                "api": self.api_url(i), "actions": actions}
+
+    def _free_port(self, taken: set[int]) -> int:
+        for _ in range(50):
+            port = find_free_port_block(1, self.host)
+            if port not in taken:
+                return port
+        raise TestnetError("no_free_ports", "found no free port for the new node")
+
+    @property
+    def joined(self) -> list[int]:
+        """Indexes of the nodes added after genesis (add_node)."""
+        return [int(j["index"]) for j in self.state.get("joined", [])]
+
+    def governor_key_path(self, member: str) -> str:
+        return os.path.join(self.directory, KEYS_DIR, f"gov-{member}.key")
+
+    @classmethod
+    def open(cls, directory: str) -> Testnet:
+        path = os.path.join(os.path.abspath(directory), STATE_FILE)
+        try:
+            with open(path, encoding="utf-8") as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            raise TestnetError("no_testnet", f"no testnet in {directory} (run `ledger testnet up` first)") from None
+        except (OSError, ValueError) as exc:
+            raise TestnetError("bad_state", f"cannot read {path}: {exc}") from None
+        return cls(directory, state)
+
+    def _save(self) -> None:
+        path = os.path.join(self.directory, STATE_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.state, f, indent=2)
+        os.replace(tmp, path)
+
+    # ----------------------------------------------------------------------------------------------- paths
+
+    def node_dir(self, i: int) -> str:
+        return os.path.join(self.directory, f"node-{i}")
+
+    def node_id(self, i: int) -> str:
+        return f"node-{i}"
+
+    def config_path(self, i: int) -> str:
+        return os.path.join(self.node_dir(i), "config.toml")
+
+    def data_dir(self, i: int) -> str:
+        return os.path.join(self.node_dir(i), "data")
+
+    def socket_path(self, i: int) -> str:
+        return os.path.join(self.data_dir(i), "admin.sock")
+
+    def log_path(self, i: int) -> str:
+        return os.path.join(self.node_dir(i), "node.log")
+
+    def pid_path(self, i: int) -> str:
+        return os.path.join(self.node_dir(i), "node.pid")
+
+    @property
+    def genesis_path(self) -> str:
+        return os.path.join(self.directory, "genesis.json")
+
+    @property
+    def accounts_path(self) -> str:
+        return os.path.join(self.directory, "accounts.json")
+
+    def api_url(self, i: int) -> str:
+        return f"http://{self.host}:{self.api_ports[i]}"
+
+    def parse_node(self, name: str) -> int:
+        """'2' or 'node-2' -> 2."""
+        text = name.strip()
+        text = text.removeprefix("node-")
+        if not text.isdigit() or not 0 <= int(text) < self.n:
+            raise TestnetError("bad_node", f"no node {name!r} (this network has node-0 .. node-{self.n - 1})")
+        return int(text)
+
+    # ------------------------------------------------------------------------------------------- processes
+
+    def pid(self, i: int) -> int | None:
+        """The pid of node i when it is running (verified against /proc), else None."""
+        child = self._children.get(i)
+        if child is not None and child.poll() is not None:
+            del self._children[i]
+            child = None
+        try:
+            with open(self.pid_path(i), encoding="ascii") as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        _reap(pid)
+        state = _proc_state(pid)
+        if state is None or state in ("Z", "X"):
+            return None
+        cmd = _proc_cmdline(pid)
+        if "run" not in cmd or self.config_path(i) not in cmd:
+            # Right after the fork, a process this object started may still show this process's command line.
+            if child is not None and child.pid == pid:
+                return pid
+            return None
+        return pid
+
+    def running(self, i: int) -> bool:
+        return self.pid(i) is not None
+
+    def start(self, i: int) -> int:
+        """Start node i in the background (no-op when it runs); returns its pid."""
+        existing = self.pid(i)
+        if existing is not None:
+            return existing
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.socket_path(i))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with open(self.log_path(i), "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "node.cli", "node", "run", "--config", self.config_path(i)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True,
+            )
+        self._children[i] = proc
+        with open(self.pid_path(i), "w", encoding="ascii") as f:
+            f.write(str(proc.pid))
+        return proc.pid
+
+    def _wait_exit(self, i: int, pid: int, timeout: float) -> bool:
+        child = self._children.get(i)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child is not None:
+                if child.poll() is not None:
+                    return True
+            else:
+                _reap(pid)
+                state = _proc_state(pid)
+                if state is None or state in ("Z", "X"):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def kill(self, i: int) -> bool:
+        """kill -9 node i; False when it was not running."""
+        pid = self.pid(i)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        self._wait_exit(i, pid, STOP_GRACE_S)
+        self._children.pop(i, None)
+        return True
+
+    def stop(self, i: int, grace: float = STOP_GRACE_S) -> str:
+        """SIGTERM, then SIGKILL when the node has not exited within `grace` seconds.
+        Returns 'stopped', 'killed' or 'not_running'."""
+        pid = self.pid(i)
+        if pid is None:
+            return "not_running"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if self._wait_exit(i, pid, grace):
+            self._children.pop(i, None)
+            return "stopped"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        self._wait_exit(i, pid, grace)
+        self._children.pop(i, None)
+        return "killed"
+
+    def down(self, grace: float = STOP_GRACE_S) -> dict[int, str]:
+        """Stop every node: SIGTERM to all at once, then SIGKILL to those still running after `grace`."""
+        pids = {i: self.pid(i) for i in range(self.n)}
+        for pid in pids.values():
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        result: dict[int, str] = {}
+        deadline = time.monotonic() + grace
+        for i, pid in pids.items():
+            if pid is None:
+                result[i] = "not_running"
+                continue
+            if self._wait_exit(i, pid, max(0.1, deadline - time.monotonic())):
+                result[i] = "stopped"
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._wait_exit(i, pid, grace)
+                result[i] = "killed"
+            self._children.pop(i, None)
+        self.state["faults"] = {"partition": None, "slow": {}}
+        self._save()
+        return result
+
+    def kill_all(self) -> None:
+        """SIGKILL every node process this testnet knows (cleanup of last resort: tests' finalizers)."""
+        for i in range(self.n):
+            self.kill(i)
+        for i, child in list(self._children.items()):
+            if child.poll() is None:
+                child.kill()
+                child.wait(STOP_GRACE_S)
+            del self._children[i]
+
+    # ---------------------------------------------------------------------------------------- node queries
+
+    def admin(self, i: int, request: dict[str, Any], timeout: float = ADMIN_TIMEOUT_S) -> dict[str, Any] | None:
+        return admin_call(self.socket_path(i), request, timeout)
+
+    def node_status(self, i: int) -> dict[str, Any] | None:
+        if not self.running(i):
+            return None
+        answer = self.admin(i, {"op": "status"})
+        return None if answer is None or "error" in answer else answer
+
+    def height(self, i: int) -> int:
+        s = self.node_status(i)
+        return -1 if s is None else int(s["height"])
+
+    def roots(self, i: int, lo: int, hi: int) -> dict[int, str]:
+        answer = self.admin(i, {"op": "roots", "from": lo, "to": hi})
+        if answer is None or "roots" not in answer:
+            return {}
+        return {int(h): r for h, r in answer["roots"].items()}
+
+    def wait_up(self, timeout: float, nodes: Iterable[int] | None = None, min_height: int = 1) -> None:
+        """Wait until every node answers on its admin socket, is connected to all peers it should reach, and has
+        committed `min_height`. Raises TestnetError (with log tails) on timeout or when a node exits."""
+        which = list(range(self.n)) if nodes is None else list(nodes)
+        deadline = time.monotonic() + timeout
+        pending = set(which)
+        while time.monotonic() < deadline:
+            for i in list(pending):
+                if not self.running(i):
+                    raise TestnetError("node_exited", f"node-{i} exited while starting:\n{self.tail(i, 20)}")
+                s = self.node_status(i)
+                if s is not None and s["height"] >= min_height and (self.n == 1 or s["peers_connected"] >= 1):
+                    pending.discard(i)
+            if not pending:
+                return
+            time.sleep(0.1)
+        tails = "\n".join(f"--- node-{i}\n{self.tail(i, 10)}" for i in sorted(pending))
+        raise TestnetError("timeout", f"nodes {sorted(pending)} not up after {timeout:.0f}s\n{tails}")
+
+    def wait_height(self, nodes: Iterable[int], height: int, timeout: float) -> bool:
+        which = list(nodes)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.height(i) >= height for i in which):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def tail(self, i: int, lines: int = 30) -> str:
+        try:
+            with open(self.log_path(i), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 200 * lines))
+                data = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(data.splitlines()[-lines:])
+
+    def status(self) -> NetworkStatus:
+        nodes = []
+        for i in range(self.n):
+            pid = self.pid(i)
+            s = self.node_status(i) if pid is not None else None
+            nodes.append(NodeStatus(
+                i, self.node_id(i), pid is not None, pid,
+                None if s is None else s["height"], None if s is None else s.get("round"),
+                None if s is None else s.get("peers_connected"), None if s is None else s.get("mempool"),
+                None if s is None else s.get("state_root"), None if s is None else s.get("committed_txs"),
+                None if s is None else s.get("fatal")))
+        heights = [n.height for n in nodes if n.height is not None]
+        if not heights:
+            return NetworkStatus(tuple(nodes), None, None, {})
+        common = min(heights)
+        at: dict[str, str | None] = {}
+        for n in nodes:
+            if n.height is not None:
+                at[n.node_id] = self.roots(n.index, common, common).get(common)
+        values = {r for r in at.values() if r is not None}
+        return NetworkStatus(tuple(nodes), common, len(values) == 1 and None not in at.values(), at)
+
+    # ----------------------------------------------------------------------------------------------- faults
+
+    def _fault(self, i: int, request: dict[str, Any]) -> dict[str, Any]:
+        answer = self.admin(i, {"op": "fault", **request})
+        if answer is None:
+            raise TestnetError("unreachable", f"node-{i} is not running or does not answer")
+        if "error" in answer:
+            raise TestnetError(str(answer["error"]), f"node-{i}: {answer.get('message', '')}")
+        return answer
+
+    def _apply_faults(self, i: int) -> None:
+        """(Re)apply the recorded faults to node i: used after a restart, since faults live in node memory."""
+        faults = self.state.get("faults") or {}
+        groups = faults.get("partition")
+        if groups:
+            mine = next((g for g in groups if i in g), [i])
+            others = [self.node_id(j) for j in range(self.n) if j not in mine]
+            if others:
+                self._fault(i, {"action": "block", "peers": others})
+        ms = (faults.get("slow") or {}).get(str(i))
+        if ms:
+            self._fault(i, {"action": "delay", "peer": None, "ms": int(ms)})
+
+    def partition(self, groups: Sequence[Sequence[int]]) -> list[str]:
+        """Split the network: a node talks only to the nodes of its own group. Nodes not named form their own
+        group. Returns messages about nodes that were not reachable (they get the fault when restarted)."""
+        seen: set[int] = set()
+        clean: list[list[int]] = []
+        for g in groups:
+            group = sorted(set(g))
+            if not group or seen & set(group):
+                raise TestnetError("bad_partition", "groups must be non-empty and disjoint")
+            seen |= set(group)
+            clean.append(group)
+        rest = [i for i in range(self.n) if i not in seen]
+        if rest:
+            clean.append(rest)
+        self.state["faults"]["partition"] = clean
+        self._save()
+        notes = []
+        for i in range(self.n):
+            if not self.running(i):
+                notes.append(f"node-{i} is down: it gets the partition when restarted")
+                continue
+            self._fault(i, {"action": "unblock", "peers": None})
+            mine = next(g for g in clean if i in g)
+            others = [self.node_id(j) for j in range(self.n) if j not in mine]
+            if others:
+                self._fault(i, {"action": "block", "peers": others})
+        return notes
+
+    def heal(self) -> list[str]:
+        """Remove every partition and slow link."""
+        self.state["faults"] = {"partition": None, "slow": {}}
+        self._save()
+        notes = []
+        for i in range(self.n):
+            if not self.running(i):
+                notes.append(f"node-{i} is down")
+                continue
+            self._fault(i, {"action": "unblock", "peers": None})
+            self._fault(i, {"action": "delay", "peer": None, "ms": 0})
+        return notes
+
+    def slow(self, i: int, ms: int) -> dict[str, Any]:
+        """Delay every frame to and from node i by `ms` milliseconds (0 removes the delay)."""
+        if not 0 <= ms <= 60_000:
+            raise TestnetError("bad_delay", "--delay must be 0..60000 ms")
+        slow = self.state["faults"].setdefault("slow", {})
+        if ms:
+            slow[str(i)] = ms
+        else:
+            slow.pop(str(i), None)
+        self._save()
+        return self._fault(i, {"action": "delay", "peer": None, "ms": ms})
+
+    def restart(self, i: int, timeout: float = 30.0) -> int:
+        """Stop node i (SIGTERM, bounded) when it runs, start it, wait until it answers, re-apply faults."""
+        self.stop(i)
+        pid = self.start(i)
+        self.wait_up(timeout, [i], min_height=0)
+        self._apply_faults(i)
+        return pid
+
+    def up(self, timeout: float = 60.0) -> list[int]:
+        """Start every node that is not running and wait until all are up; returns the pids."""
+        pids = [self.start(i) for i in range(self.n)]
+        self.wait_up(timeout)
+        for i in range(self.n):
+            self._apply_faults(i)
+        return pids
+
+    def close_children(self) -> None:
+        """Forget the Popen handles (the processes keep running in their own sessions)."""
+        self._children.clear()

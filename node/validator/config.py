@@ -1,0 +1,201 @@
+"""The node configuration file (TOML). Paths are relative to the directory of the config file.
+
+    node_id = "node-0"
+    data_dir = "data"                    # LevelDB stores (ledger/ and consensus/)
+    keys_file = "node_keys.json"         # written by `ledger init`, mode 0600
+    genesis_file = "genesis.json"
+
+    [p2p]
+    listen = "127.0.0.1:7100"
+    fault_injection = false              # testnet chain ids only (testnet-...)
+    [p2p.peers]                          # optional: override the addresses of peers (genesis validators and
+    node-1 = "127.0.0.1:7101"            #   validators added later by governance alike); "<identity key hex>@host:port"
+                                         #   also admits that key for the peer (a node far behind, or joining, that
+                                         #   has not yet applied the peer's key rotation or addition)
+
+    [api]
+    listen = "127.0.0.1:8100"            # the HTTP API (docs/api.md); omit to run without it
+    open_reads = false                   # testnets: every read without a signed request
+
+    [mempool]
+    max_txs = 50000
+    max_bytes = 67108864
+
+    [log]
+    level = "info"
+    json = false
+
+    [testing]
+    byzantine = "equivocate"             # testnet chains with fault_injection only: equivocating proposals/votes
+
+docs/operations.md describes every field.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+import tomli_w
+
+from node.chain.genesis import GenesisError, format_address, parse_address
+
+
+class ConfigError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node_id: str
+    data_dir: str
+    keys_file: str
+    genesis_file: str
+    p2p_listen: tuple[str, int]
+    peer_addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Identity keys given as "<hex>@host:port" in [p2p.peers]: admitted for that peer beside the ledger's keys.
+    peer_keys: dict[str, bytes] = field(default_factory=dict)
+    fault_injection: bool = False
+    api_listen: tuple[str, int] | None = None
+    api_open_reads: bool = False
+    mempool_max_txs: int = 50_000
+    mempool_max_bytes: int = 64 << 20
+    log_level: str = "info"
+    log_json: bool = False
+    # Testnet-only Byzantine behaviour of this node (tests of the acceptance criteria): None or "equivocate".
+    byzantine: str | None = None
+    path: str | None = None
+
+    def to_toml(self, base_dir: str | None = None) -> dict[str, Any]:
+        def rel(p: str) -> str:
+            return os.path.relpath(p, base_dir) if base_dir else p
+
+        doc: dict[str, Any] = {
+            "node_id": self.node_id,
+            "data_dir": rel(self.data_dir),
+            "keys_file": rel(self.keys_file),
+            "genesis_file": rel(self.genesis_file),
+            "p2p": {"listen": format_address(self.p2p_listen), "fault_injection": self.fault_injection,
+                    "peers": {k: (f"{self.peer_keys[k].hex()}@" if k in self.peer_keys else "") + format_address(a)
+                              for k, a in sorted(self.peer_addresses.items())}},
+            "mempool": {"max_txs": self.mempool_max_txs, "max_bytes": self.mempool_max_bytes},
+            "log": {"level": self.log_level, "json": self.log_json},
+        }
+        if self.api_listen is not None:
+            doc["api"] = {"listen": f"{self.api_listen[0]}:{self.api_listen[1]}", "open_reads": self.api_open_reads}
+        if self.byzantine is not None:
+            doc["testing"] = {"byzantine": self.byzantine}
+        return doc
+
+
+def write_config(path: str, config: NodeConfig) -> None:
+    base = os.path.dirname(os.path.abspath(path))
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        tomli_w.dump(config.to_toml(base), f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _table(doc: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError("config_bad_field", f"[{name}] must be a table")
+    unknown = set(value) - allowed
+    if unknown:
+        raise ConfigError("config_unknown_field", f"[{name}] has unknown keys {sorted(unknown)}")
+    return value
+
+
+def _address(value: Any, what: str) -> tuple[str, int]:
+    try:
+        return parse_address(value, what)
+    except GenesisError as exc:
+        raise ConfigError("config_bad_field", exc.message) from None
+
+
+def _peer_entry(value: Any, node_id: str) -> tuple[bytes | None, Any]:
+    """("<identity key hex>@host:port" | "host:port") -> (key or None, address text)."""
+    if not isinstance(value, str) or "@" not in value:
+        return None, value
+    key_hex, _, address = value.partition("@")
+    try:
+        key = bytes.fromhex(key_hex)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError("config_bad_field", f"p2p.peers.{node_id}: the identity key before '@' must be 64 hex digits")
+    return key, address
+
+
+def load_config(path: str) -> NodeConfig:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError("config_unreadable", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config_bad_toml", f"{path}: {exc}") from None
+    unknown = set(doc) - {"node_id", "data_dir", "keys_file", "genesis_file", "p2p", "api", "mempool", "log",
+                          "testing"}
+    if unknown:
+        raise ConfigError("config_unknown_field", f"{path}: unknown keys {sorted(unknown)}")
+    base = os.path.dirname(os.path.abspath(path))
+
+    def path_of(name: str, default: str) -> str:
+        value = doc.get(name, default)
+        if not isinstance(value, str) or not value:
+            raise ConfigError("config_bad_field", f"{name} must be a path")
+        return os.path.normpath(os.path.join(base, value))
+
+    node_id = doc.get("node_id")
+    if not isinstance(node_id, str) or not 0 < len(node_id.encode()) <= 64:
+        raise ConfigError("config_bad_field", "node_id must be a string of 1..64 bytes")
+    p2p = _table(doc, "p2p", {"listen", "fault_injection", "peers"})
+    api = _table(doc, "api", {"listen", "open_reads"})
+    if type(api.get("open_reads", False)) is not bool:
+        raise ConfigError("config_bad_field", "api.open_reads must be true or false")
+    mempool = _table(doc, "mempool", {"max_txs", "max_bytes"})
+    log = _table(doc, "log", {"level", "json"})
+    testing = _table(doc, "testing", {"byzantine"})
+    byzantine = testing.get("byzantine")
+    if byzantine not in (None, "equivocate"):
+        raise ConfigError("config_bad_field", "testing.byzantine must be \"equivocate\" when set")
+    peers = p2p.get("peers", {})
+    if not isinstance(peers, dict):
+        raise ConfigError("config_bad_field", "[p2p.peers] must be a table of node id = \"host:port\"")
+    fault = p2p.get("fault_injection", False)
+    if type(fault) is not bool:
+        raise ConfigError("config_bad_field", "p2p.fault_injection must be true or false")
+    max_txs, max_bytes = mempool.get("max_txs", 50_000), mempool.get("max_bytes", 64 << 20)
+    if type(max_txs) is not int or type(max_bytes) is not int or max_txs < 1 or max_bytes < 1 << 16:
+        raise ConfigError("config_bad_field", "mempool.max_txs >= 1 and mempool.max_bytes >= 65536 (integers)")
+    level = log.get("level", "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError("config_bad_field", "log.level must be debug, info, warning or error")
+    if type(log.get("json", False)) is not bool:
+        raise ConfigError("config_bad_field", "log.json must be true or false")
+    return NodeConfig(
+        node_id=node_id,
+        data_dir=path_of("data_dir", "data"),
+        keys_file=path_of("keys_file", "node_keys.json"),
+        genesis_file=path_of("genesis_file", "genesis.json"),
+        p2p_listen=_address(p2p.get("listen", "127.0.0.1:7100"), "p2p.listen"),
+        peer_addresses={str(k): _address(_peer_entry(v, str(k))[1], f"p2p.peers.{k}") for k, v in peers.items()},
+        peer_keys={str(k): key for k, v in peers.items() if (key := _peer_entry(v, str(k))[0]) is not None},
+        fault_injection=fault,
+        api_listen=None if "listen" not in api else _address(api["listen"], "api.listen"),
+        api_open_reads=api.get("open_reads", False),
+        mempool_max_txs=max_txs,
+        mempool_max_bytes=max_bytes,
+        log_level=level,
+        log_json=log.get("json", False),
+        byzantine=byzantine,
+        path=os.path.abspath(path),
+    )

@@ -1,0 +1,176 @@
+"""Prometheus metrics of one node (prometheus_client), in a registry of its own.
+
+    metrics = NodeMetrics()
+    metrics.set_height(h); metrics.set_round(r); metrics.view_change(); metrics.local_timeout()
+    metrics.set_peers(n); metrics.set_mempool(pool.stats())
+    metrics.committed(tx_count, latencies_seconds)        # after each commit (latencies: pool.remove_committed)
+    metrics.rejected_message("malformed"); metrics.admission(result)   # mempool refusals, by code
+    metrics.sync_applied(blocks)
+    text = metrics.render()                              # GET /metrics body, content type CONTENT_TYPE
+
+Each NodeMetrics owns a CollectorRegistry, so several nodes in one process (tests, the simulator) never collide.
+Committed tx/s: `rate(ledger_committed_txs_total[1m])` in Prometheus; the gauge `ledger_committed_tps` gives the rate
+over the node's own last `window_seconds` for a quick look (curl, `ledger testnet status`).
+
+Bounded: label values come from small fixed sets (reason names, reason codes); a label set never grows past
+`MAX_LABEL_VALUES` values: later new values are counted under "other". The commit window keeps at most
+`MAX_WINDOW_ENTRIES` commits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from ledger import codes
+
+if TYPE_CHECKING:
+    from node.chain.mempool import Admission, MempoolStats
+
+__all__ = ["COMMIT_LATENCY_BUCKETS", "CONTENT_TYPE", "MAX_LABEL_VALUES", "NodeMetrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+COMMIT_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+MAX_LABEL_VALUES = 64
+MAX_WINDOW_ENTRIES = 4_096
+OTHER = "other"
+
+
+class _LabelBudget:
+    """The distinct values one label may take; new values past the limit become "other"."""
+
+    __slots__ = ("limit", "seen")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.limit:
+            return OTHER
+        self.seen.add(value)
+        return value
+
+
+class NodeMetrics:
+    """The node's metrics: consensus progress, mempool, peers, commits, latency, refusals, sync."""
+
+    def __init__(self, window_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        assert window_seconds > 0
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._window: deque[tuple[float, int]] = deque(maxlen=MAX_WINDOW_ENTRIES)
+        self._reasons = _LabelBudget(MAX_LABEL_VALUES)
+        self._codes = _LabelBudget(MAX_LABEL_VALUES)
+        r = self.registry
+        self.height = Gauge("ledger_height", "Height of the last committed block", registry=r)
+        self.round = Gauge("ledger_round", "Current consensus round", registry=r)
+        self.view_changes = Counter(
+            "ledger_view_changes", "Rounds ended by a timeout certificate (view changes)", registry=r
+        )
+        self.local_timeouts = Counter("ledger_local_timeouts", "Round timeouts fired by this node", registry=r)
+        self.mempool_txs = Gauge("ledger_mempool_txs", "Transactions in the mempool", registry=r)
+        self.mempool_bytes = Gauge(
+            "ledger_mempool_bytes", "Encoded bytes of the transactions in the mempool", registry=r
+        )
+        self.mempool_verifying = Gauge(
+            "ledger_mempool_verifying", "Admissions waiting for their signature checks", registry=r
+        )
+        self.peers = Gauge("ledger_peers_connected", "Authenticated peer connections", registry=r)
+        self.committed_txs = Counter("ledger_committed_txs", "Transactions in committed blocks", registry=r)
+        self.committed_blocks = Counter("ledger_committed_blocks", "Committed blocks", registry=r)
+        self.tps = Gauge("ledger_committed_tps", "Committed transactions per second over the last window", registry=r)
+        self.tps.set_function(self.committed_tps)
+        self.commit_latency = Histogram(
+            "ledger_commit_latency_seconds",
+            "Time from admission to the mempool to commit, per transaction",
+            buckets=COMMIT_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rejected_messages = Counter(
+            "ledger_rejected_messages", "Peer messages refused, by reason", ["reason"], registry=r
+        )
+        self.mempool_rejections = Counter(
+            "ledger_mempool_rejections",
+            "Transactions refused by the mempool, by reason code",
+            ["code", "name"],
+            registry=r,
+        )
+        self.sync_blocks = Counter("ledger_sync_blocks_applied", "Blocks applied by block sync", registry=r)
+
+    # -- consensus -----------------------------------------------------------------------------------------------
+
+    def set_height(self, height: int) -> None:
+        self.height.set(height)
+
+    def set_round(self, round_: int) -> None:
+        self.round.set(round_)
+
+    def view_change(self) -> None:
+        self.view_changes.inc()
+
+    def local_timeout(self) -> None:
+        self.local_timeouts.inc()
+
+    # -- network and mempool -------------------------------------------------------------------------------------
+
+    def set_peers(self, count: int) -> None:
+        self.peers.set(count)
+
+    def set_mempool(self, stats: MempoolStats) -> None:
+        self.mempool_txs.set(stats.txs)
+        self.mempool_bytes.set(stats.bytes)
+        self.mempool_verifying.set(stats.verifying)
+
+    def mempool_rejected(self, code: int) -> None:
+        entry = codes.describe(code)
+        name = entry.name if entry is not None else "UNKNOWN"
+        label = self._codes(str(code))
+        self.mempool_rejections.labels(label, name if label != OTHER else OTHER).inc()
+
+    def admission(self, result: Admission) -> None:
+        """Count a mempool answer: refusals by code (admissions are counted when they commit)."""
+        if result.code != codes.OK:
+            self.mempool_rejected(result.code)
+
+    def rejected_message(self, reason: str) -> None:
+        self.rejected_messages.labels(self._reasons(reason)).inc()
+
+    # -- commits and sync ----------------------------------------------------------------------------------------
+
+    def committed(self, tx_count: int, latencies: Iterable[float] = ()) -> None:
+        """One committed block with `tx_count` transactions; `latencies`: seconds from admission to commit of the
+        transactions this node had pooled (node.chain.mempool.Mempool.remove_committed returns them)."""
+        assert tx_count >= 0
+        self.committed_blocks.inc()
+        self.committed_txs.inc(tx_count)
+        self._window.append((self._clock(), tx_count))
+        for seconds in latencies:
+            self.commit_latency.observe(max(seconds, 0.0))
+
+    def committed_tps(self) -> float:
+        """Committed transactions per second over the last `window_seconds` (0 when nothing committed)."""
+        now = self._clock()
+        horizon = now - self.window_seconds
+        window = self._window
+        while window and window[0][0] < horizon:
+            window.popleft()
+        if not window:
+            return 0.0
+        return sum(n for _, n in window) / self.window_seconds
+
+    def sync_applied(self, blocks: int = 1) -> None:
+        self.sync_blocks.inc(blocks)
+
+    # -- exposition ----------------------------------------------------------------------------------------------
+
+    def render(self) -> str:
+        """The Prometheus text exposition (version 0.0.4) of every metric of this node."""
+        return generate_latest(self.registry).decode("utf-8")
