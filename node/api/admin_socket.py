@@ -2,7 +2,7 @@
 
 One JSON object per line in each direction:
 
-    {"op": "status"}                                  -> the node's status (Validator.status())
+    {"op": "status"}                                  -> the node's status (NodeView.status())
     {"op": "submit", "tx": "<hex of signed tx>"}      -> {"tx_id": hex, "code": int, "message": str}
     {"op": "submit_many", "txs": [hex, ...]}          -> {"codes": [int, ...]}   (at most 8192)
     {"op": "roots", "from": H1, "to": H2}             -> {"roots": {"H": hex state root, ...}} (at most 1000)
@@ -17,6 +17,7 @@ Only local processes with access to the data directory can connect.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 from typing import TYPE_CHECKING, Any, Final
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from node.net.transport import TransportError
 
 if TYPE_CHECKING:
-    from node.validator.node import Validator
+    from node.validator.node import ValidatorNode
 
 MAX_LINE: Final = 64 << 20
 MAX_CLIENTS: Final = 64
@@ -32,7 +33,7 @@ MAX_SUBMIT_MANY: Final = 8192
 
 
 class AdminServer:
-    def __init__(self, node: Validator, path: str) -> None:
+    def __init__(self, node: ValidatorNode, path: str) -> None:
         self.node = node
         self.path = path
         self._server: asyncio.AbstractServer | None = None
@@ -78,36 +79,34 @@ class AdminServer:
 
     async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         node = self.node
+        view = node.view
         op = req["op"]
         if op == "status":
-            return node.status()
+            return view.status()
         if op == "submit":
-            tx_id, code, message = await node.admit(bytes.fromhex(req["tx"]))
-            return {"tx_id": tx_id.hex(), "code": code, "message": message}
+            raw = bytes.fromhex(req["tx"])
+            (result,) = await node.submit_many([raw])
+            tx_id = result.tx_id if result.tx_id is not None else hashlib.sha256(raw).digest()
+            return {"tx_id": tx_id.hex(), "code": result.code, "message": result.message}
         if op == "submit_many":
             raws = [bytes.fromhex(t) for t in req["txs"][:MAX_SUBMIT_MANY]]
-            codes: list[int] = []
-            for i in range(0, len(raws), 1024):
-                results = await node.pool.submit_many(raws[i:i + 1024])
-                for result in results:
-                    node.metrics.admission(result)
-                codes.extend(r.code for r in results)
-            return {"codes": codes}
+            results = await node.submit_many(raws)
+            return {"codes": [r.code for r in results]}
         if op == "roots":
             lo, hi = int(req["from"]), int(req["to"])
-            hi = min(hi, lo + 999, node.executor.head.height)
+            hi = min(hi, lo + 999, node.app.head.height)
             roots = {}
             for h in range(max(0, lo), hi + 1):
-                root = node.store.state_root_at(h)
+                root = node.app.store.state_root_at(h)
                 if root is not None:
                     roots[str(h)] = root.hex()
             return {"roots": roots}
         if op == "block":
-            committed = node.feed.load(int(req["height"]))
+            committed = node.app.feed.load(int(req["height"]))
             return {"block_id": committed.block_id.hex(), "tx_count": committed.tx_count,
                     "time_ms": committed.time_ms, "receipts": len(committed.receipts)}
         if op == "metrics":
-            return {"text": node.metrics_text()}
+            return {"text": view.metrics_text()}
         if op == "fault":
             transport = node.transport
             if transport is None:

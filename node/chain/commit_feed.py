@@ -19,7 +19,8 @@ from consensus.messages import CommitCertificate, decode_block
 from ledger.events import decode_receipt
 from ledger.store import LedgerStore
 from ledger.transaction import decode_transaction
-from node.chain.execution import CommittedBlock, cert_key
+from node.chain.certified import cert_key
+from node.chain.execution import CommittedBlock
 from node.chain.payload import decode_payload
 
 MAX_SUBSCRIBERS: Final = 1024

@@ -3,8 +3,10 @@
 The replica asks (Execute) for the state root of every block it accepts, parent first. A block is executed on a
 layered view: the store's latest committed state, under the changes of its uncommitted ancestors (newest first);
 its tree is read through the ancestors' new nodes (ledger.smt.OverlayNodes). Nothing is written until the block
-commits. When a block commits, its outcome becomes one `BlockCommit` (one synced LevelDB batch), and every executed
-block at or below its height (the committed one and the losing forks) is forgotten.
+commits. A certified block is committed in two steps: `finalize` checks it against this node's execution and builds
+its one `BlockCommit` (one synced LevelDB batch), `write` writes it; every executed block at or below its height (the
+committed one and the losing forks) is then forgotten. Between the two, the validator marks its safety store when
+the block ends an epoch (node/validator/driver.py).
 
 Execution reads no clock: the block's time is the proposer's `time_ms` from the payload (node/chain/payload.py).
 The voter-side clock bound (a vote-time check, not an execution input) is `check_proposal_time`.
@@ -20,16 +22,14 @@ exactly that set, else this node's ledger disagrees with the quorum's and the co
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
-from consensus.messages import Block, CommitCertificate, EpochChangeProof, decode_block, encode_block, epoch_commitment
-from consensus.validators import ValidatorSet
+from consensus.messages import Block, CommitCertificate, decode_block, encode_block, epoch_commitment
 from ledger.context import BlockContext
 from ledger.events import Event, Receipt
-from ledger.governance import current_epoch, validator_set_entries
+from ledger.governance import current_epoch
 from ledger.keys import EPOCH_KEY
 from ledger.records import EpochRecord
 from ledger.rules import RuleEngine
@@ -38,61 +38,24 @@ from ledger.state import encode_value
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction
 from ledger.transition import apply_block
-from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainParams, Genesis, GenesisState
+from node.chain.certified import cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
+from node.chain.epochs import Epochs
+from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Genesis
 from node.chain.payload import PayloadError, decode_payload
+from node.errors import NodeError
 
 log = logging.getLogger("node.chain.execution")
 
-CERT_PREFIX: Final = b"cert/"
-EPOCH_PROOF_PREFIX: Final = b"epoch-proof/"
-GENESIS_KEY: Final = b"genesis_hash"
 # Executed, uncommitted blocks kept at most (forks included); the replica's tree is bounded similarly.
 MAX_EXECUTED_BLOCKS: Final = 2048
 
 
-def cert_key(height: int) -> bytes:
-    return CERT_PREFIX + height.to_bytes(8, "big")
+class KnownTransactions(Protocol):
+    """Transactions this node already decoded and verified (the mempool): execution reuses them."""
 
+    def lookup(self, raw: bytes) -> SignedTransaction | None: ...  # decoded, when these exact bytes are pooled
 
-def epoch_proof_key(epoch: int) -> bytes:
-    """Store extra key of the EpochChangeProof that ENDS `epoch` (written with the epoch-ending block)."""
-    assert epoch >= 0
-    return EPOCH_PROOF_PREFIX + b"%020d" % epoch
-
-
-def epoch_record_key(epoch: int) -> bytes:
-    """Store extra key of the EpochRecord of an ended epoch, written with the block that ends it."""
-    assert epoch >= 0
-    return b"epoch-record/%020d" % epoch
-
-
-def load_epoch_proofs(store: LedgerStore, upto_epoch: int) -> list[EpochChangeProof]:
-    """The proofs ending epochs 0 .. upto_epoch - 1, oldest first (what a light client follows from the genesis set
-    to the set of `upto_epoch`). ExecutionError if one is missing: this store has not committed that far."""
-    proofs = []
-    for epoch in range(upto_epoch):
-        raw = store.get_extra(epoch_proof_key(epoch))
-        if raw is None:
-            raise ExecutionError("epoch_proof_missing", f"no proof of the end of epoch {epoch} in {store.path}")
-        proof = EpochChangeProof.decode(raw)
-        assert proof.epoch == epoch
-        proofs.append(proof)
-    return proofs
-
-
-def epoch_change_proof(cert: CommitCertificate, next_epoch: EpochRecord) -> EpochChangeProof:
-    """The proof that the block certified by `cert` ended its epoch and that `next_epoch` follows."""
-    assert next_epoch.epoch == cert.epoch + 1
-    return EpochChangeProof(cert, validator_set_entries(next_epoch))
-
-
-class ExecutionError(Exception):
-    """The node's state contradicts the certified chain: it must stop (a wrong binary, a corrupt store)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    def is_verified(self, raw: bytes) -> bool: ...  # every signature of these exact bytes verified here
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,45 +110,42 @@ class _LayeredState:
 
 @dataclass(slots=True)
 class Head:
+    """The committed head as execution sees it (ledger.store.Head plus the block's time)."""
+
     block_id: bytes
     height: int
     time_ms: int
     state_root: bytes
 
 
-def bootstrap_store(store: LedgerStore, genesis: Genesis, state: GenesisState) -> None:
-    """Write the genesis block (height 0) into an empty store, or check that the store belongs to `genesis`."""
-    head = store.head()
-    if head is None:
-        store.commit_block(BlockCommit(0, state.block.id, encode_block(state.block), state.state_root, (), (),
-                                       state.changes, state.smt_nodes, (), {GENESIS_KEY: genesis.hash}))
-        return
-    stored = store.get_extra(GENESIS_KEY)
-    if stored != genesis.hash or store.state_root_at(0) != state.state_root:
-        raise ExecutionError("genesis_mismatch",
-                             f"the store at {store.path} was created from genesis "
-                             f"{stored.hex() if stored else '?'}, the genesis file has hash {genesis.hash.hex()}; "
-                             "use the matching genesis file or an empty data directory")
+@dataclass(frozen=True, slots=True)
+class FinalizedBlock:
+    """A certified block checked against this node's execution and ready to be written (Executor.write)."""
+
+    executed: ExecutedBlock
+    commit: BlockCommit
+    certificate: CommitCertificate
+
+    @property
+    def next_epoch(self) -> EpochRecord | None:
+        return self.executed.next_epoch
 
 
 class Executor:
-    def __init__(self, store: LedgerStore, genesis: Genesis, engine: RuleEngine, params: ChainParams,
-                 signatures_verified: Callable[[bytes], bool] | None = None) -> None:
-        """`signatures_verified(tx_bytes)`: True when these exact bytes' signatures were already verified here (the
-        mempool's cache), so execution skips the cryptographic check (the outcome is the same either way)."""
-        self.signatures_verified = signatures_verified
-        # `lookup(tx_bytes)`: the decoded transaction when these exact bytes are pooled (and so verified) here.
-        self.lookup: Callable[[bytes], SignedTransaction | None] | None = None
+    """Speculative execution of proposed blocks and the commit of certified ones, over one store.
+
+    `known`: transactions this node already decoded and verified (the mempool); execution takes the decoded objects
+    and skips the cryptographic check of their signatures (the outcome is the same either way). `epochs`: the
+    epoch of the head (its params bound payloads; its set checks epoch-ending commitments)."""
+
+    def __init__(self, store: LedgerStore, genesis: Genesis, engine: RuleEngine, epochs: Epochs,
+                 known: KnownTransactions) -> None:
         self.store = store
         self.genesis = genesis
         self.engine = engine
-        self.params = params
+        self.epochs = epochs
+        self._known = known
         self.executed: dict[bytes, ExecutedBlock] = {}
-        # Builds (and caches, in the runtime) the ValidatorSet of an EpochRecord; constructing one checks its PoPs.
-        self.validator_set_of: Callable[[EpochRecord], ValidatorSet] = _validator_set
-        # Called with the next epoch number before an epoch-ending block is written (the runtime marks its safety
-        # store: nothing signed in that epoch yet).
-        self.before_epoch_commit: Callable[[int], None] | None = None
         self.head = self._read_head()
         self.blocks_executed = 0
         self.txs_executed = 0
@@ -204,30 +164,26 @@ class Executor:
         payload = decode_payload(block.payload, MAX_BLOCK_TXS, MAX_BLOCK_BYTES)
         return Head(h.block_hash, h.height, payload.time_ms, h.state_root)
 
-    def current_epoch(self) -> EpochRecord:
-        """The EpochRecord of the committed head state: the epoch that certifies height head + 1."""
-        return current_epoch(self.store)
-
-    def reload_head(self) -> None:
-        """After block sync wrote blocks directly: forget speculation and re-read the head."""
-        self.executed.clear()
-        self.head = self._read_head()
-
     def time_of(self, block_id: bytes) -> int | None:
         if block_id == self.head.block_id:
             return self.head.time_ms
         e = self.executed.get(block_id)
         return None if e is None else e.time_ms
 
+    def forget(self) -> None:
+        """Drop every speculative execution (a replica restarts from the head)."""
+        self.executed.clear()
+
     # -- execution ----------------------------------------------------------------------------------------------
 
     def check_proposal_time(self, block: Block, now_ms: int) -> str | None:
         """Why a voter must not vote for this block's time (None: fine)."""
+        params = self.epochs.params
         try:
-            payload = decode_payload(block.payload, self.params.max_block_txs, self.params.max_block_bytes)
+            payload = decode_payload(block.payload, params.max_block_txs, params.max_block_bytes)
         except PayloadError as exc:
             return exc.code
-        if payload.time_ms > now_ms + self.params.max_clock_drift_ms:
+        if payload.time_ms > now_ms + params.max_clock_drift_ms:
             return "block_time_in_future"
         return None
 
@@ -258,8 +214,9 @@ class Executor:
         if parent_root != parent_state_root:
             log.error("execute_parent_root_mismatch height=%d", header.height)
             return None
+        params = self.epochs.params
         try:
-            payload = decode_payload(block.payload, self.params.max_block_txs, self.params.max_block_bytes)
+            payload = decode_payload(block.payload, params.max_block_txs, params.max_block_bytes)
         except PayloadError as exc:
             log.warning("block_payload_refused height=%d code=%s", header.height, exc.code)
             return None
@@ -278,12 +235,10 @@ class Executor:
         tree = SparseMerkleTree(OverlayNodes(self.store, *node_layers), parent_root)
         context = BlockContext(self.genesis.chain_id, header.height, payload.time_ms // 1000)
         items: list[SignedTransaction | bytes] = list(payload.txs)
-        if self.lookup is not None:
-            # Transactions pooled here are already decoded and their signatures verified: execute those objects.
-            for i, raw in enumerate(payload.txs):
-                tx = self.lookup(raw)
-                if tx is not None:
-                    items[i] = tx
+        for i, raw in enumerate(payload.txs):
+            tx = self._known.lookup(raw)  # pooled here: already decoded, signatures verified
+            if tx is not None:
+                items[i] = tx
         outcome = apply_block(state, context, items, tree=tree, engine=self.engine,
                               signatures_verified=self._verified)
         next_epoch = outcome.next_epoch
@@ -300,55 +255,52 @@ class Executor:
 
     def _verified(self, item: SignedTransaction | bytes) -> bool:
         if isinstance(item, SignedTransaction):
-            return True  # came from self.lookup: pooled, hence verified
-        return self.signatures_verified is not None and self.signatures_verified(item)
+            return True  # came from the known transactions: pooled, hence verified
+        return self._known.is_verified(item)
 
     # -- commit -------------------------------------------------------------------------------------------------
 
-    def commit(self, block: Block, cert: CommitCertificate) -> CommittedBlock:
-        """Write the executed `block` with its certificate in one synced batch; forget it and its losing forks."""
+    def finalize(self, block: Block, cert: CommitCertificate) -> FinalizedBlock:
+        """Check that the certified `block` extends the head and that this node's execution of it gives the certified
+        state root (and, for an epoch-ending block, the certified next validator set); build its one-batch commit.
+        NodeError on any disagreement: this node's state contradicts the certified chain. Writes nothing."""
         e = self.executed.get(block.id)
         if e is None:
-            parent_root = self.head.state_root
-            e = self.execute(block, parent_root)
+            e = self.execute(block, self.head.state_root)
             if e is None:
-                raise ExecutionError("commit_unexecutable", f"the certified block at {block.header.height} "
-                                                            "does not execute on this node")
+                raise NodeError("commit_unexecutable", f"the certified block at {block.header.height} "
+                                                       "does not execute on this node")
         if e.height != self.head.height + 1 or e.parent_id != self.head.block_id:
-            raise ExecutionError("commit_out_of_order", f"commit of height {e.height} on head {self.head.height}")
+            raise NodeError("commit_out_of_order", f"commit of height {e.height} on head {self.head.height}")
         if e.state_root != cert.state_root:
-            raise ExecutionError("state_root_mismatch",
-                                 f"height {e.height}: this node computed {e.state_root.hex()}, the validators "
-                                 f"certified {cert.state_root.hex()}")
+            raise NodeError("state_root_mismatch",
+                            f"height {e.height}: this node computed {e.state_root.hex()}, the validators "
+                            f"certified {cert.state_root.hex()}")
         extras = {cert_key(e.height): cert.encode()}
         if e.next_epoch is not None:
-            next_set = self.validator_set_of(e.next_epoch)
+            next_set = self.epochs.set_of(e.next_epoch)
             if cert.qc.state_root != epoch_commitment(block.id, e.state_root, next_set.digest):
-                raise ExecutionError("epoch_change_mismatch",
-                                     f"height {e.height} ends epoch {cert.epoch} here, but the certificate's QC does "
-                                     "not commit to the next validator set this node computed")
+                raise NodeError("epoch_change_mismatch",
+                                f"height {e.height} ends epoch {cert.epoch} here, but the certificate's QC does "
+                                "not commit to the next validator set this node computed")
             extras[epoch_proof_key(cert.epoch)] = epoch_change_proof(cert, e.next_epoch).encode()
             # The record of the epoch ending here (the peer set keeps its validators for one more epoch).
             ending = current_epoch(self.store)
             assert ending.epoch == cert.epoch
             extras[epoch_record_key(ending.epoch)] = encode_value(EPOCH_KEY, ending)
-            if self.before_epoch_commit is not None:
-                self.before_epoch_commit(e.next_epoch.epoch)
-        self.store.commit_block(BlockCommit(
-            e.height, block.id, encode_block(block), e.state_root,
-            [(tx_id, tx) for tx_id, tx, _ in e.executed], [(tx_id, r) for tx_id, _, r in e.executed],
-            e.changes, e.smt_nodes, e.history, extras))
-        self.head = Head(block.id, e.height, e.time_ms, e.state_root)
+        commit = BlockCommit(e.height, block.id, encode_block(block), e.state_root,
+                             [(tx_id, tx) for tx_id, tx, _ in e.executed],
+                             [(tx_id, r) for tx_id, _, r in e.executed],
+                             e.changes, e.smt_nodes, e.history, extras)
+        return FinalizedBlock(e, commit, cert)
+
+    def write(self, finalized: FinalizedBlock) -> CommittedBlock:
+        """Write a finalized block in one synced batch; forget it and its losing forks."""
+        e = finalized.executed
+        assert e.height == self.head.height + 1 and e.parent_id == self.head.block_id, "finalized on another head"
+        self.store.commit_block(finalized.commit)
+        self.head = Head(e.block_id, e.height, e.time_ms, e.state_root)
         for block_id in [b for b, x in self.executed.items() if x.height <= e.height]:
             del self.executed[block_id]
-        return CommittedBlock(e.height, block.id, e.time_ms, e.state_root, e.receipts, e.events, len(e.txs), cert,
-                              e.next_epoch)
-
-
-def _validator_set(rec: EpochRecord) -> ValidatorSet:
-    return ValidatorSet(rec.epoch, validator_set_entries(rec))
-
-
-def now_ms() -> int:
-    """The local wall clock, for proposing and for the voter's drift check only (never for execution)."""
-    return time.time_ns() // 1_000_000
+        return CommittedBlock(e.height, e.block_id, e.time_ms, e.state_root, e.receipts, e.events, len(e.txs),
+                              finalized.certificate, e.next_epoch)

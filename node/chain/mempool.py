@@ -37,7 +37,6 @@ Every structure is bounded (MempoolLimits; docs/mempool.md lists the limits and 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import heapq
 import logging
@@ -191,7 +190,6 @@ class Mempool:
         self._rejected: OrderedDict[bytes, int] = OrderedDict()  # raw hash -> final code (LRU)
         self._verified: OrderedDict[bytes, None] = OrderedDict()  # raw hash (LRU)
         self._reap_round = 0
-        self.added = asyncio.Event()  # set while the pool holds transactions (a proposer may wait on it)
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -269,8 +267,29 @@ class Mempool:
         return (await self.submit_many((raw,), origin))[0]
 
     async def submit_many(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
-        """Admit several transactions with one signature-verification round; one Admission each, in order.
-        At most `limits.max_batch` per call (a longer batch is a programming error)."""
+        """Admit several transactions with one signature-verification round on the verifier's worker processes;
+        one Admission each, in order. At most `limits.max_batch` per call (a longer batch is a programming error)."""
+        out, candidates, items = self._begin(raws)
+        try:
+            verdicts = await self._verifier.verify_batch(items) if candidates else []
+        except BaseException:
+            self._abandon(candidates)
+            raise
+        return self._complete(out, candidates, verdicts, origin)
+
+    def submit_many_now(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
+        """`submit_many` with the signatures checked in the calling thread (same answers): for a caller without an
+        event loop, such as the deterministic simulator."""
+        out, candidates, items = self._begin(raws)
+        try:
+            verdicts = self._verifier.verify_sync(items) if candidates else []
+        except BaseException:
+            self._abandon(candidates)
+            raise
+        return self._complete(out, candidates, verdicts, origin)
+
+    def _begin(self, raws: Sequence[bytes]) -> tuple[list[Admission | None], list[tuple[int, _Candidate]],
+                                                       list[VerifyItem]]:
         assert len(raws) <= self.limits.max_batch, f"submit_many takes at most {self.limits.max_batch} transactions"
         out: list[Admission | None] = [None] * len(raws)
         candidates: list[tuple[int, _Candidate]] = []
@@ -284,13 +303,19 @@ class Mempool:
                 candidates.append((i, result))
                 message = result.tx.signing_message
                 items.extend((sig.public_key, message, sig.signature) for sig in result.tx.signatures)
-            verdicts = await self._verifier.verify_batch(items) if candidates else []
         except BaseException:
-            # A failed state read in a later precheck, a failed verifier or a cancelled caller: the room reserved
-            # for this call's candidates is given back, or it would stay taken for good (a shrinking pool).
-            for _, cand in candidates:
-                self._release(cand)
+            self._abandon(candidates)
             raise
+        return out, candidates, items
+
+    def _abandon(self, candidates: list[tuple[int, _Candidate]]) -> None:
+        """A failed state read in a later precheck, a failed verifier or a cancelled caller: the room reserved for
+        the candidates is given back, or it would stay taken for good (a shrinking pool)."""
+        for _, cand in candidates:
+            self._release(cand)
+
+    def _complete(self, out: list[Admission | None], candidates: list[tuple[int, _Candidate]], verdicts: list[bool],
+                  origin: str | None) -> list[Admission]:
         for i, cand in candidates:
             out[i] = self._finish(cand, verdicts, origin)
         assert all(a is not None for a in out)
@@ -415,7 +440,6 @@ class Mempool:
             if len(self._expiry_heap) > 2 * len(self._by_expiry) + 64:
                 self._expiry_heap = sorted(self._by_expiry)
         bucket.add(entry.tx_id)
-        self.added.set()
         assert len(self._entries) + len(self._verifying) <= limits.max_txs, "mempool count limit exceeded"
         assert self._bytes + self._verifying_bytes <= limits.max_bytes, "mempool byte limit exceeded"
         assert len(self._lanes[entry.lane]) <= limits.max_txs_per_account, "mempool lane limit exceeded"
@@ -435,8 +459,6 @@ class Mempool:
             del self._by_expiry[entry.expiry_height]
         self._bytes -= len(entry.raw)
         assert self._bytes >= 0
-        if not self._entries:
-            self.added.clear()
         return entry
 
     def remove_committed(self, tx_ids: Iterable[bytes]) -> list[float]:

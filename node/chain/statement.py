@@ -38,6 +38,7 @@ from ledger.records import HOLD_STATUS_NAMES, Account, Balance, ChainMeta, Hold,
 from ledger.schema import ACCOUNT_PATTERN, MAX_POSITIONS, MAX_STATE_VALUE_BYTES
 from ledger.smt import StateProof, StateProofError, verify_proof
 from ledger.store import StoreError
+from node.errors import NodeError
 
 __all__ = [
     "FORMAT",
@@ -341,11 +342,11 @@ def statement_from_store(
     hold_ids: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The custody statement of `account_id` at `height` from a node's store alone: the commit certificate stored
-    with the block (node.chain.execution.cert_key), the epoch-change proofs up to its epoch (node.chain.execution
+    with the block (node.chain.certified.cert_key), the epoch-change proofs up to its epoch (node.chain.certified
     .load_epoch_proofs) and the set of that epoch (the genesis set, or the next set named by the last proof).
     Raises StatementError like build_statement, and `statement_no_certificate` / `statement_epoch_proofs_missing`
     when the store lacks them (a block sync in progress)."""
-    from node.chain.execution import ExecutionError, cert_key, load_epoch_proofs
+    from node.chain.certified import cert_key, load_epoch_proofs
 
     if type(height) is not int or height < 1:
         raise StatementError("statement_bad_height", "statements start at height 1 (the genesis has no certificate)")
@@ -357,7 +358,7 @@ def statement_from_store(
     certificate = CommitCertificate.decode(raw)
     try:
         proofs = load_epoch_proofs(store, certificate.epoch)
-    except ExecutionError as exc:
+    except NodeError as exc:
         raise StatementError("statement_epoch_proofs_missing", exc.message) from None
     if certificate.epoch == genesis_set.epoch:
         validator_set = genesis_set

@@ -21,8 +21,8 @@ import time
 
 from ledger.store import StoreError
 from node.api.admin_socket import AdminServer, admin_request
-from node.chain.execution import ExecutionError
 from node.chain.genesis import ChainParams, GenesisError, load_genesis
+from node.errors import NodeError
 from node.net.transport import TransportError
 from node.validator.config import ConfigError, load_config
 from node.validator.keyfile import KeyFileError, load_keys, load_next_keys
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 async def serve(config_path: str) -> int:
-    from node.validator.node import Validator
+    from node.validator.node import ValidatorNode
 
     config = load_config(config_path)
     setup_logging(config.log_level, "json" if config.log_json else "text", node_id=config.node_id)
@@ -57,7 +57,7 @@ async def serve(config_path: str) -> int:
     if keys.node_id != config.node_id:
         raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
                                                  f"{config.node_id!r}")
-    node = Validator(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
+    node = ValidatorNode(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
                      peer_keys=config.peer_keys,
                      fault_injection=config.fault_injection, mempool_max_txs=config.mempool_max_txs,
                      mempool_max_bytes=config.mempool_max_bytes, byzantine=config.byzantine,
@@ -71,7 +71,7 @@ async def serve(config_path: str) -> int:
     await admin.start()
     api_runner = None
     if config.api_listen is not None:
-        api_runner = await start_api(node, config.api_listen, config.api_open_reads)
+        api_runner = await start_api(node.view, config.api_listen, config.api_open_reads)
     fatal = await node.wait_stopped()
     if api_runner is not None:
         await api_runner.cleanup()
@@ -95,7 +95,7 @@ async def start_api(node: object, listen: tuple[str, int], open_reads: bool) -> 
 def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(serve(args.config))
-    except (ConfigError, GenesisError, KeyFileError, SafetyStoreError, ExecutionError, StoreError, TransportError,
+    except (ConfigError, GenesisError, KeyFileError, SafetyStoreError, NodeError, StoreError, TransportError,
             ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -496,7 +496,7 @@ class InProcessNetwork:
         from node.tools.localnet import generate_network, load_accounts
         from node.tools.testnet import find_free_port_block
         from node.validator.keyfile import load_keys
-        from node.validator.node import Validator
+        from node.validator.node import ValidatorNode
 
         p2p = find_free_port_block(self.nodes)
         api = find_free_port_block(self.nodes, start=p2p + self.nodes + 1)
@@ -508,14 +508,15 @@ class InProcessNetwork:
         self.verifier = Ed25519Verifier()
         for i in range(self.nodes):
             node_dir = os.path.join(self.directory, f"node-{i}")
-            v = Validator(genesis, load_keys(os.path.join(node_dir, "node_keys.json")), os.path.join(node_dir, "data"),
-                          listen=("127.0.0.1", layout.p2p_ports[i]), sig_verifier=self.verifier)
+            v = ValidatorNode(genesis, load_keys(os.path.join(node_dir, "node_keys.json")),
+                              os.path.join(node_dir, "data"),
+                              listen=("127.0.0.1", layout.p2p_ports[i]), sig_verifier=self.verifier)
             self.validators.append(v)
         for v in self.validators:
             await v.start()
             self.started.append(v)
         for i, v in enumerate(self.validators):
-            server = await start_api(v, "127.0.0.1", layout.api_ports[i], ApiConfig())
+            server = await start_api(v.view, "127.0.0.1", layout.api_ports[i], ApiConfig())
             self.servers.append(server)
             self.urls.append(server.url)
 

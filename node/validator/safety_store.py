@@ -29,6 +29,7 @@ import plyvel
 
 from consensus.codec import CodecError
 from consensus.messages import Block, SafetyState, decode_block, encode_block
+from node.errors import NodeError
 
 KEY_SAFETY = b"s"
 KEY_GENESIS = b"g"
@@ -64,11 +65,8 @@ def safety_decision(stored_epoch: int | None, mark: int | None, epoch: int, head
     return LOST
 
 
-class SafetyStoreError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+class SafetyStoreError(NodeError):
+    """The consensus directory cannot be used (unreadable, another chain's, ahead of the ledger)."""
 
 
 class SafetyStore:

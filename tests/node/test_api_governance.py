@@ -4,7 +4,7 @@ the ledger's current validator set, the epoch changes with their proofs, and cus
 The chain: a LevelDB store whose genesis names 4 validators (the simulator's BLS keys) and 4 voting members with a
 governor each; blocks are executed by the real ledger and certified by real BLS quorums of the epoch's set. An
 epoch-ending block (one whose execution scheduled a new EpochRecord) gets a certificate whose QC carries the epoch
-commitment of the next set, and its EpochChangeProof is stored under node.chain.execution.epoch_proof_key, as the node
+commitment of the next set, and its EpochChangeProof is stored under node.chain.certified.epoch_proof_key, as the node
 does."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from ledger.transaction import SignedTransaction, TxBody, sign_transaction
 from ledger.transition import apply_block
 from node.api import ApiConfig, create_app
 from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
-from node.chain.execution import cert_key, epoch_proof_key
+from node.chain.certified import cert_key, epoch_proof_key
 from node.chain.genesis import genesis_hash, make_document, parse_genesis, validator_entry
 from node.chain.statement import TrustAnchor, statement_from_store, verify_statement
 from node.client import AsyncLedgerClient, governance
@@ -417,7 +417,7 @@ def test_statements_from_the_store_in_every_epoch_verify_from_the_genesis(story)
 
 
 def test_client_verifies_a_later_epochs_certificate_through_the_proof_chain(story) -> None:
-    from node.chain.execution import load_epoch_proofs
+    from node.chain.certified import load_epoch_proofs
     from node.client import ClientError, verify_certificate
 
     c, marks = story

@@ -24,7 +24,7 @@ from node.chain.genesis import ChainParams, load_genesis
 from node.chain.statement import TrustAnchor, verify_statement
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
 from node.validator.keyfile import load_keys
-from node.validator.node import Validator
+from node.validator.node import ValidatorNode
 
 CHAIN = "api-it"
 U0, U1 = "user-0@m0", "user-1@m0"
@@ -43,11 +43,11 @@ def test_api_over_a_running_validator(tmp_path: Path) -> None:
                                     timestamp=int(time.time()), nonce=os.urandom(8).hex())
 
     async def main() -> None:
-        node = Validator(genesis, load_keys(os.path.join(str(tmp_path), "node-0", "node_keys.json")),
+        node = ValidatorNode(genesis, load_keys(os.path.join(str(tmp_path), "node-0", "node_keys.json")),
                          os.path.join(str(tmp_path), "node-0", "data"))
-        assert isinstance(node, NodeFacade)
+        assert isinstance(node.view, NodeFacade)
         await node.start()
-        server = await start_api(node, "127.0.0.1", 0, ApiConfig())
+        server = await start_api(node.view, "127.0.0.1", 0, ApiConfig())
         try:
             async with aiohttp.ClientSession(server.url) as s:
                 await asyncio.wait_for(scenario(s), 60)

@@ -28,7 +28,7 @@ from node.api.auth import Authenticator
 from node.api.auth import canonical_request as server_canonical_request
 from node.api.context import ApiConfig
 from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
-from node.chain.execution import cert_key
+from node.chain.certified import cert_key
 from node.chain.genesis import Genesis, genesis_hash, make_document, parse_genesis, validator_entry
 from node.chain.statement import build_statement, verify_statement_bytes
 from node.client import (

@@ -1,4 +1,4 @@
-"""Scenario 6 against the real node: a one-validator chain (node.validator.node.Validator: consensus, execution, mempool,
+"""Scenario 6 against the real node: a one-validator chain (node.validator.node.ValidatorNode: consensus, execution, mempool,
 commit certificates) serving the real API on 127.0.0.1, driven through the `ledger` CLI and the SDK. The custody
 statement the node builds verifies offline from the generated genesis file; a tampered copy does not."""
 
@@ -53,14 +53,14 @@ class RealNode:
         assert self.error is None, self.error
 
     def _run(self) -> None:
-        from node.validator.node import Validator
+        from node.validator.node import ValidatorNode
 
         async def serve() -> None:
             cfg = self.config
-            self.node = Validator(load_genesis(cfg.genesis_file), load_keys(cfg.keys_file), cfg.data_dir,
+            self.node = ValidatorNode(load_genesis(cfg.genesis_file), load_keys(cfg.keys_file), cfg.data_dir,
                                   listen=("127.0.0.1", 0))
             await self.node.start()
-            runner = web.AppRunner(create_app(self.node, ApiConfig()))
+            runner = web.AppRunner(create_app(self.node.view, ApiConfig()))
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from consensus.certificates import CommitCertificateError, verify_epoch_chain
+from consensus.certificates import verify_epoch_chain
 from consensus.messages import CommitCertificate, QuorumCert, decode_block, vote_message
 from consensus.validators import bitmap_indexes
 from ledger.events import decode_receipt
@@ -40,12 +40,12 @@ from ledger.operations import (
 )
 from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
 from ledger.transaction import TxBody, sign_transaction
-from node.chain.execution import cert_key, epoch_proof_key
+from node.chain.certified import cert_key, epoch_proof_key
 from node.chain.genesis import ChainParams, load_genesis, write_genesis
 from node.chain.sigverify import Ed25519Verifier
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
 from node.validator.keyfile import NodeKeys, load_keys, load_next_keys, next_keys_path, rotate_keys, write_keys
-from node.validator.node import Validator
+from node.validator.node import ValidatorNode
 from tests.node.cluster import free_ports
 
 PARAMS = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50, max_backoff_exponent=2)
@@ -86,9 +86,9 @@ class _GovernedNet:
         self.users = sorted(a for a in self.accounts if a.startswith("user-"))
         self.nonce = 0
 
-    def validator(self, i: int, sig_verifier, data: str | None = None) -> Validator:
+    def validator(self, i: int, sig_verifier, data: str | None = None) -> ValidatorNode:
         """Validator i as `ledger node run` builds it: next keys from beside its key file, now and at epoch changes."""
-        return Validator(self.genesis, self.keys[i], str(self.tmp_path / (data or f"d{i}")),
+        return ValidatorNode(self.genesis, self.keys[i], str(self.tmp_path / (data or f"d{i}")),
                          listen=("127.0.0.1", self.ports[i]), sig_verifier=sig_verifier,
                          next_keys=load_next_keys(self.key_files[i]),
                          load_next_keys=functools.partial(load_next_keys, self.key_files[i]))
@@ -103,7 +103,7 @@ class _GovernedNet:
         s, r = self.users[k], self.users[(k + 1) % len(self.users)]
         return self._tx(s, Transfer(s, CASH_ASSET, (TransferLeg(r, 1),)))
 
-    async def govern(self, node: Validator, proposal_id: str, actions: tuple, before_last=None) -> int:
+    async def govern(self, node: ValidatorNode, proposal_id: str, actions: tuple, before_last=None) -> int:
         """Propose (gov@m0) and approve (gov@m1, gov@m2) through `node`; the height the proposal executed at.
         `before_last()` runs before the approval that executes it."""
         height = 0
@@ -111,24 +111,38 @@ class _GovernedNet:
                           ("gov@m1", Approve("gov@m1", proposal_id)), ("gov@m2", Approve("gov@m2", proposal_id))):
             if actor == "gov@m2" and before_last is not None:
                 before_last()
-            tx_id, code, message = await node.admit(self._tx(actor, op))
+            tx_id, code, message = await _admit(node, self._tx(actor, op))
             assert code == 0, message
             height = await _committed(node, tx_id)
         return height
 
 
-async def _committed(node: Validator, tx_id: bytes, timeout: float = 60.0) -> int:
+async def _committed(node: ValidatorNode, tx_id: bytes, timeout: float = 60.0) -> int:
     for _ in range(int(timeout / 0.05)):
-        found = node.store.get_tx(tx_id)
+        found = node.app.store.get_tx(tx_id)
         if found is not None:
-            receipt = decode_receipt(node.store.get_receipt(tx_id))
+            receipt = decode_receipt(node.app.store.get_receipt(tx_id))
             assert receipt.code == 0, receipt
             return found[0]
         await asyncio.sleep(0.05)
-    raise AssertionError(f"transaction {tx_id.hex()[:16]} not committed at {node.node_id}: {node.status()}")
+    raise AssertionError(f"transaction {tx_id.hex()[:16]} not committed at {node.node_id}: {node.view.status()}")
 
 
 _NODES: list = []
+
+
+async def _admit(node: ValidatorNode, raw: bytes) -> tuple[bytes, int, str]:
+    """Submit one transaction as a client would: (tx_id, code, message)."""
+    (result,) = await node.submit_many([raw])
+    return result.tx_id, result.code, result.message
+
+
+def _import(node: ValidatorNode, items: list[list[bytes]]) -> None:
+    """Commit certified blocks through the node's one commit path, as block sync does; raise on a refusal."""
+    for block_raw, cert_raw in items:
+        refused = node.driver.import_certified(decode_block(block_raw), CommitCertificate.decode(cert_raw))
+        if refused is not None:
+            raise ValueError(refused)
 
 
 async def _until(predicate, what: str, timeout: float = 60.0) -> None:
@@ -136,21 +150,21 @@ async def _until(predicate, what: str, timeout: float = 60.0) -> None:
         if predicate():
             return
         await asyncio.sleep(0.05)
-    states = [{k: n.status()[k] for k in ("node_id", "mode", "height", "epoch", "role", "round", "peers_connected")}
-              | {"replica_epoch": None if n.replica is None else n.replica.vs.epoch,
-                 "retired": n.replica is not None and n.replica.retired,
-                 "learned": n.replica is not None and bool(n.replica.learned_epoch_change),
-                 "counters": None if n.replica is None else {k: v for k, v in n.replica.counters.items()
+    states = [{k: n.view.status()[k] for k in ("node_id", "mode", "height", "epoch", "role", "round", "peers_connected")}
+              | {"replica_epoch": None if n.driver.replica is None else n.driver.replica.vs.epoch,
+                 "retired": n.driver.replica is not None and n.driver.replica.retired,
+                 "learned": n.driver.replica is not None and bool(n.driver.replica.learned_epoch_change),
+                 "counters": None if n.driver.replica is None else {k: v for k, v in n.driver.replica.counters.items()
                                                              if "epoch" in k or "retired" in k}}
               for n in _NODES if n is not None]
     raise AssertionError(f"timed out waiting for {what}: {states}")
 
 
-def _qc_signers(node: Validator, lo: int, hi: int, index: int) -> int:
+def _qc_signers(node: ValidatorNode, lo: int, hi: int, index: int) -> int:
     """How many commit certificates of heights lo..hi carry a QC signed by validator `index` of their epoch."""
     count = 0
     for h in range(lo, hi + 1):
-        raw = node.store.get_extra(cert_key(h))
+        raw = node.app.store.get_extra(cert_key(h))
         if raw is None:
             continue
         cert = CommitCertificate.decode(raw)
@@ -160,20 +174,20 @@ def _qc_signers(node: Validator, lo: int, hi: int, index: int) -> int:
     return count
 
 
-def _proposed_by(node: Validator, lo: int, hi: int, index: int) -> int:
+def _proposed_by(node: ValidatorNode, lo: int, hi: int, index: int) -> int:
     return sum(1 for h in range(lo, hi + 1)
-               if (raw := node.store.get_block(h)) is not None and decode_block(raw).header.proposer == index)
+               if (raw := node.app.store.get_block(h)) is not None and decode_block(raw).header.proposer == index)
 
 
 def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier) -> None:
     net = _GovernedNet(tmp_path, "testnet-epochs")
 
     async def run() -> None:
-        nodes: list[Validator | None] = [net.validator(i, sig_verifier) for i in range(4)]
+        nodes: list[ValidatorNode | None] = [net.validator(i, sig_verifier) for i in range(4)]
         # node-4 is in no genesis record: it starts from genesis, dials the genesis validators and follows.
-        joiner = Validator(net.genesis, net.keys[4], str(tmp_path / "d4"), listen=("127.0.0.1", net.ports[4]),
+        joiner = ValidatorNode(net.genesis, net.keys[4], str(tmp_path / "d4"), listen=("127.0.0.1", net.ports[4]),
                            sig_verifier=sig_verifier)
-        assert joiner.role == "observer" and joiner.vs.epoch == 0
+        assert joiner.driver.role == "observer" and joiner.app.epochs.validator_set.epoch == 0
         nodes.append(joiner)
         _NODES[:] = nodes
         for node in nodes:
@@ -186,7 +200,7 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
             while not stop_load.is_set():
                 node = nodes[rng.choice((0, 1))]
                 if node is not None:
-                    tx_id, code, _ = await node.admit(net.transfer())
+                    tx_id, code, _ = await _admit(node, net.transfer())
                     if code == 0:
                         submitted.append(tx_id)
                 await asyncio.sleep(0.1)
@@ -202,56 +216,56 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
                 AddMember("m4", "Member 4", False),
                 AddValidator("node-4", "m4", k4.identity_key, k4.bls_public_key, k4.bls_pop(),
                              f"127.0.0.1:{net.ports[4]}", 1)))
-            await _until(lambda: all(n.vs.epoch == 1 for n in nodes), "epoch 1 everywhere")
-            assert n0.store.get_extra(epoch_proof_key(0)) is not None
-            assert joiner.role == "validator" and len(joiner.vs) == 5
+            await _until(lambda: all(n.app.epochs.validator_set.epoch == 1 for n in nodes), "epoch 1 everywhere")
+            assert n0.app.store.get_extra(epoch_proof_key(0)) is not None
+            assert joiner.driver.role == "validator" and len(joiner.app.epochs.validator_set) == 5
             start1 = end0 + 1
-            await _until(lambda: joiner.executor.head.height > start1 + 8
-                         and (_qc_signers(n0, start1, n0.executor.head.height, 4) > 0
-                              or _proposed_by(n0, start1, n0.executor.head.height, 4) > 0),
+            await _until(lambda: joiner.app.head.height > start1 + 8
+                         and (_qc_signers(n0, start1, n0.app.head.height, 4) > 0
+                              or _proposed_by(n0, start1, n0.app.head.height, 4) > 0),
                          "node-4 signing in epoch 1")
-            assert joiner._fatal is None and not joiner.status()["safety_lost"]
+            assert joiner.fatal is None and not joiner.view.status()["safety_lost"]
 
             # (b) remove node-3: the others continue, node-3 follows as an observer
             end1 = await net.govern(n0, "remove-node-3", (RemoveValidator("node-3"),))
-            await _until(lambda: all(n.vs.epoch == 2 for n in nodes), "epoch 2 everywhere")
-            assert nodes[3].role == "observer" and len(n0.vs) == 4
-            assert b"node-3" not in n0.vs.index_of
-            await _until(lambda: nodes[3].executor.head.height > end1 + 5, "node-3 following in epoch 2")
+            await _until(lambda: all(n.app.epochs.validator_set.epoch == 2 for n in nodes), "epoch 2 everywhere")
+            assert nodes[3].driver.role == "observer" and len(n0.app.epochs.validator_set) == 4
+            assert b"node-3" not in n0.app.epochs.validator_set.index_of
+            await _until(lambda: nodes[3].app.head.height > end1 + 5, "node-3 following in epoch 2")
 
             # (c) rotate node-1's keys: next keys written beside its key file while it runs (`ledger keys rotate`)
             r = net.rotated
             write_keys(next_keys_path(net.key_files[1]), r)
             end2 = await net.govern(n0, "rotate-node-1", (
                 RotateValidatorKeys("node-1", r.identity_key, r.bls_public_key, r.bls_pop()),))
-            await _until(lambda: all(n.vs.epoch == 3 for n in nodes if n is not nodes[3]), "epoch 3")
+            await _until(lambda: all(n.app.epochs.validator_set.epoch == 3 for n in nodes if n is not nodes[3]), "epoch 3")
             n1 = nodes[1]
-            assert n1.signing_keys is not None and n1.signing_keys.bls_secret == r.bls_secret
+            assert n1.driver.signing_keys is not None and n1.driver.signing_keys.bls_secret == r.bls_secret
             # Its transport identity switches once a quorum of epoch 3 has certified a block; it reconnects.
             await _until(lambda: n1.transport.identity_key == r.identity_key
                          and len(n1.transport.connected_peers()) >= 3, "node-1 reconnected with its new identity")
-            idx1 = n0.vs.index_of[b"node-1"]
-            assert n0.vs.validators[idx1].public_key == r.bls_public_key
+            idx1 = n0.app.epochs.validator_set.index_of[b"node-1"]
+            assert n0.app.epochs.validator_set.validators[idx1].public_key == r.bls_public_key
             start3 = end2 + 1
-            await _until(lambda: _qc_signers(n0, start3, n0.executor.head.height, idx1) > 0
-                         or _proposed_by(n0, start3, n0.executor.head.height, idx1) > 0,
+            await _until(lambda: _qc_signers(n0, start3, n0.app.head.height, idx1) > 0
+                         or _proposed_by(n0, start3, n0.app.head.height, idx1) > 0,
                          "node-1 signing with its rotated key")
 
             # (d) restart node-2 in epoch 3: it resumes in that epoch with its stored safety state and signs
-            idx2 = n0.vs.index_of[b"node-2"]
+            idx2 = n0.app.epochs.validator_set.index_of[b"node-2"]
             await nodes[2].stop()
             nodes[2] = None
             restarted = net.validator(2, sig_verifier)
-            assert restarted.vs.epoch == 3 and restarted.role == "validator"
+            assert restarted.app.epochs.validator_set.epoch == 3 and restarted.driver.role == "validator"
             await restarted.start()
             nodes[2] = restarted
             _NODES[:] = nodes
-            back = n0.executor.head.height
-            await _until(lambda: restarted.replica is not None and restarted.executor.head.height > back + 3,
+            back = n0.app.head.height
+            await _until(lambda: restarted.driver.replica is not None and restarted.app.head.height > back + 3,
                          "restarted node-2 following")
-            assert restarted.replica.vs.epoch == 3 and not restarted.replica.safety_lost
-            await _until(lambda: _qc_signers(n0, back + 1, n0.executor.head.height, idx2) > 0
-                         or _proposed_by(n0, back + 1, n0.executor.head.height, idx2) > 0,
+            assert restarted.driver.replica.vs.epoch == 3 and not restarted.driver.replica.safety_lost
+            await _until(lambda: _qc_signers(n0, back + 1, n0.app.head.height, idx2) > 0
+                         or _proposed_by(n0, back + 1, n0.app.head.height, idx2) > 0,
                          "restarted node-2 signing")
 
             # Transactions committed throughout: in every epoch, and every one submitted.
@@ -259,22 +273,22 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
             await load_task
             for tx_id in submitted:
                 await _committed(n0, tx_id)
-            heights = sorted(n0.store.get_tx(t)[0] for t in submitted)
+            heights = sorted(n0.app.store.get_tx(t)[0] for t in submitted)
             for lo, hi in ((1, end0), (end0 + 1, end1), (end1 + 1, end2), (end2 + 1, heights[-1])):
                 assert any(lo <= h <= hi for h in heights), (lo, hi)
 
             # Same chain everywhere; the proofs lead from the genesis set to the current one.
             live = [n for n in nodes if n is not None]
-            common = min(n.executor.head.height for n in live)
+            common = min(n.app.head.height for n in live)
             for h in range(common + 1):
-                roots = {n.store.state_root_at(h) for n in live}
+                roots = {n.app.store.state_root_at(h) for n in live}
                 assert len(roots) == 1, h
-            proofs = n0.epoch_proofs()
+            proofs = n0.app.epochs.proofs()
             assert [p.epoch for p in proofs] == [0, 1, 2]
             reached = verify_epoch_chain(net.genesis.validator_set(), proofs, chain_id=net.genesis.consensus_chain_id)
-            assert reached.digest == n0.vs.digest
-            assert all(n._fatal is None for n in live)
-            top = n0.executor.head.height
+            assert reached.digest == n0.app.epochs.validator_set.digest
+            assert all(n.fatal is None for n in live)
+            top = n0.app.head.height
         finally:
             stop_load.set()
             load_task.cancel()
@@ -284,53 +298,53 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
 
         # (e) a node never online applies the chain by block sync, switching sets at the epoch-ending blocks.
         source = net.validator(0, sig_verifier)
-        follower = Validator(net.genesis, NodeKeys.generate("auditor-0", SEED + b"|auditor"),
+        follower = ValidatorNode(net.genesis, NodeKeys.generate("auditor-0", SEED + b"|auditor"),
                              str(tmp_path / "fresh"), sig_verifier=sig_verifier)
         try:
             def items(lo: int, hi: int) -> list[list[bytes]]:
-                return [[source.store.get_block(h), source.store.get_extra(cert_key(h))] for h in range(lo, hi + 1)]
+                return [[source.app.store.get_block(h), source.app.store.get_extra(cert_key(h))] for h in range(lo, hi + 1)]
 
-            await follower.sync._apply(items(1, start3 + 1))
-            assert follower.vs.epoch == 3 and follower.executor.head.height == start3 + 1
+            _import(follower, items(1, start3 + 1))
+            assert follower.app.epochs.validator_set.epoch == 3 and follower.app.head.height == start3 + 1
             # A certificate for the next block signed with node-1's rotated-away key does not verify in epoch 3.
             block_raw, cert_raw = items(start3 + 2, start3 + 2)[0]
             cert = CommitCertificate.decode(cert_raw)
             q = cert.qc
-            backend = follower.verifier.backend
+            backend = follower.app.bls.backend
             msg = vote_message(net.genesis.consensus_chain_id, q.epoch, q.round, q.block_id, q.state_root)
-            signers = [n0.vs.index_of[b"node-0"], idx1, idx2]
+            signers = [n0.app.epochs.validator_set.index_of[b"node-0"], idx1, idx2]
             secrets = [net.keys[0].bls_secret, net.keys[1].bls_secret, net.keys[2].bls_secret]
-            forged = QuorumCert(q.epoch, q.round, q.block_id, q.state_root, follower.vs.bitmap(signers),
+            forged = QuorumCert(q.epoch, q.round, q.block_id, q.state_root, follower.app.epochs.validator_set.bitmap(signers),
                                 backend.aggregate([backend.sign(sk, msg) for sk in secrets]))
             bad = CommitCertificate(cert.headers, forged)
-            with pytest.raises(CommitCertificateError):
-                await follower.sync._apply([[block_raw, bad.encode()]])
-            assert follower.executor.head.height == start3 + 1
-            await follower.sync._apply(items(start3 + 2, top))
-            assert follower.executor.head.height == top
-            assert follower.store.state_root_at(top) == source.store.state_root_at(top)
-            assert [p.encode() for p in follower.epoch_proofs()] == [p.encode() for p in source.epoch_proofs()]
-            assert follower.role == "observer" and follower.vs.digest == source.vs.digest
+            with pytest.raises(ValueError, match="certificate at"):
+                _import(follower, [[block_raw, bad.encode()]])
+            assert follower.app.head.height == start3 + 1
+            _import(follower, items(start3 + 2, top))
+            assert follower.app.head.height == top
+            assert follower.app.store.state_root_at(top) == source.app.store.state_root_at(top)
+            assert [p.encode() for p in follower.app.epochs.proofs()] == [p.encode() for p in source.app.epochs.proofs()]
+            assert follower.driver.role == "observer" and follower.app.epochs.validator_set.digest == source.app.epochs.validator_set.digest
             # A custody statement from every epoch, served by the follower, verifies from the genesis file alone.
             from node.chain.statement import verify_statement
 
-            heights = [p.cert.headers[0].height for p in follower.epoch_proofs()] + [top]
+            heights = [p.cert.headers[0].height for p in follower.app.epochs.proofs()] + [top]
             for epoch, height in enumerate(heights):
-                doc = follower.statement(net.users[0], height)
+                doc = follower.view.statement(net.users[0], height)
                 assert doc["validator_set"]["epoch"] == epoch == len(doc["validator_set"]["epoch_changes"])
                 assert verify_statement(doc, net.genesis).ok, (epoch, height)
-                assert follower.validator_set_at_epoch(epoch).digest == source.validator_set_at_epoch(epoch).digest
+                assert follower.app.epochs.set_at(epoch).digest == source.app.epochs.set_at(epoch).digest
         finally:
-            follower._store.close()
+            follower.app.store.close()
             follower.safety_store.close()
-            source._store.close()
+            source.app.store.close()
             source.safety_store.close()
 
     asyncio.run(run())
 
 
 @contextlib.asynccontextmanager
-async def _four_validators(net: _GovernedNet, sig_verifier: Ed25519Verifier) -> AsyncIterator[list[Validator]]:
+async def _four_validators(net: _GovernedNet, sig_verifier: Ed25519Verifier) -> AsyncIterator[list[ValidatorNode]]:
     """The 4 genesis validators of `net`, started and past height 3; every node in the yielded list (a test may
     replace one) is stopped at the end."""
     nodes = [net.validator(i, sig_verifier) for i in range(4)]
@@ -415,7 +429,7 @@ def test_a_validator_cut_off_during_a_params_change_catches_up_into_the_new_epoc
     net = _GovernedNet(tmp_path, "testnet-lag")
 
     async def run() -> None:
-        nodes = [Validator(net.genesis, net.keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", net.ports[i]),
+        nodes = [ValidatorNode(net.genesis, net.keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", net.ports[i]),
                            sig_verifier=sig_verifier, fault_injection=True) for i in range(4)]
         _NODES[:] = nodes
         for node in nodes:
@@ -429,21 +443,21 @@ def test_a_validator_cut_off_during_a_params_change_catches_up_into_the_new_epoc
 
             new = SetChainParams(1000, 1_000_000, 800, 4, 10_000, 40)
             end0 = await net.govern(nodes[0], "params", (new,), before_last=cut_off_node_3)
-            await _until(lambda: all(n.vs.epoch == 1 for n in nodes[:3]), "epoch 1 on the connected three")
-            assert nodes[3].vs.epoch == 0
+            await _until(lambda: all(n.app.epochs.validator_set.epoch == 1 for n in nodes[:3]), "epoch 1 on the connected three")
+            assert nodes[3].app.epochs.validator_set.epoch == 0
             assert await nodes[0].wait_for_height(end0 + 3, 60)
             for node in nodes:
                 node.transport.unblock()
-            await _until(lambda: nodes[3].vs.epoch == 1 and nodes[3].replica is not None
-                         and nodes[3].replica.vs.epoch == 1, "node-3 in epoch 1")
+            await _until(lambda: nodes[3].app.epochs.validator_set.epoch == 1 and nodes[3].driver.replica is not None
+                         and nodes[3].driver.replica.vs.epoch == 1, "node-3 in epoch 1")
             for node in nodes:
-                assert node.params.base_timeout_ms == 800 and node.params.max_block_txs == 1000
-                assert node.replica_config.base_timeout_ms == 800
-                assert node.store.get_extra(epoch_proof_key(0)) == nodes[0].store.get_extra(epoch_proof_key(0))
-            back = nodes[0].executor.head.height
-            await _until(lambda: _qc_signers(nodes[0], back, nodes[0].executor.head.height, 3) > 0
-                         or _proposed_by(nodes[0], back, nodes[0].executor.head.height, 3) > 0, "node-3 signing")
-            assert not nodes[3].replica.safety_lost and all(n._fatal is None for n in nodes)
+                assert node.app.epochs.params.base_timeout_ms == 800 and node.app.epochs.params.max_block_txs == 1000
+                assert node.driver.replica_config.base_timeout_ms == 800
+                assert node.app.store.get_extra(epoch_proof_key(0)) == nodes[0].app.store.get_extra(epoch_proof_key(0))
+            back = nodes[0].app.head.height
+            await _until(lambda: _qc_signers(nodes[0], back, nodes[0].app.head.height, 3) > 0
+                         or _proposed_by(nodes[0], back, nodes[0].app.head.height, 3) > 0, "node-3 signing")
+            assert not nodes[3].driver.replica.safety_lost and all(n.fatal is None for n in nodes)
         finally:
             for node in nodes:
                 await node.stop()
@@ -464,26 +478,26 @@ def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in
         async with _four_validators(net, sig_verifier) as nodes:
             n0 = nodes[0]
             end0 = await net.govern(n0, "params", (SetChainParams(2000, 2_000_000, 1000, 2, 10_000, 60),))
-            await _until(lambda: all(n.vs.epoch == 1 for n in nodes), "epoch 1 everywhere")
-            idx2 = n0.vs.index_of[b"node-2"]
-            await _until(lambda: _qc_signers(n0, end0 + 1, n0.executor.head.height, idx2) > 0,
+            await _until(lambda: all(n.app.epochs.validator_set.epoch == 1 for n in nodes), "epoch 1 everywhere")
+            idx2 = n0.app.epochs.validator_set.index_of[b"node-2"]
+            await _until(lambda: _qc_signers(n0, end0 + 1, n0.app.head.height, idx2) > 0,
                          "node-2 signing in epoch 1")
             await nodes[2].stop()
             shutil.rmtree(str(tmp_path / "d2"))
             for _ in range(5):
-                tx_id, code, _ = await n0.admit(net.transfer())
+                tx_id, code, _ = await _admit(n0, net.transfer())
                 assert code == 0
                 await _committed(n0, tx_id)
             fresh = net.validator(2, sig_verifier)
             nodes[2] = fresh
             _NODES[:] = nodes
             await fresh.start()
-            await _until(lambda: fresh.replica is not None and fresh.executor.head.height > end0 + 3, "resynced")
-            assert fresh.vs.epoch == 1
-            assert fresh.replica.safety_lost and fresh.status()["safety_lost"]
+            await _until(lambda: fresh.driver.replica is not None and fresh.app.head.height > end0 + 3, "resynced")
+            assert fresh.app.epochs.validator_set.epoch == 1
+            assert fresh.driver.replica.safety_lost and fresh.view.status()["safety_lost"]
             assert fresh.safety_store.epoch_mark() is None
             # The others keep committing with node-2 counted as faulty.
-            tx_id, code, _ = await n0.admit(net.transfer())
+            tx_id, code, _ = await _admit(n0, net.transfer())
             assert code == 0
             await _committed(n0, tx_id)
 
@@ -493,16 +507,14 @@ def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in
 def test_the_peer_set_never_admits_one_identity_key_twice() -> None:
     """One proposal moves node-1 off identity key K1 and gives K1 to node-2: the peer set of the new epoch admits K1
     for node-2 only (building it must not fail: that would stop every node at the epoch change)."""
-    from types import SimpleNamespace
+    from node.net.peers import epoch_peer_set
 
     info, params = _validator_info, _PARAMS
     k = [bytes([i]) * 32 for i in range(6)]
     before = EpochRecord(1, 10, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), params)
     after = EpochRecord(2, 20, (info("node-0", k[0]), info("node-1", k[4]), info("node-2", k[1])), params)
-    node = SimpleNamespace(_previous_record=before, epoch_record=after, _address_of=lambda node_id, address: None,
-                           _record_before_previous=lambda: None, node_id="node-0", _peer_keys={},
-                           _prospective={})
-    peers = Validator._peer_set(node)  # type: ignore[arg-type]
+    peers = epoch_peer_set(after, before, None, own_id="node-0", configured={}, prospective={},
+                           address_of=lambda node_id, address: None)
     assert sorted(peers.ids()) == ["node-0", "node-1", "node-2"]
     assert peers.get("node-1").identity_keys() == (k[4],)
     assert set(peers.get("node-2").identity_keys()) == {k[1], k[2]}
@@ -527,28 +539,28 @@ def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, si
                        "params": (SetChainParams(2000, 2_000_000, 1000, 2, 10_000, 60),)}
             for pid, acts in actions.items():
                 for actor, op in (("gov@m0", Propose("gov@m0", pid, acts, 5000)), ("gov@m1", Approve("gov@m1", pid))):
-                    tx_id, code, msg = await n0.admit(net._tx(actor, op))
+                    tx_id, code, msg = await _admit(n0, net._tx(actor, op))
                     assert code == 0, msg
                     await _committed(n0, tx_id)
             first = net._tx("gov@m2", Approve("gov@m2", "rotate"))
             second = net._tx("gov@m2", Approve("gov@m2", "params"))
-            assert (await n0.admit(first))[1] == 0
+            assert (await _admit(n0, first))[1] == 0
             # The second approval waits in the pool while the epoch-ending block is executed but not committed: the
             # suffix blocks carry no payload, so it lands in the first block of epoch 1 and ends that epoch too.
-            await _until(lambda: any(e.next_epoch is not None for e in n0.executor.executed.values()),
+            await _until(lambda: any(e.next_epoch is not None for e in n0.app.executor.executed.values()),
                          "the rotation executed", 30)
-            assert (await n0.admit(second))[1] == 0
+            assert (await _admit(n0, second))[1] == 0
             await _committed(n0, decode_transaction(second).tx_id)
-            await _until(lambda: all(n.vs.epoch == 2 for n in nodes), "epoch 2 everywhere")
-            ends = [EpochChangeProof.decode(n0.store.get_extra(epoch_proof_key(e))).cert.headers[0].height
+            await _until(lambda: all(n.app.epochs.validator_set.epoch == 2 for n in nodes), "epoch 2 everywhere")
+            ends = [EpochChangeProof.decode(n0.app.store.get_extra(epoch_proof_key(e))).cert.headers[0].height
                     for e in (0, 1)]
             assert ends[1] == ends[0] + 1, ends
             for _ in range(3):
-                tx_id, code, _ = await nodes[2].admit(net.transfer())
+                tx_id, code, _ = await _admit(nodes[2], net.transfer())
                 assert code == 0
                 await _committed(nodes[2], tx_id)
-            top = max(n.executor.head.height for n in nodes)
-            await _until(lambda: all(n.executor.head.height >= top for n in nodes), "every node following")
+            top = max(n.app.head.height for n in nodes)
+            await _until(lambda: all(n.app.head.height >= top for n in nodes), "every node following")
             assert nodes[1].transport.identity_key == r.identity_key
             await _until(lambda: len(nodes[1].transport.connected_peers()) == 3, "node-1 connected with its new key")
 
@@ -558,8 +570,7 @@ def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, si
 def test_configured_peer_keys_reach_peers_the_ledger_has_not_shown_yet(tmp_path) -> None:
     """[p2p.peers] node-1 = "<key>@host:port": a node that has not applied node-1's rotation (far behind, or joining
     from genesis) admits node-1's new key, keeps the ledger's, and learns a validator added since."""
-    from types import SimpleNamespace
-
+    from node.net.peers import epoch_peer_set
     from node.validator.config import NodeConfig, load_config, write_config
 
     info = _validator_info
@@ -571,10 +582,9 @@ def test_configured_peer_keys_reach_peers_the_ledger_has_not_shown_yet(tmp_path)
     config = load_config(path)
     assert config.peer_keys == {"node-1": k[6], "node-5": k[7]}
     record = EpochRecord(0, 1, (info("node-0", k[0]), info("node-1", k[1]), info("node-2", k[2])), _PARAMS)
-    node = SimpleNamespace(_previous_record=None, epoch_record=record, _record_before_previous=lambda: None,
-                           node_id="node-0", _peer_keys=config.peer_keys, _prospective={"node-6": k[5]},
-                           _address_of=lambda node_id, address: config.peer_addresses.get(node_id))
-    peers = Validator._peer_set(node)  # type: ignore[arg-type]
+    peers = epoch_peer_set(record, None, None, own_id="node-0", configured=config.peer_keys,
+                           prospective={"node-6": k[5]},
+                           address_of=lambda node_id, address: config.peer_addresses.get(node_id))
     assert sorted(peers.ids()) == ["node-0", "node-1", "node-2", "node-5", "node-6"]
     assert peers.get("node-6").identity_keys() == (k[5],) and peers.get("node-6").address is None
     assert peers.get("node-1").identity_keys() == (k[6], k[1])

@@ -438,13 +438,16 @@ def test_reap_counts_the_payload_overhead_per_transaction(h: Harness) -> None:
     assert h.pool.reap(100, budget, overhead_per_tx=5) == [a[0], b[0]]
 
 
-def test_added_event_tracks_whether_the_pool_has_work(h: Harness) -> None:
-    assert not h.pool.added.is_set()
-    result = h.submit(raw("alice@bank-a", 1))
-    assert h.pool.added.is_set()
-    assert result.tx_id is not None and h.pool.contains(result.tx_id)
-    h.pool.remove_committed([result.tx_id])
-    assert not h.pool.added.is_set() and not h.pool.contains(result.tx_id)
+def test_admission_in_the_calling_thread_answers_like_the_worker_pool(verifier: Ed25519Verifier) -> None:
+    """submit_many_now (the simulator's path: signatures checked in the calling thread) gives exactly the answers,
+    pool contents and gossip of submit_many (checked on the worker processes), bad signatures and duplicates too."""
+    batch = [raw("alice@bank-a", 1), bad_signature_tx(), raw("bob@bank-b", 2), raw("alice@bank-a", 1), b"\xc1"]
+    pooled, threaded = Harness(verifier), Harness(verifier)
+    answers = pooled.submit_many(batch, "peer-1")
+    assert [a.code for a in answers][:3] == [0, codes.BAD_SIGNATURE, 0]
+    assert threaded.pool.submit_many_now(batch, "peer-1") == answers
+    assert threaded.snapshot() == pooled.snapshot() and threaded.gossip == pooled.gossip
+    assert threaded.pool.reap(10, 1 << 20) == pooled.pool.reap(10, 1 << 20)
 
 
 def test_preverify_remembers_only_valid_signatures(h: Harness, verifier: Ed25519Verifier) -> None:

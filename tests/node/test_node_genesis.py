@@ -9,14 +9,13 @@ import stat
 
 import pytest
 
-from node.chain.execution import ExecutionError
 from node.chain.genesis import GenesisError, load_genesis, parse_genesis, write_genesis
 from node.chain.payload import PayloadError, decode_payload, encode_payload
 from node.cli import main as cli_main
+from node.errors import NodeError
 from node.tools.localnet import generate_network
 from node.validator.config import ConfigError, load_config, write_config
 from node.validator.keyfile import KeyFileError, NodeKeys, load_keys, write_keys
-from node.validator.safety_store import SafetyStoreError
 
 
 @pytest.fixture(scope="module")
@@ -179,14 +178,14 @@ def test_payload_codec_is_strict() -> None:
 
 
 def test_a_data_directory_refuses_another_genesis(net, tmp_path) -> None:
-    from node.validator.node import Validator
+    from node.validator.node import ValidatorNode
 
     g = load_genesis(net.genesis_path)
     keys = load_keys(os.path.join(os.path.dirname(net.config_paths[0]), "node_keys.json"))
     data = str(tmp_path / "data")
 
     async def open_close(genesis) -> None:
-        node = Validator(genesis, keys, data)
+        node = ValidatorNode(genesis, keys, data)
         await node.stop()
 
     asyncio.run(open_close(g))
@@ -194,7 +193,7 @@ def test_a_data_directory_refuses_another_genesis(net, tmp_path) -> None:
     doc["genesis_time"] += 60
     other = tmp_path / "other.json"
     write_genesis(str(other), doc)
-    with pytest.raises((ExecutionError, SafetyStoreError)) as info:
+    with pytest.raises(NodeError) as info:
         asyncio.run(open_close(load_genesis(str(other))))
     assert info.value.code == "genesis_mismatch"
     assert "genesis" in info.value.message

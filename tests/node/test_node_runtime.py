@@ -11,21 +11,25 @@ import os
 
 import pytest
 
+from consensus.bls import get_backend
 from consensus.messages import Block, BlockHeader, CommitCertificate, QuorumCert, payload_hash
 from ledger.keys import balance_key
 from ledger.operations import Transfer, TransferLeg
 from ledger.state import decode_value
 from ledger.store import LedgerStore
 from ledger.transaction import TxBody, sign_transaction
+from node.chain.certified import bootstrap_store
 from node.chain.commit_feed import SubscriptionClosed
-from node.chain.execution import ExecutionError, Executor, bootstrap_store
+from node.chain.epochs import Epochs
+from node.chain.execution import Executor
 from node.chain.genesis import ChainParams, default_engine, genesis_state, load_genesis, write_genesis
 from node.chain.payload import encode_payload
 from node.chain.sigverify import Ed25519Verifier
+from node.errors import NodeError
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
 from node.validator.config import load_config
 from node.validator.keyfile import load_keys
-from node.validator.node import Validator
+from node.validator.node import ValidatorNode
 
 PARAMS = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50)
 
@@ -63,14 +67,14 @@ def test_dev_chain_commits_restarts_and_streams(tmp_path, sig_verifier) -> None:
     accounts = load_accounts(layout.accounts_path)
 
     async def first_run() -> tuple[int, bytes, list[int]]:
-        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
         await node.start()
-        sub = node.feed.subscribe()
+        sub = node.app.feed.subscribe()
         txs = _transfers(genesis.chain_id, accounts, 40)
-        answers = await asyncio.gather(*(node.admit(tx) for tx in txs))
-        assert all(code == 0 for _, code, _ in answers)
-        again = await node.admit(txs[0])
-        assert again[1] != 0 or again[0] == answers[0][0]  # duplicate: already pending or already committed
+        answers = [a for batch in await asyncio.gather(*(node.submit_many([tx]) for tx in txs)) for a in batch]
+        assert all(a.code == 0 for a in answers)
+        (again,) = await node.submit_many([txs[0]])
+        assert again.code != 0 and again.tx_id == answers[0].tx_id  # duplicate: already pending or committed
         seen: set[bytes] = set()
         heights = []
         while len(seen) < 40:
@@ -78,37 +82,37 @@ def test_dev_chain_commits_restarts_and_streams(tmp_path, sig_verifier) -> None:
             heights.append(block.height)
             seen.update(r.tx_id for r in block.receipts if r.code == 0)
         assert heights == list(range(heights[0], heights[0] + len(heights)))  # no gaps
-        assert seen == {tx_id for tx_id, _, _ in answers}
+        assert seen == {a.tx_id for a in answers}
         users = sorted(a for a in accounts if a.startswith("user-"))
         # Every user sent 10 x 3 and received 10 x 3 units: balances unchanged, supply conserved.
-        assert all(_balance(node.store, u) == 1_000_000_00 for u in users)
-        assert (await node.admit(txs[1]))[1] != 0  # committed: a replay is refused
-        await node.wait_for_height(node.executor.head.height + 2, 10)
-        head = node.executor.head
-        status = node.status()
+        assert all(_balance(node.app.store, u) == 1_000_000_00 for u in users)
+        assert (await node.submit_many([txs[1]]))[0].code != 0  # committed: a replay is refused
+        await node.wait_for_height(node.app.head.height + 2, 10)
+        head = node.app.head
+        status = node.view.status()
         assert status["mode"] == "consensus" and status["committed_txs"] == 40 and status["fatal"] is None
-        assert "ledger_height" in node.metrics_text()
+        assert "ledger_height" in node.view.metrics_text()
         await node.stop()
         return head.height, head.state_root, heights
 
     height, root, heights = asyncio.run(first_run())
 
     async def second_run() -> None:
-        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
-        assert node.executor.head.height == height and node.executor.head.state_root == root
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        assert node.app.head.height == height and node.app.head.state_root == root
         safety, _ = node.safety_store.load()
         assert safety is not None and safety.highest_vote_round > 0
         # Resume the event stream from an old height: the store answers, in order.
-        sub = node.feed.subscribe(from_height=heights[0])
+        sub = node.app.feed.subscribe(from_height=heights[0])
         old = await asyncio.wait_for(sub.next(), 5)
         assert old.height == heights[0] and old.certificate is not None
         await node.start()
         assert await node.wait_for_height(height + 3, 20)
-        assert node.store.state_root_at(height) == root
+        assert node.app.store.state_root_at(height) == root
         txs = _transfers(genesis.chain_id, accounts, 5, start_nonce=1000)
-        assert all(code == 0 for _, code, _ in await asyncio.gather(*(node.admit(tx) for tx in txs)))
-        assert await node.wait_for_height(node.executor.head.height + 3, 20)
-        assert len(node.pool) == 0
+        assert all(a.code == 0 for a in await node.submit_many(txs))
+        assert await node.wait_for_height(node.app.head.height + 3, 20)
+        assert len(node.app.mempool) == 0
         await node.stop()
 
     asyncio.run(second_run())
@@ -118,9 +122,9 @@ def test_slow_subscriber_is_closed_with_a_resume_height(tmp_path, sig_verifier) 
     _, cfg, genesis, keys = _dev(tmp_path, b"slow")
 
     async def run() -> None:
-        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
         await node.start()
-        sub = node.feed.subscribe(max_queue=2)
+        sub = node.app.feed.subscribe(max_queue=2)
         assert await node.wait_for_height(6, 20)
         with pytest.raises(SubscriptionClosed) as info:
             for _ in range(10):
@@ -140,6 +144,16 @@ def _child(parent_id: bytes, parent_round: int, parent_root: bytes, height: int,
     return Block(header, payload)
 
 
+class _NothingKnown:
+    """No transaction decoded or verified ahead: execution decodes and verifies every one itself."""
+
+    def lookup(self, raw: bytes) -> None:
+        return None
+
+    def is_verified(self, raw: bytes) -> bool:
+        return False
+
+
 def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> None:
     layout, _cfg, genesis, _ = _dev(tmp_path, b"forks")
     accounts = load_accounts(layout.accounts_path)
@@ -147,7 +161,7 @@ def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> Non
     try:
         state = genesis_state(genesis)
         bootstrap_store(store, genesis, state)
-        ex = Executor(store, genesis, default_engine(), genesis.params)
+        ex = Executor(store, genesis, default_engine(), Epochs(store, genesis, get_backend()), _NothingKnown())
         chain = genesis.consensus_chain_id
         g, t0 = genesis.block(), genesis.genesis_time * 1000
         txs = _transfers(genesis.chain_id, accounts, 4)
@@ -165,7 +179,7 @@ def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> Non
         d = _child(c.id, 2, ec.state_root, 3, chain, t0 + 3000, [])
         cert_a = CommitCertificate((a.header, c.header, d.header), QuorumCert(0, 3, d.id, bytes(32), b"\x80",
                                                                             bytes(96)))
-        committed = ex.commit(a, cert_a)
+        committed = ex.write(ex.finalize(a, cert_a))
         assert committed.height == 1 and store.head().state_root == ea.state_root
         assert b.id not in ex.executed and c.id in ex.executed
         assert store.get_tx(ea.executed[0][0]) is not None and store.get_tx(eb.executed[0][0]) is None
@@ -173,8 +187,8 @@ def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> Non
         wrong_root_child = _child(c.id, 2, bytes(32), 3, chain, t0 + 3000, [])
         bad = CommitCertificate((c.header, wrong_root_child.header), QuorumCert(0, 3, wrong_root_child.id, bytes(32),
                                                                                b"\x80", bytes(96)))
-        with pytest.raises(ExecutionError) as info:
-            ex.commit(c, bad)
+        with pytest.raises(NodeError) as info:
+            ex.finalize(c, bad)
         assert info.value.code == "state_root_mismatch"
     finally:
         store.close()
@@ -201,17 +215,17 @@ def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, 
     keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
 
     async def run() -> None:
-        n0 = Validator(g0, keys[0], str(tmp_path / "d0"), listen=("127.0.0.1", ports[0]), sig_verifier=sig_verifier)
-        n1 = Validator(g1, keys[1], str(tmp_path / "d1"), listen=("127.0.0.1", ports[1]), sig_verifier=sig_verifier)
+        n0 = ValidatorNode(g0, keys[0], str(tmp_path / "d0"), listen=("127.0.0.1", ports[0]), sig_verifier=sig_verifier)
+        n1 = ValidatorNode(g1, keys[1], str(tmp_path / "d1"), listen=("127.0.0.1", ports[1]), sig_verifier=sig_verifier)
         await n0.start()
         await n1.start()
         try:
             for _ in range(200):
-                if "node-1" in n0._bad_genesis_peers and "node-0" in n1._bad_genesis_peers:
+                if "node-1" in n0.driver.genesis_mismatch_peers and "node-0" in n1.driver.genesis_mismatch_peers:
                     break
                 await asyncio.sleep(0.05)
-            assert "node-1" in n0._bad_genesis_peers and "node-0" in n1._bad_genesis_peers
-            assert n0.executor.head.height == 0 and n1.executor.head.height == 0
+            assert "node-1" in n0.driver.genesis_mismatch_peers and "node-0" in n1.driver.genesis_mismatch_peers
+            assert n0.app.head.height == 0 and n1.app.head.height == 0
         finally:
             await n0.stop()
             await n1.stop()
@@ -241,9 +255,10 @@ class _FourValidatorNet:
         self.genesis = load_genesis(layout.genesis_path)
         self.keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
 
-    def validators(self, sig_verifier) -> list[Validator]:
-        return [Validator(self.genesis, self.keys[i], str(self.tmp_path / f"d{i}"),
-                          listen=("127.0.0.1", self.ports[i]), sig_verifier=sig_verifier) for i in range(4)]
+    def validators(self, sig_verifier, clocks=None) -> list[ValidatorNode]:
+        return [ValidatorNode(self.genesis, self.keys[i], str(self.tmp_path / f"d{i}"),
+                              listen=("127.0.0.1", self.ports[i]), sig_verifier=sig_verifier,
+                              clock=(clocks or {}).get(i)) for i in range(4)]
 
 
 def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path, sig_verifier) -> None:
@@ -251,7 +266,6 @@ def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path,
     not halt the node: the missing certified heights come by block sync, then the commit applies."""
     from consensus.actions import Commit
     from consensus.messages import decode_block
-    from node.chain.execution import cert_key
 
     net = _FourValidatorNet(tmp_path, "testnet-gap", b"gap")
 
@@ -263,27 +277,29 @@ def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path,
             assert all([await node.wait_for_height(3, 60) for node in nodes])
             lagging, leader = nodes[3], nodes[0]
             # Hold the lagging node out of consensus while the other three commit three more blocks.
+            driver = lagging.driver
             for _ in range(400):
-                if lagging.replica is not None:
+                if driver.replica is not None:
                     break
                 await asyncio.sleep(0.05)
-            lagging._stop_consensus()
-            base = lagging.executor.head.height
+            driver._stop_consensus()
+            base = lagging.app.head.height
             assert await leader.wait_for_height(base + 3, 60)
             target = base + 3
-            block = decode_block(leader.store.get_block(target))
-            cert = CommitCertificate.decode(leader.store.get_extra(cert_key(target)))
-            lagging._start_consensus()
-            assert lagging.replica is not None and lagging.executor.head.height == base
-            lagging._run([Commit(block, cert)])
-            assert await lagging.wait_for_height(target, 60), lagging.status()
-            assert lagging._fatal is None
-            assert lagging.store.get_block(target) == leader.store.get_block(target)
-            assert lagging.store.state_root_at(target) == leader.store.state_root_at(target)
-            assert lagging.counters["commit_gaps"] == 1
+            block = decode_block(leader.app.store.get_block(target))
+            cert = leader.app.certificate(target)
+            driver._start_consensus()
+            assert driver.replica is not None and lagging.app.head.height == base
+            driver._run([Commit(block, cert)])
+            lagging._perform()
+            assert await lagging.wait_for_height(target, 60), lagging.view.status()
+            assert lagging.fatal is None
+            assert lagging.app.store.get_block(target) == leader.app.store.get_block(target)
+            assert lagging.app.store.state_root_at(target) == leader.app.store.state_root_at(target)
+            assert driver.counters["commit_gaps"] == 1
             # Consensus resumes on the caught-up node: it keeps following the chain.
-            assert await lagging.wait_for_height(target + 2, 60), lagging.status()
-            assert lagging._fatal is None and lagging.replica is not None
+            assert await lagging.wait_for_height(target + 2, 60), lagging.view.status()
+            assert lagging.fatal is None and driver.replica is not None
         finally:
             for node in nodes:
                 await node.stop()
@@ -294,11 +310,8 @@ def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path,
 def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus(tmp_path, sig_verifier) -> None:
     """A Byzantine validator (f = 1 of 4) that reports height 10^9 in STATUS and never serves GET_BLOCKS must not make
     the honest nodes leave consensus: catch-up needs f+1 validators ahead. Two peers ahead still trigger it."""
-    import time
-
-    import msgpack
-
-    from node.validator.node import CH_NODE, MSG_STATUS, SYNC_LAG
+    from node.net.messages import Status, encode_node_message
+    from node.validator.driver import SYNC_LAG
 
     net = _FourValidatorNet(tmp_path, "testnet-liar", b"liar")
 
@@ -312,39 +325,43 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
 
             def lying_status() -> None:
                 assert liar.transport is not None
-                liar.transport.broadcast(bytes((CH_NODE,)) + msgpack.packb(
-                    [MSG_STATUS, net.genesis.hash, 10**9, liar.executor.head.block_id], use_bin_type=True))
+                liar.transport.broadcast(encode_node_message(
+                    Status(net.genesis.hash, 10**9, liar.app.head.block_id)))
 
-            liar._send_status = lying_status  # type: ignore[method-assign]
-            liar.sync._serve = lambda *args: None  # type: ignore[method-assign]
+            liar.driver._broadcast_status = lying_status  # type: ignore[method-assign]
+            liar.driver.sync.serve = lambda *args: None  # type: ignore[method-assign]
             lying_status()
-            start = min(n.executor.head.height for n in honest)
+            start = min(n.app.head.height for n in honest)
             left: list[str] = []
             for _ in range(80):  # about 4 s: several lying STATUS messages reach every honest node
-                left += [n.node_id for n in honest if n.replica is None or n.mode != "consensus"]
+                left += [n.node_id for n in honest if n.driver.replica is None or n.driver.mode != "consensus"]
                 await asyncio.sleep(0.05)
-            assert all(n.peer_heights["node-3"][0] == 10**9 for n in honest)
+            assert all(n.driver.peer_heights["node-3"][0] == 10**9 for n in honest)
             assert not left, f"honest nodes left consensus: {sorted(set(left))}"
-            assert all(n.counters["fell_behind"] == 0 for n in honest)
-            assert all(n.best_peer_height() == 10**9 and n.sync_target_height() < 10**9 for n in honest)
-            assert all([await n.wait_for_height(start + 3, 30) for n in honest]), [n.status() for n in honest]
+            assert all(n.driver.counters["fell_behind"] == 0 for n in honest)
+            assert all(n.driver.best_peer_height() == 10**9 and n.driver.sync_target_height() < 10**9
+                       for n in honest)
+            assert all([await n.wait_for_height(start + 3, 30) for n in honest]), [n.view.status() for n in honest]
 
             # f+1 = 2 validators ahead (the liar and one more report): catch-up is triggered.
             node = honest[0]
-            assert node.replica is not None
-            node.peer_heights["node-1"] = (node.executor.head.height + SYNC_LAG + 50, time.monotonic())
-            node.peer_heights["node-3"] = (10**9, time.monotonic())
-            node._maybe_fall_behind()
-            assert node.counters["fell_behind"] == 1 and node.replica is None
+            driver = node.driver
+            assert driver.replica is not None
+            now = driver.clock.monotonic_ms()
+            driver.peer_heights["node-1"] = (node.app.head.height + SYNC_LAG + 50, now)
+            driver.peer_heights["node-3"] = (10**9, now)
+            driver._maybe_fall_behind()
+            node._perform()
+            assert driver.counters["fell_behind"] == 1 and driver.replica is None
             # The claim was false: catch-up finds nothing certified above the head and the node rejoins.
-            resume = max(n.executor.head.height for n in honest)
-            assert await node.wait_for_height(resume + 2, 60), node.status()
+            resume = max(n.app.head.height for n in honest)
+            assert await node.wait_for_height(resume + 2, 60), node.view.status()
             for _ in range(1200):  # under load, catch-up may still be applying blocks the others keep committing
-                if node.replica is not None or node._fatal is not None:
+                if driver.replica is not None or node.fatal is not None:
                     break
                 await asyncio.sleep(0.05)
-            assert node._fatal is None and node.replica is not None
-            assert len(node.sync.backoff) <= len(node.peer_ids)
+            assert node.fatal is None and driver.replica is not None
+            assert len(driver.sync.backoff) <= len(driver.peer_ids)
             await asyncio.sleep(0.05)
             assert all(not t.done() for t in node._tasks), node._tasks
         finally:
@@ -360,25 +377,30 @@ def test_validator_with_clock_far_behind_withholds_votes_but_follows_and_commits
     same chain in consensus (no stall, no block sync). The three others are a quorum."""
 
 
+    from node.validator.effects import SystemClock
+
+    class ClockBehind(SystemClock):
+        def wall_ms(self) -> int:
+            return super().wall_ms() - skew_ms
+
     net = _FourValidatorNet(tmp_path, "testnet-skew", b"skew")
     skew_ms = 10 * PARAMS.max_clock_drift_ms
 
     async def run() -> None:
-        nodes = net.validators(sig_verifier)
+        nodes = net.validators(sig_verifier, clocks={3: ClockBehind()})
         skewed = nodes[3]
-        check = skewed.executor.check_proposal_time
-        skewed.executor.check_proposal_time = lambda block, now: check(block, now - skew_ms)  # type: ignore[method-assign]
         for node in nodes:
             await node.start()
         try:
-            assert all([await node.wait_for_height(6, 60) for node in nodes]), [n.status() for n in nodes]
-            assert skewed.replica is not None and skewed.replica.counters["vote_withheld_by_application"] > 0
-            assert skewed.replica.counters["block_rejected_by_application"] == 0
-            assert skewed.counters["fell_behind"] == 0 and skewed._fatal is None
-            assert skewed.mode == "consensus"
+            assert all([await node.wait_for_height(6, 60) for node in nodes]), [n.view.status() for n in nodes]
+            replica = skewed.driver.replica
+            assert replica is not None and replica.counters["vote_withheld_by_application"] > 0
+            assert replica.counters["block_rejected_by_application"] == 0
+            assert skewed.driver.counters["fell_behind"] == 0 and skewed.fatal is None
+            assert skewed.driver.mode == "consensus"
             for h in range(1, 7):
-                assert skewed.store.get_block(h) == nodes[0].store.get_block(h)
-                assert skewed.store.state_root_at(h) == nodes[0].store.state_root_at(h)
+                assert skewed.app.store.get_block(h) == nodes[0].app.store.get_block(h)
+                assert skewed.app.store.state_root_at(h) == nodes[0].app.store.state_root_at(h)
         finally:
             for node in nodes:
                 await node.stop()
@@ -387,29 +409,29 @@ def test_validator_with_clock_far_behind_withholds_votes_but_follows_and_commits
 
 
 def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) -> None:
-    """An unexpected error while performing a replica action (here: publishing a commit) must not drop the rest of
+    """An unexpected error while performing a replica action (here: executing a block) must not drop the rest of
     the action list silently -- that left the replica ahead of the store; the node restarts consensus instead."""
     _layout, cfg, genesis, keys = _dev(tmp_path)
 
     async def run() -> None:
-        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
         await node.start()
         try:
             assert await node.wait_for_height(2, 20)
-            publish = node.feed.publish
+            execute = node.app.execute
             failures = []
 
-            def failing_once(committed) -> None:
+            def failing_once(block, parent_root, now_ms):
                 if not failures:
-                    failures.append(committed.height)
+                    failures.append(block.header.height)
                     raise RuntimeError("disk full")
-                publish(committed)
+                return execute(block, parent_root, now_ms)
 
-            node.feed.publish = failing_once  # type: ignore[method-assign]
-            height = node.executor.head.height
-            assert await node.wait_for_height(height + 4, 20), node.status()
-            assert failures and node.counters["replica_restarts"] == 1
-            assert node._fatal is None and node.replica is not None
+            node.app.execute = failing_once  # type: ignore[method-assign]
+            height = node.app.head.height
+            assert await node.wait_for_height(height + 4, 20), node.view.status()
+            assert failures and node.driver.counters["replica_restarts"] == 1
+            assert node.fatal is None and node.driver.replica is not None
         finally:
             await node.stop()
 
@@ -428,17 +450,17 @@ def test_api_batch_admits_through_one_mempool_round(tmp_path, sig_verifier) -> N
     accounts = load_accounts(layout.accounts_path)
 
     async def run() -> None:
-        node = Validator(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
         await node.start()
         rounds = []
-        submit_many = node.pool.submit_many
+        submit_many = node.app.mempool.submit_many
 
         async def counting(raws, origin=None):
             rounds.append(len(raws))
             return await submit_many(raws, origin)
 
-        node.pool.submit_many = counting  # type: ignore[method-assign]
-        client = TestClient(TestServer(create_app(node, ApiConfig())))
+        node.app.mempool.submit_many = counting  # type: ignore[method-assign]
+        client = TestClient(TestServer(create_app(node.view, ApiConfig())))
         await client.start_server()
         try:
             txs = _transfers(genesis.chain_id, accounts, 6)
@@ -451,7 +473,7 @@ def test_api_batch_admits_through_one_mempool_round(tmp_path, sig_verifier) -> N
             assert results[5]["code"] != 0 and results[5]["tx_id"] is None  # not a transaction
             assert results[6]["tx_id"] == results[0]["tx_id"] and results[6]["code"] == 0 and results[6]["duplicate"]
             assert rounds == [7]
-            sub = node.feed.subscribe(1)
+            sub = node.app.feed.subscribe(1)
             seen: set[str] = set()
             while len(seen) < 6:
                 block = await asyncio.wait_for(sub.next(), 20)

@@ -35,7 +35,7 @@ from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
 from ledger.smt import SparseMerkleTree
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transition import apply_block
-from node.chain.execution import cert_key
+from node.chain.certified import cert_key
 from node.chain.statement import (
     MAX_STATEMENT_EPOCH_CHANGES,
     StatementCode,
@@ -87,7 +87,7 @@ class StoreChain(World):
     whose QC (3 of 4 real BLS signatures) certifies its parent and the parent's state root. When block h commits,
     its commit certificate is made the way Jolteon makes it: a child header in round 2h+1 carrying the QC of h,
     and a QC on that child (the next real block extends h again, in round 2h+2). The certificate is stored with
-    the block (store extra, node.chain.execution.cert_key).
+    the block (store extra, node.chain.certified.cert_key).
 
     Epochs: `end_epoch(members)` makes the next block epoch-ending (its certificate's QC, on the empty suffix
     child, carries the epoch commitment of the next set, as in docs/consensus.md section 10) and switches the

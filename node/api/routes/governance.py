@@ -165,7 +165,7 @@ def epoch_change_view(epoch: int, raw: bytes | None) -> dict[str, Any]:
 
 
 async def list_epochs(call: Call) -> Any:
-    from node.chain.execution import epoch_proof_key
+    from node.chain.certified import epoch_proof_key
 
     ctx = call.ctx
     current: EpochRecord | None

@@ -1,0 +1,295 @@
+"""The Application: everything a validator's consensus drives, behind one small interface in the shape of CometBFT's
+ABCI. It owns the ledger store, the mempool, speculative execution, the commit feed and its listeners, and the epoch
+of the committed head; it knows nothing of replicas, sockets, timers or event loops, and reads no clock. Time and
+the signature verifiers come in as arguments, so a simulator can drive it exactly like the node does.
+
+    app = Application(store, genesis, engine=..., tx_verifier=..., bls=..., mempool_limits=...)
+
+    admit      await app.admit(raws, origin) | app.admit_now(raws, origin) -> [Admission]         (ABCI CheckTx)
+    propose    app.propose(parent_id, time_ms) -> payload bytes; app.has_work(parent_id)     (PrepareProposal)
+    execute    app.execute(block, parent_root, now_ms) -> Execution                          (ProcessProposal)
+    commit     app.finalize(block, cert) -> FinalizedBlock, then app.commit(finalized)       (FinalizeBlock, Commit)
+    query      app.head, app.epochs, app.block_view(h) / app.certificate(h) / app.statement(...), app.feed, app.store
+
+Commit is two calls because a validator must mark its consensus safety store between them when the block ends an
+epoch (node/validator/driver.py): `finalize` checks the certified block against this node's execution and writes
+nothing; `commit` writes it in one synced batch, then switches the epoch (when the block ended one), removes its
+transactions from the mempool, and tells the feed and the listeners. Every path that commits a block -- the
+replica's Commit, a commit after a gap, block sync -- goes through these two calls.
+
+`execute` takes `now_ms` only for the voting policy (a block too far ahead of this node's clock gets no vote, but is
+executed and may be committed); execution itself depends on the block alone. It is synchronous and touches only
+the store (reads) and the executor's table of speculative results, so a host may run it on another thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from consensus.certificates import Evidence, SignatureVerifier, check_commit_certificate
+from consensus.messages import Block, CommitCertificate, QuorumCert, decode_block, genesis_qc
+from consensus.validators import ValidatorSet
+from ledger.governance import current_epoch
+from ledger.operations import AddValidator
+from ledger.records import ProposalStatus
+from ledger.rules import RuleEngine
+from ledger.state import decode_value
+from ledger.store import LedgerStore
+from node.chain.certified import bootstrap_store, cert_key, evidence_key, load_certificate
+from node.chain.commit_feed import CommitFeed
+from node.chain.epochs import Epochs, EpochSwitch
+from node.chain.execution import CommittedBlock, Executor, FinalizedBlock, Head
+from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Genesis, genesis_state
+from node.chain.mempool import Admission, Mempool, MempoolLimits
+from node.chain.payload import encode_payload
+from node.chain.sigverify import Ed25519Verifier
+
+__all__ = ["PROPOSAL_EVENTS", "Application", "CommitResult", "Execution"]
+
+log = logging.getLogger("node.chain.application")
+
+PROPOSAL_EVENTS: Final = frozenset({"proposal_created", "proposal_executed", "proposal_cancelled"})
+# Payload framing: the payload array header and time take at most this many bytes; each transaction adds 3.
+PAYLOAD_OVERHEAD: Final = 64
+PAYLOAD_OVERHEAD_PER_TX: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """The answer to a proposed block: its state root (None: invalid here, the replica rejects it), the next
+    epoch's validator set when the block ends its epoch, and whether this validator votes for it."""
+
+    state_root: bytes | None
+    next_validators: ValidatorSet | None
+    vote: bool
+    reason: str | None = None  # why state_root is None or vote is False
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    block: CommittedBlock
+    pool_ages: tuple[float, ...]  # seconds each of its transactions spent in this node's mempool
+    epoch: EpochSwitch | None  # the block ended its epoch: the one it ended and the one that starts
+    proposals_changed: bool  # a governance proposal was created, executed or cancelled
+
+
+class Application:
+    def __init__(self, store: LedgerStore, genesis: Genesis, *, engine: RuleEngine, tx_verifier: Ed25519Verifier,
+                 bls: SignatureVerifier, mempool_limits: MempoolLimits,
+                 clock: Callable[[], float]) -> None:
+        """`store`: an open ledger store, empty (the genesis is written) or of this genesis. `tx_verifier` checks
+        Ed25519 signatures at admission, `bls` certificates and validator sets. `clock` (seconds, monotonic) only
+        measures how long transactions wait in the mempool."""
+        self.store = store
+        self.genesis = genesis
+        self.engine = engine
+        self.bls = bls
+        bootstrap_store(store, genesis, genesis_state(genesis, engine))
+        self.epochs = Epochs(store, genesis, bls.backend)
+        self.mempool = Mempool(genesis.chain_id, store, store.head().height, tx_verifier,  # type: ignore[union-attr]
+                               mempool_limits, clock=clock)
+        self.executor = Executor(store, genesis, engine, self.epochs, self.mempool)
+        # Committed blocks obeyed the limits of their own epoch: the feed decodes them with the hard maxima.
+        self.feed = CommitFeed(store, MAX_BLOCK_TXS, MAX_BLOCK_BYTES)
+        self._listeners: list[Callable[[CommittedBlock], None]] = []
+
+    # -- state -----------------------------------------------------------------------------------------------------
+
+    @property
+    def head(self) -> Head:
+        return self.executor.head
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    def anchor(self) -> tuple[Block, QuorumCert]:
+        """The committed head block and the QC that certifies it: where a replica starts."""
+        head = self.executor.head
+        if head.height == 0:
+            root = self.store.state_root_at(0)
+            assert root is not None
+            return self.genesis.block(), genesis_qc(self.genesis.block(), root)
+        raw = self.store.get_block(head.height)
+        cert = load_certificate(self.store, head.height)
+        assert raw is not None and cert is not None, f"committed height {head.height} without its certificate"
+        return decode_block(raw), cert.headers[1].qc
+
+    def certified(self, height: int) -> tuple[Block, CommitCertificate] | None:
+        raw, cert = self.store.get_block(height), load_certificate(self.store, height)
+        return None if raw is None or cert is None else (decode_block(raw), cert)
+
+    def certificate(self, height: int) -> CommitCertificate | None:
+        return load_certificate(self.store, height)
+
+    def certified_raw(self, start: int, max_count: int, max_bytes: int) -> list[list[bytes]]:
+        """[block_bytes, cert_bytes] of consecutive committed heights from `start` (what block sync serves): at most
+        `max_count` of them, and at most `max_bytes` in all unless the first alone is larger."""
+        items: list[list[bytes]] = []
+        size = 0
+        for height in range(max(1, start), min(self.executor.head.height, start + max_count - 1) + 1):
+            raw, cert = self.store.get_block(height), self.store.get_extra(cert_key(height))
+            if raw is None or cert is None:
+                break
+            if items and size + len(raw) + len(cert) > max_bytes:
+                break
+            items.append([raw, cert])
+            size += len(raw) + len(cert)
+        return items
+
+    def check_certificate(self, cert: CommitCertificate) -> None:
+        """CommitCertificateError unless `cert` verifies against the set that certifies height head + 1 (block
+        sync applies heights in order; the set switches at epoch-ending blocks)."""
+        check_commit_certificate(self.epochs.validator_set, cert, chain_id=self.genesis.consensus_chain_id,
+                                 verifier=self.bls)
+
+    def record_evidence(self, evidence: Evidence) -> None:
+        """Keep equivocation evidence (outside the chain; not synced: it is also logged)."""
+        self.store.put_extra(evidence_key(evidence), evidence.encode(), sync=False)
+
+    def prospective_validators(self, limit: int) -> dict[str, bytes]:
+        """node id -> identity key of the validators that open, unexpired proposals would add (at most `limit`, in
+        proposal id order). Proposals are made only by governors."""
+        height = self.executor.head.height
+        out: dict[str, bytes] = {}
+        for key, raw in self.store.iter_state(b"g"):
+            rec = decode_value(key, raw)
+            if rec.status != ProposalStatus.OPEN or rec.expiry_height <= height:
+                continue
+            for action in rec.actions:
+                if isinstance(action, AddValidator) and len(out) < limit:
+                    out.setdefault(action.node_id, action.identity_key)
+        return out
+
+    # -- admission (CheckTx) ---------------------------------------------------------------------------------------
+
+    async def admit(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
+        """Admit signed transaction bytes to the mempool, signatures checked on the verifier's worker processes.
+        At most `mempool.limits.max_batch` per call; one Admission each, in order."""
+        return await self.mempool.submit_many(raws, origin)
+
+    def admit_now(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
+        """`admit` with the signatures checked in the calling thread (same answers)."""
+        return self.mempool.submit_many_now(raws, origin)
+
+    # -- proposing (PrepareProposal) -------------------------------------------------------------------------------
+
+    def in_flight(self, parent_id: bytes) -> set[bytes]:
+        """Ids of the transactions in the uncommitted ancestors of a child of `parent_id` (not to be proposed
+        again)."""
+        out: set[bytes] = set()
+        executed = self.executor.executed
+        cursor = parent_id
+        while cursor != self.executor.head.block_id:
+            e = executed.get(cursor)
+            if e is None:
+                break
+            out.update(r.tx_id for r in e.receipts)
+            cursor = e.parent_id
+        return out
+
+    def has_work(self, parent_id: bytes) -> bool:
+        """Worth proposing now: the pool holds transactions not in uncommitted ancestors, or such ancestors wait
+        for their commit (a child carries their QC towards it)."""
+        exclude = self.in_flight(parent_id)
+        return len(self.mempool) > len(exclude) or bool(exclude)
+
+    def pending_beyond(self, parent_id: bytes) -> int:
+        """Pooled transactions not in the uncommitted ancestors of a child of `parent_id`."""
+        return len(self.mempool) - len(self.in_flight(parent_id))
+
+    def propose(self, parent_id: bytes, time_ms: int) -> bytes:
+        """The payload of a block on `parent_id` at `time_ms` (raised to the parent's time: block time never goes
+        back), filled from the mempool within the current epoch's limits."""
+        params = self.epochs.params
+        parent_time = self.executor.time_of(parent_id)
+        time_ms = max(time_ms, parent_time or 0)
+        txs = self.mempool.reap(params.max_block_txs, params.max_block_bytes - PAYLOAD_OVERHEAD,
+                                self.in_flight(parent_id), overhead_per_tx=PAYLOAD_OVERHEAD_PER_TX)
+        payload = encode_payload(time_ms, txs)
+        assert len(payload) <= params.max_block_bytes
+        return payload
+
+    # -- executing (ProcessProposal) -------------------------------------------------------------------------------
+
+    def execute(self, block: Block, parent_root: bytes, now_ms: int | None) -> Execution:
+        """Execute a proposed block on its parent (speculatively: nothing is written). `now_ms`: this node's clock,
+        for the voting policy on block time; None for a block at or below the committed height (no vote asked)."""
+        e = self.executor.execute(block, parent_root)
+        if e is None:
+            return Execution(None, None, False, "invalid")
+        vote, reason = True, None
+        if now_ms is not None:
+            reason = self.executor.check_proposal_time(block, now_ms)
+            if reason == "block_time_in_future":
+                # A voting policy, not a validity rule: the block stays (a quorum may certify it and this node
+                # must then follow), only this validator's vote is withheld.
+                vote = False
+            elif reason is not None:
+                self.executor.executed.pop(block.id, None)
+                return Execution(None, None, False, reason)
+        next_set = None if e.next_epoch is None else self.epochs.set_of(e.next_epoch)
+        return Execution(e.state_root, next_set, vote, reason)
+
+    def forget_speculation(self) -> None:
+        """Drop every speculative execution (a new replica starts from the committed head)."""
+        self.executor.forget()
+
+    # -- committing (FinalizeBlock, Commit) ------------------------------------------------------------------------
+
+    def finalize(self, block: Block, cert: CommitCertificate) -> FinalizedBlock:
+        """Check a certified block against this node's execution (executing it if needed) and prepare its commit.
+        NodeError when they disagree: this node's state contradicts the certified chain. Writes nothing."""
+        return self.executor.finalize(block, cert)
+
+    def commit(self, finalized: FinalizedBlock) -> CommitResult:
+        """Write a finalized block (one synced batch), then: switch the epoch if it ended one, drop its transactions
+        from the mempool, publish it to the feed and the listeners."""
+        committed = self.executor.write(finalized)
+        switch = None
+        if committed.next_epoch is not None:
+            started = current_epoch(self.store)
+            assert started == committed.next_epoch and started.start_height == committed.height + 1
+            switch = self.epochs.advance(started)
+        ages = self.mempool.remove_committed([r.tx_id for r in committed.receipts])
+        self.mempool.prune_expired(committed.height)
+        # The block is durable: what follows only tells readers, and a reader's failure must not stop the chain
+        # (subscribers behind the feed's height read the block from the store).
+        try:
+            self.feed.publish(committed)
+        except Exception:
+            log.exception("commit_feed_failed height=%d", committed.height)
+        for listener in list(self._listeners):
+            try:
+                listener(committed)
+            except Exception:
+                log.exception("commit_listener_failed height=%d", committed.height)
+        changed = any(ev.kind in PROPOSAL_EVENTS for ev in committed.events)
+        return CommitResult(committed, tuple(ages), switch, changed)
+
+    def add_commit_listener(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]:
+        """Call `listener` after each commit, in height order (on the committing thread; it must not block)."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    # -- queries ---------------------------------------------------------------------------------------------------
+
+    def statement(self, account_id: str, height: int) -> dict[str, Any]:
+        """A custody statement of `account_id` at `height` (node/chain/statement.py). KeyError without a
+        certificate at that height."""
+        from node.chain.statement import build_statement
+
+        cert = self.certificate(height)
+        if cert is None:
+            raise KeyError(f"no commit certificate at height {height}")
+        return build_statement(self.store, account_id, height, chain_id=self.genesis.chain_id, certificate=cert,
+                               validator_set=self.epochs.set_at(cert.epoch),
+                               epoch_proofs=self.epochs.proofs(cert.epoch))

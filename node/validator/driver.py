@@ -1,0 +1,774 @@
+"""The validator driver: runs this node's replica of the consensus protocol over the Application, without I/O.
+
+It owns the replica, the safety store, the node's keys per epoch, what peers report, block sync sessions and its
+timers; the Application owns everything else (mempool, execution, commits, epochs, the feed). It reads time from an
+injected Clock and never touches a socket or an event loop: every input returns after queueing effects (SendTo,
+Broadcast, PeersChanged, ApplyBlocks, SubmitGossip, Halted; node/validator/effects.py) that the host takes with
+`take()` and performs in order. The node's host is node/validator/node.py (asyncio, the encrypted transport); the
+deterministic simulator (node/tools/simulation/) drives the same driver over a simulated network and clock.
+
+    inputs                               what the driver does
+    -----------------------------------  ---------------------------------------------------------------------
+    start()                              a dev chain starts its replica; a networked node first waits up to
+                                         STARTUP_WAIT_MS for its peers' heights and catches up when far behind
+    on_message(peer, data)               consensus -> the replica; STATUS -> peer heights (and falling behind);
+                                         GET_BLOCKS -> served; BLOCKS -> ApplyBlocks; txs -> SubmitGossip
+    on_admitted()                        new transactions: a leader waiting for some proposes
+    handle_timer()                       when now >= next_deadline(): round timeouts, the payload wait, STATUS,
+                                         startup, block sync request timeouts, retries
+    apply_synced(peer, rid, block, cert) one block of an ApplyBlocks batch (certificate checked, then committed)
+    sync_batch_done(...)                 the batch is over: next request, or the end of the catch-up
+    sync_undeliverable(peer)             a sync request could not be queued: ask another peer
+
+    replica action     what the driver does
+    -----------------  ---------------------------------------------------------------------------------------------
+    PersistSafety      SafetyStore.persist (one synced batch) BEFORE the next action of the list
+    Send / Broadcast   SendTo / Broadcast (channel 0x01)       SyncBlocks: SendTo of the request
+    SetTimer           the "round" deadline -> replica.on_timeout(round)
+    RequestPayload     wait (at most params.empty_block_interval_ms) until the mempool holds work and at least
+                       MIN_BLOCK_INTERVAL_MS since the previous proposal, then Application.propose
+    Execute            Application.execute (with the wall clock for the voting policy) -> replica.on_executed
+    Commit             the one commit path (below). A Commit above head + 1 (ancestors not applied here) never halts
+                       the node: the replica stops, block sync fetches the missing certified heights, the commit is
+                       applied, and a new replica starts from the head
+    ReportEvidence     Application.record_evidence, logged
+
+The one commit path, for the replica's commits, a commit after a gap and block sync alike: Application.finalize;
+when the block ends an epoch, mark the safety store for the next epoch (nothing signed in it yet) if this node can
+show its consensus directory was continuous; Application.commit (one synced batch); then, on an epoch change,
+switch signing keys, safety store, peers and replica (docs/consensus.md §10).
+
+Modes: "starting", "syncing" (no replica: certified blocks are fetched in batches and applied), "consensus" (the
+replica runs), "halted". A node leaves consensus when peers holding f+1 voting power report heights more than
+SYNC_LAG above its own. An unexpected error while performing an action stops the replica (the rest of its list
+would leave it ahead of the store) and catches up before starting a new one; a NodeError halts the node.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from consensus.actions import (
+    Broadcast as BroadcastAction,
+)
+from consensus.actions import (
+    Commit,
+    Execute,
+    PersistSafety,
+    ReportEvidence,
+    RequestPayload,
+    Send,
+    SetTimer,
+    SyncBlocks,
+)
+from consensus.certificates import CommitCertificateError
+from consensus.messages import Block, CommitCertificate, Proposal, Vote, encode_message
+from consensus.replica import Replica, ReplicaConfig
+from node.chain.application import Application, CommitResult
+from node.chain.block_sync import BlockSync, SyncRefused
+from node.chain.epochs import EpochSwitch
+from node.errors import NodeError
+from node.net.handshake import PeerSet
+from node.net.messages import (
+    CH_CONSENSUS,
+    CH_NODE,
+    CH_TXS,
+    Blocks,
+    GetBlocks,
+    MessageRefused,
+    Status,
+    decode_gossip,
+    decode_node_message,
+    encode_node_message,
+)
+from node.validator import byzantine
+from node.validator.effects import (
+    ApplyBlocks,
+    Broadcast,
+    Clock,
+    Effect,
+    Halted,
+    SendTo,
+    SubmitGossip,
+)
+from node.validator.keyfile import NodeKeys
+from node.validator.keyring import KeyRing
+from node.validator.membership import Membership, PeerReports
+from node.validator.metrics import NodeMetrics
+from node.validator.replica_start import start_replica
+from node.validator.safety_store import SafetyStore
+
+__all__ = ["MIN_BLOCK_INTERVAL_MS", "STATUS_INTERVAL_MS", "SYNC_LAG", "ValidatorDriver"]
+
+log = logging.getLogger("node.validator.driver")
+
+STATUS_INTERVAL_MS: Final = 1_000
+# At start, wait this long for every peer's STATUS before deciding whether to catch up first.
+STARTUP_WAIT_MS: Final = 3_000
+# Behind the height f+1 voting power reports by more than this many blocks: leave consensus and catch up by block sync.
+SYNC_LAG: Final = 12
+# A leader with fewer transactions than a full block waits until this long after its previous proposal, so blocks
+# batch transactions instead of carrying one each (a local choice: not part of the protocol).
+MIN_BLOCK_INTERVAL_MS: Final = 40
+# Validators named by open add_validator proposals that are admitted as (non-voting) peers ahead of their epoch.
+MAX_PROSPECTIVE_PEERS: Final = 16
+# A commit above head + 1 is preceded by block sync of the missing heights for at most this long.
+GAP_SYNC_TIMEOUT_MS: Final = 30_000
+GAP_RETRY_MS: Final = 100
+# After an unexpected failure: catch up and restart consensus after this long.
+RETRY_AFTER_FAILURE_MS: Final = 1_000
+RETRY_AFTER_ACTION_FAILURE_MS: Final = 500
+# Safety store pending blocks and prospective peers are refreshed every this many heights.
+HOUSEKEEPING_HEIGHTS: Final = 64
+
+
+@dataclass(slots=True)
+class _PayloadWait:
+    replica: Replica
+    request: RequestPayload
+    since_ms: int
+    waited_for_work: bool = False
+
+
+class ValidatorDriver:
+    def __init__(self, app: Application, safety_store: SafetyStore, keyring: KeyRing, clock: Clock,
+                 metrics: NodeMetrics, *, peer_addresses: Mapping[str, tuple[str, int]] | None = None,
+                 peer_keys: Mapping[str, bytes] | None = None, byzantine_mode: str | None = None) -> None:
+        """`peer_addresses` override where peers are dialed; `peer_keys` are identity keys the operator configured
+        for peers (admitted besides the ledger's). `byzantine_mode` ("equivocate"): testnet fault injection."""
+        self.app = app
+        self.genesis = app.genesis
+        self.node_id = keyring.node_id
+        self.safety_store = safety_store
+        self.clock = clock
+        self.metrics = metrics
+        self.byzantine_mode = byzantine_mode
+        self.members = Membership(app.epochs, keyring, peer_addresses=peer_addresses or {},
+                                  peer_keys=peer_keys or {},
+                                  prospective=app.prospective_validators(MAX_PROSPECTIVE_PEERS))
+        self.reports = PeerReports(self.genesis.hash)
+        self.replica_config = self._replica_config()
+        self.replica: Replica | None = None
+        self.sync = BlockSync()
+        self.mode = "starting"
+        self.fatal: str | None = None
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._out: list[Effect] = []
+        self._deadlines: dict[str, int] = {}
+        self._round_timer: tuple[Replica, int] | None = None
+        self._payload: _PayloadWait | None = None
+        self._last_proposal_ms = -MIN_BLOCK_INTERVAL_MS
+        self._metric_round = 0
+        self._sync_then = "consensus"
+        self._applying: tuple[str, int] | None = None  # (peer, request id) of the batch the host applies
+        self._gap: tuple[Block, CommitCertificate, int] | None = None  # a commit above head + 1, its deadline
+        self._epoch_switch = False
+        self._epoch_mark_ok = True
+
+    # ------------------------------------------------------------------------------------------------- interface
+
+    @property
+    def networked(self) -> bool:
+        """Whether this node has peers (a one-validator dev chain has none and runs without a transport)."""
+        return bool(self.members.peer_ids)
+
+    @property
+    def role(self) -> str:
+        return self.members.role
+
+    @property
+    def signing_keys(self) -> NodeKeys | None:
+        return self.members.signing_keys
+
+    @property
+    def peers(self) -> PeerSet:
+        return self.members.peers
+
+    @property
+    def peer_ids(self) -> list[str]:
+        return self.members.peer_ids
+
+    @property
+    def peer_heights(self) -> dict[str, tuple[int, int]]:
+        """peer -> (height, monotonic ms) of its last STATUS."""
+        return self.reports.heights
+
+    @property
+    def genesis_mismatch_peers(self) -> frozenset[str]:
+        """Peers whose STATUS named another genesis (their messages are ignored)."""
+        return frozenset(self.reports.mismatched)
+
+    def identity(self) -> Any:
+        """The transport identity this node should use now."""
+        return self.members.identity()
+
+    def take(self) -> list[Effect]:
+        """The effects queued since the last call, in order."""
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> int | None:
+        """The monotonic ms at which `handle_timer` has work, or None."""
+        deadlines = list(self._deadlines.values())
+        sync_deadline = self.sync.deadline()
+        if sync_deadline is not None:
+            deadlines.append(sync_deadline)
+        return min(deadlines, default=None)
+
+    def start(self) -> None:
+        if self.networked:
+            self.mode = "starting"
+            now = self.clock.monotonic_ms()
+            self._deadlines["status"] = now
+            self._deadlines["startup"] = now + STARTUP_WAIT_MS
+            self.handle_timer()
+        else:
+            self._guarded("startup", self._start_consensus)
+        log.info("node_started node=%s chain=%s genesis=%s height=%d epoch=%d validators=%d role=%s", self.node_id,
+                 self.genesis.chain_id, self.genesis.hash.hex()[:16], self.app.head.height,
+                 self.app.epochs.epoch, len(self.app.epochs.validator_set), self.role)
+
+    def stop(self) -> None:
+        """No more inputs will come (the host shuts down)."""
+        self._stop_consensus()
+        self._deadlines.clear()
+        if self.mode != "halted":
+            self.mode = "stopped"
+
+    def on_message(self, peer: str, data: bytes) -> None:
+        if self.mode in ("halted", "stopped"):
+            return
+        try:
+            self._on_message(peer, data)
+        except NodeError as exc:
+            self._halt(exc.code, exc.message)
+        except Exception:
+            log.exception("peer_message_failed peer=%s", peer)
+            self.metrics.rejected_message("internal")
+
+    def on_admitted(self) -> None:
+        """The mempool admitted new transactions (a leader waiting for work may propose)."""
+        if self._payload is not None:
+            self._try_propose()
+
+    def handle_timer(self) -> None:
+        if self.mode in ("halted", "stopped"):
+            return
+        now = self.clock.monotonic_ms()
+        if self.sync.deadline() is not None and now >= self.sync.deadline():  # type: ignore[operator]
+            peer = self.sync.timed_out(now)
+            if peer is not None:
+                self.sync.failed(peer, now, self.peer_ids)
+                self._guarded("sync", self._sync_step)
+        for name, at in sorted(self._deadlines.items(), key=lambda kv: (kv[1], kv[0])):
+            if at > now or self._deadlines.get(name) != at:
+                continue
+            del self._deadlines[name]
+            getattr(self, f"_timer_{name}")()
+
+    # -------------------------------------------------------------------------------------------------- messages
+
+    def _on_message(self, peer: str, data: bytes) -> None:
+        if not data:
+            self.metrics.rejected_message("empty")
+            return
+        channel, body = data[0], data[1:]
+        if channel == CH_NODE:
+            self._on_node_message(peer, body)
+            return
+        if peer in self.reports.mismatched:
+            self.metrics.rejected_message("genesis_mismatch")
+            return
+        if channel == CH_CONSENSUS:
+            if self.replica is None:
+                self.metrics.rejected_message("syncing")
+                return
+            self._run(self.replica.on_bytes(peer.encode(), body))
+        elif channel == CH_TXS:
+            try:
+                txs = decode_gossip(body)
+            except MessageRefused as refused:
+                self.metrics.rejected_message(refused.reason)
+                return
+            if txs:
+                self._out.append(SubmitGossip(peer, tuple(txs)))
+        else:
+            self.metrics.rejected_message("unknown_channel")
+
+    def _on_node_message(self, peer: str, body: bytes) -> None:
+        try:
+            msg = decode_node_message(body)
+        except MessageRefused as refused:
+            self.metrics.rejected_message(refused.reason)
+            return
+        if isinstance(msg, Status):
+            self._on_status(peer, msg)
+            return
+        if peer in self.reports.mismatched:
+            self.metrics.rejected_message("genesis_mismatch")
+            return
+        if isinstance(msg, GetBlocks):
+            items = self.sync.serve(peer, msg.start, msg.max_count, self.app, self.clock.monotonic_ms())
+            if items is None:
+                self.metrics.rejected_message("sync_rate")
+            else:
+                self._out.append(SendTo(peer, encode_node_message(Blocks(msg.request_id, items))))
+        else:
+            assert isinstance(msg, Blocks)
+            self._on_blocks(peer, msg)
+
+    def _on_status(self, peer: str, msg: Status) -> None:
+        if not self.reports.status(peer, msg, self.clock.monotonic_ms()):
+            return
+        if self.mode == "starting" and all(p in self.reports.heights for p in self.peer_ids):
+            self._deadlines.pop("startup", None)
+            self._startup_done()
+        else:
+            self._maybe_fall_behind()
+
+    def _timer_status(self) -> None:
+        self._broadcast_status()
+        self._deadlines["status"] = self.clock.monotonic_ms() + STATUS_INTERVAL_MS
+
+    def _broadcast_status(self) -> None:
+        head = self.app.head
+        self._out.append(Broadcast(encode_node_message(Status(self.genesis.hash, head.height, head.block_id))))
+
+    def best_peer_height(self) -> int:
+        """The highest height any peer claims (one peer's word: informational, never a reason to act)."""
+        return self.reports.best_height(self.clock.monotonic_ms())
+
+    def sync_target_height(self) -> int:
+        """The highest height peers holding f + 1 voting power report (some honest validator has reached it)."""
+        return self.reports.target_height(self.members.power, self.app.epochs.validator_set.weak_power,
+                                          self.clock.monotonic_ms())
+
+    # ---------------------------------------------------------------------------------------------- start, sync
+
+    def _timer_startup(self) -> None:
+        self._startup_done()
+
+    def _startup_done(self) -> None:
+        """Peers had a moment to report their heights: catch up first if we are far behind."""
+        if self.sync_target_height() > self.app.head.height + 2:
+            self._guarded("startup", self._catch_up, 0, "consensus")
+        else:
+            self._guarded("startup", self._start_consensus)
+
+    def _maybe_fall_behind(self) -> None:
+        if self.replica is None or self.sync.active or self.mode != "consensus":
+            return
+        target = self.sync_target_height()
+        if target > self.app.head.height + SYNC_LAG:
+            log.warning("fell_behind node=%s height=%d target=%d: f+1 validators are ahead, switching to block sync",
+                        self.node_id, self.app.head.height, target)
+            self.counters["fell_behind"] += 1
+            self._stop_consensus()
+            self._guarded("resync", self._catch_up, 0, "consensus")
+
+    def _timer_retry(self) -> None:
+        self._guarded("resync", self._catch_up, 0, "consensus")
+
+    def _catch_up(self, at_least: int, then: str) -> None:
+        """Start a block sync session (up to the f+1 height and at least `at_least`); `then` ("consensus" or "gap")
+        says what follows when it ends."""
+        self._stop_consensus()
+        self.mode = "syncing"
+        if self.sync.active:
+            return
+        self._sync_then = then
+        self.sync.begin(at_least, self.clock.monotonic_ms())
+        self._sync_step()
+
+    def _sync_step(self) -> None:
+        if not self.sync.active or self.sync.waiting or self._applying is not None:
+            return
+        head = self.app.head.height
+        target = max(self.sync_target_height(), self.sync.at_least)
+        reported = {p: h for p, (h, _) in self.reports.heights.items()}
+        request = self.sync.next_request(head, target, reported, self.peer_ids, self.clock.monotonic_ms())
+        if request is None:
+            self._sync_done()
+            return
+        self._out.append(SendTo(request.peer, encode_node_message(
+            GetBlocks(request.request_id, request.start, request.max_count)), sync_request=True))
+
+    def sync_undeliverable(self, peer: str) -> None:
+        """A sync request to `peer` could not be queued (not connected): ask another peer."""
+        if self.sync.active and self.sync.waiting:
+            self.sync.failed(peer, self.clock.monotonic_ms(), self.peer_ids)
+            self._guarded("sync", self._sync_step)
+
+    def _on_blocks(self, peer: str, msg: Blocks) -> None:
+        try:
+            batch = self.sync.accept(peer, msg.request_id, msg.items)
+        except SyncRefused as refused:
+            if refused.reason == "unsolicited":
+                self.metrics.rejected_message("unsolicited")
+                return
+            log.warning("sync_bad_batch peer=%s: %s", peer, refused)
+            self.sync.failed(peer, self.clock.monotonic_ms(), self.peer_ids)
+            self._guarded("sync", self._sync_step)
+            return
+        self._applying = (peer, msg.request_id)
+        self._out.append(ApplyBlocks(peer, msg.request_id, tuple(batch)))
+
+    def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate) -> str | None:
+        """One block of the ApplyBlocks batch (peer, request_id): None, or why the batch stops here."""
+        if self._applying != (peer, request_id):
+            return "cancelled"
+        return self.import_certified(block, cert)
+
+    def import_certified(self, block: Block, cert: CommitCertificate) -> str | None:
+        """Commit a certified block that extends the head, its certificate verified against the set of the head's
+        epoch: None, or why not (nothing changed). A block that does not execute to its certified root halts."""
+        if self.mode in ("halted", "stopped"):
+            return "stopped"
+        head = self.app.head
+        if block.header.height != head.height + 1 or block.header.parent_id != head.block_id:
+            return f"block at {block.header.height} does not extend head {head.height}"
+        try:
+            self.app.check_certificate(cert)
+        except CommitCertificateError as exc:
+            return f"certificate at {block.header.height}: {exc}"
+        try:
+            self._commit(block, cert)
+        except NodeError as exc:
+            self._halt(exc.code, exc.message)
+            return "halted"
+        self.metrics.sync_applied(1)
+        return None
+
+    def sync_batch_done(self, peer: str, request_id: int, applied: int, error: str | None) -> None:
+        if self._applying != (peer, request_id):
+            return
+        self._applying = None
+        if self.mode in ("halted", "stopped"):
+            return
+        if error is None:
+            self.sync.succeeded(peer, applied)
+        else:
+            log.warning("sync_bad_batch peer=%s applied=%d: %s", peer, applied, error)
+            self.sync.failed(peer, self.clock.monotonic_ms(), self.peer_ids, applied)
+        self._guarded("sync", self._sync_step)
+
+    def _sync_done(self) -> None:
+        now = self.clock.monotonic_ms()
+        applied = self.sync.end(now)
+        if applied:
+            log.info("sync_done node=%s blocks=%d blocks_per_s=%.0f height=%d", self.node_id, applied,
+                     self.sync.last_rate, self.app.head.height)
+        if self._sync_then == "gap":
+            self._after_gap_sync()
+        else:
+            self._start_consensus()
+
+    def _commit_after_gap(self, block: Block, cert: CommitCertificate) -> None:
+        """A Commit above head + 1. The replica's view and the store disagree, so the replica stops (the rest of
+        its action list is dropped with it), the missing certified blocks are fetched and applied by block sync,
+        `block` is applied if it then extends the head, and a new replica starts from the store's head."""
+        log.warning("commit_gap node=%s height=%d head=%d: catching up by block sync before applying it",
+                    self.node_id, block.header.height, self.app.head.height)
+        self.counters["commit_gaps"] += 1
+        self._stop_consensus()
+        self._gap = (block, cert, self.clock.monotonic_ms() + GAP_SYNC_TIMEOUT_MS)
+        self._catch_up(block.header.height - 1, "gap")
+
+    def _timer_gap(self) -> None:
+        if self._gap is not None:
+            self._guarded("gap_fill", self._catch_up, self._gap[0].header.height - 1, "gap")
+
+    def _after_gap_sync(self) -> None:
+        assert self._gap is not None
+        block, cert, deadline = self._gap
+        target = block.header.height
+        head = self.app.head
+        if head.height < target - 1 and self.clock.monotonic_ms() <= deadline:
+            self._deadlines["gap"] = self.clock.monotonic_ms() + GAP_RETRY_MS
+            return
+        self._gap = None
+        if head.height == target - 1 and block.header.parent_id == head.block_id:
+            try:
+                self.app.check_certificate(cert)
+            except CommitCertificateError as exc:  # a replica only commits certified blocks: an invariant broke
+                self._halt("commit_uncertified", f"the commit of height {target} does not verify: {exc}")
+                return
+            self._commit(block, cert)
+        elif head.height < target - 1:
+            log.warning("commit_gap_unfilled node=%s height=%d head=%d: consensus restarts from the head",
+                        self.node_id, target, head.height)
+        self._start_consensus()
+
+    def _guarded(self, what: str, step: Callable[..., None], *args: Any) -> None:
+        """Run a step of the paths that end by starting consensus (startup, resync, gap fill, sync): an
+        inconsistency with the certified chain halts the node; any other failure is logged and retried by block
+        sync, so the node never sits in "syncing" without a deadline that will bring consensus back."""
+        try:
+            step(*args)
+        except NodeError as exc:
+            self._halt(exc.code, exc.message)
+        except Exception:
+            log.exception("%s_failed node=%s: retrying by block sync in %d ms", what, self.node_id,
+                          RETRY_AFTER_FAILURE_MS)
+            self.counters[f"{what}_failures"] += 1
+            self._retry_later(RETRY_AFTER_FAILURE_MS)
+
+    def _retry_later(self, delay_ms: int) -> None:
+        self._stop_consensus()
+        if self.sync.active:
+            self.sync.end(self.clock.monotonic_ms())
+        self._applying = None
+        self.mode = "syncing"
+        self._deadlines["retry"] = self.clock.monotonic_ms() + delay_ms
+
+    def _halt(self, code: str, message: str) -> None:
+        """A fatal inconsistency: stop rather than continue on a diverged state."""
+        if self.mode == "halted":
+            return
+        log.critical("node_halted code=%s %s", code, message)
+        self.fatal = f"{code}: {message}"
+        self._stop_consensus()
+        self._deadlines.clear()
+        self.mode = "halted"
+        self._out.append(Halted(code, message))
+
+    # ------------------------------------------------------------------------------------------------- consensus
+
+    def _start_consensus(self) -> None:
+        if self.replica is not None or self.mode in ("halted", "stopped"):
+            return
+        self.replica, lost = start_replica(self.app, self.safety_store, self.members.signing_keys,
+                                           self.replica_config, self.node_id)
+        self.mode = "consensus"
+        head, epoch = self.app.head, self.replica.vs.epoch
+        if lost:
+            log.warning("safety_state_lost node=%s epoch=%d height=%d: this node may have signed in this epoch "
+                        "before its consensus directory was lost; it follows without signing until the epoch ends",
+                        self.node_id, epoch, head.height)
+        log.info("consensus_started node=%s height=%d round=%d epoch=%d role=%s", self.node_id, head.height,
+                 self.replica.current_round, epoch, self.role)
+        self._run(self.replica.start())
+
+    def _stop_consensus(self) -> None:
+        self.replica = None
+        self._round_timer = None
+        self._deadlines.pop("round", None)
+        self._payload = None
+        self._deadlines.pop("payload", None)
+
+    def _run(self, actions: list[Any]) -> None:
+        """Perform actions in order; answers (payload, execution) are fed back and their actions run next."""
+        pending = collections.deque(actions)
+        while pending and self.replica is not None:
+            replica = self.replica
+            action = pending.popleft()
+            try:
+                follow = self._perform(replica, action)
+            except NodeError as exc:
+                self._halt(exc.code, exc.message)
+                return
+            except Exception:
+                # The replica counts every action of its list as performed: losing the rest of the list (commits
+                # among them) would leave it ahead of the store. Restart it from the store's head instead.
+                log.exception("replica_action_failed node=%s action=%s: consensus restarts from the head",
+                              self.node_id, type(action).__name__)
+                self.counters["replica_restarts"] += 1
+                self._retry_later(RETRY_AFTER_ACTION_FAILURE_MS)
+                return
+            if self._epoch_switch:
+                # The epoch-ending block committed: the retired replica's remaining actions are dropped (it signs
+                # nothing more; messages may be lost anyway) and the next epoch's replica starts from the head.
+                self._epoch_switch = False
+                if replica.epoch_change is None:
+                    log.warning("epoch_end_without_retirement node=%s epoch=%d", self.node_id, replica.vs.epoch)
+                self._stop_consensus()
+                self._start_consensus()
+                return
+            if follow:
+                # Answers (on_executed) are inputs: their actions come after the rest of the current list, which
+                # may already hold earlier commits (actions of one list are performed in list order).
+                pending.extend(follow)
+
+    def _perform(self, replica: Replica, action: Any) -> list[Any] | None:
+        if isinstance(action, PersistSafety):
+            self.safety_store.persist(action.state, action.blocks, self.app.head.height)
+        elif isinstance(action, Send):
+            self._send_consensus(action.to.decode(), encode_message(action.message))
+            if self.byzantine_mode is not None and isinstance(action.message, Vote):
+                self._send_consensus(action.to.decode(), encode_message(self._twin(action.message)))
+        elif isinstance(action, BroadcastAction):
+            self._out.append(Broadcast(bytes((CH_CONSENSUS,)) + encode_message(action.message)))
+            if self.byzantine_mode is not None and isinstance(action.message, Proposal):
+                self._out.append(Broadcast(bytes((CH_CONSENSUS,)) + encode_message(self._twin(action.message))))
+        elif isinstance(action, SyncBlocks):
+            self._send_consensus(action.to.decode(), encode_message(action.request))
+        elif isinstance(action, SetTimer):
+            if action.round != self._metric_round:
+                if replica.safety.high_qc.round + 1 != action.round:
+                    self.metrics.view_change()
+                self._metric_round = action.round
+                self.metrics.set_round(action.round)
+            self._round_timer = (replica, action.round)
+            self._deadlines["round"] = self.clock.monotonic_ms() + action.delay_ms
+        elif isinstance(action, RequestPayload):
+            self._payload = _PayloadWait(replica, action, self.clock.monotonic_ms())
+            self._deadlines.pop("payload", None)
+            self._try_propose()
+        elif isinstance(action, Execute):
+            return self._execute(replica, action)
+        elif isinstance(action, Commit):
+            if action.block.header.height > self.app.head.height + 1:
+                # The replica committed a block whose ancestors are not applied here: catch them up by block sync
+                # (certificates verified) instead of halting, then apply this commit.
+                self._commit_after_gap(action.block, action.certificate)
+                return None
+            self._commit(action.block, action.certificate)
+        elif isinstance(action, ReportEvidence):
+            ev = action.evidence
+            self.app.record_evidence(ev)
+            self.counters["evidence"] += 1
+            named = replica.vs.validators[ev.validator].id.decode() if ev.validator < len(replica.vs) else "?"
+            log.warning("equivocation_evidence validator=%s epoch=%d round=%d kind=%s", named, ev.epoch, ev.round,
+                        "proposal" if ev.kind == ev.KIND_PROPOSAL else "vote")
+        else:
+            raise TypeError(f"unknown action {action!r}")
+        return None
+
+    def _twin(self, message: Any) -> Any:
+        keys = self.members.signing_keys
+        assert keys is not None
+        return byzantine.twin(message, keys.bls_secret, self.genesis.consensus_chain_id,
+                              self.app.bls.backend, self.clock.wall_ms())
+
+    def _send_consensus(self, peer: str, data: bytes) -> None:
+        if peer != self.node_id:
+            self._out.append(SendTo(peer, bytes((CH_CONSENSUS,)) + data))
+
+    def _timer_round(self) -> None:
+        token = self._round_timer
+        self._round_timer = None
+        if token is not None and token[0] is self.replica:
+            replica, round_ = token
+            self.metrics.local_timeout()
+            log.info("round_timeout node=%s round=%d height=%d", self.node_id, round_, self.app.head.height)
+            self._run(replica.on_timeout(round_))
+
+    def _execute(self, replica: Replica, action: Execute) -> list[Any]:
+        block = action.block
+        voting = block.header.height > replica.committed_height
+        result = self.app.execute(block, action.parent_state_root, self.clock.wall_ms() if voting else None)
+        if result.reason == "block_time_in_future":
+            log.warning("vote_withheld height=%d round=%d reason=%s", block.header.height, block.header.round,
+                        result.reason)
+            self.metrics.rejected_message(f"vote_withheld_{result.reason}")
+        elif result.state_root is None and result.reason != "invalid":
+            log.warning("block_refused height=%d round=%d reason=%s", block.header.height, block.header.round,
+                        result.reason)
+            self.metrics.rejected_message(f"block_{result.reason}")
+        return replica.on_executed(block.id, result.state_root, result.next_validators, vote=result.vote)
+
+    def _try_propose(self) -> None:
+        """Fill a proposal from the pool once there is work (or the empty-block interval passed) and at least
+        MIN_BLOCK_INTERVAL_MS after the previous proposal unless a full block is waiting."""
+        wait = self._payload
+        if wait is None:
+            return
+        if wait.replica is not self.replica or wait.replica.current_round != wait.request.round:
+            self._payload = None
+            self._deadlines.pop("payload", None)
+            return
+        now = self.clock.monotonic_ms()
+        parent = wait.request.parent_id
+        params = self.app.epochs.params
+        if not wait.waited_for_work:
+            until = wait.since_ms + params.empty_block_interval_ms
+            if now < until and not self.app.has_work(parent):
+                self._deadlines["payload"] = until
+                return
+            wait.waited_for_work = True
+        until = self._last_proposal_ms + MIN_BLOCK_INTERVAL_MS
+        if now < until and self.app.pending_beyond(parent) < params.max_block_txs:
+            self._deadlines["payload"] = until
+            return
+        self._payload = None
+        self._deadlines.pop("payload", None)
+        self._last_proposal_ms = now
+        payload = self.app.propose(parent, self.clock.wall_ms())
+        self._run(wait.replica.on_payload(wait.request.round, payload))
+
+    def _timer_payload(self) -> None:
+        self._try_propose()
+
+    # --------------------------------------------------------------------------------------------------- commits
+
+    def _commit(self, block: Block, cert: CommitCertificate) -> None:
+        """The one commit path (replica commits, a commit after a gap, block sync)."""
+        finalized = self.app.finalize(block, cert)
+        if finalized.next_epoch is not None:
+            self._mark_epoch(finalized.next_epoch.epoch)
+        self._after_commit(self.app.commit(finalized))
+
+    def _after_commit(self, result: CommitResult) -> None:
+        committed = result.block
+        self.metrics.committed(committed.tx_count, list(result.pool_ages))
+        self.counters["committed_txs"] += committed.tx_count
+        self.counters["committed_blocks"] += 1
+        self.metrics.set_height(committed.height)
+        if committed.height % HOUSEKEEPING_HEIGHTS == 0:
+            self.safety_store.prune(committed.height)
+        if result.epoch is not None:
+            self._adopt_epoch(result.epoch)
+            return
+        if committed.height % HOUSEKEEPING_HEIGHTS == 0 or result.proposals_changed:
+            changed = self.members.refresh_prospective(self.app.prospective_validators(MAX_PROSPECTIVE_PEERS))
+            if changed is not None:
+                self._out.append(changed)
+        identity_switch = self.members.committed(committed.height)
+        if identity_switch is not None:
+            self._out.append(identity_switch)
+
+    def _mark_epoch(self, epoch: int) -> None:
+        """Before the block that starts `epoch` is committed: mark the safety store (nothing signed in it yet) when
+        this node can show that, i.e. its consensus directory has been continuous up to here:
+          - it holds a safety state (of an older epoch: a signature in `epoch` would have replaced it), or the mark of
+            the ending epoch;
+          - or its replica is live at this boundary (it commits the epoch-ending block through consensus, so `epoch`
+            has not begun for it and it cannot have signed in it);
+          - or it is not a validator of the ending epoch (a joining node's keys enter the set only now).
+        Otherwise (a validator whose data directory was wiped and that is crossing the boundary by block sync) it
+        may have signed in `epoch` before the wipe: no mark, so it starts that epoch with its safety state lost and
+        signs again from the next one (docs/consensus.md §10, "Epochs in the node")."""
+        ending = self.app.epochs.record
+        mark = self.safety_store.epoch_mark()
+        continuous = (self.safety_store.has_state() or mark == epoch - 1
+                      or (self.replica is not None and self.mode == "consensus")
+                      or not self.members.is_member(ending))
+        self._epoch_mark_ok = continuous
+        if continuous:
+            self.safety_store.mark_epoch(epoch)
+        else:
+            log.warning("epoch_mark_withheld node=%s epoch=%d: the consensus directory shows no continuity up to this "
+                        "epoch (wiped and catching up?); this node will not sign in it", self.node_id, epoch)
+
+    def _adopt_epoch(self, switch: EpochSwitch) -> None:
+        """The block that ends the current epoch committed (its proof is stored with it): switch to the next."""
+        self.replica_config = self._replica_config()
+        self._out.extend(self.members.enter_epoch(switch, self.app.prospective_validators(MAX_PROSPECTIVE_PEERS)))
+        self.safety_store.begin_epoch(switch.started.epoch, mark=self._epoch_mark_ok)
+        self._epoch_mark_ok = True
+        self.reports.keep_only(self.members.peers)
+        if self.replica is not None:
+            self._epoch_switch = True
+        self.counters["epoch_changes"] += 1
+
+    # ----------------------------------------------------------------------------------------------------- peers
+
+    def _replica_config(self) -> ReplicaConfig:
+        params = self.app.epochs.params
+        return ReplicaConfig(chain_id=self.genesis.consensus_chain_id, base_timeout_ms=params.base_timeout_ms,
+                             max_backoff_exponent=params.max_backoff_exponent,
+                             max_payload_bytes=params.max_block_bytes)

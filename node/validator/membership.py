@@ -1,0 +1,214 @@
+"""This validator's place among its peers: its keys and peers in the current epoch, and what the peers report.
+
+    members = Membership(epochs, keyring, peer_addresses=..., peer_keys=..., prospective=...)
+    members.signing_keys / members.peers / members.peer_ids / members.power / members.identity_key
+    effects = members.enter_epoch(switch, prospective)      after an epoch-ending block committed
+    effect = members.refresh_prospective(fresh)             after governance opened or closed a proposal
+    effect = members.committed(height)                      a pending identity switch may be due
+
+    reports = PeerReports(genesis_hash)
+    reports.status(peer, status, now_ms) -> bool            False: the peer runs another chain
+    reports.target_height(power, weak_power, now_ms)        the height f+1 voting power reports
+
+Keys (node/validator/keyring.py): in each epoch the node signs with the BLS key and connects with the identity key
+that the EpochRecord names for it. A rotated identity is adopted one block into the epoch that names it (peers
+still in the old epoch admit only the old key), or at once when that epoch ended with its first block. Peers
+(node/net/peers.py): the validators of this epoch and the previous one, configured keys, and the prospective
+validators that open add_validator proposals name (admitted, not dialed, no voting power).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ledger.records import EpochRecord
+from node.chain.epochs import Epochs, EpochSwitch
+from node.chain.genesis import GenesisError, parse_address
+from node.net.handshake import PeerSet
+from node.net.messages import Status
+from node.net.peers import epoch_peer_set
+from node.validator.effects import PeersChanged
+from node.validator.keyfile import NodeKeys
+from node.validator.keyring import KeyRing
+
+__all__ = ["MAX_BAD_GENESIS_PEERS", "STATUS_FRESH_MS", "Membership", "PeerReports"]
+
+log = logging.getLogger("node.validator.membership")
+
+# A peer's reported height counts while its last STATUS is younger than this.
+STATUS_FRESH_MS: Final = 10_000
+# Peers whose STATUS named another genesis, remembered at most.
+MAX_BAD_GENESIS_PEERS: Final = 1024
+
+
+class Membership:
+    def __init__(self, epochs: Epochs, keyring: KeyRing, *, peer_addresses: Mapping[str, tuple[str, int]],
+                 peer_keys: Mapping[str, bytes], prospective: Mapping[str, bytes]) -> None:
+        self._epochs = epochs
+        self.keyring = keyring
+        self.node_id = keyring.node_id
+        self._peer_addresses = dict(peer_addresses)
+        self._peer_keys = dict(peer_keys)
+        self._prospective = dict(prospective)
+        record = epochs.record
+        self.signing_keys: NodeKeys | None = keyring.for_epoch(record)
+        if keyring.entry(record) is not None and self.signing_keys is None:
+            raise ValueError(f"the keys of {self.node_id!r} do not match its entry in the validator set of epoch "
+                             f"{record.epoch} (key file and next keys)")
+        self.peers: PeerSet = self._peer_set()
+        self.peer_ids: list[str] = self._voting_peer_ids()
+        self.power = self._power_of(record)
+        # The identity key the transport uses (the host creates it with `identity()`).
+        self.identity_key: bytes = self.identity().public_key
+        # (identity, height): a rotated transport identity to adopt once that height commits.
+        self._pending_identity: tuple[Any, int] | None = None
+
+    @property
+    def role(self) -> str:
+        """"validator" when this node signs in the current epoch, else "observer"."""
+        return "validator" if self.signing_keys is not None else "observer"
+
+    def identity(self) -> Any:
+        """The transport identity this node should use now."""
+        return (self.signing_keys or self.keyring.keys).identity()
+
+    def is_member(self, record: EpochRecord) -> bool:
+        return self.keyring.entry(record) is not None
+
+    def enter_epoch(self, switch: EpochSwitch, prospective: Mapping[str, bytes]) -> list[PeersChanged]:
+        """The epoch `switch.started` began: this node's keys, peers and identity in it."""
+        rec = switch.started
+        was = self.signing_keys
+        self._prospective = dict(prospective)
+        self.signing_keys = self.keyring.for_epoch(rec)
+        if self.keyring.entry(rec) is not None and self.signing_keys is None:
+            self.keyring.refresh()
+            self.signing_keys = self.keyring.for_epoch(rec)
+        if self.keyring.entry(rec) is not None and self.signing_keys is None:
+            log.error("epoch_keys_missing node=%s epoch=%d: the validator set names keys for this node that neither "
+                      "the key file nor the next keys hold; it follows as an observer", self.node_id, rec.epoch)
+        self.power = self._power_of(rec)
+        self.peers = self._peer_set()
+        self.peer_ids = self._voting_peer_ids()
+        joined = [v.node_id for v in rec.validators if v.node_id not in {w.node_id for w in switch.ended.validators}]
+        left = [v.node_id for v in switch.ended.validators if v.node_id not in {w.node_id for w in rec.validators}]
+        log.info("epoch_started node=%s epoch=%d start_height=%d validators=%d joined=%s left=%s role=%s%s",
+                 self.node_id, rec.epoch, rec.start_height, len(rec.validators), ",".join(joined) or "-",
+                 ",".join(left) or "-", self.role,
+                 " keys_rotated" if was is not None and self.signing_keys is not None and was != self.signing_keys
+                 else "")
+        if self.signing_keys is None and was is not None:
+            log.warning("validator_removed node=%s epoch=%d: not in the new validator set; following as an observer "
+                        "(signs nothing)", self.node_id, rec.epoch)
+        return [self._switch_identity(rec)]
+
+    def _switch_identity(self, rec: EpochRecord) -> PeersChanged:
+        # An observer (removed, or holding no keys the set names) keeps the identity it has: after a rotation that
+        # is the rotated key its peers know, not the one of the original key file.
+        identity = None if self.signing_keys is None else self.signing_keys.identity()
+        self._pending_identity = None
+        own = self.peers.get(self.node_id)
+        if identity is None or identity.public_key == self.identity_key:
+            return PeersChanged(self.peers)
+        if own is not None and own.accepts(self.identity_key):
+            # Peers admit both our keys during this epoch, but peers still in the old one only the old key: keep it
+            # until a quorum of the new epoch has certified a block (then enough peers have switched to tell the
+            # others about the epoch change), then reconnect with the new one.
+            self._pending_identity = (identity, rec.start_height + 1)
+            return PeersChanged(self.peers)
+        # The epoch that rotated our key ended before we switched (it lasted one block): peers of this epoch no
+        # longer admit the old key, while peers still in the previous one admit both. Switch now.
+        log.info("identity_rotated node=%s epoch=%d: reconnecting with the new identity key at once",
+                 self.node_id, rec.epoch)
+        self.identity_key = identity.public_key
+        return PeersChanged(self.peers, identity)
+
+    def committed(self, height: int) -> PeersChanged | None:
+        """A block committed: reconnect under a rotated identity once its height is reached."""
+        if self._pending_identity is None or height < self._pending_identity[1]:
+            return None
+        identity = self._pending_identity[0]
+        self._pending_identity = None
+        log.info("identity_rotated node=%s epoch=%d height=%d: reconnecting with the new identity key",
+                 self.node_id, self._epochs.epoch, height)
+        self.identity_key = identity.public_key
+        return PeersChanged(self.peers, identity)
+
+    def refresh_prospective(self, fresh: Mapping[str, bytes]) -> PeersChanged | None:
+        """The prospective validators now; the new peer set if they changed."""
+        if dict(fresh) == self._prospective:
+            return None
+        self._prospective = dict(fresh)
+        self.peers = self._peer_set()
+        log.info("prospective_peers node=%s peers=%s", self.node_id, ",".join(sorted(fresh)) or "-")
+        return PeersChanged(self.peers)
+
+    def _power_of(self, record: EpochRecord) -> dict[str, int]:
+        return {v.node_id: v.power for v in record.validators if v.node_id != self.node_id}
+
+    def _peer_set(self) -> PeerSet:
+        epochs = self._epochs
+        return epoch_peer_set(epochs.record, epochs.previous, epochs.before_previous(), own_id=self.node_id,
+                              configured=self._peer_keys, prospective=self._prospective,
+                              address_of=self._address_of)
+
+    def _voting_peer_ids(self) -> list[str]:
+        return sorted(p for p in self.peers.ids() if p != self.node_id and p not in self._prospective)
+
+    def _address_of(self, node_id: str, address: str) -> tuple[str, int] | None:
+        override = self._peer_addresses.get(node_id)
+        if override is not None:
+            return override
+        if not address:
+            return None
+        try:
+            return parse_address(address)
+        except GenesisError:
+            log.warning("peer_address_invalid peer=%s address=%r", node_id, address)
+            return None
+
+
+class PeerReports:
+    """The heights peers report in STATUS, and the peers that run another chain."""
+
+    def __init__(self, genesis_hash: bytes) -> None:
+        self._genesis_hash = genesis_hash
+        self.heights: dict[str, tuple[int, int]] = {}  # peer -> (height, monotonic ms when reported)
+        self.mismatched: set[str] = set()
+
+    def status(self, peer: str, status: Status, now_ms: int) -> bool:
+        """Record a STATUS; False (and remembered) when it names another genesis."""
+        if status.genesis_hash != self._genesis_hash:
+            if peer not in self.mismatched:
+                log.error("genesis_mismatch peer=%s peer_genesis=%s our_genesis=%s: the peer runs another chain; "
+                          "its messages are ignored", peer, status.genesis_hash.hex(), self._genesis_hash.hex())
+                if len(self.mismatched) < MAX_BAD_GENESIS_PEERS:
+                    self.mismatched.add(peer)
+            return False
+        self.mismatched.discard(peer)
+        self.heights[peer] = (status.height, now_ms)
+        return True
+
+    def keep_only(self, peers: PeerSet) -> None:
+        for peer in [p for p in self.heights if p not in peers]:
+            del self.heights[peer]
+
+    def fresh(self, now_ms: int) -> list[tuple[int, str]]:
+        return [(h, p) for p, (h, seen) in self.heights.items()
+                if now_ms - seen < STATUS_FRESH_MS and p not in self.mismatched]
+
+    def best_height(self, now_ms: int) -> int:
+        """The highest height any peer claims (one peer's word: informational, never a reason to act)."""
+        return max((h for h, _ in self.fresh(now_ms)), default=0)
+
+    def target_height(self, power: Mapping[str, int], weak_power: int, now_ms: int) -> int:
+        """The highest height reported by peers holding at least f + 1 voting power together (with equal powers:
+        the (f+1)-th highest report). At most f power lies, so some honest validator has reached this height."""
+        total = 0
+        for height, peer in sorted(self.fresh(now_ms), reverse=True):
+            total += power.get(peer, 0)
+            if total >= weak_power:
+                return height
+        return 0
