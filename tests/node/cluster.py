@@ -52,6 +52,9 @@ class Cluster:
     def config_path(self, i: int) -> str:
         return self.net.config_path(i)
 
+    def log_path(self, i: int) -> str:
+        return self.net.log_path(i)
+
     def running(self, i: int) -> bool:
         return self.net.running(i)
 

@@ -85,7 +85,7 @@ class Driver:
 
     def supply_check(self, assets: Sequence[str]) -> int:
         """issued - redeemed == sum over every holder of available + held + frozen, per asset, all read at one
-        height through the API (as node/tools/demo.py does). Returns the height."""
+        height through the API (as node/tools/demo/story.py does). Returns the height."""
         height = self.reader.head_height()
         for asset in assets:
             outstanding = int(self.reader.asset(asset, height)["outstanding"])

@@ -1,4 +1,5 @@
-"""`ledger testnet` with real node processes: up, status, kill -9, restart, partition, heal, slow, down.
+"""`ledger testnet` with real node processes: up, status, kill -9, restart, partition, heal, slow, down; and the same
+launcher with its nodes inside the test process.
 
 Every wait is bounded; the fixture kills every node process of the network even when a test fails, and the last
 test checks that no node process of it survives `down`.
