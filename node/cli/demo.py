@@ -4,7 +4,7 @@ freeze) played as a story through the HTTP API of a multi-node network; `--scena
     ledger demo [--dir D] [--nodes 4] [--lockup-seconds 12]
     ledger demo --scenario 7 [--dir D] [--rate 20]
 
-Scenario 7 (member onboarding, node/tools/demo.py `play_onboarding`) needs real node processes: it uses the running
+Scenario 7 (member onboarding, node/tools/demo/onboarding.py `play_onboarding`) needs real node processes: it uses the running
 testnet in D when its 4 founding validators are up (and the network is still in its genesis epoch), else it creates
 a fresh 4-node testnet in a temporary directory, plays, and removes it. It onboards member m4 and its validator
 node-4 (M of N approvals; node-4 starts from genesis and votes from its epoch), removes node-0, rotates node-1's key,
@@ -12,8 +12,9 @@ under load; then checks state roots, the longest commit gap, and a custody state
 genesis file alone.
 
 With a running testnet in D (`ledger testnet up --dir D`) whose nodes serve the API, the demo plays against it.
-Otherwise it starts its own N-validator network inside this process (real consensus over loopback, the API on each
-node), plays, and removes it. Exit code 0 when every step got the answer the scenario expects and supply was
+Otherwise it starts its own N-validator testnet with its nodes inside this process (node/tools/testnet.py with
+`in_process=True`: real consensus over loopback, the API on each node, private reads signed), plays, and removes
+it. Exit code 0 when every step got the answer the scenario expects and supply was
 conserved in every check; 3 otherwise; 1 when the demo could not run.
 """
 
@@ -27,6 +28,9 @@ import sys
 import tempfile
 
 from node.cli.testnet import DEFAULT_DIR, api_answers
+
+DEMO_CHAIN_ID = "testnet-demo"
+START_TIMEOUT_S = 90.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +65,7 @@ def running_testnet_urls(directory: str) -> tuple[list[str], bytes] | None:
 
 def demo_command(args: argparse.Namespace) -> int:
     from node.tools.demo import DemoError
+    from node.tools.testnet import TestnetError
 
     if args.lockup_seconds < 1 or not 1 <= args.nodes <= 16:
         print("error: need --lockup-seconds >= 1 and 1 <= --nodes <= 16", file=sys.stderr)
@@ -68,30 +73,36 @@ def demo_command(args: argparse.Namespace) -> int:
     if args.scenario == 7:
         return scenario_7_command(args)
     try:
-        result = asyncio.run(_main(args))
-    except DemoError as exc:
+        result = _play(args)
+    except (DemoError, TestnetError) as exc:
         print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
         return 1
     return 0 if result.ok else 3
 
 
-async def _main(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from node.tools.demo import InProcessNetwork, play
+def _play(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from node.tools.demo import play
+    from node.tools.localnet import ADMIN_ACCOUNT, load_accounts
+    from node.tools.testnet import Testnet
 
     found = running_testnet_urls(args.dir)
     if found is not None:
         urls, seed = found
         print(f"Using the running testnet in {os.path.abspath(args.dir)}")
-        return await play(urls, seed, sys.stdout, args.lockup_seconds)
+        return asyncio.run(play(urls, seed, sys.stdout, args.lockup_seconds))
     print(f"No running testnet serving the API in {args.dir}: starting a {args.nodes}-validator network in this "
           "process ...", flush=True)
     directory = tempfile.mkdtemp(prefix="ledger-demo-")
-    net = InProcessNetwork(directory, args.nodes)
     try:
-        await net.start()
-        return await play(net.urls, net.admin_seed, sys.stdout, args.lockup_seconds)
+        net = Testnet.create(directory, args.nodes, chain_id=DEMO_CHAIN_ID, users=2, open_reads=False,
+                             in_process=True)
+        try:
+            net.up(START_TIMEOUT_S)
+            seed = bytes(load_accounts(net.accounts_path)[ADMIN_ACCOUNT])
+            return asyncio.run(play(net.api_urls(), seed, sys.stdout, args.lockup_seconds))
+        finally:
+            net.close()
     finally:
-        await net.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -108,7 +119,7 @@ def scenario_7_command(args: argparse.Namespace) -> int:
             directory = tempfile.mkdtemp(prefix="ledger-scenario7-")
             print(f"No testnet in {args.dir}: creating a 4-node testnet in {directory} ...", flush=True)
             own = net = Testnet.create(directory, 4)
-            net.up(90)
+            net.up(START_TIMEOUT_S)
         report = play_onboarding(net, sys.stdout, rate=args.rate)
     except (TestnetError, DemoError) as exc:
         print(f"error: {exc.message} ({exc.code})", file=sys.stderr)

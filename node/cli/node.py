@@ -21,11 +21,13 @@ import time
 
 from ledger.store import StoreError
 from node.api.admin_socket import AdminServer, admin_request
-from node.chain.genesis import ChainParams, GenesisError, load_genesis
+from node.api.context import ApiConfig
+from node.api.server import start_api
+from node.chain.genesis import ChainParams, GenesisError
 from node.errors import NodeError
 from node.net.transport import TransportError
 from node.validator.config import ConfigError, load_config
-from node.validator.keyfile import KeyFileError, load_keys, load_next_keys
+from node.validator.keyfile import KeyFileError
 from node.validator.logs import setup_logging
 from node.validator.safety_store import SafetyStoreError
 
@@ -52,44 +54,23 @@ async def serve(config_path: str) -> int:
 
     config = load_config(config_path)
     setup_logging(config.log_level, "json" if config.log_json else "text", node_id=config.node_id)
-    genesis = load_genesis(config.genesis_file)
-    keys = load_keys(config.keys_file)
-    if keys.node_id != config.node_id:
-        raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
-                                                 f"{config.node_id!r}")
-    node = ValidatorNode(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
-                     peer_keys=config.peer_keys,
-                     fault_injection=config.fault_injection, mempool_max_txs=config.mempool_max_txs,
-                     mempool_max_bytes=config.mempool_max_bytes, byzantine=config.byzantine,
-                     next_keys=load_next_keys(config.keys_file),
-                     load_next_keys=lambda: load_next_keys(config.keys_file))
+    node = ValidatorNode.from_config(config)
     admin = AdminServer(node, os.path.join(config.data_dir, "admin.sock"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: loop.create_task(node.stop()))
     await node.start()
     await admin.start()
-    api_runner = None
+    api = None
     if config.api_listen is not None:
-        api_runner = await start_api(node.view, config.api_listen, config.api_open_reads)
+        api = await start_api(node.view, config.api_listen[0], config.api_listen[1],
+                              ApiConfig(open_reads=config.api_open_reads))
     fatal = await node.wait_stopped()
-    if api_runner is not None:
-        await api_runner.cleanup()
+    if api is not None:
+        await api.stop()
     await admin.close()
     await node.stop()
     return 3 if fatal else 0
-
-
-async def start_api(node: object, listen: tuple[str, int], open_reads: bool) -> object:
-    """Serve the HTTP API (node/api) over this node on `listen`."""
-    from aiohttp import web
-
-    from node.api import ApiConfig, create_app
-
-    runner = web.AppRunner(create_app(node, ApiConfig(open_reads=open_reads)))  # type: ignore[arg-type]
-    await runner.setup()
-    await web.TCPSite(runner, listen[0], listen[1]).start()
-    return runner
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -158,7 +158,7 @@ def up_command(args: argparse.Namespace) -> int:
         started = time.monotonic()
         print(f"starting {net.n} nodes ...", flush=True)
         net.up(args.timeout)
-        net.close_children()
+        net.close()
         print(f"up in {time.monotonic() - started:.1f}s:")
         print_addresses(net)
     except TestnetError as exc:
@@ -252,7 +252,7 @@ def restart_command(args: argparse.Namespace) -> int:
         net = Testnet.open(args.dir)
         i = net.parse_node(args.node)
         pid = net.restart(i, args.timeout)
-        net.close_children()
+        net.close()
     except TestnetError as exc:
         return _fail(exc)
     print(f"node-{i}: running again (pid {pid}, height {net.height(i)})")

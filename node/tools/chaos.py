@@ -4,7 +4,8 @@
 
 Three loops run at once against a testnet of real node processes (node.tools.testnet):
 
-- load: signed CASH-T transfers at `rate` tx/s, each submitted to a random running node's admin socket. Accepted
+- load: signed CASH-T transfers at `rate` tx/s, each submitted to a random running node's admin socket
+  (node.tools.load.TransferLoad, the load scenario 7 of the demo puts on its testnet too). Accepted
   transactions are probed later by submitting the same bytes again: the answer TX_REPLAYED ("already committed",
   checked against the node's committed state) is the node's acknowledgement that the transaction is committed.
   A probe answered "admitted" means the transaction had been lost from the mempools (a node was killed); it is
@@ -37,11 +38,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
-from node.tools.testnet import AdminConnection, Testnet, TestnetError
+from node.tools.admin_client import AdminConnection
+from node.tools.load import TransferLoad
+from node.tools.testnet import Testnet, TestnetError
 
 TX_REPLAYED: Final = 103
-ALREADY_PENDING: Final = 3302
-RETRY_CODES: Final = frozenset({3300, 3301})
 PROBE_AFTER_S: Final = 2.0
 RECOVERY_TIMEOUT_S: Final = 60.0
 MAX_VIOLATIONS: Final = 100
@@ -247,65 +248,26 @@ def _checker(net: Testnet, shared: _Shared) -> None:
 # ---------------------------------------------------------------------------------------------------- load
 
 
-class _Load:
-    def __init__(self, net: Testnet, shared: _Shared, rate: int, rng: random.Random) -> None:
-        from node.tools.localnet import load_accounts
+class _Acknowledgements:
+    """What the load (node.tools.load.TransferLoad) needs for the last check: every accepted transaction is pending
+    until a resubmission answers TX_REPLAYED, which acknowledges it as committed."""
 
-        self.net = net
+    def __init__(self, shared: _Shared) -> None:
         self.shared = shared
-        self.rate = rate
-        self.rng = rng
-        self.accounts = load_accounts(net.accounts_path)
-        self.users = sorted(a for a in self.accounts if a.startswith("user-"))
-        assert len(self.users) >= 2
-        self.nonce = rng.randrange(1 << 40) << 20
-        self.expiry = 0
+        self.load: TransferLoad | None = None
 
-    def make(self) -> bytes:
-        from ledger.operations import Transfer, TransferLeg
-        from ledger.transaction import TxBody, sign_transaction
-        from node.tools.localnet import CASH_ASSET
+    def accepted(self, raw: bytes) -> None:
+        with self.shared.lock:
+            self.shared.pending.append((time.monotonic(), raw))
 
-        sender, recipient = self.rng.sample(self.users, 2)
-        self.nonce += 1
-        body = TxBody(1, self.net.chain_id, (sender,), self.nonce, self.expiry,
-                      (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 1),)),))
-        return sign_transaction(body, [(sender, self.accounts[sender])]).to_bytes()
-
-    def submit(self, raw: bytes) -> int | None:
-        live = [i for i in range(self.net.n) if self.net.running(i)]
-        if not live:
-            return None
-        answer = self.net.admin(self.rng.choice(live), {"op": "submit", "tx": raw.hex()}, timeout=3.0)
-        return None if answer is None or "code" not in answer else int(answer["code"])
-
-    def run(self) -> None:
-        heights = [self.net.height(i) for i in range(self.net.n)]
-        self.expiry = max(heights) + 10_000
-        period = 1.0 / max(1, self.rate)
-        next_at = time.monotonic()
-        while not self.shared.stop.is_set():
-            code = self.submit(raw := self.make())
-            with self.shared.lock:
-                self.shared.report.submitted += 1
-                if code in (0, ALREADY_PENDING):
-                    self.shared.report.accepted += 1
-                    self.shared.pending.append((time.monotonic(), raw))
-            self.probe(limit=5)
-            next_at += period
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                self.shared.stop.wait(delay)
-            else:
-                next_at = time.monotonic()
-
-    def probe(self, limit: int) -> None:
+    def probe(self, limit: int = 5) -> None:
         """Resubmit a few accepted transactions old enough to be committed: TX_REPLAYED acknowledges them."""
+        assert self.load is not None
         now = time.monotonic()
         with self.shared.lock:
             due = [p for p in self.shared.pending[:limit] if now - p[0] >= PROBE_AFTER_S]
         for item in due:
-            code = self.submit(item[1])
+            code = self.load.submit(item[1])
             with self.shared.lock:
                 self.shared.pending.remove(item)
                 if code == TX_REPLAYED:
@@ -405,16 +367,18 @@ def run_chaos(directory: str | None, config: ChaosConfig, nodes: int = 4, out: I
         raise TestnetError("bad_nodes", "chaos needs at least 4 validators (it kills up to f = (n-1)/3 of them)")
     shared = _Shared(report)
     threads: list[threading.Thread] = []
+    load: TransferLoad | None = None
     started = time.monotonic()
     try:
         _say(out, f"chaos: {net.n} validators in {net.directory}, seed {seed}, {config.duration_s:.0f}s, "
                   f"load {config.rate} tx/s")
         net.up(90)
         net.heal()
-        load = _Load(net, shared, config.rate, random.Random(rng.random()))
+        acks = _Acknowledgements(shared)
+        load = acks.load = TransferLoad(net, config.rate, random.Random(rng.random()), stop=shared.stop,
+                                        on_accepted=acks.accepted, after_each=acks.probe, name="chaos-load")
         faults = _Faults(net, shared, rng, out)
-        threads = [threading.Thread(target=load.run, name="chaos-load", daemon=True),
-                   threading.Thread(target=_checker, args=(net, shared), name="chaos-check", daemon=True)]
+        threads = [load.thread, threading.Thread(target=_checker, args=(net, shared), name="chaos-check", daemon=True)]
         for t in threads:
             t.start()
         end = started + config.duration_s
@@ -427,6 +391,7 @@ def run_chaos(directory: str | None, config: ChaosConfig, nodes: int = 4, out: I
                 if time.monotonic() - last_print >= 5.0:
                     last_print = time.monotonic()
                     with shared.lock:
+                        report.submitted, report.accepted = load.submitted, load.accepted
                         _say(out, f"  heights checked {report.heights_checked}, accepted {report.accepted}, "
                                   f"acknowledged {report.acknowledged}, violations {len(report.violations)}")
         _say(out, "chaos: healing and restarting every node ...")
@@ -436,18 +401,21 @@ def run_chaos(directory: str | None, config: ChaosConfig, nodes: int = 4, out: I
         shared.stop.set()
         for t in threads:
             t.join(15)
+        report.submitted, report.accepted = load.submitted, load.accepted
         _final_checks(net, shared, report, out)
     finally:
         shared.stop.set()
         for t in threads:
             t.join(15)
+        if load is not None:
+            report.submitted, report.accepted = load.submitted, load.accepted
         report.duration_s = time.monotonic() - started
         if own_dir is not None:
             net.down(5)
             if directory is None:
                 shutil.rmtree(own_dir, ignore_errors=True)
         else:
-            net.close_children()
+            net.close()
     _say(out, summary(report))
     return report
 

@@ -6,12 +6,12 @@ What it does:
 1. Uses a running testnet (`--dir` of `ledger testnet up`) or creates and starts its own (removed afterwards), with
    enough test accounts that every load process signs from its own senders (one mempool lane each).
 2. Starts `processes` load processes (multiprocessing, spawn). Each one pre-signs its share of plain CASH-T transfers
-   (1 unit, sender -> another test account) before the clock starts, then submits them through the nodes' admin
+   (1 unit, sender -> another test account, node.tools.load.signed_transfer) before the clock starts, then submits them through the nodes' admin
    sockets (`{"op": "submit"}`), `connections` pipelined connections per process spread over the nodes, `batch` lines
    per write. A "busy, retry" answer (MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL) is retried after a short pause; any other
    non-zero code counts as failed. `rate=None` means as fast as the network admits.
-3. Meanwhile the parent samples node-0's committed transaction counter every 50 ms, and the CPU time of every node
-   process (from /proc).
+3. Meanwhile the parent samples node-0's committed transaction counter every 50 ms (node.tools.load.CommitMonitor),
+   and the CPU time of every node process (from /proc).
 4. Commit latency: each accepted transaction's admission time is matched against the committed-count curve in
    admission order (the k-th accepted transaction is taken as committed when the counter has grown by k). The
    mempool reaps lanes round robin, so this is an estimate of the distribution, exact for its count, with the 50 ms
@@ -117,9 +117,7 @@ def presign(job: LoadJob) -> list[bytes]:
     """The job's transfers, signed (not timed): sender i of the job in turn, nonces unique per process."""
     from nacl.signing import SigningKey
 
-    from ledger.operations import Transfer, TransferLeg
-    from ledger.transaction import TxBody, sign_transaction
-    from node.tools.localnet import CASH_ASSET
+    from node.tools.load import signed_transfer
 
     keys = [(name, SigningKey(bytes.fromhex(seed))) for name, seed in job.senders]
     rng = random.Random(job.seed * 1000 + job.index)
@@ -129,10 +127,7 @@ def presign(job: LoadJob) -> list[bytes]:
         recipient = rng.choice(job.recipients)
         if recipient == sender:
             recipient = job.recipients[(job.recipients.index(recipient) + 1) % len(job.recipients)]
-        nonce = (job.index << 40) | k
-        body = TxBody(1, job.chain_id, (sender,), nonce, job.expiry,
-                      (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 1),)),))
-        out.append(sign_transaction(body, [(sender, key)]).to_bytes())
+        out.append(signed_transfer(job.chain_id, sender, key, recipient, (job.index << 40) | k, job.expiry))
     return out
 
 
@@ -314,8 +309,10 @@ def _say(out: IO[str] | None, text: str) -> None:
 
 
 def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchReport:
+    from node.tools.load import CommitMonitor
     from node.tools.localnet import load_accounts
-    from node.tools.testnet import Testnet, process_cpu_seconds
+    from node.tools.node_processes import process_cpu_seconds
+    from node.tools.testnet import Testnet
 
     own_dir: str | None = None
     if config.directory is not None:
@@ -333,6 +330,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
                          network=f"{net.n} validators, {net.directory}")
     ctx = multiprocessing.get_context("spawn")
     procs: list[Any] = []
+    monitor = CommitMonitor(net, SAMPLE_S, nodes=[0], counter_node=0, name="bench-monitor")
     try:
         accounts = load_accounts(net.accounts_path)
         users = sorted(a for a in accounts if a.startswith("user-"))
@@ -375,16 +373,16 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             go.put(start_at)
         time.sleep(0.2)
         t_start = time.monotonic()
-        samples: list[tuple[float, int]] = [(t_start, 0)]
+        monitor.start()  # node-0's committed-transaction counter every SAMPLE_S
+        latest = shown = (t_start, 0)
         results_got: list[dict[str, Any]] = []
         last_print = t_start
-        shown = samples[0]
         drain_end: float | None = None
         while True:
             now = time.monotonic()
-            c = _committed(net)
-            if c is not None:
-                samples.append((now, c - base))
+            sample = monitor.latest()
+            if sample is not None and base is not None:
+                latest = (sample[0], sample[1] - base)
             while not results.empty():
                 got_result = results.get()
                 if "error" in got_result:
@@ -392,23 +390,25 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
                 results_got.append(got_result)
             if now - last_print >= 1.0:
                 last_print = now
-                rate = (samples[-1][1] - shown[1]) / max(1e-3, samples[-1][0] - shown[0])
-                shown = samples[-1]
+                rate = (latest[1] - shown[1]) / max(1e-3, latest[0] - shown[0])
+                shown = latest
                 pool = sum((net.node_status(i) or {}).get("mempool", 0) for i in range(net.n))
-                _say(out, f"  t={now - t_start:5.1f}s committed={samples[-1][1]:>7} recent={rate:7.0f} tx/s "
+                _say(out, f"  t={now - t_start:5.1f}s committed={latest[1]:>7} recent={rate:7.0f} tx/s "
                           f"mempools={pool}")
             if len(results_got) == len(jobs):
                 accepted_total = sum(len(r["accepted"]) for r in results_got)
                 if drain_end is None:
                     drain_end = now + DRAIN_TIMEOUT_S
                     _say(out, f"load done: {accepted_total} accepted; waiting for commits (≤{DRAIN_TIMEOUT_S:.0f}s)")
-                if samples[-1][1] >= accepted_total or now >= drain_end:
+                if latest[1] >= accepted_total or now >= drain_end:
                     break
             elif now - t_start > config.duration_s + 120:
                 raise TimeoutError("load processes did not finish")
             elif any(p.exitcode not in (None, 0) for p in procs):
                 raise RuntimeError(f"a load process failed (exit codes {[p.exitcode for p in procs]})")
             time.sleep(SAMPLE_S)
+        monitor.finish()
+        samples = [(t_start, 0)] + [(t, c - base) for t, c in monitor.samples if base is not None and t >= t_start]
         cpu1 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         for proc in procs:
             proc.join(10)
@@ -441,6 +441,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             report.efficiency = round(report.tps * report.validators / report.verify_per_s, 4)
         return report
     finally:
+        monitor.finish()
         for proc in procs:
             if proc.is_alive():
                 proc.kill()

@@ -11,7 +11,8 @@ Layout:
 
 The genesis has one member per validator (m0, m1, ...), an admin account `admin@m0` (admin, issuer, agent,
 kyc_provider, custodian, auditor roles), `users` accounts `user-<k>@m<k mod n>`, and the asset CASH-T (2 decimals)
-with `initial_balance` units issued to every user. The testnet launcher (issue 7) and the tests use it.
+with `initial_balance` units issued to every user. The testnet launcher (node.tools.testnet), `ledger init`,
+`ledger node dev` and the tests use it.
 
 Governance (issue 8): with `governors=True` every member m<i> gets a governor account `gov@m<i>` (keys in
 accounts.json), so proposals can gather the default M of N approvals. `spare_nodes=k` also writes k nodes that are
@@ -71,9 +72,10 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
                      initial_balance: int = 1_000_000_00, params: ChainParams | None = None,
                      seed: bytes | None = None, fault_injection: bool | None = None,
                      genesis_time: int | None = None, governors: bool = False,
-                     spare_nodes: int = 0) -> NetworkLayout:
+                     spare_nodes: int = 0, open_reads: bool | None = None) -> NetworkLayout:
     """Write keys, genesis and configs for `nodes` validators (and `spare_nodes` nodes outside the genesis set).
-    `seed` makes every key deterministic (tests)."""
+    `seed` makes every key deterministic (tests). `open_reads`: whether the nodes' APIs answer reads without a
+    signature (default: on testnet-... chains with fault injection and on dev-... chains)."""
     assert 1 <= nodes and nodes + spare_nodes <= 100 and users >= 0 and spare_nodes >= 0
     os.makedirs(directory, exist_ok=True)
     members = [(f"m{i}", f"Member {i}") for i in range(nodes)]
@@ -115,6 +117,7 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump({name: bytes(key).hex() for name, key in account_keys.items()}, f, indent=2)
     inject = chain_id.startswith("testnet-") if fault_injection is None else fault_injection
+    reads_open = (inject or chain_id.startswith("dev-")) if open_reads is None else open_reads
     for j in range(spare_nodes):
         node_id = f"node-{nodes + j}"
         node_keys.append(NodeKeys.generate(node_id, None if seed is None else seed + b"|" + node_id.encode()))
@@ -126,7 +129,7 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
         write_keys(keys_path, keys, overwrite=True)
         config = NodeConfig(node_id=keys.node_id, data_dir=os.path.join(node_dir, "data"), keys_file=keys_path,
                             genesis_file=genesis_path, p2p_listen=(host, base_port + i), fault_injection=inject,
-                            api_listen=(host, api_base_port + i), api_open_reads=inject or chain_id.startswith("dev-"))
+                            api_listen=(host, api_base_port + i), api_open_reads=reads_open)
         configs.append(config)
         path = os.path.join(node_dir, "config.toml")
         write_config(path, config)

@@ -1,20 +1,31 @@
-"""A local multi-node testnet of real `ledger node run` processes, and the fault commands testers use on it.
+"""The one launcher of local networks: a testnet on disk whose nodes run as processes (`ledger testnet`, chaos, the
+bench, scenario 7) or inside this process (`ledger demo` when no testnet runs, the API scenario tests), with one
+set of commands over both, and the fault commands testers use on it.
 
     net = Testnet.create(directory, nodes=4)     generate keys, genesis, configs (node.tools.localnet) on free ports
-    net = Testnet.open(directory)                a network created before (reads DIR/testnet.json)
+    net = Testnet.create(directory, 4, in_process=True, open_reads=False)   the same nodes, run in this process
+    net = Testnet.open(directory)                a network of node processes created before (reads DIR/testnet.json)
     net.add_node()                               keys, config and data dir of a node NOT in the genesis (it joins
                                                  once governance adds it: scenario 7), with its add_validator action
     net.up(timeout)                              start every node not running, wait until all are up
     net.status()                                 per node: height, round, peers, mempool; roots at a common height
-    net.kill(i) / net.restart(i) / net.down()    kill -9 / SIGTERM + start / SIGTERM then SIGKILL after a bound
+    net.start(i) / net.stop(i) / net.restart(i) / net.down()   start / SIGTERM (bounded) / both / every node
+    net.kill(i) / net.kill_all()                 kill -9 (processes only) / cleanup of last resort
     net.partition([[0, 1], [2, 3]]) / net.heal() / net.slow(i, ms)   through the nodes' admin sockets
+    net.admin(i, request), net.height(i), net.roots(i, lo, hi), net.api_url(i)   queries, the same in both modes
+    net.close()                                  release this object: forget process handles (the processes keep
+                                                 running), or stop in-process nodes and their event loop
 
-Layout on disk (besides what node.tools.localnet writes): DIR/testnet.json (node count, ports, the faults in force,
-the nodes added after genesis), DIR/node-<i>/node.pid and DIR/node-<i>/node.log, DIR/keys/gov-m<i>.key (the
-account key files of the founding members' governors `gov@m<i>`, which the genesis gives the governor role: every
-founding member votes, M = floor(2N/3) + 1 of N approve a proposal). Node processes run in their own session, so they outlive the
-`ledger testnet up` command that started them; the pid files let later commands find them. A pid is only trusted
-when /proc shows that process running `node run` with this node's config (pids get reused).
+How nodes run: node.tools.node_processes (`ledger node run` processes in sessions of their own, pid files checked
+against /proc) or node.tools.in_process (the same assembly from the same config files, on an event loop of this
+process). Every query goes through a node's admin socket (DATA/admin.sock) and HTTP API, which both kinds serve, so
+status, faults, chaos checks and the demo's clients do not know the difference; only kill -9 needs a process.
+
+Layout on disk (besides what node.tools.localnet writes): DIR/testnet.json (node count, ports, how the nodes run,
+the faults in force, the nodes added after genesis), DIR/node-<i>/node.pid and DIR/node-<i>/node.log (processes),
+DIR/keys/gov-m<i>.key (the account key files of the founding members' governors `gov@m<i>`, which the genesis gives
+the governor role: every founding member votes, M = floor(2N/3) + 1 of N approve a proposal). An in-process network
+lives only as long as the object that created it: `Testnet.open` refuses it.
 
 Faults exist only on testnet chain ids (testnet-...) whose configs enable fault injection: the nodes refuse them
 otherwise, and this module reports the node's error code.
@@ -22,33 +33,32 @@ otherwise, and this module reports the node's error code.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from node.chain.genesis import ChainParams
+from node.tools.admin_client import ADMIN_TIMEOUT_S, admin_call
+from node.tools.in_process import START_ERRORS, InProcessNodes
 from node.tools.localnet import NetworkLayout, generate_network
+from node.tools.node_processes import STOP_GRACE_S, ProcessNodes
 
-ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_FILE: Final = "testnet.json"
 DEFAULT_CHAIN_ID: Final = "testnet-local"
 MAX_NODES: Final = 32
 KEYS_DIR: Final = "keys"
+RUNS_PROCESSES: Final = "processes"
+RUNS_IN_PROCESS: Final = "in_process"
 
 
 def governor_account(member: str) -> str:
     """The governor account of a founding member of a testnet: `gov@<member>`."""
     return f"gov@{member}"
-STOP_GRACE_S: Final = 10.0
-ADMIN_TIMEOUT_S: Final = 5.0
 
 
 class TestnetError(Exception):
@@ -82,67 +92,7 @@ def _write_governor_keys(layout: NetworkLayout, nodes: int) -> None:
         save_key(AccountKey(name, seeds[name]), os.path.join(keys_dir, f"gov-{member}.key"), overwrite=True)
 
 
-# ------------------------------------------------------------------------------------------------ admin socket
-
-
-class AdminConnection:
-    """One persistent connection to a node's admin socket (one JSON line per request and per answer)."""
-
-    def __init__(self, path: str, timeout: float = ADMIN_TIMEOUT_S) -> None:
-        self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(path)
-        except OSError:
-            self._sock.close()
-            raise
-        self._buf = b""
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def send(self, request: dict[str, Any]) -> None:
-        self._sock.sendall(json.dumps(request).encode() + b"\n")
-
-    def receive(self) -> dict[str, Any]:
-        while b"\n" not in self._buf:
-            chunk = self._sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("the node closed its admin socket")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        answer = json.loads(line)
-        if not isinstance(answer, dict):
-            raise TypeError("admin answer is not an object")
-        return answer
-
-    def request(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.send(request)
-        return self.receive()
-
-    def pipeline(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Send every request, then read every answer (the node answers one connection's lines in order)."""
-        self._sock.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
-        return [self.receive() for _ in requests]
-
-
-def admin_call(path: str, request: dict[str, Any], timeout: float = ADMIN_TIMEOUT_S) -> dict[str, Any] | None:
-    """One request; None when the node cannot be reached (not running, starting, or stopping)."""
-    try:
-        with AdminConnection(path, timeout) as conn:
-            return conn.request(request)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-# ---------------------------------------------------------------------------------------------------- processes
+# ------------------------------------------------------------------------------------------------------ ports
 
 
 def find_free_port_block(count: int, host: str = "127.0.0.1", start: int = 20000, end: int = 60000) -> int:
@@ -166,38 +116,6 @@ def find_free_port_block(count: int, host: str = "127.0.0.1", start: int = 20000
                 s.close()
         return base
     raise TestnetError("no_free_ports", f"found no block of {count} free ports")
-
-
-def _proc_state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _proc_cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [part.decode(errors="replace") for part in f.read().split(b"\0") if part]
-    except OSError:
-        return []
-
-
-def _reap(pid: int) -> None:
-    """Collect an exited child of this process (when it is one) so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (from /proc), None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +151,7 @@ class NetworkStatus:
 
 
 class Testnet:
-    """A local network on disk and its node processes."""
+    """A local network on disk and its nodes: processes, or (`in_process`) tasks of an event loop in this process."""
 
     __test__ = False  # not a pytest test class
 
@@ -245,14 +163,21 @@ class Testnet:
         self.host: str = state.get("host", "127.0.0.1")
         self.p2p_ports: list[int] = list(state["p2p_ports"])
         self.api_ports: list[int] = list(state["api_ports"])
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self.in_process = state.get("runs", RUNS_PROCESSES) == RUNS_IN_PROCESS
+        self.nodes: ProcessNodes | InProcessNodes = (InProcessNodes(self.config_path) if self.in_process
+                                                     else ProcessNodes(self))
 
     # ----------------------------------------------------------------------------------------- create / open
 
     @classmethod
     def create(cls, directory: str, nodes: int = 4, *, chain_id: str = DEFAULT_CHAIN_ID, users: int = 8,
                params: ChainParams | None = None, seed: bytes | None = None, host: str = "127.0.0.1",
-               base_port: int | None = None, api_base_port: int | None = None) -> Testnet:
+               base_port: int | None = None, api_base_port: int | None = None, open_reads: bool = True,
+               in_process: bool = False) -> Testnet:
+        """Generate a network of `nodes` validators in `directory` (ports: free blocks unless given). Its nodes run as
+        processes, or inside this process with `in_process` (for the life of the returned object). `open_reads`:
+        the nodes' APIs answer reads without a signature (a testnet's default); False makes every private read
+        signed, as on a consortium network."""
         if not 1 <= nodes <= MAX_NODES:
             raise TestnetError("bad_nodes", f"--nodes must be 1..{MAX_NODES}")
         if not chain_id.startswith("testnet-"):
@@ -268,10 +193,12 @@ class Testnet:
         params = params or ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200)
         layout: NetworkLayout = generate_network(directory, nodes, chain_id=chain_id, base_port=p2p,
                                                  api_base_port=api, host=host, users=users, params=params,
-                                                 seed=seed, fault_injection=True, governors=True)
+                                                 seed=seed, fault_injection=True, governors=True,
+                                                 open_reads=open_reads)
         _write_governor_keys(layout, nodes)
         state = {"nodes": nodes, "chain_id": chain_id, "host": host, "p2p_ports": list(layout.p2p_ports),
-                 "api_ports": list(layout.api_ports), "faults": {"partition": None, "slow": {}}, "joined": []}
+                 "api_ports": list(layout.api_ports), "faults": {"partition": None, "slow": {}}, "joined": [],
+                 "runs": RUNS_IN_PROCESS if in_process else RUNS_PROCESSES, "open_reads": open_reads}
         net = cls(directory, state)
         net._save()
         return net
@@ -302,7 +229,8 @@ class Testnet:
         peers = {self.node_id(j): (self.host, self.p2p_ports[j]) for j in range(self.n)}
         config = NodeConfig(node_id=node_id, data_dir=self.data_dir(i), keys_file=keys_path,
                             genesis_file=self.genesis_path, p2p_listen=(self.host, p2p), peer_addresses=peers,
-                            fault_injection=True, api_listen=(self.host, api), api_open_reads=True)
+                            fault_injection=True, api_listen=(self.host, api),
+                            api_open_reads=bool(self.state.get("open_reads", True)))
         write_config(self.config_path(i), config)
         address = f"{self.host}:{p2p}"
         add_validator = AddValidator(node_id, member, keys.identity_key, keys.bls_public_key, keys.bls_pop(),
@@ -346,6 +274,9 @@ class Testnet:
             raise TestnetError("no_testnet", f"no testnet in {directory} (run `ledger testnet up` first)") from None
         except (OSError, ValueError) as exc:
             raise TestnetError("bad_state", f"cannot read {path}: {exc}") from None
+        if state.get("runs") == RUNS_IN_PROCESS:
+            raise TestnetError("in_process", f"the testnet in {directory} runs its nodes inside the process that "
+                                             "created it: only that process controls them")
         return cls(directory, state)
 
     def _save(self) -> None:
@@ -389,6 +320,10 @@ class Testnet:
     def api_url(self, i: int) -> str:
         return f"http://{self.host}:{self.api_ports[i]}"
 
+    def api_urls(self) -> list[str]:
+        """The HTTP API of every node, in node order."""
+        return [self.api_url(i) for i in range(self.n)]
+
     def parse_node(self, name: str) -> int:
         """'2' or 'node-2' -> 2."""
         text = name.strip()
@@ -400,128 +335,60 @@ class Testnet:
     # ------------------------------------------------------------------------------------------- processes
 
     def pid(self, i: int) -> int | None:
-        """The pid of node i when it is running (verified against /proc), else None."""
-        child = self._children.get(i)
-        if child is not None and child.poll() is not None:
-            del self._children[i]
-            child = None
-        try:
-            with open(self.pid_path(i), encoding="ascii") as f:
-                pid = int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-        _reap(pid)
-        state = _proc_state(pid)
-        if state is None or state in ("Z", "X"):
-            return None
-        cmd = _proc_cmdline(pid)
-        if "run" not in cmd or self.config_path(i) not in cmd:
-            # Right after the fork, a process this object started may still show this process's command line.
-            if child is not None and child.pid == pid:
-                return pid
-            return None
-        return pid
+        """The pid of the process running node i (this process for an in-process node) while it runs, else None."""
+        return self.nodes.pid(i)
 
     def running(self, i: int) -> bool:
         return self.pid(i) is not None
 
     def start(self, i: int) -> int:
-        """Start node i in the background (no-op when it runs); returns its pid."""
-        existing = self.pid(i)
-        if existing is not None:
-            return existing
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.socket_path(i))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        with open(self.log_path(i), "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "node", "run", "--config", self.config_path(i)],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True,
-            )
-        self._children[i] = proc
-        with open(self.pid_path(i), "w", encoding="ascii") as f:
-            f.write(str(proc.pid))
-        return proc.pid
-
-    def _wait_exit(self, i: int, pid: int, timeout: float) -> bool:
-        child = self._children.get(i)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if child is not None:
-                if child.poll() is not None:
-                    return True
-            else:
-                _reap(pid)
-                state = _proc_state(pid)
-                if state is None or state in ("Z", "X"):
-                    return True
-            time.sleep(0.05)
-        return False
+        """Start node i (no-op when it runs); returns the pid of the process running it."""
+        if not self.in_process:
+            return self.nodes.start(i)
+        try:
+            return self.nodes.start(i)
+        except FutureTimeout:
+            raise TestnetError("timeout", f"node-{i} did not start in this process") from None
+        except START_ERRORS as exc:
+            raise TestnetError("node_failed", f"node-{i} did not start: {exc}") from None
 
     def kill(self, i: int) -> bool:
-        """kill -9 node i; False when it was not running."""
-        pid = self.pid(i)
-        if pid is None:
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        self._wait_exit(i, pid, STOP_GRACE_S)
-        self._children.pop(i, None)
-        return True
+        """kill -9 node i; False when it was not running. Only node processes can be killed."""
+        if self.in_process:
+            raise TestnetError("needs_processes", "kill -9 needs node processes; this testnet runs its nodes inside "
+                                                  "the process that created it")
+        return self.nodes.kill(i)
 
     def stop(self, i: int, grace: float = STOP_GRACE_S) -> str:
-        """SIGTERM, then SIGKILL when the node has not exited within `grace` seconds.
+        """SIGTERM (in-process: a graceful stop), then SIGKILL when the node has not exited within `grace` seconds.
         Returns 'stopped', 'killed' or 'not_running'."""
-        pid = self.pid(i)
-        if pid is None:
-            return "not_running"
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if self._wait_exit(i, pid, grace):
-            self._children.pop(i, None)
-            return "stopped"
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        self._wait_exit(i, pid, grace)
-        self._children.pop(i, None)
-        return "killed"
+        return self.nodes.stop(i, grace)
+
+    def exit_code(self, i: int) -> int | None:
+        """How node i last ended, when this object saw it: its exit status (0 after a clean stop; 3 when it halted;
+        negative: the signal that ended its process); None when unknown or still running."""
+        return self.nodes.exit_code(i)
 
     def down(self, grace: float = STOP_GRACE_S) -> dict[int, str]:
-        """Stop every node: SIGTERM to all at once, then SIGKILL to those still running after `grace`."""
-        pids = {i: self.pid(i) for i in range(self.n)}
-        for pid in pids.values():
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-        result: dict[int, str] = {}
-        deadline = time.monotonic() + grace
-        for i, pid in pids.items():
-            if pid is None:
-                result[i] = "not_running"
-                continue
-            if self._wait_exit(i, pid, max(0.1, deadline - time.monotonic())):
-                result[i] = "stopped"
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                self._wait_exit(i, pid, grace)
-                result[i] = "killed"
-            self._children.pop(i, None)
+        """Stop every node: SIGTERM to all at once, then SIGKILL to those still running after `grace`; the recorded
+        faults are cleared."""
+        result = self.nodes.stop_all(range(self.n), grace)
         self.state["faults"] = {"partition": None, "slow": {}}
         self._save()
         return result
 
     def kill_all(self) -> None:
-        """SIGKILL every node process this testnet knows (cleanup of last resort: tests' finalizers)."""
-        for i in range(self.n):
-            self.kill(i)
-        for i, child in list(self._children.items()):
-            if child.poll() is None:
-                child.kill()
-                child.wait(STOP_GRACE_S)
-            del self._children[i]
+        """Stop every node at once, whatever it takes (cleanup of last resort: tests' finalizers): SIGKILL every node
+        process this testnet knows, or stop every in-process node and its event loop."""
+        if self.in_process:
+            self.nodes.close()
+        else:
+            self.nodes.kill_all(range(self.n))
+
+    def close(self) -> None:
+        """Release what this object holds: the handles of node processes it started (the processes keep running in
+        their own sessions), or the in-process nodes (stopped) and their event loop."""
+        self.nodes.close()
 
     # ---------------------------------------------------------------------------------------- node queries
 
@@ -696,7 +563,3 @@ class Testnet:
         for i in range(self.n):
             self._apply_faults(i)
         return pids
-
-    def close_children(self) -> None:
-        """Forget the Popen handles (the processes keep running in their own sessions)."""
-        self._children.clear()

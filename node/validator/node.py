@@ -34,13 +34,14 @@ from consensus.messages import Block, CommitCertificate
 from ledger.rules import RuleEngine
 from ledger.store import LedgerStore
 from node.chain.application import Application
-from node.chain.genesis import Genesis, default_engine
+from node.chain.genesis import Genesis, default_engine, load_genesis
 from node.chain.mempool import Admission, MempoolLimits
 from node.chain.payload import PayloadError, decode_payload
 from node.chain.sigverify import Ed25519Verifier
 from node.net.messages import GOSSIP_BATCH, encode_gossip
 from node.net.transport import Transport, TransportConfig
 from node.validator.byzantine import BYZANTINE_MODES
+from node.validator.config import ConfigError, NodeConfig
 from node.validator.driver import ValidatorDriver
 from node.validator.effects import (
     ApplyBlocks,
@@ -52,7 +53,7 @@ from node.validator.effects import (
     SubmitGossip,
     SystemClock,
 )
-from node.validator.keyfile import NodeKeys
+from node.validator.keyfile import NodeKeys, load_keys, load_next_keys
 from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
 from node.validator.safety_store import SafetyStore
@@ -132,6 +133,21 @@ class ValidatorNode:
         self._gossip_in = 0
         self._stopped = asyncio.Event()
         self.started_at = time.monotonic()
+
+    @classmethod
+    def from_config(cls, config: NodeConfig, *, sig_verifier: Ed25519Verifier | None = None) -> ValidatorNode:
+        """The node `ledger node run` starts: genesis, keys and next keys from the files the config names.
+        ConfigError when the key file belongs to another node."""
+        genesis = load_genesis(config.genesis_file)
+        keys = load_keys(config.keys_file)
+        if keys.node_id != config.node_id:
+            raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
+                                                     f"{config.node_id!r}")
+        return cls(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
+                   peer_keys=config.peer_keys, fault_injection=config.fault_injection,
+                   mempool_max_txs=config.mempool_max_txs, mempool_max_bytes=config.mempool_max_bytes,
+                   sig_verifier=sig_verifier, byzantine=config.byzantine, next_keys=load_next_keys(config.keys_file),
+                   load_next_keys=lambda: load_next_keys(config.keys_file))
 
     # ------------------------------------------------------------------------------------------------- lifecycle
 

@@ -1,25 +1,21 @@
-"""Test harness: a local network of real node processes (`ledger node run`), driven through their admin sockets."""
+"""Test harness: a local network of real node processes (`ledger node run`), started and stopped by the testnet
+launcher (node.tools.testnet.Testnet), and driven through the nodes' admin sockets: signed transfers, waits that
+fail with every node's log tail, state roots compared across nodes."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from typing import Any
 
 import nacl.signing
 
-from ledger.operations import Transfer, TransferLeg
-from ledger.transaction import TxBody, sign_transaction
 from node.api.admin_socket import admin_request
 from node.chain.genesis import ChainParams
-from node.tools.localnet import CASH_ASSET, NetworkLayout, generate_network, load_accounts
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from node.tools.load import signed_transfer
+from node.tools.localnet import load_accounts
+from node.tools.testnet import Testnet
 
 
 def free_ports(count: int) -> list[int]:
@@ -35,101 +31,61 @@ def free_ports(count: int) -> list[int]:
 
 
 class Cluster:
+    """A testnet of `nodes` node processes (deterministic keys) and what the process tests do with it."""
+
     def __init__(
         self, directory: str, nodes: int = 4, chain_id: str = "testnet-proc", params: ChainParams | None = None
     ) -> None:
-        ports = free_ports(nodes)
-        # Consecutive ports are not guaranteed free: give each node its own port through the config override.
-        self.layout: NetworkLayout = generate_network(
+        self.net = Testnet.create(
             directory,
             nodes,
             chain_id=chain_id,
-            base_port=ports[0],
             seed=b"cluster",
             params=params or ChainParams(base_timeout_ms=1000, empty_block_interval_ms=100),
         )
-        self._fix_ports(ports)
         self.chain_id = chain_id
         self.n = nodes
-        self.procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
-        self.accounts: dict[str, nacl.signing.SigningKey] = load_accounts(self.layout.accounts_path)
+        self.accounts: dict[str, nacl.signing.SigningKey] = load_accounts(self.net.accounts_path)
         self.users = sorted(a for a in self.accounts if a.startswith("user-"))
         self.nonce = 0
 
-    def _fix_ports(self, ports: list[int]) -> None:
-        import json
-
-        from node.chain.genesis import write_genesis
-        from node.validator.config import load_config, write_config
-
-        with open(self.layout.genesis_path, encoding="utf-8") as f:
-            doc = json.load(f)
-        for i, v in enumerate(doc["validators"]):
-            v["address"] = f"127.0.0.1:{ports[i]}"
-        write_genesis(self.layout.genesis_path, doc)
-        for i, path in enumerate(self.layout.config_paths):
-            cfg = load_config(path)
-            write_config(
-                path,
-                cfg.__class__(
-                    **{**{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "p2p_listen": ("127.0.0.1", ports[i])}
-                ),
-            )
-
-    def data_dir(self, i: int) -> str:
-        return os.path.join(os.path.dirname(self.layout.config_paths[i]), "data")
-
-    def sock(self, i: int) -> str:
-        return os.path.join(self.data_dir(i), "admin.sock")
+    def config_path(self, i: int) -> str:
+        return self.net.config_path(i)
 
     def log_path(self, i: int) -> str:
-        return os.path.join(os.path.dirname(self.layout.config_paths[i]), "node.log")
+        return self.net.log_path(i)
+
+    def running(self, i: int) -> bool:
+        return self.net.running(i)
 
     def start(self, i: int) -> None:
-        assert self.procs[i] is None
-        if os.path.exists(self.sock(i)):
-            os.remove(self.sock(i))
-        log = open(self.log_path(i), "ab")  # noqa: SIM115 (the child owns it)
-        self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "node", "run", "--config", self.layout.config_paths[i]],
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
+        assert not self.net.running(i), f"node {i} is running already"
+        self.net.start(i)
 
     def start_all(self) -> None:
         for i in range(self.n):
             self.start(i)
 
     def kill(self, i: int) -> None:
-        proc = self.procs[i]
-        assert proc is not None
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        self.procs[i] = None
+        """kill -9, waiting (bounded) until the process is gone."""
+        assert self.net.kill(i), f"node {i} was not running"
 
     def terminate(self, i: int) -> int:
-        proc = self.procs[i]
-        assert proc is not None
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(20)
-        self.procs[i] = None
+        """SIGTERM; the node's exit status (a clean stop exits 0)."""
+        assert self.net.stop(i, grace=20) == "stopped", f"node {i} did not stop within 20 s of SIGTERM"
+        code = self.net.exit_code(i)
+        assert code is not None
         return code
 
     def wipe(self, i: int) -> None:
-        assert self.procs[i] is None
-        shutil.rmtree(self.data_dir(i))
+        assert not self.net.running(i)
+        shutil.rmtree(self.net.data_dir(i))
 
     def stop_all(self) -> None:
-        for i, proc in enumerate(self.procs):
-            if proc is not None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(10)
-                self.procs[i] = None
+        self.net.kill_all()
 
     def request(self, i: int, req: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        return admin_request(self.sock(i), req, timeout)
+        return admin_request(self.net.socket_path(i), req, timeout)
 
     def status(self, i: int) -> dict[str, Any] | None:
         try:
@@ -151,11 +107,7 @@ class Cluster:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
 
     def tail(self, i: int, lines: int = 15) -> str:
-        try:
-            with open(self.log_path(i), encoding="utf-8", errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
+        return self.net.tail(i, lines)
 
     def wait_height(self, nodes: list[int], height: int, timeout: float) -> None:
         self.wait(lambda: all(self.height(i) >= height for i in nodes), timeout, f"nodes {nodes} at {height}")
@@ -164,15 +116,7 @@ class Cluster:
         sender = self.users[k % len(self.users)]
         recipient = self.users[(k + 1) % len(self.users)]
         self.nonce += 1
-        body = TxBody(
-            1,
-            self.chain_id,
-            (sender,),
-            self.nonce,
-            expiry,
-            (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 1),)),),
-        )
-        return sign_transaction(body, [(sender, self.accounts[sender])]).to_bytes()
+        return signed_transfer(self.chain_id, sender, self.accounts[sender], recipient, self.nonce, expiry)
 
     def submit(self, i: int, count: int) -> list[str]:
         ids = []

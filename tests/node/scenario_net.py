@@ -1,62 +1,36 @@
-"""A 4-validator network for scenario tests: `node.tools.demo.InProcessNetwork` (real consensus over loopback TCP, the
-HTTP API on every node) run on an event loop of its own in a background thread, so tests drive it through the
-synchronous SDK (`LedgerClient`) from the test thread. Every wait is bounded; `stop()` always tears down."""
+"""A 4-validator network for scenario tests: node.tools.testnet.Testnet with its nodes inside the test process
+(real consensus over loopback TCP, the HTTP API on every node, private reads signed), and `Driver`, which plays
+transactions and reads through the synchronous SDK (`LedgerClient`). Every wait is bounded; `net.close()` always
+tears the nodes down."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from ledger.operations import Operation
 from node.client import AccountKey, ApiError, LedgerClient, builder
-from node.tools.demo import InProcessNetwork
+from node.tools.localnet import load_accounts
+from node.tools.testnet import Testnet
 
 START_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 60.0
 
 
-class ThreadedNetwork:
-    def __init__(self, directory: str, nodes: int = 4) -> None:
-        self.directory = directory
-        self.net = InProcessNetwork(directory, nodes)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name="scenario-net", daemon=True)
-        self.thread.start()
+def start_network(directory: str, nodes: int = 4) -> Testnet:
+    """A fresh in-process testnet in `directory`, up (every node committing, connected); the caller closes it."""
+    net = Testnet.create(directory, nodes, chain_id="testnet-demo", users=2, open_reads=False, in_process=True)
+    try:
+        net.up(START_TIMEOUT_S)
+    except BaseException:
+        net.close()
+        raise
+    return net
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-        self.loop.close()
 
-    def start(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.net.start(), self.loop).result(START_TIMEOUT_S)
-
-    def stop(self) -> None:
-        try:
-            if self.loop.is_running():
-                asyncio.run_coroutine_threadsafe(self.net.stop(), self.loop).result(STOP_TIMEOUT_S)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(STOP_TIMEOUT_S)
-
-    @property
-    def urls(self) -> list[str]:
-        return list(self.net.urls)
-
-    @property
-    def genesis_path(self) -> str:
-        return os.path.join(self.directory, "genesis.json")
-
-    def genesis_keys(self) -> dict[str, AccountKey]:
-        """The genesis test accounts (admin@m0, user-<k>@m<k>) with their keys, from accounts.json."""
-        with open(os.path.join(self.directory, "accounts.json"), encoding="utf-8") as f:
-            seeds: dict[str, str] = json.load(f)
-        return {name: AccountKey.from_seed(name, bytes.fromhex(seed)) for name, seed in seeds.items()}
+def genesis_keys(net: Testnet) -> dict[str, AccountKey]:
+    """The genesis test accounts (admin@m0, user-<k>@m<k>, gov@m<i>) with their keys, from accounts.json."""
+    return {name: AccountKey.from_seed(name, bytes(seed)) for name, seed in load_accounts(net.accounts_path).items()}
 
 
 class Driver:
@@ -111,7 +85,7 @@ class Driver:
 
     def supply_check(self, assets: Sequence[str]) -> int:
         """issued - redeemed == sum over every holder of available + held + frozen, per asset, all read at one
-        height through the API (as node/tools/demo.py does). Returns the height."""
+        height through the API (as node/tools/demo/story.py does). Returns the height."""
         height = self.reader.head_height()
         for asset in assets:
             outstanding = int(self.reader.asset(asset, height)["outstanding"])

@@ -1,7 +1,8 @@
 """Scenarios 5 (lost-key recovery) and 6 (custody statement) of ../shared/context/scenarios.md, end to end through
-the HTTP API with the Python SDK against one 4-validator network (node.tools.demo.InProcessNetwork: real consensus over
-loopback TCP, the API on every node). Transactions go through the nodes in turn and wait for commit; private reads
-are signed by the reading institution. Each scenario ends with the supply check through the API."""
+the HTTP API with the Python SDK against one 4-validator network (node.tools.testnet.Testnet with its nodes in this
+process: real consensus over loopback TCP, the API on every node). Transactions go through the nodes in turn and
+wait for commit; private reads are signed by the reading institution. Each scenario ends with the supply check
+through the API."""
 
 from __future__ import annotations
 
@@ -30,27 +31,27 @@ from ledger.operations import (
 )
 from node.cli import main
 from node.client import AccountKey, ApiError, load_trust_anchor, statement_bytes, verify_statement
-from tests.node.scenario_net import Driver, ThreadedNetwork
+from node.tools.testnet import Testnet
+from tests.node.scenario_net import Driver, genesis_keys, start_network
 
 ADMIN = "admin@m0"
 CASH = "CASH-T"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ThreadedNetwork, Driver, dict[str, AccountKey]]]:
-    net = ThreadedNetwork(str(tmp_path_factory.mktemp("api-scenarios")), nodes=4)
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Testnet, Driver, dict[str, AccountKey]]]:
+    net = start_network(str(tmp_path_factory.mktemp("api-scenarios")), nodes=4)
     driver: Driver | None = None
     try:
-        net.start()
-        assert len(net.urls) == 4
-        keys = net.genesis_keys()
-        driver = Driver(net.urls, keys[ADMIN])  # admin@m0 holds the auditor role: it reads everything
+        assert len(net.api_urls()) == 4
+        keys = genesis_keys(net)
+        driver = Driver(net.api_urls(), keys[ADMIN])  # admin@m0 holds the auditor role: it reads everything
         driver.wait_height(1)
         yield net, driver, keys
     finally:
         if driver is not None:
             driver.close()
-        net.stop()
+        net.close()
 
 
 def history(driver: Driver, account: str) -> list[dict[str, Any]]:
@@ -74,7 +75,7 @@ def flip_hex(text: str, at: int) -> str:
     return text[:at] + ("1" if text[at] == "0" else "0") + text[at + 1:]
 
 
-def test_scenario_5_lost_key_recovery(world: tuple[ThreadedNetwork, Driver, dict[str, AccountKey]]) -> None:
+def test_scenario_5_lost_key_recovery(world: tuple[Testnet, Driver, dict[str, AccountKey]]) -> None:
     _, d, genesis_keys = world
     admin = genesis_keys[ADMIN]
     outsider = genesis_keys["user-0@m0"]  # a plain account, no agent role
@@ -136,7 +137,7 @@ def test_scenario_5_lost_key_recovery(world: tuple[ThreadedNetwork, Driver, dict
     d.supply_check([CASH])
 
 
-def test_scenario_6_custody_statement(world: tuple[ThreadedNetwork, Driver, dict[str, AccountKey]], tmp_path: Path,
+def test_scenario_6_custody_statement(world: tuple[Testnet, Driver, dict[str, AccountKey]], tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     net, d, genesis_keys = world
     admin = genesis_keys[ADMIN]

@@ -49,23 +49,17 @@ def test_a_violation_fails_the_run() -> None:
 
 
 def test_supply_check_through_the_api_adds_up_every_holder(tmp_path: Path) -> None:
-    import asyncio
-
     from node.client import AccountKey
-    from node.tools.demo import InProcessNetwork
     from node.tools.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
 
-    async def main() -> list[tuple[str, int, int, int]]:
-        net = InProcessNetwork(str(tmp_path / "net"), 1)
-        try:
-            await net.start()
-            keys = load_accounts(str(tmp_path / "net" / "accounts.json"))
-            auditor = AccountKey.from_seed(ADMIN_ACCOUNT, bytes(keys[ADMIN_ACCOUNT]))
-            return await asyncio.to_thread(supply_at, net.urls[0], auditor, keys, [CASH_ASSET])
-        finally:
-            await net.stop()
-
-    [(asset, height, outstanding, total)] = asyncio.run(main())
+    net = Testnet.create(str(tmp_path / "net"), 1, users=2, open_reads=False, in_process=True)
+    try:
+        net.up(60)
+        keys = load_accounts(net.accounts_path)
+        auditor = AccountKey.from_seed(ADMIN_ACCOUNT, bytes(keys[ADMIN_ACCOUNT]))
+        [(asset, height, outstanding, total)] = supply_at(net.api_url(0), auditor, keys, [CASH_ASSET])
+    finally:
+        net.close()
     assert asset == CASH_ASSET and height >= 0
     assert outstanding == total == 2 * 1_000_000_00  # two test accounts with the genesis balance each
 

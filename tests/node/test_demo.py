@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from node.cli import main
-from node.tools.demo import DemoResult, describe_event, fmt, units
+from node.tools.demo.story import DemoResult, describe_event, fmt, units
 
 
 def test_demo_plays_scenarios_1_to_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -124,7 +124,7 @@ def test_partition_2_2_stops_commits_without_fork_and_heals(cluster: Cluster) ->
 def test_equivocating_validator_causes_no_fork_and_is_recorded(cluster: Cluster) -> None:
     c = cluster
     byz = 3
-    path = c.layout.config_paths[byz]
+    path = c.config_path(byz)
     honest_config = load_config(path)
     assert c.terminate(byz) == 0
     write_config(path, dataclasses.replace(honest_config, byzantine="equivocate"))
@@ -139,7 +139,7 @@ def test_equivocating_validator_causes_no_fork_and_is_recorded(cluster: Cluster)
         _commit_some(c, 1, 10, [0, 1, 2])
         c.assert_same_roots(list(range(c.n)))
     finally:
-        if c.procs[byz] is not None:
+        if c.running(byz):
             c.kill(byz)
         write_config(path, honest_config)
 
@@ -149,7 +149,7 @@ def test_wiped_node_rejoins_from_scratch(cluster: Cluster) -> None:
     as an observer but signs nothing more in this epoch (docs/consensus.md, "Lost safety state") — the network
     keeps committing with the other three."""
     c = cluster
-    if c.procs[3] is not None:
+    if c.running(3):
         c.kill(3)
     c.wipe(3)
     c.start(3)

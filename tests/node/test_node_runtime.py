@@ -439,7 +439,7 @@ def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) 
 
 
 def test_api_batch_admits_through_one_mempool_round(tmp_path, sig_verifier) -> None:
-    """/v1/tx/batch on the real node hands the decodable transactions to Validator.submit_many (one mempool
+    """/v1/tx/batch on the real node hands the decodable transactions to ValidatorNode.submit_many (one mempool
     verification round) and answers one result per item, in order: garbage, duplicates and fresh ones."""
     from aiohttp.test_utils import TestClient, TestServer
 

@@ -1,4 +1,5 @@
-"""`ledger testnet` with real node processes: up, status, kill -9, restart, partition, heal, slow, down.
+"""`ledger testnet` with real node processes: up, status, kill -9, restart, partition, heal, slow, down; and the same
+launcher with its nodes inside the test process.
 
 Every wait is bounded; the fixture kills every node process of the network even when a test fails, and the last
 test checks that no node process of it survives `down`.
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from node.cli import main
-from node.tools.testnet import Testnet, TestnetError, _proc_cmdline
+from node.tools.node_processes import process_cmdline
+from node.tools.testnet import Testnet, TestnetError
 
 
 def node_processes(directory: str) -> list[int]:
@@ -21,7 +23,7 @@ def node_processes(directory: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            cmd = _proc_cmdline(int(entry))
+            cmd = process_cmdline(int(entry))
             if any(part.startswith(directory) and part.endswith("config.toml") for part in cmd):
                 state = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[0]  # noqa: SIM115
                 if state not in ("Z", "X"):
@@ -145,3 +147,40 @@ def test_genesis_governors_and_add_node_files(tmp_path: os.PathLike[str], capsys
     assert main(["testnet", "add-node", "--dir", directory, "--member", "m1"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["node"] == "node-5" and [a["kind"] for a in info["actions"]] == ["add_validator"]
+
+
+def test_in_process_nodes_answer_the_same_commands(tmp_path: os.PathLike[str]) -> None:
+    """The same launcher with its nodes inside this process: up, status, a fault, restart, down, through the same
+    admin sockets and API ports; kill -9 needs a process, and no other process can open this network."""
+    from node.cli.testnet import api_answers
+
+    net = Testnet.create(str(tmp_path), 4, seed=b"in-process", in_process=True)
+    try:
+        net.up(60)
+        assert [net.pid(i) for i in range(4)] == [os.getpid()] * 4
+        assert all(api_answers(url) for url in net.api_urls())
+        assert net.wait_height(range(4), 3, 30)
+        st = net.status()
+        assert st.roots_agree is True and st.common_height is not None and st.common_height >= 3
+        assert [n.peers for n in st.nodes] == [3] * 4
+        net.partition([[0], [1, 2, 3]])
+        majority = max(net.height(i) for i in (1, 2, 3))
+        assert net.wait_height([1, 2, 3], majority + 2, 30), "the 3-node side keeps committing"
+        net.heal()
+        with pytest.raises(TestnetError) as err:
+            net.kill(1)
+        assert err.value.code == "needs_processes"
+        with pytest.raises(TestnetError) as err:
+            Testnet.open(str(tmp_path))
+        assert err.value.code == "in_process"
+        assert net.stop(2) == "stopped" and not net.running(2) and net.exit_code(2) == 0
+        target = max(net.height(i) for i in (0, 1, 3)) + 1
+        assert net.wait_height([0, 1, 3], target, 30), "three of four keep committing"
+        net.restart(2)
+        assert net.wait_height([2], target, 40)
+        assert net.status().roots_agree is True
+        assert set(net.down().values()) == {"stopped"}
+        assert not any(net.running(i) for i in range(4))
+        assert not any(os.path.exists(net.socket_path(i)) for i in range(4))
+    finally:
+        net.close()
