@@ -18,7 +18,7 @@ import time
 from node.chain.genesis import GenesisError, load_genesis, make_document, parse_address, parse_genesis, write_genesis
 from node.tools.localnet import generate_network
 from node.validator.config import NodeConfig, write_config
-from node.validator.keyfile import KeyFileError, NodeKeys, write_keys
+from node.validator.keyfile import KeyFileError, NodeKeys, write_new_node_keys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +58,7 @@ def run_node(args: argparse.Namespace) -> int:
     keys_path = os.path.join(args.dir, "node_keys.json")
     try:
         listen, api = parse_address(args.listen, "--listen"), parse_address(args.api, "--api")
-        write_keys(keys_path, keys)
+        write_new_node_keys(keys_path, keys)
     except (KeyFileError, GenesisError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

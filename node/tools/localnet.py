@@ -35,7 +35,7 @@ from ledger.jsonform import to_json
 from ledger.operations import OPERATION, DefineAsset, Issue
 from node.chain.genesis import ChainParams, make_document, validator_entry, write_genesis
 from node.validator.config import NodeConfig, write_config
-from node.validator.keyfile import NodeKeys, write_keys
+from node.validator.keyfile import NodeKeys, write_new_node_keys
 
 CASH_ASSET = "CASH-T"
 ADMIN_ACCOUNT = "admin@m0"
@@ -126,7 +126,7 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
         node_dir = os.path.join(directory, keys.node_id)
         os.makedirs(node_dir, exist_ok=True)
         keys_path = os.path.join(node_dir, "node_keys.json")
-        write_keys(keys_path, keys, overwrite=True)
+        write_new_node_keys(keys_path, keys, overwrite=True)
         config = NodeConfig(node_id=keys.node_id, data_dir=os.path.join(node_dir, "data"), keys_file=keys_path,
                             genesis_file=genesis_path, p2p_listen=(host, base_port + i), fault_injection=inject,
                             api_listen=(host, api_base_port + i), api_open_reads=reads_open)

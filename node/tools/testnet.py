@@ -211,7 +211,7 @@ class Testnet:
         from ledger.jsonform import to_json
         from ledger.operations import ACTION, AddMember, AddValidator
         from node.validator.config import NodeConfig, write_config
-        from node.validator.keyfile import NodeKeys, write_keys
+        from node.validator.keyfile import NodeKeys, write_new_node_keys
 
         i = self.n
         if i >= MAX_NODES:
@@ -225,7 +225,7 @@ class Testnet:
         os.makedirs(node_dir, exist_ok=True)
         keys = NodeKeys.generate(node_id, None if seed is None else seed + b"|" + node_id.encode())
         keys_path = os.path.join(node_dir, "node_keys.json")
-        write_keys(keys_path, keys, overwrite=True)
+        write_new_node_keys(keys_path, keys, overwrite=True)
         peers = {self.node_id(j): (self.host, self.p2p_ports[j]) for j in range(self.n)}
         config = NodeConfig(node_id=node_id, data_dir=self.data_dir(i), keys_file=keys_path,
                             genesis_file=self.genesis_path, p2p_listen=(self.host, p2p), peer_addresses=peers,

@@ -735,18 +735,15 @@ class ValidatorDriver:
         """Before the block that starts `epoch` is committed: mark the safety store (nothing signed in it yet) when
         this node can show that, i.e. its consensus directory has been continuous up to here:
           - it holds a safety state (of an older epoch: a signature in `epoch` would have replaced it), or the mark of
-            the ending epoch;
+            the ending epoch (the marks chain back to the directory's creation by keys that never signed);
           - or its replica is live at this boundary (it commits the epoch-ending block through consensus, so `epoch`
-            has not begun for it and it cannot have signed in it);
-          - or it is not a validator of the ending epoch (a joining node's keys enter the set only now).
-        Otherwise (a validator whose data directory was wiped and that is crossing the boundary by block sync) it
-        may have signed in `epoch` before the wipe: no mark, so it starts that epoch with its safety state lost and
-        signs again from the next one (docs/consensus.md §10, "Epochs in the node")."""
-        ending = self.app.epochs.record
+            has not begun for it and it cannot have signed in it).
+        Otherwise (a node whose data directory was wiped and that is crossing the boundary by block sync) it may
+        have signed in `epoch` before the wipe: no mark, so it starts that epoch with its safety state lost and signs
+        again from the next one (docs/consensus.md §10, "Epochs in the node")."""
         mark = self.safety_store.epoch_mark()
         continuous = (self.safety_store.has_state() or mark == epoch - 1
-                      or (self.replica is not None and self.mode == "consensus")
-                      or not self.members.is_member(ending))
+                      or (self.replica is not None and self.mode == "consensus"))
         self._epoch_mark_ok = continuous
         if continuous:
             self.safety_store.mark_epoch(epoch)

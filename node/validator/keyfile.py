@@ -104,6 +104,25 @@ def load_next_keys(path: str | os.PathLike[str]) -> list[NodeKeys]:
     return [keys]
 
 
+def never_signed_path(path: str | os.PathLike[str]) -> str:
+    """The marker beside the key file at `path` (`<stem>.never-signed`): these keys have never signed anything.
+
+    Written with a new node's keys; the node deletes it once it has created its consensus directory (and marked it:
+    node/validator/safety_store.py). A consensus directory created later -- the data directory was wiped -- finds no
+    marker, so the node cannot claim it never signed in the current epoch and signs again only from the next."""
+    return os.fspath(path).removesuffix(".json") + ".never-signed"
+
+
+def write_new_node_keys(path: str | os.PathLike[str], keys: NodeKeys, *, overwrite: bool = False) -> None:
+    """The key file of a new node, and its never-signed marker."""
+    write_keys(path, keys, overwrite=overwrite)
+    with open(never_signed_path(path), "w", encoding="utf-8") as f:
+        f.write("these node keys have never signed; the node deletes this file when it first creates its consensus "
+                "directory (a later, wiped directory must not look like a first start)\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_keys(path: str | os.PathLike[str], keys: NodeKeys, *, overwrite: bool = False) -> None:
     """Create the key file with mode 0600 (refuses to overwrite unless asked)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)

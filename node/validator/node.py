@@ -22,6 +22,7 @@ bounded by the transport, the mempool and block sync (docs/mempool.md, docs/tran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -53,7 +54,7 @@ from node.validator.effects import (
     SubmitGossip,
     SystemClock,
 )
-from node.validator.keyfile import NodeKeys, load_keys, load_next_keys
+from node.validator.keyfile import NodeKeys, load_keys, load_next_keys, never_signed_path
 from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
 from node.validator.safety_store import SafetyStore
@@ -78,13 +79,16 @@ class ValidatorNode:
                  sig_verifier: Ed25519Verifier | None = None, byzantine: str | None = None,
                  next_keys: Sequence[NodeKeys] = (),
                  load_next_keys: Callable[[], Sequence[NodeKeys]] | None = None,
-                 bls_backend: BlsBackend | None = None, clock: Clock | None = None) -> None:
+                 bls_backend: BlsBackend | None = None, clock: Clock | None = None,
+                 never_signed: bool = False) -> None:
         """`keys`: this node's keys. Its id need not be in the genesis file: a validator added later by governance
         starts from genesis, follows as an observer and votes from the epoch whose record names it. `next_keys`:
         further keys of the same node (`ledger keys rotate`), used from the epoch whose record names them.
         `load_next_keys()` is asked again when an epoch names keys the node does not hold (next keys written while
         the node runs); it may raise KeyFileError. `sig_verifier`: a shared Ed25519 verifier (closed by its owner);
-        by default the node starts its own process pool."""
+        by default the node starts its own process pool. `never_signed`: these keys have never signed (a new node's
+        first start): a consensus directory created now may sign in the current epoch; without it, a new directory
+        signs only from the next epoch (it may replace one lost after the node signed)."""
         if byzantine is not None and not (fault_injection and genesis.chain_id.startswith("testnet-")
                                           and byzantine in BYZANTINE_MODES):
             raise ValueError("a Byzantine test mode needs a testnet-... chain with fault injection enabled")
@@ -100,13 +104,13 @@ class ValidatorNode:
         store = safety = None
         try:
             store = LedgerStore.open(os.path.join(data_dir, "ledger"))
-            safety = SafetyStore(os.path.join(data_dir, "consensus"))
-            safety.bind_genesis(genesis.hash)
             self.app = Application(store, genesis, engine=engine or default_engine(), tx_verifier=self.sig_verifier,
                                    bls=SignatureVerifier(bls_backend),
                                    mempool_limits=MempoolLimits(max_txs=mempool_max_txs, max_bytes=mempool_max_bytes,
                                                                 max_txs_per_account=min(2_000, mempool_max_txs)),
                                    clock=time.monotonic)
+            safety = SafetyStore(os.path.join(data_dir, "consensus"))
+            safety.bind_genesis(genesis.hash, never_signed_epoch=self.app.epochs.epoch if never_signed else None)
             self.safety_store = safety
             self.driver = ValidatorDriver(self.app, safety, keyring, self.clock, self.metrics,
                                           peer_addresses=peer_addresses, peer_keys=peer_keys,
@@ -143,11 +147,15 @@ class ValidatorNode:
         if keys.node_id != config.node_id:
             raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
                                                      f"{config.node_id!r}")
-        return cls(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
+        marker = never_signed_path(config.keys_file)
+        node = cls(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
                    peer_keys=config.peer_keys, fault_injection=config.fault_injection,
                    mempool_max_txs=config.mempool_max_txs, mempool_max_bytes=config.mempool_max_bytes,
                    sig_verifier=sig_verifier, byzantine=config.byzantine, next_keys=load_next_keys(config.keys_file),
-                   load_next_keys=lambda: load_next_keys(config.keys_file))
+                   load_next_keys=lambda: load_next_keys(config.keys_file), never_signed=os.path.exists(marker))
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(marker)  # the consensus directory exists now: a later one must not look like a first start
+        return node
 
     # ------------------------------------------------------------------------------------------------- lifecycle
 

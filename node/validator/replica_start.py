@@ -38,8 +38,7 @@ def start_replica(app: Application, safety_store: SafetyStore, keys: NodeKeys | 
     safety, blocks, lost = None, [], False
     if keys is not None:
         safety, blocks = safety_store.load()
-        decision = safety_decision(None if safety is None else safety.epoch, safety_store.epoch_mark(), epoch,
-                                   head.height)
+        decision = safety_decision(None if safety is None else safety.epoch, safety_store.epoch_mark(), epoch)
         if decision != RESUME:
             if safety is not None:
                 safety_store.begin_epoch(epoch)  # drop the older epoch's state before this replica persists

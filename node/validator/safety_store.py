@@ -9,14 +9,17 @@ Layout (its own LevelDB directory, data/consensus):
     b"s"                          -> SafetyState.encode()
     b"g"                          -> genesis hash (32 bytes): the chain this directory belongs to
     b"e"                          -> epoch (8 bytes): "nothing signed in this epoch before a safety state of it"
+                                     (written at creation by keys that never signed, and at epoch boundaries)
     b"b" || height(8) || block_id -> encode_block(block)
 
 Epochs (docs/consensus.md §10). Before the block that ends epoch e is committed, `mark_epoch(e + 1)` records that
 this node has signed nothing in e + 1 (its replica of e + 1 does not exist yet); after the commit, `begin_epoch(e + 1)`
 drops the state and pending blocks of e in one synced batch. A replica of e + 1 persists a state of e + 1 before its
 first signature, so at any restart: a state of the current epoch is the record to resume from; a state of an older
-epoch, or none with the mark of the current epoch, proves nothing was signed in it; no state and no mark (with
-committed blocks) means the directory was lost, and the node must not sign again in that epoch.
+epoch, or none with the mark of the current epoch, proves nothing was signed in it; no state and no mark means the
+directory may have been lost after the node signed, and it must not sign again in that epoch. A directory created
+by a node whose keys never signed (their marker beside the key file) is marked for the head's epoch at creation,
+so a first start signs at once while a wiped and recreated directory does not.
 """
 
 from __future__ import annotations
@@ -45,24 +48,22 @@ FRESH = "fresh"
 LOST = "lost"
 
 
-def safety_decision(stored_epoch: int | None, mark: int | None, epoch: int, head_height: int) -> str:
-    """How a signing replica of `epoch` starts, given the stored safety state's epoch (None: no state), the epoch
-    mark and the committed height (docs/consensus.md §10, "Lost safety state"):
+def safety_decision(stored_epoch: int | None, mark: int | None, epoch: int) -> str:
+    """How a signing replica of `epoch` starts, given the stored safety state's epoch (None: no state) and the epoch
+    mark (docs/consensus.md §10, "Lost safety state"):
       RESUME  a state of `epoch` is stored: continue from it;
       FRESH   nothing was signed in `epoch`: a state of an older epoch is stored (the directory is intact, and a
-              signature in `epoch` would have replaced it), or the store is marked for `epoch`, or nothing is
-              committed yet (first start);
-      LOST    no state and no mark with committed blocks: the directory was lost, this node may have signed in
-              `epoch` and signs nothing more until it ends."""
+              signature in `epoch` would have replaced it), or the store is marked for `epoch` (at its creation by
+              keys that never signed, or before the block that started `epoch` committed);
+      LOST    no state and no mark of `epoch`: the directory may have been lost after this node signed in `epoch`;
+              it signs nothing more until the epoch ends."""
     if stored_epoch is not None:
         if stored_epoch > epoch:
             raise SafetyStoreError("safety_store_ahead",
                                    f"the consensus store holds a safety state of epoch {stored_epoch}, the ledger is "
                                    f"in epoch {epoch}: the two directories come from different times")
         return RESUME if stored_epoch == epoch else FRESH
-    if head_height == 0 or mark == epoch:
-        return FRESH
-    return LOST
+    return FRESH if mark == epoch else LOST
 
 
 class SafetyStoreError(NodeError):
@@ -83,15 +84,23 @@ class SafetyStore:
         if not self._db.closed:
             self._db.close()
 
-    def bind_genesis(self, genesis_hash: bytes) -> None:
-        """Record the chain of this directory on first use; refuse a different one later."""
+    def bind_genesis(self, genesis_hash: bytes, *, never_signed_epoch: int | None = None) -> bool:
+        """Record the chain of this directory on first use (True), refuse a different one later. On first use with
+        `never_signed_epoch` (the node's keys have never signed: node.validator.keyfile.never_signed_path), the
+        same synced batch marks that epoch: nothing signed in it yet."""
         stored = self._db.get(KEY_GENESIS)
         if stored is None:
-            self._db.put(KEY_GENESIS, genesis_hash, sync=True)
-        elif stored != genesis_hash:
+            with self._db.write_batch(sync=True) as wb:
+                wb.put(KEY_GENESIS, genesis_hash)
+                if never_signed_epoch is not None:
+                    wb.put(KEY_EPOCH_MARK, _U64.pack(never_signed_epoch))
+            self.writes += 1
+            return True
+        if stored != genesis_hash:
             raise SafetyStoreError("genesis_mismatch",
                                    f"{self.path} belongs to the chain with genesis {stored.hex()}, the genesis file "
                                    f"has hash {genesis_hash.hex()}; use the right genesis file or a fresh data_dir")
+        return False
 
     def epoch_mark(self) -> int | None:
         """The latest epoch marked by `mark_epoch` / `begin_epoch` (None: never)."""

@@ -23,7 +23,7 @@ from node.api.server import start_api
 from node.chain.genesis import ChainParams, load_genesis
 from node.chain.statement import TrustAnchor, verify_statement
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
-from node.validator.keyfile import load_keys
+from node.validator.config import load_config
 from node.validator.node import ValidatorNode
 
 CHAIN = "api-it"
@@ -43,8 +43,7 @@ def test_api_over_a_running_validator(tmp_path: Path) -> None:
                                     timestamp=int(time.time()), nonce=os.urandom(8).hex())
 
     async def main() -> None:
-        node = ValidatorNode(genesis, load_keys(os.path.join(str(tmp_path), "node-0", "node_keys.json")),
-                         os.path.join(str(tmp_path), "node-0", "data"))
+        node = ValidatorNode.from_config(load_config(os.path.join(str(tmp_path), "node-0", "config.toml")))
         assert isinstance(node.view, NodeFacade)
         await node.start()
         server = await start_api(node.view, "127.0.0.1", 0, ApiConfig())

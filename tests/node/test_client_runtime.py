@@ -23,7 +23,6 @@ from node.cli import main
 from node.client import AccountKey, LedgerClient, save_key
 from node.tools.localnet import generate_network
 from node.validator.config import load_config
-from node.validator.keyfile import load_keys
 
 
 def _free_port() -> int:
@@ -57,8 +56,7 @@ class RealNode:
 
         async def serve() -> None:
             cfg = self.config
-            self.node = ValidatorNode(load_genesis(cfg.genesis_file), load_keys(cfg.keys_file), cfg.data_dir,
-                                  listen=("127.0.0.1", 0))
+            self.node = ValidatorNode.from_config(cfg)
             await self.node.start()
             runner = web.AppRunner(create_app(self.node.view, ApiConfig()))
             await runner.setup()

@@ -86,12 +86,14 @@ class _GovernedNet:
         self.users = sorted(a for a in self.accounts if a.startswith("user-"))
         self.nonce = 0
 
-    def validator(self, i: int, sig_verifier, data: str | None = None) -> ValidatorNode:
-        """Validator i as `ledger node run` builds it: next keys from beside its key file, now and at epoch changes."""
+    def validator(self, i: int, sig_verifier, data: str | None = None, never_signed: bool = True) -> ValidatorNode:
+        """Validator i as `ledger node run` builds it: next keys from beside its key file, now and at epoch changes.
+        `never_signed=False`: its data directory was wiped (the marker beside its key file is gone)."""
         return ValidatorNode(self.genesis, self.keys[i], str(self.tmp_path / (data or f"d{i}")),
-                         listen=("127.0.0.1", self.ports[i]), sig_verifier=sig_verifier,
-                         next_keys=load_next_keys(self.key_files[i]),
-                         load_next_keys=functools.partial(load_next_keys, self.key_files[i]))
+                             listen=("127.0.0.1", self.ports[i]), sig_verifier=sig_verifier,
+                             next_keys=load_next_keys(self.key_files[i]),
+                             load_next_keys=functools.partial(load_next_keys, self.key_files[i]),
+                             never_signed=never_signed)
 
     def _tx(self, actor: str, op: object, expiry: int = 5_000) -> bytes:
         self.nonce += 1
@@ -186,7 +188,7 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
         nodes: list[ValidatorNode | None] = [net.validator(i, sig_verifier) for i in range(4)]
         # node-4 is in no genesis record: it starts from genesis, dials the genesis validators and follows.
         joiner = ValidatorNode(net.genesis, net.keys[4], str(tmp_path / "d4"), listen=("127.0.0.1", net.ports[4]),
-                           sig_verifier=sig_verifier)
+                               sig_verifier=sig_verifier, never_signed=True)
         assert joiner.driver.role == "observer" and joiner.app.epochs.validator_set.epoch == 0
         nodes.append(joiner)
         _NODES[:] = nodes
@@ -372,17 +374,25 @@ def test_safety_decision_at_epoch_boundaries(tmp_path) -> None:
     from consensus.messages import SafetyState, genesis_block, genesis_qc
     from node.validator.safety_store import FRESH, LOST, RESUME, SafetyStore, SafetyStoreError, safety_decision
 
-    assert safety_decision(2, None, 2, 50) == RESUME
-    assert safety_decision(1, None, 2, 50) == FRESH  # intact directory: a signature in 2 would have replaced it
-    assert safety_decision(None, 2, 2, 50) == FRESH  # marked before the block that started epoch 2 committed
-    assert safety_decision(None, None, 0, 0) == FRESH  # first start
-    assert safety_decision(None, None, 2, 50) == LOST  # directory lost: may have signed in epoch 2
-    assert safety_decision(None, 3, 2, 50) == LOST  # marked for the next epoch, still in this one: lost here
+    assert safety_decision(2, None, 2) == RESUME
+    assert safety_decision(1, None, 2) == FRESH  # intact directory: a signature in 2 would have replaced it
+    assert safety_decision(None, 2, 2) == FRESH  # marked before the block that started epoch 2 committed
+    assert safety_decision(None, 0, 0) == FRESH  # first start: marked at creation by keys that never signed
+    assert safety_decision(None, None, 0) == LOST  # created without that marker (wiped at genesis): maybe signed
+    assert safety_decision(None, None, 2) == LOST  # directory lost: may have signed in epoch 2
+    assert safety_decision(None, 3, 2) == LOST  # marked for the next epoch, still in this one: lost here
     with pytest.raises(SafetyStoreError):
-        safety_decision(3, None, 2, 50)
+        safety_decision(3, None, 2)
 
+    fresh = SafetyStore(str(tmp_path / "never-signed"))
+    try:
+        assert fresh.bind_genesis(b"g" * 32, never_signed_epoch=0) and fresh.epoch_mark() == 0
+        assert not fresh.bind_genesis(b"g" * 32, never_signed_epoch=5) and fresh.epoch_mark() == 0  # only at creation
+    finally:
+        fresh.close()
     store = SafetyStore(str(tmp_path / "consensus"))
     try:
+        assert store.bind_genesis(b"g" * 32) and store.epoch_mark() is None
         block = genesis_block(b"c" * 32, 0)
         qc = genesis_qc(block, b"r" * 32)
         store.persist(SafetyState(1, 7, 0, 0, qc, None), [], 0)
@@ -430,7 +440,7 @@ def test_a_validator_cut_off_during_a_params_change_catches_up_into_the_new_epoc
 
     async def run() -> None:
         nodes = [ValidatorNode(net.genesis, net.keys[i], str(tmp_path / f"d{i}"), listen=("127.0.0.1", net.ports[i]),
-                           sig_verifier=sig_verifier, fault_injection=True) for i in range(4)]
+                               sig_verifier=sig_verifier, fault_injection=True, never_signed=True) for i in range(4)]
         _NODES[:] = nodes
         for node in nodes:
             await node.start()
@@ -488,7 +498,7 @@ def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in
                 tx_id, code, _ = await _admit(n0, net.transfer())
                 assert code == 0
                 await _committed(n0, tx_id)
-            fresh = net.validator(2, sig_verifier)
+            fresh = net.validator(2, sig_verifier, never_signed=False)
             nodes[2] = fresh
             _NODES[:] = nodes
             await fresh.start()

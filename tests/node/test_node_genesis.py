@@ -185,7 +185,7 @@ def test_a_data_directory_refuses_another_genesis(net, tmp_path) -> None:
     data = str(tmp_path / "data")
 
     async def open_close(genesis) -> None:
-        node = ValidatorNode(genesis, keys, data)
+        node = ValidatorNode(genesis, keys, data, never_signed=True)
         await node.stop()
 
     asyncio.run(open_close(g))

@@ -67,7 +67,7 @@ def test_dev_chain_commits_restarts_and_streams(tmp_path, sig_verifier) -> None:
     accounts = load_accounts(layout.accounts_path)
 
     async def first_run() -> tuple[int, bytes, list[int]]:
-        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier, never_signed=True)
         await node.start()
         sub = node.app.feed.subscribe()
         txs = _transfers(genesis.chain_id, accounts, 40)
@@ -98,7 +98,7 @@ def test_dev_chain_commits_restarts_and_streams(tmp_path, sig_verifier) -> None:
     height, root, heights = asyncio.run(first_run())
 
     async def second_run() -> None:
-        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier, never_signed=True)
         assert node.app.head.height == height and node.app.head.state_root == root
         safety, _ = node.safety_store.load()
         assert safety is not None and safety.highest_vote_round > 0
@@ -122,7 +122,7 @@ def test_slow_subscriber_is_closed_with_a_resume_height(tmp_path, sig_verifier) 
     _, cfg, genesis, keys = _dev(tmp_path, b"slow")
 
     async def run() -> None:
-        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier, never_signed=True)
         await node.start()
         sub = node.app.feed.subscribe(max_queue=2)
         assert await node.wait_for_height(6, 20)
@@ -215,8 +215,8 @@ def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, 
     keys = [load_keys(os.path.join(os.path.dirname(p), "node_keys.json")) for p in layout.config_paths]
 
     async def run() -> None:
-        n0 = ValidatorNode(g0, keys[0], str(tmp_path / "d0"), listen=("127.0.0.1", ports[0]), sig_verifier=sig_verifier)
-        n1 = ValidatorNode(g1, keys[1], str(tmp_path / "d1"), listen=("127.0.0.1", ports[1]), sig_verifier=sig_verifier)
+        n0 = ValidatorNode(g0, keys[0], str(tmp_path / "d0"), listen=("127.0.0.1", ports[0]), sig_verifier=sig_verifier, never_signed=True)
+        n1 = ValidatorNode(g1, keys[1], str(tmp_path / "d1"), listen=("127.0.0.1", ports[1]), sig_verifier=sig_verifier, never_signed=True)
         await n0.start()
         await n1.start()
         try:
@@ -258,7 +258,7 @@ class _FourValidatorNet:
     def validators(self, sig_verifier, clocks=None) -> list[ValidatorNode]:
         return [ValidatorNode(self.genesis, self.keys[i], str(self.tmp_path / f"d{i}"),
                               listen=("127.0.0.1", self.ports[i]), sig_verifier=sig_verifier,
-                              clock=(clocks or {}).get(i)) for i in range(4)]
+                              clock=(clocks or {}).get(i), never_signed=True) for i in range(4)]
 
 
 def test_commit_above_head_catches_up_by_block_sync_instead_of_halting(tmp_path, sig_verifier) -> None:
@@ -414,7 +414,7 @@ def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) 
     _layout, cfg, genesis, keys = _dev(tmp_path)
 
     async def run() -> None:
-        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier, never_signed=True)
         await node.start()
         try:
             assert await node.wait_for_height(2, 20)
@@ -450,7 +450,7 @@ def test_api_batch_admits_through_one_mempool_round(tmp_path, sig_verifier) -> N
     accounts = load_accounts(layout.accounts_path)
 
     async def run() -> None:
-        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier)
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier, never_signed=True)
         await node.start()
         rounds = []
         submit_many = node.app.mempool.submit_many
@@ -484,3 +484,42 @@ def test_api_batch_admits_through_one_mempool_round(tmp_path, sig_verifier) -> N
             await node.stop()
 
     asyncio.run(run())
+
+
+def test_only_a_first_start_signs_at_once_a_wiped_directory_does_not(tmp_path, sig_verifier) -> None:
+    """The marker written beside a new node's key file says its keys never signed: the first start consumes it when
+    it creates the consensus directory (marked for epoch 0), so the node signs at once. Wiped afterwards, the node
+    finds no marker: it may have signed before the wipe, so its replica starts with its safety state lost and signs
+    nothing in that epoch (a lone dev validator then commits nothing) -- before, a wipe at genesis looked like a first
+    start and could double-sign."""
+    import shutil
+
+    from node.validator.keyfile import never_signed_path
+
+    _, cfg, _genesis, _ = _dev(tmp_path, b"marker")
+    marker = never_signed_path(cfg.keys_file)
+    assert os.path.exists(marker)
+
+    async def first_start() -> None:
+        node = ValidatorNode.from_config(cfg, sig_verifier=sig_verifier)
+        assert not os.path.exists(marker) and node.safety_store.epoch_mark() == 0
+        await node.start()
+        try:
+            assert await node.wait_for_height(3, 20), node.view.status()
+            assert not node.view.status()["safety_lost"]
+        finally:
+            await node.stop()
+
+    async def after_wipe() -> None:
+        node = ValidatorNode.from_config(cfg, sig_verifier=sig_verifier)
+        assert node.safety_store.epoch_mark() is None
+        await node.start()
+        try:
+            assert not await node.wait_for_height(1, 1.5)
+            assert node.view.status()["safety_lost"] and node.driver.replica is not None
+        finally:
+            await node.stop()
+
+    asyncio.run(first_start())
+    shutil.rmtree(cfg.data_dir)
+    asyncio.run(after_wipe())
