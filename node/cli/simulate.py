@@ -1,4 +1,11 @@
-"""`ledger simulate`: run the deterministic consensus simulator over many seeds and print one JSON object."""
+"""`ledger simulate`: run a deterministic simulator over many seeds and print one JSON object.
+
+    ledger simulate --seeds 200 --nodes 4 --byzantine 1            the consensus protocol (consensus/simulator.py)
+    ledger simulate --app --seeds 50 --nodes 4 --byzantine 1       whole nodes: the real Application, stores, block
+                                                                   sync, epochs and driver (node/tools/simulation/)
+
+A failing seed prints the command that replays it.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-partitions", action="store_true", help="no network partitions")
     parser.add_argument("--reconfig", action="store_true",
                         help="each seed also draws 1-3 epoch changes (add, remove a validator, rotate a BLS key)")
+    parser.add_argument("--app", action="store_true",
+                        help="simulate whole nodes (Application, LevelDB stores, block sync, epochs, clients) "
+                             "instead of bare replicas; reconfiguration, wipes and clock skew are on by default")
+    parser.add_argument("--spare", type=int, default=1, help="--app: nodes outside genesis governance may add")
+    parser.add_argument("--no-wipes", action="store_true", help="--app: no machine wiped and rebuilt")
+    parser.add_argument("--no-skew", action="store_true", help="--app: no skewed clock")
+    parser.add_argument("--no-reconfig", action="store_true", help="--app: no governance proposals")
+    parser.add_argument("--no-clients", action="store_true", help="--app: no client transactions")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; runs stay deterministic)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
     parser.set_defaults(func=run)
@@ -49,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAILED seed {result.seed}: {result.safety_violations[:3]} {result.liveness_failures[:1]}",  # type: ignore[attr-defined]
                   file=sys.stderr)
 
+    if args.app:
+        return _run_app(args)
     options = {"nodes": args.nodes, "byzantine": args.byzantine, "rounds": args.rounds,
                "behaviours": tuple(args.behaviour or ()), "all_restart": args.all_restart,
                "crashes": not args.no_crashes, "partitions": not args.no_partitions, "reconfig": args.reconfig}
@@ -71,4 +88,43 @@ def run(args: argparse.Namespace) -> int:
         seeds = " ".join(str(s) for s in summary["failed_seeds"])  # type: ignore[union-attr]
         print(f"reproduce: ledger simulate --seeds 1 --seed-start <seed> --nodes {args.nodes} "
               f"--byzantine {args.byzantine}{' --reconfig' if args.reconfig else ''}   (failing seeds: {seeds})", file=sys.stderr)
+    return 1 if summary["safety_violations"] or summary["liveness_failures"] else 0
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    import logging
+
+    from node.tools.simulation.many import merge
+    from node.tools.simulation.many import run_many as run_many_app
+
+    if args.nodes < 4 or args.spare < 0:
+        print("error: --app needs at least 4 nodes and spare >= 0", file=sys.stderr)
+        return 2
+    logging.disable(logging.CRITICAL)  # a run logs every fault it injects; the summary says what happened
+
+    def progress(result: object) -> None:
+        if not args.json and not result.ok:  # type: ignore[attr-defined]
+            print(f"FAILED seed {result.seed}: {result.safety_violations[:3]} {result.liveness_failures[:1]}\n"  # type: ignore[attr-defined]
+                  f"  replay: {result.config.command()}", file=sys.stderr)  # type: ignore[attr-defined]
+
+    options = {"nodes": args.nodes, "byzantine": args.byzantine, "behaviours": tuple(args.behaviour or ()),
+               "spare": args.spare, "all_restart": args.all_restart, "crashes": not args.no_crashes,
+               "partitions": not args.no_partitions, "wipes": not args.no_wipes, "skew": not args.no_skew,
+               "reconfig": not args.no_reconfig, "clients": not args.no_clients}
+    if args.jobs <= 1:
+        summary = run_many_app(args.seeds, seed_start=args.seed_start, on_result=progress, clock=time.perf_counter,
+                               **options)
+    else:
+        started = time.perf_counter()
+        chunk = max(1, min(CHUNK, args.seeds // (2 * args.jobs) or 1))
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_many_app, min(chunk, args.seed_start + args.seeds - start), seed_start=start,
+                                   **options)
+                       for start in range(args.seed_start, args.seed_start + args.seeds, chunk)]
+            parts = [f.result() for f in futures]
+        summary = merge(parts, time.perf_counter() - started)
+        if not args.json:
+            for failure in summary["failures"]:
+                print(f"FAILED seed {failure['seed']}: {failure}\n  replay: {failure['replay']}", file=sys.stderr)
+    print(json.dumps(summary, sort_keys=True))
     return 1 if summary["safety_violations"] or summary["liveness_failures"] else 0
