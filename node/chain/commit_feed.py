@@ -44,14 +44,22 @@ class Subscription:
         self.next_height = next_height  # the next height this subscriber will receive
         self.closed: str | None = None
 
-    def _offer(self, block: CommittedBlock) -> None:
-        if self.closed is not None or block.height < self.next_height + len(self._queue):
-            return
+    def offer(self, block: CommittedBlock) -> bool:
+        """Queue the next block if it is the one this subscriber waits for; False when it closed (slow consumer)."""
+        if self.closed is not None:
+            return False
+        if block.height != self.next_height + len(self._queue):
+            self._event.set()  # behind the live stream: next() reads the store
+            return True
         if len(self._queue) >= self._max_queue:
             self.closed = "slow_consumer"
-            self._feed._drop(self)
-        else:
-            self._queue.append(block)
+            self._event.set()
+            return False
+        self._queue.append(block)
+        self._event.set()
+        return True
+
+    def wake(self) -> None:
         self._event.set()
 
     async def next(self) -> CommittedBlock:
@@ -72,7 +80,7 @@ class Subscription:
     def close(self) -> None:
         if self.closed is None:
             self.closed = "closed"
-            self._feed._drop(self)
+            self._feed.unsubscribe(self)
             self._event.set()
 
 
@@ -99,18 +107,10 @@ class CommitFeed:
         self.height = block.height
         self._recent.append(block)
         for sub in list(self._subscribers):
-            if sub.next_height + len(sub._queue) == block.height:
-                sub._offer(block)
-            else:
-                sub._event.set()
+            if not sub.offer(block):
+                self._subscribers.discard(sub)
 
-    def reset_height(self, height: int) -> None:
-        """After block sync wrote blocks directly: subscribers catch up from the store."""
-        self.height = height
-        for sub in list(self._subscribers):
-            sub._event.set()
-
-    def _drop(self, sub: Subscription) -> None:
+    def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
 
     def load(self, height: int) -> CommittedBlock:

@@ -180,6 +180,10 @@ class Ed25519Verifier:
         ctx = multiprocessing.get_context(self._start_method) if self._start_method else None
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_exit_with_owner)
 
+    def worker_pids(self) -> list[int]:
+        """The process ids of the pool's workers (none without a process pool)."""
+        return list(getattr(self._pool, "_processes", None) or {})
+
     def warm_up(self) -> None:
         """Start every worker process now, so the first verification does not pay for process start-up."""
         if self._pool is not None:
@@ -344,9 +348,8 @@ def _measure_sync(items: list[VerifyItem], seconds: float) -> tuple[float, float
 
 def _worker_cpu_seconds(verifier: Ed25519Verifier) -> float:
     """utime + stime of the pool's worker processes (Linux /proc; 0.0 elsewhere)."""
-    pool = verifier._pool
     total = 0.0
-    for pid in list(getattr(pool, "_processes", {}) or {}):
+    for pid in verifier.worker_pids():
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()

@@ -1,47 +1,37 @@
 """The validator driver: runs this node's replica of the consensus protocol over the Application, without I/O.
 
-It owns the replica, the safety store, the node's keys per epoch, what peers report, block sync sessions and its
-timers; the Application owns everything else (mempool, execution, commits, epochs, the feed). It reads time from an
-injected Clock and never touches a socket or an event loop: every input returns after queueing effects (SendTo,
-Broadcast, PeersChanged, ApplyBlocks, SubmitGossip, Halted; node/validator/effects.py) that the host takes with
-`take()` and performs in order. The node's host is node/validator/node.py (asyncio, the encrypted transport); the
-deterministic simulator (node/tools/simulation/) drives the same driver over a simulated network and clock.
+It owns the replica, the safety store, block sync sessions and its timers; this node's keys and peers are its
+Membership, what peers report its PeerReports; the Application owns the rest (mempool, execution, commits, epochs,
+feed). It reads time from an injected Clock and never touches a socket or an event loop: every input returns after
+queueing effects (node/validator/effects.py) that the host takes with `take()` and performs in order -- the asyncio
+host (node/validator/node.py) or the deterministic simulator (node/tools/simulation/).
 
-    inputs                               what the driver does
-    -----------------------------------  ---------------------------------------------------------------------
-    start()                              a dev chain starts its replica; a networked node first waits up to
-                                         STARTUP_WAIT_MS for its peers' heights and catches up when far behind
-    on_message(peer, data)               consensus -> the replica; STATUS -> peer heights (and falling behind);
-                                         GET_BLOCKS -> served; BLOCKS -> ApplyBlocks; txs -> SubmitGossip
-    on_admitted()                        new transactions: a leader waiting for some proposes
-    handle_timer()                       when now >= next_deadline(): round timeouts, the payload wait, STATUS,
-                                         startup, block sync request timeouts, retries
-    apply_synced(peer, rid, block, cert) one block of an ApplyBlocks batch (certificate checked, then committed)
-    sync_batch_done(...)                 the batch is over: next request, or the end of the catch-up
-    sync_undeliverable(peer)             a sync request could not be queued: ask another peer
+    input                      what the driver does
+    start()                    a dev chain starts its replica; a networked node waits up to STARTUP_WAIT_MS for its
+                               peers' heights, and catches up first when far behind
+    on_message(peer, data)     consensus -> replica; STATUS -> peer heights (and falling behind); GET_BLOCKS -> served;
+                               BLOCKS -> ApplyBlocks; gossiped transactions -> SubmitGossip
+    on_admitted()              new transactions: a leader waiting for work proposes
+    handle_timer()             at next_deadline(): round timeouts, the payload wait, STATUS, startup, sync, retries
+    apply_synced(...), sync_batch_done(...), sync_undeliverable(peer)   the host applying block sync batches
 
-    replica action     what the driver does
-    -----------------  ---------------------------------------------------------------------------------------------
-    PersistSafety      SafetyStore.persist (one synced batch) BEFORE the next action of the list
-    Send / Broadcast   SendTo / Broadcast (channel 0x01)       SyncBlocks: SendTo of the request
-    SetTimer           the "round" deadline -> replica.on_timeout(round)
-    RequestPayload     wait (at most params.empty_block_interval_ms) until the mempool holds work and at least
-                       MIN_BLOCK_INTERVAL_MS since the previous proposal, then Application.propose
-    Execute            Application.execute (with the wall clock for the voting policy) -> replica.on_executed
-    Commit             the one commit path (below). A Commit above head + 1 (ancestors not applied here) never halts
-                       the node: the replica stops, block sync fetches the missing certified heights, the commit is
-                       applied, and a new replica starts from the head
-    ReportEvidence     Application.record_evidence, logged
+    replica action   what the driver does
+    PersistSafety    SafetyStore.persist (one synced batch) BEFORE the next action of the list
+    Send, Broadcast  SendTo / Broadcast on channel 0x01 (SyncBlocks: SendTo of the request)
+    SetTimer         the "round" deadline -> replica.on_timeout(round)
+    RequestPayload   wait (at most params.empty_block_interval_ms) for work in the mempool, and MIN_BLOCK_INTERVAL_MS
+                     after the previous proposal unless a full block waits, then Application.propose
+    Execute          Application.execute (the wall clock only for the voting policy) -> replica.on_executed
+    Commit           the one commit path; a Commit above head + 1 never halts the node: the replica stops, block
+                     sync fetches the missing certified heights, the commit applies, a new replica starts
+    ReportEvidence   Application.record_evidence, logged
 
 The one commit path, for the replica's commits, a commit after a gap and block sync alike: Application.finalize;
-when the block ends an epoch, mark the safety store for the next epoch (nothing signed in it yet) if this node can
-show its consensus directory was continuous; Application.commit (one synced batch); then, on an epoch change,
-switch signing keys, safety store, peers and replica (docs/consensus.md §10).
-
-Modes: "starting", "syncing" (no replica: certified blocks are fetched in batches and applied), "consensus" (the
-replica runs), "halted". A node leaves consensus when peers holding f+1 voting power report heights more than
-SYNC_LAG above its own. An unexpected error while performing an action stops the replica (the rest of its list
-would leave it ahead of the store) and catches up before starting a new one; a NodeError halts the node.
+when the block ends an epoch, mark the safety store for the next epoch if this node can show its consensus directory
+was continuous; Application.commit (one synced batch); then switch keys, safety store, peers and replica
+(docs/consensus.md §10). Modes: "starting", "syncing" (no replica: certified blocks are fetched and applied),
+"consensus", "halted", "stopped". A node leaves consensus when f+1 voting power reports heights more than SYNC_LAG
+above its own. An unexpected error stops the replica and catches up before a new one starts; a NodeError halts.
 """
 
 from __future__ import annotations
@@ -72,7 +62,6 @@ from node.chain.application import Application, CommitResult
 from node.chain.block_sync import BlockSync, SyncRefused
 from node.chain.epochs import EpochSwitch
 from node.errors import NodeError
-from node.net.handshake import PeerSet
 from node.net.messages import (
     CH_CONSENSUS,
     CH_NODE,
@@ -95,7 +84,6 @@ from node.validator.effects import (
     SendTo,
     SubmitGossip,
 )
-from node.validator.keyfile import NodeKeys
 from node.validator.keyring import KeyRing
 from node.validator.membership import Membership, PeerReports
 from node.validator.metrics import NodeMetrics
@@ -180,32 +168,6 @@ class ValidatorDriver:
     def role(self) -> str:
         return self.members.role
 
-    @property
-    def signing_keys(self) -> NodeKeys | None:
-        return self.members.signing_keys
-
-    @property
-    def peers(self) -> PeerSet:
-        return self.members.peers
-
-    @property
-    def peer_ids(self) -> list[str]:
-        return self.members.peer_ids
-
-    @property
-    def peer_heights(self) -> dict[str, tuple[int, int]]:
-        """peer -> (height, monotonic ms) of its last STATUS."""
-        return self.reports.heights
-
-    @property
-    def genesis_mismatch_peers(self) -> frozenset[str]:
-        """Peers whose STATUS named another genesis (their messages are ignored)."""
-        return frozenset(self.reports.mismatched)
-
-    def identity(self) -> Any:
-        """The transport identity this node should use now."""
-        return self.members.identity()
-
     def take(self) -> list[Effect]:
         """The effects queued since the last call, in order."""
         out, self._out = self._out, []
@@ -252,17 +214,19 @@ class ValidatorDriver:
 
     def on_admitted(self) -> None:
         """The mempool admitted new transactions (a leader waiting for work may propose)."""
-        if self._payload is not None:
-            self._try_propose()
+        if self._payload is not None and self.mode not in ("halted", "stopped"):
+            self._guarded("propose", self._try_propose)
 
     def handle_timer(self) -> None:
-        if self.mode in ("halted", "stopped"):
-            return
+        if self.mode not in ("halted", "stopped"):
+            self._guarded("timer", self._handle_timer)
+
+    def _handle_timer(self) -> None:
         now = self.clock.monotonic_ms()
         if self.sync.deadline() is not None and now >= self.sync.deadline():  # type: ignore[operator]
             peer = self.sync.timed_out(now)
             if peer is not None:
-                self.sync.failed(peer, now, self.peer_ids)
+                self.sync.failed(peer, now, self.members.peer_ids)
                 self._guarded("sync", self._sync_step)
         for name, at in sorted(self._deadlines.items(), key=lambda kv: (kv[1], kv[0])):
             if at > now or self._deadlines.get(name) != at:
@@ -324,7 +288,7 @@ class ValidatorDriver:
     def _on_status(self, peer: str, msg: Status) -> None:
         if not self.reports.status(peer, msg, self.clock.monotonic_ms()):
             return
-        if self.mode == "starting" and all(p in self.reports.heights for p in self.peer_ids):
+        if self.mode == "starting" and all(p in self.reports.heights for p in self.members.peer_ids):
             self._deadlines.pop("startup", None)
             self._startup_done()
         else:
@@ -390,7 +354,7 @@ class ValidatorDriver:
         head = self.app.head.height
         target = max(self.sync_target_height(), self.sync.at_least)
         reported = {p: h for p, (h, _) in self.reports.heights.items()}
-        request = self.sync.next_request(head, target, reported, self.peer_ids, self.clock.monotonic_ms())
+        request = self.sync.next_request(head, target, reported, self.members.peer_ids, self.clock.monotonic_ms())
         if request is None:
             self._sync_done()
             return
@@ -400,7 +364,7 @@ class ValidatorDriver:
     def sync_undeliverable(self, peer: str) -> None:
         """A sync request to `peer` could not be queued (not connected): ask another peer."""
         if self.sync.active and self.sync.waiting:
-            self.sync.failed(peer, self.clock.monotonic_ms(), self.peer_ids)
+            self.sync.failed(peer, self.clock.monotonic_ms(), self.members.peer_ids)
             self._guarded("sync", self._sync_step)
 
     def _on_blocks(self, peer: str, msg: Blocks) -> None:
@@ -411,7 +375,7 @@ class ValidatorDriver:
                 self.metrics.rejected_message("unsolicited")
                 return
             log.warning("sync_bad_batch peer=%s: %s", peer, refused)
-            self.sync.failed(peer, self.clock.monotonic_ms(), self.peer_ids)
+            self.sync.failed(peer, self.clock.monotonic_ms(), self.members.peer_ids)
             self._guarded("sync", self._sync_step)
             return
         self._applying = (peer, msg.request_id)
@@ -453,7 +417,7 @@ class ValidatorDriver:
             self.sync.succeeded(peer, applied)
         else:
             log.warning("sync_bad_batch peer=%s applied=%d: %s", peer, applied, error)
-            self.sync.failed(peer, self.clock.monotonic_ms(), self.peer_ids, applied)
+            self.sync.failed(peer, self.clock.monotonic_ms(), self.members.peer_ids, applied)
         self._guarded("sync", self._sync_step)
 
     def _sync_done(self) -> None:

@@ -113,6 +113,10 @@ class JsonFormatter(logging.Formatter):
         return _printable(json.dumps(_fields(record, self.node_id), ensure_ascii=False, separators=(", ", ": ")))
 
 
+class StructuredHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler setup_logging installs (a later call replaces it, and only it)."""
+
+
 def setup_logging(
     level: str = "info", fmt: str = "text", stream: TextIO | None = None, node_id: str | None = None
 ) -> logging.Handler:
@@ -122,12 +126,11 @@ def setup_logging(
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if level.lower() not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = StructuredHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter(node_id) if fmt == "json" else KeyValueFormatter(node_id))
-    handler._ledger_structured = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     for old in list(root.handlers):
-        if getattr(old, "_ledger_structured", False):
+        if isinstance(old, StructuredHandler):
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())

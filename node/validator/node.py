@@ -117,7 +117,7 @@ class ValidatorNode:
                                           byzantine_mode=byzantine)
             self.transport: Transport | None = None
             if self.driver.networked:
-                self.transport = Transport(self.driver.identity(), genesis.chain_id, self.driver.peers,
+                self.transport = Transport(self.driver.members.identity(), genesis.chain_id, self.driver.members.peers,
                                            TransportConfig(listen_host=listen[0], listen_port=listen[1],
                                                            fault_injection=fault_injection))
         except BaseException:

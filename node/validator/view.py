@@ -104,11 +104,11 @@ class NodeView:
         transport = self._node.transport
         connected = transport.connected_peers() if transport is not None else frozenset()
         out = []
-        for peer in self._driver.peers.peers:
+        for peer in self._driver.members.peers.peers:
             if peer.node_id == self._driver.node_id:
                 continue
             address = "" if peer.address is None else f"{peer.address[0]}:{peer.address[1]}"
-            seen = self._driver.peer_heights.get(peer.node_id)
+            seen = self._driver.reports.heights.get(peer.node_id)
             out.append(PeerView(peer.node_id, address, peer.node_id in connected, None if seen is None else seen[0]))
         return tuple(out)
 

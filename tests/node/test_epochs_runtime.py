@@ -242,7 +242,7 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
                 RotateValidatorKeys("node-1", r.identity_key, r.bls_public_key, r.bls_pop()),))
             await _until(lambda: all(n.app.epochs.validator_set.epoch == 3 for n in nodes if n is not nodes[3]), "epoch 3")
             n1 = nodes[1]
-            assert n1.driver.signing_keys is not None and n1.driver.signing_keys.bls_secret == r.bls_secret
+            assert n1.driver.members.signing_keys is not None and n1.driver.members.signing_keys.bls_secret == r.bls_secret
             # Its transport identity switches once a quorum of epoch 3 has certified a block; it reconnects.
             await _until(lambda: n1.transport.identity_key == r.identity_key
                          and len(n1.transport.connected_peers()) >= 3, "node-1 reconnected with its new identity")

@@ -221,10 +221,10 @@ def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, 
         await n1.start()
         try:
             for _ in range(200):
-                if "node-1" in n0.driver.genesis_mismatch_peers and "node-0" in n1.driver.genesis_mismatch_peers:
+                if "node-1" in n0.driver.reports.mismatched and "node-0" in n1.driver.reports.mismatched:
                     break
                 await asyncio.sleep(0.05)
-            assert "node-1" in n0.driver.genesis_mismatch_peers and "node-0" in n1.driver.genesis_mismatch_peers
+            assert "node-1" in n0.driver.reports.mismatched and "node-0" in n1.driver.reports.mismatched
             assert n0.app.head.height == 0 and n1.app.head.height == 0
         finally:
             await n0.stop()
@@ -336,7 +336,7 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
             for _ in range(80):  # about 4 s: several lying STATUS messages reach every honest node
                 left += [n.node_id for n in honest if n.driver.replica is None or n.driver.mode != "consensus"]
                 await asyncio.sleep(0.05)
-            assert all(n.driver.peer_heights["node-3"][0] == 10**9 for n in honest)
+            assert all(n.driver.reports.heights["node-3"][0] == 10**9 for n in honest)
             assert not left, f"honest nodes left consensus: {sorted(set(left))}"
             assert all(n.driver.counters["fell_behind"] == 0 for n in honest)
             assert all(n.driver.best_peer_height() == 10**9 and n.driver.sync_target_height() < 10**9
@@ -348,8 +348,8 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
             driver = node.driver
             assert driver.replica is not None
             now = driver.clock.monotonic_ms()
-            driver.peer_heights["node-1"] = (node.app.head.height + SYNC_LAG + 50, now)
-            driver.peer_heights["node-3"] = (10**9, now)
+            driver.reports.heights["node-1"] = (node.app.head.height + SYNC_LAG + 50, now)
+            driver.reports.heights["node-3"] = (10**9, now)
             driver._maybe_fall_behind()
             node._perform()
             assert driver.counters["fell_behind"] == 1 and driver.replica is None
@@ -361,7 +361,7 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
                     break
                 await asyncio.sleep(0.05)
             assert node.fatal is None and driver.replica is not None
-            assert len(driver.sync.backoff) <= len(driver.peer_ids)
+            assert len(driver.sync.backoff) <= len(driver.members.peer_ids)
             await asyncio.sleep(0.05)
             assert all(not t.done() for t in node._tasks), node._tasks
         finally:

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["Checks"]
 
 # Counters of the driver that only an unexpected exception increments.
-FAILURE_COUNTERS = ("replica_restarts", "startup_failures", "resync_failures", "gap_fill_failures", "sync_failures")
+FAILURE_COUNTERS = ("replica_restarts", "startup_failures", "resync_failures", "gap_fill_failures", "sync_failures",
+                    "propose_failures", "timer_failures")
 
 
 class Checks:

@@ -171,7 +171,7 @@ class Simulation:
                 if isinstance(effect, SendTo):
                     self._send(machine, [effect.peer], effect.data, effect.sync_request)
                 elif isinstance(effect, Broadcast):
-                    self._send(machine, sorted(p for p in driver.peers.ids() if p != machine.node_id), effect.data,
+                    self._send(machine, sorted(p for p in driver.members.peers.ids() if p != machine.node_id), effect.data,
                                False)
                 elif isinstance(effect, ApplyBlocks):
                     self._apply(machine, effect)
@@ -206,7 +206,7 @@ class Simulation:
         """Both nodes up and each admits the other's current identity (what the transport's handshake checks)."""
         if not (a.up and b.up and a.driver is not None and b.driver is not None):
             return False
-        pa, pb = a.driver.peers.get(b.node_id), b.driver.peers.get(a.node_id)
+        pa, pb = a.driver.members.peers.get(b.node_id), b.driver.members.peers.get(a.node_id)
         return (pa is not None and pb is not None and pa.accepts(b.driver.members.identity_key)
                 and pb.accepts(a.driver.members.identity_key))
 
@@ -286,7 +286,7 @@ class Simulation:
         if self._admit(machine, [raw], None):
             self.counters["client_admitted"] += 1
             assert machine.driver is not None
-            peers = sorted(p for p in machine.driver.peers.ids() if p != machine.node_id)
+            peers = sorted(p for p in machine.driver.members.peers.ids() if p != machine.node_id)
             for i in range(0, 1, GOSSIP_BATCH):
                 self._send(machine, peers, encode_gossip([raw][i:i + GOSSIP_BATCH]), False)
 
