@@ -21,6 +21,7 @@ from ledger.store import LedgerStore
 from ledger.transaction import decode_transaction
 from node.chain.execution import CommittedBlock, cert_key
 from node.chain.payload import decode_payload
+from node.chain.protocol import OPERATIONS
 
 MAX_SUBSCRIBERS: Final = 1024
 MAX_QUEUE: Final = 65_536
@@ -126,13 +127,13 @@ class CommitFeed:
         receipts = []
         for tx in payload.txs:
             try:
-                tx_id = decode_transaction(tx).tx_id
+                tx_id = decode_transaction(tx, operations=OPERATIONS).tx_id
             except ValueError:
                 continue
             found = self._store.get_tx(tx_id)
             receipt = self._store.get_receipt(tx_id)
             if found is not None and found[0] == height and receipt is not None:
-                receipts.append(decode_receipt(receipt))
+                receipts.append(decode_receipt(receipt, operations=OPERATIONS))
         cert_raw = self._store.get_extra(cert_key(height))
         cert = None if cert_raw is None else CommitCertificate.decode(cert_raw)
         events = tuple(ev for r in receipts for ev in r.events)

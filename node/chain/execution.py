@@ -40,6 +40,7 @@ from ledger.transaction import SignedTransaction
 from ledger.transition import apply_block
 from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainParams, Genesis, GenesisState
 from node.chain.payload import PayloadError, decode_payload
+from node.chain.protocol import node_protocol
 
 log = logging.getLogger("node.chain.execution")
 
@@ -284,7 +285,7 @@ class Executor:
                 tx = self.lookup(raw)
                 if tx is not None:
                     items[i] = tx
-        outcome = apply_block(state, context, items, tree=tree, engine=self.engine,
+        outcome = apply_block(state, context, items, tree=tree, protocol=node_protocol(self.engine),
                               signatures_verified=self._verified)
         next_epoch = outcome.next_epoch
         if next_epoch is not None:

@@ -54,6 +54,7 @@ from ledger.schema import MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.state import Overlay, StateReader
 from ledger.transaction import SignedTransaction, decode_transaction
 from ledger.transition import authorize
+from node.chain.protocol import OPERATIONS
 from node.chain.sigverify import Ed25519Verifier, VerifyItem
 
 __all__ = [
@@ -246,7 +247,7 @@ class Mempool:
                 continue
             seen.add(h)
             try:
-                tx = decode_transaction(raw)
+                tx = decode_transaction(raw, operations=OPERATIONS)
             except DecodeError:
                 continue
             message = tx.signing_message
@@ -310,7 +311,7 @@ class Mempool:
         if pooled is not None:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), pooled)
         try:
-            tx = decode_transaction(raw)
+            tx = decode_transaction(raw, operations=OPERATIONS)
         except DecodeError as exc:
             return self._reject(raw_hash, exc.code, str(exc))
         refusal = self._check_envelope(tx)

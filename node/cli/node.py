@@ -23,6 +23,7 @@ from ledger.store import StoreError
 from node.api.admin_socket import AdminServer, admin_request
 from node.chain.execution import ExecutionError
 from node.chain.genesis import ChainParams, GenesisError, load_genesis
+from node.chain.protocol import bls_backend
 from node.net.transport import TransportError
 from node.validator.config import ConfigError, load_config
 from node.validator.keyfile import KeyFileError, load_keys, load_next_keys
@@ -58,7 +59,7 @@ async def serve(config_path: str) -> int:
         raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
                                                  f"{config.node_id!r}")
     node = Validator(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
-                     peer_keys=config.peer_keys,
+                     peer_keys=config.peer_keys, bls_backend=bls_backend(config.bls_backend),
                      fault_injection=config.fault_injection, mempool_max_txs=config.mempool_max_txs,
                      mempool_max_bytes=config.mempool_max_bytes, byzantine=config.byzantine,
                      next_keys=load_next_keys(config.keys_file),

@@ -264,13 +264,14 @@ class _Load:
     def make(self) -> bytes:
         from ledger.operations import Transfer, TransferLeg
         from ledger.transaction import TxBody, sign_transaction
+        from node.chain.protocol import OPERATIONS
         from node.tools.localnet import CASH_ASSET
 
         sender, recipient = self.rng.sample(self.users, 2)
         self.nonce += 1
         body = TxBody(1, self.net.chain_id, (sender,), self.nonce, self.expiry,
                       (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 1),)),))
-        return sign_transaction(body, [(sender, self.accounts[sender])]).to_bytes()
+        return sign_transaction(body, [(sender, self.accounts[sender])], operations=OPERATIONS).to_bytes()
 
     def submit(self, raw: bytes) -> int | None:
         live = [i for i in range(self.net.n) if self.net.running(i)]
@@ -521,8 +522,9 @@ def _final_checks(net: Testnet, shared: _Shared, report: ChaosReport, out: IO[st
 
 def _tx_id(raw: bytes) -> str:
     from ledger.transaction import decode_transaction
+    from node.chain.protocol import OPERATIONS
 
-    return decode_transaction(raw).tx_id.hex()[:16]
+    return decode_transaction(raw, operations=OPERATIONS).tx_id.hex()[:16]
 
 
 def summary(report: ChaosReport) -> str:

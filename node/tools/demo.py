@@ -648,13 +648,14 @@ class _TransferLoad:
 
     def _make(self) -> bytes:
         from ledger.transaction import TxBody, sign_transaction
+        from node.chain.protocol import OPERATIONS
         from node.tools.localnet import CASH_ASSET
 
         sender, recipient = self.rng.sample(self.users, 2)
         self.nonce += 1
         body = TxBody(1, self.net.chain_id, (sender,), self.nonce, self.expiry,
                       (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 1),)),))
-        return sign_transaction(body, [(sender, self.accounts[sender])]).to_bytes()
+        return sign_transaction(body, [(sender, self.accounts[sender])], operations=OPERATIONS).to_bytes()
 
     def _run(self) -> None:
         self.expiry = max(self.net.height(i) for i in range(self.net.n)) + 10_000

@@ -119,6 +119,7 @@ def presign(job: LoadJob) -> list[bytes]:
 
     from ledger.operations import Transfer, TransferLeg
     from ledger.transaction import TxBody, sign_transaction
+    from node.chain.protocol import OPERATIONS
     from node.tools.localnet import CASH_ASSET
 
     keys = [(name, SigningKey(bytes.fromhex(seed))) for name, seed in job.senders]
@@ -132,7 +133,7 @@ def presign(job: LoadJob) -> list[bytes]:
         nonce = (job.index << 40) | k
         body = TxBody(1, job.chain_id, (sender,), nonce, job.expiry,
                       (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 1),)),))
-        out.append(sign_transaction(body, [(sender, key)]).to_bytes())
+        out.append(sign_transaction(body, [(sender, key)], operations=OPERATIONS).to_bytes())
     return out
 
 

@@ -67,6 +67,7 @@ from consensus.actions import (
     SetTimer,
     SyncBlocks,
 )
+from consensus.bls import BlsBackend
 from consensus.certificates import (
     CommitCertificateError,
     SignatureVerifier,
@@ -115,12 +116,13 @@ from node.chain.genesis import (
     ChainParams,
     Genesis,
     GenesisError,
-    default_engine,
     genesis_state,
     parse_address,
 )
 from node.chain.mempool import TX_ALREADY_PENDING, Mempool, MempoolLimits
 from node.chain.payload import encode_payload
+from node.chain.protocol import bls_backend as node_bls_backend
+from node.chain.protocol import default_engine
 from node.chain.sigverify import Ed25519Verifier
 from node.net.handshake import Peer, PeerSet
 from node.net.transport import Transport, TransportConfig
@@ -163,6 +165,7 @@ class Validator:
                  peer_keys: Mapping[str, bytes] | None = None,
                  fault_injection: bool = False, mempool_max_txs: int = 50_000,
                  mempool_max_bytes: int = 64 << 20, engine: RuleEngine | None = None,
+                 bls_backend: BlsBackend | None = None,
                  sig_verifier: Ed25519Verifier | None = None, byzantine: str | None = None,
                  next_keys: Sequence[NodeKeys] = (),
                  load_next_keys: Callable[[], Sequence[NodeKeys]] | None = None) -> None:
@@ -184,7 +187,7 @@ class Validator:
         self._peer_addresses = dict(peer_addresses or {})
         self._peer_keys = dict(peer_keys or {})
         self._engine = engine or default_engine()
-        self.verifier = SignatureVerifier()
+        self.verifier = SignatureVerifier(bls_backend or node_bls_backend())
         self._sets: dict[tuple[int, tuple[tuple[bytes, bytes, bytes, int], ...]], ValidatorSet] = {}
         self._past_sets: dict[int, ValidatorSet] = {}  # validator_set_at_epoch
         os.makedirs(data_dir, exist_ok=True)

@@ -17,6 +17,7 @@ from ledger.operations import Transfer, TransferLeg
 from ledger.transaction import TxBody, sign_transaction
 from node.api.admin_socket import admin_request
 from node.chain.genesis import ChainParams
+from node.chain.protocol import OPERATIONS
 from node.tools.localnet import CASH_ASSET, NetworkLayout, generate_network, load_accounts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -172,7 +173,7 @@ class Cluster:
             expiry,
             (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 1),)),),
         )
-        return sign_transaction(body, [(sender, self.accounts[sender])]).to_bytes()
+        return sign_transaction(body, [(sender, self.accounts[sender])], operations=OPERATIONS).to_bytes()
 
     def submit(self, i: int, count: int) -> list[str]:
         ids = []

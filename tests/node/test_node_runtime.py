@@ -19,8 +19,9 @@ from ledger.store import LedgerStore
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.commit_feed import SubscriptionClosed
 from node.chain.execution import ExecutionError, Executor, bootstrap_store
-from node.chain.genesis import ChainParams, default_engine, genesis_state, load_genesis, write_genesis
+from node.chain.genesis import ChainParams, genesis_state, load_genesis, write_genesis
 from node.chain.payload import encode_payload
+from node.chain.protocol import OPERATIONS, default_engine
 from node.chain.sigverify import Ed25519Verifier
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
 from node.validator.config import load_config
@@ -49,7 +50,7 @@ def _transfers(chain_id: str, accounts, count: int, start_nonce: int = 0) -> lis
     for k in range(count):
         s, r = users[k % len(users)], users[(k + 1) % len(users)]
         body = TxBody(1, chain_id, (s,), start_nonce + k, 5000, (Transfer(s, CASH_ASSET, (TransferLeg(r, 3),)),))
-        out.append(sign_transaction(body, [(s, accounts[s])]).to_bytes())
+        out.append(sign_transaction(body, [(s, accounts[s])], operations=OPERATIONS).to_bytes())
     return out
 
 
