@@ -1,4 +1,6 @@
 """`ledger bench apply`: apply N signed plain transfers among many accounts on one core and print one JSON object.
+(`ledger bench contracts`: the contracts layer's cost per transfer, node/tools/bench_contracts.py; `ledger bench
+network`: a local multi-node network under load.)
 
     ledger bench apply --txs 20000 [--accounts 10000] [--block-size 1000] [--root-growth 10000,100000,1000000]
 

@@ -1,9 +1,9 @@
 """Every entry point of the node decodes, encodes and executes the same operation set: the node's (the ledger's core
 kinds and the contracts layer's), composed in node/chain/protocol.py and passed explicitly — nothing is registered
 at import. A contracts-layer operation (set_claim, revoke_claim) goes through each entry point that decodes
-transactions: the client SDK builder, the API's encode / dry-run / submit (JSON and msgpack) / batch / status /
-history routes, mempool admission, block execution, the commit feed (live and replayed from the store), the event
-stream, and the genesis file. An entry point that used the ledger's core-only set would refuse it (UNKNOWN_VARIANT)
+transactions: the client SDK builder, the API's encode / dry-run / submit (JSON and msgpack, and again once stored)
+/ batch / status / history routes, mempool admission and pre-verification, block execution, the commit feed (live
+and rebuilt from the store), the event stream, and the genesis file. An entry point that used the ledger's core-only set would refuse it (UNKNOWN_VARIANT)
 and fail here."""
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ import aiohttp
 from contracts.operations import RevokeClaim, SetClaim
 from ledger.jsonform import to_json
 from ledger.operation_set import CORE_OPERATIONS
+from ledger.state import MemoryState
+from ledger.transaction import TxBody, sign_transaction
 from node.api import ApiConfig
 from node.api.schemas import COMPONENTS
 from node.api.server import start_api
-from node.chain.genesis import ChainParams, genesis_state, load_genesis, parse_genesis
+from node.chain.commit_feed import CommitFeed
+from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainParams, genesis_state, load_genesis, parse_genesis
+from node.chain.mempool import Mempool
 from node.chain.protocol import OPERATIONS, node_protocol
+from node.chain.sigverify import Ed25519Verifier
 from node.client import AccountKey, builder
 from node.client.aio import AsyncLedgerClient
 from node.tools.localnet import ADMIN_ACCOUNT, generate_network, load_accounts
@@ -89,6 +94,21 @@ def test_genesis_operations_of_the_contracts_layer(tmp_path: Path) -> None:
     assert genesis_state(genesis).state_root != base.state_root  # executed: the claim is in state
 
 
+def test_mempool_preverifies_contracts_operations() -> None:
+    """A proposed block's transactions this node did not pool are decoded and their signatures checked ahead of
+    execution (Mempool.preverify): with the node's set, a contracts operation is among them."""
+    admin = AccountKey.from_seed(ADMIN_ACCOUNT, bytes(32))
+    body = TxBody(1, CHAIN, (ADMIN_ACCOUNT,), 1, 100, (SetClaim(ADMIN_ACCOUNT, U1, "SG", 2, FAR),))
+    raw = sign_transaction(body, [(ADMIN_ACCOUNT, admin.signing_key)], operations=OPERATIONS).to_bytes()
+
+    async def run() -> None:
+        with Ed25519Verifier(workers=0) as verifier:
+            pool = Mempool(CHAIN, MemoryState(), 1, verifier)
+            assert await pool.preverify([raw]) == 1 and pool.is_verified(raw)
+
+    asyncio.run(run())
+
+
 def test_a_contracts_operation_through_every_entry_point(tmp_path: Path) -> None:
     layout = generate_network(str(tmp_path), 1, chain_id=CHAIN, users=2, seed=b"opset-it",
                               params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=100))
@@ -133,6 +153,8 @@ def test_a_contracts_operation_through_every_entry_point(tmp_path: Path) -> None
         receipt = res["receipt"]
         assert receipt["code"] == 0 and [e["kind"] for e in receipt["events"]] == ["claim_set"], receipt
         height = receipt["height"]
+        status, again = await post(http, "/v1/tx", {"body": as_json["body"], "signatures": as_json["signatures"]})
+        assert status == 200 and again["duplicate"] and again["receipt"] == receipt  # answered from the store
         while True:
             block = await live.next()
             if block.height == height:
@@ -147,6 +169,8 @@ def test_a_contracts_operation_through_every_entry_point(tmp_path: Path) -> None
         replay = node.feed.subscribe(from_height=height)
         block = await replay.next()
         assert block.height == height and [e.kind for e in block.events] == ["claim_set"]
+        rebuilt = CommitFeed(node.store, MAX_BLOCK_TXS, MAX_BLOCK_BYTES).load(height)  # not in memory: the store
+        assert [(r.tx_id, [e.kind for e in r.events]) for r in rebuilt.receipts] == [(tx.tx_id, ["claim_set"])]
         # The event stream (replayed from the store), filtered by the contracts layer's event kind.
         stream = client.events(accounts=[U1], kinds=["claim_set"], from_height=height)
         item = await anext(stream)
