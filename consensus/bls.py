@@ -50,12 +50,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import os
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol, runtime_checkable
 
 __all__ = [
-    "BACKEND_ENV_VAR",
     "BACKEND_NAMES",
     "CURVE_ORDER",
     "DEFAULT",
@@ -101,7 +99,6 @@ CURVE_ORDER: Final = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF0
 G1_INFINITY: Final = bytes([0xC0]) + bytes(PUBLIC_KEY_SIZE - 1)
 G2_INFINITY: Final = bytes([0xC0]) + bytes(SIGNATURE_SIZE - 1)
 
-BACKEND_ENV_VAR: Final = "LEDGER_BLS_BACKEND"
 BACKEND_NAMES: Final = ("blspy", "py_ecc")
 
 _KEYGEN_SALT: Final = b"BLS-SIG-KEYGEN-SALT-"
@@ -546,13 +543,11 @@ def available_backends() -> tuple[str, ...]:
 def get_backend(name: str | None = None) -> BlsBackend:
     """The backend called `name` ("blspy" or "py_ecc").
 
-    With name=None: the backend named by the environment variable LEDGER_BLS_BACKEND if it is set and not empty,
-    otherwise blspy when it can be imported, otherwise py_ecc.  An explicit name always wins over the variable.
+    With name=None: blspy when it can be imported, otherwise py_ecc.  The caller chooses: this module reads no
+    environment or configuration (a node resolves its choice in node/chain/protocol.py, `bls_backend`).
     Raises BlsError (bls_unknown_backend, bls_backend_unavailable) when the requested backend cannot be used.
     Backends are singletons per name, so their public-key caches are shared.
     """
-    if name is None:
-        name = os.environ.get(BACKEND_ENV_VAR, "").strip() or None
     if name is not None:
         return _instantiate(name)
     try:

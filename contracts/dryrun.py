@@ -1,7 +1,8 @@
 """Dry-run: "can this transaction happen now?" with exactly the codes real execution would produce.
 
-`check` runs the real state transition (ledger.transition.dry_run) with the contracts engine on a throw-away
-overlay of `state`: same envelope checks, same operation processors, same rules, same order, so the answer is the
+`check` runs the real state transition (ledger.transition.dry_run) under the caller's protocol (a node's: the
+contracts operation set and engine) on a throw-away overlay of `state`: same envelope checks, same operation
+processors, same rules, same order, so the answer is the
 receipt execution would give in `block` — for any transaction, including multi-leg transfers and settlements —
 and nothing is written.
 
@@ -19,8 +20,7 @@ from typing import Any
 from ledger import codes
 from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
-from ledger.ops import PROCESSORS
-from ledger.rules import RuleEngine
+from ledger.protocol import Protocol
 from ledger.state import Overlay, StateReader
 from ledger.transaction import SignedTransaction
 from ledger.transition import dry_run
@@ -56,11 +56,11 @@ def check(
     state: StateReader | Overlay,
     block: BlockContext,
     tx: SignedTransaction | bytes,
-    engine: RuleEngine,
+    protocol: Protocol,
     verify_signatures: bool = True,
 ) -> DryRun:
-    """The outcome `tx` would have if executed in `block` on top of `state`. Writes nothing."""
-    receipt = dry_run(state, block, tx, engine, verify_signatures)
+    """The outcome `tx` would have if executed in `block` on top of `state` under `protocol`. Writes nothing."""
+    receipt = dry_run(state, block, tx, protocol=protocol, verify_signatures=verify_signatures)
     return _result(receipt.code, receipt.failed_op, receipt.detail)
 
 
@@ -69,14 +69,19 @@ def check_operations(
     block: BlockContext,
     signers: Iterable[str],
     operations: Sequence[Any],
-    engine: RuleEngine,
+    protocol: Protocol,
 ) -> DryRun:
-    """The outcome of `operations`, applied atomically in order, as if signed by `signers`. Writes nothing."""
-    ctx = TxContext(Overlay(Overlay(state)), block, NO_TX_ID, tuple(sorted(set(signers))), engine)
+    """The outcome of `operations`, applied atomically in order, as if signed by `signers`, under `protocol`.
+    Writes nothing. An operation outside the protocol's operation set is refused with UNKNOWN_VARIANT."""
+    ctx = TxContext(Overlay(Overlay(state)), block, NO_TX_ID, tuple(sorted(set(signers))), protocol)
+    dispatch = protocol.operations.dispatch
     try:
         for i, op in enumerate(operations):
             ctx.op_index = i
-            PROCESSORS[type(op)](ctx, op)
+            processor = dispatch.get(type(op))
+            if processor is None:
+                raise Refused(codes.UNKNOWN_VARIANT, f"no processor for operation {type(op).__name__}")
+            processor(ctx, op)
     except Refused as refusal:
         return _result(refusal.code, ctx.op_index, refusal.detail)
     return _result(codes.OK, None, "")

@@ -1,7 +1,8 @@
 """The contracts layer's operations: identity claims and corporate actions (extension kinds 64-127).
 
-Registered with the ledger at import (ledger.operations.register_operation), so they decode, encode and have a JSON
-form like the core operations; their processors are in contracts.processors. Kind numbers never change meaning.
+Plain frozen dataclasses; nothing is registered. contracts.processors pairs them with their processors and builds the
+contracts layer's operation set (contracts.OPERATIONS = CORE_OPERATIONS.extend(...)), with which they decode, encode
+and have a JSON form like the core operations. Kind numbers never change meaning.
 Field tables: docs/contracts.md, "Operations".
 """
 
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ledger.codec import Str, UInt, wire
-from ledger.operations import register_operation
 from ledger.schema import ACCOUNT_ID, AMOUNT, ASSET_ID, HEIGHT, HOLD_ID, TIME
 
 __all__ = ["CONTRACT_OPERATIONS", "AnnounceAction", "PayAction", "RevokeClaim", "SetClaim"]
@@ -20,7 +20,6 @@ COUNTRY = Str(2, "[A-Z]{2}", min_bytes=2)
 MAX_BATCH = 64
 
 
-@register_operation
 @dataclass(frozen=True, slots=True)
 class SetClaim:
     """A KYC provider (kyc_provider role) records or replaces its identity claim on `account`: verified, resident in
@@ -34,7 +33,6 @@ class SetClaim:
     expires_at: int = wire(TIME)
 
 
-@register_operation
 @dataclass(frozen=True, slots=True)
 class RevokeClaim:
     """The KYC provider removes its claim on `account`."""
@@ -44,7 +42,6 @@ class RevokeClaim:
     account: str = wire(ACCOUNT_ID)
 
 
-@register_operation
 @dataclass(frozen=True, slots=True)
 class AnnounceAction:
     """The issuer or an agent of `asset` announces a corporate action: action_kind 1 = distribution (coupon,
@@ -64,7 +61,6 @@ class AnnounceAction:
     rate_den: int = wire(AMOUNT)
 
 
-@register_operation
 @dataclass(frozen=True, slots=True)
 class PayAction:
     """The issuer or an agent of the action's asset pays its next batch (at most `max_holders` holder-index slots);

@@ -1,4 +1,8 @@
-"""Processors of the contracts layer's operations, registered with the ledger at import.
+"""Processors of the contracts layer's operations, and the contracts layer's operation set.
+
+OPERATIONS = CORE_OPERATIONS.extend(...): the ledger's core kinds plus SetClaim, RevokeClaim, AnnounceAction and
+PayAction with these processors and the event kinds they emit. A plain value: building it changes nothing in the
+ledger (a node passes it wherever transactions are encoded, decoded or executed: node/chain/protocol.py).
 
 Each works on the ledger's transaction context like a core processor: it checks authority, keeps its state in the
 contracts namespace (claims, corporate actions, snapshots) through contracts.claims / contracts.actions, and makes
@@ -18,14 +22,13 @@ from contracts.state import Claim
 from ledger import codes
 from ledger.codes import Refused
 from ledger.context import TxContext
-from ledger.events import register_event_kind
 from ledger.keys import asset_status_key
-from ledger.ops import register_processor
+from ledger.operation_set import CORE_OPERATIONS, OperationSet
 from ledger.ops.assets import move_units
 from ledger.records import Balance
 from ledger.schema import MAX_AMOUNT
 
-__all__ = ["announce_action", "pay_action", "revoke_claim", "set_claim"]
+__all__ = ["EVENT_KINDS", "OPERATIONS", "announce_action", "pay_action", "revoke_claim", "set_claim"]
 
 EVENT_KINDS = (
     "claim_set",
@@ -167,9 +170,12 @@ def pay_action(tx: TxContext, op: PayAction) -> None:
     tx.emit("action_paid", actor=op.actor, action=op.action, movements=len(plan.movements), done=int(plan.done))
 
 
-for _kind in EVENT_KINDS:
-    register_event_kind(_kind)
-register_processor(SetClaim, set_claim)
-register_processor(RevokeClaim, revoke_claim)
-register_processor(AnnounceAction, announce_action)
-register_processor(PayAction, pay_action)
+OPERATIONS: OperationSet = CORE_OPERATIONS.extend(
+    (
+        (SetClaim, set_claim),
+        (RevokeClaim, revoke_claim),
+        (AnnounceAction, announce_action),
+        (PayAction, pay_action),
+    ),
+    EVENT_KINDS,
+)

@@ -28,7 +28,7 @@ import dataclasses
 import itertools
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import msgpack
@@ -49,6 +49,7 @@ __all__ = [
     "Str",
     "StrMap",
     "UInt",
+    "Unbound",
     "Variant",
     "Version",
     "WireType",
@@ -288,21 +289,20 @@ class Version(WireType):
 
 
 class Choice(WireType):
-    """A str that must be one of a set of names; the set can grow (`add`) as layers register their names."""
+    """A str that must be one of a fixed set of names (each matching `pattern`), e.g. the event kinds of an operation
+    set. The set is given at construction and never changes."""
 
     __slots__ = ("doc", "names", "pattern")
 
     def __init__(self, names: tuple[str, ...], pattern: str = r"[a-z][a-z0-9_]{0,31}") -> None:
         self.pattern = re.compile(pattern, re.ASCII).fullmatch
-        self.names: set[str] = set()
         for n in names:
-            self.add(n)
-        self.doc = "str, one of the registered names"
-
-    def add(self, name: str) -> None:
-        if self.pattern(name) is None:
-            raise ValueError(f"name {name!r} does not match the name pattern")
-        self.names.add(name)
+            if type(n) is not str or self.pattern(n) is None:
+                raise ValueError(f"name {n!r} does not match the name pattern")
+        if len(set(names)) != len(names):
+            raise ValueError("names must be distinct")
+        self.names: frozenset[str] = frozenset(names)
+        self.doc = "str, one of a fixed set of names"
 
     def load(self, v: Any) -> str:
         if type(v) is not str:
@@ -317,6 +317,34 @@ class Choice(WireType):
         if x not in self.names:
             raise EncodeError(codes.INVALID_VALUE, f"unknown name {x[:40]!r}")
         return x
+
+
+class Unbound(WireType):
+    """The wire type of a field that a record leaves open because it depends on a value its user chooses (the
+    operations of a transaction body and the kind of an event depend on the operation set). `Record.with_types`
+    makes the usable record; using the open one (decode, encode, JSON form) raises TypeError: it is a program
+    error, never a decoding error. `doc` is what the field holds, for the documentation tables."""
+
+    __slots__ = ("doc", "hint")
+
+    def __init__(self, doc: str, hint: str) -> None:
+        self.doc = doc
+        self.hint = hint
+
+    def _open(self) -> TypeError:
+        return TypeError(f"{self.doc!r} is not bound: {self.hint}")
+
+    def load(self, v: Any) -> Any:
+        raise self._open()
+
+    def dump(self, x: Any) -> Any:
+        raise self._open()
+
+    def fast_loader(self) -> Callable[[Any], Any] | None:
+        raise self._open()
+
+    def fast_dumper(self) -> Callable[[Any], Any] | None:
+        raise self._open()
 
 
 class Optional(WireType):
@@ -548,18 +576,23 @@ def wire(t: WireType) -> Any:
 
 
 class Record(WireType):
-    """A frozen dataclass encoded as an array of its `wire(...)` fields in declaration order."""
+    """A frozen dataclass encoded as an array of its `wire(...)` fields in declaration order. `types` replaces the
+    declared wire types of some fields (see `with_types`)."""
 
     __slots__ = ("_fast", "cls", "doc", "loaders", "n", "names", "types")
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: type, types: Mapping[str, WireType] | None = None) -> None:
         fields = dataclasses.fields(cls)
         for f in fields:
             if "wire" not in f.metadata:
                 raise TypeError(f"{cls.__name__}.{f.name} has no wire type")
+        given = dict(types or {})
+        unknown = set(given) - {f.name for f in fields}
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
         self.cls = cls
         self.names: tuple[str, ...] = tuple(f.name for f in fields)
-        self.types: tuple[WireType, ...] = tuple(f.metadata["wire"] for f in fields)
+        self.types: tuple[WireType, ...] = tuple(given.get(f.name, f.metadata["wire"]) for f in fields)
         self.loaders = tuple(t.load for t in self.types)
         self.n = len(fields)
         self.doc = f"{cls.__name__} (array of {self.n})"
@@ -603,6 +636,13 @@ class Record(WireType):
         lines.append(f"    return cls({', '.join(xs)})")
         exec("\n".join(lines), env)  # noqa: S102 - generated from the schema only, like dataclasses does
         return env["fast"]
+
+    def with_types(self, **types: WireType) -> Record:
+        """A new record of the same dataclass with these fields' wire types replaced (e.g. an Unbound field bound to
+        the operation set's types). Not cached: the caller keeps it."""
+        current = dict(zip(self.names, self.types))
+        current.update(types)
+        return Record(self.cls, current)
 
     def load_fields(self, v: tuple[Any, ...], offset: int = 0) -> Any:
         fast = self._fast
@@ -686,33 +726,30 @@ def record_type(cls: type) -> Record:
 
 class Variant(WireType):
     """A tagged union: an array [kind, field1, field2, ...] where `kind` (uint8) selects the dataclass, which
-    declares it as a class variable `KIND: ClassVar[int]`."""
+    declares it as a class variable `KIND: ClassVar[int]`. The classes are given at construction and never change
+    (a larger union is a new Variant)."""
 
     __slots__ = ("by_cls", "by_kind", "doc", "name")
 
-    def __init__(self, name: str, classes: list[type]) -> None:
+    def __init__(self, name: str, classes: list[type] | tuple[type, ...]) -> None:
         self.name = name
         self.by_kind: dict[int, Record] = {}
         self.by_cls: dict[type, tuple[int, Record]] = {}
         for cls in classes:
-            self.register(cls)
+            self._add(cls)
         self.doc = f"{name} (array: kind, fields...)"
 
-    def register(self, cls: type) -> None:
-        """Add a kind (idempotent for the same class; a different class with a taken kind raises ValueError)."""
-        kind = cls.KIND  # type: ignore[attr-defined]
+    def _add(self, cls: type) -> None:
+        """Add a kind (a different class with a taken kind, or the same class twice, raises ValueError)."""
+        kind = getattr(cls, "KIND", None)
         if not (type(kind) is int and 0 <= kind <= U8_MAX):
             raise ValueError(f"kind {kind!r} of {cls.__name__} is not a uint8")
         old = self.by_kind.get(kind)
         if old is not None:
-            if old.cls is cls:
-                return
             raise ValueError(f"{self.name} kind {kind} is already {old.cls.__name__}")
         rec = record_type(cls)
         self.by_kind[kind] = rec
         self.by_cls[cls] = (kind, rec)
-        _FAST_LOAD.pop(id(self), None)
-        _FAST_DUMP.pop(id(self), None)
 
     def load(self, v: Any) -> Any:
         if type(v) is not tuple:

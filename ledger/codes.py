@@ -25,11 +25,14 @@ docs/reason-codes.md lists the table; a test checks that the document and this m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 __all__ = [
     "LAYER_RANGES",
     "REASONS",
+    "RETIRED",
     "ReasonCode",
     "Refused",
     "define",
@@ -55,6 +58,13 @@ class ReasonCode:
 REASONS: dict[int, ReasonCode] = {}
 _BY_NAME: dict[str, ReasonCode] = {}
 
+# Published codes that are no longer produced: number -> name. Both stay reserved (`define` refuses them), so a
+# number never changes meaning. docs/reason-codes.md lists them as retired.
+RETIRED: Mapping[int, str] = MappingProxyType({
+    # The BLS proof-of-possession check is passed to apply_block with the protocol; it can no longer be missing.
+    615: "POP_VERIFIER_MISSING",
+})
+
 
 def define(code: int, name: str, message: str, layer: str = "ledger") -> int:
     """Add a code to the table and return its number. Idempotent for an identical definition; a conflicting
@@ -63,6 +73,8 @@ def define(code: int, name: str, message: str, layer: str = "ledger") -> int:
         raise ValueError(f"code {code} is outside the ranges of layer {layer!r}")
     if not name.isupper() or not name.replace("_", "").isalnum():
         raise ValueError(f"code name {name!r} must be UPPER_SNAKE_CASE")
+    if code in RETIRED or name in RETIRED.values():
+        raise ValueError(f"code {code} / name {name} is retired and stays reserved")
     entry = ReasonCode(code, name, message, layer)
     old = REASONS.get(code)
     if old is not None and old != entry:
@@ -201,9 +213,7 @@ VALIDATOR_EXISTS = define(611, "VALIDATOR_EXISTS", "a validator with this node i
 DUPLICATE_IDENTITY_KEY = define(612, "DUPLICATE_IDENTITY_KEY", "another validator already uses this identity key")
 DUPLICATE_BLS_KEY = define(613, "DUPLICATE_BLS_KEY", "another validator already uses this BLS key")
 BAD_BLS_POP = define(614, "BAD_BLS_POP", "the BLS proof of possession does not verify")
-POP_VERIFIER_MISSING = define(
-    615, "POP_VERIFIER_MISSING", "no BLS proof-of-possession verifier is registered; validator keys cannot change"
-)
+# 615 is retired (RETIRED).
 TOO_FEW_VALIDATORS = define(616, "TOO_FEW_VALIDATORS", "the change would leave fewer than 4 validators")
 VALIDATOR_POWER_TOO_HIGH = define(
     617, "VALIDATOR_POWER_TOO_HIGH", "a validator would hold more than (total - 1) / 3 of the voting power"

@@ -1,11 +1,11 @@
 """Execution contexts: what a block gives the transition (BlockContext) and what an operation processor works with
-(TxContext: the transaction overlay, the authorized signers, the rule engine, the events emitted so far, and the
-typed read/write helpers that keep balances, positions and supply consistent)."""
+(TxContext: the transaction overlay, the authorized signers, the protocol — rule engine, operation set, PoP check —,
+the events emitted so far, and the typed read/write helpers that keep balances, positions and supply consistent)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger import codes
 from ledger.codes import Refused
@@ -33,6 +33,9 @@ from ledger.rules import Movement, RuleEngine, RuleState
 from ledger.schema import MAX_AMOUNT, MAX_POSITIONS, ROLE_BITS
 from ledger.state import Overlay
 
+if TYPE_CHECKING:
+    from ledger.protocol import Protocol
+
 __all__ = ["BlockContext", "TxContext"]
 
 
@@ -54,16 +57,17 @@ and the node stops executing the block instead."""
 class TxContext:
     """One transaction being executed on its own overlay."""
 
-    __slots__ = ("block", "engine", "events", "op_index", "rule_state", "signers", "state", "tx_id")
+    __slots__ = ("block", "engine", "events", "op_index", "protocol", "rule_state", "signers", "state", "tx_id")
 
     def __init__(
-        self, state: Overlay, block: BlockContext, tx_id: bytes, signers: tuple[str, ...], engine: RuleEngine
+        self, state: Overlay, block: BlockContext, tx_id: bytes, signers: tuple[str, ...], protocol: Protocol
     ) -> None:
         self.state = state
         self.block = block
         self.tx_id = tx_id
         self.signers = signers
-        self.engine = engine
+        self.protocol = protocol
+        self.engine: RuleEngine = protocol.engine
         self.events: list[Event] = []
         self.op_index = 0
         self.rule_state = RuleState(state)
@@ -71,6 +75,7 @@ class TxContext:
     # -- events ------------------------------------------------------------------------------------------------
 
     def emit(self, kind: str, **attrs: Any) -> None:
+        assert kind in self.protocol.operations.event_names, f"event kind {kind} is not in the operation set"
         if len(self.events) >= MAX_EVENTS_PER_TX:
             raise Refused(codes.TX_TOO_COMPLEX, f"more than {MAX_EVENTS_PER_TX} events")
         self.events.append(make_event(self.tx_id, self.op_index, kind, attrs))

@@ -1,19 +1,27 @@
 """Events and receipts (docs/protocol.md, "Receipts and events").
 
 An event is emitted by an operation for audit and the event stream: the transaction id, the operation's index in
-the body, a kind (from EVENT_KINDS) and attributes (a canonical map of int/str/bin). Account-valued attributes use
+the body, a kind (one of the operation set's event kinds: EVENT_KINDS here, the governance ones in
+ledger.ops.governance, and those of extension operations) and attributes (a canonical map of int/str/bin). Account-valued attributes use
 the names in ACCOUNT_ATTRS, which is how the per-account history index finds the accounts a transaction touched.
 
 A receipt records the outcome of one transaction in a block: code 0 with the events, or the refusal code, the index
 of the failing operation (nil when the refusal is not tied to an operation) and a detail message, with no events.
+
+Which event kinds decode is the operation set's: `encode_receipt` / `decode_receipt` take it (`operations=`), and
+`Event`'s own record leaves its kind open (`operations.receipt` / `operations.event` are the bound records).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ledger.codec import Choice, Optional, Scalar, Seq, StrMap, UInt, decode, encode_trusted, record_type, wire
+from ledger.codec import Optional, Scalar, Seq, StrMap, UInt, Unbound, decode, encode_trusted, record_type, wire
 from ledger.schema import HASH32, HEIGHT, MAX_OPS_PER_TX, PARAM_KEY, TEXT, U16
+
+if TYPE_CHECKING:
+    from ledger.operation_set import OperationSet
 
 __all__ = [
     "ACCOUNT_ATTRS",
@@ -22,7 +30,6 @@ __all__ = [
     "Receipt",
     "decode_receipt",
     "encode_receipt",
-    "register_event_kind",
 ]
 
 EVENT_KINDS: tuple[str, ...] = (
@@ -64,20 +71,17 @@ MAX_EVENT_ATTR_BYTES = 4096  # e.g. the comma-joined rule names of an asset (32 
 MAX_EVENTS_PER_TX = 4096  # a transaction that would emit more is refused (TX_TOO_COMPLEX)
 MAX_RECEIPT_BYTES = 16 << 20
 
-EVENT_KIND = Choice(EVENT_KINDS)
+MAX_EVENT_KINDS = 1024  # event kinds of one operation set
 
-
-def register_event_kind(name: str) -> str:
-    """Add an event kind (the contracts layer registers its own at import: `[a-z][a-z0-9_]{0,31}`)."""
-    EVENT_KIND.add(name)
-    return name
+# The event kinds are the operation set's (OperationSet.event / .receipt bind them).
+EVENT_KIND_OF_THE_SET = Unbound("str, an event kind of the operation set", "decode receipts with an OperationSet")
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     tx_id: bytes = wire(HASH32)
     op_index: int = wire(UInt(16, maximum=MAX_OPS_PER_TX - 1))
-    kind: str = wire(EVENT_KIND)
+    kind: str = wire(EVENT_KIND_OF_THE_SET)
     attrs: tuple[tuple[str, int | str | bytes], ...] = wire(
         StrMap(PARAM_KEY, Scalar(MAX_EVENT_ATTR_BYTES), MAX_EVENT_ATTRS)
     )
@@ -112,20 +116,17 @@ class Receipt:
         return self.code == 0 or self.code >= 200
 
 
-EVENT = record_type(Event)
-RECEIPT = record_type(Receipt)
-
-
-def encode_receipt(receipt: Receipt) -> bytes:
+def encode_receipt(receipt: Receipt, *, operations: OperationSet) -> bytes:
     """Receipts are built by the ledger from checked values: the trusted encoder gives the canonical bytes."""
-    return encode_trusted(RECEIPT, receipt)
+    return encode_trusted(operations.receipt, receipt)
 
 
-def decode_receipt(data: bytes) -> Receipt:
-    return decode(RECEIPT, data, MAX_RECEIPT_BYTES)
+def decode_receipt(data: bytes, *, operations: OperationSet) -> Receipt:
+    """A receipt whose event kinds are those of `operations` (another kind: DecodeError INVALID_VALUE)."""
+    return decode(operations.receipt, data, MAX_RECEIPT_BYTES)
 
 
 def make_event(tx_id: bytes, op_index: int, kind: str, attrs: dict[str, int | str | bytes]) -> Event:
-    """An event with its attributes in canonical (sorted) order; None-valued attributes are left out."""
-    assert kind in EVENT_KIND.names, f"unregistered event kind {kind}"
+    """An event with its attributes in canonical (sorted) order; None-valued attributes are left out. (The kind is
+    checked against the operation set by TxContext.emit.)"""
     return Event(tx_id, op_index, kind, tuple(sorted([kv for kv in attrs.items() if kv[1] is not None])))

@@ -6,11 +6,12 @@ epochs").
     proposal(state, id)           a ProposalRecord or None
     validator_set_entries(rec)    (node_id bytes, bls_key, bls_pop, power) per validator, in bitmap order: exactly what
                                   consensus.validators.ValidatorSet(rec.epoch, ...) takes
-    register_pop_verifier(fn)     the BLS proof-of-possession check used when governance adds or rotates a BLS key
+    PopVerifier                   the type of the BLS proof-of-possession check governance uses when it adds or rotates
+                                  a BLS key: fn(bls_public_key_48, pop_96) -> bool
 
-The ledger does not import the consensus layer (the layers stay apart), so the node registers
-consensus.bls.pop_verify at import (node/__init__.py). Every node must register the same function: a node without
-one refuses every validator key change (POP_VERIFIER_MISSING) instead of guessing.
+The ledger does not import the consensus layer (the layers stay apart): the check is part of the protocol value
+passed to apply_block (ledger.protocol.Protocol.pop_verifier; a node passes consensus.bls.pop_verify, composed in
+node/chain/protocol.py). Nothing is registered, so there is no node "without a verifier".
 """
 
 from __future__ import annotations
@@ -26,35 +27,21 @@ from ledger.state import Overlay, StateReader, decode_value
 
 __all__ = [
     "MissingGovernanceState",
+    "PopVerifier",
     "chain_params_record",
     "chain_params_values",
     "current_epoch",
     "current_governance",
-    "pop_verifier",
     "proposal",
-    "register_pop_verifier",
     "validator_set_entries",
     "validator_set_error",
 ]
 
 PopVerifier = Callable[[bytes, bytes], bool]
 
-_pop_verifier: list[PopVerifier] = []
-
 
 class MissingGovernanceState(LookupError):
     """The state has no epoch or governance record (it was not built by this version's genesis)."""
-
-
-def register_pop_verifier(fn: PopVerifier) -> None:
-    """Set the function that checks a BLS proof of possession: fn(bls_public_key_48, pop_96) -> bool. The last
-    registration wins; every node of a chain must register the same (consensus.bls.pop_verify)."""
-    assert callable(fn), "a pop verifier is a function (public_key, proof) -> bool"
-    _pop_verifier[:] = [fn]
-
-
-def pop_verifier() -> PopVerifier | None:
-    return _pop_verifier[0] if _pop_verifier else None
 
 
 def _read(state: StateReader | Overlay, key: bytes) -> Any:

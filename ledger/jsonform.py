@@ -10,12 +10,15 @@ Used by the test vectors, the API's `encode` endpoint (JSON operations -> canoni
 
 `from_json` is strict (exact keys, exact JSON types, every schema limit) and raises DecodeError with a code from
 ledger.codes; it never raises anything else for any JSON-decoded input.
+
+Operations, bodies and receipts have the JSON form of an operation set: pass its wire types (`ops.variant`,
+`ops.body`, `ops.receipt`) to to_json / from_json, or the set itself to body_to_json / body_from_json.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger import codes
 from ledger.codec import (
@@ -36,7 +39,10 @@ from ledger.codec import (
     Version,
     WireType,
 )
-from ledger.transaction import BODY, TxBody
+
+if TYPE_CHECKING:
+    from ledger.operation_set import OperationSet
+    from ledger.transaction import TxBody
 
 __all__ = ["body_from_json", "body_to_json", "from_json", "kind_name", "to_json"]
 
@@ -161,9 +167,10 @@ def from_json(t: WireType, obj: Any) -> Any:
     return value
 
 
-def body_to_json(body: TxBody) -> dict[str, Any]:
-    return to_json(BODY, body)
+def body_to_json(body: TxBody, *, operations: OperationSet) -> dict[str, Any]:
+    return to_json(operations.body, body)
 
 
-def body_from_json(obj: Any) -> TxBody:
-    return from_json(BODY, obj)
+def body_from_json(obj: Any, *, operations: OperationSet) -> TxBody:
+    """A transaction body from its JSON form, its operations from `operations` (another kind: UNKNOWN_VARIANT)."""
+    return from_json(operations.body, obj)

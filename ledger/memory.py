@@ -1,6 +1,7 @@
 """An in-memory ledger: genesis, apply blocks, commit to a dict and a MemoryNodes tree.
 
 Used by tests, the property test, simulations and the benchmark; the node layer does the same over LedgerStore.
+Blocks run under the `protocol` it is given (ledger.protocol.Protocol: operation set, rule engine, PoP check).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from ledger.context import BlockContext
 from ledger.events import Receipt
 from ledger.genesis import GenesisSpec, genesis_changes
 from ledger.invariants import audit_state
-from ledger.rules import DEFAULT_ENGINE, RuleEngine
+from ledger.protocol import Protocol
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
 from ledger.transaction import SignedTransaction
@@ -20,11 +21,11 @@ from ledger.transition import BlockOutcome, apply_block, dry_run
 
 
 class InMemoryLedger:
-    __slots__ = ("chain_id", "engine", "height", "nodes", "root", "state", "time")
+    __slots__ = ("chain_id", "height", "nodes", "protocol", "root", "state", "time")
 
-    def __init__(self, spec: GenesisSpec, engine: RuleEngine = DEFAULT_ENGINE) -> None:
+    def __init__(self, spec: GenesisSpec, protocol: Protocol) -> None:
         self.chain_id = spec.chain_id
-        self.engine = engine
+        self.protocol = protocol
         self.state = MemoryState()
         self.nodes = MemoryNodes()
         changes = genesis_changes(spec)
@@ -44,7 +45,7 @@ class InMemoryLedger:
 
     def execute(self, transactions: Sequence[SignedTransaction | bytes], time: int | None = None) -> BlockOutcome:
         """Apply the next block without committing it."""
-        return apply_block(self.state, self.next_block(time), transactions, tree=self.tree, engine=self.engine)
+        return apply_block(self.state, self.next_block(time), transactions, tree=self.tree, protocol=self.protocol)
 
     def commit(self, outcome: BlockOutcome) -> None:
         assert outcome.height == self.height + 1
@@ -63,7 +64,7 @@ class InMemoryLedger:
     def dry_run(
         self, tx: SignedTransaction | bytes, time: int | None = None, verify_signatures: bool = True
     ) -> Receipt:
-        return dry_run(self.state, self.next_block(time), tx, self.engine, verify_signatures)
+        return dry_run(self.state, self.next_block(time), tx, protocol=self.protocol, verify_signatures=verify_signatures)
 
     def get(self, key: bytes) -> Any:
         """The committed record under `key` (None when absent)."""

@@ -3,6 +3,11 @@
 Each operation is a frozen dataclass with a stable `KIND` number and encodes as [KIND, actor, fields...].
 `actor` is always the first field: the account exercising its authority, which must be one of the transaction's
 signers (its key threshold met by the transaction's signatures). Kind numbers never change meaning.
+
+OPERATION_TYPES are the ledger's own kinds (1..63). Kinds 64..127 (EXTENSION_KINDS) are defined by other layers
+(the contracts layer: identity claims, corporate actions). Which kinds a chain has is a value, not a registry: an
+operation set (ledger.operation_set.OperationSet; CORE_OPERATIONS are the kinds here, `CORE_OPERATIONS.extend(...)`
+adds extension kinds and returns a new set), passed to whatever encodes, decodes or executes transactions.
 """
 
 from __future__ import annotations
@@ -590,22 +595,6 @@ Operation = (
     | CancelProposal
 )
 
-OPERATION = Variant("operation", list(OPERATION_TYPES))
-
-# Kinds 64..127 are for operations defined by the contracts layer (KYC claims, corporate actions, ...).
+# Kinds 64..127 are for operations defined outside the ledger core (the contracts layer: KYC claims, corporate
+# actions, ...): ledger.operation_set.OperationSet.extend adds them to a set.
 EXTENSION_KINDS = range(64, 128)
-
-
-def register_operation(cls: type) -> type:
-    """Add an operation type defined outside the ledger core (a frozen dataclass with `KIND` in 64..127 and
-    `actor: str = wire(ACCOUNT_ID)` as its first field). Register its processor with
-    `ledger.ops.register_processor`. Every node must register the same operations (the contracts package does it at
-    import), since the set of kinds is part of the protocol. Usable as a class decorator."""
-    kind = getattr(cls, "KIND", None)
-    if kind not in EXTENSION_KINDS:
-        raise ValueError(f"extension operation kinds are {EXTENSION_KINDS.start}..{EXTENSION_KINDS.stop - 1}")
-    rec = record_type(cls)
-    if not rec.names or rec.names[0] != "actor":
-        raise ValueError("an operation's first field must be `actor`")
-    OPERATION.register(cls)
-    return cls

@@ -8,6 +8,10 @@
 - signing message = TX_DOMAIN || u8(len(chain_id)) || chain_id (ASCII) || body_bytes.
 - A signature is [account, public_key, signature]; the list is strictly sorted by (account, public_key). Whether the
   key belongs to the account (and the M-of-N threshold) is checked against state when the transaction executes.
+
+Which operation kinds a body may hold is the chain's operation set (ledger.operation_set.OperationSet): every
+function that encodes or decodes a body takes it (`operations=`), and `TxBody`'s own record leaves its operations
+open (`operations.body` is the record of a body of that set).
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from ledger.codec import Bin, Record, Seq, Version, decode, encode, record_type, wire
-from ledger.operations import OPERATION, Operation
+from ledger.codec import Bin, Record, Seq, Unbound, Version, decode, encode, record_type, wire
+from ledger.operations import Operation
 from ledger.schema import (
     ACCOUNT_ID,
     CHAIN_ID,
@@ -34,6 +39,9 @@ from ledger.schema import (
     SIGNATURE,
     U64,
 )
+
+if TYPE_CHECKING:
+    from ledger.operation_set import OperationSet
 
 __all__ = [
     "TX_DOMAIN",
@@ -52,6 +60,9 @@ __all__ = [
 TX_DOMAIN = b"CONSORTIUM-LEDGER/TX/v1\x00"
 TX_VERSION = 1
 
+# The operation union of a body is the operation set's (OperationSet.body binds it).
+OPERATION_OF_THE_SET = Unbound("operation (array: kind, fields...)", "encode and decode bodies with an OperationSet")
+
 
 @dataclass(frozen=True, slots=True)
 class TxBody:
@@ -60,7 +71,7 @@ class TxBody:
     signers: tuple[str, ...] = wire(Seq(ACCOUNT_ID, MAX_SIGNERS, min_len=1, sorted_unique=True))
     nonce: int = wire(U64)
     expiry_height: int = wire(HEIGHT)
-    operations: tuple[Operation, ...] = wire(Seq(OPERATION, MAX_OPS_PER_TX, min_len=1))
+    operations: tuple[Operation, ...] = wire(Seq(OPERATION_OF_THE_SET, MAX_OPS_PER_TX, min_len=1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +97,6 @@ class TxEnvelope:
     )
 
 
-BODY: Record = record_type(TxBody)
 ENVELOPE: Record = record_type(TxEnvelope)
 
 
@@ -107,12 +117,13 @@ class SignedTransaction:
         return signing_message(self.body.chain_id, self.body_bytes)
 
 
-def encode_body(body: TxBody) -> bytes:
-    return encode(BODY, body)
+def encode_body(body: TxBody, *, operations: OperationSet) -> bytes:
+    """The canonical bytes of `body`; an operation outside `operations` raises EncodeError."""
+    return encode(operations.body, body)
 
 
-def decode_body(data: bytes) -> TxBody:
-    return decode(BODY, data, MAX_BODY_BYTES)
+def decode_body(data: bytes, *, operations: OperationSet) -> TxBody:
+    return decode(operations.body, data, MAX_BODY_BYTES)
 
 
 def tx_id_of(body_bytes: bytes) -> bytes:
@@ -124,16 +135,20 @@ def signing_message(chain_id: str, body_bytes: bytes) -> bytes:
     return TX_DOMAIN + bytes((len(chain),)) + chain + body_bytes
 
 
-def decode_transaction(data: bytes) -> SignedTransaction:
-    """Decode a signed transaction; any malformed or non-canonical input raises DecodeError."""
+def decode_transaction(data: bytes, *, operations: OperationSet) -> SignedTransaction:
+    """Decode a signed transaction whose operations belong to `operations`; any malformed or non-canonical input
+    (or an operation kind outside the set: UNKNOWN_VARIANT) raises DecodeError."""
     env: TxEnvelope = decode(ENVELOPE, data, MAX_TX_BYTES)
-    body = decode_body(env.body)
+    body = decode_body(env.body, operations=operations)
     return SignedTransaction(body, env.body, env.signatures, tx_id_of(env.body))
 
 
-def sign_transaction(body: TxBody, signers: Iterable[tuple[str, SigningKey]]) -> SignedTransaction:
-    """Encode `body` and sign it with each (account, key); signatures are put in canonical order."""
-    body_bytes = encode_body(body)
+def sign_transaction(
+    body: TxBody, signers: Iterable[tuple[str, SigningKey]], *, operations: OperationSet
+) -> SignedTransaction:
+    """Encode `body` (its operations from `operations`) and sign it with each (account, key); signatures are put in
+    canonical order."""
+    body_bytes = encode_body(body, operations=operations)
     message = signing_message(body.chain_id, body_bytes)
     sigs = sorted(
         (Signature(account, bytes(key.verify_key), key.sign(message).signature) for account, key in signers),

@@ -1,10 +1,13 @@
 """The state transition: apply_block -> apply_transaction -> one processor per operation.
 
-    apply_block(state, block, transactions, tree=...) -> BlockOutcome
+    apply_block(state, block, transactions, tree=..., protocol=...) -> BlockOutcome
+
+`protocol` (ledger.protocol.Protocol) names what the block is executed under: the operation set (which kinds decode
+and which processor runs each), the rule engine and the BLS proof-of-possession check of governance.
 
 1. Check the block against the last applied one (chain id, height + 1, time not decreasing).
 2. Prune replay entries whose expiry height has passed (the bucket of height - 1).
-3. For each transaction, in order: decode, check chain, expiry, replay, signatures and thresholds (failing any of
+3. For each transaction, in order: decode (with the protocol's operation set), check chain, expiry, replay, signatures and thresholds (failing any of
    these rejects it: receipt code 1..199, nothing recorded). Otherwise run its operations on a fresh overlay: on
    success merge the overlay, on refusal drop it (receipt code >= 200); either way record the id until its expiry
    height, so one transaction id has at most one receipt.
@@ -29,9 +32,8 @@ from ledger.context import BlockContext, TxContext
 from ledger.events import Event, Receipt, encode_receipt
 from ledger.invariants import assert_block_supply
 from ledger.keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
-from ledger.ops import PROCESSORS
+from ledger.protocol import Protocol
 from ledger.records import REPLAY_CHUNK, Account, ChainMeta, EpochRecord, ReplayBucket, ReplayIndex, TxSeen
-from ledger.rules import DEFAULT_ENGINE, RuleEngine
 from ledger.schema import MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.smt import SparseMerkleTree
 from ledger.state import Overlay, StateReader
@@ -155,10 +157,12 @@ def apply_transaction(
     block: BlockContext,
     tx: SignedTransaction | bytes,
     index: int = 0,
-    engine: RuleEngine = DEFAULT_ENGINE,
+    *,
+    protocol: Protocol,
     verify_signatures: bool = True,
 ) -> TxOutcome:
-    """Execute one transaction on `state` (the block overlay): all its writes, or none of them."""
+    """Execute one transaction on `state` (the block overlay) under `protocol`: all its writes, or none of them."""
+    dispatch = protocol.operations.dispatch
     if not isinstance(tx, SignedTransaction):
         raw = bytes(tx) if isinstance(tx, bytearray | memoryview) else tx
         assert type(raw) is bytes, "transactions are SignedTransaction objects or bytes"
@@ -167,14 +171,14 @@ def apply_transaction(
             receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, code, None, detail, ())
             return TxOutcome(receipt, None, (), False)
         try:
-            tx = decode_transaction(raw)
+            tx = decode_transaction(raw, operations=protocol.operations)
         except DecodeError as exc:
             receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, exc.code, None, _clip(str(exc)), ())
             return TxOutcome(receipt, None, (), False)
     body = tx.body
     try:
         for op in body.operations:
-            if type(op) not in PROCESSORS:
+            if type(op) not in dispatch:
                 raise Refused(codes.UNKNOWN_VARIANT, f"no processor for operation {type(op).__name__}")
         _check_envelope(state, block, tx)
         signers = authorize(state, tx, verify_signatures)
@@ -183,11 +187,11 @@ def apply_transaction(
         receipt = Receipt(tx.tx_id, block.height, index, refusal.code, None, _clip(refusal.detail), ())
         return TxOutcome(receipt, tx, (), False)
     overlay = Overlay(state)
-    ctx = TxContext(overlay, block, tx.tx_id, signers, engine)
+    ctx = TxContext(overlay, block, tx.tx_id, signers, protocol)
     try:
         for i, op in enumerate(body.operations):
             ctx.op_index = i
-            PROCESSORS[type(op)](ctx, op)
+            dispatch[type(op)](ctx, op)
     except Refused as refusal:
         assert refusal.code >= 200, "operation refusals never use rejection codes"
         state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
@@ -207,13 +211,14 @@ def dry_run(
     state: StateReader | Overlay,
     block: BlockContext,
     tx: SignedTransaction | bytes,
-    engine: RuleEngine = DEFAULT_ENGINE,
+    *,
+    protocol: Protocol,
     verify_signatures: bool = True,
 ) -> Receipt:
     """The receipt `tx` would get if executed in `block` on top of `state`, without changing anything.
     With verify_signatures=False the declared signers are taken as signed (a "could this happen if signed" check);
     key membership and thresholds are still checked against the signatures present."""
-    return apply_transaction(Overlay(state), block, tx, 0, engine, verify_signatures).receipt
+    return apply_transaction(Overlay(state), block, tx, 0, protocol=protocol, verify_signatures=verify_signatures).receipt
 
 
 def _prune_replay(state: Overlay, height: int) -> None:
@@ -261,11 +266,11 @@ def apply_block(
     transactions: Sequence[SignedTransaction | bytes],
     *,
     tree: SparseMerkleTree,
-    engine: RuleEngine = DEFAULT_ENGINE,
+    protocol: Protocol,
     signatures_verified: Callable[[SignedTransaction | bytes], bool] | None = None,
 ) -> BlockOutcome:
-    """Apply a block's transactions on top of `state` (whose authenticated form is `tree`). Pure: returns the
-    outcome; nothing is written to `state` or to the tree's node store.
+    """Apply a block's transactions on top of `state` (whose authenticated form is `tree`) under `protocol`. Pure:
+    returns the outcome; nothing is written to `state` or to the tree's node store.
 
     `signatures_verified(item)` may answer True for a transaction whose Ed25519 signatures the caller has already
     checked (the node's mempool verifies them once, in parallel, off the event loop); its signatures are then not
@@ -286,7 +291,7 @@ def apply_block(
     new_ids: dict[int, list[bytes]] = {}
     for index, item in enumerate(transactions):
         verify = signatures_verified is None or not signatures_verified(item)
-        outcome = apply_transaction(overlay, block, item, index, engine, verify)
+        outcome = apply_transaction(overlay, block, item, index, protocol=protocol, verify_signatures=verify)
         receipt = outcome.receipt
         receipts.append(receipt)
         if not outcome.executed:
@@ -294,7 +299,7 @@ def apply_block(
         assert outcome.tx is not None
         events.extend(receipt.events)
         tx_bytes = item if isinstance(item, bytes) else item.to_bytes()
-        executed.append((receipt.tx_id, tx_bytes, encode_receipt(receipt)))
+        executed.append((receipt.tx_id, tx_bytes, encode_receipt(receipt, operations=protocol.operations)))
         history.extend((account, receipt.tx_id) for account in outcome.accounts)
         new_ids.setdefault(outcome.tx.body.expiry_height, []).append(receipt.tx_id)
     _record_replay(overlay, new_ids)

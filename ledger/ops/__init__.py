@@ -2,19 +2,23 @@
 
 Each processor takes the transaction context and the decoded operation, checks its preconditions in a fixed
 order (authority, existence, rules, balances) and either applies its writes to the transaction overlay and emits
-its events, or raises `Refused(code, detail)`. The dispatch table maps each operation type to its processor.
+its events, or raises `Refused(code, detail)`. CORE_PROCESSORS maps each core operation type to its processor; the
+operation set (ledger.operation_set) pairs them, and the processors of extension operations, with their types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ledger import operations as o
 from ledger.context import TxContext
 from ledger.ops import assets, enforcement, governance, holds, identity, settlement
 
-PROCESSORS: dict[type, Callable[[TxContext, Any], None]] = {
+Processor = Callable[[TxContext, Any], None]
+
+CORE_PROCESSORS: Mapping[type, Processor] = MappingProxyType({
     o.RegisterMember: identity.register_member,
     o.RegisterAccount: identity.register_account,
     o.RotateKeys: identity.rotate_keys,
@@ -44,18 +48,6 @@ PROCESSORS: dict[type, Callable[[TxContext, Any], None]] = {
     o.Propose: governance.propose,
     o.Approve: governance.approve,
     o.CancelProposal: governance.cancel_proposal,
-}
+})
 
-assert set(PROCESSORS) == set(o.OPERATION_TYPES), "every operation kind needs exactly one processor"
-
-
-def register_processor(cls: type, processor: Callable[[TxContext, Any], None]) -> None:
-    """The processor of an extension operation (registered with ledger.operations.register_operation). It gets the
-    transaction context (typed state access, balances via ledger.ops.assets.move_units, events via ctx.emit with
-    kinds from ledger.events.register_event_kind) and refuses by raising ledger.codes.Refused."""
-    if cls not in o.OPERATION.by_cls or cls.KIND not in o.EXTENSION_KINDS:  # type: ignore[attr-defined]
-        raise ValueError(f"{cls.__name__} is not a registered extension operation")
-    old = PROCESSORS.get(cls)
-    if old is not None and old is not processor:
-        raise ValueError(f"{cls.__name__} already has a processor")
-    PROCESSORS[cls] = processor
+assert set(CORE_PROCESSORS) == set(o.OPERATION_TYPES), "every operation kind needs exactly one processor"

@@ -18,13 +18,11 @@ from typing import Any
 from ledger import codes
 from ledger.codes import Refused
 from ledger.context import TxContext
-from ledger.events import register_event_kind
 from ledger.governance import (
     chain_params_record,
     chain_params_values,
     current_epoch,
     current_governance,
-    pop_verifier,
     validator_set_error,
 )
 from ledger.jsonform import kind_name
@@ -67,6 +65,7 @@ from ledger.schema import (
 )
 from ledger.state import Overlay
 
+# Event kinds of governance (part of CORE_OPERATIONS' event kinds, ledger.operation_set).
 EVENT_KINDS = (
     "proposal_created",
     "proposal_approved",
@@ -84,8 +83,6 @@ EVENT_KINDS = (
     "chain_params_set",
     "epoch_scheduled",
 )
-for _kind in EVENT_KINDS:
-    register_event_kind(_kind)
 
 GOVERNOR = ROLE_BITS["governor"]
 
@@ -139,7 +136,11 @@ class _Draft:
         raise Refused(codes.VALIDATOR_NOT_FOUND, f"validator {node_id} does not exist")
 
 
-def _check_keys(draft: _Draft, node_id: str, identity_key: bytes, bls_key: bytes, bls_pop: bytes) -> None:
+def _check_keys(
+    tx: TxContext, draft: _Draft, node_id: str, identity_key: bytes, bls_key: bytes, bls_pop: bytes
+) -> None:
+    """Unique keys, and a proof of possession that the protocol's verifier (consensus.bls.pop_verify on a node)
+    accepts."""
     for v in draft.validators:
         if v.node_id == node_id:
             continue
@@ -147,11 +148,8 @@ def _check_keys(draft: _Draft, node_id: str, identity_key: bytes, bls_key: bytes
             raise Refused(codes.DUPLICATE_IDENTITY_KEY, f"identity key already used by {v.node_id}")
         if v.bls_key == bls_key:
             raise Refused(codes.DUPLICATE_BLS_KEY, f"BLS key already used by {v.node_id}")
-    verify = pop_verifier()
-    if verify is None:
-        raise Refused(codes.POP_VERIFIER_MISSING)
     try:
-        ok = verify(bls_key, bls_pop) is True
+        ok = tx.protocol.pop_verifier(bls_key, bls_pop) is True
     except (ValueError, TypeError):
         ok = False
     if not ok:
@@ -214,7 +212,7 @@ def _add_validator(tx: TxContext, state: Overlay, draft: _Draft, a: AddValidator
     if len(draft.validators) >= MAX_VALIDATORS:
         raise Refused(codes.TOO_MANY_VALIDATORS, f"at most {MAX_VALIDATORS} validators")
     _check_address(draft, a.node_id, a.address)
-    _check_keys(draft, a.node_id, a.identity_key, a.bls_key, a.bls_pop)
+    _check_keys(tx, draft, a.node_id, a.identity_key, a.bls_key, a.bls_pop)
     draft.validators.append(
         ValidatorInfo(a.node_id, a.member, a.identity_key, a.bls_key, a.bls_pop, a.address, a.power)
     )
@@ -231,7 +229,7 @@ def _remove_validator(tx: TxContext, state: Overlay, draft: _Draft, a: RemoveVal
 
 def _rotate_validator_keys(tx: TxContext, state: Overlay, draft: _Draft, a: RotateValidatorKeys) -> None:
     i = draft.find(a.node_id)
-    _check_keys(draft, a.node_id, a.identity_key, a.bls_key, a.bls_pop)
+    _check_keys(tx, draft, a.node_id, a.identity_key, a.bls_key, a.bls_pop)
     v = draft.validators[i]
     draft.validators[i] = replace(v, identity_key=a.identity_key, bls_key=a.bls_key, bls_pop=a.bls_pop)
     draft.events.append(("validator_keys_rotated", {"node_id": a.node_id, "bls_key": a.bls_key}))

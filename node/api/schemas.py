@@ -11,12 +11,12 @@ from typing import Any
 
 from ledger.codec import Bin, Bool, Choice, Optional, Record, Scalar, Seq, Str, StrMap, UInt, Variant, Version, WireType
 from ledger.codec import record_type as _record_type
-from ledger.events import EVENT, RECEIPT
 from ledger.jsonform import kind_name
-from ledger.operations import ACTION, OPERATION
+from ledger.operations import ACTION
 from ledger.records import Account, AssetDefinition, AssetStatus, Hold
 from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, CHAIN_PARAM_NAMES, HOLD_PATTERN, MAX_AMOUNT
-from ledger.transaction import BODY, Signature
+from ledger.transaction import Signature
+from node.chain.protocol import OPERATIONS
 
 __all__ = ["COMPONENTS", "ref", "wire_schema"]
 
@@ -41,7 +41,7 @@ def wire_schema(t: WireType) -> Schema:
     tt = type(t)
     if tt is UInt:
         return {"type": "integer", "minimum": t.minimum, "maximum": t.maximum}  # type: ignore[attr-defined]
-    if tt is Choice:  # a growing set of names (event kinds): the name pattern
+    if tt is Choice:  # a set of names (event kinds): the name pattern, so the document does not list them
         return {"type": "string", "pattern": "^" + t.pattern.__self__.pattern + "$"}  # type: ignore[attr-defined]
     if tt is Version:
         return {"type": "integer", "const": t.number}  # type: ignore[attr-defined]
@@ -130,7 +130,7 @@ _ACCOUNT_REC = wire_schema(_record_type(Account))
 _ASSET_REC = wire_schema(_record_type(AssetDefinition))
 _STATUS_REC = wire_schema(_record_type(AssetStatus))
 _HOLD_REC = wire_schema(_record_type(Hold))
-_RECEIPT_REC = wire_schema(RECEIPT)
+_RECEIPT_REC = wire_schema(OPERATIONS.receipt)
 _VALIDATOR = _obj(
     {
         "index": INT,
@@ -158,7 +158,7 @@ _PROPOSAL = _obj(
         "closed_height": {"type": ["integer", "null"], "minimum": 0},
     }
 )
-_EVENT_REC = wire_schema(EVENT)
+_EVENT_REC = wire_schema(OPERATIONS.event)
 
 COMPONENTS: dict[str, Schema] = {
     "Error": _obj(
@@ -169,8 +169,8 @@ COMPONENTS: dict[str, Schema] = {
             "details": {"type": "object"},
         }
     ),
-    "TxBody": wire_schema(BODY),
-    "Operation": wire_schema(OPERATION),
+    "TxBody": wire_schema(OPERATIONS.body),
+    "Operation": wire_schema(OPERATIONS.variant),
     "Signature": wire_schema(_record_type(Signature)),
     "Receipt": _RECEIPT_REC,
     "Event": _EVENT_REC,

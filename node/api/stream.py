@@ -22,6 +22,7 @@ from node.api.auth import SignedBy
 from node.api.errors import ApiError
 from node.api.facade import CommittedBlock
 from node.api.views import event_view
+from node.chain.protocol import OPERATIONS
 
 if TYPE_CHECKING:
     from node.api.context import ApiContext
@@ -189,7 +190,7 @@ class EventHub:
         for tx_id in view.tx_ids:
             raw = store.get_receipt(tx_id)
             if raw is not None:
-                receipts.append(decode_receipt(raw))
+                receipts.append(decode_receipt(raw, operations=OPERATIONS))
         return sub.messages_for(height, view.block_hash, view.time, _events(receipts))
 
     async def pump(

@@ -3,7 +3,7 @@ ABCI. It owns the ledger store, the mempool, speculative execution, the commit f
 of the committed head; it knows nothing of replicas, sockets, timers or event loops, and reads no clock. Time and
 the signature verifiers come in as arguments, so a simulator can drive it exactly like the node does.
 
-    app = Application(store, genesis, engine=..., tx_verifier=..., bls=..., mempool_limits=...)
+    app = Application(store, genesis, protocol=..., tx_verifier=..., bls=..., mempool_limits=...)
 
     admit      await app.admit(raws, origin) | app.admit_now(raws, origin) -> [Admission]         (ABCI CheckTx)
     propose    app.propose(parent_id, time_ms) -> payload bytes; app.has_work(parent_id)     (PrepareProposal)
@@ -34,8 +34,8 @@ from consensus.messages import Block, CommitCertificate, QuorumCert, decode_bloc
 from consensus.validators import ValidatorSet
 from ledger.governance import current_epoch
 from ledger.operations import AddValidator
+from ledger.protocol import Protocol
 from ledger.records import ProposalStatus
-from ledger.rules import RuleEngine
 from ledger.state import decode_value
 from ledger.store import LedgerStore
 from node.chain.certified import bootstrap_store, cert_key, evidence_key, load_certificate
@@ -77,23 +77,25 @@ class CommitResult:
 
 
 class Application:
-    def __init__(self, store: LedgerStore, genesis: Genesis, *, engine: RuleEngine, tx_verifier: Ed25519Verifier,
+    def __init__(self, store: LedgerStore, genesis: Genesis, *, protocol: Protocol, tx_verifier: Ed25519Verifier,
                  bls: SignatureVerifier, mempool_limits: MempoolLimits,
                  clock: Callable[[], float]) -> None:
-        """`store`: an open ledger store, empty (the genesis is written) or of this genesis. `tx_verifier` checks
-        Ed25519 signatures at admission, `bls` certificates and validator sets. `clock` (seconds, monotonic) only
-        measures how long transactions wait in the mempool."""
+        """`store`: an open ledger store, empty (the genesis is written) or of this genesis. `protocol`: what
+        transactions decode and blocks execute under (operation set, rule engine, PoP check: node/chain/protocol.py
+        composes the node's). `tx_verifier` checks Ed25519 signatures at admission, `bls` certificates and validator
+        sets. `clock` (seconds, monotonic) only measures how long transactions wait in the mempool."""
         self.store = store
         self.genesis = genesis
-        self.engine = engine
+        self.protocol = protocol
+        self.engine = protocol.engine
         self.bls = bls
-        bootstrap_store(store, genesis, genesis_state(genesis, engine))
+        bootstrap_store(store, genesis, genesis_state(genesis, protocol))
         self.epochs = Epochs(store, genesis, bls.backend)
         self.mempool = Mempool(genesis.chain_id, store, store.head().height, tx_verifier,  # type: ignore[union-attr]
-                               mempool_limits, clock=clock)
-        self.executor = Executor(store, genesis, engine, self.epochs, self.mempool)
+                               mempool_limits, clock=clock, operations=protocol.operations)
+        self.executor = Executor(store, genesis, protocol, self.epochs, self.mempool)
         # Committed blocks obeyed the limits of their own epoch: the feed decodes them with the hard maxima.
-        self.feed = CommitFeed(store, MAX_BLOCK_TXS, MAX_BLOCK_BYTES)
+        self.feed = CommitFeed(store, MAX_BLOCK_TXS, MAX_BLOCK_BYTES, operations=protocol.operations)
         self._listeners: list[Callable[[CommittedBlock], None]] = []
 
     # -- state -----------------------------------------------------------------------------------------------------

@@ -17,11 +17,13 @@ from typing import Final
 
 from consensus.messages import CommitCertificate, decode_block
 from ledger.events import decode_receipt
+from ledger.operation_set import OperationSet
 from ledger.store import LedgerStore
 from ledger.transaction import decode_transaction
 from node.chain.certified import cert_key
 from node.chain.execution import CommittedBlock
 from node.chain.payload import decode_payload
+from node.chain.protocol import OPERATIONS
 
 MAX_SUBSCRIBERS: Final = 1024
 MAX_QUEUE: Final = 65_536
@@ -85,8 +87,11 @@ class Subscription:
 
 
 class CommitFeed:
-    def __init__(self, store: LedgerStore, max_block_txs: int, max_block_bytes: int) -> None:
+    def __init__(self, store: LedgerStore, max_block_txs: int, max_block_bytes: int, *,
+                 operations: OperationSet = OPERATIONS) -> None:
+        """`operations`: what the stored transactions and receipts decode with (the node's operation set)."""
         self._store = store
+        self._operations = operations
         self._limits = (max_block_txs, max_block_bytes)
         head = store.head()
         self.height = 0 if head is None else head.height
@@ -127,13 +132,13 @@ class CommitFeed:
         receipts = []
         for tx in payload.txs:
             try:
-                tx_id = decode_transaction(tx).tx_id
+                tx_id = decode_transaction(tx, operations=self._operations).tx_id
             except ValueError:
                 continue
             found = self._store.get_tx(tx_id)
             receipt = self._store.get_receipt(tx_id)
             if found is not None and found[0] == height and receipt is not None:
-                receipts.append(decode_receipt(receipt))
+                receipts.append(decode_receipt(receipt, operations=self._operations))
         cert_raw = self._store.get_extra(cert_key(height))
         cert = None if cert_raw is None else CommitCertificate.decode(cert_raw)
         events = tuple(ev for r in receipts for ev in r.events)

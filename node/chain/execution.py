@@ -24,15 +24,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
+from typing import Protocol as Interface
 
 from consensus.messages import Block, CommitCertificate, decode_block, encode_block, epoch_commitment
 from ledger.context import BlockContext
 from ledger.events import Event, Receipt
 from ledger.governance import current_epoch
 from ledger.keys import EPOCH_KEY
+from ledger.protocol import Protocol
 from ledger.records import EpochRecord
-from ledger.rules import RuleEngine
 from ledger.smt import OverlayNodes, SparseMerkleTree
 from ledger.state import encode_value
 from ledger.store import BlockCommit, LedgerStore
@@ -50,7 +51,7 @@ log = logging.getLogger("node.chain.execution")
 MAX_EXECUTED_BLOCKS: Final = 2048
 
 
-class KnownTransactions(Protocol):
+class KnownTransactions(Interface):
     """Transactions this node already decoded and verified (the mempool): execution reuses them."""
 
     def lookup(self, raw: bytes) -> SignedTransaction | None: ...  # decoded, when these exact bytes are pooled
@@ -134,15 +135,16 @@ class FinalizedBlock:
 class Executor:
     """Speculative execution of proposed blocks and the commit of certified ones, over one store.
 
-    `known`: transactions this node already decoded and verified (the mempool); execution takes the decoded objects
-    and skips the cryptographic check of their signatures (the outcome is the same either way). `epochs`: the
-    epoch of the head (its params bound payloads; its set checks epoch-ending commitments)."""
+    `protocol`: what blocks execute under (operation set, rule engine, proof-of-possession check). `known`:
+    transactions this node already decoded and verified (the mempool); execution takes the decoded objects and skips
+    the cryptographic check of their signatures (the outcome is the same either way). `epochs`: the epoch of the head
+    (its params bound payloads; its set checks epoch-ending commitments)."""
 
-    def __init__(self, store: LedgerStore, genesis: Genesis, engine: RuleEngine, epochs: Epochs,
+    def __init__(self, store: LedgerStore, genesis: Genesis, protocol: Protocol, epochs: Epochs,
                  known: KnownTransactions) -> None:
         self.store = store
         self.genesis = genesis
-        self.engine = engine
+        self.protocol = protocol
         self.epochs = epochs
         self._known = known
         self.executed: dict[bytes, ExecutedBlock] = {}
@@ -239,7 +241,7 @@ class Executor:
             tx = self._known.lookup(raw)  # pooled here: already decoded, signatures verified
             if tx is not None:
                 items[i] = tx
-        outcome = apply_block(state, context, items, tree=tree, engine=self.engine,
+        outcome = apply_block(state, context, items, tree=tree, protocol=self.protocol,
                               signatures_verified=self._verified)
         next_epoch = outcome.next_epoch
         if next_epoch is not None:

@@ -50,10 +50,8 @@ from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
 from ledger.governance import current_epoch, validator_set_entries
 from ledger.jsonform import from_json, kind_name
 from ledger.keys import EPOCH_KEY
-from ledger.operations import OPERATION
-from ledger.ops import PROCESSORS
+from ledger.protocol import Protocol
 from ledger.records import ValidatorInfo
-from ledger.rules import RuleEngine
 from ledger.schema import (
     DEFAULT_CHAIN_PARAMS,
     MAX_BLOCK_BYTES,
@@ -67,6 +65,7 @@ from ledger.schema import (
 )
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
+from node.chain.protocol import OPERATIONS, node_protocol
 from node.net.handshake import Peer, PeerSet
 
 GENESIS_FORMAT: Final = "consortium-ledger-genesis/1"
@@ -307,7 +306,7 @@ def parse_genesis(document: Any, *, check_keys: bool = True) -> Genesis:
         raise GenesisError("genesis_bad_field", "operations must be a list")
     for i, op in enumerate(raw_ops):
         try:
-            operations.append(from_json(OPERATION, op))
+            operations.append(from_json(OPERATIONS.variant, op))
         except DecodeError as exc:
             raise GenesisError("genesis_bad_operation", f"operations[{i}]: {exc}") from None
     raw_params = doc.get("params", {})
@@ -375,31 +374,24 @@ def write_genesis(path: str | os.PathLike[str], document: Mapping[str, Any]) -> 
 # State
 
 
-def default_engine() -> RuleEngine:
-    """The contracts layer's engine. There is deliberately no fallback: a node that silently ran the core engine
-    because the contracts layer failed to import would compute other state roots than its peers."""
-    from contracts.engine import ContractsEngine
-
-    return ContractsEngine()
-
-
-def genesis_state(genesis: Genesis, engine: RuleEngine | None = None) -> GenesisState:
-    """Build the height-0 state (members, accounts, then the genesis operations) and its tree."""
+def genesis_state(genesis: Genesis, protocol: Protocol | None = None) -> GenesisState:
+    """Build the height-0 state (members, accounts, then the genesis operations under `protocol`, by default the
+    node's, node/chain/protocol.py) and its tree."""
     try:
         changes = genesis_changes(genesis.spec())
     except ValueError as exc:
         code = "genesis_bad_governance" if str(exc).startswith("governance") else "genesis_bad_state"
         raise GenesisError(code, str(exc)) from None
-    engine = engine or default_engine()
+    protocol = protocol or node_protocol()
     if genesis.operations:
         base = MemoryState({k: v for k, v in changes.items() if v is not None})
         overlay = Overlay(base)
         block = BlockContext(genesis.chain_id, 0, genesis.genesis_time)
         for i, op in enumerate(genesis.operations):
             tx_id = hashlib.sha256(b"genesis operation %d" % i).digest()
-            ctx = TxContext(overlay, block, tx_id, frozenset({op.actor}), engine)
+            ctx = TxContext(overlay, block, tx_id, frozenset({op.actor}), protocol)
             try:
-                PROCESSORS[type(op)](ctx, op)
+                protocol.operations.dispatch[type(op)](ctx, op)
             except Refused as exc:
                 raise GenesisError("genesis_operation_refused",
                                    f"operations[{i}] ({kind_name(type(op))}) refused: {exc.code} {exc.detail}") from None

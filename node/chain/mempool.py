@@ -49,10 +49,12 @@ from ledger import codes
 from ledger.codec import DecodeError
 from ledger.codes import Refused, define
 from ledger.keys import tx_seen_key
+from ledger.operation_set import OperationSet
 from ledger.schema import MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.state import Overlay, StateReader
 from ledger.transaction import SignedTransaction, decode_transaction
 from ledger.transition import authorize
+from node.chain.protocol import OPERATIONS
 from node.chain.sigverify import Ed25519Verifier, VerifyItem
 
 __all__ = [
@@ -167,8 +169,11 @@ class Mempool:
         limits: MempoolLimits | None = None,
         on_admitted: Callable[[bytes, bytes, str | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        operations: OperationSet = OPERATIONS,
     ) -> None:
+        """`operations`: the operation set transactions are decoded with (the node's, node/chain/protocol.py)."""
         self.chain_id = chain_id
+        self._operations = operations
         self.limits = limits or MempoolLimits()
         self._state = state
         self._height = height
@@ -244,7 +249,7 @@ class Mempool:
                 continue
             seen.add(h)
             try:
-                tx = decode_transaction(raw)
+                tx = decode_transaction(raw, operations=self._operations)
             except DecodeError:
                 continue
             message = tx.signing_message
@@ -335,7 +340,7 @@ class Mempool:
         if pooled is not None:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), pooled)
         try:
-            tx = decode_transaction(raw)
+            tx = decode_transaction(raw, operations=self._operations)
         except DecodeError as exc:
             return self._reject(raw_hash, exc.code, str(exc))
         refusal = self._check_envelope(tx)

@@ -347,6 +347,7 @@ def statement_from_store(
     Raises StatementError like build_statement, and `statement_no_certificate` / `statement_epoch_proofs_missing`
     when the store lacks them (a block sync in progress)."""
     from node.chain.certified import cert_key, load_epoch_proofs
+    from node.chain.protocol import bls_backend
 
     if type(height) is not int or height < 1:
         raise StatementError("statement_bad_height", "statements start at height 1 (the genesis has no certificate)")
@@ -363,7 +364,7 @@ def statement_from_store(
     if certificate.epoch == genesis_set.epoch:
         validator_set = genesis_set
     else:
-        validator_set = ValidatorSet(certificate.epoch, proofs[-1].next_validators)
+        validator_set = ValidatorSet(certificate.epoch, proofs[-1].next_validators, backend=bls_backend())
     return build_statement(store, account_id, height, chain_id=chain_id, certificate=certificate,
                            validator_set=validator_set, epoch_proofs=proofs, hold_ids=hold_ids)
 

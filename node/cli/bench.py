@@ -1,4 +1,6 @@
 """`ledger bench apply`: apply N signed plain transfers among many accounts on one core and print one JSON object.
+(`ledger bench contracts`: the contracts layer's cost per transfer, node/tools/bench_contracts.py; `ledger bench
+network`: a local multi-node network under load.)
 
     ledger bench apply --txs 20000 [--accounts 10000] [--block-size 1000] [--root-growth 10000,100000,1000000]
 
@@ -30,7 +32,10 @@ from nacl.signing import SigningKey, VerifyKey
 from ledger import operations as o
 from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.memory import InMemoryLedger
+from ledger.rules import CoreRuleEngine
 from ledger.transaction import TxBody, sign_transaction
+from node.chain.protocol import OPERATIONS, node_protocol
+from node.tools import bench_contracts
 
 CHAIN = "bench-chain"
 ASSET = "CASH-T"
@@ -58,6 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     apply.add_argument("--seed", type=int, default=1)
     apply.set_defaults(func=run_apply)
+    contracts = sub.add_parser(
+        "contracts",
+        help="the contracts layer's cost per transfer (no rules, five built-in rules, plus a CEL rule)",
+        description=CONTRACTS_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench_contracts.add_arguments(contracts)
+    contracts.set_defaults(func=bench_contracts.run)
     network = sub.add_parser(
         "network",
         help="load a local multi-node network with signed transfers (the same as `ledger bench --nodes N ...`)",
@@ -77,6 +90,14 @@ and prints efficiency = committed tx/s x validators / verify rate.
 
     ledger bench --nodes 4 --duration 10 [--rate 500 | --rate max] [--json FILE]
     ledger bench network --nodes 4 --duration 10 ...        (the same, spelled as a subcommand)
+"""
+
+
+CONTRACTS_DOC = """The contracts layer's cost per transfer (node/tools/bench_contracts.py): N signed single-leg transfers
+among 100 verified holders under the core engine, under ContractsEngine without rules, with five built-in rules, and
+with five rules plus a CEL rule; signatures verified up front. Prints one JSON object.
+
+    ledger bench contracts [--txs 2000]
 """
 
 
@@ -149,13 +170,15 @@ def build_ledger(accounts: int) -> tuple[InMemoryLedger, list[SigningKey]]:
         (GenesisAccount(ISSUER, (bytes(issuer_key.verify_key),), 1, ("admin", "issuer")),)
         + tuple(GenesisAccount(account_id(i), (bytes(keys[i].verify_key),), 1) for i in range(accounts)),
     )
-    ledger = InMemoryLedger(spec)
+    # The node's operation set; the core rule engine (plain transfers, no asset rules: `ledger bench contracts`
+    # measures the contracts engine).
+    ledger = InMemoryLedger(spec, node_protocol(CoreRuleEngine()))
     setup = [o.DefineAsset(ISSUER, ASSET, 2, (1 << 64) - 1, "Bench cash", "", (), (), ())]
     setup += [o.Issue(ISSUER, ASSET, account_id(i), 1_000_000_000) for i in range(accounts)]
     txs = []
     for n, lo in enumerate(range(0, len(setup), 32)):
         body = TxBody(1, CHAIN, (ISSUER,), n, 10, tuple(setup[lo : lo + 32]))
-        txs.append(sign_transaction(body, [(ISSUER, issuer_key)]).to_bytes())
+        txs.append(sign_transaction(body, [(ISSUER, issuer_key)], operations=OPERATIONS).to_bytes())
     out = ledger.apply(txs, time=T0 + 1)
     assert all(r.code == 0 for r in out.receipts), "bench setup failed"
     return ledger, keys
@@ -172,7 +195,7 @@ def make_transfers(n: int, accounts: int, keys: list[SigningKey], expiry: int, s
         body = TxBody(
             1, CHAIN, (sender,), nonce, expiry, (o.Transfer(sender, ASSET, (o.TransferLeg(account_id(r), 1),)),)
         )
-        out.append(sign_transaction(body, [(sender, keys[s])]).to_bytes())
+        out.append(sign_transaction(body, [(sender, keys[s])], operations=OPERATIONS).to_bytes())
     return out
 
 
@@ -203,7 +226,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
     samples = []
     for raw in txs[: min(len(txs), 5_000)]:
-        tx = decode_transaction(raw)
+        tx = decode_transaction(raw, operations=OPERATIONS)
         samples.append((tx.signatures[0].public_key, tx.signing_message, tx.signatures[0].signature))
     prepared = [(VerifyKey(pk), msg, sig) for pk, msg, sig in samples]
 

@@ -13,12 +13,19 @@ import argparse
 import json
 import sys
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 from consensus.simulator import BEHAVIOURS, merge_summaries, run_many
 
 # Seeds per task when --jobs > 1.
 CHUNK: int = 20
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes started by a fork server: never forked from a process that runs threads (a test runner's,
+    an event loop's), whose held locks would deadlock the child."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("forkserver"))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                            **options)  # type: ignore[arg-type]
     else:
         started = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        with _pool(args.jobs) as pool:
             futures = [pool.submit(run_many, min(CHUNK, args.seed_start + args.seeds - start), seed_start=start,
                                    **options)  # type: ignore[arg-type]
                        for start in range(args.seed_start, args.seed_start + args.seeds, CHUNK)]
@@ -117,7 +124,7 @@ def _run_app(args: argparse.Namespace) -> int:
     else:
         started = time.perf_counter()
         chunk = max(1, min(CHUNK, args.seeds // (2 * args.jobs) or 1))
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        with _pool(args.jobs) as pool:
             futures = [pool.submit(run_many_app, min(chunk, args.seed_start + args.seeds - start), seed_start=start,
                                    **options)
                        for start in range(args.seed_start, args.seed_start + args.seeds, chunk)]

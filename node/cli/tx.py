@@ -24,6 +24,7 @@ from typing import Any
 
 from ledger.codec import Bin, Bool, Optional, Record, Seq, Str, StrMap, UInt, Variant, WireType
 from ledger.transaction import Signature, SignedTransaction, sign_transaction
+from node.chain.protocol import OPERATIONS
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
 from node.client.errors import ClientError
@@ -284,7 +285,7 @@ def _run_cosign(args: argparse.Namespace) -> int:
     stray = sorted({k.account for k in keys} - set(tx.body.signers))
     if stray:
         return fail("bad_input", f"keys of {', '.join(stray)}, not declared signers {list(tx.body.signers)}")
-    new = sign_transaction(tx.body, [(k.account, k.signing_key) for k in keys])
+    new = sign_transaction(tx.body, [(k.account, k.signing_key) for k in keys], operations=OPERATIONS)
     merged: dict[tuple[str, bytes], Signature] = {(s.account, s.public_key): s for s in tx.signatures}
     merged.update({(s.account, s.public_key): s for s in new.signatures})
     assert new.body_bytes == tx.body_bytes

@@ -9,7 +9,8 @@ defaults, signatures, and the JSON/hex forms the API and the CLI exchange.
 
 Operation fields are those of docs/protocol.md section 5, in the JSON form of section 8 (bin as lowercase hex; Python
 bytes are accepted for bin fields too). Everything is checked against the schema here, with the same codes as the
-node uses (ledger.codes), so a transaction the builder accepts decodes on the node.
+node uses (ledger.codes), and against the node's operation set (node.chain.protocol.OPERATIONS: the core kinds and
+the contracts layer's), so a transaction the builder accepts decodes on the node.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import contracts.operations  # noqa: F401  (registers the contracts layer's operation kinds with the ledger)
 from ledger.codec import Bin, DecodeError, Optional, Record, Seq, WireType
 from ledger.jsonform import body_from_json, body_to_json, from_json, kind_name, to_json
-from ledger.operations import OPERATION, Operation, Settle
+from ledger.operations import Operation, Settle
 from ledger.schema import MAX_TX_LIFETIME
 from ledger.transaction import SignedTransaction, TxBody, decode_transaction, sign_transaction
+from node.chain.protocol import OPERATIONS
 from node.client.errors import ClientError
 from node.client.keys import AccountKey
 
@@ -43,7 +44,7 @@ __all__ = [
 # kind name -> record type, in kind-number order: "register_member", ..., "settle", then the contracts layer's
 # extension kinds ("set_claim", "revoke_claim", "announce_action", "pay_action")
 OPERATION_KINDS: dict[str, Record] = {
-    kind_name(rec.cls): rec for _, rec in sorted(OPERATION.by_kind.items())  # type: ignore[attr-defined]
+    kind_name(rec.cls): rec for _, rec in sorted(OPERATIONS.variant.by_kind.items())
 }
 
 
@@ -85,13 +86,13 @@ def operation(kind: str, **fields: Any) -> Operation:
 
 def operation_from_json(obj: Any) -> Operation:
     try:
-        return from_json(OPERATION, obj)
+        return from_json(OPERATIONS.variant, obj)
     except DecodeError as exc:
         raise ClientError("bad_input", str(exc), {"ledger_code": exc.code, "path": exc.path}) from None
 
 
 def operation_to_json(op: Operation) -> dict[str, Any]:
-    return to_json(OPERATION, op)
+    return to_json(OPERATIONS.variant, op)
 
 
 def required_signers(ops: Iterable[Operation]) -> tuple[str, ...]:
@@ -132,7 +133,7 @@ def make_body(
         "operations": [operation_to_json(op) for op in ops],
     }
     try:
-        return body_from_json(obj)
+        return body_from_json(obj, operations=OPERATIONS)
     except DecodeError as exc:
         raise ClientError("bad_input", str(exc), {"ledger_code": exc.code, "path": exc.path}) from None
 
@@ -153,12 +154,12 @@ def sign(body: TxBody, keys: Iterable[AccountKey]) -> SignedTransaction:
         raise ClientError("bad_input", f"keys of {', '.join(stray)}, not declared signers {list(body.signers)}")
     if len({(a, bytes(k.verify_key)) for a, k in pairs}) != len(pairs):
         raise ClientError("bad_input", "the same key given twice")
-    return sign_transaction(body, pairs)
+    return sign_transaction(body, pairs, operations=OPERATIONS)
 
 
 def tx_from_bytes(data: bytes) -> SignedTransaction:
     try:
-        return decode_transaction(data)
+        return decode_transaction(data, operations=OPERATIONS)
     except DecodeError as exc:
         raise ClientError("bad_input", f"not a signed transaction: {exc}", {"ledger_code": exc.code}) from None
 
@@ -167,7 +168,7 @@ def tx_to_json(tx: SignedTransaction) -> dict[str, Any]:
     """A readable form of a signed transaction: id, body (JSON form), signatures, and the exact bytes (hex)."""
     return {
         "tx_id": tx.tx_id.hex(),
-        "body": body_to_json(tx.body),
+        "body": body_to_json(tx.body, operations=OPERATIONS),
         "signatures": [
             {"account": s.account, "public_key": s.public_key.hex(), "signature": s.signature.hex()}
             for s in tx.signatures

@@ -489,8 +489,9 @@ def _final_checks(net: Testnet, shared: _Shared, report: ChaosReport, out: IO[st
 
 def _tx_id(raw: bytes) -> str:
     from ledger.transaction import decode_transaction
+    from node.chain.protocol import OPERATIONS
 
-    return decode_transaction(raw).tx_id.hex()[:16]
+    return decode_transaction(raw, operations=OPERATIONS).tx_id.hex()[:16]
 
 
 def summary(report: ChaosReport) -> str:

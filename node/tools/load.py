@@ -41,10 +41,11 @@ def signed_transfer(chain_id: str, sender: str, key: SigningKey, recipient: str,
     """The bytes of a transaction moving `units` CASH-T from `sender` (signing with `key`) to `recipient`."""
     from ledger.operations import Transfer, TransferLeg
     from ledger.transaction import TxBody, sign_transaction
+    from node.chain.protocol import OPERATIONS
     from node.tools.localnet import CASH_ASSET
 
     body = TxBody(1, chain_id, (sender,), nonce, expiry, (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, units),)),))
-    return sign_transaction(body, [(sender, key)]).to_bytes()
+    return sign_transaction(body, [(sender, key)], operations=OPERATIONS).to_bytes()
 
 
 class TransferLoad:

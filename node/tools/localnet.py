@@ -32,8 +32,9 @@ from typing import Any
 import nacl.signing
 
 from ledger.jsonform import to_json
-from ledger.operations import OPERATION, DefineAsset, Issue
+from ledger.operations import DefineAsset, Issue
 from node.chain.genesis import ChainParams, make_document, validator_entry, write_genesis
+from node.chain.protocol import OPERATIONS
 from node.validator.config import NodeConfig, write_config
 from node.validator.keyfile import NodeKeys, write_new_node_keys
 
@@ -101,11 +102,11 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
         if name != ADMIN_ACCOUNT:
             roles = ["governor"] if name in governor_names else []
             accounts.append({"id": name, "keys": [bytes(key.verify_key).hex()], "threshold": 1, "roles": roles})
-    operations = [to_json(OPERATION, DefineAsset(ADMIN_ACCOUNT, CASH_ASSET, 2, 10**15, "Cash token", "", (), (), ()))]
+    operations = [to_json(OPERATIONS.variant, DefineAsset(ADMIN_ACCOUNT, CASH_ASSET, 2, 10**15, "Cash token", "", (), (), ()))]
     if initial_balance > 0:
         for name in account_keys:
             if name != ADMIN_ACCOUNT and name not in governor_names:
-                operations.append(to_json(OPERATION, Issue(ADMIN_ACCOUNT, CASH_ASSET, name, initial_balance)))
+                operations.append(to_json(OPERATIONS.variant, Issue(ADMIN_ACCOUNT, CASH_ASSET, name, initial_balance)))
     document = make_document(chain_id, int(time.time()) if genesis_time is None else genesis_time, members,
                              validators, accounts, operations, params)
     genesis_path = os.path.join(directory, "genesis.json")

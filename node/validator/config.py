@@ -25,6 +25,10 @@
     level = "info"
     json = false
 
+    [bls]
+    backend = "blspy"                    # optional: "blspy" or "py_ecc"; default: $LEDGER_BLS_BACKEND, else blspy
+                                         #   when installed, else py_ecc (node/chain/protocol.py, bls_backend)
+
     [testing]
     byzantine = "equivocate"             # testnet chains with fault_injection only: equivocating proposals/votes
 
@@ -40,6 +44,7 @@ from typing import Any
 
 import tomli_w
 
+from consensus.bls import BACKEND_NAMES
 from node.chain.genesis import GenesisError, format_address, parse_address
 
 
@@ -69,6 +74,8 @@ class NodeConfig:
     log_json: bool = False
     # Testnet-only Byzantine behaviour of this node (tests of the acceptance criteria): None or "equivocate".
     byzantine: str | None = None
+    # The BLS backend ("blspy" or "py_ecc"); None: $LEDGER_BLS_BACKEND, else the default (node.chain.protocol).
+    bls_backend: str | None = None
     path: str | None = None
 
     def to_toml(self, base_dir: str | None = None) -> dict[str, Any]:
@@ -90,6 +97,8 @@ class NodeConfig:
             doc["api"] = {"listen": f"{self.api_listen[0]}:{self.api_listen[1]}", "open_reads": self.api_open_reads}
         if self.byzantine is not None:
             doc["testing"] = {"byzantine": self.byzantine}
+        if self.bls_backend is not None:
+            doc["bls"] = {"backend": self.bls_backend}
         return doc
 
 
@@ -143,7 +152,7 @@ def load_config(path: str) -> NodeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config_bad_toml", f"{path}: {exc}") from None
     unknown = set(doc) - {"node_id", "data_dir", "keys_file", "genesis_file", "p2p", "api", "mempool", "log",
-                          "testing"}
+                          "testing", "bls"}
     if unknown:
         raise ConfigError("config_unknown_field", f"{path}: unknown keys {sorted(unknown)}")
     base = os.path.dirname(os.path.abspath(path))
@@ -167,6 +176,9 @@ def load_config(path: str) -> NodeConfig:
     byzantine = testing.get("byzantine")
     if byzantine not in (None, "equivocate"):
         raise ConfigError("config_bad_field", "testing.byzantine must be \"equivocate\" when set")
+    bls_backend = _table(doc, "bls", {"backend"}).get("backend")
+    if bls_backend is not None and bls_backend not in BACKEND_NAMES:
+        raise ConfigError("config_bad_field", f"bls.backend must be one of {', '.join(BACKEND_NAMES)} when set")
     peers = p2p.get("peers", {})
     if not isinstance(peers, dict):
         raise ConfigError("config_bad_field", "[p2p.peers] must be a table of node id = \"host:port\"")
@@ -197,5 +209,6 @@ def load_config(path: str) -> NodeConfig:
         log_level=level,
         log_json=log.get("json", False),
         byzantine=byzantine,
+        bls_backend=bls_backend,
         path=os.path.abspath(path),
     )

@@ -24,6 +24,7 @@ from typing import Any, Final
 import nacl.signing
 
 from consensus import bls
+from node.chain.protocol import bls_backend
 from node.net.handshake import Identity
 
 KEYS_FORMAT: Final = "consortium-ledger-node-keys/1"
@@ -52,7 +53,7 @@ class NodeKeys:
 
             identity_seed = hashlib.sha256(b"identity|" + seed).digest()
             bls_seed = hashlib.sha256(b"bls|" + seed).digest()
-        return NodeKeys(node_id, identity_seed, bls.get_backend().keygen(bls_seed))
+        return NodeKeys(node_id, identity_seed, bls_backend().keygen(bls_seed))
 
     @property
     def signing_key(self) -> nacl.signing.SigningKey:
@@ -67,10 +68,10 @@ class NodeKeys:
 
     @property
     def bls_public_key(self) -> bytes:
-        return bls.get_backend().public_key(self.bls_secret)
+        return bls_backend().public_key(self.bls_secret)
 
     def bls_pop(self) -> bytes:
-        return bls.get_backend().pop_prove(self.bls_secret)
+        return bls_backend().pop_prove(self.bls_secret)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": KEYS_FORMAT, "node_id": self.node_id, "identity_seed": self.identity_seed.hex(),

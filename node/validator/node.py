@@ -32,12 +32,14 @@ from typing import Any, Final
 from consensus.bls import BlsBackend
 from consensus.certificates import SignatureVerifier
 from consensus.messages import Block, CommitCertificate
-from ledger.rules import RuleEngine
+from ledger.protocol import Protocol
 from ledger.store import LedgerStore
 from node.chain.application import Application
-from node.chain.genesis import Genesis, default_engine, load_genesis
+from node.chain.genesis import Genesis, load_genesis
 from node.chain.mempool import Admission, MempoolLimits
 from node.chain.payload import PayloadError, decode_payload
+from node.chain.protocol import bls_backend as node_bls_backend
+from node.chain.protocol import node_protocol
 from node.chain.sigverify import Ed25519Verifier
 from node.net.messages import GOSSIP_BATCH, encode_gossip
 from node.net.transport import Transport, TransportConfig
@@ -75,7 +77,7 @@ class ValidatorNode:
                  peer_addresses: Mapping[str, tuple[str, int]] | None = None,
                  peer_keys: Mapping[str, bytes] | None = None,
                  fault_injection: bool = False, mempool_max_txs: int = 50_000,
-                 mempool_max_bytes: int = 64 << 20, engine: RuleEngine | None = None,
+                 mempool_max_bytes: int = 64 << 20, protocol: Protocol | None = None,
                  sig_verifier: Ed25519Verifier | None = None, byzantine: str | None = None,
                  next_keys: Sequence[NodeKeys] = (),
                  load_next_keys: Callable[[], Sequence[NodeKeys]] | None = None,
@@ -104,8 +106,8 @@ class ValidatorNode:
         store = safety = None
         try:
             store = LedgerStore.open(os.path.join(data_dir, "ledger"))
-            self.app = Application(store, genesis, engine=engine or default_engine(), tx_verifier=self.sig_verifier,
-                                   bls=SignatureVerifier(bls_backend),
+            self.app = Application(store, genesis, protocol=protocol or node_protocol(),
+                                   tx_verifier=self.sig_verifier, bls=SignatureVerifier(bls_backend or node_bls_backend()),
                                    mempool_limits=MempoolLimits(max_txs=mempool_max_txs, max_bytes=mempool_max_bytes,
                                                                 max_txs_per_account=min(2_000, mempool_max_txs)),
                                    clock=time.monotonic)
@@ -152,7 +154,8 @@ class ValidatorNode:
                    peer_keys=config.peer_keys, fault_injection=config.fault_injection,
                    mempool_max_txs=config.mempool_max_txs, mempool_max_bytes=config.mempool_max_bytes,
                    sig_verifier=sig_verifier, byzantine=config.byzantine, next_keys=load_next_keys(config.keys_file),
-                   load_next_keys=lambda: load_next_keys(config.keys_file), never_signed=os.path.exists(marker))
+                   load_next_keys=lambda: load_next_keys(config.keys_file), never_signed=os.path.exists(marker),
+                   bls_backend=node_bls_backend(config.bls_backend))
         with contextlib.suppress(FileNotFoundError):
             os.remove(marker)  # the consensus directory exists now: a later one must not look like a first start
         return node

@@ -1,4 +1,6 @@
-"""A small ledger for contracts tests: genesis with named accounts, signed transactions, blocks, supply checks."""
+"""A small ledger for contracts tests: genesis with named accounts, signed transactions, blocks, supply checks.
+It runs under the contracts layer's protocol: its operation set (contracts.OPERATIONS), ContractsEngine and the real
+BLS proof-of-possession check."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from consensus import bls
+from contracts import OPERATIONS
 from contracts.engine import ContractsEngine
 from contracts.operations import SetClaim
 from ledger import operations as o
@@ -16,6 +20,7 @@ from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.invariants import audit_state
 from ledger.keys import balance_key
 from ledger.memory import InMemoryLedger
+from ledger.protocol import Protocol
 from ledger.records import Balance
 from ledger.rules import RuleState
 from ledger.state import Overlay
@@ -75,7 +80,8 @@ class Chain:
 
     def __init__(self, extra_accounts: Iterable[str] = ()) -> None:
         self.engine = ContractsEngine()
-        self.ledger = InMemoryLedger(genesis(extra_accounts), self.engine)
+        self.protocol = Protocol(OPERATIONS, self.engine, bls.pop_verify)
+        self.ledger = InMemoryLedger(genesis(extra_accounts), self.protocol)
         self.nonce = 0
 
     @property
@@ -92,7 +98,7 @@ class Chain:
         names.update(op.actor for op in ops)
         self.nonce += 1
         body = TxBody(1, CHAIN, tuple(sorted(names)), self.nonce, self.height + 100, tuple(ops))
-        return sign_transaction(body, [(n, key_of(n)) for n in sorted(names)])
+        return sign_transaction(body, [(n, key_of(n)) for n in sorted(names)], operations=OPERATIONS)
 
     def block(self, txs: Sequence[SignedTransaction], time: int | None = None) -> tuple[Receipt, ...]:
         outcome = self.ledger.apply(list(txs), time)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from contracts import OPERATIONS, dryrun
 from contracts import codes as cc
-from contracts import dryrun
 from ledger import codes
 from ledger import operations as o
 from tests.contracts.chain import ISSUER, KYC, T0, A, B, C, Chain, define, spec
@@ -29,8 +29,8 @@ def test_dry_run_reports_codes_and_changes_nothing() -> None:
         ((o.TransferLeg(B, 50), o.TransferLeg(C, 50)), cc.RECIPIENT_NOT_ELIGIBLE),
     ):
         op = o.Transfer(A, X, legs)
-        signed = dryrun.check(chain.ledger.state, block, chain.tx(op), chain.engine)
-        unsigned = dryrun.check_operations(chain.ledger.state, block, frozenset({A}), [op], chain.engine)
+        signed = dryrun.check(chain.ledger.state, block, chain.tx(op), chain.protocol)
+        unsigned = dryrun.check_operations(chain.ledger.state, block, frozenset({A}), [op], chain.protocol)
         assert signed.code == unsigned.code == code
         assert signed.allowed == (code == 0)
         if code:
@@ -39,7 +39,7 @@ def test_dry_run_reports_codes_and_changes_nothing() -> None:
     assert dict(chain.ledger.state.items()) == before
     # The unsigned variant still checks authority: B cannot move A's units.
     steal = dryrun.check_operations(
-        chain.ledger.state, block, frozenset({B}), [o.Transfer(A, X, (o.TransferLeg(B, 1),))], chain.engine
+        chain.ledger.state, block, frozenset({B}), [o.Transfer(A, X, (o.TransferLeg(B, 1),))], chain.protocol
     )
     assert steal.code == codes.ACTOR_NOT_SIGNER
 
@@ -80,12 +80,12 @@ def test_operations_round_trip_wire_and_json() -> None:
         PayAction(ISSUER, "BOND-A:cpn-1", 64),
     )
     tx = chain.tx(*ops)
-    assert decode_transaction(tx.to_bytes()) == tx
-    as_json = body_to_json(tx.body)
+    assert decode_transaction(tx.to_bytes(), operations=OPERATIONS) == tx
+    as_json = body_to_json(tx.body, operations=OPERATIONS)
     assert [op["kind"] for op in as_json["operations"]] == [
         "set_claim",
         "revoke_claim",
         "announce_action",
         "pay_action",
     ]
-    assert body_from_json(as_json) == tx.body
+    assert body_from_json(as_json, operations=OPERATIONS) == tx.body

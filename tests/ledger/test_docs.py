@@ -73,6 +73,19 @@ def test_reason_codes_documented() -> None:
     assert missing == []
 
 
+def test_retired_codes_documented_and_reserved() -> None:
+    """A retired code is listed as retired, is not in the table any more, and cannot be defined again."""
+    text = (DOCS / "reason-codes.md").read_text()
+    assert codes.RETIRED
+    for code, name in codes.RETIRED.items():
+        assert f"| {code} | `{name}` (retired) |" in text
+        assert code not in codes.REASONS and all(c.name != name for c in codes.REASONS.values())
+        with pytest.raises(ValueError):
+            codes.define(code, "SOMETHING_NEW", "a new meaning")
+        with pytest.raises(ValueError):
+            codes.define(699, name, "an old name")
+
+
 if __name__ == "__main__":
     for cls in NESTED + RECORD_TYPES:
         print(record_section(cls), end="\n\n")

@@ -11,12 +11,12 @@ from ledger import codes
 from ledger import operations as o
 from ledger.codec import DecodeError, Record, decode, encode, record_type
 from ledger.context import BlockContext
-from ledger.events import RECEIPT, Event, Receipt
+from ledger.events import Event, Receipt
 from ledger.keys import RECORD_BY_TAG
 from ledger.state import MemoryState, Overlay
-from ledger.transaction import BODY, ENVELOPE, TxBody, decode_transaction, sign_transaction
+from ledger.transaction import ENVELOPE, TxBody, decode_transaction, sign_transaction
 from ledger.transition import apply_transaction
-from tests.ledger.world import CHAIN, key_for
+from tests.ledger.world import CHAIN, OPS, PROTOCOL, key_for
 
 A, B = "alice@bank-a", "bob@bank-b"
 
@@ -46,15 +46,15 @@ def sample_tx() -> bytes:
             o.ForcedTransfer(A, "X", A, B, 3, True, "why"),
         ),
     )
-    return sign_transaction(body, [(A, key_for(A)), (B, key_for(B))]).to_bytes()
+    return sign_transaction(body, [(A, key_for(A)), (B, key_for(B))], operations=OPS).to_bytes()
 
 
 SAMPLE_TX = sample_tx()
 SAMPLE_RECEIPT = encode(
-    RECEIPT,
+    OPS.receipt,
     Receipt(b"\x05" * 32, 7, 0, 0, None, "", (Event(b"\x05" * 32, 0, "issued", (("amount", 5), ("asset", "X"))),)),
 )
-DECODERS: list[tuple[str, Record]] = [("envelope", ENVELOPE), ("body", BODY), ("receipt", RECEIPT)]
+DECODERS: list[tuple[str, Record]] = [("envelope", ENVELOPE), ("body", OPS.body), ("receipt", OPS.receipt)]
 DECODERS += [(rt.cls.__name__, rt) for rt in RECORD_BY_TAG.values() if rt is not None]
 
 
@@ -69,7 +69,7 @@ def check(t: Record, data: bytes) -> None:
 
 def check_tx(data: bytes) -> None:
     try:
-        tx = decode_transaction(data)
+        tx = decode_transaction(data, operations=OPS)
     except DecodeError as exc:
         assert exc.code in codes.REASONS and 0 < exc.code < 100
         return
@@ -131,26 +131,26 @@ def test_mutated_transactions(data: bytes) -> None:
 @FUZZ
 @given(mutated(msgpack.unpackb(SAMPLE_TX)[0]))
 def test_mutated_bodies(data: bytes) -> None:
-    check(BODY, data)
+    check(OPS.body, data)
 
 
 @FUZZ
 @given(mutated(SAMPLE_RECEIPT))
 def test_mutated_receipts(data: bytes) -> None:
-    check(RECEIPT, data)
+    check(OPS.receipt, data)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.one_of(st.binary(max_size=200), mutated(SAMPLE_TX)))
 def test_garbage_in_a_block_is_a_receipt(data: bytes) -> None:
     """apply_transaction turns any bytes into a receipt (here: no state, so nothing executes)."""
-    out = apply_transaction(Overlay(MemoryState()), BlockContext(CHAIN, 1, 0), data)
+    out = apply_transaction(Overlay(MemoryState()), BlockContext(CHAIN, 1, 0), data, protocol=PROTOCOL)
     assert out.receipt.code in codes.REASONS and out.receipt.code != 0
 
 
 def test_sample_is_valid() -> None:
-    assert decode_transaction(SAMPLE_TX).to_bytes() == SAMPLE_TX
-    assert decode(RECEIPT, SAMPLE_RECEIPT).events[0].kind == "issued"
+    assert decode_transaction(SAMPLE_TX, operations=OPS).to_bytes() == SAMPLE_TX
+    assert decode(OPS.receipt, SAMPLE_RECEIPT).events[0].kind == "issued"
     assert record_type(Event) is not None
 
 
@@ -185,7 +185,7 @@ def _mutate_json(value: object, draw: st.DrawFn) -> object:
 def mutated_json_bodies(draw: st.DrawFn) -> object:
     from ledger.jsonform import body_to_json
 
-    body = body_to_json(decode_transaction(SAMPLE_TX).body)
+    body = body_to_json(decode_transaction(SAMPLE_TX, operations=OPS).body, operations=OPS)
     for _ in range(draw(st.integers(1, 3))):
         body = _mutate_json(body, draw)
     return body
@@ -197,8 +197,8 @@ def test_json_form_parser(value: object) -> None:
     from ledger.jsonform import body_from_json, body_to_json
 
     try:
-        body = body_from_json(value)
+        body = body_from_json(value, operations=OPS)
     except DecodeError as exc:
         assert exc.code in codes.REASONS and 0 < exc.code < 100
         return
-    assert body_to_json(body) == value
+    assert body_to_json(body, operations=OPS) == value

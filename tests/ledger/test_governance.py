@@ -4,7 +4,7 @@ per block, the epoch record as consensus admits it, and determinism."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -22,9 +22,7 @@ from ledger.governance import (
     chain_params_values,
     current_epoch,
     current_governance,
-    pop_verifier,
     proposal,
-    register_pop_verifier,
     validator_set_entries,
 )
 from ledger.jsonform import from_json, to_json
@@ -32,22 +30,13 @@ from ledger.keys import EPOCH_KEY, GOVERNANCE_KEY, account_key, member_key
 from ledger.memory import InMemoryLedger
 from ledger.records import EpochRecord, ProposalStatus, ValidatorInfo
 from ledger.schema import DEFAULT_CHAIN_PARAMS, MAX_PROPOSAL_LIFETIME, ROLE_BITS
-from ledger.transaction import BODY
 from ledger.transition import BlockOutcome
-from tests.ledger.world import ADMIN, CHAIN, T0, World, key_for, pub
+from tests.ledger.world import ADMIN, CHAIN, OPS, PROTOCOL, T0, World, key_for, pub
 
 BANKS = ("bank-a", "bank-b", "bank-c", "bank-d")
 GOV = {m: f"gov@{m}" for m in (*BANKS, "bank-e")}
 GA, GB, GC, GD, GE = (GOV[m] for m in (*BANKS, "bank-e"))
 PARAMS = o.SetChainParams(*DEFAULT_CHAIN_PARAMS.values())
-
-
-@pytest.fixture(autouse=True)
-def _pop_verifier() -> Iterator[None]:
-    old = pop_verifier()
-    register_pop_verifier(bls.pop_verify)
-    yield
-    register_pop_verifier(old or bls.pop_verify)
 
 
 @cache
@@ -84,7 +73,7 @@ class GovWorld(World):
         members = (("consortium", "Consortium"),) + tuple((m, m.upper()) for m in (*BANKS, "bank-e"))
         validators = tuple(info(f"node-{i}", m, address=f"127.0.0.1:{7100 + i}") for i, m in enumerate(BANKS))
         self.spec = GenesisSpec(CHAIN, T0, members, tuple(accounts), validators, (), voters, threshold)
-        self.ledger = InMemoryLedger(self.spec)
+        self.ledger = InMemoryLedger(self.spec, PROTOCOL)  # PoP checks: consensus.bls.pop_verify
         self.nonce = 0
         self.time = T0
         self.outcomes: list[BlockOutcome] = []
@@ -340,16 +329,31 @@ def test_refused_at_execution_leaves_everything_unchanged(w: GovWorld) -> None:
     assert proposal(w.ledger.state, "add-too").status == ProposalStatus.OPEN
 
 
-def test_no_pop_verifier_refuses_key_changes(w: GovWorld) -> None:
-    from ledger import governance
+def test_key_changes_use_the_protocols_pop_verifier(w: GovWorld) -> None:
+    """The PoP check is the one passed in the protocol (nothing registered): key changes ask it, other actions do
+    not; a check that refuses, or fails on its input, refuses the key change with BAD_BLS_POP."""
+    asked: list[tuple[bytes, bytes]] = []
 
-    saved = governance._pop_verifier[:]
-    governance._pop_verifier.clear()
-    try:
-        refused(w, GA, w.propose(GA, "p", add_validator("node-4", "bank-e")), codes.POP_VERIFIER_MISSING)
-        w.ok(GA, w.propose(GA, "q", o.SetApprovalThreshold(4)))  # other actions need no verifier
-    finally:
-        governance._pop_verifier[:] = saved
+    def refusing(pk: bytes, pop: bytes) -> bool:
+        asked.append((pk, pop))
+        return False
+
+    def failing(pk: bytes, pop: bytes) -> bool:
+        raise ValueError("not a point")
+
+    w.ledger.protocol = replace(PROTOCOL, pop_verifier=refusing)
+    refused(w, GA, w.propose(GA, "p", add_validator("node-4", "bank-e")), codes.BAD_BLS_POP)
+    assert asked == [bls_keys("node-4")]
+    refused(w, GA, w.propose(GA, "r", rotate("node-1", "n1b")), codes.BAD_BLS_POP)
+    assert asked[-1] == bls_keys("n1b")
+    w.ledger.protocol = replace(PROTOCOL, pop_verifier=failing)
+    refused(w, GA, w.propose(GA, "p", add_validator("node-4", "bank-e")), codes.BAD_BLS_POP)
+    asked.clear()
+    w.ledger.protocol = replace(PROTOCOL, pop_verifier=refusing)
+    w.ok(GA, w.propose(GA, "q", o.SetApprovalThreshold(4)))  # other actions do not ask
+    assert asked == []
+    w.ledger.protocol = PROTOCOL
+    w.ok(GA, w.propose(GA, "p", add_validator("node-4", "bank-e")))  # consensus.bls.pop_verify accepts
 
 
 def test_removing_a_member_after_its_validator(w: GovWorld) -> None:
@@ -415,12 +419,12 @@ def test_json_and_wire_round_trip(w: GovWorld) -> None:
                    o.SetRole(GA, "admin", True), o.SetApprovalThreshold(3), PARAMS, o.SetVoter("bank-e", True),
                    o.RemoveMember("bank-e"))
     body = w.tx([GA], op, o.Approve(GA, "x"), o.CancelProposal(GA, "y")).body
-    obj = to_json(BODY, body)
+    obj = to_json(OPS.body, body)
     assert obj["operations"][0]["kind"] == "propose"
     assert obj["operations"][0]["actions"][1]["kind"] == "add_validator"
     assert [x["kind"] for x in obj["operations"][1:]] == ["approve", "cancel_proposal"]
-    assert from_json(BODY, obj) == body
-    assert decode(BODY, encode(BODY, body)) == body
+    assert from_json(OPS.body, obj) == body
+    assert decode(OPS.body, encode(OPS.body, body)) == body
 
 
 # -- property: random reconfigurations keep the set admissible ----------------------------------------------------
@@ -439,7 +443,6 @@ def reconfigurations(draw: st.DrawFn) -> list[tuple[str, str, int]]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(reconfigurations())
 def test_random_reconfigurations(steps: list[tuple[str, str, int]]) -> None:
-    register_pop_verifier(bls.pop_verify)
     w = GovWorld(threshold=None, voters=("bank-a",))
     epoch_no = 0
     for i, (what, node, power) in enumerate(steps):

@@ -14,7 +14,7 @@ from ledger.memory import InMemoryLedger
 from ledger.smt import SparseMerkleTree
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transition import BlockOutcome, apply_block
-from tests.ledger.world import ADMIN, CHAIN, T0, World, pub
+from tests.ledger.world import ADMIN, CHAIN, OPS, PROTOCOL, T0, World, pub
 
 ISSUER = "treasury@issuer-co"
 A, B = "alice@bank-a", "bob@bank-b"
@@ -41,7 +41,7 @@ def run_on_store(store: LedgerStore, time: int, txs: list) -> BlockOutcome:
     head = store.head()
     assert head is not None
     tree = SparseMerkleTree(store, head.state_root)
-    out = apply_block(store, BlockContext(CHAIN, head.height + 1, time), txs, tree=tree)
+    out = apply_block(store, BlockContext(CHAIN, head.height + 1, time), txs, tree=tree, protocol=PROTOCOL)
     commit(store, out)
     return out
 
@@ -82,7 +82,7 @@ def test_blocks_over_leveldb_match_memory_and_survive_reopen(tmp_path: Path) -> 
         pay = w.tx([A], o.Transfer(A, "BOND-A", (o.TransferLeg(B, 300),)))
         out = run_on_store(store, T0 + 3, [pay, pay])
         assert out.state_root == w.ledger.apply([pay, pay], time=T0 + 3).state_root
-        receipt = decode_receipt(store.get_receipt(pay.tx_id))
+        receipt = decode_receipt(store.get_receipt(pay.tx_id), operations=OPS)
         assert receipt.code == 0 and receipt.events[0].kind == "transferred"
         assert store.get_tx(pay.tx_id)[2] == pay.to_bytes()
         assert [e.tx_id for e in store.account_history(B, limit=10)] == [pay.tx_id, setup[0].tx_id]
@@ -109,5 +109,5 @@ def _spec(w: World):  # the genesis spec the World used
 
 
 def test_in_memory_ledger_root_is_a_function_of_state() -> None:
-    led = InMemoryLedger(_spec(World()))
+    led = InMemoryLedger(_spec(World()), PROTOCOL)
     assert SparseMerkleTree(led.nodes).update(dict(led.state.items())).root == led.root

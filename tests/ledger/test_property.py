@@ -21,6 +21,7 @@ from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.memory import InMemoryLedger
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.transaction import SignedTransaction, TxBody, sign_transaction
+from tests.ledger.world import OPS, PROTOCOL
 
 CHAIN = "prop-chain"
 T0 = 1_800_000_000
@@ -59,7 +60,7 @@ def setup_txs() -> list[SignedTransaction]:
     ]
     ops += [o.Issue(ISSUER, a, h, 50_000) for a in ASSETS for h in HOLDERS[:4]]
     return [
-        sign_transaction(TxBody(1, CHAIN, (ISSUER,), i, 5, (op,)), [(ISSUER, key(ISSUER))]) for i, op in enumerate(ops)
+        sign_transaction(TxBody(1, CHAIN, (ISSUER,), i, 5, (op,)), [(ISSUER, key(ISSUER))], operations=OPS) for i, op in enumerate(ops)
     ]
 
 
@@ -137,7 +138,7 @@ def blocks(draw: st.DrawFn) -> list[tuple[int, list[SignedTransaction]]]:
             signers = tuple(sorted({s for op in ops for s in signers_of(op)}))
             nonce += 1
             body = TxBody(1, CHAIN, signers, nonce, height + draw(st.integers(0, 3)), tuple(ops))
-            tx = sign_transaction(body, [(s, key(s)) for s in signers])
+            tx = sign_transaction(body, [(s, key(s)) for s in signers], operations=OPS)
             txs.append(tx)
             if draw(st.integers(0, 9)) == 0:
                 txs.append(tx)  # a replay in the same block
@@ -146,14 +147,14 @@ def blocks(draw: st.DrawFn) -> list[tuple[int, list[SignedTransaction]]]:
 
 
 def run(chain: list[tuple[int, list[SignedTransaction]]]) -> tuple[InMemoryLedger, list[bytes], list[list[int]]]:
-    ledger = InMemoryLedger(genesis())
+    ledger = InMemoryLedger(genesis(), PROTOCOL)
     ledger.apply(setup_txs(), time=T0)
     roots, codes = [], []
     for time, txs in chain:
         out = ledger.apply(txs, time=time)
         ledger.audit()
         for (_, _, receipt_bytes), receipt in zip(out.executed, [r for r in out.receipts if r.executed]):
-            assert decode_receipt(receipt_bytes) == receipt  # the trusted encoder made canonical, valid bytes
+            assert decode_receipt(receipt_bytes, operations=OPS) == receipt  # the trusted encoder made canonical, valid bytes
         roots.append(out.state_root)
         codes.append([r.code for r in out.receipts])
     return ledger, roots, codes

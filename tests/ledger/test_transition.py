@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import pytest
 
 from ledger import codes
 from ledger import operations as o
-from ledger.codec import decode, decode_trusted, encode, encode_trusted, wire
+from ledger.codec import DecodeError, decode, decode_trusted, encode, encode_trusted, wire
 from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
-from ledger.events import RECEIPT, decode_receipt, encode_receipt, register_event_kind
+from ledger.events import decode_receipt, encode_receipt
 from ledger.jsonform import body_from_json, body_to_json
 from ledger.keys import RECORD_BY_TAG, contracts_key
-from ledger.operations import register_operation
-from ledger.ops import register_processor
+from ledger.operation_set import CORE_OPERATIONS
 from ledger.schema import ACCOUNT_ID, TEXT
 from ledger.smt import SparseMerkleTree
 from ledger.state import MemoryState, Overlay, PendingNodes
 from ledger.transaction import decode_transaction
 from ledger.transition import apply_block
-from tests.ledger.world import CHAIN, World, standard_world
+from tests.ledger.world import CHAIN, OPS, World, standard_world
 
 ISSUER = "treasury@issuer-co"
 A, B = "alice@bank-a", "bob@bank-b"
@@ -31,14 +30,15 @@ A, B = "alice@bank-a", "bob@bank-b"
 def test_block_context_is_checked() -> None:
     w = standard_world()
     led = w.ledger
+    p = led.protocol
     with pytest.raises(AssertionError):
-        apply_block(led.state, BlockContext(CHAIN, led.height + 2, led.time), [], tree=led.tree)
+        apply_block(led.state, BlockContext(CHAIN, led.height + 2, led.time), [], tree=led.tree, protocol=p)
     with pytest.raises(AssertionError):
-        apply_block(led.state, BlockContext("other", led.height + 1, led.time), [], tree=led.tree)
+        apply_block(led.state, BlockContext("other", led.height + 1, led.time), [], tree=led.tree, protocol=p)
     with pytest.raises(AssertionError):
-        apply_block(led.state, BlockContext(CHAIN, led.height + 1, led.time - 1), [], tree=led.tree)
+        apply_block(led.state, BlockContext(CHAIN, led.height + 1, led.time - 1), [], tree=led.tree, protocol=p)
     with pytest.raises(AssertionError):
-        apply_block(MemoryState(), BlockContext(CHAIN, 1, 0), [], tree=led.tree)
+        apply_block(MemoryState(), BlockContext(CHAIN, 1, 0), [], tree=led.tree, protocol=p)
 
 
 def test_apply_block_is_pure() -> None:
@@ -60,12 +60,14 @@ def test_speculative_chain_then_commit() -> None:
     led = w1.ledger
     ctx1 = BlockContext(CHAIN, led.height + 1, led.time + 1)
     ctx2 = BlockContext(CHAIN, led.height + 2, led.time + 2)
-    out1 = apply_block(led.state, ctx1, [t1], tree=led.tree)
+    out1 = apply_block(led.state, ctx1, [t1], tree=led.tree, protocol=led.protocol)
     tree1 = SparseMerkleTree(PendingNodes(led.nodes, out1.smt_nodes), out1.state_root)
-    out2 = apply_block(out1.overlay, ctx2, [t2], tree=tree1)
+    out2 = apply_block(out1.overlay, ctx2, [t2], tree=tree1, protocol=led.protocol)
     assert [r.code for r in out2.receipts] == [0]
     # a losing branch on top of out1 is simply dropped
-    loser = apply_block(out1.overlay, ctx2, [w1.tx([A], o.Redeem(A, "BOND-A", 100))], tree=tree1)
+    loser = apply_block(
+        out1.overlay, ctx2, [w1.tx([A], o.Redeem(A, "BOND-A", 100))], tree=tree1, protocol=led.protocol
+    )
     assert loser.state_root != out2.state_root
     led.commit(out1)
     led.commit(out2)
@@ -93,8 +95,8 @@ def test_trusted_codecs_match_strict_ones(tmp_path: object) -> None:
     w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 7))
     out = w.ledger.apply([w.tx([A], o.Transfer(A, "BOND-A", (o.TransferLeg(B, 1),)))], time=w.time + 2)
     for receipt in out.receipts:
-        data = encode_receipt(receipt)
-        assert data == encode(RECEIPT, receipt) and decode_receipt(data) == receipt
+        data = encode_receipt(receipt, operations=OPS)
+        assert data == encode(OPS.receipt, receipt) and decode_receipt(data, operations=OPS) == receipt
     seen = 0
     for key, raw in w.ledger.state.items():
         rt = RECORD_BY_TAG[key[0]]
@@ -129,22 +131,45 @@ def attest(ctx: TxContext, op: AttestClaim) -> None:
     ctx.emit("test_claim_attested", actor=op.actor, account=op.subject, claim=op.claim)
 
 
+@dataclass(frozen=True, slots=True)
+class NoActorFirst:
+    KIND: ClassVar[int] = 100
+    subject: str = wire(ACCOUNT_ID)
+    actor: str = wire(ACCOUNT_ID)
+
+
 def test_extension_operation_plugs_in() -> None:
-    """The contracts layer can add an operation kind with its processor and event kind."""
+    """Another layer adds an operation kind with its processor and event kind by extending the operation set: a new
+    value, decoded, encoded and executed by whoever is given it; the core set is unchanged and does not know it."""
     with pytest.raises(ValueError):
-        register_operation(type("Bad", (), {"KIND": 3}))
-    register_operation(AttestClaim)
-    register_event_kind("test_claim_attested")
+        CORE_OPERATIONS.extend([(type("Bad", (), {"KIND": 3}), attest)])  # a core kind number
+    with pytest.raises(ValueError):
+        CORE_OPERATIONS.extend([(NoActorFirst, attest)])
+    ext = CORE_OPERATIONS.extend([(AttestClaim, attest)], ["test_claim_attested"])
+    with pytest.raises(ValueError):
+        ext.extend([(AttestClaim, attest)])  # kind 127 is taken
+    assert AttestClaim not in CORE_OPERATIONS.dispatch and 127 not in CORE_OPERATIONS.variant.by_kind
+    assert "test_claim_attested" not in CORE_OPERATIONS.event_names
+    assert ext.types == (*CORE_OPERATIONS.types, AttestClaim) and ext.dispatch[AttestClaim] is attest
     w = standard_world()
+    core = w.ledger.protocol
     kyc = w.account("kyc@bank-b", roles=("kyc_provider",))
+    w.ledger.protocol = replace(core, operations=ext)
     tx = w.tx([kyc], AttestClaim(kyc, A, "verified:CN"))
-    # no processor yet: rejected (not executed), id not consumed
+    # a ledger under the core set: rejected (not executed), id not consumed
+    w.ledger.protocol = core
     assert w.submit(tx)[0].code == codes.UNKNOWN_VARIANT
-    register_processor(AttestClaim, attest)
-    assert decode_transaction(tx.to_bytes()) == tx
-    assert body_from_json(body_to_json(tx.body)) == tx.body
+    assert w.submit(tx.to_bytes())[0].code == codes.UNKNOWN_VARIANT
+    with pytest.raises(DecodeError):
+        decode_transaction(tx.to_bytes(), operations=OPS)
+    assert decode_transaction(tx.to_bytes(), operations=ext) == tx
+    assert body_from_json(body_to_json(tx.body, operations=ext), operations=ext) == tx.body
+    w.ledger.protocol = replace(core, operations=ext)
     r = w.submit(tx)[0]
     assert r.code == 0 and r.events[0].kind == "test_claim_attested"
+    assert decode_receipt(encode_receipt(r, operations=ext), operations=ext) == r
+    with pytest.raises(DecodeError):
+        decode_receipt(encode_receipt(r, operations=ext), operations=OPS)
     assert w.ledger.get(contracts_key(b"claim/" + A.encode())) == b"verified:CN"
     assert w.run(A, AttestClaim(A, B, "x")).code == codes.UNAUTHORIZED
 
@@ -172,7 +197,7 @@ class ExplodingEngine:
 def test_failing_rule_engine_denies() -> None:
     w = standard_world()
     w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 100))
-    w.ledger.engine = ExplodingEngine()
+    w.ledger.protocol = replace(w.ledger.protocol, engine=ExplodingEngine())
     before = w.ledger.audit()
     for amount in (13, 14, 15):
         r = w.run(A, o.Transfer(A, "BOND-A", (o.TransferLeg(B, amount),)))
@@ -212,7 +237,7 @@ def test_machine_dependent_engine_failures_propagate(exc: type[BaseException]) -
     different resources decide differently (a fork), so it propagates out of the state transition instead."""
     w = standard_world()
     w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 100))
-    w.ledger.engine = MachineFailureEngine(exc)
+    w.ledger.protocol = replace(w.ledger.protocol, engine=MachineFailureEngine(exc))
     before = w.ledger.audit()
     for amount in (13, 15):
         with pytest.raises(exc):
@@ -236,7 +261,7 @@ def test_signatures_verified_predicate_skips_only_reverification(monkeypatch: py
     forged_sig[-1] ^= 1
     forged = bytes(forged_sig)
     ctx = BlockContext(CHAIN, led.height + 1, led.time + 1)
-    plain = apply_block(led.state, ctx, [good, forged], tree=led.tree)
+    plain = apply_block(led.state, ctx, [good, forged], tree=led.tree, protocol=led.protocol)
 
     calls: list[int] = []
     real = transition.verify_signature
@@ -251,7 +276,9 @@ def test_signatures_verified_predicate_skips_only_reverification(monkeypatch: py
     def verified(item: object) -> bool:
         return not isinstance(item, bytes) and item.tx_id in vouched
 
-    fast = apply_block(led.state, ctx, [good, forged], tree=led.tree, signatures_verified=verified)
+    fast = apply_block(
+        led.state, ctx, [good, forged], tree=led.tree, protocol=led.protocol, signatures_verified=verified
+    )
     assert fast.state_root == plain.state_root
     assert [r.code for r in fast.receipts] == [r.code for r in plain.receipts]
     assert fast.receipts[0].code == codes.OK and fast.receipts[1].code != codes.OK
@@ -267,9 +294,9 @@ def test_receipts_with_events_have_a_json_form() -> None:
     w = standard_world()
     receipt = w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 5))
     assert receipt.events
-    doc = to_json(RECEIPT, receipt)
+    doc = to_json(OPS.receipt, receipt)
     assert doc["events"][0]["kind"] in {e.kind for e in receipt.events}
-    assert from_json(RECEIPT, doc) == receipt
+    assert from_json(OPS.receipt, doc) == receipt
     doc["events"][0]["kind"] = "no_such_event"
     with pytest.raises(DecodeError):
-        from_json(RECEIPT, doc)
+        from_json(OPS.receipt, doc)

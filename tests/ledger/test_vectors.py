@@ -11,6 +11,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from ledger.codec import DecodeError
 from ledger.jsonform import body_from_json, body_to_json, kind_name
+from ledger.operation_set import CORE_OPERATIONS as OPS
 from ledger.operations import OPERATION_TYPES
 from ledger.transaction import TX_DOMAIN, decode_body, decode_transaction, encode_body
 from tests.vectors import generate
@@ -29,11 +30,11 @@ def test_every_operation_kind_has_a_vector() -> None:
 
 @pytest.mark.parametrize("v", DATA["vectors"], ids=lambda v: v["name"])
 def test_vector(v: dict) -> None:
-    body = body_from_json(v["body"])
-    body_bytes = encode_body(body)
+    body = body_from_json(v["body"], operations=OPS)
+    body_bytes = encode_body(body, operations=OPS)
     assert body_bytes.hex() == v["body_hex"]
-    assert decode_body(body_bytes) == body
-    assert body_to_json(body) == v["body"]
+    assert decode_body(body_bytes, operations=OPS) == body
+    assert body_to_json(body, operations=OPS) == v["body"]
     assert hashlib.sha256(body_bytes).hexdigest() == v["tx_id"]
     chain = body.chain_id.encode()
     message = TX_DOMAIN + bytes([len(chain)]) + chain + body_bytes
@@ -45,7 +46,7 @@ def test_vector(v: dict) -> None:
         assert bytes(sk.verify_key).hex() == s["public_key"]
         assert sk.sign(message).signature.hex() == s["signature"]
         VerifyKey(bytes.fromhex(s["public_key"])).verify(message, bytes.fromhex(s["signature"]))
-    tx = decode_transaction(bytes.fromhex(v["signed_tx_hex"]))
+    tx = decode_transaction(bytes.fromhex(v["signed_tx_hex"]), operations=OPS)
     assert tx.body == body and tx.tx_id.hex() == v["tx_id"]
     assert [sig.signature.hex() for sig in tx.signatures] == [s["signature"] for s in v["signatures"]]
 
@@ -55,7 +56,7 @@ def test_invalid_vector(v: dict) -> None:
     data = bytes.fromhex(v["hex"])
     with pytest.raises(DecodeError) as exc:
         if v["decoder"] == "body":
-            decode_body(data)
+            decode_body(data, operations=OPS)
         else:
-            decode_transaction(data)
+            decode_transaction(data, operations=OPS)
     assert exc.value.code == v["code"]

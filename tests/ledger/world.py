@@ -1,4 +1,7 @@
-"""A small test world: deterministic keys, a genesis with an admin, and helpers to sign and apply transactions."""
+"""A small test world: deterministic keys, a genesis with an admin, and helpers to sign and apply transactions.
+
+Ledger tests run under PROTOCOL: the ledger's own operation set (CORE_OPERATIONS), the core rule engine and the real
+BLS proof-of-possession check (tests may import any layer)."""
 
 from __future__ import annotations
 
@@ -7,17 +10,23 @@ from collections.abc import Iterable
 
 from nacl.signing import SigningKey
 
+from consensus import bls
 from ledger import operations as o
 from ledger.events import Receipt
 from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.keys import account_key, asset_status_key, balance_key, hold_key
 from ledger.memory import InMemoryLedger
+from ledger.operation_set import CORE_OPERATIONS
+from ledger.protocol import Protocol
 from ledger.records import ZERO_BALANCE, Account, AssetStatus, Balance, Hold
+from ledger.rules import CoreRuleEngine
 from ledger.transaction import SignedTransaction, TxBody, sign_transaction
 
 CHAIN = "test-chain"
 T0 = 1_700_000_000
 ADMIN = "admin@consortium"
+OPS = CORE_OPERATIONS
+PROTOCOL = Protocol(CORE_OPERATIONS, CoreRuleEngine(), bls.pop_verify)
 
 
 def key_for(name: str, index: int = 0) -> SigningKey:
@@ -31,7 +40,9 @@ def pub(name: str, index: int = 0) -> bytes:
 class World:
     """An InMemoryLedger plus the signing keys of every account it created."""
 
-    def __init__(self, members: Iterable[str] = ("bank-a", "bank-b", "issuer-co", "custody-c")) -> None:
+    def __init__(
+        self, members: Iterable[str] = ("bank-a", "bank-b", "issuer-co", "custody-c"), protocol: Protocol = PROTOCOL
+    ) -> None:
         self.keys: dict[str, list[SigningKey]] = {ADMIN: [key_for(ADMIN)]}
         spec = GenesisSpec(
             chain_id=CHAIN,
@@ -39,7 +50,7 @@ class World:
             members=(("consortium", "Consortium"),) + tuple((m, m.upper()) for m in members),
             accounts=(GenesisAccount(ADMIN, (pub(ADMIN),), 1, ("admin",)),),
         )
-        self.ledger = InMemoryLedger(spec)
+        self.ledger = InMemoryLedger(spec, protocol)
         self.nonce = 0
         self.time = T0
 
@@ -61,7 +72,7 @@ class World:
         body = TxBody(1, chain, signers, nonce, self.ledger.height + 10 if expiry is None else expiry, tuple(ops))
         if sign_with is None:
             sign_with = [(s, k) for s in signers for k in self.keys[s][: self.threshold(s)]]
-        return sign_transaction(body, sign_with)
+        return sign_transaction(body, sign_with, operations=self.ledger.protocol.operations)
 
     def threshold(self, account: str) -> int:
         acct = self.ledger.get(account_key(account))

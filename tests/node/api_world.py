@@ -38,7 +38,7 @@ from ledger.transition import apply_block
 from node.api import ApiConfig, create_app
 from node.api.auth import sign_request_headers
 from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
-from tests.ledger.world import ADMIN, CHAIN, T0, World, pub
+from tests.ledger.world import ADMIN, CHAIN, OPS, T0, World, pub
 
 CHAIN_B = CHAIN.encode()
 N_VALIDATORS = 4
@@ -94,7 +94,7 @@ class MirrorWorld(World):
         assert head is not None
         tree = SparseMerkleTree(self.store, head.state_root)
         out = apply_block(self.store, BlockContext(CHAIN, head.height + 1, self.time), list(txs), tree=tree,
-                          engine=self.ledger.engine)
+                          protocol=self.ledger.protocol)
         assert out.state_root == self.ledger.root
         payload = b"".join(tx.to_bytes() for tx in txs) + self.time.to_bytes(8, "big")
         parent = self.blocks[-1]
@@ -143,7 +143,7 @@ class ChainFacade:
 
     @property
     def engine(self) -> RuleEngine:
-        return self.world.ledger.engine
+        return self.world.ledger.protocol.engine
 
     def head(self) -> HeadInfo:
         h = self.world.store.head()
@@ -311,4 +311,4 @@ def new_tx(world: MirrorWorld, signer: str, *ops: object, nonce: int | None = No
     body = TxBody(1, CHAIN, (signer,), nonce, world.ledger.height + 50, tuple(ops))
     from tests.ledger.world import key_for
 
-    return sign_transaction(body, [(signer, key_for(signer))])
+    return sign_transaction(body, [(signer, key_for(signer))], operations=OPS)

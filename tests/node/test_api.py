@@ -20,6 +20,7 @@ from ledger.smt import StateProof, verify_proof
 from ledger.transaction import signing_message
 from node.api import ApiConfig, ApiLimits
 from node.api import errors as e
+from node.chain.protocol import OPERATIONS
 from node.chain.statement import TrustAnchor, verify_statement
 from tests.node.api_world import (
     ALICE,
@@ -266,7 +267,7 @@ def test_submit_forms_wait_status_and_duplicates(world: MirrorWorld) -> None:
         t3 = new_tx(world, ALICE, o.Transfer(ALICE, "BOND-A", (o.TransferLeg(BOB, 10**9),)))
         sigs = [{"account": x.account, "public_key": x.public_key.hex(), "signature": x.signature.hex()}
                 for x in t3.signatures]
-        s, b = await h.post("/v1/tx", {"body": body_to_json(t3.body), "signatures": sigs}, query="wait=commit")
+        s, b = await h.post("/v1/tx", {"body": body_to_json(t3.body, operations=OPERATIONS), "signatures": sigs}, query="wait=commit")
         assert s == 200 and b["tx_id"] == t3.tx_id.hex()
         assert b["receipt"]["code"] == codes.INSUFFICIENT_ACTIVE_BALANCE and b["status"] == "committed"
         s, b = await h.get("/v1/tx/" + "ab" * 32)
@@ -305,7 +306,7 @@ def test_submit_refusals(world: MirrorWorld) -> None:
         error(s, b, 415, e.UNSUPPORTED_MEDIA_TYPE)
         s, b = await h.post("/v1/tx", raw=b"0" * (3 * 1024 * 1024))
         error(s, b, 413, e.BODY_TOO_LARGE)
-        bad_body = body_to_json(t.body)
+        bad_body = body_to_json(t.body, operations=OPERATIONS)
         bad_body["operations"][0]["legs"][0]["amount"] = 1.5
         s, b = await h.post("/v1/tx/encode", {"body": bad_body})
         error(s, b, 400, codes.FLOAT_FORBIDDEN)
@@ -334,12 +335,12 @@ def test_batch_submit(world: MirrorWorld) -> None:
 def test_encode_matches_local_signing(world: MirrorWorld) -> None:
     async def body(h: ApiHarness) -> None:
         t = new_tx(world, ALICE, o.Transfer(ALICE, "BOND-A", (o.TransferLeg(BOB, 3),)))
-        s, b = await h.post("/v1/tx/encode", {"body": body_to_json(t.body)})
+        s, b = await h.post("/v1/tx/encode", {"body": body_to_json(t.body, operations=OPERATIONS)})
         assert s == 200 and b["tx_id"] == t.tx_id.hex() and b["body"] == t.body_bytes.hex()
         assert b["signing_message"] == signing_message(CHAIN, t.body_bytes).hex() and b["tx"] is None
         sigs = [{"account": x.account, "public_key": x.public_key.hex(), "signature": x.signature.hex()}
                 for x in t.signatures]
-        s, b = await h.post("/v1/tx/encode", {"body": body_to_json(t.body), "signatures": sigs})
+        s, b = await h.post("/v1/tx/encode", {"body": body_to_json(t.body, operations=OPERATIONS), "signatures": sigs})
         assert s == 200 and b["tx"] == t.to_bytes().hex()
         s, b = await h.post("/v1/tx/encode", {"body": {"version": 1}})
         assert s == 400 and b["code"] == codes.MISSING_FIELD

@@ -193,9 +193,9 @@ def test_body_is_covered_by_the_signature(tmp_path: Path) -> None:
     w = populated_world(str(tmp_path / "db"))
     from ledger import operations as o
     from ledger.jsonform import to_json
-    from ledger.operations import OPERATION
+    from node.chain.protocol import OPERATIONS
 
-    op = to_json(OPERATION, o.Transfer(DAVE, "BOND-A", (o.TransferLeg(BOB, 5),)))
+    op = to_json(OPERATIONS.variant, o.Transfer(DAVE, "BOND-A", (o.TransferLeg(BOB, 5),)))
     req = {"signers": [DAVE], "operations": [op]}
 
     async def body(h: ApiHarness) -> None:

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-import node  # noqa: F401  (registers the PoP verifier governance needs)
 from consensus import bls
 from consensus.certificates import verify_epoch_chain
 from consensus.messages import (
@@ -41,6 +40,7 @@ from ledger.context import BlockContext
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
 from ledger.governance import current_epoch, validator_set_entries
 from ledger.records import ValidatorInfo
+from ledger.rules import DEFAULT_ENGINE
 from ledger.smt import SparseMerkleTree
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction, TxBody, sign_transaction
@@ -49,6 +49,7 @@ from node.api import ApiConfig, create_app
 from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
 from node.chain.certified import cert_key, epoch_proof_key
 from node.chain.genesis import genesis_hash, make_document, parse_genesis, validator_entry
+from node.chain.protocol import OPERATIONS, node_protocol
 from node.chain.statement import TrustAnchor, statement_from_store, verify_statement
 from node.client import AsyncLedgerClient, governance
 from tests.ledger.world import key_for, pub
@@ -113,7 +114,7 @@ class GovChain:
         head = self.store.head()
         assert head is not None
         body = TxBody(1, CHAIN, (signer,), self.nonce, head.height + 20, tuple(ops))
-        return sign_transaction(body, [(signer, key_for(signer))])
+        return sign_transaction(body, [(signer, key_for(signer))], operations=OPERATIONS)
 
     def _qc(self, vs: ValidatorSet, round_: int, block_id: bytes, root: bytes) -> QuorumCert:
         backend = bls.get_backend()
@@ -130,7 +131,9 @@ class GovChain:
         self.time += 1
         h = head.height + 1
         tree = SparseMerkleTree(self.store, head.state_root)
-        out = apply_block(self.store, BlockContext(CHAIN, h, self.time), list(txs), tree=tree)
+        # The node's operation set and PoP check (consensus.bls.pop_verify), the core rule engine.
+        out = apply_block(self.store, BlockContext(CHAIN, h, self.time), list(txs), tree=tree,
+                          protocol=node_protocol(DEFAULT_ENGINE))
         payload = b"".join(t.to_bytes() for t in txs) + self.time.to_bytes(8, "big")
         n = len(vs.validators)
         header = BlockHeader(CHAIN_B, vs.epoch, 2 * h, h, self.last.id, h % n, payload_hash(payload), self.last_qc)

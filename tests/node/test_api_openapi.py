@@ -22,6 +22,7 @@ from ledger.keys import account_key, balance_key, hold_key
 from node.api import ApiConfig, ApiLimits
 from node.api.openapi import build_openapi
 from node.api.routes import ALL_ROUTES
+from node.chain.protocol import OPERATIONS
 from tests.node.api_world import (
     ALICE,
     AUDITOR,
@@ -211,8 +212,8 @@ class Fuzz:
                 for x in t.signatures]
         bodies = [
             json.dumps({"tx": t.to_bytes().hex()}).encode(),
-            json.dumps({"body": body_to_json(t.body), "signatures": sigs}).encode(),
-            json.dumps({"body": body_to_json(t.body)}).encode(),
+            json.dumps({"body": body_to_json(t.body, operations=OPERATIONS), "signatures": sigs}).encode(),
+            json.dumps({"body": body_to_json(t.body, operations=OPERATIONS)}).encode(),
             json.dumps({"txs": [t.to_bytes().hex()]}).encode(),
             json.dumps({"signers": [DAVE], "operations": [{"kind": "transfer"}]}).encode(),
         ]

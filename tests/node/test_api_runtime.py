@@ -21,6 +21,7 @@ from node.api.auth import sign_request_headers
 from node.api.facade import NodeFacade
 from node.api.server import start_api
 from node.chain.genesis import ChainParams, load_genesis
+from node.chain.protocol import OPERATIONS
 from node.chain.statement import TrustAnchor, verify_statement
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
 from node.validator.config import load_config
@@ -66,7 +67,7 @@ def test_api_over_a_running_validator(tmp_path: Path) -> None:
                 U1, "/v1/events", f"account={U1}&kind=transferred")) as ws:
             body = TxBody(1, CHAIN, (U0,), 1, st["height"] + 100,
                           (Transfer(U0, CASH_ASSET, (TransferLeg(U1, 250),)),))
-            tx = sign_transaction(body, [(U0, accounts[U0])])
+            tx = sign_transaction(body, [(U0, accounts[U0])], operations=OPERATIONS)
             async with s.post("/v1/tx?wait=commit&timeout=20", json={"tx": tx.to_bytes().hex()}) as r:
                 res = await r.json()
             assert r.status == 200 and res["status"] == "committed" and res["receipt"]["code"] == 0, res

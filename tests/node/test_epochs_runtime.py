@@ -42,6 +42,7 @@ from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.certified import cert_key, epoch_proof_key
 from node.chain.genesis import ChainParams, load_genesis, write_genesis
+from node.chain.protocol import OPERATIONS
 from node.chain.sigverify import Ed25519Verifier
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
 from node.validator.keyfile import NodeKeys, load_keys, load_next_keys, next_keys_path, rotate_keys, write_keys
@@ -98,7 +99,7 @@ class _GovernedNet:
     def _tx(self, actor: str, op: object, expiry: int = 5_000) -> bytes:
         self.nonce += 1
         body = TxBody(1, self.chain_id, (actor,), self.nonce, expiry, (op,))
-        return sign_transaction(body, [(actor, self.accounts[actor])]).to_bytes()
+        return sign_transaction(body, [(actor, self.accounts[actor])], operations=OPERATIONS).to_bytes()
 
     def transfer(self) -> bytes:
         k = self.nonce % len(self.users)
@@ -123,7 +124,7 @@ async def _committed(node: ValidatorNode, tx_id: bytes, timeout: float = 60.0) -
     for _ in range(int(timeout / 0.05)):
         found = node.app.store.get_tx(tx_id)
         if found is not None:
-            receipt = decode_receipt(node.app.store.get_receipt(tx_id))
+            receipt = decode_receipt(node.app.store.get_receipt(tx_id), operations=OPERATIONS)
             assert receipt.code == 0, receipt
             return found[0]
         await asyncio.sleep(0.05)
@@ -560,7 +561,7 @@ def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, si
             await _until(lambda: any(e.next_epoch is not None for e in n0.app.executor.executed.values()),
                          "the rotation executed", 30)
             assert (await _admit(n0, second))[1] == 0
-            await _committed(n0, decode_transaction(second).tx_id)
+            await _committed(n0, decode_transaction(second, operations=OPERATIONS).tx_id)
             await _until(lambda: all(n.app.epochs.validator_set.epoch == 2 for n in nodes), "epoch 2 everywhere")
             ends = [EpochChangeProof.decode(n0.app.store.get_extra(epoch_proof_key(e))).cert.headers[0].height
                     for e in (0, 1)]

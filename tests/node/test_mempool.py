@@ -27,6 +27,7 @@ from node.chain.mempool import (
     Mempool,
     MempoolLimits,
 )
+from node.chain.protocol import OPERATIONS
 from node.chain.sigverify import Ed25519Verifier, VerifyItem
 
 CHAIN = "test-chain"
@@ -79,7 +80,7 @@ def make_tx(
     names = tuple(sorted(signers or (signer,)))
     legs = tuple(o.TransferLeg("bob@bank-b", 1 + i) for i in range(memo_legs))
     body = TxBody(1, chain, names, nonce, expiry, (o.Transfer(signer, "BOND-A", legs),))
-    return sign_transaction(body, [(n, sk(n, i)) for n in names for i in key_indexes])
+    return sign_transaction(body, [(n, sk(n, i)) for n in names for i in key_indexes], operations=OPERATIONS)
 
 
 def raw(signer: str, nonce: int, **kw: object) -> bytes:

@@ -22,8 +22,9 @@ from node.chain.certified import bootstrap_store
 from node.chain.commit_feed import SubscriptionClosed
 from node.chain.epochs import Epochs
 from node.chain.execution import Executor
-from node.chain.genesis import ChainParams, default_engine, genesis_state, load_genesis, write_genesis
+from node.chain.genesis import ChainParams, genesis_state, load_genesis, write_genesis
 from node.chain.payload import encode_payload
+from node.chain.protocol import OPERATIONS, node_protocol
 from node.chain.sigverify import Ed25519Verifier
 from node.errors import NodeError
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
@@ -53,7 +54,7 @@ def _transfers(chain_id: str, accounts, count: int, start_nonce: int = 0) -> lis
     for k in range(count):
         s, r = users[k % len(users)], users[(k + 1) % len(users)]
         body = TxBody(1, chain_id, (s,), start_nonce + k, 5000, (Transfer(s, CASH_ASSET, (TransferLeg(r, 3),)),))
-        out.append(sign_transaction(body, [(s, accounts[s])]).to_bytes())
+        out.append(sign_transaction(body, [(s, accounts[s])], operations=OPERATIONS).to_bytes())
     return out
 
 
@@ -161,7 +162,7 @@ def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> Non
     try:
         state = genesis_state(genesis)
         bootstrap_store(store, genesis, state)
-        ex = Executor(store, genesis, default_engine(), Epochs(store, genesis, get_backend()), _NothingKnown())
+        ex = Executor(store, genesis, node_protocol(), Epochs(store, genesis, get_backend()), _NothingKnown())
         chain = genesis.consensus_chain_id
         g, t0 = genesis.block(), genesis.genesis_time * 1000
         txs = _transfers(genesis.chain_id, accounts, 4)

@@ -122,7 +122,8 @@ class StoreChain(World):
         head = self.store.head()
         assert head is not None
         tree = SparseMerkleTree(self.store, head.state_root)
-        out = apply_block(self.store, BlockContext(CHAIN, head.height + 1, self.time), txs, tree=tree)
+        out = apply_block(self.store, BlockContext(CHAIN, head.height + 1, self.time), txs, tree=tree,
+                          protocol=self.ledger.protocol)
         assert out.state_root == self.ledger.root
         payload = b"".join(tx if isinstance(tx, bytes) else tx.to_bytes() for tx in txs)
         payload += self.time.to_bytes(8, "big")

@@ -23,6 +23,7 @@ from nacl.signing import SigningKey
 from ledger import codes
 from ledger import operations as o
 from ledger.jsonform import body_to_json
+from ledger.operation_set import CORE_OPERATIONS
 from ledger.transaction import TX_DOMAIN, TxBody, encode_body, sign_transaction
 
 OUT = Path(__file__).with_name("transactions.json")
@@ -128,14 +129,14 @@ GOVERNANCE_OPS: list[tuple[str, object]] = [
 
 
 def vector(name: str, body: TxBody, signing: list[tuple[str, int]]) -> dict[str, Any]:
-    tx = sign_transaction(body, [(acct, key(acct, i)) for acct, i in signing])
-    assert encode_body(body) == tx.body_bytes
+    tx = sign_transaction(body, [(acct, key(acct, i)) for acct, i in signing], operations=CORE_OPERATIONS)
+    assert encode_body(body, operations=CORE_OPERATIONS) == tx.body_bytes
     return {
         "name": name,
         "keys": [
             {"account": acct, "seed": seed(acct, i).hex(), "public_key": pk(acct, i).hex()} for acct, i in signing
         ],
-        "body": body_to_json(body),
+        "body": body_to_json(body, operations=CORE_OPERATIONS),
         "body_hex": tx.body_bytes.hex(),
         "tx_id": tx.tx_id.hex(),
         "signing_message_hex": tx.signing_message.hex(),

@@ -25,6 +25,7 @@ from node.api.routes.common import (
 from node.api.routing import SIGNED, Route
 from node.api.schemas import ref
 from node.api.views import account_view, balance_view, event_view, hold_view
+from node.chain.protocol import OPERATIONS
 
 ISSUER_LIKE = ROLE_BITS["issuer"] | ROLE_BITS["agent"]
 
@@ -156,7 +157,7 @@ async def account_history(call: Call) -> Any:
     items = []
     for entry in entries:
         raw = ctx.store.get_receipt(entry.tx_id)
-        receipt = None if raw is None else decode_receipt(raw)
+        receipt = None if raw is None else decode_receipt(raw, operations=OPERATIONS)
         events = [] if receipt is None else list(receipt.events)
         if not _entry_visible(call, whole, events):
             continue

@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ledger.events import EVENT_KIND
 from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN
 from node.api import errors as e
 from node.api.context import Call
@@ -23,6 +22,7 @@ from node.api.errors import ApiError
 from node.api.routes.common import MAX_HEIGHT, PRIVATE_ERRORS
 from node.api.routing import SIGNED, Param, Route
 from node.api.stream import EventFilter
+from node.chain.protocol import OPERATIONS
 
 MAX_FILTER_VALUES = 16
 WS_CLOSE_SLOW_CONSUMER = 4001
@@ -53,7 +53,7 @@ def _list(call: Call, name: str, allowed: frozenset[str] | None = None) -> froze
 
 
 def _filter(call: Call) -> EventFilter:
-    return EventFilter(_list(call, "account"), _list(call, "asset"), _list(call, "kind", frozenset(EVENT_KIND.names)))
+    return EventFilter(_list(call, "account"), _list(call, "asset"), _list(call, "kind", OPERATIONS.event_names))
 
 
 async def ws_events(call: Call) -> Any:

@@ -14,7 +14,6 @@ from ledger.codec import CodecError, encode, record_type
 from ledger.context import BlockContext
 from ledger.events import Receipt, decode_receipt
 from ledger.jsonform import body_from_json, from_json
-from ledger.operations import OPERATION
 from ledger.schema import ACCOUNT_ID, MAX_OPS_PER_TX, MAX_SIGNERS, MAX_TX_BYTES
 from ledger.transaction import (
     ENVELOPE,
@@ -33,6 +32,7 @@ from node.api.routes.common import TX_ID_PARAM, decode_error, hex_bytes, need_di
 from node.api.routing import SIGNED, Param, Route
 from node.api.schemas import ref
 from node.api.views import receipt_view
+from node.chain.protocol import OPERATIONS, node_protocol
 
 MSGPACK = "application/msgpack"
 SIGNATURE = record_type(Signature)
@@ -49,7 +49,7 @@ def _signatures(items: Any) -> tuple[Signature, ...]:
 
 def _envelope(body_json: Any, sigs_json: Any) -> bytes:
     try:
-        body_bytes = encode_body(body_from_json(body_json))
+        body_bytes = encode_body(body_from_json(body_json, operations=OPERATIONS), operations=OPERATIONS)
     except CodecError as exc:
         raise decode_error(exc) from None
     sigs = _signatures(sigs_json)
@@ -69,7 +69,7 @@ def _tx_from_json(obj: Any) -> bytes:
 
 def _decode(raw: bytes) -> SignedTransaction:
     try:
-        return decode_transaction(raw)
+        return decode_transaction(raw, operations=OPERATIONS)
     except CodecError as exc:
         raise decode_error(exc) from None
 
@@ -119,14 +119,14 @@ async def submit(call: Call) -> Any:
     timeout = ctx.limits.wait_commit_default if timeout is None else min(timeout, ctx.limits.wait_commit_max)
     stored = ctx.store.get_receipt(tx.tx_id)
     if stored is not None:  # already committed: submission is idempotent
-        return 200, _result(tx.tx_id, decode_receipt(stored), True)
+        return 200, _result(tx.tx_id, decode_receipt(stored, operations=OPERATIONS), True)
     fut = ctx.hub.expect(tx.tx_id) if wait else None
     try:
         adm = await ctx.facade.submit(tx)
         if not adm.admitted:
             stored = ctx.store.get_receipt(tx.tx_id)  # committed while we were admitting it
             if stored is not None:
-                return 200, _result(tx.tx_id, decode_receipt(stored), True)
+                return 200, _result(tx.tx_id, decode_receipt(stored, operations=OPERATIONS), True)
             raise _refusal(adm.code, adm.message, tx.tx_id)
         if fut is None:
             return 202, _result(tx.tx_id, None, adm.duplicate)
@@ -168,7 +168,7 @@ async def submit_batch(call: Call) -> Any:
     decoded: list[tuple[int, SignedTransaction]] = []
     for i, raw in enumerate(raws):
         try:
-            decoded.append((i, decode_transaction(raw)))
+            decoded.append((i, decode_transaction(raw, operations=OPERATIONS)))
         except CodecError as exc:
             results[i] = _batch_item(None, exc.code, exc.message, False)
     submit_many = getattr(call.ctx.facade, "submit_many", None)
@@ -207,7 +207,7 @@ async def tx_status(call: Call) -> Any:
             "height": height,
             "index": index,
             "tx": tx_bytes.hex(),
-            "receipt": None if raw is None else receipt_view(decode_receipt(raw)),
+            "receipt": None if raw is None else receipt_view(decode_receipt(raw, operations=OPERATIONS)),
         }
     if call.ctx.facade.tx_pending(tx_id):
         return {"tx_id": tx_id.hex(), "status": "pending", "height": None, "index": None, "tx": None,
@@ -218,8 +218,8 @@ async def tx_status(call: Call) -> Any:
 async def encode_tx(call: Call) -> Any:
     obj = need_dict(call.json(), {"body"}, {"signatures"})
     try:
-        body = body_from_json(obj["body"])
-        body_bytes = encode_body(body)
+        body = body_from_json(obj["body"], operations=OPERATIONS)
+        body_bytes = encode_body(body, operations=OPERATIONS)
     except CodecError as exc:
         raise decode_error(exc) from None
     tx_hex = None
@@ -246,7 +246,7 @@ async def dry_run(call: Call) -> Any:
     if isinstance(obj, dict) and "tx" in obj:
         raw = hex_bytes(need_dict(obj, {"tx"})["tx"], "tx", MAX_TX_BYTES)
         tx = _decode(raw)
-        result = check(ctx.store, _next_block(call), tx, ctx.facade.engine)
+        result = check(ctx.store, _next_block(call), tx, node_protocol(ctx.facade.engine))
     else:
         obj = need_dict(obj, {"signers", "operations"})
         signers, ops = obj["signers"], obj["operations"]
@@ -256,14 +256,15 @@ async def dry_run(call: Call) -> Any:
             raise ApiError(e.INVALID_JSON, f"operations must be an array of 1..{MAX_OPS_PER_TX} operations")
         try:
             signer_ids = [from_json(ACCOUNT_ID, s) for s in signers]
-            operations = [from_json(OPERATION, op) for op in ops]
+            operations = [from_json(OPERATIONS.variant, op) for op in ops]
         except CodecError as exc:
             raise decode_error(exc) from None
         # Unsigned operations reveal balances and eligibility of the signers: only who may see them asks.
         vis = ctx.visibility
         for s in signer_ids:
             vis.require(vis.sees_account(call.who, s), call.who)
-        result = check_operations(ctx.store, _next_block(call), frozenset(signer_ids), operations, ctx.facade.engine)
+        result = check_operations(ctx.store, _next_block(call), frozenset(signer_ids), operations,
+                                  node_protocol(ctx.facade.engine))
     return {
         "allowed": result.allowed,
         "code": result.code,

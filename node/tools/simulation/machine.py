@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 from consensus.messages import Block, SafetyState
 from ledger.store import BlockCommit, LedgerStore
 from node.chain.application import Application
-from node.chain.genesis import default_engine
 from node.chain.mempool import MempoolLimits
+from node.chain.protocol import node_protocol
 from node.validator.driver import ValidatorDriver
 from node.validator.keyfile import NodeKeys
 from node.validator.keyring import KeyRing
@@ -134,7 +134,7 @@ class Machine:
         host = self._host
         ledger = _open_ledger_store(f"{self.data_dir}/ledger", self.writes)
         self._stores = [ledger]
-        self.app = Application(ledger, host.world.genesis, engine=default_engine(), tx_verifier=host.tx_verifier,
+        self.app = Application(ledger, host.world.genesis, protocol=node_protocol(), tx_verifier=host.tx_verifier,
                                bls=host.bls, mempool_limits=SIM_MEMPOOL, clock=lambda: host.queue.now / 1000)
         safety = _open_safety_store(f"{self.data_dir}/consensus", self.writes)
         self._stores.append(safety)

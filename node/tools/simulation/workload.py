@@ -34,6 +34,7 @@ from ledger.operations import (
     TransferLeg,
 )
 from ledger.transaction import TxBody, sign_transaction
+from node.chain.protocol import OPERATIONS
 from node.tools.simulation.world import ADMIN_ACCOUNT, CASH_ASSET, World
 
 __all__ = ["RESUBMIT_MS", "Workload"]
@@ -170,7 +171,7 @@ class Workload:
     def _sign(self, actor: str, op: object, height: int, lifetime: int) -> tuple[bytes, bytes]:
         self._nonce += 1
         body = TxBody(1, self._world.genesis.chain_id, (actor,), self._nonce, height + lifetime, (op,))
-        tx = sign_transaction(body, [(actor, self._world.accounts[actor])])
+        tx = sign_transaction(body, [(actor, self._world.accounts[actor])], operations=OPERATIONS)
         return tx.to_bytes(), tx.tx_id
 
     def _count(self, kind: str) -> None:
