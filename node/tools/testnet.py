@@ -37,7 +37,9 @@ from typing import Any, Final, Self
 from node.chain.genesis import ChainParams
 from node.tools.localnet import NetworkLayout, generate_network
 
-ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The checkout this module belongs to (node/tools/testnet.py -> the repository root): node processes run its code,
+# not whatever `node` package the interpreter would otherwise import.
+ROOT: Final = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STATE_FILE: Final = "testnet.json"
 DEFAULT_CHAIN_ID: Final = "testnet-local"
 MAX_NODES: Final = 32

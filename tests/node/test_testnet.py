@@ -13,7 +13,13 @@ from collections.abc import Iterator
 import pytest
 
 from node.cli import main
+from node.tools import testnet as testnet_module
 from node.tools.testnet import Testnet, TestnetError, _proc_cmdline
+
+
+def test_nodes_run_this_checkout() -> None:
+    """Node processes start in (and import from) the repository this module belongs to, not another installed copy."""
+    assert os.path.join(testnet_module.ROOT, "node", "tools", "testnet.py") == os.path.abspath(testnet_module.__file__)
 
 
 def node_processes(directory: str) -> list[int]:
