@@ -2,8 +2,9 @@
 
 An event is emitted by an operation for audit and the event stream: the transaction id, the operation's index in
 the body, a kind (one of the operation set's event kinds: EVENT_KINDS here, the governance ones in
-ledger.ops.governance, and those of extension operations) and attributes (a canonical map of int/str/bin). Account-valued attributes use
-the names in ACCOUNT_ATTRS, which is how the per-account history index finds the accounts a transaction touched.
+ledger.ops.governance, and those of extension operations) and attributes (a canonical map of int/str/bin).
+Account-valued attributes use the names in ACCOUNT_ATTRS, which is how the per-account history index finds the
+accounts a transaction touched.
 
 A receipt records the outcome of one transaction in a block: code 0 with the events, or the refusal code, the index
 of the failing operation (nil when the refusal is not tied to an operation) and a detail message, with no events.

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 from consensus.simulator import BEHAVIOURS, merge_summaries, run_many
