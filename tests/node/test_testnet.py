@@ -14,15 +14,15 @@ from collections.abc import Iterator
 import pytest
 
 from node.cli import main
-from node.tools import node_processes
-from node.tools.node_processes import process_cmdline
+from node.tools.node_processes import ROOT, process_cmdline
 from node.tools.testnet import Testnet, TestnetError
 
 
 def test_nodes_run_this_checkout() -> None:
     """Node processes start in (and import from) the repository this module belongs to, not another installed copy."""
-    here = os.path.join(node_processes.ROOT, "node", "tools", "node_processes.py")
-    assert here == os.path.abspath(node_processes.__file__)
+    import node.tools.node_processes as launcher
+
+    assert os.path.join(ROOT, "node", "tools", "node_processes.py") == os.path.abspath(launcher.__file__)
 
 
 def node_processes(directory: str) -> list[int]:
