@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/node_runtime_bench.py [--txs 20000] [--nodes 4]     (--nodes 1: the dev chain)
 
-Starts real `ledger node run` processes on loopback (tests/node/cluster.py), loads them with pre-signed transfers
+Starts real `ledger node run` processes on loopback (tests/node/tools/cluster.py), loads them with pre-signed transfers
 through their admin sockets, and prints committed tx/s (first commit of the load to the last), then wipes one node
 and measures how fast it catches up by block sync (blocks/s and tx/s, from the node's own sync log line).
 Numbers depend on the machine; on the shared 2-core development machine other work competes for the cores.
@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.node.cluster import Cluster
+from tests.node.tools.cluster import Cluster
 
 
 def load(c: Cluster, txs: int) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 The API never touches consensus, the mempool or sockets directly; it reads the store, asks the facade to admit
 transactions, and listens to commits. node/validator/node.py implements this for a real validator; tests use an
-in-process single-validator chain (tests/node/api_world.py).
+in-process single-validator chain (tests/node/api/api_world.py).
 """
 
 from __future__ import annotations

@@ -99,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_app(args: argparse.Namespace) -> int:
-    import logging
 
     from node.tools.simulation.many import merge
     from node.tools.simulation.many import run_many as run_many_app
@@ -107,7 +106,6 @@ def _run_app(args: argparse.Namespace) -> int:
     if args.nodes < 4 or args.spare < 0:
         print("error: --app needs at least 4 nodes and spare >= 0", file=sys.stderr)
         return 2
-    logging.disable(logging.CRITICAL)  # a run logs every fault it injects; the summary says what happened
 
     def progress(result: object) -> None:
         if not args.json and not result.ok:  # type: ignore[attr-defined]

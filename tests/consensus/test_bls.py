@@ -422,7 +422,7 @@ def test_sign_verify_round_trip_and_message_binding(i: int, msg: bytes, other: b
 
 def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     """The caller chooses the backend by name; without one, the fast backend when installed (it is here). The
-    module reads no environment (a node resolves its choice in node/chain/protocol.py: tests/node/test_bls_backend.py)."""
+    module reads no environment (a node resolves its choice in node/chain/protocol.py: tests/node/validator/test_bls_backend.py)."""
     assert bls.get_backend("blspy") is FAST
     assert bls.get_backend("py_ecc") is REF
     assert isinstance(FAST, bls.BlsBackend) and isinstance(REF, bls.BlsBackend)

@@ -7,8 +7,9 @@ counters summed over the runs; `ledger simulate --app` prints it.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from consensus.simulator import SUMMED_KEYS, merge_summaries
@@ -17,11 +18,28 @@ from node.tools.simulation.run import NodeSimConfig, NodeSimResult, run_seed
 __all__ = ["merge", "run_many"]
 
 
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """A run logs every fault it injects (crashes, refused peers, lost safety state): the summary says what happened."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
 def run_many(seeds: int, *, seed_start: int = 0, all_restart: bool | None = None,
              on_result: Callable[[NodeSimResult], None] | None = None,
              clock: Callable[[], float] | None = None, **options: Any) -> dict[str, Any]:
     """Run seeds seed_start .. seed_start + seeds - 1. With all_restart=None every fourth seed powers every machine
     off at once. `options`: NodeSimConfig fields. `clock` (e.g. time.perf_counter) only measures."""
+    with quiet_logs():
+        return _run_many(seeds, seed_start, all_restart, on_result, clock, options)
+
+
+def _run_many(seeds: int, seed_start: int, all_restart: bool | None, on_result: Callable[[NodeSimResult], None] | None,
+              clock: Callable[[], float] | None, options: dict[str, Any]) -> dict[str, Any]:
     started = clock() if clock else 0.0
     summary: dict[str, Any] = {key: 0 for key in SUMMED_KEYS} | {"failed_seeds": [], "failures": [], "counters": {}}
     for seed in range(seed_start, seed_start + seeds):
@@ -59,6 +77,3 @@ def merge(parts: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     merged.pop("rounds_per_second", None)
     return merged
 
-
-def config_fields() -> set[str]:
-    return {f.name for f in dataclasses.fields(NodeSimConfig)}

@@ -13,7 +13,7 @@ from nacl.signing import SigningKey
 from node.api import ApiConfig
 from node.api import errors as e
 from node.api.auth import ReplayCache, canonical_query, canonical_request
-from tests.node.api_world import (
+from tests.node.api.api_world import (
     AGENT,
     ALICE,
     AUDITOR,

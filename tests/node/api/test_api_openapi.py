@@ -23,7 +23,7 @@ from node.api import ApiConfig, ApiLimits
 from node.api.openapi import build_openapi
 from node.api.routes import ALL_ROUTES
 from node.chain.protocol import OPERATIONS
-from tests.node.api_world import (
+from tests.node.api.api_world import (
     ALICE,
     AUDITOR,
     BOB,
@@ -37,7 +37,7 @@ from tests.node.api_world import (
     signed_headers,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 SPEC = build_openapi(ALL_ROUTES)
 
 

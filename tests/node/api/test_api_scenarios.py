@@ -32,7 +32,7 @@ from ledger.operations import (
 from node.cli import main
 from node.client import AccountKey, ApiError, load_trust_anchor, statement_bytes, verify_statement
 from node.tools.testnet import Testnet
-from tests.node.scenario_net import Driver, genesis_keys, start_network
+from tests.node.tools.scenario_net import Driver, genesis_keys, start_network
 
 ADMIN = "admin@m0"
 CASH = "CASH-T"

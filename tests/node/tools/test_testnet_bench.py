@@ -12,7 +12,7 @@ import pytest
 
 from node.cli import main
 from node.tools.loadgen import estimate_latencies
-from tests.node.test_testnet import node_processes
+from tests.node.tools.test_testnet import node_processes
 
 
 @pytest.mark.parametrize("via", ["api", "admin"])

@@ -8,7 +8,7 @@ import node.api.errors
 import node.chain.mempool  # noqa: F401  (defines the mempool codes)
 from ledger import codes
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "reason-codes.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "reason-codes.md"
 
 
 def test_every_node_code_is_documented() -> None:

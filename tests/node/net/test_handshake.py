@@ -32,7 +32,7 @@ from node.net.handshake import (
     signed_message,
     transcript_hash,
 )
-from tests.node.wire import first_sealer
+from tests.node.client.wire import first_sealer
 
 CHAIN = "test-chain"
 

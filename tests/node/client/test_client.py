@@ -1,5 +1,5 @@
 """The client SDK against the real HTTP API (node/api) served in-process on 127.0.0.1, over a test node facade whose
-blocks are real ledger blocks in a LevelDB store with real BLS commit certificates (tests/node/test_statement.py).
+blocks are real ledger blocks in a LevelDB store with real BLS commit certificates (tests/node/chain/test_statement.py).
 
 Scenario 6 end to end through the SDK: a custodian places a hold on its client's units, releases it, places another,
 fetches the client's custody statement, and anyone holding only the genesis document verifies it offline."""
@@ -48,7 +48,7 @@ from node.client import (
 )
 from node.client.wire import canonical_request, signed_headers
 from tests.ledger.world import ADMIN, CHAIN, T0, key_for, pub
-from tests.node.test_statement import (
+from tests.node.chain.test_statement import (
     AGENT,
     CUSTODIAN,
     DAVE,

@@ -19,7 +19,7 @@ from nacl.signing import SigningKey
 
 from node.chain.sigverify import Ed25519Verifier, VerifyItem, verify_items, verify_one
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def key(i: int) -> SigningKey:

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from node.validator.config import load_config, write_config
-from tests.node.cluster import Cluster
+from tests.node.tools.cluster import Cluster
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from node.tools.localnet import generate_network
 from node.validator.config import ConfigError, load_config, write_config
 from node.validator.node import ValidatorNode
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FAST = bls.get_backend("blspy")
 REF = bls.get_backend("py_ecc")
 

@@ -1,5 +1,5 @@
 """API throughput, measured over real TCP on localhost (client and server in one process, so the numbers are a
-lower bound for the server): `python -m tests.node.api_bench [--seconds 3] [--concurrency 16]`.
+lower bound for the server): `python -m tests.node.api.api_bench [--seconds 3] [--concurrency 16]`.
 
 - submit:   POST /v1/tx (JSON hex), the admission path: parse, decode, verify the Ed25519 signature, admit.
             Blocks are not produced during the run (the in-process test chain has no consensus).
@@ -23,7 +23,7 @@ from aiohttp import web
 
 from ledger import operations as o
 from node.api import ApiConfig, ApiLimits, create_app
-from tests.node.api_world import ALICE, BOB, DAVE, ChainFacade, new_tx, populated_world, signed_headers
+from tests.node.api.api_world import ALICE, BOB, DAVE, ChainFacade, new_tx, populated_world, signed_headers
 
 FAST = ApiLimits(rate_per_second=10**6, rate_burst=10**6)
 
@@ -61,7 +61,7 @@ async def _drive(n_workers: int, seconds: float, make: Any) -> tuple[int, int]:
 
 async def main(seconds: float, concurrency: int) -> None:
     world = populated_world(tempfile.mkdtemp() + "/db")
-    print(f"# python -m tests.node.api_bench --seconds {seconds} --concurrency {concurrency}")
+    print(f"# python -m tests.node.api.api_bench --seconds {seconds} --concurrency {concurrency}")
     # submit ----------------------------------------------------------------------------------------------------
     n = int(seconds * 4000)
     txs = [json.dumps({"tx": new_tx(world, ALICE, o.Transfer(ALICE, "BOND-A", (o.TransferLeg(BOB, 1),))

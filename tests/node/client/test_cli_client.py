@@ -1,5 +1,5 @@
 """The client commands of the `ledger` CLI (keys, tx, query, statement, verify-statement) against the in-process API
-of tests/node/test_client.py: outputs, effects and exit codes."""
+of tests/node/client/test_client.py: outputs, effects and exit codes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from node.chain.genesis import write_genesis
 from node.cli import main
 from node.client import load_key, operation, operation_to_json, save_key
 from tests.ledger.world import CHAIN
-from tests.node.test_client import AGENT, BOB, CUSTODIAN, DAVE, EVE, ISSUER, OP_SAMPLES, ClientWorld, account_key
+from tests.node.client.test_client import AGENT, BOB, CUSTODIAN, DAVE, EVE, ISSUER, OP_SAMPLES, ClientWorld, account_key
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_governance_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     from node.api import ApiConfig
     from node.client import AccountKey
     from tests.ledger.world import key_for
-    from tests.node.test_api_governance import (
+    from tests.node.api.test_api_governance import (
         MEMBERS,
         USER,
         GovChain,
@@ -205,7 +205,7 @@ def test_governance_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         genesis_document,
         gov,
     )
-    from tests.node.test_client import ServerThread
+    from tests.node.client.test_client import ServerThread
 
     chain = GovChain(str(tmp_path / "db"))
     server = ServerThread(GovFacade(chain), ApiConfig(open_reads=True))

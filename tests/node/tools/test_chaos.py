@@ -15,7 +15,7 @@ import pytest
 from node.cli import main
 from node.tools.chaos import ChaosConfig, ChaosReport, run_chaos, summary, supply_at
 from node.tools.testnet import Testnet
-from tests.node.test_testnet import node_processes
+from tests.node.tools.test_testnet import node_processes
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from node.tools.localnet import ADMIN_ACCOUNT, generate_network, load_accounts
 from node.validator.config import load_config
 from node.validator.node import ValidatorNode
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHAIN = "opset-it"
 U1 = "user-1@m0"
 FAR = 4_000_000_000

@@ -47,7 +47,7 @@ from node.chain.sigverify import Ed25519Verifier
 from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
 from node.validator.keyfile import NodeKeys, load_keys, load_next_keys, next_keys_path, rotate_keys, write_keys
 from node.validator.node import ValidatorNode
-from tests.node.cluster import free_ports
+from tests.node.tools.cluster import free_ports
 
 PARAMS = ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50, max_backoff_exponent=2)
 SEED = b"epochs"

@@ -14,7 +14,7 @@ import pytest
 from node.net.framing import BODY_OVERHEAD, KIND_CLOSE, KIND_DATA, LENGTH_BYTES
 from node.net.handshake import HELLO_BYTES, MAGIC, Handshake, Identity, PeerSet
 from node.net.transport import SendOutcome, Transport, TransportConfig, TransportError
-from tests.node.wire import MitmProxy, WireProxy, raw_peer, read_frame
+from tests.node.client.wire import MitmProxy, WireProxy, raw_peer, read_frame
 
 CHAIN = "test-chain"
 TESTNET_CHAIN = "testnet-transport"

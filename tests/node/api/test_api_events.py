@@ -16,7 +16,7 @@ from ledger import operations as o
 from node.api import ApiConfig, ApiLimits
 from node.api import errors as e
 from node.api.routes.events import WS_CLOSE_OTHER, WS_CLOSE_SLOW_CONSUMER
-from tests.node.api_world import (
+from tests.node.api.api_world import (
     ALICE,
     BOB,
     DAVE,

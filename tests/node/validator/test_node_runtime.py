@@ -196,7 +196,7 @@ def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> Non
 
 
 def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, caplog) -> None:
-    from tests.node.cluster import free_ports
+    from tests.node.tools.cluster import free_ports
 
     ports = free_ports(2)
     layout = generate_network(str(tmp_path / "a"), 2, chain_id="testnet-two", seed=b"two", base_port=ports[0],
@@ -242,7 +242,7 @@ class _FourValidatorNet:
     def __init__(self, tmp_path, chain_id: str, seed: bytes) -> None:
         import json
 
-        from tests.node.cluster import free_ports
+        from tests.node.tools.cluster import free_ports
 
         self.tmp_path = tmp_path
         self.ports = free_ports(4)

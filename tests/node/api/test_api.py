@@ -22,7 +22,7 @@ from node.api import ApiConfig, ApiLimits
 from node.api import errors as e
 from node.chain.protocol import OPERATIONS
 from node.chain.statement import TrustAnchor, verify_statement
-from tests.node.api_world import (
+from tests.node.api.api_world import (
     ALICE,
     BOB,
     CHAIN,

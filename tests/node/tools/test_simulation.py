@@ -14,7 +14,7 @@ import pytest
 from node.cli import main
 from node.tools.simulation.run import NodeSimConfig, run_seed
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def _simulate(capsys, *args: str) -> dict:
