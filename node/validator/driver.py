@@ -99,6 +99,8 @@ STATUS_INTERVAL_MS: Final = 1_000
 STARTUP_WAIT_MS: Final = 3_000
 # Behind the height f+1 voting power reports by more than this many blocks: leave consensus and catch up by block sync.
 SYNC_LAG: Final = 12
+# Behind the f+1 height at all, with the head unmoved for this long: catch up by block sync too.
+STUCK_BEHIND_MS: Final = 3 * STATUS_INTERVAL_MS
 # A leader with fewer transactions than a full block waits until this long after its previous proposal, so blocks
 # batch transactions instead of carrying one each (a local choice: not part of the protocol).
 MIN_BLOCK_INTERVAL_MS: Final = 40
@@ -156,6 +158,7 @@ class ValidatorDriver:
         self._gap: tuple[Block, CommitCertificate, int] | None = None  # a commit above head + 1, its deadline
         self._epoch_switch = False
         self._epoch_mark_ok = True
+        self._behind: tuple[int, int] | None = None  # (head height, since when) while f+1 report a higher one
 
     # ------------------------------------------------------------------------------------------------- interface
 
@@ -324,13 +327,21 @@ class ValidatorDriver:
             self._guarded("startup", self._start_consensus)
 
     def _maybe_fall_behind(self) -> None:
+        """Leave consensus for block sync when f+1 voting power reports heights more than SYNC_LAG above ours, or
+        above ours at all while our head has not moved for STUCK_BEHIND_MS (a node a block or two behind an epoch
+        change its replica cannot learn of, while the others wait for it, would otherwise wait forever)."""
         if self.replica is None or self.sync.active or self.mode != "consensus":
             return
+        head, now = self.app.head.height, self.clock.monotonic_ms()
         target = self.sync_target_height()
-        if target > self.app.head.height + SYNC_LAG:
-            log.warning("fell_behind node=%s height=%d target=%d: f+1 validators are ahead, switching to block sync",
-                        self.node_id, self.app.head.height, target)
+        if self._behind is None or self._behind[0] != head or target <= head:
+            self._behind = (head, now) if target > head else None
+        stuck = self._behind is not None and now - self._behind[1] >= STUCK_BEHIND_MS
+        if target > head + SYNC_LAG or stuck:
+            log.warning("fell_behind node=%s height=%d target=%d stuck=%s: f+1 validators are ahead, switching to "
+                        "block sync", self.node_id, head, target, stuck)
             self.counters["fell_behind"] += 1
+            self._behind = None
             self._stop_consensus()
             self._guarded("resync", self._catch_up, 0, "consensus")
 
