@@ -48,6 +48,7 @@ from consensus.actions import (
     SetTimer,
     SyncBlocks,
 )
+from consensus.byzantine import BEHAVIOURS, ByzantineSender
 from consensus.certificates import (
     CommitCertificateError,
     EpochChainError,
@@ -64,19 +65,15 @@ from consensus.messages import (
     Proposal,
     QuorumCert,
     SafetyState,
-    Timeout,
     Vote,
     encode_message,
     genesis_block,
     genesis_qc,
     payload_hash,
-    proposal_message,
-    vote_message,
 )
 from consensus.replica import Replica, ReplicaConfig
 from consensus.validators import Validator, ValidatorSet
 
-BEHAVIOURS: Final = ("equivocate", "double_vote", "silent", "garbage", "stale")
 GENESIS_ROOT: Final = hashlib.sha256(b"simulated genesis state").digest()
 
 
@@ -191,7 +188,7 @@ class _Disk:
 
 
 class _Node:
-    __slots__ = ("behaviour", "crash_after", "disk", "history", "id", "index", "replica", "roots", "timer_gen", "up")
+    __slots__ = ("behaviour", "crash_after", "disk", "id", "index", "liar", "replica", "roots", "timer_gen", "up")
 
     def __init__(self, index: int, behaviour: str | None) -> None:
         self.index = index
@@ -202,7 +199,7 @@ class _Node:
         self.timer_gen = 0
         self.behaviour = behaviour
         self.roots: dict[bytes, bytes] = {}
-        self.history: list[bytes] = []
+        self.liar: ByzantineSender | None = None  # a Byzantine node's rewritten traffic
         self.crash_after: int | None = None
 
 
@@ -252,6 +249,12 @@ class Simulation:
         self.live_at_round: int | None = None
         self.proofs: list[EpochChangeProof] = []
         self.joined: set[int] = set()
+        for node in self.nodes:
+            if node.behaviour is not None:
+                node.liar = ByzantineSender(node.behaviour, self.rng, sign=functools.partial(self._sign, node),
+                                            chain_id=self.chain_id,
+                                            max_payload=self.replica_config.max_payload_bytes,
+                                            on_payload=self.payloads.add)
 
     def _draw_schedule(self, n: int, spare: int) -> None:
         rng = self.rng
@@ -329,8 +332,8 @@ class Simulation:
         node = self.nodes[dst]
         if not node.up or node.replica is None:
             return
-        if node.behaviour == "stale" and len(node.history) < 200:
-            node.history.append(data)
+        if node.liar is not None:
+            node.liar.heard(data)
         self._run(node, node.replica.on_bytes(self.nodes[src].id, data))
 
     # ----------------------------------------------------------------------------------------------------------
@@ -518,13 +521,14 @@ class Simulation:
     # Outgoing traffic, honest or rewritten by a Byzantine behaviour
 
     def _outgoing(self, node: _Node, targets: list[int], message: Message) -> None:
-        if node.behaviour is None:
+        if node.liar is None:
             self._check_honest(node, message)
             data = encode_message(message)
             for t in targets:
                 self._send(node.index, t, data)
             return
-        getattr(self, f"_byz_{node.behaviour}")(node, targets, message)
+        for t, data in node.liar.send(message, targets, list(range(len(self.nodes)))):
+            self._send(node.index, t, data)
 
     def _check_honest(self, node: _Node, message: Message) -> None:
         if isinstance(message, Vote):
@@ -539,88 +543,6 @@ class Simulation:
 
     def _sign(self, node: _Node, msg: bytes) -> bytes:
         return self.verifier.backend.sign(_secret_key(node.index), msg)
-
-    def _byz_silent(self, node: _Node, targets: list[int], message: Message) -> None:
-        return
-
-    def _byz_equivocate(self, node: _Node, targets: list[int], message: Message) -> None:
-        if isinstance(message, Proposal):
-            h = message.block.header
-            payload = self.rng.randbytes(16)
-            self.payloads.add(payload_hash(payload))
-            other_header = type(h)(h.chain_id, h.epoch, h.round, h.height, h.parent_id, h.proposer,
-                                   payload_hash(payload), h.qc)
-            other_block = Block(other_header, payload)
-            sig = self._sign(node, proposal_message(self.chain_id, h.epoch, h.round, other_block.id))
-            other = Proposal(other_block, message.tc, sig)
-            a, b = encode_message(message), encode_message(other)
-            for k, t in enumerate(targets):
-                self._send(node.index, t, a if k % 2 == 0 else b)
-                if k == 0:
-                    self._send(node.index, t, b)
-            return
-        data = encode_message(message)
-        for t in targets:
-            self._send(node.index, t, data)
-
-    def _byz_double_vote(self, node: _Node, targets: list[int], message: Message) -> None:
-        data = encode_message(message)
-        for t in targets:
-            self._send(node.index, t, data)
-        if isinstance(message, Vote):
-            fake_root = self.rng.randbytes(32)
-            sig = self._sign(node, vote_message(self.chain_id, message.epoch, message.round, message.block_id,
-                                                fake_root))
-            other = Vote(message.epoch, message.round, message.block_id, fake_root, message.voter, sig)
-            for t in targets:
-                self._send(node.index, t, encode_message(other))
-
-    def _byz_garbage(self, node: _Node, targets: list[int], message: Message) -> None:
-        data = bytearray(encode_message(message))
-        for t in targets:
-            kind = self.rng.randrange(5)
-            if kind == 0:
-                out = self.rng.randbytes(self.rng.randint(0, 200))
-            elif kind == 1 and data:
-                mutated = bytearray(data)
-                for _ in range(self.rng.randint(1, 4)):
-                    pos = self.rng.randrange(len(mutated))
-                    mutated[pos] ^= 1 << self.rng.randrange(8)
-                out = bytes(mutated)
-            elif kind == 2:
-                out = bytes(data[: self.rng.randrange(len(data) + 1)])
-            elif kind == 3 and isinstance(message, Proposal):
-                # Properly signed, but with a payload above the limit.
-                h = message.block.header
-                payload = bytes(self.replica_config.max_payload_bytes + 1)
-                big_header = type(h)(h.chain_id, h.epoch, h.round, h.height, h.parent_id, h.proposer,
-                                     payload_hash(payload), h.qc)
-                big = Block(big_header, payload)
-                sig = self._sign(node, proposal_message(self.chain_id, h.epoch, h.round, big.id))
-                out = encode_message(Proposal(big, message.tc, sig))
-            elif kind == 3 and isinstance(message, (Vote, Timeout)):
-                # Right shape, wrong signature.
-                bad = self.rng.randbytes(96)
-                out = encode_message(Vote(0, message.round, self.rng.randbytes(32), self.rng.randbytes(32),
-                                          node.index, bad))
-            else:
-                out = bytes(data) + b"\x00" * self.rng.randint(1, 8)
-            self._send(node.index, t, out)
-
-    def _byz_stale(self, node: _Node, targets: list[int], message: Message) -> None:
-        data = encode_message(message)
-        for t in targets:
-            self._send(node.index, t, data)
-        if node.history and self.rng.random() < 0.5:
-            old = node.history[self.rng.randrange(len(node.history))]
-            for t in targets:
-                self._send(node.index, t, old)
-        if isinstance(message, Vote) and message.round > 3:
-            r = message.round - self.rng.randint(2, 3)
-            sig = self._sign(node, vote_message(self.chain_id, message.epoch, r, message.block_id, message.state_root))
-            stale = Vote(message.epoch, r, message.block_id, message.state_root, message.voter, sig)
-            for t in range(len(self.nodes)):
-                self._send(node.index, t, encode_message(stale))
 
     # ----------------------------------------------------------------------------------------------------------
     # Fault schedule

@@ -16,7 +16,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from consensus.simulator import BEHAVIOURS, merge_summaries, run_many
+from consensus.byzantine import BEHAVIOURS
+from consensus.simulator import merge_summaries, run_many
 
 # Seeds per task when --jobs > 1.
 CHUNK: int = 20
