@@ -27,7 +27,8 @@ import shutil
 import sys
 import tempfile
 
-from node.cli.testnet import DEFAULT_DIR, api_answers
+from node.cli.testnet import DEFAULT_DIR
+from node.tools.testnet import api_answers
 
 DEMO_CHAIN_ID = "testnet-demo"
 START_TIMEOUT_S = 90.0

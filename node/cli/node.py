@@ -20,12 +20,13 @@ import sys
 import time
 
 from ledger.store import StoreError
-from node.api.admin_socket import AdminServer, admin_request
 from node.api.context import ApiConfig
 from node.api.server import start_api
 from node.chain.genesis import ChainParams, GenesisError
 from node.errors import NodeError
 from node.net.transport import TransportError
+from node.tools.admin_client import AdminConnection
+from node.validator.admin_socket import AdminServer
 from node.validator.config import ConfigError, load_config
 from node.validator.keyfile import KeyFileError
 from node.validator.logs import setup_logging
@@ -103,7 +104,8 @@ def status_command(args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         path = os.path.join(args.data, "node-0", "data", "admin.sock")
     try:
-        print(json.dumps(admin_request(path, {"op": "status"}), indent=2))
+        with AdminConnection(path) as conn:
+            print(json.dumps(conn.request({"op": "status"}), indent=2))
     except OSError as exc:
         print(f"error: cannot reach the node at {path}: {exc}", file=sys.stderr)
         return 1

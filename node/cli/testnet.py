@@ -27,9 +27,8 @@ import os
 import shutil
 import sys
 import time
-import urllib.request
 
-from node.tools.testnet import Testnet, TestnetError
+from node.tools.testnet import Testnet, TestnetError, api_answers
 
 DEFAULT_DIR = os.environ.get("LEDGER_TESTNET_DIR", ".testnet")
 
@@ -125,15 +124,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _fail(exc: TestnetError) -> int:
     print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
     return 1
-
-
-def api_answers(url: str, timeout: float = 1.0) -> bool:
-    """Whether the node's HTTP API answers /v1/status."""
-    try:
-        with urllib.request.urlopen(url + "/v1/status", timeout=timeout) as r:
-            return bool(r.status == 200)
-    except (OSError, ValueError):
-        return False
 
 
 def print_addresses(net: Testnet) -> None:

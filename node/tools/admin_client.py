@@ -1,4 +1,4 @@
-"""The client side of a node's admin socket (DATA/admin.sock, node/api/admin_socket.py): one JSON line per request
+"""The client side of a node's admin socket (DATA/admin.sock, node/validator/admin_socket.py): one JSON line per request
 and per answer. The testnet launcher, chaos and the bench reach their nodes through it, whether the nodes run as
 processes or inside the launching process.
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Final, Self
 
 ADMIN_TIMEOUT_S: Final = 5.0
-MAX_ANSWER_BYTES: Final = 64 << 20  # the node's own line limit (node.api.admin_socket.MAX_LINE)
+MAX_ANSWER_BYTES: Final = 64 << 20  # the node's own line limit (node.validator.admin_socket.MAX_LINE)
 
 
 class AdminConnection:

@@ -211,9 +211,9 @@ def supply_at(url: str, auditor: Any, accounts: Iterable[str], assets: Iterable[
 
 def check_supply(net: Testnet, shared: _Shared) -> None:
     """The supply check through the API of the first running node that serves it (skipped when none does)."""
-    from node.cli.testnet import api_answers
     from node.client import AccountKey, ClientError, LedgerClientError
     from node.tools.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
+    from node.tools.testnet import api_answers
 
     for i in range(net.n):
         if not net.running(i) or not api_answers(net.api_url(i), timeout=0.5):

@@ -76,9 +76,9 @@ class InProcessNodes:
 
     async def _start(self, i: int) -> None:
         from node.api import ApiConfig
-        from node.api.admin_socket import AdminServer
         from node.api.server import start_api
         from node.chain.sigverify import Ed25519Verifier
+        from node.validator.admin_socket import AdminServer
         from node.validator.config import load_config
         from node.validator.node import ValidatorNode
 

@@ -343,7 +343,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         sockets = tuple(net.socket_path(i) for i in range(net.n))
         api_urls: tuple[str, ...] = ()
         if config.via in ("api", "auto"):
-            from node.cli.testnet import api_answers
+            from node.tools.testnet import api_answers
 
             serving = all(api_answers(net.api_url(i)) for i in range(net.n))
             if serving:

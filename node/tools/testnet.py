@@ -37,6 +37,7 @@ import json
 import os
 import socket
 import time
+import urllib.request
 from collections.abc import Iterable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -563,3 +564,12 @@ class Testnet:
         for i in range(self.n):
             self._apply_faults(i)
         return pids
+
+
+def api_answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether the node's HTTP API answers /v1/status."""
+    try:
+        with urllib.request.urlopen(url + "/v1/status", timeout=timeout) as r:
+            return bool(r.status == 200)
+    except (OSError, ValueError):
+        return False

@@ -11,8 +11,8 @@ from typing import Any
 
 import nacl.signing
 
-from node.api.admin_socket import admin_request
 from node.chain.genesis import ChainParams
+from node.tools.admin_client import AdminConnection
 from node.tools.load import signed_transfer
 from node.tools.localnet import load_accounts
 from node.tools.testnet import Testnet
@@ -85,7 +85,8 @@ class Cluster:
         self.net.kill_all()
 
     def request(self, i: int, req: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        return admin_request(self.net.socket_path(i), req, timeout)
+        with AdminConnection(self.net.socket_path(i), timeout) as conn:
+            return conn.request(req)
 
     def status(self, i: int) -> dict[str, Any] | None:
         try:

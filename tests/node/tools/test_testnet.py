@@ -159,7 +159,7 @@ def test_genesis_governors_and_add_node_files(tmp_path: os.PathLike[str], capsys
 def test_in_process_nodes_answer_the_same_commands(tmp_path: os.PathLike[str]) -> None:
     """The same launcher with its nodes inside this process: up, status, a fault, restart, down, through the same
     admin sockets and API ports; kill -9 needs a process, and no other process can open this network."""
-    from node.cli.testnet import api_answers
+    from node.tools.testnet import api_answers
 
     net = Testnet.create(str(tmp_path), 4, seed=b"in-process", in_process=True)
     try:

@@ -10,7 +10,7 @@ One JSON object per line in each direction:
     {"op": "fault", "action": "block"|"unblock"|"delay", "peers": [...], "ms": int}   testnet configs only
     {"op": "metrics"}                                 -> {"text": Prometheus exposition}
 
-Errors: {"error": code, "message": text}. Used by operators (`ledger node status`), the testnet launcher and tests.
+Errors: {"error": code, "message": text}. Used by operators (`ledger node status`), the testnet launcher and tests, through node/tools/admin_client.py.
 Only local processes with access to the data directory can connect.
 """
 
@@ -126,19 +126,3 @@ class AdminServer:
             return {"ok": True, "faults": transport.fault_state()}
         return {"error": "bad_request", "message": f"unknown op {op!r}"}
 
-
-def admin_request(path: str, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-    """A blocking client call (CLI, tests)."""
-    import socket
-
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf)
