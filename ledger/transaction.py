@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nacl.exceptions import BadSignatureError
@@ -102,14 +102,18 @@ ENVELOPE: Record = record_type(TxEnvelope)
 
 @dataclass(frozen=True, slots=True)
 class SignedTransaction:
-    """A decoded signed transaction with its exact body bytes and id."""
+    """A decoded signed transaction with its exact body bytes and id. `envelope`: its wire bytes when known (kept by
+    decode_transaction, so a transaction received as bytes is never encoded again)."""
 
     body: TxBody
     body_bytes: bytes
     signatures: tuple[Signature, ...]
     tx_id: bytes
+    envelope: bytes | None = field(default=None, compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
+        if self.envelope is not None:
+            return self.envelope
         return encode(ENVELOPE, TxEnvelope(self.body_bytes, self.signatures))
 
     @property
@@ -140,7 +144,8 @@ def decode_transaction(data: bytes, *, operations: OperationSet) -> SignedTransa
     (or an operation kind outside the set: UNKNOWN_VARIANT) raises DecodeError."""
     env: TxEnvelope = decode(ENVELOPE, data, MAX_TX_BYTES)
     body = decode_body(env.body, operations=operations)
-    return SignedTransaction(body, env.body, env.signatures, tx_id_of(env.body))
+    # Decoding is strict (the bytes re-encode to themselves), so `data` is the canonical envelope.
+    return SignedTransaction(body, env.body, env.signatures, tx_id_of(env.body), bytes(data))
 
 
 def sign_transaction(

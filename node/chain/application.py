@@ -38,6 +38,7 @@ from ledger.protocol import Protocol
 from ledger.records import ProposalStatus
 from ledger.state import decode_value
 from ledger.store import LedgerStore
+from ledger.transaction import SignedTransaction
 from node.chain.certified import bootstrap_store, cert_key, evidence_key, load_certificate
 from node.chain.commit_feed import CommitFeed
 from node.chain.epochs import Epochs, EpochSwitch
@@ -168,12 +169,12 @@ class Application:
 
     # -- admission (CheckTx) ---------------------------------------------------------------------------------------
 
-    async def admit(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
-        """Admit signed transaction bytes to the mempool, signatures checked on the verifier's worker processes.
-        At most `mempool.limits.max_batch` per call; one Admission each, in order."""
+    async def admit(self, raws: Sequence[bytes | SignedTransaction], origin: str | None = None) -> list[Admission]:
+        """Admit signed transactions (bytes, or already decoded: not decoded again) to the mempool, signatures checked
+        on the verifier's worker processes. At most `mempool.limits.max_batch` per call; one Admission each."""
         return await self.mempool.submit_many(raws, origin)
 
-    def admit_now(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
+    def admit_now(self, raws: Sequence[bytes | SignedTransaction], origin: str | None = None) -> list[Admission]:
         """`admit` with the signatures checked in the calling thread (same answers)."""
         return self.mempool.submit_many_now(raws, origin)
 

@@ -271,7 +271,8 @@ class Mempool:
         """Admit one transaction (from a client when origin is None, else from the peer `origin`)."""
         return (await self.submit_many((raw,), origin))[0]
 
-    async def submit_many(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
+    async def submit_many(self, raws: Sequence[bytes | SignedTransaction],
+                          origin: str | None = None) -> list[Admission]:
         """Admit several transactions with one signature-verification round on the verifier's worker processes;
         one Admission each, in order. At most `limits.max_batch` per call (a longer batch is a programming error)."""
         out, candidates, items = self._begin(raws)
@@ -282,7 +283,8 @@ class Mempool:
             raise
         return self._complete(out, candidates, verdicts, origin)
 
-    def submit_many_now(self, raws: Sequence[bytes], origin: str | None = None) -> list[Admission]:
+    def submit_many_now(self, raws: Sequence[bytes | SignedTransaction],
+                        origin: str | None = None) -> list[Admission]:
         """`submit_many` with the signatures checked in the calling thread (same answers): for a caller without an
         event loop, such as the deterministic simulator."""
         out, candidates, items = self._begin(raws)
@@ -293,7 +295,7 @@ class Mempool:
             raise
         return self._complete(out, candidates, verdicts, origin)
 
-    def _begin(self, raws: Sequence[bytes]) -> tuple[list[Admission | None], list[tuple[int, _Candidate]],
+    def _begin(self, raws: Sequence[bytes | SignedTransaction]) -> tuple[list[Admission | None], list[tuple[int, _Candidate]],
                                                        list[VerifyItem]]:
         assert len(raws) <= self.limits.max_batch, f"submit_many takes at most {self.limits.max_batch} transactions"
         out: list[Admission | None] = [None] * len(raws)
@@ -326,7 +328,11 @@ class Mempool:
         assert all(a is not None for a in out)
         return out  # type: ignore[return-value]
 
-    def _precheck(self, raw: bytes, first_item: int) -> Admission | _Candidate:
+    def _precheck(self, item: bytes | SignedTransaction, first_item: int) -> Admission | _Candidate:
+        """`item`: signed transaction bytes, or a transaction the caller already decoded (the API's routes), whose
+        wire bytes it keeps: it is not decoded again."""
+        decoded = item if isinstance(item, SignedTransaction) else None
+        raw = item.to_bytes() if decoded is not None else item
         if type(raw) is not bytes:
             raw = bytes(raw)
         if len(raw) > MAX_TX_BYTES:
@@ -340,7 +346,7 @@ class Mempool:
         if pooled is not None:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), pooled)
         try:
-            tx = decode_transaction(raw, operations=self._operations)
+            tx = decoded if decoded is not None else decode_transaction(raw, operations=self._operations)
         except DecodeError as exc:
             return self._reject(raw_hash, exc.code, str(exc))
         refusal = self._check_envelope(tx)

@@ -34,6 +34,7 @@ from consensus.certificates import SignatureVerifier
 from consensus.messages import Block, CommitCertificate
 from ledger.protocol import Protocol
 from ledger.store import LedgerStore
+from ledger.transaction import SignedTransaction
 from node.chain.application import Application
 from node.chain.genesis import Genesis, load_genesis
 from node.chain.mempool import Admission, MempoolLimits
@@ -319,19 +320,20 @@ class ValidatorNode:
             self.driver.on_admitted()
             self._perform()
 
-    async def submit_many(self, raws: Sequence[bytes]) -> list[Admission]:
-        """Admit signed transaction bytes from clients, one mempool verification round per `max_batch` of them; one
-        Admission each, in order. Newly admitted ones are gossiped to the peers."""
+    async def submit_many(self, txs: Sequence[bytes | SignedTransaction]) -> list[Admission]:
+        """Admit signed transactions from clients (bytes, or decoded by the API: not decoded again), one mempool
+        verification round per `max_batch` of them; one Admission each, in order. Newly admitted ones are gossiped
+        to the peers."""
         out: list[Admission] = []
         step = self.app.mempool.limits.max_batch
-        for i in range(0, len(raws), step):
-            chunk = [bytes(raw) for raw in raws[i:i + step]]
+        for i in range(0, len(txs), step):
+            chunk = list(txs[i:i + step])
             results = await self.app.admit(chunk)
             fresh = []
-            for raw, result in zip(chunk, results, strict=True):
+            for tx, result in zip(chunk, results, strict=True):
                 self.metrics.admission(result)
                 if result.ok:
-                    fresh.append(raw)
+                    fresh.append(tx.to_bytes() if isinstance(tx, SignedTransaction) else bytes(tx))
             if fresh:
                 self._gossip(fresh)
                 self.driver.on_admitted()

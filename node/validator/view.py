@@ -28,8 +28,11 @@ if TYPE_CHECKING:
 __all__ = ["NodeView"]
 
 
-def _api_admission(raw: bytes, result: PoolAdmission) -> Admission:
-    tx_id = result.tx_id if result.tx_id is not None else hashlib.sha256(raw).digest()
+def _api_admission(tx: SignedTransaction | bytes, result: PoolAdmission) -> Admission:
+    if result.tx_id is not None:
+        tx_id = result.tx_id
+    else:  # not even decodable: the API names it by the hash of its bytes
+        tx_id = tx.tx_id if isinstance(tx, SignedTransaction) else hashlib.sha256(tx).digest()
     if result.code == TX_ALREADY_PENDING:
         return Admission(tx_id, 0, result.message, duplicate=True)
     return Admission(tx_id, result.code, result.message)
@@ -67,9 +70,8 @@ class NodeView:
     async def submit_many(self, txs: Sequence[SignedTransaction | bytes]) -> list[Admission]:
         """One API Admission per transaction, in order, verified in one mempool round per `max_batch` of them (the
         API's batch route and the admin socket use it)."""
-        raws = [tx.to_bytes() if isinstance(tx, SignedTransaction) else bytes(tx) for tx in txs]
-        results = await self._node.submit_many(raws)
-        return [_api_admission(raw, result) for raw, result in zip(raws, results, strict=True)]
+        results = await self._node.submit_many(txs)
+        return [_api_admission(tx, result) for tx, result in zip(txs, results, strict=True)]
 
     def tx_pending(self, tx_id: bytes) -> bool:
         return self._app.mempool.contains(tx_id)

@@ -590,3 +590,23 @@ def test_a_failed_precheck_releases_the_room_of_earlier_candidates(verifier: Ed2
         asyncio.run(pool.submit_many([raw("alice@bank-a", 1), raw("carol@bank-b", 1), raw("bob@bank-b", 1)]))
     assert pool.stats() == pool.stats().__class__(0, 0, 0, 0, HEIGHT)
     assert asyncio.run(pool.submit(raw("alice@bank-a", 1))).ok
+
+
+def test_a_transaction_the_api_decoded_is_not_decoded_again(h: Harness, monkeypatch) -> None:
+    """The API's routes decode a submission to answer it; the mempool takes that object (with its wire bytes) and
+    admits it exactly as the bytes, without decoding them a second time."""
+    import node.chain.mempool as mempool_module
+    from ledger.transaction import decode_transaction
+
+    data = raw("alice@bank-a", 41)
+    tx = decode_transaction(data, operations=OPERATIONS)
+    assert tx.to_bytes() == data  # the envelope kept from decoding: nothing encoded again
+
+    def no_second_decode(*args, **kwargs):
+        raise AssertionError("decoded twice")
+
+    monkeypatch.setattr(mempool_module, "decode_transaction", no_second_decode)
+    (result,) = h.submit_many([tx])
+    assert result.ok and result.tx_id == tx.tx_id and h.pool.get(tx.tx_id) == data
+    (again,) = h.submit_many([tx])
+    assert again.code == TX_ALREADY_PENDING
