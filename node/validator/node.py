@@ -134,6 +134,7 @@ class ValidatorNode:
 
         self.view = NodeView(self)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gossip_out: list[bytes] = []
         self._gossip_task: asyncio.Task[None] | None = None
@@ -247,16 +248,21 @@ class ValidatorNode:
         self._arm_timer()
 
     def _arm_timer(self) -> None:
+        """One loop timer at the driver's next deadline (re-armed only when the deadline moved)."""
         deadline = self.driver.next_deadline()
+        if deadline == self._timer_deadline and (self._timer is not None or deadline is None):
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_deadline = deadline
         if deadline is not None:
             delay_s = max(0, deadline - self.clock.monotonic_ms()) / 1000
             self._timer = asyncio.get_running_loop().call_later(delay_s, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._timer_deadline = None
         self.driver.handle_timer()
         self._perform()
 
