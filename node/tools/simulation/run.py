@@ -28,13 +28,14 @@ import random
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from consensus.byzantine import BEHAVIOURS, ByzantineSender
 from consensus.certificates import SignatureVerifier
 from consensus.codec import CodecError
 from consensus.messages import decode_message
+from consensus.simulator import RunResult
 from node.chain.sigverify import Ed25519Verifier
 from node.net.messages import CH_CONSENSUS, GOSSIP_BATCH, encode_gossip
 from node.tools.simulation.checks import Checks
@@ -90,25 +91,11 @@ class NodeSimConfig:
 
 
 @dataclass(slots=True)
-class NodeSimResult:
-    seed: int
-    config: NodeSimConfig
-    safety_violations: list[str] = field(default_factory=list)
-    liveness_failures: list[str] = field(default_factory=list)
-    commits: int = 0
-    max_height: int = 0
-    rounds: int = 0
-    virtual_ms: int = 0
-    messages: int = 0
-    evidence: int = 0
-    epoch_changes: int = 0
-    byzantine: dict[int, str] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
-    digest: str = ""  # of every height's block id and state root: equal runs, equal digests
+class NodeSimResult(RunResult):
+    """The consensus simulator's result of a run (consensus/simulator.py), plus a digest of every height's block id
+    and state root: equal runs, equal digests."""
 
-    @property
-    def ok(self) -> bool:
-        return not self.safety_violations and not self.liveness_failures
+    digest: str = ""
 
 
 @functools.lru_cache(maxsize=1)
