@@ -39,7 +39,6 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from consensus.actions import (
@@ -87,10 +86,11 @@ from node.validator.effects import (
 from node.validator.keyring import KeyRing
 from node.validator.membership import Membership, PeerReports
 from node.validator.metrics import NodeMetrics
+from node.validator.proposing import PayloadWait
 from node.validator.replica_start import start_replica
 from node.validator.safety_store import SafetyStore
 
-__all__ = ["MIN_BLOCK_INTERVAL_MS", "STATUS_INTERVAL_MS", "SYNC_LAG", "ValidatorDriver"]
+__all__ = ["STATUS_INTERVAL_MS", "SYNC_LAG", "ValidatorDriver"]
 
 log = logging.getLogger("node.validator.driver")
 
@@ -101,9 +101,6 @@ STARTUP_WAIT_MS: Final = 3_000
 SYNC_LAG: Final = 12
 # Behind the f+1 height at all, with the head unmoved for this long: catch up by block sync too.
 STUCK_BEHIND_MS: Final = 3 * STATUS_INTERVAL_MS
-# A leader with fewer transactions than a full block waits until this long after its previous proposal, so blocks
-# batch transactions instead of carrying one each (a local choice: not part of the protocol).
-MIN_BLOCK_INTERVAL_MS: Final = 40
 # Validators named by open add_validator proposals that are admitted as (non-voting) peers ahead of their epoch.
 MAX_PROSPECTIVE_PEERS: Final = 16
 # A commit above head + 1 is preceded by block sync of the missing heights for at most this long.
@@ -114,14 +111,6 @@ RETRY_AFTER_FAILURE_MS: Final = 1_000
 RETRY_AFTER_ACTION_FAILURE_MS: Final = 500
 # Safety store pending blocks and prospective peers are refreshed every this many heights.
 HOUSEKEEPING_HEIGHTS: Final = 64
-
-
-@dataclass(slots=True)
-class _PayloadWait:
-    replica: Replica
-    request: RequestPayload
-    since_ms: int
-    waited_for_work: bool = False
 
 
 class ValidatorDriver:
@@ -150,8 +139,7 @@ class ValidatorDriver:
         self._out: list[Effect] = []
         self._deadlines: dict[str, int] = {}
         self._round_timer: tuple[Replica, int] | None = None
-        self._payload: _PayloadWait | None = None
-        self._last_proposal_ms = -MIN_BLOCK_INTERVAL_MS
+        self._payload = PayloadWait()
         self._metric_round = 0
         self._sync_then = "consensus"
         self._applying: tuple[str, int] | None = None  # (peer, request id) of the batch the host applies
@@ -217,7 +205,7 @@ class ValidatorDriver:
 
     def on_admitted(self) -> None:
         """The mempool admitted new transactions (a leader waiting for work may propose)."""
-        if self._payload is not None and self.mode not in ("halted", "stopped"):
+        if self._payload.pending is not None and self.mode not in ("halted", "stopped"):
             self._guarded("propose", self._try_propose)
 
     def handle_timer(self) -> None:
@@ -532,7 +520,7 @@ class ValidatorDriver:
         self.replica = None
         self._round_timer = None
         self._deadlines.pop("round", None)
-        self._payload = None
+        self._payload.cancel()
         self._deadlines.pop("payload", None)
 
     def _run(self, actions: list[Any]) -> None:
@@ -590,7 +578,7 @@ class ValidatorDriver:
             self._round_timer = (replica, action.round)
             self._deadlines["round"] = self.clock.monotonic_ms() + action.delay_ms
         elif isinstance(action, RequestPayload):
-            self._payload = _PayloadWait(replica, action, self.clock.monotonic_ms())
+            self._payload.request(replica, action, self.clock.monotonic_ms())
             self._deadlines.pop("payload", None)
             self._try_propose()
         elif isinstance(action, Execute):
@@ -647,33 +635,19 @@ class ValidatorDriver:
         return replica.on_executed(block.id, result.state_root, result.next_validators, vote=result.vote)
 
     def _try_propose(self) -> None:
-        """Fill a proposal from the pool once there is work (or the empty-block interval passed) and at least
-        MIN_BLOCK_INTERVAL_MS after the previous proposal unless a full block is waiting."""
-        wait = self._payload
-        if wait is None:
+        """Propose once the payload wait is over (node/validator/proposing.py)."""
+        pending = self._payload.pending
+        ready, deadline = self._payload.check(self.app, self.replica, self.clock.monotonic_ms())
+        if not ready:
+            if deadline is None:
+                self._deadlines.pop("payload", None)
+            else:
+                self._deadlines["payload"] = deadline
             return
-        if wait.replica is not self.replica or wait.replica.current_round != wait.request.round:
-            self._payload = None
-            self._deadlines.pop("payload", None)
-            return
-        now = self.clock.monotonic_ms()
-        parent = wait.request.parent_id
-        params = self.app.epochs.params
-        if not wait.waited_for_work:
-            until = wait.since_ms + params.empty_block_interval_ms
-            if now < until and not self.app.has_work(parent):
-                self._deadlines["payload"] = until
-                return
-            wait.waited_for_work = True
-        until = self._last_proposal_ms + MIN_BLOCK_INTERVAL_MS
-        if now < until and self.app.pending_beyond(parent) < params.max_block_txs:
-            self._deadlines["payload"] = until
-            return
-        self._payload = None
+        assert pending is not None
         self._deadlines.pop("payload", None)
-        self._last_proposal_ms = now
-        payload = self.app.propose(parent, self.clock.wall_ms())
-        self._run(wait.replica.on_payload(wait.request.round, payload))
+        payload = self.app.propose(pending.action.parent_id, self.clock.wall_ms())
+        self._run(pending.replica.on_payload(pending.action.round, payload))
 
     def _timer_payload(self) -> None:
         self._try_propose()
