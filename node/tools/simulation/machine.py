@@ -2,8 +2,8 @@
 restart, wipe), its clock (virtual time, possibly skewed) and the node software itself -- the real Application and
 the real validator driver, whose effects the simulation performs.
 
-    machine = Machine(index, keys, next_keys, data_dir, host)
-    machine.boot()            open the stores, build Application + driver, start
+    machine = Machine(index, keys, next_keys, data_dir, behaviour, genesis=..., now=..., wall_base_ms=...)
+    machine.boot(tx_verifier, bls, on_commit)    open the stores, build the Application and the driver
     machine.crash()           power off: the objects are dropped, the stores closed, in-flight work lost
     machine.arm_crash(kind, n) power off right after the n-th next store write of a kind: between two writes of a
                               commit (the epoch mark, the block batch, the epoch reset), after a PersistSafety, ...
@@ -18,21 +18,22 @@ from __future__ import annotations
 import collections
 import shutil
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from consensus.certificates import SignatureVerifier
 from consensus.messages import Block, SafetyState
 from ledger.store import BlockCommit, LedgerStore
 from node.chain.application import Application
+from node.chain.execution import CommittedBlock
+from node.chain.genesis import Genesis
 from node.chain.mempool import MempoolLimits
 from node.chain.protocol import node_protocol
+from node.chain.sigverify import Ed25519Verifier
 from node.validator.driver import ValidatorDriver
 from node.validator.keyfile import NodeKeys
 from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
 from node.validator.safety_store import SafetyStore
-
-if TYPE_CHECKING:
-    from node.tools.simulation.run import Simulation
 
 __all__ = ["Machine", "SimulatedCrash"]
 
@@ -105,22 +106,23 @@ class SimClock:
 
 
 class Machine:
-    def __init__(self, index: int, keys: NodeKeys, next_keys: NodeKeys, data_dir: str, host: Simulation,
-                 behaviour: str | None) -> None:
+    def __init__(self, index: int, keys: NodeKeys, next_keys: NodeKeys, data_dir: str, behaviour: str | None, *,
+                 genesis: Genesis, now: Callable[[], int], wall_base_ms: int) -> None:
         self.index = index
         self.node_id = keys.node_id
         self.keys = keys
         self.next_keys = next_keys
         self.data_dir = data_dir
         self.behaviour = behaviour  # a Byzantine behaviour (consensus/byzantine.py), or None: honest
-        self._host = host
+        self._genesis = genesis
+        self._now = now
         self.up = False
         self.incarnation = 0
         self.app: Application | None = None
         self.driver: ValidatorDriver | None = None
         self._stores: list[Any] = []
         self.writes = WriteCounter()
-        self.clock = SimClock(lambda: host.queue.now, host.wall_base_ms, 0)
+        self.clock = SimClock(now, wall_base_ms, 0)
         self.timer_due: int | None = None
         self.boots = 0
         self.counters: collections.Counter[str] = collections.Counter()
@@ -129,27 +131,27 @@ class Machine:
     def honest(self) -> bool:
         return self.behaviour is None
 
-    def boot(self) -> None:
+    def boot(self, tx_verifier: Ed25519Verifier, bls: SignatureVerifier,
+             on_commit: Callable[[CommittedBlock], None]) -> None:
+        """Power on: the node's stores, Application and driver (the caller starts the driver)."""
         assert not self.up
-        host = self._host
         ledger = _open_ledger_store(f"{self.data_dir}/ledger", self.writes)
         self._stores = [ledger]
-        self.app = Application(ledger, host.world.genesis, protocol=node_protocol(), tx_verifier=host.tx_verifier,
-                               bls=host.bls, mempool_limits=SIM_MEMPOOL, clock=lambda: host.queue.now / 1000)
+        self.app = Application(ledger, self._genesis, protocol=node_protocol(), tx_verifier=tx_verifier, bls=bls,
+                               mempool_limits=SIM_MEMPOOL, clock=lambda: self._now() / 1000)
         safety = _open_safety_store(f"{self.data_dir}/consensus", self.writes)
         self._stores.append(safety)
         # Only the very first boot is a first start (the marker beside a new node's key file): a directory recreated
         # after a wipe must not claim its keys never signed.
-        safety.bind_genesis(host.world.genesis.hash,
+        safety.bind_genesis(self._genesis.hash,
                             never_signed_epoch=self.app.epochs.epoch if self.boots == 0 else None)
         self.driver = ValidatorDriver(self.app, safety, KeyRing(self.keys, (self.next_keys,)), self.clock,
                                       NodeMetrics())
-        self.app.add_commit_listener(lambda committed: host.checks.committed(self, committed))
+        self.app.add_commit_listener(on_commit)
         self.up = True
         self.incarnation += 1
         self.boots += 1
         self.timer_due = None
-        host.run_on(self, self.driver.start)
 
     def crash(self) -> None:
         """Power off: nothing more runs; the stores are closed as the OS would release their files (also when the

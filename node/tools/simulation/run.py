@@ -128,7 +128,8 @@ class Simulation:
         self.byzantine = {i: behaviours[k % len(behaviours)] for k, i in enumerate(byz)}
         self.result.byzantine = dict(self.byzantine)
         self.machines = [Machine(i, self.world.keys[i], self.world.next_keys[i], os.path.join(directory, f"node-{i}"),
-                                 self, self.byzantine.get(i)) for i in range(n + spare)]
+                                 self.byzantine.get(i), genesis=self.world.genesis, now=lambda: self.queue.now,
+                                 wall_base_ms=self.wall_base_ms) for i in range(n + spare)]
         self._index = {m.node_id: m for m in self.machines}
         self._senders = {i: ByzantineSender(b, self.rng, sign=functools.partial(self._sign, i), chain_id=self.world
                                             .genesis.consensus_chain_id, max_payload=SIM_PARAMS.max_block_bytes)
@@ -289,11 +290,14 @@ class Simulation:
             return
         self.counters["restarts"] += 1
         try:
-            machine.boot()
+            machine.boot(self.tx_verifier, self.bls, functools.partial(self.checks.committed, machine))
         except SimulatedCrash as crash:  # the power went again while it was booting (writing its genesis, ...)
             self.counters[f"crash_after_{crash.args[0]}"] += 1
             machine.crash()
             self.queue.at(self.queue.now + self.rng.randint(50, 1_000), functools.partial(self._restart, machine))
+            return
+        assert machine.driver is not None
+        self.run_on(machine, machine.driver.start)
 
     def _wipe(self, machine: Machine) -> None:
         self._crash(machine)
