@@ -31,12 +31,12 @@ from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
 from ledger.events import Event, Receipt, encode_receipt
 from ledger.invariants import assert_block_supply
-from ledger.keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
 from ledger.protocol import Protocol
 from ledger.records import REPLAY_CHUNK, Account, ChainMeta, EpochRecord, ReplayBucket, ReplayIndex, TxSeen
 from ledger.schema import MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.smt import SparseMerkleTree
 from ledger.state import Overlay, StateReader
+from ledger.state_keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
 from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
 
 __all__ = ["BlockOutcome", "TxOutcome", "apply_block", "apply_transaction", "authorize", "dry_run"]

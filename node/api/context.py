@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger.keys import META_KEY
 from ledger.records import ChainMeta
 from ledger.state import decode_value
+from ledger.state_keys import META_KEY
 from node.api import errors as e
 from node.api.auth import Authenticator, SignedBy, Visibility
 from node.api.errors import ApiError

@@ -47,9 +47,8 @@ from ledger.codec import DecodeError
 from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
-from ledger.governance import current_epoch, validator_set_entries
+from ledger.governance_state import current_epoch, validator_set_entries
 from ledger.jsonform import from_json, kind_name
-from ledger.keys import EPOCH_KEY
 from ledger.protocol import Protocol
 from ledger.records import ValidatorInfo
 from ledger.schema import (
@@ -65,6 +64,7 @@ from ledger.schema import (
 )
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
+from ledger.state_keys import EPOCH_KEY
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.net.handshake import Peer, PeerSet
 

@@ -48,10 +48,10 @@ from dataclasses import dataclass
 from ledger import codes
 from ledger.codec import DecodeError
 from ledger.codes import Refused, define
-from ledger.keys import tx_seen_key
 from ledger.operation_set import OperationSet
 from ledger.schema import MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.state import Overlay, StateReader
+from ledger.state_keys import tx_seen_key
 from ledger.transaction import SignedTransaction, decode_transaction
 from ledger.transition import authorize
 from node.chain.protocol import OPERATIONS

@@ -33,10 +33,10 @@ from consensus.codec import CodecError
 from consensus.messages import CommitCertificate, EpochChangeProof
 from consensus.validators import ValidatorSet
 from ledger.codec import DecodeError, decode, record_type
-from ledger.keys import META_KEY, account_key, balance_key, hold_key, positions_key
 from ledger.records import HOLD_STATUS_NAMES, Account, Balance, ChainMeta, Hold, HoldStatus, Positions
 from ledger.schema import ACCOUNT_PATTERN, MAX_POSITIONS, MAX_STATE_VALUE_BYTES
 from ledger.smt import StateProof, StateProofError, verify_proof
+from ledger.state_keys import META_KEY, account_key, balance_key, hold_key, positions_key
 from ledger.store import StoreError
 from node.errors import NodeError
 

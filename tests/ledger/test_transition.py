@@ -14,11 +14,11 @@ from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
 from ledger.events import decode_receipt, encode_receipt
 from ledger.jsonform import body_from_json, body_to_json
-from ledger.keys import RECORD_BY_TAG, contracts_key
 from ledger.operation_set import CORE_OPERATIONS
 from ledger.schema import ACCOUNT_ID, TEXT
 from ledger.smt import SparseMerkleTree
 from ledger.state import MemoryState, Overlay, PendingNodes
+from ledger.state_keys import RECORD_BY_TAG, contracts_key
 from ledger.transaction import decode_transaction
 from ledger.transition import apply_block
 from tests.ledger.world import CHAIN, OPS, World, standard_world

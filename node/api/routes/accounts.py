@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.events import decode_receipt
-from ledger.keys import account_key, balance_key, hold_key, positions_key
 from ledger.records import ZERO_BALANCE, Account, Balance, Hold, Positions
 from ledger.schema import ROLE_BITS
 from ledger.state import decode_value
+from ledger.state_keys import account_key, balance_key, hold_key, positions_key
 from ledger.store import StoreError
 from node.api import errors as e
 from node.api.context import Call
