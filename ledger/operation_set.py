@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ledger.codec import Choice, Record, Seq, Variant, record_type
-from ledger.events import EVENT_KINDS, MAX_EVENT_KINDS, MAX_EVENTS_PER_TX, Event, Receipt
+from ledger.events import EVENT_KINDS, Event, Receipt
 from ledger.operations import EXTENSION_KINDS, OPERATION_TYPES
 from ledger.ops import CORE_PROCESSORS, Processor
 from ledger.ops import governance as _governance
-from ledger.schema import MAX_OPS_PER_TX
+from ledger.schema import MAX_EVENT_KINDS, MAX_EVENTS_PER_TX, MAX_OPS_PER_TX
 from ledger.transaction import TxBody
 
 __all__ = ["CORE_OPERATIONS", "OperationSet", "Processor"]

@@ -30,11 +30,11 @@ from typing import Any, Protocol
 
 import msgpack
 
+from ledger.schema import MAX_PROOF_BYTES, MAX_PROOF_JSON_CHARS, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES
+
 __all__ = [
     "EMPTY_HASH",
     "EMPTY_ROOT",
-    "MAX_KEY_BYTES",
-    "MAX_VALUE_BYTES",
     "PATH_BITS",
     "PROOF_VERSION",
     "MemoryNodes",
@@ -64,15 +64,10 @@ _LEAF_PREFIX = b"\x00"
 _INTERNAL_PREFIX = b"\x01"
 INTERNAL_NODE_BYTES = 1 + 2 * HASH_BYTES
 
-MAX_KEY_BYTES = 1024
-MAX_VALUE_BYTES = 1 << 20
+# Changes in one update() call: a storage bound of the tree (a block's changes are far fewer).
 MAX_CHANGES_PER_UPDATE = 4_000_000
 
 PROOF_VERSION = 1
-# version, depth, bitmap (32), 256 siblings of 32 bytes, other leaf (2 x 32), msgpack framing: well below 9 KiB.
-MAX_PROOF_BYTES = 9 * 1024
-# The JSON form: 256 siblings of 66 characters plus the other fields are about 18,000 (pretty-printed: more).
-MAX_PROOF_JSON_CHARS = 64 * 1024
 _LOWER_HEX = re.compile(r"(?:[0-9a-f]{2})*")
 
 _sha256 = hashlib.sha256
@@ -281,10 +276,10 @@ class SparseMerkleTree:
             raise InvalidStateChangeError(f"at most {MAX_CHANGES_PER_UPDATE} changes per update")
         items: list[_Item] = []
         for key, value in changes.items():
-            if not isinstance(key, bytes) or len(key) > MAX_KEY_BYTES:
-                raise InvalidStateChangeError(f"state keys are bytes of at most {MAX_KEY_BYTES} bytes")
-            if value is not None and (not isinstance(value, bytes) or len(value) > MAX_VALUE_BYTES):
-                raise InvalidStateChangeError(f"state values are bytes of at most {MAX_VALUE_BYTES} bytes or None")
+            if not isinstance(key, bytes) or len(key) > MAX_STATE_KEY_BYTES:
+                raise InvalidStateChangeError(f"state keys are bytes of at most {MAX_STATE_KEY_BYTES} bytes")
+            if value is not None and (not isinstance(value, bytes) or len(value) > MAX_STATE_VALUE_BYTES):
+                raise InvalidStateChangeError(f"state values are bytes of at most {MAX_STATE_VALUE_BYTES} bytes or None")
             path = _sha256(key).digest()
             items.append((int.from_bytes(path, "big"), path, value, None))
         if not items:

@@ -20,6 +20,7 @@ from typing import Any, Self
 import msgpack
 import plyvel
 
+from ledger.schema import MAX_BLOCK_TXS
 from ledger.smt import EMPTY_ROOT, INTERNAL_TAG, MemoryNodes, SparseMerkleTree, StateProof
 
 __all__ = [
@@ -57,10 +58,10 @@ META_HEAD = P_META + b"head"
 META_PRUNED_BELOW = P_META + b"pruned_below"  # u64: tree nodes of heights below it may be deleted
 
 MAX_HEIGHT = (1 << 63) - 1
-MAX_ACCOUNT_ID_BYTES = 256
+# Storage bounds of the history index and the transaction keys (not protocol limits: ledger.schema has those).
+MAX_HISTORY_ACCOUNT_BYTES = 256  # the account part of a history key
 MAX_HISTORY_PAGE = 1000
-MAX_TXS_PER_BLOCK = 1 << 20
-MAX_ID_BYTES = 64
+MAX_TX_ID_BYTES = 64
 # Tree nodes kept in memory (written or read recently): at most ~2^20 x 200 bytes = 200 MB, enough for the levels
 # every block touches at a million accounts. Trimmed in steps of NODE_CACHE_SLACK to keep reads cheap.
 NODE_CACHE_ENTRIES = 1 << 20
@@ -165,8 +166,8 @@ def _height_key(prefix: bytes, height: int) -> bytes:
 
 def _account_prefix(account_id: str) -> bytes:
     raw = account_id.encode("utf-8")
-    if not 0 < len(raw) <= MAX_ACCOUNT_ID_BYTES:
-        raise InvalidCommitError(f"account id must be 1..{MAX_ACCOUNT_ID_BYTES} utf-8 bytes")
+    if not 0 < len(raw) <= MAX_HISTORY_ACCOUNT_BYTES:
+        raise InvalidCommitError(f"account id must be 1..{MAX_HISTORY_ACCOUNT_BYTES} utf-8 bytes")
     return P_HISTORY + _U16.pack(len(raw)) + raw
 
 
@@ -296,11 +297,11 @@ class LedgerStore:
             raise InvalidCommitError("block_bytes must be bytes")
         if self._db.get(P_BLOCK_HASH + c.block_hash) is not None:
             raise InvalidCommitError(f"block hash {c.block_hash.hex()} is already stored")
-        if len(c.txs) > MAX_TXS_PER_BLOCK:
-            raise InvalidCommitError(f"at most {MAX_TXS_PER_BLOCK} transactions per block")
+        if len(c.txs) > MAX_BLOCK_TXS:
+            raise InvalidCommitError(f"at most {MAX_BLOCK_TXS} transactions per block")
         seen: set[bytes] = set()
         for tx_id, tx_bytes in c.txs:
-            if not _is_bytes(tx_id, max_len=MAX_ID_BYTES) or not tx_id or not _is_bytes(tx_bytes):
+            if not _is_bytes(tx_id, max_len=MAX_TX_ID_BYTES) or not tx_id or not _is_bytes(tx_bytes):
                 raise InvalidCommitError("tx ids are 1..64 bytes and tx bytes are bytes")
             if tx_id in seen or self._db.get(P_TX + tx_id) is not None:
                 raise InvalidCommitError(f"transaction {tx_id.hex()} is already stored")

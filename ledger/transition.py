@@ -33,15 +33,13 @@ from ledger.events import Event, Receipt, encode_receipt
 from ledger.invariants import assert_block_supply
 from ledger.protocol import Protocol
 from ledger.records import REPLAY_CHUNK, Account, ChainMeta, EpochRecord, ReplayBucket, ReplayIndex, TxSeen
-from ledger.schema import MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
+from ledger.schema import MAX_BLOCK_TXS, MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.smt import SparseMerkleTree
 from ledger.state import Overlay, StateReader
 from ledger.state_keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
 from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
 
 __all__ = ["BlockOutcome", "TxOutcome", "apply_block", "apply_transaction", "authorize", "dry_run"]
-
-MAX_TXS_PER_BLOCK = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +274,7 @@ def apply_block(
     checked (the node's mempool verifies them once, in parallel, off the event loop); its signatures are then not
     verified again. Signature validity is a pure function of the bytes, so this never changes the outcome — only
     a caller that answers True for bytes it did not verify could, and the node never does."""
-    assert len(transactions) <= MAX_TXS_PER_BLOCK, "block has too many transactions"
+    assert len(transactions) <= MAX_BLOCK_TXS, "block has too many transactions"
     overlay = Overlay(state)
     meta: ChainMeta | None = overlay.get(META_KEY)
     assert meta is not None, "state has no chain meta: apply the genesis first"

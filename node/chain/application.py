@@ -36,13 +36,14 @@ from ledger.governance_state import current_epoch
 from ledger.operations import AddValidator
 from ledger.protocol import Protocol
 from ledger.records import ProposalStatus
+from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from ledger.state import decode_value
 from ledger.store import LedgerStore
 from node.chain.certified import bootstrap_store, cert_key, evidence_key, load_certificate
 from node.chain.commit_feed import CommitFeed
 from node.chain.epochs import Epochs, EpochSwitch
 from node.chain.execution import ChainHead, CommittedBlock, Executor, FinalizedBlock
-from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Genesis, genesis_state
+from node.chain.genesis import Genesis, genesis_state
 from node.chain.mempool import Admission, Mempool, MempoolLimits
 from node.chain.payload import encode_payload
 from node.chain.sigverify import Ed25519Verifier

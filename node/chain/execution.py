@@ -33,6 +33,7 @@ from ledger.events import Event, Receipt
 from ledger.governance_state import current_epoch
 from ledger.protocol import Protocol
 from ledger.records import EpochRecord
+from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from ledger.smt import OverlayNodes, SparseMerkleTree
 from ledger.state import encode_value
 from ledger.state_keys import EPOCH_KEY
@@ -41,7 +42,7 @@ from ledger.transaction import SignedTransaction
 from ledger.transition import apply_block
 from node.chain.certified import cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
 from node.chain.epochs import Epochs
-from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Genesis
+from node.chain.genesis import Genesis
 from node.chain.payload import PayloadError, decode_payload
 from node.errors import NodeError
 

@@ -53,8 +53,7 @@ from ledger.protocol import Protocol
 from ledger.records import ValidatorInfo
 from ledger.schema import (
     DEFAULT_CHAIN_PARAMS,
-    MAX_BLOCK_BYTES,
-    MAX_BLOCK_TXS,
+    MAX_ADDRESS_BYTES,
     MAX_TIMEOUT_MS,
     MAX_VALIDATOR_POWER,
     MAX_VALIDATORS,
@@ -72,7 +71,7 @@ GENESIS_FORMAT: Final = "consortium-ledger-genesis/1"
 GENESIS_DOMAIN: Final = b"LEDGER-GENESIS-V1"
 MAX_GENESIS_BYTES: Final = 64 << 20
 # The chain param bounds live in ledger.schema (CHAIN_PARAM_BOUNDS), shared with governance's SetChainParams.
-__all__ = ["MAX_BLOCK_BYTES", "MAX_BLOCK_TXS", "MAX_TIMEOUT_MS", "MIN_TIMEOUT_MS"]
+__all__ = ["MAX_TIMEOUT_MS", "MIN_TIMEOUT_MS"]
 
 
 class GenesisError(ValueError):
@@ -274,8 +273,8 @@ def parse_genesis(document: Any, *, check_keys: bool = True) -> Genesis:
             raise GenesisError("genesis_unknown_member", f"{what} names unknown member {gv.member!r}")
         if re.fullmatch(NODE_ID_PATTERN, gv.id, re.ASCII) is None:
             raise GenesisError("genesis_bad_field", f"{what}.id must match {NODE_ID_PATTERN}")
-        if gv.address is not None and len(f"{gv.address[0]}:{gv.address[1]}") > 128:
-            raise GenesisError("genesis_bad_field", f"{what}.address is longer than 128 bytes")
+        if gv.address is not None and len(f"{gv.address[0]}:{gv.address[1]}") > MAX_ADDRESS_BYTES:
+            raise GenesisError("genesis_bad_field", f"{what}.address is longer than {MAX_ADDRESS_BYTES} bytes")
         validators.append(gv)
     if len(validators) > MAX_VALIDATORS:
         raise GenesisError("genesis_bad_validator_set", f"more than {MAX_VALIDATORS} validators")

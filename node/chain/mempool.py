@@ -93,7 +93,7 @@ _FINAL_CODES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class MempoolLimits:
-    """Every bound of the mempool (docs/mempool.md, "Limits")."""
+    """Every bound of the mempool (docs/limits.md)."""
 
     max_txs: int = 20_000  # pooled + being verified
     max_bytes: int = 64 * 1024 * 1024  # encoded bytes, pooled + being verified

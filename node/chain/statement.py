@@ -34,7 +34,7 @@ from consensus.messages import CommitCertificate, EpochChangeProof
 from consensus.validators import ValidatorSet
 from ledger.codec import DecodeError, decode, record_type
 from ledger.records import HOLD_STATUS_NAMES, Account, Balance, ChainMeta, Hold, HoldStatus, Positions
-from ledger.schema import ACCOUNT_PATTERN, MAX_POSITIONS, MAX_STATE_VALUE_BYTES
+from ledger.schema import ACCOUNT_PATTERN, MAX_ACCOUNT_ID_BYTES, MAX_POSITIONS, MAX_STATE_VALUE_BYTES
 from ledger.smt import StateProof, StateProofError, verify_proof
 from ledger.state_keys import META_KEY, account_key, balance_key, hold_key, positions_key
 from ledger.store import StoreError
@@ -527,7 +527,7 @@ def _verify(doc: Any, anchor: TrustAnchor, verifier: SignatureVerifier | None) -
     if d["format"] != FORMAT:
         raise _Reject(R.MALFORMED, f"unknown format {d['format']!r} (expected {FORMAT})")
     chain_id = _str(d["chain_id"], "chain_id", 32)
-    account = _str(d["account"], "account", 81)
+    account = _str(d["account"], "account", MAX_ACCOUNT_ID_BYTES)
     height = _int(d["height"], "height")
     time = _int(d["time"], "time")
     root = _hex(d["state_root"], "state_root", 32)

@@ -1,6 +1,5 @@
 """The transport's interface values: its limits and timers (TransportConfig), its error, the outcome of a send, its
-counters and the view of one link. node/net/transport.py uses them; docs/transport.md and docs/limits.md list the
-limits.
+counters and the view of one link. node/net/transport.py uses them; docs/limits.md lists the limits.
 """
 
 from __future__ import annotations

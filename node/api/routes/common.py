@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.codec import CodecError
-from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, HOLD_PATTERN
+from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, HOLD_PATTERN, MAX_ACCOUNT_ID_BYTES
 from node.api import errors as e
 from node.api.errors import ApiError
 from node.api.routing import Param
@@ -17,7 +17,7 @@ MAX_HEIGHT = (1 << 63) - 1
 
 
 def account_param(name: str = "account_id", where: str = "path", required: bool = True) -> Param:
-    return Param(name, where, {"type": "string", "pattern": f"^(?:{ACCOUNT_PATTERN})$", "maxLength": 81},
+    return Param(name, where, {"type": "string", "pattern": f"^(?:{ACCOUNT_PATTERN})$", "maxLength": MAX_ACCOUNT_ID_BYTES},
                  "an account id, e.g. `client-d@bank-a`", required)
 
 
