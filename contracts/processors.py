@@ -20,8 +20,8 @@ from contracts.modules.base import DISTRIBUTION, MATURITY_REDEMPTION
 from contracts.operations import AnnounceAction, PayAction, RevokeClaim, SetClaim
 from contracts.state import Claim
 from ledger import codes
-from ledger.codes import Refused
 from ledger.context import TxContext
+from ledger.errors import Refused
 from ledger.operation_set import CORE_OPERATIONS, OperationSet
 from ledger.ops.assets import move_units
 from ledger.records import Balance

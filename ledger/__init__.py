@@ -3,7 +3,8 @@
 Public API (docs/protocol.md specifies the bytes; docs/reason-codes.md the codes):
 
     ledger.codec        decode / encode / DecodeError / EncodeError, the schema types (wire, UInt, Str, Bin, Seq, ...)
-    ledger.codes        the reason-code table (REASONS, define, message_for) and Refused
+    ledger.codes        the reason-code table (REASONS, define, message_for)
+    ledger.errors       LedgerError(code, message): the ledger's one error shape; Refused refuses a transaction
     ledger.schema       limits and field types
     ledger.operations   operation types (the core kinds; EXTENSION_KINDS 64..127 are other layers')
     ledger.operation_set OperationSet, CORE_OPERATIONS: kinds + processors + event kinds as one immutable value;

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger import codes
-from ledger.codes import Refused
+from ledger.errors import Refused
 from ledger.events import Event, make_event
 from ledger.records import (
     ZERO_BALANCE,

@@ -81,7 +81,7 @@ class OperationSet:
         frozen dataclass with `KIND` in 64..127 that no kind of this set uses, and `actor: str = wire(ACCOUNT_ID)`
         as its first field — and the event kinds their processors emit. This set is unchanged. A processor works
         on the transaction context like a core one (typed state, ledger.ops.assets.move_units, ctx.emit with one
-        of the set's event kinds) and refuses by raising ledger.codes.Refused."""
+        of the set's event kinds) and refuses by raising ledger.errors.Refused."""
         added = tuple(operations)
         for cls, _ in added:
             kind = getattr(cls, "KIND", None)

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from ledger import codes
 from ledger.codec import DecodeError
-from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
+from ledger.errors import Refused
 from ledger.events import Event, Receipt, encode_receipt
 from ledger.invariants import assert_block_supply
 from ledger.protocol import Protocol
@@ -182,7 +182,7 @@ def apply_transaction(
         signers = authorize(state, tx, verify_signatures)
     except Refused as refusal:
         assert refusal.code < 200, "envelope refusals use rejection codes"
-        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, None, _clip(refusal.detail), ())
+        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, None, _clip(refusal.message), ())
         return TxOutcome(receipt, tx, (), False)
     overlay = Overlay(state)
     ctx = TxContext(overlay, block, tx.tx_id, signers, protocol)
@@ -193,7 +193,7 @@ def apply_transaction(
     except Refused as refusal:
         assert refusal.code >= 200, "operation refusals never use rejection codes"
         state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
-        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, ctx.op_index, _clip(refusal.detail), ())
+        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, ctx.op_index, _clip(refusal.message), ())
         return TxOutcome(receipt, tx, body.signers, True)
     overlay.commit()
     state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger import codes, rules
-from ledger.codes import Refused
 from ledger.context import TxContext
+from ledger.errors import Refused
 from ledger.operations import (
     ForcedTransfer,
     FreezeAccount,

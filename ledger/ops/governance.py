@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger import codes
-from ledger.codes import Refused
 from ledger.context import TxContext
+from ledger.errors import Refused
 from ledger.governance_state import (
     chain_params_record,
     chain_params_values,
@@ -302,7 +302,7 @@ def _run_actions(tx: TxContext, proposal_id: str, actions: tuple[GovernanceActio
         try:
             _ACTIONS[type(action)](tx, state, draft, action)
         except Refused as refusal:
-            raise Refused(refusal.code, f"action {i} ({kind_name(type(action))}): {refusal.detail}") from None
+            raise Refused(refusal.code, f"action {i} ({kind_name(type(action))}): {refusal.message}") from None
         if isinstance(action, AddValidator | RemoveValidator | RotateValidatorKeys | SetValidatorAddress):
             last_set_change = i
     validators = tuple(draft.validators)

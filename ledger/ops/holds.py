@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger import codes, rules
-from ledger.codes import Refused
 from ledger.context import TxContext
+from ledger.errors import Refused
 from ledger.operations import CreateHold, ExecuteHold, ExpireHold, ReleaseHold
 from ledger.records import HOLD_STATUS_NAMES, Balance, Hold, HoldStatus
 from ledger.schema import MAX_AMOUNT, ROLE_BITS

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger import codes
-from ledger.codes import Refused
 from ledger.context import TxContext
+from ledger.errors import Refused
 from ledger.operations import GrantRole, RegisterAccount, RegisterMember, RevokeRole, RotateKeys, SetCustodian
 from ledger.records import Account, Member
 from ledger.schema import ROLE_BITS, member_of

@@ -44,8 +44,8 @@ from consensus import bls
 from consensus.messages import Block, QuorumCert, genesis_block, genesis_qc
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
 from ledger.codec import DecodeError
-from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
+from ledger.errors import Refused
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
 from ledger.governance_state import current_epoch, validator_set_entries
 from ledger.jsonform import from_json, kind_name
@@ -65,6 +65,7 @@ from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
 from ledger.state_keys import EPOCH_KEY
 from node.chain.protocol import OPERATIONS, node_protocol
+from node.errors import NodeError
 from node.net.handshake import Peer, PeerSet
 
 GENESIS_FORMAT: Final = "consortium-ledger-genesis/1"
@@ -74,13 +75,8 @@ MAX_GENESIS_BYTES: Final = 64 << 20
 __all__ = ["MAX_TIMEOUT_MS", "MIN_TIMEOUT_MS"]
 
 
-class GenesisError(ValueError):
+class GenesisError(NodeError, ValueError):
     """A genesis file that cannot be used. `code` is stable, `message` says what to fix."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +389,7 @@ def genesis_state(genesis: Genesis, protocol: Protocol | None = None) -> Genesis
                 protocol.operations.dispatch[type(op)](ctx, op)
             except Refused as exc:
                 raise GenesisError("genesis_operation_refused",
-                                   f"operations[{i}] ({kind_name(type(op))}) refused: {exc.code} {exc.detail}") from None
+                                   f"operations[{i}] ({kind_name(type(op))}) refused: {exc.code} {exc.message}") from None
         if EPOCH_KEY in overlay.changes():
             raise GenesisError("genesis_operation_refused",
                                "genesis operations may not change the validator set or the chain params")

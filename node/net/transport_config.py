@@ -8,18 +8,14 @@ import enum
 from collections import Counter
 from dataclasses import dataclass, field
 
+from node.errors import NodeError
 from node.net.framing import DEFAULT_MAX_PAYLOAD_BYTES, HARD_MAX_PAYLOAD_BYTES
 
 __all__ = ["LinkInfo", "SendOutcome", "TransportConfig", "TransportCounters", "TransportError"]
 
 
-class TransportError(Exception):
+class TransportError(NodeError):
     """A refused call on the transport (bad config, fault injection on a production config). `code` is stable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class SendOutcome(enum.StrEnum):

@@ -10,8 +10,8 @@ import pytest
 from ledger import codes
 from ledger import operations as o
 from ledger.codec import DecodeError, decode, decode_trusted, encode, encode_trusted, wire
-from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
+from ledger.errors import Refused
 from ledger.events import decode_receipt, encode_receipt
 from ledger.jsonform import body_from_json, body_to_json
 from ledger.operation_set import CORE_OPERATIONS

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.codec import CodecError
 from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, HOLD_PATTERN, MAX_ACCOUNT_ID_BYTES
 from node.api import errors as e
 from node.api.errors import ApiError
@@ -42,11 +41,6 @@ def limit_param(default: int, maximum: int) -> Param:
 def cursor_param(description: str) -> Param:
     return Param("after", "query", {"type": "string", "maxLength": 200, "pattern": "^[A-Za-z0-9@._:-]*$"},
                  description)
-
-
-def decode_error(exc: CodecError) -> ApiError:
-    """A decoding failure of client input: its ledger code (1-99) with the path of the offending field."""
-    return ApiError(exc.code, exc.message, {"path": exc.path} if exc.path else {})
 
 
 def need_dict(obj: Any, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
