@@ -53,6 +53,8 @@ import hmac
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol, runtime_checkable
 
+from consensus.errors import ConsensusError
+
 __all__ = [
     "BACKEND_NAMES",
     "CURVE_ORDER",
@@ -110,7 +112,7 @@ class _RejectedKeyError(Exception):
     """Internal: a public key failed KeyValidate (raised so that the LRU caches never store failures)."""
 
 
-class BlsError(ValueError):
+class BlsError(ConsensusError):
     """Invalid input to a BLS operation that produces bytes.  `code` is stable and meant for programs."""
 
     INVALID_SEED: Final = "bls_invalid_seed"
@@ -122,11 +124,6 @@ class BlsError(ValueError):
     AGGREGATE_TOO_LARGE: Final = "bls_aggregate_too_large"
     UNKNOWN_BACKEND: Final = "bls_unknown_backend"
     BACKEND_UNAVAILABLE: Final = "bls_backend_unavailable"
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @runtime_checkable

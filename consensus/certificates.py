@@ -15,6 +15,7 @@ from typing import Final
 
 from consensus import bls
 from consensus.codec import CodecError, pack, unpack
+from consensus.errors import ConsensusError
 from consensus.messages import (
     CommitCertificate,
     EpochChangeProof,
@@ -152,7 +153,7 @@ def tc_ok(vs: ValidatorSet, chain_id: bytes, tc: TimeoutCert, verifier: Signatur
 # Commit certificates
 
 
-class CommitCertificateError(ValueError):
+class CommitCertificateError(ConsensusError):
     """Why a commit certificate does not prove finality."""
 
     WRONG_EPOCH: Final = "commit_wrong_epoch"
@@ -162,11 +163,6 @@ class CommitCertificateError(ValueError):
     NOT_CONSECUTIVE: Final = "commit_rounds_not_consecutive"
     BAD_QC: Final = "commit_bad_qc"
     BAD_ROOT_QC: Final = "commit_bad_state_root_qc"
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 def check_commit_certificate(validator_set: ValidatorSet, cert: CommitCertificate, *, chain_id: bytes | None = None,
@@ -217,7 +213,7 @@ def verify_commit_certificate(validator_set: ValidatorSet, cert: CommitCertifica
 # Epoch changes: from the genesis validator set to any later one
 
 
-class EpochChainError(ValueError):
+class EpochChainError(ConsensusError):
     """Why a chain of epoch-change proofs does not lead from the trusted set to a later one."""
 
     WRONG_EPOCH: Final = "epoch_proof_wrong_epoch"
@@ -225,12 +221,6 @@ class EpochChainError(ValueError):
     NOT_EPOCH_ENDING: Final = "epoch_proof_not_epoch_ending"
     BAD_NEXT_SET: Final = "epoch_proof_bad_next_set"
     TOO_LONG: Final = "epoch_proof_too_long"
-
-    def __init__(self, code: str, message: str, *, epoch: int | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.epoch = epoch
 
 
 MAX_EPOCH_CHAIN: Final = 1 << 16
@@ -248,19 +238,18 @@ def verify_epoch_change(validator_set: ValidatorSet, proof: EpochChangeProof, *,
     E = EpochChainError
     epoch = validator_set.epoch
     if proof.epoch != epoch:
-        raise E(E.WRONG_EPOCH, f"proof ends epoch {proof.epoch}, expected {epoch}", epoch=epoch)
+        raise E(E.WRONG_EPOCH, f"proof ends epoch {proof.epoch}, expected {epoch}")
     try:
         check_commit_certificate(validator_set, proof.cert, chain_id=chain_id, verifier=verifier)
     except CommitCertificateError as exc:
-        raise E(E.BAD_CERT, f"epoch {epoch}: {exc.message} ({exc.code})", epoch=epoch) from None
+        raise E(E.BAD_CERT, f"epoch {epoch}: {exc.message} ({exc.code})") from None
     backend = (verifier or default_verifier()).backend
     try:
         next_set = ValidatorSet(epoch + 1, proof.next_validators, backend=backend)
     except ValidatorSetError as exc:
-        raise E(E.BAD_NEXT_SET, f"epoch {epoch + 1}: {exc.message} ({exc.code})", epoch=epoch) from None
+        raise E(E.BAD_NEXT_SET, f"epoch {epoch + 1}: {exc.message} ({exc.code})") from None
     if proof.cert.qc.state_root != epoch_commitment(proof.cert.block_id, proof.cert.state_root, next_set.digest):
-        raise E(E.NOT_EPOCH_ENDING, f"epoch {epoch}: the certified block does not end the epoch with this set",
-                epoch=epoch)
+        raise E(E.NOT_EPOCH_ENDING, f"epoch {epoch}: the certified block does not end the epoch with this set")
     return next_set
 
 
@@ -268,7 +257,7 @@ def verify_epoch_chain(genesis_set: ValidatorSet, proofs: Sequence[EpochChangePr
                        chain_id: bytes | None = None, verifier: SignatureVerifier | None = None) -> ValidatorSet:
     """Follow `proofs` (oldest first, consecutive epochs starting at `genesis_set.epoch`) from the trusted
     `genesis_set` and return the validator set of the last epoch reached (`genesis_set` itself if `proofs` is
-    empty). Pure apart from the verification cache; raises EpochChainError (with `.code` and `.epoch`)."""
+    empty). Pure apart from the verification cache; raises EpochChainError (with `.code`; the message names the epoch)."""
     if len(proofs) > MAX_EPOCH_CHAIN:
         raise EpochChainError(EpochChainError.TOO_LONG, f"more than {MAX_EPOCH_CHAIN} epoch changes")
     current = genesis_set

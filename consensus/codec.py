@@ -15,6 +15,8 @@ from typing import Final
 
 import msgpack
 
+from consensus.errors import ConsensusError
+
 # Largest encoded value accepted by `unpack` unless a smaller limit is given.
 MAX_ENCODED_BYTES: Final = 64 * 1024 * 1024
 # Largest array length anywhere in a decoded value.
@@ -24,7 +26,7 @@ MAX_UINT: Final = (1 << 64) - 1
 Encodable = int | bytes | None | list["Encodable"]
 
 
-class CodecError(ValueError):
+class CodecError(ConsensusError):
     """A byte string that is not a valid canonical encoding of the expected type."""
 
     TOO_LARGE: Final = "codec_too_large"
@@ -33,11 +35,6 @@ class CodecError(ValueError):
     BAD_TYPE: Final = "codec_bad_type"
     BAD_FIELD: Final = "codec_bad_field"
     UNKNOWN_TAG: Final = "codec_unknown_tag"
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 def pack(value: Encodable) -> bytes:

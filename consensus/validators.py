@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from consensus import bls
+from consensus.errors import ConsensusError
 
 MAX_VALIDATORS: Final = 1024
 MAX_POWER: Final = 1 << 32
 MAX_ID_BYTES: Final = 64
 
 
-class ValidatorSetError(ValueError):
+class ValidatorSetError(ConsensusError):
     """A validator set that cannot be admitted."""
 
     EMPTY: Final = "validators_empty"
@@ -37,11 +38,6 @@ class ValidatorSetError(ValueError):
     BAD_KEY: Final = "validators_bad_key"
     BAD_POP: Final = "validators_bad_pop"
     BAD_EPOCH: Final = "validators_bad_epoch"
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

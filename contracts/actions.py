@@ -34,9 +34,9 @@ from contracts import holders, snapshots
 from contracts.modules.base import DISTRIBUTION, MATURITY_REDEMPTION
 from contracts.state import Distribution, MaturityRef, action_key, maturity_key, read, write
 from ledger import codes
-from ledger.keys import asset_key
 from ledger.rules import RuleState
 from ledger.schema import MAX_AMOUNT
+from ledger.state_keys import asset_key
 
 __all__ = [
     "KIND_DISTRIBUTION",

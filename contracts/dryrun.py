@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger import codes
-from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
+from ledger.errors import Refused
 from ledger.protocol import Protocol
 from ledger.state import Overlay, StateReader
 from ledger.transaction import SignedTransaction
@@ -83,5 +83,5 @@ def check_operations(
                 raise Refused(codes.UNKNOWN_VARIANT, f"no processor for operation {type(op).__name__}")
             processor(ctx, op)
     except Refused as refusal:
-        return _result(refusal.code, ctx.op_index, refusal.detail)
+        return _result(refusal.code, ctx.op_index, refusal.message)
     return _result(codes.OK, None, "")

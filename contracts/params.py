@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from contracts import codes as cc
+from ledger.errors import LedgerError
 from ledger.operations import RuleSpec
 from ledger.schema import ACCOUNT_PATTERN, MAX_AMOUNT
 
@@ -18,13 +19,9 @@ _ACCOUNT = re.compile(ACCOUNT_PATTERN)
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
 
-class RuleConfigError(Exception):
-    """A rule that cannot be attached: a stable code and a message naming the rule and parameter."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
+class RuleConfigError(LedgerError):
+    """A rule that cannot be attached: a contracts reason code (1000 – 2999) and a message naming the rule and
+    parameter. The contracts layer's errors are the ledger's shape (ledger.errors.LedgerError)."""
 
 
 class Params:

@@ -20,13 +20,13 @@ from contracts.modules.base import DISTRIBUTION, MATURITY_REDEMPTION
 from contracts.operations import AnnounceAction, PayAction, RevokeClaim, SetClaim
 from contracts.state import Claim
 from ledger import codes
-from ledger.codes import Refused
 from ledger.context import TxContext
-from ledger.keys import asset_status_key
+from ledger.errors import Refused
 from ledger.operation_set import CORE_OPERATIONS, OperationSet
 from ledger.ops.assets import move_units
 from ledger.records import Balance
 from ledger.schema import MAX_AMOUNT
+from ledger.state_keys import asset_status_key
 
 __all__ = ["EVENT_KINDS", "OPERATIONS", "announce_action", "pay_action", "revoke_claim", "set_claim"]
 

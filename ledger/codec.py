@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import msgpack
 
 from ledger import codes
+from ledger.errors import LedgerError
 
 __all__ = [
     "Bin",
@@ -70,29 +71,9 @@ U64_MAX = (1 << 64) - 1
 I64_MIN = -(1 << 63)
 
 
-class CodecError(ValueError):
-    """A value that cannot be encoded or bytes that cannot be decoded. `code` is from ledger.codes; `path` names
-    the offending field (e.g. `body.ops[0].amount`)."""
-
-    def __init__(self, code: int, message: str, path: str = "") -> None:
-        super().__init__(code, message, path)
-        self.code = code
-        self.message = message
-        self.path = path
-
-    def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f"[{self.code} {codes.REASONS[self.code].name}] {where}{self.message}"
-
-    def at(self, name: str) -> CodecError:
-        """The same error with `name` prepended to its field path."""
-        if not self.path:
-            path = name
-        elif self.path.startswith("["):
-            path = name + self.path
-        else:
-            path = f"{name}.{self.path}"
-        return type(self)(self.code, self.message, path)
+class CodecError(LedgerError, ValueError):
+    """A value that cannot be encoded or bytes that cannot be decoded. `code` is from ledger.codes (1 – 99); `path`
+    names the offending field (e.g. `body.ops[0].amount`)."""
 
 
 class _Fallback(Exception):

@@ -15,12 +15,14 @@ Ranges (each layer defines codes only inside its range; `define` enforces it):
     400 – 499    holds (ERC-1996)                                                     (ledger)
     500 – 599    settlement (DvP / DvD)                                               (ledger)
     600 – 699    governance: proposals, members, validators, epochs, chain params      (ledger)
-    700 – 999    reserved for future ledger codes
+    700 – 799    this node's store and state tree (LedgerError codes; never in a receipt)    (ledger)
+    800 – 999    reserved for future ledger codes
     1000 – 1999  asset rule modules and custom rules                                  (contracts)
     2000 – 2999  corporate actions                                                    (contracts)
     3000 – 3999  node / API                                                           (node)
 
-docs/reason-codes.md lists the table; a test checks that the document and this module agree.
+docs/reason-codes.md lists the table; a test checks that the document and this module agree. Errors carry these
+codes: ledger.errors.LedgerError (and Refused, raised by operations to refuse a transaction).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ __all__ = [
     "REASONS",
     "RETIRED",
     "ReasonCode",
-    "Refused",
     "define",
     "describe",
     "message_for",
@@ -94,18 +95,6 @@ def message_for(code: int) -> str:
 
 def describe(code: int) -> ReasonCode | None:
     return REASONS.get(code)
-
-
-class Refused(Exception):
-    """Raised inside operation processors to refuse a transaction: a stable code and a detail for humans.
-
-    It never escapes `apply_transaction`: the refusal becomes the receipt's code and detail."""
-
-    def __init__(self, code: int, detail: str = "") -> None:
-        assert code != 0 and code in REASONS, f"refusal with unregistered code {code}"
-        super().__init__(code, detail)
-        self.code = code
-        self.detail = detail or message_for(code)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -231,3 +220,15 @@ INVALID_VALIDATOR_ADDRESS = define(
     623, "INVALID_VALIDATOR_ADDRESS", "validator address has a bad port or is used by another validator"
 )
 VOTER_UNCHANGED = define(624, "VOTER_UNCHANGED", "the member already has (or already lacks) a vote")
+
+# 700 – 799: this node's store and state tree (errors of ledger.store and ledger.smt; never in a receipt)
+STORE_INVALID_ARGUMENT = define(700, "STORE_INVALID_ARGUMENT", "a store call with an invalid argument")
+STORE_FORMAT_VERSION = define(701, "STORE_FORMAT_VERSION", "the store was written in another format version")
+STORE_OPEN_FAILED = define(702, "STORE_OPEN_FAILED", "the store cannot be opened")
+STORE_CORRUPT = define(703, "STORE_CORRUPT", "the stored data contradicts itself")
+UNKNOWN_HEIGHT = define(704, "UNKNOWN_HEIGHT", "no block is stored at this height")
+HEIGHT_PRUNED = define(705, "HEIGHT_PRUNED", "the state tree of this height was pruned")
+INVALID_BLOCK_COMMIT = define(706, "INVALID_BLOCK_COMMIT", "a block commit breaks the store's invariants")
+INVALID_STATE_PROOF = define(720, "INVALID_STATE_PROOF", "a state proof is malformed or not in canonical form")
+MISSING_SMT_NODE = define(721, "MISSING_SMT_NODE", "the state tree lacks a node its root refers to")
+INVALID_STATE_CHANGE = define(722, "INVALID_STATE_CHANGE", "a state change breaks the state tree's limits")

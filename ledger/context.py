@@ -8,17 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger import codes
-from ledger.codes import Refused
-from ledger.events import MAX_EVENTS_PER_TX, Event, make_event
-from ledger.keys import (
-    account_key,
-    asset_key,
-    asset_status_key,
-    balance_key,
-    hold_key,
-    member_key,
-    positions_key,
-)
+from ledger.errors import Refused
+from ledger.events import Event, make_event
 from ledger.records import (
     ZERO_BALANCE,
     Account,
@@ -30,8 +21,17 @@ from ledger.records import (
     Positions,
 )
 from ledger.rules import Movement, RuleEngine, RuleState
-from ledger.schema import MAX_AMOUNT, MAX_POSITIONS, ROLE_BITS
+from ledger.schema import MAX_AMOUNT, MAX_EVENTS_PER_TX, MAX_POSITIONS, ROLE_BITS
 from ledger.state import Overlay
+from ledger.state_keys import (
+    account_key,
+    asset_key,
+    asset_status_key,
+    balance_key,
+    hold_key,
+    member_key,
+    positions_key,
+)
 
 if TYPE_CHECKING:
     from ledger.protocol import Protocol

@@ -19,7 +19,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ledger.codec import Optional, Scalar, Seq, StrMap, UInt, Unbound, decode, encode_trusted, record_type, wire
-from ledger.schema import HASH32, HEIGHT, MAX_OPS_PER_TX, PARAM_KEY, TEXT, U16
+from ledger.schema import (
+    HASH32,
+    HEIGHT,
+    MAX_EVENT_ATTR_BYTES,
+    MAX_EVENT_ATTRS,
+    MAX_EVENTS_PER_TX,
+    MAX_OPS_PER_TX,
+    MAX_RECEIPT_BYTES,
+    PARAM_KEY,
+    TEXT,
+    U16,
+)
 
 if TYPE_CHECKING:
     from ledger.operation_set import OperationSet
@@ -66,13 +77,6 @@ EVENT_KINDS: tuple[str, ...] = (
 ACCOUNT_ATTRS: frozenset[str] = frozenset(
     {"actor", "account", "sender", "recipient", "notary", "new_account", "custodian", "issuer"}
 )
-
-MAX_EVENT_ATTRS = 24
-MAX_EVENT_ATTR_BYTES = 4096  # e.g. the comma-joined rule names of an asset (32 x 64 bytes)
-MAX_EVENTS_PER_TX = 4096  # a transaction that would emit more is refused (TX_TOO_COMPLEX)
-MAX_RECEIPT_BYTES = 16 << 20
-
-MAX_EVENT_KINDS = 1024  # event kinds of one operation set
 
 # The event kinds are the operation set's (OperationSet.event / .receipt bind them).
 EVENT_KIND_OF_THE_SET = Unbound("str, an event kind of the operation set", "decode receipts with an OperationSet")

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger.codec import EncodeError
-from ledger.governance import chain_params_record
-from ledger.keys import EPOCH_KEY, GOVERNANCE_KEY, META_KEY, account_key, member_key
+from ledger.governance_state import chain_params_record
 from ledger.records import Account, ChainMeta, EpochRecord, GovernanceRecord, Member, ValidatorInfo
 from ledger.schema import (
     DEFAULT_CHAIN_PARAMS,
@@ -22,6 +21,7 @@ from ledger.schema import (
     member_of,
 )
 from ledger.state import encode_value
+from ledger.state_keys import EPOCH_KEY, GOVERNANCE_KEY, META_KEY, account_key, member_key
 
 
 @dataclass(frozen=True, slots=True)

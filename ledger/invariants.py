@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledger.codec import decode
-from ledger.keys import parse_balance_key, record_type_of
 from ledger.records import AssetDefinition, AssetStatus, Balance, Hold, HoldStatus, Positions
 from ledger.schema import MAX_STATE_VALUE_BYTES
 from ledger.state import Overlay
+from ledger.state_keys import parse_balance_key, record_type_of
 
 
 class InvariantViolation(AssertionError):

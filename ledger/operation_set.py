@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ledger.codec import Choice, Record, Seq, Variant, record_type
-from ledger.events import EVENT_KINDS, MAX_EVENT_KINDS, MAX_EVENTS_PER_TX, Event, Receipt
+from ledger.events import EVENT_KINDS, Event, Receipt
 from ledger.operations import EXTENSION_KINDS, OPERATION_TYPES
 from ledger.ops import CORE_PROCESSORS, Processor
 from ledger.ops import governance as _governance
-from ledger.schema import MAX_OPS_PER_TX
+from ledger.schema import MAX_EVENT_KINDS, MAX_EVENTS_PER_TX, MAX_OPS_PER_TX
 from ledger.transaction import TxBody
 
 __all__ = ["CORE_OPERATIONS", "OperationSet", "Processor"]
@@ -81,7 +81,7 @@ class OperationSet:
         frozen dataclass with `KIND` in 64..127 that no kind of this set uses, and `actor: str = wire(ACCOUNT_ID)`
         as its first field — and the event kinds their processors emit. This set is unchanged. A processor works
         on the transaction context like a core one (typed state, ledger.ops.assets.move_units, ctx.emit with one
-        of the set's event kinds) and refuses by raising ledger.codes.Refused."""
+        of the set's event kinds) and refuses by raising ledger.errors.Refused."""
         added = tuple(operations)
         for cls, _ in added:
             kind = getattr(cls, "KIND", None)

@@ -6,7 +6,7 @@ state roots, as one value given to apply_block, apply_transaction and dry_run.
     operations     the operation set (ledger.operation_set.OperationSet): kinds, processors, event kinds
     engine         the rule engine (ledger.rules.RuleEngine; the contracts layer's ContractsEngine on a node)
     pop_verifier   the BLS proof-of-possession check governance uses when it adds or rotates a validator's BLS key
-                   (ledger.governance.PopVerifier; consensus.bls.pop_verify on a node — the ledger does not import
+                   (ledger.governance_state.PopVerifier; consensus.bls.pop_verify on a node — the ledger does not import
                    the consensus layer, so the caller passes it)
 
 A node composes its protocol in one place (node/chain/protocol.py). Tests and tools build their own, e.g.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.governance import PopVerifier
+from ledger.governance_state import PopVerifier
 from ledger.operation_set import OperationSet
 from ledger.rules import RuleEngine
 

@@ -1,4 +1,4 @@
-"""State record types: the values stored under the state keys of ledger.keys (docs/protocol.md, "State").
+"""State record types: the values stored under the state keys of ledger.state_keys (docs/protocol.md, "State").
 
 Every record is a frozen dataclass encoded with the canonical codec; the encoded bytes are what the state root
 commits to.

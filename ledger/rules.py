@@ -11,7 +11,7 @@ amount), the supply cap and the amount range, whatever the engine says. `CoreRul
 a paused asset does not move, and frozen accounts neither send nor receive (forced movements by an agent are exempt
 from both). The contracts layer's engine should run CoreRuleEngine.check first and then its asset rules.
 
-Rule state lives in the ledger state under the contracts namespace (ledger.keys.contracts_key), so it is covered by
+Rule state lives in the ledger state under the contracts namespace (ledger.state_keys.contracts_key), so it is covered by
 the state root and dropped with the transaction overlay when a transaction fails.
 """
 
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ledger import codes
-from ledger.keys import account_key, asset_status_key, balance_key, contracts_key
 from ledger.operations import RuleSpec
 from ledger.records import Account, AssetDefinition, AssetStatus, Balance
 from ledger.state import Overlay
+from ledger.state_keys import account_key, asset_status_key, balance_key, contracts_key
 
 __all__ = [
     "MOVEMENT_KINDS",

@@ -1,6 +1,7 @@
 """Field types and limits shared by every ledger record (docs/protocol.md, "Field types").
 
-One place for every limit: identifiers, texts, list lengths, amounts. Changing a value here changes the protocol.
+One place for every protocol limit: identifiers, texts, list lengths, amounts, blocks, receipts, proofs. Changing a
+value here changes the protocol. docs/limits.md lists them with every other limit of the system.
 """
 
 from __future__ import annotations
@@ -22,12 +23,27 @@ MAX_RULES = 32
 MAX_RULE_PARAMS = 32
 MAX_PARAM_BYTES = 1024
 MAX_TEXT_BYTES = 256
+MAX_ACCOUNT_ID_BYTES = 81  # `name@member`: 48 + 1 + 32 bytes (ACCOUNT_PATTERN)
 MAX_NAME_BYTES = 128
 MAX_DECIMALS = 18
 MAX_POSITIONS = 1024  # different assets one account may hold at once
 MAX_TX_LIFETIME = 14_400  # blocks between the including block and a transaction's expiry height
+MAX_STATE_KEY_BYTES = 1024  # a key of the authenticated state (the state tree refuses longer ones)
 MAX_STATE_VALUE_BYTES = 1 << 20
 MAX_AMOUNT = (1 << 64) - 1  # every amount, balance and supply counter is a uint64
+
+# Receipts and events
+MAX_EVENT_ATTRS = 24
+MAX_EVENT_ATTR_BYTES = 4096  # e.g. the comma-joined rule names of an asset (32 x 64 bytes)
+MAX_EVENTS_PER_TX = 4096  # a transaction that would emit more is refused (TX_TOO_COMPLEX)
+MAX_RECEIPT_BYTES = 16 << 20
+MAX_EVENT_KINDS = 1024  # event kinds of one operation set
+
+# State proofs (docs/state-proofs.md)
+# version, depth, bitmap (32), 256 siblings of 32 bytes, other leaf (2 x 32), msgpack framing: well below 9 KiB.
+MAX_PROOF_BYTES = 9 * 1024
+# The JSON form: 256 siblings of 66 characters plus the other fields are about 18,000 (pretty-printed: more).
+MAX_PROOF_JSON_CHARS = 64 * 1024
 
 # Governance limits
 MAX_VALIDATORS = 128  # validators of one epoch (consensus admits up to 1024; a consortium needs far fewer)
@@ -56,7 +72,7 @@ ADDRESS_PATTERN = r"((\[[0-9A-Fa-f:.]{2,45}\])|[A-Za-z0-9][A-Za-z0-9.-]{0,100}):
 
 # Wire types ---------------------------------------------------------------------------------------------------
 MEMBER_ID = Str(32, MEMBER_PATTERN, min_bytes=1)
-ACCOUNT_ID = Str(81, ACCOUNT_PATTERN, min_bytes=3)
+ACCOUNT_ID = Str(MAX_ACCOUNT_ID_BYTES, ACCOUNT_PATTERN, min_bytes=3)
 ASSET_ID = Str(32, ASSET_PATTERN, min_bytes=1)
 HOLD_ID = Str(64, HOLD_PATTERN, min_bytes=1)
 CHAIN_ID = Str(32, CHAIN_PATTERN, min_bytes=1)
@@ -123,7 +139,7 @@ def member_of(account_id: str) -> str:
 # (SetChainParams). One table of bounds for both.
 MIN_TIMEOUT_MS = 50
 MAX_TIMEOUT_MS = 600_000
-MAX_BLOCK_TXS = 100_000
+MAX_BLOCK_TXS = 100_000  # transactions of one block (apply_block and the store refuse more)
 MAX_BLOCK_BYTES = 4 << 20
 
 CHAIN_PARAM_NAMES: tuple[str, ...] = (

@@ -30,11 +30,13 @@ from typing import Any, Protocol
 
 import msgpack
 
+from ledger import codes
+from ledger.errors import LedgerError
+from ledger.schema import MAX_PROOF_BYTES, MAX_PROOF_JSON_CHARS, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES
+
 __all__ = [
     "EMPTY_HASH",
     "EMPTY_ROOT",
-    "MAX_KEY_BYTES",
-    "MAX_VALUE_BYTES",
     "PATH_BITS",
     "PROOF_VERSION",
     "MemoryNodes",
@@ -64,46 +66,29 @@ _LEAF_PREFIX = b"\x00"
 _INTERNAL_PREFIX = b"\x01"
 INTERNAL_NODE_BYTES = 1 + 2 * HASH_BYTES
 
-MAX_KEY_BYTES = 1024
-MAX_VALUE_BYTES = 1 << 20
+# Changes in one update() call: a storage bound of the tree (a block's changes are far fewer).
 MAX_CHANGES_PER_UPDATE = 4_000_000
 
 PROOF_VERSION = 1
-# version, depth, bitmap (32), 256 siblings of 32 bytes, other leaf (2 x 32), msgpack framing: well below 9 KiB.
-MAX_PROOF_BYTES = 9 * 1024
-# The JSON form: 256 siblings of 66 characters plus the other fields are about 18,000 (pretty-printed: more).
-MAX_PROOF_JSON_CHARS = 64 * 1024
 _LOWER_HEX = re.compile(r"(?:[0-9a-f]{2})*")
 
 _sha256 = hashlib.sha256
 
 
-class SmtError(ValueError):
-    """An error of the authenticated-state layer, with a stable code."""
-
-    code = "smt_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class SmtError(LedgerError, ValueError):
+    """An error of the authenticated-state layer (codes 720 – 729)."""
 
 
 class StateProofError(SmtError):
-    """Proof bytes or JSON that are malformed or not in canonical form."""
-
-    code = "invalid_state_proof"
+    """Proof bytes or JSON that are malformed or not in canonical form (INVALID_STATE_PROOF)."""
 
 
 class MissingNodeError(SmtError):
-    """The node reader lacks a node the root refers to (unknown root or damaged store)."""
-
-    code = "missing_smt_node"
+    """The node reader lacks a node the root refers to: unknown root or damaged store (MISSING_SMT_NODE)."""
 
 
 class InvalidStateChangeError(SmtError):
-    """A key or value handed to update() breaks the limits (type, size)."""
-
-    code = "invalid_state_change"
+    """A key or value handed to update() breaks the limits: type, size (INVALID_STATE_CHANGE)."""
 
 
 class NodeReader(Protocol):
@@ -214,7 +199,7 @@ class SparseMerkleTree:
     def _load(self, h: bytes) -> bytes:
         node = self._nodes.get_node(h)
         if node is None:
-            raise MissingNodeError(f"node {h.hex()} is not in the node store")
+            raise MissingNodeError(codes.MISSING_SMT_NODE, f"node {h.hex()} is not in the node store")
         if node[0] == INTERNAL_TAG:
             assert len(node) == INTERNAL_NODE_BYTES, "internal node must be 65 bytes"
         else:
@@ -278,13 +263,13 @@ class SparseMerkleTree:
     def update(self, changes: Mapping[bytes, bytes | None]) -> SmtUpdate:
         """Apply all changes (None deletes) in one pass. Pure: returns the new root and the nodes it created."""
         if len(changes) > MAX_CHANGES_PER_UPDATE:
-            raise InvalidStateChangeError(f"at most {MAX_CHANGES_PER_UPDATE} changes per update")
+            raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"at most {MAX_CHANGES_PER_UPDATE} changes per update")
         items: list[_Item] = []
         for key, value in changes.items():
-            if not isinstance(key, bytes) or len(key) > MAX_KEY_BYTES:
-                raise InvalidStateChangeError(f"state keys are bytes of at most {MAX_KEY_BYTES} bytes")
-            if value is not None and (not isinstance(value, bytes) or len(value) > MAX_VALUE_BYTES):
-                raise InvalidStateChangeError(f"state values are bytes of at most {MAX_VALUE_BYTES} bytes or None")
+            if not isinstance(key, bytes) or len(key) > MAX_STATE_KEY_BYTES:
+                raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"state keys are bytes of at most {MAX_STATE_KEY_BYTES} bytes")
+            if value is not None and (not isinstance(value, bytes) or len(value) > MAX_STATE_VALUE_BYTES):
+                raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"state values are bytes of at most {MAX_STATE_VALUE_BYTES} bytes or None")
             path = _sha256(key).digest()
             items.append((int.from_bytes(path, "big"), path, value, None))
         if not items:
@@ -342,7 +327,7 @@ class SparseMerkleTree:
         while cur != EMPTY_HASH:
             node = get_node(cur)
             if node is None:
-                raise MissingNodeError(f"node {cur.hex()} is not in the node store")
+                raise MissingNodeError(codes.MISSING_SMT_NODE, f"node {cur.hex()} is not in the node store")
             if node[0] == LEAF_TAG:
                 break
             assert len(node) == INTERNAL_NODE_BYTES and d < PATH_BITS, "malformed internal node or too deep"
@@ -450,9 +435,9 @@ class ProofLeaf:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.path, bytes) and len(self.path) == HASH_BYTES):
-            raise StateProofError("other_leaf.path must be 32 bytes")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "other_leaf.path must be 32 bytes")
         if not (isinstance(self.value_hash, bytes) and len(self.value_hash) == HASH_BYTES):
-            raise StateProofError("other_leaf.value_hash must be 32 bytes")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "other_leaf.value_hash must be 32 bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,10 +480,10 @@ class StateProof:
     def from_bytes(cls, data: bytes) -> StateProof:
         """Decode canonical proof bytes; anything else raises StateProofError."""
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise StateProofError("proof must be bytes")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "proof must be bytes")
         data = bytes(data)
         if len(data) > MAX_PROOF_BYTES:
-            raise StateProofError(f"proof longer than {MAX_PROOF_BYTES} bytes")
+            raise StateProofError(codes.INVALID_STATE_PROOF, f"proof longer than {MAX_PROOF_BYTES} bytes")
         try:
             obj = msgpack.unpackb(
                 data,
@@ -512,21 +497,21 @@ class StateProof:
                 max_ext_len=0,
             )
         except Exception as exc:  # the decoder's own error types vary by input: all mean "not a proof"
-            raise StateProofError(f"proof is not valid msgpack: {type(exc).__name__}") from exc
+            raise StateProofError(codes.INVALID_STATE_PROOF, f"proof is not valid msgpack: {type(exc).__name__}") from exc
         if not (isinstance(obj, list) and len(obj) == 5):
-            raise StateProofError("proof must be an array of 5 items")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "proof must be an array of 5 items")
         version, depth, bitmap, siblings, other = obj
         if type(version) is not int or version != PROOF_VERSION:
-            raise StateProofError(f"unsupported proof version {version!r}")
+            raise StateProofError(codes.INVALID_STATE_PROOF, f"unsupported proof version {version!r}")
         if not isinstance(siblings, list):
-            raise StateProofError("siblings must be an array")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "siblings must be an array")
         if other is not None:
             if not (isinstance(other, list) and len(other) == 2):
-                raise StateProofError("other_leaf must be nil or an array [path, value_hash]")
+                raise StateProofError(codes.INVALID_STATE_PROOF, "other_leaf must be nil or an array [path, value_hash]")
             other = ProofLeaf(other[0], other[1])
         proof = cls(depth=depth, bitmap=bitmap, siblings=tuple(siblings), other_leaf=other)
         if proof.to_bytes() != data:
-            raise StateProofError("proof bytes are not in canonical form")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "proof bytes are not in canonical form")
         return proof
 
     # -- JSON form (API) ---------------------------------------------------------------------------------------
@@ -548,22 +533,22 @@ class StateProof:
         """Decode the JSON form (a dict, or its JSON text); strict: exact fields, lowercase hex."""
         if isinstance(obj, str):
             if len(obj) > MAX_PROOF_JSON_CHARS:
-                raise StateProofError(f"proof JSON longer than {MAX_PROOF_JSON_CHARS} characters")
+                raise StateProofError(codes.INVALID_STATE_PROOF, f"proof JSON longer than {MAX_PROOF_JSON_CHARS} characters")
             try:
                 obj = json.loads(obj)
             except (ValueError, RecursionError) as exc:  # deeply nested input exhausts the parser's recursion
-                raise StateProofError("proof is not valid JSON") from exc
+                raise StateProofError(codes.INVALID_STATE_PROOF, "proof is not valid JSON") from exc
         if not isinstance(obj, Mapping) or set(obj) != {"version", "depth", "bitmap", "siblings", "other_leaf"}:
-            raise StateProofError("proof JSON must have exactly: version, depth, bitmap, siblings, other_leaf")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "proof JSON must have exactly: version, depth, bitmap, siblings, other_leaf")
         if type(obj["version"]) is not int or obj["version"] != PROOF_VERSION:
-            raise StateProofError(f"unsupported proof version {obj['version']!r}")
+            raise StateProofError(codes.INVALID_STATE_PROOF, f"unsupported proof version {obj['version']!r}")
         siblings = obj["siblings"]
         if not isinstance(siblings, list) or len(siblings) > PATH_BITS:
-            raise StateProofError("siblings must be a list of at most 256 hex strings")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "siblings must be a list of at most 256 hex strings")
         other = obj["other_leaf"]
         if other is not None:
             if not isinstance(other, Mapping) or set(other) != {"path", "value_hash"}:
-                raise StateProofError("other_leaf must be null or {path, value_hash}")
+                raise StateProofError(codes.INVALID_STATE_PROOF, "other_leaf must be null or {path, value_hash}")
             other = ProofLeaf(_unhex(other["path"]), _unhex(other["value_hash"]))
         return cls(
             depth=obj["depth"],
@@ -576,26 +561,26 @@ class StateProof:
 def _unhex(s: object) -> bytes:
     # Exactly [0-9a-f]{2k}: bytes.fromhex alone would also accept whitespace ("ab cd"), a second spelling.
     if not isinstance(s, str) or len(s) > 2 * HASH_BYTES or _LOWER_HEX.fullmatch(s) is None:
-        raise StateProofError("expected lowercase hex of at most 32 bytes")
+        raise StateProofError(codes.INVALID_STATE_PROOF, "expected lowercase hex of at most 32 bytes")
     return bytes.fromhex(s)
 
 
 def _check_proof_fields(depth: object, bitmap: object, siblings: object, other_leaf: object) -> None:
     if type(depth) is not int or not 0 <= depth <= PATH_BITS:
-        raise StateProofError("depth must be an integer in 0..256")
+        raise StateProofError(codes.INVALID_STATE_PROOF, "depth must be an integer in 0..256")
     if not isinstance(bitmap, bytes) or len(bitmap) != (depth + 7) // 8:
-        raise StateProofError("bitmap must be ceil(depth/8) bytes")
+        raise StateProofError(codes.INVALID_STATE_PROOF, "bitmap must be ceil(depth/8) bytes")
     if depth % 8 and bitmap[-1] & ((1 << (8 - depth % 8)) - 1):
-        raise StateProofError("bitmap bits beyond depth must be zero")
+        raise StateProofError(codes.INVALID_STATE_PROOF, "bitmap bits beyond depth must be zero")
     if not isinstance(siblings, tuple):
-        raise StateProofError("siblings must be a tuple")
+        raise StateProofError(codes.INVALID_STATE_PROOF, "siblings must be a tuple")
     if len(siblings) != sum(b.bit_count() for b in bitmap):
-        raise StateProofError("number of siblings must equal the number of set bitmap bits")
+        raise StateProofError(codes.INVALID_STATE_PROOF, "number of siblings must equal the number of set bitmap bits")
     for s in siblings:
         if not (isinstance(s, bytes) and len(s) == HASH_BYTES) or s == EMPTY_HASH:
-            raise StateProofError("each sibling must be a non-empty 32-byte hash")
+            raise StateProofError(codes.INVALID_STATE_PROOF, "each sibling must be a non-empty 32-byte hash")
     if other_leaf is not None and not isinstance(other_leaf, ProofLeaf):
-        raise StateProofError("other_leaf must be a ProofLeaf or None")
+        raise StateProofError(codes.INVALID_STATE_PROOF, "other_leaf must be a ProofLeaf or None")
 
 
 def verify_proof(root: bytes, key: bytes, value: bytes | None, proof: StateProof) -> bool:

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 from ledger.codec import decode_trusted, encode_trusted
-from ledger.keys import record_type_of
 from ledger.schema import MAX_STATE_VALUE_BYTES
+from ledger.state_keys import record_type_of
 
 __all__ = ["MemoryState", "Overlay", "PendingNodes", "StateReader", "decode_value", "encode_value"]
 

@@ -20,6 +20,9 @@ from typing import Any, Self
 import msgpack
 import plyvel
 
+from ledger import codes
+from ledger.errors import LedgerError
+from ledger.schema import MAX_BLOCK_TXS
 from ledger.smt import EMPTY_ROOT, INTERNAL_TAG, MemoryNodes, SparseMerkleTree, StateProof
 
 __all__ = [
@@ -57,10 +60,10 @@ META_HEAD = P_META + b"head"
 META_PRUNED_BELOW = P_META + b"pruned_below"  # u64: tree nodes of heights below it may be deleted
 
 MAX_HEIGHT = (1 << 63) - 1
-MAX_ACCOUNT_ID_BYTES = 256
+# Storage bounds of the history index and the transaction keys (not protocol limits: ledger.schema has those).
+MAX_HISTORY_ACCOUNT_BYTES = 256  # the account part of a history key
 MAX_HISTORY_PAGE = 1000
-MAX_TXS_PER_BLOCK = 1 << 20
-MAX_ID_BYTES = 64
+MAX_TX_ID_BYTES = 64
 # Tree nodes kept in memory (written or read recently): at most ~2^20 x 200 bytes = 200 MB, enough for the levels
 # every block touches at a million accounts. Trimmed in steps of NODE_CACHE_SLACK to keep reads cheap.
 NODE_CACHE_ENTRIES = 1 << 20
@@ -74,46 +77,34 @@ _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
 
-class StoreError(Exception):
-    """An error of the storage layer, with a stable code."""
-
-    code = "store_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class StoreError(LedgerError):
+    """An error of the storage layer (codes 700 – 719; STORE_INVALID_ARGUMENT: a call with a bad argument)."""
 
 
 class StoreVersionError(StoreError):
-    code = "store_format_version"
+    """The directory holds another format version (STORE_FORMAT_VERSION)."""
 
 
 class StoreOpenError(StoreError):
-    """LevelDB could not open the directory (held by another process, unreadable, corrupt beyond repair)."""
-
-    code = "store_open_failed"
+    """LevelDB could not open the directory: held by another process, unreadable, corrupt beyond repair
+    (STORE_OPEN_FAILED)."""
 
 
 class StoreCorruptError(StoreError):
-    """The stored data contradicts itself (e.g. the head names a block that is not stored)."""
-
-    code = "store_corrupt"
+    """The stored data contradicts itself, e.g. the head names a block that is not stored (STORE_CORRUPT)."""
 
 
 class UnknownHeightError(StoreError):
-    code = "unknown_height"
+    """No block is stored at the height (UNKNOWN_HEIGHT)."""
 
 
 class PrunedHeightError(StoreError):
-    """The block is stored but the state tree of that height was pruned (prune_state_history)."""
-
-    code = "height_pruned"
+    """The block is stored but the state tree of that height was pruned: prune_state_history (HEIGHT_PRUNED)."""
 
 
 class InvalidCommitError(StoreError):
-    """A BlockCommit that breaks the store's invariants (non-consecutive height, duplicate ids, ...)."""
-
-    code = "invalid_block_commit"
+    """A BlockCommit that breaks the store's invariants: non-consecutive height, duplicate ids, ...
+    (INVALID_BLOCK_COMMIT)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +156,8 @@ def _height_key(prefix: bytes, height: int) -> bytes:
 
 def _account_prefix(account_id: str) -> bytes:
     raw = account_id.encode("utf-8")
-    if not 0 < len(raw) <= MAX_ACCOUNT_ID_BYTES:
-        raise InvalidCommitError(f"account id must be 1..{MAX_ACCOUNT_ID_BYTES} utf-8 bytes")
+    if not 0 < len(raw) <= MAX_HISTORY_ACCOUNT_BYTES:
+        raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"account id must be 1..{MAX_HISTORY_ACCOUNT_BYTES} utf-8 bytes")
     return P_HISTORY + _U16.pack(len(raw)) + raw
 
 
@@ -216,19 +207,19 @@ class LedgerStore:
                 lru_cache_size=BLOCK_CACHE_BYTES,
             )
         except (plyvel.Error, OSError) as exc:
-            raise StoreOpenError(f"cannot open the ledger store at {path}: {exc}") from exc
+            raise StoreOpenError(codes.STORE_OPEN_FAILED, f"cannot open the ledger store at {path}: {exc}") from exc
         try:
             version = db.get(META_VERSION)
             if version is None:
                 with db.iterator(include_value=False) as it:
                     empty = next(it, None) is None
                 if not empty:
-                    raise StoreVersionError(f"{path} holds data without a format version: not a ledger store")
+                    raise StoreVersionError(codes.STORE_FORMAT_VERSION, f"{path} holds data without a format version: not a ledger store")
                 db.put(META_VERSION, _U32.pack(FORMAT_VERSION), sync=True)
             elif len(version) != 4 or _U32.unpack(version)[0] != FORMAT_VERSION:
                 found = _U32.unpack(version)[0] if len(version) == 4 else version.hex()
                 raise StoreVersionError(
-                    f"{path} has store format version {found}, this node reads version {FORMAT_VERSION}; "
+                    codes.STORE_FORMAT_VERSION, f"{path} has store format version {found}, this node reads version {FORMAT_VERSION}; "
                     "use a matching node version or resync into an empty directory"
                 )
             store = cls(db, path)
@@ -257,23 +248,23 @@ class LedgerStore:
         try:
             height, block_hash, state_root = msgpack.unpackb(raw)
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
-            raise StoreCorruptError(f"{self.path}: the head record is unreadable") from exc
+            raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: the head record is unreadable") from exc
         if not (type(height) is int and _is_bytes(block_hash, exact=32) and _is_bytes(state_root, exact=32)):
-            raise StoreCorruptError(f"{self.path}: the head record is malformed")
+            raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: the head record is malformed")
         return Head(height, block_hash, state_root)
 
     def _check_head(self) -> None:
         head = self._head
         if head is None:
             if self._db.get(_height_key(P_BLOCK, 0)) is not None or self._db.get(_height_key(P_BLOCK, 1)) is not None:
-                raise StoreCorruptError(f"{self.path}: blocks are stored but there is no head")
+                raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: blocks are stored but there is no head")
             return
         if self.get_block(head.height) is None or self.get_block(head.height + 1) is not None:
-            raise StoreCorruptError(f"{self.path}: the head (height {head.height}) is not the last stored block")
+            raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: the head (height {head.height}) is not the last stored block")
         if self.get_block_height(head.block_hash) != head.height or self.state_root_at(head.height) != head.state_root:
-            raise StoreCorruptError(f"{self.path}: the head disagrees with the stored block {head.height}")
+            raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: the head disagrees with the stored block {head.height}")
         if head.state_root != EMPTY_ROOT and self.get_node(head.state_root) is None:
-            raise StoreCorruptError(f"{self.path}: the head's state root node is missing")
+            raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: the head's state root node is missing")
 
     def head(self) -> Head | None:
         """The last committed block, or None for an empty store."""
@@ -284,39 +275,39 @@ class LedgerStore:
     def _check_commit(self, c: BlockCommit) -> None:
         head = self._head
         if type(c.height) is not int or not 0 <= c.height <= MAX_HEIGHT:
-            raise InvalidCommitError("height must be a non-negative integer")
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "height must be a non-negative integer")
         if head is None:
             if c.height not in (0, 1):
-                raise InvalidCommitError(f"the first block must have height 0 or 1, got {c.height}")
+                raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"the first block must have height 0 or 1, got {c.height}")
         elif c.height != head.height + 1:
-            raise InvalidCommitError(f"block height {c.height} does not follow head {head.height}")
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"block height {c.height} does not follow head {head.height}")
         if not _is_bytes(c.block_hash, exact=32) or not _is_bytes(c.state_root, exact=32):
-            raise InvalidCommitError("block_hash and state_root must be 32 bytes")
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "block_hash and state_root must be 32 bytes")
         if not _is_bytes(c.block_bytes):
-            raise InvalidCommitError("block_bytes must be bytes")
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "block_bytes must be bytes")
         if self._db.get(P_BLOCK_HASH + c.block_hash) is not None:
-            raise InvalidCommitError(f"block hash {c.block_hash.hex()} is already stored")
-        if len(c.txs) > MAX_TXS_PER_BLOCK:
-            raise InvalidCommitError(f"at most {MAX_TXS_PER_BLOCK} transactions per block")
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"block hash {c.block_hash.hex()} is already stored")
+        if len(c.txs) > MAX_BLOCK_TXS:
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"at most {MAX_BLOCK_TXS} transactions per block")
         seen: set[bytes] = set()
         for tx_id, tx_bytes in c.txs:
-            if not _is_bytes(tx_id, max_len=MAX_ID_BYTES) or not tx_id or not _is_bytes(tx_bytes):
-                raise InvalidCommitError("tx ids are 1..64 bytes and tx bytes are bytes")
+            if not _is_bytes(tx_id, max_len=MAX_TX_ID_BYTES) or not tx_id or not _is_bytes(tx_bytes):
+                raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "tx ids are 1..64 bytes and tx bytes are bytes")
             if tx_id in seen or self._db.get(P_TX + tx_id) is not None:
-                raise InvalidCommitError(f"transaction {tx_id.hex()} is already stored")
+                raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"transaction {tx_id.hex()} is already stored")
             seen.add(tx_id)
         for tx_id, receipt in c.receipts:
             if tx_id not in seen or not _is_bytes(receipt):
-                raise InvalidCommitError("every receipt must belong to a transaction of this block")
+                raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "every receipt must belong to a transaction of this block")
         # Keys and values of state_changes, smt_nodes and extra must be bytes: plyvel refuses anything else while
         # the batch is built, and commit_block turns that into InvalidCommitError before anything is written.
         if any(len(h) != 32 for h in c.smt_nodes):
-            raise InvalidCommitError("smt nodes are keyed by 32-byte hashes")
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "smt nodes are keyed by 32-byte hashes")
         if c.state_root != EMPTY_ROOT and c.state_root not in c.smt_nodes and self.get_node(c.state_root) is None:
-            raise InvalidCommitError("state_root is neither among the new nodes nor stored")
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "state_root is neither among the new nodes nor stored")
         for account_id, tx_id in c.history:
             if not isinstance(account_id, str) or tx_id not in seen:
-                raise InvalidCommitError("history entries are (account_id str, tx_id of this block)")
+                raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "history entries are (account_id str, tx_id of this block)")
             _account_prefix(account_id)
 
     def commit_block(self, commit: BlockCommit) -> None:
@@ -355,7 +346,7 @@ class LedgerStore:
             wb.put(META_HEAD, msgpack.packb([head.height, head.block_hash, head.state_root], use_bin_type=True))
         except TypeError as exc:
             wb.clear()
-            raise InvalidCommitError(f"block commit holds a non-bytes key or value: {exc}") from exc
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"block commit holds a non-bytes key or value: {exc}") from exc
         except BaseException:
             wb.clear()
             raise
@@ -439,16 +430,16 @@ class LedgerStore:
         `after=(height, position)` returns entries strictly older than that cursor. limit: 1..1000.
         """
         if type(limit) is not int or not 1 <= limit <= MAX_HISTORY_PAGE:
-            raise StoreError(f"limit must be an integer in 1..{MAX_HISTORY_PAGE}")
+            raise StoreError(codes.STORE_INVALID_ARGUMENT, f"limit must be an integer in 1..{MAX_HISTORY_PAGE}")
         prefix = _account_prefix(account_id)
         if after is None:
             it = self._db.iterator(prefix=prefix, reverse=True)
         else:
             if not (isinstance(after, tuple) and len(after) == 2 and all(type(x) is int for x in after)):
-                raise StoreError("cursor must be a (height, position) tuple of integers")
+                raise StoreError(codes.STORE_INVALID_ARGUMENT, "cursor must be a (height, position) tuple of integers")
             height, position = after
             if not (0 <= height <= MAX_HEIGHT and 0 <= position < 1 << 32):
-                raise StoreError("cursor out of range")
+                raise StoreError(codes.STORE_INVALID_ARGUMENT, "cursor out of range")
             stop = prefix + _U64.pack(height) + _U32.pack(position)
             it = self._db.iterator(start=prefix, stop=stop, reverse=True)
         out: list[HistoryEntry] = []
@@ -468,9 +459,9 @@ class LedgerStore:
     def _root_at(self, height: int) -> bytes:
         root = self.state_root_at(height)
         if root is None:
-            raise UnknownHeightError(f"no block at height {height}")
+            raise UnknownHeightError(codes.UNKNOWN_HEIGHT, f"no block at height {height}")
         if height < self._pruned_below:
-            raise PrunedHeightError(f"the state of height {height} was pruned (kept from {self._pruned_below})")
+            raise PrunedHeightError(codes.HEIGHT_PRUNED, f"the state of height {height} was pruned (kept from {self._pruned_below})")
         return root
 
     def pruned_below(self) -> int:
@@ -488,7 +479,7 @@ class LedgerStore:
         with self._write_lock:
             head = self._head
             if head is None or type(keep_from) is not int or not self._pruned_below <= keep_from <= head.height:
-                raise StoreError("keep_from must lie between pruned_below() and the head height")
+                raise StoreError(codes.STORE_INVALID_ARGUMENT, "keep_from must lie between pruned_below() and the head height")
             self._db.put(META_PRUNED_BELOW, _U64.pack(keep_from), sync=True)
             self._pruned_below = keep_from
             live: set[bytes] = set()
@@ -496,7 +487,7 @@ class LedgerStore:
             for height in range(keep_from, head.height + 1):
                 root = self.state_root_at(height)
                 if root is None:
-                    raise StoreCorruptError(f"{self.path}: no state root for stored height {height}")
+                    raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: no state root for stored height {height}")
                 if root != EMPTY_ROOT:
                     stack.append(root)
             get = self._db.get
@@ -506,7 +497,7 @@ class LedgerStore:
                     continue
                 node = get(P_NODE + h)
                 if node is None:
-                    raise StoreCorruptError(f"{self.path}: tree node {h.hex()} of a kept height is missing")
+                    raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: tree node {h.hex()} of a kept height is missing")
                 live.add(h)
                 if node[0] == INTERNAL_TAG:
                     for child in (node[1:33], node[33:65]):
@@ -539,5 +530,5 @@ class LedgerStore:
 
     def put_extra(self, key: bytes, value: bytes, sync: bool = True) -> None:
         if not _is_bytes(key) or not _is_bytes(value):
-            raise StoreError("extra keys and values are bytes")
+            raise StoreError(codes.STORE_INVALID_ARGUMENT, "extra keys and values are bytes")
         self._db.put(P_EXTRA + key, value, sync=sync)

@@ -27,21 +27,19 @@ from dataclasses import dataclass
 
 from ledger import codes
 from ledger.codec import DecodeError
-from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
+from ledger.errors import Refused
 from ledger.events import Event, Receipt, encode_receipt
 from ledger.invariants import assert_block_supply
-from ledger.keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
 from ledger.protocol import Protocol
 from ledger.records import REPLAY_CHUNK, Account, ChainMeta, EpochRecord, ReplayBucket, ReplayIndex, TxSeen
-from ledger.schema import MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
+from ledger.schema import MAX_BLOCK_TXS, MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.smt import SparseMerkleTree
 from ledger.state import Overlay, StateReader
+from ledger.state_keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
 from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
 
 __all__ = ["BlockOutcome", "TxOutcome", "apply_block", "apply_transaction", "authorize", "dry_run"]
-
-MAX_TXS_PER_BLOCK = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +182,7 @@ def apply_transaction(
         signers = authorize(state, tx, verify_signatures)
     except Refused as refusal:
         assert refusal.code < 200, "envelope refusals use rejection codes"
-        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, None, _clip(refusal.detail), ())
+        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, None, _clip(refusal.message), ())
         return TxOutcome(receipt, tx, (), False)
     overlay = Overlay(state)
     ctx = TxContext(overlay, block, tx.tx_id, signers, protocol)
@@ -195,7 +193,7 @@ def apply_transaction(
     except Refused as refusal:
         assert refusal.code >= 200, "operation refusals never use rejection codes"
         state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
-        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, ctx.op_index, _clip(refusal.detail), ())
+        receipt = Receipt(tx.tx_id, block.height, index, refusal.code, ctx.op_index, _clip(refusal.message), ())
         return TxOutcome(receipt, tx, body.signers, True)
     overlay.commit()
     state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
@@ -276,7 +274,7 @@ def apply_block(
     checked (the node's mempool verifies them once, in parallel, off the event loop); its signatures are then not
     verified again. Signature validity is a pure function of the bytes, so this never changes the outcome — only
     a caller that answers True for bytes it did not verify could, and the node never does."""
-    assert len(transactions) <= MAX_TXS_PER_BLOCK, "block has too many transactions"
+    assert len(transactions) <= MAX_BLOCK_TXS, "block has too many transactions"
     overlay = Overlay(state)
     meta: ChainMeta | None = overlay.get(META_KEY)
     assert meta is not None, "state has no chain meta: apply the genesis first"

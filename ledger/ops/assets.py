@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger import codes, rules
-from ledger.codes import Refused
 from ledger.context import MACHINE_FAILURES, TxContext
-from ledger.keys import asset_key, asset_status_key
+from ledger.errors import Refused
 from ledger.operations import DefineAsset, Issue, Redeem, RuleSpec, SetAssetAgents, SetAssetRules, Transfer
 from ledger.records import AssetDefinition, AssetStatus, Balance
 from ledger.schema import MAX_AMOUNT, ROLE_BITS
+from ledger.state_keys import asset_key, asset_status_key
 
 
 def move_units(

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger import codes, rules
-from ledger.codes import Refused
 from ledger.context import TxContext
-from ledger.keys import asset_status_key
+from ledger.errors import Refused
 from ledger.operations import (
     ForcedTransfer,
     FreezeAccount,
@@ -32,6 +31,7 @@ from ledger.ops.assets import move_units
 from ledger.ops.identity import check_key_set
 from ledger.records import Account, Balance
 from ledger.schema import ROLE_BITS
+from ledger.state_keys import asset_status_key
 
 
 def _require_recovery_agent(tx: TxContext, actor_id: str, actor: Account, target: Account) -> None:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger import codes
-from ledger.codes import Refused
 from ledger.context import TxContext
-from ledger.governance import (
+from ledger.errors import Refused
+from ledger.governance_state import (
     chain_params_record,
     chain_params_values,
     current_epoch,
@@ -26,7 +26,6 @@ from ledger.governance import (
     validator_set_error,
 )
 from ledger.jsonform import kind_name
-from ledger.keys import EPOCH_KEY, GOVERNANCE_KEY, account_key, member_key, proposal_key
 from ledger.operations import (
     AddMember,
     AddValidator,
@@ -64,6 +63,7 @@ from ledger.schema import (
     member_of,
 )
 from ledger.state import Overlay
+from ledger.state_keys import EPOCH_KEY, GOVERNANCE_KEY, account_key, member_key, proposal_key
 
 # Event kinds of governance (part of CORE_OPERATIONS' event kinds, ledger.operation_set).
 EVENT_KINDS = (
@@ -302,7 +302,7 @@ def _run_actions(tx: TxContext, proposal_id: str, actions: tuple[GovernanceActio
         try:
             _ACTIONS[type(action)](tx, state, draft, action)
         except Refused as refusal:
-            raise Refused(refusal.code, f"action {i} ({kind_name(type(action))}): {refusal.detail}") from None
+            raise Refused(refusal.code, f"action {i} ({kind_name(type(action))}): {refusal.message}") from None
         if isinstance(action, AddValidator | RemoveValidator | RotateValidatorKeys | SetValidatorAddress):
             last_set_change = i
     validators = tuple(draft.validators)

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger import codes, rules
-from ledger.codes import Refused
 from ledger.context import TxContext
-from ledger.keys import hold_key
+from ledger.errors import Refused
 from ledger.operations import CreateHold, ExecuteHold, ExpireHold, ReleaseHold
 from ledger.records import HOLD_STATUS_NAMES, Balance, Hold, HoldStatus
 from ledger.schema import MAX_AMOUNT, ROLE_BITS
+from ledger.state_keys import hold_key
 
 
 def _acts_for(tx: TxContext, actor_id: str, account_id: str) -> bool:

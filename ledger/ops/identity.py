@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger import codes
-from ledger.codes import Refused
 from ledger.context import TxContext
-from ledger.keys import account_key, member_key
+from ledger.errors import Refused
 from ledger.operations import GrantRole, RegisterAccount, RegisterMember, RevokeRole, RotateKeys, SetCustodian
 from ledger.records import Account, Member
 from ledger.schema import ROLE_BITS, member_of
+from ledger.state_keys import account_key, member_key
 
 
 def check_key_set(keys: tuple[bytes, ...], threshold: int) -> None:

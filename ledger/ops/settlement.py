@@ -7,8 +7,8 @@ order on the transaction overlay, so if any leg is refused nothing moves. Refuse
 from __future__ import annotations
 
 from ledger import codes, rules
-from ledger.codes import Refused
 from ledger.context import TxContext
+from ledger.errors import Refused
 from ledger.operations import Settle
 from ledger.ops.assets import move_units
 

@@ -2,15 +2,15 @@
 
 from node.api.app import create_app
 from node.api.context import ApiConfig
-from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, NodeFacade, PeerView, ValidatorView
+from node.api.facade import AdmissionView, BlockView, CommitNotice, HeadInfo, NodeFacade, PeerView, ValidatorView
 from node.api.limits import ApiLimits
 
 __all__ = [
-    "Admission",
+    "AdmissionView",
     "ApiConfig",
     "ApiLimits",
     "BlockView",
-    "CommittedBlock",
+    "CommitNotice",
     "HeadInfo",
     "NodeFacade",
     "PeerView",

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
-from ledger.keys import account_key, asset_key
 from ledger.records import Account, AssetDefinition
 from ledger.schema import ACCOUNT_PATTERN, ROLE_BITS
 from ledger.state import StateReader, decode_value
+from ledger.state_keys import account_key, asset_key
 from ledger.transaction import verify_signature
 from node.api import errors as e
 from node.api.errors import ApiError

@@ -11,12 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ledger.keys import META_KEY
 from ledger.records import ChainMeta
 from ledger.state import decode_value
+from ledger.state_keys import META_KEY
 from node.api import errors as e
 from node.api.auth import Authenticator, SignedBy, Visibility
-from node.api.errors import ApiError
+from node.api.errors import ApiError, api_error
 from node.api.facade import NodeFacade
 from node.api.limits import ApiLimits
 
@@ -73,10 +73,10 @@ class ApiContext:
 
         try:
             raw = self.facade.store.get_state_at(key, height)
-        except PrunedHeightError:
-            raise ApiError(e.HEIGHT_PRUNED, details={"height": height}) from None
-        except UnknownHeightError:
-            raise ApiError(e.HEIGHT_UNKNOWN, details={"height": height, "head": head}) from None
+        except PrunedHeightError as exc:
+            raise api_error(exc, {"height": height}) from None
+        except UnknownHeightError as exc:
+            raise api_error(exc, {"height": height, "head": head}) from None
         return (None if raw is None else decode_value(key, raw)), height
 
     def chain_meta(self) -> ChainMeta:

@@ -1,9 +1,12 @@
-"""API errors: the node/API reason codes, the typed exception handlers raise, and the error middleware.
+"""API errors: the node/API reason codes, the typed exception handlers raise, the mapping of every layer's errors,
+and the error middleware.
 
 Every error leaves the API as `{"code": int, "message": str, "details": object}` with the HTTP status of its code.
 `code` is a number of the shared reason-code table (ledger.codes): the API's own codes are 3100-3299; a transaction
-that fails to decode is answered with the decoding code itself (1-99). The middleware turns any unexpected exception
-into 503 INTERNAL_ERROR (logged with an incident id, never a stack trace on the wire).
+that fails to decode is answered with the decoding code itself (1-99). `api_error` is the one place where an error of
+another layer (ledger.errors.LedgerError, consensus.errors.ConsensusError, node.errors.NodeError) becomes that form.
+The middleware turns any unexpected exception into 503 INTERNAL_ERROR (logged with an incident id, never a stack
+trace on the wire).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
+from consensus.errors import ConsensusError
 from ledger import codes
+from ledger.errors import LedgerError
+from node.errors import NodeError
 
-__all__ = ["HTTP_STATUS", "ApiError", "error_body", "error_middleware", "error_response"]
+__all__ = ["HTTP_STATUS", "ApiError", "api_error", "error_body", "error_middleware", "error_response"]
 
 log = logging.getLogger("node.api")
 
@@ -123,6 +129,44 @@ class ApiError(Exception):
         self.status = status_for(code) if status is None else status
         self.headers = headers
         assert 400 <= self.status <= 599
+
+
+# The store's errors a client can cause by the height it asks for, answered with the API's own code and message.
+_LEDGER_CODES: dict[int, int] = {
+    codes.UNKNOWN_HEIGHT: HEIGHT_UNKNOWN,
+    codes.HEIGHT_PRUNED: HEIGHT_PRUNED,
+}
+# Node errors (a custody statement that cannot be built) by their code; any other: NOT_AVAILABLE.
+_NODE_CODES: dict[str, int] = {
+    "unknown_height": HEIGHT_UNKNOWN,
+    "statement_bad_height": HEIGHT_UNKNOWN,
+    "account_not_found": ACCOUNT_NOT_FOUND,
+    "height_pruned": HEIGHT_PRUNED,
+}
+
+
+def api_error(exc: LedgerError | ConsensusError | NodeError, details: dict[str, Any] | None = None) -> ApiError:
+    """The API form of another layer's error, with the handler's `details`:
+
+    - ledger: a decoding error (1-99) keeps its code, with the offending field's `path`; the store's unknown or
+      pruned height becomes API_HEIGHT_UNKNOWN / API_HEIGHT_PRUNED; any other store error (a bad page or cursor)
+      API_BAD_REQUEST; any other ledger or contracts error keeps its code (400);
+    - node: by its code (a custody statement: unknown height, pruned, account not found), else API_NOT_AVAILABLE,
+      with the node's code as `reason`;
+    - consensus: API_BAD_REQUEST with the consensus code as `reason`."""
+    details = dict(details or {})
+    if isinstance(exc, LedgerError):
+        if exc.code < 100:
+            return ApiError(exc.code, exc.message, {**details, "path": exc.path} if exc.path else details)
+        api_code = _LEDGER_CODES.get(exc.code)
+        if api_code is not None:
+            return ApiError(api_code, details=details)
+        if 700 <= exc.code < 720:
+            return ApiError(BAD_REQUEST, exc.message, details)
+        return ApiError(exc.code, exc.message, details)
+    if isinstance(exc, NodeError):
+        return ApiError(_NODE_CODES.get(exc.code, NOT_AVAILABLE), exc.message, {**details, "reason": exc.code})
+    return ApiError(BAD_REQUEST, exc.message, {**details, "reason": exc.code})
 
 
 def error_body(code: int, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

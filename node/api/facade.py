@@ -17,9 +17,9 @@ from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 
 __all__ = [
-    "Admission",
+    "AdmissionView",
     "BlockView",
-    "CommittedBlock",
+    "CommitNotice",
     "HeadInfo",
     "NodeFacade",
     "PeerView",
@@ -38,7 +38,7 @@ class HeadInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Admission:
+class AdmissionView:
     """The mempool's answer to a submitted transaction. code 0 = admitted (or already known: `duplicate`)."""
 
     tx_id: bytes
@@ -52,7 +52,7 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
-class CommittedBlock:
+class CommitNotice:
     """What a commit tells listeners: the block and every receipt of it, in block order (rejected ones included)."""
 
     height: int
@@ -109,7 +109,7 @@ class NodeFacade(Protocol):
 
     def head(self) -> HeadInfo: ...
 
-    async def submit(self, tx: SignedTransaction) -> Admission: ...
+    async def submit(self, tx: SignedTransaction) -> AdmissionView: ...
 
     def tx_pending(self, tx_id: bytes) -> bool: ...
 
@@ -121,7 +121,7 @@ class NodeFacade(Protocol):
 
     def status(self) -> Mapping[str, Any]: ...  # node-specific JSON-ready fields (role, syncing, mempool size...)
 
-    def add_commit_listener(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]: ...
+    def add_commit_listener(self, listener: Callable[[CommitNotice], None]) -> Callable[[], None]: ...
 
     def metrics_text(self) -> str: ...  # Prometheus text exposition format
 

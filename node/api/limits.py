@@ -1,5 +1,5 @@
 """Limits on everything a client can make the API hold: body size, request rate, request time, open streams,
-page sizes (docs/api.md, "Limits"). `ApiLimits` is the one table; the middlewares enforce it."""
+page sizes (docs/limits.md). `ApiLimits` is the one table; the middlewares enforce it."""
 
 from __future__ import annotations
 

@@ -14,7 +14,14 @@ from ledger.codec import record_type as _record_type
 from ledger.jsonform import kind_name
 from ledger.operations import ACTION
 from ledger.records import Account, AssetDefinition, AssetStatus, Hold
-from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, CHAIN_PARAM_NAMES, HOLD_PATTERN, MAX_AMOUNT
+from ledger.schema import (
+    ACCOUNT_PATTERN,
+    ASSET_PATTERN,
+    CHAIN_PARAM_NAMES,
+    HOLD_PATTERN,
+    MAX_ACCOUNT_ID_BYTES,
+    MAX_AMOUNT,
+)
 from ledger.transaction import Signature
 from node.chain.protocol import OPERATIONS
 
@@ -120,7 +127,7 @@ INT = {"type": "integer", "minimum": 0}
 AMOUNT = {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT}
 HEIGHT = {"type": "integer", "minimum": 0, "maximum": U64_MAX}
 HASH = {"type": "string", "pattern": HEX32}
-ACCOUNT = {"type": "string", "pattern": _anchored(ACCOUNT_PATTERN), "maxLength": 81}
+ACCOUNT = {"type": "string", "pattern": _anchored(ACCOUNT_PATTERN), "maxLength": MAX_ACCOUNT_ID_BYTES}
 ASSET = {"type": "string", "pattern": _anchored(ASSET_PATTERN), "maxLength": 32}
 HOLD_ID = {"type": "string", "pattern": _anchored(HOLD_PATTERN), "maxLength": 64}
 

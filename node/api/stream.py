@@ -20,7 +20,7 @@ from ledger.events import Event, Receipt, decode_receipt
 from node.api import errors as e
 from node.api.auth import SignedBy
 from node.api.errors import ApiError
-from node.api.facade import CommittedBlock
+from node.api.facade import CommitNotice
 from node.api.views import event_view
 from node.chain.protocol import OPERATIONS
 
@@ -87,7 +87,7 @@ class Subscription:
         out.append({"type": "block", "height": height, "block_hash": block_hash.hex(), "time": time})
         return out
 
-    def offer(self, block: CommittedBlock) -> None:
+    def offer(self, block: CommitNotice) -> None:
         """Queue a live block (called by the hub on commit); never blocks. A block that is not the next height
         (the pump is still replaying from the store) is left to the replay, which reads it from the store."""
         if self.overflow_at is None and block.height == self.next_height:
@@ -135,7 +135,7 @@ class EventHub:
 
     # -- commits -----------------------------------------------------------------------------------------------
 
-    def on_commit(self, block: CommittedBlock) -> None:
+    def on_commit(self, block: CommitNotice) -> None:
         for r in block.receipts:
             futures = self.waiters.pop(r.tx_id, None)
             if futures:

@@ -32,18 +32,19 @@ from typing import Any, Final
 from consensus.certificates import Evidence, SignatureVerifier, check_commit_certificate
 from consensus.messages import Block, CommitCertificate, QuorumCert, decode_block, genesis_qc
 from consensus.validators import ValidatorSet
-from ledger.governance import current_epoch
+from ledger.governance_state import current_epoch
 from ledger.operations import AddValidator
 from ledger.protocol import Protocol
 from ledger.records import ProposalStatus
+from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from ledger.state import decode_value
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from node.chain.certified import bootstrap_store, cert_key, evidence_key, load_certificate
 from node.chain.commit_feed import CommitFeed
 from node.chain.epochs import Epochs, EpochSwitch
-from node.chain.execution import CommittedBlock, Executor, FinalizedBlock, Head
-from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Genesis, genesis_state
+from node.chain.execution import ChainHead, CommittedBlock, Executor, FinalizedBlock
+from node.chain.genesis import Genesis, genesis_state
 from node.chain.mempool import Admission, Mempool, MempoolLimits
 from node.chain.payload import encode_payload
 from node.chain.sigverify import Ed25519Verifier
@@ -102,7 +103,7 @@ class Application:
     # -- state -----------------------------------------------------------------------------------------------------
 
     @property
-    def head(self) -> Head:
+    def head(self) -> ChainHead:
         return self.executor.head
 
     @property

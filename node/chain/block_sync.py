@@ -33,6 +33,7 @@ from typing import Any, Final, NamedTuple, Protocol
 
 from consensus.codec import CodecError
 from consensus.messages import Block, CommitCertificate, decode_block
+from node.errors import NodeError
 
 __all__ = [
     "MAX_BATCH",
@@ -56,12 +57,8 @@ SYNC_BACKOFF_BASE_S: Final = 2.0
 SYNC_BACKOFF_MAX_S: Final = 120.0
 
 
-class SyncRefused(ValueError):
-    """A BLOCKS answer this node does not use: `reason` "unsolicited" (nobody asked) or "bad_batch" (malformed)."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+class SyncRefused(NodeError, ValueError):
+    """A BLOCKS answer this node does not use: code "unsolicited" (nobody asked) or "bad_batch" (malformed)."""
 
 
 class BlockRequest(NamedTuple):
@@ -168,7 +165,7 @@ class BlockSync:
         `peer` for it (the request stays in flight), SyncRefused("bad_batch") if it is malformed (the request is
         over; the caller counts it as the peer's failure)."""
         if self._request is None or self._request[:2] != (peer, request_id):
-            raise SyncRefused("unsolicited")
+            raise SyncRefused("unsolicited", f"no request {request_id} to {peer} is in flight")
         self._request = None
         decoded = []
         try:

@@ -17,7 +17,7 @@ from typing import Final
 
 from consensus.certificates import Evidence
 from consensus.messages import CommitCertificate, EpochChangeProof, encode_block
-from ledger.governance import validator_set_entries
+from ledger.governance_state import validator_set_entries
 from ledger.records import EpochRecord
 from ledger.store import BlockCommit, LedgerStore
 from node.chain.genesis import Genesis, GenesisState

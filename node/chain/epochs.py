@@ -8,7 +8,7 @@ validator set of any past epoch (docs/consensus.md §10).
     epochs.set_at(epoch)                                     the set of a past (or the current) epoch
     epochs.advance(record) -> EpochSwitch                    after the epoch-ending block committed
 
-The current record always comes from the committed head state (ledger.governance.current_epoch); the records of
+The current record always comes from the committed head state (ledger.governance_state.current_epoch); the records of
 ended epochs and the proofs that end them are stored with their epoch-ending blocks (node/chain/certified.py).
 Building a ValidatorSet verifies every proof of possession, so sets are cached (at most MAX_CACHED_SETS each).
 """
@@ -21,10 +21,10 @@ from typing import Final
 from consensus.bls import BlsBackend
 from consensus.messages import EpochChangeProof
 from consensus.validators import ValidatorSet, ValidatorSetError
-from ledger.governance import current_epoch, validator_set_entries
-from ledger.keys import EPOCH_KEY
+from ledger.governance_state import current_epoch, validator_set_entries
 from ledger.records import EpochRecord
 from ledger.state import decode_value
+from ledger.state_keys import EPOCH_KEY
 from ledger.store import LedgerStore
 from node.chain.certified import epoch_proof_key, epoch_record_key, load_epoch_proofs
 from node.chain.genesis import ChainParams, Genesis

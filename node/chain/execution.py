@@ -30,18 +30,19 @@ from typing import Protocol as Interface
 from consensus.messages import Block, CommitCertificate, decode_block, encode_block, epoch_commitment
 from ledger.context import BlockContext
 from ledger.events import Event, Receipt
-from ledger.governance import current_epoch
-from ledger.keys import EPOCH_KEY
+from ledger.governance_state import current_epoch
 from ledger.protocol import Protocol
 from ledger.records import EpochRecord
+from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from ledger.smt import OverlayNodes, SparseMerkleTree
 from ledger.state import encode_value
+from ledger.state_keys import EPOCH_KEY
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction
 from ledger.transition import apply_block
 from node.chain.certified import cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
 from node.chain.epochs import Epochs
-from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, Genesis
+from node.chain.genesis import Genesis
 from node.chain.payload import PayloadError, decode_payload
 from node.errors import NodeError
 
@@ -110,7 +111,7 @@ class _LayeredState:
 
 
 @dataclass(slots=True)
-class Head:
+class ChainHead:
     """The committed head as execution sees it (ledger.store.Head plus the block's time)."""
 
     block_id: bytes
@@ -154,17 +155,17 @@ class Executor:
 
     # -- head ---------------------------------------------------------------------------------------------------
 
-    def _read_head(self) -> Head:
+    def _read_head(self) -> ChainHead:
         h = self.store.head()
         assert h is not None, "bootstrap the store first"
         if h.height == 0:
-            return Head(h.block_hash, 0, self.genesis.genesis_time * 1000, h.state_root)
+            return ChainHead(h.block_hash, 0, self.genesis.genesis_time * 1000, h.state_root)
         raw = self.store.get_block(h.height)
         assert raw is not None
         block = decode_block(raw)
         # A committed block obeyed the limits of its own epoch, which may be wider than the current ones.
         payload = decode_payload(block.payload, MAX_BLOCK_TXS, MAX_BLOCK_BYTES)
-        return Head(h.block_hash, h.height, payload.time_ms, h.state_root)
+        return ChainHead(h.block_hash, h.height, payload.time_ms, h.state_root)
 
     def time_of(self, block_id: bytes) -> int | None:
         if block_id == self.head.block_id:
@@ -301,7 +302,7 @@ class Executor:
         e = finalized.executed
         assert e.height == self.head.height + 1 and e.parent_id == self.head.block_id, "finalized on another head"
         self.store.commit_block(finalized.commit)
-        self.head = Head(e.block_id, e.height, e.time_ms, e.state_root)
+        self.head = ChainHead(e.block_id, e.height, e.time_ms, e.state_root)
         for block_id in [b for b, x in self.executed.items() if x.height <= e.height]:
             del self.executed[block_id]
         return CommittedBlock(e.height, e.block_id, e.time_ms, e.state_root, e.receipts, e.events, len(e.txs),

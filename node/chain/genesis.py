@@ -44,18 +44,16 @@ from consensus import bls
 from consensus.messages import Block, QuorumCert, genesis_block, genesis_qc
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
 from ledger.codec import DecodeError
-from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
+from ledger.errors import Refused
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
-from ledger.governance import current_epoch, validator_set_entries
+from ledger.governance_state import current_epoch, validator_set_entries
 from ledger.jsonform import from_json, kind_name
-from ledger.keys import EPOCH_KEY
 from ledger.protocol import Protocol
 from ledger.records import ValidatorInfo
 from ledger.schema import (
     DEFAULT_CHAIN_PARAMS,
-    MAX_BLOCK_BYTES,
-    MAX_BLOCK_TXS,
+    MAX_ADDRESS_BYTES,
     MAX_TIMEOUT_MS,
     MAX_VALIDATOR_POWER,
     MAX_VALIDATORS,
@@ -65,23 +63,20 @@ from ledger.schema import (
 )
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
+from ledger.state_keys import EPOCH_KEY
 from node.chain.protocol import OPERATIONS, node_protocol
+from node.errors import NodeError
 from node.net.handshake import Peer, PeerSet
 
 GENESIS_FORMAT: Final = "consortium-ledger-genesis/1"
 GENESIS_DOMAIN: Final = b"LEDGER-GENESIS-V1"
 MAX_GENESIS_BYTES: Final = 64 << 20
 # The chain param bounds live in ledger.schema (CHAIN_PARAM_BOUNDS), shared with governance's SetChainParams.
-__all__ = ["MAX_BLOCK_BYTES", "MAX_BLOCK_TXS", "MAX_TIMEOUT_MS", "MIN_TIMEOUT_MS"]
+__all__ = ["MAX_TIMEOUT_MS", "MIN_TIMEOUT_MS"]
 
 
-class GenesisError(ValueError):
+class GenesisError(NodeError, ValueError):
     """A genesis file that cannot be used. `code` is stable, `message` says what to fix."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +269,8 @@ def parse_genesis(document: Any, *, check_keys: bool = True) -> Genesis:
             raise GenesisError("genesis_unknown_member", f"{what} names unknown member {gv.member!r}")
         if re.fullmatch(NODE_ID_PATTERN, gv.id, re.ASCII) is None:
             raise GenesisError("genesis_bad_field", f"{what}.id must match {NODE_ID_PATTERN}")
-        if gv.address is not None and len(f"{gv.address[0]}:{gv.address[1]}") > 128:
-            raise GenesisError("genesis_bad_field", f"{what}.address is longer than 128 bytes")
+        if gv.address is not None and len(f"{gv.address[0]}:{gv.address[1]}") > MAX_ADDRESS_BYTES:
+            raise GenesisError("genesis_bad_field", f"{what}.address is longer than {MAX_ADDRESS_BYTES} bytes")
         validators.append(gv)
     if len(validators) > MAX_VALIDATORS:
         raise GenesisError("genesis_bad_validator_set", f"more than {MAX_VALIDATORS} validators")
@@ -394,7 +389,7 @@ def genesis_state(genesis: Genesis, protocol: Protocol | None = None) -> Genesis
                 protocol.operations.dispatch[type(op)](ctx, op)
             except Refused as exc:
                 raise GenesisError("genesis_operation_refused",
-                                   f"operations[{i}] ({kind_name(type(op))}) refused: {exc.code} {exc.detail}") from None
+                                   f"operations[{i}] ({kind_name(type(op))}) refused: {exc.code} {exc.message}") from None
         if EPOCH_KEY in overlay.changes():
             raise GenesisError("genesis_operation_refused",
                                "genesis operations may not change the validator set or the chain params")

@@ -47,11 +47,12 @@ from dataclasses import dataclass
 
 from ledger import codes
 from ledger.codec import DecodeError
-from ledger.codes import Refused, define
-from ledger.keys import tx_seen_key
+from ledger.codes import define
+from ledger.errors import Refused
 from ledger.operation_set import OperationSet
 from ledger.schema import MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.state import Overlay, StateReader
+from ledger.state_keys import tx_seen_key
 from ledger.transaction import SignedTransaction, decode_transaction
 from ledger.transition import authorize
 from node.chain.protocol import OPERATIONS
@@ -93,7 +94,7 @@ _FINAL_CODES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class MempoolLimits:
-    """Every bound of the mempool (docs/mempool.md, "Limits")."""
+    """Every bound of the mempool (docs/limits.md)."""
 
     max_txs: int = 20_000  # pooled + being verified
     max_bytes: int = 64 * 1024 * 1024  # encoded bytes, pooled + being verified
@@ -351,7 +352,7 @@ class Mempool:
             return self._reject(raw_hash, exc.code, str(exc))
         refusal = self._check_envelope(tx)
         if refusal is not None:
-            return self._reject(raw_hash, refusal.code, refusal.detail, tx.tx_id)
+            return self._reject(raw_hash, refusal.code, refusal.message, tx.tx_id)
         if tx.tx_id in self._entries or raw_hash in self._verifying:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), tx.tx_id)
         lane = tx.body.signers[0]
@@ -368,7 +369,7 @@ class Mempool:
         try:
             authorize(Overlay(self._state), tx, verify=False)
         except Refused as refusal:
-            return self._reject(raw_hash, refusal.code, refusal.detail, tx.tx_id)
+            return self._reject(raw_hash, refusal.code, refusal.message, tx.tx_id)
         cand = _Candidate(raw, raw_hash, tx, lane, first_item)
         self._verifying[raw_hash] = len(raw)
         self._verifying_bytes += len(raw)
@@ -411,7 +412,7 @@ class Mempool:
                 )
         refusal = self._check_envelope(tx)  # blocks may have committed meanwhile
         if refusal is not None:
-            return self._reject(cand.raw_hash, refusal.code, refusal.detail, tx.tx_id)
+            return self._reject(cand.raw_hash, refusal.code, refusal.message, tx.tx_id)
         if tx.tx_id in self._entries:  # another copy (other signature bytes) was verified and pooled first
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), tx.tx_id)
         entry = _Entry(tx.tx_id, tx, cand.raw, cand.raw_hash, cand.lane, tx.body.expiry_height, self._clock())

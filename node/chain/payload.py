@@ -18,16 +18,14 @@ from typing import Final
 import msgpack
 
 from ledger.schema import MAX_TX_BYTES
+from node.errors import NodeError
 
 PAYLOAD_VERSION: Final = 1
 MAX_TIME_MS: Final = (1 << 53) - 1
 
 
-class PayloadError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+class PayloadError(NodeError, ValueError):
+    """A block payload that is malformed, not canonical or over the limits."""
 
 
 @dataclass(frozen=True, slots=True)

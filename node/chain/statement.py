@@ -32,11 +32,12 @@ from consensus.certificates import (
 from consensus.codec import CodecError
 from consensus.messages import CommitCertificate, EpochChangeProof
 from consensus.validators import ValidatorSet
+from ledger import codes
 from ledger.codec import DecodeError, decode, record_type
-from ledger.keys import META_KEY, account_key, balance_key, hold_key, positions_key
 from ledger.records import HOLD_STATUS_NAMES, Account, Balance, ChainMeta, Hold, HoldStatus, Positions
-from ledger.schema import ACCOUNT_PATTERN, MAX_POSITIONS, MAX_STATE_VALUE_BYTES
+from ledger.schema import ACCOUNT_PATTERN, MAX_ACCOUNT_ID_BYTES, MAX_POSITIONS, MAX_STATE_VALUE_BYTES
 from ledger.smt import StateProof, StateProofError, verify_proof
+from ledger.state_keys import META_KEY, account_key, balance_key, hold_key, positions_key
 from ledger.store import StoreError
 from node.errors import NodeError
 
@@ -92,13 +93,8 @@ _TOP_FIELDS: Final = frozenset(
 )
 
 
-class StatementError(Exception):
+class StatementError(NodeError):
     """A statement cannot be built (unknown height, pruned state, certificate for another block, ...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class StatementCode:
@@ -161,11 +157,8 @@ def load_trust_anchor(path: str) -> TrustAnchor:
     return TrustAnchor.from_genesis(load_genesis(path))
 
 
-class _Reject(Exception):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+class _Reject(NodeError):
+    """Internal: why a statement does not verify (a StatementCode); the verifier turns it into the verdict."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -270,7 +263,8 @@ def build_statement(
         try:
             value, proof = store.prove(key, height)
         except StoreError as exc:
-            raise StatementError(exc.code, exc.message) from exc
+            # The node's code of a store error is its ledger code's name: unknown_height, height_pruned, ...
+            raise StatementError(codes.REASONS[exc.code].name.lower(), exc.message) from exc
         proofs[key] = _proof_entry(key, value, proof)
         return value
 
@@ -374,7 +368,7 @@ def _check_holds_or_fail(account_id: str, positions: Positions | None, balances:
     try:
         _check_holds(account_id, positions, balances, holds)
     except _Reject as exc:
-        raise StatementError("statement_holds_incomplete", exc.reason) from None
+        raise StatementError("statement_holds_incomplete", exc.message) from None
 
 
 def _find_holds(
@@ -481,7 +475,7 @@ def verify_statement(
     try:
         _verify(doc, anchor, verifier)
     except _Reject as exc:
-        return StatementVerdict(False, exc.code, exc.reason, account, height)
+        return StatementVerdict(False, exc.code, exc.message, account, height)
     except RecursionError:
         return StatementVerdict(False, StatementCode.MALFORMED, "nested too deeply", account, height)
     return StatementVerdict(True, StatementCode.OK, "statement verified", account, height)
@@ -527,7 +521,7 @@ def _verify(doc: Any, anchor: TrustAnchor, verifier: SignatureVerifier | None) -
     if d["format"] != FORMAT:
         raise _Reject(R.MALFORMED, f"unknown format {d['format']!r} (expected {FORMAT})")
     chain_id = _str(d["chain_id"], "chain_id", 32)
-    account = _str(d["account"], "account", 81)
+    account = _str(d["account"], "account", MAX_ACCOUNT_ID_BYTES)
     height = _int(d["height"], "height")
     time = _int(d["time"], "time")
     root = _hex(d["state_root"], "state_root", 32)

@@ -25,8 +25,8 @@ from node.cli.tx import add_node_flags, node_url
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_OK, emit, guarded
 from node.client.errors import ApiError, ClientError
-from node.client.governance import approve, cancel_proposal, parse_actions, propose
 from node.client.keys import AccountKey, load_key
+from node.client.proposals import approve, cancel_proposal, parse_actions, propose
 from node.client.sync import LedgerClient
 
 DEFAULT_PROPOSAL_LIFETIME = 1000  # blocks

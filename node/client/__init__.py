@@ -1,11 +1,11 @@
 """The Python client SDK of the ledger (docs/sdk.md).
 
     from node.client import LedgerClient, AccountKey, operation, load_key, verify_statement
-    from node.client import governance        # propose / approve / cancel_proposal and governance actions
+    from node.client import proposals         # propose / approve / cancel_proposal and governance actions
 """
 
 from node.chain.statement import StatementVerdict, TrustAnchor, load_trust_anchor, statement_bytes, verify_statement
-from node.client import governance
+from node.client import proposals
 from node.client.aio import AsyncLedgerClient, StreamItem, SubmitResult
 from node.client.builder import (
     OPERATION_KINDS,
@@ -36,13 +36,13 @@ __all__ = [
     "SubmitResult",
     "TransactionFailed",
     "TrustAnchor",
-    "governance",
     "load_key",
     "load_trust_anchor",
     "make_body",
     "operation",
     "operation_from_json",
     "operation_to_json",
+    "proposals",
     "required_signers",
     "save_key",
     "sign",

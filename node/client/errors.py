@@ -14,20 +14,17 @@ __all__ = ["ApiError", "ClientError", "LedgerClientError", "TransactionFailed"]
 
 
 class LedgerClientError(Exception):
-    """Base of every SDK error."""
+    """Base of every SDK error: a stable code, a message and JSON details. The subclasses say where it came from."""
 
-    code: int | str
-    message: str
-
-
-class ClientError(LedgerClientError):
-    """A client-side failure. Codes: connection_failed, timeout, bad_response, bad_input, key_*, ..."""
-
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, code: int | str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.details = details or {}
+
+
+class ClientError(LedgerClientError):
+    """A client-side failure. Codes: connection_failed, timeout, bad_response, bad_input, key_*, ..."""
 
 
 class ApiError(LedgerClientError):
@@ -35,20 +32,21 @@ class ApiError(LedgerClientError):
 
     def __init__(self, status: int, code: int, message: str, details: dict[str, Any] | None = None,
                  name: str = "") -> None:
-        super().__init__(f"HTTP {status}: [{code} {name}] {message}".replace(" ]", "]"))
+        super().__init__(code, message, details)
         self.status = status
-        self.code = code
         self.name = name
-        self.message = message
-        self.details = details or {}
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: [{self.code} {self.name}] {self.message}".replace(" ]", "]")
 
 
 class TransactionFailed(LedgerClientError):
     """A transaction got a non-zero receipt (rejected: 1..199, refused: >= 200). `receipt` is the JSON receipt."""
 
     def __init__(self, tx_id: str, code: int, message: str, receipt: dict[str, Any]) -> None:
-        super().__init__(f"transaction {tx_id[:16]}… failed with code {code}: {message}")
+        super().__init__(code, message)
         self.tx_id = tx_id
-        self.code = code
-        self.message = message
         self.receipt = receipt
+
+    def __str__(self) -> str:
+        return f"transaction {self.tx_id[:16]}… failed with code {self.code}: {self.message}"

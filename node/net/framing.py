@@ -20,6 +20,8 @@ import struct
 import nacl.bindings
 import nacl.exceptions
 
+from node.errors import NodeError
+
 LENGTH = struct.Struct(">I")
 HEADER = struct.Struct(">IQ")
 LENGTH_BYTES = 4
@@ -47,13 +49,8 @@ _encrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
 _decrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
 
 
-class FrameError(Exception):
+class FrameError(NodeError):
     """A frame the receiver refuses. `code` is stable (used in logs and metrics); the connection must be closed."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 def body_length(prefix: bytes, max_payload: int) -> int:

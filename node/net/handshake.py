@@ -27,6 +27,7 @@ import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
+from node.errors import NodeError
 from node.net.framing import KIND_AUTH, FrameError, FrameOpener, FrameSealer
 
 PROTOCOL_TAG = b"consortium-ledger/p2p/1"
@@ -43,13 +44,8 @@ MAX_CHAIN_ID_BYTES = 64
 MAX_AUTH_PAYLOAD_BYTES = 512
 
 
-class HandshakeError(Exception):
+class HandshakeError(NodeError):
     """The handshake is refused. `code` is stable (used in logs and metrics)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

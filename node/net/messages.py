@@ -19,6 +19,7 @@ from typing import Final
 import msgpack
 
 from ledger.schema import MAX_TX_BYTES
+from node.errors import NodeError
 
 __all__ = [
     "CH_CONSENSUS",
@@ -50,12 +51,8 @@ MAX_NODE_MESSAGE_BYTES: Final = 64 << 20
 MAX_NODE_ARRAY: Final = 1 << 16
 
 
-class MessageRefused(ValueError):
-    """A malformed message; `reason` is the metric label it is counted under."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class MessageRefused(NodeError, ValueError):
+    """A malformed message; `code` is the metric label it is counted under."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +90,14 @@ def encode_node_message(msg: NodeMessage) -> bytes:
 
 
 def decode_node_message(body: bytes) -> NodeMessage:
-    """A node-channel body (after the channel byte); MessageRefused("malformed") for anything else."""
+    """A node-channel body (after the channel byte); MessageRefused (code "malformed") for anything else."""
     try:
         msg = msgpack.unpackb(body, raw=False, strict_map_key=True, max_bin_len=MAX_NODE_MESSAGE_BYTES,
                               max_array_len=MAX_NODE_ARRAY, max_map_len=0)
     except (ValueError, TypeError, msgpack.UnpackException):
-        raise MessageRefused("malformed") from None
+        raise MessageRefused("malformed", "a node message is not valid msgpack") from None
     if not isinstance(msg, list) or not msg or type(msg[0]) is not int:
-        raise MessageRefused("malformed")
+        raise MessageRefused("malformed", "a node message is an array that starts with its kind")
     kind = msg[0]
     if kind == MSG_STATUS and len(msg) == 4 and isinstance(msg[1], bytes) and type(msg[2]) is int \
             and isinstance(msg[3], bytes):
@@ -109,7 +106,7 @@ def decode_node_message(body: bytes) -> NodeMessage:
         return GetBlocks(msg[1], msg[2], msg[3])
     if kind == MSG_BLOCKS and len(msg) == 3 and type(msg[1]) is int and isinstance(msg[2], list):
         return Blocks(msg[1], msg[2])
-    raise MessageRefused("malformed")
+    raise MessageRefused("malformed", f"unknown node message kind {kind} or wrong fields")
 
 
 def encode_gossip(txs: list[bytes]) -> bytes:
@@ -122,7 +119,7 @@ def decode_gossip(body: bytes) -> list[bytes]:
         txs = msgpack.unpackb(body, raw=True, max_bin_len=MAX_TX_BYTES, max_array_len=GOSSIP_BATCH, max_map_len=0,
                               max_str_len=0)
     except (ValueError, TypeError, msgpack.UnpackException):
-        raise MessageRefused("malformed") from None
+        raise MessageRefused("malformed", "a gossip message is not valid msgpack") from None
     if not isinstance(txs, list) or not all(type(raw) is bytes for raw in txs):
-        raise MessageRefused("malformed")
+        raise MessageRefused("malformed", "a gossip message is an array of transaction bytes")
     return txs

@@ -15,225 +15,39 @@ The transport is payload-agnostic. The node runtime calls `send(peer_id, payload
 - fault injection (block/unblock/set_delay) works only when the config enables it and the chain id starts with
   `testnet-`; a production chain refuses it.
 
-docs/transport.md describes the bytes on the wire, the limits and the fault commands.
+This module dials, accepts, authenticates and keeps at most one link per peer. The rest lives beside it:
+node/net/link.py (one connection: its send queue and I/O loops), node/net/faults.py (fault injection),
+node/net/transport_config.py (the config, counters and error). docs/transport.md describes the bytes on the wire and
+the fault commands; docs/limits.md the limits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
-from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from node.net.framing import (
-    DEFAULT_MAX_PAYLOAD_BYTES,
-    HARD_MAX_PAYLOAD_BYTES,
-    KIND_CLOSE,
-    KIND_DATA,
-    KIND_PING,
-    KIND_PONG,
-    LENGTH_BYTES,
-    FrameError,
-    FrameOpener,
-    FrameSealer,
-    body_length,
-)
+from node.net.faults import FaultInjector
+from node.net.framing import KIND_CLOSE, KIND_DATA, KIND_PING, LENGTH_BYTES, FrameError, FrameSealer, body_length
 from node.net.handshake import (
     HELLO_BYTES,
     MAX_AUTH_PAYLOAD_BYTES,
     Handshake,
     HandshakeError,
     Identity,
-    Peer,
     PeerSet,
     Session,
 )
+from node.net.link import MAX_CLOSE_REASON_BYTES, READ_BUFFER_BYTES, Link, LinkIO, PeerState, remote_address
+from node.net.transport_config import LinkInfo, SendOutcome, TransportConfig, TransportCounters, TransportError
+
+__all__ = ["LinkInfo", "SendOutcome", "Transport", "TransportConfig", "TransportCounters", "TransportError"]
 
 log = logging.getLogger("node.net.transport")
 
-# StreamReader buffer per connection (asyncio pauses reading above twice this).
-READ_BUFFER_BYTES = 256 * 1024
-READ_CHUNK_BYTES = 64 * 1024
 # A link that lived at least this long counts as healthy: the next dial after it drops starts without backoff.
 STABLE_LINK_S = 1.0
-MAX_CLOSE_REASON_BYTES = 64
-# Fault injection is refused on any chain whose id does not start with this, whatever the config says: a production
-# chain cannot be partitioned or slowed through its own nodes.
-TESTNET_CHAIN_PREFIX = "testnet-"
-# The writer seals up to this many queued frames (or bytes) into one socket write.
-WRITE_BATCH_FRAMES = 64
-WRITE_BATCH_BYTES = 256 * 1024
-
-
-class TransportError(Exception):
-    """A refused call on the transport (bad config, fault injection on a production config). `code` is stable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class SendOutcome(enum.StrEnum):
-    QUEUED = "queued"
-    NOT_CONNECTED = "not_connected"
-    UNKNOWN_PEER = "unknown_peer"
-    TOO_LARGE = "too_large"
-    BLOCKED = "blocked"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class TransportConfig:
-    """Limits and timers of the transport. Times are seconds of the event loop clock."""
-
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 0
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-    send_queue_frames: int = 1024
-    send_queue_bytes: int = 64 * 1024 * 1024
-    receive_queue_frames: int = 4096
-    max_inbound_handshakes: int = 64
-    handshake_timeout_s: float = 5.0
-    ping_interval_s: float = 5.0
-    idle_timeout_s: float = 20.0
-    reconnect_base_s: float = 0.05
-    reconnect_max_s: float = 5.0
-    close_flush_s: float = 1.0
-    fault_injection: bool = False
-    jitter_seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 < self.max_payload_bytes <= HARD_MAX_PAYLOAD_BYTES:
-            raise TransportError("bad_config", f"max_payload_bytes must be in 1..{HARD_MAX_PAYLOAD_BYTES}")
-        if self.send_queue_frames < 1 or self.receive_queue_frames < 1 or self.max_inbound_handshakes < 1:
-            raise TransportError("bad_config", "queue and connection limits must be at least 1")
-        if self.send_queue_bytes < self.max_payload_bytes:
-            raise TransportError("bad_config", "send_queue_bytes must hold at least one frame of max_payload_bytes")
-        if not 0 <= self.listen_port < 65536:
-            raise TransportError("bad_config", "listen_port must be 0..65535")
-        if min(self.handshake_timeout_s, self.ping_interval_s, self.reconnect_base_s, self.close_flush_s) <= 0:
-            raise TransportError("bad_config", "timeouts and intervals must be positive")
-        if self.idle_timeout_s <= self.ping_interval_s or self.reconnect_max_s < self.reconnect_base_s:
-            raise TransportError("bad_config", "idle_timeout_s > ping_interval_s and reconnect_max_s >= base needed")
-
-
-@dataclass(slots=True)
-class TransportCounters:
-    """Running totals for metrics. `frames_*`/`bytes_*` count every frame on the wire (after the handshake),
-    `messages_*` only data frames handed over. Reason-keyed counters use the stable codes of the errors."""
-
-    frames_in: int = 0
-    frames_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    messages_in: int = 0
-    messages_out: int = 0
-    connects: int = 0
-    dial_failures: int = 0
-    drops: Counter[str] = field(default_factory=Counter)
-    handshake_failures: Counter[str] = field(default_factory=Counter)
-    disconnects: Counter[str] = field(default_factory=Counter)
-    faults: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True, slots=True)
-class LinkInfo:
-    """One established connection, as status and tests see it."""
-
-    peer_id: str
-    dialer: str
-    outbound: bool
-    remote_address: str
-
-
-class _SendQueue:
-    __slots__ = ("bytes", "event", "items")
-
-    def __init__(self) -> None:
-        self.items: deque[tuple[int, bytes, float]] = deque()
-        self.bytes = 0
-        self.event = asyncio.Event()
-
-    def clear(self) -> int:
-        dropped = len(self.items)
-        self.items.clear()
-        self.bytes = 0
-        return dropped
-
-
-class _Link:
-    __slots__ = (
-        "closed",
-        "delay_line",
-        "deliver_task",
-        "dialer",
-        "draining",
-        "key",
-        "last_received",
-        "last_sent",
-        "opener",
-        "outbound",
-        "peer_id",
-        "reader",
-        "reader_task",
-        "remote",
-        "sealer",
-        "writer",
-        "writer_task",
-    )
-
-    def __init__(
-        self,
-        peer_id: str,
-        dialer: str,
-        outbound: bool,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        sealer: FrameSealer,
-        opener: FrameOpener,
-        now: float,
-    ) -> None:
-        self.peer_id = peer_id
-        # The identity key the peer authenticated with on this link.
-        self.key = b""
-        self.dialer = dialer
-        self.outbound = outbound
-        self.remote = _remote_address(writer)
-        self.reader = reader
-        self.writer = writer
-        self.sealer = sealer
-        self.opener = opener
-        self.reader_task: asyncio.Task[None] | None = None
-        self.writer_task: asyncio.Task[None] | None = None
-        self.deliver_task: asyncio.Task[None] | None = None
-        self.delay_line: deque[tuple[float, bytes]] = deque()
-        self.last_received = now
-        self.last_sent = now
-        self.closed = False
-        self.draining = False
-
-
-class _PeerState:
-    __slots__ = ("dial_task", "down", "link", "peer", "queue")
-
-    def __init__(self, peer: Peer) -> None:
-        self.peer = peer
-        self.queue = _SendQueue()
-        self.link: _Link | None = None
-        self.down = asyncio.Event()
-        self.down.set()
-        self.dial_task: asyncio.Task[None] | None = None
-
-
-def _remote_address(writer: asyncio.StreamWriter) -> str:
-    name = writer.get_extra_info("peername")
-    if isinstance(name, tuple) and len(name) >= 2:
-        return f"{name[0]}:{name[1]}"
-    return str(name)
 
 
 class Transport:
@@ -249,20 +63,15 @@ class Transport:
         self._identity = identity
         self._chain_id = chain_id
         self._config = config if config is not None else TransportConfig()
-        if self._config.fault_injection and not chain_id.startswith(TESTNET_CHAIN_PREFIX):
-            raise TransportError(
-                "fault_injection_not_testnet",
-                f"fault injection needs a testnet chain id ({TESTNET_CHAIN_PREFIX}...), not {chain_id!r}",
-            )
+        self.counters = TransportCounters()
+        self._faults = FaultInjector(self._config, chain_id, self.counters, self._log)
         self._peer_set = peer_set
         self._check_self_entry(peer_set)
-        self._peers: dict[str, _PeerState] = {
-            peer.node_id: _PeerState(peer) for peer in peer_set.peers if peer.node_id != identity.node_id
+        self._peers: dict[str, PeerState] = {
+            peer.node_id: PeerState(peer) for peer in peer_set.peers if peer.node_id != identity.node_id
         }
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=self._config.receive_queue_frames)
-        self._blocked: set[str] = set()
-        self._delay_ms: dict[str, int] = {}
-        self._delay_all_ms = 0
+        self._io = LinkIO(self._config, self.counters, self._inbox, self._faults, self._drop_link, self._log)
         self._server: asyncio.Server | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self._inbound_tasks: set[asyncio.Task[object]] = set()
@@ -270,7 +79,6 @@ class Transport:
         self._started = False
         self._closing = False
         self._rng = random.Random(self._config.jitter_seed)
-        self.counters = TransportCounters()
 
     # ----------------------------------------------------------------------------------------------- lifecycle
 
@@ -375,7 +183,7 @@ class Transport:
                     self._start_dialling(state)
         for peer in peer_set.peers:
             if peer.node_id != self.node_id and peer.node_id not in self._peers:
-                state = _PeerState(peer)
+                state = PeerState(peer)
                 self._peers[peer.node_id] = state
                 if self._started and not self._closing:
                     self._start_dialling(state)
@@ -396,10 +204,10 @@ class Transport:
         if state.link is None:
             self.counters.drops["not_connected"] += 1
             return SendOutcome.NOT_CONNECTED
-        if peer_id in self._blocked:
+        if peer_id in self._faults.blocked:
             self.counters.faults["blocked_send"] += 1
             return SendOutcome.BLOCKED
-        self._enqueue(state, KIND_DATA, payload)
+        self._io.enqueue(state, KIND_DATA, payload)
         return SendOutcome.QUEUED
 
     def broadcast(self, payload: bytes) -> int:
@@ -450,48 +258,19 @@ class Transport:
 
     def block(self, peer_ids: Iterable[str]) -> None:
         """Testnet only: drop data frames to and from these peers (a partition as this node sees it)."""
-        self._require_fault_injection()
-        ids = set(peer_ids)
-        self._blocked |= ids
-        self.counters.faults["block"] += 1
-        self._log(logging.WARNING, "fault_block", peers=",".join(sorted(ids)))
+        self._faults.block(peer_ids)
 
     def unblock(self, peer_ids: Iterable[str] | None = None) -> None:
         """Testnet only: stop dropping frames for these peers (None: heal all)."""
-        self._require_fault_injection()
-        if peer_ids is None:
-            self._blocked.clear()
-        else:
-            self._blocked -= set(peer_ids)
-        self.counters.faults["unblock"] += 1
-        self._log(logging.WARNING, "fault_unblock", blocked=",".join(sorted(self._blocked)))
+        self._faults.unblock(peer_ids)
 
     def set_delay(self, peer_id: str | None, ms: int) -> None:
         """Testnet only: hold frames to and from `peer_id` (None: every peer) for `ms` milliseconds each way.
         A per-peer delay overrides the all-peers one; 0 removes it."""
-        self._require_fault_injection()
-        if not isinstance(ms, int) or ms < 0:
-            raise TransportError("bad_delay", "delay must be a non-negative integer of milliseconds")
-        if peer_id is None:
-            self._delay_all_ms = ms
-        elif ms == 0:
-            self._delay_ms.pop(peer_id, None)
-        else:
-            self._delay_ms[peer_id] = ms
-        self.counters.faults["set_delay"] += 1
-        self._log(logging.WARNING, "fault_delay", peer=peer_id or "*", ms=ms)
+        self._faults.set_delay(peer_id, ms)
 
     def fault_state(self) -> dict[str, object]:
-        return {"blocked": sorted(self._blocked), "delay_ms": dict(self._delay_ms), "delay_all_ms": self._delay_all_ms}
-
-    def _require_fault_injection(self) -> None:
-        if not self._config.fault_injection:
-            raise TransportError("fault_injection_disabled", "fault injection exists only on testnet configs")
-
-    def _delay_for(self, peer_id: str) -> int:
-        if not self._config.fault_injection:
-            return 0
-        return self._delay_ms.get(peer_id, self._delay_all_ms)
+        return self._faults.state()
 
     # ----------------------------------------------------------------------------------------------- connections
 
@@ -503,11 +282,11 @@ class Transport:
         if own is not None and not own.accepts(identity.public_key):
             raise TransportError("bad_config", f"peer set lists {self.node_id!r} with a key that is not ours")
 
-    def _start_dialling(self, state: _PeerState) -> None:
+    def _start_dialling(self, state: PeerState) -> None:
         if state.peer.address is not None and state.dial_task is None:
             state.dial_task = asyncio.create_task(self._dial_loop(state))
 
-    def _remove_peer(self, state: _PeerState) -> None:
+    def _remove_peer(self, state: PeerState) -> None:
         peer_id = state.peer.node_id
         if state.dial_task is not None:
             state.dial_task.cancel()
@@ -516,15 +295,14 @@ class Transport:
             self._drop_link(state.link, "removed_from_peer_set", notify=True)
         self.counters.drops["disconnected"] += state.queue.clear()
         del self._peers[peer_id]
-        self._blocked.discard(peer_id)
-        self._delay_ms.pop(peer_id, None)
+        self._faults.forget(peer_id)
 
     def _backoff(self, attempt: int) -> float:
         cfg = self._config
         ceiling = min(cfg.reconnect_max_s, cfg.reconnect_base_s * 2 ** min(attempt, 30))
         return ceiling / 2 + self._rng.random() * ceiling / 2
 
-    async def _dial_loop(self, state: _PeerState) -> None:
+    async def _dial_loop(self, state: PeerState) -> None:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
@@ -616,7 +394,7 @@ class Transport:
     def _refused(self, code: str, writer: asyncio.StreamWriter, expected: str | None, detail: str = "") -> None:
         self.counters.handshake_failures[code] += 1
         self._log(
-            logging.WARNING, "peer_refused", reason=code, remote=_remote_address(writer),
+            logging.WARNING, "peer_refused", reason=code, remote=remote_address(writer),
             dialled=expected or "-", detail=detail,
         )
 
@@ -645,12 +423,12 @@ class Transport:
                 return False
             else:
                 self._drop_link(existing, "duplicate", notify=True, keep_queue=True)
-        link = _Link(peer_id, dialer, outbound, reader, writer, sealer, opener, loop.time())
+        link = Link(peer_id, dialer, outbound, reader, writer, sealer, opener, loop.time())
         link.key = session.key or state.peer.public_key
         state.link = link
         state.down.clear()
-        link.reader_task = asyncio.create_task(self._read_loop(state, link))
-        link.writer_task = asyncio.create_task(self._write_loop(state, link))
+        link.reader_task = asyncio.create_task(self._io.read_loop(state, link))
+        link.writer_task = asyncio.create_task(self._io.write_loop(state, link))
         self.counters.connects += 1
         self._log(logging.INFO, "peer_connected", peer=peer_id, dialer=dialer, remote=link.remote)
         return True
@@ -660,7 +438,7 @@ class Transport:
         writer.write(sealer.seal(KIND_CLOSE, reason.encode()))
         writer.close()
 
-    def _drop_link(self, link: _Link, reason: str, notify: bool, keep_queue: bool = False) -> None:
+    def _drop_link(self, link: Link, reason: str, notify: bool, keep_queue: bool = False) -> None:
         """Close one connection (idempotent). Unless it is being replaced, its peer's queued frames are dropped."""
         if link.closed:
             return
@@ -684,154 +462,7 @@ class Transport:
             state.down.set()
         self._log(logging.INFO, "peer_disconnected", peer=link.peer_id, reason=reason)
 
-    # ----------------------------------------------------------------------------------------------- I/O loops
-
-    def _enqueue(self, state: _PeerState, kind: int, payload: bytes) -> None:
-        queue = state.queue
-        cfg = self._config
-        queue.items.append((kind, payload, asyncio.get_running_loop().time()))
-        queue.bytes += len(payload)
-        while len(queue.items) > cfg.send_queue_frames or queue.bytes > cfg.send_queue_bytes:
-            _, dropped, _ = queue.items.popleft()
-            queue.bytes -= len(dropped)
-            self.counters.drops["send_queue_full"] += 1
-        assert queue.items and queue.bytes >= 0
-        queue.event.set()
-
-    async def _write_loop(self, state: _PeerState, link: _Link) -> None:
-        """Seals queued frames and writes them in batches (one write and one drain per batch). Sealing and writing
-        happen without an await in between, so frame counters reach the socket in order."""
-        queue = state.queue
-        writer = link.writer
-        sealer = link.sealer
-        loop = asyncio.get_running_loop()
-        counters = self.counters
-        batch: list[bytes] = []
-        try:
-            while True:
-                if not queue.items:
-                    await writer.drain()
-                    if link.draining:
-                        return
-                    queue.event.clear()
-                    await queue.event.wait()
-                    continue
-                batch_bytes = 0
-                while queue.items and len(batch) < WRITE_BATCH_FRAMES and batch_bytes < WRITE_BATCH_BYTES:
-                    kind, payload, enqueued = queue.items.popleft()
-                    queue.bytes -= len(payload)
-                    delay_ms = self._delay_for(link.peer_id)
-                    if delay_ms:
-                        wait = enqueued + delay_ms / 1000 - loop.time()
-                        if wait > 0:
-                            if batch:
-                                writer.write(b"".join(batch))
-                                batch.clear()
-                            counters.faults["delayed_send"] += 1
-                            await asyncio.sleep(wait)
-                    frame = sealer.seal(kind, payload)
-                    batch.append(frame)
-                    batch_bytes += len(frame)
-                    counters.frames_out += 1
-                    counters.bytes_out += len(frame)
-                    if kind == KIND_DATA:
-                        counters.messages_out += 1
-                if batch:
-                    writer.write(b"".join(batch) if len(batch) > 1 else batch[0])
-                    batch.clear()
-                link.last_sent = loop.time()
-                await writer.drain()
-        except (ConnectionError, OSError):
-            self._drop_link(link, "connection_lost", notify=False)
-
-    async def _read_loop(self, state: _PeerState, link: _Link) -> None:
-        reader = link.reader
-        opener = link.opener
-        max_payload = self._config.max_payload_bytes
-        loop = asyncio.get_running_loop()
-        counters = self.counters
-        notify = False
-        # Bytes read but not yet parsed are buffer[offset:]: one read() usually brings many small frames.
-        buffer = b""
-        offset = 0
-        try:
-            while True:
-                if len(buffer) - offset < LENGTH_BYTES:
-                    chunk = await reader.read(READ_CHUNK_BYTES)
-                    if not chunk:
-                        raise asyncio.IncompleteReadError(buffer[offset:], None)
-                    buffer = buffer[offset:] + chunk
-                    offset = 0
-                    continue
-                length = body_length(buffer[offset : offset + LENGTH_BYTES], max_payload)
-                end = offset + LENGTH_BYTES + length
-                if len(buffer) < end:
-                    # Only now, with the length accepted, is the rest of the frame read.
-                    rest = await reader.readexactly(end - len(buffer))
-                    buffer = buffer[offset:] + rest
-                    offset = 0
-                    end = LENGTH_BYTES + length
-                body = buffer[offset + LENGTH_BYTES : end]
-                offset = end
-                kind, payload = opener.open(body)
-                link.last_received = loop.time()
-                counters.frames_in += 1
-                counters.bytes_in += LENGTH_BYTES + length
-                if kind == KIND_DATA:
-                    await self._deliver(state, link, payload)
-                elif kind == KIND_PING:
-                    self._enqueue(state, KIND_PONG, b"")
-                elif kind == KIND_CLOSE:
-                    remote_reason = payload[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "replace")
-                    self._log(logging.INFO, "peer_said_goodbye", peer=link.peer_id, reason=remote_reason)
-                    reason = "remote_closed"
-                    break
-                elif kind != KIND_PONG:
-                    raise FrameError("unexpected_kind", f"frame kind {kind} after the handshake")
-        except FrameError as error:
-            reason, notify = error.code, True
-            self._log(logging.WARNING, "frame_refused", peer=link.peer_id, reason=error.code, detail=error.message)
-        except asyncio.IncompleteReadError:
-            reason = "eof"
-        except (ConnectionError, OSError):
-            reason = "connection_lost"
-        self._drop_link(link, reason, notify=notify)
-
-    async def _deliver(self, state: _PeerState, link: _Link, payload: bytes) -> None:
-        peer_id = link.peer_id
-        if peer_id in self._blocked:
-            self.counters.faults["blocked_receive"] += 1
-            return
-        delay_ms = self._delay_for(peer_id)
-        if delay_ms == 0 and not link.delay_line:
-            await self._inbox.put((peer_id, payload))
-            self.counters.messages_in += 1
-            link.last_received = asyncio.get_running_loop().time()
-            return
-        if len(link.delay_line) >= self._config.receive_queue_frames:
-            self.counters.drops["delay_line_full"] += 1
-            return
-        release = asyncio.get_running_loop().time() + delay_ms / 1000
-        link.delay_line.append((release, payload))
-        self.counters.faults["delayed_receive"] += 1
-        if link.deliver_task is None or link.deliver_task.done():
-            link.deliver_task = asyncio.create_task(self._deliver_delayed(link))
-
-    async def _deliver_delayed(self, link: _Link) -> None:
-        """Releases delayed frames in arrival order; the head stays in the line until handed over, so the reader
-        never overtakes it."""
-        loop = asyncio.get_running_loop()
-        while link.delay_line:
-            release, payload = link.delay_line[0]
-            wait = release - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if link.peer_id in self._blocked:
-                self.counters.faults["blocked_receive"] += 1
-            else:
-                await self._inbox.put((link.peer_id, payload))
-                self.counters.messages_in += 1
-            link.delay_line.popleft()
+    # ----------------------------------------------------------------------------------------------- keepalive
 
     async def _keepalive(self) -> None:
         cfg = self._config
@@ -847,7 +478,7 @@ class Transport:
                 if not inbox_full and now - link.last_received > cfg.idle_timeout_s:
                     self._drop_link(link, "idle_timeout", notify=True)
                 elif now - link.last_sent >= cfg.ping_interval_s:
-                    self._enqueue(state, KIND_PING, b"")
+                    self._io.enqueue(state, KIND_PING, b"")
 
     def _log(self, level: int, event: str, **fields: object) -> None:
         if log.isEnabledFor(level):

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from node.chain.genesis import ChainParams
+from node.errors import NodeError
 from node.tools.admin_client import ADMIN_TIMEOUT_S, admin_call
 from node.tools.in_process import START_ERRORS, InProcessNodes
 from node.tools.localnet import NetworkLayout, generate_network
@@ -62,15 +63,10 @@ def governor_account(member: str) -> str:
     return f"gov@{member}"
 
 
-class TestnetError(Exception):
+class TestnetError(NodeError):
     """A user-visible failure of a testnet command: a stable code and a message."""
 
     __test__ = False  # not a pytest test class
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 # ------------------------------------------------------------------------------------------------ governors

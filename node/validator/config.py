@@ -46,13 +46,11 @@ import tomli_w
 
 from consensus.bls import BACKEND_NAMES
 from node.chain.genesis import GenesisError, format_address, parse_address
+from node.errors import NodeError
 
 
-class ConfigError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+class ConfigError(NodeError, ValueError):
+    """A node config file that cannot be used: `message` says what to fix."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,7 +247,7 @@ class ValidatorDriver:
             try:
                 txs = decode_gossip(body)
             except MessageRefused as refused:
-                self.metrics.rejected_message(refused.reason)
+                self.metrics.rejected_message(refused.code)
                 return
             if txs:
                 self._out.append(SubmitGossip(peer, tuple(txs)))
@@ -258,7 +258,7 @@ class ValidatorDriver:
         try:
             msg = decode_node_message(body)
         except MessageRefused as refused:
-            self.metrics.rejected_message(refused.reason)
+            self.metrics.rejected_message(refused.code)
             return
         if isinstance(msg, Status):
             self._on_status(peer, msg)
@@ -370,7 +370,7 @@ class ValidatorDriver:
         try:
             batch = self.sync.accept(peer, msg.request_id, msg.items)
         except SyncRefused as refused:
-            if refused.reason == "unsolicited":
+            if refused.code == "unsolicited":
                 self.metrics.rejected_message("unsolicited")
                 return
             log.warning("sync_bad_batch peer=%s: %s", peer, refused)

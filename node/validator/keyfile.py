@@ -25,16 +25,14 @@ import nacl.signing
 
 from consensus import bls
 from node.chain.protocol import bls_backend
+from node.errors import NodeError
 from node.net.handshake import Identity
 
 KEYS_FORMAT: Final = "consortium-ledger-node-keys/1"
 
 
-class KeyFileError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+class KeyFileError(NodeError, ValueError):
+    """A key file that cannot be read, parsed or written."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 ValidatorNode (reads from its Application, status from its driver and transport, admission through the node).
 
     view = node.view
-    await view.submit(tx) -> api Admission          view.block(h) -> BlockView     view.status() -> {...}
+    await view.submit(tx) -> AdmissionView            view.block(h) -> BlockView     view.status() -> {...}
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from consensus.messages import CommitCertificate, decode_block
 from ledger.rules import RuleEngine
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
-from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
+from node.api.facade import AdmissionView, BlockView, CommitNotice, HeadInfo, PeerView, ValidatorView
 from node.chain import execution
 from node.chain.certified import cert_key
-from node.chain.mempool import TX_ALREADY_PENDING
-from node.chain.mempool import Admission as PoolAdmission
+from node.chain.mempool import TX_ALREADY_PENDING, Admission
 
 if TYPE_CHECKING:
     from node.validator.node import ValidatorNode
@@ -28,14 +27,14 @@ if TYPE_CHECKING:
 __all__ = ["NodeView"]
 
 
-def _api_admission(tx: SignedTransaction | bytes, result: PoolAdmission) -> Admission:
+def _api_admission(tx: SignedTransaction | bytes, result: Admission) -> AdmissionView:
     if result.tx_id is not None:
         tx_id = result.tx_id
     else:  # not even decodable: the API names it by the hash of its bytes
         tx_id = tx.tx_id if isinstance(tx, SignedTransaction) else hashlib.sha256(tx).digest()
     if result.code == TX_ALREADY_PENDING:
-        return Admission(tx_id, 0, result.message, duplicate=True)
-    return Admission(tx_id, result.code, result.message)
+        return AdmissionView(tx_id, 0, result.message, duplicate=True)
+    return AdmissionView(tx_id, result.code, result.message)
 
 
 class NodeView:
@@ -63,12 +62,12 @@ class NodeView:
         h = self._app.head
         return HeadInfo(h.height, h.block_id, h.state_root, h.time_ms // 1000)
 
-    async def submit(self, tx: SignedTransaction | bytes) -> Admission:
-        """An API Admission (code 0, duplicate=True when it was already pending)."""
+    async def submit(self, tx: SignedTransaction | bytes) -> AdmissionView:
+        """An AdmissionView (code 0, duplicate=True when it was already pending)."""
         return (await self.submit_many([tx]))[0]
 
-    async def submit_many(self, txs: Sequence[SignedTransaction | bytes]) -> list[Admission]:
-        """One API Admission per transaction, in order, verified in one mempool round per `max_batch` of them (the
+    async def submit_many(self, txs: Sequence[SignedTransaction | bytes]) -> list[AdmissionView]:
+        """One AdmissionView per transaction, in order, verified in one mempool round per `max_batch` of them (the
         API's batch route and the admin socket use it)."""
         results = await self._node.submit_many(txs)
         return [_api_admission(tx, result) for tx, result in zip(txs, results, strict=True)]
@@ -139,9 +138,9 @@ class NodeView:
             "fatal": driver.fatal,
         }
 
-    def add_commit_listener(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]:
+    def add_commit_listener(self, listener: Callable[[CommitNotice], None]) -> Callable[[], None]:
         def on_commit(block: execution.CommittedBlock) -> None:
-            listener(CommittedBlock(block.height, block.block_id, block.time_ms // 1000, block.state_root,
+            listener(CommitNotice(block.height, block.block_id, block.time_ms // 1000, block.state_root,
                                     block.receipts))
 
         return self._app.add_commit_listener(on_commit)

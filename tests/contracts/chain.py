@@ -18,12 +18,12 @@ from ledger import operations as o
 from ledger.events import Receipt
 from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.invariants import audit_state
-from ledger.keys import balance_key
 from ledger.memory import InMemoryLedger
 from ledger.protocol import Protocol
 from ledger.records import Balance
 from ledger.rules import RuleState
 from ledger.state import Overlay
+from ledger.state_keys import balance_key
 from ledger.transaction import SignedTransaction, TxBody, sign_transaction
 
 CHAIN = "test-chain"

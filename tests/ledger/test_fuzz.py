@@ -12,8 +12,8 @@ from ledger import operations as o
 from ledger.codec import DecodeError, Record, decode, encode, record_type
 from ledger.context import BlockContext
 from ledger.events import Event, Receipt
-from ledger.keys import RECORD_BY_TAG
 from ledger.state import MemoryState, Overlay
+from ledger.state_keys import RECORD_BY_TAG
 from ledger.transaction import ENVELOPE, TxBody, decode_transaction, sign_transaction
 from ledger.transition import apply_transaction
 from tests.ledger.world import CHAIN, OPS, PROTOCOL, key_for

@@ -18,7 +18,7 @@ from ledger import codes
 from ledger import operations as o
 from ledger.codec import decode, encode
 from ledger.genesis import GenesisAccount, GenesisSpec
-from ledger.governance import (
+from ledger.governance_state import (
     chain_params_values,
     current_epoch,
     current_governance,
@@ -26,10 +26,10 @@ from ledger.governance import (
     validator_set_entries,
 )
 from ledger.jsonform import from_json, to_json
-from ledger.keys import EPOCH_KEY, GOVERNANCE_KEY, account_key, member_key
 from ledger.memory import InMemoryLedger
 from ledger.records import EpochRecord, ProposalStatus, ValidatorInfo
 from ledger.schema import DEFAULT_CHAIN_PARAMS, MAX_PROPOSAL_LIFETIME, ROLE_BITS
+from ledger.state_keys import EPOCH_KEY, GOVERNANCE_KEY, account_key, member_key
 from ledger.transition import BlockOutcome
 from tests.ledger.world import ADMIN, CHAIN, OPS, PROTOCOL, T0, World, key_for, pub
 

@@ -6,8 +6,8 @@ import pytest
 
 from ledger import codes
 from ledger import operations as o
-from ledger.keys import member_key
 from ledger.records import HoldStatus
+from ledger.state_keys import member_key
 from tests.ledger.world import ADMIN, World, pub, standard_world
 
 ISSUER = "treasury@issuer-co"
@@ -170,7 +170,7 @@ def test_transfer_multi_leg_atomic(w: World) -> None:
 
 
 def test_balance_deleted_when_zero_and_positions(w: World) -> None:
-    from ledger.keys import balance_key, positions_key
+    from ledger.state_keys import balance_key, positions_key
 
     w.ok(A, o.Transfer(A, "BOND-A", (o.TransferLeg(B, 1_000),)))
     assert w.ledger.get(balance_key("BOND-A", A)) is None

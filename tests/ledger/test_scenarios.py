@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ledger import codes
 from ledger import operations as o
-from ledger.keys import balance_key
 from ledger.smt import verify_proof
+from ledger.state_keys import balance_key
 from tests.ledger.world import World, key_for, pub, standard_world
 
 ISSUER = "treasury@issuer-co"

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger import codes
 from ledger.smt import (
     EMPTY_HASH,
     EMPTY_ROOT,
@@ -333,7 +334,7 @@ def test_from_bytes_rejects_non_canonical_and_malformed():
     for raw in bad_inputs:
         with pytest.raises(StateProofError) as info:
             StateProof.from_bytes(raw)
-        assert info.value.code == "invalid_state_proof"
+        assert info.value.code == codes.INVALID_STATE_PROOF
     for obj in [
         "not json",
         {"depth": 0},

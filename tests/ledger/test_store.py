@@ -9,6 +9,7 @@ import plyvel
 import pytest
 
 import ledger.store as store_module
+from ledger import codes
 from ledger.smt import EMPTY_ROOT, MemoryNodes, SparseMerkleTree, key_path, leaf_hash, value_hash, verify_proof
 from ledger.store import (
     FORMAT_VERSION,
@@ -131,7 +132,7 @@ def test_heights_must_be_consecutive(path):
         for bad in (0, 2, 5):
             with pytest.raises(InvalidCommitError) as info:
                 store.commit_block(make_commit(store, bad, {b"a": b"2"}))
-            assert info.value.code == "invalid_block_commit"
+            assert info.value.code == codes.INVALID_BLOCK_COMMIT
         store.commit_block(make_commit(store, 1, {b"a": b"2"}))
         assert store.head().height == 1
     with LedgerStore.open(path + "-2") as store:
@@ -248,7 +249,7 @@ def test_format_version_check(path):
     db.close()
     with pytest.raises(StoreVersionError) as info:
         LedgerStore.open(path)
-    assert "format version 2" in str(info.value) and info.value.code == "store_format_version"
+    assert "format version 2" in str(info.value) and info.value.code == codes.STORE_FORMAT_VERSION
     # A LevelDB directory with foreign data and no version is refused too.
     other = path + "-foreign"
     db = plyvel.DB(other, create_if_missing=True)
@@ -266,7 +267,7 @@ def test_open_errors_and_corruption_detected(path):
         store.commit_block(make_commit(store, 2, {b"a": b"2"}))
         with pytest.raises(StoreOpenError) as info:
             LedgerStore.open(path)  # LevelDB's lock: one process, one handle
-        assert info.value.code == "store_open_failed"
+        assert info.value.code == codes.STORE_OPEN_FAILED
     # Deep, not-yet-existing directories are created.
     with LedgerStore.open(path + "-other/nested/deeper") as store:
         assert store.head() is None
@@ -276,7 +277,7 @@ def test_open_errors_and_corruption_detected(path):
     db.close()
     with pytest.raises(StoreCorruptError) as info:
         LedgerStore.open(path)
-    assert info.value.code == "store_corrupt"
+    assert info.value.code == codes.STORE_CORRUPT
     for garbage in (b"\xc1", b"\x93\x01\x02\x03", b"\x92\x01\x02"):
         db = plyvel.DB(path)
         db.put(store_module.META_HEAD, garbage)
@@ -334,7 +335,7 @@ def test_prune_state_history(path):
         for height in (1, 14):
             with pytest.raises(PrunedHeightError) as info:
                 store.prove(keys[0], height)
-            assert info.value.code == "height_pruned"
+            assert info.value.code == codes.HEIGHT_PRUNED
             with pytest.raises(PrunedHeightError):
                 store.get_state_at(keys[0], height)
             assert store.get_block(height) == b"block-%d" % height  # blocks and roots are kept

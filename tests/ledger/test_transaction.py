@@ -6,8 +6,8 @@ import hashlib
 
 from ledger import codes
 from ledger import operations as o
-from ledger.keys import replay_index_key, tx_seen_key
 from ledger.schema import MAX_TX_LIFETIME
+from ledger.state_keys import replay_index_key, tx_seen_key
 from ledger.transaction import TX_DOMAIN, Signature, SignedTransaction, decode_transaction
 from tests.ledger.world import CHAIN, OPS, World, key_for, standard_world
 

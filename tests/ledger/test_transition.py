@@ -10,15 +10,15 @@ import pytest
 from ledger import codes
 from ledger import operations as o
 from ledger.codec import DecodeError, decode, decode_trusted, encode, encode_trusted, wire
-from ledger.codes import Refused
 from ledger.context import BlockContext, TxContext
+from ledger.errors import Refused
 from ledger.events import decode_receipt, encode_receipt
 from ledger.jsonform import body_from_json, body_to_json
-from ledger.keys import RECORD_BY_TAG, contracts_key
 from ledger.operation_set import CORE_OPERATIONS
 from ledger.schema import ACCOUNT_ID, TEXT
 from ledger.smt import SparseMerkleTree
 from ledger.state import MemoryState, Overlay, PendingNodes
+from ledger.state_keys import RECORD_BY_TAG, contracts_key
 from ledger.transaction import decode_transaction
 from ledger.transition import apply_block
 from tests.ledger.world import CHAIN, OPS, World, standard_world

@@ -14,12 +14,12 @@ from consensus import bls
 from ledger import operations as o
 from ledger.events import Receipt
 from ledger.genesis import GenesisAccount, GenesisSpec
-from ledger.keys import account_key, asset_status_key, balance_key, hold_key
 from ledger.memory import InMemoryLedger
 from ledger.operation_set import CORE_OPERATIONS
 from ledger.protocol import Protocol
 from ledger.records import ZERO_BALANCE, Account, AssetStatus, Balance, Hold
 from ledger.rules import CoreRuleEngine
+from ledger.state_keys import account_key, asset_status_key, balance_key, hold_key
 from ledger.transaction import SignedTransaction, TxBody, sign_transaction
 
 CHAIN = "test-chain"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.events import decode_receipt
-from ledger.keys import account_key, balance_key, hold_key, positions_key
 from ledger.records import ZERO_BALANCE, Account, Balance, Hold, Positions
 from ledger.schema import ROLE_BITS
 from ledger.state import decode_value
+from ledger.state_keys import account_key, balance_key, hold_key, positions_key
 from ledger.store import StoreError
 from node.api import errors as e
 from node.api.context import Call
-from node.api.errors import ApiError
+from node.api.errors import ApiError, api_error
 from node.api.routes.common import (
     HEIGHT_QUERY,
     HOLD_PARAM,
@@ -153,7 +153,7 @@ async def account_history(call: Call) -> Any:
     try:
         entries = ctx.store.account_history(account_id, after=cursor, limit=limit)
     except StoreError as exc:
-        raise ApiError(e.BAD_REQUEST, exc.message) from None
+        raise api_error(exc) from None
     items = []
     for entry in entries:
         raw = ctx.store.get_receipt(entry.tx_id)
@@ -189,16 +189,7 @@ async def account_statement(call: Call) -> Any:
         raise ApiError(e.NOT_AVAILABLE, "no commit certificate stored for this height",
                        {"height": height}) from None
     except StatementError as exc:
-        code = _STATEMENT_CODES.get(exc.code, e.NOT_AVAILABLE)
-        raise ApiError(code, exc.message, {"height": height, "reason": exc.code}) from None
-
-
-_STATEMENT_CODES = {
-    "unknown_height": e.HEIGHT_UNKNOWN,
-    "statement_bad_height": e.HEIGHT_UNKNOWN,
-    "account_not_found": e.ACCOUNT_NOT_FOUND,
-    "height_pruned": e.HEIGHT_PRUNED,  # ledger.store.PrunedHeightError.code
-}
+        raise api_error(exc, {"height": height}) from None
 
 
 _ACCT = account_param()

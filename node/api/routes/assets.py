@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.keys import asset_key, asset_status_key, balance_prefix, parse_balance_key
 from ledger.records import AssetDefinition, AssetStatus, Balance
 from ledger.state import decode_value
+from ledger.state_keys import asset_key, asset_status_key, balance_prefix, parse_balance_key
 from node.api import errors as e
 from node.api.context import Call
 from node.api.errors import ApiError

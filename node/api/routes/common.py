@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.codec import CodecError
-from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, HOLD_PATTERN
+from ledger.schema import ACCOUNT_PATTERN, ASSET_PATTERN, HOLD_PATTERN, MAX_ACCOUNT_ID_BYTES
 from node.api import errors as e
 from node.api.errors import ApiError
 from node.api.routing import Param
@@ -17,7 +16,7 @@ MAX_HEIGHT = (1 << 63) - 1
 
 
 def account_param(name: str = "account_id", where: str = "path", required: bool = True) -> Param:
-    return Param(name, where, {"type": "string", "pattern": f"^(?:{ACCOUNT_PATTERN})$", "maxLength": 81},
+    return Param(name, where, {"type": "string", "pattern": f"^(?:{ACCOUNT_PATTERN})$", "maxLength": MAX_ACCOUNT_ID_BYTES},
                  "an account id, e.g. `client-d@bank-a`", required)
 
 
@@ -42,11 +41,6 @@ def limit_param(default: int, maximum: int) -> Param:
 def cursor_param(description: str) -> Param:
     return Param("after", "query", {"type": "string", "maxLength": 200, "pattern": "^[A-Za-z0-9@._:-]*$"},
                  description)
-
-
-def decode_error(exc: CodecError) -> ApiError:
-    """A decoding failure of client input: its ledger code (1-99) with the path of the offending field."""
-    return ApiError(exc.code, exc.message, {"path": exc.path} if exc.path else {})
 
 
 def need_dict(obj: Any, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]

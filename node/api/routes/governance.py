@@ -11,13 +11,13 @@ from typing import Any, Final
 from consensus.codec import CodecError
 from consensus.messages import EpochChangeProof
 from ledger import codes
-from ledger.governance import chain_params_values
+from ledger.governance_state import chain_params_values
 from ledger.jsonform import to_json
-from ledger.keys import EPOCH_KEY, GOVERNANCE_KEY, proposal_key
 from ledger.operations import ACTION
 from ledger.records import PROPOSAL_STATUS_NAMES, EpochRecord, GovernanceRecord, ProposalRecord, ProposalStatus
 from ledger.schema import PROPOSAL_PATTERN, member_of
 from ledger.state import decode_value
+from ledger.state_keys import EPOCH_KEY, GOVERNANCE_KEY, proposal_key
 from node.api import errors as e
 from node.api.context import Call
 from node.api.errors import ApiError

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.keys import RECORD_BY_TAG, hold_key, parse_balance_key
 from ledger.records import Hold
 from ledger.state import decode_value
+from ledger.state_keys import RECORD_BY_TAG, hold_key, parse_balance_key
 from ledger.store import PrunedHeightError, UnknownHeightError
 from node.api import errors as e
 from node.api.context import Call

@@ -27,8 +27,8 @@ from ledger.transaction import (
 from ledger.transaction import signing_message as make_signing_message
 from node.api import errors as e
 from node.api.context import Call
-from node.api.errors import ApiError
-from node.api.routes.common import TX_ID_PARAM, decode_error, hex_bytes, need_dict
+from node.api.errors import ApiError, api_error
+from node.api.routes.common import TX_ID_PARAM, hex_bytes, need_dict
 from node.api.routing import SIGNED, Param, Route
 from node.api.schemas import ref
 from node.api.views import receipt_view
@@ -44,19 +44,19 @@ def _signatures(items: Any) -> tuple[Signature, ...]:
     try:
         return tuple(from_json(SIGNATURE, s) for s in items)
     except CodecError as exc:
-        raise decode_error(exc) from None
+        raise api_error(exc) from None
 
 
 def _envelope(body_json: Any, sigs_json: Any) -> bytes:
     try:
         body_bytes = encode_body(body_from_json(body_json, operations=OPERATIONS), operations=OPERATIONS)
     except CodecError as exc:
-        raise decode_error(exc) from None
+        raise api_error(exc) from None
     sigs = _signatures(sigs_json)
     try:
         return encode(ENVELOPE, TxEnvelope(body_bytes, sigs))
     except CodecError as exc:
-        raise decode_error(exc) from None
+        raise api_error(exc) from None
 
 
 def _tx_from_json(obj: Any) -> bytes:
@@ -71,7 +71,7 @@ def _decode(raw: bytes) -> SignedTransaction:
     try:
         return decode_transaction(raw, operations=OPERATIONS)
     except CodecError as exc:
-        raise decode_error(exc) from None
+        raise api_error(exc) from None
 
 
 def _submitted_bytes(call: Call) -> bytes:
@@ -221,7 +221,7 @@ async def encode_tx(call: Call) -> Any:
         body = body_from_json(obj["body"], operations=OPERATIONS)
         body_bytes = encode_body(body, operations=OPERATIONS)
     except CodecError as exc:
-        raise decode_error(exc) from None
+        raise api_error(exc) from None
     tx_hex = None
     if "signatures" in obj:
         tx_hex = _envelope(obj["body"], obj["signatures"]).hex()
@@ -258,7 +258,7 @@ async def dry_run(call: Call) -> Any:
             signer_ids = [from_json(ACCOUNT_ID, s) for s in signers]
             operations = [from_json(OPERATIONS.variant, op) for op in ops]
         except CodecError as exc:
-            raise decode_error(exc) from None
+            raise api_error(exc) from None
         # Unsigned operations reveal balances and eligibility of the signers: only who may see them asks.
         vis = ctx.visibility
         for s in signer_ids:

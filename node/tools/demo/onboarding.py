@@ -137,15 +137,15 @@ class Onboarding:
                what: str, after_propose: Callable[[], bool] | None = None) -> int | None:
         """Propose `actions` as `proposer`'s governor, approve with the others; the height the proposal executed
         at (None when it did not). `after_propose` runs once the proposal is open (False stops here)."""
-        from node.client import governance
+        from node.client import proposals
 
         self.say(f"  > governor of {proposer} proposes {proposal_id!r}: {what}")
         executed_at: int | None = None
         with self.client() as client:
             expiry = client.head_height() + 20_000  # blocks come every ~50 ms under load: leave the approvers time
-            steps: list[tuple[str, Any]] = [(proposer, governance.propose(
+            steps: list[tuple[str, Any]] = [(proposer, proposals.propose(
                 self.governors[proposer].account, proposal_id, list(actions), expiry))]
-            steps += [(m, governance.approve(self.governors[m].account, proposal_id)) for m in approvers]
+            steps += [(m, proposals.approve(self.governors[m].account, proposal_id)) for m in approvers]
             for member, op in steps:
                 result = client.execute(op, keys=[self.governors[member]], check=False, timeout=STEP_TIMEOUT_S)
                 receipt = result.receipt or {}

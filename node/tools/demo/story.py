@@ -23,18 +23,14 @@ from typing import IO, Any, Final
 from ledger import codes
 from ledger.operations import Operation
 from node.client import AccountKey, ApiError, AsyncLedgerClient, builder
+from node.errors import NodeError
 from node.tools.demo.cast import ADMIN, LABELS
 
 MAX_HOLDER_PAGES: Final = 1000
 
 
-class DemoError(Exception):
+class DemoError(NodeError):
     """The demo could not run (no network, the API unreachable): a code and a message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True)

@@ -37,7 +37,7 @@ from ledger.transaction import SignedTransaction, TxBody, sign_transaction, veri
 from ledger.transition import apply_block
 from node.api import ApiConfig, create_app
 from node.api.auth import sign_request_headers
-from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
+from node.api.facade import AdmissionView, BlockView, CommitNotice, HeadInfo, PeerView, ValidatorView
 from tests.ledger.world import ADMIN, CHAIN, OPS, T0, World, pub
 
 CHAIN_B = CHAIN.encode()
@@ -85,7 +85,7 @@ class MirrorWorld(World):
         self.qcs: list[QuorumCert] = [genesis_qc(g, update.root)]
         self.times: list[int] = [T0]
         self.tx_ids: list[tuple[bytes, ...]] = [()]
-        self.listeners: list[Callable[[CommittedBlock], None]] = []
+        self.listeners: list[Callable[[CommitNotice], None]] = []
         self.store.commit_block(BlockCommit(0, g.id, encode_block(g), update.root, [], [], changes, update.nodes, []))
 
     def submit(self, *txs: Any, advance: int = 1) -> list:
@@ -111,7 +111,7 @@ class MirrorWorld(World):
             out.changes, out.smt_nodes, list(out.history), extra))
         self.times.append(self.time)
         self.tx_ids.append(tuple(r.tx_id for r in out.receipts))
-        committed = CommittedBlock(h, block.id, self.time, out.state_root, tuple(out.receipts))
+        committed = CommitNotice(h, block.id, self.time, out.state_root, tuple(out.receipts))
         for listener in list(self.listeners):
             listener(committed)
         return receipts
@@ -150,21 +150,21 @@ class ChainFacade:
         assert h is not None
         return HeadInfo(h.height, h.block_hash, h.state_root, self.world.times[h.height])
 
-    async def submit(self, tx: SignedTransaction) -> Admission:
+    async def submit(self, tx: SignedTransaction) -> AdmissionView:
         if tx.body.chain_id != CHAIN:
-            return Admission(tx.tx_id, codes.WRONG_CHAIN, "wrong chain")
+            return AdmissionView(tx.tx_id, codes.WRONG_CHAIN, "wrong chain")
         if self.world.store.get_tx(tx.tx_id) is not None:
-            return Admission(tx.tx_id, codes.TX_REPLAYED, "already committed")
+            return AdmissionView(tx.tx_id, codes.TX_REPLAYED, "already committed")
         if tx.tx_id in self.pending:
-            return Admission(tx.tx_id, 0, "", duplicate=True)
+            return AdmissionView(tx.tx_id, 0, "", duplicate=True)
         message = tx.signing_message
         if not all(verify_signature(s.public_key, message, s.signature) for s in tx.signatures):
-            return Admission(tx.tx_id, codes.BAD_SIGNATURE, "a signature does not verify")
+            return AdmissionView(tx.tx_id, codes.BAD_SIGNATURE, "a signature does not verify")
         self.pending[tx.tx_id] = tx
         if self.auto_commit and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.produce)
-        return Admission(tx.tx_id, 0)
+        return AdmissionView(tx.tx_id, 0)
 
     def produce(self) -> None:
         self._scheduled = False
@@ -200,7 +200,7 @@ class ChainFacade:
     def status(self) -> Mapping[str, Any]:
         return {"mode": "test", "mempool": len(self.pending)}
 
-    def add_commit_listener(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]:
+    def add_commit_listener(self, listener: Callable[[CommitNotice], None]) -> Callable[[], None]:
         self.world.listeners.append(listener)
 
         def remove() -> None:

@@ -15,8 +15,8 @@ import pytest
 from ledger import codes
 from ledger import operations as o
 from ledger.jsonform import body_to_json
-from ledger.keys import account_key, balance_key
 from ledger.smt import StateProof, verify_proof
+from ledger.state_keys import account_key, balance_key
 from ledger.transaction import signing_message
 from node.api import ApiConfig, ApiLimits
 from node.api import errors as e

@@ -38,7 +38,7 @@ from ledger import codes
 from ledger import operations as o
 from ledger.context import BlockContext
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
-from ledger.governance import current_epoch, validator_set_entries
+from ledger.governance_state import current_epoch, validator_set_entries
 from ledger.records import ValidatorInfo
 from ledger.rules import DEFAULT_ENGINE
 from ledger.smt import SparseMerkleTree
@@ -46,12 +46,12 @@ from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction, TxBody, sign_transaction
 from ledger.transition import apply_block
 from node.api import ApiConfig, create_app
-from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
+from node.api.facade import AdmissionView, BlockView, CommitNotice, HeadInfo, PeerView, ValidatorView
 from node.chain.certified import cert_key, epoch_proof_key
 from node.chain.genesis import genesis_hash, make_document, parse_genesis, validator_entry
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.chain.statement import TrustAnchor, statement_from_store, verify_statement
-from node.client import AsyncLedgerClient, governance
+from node.client import AsyncLedgerClient, proposals
 from tests.ledger.world import key_for, pub
 
 CHAIN = "gov-chain"
@@ -107,7 +107,7 @@ class GovChain:
             for version in range(2):
                 self.secrets[_validator(i, version).public_key] = _secret_key(i, version)
         self.store.commit_block(BlockCommit(0, g.id, encode_block(g), update.root, [], [], changes, update.nodes, []))
-        self.listeners: list[Callable[[CommittedBlock], None]] = []
+        self.listeners: list[Callable[[CommitNotice], None]] = []
 
     def tx(self, signer: str, *ops: Any) -> SignedTransaction:
         self.nonce += 1
@@ -154,7 +154,7 @@ class GovChain:
             h, block.id, encode_block(block), out.state_root, [(i, t) for i, t, _ in out.executed],
             [(i, r) for i, _, r in out.executed], out.changes, out.smt_nodes, list(out.history), extra))
         self.last, self.last_qc = block, qc
-        committed = CommittedBlock(h, block.id, self.time, out.state_root, tuple(out.receipts))
+        committed = CommitNotice(h, block.id, self.time, out.state_root, tuple(out.receipts))
         for listener in list(self.listeners):
             listener(committed)
         return [r.code for r in out.receipts]
@@ -194,9 +194,9 @@ class GovFacade:
         assert h is not None
         return HeadInfo(h.height, h.block_hash, h.state_root, self.chain.time)
 
-    async def submit(self, tx: SignedTransaction) -> Admission:
+    async def submit(self, tx: SignedTransaction) -> AdmissionView:
         self.chain.commit(tx)
-        return Admission(tx.tx_id, 0)
+        return AdmissionView(tx.tx_id, 0)
 
     def tx_pending(self, tx_id: bytes) -> bool:
         return False
@@ -214,7 +214,7 @@ class GovFacade:
     def status(self) -> Mapping[str, Any]:
         return {"mode": "test"}
 
-    def add_commit_listener(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]:
+    def add_commit_listener(self, listener: Callable[[CommitNotice], None]) -> Callable[[], None]:
         self.chain.listeners.append(listener)
         return lambda: self.chain.listeners.remove(listener)
 
@@ -241,28 +241,28 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[GovChain, dict[str,
     marks: dict[str, int] = {}
     c.ok(ADMIN, o.DefineAsset(ADMIN, "CASH-T", 2, 10**12, "Cash", "", (), (), ()))
     c.ok(ADMIN, o.Issue(ADMIN, "CASH-T", USER, 100_000))
-    onboard = [governance.action("add_member", member="m4", name="Member 4", voter=True),
-               governance.validator_action("v4", "m4", _keys(4, 0), address="127.0.0.1:7004")]
-    c.ok(gov("m0"), governance.propose(gov("m0"), "onboard-m4", onboard, c.height() + 50))
+    onboard = [proposals.action("add_member", member="m4", name="Member 4", voter=True),
+               proposals.validator_action("v4", "m4", _keys(4, 0), address="127.0.0.1:7004")]
+    c.ok(gov("m0"), proposals.propose(gov("m0"), "onboard-m4", onboard, c.height() + 50))
     marks["proposed"] = c.height()
-    c.ok(gov("m1"), governance.approve(gov("m1"), "onboard-m4"))
+    c.ok(gov("m1"), proposals.approve(gov("m1"), "onboard-m4"))
     marks["approved_once"] = c.height()
     c.ok(USER, o.Transfer(USER, "CASH-T", (o.TransferLeg(BOB, 100),)))
-    c.ok(gov("m2"), governance.approve(gov("m2"), "onboard-m4"))
+    c.ok(gov("m2"), proposals.approve(gov("m2"), "onboard-m4"))
     marks["end0"] = c.height()
     c.ok(USER, o.Transfer(USER, "CASH-T", (o.TransferLeg(BOB, 10),)))
     marks["epoch1"] = c.height()
-    rotate = governance.validator_action("v1", "m1", _keys(1, 1), rotate=True)
-    change = [governance.action("remove_validator", node_id="v0"), rotate]
-    c.ok(gov("m3"), governance.propose(gov("m3"), "replace-v0", change, c.height() + 50))
+    rotate = proposals.validator_action("v1", "m1", _keys(1, 1), rotate=True)
+    change = [proposals.action("remove_validator", node_id="v0"), rotate]
+    c.ok(gov("m3"), proposals.propose(gov("m3"), "replace-v0", change, c.height() + 50))
     for m in ("m1", "m2"):
-        c.ok(gov(m), governance.approve(gov(m), "replace-v0"))
+        c.ok(gov(m), proposals.approve(gov(m), "replace-v0"))
     marks["end1"] = c.height()
     c.ok(USER, o.Transfer(USER, "CASH-T", (o.TransferLeg(BOB, 1),)))
-    c.ok(gov("m1"), governance.propose(gov("m1"), "withdrawn", [governance.action(
+    c.ok(gov("m1"), proposals.propose(gov("m1"), "withdrawn", [proposals.action(
         "set_approval_threshold", threshold=4)], c.height() + 50))
-    c.ok(gov("m1"), governance.cancel_proposal(gov("m1"), "withdrawn"))
-    c.ok(gov("m2"), governance.propose(gov("m2"), "lapsing", [governance.action(
+    c.ok(gov("m1"), proposals.cancel_proposal(gov("m1"), "withdrawn"))
+    c.ok(gov("m2"), proposals.propose(gov("m2"), "lapsing", [proposals.action(
         "set_approval_threshold", threshold=4)], c.height() + 2))
     c.ok(USER, o.Transfer(USER, "CASH-T", (o.TransferLeg(BOB, 2),)))
     c.ok(USER, o.Transfer(USER, "CASH-T", (o.TransferLeg(BOB, 3),)))

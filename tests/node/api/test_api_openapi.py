@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ledger import operations as o
 from ledger.jsonform import body_to_json
-from ledger.keys import account_key, balance_key, hold_key
+from ledger.state_keys import account_key, balance_key, hold_key
 from node.api import ApiConfig, ApiLimits
 from node.api.openapi import build_openapi
 from node.api.routes import ALL_ROUTES

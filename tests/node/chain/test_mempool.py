@@ -14,10 +14,10 @@ from nacl.signing import SigningKey
 from ledger import codes
 from ledger import operations as o
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
-from ledger.keys import tx_seen_key
 from ledger.records import TxSeen
 from ledger.schema import MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.state import MemoryState, encode_value
+from ledger.state_keys import tx_seen_key
 from ledger.transaction import Signature, SignedTransaction, TxBody, sign_transaction
 from node.chain.mempool import (
     MEMPOOL_ACCOUNT_FULL,

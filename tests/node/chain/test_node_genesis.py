@@ -73,7 +73,7 @@ def test_invalid_genesis_is_refused_with_a_code(net, mutate, code: str) -> None:
 
 def test_genesis_validators_params_and_governance_are_ledger_state(net) -> None:
     from consensus.validators import ValidatorSet
-    from ledger.governance import chain_params_values, current_epoch, current_governance, validator_set_entries
+    from ledger.governance_state import chain_params_values, current_epoch, current_governance, validator_set_entries
     from ledger.state import MemoryState
     from node.chain.genesis import genesis_state
 

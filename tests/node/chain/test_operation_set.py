@@ -22,13 +22,14 @@ import aiohttp
 from contracts.operations import RevokeClaim, SetClaim
 from ledger.jsonform import to_json
 from ledger.operation_set import CORE_OPERATIONS
+from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from ledger.state import MemoryState
 from ledger.transaction import TxBody, sign_transaction
 from node.api import ApiConfig
 from node.api.schemas import COMPONENTS
 from node.api.server import start_api
 from node.chain.commit_feed import CommitFeed
-from node.chain.genesis import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, ChainParams, genesis_state, load_genesis, parse_genesis
+from node.chain.genesis import ChainParams, genesis_state, load_genesis, parse_genesis
 from node.chain.mempool import Mempool
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.chain.sigverify import Ed25519Verifier

@@ -19,15 +19,15 @@ from consensus import bls
 from consensus.messages import CommitCertificate, decode_block
 from consensus.simulator import _secret_key, simulated_validator_set
 from ledger import operations as o
-from ledger.keys import balance_key
 from ledger.rules import DEFAULT_ENGINE, RuleEngine
+from ledger.state_keys import balance_key
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from node.api.app import create_app
 from node.api.auth import Authenticator
 from node.api.auth import canonical_request as server_canonical_request
 from node.api.context import ApiConfig
-from node.api.facade import Admission, BlockView, CommittedBlock, HeadInfo, PeerView, ValidatorView
+from node.api.facade import AdmissionView, BlockView, CommitNotice, HeadInfo, PeerView, ValidatorView
 from node.chain.certified import cert_key
 from node.chain.genesis import Genesis, genesis_hash, make_document, parse_genesis, validator_entry
 from node.chain.protocol import OPERATIONS
@@ -142,7 +142,7 @@ class ChainFacade:
     def __init__(self, chain: StoreChain) -> None:
         self.w = chain
         self.pending: list[SignedTransaction] = []
-        self.listeners: list[Callable[[CommittedBlock], None]] = []
+        self.listeners: list[Callable[[CommitNotice], None]] = []
         self.vs = simulated_validator_set(N_VALIDATORS)
 
     @property
@@ -162,20 +162,20 @@ class ChainFacade:
         assert head is not None
         return HeadInfo(head.height, head.block_hash, head.state_root, self.w.time)
 
-    async def submit(self, tx: SignedTransaction) -> Admission:
+    async def submit(self, tx: SignedTransaction) -> AdmissionView:
         if any(p.tx_id == tx.tx_id for p in self.pending) or self.w.store.get_tx(tx.tx_id) is not None:
-            return Admission(tx.tx_id, 0, duplicate=True)
+            return AdmissionView(tx.tx_id, 0, duplicate=True)
         self.pending.append(tx)
         if len(self.pending) == 1:
             asyncio.get_running_loop().call_later(0.02, self.produce)
-        return Admission(tx.tx_id, 0)
+        return AdmissionView(tx.tx_id, 0)
 
     def produce(self) -> None:
         txs, self.pending = self.pending, []
         out = self.w.apply_block(list(txs))
         head = self.w.store.head()
         assert head is not None
-        committed = CommittedBlock(out.height, head.block_hash, self.w.time, out.state_root, out.receipts)
+        committed = CommitNotice(out.height, head.block_hash, self.w.time, out.state_root, out.receipts)
         for listener in list(self.listeners):
             listener(committed)
 
@@ -204,7 +204,7 @@ class ChainFacade:
     def status(self) -> dict[str, Any]:
         return {"role": "test"}
 
-    def add_commit_listener(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]:
+    def add_commit_listener(self, listener: Callable[[CommitNotice], None]) -> Callable[[], None]:
         self.listeners.append(listener)
         return lambda: self.listeners.remove(listener)
 

@@ -125,7 +125,7 @@ def test_only_testnet_chain_ids(tmp_path: os.PathLike[str]) -> None:
 def test_genesis_governors_and_add_node_files(tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]) -> None:
     """No processes: the genesis gives each founding member a governor; add-node writes a node that is not in it."""
     from node.chain.genesis import load_genesis
-    from node.client import governance, load_key
+    from node.client import load_key, proposals
     from node.validator.config import load_config
 
     directory = str(tmp_path)
@@ -138,7 +138,7 @@ def test_genesis_governors_and_add_node_files(tmp_path: os.PathLike[str], capsys
     assert os.stat(net.governor_key_path("m2")).st_mode & 0o777 == 0o600
     assert next(a for a in genesis.accounts if a.account_id == "gov@m2").keys == (key.public_key,)
     assert main(["testnet", "add-node", "--dir", directory, "--print-action"]) == 0
-    actions = governance.parse_actions([capsys.readouterr().out])
+    actions = proposals.parse_actions([capsys.readouterr().out])
     assert [type(a).__name__ for a in actions] == ["AddMember", "AddValidator"]
     add = actions[1]
     assert (add.node_id, add.member, add.power) == ("node-4", "m4", 1)

@@ -13,9 +13,9 @@ import pytest
 
 from consensus.bls import get_backend
 from consensus.messages import Block, BlockHeader, CommitCertificate, QuorumCert, payload_hash
-from ledger.keys import balance_key
 from ledger.operations import Transfer, TransferLeg
 from ledger.state import decode_value
+from ledger.state_keys import balance_key
 from ledger.store import LedgerStore
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.certified import bootstrap_store

@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ledger import codes
-from ledger.keys import EPOCH_KEY, GOVERNANCE_KEY, proposal_key
 from ledger.records import ChainParamsRecord, EpochRecord, GovernanceRecord, ProposalRecord, ValidatorInfo
 from ledger.schema import CHAIN_PARAM_NAMES, MIN_VALIDATORS, chain_params_error
 from ledger.state import Overlay, StateReader, decode_value
+from ledger.state_keys import EPOCH_KEY, GOVERNANCE_KEY, proposal_key
 
 __all__ = [
     "MissingGovernanceState",
