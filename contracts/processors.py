@@ -22,7 +22,8 @@ from contracts.state import Claim
 from ledger import codes
 from ledger.context import TxContext
 from ledger.errors import Refused
-from ledger.operation_set import CORE_OPERATIONS, OperationSet
+from ledger.operation_set import OperationSet
+from ledger.ops import CORE_OPERATIONS
 from ledger.ops.assets import move_units
 from ledger.records import Balance
 from ledger.schema import MAX_AMOUNT

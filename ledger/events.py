@@ -16,9 +16,21 @@ Which event kinds decode is the operation set's: `encode_receipt` / `decode_rece
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ledger.codec import Optional, Scalar, Seq, StrMap, UInt, Unbound, decode, encode_trusted, record_type, wire
+from ledger.codec import (
+    Optional,
+    Record,
+    Scalar,
+    Seq,
+    StrMap,
+    UInt,
+    Unbound,
+    decode,
+    encode_trusted,
+    record_type,
+    wire,
+)
 from ledger.schema import (
     HASH32,
     HEIGHT,
@@ -32,8 +44,13 @@ from ledger.schema import (
     U16,
 )
 
-if TYPE_CHECKING:
-    from ledger.operation_set import OperationSet
+
+class ReceiptRecords(Protocol):
+    """What encoding and decoding a receipt needs of an operation set (ledger.operation_set.OperationSet): the
+    record of a receipt whose event kinds are the set's."""
+
+    @property
+    def receipt(self) -> Record: ...
 
 __all__ = [
     "ACCOUNT_ATTRS",
@@ -121,12 +138,12 @@ class Receipt:
         return self.code == 0 or self.code >= 200
 
 
-def encode_receipt(receipt: Receipt, *, operations: OperationSet) -> bytes:
+def encode_receipt(receipt: Receipt, *, operations: ReceiptRecords) -> bytes:
     """Receipts are built by the ledger from checked values: the trusted encoder gives the canonical bytes."""
     return encode_trusted(operations.receipt, receipt)
 
 
-def decode_receipt(data: bytes, *, operations: OperationSet) -> Receipt:
+def decode_receipt(data: bytes, *, operations: ReceiptRecords) -> Receipt:
     """A receipt whose event kinds are those of `operations` (another kind: DecodeError INVALID_VALUE)."""
     return decode(operations.receipt, data, MAX_RECEIPT_BYTES)
 

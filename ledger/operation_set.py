@@ -15,19 +15,21 @@ ledger.protocol.Protocol given to apply_block). The contracts layer builds its s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from ledger.codec import Choice, Record, Seq, Variant, record_type
-from ledger.events import EVENT_KINDS, Event, Receipt
-from ledger.operations import EXTENSION_KINDS, OPERATION_TYPES
-from ledger.ops import CORE_PROCESSORS, Processor
-from ledger.ops import governance as _governance
+from ledger.events import Event, Receipt
+from ledger.operations import EXTENSION_KINDS
 from ledger.schema import MAX_EVENT_KINDS, MAX_EVENTS_PER_TX, MAX_OPS_PER_TX
 from ledger.transaction import TxBody
 
-__all__ = ["CORE_OPERATIONS", "OperationSet", "Processor"]
+__all__ = ["OperationSet", "Processor"]
+
+# A processor: (ledger.context.TxContext, the decoded operation) -> None; it refuses by raising ledger.errors.Refused.
+Processor = Callable[[Any, Any], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +95,3 @@ class OperationSet:
                 raise ValueError(f"{cls.__name__}: operation kind {kind} is already used")
         return OperationSet(self.processors + added, self.event_kinds + tuple(event_kinds))
 
-
-CORE_OPERATIONS = OperationSet(
-    tuple(CORE_PROCESSORS.items()),
-    EVENT_KINDS + _governance.EVENT_KINDS,
-)
-assert CORE_OPERATIONS.types == tuple(sorted(OPERATION_TYPES, key=lambda c: c.KIND))  # type: ignore[attr-defined]

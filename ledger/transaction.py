@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -40,8 +40,13 @@ from ledger.schema import (
     U64,
 )
 
-if TYPE_CHECKING:
-    from ledger.operation_set import OperationSet
+
+class BodyRecords(Protocol):
+    """What encoding and decoding a body needs of an operation set (ledger.operation_set.OperationSet): the record
+    of a body whose operations are the set's."""
+
+    @property
+    def body(self) -> Record: ...
 
 __all__ = [
     "TX_DOMAIN",
@@ -121,12 +126,12 @@ class SignedTransaction:
         return signing_message(self.body.chain_id, self.body_bytes)
 
 
-def encode_body(body: TxBody, *, operations: OperationSet) -> bytes:
+def encode_body(body: TxBody, *, operations: BodyRecords) -> bytes:
     """The canonical bytes of `body`; an operation outside `operations` raises EncodeError."""
     return encode(operations.body, body)
 
 
-def decode_body(data: bytes, *, operations: OperationSet) -> TxBody:
+def decode_body(data: bytes, *, operations: BodyRecords) -> TxBody:
     return decode(operations.body, data, MAX_BODY_BYTES)
 
 
@@ -139,7 +144,7 @@ def signing_message(chain_id: str, body_bytes: bytes) -> bytes:
     return TX_DOMAIN + bytes((len(chain),)) + chain + body_bytes
 
 
-def decode_transaction(data: bytes, *, operations: OperationSet) -> SignedTransaction:
+def decode_transaction(data: bytes, *, operations: BodyRecords) -> SignedTransaction:
     """Decode a signed transaction whose operations belong to `operations`; any malformed or non-canonical input
     (or an operation kind outside the set: UNKNOWN_VARIANT) raises DecodeError."""
     env: TxEnvelope = decode(ENVELOPE, data, MAX_TX_BYTES)
@@ -149,7 +154,7 @@ def decode_transaction(data: bytes, *, operations: OperationSet) -> SignedTransa
 
 
 def sign_transaction(
-    body: TxBody, signers: Iterable[tuple[str, SigningKey]], *, operations: OperationSet
+    body: TxBody, signers: Iterable[tuple[str, SigningKey]], *, operations: BodyRecords
 ) -> SignedTransaction:
     """Encode `body` (its operations from `operations`) and sign it with each (account, key); signatures are put in
     canonical order."""

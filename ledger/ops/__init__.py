@@ -8,15 +8,13 @@ operation set (ledger.operation_set) pairs them, and the processors of extension
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 from ledger import operations as o
-from ledger.context import TxContext
+from ledger.events import EVENT_KINDS
+from ledger.operation_set import OperationSet, Processor
 from ledger.ops import assets, enforcement, governance, holds, identity, settlement
-
-Processor = Callable[[TxContext, Any], None]
 
 CORE_PROCESSORS: Mapping[type, Processor] = MappingProxyType({
     o.RegisterMember: identity.register_member,
@@ -51,3 +49,9 @@ CORE_PROCESSORS: Mapping[type, Processor] = MappingProxyType({
 })
 
 assert set(CORE_PROCESSORS) == set(o.OPERATION_TYPES), "every operation kind needs exactly one processor"
+
+
+# The ledger's own operation set: the core kinds, their processors and the events they emit (the contracts layer
+# extends it into a node's: contracts.OPERATIONS).
+CORE_OPERATIONS = OperationSet(tuple(CORE_PROCESSORS.items()), EVENT_KINDS + governance.EVENT_KINDS)
+assert CORE_OPERATIONS.types == tuple(sorted(o.OPERATION_TYPES, key=lambda c: c.KIND))  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from node.api.auth import Authenticator, SignedBy, Visibility
 from node.api.errors import ApiError, api_error
 from node.api.facade import NodeFacade
 from node.api.limits import ApiLimits
+from node.api.stream import EventHub
 
 __all__ = ["DOCS_KEY", "OPENAPI_KEY", "ApiConfig", "ApiContext", "Call"]
 
@@ -40,8 +41,6 @@ class ApiContext:
     """Shared by every request of one app."""
 
     def __init__(self, facade: NodeFacade, config: ApiConfig) -> None:
-        from node.api.stream import EventHub  # the hub imports this module's ApiContext type
-
         self.facade = facade
         self.config = config
         self.limits = config.limits
@@ -51,7 +50,7 @@ class ApiContext:
             clock=config.clock,
         )
         self.visibility = Visibility(store, config.open_reads)
-        self.hub = EventHub(self)
+        self.hub = EventHub(facade, self.visibility, self.limits)
 
     @property
     def store(self) -> Any:

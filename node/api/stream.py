@@ -14,18 +14,16 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ledger.events import Event, Receipt, decode_receipt
 from node.api import errors as e
-from node.api.auth import SignedBy
+from node.api.auth import SignedBy, Visibility
 from node.api.errors import ApiError
-from node.api.facade import CommitNotice
+from node.api.facade import CommitNotice, NodeFacade
+from node.api.limits import ApiLimits
 from node.api.views import event_view
 from node.chain.protocol import OPERATIONS
-
-if TYPE_CHECKING:
-    from node.api.context import ApiContext
 
 __all__ = ["EventFilter", "EventHub", "Subscription"]
 
@@ -65,7 +63,7 @@ class Subscription:
         self._visible: dict[tuple[str, str], bool] = {}
 
     def _sees(self, ev: Event) -> bool:
-        vis = self.hub.ctx.visibility
+        vis = self.hub.visibility
         if vis.everything(self.who):
             return True
         asset = ev.attr("asset")
@@ -106,8 +104,13 @@ def _events(receipts: tuple[Receipt, ...] | list[Receipt]) -> Iterator[Event]:
 
 
 class EventHub:
-    def __init__(self, ctx: ApiContext) -> None:
-        self.ctx = ctx
+    """Commits in, event streams and commit waiters out. `facade`: the node; `visibility`: what each signer may see;
+    `limits`: the stream and waiter bounds."""
+
+    def __init__(self, facade: NodeFacade, visibility: Visibility, limits: ApiLimits) -> None:
+        self.facade = facade
+        self.visibility = visibility
+        self.limits = limits
         self.subscribers: set[Subscription] = set()
         self.waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
         self._n_waiters = 0
@@ -118,7 +121,7 @@ class EventHub:
 
     def start(self) -> None:
         if self._unlisten is None:
-            self._unlisten = self.ctx.facade.add_commit_listener(self.on_commit)
+            self._unlisten = self.facade.add_commit_listener(self.on_commit)
 
     def stop(self) -> None:
         self.closing = True
@@ -168,10 +171,10 @@ class EventHub:
     # -- streams -----------------------------------------------------------------------------------------------
 
     def subscribe(self, flt: EventFilter, who: SignedBy | None, from_height: int | None) -> Subscription:
-        limits = self.ctx.limits
+        limits = self.limits
         if len(self.subscribers) >= limits.max_streams:
             raise ApiError(e.TOO_MANY_STREAMS, details={"max_streams": limits.max_streams})
-        head = self.ctx.facade.head().height
+        head = self.facade.head().height
         start = head + 1 if from_height is None else from_height
         sub = Subscription(self, flt, who, start, limits.stream_buffer)
         self.subscribers.add(sub)
@@ -182,10 +185,10 @@ class EventHub:
 
     def stored_messages(self, sub: Subscription, height: int) -> list[dict[str, Any]]:
         """The messages of a committed height, read from the store (replay)."""
-        view = self.ctx.facade.block(height)
+        view = self.facade.block(height)
         if view is None:
             raise ApiError(e.BLOCK_NOT_FOUND, details={"height": height})
-        store = self.ctx.facade.store
+        store = self.facade.store
         receipts = []
         for tx_id in view.tx_ids:
             raw = store.get_receipt(tx_id)
@@ -228,7 +231,7 @@ class EventHub:
                 continue
             if sub.overflow_at is not None:
                 return
-            if sub.next_height <= self.ctx.facade.head().height:
+            if sub.next_height <= self.facade.head().height:
                 height = sub.next_height
                 msgs = self.stored_messages(sub, height)
                 sub.next_height = height + 1

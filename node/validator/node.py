@@ -61,6 +61,7 @@ from node.validator.keyfile import NodeKeys, load_keys, load_next_keys, never_si
 from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
 from node.validator.safety_store import SafetyStore
+from node.validator.view import NodeView
 
 __all__ = ["ValidatorNode"]
 
@@ -130,9 +131,7 @@ class ValidatorNode:
             if self._own_sig_verifier:
                 self.sig_verifier.close()
             raise
-        from node.validator.view import NodeView
-
-        self.view = NodeView(self)
+        self.view = NodeView(self.app, self.driver, self.metrics, self.transport, self.submit_many)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()

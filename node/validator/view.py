@@ -1,5 +1,6 @@
 """The validator node as the HTTP API, the admin socket and operators see it: node.api.facade.NodeFacade over a
-ValidatorNode (reads from its Application, status from its driver and transport, admission through the node).
+node's parts (reads from its Application, status from its driver, metrics and transport, admission through the
+node's `submit_many`, which also gossips).
 
     view = node.view
     await view.submit(tx) -> AdmissionView            view.block(h) -> BlockView     view.status() -> {...}
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from consensus.messages import CommitCertificate, decode_block
 from ledger.rules import RuleEngine
@@ -18,11 +19,12 @@ from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from node.api.facade import AdmissionView, BlockView, CommitNotice, HeadInfo, PeerView, ValidatorView
 from node.chain import execution
+from node.chain.application import Application
 from node.chain.certified import cert_key
 from node.chain.mempool import TX_ALREADY_PENDING, Admission
-
-if TYPE_CHECKING:
-    from node.validator.node import ValidatorNode
+from node.net.transport import Transport
+from node.validator.driver import ValidatorDriver
+from node.validator.metrics import NodeMetrics
 
 __all__ = ["NodeView"]
 
@@ -40,10 +42,14 @@ def _api_admission(tx: SignedTransaction | bytes, result: Admission) -> Admissio
 class NodeView:
     """Implements node.api.facade.NodeFacade (structurally)."""
 
-    def __init__(self, node: ValidatorNode) -> None:
-        self._node = node
-        self._app = node.app
-        self._driver = node.driver
+    def __init__(self, app: Application, driver: ValidatorDriver, metrics: NodeMetrics, transport: Transport | None,
+                 submit: Callable[[Sequence[SignedTransaction | bytes]], Awaitable[list[Admission]]]) -> None:
+        """`submit`: the node's client admission (mempool, then gossip to the peers)."""
+        self._app = app
+        self._driver = driver
+        self._metrics = metrics
+        self._transport = transport
+        self._submit = submit
         self._replica_dropped: collections.Counter[str] = collections.Counter()
 
     @property
@@ -69,7 +75,7 @@ class NodeView:
     async def submit_many(self, txs: Sequence[SignedTransaction | bytes]) -> list[AdmissionView]:
         """One AdmissionView per transaction, in order, verified in one mempool round per `max_batch` of them (the
         API's batch route and the admin socket use it)."""
-        results = await self._node.submit_many(txs)
+        results = await self._submit(txs)
         return [_api_admission(tx, result) for tx, result in zip(txs, results, strict=True)]
 
     def tx_pending(self, tx_id: bytes) -> bool:
@@ -102,7 +108,7 @@ class NodeView:
                                for i, v in enumerate(vs.validators))
 
     def peers(self) -> tuple[PeerView, ...]:
-        transport = self._node.transport
+        transport = self._transport
         connected = transport.connected_peers() if transport is not None else frozenset()
         out = []
         for peer in self._driver.members.peers.peers:
@@ -114,7 +120,7 @@ class NodeView:
         return tuple(out)
 
     def status(self) -> dict[str, Any]:
-        driver, app, transport = self._driver, self._app, self._node.transport
+        driver, app, transport = self._driver, self._app, self._transport
         head, replica = app.head, driver.replica
         return {
             "node_id": driver.node_id,
@@ -131,7 +137,7 @@ class NodeView:
             "mempool": len(app.mempool),
             "peers_connected": 0 if transport is None else len(transport.connected_peers()),
             "best_peer_height": driver.best_peer_height(),
-            "committed_tps": round(self._node.metrics.committed_tps(), 1),
+            "committed_tps": round(self._metrics.committed_tps(), 1),
             "evidence": driver.counters["evidence"],
             "committed_txs": driver.counters["committed_txs"],
             "sync_blocks_per_s": round(driver.sync.last_rate, 1),
@@ -151,11 +157,11 @@ class NodeView:
     def metrics_text(self) -> str:
         """Prometheus text exposition (node.validator.metrics)."""
         self.refresh_gauges()
-        return self._node.metrics.render()
+        return self._metrics.render()
 
     def refresh_gauges(self) -> None:
-        metrics = self._node.metrics
-        transport = self._node.transport
+        metrics = self._metrics
+        transport = self._transport
         metrics.set_mempool(self._app.mempool.stats())
         metrics.set_peers(0 if transport is None else len(transport.connected_peers()))
         replica = self._driver.replica

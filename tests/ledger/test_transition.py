@@ -14,7 +14,7 @@ from ledger.context import BlockContext, TxContext
 from ledger.errors import Refused
 from ledger.events import decode_receipt, encode_receipt
 from ledger.jsonform import body_from_json, body_to_json
-from ledger.operation_set import CORE_OPERATIONS
+from ledger.ops import CORE_OPERATIONS
 from ledger.schema import ACCOUNT_ID, TEXT
 from ledger.smt import SparseMerkleTree
 from ledger.state import MemoryState, Overlay, PendingNodes

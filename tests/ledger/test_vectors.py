@@ -11,8 +11,8 @@ from nacl.signing import SigningKey, VerifyKey
 
 from ledger.codec import DecodeError
 from ledger.jsonform import body_from_json, body_to_json, kind_name
-from ledger.operation_set import CORE_OPERATIONS as OPS
 from ledger.operations import OPERATION_TYPES
+from ledger.ops import CORE_OPERATIONS as OPS
 from ledger.transaction import TX_DOMAIN, decode_body, decode_transaction, encode_body
 from tests.vectors import generate
 

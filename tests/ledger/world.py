@@ -15,7 +15,7 @@ from ledger import operations as o
 from ledger.events import Receipt
 from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.memory import InMemoryLedger
-from ledger.operation_set import CORE_OPERATIONS
+from ledger.ops import CORE_OPERATIONS
 from ledger.protocol import Protocol
 from ledger.records import ZERO_BALANCE, Account, AssetStatus, Balance, Hold
 from ledger.rules import CoreRuleEngine

@@ -23,7 +23,7 @@ from nacl.signing import SigningKey
 from ledger import codes
 from ledger import operations as o
 from ledger.jsonform import body_to_json
-from ledger.operation_set import CORE_OPERATIONS
+from ledger.ops import CORE_OPERATIONS
 from ledger.transaction import TX_DOMAIN, TxBody, encode_body, sign_transaction
 
 OUT = Path(__file__).with_name("transactions.json")

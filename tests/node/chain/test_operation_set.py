@@ -21,7 +21,7 @@ import aiohttp
 
 from contracts.operations import RevokeClaim, SetClaim
 from ledger.jsonform import to_json
-from ledger.operation_set import CORE_OPERATIONS
+from ledger.ops import CORE_OPERATIONS
 from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from ledger.state import MemoryState
 from ledger.transaction import TxBody, sign_transaction
@@ -46,7 +46,7 @@ FAR = 4_000_000_000
 CONTRACT_KINDS = {SetClaim.KIND, RevokeClaim.KIND, 66, 67}
 
 PROBE = """
-import ledger.operation_set as s
+import ledger.ops as s
 core_kinds, core_events = sorted(s.CORE_OPERATIONS.variant.by_kind), sorted(s.CORE_OPERATIONS.event_names)
 import {module}
 import contracts, node.chain.protocol, ledger.operations
