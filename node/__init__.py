@@ -1,4 +1,6 @@
-"""The node: the only layer with I/O (transport, mempool, runtime, sync, HTTP API, CLI, testnet).
+"""The node: the only layer with I/O, in rooms that draw the path of a transaction (docs/node.md): chain/ (the
+Application: mempool, execution, commits, epochs, feed), validator/ (the driver of the replica and its asyncio host),
+net/ (transport), api/ (HTTP), client/ (SDK), tools/ (testnet, demo, chaos, load, simulation), cli/ (`ledger`).
 
 Importing it registers nothing. What a node executes and decodes — the operation set (the ledger's core kinds and
 the contracts layer's), the rule engine, the BLS proof-of-possession check — and which BLS backend it uses are
