@@ -126,7 +126,8 @@ class ValidatorDriver:
         self.clock = clock
         self.metrics = metrics
         self.byzantine_mode = byzantine_mode
-        self.members = Membership(app.epochs, keyring, peer_addresses=peer_addresses or {},
+        self.members = Membership(app.epochs, keyring, head_height=app.head.height,
+                                  peer_addresses=peer_addresses or {},
                                   peer_keys=peer_keys or {},
                                   prospective=app.prospective_validators(MAX_PROSPECTIVE_PEERS))
         self.reports = PeerReports(self.genesis.hash)

@@ -44,8 +44,10 @@ MAX_BAD_GENESIS_PEERS: Final = 1024
 
 
 class Membership:
-    def __init__(self, epochs: Epochs, keyring: KeyRing, *, peer_addresses: Mapping[str, tuple[str, int]],
-                 peer_keys: Mapping[str, bytes], prospective: Mapping[str, bytes]) -> None:
+    def __init__(self, epochs: Epochs, keyring: KeyRing, *, head_height: int,
+                 peer_addresses: Mapping[str, tuple[str, int]], peer_keys: Mapping[str, bytes],
+                 prospective: Mapping[str, bytes]) -> None:
+        """`head_height`: the committed head (a restart inside a rotation's first block keeps the old identity)."""
         self._epochs = epochs
         self.keyring = keyring
         self.node_id = keyring.node_id
@@ -60,10 +62,11 @@ class Membership:
         self.peers: PeerSet = self._peer_set()
         self.peer_ids: list[str] = self._voting_peer_ids()
         self.power = self._power_of(record)
-        # The identity key the transport uses (the host creates it with `identity()`).
-        self.identity_key: bytes = self.identity().public_key
         # (identity, height): a rotated transport identity to adopt once that height commits.
         self._pending_identity: tuple[Any, int] | None = None
+        # The identity the transport uses (the host creates it with `identity()`).
+        self._identity = self._initial_identity(head_height)
+        self.identity_key: bytes = self._identity.public_key
 
     @property
     def role(self) -> str:
@@ -71,8 +74,24 @@ class Membership:
         return "validator" if self.signing_keys is not None else "observer"
 
     def identity(self) -> Any:
-        """The transport identity this node should use now."""
-        return (self.signing_keys or self.keyring.keys).identity()
+        """The transport identity this node uses now."""
+        return self._identity
+
+    def _initial_identity(self, head_height: int) -> Any:
+        """The identity to start with: the one the record names, except in the first block of an epoch that rotated
+        it (peers still in the previous epoch admit only the old key: switch once that block commits, as a running
+        node would); an observer keeps the identity of the last epoch that named it."""
+        record, previous = self._epochs.record, self._epochs.previous
+        old = None if previous is None else self.keyring.for_epoch(previous)
+        current = self.signing_keys
+        if current is None:
+            return (old or self.keyring.keys).identity()
+        own = self.peers.get(self.node_id)
+        if (old is not None and old.identity_key != current.identity_key and head_height < record.start_height + 1
+                and own is not None and own.accepts(old.identity_key)):
+            self._pending_identity = (current.identity(), record.start_height + 1)
+            return old.identity()
+        return current.identity()
 
     def is_member(self, record: EpochRecord) -> bool:
         return self.keyring.entry(record) is not None
@@ -122,6 +141,7 @@ class Membership:
         # longer admit the old key, while peers still in the previous one admit both. Switch now.
         log.info("identity_rotated node=%s epoch=%d: reconnecting with the new identity key at once",
                  self.node_id, rec.epoch)
+        self._identity = identity
         self.identity_key = identity.public_key
         return PeersChanged(self.peers, identity)
 
@@ -133,6 +153,7 @@ class Membership:
         self._pending_identity = None
         log.info("identity_rotated node=%s epoch=%d height=%d: reconnecting with the new identity key",
                  self.node_id, self._epochs.epoch, height)
+        self._identity = identity
         self.identity_key = identity.public_key
         return PeersChanged(self.peers, identity)
 

@@ -37,7 +37,7 @@ from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from node.chain.application import Application
 from node.chain.genesis import Genesis, load_genesis
-from node.chain.mempool import Admission, MempoolLimits
+from node.chain.mempool import TX_ALREADY_PENDING, Admission, MempoolLimits
 from node.chain.payload import PayloadError, decode_payload
 from node.chain.protocol import bls_backend as node_bls_backend
 from node.chain.protocol import node_protocol
@@ -328,7 +328,9 @@ class ValidatorNode:
     async def submit_many(self, txs: Sequence[bytes | SignedTransaction]) -> list[Admission]:
         """Admit signed transactions from clients (bytes, or decoded by the API: not decoded again), one mempool
         verification round per `max_batch` of them; one Admission each, in order. Newly admitted ones are gossiped
-        to the peers."""
+        to the peers, and so are ones already pending here: a client submitting again says its transaction is not
+        getting committed (the validators that pooled it may all be ones whose proposals fail), so every peer gets
+        another chance to propose it."""
         out: list[Admission] = []
         step = self.app.mempool.limits.max_batch
         for i in range(0, len(txs), step):
@@ -337,7 +339,7 @@ class ValidatorNode:
             fresh = []
             for tx, result in zip(chunk, results, strict=True):
                 self.metrics.admission(result)
-                if result.ok:
+                if result.ok or result.code == TX_ALREADY_PENDING:
                     fresh.append(tx.to_bytes() if isinstance(tx, SignedTransaction) else bytes(tx))
             if fresh:
                 self._gossip(fresh)

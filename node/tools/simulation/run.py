@@ -36,8 +36,9 @@ from consensus.certificates import SignatureVerifier
 from consensus.codec import CodecError
 from consensus.messages import decode_message
 from consensus.simulator import RunResult
+from node.chain.mempool import TX_ALREADY_PENDING
 from node.chain.sigverify import Ed25519Verifier
-from node.net.messages import CH_CONSENSUS, GOSSIP_BATCH, encode_gossip
+from node.net.messages import CH_CONSENSUS, encode_gossip
 from node.tools.simulation.checks import Checks
 from node.tools.simulation.machine import Machine, SimulatedCrash
 from node.tools.simulation.network import EventQueue, SimNetwork
@@ -241,16 +242,20 @@ class Simulation:
         driver.sync_batch_done(batch.peer, batch.request_id, applied, error)
 
     def _admit(self, machine: Machine, txs: list[bytes], origin: str | None) -> list[bytes]:
-        """Admit transactions at `machine`; returns the newly admitted ones."""
+        """Admit transactions at `machine`; returns the ones to gossip: newly admitted, and, from a client, already
+        pending (a client submitting again), as the node's host does (ValidatorNode.submit_many)."""
         assert machine.app is not None and machine.driver is not None
-        fresh = []
+        out, fresh = [], False
         step = machine.app.mempool.limits.max_batch
         for i in range(0, len(txs), step):
             chunk = txs[i:i + step]
-            fresh += [raw for raw, r in zip(chunk, machine.app.admit_now(chunk, origin), strict=True) if r.ok]
+            for raw, r in zip(chunk, machine.app.admit_now(chunk, origin), strict=True):
+                fresh = fresh or r.ok
+                if r.ok or (origin is None and r.code == TX_ALREADY_PENDING):
+                    out.append(raw)
         if fresh:
             machine.driver.on_admitted()
-        return fresh
+        return out
 
     def _sign(self, index: int, message: bytes) -> bytes:
         return self.bls.backend.sign(self.world.keys[index].bls_secret, message)
@@ -272,11 +277,10 @@ class Simulation:
     def _submit(self, machine: Machine, raw: bytes) -> None:
         self.counters["client_submissions"] += 1
         if self._admit(machine, [raw], None):
-            self.counters["client_admitted"] += 1
+            self.counters["client_gossiped"] += 1
             assert machine.driver is not None
             peers = sorted(p for p in machine.driver.members.peers.ids() if p != machine.node_id)
-            for i in range(0, 1, GOSSIP_BATCH):
-                self._send(machine, peers, encode_gossip([raw][i:i + GOSSIP_BATCH]), False)
+            self._send(machine, peers, encode_gossip([raw]), False)
 
     # -- faults -------------------------------------------------------------------------------------------------
 
@@ -358,7 +362,7 @@ class Simulation:
         or, within the fault budget, any honest machine: a validator, or a spare about to join (it cannot show it
         never signed, so it does not sign in the epoch it joins). With no candidate yet (the removal has not
         executed), try again later; the machine restarts `down_ms` after its wipe."""
-        busy = self._validators_now() | self.workload.joining()
+        busy = self._validators_in_play() | self.workload.joining()
         candidates = [m for m in self.machines if m.honest and (may_wipe_validator or m.node_id not in busy)]
         if not candidates:
             if self.queue.now + WIPE_RETRY_MS < self.deadline_ms - LIVE_MS // 2:
@@ -407,11 +411,23 @@ class Simulation:
         self._finish(live_at)
         return self.result
 
+    def _validators_of(self, epoch: int) -> set[str]:
+        if epoch == 0:
+            return {v.id.decode() for v in self.world.genesis.validator_set(self.bls.backend).validators}
+        return {entry[0] for entry in self.checks.epochs[epoch][1]}
+
     def _validators_now(self) -> set[str]:
         """The validators of the latest epoch any node entered."""
-        if not self.checks.epochs:
-            return {v.id.decode() for v in self.world.genesis.validator_set(self.bls.backend).validators}
-        return {entry[0] for entry in self.checks.epochs[max(self.checks.epochs)][1]}
+        return self._validators_of(max(self.checks.epochs, default=0))
+
+    def _validators_in_play(self) -> set[str]:
+        """The validators of every epoch from the oldest one an honest validator is still in to the latest: a node
+        that the newest epoch removed may still be needed by peers that have not committed its removal."""
+        latest = max(self.checks.epochs, default=0)
+        oldest = min((m.app.epochs.epoch for m in self.machines
+                      if m.honest and m.app is not None and m.node_id in self._validators_of(m.app.epochs.epoch)),
+                     default=latest)
+        return set().union(*(self._validators_of(e) for e in range(oldest, latest + 1)))
 
     def _live(self) -> bool:
         validators = self._validators_now()
