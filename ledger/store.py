@@ -364,8 +364,9 @@ class LedgerStore:
         cache = self._node_cache
         excess = len(cache) - NODE_CACHE_ENTRIES
         if excess > 0:
+            # Readers on other threads (a node executes blocks off its loop) may trim at the same time: pop.
             for h in list(itertools.islice(cache, excess)):
-                del cache[h]
+                cache.pop(h, None)
 
     # -- reads --------------------------------------------------------------------------------------------------
 
@@ -514,7 +515,7 @@ class LedgerStore:
                             wb.write()
                             wb = self._db.write_batch()
             wb.write()
-            self._node_cache = {h: n for h, n in self._node_cache.items() if h in live}
+            self._node_cache = {h: n for h, n in list(self._node_cache.items()) if h in live}
             return PruneReport(keep_from, len(live), deleted)
 
     def get_state_at(self, key: bytes, height: int) -> bytes | None:

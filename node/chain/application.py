@@ -18,8 +18,10 @@ transactions from the mempool, and tells the feed and the listeners. Every path 
 replica's Commit, a commit after a gap, block sync -- goes through these two calls.
 
 `execute` takes `now_ms` only for the voting policy (a block too far ahead of this node's clock gets no vote, but is
-executed and may be committed); execution itself depends on the block alone. It is synchronous and touches only
-the store (reads) and the executor's table of speculative results, so a host may run it on another thread.
+executed and may be committed); execution itself depends on the block alone. `execute` is synchronous;
+`begin_execution` / `end_execution` split it so that the long part (`PendingExecution.run`: reads of the store and
+of immutable ancestor changes, no table of this object) runs on another thread while the host goes on -- what the
+node does (node/validator/node.py), so consensus, admission and the API are never blocked by a full block.
 """
 
 from __future__ import annotations
@@ -40,16 +42,17 @@ from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from ledger.state import decode_value
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
+from ledger.transition import BlockOutcome
 from node.chain.certified import bootstrap_store, cert_key, evidence_key, load_certificate
 from node.chain.commit_feed import CommitFeed
 from node.chain.epochs import Epochs, EpochSwitch
-from node.chain.execution import ChainHead, CommittedBlock, Executor, FinalizedBlock
+from node.chain.execution import ChainHead, CommittedBlock, ExecutedBlock, ExecutionJob, Executor, FinalizedBlock
 from node.chain.genesis import Genesis, genesis_state
 from node.chain.mempool import Admission, Mempool, MempoolLimits
 from node.chain.payload import encode_payload
 from node.chain.sigverify import Ed25519Verifier
 
-__all__ = ["PROPOSAL_EVENTS", "Application", "CommitResult", "Execution"]
+__all__ = ["PROPOSAL_EVENTS", "Application", "CommitResult", "Execution", "PendingExecution"]
 
 log = logging.getLogger("node.chain.application")
 
@@ -68,6 +71,21 @@ class Execution:
     next_validators: ValidatorSet | None
     vote: bool
     reason: str | None = None  # why state_root is None or vote is False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExecution:
+    """A block whose execution has begun (Application.begin_execution): `run()` it, on any thread."""
+
+    job: ExecutionJob
+    vote_refusal: str | None  # why this validator will not vote for it even if it executes (its time)
+
+    @property
+    def block(self) -> Block:
+        return self.job.block
+
+    def run(self) -> BlockOutcome | None:
+        return self.job.run()
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,13 +238,15 @@ class Application:
         transactions are normally still pooled)."""
         return max(0, len(self.mempool) - self._in_flight_count(parent_id))
 
-    def propose(self, parent_id: bytes, time_ms: int) -> bytes:
+    def propose(self, parent_id: bytes, time_ms: int, max_txs: int | None = None) -> bytes:
         """The payload of a block on `parent_id` at `time_ms` (raised to the parent's time: block time never goes
-        back), filled from the mempool within the current epoch's limits."""
+        back), filled from the mempool within the current epoch's limits (and at most `max_txs` transactions: the
+        proposer's own execution budget)."""
         params = self.epochs.params
         parent_time = self.executor.time_of(parent_id)
         time_ms = max(time_ms, parent_time or 0)
-        txs = self.mempool.reap(params.max_block_txs, params.max_block_bytes - PAYLOAD_OVERHEAD,
+        count = params.max_block_txs if max_txs is None else max(1, min(max_txs, params.max_block_txs))
+        txs = self.mempool.reap(count, params.max_block_bytes - PAYLOAD_OVERHEAD,
                                 self.in_flight(parent_id), overhead_per_tx=PAYLOAD_OVERHEAD_PER_TX)
         payload = encode_payload(time_ms, txs)
         assert len(payload) <= params.max_block_bytes
@@ -237,19 +257,37 @@ class Application:
     def execute(self, block: Block, parent_root: bytes, now_ms: int | None) -> Execution:
         """Execute a proposed block on its parent (speculatively: nothing is written). `now_ms`: this node's clock,
         for the voting policy on block time; None for a block at or below the committed height (no vote asked)."""
-        e = self.executor.execute(block, parent_root)
+        job = self.begin_execution(block, parent_root, now_ms)
+        if isinstance(job, Execution):
+            return job
+        return self.end_execution(job, job.run())
+
+    def begin_execution(self, block: Block, parent_root: bytes, now_ms: int | None) -> Execution | PendingExecution:
+        """`execute` in two parts, so a host can run the long one on another thread while it goes on: the answer
+        at once (already executed, or refused by the cheap checks), or a PendingExecution whose `run()` may be
+        called on any thread, its result then given to `end_execution` on this thread. Meanwhile this thread may
+        admit, propose and commit; executions of blocks that build on this one begin after it ended (parent
+        first, as the replica asks for them)."""
+        job = self.executor.prepare(block, parent_root)
+        if job is None:
+            return Execution(None, None, False, "invalid")
+        reason = None if now_ms is None else self.executor.check_proposal_time(block, now_ms)
+        if reason is not None and reason != "block_time_in_future":
+            self.executor.executed.pop(block.id, None)
+            return Execution(None, None, False, reason)
+        if isinstance(job, ExecutionJob):
+            return PendingExecution(job, reason)
+        return self._answer(job, reason)
+
+    def end_execution(self, pending: PendingExecution, outcome: BlockOutcome | None) -> Execution:
+        return self._answer(self.executor.record(pending.job, outcome), pending.vote_refusal)
+
+    def _answer(self, e: ExecutedBlock | None, reason: str | None) -> Execution:
         if e is None:
             return Execution(None, None, False, "invalid")
-        vote, reason = True, None
-        if now_ms is not None:
-            reason = self.executor.check_proposal_time(block, now_ms)
-            if reason == "block_time_in_future":
-                # A voting policy, not a validity rule: the block stays (a quorum may certify it and this node
-                # must then follow), only this validator's vote is withheld.
-                vote = False
-            elif reason is not None:
-                self.executor.executed.pop(block.id, None)
-                return Execution(None, None, False, reason)
+        # A block too far ahead of this node's clock: a voting policy, not a validity rule. The block stays (a
+        # quorum may certify it and this node must then follow), only this validator's vote is withheld.
+        vote = reason != "block_time_in_future"
         next_set = None if e.next_epoch is None else self.epochs.set_of(e.next_epoch)
         return Execution(e.state_root, next_set, vote, reason)
 

@@ -39,7 +39,7 @@ from ledger.state import encode_value
 from ledger.state_keys import EPOCH_KEY
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction
-from ledger.transition import apply_block
+from ledger.transition import BlockOutcome, apply_block
 from node.chain.certified import cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
 from node.chain.epochs import Epochs
 from node.chain.genesis import Genesis
@@ -108,6 +108,47 @@ class _LayeredState:
             if key in layer:
                 return layer[key]
         return self._base.get_state(key)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionJob:
+    """The part of executing a block that takes time: `run` applies its transactions on the state it was prepared
+    on. It reads only what it holds -- its ancestors' changes and tree nodes (immutable) and, below them, the store,
+    whose committed keys can change while it runs only by the commit of one of those ancestors, i.e. to the values
+    the job already reads from that ancestor's layer -- so a host may run it on another thread while the loop goes
+    on. Its outcome is kept by `Executor.record` on the executor's thread."""
+
+    block: Block
+    time_ms: int
+    parent_root: bytes
+    state: _LayeredState
+    nodes: OverlayNodes
+    txs: tuple[bytes, ...]  # the payload's transactions
+    items: tuple[SignedTransaction | bytes, ...]  # the same, decoded where this node pooled them
+    verified: frozenset[bytes]  # raw transactions (not pooled here) whose signatures this node already verified
+    context: BlockContext
+    protocol: Protocol
+
+    def run(self) -> BlockOutcome | None:
+        """Apply the block. None: it is invalid (wrong epoch)."""
+        header = self.block.header
+        epoch = current_epoch(self.state)
+        if header.epoch != epoch.epoch or header.height < epoch.start_height:
+            log.error("block_wrong_epoch height=%d epoch=%d ledger_epoch=%d start_height=%d", header.height,
+                      header.epoch, epoch.epoch, epoch.start_height)
+            return None
+        tree = SparseMerkleTree(self.nodes, self.parent_root)
+        outcome = apply_block(self.state, self.context, self.items, tree=tree, protocol=self.protocol,
+                              signatures_verified=self._verified)
+        next_epoch = outcome.next_epoch
+        if next_epoch is not None:
+            # Invariant (ledger): one epoch change at a time, starting right after this block.
+            assert next_epoch.epoch == epoch.epoch + 1 and next_epoch.start_height == header.height + 1
+        return outcome
+
+    def _verified(self, item: SignedTransaction | bytes) -> bool:
+        # A decoded item came from the known transactions: pooled, hence verified.
+        return isinstance(item, SignedTransaction) or item in self.verified
 
 
 @dataclass(slots=True)
@@ -192,6 +233,13 @@ class Executor:
 
     def execute(self, block: Block, parent_state_root: bytes) -> ExecutedBlock | None:
         """Execute `block` on top of its (executed or committed) parent. None: the block is invalid."""
+        job = self.prepare(block, parent_state_root)
+        return job if not isinstance(job, ExecutionJob) else self.record(job, job.run())
+
+    def prepare(self, block: Block, parent_state_root: bytes) -> ExecutionJob | ExecutedBlock | None:
+        """The checks of `execute` that need this executor's tables (cheap), and the job that does the rest: an
+        ExecutionJob to `run` (on any thread) and then `record`; or the answer at once (already executed, or None:
+        invalid)."""
         known = self.executed.get(block.id)
         if known is not None:
             return known
@@ -229,37 +277,38 @@ class Executor:
         if len(self.executed) >= MAX_EXECUTED_BLOCKS:
             log.warning("execution_table_full")
             return None
-        state = _LayeredState(self.store, layers)
-        epoch = current_epoch(state)
-        if header.epoch != epoch.epoch or header.height < epoch.start_height:
-            log.error("block_wrong_epoch height=%d epoch=%d ledger_epoch=%d start_height=%d", header.height,
-                      header.epoch, epoch.epoch, epoch.start_height)
-            return None
-        tree = SparseMerkleTree(OverlayNodes(self.store, *node_layers), parent_root)
-        context = BlockContext(self.genesis.chain_id, header.height, payload.time_ms // 1000)
         items: list[SignedTransaction | bytes] = list(payload.txs)
+        verified: set[bytes] = set()
         for i, raw in enumerate(payload.txs):
             tx = self._known.lookup(raw)  # pooled here: already decoded, signatures verified
             if tx is not None:
                 items[i] = tx
-        outcome = apply_block(state, context, items, tree=tree, protocol=self.protocol,
-                              signatures_verified=self._verified)
-        next_epoch = outcome.next_epoch
-        if next_epoch is not None:
-            # Invariant (ledger): one epoch change at a time, starting right after this block.
-            assert next_epoch.epoch == epoch.epoch + 1 and next_epoch.start_height == header.height + 1
-        executed = ExecutedBlock(block.id, header.parent_id, header.height, payload.time_ms, outcome.state_root,
-                                 payload.txs, outcome.receipts, outcome.events, outcome.executed, outcome.history,
-                                 outcome.changes, outcome.smt_nodes, next_epoch)
+            elif self._known.is_verified(raw):
+                verified.add(raw)
+        return ExecutionJob(block, payload.time_ms, parent_root, _LayeredState(self.store, layers),
+                            OverlayNodes(self.store, *node_layers), tuple(payload.txs), tuple(items),
+                            frozenset(verified),
+                            BlockContext(self.genesis.chain_id, header.height, payload.time_ms // 1000),
+                            self.protocol)
+
+    def record(self, job: ExecutionJob, outcome: BlockOutcome | None) -> ExecutedBlock | None:
+        """Keep the result of a job that ran (None: the block is invalid). A job whose parent is no longer the head
+        or an executed block (a commit went past it while it ran: it was on a losing fork, or the commit executed
+        the block itself) is not kept: None."""
+        block = job.block
+        known = self.executed.get(block.id)
+        if known is not None:
+            return known
+        parent = block.header.parent_id
+        if outcome is None or (parent != self.head.block_id and parent not in self.executed):
+            return None
+        executed = ExecutedBlock(block.id, parent, block.header.height, job.time_ms, outcome.state_root,
+                                 job.txs, outcome.receipts, outcome.events, outcome.executed,
+                                 outcome.history, outcome.changes, outcome.smt_nodes, outcome.next_epoch)
         self.executed[block.id] = executed
         self.blocks_executed += 1
-        self.txs_executed += len(payload.txs)
+        self.txs_executed += len(job.txs)
         return executed
-
-    def _verified(self, item: SignedTransaction | bytes) -> bool:
-        if isinstance(item, SignedTransaction):
-            return True  # came from the known transactions: pooled, hence verified
-        return self._known.is_verified(item)
 
     # -- commit -------------------------------------------------------------------------------------------------
 

@@ -57,7 +57,8 @@ from consensus.actions import (
 from consensus.certificates import CommitCertificateError
 from consensus.messages import Block, CommitCertificate, Proposal, Vote, encode_message
 from consensus.replica import Replica, ReplicaConfig
-from node.chain.application import Application, CommitResult
+from ledger.transition import BlockOutcome
+from node.chain.application import Application, CommitResult, Execution, PendingExecution
 from node.chain.block_sync import BlockSync, SyncRefused
 from node.chain.epochs import EpochSwitch
 from node.errors import NodeError
@@ -80,12 +81,14 @@ from node.validator.effects import (
     Clock,
     Effect,
     Halted,
+    RunExecution,
     SendTo,
     SubmitGossip,
 )
 from node.validator.keyring import KeyRing
 from node.validator.membership import Membership, PeerReports
 from node.validator.metrics import NodeMetrics
+from node.validator.pipeline import ExecutionPipeline
 from node.validator.proposing import PayloadWait
 from node.validator.replica_start import start_replica
 from node.validator.safety_store import SafetyStore
@@ -116,9 +119,12 @@ HOUSEKEEPING_HEIGHTS: Final = 64
 class ValidatorDriver:
     def __init__(self, app: Application, safety_store: SafetyStore, keyring: KeyRing, clock: Clock,
                  metrics: NodeMetrics, *, peer_addresses: Mapping[str, tuple[str, int]] | None = None,
-                 peer_keys: Mapping[str, bytes] | None = None, byzantine_mode: str | None = None) -> None:
+                 peer_keys: Mapping[str, bytes] | None = None, byzantine_mode: str | None = None,
+                 pipelined: bool = False) -> None:
         """`peer_addresses` override where peers are dialed; `peer_keys` are identity keys the operator configured
-        for peers (admitted besides the ledger's). `byzantine_mode` ("equivocate"): testnet fault injection."""
+        for peers (admitted besides the ledger's). `byzantine_mode` ("equivocate"): testnet fault injection.
+        `pipelined`: blocks execute on the host's execution thread (RunExecution effects) while the driver goes on
+        (node/validator/pipeline.py); otherwise within the call that asks for them."""
         self.app = app
         self.genesis = app.genesis
         self.node_id = keyring.node_id
@@ -141,6 +147,10 @@ class ValidatorDriver:
         self._deadlines: dict[str, int] = {}
         self._round_timer: tuple[Replica, int] | None = None
         self._payload = PayloadWait()
+        self.pipelined = pipelined
+        self._pipe = ExecutionPipeline()
+        self._round_deferred: tuple[Replica, int] | None = None  # a round timeout that fired while executing
+        self._deferred_round = -1  # the last round whose timeout was deferred (at most once per round)
         self._metric_round = 0
         self._sync_then = "consensus"
         self._applying: tuple[str, int] | None = None  # (peer, request id) of the batch the host applies
@@ -523,6 +533,9 @@ class ValidatorDriver:
         self._deadlines.pop("round", None)
         self._payload.cancel()
         self._deadlines.pop("payload", None)
+        self._pipe.clear()
+        self._round_deferred = None
+        self._deferred_round = -1
 
     def _run(self, actions: list[Any]) -> None:
         """Perform actions in order; answers (payload, execution) are fed back and their actions run next."""
@@ -583,8 +596,16 @@ class ValidatorDriver:
             self._deadlines.pop("payload", None)
             self._try_propose()
         elif isinstance(action, Execute):
-            return self._execute(replica, action)
+            if not self.pipelined:
+                return self._execute(replica, action)
+            if self._pipe.should_queue_execute():
+                self._pipe.queue_execute(replica, action)
+                return None
+            return self._begin_execution(replica, action)
         elif isinstance(action, Commit):
+            if self.pipelined and self._pipe.should_queue_commit(action):
+                self._pipe.queue_commit(replica, action)
+                return None
             if action.block.header.height > self.app.head.height + 1:
                 # The replica committed a block whose ancestors are not applied here: catch them up by block sync
                 # (certificates verified) instead of halting, then apply this commit.
@@ -615,6 +636,12 @@ class ValidatorDriver:
     def _timer_round(self) -> None:
         token = self._round_timer
         self._round_timer = None
+        if token is not None and token[0] is self.replica and self._pipe.busy and self._deferred_round != token[1]:
+            # Never let a round time out because this node is busy executing: the timeout waits for the execution
+            # to end (_after_execution re-arms it), once per round.
+            self._deferred_round = token[1]
+            self._round_deferred = token
+            return
         if token is not None and token[0] is self.replica:
             replica, round_ = token
             self.metrics.local_timeout()
@@ -625,6 +652,68 @@ class ValidatorDriver:
         block = action.block
         voting = block.header.height > replica.committed_height
         result = self.app.execute(block, action.parent_state_root, self.clock.wall_ms() if voting else None)
+        return self._executed(replica, block, result)
+
+    def _begin_execution(self, replica: Replica, action: Execute) -> list[Any] | None:
+        """Pipelined: answer at once when the cheap checks decide, else hand the block to the host (RunExecution)."""
+        block = action.block
+        voting = block.header.height > replica.committed_height
+        started = self.app.begin_execution(block, action.parent_state_root,
+                                           self.clock.wall_ms() if voting else None)
+        if isinstance(started, Execution):
+            return self._executed(replica, block, started)
+        self._pipe.start(replica, action, started, self.clock.monotonic_ms())
+        self._out.append(RunExecution(started))
+        return None
+
+    def execution_done(self, pending: PendingExecution, outcome: BlockOutcome | None) -> None:
+        """The host ran a RunExecution: answer the replica, then what waited for it."""
+        if self.mode in ("halted", "stopped"):
+            return
+        self._guarded("execution", self._execution_done, pending, outcome)
+
+    def execution_failed(self, pending: PendingExecution, error: BaseException) -> None:
+        """A RunExecution raised (not an invalid block: a broken store or a bug): like a failed action, consensus
+        restarts from the head."""
+        if self.mode in ("halted", "stopped") or self._pipe.running is None or self._pipe.running.pending is not pending:
+            return
+        log.error("execution_failed node=%s height=%d: %r: consensus restarts from the head", self.node_id,
+                  pending.block.header.height, error)
+        self.counters["replica_restarts"] += 1
+        self._retry_later(RETRY_AFTER_ACTION_FAILURE_MS)
+
+    def _execution_done(self, pending: PendingExecution, outcome: BlockOutcome | None) -> None:
+        running = self._pipe.finish(pending, self.clock.monotonic_ms())
+        result = self.app.end_execution(pending, outcome)  # kept even for a stopped replica: a new one may ask
+        if running is not None and running.replica is self.replica:
+            self._run(self._executed(running.replica, pending.block, result))
+        self._after_execution()
+
+    def _after_execution(self) -> None:
+        """Run what waited for an execution: commits of its block, the next execution, a proposal on it, a round
+        timeout that fired meanwhile."""
+        while self.replica is not None:
+            ready = self._pipe.ready_commit(self.replica)
+            if ready is not None:
+                self._run([ready[1]])
+                continue
+            queued = self._pipe.next_execute(self.replica)
+            if queued is None:
+                break
+            follow = self._begin_execution(*queued)
+            if follow:
+                self._run(follow)
+        if self._payload.pending is not None:
+            self._try_propose()
+        deferred = self._round_deferred
+        if deferred is not None and not self._pipe.busy:
+            self._round_deferred = None
+            if deferred[0] is self.replica and self._round_timer is None:
+                # The round timed out while this node executed: give the round (its votes, a QC) a little time.
+                self._round_timer = deferred
+                self._deadlines["round"] = self.clock.monotonic_ms() + self.app.epochs.params.base_timeout_ms // 4
+
+    def _executed(self, replica: Replica, block: Block, result: Execution) -> list[Any]:
         if result.reason == "block_time_in_future":
             log.warning("vote_withheld height=%d round=%d reason=%s", block.header.height, block.header.round,
                         result.reason)
@@ -638,6 +727,8 @@ class ValidatorDriver:
     def _try_propose(self) -> None:
         """Propose once the payload wait is over (node/validator/proposing.py)."""
         pending = self._payload.pending
+        if pending is not None and self._pipe.executing(pending.action.parent_id):
+            return  # the proposer must know what its parent carries: _after_execution asks again
         ready, deadline = self._payload.check(self.app, self.replica, self.clock.monotonic_ms())
         if not ready:
             if deadline is None:
@@ -647,7 +738,9 @@ class ValidatorDriver:
             return
         assert pending is not None
         self._deadlines.pop("payload", None)
-        payload = self.app.propose(pending.action.parent_id, self.clock.wall_ms())
+        params = self.app.epochs.params
+        budget = self._pipe.block_budget(params.base_timeout_ms, params.max_block_txs)
+        payload = self.app.propose(pending.action.parent_id, self.clock.wall_ms(), budget)
         self._run(pending.replica.on_payload(pending.action.round, payload))
 
     def _timer_payload(self) -> None:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from consensus.messages import Block, CommitCertificate
+from node.chain.application import PendingExecution
 from node.net.handshake import Identity, PeerSet
 
-__all__ = ["ApplyBlocks", "Broadcast", "Clock", "Effect", "Halted", "PeersChanged", "SendTo", "SubmitGossip",
+__all__ = ["ApplyBlocks", "Broadcast", "Clock", "Effect", "Halted", "PeersChanged", "RunExecution", "SendTo", "SubmitGossip",
            "SystemClock"]
 
 
@@ -55,6 +56,15 @@ class ApplyBlocks:
 
 
 @dataclass(frozen=True, slots=True)
+class RunExecution:
+    """Run `pending.run()` off the driver's thread (the host's one execution thread), then call
+    `driver.execution_done(pending, outcome)` -- or `driver.execution_failed(pending, error)` if it raised. The
+    driver asks for one at a time."""
+
+    pending: PendingExecution
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitGossip:
     """Transactions a peer gossiped: admit them to the mempool (Application.admit, origin = the peer)."""
 
@@ -70,7 +80,7 @@ class Halted:
     message: str
 
 
-Effect = SendTo | Broadcast | PeersChanged | ApplyBlocks | SubmitGossip | Halted
+Effect = SendTo | Broadcast | PeersChanged | ApplyBlocks | RunExecution | SubmitGossip | Halted
 
 
 class Clock(Protocol):

@@ -22,6 +22,7 @@ bounded by the transport, the mempool and block sync (docs/mempool.md, docs/tran
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -35,7 +36,7 @@ from consensus.messages import Block, CommitCertificate
 from ledger.protocol import Protocol
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
-from node.chain.application import Application
+from node.chain.application import Application, PendingExecution
 from node.chain.genesis import Genesis, load_genesis
 from node.chain.mempool import TX_ALREADY_PENDING, Admission, MempoolLimits
 from node.chain.payload import PayloadError, decode_payload
@@ -53,6 +54,7 @@ from node.validator.effects import (
     Clock,
     Halted,
     PeersChanged,
+    RunExecution,
     SendTo,
     SubmitGossip,
     SystemClock,
@@ -84,7 +86,7 @@ class ValidatorNode:
                  next_keys: Sequence[NodeKeys] = (),
                  load_next_keys: Callable[[], Sequence[NodeKeys]] | None = None,
                  bls_backend: BlsBackend | None = None, clock: Clock | None = None,
-                 never_signed: bool = False) -> None:
+                 never_signed: bool = False, pipelined: bool = True) -> None:
         """`keys`: this node's keys. Its id need not be in the genesis file: a validator added later by governance
         starts from genesis, follows as an observer and votes from the epoch whose record names it. `next_keys`:
         further keys of the same node (`ledger keys rotate`), used from the epoch whose record names them.
@@ -92,7 +94,8 @@ class ValidatorNode:
         the node runs); it may raise KeyFileError. `sig_verifier`: a shared Ed25519 verifier (closed by its owner);
         by default the node starts its own process pool. `never_signed`: these keys have never signed (a new node's
         first start): a consensus directory created now may sign in the current epoch; without it, a new directory
-        signs only from the next epoch (it may replace one lost after the node signed)."""
+        signs only from the next epoch (it may replace one lost after the node signed). `pipelined`: blocks execute on
+        the node's execution thread while the loop goes on (False: on the loop, as a one-thread reference)."""
         if byzantine is not None and not (fault_injection and genesis.chain_id.startswith("testnet-")
                                           and byzantine in BYZANTINE_MODES):
             raise ValueError("a Byzantine test mode needs a testnet-... chain with fault injection enabled")
@@ -118,7 +121,7 @@ class ValidatorNode:
             self.safety_store = safety
             self.driver = ValidatorDriver(self.app, safety, keyring, self.clock, self.metrics,
                                           peer_addresses=peer_addresses, peer_keys=peer_keys,
-                                          byzantine_mode=byzantine)
+                                          byzantine_mode=byzantine, pipelined=pipelined)
             self.transport: Transport | None = None
             if self.driver.networked:
                 self.transport = Transport(self.driver.members.identity(), genesis.chain_id, self.driver.members.peers,
@@ -139,6 +142,9 @@ class ValidatorNode:
         self._gossip_task: asyncio.Task[None] | None = None
         self._gossip_in = 0
         self._stopped = asyncio.Event()
+        # One thread executes blocks, one at a time, parent first (the driver asks for one at a time).
+        self._execution_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                       thread_name_prefix="execution")
         self.started_at = time.monotonic()
 
     @classmethod
@@ -193,6 +199,8 @@ class ValidatorNode:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.transport is not None:
             await self.transport.close()
+        # An execution still running reads the store: let it end before the store closes.
+        await asyncio.to_thread(self._execution_thread.shutdown, wait=True, cancel_futures=True)
         self.safety_store.close()
         self.app.store.close()
         if self._own_sig_verifier:
@@ -239,6 +247,8 @@ class ValidatorNode:
                         self.transport.update_peer_set(effect.peers, effect.identity)
                 elif isinstance(effect, ApplyBlocks):
                     self._spawn(self._apply_blocks(effect), name="block_sync")
+                elif isinstance(effect, RunExecution):
+                    self._spawn(self._run_execution(effect.pending), name="execution")
                 elif isinstance(effect, SubmitGossip):
                     self._admit_gossip(effect)
                 elif isinstance(effect, Halted):
@@ -272,6 +282,15 @@ class ValidatorNode:
             self.driver.on_message(peer, data)
             self._perform()
             await asyncio.sleep(0)
+
+    async def _run_execution(self, pending: PendingExecution) -> None:
+        try:
+            outcome = await asyncio.get_running_loop().run_in_executor(self._execution_thread, pending.run)
+        except Exception as exc:  # noqa: BLE001 -- a broken store or a bug, handed to the driver (an invalid block is an outcome of None)
+            self.driver.execution_failed(pending, exc)
+        else:
+            self.driver.execution_done(pending, outcome)
+        self._perform()
 
     async def _apply_blocks(self, batch: ApplyBlocks) -> None:
         """Apply a block sync batch in order. The signatures of block i+1 are checked on the verifier's worker

@@ -107,13 +107,14 @@ class SimClock:
 
 class Machine:
     def __init__(self, index: int, keys: NodeKeys, next_keys: NodeKeys, data_dir: str, behaviour: str | None, *,
-                 genesis: Genesis, now: Callable[[], int], wall_base_ms: int) -> None:
+                 genesis: Genesis, now: Callable[[], int], wall_base_ms: int, pipelined: bool = False) -> None:
         self.index = index
         self.node_id = keys.node_id
         self.keys = keys
         self.next_keys = next_keys
         self.data_dir = data_dir
         self.behaviour = behaviour  # a Byzantine behaviour (consensus/byzantine.py), or None: honest
+        self.pipelined = pipelined  # blocks execute off the driver's call, as in the node (RunExecution effects)
         self._genesis = genesis
         self._now = now
         self.up = False
@@ -146,7 +147,7 @@ class Machine:
         safety.bind_genesis(self._genesis.hash,
                             never_signed_epoch=self.app.epochs.epoch if self.boots == 0 else None)
         self.driver = ValidatorDriver(self.app, safety, KeyRing(self.keys, (self.next_keys,)), self.clock,
-                                      NodeMetrics())
+                                      NodeMetrics(), pipelined=self.pipelined)
         self.app.add_commit_listener(on_commit)
         self.up = True
         self.incarnation += 1

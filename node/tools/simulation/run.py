@@ -36,6 +36,7 @@ from consensus.certificates import SignatureVerifier
 from consensus.codec import CodecError
 from consensus.messages import decode_message
 from consensus.simulator import RunResult
+from node.chain.application import PendingExecution
 from node.chain.mempool import TX_ALREADY_PENDING
 from node.chain.sigverify import Ed25519Verifier
 from node.net.messages import CH_CONSENSUS, encode_gossip
@@ -44,7 +45,7 @@ from node.tools.simulation.machine import Machine, SimulatedCrash
 from node.tools.simulation.network import EventQueue, SimNetwork
 from node.tools.simulation.workload import Workload
 from node.tools.simulation.world import GENESIS_TIME, SIM_PARAMS, World, world
-from node.validator.effects import ApplyBlocks, Broadcast, Halted, PeersChanged, SendTo, SubmitGossip
+from node.validator.effects import ApplyBlocks, Broadcast, Halted, PeersChanged, RunExecution, SendTo, SubmitGossip
 
 __all__ = ["NodeSimConfig", "NodeSimResult", "Simulation", "run_seed"]
 
@@ -54,6 +55,10 @@ LIVE_MS: Final = 40_000
 TAIL_MS: Final = 4_000
 TX_INTERVAL_MS: Final = (20, 120)
 WIPE_RETRY_MS: Final = 500
+# Machines that execute blocks as the node does, off the driver's call (the rest execute within it: both paths, and
+# networks that mix them); a pipelined execution takes 1-21 ms plus up to this many µs per transaction.
+PIPELINED_SHARE: Final = 0.75
+EXEC_US_PER_TX_MAX: Final = 400
 # Store writes a machine may lose power right after (node/tools/simulation/machine.py).
 CRASH_POINTS: Final = ("block", "block", "persist_safety", "mark_epoch", "begin_epoch", "extra")
 
@@ -128,9 +133,13 @@ class Simulation:
         behaviours = list(config.behaviours) or [self.rng.choice(BEHAVIOURS) for _ in byz]
         self.byzantine = {i: behaviours[k % len(behaviours)] for k, i in enumerate(byz)}
         self.result.byzantine = dict(self.byzantine)
+        # Execution times and which machines pipeline come from their own generator: the other draws of a seed
+        # stay what they were.
+        self._exec_rng = random.Random(config.seed * 7919 + 17)
         self.machines = [Machine(i, self.world.keys[i], self.world.next_keys[i], os.path.join(directory, f"node-{i}"),
                                  self.byzantine.get(i), genesis=self.world.genesis, now=lambda: self.queue.now,
-                                 wall_base_ms=self.wall_base_ms) for i in range(n + spare)]
+                                 wall_base_ms=self.wall_base_ms,
+                                 pipelined=self._exec_rng.random() < PIPELINED_SHARE) for i in range(n + spare)]
         self._index = {m.node_id: m for m in self.machines}
         self._senders = {i: ByzantineSender(b, self.rng, sign=functools.partial(self._sign, i), chain_id=self.world
                                             .genesis.consensus_chain_id, max_payload=SIM_PARAMS.max_block_bytes)
@@ -166,6 +175,8 @@ class Simulation:
                     self._apply(machine, effect)
                 elif isinstance(effect, SubmitGossip):
                     self._admit(machine, list(effect.txs), effect.peer)
+                elif isinstance(effect, RunExecution):
+                    self._begin_execution(machine, effect.pending)
                 elif isinstance(effect, Halted):
                     if machine.honest:
                         self.checks.halted(machine, effect.code, effect.message)
@@ -228,6 +239,20 @@ class Simulation:
         if not dst.honest:
             self._senders[dst.index].heard(data[1:])
         self.run_on(dst, dst.driver.on_message, src.node_id, data)
+
+    def _begin_execution(self, machine: Machine, pending: PendingExecution) -> None:
+        """The node's execution thread: the block's outcome arrives after a simulated execution time, while the
+        machine's other inputs go on (the outcome is computed then, on the store as it is then: what a thread
+        reading the store while commits land sees)."""
+        txs = len(pending.job.txs)
+        delay = 1 + self._exec_rng.randint(0, 20) + txs * self._exec_rng.randint(0, EXEC_US_PER_TX_MAX) // 1000
+        self.counters["pipelined_executions"] += 1
+        self.queue.at(self.queue.now + delay,
+                      functools.partial(self._end_execution, machine, machine.incarnation, pending))
+
+    def _end_execution(self, machine: Machine, incarnation: int, pending: PendingExecution) -> None:
+        if machine.up and machine.incarnation == incarnation and machine.driver is not None:
+            self.run_on(machine, machine.driver.execution_done, pending, pending.run())
 
     def _apply(self, machine: Machine, batch: ApplyBlocks) -> None:
         driver = machine.driver

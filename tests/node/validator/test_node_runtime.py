@@ -18,6 +18,7 @@ from ledger.state import decode_value
 from ledger.state_keys import balance_key
 from ledger.store import LedgerStore
 from ledger.transaction import TxBody, sign_transaction
+from node.chain.application import PendingExecution
 from node.chain.certified import bootstrap_store
 from node.chain.commit_feed import SubscriptionClosed
 from node.chain.epochs import Epochs
@@ -409,9 +410,24 @@ def test_validator_with_clock_far_behind_withholds_votes_but_follows_and_commits
     asyncio.run(run())
 
 
-def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) -> None:
-    """An unexpected error while performing a replica action (here: executing a block) must not drop the rest of
-    the action list silently -- that left the replica ahead of the store; the node restarts consensus instead."""
+class _FailingJob:
+    """An execution job whose run fails like a broken disk (everything else: the real job)."""
+
+    def __init__(self, job) -> None:
+        self._job = job
+
+    def __getattr__(self, name):
+        return getattr(self._job, name)
+
+    def run(self):
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["begin", "thread"])
+def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier, where) -> None:
+    """An unexpected error while performing a replica action (here: executing a block, on the loop or on the
+    execution thread) must not drop the rest of the action list silently -- that left the replica ahead of the
+    store; the node restarts consensus instead."""
     _layout, cfg, genesis, keys = _dev(tmp_path)
 
     async def run() -> None:
@@ -419,16 +435,19 @@ def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier) 
         await node.start()
         try:
             assert await node.wait_for_height(2, 20)
-            execute = node.app.execute
+            begin = node.app.begin_execution
             failures = []
 
             def failing_once(block, parent_root, now_ms):
-                if not failures:
-                    failures.append(block.header.height)
+                started = begin(block, parent_root, now_ms)
+                if failures or not isinstance(started, PendingExecution):
+                    return started
+                failures.append(block.header.height)
+                if where == "begin":
                     raise RuntimeError("disk full")
-                return execute(block, parent_root, now_ms)
+                return PendingExecution(_FailingJob(started.job), started.vote_refusal)
 
-            node.app.execute = failing_once  # type: ignore[method-assign]
+            node.app.begin_execution = failing_once  # type: ignore[method-assign]
             height = node.app.head.height
             assert await node.wait_for_height(height + 4, 20), node.view.status()
             assert failures and node.driver.counters["replica_restarts"] == 1

@@ -1,0 +1,126 @@
+"""The execution pipeline: which of the replica's Execute and Commit actions wait, while a block executes on the
+host's execution thread (node/validator/node.py) and the driver goes on with everything else.
+
+    pipe = ExecutionPipeline()
+    pipe.should_queue_execute() / pipe.queue_execute(replica, action)   one execution at a time, parent first
+    pipe.start(replica, action, pending, now_ms)                        the host runs pending.run()
+    pipe.finish(pending, now_ms) -> (replica, action) | None            its result came back (None: not current)
+    pipe.should_queue_commit(action) / queue_commit / ready_commits()   a commit waits for its block's execution
+    pipe.clear()                                                        the replica stopped: drop what waits
+
+Why the order is kept this way (the replica's contract, consensus/actions.py): Execute actions come parent first and
+a block executes on its parent's result, so executions run one at a time in the order asked. A Commit must not
+execute its block a second time on the loop while that block is on the execution thread, so it waits for it, and
+every later commit waits behind it (commits come in height order). Every other action -- votes, timeouts,
+proposals, safety writes -- goes on: none of them needs an execution that has not answered yet (a vote for a block
+is an answer to its execution). A proposal on a parent still executing waits for it (the proposer must know what
+its uncommitted ancestors carry). A pure bookkeeping object: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from typing import Final
+
+from consensus.actions import Commit, Execute
+from consensus.replica import Replica
+from node.chain.application import PendingExecution
+
+__all__ = ["EXECUTION_BUDGET_SHARE", "ExecutionPipeline", "Running"]
+
+# A leader sizes its block to execute in at most this share of the round's base timeout, from the execution speed
+# this node measured (the epoch's max_block_txs still bounds it).
+EXECUTION_BUDGET_SHARE: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    replica: Replica
+    action: Execute
+    pending: PendingExecution
+    since_ms: int
+
+
+class ExecutionPipeline:
+    def __init__(self) -> None:
+        self.running: Running | None = None
+        self._executes: collections.deque[tuple[Replica, Execute]] = collections.deque()
+        self._commits: collections.deque[tuple[Replica, Commit]] = collections.deque()
+        self.ms_per_ktx = 0  # measured: execution wall time per 1,000 transactions (0: not measured yet)
+
+    @property
+    def busy(self) -> bool:
+        return self.running is not None or bool(self._executes)
+
+    def executing(self, block_id: bytes) -> bool:
+        """Whether `block_id` is running or waiting to run."""
+        if self.running is not None and self.running.action.block.id == block_id:
+            return True
+        return any(a.block.id == block_id for _, a in self._executes)
+
+    # -- executions -------------------------------------------------------------------------------------------
+
+    def should_queue_execute(self) -> bool:
+        return self.busy
+
+    def queue_execute(self, replica: Replica, action: Execute) -> None:
+        # Bounded by the replica: it asks once per block of its tree (ReplicaConfig.max_tree_blocks), and the
+        # waiting commits likewise; a stopped replica's are dropped by clear().
+        self._executes.append((replica, action))
+
+    def next_execute(self, current: Replica | None) -> tuple[Replica, Execute] | None:
+        """The next waiting execution of the current replica (others' are dropped), when none runs."""
+        while self.running is None and self._executes:
+            replica, action = self._executes.popleft()
+            if replica is current:
+                return replica, action
+        return None
+
+    def start(self, replica: Replica, action: Execute, pending: PendingExecution, now_ms: int) -> None:
+        assert self.running is None
+        self.running = Running(replica, action, pending, now_ms)
+
+    def finish(self, pending: PendingExecution, now_ms: int) -> Running | None:
+        """The host ran `pending`: the run it ended, or None when it is not the current one (dropped by clear)."""
+        running = self.running
+        if running is None or running.pending is not pending:
+            return None
+        self.running = None
+        txs = len(pending.job.txs)
+        if txs >= 100:  # small blocks measure overheads, not the per-transaction cost
+            sample = (now_ms - running.since_ms) * 1000 // txs
+            self.ms_per_ktx = sample if self.ms_per_ktx == 0 else (3 * self.ms_per_ktx + sample) // 4
+        return running
+
+    def block_budget(self, base_timeout_ms: int, max_block_txs: int) -> int:
+        """How many transactions a block of this leader should carry to execute within its share of the round."""
+        if self.ms_per_ktx == 0:
+            return max_block_txs
+        budget = base_timeout_ms // EXECUTION_BUDGET_SHARE * 1000 // self.ms_per_ktx
+        return max(1, min(max_block_txs, budget))
+
+    # -- commits ----------------------------------------------------------------------------------------------
+
+    def should_queue_commit(self, action: Commit) -> bool:
+        """A commit waits while its block executes, and behind every lower commit that waits."""
+        if self._commits and self._commits[0][1].block.header.height < action.block.header.height:
+            return True
+        return self.executing(action.block.id)
+
+    def queue_commit(self, replica: Replica, action: Commit) -> None:
+        self._commits.append((replica, action))
+
+    def ready_commit(self, current: Replica | None) -> tuple[Replica, Commit] | None:
+        """The next waiting commit of the current replica whose block no longer executes (others' are dropped)."""
+        while self._commits and not self.executing(self._commits[0][1].block.id):
+            replica, action = self._commits.popleft()
+            if replica is current:
+                return replica, action
+        return None
+
+    def clear(self) -> None:
+        """The replica stopped: forget what waits, and the running execution (its answer will be ignored)."""
+        self.running = None
+        self._executes.clear()
+        self._commits.clear()
