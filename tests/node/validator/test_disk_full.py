@@ -142,3 +142,30 @@ def test_a_full_disk_stops_the_node_visibly_and_a_restart_recovers(tmp_path) -> 
     finally:
         c.stop_all()
         _unmount(data)
+
+
+def test_leveldb_can_lose_a_write_acknowledged_after_a_failed_one(tmp_path) -> None:
+    """Why the node never writes again after a failed write (node/validator/storage_failure.py): LevelDB leaves the
+    failed record torn in its log; a later write that succeeds once space is back is acknowledged, yet reopening the
+    store drops it with the torn record's block. Retrying would acknowledge commits and safety states that a restart
+    forgets."""
+    import plyvel
+
+    mount = str(tmp_path / "small")
+    _mount_tmpfs(mount)
+    try:
+        db = plyvel.DB(os.path.join(mount, "db"), create_if_missing=True)
+        db.put(b"before", b"1", sync=True)
+        filler = _fill(mount)
+        with pytest.raises(plyvel.IOError, match="No space left on device"):
+            db.put(b"failed", b"x" * 100_000, sync=True)
+        os.remove(filler)
+        db.put(b"after", b"2", sync=True)  # acknowledged: synced without an error
+        assert db.get(b"after") == b"2"
+        db.close()
+        db = plyvel.DB(os.path.join(mount, "db"))
+        assert db.get(b"before") == b"1" and db.get(b"failed") is None
+        assert db.get(b"after") is None  # lost at reopen
+        db.close()
+    finally:
+        _unmount(mount)
