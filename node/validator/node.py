@@ -21,6 +21,7 @@ process: the transport closes (peers see it gone; it signs nothing more), the st
 submissions are refused (NODE_HALTED), and reads of the committed state, /v1/status, /health (503) and /metrics keep
 answering with the failure until the operator stops the node; `ledger node run` then exits with code 4
 (docs/operations.md, "A failing disk").
+
 Limits: at most MAX_GOSSIP_TASKS gossip admissions in flight (more are dropped and counted); everything else is
 bounded by the transport, the mempool and block sync (docs/mempool.md, docs/transport.md).
 """
