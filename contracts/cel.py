@@ -2,6 +2,8 @@
 
 An expression is checked when it is attached (RuleConfigError otherwise):
 - at most MAX_EXPR_BYTES UTF-8 bytes, MAX_AST_NODES parse-tree nodes and MAX_TREE_DEPTH levels (CEL_TOO_LARGE);
+  a transaction cannot carry a longer text: the wire format bounds every rule parameter to MAX_PARAM_BYTES (equal),
+  so it is refused at decoding with LIMIT_EXCEEDED before it gets here (docs/contracts.md);
 - it parses (CEL_SYNTAX);
 - integer semantics only and nothing that depends on the machine: no double literals, and only the allowed
   functions and methods (CEL_FORBIDDEN). Excluded: double(), timestamp(), duration() and every timestamp/duration

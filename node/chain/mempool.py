@@ -61,6 +61,7 @@ from node.chain.sigverify import Ed25519Verifier, VerifyItem
 __all__ = [
     "MEMPOOL_ACCOUNT_FULL",
     "MEMPOOL_FULL",
+    "NODE_HALTED",
     "RETRY_CODES",
     "TX_ALREADY_PENDING",
     "Admission",
@@ -76,6 +77,12 @@ MEMPOOL_ACCOUNT_FULL = define(
     3301, "MEMPOOL_ACCOUNT_FULL", "the account has too many pending transactions: busy, retry later", layer="node"
 )
 TX_ALREADY_PENDING = define(3302, "TX_ALREADY_PENDING", "the transaction is already in the mempool", layer="node")
+# Answered by the node for every submission once it has stopped on a fatal error (a failed disk: GET /health says
+# which); the mempool itself never answers it.
+NODE_HALTED = define(
+    3303, "NODE_HALTED", "this node has stopped on a fatal error and admits no transactions: submit to another node",
+    layer="node"
+)
 
 RETRY_CODES = frozenset({MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL})
 

@@ -6,7 +6,8 @@
 
 SIGTERM and SIGINT stop the node gracefully (consensus stops, the transport says goodbye, stores close).
 Exit codes: 0 stopped, 1 refused to start (config/genesis/keys problem, message on stderr), 3 halted on a fatal
-inconsistency (e.g. state root mismatch; the log says which).
+inconsistency (e.g. state root mismatch; the log says which), 4 stopped after a disk read or write failed (the node
+kept serving reads and reporting the failure until stopped; docs/operations.md, "A failing disk").
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from node.validator.config import ConfigError, load_config
 from node.validator.keyfile import KeyFileError
 from node.validator.logs import setup_logging
 from node.validator.safety_store import SafetyStoreError
+
+EXIT_HALTED = 3
+EXIT_STORAGE_FAILED = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +75,9 @@ async def serve(config_path: str) -> int:
         await api.stop()
     await admin.close()
     await node.stop()
-    return 3 if fatal else 0
+    if node.storage_failure is not None:
+        return EXIT_STORAGE_FAILED
+    return EXIT_HALTED if fatal else 0
 
 
 def run_command(args: argparse.Namespace) -> int:

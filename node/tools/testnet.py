@@ -362,7 +362,7 @@ class Testnet:
         return self.nodes.stop(i, grace)
 
     def exit_code(self, i: int) -> int | None:
-        """How node i last ended, when this object saw it: its exit status (0 after a clean stop; 3 when it halted;
+        """How node i last ended, when this object saw it: its exit status (0 after a clean stop; 3 when it halted; 4 when it was stopped after its disk failed;
         negative: the signal that ended its process); None when unknown or still running."""
         return self.nodes.exit_code(i)
 

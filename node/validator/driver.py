@@ -31,7 +31,9 @@ when the block ends an epoch, mark the safety store for the next epoch if this n
 was continuous; Application.commit (one synced batch); then switch keys, safety store, peers and replica
 (docs/consensus.md §10). Modes: "starting", "syncing" (no replica: certified blocks are fetched and applied),
 "consensus", "halted", "stopped". A node leaves consensus when f+1 voting power reports heights more than SYNC_LAG
-above its own. An unexpected error stops the replica and catches up before a new one starts; a NodeError halts.
+above its own. An unexpected error stops the replica and catches up before a new one starts; a NodeError halts; an
+OSError (a store's read or write failed: disk full, read-only, failing) stops the node at once, logged once, and
+queues StorageFailed: it never writes again (node/validator/storage_failure.py says why).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ from node.validator.effects import (
     Halted,
     RunExecution,
     SendTo,
+    StorageFailed,
     SubmitGossip,
 )
 from node.validator.keyring import KeyRing
@@ -92,6 +95,7 @@ from node.validator.pipeline import ExecutionPipeline
 from node.validator.proposing import PayloadWait
 from node.validator.replica_start import start_replica
 from node.validator.safety_store import SafetyStore
+from node.validator.storage_failure import StorageFailure
 
 __all__ = ["STATUS_INTERVAL_MS", "SYNC_LAG", "ValidatorDriver"]
 
@@ -141,7 +145,8 @@ class ValidatorDriver:
         self.replica: Replica | None = None
         self.sync = BlockSync()
         self.mode = "starting"
-        self.fatal: str | None = None
+        self.fatal: str | None = None  # "code: message" once halted
+        self.fatal_report: dict[str, str] | None = None  # {"code", "message"} (+ "path", "cause" for storage)
         self.counters: collections.Counter[str] = collections.Counter()
         self._out: list[Effect] = []
         self._deadlines: dict[str, int] = {}
@@ -210,6 +215,8 @@ class ValidatorDriver:
             self._on_message(peer, data)
         except NodeError as exc:
             self._halt(exc.code, exc.message)
+        except OSError as exc:
+            self._storage_failed(exc)
         except Exception:
             log.exception("peer_message_failed peer=%s", peer)
             self.metrics.rejected_message("internal")
@@ -414,6 +421,9 @@ class ValidatorDriver:
         except NodeError as exc:
             self._halt(exc.code, exc.message)
             return "halted"
+        except OSError as exc:
+            self._storage_failed(exc)
+            return "halted"
         self.metrics.sync_applied(1)
         return None
 
@@ -480,11 +490,14 @@ class ValidatorDriver:
     def _guarded(self, what: str, step: Callable[..., None], *args: Any) -> None:
         """Run a step of the paths that end by starting consensus (startup, resync, gap fill, sync): an
         inconsistency with the certified chain halts the node; any other failure is logged and retried by block
-        sync, so the node never sits in "syncing" without a deadline that will bring consensus back."""
+        sync, so the node never sits in "syncing" without a deadline that will bring consensus back. A storage
+        failure stops the node instead (`_storage_failed`)."""
         try:
             step(*args)
         except NodeError as exc:
             self._halt(exc.code, exc.message)
+        except OSError as exc:
+            self._storage_failed(exc)
         except Exception:
             log.exception("%s_failed node=%s: retrying by block sync in %d ms", what, self.node_id,
                           RETRY_AFTER_FAILURE_MS)
@@ -504,11 +517,32 @@ class ValidatorDriver:
         if self.mode == "halted":
             return
         log.critical("node_halted code=%s %s", code, message)
+        self._stop(code, message, {"code": code, "message": message})
+        self._out.append(Halted(code, message))
+
+    def _storage_failed(self, exc: OSError) -> None:
+        """A store's read or write failed. Stop at once: no replica (nothing more is signed), no timers, no sync,
+        and no further write from this process (node/validator/storage_failure.py: a write after a failed one can
+        be lost at reopen). Logged once, with the file and the operating system's text, no traceback."""
+        if self.mode in ("halted", "stopped"):
+            return
+        failure = StorageFailure.from_error(exc)
+        log.critical("node_halted code=%s path=%s cause=%s height=%d: %s", failure.code, failure.path or "-",
+                     failure.cause, self.app.head.height, failure.message)
+        self._stop(failure.code, failure.message, failure.report())
+        self._out.append(StorageFailed(failure))
+
+    def _stop(self, code: str, message: str, report: dict[str, str]) -> None:
         self.fatal = f"{code}: {message}"
+        self.fatal_report = report
+        self.metrics.fatal(code)
         self._stop_consensus()
         self._deadlines.clear()
+        if self.sync.active:
+            self.sync.end(self.clock.monotonic_ms())
+        self._applying = None
+        self._gap = None
         self.mode = "halted"
-        self._out.append(Halted(code, message))
 
     # ------------------------------------------------------------------------------------------------- consensus
 
@@ -547,6 +581,9 @@ class ValidatorDriver:
                 follow = self._perform(replica, action)
             except NodeError as exc:
                 self._halt(exc.code, exc.message)
+                return
+            except OSError as exc:
+                self._storage_failed(exc)
                 return
             except Exception:
                 # The replica counts every action of its list as performed: losing the rest of the list (commits
@@ -673,9 +710,12 @@ class ValidatorDriver:
         self._guarded("execution", self._execution_done, pending, outcome)
 
     def execution_failed(self, pending: PendingExecution, error: BaseException) -> None:
-        """A RunExecution raised (not an invalid block: a broken store or a bug): like a failed action, consensus
-        restarts from the head."""
+        """A RunExecution raised (not an invalid block): a store read failed (OSError) -- the node stops as for any
+        storage failure -- or a bug: like a failed action, consensus restarts from the head."""
         if self.mode in ("halted", "stopped") or self._pipe.running is None or self._pipe.running.pending is not pending:
+            return
+        if isinstance(error, OSError):  # a store read failed on the execution thread
+            self._storage_failed(error)
             return
         log.error("execution_failed node=%s height=%d: %r: consensus restarts from the head", self.node_id,
                   pending.block.header.height, error)

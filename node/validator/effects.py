@@ -14,9 +14,10 @@ from typing import Protocol
 from consensus.messages import Block, CommitCertificate
 from node.chain.application import PendingExecution
 from node.net.handshake import Identity, PeerSet
+from node.validator.storage_failure import StorageFailure
 
-__all__ = ["ApplyBlocks", "Broadcast", "Clock", "Effect", "Halted", "PeersChanged", "RunExecution", "SendTo", "SubmitGossip",
-           "SystemClock"]
+__all__ = ["ApplyBlocks", "Broadcast", "Clock", "Effect", "Halted", "PeersChanged", "RunExecution", "SendTo",
+           "StorageFailed", "SubmitGossip", "SystemClock"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,16 @@ class Halted:
     message: str
 
 
-Effect = SendTo | Broadcast | PeersChanged | ApplyBlocks | RunExecution | SubmitGossip | Halted
+@dataclass(frozen=True, slots=True)
+class StorageFailed:
+    """A read or write of this node's disk failed: the driver has stopped (it signs and writes nothing more). Stop
+    talking to peers and accepting transactions; keep serving reads of the committed state, which the failure left
+    intact, and report the failure until the operator restarts the node (docs/operations.md, "A failing disk")."""
+
+    failure: StorageFailure
+
+
+Effect = SendTo | Broadcast | PeersChanged | ApplyBlocks | RunExecution | SubmitGossip | Halted | StorageFailed
 
 
 class Clock(Protocol):

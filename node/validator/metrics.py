@@ -6,6 +6,7 @@
     metrics.committed(tx_count, latencies_seconds)        # after each commit (latencies: pool.remove_committed)
     metrics.rejected_message("malformed"); metrics.admission(result)   # mempool refusals, by code
     metrics.sync_applied(blocks)
+    metrics.fatal("storage_failed")                      # the node stopped: ledger_fatal{code=...} = 1
     text = metrics.render()                              # GET /metrics body, content type CONTENT_TYPE
 
 Each NodeMetrics owns a CollectorRegistry, so several nodes in one process (tests, the simulator) never collide.
@@ -104,6 +105,10 @@ class NodeMetrics:
             registry=r,
         )
         self.sync_blocks = Counter("ledger_sync_blocks_applied", "Blocks applied by block sync", registry=r)
+        self.fatal_state = Gauge(
+            "ledger_fatal", "1 once the node stopped on a fatal error (by its code: storage_failed, ...)", ["code"],
+            registry=r,
+        )
 
     # -- consensus -----------------------------------------------------------------------------------------------
 
@@ -168,6 +173,10 @@ class NodeMetrics:
 
     def sync_applied(self, blocks: int = 1) -> None:
         self.sync_blocks.inc(blocks)
+
+    def fatal(self, code: str) -> None:
+        """The node stopped on a fatal error (a node has at most one: the driver stops at the first)."""
+        self.fatal_state.labels(self._reasons(code)).set(1)
 
     # -- exposition ----------------------------------------------------------------------------------------------
 

@@ -15,6 +15,13 @@ event loop. This module is the only place where they meet I/O:
   GOSSIP_BATCH every GOSSIP_FLUSH_MS (peers gossip their own clients' transactions).
 
 The node as the HTTP API and the admin socket see it is `node.view` (node/validator/view.py).
+
+A failed disk read or write (full, read-only, failing: the driver's StorageFailed) stops the node without ending the
+process: the transport closes (peers see it gone; it signs nothing more), the stores are never written again,
+submissions are refused (NODE_HALTED), and reads of the committed state, /v1/status, /health (503) and /metrics keep
+answering with the failure until the operator stops the node; `ledger node run` then exits with code 4
+(docs/operations.md, "A failing disk").
+
 Limits: at most MAX_GOSSIP_TASKS gossip admissions in flight (more are dropped and counted); everything else is
 bounded by the transport, the mempool and block sync (docs/mempool.md, docs/transport.md).
 """
@@ -38,7 +45,7 @@ from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from node.chain.application import Application, PendingExecution
 from node.chain.genesis import Genesis, load_genesis
-from node.chain.mempool import TX_ALREADY_PENDING, Admission, MempoolLimits
+from node.chain.mempool import NODE_HALTED, TX_ALREADY_PENDING, Admission, MempoolLimits
 from node.chain.payload import PayloadError, decode_payload
 from node.chain.protocol import bls_backend as node_bls_backend
 from node.chain.protocol import node_protocol
@@ -56,6 +63,7 @@ from node.validator.effects import (
     PeersChanged,
     RunExecution,
     SendTo,
+    StorageFailed,
     SubmitGossip,
     SystemClock,
 )
@@ -63,6 +71,7 @@ from node.validator.keyfile import NodeKeys, load_keys, load_next_keys, never_si
 from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
 from node.validator.safety_store import SafetyStore
+from node.validator.storage_failure import StorageFailure
 from node.validator.view import NodeView
 
 __all__ = ["ValidatorNode"]
@@ -145,6 +154,7 @@ class ValidatorNode:
         # One thread executes blocks, one at a time, parent first (the driver asks for one at a time).
         self._execution_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                                        thread_name_prefix="execution")
+        self._storage_failure: StorageFailure | None = None
         self.started_at = time.monotonic()
 
     @classmethod
@@ -180,6 +190,11 @@ class ValidatorNode:
     @property
     def fatal(self) -> str | None:
         return self.driver.fatal
+
+    @property
+    def storage_failure(self) -> StorageFailure | None:
+        """The disk failure this node stopped on (it keeps serving reads until stopped), or None."""
+        return self._storage_failure
 
     @property
     def stopped(self) -> bool:
@@ -254,7 +269,21 @@ class ValidatorNode:
                 elif isinstance(effect, Halted):
                     asyncio.get_running_loop().create_task(self.stop())
                     return
+                elif isinstance(effect, StorageFailed):
+                    self._on_storage_failed(effect.failure)
+                    return
         self._arm_timer()
+
+    def _on_storage_failed(self, failure: StorageFailure) -> None:
+        """The driver stopped on a disk failure: leave the network, keep answering reads (module docstring)."""
+        self._storage_failure = failure
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = None
+        self._gossip_out.clear()
+        if self.transport is not None:
+            self._spawn(self.transport.close(), name="leave_network")
 
     def _arm_timer(self) -> None:
         """One loop timer at the driver's next deadline (re-armed only when the deadline moved)."""
@@ -350,6 +379,11 @@ class ValidatorNode:
         to the peers, and so are ones already pending here: a client submitting again says its transaction is not
         getting committed (the validators that pooled it may all be ones whose proposals fail), so every peer gets
         another chance to propose it."""
+        if self.driver.mode == "halted":
+            refused = Admission(NODE_HALTED, f"this node stopped: {self.driver.fatal}")
+            for _ in txs:
+                self.metrics.admission(refused)
+            return [refused] * len(txs)
         out: list[Admission] = []
         step = self.app.mempool.limits.max_batch
         for i in range(0, len(txs), step):

@@ -141,7 +141,7 @@ class NodeView:
             "evidence": driver.counters["evidence"],
             "committed_txs": driver.counters["committed_txs"],
             "sync_blocks_per_s": round(driver.sync.last_rate, 1),
-            "fatal": driver.fatal,
+            "fatal": driver.fatal_report,
         }
 
     def add_commit_listener(self, listener: Callable[[CommitNotice], None]) -> Callable[[], None]:

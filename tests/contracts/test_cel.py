@@ -109,3 +109,42 @@ def test_context_variables_documented() -> None:
         assert f"`{name}`" in doc, name
     for field in ("balance", "available", "held", "frozen", "account_frozen", "verified", "country", "level"):
         assert f"`{field}`" in doc, field
+
+
+def _literal_rule(size: int) -> str:
+    """A valid expression of exactly `size` UTF-8 bytes."""
+    return "'" + "a" * (size - 8) + "' != ''"
+
+
+def test_an_expression_over_the_parameter_limit_is_refused_at_decoding_with_limit_exceeded() -> None:
+    """docs/contracts.md: every rule parameter is bounded by the wire format (MAX_PARAM_BYTES), so a CEL expression
+    longer than 1024 bytes never reaches the CEL checks: the transaction carrying it does not decode (5
+    LIMIT_EXCEEDED, with the parameter's path), like any over-long field; CEL_TOO_LARGE is for expressions that fit
+    in a parameter but have too many nodes, too deep a tree or too high a cost."""
+    import msgpack
+
+    from contracts import OPERATIONS
+    from ledger import codes
+    from ledger.codec import CodecError
+    from ledger.schema import MAX_PARAM_BYTES
+    from ledger.transaction import decode_transaction
+
+    assert cel.MAX_EXPR_BYTES == MAX_PARAM_BYTES == 1024
+    chain = Chain()
+    fits = _literal_rule(MAX_PARAM_BYTES)
+    assert len(fits.encode()) == MAX_PARAM_BYTES
+    chain.ok(define(X, [spec("cel", expr=fits)]))  # the largest expression a transaction can carry is attached
+
+    too_long = _literal_rule(MAX_PARAM_BYTES + 1)
+    with pytest.raises(CodecError) as built:  # the encoder (SDK, /v1/tx/encode) refuses to build it
+        chain.tx(define("TOKEN-Y", [spec("cel", expr=too_long)]))
+    assert built.value.code == codes.LIMIT_EXCEEDED
+    # Bytes built by hand (the same transaction with the longer expression) do not decode either.
+    envelope = msgpack.unpackb(chain.tx(define("TOKEN-Y", [spec("cel", expr=fits)])).to_bytes())
+    old, new = msgpack.packb(fits), msgpack.packb(too_long)
+    body = [i for i, part in enumerate(envelope) if isinstance(part, bytes) and old in part]
+    assert len(body) == 1
+    envelope[body[0]] = envelope[body[0]].replace(old, new)
+    with pytest.raises(CodecError) as decoded:
+        decode_transaction(msgpack.packb(envelope), operations=OPERATIONS)
+    assert decoded.value.code == codes.LIMIT_EXCEEDED and "params" in decoded.value.path

@@ -7,7 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from ledger import codes
+from node.api import errors as e
 from node.api.context import DOCS_KEY, OPENAPI_KEY, Call
+from node.api.errors import ApiError
 from node.api.routing import Route
 from node.api.schemas import ref
 
@@ -28,7 +30,14 @@ async def get_status(call: Call) -> Any:
 
 
 async def get_health(call: Call) -> Any:
-    return {"ok": True, "height": call.ctx.facade.head().height}
+    """200 while the node runs; once it has stopped on a fatal error and only serves reads, 503 API_UNAVAILABLE
+    with details.fatal: code, message, and for a disk failure path and cause (docs/operations.md, "A failing
+    disk")."""
+    height = call.ctx.facade.head().height
+    fatal = call.ctx.facade.status().get("fatal")
+    if fatal:
+        raise ApiError(e.UNAVAILABLE, fatal.get("message"), {"height": height, "fatal": fatal})
+    return {"ok": True, "height": height}
 
 
 async def get_peers(call: Call) -> Any:
@@ -69,8 +78,10 @@ ROUTES: tuple[Route, ...] = (
           response=ref("Peers")),
     Route("GET", "/v1/codes", "getReasonCodes", "The reason-code table (docs/reason-codes.md)", "node", get_codes,
           response=ref("ReasonCodes")),
-    Route("GET", "/health", "getHealth", "Liveness: the node answers and has a head", "node", get_health,
-          response=ref("Health")),
+    Route("GET", "/health", "getHealth", "Liveness: the node answers, has a head and has not stopped on a fatal error", "node", get_health,
+          response=ref("Health"), errors=(e.UNAVAILABLE,),
+          description="503 `API_UNAVAILABLE` once the node has stopped on a fatal error and only serves reads: "
+                      "`details.fatal` = {code, message} (+ path, cause for a failed disk: docs/operations.md)."),
     Route("GET", "/metrics", "getMetrics", "Prometheus metrics (text exposition format)", "node", get_metrics,
           response={"type": "string"}, response_type="text/plain"),
     Route("GET", "/openapi.json", "getOpenApi", "This API's OpenAPI 3.1 document", "node", get_openapi,

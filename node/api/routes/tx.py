@@ -86,6 +86,8 @@ def _submitted_bytes(call: Call) -> bytes:
 
 # Admission refusals that mean "busy, retry" rather than "this transaction is wrong".
 RETRY_LATER = frozenset({"MEMPOOL_FULL"})
+# Refusals that mean "not at this node": 503 without Retry-After (another node can take it).
+NOT_HERE = frozenset({"NODE_HALTED"})
 
 
 def _refusal(code: int, message: str, tx_id: bytes) -> ApiError:
@@ -95,6 +97,8 @@ def _refusal(code: int, message: str, tx_id: bytes) -> ApiError:
     if entry.name in RETRY_LATER:
         return ApiError(code, message or entry.message, {"tx_id": tx_id.hex()}, status=503,
                         headers={"Retry-After": "1"})
+    if entry.name in NOT_HERE:
+        return ApiError(code, message or entry.message, {"tx_id": tx_id.hex()}, status=503)
     return ApiError(code, message or entry.message, {"tx_id": tx_id.hex()}, status=422)
 
 

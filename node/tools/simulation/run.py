@@ -45,7 +45,16 @@ from node.tools.simulation.machine import Machine, SimulatedCrash
 from node.tools.simulation.network import EventQueue, SimNetwork
 from node.tools.simulation.workload import Workload
 from node.tools.simulation.world import GENESIS_TIME, SIM_PARAMS, World, world
-from node.validator.effects import ApplyBlocks, Broadcast, Halted, PeersChanged, RunExecution, SendTo, SubmitGossip
+from node.validator.effects import (
+    ApplyBlocks,
+    Broadcast,
+    Halted,
+    PeersChanged,
+    RunExecution,
+    SendTo,
+    StorageFailed,
+    SubmitGossip,
+)
 
 __all__ = ["NodeSimConfig", "NodeSimResult", "Simulation", "run_seed"]
 
@@ -177,9 +186,12 @@ class Simulation:
                     self._admit(machine, list(effect.txs), effect.peer)
                 elif isinstance(effect, RunExecution):
                     self._begin_execution(machine, effect.pending)
-                elif isinstance(effect, Halted):
+                elif isinstance(effect, Halted | StorageFailed):
+                    # A simulated disk never fails (power cuts raise SimulatedCrash): a storage failure is a halt.
+                    code, message = ((effect.code, effect.message) if isinstance(effect, Halted)
+                                     else (effect.failure.code, effect.failure.message))
                     if machine.honest:
-                        self.checks.halted(machine, effect.code, effect.message)
+                        self.checks.halted(machine, code, message)
                     self.counters["halts"] += 1
                     self._crash(machine)
                     return

@@ -205,3 +205,45 @@ def test_scenario_6_custody_statement(world: tuple[Testnet, Driver, dict[str, Ac
     record["value"] = flip_hex(record["value"], len(record["value"]) - 1)
     assert not verify_statement(proof, anchor).ok
     d.supply_check([sec, CASH])
+
+
+def test_one_transaction_sent_to_every_node_commits_once_with_one_receipt(
+        world: tuple[Testnet, Driver, dict[str, AccountKey]]) -> None:
+    """docs/api.md, "The `duplicate` flag": a per-node fact (did this node already hold the id?), never a
+    network-wide "first submission". Sent to all four nodes at once, the transaction commits once and every
+    submission gets the same receipt; afterwards every node answers `duplicate: true`; a transaction a node only
+    received by gossip is a duplicate there too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from node.client import builder
+
+    _, d, keys = world
+    sender = keys["user-0@m0"]
+
+    def transfer(amount: int) -> Any:
+        body = d.writers[0].body([Transfer(sender.account, CASH, (TransferLeg("user-1@m1", amount),))])
+        return builder.sign(body, [sender])
+
+    tx = transfer(7)
+    with ThreadPoolExecutor(len(d.writers)) as pool:
+        results = list(pool.map(lambda w: w.submit(tx, wait="commit", timeout=30.0), d.writers))
+    assert {r.tx_id for r in results} == {tx.tx_id.hex()} and all(r.status == "committed" for r in results)
+    assert len({json.dumps(r.receipt, sort_keys=True) for r in results}) == 1  # one commit, one receipt
+    places = {(t["height"], t["index"]) for t in (w.tx(tx.tx_id.hex()) for w in d.writers)}
+    assert places == {(results[0].receipt["height"], results[0].receipt["index"])}
+    again = [w.submit(tx, wait="none") for w in d.writers]
+    assert all(r.duplicate and r.status == "committed" for r in again)
+
+    gossiped = transfer(8)
+    first = d.writers[0].submit(gossiped, wait="none")
+    assert not first.duplicate
+    deadline = time.monotonic() + 20
+    while True:  # node-1 hears of it by gossip only
+        try:
+            if d.writers[1].tx(gossiped.tx_id.hex())["status"] in ("pending", "committed"):
+                break
+        except ApiError:
+            pass
+        assert time.monotonic() < deadline, "node-1 never heard of the gossiped transaction"
+        time.sleep(0.05)
+    assert d.writers[1].submit(gossiped, wait="commit", timeout=30.0).duplicate

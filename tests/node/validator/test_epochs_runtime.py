@@ -515,6 +515,47 @@ def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in
     asyncio.run(run())
 
 
+def test_a_validator_wiped_within_an_epoch_signs_nothing_until_it_ends_then_signs_again(tmp_path,
+                                                                                      sig_verifier) -> None:
+    """docs/operations.md, "A wiped data directory", as docs/consensus.md §10 says: node-2 signs in epoch 0, loses
+    its data directory and catches up within epoch 0. It signs nothing more in epoch 0 (no QC carries its vote),
+    crosses the boundary with its replica live, so its store is marked for epoch 1, and signs again in epoch 1."""
+    from ledger.operations import SetChainParams
+
+    net = _GovernedNet(tmp_path, "testnet-wipe0")
+
+    async def run() -> None:
+        async with _four_validators(net, sig_verifier) as nodes:
+            n0 = nodes[0]
+            idx2 = n0.app.epochs.validator_set.index_of[b"node-2"]
+            await _until(lambda: _qc_signers(n0, 1, n0.app.head.height, idx2) > 0, "node-2 signing in epoch 0")
+            await nodes[2].stop()
+            shutil.rmtree(str(tmp_path / "d2"))
+            fresh = net.validator(2, sig_verifier, never_signed=False)
+            nodes[2] = fresh
+            _NODES[:] = nodes
+            await fresh.start()
+            await _until(lambda: fresh.driver.replica is not None and fresh.app.head.height >= n0.app.head.height,
+                         "caught up in epoch 0")
+            assert fresh.driver.replica.safety_lost and fresh.app.epochs.epoch == 0
+            rejoined = fresh.app.head.height
+            end0 = await net.govern(n0, "params", (SetChainParams(2000, 2_000_000, 1000, 2, 10_000, 60),))
+            # Certificates of the heights it rejoined at may carry votes it cast before the wipe (a commit at h
+            # carries QCs of h + 1 and h + 2): from rejoined + 3 on, none carries its vote.
+            assert _qc_signers(n0, rejoined + 3, end0, idx2) == 0
+            await _until(lambda: fresh.app.epochs.epoch == 1 and fresh.driver.replica is not None
+                         and fresh.driver.replica.vs.epoch == 1, "node-2 in epoch 1")
+            assert fresh.safety_store.epoch_mark() == 1 and not fresh.driver.replica.safety_lost
+            assert not fresh.view.status()["safety_lost"]
+            for _ in range(3):
+                tx_id, code, _ = await _admit(n0, net.transfer())
+                assert code == 0
+                await _committed(n0, tx_id)
+            await _until(lambda: _qc_signers(n0, end0 + 3, n0.app.head.height, idx2) > 0, "node-2 signing in epoch 1")
+
+    asyncio.run(run())
+
+
 def test_the_peer_set_never_admits_one_identity_key_twice() -> None:
     """One proposal moves node-1 off identity key K1 and gives K1 to node-2: the peer set of the new epoch admits K1
     for node-2 only (building it must not fail: that would stop every node at the epoch change)."""

@@ -411,16 +411,16 @@ def test_validator_with_clock_far_behind_withholds_votes_but_follows_and_commits
 
 
 class _FailingJob:
-    """An execution job whose run fails like a broken disk (everything else: the real job)."""
+    """An execution job whose run fails with `error` (everything else: the real job)."""
 
-    def __init__(self, job) -> None:
-        self._job = job
+    def __init__(self, job, error: BaseException) -> None:
+        self._job, self._error = job, error
 
     def __getattr__(self, name):
         return getattr(self._job, name)
 
     def run(self):
-        raise OSError(28, "No space left on device")
+        raise self._error
 
 
 @pytest.mark.parametrize("where", ["begin", "thread"])
@@ -445,7 +445,7 @@ def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier, 
                 failures.append(block.header.height)
                 if where == "begin":
                     raise RuntimeError("disk full")
-                return PendingExecution(_FailingJob(started.job), started.vote_refusal)
+                return PendingExecution(_FailingJob(started.job, RuntimeError("a bug")), started.vote_refusal)
 
             node.app.begin_execution = failing_once  # type: ignore[method-assign]
             height = node.app.head.height
@@ -543,3 +543,38 @@ def test_only_a_first_start_signs_at_once_a_wiped_directory_does_not(tmp_path, s
     asyncio.run(first_start())
     shutil.rmtree(cfg.data_dir)
     asyncio.run(after_wipe())
+
+
+def test_a_store_read_failing_on_the_execution_thread_stops_the_node(tmp_path, sig_verifier) -> None:
+    """A disk error while a block executes off the loop is a storage failure like any other (the node stops, signs
+    and writes nothing more), not an action failure to retry."""
+    _layout, cfg, genesis, keys = _dev(tmp_path)
+
+    async def run() -> None:
+        node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=sig_verifier, never_signed=True)
+        await node.start()
+        try:
+            assert await node.wait_for_height(2, 20)
+            begin = node.app.begin_execution
+
+            def failing(block, parent_root, now_ms):
+                started = begin(block, parent_root, now_ms)
+                if not isinstance(started, PendingExecution):
+                    return started
+                return PendingExecution(_FailingJob(started.job, OSError(5, "Input/output error")),
+                                        started.vote_refusal)
+
+            node.app.begin_execution = failing  # type: ignore[method-assign]
+            for _ in range(200):
+                if node.driver.mode == "halted":
+                    break
+                await asyncio.sleep(0.05)
+            assert node.driver.mode == "halted" and node.storage_failure is not None
+            assert node.driver.counters["replica_restarts"] == 0
+            height = node.app.head.height
+            await asyncio.sleep(0.3)
+            assert node.app.head.height == height
+        finally:
+            await node.stop()
+
+    asyncio.run(run())
