@@ -1,6 +1,7 @@
 """`ledger bench apply`: apply N signed plain transfers among many accounts on one core and print one JSON object.
 (`ledger bench contracts`: the contracts layer's cost per transfer, node/tools/bench_contracts.py; `ledger bench
-network`: a local multi-node network under load.)
+network`: a local multi-node network under load; `ledger bench consensus`: the consensus alone, validator processes
+ordering opaque 250-byte payloads, node/tools/bench_consensus.py.)
 
     ledger bench apply --txs 20000 [--accounts 10000] [--block-size 1000] [--root-growth 10000,100000,1000000]
 
@@ -116,7 +117,7 @@ certified blocks; each validator is a load source of its own payloads. Measures 
 cores first (before any validator starts), then prints the `ledger bench` JSON shape with
 efficiency = committed payloads/s / verify rate (target >= 1).
 
-    ledger bench consensus --nodes 4 --duration 10 [--rate max | --rate 16000] [--block-payloads 10000]
+    ledger bench consensus --nodes 4 --duration 10 [--rate max | --rate 16000] [--block-payloads 4000]
 """
 
 
@@ -124,9 +125,10 @@ def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=4, help="validators (default 4)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load (default 10)")
     parser.add_argument("--rate", default="max", help="payloads/s over all validators, or max (default)")
-    parser.add_argument("--block-payloads", type=int, default=10_000, help="payloads per block at most (default 10000)")
-    parser.add_argument("--propose-wait-ms", type=int, default=20,
-                        help="a leader waits this long for a full block before proposing what it has (default 20)")
+    parser.add_argument("--block-payloads", type=int, default=4_000, help="payloads per block at most (default 4000)")
+    parser.add_argument("--propose-wait-ms", type=int, default=0,
+                        help="a leader waits up to this long for a full block before proposing what it has (default 0:"
+                             " propose at once)")
     parser.add_argument("--inline-writes", action="store_true",
                         help="write the safety state and certified blocks on the event loop instead of their threads "
                              "(for comparison)")
@@ -138,15 +140,17 @@ def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_consensus(args: argparse.Namespace) -> int:
     from node.tools.bench_consensus import ConsensusBenchConfig, format_report, run_consensus_bench
+    from node.tools.payload_chain import MAX_BLOCK_PAYLOADS
 
     rate_text = str(args.rate).strip().lower()
     if rate_text != "max" and not (rate_text.isdigit() and int(rate_text) > 0):
         print("error: --rate must be a positive integer or 'max'", file=sys.stderr)
         return 2
     rate = None if rate_text == "max" else int(rate_text)
-    if not 1 <= args.nodes <= 32 or args.duration <= 0 or args.block_payloads < 1 or args.propose_wait_ms < 0:
-        print("error: need 1 <= --nodes <= 32, --duration > 0, --block-payloads >= 1, --propose-wait-ms >= 0",
-              file=sys.stderr)
+    if (not 1 <= args.nodes <= 32 or args.duration <= 0 or not 1 <= args.block_payloads <= MAX_BLOCK_PAYLOADS
+            or args.propose_wait_ms < 0):
+        print(f"error: need 1 <= --nodes <= 32, --duration > 0, 1 <= --block-payloads <= {MAX_BLOCK_PAYLOADS}, "
+              "--propose-wait-ms >= 0", file=sys.stderr)
         return 2
     config = ConsensusBenchConfig(nodes=args.nodes, duration_s=args.duration, rate=rate,
                                   block_payloads=args.block_payloads, propose_wait_ms=args.propose_wait_ms,

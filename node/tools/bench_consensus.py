@@ -8,7 +8,7 @@ node/tools/payload_validator.py). Prints the JSON shape of `ledger bench`.
 Phases: (1) keys, validator set, configs (not timed); (2) the verify phase: raw Ed25519 verifications per second on
 all cores, measured before any validator starts (the yardstick: consensus tx/s should reach it); (3) the validators
 start, connect, and at one wall-clock instant every validator's load source starts creating payloads: `rate`
-payloads/s in all (split evenly), or, with rate None ("max"), each keeping its pool one block ahead of its next
+payloads/s in all (split evenly), or, with rate None ("max"), each keeping its pool two blocks ahead of its next
 proposal; (4) after `duration_s` the sources stop and the validators run `drain_s` more so the last proposals
 commit; (5) each writes its result and exits.
 
@@ -36,8 +36,8 @@ from nacl.signing import SigningKey
 from consensus.bls import get_backend
 from node.tools.loadgen import measure_verify_rate
 from node.tools.node_processes import ROOT, process_cpu_seconds
-from node.tools.payload_chain import PAYLOAD_BYTES
-from node.tools.testnet import find_free_port_block
+from node.tools.payload_chain import MAX_BLOCK_PAYLOADS, PAYLOAD_BYTES
+from node.tools.testnet import MAX_NODES, find_free_port_block
 
 __all__ = ["ConsensusBenchConfig", "ConsensusBenchReport", "format_report", "run_consensus_bench"]
 
@@ -51,8 +51,8 @@ class ConsensusBenchConfig:
     nodes: int = 4
     duration_s: float = 10.0
     rate: int | None = None  # payloads/s over all validators; None: max
-    block_payloads: int = 10_000  # payloads per block at most
-    propose_wait_ms: int = 20  # a leader waits this long for a full block, then proposes what it has
+    block_payloads: int = 4_000  # payloads per block at most (1 MB)
+    propose_wait_ms: int = 0  # a leader waits up to this long for a full block, then proposes what it has
     base_timeout_ms: int = 1_000
     drain_s: float = 5.0
     verify_seconds: float = 2.0
@@ -148,8 +148,8 @@ def _configs(cfg: ConsensusBenchConfig, directory: str) -> list[dict[str, Any]]:
 
 
 def run_consensus_bench(cfg: ConsensusBenchConfig, out: IO[str] | None = None) -> ConsensusBenchReport:
-    if not 1 <= cfg.nodes <= 32 or cfg.duration_s <= 0 or cfg.block_payloads < 1:
-        raise ValueError("need 1 <= nodes <= 32, duration > 0, block_payloads >= 1")
+    if not 1 <= cfg.nodes <= MAX_NODES or cfg.duration_s <= 0 or not 1 <= cfg.block_payloads <= MAX_BLOCK_PAYLOADS:
+        raise ValueError(f"need 1 <= nodes <= {MAX_NODES}, duration > 0, 1 <= block_payloads <= {MAX_BLOCK_PAYLOADS}")
     report = ConsensusBenchReport(cfg.nodes, cfg.duration_s, cfg.rate, cfg.block_payloads, cores=os.cpu_count() or 1)
     report.load_before = os.getloadavg()
     _say(out, f"verify phase: raw Ed25519 verifications on {report.cores} cores for {cfg.verify_seconds:g}s, "
@@ -206,6 +206,9 @@ def run_consensus_bench(cfg: ConsensusBenchConfig, out: IO[str] | None = None) -
 def _summarise(report: ConsensusBenchReport, results: list[dict[str, Any]]) -> None:
     # The validators stop within milliseconds of each other: the last block may have committed at some only.
     # They must agree on the block at the lowest head height, and have stored each block they committed.
+    errors = [f"validator {r['index']}: {r['write_error']}" for r in results if r["write_error"]]
+    if errors:
+        raise RuntimeError(f"a block store write failed: {'; '.join(errors)}")
     common = min(r["height"] for r in results)
     if common == 0:
         raise RuntimeError("no block was committed")
@@ -234,7 +237,7 @@ def _summarise(report: ConsensusBenchReport, results: list[dict[str, Any]]) -> N
     report.blocks_per_s = round(report.height / max(1e-9, max(r["wall_s"] for r in results)), 1)
     if report.verify_per_s > 0:
         report.efficiency = round(report.tps / report.verify_per_s, 4)
-    keep = ("index", "generated", "committed_own", "pending_own", "height", "cpu_s", "persist_s", "commit_write_s",
+    keep = ("index", "generated", "refused", "committed_own", "pending_own", "height", "cpu_s", "persist_s", "commit_write_s",
             "safety_writes", "round_timeouts", "round", "bls_checks", "bls_cache_hits", "transport", "replica")
     report.per_node = [{k: r[k] for k in keep} for r in results]
 

@@ -36,13 +36,15 @@ from typing import Final
 import plyvel
 
 from consensus.certificates import SignatureVerifier, check_commit_certificate
-from consensus.messages import Block, CommitCertificate, decode_block, encode_block
+from consensus.messages import MAX_PAYLOAD_BYTES, Block, CommitCertificate, decode_block, encode_block
 from consensus.validators import ValidatorSet
 from node.errors import NodeError
 
-__all__ = ["MAX_POOL_PAYLOADS", "PAYLOAD_BYTES", "PayloadChain", "PayloadChainError", "payload_root"]
+__all__ = ["MAX_BLOCK_PAYLOADS", "MAX_POOL_PAYLOADS", "PAYLOAD_BYTES", "PayloadChain", "PayloadChainError", "payload_root"]
 
 PAYLOAD_BYTES: Final = 250
+# Payloads in one block at most: the consensus payload bound (4 MiB) in whole payloads.
+MAX_BLOCK_PAYLOADS: Final = MAX_PAYLOAD_BYTES // PAYLOAD_BYTES
 # This validator's payloads waiting for its next proposal, at most (more are refused: the load source backs off).
 MAX_POOL_PAYLOADS: Final = 200_000
 DOMAIN_STATE: Final = b"LEDGER-BENCH-PAYLOAD-STATE-V1"
@@ -69,7 +71,7 @@ class _Proposed:
 class PayloadChain:
     def __init__(self, path: str, validator_set: ValidatorSet, chain_id: bytes, verifier: SignatureVerifier, *,
                  payload_bytes: int = PAYLOAD_BYTES, max_payloads: int = 4_000, sync: bool = True) -> None:
-        assert payload_bytes >= 16 and max_payloads >= 1
+        assert payload_bytes >= 16 and 1 <= max_payloads * payload_bytes <= MAX_PAYLOAD_BYTES
         os.makedirs(path, exist_ok=True)
         self._db = plyvel.DB(path, create_if_missing=True)
         self.vs = validator_set

@@ -6,7 +6,7 @@ its own distinct payloads. Started by node/tools/bench_consensus.py as
 
 CONFIG.json (written by the benchmark): this validator's index, keys (Ed25519 identity seed, BLS secret key), the
 validator set, every peer's address, the data directory, the run's schedule (wall-clock start of the load, its
-duration, when to stop) and the load (payloads/s of this validator, or null: keep the pool one block ahead), and
+duration, when to stop) and the load (payloads/s of this validator, or null: keep the pool two blocks ahead), and
 where to write the result (one JSON object).
 
 The host performs the replica's actions in list order, as the node's validator driver does (node/validator/driver.py):
@@ -114,6 +114,7 @@ class PayloadValidator:
         self.committed_own = 0
         self.committed_own_in_window = 0
         self.refused = 0
+        self.write_error: str | None = None
         self.persist_s = 0.0
         self.timeouts = 0
         self.load_start = 0.0
@@ -154,7 +155,7 @@ class PayloadValidator:
 
     async def _load(self, stop_at: float) -> None:
         """Create this validator's payloads until the load window ends (at `rate` per second, or keeping the pool
-        one block ahead when rate is null), then keep validating until `stop_at`."""
+        two blocks ahead when rate is null), then keep validating until `stop_at`."""
         rate = self.cfg["rate"]
         while (now := time.monotonic()) < stop_at:
             if now < self.load_end:
@@ -244,7 +245,10 @@ class PayloadValidator:
         self._writes.discard(write)
         if write.cancelled():
             return
-        write.result()  # a failed write ends the run
+        if write.exception() is not None:
+            # Reported in the result, which fails the benchmark: a block that is not on disk is not committed.
+            self.write_error = self.write_error or repr(write.exception())
+            return
         self._durable(created, proposed_at)
 
     def _durable(self, created: list[float], proposed_at: float | None) -> None:
@@ -287,6 +291,7 @@ class PayloadValidator:
         return {
             "index": self.index,
             "generated": self.generated,
+            "write_error": self.write_error,
             "refused": self.refused,
             "committed_own": self.committed_own,
             "committed_own_in_window": self.committed_own_in_window,

@@ -129,7 +129,7 @@ def test_percentile_of_a_millisecond_histogram() -> None:
 
 
 def result(index: int, height: int, ids: dict[str, str], own: int) -> dict[str, object]:
-    return {"index": index, "generated": own, "committed_own": own, "committed_own_in_window": own,
+    return {"index": index, "generated": own, "write_error": None, "refused": 0, "committed_own": own, "committed_own_in_window": own,
             "pending_own": 0, "latency_ms": {"120": own}, "proposal_to_commit_ms": {"80": 1}, "height": height,
             "block_ids": ids, "committed_payloads": 10, "stored_payloads": 10, "cpu_s": 1.0, "wall_s": 2.0,
             "persist_s": 0.1, "commit_write_s": 0.1, "safety_writes": 3, "round_timeouts": 0, "round": 5,
@@ -145,6 +145,9 @@ def test_the_report_compares_the_validators_at_their_common_height() -> None:
     forked = [result(0, 5, {"4": "aa", "5": "bb"}, 100), result(1, 4, {"4": "cc"}, 60)]
     with pytest.raises(RuntimeError, match="disagree"):
         _summarise(ConsensusBenchReport(2, 2.0, None, 10), forked)
+    unwritten = [result(0, 5, {"5": "bb"}, 100), {**result(1, 5, {"5": "bb"}, 60), "write_error": "IOError()"}]
+    with pytest.raises(RuntimeError, match="write failed"):
+        _summarise(ConsensusBenchReport(2, 2.0, None, 10), unwritten)
 
 
 def test_bench_consensus_tiny_run_writes_the_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -168,4 +171,5 @@ def test_bench_consensus_tiny_run_writes_the_json_report(tmp_path: Path, capsys:
 def test_bench_consensus_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "consensus", "--rate", "fast"]) == 2
     assert main(["bench", "consensus", "--nodes", "0"]) == 2
+    assert main(["bench", "consensus", "--block-payloads", "16778"]) == 2  # over the 4 MiB payload bound
     assert "error" in capsys.readouterr().err
