@@ -39,7 +39,8 @@ from node.tools.node_processes import ROOT, process_cpu_seconds
 from node.tools.payload_chain import MAX_BLOCK_PAYLOADS, PAYLOAD_BYTES
 from node.tools.testnet import MAX_NODES, find_free_port_block
 
-__all__ = ["ConsensusBenchConfig", "ConsensusBenchReport", "format_report", "run_consensus_bench"]
+__all__ = ["ConsensusBenchConfig", "ConsensusBenchReport", "format_report", "percentile_ms", "run_consensus_bench",
+           "summarise"]
 
 CHAIN_ID: Final = "bench-consensus"
 START_DELAY_S: Final = 3.0  # validators start and connect before the load window opens
@@ -192,7 +193,7 @@ def run_consensus_bench(cfg: ConsensusBenchConfig, out: IO[str] | None = None) -
             a, b = cpu0.get(i), cpu1.get(i)
             if a is not None and b is not None:
                 report.cpu_per_node[f"bench-{i}"] = round(100 * (b - a) / (START_DELAY_S + cfg.duration_s), 1)
-        _summarise(report, results)
+        summarise(report, results)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -203,7 +204,7 @@ def run_consensus_bench(cfg: ConsensusBenchConfig, out: IO[str] | None = None) -
     return report
 
 
-def _summarise(report: ConsensusBenchReport, results: list[dict[str, Any]]) -> None:
+def summarise(report: ConsensusBenchReport, results: list[dict[str, Any]]) -> None:
     # The validators stop within milliseconds of each other: the last block may have committed at some only.
     # They must agree on the block at the lowest head height, and have stored each block they committed.
     errors = [f"validator {r['index']}: {r['write_error']}" for r in results if r["write_error"]]

@@ -24,7 +24,7 @@ from consensus.messages import (
 )
 from consensus.validators import Validator, ValidatorSet
 from node.cli import main
-from node.tools.bench_consensus import ConsensusBenchReport, _summarise, percentile_ms
+from node.tools.bench_consensus import ConsensusBenchReport, percentile_ms, summarise
 from node.tools.payload_chain import PayloadChain, PayloadChainError, payload_root
 
 CHAIN = b"bench-test"
@@ -139,15 +139,15 @@ def result(index: int, height: int, ids: dict[str, str], own: int) -> dict[str, 
 def test_the_report_compares_the_validators_at_their_common_height() -> None:
     agreeing = [result(0, 5, {"4": "aa", "5": "bb"}, 100), result(1, 4, {"4": "aa"}, 60)]
     report = ConsensusBenchReport(2, 2.0, None, 10, verify_per_s=80.0)
-    _summarise(report, agreeing)
+    summarise(report, agreeing)
     assert (report.committed, report.failed, report.tps, report.height) == (160, 0, 80.0, 4)
     assert report.p50_ms == 121.0 and report.efficiency == 1.0
     forked = [result(0, 5, {"4": "aa", "5": "bb"}, 100), result(1, 4, {"4": "cc"}, 60)]
     with pytest.raises(RuntimeError, match="disagree"):
-        _summarise(ConsensusBenchReport(2, 2.0, None, 10), forked)
+        summarise(ConsensusBenchReport(2, 2.0, None, 10), forked)
     unwritten = [result(0, 5, {"5": "bb"}, 100), {**result(1, 5, {"5": "bb"}, 60), "write_error": "IOError()"}]
     with pytest.raises(RuntimeError, match="write failed"):
-        _summarise(ConsensusBenchReport(2, 2.0, None, 10), unwritten)
+        summarise(ConsensusBenchReport(2, 2.0, None, 10), unwritten)
 
 
 def test_bench_consensus_tiny_run_writes_the_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
