@@ -152,8 +152,8 @@ def test_the_report_compares_the_validators_at_their_common_height() -> None:
 
 def test_bench_consensus_tiny_run_writes_the_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
-    code = main(["bench", "consensus", "--nodes", "4", "--duration", "1.5", "--rate", "2000", "--block-payloads",
-                 "400", "--drain", "4", "--verify-seconds", "0.2", "--dir", str(tmp_path / "run"), "--json", str(out)])
+    code = main(["bench", "consensus", "--nodes", "4", "--duration", "1.5", "--rate", "800", "--block-payloads",
+                 "400", "--drain", "6", "--verify-seconds", "0.2", "--dir", str(tmp_path / "run"), "--json", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads(out.read_text())
     for key in ("tps", "p50_ms", "p99_ms", "efficiency", "validators", "committed", "failed", "submitted",
