@@ -1,6 +1,7 @@
 """`ledger bench apply`: apply N signed plain transfers among many accounts on one core and print one JSON object.
 (`ledger bench contracts`: the contracts layer's cost per transfer, node/tools/bench_contracts.py; `ledger bench
-network`: a local multi-node network under load.)
+network`: a local multi-node network under load; `ledger bench consensus`: the consensus alone, validator processes
+ordering opaque 250-byte payloads, node/tools/bench_consensus.py.)
 
     ledger bench apply --txs 20000 [--accounts 10000] [--block-size 1000] [--root-growth 10000,100000,1000000]
 
@@ -23,6 +24,7 @@ import hashlib
 import importlib
 import json
 import random
+import subprocess
 import sys
 import time
 from typing import Any
@@ -71,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     bench_contracts.add_arguments(contracts)
     contracts.set_defaults(func=bench_contracts.run)
+    consensus = sub.add_parser(
+        "consensus",
+        help="the consensus alone: validator processes ordering opaque 250-byte payloads",
+        description=CONSENSUS_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_consensus_arguments(consensus)
+    consensus.set_defaults(func=run_consensus)
     network = sub.add_parser(
         "network",
         help="load a local multi-node network with signed transfers (the same as `ledger bench --nodes N ...`)",
@@ -99,6 +109,67 @@ with five rules plus a CEL rule; signatures verified up front. Prints one JSON o
 
     ledger bench contracts [--txs 2000]
 """
+
+
+CONSENSUS_DOC = """The consensus alone (node/tools/bench_consensus.py): N validator processes on loopback order opaque,
+distinct 250-byte payloads with the node's transport, BLS certificates, synced safety state and a synced store of
+certified blocks; each validator is a load source of its own payloads. Measures raw Ed25519 verifications/s on all
+cores first (before any validator starts), then prints the `ledger bench` JSON shape with
+efficiency = committed payloads/s / verify rate (target >= 1).
+
+    ledger bench consensus --nodes 4 --duration 10 [--rate max | --rate 16000] [--block-payloads 4000]
+"""
+
+
+def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", type=int, default=4, help="validators (default 4)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load (default 10)")
+    parser.add_argument("--rate", default="max", help="payloads/s over all validators, or max (default)")
+    parser.add_argument("--block-payloads", type=int, default=4_000, help="payloads per block at most (default 4000)")
+    parser.add_argument("--propose-wait-ms", type=int, default=0,
+                        help="a leader waits up to this long for a full block before proposing what it has (default 0:"
+                             " propose at once)")
+    parser.add_argument("--inline-writes", action="store_true",
+                        help="write the safety state and certified blocks on the event loop instead of their threads "
+                             "(for comparison)")
+    parser.add_argument("--drain", type=float, default=5.0, help="seconds after the load for the last commits")
+    parser.add_argument("--verify-seconds", type=float, default=2.0)
+    parser.add_argument("--dir", default=None, help="keep the validators' data and logs here")
+    parser.add_argument("--json", dest="json_out", default=None, help="also write the report as JSON here")
+
+
+def run_consensus(args: argparse.Namespace) -> int:
+    from node.tools.bench_consensus import ConsensusBenchConfig, format_report, run_consensus_bench
+    from node.tools.payload_chain import MAX_BLOCK_PAYLOADS
+
+    rate_text = str(args.rate).strip().lower()
+    if rate_text != "max" and not (rate_text.isdigit() and int(rate_text) > 0):
+        print("error: --rate must be a positive integer or 'max'", file=sys.stderr)
+        return 2
+    rate = None if rate_text == "max" else int(rate_text)
+    if (not 1 <= args.nodes <= 32 or args.duration <= 0 or not 1 <= args.block_payloads <= MAX_BLOCK_PAYLOADS
+            or args.propose_wait_ms < 0):
+        print(f"error: need 1 <= --nodes <= 32, --duration > 0, 1 <= --block-payloads <= {MAX_BLOCK_PAYLOADS}, "
+              "--propose-wait-ms >= 0", file=sys.stderr)
+        return 2
+    config = ConsensusBenchConfig(nodes=args.nodes, duration_s=args.duration, rate=rate,
+                                  block_payloads=args.block_payloads, propose_wait_ms=args.propose_wait_ms,
+                                  disk_threads=not args.inline_writes, drain_s=args.drain, verify_seconds=args.verify_seconds, directory=args.dir)
+    try:
+        report = run_consensus_bench(config, out=sys.stderr)
+    except (OSError, ValueError, RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_report(report), file=sys.stderr)
+    doc = report.to_json()
+    doc["command"] = (f"ledger bench consensus --nodes {args.nodes} --duration {args.duration:g} --rate {rate_text} "
+                      f"--block-payloads {args.block_payloads} --propose-wait-ms {args.propose_wait_ms}"
+                      + (" --inline-writes" if args.inline_writes else ""))
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+    print(json.dumps(doc))
+    return 0 if report.failed == 0 else 1
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:

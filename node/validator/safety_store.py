@@ -24,6 +24,7 @@ so a first start signs at once while a wiped and recreated directory does not.
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from collections.abc import Iterable
@@ -79,6 +80,10 @@ class SafetyStore:
             raise SafetyStoreError("safety_store_open_failed", f"cannot open {path}: {exc}") from exc
         self.path = path
         self.writes = 0
+        # The keys of the pending blocks, ascending (as stored): pruning reads this index instead of iterating the
+        # store, whose pending blocks carry whole payloads.
+        with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
+            self._pending: list[bytes] = list(it)
 
     def close(self) -> None:
         if not self._db.closed:
@@ -125,11 +130,11 @@ class SafetyStore:
         assert state is None or SafetyState.decode(state).epoch < epoch, "a replica of this epoch already signed"
         with self._db.write_batch(sync=True) as wb:
             wb.delete(KEY_SAFETY)
-            with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
-                for k in it:
-                    wb.delete(k)
+            for k in self._pending:
+                wb.delete(k)
             if mark:
                 wb.put(KEY_EPOCH_MARK, _U64.pack(max(epoch, self.epoch_mark() or 0)))
+        self._pending = []
         self.writes += 1
 
     def has_state(self) -> bool:
@@ -151,34 +156,28 @@ class SafetyStore:
             previous = SafetyState.decode(old)
             # Invariant: the vote lock never moves back (a regression could let this node sign twice).
             assert (state.epoch, state.highest_vote_round) >= (previous.epoch, previous.highest_vote_round)
+        added = []
         with self._db.write_batch(sync=True) as wb:
             wb.put(KEY_SAFETY, state.encode())
             for block in blocks:
-                wb.put(P_BLOCK + _U64.pack(block.header.height) + block.id, encode_block(block))
-            self._prune(wb, committed_height)
+                key = P_BLOCK + _U64.pack(block.header.height) + block.id
+                wb.put(key, encode_block(block))
+                added.append(key)
+            kept = self._prune(wb, committed_height, added)
+        self._pending = kept
         self.writes += 1
 
     def prune(self, committed_height: int) -> None:
         """Drop pending blocks at or below the committed height (not synced: losing this only keeps extra blocks)."""
         with self._db.write_batch() as wb:
-            self._prune(wb, committed_height)
+            kept = self._prune(wb, committed_height, ())
+        self._pending = kept
 
-    def _prune(self, wb: object, committed_height: int) -> None:
-        stop = P_BLOCK + _U64.pack(committed_height + 1)
-        with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
-            keys = [k for k in it if k < stop]
-        for k in keys:
+    def _prune(self, wb: object, committed_height: int, added: Iterable[bytes]) -> list[bytes]:
+        """Delete (in `wb`) the pending blocks at or below the committed height, and the lowest beyond
+        MAX_PENDING_BLOCKS (the oldest forks); returns the keys that remain once `wb` is written."""
+        keys = sorted(set(self._pending).union(added))
+        cut = max(bisect.bisect_left(keys, P_BLOCK + _U64.pack(committed_height + 1)), len(keys) - MAX_PENDING_BLOCKS)
+        for k in keys[:cut]:
             wb.delete(k)  # type: ignore[attr-defined]
-        self._bound(wb, len(keys))
-
-    def _bound(self, wb: object, removed: int) -> None:
-        """Keep at most MAX_PENDING_BLOCKS (the lowest go first: they are the oldest forks)."""
-        keys = []
-        with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
-            for k in it:
-                keys.append(k)
-                if len(keys) > MAX_PENDING_BLOCKS + removed:
-                    break
-        excess = len(keys) - removed - MAX_PENDING_BLOCKS
-        for k in keys[:max(0, excess)]:
-            wb.delete(k)  # type: ignore[attr-defined]
+        return keys[cut:]
