@@ -10,14 +10,18 @@ What it does:
    sockets (`{"op": "submit"}`), `connections` pipelined connections per process spread over the nodes, `batch` lines
    per write. A "busy, retry" answer (MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL) is retried after a short pause; any other
    non-zero code counts as failed. `rate=None` means as fast as the network admits.
-3. Meanwhile the parent samples node-0's committed transaction counter every 50 ms (node.tools.load.CommitMonitor),
-   and the CPU time of every node process (from /proc).
-4. Commit latency: each accepted transaction's admission time is matched against the committed-count curve in
-   admission order (the k-th accepted transaction is taken as committed when the counter has grown by k). The
-   mempool reaps lanes round robin, so this is an estimate of the distribution, exact for its count, with the 50 ms
-   sampling resolution.
-5. After the load: raw Ed25519 verifications per second over all cores (one process per core, pynacl), measured in
-   the same run with the network idle, and `efficiency = committed tx/s x validators / verify rate`.
+3. Meanwhile the parent samples node-0's committed transaction counter every 50 ms for its progress lines
+   (node.tools.load.CommitMonitor), and the CPU time of every node process (from /proc).
+4. Commit latency: each accepted transaction's admission time is matched against node-0's committed-count curve in
+   admission order (the k-th accepted transaction is taken as committed when the count has grown by k). The curve
+   is made of the instants node-0's blocks became durable (admin `commit_times`, the machine's monotonic clock, which
+   the load processes share), so its resolution is the commits themselves (`latency_resolution`; the 50 ms samples
+   stand in if node-0 no longer keeps them). The mempool reaps lanes round robin, so this is an estimate of the
+   distribution, exact for its count.
+5. Before the load (before the bench's own network starts; with --dir, the network idle): raw Ed25519
+   verifications per second over all cores (one process per core, pynacl), reported with its timing and the load
+   average as `verify_phase`, and `efficiency = committed tx/s x validators / verify rate`. With `--rate max` the
+   rate reached is also `max_rate_tps`: the latency target is measured at half of it.
 """
 
 from __future__ import annotations
@@ -80,6 +84,9 @@ class BenchReport:
     load_processes: int = 0
     network: str = ""
     via: str = ""
+    latency_resolution: str = ""
+    verify_phase: dict[str, Any] = field(default_factory=dict)
+    max_rate_tps: float | None = None  # with --rate max: the rate measured (run again at half of it for latency)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +97,8 @@ class BenchReport:
             "cpu_per_node_percent": self.cpu_per_node, "verify_per_s": self.verify_per_s, "cores": self.cores,
             "duration_s": self.duration_s, "rate": "max" if self.rate is None else self.rate,
             "load_processes": self.load_processes, "network": self.network, "via": self.via,
+            "latency_resolution": self.latency_resolution, "verify_phase": self.verify_phase,
+            "max_rate_tps": self.max_rate_tps,
         }
 
 
@@ -314,6 +323,15 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
     from node.tools.node_processes import process_cpu_seconds
     from node.tools.testnet import Testnet
 
+    # The verify rate first, on a quiet machine: before the bench's own network starts (or, with --dir, with the
+    # network idle), never after the load on cores still busy.
+    cores = os.cpu_count() or 1
+    _say(out, f"measuring raw Ed25519 verifications over {cores} cores ({config.verify_seconds:.0f}s) ...")
+    verify_started = time.monotonic()
+    verify_per_s = round(measure_verify_rate(config.verify_seconds), 1)
+    verify_phase = {"verify_per_s": verify_per_s, "seconds": round(time.monotonic() - verify_started, 2),
+                    "when": "before the load, the network idle" if config.directory is not None
+                    else "before the network started", "load_average": _load_average()}
     own_dir: str | None = None
     if config.directory is not None:
         net = Testnet.open(config.directory)
@@ -326,8 +344,9 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         net = Testnet.create(own_dir, config.nodes, users=max(config.users, 2 * config.processes))
         net.up(90)
     report = BenchReport(validators=net.n, duration_s=config.duration_s, rate=config.rate,
-                         cores=os.cpu_count() or 1, load_processes=config.processes,
-                         network=f"{net.n} validators, {net.directory}")
+                         cores=cores, load_processes=config.processes,
+                         network=f"{net.n} validators, {net.directory}", verify_per_s=verify_per_s,
+                         verify_phase=verify_phase)
     ctx = multiprocessing.get_context("spawn")
     procs: list[Any] = []
     monitor = CommitMonitor(net, SAMPLE_S, nodes=[0], counter_node=0, name="bench-monitor")
@@ -368,6 +387,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         pids = {i: net.pid(i) for i in range(net.n)}
         cpu0 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         base = _committed(net)
+        base_height = net.height(0)
         start_at = time.time() + 0.2
         for _ in jobs:
             go.put(start_at)
@@ -408,7 +428,13 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
                 raise RuntimeError(f"a load process failed (exit codes {[p.exitcode for p in procs]})")
             time.sleep(SAMPLE_S)
         monitor.finish()
-        samples = [(t_start, 0)] + [(t, c - base) for t, c in monitor.samples if base is not None and t >= t_start]
+        exact = _commit_samples(net, base_height, t_start)
+        if exact is not None:
+            samples = [(t_start, 0), *exact]
+            report.latency_resolution = "commit instants"
+        else:
+            samples = [(t_start, 0)] + [(t, c - base) for t, c in monitor.samples if base is not None and t >= t_start]
+            report.latency_resolution = f"{SAMPLE_S * 1000:.0f} ms samples"
         cpu1 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         for proc in procs:
             proc.join(10)
@@ -435,8 +461,8 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             a, b = cpu0[i], cpu1[i]
             if a is not None and b is not None:
                 report.cpu_per_node[net.node_id(i)] = round((b - a) / max(1e-3, wall) * 100, 1)
-        _say(out, f"measuring raw Ed25519 verifications over {report.cores} cores ({config.verify_seconds:.0f}s) ...")
-        report.verify_per_s = round(measure_verify_rate(config.verify_seconds), 1)
+        if config.rate is None:
+            report.max_rate_tps = report.tps
         if report.verify_per_s > 0:
             report.efficiency = round(report.tps * report.validators / report.verify_per_s, 4)
         return report
@@ -471,6 +497,36 @@ def _wait_ready(ready: Any, procs: list[Any], count: int, timeout: float = 300.0
         got += 1
 
 
+def _commit_samples(net: Any, base_height: int | None, t_start: float) -> list[tuple[float, int]] | None:
+    """(monotonic s, transactions committed since the start) at every block node-0 committed after `base_height`:
+    the instants its blocks became durable (admin `commit_times`; the node and the load processes share the
+    machine's monotonic clock). None when node-0 no longer keeps them all (the samples then stand in)."""
+    if base_height is None:
+        return None
+    out: list[tuple[float, int]] = []
+    after, total = base_height, 0
+    while True:
+        answer = net.admin(0, {"op": "commit_times", "after": after})
+        commits = None if answer is None else answer.get("commits")
+        if commits is None:
+            return None
+        if not commits:
+            return out
+        if commits[0][0] != after + 1:
+            return None  # rolled out of the node's window
+        for height, t, txs in commits:
+            total += int(txs)
+            out.append((max(float(t), t_start), total))
+            after = int(height)
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def _committed(net: Any) -> int | None:
     s = net.node_status(0)
     return None if s is None else int(s["committed_txs"])
@@ -485,9 +541,11 @@ def format_report(report: BenchReport) -> str:
         f"committed      {report.committed}",
         f"failed         {report.failed}  {report.failed_codes or ''}",
         f"committed tx/s {report.tps}",
-        f"latency ms     p50 {report.p50_ms}  p90 {report.p90_ms}  p99 {report.p99_ms}  max {report.max_ms}",
+        (f"latency ms     p50 {report.p50_ms}  p90 {report.p90_ms}  p99 {report.p99_ms}  max {report.max_ms}"
+         f"  (resolution: {report.latency_resolution})"),
         f"cpu per node   {report.cpu_per_node}  (% of one core)",
-        f"ed25519 verify {report.verify_per_s}/s over {report.cores} cores",
+        (f"ed25519 verify {report.verify_per_s}/s over {report.cores} cores, measured "
+         f"{report.verify_phase.get('when', '?')} (load average {report.verify_phase.get('load_average')})"),
         f"efficiency     {report.efficiency}  (= {report.tps} x {report.validators} / {report.verify_per_s})",
     ]
     return "\n".join(lines)

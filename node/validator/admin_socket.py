@@ -9,6 +9,8 @@ One JSON object per line in each direction:
     {"op": "block", "height": H}                      -> {"block_id": hex, "tx_count": int, "time_ms": int}
     {"op": "fault", "action": "block"|"unblock"|"delay", "peers": [...], "ms": int}   testnet configs only
     {"op": "metrics"}                                 -> {"text": Prometheus exposition}
+    {"op": "commit_times", "after": H}                -> {"commits": [[height, monotonic s, txs], ...]} of heights > H
+                                                         still kept (the last COMMIT_TIMES_KEPT; at most 8192)
 
 Errors: {"error": code, "message": text}. Used by operators (`ledger node status`), the testnet launcher and tests, through node/tools/admin_client.py.
 Only local processes with access to the data directory can connect.
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 MAX_LINE: Final = 64 << 20
 MAX_CLIENTS: Final = 64
 MAX_SUBMIT_MANY: Final = 8192
+MAX_COMMIT_TIMES: Final = 8192
 
 
 class AdminServer:
@@ -107,6 +110,9 @@ class AdminServer:
                     "time_ms": committed.time_ms, "receipts": len(committed.receipts)}
         if op == "metrics":
             return {"text": view.metrics_text()}
+        if op == "commit_times":
+            after = int(req["after"])
+            return {"commits": [list(c) for c in node.commit_times if c[0] > after][:MAX_COMMIT_TIMES]}
         if op == "fault":
             transport = node.transport
             if transport is None:

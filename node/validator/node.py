@@ -29,6 +29,7 @@ bounded by the transport, the mempool and block sync (docs/mempool.md, docs/tran
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -44,6 +45,7 @@ from ledger.protocol import Protocol
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from node.chain.application import Application, PendingExecution
+from node.chain.execution import CommittedBlock
 from node.chain.genesis import Genesis, load_genesis
 from node.chain.mempool import NODE_HALTED, TX_ALREADY_PENDING, Admission, MempoolLimits
 from node.chain.payload import PayloadError, decode_payload
@@ -79,6 +81,7 @@ __all__ = ["ValidatorNode"]
 log = logging.getLogger("node.validator.node")
 
 GOSSIP_FLUSH_MS: Final = 10
+COMMIT_TIMES_KEPT: Final = 16_384
 MAX_GOSSIP_TASKS: Final = 64
 
 
@@ -155,6 +158,10 @@ class ValidatorNode:
         self._execution_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                                        thread_name_prefix="execution")
         self._storage_failure: StorageFailure | None = None
+        # (height, monotonic s, transactions) of the last COMMIT_TIMES_KEPT commits: when each block became durable
+        # here, on the machine's monotonic clock (benchmarks on the same machine match their submit times to it).
+        self.commit_times: collections.deque[tuple[int, float, int]] = collections.deque(maxlen=COMMIT_TIMES_KEPT)
+        self.app.add_commit_listener(self._note_commit_time)
         self.started_at = time.monotonic()
 
     @classmethod
@@ -190,6 +197,9 @@ class ValidatorNode:
     @property
     def fatal(self) -> str | None:
         return self.driver.fatal
+
+    def _note_commit_time(self, committed: CommittedBlock) -> None:
+        self.commit_times.append((committed.height, time.monotonic(), committed.tx_count))
 
     @property
     def storage_failure(self) -> StorageFailure | None:

@@ -19,7 +19,6 @@ from tests.node.tools.test_testnet import node_processes
 def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                         via: str) -> None:
     out = tmp_path / "bench.json"
-    before = set(os.listdir("/tmp"))
     code = main(["bench", "--nodes", "1", "--duration", "2", "--rate", "100", "--processes", "1", "--via", via,
                  "--connections", "2", "--users", "4", "--verify-seconds", "0.3", "--json", str(out)])
     assert code == 0, capsys.readouterr().err
@@ -35,10 +34,16 @@ def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: p
     assert doc["efficiency"] == round(doc["tps"] * 1 / doc["verify_per_s"], 4)
     assert doc["p50_ms"] <= doc["p99_ms"] <= doc["max_ms"]
     assert set(doc["cpu_per_node_percent"]) == {"node-0"}
+    # The verify rate is measured before the load (here: before the bench's network started), and the latencies
+    # are matched to the instants node-0's blocks became durable.
+    assert doc["verify_phase"]["when"] == "before the network started"
+    assert doc["verify_phase"]["verify_per_s"] == doc["verify_per_s"]
+    assert doc["latency_resolution"] == "commit instants"
+    assert doc["max_rate_tps"] is None  # a fixed rate, not --rate max
     # Its own network is gone afterwards: no node process, no directory.
-    created = [d for d in set(os.listdir("/tmp")) - before if d.startswith("ledger-bench-")]
-    assert created == []
-    assert node_processes("/tmp/ledger-bench-") == []
+    own = doc["network"].split(", ", 1)[1]
+    assert own.startswith("/tmp/ledger-bench-") and not os.path.exists(own)
+    assert node_processes(own) == []
 
 
 def test_latency_matching_follows_the_committed_count() -> None:
