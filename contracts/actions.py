@@ -23,6 +23,18 @@ frozen part's payment credited to the frozen balance. If the walk reaches the en
 (an agent moved units to an already-visited account), it starts again; the action completes when the outstanding
 supply is zero. Burned units cannot be paid twice. The rounding remainder floor(units burned * rate) - sum of
 payments goes to the remainder account at completion.
+
+Who receives a payment (both kinds, `payee`): what happens to a holder after R never blocks the action.
+- A migrated holder (lost-key migration: its account is closed with `closed_to` = the new account, same owner) is
+  paid at the end of its migration chain, followed at most MAX_SUCCESSOR_HOPS links. Migration targets must be open
+  and an account closes once, so the chain has no cycle and ends at an open account.
+- A holder whose chain does not reach an open account within MAX_SUCCESSOR_HOPS links (the ledger has no other
+  closure without a successor) is paid into the remainder account, the action's escrow, with the event naming the
+  entitled holder (`entitled`, `escrowed` = 1); the paying agent settles it from there. If the remainder account is
+  itself unreachable that way, the payment is not made and stays with the payer. Either way no unit is created or
+  lost.
+- A recipient whose account is frozen is paid into its frozen balance of the pay asset (`into_frozen`): the agent
+  neither lifts nor needs to lift the freeze, and the freeze holds the payment too.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ __all__ = [
     "KIND_DISTRIBUTION",
     "KIND_MATURITY",
     "MAX_BATCH",
+    "MAX_SUCCESSOR_HOPS",
     "ActionPlan",
     "ActionSpec",
     "PlannedMovement",
@@ -51,18 +64,21 @@ __all__ = [
     "get_action",
     "matured",
     "plan_batch",
+    "successor",
 ]
 
 KIND_DISTRIBUTION = 1
 KIND_MATURITY = 2
 MAX_BATCH = 64  # holder slots per batch: at most 3 movements each, under the receipt's event limit
+MAX_SUCCESSOR_HOPS = 16  # migration links followed to find where a closed holder's payment goes
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedMovement:
     """One unit movement the ledger operation must make. kind DISTRIBUTION: `amount` of `asset` from `sender` to
-    `recipient` (credited to its frozen balance when `frozen`). kind MATURITY_REDEMPTION: burn `amount` of `asset`
-    from `sender`'s active (or, when `frozen`, frozen) balance; recipient is None."""
+    `recipient` (credited to its frozen balance when `frozen`); `entitled` names the account the payment is for when
+    it is not the recipient (a migrated holder's successor, or the escrow: `escrowed`). kind MATURITY_REDEMPTION:
+    burn `amount` of `asset` from `sender`'s active (or, when `frozen`, frozen) balance; recipient is None."""
 
     kind: str
     asset: str
@@ -70,6 +86,8 @@ class PlannedMovement:
     recipient: str | None
     amount: int
     frozen: bool = False
+    entitled: str | None = None
+    escrowed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +198,43 @@ def plan_batch(state: RuleState, action_id: str, height: int, max_holders: int) 
     return _maturity_batch(state, action, max_holders)
 
 
-def _pay(action: Distribution, recipient: str, amount: int, frozen: bool = False) -> list[PlannedMovement]:
-    if amount == 0 or recipient == action.payer:
+def successor(state: RuleState, account: str) -> str | None:
+    """The open account that now holds what `account` held: `account` itself while open, else the end of its
+    migration chain (`closed_to` links), or None when that end is not reached within MAX_SUCCESSOR_HOPS links."""
+    for _ in range(MAX_SUCCESSOR_HOPS + 1):
+        acct = state.account(account)
+        assert acct is not None, f"a payment for {account}, which never existed"
+        if acct.closed_to is None:
+            return account
+        account = acct.closed_to
+    return None
+
+
+def _pay(
+    state: RuleState, action: Distribution, entitled: str, amount: int, frozen: bool = False
+) -> list[PlannedMovement]:
+    """The payment of `amount` due to `entitled`, made to whoever may receive it now (module docstring)."""
+    if amount == 0:
         return []
-    return [PlannedMovement(DISTRIBUTION, action.pay_asset, action.payer, recipient, amount, frozen)]
+    recipient, escrowed = successor(state, entitled), False
+    if recipient is None and entitled != action.remainder_account:
+        recipient, escrowed = successor(state, action.remainder_account), True
+    if recipient is None or recipient == action.payer:
+        return []  # nobody can receive it: it stays with the payer
+    account = state.account(recipient)
+    assert account is not None
+    return [
+        PlannedMovement(
+            DISTRIBUTION,
+            action.pay_asset,
+            action.payer,
+            recipient,
+            amount,
+            frozen or account.frozen,
+            None if recipient == entitled else entitled,
+            escrowed,
+        )
+    ]
 
 
 def _plan(action: Distribution, moves: list[PlannedMovement]) -> ActionPlan:
@@ -212,14 +263,14 @@ def _distribution_batch(state: RuleState, action: Distribution, height: int, max
         amount = held * action.rate_num // action.rate_den
         units += held
         paid += amount
-        moves += _pay(action, account, amount)
+        moves += _pay(state, action, account, amount)
     done = in_range(cursor) is None
     if done:
         supply = snapshots.supply_at(state, action.asset, record, height)
         assert units == supply, f"holders at {record} hold {units}, supply was {supply}"
         due = supply * action.rate_num // action.rate_den
         assert 0 <= due - paid, "distribution paid more than floor(supply * rate)"
-        moves += _pay(action, action.remainder_account, due - paid)
+        moves += _pay(state, action, action.remainder_account, due - paid)
         paid = due
     return _plan(replace(action, cursor=cursor, units=units, paid=paid, done=done), moves)
 
@@ -246,7 +297,7 @@ def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) ->
                 cash = part * action.rate_num // action.rate_den
                 paid += cash
                 moves.append(PlannedMovement(MATURITY_REDEMPTION, action.asset, slot.account, None, part, frozen))
-                moves += _pay(action, slot.account, cash, frozen)
+                moves += _pay(state, action, slot.account, cash, frozen)
     units += burned
     status = state.asset_status(action.asset)
     assert status is not None
@@ -256,7 +307,7 @@ def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) ->
             done = True
             due = units * action.rate_num // action.rate_den
             assert 0 <= due - paid
-            moves += _pay(action, action.remainder_account, due - paid)
+            moves += _pay(state, action, action.remainder_account, due - paid)
             paid = due
         else:
             cursor = 0  # units moved to visited accounts meanwhile: walk again

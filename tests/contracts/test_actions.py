@@ -118,12 +118,12 @@ def test_payment_refused_by_the_pay_assets_rules_moves_nothing() -> None:
     chain = coupon_chain()
     record = chain.height + 1
     assert announce(chain, "c", record).code == 0
-    chain.ok(o.FreezeAccount(AGENT, B, "investigation"))
+    chain.ok(o.SetAssetRules(ISSUER, CASH, (spec("max_balance", max=20_00),)))  # A's coupon is 35_00
     before = chain.balance(CASH, PAYER).available
     r = pay(chain, "c")
-    assert r.code == codes.RECEIVER_FROZEN
+    assert r.code == cc.MAX_BALANCE_EXCEEDED
     assert chain.balance(CASH, PAYER).available == before and chain.balance(CASH, A).available == 0
-    chain.ok(o.UnfreezeAccount(AGENT, B, "cleared"))
+    chain.ok(o.SetAssetRules(ISSUER, CASH, ()))
     assert done(pay(chain, "c"))
 
 
