@@ -4,6 +4,8 @@ the escrow (the remainder account); no batch is blocked, no unit created or lost
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from contracts import actions
 from contracts import codes as cc
 from contracts.operations import AnnounceAction, PayAction
@@ -121,7 +123,7 @@ def test_holder_without_a_reachable_successor_is_paid_into_the_escrow() -> None:
     names the holder it is owed to."""
     chain = bond_chain()
     chain.ok(o.MigrateAccount(ADMIN, A, CHAIN_OF[0], "lost keys"))
-    for old, new in zip(CHAIN_OF, CHAIN_OF[1:]):
+    for old, new in pairwise(CHAIN_OF):
         chain.ok(o.MigrateAccount(ADMIN, old, new, "lost keys"))
     assert actions.successor(chain.rule_state(), A) is None
     events = pay_all(chain)
