@@ -17,11 +17,13 @@ only moves forward, so no holder is paid twice.
 
 Redemption at maturity (kind 2). Announced like a distribution, R being the maturity height. After R the engine
 refuses voluntary movements of the asset (ASSET_MATURED); only agents' forced transfers and migrations still move
-it. Each batch takes the next holders and, for each, burns its whole current position (active and frozen parts;
-units in active holds must be released first: HOLDS_PENDING) and pays floor(units * rate) of the pay asset, the
-frozen part's payment credited to the frozen balance. If the walk reaches the end while units remain outstanding
-(an agent moved units to an already-visited account), it starts again; the action completes when the outstanding
-supply is zero. Burned units cannot be paid twice. The rounding remainder floor(units burned * rate) - sum of
+it. Each batch takes the next holders and, for each, burns its current position's active and frozen parts and pays
+floor(units * rate) of the pay asset per part, the frozen part's payment credited to the frozen balance. Units in
+active holds are promised to a payee and stay until the hold ends (a matured asset's hold can no longer be
+executed, so it is released or expires and the units come back); they never hold up anyone else's payment (the
+batch's `action_paid` event reports them as `held`). If the walk reaches the end while units remain outstanding
+(held units, or units an agent moved to an already-visited account), it starts again; the action completes when
+the outstanding supply is zero. Burned units cannot be paid twice. The rounding remainder floor(units burned * rate) - sum of
 payments goes to the remainder account at completion.
 
 Who receives a payment (both kinds, `payee`): what happens to a holder after R never blocks the action.
@@ -100,6 +102,7 @@ class ActionPlan:
     movements: tuple[PlannedMovement, ...]
     done: bool
     progress: Distribution
+    held: int = 0  # units left in active holds among the holders this batch visited (maturity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,11 +278,11 @@ def _distribution_batch(state: RuleState, action: Distribution, height: int, max
     return _plan(replace(action, cursor=cursor, units=units, paid=paid, done=done), moves)
 
 
-def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) -> ActionPlan | tuple[int, str]:
+def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) -> ActionPlan:
     head = holders.head(state, action.asset)
     moves: list[PlannedMovement] = []
     cursor, units, paid = action.cursor, action.units, action.paid
-    burned = 0
+    burned = held = 0
     for _ in range(max_holders):
         if cursor >= head.slots:
             break
@@ -289,8 +292,7 @@ def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) ->
         bal = state.balance(action.asset, slot.account)
         if bal is None or bal.total == 0:
             continue
-        if bal.held:
-            return codes.HOLDS_PENDING, f"{slot.account} has {bal.held} {action.asset} in active holds"
+        held += bal.held
         for part, frozen in ((bal.available, False), (bal.frozen, True)):
             if part:
                 burned += part
@@ -310,8 +312,9 @@ def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) ->
             moves += _pay(state, action, action.remainder_account, due - paid)
             paid = due
         else:
-            cursor = 0  # units moved to visited accounts meanwhile: walk again
-    return _plan(replace(action, cursor=cursor, units=units, paid=paid, done=done), moves)
+            cursor = 0  # units held, or moved to visited accounts meanwhile: walk again
+    progress = replace(action, cursor=cursor, units=units, paid=paid, done=done)
+    return ActionPlan(action.asset, action.payer, tuple(moves), done, progress, held)
 
 
 def commit(state: RuleState, action_id: str, plan: ActionPlan) -> None:

@@ -172,7 +172,8 @@ def pay_action(tx: TxContext, op: PayAction) -> None:
             assert m.kind == MATURITY_REDEMPTION
             _burn(tx, op.actor, op.action, m)
     actions.commit(tx.rule_state, op.action, plan)
-    tx.emit("action_paid", actor=op.actor, action=op.action, movements=len(plan.movements), done=int(plan.done))
+    held = {"held": plan.held} if plan.held else {}
+    tx.emit("action_paid", actor=op.actor, action=op.action, movements=len(plan.movements), done=int(plan.done), **held)
 
 
 OPERATIONS: OperationSet = CORE_OPERATIONS.extend(
