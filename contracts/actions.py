@@ -71,7 +71,7 @@ __all__ = [
 
 KIND_DISTRIBUTION = 1
 KIND_MATURITY = 2
-MAX_BATCH = 64  # holder slots per batch: at most 3 movements each, under the receipt's event limit
+MAX_BATCH = 64  # holder slots per batch: at most 4 movements each, far under the receipt's event limit
 MAX_SUCCESSOR_HOPS = 16  # migration links followed to find where a closed holder's payment goes
 
 
