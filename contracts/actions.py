@@ -23,10 +23,10 @@ active holds are promised to a payee and stay until the hold ends (a matured ass
 executed, so it is released or expires and the units come back); they never hold up anyone else's payment (the
 batch's `action_paid` event reports them as `held`). If the walk reaches the end while units remain outstanding
 (held units, or units an agent moved to an already-visited account), it starts again; the action completes when
-the outstanding supply is zero. Burned units cannot be paid twice. The rounding remainder floor(units burned * rate) - sum of
-payments goes to the remainder account at completion.
+the outstanding supply is zero. Burned units cannot be paid twice. The rounding remainder
+floor(units burned * rate) - sum of payments goes to the remainder account at completion.
 
-Who receives a payment (both kinds, `payee`): what happens to a holder after R never blocks the action.
+Who receives a payment (both kinds, `_pay`): what happens to a holder after R never blocks the action.
 - A migrated holder (lost-key migration: its account is closed with `closed_to` = the new account, same owner) is
   paid at the end of its migration chain, followed at most MAX_SUCCESSOR_HOPS links. Migration targets must be open
   and an account closes once, so the chain has no cycle and ends at an open account.

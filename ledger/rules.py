@@ -10,7 +10,8 @@ Hard invariants are NOT pluggable: the ledger itself always enforces balances (n
 amount), the supply cap and the amount range, whatever the engine says. `CoreRuleEngine` adds the core policy:
 a paused asset does not move, and frozen accounts neither send nor receive (forced movements by an agent are exempt
 from both; a movement credited to the recipient's frozen balance, `into_frozen`, reaches a frozen recipient: the
-freeze keeps holding what arrives). The contracts layer's engine should run CoreRuleEngine.check first and then its asset rules.
+freeze keeps holding what arrives). The contracts layer's engine should run CoreRuleEngine.check first and then its
+asset rules.
 
 Rule state lives in the ledger state under the contracts namespace (ledger.state_keys.contracts_key), so it is covered by
 the state root and dropped with the transaction overlay when a transaction fails.
