@@ -124,6 +124,7 @@ def test_holder_without_a_reachable_successor_is_paid_into_the_escrow() -> None:
     chain = bond_chain()
     chain.ok(o.MigrateAccount(ADMIN, A, CHAIN_OF[0], "lost keys"))
     for old, new in pairwise(CHAIN_OF):
+        assert actions.successor(chain.rule_state(), A) == old  # up to MAX_SUCCESSOR_HOPS links are followed
         chain.ok(o.MigrateAccount(ADMIN, old, new, "lost keys"))
     assert actions.successor(chain.rule_state(), A) is None
     events = pay_all(chain)
@@ -132,6 +133,19 @@ def test_holder_without_a_reachable_successor_is_paid_into_the_escrow() -> None:
     assert escrowed.attr("amount") == coupon(A_UNITS)
     assert chain.balance(CASH, ESCROW).available == coupon(SUPPLY) - coupon(B_UNITS)
     assert CASH_ISSUED - chain.balance(CASH, PAYER).available == coupon(SUPPLY)
+    cash_conserved(chain)
+
+
+def test_remainder_nobody_can_receive_stays_with_the_payer() -> None:
+    chain = bond_chain()
+    chain.ok(o.MigrateAccount(ADMIN, ESCROW, CHAIN_OF[0], "reorganisation"))  # CHAIN_OF is at bank-b: admin migrates
+    for old, new in pairwise(CHAIN_OF):
+        chain.ok(o.MigrateAccount(ADMIN, old, new, "reorganisation"))
+    events = pay_all(chain)
+    assert {e.attr("recipient") for e in events} == {A, B}
+    remainder = coupon(SUPPLY) - coupon(A_UNITS) - coupon(B_UNITS)
+    assert remainder > 0
+    assert CASH_ISSUED - chain.balance(CASH, PAYER).available == coupon(SUPPLY) - remainder
     cash_conserved(chain)
 
 
