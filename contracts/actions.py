@@ -17,12 +17,26 @@ only moves forward, so no holder is paid twice.
 
 Redemption at maturity (kind 2). Announced like a distribution, R being the maturity height. After R the engine
 refuses voluntary movements of the asset (ASSET_MATURED); only agents' forced transfers and migrations still move
-it. Each batch takes the next holders and, for each, burns its whole current position (active and frozen parts;
-units in active holds must be released first: HOLDS_PENDING) and pays floor(units * rate) of the pay asset, the
-frozen part's payment credited to the frozen balance. If the walk reaches the end while units remain outstanding
-(an agent moved units to an already-visited account), it starts again; the action completes when the outstanding
-supply is zero. Burned units cannot be paid twice. The rounding remainder floor(units burned * rate) - sum of
-payments goes to the remainder account at completion.
+it. Each batch takes the next holders and, for each, burns its current position's active and frozen parts and pays
+floor(units * rate) of the pay asset per part, the frozen part's payment credited to the frozen balance. Units in
+active holds are promised to a payee and stay until the hold ends (a matured asset's hold can no longer be
+executed, so it is released or expires and the units come back); they never hold up anyone else's payment (the
+batch's `action_paid` event reports them as `held`). If the walk reaches the end while units remain outstanding
+(held units, or units an agent moved to an already-visited account), it starts again; the action completes when
+the outstanding supply is zero. Burned units cannot be paid twice. The rounding remainder
+floor(units burned * rate) - sum of payments goes to the remainder account at completion.
+
+Who receives a payment (both kinds, `_pay`): what happens to a holder after R never blocks the action.
+- A migrated holder (lost-key migration: its account is closed with `closed_to` = the new account, same owner) is
+  paid at the end of its migration chain, followed at most MAX_SUCCESSOR_HOPS links. Migration targets must be open
+  and an account closes once, so the chain has no cycle and ends at an open account.
+- A holder whose chain does not reach an open account within MAX_SUCCESSOR_HOPS links (the ledger has no other
+  closure without a successor) is paid into the remainder account, the action's escrow, with the event naming the
+  entitled holder (`entitled`, `escrowed` = 1); the paying agent settles it from there. If the remainder account is
+  itself unreachable that way, the payment is not made and stays with the payer. Either way no unit is created or
+  lost.
+- A recipient whose account is frozen is paid into its frozen balance of the pay asset (`into_frozen`): the agent
+  neither lifts nor needs to lift the freeze, and the freeze holds the payment too.
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ __all__ = [
     "KIND_DISTRIBUTION",
     "KIND_MATURITY",
     "MAX_BATCH",
+    "MAX_SUCCESSOR_HOPS",
     "ActionPlan",
     "ActionSpec",
     "PlannedMovement",
@@ -51,18 +66,21 @@ __all__ = [
     "get_action",
     "matured",
     "plan_batch",
+    "successor",
 ]
 
 KIND_DISTRIBUTION = 1
 KIND_MATURITY = 2
-MAX_BATCH = 64  # holder slots per batch: at most 3 movements each, under the receipt's event limit
+MAX_BATCH = 64  # holder slots per batch: at most 4 movements each, far under the receipt's event limit
+MAX_SUCCESSOR_HOPS = 16  # migration links followed to find where a closed holder's payment goes
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedMovement:
     """One unit movement the ledger operation must make. kind DISTRIBUTION: `amount` of `asset` from `sender` to
-    `recipient` (credited to its frozen balance when `frozen`). kind MATURITY_REDEMPTION: burn `amount` of `asset`
-    from `sender`'s active (or, when `frozen`, frozen) balance; recipient is None."""
+    `recipient` (credited to its frozen balance when `frozen`); `entitled` names the account the payment is for when
+    it is not the recipient (a migrated holder's successor, or the escrow: `escrowed`). kind MATURITY_REDEMPTION:
+    burn `amount` of `asset` from `sender`'s active (or, when `frozen`, frozen) balance; recipient is None."""
 
     kind: str
     asset: str
@@ -70,6 +88,8 @@ class PlannedMovement:
     recipient: str | None
     amount: int
     frozen: bool = False
+    entitled: str | None = None
+    escrowed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +102,7 @@ class ActionPlan:
     movements: tuple[PlannedMovement, ...]
     done: bool
     progress: Distribution
+    held: int = 0  # units left in active holds among the holders this batch visited (maturity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,10 +201,43 @@ def plan_batch(state: RuleState, action_id: str, height: int, max_holders: int) 
     return _maturity_batch(state, action, max_holders)
 
 
-def _pay(action: Distribution, recipient: str, amount: int, frozen: bool = False) -> list[PlannedMovement]:
-    if amount == 0 or recipient == action.payer:
+def successor(state: RuleState, account: str) -> str | None:
+    """The open account that now holds what `account` held: `account` itself while open, else the end of its
+    migration chain (`closed_to` links), or None when that end is not reached within MAX_SUCCESSOR_HOPS links."""
+    for _ in range(MAX_SUCCESSOR_HOPS + 1):
+        acct = state.account(account)
+        assert acct is not None, f"a payment for {account}, which never existed"
+        if acct.closed_to is None:
+            return account
+        account = acct.closed_to
+    return None
+
+
+def _pay(
+    state: RuleState, action: Distribution, entitled: str, amount: int, frozen: bool = False
+) -> list[PlannedMovement]:
+    """The payment of `amount` due to `entitled`, made to whoever may receive it now (module docstring)."""
+    if amount == 0:
         return []
-    return [PlannedMovement(DISTRIBUTION, action.pay_asset, action.payer, recipient, amount, frozen)]
+    recipient, escrowed = successor(state, entitled), False
+    if recipient is None and entitled != action.remainder_account:
+        recipient, escrowed = successor(state, action.remainder_account), True
+    if recipient is None or recipient == action.payer:
+        return []  # nobody can receive it: it stays with the payer
+    account = state.account(recipient)
+    assert account is not None
+    return [
+        PlannedMovement(
+            DISTRIBUTION,
+            action.pay_asset,
+            action.payer,
+            recipient,
+            amount,
+            frozen or account.frozen,
+            None if recipient == entitled else entitled,
+            escrowed,
+        )
+    ]
 
 
 def _plan(action: Distribution, moves: list[PlannedMovement]) -> ActionPlan:
@@ -212,23 +266,23 @@ def _distribution_batch(state: RuleState, action: Distribution, height: int, max
         amount = held * action.rate_num // action.rate_den
         units += held
         paid += amount
-        moves += _pay(action, account, amount)
+        moves += _pay(state, action, account, amount)
     done = in_range(cursor) is None
     if done:
         supply = snapshots.supply_at(state, action.asset, record, height)
         assert units == supply, f"holders at {record} hold {units}, supply was {supply}"
         due = supply * action.rate_num // action.rate_den
         assert 0 <= due - paid, "distribution paid more than floor(supply * rate)"
-        moves += _pay(action, action.remainder_account, due - paid)
+        moves += _pay(state, action, action.remainder_account, due - paid)
         paid = due
     return _plan(replace(action, cursor=cursor, units=units, paid=paid, done=done), moves)
 
 
-def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) -> ActionPlan | tuple[int, str]:
+def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) -> ActionPlan:
     head = holders.head(state, action.asset)
     moves: list[PlannedMovement] = []
     cursor, units, paid = action.cursor, action.units, action.paid
-    burned = 0
+    burned = held = 0
     for _ in range(max_holders):
         if cursor >= head.slots:
             break
@@ -238,15 +292,14 @@ def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) ->
         bal = state.balance(action.asset, slot.account)
         if bal is None or bal.total == 0:
             continue
-        if bal.held:
-            return codes.HOLDS_PENDING, f"{slot.account} has {bal.held} {action.asset} in active holds"
+        held += bal.held
         for part, frozen in ((bal.available, False), (bal.frozen, True)):
             if part:
                 burned += part
                 cash = part * action.rate_num // action.rate_den
                 paid += cash
                 moves.append(PlannedMovement(MATURITY_REDEMPTION, action.asset, slot.account, None, part, frozen))
-                moves += _pay(action, slot.account, cash, frozen)
+                moves += _pay(state, action, slot.account, cash, frozen)
     units += burned
     status = state.asset_status(action.asset)
     assert status is not None
@@ -256,11 +309,12 @@ def _maturity_batch(state: RuleState, action: Distribution, max_holders: int) ->
             done = True
             due = units * action.rate_num // action.rate_den
             assert 0 <= due - paid
-            moves += _pay(action, action.remainder_account, due - paid)
+            moves += _pay(state, action, action.remainder_account, due - paid)
             paid = due
         else:
-            cursor = 0  # units moved to visited accounts meanwhile: walk again
-    return _plan(replace(action, cursor=cursor, units=units, paid=paid, done=done), moves)
+            cursor = 0  # units held, or moved to visited accounts meanwhile: walk again
+    progress = replace(action, cursor=cursor, units=units, paid=paid, done=done)
+    return ActionPlan(action.asset, action.payer, tuple(moves), done, progress, held)
 
 
 def commit(state: RuleState, action_id: str, plan: ActionPlan) -> None:

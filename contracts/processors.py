@@ -7,7 +7,9 @@ ledger (a node passes it wherever transactions are encoded, decoded or executed:
 Each works on the ledger's transaction context like a core processor: it checks authority, keeps its state in the
 contracts namespace (claims, corporate actions, snapshots) through contracts.claims / contracts.actions, and makes
 every unit movement of a corporate action itself, each under its asset's rules (movement kinds `distribution` and
-`maturity_redemption`), with the ledger's balance helpers so supply and positions stay exact.
+`maturity_redemption`), with the ledger's balance helpers so supply and positions stay exact. A payment planned
+`frozen` (a frozen holder, or the frozen part of a position at maturity) is credited to the recipient's frozen
+balance as an `into_frozen` movement, which the recipient's account freeze does not refuse.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def _pay(tx: TxContext, actor: str, action: str, m: PlannedMovement) -> None:
     assert m.recipient is not None and m.amount > 0
     asset = tx.asset(m.asset)
     tx.account(m.recipient)
-    mv = tx.movement(DISTRIBUTION, m.asset, asset, m.sender, m.recipient, m.amount, actor)
+    mv = tx.movement(DISTRIBUTION, m.asset, asset, m.sender, m.recipient, m.amount, actor, into_frozen=m.frozen)
     tx.check_rules(mv)
     if m.frozen:
         src = tx.balance(m.asset, m.sender)
@@ -124,6 +126,7 @@ def _pay(tx: TxContext, actor: str, action: str, m: PlannedMovement) -> None:
     else:
         move_units(tx, m.asset, m.sender, m.recipient, m.amount)
     tx.rules_succeeded(mv)
+    on_behalf = {} if m.entitled is None else {"entitled": m.entitled, "escrowed": int(m.escrowed)}
     tx.emit(
         "distribution_paid",
         action=action,
@@ -132,6 +135,7 @@ def _pay(tx: TxContext, actor: str, action: str, m: PlannedMovement) -> None:
         recipient=m.recipient,
         amount=m.amount,
         frozen=int(m.frozen),
+        **on_behalf,
     )
 
 
@@ -168,7 +172,8 @@ def pay_action(tx: TxContext, op: PayAction) -> None:
             assert m.kind == MATURITY_REDEMPTION
             _burn(tx, op.actor, op.action, m)
     actions.commit(tx.rule_state, op.action, plan)
-    tx.emit("action_paid", actor=op.actor, action=op.action, movements=len(plan.movements), done=int(plan.done))
+    held = {"held": plan.held} if plan.held else {}
+    tx.emit("action_paid", actor=op.actor, action=op.action, movements=len(plan.movements), done=int(plan.done), **held)
 
 
 OPERATIONS: OperationSet = CORE_OPERATIONS.extend(

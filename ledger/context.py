@@ -189,6 +189,7 @@ class TxContext:
         recipient: str | None,
         amount: int,
         actor: str,
+        into_frozen: bool = False,
     ) -> Movement:
         b = self.block
         return Movement(
@@ -204,6 +205,7 @@ class TxContext:
             self.tx_id,
             self.op_index,
             tuple(self.signers),
+            into_frozen,
         )
 
     def check_rules(self, mv: Movement) -> None:

@@ -9,7 +9,9 @@ update) so a bad rule is refused when attached, not at transfer time.
 Hard invariants are NOT pluggable: the ledger itself always enforces balances (no negative active, held or frozen
 amount), the supply cap and the amount range, whatever the engine says. `CoreRuleEngine` adds the core policy:
 a paused asset does not move, and frozen accounts neither send nor receive (forced movements by an agent are exempt
-from both). The contracts layer's engine should run CoreRuleEngine.check first and then its asset rules.
+from both; a movement credited to the recipient's frozen balance, `into_frozen`, reaches a frozen recipient: the
+freeze keeps holding what arrives). The contracts layer's engine should run CoreRuleEngine.check first and then its
+asset rules.
 
 Rule state lives in the ledger state under the contracts namespace (ledger.state_keys.contracts_key), so it is covered by
 the state root and dropped with the transaction overlay when a transaction fails.
@@ -52,7 +54,9 @@ class Movement:
     """One movement of units of one asset, as a rule sees it.
 
     sender is None for an issue, recipient is None for a redemption. For HOLD_CREATE nothing changes hands yet:
-    units move from the sender's active to its held balance, recipient is the hold's payee."""
+    units move from the sender's active to its held balance, recipient is the hold's payee. `into_frozen`: the units
+    are credited to the recipient's frozen balance (a corporate action paying a frozen holder), so the recipient's
+    account freeze does not refuse them."""
 
     kind: str
     asset_id: str
@@ -66,6 +70,7 @@ class Movement:
     tx_id: bytes
     op_index: int
     signers: tuple[str, ...] = ()  # the transaction's signers (signatures and thresholds verified)
+    into_frozen: bool = False
 
     @property
     def forced(self) -> bool:
@@ -131,7 +136,7 @@ class CoreRuleEngine:
             acct = state.account(movement.sender)
             if acct is not None and acct.frozen:
                 return codes.SENDER_FROZEN, f"account {movement.sender} is frozen"
-        if movement.recipient is not None and movement.kind != HOLD_CREATE:
+        if movement.recipient is not None and movement.kind != HOLD_CREATE and not movement.into_frozen:
             acct = state.account(movement.recipient)
             if acct is not None and acct.frozen:
                 return codes.RECEIVER_FROZEN, f"account {movement.recipient} is frozen"

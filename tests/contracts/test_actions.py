@@ -12,6 +12,7 @@ from contracts.operations import AnnounceAction, PayAction
 from ledger import codes
 from ledger import operations as o
 from ledger.events import Receipt
+from ledger.records import Balance
 from tests.contracts.chain import AGENT, ESCROW, ISSUER, KYC, PAYER, T0, A, B, C, Chain, D, define, spec
 
 BOND, CASH = "BOND-A", "CASH-T"
@@ -118,12 +119,12 @@ def test_payment_refused_by_the_pay_assets_rules_moves_nothing() -> None:
     chain = coupon_chain()
     record = chain.height + 1
     assert announce(chain, "c", record).code == 0
-    chain.ok(o.FreezeAccount(AGENT, B, "investigation"))
+    chain.ok(o.SetAssetRules(ISSUER, CASH, (spec("max_balance", max=20_00),)))  # A's coupon is 35_00
     before = chain.balance(CASH, PAYER).available
     r = pay(chain, "c")
-    assert r.code == codes.RECEIVER_FROZEN
+    assert r.code == cc.MAX_BALANCE_EXCEEDED
     assert chain.balance(CASH, PAYER).available == before and chain.balance(CASH, A).available == 0
-    chain.ok(o.UnfreezeAccount(AGENT, B, "cleared"))
+    chain.ok(o.SetAssetRules(ISSUER, CASH, ()))
     assert done(pay(chain, "c"))
 
 
@@ -149,15 +150,23 @@ def test_maturity_redemption() -> None:
     assert pay(chain, "mat").code == cc.ACTION_COMPLETED
 
 
-def test_maturity_waits_for_holds() -> None:
+def test_maturity_pays_everyone_while_units_wait_in_holds() -> None:
+    """Units in an active hold are promised to its payee: they wait for the hold to end, and hold up nobody else's
+    redemption, not even the rest of the same holder's position."""
     chain = coupon_chain()
     chain.ok(o.CreateHold(A, "h1", BOND, A, B, AGENT, 10_00, chain.time + 10**6))
     record = chain.height + 1
     assert announce(chain, "mat", record, 1, 1, kind=2).code == 0
-    assert pay(chain, "mat").code == codes.HOLDS_PENDING
+    first = pay(chain, "mat")
+    assert not done(first) and first.events[-1].attr("held") == 10_00
+    assert chain.balance(CASH, B).available == 500_20 and chain.balance(CASH, A).available == 990_20
+    assert chain.balance(BOND, A) == Balance(0, 10_00, 0) and chain.audit()[BOND] == 10_00
+    assert chain.run(o.ExecuteHold(AGENT, "h1")).code == cc.ASSET_MATURED  # a matured asset's hold only ends
+    again = pay(chain, "mat")  # the walk starts again; still held
+    assert not done(again) and again.events[-1].attr("held") == 10_00
     chain.ok(o.ReleaseHold(AGENT, "h1"))
     assert done(pay(chain, "mat"))
-    assert chain.audit().get(BOND, 0) == 0
+    assert chain.audit().get(BOND, 0) == 0 and chain.balance(CASH, A).available == 1000_20
 
 
 PEOPLE = (A, B, C, D)
