@@ -830,7 +830,7 @@ _FAST_DUMP: dict[int, tuple[WireType, Callable[[Any], Any] | None]] = {}
 # decode_trusted remembers the values it decoded from short byte strings, per wire type: a block reads the same
 # accounts, balances and assets its parent wrote, and committed bytes decode to immutable values (frozen records,
 # tuples, ints, str, bytes), so the same bytes can hand back the same value. Clearing a full cache changes only speed.
-DECODED_CACHE_MAX = 65_536  # cached values per wire type: the type's cache is cleared when full
+DECODED_CACHE_MAX = 16_384  # cached values per wire type (a few MB at most): the type's cache is cleared when full
 DECODED_CACHE_MAX_BYTES = 512  # longer encodings (replay buckets, big rule sets) are decoded every time
 
 
