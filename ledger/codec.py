@@ -404,26 +404,24 @@ class Seq(WireType):
             self._bounds(n, DecodeError)
         quick = self._quick
         if quick is not None and all(map(quick, v)):
-            out = list(v)  # every item is a valid scalar of the item type
+            out = v  # every item is a valid scalar of the item type: the tuple is the value
         else:
-            out = None
-        item = self.item.load
-        try:
-            if out is None:
-                out = [item(x) for x in v]
-        except CodecError as exc:
-            for i, x in enumerate(v):
-                try:
-                    item(x)
-                except CodecError:
-                    raise exc.at(f"[{i}]") from None
-            raise
-        if self.sorted_unique:
+            item = self.item.load
+            try:
+                out = tuple(map(item, v))
+            except CodecError as exc:
+                for i, x in enumerate(v):
+                    try:
+                        item(x)
+                    except CodecError:
+                        raise exc.at(f"[{i}]") from None
+                raise
+        if self.sorted_unique and n > 1:
             keys = out if self.sort_key is None else [self.sort_key(e) for e in out]
             for a, b in itertools.pairwise(keys):
                 if not a < b:
                     raise DecodeError(codes.NOT_SORTED, "items must be strictly ascending")
-        return tuple(out)
+        return out
 
     def dump(self, x: Any) -> list[Any]:
         if type(x) not in (tuple, list):
@@ -772,9 +770,15 @@ class Variant(WireType):
 DEFAULT_MAX_BYTES = 1 << 20
 
 
+def _pack(value: Any) -> bytes:
+    """msgpack.packb(value, use_bin_type=True), made cheaper for the small values of the ledger: a Packer whose
+    first buffer is small (it grows as needed) costs less to create than packb's default one."""
+    return msgpack.Packer(use_bin_type=True, buf_size=256).pack(value)
+
+
 def encode(t: WireType, value: Any) -> bytes:
     """The canonical bytes of `value`. Raises EncodeError for values that break the schema."""
-    return msgpack.packb(t.dump(value), use_bin_type=True)
+    return _pack(t.dump(value))
 
 
 def _unpack(data: bytes, max_bytes: int) -> Any:
@@ -811,7 +815,7 @@ def decode(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     raw = _unpack(data, max_bytes)
     value = t.load(raw)
     try:
-        again = msgpack.packb(raw, use_bin_type=True)
+        again = _pack(raw)
     except (ValueError, TypeError, OverflowError):
         raise DecodeError(codes.NON_CANONICAL, "value cannot be re-encoded") from None
     if again != data:
@@ -819,24 +823,41 @@ def decode(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     return value
 
 
-_FAST_LOAD: dict[int, tuple[WireType, Callable[[Any], Any] | None]] = {}
+_NOT_CACHED: Any = object()
+_FAST_LOAD: dict[int, tuple[WireType, Callable[[Any], Any] | None, dict[bytes, Any]]] = {}
 _FAST_DUMP: dict[int, tuple[WireType, Callable[[Any], Any] | None]] = {}
+
+# decode_trusted remembers the values it decoded from short byte strings, per wire type: a block reads the same
+# accounts, balances and assets its parent wrote, and committed bytes decode to immutable values (frozen records,
+# tuples, ints, str, bytes), so the same bytes can hand back the same value. Clearing a full cache changes only speed.
+DECODED_CACHE_MAX = 16_384  # cached values per wire type (a few MB at most): the type's cache is cleared when full
+DECODED_CACHE_MAX_BYTES = 512  # longer encodings (replay buckets, big rule sets) are decoded every time
 
 
 def decode_trusted(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """Parse bytes this ledger wrote itself (its committed state): the structure is rebuilt without re-checking
     every field (they were checked when first decoded). Bytes of the wrong shape still raise DecodeError; use
-    `decode` for anything that comes from outside."""
+    `decode` for anything that comes from outside. The value is shared with other callers: never mutate it."""
     entry = _FAST_LOAD.get(id(t))
     if entry is None:
-        entry = _FAST_LOAD[id(t)] = (t, t.fast_loader())
-    conv = entry[1]
+        entry = _FAST_LOAD[id(t)] = (t, t.fast_loader(), {})
+    _t, conv, cache = entry
+    cacheable = type(data) is bytes and len(data) <= DECODED_CACHE_MAX_BYTES
+    if cacheable:
+        value = cache.get(data, _NOT_CACHED)
+        if value is not _NOT_CACHED:
+            return value
     try:
         raw = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True, timestamp=0)
-        return raw if conv is None else conv(raw)
+        value = raw if conv is None else conv(raw)
     except Exception:  # noqa: BLE001 - corrupt stored bytes: classify with the strict parser's error
         raw = _unpack(data, max_bytes)
         raise DecodeError(codes.MALFORMED, "stored value has the wrong shape") from None
+    if cacheable:
+        if len(cache) >= DECODED_CACHE_MAX:
+            cache.clear()
+        cache[data] = value
+    return value
 
 
 def encode_trusted(t: WireType, value: Any) -> bytes:
@@ -846,4 +867,4 @@ def encode_trusted(t: WireType, value: Any) -> bytes:
     if entry is None:
         entry = _FAST_DUMP[id(t)] = (t, t.fast_dumper())
     conv = entry[1]
-    return msgpack.packb(value if conv is None else conv(value), use_bin_type=True)
+    return _pack(value if conv is None else conv(value))

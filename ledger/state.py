@@ -149,9 +149,16 @@ class Overlay:
 
     def changes(self) -> dict[bytes, bytes | None]:
         """Every written key with its canonical bytes (None = deleted), in key order."""
+        writes = self._writes
+        encoded = self._encoded
         out: dict[bytes, bytes | None] = {}
-        for key in sorted(self._writes):
-            out[key] = self.get_state(key)
+        for key in sorted(writes):
+            value = writes[key]
+            if value is None:
+                out[key] = None
+            else:
+                enc = encoded.get(key)
+                out[key] = encode_value(key, value) if enc is None else enc
         return out
 
 

@@ -12,7 +12,9 @@ changed records and update the sparse Merkle tree (the state root) once per bloc
 
 Also measured in the same run, interleaved with the blocks: raw pynacl Ed25519 verifications per second on the same
 messages (verify_per_s; VerifyKey objects built in advance, the cheapest pynacl path), so ratio = tx_per_s /
-verify_per_s says how close the ledger gets to "signature verification is the only cost". Both rates use this
+verify_per_s says how close the ledger gets to "signature verification is the only cost". `breakdown_us` splits one
+transfer's CPU time: verification (the raw rate), the state-root update and the decoding (each block's, timed again
+on its own after the block), and the rest ("execution"). Both rates use this
 process's CPU time (time.process_time), which other processes on a shared machine distort much less than wall time.
 State-root growth comes from node.tools.bench_smt.measure_root_update when that module is present.
 """
@@ -304,14 +306,25 @@ def run_apply(args: argparse.Namespace) -> int:
     # CPU time of this process (time.process_time), so other processes on a shared machine distort less; the raw
     # verification rate is sampled between blocks so both measurements see the same conditions.
     ok = 0
-    apply_cpu = verify_cpu = 0.0
+    apply_cpu = verify_cpu = root_cpu = decode_cpu = 0.0
     verified = 0
     wall = time.perf_counter()
     for lo in range(0, len(txs), args.block_size):
+        block_txs = txs[lo : lo + args.block_size]
+        parent_tree = ledger.tree
         start = time.process_time()
-        out = ledger.apply(txs[lo : lo + args.block_size], time=ledger.time + 1)
+        out = ledger.apply(block_txs, time=ledger.time + 1)
         apply_cpu += time.process_time() - start
         ok += sum(1 for r in out.receipts if r.code == 0)
+        # The breakdown, outside the timed apply: the block's state-root update and its decoding, done again.
+        start = time.process_time()
+        again = parent_tree.update(out.changes)
+        root_cpu += time.process_time() - start
+        assert again.root == out.state_root, "the state root timed again differs"
+        start = time.process_time()
+        for raw in block_txs:
+            decode_transaction(raw, operations=OPERATIONS)
+        decode_cpu += time.process_time() - start
         batch = prepared[lo % len(prepared) : lo % len(prepared) + min(args.block_size, 1_000)] or prepared
         start = time.process_time()
         for vk, msg, sig in batch:
@@ -337,6 +350,15 @@ def run_apply(args: argparse.Namespace) -> int:
         "ratio": round(tx_per_s / verify_per_s, 3),
         "per_tx_us": round(elapsed / args.txs * 1e6, 1),
         "verify_us": round(1e6 / verify_per_s, 1),
+        # Where the CPU time of one transfer goes (µs): the raw verification rate, and the state-root update and
+        # the decoding of the same blocks timed again on their own; "execution" is the rest (checks, the transfer,
+        # overlays, receipts, replay ids, encoding the changes, the supply check, the in-memory commit).
+        "breakdown_us": {
+            "verify": round(1e6 / verify_per_s, 1),
+            "state_root": round(root_cpu / args.txs * 1e6, 1),
+            "decode": round(decode_cpu / args.txs * 1e6, 1),
+            "execution": round((elapsed - root_cpu - decode_cpu) / args.txs * 1e6 - 1e6 / verify_per_s, 1),
+        },
         "state_root": ledger.root.hex(),
         "setup_s": round(setup_s, 2),
         "root_update_growth": root_growth(args.root_growth),

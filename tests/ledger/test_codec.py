@@ -23,10 +23,13 @@ from ledger.codec import (
     Variant,
     Version,
     decode,
+    decode_trusted,
     encode,
+    encode_trusted,
     record_type,
     wire,
 )
+from ledger.records import Balance, ReplayBucket, TxSeen
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,3 +213,31 @@ def test_error_path_names_the_field() -> None:
     with pytest.raises(DecodeError) as exc:
         decode(SAMPLE, raw(*f))
     assert exc.value.path == "params.b"
+
+
+def test_decode_trusted_hands_back_one_value_per_short_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Committed bytes decode to immutable values, so equal short bytes give the very same value (a block re-reads
+    what its parent wrote without decoding it again); per wire type, bounded, and only for short encodings."""
+    from ledger import codec
+
+    balance, seen = record_type(Balance), record_type(TxSeen)
+    data = encode_trusted(balance, Balance(5, 0, 2))
+    first = decode_trusted(balance, data)
+    again = decode_trusted(balance, bytes(bytearray(data)))  # equal bytes, another object
+    assert first == Balance(5, 0, 2) and again is first
+    assert decode_trusted(balance, bytearray(data)) == first  # not hashable: decoded, not cached
+    one_int = encode_trusted(seen, TxSeen(7))
+    assert decode_trusted(seen, one_int) == TxSeen(7)  # the same bytes under another type are that type's value
+    with pytest.raises(DecodeError):
+        decode_trusted(balance, one_int)
+
+    long_bucket = encode_trusted(record_type(ReplayBucket), ReplayBucket(tuple(bytes([i]) * 32 for i in range(20))))
+    assert len(long_bucket) > codec.DECODED_CACHE_MAX_BYTES
+    bucket_type = record_type(ReplayBucket)
+    assert decode_trusted(bucket_type, long_bucket) is not decode_trusted(bucket_type, long_bucket)
+
+    monkeypatch.setattr(codec, "DECODED_CACHE_MAX", 4)
+    cached = decode_trusted(balance, encode_trusted(balance, Balance(1, 1, 1)))
+    for n in range(2, 8):  # fills the type's cache: it is cleared, then filled again
+        decode_trusted(balance, encode_trusted(balance, Balance(n, n, n)))
+    assert decode_trusted(balance, encode_trusted(balance, Balance(1, 1, 1))) is not cached
