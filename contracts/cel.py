@@ -311,8 +311,9 @@ def to_cel(value: Any) -> Any:
 
 
 def plain(value: Any) -> Any:
-    """Check a context value as to_cel does (bool, int in int64, str, bytes, list, str-keyed dict; ValueError for
-    anything else, with to_cel's message) and return it as the fast program reads it (tuples become lists)."""
+    """Check a context value as to_cel does (bool, int in int64, str, bytes, list, dict; ValueError with to_cel's
+    message for anything else) and return it as the fast program reads it (tuples become lists). Map keys must be
+    strings (to_cel would stringify others; the context's maps have none)."""
     t = type(value)
     if t is int:
         if not I64_MIN <= value <= I64_MAX:
