@@ -15,10 +15,14 @@ An expression is checked when it is attached (RuleConfigError otherwise):
   range has a size known from the syntax (literals, the context values of RANGE_BOUNDS, + and ?: of these), and
   nodes + sum(range size x body nodes) <= MAX_COST. The bound depends on the expression alone, so every node
   accepts or refuses the same rule.
-Compiled programs are cached by expression text (bounded). Evaluation gets only int, bool, string and list/map values
-(no doubles can enter: the activation builder refuses anything else); CEL int arithmetic is 64-bit signed and
-overflow is an error. Any error, or a result that is not a bool, denies the movement with CEL_EVAL_ERROR; false
-denies with CEL_DENIED. MemoryError and RecursionError depend on the machine, not the expression: they propagate.
+Compiled programs are cached by expression text (bounded). A checked expression is compiled twice: into
+cel-python's runner (the reference, which defines the result) and into a fast program of Python closures
+(contracts.cel_program) that returns the reference's bool or hands over to the reference (Fallback) whenever it
+cannot be sure: on any error and on operand types outside its subset. `decide` runs the fast program and falls back.
+Evaluation gets only int, bool, string and list/map values (no doubles can enter: `plain` and `to_cel` refuse anything
+else); CEL int arithmetic is 64-bit signed and overflow is an error. Any error, or a result that is not a bool,
+denies the movement with CEL_EVAL_ERROR; false denies with CEL_DENIED. MemoryError and RecursionError depend on the
+machine, not the expression: they propagate.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import lark
 from celpy import celtypes
 
 from contracts import codes as cc
+from contracts.cel_program import Program, compile_program
 from contracts.params import RuleConfigError
 from ledger.schema import MAX_AGENTS
 
@@ -43,7 +48,9 @@ __all__ = [
     "RANGE_BOUNDS",
     "Compiled",
     "compile_expression",
+    "decide",
     "evaluate",
+    "plain",
     "to_cel",
 ]
 
@@ -124,10 +131,12 @@ _ENV = celpy.Environment()
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """A checked, compiled expression, the context variables it reads (only those are built per movement) and its
-    static evaluation cost bound (node visits, at most MAX_COST)."""
+    """A checked, compiled expression: the reference runner, the fast program (None when the expression uses a
+    construct outside its subset), the context variables it reads (only those are built per movement) and its static
+    evaluation cost bound (node visits, at most MAX_COST)."""
 
     runner: celpy.Runner
+    program: Program | None
     names: frozenset[str]
     cost: int
 
@@ -275,7 +284,7 @@ def compile_expression(text: str) -> Compiled:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RuleConfigError(cc.CEL_SYNTAX, f"CEL: {first[:200]}") from None
     names, cost = _check_tree(ast)
-    compiled = Compiled(_ENV.program(ast, functions=_OVERRIDES), names, cost)
+    compiled = Compiled(_ENV.program(ast, functions=_OVERRIDES), compile_program(ast, CONTEXT_NAMES), names, cost)
     if len(_CACHE) >= MAX_CACHE:
         _CACHE.clear()
     _CACHE[text] = compiled
@@ -303,8 +312,43 @@ def to_cel(value: Any) -> Any:
     raise ValueError(f"value of type {t.__name__} not allowed in a CEL context")
 
 
+def plain(value: Any) -> Any:
+    """Check a context value as to_cel does (bool, int in int64, str, bytes, list, dict; ValueError with to_cel's
+    message for anything else) and return it as the fast program reads it (tuples become lists). Map keys must be
+    strings (to_cel would stringify others; the context's maps have none)."""
+    t = type(value)
+    if t is int:
+        if not I64_MIN <= value <= I64_MAX:
+            raise ValueError(f"integer {value} outside the CEL int64 range")
+        return value
+    if t is bool or t is str or t is bytes:
+        return value
+    if t is list or t is tuple:
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        if not all(type(k) is str for k in value):
+            raise ValueError("a CEL context map needs string keys")
+        return {k: plain(v) for k, v in value.items()}
+    raise ValueError(f"value of type {t.__name__} not allowed in a CEL context")
+
+
+def decide(compiled: Compiled, values: Mapping[str, Any]) -> tuple[bool | None, str]:
+    """Evaluate a compiled expression on plain context values (from `plain`): (True/False, "") or (None, why).
+
+    The fast program answers when it can; otherwise (Fallback, or an unexpected exception, which would be a bug in
+    the fast path) the reference evaluator answers, so the result and the error text are the reference's."""
+    if compiled.program is not None:
+        try:
+            return compiled.program(values), ""
+        except (MemoryError, RecursionError):
+            raise  # the machine's limits, not the expression's: never a verdict (see evaluate)
+        except Exception:  # noqa: BLE001, S110 - Fallback by design; anything else (a bug): the reference decides
+            pass
+    return evaluate(compiled.runner, {name: to_cel(value) for name, value in values.items()})
+
+
 def evaluate(runner: celpy.Runner, activation: Mapping[str, Any]) -> tuple[bool | None, str]:
-    """(True/False, "") or (None, why) when evaluation failed or did not give a bool."""
+    """The reference evaluation: (True/False, "") or (None, why) when evaluation failed or did not give a bool."""
     try:
         result = runner.evaluate(dict(activation))
     except (MemoryError, RecursionError):

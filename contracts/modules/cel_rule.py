@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from contracts import codes as cc
 from contracts import holders
-from contracts.cel import RANGE_BOUNDS, Compiled, compile_expression, evaluate, to_cel
+from contracts.cel import RANGE_BOUNDS, Compiled, compile_expression, decide, plain
 from contracts.claims import valid_claim
 from contracts.modules.base import ALLOWED, MATURITY_REDEMPTION, RuleContext
 from contracts.params import Params
@@ -71,9 +71,11 @@ def variable(ctx: RuleContext, name: str) -> Any:
         return _side(ctx, mv.recipient)
     if name == "asset":
         return _asset(ctx)
-    forced = mv.forced or mv.kind == MATURITY_REDEMPTION
-    simple = {"kind": mv.kind, "forced": forced, "amount": mv.amount, "height": mv.height, "time": mv.time}
-    return mv.actor if name == "actor" else simple[name]
+    if name == "forced":
+        return mv.forced or mv.kind == MATURITY_REDEMPTION
+    if name == "actor":
+        return mv.actor
+    return {"kind": mv.kind, "amount": mv.amount, "height": mv.height, "time": mv.time}[name]
 
 
 def _assert_range_bounds(name: str, value: Any) -> None:
@@ -87,15 +89,16 @@ def _assert_range_bounds(name: str, value: Any) -> None:
 
 
 def activation(ctx: RuleContext, names: frozenset[str]) -> dict[str, Any]:
-    """The CEL values of `names`, built once per movement and shared by all CEL rules of the asset."""
+    """The context values of `names` (checked plain values, contracts.cel.plain), built once per movement and shared
+    by all CEL rules of the asset."""
     cache = ctx.cel_activation
     if cache is None:
         cache = ctx.cel_activation = {}
-    for name in names:
+    for name in sorted(names):  # a fixed order: with two bad values, every node reports the same one
         if name not in cache:
             value = variable(ctx, name)
             _assert_range_bounds(name, value)
-            cache[name] = to_cel(value)
+            cache[name] = plain(value)
     return {name: cache[name] for name in names}
 
 
@@ -120,7 +123,7 @@ class CelRule:
             act = activation(ctx, self.compiled.names)
         except ValueError as exc:
             return cc.CEL_EVAL_ERROR, f"custom rule context: {exc}"
-        ok, why = evaluate(self.compiled.runner, act)  # MemoryError / RecursionError propagate (not a denial)
+        ok, why = decide(self.compiled, act)  # MemoryError / RecursionError propagate (not a denial)
         if ok is None:
             return cc.CEL_EVAL_ERROR, f"custom rule {self.expr[:60]!r}: {why}"
         if not ok:
