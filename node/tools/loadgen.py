@@ -86,7 +86,8 @@ class BenchReport:
     via: str = ""
     latency_resolution: str = ""
     verify_phase: dict[str, Any] = field(default_factory=dict)
-    max_rate_tps: float | None = None  # with --rate max: the rate measured (run again at half of it for latency)
+    max_rate_tps: float | None = None
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per node: the most memory it ever held (VmHWM)  # with --rate max: the rate measured (run again at half of it for latency)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,7 +99,7 @@ class BenchReport:
             "duration_s": self.duration_s, "rate": "max" if self.rate is None else self.rate,
             "load_processes": self.load_processes, "network": self.network, "via": self.via,
             "latency_resolution": self.latency_resolution, "verify_phase": self.verify_phase,
-            "max_rate_tps": self.max_rate_tps,
+            "max_rate_tps": self.max_rate_tps, "peak_rss_mb": self.peak_rss_mb,
         }
 
 
@@ -320,7 +321,7 @@ def _say(out: IO[str] | None, text: str) -> None:
 def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchReport:
     from node.tools.load import CommitMonitor
     from node.tools.localnet import load_accounts
-    from node.tools.node_processes import process_cpu_seconds
+    from node.tools.node_processes import process_cpu_seconds, process_peak_rss_mb
     from node.tools.testnet import Testnet
 
     # The verify rate first, on a quiet machine: before the bench's own network starts (or, with --dir, with the
@@ -436,6 +437,10 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             samples = [(t_start, 0)] + [(t, c - base) for t, c in monitor.samples if base is not None and t >= t_start]
             report.latency_resolution = f"{SAMPLE_S * 1000:.0f} ms samples"
         cpu1 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
+        for i, pid in pids.items():
+            peak = process_peak_rss_mb(pid) if pid else None
+            if peak is not None:
+                report.peak_rss_mb[net.node_id(i)] = peak
         for proc in procs:
             proc.join(10)
         accepted = sorted(t for r in results_got for t in r["accepted"])
@@ -544,6 +549,7 @@ def format_report(report: BenchReport) -> str:
         (f"latency ms     p50 {report.p50_ms}  p90 {report.p90_ms}  p99 {report.p99_ms}  max {report.max_ms}"
          f"  (resolution: {report.latency_resolution})"),
         f"cpu per node   {report.cpu_per_node}  (% of one core)",
+        f"peak rss       {report.peak_rss_mb}  (MiB per node, since it started)",
         (f"ed25519 verify {report.verify_per_s}/s over {report.cores} cores, measured "
          f"{report.verify_phase.get('when', '?')} (load average {report.verify_phase.get('load_average')})"),
         f"efficiency     {report.efficiency}  (= {report.tps} x {report.validators} / {report.verify_per_s})",

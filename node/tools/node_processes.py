@@ -63,6 +63,18 @@ def process_cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def process_peak_rss_mb(pid: int) -> float | None:
+    """The peak resident memory of a process so far (VmHWM, from /proc), in MiB; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
 def _reap(pid: int) -> None:
     """Collect an exited child of this process (when it is one) so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError, OSError):

@@ -40,6 +40,7 @@ def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: p
     assert doc["verify_phase"]["verify_per_s"] == doc["verify_per_s"]
     assert doc["latency_resolution"] == "commit instants"
     assert doc["max_rate_tps"] is None  # a fixed rate, not --rate max
+    assert set(doc["peak_rss_mb"]) == {"node-0"} and doc["peak_rss_mb"]["node-0"] > 20
     # Its own network is gone afterwards: no node process, no directory.
     own = doc["network"].split(", ", 1)[1]
     assert own.startswith("/tmp/ledger-bench-") and not os.path.exists(own)
