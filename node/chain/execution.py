@@ -318,10 +318,10 @@ class Executor:
         ids = {tx_id for tx_id, _, _ in stored}
         stored += [x for x in e.rejected if x[0] not in ids and self.store.get_tx(x[0]) is None]
         if len(stored) > len(e.executed):
-            position = {}
+            first_index: dict[bytes, int] = {}
             for r in e.receipts:
-                position.setdefault(r.tx_id, r.index)
-            stored.sort(key=lambda x: position[x[0]])
+                first_index.setdefault(r.tx_id, r.index)
+            stored.sort(key=lambda x: first_index[x[0]])
         return stored
 
     def write(self, finalized: FinalizedBlock) -> CommittedBlock:
