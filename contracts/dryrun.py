@@ -23,7 +23,7 @@ from ledger.errors import Refused
 from ledger.protocol import Protocol
 from ledger.state import Overlay, StateReader
 from ledger.transaction import SignedTransaction
-from ledger.transition import dry_run
+from ledger.transition import dry_run, start_block
 
 __all__ = ["DryRun", "check", "check_operations"]
 
@@ -73,7 +73,9 @@ def check_operations(
 ) -> DryRun:
     """The outcome of `operations`, applied atomically in order, as if signed by `signers`, under `protocol`.
     Writes nothing. An operation outside the protocol's operation set is refused with UNKNOWN_VARIANT."""
-    ctx = TxContext(Overlay(Overlay(state)), block, NO_TX_ID, tuple(sorted(set(signers))), protocol)
+    block_state = Overlay(state)
+    start_block(block_state, block, protocol)  # as a block would: holds due at its time are released first
+    ctx = TxContext(Overlay(block_state), block, NO_TX_ID, tuple(sorted(set(signers))), protocol)
     dispatch = protocol.operations.dispatch
     try:
         for i, op in enumerate(operations):
@@ -82,6 +84,7 @@ def check_operations(
             if processor is None:
                 raise Refused(codes.UNKNOWN_VARIANT, f"no processor for operation {type(op).__name__}")
             processor(ctx, op)
+        ctx.check_transaction_rules()
     except Refused as refusal:
         return _result(refusal.code, ctx.op_index, refusal.message)
     return _result(codes.OK, None, "")

@@ -6,6 +6,10 @@
                                  rules in order; the first refusal wins. No writes.
     on_success(movement, state)  the engine's bookkeeping for every asset (holder index and counts, record-height
                                  checkpoints), then each rule's own state update.
+    check_transaction(movements, state)
+                                 after the last operation, per asset moved (in the order first moved): the rules
+                                 decided on the end state (max_holders, max_balance: EndStateRule), with the asset's
+                                 rules as they are at the end of the transaction; the first refusal wins.
     validate_rules(asset, rules) compiles the rule list when it is attached; a bad rule is refused then.
 
 Compiled rule lists are cached by their content (the RuleSpec tuple), so a list compiles once per process. The
@@ -19,6 +23,7 @@ from contracts import actions, claims, holders, snapshots
 from contracts import codes as cc
 from contracts.modules.base import (
     ALLOWED,
+    END_ALLOWED,
     MATURITY_REDEMPTION,
     RECIPIENT_INCREASES,
     SENDER_DECREASES,
@@ -29,7 +34,9 @@ from contracts.registry import CompiledRules, compile_rules
 from ledger import codes
 from ledger import rules as r
 from ledger.operations import RuleSpec
+from ledger.records import AssetDefinition
 from ledger.rules import CoreRuleEngine, Movement, RuleEngine, RuleState
+from ledger.state_keys import asset_key
 
 __all__ = ["ContractsEngine"]
 
@@ -83,6 +90,25 @@ class ContractsEngine:
             if res[0] != codes.OK:
                 return res
         return ALLOWED
+
+    def check_transaction(self, movements: tuple[Movement, ...], state: RuleState) -> tuple[int, str, int]:
+        res = self.core.check_transaction(movements, state)
+        if res[0] != codes.OK:
+            return res
+        by_asset: dict[str, list[Movement]] = {}
+        for mv in movements:
+            by_asset.setdefault(mv.asset_id, []).append(mv)
+        for asset_id, moved in by_asset.items():
+            asset: AssetDefinition | None = state.get(asset_key(asset_id))
+            assert asset is not None, "units moved of an asset that does not exist"
+            rules = self.compiled(asset.rules)
+            if isinstance(rules, RuleConfigError):
+                return rules.code, f"{asset_id}: stored rules no longer compile: {rules.message}", moved[0].op_index
+            for module in rules.end_state:
+                res = module.check_end(asset_id, tuple(moved), state)
+                if res[0] != codes.OK:
+                    return res
+        return END_ALLOWED
 
     def on_success(self, movement: Movement, state: RuleState) -> None:
         self.core.on_success(movement, state)

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 from contracts import codes as cc
-from contracts.modules.base import RuleModule
+from contracts.modules.base import EndStateRule, RuleModule
 from contracts.modules.cel_rule import CelRule
 from contracts.modules.cosign import CosignThreshold
 from contracts.modules.countries import Countries
@@ -41,6 +41,7 @@ MODULES: dict[str, type] = {
 class CompiledRules:
     modules: tuple[RuleModule, ...]
     providers: tuple[str, ...] | None  # the eligibility rule's trusted KYC providers (None: no eligibility rule)
+    end_state: tuple[EndStateRule, ...] = ()  # the modules decided on a transaction's end state, in order
 
 
 def rule_id(spec: RuleSpec) -> bytes:
@@ -64,4 +65,5 @@ def compile_rules(specs: tuple[RuleSpec, ...]) -> CompiledRules:
         if isinstance(module, Eligibility):
             providers = module.providers
         modules.append(module)
-    return CompiledRules(tuple(modules), providers)
+    end_state = tuple(m for m in modules if isinstance(m, EndStateRule))
+    return CompiledRules(tuple(modules), providers, end_state)

@@ -57,7 +57,9 @@ and the node stops executing the block instead."""
 class TxContext:
     """One transaction being executed on its own overlay."""
 
-    __slots__ = ("block", "engine", "events", "op_index", "protocol", "rule_state", "signers", "state", "tx_id")
+    __slots__ = (
+        "block", "engine", "events", "movements", "op_index", "protocol", "rule_state", "signers", "state", "tx_id"
+    )
 
     def __init__(
         self, state: Overlay, block: BlockContext, tx_id: bytes, signers: tuple[str, ...], protocol: Protocol
@@ -71,6 +73,7 @@ class TxContext:
         self.events: list[Event] = []
         self.op_index = 0
         self.rule_state = RuleState(state)
+        self.movements: list[Movement] = []  # the movements applied so far, for the end-of-transaction rules
 
     # -- events ------------------------------------------------------------------------------------------------
 
@@ -227,3 +230,21 @@ class TxContext:
             raise
         except Exception as exc:  # noqa: BLE001 - as in check_rules; the transaction overlay is dropped
             raise Refused(codes.RULE_ENGINE_ERROR, f"rule update failed: {type(exc).__name__}") from None
+        self.movements.append(mv)
+
+    def check_transaction_rules(self) -> None:
+        """After the last operation: the rules decided on the transaction's end state (net effect). A refusal names
+        the operation the engine points at."""
+        if not self.movements:
+            return
+        try:
+            code, message, op_index = self.engine.check_transaction(tuple(self.movements), self.rule_state)
+        except (Refused, AssertionError, *MACHINE_FAILURES):
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in check_rules
+            raise Refused(codes.RULE_ENGINE_ERROR, f"rule check failed: {type(exc).__name__}") from None
+        if code != codes.OK:
+            self.op_index = op_index
+            if code not in codes.REASONS:
+                raise Refused(codes.RULE_ENGINE_ERROR, f"rule engine returned unregistered code {code}")
+            raise Refused(code, message or codes.message_for(code))

@@ -21,7 +21,10 @@ from ledger.governance_state import PopVerifier
 from ledger.operation_set import OperationSet
 from ledger.rules import RuleEngine
 
-__all__ = ["Protocol"]
+__all__ = ["PROTOCOL_VERSION", "Protocol"]
+
+# The protocol version this code implements (docs/protocol.md §10: what each version changed, and the rules).
+PROTOCOL_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)

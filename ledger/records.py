@@ -25,6 +25,7 @@ from ledger.schema import (
     EPOCH,
     HASH32,
     HEIGHT,
+    HOLD_ID,
     ISIN,
     KEY_SET,
     MAX_POSITIONS,
@@ -163,6 +164,21 @@ class Hold:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldQueue:
+    """The hold expiry queue's size: entries 0 .. size - 1 form a binary min-heap (ledger.hold_expiry)."""
+
+    size: int = wire(UInt(64))
+
+
+@dataclass(frozen=True, slots=True)
+class HoldQueueEntry:
+    """One hold waiting for its expiry, ordered by (expires_at, hold)."""
+
+    expires_at: int = wire(TIME)
+    hold: str = wire(HOLD_ID)
+
+
+@dataclass(frozen=True, slots=True)
 class Positions:
     """The assets in which an account has a non-zero position, sorted (statements and migration enumerate it)."""
 
@@ -283,6 +299,8 @@ RECORD_TYPES = (
     AssetStatus,
     Balance,
     Hold,
+    HoldQueue,
+    HoldQueueEntry,
     Positions,
     TxSeen,
     ReplayIndex,

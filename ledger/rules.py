@@ -2,9 +2,12 @@
 
 The ledger calls `RuleEngine.check(movement, state)` before every movement of units (issue, transfer leg,
 redemption, hold creation and execution, forced transfer, settlement leg, migration) and
-`RuleEngine.on_success(movement, state)` right after the movement is applied. A refusal is a (code, message) pair
-from ledger.codes; (0, "") allows. `validate_rules` is called when an asset's rule list is set (definition or
-update) so a bad rule is refused when attached, not at transfer time.
+`RuleEngine.on_success(movement, state)` right after the movement is applied. Once every operation of a transaction
+has run, `RuleEngine.check_transaction(movements, state)` sees the transaction's movements together with its end
+state: rules about the end state (how many holders an asset has, how much one account holds) are decided there, on
+the transaction's net effect, so their verdict does not depend on the order of its legs or operations. A refusal is
+a (code, message) pair from ledger.codes; (0, "") allows. `validate_rules` is called when an asset's rule list is
+set (definition or update) so a bad rule is refused when attached, not at transfer time.
 
 Hard invariants are NOT pluggable: the ledger itself always enforces balances (no negative active, held or frozen
 amount), the supply cap and the amount range, whatever the engine says. `CoreRuleEngine` adds the core policy:
@@ -78,7 +81,8 @@ class Movement:
 
 
 class RuleState:
-    """What a rule engine may touch: typed reads of all state, writes only in the contracts namespace."""
+    """What a rule engine may touch: typed reads of all state, writes only in the contracts namespace.
+    `balance_before` reads a balance as it was when the transaction began (the overlay's parent)."""
 
     __slots__ = ("_overlay",)
 
@@ -94,6 +98,10 @@ class RuleState:
 
     def balance(self, asset_id: str, account_id: str) -> Balance | None:
         return self._overlay.get(balance_key(asset_id, account_id))
+
+    def balance_before(self, asset_id: str, account_id: str) -> Balance | None:
+        """The balance before this transaction's writes."""
+        return self._overlay.parent_value(balance_key(asset_id, account_id))
 
     def asset_status(self, asset_id: str) -> AssetStatus | None:
         return self._overlay.get(asset_status_key(asset_id))
@@ -113,6 +121,10 @@ class RuleEngine(Protocol):
     def check(self, movement: Movement, state: RuleState) -> tuple[int, str]: ...
 
     def on_success(self, movement: Movement, state: RuleState) -> None: ...
+
+    def check_transaction(self, movements: tuple[Movement, ...], state: RuleState) -> tuple[int, str, int]:
+        """After the last operation: (code, message, index of the operation the refusal names); code 0 allows."""
+        ...
 
 
 ALLOWED: tuple[int, str] = (codes.OK, "")
@@ -144,6 +156,9 @@ class CoreRuleEngine:
 
     def on_success(self, movement: Movement, state: RuleState) -> None:
         return None
+
+    def check_transaction(self, movements: tuple[Movement, ...], state: RuleState) -> tuple[int, str, int]:
+        return codes.OK, "", 0
 
 
 DEFAULT_ENGINE = CoreRuleEngine()

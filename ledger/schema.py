@@ -36,6 +36,7 @@ MAX_AMOUNT = (1 << 64) - 1  # every amount, balance and supply counter is a uint
 MAX_EVENT_ATTRS = 24
 MAX_EVENT_ATTR_BYTES = 4096  # e.g. the comma-joined rule names of an asset (32 x 64 bytes)
 MAX_EVENTS_PER_TX = 4096  # a transaction that would emit more is refused (TX_TOO_COMPLEX)
+MAX_HOLD_EXPIRIES_PER_BLOCK = 4096  # holds one block releases on expiry; the next blocks release the rest
 MAX_RECEIPT_BYTES = 16 << 20
 MAX_EVENT_KINDS = 1024  # event kinds of one operation set
 

@@ -13,6 +13,8 @@ keys of one asset or one account share a prefix (LevelDB range scans for holders
     'B'  'B' u8(len asset) asset account_id         Balance
     'P'  'P' account_id                             Positions
     'H'  'H' hold_id                                Hold
+    'Q'  'Q'                                        HoldQueue (size of the hold expiry heap)
+    'q'  'q' u64be(position)                        HoldQueueEntry (the heap's entry at that position)
     'T'  'T' tx_id (32)                             TxSeen
     'E'  'E' u64be(expiry height)                   ReplayIndex
     'e'  'e' u64be(expiry height) u32be(chunk)      ReplayBucket
@@ -37,6 +39,8 @@ from ledger.records import (
     EpochRecord,
     GovernanceRecord,
     Hold,
+    HoldQueue,
+    HoldQueueEntry,
     Member,
     Positions,
     ProposalRecord,
@@ -47,6 +51,7 @@ from ledger.records import (
 
 META_KEY = b"M"
 EPOCH_KEY = b"V"
+HOLD_QUEUE_KEY = b"Q"
 GOVERNANCE_KEY = b"G"
 CONTRACTS_TAG = b"C"
 
@@ -86,6 +91,10 @@ def hold_key(hold_id: str) -> bytes:
     return b"H" + hold_id.encode()
 
 
+def hold_queue_entry_key(position: int) -> bytes:
+    return b"q" + position.to_bytes(8, "big")
+
+
 def tx_seen_key(tx_id: bytes) -> bytes:
     return b"T" + tx_id
 
@@ -117,6 +126,8 @@ RECORD_BY_TAG: dict[int, Record | None] = {
     ord("B"): record_type(Balance),
     ord("P"): record_type(Positions),
     ord("H"): record_type(Hold),
+    ord("Q"): record_type(HoldQueue),
+    ord("q"): record_type(HoldQueueEntry),
     ord("T"): record_type(TxSeen),
     ord("E"): record_type(ReplayIndex),
     ord("e"): record_type(ReplayBucket),

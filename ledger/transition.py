@@ -6,11 +6,14 @@
 and which processor runs each), the rule engine and the BLS proof-of-possession check of governance.
 
 1. Check the block against the last applied one (chain id, height + 1, time not decreasing).
-2. Prune replay entries whose expiry height has passed (the bucket of height - 1).
+2. Prune replay entries whose expiry height has passed (the bucket of height - 1), and release the holds whose
+   expiry the block time has reached (`start_block`: the block's own events, tx id BLOCK_EVENTS_TX_ID).
 3. For each transaction, in order: decode (with the protocol's operation set), check chain, expiry, replay, signatures and thresholds (failing any of
    these rejects it: receipt code 1..199, nothing recorded). Otherwise run its operations on a fresh overlay: on
    success merge the overlay, on refusal drop it (receipt code >= 200); either way record the id until its expiry
-   height, so one transaction id has at most one receipt.
+   height, so one transaction id has at most one receipt. A rejection that no later block can undo (FINAL_REJECTIONS:
+   wrong chain, expired, closed signer) is reported in `rejected` so its receipt can be stored; its id is not
+   recorded (it can never execute anyway).
 4. Record the new replay ids and the chain meta; assert the supply invariant for every asset touched.
    If the block's governance actions changed the validator set or the chain params, the EpochRecord now holds the
    next epoch (start_height = height + 1): `next_epoch` reports it (at most one epoch change per block).
@@ -31,6 +34,7 @@ from ledger.context import BlockContext, TxContext
 from ledger.errors import Refused
 from ledger.events import Event, Receipt, encode_receipt
 from ledger.invariants import assert_block_supply
+from ledger.ops.holds import release_expired
 from ledger.protocol import Protocol
 from ledger.records import REPLAY_CHUNK, Account, ChainMeta, EpochRecord, ReplayBucket, ReplayIndex, TxSeen
 from ledger.schema import MAX_BLOCK_TXS, MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
@@ -39,7 +43,25 @@ from ledger.state import Overlay, StateReader
 from ledger.state_keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
 from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
 
-__all__ = ["BlockOutcome", "TxOutcome", "apply_block", "apply_transaction", "authorize", "dry_run"]
+__all__ = [
+    "BLOCK_EVENTS_TX_ID",
+    "FINAL_REJECTIONS",
+    "BlockOutcome",
+    "TxOutcome",
+    "apply_block",
+    "apply_transaction",
+    "authorize",
+    "dry_run",
+    "start_block",
+]
+
+# The transaction id of the events a block emits itself, before its transactions (holds released on expiry).
+BLOCK_EVENTS_TX_ID = bytes(32)
+
+# Rejections decided by the transaction's body, the height and state that never comes back — never by its signature
+# bytes, which anyone can alter without changing the id: no later block can execute such a transaction (heights only
+# grow, the chain id is part of the id, a migrated account is never reopened), so its receipt is final and stored.
+FINAL_REJECTIONS: frozenset[int] = frozenset({codes.WRONG_CHAIN, codes.TX_EXPIRED, codes.SIGNER_CLOSED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +85,20 @@ class BlockOutcome:
     height: int
     state_root: bytes
     receipts: tuple[Receipt, ...]  # one per transaction of the block, in block order (rejected ones included)
-    events: tuple[Event, ...]
+    events: tuple[Event, ...]  # the block's own events (block_events), then those of its transactions in order
     executed: tuple[tuple[bytes, bytes, bytes], ...]  # (tx_id, tx bytes, receipt bytes) of executed transactions
     history: tuple[tuple[str, bytes], ...]  # (account_id, tx_id) of executed transactions
+    # (tx_id, tx bytes, receipt bytes) of the first transaction of each id rejected for good (FINAL_REJECTIONS), in
+    # block order: a store keeps its receipt unless it already holds one for that id (docs/protocol.md §4.2).
+    rejected: tuple[tuple[bytes, bytes, bytes], ...]
     changes: Mapping[bytes, bytes | None]
     smt_nodes: Mapping[bytes, bytes]
     overlay: Overlay
     # The next epoch's record when this block scheduled an epoch change (its start_height == height + 1): this
     # block ends its epoch. None otherwise.
     next_epoch: EpochRecord | None = None
+    # Events of the block itself, before its transactions (tx_id BLOCK_EVENTS_TX_ID): holds released on expiry.
+    block_events: tuple[Event, ...] = ()
 
 
 def _clip(text: str, limit: int = MAX_TEXT_BYTES) -> str:
@@ -190,6 +217,7 @@ def apply_transaction(
         for i, op in enumerate(body.operations):
             ctx.op_index = i
             dispatch[type(op)](ctx, op)
+        ctx.check_transaction_rules()
     except Refused as refusal:
         assert refusal.code >= 200, "operation refusals never use rejection codes"
         state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
@@ -205,6 +233,14 @@ def apply_transaction(
     return TxOutcome(receipt, tx, tuple(sorted(touched)), True)
 
 
+def start_block(state: Overlay, block: BlockContext, protocol: Protocol) -> tuple[Event, ...]:
+    """What a block does before its first transaction, with no signer: release the holds whose expiry its time has
+    reached (ledger.ops.holds.release_expired). Returns the events, tx id BLOCK_EVENTS_TX_ID."""
+    ctx = TxContext(state, block, BLOCK_EVENTS_TX_ID, (), protocol)
+    release_expired(ctx)
+    return tuple(ctx.events)
+
+
 def dry_run(
     state: StateReader | Overlay,
     block: BlockContext,
@@ -215,8 +251,11 @@ def dry_run(
 ) -> Receipt:
     """The receipt `tx` would get if executed in `block` on top of `state`, without changing anything.
     With verify_signatures=False the declared signers are taken as signed (a "could this happen if signed" check);
-    key membership and thresholds are still checked against the signatures present."""
-    return apply_transaction(Overlay(state), block, tx, 0, protocol=protocol, verify_signatures=verify_signatures).receipt
+    key membership and thresholds are still checked against the signatures present. The block's own step comes
+    first (holds due at the block's time are released), as in apply_block."""
+    overlay = Overlay(state)
+    start_block(overlay, block, protocol)
+    return apply_transaction(overlay, block, tx, 0, protocol=protocol, verify_signatures=verify_signatures).receipt
 
 
 def _prune_replay(state: Overlay, height: int) -> None:
@@ -282,10 +321,12 @@ def apply_block(
     assert block.height == meta.height + 1, f"block height {block.height} does not follow {meta.height}"
     assert block.time >= meta.time, "block time went backwards"
     _prune_replay(overlay, block.height)
+    block_events = start_block(overlay, block, protocol)
     receipts: list[Receipt] = []
-    events: list[Event] = []
+    events: list[Event] = list(block_events)
     executed: list[tuple[bytes, bytes, bytes]] = []
     history: list[tuple[str, bytes]] = []
+    rejected: dict[bytes, tuple[bytes, bytes, bytes]] = {}
     new_ids: dict[int, list[bytes]] = {}
     for index, item in enumerate(transactions):
         verify = signatures_verified is None or not signatures_verified(item)
@@ -293,6 +334,10 @@ def apply_block(
         receipt = outcome.receipt
         receipts.append(receipt)
         if not outcome.executed:
+            if outcome.tx is not None and receipt.code in FINAL_REJECTIONS and receipt.tx_id not in rejected:
+                tx_bytes = item if isinstance(item, bytes) else item.to_bytes()
+                encoded = encode_receipt(receipt, operations=protocol.operations)
+                rejected[receipt.tx_id] = (receipt.tx_id, tx_bytes, encoded)
             continue
         assert outcome.tx is not None
         events.extend(receipt.events)
@@ -315,8 +360,10 @@ def apply_block(
         events=tuple(events),
         executed=tuple(executed),
         history=tuple(history),
+        rejected=tuple(rejected.values()),
         changes=changes,
         smt_nodes=update.nodes,
         overlay=overlay,
         next_epoch=next_epoch,
+        block_events=block_events,
     )

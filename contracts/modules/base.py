@@ -2,12 +2,14 @@
 
 A module is a class with a `NAME`, a `parse(spec, rule_id)` classmethod that validates its parameters (raising
 RuleConfigError when the rule is attached), `check(ctx) -> (code, message)` (no writes) and `on_success(ctx)`
-(writes its state through ctx.state, only in the contracts namespace).
+(writes its state through ctx.state, only in the contracts namespace). A rule about the end state of a transaction
+(how many holders, how much one account holds) is an `EndStateRule` as well: `check_end(asset_id, movements, state)`
+decides once every operation has run, on the net effect, so the verdict does not depend on the order of the legs.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from contracts.claims import account_claims, country_for
 from contracts.state import Claim
@@ -21,16 +23,19 @@ from ledger.schema import ROLE_BITS
 __all__ = [
     "ALLOWED",
     "DISTRIBUTION",
+    "END_ALLOWED",
     "MATURITY_REDEMPTION",
     "RECEIVING",
     "RECIPIENT_INCREASES",
     "SENDER_DECREASES",
     "VOLUNTARY_OUT",
+    "EndStateRule",
     "RuleContext",
     "RuleModule",
 ]
 
 ALLOWED: tuple[int, str] = (codes.OK, "")
+END_ALLOWED: tuple[int, str, int] = (codes.OK, "", 0)
 
 # Movement kinds added by the corporate-action operations (docs/contracts.md, "Ledger operations").
 DISTRIBUTION = "distribution"  # cash paid from the payer to a holder (checked like a transfer)
@@ -114,3 +119,11 @@ class RuleModule(Protocol):
     def check(self, ctx: RuleContext) -> tuple[int, str]: ...
 
     def on_success(self, ctx: RuleContext) -> None: ...
+
+
+@runtime_checkable
+class EndStateRule(Protocol):
+    def check_end(self, asset_id: str, movements: tuple[Movement, ...], state: RuleState) -> tuple[int, str, int]:
+        """The verdict on a transaction's end state, given its movements of `asset_id` (in order): (code, message,
+        index of the operation to name in the refusal); END_ALLOWED allows."""
+        ...

@@ -1,7 +1,9 @@
 """`max_balance` and `transfer_amount`: per-holder position limit and per-movement amount limits.
 
-max_balance (parameter max): after a receiving movement the recipient's total (active + held + frozen) may not
-exceed `max`. transfer_amount (parameters min and/or max): the amount of a transfer, settlement leg or hold must be
+max_balance (parameter max): an account that receives units in a transaction (a receiving movement) may not hold
+more than `max` in total (active + held + frozen) at the transaction's end. It is decided on the end state (an
+EndStateRule), so a transaction that passes units through an account gets the same verdict whatever the order of
+its operations. transfer_amount (parameters min and/or max): the amount of a transfer, settlement leg or hold must be
 within [min, max]. Issues, redemptions, forced transfers and migrations are not limited by transfer_amount.
 """
 
@@ -10,10 +12,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from contracts import codes as cc
-from contracts.modules.base import ALLOWED, RECEIVING, RuleContext
+from contracts.modules.base import ALLOWED, END_ALLOWED, RECEIVING, RuleContext
 from contracts.params import Params, RuleConfigError
 from ledger import rules as r
 from ledger.operations import RuleSpec
+from ledger.rules import Movement, RuleState
 
 AMOUNT_KINDS = frozenset({r.TRANSFER, r.SETTLEMENT_LEG, r.HOLD_CREATE})
 
@@ -34,13 +37,20 @@ class MaxBalance:
         return out
 
     def check(self, ctx: RuleContext) -> tuple[int, str]:
-        mv = ctx.mv
-        if mv.recipient is None or mv.kind not in RECEIVING:
-            return ALLOWED
-        after = ctx.total(mv.recipient) + mv.amount
-        if after > self.max:
-            return cc.MAX_BALANCE_EXCEEDED, f"{mv.recipient} would hold {after} {mv.asset_id} > {self.max}"
         return ALLOWED
+
+    def check_end(self, asset_id: str, movements: tuple[Movement, ...], state: RuleState) -> tuple[int, str, int]:
+        checked: set[str] = set()
+        for mv in movements:
+            account = mv.recipient
+            if account is None or mv.kind not in RECEIVING or account in checked:
+                continue
+            checked.add(account)
+            bal = state.balance(asset_id, account)
+            total = 0 if bal is None else bal.total
+            if total > self.max:
+                return cc.MAX_BALANCE_EXCEEDED, f"{account} would hold {total} {asset_id} > {self.max}", mv.op_index
+        return END_ALLOWED
 
     def on_success(self, ctx: RuleContext) -> None:
         return None

@@ -4,7 +4,11 @@ States: ordered -> executed | released_by_notary | released_by_payee | released_
 - create: the sender, or the sender's custodian; expires_at (block time) must be in the future.
 - execute: the notary only, strictly before expires_at; the units go to the payee under the asset's rules.
 - release: the notary (released_by_notary) or the payee or the payee's custodian (released_by_payee), any time.
-- expire: any signer, at or after expires_at (released_on_expiration).
+- expire: automatic. Every block first releases the ordered holds whose expires_at its time has reached
+  (released_on_expiration, event hold_expired without an actor): `release_expired`, over the hold expiry queue
+  (ledger.hold_expiry), at most MAX_HOLD_EXPIRIES_PER_BLOCK per block, earliest expiry first. The expire_hold
+  operation stays: on a hold already released on expiration it succeeds and changes nothing; on an ordered hold
+  past its expiry (one a block left for the next ones, beyond the per-block limit) it releases it at once.
 Released units return to the sender's active balance. The hold record stays (with its final state) for audit.
 """
 
@@ -12,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ledger import codes, rules
+from ledger import codes, hold_expiry, rules
 from ledger.context import TxContext
 from ledger.errors import Refused
 from ledger.operations import CreateHold, ExecuteHold, ExpireHold, ReleaseHold
 from ledger.records import HOLD_STATUS_NAMES, Balance, Hold, HoldStatus
-from ledger.schema import MAX_AMOUNT, ROLE_BITS
+from ledger.schema import MAX_AMOUNT, MAX_EVENTS_PER_TX, MAX_HOLD_EXPIRIES_PER_BLOCK, ROLE_BITS
 from ledger.state_keys import hold_key
+
+assert MAX_HOLD_EXPIRIES_PER_BLOCK <= MAX_EVENTS_PER_TX, "a block's expiries are the events of one context"
 
 
 def _acts_for(tx: TxContext, actor_id: str, account_id: str) -> bool:
@@ -74,6 +80,7 @@ def create_hold(tx: TxContext, op: CreateHold) -> None:
             op.asset, op.sender, op.recipient, op.notary, op.amount, op.expires_at, HoldStatus.ORDERED, tx.block.height
         ),
     )
+    hold_expiry.schedule(tx.state, op.expires_at, op.hold)
     tx.rules_succeeded(mv)
     tx.emit(
         "hold_created",
@@ -142,8 +149,23 @@ def release_hold(tx: TxContext, op: ReleaseHold) -> None:
 
 def expire_hold(tx: TxContext, op: ExpireHold) -> None:
     tx.actor(op.actor)
+    if tx.hold(op.hold).status == HoldStatus.RELEASED_ON_EXPIRATION:
+        return  # released when it expired: nothing left to do, and asking again is not an error
     h = _active(tx, op.hold)
     if tx.block.time < h.expires_at:
         raise Refused(codes.HOLD_NOT_EXPIRED, f"hold {op.hold} expires at {h.expires_at}")
     _release(tx, op.hold, h, HoldStatus.RELEASED_ON_EXPIRATION)
     tx.emit("hold_expired", actor=op.actor, hold=op.hold, asset=h.asset, sender=h.sender, amount=h.amount)
+
+
+def release_expired(tx: TxContext) -> None:
+    """At the start of a block (`tx` is the block's own context, no signer): release the ordered holds whose
+    expires_at the block time has reached, earliest first, at most MAX_HOLD_EXPIRIES_PER_BLOCK."""
+    for entry in hold_expiry.take_due(tx.state, tx.block.time, MAX_HOLD_EXPIRIES_PER_BLOCK):
+        h = tx.hold(entry.hold)
+        if h.status != HoldStatus.ORDERED:
+            continue  # executed or released before it expired
+        _release(tx, entry.hold, h, HoldStatus.RELEASED_ON_EXPIRATION)
+        tx.emit(
+            "hold_expired", hold=entry.hold, asset=h.asset, sender=h.sender, amount=h.amount, expires_at=h.expires_at
+        )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from ledger.events import Receipt
+from ledger.events import Event, Receipt
 from ledger.rules import RuleEngine
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
@@ -53,13 +53,15 @@ class AdmissionView:
 
 @dataclass(frozen=True, slots=True)
 class CommitNotice:
-    """What a commit tells listeners: the block and every receipt of it, in block order (rejected ones included)."""
+    """What a commit tells listeners: the block and every receipt of it, in block order (rejected ones included),
+    and the block's own events (holds released on expiry; they come before those of its transactions)."""
 
     height: int
     block_hash: bytes
     time: int
     state_root: bytes
     receipts: tuple[Receipt, ...]
+    block_events: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,7 +221,12 @@ COMPONENTS: dict[str, Schema] = {
     "TxStatus": _obj(
         {
             "tx_id": HASH,
-            "status": {"enum": ["pending", "committed"]},
+            "status": {
+                "enum": ["pending", "committed", "rejected"],
+                "description": "`rejected`: in a block at `height`, rejected for good; `receipt.code` is the "
+                               "rejection (1-199: WRONG_CHAIN, TX_EXPIRED or SIGNER_CLOSED), `failed_op` is null, "
+                               "`events` is empty, nothing changed and the id can never execute",
+            },
             "height": {"type": ["integer", "null"], "minimum": 0},
             "index": {"type": ["integer", "null"], "minimum": 0},
             "tx": {"type": ["string", "null"], "pattern": HEX},

@@ -23,6 +23,7 @@ from node.api.errors import ApiError
 from node.api.facade import CommitNotice, NodeFacade
 from node.api.limits import ApiLimits
 from node.api.views import event_view
+from node.chain.certified import block_events_key
 from node.chain.protocol import OPERATIONS
 
 __all__ = ["EventFilter", "EventHub", "Subscription"]
@@ -89,7 +90,8 @@ class Subscription:
         """Queue a live block (called by the hub on commit); never blocks. A block that is not the next height
         (the pump is still replaying from the store) is left to the replay, which reads it from the store."""
         if self.overflow_at is None and block.height == self.next_height:
-            msgs = self.messages_for(block.height, block.block_hash, block.time, _events(block.receipts))
+            msgs = self.messages_for(block.height, block.block_hash, block.time,
+                                     _events(block.block_events, block.receipts))
             if len(self.buffer) + len(msgs) > self.capacity:
                 self.overflow_at = self.delivered + 1
             else:
@@ -98,7 +100,9 @@ class Subscription:
         self.wakeup.set()
 
 
-def _events(receipts: tuple[Receipt, ...] | list[Receipt]) -> Iterator[Event]:
+def _events(own: tuple[Event, ...], receipts: tuple[Receipt, ...] | list[Receipt]) -> Iterator[Event]:
+    """A block's events in order: its own (holds released on expiry), then those of its transactions."""
+    yield from own
     for r in receipts:
         yield from r.events
 
@@ -194,7 +198,9 @@ class EventHub:
             raw = store.get_receipt(tx_id)
             if raw is not None:
                 receipts.append(decode_receipt(raw, operations=OPERATIONS))
-        return sub.messages_for(height, view.block_hash, view.time, _events(receipts))
+        raw = store.get_extra(block_events_key(height))
+        own = () if raw is None else decode_receipt(raw, operations=OPERATIONS).events
+        return sub.messages_for(height, view.block_hash, view.time, _events(own, receipts))
 
     async def pump(
         self, sub: Subscription, send: Callable[[dict[str, Any]], Awaitable[None]], heartbeat: float = 15.0

@@ -241,10 +241,14 @@ class Application:
     def propose(self, parent_id: bytes, time_ms: int, max_txs: int | None = None) -> bytes:
         """The payload of a block on `parent_id` at `time_ms` (raised to the parent's time: block time never goes
         back), filled from the mempool within the current epoch's limits (and at most `max_txs` transactions: the
-        proposer's own execution budget)."""
+        proposer's own execution budget). Transactions already expired at the height proposed are evicted from the
+        pool first: they would only waste the block's room."""
         params = self.epochs.params
         parent_time = self.executor.time_of(parent_id)
         time_ms = max(time_ms, parent_time or 0)
+        parent_height = self.executor.height_of(parent_id)
+        if parent_height is not None:
+            self.mempool.evict_expired(parent_height + 1)
         count = params.max_block_txs if max_txs is None else max(1, min(max_txs, params.max_block_txs))
         txs = self.mempool.reap(count, params.max_block_bytes - PAYLOAD_OVERHEAD,
                                 self.in_flight(parent_id), overhead_per_tx=PAYLOAD_OVERHEAD_PER_TX)

@@ -25,6 +25,7 @@ from node.errors import NodeError
 
 __all__ = [
     "GENESIS_KEY",
+    "block_events_key",
     "bootstrap_store",
     "cert_key",
     "epoch_change_proof",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 CERT_PREFIX: Final = b"cert/"
+BLOCK_EVENTS_PREFIX: Final = b"block-events/"
 EPOCH_PROOF_PREFIX: Final = b"epoch-proof/"
 EPOCH_RECORD_PREFIX: Final = b"epoch-record/"
 GENESIS_KEY: Final = b"genesis_hash"
@@ -43,6 +45,12 @@ GENESIS_KEY: Final = b"genesis_hash"
 
 def cert_key(height: int) -> bytes:
     return CERT_PREFIX + height.to_bytes(8, "big")
+
+
+def block_events_key(height: int) -> bytes:
+    """Store extra key of a block's own events (holds released on expiry), as a receipt with the block events' tx id;
+    absent when the block emitted none."""
+    return BLOCK_EVENTS_PREFIX + height.to_bytes(8, "big")
 
 
 def epoch_proof_key(epoch: int) -> bytes:

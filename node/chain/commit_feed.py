@@ -5,7 +5,8 @@
     subscription.close()
 
 A subscriber starting at `from_height` first gets the older blocks (rebuilt from the store: receipts and events of
-executed transactions), then live ones. Delivery never drops silently: a subscriber whose queue is full is closed
+executed transactions and of transactions rejected for good, and the block's own events: holds released on
+expiry), then live ones. Delivery never drops silently: a subscriber whose queue is full is closed
 with reason "slow_consumer" (`next()` raises SubscriptionClosed with the height to resume from).
 """
 
@@ -20,7 +21,7 @@ from ledger.events import decode_receipt
 from ledger.operation_set import OperationSet
 from ledger.store import LedgerStore
 from ledger.transaction import decode_transaction
-from node.chain.certified import cert_key
+from node.chain.certified import block_events_key, cert_key
 from node.chain.execution import CommittedBlock
 from node.chain.payload import decode_payload
 from node.chain.protocol import OPERATIONS
@@ -141,5 +142,8 @@ class CommitFeed:
                 receipts.append(decode_receipt(receipt, operations=self._operations))
         cert_raw = self._store.get_extra(cert_key(height))
         cert = None if cert_raw is None else CommitCertificate.decode(cert_raw)
-        events = tuple(ev for r in receipts for ev in r.events)
-        return CommittedBlock(height, block.id, payload.time_ms, root, tuple(receipts), events, len(payload.txs), cert)
+        own_raw = self._store.get_extra(block_events_key(height))
+        own = () if own_raw is None else decode_receipt(own_raw, operations=self._operations).events
+        events = own + tuple(ev for r in receipts for ev in r.events)
+        return CommittedBlock(height, block.id, payload.time_ms, root, tuple(receipts), events, len(payload.txs), cert,
+                              block_events=own)

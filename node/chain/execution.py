@@ -29,7 +29,7 @@ from typing import Protocol as Interface
 
 from consensus.messages import Block, CommitCertificate, decode_block, encode_block, epoch_commitment
 from ledger.context import BlockContext
-from ledger.events import Event, Receipt
+from ledger.events import Event, Receipt, encode_receipt
 from ledger.governance_state import current_epoch
 from ledger.protocol import Protocol
 from ledger.records import EpochRecord
@@ -39,8 +39,8 @@ from ledger.state import encode_value
 from ledger.state_keys import EPOCH_KEY
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction
-from ledger.transition import BlockOutcome, apply_block
-from node.chain.certified import cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
+from ledger.transition import BLOCK_EVENTS_TX_ID, BlockOutcome, apply_block
+from node.chain.certified import block_events_key, cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
 from node.chain.epochs import Epochs
 from node.chain.genesis import Genesis
 from node.chain.payload import PayloadError, decode_payload
@@ -71,11 +71,13 @@ class ExecutedBlock:
     receipts: tuple[Receipt, ...]
     events: tuple[Event, ...]
     executed: tuple[tuple[bytes, bytes, bytes], ...]
+    rejected: tuple[tuple[bytes, bytes, bytes], ...]  # rejected for good (ledger.transition.FINAL_REJECTIONS)
     history: tuple[tuple[str, bytes], ...]
     changes: Mapping[bytes, bytes | None]
     smt_nodes: Mapping[bytes, bytes]
     # Set when this block is epoch-ending: the record of the epoch that starts at height + 1.
     next_epoch: EpochRecord | None = None
+    block_events: tuple[Event, ...] = ()  # the block's own events (also first in `events`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class CommittedBlock:
     certificate: CommitCertificate | None = field(default=None, compare=False)
     # The epoch that starts at height + 1 when this block ended its epoch (its proof is stored with it).
     next_epoch: EpochRecord | None = field(default=None, compare=False)
+    block_events: tuple[Event, ...] = ()  # the block's own events (holds released on expiry; first in `events`)
 
 
 class _LayeredState:
@@ -214,6 +217,12 @@ class Executor:
         e = self.executed.get(block_id)
         return None if e is None else e.time_ms
 
+    def height_of(self, block_id: bytes) -> int | None:
+        if block_id == self.head.block_id:
+            return self.head.height
+        e = self.executed.get(block_id)
+        return None if e is None else e.height
+
     def forget(self) -> None:
         """Drop every speculative execution (a replica restarts from the head)."""
         self.executed.clear()
@@ -303,8 +312,9 @@ class Executor:
         if outcome is None or (parent != self.head.block_id and parent not in self.executed):
             return None
         executed = ExecutedBlock(block.id, parent, block.header.height, job.time_ms, outcome.state_root,
-                                 job.txs, outcome.receipts, outcome.events, outcome.executed,
-                                 outcome.history, outcome.changes, outcome.smt_nodes, outcome.next_epoch)
+                                 job.txs, outcome.receipts, outcome.events, outcome.executed, outcome.rejected,
+                                 outcome.history, outcome.changes, outcome.smt_nodes, outcome.next_epoch,
+                                 outcome.block_events)
         self.executed[block.id] = executed
         self.blocks_executed += 1
         self.txs_executed += len(job.txs)
@@ -329,6 +339,9 @@ class Executor:
                             f"height {e.height}: this node computed {e.state_root.hex()}, the validators "
                             f"certified {cert.state_root.hex()}")
         extras = {cert_key(e.height): cert.encode()}
+        if e.block_events:
+            own = Receipt(BLOCK_EVENTS_TX_ID, e.height, len(e.txs), 0, None, "", e.block_events)
+            extras[block_events_key(e.height)] = encode_receipt(own, operations=self.protocol.operations)
         if e.next_epoch is not None:
             next_set = self.epochs.set_of(e.next_epoch)
             if cert.qc.state_root != epoch_commitment(block.id, e.state_root, next_set.digest):
@@ -340,11 +353,25 @@ class Executor:
             ending = current_epoch(self.store)
             assert ending.epoch == cert.epoch
             extras[epoch_record_key(ending.epoch)] = encode_value(EPOCH_KEY, ending)
+        stored = self._stored_transactions(e)
         commit = BlockCommit(e.height, block.id, encode_block(block), e.state_root,
-                             [(tx_id, tx) for tx_id, tx, _ in e.executed],
-                             [(tx_id, r) for tx_id, _, r in e.executed],
+                             [(tx_id, tx) for tx_id, tx, _ in stored], [(tx_id, r) for tx_id, _, r in stored],
                              e.changes, e.smt_nodes, e.history, extras)
         return FinalizedBlock(e, commit, cert)
+
+    def _stored_transactions(self, e: ExecutedBlock) -> list[tuple[bytes, bytes, bytes]]:
+        """(tx_id, tx bytes, receipt bytes) to store for a block, in block order: every executed transaction, and
+        each transaction rejected for good whose id has no stored receipt yet (an id keeps its first receipt: a
+        transaction executed earlier and included again once expired keeps the receipt of its execution)."""
+        stored = list(e.executed)
+        ids = {tx_id for tx_id, _, _ in stored}
+        stored += [x for x in e.rejected if x[0] not in ids and self.store.get_tx(x[0]) is None]
+        if len(stored) > len(e.executed):
+            first_index: dict[bytes, int] = {}
+            for r in e.receipts:
+                first_index.setdefault(r.tx_id, r.index)
+            stored.sort(key=lambda x: first_index[x[0]])
+        return stored
 
     def write(self, finalized: FinalizedBlock) -> CommittedBlock:
         """Write a finalized block in one synced batch; forget it and its losing forks."""
@@ -355,4 +382,4 @@ class Executor:
         for block_id in [b for b, x in self.executed.items() if x.height <= e.height]:
             del self.executed[block_id]
         return CommittedBlock(e.height, e.block_id, e.time_ms, e.state_root, e.receipts, e.events, len(e.txs),
-                              finalized.certificate, e.next_epoch)
+                              finalized.certificate, e.next_epoch, e.block_events)

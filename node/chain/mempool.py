@@ -3,6 +3,7 @@
     pool = Mempool(chain_id, state, height, verifier, limits, on_admitted=broadcast)
     result = await pool.submit(tx_bytes, origin=None)          # Admission(code, message, tx_id)
     results = await pool.submit_many([tx_bytes, ...], origin=peer_id)
+    pool.evict_expired(height_of_the_proposal)                  # before reaping: never propose an expired one
     txs = pool.reap(max_txs, max_bytes, exclude=ids_in_uncommitted_ancestors)
     ages = pool.remove_committed(tx_ids_of_the_committed_block)  # every id of the block, rejected ones too
     pool.prune_expired(committed_height)
@@ -496,17 +497,7 @@ class Mempool:
         height below height + 1). Returns how many were dropped."""
         assert height >= self._height, f"committed height went back from {self._height} to {height}"
         self._height = height
-        dropped = 0
-        heap = self._expiry_heap
-        while heap and heap[0] <= height:
-            expiry = heapq.heappop(heap)
-            bucket = self._by_expiry.get(expiry)
-            if bucket is None:
-                continue
-            for tx_id in list(bucket):
-                self._remove(tx_id)
-                dropped += 1
-        return dropped
+        return self.evict_expired(height + 1)
 
     def set_state(self, state: StateReader) -> None:
         """Check against another committed-state reader from now on (e.g. after a state sync replaced the store)."""
@@ -514,13 +505,25 @@ class Mempool:
 
     # -- proposals -----------------------------------------------------------------------------------------------
 
+    def evict_expired(self, height: int) -> int:
+        """Drop every transaction already expired at `height` (expiry height below it): the proposal for `height`
+        must not carry them, and neither can any later block on the same branch. Returns how many were dropped."""
+        dropped = 0
+        heap = self._expiry_heap
+        while heap and heap[0] < height:
+            bucket = self._by_expiry.get(heapq.heappop(heap))
+            for tx_id in list(bucket or ()):
+                self._remove(tx_id)
+                dropped += 1
+        return dropped
+
     def reap(
         self, max_txs: int, max_bytes: int, exclude: Collection[bytes] = (), overhead_per_tx: int = 0
     ) -> list[bytes]:
         """Transactions for a proposal: at most `max_txs`, and at most `max_bytes` counting each transaction as
         its length + `overhead_per_tx` (the payload's framing), round-robin across accounts (lanes in a rotating
         order, one transaction per lane per round), each account in submission order. `exclude`: ids already in
-        uncommitted ancestor blocks. Reaping does not remove anything."""
+        uncommitted ancestor blocks. Reaping does not remove anything (a proposer calls evict_expired first)."""
         assert max_txs >= 0 and max_bytes >= 0 and overhead_per_tx >= 0
         out: list[bytes] = []
         if not self._entries or max_txs == 0:

@@ -147,7 +147,7 @@ class NodeView:
     def add_commit_listener(self, listener: Callable[[CommitNotice], None]) -> Callable[[], None]:
         def on_commit(block: execution.CommittedBlock) -> None:
             listener(CommitNotice(block.height, block.block_id, block.time_ms // 1000, block.state_root,
-                                    block.receipts))
+                                    block.receipts, block.block_events))
 
         return self._app.add_commit_listener(on_commit)
 

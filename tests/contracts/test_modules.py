@@ -208,3 +208,60 @@ def test_holds_respect_lockup_and_eligibility() -> None:
     assert chain.run(send(A, B, 91), time=T0 + 31 * DAY).code == codes.INSUFFICIENT_ACTIVE_BALANCE
     chain.ok(o.ExecuteHold(AGENT, "h1"), time=T0 + 32 * DAY)
     assert chain.balance(X, B).available == 10
+
+
+def two_legs(src: str, *legs: tuple[str, int]) -> o.Transfer:
+    return o.Transfer(src, X, tuple(o.TransferLeg(dst, amount) for dst, amount in legs))
+
+
+ORDERS = ("new holder first", "existing holder first")
+
+
+def test_max_holders_verdict_does_not_depend_on_leg_order() -> None:
+    """At the limit, A sends its whole position: 60 to a new holder C and 50 to the existing holder B. The end state
+    has as many holders as before (A leaves, C joins): accepted whichever leg is listed first. If A keeps 10, the
+    end state has three holders: refused whichever leg is listed first, naming the transfer."""
+    for order in ORDERS:
+        for a_keeps in (0, 10):
+            chain = chain_with(spec("max_holders", total=2))
+            chain.ok(o.Issue(ISSUER, X, A, 110 + a_keeps))
+            chain.ok(o.Issue(ISSUER, X, B, 10))
+            legs = ((C, 60), (B, 50)) if order == ORDERS[0] else ((B, 50), (C, 60))
+            r = chain.run(two_legs(A, *legs))
+            if a_keeps:
+                assert (r.code, r.failed_op) == (cc.MAX_HOLDERS_REACHED, 0), (order, r.detail)
+                assert chain.balance(X, C).total == 0 and chain.balance(X, A).available == 120
+            else:
+                assert r.code == codes.OK, (order, r.detail)
+                assert chain.balance(X, C).available == 60 and chain.balance(X, A).total == 0
+            assert holders.head(chain.rule_state(), X).holders == 2
+
+
+def test_max_holders_per_country_decided_on_the_end_state() -> None:
+    countries = {A: "CN", B: "CN", C: "CN"}
+    for order in ORDERS:
+        chain = chain_with(spec("eligibility", providers=KYC), spec("max_holders", per_country="CN=2"),
+                           countries=countries)
+        chain.ok(o.Issue(ISSUER, X, A, 110))
+        chain.ok(o.Issue(ISSUER, X, B, 10))
+        legs = ((C, 60), (B, 50)) if order == ORDERS[0] else ((B, 50), (C, 60))
+        assert chain.run(two_legs(A, *legs)).code == codes.OK, order
+        assert holders.country_count(chain.rule_state(), X, "CN") == 2
+
+
+def test_max_balance_verdict_does_not_depend_on_operation_order() -> None:
+    """B holds 60 of at most 100; one transaction brings it 60 from A and takes 50 from it to C: it ends at 70,
+    accepted in either order. Bringing it 50 from C and sending 10 to A ends at 110: refused in either order, naming
+    the operation that brought the units in."""
+    for receive_first in (True, False):
+        chain = chain_with(spec("max_balance", max=100))
+        chain.ok(o.Issue(ISSUER, X, A, 60))
+        chain.ok(o.Issue(ISSUER, X, B, 60))
+        incoming, outgoing = send(A, B, 60), send(B, C, 50)
+        ops = (incoming, outgoing) if receive_first else (outgoing, incoming)
+        assert chain.run(*ops, signers=[A, B]).code == codes.OK, receive_first
+        assert chain.balance(X, B).available == 70
+        over = (send(C, B, 50), send(B, A, 10)) if receive_first else (send(B, A, 10), send(C, B, 50))
+        r = chain.run(*over, signers=[B, C])
+        assert (r.code, r.failed_op) == (cc.MAX_BALANCE_EXCEEDED, 0 if receive_first else 1), receive_first
+        assert chain.balance(X, B).available == 70

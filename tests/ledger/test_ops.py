@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import codes
+from ledger import codes, hold_expiry
 from ledger import operations as o
-from ledger.records import HoldStatus
+from ledger.ops import holds as ledger_holds
+from ledger.records import Balance, HoldStatus
+from ledger.state import Overlay
 from ledger.state_keys import member_key
+from ledger.transition import BLOCK_EVENTS_TX_ID
 from tests.ledger.world import ADMIN, World, pub, standard_world
 
 ISSUER = "treasury@issuer-co"
@@ -238,10 +241,81 @@ def test_hold_release_and_expire(w: World) -> None:
     refused(w, D, o.ReleaseHold(D, "h3"), codes.NOT_HOLD_NOTARY)
     refused(w, A, o.ExpireHold(A, "h3"), codes.HOLD_NOT_EXPIRED)
     w.time += 100
-    refused(w, ESCROW, o.ExecuteHold(ESCROW, "h3"), codes.HOLD_EXPIRED)
-    w.ok(D, o.ExpireHold(D, "h3"))
+    # The block whose time reaches the expiry released h3 before its transactions ran.
+    refused(w, ESCROW, o.ExecuteHold(ESCROW, "h3"), codes.HOLD_NOT_ACTIVE)
     assert w.hold("h3").status == HoldStatus.RELEASED_ON_EXPIRATION
     assert w.balance("BOND-A", A).available == 1_000 and w.balance("BOND-A", A).held == 0
+    # expire_hold stays accepted: nothing left to do, nothing changes, no event.
+    before = w.ledger.audit()
+    assert w.ok(D, o.ExpireHold(D, "h3")).events == ()
+    assert w.ledger.audit() == before
+    refused(w, A, o.ExpireHold(A, "h1"), codes.HOLD_NOT_ACTIVE)
+
+
+def test_an_expired_hold_is_released_by_the_block_that_reaches_its_expiry(w: World) -> None:
+    """No transaction is needed to get units back from an expired hold: the first block whose time reaches the
+    expiry releases it before its transactions run (so they can spend the units), with a hold_expired event."""
+    t = w.time
+    w.ok(A, hold("h1", amount=300, expires=t + 50))
+    w.ok(A, hold("h2", amount=200, expires=t + 80))
+    assert w.balance("BOND-A", A) == Balance(500, 500, 0)
+    assert w.ledger.apply([], time=t + 49).block_events == ()
+    spend = w.tx([A], o.Transfer(A, "BOND-A", (o.TransferLeg(B, 800),)))
+    w.time = t + 50  # the block's time is h1's expires_at
+    outcome = w.ledger.apply([spend], time=w.time)
+    assert outcome.receipts[0].code == codes.OK, outcome.receipts[0].detail
+    [ev] = outcome.block_events
+    assert (ev.tx_id, ev.op_index, ev.kind) == (BLOCK_EVENTS_TX_ID, 0, "hold_expired")
+    assert dict(ev.attrs) == {"hold": "h1", "asset": "BOND-A", "sender": A, "amount": 300, "expires_at": t + 50}
+    assert outcome.events[0] == ev and outcome.receipts[0].events[0] in outcome.events[1:]
+    assert w.hold("h1").status == HoldStatus.RELEASED_ON_EXPIRATION and w.hold("h2").status == HoldStatus.ORDERED
+    assert w.balance("BOND-A", A) == Balance(0, 200, 0) and w.balance("BOND-A", B).available == 800
+    assert hold_expiry.size(Overlay(w.ledger.state)) == 1
+    w.time += 1
+    assert w.ledger.apply([], time=w.time).block_events == ()  # h2 is not due yet
+
+
+def test_holds_expire_in_order_and_settled_ones_are_skipped(w: World) -> None:
+    """Several holds fall due in one block (earliest expiry first, then hold id); one executed before its expiry is
+    skipped without an event; the queue is left with exactly the holds not yet due."""
+    t = w.time
+    for hid, expires in (("h5", t + 30), ("h1", t + 20), ("h4", t + 20), ("h2", t + 90), ("h3", t + 10)):
+        w.ok(A, hold(hid, amount=100, expires=expires))
+    w.ok(ESCROW, o.ExecuteHold(ESCROW, "h1"))
+    w.time = t + 40
+    outcome = w.ledger.apply([], time=w.time)
+    assert [ev.attr("hold") for ev in outcome.block_events] == ["h3", "h4", "h5"]
+    assert hold_expiry.size(Overlay(w.ledger.state)) == 1
+    assert w.balance("BOND-A", A) == Balance(800, 100, 0)
+    assert w.ledger.audit()
+
+
+def test_beyond_the_per_block_hold_expiry_limit_the_next_blocks_release_the_rest(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most MAX_HOLD_EXPIRIES_PER_BLOCK holds are released per block; a hold left for the next block can no
+    longer be executed, and expire_hold releases it at once."""
+    monkeypatch.setattr(ledger_holds, "MAX_HOLD_EXPIRIES_PER_BLOCK", 1)
+    t = w.time
+    for hid in ("h1", "h2", "h3", "h4"):
+        w.ok(A, hold(hid, amount=100, expires=t + 10))
+    w.time = t + 20
+    assert [ev.attr("hold") for ev in w.ledger.apply([], time=w.time).block_events] == ["h1"]
+    refused(w, ESCROW, o.ExecuteHold(ESCROW, "h4"), codes.HOLD_EXPIRED)  # its block released h2
+    r = w.ok(D, o.ExpireHold(D, "h4"))  # its block released h3
+    assert [(ev.kind, ev.attr("actor")) for ev in r.events] == [("hold_expired", D)]
+    assert [w.hold(h).status for h in ("h2", "h3", "h4")] == [HoldStatus.RELEASED_ON_EXPIRATION] * 3
+    assert w.balance("BOND-A", A) == Balance(1_000, 0, 0)
+    assert hold_expiry.size(Overlay(w.ledger.state)) == 1  # h4's entry: skipped when its turn comes
+    assert w.ledger.apply([], time=w.time + 1).block_events == ()
+    assert hold_expiry.size(Overlay(w.ledger.state)) == 0
+
+
+def test_dry_run_sees_the_holds_its_block_would_release(w: World) -> None:
+    w.ok(A, hold("h1", w=w, amount=300, expires=w.time + 5))
+    spend = w.tx([A], o.Transfer(A, "BOND-A", (o.TransferLeg(B, 1_000),)))
+    assert w.ledger.dry_run(spend, time=w.time + 1).code == codes.INSUFFICIENT_ACTIVE_BALANCE
+    assert w.ledger.dry_run(spend, time=w.time + 5).code == codes.OK
 
 
 def test_custodian_acts_on_holds(w: World) -> None:

@@ -18,10 +18,10 @@ from ledger.ops import CORE_OPERATIONS
 from ledger.schema import ACCOUNT_ID, TEXT
 from ledger.smt import SparseMerkleTree
 from ledger.state import MemoryState, Overlay, PendingNodes
-from ledger.state_keys import RECORD_BY_TAG, contracts_key
+from ledger.state_keys import RECORD_BY_TAG, contracts_key, tx_seen_key
 from ledger.transaction import decode_transaction
 from ledger.transition import apply_block
-from tests.ledger.world import CHAIN, OPS, World, standard_world
+from tests.ledger.world import ADMIN, CHAIN, OPS, World, key_for, standard_world
 
 ISSUER = "treasury@issuer-co"
 A, B = "alice@bank-a", "bob@bank-b"
@@ -193,13 +193,18 @@ class ExplodingEngine:
         if movement.amount == 15:  # type: ignore[attr-defined]
             raise ValueError("state update bug")
 
+    def check_transaction(self, movements: tuple, state: object) -> tuple[int, str, int]:
+        if movements[0].amount == 16:
+            raise LookupError("end-state rule bug")
+        return 0, "", 0
+
 
 def test_failing_rule_engine_denies() -> None:
     w = standard_world()
     w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 100))
     w.ledger.protocol = replace(w.ledger.protocol, engine=ExplodingEngine())
     before = w.ledger.audit()
-    for amount in (13, 14, 15):
+    for amount in (13, 14, 15, 16):
         r = w.run(A, o.Transfer(A, "BOND-A", (o.TransferLeg(B, amount),)))
         assert r.code == codes.RULE_ENGINE_ERROR, r.detail
     r = w.run(ISSUER, o.SetAssetRules(ISSUER, "BOND-A", (o.RuleSpec("x", ()),)))
@@ -229,6 +234,9 @@ class MachineFailureEngine:
     def on_success(self, movement: object, state: object) -> None:
         if movement.amount == 15:  # type: ignore[attr-defined]
             raise self.exc
+
+    def check_transaction(self, movements: tuple, state: object) -> tuple[int, str, int]:
+        return 0, "", 0
 
 
 @pytest.mark.parametrize("exc", [MemoryError, RecursionError])
@@ -300,3 +308,32 @@ def test_receipts_with_events_have_a_json_form() -> None:
     doc["events"][0]["kind"] = "no_such_event"
     with pytest.raises(DecodeError):
         from_json(OPS.receipt, doc)
+
+
+def test_final_rejections_in_a_block_are_reported_for_storage_and_others_are_not() -> None:
+    """A transaction that reaches a block and is rejected there for good (expired, another chain, a closed signer)
+    is reported with its receipt so the node stores it; a rejection that depends on its signature bytes (anyone can
+    alter them without changing the id) or on state that may change is not, and no rejected id is consumed."""
+    w = standard_world()
+    w.ok(ISSUER, o.Issue(ISSUER, "CASH-T", A, 1_000))
+    w.account("alice-2@bank-a")
+    expired = w.tx([A], o.Transfer(A, "CASH-T", (o.TransferLeg(B, 1),)), expiry=w.ledger.height)
+    other_chain = w.tx([A], o.Transfer(A, "CASH-T", (o.TransferLeg(B, 2),)), chain="other-chain")
+    good = w.tx([A], o.Transfer(A, "CASH-T", (o.TransferLeg(B, 3),)))
+    forged = w.tx([A], o.Transfer(A, "CASH-T", (o.TransferLeg(B, 3),)), nonce=good.body.nonce,
+                  sign_with=[(A, key_for(B))])
+    assert forged.tx_id == good.tx_id
+    migrate = w.tx([ADMIN], o.MigrateAccount(ADMIN, A, "alice-2@bank-a", "lost keys"))
+    after_migration = w.tx([A], o.Transfer(A, "CASH-T", (o.TransferLeg(B, 4),)))
+    outcome = w.ledger.apply([expired, expired, other_chain, forged, migrate, after_migration], time=w.time + 1)
+    got = [(r.code, r.failed_op) for r in outcome.receipts]
+    assert got == [(codes.TX_EXPIRED, None), (codes.TX_EXPIRED, None), (codes.WRONG_CHAIN, None),
+                   (codes.UNKNOWN_SIGNING_KEY, None), (codes.OK, None), (codes.SIGNER_CLOSED, None)]
+    assert [tx_id for tx_id, _, _ in outcome.rejected] == [expired.tx_id, other_chain.tx_id, after_migration.tx_id]
+    for (tx_id, tx_bytes, receipt_bytes), receipt in zip(outcome.rejected, (outcome.receipts[0], outcome.receipts[2],
+                                                                            outcome.receipts[5]), strict=True):
+        assert decode_receipt(receipt_bytes, operations=OPS) == receipt and not receipt.executed
+        assert decode_transaction(tx_bytes, operations=OPS).tx_id == tx_id
+    # No rejected id is consumed: the genuine copy of the forged one still executes.
+    assert w.ledger.get(tx_seen_key(expired.tx_id)) is None and w.ledger.get(tx_seen_key(forged.tx_id)) is None
+    assert w.submit(good)[0].code == codes.SIGNER_CLOSED  # (A was migrated meanwhile: rejected for good now)

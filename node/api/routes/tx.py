@@ -205,13 +205,14 @@ async def tx_status(call: Call) -> Any:
     if found is not None:
         height, index, tx_bytes = found
         raw = store.get_receipt(tx_id)
+        receipt = None if raw is None else decode_receipt(raw, operations=OPERATIONS)
         return {
             "tx_id": tx_id.hex(),
-            "status": "committed",
+            "status": "committed" if receipt is None or receipt.executed else "rejected",
             "height": height,
             "index": index,
             "tx": tx_bytes.hex(),
-            "receipt": None if raw is None else receipt_view(decode_receipt(raw, operations=OPERATIONS)),
+            "receipt": None if receipt is None else receipt_view(receipt),
         }
     if call.ctx.facade.tx_pending(tx_id):
         return {"tx_id": tx_id.hex(), "status": "pending", "height": None, "index": None, "tx": None,
@@ -299,7 +300,12 @@ ROUTES: tuple[Route, ...] = (
           description="JSON `{\"txs\": [hex, ...]}` or a msgpack array of bin. One result per transaction, in "
                       "order: code 0 = admitted."),
     Route("GET", "/v1/tx/{tx_id}", "getTransaction", "Transaction status, bytes and receipt", "transactions",
-          tx_status, params=(TX_ID_PARAM,), response=ref("TxStatus"), errors=(e.TX_NOT_FOUND,)),
+          tx_status, params=(TX_ID_PARAM,), response=ref("TxStatus"), errors=(e.TX_NOT_FOUND,),
+          description="`committed`: in a block and executed (receipt code 0, or a refusal >= 200 that changed "
+                      "nothing). `rejected`: in a block and rejected for good (receipt code WRONG_CHAIN, TX_EXPIRED "
+                      "or SIGNER_CLOSED; docs/protocol.md §4.2): it changed nothing and can never execute. "
+                      "`pending`: in this node's mempool. 404: unknown here (never seen, dropped, or rejected in a "
+                      "block for a reason a later block may not share, such as a bad signature)."),
     Route("POST", "/v1/tx/encode", "encodeTransaction", "Encode a JSON body: the bytes to sign, their id",
           "transactions", encode_tx, body=ref("EncodeRequest"), response=ref("EncodeResult"),
           errors=(e.INVALID_JSON,),

@@ -7,13 +7,23 @@ test checks that no node process of it survives `down`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from nacl.signing import SigningKey
 
+from ledger import codes
+from ledger.operations import MigrateAccount, RegisterAccount, Transfer, TransferLeg
+from ledger.transaction import TxBody, sign_transaction
+from node.chain.protocol import OPERATIONS
 from node.cli import main
+from node.tools.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
 from node.tools.node_processes import ROOT, process_cmdline
 from node.tools.testnet import Testnet, TestnetError
 
@@ -59,6 +69,58 @@ def test_up_starts_four_nodes_that_commit_with_equal_roots(net: Testnet, capsys:
     assert all(n["peers"] == 3 for n in doc["nodes"])
     assert doc["common_height"] >= 3 and doc["roots_agree"] is True
     assert len(set(doc["roots_at_common_height"].values())) == 1
+
+
+def _http(url: str, body: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, None if body is None else json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_transaction_rejected_in_a_block_answers_its_receipt_on_every_node(net: Testnet) -> None:
+    """A transfer signed by an account that a migration (earlier in the same lane, so earlier in the chain) closes
+    reaches a block and is rejected there with SIGNER_CLOSED: every node answers GET /v1/tx/{id} with that receipt
+    (not 404)."""
+    accounts = load_accounts(net.accounts_path)
+    admin, user = ADMIN_ACCOUNT, "user-0@m0"
+    successor_key = SigningKey(hashlib.sha256(b"successor").digest())
+    successor = "user-0-next@m0"
+    _, status = _http(net.api_url(0) + "/v1/status")
+    expiry = status["height"] + 200
+
+    def tx(nonce: int, signers: tuple[str, ...], *ops: object) -> str:
+        body = TxBody(1, status["chain_id"], signers, nonce, expiry, ops)
+        return sign_transaction(body, [(s, accounts[s]) for s in signers], operations=OPERATIONS).to_bytes().hex()
+
+    register = tx(9001, (admin,), RegisterAccount(admin, successor, (bytes(successor_key.verify_key),), 1, None))
+    code, res = _http(net.api_url(0) + "/v1/tx?wait=commit&timeout=20", {"tx": register})
+    assert code == 200 and res["receipt"]["code"] == 0, res
+    migrate = tx(9002, (admin,), MigrateAccount(admin, user, successor, "lost keys"))
+    # Signed by the admin too: the same mempool lane (first signer) as the migration, so it comes after it.
+    closed = tx(9003, (admin, user), Transfer(user, CASH_ASSET, (TransferLeg("user-1@m1", 1),)))
+    code, res = _http(net.api_url(0) + "/v1/tx/batch", {"txs": [migrate, closed]})
+    assert code == 200 and [r["code"] for r in res["results"]] == [0, 0], res
+    closed_id = res["results"][1]["tx_id"]
+    deadline = time.monotonic() + 30
+    answers: dict[int, tuple[int, dict]] = {}
+    while time.monotonic() < deadline and len(answers) < 4:
+        for i in range(4):
+            code, doc = _http(f"{net.api_url(i)}/v1/tx/{closed_id}")
+            if code == 200 and doc["status"] != "pending":
+                answers[i] = (code, doc)
+        time.sleep(0.2)
+    assert sorted(answers) == [0, 1, 2, 3], answers
+    receipts = {json.dumps(doc["receipt"], sort_keys=True) for _, doc in answers.values()}
+    assert len(receipts) == 1
+    doc = answers[0][1]
+    assert doc["status"] == "rejected" and doc["height"] == doc["receipt"]["height"]
+    assert (doc["receipt"]["code"], doc["receipt"]["failed_op"]) == (codes.SIGNER_CLOSED, None)
+    _, account = _http(f"{net.api_url(0)}/v1/accounts/{user}")
+    assert account.get("closed_to") == successor, account
 
 
 def test_kill_then_restart_catches_up(net: Testnet, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,19 +12,24 @@ import os
 import pytest
 
 from consensus.bls import get_backend
+from consensus.certificates import SignatureVerifier
 from consensus.messages import Block, BlockHeader, CommitCertificate, QuorumCert, payload_hash
-from ledger.operations import Transfer, TransferLeg
+from ledger import codes
+from ledger.events import decode_receipt
+from ledger.operations import CreateHold, Transfer, TransferLeg
 from ledger.state import decode_value
 from ledger.state_keys import balance_key
 from ledger.store import LedgerStore
-from ledger.transaction import TxBody, sign_transaction
-from node.chain.application import PendingExecution
-from node.chain.certified import bootstrap_store
-from node.chain.commit_feed import SubscriptionClosed
+from ledger.transaction import TxBody, decode_transaction, sign_transaction
+from ledger.transition import BLOCK_EVENTS_TX_ID
+from node.chain.application import Application, PendingExecution
+from node.chain.certified import block_events_key, bootstrap_store
+from node.chain.commit_feed import CommitFeed, SubscriptionClosed
 from node.chain.epochs import Epochs
 from node.chain.execution import Executor
 from node.chain.genesis import ChainParams, genesis_state, load_genesis, write_genesis
-from node.chain.payload import encode_payload
+from node.chain.mempool import MempoolLimits
+from node.chain.payload import decode_payload, encode_payload
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.chain.sigverify import Ed25519Verifier
 from node.errors import NodeError
@@ -192,6 +197,109 @@ def test_executor_runs_forks_on_overlays_and_discards_the_loser(tmp_path) -> Non
         with pytest.raises(NodeError) as info:
             ex.finalize(c, bad)
         assert info.value.code == "state_root_mismatch"
+    finally:
+        store.close()
+
+
+def _transfer(chain_id: str, accounts, sender: str, nonce: int, expiry: int) -> bytes:
+    users = sorted(a for a in accounts if a.startswith("user-"))
+    recipient = next(u for u in users if u != sender)
+    body = TxBody(1, chain_id, (sender,), nonce, expiry, (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 3),)),))
+    return sign_transaction(body, [(sender, accounts[sender])], operations=OPERATIONS).to_bytes()
+
+
+def test_a_transaction_rejected_for_good_in_a_block_gets_a_stored_receipt(tmp_path) -> None:
+    """An expired transaction in a block gets its TX_EXPIRED receipt stored (GET /v1/tx answers with it); an id
+    that was executed before keeps its first receipt when a later block carries it again, expired."""
+    layout, _cfg, genesis, _ = _dev(tmp_path, b"rejections")
+    accounts = load_accounts(layout.accounts_path)
+    store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
+    try:
+        state = genesis_state(genesis)
+        bootstrap_store(store, genesis, state)
+        ex = Executor(store, genesis, node_protocol(), Epochs(store, genesis, get_backend()), _NothingKnown())
+        chain, g, t0 = genesis.consensus_chain_id, genesis.block(), genesis.genesis_time * 1000
+        users = sorted(a for a in accounts if a.startswith("user-"))
+        ok_once = _transfer(genesis.chain_id, accounts, users[0], 1, expiry=1)
+        expired = _transfer(genesis.chain_id, accounts, users[1], 1, expiry=0)
+        a = _child(g.id, 0, state.state_root, 1, chain, t0 + 1000, [ok_once, expired, expired])
+        ea = ex.execute(a, state.state_root)
+        assert ea is not None and [r.code for r in ea.receipts] == [0, codes.TX_EXPIRED, codes.TX_EXPIRED]
+        b = _child(a.id, 1, ea.state_root, 2, chain, t0 + 2000, [ok_once])
+        eb = ex.execute(b, ea.state_root)
+        assert eb is not None and [r.code for r in eb.receipts] == [codes.TX_EXPIRED]
+        c = _child(b.id, 2, eb.state_root, 3, chain, t0 + 3000, [])
+        d = _child(c.id, 3, bytes(32), 4, chain, t0 + 4000, [])
+        ex.write(ex.finalize(a, CommitCertificate((a.header, b.header, c.header),
+                                                  QuorumCert(0, 3, c.id, bytes(32), b"\x80", bytes(96)))))
+        ex.write(ex.finalize(b, CommitCertificate((b.header, c.header, d.header),
+                                                  QuorumCert(0, 4, d.id, bytes(32), b"\x80", bytes(96)))))
+        tx_ok, tx_expired = (decode_transaction(x, operations=OPERATIONS).tx_id for x in (ok_once, expired))
+        stored = decode_receipt(store.get_receipt(tx_expired), operations=OPERATIONS)
+        assert (stored.code, stored.height, stored.index, stored.failed_op) == (codes.TX_EXPIRED, 1, 1, None)
+        assert store.get_tx(tx_expired) == (1, 1, expired)
+        first = decode_receipt(store.get_receipt(tx_ok), operations=OPERATIONS)
+        assert (first.code, first.height) == (0, 1) and store.get_tx(tx_ok) == (1, 0, ok_once)
+    finally:
+        store.close()
+
+
+def test_a_block_that_releases_expired_holds_stores_and_replays_its_events(tmp_path) -> None:
+    """The block whose time reaches a hold's expiry releases it; its hold_expired event is stored with the block and
+    comes back, first, when the commit feed rebuilds the block from the store (replay of the event stream)."""
+    layout, _cfg, genesis, _ = _dev(tmp_path, b"hold-expiry")
+    accounts = load_accounts(layout.accounts_path)
+    store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
+    try:
+        state = genesis_state(genesis)
+        bootstrap_store(store, genesis, state)
+        ex = Executor(store, genesis, node_protocol(), Epochs(store, genesis, get_backend()), _NothingKnown())
+        chain, g, t0 = genesis.consensus_chain_id, genesis.block(), genesis.genesis_time * 1000
+        u0, u1 = sorted(a for a in accounts if a.startswith("user-"))[:2]
+        body = TxBody(1, genesis.chain_id, (u0,), 1, 100,
+                      (CreateHold(u0, "h-1", CASH_ASSET, u0, u1, u1, 7, genesis.genesis_time + 2),))
+        create = sign_transaction(body, [(u0, accounts[u0])], operations=OPERATIONS).to_bytes()
+        a = _child(g.id, 0, state.state_root, 1, chain, t0 + 1000, [create])
+        ea = ex.execute(a, state.state_root)
+        assert ea is not None and [r.code for r in ea.receipts] == [0] and ea.block_events == ()
+        b = _child(a.id, 1, ea.state_root, 2, chain, t0 + 2000, [])
+        eb = ex.execute(b, ea.state_root)
+        assert eb is not None and [ev.kind for ev in eb.block_events] == ["hold_expired"]
+        c = _child(b.id, 2, eb.state_root, 3, chain, t0 + 3000, [])
+        d = _child(c.id, 3, bytes(32), 4, chain, t0 + 4000, [])
+        ex.write(ex.finalize(a, CommitCertificate((a.header, b.header, c.header),
+                                                  QuorumCert(0, 3, c.id, bytes(32), b"\x80", bytes(96)))))
+        live = ex.write(ex.finalize(b, CommitCertificate((b.header, c.header, d.header),
+                                                         QuorumCert(0, 4, d.id, bytes(32), b"\x80", bytes(96)))))
+        assert live.block_events == eb.block_events and live.events == eb.block_events
+        assert store.get_extra(block_events_key(1)) is None
+        rebuilt = CommitFeed(store, 100, 1 << 20, operations=OPERATIONS).load(2)
+        assert rebuilt.events == live.events and rebuilt.block_events == live.block_events
+        [ev] = rebuilt.events
+        assert ev.tx_id == BLOCK_EVENTS_TX_ID and dict(ev.attrs)["hold"] == "h-1" and dict(ev.attrs)["amount"] == 7
+    finally:
+        store.close()
+
+
+def test_proposer_evicts_transactions_expired_at_the_height_it_proposes(tmp_path, sig_verifier) -> None:
+    """Admitted at committed height 0 with expiry height 1, a transfer can go into block 1 only: a proposal for
+    height 2 (on an uncommitted block 1 that does not carry it) leaves it out and drops it from the pool."""
+    layout, _cfg, genesis, _ = _dev(tmp_path, b"evict")
+    accounts = load_accounts(layout.accounts_path)
+    store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
+    try:
+        app = Application(store, genesis, protocol=node_protocol(), tx_verifier=sig_verifier,
+                          bls=SignatureVerifier(get_backend()), mempool_limits=MempoolLimits(), clock=lambda: 0.0)
+        users = sorted(a for a in accounts if a.startswith("user-"))
+        short, long = (_transfer(genesis.chain_id, accounts, users[0], n, expiry=e) for n, e in ((1, 1), (2, 50)))
+        assert [a.code for a in app.admit_now([short, long])] == [0, 0]
+        g, t0 = genesis.block(), genesis.genesis_time * 1000
+        assert decode_payload(app.propose(g.id, t0 + 1000), 100, 1 << 20).txs == (short, long)
+        root = app.head.state_root
+        block_1 = _child(g.id, 0, root, 1, genesis.consensus_chain_id, t0 + 1000, [])
+        assert app.execute(block_1, root, None).state_root is not None
+        assert decode_payload(app.propose(block_1.id, t0 + 2000), 100, 1 << 20).txs == (long,)
+        assert len(app.mempool) == 1
     finally:
         store.close()
 
