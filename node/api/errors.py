@@ -23,7 +23,15 @@ from ledger import codes
 from ledger.errors import LedgerError
 from node.errors import NodeError
 
-__all__ = ["HTTP_STATUS", "ApiError", "api_error", "error_body", "error_middleware", "error_response"]
+__all__ = [
+    "DECODING_STATUS",
+    "HTTP_STATUS",
+    "ApiError",
+    "api_error",
+    "error_body",
+    "error_middleware",
+    "error_response",
+]
 
 log = logging.getLogger("node.api")
 
@@ -103,9 +111,17 @@ HTTP_STATUS: dict[int, int] = {
 API_CODES: tuple[int, ...] = tuple(sorted(HTTP_STATUS))
 
 
+# A request that is well formed (it matches the OpenAPI document) but whose transaction does not decode: the
+# decoding codes 1-99. JSON Schema cannot say "these bytes are a canonical signed transaction", so the document
+# keeps 400 for requests it does not describe and 422 for contents it cannot check (docs/api.md section 2).
+DECODING_STATUS = 422
+
+
 def status_for(code: int) -> int:
-    """The HTTP status of an error code: the API's own table; codes 1-99 (decoding) and others from the ledger and
-    contracts tables are client errors (400)."""
+    """The HTTP status of an error code: the API's own table; the decoding codes 1-99 are 422 (DECODING_STATUS);
+    other codes of the ledger and contracts tables are client errors (400)."""
+    if code < 100:
+        return DECODING_STATUS
     return HTTP_STATUS.get(code, 400)
 
 
@@ -206,10 +222,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_TO_CODE.get(exc.status, BAD_REQUEST if exc.status < 500 else INTERNAL_ERROR)
         details: dict[str, Any] = {}
+        headers: dict[str, str] | None = None
         if code == METHOD_NOT_ALLOWED and isinstance(exc, web.HTTPMethodNotAllowed):
             details["allowed"] = sorted(exc.allowed_methods)
-        err = ApiError(code, details=details)
-        return error_response(err)
+            headers = {"Allow": ", ".join(details["allowed"])}  # RFC 9110 15.5.6: a 405 lists what is allowed
+        return error_response(ApiError(code, details=details), headers)
     except Exception:
         incident = secrets.token_hex(8)
         log.exception("internal error on %s %s (incident %s)", request.method, request.path, incident)

@@ -72,7 +72,7 @@ def _operation(route: Route) -> dict[str, Any]:
             responses["202"]["content"] = {route.response_type: {"schema": route.response}}
     common = [e.RATE_LIMITED, e.REQUEST_TIMEOUT, e.INTERNAL_ERROR, e.BAD_REQUEST]
     if route.body is not None:
-        common += [e.BODY_TOO_LARGE, e.INVALID_JSON]
+        common += [e.BODY_TOO_LARGE, e.INVALID_JSON, e.UNSUPPORTED_MEDIA_TYPE]
     responses.update(_error_response([*route.errors, *common]))
     op["responses"] = responses
     return op

@@ -391,7 +391,7 @@ def test_refusals_are_typed(world: ClientWorld) -> None:
         assert again.status == "committed" and again.receipt["code"] == e.value.code  # type: ignore[index]
         with pytest.raises(ApiError) as e:
             bob.submit(b"\x92\x01")
-        assert e.value.status == 400 and 1 <= e.value.code < 100
+        assert e.value.status == 422 and 1 <= e.value.code < 100
         quick = bob.execute(operation("transfer", actor=BOB, asset="CASH-T", legs=[{"recipient": EVE, "amount": 5}]),
                             wait="none")
         assert quick.status in ("pending", "committed")
