@@ -73,6 +73,7 @@ AUTH_REPLAYED = codes.define(3204, "AUTH_REPLAYED", "this signed request was alr
 AUTH_UNKNOWN_KEY = codes.define(3205, "AUTH_UNKNOWN_KEY", "unknown account or key not of the account", _N)
 NOT_VISIBLE = codes.define(3206, "NOT_VISIBLE", "the requesting account may not see this data", _N)
 AUTH_BUSY = codes.define(3207, "AUTH_BUSY", "too many signed requests in the window; retry later", _N)
+AUTH_WRONG_NODE = codes.define(3208, "AUTH_WRONG_NODE", "this signed request is addressed to another node", _N)
 
 HTTP_STATUS: dict[int, int] = {
     BAD_REQUEST: 400,
@@ -106,6 +107,7 @@ HTTP_STATUS: dict[int, int] = {
     AUTH_UNKNOWN_KEY: 401,
     NOT_VISIBLE: 403,
     AUTH_BUSY: 503,
+    AUTH_WRONG_NODE: 401,
 }
 
 API_CODES: tuple[int, ...] = tuple(sorted(HTTP_STATUS))

@@ -20,8 +20,9 @@ __all__ = ["API_VERSION", "build_openapi", "docs_html", "main"]
 API_VERSION = "1.0.0"
 
 _SIGNED_NOTE = (
-    "Private data: needs a request signed with an account key (headers X-Ledger-Account, X-Ledger-Key, "
-    "X-Ledger-Timestamp, X-Ledger-Nonce, X-Ledger-Signature; docs/api.md section 1), unless the node opens all reads."
+    "Private data: needs a request signed with an account key for this node (headers X-Ledger-Node, "
+    "X-Ledger-Account, X-Ledger-Key, X-Ledger-Timestamp, X-Ledger-Nonce, X-Ledger-Signature; docs/api.md section 1), "
+    "unless the node opens all reads."
 )
 
 

@@ -21,6 +21,7 @@ from ledger.schema import (
     HOLD_PATTERN,
     MAX_ACCOUNT_ID_BYTES,
     MAX_AMOUNT,
+    NODE_ID_PATTERN,
 )
 from ledger.transaction import Signature
 from node.chain.protocol import OPERATIONS
@@ -387,6 +388,7 @@ COMPONENTS: dict[str, Schema] = {
     "Status": _obj(
         {
             "chain_id": {"type": "string"},
+            "node_id": {"type": "string", "pattern": _anchored(NODE_ID_PATTERN)},
             "height": HEIGHT,
             "block_hash": HASH,
             "state_root": HASH,
