@@ -22,7 +22,6 @@ from node.tools.testnet import Testnet
 
 EXAMPLES = int(os.environ.get("LEDGER_API_FUZZ_EXAMPLES", "5"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -37,17 +36,19 @@ def live_node(tmp_path: Path) -> Iterator[Testnet]:
         net.kill_all()
 
 
-def test_schemathesis_finds_no_mismatch_on_a_live_node(live_node: Testnet) -> None:
+def test_schemathesis_finds_no_mismatch_on_a_live_node(live_node: Testnet, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
                live_node.api_url(0) + "/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
                "--workers", "1", "--no-color"]
     seed = os.environ.get("LEDGER_API_FUZZ_SEED")
     if seed:
         command += ["--seed", seed]
-    run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True,
+    # cwd: schemathesis keeps its cache (.schemathesis/) in the working directory, not in the repository.
+    run = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True, text=True,
                          timeout=60 + 20 * EXAMPLES)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-12_000:]
+    print(report[report.rfind("Test cases:"):])  # `pytest -s`: how many requests, how long
     log = Path(live_node.log_path(0)).read_text()
     errors = [line for line in log.splitlines() if "level=error" in line or "Traceback" in line]
     assert not errors, "\n".join(errors[:5])
