@@ -54,6 +54,17 @@ def _handler(route: Route, ctx: ApiContext) -> Callable[[web.Request], Any]:
     return handle
 
 
+def _method_not_allowed(allowed: list[str]) -> Callable[[web.Request], Any]:
+    """Any other method on a documented path: 405 with `Allow` naming exactly the documented methods of that path
+    (aiohttp's own 405 would also count the methods of a parameterised path the request happens to match, such as
+    GET /v1/tx/{tx_id} for /v1/tx/batch)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        raise ApiError(e.METHOD_NOT_ALLOWED, details={"allowed": allowed}, headers={"Allow": ", ".join(allowed)})
+
+    return handle
+
+
 def create_app(facade: NodeFacade, config: ApiConfig | None = None) -> web.Application:
     """The API over `facade`. Start it with aiohttp (web.AppRunner / web.run_app); the event hub subscribes to
     commits on startup and closes every stream on shutdown."""
@@ -74,8 +85,12 @@ def create_app(facade: NodeFacade, config: ApiConfig | None = None) -> web.Appli
     spec = build_openapi(ALL_ROUTES)
     app[OPENAPI_KEY] = spec
     app[DOCS_KEY] = docs_html(spec)
+    methods: dict[str, list[str]] = {}
     for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, _handler(route, ctx))
+        methods.setdefault(route.path, []).append(route.method)
+    for path, allowed in methods.items():
+        app.router.add_route("*", path, _method_not_allowed(sorted(allowed)))
 
     async def on_startup(_app: web.Application) -> None:
         ctx.hub.start()

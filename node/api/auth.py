@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
 from ledger.records import Account, AssetDefinition
-from ledger.schema import ACCOUNT_PATTERN, ROLE_BITS
+from ledger.schema import ACCOUNT_PATTERN, NODE_ID_PATTERN, ROLE_BITS
 from ledger.state import StateReader, decode_value
 from ledger.state_keys import account_key, asset_key
 from ledger.transaction import verify_signature
@@ -34,13 +34,14 @@ __all__ = [
     "sign_request_headers",
 ]
 
-READ_DOMAIN = "CONSORTIUM-LEDGER/READ/v1"
+READ_DOMAIN = "CONSORTIUM-LEDGER/READ/v2"
+H_NODE = "X-Ledger-Node"
 H_ACCOUNT = "X-Ledger-Account"
 H_KEY = "X-Ledger-Key"
 H_TIMESTAMP = "X-Ledger-Timestamp"
 H_NONCE = "X-Ledger-Nonce"
 H_SIGNATURE = "X-Ledger-Signature"
-AUTH_HEADERS = (H_ACCOUNT, H_KEY, H_TIMESTAMP, H_NONCE, H_SIGNATURE)
+AUTH_HEADERS = (H_NODE, H_ACCOUNT, H_KEY, H_TIMESTAMP, H_NONCE, H_SIGNATURE)
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _UNRESERVED = "-._~"
@@ -49,6 +50,7 @@ _HEX128 = re.compile(r"[0-9a-f]{128}")
 _DIGITS = re.compile(r"0|[1-9][0-9]{0,18}")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _ACCOUNT = re.compile(ACCOUNT_PATTERN)
+_NODE_ID = re.compile(NODE_ID_PATTERN)
 AUDITOR_BIT = ROLE_BITS["auditor"]
 
 
@@ -61,6 +63,7 @@ def canonical_query(raw_query: str) -> str:
 
 def canonical_request(
     chain_id: str,
+    node_id: str,
     method: str,
     path: str,
     raw_query: str,
@@ -70,10 +73,12 @@ def canonical_request(
     account: str,
     public_key_hex: str,
 ) -> bytes:
-    """The bytes a signed read signs: ten lines joined by LF, no trailing LF. `path` is percent-decoded."""
+    """The bytes a signed read signs: eleven lines joined by LF, no trailing LF. `node_id` is the node the request
+    is addressed to (so no other node accepts it); `path` is percent-decoded."""
     lines = (
         READ_DOMAIN,
         chain_id,
+        node_id,
         method.upper(),
         path,
         canonical_query(raw_query),
@@ -91,6 +96,7 @@ def sign_request_headers(
     public_key: bytes,
     *,
     chain_id: str,
+    node_id: str,
     account: str,
     method: str,
     path: str,
@@ -99,10 +105,13 @@ def sign_request_headers(
     timestamp: int,
     nonce: str,
 ) -> dict[str, str]:
-    """The five X-Ledger-* headers for a request (client side; `sign` is Ed25519 signing returning 64 bytes)."""
+    """The six X-Ledger-* headers for a request to node `node_id` (client side; `sign` is Ed25519 signing returning
+    64 bytes)."""
     ts = str(timestamp)
-    message = canonical_request(chain_id, method, path, raw_query, body, ts, nonce, account, public_key.hex())
+    message = canonical_request(chain_id, node_id, method, path, raw_query, body, ts, nonce, account,
+                                public_key.hex())
     return {
+        H_NODE: node_id,
         H_ACCOUNT: account,
         H_KEY: public_key.hex(),
         H_TIMESTAMP: ts,
@@ -164,11 +173,12 @@ class SignedBy:
 
 
 class Authenticator:
-    """Checks the X-Ledger-* headers of a request against state at head (docs/api.md 1.3)."""
+    """Checks the X-Ledger-* headers of a request to node `node_id` against state at head (docs/api.md 1.3)."""
 
     def __init__(
         self,
         chain_id: str,
+        node_id: str,
         state: StateReader,
         *,
         window: int = 60,
@@ -176,7 +186,9 @@ class Authenticator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         assert window > 0
+        assert _NODE_ID.fullmatch(node_id), node_id
         self.chain_id = chain_id
+        self.node_id = node_id
         self.state = state
         self.window = window
         self.clock = clock
@@ -191,11 +203,14 @@ class Authenticator:
         if len(present) != len(AUTH_HEADERS):
             missing = [h for h in AUTH_HEADERS if h not in headers]
             raise ApiError(e.AUTH_MALFORMED, f"missing headers: {', '.join(missing)}")
+        node_id = headers[H_NODE]
         account = headers[H_ACCOUNT]
         key_hex = headers[H_KEY]
         ts = headers[H_TIMESTAMP]
         nonce = headers[H_NONCE]
         sig_hex = headers[H_SIGNATURE]
+        if _NODE_ID.fullmatch(node_id) is None:
+            raise ApiError(e.AUTH_MALFORMED, f"{H_NODE} is not a node id")
         if _ACCOUNT.fullmatch(account) is None:
             raise ApiError(e.AUTH_MALFORMED, f"{H_ACCOUNT} is not an account id")
         if _HEX64.fullmatch(key_hex) is None:
@@ -206,6 +221,9 @@ class Authenticator:
             raise ApiError(e.AUTH_MALFORMED, f"{H_NONCE} must be 8-64 characters of [A-Za-z0-9_-]")
         if _HEX128.fullmatch(sig_hex) is None:
             raise ApiError(e.AUTH_MALFORMED, f"{H_SIGNATURE} must be 128 lowercase hex digits")
+        if node_id != self.node_id:
+            raise ApiError(e.AUTH_WRONG_NODE, f"this request is signed for {node_id}; this node is {self.node_id}",
+                           {"node_id": self.node_id})
         now = self.clock()
         stamp = int(ts)
         if abs(now - stamp) > self.window:
@@ -215,7 +233,8 @@ class Authenticator:
         public_key = bytes.fromhex(key_hex)
         if record is None or public_key not in record.keys:
             raise ApiError(e.AUTH_UNKNOWN_KEY)
-        message = canonical_request(self.chain_id, method, path, raw_query, body, ts, nonce, account, key_hex)
+        message = canonical_request(self.chain_id, self.node_id, method, path, raw_query, body, ts, nonce, account,
+                                    key_hex)
         if not verify_signature(public_key, message, bytes.fromhex(sig_hex)):
             raise ApiError(e.AUTH_BAD_SIGNATURE)
         refused = self.replay.add(hashlib.sha256(message).digest(), stamp + self.window, now)

@@ -46,8 +46,8 @@ class ApiContext:
         self.limits = config.limits
         store = facade.store
         self.auth = Authenticator(
-            facade.chain_id, store, window=config.auth_window, replay_capacity=config.replay_capacity,
-            clock=config.clock,
+            facade.chain_id, facade.node_id, store, window=config.auth_window,
+            replay_capacity=config.replay_capacity, clock=config.clock,
         )
         self.visibility = Visibility(store, config.open_reads)
         self.hub = EventHub(facade, self.visibility, self.limits)

@@ -23,7 +23,15 @@ from ledger import codes
 from ledger.errors import LedgerError
 from node.errors import NodeError
 
-__all__ = ["HTTP_STATUS", "ApiError", "api_error", "error_body", "error_middleware", "error_response"]
+__all__ = [
+    "DECODING_STATUS",
+    "HTTP_STATUS",
+    "ApiError",
+    "api_error",
+    "error_body",
+    "error_middleware",
+    "error_response",
+]
 
 log = logging.getLogger("node.api")
 
@@ -65,6 +73,7 @@ AUTH_REPLAYED = codes.define(3204, "AUTH_REPLAYED", "this signed request was alr
 AUTH_UNKNOWN_KEY = codes.define(3205, "AUTH_UNKNOWN_KEY", "unknown account or key not of the account", _N)
 NOT_VISIBLE = codes.define(3206, "NOT_VISIBLE", "the requesting account may not see this data", _N)
 AUTH_BUSY = codes.define(3207, "AUTH_BUSY", "too many signed requests in the window; retry later", _N)
+AUTH_WRONG_NODE = codes.define(3208, "AUTH_WRONG_NODE", "this signed request is addressed to another node", _N)
 
 HTTP_STATUS: dict[int, int] = {
     BAD_REQUEST: 400,
@@ -98,14 +107,23 @@ HTTP_STATUS: dict[int, int] = {
     AUTH_UNKNOWN_KEY: 401,
     NOT_VISIBLE: 403,
     AUTH_BUSY: 503,
+    AUTH_WRONG_NODE: 401,
 }
 
 API_CODES: tuple[int, ...] = tuple(sorted(HTTP_STATUS))
 
 
+# A request that is well formed (it matches the OpenAPI document) but whose transaction does not decode: the
+# decoding codes 1-99. JSON Schema cannot say "these bytes are a canonical signed transaction", so the document
+# keeps 400 for requests it does not describe and 422 for contents it cannot check (docs/api.md section 2).
+DECODING_STATUS = 422
+
+
 def status_for(code: int) -> int:
-    """The HTTP status of an error code: the API's own table; codes 1-99 (decoding) and others from the ledger and
-    contracts tables are client errors (400)."""
+    """The HTTP status of an error code: the API's own table; the decoding codes 1-99 are 422 (DECODING_STATUS);
+    other codes of the ledger and contracts tables are client errors (400)."""
+    if code < 100:
+        return DECODING_STATUS
     return HTTP_STATUS.get(code, 400)
 
 
@@ -206,10 +224,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_TO_CODE.get(exc.status, BAD_REQUEST if exc.status < 500 else INTERNAL_ERROR)
         details: dict[str, Any] = {}
+        headers: dict[str, str] | None = None
         if code == METHOD_NOT_ALLOWED and isinstance(exc, web.HTTPMethodNotAllowed):
             details["allowed"] = sorted(exc.allowed_methods)
-        err = ApiError(code, details=details)
-        return error_response(err)
+            headers = {"Allow": ", ".join(details["allowed"])}  # RFC 9110 15.5.6: a 405 lists what is allowed
+        return error_response(ApiError(code, details=details), headers)
     except Exception:
         incident = secrets.token_hex(8)
         log.exception("internal error on %s %s (incident %s)", request.method, request.path, incident)

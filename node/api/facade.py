@@ -104,6 +104,9 @@ class NodeFacade(Protocol):
     def chain_id(self) -> str: ...
 
     @property
+    def node_id(self) -> str: ...  # this node's id: a signed read names the node it is addressed to (docs/api.md 1.2)
+
+    @property
     def store(self) -> LedgerStore: ...
 
     @property

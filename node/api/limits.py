@@ -100,7 +100,8 @@ def timeout_middleware(seconds: float, exempt_prefixes: tuple[str, ...]) -> Call
     return middleware
 
 
-CORS_HEADERS = "Content-Type, X-Ledger-Account, X-Ledger-Key, X-Ledger-Timestamp, X-Ledger-Nonce, X-Ledger-Signature"
+CORS_HEADERS = ("Content-Type, X-Ledger-Node, X-Ledger-Account, X-Ledger-Key, X-Ledger-Timestamp, X-Ledger-Nonce, "
+                "X-Ledger-Signature")
 
 
 def cors_middleware(origins: tuple[str, ...]) -> Callable[..., object]:

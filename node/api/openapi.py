@@ -20,8 +20,9 @@ __all__ = ["API_VERSION", "build_openapi", "docs_html", "main"]
 API_VERSION = "1.0.0"
 
 _SIGNED_NOTE = (
-    "Private data: needs a request signed with an account key (headers X-Ledger-Account, X-Ledger-Key, "
-    "X-Ledger-Timestamp, X-Ledger-Nonce, X-Ledger-Signature; docs/api.md section 1), unless the node opens all reads."
+    "Private data: needs a request signed with an account key for this node (headers X-Ledger-Node, "
+    "X-Ledger-Account, X-Ledger-Key, X-Ledger-Timestamp, X-Ledger-Nonce, X-Ledger-Signature; docs/api.md section 1), "
+    "unless the node opens all reads."
 )
 
 
@@ -72,7 +73,7 @@ def _operation(route: Route) -> dict[str, Any]:
             responses["202"]["content"] = {route.response_type: {"schema": route.response}}
     common = [e.RATE_LIMITED, e.REQUEST_TIMEOUT, e.INTERNAL_ERROR, e.BAD_REQUEST]
     if route.body is not None:
-        common += [e.BODY_TOO_LARGE, e.INVALID_JSON]
+        common += [e.BODY_TOO_LARGE, e.INVALID_JSON, e.UNSUPPORTED_MEDIA_TYPE]
     responses.update(_error_response([*route.errors, *common]))
     op["responses"] = responses
     return op

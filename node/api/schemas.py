@@ -21,6 +21,7 @@ from ledger.schema import (
     HOLD_PATTERN,
     MAX_ACCOUNT_ID_BYTES,
     MAX_AMOUNT,
+    NODE_ID_PATTERN,
 )
 from ledger.transaction import Signature
 from node.chain.protocol import OPERATIONS
@@ -166,6 +167,13 @@ _PROPOSAL = _obj(
     }
 )
 _EVENT_REC = wire_schema(OPERATIONS.event)
+# The event stream's messages (docs/api.md section 4): one JSON object per WebSocket text message or SSE `data:`.
+_STREAM_EVENT = _obj({"type": {"const": "event"}, "height": HEIGHT, "event": {"$ref": "#/components/schemas/Event"}})
+_STREAM_BLOCK = _obj({"type": {"const": "block"}, "height": HEIGHT, "block_hash": HASH, "time": INT})
+# A heartbeat names the last height whose checkpoint was delivered: -1 before the first one.
+_STREAM_HEARTBEAT = _obj({"type": {"const": "heartbeat"}, "height": {"type": "integer", "minimum": -1}})
+_STREAM_ERROR = _obj({"type": {"const": "error"}, "code": {"type": "integer", "minimum": 1},
+                      "message": {"type": "string"}, "resume_from": HEIGHT})
 
 COMPONENTS: dict[str, Schema] = {
     "Error": _obj(
@@ -385,6 +393,7 @@ COMPONENTS: dict[str, Schema] = {
     "Status": _obj(
         {
             "chain_id": {"type": "string"},
+            "node_id": {"type": "string", "pattern": _anchored(NODE_ID_PATTERN)},
             "height": HEIGHT,
             "block_hash": HASH,
             "state_root": HASH,
@@ -395,6 +404,16 @@ COMPONENTS: dict[str, Schema] = {
         }
     ),
     "Health": _obj({"ok": {"type": "boolean"}, "height": HEIGHT}),
+    "StreamMessage": {"oneOf": [_STREAM_EVENT, _STREAM_BLOCK, _STREAM_HEARTBEAT, _STREAM_ERROR]},
+    "SseEvent": _obj(
+        {
+            "event": {"enum": ["event", "block", "heartbeat", "error"]},
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"$ref": "#/components/schemas/StreamMessage"}},
+        },
+        required=["event", "data"],
+    ),
     "Proof": _obj(
         {
             "key": {"type": "string", "pattern": HEX},

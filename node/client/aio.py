@@ -27,7 +27,7 @@ from node.chain.statement import StatementVerdict, statement_bytes, verify_state
 from node.client import builder
 from node.client.errors import ApiError, ClientError, TransactionFailed
 from node.client.keys import AccountKey
-from node.client.wire import Request, decode_response, path_of, query_of
+from node.client.wire import NodeName, Request, decode_response, path_of, query_of
 
 __all__ = ["AsyncLedgerClient", "StreamItem", "SubmitResult"]
 
@@ -71,11 +71,13 @@ class AsyncLedgerClient:
     """One node's API. `key` signs private reads (and is the default signer of `execute`)."""
 
     def __init__(self, base_url: str, key: AccountKey | None = None, *, timeout: float = 30.0,
-                 chain_id: str | None = None, session: aiohttp.ClientSession | None = None) -> None:
+                 chain_id: str | None = None, node_id: str | None = None,
+                 session: aiohttp.ClientSession | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key
         self.timeout = timeout
         self._chain_id = chain_id
+        self._node_id = node_id
         self._session = session
         self._own_session = session is None
 
@@ -100,10 +102,8 @@ class AsyncLedgerClient:
 
     async def call(self, req: Request, *, timeout: float | None = None) -> tuple[int, Any]:
         """Send one request; (HTTP status, JSON value) of a 2xx answer, or raise ApiError / ClientError."""
-        chain_id = None
-        if req.signed and self.key is not None:
-            chain_id = await self.chain_id()
-        headers = req.headers(self.key, chain_id, int(time.time()))
+        node = await self.node_name() if req.signed and self.key is not None else None
+        headers = req.headers(self.key, node, int(time.time()))
         url = self.base_url + req.target
         kw: dict[str, Any] = {}
         if timeout is not None:
@@ -125,13 +125,23 @@ class AsyncLedgerClient:
         return (await self.call(Request.get(path_of(*segments), query_of(query), signed=signed)))[1]
 
     async def chain_id(self) -> str:
-        if self._chain_id is None:
+        return (await self.node_name()).chain_id
+
+    async def node_id(self) -> str:
+        """The id of the node this client talks to: signed reads are addressed to it (docs/api.md 1.2)."""
+        return (await self.node_name()).node_id
+
+    async def node_name(self) -> NodeName:
+        """The node's chain id and node id, from `GET /v1/status` once (or as given to the constructor)."""
+        if self._chain_id is None or self._node_id is None:
             status = await self.status()
-            cid = status.get("chain_id") if isinstance(status, dict) else None
-            if not isinstance(cid, str):
-                raise ClientError("bad_response", "status without a chain_id")
-            self._chain_id = cid
-        return self._chain_id
+            for field in ("chain_id", "node_id"):
+                if not isinstance(status, dict) or not isinstance(status.get(field), str):
+                    raise ClientError("bad_response", f"status without a {field}")
+            self._chain_id = self._chain_id or status["chain_id"]
+            self._node_id = self._node_id or status["node_id"]
+        assert self._chain_id is not None and self._node_id is not None
+        return NodeName(self._chain_id, self._node_id)
 
     # -- public reads ------------------------------------------------------------------------------------------
 
@@ -325,8 +335,8 @@ class AsyncLedgerClient:
             query = [("from_height", next_height), ("account", ",".join(accounts) or None),
                      ("asset", ",".join(assets) or None), ("kind", ",".join(kinds) or None)]
             req = Request.get(path_of("events"), query_of(query), signed=True)
-            chain_id = await self.chain_id() if self.key is not None else None
-            headers = req.headers(self.key, chain_id, int(time.time()))
+            node = await self.node_name() if self.key is not None else None
+            headers = req.headers(self.key, node, int(time.time()))
             url = self.base_url.replace("http", "ws", 1) + req.target
             closing: dict[str, Any] | None = None
             skip = partial_seen if partial_height is not None and partial_height == next_height else 0

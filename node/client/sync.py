@@ -26,9 +26,9 @@ __all__ = ["LedgerClient"]
 
 class LedgerClient:
     def __init__(self, base_url: str, key: AccountKey | None = None, *, timeout: float = 30.0,
-                 chain_id: str | None = None) -> None:
+                 chain_id: str | None = None, node_id: str | None = None) -> None:
         self._loop = asyncio.new_event_loop()
-        self._aio = AsyncLedgerClient(base_url, key, timeout=timeout, chain_id=chain_id)
+        self._aio = AsyncLedgerClient(base_url, key, timeout=timeout, chain_id=chain_id, node_id=node_id)
 
     @property
     def base_url(self) -> str:
@@ -70,6 +70,9 @@ class LedgerClient:
 
     def chain_id(self) -> str:
         return self._run(self._aio.chain_id())
+
+    def node_id(self) -> str:
+        return self._run(self._aio.node_id())
 
     def status(self) -> dict[str, Any]:
         return self._run(self._aio.status())

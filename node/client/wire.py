@@ -1,7 +1,7 @@
 """The client's HTTP exchanges without I/O: building requests (paths, queries, bodies, read signatures) and turning
 responses into values or typed errors. The sync and async clients only move these bytes.
 
-Read signing follows docs/api.md section 1.2 exactly (implemented here independently of the server; the tests check
+Read signing follows docs/api.md section 1.2 exactly (a signed read names the node it is addressed to) (implemented here independently of the server; the tests check
 both implementations against each other).
 """
 
@@ -20,6 +20,7 @@ from node.client.keys import AccountKey
 
 __all__ = [
     "READ_DOMAIN",
+    "NodeName",
     "Request",
     "canonical_query",
     "canonical_request",
@@ -27,7 +28,7 @@ __all__ = [
     "signed_headers",
 ]
 
-READ_DOMAIN: Final = "CONSORTIUM-LEDGER/READ/v1"
+READ_DOMAIN: Final = "CONSORTIUM-LEDGER/READ/v2"
 UNRESERVED: Final = "-._~"
 MAX_RESPONSE_BYTES: Final = 256 << 20
 JSON_TYPE: Final = "application/json"
@@ -41,23 +42,25 @@ def canonical_query(raw_query: str) -> str:
     return "&".join(f"{quote(k, safe=UNRESERVED)}={quote(v, safe=UNRESERVED)}" for k, v in pairs)
 
 
-def canonical_request(chain_id: str, method: str, path: str, raw_query: str, body: bytes, timestamp: str,
-                      nonce: str, account: str, public_key_hex: str) -> bytes:
-    """The ten LF-joined lines a signed read signs (no trailing LF); `path` percent-decoded."""
+def canonical_request(chain_id: str, node_id: str, method: str, path: str, raw_query: str, body: bytes,
+                      timestamp: str, nonce: str, account: str, public_key_hex: str) -> bytes:
+    """The eleven LF-joined lines a signed read signs (no trailing LF); `node_id` is the node addressed, `path`
+    percent-decoded."""
     return "\n".join(
-        (READ_DOMAIN, chain_id, method.upper(), unquote(path), canonical_query(raw_query),
+        (READ_DOMAIN, chain_id, node_id, method.upper(), unquote(path), canonical_query(raw_query),
          hashlib.sha256(body).hexdigest(), timestamp, nonce, account, public_key_hex)
     ).encode("utf-8")
 
 
-def signed_headers(key: AccountKey, *, chain_id: str, method: str, path: str, raw_query: str, body: bytes,
-                   timestamp: int, nonce: str | None = None) -> dict[str, str]:
-    """The five X-Ledger-* headers of a signed read. A fresh random nonce unless one is given."""
+def signed_headers(key: AccountKey, *, chain_id: str, node_id: str, method: str, path: str, raw_query: str,
+                   body: bytes, timestamp: int, nonce: str | None = None) -> dict[str, str]:
+    """The six X-Ledger-* headers of a read signed for node `node_id`. A fresh random nonce unless one is given."""
     ts = str(timestamp)
     nonce = secrets.token_hex(16) if nonce is None else nonce
     pub = key.public_key.hex()
-    message = canonical_request(chain_id, method, path, raw_query, body, ts, nonce, key.account, pub)
+    message = canonical_request(chain_id, node_id, method, path, raw_query, body, ts, nonce, key.account, pub)
     return {
+        "X-Ledger-Node": node_id,
         "X-Ledger-Account": key.account,
         "X-Ledger-Key": pub,
         "X-Ledger-Timestamp": ts,
@@ -82,6 +85,14 @@ def query_of(params: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str:
             v = "true" if v else "false"
         out.append(f"{quote(k, safe=UNRESERVED)}={quote(str(v), safe=UNRESERVED)}")
     return "&".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeName:
+    """Who a signed read is addressed to: the node's chain id and node id (`GET /v1/status`)."""
+
+    chain_id: str
+    node_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +123,15 @@ class Request:
     def post_bytes(path: str, data: bytes, query: str = "") -> Request:
         return Request("POST", path, query, data, MSGPACK_TYPE)
 
-    def headers(self, key: AccountKey | None, chain_id: str | None, now: int) -> dict[str, str]:
+    def headers(self, key: AccountKey | None, node: NodeName | None, now: int) -> dict[str, str]:
+        """The request's headers; a signed request (with a key) is signed for `node` (its chain and node id)."""
         h = {"Accept": JSON_TYPE}
         if self.content_type is not None:
             h["Content-Type"] = self.content_type
         if self.signed and key is not None:
-            assert chain_id is not None, "signing needs the chain id"
-            h.update(signed_headers(key, chain_id=chain_id, method=self.method, path=self.path,
-                                    raw_query=self.query, body=self.body, timestamp=now))
+            assert node is not None, "signing needs the chain id and node id"
+            h.update(signed_headers(key, chain_id=node.chain_id, node_id=node.node_id, method=self.method,
+                                    path=self.path, raw_query=self.query, body=self.body, timestamp=now))
         return h
 
 

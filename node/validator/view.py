@@ -57,6 +57,10 @@ class NodeView:
         return self._app.chain_id
 
     @property
+    def node_id(self) -> str:
+        return self._driver.node_id
+
+    @property
     def store(self) -> LedgerStore:
         return self._app.store
 

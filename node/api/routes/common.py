@@ -11,7 +11,7 @@ from node.api.routing import Param
 
 U64_MAX = (1 << 64) - 1
 PRIVATE_ERRORS = (e.AUTH_REQUIRED, e.AUTH_MALFORMED, e.AUTH_BAD_SIGNATURE, e.AUTH_STALE, e.AUTH_REPLAYED,
-                  e.AUTH_UNKNOWN_KEY, e.NOT_VISIBLE, e.AUTH_BUSY)
+                  e.AUTH_UNKNOWN_KEY, e.NOT_VISIBLE, e.AUTH_BUSY, e.AUTH_WRONG_NODE)
 MAX_HEIGHT = (1 << 63) - 1
 
 

@@ -19,6 +19,7 @@ async def get_status(call: Call) -> Any:
     head = ctx.facade.head()
     return {
         "chain_id": ctx.facade.chain_id,
+        "node_id": ctx.facade.node_id,
         "height": head.height,
         "block_hash": head.block_hash.hex(),
         "state_root": head.state_root.hex(),

@@ -281,6 +281,9 @@ async def dry_run(call: Call) -> Any:
     }
 
 
+# A request the document describes whose transaction does not decode: the ledger's decoding code, 422.
+DECODING_ERRORS = tuple(sorted(c for c in codes.REASONS if 1 <= c < 100))
+
 WAIT = Param("wait", "query", {"type": "string", "enum": ["none", "commit"], "default": "none"},
              "`commit`: wait for the transaction's block to commit (up to `timeout`) and return its receipt")
 TIMEOUT = Param("timeout", "query", {"type": "integer", "minimum": 1, "maximum": 25},
@@ -290,10 +293,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/tx", "submitTransaction", "Submit a signed transaction", "transactions", submit,
           params=(WAIT, TIMEOUT), body=ref("SubmitRequest"), body_types=("application/json", MSGPACK),
           response=ref("SubmitResult"), extra_status={202: "admitted, not yet committed"},
-          errors=(e.INVALID_JSON, e.UNSUPPORTED_MEDIA_TYPE, e.BODY_TOO_LARGE, e.TX_NOT_ADMITTED),
+          errors=(e.INVALID_JSON, e.UNSUPPORTED_MEDIA_TYPE, e.BODY_TOO_LARGE, e.TX_NOT_ADMITTED, *DECODING_ERRORS),
           description="JSON: `{\"tx\": hex}` (the canonical signed bytes) or `{\"body\": TxBody, \"signatures\": "
-                      "[...]}`; or the raw bytes with `Content-Type: application/msgpack`. A decoding failure "
-                      "answers its ledger code (1-99); a mempool refusal answers 422 with the refusal's code."),
+                      "[...]}`; or the raw bytes with `Content-Type: application/msgpack`. A transaction that does "
+                      "not decode answers 422 with its ledger code (1-99); a mempool refusal answers 422 with the "
+                      "refusal's code."),
     Route("POST", "/v1/tx/batch", "submitBatch", "Submit up to 256 signed transactions", "transactions",
           submit_batch, body=ref("BatchRequest"), body_types=("application/json", MSGPACK),
           response=ref("BatchResult"), errors=(e.INVALID_JSON, e.BATCH_TOO_LARGE, e.BODY_TOO_LARGE),
@@ -308,13 +312,13 @@ ROUTES: tuple[Route, ...] = (
                       "block for a reason a later block may not share, such as a bad signature)."),
     Route("POST", "/v1/tx/encode", "encodeTransaction", "Encode a JSON body: the bytes to sign, their id",
           "transactions", encode_tx, body=ref("EncodeRequest"), response=ref("EncodeResult"),
-          errors=(e.INVALID_JSON,),
+          errors=(e.INVALID_JSON, *DECODING_ERRORS),
           description="A client in any language builds the JSON body, calls this, signs `signing_message` with "
                       "Ed25519 and submits `{body, signatures}` (or `tx` from a second call with signatures). "
                       "Check `tx_id` = SHA-256(`body`) and the signing message prefix locally (docs/protocol.md)."),
     Route("POST", "/v1/tx/dry-run", "dryRun", "Could this transaction happen now? (reason code)",
           "transactions", dry_run, access=SIGNED, body=ref("DryRunRequest"), response=ref("DryRunResult"),
-          errors=(e.INVALID_JSON, e.AUTH_REQUIRED, e.NOT_VISIBLE),
+          errors=(e.INVALID_JSON, e.AUTH_REQUIRED, e.NOT_VISIBLE, *DECODING_ERRORS),
           description="`{\"tx\": hex}`: a signed transaction, checked exactly as execution in the next block would "
                       "(public). `{\"signers\", \"operations\"}`: unsigned operations as if the signers had signed; "
                       "this reveals the signers' positions, so it needs a signed request by an account that sees "

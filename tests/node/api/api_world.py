@@ -41,6 +41,7 @@ from node.api.facade import AdmissionView, BlockView, CommitNotice, HeadInfo, Pe
 from tests.ledger.world import ADMIN, CHAIN, OPS, T0, World, pub
 
 CHAIN_B = CHAIN.encode()
+NODE = "node-0"  # the id of the API's node: signed reads are addressed to it
 N_VALIDATORS = 4
 ISSUER = "treasury@issuer-co"
 AGENT = "agent@issuer-co"
@@ -136,6 +137,10 @@ class ChainFacade:
     @property
     def chain_id(self) -> str:
         return CHAIN
+
+    @property
+    def node_id(self) -> str:
+        return NODE
 
     @property
     def store(self) -> LedgerStore:
@@ -244,7 +249,7 @@ def populated_world(path: str) -> MirrorWorld:
 
 def signed_headers(account: str, method: str, path: str, query: str = "", body: bytes = b"", *,
                    key: SigningKey | None = None, timestamp: int | None = None, nonce: str | None = None,
-                   chain_id: str = CHAIN) -> dict[str, str]:
+                   chain_id: str = CHAIN, node_id: str = NODE) -> dict[str, str]:
     from tests.ledger.world import key_for
 
     sk = key or key_for(account)
@@ -252,8 +257,9 @@ def signed_headers(account: str, method: str, path: str, query: str = "", body: 
         signed_headers.counter += 1  # type: ignore[attr-defined]
         nonce = f"nonce{signed_headers.counter:08d}"  # type: ignore[attr-defined]
     return sign_request_headers(
-        lambda m: sk.sign(m).signature, bytes(sk.verify_key), chain_id=chain_id, account=account, method=method,
-        path=path, raw_query=query, body=body, timestamp=int(time.time()) if timestamp is None else timestamp,
+        lambda m: sk.sign(m).signature, bytes(sk.verify_key), chain_id=chain_id, node_id=node_id, account=account,
+        method=method, path=path, raw_query=query, body=body,
+        timestamp=int(time.time()) if timestamp is None else timestamp,
         nonce=nonce,
     )
 

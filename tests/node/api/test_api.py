@@ -101,6 +101,13 @@ def test_routing_errors(shared: MirrorWorld) -> None:
         error(s, b, 404, e.ROUTE_NOT_FOUND)
         async with h.client.delete("/v1/status") as r:
             error(r.status, await r.json(), 405, e.METHOD_NOT_ALLOWED)
+            assert r.headers["Allow"] == "GET"
+        # Allow names exactly the documented methods of the path, although /v1/tx/batch also matches the
+        # template of GET /v1/tx/{tx_id}.
+        for method in ("GET", "OPTIONS", "TRACE", "PUT"):
+            async with h.client.request(method, "/v1/tx/batch") as r:
+                error(r.status, await r.json(), 405, e.METHOD_NOT_ALLOWED)
+                assert r.headers["Allow"] == "POST"
         s, b = await h.get("/v1/status", query="bogus=1")
         error(s, b, 400, e.BAD_REQUEST)
         s, b = await h.get("/v1/blocks", query="limit=0")
@@ -295,7 +302,7 @@ def test_submit_refusals(world: MirrorWorld) -> None:
         error(s, b, 422, codes.BAD_SIGNATURE)
         assert b["details"]["tx_id"] == t.tx_id.hex()
         s, b = await h.post("/v1/tx", {"tx": "00ff"})
-        assert s == 400 and 1 <= b["code"] <= 99  # the decoding code
+        assert s == 422 and 1 <= b["code"] <= 99  # well-formed JSON, but the transaction does not decode
         s, b = await h.post("/v1/tx", {"tx": "XYZ"})
         error(s, b, 400, e.INVALID_JSON)
         s, b = await h.post("/v1/tx", raw=b"{not json")
@@ -309,7 +316,7 @@ def test_submit_refusals(world: MirrorWorld) -> None:
         bad_body = body_to_json(t.body, operations=OPERATIONS)
         bad_body["operations"][0]["legs"][0]["amount"] = 1.5
         s, b = await h.post("/v1/tx/encode", {"body": bad_body})
-        error(s, b, 400, codes.FLOAT_FORBIDDEN)
+        error(s, b, 422, codes.FLOAT_FORBIDDEN)
 
     run(world, body)
 
@@ -343,7 +350,7 @@ def test_encode_matches_local_signing(world: MirrorWorld) -> None:
         s, b = await h.post("/v1/tx/encode", {"body": body_to_json(t.body, operations=OPERATIONS), "signatures": sigs})
         assert s == 200 and b["tx"] == t.to_bytes().hex()
         s, b = await h.post("/v1/tx/encode", {"body": {"version": 1}})
-        assert s == 400 and b["code"] == codes.MISSING_FIELD
+        assert s == 422 and b["code"] == codes.MISSING_FIELD
 
     run(world, body)
 

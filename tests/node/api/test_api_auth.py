@@ -33,24 +33,31 @@ VECTOR_KEY = SigningKey(bytes(range(32)))
 def test_canonical_request_vector() -> None:
     pk = bytes(VECTOR_KEY.verify_key).hex()
     assert pk == "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
-    m = canonical_request("testnet", "GET", "/v1/accounts/client-d@bank-a/balances", "height=12&asset=BOND-A", b"",
-                          "1764064800", "4f1c2a9e0b7d6e35", "custody@bank-a", pk)
+    m = canonical_request("testnet", "node-0", "GET", "/v1/accounts/client-d@bank-a/balances",
+                          "height=12&asset=BOND-A", b"", "1764064800", "4f1c2a9e0b7d6e35", "custody@bank-a", pk)
     assert m == (
-        b"CONSORTIUM-LEDGER/READ/v1\ntestnet\nGET\n/v1/accounts/client-d@bank-a/balances\nasset=BOND-A&height=12\n"
-        b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n1764064800\n4f1c2a9e0b7d6e35\n"
-        b"custody@bank-a\n03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+        b"CONSORTIUM-LEDGER/READ/v2\ntestnet\nnode-0\nGET\n/v1/accounts/client-d@bank-a/balances\n"
+        b"asset=BOND-A&height=12\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n1764064800\n"
+        b"4f1c2a9e0b7d6e35\ncustody@bank-a\n03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
     )
     assert VECTOR_KEY.sign(m).signature.hex() == (
-        "1ac1f86191002985fcd5e863a96224577a6c9365e46cc7653e8e4158a4365a7c"
-        "db880de2eedb1c12c60611795ce51bbb0d12367e3401cc8a7fd6a814395ef40f"
+        "20448407bc873df6c16e81cff9d5097161035b4bd5b6252500a139ac6eb766e0"
+        "042f39d8f5aa91322616f26961685bb90c96dd881a9a213326fa4c6519561500"
+    )
+    # The same request addressed to node-3 is another string, so another signature (docs/api.md 1.2).
+    m3 = canonical_request("testnet", "node-3", "GET", "/v1/accounts/client-d@bank-a/balances",
+                           "height=12&asset=BOND-A", b"", "1764064800", "4f1c2a9e0b7d6e35", "custody@bank-a", pk)
+    assert VECTOR_KEY.sign(m3).signature.hex() == (
+        "d72d52d1a04c39e1b212238cd2794d2fc4be31822383b2cef8fd87e066e27a3b"
+        "390cb085f5c621d80a3b70f5904f48536231648ee23a19ad4f5b296ea7379705"
     )
     body = b'{"signers":["client-d@bank-a"]}'
-    m2 = canonical_request("testnet", "POST", "/v1/tx/dry-run", "", body, "1764064800", "nonce-0002",
+    m2 = canonical_request("testnet", "node-0", "POST", "/v1/tx/dry-run", "", body, "1764064800", "nonce-0002",
                            "custody@bank-a", pk)
-    assert m2.split(b"\n")[5] == hashlib.sha256(body).hexdigest().encode()
+    assert m2.split(b"\n")[6] == hashlib.sha256(body).hexdigest().encode()
     assert VECTOR_KEY.sign(m2).signature.hex() == (
-        "eac9dedf2a99104dc83617c65e396ca9676df7e3a6ab62a1c0c900a7c1371a76"
-        "747da5c2aa0e8cef026f4557e738d34c81660102b968493a90fccb67bfab6207"
+        "42f08382946c9dc88100a52e19e9db833279fe6fdef8bd7a7bb8703de1ad3c47"
+        "fdce2363b465d319a8d8c83ded0fccb2954cfac19218f8e4f407964fbce66000"
     )
 
 
@@ -134,6 +141,19 @@ def test_refusals_have_their_codes(world) -> None:  # type: ignore[no-untyped-de
         hdrs = signed_headers(DAVE, "GET", BAL, chain_id="other-chain")
         s, b = await h.get(BAL, headers=hdrs)
         assert (s, b["code"]) == (401, e.AUTH_BAD_SIGNATURE)
+        # a request signed for another node of the chain is not valid here, even once
+        hdrs = signed_headers(DAVE, "GET", BAL, node_id="node-3")
+        s, b = await h.get(BAL, headers=hdrs)
+        assert (s, b["code"], b["details"]) == (401, e.AUTH_WRONG_NODE, {"node_id": "node-0"})
+        # ... and naming this node in the header of a request signed for another does not verify
+        hdrs["X-Ledger-Node"] = "node-0"
+        s, b = await h.get(BAL, headers=hdrs)
+        assert (s, b["code"]) == (401, e.AUTH_BAD_SIGNATURE)
+        # a request signed without naming a node (the first version of the string) is malformed
+        hdrs = signed_headers(DAVE, "GET", BAL)
+        del hdrs["X-Ledger-Node"]
+        s, b = await h.get(BAL, headers=hdrs)
+        assert (s, b["code"]) == (401, e.AUTH_MALFORMED) and "X-Ledger-Node" in b["message"]
         # the path is signed percent-decoded: `@` sent as %40 verifies the same
         hdrs = signed_headers(DAVE, "GET", BAL)
         s, b = await h.get(BAL.replace("@", "%40"), headers=hdrs)

@@ -138,14 +138,33 @@ def test_stream_respects_visibility(world: MirrorWorld) -> None:
     run(world, body, ApiConfig())
 
 
-def test_bad_filters_and_plain_http_are_refused(world: MirrorWorld) -> None:
+def test_bad_filters_are_refused(world: MirrorWorld) -> None:
     async def body(h: ApiHarness) -> None:
         s, b = await h.get("/v1/events", query="kind=no_such_kind")
         assert (s, b["code"]) == (400, e.BAD_REQUEST)
         s, b = await h.get("/v1/events", query="account=NOT VALID")
         assert (s, b["code"]) == (400, e.BAD_REQUEST)
-        s, b = await h.get("/v1/events")
+        s, b = await h.get("/v1/events", query="kind=" + ",".join(["transferred"] * 17))
         assert (s, b["code"]) == (400, e.BAD_REQUEST)
+
+    run(world, body)
+
+
+def test_plain_http_on_the_websocket_path_gets_the_sse_stream(world: MirrorWorld) -> None:
+    """GET /v1/events without the upgrade headers is the same stream as /v1/events/sse (the document describes
+    one request, so a plain client gets an answer, not a refusal)."""
+
+    async def body(h: ApiHarness) -> None:
+        head = world.store.head().height
+        async with h.client.get("/v1/events", params={"from_height": str(head)}) as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+            lines: list[str] = []
+            while f"id: {head}" not in lines:
+                lines.append((await r.content.readline()).decode().rstrip("\n"))
+            lines += [(await r.content.readline()).decode().rstrip("\n") for _ in range(2)]
+        assert lines[-2] == "event: block", lines
+        message = json.loads(lines[-1][len("data: "):])
+        assert (message["type"], message["height"]) == ("block", head)
 
     run(world, body)
 

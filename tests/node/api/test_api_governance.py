@@ -180,6 +180,10 @@ class GovFacade:
         return CHAIN
 
     @property
+    def node_id(self) -> str:
+        return "node-0"
+
+    @property
     def store(self) -> LedgerStore:
         return self.chain.store
 

@@ -40,7 +40,7 @@ def test_api_over_a_running_validator(tmp_path: Path) -> None:
     def signed(account: str, path: str, query: str = "") -> dict[str, str]:
         key = accounts[account]
         return sign_request_headers(lambda m: key.sign(m).signature, bytes(key.verify_key), chain_id=CHAIN,
-                                    account=account, method="GET", path=path, raw_query=query,
+                                    node_id="node-0", account=account, method="GET", path=path, raw_query=query,
                                     timestamp=int(time.time()), nonce=os.urandom(8).hex())
 
     async def main() -> None:

@@ -48,6 +48,7 @@ from node.client import (
 )
 from node.client.wire import canonical_request, signed_headers
 from tests.ledger.world import ADMIN, CHAIN, T0, key_for, pub
+from tests.node.api.api_world import NODE
 from tests.node.chain.test_statement import (
     AGENT,
     CUSTODIAN,
@@ -148,6 +149,10 @@ class ChainFacade:
     @property
     def chain_id(self) -> str:
         return CHAIN
+
+    @property
+    def node_id(self) -> str:
+        return NODE
 
     @property
     def store(self) -> LedgerStore:
@@ -300,22 +305,23 @@ def test_read_signing_matches_the_server_reference() -> None:
         ("GET", "/v1/events", "kind=issued,transferred&from_height=3&account=a%2Bb@x&x=%20+", b""),
     ]
     for method, path, query, body in cases:
-        mine = canonical_request("testnet", method, path, query, body, "1764064800", "4f1c2a9e0b7d6e35",
+        mine = canonical_request("testnet", "node-0", method, path, query, body, "1764064800", "4f1c2a9e0b7d6e35",
                                  key.account, key.public_key.hex())
-        theirs = server_canonical_request("testnet", method, path.replace("%40", "@"), query, body, "1764064800",
-                                          "4f1c2a9e0b7d6e35", key.account, key.public_key.hex())
+        theirs = server_canonical_request("testnet", "node-0", method, path.replace("%40", "@"), query, body,
+                                          "1764064800", "4f1c2a9e0b7d6e35", key.account, key.public_key.hex())
         assert mine == theirs
-    assert canonical_request("testnet", "get", "/v1/x", "b=2&a=1", b"", "1", "n" * 8, "a@b", "00").split(b"\n")[
-        2:5
-    ] == [b"GET", b"/v1/x", b"a=1&b=2"]
+    lines = canonical_request("testnet", "node-3", "get", "/v1/x", "b=2&a=1", b"", "1", "n" * 8, "a@b",
+                              "00").split(b"\n")
+    assert lines[:6] == [b"CONSORTIUM-LEDGER/READ/v2", b"testnet", b"node-3", b"GET", b"/v1/x", b"a=1&b=2"]
 
 
 def test_signed_headers_pass_the_server_authenticator(world: ClientWorld) -> None:
     key = account_key(DAVE)
     now = 1_800_000_000
-    auth = Authenticator(CHAIN, world.chain.store, clock=lambda: now)
-    headers = signed_headers(key, chain_id=CHAIN, method="GET", path="/v1/accounts/dave@bank-a/balances",
-                             raw_query="asset=BOND-A", body=b"", timestamp=now)
+    auth = Authenticator(CHAIN, NODE, world.chain.store, clock=lambda: now)
+    headers = signed_headers(key, chain_id=CHAIN, node_id=NODE, method="GET",
+                             path="/v1/accounts/dave@bank-a/balances", raw_query="asset=BOND-A", body=b"",
+                             timestamp=now)
     who = auth.authenticate("GET", "/v1/accounts/dave@bank-a/balances", "asset=BOND-A", b"", headers)
     assert who is not None and who.account == DAVE
     with pytest.raises(Exception) as replay:
@@ -391,7 +397,7 @@ def test_refusals_are_typed(world: ClientWorld) -> None:
         assert again.status == "committed" and again.receipt["code"] == e.value.code  # type: ignore[index]
         with pytest.raises(ApiError) as e:
             bob.submit(b"\x92\x01")
-        assert e.value.status == 400 and 1 <= e.value.code < 100
+        assert e.value.status == 422 and 1 <= e.value.code < 100
         quick = bob.execute(operation("transfer", actor=BOB, asset="CASH-T", legs=[{"recipient": EVE, "amount": 5}]),
                             wait="none")
         assert quick.status in ("pending", "committed")
@@ -494,7 +500,7 @@ def test_event_stream_resumes_after_a_slow_consumer_disconnect_without_gaps_or_r
         return {"type": "event", "height": height, "event": {"kind": "transferred", "n": n}}
 
     async def status(_request: web.Request) -> web.Response:
-        return web.json_response({"chain_id": CHAIN, "height": 6})
+        return web.json_response({"chain_id": CHAIN, "node_id": NODE, "height": 6})
 
     async def events(request: web.Request) -> web.WebSocketResponse:
         connections.append(dict(request.query))

@@ -1,0 +1,54 @@
+"""The API agrees with its OpenAPI document, checked as an outside tester would: schemathesis (property-based
+requests for every operation, every check: status codes, schemas, content types, headers, schema-valid requests
+accepted, schema-invalid ones refused, undeclared methods answered 405 with `Allow`) against a live node process
+that loads `/openapi.json` from itself.
+
+CI runs a few examples per operation (under a minute); `LEDGER_API_FUZZ_EXAMPLES=50` is the full run. The node's
+log must stay free of errors: a fuzzer's garbage (a NUL byte in a header, a client hanging up) is not a server error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node.chain.genesis import ChainParams
+from node.tools.testnet import Testnet
+
+EXAMPLES = int(os.environ.get("LEDGER_API_FUZZ_EXAMPLES", "5"))
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+@pytest.fixture
+def live_node(tmp_path: Path) -> Iterator[Testnet]:
+    net = Testnet.create(str(tmp_path / "net"), 1, chain_id="testnet-fuzz", users=4, seed=b"fuzz",
+                         params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200), open_reads=False)
+    try:
+        net.start(0)
+        net.wait_up(30)
+        yield net
+    finally:
+        net.kill_all()
+
+
+def test_schemathesis_finds_no_mismatch_on_a_live_node(live_node: Testnet, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
+               live_node.api_url(0) + "/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
+               "--workers", "1", "--no-color"]
+    seed = os.environ.get("LEDGER_API_FUZZ_SEED")
+    if seed:
+        command += ["--seed", seed]
+    # cwd: schemathesis keeps its cache (.schemathesis/) in the working directory, not in the repository.
+    run = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60 + 20 * EXAMPLES)
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report[-12_000:]
+    print(report[report.rfind("Test cases:"):])  # `pytest -s`: how many requests, how long
+    log = Path(live_node.log_path(0)).read_text()
+    errors = [line for line in log.splitlines() if "level=error" in line or "Traceback" in line]
+    assert not errors, "\n".join(errors[:5])
