@@ -153,7 +153,8 @@ class ValidatorNode:
         self._gossip_out: list[bytes] = []
         self._gossip_task: asyncio.Task[None] | None = None
         self._gossip_in = 0
-        self._stopped = asyncio.Event()
+        self._stopped = asyncio.Event()  # stopping: set first thing by stop()
+        self._closed = asyncio.Event()  # stopped: set when stop() has closed everything
         # One thread executes blocks, one at a time, parent first (the driver asks for one at a time).
         self._execution_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                                        thread_name_prefix="execution")
@@ -211,29 +212,35 @@ class ValidatorNode:
         return self._stopped.is_set()
 
     async def stop(self) -> None:
-        """Graceful shutdown: stop consensus, close the transport, close the stores."""
+        """Graceful shutdown: stop consensus, close the transport, close the stores. A second call (a signal during
+        a halt, the CLI after wait_stopped) returns when the first one has finished."""
         if self._stopped.is_set():
+            await self._closed.wait()
             return
         self._stopped.set()
-        self.driver.stop()
-        if self._timer is not None:
-            self._timer.cancel()
-        tasks = [t for t in (*self._tasks, self._gossip_task) if t is not None and t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self.transport is not None:
-            await self.transport.close()
-        # An execution still running reads the store: let it end before the store closes.
-        await asyncio.to_thread(self._execution_thread.shutdown, wait=True, cancel_futures=True)
-        self.safety_store.close()
-        self.app.store.close()
-        if self._own_sig_verifier:
-            self.sig_verifier.close()
-        log.info("node_stopped node=%s height=%d", self.node_id, self.app.head.height)
+        try:
+            self.driver.stop()
+            if self._timer is not None:
+                self._timer.cancel()
+            tasks = [t for t in (*self._tasks, self._gossip_task) if t is not None and t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.transport is not None:
+                await self.transport.close()
+            # An execution still running reads the store: let it end before the store closes.
+            await asyncio.to_thread(self._execution_thread.shutdown, wait=True, cancel_futures=True)
+            self.safety_store.close()
+            self.app.store.close()
+            if self._own_sig_verifier:
+                self.sig_verifier.close()
+            log.info("node_stopped node=%s height=%d", self.node_id, self.app.head.height)
+        finally:
+            self._closed.set()
 
     async def wait_stopped(self) -> str | None:
-        await self._stopped.wait()
+        """Until the node has stopped (stores closed); its fatal error, if it halted."""
+        await self._closed.wait()
         return self.driver.fatal
 
     async def wait_for_height(self, height: int, timeout: float) -> bool:
