@@ -11,11 +11,13 @@ leader of round r is a pure function of the epoch's validator set, r, and the co
     leader(r)  = round-robin over `active`, PROBE_EVERY times around, then one round for each inactive validator
                  (a probe: a validator that comes back proposes, is committed, and is active again)
 
-and falls back to round-robin over every validator when the epoch has no committed block old enough (its first
-rounds) or when anchor(r) is more than `fallback_rounds(n)` rounds old (the chain has not committed for a while:
-round-robin is what the liveness argument of docs/consensus.md §7 rests on, so a window that happens to exclude an
-honest validator cannot stall the chain). Why this keeps every honest node on the same leader, and why it is safe
-and live: docs/consensus.md §4 "Leader election".
+and is round-robin over every validator when the replica cannot be sure of anchor(r): when its committed chain does
+not reach round r - EXCLUDE_ROUNDS (a later commit it has not learned of yet could be the anchor), or the epoch has
+no committed block old enough (its first rounds). So while the chain commits, every replica elects from the same
+committed blocks; when it stops committing for EXCLUDE_ROUNDS rounds, every replica is back on round-robin, which
+the liveness argument of docs/consensus.md §7 rests on (a window that happens to exclude an honest validator cannot
+stall the chain). Why this keeps every honest node on the same leader, and why it is safe and live:
+docs/consensus.md §4 "Leader election".
 
 Everything here is a pure function of its arguments; `consensus/replica.py` finds the anchor and the window in its
 committed chain and caches the answers.
@@ -30,9 +32,10 @@ from typing import Final
 from consensus.messages import BlockHeader
 from consensus.validators import ValidatorSet, bitmap_indexes
 
-# A round's leader is read from blocks committed at least this many rounds earlier: every honest replica taking part
-# in round r has seen the certificates that commit them (a commit is known two rounds after its block).
-EXCLUDE_ROUNDS: Final = 4
+# A round's leader is read from blocks committed at least this many rounds earlier, by a replica whose committed chain
+# reaches that far. A commit is known two rounds after its block on the happy path, three to five rounds after it
+# when a probe round (or two next to each other) failed in between: six keeps the election on reputation there.
+EXCLUDE_ROUNDS: Final = 6
 # Committed blocks in the window. Short, because until a validator that went down has left the window its rounds
 # keep timing out; long enough that a live validator is rarely missing from all of it (a QC holds the first quorum
 # of votes its leader received, so a live validator is missing from one QC about a third of the time, from three
@@ -56,12 +59,6 @@ class Reputation:
         if position < turns:
             return self.active[position % len(self.active)], False
         return self.inactive[position - turns], True
-
-
-def fallback_rounds(n: int) -> int:
-    """A round more than this many rounds past its anchor is led round-robin. It exceeds the rounds a healthy chain
-    or one with a dead probe leader goes without a commit (2-5), so reputation stays on while commits happen."""
-    return EXCLUDE_ROUNDS + 2 * n + 2
 
 
 def reputation(validator_set: ValidatorSet, window: Iterable[BlockHeader]) -> Reputation:

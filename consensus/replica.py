@@ -432,17 +432,15 @@ class Replica:
 
     def leader_index(self, round_: int) -> int:
         """The index of the validator that leads `round_`, elected from committed blocks only (docs/consensus.md §4
-        "Leader election"): every replica whose committed chain reaches round `round_ - EXCLUDE_ROUNDS` elects the
-        same one."""
+        "Leader election"): by reputation when this replica's committed chain reaches round `round_ -
+        EXCLUDE_ROUNDS` (every such replica elects the same one), else round-robin."""
         return self._election(round_)[0]
 
     def election_anchor(self, round_: int) -> bytes | None:
         """The id of the committed block the election of `round_` reads (None: round-robin), for the simulator's
         check that replicas agree."""
         anchor = self._anchor_of(round_)
-        if anchor is None or round_ - anchor.header.round > leaders.fallback_rounds(len(self.vs)):
-            return None
-        return anchor.block.id
+        return None if anchor is None else anchor.block.id
 
     def _election(self, round_: int) -> tuple[int, bool]:
         cached = self._leaders.get(round_)
@@ -451,7 +449,7 @@ class Replica:
         elected = (self.vs.leader(round_), False)
         if self.config.leader_election == "reputation":
             anchor = self._anchor_of(round_)
-            if anchor is not None and round_ - anchor.header.round <= leaders.fallback_rounds(len(self.vs)):
+            if anchor is not None:
                 elected = self._reputation(anchor).leader(round_)
         if len(self._leaders) >= MAX_LEADER_CACHE:
             self._leaders.clear()
@@ -466,8 +464,11 @@ class Replica:
         return entry
 
     def _anchor_of(self, round_: int) -> _Entry | None:
-        """The highest committed block of this epoch with round <= round_ - EXCLUDE_ROUNDS, or None."""
+        """The highest committed block of this epoch with round <= round_ - EXCLUDE_ROUNDS; None when there is none
+        or when this replica cannot be sure of it (its committed chain does not reach that round)."""
         limit = round_ - leaders.EXCLUDE_ROUNDS
+        if self.committed_round < limit:
+            return None
         height = self.committed_height
         while (entry := self._committed_entry(height)) is not None:
             if entry.header.round <= limit:
