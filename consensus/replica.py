@@ -922,6 +922,11 @@ class Replica:
             if seen.block.id == p.block.id:
                 c["dropped_duplicate"] += 1
                 return
+            if seen.block.header.proposer != header.proposer:
+                # Two validators each elected for this round (by replicas that did not yet agree on the committed
+                # blocks the election reads): not equivocation. The first one keeps the round.
+                c["dropped_second_leader"] += 1
+                return
             if proposal_signature_ok(self.vs, self.chain_id, p, self.verifier):
                 self._report(make_proposal_evidence(seen, p))
             else:

@@ -216,6 +216,14 @@ def test_one_down_and_one_byzantine_of_seven():
     assert summary["failures"] == [], summary["failures"]
 
 
+def test_two_validators_elected_for_one_round_is_not_equivocation():
+    """Seed 44013: replicas that had not yet learned the same commits elected different leaders for a round and both
+    proposed; a replica that accepted one and then, having learned the commits, the other, reported it as
+    equivocation (evidence that does not verify). The second leader's proposal is now dropped, not reported."""
+    summary = run_many(1, seed_start=44_013, nodes=4, byzantine=0, down=1)
+    assert summary["failures"] == [], summary["failures"]
+
+
 @pytest.mark.soak
 @pytest.mark.parametrize(("nodes", "byzantine", "down"), [(4, 0, 1), (7, 0, 2), (7, 1, 1)])
 def test_soak_validators_down(nodes, byzantine, down):
