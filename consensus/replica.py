@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from consensus import bls
+from consensus import bls, leaders
 from consensus.actions import (
     Action,
     Broadcast,
@@ -70,7 +70,7 @@ from consensus.messages import (
     timeout_message,
     vote_message,
 )
-from consensus.validators import ValidatorSet
+from consensus.validators import ValidatorSet, bitmap_indexes
 
 MAX_PENDING_QCS: Final = 64
 MAX_SYNC_TARGETS: Final = 64
@@ -79,6 +79,18 @@ MAX_SYNC_ANSWERS_PER_ROUND: Final = 8
 MAX_SYNC_PEERS_TRACKED: Final = 1024
 # A peer in an ended epoch gets an EpochChange for its first message of that epoch and every this many afterwards.
 EPOCH_ANSWER_EVERY: Final = 16
+# Rounds whose elected leader is remembered (the table is cleared when a commit may change the answers).
+MAX_LEADER_CACHE: Final = 256
+# How leaders are elected: "reputation" (consensus/leaders.py) or "round_robin" (every validator in turn). Every
+# validator of a chain must use the same rule; round-robin is kept to compare the two in the simulator.
+LEADER_ELECTIONS: Final = ("reputation", "round_robin")
+# A validator is presumed down by this replica when nothing shows it alive (a message from it, its signature in a
+# QC or TC) since a round that ended in a timeout certificate (every live validator broadcasts its timeout then), or
+# for more than n + SILENT_ROUNDS rounds. Rounds it leads, or whose votes go to it, wait only
+# base_timeout_ms // SILENT_TIMEOUT_DIVISOR and do not double the next timeout. A local judgement: it only shortens
+# this replica's timers, which safety never depends on.
+SILENT_ROUNDS: Final = 2
+SILENT_TIMEOUT_DIVISOR: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +104,15 @@ class ReplicaConfig:
     round_window: int = 64
     max_pending_proposals: int = 32
     max_sync_blocks: int = 64
-    # Committed blocks kept in memory to answer sync requests.
+    # Committed blocks kept in memory to answer sync requests (and read by leader election: keep it at least
+    # leaders.WINDOW_BLOCKS + leaders.EXCLUDE_ROUNDS, or replicas may read different windows).
     committed_window: int = 256
     # Uncommitted blocks kept; more are refused (a healthy chain has a handful).
     max_tree_blocks: int = 1000
+    leader_election: str = "reputation"
 
     def __post_init__(self) -> None:
+        assert self.leader_election in LEADER_ELECTIONS
         assert 1 <= len(self.chain_id) <= 64
         assert self.base_timeout_ms >= 1 and 0 <= self.max_backoff_exponent <= 20
         assert 0 < self.max_payload_bytes <= MAX_PAYLOAD_BYTES
@@ -223,6 +238,12 @@ class Replica:
         self.learned_epoch_change: tuple[EpochChangeProof, ...] = ()
         self._suffix_blocks: dict[bytes, Block] = {}
         self._epoch_answers: dict[bytes, tuple[int, int]] = {}
+        # Elected leaders by round: (leader index, a probe round of an inactive validator). Valid for the current
+        # committed chain; `_commit` clears it.
+        self._leaders: dict[int, tuple[int, bool]] = {}
+        self._reputations: dict[bytes, leaders.Reputation] = {}
+        # The last round in which each validator was seen alive (for the pacemaker's "presumed down").
+        self._alive_at = [self.current_round] * len(validator_set)
 
     # ----------------------------------------------------------------------------------------------------------
     # Public inputs
@@ -257,6 +278,8 @@ class Replica:
                 return self._finish()
             self.counters["dropped_non_validator"] += 1
             return []
+        index = self.vs.index_of[sender]
+        self._alive_at[index] = max(self._alive_at[index], self.current_round)
         if isinstance(message, EpochChange):
             self._handle_epoch_change(sender, message)
             return self._finish()
@@ -405,7 +428,67 @@ class Replica:
         return self.safety.high_qc
 
     def leader_of(self, round_: int) -> bytes:
-        return self.vs.validators[self.vs.leader(round_)].id
+        return self.vs.validators[self.leader_index(round_)].id
+
+    def leader_index(self, round_: int) -> int:
+        """The index of the validator that leads `round_`, elected from committed blocks only (docs/consensus.md §4
+        "Leader election"): by reputation when this replica's committed chain reaches round `round_ -
+        EXCLUDE_ROUNDS` (every such replica elects the same one), else round-robin."""
+        return self._election(round_)[0]
+
+    def election_anchor(self, round_: int) -> bytes | None:
+        """The id of the committed block the election of `round_` reads (None: round-robin), for the simulator's
+        check that replicas agree."""
+        anchor = self._anchor_of(round_)
+        return None if anchor is None else anchor.block.id
+
+    def _election(self, round_: int) -> tuple[int, bool]:
+        cached = self._leaders.get(round_)
+        if cached is not None:
+            return cached
+        elected = (self.vs.leader(round_), False)
+        if self.config.leader_election == "reputation":
+            anchor = self._anchor_of(round_)
+            if anchor is not None:
+                elected = self._reputation(anchor).leader(round_)
+        if len(self._leaders) >= MAX_LEADER_CACHE:
+            self._leaders.clear()
+        self._leaders[round_] = elected
+        return elected
+
+    def _committed_entry(self, height: int) -> _Entry | None:
+        block_id = self._committed_by_height.get(height)
+        entry = self._entries.get(block_id) if block_id is not None else None
+        if entry is None or entry.header.epoch != self.vs.epoch or height == 0:
+            return None  # before this epoch (or genesis), or older than the committed window
+        return entry
+
+    def _anchor_of(self, round_: int) -> _Entry | None:
+        """The highest committed block of this epoch with round <= round_ - EXCLUDE_ROUNDS; None when there is none
+        or when this replica cannot be sure of it (its committed chain does not reach that round)."""
+        limit = round_ - leaders.EXCLUDE_ROUNDS
+        if self.committed_round < limit:
+            return None
+        height = self.committed_height
+        while (entry := self._committed_entry(height)) is not None:
+            if entry.header.round <= limit:
+                return entry
+            height -= 1
+        return None
+
+    def _reputation(self, anchor: _Entry) -> leaders.Reputation:
+        known = self._reputations.get(anchor.block.id)
+        if known is not None:
+            return known
+        window: list[BlockHeader] = []
+        height = anchor.header.height
+        while len(window) < leaders.WINDOW_BLOCKS and (entry := self._committed_entry(height)):
+            window.append(entry.header)
+            height -= 1
+        if len(self._reputations) >= MAX_LEADER_CACHE:
+            self._reputations.clear()
+        known = self._reputations[anchor.block.id] = leaders.reputation(self.vs, window)
+        return known
 
     def block(self, block_id: bytes) -> Block | None:
         entry = self._entries.get(block_id)
@@ -475,8 +558,35 @@ class Replica:
         self._unpersisted.clear()
 
     def _round_delay(self, round_: int) -> int:
-        behind = max(0, round_ - self.safety.high_qc.round - 1)
-        return self.config.base_timeout_ms << min(behind, self.config.max_backoff_exponent)
+        """The timer of a round: a quarter of the base timeout when its leader, or the next round's (who collects
+        its votes), is presumed down; otherwise the base timeout after a QC, doubled per round without one since,
+        capped -- not counting rounds that failed for a leader presumed down or probed as inactive (its failure says
+        nothing about the network's delay: Jolteon's timeouts, not compounded by a dead leader)."""
+        if self._leader_down(round_):
+            self.counters["short_timeout_leader_down"] += 1
+            return max(1, self.config.base_timeout_ms // SILENT_TIMEOUT_DIVISOR)
+        cap = self.config.max_backoff_exponent
+        behind = 0
+        q = round_ - 1
+        while q > self.safety.high_qc.round and behind < cap:
+            if not self._leader_down(q) and not self._election(q)[1] and not self._election(q + 1)[1]:
+                behind += 1
+            q -= 1
+        return self.config.base_timeout_ms << behind
+
+    def _leader_down(self, round_: int) -> bool:
+        """The leader of `round_` or of the next round is presumed down (SILENT_ROUNDS)."""
+        tc = self.safety.high_tc
+        failed_round = tc.round if tc is not None else 0
+        silent = self.current_round - len(self.vs) - SILENT_ROUNDS
+        return any(index != self.me and self._alive_at[index] < max(failed_round, silent)
+                   for index in (self.leader_index(round_), self.leader_index(round_ + 1)))
+
+    def _seen_alive(self, signers: bytes, round_: int) -> None:
+        """The validators of a verified QC or TC's bitmap signed in `round_`."""
+        for index in bitmap_indexes(signers):
+            if index < len(self._alive_at) and self._alive_at[index] < round_:
+                self._alive_at[index] = round_
 
     def _request_sync(self, target_id: bytes, peer: bytes | None) -> None:
         if target_id in self._entries:
@@ -514,6 +624,8 @@ class Replica:
 
     def _process_qc(self, qc: QuorumCert, sender: bytes | None) -> None:
         """`qc` has been verified."""
+        if qc.epoch == self.vs.epoch:
+            self._seen_alive(qc.signers, qc.round)
         if qc.round > self.safety.high_qc.round:
             self.safety = dataclasses.replace(self.safety, high_qc=qc)
         self._certify(qc, sender)
@@ -522,6 +634,8 @@ class Replica:
 
     def _process_tc(self, tc: TimeoutCert) -> None:
         """`tc` has been verified."""
+        for group in tc.groups:
+            self._seen_alive(group.signers, tc.round)
         if self.safety.high_tc is None or tc.round > self.safety.high_tc.round:
             self.safety = dataclasses.replace(self.safety, high_tc=tc)
         if tc.round + 1 > self.current_round:
@@ -577,6 +691,7 @@ class Replica:
         self.committed_id = target.block.id
         self.committed_height = target.header.height
         self.committed_round = target.header.round
+        self._leaders.clear()  # elections of later rounds may read the new commits
 
     def _flush_commits(self) -> None:
         flushed = False
@@ -609,6 +724,7 @@ class Replica:
         self.committed_id = entry.block.id
         self.committed_height = entry.header.height
         self.committed_round = entry.header.round
+        self._leaders.clear()
         self._pending_vote = None
         self.counters["epoch_ended"] += 1
 
@@ -740,7 +856,7 @@ class Replica:
 
     def _maybe_propose(self) -> None:
         r = self.current_round
-        if self.me is None or self.vs.leader(r) != self.me or self.retired:
+        if self.me is None or self.leader_index(r) != self.me or self.retired:
             return
         if self.safety_lost:
             if self._proposal_refused_round != r:
@@ -789,7 +905,10 @@ class Replica:
         if header.chain_id != self.chain_id or header.epoch != self.vs.epoch:
             c["dropped_wrong_epoch"] += 1
             return
-        if header.round == 0 or header.height == 0 or header.proposer != self.vs.leader(header.round):
+        if header.round == 0 or header.height == 0:
+            c["dropped_bad_proposer"] += 1
+            return
+        if header.proposer != self.leader_index(header.round) and not self._learn_leader(sender, p):
             c["dropped_bad_proposer"] += 1
             return
         if len(p.block.payload) > self.config.max_payload_bytes:
@@ -802,6 +921,11 @@ class Replica:
         if seen is not None:
             if seen.block.id == p.block.id:
                 c["dropped_duplicate"] += 1
+                return
+            if seen.block.header.proposer != header.proposer:
+                # Two validators each elected for this round (by replicas that did not yet agree on the committed
+                # blocks the election reads): not equivocation. The first one keeps the round.
+                c["dropped_second_leader"] += 1
                 return
             if proposal_signature_ok(self.vs, self.chain_id, p, self.verifier):
                 self._report(make_proposal_evidence(seen, p))
@@ -827,6 +951,19 @@ class Replica:
         if tc is not None:
             self._process_tc(tc)
         self._accept_proposal(sender, p)
+
+    def _learn_leader(self, sender: bytes, p: Proposal) -> bool:
+        """A proposal from a validator we do not elect for its round. If its certificates are ahead of our
+        committed chain, we may be the one behind: learn them (they may commit blocks the election reads) and elect
+        again. True if the proposer is then the leader."""
+        header = p.block.header
+        if header.qc.round <= self.committed_round + 1 or not self._qc_valid(header.qc):
+            return False
+        self.counters["leader_learned_from_proposal"] += 1
+        self._process_qc(header.qc, sender)
+        if p.tc is not None and tc_ok(self.vs, self.chain_id, p.tc, self.verifier):
+            self._process_tc(p.tc)
+        return header.proposer == self.leader_index(header.round)
 
     def _accept_proposal(self, sender: bytes, p: Proposal) -> None:
         """A verified proposal: insert its block (or wait for the parent), vote if it is for the current round."""
@@ -907,7 +1044,7 @@ class Replica:
         if v.voter >= len(self.vs) or self.vs.validators[v.voter].id != sender:
             c["dropped_spoofed"] += 1
             return
-        if v.round == 0 or self.vs.leader(v.round + 1) != self.me:
+        if v.round == 0 or self.leader_index(v.round + 1) != self.me:
             c["dropped_not_leader"] += 1
             return
         if v.round + 1 < self.current_round:

@@ -16,6 +16,14 @@ Checked after (and during) every run:
   bounded     every replica buffer is within the bound its configuration implies
   liveness    once stable (GST, >= 2f+1 honest up), every honest replica commits `liveness_commits` new blocks
               before the highest honest round passes round_at_gst + liveness_rounds.
+  leaders     replicas elect leaders from committed blocks only: two honest replicas whose committed chains both
+              reach the election's anchor round (round - EXCLUDE_ROUNDS) elect the same leader for a round, and
+              the same anchor always gives the same leader (checked after every step of every honest replica).
+With `down` (> 0), that many honest validators go down after GST for `down_ms` (crashed, wiped = restarted with
+its safety state lost so it signs nothing more in the epoch, or partitioned away), within the fault budget
+(Byzantine + down <= f); the run measures the committed blocks per virtual second healthy (GST + 1 s until they go
+down) and degraded (while they are down), and checks that a crashed or partitioned validator, once back, proposes a
+committed block within `RECOVERY_MS` (leader election gives it rounds again).
 With `reconfig`, the seed also draws a schedule of epoch changes (add a validator, remove one, rotate a key; every
 epoch keeps n >= 4 and its Byzantine members < n/3), each ending at a fixed height; additionally checked:
   epochs      every commit certificate verifies under the set of its epoch; no block above an epoch's ending height
@@ -36,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from consensus import bls
+from consensus import bls, leaders
 from consensus.actions import (
     Broadcast,
     Commit,
@@ -75,6 +83,14 @@ from consensus.replica import Replica, ReplicaConfig
 from consensus.validators import Validator, ValidatorSet
 
 GENESIS_ROOT: Final = hashlib.sha256(b"simulated genesis state").digest()
+DOWN_MODES: Final = ("crash", "wipe", "partition")
+# With `down`: healthy from GST + HEALTHY_FROM_MS until DOWN_AT_MS after GST, then down for `down_ms`; a validator
+# that comes back must propose a committed block within RECOVERY_MS.
+HEALTHY_FROM_MS: Final = 1000
+DOWN_AT_MS: Final = 4000
+RECOVERY_MS: Final = 20_000
+# A returned validator too far behind for consensus-level sync is caught up by (emulated) block sync this much later.
+BLOCK_SYNC_AFTER_MS: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +111,17 @@ class SimConfig:
     liveness_rounds: int = 0  # 0 = 4n + 12
     # Random epoch changes (validator set changes and key rotations) during the run.
     reconfig: bool = False
+    leader_election: str = "reputation"
+    # Honest validators down for down_ms after GST ("crash", "wipe" or "partition"; "" = chosen by the seed).
+    down: int = 0
+    down_mode: str = ""
+    down_ms: int = 10_000
 
     def __post_init__(self) -> None:
         assert self.nodes >= 1 and 0 <= self.byzantine and 3 * self.byzantine < self.nodes
         assert all(b in BEHAVIOURS for b in self.behaviours)
+        assert self.down >= 0 and self.byzantine + self.down <= (self.nodes - 1) // 3, "beyond the fault budget"
+        assert self.down_mode in ("", *DOWN_MODES) and not (self.down and self.reconfig)
 
 
 @dataclass(slots=True)
@@ -116,6 +139,15 @@ class RunResult:
     byzantine: dict[int, str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     epoch_changes: int = 0
+    leader_checks: int = 0
+    # With `down`: blocks committed and virtual ms, healthy and degraded; ms from the return to a committed block
+    # proposed by a returned validator (-1: none, or a wiped one, which signs nothing more in the epoch).
+    down_mode: str = ""
+    healthy_blocks: int = 0
+    healthy_ms: int = 0
+    degraded_blocks: int = 0
+    degraded_ms: int = 0
+    recovery_ms: int = -1
 
     @property
     def ok(self) -> bool:
@@ -220,7 +252,8 @@ class Simulation:
         self.genesis_qc = genesis_qc(self.genesis, GENESIS_ROOT)
         self.replica_config = ReplicaConfig(chain_id=self.chain_id, base_timeout_ms=config.base_timeout_ms,
                                             max_backoff_exponent=config.max_backoff_exponent,
-                                            max_payload_bytes=1 << 16, round_window=32, max_sync_blocks=32)
+                                            max_payload_bytes=1 << 16, round_window=32, max_sync_blocks=32,
+                                            leader_election=config.leader_election)
         byz_indexes = self.rng.sample(range(n), config.byzantine)
         behaviours = list(config.behaviours) or [self.rng.choice(BEHAVIOURS) for _ in byz_indexes]
         self.byzantine = {i: behaviours[k % len(behaviours)] for k, i in enumerate(byz_indexes)}
@@ -249,6 +282,15 @@ class Simulation:
         self.live_at_round: int | None = None
         self.proofs: list[EpochChangeProof] = []
         self.joined: set[int] = set()
+        # Leader agreement: (epoch, round, anchor id) -> leader; (epoch, round) -> leader for replicas whose
+        # committed chain reaches the anchor round.
+        self.elected_by_anchor: dict[tuple[int, int, bytes | None], int] = {}
+        self.elected: dict[tuple[int, int], int] = {}
+        # Down validators: isolated ones (partitioned even after GST), the heights committed over time.
+        self.isolated: set[int] = set()
+        self.down_nodes: list[int] = []
+        self.down_at = self.up_at = 0
+        self.height_times: list[tuple[int, int]] = []
         for node in self.nodes:
             if node.behaviour is not None:
                 node.liar = ByzantineSender(node.behaviour, self.rng, sign=functools.partial(self._sign, node),
@@ -314,7 +356,7 @@ class Simulation:
         return min(3000, int(self.rng.expovariate(1 / 60)) + 1)
 
     def _send(self, src: int, dst: int, data: bytes) -> None:
-        if dst == src:
+        if dst == src or src in self.isolated or dst in self.isolated:
             return
         if self.now < self.gst:
             if self.partition is not None and not any(src in p and dst in p for p in self.partition):
@@ -339,7 +381,7 @@ class Simulation:
     # ----------------------------------------------------------------------------------------------------------
     # Driving one replica
 
-    def _boot(self, node: _Node) -> None:
+    def _boot(self, node: _Node, *, safety_lost: bool = False) -> None:
         disk = node.disk
         if not self._member(node, disk.epoch):
             return  # not (yet, or any more) a validator
@@ -354,7 +396,7 @@ class Simulation:
                                secret_key=_secret_key(node.index, self.members[disk.epoch][node.index]),
                                anchor=anchor, anchor_qc=anchor_qc, safety=disk.safety, stored_blocks=stored,
                                history=[(b, c) for b, c in disk.committed[-65:-1] if c is not None],
-                               verifier=self.verifier, epoch_proofs=disk.proofs)
+                               verifier=self.verifier, epoch_proofs=disk.proofs, safety_lost=safety_lost)
         node.roots = {anchor.id: anchor_qc.state_root}
         node.up = True
         node.timer_gen += 1
@@ -415,6 +457,22 @@ class Simulation:
             pending = []
             for call in follow:
                 pending.extend(call(replica))
+        if node.up and node.replica is not None and node.behaviour is None:
+            self._check_leaders(node.replica)
+
+    def _check_leaders(self, replica: Replica) -> None:
+        """The leaders this replica elects for its current and next round agree with every other honest replica's
+        (docs/consensus.md §4 "Leader election": committed blocks only)."""
+        epoch = replica.vs.epoch
+        for round_ in (replica.current_round, replica.current_round + 1):
+            leader = replica.leader_index(round_)
+            anchor = replica.election_anchor(round_)
+            self.result.leader_checks += 1
+            if self.elected_by_anchor.setdefault((epoch, round_, anchor), leader) != leader:
+                self.violation(f"LEADER: the same anchor elects two leaders for round {round_} of epoch {epoch}")
+            knows_anchor = replica.committed_round >= round_ - leaders.EXCLUDE_ROUNDS and not replica.retired
+            if knows_anchor and self.elected.setdefault((epoch, round_), leader) != leader:
+                self.violation(f"LEADER: replicas with the committed data elect two leaders for round {round_}")
 
     def _perform(self, node: _Node, action: object, follow: list) -> None:
         if isinstance(action, Send):
@@ -467,6 +525,12 @@ class Simulation:
         prev = disk.committed[-1][0] if disk.committed else self.genesis
         if h.height != prev.header.height + 1 or h.parent_id != prev.id:
             self.violation(f"node {node.index} commit at height {h.height} does not extend its last commit")
+        if h.height not in self.committed_at:
+            self.height_times.append((self.now, h.height))
+            if self.up_at and self.now >= self.up_at and self.result.recovery_ms < 0 and any(
+                    self.epoch_sets[h.epoch].validators[h.proposer].id == self.nodes[i].id
+                    for i in self.down_nodes):
+                self.result.recovery_ms = self.now - self.up_at
         other = self.committed_at.setdefault(h.height, block.id)
         if other != block.id:
             self.violation(f"AGREEMENT: two blocks committed at height {h.height}")
@@ -572,6 +636,44 @@ class Simulation:
                 self._at(up, functools.partial(self._restart_if_down, node))
         for node in self.nodes:
             self._at(self.gst, functools.partial(self._restart_if_down, node))
+        if cfg.down:
+            self.result.down_mode = cfg.down_mode or rng.choice(DOWN_MODES)
+            self.down_nodes = rng.sample(honest, cfg.down)
+            self.down_at = self.gst + DOWN_AT_MS
+            self.up_at = self.down_at + cfg.down_ms
+            for idx in self.down_nodes:
+                self._at(self.down_at, functools.partial(self._go_down, self.nodes[idx]))
+                self._at(self.up_at, functools.partial(self._come_back, self.nodes[idx]))
+
+    def _go_down(self, node: _Node) -> None:
+        mode = self.result.down_mode
+        if mode == "partition":
+            self.isolated.add(node.index)
+            return
+        self._crash(node)
+        if mode == "wipe":
+            # Its safety state is gone: it follows and commits but signs nothing more in this epoch.
+            node.disk.safety = None
+            node.disk.blocks = {}
+            self._boot(node, safety_lost=True)
+
+    def _come_back(self, node: _Node) -> None:
+        self.isolated.discard(node.index)
+        self._restart_if_down(node)
+        self._at(self.now + BLOCK_SYNC_AFTER_MS, functools.partial(self._block_sync, node))
+
+    def _block_sync(self, node: _Node) -> None:
+        """A validator back after a long absence may be further behind than its peers keep committed blocks in
+        memory (consensus-level sync serves only those): the node layer's block sync then applies the committed
+        chain from a peer's store and starts a new replica at the head (node/validator/driver.py). So here."""
+        source = max((n for n in self.honest if n.up and n is not node), key=lambda n: len(n.disk.committed))
+        if len(source.disk.committed) - len(node.disk.committed) < self.replica_config.committed_window // 2:
+            return
+        assert source.disk.epoch == node.disk.epoch, "down runs have no epoch changes"
+        node.disk.committed = list(source.disk.committed)
+        node.disk.blocks = {}
+        self._crash(node)
+        self._boot(node, safety_lost=self.result.down_mode == "wipe")
 
     def _random_partition(self) -> None:
         indexes = list(range(len(self.nodes)))
@@ -603,6 +705,10 @@ class Simulation:
         self._at(self.gst, self._on_gst)
         max_delay = cfg.base_timeout_ms << cfg.max_backoff_exponent
         deadline = self.gst + (live_rounds + cfg.rounds) * (max_delay + 200)
+        # With `down`, run until a returned validator proposed a committed block (or RECOVERY_MS passed).
+        finish_at = self.up_at + (RECOVERY_MS if self.result.down_mode in ("crash", "partition") else 1000)
+        if cfg.down:
+            deadline = max(deadline, finish_at + max_delay)
         stop_reason = ""
         while self._queue:
             time, _, event = heapq.heappop(self._queue)
@@ -618,7 +724,8 @@ class Simulation:
             if self.live_at_round is None and top > self.gst_round + live_rounds:
                 stop_reason = f"no commits within {live_rounds} rounds after GST (round {self.gst_round})"
                 break
-            if self.live_at_round is not None and top >= cfg.rounds:
+            if self.live_at_round is not None and top >= cfg.rounds and (
+                    not cfg.down or self.now >= finish_at or self.result.recovery_ms >= 0):
                 break
             if self.now > deadline:
                 stop_reason = "virtual time limit"
@@ -627,6 +734,8 @@ class Simulation:
                 break
         if self.live_at_round is None and not self.result.safety_violations:
             self.result.liveness_failures.append(stop_reason or "event queue drained")
+        if cfg.down:
+            self._measure_down()
         self.result.virtual_ms = self.now
         self.result.rounds = max((n.replica.current_round for n in self.honest if n.replica is not None), default=0)
         for node in self.nodes:
@@ -640,31 +749,52 @@ class Simulation:
         return self.result
 
 
+    def _measure_down(self) -> None:
+        r = self.result
+        healthy_from = self.gst + HEALTHY_FROM_MS
+        r.healthy_ms, r.degraded_ms = self.down_at - healthy_from, self.up_at - self.down_at
+        r.healthy_blocks = sum(1 for t, _ in self.height_times if healthy_from <= t < self.down_at)
+        r.degraded_blocks = sum(1 for t, _ in self.height_times if self.down_at <= t < self.up_at)
+        if r.degraded_blocks == 0:
+            r.liveness_failures.append(f"no commit while {len(self.down_nodes)} validator(s) were down")
+        if r.down_mode != "wipe" and r.recovery_ms < 0 and not r.safety_violations:
+            r.liveness_failures.append(f"no block of a returned validator committed within {RECOVERY_MS} ms")
+
+
 def run_seed(config: SimConfig) -> RunResult:
     return Simulation(config).run()
 
 
 def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int = 0, rounds: int = 30,
              behaviours: tuple[str, ...] = (), all_restart: bool | None = None, crashes: bool = True,
-             partitions: bool = True, reconfig: bool = False, on_result: Callable[[RunResult], None] | None = None,
+             partitions: bool = True, reconfig: bool = False, leader_election: str = "reputation", down: int = 0,
+             down_mode: str = "", on_result: Callable[[RunResult], None] | None = None,
              clock: Callable[[], float] | None = None) -> dict[str, object]:
     """Run seeds seed_start .. seed_start+seeds-1 and summarise. With all_restart=None every fourth seed crashes
     and restarts the whole cluster at once. `clock` (e.g. time.perf_counter) only measures; it never steers a run."""
     started = clock() if clock else 0.0
-    summary: dict[str, object] = {"runs": 0, "safety_violations": 0, "liveness_failures": 0, "commits": 0,
-                                  "rounds": 0, "messages": 0, "evidence": 0, "epoch_changes": 0, "failed_seeds": []}
+    summary: dict[str, object] = {key: 0 for key in SUMMED_KEYS}
+    summary["failed_seeds"] = []
+    summary["max_recovery_ms"] = -1
     failures: list[dict[str, object]] = []
     for seed in range(seed_start, seed_start + seeds):
         restart_all = (seed % 4 == 3) if all_restart is None else all_restart
         result = run_seed(SimConfig(seed=seed, nodes=nodes, byzantine=byzantine, rounds=rounds,
                                     behaviours=behaviours, all_restart=restart_all, crashes=crashes,
-                                    partitions=partitions, reconfig=reconfig))
+                                    partitions=partitions, reconfig=reconfig, leader_election=leader_election,
+                                    down=down, down_mode=down_mode))
         summary["runs"] += 1  # type: ignore[operator]
         summary["commits"] += result.commits  # type: ignore[operator]
         summary["rounds"] += result.rounds  # type: ignore[operator]
         summary["messages"] += result.messages  # type: ignore[operator]
         summary["evidence"] += result.evidence  # type: ignore[operator]
         summary["epoch_changes"] += result.epoch_changes  # type: ignore[operator]
+        summary["leader_checks"] += result.leader_checks  # type: ignore[operator]
+        if down:
+            for key in ("healthy_blocks", "healthy_ms", "degraded_blocks", "degraded_ms"):
+                summary[key] += getattr(result, key)  # type: ignore[operator]
+            summary["recovered"] += int(result.recovery_ms >= 0)  # type: ignore[operator]
+            summary["max_recovery_ms"] = max(summary["max_recovery_ms"], result.recovery_ms)  # type: ignore[call-overload]
         if result.safety_violations:
             summary["safety_violations"] += 1  # type: ignore[operator]
         if result.liveness_failures:
@@ -682,16 +812,30 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
         summary["seeds_per_second"] = round(summary["runs"] / seconds, 2)  # type: ignore[operator]
         summary["rounds_per_second"] = round(summary["rounds"] / seconds, 1)  # type: ignore[operator]
     summary["failures"] = failures
+    _down_rates(summary)
     return summary
 
 
 SUMMED_KEYS: Final = ("runs", "safety_violations", "liveness_failures", "commits", "rounds", "messages", "evidence",
-                      "epoch_changes")
+                      "epoch_changes", "leader_checks", "healthy_blocks", "healthy_ms", "degraded_blocks",
+                      "degraded_ms", "recovered")
+
+
+def _down_rates(summary: dict[str, object]) -> None:
+    """Committed blocks per virtual second, healthy and with validators down, over all runs of a summary."""
+    if summary["healthy_ms"] and summary["degraded_ms"]:
+        healthy = 1000 * summary["healthy_blocks"] / summary["healthy_ms"]  # type: ignore[operator]
+        degraded = 1000 * summary["degraded_blocks"] / summary["degraded_ms"]  # type: ignore[operator]
+        summary["healthy_blocks_per_s"] = round(healthy, 2)
+        summary["degraded_blocks_per_s"] = round(degraded, 2)
+        summary["degraded_ratio"] = round(degraded / healthy, 3) if healthy else 0.0
 
 
 def merge_summaries(parts: list[dict[str, object]], seconds: float) -> dict[str, object]:
     """Combine run_many summaries of disjoint seed ranges (e.g. from worker processes); `seconds` is wall time."""
     merged: dict[str, object] = {key: sum(int(p[key]) for p in parts) for key in SUMMED_KEYS}  # type: ignore[call-overload]
+    merged["max_recovery_ms"] = max((int(p.get("max_recovery_ms", -1)) for p in parts), default=-1)  # type: ignore[call-overload]
+    _down_rates(merged)
     merged["failed_seeds"] = sorted(s for p in parts for s in p["failed_seeds"])  # type: ignore[attr-defined]
     merged["failures"] = sorted((f for p in parts for f in p["failures"]), key=lambda f: f["seed"])  # type: ignore[attr-defined]
     merged["seconds"] = round(seconds, 3)

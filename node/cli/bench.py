@@ -102,6 +102,7 @@ and prints efficiency = committed tx/s x validators / verify rate.
 
     ledger bench --nodes 4 --duration 10 [--rate 500 | --rate max] [--json FILE]
     ledger bench network --nodes 4 --duration 10 ...        (the same, spelled as a subcommand)
+    ledger bench --nodes 4 --down 1 --duration 15           healthy, then 1 validator killed, then back (closed loop)
 """
 
 
@@ -188,11 +189,22 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--via", dest="net_via", choices=("auto", "api", "admin"), default="auto",
                         help="submit through the HTTP API (POST /v1/tx/batch) or the admin sockets; auto: the API "
                              "when every node serves it")
+    parser.add_argument("--down", dest="net_down", type=int, default=0,
+                        help="degraded mode: a closed-loop load, healthy for --duration, then this many validators "
+                             "killed for --duration, then restarted for --duration; the phases side by side "
+                             "(node/tools/bench_degraded.py)")
+    parser.add_argument("--clients", dest="net_clients", type=int, default=16,
+                        help="--down: closed-loop clients (default 16)")
+    parser.add_argument("--warmup", dest="net_warmup", type=float, default=5.0,
+                        help="--down: seconds of load before the healthy phase (default 5)")
 
 
 def run_network(args: argparse.Namespace) -> int:
     from node.tools.loadgen import BenchConfig, format_report, run_network_bench
     from node.tools.testnet import TestnetError
+
+    if args.net_down:
+        return run_degraded(args)
 
     rate_text = str(args.net_rate).strip().lower()
     if rate_text == "max":
@@ -218,6 +230,29 @@ def run_network(args: argparse.Namespace) -> int:
     doc = report.to_json()
     doc["command"] = (f"ledger bench --nodes {report.validators} --duration {args.net_duration:g} "
                       f"--rate {'max' if rate is None else rate} --processes {args.net_processes} --via {report.via}")
+    if args.net_json:
+        with open(args.net_json, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+    print(json.dumps(doc))
+    return 0
+
+
+def run_degraded(args: argparse.Namespace) -> int:
+    from node.tools.bench_degraded import DegradedConfig, run_degraded_bench
+    from node.tools.testnet import TestnetError
+
+    if args.net_dir is not None or args.net_duration <= 0 or args.net_warmup < 0:
+        print("error: --down creates its own testnet (no --dir) and needs --duration > 0", file=sys.stderr)
+        return 2
+    config = DegradedConfig(nodes=args.net_nodes, down=args.net_down, duration_s=args.net_duration,
+                            warmup_s=args.net_warmup, clients=args.net_clients)
+    try:
+        doc = run_degraded_bench(config, out=sys.stderr)
+    except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    doc["command"] = (f"ledger bench --nodes {config.nodes} --down {config.down} --duration {config.duration_s:g} "
+                      f"--clients {config.clients} --warmup {config.warmup_s:g}")
     if args.net_json:
         with open(args.net_json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)

@@ -17,7 +17,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from consensus.byzantine import BEHAVIOURS
-from consensus.simulator import merge_summaries, run_many
+from consensus.replica import LEADER_ELECTIONS
+from consensus.simulator import DOWN_MODES, merge_summaries, run_many
 
 # Seeds per task when --jobs > 1.
 CHUNK: int = 20
@@ -49,6 +50,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-partitions", action="store_true", help="no network partitions")
     parser.add_argument("--reconfig", action="store_true",
                         help="each seed also draws 1-3 epoch changes (add, remove a validator, rotate a BLS key)")
+    parser.add_argument("--down", type=int, default=0,
+                        help="honest validators taken down after GST for 10 s (byzantine + down <= f); reports the "
+                             "committed blocks per virtual second healthy and degraded, and the recovery")
+    parser.add_argument("--down-mode", choices=DOWN_MODES, default="",
+                        help="--down: crashed, wiped (signs nothing more in the epoch) or partitioned away "
+                             "(default: chosen by each seed)")
+    parser.add_argument("--leader-election", choices=LEADER_ELECTIONS, default="reputation",
+                        help="how leaders are elected (default reputation; round_robin to compare)")
     parser.add_argument("--app", action="store_true",
                         help="simulate whole nodes (Application, LevelDB stores, block sync, epochs, clients) "
                              "instead of bare replicas; reconfiguration, wipes and clock skew are on by default")
@@ -74,9 +83,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.app:
         return _run_app(args)
+    if args.down < 0 or args.byzantine + args.down > (args.nodes - 1) // 3 or (args.down and args.reconfig):
+        print("error: need 0 <= down, byzantine + down <= f, and no --reconfig with --down", file=sys.stderr)
+        return 2
     options = {"nodes": args.nodes, "byzantine": args.byzantine, "rounds": args.rounds,
                "behaviours": tuple(args.behaviour or ()), "all_restart": args.all_restart,
-               "crashes": not args.no_crashes, "partitions": not args.no_partitions, "reconfig": args.reconfig}
+               "crashes": not args.no_crashes, "partitions": not args.no_partitions, "reconfig": args.reconfig,
+               "leader_election": args.leader_election, "down": args.down, "down_mode": args.down_mode}
     if args.jobs <= 1:
         summary = run_many(args.seeds, seed_start=args.seed_start, on_result=progress, clock=time.perf_counter,
                            **options)  # type: ignore[arg-type]
@@ -95,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if summary["failed_seeds"] and not args.json:
         seeds = " ".join(str(s) for s in summary["failed_seeds"])  # type: ignore[union-attr]
         print(f"reproduce: ledger simulate --seeds 1 --seed-start <seed> --nodes {args.nodes} "
-              f"--byzantine {args.byzantine}{' --reconfig' if args.reconfig else ''}   (failing seeds: {seeds})", file=sys.stderr)
+              f"--byzantine {args.byzantine}{' --reconfig' if args.reconfig else ''}"
+              f"{f' --down {args.down}' if args.down else ''}{f' --down-mode {args.down_mode}' if args.down_mode else ''}"
+              f"   (failing seeds: {seeds})", file=sys.stderr)
     return 1 if summary["safety_violations"] or summary["liveness_failures"] else 0
 
 
