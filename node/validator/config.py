@@ -66,7 +66,7 @@ class NodeConfig:
     fault_injection: bool = False
     api_listen: tuple[str, int] | None = None
     api_open_reads: bool = False
-    mempool_max_txs: int = 50_000
+    mempool_max_txs: int = 20_000
     mempool_max_bytes: int = 64 << 20
     log_level: str = "info"
     log_json: bool = False
@@ -183,7 +183,7 @@ def load_config(path: str) -> NodeConfig:
     fault = p2p.get("fault_injection", False)
     if type(fault) is not bool:
         raise ConfigError("config_bad_field", "p2p.fault_injection must be true or false")
-    max_txs, max_bytes = mempool.get("max_txs", 50_000), mempool.get("max_bytes", 64 << 20)
+    max_txs, max_bytes = mempool.get("max_txs", 20_000), mempool.get("max_bytes", 64 << 20)
     if type(max_txs) is not int or type(max_bytes) is not int or max_txs < 1 or max_bytes < 1 << 16:
         raise ConfigError("config_bad_field", "mempool.max_txs >= 1 and mempool.max_bytes >= 65536 (integers)")
     level = log.get("level", "info")

@@ -703,11 +703,13 @@ class ValidatorDriver:
         self._out.append(RunExecution(started))
         return None
 
-    def execution_done(self, pending: PendingExecution, outcome: BlockOutcome | None) -> None:
-        """The host ran a RunExecution: answer the replica, then what waited for it."""
+    def execution_done(self, pending: PendingExecution, outcome: BlockOutcome | None,
+                       cost_ms: int | None = None) -> None:
+        """The host ran a RunExecution (costing `cost_ms` of CPU, when it measured it): answer the replica, then
+        what waited for it."""
         if self.mode in ("halted", "stopped"):
             return
-        self._guarded("execution", self._execution_done, pending, outcome)
+        self._guarded("execution", self._execution_done, pending, outcome, cost_ms)
 
     def execution_failed(self, pending: PendingExecution, error: BaseException) -> None:
         """A RunExecution raised (not an invalid block): a store read failed (OSError) -- the node stops as for any
@@ -722,8 +724,8 @@ class ValidatorDriver:
         self.counters["replica_restarts"] += 1
         self._retry_later(RETRY_AFTER_ACTION_FAILURE_MS)
 
-    def _execution_done(self, pending: PendingExecution, outcome: BlockOutcome | None) -> None:
-        running = self._pipe.finish(pending, self.clock.monotonic_ms())
+    def _execution_done(self, pending: PendingExecution, outcome: BlockOutcome | None, cost_ms: int | None) -> None:
+        running = self._pipe.finish(pending, self.clock.monotonic_ms(), cost_ms)
         result = self.app.end_execution(pending, outcome)  # kept even for a stopped replica: a new one may ask
         if running is not None and running.replica is self.replica:
             self._run(self._executed(running.replica, pending.block, result))

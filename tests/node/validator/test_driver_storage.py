@@ -38,6 +38,9 @@ from node.validator.view import NodeView
 NO_SPACE = "No space left on device"
 
 
+GENESIS_TIME = int(time.time()) - 60
+
+
 class VirtualClock:
     def __init__(self) -> None:
         self.now = 0
@@ -78,7 +81,9 @@ class DevNode:
     """One validator of a dev chain: real Application and stores, the driver run by hand."""
 
     def __init__(self, directory: str, first_start: bool, verifier: Ed25519Verifier) -> None:
-        layout = generate_network(directory, 1, chain_id="dev-disk", seed=b"disk", users=2,
+        # One genesis time for every DevNode of the module: a node restarted on the same directory regenerates the
+        # same genesis (a second ticking between the two would make another chain).
+        layout = generate_network(directory, 1, chain_id="dev-disk", seed=b"disk", users=2, genesis_time=GENESIS_TIME,
                                   params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50))
         cfg = load_config(layout.config_paths[0])
         genesis, keys = load_genesis(cfg.genesis_file), load_keys(cfg.keys_file)

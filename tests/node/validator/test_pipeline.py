@@ -69,6 +69,12 @@ def test_a_leader_sizes_its_block_by_the_execution_speed_it_measured() -> None:
     pipe.start(object(), _action(b"c", 3), fast, now_ms=0)
     pipe.finish(fast, now_ms=200)
     assert pipe.ms_per_ktx == (3 * 1000 + 200) // 4
+    # The CPU time the host measured counts, not the wall time (inflated when the loop shares the interpreter).
+    busy = _pending(1000)
+    before = pipe.ms_per_ktx
+    pipe.start(object(), _action(b"d", 4), busy, now_ms=0)
+    pipe.finish(busy, now_ms=5000, cost_ms=before)
+    assert pipe.ms_per_ktx == before
 
 
 SLOW_S = 1.0  # far above any scheduling hiccup of a busy machine
