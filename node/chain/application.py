@@ -275,10 +275,7 @@ class Application:
         job = self.executor.prepare(block, parent_root)
         if job is None:
             return Execution(None, None, False, "invalid")
-        reason = None if now_ms is None else self.executor.check_proposal_time(block, now_ms)
-        if reason is not None and reason != "block_time_in_future":
-            self.executor.executed.pop(block.id, None)
-            return Execution(None, None, False, reason)
+        reason = None if now_ms is None else self.executor.check_proposal_time(job.time_ms, now_ms)
         if isinstance(job, ExecutionJob):
             return PendingExecution(job, reason)
         return self._answer(job, reason)
