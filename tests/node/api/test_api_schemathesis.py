@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from node.chain.genesis import ChainParams
 from node.tools.testnet import Testnet
+from tests.node.api.live_node import one_node_testnet
 
 EXAMPLES = int(os.environ.get("LEDGER_API_FUZZ_EXAMPLES", "5"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -26,14 +26,8 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 @pytest.fixture
 def live_node(tmp_path: Path) -> Iterator[Testnet]:
-    net = Testnet.create(str(tmp_path / "net"), 1, chain_id="testnet-fuzz", users=4, seed=b"fuzz",
-                         params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200), open_reads=False)
-    try:
-        net.start(0)
-        net.wait_up(30)
+    with one_node_testnet(tmp_path, "fuzz", open_reads=False, empty_block_interval_ms=200) as net:
         yield net
-    finally:
-        net.kill_all()
 
 
 def test_schemathesis_finds_no_mismatch_on_a_live_node(live_node: Testnet, tmp_path: Path) -> None:

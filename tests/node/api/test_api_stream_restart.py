@@ -12,20 +12,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from node.chain.genesis import ChainParams
 from node.tools.testnet import Testnet
+from tests.node.api.live_node import one_node_testnet
 
 
 @pytest.fixture
 def live_node(tmp_path: Path) -> Iterator[Testnet]:
-    net = Testnet.create(str(tmp_path / "net"), 1, chain_id="testnet-stream", users=2, seed=b"stream",
-                         params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=100), open_reads=True)
-    try:
-        net.start(0)
-        net.wait_up(30)
+    with one_node_testnet(tmp_path, "stream", open_reads=True, empty_block_interval_ms=100, users=2) as net:
         yield net
-    finally:
-        net.kill_all()
 
 
 async def _blocks(url: str, from_height: int, count: int) -> list[int]:
