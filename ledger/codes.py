@@ -232,3 +232,6 @@ INVALID_BLOCK_COMMIT = define(706, "INVALID_BLOCK_COMMIT", "a block commit break
 INVALID_STATE_PROOF = define(720, "INVALID_STATE_PROOF", "a state proof is malformed or not in canonical form")
 MISSING_SMT_NODE = define(721, "MISSING_SMT_NODE", "the state tree lacks a node its root refers to")
 INVALID_STATE_CHANGE = define(722, "INVALID_STATE_CHANGE", "a state change breaks the state tree's limits")
+SNAPSHOT_INVALID_MANIFEST = define(723, "SNAPSHOT_INVALID_MANIFEST", "a snapshot manifest is malformed or does not combine to the certified state root")
+SNAPSHOT_CHUNK_INVALID = define(724, "SNAPSHOT_CHUNK_INVALID", "a snapshot chunk is malformed or does not verify against its manifest")
+SNAPSHOT_CHUNK_TOO_LARGE = define(725, "SNAPSHOT_CHUNK_TOO_LARGE", "a snapshot chunk is larger than the limit")
