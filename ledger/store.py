@@ -32,8 +32,11 @@ __all__ = [
     "HistoryEntry",
     "InvalidCommitError",
     "LedgerStore",
+    "BlockPruneReport",
     "PruneReport",
     "PrunedHeightError",
+    "SnapshotInstall",
+    "StateView",
     "StoreCorruptError",
     "StoreError",
     "StoreOpenError",
@@ -58,6 +61,8 @@ P_EXTRA = b"\x09"  # key -> value (node layer: consensus safety state, commit ce
 META_VERSION = P_META + b"format_version"
 META_HEAD = P_META + b"head"
 META_PRUNED_BELOW = P_META + b"pruned_below"  # u64: tree nodes of heights below it may be deleted
+META_BASE = P_META + b"base_height"  # u64: no block below it is stored (state sync, block pruning)
+META_INSTALL = P_META + b"snapshot_install"  # u64: a snapshot install began and has not finished
 
 MAX_HEIGHT = (1 << 63) - 1
 # Storage bounds of the history index and the transaction keys (not protocol limits: ledger.schema has those).
@@ -135,6 +140,47 @@ class PruneReport:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockPruneReport:
+    kept_from: int
+    blocks: int
+    transactions: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInstall:
+    """The last piece of a state-sync install (LedgerStore.finish_snapshot_install): the certified block the state
+    belongs to, the genesis state root, and node-layer records (certificate, epoch proofs, genesis binding)."""
+
+    height: int
+    block_hash: bytes
+    block_bytes: bytes
+    state_root: bytes
+    genesis_root: bytes
+    smt_nodes: Mapping[bytes, bytes]  # the tree's nodes above the chunks
+    extra: Mapping[bytes, bytes]
+
+
+class StateView:
+    """The latest state as of one moment (a LevelDB snapshot): later commits do not show through. Close it."""
+
+    def __init__(self, snapshot: Any, head: Head | None) -> None:
+        self._snapshot = snapshot
+        self.head = head
+
+    def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
+        n = len(P_STATE)
+        with self._snapshot.iterator(prefix=P_STATE) as it:
+            for k, v in it:
+                yield k[n:], v
+
+    def get_extra(self, key: bytes) -> bytes | None:
+        return self._snapshot.get(P_EXTRA + key)
+
+    def close(self) -> None:
+        self._snapshot.close()
+
+
+@dataclass(frozen=True, slots=True)
 class BlockCommit:
     """Everything one block writes, committed atomically by LedgerStore.commit_block."""
 
@@ -194,6 +240,8 @@ class LedgerStore:
         self._write_lock = threading.Lock()
         raw = db.get(META_PRUNED_BELOW)
         self._pruned_below = 0 if raw is None else _U64.unpack(raw)[0]
+        raw = db.get(META_BASE)
+        self._base = 0 if raw is None else _U64.unpack(raw)[0]
 
     @classmethod
     def open(cls, path: str) -> LedgerStore:
@@ -255,6 +303,9 @@ class LedgerStore:
 
     def _check_head(self) -> None:
         head = self._head
+        if head is None and self._db.get(META_INSTALL) is not None:
+            raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: a snapshot install did not finish; start the "
+                                    "node with state sync again (it starts over) or use an empty data directory")
         if head is None:
             if self._db.get(_height_key(P_BLOCK, 0)) is not None or self._db.get(_height_key(P_BLOCK, 1)) is not None:
                 raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: blocks are stored but there is no head")
@@ -458,12 +509,144 @@ class LedgerStore:
         return self._db.get(_height_key(P_ROOT, height))
 
     def _root_at(self, height: int) -> bytes:
+        if type(height) is int and 0 <= height < self._base:
+            raise PrunedHeightError(codes.HEIGHT_PRUNED, f"height {height} was pruned (kept from {self._base})")
         root = self.state_root_at(height)
         if root is None:
             raise UnknownHeightError(codes.UNKNOWN_HEIGHT, f"no block at height {height}")
         if height < self._pruned_below:
             raise PrunedHeightError(codes.HEIGHT_PRUNED, f"the state of height {height} was pruned (kept from {self._pruned_below})")
         return root
+
+    def base_height(self) -> int:
+        """The lowest height whose block is stored (0: all of them). Above it everything is kept; below it nothing
+        (a store installed from a snapshot at that height, or blocks pruned by prune_blocks)."""
+        return self._base
+
+    # -- state sync: installing a snapshot -----------------------------------------------------------------------
+
+    def state_view(self) -> StateView:
+        """The latest state as of now, unaffected by later commits (what a snapshot is taken from)."""
+        with self._write_lock:
+            return StateView(self._db.snapshot(), self._head)
+
+    def begin_snapshot_install(self, height: int) -> None:
+        """Start installing a snapshot of `height` into an empty store (or one whose earlier install did not finish:
+        its partial state is deleted first). Until finish_snapshot_install the store refuses to open normally."""
+        if self._head is not None:
+            raise StoreError(codes.STORE_INVALID_ARGUMENT, "a snapshot is installed only into an empty store")
+        if type(height) is not int or not 1 <= height <= MAX_HEIGHT:
+            raise StoreError(codes.STORE_INVALID_ARGUMENT, "a snapshot height is 1..2^63-1")
+        with self._write_lock:
+            for prefix in (P_STATE, P_NODE, P_EXTRA, P_BLOCK, P_BLOCK_HASH, P_ROOT):
+                wb = self._db.write_batch()
+                with self._db.iterator(prefix=prefix, include_value=False) as it:
+                    for k in it:
+                        wb.delete(k)
+                wb.write()
+            self._db.put(META_INSTALL, _U64.pack(height), sync=True)
+            self._node_cache = {}
+
+    def install_chunk(self, pairs: Sequence[tuple[bytes, bytes]], smt_nodes: Mapping[bytes, bytes]) -> None:
+        """Write one verified chunk: its latest values and its tree nodes (not synced: the finish is)."""
+        if self._db.get(META_INSTALL) is None:
+            raise StoreError(codes.STORE_INVALID_ARGUMENT, "no snapshot install in progress")
+        with self._write_lock:
+            wb = self._db.write_batch()
+            for key, value in pairs:
+                wb.put(P_STATE + key, value)
+            for h, node in smt_nodes.items():
+                wb.put(P_NODE + h, node)
+            wb.write()
+
+    def finish_snapshot_install(self, s: SnapshotInstall) -> None:
+        """Make the installed state the store's head at `s.height`, in one synced batch: the block, its state root,
+        the genesis root, the records in `s.extra`; heights below become pruned (base_height)."""
+        raw = self._db.get(META_INSTALL)
+        if raw is None or _U64.unpack(raw)[0] != s.height:
+            raise StoreError(codes.STORE_INVALID_ARGUMENT, f"no snapshot install of height {s.height} in progress")
+        with self._write_lock:
+            wb = self._db.write_batch(sync=True)
+            for h, node in s.smt_nodes.items():
+                wb.put(P_NODE + h, node)
+            if s.state_root != EMPTY_ROOT and s.state_root not in s.smt_nodes \
+                    and self._db.get(P_NODE + s.state_root) is None:
+                wb.clear()
+                raise StoreError(codes.STORE_INVALID_ARGUMENT, "the installed state lacks its root node")
+            hkey = _U64.pack(s.height)
+            wb.put(P_BLOCK + hkey, s.block_bytes)
+            wb.put(P_BLOCK_HASH + s.block_hash, hkey)
+            wb.put(P_ROOT + hkey, s.state_root)
+            wb.put(_height_key(P_ROOT, 0), s.genesis_root)
+            for key, value in s.extra.items():
+                wb.put(P_EXTRA + key, value)
+            wb.put(META_PRUNED_BELOW, hkey)
+            wb.put(META_BASE, hkey)
+            wb.delete(META_INSTALL)
+            head = Head(s.height, s.block_hash, s.state_root)
+            wb.put(META_HEAD, msgpack.packb([head.height, head.block_hash, head.state_root], use_bin_type=True))
+            wb.write()
+            self._head = head
+            self._base = self._pruned_below = s.height
+
+    # -- pruning blocks ------------------------------------------------------------------------------------------
+
+    def prune_blocks(self, keep_from: int, extra_prefixes: Sequence[bytes] = ()) -> BlockPruneReport:
+        """Delete the blocks below `keep_from` with their hash index, transactions, receipts, history entries, state
+        roots and the node-layer records keyed `prefix + height (u64)` for each of `extra_prefixes`; reads below
+        it then raise PrunedHeightError. The head is always kept. The new base is stored (synced) first, so a crash
+        mid-way leaves only garbage that the next run removes. Cost: one scan of the kept transactions and history."""
+        with self._write_lock:
+            head = self._head
+            if head is None or type(keep_from) is not int or not keep_from <= head.height:
+                raise StoreError(codes.STORE_INVALID_ARGUMENT, "keep_from must not exceed the head height")
+            old = self._base
+            if keep_from <= old:
+                return BlockPruneReport(old, 0, 0)
+            self._db.put(META_BASE, _U64.pack(keep_from), sync=True)
+            self._base = keep_from
+            if self._pruned_below < keep_from:
+                self._db.put(META_PRUNED_BELOW, _U64.pack(keep_from), sync=True)
+                self._pruned_below = keep_from
+            stop = _U64.pack(keep_from)
+            blocks = txs = 0
+            wb = self._db.write_batch()
+            with self._db.iterator(start=P_BLOCK, stop=P_BLOCK + stop, include_value=False) as it:
+                for k in it:
+                    wb.delete(k)
+                    blocks += 1
+            with self._db.iterator(start=P_ROOT + _U64.pack(1), stop=P_ROOT + stop, include_value=False) as it:
+                for k in it:  # the genesis root (height 0) stays: it binds the store to its genesis
+                    wb.delete(k)
+            for prefix in extra_prefixes:
+                with self._db.iterator(start=P_EXTRA + prefix, stop=P_EXTRA + prefix + stop,
+                                       include_value=False) as it:
+                    for k in it:
+                        wb.delete(k)
+            with self._db.iterator(prefix=P_BLOCK_HASH) as it:
+                for k, v in it:
+                    if _U64.unpack(v)[0] < keep_from:
+                        wb.delete(k)
+            wb.write()
+            wb = self._db.write_batch()
+            with self._db.iterator(prefix=P_TX) as it:
+                for k, v in it:
+                    if msgpack.unpackb(v)[0] < keep_from:
+                        wb.delete(k)
+                        wb.delete(P_RECEIPT + k[1:])
+                        txs += 1
+                        if txs % PRUNE_BATCH == 0:
+                            wb.write()
+                            wb = self._db.write_batch()
+            wb.write()
+            wb = self._db.write_batch()
+            with self._db.iterator(prefix=P_HISTORY, include_value=False) as it:
+                for k in it:
+                    n = 3 + _U16.unpack_from(k, 1)[0]
+                    if _U64.unpack_from(k, n)[0] < keep_from:
+                        wb.delete(k)
+            wb.write()
+            return BlockPruneReport(keep_from, blocks, txs)
 
     def pruned_below(self) -> int:
         """Heights below this have no state tree any more (0: nothing pruned). Blocks, txs and roots stay."""

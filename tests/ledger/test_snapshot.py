@@ -100,3 +100,63 @@ def test_a_manifest_for_another_root_or_not_a_partition_is_refused() -> None:
         assert err.value.code == codes.SNAPSHOT_INVALID_MANIFEST
     with pytest.raises(SnapshotError):
         SnapshotManifest.decode(manifest.encode() + b"\x00")
+
+
+def test_store_install_and_block_pruning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A store installed from verified chunks answers like the source store at the snapshot height and keeps
+    committing on top; blocks pruned below a height answer HEIGHT_PRUNED, the head state stays."""
+    from ledger.store import BlockCommit, LedgerStore, PrunedHeightError, SnapshotInstall, StoreCorruptError
+
+    source = LedgerStore.open(str(tmp_path / "source"))
+    state = {f"acct/{i}".encode(): f"v{i}".encode() for i in range(300)}
+    tree = SparseMerkleTree(source)
+    genesis = tree.update({b"meta": b"g"})
+    source.commit_block(BlockCommit(0, b"\x00" * 32, b"block0", genesis.root, (), (), {b"meta": b"g"},
+                                    genesis.nodes, ()))
+    root = genesis.root
+    for h in range(1, 6):
+        changes = {k: v + bytes([h]) for k, v in state.items() if int(k[5:]) % 5 == h - 1}
+        up = SparseMerkleTree(source, root).update(changes)
+        source.commit_block(BlockCommit(h, bytes([h]) * 32, b"block%d" % h, up.root, [(b"tx%d" % h, b"t")],
+                                        [(b"tx%d" % h, b"r")], changes, up.nodes, [("acct@m", b"tx%d" % h)]))
+        root = up.root
+    view = source.state_view()
+    items = list(view.iter_state())
+    view.close()
+    leaves = sorted_leaves(items)
+    plan = plan_chunks(leaves, 500)
+    manifest = build_manifest(5, root, leaves, plan)
+    upper = manifest.verify(root)
+    target = LedgerStore.open(str(tmp_path / "target"))
+    target.begin_snapshot_install(5)
+    for i, (_, _, lo, hi) in enumerate(plan):
+        nodes: dict[bytes, bytes] = {}
+        pairs = verify_chunk(manifest, i, encode_chunk(i, leaves, lo, hi), nodes)
+        target.install_chunk(pairs, nodes)
+    target.close()
+    with pytest.raises(StoreCorruptError):  # an unfinished install is never taken for a store
+        LedgerStore.open(str(tmp_path / "target"))
+    import plyvel
+
+    db = plyvel.DB(str(tmp_path / "target"))
+    target = LedgerStore(db, str(tmp_path / "target"))
+    target.finish_snapshot_install(SnapshotInstall(5, b"\x05" * 32, b"block5", root, genesis.root, upper, {}))
+    target.close()
+    target = LedgerStore.open(str(tmp_path / "target"))
+    assert target.head() == source.head() and target.base_height() == 5
+    assert target.recompute_state_root() == root
+    for key in (b"acct/3", b"acct/299", b"absent"):
+        assert target.prove(key, 5) == source.prove(key, 5)
+    with pytest.raises(PrunedHeightError):
+        target.get_state_at(b"acct/3", 4)
+    up = SparseMerkleTree(target, root).update({b"acct/1": b"new"})
+    target.commit_block(BlockCommit(6, b"\x06" * 32, b"block6", up.root, (), (), {b"acct/1": b"new"}, up.nodes, ()))
+    assert target.get_state_at(b"acct/1", 6) == b"new"
+
+    report = source.prune_blocks(4, extra_prefixes=())
+    assert (report.kept_from, report.blocks, report.transactions) == (4, 4, 3)
+    assert source.get_block(3) is None and source.get_block(4) == b"block4" and source.get_tx(b"tx3") is None
+    assert source.get_receipt(b"tx4") == b"r" and [e.height for e in source.account_history("acct@m", limit=9)] == [5, 4]
+    with pytest.raises(PrunedHeightError):
+        source.prove(b"acct/3", 2)
+    assert source.get_state(b"acct/3") is not None and source.prove(b"acct/3", 5)[0] is not None
