@@ -55,10 +55,11 @@ SNAPSHOT_VERSION: Final = 1
 # of up to MAX_STATE_VALUE_BYTES and still be below MAX_CHUNK_BYTES).
 CHUNK_TARGET_BYTES: Final = 1 << 20
 # The largest chunk anyone may send or accept (encoded bytes).
-MAX_CHUNK_BYTES: Final = 4 << 20
-# Chunks of one snapshot, and the encoded manifest's size (65,536 entries of ~50 bytes fit in 4 MiB).
-MAX_SNAPSHOT_CHUNKS: Final = 1 << 16
-MAX_MANIFEST_BYTES: Final = 4 << 20
+MAX_CHUNK_BYTES: Final = 3 << 20
+# Chunks of one snapshot, and the encoded manifest's size (32,768 entries of ~50 bytes fit in 2 MiB): a chunk
+# and a manifest each fit in one transport frame (4 MiB).
+MAX_SNAPSHOT_CHUNKS: Final = 1 << 15
+MAX_MANIFEST_BYTES: Final = 2 << 20
 # msgpack framing of one (key, value) pair in a chunk: array header and two bin headers.
 _PAIR_OVERHEAD: Final = 11
 
