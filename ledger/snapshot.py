@@ -113,7 +113,7 @@ class SnapshotManifest:
         try:
             obj = msgpack.unpackb(data, raw=False, max_str_len=0, max_bin_len=64, max_map_len=0,
                                   max_array_len=MAX_SNAPSHOT_CHUNKS, max_ext_len=0)
-        except Exception as exc:  # msgpack raises several types for bad input: all mean "not a manifest"
+        except Exception as exc:  # noqa: BLE001 -- msgpack raises several types for bad input: all mean "not a manifest"
             raise SnapshotError(bad, f"the manifest is not valid msgpack: {type(exc).__name__}") from None
         if not (isinstance(obj, list) and len(obj) == 4 and obj[0] == SNAPSHOT_VERSION and type(obj[0]) is int):
             raise SnapshotError(bad, "a manifest is [version 1, height, state_root, chunks]")
@@ -309,7 +309,7 @@ def verify_chunk(manifest: SnapshotManifest, index: int, data: bytes,
     try:
         obj = msgpack.unpackb(data, raw=False, max_str_len=0, max_bin_len=MAX_STATE_VALUE_BYTES, max_map_len=0,
                               max_array_len=max(entry.leaves, 3), max_ext_len=0)
-    except Exception as exc:  # any decoding failure means "not this chunk"
+    except Exception as exc:  # noqa: BLE001 -- any decoding failure means "not this chunk"
         raise SnapshotError(bad, f"the chunk is not valid msgpack: {type(exc).__name__}") from None
     if not (isinstance(obj, list) and len(obj) == 3 and type(obj[0]) is int and obj[0] == SNAPSHOT_VERSION
             and type(obj[1]) is int and obj[1] == index and isinstance(obj[2], list)):

@@ -28,11 +28,11 @@ from ledger.smt import EMPTY_ROOT, INTERNAL_TAG, MemoryNodes, SparseMerkleTree, 
 __all__ = [
     "FORMAT_VERSION",
     "BlockCommit",
+    "BlockPruneReport",
     "Head",
     "HistoryEntry",
     "InvalidCommitError",
     "LedgerStore",
-    "BlockPruneReport",
     "PruneReport",
     "PrunedHeightError",
     "SnapshotInstall",
@@ -244,7 +244,9 @@ class LedgerStore:
         self._base = 0 if raw is None else _U64.unpack(raw)[0]
 
     @classmethod
-    def open(cls, path: str) -> LedgerStore:
+    def open(cls, path: str, *, allow_unfinished_install: bool = False) -> LedgerStore:
+        """Open (or create) the store at `path`. A store whose snapshot install did not finish is refused
+        (StoreCorruptError) unless `allow_unfinished_install` (state sync, which starts the install over)."""
         try:
             os.makedirs(path, exist_ok=True)
             db = plyvel.DB(
@@ -271,7 +273,7 @@ class LedgerStore:
                     "use a matching node version or resync into an empty directory"
                 )
             store = cls(db, path)
-            store._check_head()
+            store._check_head(allow_unfinished_install)
             return store
         except BaseException:
             db.close()
@@ -301,13 +303,15 @@ class LedgerStore:
             raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: the head record is malformed")
         return Head(height, block_hash, state_root)
 
-    def _check_head(self) -> None:
+    def _check_head(self, allow_unfinished_install: bool = False) -> None:
         head = self._head
-        if head is None and self._db.get(META_INSTALL) is not None:
+        if head is None and self._db.get(META_INSTALL) is not None and not allow_unfinished_install:
             raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: a snapshot install did not finish; start the "
                                     "node with state sync again (it starts over) or use an empty data directory")
         if head is None:
-            if self._db.get(_height_key(P_BLOCK, 0)) is not None or self._db.get(_height_key(P_BLOCK, 1)) is not None:
+            installing = self._db.get(META_INSTALL) is not None
+            if not installing and (self._db.get(_height_key(P_BLOCK, 0)) is not None
+                                   or self._db.get(_height_key(P_BLOCK, 1)) is not None):
                 raise StoreCorruptError(codes.STORE_CORRUPT, f"{self.path}: blocks are stored but there is no head")
             return
         if self.get_block(head.height) is None or self.get_block(head.height + 1) is not None:

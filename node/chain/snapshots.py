@@ -79,7 +79,7 @@ MAX_SNAPSHOT_REQUESTS_PER_SECOND: Final = 50
 
 
 def _dir_name(height: int) -> str:
-    return "%020d" % height
+    return f"{height:020d}"
 
 
 class SnapshotStore:
@@ -122,7 +122,7 @@ class SnapshotStore:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         for name, data in (("manifest", manifest.encode()), ("head", head),
-                           *(("%06d" % i, c) for i, c in enumerate(chunks))):
+                           *((f"{i:06d}", c) for i, c in enumerate(chunks))):
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
                 f.flush()
@@ -268,7 +268,7 @@ class SnapshotServer:
                 return SnapshotHead(msg.request_id, msg.height, b"", b"", b"", ())
             block, cert, proofs = msgpack.unpackb(raw_head)
             return SnapshotHead(msg.request_id, msg.height, manifest, block, cert, tuple(proofs))
-        data = self.snapshots.read(msg.height, "%06d" % msg.index) if msg.index < 1 << 20 else None
+        data = self.snapshots.read(msg.height, f"{msg.index:06d}") if msg.index < 1 << 20 else None
         if data is None:
             return Chunk(msg.request_id, msg.height, msg.index, b"")
         if self.corrupt and len(data) > 8:

@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="node_command", metavar="WHAT")
     run = sub.add_parser("run", help="run a validator from its config file")
     run.add_argument("--config", required=True)
+    run.add_argument("--state-sync", action="store_true",
+                     help="an empty data directory joins from a certified snapshot peers serve ([sync] state_sync)")
     run.set_defaults(func=run_command)
     dev = sub.add_parser("dev", help="run a single-validator development chain in a data directory")
     dev.add_argument("--data", required=True)
@@ -54,11 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
-async def serve(config_path: str) -> int:
+async def serve(config_path: str, state_sync: bool = False) -> int:
+    from node.validator.joining import join_from_config
     from node.validator.node import ValidatorNode
 
     config = load_config(config_path)
     setup_logging(config.log_level, "json" if config.log_json else "text", node_id=config.node_id)
+    if state_sync or config.state_sync:
+        await join_from_config(config)
     node = ValidatorNode.from_config(config)
     admin = AdminServer(node, os.path.join(config.data_dir, "admin.sock"))
     loop = asyncio.get_running_loop()
@@ -82,7 +87,7 @@ async def serve(config_path: str) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(serve(args.config))
+        return asyncio.run(serve(args.config, getattr(args, "state_sync", False)))
     except (ConfigError, GenesisError, KeyFileError, SafetyStoreError, NodeError, StoreError, TransportError,
             ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -21,7 +21,8 @@ __all__ = ["BYZANTINE_MODES", "twin"]
 
 log = logging.getLogger("node.validator.byzantine")
 
-BYZANTINE_MODES = frozenset({"equivocate"})
+# "corrupt_chunks": the snapshot chunks this node serves carry a flipped byte (node/chain/snapshots.py).
+BYZANTINE_MODES = frozenset({"equivocate", "corrupt_chunks"})
 
 
 def twin(message: Proposal | Vote, bls_secret: bytes, chain_id: bytes, backend: BlsBackend,

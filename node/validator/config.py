@@ -29,8 +29,17 @@
     backend = "blspy"                    # optional: "blspy" or "py_ecc"; default: $LEDGER_BLS_BACKEND, else blspy
                                          #   when installed, else py_ecc (node/chain/protocol.py, bls_backend)
 
+    [sync]
+    state_sync = false                   # an empty data directory joins from a certified snapshot (not genesis)
+    snapshot_interval = 1000             # take a snapshot every N heights and serve it to peers (0: none)
+    snapshot_keep = 2                    # snapshots kept on disk (the newest)
+
+    [pruning]
+    keep_blocks = 0                      # keep only the last K blocks and their receipts (0: archive, the default)
+
     [testing]
     byzantine = "equivocate"             # testnet chains with fault_injection only: equivocating proposals/votes
+                                         #   or "corrupt_chunks": serve snapshot chunks with a flipped byte
 
 docs/operations.md describes every field.
 """
@@ -46,6 +55,8 @@ import tomli_w
 
 from consensus.bls import BACKEND_NAMES
 from node.chain.genesis import GenesisError, format_address, parse_address
+from node.chain.pruning import MIN_KEEP_BLOCKS
+from node.chain.snapshots import MAX_SNAPSHOT_KEEP
 from node.errors import NodeError
 
 
@@ -75,6 +86,11 @@ class NodeConfig:
     # The BLS backend ("blspy" or "py_ecc"); None: $LEDGER_BLS_BACKEND, else the default (node.chain.protocol).
     bls_backend: str | None = None
     path: str | None = None
+    # State sync, snapshots, pruning (docs/operations.md, "State sync, snapshots and pruning").
+    state_sync: bool = False
+    snapshot_interval: int = 1000
+    snapshot_keep: int = 2
+    keep_blocks: int = 0
 
     def to_toml(self, base_dir: str | None = None) -> dict[str, Any]:
         def rel(p: str) -> str:
@@ -97,6 +113,9 @@ class NodeConfig:
             doc["testing"] = {"byzantine": self.byzantine}
         if self.bls_backend is not None:
             doc["bls"] = {"backend": self.bls_backend}
+        doc["sync"] = {"state_sync": self.state_sync, "snapshot_interval": self.snapshot_interval,
+                       "snapshot_keep": self.snapshot_keep}
+        doc["pruning"] = {"keep_blocks": self.keep_blocks}
         return doc
 
 
@@ -150,7 +169,7 @@ def load_config(path: str) -> NodeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config_bad_toml", f"{path}: {exc}") from None
     unknown = set(doc) - {"node_id", "data_dir", "keys_file", "genesis_file", "p2p", "api", "mempool", "log",
-                          "testing", "bls"}
+                          "testing", "bls", "sync", "pruning"}
     if unknown:
         raise ConfigError("config_unknown_field", f"{path}: unknown keys {sorted(unknown)}")
     base = os.path.dirname(os.path.abspath(path))
@@ -172,8 +191,20 @@ def load_config(path: str) -> NodeConfig:
     log = _table(doc, "log", {"level", "json"})
     testing = _table(doc, "testing", {"byzantine"})
     byzantine = testing.get("byzantine")
-    if byzantine not in (None, "equivocate"):
-        raise ConfigError("config_bad_field", "testing.byzantine must be \"equivocate\" when set")
+    if byzantine not in (None, "equivocate", "corrupt_chunks"):
+        raise ConfigError("config_bad_field", "testing.byzantine must be \"equivocate\" or \"corrupt_chunks\" when set")
+    sync = _table(doc, "sync", {"state_sync", "snapshot_interval", "snapshot_keep"})
+    pruning = _table(doc, "pruning", {"keep_blocks"})
+    state_sync = sync.get("state_sync", False)
+    interval, keep = sync.get("snapshot_interval", 1000), sync.get("snapshot_keep", 2)
+    keep_blocks = pruning.get("keep_blocks", 0)
+    if type(state_sync) is not bool:
+        raise ConfigError("config_bad_field", "sync.state_sync must be true or false")
+    if type(interval) is not int or interval < 0 or type(keep) is not int or not 1 <= keep <= MAX_SNAPSHOT_KEEP:
+        raise ConfigError("config_bad_field", f"sync.snapshot_interval >= 0 and sync.snapshot_keep in "
+                                              f"1..{MAX_SNAPSHOT_KEEP} (integers)")
+    if type(keep_blocks) is not int or not (keep_blocks == 0 or keep_blocks >= MIN_KEEP_BLOCKS):
+        raise ConfigError("config_bad_field", f"pruning.keep_blocks is 0 (archive) or at least {MIN_KEEP_BLOCKS}")
     bls_backend = _table(doc, "bls", {"backend"}).get("backend")
     if bls_backend is not None and bls_backend not in BACKEND_NAMES:
         raise ConfigError("config_bad_field", f"bls.backend must be one of {', '.join(BACKEND_NAMES)} when set")
@@ -209,4 +240,8 @@ def load_config(path: str) -> NodeConfig:
         byzantine=byzantine,
         bls_backend=bls_backend,
         path=os.path.abspath(path),
+        state_sync=state_sync,
+        snapshot_interval=interval,
+        snapshot_keep=keep,
+        keep_blocks=keep_blocks,
     )

@@ -52,8 +52,11 @@ from node.chain.mempool import NODE_HALTED, TX_ALREADY_PENDING, Admission, Mempo
 from node.chain.payload import PayloadError, decode_payload
 from node.chain.protocol import bls_backend as node_bls_backend
 from node.chain.protocol import node_protocol
+from node.chain.pruning import BlockPruner
 from node.chain.sigverify import Ed25519Verifier
-from node.net.messages import GOSSIP_BATCH, encode_gossip
+from node.chain.snapshots import DEFAULT_SNAPSHOT_KEEP, SnapshotServer, SnapshotStore, SnapshotTaker
+from node.net.messages import GOSSIP_BATCH, MessageRefused, encode_gossip
+from node.net.snapshot_messages import CH_SNAPSHOTS, decode_snapshot_message, encode_snapshot_message
 from node.net.transport import Transport, TransportConfig
 from node.validator.byzantine import BYZANTINE_MODES
 from node.validator.config import ConfigError, NodeConfig
@@ -106,7 +109,8 @@ class ValidatorNode:
                  next_keys: Sequence[NodeKeys] = (),
                  load_next_keys: Callable[[], Sequence[NodeKeys]] | None = None,
                  bls_backend: BlsBackend | None = None, clock: Clock | None = None,
-                 never_signed: bool = False, pipelined: bool = True) -> None:
+                 never_signed: bool = False, pipelined: bool = True, snapshot_interval: int = 0,
+                 snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP, keep_blocks: int = 0) -> None:
         """`keys`: this node's keys. Its id need not be in the genesis file: a validator added later by governance
         starts from genesis, follows as an observer and votes from the epoch whose record names it. `next_keys`:
         further keys of the same node (`ledger keys rotate`), used from the epoch whose record names them.
@@ -115,7 +119,9 @@ class ValidatorNode:
         by default the node starts its own process pool. `never_signed`: these keys have never signed (a new node's
         first start): a consensus directory created now may sign in the current epoch; without it, a new directory
         signs only from the next epoch (it may replace one lost after the node signed). `pipelined`: blocks execute on
-        the node's execution thread while the loop goes on (False: on the loop, as a one-thread reference)."""
+        the node's execution thread while the loop goes on (False: on the loop, as a one-thread reference).
+        `snapshot_interval`: take a snapshot every that many heights and serve it to peers joining by state sync
+        (0: none); `snapshot_keep` of them are kept. `keep_blocks`: keep only that many recent blocks (0: all)."""
         if byzantine is not None and not (fault_injection and genesis.chain_id.startswith("testnet-")
                                           and byzantine in BYZANTINE_MODES):
             raise ValueError("a Byzantine test mode needs a testnet-... chain with fault injection enabled")
@@ -141,7 +147,8 @@ class ValidatorNode:
             self.safety_store = safety
             self.driver = ValidatorDriver(self.app, safety, keyring, self.clock, self.metrics,
                                           peer_addresses=peer_addresses, peer_keys=peer_keys,
-                                          byzantine_mode=byzantine, pipelined=pipelined)
+                                          byzantine_mode=byzantine if byzantine == "equivocate" else None,
+                                          pipelined=pipelined)
             self.transport: Transport | None = None
             if self.driver.networked:
                 self.transport = Transport(self.driver.members.identity(), genesis.chain_id, self.driver.members.peers,
@@ -171,6 +178,18 @@ class ValidatorNode:
         # here, on the machine's monotonic clock (benchmarks on the same machine match their submit times to it).
         self.commit_times: collections.deque[tuple[int, float, int]] = collections.deque(maxlen=COMMIT_TIMES_KEPT)
         self.app.add_commit_listener(self._note_commit_time)
+        # State sync: the snapshots this node takes and serves; pruning (node/chain/snapshots.py, pruning.py).
+        self.snapshots = SnapshotStore(os.path.join(data_dir, "snapshots"), snapshot_keep)
+        self.snapshot_server = SnapshotServer(self.snapshots, corrupt=byzantine == "corrupt_chunks")
+        self.snapshot_taker: SnapshotTaker | None = None
+        if snapshot_interval:
+            self.snapshot_taker = SnapshotTaker(self.app.store, self.snapshots, snapshot_interval,
+                                                lambda: self.app.epochs.epoch)
+            self.app.add_commit_listener(self.snapshot_taker.on_commit)
+        self.pruner: BlockPruner | None = None
+        if keep_blocks:
+            self.pruner = BlockPruner(self.app.store, keep_blocks)
+            self.app.add_commit_listener(self.pruner.on_commit)
         self.started_at = time.monotonic()
 
     @classmethod
@@ -188,7 +207,8 @@ class ValidatorNode:
                    mempool_max_txs=config.mempool_max_txs, mempool_max_bytes=config.mempool_max_bytes,
                    sig_verifier=sig_verifier, byzantine=config.byzantine, next_keys=load_next_keys(config.keys_file),
                    load_next_keys=lambda: load_next_keys(config.keys_file), never_signed=os.path.exists(marker),
-                   bls_backend=node_bls_backend(config.bls_backend))
+                   bls_backend=node_bls_backend(config.bls_backend), snapshot_interval=config.snapshot_interval,
+                   snapshot_keep=config.snapshot_keep, keep_blocks=config.keep_blocks)
         with contextlib.suppress(FileNotFoundError):
             os.remove(marker)  # the consensus directory exists now: a later one must not look like a first start
         return node
@@ -238,6 +258,9 @@ class ValidatorNode:
                 await self.transport.close()
             # An execution still running reads the store: let it end before the store closes.
             await asyncio.to_thread(self._execution_thread.shutdown, wait=True, cancel_futures=True)
+            for background in (self.snapshot_taker, self.pruner):  # they read and write the store: let them end
+                if background is not None:
+                    await asyncio.to_thread(background.wait)
             self.safety_store.close()
             self.app.store.close()
             if self._own_sig_verifier:
@@ -333,9 +356,23 @@ class ValidatorNode:
         assert self.transport is not None
         while True:
             peer, data = await self.transport.receive()
+            if data and data[0] == CH_SNAPSHOTS:
+                self._serve_snapshot(peer, data)
+                continue
             self.driver.on_message(peer, data)
             self._perform()
             await asyncio.sleep(0)
+
+    def _serve_snapshot(self, peer: str, data: bytes) -> None:
+        """A snapshot-channel request of an admitted peer joining by state sync (node/chain/snapshots.py)."""
+        try:
+            msg = decode_snapshot_message(data[1:])
+        except MessageRefused as refused:
+            self.metrics.rejected_message(refused.code)
+            return
+        reply = self.snapshot_server.answer(peer, msg, self.clock.monotonic_ms())
+        if reply is not None and self.transport is not None:
+            self.transport.send(peer, encode_snapshot_message(reply))
 
     async def _run_execution(self, pending: PendingExecution) -> None:
         try:
