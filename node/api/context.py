@@ -73,7 +73,9 @@ class ApiContext:
         try:
             raw = self.facade.store.get_state_at(key, height)
         except PrunedHeightError as exc:
-            raise api_error(exc, {"height": height}) from None
+            from node.chain.pruning import pruned_details
+
+            raise api_error(exc, pruned_details(self.facade.store, height) or {"height": height}) from None
         except UnknownHeightError as exc:
             raise api_error(exc, {"height": height, "head": head}) from None
         return (None if raw is None else decode_value(key, raw)), height

@@ -6,7 +6,10 @@ node-level messages (docs/transport.md, "Channels").
                   STATUS     [1, genesis_hash, height, block_id]           every second (the hello)
                   GET_BLOCKS [2, request_id, from_height, max_count]       block sync request
                   BLOCKS     [3, request_id, [[block_bytes, cert_bytes], ...]]   block sync answer
+                  PRUNED     [4, request_id, kept_from]                    block sync answer: "pruned", the blocks
+                                                                           asked for are below what this node keeps
     channel 0x03  txs           a msgpack array of signed transaction bytes (gossip, at most GOSSIP_BATCH)
+    channel 0x04  snapshots     state sync (node/net/snapshot_messages.py)
 
 Decoding is strict and bounded; anything else is refused with a reason that the node counts (metrics) and drops.
 """
@@ -30,6 +33,7 @@ __all__ = [
     "Blocks",
     "GetBlocks",
     "MessageRefused",
+    "Pruned",
     "Status",
     "decode_gossip",
     "decode_node_message",
@@ -43,6 +47,7 @@ CH_TXS: Final = 3
 MSG_STATUS: Final = 1
 MSG_GET_BLOCKS: Final = 2
 MSG_BLOCKS: Final = 3
+MSG_PRUNED: Final = 4
 # Signed transactions per gossip message.
 GOSSIP_BATCH: Final = 512
 # Bytes in one node message (a BLOCKS answer is bounded by its sender to 3 MiB plus one oversized block).
@@ -75,7 +80,13 @@ class Blocks:
     items: list  # [[block_bytes, cert_bytes], ...] as received: checked by block sync
 
 
-NodeMessage = Status | GetBlocks | Blocks
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    request_id: int
+    kept_from: int
+
+
+NodeMessage = Status | GetBlocks | Blocks | Pruned
 
 
 def encode_node_message(msg: NodeMessage) -> bytes:
@@ -84,6 +95,8 @@ def encode_node_message(msg: NodeMessage) -> bytes:
         body = [MSG_STATUS, msg.genesis_hash, msg.height, msg.block_id]
     elif isinstance(msg, GetBlocks):
         body = [MSG_GET_BLOCKS, msg.request_id, msg.start, msg.max_count]
+    elif isinstance(msg, Pruned):
+        body = [MSG_PRUNED, msg.request_id, msg.kept_from]
     else:
         body = [MSG_BLOCKS, msg.request_id, msg.items]
     return bytes((CH_NODE,)) + msgpack.packb(body, use_bin_type=True)
@@ -106,6 +119,8 @@ def decode_node_message(body: bytes) -> NodeMessage:
         return GetBlocks(msg[1], msg[2], msg[3])
     if kind == MSG_BLOCKS and len(msg) == 3 and type(msg[1]) is int and isinstance(msg[2], list):
         return Blocks(msg[1], msg[2])
+    if kind == MSG_PRUNED and len(msg) == 3 and type(msg[1]) is int and type(msg[2]) is int:
+        return Pruned(msg[1], msg[2])
     raise MessageRefused("malformed", f"unknown node message kind {kind} or wrong fields")
 
 

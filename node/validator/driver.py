@@ -71,6 +71,7 @@ from node.net.messages import (
     Blocks,
     GetBlocks,
     MessageRefused,
+    Pruned,
     Status,
     decode_gossip,
     decode_node_message,
@@ -284,12 +285,19 @@ class ValidatorDriver:
         if peer in self.reports.mismatched:
             self.metrics.rejected_message("genesis_mismatch")
             return
-        if isinstance(msg, GetBlocks):
+        if isinstance(msg, GetBlocks) and msg.start < self.app.store.base_height():
+            # Pruned here (or below the snapshot this node joined from): say so, with the lowest height kept.
+            self._out.append(SendTo(peer, encode_node_message(Pruned(msg.request_id, self.app.store.base_height()))))
+        elif isinstance(msg, GetBlocks):
             items = self.sync.serve(peer, msg.start, msg.max_count, self.app, self.clock.monotonic_ms())
             if items is None:
                 self.metrics.rejected_message("sync_rate")
             else:
                 self._out.append(SendTo(peer, encode_node_message(Blocks(msg.request_id, items))))
+        elif isinstance(msg, Pruned):
+            log.info("sync_peer_pruned peer=%s kept_from=%d: it no longer keeps the blocks asked for", peer,
+                     msg.kept_from)
+            self._on_blocks(peer, Blocks(msg.request_id, []))
         else:
             assert isinstance(msg, Blocks)
             self._on_blocks(peer, msg)

@@ -21,6 +21,7 @@ from node.api.routes.common import (
     asset_param,
     cursor_param,
     limit_param,
+    require_kept,
 )
 from node.api.routing import SIGNED, Route
 from node.api.schemas import ref
@@ -183,6 +184,7 @@ async def account_statement(call: Call) -> Any:
     height = head if call.params["height"] is None else call.params["height"]
     if height > head:
         raise ApiError(e.HEIGHT_UNKNOWN, details={"height": height, "head": head})
+    require_kept(ctx.store, height)
     try:
         return dict(ctx.facade.statement(account_id, height))
     except KeyError:

@@ -15,6 +15,16 @@ PRIVATE_ERRORS = (e.AUTH_REQUIRED, e.AUTH_MALFORMED, e.AUTH_BAD_SIGNATURE, e.AUT
 MAX_HEIGHT = (1 << 63) - 1
 
 
+def require_kept(store: Any, height: int) -> None:
+    """410 API_HEIGHT_PRUNED with details {reason: "pruned", height, kept_from} when this node no longer keeps
+    `height` (pruned, or below the snapshot it joined from by state sync)."""
+    from node.chain.pruning import pruned_details
+
+    details = pruned_details(store, height)
+    if details is not None:
+        raise ApiError(e.HEIGHT_PRUNED, details=details)
+
+
 def account_param(name: str = "account_id", where: str = "path", required: bool = True) -> Param:
     return Param(name, where, {"type": "string", "pattern": f"^(?:{ACCOUNT_PATTERN})$", "maxLength": MAX_ACCOUNT_ID_BYTES},
                  "an account id, e.g. `client-d@bank-a`", required)

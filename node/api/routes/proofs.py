@@ -11,7 +11,7 @@ from ledger.store import PrunedHeightError, UnknownHeightError
 from node.api import errors as e
 from node.api.context import Call
 from node.api.errors import ApiError
-from node.api.routes.common import HEIGHT_QUERY, PRIVATE_ERRORS
+from node.api.routes.common import HEIGHT_QUERY, PRIVATE_ERRORS, require_kept
 from node.api.routing import SIGNED, Param, Route
 from node.api.schemas import ref
 from node.api.views import record_view
@@ -58,6 +58,7 @@ async def get_proof(call: Call) -> Any:
     try:
         value, proof = ctx.store.prove(key, height)
     except PrunedHeightError:
+        require_kept(ctx.store, height)
         raise ApiError(e.HEIGHT_PRUNED, details={"height": height}) from None
     except UnknownHeightError:
         raise ApiError(e.HEIGHT_UNKNOWN, details={"height": height}) from None
