@@ -33,6 +33,7 @@
     state_sync = false                   # an empty data directory joins from a certified snapshot (not genesis)
     snapshot_interval = 1000             # take a snapshot every N heights and serve it to peers (0: none)
     snapshot_keep = 2                    # snapshots kept on disk (the newest)
+    snapshot_chunk_bytes = 1048576       # chunk size target (1024 .. 1048576)
 
     [pruning]
     keep_blocks = 0                      # keep only the last K blocks and their receipts (0: archive, the default)
@@ -54,6 +55,7 @@ from typing import Any
 import tomli_w
 
 from consensus.bls import BACKEND_NAMES
+from ledger.snapshot import CHUNK_TARGET_BYTES
 from node.chain.genesis import GenesisError, format_address, parse_address
 from node.chain.pruning import MIN_KEEP_BLOCKS
 from node.chain.snapshots import MAX_SNAPSHOT_KEEP
@@ -90,6 +92,7 @@ class NodeConfig:
     state_sync: bool = False
     snapshot_interval: int = 1000
     snapshot_keep: int = 2
+    snapshot_chunk_bytes: int = 1 << 20
     keep_blocks: int = 0
 
     def to_toml(self, base_dir: str | None = None) -> dict[str, Any]:
@@ -114,7 +117,7 @@ class NodeConfig:
         if self.bls_backend is not None:
             doc["bls"] = {"backend": self.bls_backend}
         doc["sync"] = {"state_sync": self.state_sync, "snapshot_interval": self.snapshot_interval,
-                       "snapshot_keep": self.snapshot_keep}
+                       "snapshot_keep": self.snapshot_keep, "snapshot_chunk_bytes": self.snapshot_chunk_bytes}
         doc["pruning"] = {"keep_blocks": self.keep_blocks}
         return doc
 
@@ -193,11 +196,14 @@ def load_config(path: str) -> NodeConfig:
     byzantine = testing.get("byzantine")
     if byzantine not in (None, "equivocate", "corrupt_chunks"):
         raise ConfigError("config_bad_field", "testing.byzantine must be \"equivocate\" or \"corrupt_chunks\" when set")
-    sync = _table(doc, "sync", {"state_sync", "snapshot_interval", "snapshot_keep"})
+    sync = _table(doc, "sync", {"state_sync", "snapshot_interval", "snapshot_keep", "snapshot_chunk_bytes"})
     pruning = _table(doc, "pruning", {"keep_blocks"})
     state_sync = sync.get("state_sync", False)
     interval, keep = sync.get("snapshot_interval", 1000), sync.get("snapshot_keep", 2)
     keep_blocks = pruning.get("keep_blocks", 0)
+    chunk_bytes = sync.get("snapshot_chunk_bytes", CHUNK_TARGET_BYTES)
+    if type(chunk_bytes) is not int or not 1024 <= chunk_bytes <= CHUNK_TARGET_BYTES:
+        raise ConfigError("config_bad_field", f"sync.snapshot_chunk_bytes is an integer in 1024..{CHUNK_TARGET_BYTES}")
     if type(state_sync) is not bool:
         raise ConfigError("config_bad_field", "sync.state_sync must be true or false")
     if type(interval) is not int or interval < 0 or type(keep) is not int or not 1 <= keep <= MAX_SNAPSHOT_KEEP:
@@ -243,5 +249,6 @@ def load_config(path: str) -> NodeConfig:
         state_sync=state_sync,
         snapshot_interval=interval,
         snapshot_keep=keep,
+        snapshot_chunk_bytes=chunk_bytes,
         keep_blocks=keep_blocks,
     )

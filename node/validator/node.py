@@ -42,6 +42,7 @@ from consensus.bls import BlsBackend
 from consensus.certificates import SignatureVerifier
 from consensus.messages import Block, CommitCertificate
 from ledger.protocol import Protocol
+from ledger.snapshot import CHUNK_TARGET_BYTES
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
 from ledger.transition import BlockOutcome
@@ -110,7 +111,8 @@ class ValidatorNode:
                  load_next_keys: Callable[[], Sequence[NodeKeys]] | None = None,
                  bls_backend: BlsBackend | None = None, clock: Clock | None = None,
                  never_signed: bool = False, pipelined: bool = True, snapshot_interval: int = 0,
-                 snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP, keep_blocks: int = 0) -> None:
+                 snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP, snapshot_chunk_bytes: int = CHUNK_TARGET_BYTES,
+                 keep_blocks: int = 0) -> None:
         """`keys`: this node's keys. Its id need not be in the genesis file: a validator added later by governance
         starts from genesis, follows as an observer and votes from the epoch whose record names it. `next_keys`:
         further keys of the same node (`ledger keys rotate`), used from the epoch whose record names them.
@@ -184,7 +186,7 @@ class ValidatorNode:
         self.snapshot_taker: SnapshotTaker | None = None
         if snapshot_interval:
             self.snapshot_taker = SnapshotTaker(self.app.store, self.snapshots, snapshot_interval,
-                                                lambda: self.app.epochs.epoch)
+                                                lambda: self.app.epochs.epoch, snapshot_chunk_bytes)
             self.app.add_commit_listener(self.snapshot_taker.on_commit)
         self.pruner: BlockPruner | None = None
         if keep_blocks:
@@ -208,7 +210,8 @@ class ValidatorNode:
                    sig_verifier=sig_verifier, byzantine=config.byzantine, next_keys=load_next_keys(config.keys_file),
                    load_next_keys=lambda: load_next_keys(config.keys_file), never_signed=os.path.exists(marker),
                    bls_backend=node_bls_backend(config.bls_backend), snapshot_interval=config.snapshot_interval,
-                   snapshot_keep=config.snapshot_keep, keep_blocks=config.keep_blocks)
+                   snapshot_keep=config.snapshot_keep, snapshot_chunk_bytes=config.snapshot_chunk_bytes,
+                   keep_blocks=config.keep_blocks)
         with contextlib.suppress(FileNotFoundError):
             os.remove(marker)  # the consensus directory exists now: a later one must not look like a first start
         return node
