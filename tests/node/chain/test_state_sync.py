@@ -1,0 +1,144 @@
+"""State sync against a store whose blocks carry real BLS commit certificates (tests/node/chain/test_statement.py's
+StoreChain): a node's snapshot (node/chain/snapshots.py) is accepted by a joining session only with a valid
+certificate, and every bad answer is refused with its code, its sender backed off, and nothing of it written."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgpack
+import pytest
+
+from consensus import bls
+from consensus.certificates import SignatureVerifier
+from consensus.simulator import simulated_validator_set
+from ledger.snapshot import MAX_CHUNK_BYTES
+from ledger.store import LedgerStore
+from node.chain.snapshots import SnapshotServer, SnapshotStore, SnapshotTaker
+from node.chain.state_sync import StateSync, StateSyncAnchor, StateSyncRefused, verify_snapshot_head
+from node.net.snapshot_messages import (
+    Chunk,
+    GetChunk,
+    GetSnapshot,
+    ListSnapshots,
+    SnapshotHead,
+    decode_snapshot_message,
+    encode_snapshot_message,
+)
+from tests.node.chain.test_statement import CHAIN_B, N_VALIDATORS, build_custody_chain
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    base = tmp_path_factory.mktemp("ssync")
+    w, _ = build_custody_chain(str(base / "db"))
+    snapshots = SnapshotStore(str(base / "snapshots"), keep=1)
+    taker = SnapshotTaker(w.store, snapshots, interval=1, epoch_of=lambda: 0, target_bytes=1024)
+    view = w.store.state_view()
+    manifest = taker.build(view, 0)
+    view.close()
+    yield w, snapshots, manifest
+    w.store.close()
+
+
+def anchor(store: LedgerStore) -> StateSyncAnchor:
+    root = store.state_root_at(0)
+    assert root is not None
+    return StateSyncAnchor(b"g" * 32, simulated_validator_set(N_VALIDATORS), CHAIN_B, root,
+                           SignatureVerifier(bls.get_backend()))
+
+
+def roundtrip(msg: Any) -> Any:
+    return decode_snapshot_message(encode_snapshot_message(msg)[1:])
+
+
+def test_served_snapshot_is_certified_and_every_chunk_installs(served: Any, tmp_path: Any) -> None:
+    w, snapshots, manifest = served
+    server = SnapshotServer(snapshots)
+    offers = roundtrip(server.answer("p", ListSnapshots(1), 0))
+    height = w.store.head().height
+    assert [o[0] for o in offers.offers] == [height] and len(manifest.chunks) > 3
+    target = LedgerStore.open(str(tmp_path / "joiner"))
+    sync = StateSync(anchor(w.store), target)
+    for peer in ("a", "b"):
+        sync.on_offers(peer, offers.offers)
+    [(peer, ask)] = sync.next_requests(["a", "b"], 0)
+    assert isinstance(ask, GetSnapshot) and ask.height == height
+    snap = sync.on_head(peer, roundtrip(server.answer(peer, ask, 0)), 0)
+    assert snap is not None and snap.cert.state_root == w.store.head().state_root
+    while not sync.done:
+        for peer, ask in sync.next_requests(["a", "b"], 0):
+            assert isinstance(ask, GetChunk)
+            assert sync.on_chunk(peer, roundtrip(server.answer(peer, ask, 0)), 0)
+    assert sync.chunks_done == len(manifest.chunks)
+    assert dict(target.iter_state()) == dict(w.store.iter_state())
+    target.close()
+
+
+def test_a_snapshot_without_a_valid_certificate_is_refused(served: Any) -> None:
+    w, snapshots, _ = served
+    height = w.store.head().height
+    good = SnapshotServer(snapshots).answer("p", GetSnapshot(1, height), 0)
+    assert isinstance(good, SnapshotHead)
+    a = anchor(w.store)
+    verify_snapshot_head(a, good)
+    cert = w.certificate(height)
+    other = w.certificate(height - 1)
+    forged = [
+        dataclasses.replace(good, cert=other.encode()),  # a real certificate of another height
+        dataclasses.replace(good, cert=good.cert[:-5] + bytes(5)),  # a broken aggregate signature
+        dataclasses.replace(good, block=w.store.get_block(height - 1)),  # another block
+        dataclasses.replace(good, height=height + 1),
+    ]
+    for head in forged:
+        with pytest.raises(StateSyncRefused) as err:
+            verify_snapshot_head(a, head)
+        assert err.value.code == "snapshot_uncertified"
+    # A manifest for another state under a valid certificate: refused too.
+    m = msgpack.unpackb(good.manifest)
+    m[3] = m[3][1:] + m[3][:1]
+    with pytest.raises(StateSyncRefused) as err:
+        verify_snapshot_head(a, dataclasses.replace(good, manifest=msgpack.packb(m, use_bin_type=True)))
+    assert err.value.code in ("snapshot_manifest_invalid", "snapshot_uncertified")
+    # Another chain's validators (trust anchor) do not certify it.
+    stranger = dataclasses.replace(a, genesis_set=simulated_validator_set(N_VALIDATORS + 1))
+    with pytest.raises(StateSyncRefused):
+        verify_snapshot_head(stranger, good)
+    assert cert.height == height
+
+
+def test_bad_and_oversized_chunks_are_refused_backed_off_and_fetched_elsewhere(served: Any, tmp_path: Any) -> None:
+    w, snapshots, manifest = served
+    honest, corrupt = SnapshotServer(snapshots), SnapshotServer(snapshots, corrupt=True)
+    offers = honest.answer("x", ListSnapshots(1), 0).offers
+    target = LedgerStore.open(str(tmp_path / "joiner"))
+    sync = StateSync(anchor(w.store), target)
+    sync.on_offers("good", offers)
+    sync.on_offers("evil", offers)
+    sync.on_offers("huge", offers)
+    [(peer, ask)] = sync.next_requests(["evil", "good", "huge"], 0)
+    assert sync.on_head(peer, honest.answer(peer, ask, 0), 0) is not None
+    now = 0
+    refused_chunks: set[int] = set()
+    while not sync.done:
+        for peer, ask in sync.next_requests(["evil", "good", "huge"], now):
+            if peer == "evil":
+                reply = corrupt.answer(peer, ask, now)
+            elif peer == "huge":
+                reply = Chunk(ask.request_id, ask.height, ask.index, b"\x00" * (MAX_CHUNK_BYTES + 1))
+            else:
+                reply = honest.answer(peer, ask, now)
+            before = dict(target.iter_state())
+            ok = sync.on_chunk(peer, reply, now)
+            assert ok == (peer == "good")
+            if not ok:
+                refused_chunks.add(ask.index)
+                assert dict(target.iter_state()) == before  # nothing of a refused chunk is written
+        now += 100
+    assert refused_chunks and sync.refusals["snapshot_chunk_invalid"] >= 1
+    assert sync.refusals["snapshot_chunk_too_large"] >= 1
+    # Backed off: after their first refusal the bad peers were not asked again within the backoff.
+    assert sync.refusals["snapshot_chunk_invalid"] + sync.refusals["snapshot_chunk_too_large"] == 2
+    assert dict(target.iter_state()) == dict(w.store.iter_state())
+    target.close()
