@@ -91,6 +91,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_network_arguments(network)
     network.set_defaults(func=run_network)
+    from node.tools import bench_state_sync
+
+    state_sync = sub.add_parser(
+        "state-sync",
+        help="time for a new node to join a chain of N accounts by state sync (real transport, verified chunks)",
+        description=bench_state_sync.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench_state_sync.add_arguments(state_sync)
+    state_sync.set_defaults(func=bench_state_sync.run)
     add_network_arguments(parser)
     parser.set_defaults(func=run_network)
 
