@@ -92,8 +92,9 @@ class SnapshotManifest:
     chunks: tuple[ChunkEntry, ...]
 
     def encode(self) -> bytes:
-        return msgpack.packb([SNAPSHOT_VERSION, self.height, self.state_root, [c.to_list() for c in self.chunks]],
-                             use_bin_type=True)
+        return msgpack.packb(
+            [SNAPSHOT_VERSION, self.height, self.state_root, [c.to_list() for c in self.chunks]], use_bin_type=True
+        )
 
     @property
     def digest(self) -> bytes:
@@ -111,8 +112,15 @@ class SnapshotManifest:
         if not isinstance(data, bytes) or len(data) > MAX_MANIFEST_BYTES:
             raise SnapshotError(bad, f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
         try:
-            obj = msgpack.unpackb(data, raw=False, max_str_len=0, max_bin_len=64, max_map_len=0,
-                                  max_array_len=MAX_SNAPSHOT_CHUNKS, max_ext_len=0)
+            obj = msgpack.unpackb(
+                data,
+                raw=False,
+                max_str_len=0,
+                max_bin_len=64,
+                max_map_len=0,
+                max_array_len=MAX_SNAPSHOT_CHUNKS,
+                max_ext_len=0,
+            )
         except Exception as exc:  # noqa: BLE001 -- msgpack raises several types for bad input: all mean "not a manifest"
             raise SnapshotError(bad, f"the manifest is not valid msgpack: {type(exc).__name__}") from None
         if not (isinstance(obj, list) and len(obj) == 4 and obj[0] == SNAPSHOT_VERSION and type(obj[0]) is int):
@@ -127,8 +135,15 @@ class SnapshotManifest:
             if not (isinstance(item, list) and len(item) == 4):
                 raise SnapshotError(bad, "a chunk entry is [depth, prefix, hash, leaves]")
             depth, prefix, h, leaves = item
-            if type(depth) is not int or not 0 <= depth <= PATH_BITS or not isinstance(prefix, bytes) \
-                    or len(prefix) != (depth + 7) // 8 or not _is_hash(h) or type(leaves) is not int or leaves < 0:
+            if (
+                type(depth) is not int
+                or not 0 <= depth <= PATH_BITS
+                or not isinstance(prefix, bytes)
+                or len(prefix) != (depth + 7) // 8
+                or not _is_hash(h)
+                or type(leaves) is not int
+                or leaves < 0
+            ):
                 raise SnapshotError(bad, "bad chunk entry fields")
             if depth % 8 and prefix[-1] & ((1 << (8 - depth % 8)) - 1):
                 raise SnapshotError(bad, "prefix bits beyond the depth must be zero")
@@ -165,8 +180,9 @@ def _prefix_int(entry: ChunkEntry) -> int:
     return int.from_bytes(entry.prefix, "big") >> (len(entry.prefix) * 8 - entry.depth) if entry.depth else 0
 
 
-def _combine(chunks: Sequence[ChunkEntry], cursor: list[int], depth: int, prefix: int,
-             nodes: dict[bytes, bytes]) -> tuple[bytes, int]:
+def _combine(
+    chunks: Sequence[ChunkEntry], cursor: list[int], depth: int, prefix: int, nodes: dict[bytes, bytes]
+) -> tuple[bytes, int]:
     """The subtree at (depth, prefix) from the chunks at cursor onwards (path order)."""
     i = cursor[0]
     if i >= len(chunks):
@@ -214,8 +230,9 @@ def sorted_leaves(pairs: Iterable[tuple[bytes, bytes]]) -> list[Leaf]:
     return out
 
 
-def subtree(depth: int, leaves: Sequence[Leaf], lo: int, hi: int,
-            nodes: dict[bytes, bytes] | None) -> tuple[bytes, int]:
+def subtree(
+    depth: int, leaves: Sequence[Leaf], lo: int, hi: int, nodes: dict[bytes, bytes] | None
+) -> tuple[bytes, int]:
     """(hash, kind) of the compact subtree at `depth` holding exactly leaves[lo:hi] (sorted, distinct paths, all
     sharing their first `depth` bits); its nodes are added to `nodes` when given (same bytes as ledger/smt.py)."""
     n = hi - lo
@@ -279,9 +296,13 @@ def _prefix_bytes(depth: int, prefix: int) -> bytes:
     return (prefix << (nbytes * 8 - depth)).to_bytes(nbytes, "big") if depth else b""
 
 
-def build_manifest(height: int, state_root: bytes, leaves: Sequence[Leaf],
-                   plan: Sequence[tuple[int, int, int, int]],
-                   hash_of: Callable[[int, int, int, int], bytes] | None = None) -> SnapshotManifest:
+def build_manifest(
+    height: int,
+    state_root: bytes,
+    leaves: Sequence[Leaf],
+    plan: Sequence[tuple[int, int, int, int]],
+    hash_of: Callable[[int, int, int, int], bytes] | None = None,
+) -> SnapshotManifest:
     """The manifest of `plan` over `leaves`. `hash_of(depth, prefix, lo, hi)` gives a chunk's subtree hash (a node
     reads it from its stored tree); by default it is computed from the leaves."""
     entries = []
@@ -292,12 +313,12 @@ def build_manifest(height: int, state_root: bytes, leaves: Sequence[Leaf],
 
 
 def encode_chunk(index: int, leaves: Sequence[Leaf], lo: int, hi: int) -> bytes:
-    return msgpack.packb([SNAPSHOT_VERSION, index, [[leaf[2], leaf[3]] for leaf in leaves[lo:hi]]],
-                         use_bin_type=True)
+    return msgpack.packb([SNAPSHOT_VERSION, index, [[leaf[2], leaf[3]] for leaf in leaves[lo:hi]]], use_bin_type=True)
 
 
-def verify_chunk(manifest: SnapshotManifest, index: int, data: bytes,
-                 nodes: dict[bytes, bytes] | None = None) -> list[tuple[bytes, bytes]]:
+def verify_chunk(
+    manifest: SnapshotManifest, index: int, data: bytes, nodes: dict[bytes, bytes] | None = None
+) -> list[tuple[bytes, bytes]]:
     """The (key, value) pairs of chunk `index` if `data` is exactly that chunk of the (verified) manifest; its tree
     nodes are added to `nodes` when given. SnapshotError otherwise; nothing is returned for a bad chunk."""
     bad = codes.SNAPSHOT_CHUNK_INVALID
@@ -307,12 +328,26 @@ def verify_chunk(manifest: SnapshotManifest, index: int, data: bytes,
         raise SnapshotError(bad, f"no chunk {index} in the manifest")
     entry = manifest.chunks[index]
     try:
-        obj = msgpack.unpackb(data, raw=False, max_str_len=0, max_bin_len=MAX_STATE_VALUE_BYTES, max_map_len=0,
-                              max_array_len=max(entry.leaves, 3), max_ext_len=0)
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            max_str_len=0,
+            max_bin_len=MAX_STATE_VALUE_BYTES,
+            max_map_len=0,
+            max_array_len=max(entry.leaves, 3),
+            max_ext_len=0,
+        )
     except Exception as exc:  # noqa: BLE001 -- any decoding failure means "not this chunk"
         raise SnapshotError(bad, f"the chunk is not valid msgpack: {type(exc).__name__}") from None
-    if not (isinstance(obj, list) and len(obj) == 3 and type(obj[0]) is int and obj[0] == SNAPSHOT_VERSION
-            and type(obj[1]) is int and obj[1] == index and isinstance(obj[2], list)):
+    if not (
+        isinstance(obj, list)
+        and len(obj) == 3
+        and type(obj[0]) is int
+        and obj[0] == SNAPSHOT_VERSION
+        and type(obj[1]) is int
+        and obj[1] == index
+        and isinstance(obj[2], list)
+    ):
         raise SnapshotError(bad, "a chunk is [version 1, index, pairs] of the index asked for")
     raw_pairs = obj[2]
     if len(raw_pairs) != entry.leaves:
@@ -322,8 +357,13 @@ def verify_chunk(manifest: SnapshotManifest, index: int, data: bytes,
     shift = PATH_BITS - entry.depth
     last = -1
     for pair in raw_pairs:
-        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], bytes)
-                and isinstance(pair[1], bytes) and len(pair[0]) <= MAX_STATE_KEY_BYTES):
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], bytes)
+            and isinstance(pair[1], bytes)
+            and len(pair[0]) <= MAX_STATE_KEY_BYTES
+        ):
             raise SnapshotError(bad, "a chunk pair is [key bytes, value bytes]")
         path = _sha256(pair[0]).digest()
         p = int.from_bytes(path, "big")

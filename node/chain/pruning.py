@@ -77,5 +77,11 @@ class BlockPruner:
             log.exception("pruning_failed keep_from=%d", keep_from)
             return
         self.runs += 1
-        log.info("pruned kept_from=%d blocks=%d transactions=%d tree_nodes=%d seconds=%.2f", keep_from,
-                 blocks.blocks, blocks.transactions, trees.deleted_nodes, time.monotonic() - started)
+        log.info(
+            "pruned kept_from=%d blocks=%d transactions=%d tree_nodes=%d seconds=%.2f",
+            keep_from,
+            blocks.blocks,
+            blocks.transactions,
+            trees.deleted_nodes,
+            time.monotonic() - started,
+        )

@@ -121,8 +121,11 @@ class SnapshotStore:
         tmp = os.path.join(self.directory, f"tmp-{_dir_name(manifest.height)}")
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
-        for name, data in (("manifest", manifest.encode()), ("head", head),
-                           *((f"{i:06d}", c) for i, c in enumerate(chunks))):
+        for name, data in (
+            ("manifest", manifest.encode()),
+            ("head", head),
+            *((f"{i:06d}", c) for i, c in enumerate(chunks)),
+        ):
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(data)
                 f.flush()
@@ -132,7 +135,7 @@ class SnapshotStore:
         os.replace(tmp, final)
         with self._lock:
             self._offers[manifest.height] = (manifest.digest, len(manifest.chunks))
-            for old in sorted(self._offers)[:-self.keep]:
+            for old in sorted(self._offers)[: -self.keep]:
                 del self._offers[old]
                 shutil.rmtree(self._path(old), ignore_errors=True)
 
@@ -168,8 +171,14 @@ def subtree_hash_at(store: LedgerStore, root: bytes, depth: int, prefix: int) ->
 class SnapshotTaker:
     """Takes a snapshot at every multiple of `interval` (a commit listener), one at a time, on its own thread."""
 
-    def __init__(self, store: LedgerStore, snapshots: SnapshotStore, interval: int,
-                 epoch_of: Callable[[], int], target_bytes: int = CHUNK_TARGET_BYTES) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        snapshots: SnapshotStore,
+        interval: int,
+        epoch_of: Callable[[], int],
+        target_bytes: int = CHUNK_TARGET_BYTES,
+    ) -> None:
         if interval < 1:
             raise NodeError("config_bad_field", "sync.snapshot_interval must be at least 1 (0 disables snapshots)")
         self.store = store
@@ -197,8 +206,9 @@ class SnapshotTaker:
             view.close()
             return
         epoch = self._epoch_of()
-        self._thread = threading.Thread(target=self._build_logged, args=(view, epoch), daemon=True,
-                                        name=f"snapshot-{committed.height}")
+        self._thread = threading.Thread(
+            target=self._build_logged, args=(view, epoch), daemon=True, name=f"snapshot-{committed.height}"
+        )
         self._thread.start()
 
     def wait(self, timeout: float | None = None) -> None:
@@ -220,8 +230,9 @@ class SnapshotTaker:
         height, root = view.head.height, view.head.state_root
         leaves = sorted_leaves(view.iter_state())
         plan = plan_chunks(leaves, self._target)
-        manifest = build_manifest(height, root, leaves, plan,
-                                  lambda depth, prefix, lo, hi: subtree_hash_at(self.store, root, depth, prefix))
+        manifest = build_manifest(
+            height, root, leaves, plan, lambda depth, prefix, lo, hi: subtree_hash_at(self.store, root, depth, prefix)
+        )
         manifest.verify(root)
         block, cert = self.store.get_block(height), view.get_extra(cert_key(height))
         if block is None or cert is None:
@@ -231,8 +242,13 @@ class SnapshotTaker:
         chunks = [encode_chunk(i, leaves, lo, hi) for i, (_, _, lo, hi) in enumerate(plan)]
         self.snapshots.write(manifest, head, chunks)
         self.taken += 1
-        log.info("snapshot_taken height=%d keys=%d chunks=%d seconds=%.1f", height, len(leaves), len(chunks),
-                 time.monotonic() - started)
+        log.info(
+            "snapshot_taken height=%d keys=%d chunks=%d seconds=%.1f",
+            height,
+            len(leaves),
+            len(chunks),
+            time.monotonic() - started,
+        )
         return manifest
 
 

@@ -113,23 +113,27 @@ def verify_snapshot_head(anchor: StateSyncAnchor, head: SnapshotHead) -> Verifie
     if [p.epoch for p in proofs] != list(range(len(proofs))) or len(proofs) < cert.epoch:
         raise StateSyncRefused("snapshot_uncertified", "the epoch-change proofs do not lead to the certificate's epoch")
     try:
-        cert_set = verify_epoch_chain(anchor.genesis_set, proofs[:cert.epoch], chain_id=anchor.consensus_chain_id,
-                                      verifier=anchor.verifier)
+        cert_set = verify_epoch_chain(
+            anchor.genesis_set, proofs[: cert.epoch], chain_id=anchor.consensus_chain_id, verifier=anchor.verifier
+        )
         check_commit_certificate(cert_set, cert, chain_id=anchor.consensus_chain_id, verifier=anchor.verifier)
-        last_set = verify_epoch_chain(cert_set, proofs[cert.epoch:], chain_id=anchor.consensus_chain_id,
-                                      verifier=anchor.verifier)
+        last_set = verify_epoch_chain(
+            cert_set, proofs[cert.epoch :], chain_id=anchor.consensus_chain_id, verifier=anchor.verifier
+        )
     except (CommitCertificateError, EpochChainError) as exc:
-        raise StateSyncRefused("snapshot_uncertified", f"no valid certificate for height {head.height}: "
-                                                       f"{exc.message} ({exc.code})") from None
-    for proof in proofs[cert.epoch:]:  # epochs ended at or below the snapshot height only
+        raise StateSyncRefused(
+            "snapshot_uncertified", f"no valid certificate for height {head.height}: {exc.message} ({exc.code})"
+        ) from None
+    for proof in proofs[cert.epoch :]:  # epochs ended at or below the snapshot height only
         if proof.cert.height > cert.height:
             raise StateSyncRefused("snapshot_uncertified", "an epoch-change proof beyond the snapshot height")
     try:
         upper = manifest.verify(cert.state_root)
     except SnapshotError as exc:
         raise StateSyncRefused("snapshot_manifest_invalid", exc.message) from None
-    return VerifiedSnapshot(head.height, manifest, manifest.digest, upper, block, head.block, cert, head.cert, proofs,
-                            last_set)
+    return VerifiedSnapshot(
+        head.height, manifest, manifest.digest, upper, block, head.block, cert, head.cert, proofs, last_set
+    )
 
 
 @dataclass(slots=True)
@@ -200,8 +204,11 @@ class StateSync:
             height = self.best_height()
             if height is None:
                 return out
-            candidates = sorted((self._peer(p).failures, p) for p in peers
-                                if self.offers.get(p, {}).get(height) is not None and self._ready(p, now_ms))
+            candidates = sorted(
+                (self._peer(p).failures, p)
+                for p in peers
+                if self.offers.get(p, {}).get(height) is not None and self._ready(p, now_ms)
+            )
             if not candidates:
                 return out
             peer = candidates[0][1]
@@ -210,8 +217,9 @@ class StateSync:
             self._peer(peer).busy = True
             return [(peer, GetSnapshot(rid, height))]
         snap = self.snapshot
-        serving = sorted((self._peer(p).failures, p) for p in peers
-                         if self.offers.get(p, {}).get(snap.height) == snap.digest)
+        serving = sorted(
+            (self._peer(p).failures, p) for p in peers if self.offers.get(p, {}).get(snap.height) == snap.digest
+        )
         for _, peer in serving:
             if not self._missing:
                 break
@@ -266,8 +274,14 @@ class StateSync:
         self.keys = snap.manifest.keys
         self._missing = list(range(len(snap.manifest.chunks) - 1, -1, -1))  # popped from the end: index order
         self.store.begin_snapshot_install(snap.height)
-        log.info("state_sync_snapshot height=%d epoch=%d chunks=%d keys=%d from=%s", snap.height, snap.cert.epoch,
-                 len(snap.manifest.chunks), snap.manifest.keys, peer)
+        log.info(
+            "state_sync_snapshot height=%d epoch=%d chunks=%d keys=%d from=%s",
+            snap.height,
+            snap.cert.epoch,
+            len(snap.manifest.chunks),
+            snap.manifest.keys,
+            peer,
+        )
         return snap
 
     def on_chunk(self, peer: str, msg: Chunk, now_ms: int) -> bool:
@@ -308,8 +322,16 @@ class StateSync:
         extra = {GENESIS_KEY: self.anchor.genesis_hash, cert_key(snap.height): snap.cert_bytes}
         for proof in snap.proofs:
             extra[epoch_proof_key(proof.epoch)] = proof.encode()
-        self.store.finish_snapshot_install(SnapshotInstall(snap.height, snap.block.id, snap.block_bytes,
-                                                           snap.cert.state_root, self.anchor.genesis_root,
-                                                           snap.upper_nodes, extra))
+        self.store.finish_snapshot_install(
+            SnapshotInstall(
+                snap.height,
+                snap.block.id,
+                snap.block_bytes,
+                snap.cert.state_root,
+                self.anchor.genesis_root,
+                snap.upper_nodes,
+                extra,
+            )
+        )
         log.info("state_sync_installed height=%d keys=%d chunks=%d", snap.height, self.keys, self.chunks_done)
         return snap.height

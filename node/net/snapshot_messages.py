@@ -113,8 +113,16 @@ def _uints(*xs: object) -> bool:
 def decode_snapshot_message(body: bytes) -> SnapshotMessage:
     """A snapshot-channel body (after the channel byte); MessageRefused("malformed") for anything else."""
     try:
-        m = msgpack.unpackb(body, raw=False, strict_map_key=True, max_bin_len=MAX_NODE_MESSAGE_BYTES,
-                            max_array_len=MAX_SNAPSHOT_PROOFS, max_map_len=0, max_str_len=0, max_ext_len=0)
+        m = msgpack.unpackb(
+            body,
+            raw=False,
+            strict_map_key=True,
+            max_bin_len=MAX_NODE_MESSAGE_BYTES,
+            max_array_len=MAX_SNAPSHOT_PROOFS,
+            max_map_len=0,
+            max_str_len=0,
+            max_ext_len=0,
+        )
     except (ValueError, TypeError, msgpack.UnpackException):
         raise MessageRefused("malformed", "a snapshot message is not valid msgpack") from None
     if not isinstance(m, list) or not m or type(m[0]) is not int:
@@ -125,15 +133,26 @@ def decode_snapshot_message(body: bytes) -> SnapshotMessage:
     if kind == 2 and n == 3 and _uints(m[1]) and isinstance(m[2], list) and len(m[2]) <= MAX_OFFERS:
         offers = []
         for o in m[2]:
-            if not (isinstance(o, list) and len(o) == 3 and _uints(o[0], o[2]) and isinstance(o[1], bytes)
-                    and len(o[1]) == 32):
+            if not (
+                isinstance(o, list)
+                and len(o) == 3
+                and _uints(o[0], o[2])
+                and isinstance(o[1], bytes)
+                and len(o[1]) == 32
+            ):
                 raise MessageRefused("malformed", "a snapshot offer is [height, digest, chunks]")
             offers.append((o[0], o[1], o[2]))
         return Snapshots(m[1], tuple(offers))
     if kind == 3 and n == 3 and _uints(m[1], m[2]):
         return GetSnapshot(m[1], m[2])
-    if kind == 4 and n == 7 and _uints(m[1], m[2]) and all(isinstance(x, bytes) for x in m[3:6]) \
-            and isinstance(m[6], list) and all(isinstance(p, bytes) for p in m[6]):
+    if (
+        kind == 4
+        and n == 7
+        and _uints(m[1], m[2])
+        and all(isinstance(x, bytes) for x in m[3:6])
+        and isinstance(m[6], list)
+        and all(isinstance(p, bytes) for p in m[6])
+    ):
         return SnapshotHead(m[1], m[2], m[3], m[4], m[5], tuple(m[6]))
     if kind == 5 and n == 4 and _uints(m[1], m[2], m[3]):
         return GetChunk(m[1], m[2], m[3])

@@ -61,36 +61,63 @@ async def join_from_config(config: NodeConfig) -> int | None:
     """`ledger node run --state-sync` (or `[sync] state_sync = true`): join with the config's genesis, keys, peers."""
     keys = load_keys(config.keys_file)
     if keys.node_id != config.node_id:
-        raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
-                                                 f"{config.node_id!r}")
-    return await join_by_state_sync(load_genesis(config.genesis_file), keys, config.data_dir,
-                                    listen=config.p2p_listen, peer_addresses=config.peer_addresses,
-                                    peer_keys=config.peer_keys, bls_backend=node_bls_backend(config.bls_backend),
-                                    fault_injection=config.fault_injection)
+        raise ConfigError(
+            "config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for {config.node_id!r}"
+        )
+    return await join_by_state_sync(
+        load_genesis(config.genesis_file),
+        keys,
+        config.data_dir,
+        listen=config.p2p_listen,
+        peer_addresses=config.peer_addresses,
+        peer_keys=config.peer_keys,
+        bls_backend=node_bls_backend(config.bls_backend),
+        fault_injection=config.fault_injection,
+    )
 
 
-async def join_by_state_sync(genesis: Genesis, keys: NodeKeys, data_dir: str, *, listen: tuple[str, int],
-                             peer_addresses: Mapping[str, tuple[str, int]], peer_keys: Mapping[str, bytes],
-                             bls_backend: BlsBackend, fault_injection: bool = False,
-                             discovery_s: float = DISCOVERY_S) -> int | None:
+async def join_by_state_sync(
+    genesis: Genesis,
+    keys: NodeKeys,
+    data_dir: str,
+    *,
+    listen: tuple[str, int],
+    peer_addresses: Mapping[str, tuple[str, int]],
+    peer_keys: Mapping[str, bytes],
+    bls_backend: BlsBackend,
+    fault_injection: bool = False,
+    discovery_s: float = DISCOVERY_S,
+) -> int | None:
     """Install a verified snapshot into the empty store of `data_dir`; its height, or None (nothing done)."""
     path = os.path.join(data_dir, "ledger")
     os.makedirs(data_dir, exist_ok=True)
     store = LedgerStore.open(path, allow_unfinished_install=True)
     try:
         if store.head() is not None:
-            log.info("state_sync_skipped node=%s height=%d: the store already holds the chain", keys.node_id,
-                     store.head().height)  # type: ignore[union-attr]
+            log.info(
+                "state_sync_skipped node=%s height=%d: the store already holds the chain",
+                keys.node_id,
+                store.head().height,
+            )  # type: ignore[union-attr]
             return None
-        return await _join(genesis, keys, store, listen, peer_addresses, peer_keys, bls_backend, fault_injection,
-                           discovery_s)
+        return await _join(
+            genesis, keys, store, listen, peer_addresses, peer_keys, bls_backend, fault_injection, discovery_s
+        )
     finally:
         store.close()
 
 
-async def _join(genesis: Genesis, keys: NodeKeys, store: LedgerStore, listen: tuple[str, int],
-                peer_addresses: Mapping[str, tuple[str, int]], peer_keys: Mapping[str, bytes],
-                bls_backend: BlsBackend, fault_injection: bool, discovery_s: float) -> int | None:
+async def _join(
+    genesis: Genesis,
+    keys: NodeKeys,
+    store: LedgerStore,
+    listen: tuple[str, int],
+    peer_addresses: Mapping[str, tuple[str, int]],
+    peer_keys: Mapping[str, bytes],
+    bls_backend: BlsBackend,
+    fault_injection: bool,
+    discovery_s: float,
+) -> int | None:
     state = genesis_state(genesis, node_protocol())
     record = decode_value(EPOCH_KEY, state.changes[EPOCH_KEY])
 
@@ -102,14 +129,23 @@ async def _join(genesis: Genesis, keys: NodeKeys, store: LedgerStore, listen: tu
         except GenesisError:
             return None
 
-    peers = epoch_peer_set(record, None, None, own_id=keys.node_id, configured=peer_keys, prospective={},
-                           address_of=address_of)
-    anchor = StateSyncAnchor(genesis.hash, genesis.validator_set(bls_backend), genesis.consensus_chain_id,
-                             state.state_root, SignatureVerifier(bls_backend))
+    peers = epoch_peer_set(
+        record, None, None, own_id=keys.node_id, configured=peer_keys, prospective={}, address_of=address_of
+    )
+    anchor = StateSyncAnchor(
+        genesis.hash,
+        genesis.validator_set(bls_backend),
+        genesis.consensus_chain_id,
+        state.state_root,
+        SignatureVerifier(bls_backend),
+    )
     sync = StateSync(anchor, store)
-    transport = Transport(keys.identity(), genesis.chain_id, peers,
-                          TransportConfig(listen_host=listen[0], listen_port=listen[1],
-                                          fault_injection=fault_injection))
+    transport = Transport(
+        keys.identity(),
+        genesis.chain_id,
+        peers,
+        TransportConfig(listen_host=listen[0], listen_port=listen[1], fault_injection=fault_injection),
+    )
     await transport.start()
     started = time.monotonic()
     log.info("state_sync_started node=%s peers=%s", keys.node_id, ",".join(sorted(peers.ids())))
@@ -120,8 +156,12 @@ async def _join(genesis: Genesis, keys: NodeKeys, store: LedgerStore, listen: tu
             now_ms = int(now * 1000)
             if sync.snapshot is None:
                 if not sync.offers and now - started > discovery_s:
-                    log.warning("state_sync_no_snapshot node=%s: no peer offered a snapshot in %.0f s; replaying "
-                                "the chain from genesis", keys.node_id, discovery_s)
+                    log.warning(
+                        "state_sync_no_snapshot node=%s: no peer offered a snapshot in %.0f s; replaying "
+                        "the chain from genesis",
+                        keys.node_id,
+                        discovery_s,
+                    )
                     return None
                 if now - asked_at >= ASK_OFFERS_EVERY_S:
                     asked_at = now
@@ -130,8 +170,7 @@ async def _join(genesis: Genesis, keys: NodeKeys, store: LedgerStore, listen: tu
                 raise NodeError("state_sync_timeout", f"state sync did not finish in {JOIN_TIMEOUT_S:.0f} s")
             connected = sorted(transport.connected_peers())
             sync.expire(now_ms)
-            choosing = sync.snapshot is None and (now - started < OFFERS_WAIT_S
-                                                  and len(sync.offers) < len(connected))
+            choosing = sync.snapshot is None and (now - started < OFFERS_WAIT_S and len(sync.offers) < len(connected))
             if not choosing:
                 for peer, request in sync.next_requests(connected, now_ms):
                     if transport.send(peer, encode_snapshot_message(request)) != "queued":
@@ -155,8 +194,14 @@ async def _join(genesis: Genesis, keys: NodeKeys, store: LedgerStore, listen: tu
             elif isinstance(msg, Chunk):
                 await asyncio.to_thread(sync.on_chunk, peer, msg, now_ms)
         height = await asyncio.to_thread(sync.finish)
-        log.info("state_sync_done node=%s height=%d keys=%d seconds=%.1f refusals=%s", keys.node_id, height,
-                 sync.keys, time.monotonic() - started, sync.refusals or "-")
+        log.info(
+            "state_sync_done node=%s height=%d keys=%d seconds=%.1f refusals=%s",
+            keys.node_id,
+            height,
+            sync.keys,
+            time.monotonic() - started,
+            sync.refusals or "-",
+        )
         return height
     finally:
         await transport.close()

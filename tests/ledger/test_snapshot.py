@@ -22,7 +22,9 @@ from ledger.snapshot import (
 )
 
 
-def snapshot_of(state: dict[bytes, bytes], target: int) -> tuple[bytes, dict[bytes, bytes], SnapshotManifest, list[bytes]]:
+def snapshot_of(
+    state: dict[bytes, bytes], target: int
+) -> tuple[bytes, dict[bytes, bytes], SnapshotManifest, list[bytes]]:
     update = SparseMerkleTree(MemoryNodes()).update(state)
     leaves = sorted_leaves(state.items())
     plan = plan_chunks(leaves, target)
@@ -111,14 +113,26 @@ def test_store_install_and_block_pruning(tmp_path) -> None:  # type: ignore[no-u
     state = {f"acct/{i}".encode(): f"v{i}".encode() for i in range(300)}
     tree = SparseMerkleTree(source)
     genesis = tree.update({b"meta": b"g"})
-    source.commit_block(BlockCommit(0, b"\x00" * 32, b"block0", genesis.root, (), (), {b"meta": b"g"},
-                                    genesis.nodes, ()))
+    source.commit_block(
+        BlockCommit(0, b"\x00" * 32, b"block0", genesis.root, (), (), {b"meta": b"g"}, genesis.nodes, ())
+    )
     root = genesis.root
     for h in range(1, 6):
         changes = {k: v + bytes([h]) for k, v in state.items() if int(k[5:]) % 5 == h - 1}
         up = SparseMerkleTree(source, root).update(changes)
-        source.commit_block(BlockCommit(h, bytes([h]) * 32, b"block%d" % h, up.root, [(b"tx%d" % h, b"t")],
-                                        [(b"tx%d" % h, b"r")], changes, up.nodes, [("acct@m", b"tx%d" % h)]))
+        source.commit_block(
+            BlockCommit(
+                h,
+                bytes([h]) * 32,
+                b"block%d" % h,
+                up.root,
+                [(b"tx%d" % h, b"t")],
+                [(b"tx%d" % h, b"r")],
+                changes,
+                up.nodes,
+                [("acct@m", b"tx%d" % h)],
+            )
+        )
         root = up.root
     view = source.state_view()
     items = list(view.iter_state())
@@ -156,7 +170,10 @@ def test_store_install_and_block_pruning(tmp_path) -> None:  # type: ignore[no-u
     report = source.prune_blocks(4, extra_prefixes=())
     assert (report.kept_from, report.blocks, report.transactions) == (4, 4, 3)
     assert source.get_block(3) is None and source.get_block(4) == b"block4" and source.get_tx(b"tx3") is None
-    assert source.get_receipt(b"tx4") == b"r" and [e.height for e in source.account_history("acct@m", limit=9)] == [5, 4]
+    assert source.get_receipt(b"tx4") == b"r" and [e.height for e in source.account_history("acct@m", limit=9)] == [
+        5,
+        4,
+    ]
     with pytest.raises(PrunedHeightError):
         source.prove(b"acct/3", 2)
     assert source.get_state(b"acct/3") is not None and source.prove(b"acct/3", 5)[0] is not None

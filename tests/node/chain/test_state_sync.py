@@ -45,8 +45,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def anchor(store: LedgerStore) -> StateSyncAnchor:
     root = store.state_root_at(0)
     assert root is not None
-    return StateSyncAnchor(b"g" * 32, simulated_validator_set(N_VALIDATORS), CHAIN_B, root,
-                           SignatureVerifier(bls.get_backend()))
+    return StateSyncAnchor(
+        b"g" * 32, simulated_validator_set(N_VALIDATORS), CHAIN_B, root, SignatureVerifier(bls.get_backend())
+    )
 
 
 def roundtrip(msg: Any) -> Any:
@@ -109,7 +110,7 @@ def test_a_snapshot_without_a_valid_certificate_is_refused(served: Any) -> None:
 
 
 def test_bad_and_oversized_chunks_are_refused_backed_off_and_fetched_elsewhere(served: Any, tmp_path: Any) -> None:
-    w, snapshots, manifest = served
+    w, snapshots, _ = served
     honest, corrupt = SnapshotServer(snapshots), SnapshotServer(snapshots, corrupt=True)
     offers = honest.answer("x", ListSnapshots(1), 0).offers
     target = LedgerStore.open(str(tmp_path / "joiner"))

@@ -53,8 +53,10 @@ def _network(directory: str, interval: int, chunk_bytes: int, keep_blocks: int) 
             byzantine="corrupt_chunks" if i == CORRUPT else None,
         )
         write_config(c.config_path(i), cfg)
-    write_config(c.config_path(joiner),
-                 dataclasses.replace(joiner_cfg, state_sync=True, keep_blocks=keep_blocks, snapshot_interval=0))
+    write_config(
+        c.config_path(joiner),
+        dataclasses.replace(joiner_cfg, state_sync=True, keep_blocks=keep_blocks, snapshot_interval=0),
+    )
     return c, joiner
 
 
@@ -63,14 +65,18 @@ def _snapshot_heights(c: Cluster, i: int) -> list[int]:
     return sorted(int(n) for n in os.listdir(path) if n.isdigit()) if os.path.isdir(path) else []
 
 
-def _join_and_check(c: Cluster, joiner: int, interval: int, min_height: int, keep_blocks: int,
-                    timeout: float) -> None:
+def _join_and_check(c: Cluster, joiner: int, interval: int, min_height: int, keep_blocks: int, timeout: float) -> None:
     c.start_all()
     c.wait_height(VALIDATORS, 2, 60)
     c.submit(0, 30)
     c.wait_height(VALIDATORS, min_height, timeout)
-    c.wait(lambda: all(_snapshot_heights(c, i) and _snapshot_heights(c, i)[-1] >= min_height - interval
-                       for i in VALIDATORS), 60, "every validator to hold a recent snapshot")
+    c.wait(
+        lambda: all(
+            _snapshot_heights(c, i) and _snapshot_heights(c, i)[-1] >= min_height - interval for i in VALIDATORS
+        ),
+        60,
+        "every validator to hold a recent snapshot",
+    )
     assert len(_snapshot_heights(c, 0)) <= 2  # bounded on disk: snapshot_keep = 2
     c.net.start(joiner)
     log = c.net.log_path(joiner)
@@ -100,8 +106,11 @@ def _join_and_check(c: Cluster, joiner: int, interval: int, min_height: int, kee
     status, body = _get(f"{api}/v1/blocks/1")
     assert status == 410 and body["details"]["reason"] == "pruned", body
     assert body["details"]["kept_from"] >= installed
-    c.wait(lambda: _get(f"{api}/v1/blocks/{installed}")[0] == 410, 60 + 2 * keep_blocks,
-           "the joiner to prune the blocks above its snapshot")
+    c.wait(
+        lambda: _get(f"{api}/v1/blocks/{installed}")[0] == 410,
+        60 + 2 * keep_blocks,
+        "the joiner to prune the blocks above its snapshot",
+    )
     head = c.height(joiner)
     status, block = _get(f"{api}/v1/blocks/{head}")
     assert status == 200 and block["header"]["height"] == head
