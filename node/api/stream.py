@@ -25,6 +25,7 @@ from node.api.limits import ApiLimits
 from node.api.views import event_view
 from node.chain.certified import block_events_key
 from node.chain.protocol import OPERATIONS
+from node.chain.pruning import pruned_details
 
 __all__ = ["EventFilter", "EventHub", "Subscription"]
 
@@ -180,6 +181,9 @@ class EventHub:
             raise ApiError(e.TOO_MANY_STREAMS, details={"max_streams": limits.max_streams})
         head = self.facade.head().height
         start = head + 1 if from_height is None else from_height
+        pruned = pruned_details(self.facade.store, start)
+        if pruned is not None:  # below what this node keeps: say so (and from where) instead of a missing block
+            raise ApiError(e.HEIGHT_PRUNED, details=pruned)
         sub = Subscription(self, flt, who, start, limits.stream_buffer)
         self.subscribers.add(sub)
         return sub

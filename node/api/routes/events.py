@@ -136,7 +136,7 @@ async def sse_events(call: Call) -> Any:
     return resp
 
 
-_STREAM_ERRORS = (e.BAD_REQUEST, e.TOO_MANY_STREAMS, *PRIVATE_ERRORS)
+_STREAM_ERRORS = (e.BAD_REQUEST, e.TOO_MANY_STREAMS, e.HEIGHT_PRUNED, *PRIVATE_ERRORS)
 
 _SSE_DESCRIPTION = ("Each message is an SSE event: `event: <type>`, `data: <the JSON message>`; each `block` message "
                     "carries `id: <height>`, so `Last-Event-ID` resumes after it.")

@@ -123,6 +123,8 @@ def _join_and_check(c: Cluster, joiner: int, interval: int, min_height: int, kee
     assert verdict.ok, verdict
     status, old = _get(f"{api}/v1/accounts/{user}/statement?height=1")
     assert status == 410 and old["details"]["reason"] == "pruned"
+    status, stream = _get(f"{api}/v1/events/sse?from_height=1")
+    assert status == 410 and stream["details"]["reason"] == "pruned", stream
     # The validators never noticed anything but a node that joined and left.
     c.net.kill(joiner)
     c.submit(2, 5)
