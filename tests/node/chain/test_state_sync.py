@@ -143,3 +143,54 @@ def test_bad_and_oversized_chunks_are_refused_backed_off_and_fetched_elsewhere(s
     assert sync.refusals["snapshot_chunk_invalid"] + sync.refusals["snapshot_chunk_too_large"] == 2
     assert dict(target.iter_state()) == dict(w.store.iter_state())
     target.close()
+
+
+def test_snapshot_messages_are_strict() -> None:
+    from node.net.messages import MessageRefused
+    from node.net.snapshot_messages import MAX_OFFERS, Snapshots
+
+    for msg in (
+        ListSnapshots(3),
+        GetSnapshot(4, 10),
+        GetChunk(5, 10, 2),
+        Chunk(6, 10, 2, b"x"),
+        Snapshots(7, ((10, b"d" * 32, 3),)),
+        SnapshotHead(8, 10, b"m", b"b", b"c", (b"p",)),
+    ):
+        assert roundtrip(msg) == msg
+    bad = [
+        b"\xc1",
+        msgpack.packb([9, 1]),
+        msgpack.packb([5, 1, 10]),
+        msgpack.packb([5, 1, -1, 2]),
+        msgpack.packb([2, 1, [[10, b"short", 3]]]),
+        msgpack.packb([2, 1, [[10, b"d" * 32, 3]] * (MAX_OFFERS + 1)]),
+        msgpack.packb([6, 1, 10, 2, "text"]),
+    ]
+    for body in bad:
+        with pytest.raises(MessageRefused):
+            decode_snapshot_message(body)
+
+
+def test_sync_and_pruning_config(tmp_path: Any) -> None:
+    from node.validator.config import ConfigError, load_config
+
+    def config(extra: str) -> Any:
+        path = tmp_path / "c.toml"
+        path.write_text('node_id = "n"\n' + extra)
+        return load_config(str(path))
+
+    c = config("")
+    assert (c.state_sync, c.snapshot_interval, c.snapshot_keep, c.keep_blocks) == (False, 1000, 2, 0)
+    c = config("[sync]\nstate_sync = true\nsnapshot_interval = 0\n[pruning]\nkeep_blocks = 100\n")
+    assert (c.state_sync, c.snapshot_interval, c.keep_blocks) == (True, 0, 100)
+    for extra in (
+        "[pruning]\nkeep_blocks = 3\n",
+        "[sync]\nsnapshot_keep = 0\n",
+        "[sync]\nsnapshot_interval = -1\n",
+        "[sync]\nstate_sync = 1\n",
+        "[sync]\nsnapshot_chunk_bytes = 10\n",
+        "[sync]\nfast = true\n",
+    ):
+        with pytest.raises(ConfigError):
+            config(extra)
