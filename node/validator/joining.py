@@ -155,7 +155,7 @@ async def _join(
             now = time.monotonic()
             now_ms = int(now * 1000)
             if sync.snapshot is None:
-                if not sync.offers and now - started > discovery_s:
+                if sync.best_height() is None and now - started > discovery_s:
                     log.warning(
                         "state_sync_no_snapshot node=%s: no peer offered a snapshot in %.0f s; replaying "
                         "the chain from genesis",
