@@ -194,3 +194,35 @@ def test_sync_and_pruning_config(tmp_path: Any) -> None:
     ):
         with pytest.raises(ConfigError):
             config(extra)
+
+
+def test_no_snapshot_offered_leaves_the_store_empty_for_a_replay(tmp_path: Any) -> None:
+    """No peer answers within the discovery time: nothing is written, the node replays from genesis instead."""
+    import asyncio
+
+    from node.chain.genesis import load_genesis
+    from node.chain.protocol import bls_backend
+    from node.tools.localnet import generate_network
+    from node.validator.config import load_config
+    from node.validator.joining import join_by_state_sync
+    from node.validator.keyfile import load_keys
+
+    layout = generate_network(str(tmp_path / "net"), 4, chain_id="testnet-nosnap", spare_nodes=1, seed=b"nosnap")
+    cfg = load_config(layout.spare_config_paths[0])
+    unreachable = {f"node-{i}": ("127.0.0.1", 9) for i in range(4)}
+    height = asyncio.run(
+        join_by_state_sync(
+            load_genesis(layout.genesis_path),
+            load_keys(cfg.keys_file),
+            cfg.data_dir,
+            listen=("127.0.0.1", 0),
+            peer_addresses=unreachable,
+            peer_keys={},
+            bls_backend=bls_backend(),
+            discovery_s=1.0,
+        )
+    )
+    assert height is None
+    store = LedgerStore.open(f"{cfg.data_dir}/ledger")
+    assert store.head() is None and not list(store.iter_state())
+    store.close()
