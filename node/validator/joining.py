@@ -151,6 +151,7 @@ async def _join(
     log.info("state_sync_started node=%s peers=%s", keys.node_id, ",".join(sorted(peers.ids())))
     try:
         asked_at = 0.0
+        asked: set[str] = set()
         while not sync.done:
             now = time.monotonic()
             now_ms = int(now * 1000)
@@ -163,6 +164,9 @@ async def _join(
                         discovery_s,
                     )
                     return None
+                for peer in transport.connected_peers() - asked:  # a peer that just connected: ask it at once
+                    asked.add(peer)
+                    transport.send(peer, encode_snapshot_message(ListSnapshots(0)))
                 if now - asked_at >= ASK_OFFERS_EVERY_S:
                     asked_at = now
                     transport.broadcast(encode_snapshot_message(ListSnapshots(0)))
