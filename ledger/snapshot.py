@@ -23,6 +23,7 @@ SNAPSHOT_CHUNK_TOO_LARGE (725).
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -235,21 +236,28 @@ def subtree(
 ) -> tuple[bytes, int]:
     """(hash, kind) of the compact subtree at `depth` holding exactly leaves[lo:hi] (sorted, distinct paths, all
     sharing their first `depth` bits); its nodes are added to `nodes` when given (same bytes as ledger/smt.py)."""
+    ints = [leaf[0] for leaf in leaves[lo:hi]]
+    return _subtree(depth, leaves, ints, lo, 0, hi - lo, nodes)
+
+
+def _subtree(
+    depth: int, leaves: Sequence[Leaf], ints: list[int], base: int, lo: int, hi: int, nodes: dict[bytes, bytes] | None
+) -> tuple[bytes, int]:
     n = hi - lo
     if n == 0:
         return EMPTY_HASH, 0
     if n == 1:
-        _, path, _key, value = leaves[lo]
-        node = _LEAF + path + value
+        _, path, _key, value = leaves[base + lo]
         h = _sha256(_LEAF + path + _sha256(value).digest()).digest()
         if nodes is not None:
-            nodes[h] = node
+            nodes[h] = _LEAF + path + value
         return h, 1
     if depth >= PATH_BITS:
         raise SnapshotError(codes.SNAPSHOT_CHUNK_INVALID, "two keys with the same path")
-    mid = _split(leaves, lo, hi, depth)
-    left, _ = subtree(depth + 1, leaves, lo, mid, nodes)
-    right, _ = subtree(depth + 1, leaves, mid, hi, nodes)
+    shift = PATH_BITS - depth
+    mid = bisect_left(ints, ((ints[lo] >> shift) << shift) | (1 << (shift - 1)), lo, hi)
+    left, _ = _subtree(depth + 1, leaves, ints, base, lo, mid, nodes)
+    right, _ = _subtree(depth + 1, leaves, ints, base, mid, hi, nodes)
     node = _INTERNAL + left + right
     h = _sha256(node).digest()
     if nodes is not None:
