@@ -138,7 +138,9 @@ def _join_and_check(
     c.net.kill(joiner)
     c.submit(2, 5)
     c.wait_height(VALIDATORS, c.height(0) + 3, 30)
-    c.assert_same_roots(VALIDATORS)
+    common = min(c.height(i) for i in VALIDATORS)
+    window = c.roots(0, max(0, common - 200), common)  # the admin socket answers at most 1000 roots at a time
+    assert window and all(c.roots(i, max(0, common - 200), common) == window for i in VALIDATORS[1:])
 
 
 def test_a_node_joins_by_state_sync_past_a_corrupt_peer_and_prunes(tmp_path: Any) -> None:
