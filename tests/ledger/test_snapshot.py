@@ -181,3 +181,20 @@ def test_store_install_and_block_pruning(tmp_path) -> None:  # type: ignore[no-u
     with pytest.raises(PrunedHeightError):
         source.prove(b"acct/3", 2)
     assert source.get_state(b"acct/3") is not None and source.prove(b"acct/3", 5)[0] is not None
+
+
+def test_a_state_view_does_not_see_later_commits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ledger.store import BlockCommit, LedgerStore
+
+    store = LedgerStore.open(str(tmp_path / "db"))
+    first = SparseMerkleTree(store).update({b"k": b"1"})
+    store.commit_block(BlockCommit(0, b"\x00" * 32, b"b0", first.root, (), (), {b"k": b"1"}, first.nodes, ()))
+    view = store.state_view()
+    second = SparseMerkleTree(store, first.root).update({b"k": b"2", b"j": b"3"})
+    store.commit_block(
+        BlockCommit(1, b"\x01" * 32, b"b1", second.root, (), (), {b"k": b"2", b"j": b"3"}, second.nodes, ())
+    )
+    assert dict(view.iter_state()) == {b"k": b"1"} and view.head is not None and view.head.height == 0
+    view.close()
+    assert dict(store.iter_state()) == {b"k": b"2", b"j": b"3"}
+    store.close()
