@@ -104,9 +104,17 @@ export async function importSeed(account, seedHex) {
   return { account: account.trim(), publicKeyHex: bytesToHex(base64urlToBytes(jwk.x)), key, seed };
 }
 
+// Load a key for signed reads: the account must exist and hold this key (its record is public).
 export async function setSigner(account, seedHex) {
   const s = await importSeed(account, seedHex);
-  signer = { account: s.account, publicKeyHex: s.publicKeyHex, key: s.key };
+  let record;
+  try {
+    record = await get(`/v1/accounts/${encodeURIComponent(s.account)}`);
+  } catch (err) {
+    throw new Error(err.status === 404 ? `no account ${s.account} on this chain` : err.message);
+  }
+  if (!record.keys.includes(s.publicKeyHex)) throw new Error(`this seed's public key (${s.publicKeyHex.slice(0, 16)}…) is not a key of ${s.account}`);
+  signer = { account: s.account, publicKeyHex: s.publicKeyHex, key: s.key, record };
   sessionStorage.setItem(SESSION_KEY, JSON.stringify({ account: s.account, seed: s.seed }));
   return signer;
 }
@@ -173,6 +181,7 @@ export function follow({ fromHeight = null, onMessage, onState }) {
   let stopped = false;
   let next = fromHeight;
   let controller = null;
+  let immediate = false; // restart(): reconnect at once (new headers), not after the back-off
 
   function handle(frame) {
     const data = frame.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
@@ -209,6 +218,10 @@ export function follow({ fromHeight = null, onMessage, onState }) {
         if (stopped) return;
       }
       if (stopped) return;
+      if (immediate) {
+        immediate = false;
+        continue;
+      }
       onState("reconnecting");
       await new Promise((resolve) => setTimeout(resolve, 2000));
     }
@@ -221,6 +234,7 @@ export function follow({ fromHeight = null, onMessage, onState }) {
       if (controller) controller.abort();
     },
     restart() {
+      immediate = true;
       if (controller) controller.abort();
     },
   };

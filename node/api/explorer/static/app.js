@@ -5,7 +5,7 @@ import {
 } from "./api.js";
 import { h, integer } from "./format.js";
 import * as pages from "./pages.js";
-import { loadAssets, loadCodes, notice } from "./ui.js";
+import { loadAssets, loadCodes, notice, refreshAges } from "./ui.js";
 
 const ROUTES = [
   [/^\/?$/, pages.overview, "overview"],
@@ -85,6 +85,7 @@ async function render() {
   view.replaceChildren(content);
   view.setAttribute("aria-busy", "false");
   view.dataset.page = section || "none";
+  view.dataset.route = location.hash || "#/";
   window.scrollTo(0, 0);
 }
 
@@ -156,6 +157,7 @@ async function main() {
   });
 
   window.addEventListener("hashchange", render);
+  setInterval(() => refreshAges(view), 1000);
   stream = follow({ onMessage: dispatch, onState: setLiveState });
   await render();
 }

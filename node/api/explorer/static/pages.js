@@ -1,10 +1,10 @@
 // The explorer's pages. Each is `async (params, live) => Element`; `live.on(type, fn)` subscribes to the event
 // stream for as long as the page is shown.
 
-import { ApiError, get, node } from "./api.js";
+import { ApiError, currentSigner, get, node } from "./api.js";
 import { ago, amount, date, h, integer, short } from "./format.js";
 import {
-  attrs, badge, card, copyable, decimalsOf, href, kindLabel, knownDecimals as knownOrNull, kv, link, money, notice, num,
+  age, attrs, badge, card, copyable, decimalsOf, findAsset, href, kindLabel, knownDecimals as knownOrNull, kv, link, money, notice, num,
   outcome, privateNotice, reason, row, table,
 } from "./ui.js";
 
@@ -24,6 +24,29 @@ async function preload(values) {
   };
   walk(values);
   await Promise.all([...ids].map(decimalsOf));
+}
+
+// Whether this page may read a private subject (docs/api.md 1.4), predicted from public records so that the page
+// asks only for what the node will answer: open reads; else the loaded key's account is an auditor, or for an
+// account its owner, custodian, or an issuer / agent (who gets its own assets' entries); for an asset's holders
+// its issuer or one of its agents.
+function mayRead(kind, subject) {
+  if (node().open_reads) return null;
+  const s = currentSigner();
+  if (!s) return { needsSignature: true, status: 401 };
+  const roles = s.record.roles;
+  const hidden = { needsSignature: true, status: 403, codeName: "NOT_VISIBLE" };
+  if (roles.includes("auditor")) return null;
+  if (kind === "account") {
+    const ok = s.account === subject.account_id || subject.custodian === s.account || roles.includes("issuer") || roles.includes("agent");
+    return ok ? null : hidden;
+  }
+  return subject.issuer === s.account || subject.agents.includes(s.account) ? null : hidden;
+}
+
+function privateRead(kind, subject, request) {
+  const refusal = mayRead(kind, subject);
+  return refusal ? Promise.resolve({ error: refusal }) : optional(request());
 }
 
 async function optional(promise) {
@@ -61,35 +84,36 @@ function signingStrip(validatorName, blocks) {
   }));
 }
 
-async function txRow(txId, height, time) {
+async function txRow(txId, height, time, { compact = false } = {}) {
   const [st, body] = await Promise.all([optional(get(`/v1/tx/${txId}`)), optional(get(`/v1/tx/${txId}/body`))]);
   const ops = body.value ? body.value.body.operations : [];
   const code = st.value && st.value.receipt ? st.value.receipt.code : null;
   return row([
-    link.tx(txId),
+    link.tx(txId, compact ? 6 : 10),
     ops.length ? h("span", {}, kindLabel(ops[0].kind), ops.length > 1 ? ` +${ops.length - 1}` : "") : "—",
     body.value ? link.account(body.value.body.signers[0]) : "—",
     link.block(height),
-    h("span", { class: "muted", title: date(time) }, ago(time)),
-    outcome(code, st.value ? st.value.status : "unknown"),
+    age(time),
+    outcome(code, st.value ? st.value.status : "unknown", { compact }),
   ], { dataset: { tx: txId } });
 }
 
 function blockRow(b) {
-  return row([link.block(b.height), h("span", { class: "muted", title: date(b.time) }, ago(b.time)),
+  return row([link.block(b.height), age(b.time),
     num(String(b.tx_ids.length)), h("span", { class: "mono muted", title: b.block_hash }, short(b.block_hash, 6))],
   { dataset: { height: String(b.height) } });
 }
 
 export async function overview(_params, live) {
   const [status, blocks, signing, validators] = await Promise.all([
-    get("/v1/status"), get("/v1/blocks", { limit: 10 }), optional(get("/v1/validators/signing", { limit: 30 })),
+    get("/v1/status"), get("/v1/blocks", { limit: 100 }), optional(get("/v1/validators/signing", { limit: 30 })),
     get("/v1/validators"),
   ]);
   const n = status.node || {};
-  const recent = blocks.items.slice().reverse();
+  const lookback = blocks.items.slice().reverse(); // newest first: the latest transactions come from these
+  const recent = lookback.slice(0, 10);
   const heightEl = h("span", {}, integer(status.height));
-  const rateEl = h("span", {}, commitRate(blocks.items));
+  const rateEl = h("span", {}, commitRate(recent.slice().reverse()));
   const mempoolEl = h("span", {}, n.mempool ?? "—");
   const tpsEl = h("span", {}, n.committed_tps ?? "—");
   const stats = h("div", { class: "stats" },
@@ -106,9 +130,9 @@ export async function overview(_params, live) {
 
   const txBody = h("tbody", { id: "latest-txs" });
   const txRows = [];
-  for (const b of recent) for (const id of b.tx_ids.slice(0, 10)) if (txRows.length < 10) txRows.push([id, b.height, b.time]);
-  for (const el of await Promise.all(txRows.map(([id, height, time]) => txRow(id, height, time)))) txBody.appendChild(el);
-  const emptyTx = h("tr", { class: "empty" }, h("td", { colspan: 6 }, "No transactions in the latest blocks; new ones appear here as they commit."));
+  for (const b of lookback) for (const id of b.tx_ids.slice(0, 10)) if (txRows.length < 10) txRows.push([id, b.height, b.time]);
+  for (const el of await Promise.all(txRows.map(([id, height, time]) => txRow(id, height, time, { compact: true })))) txBody.appendChild(el);
+  const emptyTx = h("tr", { class: "empty" }, h("td", { colspan: 6 }, "No transactions in the last 100 blocks; new ones appear here as they commit."));
   if (!txRows.length) txBody.appendChild(emptyTx);
   const txTable = h("div", { class: "table-wrap" }, h("table", { class: "data" },
     h("thead", {}, h("tr", {}, ["Transaction", "Operation", "Signer", "Block", "Age", "Result"].map((x) => h("th", {}, x)))), txBody));
@@ -144,7 +168,7 @@ export async function overview(_params, live) {
       recent.length = Math.min(recent.length, 10);
       rateEl.textContent = commitRate(recent.slice().reverse());
       for (const id of b.tx_ids.slice(0, 10).reverse()) {
-        const tr = await txRow(id, b.height, b.time);
+        const tr = await txRow(id, b.height, b.time, { compact: true });
         tr.classList.add("fresh");
         emptyTx.remove();
         txBody.insertBefore(tr, txBody.firstChild);
@@ -157,7 +181,7 @@ export async function overview(_params, live) {
   return h("div", {},
     pageHead("Overview", `Chain ${node().chain_id} · served by ${node().node_id}`),
     stats,
-    h("div", { class: "grid-2" },
+    h("div", { class: "grid-2 wide-right" },
       card("Latest blocks", blocksTable, { extra: h("a", { href: "#/blocks", class: "more" }, "All blocks →") }),
       card("Latest transactions", txTable, { extra: h("span", { class: "muted small" }, "live") })),
     card("Validators and their recent signing", validatorCard,
@@ -194,14 +218,14 @@ export async function blocks(params, live) {
 
 function fullBlockRow(b) {
   const hd = b.header || {};
-  return row([link.block(b.height), date(b.time), h("span", { class: "muted" }, ago(b.time)), String(b.tx_ids.length),
+  return row([link.block(b.height), date(b.time), age(b.time), String(b.tx_ids.length),
     hd.epoch ?? "—", hd.round ?? "—", hd.proposer ?? "—", h("span", { class: "mono muted", title: b.block_hash }, short(b.block_hash, 8))],
   { dataset: { height: String(b.height) } });
 }
 
 export async function block(params) {
   const height = Number(params.get("id"));
-  const [b, cert, head] = await Promise.all([get(`/v1/blocks/${height}`), optional(get(`/v1/blocks/${height}/certificate`)), get("/v1/status")]);
+  const [b, cert, head] = await Promise.all([get(`/v1/blocks/${height}`), height > 0 ? optional(get(`/v1/blocks/${height}/certificate`)) : Promise.resolve({}), get("/v1/status")]);
   const c = cert.value;
   const proposer = c ? c.headers[0].proposer_name : null;
   const summary = kv([
@@ -302,9 +326,9 @@ export async function account(params) {
   const id = params.get("id");
   const a = await get(`/v1/accounts/${enc(id)}`);
   const [bal, holds, hist] = await Promise.all([
-    optional(get(`/v1/accounts/${enc(id)}/balances`, {}, { signed: true })),
-    optional(get(`/v1/accounts/${enc(id)}/holds`, { limit: 50 }, { signed: true })),
-    optional(get(`/v1/accounts/${enc(id)}/history`, { limit: 50 }, { signed: true })),
+    privateRead("account", a, () => get(`/v1/accounts/${enc(id)}/balances`, {}, { signed: true })),
+    privateRead("account", a, () => get(`/v1/accounts/${enc(id)}/holds`, { limit: 50 }, { signed: true })),
+    privateRead("account", a, () => get(`/v1/accounts/${enc(id)}/history`, { limit: 50 }, { signed: true })),
   ]);
   await preload([bal.value, holds.value, hist.value]);
   const status = a.closed_to ? badge(`closed → ${a.closed_to}`, "grey") : a.frozen ? badge("frozen", "red") : badge("active", "green");
@@ -360,7 +384,7 @@ export async function asset(params) {
   const s = a.status;
   await decimalsOf(id);
   const [holders, actions] = await Promise.all([
-    optional(get(`/v1/assets/${enc(id)}/holders`, { limit: 100 }, { signed: true })),
+    privateRead("asset", d, () => get(`/v1/assets/${enc(id)}/holders`, { limit: 100 }, { signed: true })),
     optional(get(`/v1/assets/${enc(id)}/actions`, { limit: 100 })),
   ]);
   await preload([actions.value]);
@@ -378,7 +402,7 @@ export async function asset(params) {
     ["Documents", d.documents.length ? h("div", {}, d.documents.map((doc) => h("div", { class: "attrs" }, attrs(doc)))) : "—"],
   ]);
   const rules = d.rules.length
-    ? table(["Rule", "Parameters"], d.rules.map((r) => row([h("strong", {}, r.name || r.kind || "rule"), h("div", { class: "attrs" }, attrs(r))])))
+    ? table(["Rule", "Parameters"], d.rules.map((r) => row([h("strong", {}, r.name), h("div", { class: "attrs" }, attrs(r.params || {}))])))
     : notice("No rules: any account may hold and move this asset.");
   const holderTable = holders.value
     ? table(["Holder", "#Available", "#Held", "#Frozen", "#Total", "#Share"], holders.value.items.map((x) =>
@@ -465,11 +489,8 @@ export async function resolveSearch(term) {
   if (/^\d{1,19}$/.test(q)) return href.block(Number(q));
   if (/^[0-9a-fA-F]{64}$/.test(q)) return href.tx(q.toLowerCase());
   if (q.includes("@")) return href.account(q);
-  for (const candidate of [q, q.toUpperCase()]) {
-    const found = await optional(get(`/v1/assets/${enc(candidate)}`));
-    if (found.value) return href.asset(candidate);
-  }
-  return `#/notfound/${enc(q)}`;
+  const asset = await findAsset(q);
+  return asset ? href.asset(asset) : `#/notfound/${enc(q)}`;
 }
 
 export async function notFound(params) {

@@ -1,7 +1,7 @@
 // Shared pieces of the pages: caches of asset decimals and reason codes, links, cards, tables, badges.
 
 import { get } from "./api.js";
-import { amount, h, short } from "./format.js";
+import { ago, amount, date, h, short } from "./format.js";
 
 // -- caches -----------------------------------------------------------------------------------------------------
 
@@ -29,6 +29,15 @@ export async function decimalsOf(assetId) {
   }
   const info = assetInfo.get(assetId);
   return info ? info.decimals : null;
+}
+
+// An asset id matching the search term (as typed or upper-cased), from the catalogue: no request that can fail.
+export async function findAsset(term) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    for (const candidate of [term, term.toUpperCase()]) if (assetInfo.get(candidate)) return candidate;
+    if (attempt === 0) await loadAssets();
+  }
+  return null;
 }
 
 export function knownDecimals(assetId) {
@@ -100,12 +109,24 @@ export function badge(text, tone) {
 }
 
 // A receipt code as a badge: 0 success; 200+ refused by the rules (nothing changed); 1-199 rejected.
-export function outcome(code, status) {
+export function outcome(code, status, { compact = false } = {}) {
   if (status === "pending") return badge("Pending", "amber");
   if (code === null || code === undefined) return badge(status || "Unknown", "grey");
   if (Number(code) === 0) return badge("Success", "green");
   const r = reason(code);
-  return badge(`${Number(code) < 200 ? "Rejected" : "Refused"} · ${r.name}`, "red");
+  const word = Number(code) < 200 ? "Rejected" : "Refused";
+  const el = badge(compact ? `${word} · ${code}` : `${word} · ${r.name}`, "red");
+  el.title = `${code} ${r.name}: ${r.message}`;
+  return el;
+}
+
+// A relative time that stays current (the page's ticker refreshes every [data-time] element).
+export function age(seconds) {
+  return h("span", { class: "muted age", title: date(seconds), dataset: { time: String(seconds) } }, ago(seconds));
+}
+
+export function refreshAges(root = document) {
+  for (const el of root.querySelectorAll(".age[data-time]")) el.textContent = ago(Number(el.dataset.time));
 }
 
 export function notice(text, tone = "info") {
