@@ -27,8 +27,10 @@ CONTENT_TYPES: Final = {
     ".css": "text/css",
     ".svg": "image/svg+xml",
 }
-CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-              "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 MAX_FILE_BYTES: Final = 1 << 20  # a guard on package data, far above what the files need
 
 
@@ -43,7 +45,7 @@ def load_files() -> Mapping[str, ExplorerFile]:
     out: dict[str, ExplorerFile] = {}
     for entry in resources.files("node.api.explorer").joinpath("static").iterdir():
         name = entry.name
-        suffix = name[name.rfind("."):] if "." in name else ""
+        suffix = name[name.rfind(".") :] if "." in name else ""
         if not entry.is_file() or suffix not in CONTENT_TYPES:
             continue
         body = entry.read_bytes()
@@ -54,9 +56,17 @@ def load_files() -> Mapping[str, ExplorerFile]:
 
 
 def _response(f: ExplorerFile) -> web.Response:
-    return web.Response(body=f.body, content_type=f.content_type, charset="utf-8",
-                        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                                 "Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"})
+    return web.Response(
+        body=f.body,
+        content_type=f.content_type,
+        charset="utf-8",
+        headers={
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-cache",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 def explorer_routes(files: Mapping[str, ExplorerFile] | None = None) -> list[tuple[str, Callable[..., Any]]]:

@@ -23,7 +23,7 @@ from node.api.errors import ApiError
 from node.api.routes.common import TX_ID_PARAM, asset_param, limit_param
 from node.api.routing import Param, Route
 from node.api.schemas import HASH, HEIGHT, INT, ref
-from node.api.views import account_view, record_view
+from node.api.views import account_view
 from node.chain.protocol import OPERATIONS
 
 __all__ = ["ACTION_SCAN_MAX", "ROUTES"]
@@ -34,12 +34,24 @@ ACTION_KINDS: Final = {1: "distribution", 2: "maturity_redemption"}
 _ACTIONS_PREFIX: Final = CONTRACTS_TAG + action_key("x")[:1]
 SIGNATURE = record_type(Signature)
 
-AFTER_ASSET = Param("after", "query", {"type": "string", "pattern": f"^(?:{ASSET_PATTERN})$", "maxLength": 32},
-                    "the `next` of the previous page (an asset id)")
-AFTER_ACCOUNT = Param("after", "query", {"type": "string", "pattern": f"^(?:{ACCOUNT_PATTERN})$", "maxLength": MAX_ACCOUNT_ID_BYTES},
-                      "the `next` of the previous page (an account id)")
-AFTER_ACTION = Param("after", "query", {"type": "string", "pattern": f"^(?:{HOLD_PATTERN})$", "maxLength": 64},
-                     "the `next` of the previous page (a corporate-action id)")
+AFTER_ASSET = Param(
+    "after",
+    "query",
+    {"type": "string", "pattern": f"^(?:{ASSET_PATTERN})$", "maxLength": 32},
+    "the `next` of the previous page (an asset id)",
+)
+AFTER_ACCOUNT = Param(
+    "after",
+    "query",
+    {"type": "string", "pattern": f"^(?:{ACCOUNT_PATTERN})$", "maxLength": MAX_ACCOUNT_ID_BYTES},
+    "the `next` of the previous page (an account id)",
+)
+AFTER_ACTION = Param(
+    "after",
+    "query",
+    {"type": "string", "pattern": f"^(?:{HOLD_PATTERN})$", "maxLength": 64},
+    "the `next` of the previous page (a corporate-action id)",
+)
 
 
 def _scan(ctx: Any, prefix: bytes, after: str | None, limit: int) -> list[tuple[str, bytes, bytes]]:
@@ -48,7 +60,7 @@ def _scan(ctx: Any, prefix: bytes, after: str | None, limit: int) -> list[tuple[
     it = ctx.store.iter_state(prefix, after=prefix + after.encode() if after else None)
     try:
         for key, raw in it:
-            out.append((key[len(prefix):].decode("ascii"), key, raw))
+            out.append((key[len(prefix) :].decode("ascii"), key, raw))
             if len(out) == limit:
                 break
     finally:
@@ -64,27 +76,34 @@ async def list_assets(call: Call) -> Any:
         definition = decode_value(key, raw)
         status: AssetStatus | None = ctx.record(asset_status_key(asset_id))
         assert status is not None, "asset without status"
-        items.append({
-            "asset_id": asset_id,
-            "name": definition.name,
-            "isin": definition.isin,
-            "issuer": definition.issuer,
-            "decimals": definition.decimals,
-            "supply_cap": definition.supply_cap,
-            "outstanding": status.outstanding,
-            "paused": status.paused,
-            "rules": len(definition.rules),
-        })
-    return {"items": items, "next": items[-1]["asset_id"] if len(items) == limit else None,
-            "height": ctx.facade.head().height}
+        items.append(
+            {
+                "asset_id": asset_id,
+                "name": definition.name,
+                "isin": definition.isin,
+                "issuer": definition.issuer,
+                "decimals": definition.decimals,
+                "supply_cap": definition.supply_cap,
+                "outstanding": status.outstanding,
+                "paused": status.paused,
+                "rules": len(definition.rules),
+            }
+        )
+    return {
+        "items": items,
+        "next": items[-1]["asset_id"] if len(items) == limit else None,
+        "height": ctx.facade.head().height,
+    }
 
 
 async def list_accounts(call: Call) -> Any:
     ctx = call.ctx
     limit = call.params["limit"]
     head = ctx.facade.head().height
-    items = [account_view(account_id, decode_value(key, raw), head)
-             for account_id, key, raw in _scan(ctx, account_key(""), call.params["after"], limit)]
+    items = [
+        account_view(account_id, decode_value(key, raw), head)
+        for account_id, key, raw in _scan(ctx, account_key(""), call.params["after"], limit)
+    ]
     return {"items": items, "next": items[-1]["account_id"] if len(items) == limit else None, "height": head}
 
 
@@ -123,7 +142,7 @@ async def asset_actions(call: Call) -> Any:
     try:
         for key, raw in it:
             scanned += 1
-            action_id = key[len(_ACTIONS_PREFIX):].decode("ascii")
+            action_id = key[len(_ACTIONS_PREFIX) :].decode("ascii")
             last = action_id
             d: Distribution = decode_trusted(rtype, raw)
             if asset_id in (d.asset, d.pay_asset):
@@ -133,8 +152,7 @@ async def asset_actions(call: Call) -> Any:
                 break
     finally:
         it.close()
-    return {"items": items, "next": None if exhausted else last, "scanned": scanned,
-            "height": ctx.facade.head().height}
+    return {"items": items, "next": None if exhausted else last, "scanned": scanned, "height": ctx.facade.head().height}
 
 
 async def tx_body(call: Call) -> Any:
@@ -157,8 +175,11 @@ async def tx_body(call: Call) -> Any:
 
 
 def _page(item: dict[str, Any], scanned: bool = False) -> dict[str, Any]:
-    props: dict[str, Any] = {"items": {"type": "array", "items": item}, "next": {"type": ["string", "null"]},
-                             "height": HEIGHT}
+    props: dict[str, Any] = {
+        "items": {"type": "array", "items": item},
+        "next": {"type": ["string", "null"]},
+        "height": HEIGHT,
+    }
     if scanned:
         props["scanned"] = INT
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
@@ -169,32 +190,93 @@ def _obj(props: dict[str, Any]) -> dict[str, Any]:
 
 
 _STR = {"type": "string"}
-_ASSET_SUMMARY = _obj({"asset_id": _STR, "name": _STR, "isin": _STR, "issuer": _STR, "decimals": INT,
-                       "supply_cap": INT, "outstanding": INT, "paused": {"type": "boolean"}, "rules": INT})
-_ACTION = _obj({"action_id": _STR, "kind": {"enum": list(ACTION_KINDS.values())}, "asset": _STR, "pay_asset": _STR,
-                "payer": _STR, "remainder_account": _STR, "record_height": HEIGHT, "rate_num": INT, "rate_den": INT,
-                "units_paid_for": INT, "paid": INT, "done": {"type": "boolean"}})
-_TX_BODY = _obj({"tx_id": HASH, "height": HEIGHT, "index": INT, "body": ref("TxBody"),
-                 "signatures": {"type": "array", "items": ref("Signature")}})
+_ASSET_SUMMARY = _obj(
+    {
+        "asset_id": _STR,
+        "name": _STR,
+        "isin": _STR,
+        "issuer": _STR,
+        "decimals": INT,
+        "supply_cap": INT,
+        "outstanding": INT,
+        "paused": {"type": "boolean"},
+        "rules": INT,
+    }
+)
+_ACTION = _obj(
+    {
+        "action_id": _STR,
+        "kind": {"enum": list(ACTION_KINDS.values())},
+        "asset": _STR,
+        "pay_asset": _STR,
+        "payer": _STR,
+        "remainder_account": _STR,
+        "record_height": HEIGHT,
+        "rate_num": INT,
+        "rate_den": INT,
+        "units_paid_for": INT,
+        "paid": INT,
+        "done": {"type": "boolean"},
+    }
+)
+_TX_BODY = _obj(
+    {
+        "tx_id": HASH,
+        "height": HEIGHT,
+        "index": INT,
+        "body": ref("TxBody"),
+        "signatures": {"type": "array", "items": ref("Signature")},
+    }
+)
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/v1/assets", "listAssets", "Every asset by id: name, issuer, decimals, supply", "assets",
-          list_assets, params=(AFTER_ASSET, limit_param(100, 1000)), response=_page(_ASSET_SUMMARY),
-          description="In asset-id order, at the head. `rules` is the number of rules; `GET /v1/assets/{id}` has "
-                      "them."),
-    Route("GET", "/v1/accounts", "listAccounts", "Every account by id: member, keys, roles, flags", "accounts",
-          list_accounts, params=(AFTER_ACCOUNT, limit_param(100, 1000)), response=_page(ref("Account")),
-          description="In account-id order, at the head. Account records are public; balances are not."),
-    Route("GET", "/v1/assets/{asset_id}/actions", "listAssetActions",
-          "Corporate actions (coupons, dividends, maturity redemptions) of an asset or paid in it", "assets",
-          asset_actions, params=(asset_param(), AFTER_ACTION, limit_param(100, 1000)),
-          response=_page(_ACTION, scanned=True), errors=(e.ASSET_NOT_FOUND,),
-          description="Scans at most 10,000 action records per page, in action-id order; `next` is null when the "
-                      "scan is complete. `rate_num / rate_den` units of `pay_asset` per unit of `asset`; "
-                      "`units_paid_for` and `paid` are the progress, `done` once every holder was paid."),
-    Route("GET", "/v1/tx/{tx_id}/body", "getTransactionBody",
-          "A committed transaction decoded: its body (JSON form) and signatures", "transactions", tx_body,
-          params=(TX_ID_PARAM,), response=_TX_BODY, errors=(e.TX_NOT_FOUND,),
-          description="The JSON form of docs/protocol.md. Only committed (or rejected-in-a-block) transactions; "
-                      "a pending one answers 404 until its block commits."),
+    Route(
+        "GET",
+        "/v1/assets",
+        "listAssets",
+        "Every asset by id: name, issuer, decimals, supply",
+        "assets",
+        list_assets,
+        params=(AFTER_ASSET, limit_param(100, 1000)),
+        response=_page(_ASSET_SUMMARY),
+        description="In asset-id order, at the head. `rules` is the number of rules; `GET /v1/assets/{id}` has them.",
+    ),
+    Route(
+        "GET",
+        "/v1/accounts",
+        "listAccounts",
+        "Every account by id: member, keys, roles, flags",
+        "accounts",
+        list_accounts,
+        params=(AFTER_ACCOUNT, limit_param(100, 1000)),
+        response=_page(ref("Account")),
+        description="In account-id order, at the head. Account records are public; balances are not.",
+    ),
+    Route(
+        "GET",
+        "/v1/assets/{asset_id}/actions",
+        "listAssetActions",
+        "Corporate actions (coupons, dividends, maturity redemptions) of an asset or paid in it",
+        "assets",
+        asset_actions,
+        params=(asset_param(), AFTER_ACTION, limit_param(100, 1000)),
+        response=_page(_ACTION, scanned=True),
+        errors=(e.ASSET_NOT_FOUND,),
+        description="Scans at most 10,000 action records per page, in action-id order; `next` is null when the "
+        "scan is complete. `rate_num / rate_den` units of `pay_asset` per unit of `asset`; "
+        "`units_paid_for` and `paid` are the progress, `done` once every holder was paid.",
+    ),
+    Route(
+        "GET",
+        "/v1/tx/{tx_id}/body",
+        "getTransactionBody",
+        "A committed transaction decoded: its body (JSON form) and signatures",
+        "transactions",
+        tx_body,
+        params=(TX_ID_PARAM,),
+        response=_TX_BODY,
+        errors=(e.TX_NOT_FOUND,),
+        description="The JSON form of docs/protocol.md. Only committed (or rejected-in-a-block) transactions; "
+        "a pending one answers 404 until its block commits.",
+    ),
 )

@@ -59,8 +59,9 @@ class EpochSets:
                     proof = EpochChangeProof.decode(raw)
                 except CodecError:
                     return None
-                return tuple((node_id.decode("utf-8", "replace"), power)
-                             for node_id, _key, _pop, power in proof.next_validators)
+                return tuple(
+                    (node_id.decode("utf-8", "replace"), power) for node_id, _key, _pop, power in proof.next_validators
+                )
             return None
         try:
             genesis: EpochRecord | None = ctx.record_at(EPOCH_KEY, 0)[0]
@@ -96,16 +97,28 @@ def certificate_view(cert: CommitCertificate, sets: EpochSets) -> dict[str, Any]
         "epoch": qc.epoch,
         "state_root": cert.state_root.hex(),
         "headers": [
-            {"height": h.height, "round": h.round, "epoch": h.epoch, "block_id": h.id.hex(),
-             "parent_id": h.parent_id.hex(), "proposer": h.proposer,
-             "proposer_name": _name(sets.get(h.epoch), h.proposer)}
+            {
+                "height": h.height,
+                "round": h.round,
+                "epoch": h.epoch,
+                "block_id": h.id.hex(),
+                "parent_id": h.parent_id.hex(),
+                "proposer": h.proposer,
+                "proposer_name": _name(sets.get(h.epoch), h.proposer),
+            }
             for h in cert.headers
         ],
-        "qc": {"epoch": qc.epoch, "round": qc.round, "block_id": qc.block_id.hex(), "signers": qc.signers.hex(),
-               "signature": qc.signature.hex()},
+        "qc": {
+            "epoch": qc.epoch,
+            "round": qc.round,
+            "block_id": qc.block_id.hex(),
+            "signers": qc.signers.hex(),
+            "signature": qc.signature.hex(),
+        },
         "signers": [{"index": i, "name": _name(vset, i)} for i in indexes],
-        "validators": None if vset is None else [{"index": i, "name": n, "power": p, "signed": i in indexes}
-                                                 for i, (n, p) in enumerate(vset)],
+        "validators": None
+        if vset is None
+        else [{"index": i, "name": n, "power": p, "signed": i in indexes} for i, (n, p) in enumerate(vset)],
         "signer_power": signer_power,
         "total_power": None if vset is None else sum(p for _, p in vset),
     }
@@ -144,20 +157,34 @@ async def get_signing(call: Call) -> Any:
         view = certificate_view(cert, sets)
         signers = [s["name"] for s in view["signers"] if s["name"] is not None]
         proposer = view["headers"][0]["proposer_name"]
-        blocks.append({"height": height, "epoch": view["epoch"], "round": cert.headers[0].round,
-                       "proposer": proposer, "signers": signers, "signer_power": view["signer_power"],
-                       "total_power": view["total_power"]})
+        blocks.append(
+            {
+                "height": height,
+                "epoch": view["epoch"],
+                "round": cert.headers[0].round,
+                "proposer": proposer,
+                "signers": signers,
+                "signer_power": view["signer_power"],
+                "total_power": view["total_power"],
+            }
+        )
         for v in view["validators"] or ():
-            entry = tally.setdefault(v["name"], {"name": v["name"], "signed": 0, "proposed": 0, "eligible": 0,
-                                                 "last_signed": None})
+            entry = tally.setdefault(
+                v["name"], {"name": v["name"], "signed": 0, "proposed": 0, "eligible": 0, "last_signed": None}
+            )
             entry["eligible"] += 1
             if v["signed"]:
                 entry["signed"] += 1
                 entry["last_signed"] = height
         if proposer is not None and proposer in tally:
             tally[proposer]["proposed"] += 1
-    return {"height": head, "from_height": first, "to_height": head, "blocks": blocks,
-            "validators": list(tally.values())}
+    return {
+        "height": head,
+        "from_height": first,
+        "to_height": head,
+        "blocks": blocks,
+        "validators": list(tally.values()),
+    }
 
 
 def _obj(props: dict[str, Any]) -> dict[str, Any]:
@@ -167,47 +194,97 @@ def _obj(props: dict[str, Any]) -> dict[str, Any]:
 _HEX = {"type": "string", "pattern": "^(?:[0-9a-f]{2})*$"}
 _NAME_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"], "minimum": 0}
-CERTIFICATE = _obj({
-    "height": HEIGHT,
-    "block_id": HASH,
-    "epoch": INT,
-    "state_root": HASH,
-    "headers": {"type": "array", "items": _obj({
-        "height": HEIGHT, "round": INT, "epoch": INT, "block_id": HASH, "parent_id": HASH, "proposer": INT,
-        "proposer_name": _NAME_OR_NULL})},
-    "qc": _obj({"epoch": INT, "round": INT, "block_id": HASH, "signers": _HEX, "signature": _HEX}),
-    "signers": {"type": "array", "items": _obj({"index": INT, "name": _NAME_OR_NULL})},
-    "validators": {"type": ["array", "null"],
-                   "items": _obj({"index": INT, "name": {"type": "string"}, "power": INT,
-                                  "signed": {"type": "boolean"}})},
-    "signer_power": _INT_OR_NULL,
-    "total_power": _INT_OR_NULL,
-})
-SIGNING = _obj({
-    "height": HEIGHT,
-    "from_height": HEIGHT,
-    "to_height": HEIGHT,
-    "blocks": {"type": "array", "items": _obj({
-        "height": HEIGHT, "epoch": INT, "round": INT, "proposer": _NAME_OR_NULL,
-        "signers": {"type": "array", "items": {"type": "string"}}, "signer_power": _INT_OR_NULL,
-        "total_power": _INT_OR_NULL})},
-    "validators": {"type": "array", "items": _obj({
-        "name": {"type": "string"}, "signed": INT, "proposed": INT, "eligible": INT, "last_signed": _INT_OR_NULL})},
-})
+CERTIFICATE = _obj(
+    {
+        "height": HEIGHT,
+        "block_id": HASH,
+        "epoch": INT,
+        "state_root": HASH,
+        "headers": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "height": HEIGHT,
+                    "round": INT,
+                    "epoch": INT,
+                    "block_id": HASH,
+                    "parent_id": HASH,
+                    "proposer": INT,
+                    "proposer_name": _NAME_OR_NULL,
+                }
+            ),
+        },
+        "qc": _obj({"epoch": INT, "round": INT, "block_id": HASH, "signers": _HEX, "signature": _HEX}),
+        "signers": {"type": "array", "items": _obj({"index": INT, "name": _NAME_OR_NULL})},
+        "validators": {
+            "type": ["array", "null"],
+            "items": _obj({"index": INT, "name": {"type": "string"}, "power": INT, "signed": {"type": "boolean"}}),
+        },
+        "signer_power": _INT_OR_NULL,
+        "total_power": _INT_OR_NULL,
+    }
+)
+SIGNING = _obj(
+    {
+        "height": HEIGHT,
+        "from_height": HEIGHT,
+        "to_height": HEIGHT,
+        "blocks": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "height": HEIGHT,
+                    "epoch": INT,
+                    "round": INT,
+                    "proposer": _NAME_OR_NULL,
+                    "signers": {"type": "array", "items": {"type": "string"}},
+                    "signer_power": _INT_OR_NULL,
+                    "total_power": _INT_OR_NULL,
+                }
+            ),
+        },
+        "validators": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "name": {"type": "string"},
+                    "signed": INT,
+                    "proposed": INT,
+                    "eligible": INT,
+                    "last_signed": _INT_OR_NULL,
+                }
+            ),
+        },
+    }
+)
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/v1/blocks/{height}/certificate", "getBlockCertificate",
-          "A block's commit certificate decoded: headers, quorum certificate, signer set", "blocks",
-          get_certificate, params=(HEIGHT_PATH,), response=CERTIFICATE,
-          errors=(e.BLOCK_NOT_FOUND, e.NOT_AVAILABLE),
-          description="The decoded form of `GET /v1/blocks/{height}`'s `certificate`. `signers` are the validators "
-                      "whose BLS signatures the quorum certificate aggregates (bitmap order of the epoch's set); "
-                      "names are null when this node cannot resolve that epoch's set. 404 `API_NOT_AVAILABLE` for "
-                      "the genesis block and blocks whose certificate this node did not keep."),
-    Route("GET", "/v1/validators/signing", "getValidatorSigning",
-          "Which validators signed and proposed the last blocks", "governance", get_signing,
-          params=(limit_param(20, MAX_SIGNING_WINDOW),), response=SIGNING,
-          description="Over the last `limit` blocks (at most 100) with a stored certificate: each block's "
-                      "proposer and commit-certificate signers; per validator (the current set first) the blocks "
-                      "it signed, proposed, and was in the set for (`eligible`), and the last height it signed."),
+    Route(
+        "GET",
+        "/v1/blocks/{height}/certificate",
+        "getBlockCertificate",
+        "A block's commit certificate decoded: headers, quorum certificate, signer set",
+        "blocks",
+        get_certificate,
+        params=(HEIGHT_PATH,),
+        response=CERTIFICATE,
+        errors=(e.BLOCK_NOT_FOUND, e.NOT_AVAILABLE),
+        description="The decoded form of `GET /v1/blocks/{height}`'s `certificate`. `signers` are the validators "
+        "whose BLS signatures the quorum certificate aggregates (bitmap order of the epoch's set); "
+        "names are null when this node cannot resolve that epoch's set. 404 `API_NOT_AVAILABLE` for "
+        "the genesis block and blocks whose certificate this node did not keep.",
+    ),
+    Route(
+        "GET",
+        "/v1/validators/signing",
+        "getValidatorSigning",
+        "Which validators signed and proposed the last blocks",
+        "governance",
+        get_signing,
+        params=(limit_param(20, MAX_SIGNING_WINDOW),),
+        response=SIGNING,
+        description="Over the last `limit` blocks (at most 100) with a stored certificate: each block's "
+        "proposer and commit-certificate signers; per validator (the current set first) the blocks "
+        "it signed, proposed, and was in the set for (`eligible`), and the last height it signed.",
+    ),
 )

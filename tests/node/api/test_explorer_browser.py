@@ -45,15 +45,18 @@ WAIT_S = 20
 
 def _chromedriver() -> str:
     path = os.environ.get("LEDGER_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    assert os.path.exists(path), ("chromedriver not found: install Debian's chromium and chromium-driver packages "
-                                  "(.ci/run does) or set LEDGER_CHROMEDRIVER")
+    assert os.path.exists(path), (
+        "chromedriver not found: install Debian's chromium and chromium-driver packages "
+        "(.ci/run does) or set LEDGER_CHROMEDRIVER"
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
-    with one_node_testnet(tmp_path_factory.mktemp("explorer"), "explorer", open_reads=False,
-                          empty_block_interval_ms=500, users=3) as testnet:
+    with one_node_testnet(
+        tmp_path_factory.mktemp("explorer"), "explorer", open_reads=False, empty_block_interval_ms=500, users=3
+    ) as testnet:
         yield testnet
 
 
@@ -71,13 +74,18 @@ def seeded(net: Testnet, keys: dict[str, str]) -> dict[str, Any]:
     """A bond with rules, issued to two users, a frozen part, a coupon announced, and a refused transfer."""
     with _client(net, keys, ADMIN) as admin:
         rules = (o.RuleSpec("max_holders", (("total", 1000),)),)
-        admin.execute(o.DefineAsset(ADMIN, "BOND-A", 2, 100_000_000, "Bond A 2029 4.25%", "XS0000000001", (), (),
-                                    rules))
-        admin.execute(o.Issue(ADMIN, "BOND-A", "user-0@m0", 25_000_000),
-                      o.Issue(ADMIN, "BOND-A", "user-1@m0", 10_000_000))
+        admin.execute(
+            o.DefineAsset(ADMIN, "BOND-A", 2, 100_000_000, "Bond A 2029 4.25%", "XS0000000001", (), (), rules)
+        )
+        admin.execute(
+            o.Issue(ADMIN, "BOND-A", "user-0@m0", 25_000_000), o.Issue(ADMIN, "BOND-A", "user-1@m0", 10_000_000)
+        )
         admin.execute(o.FreezeAmount(ADMIN, "BOND-A", "user-1@m0", 500_000, "court order 2026-118"))
-        admin.execute(AnnounceAction(ADMIN, "cpn-2026-1", 1, "BOND-A", "CASH-T", ADMIN, ADMIN,
-                                     admin.head_height() + 50, 425, 10_000))
+        admin.execute(
+            AnnounceAction(
+                ADMIN, "cpn-2026-1", 1, "BOND-A", "CASH-T", ADMIN, ADMIN, admin.head_height() + 50, 425, 10_000
+            )
+        )
     with _client(net, keys, "user-2@m0") as user2:
         refused = user2.execute(o.Transfer("user-2@m0", "BOND-A", (o.TransferLeg("user-0@m0", 100),)), check=False)
     assert refused.receipt is not None and refused.receipt["code"] == 305, refused
@@ -87,8 +95,15 @@ def seeded(net: Testnet, keys: dict[str, str]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
     opts = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000", "--disable-extensions", "--no-first-run"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+        "--disable-extensions",
+        "--no-first-run",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(_chromedriver()), options=opts)
@@ -106,16 +121,21 @@ def _severe(driver: WebDriver) -> list[dict[str, Any]]:
 def _wait_route(driver: WebDriver, route: str) -> None:
     """Until the page of `route` (a location hash) is rendered."""
     WebDriverWait(driver, WAIT_S).until(
-        lambda d: d.find_element(By.ID, "view").get_attribute("aria-busy") == "false"
-        and d.find_element(By.ID, "view").get_attribute("data-route") == route)
+        lambda d: (
+            d.find_element(By.ID, "view").get_attribute("aria-busy") == "false"
+            and d.find_element(By.ID, "view").get_attribute("data-route") == route
+        )
+    )
 
 
 def _screenshot(driver: WebDriver, name: str) -> Path:
     """The whole page, not only the viewport."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     height = int(driver.execute_script("return Math.min(6000, document.documentElement.scrollHeight)"))
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 1400, "height": max(height, 800), "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1400, "height": max(height, 800), "deviceScaleFactor": 1, "mobile": False},
+    )
     path = ARTIFACTS / f"{name}.png"
     try:
         driver.save_screenshot(str(path))
@@ -133,8 +153,7 @@ def _search(driver: WebDriver, term: str, route: str) -> None:
     _wait_route(driver, route)
 
 
-def test_explorer_in_a_browser(net: Testnet, keys: dict[str, str], seeded: dict[str, Any],
-                               browser: WebDriver) -> None:
+def test_explorer_in_a_browser(net: Testnet, keys: dict[str, str], seeded: dict[str, Any], browser: WebDriver) -> None:
     url = net.api_url(0)
     browser.get(url + "/")
     _wait_route(browser, "#/")

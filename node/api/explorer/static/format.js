@@ -1,10 +1,16 @@
 // Formatting: amounts in their asset's decimals with integer arithmetic only (BigInt), times as UTC dates,
 // hashes shortened, and a tiny DOM builder that only ever sets text (never HTML).
 
+// Exact integers only: JSON integers beyond 2^53 arrive as BigInt (api.js parseJson). A browser without JSON.parse
+// source access (Chromium < 114, Firefox < 135, Safari < 18.4) hands them over rounded: `exact` says so.
+export function exact(value) {
+  return typeof value !== "number" || Number.isSafeInteger(value);
+}
+
 export function toBigInt(value) {
   if (typeof value === "bigint") return value;
   if (typeof value === "number") {
-    if (!Number.isSafeInteger(value)) throw new Error("an amount that is not an exact integer");
+    if (!Number.isInteger(value)) throw new Error(`not an integer amount: ${value}`);
     return BigInt(value);
   }
   if (typeof value === "string" && /^-?\d+$/.test(value)) return BigInt(value);
@@ -17,6 +23,7 @@ export function groupDigits(digits) {
 
 // 1234567 base units with 2 decimals -> "12,345.67". Unknown decimals: the base units as they are.
 export function amount(value, decimals) {
+  if (!exact(value)) return "≈ " + amount(BigInt(value), decimals);
   let v = toBigInt(value);
   const negative = v < 0n;
   if (negative) v = -v;
