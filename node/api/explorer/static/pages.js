@@ -195,8 +195,10 @@ export async function blocks(params, live) {
   const limit = 25;
   const top = params.get("to") ? Math.min(Number(params.get("to")), head) : head;
   const from = Math.max(0, top - limit + 1);
-  const page = await get("/v1/blocks", { from_height: from, limit });
+  const [page, vals] = await Promise.all([get("/v1/blocks", { from_height: from, limit }), get("/v1/validators")]);
   const items = page.items.slice().reverse();
+  const names = (b) => (b.header && b.header.epoch === vals.epoch ? vals.validators[b.header.proposer]?.name : null);
+  const fullBlockRow = (b) => blockListRow(b, names(b));
   const body = h("tbody", {}, items.map(fullBlockRow));
   if (!params.get("to")) {
     live.on("block", async (msg) => {
@@ -216,10 +218,11 @@ export async function blocks(params, live) {
       h("thead", {}, h("tr", {}, ["Block", "Time", "Age", "Txs", "Epoch", "Round", "Proposer", "Hash"].map((x) => h("th", {}, x)))), body)), nav]));
 }
 
-function fullBlockRow(b) {
+function blockListRow(b, proposerName) {
   const hd = b.header || {};
+  const proposer = proposerName ? h("span", { class: "mono" }, proposerName) : hd.proposer !== undefined ? `#${hd.proposer}` : "—";
   return row([link.block(b.height), date(b.time), age(b.time), String(b.tx_ids.length),
-    hd.epoch ?? "—", hd.round ?? "—", hd.proposer ?? "—", h("span", { class: "mono muted", title: b.block_hash }, short(b.block_hash, 8))],
+    hd.epoch ?? "—", hd.round ?? "—", proposer, h("span", { class: "mono muted", title: b.block_hash }, short(b.block_hash, 8))],
   { dataset: { height: String(b.height) } });
 }
 
