@@ -221,5 +221,15 @@ def test_explorer_in_a_browser(net: Testnet, keys: dict[str, str], seeded: dict[
     assert tx_id[:10] in browser.find_element(By.ID, "view").text  # the history lists the transfer
     _screenshot(browser, "account")
 
+    # The list pages render too (and everything above logged no SEVERE entry).
+    for route, text in (
+        ("#/blocks", "Every committed block"),
+        ("#/assets", "Bond A 2029 4.25%"),
+        ("#/accounts", "user-2@m0"),
+        ("#/governance", "Approval threshold"),
+    ):
+        browser.get(f"{url}/{route}")
+        _wait_route(browser, route)
+        assert text in browser.find_element(By.ID, "view").text, route
     severe = _severe(browser)
     assert severe == [], severe
