@@ -7,7 +7,7 @@ it with the search box; opens its block (commit certificate and signer set), an 
 and, after loading an account key into the page (Ed25519 signing in the browser, WebCrypto), that account's balances
 in the asset's decimals. Every page must load without a SEVERE browser log entry (console errors, failed requests).
 
-Screenshots of the overview, a transaction, a block, an asset and an account are written to test-artifacts/explorer/
+Screenshots of the overview, a transaction, a block, an asset, an account and governance are written to test-artifacts/explorer/
 (or $LEDGER_EXPLORER_ARTIFACTS); CI keeps them as artefacts. Chromium and chromedriver come from Debian's `chromium`
 and `chromium-driver` packages (.ci/run installs them); set LEDGER_CHROMEDRIVER to use another driver binary."""
 
@@ -33,7 +33,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from contracts.operations import AnnounceAction
 from ledger import operations as o
-from node.client import AccountKey, LedgerClient
+from node.client import AccountKey, LedgerClient, proposals
 from node.tools.testnet import Testnet
 from tests.node.api.live_node import one_node_testnet
 
@@ -84,6 +84,15 @@ def seeded(net: Testnet, keys: dict[str, str]) -> dict[str, Any]:
         admin.execute(
             AnnounceAction(
                 ADMIN, "cpn-2026-1", 1, "BOND-A", "CASH-T", ADMIN, ADMIN, admin.head_height() + 50, 425, 10_000
+            )
+        )
+    with _client(net, keys, "gov@m0") as governor:  # one voting member: the proposer's approval executes it
+        governor.execute(
+            proposals.propose(
+                "gov@m0",
+                "admit-m9",
+                [proposals.action("add_member", member="m9", name="Bank Nine", voter=False)],
+                governor.head_height() + 100,
             )
         )
     with _client(net, keys, "user-2@m0") as user2:
@@ -226,10 +235,13 @@ def test_explorer_in_a_browser(net: Testnet, keys: dict[str, str], seeded: dict[
         ("#/blocks", "Every committed block"),
         ("#/assets", "Bond A 2029 4.25%"),
         ("#/accounts", "user-2@m0"),
-        ("#/governance", "Approval threshold"),
+        ("#/governance", "admit-m9"),
+        ("#/proposal/admit-m9", "Bank Nine"),
     ):
         browser.get(f"{url}/{route}")
         _wait_route(browser, route)
         assert text in browser.find_element(By.ID, "view").text, route
+        if route == "#/governance":
+            _screenshot(browser, "governance")
     severe = _severe(browser)
     assert severe == [], severe
