@@ -1,5 +1,5 @@
-"""Catalogue reads (public): every asset and every account by id, an asset's corporate actions, and a committed
-transaction decoded into its JSON form.
+"""Catalogue reads (public): every asset and every account by id, an asset's corporate actions, a committed
+transaction decoded into its JSON form, and blocks by hash (or hash prefix).
 
 These are what a browser (the block explorer, node/api/explorer/) needs to click through the chain without knowing
 ids in advance; each is a bounded, paginated range scan of one state prefix.
@@ -26,10 +26,12 @@ from node.api.schemas import HASH, HEIGHT, INT, ref
 from node.api.views import account_view
 from node.chain.protocol import OPERATIONS
 
-__all__ = ["ACTION_SCAN_MAX", "ROUTES"]
+__all__ = ["ACTION_SCAN_MAX", "BLOCK_HASH_MATCHES_MAX", "ROUTES"]
 
 # Corporate-action records scanned per request of GET /v1/assets/{id}/actions (docs/limits.md).
 ACTION_SCAN_MAX: Final = 10_000
+# Blocks listed per answer of GET /v1/blocks/by-hash/{prefix} (docs/limits.md).
+BLOCK_HASH_MATCHES_MAX: Final = 10
 ACTION_KINDS: Final = {1: "distribution", 2: "maturity_redemption"}
 _ACTIONS_PREFIX: Final = CONTRACTS_TAG + action_key("x")[:1]
 SIGNATURE = record_type(Signature)
@@ -51,6 +53,14 @@ AFTER_ACTION = Param(
     "query",
     {"type": "string", "pattern": f"^(?:{HOLD_PATTERN})$", "maxLength": 64},
     "the `next` of the previous page (a corporate-action id)",
+)
+
+BLOCK_HASH_PREFIX = Param(
+    "block_hash",
+    "path",
+    {"type": "string", "pattern": "^[0-9a-f]{8,64}$"},
+    "a block hash, or its first 8 or more lowercase hex digits",
+    True,
 )
 
 
@@ -174,6 +184,19 @@ async def tx_body(call: Call) -> Any:
     }
 
 
+async def blocks_by_hash(call: Call) -> Any:
+    """The blocks whose hash starts with the given hex digits, in hash order: one seek in the store's block-hash
+    index, at most BLOCK_HASH_MATCHES_MAX (+1 to tell whether there are more)."""
+    prefix: str = call.params["block_hash"]
+    start = bytes.fromhex(prefix + "0" * (len(prefix) % 2))  # the smallest hash with these digits
+    found = call.ctx.store.block_hashes_from(start, BLOCK_HASH_MATCHES_MAX + 1)
+    matches = [(h, height) for h, height in found if h.hex().startswith(prefix)]
+    if not matches:
+        raise ApiError(e.BLOCK_NOT_FOUND, "no block has a hash starting with these digits", {"block_hash": prefix})
+    items = [{"height": height, "block_hash": h.hex()} for h, height in matches[:BLOCK_HASH_MATCHES_MAX]]
+    return {"items": items, "more": len(matches) > BLOCK_HASH_MATCHES_MAX}
+
+
 def _page(item: dict[str, Any], scanned: bool = False) -> dict[str, Any]:
     props: dict[str, Any] = {
         "items": {"type": "array", "items": item},
@@ -229,7 +252,32 @@ _TX_BODY = _obj(
     }
 )
 
+_BLOCK_MATCHES = _obj(
+    {
+        "items": {
+            "type": "array",
+            "items": _obj({"height": HEIGHT, "block_hash": HASH}),
+            "minItems": 1,
+            "maxItems": BLOCK_HASH_MATCHES_MAX,
+        },
+        "more": {"type": "boolean"},
+    }
+)
+
 ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/v1/blocks/by-hash/{block_hash}",
+        "findBlocksByHash",
+        "Blocks by hash, or by a hash prefix of 8 or more hex digits",
+        "blocks",
+        blocks_by_hash,
+        params=(BLOCK_HASH_PREFIX,),
+        response=_BLOCK_MATCHES,
+        errors=(e.BLOCK_NOT_FOUND,),
+        description="The height and full hash of each matching block, in hash order, at most 10 (`more`: there are "
+        "others; give more digits). A full hash matches one block. `GET /v1/blocks/{height}` has the block.",
+    ),
     Route(
         "GET",
         "/v1/assets",

@@ -122,6 +122,34 @@ def test_a_committed_transaction_decodes_to_its_json_body(world: MirrorWorld) ->
     run(world, body, open_reads=False)  # public: the id is the capability, as for GET /v1/tx/{id}
 
 
+def test_blocks_are_found_by_hash_and_by_a_hash_prefix(world: MirrorWorld) -> None:
+    async def body(api: ApiHarness) -> None:
+        status, page = await api.get("/v1/blocks", query="from_height=0&limit=100")
+        assert status == 200, page
+        blocks = {b["block_hash"]: b["height"] for b in page["items"]}
+        assert len(blocks) == len(page["items"]) >= 5
+        # The store's index, in hash order, holds every block once.
+        indexed = world.store.block_hashes_from(b"", 1000)
+        assert [h for h, _ in indexed] == sorted(h for h, _ in indexed)
+        assert {h.hex(): height for h, height in indexed} == blocks
+        for block_hash, height in blocks.items():
+            for digits in (64, 9, 8):  # the full hash, an odd and an even prefix
+                status, found = await api.get(f"/v1/blocks/by-hash/{block_hash[:digits]}")
+                assert status == 200, found
+                assert found == {"items": [{"height": height, "block_hash": block_hash}], "more": False}
+        some = next(iter(blocks))
+        other_nibble = "0" if some[8] != "0" else "1"  # same first 4 bytes, another 9th digit: no block
+        for absent in (some[:8] + other_nibble, "f" * 64 if "f" * 64 not in blocks else "0" * 64):
+            status, missing = await api.get(f"/v1/blocks/by-hash/{absent}")
+            assert status == 404 and missing["name"] == "API_BLOCK_NOT_FOUND", missing
+            assert missing["details"] == {"block_hash": absent}
+        for bad in (some[:7], some.upper(), some + "0", "xyzxyzxy"):
+            status, refused = await api.get(f"/v1/blocks/by-hash/{bad}")
+            assert status == 400 and refused["name"] == "API_BAD_REQUEST", (bad, refused)
+
+    run(world, body, open_reads=False)  # public, as blocks are
+
+
 def test_a_block_certificate_names_its_signers(world: MirrorWorld) -> None:
     async def body(api: ApiHarness) -> None:
         status, cert = await api.get("/v1/blocks/3/certificate")

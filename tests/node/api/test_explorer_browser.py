@@ -33,7 +33,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from contracts.operations import AnnounceAction
 from ledger import operations as o
-from node.client import AccountKey, LedgerClient, proposals
+from node.client import AccountKey, LedgerClient, proposals, sign
 from node.tools.testnet import Testnet
 from tests.node.api.live_node import one_node_testnet
 
@@ -200,12 +200,38 @@ def test_explorer_in_a_browser(net: Testnet, keys: dict[str, str], seeded: dict[
     height = result["tx"].receipt["height"]
     _screenshot(browser, "transaction")
 
-    # Its block, with the commit certificate and the signer set.
+    # Its block, with the commit certificate and the signer set; and the same block found by a prefix of its hash.
     _search(browser, str(height), f"#/block/{height}")
     wait.until(lambda d: "signed" in d.find_element(By.ID, "certificate").text)
     assert tx_id[:10] in browser.find_element(By.ID, "view").text
     assert "node-0" in browser.find_element(By.ID, "certificate").text
     _screenshot(browser, "block")
+    with _client(net, keys, ADMIN) as admin:
+        block_hash = admin.block(height)["block_hash"]
+    browser.execute_script("location.hash = '#/blocks'")  # away, so that the search below must navigate
+    _wait_route(browser, "#/blocks")
+    _search(browser, block_hash[:12].upper(), f"#/block/{height}")
+    assert block_hash in browser.find_element(By.ID, "view").text
+
+    # A transaction's page opened before the node has it: "not found" while it waits, then the committed
+    # transaction, from the event stream (no reload), once it is submitted and a block takes it.
+    with _client(net, keys, "user-0@m0") as user0:
+        later = sign(user0.body([o.Transfer("user-0@m0", "CASH-T", (o.TransferLeg("user-2@m0", 75),))]), [user0.key])
+        later_id = later.tx_id.hex()
+        browser.execute_script("location.hash = arguments[0]", f"#/tx/{later_id}")
+        _wait_route(browser, f"#/tx/{later_id}")
+        page = browser.find_element(By.ID, "tx-page")
+        assert page.get_attribute("data-status") == "notfound"
+        assert "Not found on this node" in page.text and "keeps watching" in page.text, page.text
+        user0.submit(later, wait="none")
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: d.find_element(By.ID, "tx-page").get_attribute("data-status") == "committed"
+    )
+    page = browser.find_element(By.ID, "tx-page")
+    states = page.get_attribute("data-seen").split()
+    assert states[0] == "notfound" and states[-1] == "committed" and set(states) <= {"notfound", "pending", "committed"}
+    assert "Success" in page.text and "0.75" in page.text and "user-2@m0" in page.text, page.text[:600]
+    assert browser.execute_script("return performance.getEntriesByType('navigation').length") == 1  # no reload
 
     # An asset by a lower-case search: supply in its decimals, holders private to an unsigned reader.
     _search(browser, "bond-a", "#/asset/BOND-A")
@@ -243,5 +269,6 @@ def test_explorer_in_a_browser(net: Testnet, keys: dict[str, str], seeded: dict[
         assert text in browser.find_element(By.ID, "view").text, route
         if route == "#/governance":
             _screenshot(browser, "governance")
-    severe = _severe(browser)
+    # The only failed requests: the waiting transaction's page asking for it before the node had it (404).
+    severe = [e for e in _severe(browser) if not (f"/v1/tx/{later_id} " in e["message"] and "404" in e["message"])]
     assert severe == [], severe

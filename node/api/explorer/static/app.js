@@ -11,6 +11,7 @@ const ROUTES = [
   [/^\/?$/, pages.overview, "overview"],
   [/^\/blocks$/, pages.blocks, "blocks"],
   [/^\/block\/(\d+)$/, pages.block, "blocks"],
+  [/^\/blockhash\/([0-9a-f]{8,64})$/, pages.blockHash, "blocks"],
   [/^\/tx\/([0-9a-f]{64})$/, pages.tx, "blocks"],
   [/^\/accounts$/, pages.accounts, "accounts"],
   [/^\/account\/([^/]+)$/, pages.account, "accounts"],

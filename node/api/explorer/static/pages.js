@@ -274,9 +274,68 @@ export async function block(params) {
 
 // -- transactions -----------------------------------------------------------------------------------------------
 
-export async function tx(params) {
+// A transaction's page. Until the transaction is in a block (pending in the mempool, or not on this node yet) the
+// page says so and checks again at every committed block from the event stream, or every few seconds while the
+// stream is down (bounded), and shows the committed transaction when it arrives, without a reload.
+const TX_POLL_MS = 5000;
+const TX_POLL_MAX = 120;
+
+export async function tx(params, live) {
   const id = params.get("id");
-  const st = await get(`/v1/tx/${id}`);
+  const box = h("div", { id: "tx-page" });
+  const seen = [];
+  let final = false;
+  let busy = false;
+  let lastCheck = 0;
+  async function check() {
+    if (final || busy) return;
+    busy = true;
+    try {
+      lastCheck = Date.now();
+      const st = await optional(get(`/v1/tx/${id}`));
+      if (st.error && st.error.status !== 404) throw st.error;
+      const status = st.value ? st.value.status : "notfound";
+      if (status === seen[seen.length - 1]) return;
+      const content = st.value && st.value.height !== null ? await txCommitted(id, st.value) : txWaiting(id, status);
+      seen.push(status);
+      final = st.value ? st.value.height !== null : false;
+      box.dataset.status = status;
+      box.dataset.seen = seen.join(" ");
+      box.replaceChildren(content);
+    } finally {
+      busy = false;
+    }
+  }
+  await check();
+  if (!final) {
+    live.on("block", check);
+    let polls = 0;
+    const poll = () => {
+      if (final || !box.isConnected || ++polls > TX_POLL_MAX) return;
+      const quiet = Date.now() - lastCheck >= TX_POLL_MS; // no block seen lately: the stream may be down
+      (quiet ? check() : Promise.resolve()).catch((err) => console.warn("transaction check:", err.message))
+        .finally(() => setTimeout(poll, TX_POLL_MS));
+    };
+    setTimeout(poll, TX_POLL_MS);
+  }
+  return box;
+}
+
+function txWaiting(id, status) {
+  const text = status === "pending"
+    ? "Pending: in this node's mempool, not yet in a block. This page shows it as soon as a block commits it."
+    : "Not found on this node: not received (yet), or dropped or expired before a block took it. This page keeps "
+      + "watching and shows the transaction if a block commits it.";
+  return h("div", {}, pageHead("Transaction", h("span", { class: "mono" }, id)),
+    card("Summary", kv([
+      ["Transaction id", copyable(id)],
+      ["Result", status === "pending" ? outcome(null, "pending") : badge("Not found", "grey")],
+      ["Block", "not yet in a block"],
+    ])),
+    h("div", { id: "tx-waiting" }, notice(text)));
+}
+
+async function txCommitted(id, st) {
   const [body, blk] = await Promise.all([
     st.height !== null ? optional(get(`/v1/tx/${id}/body`)) : Promise.resolve({}),
     st.height !== null ? optional(get(`/v1/blocks/${st.height}`)) : Promise.resolve({}),
@@ -485,19 +544,44 @@ export async function proposal(params) {
 
 // -- search -----------------------------------------------------------------------------------------------------
 
-// Where a search term leads: a height, a transaction id, an account (name@member), else an asset id.
+// Where a search term leads: a height, a transaction id or block hash (64 hex digits: a transaction first), a
+// block-hash prefix (8 or more hex digits), an account (name@member), else an asset id.
 export async function resolveSearch(term) {
   const q = term.trim();
   if (!q) return null;
+  if (/^\d{1,7}$/.test(q)) return href.block(Number(q));
+  if (/^[0-9a-fA-F]{64}$/.test(q)) {
+    const id = q.toLowerCase();
+    const known = await optional(get(`/v1/tx/${id}`));
+    if (known.value) return href.tx(id);
+    const blocks = await optional(get(`/v1/blocks/by-hash/${id}`));
+    // Neither yet: the transaction's page waits for it (it may still be on its way to this node).
+    return blocks.value ? href.block(blocks.value.items[0].height) : href.tx(id);
+  }
+  if (/^[0-9a-fA-F]{8,63}$/.test(q)) {
+    const prefix = q.toLowerCase();
+    const blocks = await optional(get(`/v1/blocks/by-hash/${prefix}`));
+    if (blocks.value) return blocks.value.items.length === 1 && !blocks.value.more ? href.block(blocks.value.items[0].height) : `#/blockhash/${prefix}`;
+    if (/^\d{1,19}$/.test(q)) return href.block(Number(q));
+    return `#/notfound/${enc(q)}`;
+  }
   if (/^\d{1,19}$/.test(q)) return href.block(Number(q));
-  if (/^[0-9a-fA-F]{64}$/.test(q)) return href.tx(q.toLowerCase());
   if (q.includes("@")) return href.account(q);
   const asset = await findAsset(q);
   return asset ? href.asset(asset) : `#/notfound/${enc(q)}`;
 }
 
+// The blocks whose hash starts with a prefix (a search that matched more than one).
+export async function blockHash(params) {
+  const prefix = params.get("id");
+  const found = await get(`/v1/blocks/by-hash/${prefix}`);
+  return h("div", {}, pageHead("Blocks by hash", h("span", {}, "Hashes starting with ", h("span", { class: "mono" }, prefix))),
+    card(null, [table(["Block", "Hash"], found.items.map((b) => row([link.block(b.height), h("span", { class: "mono" }, b.block_hash)]))),
+      found.more ? notice("More blocks match: type more digits of the hash.") : null]));
+}
+
 export async function notFound(params) {
   const q = params.get("id") || "";
   return h("div", {}, pageHead("Nothing found", null),
-    card(null, notice(`No block, transaction, account or asset matches “${q}”. Search by block height, transaction id (64 hex digits), account id (name@member) or asset id.`)));
+    card(null, notice(`No block, transaction, account or asset matches “${q}”. Search by block height, transaction id or block hash (64 hex digits), block-hash prefix (8 or more hex digits), account id (name@member) or asset id.`)));
 }
