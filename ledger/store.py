@@ -467,6 +467,19 @@ class LedgerStore:
         raw = self._db.get(P_BLOCK_HASH + block_hash)
         return None if raw is None else _U64.unpack(raw)[0]
 
+    def block_hashes_from(self, start: bytes, limit: int) -> list[tuple[bytes, int]]:
+        """Up to `limit` (block_hash, height) pairs whose hash is >= `start`, in hash order: one seek in the
+        block-hash index (a lookup by hash prefix reads the matches from the front of this list)."""
+        out: list[tuple[bytes, int]] = []
+        if limit <= 0:
+            return out
+        with self._db.iterator(start=P_BLOCK_HASH + start, stop=_prefix_end(P_BLOCK_HASH)) as it:
+            for key, raw in it:
+                out.append((key[len(P_BLOCK_HASH) :], _U64.unpack(raw)[0]))
+                if len(out) == limit:
+                    break
+        return out
+
     def get_tx(self, tx_id: bytes) -> tuple[int, int, bytes] | None:
         """(height, index in block, tx bytes) or None."""
         raw = self._db.get(P_TX + tx_id)

@@ -15,6 +15,7 @@ from aiohttp import web
 from node.api import errors as e
 from node.api.context import DOCS_KEY, OPENAPI_KEY, ApiConfig, ApiContext, Call
 from node.api.errors import ApiError, error_middleware
+from node.api.explorer import explorer_routes
 from node.api.facade import NodeFacade
 from node.api.limits import TokenBuckets, cors_middleware, rate_limit_middleware, timeout_middleware
 from node.api.openapi import build_openapi, docs_html
@@ -91,6 +92,8 @@ def create_app(facade: NodeFacade, config: ApiConfig | None = None) -> web.Appli
         methods.setdefault(route.path, []).append(route.method)
     for path, allowed in methods.items():
         app.router.add_route("*", path, _method_not_allowed(sorted(allowed)))
+    for path, handler in explorer_routes():  # the block explorer at `/` (node/api/explorer/)
+        app.router.add_get(path, handler)
 
     async def on_startup(_app: web.Application) -> None:
         ctx.hub.start()

@@ -151,6 +151,7 @@ def up_command(args: argparse.Namespace) -> int:
         net.close()
         print(f"up in {time.monotonic() - started:.1f}s:")
         print_addresses(net)
+        print(f"  explorer {net.api_url(0)}/  (every node serves the block explorer at /)")
     except TestnetError as exc:
         return _fail(exc)
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.api.routes import accounts, assets, blocks, events, governance, proofs, status, tx
+from node.api.routes import accounts, assets, blocks, catalog, events, governance, proofs, signing, status, tx
 from node.api.routing import Route
 
 __all__ = ["ALL_ROUTES"]
@@ -16,4 +16,6 @@ ALL_ROUTES: tuple[Route, ...] = (
     *events.ROUTES,
     *governance.ROUTES,
     *status.ROUTES,
+    *catalog.ROUTES,
+    *signing.ROUTES,
 )

@@ -30,6 +30,7 @@ from ledger import codes
 from ledger import operations as o
 from ledger.context import BlockContext
 from ledger.genesis import GenesisAccount, GenesisSpec, genesis_changes
+from ledger.protocol import Protocol
 from ledger.rules import RuleEngine
 from ledger.smt import SparseMerkleTree
 from ledger.store import BlockCommit, LedgerStore
@@ -38,7 +39,7 @@ from ledger.transition import apply_block
 from node.api import ApiConfig, create_app
 from node.api.auth import sign_request_headers
 from node.api.facade import AdmissionView, BlockView, CommitNotice, HeadInfo, PeerView, ValidatorView
-from tests.ledger.world import ADMIN, CHAIN, OPS, T0, World, pub
+from tests.ledger.world import ADMIN, CHAIN, OPS, PROTOCOL, T0, World, pub
 
 CHAIN_B = CHAIN.encode()
 NODE = "node-0"  # the id of the API's node: signed reads are addressed to it
@@ -75,8 +76,8 @@ def sign_qc(round_: int, block_id: bytes, state_root: bytes) -> QuorumCert:
 class MirrorWorld(World):
     """World whose every block is also committed to a LedgerStore, then announced to commit listeners."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__()
+    def __init__(self, path: str, protocol: Protocol = PROTOCOL) -> None:
+        super().__init__(protocol=protocol)
         self.store = LedgerStore.open(path)
         changes = genesis_changes(world_spec())
         update = SparseMerkleTree(self.store).update(changes)
@@ -227,9 +228,9 @@ class ChainFacade:
                                validator_set=simulated_validator_set(N_VALIDATORS))
 
 
-def populated_world(path: str) -> MirrorWorld:
+def populated_world(path: str, protocol: Protocol = PROTOCOL) -> MirrorWorld:
     """Accounts with every visibility relation, two assets, balances, a hold, a frozen amount."""
-    w = MirrorWorld(path)
+    w = MirrorWorld(path, protocol)
     w.account(ISSUER, roles=("issuer",))
     w.account(AGENT, roles=("agent",))
     w.account(CUSTODIAN, roles=("custodian",))
