@@ -336,11 +336,7 @@ class Replica:
             self.counters["stale_timer"] += 1
             return []
         self._local_timeout()
-        if self.recovery is not None and self.recovery.possible:
-            # Ask again the validators that have not answered (a request or statement may have been lost).
-            request = self.recovery.request()
-            for index in self.recovery.missing():
-                self._out.append(Send(self.vs.validators[index].id, request))
+        self._ask_recovery()
         if self.current_round == round_:
             self._out.append(SetTimer(round_, self._round_delay(round_)))
         return self._finish()
@@ -680,6 +676,7 @@ class Replica:
         for r in [r for r in self._proposals_seen if r < round_ - 2]:
             del self._proposals_seen[r]
         self._out.append(SetTimer(round_, self._round_delay(round_)))
+        self._ask_recovery()
 
     def _certify(self, qc: QuorumCert, sender: bytes | None) -> None:
         """Attach a verified QC to its block and apply the two-chain commit rule."""
@@ -1232,6 +1229,14 @@ class Replica:
 
     # ----------------------------------------------------------------------------------------------------------
     # Internals: recovery of a lost safety state (consensus/recovery.py, docs/consensus.md §13)
+
+    def _ask_recovery(self) -> None:
+        """While recovering, at every new round and timer expiry: ask again the validators that have not answered
+        (a request or a statement may have been lost)."""
+        if self.recovery is not None and self.recovery.possible and not self.retired:
+            request = self.recovery.request()
+            for index in self.recovery.missing():
+                self._out.append(Send(self.vs.validators[index].id, request))
 
     def _handle_recovery_request(self, sender: int, req: RecoveryRequest) -> None:
         """Sign our statement for a validator that lost its safety state: our own highest signed round and our
