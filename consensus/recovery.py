@@ -70,19 +70,51 @@ class RecoveryError(ConsensusError):
     RATE_LIMITED: Final = "recovery_rate_limited"  # MAX_RECOVERY_ANSWERS_PER_ROUND
 
 
-def make_statement(vs: ValidatorSet, chain_id: bytes, request: RecoveryRequest, responder: int,
-                   safety: SafetyState, secret_key: bytes, backend: bls.BlsBackend) -> RecoveryStatement:
+def make_statement(
+    vs: ValidatorSet,
+    chain_id: bytes,
+    request: RecoveryRequest,
+    responder: int,
+    safety: SafetyState,
+    secret_key: bytes,
+    backend: bls.BlsBackend,
+) -> RecoveryStatement:
     """The signed statement of validator `responder`, whose (persisted) safety state is `safety`."""
     assert request.epoch == vs.epoch == safety.epoch and len(request.nonce) == NONCE_SIZE
     high_tc = safety.high_tc
-    msg = recovery_message(chain_id, vs.epoch, request.requester, request.nonce, responder,
-                           safety.highest_vote_round, safety.high_qc.round, 0 if high_tc is None else high_tc.round)
-    return RecoveryStatement(vs.epoch, request.requester, request.nonce, responder, safety.highest_vote_round,
-                             safety.high_qc, high_tc, backend.sign(secret_key, msg))
+    msg = recovery_message(
+        chain_id,
+        vs.epoch,
+        request.requester,
+        request.nonce,
+        responder,
+        safety.highest_vote_round,
+        safety.high_qc.round,
+        0 if high_tc is None else high_tc.round,
+    )
+    return RecoveryStatement(
+        vs.epoch,
+        request.requester,
+        request.nonce,
+        responder,
+        safety.highest_vote_round,
+        safety.high_qc,
+        high_tc,
+        backend.sign(secret_key, msg),
+    )
 
 
-def check_statement(vs: ValidatorSet, chain_id: bytes, statement: RecoveryStatement, *, sender: int, me: int,
-                    nonce: bytes, anchor_qc: QuorumCert, verifier: SignatureVerifier) -> int:
+def check_statement(
+    vs: ValidatorSet,
+    chain_id: bytes,
+    statement: RecoveryStatement,
+    *,
+    sender: int,
+    me: int,
+    nonce: bytes,
+    anchor_qc: QuorumCert,
+    verifier: SignatureVerifier,
+) -> int:
     """Verify a statement received from validator index `sender` by the recovering validator `me` (nonce `nonce`,
     anchored at `anchor_qc`) and return its claim: the responder's highest signed round, capped by the rounds of
     the certificates it shows. RecoveryError(code) if it must be refused."""
@@ -95,8 +127,9 @@ def check_statement(vs: ValidatorSet, chain_id: bytes, statement: RecoveryStatem
         raise RecoveryError(RecoveryError.WRONG_REQUESTER, f"statement for validator {s.requester}, not {me}")
     if s.nonce != nonce:
         raise RecoveryError(RecoveryError.WRONG_NONCE, "statement not bound to this recovery's nonce")
-    msg = recovery_message(chain_id, vs.epoch, s.requester, s.nonce, s.responder, s.highest_vote_round,
-                           s.high_qc.round, s.high_tc_round)
+    msg = recovery_message(
+        chain_id, vs.epoch, s.requester, s.nonce, s.responder, s.highest_vote_round, s.high_qc.round, s.high_tc_round
+    )
     if not verifier.verify(vs.validators[s.responder].public_key, msg, s.signature):
         raise RecoveryError(RecoveryError.BAD_SIGNATURE, f"statement of validator {s.responder} does not verify")
     certified = anchor_qc.round

@@ -129,8 +129,14 @@ def test_recovery_bound_covers_every_lost_signature_at_any_cut(seed: int):
     r2, last_signed, mark = wipe_and_restart(c, seed, keep_in_flight=rng.random() < 0.7)
     if rng.random() < 0.5:
         # A Byzantine leader replays a conflicting proposal for the last round W signed in.
-        for a in [a for i in range(4) for a in c.log[i] if isinstance(a, Broadcast)
-                  and isinstance(a.message, Proposal) and a.message.block.header.round == last_signed]:
+        for a in [
+            a
+            for i in range(4)
+            for a in c.log[i]
+            if isinstance(a, Broadcast)
+            and isinstance(a.message, Proposal)
+            and a.message.block.header.round == last_signed
+        ]:
             h = a.message.block.header
             other = Block(dataclasses.replace(h, payload_hash=payload_hash(b"other")), b"other")
             c.handle(W, r2.on_message(vid(h.proposer), sign_proposal(other)))
@@ -161,8 +167,15 @@ def test_statements_from_a_quorum_bound_a_vote_only_the_next_leader_saw():
     assert r2.recovered_bound is not None and r2.recovered_bound >= voted
 
 
-def _statement(responder: int, hvr: int, *, requester: int = W, n: bytes | None = None, epoch: int = 0,
-               qc_round_lie: int | None = None) -> RecoveryStatement:
+def _statement(
+    responder: int,
+    hvr: int,
+    *,
+    requester: int = W,
+    n: bytes | None = None,
+    epoch: int = 0,
+    qc_round_lie: int | None = None,
+) -> RecoveryStatement:
     """A statement signed by `responder` (with the genesis QC as its certificate unless told)."""
     _, gqc = genesis()
     state = SafetyState(0, hvr, 0, 0, gqc, None)
@@ -175,8 +188,9 @@ def _statement(responder: int, hvr: int, *, requester: int = W, n: bytes | None 
 
 def _check(s: RecoveryStatement, sender: int) -> int:
     _, gqc = genesis()
-    return check_statement(validator_set(4), CHAIN, s, sender=sender, me=W, nonce=nonce(0), anchor_qc=gqc,
-                           verifier=verifier())
+    return check_statement(
+        validator_set(4), CHAIN, s, sender=sender, me=W, nonce=nonce(0), anchor_qc=gqc, verifier=verifier()
+    )
 
 
 def test_a_claim_is_capped_by_the_certificates_shown():
@@ -185,15 +199,18 @@ def test_a_claim_is_capped_by_the_certificates_shown():
     assert _check(_statement(0, 0), 0) == 0
 
 
-@pytest.mark.parametrize(("mutate", "sender", "code"), [
-    (lambda s: dataclasses.replace(s, signature=bytes(96)), 0, RecoveryError.BAD_SIGNATURE),
-    (lambda s: dataclasses.replace(s, highest_vote_round=s.highest_vote_round + 1), 0, RecoveryError.BAD_SIGNATURE),
-    (lambda s: dataclasses.replace(s, signature=_statement(1, 5).signature), 0, RecoveryError.BAD_SIGNATURE),
-    (lambda s: s, 1, RecoveryError.SPOOFED),
-    (lambda s: dataclasses.replace(s, epoch=1), 0, RecoveryError.WRONG_EPOCH),
-    (lambda s: _statement(0, 5, requester=2), 0, RecoveryError.WRONG_REQUESTER),
-    (lambda s: _statement(0, 5, n=nonce(99)), 0, RecoveryError.WRONG_NONCE),
-])
+@pytest.mark.parametrize(
+    ("mutate", "sender", "code"),
+    [
+        (lambda s: dataclasses.replace(s, signature=bytes(96)), 0, RecoveryError.BAD_SIGNATURE),
+        (lambda s: dataclasses.replace(s, highest_vote_round=s.highest_vote_round + 1), 0, RecoveryError.BAD_SIGNATURE),
+        (lambda s: dataclasses.replace(s, signature=_statement(1, 5).signature), 0, RecoveryError.BAD_SIGNATURE),
+        (lambda s: s, 1, RecoveryError.SPOOFED),
+        (lambda s: dataclasses.replace(s, epoch=1), 0, RecoveryError.WRONG_EPOCH),
+        (lambda s: _statement(0, 5, requester=2), 0, RecoveryError.WRONG_REQUESTER),
+        (lambda s: _statement(0, 5, n=nonce(99)), 0, RecoveryError.WRONG_NONCE),
+    ],
+)
 def test_bad_statements_are_refused_with_a_stable_code(mutate, sender, code):
     with pytest.raises(RecoveryError) as err:
         _check(mutate(_statement(0, 5)), sender)
@@ -290,8 +307,17 @@ def test_recovery_message_layout():
     """The signed bytes (docs/consensus.md §3): domain, lengths, chain, then 8-byte integers and the nonce."""
     msg = recovery_message(b"test-chain", 0, 3, b"\x11" * 32, 1, 7, 6, 5)
     domain = b"LEDGER-JOLTEON-V1/RECOVERY"
-    assert msg == (domain + bytes([len(domain), 10]) + b"test-chain" + (0).to_bytes(8, "big")
-                   + (3).to_bytes(8, "big") + b"\x11" * 32 + (1).to_bytes(8, "big") + (7).to_bytes(8, "big")
-                   + (6).to_bytes(8, "big") + (5).to_bytes(8, "big"))
+    assert msg == (
+        domain
+        + bytes([len(domain), 10])
+        + b"test-chain"
+        + (0).to_bytes(8, "big")
+        + (3).to_bytes(8, "big")
+        + b"\x11" * 32
+        + (1).to_bytes(8, "big")
+        + (7).to_bytes(8, "big")
+        + (6).to_bytes(8, "big")
+        + (5).to_bytes(8, "big")
+    )
     s = _statement(0, 5)
     assert decode_message(encode_message(s)) == s
