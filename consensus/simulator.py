@@ -862,7 +862,7 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
     """Run seeds seed_start .. seed_start+seeds-1 and summarise. With all_restart=None every fourth seed crashes
     and restarts the whole cluster at once. `clock` (e.g. time.perf_counter) only measures; it never steers a run."""
     started = clock() if clock else 0.0
-    summary: dict[str, object] = {key: 0 for key in SUMMED_KEYS}
+    summary: dict[str, object] = {key: 0 for key in (*SUMMED_KEYS, *RECOVERY_KEYS)}
     summary["failed_seeds"] = []
     summary["max_recovery_ms"] = -1
     failures: list[dict[str, object]] = []
@@ -907,9 +907,11 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
     return summary
 
 
+# Summed over the runs of the replica simulator only: wipes, wiped replicas recovered in their epoch, recoveries
+# completed (a replica wiped twice recovers twice), recovery statements signed.
+RECOVERY_KEYS: Final = ("recovery_wipes", "recovery_wiped_recovered_in_epoch", "recovery_recovered",
+                        "recovery_recovery_statements_signed")
 SUMMED_KEYS: Final = ("runs", "safety_violations", "liveness_failures", "commits", "rounds", "messages", "evidence",
-                      "recovery_wipes", "recovery_wiped_recovered_in_epoch", "recovery_recovered",
-                      "recovery_recovery_statements_signed",
                       "epoch_changes", "leader_checks", "healthy_blocks", "healthy_ms", "degraded_blocks",
                       "degraded_ms", "recovered")
 
@@ -927,6 +929,9 @@ def _down_rates(summary: dict[str, object]) -> None:
 def merge_summaries(parts: list[dict[str, object]], seconds: float) -> dict[str, object]:
     """Combine run_many summaries of disjoint seed ranges (e.g. from worker processes); `seconds` is wall time."""
     merged: dict[str, object] = {key: sum(int(p[key]) for p in parts) for key in SUMMED_KEYS}  # type: ignore[call-overload]
+    for key in RECOVERY_KEYS:
+        if any(key in p for p in parts):
+            merged[key] = sum(int(p.get(key, 0)) for p in parts)  # type: ignore[call-overload]
     merged["max_recovery_ms"] = max((int(p.get("max_recovery_ms", -1)) for p in parts), default=-1)  # type: ignore[call-overload]
     _down_rates(merged)
     merged["failed_seeds"] = sorted(s for p in parts for s in p["failed_seeds"])  # type: ignore[attr-defined]
