@@ -205,7 +205,8 @@ class Replica:
             raise ValueError("safety_lost=True is for a replica without a stored safety state")
         # Without its record of what it signed, this validator cannot prove that any round of this epoch is one it
         # has not voted in: a certificate it receives may be arbitrarily old (delayed or replayed), so no round
-        # derived from certificates bounds its earlier votes. It therefore signs nothing more in this epoch.
+        # derived from certificates bounds its earlier votes. It therefore signs nothing until the recovery exchange
+        # gives it a fresh bound from a quorum (`recovery_nonce`), or, without one, nothing more in this epoch.
         self.safety_lost = safety_lost and me is not None
         self.recovery: recovery.Recovery | None = None
         if self.safety_lost and recovery_nonce is not None and self.me is not None:
