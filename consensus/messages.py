@@ -1,7 +1,8 @@
 """Wire types of the consensus: blocks, certificates, messages, safety state; their canonical encodings.
 
 Byte formats are documented in docs/consensus.md. Each top-level message is a msgpack array whose first item is a
-tag (PROPOSAL=1, VOTE=2, TIMEOUT=3, SYNC_REQUEST=4, SYNC_RESPONSE=5, EPOCH_CHANGE=6); certificates, headers and the safety state are
+tag (PROPOSAL=1, VOTE=2, TIMEOUT=3, SYNC_REQUEST=4, SYNC_RESPONSE=5, EPOCH_CHANGE=6, RECOVERY_REQUEST=7,
+RECOVERY_STATEMENT=8: consensus/recovery.py); certificates, headers and the safety state are
 untagged arrays nested in them. `decode_message` never raises anything but CodecError.
 """
 
@@ -33,6 +34,12 @@ TAG_TIMEOUT: Final = 3
 TAG_SYNC_REQUEST: Final = 4
 TAG_SYNC_RESPONSE: Final = 5
 TAG_EPOCH_CHANGE: Final = 6
+TAG_RECOVERY_REQUEST: Final = 7
+TAG_RECOVERY_STATEMENT: Final = 8
+# Bytes of one recovery request or statement (a statement carries a QC and a TC: ~120 bytes per TC group, and a TC
+# has at most one group per validator); larger ones are dropped undecoded (`dropped_recovery_oversized`).
+MAX_RECOVERY_MESSAGE_BYTES: Final = 256 * 1024
+NONCE_SIZE: Final = 32
 MAX_EPOCH_PROOFS: Final = 64
 MAX_EPOCH: Final = (1 << 63) - 1
 MAX_VALIDATORS_WIRE: Final = MAX_VALIDATOR_INDEX + 1
@@ -44,6 +51,7 @@ DOMAIN_VOTE: Final = b"LEDGER-JOLTEON-V1/VOTE"
 DOMAIN_PROPOSAL: Final = b"LEDGER-JOLTEON-V1/PROPOSAL"
 DOMAIN_TIMEOUT: Final = b"LEDGER-JOLTEON-V1/TIMEOUT"
 DOMAIN_EPOCH_END: Final = b"LEDGER-JOLTEON-V1/EPOCH-END"
+DOMAIN_RECOVERY: Final = b"LEDGER-JOLTEON-V1/RECOVERY"
 
 ZERO_HASH: Final = bytes(HASH_SIZE)
 
@@ -63,6 +71,17 @@ def proposal_message(chain_id: bytes, epoch: int, round_: int, block_id: bytes) 
 
 def timeout_message(chain_id: bytes, epoch: int, round_: int, high_qc_round: int) -> bytes:
     return _prefix(DOMAIN_TIMEOUT, chain_id) + uint_bytes(epoch) + uint_bytes(round_) + uint_bytes(high_qc_round)
+
+
+def recovery_message(chain_id: bytes, epoch: int, requester: int, nonce: bytes, responder: int,
+                     highest_vote_round: int, high_qc_round: int, high_tc_round: int) -> bytes:
+    """The bytes a validator signs to tell `requester` (recovering its lost safety state, consensus/recovery.py)
+    the highest round it has itself signed in this epoch and the rounds of the certificates it holds, bound to the
+    requester's fresh nonce."""
+    assert len(nonce) == NONCE_SIZE
+    return (_prefix(DOMAIN_RECOVERY, chain_id) + uint_bytes(epoch) + uint_bytes(requester) + nonce
+            + uint_bytes(responder) + uint_bytes(highest_vote_round) + uint_bytes(high_qc_round)
+            + uint_bytes(high_tc_round))
 
 
 def epoch_commitment(block_id: bytes, state_root: bytes, next_set_digest: bytes) -> bytes:
@@ -350,7 +369,45 @@ class EpochChange:
         return [TAG_EPOCH_CHANGE, [p.to_list() for p in self.proofs]]
 
 
-Message = Proposal | Vote | Timeout | SyncRequest | SyncResponse | EpochChange
+@dataclass(frozen=True, slots=True)
+class RecoveryRequest:
+    """A validator that lost its safety state asks for recovery statements (consensus/recovery.py): `requester` is
+    its index, `nonce` fresh random bytes drawn after the loss (every statement must echo it)."""
+
+    epoch: int
+    requester: int
+    nonce: bytes
+
+    def to_list(self) -> list:
+        return [TAG_RECOVERY_REQUEST, self.epoch, self.requester, self.nonce]
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryStatement:
+    """A validator's signed answer to a RecoveryRequest: the highest round it has signed a vote or timeout in
+    (`highest_vote_round`, its own persisted bound) and its highest QC and TC, which cap what the statement may claim
+    and may lift the requester's lock. Signed over `recovery_message` with the rounds of `high_qc` and `high_tc`."""
+
+    epoch: int
+    requester: int
+    nonce: bytes
+    responder: int
+    highest_vote_round: int
+    high_qc: QuorumCert
+    high_tc: TimeoutCert | None
+    signature: bytes
+
+    @property
+    def high_tc_round(self) -> int:
+        return 0 if self.high_tc is None else self.high_tc.round
+
+    def to_list(self) -> list:
+        return [TAG_RECOVERY_STATEMENT, self.epoch, self.requester, self.nonce, self.responder,
+                self.highest_vote_round, self.high_qc.to_list(), None if self.high_tc is None else self.high_tc.to_list(),
+                self.signature]
+
+
+Message = Proposal | Vote | Timeout | SyncRequest | SyncResponse | EpochChange | RecoveryRequest | RecoveryStatement
 
 
 def encode_message(message: Message) -> bytes:
@@ -414,6 +471,20 @@ def decode_message(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
             if b.epoch != a.epoch + 1:
                 raise CodecError(CodecError.BAD_FIELD, "epoch-change proofs must be consecutive")
         return EpochChange(proofs)
+    if tag in (TAG_RECOVERY_REQUEST, TAG_RECOVERY_STATEMENT) and len(data) > MAX_RECOVERY_MESSAGE_BYTES:
+        raise CodecError(CodecError.TOO_LARGE, f"a recovery message of {len(data)} bytes exceeds "
+                                               f"{MAX_RECOVERY_MESSAGE_BYTES}")
+    if tag == TAG_RECOVERY_REQUEST:
+        f = Fields(items, 4, "RecoveryRequest")
+        f.uint()
+        return RecoveryRequest(f.uint(MAX_EPOCH), f.uint(MAX_VALIDATOR_INDEX), f.raw(NONCE_SIZE))
+    if tag == TAG_RECOVERY_STATEMENT:
+        f = Fields(items, 9, "RecoveryStatement")
+        f.uint()
+        epoch, requester, nonce = f.uint(MAX_EPOCH), f.uint(MAX_VALIDATOR_INDEX), f.raw(NONCE_SIZE)
+        responder, hvr = f.uint(MAX_VALIDATOR_INDEX), f.uint(MAX_ROUND)
+        high_qc = QuorumCert.from_list(f.value())
+        return RecoveryStatement(epoch, requester, nonce, responder, hvr, high_qc, _opt_tc(f), f.raw(SIGNATURE_SIZE))
     raise CodecError(CodecError.UNKNOWN_TAG, f"unknown message tag {tag}")
 
 

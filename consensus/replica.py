@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from consensus import bls, leaders
+from consensus import bls, leaders, recovery
 from consensus.actions import (
     Action,
     Broadcast,
@@ -56,6 +56,8 @@ from consensus.messages import (
     Message,
     Proposal,
     QuorumCert,
+    RecoveryRequest,
+    RecoveryStatement,
     SafetyState,
     SyncRequest,
     SyncResponse,
@@ -144,7 +146,7 @@ class Replica:
                  safety: SafetyState | None = None, stored_blocks: Sequence[Block] = (),
                  history: Sequence[tuple[Block, CommitCertificate]] = (),
                  verifier: SignatureVerifier | None = None, epoch_proofs: Sequence[EpochChangeProof] = (),
-                 safety_lost: bool = False) -> None:
+                 safety_lost: bool = False, recovery_nonce: bytes | None = None) -> None:
         """`anchor` is the last committed block (the genesis block on first start) and `anchor_qc` the certificate
         binding its state root (`genesis_qc(...)` for genesis, else `commit_certificate.headers[1].qc`).
         `safety` and `stored_blocks` are what earlier PersistSafety actions wrote (None / () on first start).
@@ -155,7 +157,11 @@ class Replica:
         `safety_lost=True` says this validator may already have signed in this epoch but its safety state is gone
         (consensus directory lost, wiped node rejoining; `safety` must then be None): the replica follows, syncs and
         commits but signs no vote, timeout or proposal for the rest of the epoch (docs/consensus.md, §10 "Lost
-        safety state"). A replica of a later epoch, built with `safety=None`, votes again."""
+        safety state"). A replica of a later epoch, built with `safety=None`, votes again.
+        `recovery_nonce` (32 fresh random bytes, drawn after the loss) lets a `safety_lost` replica recover within
+        the epoch instead: it asks the other validators for signed recovery statements, and once a quorum has
+        answered and it holds a high enough QC it persists a safety state above every round it can have signed in
+        and signs again (consensus/recovery.py; docs/consensus.md §13)."""
         assert anchor_qc.block_id == anchor.id and anchor.header.chain_id == config.chain_id
         # The anchor may end the previous epoch: then it and its QC are of an earlier epoch than the validator set.
         assert anchor.header.epoch == anchor_qc.epoch <= validator_set.epoch
@@ -199,8 +205,17 @@ class Replica:
             raise ValueError("safety_lost=True is for a replica without a stored safety state")
         # Without its record of what it signed, this validator cannot prove that any round of this epoch is one it
         # has not voted in: a certificate it receives may be arbitrarily old (delayed or replayed), so no round
-        # derived from certificates bounds its earlier votes. It therefore signs nothing more in this epoch.
+        # derived from certificates bounds its earlier votes. It therefore signs nothing until the recovery exchange
+        # gives it a fresh bound from a quorum (`recovery_nonce`), or, without one, nothing more in this epoch.
         self.safety_lost = safety_lost and me is not None
+        self.recovery: recovery.Recovery | None = None
+        if self.safety_lost and recovery_nonce is not None and self.me is not None:
+            self.recovery = recovery.Recovery(validator_set, me=self.me, nonce=recovery_nonce,
+                                              anchor_round=anchor_qc.round)
+        # Set when a recovery completed: the bound it resumed above.
+        self.recovered_bound: int | None = None
+        # Recovery statements signed per requester index: (our round then, how many in that round).
+        self._recovery_answers: dict[int, tuple[int, int]] = {}
         if safety is None:
             safety = SafetyState(validator_set.epoch, 0, 0, 0, anchor_qc, None)
         assert safety.epoch == validator_set.epoch
@@ -257,6 +272,8 @@ class Replica:
                 self._insert_block(block)
         self._stored_blocks = []
         self._out.append(SetTimer(self.current_round, self._round_delay(self.current_round)))
+        if self.recovery is not None and self.recovery.possible:
+            self._out.append(Broadcast(self.recovery.request()))
         return self._finish()
 
     def on_bytes(self, sender: bytes, data: bytes) -> list[Action]:
@@ -291,6 +308,8 @@ class Replica:
         if self.retired:
             if isinstance(message, SyncRequest):
                 self._handle_sync_request(sender, message)
+            elif isinstance(message, RecoveryRequest):
+                self.counters[f"dropped_{recovery.RecoveryError.CANNOT_ANSWER}"] += 1
             else:
                 self.counters["dropped_retired"] += 1
             return self._finish()
@@ -304,6 +323,10 @@ class Replica:
             self._handle_sync_request(sender, message)
         elif isinstance(message, SyncResponse):
             self._handle_sync_response(sender, message)
+        elif isinstance(message, RecoveryRequest):
+            self._handle_recovery_request(index, message)
+        elif isinstance(message, RecoveryStatement):
+            self._handle_recovery_statement(index, message)
         else:
             self.counters["dropped_unknown_type"] += 1
         return self._finish()
@@ -314,6 +337,7 @@ class Replica:
             self.counters["stale_timer"] += 1
             return []
         self._local_timeout()
+        self._ask_recovery()
         if self.current_round == round_:
             self._out.append(SetTimer(round_, self._round_delay(round_)))
         return self._finish()
@@ -510,6 +534,7 @@ class Replica:
             "highest_vote_round": self.safety.highest_vote_round,
             "tree_blocks": len(self._entries),
             "safety_lost": int(self.safety_lost),
+            "recovering": int(self.recovery is not None),
         }
 
     def buffer_sizes(self) -> dict[str, int]:
@@ -548,6 +573,7 @@ class Replica:
     # Internals: output
 
     def _finish(self) -> list[Action]:
+        self._try_recover()
         self._maybe_propose()
         self._flush_commits()
         out, self._out = self._out, []
@@ -651,6 +677,7 @@ class Replica:
         for r in [r for r in self._proposals_seen if r < round_ - 2]:
             del self._proposals_seen[r]
         self._out.append(SetTimer(round_, self._round_delay(round_)))
+        self._ask_recovery()
 
     def _certify(self, qc: QuorumCert, sender: bytes | None) -> None:
         """Attach a verified QC to its block and apply the two-chain commit rule."""
@@ -1202,6 +1229,81 @@ class Replica:
         return tc
 
     # ----------------------------------------------------------------------------------------------------------
+    # Internals: recovery of a lost safety state (consensus/recovery.py, docs/consensus.md §13)
+
+    def _ask_recovery(self) -> None:
+        """While recovering, at every new round and timer expiry: ask again the validators that have not answered
+        (a request or a statement may have been lost)."""
+        if self.recovery is not None and self.recovery.possible and not self.retired:
+            request = self.recovery.request()
+            for index in self.recovery.missing():
+                self._out.append(Send(self.vs.validators[index].id, request))
+
+    def _handle_recovery_request(self, sender: int, req: RecoveryRequest) -> None:
+        """Sign our statement for a validator that lost its safety state: our own highest signed round and our
+        certificates, bound to its nonce. Only a replica whose safety state is intact has a bound to give."""
+        c = self.counters
+        if req.epoch != self.vs.epoch:
+            c[f"dropped_{recovery.RecoveryError.WRONG_EPOCH}"] += 1
+            return
+        if req.requester != sender:
+            c[f"dropped_{recovery.RecoveryError.SPOOFED}"] += 1
+            return
+        if self.me is None or self._sk is None or self.safety_lost or sender == self.me:
+            c[f"dropped_{recovery.RecoveryError.CANNOT_ANSWER}"] += 1
+            return
+        answered_round, answered = self._recovery_answers.get(sender, (0, 0))
+        if answered_round == self.current_round and answered >= recovery.MAX_RECOVERY_ANSWERS_PER_ROUND:
+            c[f"dropped_{recovery.RecoveryError.RATE_LIMITED}"] += 1
+            return
+        self._recovery_answers[sender] = (self.current_round,
+                                          answered + 1 if answered_round == self.current_round else 1)
+        statement = recovery.make_statement(self.vs, self.chain_id, req, self.me, self.safety, self._sk, self._bls)
+        c["recovery_statements_signed"] += 1
+        self._out.append(Send(self.vs.validators[sender].id, statement))
+
+    def _handle_recovery_statement(self, sender: int, statement: RecoveryStatement) -> None:
+        rec = self.recovery
+        if rec is None:
+            self.counters[f"dropped_{recovery.RecoveryError.UNSOLICITED}"] += 1
+            return
+        try:
+            if sender in rec.claims:
+                raise recovery.RecoveryError(recovery.RecoveryError.DUPLICATE, "already answered")
+            claim = recovery.check_statement(self.vs, self.chain_id, statement, sender=sender, me=rec.me,
+                                             nonce=rec.nonce, anchor_qc=self._anchor_qc, verifier=self.verifier)
+        except recovery.RecoveryError as exc:
+            self.counters[f"dropped_{exc.code}"] += 1
+            return
+        rec.add(sender, claim)
+        self.counters["recovery_statements_accepted"] += 1
+        # Its certificates are genuine (checked above): they may lift our lock and move our round.
+        if statement.high_qc.epoch == self.vs.epoch and statement.high_qc.round > 0:
+            self._process_qc(statement.high_qc, self.vs.validators[sender].id)
+        if statement.high_tc is not None:
+            self._process_tc(statement.high_tc)
+
+    def _try_recover(self) -> None:
+        """Resume signing once a quorum has answered and our high QC restores the lock (§13)."""
+        rec = self.recovery
+        if rec is None or self.retired:
+            return
+        bound = rec.bound
+        if bound is None:
+            return
+        if self.safety.high_qc.round < bound - 1:
+            self.counters["recovery_waiting_for_qc"] += 1
+            return
+        self.recovery = None
+        self.safety_lost = False
+        self.recovered_bound = bound
+        self.safety = recovery.resume_state(self.vs.epoch, bound, self.safety.high_qc, self.safety.high_tc)
+        self._my_timeout = None
+        self._pending_vote = None
+        self.counters["recovered"] += 1
+        self._persist()
+
+    # ----------------------------------------------------------------------------------------------------------
     # Internals: block sync
 
     def _handle_sync_request(self, sender: bytes, req: SyncRequest) -> None:
@@ -1316,6 +1418,6 @@ class Replica:
 def _message_epoch(message: Message) -> int | None:
     if isinstance(message, Proposal):
         return message.block.header.epoch
-    if isinstance(message, Vote | Timeout):
+    if isinstance(message, Vote | Timeout | RecoveryRequest | RecoveryStatement):
         return message.epoch
     return None

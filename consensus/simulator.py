@@ -13,14 +13,20 @@ Checked after (and during) every run:
   certificate every commit certificate verifies against the validator set (and names the committed block)
   no-equivocation  no honest replica signs two different votes or proposals in a round, across restarts;
               equivocation evidence is verified and names a Byzantine replica only
+  recovery    a replica wiped (safety state and pending blocks lost) and recovered in its epoch signs no vote,
+              timeout or proposal in a round at or below the highest round it signed anything in before the wipe
+              (docs/consensus.md §13); within the fault budget every wiped replica recovers before the run ends
   bounded     every replica buffer is within the bound its configuration implies
   liveness    once stable (GST, >= 2f+1 honest up), every honest replica commits `liveness_commits` new blocks
               before the highest honest round passes round_at_gst + liveness_rounds.
   leaders     replicas elect leaders from committed blocks only: two honest replicas whose committed chains both
               reach the election's anchor round (round - EXCLUDE_ROUNDS) elect the same leader for a round, and
               the same anchor always gives the same leader (checked after every step of every honest replica).
+With `wipes`, some of the crashes before GST (within the budget f - Byzantine) lose the replica's safety state: it
+restarts with `safety_lost` and a fresh recovery nonce and recovers (consensus/recovery.py); wiped at any moment,
+in the middle of an action list too (right after persisting a vote, before sending it).
 With `down` (> 0), that many honest validators go down after GST for `down_ms` (crashed, wiped = restarted with
-its safety state lost so it signs nothing more in the epoch, or partitioned away), within the fault budget
+its safety state lost, recovering it from a quorum's statements, or partitioned away), within the fault budget
 (Byzantine + down <= f); the run measures the committed blocks per virtual second healthy (GST + 1 s until they go
 down) and degraded (while they are down), and checks that a crashed or partitioned validator, once back, proposes a
 committed block within `RECOVERY_MS` (leader election gives it rounds again).
@@ -73,6 +79,7 @@ from consensus.messages import (
     Proposal,
     QuorumCert,
     SafetyState,
+    Timeout,
     Vote,
     encode_message,
     genesis_block,
@@ -116,6 +123,8 @@ class SimConfig:
     down: int = 0
     down_mode: str = ""
     down_ms: int = 10_000
+    # Some crashes before GST wipe the safety state (within the fault budget f - Byzantine; consensus/recovery.py).
+    wipes: bool = True
 
     def __post_init__(self) -> None:
         assert self.nodes >= 1 and 0 <= self.byzantine and 3 * self.byzantine < self.nodes
@@ -141,7 +150,7 @@ class RunResult:
     epoch_changes: int = 0
     leader_checks: int = 0
     # With `down`: blocks committed and virtual ms, healthy and degraded; ms from the return to a committed block
-    # proposed by a returned validator (-1: none, or a wiped one, which signs nothing more in the epoch).
+    # proposed by a returned validator (-1: none; a wiped one proposes again once it has recovered).
     down_mode: str = ""
     healthy_blocks: int = 0
     healthy_ms: int = 0
@@ -209,7 +218,7 @@ class _Disk:
     """What survives a crash: the last safety state, pending blocks, the committed chain, the node's epoch and the
     proofs of the epochs it has seen end."""
 
-    __slots__ = ("blocks", "committed", "epoch", "proofs", "safety")
+    __slots__ = ("blocks", "committed", "epoch", "lost", "proofs", "safety")
 
     def __init__(self) -> None:
         self.safety: SafetyState | None = None
@@ -217,6 +226,9 @@ class _Disk:
         self.committed: list[tuple[Block, CommitCertificate | None]] = []
         self.epoch = 0
         self.proofs: list[EpochChangeProof] = []
+        # The safety state of `epoch` was wiped and no new one persisted yet (the node's safety store: no state and
+        # no mark of the epoch): every boot in this epoch is a lost one.
+        self.lost = False
 
 
 class _Node:
@@ -277,6 +289,11 @@ class Simulation:
         self.payloads: set[bytes] = set()
         self.signed_votes: dict[tuple[int, int, int], bytes] = {}
         self.signed_proposals: dict[tuple[int, int, int], bytes] = {}
+        # Recovery: the highest round each honest node signed anything in, by (node, epoch); the floor a wiped one
+        # must stay above in that epoch; wiped nodes (index, epoch) and those that recovered.
+        self.signed_max: dict[tuple[int, int], int] = {}
+        self.wiped_floor: dict[tuple[int, int], int] = {}
+        self.wiped: list[tuple[int, int]] = []
         self.gst_heights: dict[int, int] = {}
         self.gst_round = 0
         self.live_at_round: int | None = None
@@ -381,7 +398,7 @@ class Simulation:
     # ----------------------------------------------------------------------------------------------------------
     # Driving one replica
 
-    def _boot(self, node: _Node, *, safety_lost: bool = False) -> None:
+    def _boot(self, node: _Node) -> None:
         disk = node.disk
         if not self._member(node, disk.epoch):
             return  # not (yet, or any more) a validator
@@ -396,7 +413,9 @@ class Simulation:
                                secret_key=_secret_key(node.index, self.members[disk.epoch][node.index]),
                                anchor=anchor, anchor_qc=anchor_qc, safety=disk.safety, stored_blocks=stored,
                                history=[(b, c) for b, c in disk.committed[-65:-1] if c is not None],
-                               verifier=self.verifier, epoch_proofs=disk.proofs, safety_lost=safety_lost)
+                               verifier=self.verifier, epoch_proofs=disk.proofs,
+                               safety_lost=disk.lost and disk.safety is None,
+                               recovery_nonce=self.rng.randbytes(32) if disk.lost and disk.safety is None else None)
         node.roots = {anchor.id: anchor_qc.state_root}
         node.up = True
         node.timer_gen += 1
@@ -486,6 +505,7 @@ class Simulation:
             if old is not None:
                 assert action.state.highest_vote_round >= old.highest_vote_round
             node.disk.safety = action.state
+            node.disk.lost = False
             for block in action.blocks:
                 node.disk.blocks[block.id] = block
         elif isinstance(action, SetTimer):
@@ -575,6 +595,7 @@ class Simulation:
         node.disk.proofs = list(self.proofs[: epoch + 1])
         node.disk.epoch = epoch + 1
         node.disk.safety = None
+        node.disk.lost = False
         node.disk.blocks = {}
         self._at(self.now, functools.partial(self._enter_epoch, node, epoch + 1))
         if len(self.proofs) == epoch + 1 and epoch + 1 not in self.joined:
@@ -595,6 +616,15 @@ class Simulation:
             self._send(node.index, t, data)
 
     def _check_honest(self, node: _Node, message: Message) -> None:
+        signed = _signed_round(message)
+        if signed is not None:
+            key2 = (node.index, signed[0])
+            floor = self.wiped_floor.get(key2)
+            if floor is not None and signed[1] <= floor:
+                self.violation(f"RECOVERY: honest node {node.index}, wiped in epoch {signed[0]}, signed a "
+                               f"{type(message).__name__} in round {signed[1]} <= {floor}, a round it signed in "
+                               f"before the wipe")
+            self.signed_max[key2] = max(self.signed_max.get(key2, 0), signed[1])
         if isinstance(message, Vote):
             key = (node.index, message.epoch, message.round)
             value = message.block_id + message.state_root
@@ -621,13 +651,23 @@ class Simulation:
                 t += rng.randint(200, 1200)
             self._at(self.gst, self._heal)
         if cfg.crashes:
+            # Validators wiped before GST recover after it only if the others make a quorum without them.
+            wipe_budget = 0 if not cfg.wipes or cfg.down else (
+                (1 if cfg.byzantine == 0 else 0) if cfg.reconfig else (cfg.nodes - 1) // 3 - cfg.byzantine)
+            wiped: set[int] = set()
             for _ in range(rng.randint(1, 3)):
                 idx = rng.choice(honest)
                 down = rng.randint(0, self.gst - 200)
                 up = rng.randint(down + 50, self.gst)
                 crash = self._crash if rng.random() < 0.5 else self._arm_crash
+                # (No draw without a budget: runs without wipes keep the random stream they always had.)
+                wipe = wipe_budget > 0 and rng.random() < 0.5 and (idx in wiped or len(wiped) < wipe_budget)
                 self._at(down, functools.partial(crash, self.nodes[idx]))
-                self._at(up, functools.partial(self._restart_if_down, self.nodes[idx]))
+                if wipe:
+                    wiped.add(idx)
+                    self._at(up, functools.partial(self._wipe_and_restart, self.nodes[idx]))
+                else:
+                    self._at(up, functools.partial(self._restart_if_down, self.nodes[idx]))
         if cfg.all_restart:
             down = rng.randint(self.gst // 3, self.gst - 300)
             up = down + rng.randint(10, 250)
@@ -645,6 +685,25 @@ class Simulation:
                 self._at(self.down_at, functools.partial(self._go_down, self.nodes[idx]))
                 self._at(self.up_at, functools.partial(self._come_back, self.nodes[idx]))
 
+    def _wipe(self, node: _Node) -> None:
+        """(Down) its safety state and pending blocks are gone; it boots with the safety state lost and recovers."""
+        assert not node.up
+        disk = node.disk
+        disk.safety = None
+        disk.blocks = {}
+        disk.lost = True
+        key = (node.index, disk.epoch)
+        self.wiped_floor[key] = max(self.wiped_floor.get(key, 0), self.signed_max.get(key, 0))
+        self.wiped.append(key)
+        self.result.counters["wipes"] = self.result.counters.get("wipes", 0) + 1
+
+    def _wipe_and_restart(self, node: _Node) -> None:
+        node.crash_after = None
+        if node.up:
+            return  # the armed crash never happened
+        self._wipe(node)
+        self._boot(node)
+
     def _go_down(self, node: _Node) -> None:
         mode = self.result.down_mode
         if mode == "partition":
@@ -652,10 +711,9 @@ class Simulation:
             return
         self._crash(node)
         if mode == "wipe":
-            # Its safety state is gone: it follows and commits but signs nothing more in this epoch.
-            node.disk.safety = None
-            node.disk.blocks = {}
-            self._boot(node, safety_lost=True)
+            # Its safety state is gone: it follows and commits, and signs again once it has recovered.
+            self._wipe(node)
+            self._boot(node)
 
     def _come_back(self, node: _Node) -> None:
         self.isolated.discard(node.index)
@@ -673,7 +731,7 @@ class Simulation:
         node.disk.committed = list(source.disk.committed)
         node.disk.blocks = {}
         self._crash(node)
-        self._boot(node, safety_lost=self.result.down_mode == "wipe")
+        self._boot(node)
 
     def _random_partition(self) -> None:
         indexes = list(range(len(self.nodes)))
@@ -706,7 +764,7 @@ class Simulation:
         max_delay = cfg.base_timeout_ms << cfg.max_backoff_exponent
         deadline = self.gst + (live_rounds + cfg.rounds) * (max_delay + 200)
         # With `down`, run until a returned validator proposed a committed block (or RECOVERY_MS passed).
-        finish_at = self.up_at + (RECOVERY_MS if self.result.down_mode in ("crash", "partition") else 1000)
+        finish_at = self.up_at + RECOVERY_MS
         if cfg.down:
             deadline = max(deadline, finish_at + max_delay)
         stop_reason = ""
@@ -724,7 +782,7 @@ class Simulation:
             if self.live_at_round is None and top > self.gst_round + live_rounds:
                 stop_reason = f"no commits within {live_rounds} rounds after GST (round {self.gst_round})"
                 break
-            if self.live_at_round is not None and top >= cfg.rounds and (
+            if self.live_at_round is not None and top >= cfg.rounds and not self._recovering() and (
                     not cfg.down or self.now >= finish_at or self.result.recovery_ms >= 0):
                 break
             if self.now > deadline:
@@ -734,6 +792,7 @@ class Simulation:
                 break
         if self.live_at_round is None and not self.result.safety_violations:
             self.result.liveness_failures.append(stop_reason or "event queue drained")
+        self._check_recovered()
         if cfg.down:
             self._measure_down()
         self.result.virtual_ms = self.now
@@ -749,6 +808,27 @@ class Simulation:
         return self.result
 
 
+    def _recovering(self) -> bool:
+        """A wiped replica, up and still in the epoch it was wiped in, has not recovered yet."""
+        return any(self.nodes[i].up and (r := self.nodes[i].replica) is not None and r.vs.epoch == epoch
+                   and not r.retired and r.safety_lost for i, epoch in self.wiped)
+
+    def _check_recovered(self) -> None:
+        """Every wiped replica still in its epoch and up at the end has recovered (liveness of the recovery: the
+        others answer, a QC above its bound forms)."""
+        recovered = 0
+        for index, epoch in sorted(set(self.wiped)):
+            node = self.nodes[index]
+            replica = node.replica
+            if replica is None or replica.vs.epoch != epoch or replica.retired or not node.up:
+                continue
+            if replica.safety_lost:
+                if not self.result.safety_violations and not self.result.liveness_failures:
+                    self.result.liveness_failures.append(f"wiped node {index} did not recover in epoch {epoch}")
+            else:
+                recovered += 1
+        self.result.counters["wiped_recovered_in_epoch"] = recovered
+
     def _measure_down(self) -> None:
         r = self.result
         healthy_from = self.gst + HEALTHY_FROM_MS
@@ -757,8 +837,17 @@ class Simulation:
         r.degraded_blocks = sum(1 for t, _ in self.height_times if self.down_at <= t < self.up_at)
         if r.degraded_blocks == 0:
             r.liveness_failures.append(f"no commit while {len(self.down_nodes)} validator(s) were down")
-        if r.down_mode != "wipe" and r.recovery_ms < 0 and not r.safety_violations:
+        if r.recovery_ms < 0 and not r.safety_violations:
             r.liveness_failures.append(f"no block of a returned validator committed within {RECOVERY_MS} ms")
+
+
+def _signed_round(message: Message) -> tuple[int, int] | None:
+    """(epoch, round) of a vote, timeout or proposal: a message signed for a round."""
+    if isinstance(message, Vote | Timeout):
+        return message.epoch, message.round
+    if isinstance(message, Proposal):
+        return message.block.header.epoch, message.block.header.round
+    return None
 
 
 def run_seed(config: SimConfig) -> RunResult:
@@ -768,12 +857,12 @@ def run_seed(config: SimConfig) -> RunResult:
 def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int = 0, rounds: int = 30,
              behaviours: tuple[str, ...] = (), all_restart: bool | None = None, crashes: bool = True,
              partitions: bool = True, reconfig: bool = False, leader_election: str = "reputation", down: int = 0,
-             down_mode: str = "", on_result: Callable[[RunResult], None] | None = None,
+             down_mode: str = "", wipes: bool = True, on_result: Callable[[RunResult], None] | None = None,
              clock: Callable[[], float] | None = None) -> dict[str, object]:
     """Run seeds seed_start .. seed_start+seeds-1 and summarise. With all_restart=None every fourth seed crashes
     and restarts the whole cluster at once. `clock` (e.g. time.perf_counter) only measures; it never steers a run."""
     started = clock() if clock else 0.0
-    summary: dict[str, object] = {key: 0 for key in SUMMED_KEYS}
+    summary: dict[str, object] = {key: 0 for key in (*SUMMED_KEYS, *RECOVERY_KEYS)}
     summary["failed_seeds"] = []
     summary["max_recovery_ms"] = -1
     failures: list[dict[str, object]] = []
@@ -782,7 +871,7 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
         result = run_seed(SimConfig(seed=seed, nodes=nodes, byzantine=byzantine, rounds=rounds,
                                     behaviours=behaviours, all_restart=restart_all, crashes=crashes,
                                     partitions=partitions, reconfig=reconfig, leader_election=leader_election,
-                                    down=down, down_mode=down_mode))
+                                    down=down, down_mode=down_mode, wipes=wipes))
         summary["runs"] += 1  # type: ignore[operator]
         summary["commits"] += result.commits  # type: ignore[operator]
         summary["rounds"] += result.rounds  # type: ignore[operator]
@@ -790,6 +879,8 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
         summary["evidence"] += result.evidence  # type: ignore[operator]
         summary["epoch_changes"] += result.epoch_changes  # type: ignore[operator]
         summary["leader_checks"] += result.leader_checks  # type: ignore[operator]
+        for key in ("wipes", "wiped_recovered_in_epoch", "recovered", "recovery_statements_signed"):
+            summary[f"recovery_{key}"] += result.counters.get(key, 0)  # type: ignore[operator]
         if down:
             for key in ("healthy_blocks", "healthy_ms", "degraded_blocks", "degraded_ms"):
                 summary[key] += getattr(result, key)  # type: ignore[operator]
@@ -816,6 +907,10 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
     return summary
 
 
+# Summed over the runs of the replica simulator only: wipes, wiped replicas recovered in their epoch, recoveries
+# completed (a replica wiped twice recovers twice), recovery statements signed.
+RECOVERY_KEYS: Final = ("recovery_wipes", "recovery_wiped_recovered_in_epoch", "recovery_recovered",
+                        "recovery_recovery_statements_signed")
 SUMMED_KEYS: Final = ("runs", "safety_violations", "liveness_failures", "commits", "rounds", "messages", "evidence",
                       "epoch_changes", "leader_checks", "healthy_blocks", "healthy_ms", "degraded_blocks",
                       "degraded_ms", "recovered")
@@ -834,6 +929,9 @@ def _down_rates(summary: dict[str, object]) -> None:
 def merge_summaries(parts: list[dict[str, object]], seconds: float) -> dict[str, object]:
     """Combine run_many summaries of disjoint seed ranges (e.g. from worker processes); `seconds` is wall time."""
     merged: dict[str, object] = {key: sum(int(p[key]) for p in parts) for key in SUMMED_KEYS}  # type: ignore[call-overload]
+    for key in RECOVERY_KEYS:
+        if any(key in p for p in parts):
+            merged[key] = sum(int(p.get(key, 0)) for p in parts)  # type: ignore[call-overload]
     merged["max_recovery_ms"] = max((int(p.get("max_recovery_ms", -1)) for p in parts), default=-1)  # type: ignore[call-overload]
     _down_rates(merged)
     merged["failed_seeds"] = sorted(s for p in parts for s in p["failed_seeds"])  # type: ignore[attr-defined]

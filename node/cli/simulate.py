@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="honest validators taken down after GST for 10 s (byzantine + down <= f); reports the "
                              "committed blocks per virtual second healthy and degraded, and the recovery")
     parser.add_argument("--down-mode", choices=DOWN_MODES, default="",
-                        help="--down: crashed, wiped (signs nothing more in the epoch) or partitioned away "
+                        help="--down: crashed, wiped (recovers its safety state from a quorum) or partitioned away "
                              "(default: chosen by each seed)")
     parser.add_argument("--leader-election", choices=LEADER_ELECTIONS, default="reputation",
                         help="how leaders are elected (default reputation; round_robin to compare)")
@@ -62,7 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="simulate whole nodes (Application, LevelDB stores, block sync, epochs, clients) "
                              "instead of bare replicas; reconfiguration, wipes and clock skew are on by default")
     parser.add_argument("--spare", type=int, default=1, help="--app: nodes outside genesis governance may add")
-    parser.add_argument("--no-wipes", action="store_true", help="--app: no machine wiped and rebuilt")
+    parser.add_argument("--no-wipes", action="store_true",
+                        help="no wipes: of a replica's safety state before GST (it recovers in its epoch), or with "
+                             "--app of a machine's data directory")
     parser.add_argument("--no-skew", action="store_true", help="--app: no skewed clock")
     parser.add_argument("--no-reconfig", action="store_true", help="--app: no governance proposals")
     parser.add_argument("--no-clients", action="store_true", help="--app: no client transactions")
@@ -89,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"nodes": args.nodes, "byzantine": args.byzantine, "rounds": args.rounds,
                "behaviours": tuple(args.behaviour or ()), "all_restart": args.all_restart,
                "crashes": not args.no_crashes, "partitions": not args.no_partitions, "reconfig": args.reconfig,
-               "leader_election": args.leader_election, "down": args.down, "down_mode": args.down_mode}
+               "leader_election": args.leader_election, "down": args.down, "down_mode": args.down_mode,
+               "wipes": not args.no_wipes}
     if args.jobs <= 1:
         summary = run_many(args.seeds, seed_start=args.seed_start, on_result=progress, clock=time.perf_counter,
                            **options)  # type: ignore[arg-type]

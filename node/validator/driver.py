@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -125,11 +126,12 @@ class ValidatorDriver:
     def __init__(self, app: Application, safety_store: SafetyStore, keyring: KeyRing, clock: Clock,
                  metrics: NodeMetrics, *, peer_addresses: Mapping[str, tuple[str, int]] | None = None,
                  peer_keys: Mapping[str, bytes] | None = None, byzantine_mode: str | None = None,
-                 pipelined: bool = False) -> None:
+                 pipelined: bool = False, entropy: Callable[[int], bytes] = os.urandom) -> None:
         """`peer_addresses` override where peers are dialed; `peer_keys` are identity keys the operator configured
         for peers (admitted besides the ledger's). `byzantine_mode` ("equivocate"): testnet fault injection.
         `pipelined`: blocks execute on the host's execution thread (RunExecution effects) while the driver goes on
-        (node/validator/pipeline.py); otherwise within the call that asks for them."""
+        (node/validator/pipeline.py); otherwise within the call that asks for them. `entropy(n)`: n random bytes
+        (the nonce of a recovery of lost safety state; the simulation passes a seeded source)."""
         self.app = app
         self.genesis = app.genesis
         self.node_id = keyring.node_id
@@ -154,6 +156,8 @@ class ValidatorDriver:
         self._round_timer: tuple[Replica, int] | None = None
         self._payload = PayloadWait()
         self.pipelined = pipelined
+        self._entropy = entropy
+        self._recovery_logged: Replica | None = None  # the replica whose recovery was logged
         self._pipe = ExecutionPipeline()
         self._round_deferred: tuple[Replica, int] | None = None  # a round timeout that fired while executing
         self._deferred_round = -1  # the last round whose timeout was deferred (at most once per round)
@@ -558,12 +562,13 @@ class ValidatorDriver:
         if self.replica is not None or self.mode in ("halted", "stopped"):
             return
         self.replica, lost = start_replica(self.app, self.safety_store, self.members.signing_keys,
-                                           self.replica_config, self.node_id)
+                                           self.replica_config, self.node_id, entropy=self._entropy)
         self.mode = "consensus"
         head, epoch = self.app.head, self.replica.vs.epoch
         if lost:
             log.warning("safety_state_lost node=%s epoch=%d height=%d: this node may have signed in this epoch "
-                        "before its consensus directory was lost; it follows without signing until the epoch ends",
+                        "before its consensus directory was lost; it follows without signing until a quorum's "
+                        "recovery statements bound what it signed (docs/consensus.md §13)",
                         self.node_id, epoch, head.height)
         log.info("consensus_started node=%s height=%d round=%d epoch=%d role=%s", self.node_id, head.height,
                  self.replica.current_round, epoch, self.role)
@@ -618,6 +623,11 @@ class ValidatorDriver:
     def _perform(self, replica: Replica, action: Any) -> list[Any] | None:
         if isinstance(action, PersistSafety):
             self.safety_store.persist(action.state, action.blocks, self.app.head.height)
+            if replica.recovered_bound is not None and self._recovery_logged is not replica:
+                self._recovery_logged = replica
+                log.warning("safety_state_recovered node=%s epoch=%d bound=%d: a quorum's statements bound every "
+                            "round this node signed in before; it signs again above round %d", self.node_id,
+                            replica.vs.epoch, replica.recovered_bound, replica.recovered_bound + 1)
         elif isinstance(action, Send):
             self._send_consensus(action.to.decode(), encode_message(action.message))
             if self.byzantine_mode is not None and isinstance(action.message, Vote):

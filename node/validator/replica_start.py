@@ -1,20 +1,24 @@
 """Where a replica starts: from the committed head, with the safety state the consensus directory allows.
 
-    replica, lost = start_replica(app, safety_store, keys, config, node_id)
+    replica, lost = start_replica(app, safety_store, keys, config, node_id, entropy=os.urandom)
 
 The replica of the head's epoch is anchored at the committed head block and the QC that certifies it, knows the
 last REPLICA_HISTORY certified blocks (to answer its peers' consensus-level sync requests) and every epoch-change
 proof. A signing replica (keys given) resumes from the stored safety state of its epoch, or starts fresh when the
-directory shows nothing was signed in that epoch, or starts with its safety state LOST (it signs nothing more in the
-epoch) when the directory was lost after the node had committed blocks (docs/consensus.md §10, "Lost safety state";
+directory shows nothing was signed in that epoch, or starts with its safety state LOST when the directory was lost
+after the node had committed blocks: it then recovers the state within the epoch from a quorum's signed statements,
+bound to a nonce drawn here from `entropy` (consensus/recovery.py; docs/consensus.md §10 "Lost safety state", §13;
 node/validator/safety_store.py, `safety_decision`). Sound because every signature is preceded by a synced
 PersistSafety of the replica's epoch, and the store is marked for an epoch before the block that starts it commits.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Final
 
+from consensus.messages import NONCE_SIZE
 from consensus.replica import Replica, ReplicaConfig
 from node.chain.application import Application
 from node.validator.keyfile import NodeKeys
@@ -27,8 +31,9 @@ REPLICA_HISTORY: Final = 64
 
 
 def start_replica(app: Application, safety_store: SafetyStore, keys: NodeKeys | None, config: ReplicaConfig,
-                  node_id: str) -> tuple[Replica, bool]:
-    """A new replica of the head's epoch (an observer when `keys` is None), and whether its safety state is lost."""
+                  node_id: str, *, entropy: Callable[[int], bytes] = os.urandom) -> tuple[Replica, bool]:
+    """A new replica of the head's epoch (an observer when `keys` is None), and whether its safety state is lost
+    (then it recovers it: `entropy(32)` is its fresh nonce, never drawn before the loss)."""
     app.forget_speculation()
     head = app.head
     anchor, anchor_qc = app.anchor()
@@ -51,6 +56,6 @@ def start_replica(app: Application, safety_store: SafetyStore, keys: NodeKeys | 
                       stored_blocks=[b for b in blocks if b.header.height > head.height and b.header.epoch == epoch],
                       history=history, verifier=app.bls, epoch_proofs=app.epochs.proofs(),
                       # This node may have signed in this epoch before its safety state was lost (wiped or damaged
-                      # consensus directory): it signs nothing more in this epoch.
-                      safety_lost=lost)
+                      # consensus directory): it signs nothing until it has recovered a bound from a quorum.
+                      safety_lost=lost, recovery_nonce=entropy(NONCE_SIZE) if lost else None)
     return replica, lost

@@ -17,7 +17,8 @@ this node has signed nothing in e + 1 (its replica of e + 1 does not exist yet);
 drops the state and pending blocks of e in one synced batch. A replica of e + 1 persists a state of e + 1 before its
 first signature, so at any restart: a state of the current epoch is the record to resume from; a state of an older
 epoch, or none with the mark of the current epoch, proves nothing was signed in it; no state and no mark means the
-directory may have been lost after the node signed, and it must not sign again in that epoch. A directory created
+directory may have been lost after the node signed, and it must not sign again in that epoch before it has
+recovered a bound on what it signed (consensus/recovery.py). A directory created
 by a node whose keys never signed (their marker beside the key file) is marked for the head's epoch at creation,
 so a first start signs at once while a wiped and recreated directory does not.
 """
@@ -57,7 +58,8 @@ def safety_decision(stored_epoch: int | None, mark: int | None, epoch: int) -> s
               signature in `epoch` would have replaced it), or the store is marked for `epoch` (at its creation by
               keys that never signed, or before the block that started `epoch` committed);
       LOST    no state and no mark of `epoch`: the directory may have been lost after this node signed in `epoch`;
-              it signs nothing more until the epoch ends."""
+              it signs nothing until it has recovered its safety state from a quorum's statements
+              (consensus/recovery.py, docs/consensus.md §13), or, if nobody can vouch for it, until the epoch ends."""
     if stored_epoch is not None:
         if stored_epoch > epoch:
             raise SafetyStoreError("safety_store_ahead",

@@ -19,7 +19,7 @@ import collections
 from typing import TYPE_CHECKING
 
 from consensus.codec import CodecError
-from consensus.messages import Proposal, Vote, decode_message
+from consensus.messages import Proposal, Timeout, Vote, decode_message
 from ledger.invariants import InvariantViolation, audit_state
 from node.chain.execution import CommittedBlock
 from node.net.messages import CH_CONSENSUS
@@ -44,6 +44,11 @@ class Checks:
         self.acknowledged: dict[bytes, tuple[int, int]] = {}  # tx id -> (height, result code), first commit seen
         self.epochs: dict[int, tuple[int, tuple]] = {}  # epoch -> (start height, validator entries)
         self._signed: dict[tuple[str, int, int, str], bytes] = {}  # (node, epoch, round, kind) -> what it signed
+        # Recovery (docs/consensus.md §13): the highest round each node signed anything in, by (node, epoch); the
+        # floor a wiped node must stay above in an epoch it signed in before the wipe; wiped keys seen signing again.
+        self._signed_max: dict[tuple[str, int], int] = {}
+        self._wiped_floor: dict[tuple[str, int], int] = {}
+        self._signed_again: set[tuple[str, int]] = set()
         self.counters: collections.Counter[str] = collections.Counter()
 
     def violation(self, text: str) -> None:
@@ -83,6 +88,19 @@ class Checks:
         except CodecError:
             self.violation(f"honest {machine.node_id} sent a consensus message that does not decode")
             return
+        signed = (message.epoch, message.round) if isinstance(message, Vote | Timeout) else \
+            (message.block.header.epoch, message.block.header.round) if isinstance(message, Proposal) else None
+        if signed is not None:
+            at = (machine.node_id, signed[0])
+            floor = self._wiped_floor.get(at)
+            if floor is not None:
+                if signed[1] <= floor:
+                    self.violation(f"RECOVERY: honest {machine.node_id}, wiped in epoch {signed[0]}, signed a "
+                                   f"{type(message).__name__} in round {signed[1]} <= {floor}, signed in before")
+                if isinstance(message, Vote) and at not in self._signed_again:
+                    self._signed_again.add(at)
+                    self.counters["wiped_voted_again_in_epoch"] += 1
+            self._signed_max[at] = max(self._signed_max.get(at, 0), signed[1])
         if isinstance(message, Vote):
             key = (machine.node_id, message.epoch, message.round, "vote")
             value = message.block_id + message.state_root
@@ -94,6 +112,13 @@ class Checks:
         if self._signed.setdefault(key, value) != value:
             self.violation(f"DOUBLE SIGN: honest {machine.node_id} signed two {key[3]}s in epoch {key[1]} "
                            f"round {key[2]}")
+
+    def wiped(self, machine: Machine) -> None:
+        """The machine's data directory is gone: in every epoch it signed in, it must now stay above its rounds."""
+        for (node, epoch), top in self._signed_max.items():
+            if node == machine.node_id:
+                self._wiped_floor[(node, epoch)] = max(self._wiped_floor.get((node, epoch), 0), top)
+                self._signed_again.discard((node, epoch))
 
     def halted(self, machine: Machine, code: str, message: str) -> None:
         self.violation(f"{machine.node_id} halted: {code}: {message}")

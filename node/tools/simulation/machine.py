@@ -16,6 +16,7 @@ the store's write method, after the write completed: what is on disk is exactly 
 from __future__ import annotations
 
 import collections
+import hashlib
 import shutil
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -127,6 +128,7 @@ class Machine:
         self.timer_due: int | None = None
         self.boots = 0
         self.counters: collections.Counter[str] = collections.Counter()
+        self._drawn = 0
 
     @property
     def honest(self) -> bool:
@@ -147,12 +149,18 @@ class Machine:
         safety.bind_genesis(self._genesis.hash,
                             never_signed_epoch=self.app.epochs.epoch if self.boots == 0 else None)
         self.driver = ValidatorDriver(self.app, safety, KeyRing(self.keys, (self.next_keys,)), self.clock,
-                                      NodeMetrics(), pipelined=self.pipelined)
+                                      NodeMetrics(), pipelined=self.pipelined, entropy=self._entropy)
         self.app.add_commit_listener(on_commit)
         self.up = True
         self.incarnation += 1
         self.boots += 1
         self.timer_due = None
+
+    def _entropy(self, size: int) -> bytes:
+        """The node's random bytes (a recovery nonce): deterministic per seed, never the same twice."""
+        assert size <= 32
+        self._drawn += 1
+        return hashlib.sha256(b"sim-entropy/%s/%d" % (self.node_id.encode(), self._drawn)).digest()[:size]
 
     def crash(self) -> None:
         """Power off: nothing more runs; the stores are closed as the OS would release their files (also when the

@@ -15,8 +15,10 @@ state roots, receipts of acknowledged transactions, identical epoch switches, su
 liveness: after GST every honest machine commits `liveness_commits` new blocks and every governance proposal
 executes before the deadline.
 
-The fault budget keeps liveness possible: Byzantine validators, a wiped validator until its epoch ends and a
-validator whose clock is far behind are at most f together (machines that are not validators can always be wiped).
+The fault budget keeps liveness possible: Byzantine validators, a wiped validator until it has recovered its safety
+state (docs/consensus.md §13) and a validator whose clock is far behind are at most f together (machines that are
+not validators can always be wiped). A wiped validator must never sign in a round at or below one it signed in
+before the wipe (checks.py, `RECOVERY:`); `wiped_voted_again_in_epoch` counts those that voted again in that epoch.
 """
 
 from __future__ import annotations
@@ -343,13 +345,14 @@ class Simulation:
     def _wipe(self, machine: Machine) -> None:
         self._crash(machine)
         machine.wipe()
+        self.checks.wiped(machine)
         self.counters["wipes"] += 1
 
     def _schedule_faults(self) -> None:
         rng, cfg, gst = self.rng, self.cfg, self.gst_ms
         n = cfg.nodes
         f = (n - 1) // 3
-        # Validators that cannot help a quorum for a while -- Byzantine ones, a wiped validator until its epoch ends,
+        # Validators that cannot help a quorum for a while -- Byzantine ones, a wiped validator until it recovers,
         # one whose clock is far behind -- are at most f, or liveness is lost by design (round-robin leaders: two
         # faulty of four break every pair of consecutive rounds a 2-chain commit needs).
         budget = f - len(self.byzantine)

@@ -476,11 +476,12 @@ def test_a_validator_cut_off_during_a_params_change_catches_up_into_the_new_epoc
     asyncio.run(run())
 
 
-def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in_that_epoch(tmp_path,
-                                                                                           sig_verifier) -> None:
+def test_a_wiped_validator_catching_up_across_an_epoch_boundary_recovers_in_that_epoch(tmp_path,
+                                                                                     sig_verifier) -> None:
     """node-2 signs in epoch 1, loses its whole data directory and rejoins: block sync takes it across the end of
-    epoch 0, but its recreated consensus directory cannot show it signed nothing in epoch 1, so it must not sign
-    there again (its pre-wipe votes are the only ones it may have in epoch 1)."""
+    epoch 0, but its recreated consensus directory cannot show it signed nothing in epoch 1, so it starts epoch 1
+    with its safety state lost and recovers it from the others' statements (docs/consensus.md §13): it signs again
+    in epoch 1, above every round it signed in before the wipe."""
     from ledger.operations import SetChainParams
 
     net = _GovernedNet(tmp_path, "testnet-wipe")
@@ -505,21 +506,27 @@ def test_a_wiped_validator_catching_up_across_an_epoch_boundary_does_not_sign_in
             await fresh.start()
             await _until(lambda: fresh.driver.replica is not None and fresh.app.head.height > end0 + 3, "resynced")
             assert fresh.app.epochs.validator_set.epoch == 1
-            assert fresh.driver.replica.safety_lost and fresh.view.status()["safety_lost"]
-            assert fresh.safety_store.epoch_mark() is None
-            # The others keep committing with node-2 counted as faulty.
-            tx_id, code, _ = await _admit(n0, net.transfer())
-            assert code == 0
-            await _committed(n0, tx_id)
+            assert fresh.safety_store.epoch_mark() is None  # no continuity shown: lost, not fresh
+            await _until(lambda: fresh.driver.replica is not None and fresh.driver.replica.recovered_bound is not None,
+                         "node-2 recovered its safety state")
+            assert not fresh.view.status()["safety_lost"] and fresh.driver.replica.vs.epoch == 1
+            rejoined = fresh.app.head.height
+            for _ in range(3):
+                tx_id, code, _ = await _admit(n0, net.transfer())
+                assert code == 0
+                await _committed(n0, tx_id)
+            await _until(lambda: _qc_signers(n0, rejoined + 1, n0.app.head.height, idx2) > 0,
+                         "node-2 signing again in epoch 1")
+            assert n0.app.epochs.validator_set.epoch == 1
 
     asyncio.run(run())
 
 
-def test_a_validator_wiped_within_an_epoch_signs_nothing_until_it_ends_then_signs_again(tmp_path,
-                                                                                      sig_verifier) -> None:
-    """docs/operations.md, "A wiped data directory", as docs/consensus.md §10 says: node-2 signs in epoch 0, loses
-    its data directory and catches up within epoch 0. It signs nothing more in epoch 0 (no QC carries its vote),
-    crosses the boundary with its replica live, so its store is marked for epoch 1, and signs again in epoch 1."""
+def test_a_validator_wiped_within_an_epoch_recovers_and_signs_again_in_it(tmp_path, sig_verifier) -> None:
+    """docs/operations.md, "A wiped data directory", as docs/consensus.md §13 says: node-2 signs in epoch 0, loses
+    its data directory and catches up within epoch 0. It recovers its safety state from the others' statements and
+    signs again in epoch 0 (QCs above its rejoin carry its vote), crosses the boundary with its replica live, so its
+    store is marked for epoch 1, and signs in epoch 1."""
     from ledger.operations import SetChainParams
 
     net = _GovernedNet(tmp_path, "testnet-wipe0")
@@ -537,12 +544,14 @@ def test_a_validator_wiped_within_an_epoch_signs_nothing_until_it_ends_then_sign
             await fresh.start()
             await _until(lambda: fresh.driver.replica is not None and fresh.app.head.height >= n0.app.head.height,
                          "caught up in epoch 0")
-            assert fresh.driver.replica.safety_lost and fresh.app.epochs.epoch == 0
+            await _until(lambda: fresh.driver.replica is not None and fresh.driver.replica.recovered_bound is not None,
+                         "node-2 recovered its safety state")
+            assert fresh.app.epochs.epoch == 0 and not fresh.view.status()["safety_lost"]
             rejoined = fresh.app.head.height
             end0 = await net.govern(n0, "params", (SetChainParams(2000, 2_000_000, 1000, 2, 10_000, 60),))
             # Certificates of the heights it rejoined at may carry votes it cast before the wipe (a commit at h
-            # carries QCs of h + 1 and h + 2): from rejoined + 3 on, none carries its vote.
-            assert _qc_signers(n0, rejoined + 3, end0, idx2) == 0
+            # carries QCs of h + 1 and h + 2): from rejoined + 3 on, its votes are ones it cast after recovering.
+            assert _qc_signers(n0, rejoined + 3, end0, idx2) > 0
             await _until(lambda: fresh.app.epochs.epoch == 1 and fresh.driver.replica is not None
                          and fresh.driver.replica.vs.epoch == 1, "node-2 in epoch 1")
             assert fresh.safety_store.epoch_mark() == 1 and not fresh.driver.replica.safety_lost

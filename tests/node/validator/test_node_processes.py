@@ -2,7 +2,7 @@
 
 One network for the whole module (tests run in file order and build on each other): commits with equal state roots,
 kill -9 of the leader and of a follower with restart and catch-up, all four killed and restarted, a wiped node
-rejoining from scratch, SIGTERM shutting a node down cleanly, a 2|2 partition (transport fault injection) that stops
+rejoining from scratch and voting again in its epoch, SIGTERM shutting a node down cleanly, a 2|2 partition (transport fault injection) that stops
 commits without a fork and heals, and a validator in the Byzantine test mode (equivocating proposals and votes)
 whose evidence is recorded without a fork. Every wait is bounded.
 """
@@ -10,10 +10,14 @@ whose evidence is recorded without a fork. Every wait is bounded.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+import urllib.request
 
 import pytest
 
+from consensus.messages import CommitCertificate
+from consensus.validators import bitmap_indexes
 from node.validator.config import load_config, write_config
 from tests.node.tools.cluster import Cluster
 
@@ -144,16 +148,46 @@ def test_equivocating_validator_causes_no_fork_and_is_recorded(cluster: Cluster)
         write_config(path, honest_config)
 
 
-def test_wiped_node_rejoins_from_scratch(cluster: Cluster) -> None:
-    """Runs last in this module: a wiped validator lost its safety state, so it catches up and follows the chain
-    as an observer but signs nothing more in this epoch (docs/consensus.md, "Lost safety state") — the network
-    keeps committing with the other three."""
+def _signers_of_certificates(c: Cluster, via: int, lo: int, hi: int) -> dict[int, set[int]]:
+    """Height -> the validator indexes that signed the QCs of its commit certificate (GET /v1/blocks/{height})."""
+    out: dict[int, set[int]] = {}
+    for height in range(lo, hi + 1):
+        with urllib.request.urlopen(f"{c.net.api_url(via)}/v1/blocks/{height}", timeout=10) as answer:
+            body = json.loads(answer.read())
+        if body.get("certificate"):
+            cert = CommitCertificate.decode(bytes.fromhex(body["certificate"]))
+            out[height] = {i for qc in (cert.headers[1].qc, cert.qc) for i in bitmap_indexes(qc.signers)}
+    return out
+
+
+def test_wiped_node_rejoins_and_votes_again_in_its_epoch(cluster: Cluster) -> None:
+    """Runs last in this module: a validator's data directory is wiped while the network runs. Restarted, it
+    catches up from scratch, finds its safety state lost, recovers it from the others' signed statements
+    (docs/consensus.md §13) and votes again in the same epoch: certificates committed after its recovery carry its
+    signature. State roots agree everywhere."""
     c = cluster
+    c.wait_height([i for i in range(c.n) if c.running(i)], 2, 40)
     if c.running(3):
         c.kill(3)
+    epoch = c.status(0)["epoch"]
     c.wipe(3)
     c.start(3)
     target = max(c.height(i) for i in range(3))
     c.wait_height([3], target, 60)
+    c.wait(lambda: (s := c.status(3)) is not None and s["mode"] == "consensus" and s["round"] is not None
+           and not s["safety_lost"], 60, "node 3 to recover its safety state")
+    with urllib.request.urlopen(f"{c.net.api_url(0)}/v1/validators", timeout=10) as answer:
+        names = [v["name"] for v in json.loads(answer.read())["validators"]]
+    me = names.index(c.status(3)["node_id"])
+    rejoined = max(c.height(i) for i in range(c.n))
+    signed: list[int] = []
+    for _ in range(6):  # a QC holds the first 3 of 4 votes: node 3's is in most of them, not in every one
+        _commit_some(c, 0, 5, list(range(c.n)))
+        certificates = _signers_of_certificates(c, 0, rejoined + 3, c.height(0))
+        signed = [h for h, signers in certificates.items() if me in signers]
+        if signed:
+            break
+    assert signed, f"no certificate above height {rejoined + 2} carries node 3's vote"
+    assert all(c.status(i)["epoch"] == epoch for i in range(c.n)), "still the epoch it was wiped in"
     _commit_some(c, 3, 10, list(range(c.n)))
     c.assert_same_roots(list(range(c.n)))

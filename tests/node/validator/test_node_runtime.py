@@ -618,8 +618,9 @@ def test_only_a_first_start_signs_at_once_a_wiped_directory_does_not(tmp_path, s
     """The marker written beside a new node's key file says its keys never signed: the first start consumes it when
     it creates the consensus directory (marked for epoch 0), so the node signs at once. Wiped afterwards, the node
     finds no marker: it may have signed before the wipe, so its replica starts with its safety state lost and signs
-    nothing in that epoch (a lone dev validator then commits nothing) -- before, a wipe at genesis looked like a first
-    start and could double-sign."""
+    nothing in that epoch (a lone dev validator cannot recover it: no other validator can vouch for it,
+    docs/consensus.md §13; it then commits nothing) -- before, a wipe at genesis looked like a first start and could
+    double-sign."""
     import shutil
 
     from node.validator.keyfile import never_signed_path
