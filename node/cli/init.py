@@ -60,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     net.set_defaults(func=run_network)
     check = sub.add_parser("check-genesis", help="validate a genesis file and print its hash")
     check.add_argument("genesis")
+    check.add_argument("--validator", metavar="VALIDATOR_JSON",
+                       help="also check that this node's validator.json is in the genesis exactly as written")
     check.set_defaults(func=run_check)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -155,8 +157,23 @@ def run_network(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     try:
         genesis = load_genesis(args.genesis)
+        if args.validator is not None:
+            with open(args.validator, encoding="utf-8") as f:
+                mine = json.load(f)
+            listed = [v for v in genesis.document["validators"] if isinstance(mine, dict) and v.get("id") == mine.get("id")]
+            if not listed:
+                raise GenesisError("genesis_validator_missing", f"{args.validator}: validator {mine.get('id')!r} is not "
+                                                                f"in {args.genesis}")
+            if listed[0] != mine:
+                raise GenesisError("genesis_validator_differs", f"{args.validator}: the genesis entry of "
+                                                                f"{mine['id']!r} differs from this node's validator.json "
+                                                                "(keys, address or member): do not start")
     except GenesisError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"ok: chain {genesis.chain_id}, {len(genesis.validators)} validators, hash {genesis.hash.hex()}")
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    mine_note = "" if args.validator is None else "; this node's validator entry is in it unchanged"
+    print(f"ok: chain {genesis.chain_id}, {len(genesis.validators)} validators, hash {genesis.hash.hex()}{mine_note}")
     return 0

@@ -124,7 +124,7 @@ class ValidatorNode:
         self.node_id = keys.node_id
         self.data_dir = data_dir
         self.clock = clock or SystemClock()
-        self.metrics = NodeMetrics()
+        self.metrics = NodeMetrics(data_dir=data_dir)
         self._own_sig_verifier = sig_verifier is None
         self.sig_verifier = sig_verifier or Ed25519Verifier()
         os.makedirs(data_dir, exist_ok=True)
