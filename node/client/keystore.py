@@ -68,10 +68,12 @@ _SEALED_FIELDS: Final = frozenset({"kdf", "opslimit", "memlimit", "salt", "check
 
 
 class KeystoreError(ClientError):
-    """A sealed key that cannot be opened or written. Codes (stable; docs/operations.md, "Keys at rest"):
-    keystore_passphrase_wrong, keystore_tampered, keystore_passphrase_required, keystore_passphrase_too_short,
-    keystore_passphrase_too_long, keystore_malformed. (A key file open to others is refused by its reader with
-    its own code: keys_permissions for node keys, key_file_permissions for account keys.)"""
+    """A sealed key that cannot be opened or written, or a passphrase that cannot be had. Codes (stable;
+    docs/operations.md, "Keys at rest"): keystore_passphrase_wrong, keystore_tampered, keystore_passphrase_required,
+    keystore_passphrase_too_short, keystore_passphrase_too_long, keystore_malformed, and from the passphrase sources
+    of the `ledger` commands (node/cli/passphrase.py) passphrase_file_unreadable, passphrase_env_unset,
+    passphrase_mismatch, passphrase_no_terminal. (A key file open to others is refused by its reader with its own
+    code: keys_permissions for node keys, key_file_permissions for account keys.)"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,8 +104,15 @@ def test_plaintext_is_explicit_and_version_1_still_loads(tmp_path: Path) -> None
     old = str(tmp_path / "old.key")
     fd = os.open(old, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"format": "ledger-key/1", "account": "carol@bank-b", "public_key": key.public_key.hex(),
-                   "seed": bytes(key.signing_key).hex()}, f)
+        json.dump(
+            {
+                "format": "ledger-key/1",
+                "account": "carol@bank-b",
+                "public_key": key.public_key.hex(),
+                "seed": bytes(key.signing_key).hex(),
+            },
+            f,
+        )
     assert load_key(old).public_key == key.public_key
     assert key_file_info(old).protection == "plaintext"
     rewrite(old, lambda d: d.update(protection="plaintext"))  # a v1 file has no protection field
@@ -122,8 +129,12 @@ def test_envelope_rules() -> None:
     with pytest.raises(KeystoreError) as info:
         seal(b"s" * 32, b"short", header, TEST_COST)
     assert info.value.code == "keystore_passphrase_too_short"
-    for bad in ({**sealed, "extra": 1}, {**sealed, "kdf": "scrypt"}, {**sealed, "salt": "00"}, {**sealed,
-                "opslimit": "3"}):
+    for bad in (
+        {**sealed, "extra": 1},
+        {**sealed, "kdf": "scrypt"},
+        {**sealed, "salt": "00"},
+        {**sealed, "opslimit": "3"},
+    ):
         with pytest.raises(KeystoreError) as info:
             unseal(bad, PASS, header)
         assert info.value.code == "keystore_malformed"
@@ -141,8 +152,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]
     return code, (json.loads(captured.out) if captured.out.strip() else {}), captured.err
 
 
-def test_cli_keys_new_sources_and_signing_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_keys_new_sources_and_signing_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = str(tmp_path / "a.key")
     # Unattended and no choice made: refused, nothing written.
     code, _, err = run(capsys, "keys", "new", "--account", "alice@bank-a", "--out", out)
@@ -150,8 +162,19 @@ def test_cli_keys_new_sources_and_signing_commands(tmp_path: Path, capsys: pytes
     code, _, err = run(capsys, "keys", "new", "--account", "alice@bank-a", "--out", out, "--passphrase-env", "NOPE_X")
     assert code == 2 and json.loads(err)["error"] == "passphrase_env_unset"
     monkeypatch.setenv("ALICE_PASS", PASS.decode())
-    code, made, _ = run(capsys, "keys", "new", "--account", "alice@bank-a", "--out", out,
-                        "--passphrase-env", "ALICE_PASS", "--kdf-cost", "interactive")
+    code, made, _ = run(
+        capsys,
+        "keys",
+        "new",
+        "--account",
+        "alice@bank-a",
+        "--out",
+        out,
+        "--passphrase-env",
+        "ALICE_PASS",
+        "--kdf-cost",
+        "interactive",
+    )
     assert code == 0 and made["protection"] == "passphrase"
     assert load_key(out, PASS).public_key.hex() == made["public_key"]
     code, shown, _ = run(capsys, "keys", "show", out)  # public parts: no passphrase needed
@@ -160,8 +183,19 @@ def test_cli_keys_new_sources_and_signing_commands(tmp_path: Path, capsys: pytes
     pass_file = tmp_path / "pass"
     pass_file.write_bytes(PASS + b"\n")
     out_b = str(tmp_path / "b.key")
-    code, made_b, _ = run(capsys, "keys", "new", "--account", "bob@bank-a", "--out", out_b,
-                          "--passphrase-file", str(pass_file), "--kdf-cost", "interactive")
+    code, made_b, _ = run(
+        capsys,
+        "keys",
+        "new",
+        "--account",
+        "bob@bank-a",
+        "--out",
+        out_b,
+        "--passphrase-file",
+        str(pass_file),
+        "--kdf-cost",
+        "interactive",
+    )
     assert code == 0 and load_key(out_b, PASS).public_key.hex() == made_b["public_key"]
     # Signing commands: $LEDGER_PASSPHRASE_FILE, then $LEDGER_PASSPHRASE; without either (no terminal): refused.
     with pytest.raises(ClientError) as info:
@@ -174,6 +208,19 @@ def test_cli_keys_new_sources_and_signing_commands(tmp_path: Path, capsys: pytes
     with pytest.raises(ClientError) as info:
         load_account_key(out)
     assert info.value.code == "keystore_passphrase_wrong"
-    code, _, err = run(capsys, "tx", "issue", "--asset", "X", "--recipient", "bob@bank-a", "--amount", "1",
-                       "--key", out, "--node", "http://127.0.0.1:9")
+    code, _, err = run(
+        capsys,
+        "tx",
+        "issue",
+        "--asset",
+        "X",
+        "--recipient",
+        "bob@bank-a",
+        "--amount",
+        "1",
+        "--key",
+        out,
+        "--node",
+        "http://127.0.0.1:9",
+    )
     assert code == 2 and json.loads(err)["error"] == "keystore_passphrase_wrong"

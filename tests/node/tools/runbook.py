@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUNBOOK_DOC = Path(__file__).resolve().parents[3] / "docs" / "operations.md"
-_BLOCK = re.compile(r"<!-- runbook: (member|coordinator) -->\n```bash\n(.*?)```", re.S)
+_BLOCK = re.compile(r"<!-- runbook: (member|coordinator) -->\n```bash\n(.*?)```", re.DOTALL)
 _VARIABLE = re.compile(r"\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))")
 
 
@@ -42,8 +42,9 @@ def runbook_steps(text: str | None = None) -> list[Step]:
     return steps
 
 
-def command_argv(command: str, variables: Mapping[str, str], *, ledger: Sequence[str] = ("ledger",),
-                 extra: Sequence[str] = ()) -> list[str]:
+def command_argv(
+    command: str, variables: Mapping[str, str], *, ledger: Sequence[str] = ("ledger",), extra: Sequence[str] = ()
+) -> list[str]:
     """The argv of one runbook command: variables replaced, `ledger` replaced by `ledger` (the program to run),
     `extra` appended."""
 

@@ -12,8 +12,11 @@ from node.cli import main
 
 
 def snapshot(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def refused(capsys: pytest.CaptureFixture[str], argv: list[str], path: Path) -> None:
@@ -53,11 +56,37 @@ def test_init_node_refuses_each_existing_file(tmp_path: Path, capsys: pytest.Cap
 
 def test_init_genesis_refuses_an_existing_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for i in range(2):
-        assert main(["init", "node", "--node-id", f"v{i}", "--dir", str(tmp_path / f"v{i}"), "--plaintext-keys",
-                     "--listen", f"127.0.0.1:{7300 + i}"]) == 0
+        assert (
+            main(
+                [
+                    "init",
+                    "node",
+                    "--node-id",
+                    f"v{i}",
+                    "--dir",
+                    str(tmp_path / f"v{i}"),
+                    "--plaintext-keys",
+                    "--listen",
+                    f"127.0.0.1:{7300 + i}",
+                ]
+            )
+            == 0
+        )
     out = tmp_path / "genesis.json"
-    argv = ["init", "genesis", "--chain-id", "bank-net", "--admin-key", "22" * 32, "--out", str(out),
-            "--validator", str(tmp_path / "v0" / "validator.json"), "--validator", str(tmp_path / "v1" / "validator.json")]
+    argv = [
+        "init",
+        "genesis",
+        "--chain-id",
+        "bank-net",
+        "--admin-key",
+        "22" * 32,
+        "--out",
+        str(out),
+        "--validator",
+        str(tmp_path / "v0" / "validator.json"),
+        "--validator",
+        str(tmp_path / "v1" / "validator.json"),
+    ]
     assert main(argv) == 0
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     refused(capsys, argv, out)

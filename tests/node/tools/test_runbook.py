@@ -94,9 +94,19 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]:
         secret = host / "passphrase"
         secret.write_text(f"passphrase of {name}, long enough\n")
         secret.chmod(0o400)
-        members.append(Member(name, {"NODE_ID": f"{name}-1", "MEMBER": name, "DIR": str(host / "ledger"),
-                                     "P2P": f"127.0.0.1:{p2p + i}", "API": f"127.0.0.1:{api + i}",
-                                     "PASSPHRASE_FILE": str(secret)}))
+        members.append(
+            Member(
+                name,
+                {
+                    "NODE_ID": f"{name}-1",
+                    "MEMBER": name,
+                    "DIR": str(host / "ledger"),
+                    "P2P": f"127.0.0.1:{p2p + i}",
+                    "API": f"127.0.0.1:{api + i}",
+                    "PASSPHRASE_FILE": str(secret),
+                },
+            )
+        )
     admin_secret = coordinator / "admin-passphrase"
     admin_secret.write_text("the admin key passphrase\n")
     coordinator_vars = {"ADMIN_PASSPHRASE_FILE": str(admin_secret)}
@@ -111,8 +121,9 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]:
                     validators.mkdir(exist_ok=True)
                     for m in members:
                         shutil.copy(m.dir / "validator.json", validators / f"{m.variables['NODE_ID']}.json")
-                    code, out, err = run_in_process(command_argv(command, coordinator_vars, ledger=(), extra=extra),
-                                                    coordinator)
+                    code, out, err = run_in_process(
+                        command_argv(command, coordinator_vars, ledger=(), extra=extra), coordinator
+                    )
                     assert code == 0, (command, out, err)
                     if (coordinator / "genesis.json").exists():  # out of band: genesis.json to every member
                         for m in members:
@@ -125,7 +136,8 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]:
                     wrong = m0.dir.parent / "wrong-passphrase"
                     wrong.write_text("not the right passphrase\n")
                     code, _, err = run_in_process(
-                        command_argv(command, {**m0.variables, "PASSPHRASE_FILE": str(wrong)}, ledger=()), m0.dir)
+                        command_argv(command, {**m0.variables, "PASSPHRASE_FILE": str(wrong)}, ledger=()), m0.dir
+                    )
                     assert code == 1
                     wrong_error = err
                     for m in members:
@@ -146,8 +158,9 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]:
                         pytest.fail(f"the nodes did not reach height {TARGET_HEIGHT}: {heights}")
                     continue
                 for m in members:
-                    code, out, err = run_in_process(command_argv(command, m.variables, ledger=(), extra=extra),
-                                                    m.dir.parent)
+                    code, out, err = run_in_process(
+                        command_argv(command, m.variables, ledger=(), extra=extra), m.dir.parent
+                    )
                     assert code == 0, (m.name, command, out, err)
                     if command.startswith("ledger init check-genesis "):
                         hashes.append(re.search(r"hash ([0-9a-f]{64})", out).group(1))  # type: ignore[union-attr]
@@ -211,11 +224,16 @@ def test_health_and_every_metric_the_rules_and_dashboard_name(ceremony: Ceremony
         named = named_metrics(exprs)
         assert len(named) >= 8, (source, named)
         assert sorted(named - exported) == [], f"{source} names metrics the node does not export"
-    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-              if line and not line.startswith("#") and "{" not in line}
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#") and "{" not in line
+    }
     assert values["ledger_validators"] == 4 and values["ledger_quorum_peers"] == 2  # n=4: itself + 2 of 3 peers
-    assert values["ledger_data_dir_free_bytes"] > 0 and values["ledger_data_dir_total_bytes"] >= \
-        values["ledger_data_dir_free_bytes"]
+    assert (
+        values["ledger_data_dir_free_bytes"] > 0
+        and values["ledger_data_dir_total_bytes"] >= values["ledger_data_dir_free_bytes"]
+    )
     assert values["ledger_mempool_max_txs"] == 20_000
 
 

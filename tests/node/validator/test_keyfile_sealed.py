@@ -89,8 +89,15 @@ def test_plaintext_is_explicit_and_version_1_loads(tmp_path: Path) -> None:
     old = str(tmp_path / "v1.json")
     fd = os.open(old, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"format": "consortium-ledger-node-keys/1", "node_id": "node-0",
-                   "identity_seed": keys.identity_seed.hex(), "bls_secret": keys.bls_secret.hex()}, f)
+        json.dump(
+            {
+                "format": "consortium-ledger-node-keys/1",
+                "node_id": "node-0",
+                "identity_seed": keys.identity_seed.hex(),
+                "bls_secret": keys.bls_secret.hex(),
+            },
+            f,
+        )
     assert load_keys(old) == keys
     info = read_key_file_info(old)
     assert not info.encrypted and info.identity_key is None
