@@ -87,8 +87,8 @@ def run_node(args: argparse.Namespace) -> int:
         with open(validator_path, "x", encoding="utf-8") as f:
             json.dump(entry, f, indent=2)
     except FileExistsError as exc:
-        print(f"error: init_file_exists: {exc.filename} already exists; ledger init never overwrites",
-              file=sys.stderr)
+        print(f"error: init_file_exists: {exc.filename2 or exc.filename} already exists; ledger init never "
+              "overwrites", file=sys.stderr)
         return 1
     except (KeyFileError, GenesisError, NodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -124,7 +124,7 @@ def run_genesis(args: argparse.Namespace) -> int:
         genesis = parse_genesis(document)
         write_genesis(args.out, document, exclusive=True)
     except FileExistsError as exc:
-        print(f"error: init_file_exists: {exc.filename or args.out} already exists; ledger init never overwrites",
+        print(f"error: init_file_exists: {exc.filename2 or args.out} already exists; ledger init never overwrites",
               file=sys.stderr)
         return 1
     except NodeError as exc:
