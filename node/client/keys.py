@@ -66,8 +66,12 @@ class AccountKey:
 
     def to_json(self, passphrase: bytes | None = None, cost: KdfCost = KdfCost.MODERATE) -> dict[str, Any]:
         """The key file's JSON: plaintext, or sealed under `passphrase` at Argon2id `cost`."""
-        header = {"format": KEY_FORMAT, "account": self.account, "public_key": self.public_key.hex(),
-                  "protection": PROTECTION_PLAINTEXT if passphrase is None else PROTECTION_PASSPHRASE}
+        header = {
+            "format": KEY_FORMAT,
+            "account": self.account,
+            "public_key": self.public_key.hex(),
+            "protection": PROTECTION_PLAINTEXT if passphrase is None else PROTECTION_PASSPHRASE,
+        }
         if passphrase is None:
             return {**header, "seed": bytes(self.signing_key).hex()}
         return {**header, "sealed": seal(bytes(self.signing_key), passphrase, header, cost)}
@@ -78,8 +82,9 @@ class AccountKey:
         info = _info(obj)
         if info.protection == PROTECTION_PASSPHRASE:
             if passphrase is None:
-                raise KeystoreError("keystore_passphrase_required",
-                                    f"the key of {info.account} is encrypted: give its passphrase")
+                raise KeystoreError(
+                    "keystore_passphrase_required", f"the key of {info.account} is encrypted: give its passphrase"
+                )
             header = {k: obj[k] for k in ("format", "account", "public_key", "protection")}
             seed = unseal(obj["sealed"], passphrase, header)
         else:
@@ -123,7 +128,7 @@ def _info(obj: Any) -> KeyFileInfo:
     elif fmt == KEY_FORMAT:
         protection = obj.get("protection")
         if protection not in _FIELDS_V2:
-            raise ClientError("key_file_malformed", "protection must be \"plaintext\" or \"passphrase\"")
+            raise ClientError("key_file_malformed", 'protection must be "plaintext" or "passphrase"')
         fields = _FIELDS_V2[protection]
     else:
         raise ClientError("key_file_malformed", f"unknown key file format {fmt!r}")
@@ -136,8 +141,14 @@ def _info(obj: Any) -> KeyFileInfo:
     return KeyFileInfo(obj["account"], bytes.fromhex(obj["public_key"]), protection, fmt)
 
 
-def save_key(key: AccountKey, path: str, *, overwrite: bool = False, passphrase: bytes | None = None,
-             cost: KdfCost = KdfCost.MODERATE) -> None:
+def save_key(
+    key: AccountKey,
+    path: str,
+    *,
+    overwrite: bool = False,
+    passphrase: bytes | None = None,
+    cost: KdfCost = KdfCost.MODERATE,
+) -> None:
     """Write a key file readable by its owner only: sealed under `passphrase` (Argon2id at `cost`), or plaintext
     when it is None. Refuses to replace an existing file unless `overwrite`."""
     document = key.to_json(passphrase, cost)  # seal before creating the file: a refused passphrase leaves nothing
@@ -164,8 +175,10 @@ def _read(path: str) -> Any:
     except OSError as exc:
         raise ClientError("key_file_unreadable", f"cannot read {path}: {exc.strerror}") from None
     if stat.S_IMODE(mode) & 0o077:
-        raise ClientError("key_file_permissions", f"{path} is accessible by group or others (mode "
-                                                  f"{oct(stat.S_IMODE(mode))}); run chmod 600 on it")
+        raise ClientError(
+            "key_file_permissions",
+            f"{path} is accessible by group or others (mode {oct(stat.S_IMODE(mode))}); run chmod 600 on it",
+        )
     if len(raw) > MAX_KEY_FILE_BYTES:
         raise ClientError("key_file_malformed", f"{path} is too large to be a key file")
     try:
