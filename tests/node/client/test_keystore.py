@@ -224,3 +224,45 @@ def test_cli_keys_new_sources_and_signing_commands(
         "http://127.0.0.1:9",
     )
     assert code == 2 and json.loads(err)["error"] == "keystore_passphrase_wrong"
+
+
+def _on_terminal(argv: list[str], answers: list[bytes]) -> tuple[int, str]:
+    """Run `ledger argv` on a pseudo-terminal, answering each passphrase prompt in turn; (exit code, output)."""
+    import pty
+    import select
+    import sys
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `ledger` on the terminal
+        os.execv(sys.executable, [sys.executable, "-m", "node.cli", *argv])
+    output, pending = b"", list(answers)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if pending and output.rstrip().endswith(b":"):
+            os.write(fd, pending.pop(0) + b"\n")
+    else:  # never hang the suite on a prompt the test did not recognise
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_passphrase_prompt_on_a_terminal(tmp_path: Path) -> None:
+    out = str(tmp_path / "p.key")
+    base = ["keys", "new", "--account", "dora@bank-a", "--out", out, "--kdf-cost", "interactive"]
+    code, text = _on_terminal(base, [PASS, b"something else entirely"])  # asked twice; they differ
+    assert code == 2 and "passphrase_mismatch" in text and not os.path.exists(out)
+    code, text = _on_terminal(base, [PASS, PASS])  # no source given, stdin is a terminal: it prompts
+    assert code == 0 and "Repeat the passphrase" in text, text
+    assert load_key(out, PASS).account == "dora@bank-a"
