@@ -355,14 +355,21 @@ def load_genesis(path: str | os.PathLike[str], *, check_keys: bool = True) -> Ge
     return parse_genesis(document, check_keys=check_keys)
 
 
-def write_genesis(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:
+def write_genesis(path: str | os.PathLike[str], document: Mapping[str, Any], *, exclusive: bool = False) -> None:
+    """Write the genesis file atomically; `exclusive`: never replace an existing file (FileExistsError)."""
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=2, sort_keys=True)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if exclusive:
+        try:
+            os.link(tmp, path)  # atomic, and fails when `path` exists
+        finally:
+            os.remove(tmp)
+    else:
+        os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------------------------

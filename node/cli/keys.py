@@ -1,6 +1,7 @@
 """`ledger keys new|show|rotate`: account key files (node/client/keys.py) and node key files (node/validator/keyfile.py).
 
-    ledger keys new --account ID --out FILE      a fresh account key
+    ledger keys new --account ID --out FILE      a fresh account key, sealed under a passphrase
+                    (--passphrase-file F | --passphrase-env V | --passphrase-prompt | --plaintext-keys)
     ledger keys show FILE [--pop] [--member M --address HOST:PORT --power N]
                                                  an account key's public key; for a node key file its node id and
                                                  public keys, with --pop the BLS proof of possession, and with
@@ -11,7 +12,8 @@
 
 A rotated node keeps running on its current keys; from the epoch whose validator record names the new ones (after
 the proposal executes) it signs and connects with them, reading the next-keys file then (no restart needed). Keep
-both files: the node picks, in every epoch, the keys its record names.
+both files: the node picks, in every epoch, the keys its record names. The next keys get the protection of the
+current ones: sealed under the same passphrase (give it with --passphrase-file/-env/-prompt), or plaintext.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from node.cli.passphrase import add_passphrase_options, kdf_cost, passphrase_from_args
 from node.client.console import EXIT_OK, emit, guarded
 from node.client.errors import ClientError
-from node.client.keys import AccountKey, load_key, save_key
+from node.client.keys import AccountKey, key_file_info, save_key
 from node.validator.keyfile import (
-    KEYS_FORMAT,
+    KEYS_FORMATS,
     KeyFileError,
     NodeKeys,
     load_keys,
     next_keys_path,
+    read_key_file_info,
     rotate_keys,
     write_keys,
 )
@@ -41,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     new.add_argument("--account", required=True, help="the account id the key signs for (name@member)")
     new.add_argument("--out", required=True, help="key file to create (refuses to overwrite)")
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
+    add_passphrase_options(new, creating=True)
     new.set_defaults(func=guarded(_new))
     show = sub.add_parser("show", help="print the public parts of an account or node key file (never a secret)")
     show.add_argument("file")
@@ -48,17 +53,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--member", help="node keys: print the add_validator action for this member")
     show.add_argument("--address", default="", help="with --member: the validator's host:port (default none)")
     show.add_argument("--power", type=int, default=1, help="with --member: its voting power (default 1)")
+    add_passphrase_options(show, creating=False)
     show.set_defaults(func=guarded(_show))
     rotate = sub.add_parser("rotate", help="write fresh keys for a node beside its key file")
     rotate.add_argument("--keys", required=True, help="the node's key file (node_keys.json)")
     rotate.add_argument("--force", action="store_true", help="replace next keys written earlier")
+    add_passphrase_options(rotate, creating=False)
     rotate.set_defaults(func=guarded(_rotate))
 
 
 def _new(args: argparse.Namespace) -> int:
     key = AccountKey.generate(args.account)
-    save_key(key, args.out, overwrite=args.force)
-    emit({"account": key.account, "public_key": key.public_key.hex(), "file": args.out})
+    passphrase = passphrase_from_args(args, f"the key of {args.account}", creating=True)
+    save_key(key, args.out, overwrite=args.force, passphrase=passphrase, cost=kdf_cost(args))
+    emit({"account": key.account, "public_key": key.public_key.hex(), "file": args.out,
+          "protection": "plaintext" if passphrase is None else "passphrase"})
     return EXIT_OK
 
 
@@ -68,7 +77,7 @@ def _is_node_keys(path: str) -> bool:
             doc = json.load(f)
     except (OSError, ValueError):
         return False
-    return isinstance(doc, dict) and doc.get("format") == KEYS_FORMAT
+    return isinstance(doc, dict) and doc.get("format") in KEYS_FORMATS
 
 
 def _public(keys: NodeKeys, pop: bool) -> dict[str, object]:
@@ -95,11 +104,16 @@ def _node_keys_errors(run):  # type: ignore[no-untyped-def]
 @_node_keys_errors
 def _show(args: argparse.Namespace) -> int:
     if not _is_node_keys(args.file):
-        key = load_key(args.file)
-        emit({"account": key.account, "public_key": key.public_key.hex()})
+        info = key_file_info(args.file)  # public parts only: no passphrase needed
+        emit({"account": info.account, "public_key": info.public_key.hex()})
         return EXIT_OK
-    keys = load_keys(args.file)
-    out = _public(keys, args.pop or args.member is not None)
+    pop = args.pop or args.member is not None
+    info = read_key_file_info(args.file)
+    if info.identity_key is not None and info.bls_key is not None and not pop:
+        emit({"node_id": info.node_id, "identity_key": info.identity_key.hex(), "bls_key": info.bls_key.hex()})
+        return EXIT_OK
+    keys = load_keys(args.file, passphrase_from_args(args, args.file, creating=False, needed=info.encrypted))
+    out = _public(keys, pop)
     if args.member is not None:
         out["action"] = {"kind": "add_validator", "node_id": keys.node_id, "member": args.member,
                          "identity_key": out["identity_key"], "bls_key": out["bls_key"], "bls_pop": out["bls_pop"],
@@ -110,10 +124,15 @@ def _show(args: argparse.Namespace) -> int:
 
 @_node_keys_errors
 def _rotate(args: argparse.Namespace) -> int:
-    current = load_keys(args.keys)
+    info = read_key_file_info(args.keys)
+    passphrase = passphrase_from_args(args, args.keys, creating=False, needed=info.encrypted)
+    current = load_keys(args.keys, passphrase)
     fresh = rotate_keys(current)
     path = next_keys_path(args.keys)
-    write_keys(path, fresh, overwrite=args.force)
+    if info.cost is None:  # plaintext stays plaintext
+        write_keys(path, fresh, overwrite=args.force)
+    else:  # sealed under the same passphrase at the same cost
+        write_keys(path, fresh, overwrite=args.force, passphrase=passphrase, cost=info.cost)
     out = _public(fresh, True)
     out["next_keys_file"] = path
     out["action"] = {"kind": "rotate_validator_keys", "node_id": fresh.node_id, "identity_key": out["identity_key"],

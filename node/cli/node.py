@@ -1,6 +1,7 @@
 """`ledger node`: run a validator, or a single-validator development chain.
 
-    ledger node run --config FILE        a validator of a consortium network (config from `ledger init`)
+    ledger node run --config FILE        a validator of a consortium network (config from `ledger init`);
+                                         a sealed key file opens with --passphrase-file/-env/-prompt
     ledger node dev --data DIR           a one-validator chain in DIR (created on first run), LevelDB inside
     ledger node status --data DIR        ask a running node (through DATA/admin.sock) for its status
 
@@ -24,12 +25,14 @@ from ledger.store import StoreError
 from node.api.context import ApiConfig
 from node.api.server import start_api
 from node.chain.genesis import ChainParams, GenesisError
+from node.cli.passphrase import add_passphrase_options, passphrase_from_args
+from node.client.errors import ClientError
 from node.errors import NodeError
 from node.net.transport import TransportError
 from node.tools.admin_client import AdminConnection
 from node.validator.admin_socket import AdminServer
 from node.validator.config import ConfigError, load_config
-from node.validator.keyfile import KeyFileError
+from node.validator.keyfile import KeyFileError, read_key_file_info
 from node.validator.logs import setup_logging
 from node.validator.safety_store import SafetyStoreError
 
@@ -44,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--config", required=True)
     run.add_argument("--state-sync", action="store_true",
                      help="an empty data directory joins from a certified snapshot peers serve ([sync] state_sync)")
+    add_passphrase_options(run, creating=False)
     run.set_defaults(func=run_command)
     dev = sub.add_parser("dev", help="run a single-validator development chain in a data directory")
     dev.add_argument("--data", required=True)
@@ -56,15 +60,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
-async def serve(config_path: str, state_sync: bool = False) -> int:
+async def serve(config_path: str, state_sync: bool = False, passphrase: bytes | None = None) -> int:
+    """Run the node of `config_path` until SIGTERM/SIGINT; `passphrase` opens sealed key files."""
     from node.validator.joining import join_from_config
     from node.validator.node import ValidatorNode
 
     config = load_config(config_path)
     setup_logging(config.log_level, "json" if config.log_json else "text", node_id=config.node_id)
     if state_sync or config.state_sync:
-        await join_from_config(config)
-    node = ValidatorNode.from_config(config)
+        await join_from_config(config, passphrase)
+    node = ValidatorNode.from_config(config, passphrase=passphrase)
     admin = AdminServer(node, os.path.join(config.data_dir, "admin.sock"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,9 +90,18 @@ async def serve(config_path: str, state_sync: bool = False) -> int:
     return EXIT_HALTED if fatal else 0
 
 
+def node_passphrase(args: argparse.Namespace) -> bytes | None:
+    """The passphrase of the config's key file when it is sealed (from the options, or a terminal prompt)."""
+    keys_file = load_config(args.config).keys_file
+    return passphrase_from_args(args, keys_file, creating=False, needed=read_key_file_info(keys_file).encrypted)
+
+
 def run_command(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(serve(args.config, getattr(args, "state_sync", False)))
+        return asyncio.run(serve(args.config, getattr(args, "state_sync", False), node_passphrase(args)))
+    except ClientError as exc:  # the passphrase: keystore_* and passphrase_* codes
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
     except (ConfigError, GenesisError, KeyFileError, SafetyStoreError, NodeError, StoreError, TransportError,
             ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

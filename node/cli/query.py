@@ -13,9 +13,9 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from node.cli.passphrase import load_account_key
 from node.cli.tx import add_node_flags, node_url
 from node.client.console import EXIT_OK, emit, guarded
-from node.client.keys import load_key
 from node.client.sync import LedgerClient
 
 # name -> (help, positional arguments, optional flags (name, type), call)
@@ -69,7 +69,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> LedgerClient:
-    return LedgerClient(node_url(args), load_key(args.key) if args.key else None, timeout=args.timeout)
+    return LedgerClient(node_url(args), load_account_key(args.key) if args.key else None, timeout=args.timeout)
 
 
 def _run(args: argparse.Namespace) -> int:

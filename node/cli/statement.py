@@ -18,10 +18,10 @@ from node.chain.statement import (
     statement_bytes,
     verify_statement_bytes,
 )
+from node.cli.passphrase import load_account_key
 from node.cli.tx import add_node_flags, node_url
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
 from node.client.errors import ClientError
-from node.client.keys import load_key
 from node.client.sync import LedgerClient
 
 
@@ -79,7 +79,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     anchor = _anchor(args.genesis) if args.genesis else None
-    key = load_key(args.key) if args.key else None
+    key = load_account_key(args.key) if args.key else None
     with LedgerClient(node_url(args), key, timeout=args.timeout) as client:
         doc = client.statement(args.account, args.height)
     if not isinstance(doc, dict):

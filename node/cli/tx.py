@@ -25,10 +25,11 @@ from typing import Any
 from ledger.codec import Bin, Bool, Optional, Record, Seq, Str, StrMap, UInt, Variant, WireType
 from ledger.transaction import Signature, SignedTransaction, sign_transaction
 from node.chain.protocol import OPERATIONS
+from node.cli.passphrase import load_account_key
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
 from node.client.errors import ClientError
-from node.client.keys import AccountKey, load_key
+from node.client.keys import AccountKey
 from node.client.sync import LedgerClient
 
 DEFAULT_NODE = "http://127.0.0.1:8080"
@@ -181,7 +182,7 @@ def _optional_value(t: WireType, text: str) -> Any:
 
 
 def _keys(args: argparse.Namespace) -> list[AccountKey]:
-    return [load_key(path) for path in args.key]
+    return [load_account_key(path) for path in args.key]
 
 
 def _finish(args: argparse.Namespace, ops: list[Any], keys: list[AccountKey], body_over: dict[str, Any]) -> int:

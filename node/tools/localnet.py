@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from ledger.jsonform import to_json
 from ledger.operations import DefineAsset, Issue
 from node.chain.genesis import ChainParams, make_document, validator_entry, write_genesis
 from node.chain.protocol import OPERATIONS
+from node.errors import NodeError
 from node.validator.config import NodeConfig, write_config
 from node.validator.keyfile import NodeKeys, write_new_node_keys
 
@@ -62,6 +64,15 @@ def account_key(name: str, seed: bytes | None) -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(hashlib.sha256(b"account|" + seed + b"|" + name.encode()).digest())
 
 
+def refuse_existing(paths: Iterable[str]) -> None:
+    """`init_file_exists` naming the first of `paths` that exists: `ledger init` (and everything that generates a
+    network) never overwrites a key, config, genesis or accounts file (docs/operations.md)."""
+    for path in paths:
+        if os.path.lexists(path):
+            raise NodeError("init_file_exists", f"{path} already exists; ledger init never overwrites keys, configs, "
+                                                "genesis or accounts files (move it away or use another directory)")
+
+
 def load_accounts(path: str) -> dict[str, nacl.signing.SigningKey]:
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
@@ -76,8 +87,15 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
                      spare_nodes: int = 0, open_reads: bool | None = None) -> NetworkLayout:
     """Write keys, genesis and configs for `nodes` validators (and `spare_nodes` nodes outside the genesis set).
     `seed` makes every key deterministic (tests). `open_reads`: whether the nodes' APIs answer reads without a
-    signature (default: on testnet-... chains with fault injection and on dev-... chains)."""
+    signature (default: on testnet-... chains with fault injection and on dev-... chains). Refuses, before writing
+    anything, when any file it would write exists (NodeError `init_file_exists`). Node keys are plaintext (a local
+    testnet; the key files say `"protection": "plaintext"`)."""
     assert 1 <= nodes and nodes + spare_nodes <= 100 and users >= 0 and spare_nodes >= 0
+    genesis_path = os.path.join(directory, "genesis.json")
+    accounts_path = os.path.join(directory, "accounts.json")
+    node_files = [os.path.join(directory, f"node-{i}", name) for i in range(nodes + spare_nodes)
+                  for name in ("node_keys.json", "config.toml")]
+    refuse_existing([genesis_path, accounts_path, *node_files])
     os.makedirs(directory, exist_ok=True)
     members = [(f"m{i}", f"Member {i}") for i in range(nodes)]
     validators: list[dict[str, Any]] = []
@@ -109,11 +127,7 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
                 operations.append(to_json(OPERATIONS.variant, Issue(ADMIN_ACCOUNT, CASH_ASSET, name, initial_balance)))
     document = make_document(chain_id, int(time.time()) if genesis_time is None else genesis_time, members,
                              validators, accounts, operations, params)
-    genesis_path = os.path.join(directory, "genesis.json")
-    write_genesis(genesis_path, document)
-    accounts_path = os.path.join(directory, "accounts.json")
-    if os.path.exists(accounts_path):
-        os.remove(accounts_path)
+    write_genesis(genesis_path, document, exclusive=True)
     fd = os.open(accounts_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump({name: bytes(key).hex() for name, key in account_keys.items()}, f, indent=2)
@@ -127,13 +141,13 @@ def generate_network(directory: str, nodes: int = 4, *, chain_id: str = "testnet
         node_dir = os.path.join(directory, keys.node_id)
         os.makedirs(node_dir, exist_ok=True)
         keys_path = os.path.join(node_dir, "node_keys.json")
-        write_new_node_keys(keys_path, keys, overwrite=True)
+        write_new_node_keys(keys_path, keys)
         config = NodeConfig(node_id=keys.node_id, data_dir=os.path.join(node_dir, "data"), keys_file=keys_path,
                             genesis_file=genesis_path, p2p_listen=(host, base_port + i), fault_injection=inject,
                             api_listen=(host, api_base_port + i), api_open_reads=reads_open)
         configs.append(config)
         path = os.path.join(node_dir, "config.toml")
-        write_config(path, config)
+        write_config(path, config, exclusive=True)
         config_paths.append(path)
     return NetworkLayout(directory, genesis_path, accounts_path, tuple(config_paths[:nodes]),
                          tuple(base_port + i for i in range(nodes)), tuple(api_base_port + i for i in range(nodes)),

@@ -188,10 +188,13 @@ class Testnet:
         if api <= p2p < api + nodes or p2p <= api < p2p + nodes:
             api = find_free_port_block(nodes, host, start=p2p + nodes + 1)
         params = params or ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200)
-        layout: NetworkLayout = generate_network(directory, nodes, chain_id=chain_id, base_port=p2p,
-                                                 api_base_port=api, host=host, users=users, params=params,
-                                                 seed=seed, fault_injection=True, governors=True,
-                                                 open_reads=open_reads)
+        try:
+            layout: NetworkLayout = generate_network(directory, nodes, chain_id=chain_id, base_port=p2p,
+                                                     api_base_port=api, host=host, users=users, params=params,
+                                                     seed=seed, fault_injection=True, governors=True,
+                                                     open_reads=open_reads)
+        except NodeError as exc:  # init_file_exists: keys, genesis or configs of another network are there
+            raise TestnetError("exists", exc.message) from None
         _write_governor_keys(layout, nodes)
         state = {"nodes": nodes, "chain_id": chain_id, "host": host, "p2p_ports": list(layout.p2p_ports),
                  "api_ports": list(layout.api_ports), "faults": {"partition": None, "slow": {}}, "joined": [],

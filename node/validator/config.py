@@ -122,14 +122,21 @@ class NodeConfig:
         return doc
 
 
-def write_config(path: str, config: NodeConfig) -> None:
+def write_config(path: str, config: NodeConfig, *, exclusive: bool = False) -> None:
+    """Write the config atomically; `exclusive`: never replace an existing file (FileExistsError)."""
     base = os.path.dirname(os.path.abspath(path))
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
         tomli_w.dump(config.to_toml(base), f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if exclusive:
+        try:
+            os.link(tmp, path)  # atomic, and fails when `path` exists
+        finally:
+            os.remove(tmp)
+    else:
+        os.replace(tmp, path)
 
 
 def _table(doc: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:

@@ -57,9 +57,9 @@ JOIN_TIMEOUT_S: Final = 3600.0
 ASK_OFFERS_EVERY_S: Final = 1.0
 
 
-async def join_from_config(config: NodeConfig) -> int | None:
+async def join_from_config(config: NodeConfig, passphrase: bytes | None = None) -> int | None:
     """`ledger node run --state-sync` (or `[sync] state_sync = true`): join with the config's genesis, keys, peers."""
-    keys = load_keys(config.keys_file)
+    keys = load_keys(config.keys_file, passphrase)
     if keys.node_id != config.node_id:
         raise ConfigError(
             "config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for {config.node_id!r}"

@@ -7,7 +7,12 @@
     metrics.rejected_message("malformed"); metrics.admission(result)   # mempool refusals, by code
     metrics.sync_applied(blocks)
     metrics.fatal("storage_failed")                      # the node stopped: ledger_fatal{code=...} = 1
+    metrics.set_limits(max_txs, max_bytes); metrics.set_quorum(validators, peers_needed)   # for alerting rules
     text = metrics.render()                              # GET /metrics body, content type CONTENT_TYPE
+
+`NodeMetrics(data_dir=DIR)` also exports the free and total bytes of the filesystem holding DIR (read at each
+scrape). deploy/prometheus/ledger-alerts.yml and deploy/grafana/ledger-node.json use these metrics
+(tests/node/tools/test_runbook.py checks that a running node exports every one they name).
 
 Each NodeMetrics owns a CollectorRegistry, so several nodes in one process (tests, the simulator) never collide.
 Committed tx/s: `rate(ledger_committed_txs_total[1m])` in Prometheus; the gauge `ledger_committed_tps` gives the rate
@@ -20,6 +25,7 @@ Bounded: label values come from small fixed sets (reason names, reason codes); a
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -62,7 +68,8 @@ class _LabelBudget:
 class NodeMetrics:
     """The node's metrics: consensus progress, mempool, peers, commits, latency, refusals, sync."""
 
-    def __init__(self, window_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, window_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 data_dir: str | None = None) -> None:
         assert window_seconds > 0
         self.registry = CollectorRegistry(auto_describe=True)
         self.window_seconds = window_seconds
@@ -109,6 +116,21 @@ class NodeMetrics:
             "ledger_fatal", "1 once the node stopped on a fatal error (by its code: storage_failed, ...)", ["code"],
             registry=r,
         )
+        self.mempool_max_txs = Gauge("ledger_mempool_max_txs", "The mempool's transaction limit", registry=r)
+        self.mempool_max_bytes = Gauge("ledger_mempool_max_bytes", "The mempool's byte limit", registry=r)
+        self.validators = Gauge("ledger_validators", "Validators in the current epoch", registry=r)
+        self.quorum_peers = Gauge(
+            "ledger_quorum_peers",
+            "Fewest connected validator peers with which a quorum is possible (this node's power counted)",
+            registry=r,
+        )
+        self._data_dir = data_dir
+        if data_dir is not None:
+            free = Gauge("ledger_data_dir_free_bytes", "Bytes available to the node on its data directory's "
+                         "filesystem", registry=r)
+            free.set_function(lambda: self._statvfs(free=True))
+            total = Gauge("ledger_data_dir_total_bytes", "Size of the data directory's filesystem", registry=r)
+            total.set_function(lambda: self._statvfs(free=False))
 
     # -- consensus -----------------------------------------------------------------------------------------------
 
@@ -123,6 +145,24 @@ class NodeMetrics:
 
     def local_timeout(self) -> None:
         self.local_timeouts.inc()
+
+    # -- limits and quorum (read by alerting rules) ---------------------------------------------------------------
+
+    def set_limits(self, max_txs: int, max_bytes: int) -> None:
+        self.mempool_max_txs.set(max_txs)
+        self.mempool_max_bytes.set(max_bytes)
+
+    def set_quorum(self, validators: int, peers_needed: int) -> None:
+        self.validators.set(validators)
+        self.quorum_peers.set(peers_needed)
+
+    def _statvfs(self, *, free: bool) -> float:
+        assert self._data_dir is not None
+        try:
+            st = os.statvfs(self._data_dir)
+        except OSError:
+            return float("nan")
+        return float((st.f_bavail if free else st.f_blocks) * st.f_frsize)
 
     # -- network and mempool -------------------------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ class ValidatorNode:
         self.node_id = keys.node_id
         self.data_dir = data_dir
         self.clock = clock or SystemClock()
-        self.metrics = NodeMetrics()
+        self.metrics = NodeMetrics(data_dir=data_dir)
         self._own_sig_verifier = sig_verifier is None
         self.sig_verifier = sig_verifier or Ed25519Verifier()
         os.makedirs(data_dir, exist_ok=True)
@@ -195,11 +195,13 @@ class ValidatorNode:
         self.started_at = time.monotonic()
 
     @classmethod
-    def from_config(cls, config: NodeConfig, *, sig_verifier: Ed25519Verifier | None = None) -> ValidatorNode:
-        """The node `ledger node run` starts: genesis, keys and next keys from the files the config names.
+    def from_config(cls, config: NodeConfig, *, sig_verifier: Ed25519Verifier | None = None,
+                    passphrase: bytes | None = None) -> ValidatorNode:
+        """The node `ledger node run` starts: genesis, keys and next keys from the files the config names
+        (`passphrase` opens sealed key files: docs/operations.md, "Keys at rest").
         ConfigError when the key file belongs to another node."""
         genesis = load_genesis(config.genesis_file)
-        keys = load_keys(config.keys_file)
+        keys = load_keys(config.keys_file, passphrase)
         if keys.node_id != config.node_id:
             raise ConfigError("config_key_mismatch", f"the key file is for {keys.node_id!r}, the config for "
                                                      f"{config.node_id!r}")
@@ -207,8 +209,10 @@ class ValidatorNode:
         node = cls(genesis, keys, config.data_dir, listen=config.p2p_listen, peer_addresses=config.peer_addresses,
                    peer_keys=config.peer_keys, fault_injection=config.fault_injection,
                    mempool_max_txs=config.mempool_max_txs, mempool_max_bytes=config.mempool_max_bytes,
-                   sig_verifier=sig_verifier, byzantine=config.byzantine, next_keys=load_next_keys(config.keys_file),
-                   load_next_keys=lambda: load_next_keys(config.keys_file), never_signed=os.path.exists(marker),
+                   sig_verifier=sig_verifier, byzantine=config.byzantine,
+                   next_keys=load_next_keys(config.keys_file, passphrase),
+                   load_next_keys=lambda: load_next_keys(config.keys_file, passphrase),
+                   never_signed=os.path.exists(marker),
                    bls_backend=node_bls_backend(config.bls_backend), snapshot_interval=config.snapshot_interval,
                    snapshot_keep=config.snapshot_keep, snapshot_chunk_bytes=config.snapshot_chunk_bytes,
                    keep_blocks=config.keep_blocks)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from consensus.messages import CommitCertificate, decode_block
+from consensus.validators import ValidatorSet
 from ledger.rules import RuleEngine
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
@@ -168,6 +169,10 @@ class NodeView:
         transport = self._transport
         metrics.set_mempool(self._app.mempool.stats())
         metrics.set_peers(0 if transport is None else len(transport.connected_peers()))
+        limits = self._app.mempool.limits
+        metrics.set_limits(limits.max_txs, limits.max_bytes)
+        vs = self._app.epochs.validator_set
+        metrics.set_quorum(len(vs.validators), quorum_peers(vs, self._driver.node_id))
         replica = self._driver.replica
         if replica is not None:
             for name, value in replica.counters.items():
@@ -176,3 +181,16 @@ class NodeView:
                     for _ in range(min(value - seen, 10_000)):
                         metrics.rejected_message(name.removeprefix("dropped_"))
                     self._replica_dropped[name] = value
+
+
+def quorum_peers(vs: ValidatorSet, node_id: str) -> int:
+    """The fewest other validators that, connected to this node, can make a quorum with it: its own power plus the
+    largest peers' powers reach `quorum_power` (a node outside the set needs a quorum of peers)."""
+    own = sum(v.power for v in vs.validators if v.id.decode() == node_id)
+    need, count = vs.quorum_power - own, 0
+    for power in sorted((v.power for v in vs.validators if v.id.decode() != node_id), reverse=True):
+        if need <= 0:
+            break
+        need -= power
+        count += 1
+    return count

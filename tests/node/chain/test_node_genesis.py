@@ -144,11 +144,11 @@ def test_ledger_init_commands(tmp_path, capsys) -> None:
     assert cli_main(["init", "network", "--nodes", "4", "--dir", str(out), "--users", "2"]) == 0
     assert cli_main(["init", "check-genesis", str(out / "genesis.json")]) == 0
     node_dir = tmp_path / "solo"
-    assert cli_main(["init", "node", "--node-id", "bank-a-1", "--dir", str(node_dir)]) == 0
+    assert cli_main(["init", "node", "--node-id", "bank-a-1", "--dir", str(node_dir), "--plaintext-keys"]) == 0
     assert stat.S_IMODE(os.stat(node_dir / "node_keys.json").st_mode) == 0o600
-    assert cli_main(["init", "node", "--node-id", "bank-a-1", "--dir", str(node_dir)]) == 1  # keys exist
+    assert cli_main(["init", "node", "--node-id", "bank-a-1", "--dir", str(node_dir), "--plaintext-keys"]) == 1  # keys exist
     keys = [cli_main(["init", "node", "--node-id", f"v{i}", "--dir", str(tmp_path / f"v{i}"),
-                      "--listen", f"127.0.0.1:{7200 + i}"]) for i in range(4)]
+                      "--listen", f"127.0.0.1:{7200 + i}", "--plaintext-keys"]) for i in range(4)]
     assert keys == [0, 0, 0, 0]
     admin = "11" * 32
     args = ["init", "genesis", "--chain-id", "bank-net", "--admin-key", admin, "--out", str(tmp_path / "g.json")]

@@ -51,15 +51,15 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
 
 def test_keys_new_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(tmp_path / "k.key")
-    code, out, _ = run(capsys, "keys", "new", "--account", "zed@bank-a", "--out", path)
+    code, out, _ = run(capsys, "keys", "new", "--account", "zed@bank-a", "--out", path, "--plaintext-keys")
     assert code == 0 and out["account"] == "zed@bank-a" and len(out["public_key"]) == 64
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert load_key(path).public_key.hex() == out["public_key"]
     code, shown, _ = run(capsys, "keys", "show", path)
     assert code == 0 and shown == {"account": "zed@bank-a", "public_key": out["public_key"]}
-    code, _, err = run(capsys, "keys", "new", "--account", "zed@bank-a", "--out", path)
+    code, _, err = run(capsys, "keys", "new", "--account", "zed@bank-a", "--out", path, "--plaintext-keys")
     assert code == 2 and json.loads(err)["error"] == "key_file_exists"
-    code, _, err = run(capsys, "keys", "new", "--account", "not an account", "--out", str(tmp_path / "x"))
+    code, _, err = run(capsys, "keys", "new", "--account", "not an account", "--out", str(tmp_path / "x"), "--plaintext-keys")
     assert code == 2 and json.loads(err)["error"] == "key_bad_account"
 
 

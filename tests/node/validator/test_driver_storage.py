@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from collections.abc import Iterable
 
@@ -81,11 +82,12 @@ class DevNode:
     """One validator of a dev chain: real Application and stores, the driver run by hand."""
 
     def __init__(self, directory: str, first_start: bool, verifier: Ed25519Verifier) -> None:
-        # One genesis time for every DevNode of the module: a node restarted on the same directory regenerates the
-        # same genesis (a second ticking between the two would make another chain).
-        layout = generate_network(directory, 1, chain_id="dev-disk", seed=b"disk", users=2, genesis_time=GENESIS_TIME,
-                                  params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50))
-        cfg = load_config(layout.config_paths[0])
+        # A restarted node (first_start False) reuses the directory's keys, genesis and config: generating them again
+        # would be refused (`ledger init` never overwrites them).
+        if first_start:
+            generate_network(directory, 1, chain_id="dev-disk", seed=b"disk", users=2, genesis_time=GENESIS_TIME,
+                             params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50))
+        cfg = load_config(os.path.join(directory, "node-0", "config.toml"))
         genesis, keys = load_genesis(cfg.genesis_file), load_keys(cfg.keys_file)
         self.clock = VirtualClock()
         self.store = FailingLedgerStore.open(f"{cfg.data_dir}/ledger")
