@@ -16,6 +16,14 @@
     [api]
     listen = "127.0.0.1:8100"            # the HTTP API (docs/api.md); omit to run without it
     open_reads = false                   # testnets: every read without a signed request
+    allow_plain_http = false             # non-local chains: serve plain HTTP on a non-loopback address anyway
+    [api.tls]                            # HTTPS (node/api/tls.py; docs/operations.md, "TLS on the API")
+    cert = "tls/node.pem"                #   certificate chain, PEM
+    key = "tls/node.key"                 #   private key, PEM, mode 0600
+    client_ca = "tls/clients-ca.pem"     #   optional: mutual TLS, client certificates from these CAs
+    client_auth = "required"             #   or "optional"
+    [api.tls.clients]                    #   client certificate -> member: "sha256:<hex>", "dns:<name>", "cn:<name>"
+    bank-a = ["sha256:3f5e…"]
 
     [mempool]
     max_txs = 50000
@@ -45,6 +53,7 @@ from typing import Any
 import tomli_w
 
 from consensus.bls import BACKEND_NAMES
+from node.api.tls import ApiTls, TlsConfigError, parse_tls_table
 from node.chain.genesis import GenesisError, format_address, parse_address
 from node.errors import NodeError
 
@@ -75,6 +84,10 @@ class NodeConfig:
     # The BLS backend ("blspy" or "py_ecc"); None: $LEDGER_BLS_BACKEND, else the default (node.chain.protocol).
     bls_backend: str | None = None
     path: str | None = None
+    # [api.tls]: HTTPS and optional mutual TLS (node/api/tls.py); None: plain HTTP.
+    api_tls: ApiTls | None = None
+    # [api] allow_plain_http: plain HTTP on a non-loopback address of a non-local chain (TLS terminated elsewhere).
+    api_allow_plain_http: bool = False
 
     def to_toml(self, base_dir: str | None = None) -> dict[str, Any]:
         def rel(p: str) -> str:
@@ -93,6 +106,10 @@ class NodeConfig:
         }
         if self.api_listen is not None:
             doc["api"] = {"listen": f"{self.api_listen[0]}:{self.api_listen[1]}", "open_reads": self.api_open_reads}
+            if self.api_allow_plain_http:
+                doc["api"]["allow_plain_http"] = True
+            if self.api_tls is not None:
+                doc["api"]["tls"] = self.api_tls.to_toml(rel)
         if self.byzantine is not None:
             doc["testing"] = {"byzantine": self.byzantine}
         if self.bls_backend is not None:
@@ -165,9 +182,15 @@ def load_config(path: str) -> NodeConfig:
     if not isinstance(node_id, str) or not 0 < len(node_id.encode()) <= 64:
         raise ConfigError("config_bad_field", "node_id must be a string of 1..64 bytes")
     p2p = _table(doc, "p2p", {"listen", "fault_injection", "peers"})
-    api = _table(doc, "api", {"listen", "open_reads"})
+    api = _table(doc, "api", {"listen", "open_reads", "allow_plain_http", "tls"})
     if type(api.get("open_reads", False)) is not bool:
         raise ConfigError("config_bad_field", "api.open_reads must be true or false")
+    if type(api.get("allow_plain_http", False)) is not bool:
+        raise ConfigError("config_bad_field", "api.allow_plain_http must be true or false")
+    try:
+        api_tls = parse_tls_table(api["tls"], base) if "tls" in api else None
+    except TlsConfigError as exc:
+        raise ConfigError(exc.code, f"{path}: {exc.message}") from None
     mempool = _table(doc, "mempool", {"max_txs", "max_bytes"})
     log = _table(doc, "log", {"level", "json"})
     testing = _table(doc, "testing", {"byzantine"})
@@ -209,4 +232,6 @@ def load_config(path: str) -> NodeConfig:
         byzantine=byzantine,
         bls_backend=bls_backend,
         path=os.path.abspath(path),
+        api_tls=api_tls,
+        api_allow_plain_http=api.get("allow_plain_http", False),
     )
