@@ -95,6 +95,10 @@ class HostNetwork:
         path = os.path.join(directory, STATE_FILE)
         if os.path.exists(path):
             raise HostsError("hosts_exists", f"{path} exists: `ledger hosts down --dir {directory}` first")
+        if os.path.exists(os.path.join(directory, "host-0")) or os.path.exists(os.path.join(directory, "coordinator")):
+            raise HostsError(
+                "hosts_exists", f"{directory} holds the hosts of an earlier network: use another directory or remove it"
+            )
         os.makedirs(directory, exist_ok=True)
         lan = HostLan.create(nodes)
         net = cls(directory, lan, chain_id)

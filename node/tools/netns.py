@@ -209,7 +209,9 @@ class HostLan:
 def lan_names() -> dict[str, set[str]]:
     """run id -> the namespaces and interfaces of that run present on this machine."""
     runs: dict[str, set[str]] = {}
-    names = _ip("netns", "list", check=False).split() + re.findall(r"^\d+: ([^:@]+)", _ip("-o", "link", "show"), re.M)
+    names = _ip("netns", "list", check=False).split() + re.findall(
+        r"^\d+: ([^:@]+)", _ip("-o", "link", "show"), re.MULTILINE
+    )
     for name in names:
         m = _NAME.fullmatch(name)
         if m is not None:

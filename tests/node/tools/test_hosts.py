@@ -14,7 +14,11 @@ earlier run are deleted first.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +29,7 @@ import pytest
 from node.api.tls import ApiTls
 from node.client import AccountKey, ClientError, LedgerClient, TlsOptions, load_key, operation
 from node.tools.hosts import HostNetwork, member_id
-from node.tools.netns import NetnsError, lan_names, remove_stale, require_netns
+from node.tools.netns import HostLan, NetnsError, lan_names, remove_stale, require_netns
 from tests.node.tls_certs import issue, make_ca
 
 NODES = 4
@@ -54,11 +58,63 @@ def height(client: LedgerClient) -> int:
         return -1
 
 
-def test_four_validators_on_four_hosts_survive_a_pulled_cable(tmp_path: Path) -> None:
+def need_netns() -> None:
     try:
         require_netns()
     except NetnsError as exc:
         pytest.fail(f"this test needs Linux network namespaces (root, iproute2): {exc.message}")
+
+
+# A process that creates a LAN and exits without deleting it (a crashed run); with an argument, it leaves a process
+# running in the LAN's first namespace (a network `ledger hosts up` left running) and prints that process's pid.
+LEAVE_LAN = """
+import subprocess, sys
+from node.tools.netns import HostLan
+lan = HostLan.create(2)
+pid = 0
+if len(sys.argv) > 1:
+    pid = subprocess.Popen(lan.exec_argv(0, ["sleep", "120"]), start_new_session=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid
+print(lan.run, pid)
+"""
+
+
+def leave_lan(*args: str) -> tuple[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", LEAVE_LAN, *args], capture_output=True, text=True, check=True, timeout=120
+    )
+    run, pid = done.stdout.split()
+    return run, int(pid)
+
+
+def test_stale_lans_of_crashed_runs_are_removed_and_no_other() -> None:
+    need_netns()
+    crashed, _ = leave_lan()
+    running, sleeper = leave_lan("with-a-process")
+    live = HostLan.create(1)  # this process's: alive
+    try:
+        assert {crashed, running, live.run} <= set(lan_names())
+        removed = remove_stale()
+        assert crashed in removed and crashed not in lan_names()
+        assert running not in removed and live.run not in removed  # something runs inside; its creator is alive
+        assert {running, live.run} <= set(lan_names())
+        os.kill(sleeper, signal.SIGKILL)
+        wait_for(
+            "the process in the left LAN to end",
+            lambda: not HostLan.from_json({"run": running, "subnet": "", "hosts": ["", ""]}).pids(0),
+            timeout=30,
+        )
+        assert running in remove_stale() and running not in lan_names()
+    finally:
+        live.destroy()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sleeper, signal.SIGKILL)
+        remove_stale()
+    assert live.run not in lan_names()
+
+
+def test_four_validators_on_four_hosts_survive_a_pulled_cable(tmp_path: Path) -> None:
+    need_netns()
     remove_stale()
     net = HostNetwork.create(str(tmp_path / "net"), NODES, chain_id="bank-net")
     atexit.register(net.destroy)
@@ -161,10 +217,10 @@ def run_scenario(net: HostNetwork, tmp_path: Path, clients: list[LedgerClient]) 
     start = {i: height(clients[i]) for i in range(NODES) if i != CUT}
     for k in range(6):  # the other three keep committing transfers
         transfer(k % 3, k % 3, 10 + k)
-    for i in start:
+    for i, h in start.items():
         wait_for(
             f"node-{i} to commit 5 more blocks while host {CUT} is cut off",
-            lambda i=i: height(clients[i]) >= start[i] + 5,
+            lambda i=i, h=h: height(clients[i]) >= h + 5,
         )
     assert net.running(CUT)  # the node itself never stopped
 
