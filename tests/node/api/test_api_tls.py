@@ -177,9 +177,11 @@ def test_mutual_tls_refuses_clients_without_an_accepted_certificate(served: Serv
         with LedgerClient(served.url, tls=tls) as client, pytest.raises(ClientError) as info:
             client.status()
         assert info.value.code in ("tls_failed", "connection_failed"), info.value
-    with LedgerClient(served.url, tls=client_tls(certs, client=certs.stranger)) as client:
-        with pytest.raises(ApiError) as refused:
-            client.status()
+    with (
+        LedgerClient(served.url, tls=client_tls(certs, client=certs.stranger)) as client,
+        pytest.raises(ApiError) as refused,
+    ):
+        client.status()
     assert (refused.value.status, refused.value.code) == (403, TLS_CLIENT_UNKNOWN)
     assert refused.value.details["fingerprint"] == certs.stranger.fingerprint
 
@@ -231,9 +233,11 @@ def test_optional_client_certificates(served: ServedApi, certs: Certs) -> None:
     assert status == 200 and MEMBER_HEADER not in headers
     status, headers, _ = raw_get(served.url, client_tls(certs, client=certs.bank_a))
     assert (status, headers[MEMBER_HEADER]) == (200, "bank-a")
-    with LedgerClient(served.url, tls=client_tls(certs, client=certs.stranger)) as client:
-        with pytest.raises(ApiError) as refused:
-            client.status()
+    with (
+        LedgerClient(served.url, tls=client_tls(certs, client=certs.stranger)) as client,
+        pytest.raises(ApiError) as refused,
+    ):
+        client.status()
     assert refused.value.code == TLS_CLIENT_UNKNOWN
 
 
