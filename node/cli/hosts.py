@@ -2,7 +2,8 @@
 each validator with its own IP address (node/tools/hosts.py, node/tools/netns.py). Needs root and iproute2.
 
     ledger hosts up --nodes 4 --dir ./hosts     hosts, the key ceremony on each, nodes started; prints the API URLs
-    ledger hosts status --dir ./hosts            per host: address, cable, node running, height (JSON)
+    ledger hosts status --dir ./hosts            per host: address, cable, node running, height (JSON; --tls-ca FILE
+                                                 for nodes whose API is behind TLS)
     ledger hosts cut 3 --dir ./hosts             pull host 3's cable (its link goes down): a network partition
     ledger hosts heal 3 --dir ./hosts            plug it back
     ledger hosts down --dir ./hosts              stop the nodes, delete the namespaces and the bridge
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 
 from node.errors import NodeError
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.set_defaults(func=run_up)
     status = sub.add_parser("status", help="per host: address, cable, node, height")
     status.add_argument("--dir", required=True)
+    status.add_argument("--tls-ca", metavar="FILE", help="CA bundle of the nodes' API certificates (TLS APIs)")
     status.set_defaults(func=run_status)
     for name, what in (("cut", "take a host's link down (pull its cable)"), ("heal", "bring a host's link up")):
         p = sub.add_parser(name, help=what)
@@ -83,9 +86,10 @@ def run_up(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     try:
         net = HostNetwork.open(args.dir)
+        context = ssl.create_default_context(cafile=args.tls_ca) if args.tls_ca else None
         rows = []
         for i in range(net.size):
-            status = None if net.lan.is_cut(i) else net.status(i)
+            status = None if net.lan.is_cut(i) else net.status(i, context)
             rows.append(
                 {
                     "host": i,

@@ -128,6 +128,10 @@ def test_the_sdk_works_over_https_with_the_consortium_ca(served: ServedApi, cert
         assert client.balances(ALICE, "BOND-A")  # a signed read
         result = client.execute(o.Transfer(ALICE, "BOND-A", (o.TransferLeg(BOB, 7),)))
         assert result.ok, result
+        stream = client.events(accounts=[ALICE], from_height=1)  # the event stream: WebSocket over TLS (wss)
+        first = next(stream)
+        assert first.type == "event" and first.height >= 1
+        stream.close()
 
 
 def test_a_client_without_the_right_ca_is_refused(served: ServedApi, certs: Certs) -> None:
