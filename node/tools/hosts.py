@@ -102,7 +102,11 @@ class HostNetwork:
         os.makedirs(directory, exist_ok=True)
         lan = HostLan.create(nodes)
         net = cls(directory, lan, chain_id)
-        net._save()
+        try:
+            net._save()
+        except BaseException:
+            lan.destroy()
+            raise
         return net
 
     @classmethod
@@ -110,10 +114,12 @@ class HostNetwork:
         try:
             with open(os.path.join(directory, STATE_FILE), encoding="utf-8") as f:
                 doc = json.load(f)
+            tls = {int(k): bool(v) for k, v in doc.get("tls", {}).items()}
+            return cls(directory, HostLan.from_json(doc["lan"]), doc["chain_id"], tls)
         except OSError:
             raise HostsError("hosts_no_network", f"no multi-host network in {directory} (no {STATE_FILE})") from None
-        tls = {int(k): bool(v) for k, v in doc.get("tls", {}).items()}
-        return cls(directory, HostLan.from_json(doc["lan"]), doc["chain_id"], tls)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise HostsError("hosts_no_network", f"{directory}/{STATE_FILE} is not a hosts file: {exc!r}") from None
 
     def _save(self) -> None:
         doc = {"chain_id": self.chain_id, "lan": self.lan.to_json(), "tls": {str(k): v for k, v in self.tls.items()}}
@@ -336,12 +342,18 @@ class HostNetwork:
     # -- teardown ------------------------------------------------------------------------------------------------
 
     def destroy(self) -> list[str]:
-        """Stop every node (SIGTERM, then SIGKILL), delete the namespaces and the bridge, remove DIR/hosts.json.
-        Idempotent; returns the names it could not delete."""
-        for i in range(self.size):
-            with contextlib.suppress(NodeError):
-                self.stop(i, grace=5.0)
-        left = self.lan.destroy()
+        """Stop every node (SIGTERM to all, SIGKILL to what remains after 5 s), delete the namespaces and the bridge,
+        remove DIR/hosts.json. Idempotent; returns the names it could not delete."""
+        with contextlib.suppress(NodeError):
+            pids = [pid for i in range(self.size) for pid in self.lan.pids(i)]
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5.0
+            while any(self.lan.pids(i) for i in range(self.size)) and time.monotonic() < deadline:
+                self._reap()
+                time.sleep(0.1)
+        left = self.lan.destroy()  # SIGKILLs what still runs
         for child in self._children.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(5)
