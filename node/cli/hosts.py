@@ -7,7 +7,8 @@ each validator with its own IP address (node/tools/hosts.py, node/tools/netns.py
     ledger hosts cut 3 --dir ./hosts             pull host 3's cable (its link goes down): a network partition
     ledger hosts heal 3 --dir ./hosts            plug it back
     ledger hosts down --dir ./hosts              stop the nodes, delete the namespaces and the bridge
-    ledger hosts clean                           delete what crashed earlier runs left (nothing running inside)
+    ledger hosts clean                           delete what crashed runs left (a `hosts up` network is kept while
+                                                 its nodes run)
 
 The chain id defaults to testnet-hosts: a local network, so the APIs serve plain HTTP (docs/operations.md, "TLS on
 the API"). Exit codes: 0 done, 1 failed (the message names the step), 2 usage.
@@ -62,7 +63,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"error: --nodes must be 1..{MAX_NODES}", file=sys.stderr)
         return 2
     try:
-        net = HostNetwork.create(args.dir, args.nodes, chain_id=args.chain_id)
+        net = HostNetwork.create(args.dir, args.nodes, chain_id=args.chain_id, kept=True)
     except NodeError as exc:
         return _fail(exc)
     try:

@@ -90,7 +90,11 @@ class HostNetwork:
     # -- creation ------------------------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: str, nodes: int = 4, *, chain_id: str = DEFAULT_CHAIN_ID) -> HostNetwork:
+    def create(
+        cls, directory: str, nodes: int = 4, *, chain_id: str = DEFAULT_CHAIN_ID, kept: bool = False
+    ) -> HostNetwork:
+        """The hosts. `kept`: the network outlives this process (`ledger hosts up`); otherwise it is deleted as
+        stale (node/tools/netns.py, `remove_stale`) once this process is gone, nodes and all."""
         assert 1 <= nodes <= MAX_NODES
         path = os.path.join(directory, STATE_FILE)
         if os.path.exists(path):
@@ -100,7 +104,7 @@ class HostNetwork:
                 "hosts_exists", f"{directory} holds the hosts of an earlier network: use another directory or remove it"
             )
         os.makedirs(directory, exist_ok=True)
-        lan = HostLan.create(nodes)
+        lan = HostLan.create(nodes, kept=kept)
         net = cls(directory, lan, chain_id)
         try:
             net._save()

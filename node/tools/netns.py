@@ -8,13 +8,16 @@ other hosts only across the bridge. Taking the switch side of a host's veth down
     lan.exec_argv(i, argv)                   ["ip", "netns", "exec", <namespace>, *argv]
     lan.cut(i) / lan.heal(i)                 ip link set <veth of host i> down / up
     lan.destroy()                            kill what runs inside, delete namespaces, veths, bridge (idempotent)
+    HostLan.create(4, kept=True)             a LAN meant to outlive its creator (`ledger hosts up`)
     HostLan.from_json(lan.to_json())         the same LAN in another process (`ledger hosts down`)
     remove_stale()                           delete the LANs of earlier runs that crashed (below)
 
-Names: run id `<creator pid, 6 hex><k, 1 hex>`; namespace `lh<run>-<i>`, bridge `lh<run>b`, veth `lh<run>v<i>`
-(interface names stay under Linux's 15 characters). A LAN is stale when the process that created it is gone and no
-process runs in any of its namespaces; `remove_stale` deletes exactly those, so concurrent runs on one machine
-(and a network `ledger hosts up` left running) are never touched. Creating a LAN holds an exclusive lock
+Names: a LAN is `lh<creator pid, 6 hex><k, 1 hex>` (`lk...` when kept: below); its namespaces `<lan>-<i>`, its
+bridge `<lan>b`, its veths `<lan>v<i>` (interface names stay under Linux's 15 characters). A LAN is stale once the
+process that created it is gone — unless it is a kept one (`ledger hosts up` leaves its network running) in whose
+namespaces something still runs. `remove_stale` deletes exactly the stale ones, killing what still runs in them
+(the nodes of a test that crashed), so concurrent runs on one machine and a running `ledger hosts` network are never
+touched. Creating a LAN holds an exclusive lock
 (/run/lock or /tmp) while it picks its subnet, so two runs never take the same one.
 
 The root namespace has the bridge address `.254`, so tools and tests there reach the hosts' addresses through the
@@ -42,12 +45,13 @@ from node.errors import NodeError
 
 __all__ = ["Host", "HostLan", "NetnsError", "lan_names", "remove_stale", "require_netns"]
 
-PREFIX: Final = "lh"
+PREFIX: Final = "lh"  # a LAN that lives as long as the process that created it (tests, benchmarks)
+KEPT_PREFIX: Final = "lk"  # a LAN left running on purpose (`ledger hosts up`) until `ledger hosts down`
 SUBNET_BASE: Final = "10.77"  # hosts get 10.77.<k>.<i + 1>/24, the bridge 10.77.<k>.254
 BRIDGE_HOST: Final = 254
 MAX_HOSTS: Final = 200
 IP_TIMEOUT_S: Final = 30.0
-_NAME = re.compile(rf"{PREFIX}([0-9a-f]{{6}})([0-9a-f])(?:b|v[0-9]+|-[0-9]+)")
+_NAME = re.compile(rf"((?:{PREFIX}|{KEPT_PREFIX})[0-9a-f]{{7}})(?:b|v[0-9]+|-[0-9]+)")
 _runs = itertools.count()
 
 
@@ -112,33 +116,39 @@ def _free_subnet() -> str:
 
 @dataclass(slots=True)
 class HostLan:
-    run: str
+    name: str  # "lh<creator pid, 6 hex><k>" (or "lk...": kept), the stem of every name of this LAN
     subnet: str  # "10.77.k": the /24 of the hosts
     hosts: list[Host]
 
     @property
     def bridge(self) -> str:
-        return f"{PREFIX}{self.run}b"
+        return f"{self.name}b"
+
+    @property
+    def kept(self) -> bool:
+        return self.name.startswith(KEPT_PREFIX)
 
     @property
     def gateway(self) -> str:
         return f"{self.subnet}.{BRIDGE_HOST}"
 
     @classmethod
-    def create(cls, count: int) -> HostLan:
-        """`count` hosts on a new bridge. On any failure everything created so far is deleted again."""
+    def create(cls, count: int, *, kept: bool = False) -> HostLan:
+        """`count` hosts on a new bridge. `kept`: the LAN outlives this process while something runs in it (else
+        it is stale once this process is gone: `remove_stale`). On any failure everything created so far is
+        deleted again."""
         assert 1 <= count <= MAX_HOSTS
         require_netns()
-        run = f"{os.getpid():06x}{next(_runs) % 16:x}"
+        name = f"{KEPT_PREFIX if kept else PREFIX}{os.getpid():06x}{next(_runs) % 16:x}"
         with _subnet_lock():
             subnet = _free_subnet()
-            lan = cls(run, subnet, [])
+            lan = cls(name, subnet, [])
             try:
                 _ip("link", "add", lan.bridge, "type", "bridge")
                 _ip("addr", "add", f"{lan.gateway}/24", "dev", lan.bridge)
                 _ip("link", "set", lan.bridge, "up")
                 for i in range(count):
-                    host = Host(i, f"{PREFIX}{run}-{i}", f"{PREFIX}{run}v{i}", f"{subnet}.{i + 1}")
+                    host = Host(i, f"{name}-{i}", f"{name}v{i}", f"{subnet}.{i + 1}")
                     _ip("netns", "add", host.namespace)
                     lan.hosts.append(host)
                     _ip("link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.namespace)
@@ -197,26 +207,24 @@ class HostLan:
         return left
 
     def to_json(self) -> dict[str, Any]:
-        return {"run": self.run, "subnet": self.subnet, "hosts": [h.address for h in self.hosts]}
+        return {"name": self.name, "subnet": self.subnet, "hosts": [h.address for h in self.hosts]}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> HostLan:
-        run = doc["run"]
-        hosts = [Host(i, f"{PREFIX}{run}-{i}", f"{PREFIX}{run}v{i}", a) for i, a in enumerate(doc["hosts"])]
-        return cls(run, doc["subnet"], hosts)
+        name = doc["name"]
+        hosts = [Host(i, f"{name}-{i}", f"{name}v{i}", a) for i, a in enumerate(doc["hosts"])]
+        return cls(name, doc["subnet"], hosts)
 
 
 def lan_names() -> dict[str, set[str]]:
-    """run id -> the namespaces and interfaces of that run present on this machine."""
-    runs: dict[str, set[str]] = {}
-    names = _ip("netns", "list", check=False).split() + re.findall(
-        r"^\d+: ([^:@]+)", _ip("-o", "link", "show"), re.MULTILINE
-    )
-    for name in names:
+    """LAN name -> the namespaces and interfaces of that LAN present on this machine."""
+    lans: dict[str, set[str]] = {}
+    links = re.findall(r"^\d+: ([^:@]+)", _ip("-o", "link", "show"), re.MULTILINE)
+    for name in _ip("netns", "list", check=False).split() + links:
         m = _NAME.fullmatch(name)
         if m is not None:
-            runs.setdefault(m.group(1) + m.group(2), set()).add(name)
-    return runs
+            lans.setdefault(m.group(1), set()).add(name)
+    return lans
 
 
 def _alive(pid: int) -> bool:
@@ -230,18 +238,21 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale() -> list[str]:
-    """Delete the LANs whose creating process is gone and in whose namespaces nothing runs (a crashed earlier run).
-    Returns the run ids removed."""
+    """Delete the LANs of earlier runs that are gone: those whose creating process has exited, except a kept LAN
+    (`ledger hosts up`) in whose namespaces something still runs. Whatever still runs in a removed LAN (the nodes of
+    a test that crashed) is killed. Returns the names of the LANs removed."""
     removed = []
-    for run, names in lan_names().items():
-        if _alive(int(run[:6], 16)):
+    for name, names in sorted(lan_names().items()):
+        if _alive(int(name[len(PREFIX) : len(PREFIX) + 6], 16)):
             continue
-        namespaces = sorted(n for n in names if re.fullmatch(rf"{PREFIX}{run}-[0-9]+", n))
-        if any(_ip("netns", "pids", ns, check=False).split() for ns in namespaces):
+        namespaces = sorted(n for n in names if re.fullmatch(rf"{name}-[0-9]+", n))
+        lan = HostLan(
+            name, "", [Host(int(ns.rpartition("-")[2]), ns, f"{name}v{ns.rpartition('-')[2]}", "") for ns in namespaces]
+        )
+        if lan.kept and any(lan.pids(h.index) for h in lan.hosts):
             continue
-        for ns in namespaces:
-            _ip("netns", "del", ns, check=False)
-        for name in sorted(names - set(namespaces)):
-            _ip("link", "del", name, check=False)
-        removed.append(run)
+        lan.destroy()
+        for link in sorted(names - set(namespaces)):  # veths or a bridge whose namespaces are already gone
+            _ip("link", "del", link, check=False)
+        removed.append(name)
     return removed

@@ -67,17 +67,17 @@ def need_netns() -> None:
         pytest.fail(f"this test needs Linux network namespaces (root, iproute2): {exc.message}")
 
 
-# A process that creates a LAN and exits without deleting it (a crashed run); with an argument, it leaves a process
-# running in the LAN's first namespace (a network `ledger hosts up` left running) and prints that process's pid.
+# A process that creates a LAN (kept with "kept") and exits without deleting it, as a crashed run does; with
+# "process" it leaves a process running in the LAN's first namespace. Prints the LAN's name and that process's pid.
 LEAVE_LAN = """
 import subprocess, sys
 from node.tools.netns import HostLan
-lan = HostLan.create(2)
+lan = HostLan.create(2, kept="kept" in sys.argv)
 pid = 0
-if len(sys.argv) > 1:
+if "process" in sys.argv:
     pid = subprocess.Popen(lan.exec_argv(0, ["sleep", "120"]), start_new_session=True, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid
-print(lan.run, pid)
+print(lan.name, pid)
 """
 
 
@@ -85,34 +85,41 @@ def leave_lan(*args: str) -> tuple[str, int]:
     done = subprocess.run(
         [sys.executable, "-c", LEAVE_LAN, *args], capture_output=True, text=True, check=True, timeout=120
     )
-    run, pid = done.stdout.split()
-    return run, int(pid)
+    name, pid = done.stdout.split()
+    return name, int(pid)
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
 
 
 def test_stale_lans_of_crashed_runs_are_removed_and_no_other() -> None:
     need_netns()
     crashed, _ = leave_lan()
-    running, sleeper = leave_lan("with-a-process")
+    crashed_busy, orphan = leave_lan("process")  # a test that crashed with its nodes running
+    kept, sleeper = leave_lan("kept", "process")  # `ledger hosts up`: the network runs on
     live = HostLan.create(1)  # this process's: alive
     try:
-        assert {crashed, running, live.run} <= set(lan_names())
+        assert {crashed, crashed_busy, kept, live.name} <= set(lan_names())
         removed = remove_stale()
-        assert crashed in removed and crashed not in lan_names()
-        assert running not in removed and live.run not in removed  # something runs inside; its creator is alive
-        assert {running, live.run} <= set(lan_names())
-        os.kill(sleeper, signal.SIGKILL)
-        wait_for(
-            "the process in the left LAN to end",
-            lambda: not HostLan.from_json({"run": running, "subnet": "", "hosts": ["", ""]}).pids(0),
-            timeout=30,
-        )
-        assert running in remove_stale() and running not in lan_names()
+        assert {crashed, crashed_busy} <= set(removed) and not {crashed, crashed_busy} & set(lan_names())
+        wait_for("the orphaned process of the crashed run to be killed", lambda: gone(orphan), timeout=30)
+        assert kept not in removed and live.name not in removed
+        assert {kept, live.name} <= set(lan_names())
+        os.kill(sleeper, signal.SIGKILL)  # the kept network's nodes stop: now it is stale too
+        wait_for("the process in the kept LAN to end", lambda: gone(sleeper), timeout=30)
+        assert kept in remove_stale() and kept not in lan_names()
     finally:
         live.destroy()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(sleeper, signal.SIGKILL)
+        for pid in (orphan, sleeper):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         remove_stale()
-    assert live.run not in lan_names()
+    assert live.name not in lan_names()
 
 
 def test_four_validators_on_four_hosts_survive_a_pulled_cable(
@@ -132,7 +139,7 @@ def test_four_validators_on_four_hosts_survive_a_pulled_cable(
         left = net.destroy()
         atexit.unregister(net.destroy)
     assert left == []
-    assert net.lan.run not in lan_names(), "namespaces or links of this run are left behind"
+    assert net.lan.name not in lan_names(), "namespaces or links of this run are left behind"
     for path in logs.values():
         with open(path, encoding="utf-8", errors="replace") as f:
             assert "state_root_mismatch" not in f.read()
