@@ -139,8 +139,12 @@ class HostLan:
         deleted again."""
         assert 1 <= count <= MAX_HOSTS
         require_netns()
-        name = f"{KEPT_PREFIX if kept else PREFIX}{os.getpid():06x}{next(_runs) % 16:x}"
         with _subnet_lock():
+            present = lan_names()
+            stems = (f"{KEPT_PREFIX if kept else PREFIX}{os.getpid():06x}{next(_runs) % 16:x}" for _ in range(16))
+            name = next((n for n in stems if n not in present), None)
+            if name is None:
+                raise NetnsError("netns_failed", f"process {os.getpid()} already has 16 LANs: destroy some first")
             subnet = _free_subnet()
             lan = cls(name, subnet, [])
             try:
