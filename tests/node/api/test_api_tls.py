@@ -25,6 +25,7 @@ from node.cli import main
 from node.client import AccountKey, ApiError, ClientError, LedgerClient, TlsOptions, save_key
 from node.validator.api_listen import api_serving
 from node.validator.config import ConfigError, load_config
+from node.validator.config import write_config as write_node_config
 from tests.ledger.world import CHAIN, key_for
 from tests.node.api.api_world import ALICE, BOB, ChainFacade, MirrorWorld, populated_world
 from tests.node.tls_certs import Issued, issue, make_ca
@@ -283,6 +284,9 @@ bank-b = ["dns:OPS.bank-b.example"]
     assert tls.cert_file == str(tls_dir / "node.pem")
     assert tls.members.fingerprints == {bytes.fromhex(certs.bank_a.fingerprint[7:]): "bank-a"}
     assert tls.members.dns_names == {"ops.bank-b.example": "bank-b"}
+    rewritten = str(tmp_path / "rewritten.toml")
+    write_node_config(rewritten, config)  # what `ledger init` and the hosts tool write: the table survives a round trip
+    assert load_config(rewritten).api_tls == tls
     api_config, context = api_serving(config, "bank-net")
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
     assert api_config.client_members == tls.members
