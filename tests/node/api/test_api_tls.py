@@ -329,3 +329,13 @@ def test_plain_http_is_for_local_networks_loopback_or_an_explicit_choice(certs: 
     assert info.value.code == "api_plain_http"
     allowed = load_config(write_config(tmp_path, "allow_plain_http = true\n"))
     assert api_serving(allowed, "bank-net")[1] is None
+
+
+def test_ledger_node_run_refuses_plain_http_off_loopback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A consortium chain's node whose API would listen on a LAN address in clear text does not start (exit 1)."""
+    from node.tools.localnet import generate_network
+
+    layout = generate_network(str(tmp_path / "net"), 1, chain_id="bank-net", host="10.0.0.5", users=0)
+    assert main(["node", "run", "--config", layout.config_paths[0]]) == 1
+    err = capsys.readouterr().err
+    assert "api_plain_http" in err and "10.0.0.5" in err
