@@ -136,7 +136,11 @@ class AsyncLedgerClient:
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             raise ClientError("tls_failed", f"{req.method} {url}: TLS: {exc}") from None
         except aiohttp.ClientError as exc:
-            raise ClientError("connection_failed", f"{req.method} {url}: {exc}") from None
+            hint = ""
+            dropped = isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+            if self._ssl is not None and dropped and not isinstance(exc, aiohttp.ClientConnectorError):
+                hint = " (a node that requires a client certificate drops connections without an accepted one)"
+            raise ClientError("connection_failed", f"{req.method} {url}: {exc}{hint}") from None
 
     async def get(self, *segments: str | int, signed: bool = False, **query: Any) -> Any:
         """GET /v1/<segments>?<query> (signed when `signed` and the client has a key)."""
