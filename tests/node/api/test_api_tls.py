@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import ssl
 import threading
@@ -337,6 +338,15 @@ def test_ledger_node_run_refuses_plain_http_off_loopback(tmp_path: Path, capsys:
     from node.tools.localnet import generate_network
 
     layout = generate_network(str(tmp_path / "net"), 1, chain_id="bank-net", host="10.0.0.5", users=0)
-    assert main(["node", "run", "--config", layout.config_paths[0]]) == 1
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        assert main(["node", "run", "--config", layout.config_paths[0]]) == 1
+    finally:  # `node run` installed its log handler on the captured stderr: put the test's logging back
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
     err = capsys.readouterr().err
     assert "api_plain_http" in err and "10.0.0.5" in err
