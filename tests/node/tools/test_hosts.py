@@ -247,6 +247,9 @@ def run_scenario(
     assert main(["hosts", "heal", str(CUT), "--dir", net.directory]) == 0
     target = max(height(clients[i]) for i in start)
     wait_for(f"node-{CUT} to catch up to height {target}", lambda: height(clients[CUT]) >= target)
+    transfer(CUT, CUT, 50)  # and it takes transactions again
+    last = clients[CUT].tx(acknowledged[-1])["receipt"]["height"]
+    wait_for(f"every node to commit height {last}", lambda: min(height(c) for c in clients) >= last)
     common = min(height(c) for c in clients)
     assert common >= target
     blocks = [c.block(common) for c in clients]
