@@ -21,6 +21,7 @@ from node.api.limits import TokenBuckets, cors_middleware, rate_limit_middleware
 from node.api.openapi import build_openapi, docs_html
 from node.api.routes import ALL_ROUTES
 from node.api.routing import SIGNED, Route, parse_params
+from node.api.tls import client_member_middleware, require_member
 
 __all__ = ["CTX_KEY", "create_app"]
 
@@ -44,6 +45,7 @@ def _handler(route: Route, ctx: ApiContext) -> Callable[[web.Request], Any]:
             who = ctx.auth.authenticate(
                 request.method, request.path, request.rel_url.raw_query_string, body, request.headers
             )
+            require_member(request, who)
         result = await handler(Call(ctx, request, params, body, who))
         if isinstance(result, web.StreamResponse):
             return result
@@ -75,8 +77,10 @@ def create_app(facade: NodeFacade, config: ApiConfig | None = None) -> web.Appli
     middlewares: list[Any] = []
     if config.cors_origins:
         middlewares.append(cors_middleware(config.cors_origins))
+    middlewares.append(error_middleware)
+    if config.client_members is not None:
+        middlewares.append(client_member_middleware(config.client_members))
     middlewares += [
-        error_middleware,
         rate_limit_middleware(TokenBuckets(limits.rate_per_second, limits.rate_burst, limits.max_clients_tracked),
                               RATE_EXEMPT),
         timeout_middleware(limits.request_timeout, STREAM_PREFIXES),

@@ -20,6 +20,7 @@ from node.api.errors import ApiError, api_error
 from node.api.facade import NodeFacade
 from node.api.limits import ApiLimits
 from node.api.stream import EventHub
+from node.api.tls import ClientMembers
 
 __all__ = ["DOCS_KEY", "OPENAPI_KEY", "ApiConfig", "ApiContext", "Call"]
 
@@ -35,6 +36,8 @@ class ApiConfig:
     cors_origins: tuple[str, ...] = ()  # allowed browser origins; ("*",) = any
     limits: ApiLimits = field(default_factory=ApiLimits)
     clock: Callable[[], float] = time.time
+    # Mutual TLS: client certificate -> member (node/api/tls.py); None: no client-certificate mapping.
+    client_members: ClientMembers | None = None
 
 
 class ApiContext:

@@ -74,6 +74,10 @@ AUTH_UNKNOWN_KEY = codes.define(3205, "AUTH_UNKNOWN_KEY", "unknown account or ke
 NOT_VISIBLE = codes.define(3206, "NOT_VISIBLE", "the requesting account may not see this data", _N)
 AUTH_BUSY = codes.define(3207, "AUTH_BUSY", "too many signed requests in the window; retry later", _N)
 AUTH_WRONG_NODE = codes.define(3208, "AUTH_WRONG_NODE", "this signed request is addressed to another node", _N)
+# Mutual TLS (docs/operations.md, "TLS on the API"; node/api/tls.py) -------------------------------------------
+TLS_CLIENT_UNKNOWN = codes.define(3209, "TLS_CLIENT_UNKNOWN", "the client certificate is not mapped to a member", _N)
+AUTH_MEMBER_MISMATCH = codes.define(3210, "AUTH_MEMBER_MISMATCH",
+                                    "the signing account is not of the client certificate's member", _N)
 
 HTTP_STATUS: dict[int, int] = {
     BAD_REQUEST: 400,
@@ -108,6 +112,8 @@ HTTP_STATUS: dict[int, int] = {
     NOT_VISIBLE: 403,
     AUTH_BUSY: 503,
     AUTH_WRONG_NODE: 401,
+    TLS_CLIENT_UNKNOWN: 403,
+    AUTH_MEMBER_MISMATCH: 403,
 }
 
 API_CODES: tuple[int, ...] = tuple(sorted(HTTP_STATUS))

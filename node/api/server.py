@@ -1,10 +1,12 @@
 """Serving the API: `await start_api(facade, host, port, config)` -> ApiServer (stop with `await server.stop()`).
 
-This is what the node runtime calls to put the API on its configured `api_listen` address."""
+This is what the node runtime calls to put the API on its configured `api_listen` address; with `ssl_context`
+(node/api/tls.py, `ApiTls.server_context`) it serves HTTPS only."""
 
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -39,10 +41,11 @@ class ApiServer:
     runner: web.AppRunner
     host: str
     port: int
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
         """Close every event stream (with its resume height), finish in-flight requests, release the port."""
@@ -50,12 +53,12 @@ class ApiServer:
 
 
 async def start_api(facade: NodeFacade, host: str = "127.0.0.1", port: int = 8100,
-                    config: ApiConfig | None = None) -> ApiServer:
-    """Listen on host:port (port 0: any free port, see `.port`)."""
+                    config: ApiConfig | None = None, ssl_context: ssl.SSLContext | None = None) -> ApiServer:
+    """Listen on host:port (port 0: any free port, see `.port`); over TLS when `ssl_context` is given."""
     runner = web.AppRunner(create_app(facade, config), access_log=None, shutdown_timeout=5.0,
                            logger=HttpServerLog(logging.getLogger("aiohttp.server"), {}))
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     bound = runner.addresses[0][1] if port == 0 else port
-    return ApiServer(runner, host, bound)
+    return ApiServer(runner, host, bound, ssl_context is not None)

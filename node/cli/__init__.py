@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "statement",
     "governance",
     "testnet",
+    "hosts",
     "demo",
 )
 

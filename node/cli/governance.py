@@ -22,6 +22,7 @@ from typing import Any
 
 from ledger.operations import Operation
 from node.cli.passphrase import load_account_key
+from node.cli.tls_flags import node_tls
 from node.cli.tx import add_node_flags, node_url
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_OK, emit, guarded
@@ -120,7 +121,7 @@ def _submit(args: argparse.Namespace, client: LedgerClient, key: AccountKey, op:
 def _propose(args: argparse.Namespace) -> int:
     key = load_account_key(args.key)
     actions = parse_actions(_read_actions(args))
-    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+    with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         expiry = args.expiry_height
         if expiry is None:
             if args.expires_in < 1:
@@ -132,18 +133,18 @@ def _propose(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     key = load_account_key(args.key)
-    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+    with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         return _submit(args, client, key, approve(args.actor or key.account, args.proposal_id))
 
 
 def _cancel(args: argparse.Namespace) -> int:
     key = load_account_key(args.key)
-    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+    with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         return _submit(args, client, key, cancel_proposal(args.actor or key.account, args.proposal_id))
 
 
 def _show(args: argparse.Namespace) -> int:
-    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+    with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         if args.proposal_id:
             emit(client.proposal(args.proposal_id, args.height))
         else:
@@ -152,6 +153,6 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _epochs(args: argparse.Namespace) -> int:
-    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+    with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         emit(client.epochs(args.after, args.limit))
     return EXIT_OK

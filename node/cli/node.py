@@ -22,7 +22,6 @@ import sys
 import time
 
 from ledger.store import StoreError
-from node.api.context import ApiConfig
 from node.api.server import start_api
 from node.chain.genesis import ChainParams, GenesisError
 from node.cli.passphrase import add_passphrase_options, passphrase_from_args
@@ -31,6 +30,7 @@ from node.errors import NodeError
 from node.net.transport import TransportError
 from node.tools.admin_client import AdminConnection
 from node.validator.admin_socket import AdminServer
+from node.validator.api_listen import api_serving
 from node.validator.config import ConfigError, load_config
 from node.validator.keyfile import KeyFileError, read_key_file_info
 from node.validator.logs import setup_logging
@@ -70,6 +70,7 @@ async def serve(config_path: str, state_sync: bool = False, passphrase: bytes | 
     if state_sync or config.state_sync:
         await join_from_config(config, passphrase)
     node = ValidatorNode.from_config(config, passphrase=passphrase)
+    api_config, api_ssl = api_serving(config, node.genesis.chain_id)
     admin = AdminServer(node, os.path.join(config.data_dir, "admin.sock"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,8 +79,7 @@ async def serve(config_path: str, state_sync: bool = False, passphrase: bytes | 
     await admin.start()
     api = None
     if config.api_listen is not None:
-        api = await start_api(node.view, config.api_listen[0], config.api_listen[1],
-                              ApiConfig(open_reads=config.api_open_reads))
+        api = await start_api(node.view, config.api_listen[0], config.api_listen[1], api_config, api_ssl)
     fatal = await node.wait_stopped()
     if api is not None:
         await api.stop()

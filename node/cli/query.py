@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from node.cli.passphrase import load_account_key
+from node.cli.tls_flags import node_tls
 from node.cli.tx import add_node_flags, node_url
 from node.client.console import EXIT_OK, emit, guarded
 from node.client.sync import LedgerClient
@@ -69,7 +70,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> LedgerClient:
-    return LedgerClient(node_url(args), load_account_key(args.key) if args.key else None, timeout=args.timeout)
+    return LedgerClient(node_url(args), load_account_key(args.key) if args.key else None, timeout=args.timeout,
+                        tls=node_tls(args))
 
 
 def _run(args: argparse.Namespace) -> int:

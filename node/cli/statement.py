@@ -19,6 +19,7 @@ from node.chain.statement import (
     verify_statement_bytes,
 )
 from node.cli.passphrase import load_account_key
+from node.cli.tls_flags import node_tls
 from node.cli.tx import add_node_flags, node_url
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
 from node.client.errors import ClientError
@@ -80,7 +81,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     anchor = _anchor(args.genesis) if args.genesis else None
     key = load_account_key(args.key) if args.key else None
-    with LedgerClient(node_url(args), key, timeout=args.timeout) as client:
+    with LedgerClient(node_url(args), key, timeout=args.timeout, tls=node_tls(args)) as client:
         doc = client.statement(args.account, args.height)
     if not isinstance(doc, dict):
         raise ClientError("bad_response", "the node answered a statement that is not a JSON object")

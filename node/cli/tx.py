@@ -26,6 +26,7 @@ from ledger.codec import Bin, Bool, Optional, Record, Seq, Str, StrMap, UInt, Va
 from ledger.transaction import Signature, SignedTransaction, sign_transaction
 from node.chain.protocol import OPERATIONS
 from node.cli.passphrase import load_account_key
+from node.cli.tls_flags import add_tls_flags, node_tls
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
 from node.client.errors import ClientError
@@ -43,6 +44,7 @@ def node_url(args: argparse.Namespace) -> str:
 def add_node_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node", help=f"API base URL (default $LEDGER_NODE or {DEFAULT_NODE})")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the node (default 30)")
+    add_tls_flags(p)
 
 
 def _add_signing_flags(p: argparse.ArgumentParser, keys_required: bool = True) -> None:
@@ -196,7 +198,7 @@ def _finish(args: argparse.Namespace, ops: list[Any], keys: list[AccountKey], bo
         body = builder.make_body(ops, chain_id=chain_id, expiry_height=expiry, signers=signers, nonce=nonce)
         tx = builder.sign(body, keys)
         return _print_tx(args, tx)
-    with LedgerClient(node_url(args), timeout=args.timeout, chain_id=chain_id) as client:
+    with LedgerClient(node_url(args), timeout=args.timeout, chain_id=chain_id, tls=node_tls(args)) as client:
         body = client.body(ops, signers=signers, nonce=nonce, expiry_height=expiry, lifetime=args.lifetime)
         tx = builder.sign(body, keys)
         if args.out:
@@ -295,13 +297,13 @@ def _run_cosign(args: argparse.Namespace) -> int:
         return _print_tx(args, tx)
     if args.out:
         _write_tx(args.out, tx)
-    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+    with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         return _submit(client, args, tx)
 
 
 def _run_submit(args: argparse.Namespace) -> int:
     tx = read_signed_tx(args.file)
-    with LedgerClient(node_url(args), timeout=args.timeout) as client:
+    with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         return _submit(client, args, tx)
 
 

@@ -21,6 +21,7 @@ from node.client.builder import (
 from node.client.errors import ApiError, ClientError, LedgerClientError, TransactionFailed
 from node.client.keys import AccountKey, load_key, save_key
 from node.client.sync import LedgerClient
+from node.client.tls import TlsOptions
 from node.client.verify import verify_certificate, verify_state_proof
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "StatementVerdict",
     "StreamItem",
     "SubmitResult",
+    "TlsOptions",
     "TransactionFailed",
     "TrustAnchor",
     "load_key",

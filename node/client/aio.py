@@ -7,13 +7,18 @@ wraps it for blocking code.
         async for event in client.events(accounts=["alice@bank-a"], from_height=1):
             ...
 
+HTTPS: an https:// URL verifies the node's certificate against `tls=TlsOptions(ca_file=...)` (node/client/tls.py;
+cert_file/key_file add a client certificate for mutual TLS), or LEDGER_TLS_CA / LEDGER_TLS_CERT / LEDGER_TLS_KEY when
+`tls` is not given, or the system's trust store.
+
 Errors: ApiError (the node's {code, message, details}), TransactionFailed (non-zero receipt), ClientError
-(connection, timeout, malformed answer, bad input). Endpoints and their JSON: docs/api.md and /openapi.json.
+(connection, tls_failed / tls_config, timeout, malformed answer, bad input). Endpoints and their JSON: docs/api.md and /openapi.json.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from node.chain.statement import StatementVerdict, statement_bytes, verify_state
 from node.client import builder
 from node.client.errors import ApiError, ClientError, TransactionFailed
 from node.client.keys import AccountKey
+from node.client.tls import TlsOptions
 from node.client.wire import NodeName, Request, decode_response, path_of, query_of
 
 __all__ = ["AsyncLedgerClient", "StreamItem", "SubmitResult"]
@@ -72,8 +78,16 @@ class AsyncLedgerClient:
 
     def __init__(self, base_url: str, key: AccountKey | None = None, *, timeout: float = 30.0,
                  chain_id: str | None = None, node_id: str | None = None,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None,
+                 tls: TlsOptions | ssl.SSLContext | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        https = self.base_url.startswith("https://")
+        if tls is not None and not https:
+            raise ClientError("bad_input", f"TLS options given for {self.base_url}: use an https:// URL")
+        self._ssl: ssl.SSLContext | None = None
+        if https:
+            options = TlsOptions.from_env() if tls is None else tls
+            self._ssl = options if isinstance(options, ssl.SSLContext) else options.ssl_context()
         self.key = key
         self.timeout = timeout
         self._chain_id = chain_id
@@ -94,7 +108,9 @@ class AsyncLedgerClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                                  connector=connector)
             self._own_session = True
         return self._session
 
@@ -117,8 +133,14 @@ class AsyncLedgerClient:
             raise
         except TimeoutError:
             raise ClientError("timeout", f"{req.method} {req.path}: no answer within the timeout") from None
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            raise ClientError("tls_failed", f"{req.method} {url}: TLS: {exc}") from None
         except aiohttp.ClientError as exc:
-            raise ClientError("connection_failed", f"{req.method} {url}: {exc}") from None
+            hint = ""
+            dropped = isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+            if self._ssl is not None and dropped and not isinstance(exc, aiohttp.ClientConnectorError):
+                hint = " (a node that requires a client certificate drops connections without an accepted one)"
+            raise ClientError("connection_failed", f"{req.method} {url}: {exc}{hint}") from None
 
     async def get(self, *segments: str | int, signed: bool = False, **query: Any) -> Any:
         """GET /v1/<segments>?<query> (signed when `signed` and the client has a key)."""

@@ -24,7 +24,7 @@ EXIT_FAILED: Final = 1
 EXIT_INPUT: Final = 2
 EXIT_REMOTE: Final = 3
 
-_REMOTE_CLIENT_CODES: Final = frozenset({"connection_failed", "timeout", "bad_response"})
+_REMOTE_CLIENT_CODES: Final = frozenset({"connection_failed", "tls_failed", "timeout", "bad_response"})
 
 
 def emit(value: Any) -> None:

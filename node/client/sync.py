@@ -5,11 +5,14 @@ client (so it must not be called from inside a running event loop: use AsyncLedg
         client.execute(operation("issue", actor=..., asset="BOND-A", recipient=..., amount=1000))
         for item in client.events(accounts=["alice@bank-a"], from_height=1):
             ...
+
+HTTPS and client certificates: `tls=TlsOptions(...)` as for AsyncLedgerClient (node/client/tls.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
@@ -19,6 +22,7 @@ from node.chain.statement import StatementVerdict, statement_bytes, verify_state
 from node.client.aio import AsyncLedgerClient, StreamItem, SubmitResult
 from node.client.errors import ClientError
 from node.client.keys import AccountKey
+from node.client.tls import TlsOptions
 from node.client.wire import Request
 
 __all__ = ["LedgerClient"]
@@ -26,9 +30,10 @@ __all__ = ["LedgerClient"]
 
 class LedgerClient:
     def __init__(self, base_url: str, key: AccountKey | None = None, *, timeout: float = 30.0,
-                 chain_id: str | None = None, node_id: str | None = None) -> None:
+                 chain_id: str | None = None, node_id: str | None = None,
+                 tls: TlsOptions | ssl.SSLContext | None = None) -> None:
+        self._aio = AsyncLedgerClient(base_url, key, timeout=timeout, chain_id=chain_id, node_id=node_id, tls=tls)
         self._loop = asyncio.new_event_loop()
-        self._aio = AsyncLedgerClient(base_url, key, timeout=timeout, chain_id=chain_id, node_id=node_id)
 
     @property
     def base_url(self) -> str:

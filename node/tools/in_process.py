@@ -75,10 +75,10 @@ class InProcessNodes:
     # ---------------------------------------------------------------------------------------------- one node
 
     async def _start(self, i: int) -> None:
-        from node.api import ApiConfig
         from node.api.server import start_api
         from node.chain.sigverify import Ed25519Verifier
         from node.validator.admin_socket import AdminServer
+        from node.validator.api_listen import api_serving
         from node.validator.config import load_config
         from node.validator.node import ValidatorNode
 
@@ -92,8 +92,8 @@ class InProcessNodes:
             await validator.start()
             await admin.start()
             if config.api_listen is not None:
-                api = await start_api(validator.view, config.api_listen[0], config.api_listen[1],
-                                      ApiConfig(open_reads=config.api_open_reads))
+                api_config, api_ssl = api_serving(config, validator.genesis.chain_id)
+                api = await start_api(validator.view, config.api_listen[0], config.api_listen[1], api_config, api_ssl)
         except BaseException:
             await admin.close()
             await validator.stop()

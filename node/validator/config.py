@@ -16,6 +16,14 @@
     [api]
     listen = "127.0.0.1:8100"            # the HTTP API (docs/api.md); omit to run without it
     open_reads = false                   # testnets: every read without a signed request
+    allow_plain_http = false             # non-local chains: serve plain HTTP on a non-loopback address anyway
+    [api.tls]                            # HTTPS (node/api/tls.py; docs/operations.md, "TLS on the API")
+    cert = "tls/node.pem"                #   certificate chain, PEM
+    key = "tls/node.key"                 #   private key, PEM, mode 0600
+    client_ca = "tls/clients-ca.pem"     #   optional: mutual TLS, client certificates from these CAs
+    client_auth = "required"             #   or "optional"
+    [api.tls.clients]                    #   client certificate -> member: "sha256:<hex>", "dns:<name>", "cn:<name>"
+    bank-a = ["sha256:3f5e…"]
 
     [mempool]
     max_txs = 50000
@@ -56,6 +64,7 @@ import tomli_w
 
 from consensus.bls import BACKEND_NAMES
 from ledger.snapshot import CHUNK_TARGET_BYTES
+from node.api.tls import ApiTls, TlsConfigError, parse_tls_table
 from node.chain.genesis import GenesisError, format_address, parse_address
 from node.chain.pruning import MIN_KEEP_BLOCKS
 from node.chain.snapshots import MAX_SNAPSHOT_KEEP
@@ -95,6 +104,11 @@ class NodeConfig:
     snapshot_chunk_bytes: int = 1 << 20
     keep_blocks: int = 0
 
+    # [api.tls]: HTTPS and optional mutual TLS (node/api/tls.py); None: plain HTTP.
+    api_tls: ApiTls | None = None
+    # [api] allow_plain_http: plain HTTP on a non-loopback address of a non-local chain (TLS terminated elsewhere).
+    api_allow_plain_http: bool = False
+
     def to_toml(self, base_dir: str | None = None) -> dict[str, Any]:
         def rel(p: str) -> str:
             return os.path.relpath(p, base_dir) if base_dir else p
@@ -112,6 +126,10 @@ class NodeConfig:
         }
         if self.api_listen is not None:
             doc["api"] = {"listen": f"{self.api_listen[0]}:{self.api_listen[1]}", "open_reads": self.api_open_reads}
+            if self.api_allow_plain_http:
+                doc["api"]["allow_plain_http"] = True
+            if self.api_tls is not None:
+                doc["api"]["tls"] = self.api_tls.to_toml(rel)
         if self.byzantine is not None:
             doc["testing"] = {"byzantine": self.byzantine}
         if self.bls_backend is not None:
@@ -194,9 +212,15 @@ def load_config(path: str) -> NodeConfig:
     if not isinstance(node_id, str) or not 0 < len(node_id.encode()) <= 64:
         raise ConfigError("config_bad_field", "node_id must be a string of 1..64 bytes")
     p2p = _table(doc, "p2p", {"listen", "fault_injection", "peers"})
-    api = _table(doc, "api", {"listen", "open_reads"})
+    api = _table(doc, "api", {"listen", "open_reads", "allow_plain_http", "tls"})
     if type(api.get("open_reads", False)) is not bool:
         raise ConfigError("config_bad_field", "api.open_reads must be true or false")
+    if type(api.get("allow_plain_http", False)) is not bool:
+        raise ConfigError("config_bad_field", "api.allow_plain_http must be true or false")
+    try:
+        api_tls = parse_tls_table(api["tls"], base) if "tls" in api else None
+    except TlsConfigError as exc:
+        raise ConfigError(exc.code, f"{path}: {exc.message}") from None
     mempool = _table(doc, "mempool", {"max_txs", "max_bytes"})
     log = _table(doc, "log", {"level", "json"})
     testing = _table(doc, "testing", {"byzantine"})
@@ -258,4 +282,7 @@ def load_config(path: str) -> NodeConfig:
         snapshot_keep=keep,
         snapshot_chunk_bytes=chunk_bytes,
         keep_blocks=keep_blocks,
+
+        api_tls=api_tls,
+        api_allow_plain_http=api.get("allow_plain_http", False),
     )
