@@ -9,6 +9,9 @@
     ledger keys rotate --keys NODE_KEYS [--force]
                                                  fresh keys for the same node, written beside the key file
                                                  (node_keys.next.json); prints the rotate_validator_keys action
+    ledger keys seal FILE --out NEW (--passphrase-file F | --passphrase-env V | --passphrase-prompt)
+                                                 a sealed copy of a plaintext key file (node or account, version 1
+                                                 or 2); the operator replaces the plaintext file with it
 
 A rotated node keeps running on its current keys; from the epoch whose validator record names the new ones (after
 the proposal executes) it signs and connects with them, reading the next-keys file then (no restart needed). Keep
@@ -24,7 +27,8 @@ import json
 from node.cli.passphrase import add_passphrase_options, kdf_cost, passphrase_from_args
 from node.client.console import EXIT_OK, emit, guarded
 from node.client.errors import ClientError
-from node.client.keys import AccountKey, key_file_info, save_key
+from node.client.keys import AccountKey, key_file_info, load_key, save_key
+from node.client.keystore import COST_LEVELS, DEFAULT_COST_LEVEL, PROTECTION_PASSPHRASE
 from node.validator.keyfile import (
     KEYS_FORMATS,
     KeyFileError,
@@ -60,6 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rotate.add_argument("--force", action="store_true", help="replace next keys written earlier")
     add_passphrase_options(rotate, creating=False)
     rotate.set_defaults(func=guarded(_rotate))
+    seal = sub.add_parser("seal", help="write a sealed (encrypted) copy of a plaintext key file")
+    seal.add_argument("file", help="a plaintext node or account key file")
+    seal.add_argument("--out", required=True, help="the sealed key file to create (refuses to overwrite)")
+    add_passphrase_options(seal, creating=False)
+    seal.add_argument("--kdf-cost", choices=COST_LEVELS, default=DEFAULT_COST_LEVEL,
+                      help=f"Argon2id cost of the key encryption (default {DEFAULT_COST_LEVEL})")
+    seal.set_defaults(func=guarded(_seal))
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -138,4 +149,26 @@ def _rotate(args: argparse.Namespace) -> int:
     out["action"] = {"kind": "rotate_validator_keys", "node_id": fresh.node_id, "identity_key": out["identity_key"],
                      "bls_key": out["bls_key"], "bls_pop": out["bls_pop"]}
     emit(out)
+    return EXIT_OK
+
+
+@_node_keys_errors
+def _seal(args: argparse.Namespace) -> int:
+    """Existing plaintext keys (validators in a genesis cannot simply get new ones) sealed into a new file."""
+    if _is_node_keys(args.file):
+        info = read_key_file_info(args.file)
+        if info.encrypted:
+            raise ClientError("key_file_already_sealed", f"{args.file} is already sealed")
+        keys = load_keys(args.file)
+        passphrase = passphrase_from_args(args, args.out, creating=True)
+        write_keys(args.out, keys, passphrase=passphrase, cost=kdf_cost(args))
+        emit({"node_id": keys.node_id, "identity_key": keys.identity_key.hex(), "file": args.out,
+              "protection": "passphrase"})
+        return EXIT_OK
+    if key_file_info(args.file).protection == PROTECTION_PASSPHRASE:
+        raise ClientError("key_file_already_sealed", f"{args.file} is already sealed")
+    key = load_key(args.file)
+    passphrase = passphrase_from_args(args, args.out, creating=True)
+    save_key(key, args.out, passphrase=passphrase, cost=kdf_cost(args))
+    emit({"account": key.account, "public_key": key.public_key.hex(), "file": args.out, "protection": "passphrase"})
     return EXIT_OK

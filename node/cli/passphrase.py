@@ -106,7 +106,7 @@ def passphrase_from_args(args: argparse.Namespace, what: str, *, creating: bool,
         return None
     if sys.stdin.isatty():
         return _prompt(what, confirm=creating)
-    hint = ", or --plaintext-keys (testnets)" if creating else ""
+    hint = ", or --plaintext-keys (testnets)" if hasattr(args, "plaintext_keys") else ""
     raise KeystoreError(
         "keystore_passphrase_required",
         f"{what} needs a passphrase: give --passphrase-file FILE, --passphrase-env VAR or --passphrase-prompt{hint}",

@@ -121,3 +121,43 @@ def test_rotation_keeps_the_protection(tmp_path: Path, capsys: pytest.CaptureFix
     assert json.loads(capsys.readouterr().out)["identity_key"] == keys.identity_key.hex()
     assert main(["keys", "show", path, "--pop", "--passphrase-file", str(pass_file)]) == 0
     assert json.loads(capsys.readouterr().out)["bls_pop"] == keys.bls_pop().hex()
+
+
+def test_keys_seal_encrypts_existing_plaintext_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A validator already in a genesis keeps its keys: `ledger keys seal` writes a sealed copy of them."""
+    from node.client.keys import AccountKey, load_key, save_key
+
+    keys = NodeKeys.generate("bank-a-1")
+    old = str(tmp_path / "v1.json")
+    fd = os.open(old, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(
+            {
+                "format": "consortium-ledger-node-keys/1",
+                "node_id": "bank-a-1",
+                "identity_seed": keys.identity_seed.hex(),
+                "bls_secret": keys.bls_secret.hex(),
+            },
+            f,
+        )
+    pass_file = tmp_path / "pass"
+    pass_file.write_bytes(PASS + b"\n")
+    sealed = str(tmp_path / "sealed.json")
+    argv = ["keys", "seal", old, "--out", sealed, "--passphrase-file", str(pass_file), "--kdf-cost", "interactive"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["identity_key"] == keys.identity_key.hex()
+    assert read_key_file_info(sealed).encrypted and load_keys(sealed, PASS) == keys
+    assert main(argv) == 2  # never overwrites
+    assert json.loads(capsys.readouterr().err)["error"] == "keys_exist"
+    assert main(["keys", "seal", sealed, "--out", str(tmp_path / "x.json"), "--passphrase-file", str(pass_file)]) == 2
+    assert json.loads(capsys.readouterr().err)["error"] == "key_file_already_sealed"
+    account = AccountKey.generate("erin@bank-b")
+    plain = str(tmp_path / "erin.key")
+    save_key(account, plain)
+    out = str(tmp_path / "erin.sealed.key")
+    assert (
+        main(["keys", "seal", plain, "--out", out, "--passphrase-file", str(pass_file), "--kdf-cost", "interactive"])
+        == 0
+    )
+    capsys.readouterr()
+    assert load_key(out, PASS).public_key == account.public_key
