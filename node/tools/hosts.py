@@ -146,6 +146,19 @@ class HostNetwork:
     def config_path(self, i: int) -> str:
         return os.path.join(self.host_dir(i), "config.toml")
 
+    def passphrase_path(self, i: int) -> str:
+        """Host i's key passphrase (docs/operations.md runbook: a file of mode 0400 outside the node's directory)."""
+        return os.path.join(self.directory, "secrets", f"host-{i}.passphrase")
+
+    def write_passphrase(self, i: int) -> str:
+        path = self.passphrase_path(i)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(os.urandom(24).hex())
+        return path
+
     def log_path(self, i: int) -> str:
         return os.path.join(self.host_dir(i), "node.log")
 
@@ -199,6 +212,12 @@ class HostNetwork:
                 f"{self.address(i)}:{P2P_PORT}",
                 "--api",
                 f"{self.address(i)}:{API_PORT}",
+                "--passphrase-file",
+                self.write_passphrase(i),
+                # The keys are sealed as the runbook says, at libsodium's "interactive" cost: these hosts are a test
+                # network (a member's real node keeps the default cost).
+                "--kdf-cost",
+                "interactive",
             ),
             "ledger init node",
         )
@@ -260,7 +279,9 @@ class HostNetwork:
             return child.pid
         with open(self.log_path(i), "ab") as log:
             child = subprocess.Popen(
-                self.lan.exec_argv(i, _ledger("node", "run", "--config", self.config_path(i))),
+                self.lan.exec_argv(
+                    i, _ledger("node", "run", "--config", self.config_path(i), "--passphrase-file", self.passphrase_path(i))
+                ),
                 cwd=ROOT,
                 env=_env(),
                 stdout=log,
