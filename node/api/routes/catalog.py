@@ -136,7 +136,9 @@ def action_view(action_id: str, d: Distribution) -> dict[str, Any]:
 
 async def asset_actions(call: Call) -> Any:
     """The corporate actions (coupons, dividends, maturity redemptions) that pay holders of the asset or pay in
-    it: a bounded scan of the action records in id order."""
+    it: a bounded scan of the action records in id order. The state keys action records by action id only
+    (contracts/state.py `action_key`; `maturity_key` names one action per asset, the maturity redemption), so a
+    per-asset lookup would need a new key space, a change of the state layout and root: hence the scan."""
     ctx = call.ctx
     asset_id = call.params["asset_id"]
     if ctx.record(asset_key(asset_id)) is None:

@@ -132,6 +132,11 @@ def test_blocks_are_found_by_hash_and_by_a_hash_prefix(world: MirrorWorld) -> No
         indexed = world.store.block_hashes_from(b"", 1000)
         assert [h for h, _ in indexed] == sorted(h for h, _ in indexed)
         assert {h.hex(): height for h, height in indexed} == blocks
+        assert world.store.block_hashes_from(indexed[2][0], 2) == indexed[2:4]  # from `start` on, at most `limit`
+        assert (
+            world.store.block_hashes_from(indexed[-1][0] + b"\x00", 5) == []
+            and world.store.block_hashes_from(b"", 0) == []
+        )
         for block_hash, height in blocks.items():
             for digits in (64, 9, 8):  # the full hash, an odd and an even prefix
                 status, found = await api.get(f"/v1/blocks/by-hash/{block_hash[:digits]}")
