@@ -25,7 +25,8 @@ from node.cli.tx import add_node_flags, node_url
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_OK, emit, guarded
 from node.client.errors import ApiError, ClientError
-from node.client.keys import AccountKey, load_key
+from node.client.keys import AccountKey
+from node.client.profile import load_key_arg
 from node.client.proposals import approve, cancel_proposal, parse_actions, propose
 from node.client.sync import LedgerClient
 
@@ -117,7 +118,7 @@ def _submit(args: argparse.Namespace, client: LedgerClient, key: AccountKey, op:
 
 
 def _propose(args: argparse.Namespace) -> int:
-    key = load_key(args.key)
+    key = load_key_arg(args.key, args.profile)
     actions = parse_actions(_read_actions(args))
     with LedgerClient(node_url(args), timeout=args.timeout) as client:
         expiry = args.expiry_height
@@ -130,13 +131,13 @@ def _propose(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    key = load_key(args.key)
+    key = load_key_arg(args.key, args.profile)
     with LedgerClient(node_url(args), timeout=args.timeout) as client:
         return _submit(args, client, key, approve(args.actor or key.account, args.proposal_id))
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    key = load_key(args.key)
+    key = load_key_arg(args.key, args.profile)
     with LedgerClient(node_url(args), timeout=args.timeout) as client:
         return _submit(args, client, key, cancel_proposal(args.actor or key.account, args.proposal_id))
 

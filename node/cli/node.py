@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 from ledger.store import StoreError
 from node.api.context import ApiConfig
@@ -41,12 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("node", help="run a validator node")
     sub = parser.add_subparsers(dest="node_command", metavar="WHAT")
     run = sub.add_parser("run", help="run a validator from its config file")
-    run.add_argument("--config", required=True)
+    run.add_argument("--config", required=True, help="the node's config file (config.toml from `ledger init`)")
     run.set_defaults(func=run_command)
     dev = sub.add_parser("dev", help="run a single-validator development chain in a data directory")
-    dev.add_argument("--data", required=True)
-    dev.add_argument("--chain-id", default="dev-local")
-    dev.add_argument("--users", type=int, default=8)
+    dev.add_argument("--data", required=True, help="the chain's directory (created on first run)")
+    dev.add_argument("--chain-id", default="dev-local", help="chain id of a new chain (default dev-local)")
+    dev.add_argument("--users", type=int, default=8, help="test accounts of a new chain (default 8)")
     dev.set_defaults(func=dev_command)
     status = sub.add_parser("status", help="print a running node's status")
     status.add_argument("--data", required=True, help="the node's data directory (holds admin.sock)")
@@ -70,6 +71,7 @@ async def serve(config_path: str) -> int:
     if config.api_listen is not None:
         api = await start_api(node.view, config.api_listen[0], config.api_listen[1],
                               ApiConfig(open_reads=config.api_open_reads))
+    print_addresses(config, api is not None)
     fatal = await node.wait_stopped()
     if api is not None:
         await api.stop()
@@ -78,6 +80,27 @@ async def serve(config_path: str) -> int:
     if node.storage_failure is not None:
         return EXIT_STORAGE_FAILED
     return EXIT_HALTED if fatal else 0
+
+
+def print_addresses(config: Any, api: bool) -> None:
+    """Where the started node listens, on stdout (the log goes to stderr): its API, its peer address, its peers."""
+    host, port = config.p2p_listen
+    lines = [f"node {config.node_id} running (data {config.data_dir})"]
+    if api:
+        api_host, api_port = config.api_listen
+        shown = "127.0.0.1" if api_host in ("0.0.0.0", "") else api_host
+        lines.append(f"  api   http://{shown}:{api_port}   (for clients: --node http://{shown}:{api_port}, or "
+                     f"ledger profile add NAME --url http://{shown}:{api_port})")
+    else:
+        lines.append("  api   off (no [api] listen in the config)")
+    lines.append(f"  p2p   {host}:{port}")
+    for peer, (peer_host, peer_port) in sorted(config.peer_addresses.items()):
+        lines.append(f"  peer  {peer} at {peer_host}:{peer_port}")
+    lines.append(f"  admin {os.path.join(config.data_dir, 'admin.sock')}")
+    try:
+        print("\n".join(lines), flush=True)
+    except (BrokenPipeError, OSError):
+        pass  # a node whose stdout is gone keeps running
 
 
 def run_command(args: argparse.Namespace) -> int:

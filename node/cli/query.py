@@ -15,7 +15,7 @@ from typing import Any
 
 from node.cli.tx import add_node_flags, node_url
 from node.client.console import EXIT_OK, emit, guarded
-from node.client.keys import load_key
+from node.client.profile import load_key_arg
 from node.client.sync import LedgerClient
 
 # name -> (help, positional arguments, optional flags (name, type), call)
@@ -69,7 +69,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> LedgerClient:
-    return LedgerClient(node_url(args), load_key(args.key) if args.key else None, timeout=args.timeout)
+    return LedgerClient(node_url(args), load_key_arg(args.key, args.profile) if args.key else None, timeout=args.timeout)
 
 
 def _run(args: argparse.Namespace) -> int:

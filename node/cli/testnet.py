@@ -28,6 +28,8 @@ import shutil
 import sys
 import time
 
+from node.cli.progress import StartProgress
+from node.cli.profile import print_testnet_profile
 from node.tools.testnet import Testnet, TestnetError, api_answers
 
 DEFAULT_DIR = os.environ.get("LEDGER_TESTNET_DIR", ".testnet")
@@ -43,9 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     up = sub.add_parser("up", help="generate (first time) and start the nodes")
     _add_dir(up)
-    up.add_argument("--nodes", type=int, default=4)
+    up.add_argument("--nodes", type=int, default=4, help="validators (first time only; default 4)")
     up.add_argument("--users", type=int, default=8, help="test accounts holding CASH-T (first time only)")
-    up.add_argument("--timeout", type=float, default=60.0)
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every node (default 60)")
     up.set_defaults(func=up_command)
 
     status = sub.add_parser("status", help="per-node status and whether state roots agree")
@@ -147,10 +149,12 @@ def up_command(args: argparse.Namespace) -> int:
             print(f"generated a {net.n}-node testnet in {net.directory} (chain {net.chain_id})")
         started = time.monotonic()
         print(f"starting {net.n} nodes ...", flush=True)
-        net.up(args.timeout)
+        with StartProgress(net.api_urls(), sys.stdout):
+            net.up(args.timeout)
         net.close()
         print(f"up in {time.monotonic() - started:.1f}s:")
         print_addresses(net)
+        print_testnet_profile(net.api_urls(), net.genesis_path, net.accounts_path, net.chain_id, net.directory)
     except TestnetError as exc:
         return _fail(exc)
     return 0

@@ -66,12 +66,16 @@ def test_keys_new_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_tx_from_flags_and_query(world: ClientWorld, files: dict[str, str],
                                  capsys: pytest.CaptureFixture[str]) -> None:
     node = ["--node", world.url]
-    code, out, err = run(capsys, "tx", "issue", "--asset", "BOND-A", "--recipient", EVE, "--amount", "1234",
+    # --amount is in the asset's units (BOND-A has 2 decimals): 12.34 is 1234 base units, exactly
+    code, out, err = run(capsys, "tx", "issue", "--asset", "BOND-A", "--recipient", EVE, "--amount", "12.34",
                          "--key", files[ISSUER], *node)
     assert code == 0, err
     assert out["status"] == "committed" and out["receipt"]["code"] == 0
     code, bal, _ = run(capsys, "query", "balances", EVE, "--asset", "BOND-A", "--key", files[EVE], *node)
-    assert code == 0 and "1234" in json.dumps(bal)
+    assert code == 0 and '"available": 1234' in json.dumps(bal)
+    code, _, err = run(capsys, "tx", "issue", "--asset", "BOND-A", "--recipient", EVE, "--amount", "1.005",
+                       "--key", files[ISSUER], *node)
+    assert code == 2 and json.loads(err)["error"] == "amount_precision" and "2" in json.loads(err)["message"]
     code, out, _ = run(capsys, "tx", "transfer", "--asset", "BOND-A", "--legs",
                        json.dumps({"recipient": BOB, "amount": 10**12}), "--key", files[EVE], *node)
     assert code == 1 and out["receipt"]["code"] >= 200  # refused: insufficient balance
@@ -180,7 +184,8 @@ FLAG_KINDS = list(OP_SAMPLES)
 def test_every_operation_kind_from_flags(files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     for kind in FLAG_KINDS:
         fields = OP_SAMPLES[kind]
-        code, out, err = run(capsys, "tx", kind.replace("_", "-"), *_flags(fields), "--key", files[AGENT],
+        amounts = ["--base-units"] if "amount" in fields or kind in ("transfer", "settle") else []
+        code, out, err = run(capsys, "tx", kind.replace("_", "-"), *_flags(fields), *amounts, "--key", files[AGENT],
                              "--offline", "--chain-id", CHAIN, "--tx-expiry-height", "77", "--nonce", "5")
         assert code == 0, (kind, err)
         expected = operation_to_json(operation(kind, actor=AGENT, **fields))
