@@ -52,30 +52,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=guarded(_propose))
 
     a = sub.add_parser("approve", help="approve an open proposal for the key's member")
-    a.add_argument("proposal_id")
+    a.add_argument("proposal_id", help="the proposal id")
     _signing(a)
     a.set_defaults(func=guarded(_approve))
 
     c = sub.add_parser("cancel", help="withdraw an open proposal (a governor of the proposing member)")
-    c.add_argument("proposal_id")
+    c.add_argument("proposal_id", help="the proposal id")
     _signing(c)
     c.set_defaults(func=guarded(_cancel))
 
     s = sub.add_parser("show", help="the governance state (voters, threshold, params, epoch) or one proposal")
-    s.add_argument("proposal_id", nargs="?")
-    s.add_argument("--height", type=int)
+    s.add_argument("proposal_id", nargs="?", help="a proposal id (default: the governance state)")
+    s.add_argument("--height", type=int, help="read at this height (default: the latest)")
     add_node_flags(s)
     s.set_defaults(func=guarded(_show))
 
     e = sub.add_parser("epochs", help="the epoch changes so far, with the proofs light clients follow")
     e.add_argument("--after", type=int, help="list epoch changes after this epoch")
-    e.add_argument("--limit", type=int)
+    e.add_argument("--limit", type=int, help="at most this many epoch changes")
     add_node_flags(e)
     e.set_defaults(func=guarded(_epochs))
 
 
 def _signing(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", required=True, metavar="FILE", help="key file of a governor account")
+    p.add_argument("--key", required=True, metavar="FILE", help="key file (or imported account) of a governor")
     p.add_argument("--actor", metavar="ACCOUNT", help="acting account (default: the key's account)")
     p.add_argument("--lifetime", type=int, default=100, help="blocks until the transaction expires (default 100)")
     p.add_argument("--wait", choices=("commit", "none"), default="commit",

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
     new.set_defaults(func=guarded(_new))
     show = sub.add_parser("show", help="print the public parts of an account or node key file (never a secret)")
-    show.add_argument("file")
+    show.add_argument("file", help="an account key file or a node key file (node_keys.json)")
     show.add_argument("--pop", action="store_true", help="node keys: also the BLS proof of possession")
     show.add_argument("--member", help="node keys: print the add_validator action for this member")
     show.add_argument("--address", default="", help="with --member: the validator's host:port (default none)")

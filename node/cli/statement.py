@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "form; optionally verify it against a genesis file right away.")
     p.add_argument("account", help="the account id (name@member)")
     p.add_argument("--height", type=int, help="the height (default: the node's latest certified height)")
-    p.add_argument("--key", metavar="FILE", help="key file of the requesting account (self, custodian, auditor)")
+    p.add_argument("--key", metavar="FILE", help="key file (or imported account) of the requester (self, custodian, auditor)")
     p.add_argument("--out", help="write the statement here (default: stdout)")
     p.add_argument("--genesis", help="verify the fetched statement against this genesis file before writing it "
                    "(default: the genesis the profile in force records)")

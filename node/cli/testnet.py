@@ -181,7 +181,7 @@ def status_command(args: argparse.Namespace) -> int:
             print(f"{n.node_id:8} {n.pid:>7} {n.height:>7} {n.round!s:>7} {n.peers:>5} {n.mempool:>7}  {root}")
         faults = net.state.get("faults") or {}
         if faults.get("partition") or faults.get("slow"):
-            print(f"faults in force: partition={faults.get('partition')} slow={faults.get('slow')}")
+            print(f"faults in force: {describe_faults(faults)}")
         if st.common_height is None:
             print("no node answers")
         else:
@@ -190,6 +190,17 @@ def status_command(args: argparse.Namespace) -> int:
     if st.common_height is not None and st.roots_agree is False:
         return 3
     return 0
+
+
+def describe_faults(faults: dict) -> str:
+    """{'partition': [[0, 1], [2, 3]], 'slow': {'3': 200}} -> 'partition node-0,node-1 | node-2,node-3; node-3
+    slowed by 200 ms'."""
+    parts = []
+    if faults.get("partition"):
+        parts.append("partition " + " | ".join(",".join(f"node-{i}" for i in g) for g in faults["partition"]))
+    for node, ms in sorted((faults.get("slow") or {}).items()):
+        parts.append(f"node-{node} slowed by {ms} ms")
+    return "; ".join(parts) or "none"
 
 
 def logs_command(args: argparse.Namespace) -> int:

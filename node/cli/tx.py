@@ -51,7 +51,8 @@ def add_node_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_signing_flags(p: argparse.ArgumentParser, keys_required: bool = True) -> None:
     p.add_argument("--key", action="append", default=[], metavar="FILE", required=keys_required,
-                   help="key file to sign with (repeat for several signers or an M-of-N account)")
+                   help="key file, or an account whose key `ledger keys import` wrote, to sign with (repeat for several "
+                   "signers or an M-of-N account)")
     p.add_argument("--signer", action="append", default=None, metavar="ACCOUNT",
                    help="declared signer (repeatable; default: every actor, and every settlement leg's sender)")
     p.add_argument("--nonce", type=int, help="body nonce (default random)")
@@ -108,7 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=guarded(_run_json))
     p = sub.add_parser("cosign", help="add signatures to a signed transaction", allow_abbrev=False)
     p.add_argument("file", help="signed transaction: JSON printed by `ledger tx ... --offline`, or hex")
-    p.add_argument("--key", action="append", required=True, metavar="FILE")
+    p.add_argument("--key", action="append", required=True, metavar="FILE",
+                   help="key file (or imported account) to add a signature with (repeatable)")
     p.add_argument("--submit", action="store_true", help="submit after signing (default: print it)")
     p.add_argument("--out", help="also write the signed transaction JSON to this file")
     _add_submit_flags(p)

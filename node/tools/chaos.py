@@ -497,14 +497,14 @@ def _tx_id(raw: bytes) -> str:
 def summary(report: ChaosReport) -> str:
     lines = [
         f"chaos summary (seed {report.seed}, {report.duration_s:.0f}s): {'OK' if report.ok else 'FAILED'}",
-        f"  faults: {report.faults}",
+        "  faults: " + (", ".join(f"{kind} x{count}" for kind, count in sorted(report.faults.items())) or "none"),
         (f"  load: {report.submitted} submitted, {report.accepted} accepted, {report.acknowledged} acknowledged "
          f"as committed (then looked up on every node)"),
         (f"  chain: height {report.final_height}; {report.heights_checked} heights, {report.blocks_checked} "
          f"(node, height) pairs checked for equal block ids and state roots"),
         (f"  supply: {report.supply_checks} checks through the API (sum of balances = issued - redeemed)"
          if report.supply_checks else "  supply: by the nodes' per-block invariant only (no node serves the API)"),
-        f"  recovered: {report.recovered}",
+        "  recovered: " + ("yes, every node caught up after healing" if report.recovered else "NO"),
     ]
     if report.violations:
         lines.append(f"  VIOLATIONS ({len(report.violations)}):")
