@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from node.cli.tx import add_node_flags, node_url
-from node.cli.render import render
-from node.client.console import EXIT_OK, emit, guarded
-from node.client.errors import ClientError, LedgerClientError
+from node.cli.render import show
+from node.client.console import EXIT_OK, guarded
+from node.client.errors import ClientError
 from node.client.profile import load_key_arg
 from node.client.sync import LedgerClient
 
@@ -87,24 +87,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _show(args: argparse.Namespace, client: LedgerClient, result: Any) -> None:
-    if args.json:
-        emit(result)
-        return
-    known: dict[str, int | None] = {}
-    if isinstance(result, dict) and isinstance(result.get("definition"), dict):
-        d = result["definition"].get("decimals")
-        if isinstance(result.get("asset_id"), str) and isinstance(d, int):
-            known[result["asset_id"]] = d
-
-    def decimals(asset: str) -> int | None:
-        if asset not in known:
-            try:
-                known[asset] = int(client.asset(asset)["definition"]["decimals"])
-            except (LedgerClientError, KeyError, TypeError, ValueError):
-                known[asset] = None
-        return known[asset]
-
-    print(render(result, decimals), flush=True)
+    show(result, args.json, client)
 
 
 def _client(args: argparse.Namespace) -> LedgerClient:

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from node.client.amounts import format_amount
+from node.client.console import emit
+from node.client.errors import LedgerClientError
 
-__all__ = ["AMOUNT_KEYS", "TIME_KEYS", "render"]
+__all__ = ["AMOUNT_KEYS", "TIME_KEYS", "render", "show"]
 
 AMOUNT_KEYS: Final = frozenset({"amount", "available", "held", "frozen", "total", "outstanding", "supply_cap",
                                 "issued", "redeemed", "balance", "remainder", "units"})
@@ -82,3 +84,28 @@ def _lines(value: Any, indent: str, asset: str | None, decimals: Decimals, key: 
 def render(value: Any, decimals: Decimals | None = None) -> str:
     """`value` (a decoded JSON answer) as readable lines; `decimals(asset)` gives an asset's decimals or None."""
     return "\n".join(_lines(value, "", None, decimals or (lambda _asset: None)))
+
+
+def show(result: Any, as_json: bool, client: Any = None) -> None:
+    """Print a command's answer: the JSON itself with --json, else `render` with the decimals of each asset it
+    mentions (asked from `client`, a LedgerClient, once per asset; an asset document supplies its own)."""
+    if as_json:
+        emit(result)
+        return
+    known: dict[str, int | None] = {}
+    if isinstance(result, dict) and isinstance(result.get("definition"), dict):
+        d = result["definition"].get("decimals")
+        if isinstance(result.get("asset_id"), str) and isinstance(d, int):
+            known[result["asset_id"]] = d
+
+    def decimals(asset: str) -> int | None:
+        if asset not in known:
+            known[asset] = None
+            if client is not None:
+                try:
+                    known[asset] = int(client.asset(asset)["definition"]["decimals"])
+                except (LedgerClientError, KeyError, TypeError, ValueError):
+                    pass
+        return known[asset]
+
+    print(render(result, decimals), flush=True)

@@ -11,6 +11,8 @@ Each operation kind is a subcommand (`register-account`, `transfer`, `create-hol
 fields (docs/protocol.md section 5): scalars as values, ids as strings, bin as hex, optional fields accept `none`,
 lists repeat the flag (`--keys HEX --keys HEX`), lists of records take one JSON object per flag or one JSON array.
 `--actor` defaults to the account of the first key. Without `--offline` the chain id and expiry come from the node.
+Output: the transaction's status and receipt as readable text (amounts in the asset's units); `--json` prints it
+as JSON. `--offline` prints the signed transaction as JSON (the input of `cosign` and `submit`).
 Exit codes: docs in node/client/console.py (0 ok, 1 non-zero receipt, 2 bad input, 3 node refused / unreachable).
 """
 
@@ -24,6 +26,7 @@ from typing import Any
 from ledger.codec import Bin, Bool, Optional, Record, Seq, Str, StrMap, UInt, Variant, WireType
 from ledger.transaction import Signature, SignedTransaction, sign_transaction
 from node.chain.protocol import OPERATIONS
+from node.cli.render import show
 from node.client import builder
 from node.client.amounts import parse_amount
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
@@ -77,6 +80,7 @@ def _add_amount_flags(p: argparse.ArgumentParser) -> None:
 def _add_submit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", choices=("commit", "none"), default="commit",
                    help="wait for the receipt (default) or return once admitted")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (default: readable text)")
     add_node_flags(p)
 
 
@@ -253,7 +257,8 @@ def _write_tx(path: str, tx: SignedTransaction) -> None:
 
 def _submit(client: LedgerClient, args: argparse.Namespace, tx: SignedTransaction) -> int:
     result = client.submit(tx, wait=args.wait, timeout=args.timeout, check=False)
-    emit({"tx_id": result.tx_id, "status": result.status, "duplicate": result.duplicate, "receipt": result.receipt})
+    show({"tx_id": result.tx_id, "status": result.status, "duplicate": result.duplicate, "receipt": result.receipt},
+         args.json, client)
     if result.receipt is not None and result.receipt.get("code") != 0:
         return EXIT_FAILED
     return EXIT_OK
@@ -312,7 +317,8 @@ def _convert_amounts(args: argparse.Namespace, values: dict[str, Any]) -> None:
         values["amount"] = convert(values["amount"], values.get("asset"), "--amount")
     for i, leg in enumerate(values.get("legs") or []):
         if isinstance(leg, dict) and "amount" in leg:
-            leg["amount"] = convert(leg["amount"], leg.get("asset", values.get("asset")), f"legs[{i}].amount")
+            what = "--amount" if getattr(args, "to", None) is not None else f"legs[{i}].amount"
+            leg["amount"] = convert(leg["amount"], leg.get("asset", values.get("asset")), what)
 
 
 def _read_input(path: str) -> bytes:

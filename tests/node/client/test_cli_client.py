@@ -40,6 +40,8 @@ def files(world: ClientWorld, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    if argv[0] in ("tx", "query", "governance"):
+        argv = (*argv, "--json")  # these tests read the JSON answer; tests/node/test_cli_usability.py the text
     code = main(list(argv))
     captured = capsys.readouterr()
     try:
@@ -71,7 +73,7 @@ def test_tx_from_flags_and_query(world: ClientWorld, files: dict[str, str],
                          "--key", files[ISSUER], *node)
     assert code == 0, err
     assert out["status"] == "committed" and out["receipt"]["code"] == 0
-    code, bal, _ = run(capsys, "query", "balances", EVE, "--asset", "BOND-A", "--key", files[EVE], "--json", *node)
+    code, bal, _ = run(capsys, "query", "balances", EVE, "--asset", "BOND-A", "--key", files[EVE], *node)
     assert code == 0 and '"available": 1234' in json.dumps(bal)
     code, _, err = run(capsys, "tx", "issue", "--asset", "BOND-A", "--recipient", EVE, "--amount", "1.005",
                        "--key", files[ISSUER], *node)
@@ -81,7 +83,7 @@ def test_tx_from_flags_and_query(world: ClientWorld, files: dict[str, str],
     assert code == 1 and out["receipt"]["code"] >= 200  # refused: insufficient balance
     code, out, err = run(capsys, "query", "balances", EVE, *node)
     assert code == 3 and json.loads(err)["error"] == 3200
-    code, status, _ = run(capsys, "query", "status", "--json", *node)
+    code, status, _ = run(capsys, "query", "status", *node)
     assert code == 0 and status["chain_id"] == CHAIN
     code, _, err = run(capsys, "tx", "issue", "--asset", "BOND-A", "--recipient", EVE, "--amount", "0",
                        "--key", files[ISSUER], *node)
@@ -91,7 +93,7 @@ def test_tx_from_flags_and_query(world: ClientWorld, files: dict[str, str],
 def test_offline_signing_cosigning_and_submit(world: ClientWorld, files: dict[str, str],
                                               capsys: pytest.CaptureFixture[str]) -> None:
     node = ["--node", world.url]
-    code, status, _ = run(capsys, "query", "status", "--json", *node)
+    code, status, _ = run(capsys, "query", "status", *node)
     expiry = str(status["height"] + 50)
     tx_file = os.path.join(files["dir"], "dvp.json")
     legs = [{"asset": "BOND-A", "sender": DAVE, "recipient": BOB, "amount": 10},
@@ -106,7 +108,7 @@ def test_offline_signing_cosigning_and_submit(world: ClientWorld, files: dict[st
     code, out, err = run(capsys, "tx", "cosign", tx_file, "--key", files[BOB], "--submit", *node)
     assert code == 0, err
     assert out["tx_id"] == signed["tx_id"] and out["receipt"]["code"] == 0
-    code, bal, _ = run(capsys, "query", "balances", DAVE, "--asset", "CASH-T", "--key", files[DAVE], "--json", *node)
+    code, bal, _ = run(capsys, "query", "balances", DAVE, "--asset", "CASH-T", "--key", files[DAVE], *node)
     assert code == 0 and "20" in json.dumps(bal)
     code, _, err = run(capsys, "tx", "cosign", tx_file, "--key", files[EVE])
     assert code == 2 and "not declared signers" in json.loads(err)["message"]

@@ -91,6 +91,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    if argv[0] in ("tx", "query", "governance"):
+        argv = (*argv, "--json")  # these tests read the JSON answer; tests/node/test_cli_usability.py the text
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
