@@ -101,3 +101,18 @@ def test_next_set_digest_uses_the_next_epoch() -> None:
     assert epoch_commitment(block_id, root, next_set.digest).hex() == v["epoch_commitment"]
     assert hashlib.sha256(b"LEDGER-JOLTEON-V1/EPOCH-END" + block_id + root + next_set.digest).hexdigest() == \
         v["epoch_commitment"]
+
+
+def test_protocol_doc_states_the_vectors() -> None:
+    doc = (client.OUT.parents[2] / "docs" / "protocol.md").read_text()
+    section = doc[doc.index("## 11. Building a client"):]
+    ints = DATA["integers"]
+    for text in (ints["transaction"]["amount_hex"], "cb4340000000000000", ints["refused"][1]["value_hex"],
+                 DATA["bls"]["signature_ciphersuite"], DATA["bls"]["pop_ciphersuite"], "LEDGER-GENESIS-V1",
+                 "LEDGER-VALIDATOR-SET-V1", "uint64_be(e + 1)", "32 raw bytes"):
+        assert text in section, text
+    for v in ints["canonical"]:
+        if v["value"] in ("127", "128", "256", "65536", "4294967296", "9007199254740993"):
+            assert f"`{v['hex']}`" in section, v
+    # section 1 no longer claims that any msgpack encoder writes the canonical form
+    assert "every conforming msgpack encoder" not in doc and "Do not assume your msgpack library" in doc
