@@ -21,8 +21,8 @@ import json
 from typing import Any
 
 from ledger.operations import Operation
-from node.cli.tx import add_node_flags, node_url
 from node.cli.render import show
+from node.cli.tx import add_node_flags, node_url
 from node.client import builder
 from node.client.console import EXIT_FAILED, EXIT_OK, guarded
 from node.client.errors import ApiError, ClientError

@@ -125,7 +125,22 @@ def dev_command(args: argparse.Namespace) -> int:
         layout = generate_network(data, 1, chain_id=args.chain_id, users=args.users, params=params,
                                   api_base_port=8100)
         print(f"created a development chain in {data}; test account keys in {layout.accounts_path}")
+        _record_dev_profile(layout, args.chain_id)
     return run_command(argparse.Namespace(config=config_path))
+
+
+def _record_dev_profile(layout: Any, chain_id: str) -> None:
+    """A new dev chain becomes the client profile `dev` (current), so `ledger query status` finds it."""
+    from node.cli.profile import record_testnet_profile
+    from node.client.errors import ClientError
+
+    try:
+        profile, path, _ = record_testnet_profile([f"http://127.0.0.1:{layout.api_ports[0]}"], layout.genesis_path,
+                                                  layout.accounts_path, chain_id, layout.directory, name="dev")
+    except (ClientError, OSError) as exc:
+        print(f"note: no client profile recorded ({exc})", file=sys.stderr)
+        return
+    print(f"client profile {profile.name!r} recorded in {path} and made current (ledger keys import: its test keys)")
 
 
 def status_command(args: argparse.Namespace) -> int:

@@ -22,8 +22,12 @@ from node.client.profile import Profile, ProfileStore, check_name, check_url, ge
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("profile", help="choose the network the client commands use (like kubectl "
-                                   "contexts)", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "profile",
+        help="choose the network the client commands use (like kubectl contexts)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
     lst = sub.add_parser("list", help="list the profiles; * marks the current one")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -48,13 +52,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=guarded(_remove))
 
 
-def record_testnet_profile(urls: list[str], genesis: str, accounts: str, chain_id: str, directory: str,
-                           name: str = "testnet") -> tuple[Profile, str, bool]:
+def record_testnet_profile(
+    urls: list[str], genesis: str, accounts: str, chain_id: str, directory: str, name: str = "testnet"
+) -> tuple[Profile, str, bool]:
     """Record (and make current) the profile of a local testnet; returns it, the profiles file and whether it
     replaced a profile of another chain (whose imported keys were dropped)."""
     store = ProfileStore()
-    profile = Profile(name, tuple(urls), os.path.abspath(genesis), os.path.abspath(accounts), chain_id,
-                      os.path.abspath(directory), genesis_digest(genesis))
+    profile = Profile(
+        name,
+        tuple(urls),
+        os.path.abspath(genesis),
+        os.path.abspath(accounts),
+        chain_id,
+        os.path.abspath(directory),
+        genesis_digest(genesis),
+    )
     replaced = store.put(profile)
     return profile, store.path, replaced
 
@@ -64,8 +76,7 @@ def _list(args: argparse.Namespace) -> int:
     current = store.current()
     profiles = [store.get(n) for n in store.names()]
     if args.json:
-        emit({"current": current, "file": store.path,
-              "profiles": {p.name: p.to_json() for p in profiles}})
+        emit({"current": current, "file": store.path, "profiles": {p.name: p.to_json() for p in profiles}})
         return EXIT_OK
     if not profiles:
         print(f"no profiles in {store.path}; `ledger testnet up` records one, or `ledger profile add`")
@@ -86,8 +97,15 @@ def _show(args: argparse.Namespace) -> int:
     profile = store.get(name)
     target = resolve_target(None, name, store=store)
     if args.json:
-        emit({"name": name, "current": name == store.current(), "node": target.url, **profile.to_json(),
-              "keys_dir": store.keys_dir(name)})
+        emit(
+            {
+                "name": name,
+                "current": name == store.current(),
+                "node": target.url,
+                **profile.to_json(),
+                "keys_dir": store.keys_dir(name),
+            }
+        )
         return EXIT_OK
     print(f"profile   {name}{' (current)' if name == store.current() else ''}")
     print(f"node      {target.url}")
@@ -113,9 +131,15 @@ def _add(args: argparse.Namespace) -> int:
         if path is not None and not os.path.isfile(path):
             raise ClientError("bad_input", f"{path} is not a file")
     genesis = os.path.abspath(args.genesis) if args.genesis else None
-    profile = Profile(check_name(args.name), urls, genesis,
-                      os.path.abspath(args.accounts) if args.accounts else None, args.chain_id, None,
-                      genesis_digest(genesis) if genesis else "")
+    profile = Profile(
+        check_name(args.name),
+        urls,
+        genesis,
+        os.path.abspath(args.accounts) if args.accounts else None,
+        args.chain_id,
+        None,
+        genesis_digest(genesis) if genesis else "",
+    )
     store.put(profile, make_current=not args.no_use)
     note = "" if args.no_use else " and made it current"
     print(f"recorded profile {profile.name}{note} in {store.path}")
@@ -138,5 +162,4 @@ def print_testnet_profile(urls: list[str], genesis: str, accounts: str, chain_id
     print(f"  `ledger query status` now talks to {profile.urls[0]} (or the first node that answers)")
     if replaced:
         print("  (keys imported for the previous testnet were removed: it no longer exists)")
-    print("  import the test accounts' keys: ledger keys import    then sign with --key ACCOUNT, e.g. "
-          "--key user-0@m0")
+    print("  import the test accounts' keys: ledger keys import    then sign with --key ACCOUNT, e.g. --key user-0@m0")

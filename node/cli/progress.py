@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from typing import TextIO
+from typing import Self, TextIO
 
 __all__ = ["StartProgress", "Ticker"]
 
@@ -20,8 +20,9 @@ DEFAULT_INTERVAL_S = 3.0
 
 
 class Ticker:
-    def __init__(self, describe: Callable[[], str], out: TextIO | None = None,
-                 interval: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(
+        self, describe: Callable[[], str], out: TextIO | None = None, interval: float = DEFAULT_INTERVAL_S
+    ) -> None:
         self._describe = describe
         self._out = out if out is not None else sys.stderr
         self._interval = interval
@@ -30,7 +31,7 @@ class Ticker:
         self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
         self._started = 0.0
 
-    def __enter__(self) -> Ticker:
+    def __enter__(self) -> Self:
         self._started = time.monotonic()
         self._thread.start()
         return self

@@ -15,8 +15,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from node.cli.tx import add_node_flags, node_url
 from node.cli.render import show
+from node.cli.tx import add_node_flags, node_url
 from node.client.console import EXIT_OK, guarded
 from node.client.errors import ClientError
 from node.client.profile import load_key_arg

@@ -17,10 +17,25 @@ from node.client.errors import LedgerClientError
 
 __all__ = ["AMOUNT_KEYS", "TIME_KEYS", "render", "show"]
 
-AMOUNT_KEYS: Final = frozenset({"amount", "available", "held", "frozen", "total", "outstanding", "supply_cap",
-                                "issued", "redeemed", "balance", "remainder", "units"})
-TIME_KEYS: Final = frozenset({"time", "expires_at", "genesis_time", "timestamp", "unlock_at", "block_time",
-                              "valid_until", "created_at"})
+AMOUNT_KEYS: Final = frozenset(
+    {
+        "amount",
+        "available",
+        "held",
+        "frozen",
+        "total",
+        "outstanding",
+        "supply_cap",
+        "issued",
+        "redeemed",
+        "balance",
+        "remainder",
+        "units",
+    }
+)
+TIME_KEYS: Final = frozenset(
+    {"time", "expires_at", "genesis_time", "timestamp", "unlock_at", "block_time", "valid_until", "created_at"}
+)
 # Unix seconds from 2001 to 2286: an integer in this range under a time key is shown as a date.
 _TIME_RANGE: Final = (1_000_000_000, 9_999_999_999)
 

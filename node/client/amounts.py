@@ -32,9 +32,12 @@ def parse_amount(text: str, decimals: int, *, what: str = "amount") -> int:
     if len(fraction) > decimals:
         significant = fraction[decimals:].rstrip("0")
         if significant:
-            raise ClientError("amount_precision", f"{what} {text!r} has {len(fraction.rstrip('0'))} decimals; the "
-                              f"asset has {decimals} (smallest unit {format_amount(1, decimals)})",
-                              {"decimals": decimals})
+            raise ClientError(
+                "amount_precision",
+                f"{what} {text!r} has {len(fraction.rstrip('0'))} decimals; the "
+                f"asset has {decimals} (smallest unit {format_amount(1, decimals)})",
+                {"decimals": decimals},
+            )
         fraction = fraction[:decimals]
     return int(whole) * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
 

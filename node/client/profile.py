@@ -82,13 +82,18 @@ class Profile:
     genesis_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"urls": list(self.urls), "genesis": self.genesis, "accounts": self.accounts,
-                "chain_id": self.chain_id, "testnet_dir": self.testnet_dir, "genesis_sha256": self.genesis_sha256}
+        return {
+            "urls": list(self.urls),
+            "genesis": self.genesis,
+            "accounts": self.accounts,
+            "chain_id": self.chain_id,
+            "testnet_dir": self.testnet_dir,
+            "genesis_sha256": self.genesis_sha256,
+        }
 
     @staticmethod
     def from_json(name: str, obj: Any) -> Profile:
-        if type(obj) is not dict or type(obj.get("urls")) is not list or not all(
-                type(u) is str for u in obj["urls"]):
+        if type(obj) is not dict or type(obj.get("urls")) is not list or not all(type(u) is str for u in obj["urls"]):
             raise ClientError("profile_malformed", f"profile {name!r} needs a list of URLs")
 
         def opt(key: str) -> str | None:
@@ -97,8 +102,15 @@ class Profile:
                 raise ClientError("profile_malformed", f"profile {name!r}: {key} must be a string")
             return v
 
-        return Profile(name, tuple(obj["urls"]), opt("genesis"), opt("accounts"), opt("chain_id"),
-                       opt("testnet_dir"), opt("genesis_sha256") or "")
+        return Profile(
+            name,
+            tuple(obj["urls"]),
+            opt("genesis"),
+            opt("accounts"),
+            opt("chain_id"),
+            opt("testnet_dir"),
+            opt("genesis_sha256") or "",
+        )
 
 
 def check_name(name: str) -> str:
@@ -138,8 +150,12 @@ class ProfileStore:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError):
             raise ClientError("profile_malformed", f"{self.path} is not JSON") from None
-        if (len(data) > MAX_PROFILES_BYTES or type(doc) is not dict or doc.get("format") != PROFILES_FORMAT
-                or type(doc.get("profiles")) is not dict):
+        if (
+            len(data) > MAX_PROFILES_BYTES
+            or type(doc) is not dict
+            or doc.get("format") != PROFILES_FORMAT
+            or type(doc.get("profiles")) is not dict
+        ):
             raise ClientError("profile_malformed", f"{self.path} is not a {PROFILES_FORMAT} file")
         return doc
 
@@ -172,8 +188,12 @@ class ProfileStore:
         check_name(profile.name)
         doc = self._read()
         old = doc["profiles"].get(profile.name)
-        replaced = bool(old and type(old) is dict and old.get("genesis_sha256")
-                        and old.get("genesis_sha256") != profile.genesis_sha256)
+        replaced = bool(
+            old
+            and type(old) is dict
+            and old.get("genesis_sha256")
+            and old.get("genesis_sha256") != profile.genesis_sha256
+        )
         if replaced:
             shutil.rmtree(self.keys_dir(profile.name), ignore_errors=True)
         doc["profiles"][profile.name] = profile.to_json()
@@ -227,8 +247,7 @@ def _from_profile(profile: Profile, source: str) -> Target:
     return Target(profile.urls[0], source, profile)
 
 
-def resolve_target(node: str | None = None, profile: str | None = None, *,
-                   store: ProfileStore | None = None) -> Target:
+def resolve_target(node: str | None = None, profile: str | None = None, *, store: ProfileStore | None = None) -> Target:
     """The node to use: the --node flag, the --profile flag, $LEDGER_URL/$LEDGER_NODE, $LEDGER_PROFILE, the current
     profile, in that order; ClientError `no_node` when none applies."""
     if node:
@@ -245,9 +264,12 @@ def resolve_target(node: str | None = None, profile: str | None = None, *,
     current = store.current()
     if current is not None:
         return _from_profile(store.get(current), f"profile {current}")
-    raise ClientError("no_node", "no node chosen: start a local network with `ledger testnet up` (it records the "
-                      "profile `testnet`), pass --node URL, set $LEDGER_URL, or pick a profile "
-                      f"(`ledger profile list`; profiles in {store.path})")
+    raise ClientError(
+        "no_node",
+        "no node chosen: start a local network with `ledger testnet up` (it records the "
+        "profile `testnet`), pass --node URL, set $LEDGER_URL, or pick a profile "
+        f"(`ledger profile list`; profiles in {store.path})",
+    )
 
 
 def current_profile(profile: str | None = None, *, store: ProfileStore | None = None) -> Profile | None:
@@ -267,13 +289,17 @@ def key_file(spec: str, profile: str | None = None, *, store: ProfileStore | Non
     store = store if store is not None else ProfileStore()
     name = profile or os.environ.get("LEDGER_PROFILE") or store.current()
     if name is None:
-        raise ClientError("key_file_missing", f"{spec!r} is neither a key file nor an imported key (no profile; "
-                          "`ledger keys import`)")
+        raise ClientError(
+            "key_file_missing", f"{spec!r} is neither a key file nor an imported key (no profile; `ledger keys import`)"
+        )
     path = os.path.join(store.keys_dir(name), spec + ".key")
     if not os.path.exists(path):
-        raise ClientError("key_file_missing", f"{spec!r} is neither a key file nor a key imported into profile "
-                          f"{name!r}; import it: `ledger keys import --accounts FILE` or `--seed HEX --account "
-                          f"{spec}`")
+        raise ClientError(
+            "key_file_missing",
+            f"{spec!r} is neither a key file nor a key imported into profile "
+            f"{name!r}; import it: `ledger keys import --accounts FILE` or `--seed HEX --account "
+            f"{spec}`",
+        )
     return path
 
 

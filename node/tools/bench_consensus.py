@@ -34,10 +34,10 @@ from typing import IO, Any, Final
 from nacl.signing import SigningKey
 
 from consensus.bls import get_backend
-from node.tools.report_text import maybe, per_node
 from node.tools.loadgen import measure_verify_rate
 from node.tools.node_processes import ROOT, process_cpu_seconds
 from node.tools.payload_chain import MAX_BLOCK_PAYLOADS, PAYLOAD_BYTES
+from node.tools.report_text import maybe, per_node
 from node.tools.testnet import MAX_NODES, find_free_port_block
 
 __all__ = ["ConsensusBenchConfig", "ConsensusBenchReport", "format_report", "percentile_ms", "run_consensus_bench",

@@ -1,7 +1,7 @@
 """Values in the human text of reports (bench, chaos, testnet status): never a Python repr.
 
-    per_node({"node-0": 25.7, "node-1": 30.1})  -> "node-0 25.7, node-1 30.1"
-    maybe(None)                                  -> "n/a"
+per_node({"node-0": 25.7, "node-1": 30.1})  -> "node-0 25.7, node-1 30.1"
+maybe(None)                                  -> "n/a"
 """
 
 from __future__ import annotations

@@ -24,4 +24,3 @@ def python_reprs(text: str) -> list[str]:
 def assert_no_python_repr(text: str) -> None:
     found = python_reprs(text)
     assert not found, "Python reprs in human output:\n" + "\n".join(found[:10])
-

@@ -40,8 +40,11 @@ def _options(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, 
 def test_every_option_and_argument_has_help() -> None:
     seen = list(_options(build_parser(), "ledger"))
     assert len(seen) > 300  # the whole tree was walked (every tx operation's fields included)
-    missing = [f"{path} {'/'.join(a.option_strings) or a.dest}" for path, a in seen
-               if not a.help or a.help == argparse.SUPPRESS]
+    missing = [
+        f"{path} {'/'.join(a.option_strings) or a.dest}"
+        for path, a in seen
+        if not a.help or a.help == argparse.SUPPRESS
+    ]
     assert not missing, "options without help text:\n" + "\n".join(missing)
 
 
@@ -78,20 +81,54 @@ def test_offline_amounts_need_the_decimals(tmp_path: Path, capsys: pytest.Captur
     common = ["--key", str(key), "--offline", "--chain-id", "c", "--tx-expiry-height", "9", "--nonce", "1"]
     assert main(["tx", "issue", "--asset", "BOND-A", "--recipient", "bob@bank-b", "--amount", "12.50", *common]) == 2
     assert "--decimals" in json.loads(capsys.readouterr().err)["message"]
-    assert main(["tx", "issue", "--asset", "BOND-A", "--recipient", "bob@bank-b", "--amount", "12.50",
-                 "--decimals", "2", *common]) == 0
+    assert (
+        main(
+            [
+                "tx",
+                "issue",
+                "--asset",
+                "BOND-A",
+                "--recipient",
+                "bob@bank-b",
+                "--amount",
+                "12.50",
+                "--decimals",
+                "2",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["body"]["operations"][0]["amount"] == 1250
-    assert main(["tx", "transfer", "--asset", "BOND-A", "--to", "bob@bank-b", "--amount", "0.125", "--decimals", "2",
-                 *common]) == 2
+    assert (
+        main(
+            [
+                "tx",
+                "transfer",
+                "--asset",
+                "BOND-A",
+                "--to",
+                "bob@bank-b",
+                "--amount",
+                "0.125",
+                "--decimals",
+                "2",
+                *common,
+            ]
+        )
+        == 2
+    )
     err = json.loads(capsys.readouterr().err)
     assert err["error"] == "amount_precision" and err["message"].startswith("--amount '0.125' has 3 decimals")
-    assert main(["tx", "transfer", "--asset", "BOND-A", "--to", "bob@bank-b", "--amount", "3", "--decimals", "2",
-                 *common]) == 0
+    assert (
+        main(["tx", "transfer", "--asset", "BOND-A", "--to", "bob@bank-b", "--amount", "3", "--decimals", "2", *common])
+        == 0
+    )
     legs = json.loads(capsys.readouterr().out)["body"]["operations"][0]["legs"]
     assert legs == [{"recipient": "bob@bank-b", "amount": 300}]
     # legs JSON: an integer is base units (the wire form), a string is in the asset's units
-    assert main(["tx", "transfer", "--asset", "BOND-A", "--legs", '[{"recipient": "bob@bank-b", "amount": 7}, '
-                 '{"recipient": "carol@bank-c", "amount": "0.07"}]', "--decimals", "2", *common]) == 0
+    legs_json = '[{"recipient": "bob@bank-b", "amount": 7}, {"recipient": "carol@bank-c", "amount": "0.07"}]'
+    assert main(["tx", "transfer", "--asset", "BOND-A", "--legs", legs_json, "--decimals", "2", *common]) == 0
     legs = json.loads(capsys.readouterr().out)["body"]["operations"][0]["legs"]
     assert [leg["amount"] for leg in legs] == [7, 7]
     assert main(["tx", "transfer", "--asset", "BOND-A", "--to", "bob@bank-b", *common, "--decimals", "2"]) == 2
@@ -137,8 +174,22 @@ def test_keys_import_list_and_use_by_account(tmp_path: Path, capsys: pytest.Capt
     # no profile yet: importing without a destination says what to do
     assert main(["keys", "import", "--accounts", str(accounts)]) == 2
     assert json.loads(capsys.readouterr().err)["error"] == "no_profile"
-    assert main(["profile", "add", "local", "--url", "http://127.0.0.1:9", "--genesis", str(genesis),
-                 "--accounts", str(accounts)]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "add",
+                "local",
+                "--url",
+                "http://127.0.0.1:9",
+                "--genesis",
+                str(genesis),
+                "--accounts",
+                str(accounts),
+            ]
+        )
+        == 0
+    )
     assert main(["keys", "import"]) == 0  # the profile's accounts file
     out = capsys.readouterr().out
     assert "imported admin@m0" in out and "2 key file(s)" in out
@@ -203,18 +254,39 @@ def test_statement_without_genesis_says_it_is_not_verified() -> None:
 
 
 def test_the_repr_scanner_finds_reprs() -> None:
-    for bad in ("partition=None slow={'3': 200}", "recovered: True", "cpu per node {'node-0': 25.7}",
-                "x ['a', 'b']", "<node.x.Y object at 0x7f>", "Namespace(node=1)", "Traceback (most recent call last):"):
+    for bad in (
+        "partition=None slow={'3': 200}",
+        "recovered: True",
+        "cpu per node {'node-0': 25.7}",
+        "x ['a', 'b']",
+        "<node.x.Y object at 0x7f>",
+        "Namespace(node=1)",
+        "Traceback (most recent call last):",
+    ):
         assert python_reprs(bad), bad
-    for good in ('{"a": 1, "ok": true, "v": null}', "faults in force: partition node-0,node-1 | node-2", "it's",
-                 "('day 181')", "'day 10': can A", "refused as expected - ledger: 107 THRESHOLD_NOT_MET (M of N)"):
+    for good in (
+        '{"a": 1, "ok": true, "v": null}',
+        "faults in force: partition node-0,node-1 | node-2",
+        "it's",
+        "('day 181')",
+        "'day 10': can A",
+        "refused as expected - ledger: 107 THRESHOLD_NOT_MET (M of N)",
+    ):
         assert not python_reprs(good), good
 
 
 def test_render_shows_units_dates_and_no_reprs() -> None:
-    doc: dict[str, Any] = {"account": "a@m", "height": 5, "balances": [
-        {"asset": "CASH-T", "available": 1250, "held": 0, "frozen": 3, "total": 1253}],
-        "time": 1796223364, "open": True, "fatal": None, "items": [], "ratio": 0.5, "isin": ""}
+    doc: dict[str, Any] = {
+        "account": "a@m",
+        "height": 5,
+        "balances": [{"asset": "CASH-T", "available": 1250, "held": 0, "frozen": 3, "total": 1253}],
+        "time": 1796223364,
+        "open": True,
+        "fatal": None,
+        "items": [],
+        "ratio": 0.5,
+        "isin": "",
+    }
     text = render(doc, lambda asset: {"CASH-T": 2}.get(asset))
     assert "available: 12.50 CASH-T" in text and "frozen: 0.03 CASH-T" in text
     assert "time: 2026-12-02 14:56:04 UTC (1796223364)" in text
@@ -257,8 +329,13 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     """`ledger ... | head`: the reader is gone before the command writes; no traceback, no error message."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for argv in (["profile", "list", "--json"], ["tx", "--help"]):
-        proc = subprocess.Popen([sys.executable, "-m", "node.cli", *argv], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "node.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         err = proc.stderr.read().decode()

@@ -65,10 +65,16 @@ def integers() -> dict[str, Any]:
             "amount_hex": good_amount.hex(),
         },
         "refused": [
-            {"name": "amount written as a float64 (a float-writing encoder; the value also becomes 2^53)",
-             "body_hex": body_bytes.replace(good_amount, as_float).hex(), "code": codes.FLOAT_FORBIDDEN},
-            {"name": "300 written as uint64 (an always-9-byte encoder)", "value_hex": as_uint64.hex(),
-             "code": codes.NON_CANONICAL},
+            {
+                "name": "amount written as a float64 (a float-writing encoder; the value also becomes 2^53)",
+                "body_hex": body_bytes.replace(good_amount, as_float).hex(),
+                "code": codes.FLOAT_FORBIDDEN,
+            },
+            {
+                "name": "300 written as uint64 (an always-9-byte encoder)",
+                "value_hex": as_uint64.hex(),
+                "code": codes.NON_CANONICAL,
+            },
         ],
     }
 
@@ -97,9 +103,17 @@ def genesis_document() -> dict[str, Any]:
     for i in range(2):
         sk = bls_secret(f"validator-{i}")
         identity = hashlib.sha256(f"client-vector/identity-{i}".encode()).hexdigest()
-        validators.append({"id": f"node-{i}", "member": f"m{i}", "identity_key": identity,
-                           "bls_key": backend.public_key(sk).hex(), "bls_pop": backend.pop_prove(sk).hex(),
-                           "address": f"127.0.0.1:{7100 + i}", "power": 1})
+        validators.append(
+            {
+                "id": f"node-{i}",
+                "member": f"m{i}",
+                "identity_key": identity,
+                "bls_key": backend.public_key(sk).hex(),
+                "bls_pop": backend.pop_prove(sk).hex(),
+                "address": f"127.0.0.1:{7100 + i}",
+                "power": 1,
+            }
+        )
     admin = hashlib.sha256(b"client-vector/admin").hexdigest()
     return {
         "format": GENESIS_FORMAT,
@@ -107,8 +121,7 @@ def genesis_document() -> dict[str, Any]:
         "genesis_time": 1_800_000_000,
         "members": [{"id": "m0", "name": "Bänk Zero"}, {"id": "m1", "name": "Bank One"}],
         "validators": validators,
-        "accounts": [{"id": "admin@m0", "keys": [admin], "threshold": 1,
-                      "roles": ["admin", "issuer", "auditor"]}],
+        "accounts": [{"id": "admin@m0", "keys": [admin], "threshold": 1, "roles": ["admin", "issuer", "auditor"]}],
     }
 
 
@@ -138,8 +151,10 @@ def epoch_change_vectors() -> dict[str, Any]:
     return {
         "ending_epoch": ending_epoch,
         "next_set_epoch": ending_epoch + 1,
-        "next_set": [{"id": vid.decode(), "bls_key": pk.hex(), "bls_pop": pop.hex(), "power": power}
-                     for vid, pk, pop, power in members],
+        "next_set": [
+            {"id": vid.decode(), "bls_key": pk.hex(), "bls_pop": pop.hex(), "power": power}
+            for vid, pk, pop, power in members
+        ],
         "next_set_digest": next_set.digest.hex(),
         "block_id": block_id.hex(),
         "state_root": state_root.hex(),

@@ -41,7 +41,7 @@ def examples() -> list[tuple[str, str, str]]:
     """(method, path, shell block) for every sh block under a route heading of section 8."""
     text = DOC.read_text()
     assert SECTION in text
-    lines = text[text.index(SECTION):].splitlines()
+    lines = text[text.index(SECTION) :].splitlines()
     found: list[tuple[str, str, str]] = []
     route: tuple[str, str] | None = None
     block: list[str] | None = None
@@ -73,15 +73,29 @@ def _world(url: str, accounts_path: str) -> dict[str, str]:
     key = {name: AccountKey.from_seed(name, bytes(sk)) for name, sk in seeds.items()}
     user, admin = "user-0@m0", "admin@m0"
     with LedgerClient(url, timeout=30) as client:
+
         def submit(op: Any, signer: str) -> str:
             result = client.submit(builder.sign(client.body([op]), [key[signer]]), wait="commit", timeout=30)
             assert result.receipt is not None and result.receipt["code"] == 0, result.receipt
             return result.tx_id
 
-        tx_id = submit(builder.operation("transfer", actor=user, asset="CASH-T",
-                                         legs=[{"recipient": admin, "amount": 1}]), user)
-        submit(builder.operation("create_hold", actor=user, hold="curl-hold-1", asset="CASH-T", sender=user,
-                                 recipient=admin, notary=admin, amount=100, expires_at=int(time.time()) + 3600), user)
+        tx_id = submit(
+            builder.operation("transfer", actor=user, asset="CASH-T", legs=[{"recipient": admin, "amount": 1}]), user
+        )
+        submit(
+            builder.operation(
+                "create_hold",
+                actor=user,
+                hold="curl-hold-1",
+                asset="CASH-T",
+                sender=user,
+                recipient=admin,
+                notary=admin,
+                amount=100,
+                expires_at=int(time.time()) + 3600,
+            ),
+            user,
+        )
         head = client.head_height()
         actions = parse_actions([{"kind": "add_member", "member": "m9", "name": "Member 9", "voter": False}])
         submit(propose("gov@m0", "curl-proposal-1", actions, head + 100), "gov@m0")
@@ -91,9 +105,17 @@ def _world(url: str, accounts_path: str) -> dict[str, str]:
             tx = builder.sign(client.body([op], nonce=nonce), [key[user]])
             fresh.append(builder.tx_to_json(tx)["signed_tx_hex"])
         status = client.status()
-    return {"NODE": url, "CHAIN_ID": status["chain_id"], "EXPIRY": str(status["height"] + 100), "TX_ID": tx_id,
-            "HOLD_ID": "curl-hold-1", "PROPOSAL_ID": "curl-proposal-1", "TX_HEX": fresh[0], "BATCH_HEX": fresh[1],
-            "DRY_HEX": fresh[2]}
+    return {
+        "NODE": url,
+        "CHAIN_ID": status["chain_id"],
+        "EXPIRY": str(status["height"] + 100),
+        "TX_ID": tx_id,
+        "HOLD_ID": "curl-hold-1",
+        "PROPOSAL_ID": "curl-proposal-1",
+        "TX_HEX": fresh[0],
+        "BATCH_HEX": fresh[1],
+        "DRY_HEX": fresh[2],
+    }
 
 
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None, reason="needs curl and bash")
@@ -104,8 +126,15 @@ def test_every_curl_example_succeeds_on_a_live_node(tmp_path: Path) -> None:
         ran = 0
         for method, path, block in examples():
             assert block.lstrip().startswith("curl "), (method, path, "an example is one curl command")
-            proc = subprocess.run(["bash", "-c", WRAPPER + block], cwd=tmp_path, env=env, capture_output=True,
-                                  text=True, timeout=CURL_TIMEOUT_S, check=False)
+            proc = subprocess.run(
+                ["bash", "-c", WRAPPER + block],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=CURL_TIMEOUT_S,
+                check=False,
+            )
             assert proc.returncode == 0, (method, path, proc.stderr)
             status = int((tmp_path / "status").read_text())
             body = (tmp_path / "body").read_bytes()

@@ -55,7 +55,11 @@ def test_integers_take_their_smallest_form() -> None:
 
 def test_bls_ciphersuite_and_proof_of_possession() -> None:
     v = DATA["bls"]
-    assert v["signature_ciphersuite"] == "BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_" == bls.SIGNATURE_CIPHERSUITE.decode()
+    assert (
+        v["signature_ciphersuite"]
+        == "BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"
+        == bls.SIGNATURE_CIPHERSUITE.decode()
+    )
     assert v["pop_ciphersuite"] == "BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_" == bls.POP_CIPHERSUITE.decode()
     sk, pk, pop, sig = (bytes.fromhex(v[k]) for k in ("secret_key", "public_key", "pop", "signature"))
     message = bytes.fromhex(v["message_hex"])
@@ -79,17 +83,23 @@ def test_genesis_hash_and_consensus_chain_id() -> None:
     assert genesis.consensus_chain_id == bytes.fromhex(v["consensus_chain_id_hex"]) == genesis_hash(doc)
     assert len(genesis.consensus_chain_id) == 32 and genesis.chain_id == "client-vectors"
     vote = v["vote"]
-    message = vote_message(genesis.consensus_chain_id, vote["epoch"], vote["round"], bytes.fromhex(vote["block_id"]),
-                           bytes.fromhex(vote["state_root"]))
+    message = vote_message(
+        genesis.consensus_chain_id,
+        vote["epoch"],
+        vote["round"],
+        bytes.fromhex(vote["block_id"]),
+        bytes.fromhex(vote["state_root"]),
+    )
     assert message.hex() == vote["message_hex"]
-    assert message[len(b"LEDGER-JOLTEON-V1/VOTE") + 1:][:33] == b"\x20" + genesis.consensus_chain_id
+    assert message[len(b"LEDGER-JOLTEON-V1/VOTE") + 1 :][:33] == b"\x20" + genesis.consensus_chain_id
 
 
 def test_next_set_digest_uses_the_next_epoch() -> None:
     v = DATA["epoch_change"]
     assert v["next_set_epoch"] == v["ending_epoch"] + 1
-    members = [(m["id"].encode(), bytes.fromhex(m["bls_key"]), bytes.fromhex(m["bls_pop"]), m["power"])
-               for m in v["next_set"]]
+    members = [
+        (m["id"].encode(), bytes.fromhex(m["bls_key"]), bytes.fromhex(m["bls_pop"]), m["power"]) for m in v["next_set"]
+    ]
     next_set = ValidatorSet(v["next_set_epoch"], members)
     assert next_set.digest.hex() == v["next_set_digest"]
     h = hashlib.sha256(b"LEDGER-VALIDATOR-SET-V1" + v["next_set_epoch"].to_bytes(8, "big"))
@@ -99,17 +109,27 @@ def test_next_set_digest_uses_the_next_epoch() -> None:
     assert ValidatorSet(v["ending_epoch"], members).digest != next_set.digest  # the ending epoch gives another
     block_id, root = bytes.fromhex(v["block_id"]), bytes.fromhex(v["state_root"])
     assert epoch_commitment(block_id, root, next_set.digest).hex() == v["epoch_commitment"]
-    assert hashlib.sha256(b"LEDGER-JOLTEON-V1/EPOCH-END" + block_id + root + next_set.digest).hexdigest() == \
-        v["epoch_commitment"]
+    assert (
+        hashlib.sha256(b"LEDGER-JOLTEON-V1/EPOCH-END" + block_id + root + next_set.digest).hexdigest()
+        == v["epoch_commitment"]
+    )
 
 
 def test_protocol_doc_states_the_vectors() -> None:
     doc = (client.OUT.parents[2] / "docs" / "protocol.md").read_text()
-    section = doc[doc.index("## 11. Building a client"):]
+    section = doc[doc.index("## 11. Building a client") :]
     ints = DATA["integers"]
-    for text in (ints["transaction"]["amount_hex"], "cb4340000000000000", ints["refused"][1]["value_hex"],
-                 DATA["bls"]["signature_ciphersuite"], DATA["bls"]["pop_ciphersuite"], "LEDGER-GENESIS-V1",
-                 "LEDGER-VALIDATOR-SET-V1", "uint64_be(e + 1)", "32 raw bytes"):
+    for text in (
+        ints["transaction"]["amount_hex"],
+        "cb4340000000000000",
+        ints["refused"][1]["value_hex"],
+        DATA["bls"]["signature_ciphersuite"],
+        DATA["bls"]["pop_ciphersuite"],
+        "LEDGER-GENESIS-V1",
+        "LEDGER-VALIDATOR-SET-V1",
+        "uint64_be(e + 1)",
+        "32 raw bytes",
+    ):
         assert text in section, text
     for v in ints["canonical"]:
         if v["value"] in ("127", "128", "256", "65536", "4294967296", "9007199254740993"):

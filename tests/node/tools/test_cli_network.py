@@ -77,6 +77,9 @@ def test_readme_first_command_then_the_client_needs_no_address(user: User) -> No
     assert "client profile 'testnet' recorded" in up.stdout and "ledger keys import" in up.stdout
     profiles = json.loads((user.home / ".config" / "ledger" / "profiles.json").read_text())
     assert profiles["current"] == "testnet" and len(profiles["profiles"]["testnet"]["urls"]) == 4
+    # each node (`ledger node run`) printed where it listens when it started
+    log = (user.cwd / ".testnet" / "node-1" / "node.log").read_text()
+    assert f"  api   {profiles['profiles']['testnet']['urls'][1]}" in log and "\n  p2p   127.0.0.1:" in log
     demo = user.ledger("demo", "--lockup-seconds", "2")
     assert "24/24 steps answered as the scenarios expect" in demo.stdout
     assert "refused as expected - ledger: 107 THRESHOLD_NOT_MET" in demo.stdout
@@ -90,18 +93,21 @@ def test_readme_first_command_then_the_client_needs_no_address(user: User) -> No
     assert "imported user-0@m0" in imported.stdout
     assert "user-1@m1" in user.ledger("keys", "list").stdout
 
-    before = json.loads(user.ledger("query", "balances", "user-1@m1", "--asset", "CASH-T", "--key", "user-1@m1",
-                                    "--json").stdout)["balances"][0]["available"]
-    sent = user.ledger("tx", "transfer", "--asset", "CASH-T", "--to", "user-1@m1", "--amount", "12.50",
-                       "--key", "user-0@m0")
+    before = json.loads(
+        user.ledger("query", "balances", "user-1@m1", "--asset", "CASH-T", "--key", "user-1@m1", "--json").stdout
+    )["balances"][0]["available"]
+    sent = user.ledger(
+        "tx", "transfer", "--asset", "CASH-T", "--to", "user-1@m1", "--amount", "12.50", "--key", "user-0@m0"
+    )
     assert "status: committed" in sent.stdout and "amount: 12.50 CASH-T" in sent.stdout
     after = user.ledger("query", "balances", "user-1@m1", "--asset", "CASH-T", "--key", "user-1@m1", "--json")
     assert json.loads(after.stdout)["balances"][0]["available"] == before + 1250  # exactly 12.50, in base units
     shown = user.ledger("query", "balances", "user-1@m1", "--asset", "CASH-T", "--key", "user-1@m1").stdout
     assert f"available: {(before + 1250) // 100}.{(before + 1250) % 100:02d} CASH-T" in shown
 
-    refused = user.ledger("tx", "transfer", "--asset", "CASH-T", "--to", "user-1@m1", "--amount", "0.001",
-                          "--key", "user-0@m0", ok=False)
+    refused = user.ledger(
+        "tx", "transfer", "--asset", "CASH-T", "--to", "user-1@m1", "--amount", "0.001", "--key", "user-0@m0", ok=False
+    )
     assert refused.returncode == 2 and json.loads(refused.stderr)["error"] == "amount_precision"
 
     statement = user.ledger("statement", "user-0@m0", "--key", "user-0@m0")
@@ -116,8 +122,13 @@ def test_readme_first_command_then_the_client_needs_no_address(user: User) -> No
     url = json.loads(user.ledger("profile", "show", "--json").stdout)["urls"][2]
     assert json.loads(user.ledger("query", "status", "--json", "--url", url).stdout)["node_id"] == "node-2"
     env = {**os.environ, "PYTHONPATH": ROOT}
-    proc = subprocess.Popen([sys.executable, "-m", "node.cli", "query", "status"], cwd=user.cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node.cli", "query", "status"],
+        cwd=user.cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()
     err = proc.stderr.read().decode()
