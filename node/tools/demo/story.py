@@ -88,12 +88,13 @@ def verdict_mark(code: int, expect: int) -> str:
 # Amounts and times inside a ledger detail message (which speaks base units and Unix seconds), as people read them:
 # every asset of the demo has 2 decimals.
 _AMOUNT_AFTER = re.compile(r"\b(\d+)(?= (?:active |locked )?(?:[A-Z][A-Z0-9._-]*-[A-Z0-9]+\b|movable\b|requested\b))")
-_AMOUNT_BEFORE = re.compile(r"(?<=, needs )(\d+)\b(?! signature)|(?<=\boutstanding )(\d+)|(?<= \+ )(\d+)|(?<=\bthe cap )(\d+)")
+_AMOUNT_BEFORE = re.compile(r"(?<=, needs )(\d+)\b(?! signature)|(?<=\bholds )(\d+)(?= of )|(?<=\boutstanding )(\d+)|(?<= \+ )(\d+)|(?<=\bthe cap )(\d+)")
 _UNIX_TIME = re.compile(r"(?<=\bat )(\d{10})\b")
 
 
 def humanize_detail(detail: str) -> str:
-    """'has 670000 active BOND-A' -> 'has 6,700.00 active BOND-A'; 'unlock at 1796223364' -> a UTC date."""
+    """'has 670000 active BOND-A' (or 'holds 670000 of BOND-A') -> 'has 6,700.00 active BOND-A'; 'unlock at
+    1796223364' -> a UTC date."""
     detail = _UNIX_TIME.sub(lambda m: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(m.group(1)))), detail)
     detail = _AMOUNT_AFTER.sub(lambda m: fmt(int(m.group(1))), detail)
     return _AMOUNT_BEFORE.sub(lambda m: fmt(int(m.group(0))), detail)

@@ -27,7 +27,10 @@ def test_demo_plays_scenarios_1_to_4(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "ok - ledger: 0 OK" in out and "ok - ledger: 1" not in out  # "ok" only for successes
     assert "!!" not in out and "MISMATCH" not in out
     # amounts in the ledger's messages read in the asset's units, times as dates
-    assert "has 6,700.00 active BOND-A, needs 6,701.00" in out and "unlock at 20" in out and " UTC)" in out
+    refusal = next(line for line in out.splitlines() if "305 INSUFFICIENT_ACTIVE_BALANCE" in line)
+    assert "6,700.00" in refusal and "needs 6,701.00" in refusal, refusal
+    locked = next(line for line in out.splitlines() if "ledger: 1150 UNITS_LOCKED" in line)
+    assert "unlock at 20" in locked and " UTC)" in locked and "1,000.00 requested" in locked, locked
     assert_no_python_repr(out)
     assert out.count("-> conserved") == 8  # two assets after each of the four scenarios
     assert "forced=yes" in out and "reason=court order 2026/117" in out
@@ -52,6 +55,8 @@ def test_ledger_details_read_in_units_and_dates() -> None:
         "outstanding 15,000.00 + 985,000.01 exceeds the cap 1,000,000.00 of BOND-A"
     assert humanize_detail("x: 5 BOND-A locked (next unlock at 1796223364), 0 movable, 100 requested") == \
         "x: 0.05 BOND-A locked (next unlock at 2026-12-02 14:56:04 UTC), 0.00 movable, 1.00 requested"
+    assert humanize_detail("investor-a@m1 holds 670000 of BOND-A, needs 670100") == \
+        "investor-a@m1 holds 6,700.00 of BOND-A, needs 6,701.00"
     # heights, blocks and signature counts are not amounts
     for text in ("settlement DVP-4 expired at height 111", "investor-d@m1 needs 1 signatures, has 0"):
         assert humanize_detail(text) == text
