@@ -39,8 +39,8 @@ from ledger.memory import InMemoryLedger
 from ledger.rules import CoreRuleEngine
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.protocol import OPERATIONS, node_protocol
-from node.cli.progress import Ticker
 from node.tools import bench_contracts
+from node.tools.progress import Ticker
 
 CHAIN = "bench-chain"
 ASSET = "CASH-T"

@@ -22,7 +22,7 @@ from typing import Any
 from consensus.byzantine import BEHAVIOURS
 from consensus.replica import LEADER_ELECTIONS
 from consensus.simulator import DOWN_MODES, merge_summaries, run_many
-from node.cli.progress import Ticker
+from node.tools.progress import Ticker
 
 # Seeds per task when --jobs > 1.
 CHUNK: int = 20

@@ -29,7 +29,7 @@ import sys
 import time
 
 from node.cli.profile import print_testnet_profile
-from node.cli.progress import StartProgress
+from node.tools.progress import StartProgress
 from node.tools.testnet import Testnet, TestnetError, api_answers
 
 DEFAULT_DIR = os.environ.get("LEDGER_TESTNET_DIR", ".testnet")

@@ -28,6 +28,7 @@ The summary counts faults, blocks and transactions checked, and lists every viol
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -40,6 +41,7 @@ from typing import IO, Any, Final
 
 from node.tools.admin_client import AdminConnection
 from node.tools.load import TransferLoad
+from node.tools.progress import StartProgress
 from node.tools.testnet import Testnet, TestnetError
 
 TX_REPLAYED: Final = 103
@@ -372,7 +374,8 @@ def run_chaos(directory: str | None, config: ChaosConfig, nodes: int = 4, out: I
     try:
         _say(out, f"chaos: {net.n} validators in {net.directory}, seed {seed}, {config.duration_s:.0f}s, "
                   f"load {config.rate} tx/s")
-        net.up(90)
+        with StartProgress(net.api_urls(), out) if out is not None else contextlib.nullcontext():
+            net.up(90)
         net.heal()
         acks = _Acknowledgements(shared)
         load = acks.load = TransferLoad(net, config.rate, random.Random(rng.random()), stop=shared.stop,

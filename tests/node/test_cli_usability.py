@@ -342,3 +342,26 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
         code = proc.wait(timeout=60)
         assert "Traceback" not in err and "BrokenPipe" not in err, err
         assert code in (0, 141), (argv, code, err)
+
+
+def test_progress_lines_while_work_runs_and_none_after() -> None:
+    import io
+    import time
+
+    from node.tools.progress import Ticker
+
+    out = io.StringIO()
+    calls = []
+    with Ticker(lambda: f"step {len(calls)}" if not calls.append(1) else "", out, interval=0.05):
+        deadline = time.monotonic() + 30
+        while out.getvalue().count("\n") < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    written = out.getvalue()
+    assert written.startswith("  ... ") and "s step 1\n" in written
+    time.sleep(0.2)
+    assert out.getvalue() == written  # nothing after the work ended
+    quiet = io.StringIO()
+    with Ticker(lambda: "never", quiet, interval=60):
+        pass
+    assert quiet.getvalue() == ""  # work shorter than the interval prints nothing

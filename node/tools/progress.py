@@ -1,4 +1,4 @@
-"""Progress lines for commands that take more than a few seconds (`testnet up`, `simulate`, `bench`, `chaos`).
+"""Progress lines for work that takes more than a few seconds (`testnet up`, `simulate`, `bench`, `chaos`).
 
 `Ticker` prints one line every `interval` seconds while a block of work runs, from a daemon thread: the elapsed time
 and what `describe()` says now. It writes nothing if the work ends before the first interval, and it stops cleanly
