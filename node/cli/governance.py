@@ -157,5 +157,8 @@ def _show(args: argparse.Namespace) -> int:
 
 def _epochs(args: argparse.Namespace) -> int:
     with LedgerClient(node_url(args), timeout=args.timeout) as client:
-        show(client.epochs(args.after, args.limit), args.json, client)
+        page = client.epochs(args.after, args.limit)
+        if not args.json and page.get("epochs") == page.get("items"):
+            page = {k: v for k, v in page.items() if k != "epochs"}  # the deprecated alias: the same list again
+        show(page, args.json, client)
     return EXIT_OK
