@@ -15,6 +15,7 @@ from node.chain.genesis import write_genesis
 from node.cli import main
 from node.client import load_key, operation, operation_to_json, save_key
 from tests.ledger.world import CHAIN
+from tests.node.cli_output import assert_no_python_repr
 from tests.node.client.test_client import AGENT, BOB, CUSTODIAN, DAVE, EVE, ISSUER, OP_SAMPLES, ClientWorld, account_key
 
 
@@ -247,7 +248,18 @@ def test_governance_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         code, out, _ = run(capsys, "governance", "show", *node)
         assert code == 0 and out["epoch"] == 1 and out["voters"] == [*MEMBERS, "m4"] and out["validators"] == 5
         code, out, _ = run(capsys, "governance", "epochs", *node)
-        assert code == 0 and [e["end_height"] for e in out["epochs"]] == [end_height]
+        assert code == 0 and [e["end_height"] for e in out["items"]] == [end_height]
+        # the same commands as people read them: text, no Python reprs, the epoch list once
+        for argv in (["governance", "epochs"], ["governance", "show"], ["governance", "show", "onboard"]):
+            assert main([*argv, *node]) == 0
+            text = capsys.readouterr().out
+            assert_no_python_repr(text)
+            assert not text.lstrip().startswith("{"), text[:200]
+            if argv[-1] == "onboard":
+                assert "status: executed" in text
+        assert main(["governance", "epochs", *node]) == 0
+        text = capsys.readouterr().out
+        assert f"end_height: {end_height}" in text and text.count("end_height:") == 1
         # a proposal from a file of actions, then withdrawn
         actions = tmp_path / "actions.json"
         actions.write_text(json.dumps([{"kind": "set_approval_threshold", "threshold": 4}]))
