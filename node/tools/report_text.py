@@ -13,11 +13,13 @@ __all__ = ["maybe", "per_node"]
 
 
 def maybe(value: Any, missing: str = "n/a") -> str:
-    """A value, or `missing` for None; booleans as yes/no."""
+    """A value, or `missing` for None; booleans as yes/no; a tuple or list (load averages) space separated."""
     if value is None:
         return missing
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, (tuple, list)):
+        return " ".join(maybe(v, missing) for v in value)
     return str(value)
 
 

@@ -365,3 +365,18 @@ def test_progress_lines_while_work_runs_and_none_after() -> None:
     with Ticker(lambda: "never", quiet, interval=60):
         pass
     assert quiet.getvalue() == ""  # work shorter than the interval prints nothing
+
+
+def test_bench_reports_have_no_reprs() -> None:
+    from node.tools import bench_consensus, loadgen
+
+    report = loadgen.BenchReport(4, 10.0, None)
+    report.cpu_per_node, report.peak_rss_mb, report.failed_codes = {"node-0": 25.7}, {"node-0": 80.0}, {"305": 2}
+    text = loadgen.format_report(report)
+    assert "cpu per node   node-0 25.7%" in text and "codes: 305 2" in text and "p50 n/a" in text
+    consensus = bench_consensus.ConsensusBenchReport(4, 5.0, None, 64)
+    consensus.cpu_per_node, consensus.proposal_to_commit_ms = {"node-1": 12.5}, {"p50": 40.0, "p99": None}
+    consensus.load_before = (1.5, 1.0, 0.5)
+    text += "\n" + bench_consensus.format_report(consensus)
+    assert "loadavg        before 1.5 1.0 0.5" in text and "p99 n/a" in text
+    assert_no_python_repr(text)
