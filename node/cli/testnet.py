@@ -178,7 +178,8 @@ def status_command(args: argparse.Namespace) -> int:
                 print(f"{n.node_id:8} {n.pid:>7} {'?':>7}   (not answering)")
                 continue
             root = (n.state_root or "")[:16]
-            print(f"{n.node_id:8} {n.pid:>7} {n.height:>7} {n.round!s:>7} {n.peers:>5} {n.mempool:>7}  {root}")
+            print(f"{n.node_id:8} {n.pid:>7} {n.height:>7} {_cell(n.round):>7} {_cell(n.peers):>5} "
+                  f"{_cell(n.mempool):>7}  {root}")
         faults = net.state.get("faults") or {}
         if faults.get("partition") or faults.get("slow"):
             print(f"faults in force: {describe_faults(faults)}")
@@ -190,6 +191,11 @@ def status_command(args: argparse.Namespace) -> int:
     if st.common_height is not None and st.roots_agree is False:
         return 3
     return 0
+
+
+def _cell(value: object) -> str:
+    """A status table cell: '-' for a value the node did not report (never 'None')."""
+    return "-" if value is None else str(value)
 
 
 def describe_faults(faults: dict) -> str:
