@@ -13,7 +13,7 @@ from ledger.codec import Bin, Bool, Choice, Optional, Record, Scalar, Seq, Str, 
 from ledger.codec import record_type as _record_type
 from ledger.jsonform import kind_name
 from ledger.operations import ACTION
-from ledger.records import Account, AssetDefinition, AssetStatus, Hold
+from ledger.records import HOLD_STATUS_NAMES, Account, AssetDefinition, AssetStatus, Hold
 from ledger.schema import (
     ACCOUNT_PATTERN,
     ASSET_PATTERN,
@@ -167,6 +167,10 @@ _PROPOSAL = _obj(
     }
 )
 _EVENT_REC = wire_schema(OPERATIONS.event)
+# The JSON form of a state proof (docs/state-proofs.md, "JSON form").
+_STATE_PROOF = _obj({"version": INT, "depth": INT, "bitmap": {"type": "string", "pattern": HEX},
+                     "siblings": {"type": "array", "items": HASH},
+                     "other_leaf": {"oneOf": [{"type": "null"}, _obj({"path": HASH, "value_hash": HASH})]}})
 # The event stream's messages (docs/api.md section 4): one JSON object per WebSocket text message or SSE `data:`.
 _STREAM_EVENT = _obj({"type": {"const": "event"}, "height": HEIGHT, "event": {"$ref": "#/components/schemas/Event"}})
 _STREAM_BLOCK = _obj({"type": {"const": "block"}, "height": HEIGHT, "block_hash": HASH, "time": INT})
@@ -359,26 +363,25 @@ COMPONENTS: dict[str, Schema] = {
             "height": HEIGHT,
             "current_epoch": INT,
             "start_height": HEIGHT,
-            "epochs": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "epoch": INT,
-                        "end_height": {"type": ["integer", "null"], "minimum": 0},
-                        "block_id": {"type": ["string", "null"], "pattern": HEX32},
-                        "next_epoch": INT,
-                        "next_start_height": {"type": ["integer", "null"], "minimum": 0},
-                        "next_validators": {
-                            "type": "array",
-                            "items": _obj({"name": {"type": "string"}, "public_key": {"type": "string",
-                                                                                      "pattern": HEX},
-                                           "power": INT}),
-                        },
-                        "proof": {"type": ["string", "null"], "pattern": HEX},
-                    }
-                ),
-            },
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/EpochChange"}},
+            "epochs": {"type": "array", "items": {"$ref": "#/components/schemas/EpochChange"},
+                       "deprecated": True, "description": "the same list as `items` (kept for older clients)"},
             "next": {"type": ["integer", "null"], "minimum": 0},
+        }
+    ),
+    "EpochChange": _obj(
+        {
+            "epoch": INT,
+            "end_height": {"type": ["integer", "null"], "minimum": 0},
+            "block_id": {"type": ["string", "null"], "pattern": HEX32},
+            "next_epoch": INT,
+            "next_start_height": {"type": ["integer", "null"], "minimum": 0},
+            "next_validators": {
+                "type": "array",
+                "items": _obj({"name": {"type": "string"}, "public_key": {"type": "string", "pattern": HEX},
+                               "power": INT}),
+            },
+            "proof": {"type": ["string", "null"], "pattern": HEX},
         }
     ),
     "Peers": _obj(
@@ -424,7 +427,33 @@ COMPONENTS: dict[str, Schema] = {
             "proof": {"type": "object"},
         }
     ),
-    "Statement": {"type": "object"},
+    "Statement": _obj(
+        {
+            "format": {"const": "ledger-custody-statement/1"},
+            "chain_id": {"type": "string"},
+            "genesis": {"type": "string", "pattern": HEX, "maxLength": 128,
+                        "description": "the consensus chain id: the genesis hash (32 bytes) on a node's chain"},
+            "account": ACCOUNT,
+            "height": HEIGHT,
+            "time": INT,
+            "state_root": HASH,
+            "block": _obj({"id": HASH, "height": HEIGHT, "epoch": INT, "round": INT}),
+            "account_status": _obj({"frozen": {"type": "boolean"}, "custodian": {"type": ["string", "null"]},
+                                    "closed_to": {"type": ["string", "null"]}}),
+            "holdings": {"type": "array", "items": _obj({
+                "asset": ASSET, "available": AMOUNT, "held": AMOUNT, "frozen": AMOUNT,
+                "holds": {"type": "array", "items": _obj({
+                    "hold": HOLD_ID, "recipient": ACCOUNT, "notary": ACCOUNT, "amount": AMOUNT, "expires_at": INT,
+                    "created_height": HEIGHT, "status": {"enum": sorted(HOLD_STATUS_NAMES.values())}})}})},
+            "proofs": {"type": "array", "items": _obj({
+                "key": {"type": "string", "pattern": HEX},
+                "value": {"type": ["string", "null"], "pattern": HEX},
+                "proof": _STATE_PROOF})},
+            "commit_certificate": {"type": "string", "pattern": HEX},
+            "validator_set": _obj({"epoch": INT, "digest": HASH,
+                                   "epoch_changes": {"type": "array", "items": {"type": "string", "pattern": HEX}}}),
+        }
+    ),
     "ReasonCodes": _obj(
         {
             "codes": {

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench",
     "simulate",
     "keys",
+    "profile",
     "tx",
     "query",
     "statement",
@@ -39,12 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
-    return int(func(args) or 0)
+    try:
+        args = parser.parse_args(argv)
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 2
+        return int(func(args) or 0)
+    except BrokenPipeError:
+        return closed_pipe_exit()
+
+
+def closed_pipe_exit() -> int:
+    """The reader of our output went away (`ledger query status | head`): stop quietly, as Unix tools do. Point
+    stdout at /dev/null so the interpreter's final flush does not raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a process a closed pipe stopped
 
 
 if __name__ == "__main__":

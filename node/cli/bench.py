@@ -40,6 +40,7 @@ from ledger.rules import CoreRuleEngine
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.tools import bench_contracts
+from node.tools.progress import Ticker
 
 CHAIN = "bench-chain"
 ASSET = "CASH-T"
@@ -65,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="account counts for the state-root growth measurement, comma separated, or 'none' (default 10000,100000;"
         " 1000000 takes ~20 s and ~3 GB)",
     )
-    apply.add_argument("--seed", type=int, default=1)
+    apply.add_argument("--seed", type=int, default=1, help="random seed of the transfers (default 1)")
     apply.set_defaults(func=run_apply)
     contracts = sub.add_parser(
         "contracts",
@@ -146,7 +147,8 @@ def add_consensus_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the safety state and certified blocks on the event loop instead of their threads "
                              "(for comparison)")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds after the load for the last commits")
-    parser.add_argument("--verify-seconds", type=float, default=2.0)
+    parser.add_argument("--verify-seconds", type=float, default=2.0,
+                        help="seconds of the raw Ed25519 verify phase before the load (default 2)")
     parser.add_argument("--dir", default=None, help="keep the validators' data and logs here")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the report as JSON here")
 
@@ -169,7 +171,8 @@ def run_consensus(args: argparse.Namespace) -> int:
                                   block_payloads=args.block_payloads, propose_wait_ms=args.propose_wait_ms,
                                   disk_threads=not args.inline_writes, drain_s=args.drain, verify_seconds=args.verify_seconds, directory=args.dir)
     try:
-        report = run_consensus_bench(config, out=sys.stderr)
+        with Ticker(lambda: "consensus benchmark running"):
+            report = run_consensus_bench(config, out=sys.stderr)
     except (OSError, ValueError, RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -195,7 +198,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connections", dest="net_connections", type=int, default=8,
                         help="admin-socket connections per load process")
     parser.add_argument("--users", dest="net_users", type=int, default=64, help="test accounts (new network)")
-    parser.add_argument("--verify-seconds", dest="net_verify_s", type=float, default=2.0)
+    parser.add_argument("--verify-seconds", dest="net_verify_s", type=float, default=2.0,
+                        help="seconds of the raw Ed25519 verify measurement (default 2)")
     parser.add_argument("--via", dest="net_via", choices=("auto", "api", "admin"), default="auto",
                         help="submit through the HTTP API (POST /v1/tx/batch) or the admin sockets; auto: the API "
                              "when every node serves it")
@@ -334,6 +338,11 @@ def run_apply(args: argparse.Namespace) -> int:
     if args.txs < 1 or args.accounts < 2 or args.block_size < 1:
         print("error: need --txs >= 1, --accounts >= 2, --block-size >= 1", file=sys.stderr)
         return 2
+    with Ticker(lambda: f"applying {args.txs} transfers (setup, then the timed blocks)"):
+        return _run_apply(args)
+
+
+def _run_apply(args: argparse.Namespace) -> int:
     t_setup = time.perf_counter()
     ledger, keys = build_ledger(args.accounts)
     blocks = (args.txs + args.block_size - 1) // args.block_size

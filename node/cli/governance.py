@@ -10,7 +10,7 @@
 Actions are JSON objects in the form of docs/protocol.md ("Governance and epochs"): `--action` repeats, or takes a
 JSON array; `--actions-file F` reads an array from a file. The signing key's account must hold the governor role
 and belong to a voting member. Transactions are signed with the key files and submitted to `--node` like `ledger tx`
-(the chain id and the transaction expiry come from the node). Output: the receipt and the proposal afterwards.
+(the chain id and the transaction expiry come from the node). Output: the receipt and the proposal afterwards, as readable text (`--json`: JSON).
 Exit codes: node/client/console.py (0 ok, 1 non-zero receipt, 2 bad input, 3 node refused / unreachable).
 """
 
@@ -22,10 +22,11 @@ from typing import Any
 
 from ledger.operations import Operation
 from node.cli.passphrase import load_account_key
+from node.cli.render import show
 from node.cli.tls_flags import node_tls
 from node.cli.tx import add_node_flags, node_url
 from node.client import builder
-from node.client.console import EXIT_FAILED, EXIT_OK, emit, guarded
+from node.client.console import EXIT_FAILED, EXIT_OK, guarded
 from node.client.errors import ApiError, ClientError
 from node.client.keys import AccountKey
 from node.client.proposals import approve, cancel_proposal, parse_actions, propose
@@ -53,34 +54,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=guarded(_propose))
 
     a = sub.add_parser("approve", help="approve an open proposal for the key's member")
-    a.add_argument("proposal_id")
+    a.add_argument("proposal_id", help="the proposal id")
     _signing(a)
     a.set_defaults(func=guarded(_approve))
 
     c = sub.add_parser("cancel", help="withdraw an open proposal (a governor of the proposing member)")
-    c.add_argument("proposal_id")
+    c.add_argument("proposal_id", help="the proposal id")
     _signing(c)
     c.set_defaults(func=guarded(_cancel))
 
     s = sub.add_parser("show", help="the governance state (voters, threshold, params, epoch) or one proposal")
-    s.add_argument("proposal_id", nargs="?")
-    s.add_argument("--height", type=int)
+    s.add_argument("proposal_id", nargs="?", help="a proposal id (default: the governance state)")
+    s.add_argument("--height", type=int, help="read at this height (default: the latest)")
+    s.add_argument("--json", action="store_true", help="print JSON (default: readable text)")
     add_node_flags(s)
     s.set_defaults(func=guarded(_show))
 
     e = sub.add_parser("epochs", help="the epoch changes so far, with the proofs light clients follow")
     e.add_argument("--after", type=int, help="list epoch changes after this epoch")
-    e.add_argument("--limit", type=int)
+    e.add_argument("--limit", type=int, help="at most this many epoch changes")
+    e.add_argument("--json", action="store_true", help="print JSON (default: readable text)")
     add_node_flags(e)
     e.set_defaults(func=guarded(_epochs))
 
 
 def _signing(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", required=True, metavar="FILE", help="key file of a governor account")
+    p.add_argument("--key", required=True, metavar="FILE", help="key file (or imported account) of a governor")
     p.add_argument("--actor", metavar="ACCOUNT", help="acting account (default: the key's account)")
     p.add_argument("--lifetime", type=int, default=100, help="blocks until the transaction expires (default 100)")
     p.add_argument("--wait", choices=("commit", "none"), default="commit",
                    help="wait for the receipt (default) or return once admitted")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (default: readable text)")
     add_node_flags(p)
 
 
@@ -112,14 +116,14 @@ def _submit(args: argparse.Namespace, client: LedgerClient, key: AccountKey, op:
             out["proposal"] = client.proposal(op.proposal_id)  # type: ignore[union-attr]
         except ApiError:
             out["proposal"] = None
-    emit(out)
+    show(out, args.json, client)
     if result.receipt is not None and result.receipt.get("code") != 0:
         return EXIT_FAILED
     return EXIT_OK
 
 
 def _propose(args: argparse.Namespace) -> int:
-    key = load_account_key(args.key)
+    key = load_account_key(args.key, args.profile)
     actions = parse_actions(_read_actions(args))
     with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         expiry = args.expiry_height
@@ -132,13 +136,13 @@ def _propose(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    key = load_account_key(args.key)
+    key = load_account_key(args.key, args.profile)
     with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         return _submit(args, client, key, approve(args.actor or key.account, args.proposal_id))
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    key = load_account_key(args.key)
+    key = load_account_key(args.key, args.profile)
     with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         return _submit(args, client, key, cancel_proposal(args.actor or key.account, args.proposal_id))
 
@@ -146,13 +150,16 @@ def _cancel(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
         if args.proposal_id:
-            emit(client.proposal(args.proposal_id, args.height))
+            show(client.proposal(args.proposal_id, args.height), args.json, client)
         else:
-            emit(client.governance(args.height))
+            show(client.governance(args.height), args.json, client)
     return EXIT_OK
 
 
 def _epochs(args: argparse.Namespace) -> int:
     with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
-        emit(client.epochs(args.after, args.limit))
+        page = client.epochs(args.after, args.limit)
+        if not args.json and page.get("epochs") == page.get("items"):
+            page = {k: v for k, v in page.items() if k != "epochs"}  # the deprecated alias: the same list again
+        show(page, args.json, client)
     return EXIT_OK

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 from ledger.store import StoreError
 from node.api.server import start_api
@@ -44,15 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("node", help="run a validator node")
     sub = parser.add_subparsers(dest="node_command", metavar="WHAT")
     run = sub.add_parser("run", help="run a validator from its config file")
-    run.add_argument("--config", required=True)
+    run.add_argument("--config", required=True, help="the node's config file (config.toml from `ledger init`)")
     run.add_argument("--state-sync", action="store_true",
                      help="an empty data directory joins from a certified snapshot peers serve ([sync] state_sync)")
     add_passphrase_options(run, creating=False)
     run.set_defaults(func=run_command)
     dev = sub.add_parser("dev", help="run a single-validator development chain in a data directory")
-    dev.add_argument("--data", required=True)
-    dev.add_argument("--chain-id", default="dev-local")
-    dev.add_argument("--users", type=int, default=8)
+    dev.add_argument("--data", required=True, help="the chain's directory (created on first run)")
+    dev.add_argument("--chain-id", default="dev-local", help="chain id of a new chain (default dev-local)")
+    dev.add_argument("--users", type=int, default=8, help="test accounts of a new chain (default 8)")
     dev.set_defaults(func=dev_command)
     status = sub.add_parser("status", help="print a running node's status")
     status.add_argument("--data", required=True, help="the node's data directory (holds admin.sock)")
@@ -80,6 +81,7 @@ async def serve(config_path: str, state_sync: bool = False, passphrase: bytes | 
     api = None
     if config.api_listen is not None:
         api = await start_api(node.view, config.api_listen[0], config.api_listen[1], api_config, api_ssl)
+    print_addresses(config, api is not None)
     fatal = await node.wait_stopped()
     if api is not None:
         await api.stop()
@@ -94,6 +96,27 @@ def node_passphrase(args: argparse.Namespace) -> bytes | None:
     """The passphrase of the config's key file when it is sealed (from the options, or a terminal prompt)."""
     keys_file = load_config(args.config).keys_file
     return passphrase_from_args(args, keys_file, creating=False, needed=read_key_file_info(keys_file).encrypted)
+
+
+def print_addresses(config: Any, api: bool) -> None:
+    """Where the started node listens, on stdout (the log goes to stderr): its API, its peer address, its peers."""
+    host, port = config.p2p_listen
+    lines = [f"node {config.node_id} running (data {config.data_dir})"]
+    if api:
+        api_host, api_port = config.api_listen
+        shown = "127.0.0.1" if api_host in ("0.0.0.0", "") else api_host
+        url = f"{'https' if getattr(config, 'api_tls', None) is not None else 'http'}://{shown}:{api_port}"
+        lines.append(f"  api   {url}   (for clients: --node {url}, or ledger profile add NAME --url {url})")
+    else:
+        lines.append("  api   off (no [api] listen in the config)")
+    lines.append(f"  p2p   {host}:{port}")
+    for peer, (peer_host, peer_port) in sorted(config.peer_addresses.items()):
+        lines.append(f"  peer  {peer} at {peer_host}:{peer_port}")
+    lines.append(f"  admin {os.path.join(config.data_dir, 'admin.sock')}")
+    try:
+        print("\n".join(lines), flush=True)
+    except (BrokenPipeError, OSError):
+        pass  # a node whose stdout is gone keeps running
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -121,7 +144,22 @@ def dev_command(args: argparse.Namespace) -> int:
         layout = generate_network(data, 1, chain_id=args.chain_id, users=args.users, params=params,
                                   api_base_port=8100)
         print(f"created a development chain in {data}; test account keys in {layout.accounts_path}")
+        _record_dev_profile(layout, args.chain_id)
     return run_command(argparse.Namespace(config=config_path))
+
+
+def _record_dev_profile(layout: Any, chain_id: str) -> None:
+    """A new dev chain becomes the client profile `dev` (current), so `ledger query status` finds it."""
+    from node.cli.profile import record_testnet_profile
+    from node.client.errors import ClientError
+
+    try:
+        profile, path, _ = record_testnet_profile([f"http://127.0.0.1:{layout.api_ports[0]}"], layout.genesis_path,
+                                                  layout.accounts_path, chain_id, layout.directory, name="dev")
+    except (ClientError, OSError) as exc:
+        print(f"note: no client profile recorded ({exc})", file=sys.stderr)
+        return
+    print(f"client profile {profile.name!r} recorded in {path} and made current (ledger keys import: its test keys)")
 
 
 def status_command(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from node.client.keystore import (
     KdfCost,
     KeystoreError,
 )
+from node.client.profile import key_file
 
 ENV_PASSPHRASE_FILE: Final = "LEDGER_PASSPHRASE_FILE"
 ENV_PASSPHRASE: Final = "LEDGER_PASSPHRASE"
@@ -113,9 +114,11 @@ def passphrase_from_args(args: argparse.Namespace, what: str, *, creating: bool,
     )
 
 
-def load_account_key(path: str) -> AccountKey:
-    """An account key file for signing: a sealed one opens with $LEDGER_PASSPHRASE_FILE, $LEDGER_PASSPHRASE or a
-    terminal prompt (in that order)."""
+def load_account_key(spec: str, profile: str | None = None) -> AccountKey:
+    """The account key a --key argument names (a file, or an account `ledger keys import` wrote into the profile's
+    key folder: node/client/profile.py `key_file`), for signing: a sealed one opens with $LEDGER_PASSPHRASE_FILE,
+    $LEDGER_PASSPHRASE or a terminal prompt (in that order)."""
+    path = key_file(spec, profile)
     if key_file_info(path).protection != PROTECTION_PASSPHRASE:
         return load_key(path)
     if os.environ.get(ENV_PASSPHRASE_FILE):

@@ -1,5 +1,7 @@
 """`ledger query ...`: read the ledger through a node's API (private reads are signed with --key).
 
+Readable text by default (amounts in the asset's units, times as dates); `--json` prints the node's JSON answer.
+
     ledger query status
     ledger query balances alice@bank-a --key alice.key [--asset BOND-A] [--height H]
     ledger query tx <tx id>
@@ -14,9 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from node.cli.passphrase import load_account_key
+from node.cli.render import show
 from node.cli.tls_flags import node_tls
 from node.cli.tx import add_node_flags, node_url
-from node.client.console import EXIT_OK, emit, guarded
+from node.client.console import EXIT_OK, guarded
+from node.client.errors import ClientError
 from node.client.sync import LedgerClient
 
 # name -> (help, positional arguments, optional flags (name, type), call)
@@ -51,9 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, (help_text, positionals, flags, _call) in _QUERIES.items():
         p = sub.add_parser(name, help=help_text)
         for pos in positionals:
-            p.add_argument(pos)
+            p.add_argument(pos, help=_HELP[pos])
         for flag, kind in flags:
-            p.add_argument("--" + flag, type=kind)
+            p.add_argument("--" + flag, type=kind, help=_HELP[flag])
         _common(p)
         p.set_defaults(func=guarded(_run), query=name)
     g = sub.add_parser("get", help="GET any /v1 endpoint: path segments, then --param NAME=VALUE")
@@ -64,21 +68,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.set_defaults(func=guarded(_run_get))
 
 
+_HELP: dict[str, str] = {
+    "tx_id": "the transaction id (hex)",
+    "height": "a block height (default: the latest)",
+    "asset_id": "the asset id",
+    "account_id": "the account id (name@member)",
+    "hold_id": "the hold id",
+    "key_hex": "the state key in hex",
+    "asset": "only this asset",
+    "limit": "at most this many items per page",
+    "after": "the page after this cursor (the `next` of the previous page)",
+}
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", metavar="FILE", help="key file: signs private reads")
+    p.add_argument("--key", metavar="FILE", help="key file (or imported account) that signs private reads")
+    p.add_argument("--json", action="store_true", help="print the node's JSON answer (default: readable text)")
     add_node_flags(p)
 
 
+def _show(args: argparse.Namespace, client: LedgerClient, result: Any) -> None:
+    show(result, args.json, client)
+
+
 def _client(args: argparse.Namespace) -> LedgerClient:
-    return LedgerClient(node_url(args), load_account_key(args.key) if args.key else None, timeout=args.timeout,
-                        tls=node_tls(args))
+    return LedgerClient(node_url(args), load_account_key(args.key, args.profile) if args.key else None,
+                        timeout=args.timeout, tls=node_tls(args))
 
 
 def _run(args: argparse.Namespace) -> int:
     _help, positionals, flags, call = _QUERIES[args.query]
     with _client(args) as client:
         result = call(client) if not positionals and not flags else call(client, args)
-    emit(result)
+        _show(args, client, result)
     return EXIT_OK
 
 
@@ -87,10 +109,8 @@ def _run_get(args: argparse.Namespace) -> int:
     for item in args.param:
         name, sep, value = item.partition("=")
         if not sep:
-            from node.client.errors import ClientError
-
             raise ClientError("bad_input", f"--param {item!r}: expected NAME=VALUE")
         query[name] = value
     with _client(args) as client:
-        emit(client.get(*args.segments, signed=args.signed, **query))
+        _show(args, client, client.get(*args.segments, signed=args.signed, **query))
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""`ledger simulate`: run a deterministic simulator over many seeds and print one JSON object.
+"""`ledger simulate`: run a deterministic simulator over many seeds and print a summary (`--json`: one JSON object).
+Progress goes to stderr every few seconds.
 
     ledger simulate --seeds 200 --nodes 4 --byzantine 1            the consensus protocol (consensus/simulator.py)
     ledger simulate --app --seeds 50 --nodes 4 --byzantine 1       whole nodes: the real Application, stores, block
@@ -14,11 +15,14 @@ import json
 import multiprocessing
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 from consensus.byzantine import BEHAVIOURS
 from consensus.replica import LEADER_ELECTIONS
 from consensus.simulator import DOWN_MODES, merge_summaries, run_many
+from node.tools.progress import Ticker
 
 # Seeds per task when --jobs > 1.
 CHUNK: int = 20
@@ -69,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-reconfig", action="store_true", help="--app: no governance proposals")
     parser.add_argument("--no-clients", action="store_true", help="--app: no client transactions")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; runs stay deterministic)")
-    parser.add_argument("--json", action="store_true", help="print only the JSON summary")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object (default: text)")
     parser.set_defaults(func=run)
 
 
@@ -93,21 +97,23 @@ def run(args: argparse.Namespace) -> int:
                "crashes": not args.no_crashes, "partitions": not args.no_partitions, "reconfig": args.reconfig,
                "leader_election": args.leader_election, "down": args.down, "down_mode": args.down_mode,
                "wipes": not args.no_wipes}
+    done = SeedCount(args.seeds)
     if args.jobs <= 1:
-        summary = run_many(args.seeds, seed_start=args.seed_start, on_result=progress, clock=time.perf_counter,
-                           **options)  # type: ignore[arg-type]
+        with Ticker(done.describe):
+            summary = run_many(args.seeds, seed_start=args.seed_start, on_result=done.counting(progress),
+                               clock=time.perf_counter, **options)  # type: ignore[arg-type]
     else:
         started = time.perf_counter()
-        with _pool(args.jobs) as pool:
+        with _pool(args.jobs) as pool, Ticker(done.describe):
             futures = [pool.submit(run_many, min(CHUNK, args.seed_start + args.seeds - start), seed_start=start,
                                    **options)  # type: ignore[arg-type]
                        for start in range(args.seed_start, args.seed_start + args.seeds, CHUNK)]
-            parts = [f.result() for f in futures]
+            parts = [done.add_part(f.result()) for f in futures]
         summary = merge_summaries(parts, time.perf_counter() - started)
         if not args.json:
             for failure in summary["failures"]:  # type: ignore[attr-defined]
                 print(f"FAILED seed {failure['seed']}: {failure}", file=sys.stderr)
-    print(json.dumps(summary, sort_keys=True))
+    _print_summary(args, summary)
     if summary["failed_seeds"] and not args.json:
         seeds = " ".join(str(s) for s in summary["failed_seeds"])  # type: ignore[union-attr]
         print(f"reproduce: ledger simulate --seeds 1 --seed-start <seed> --nodes {args.nodes} "
@@ -135,20 +141,79 @@ def _run_app(args: argparse.Namespace) -> int:
                "spare": args.spare, "all_restart": args.all_restart, "crashes": not args.no_crashes,
                "partitions": not args.no_partitions, "wipes": not args.no_wipes, "skew": not args.no_skew,
                "reconfig": not args.no_reconfig, "clients": not args.no_clients}
+    done = SeedCount(args.seeds)
     if args.jobs <= 1:
-        summary = run_many_app(args.seeds, seed_start=args.seed_start, on_result=progress, clock=time.perf_counter,
-                               **options)
+        with Ticker(done.describe):
+            summary = run_many_app(args.seeds, seed_start=args.seed_start, on_result=done.counting(progress),
+                                   clock=time.perf_counter, **options)
     else:
         started = time.perf_counter()
         chunk = max(1, min(CHUNK, args.seeds // (2 * args.jobs) or 1))
-        with _pool(args.jobs) as pool:
+        with _pool(args.jobs) as pool, Ticker(done.describe):
             futures = [pool.submit(run_many_app, min(chunk, args.seed_start + args.seeds - start), seed_start=start,
                                    **options)
                        for start in range(args.seed_start, args.seed_start + args.seeds, chunk)]
-            parts = [f.result() for f in futures]
+            parts = [done.add_part(f.result()) for f in futures]
         summary = merge(parts, time.perf_counter() - started)
         if not args.json:
             for failure in summary["failures"]:
                 print(f"FAILED seed {failure['seed']}: {failure}\n  replay: {failure['replay']}", file=sys.stderr)
-    print(json.dumps(summary, sort_keys=True))
+    _print_summary(args, summary)
     return 1 if summary["safety_violations"] or summary["liveness_failures"] else 0
+
+
+class SeedCount:
+    """Seeds finished so far, for the progress line (results arrive on this thread, or per finished chunk)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+
+    def counting(self, progress: Callable[[Any], None]) -> Callable[[Any], None]:
+        def on_result(result: Any) -> None:
+            self.done += 1
+            self.failed += 0 if result.ok else 1
+            progress(result)
+
+        return on_result
+
+    def add_part(self, part: dict[str, Any]) -> dict[str, Any]:
+        self.done += int(part["runs"])
+        self.failed += len(part["failed_seeds"])
+        return part
+
+    def describe(self) -> str:
+        return f"{self.done}/{self.total} seeds simulated, {self.failed} failed"
+
+
+def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        print(format_summary(summary, app=args.app))
+
+
+def format_summary(summary: dict[str, Any], *, app: bool = False) -> str:
+    """The summary as people read it (`--json` prints the same numbers as one JSON object)."""
+    failed = summary["failed_seeds"]
+    verdict = "every seed safe and live" if not failed else f"FAILED seeds: {' '.join(str(x) for x in failed)}"
+    what = "whole nodes (Application, stores, block sync, epochs)" if app else "consensus replicas"
+    lines = [
+        f"simulated {summary['runs']} seeds of {what} in {summary['seconds']:.1f}s: {verdict}",
+        f"  safety violations  {summary['safety_violations']}",
+        f"  liveness failures  {summary['liveness_failures']}",
+        f"  commits            {summary['commits']} over {summary['rounds']} rounds, {summary['messages']} messages",
+        f"  epoch changes      {summary['epoch_changes']}",
+        f"  evidence           {summary['evidence']} misbehaviours recorded",
+    ]
+    if summary.get("healthy_blocks") or summary.get("degraded_blocks"):
+        lines.append(f"  validators down    {summary['healthy_blocks']} blocks healthy in {summary['healthy_ms']} ms, "
+                     f"{summary['degraded_blocks']} degraded in {summary['degraded_ms']} ms, recovered "
+                     f"{summary['recovered']} times (slowest {summary.get('max_recovery_ms', -1)} ms)")
+    counters = summary.get("counters") or {}
+    if counters:
+        lines.append("  counters           " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(
+            counters.items())))
+    lines.append(f"  rate               {summary['seeds_per_second']} seeds/s (--json for every number)")
+    return "\n".join(lines)

@@ -20,9 +20,10 @@ from node.chain.statement import (
 )
 from node.cli.passphrase import load_account_key
 from node.cli.tls_flags import node_tls
-from node.cli.tx import add_node_flags, node_url
+from node.cli.tx import add_node_flags
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
 from node.client.errors import ClientError
+from node.client.profile import resolve_target
 from node.client.sync import LedgerClient
 
 
@@ -30,11 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("statement", help="fetch the custody statement of an account at a height",
                               description="Fetch a custody statement (a signed read) and write it in canonical "
                                           "form; optionally verify it against a genesis file right away.")
-    p.add_argument("account", help="the account id")
+    p.add_argument("account", help="the account id (name@member)")
     p.add_argument("--height", type=int, help="the height (default: the node's latest certified height)")
-    p.add_argument("--key", metavar="FILE", help="key file of the requesting account (self, custodian, auditor)")
+    p.add_argument("--key", metavar="FILE", help="key file (or imported account) of the requester (self, custodian, auditor)")
     p.add_argument("--out", help="write the statement here (default: stdout)")
-    p.add_argument("--genesis", help="verify the fetched statement against this genesis file before writing it")
+    p.add_argument("--genesis", help="verify the fetched statement against this genesis file before writing it "
+                   "(default: the genesis the profile in force records)")
     add_node_flags(p)
     p.set_defaults(func=guarded(_fetch))
     v = subparsers.add_parser("verify-statement", help="verify a custody statement offline",
@@ -78,10 +80,19 @@ def _verify(args: argparse.Namespace) -> int:
     return _report(verdict, json.loads(data) if verdict.ok else None)
 
 
+NOT_VERIFIED = ("not verified: no genesis given (pass --genesis FILE, use a profile that records the genesis, or "
+                "check the file later: ledger verify-statement FILE --genesis GENESIS)")
+
+
 def _fetch(args: argparse.Namespace) -> int:
-    anchor = _anchor(args.genesis) if args.genesis else None
-    key = load_account_key(args.key) if args.key else None
-    with LedgerClient(node_url(args), key, timeout=args.timeout, tls=node_tls(args)) as client:
+    target = resolve_target(args.node, args.profile)
+    genesis = args.genesis
+    if genesis is None and target.profile is not None and target.profile.genesis \
+            and os.path.isfile(target.profile.genesis):
+        genesis = target.profile.genesis  # the network the profile names: its genesis is the trust anchor
+    anchor = _anchor(genesis) if genesis else None
+    key = load_account_key(args.key, args.profile) if args.key else None
+    with LedgerClient(target.url, key, timeout=args.timeout, tls=node_tls(args)) as client:
         doc = client.statement(args.account, args.height)
     if not isinstance(doc, dict):
         raise ClientError("bad_response", "the node answered a statement that is not a JSON object")
@@ -95,9 +106,16 @@ def _fetch(args: argparse.Namespace) -> int:
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, args.out)
-        emit({"file": args.out, "bytes": len(data), "account": doc.get("account"), "height": doc.get("height"),
-              "verified": anchor is not None})
+        summary: dict[str, object] = {"file": args.out, "bytes": len(data), "account": doc.get("account"),
+                                      "height": doc.get("height")}
+        if anchor is not None:
+            summary.update(verified=True, genesis=genesis)
+        else:
+            summary["not_verified"] = NOT_VERIFIED
+        emit(summary)
     else:
         sys.stdout.write(data.decode("ascii"))
         sys.stdout.flush()
+        note = f"verified against {genesis}" if anchor is not None else NOT_VERIFIED
+        print(f"# {note}", file=sys.stderr)
     return EXIT_OK

@@ -28,6 +28,8 @@ import shutil
 import sys
 import time
 
+from node.cli.profile import print_testnet_profile
+from node.tools.progress import StartProgress
 from node.tools.testnet import Testnet, TestnetError, api_answers
 
 DEFAULT_DIR = os.environ.get("LEDGER_TESTNET_DIR", ".testnet")
@@ -43,43 +45,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     up = sub.add_parser("up", help="generate (first time) and start the nodes")
     _add_dir(up)
-    up.add_argument("--nodes", type=int, default=4)
+    up.add_argument("--nodes", type=int, default=4, help="validators (first time only; default 4)")
     up.add_argument("--users", type=int, default=8, help="test accounts holding CASH-T (first time only)")
-    up.add_argument("--timeout", type=float, default=60.0)
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every node (default 60)")
     up.set_defaults(func=up_command)
 
     status = sub.add_parser("status", help="per-node status and whether state roots agree")
     _add_dir(status)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=status_command)
 
     logs = sub.add_parser("logs", help="print a node's log")
     _add_dir(logs)
-    logs.add_argument("node")
-    logs.add_argument("--lines", type=int, default=50)
-    logs.add_argument("--follow", "-f", action="store_true")
+    logs.add_argument("node", help="a node: its index (2) or id (node-2)")
+    logs.add_argument("--lines", type=int, default=50, help="last lines to print (default 50)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
     logs.set_defaults(func=logs_command)
 
     down = sub.add_parser("down", help="stop every node (SIGTERM, then SIGKILL after a bound)")
     _add_dir(down)
-    down.add_argument("--grace", type=float, default=10.0)
+    down.add_argument("--grace", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
     down.add_argument("--wipe", action="store_true", help="delete the testnet directory afterwards")
     down.set_defaults(func=down_command)
 
     kill = sub.add_parser("kill", help="kill -9 a node")
     _add_dir(kill)
-    kill.add_argument("node")
+    kill.add_argument("node", help="a node: its index (2) or id (node-2)")
     kill.set_defaults(func=kill_command)
 
     restart = sub.add_parser("restart", help="restart a node (SIGTERM, start, wait)")
     _add_dir(restart)
-    restart.add_argument("node")
-    restart.add_argument("--timeout", type=float, default=30.0)
+    restart.add_argument("node", help="a node: its index (2) or id (node-2)")
+    restart.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it (default 30)")
     restart.set_defaults(func=restart_command)
 
     partition = sub.add_parser("partition", help="split the network into groups, e.g. `partition 0,1 2,3`")
     _add_dir(partition)
-    partition.add_argument("groups", nargs="+")
+    partition.add_argument("groups", nargs="+", help="groups of nodes, comma separated: 0,1 2,3")
     partition.set_defaults(func=partition_command)
 
     heal = sub.add_parser("heal", help="remove partitions and slow links")
@@ -88,15 +90,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     slow = sub.add_parser("slow", help="delay every frame to and from a node")
     _add_dir(slow)
-    slow.add_argument("node")
+    slow.add_argument("node", help="a node: its index (2) or id (node-2)")
     slow.add_argument("--delay", type=int, required=True, help="milliseconds (0 removes the delay)")
     slow.set_defaults(func=slow_command)
 
     chaos = sub.add_parser("chaos", help="random kills, restarts, partitions and slow links under load")
     _add_dir(chaos)
-    chaos.add_argument("--duration", type=float, default=60.0)
+    chaos.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
     chaos.add_argument("--nodes", type=int, default=4, help="when the command starts its own network")
-    chaos.add_argument("--seed", type=int, default=None)
+    chaos.add_argument("--seed", type=int, default=None, help="random seed of the faults (default: random)")
     chaos.add_argument("--rate", type=int, default=50, help="load: transfers per second")
     chaos.add_argument("--interval", type=float, default=4.0, help="seconds between faults")
     chaos.add_argument("--json", default=None, help="write the summary as JSON to this file")
@@ -147,11 +149,13 @@ def up_command(args: argparse.Namespace) -> int:
             print(f"generated a {net.n}-node testnet in {net.directory} (chain {net.chain_id})")
         started = time.monotonic()
         print(f"starting {net.n} nodes ...", flush=True)
-        net.up(args.timeout)
+        with StartProgress(net.api_urls(), sys.stdout):
+            net.up(args.timeout)
         net.close()
         print(f"up in {time.monotonic() - started:.1f}s:")
         print_addresses(net)
         print(f"  explorer {net.api_url(0)}/  (every node serves the block explorer at /)")
+        print_testnet_profile(net.api_urls(), net.genesis_path, net.accounts_path, net.chain_id, net.directory)
     except TestnetError as exc:
         return _fail(exc)
     return 0
@@ -175,10 +179,11 @@ def status_command(args: argparse.Namespace) -> int:
                 print(f"{n.node_id:8} {n.pid:>7} {'?':>7}   (not answering)")
                 continue
             root = (n.state_root or "")[:16]
-            print(f"{n.node_id:8} {n.pid:>7} {n.height:>7} {n.round!s:>7} {n.peers:>5} {n.mempool:>7}  {root}")
+            print(f"{n.node_id:8} {n.pid:>7} {n.height:>7} {_cell(n.round):>7} {_cell(n.peers):>5} "
+                  f"{_cell(n.mempool):>7}  {root}")
         faults = net.state.get("faults") or {}
         if faults.get("partition") or faults.get("slow"):
-            print(f"faults in force: partition={faults.get('partition')} slow={faults.get('slow')}")
+            print(f"faults in force: {describe_faults(faults)}")
         if st.common_height is None:
             print("no node answers")
         else:
@@ -187,6 +192,22 @@ def status_command(args: argparse.Namespace) -> int:
     if st.common_height is not None and st.roots_agree is False:
         return 3
     return 0
+
+
+def _cell(value: object) -> str:
+    """A status table cell: '-' for a value the node did not report (never 'None')."""
+    return "-" if value is None else str(value)
+
+
+def describe_faults(faults: dict) -> str:
+    """{'partition': [[0, 1], [2, 3]], 'slow': {'3': 200}} -> 'partition node-0,node-1 | node-2,node-3; node-3
+    slowed by 200 ms'."""
+    parts = []
+    if faults.get("partition"):
+        parts.append("partition " + " | ".join(",".join(f"node-{i}" for i in g) for g in faults["partition"]))
+    for node, ms in sorted((faults.get("slow") or {}).items()):
+        parts.append(f"node-{node} slowed by {ms} ms")
+    return "; ".join(parts) or "none"
 
 
 def logs_command(args: argparse.Namespace) -> int:

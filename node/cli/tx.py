@@ -11,6 +11,8 @@ Each operation kind is a subcommand (`register-account`, `transfer`, `create-hol
 fields (docs/protocol.md section 5): scalars as values, ids as strings, bin as hex, optional fields accept `none`,
 lists repeat the flag (`--keys HEX --keys HEX`), lists of records take one JSON object per flag or one JSON array.
 `--actor` defaults to the account of the first key. Without `--offline` the chain id and expiry come from the node.
+Output: the transaction's status and receipt as readable text (amounts in the asset's units); `--json` prints it
+as JSON. `--offline` prints the signed transaction as JSON (the input of `cosign` and `submit`).
 Exit codes: docs in node/client/console.py (0 ok, 1 non-zero receipt, 2 bad input, 3 node refused / unreachable).
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -26,30 +27,38 @@ from ledger.codec import Bin, Bool, Optional, Record, Seq, Str, StrMap, UInt, Va
 from ledger.transaction import Signature, SignedTransaction, sign_transaction
 from node.chain.protocol import OPERATIONS
 from node.cli.passphrase import load_account_key
+from node.cli.render import show
 from node.cli.tls_flags import add_tls_flags, node_tls
 from node.client import builder
+from node.client.amounts import parse_amount
 from node.client.console import EXIT_FAILED, EXIT_INPUT, EXIT_OK, emit, fail, guarded
 from node.client.errors import ClientError
 from node.client.keys import AccountKey
+from node.client.profile import resolve_target
 from node.client.sync import LedgerClient
 
-DEFAULT_NODE = "http://127.0.0.1:8080"
 MAX_INPUT_BYTES = 1 << 20
 
 
 def node_url(args: argparse.Namespace) -> str:
-    return args.node or os.environ.get("LEDGER_NODE") or DEFAULT_NODE
+    """The node the command talks to (node/client/profile.py: --node, --profile, $LEDGER_URL, $LEDGER_PROFILE, the
+    current profile)."""
+    return resolve_target(args.node, args.profile).url
 
 
 def add_node_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--node", help=f"API base URL (default $LEDGER_NODE or {DEFAULT_NODE})")
+    p.add_argument("--node", "--url", dest="node", metavar="URL",
+                   help="API base URL of the node (default: $LEDGER_URL, else the profile in force)")
+    p.add_argument("--profile", help="use this client profile (default: $LEDGER_PROFILE, else the current one; "
+                   "`ledger profile list`)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the node (default 30)")
     add_tls_flags(p)
 
 
 def _add_signing_flags(p: argparse.ArgumentParser, keys_required: bool = True) -> None:
     p.add_argument("--key", action="append", default=[], metavar="FILE", required=keys_required,
-                   help="key file to sign with (repeat for several signers or an M-of-N account)")
+                   help="key file, or an account whose key `ledger keys import` wrote, to sign with (repeat for several "
+                   "signers or an M-of-N account)")
     p.add_argument("--signer", action="append", default=None, metavar="ACCOUNT",
                    help="declared signer (repeatable; default: every actor, and every settlement leg's sender)")
     p.add_argument("--nonce", type=int, help="body nonce (default random)")
@@ -63,9 +72,18 @@ def _add_signing_flags(p: argparse.ArgumentParser, keys_required: bool = True) -
     _add_submit_flags(p)
 
 
+def _add_amount_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--decimals", type=int, metavar="N",
+                   help="the asset's decimals (default: asked from the node; needed with --offline for amounts "
+                        "given in the asset's units)")
+    p.add_argument("--base-units", action="store_true",
+                   help="amounts are integers in base units as on the wire (no decimal conversion)")
+
+
 def _add_submit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", choices=("commit", "none"), default="commit",
                    help="wait for the receipt (default) or return once admitted")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (default: readable text)")
     add_node_flags(p)
 
 
@@ -77,7 +95,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for kind in builder.OPERATION_KINDS:
         p = sub.add_parser(kind.replace("_", "-"), help=f"one {kind} operation", allow_abbrev=False)
         for name, t in builder.operation_fields(kind):
+            if kind == "transfer" and name == "legs":
+                p.add_argument("--legs", dest="f_legs", action="append", default=None, type=_json_value,
+                               metavar="JSON", help='legs {"recipient": ..., "amount": ...} (amount: base units as '
+                               'an integer, or the asset\'s units as a string "12.50"); repeatable, or one JSON '
+                               "array; or use --to and --amount")
+                p.add_argument("--to", metavar="ACCOUNT", help="one leg to this account (with --amount)")
+                p.add_argument("--amount", dest="f_amount", metavar="AMOUNT",
+                               help="with --to: in the asset's units, exact to its decimals (12.50)")
+                continue
             _add_field_flag(p, name, t)
+        if any(name == "amount" for name, _t in builder.operation_fields(kind)) or kind in ("transfer", "settle"):
+            _add_amount_flags(p)
         _add_signing_flags(p)
         p.set_defaults(func=guarded(_run_kind), kind=kind)
     p = sub.add_parser("json", help="operations (or a body) from a JSON file", allow_abbrev=False)
@@ -87,7 +116,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=guarded(_run_json))
     p = sub.add_parser("cosign", help="add signatures to a signed transaction", allow_abbrev=False)
     p.add_argument("file", help="signed transaction: JSON printed by `ledger tx ... --offline`, or hex")
-    p.add_argument("--key", action="append", required=True, metavar="FILE")
+    p.add_argument("--key", action="append", required=True, metavar="FILE",
+                   help="key file (or imported account) to add a signature with (repeatable)")
     p.add_argument("--submit", action="store_true", help="submit after signing (default: print it)")
     p.add_argument("--out", help="also write the signed transaction JSON to this file")
     _add_submit_flags(p)
@@ -132,6 +162,9 @@ def _add_field_flag(p: argparse.ArgumentParser, name: str, t: WireType) -> None:
     dest = "f_" + name
     if name == "actor":
         p.add_argument("--actor", dest=dest, metavar="ACCOUNT", help="acting account (default: the first key's account)")
+    elif name == "amount" and tt is UInt:
+        p.add_argument("--amount", dest=dest, required=True, metavar="AMOUNT",
+                       help="in the asset's units, exact to its decimals: 12.50 (or base units with --base-units)")
     elif tt is Optional:
         inner = t.inner  # type: ignore[attr-defined]
         p.add_argument(_flag(name), dest=dest, default=None, metavar="VALUE|none",
@@ -143,14 +176,17 @@ def _add_field_flag(p: argparse.ArgumentParser, name: str, t: WireType) -> None:
                        type=_json_value if structured else _scalar(item),
                        metavar="JSON" if structured else ("HEX" if type(item) is Bin else "VALUE"),
                        required=t.min_len > 0,  # type: ignore[attr-defined]
-                       help="repeatable" + ("; a JSON object per flag, or one JSON array" if structured else ""))
+                       help=(getattr(t, "doc", "") or name.replace("_", " ")) + ": repeatable"
+                       + ("; a JSON object per flag, or one JSON array" if structured else ""))
     elif tt in (Record, StrMap):
-        p.add_argument(_flag(name), dest=dest, type=_json_value, required=True, metavar="JSON")
+        p.add_argument(_flag(name), dest=dest, type=_json_value, required=True, metavar="JSON",
+                       help=f"a JSON object: {getattr(t, 'doc', '') or name}")
     elif tt is Str and t.min_bytes == 0:  # type: ignore[attr-defined]
         p.add_argument(_flag(name), dest=dest, default="", metavar=name.upper(), help=f"{t.doc} (default empty)")
     else:
         p.add_argument(_flag(name), dest=dest, type=_scalar(t), required=True,
-                       metavar="HEX" if tt is Bin else name.upper(), help=getattr(t, "doc", None))
+                       metavar="HEX" if tt is Bin else name.upper(),
+                       help=getattr(t, "doc", None) or name.replace("_", " "))
 
 
 def _field_values(args: argparse.Namespace, kind: str, keys: list[AccountKey]) -> dict[str, Any]:
@@ -184,7 +220,7 @@ def _optional_value(t: WireType, text: str) -> Any:
 
 
 def _keys(args: argparse.Namespace) -> list[AccountKey]:
-    return [load_account_key(path) for path in args.key]
+    return [load_account_key(path, args.profile) for path in args.key]
 
 
 def _finish(args: argparse.Namespace, ops: list[Any], keys: list[AccountKey], body_over: dict[str, Any]) -> int:
@@ -224,7 +260,8 @@ def _write_tx(path: str, tx: SignedTransaction) -> None:
 
 def _submit(client: LedgerClient, args: argparse.Namespace, tx: SignedTransaction) -> int:
     result = client.submit(tx, wait=args.wait, timeout=args.timeout, check=False)
-    emit({"tx_id": result.tx_id, "status": result.status, "duplicate": result.duplicate, "receipt": result.receipt})
+    show({"tx_id": result.tx_id, "status": result.status, "duplicate": result.duplicate, "receipt": result.receipt},
+         args.json, client)
     if result.receipt is not None and result.receipt.get("code") != 0:
         return EXIT_FAILED
     return EXIT_OK
@@ -232,8 +269,59 @@ def _submit(client: LedgerClient, args: argparse.Namespace, tx: SignedTransactio
 
 def _run_kind(args: argparse.Namespace) -> int:
     keys = _keys(args)
-    op = builder.operation(args.kind, **_field_values(args, args.kind, keys))
+    if args.kind == "transfer":
+        _transfer_legs(args)
+    values = _field_values(args, args.kind, keys)
+    _convert_amounts(args, values)
+    op = builder.operation(args.kind, **values)
     return _finish(args, [op], keys, {})
+
+
+def _transfer_legs(args: argparse.Namespace) -> None:
+    """`--to X --amount A` is one leg; otherwise --legs; never both."""
+    if args.to is not None or args.f_amount is not None:
+        if args.f_legs:
+            raise ClientError("bad_input", "give either --to/--amount or --legs, not both")
+        if args.to is None or args.f_amount is None:
+            raise ClientError("bad_input", "--to and --amount go together")
+        args.f_legs = [{"recipient": args.to, "amount": args.f_amount}]
+    elif not args.f_legs:
+        raise ClientError("bad_input", "a transfer needs --to ACCOUNT --amount AMOUNT, or --legs JSON")
+
+
+def _convert_amounts(args: argparse.Namespace, values: dict[str, Any]) -> None:
+    """Amounts in the asset's units -> integer base units, exactly (node/client/amounts.py). The decimals come from
+    --decimals or the node (one read per asset); --base-units takes integers as they are."""
+    cache: dict[str, int] = {}
+
+    def decimals(asset: str) -> int:
+        if args.decimals is not None:
+            return int(args.decimals)
+        if asset not in cache:
+            if args.offline:
+                raise ClientError("bad_input", "--offline with an amount in the asset's units needs --decimals N "
+                                  "(or --base-units)")
+            with LedgerClient(node_url(args), timeout=args.timeout, tls=node_tls(args)) as client:
+                cache[asset] = int(client.asset(asset)["definition"]["decimals"])
+        return cache[asset]
+
+    def convert(text: Any, asset: Any, what: str) -> Any:
+        if not isinstance(text, str):
+            return text  # a JSON integer in legs: base units, as on the wire
+        if args.base_units:
+            if not text.isdigit():
+                raise ClientError("bad_input", f"{what} {text!r}: --base-units takes a whole number")
+            return int(text)
+        if not isinstance(asset, str):
+            raise ClientError("bad_input", f"{what}: no asset to take the decimals from")
+        return parse_amount(text, decimals(asset), what=what)
+
+    if "amount" in values:
+        values["amount"] = convert(values["amount"], values.get("asset"), "--amount")
+    for i, leg in enumerate(values.get("legs") or []):
+        if isinstance(leg, dict) and "amount" in leg:
+            what = "--amount" if getattr(args, "to", None) is not None else f"legs[{i}].amount"
+            leg["amount"] = convert(leg["amount"], leg.get("asset", values.get("asset")), what)
 
 
 def _read_input(path: str) -> bytes:

@@ -207,7 +207,7 @@ class AsyncLedgerClient:
         return await self.get("governance", "proposals", proposal_id, height=height)
 
     async def epochs(self, after: int | None = None, limit: int | None = None) -> dict[str, Any]:
-        """The epoch changes so far (a page: {current_epoch, start_height, epochs: [...], next}); each carries the
+        """The epoch changes so far (a page: {current_epoch, start_height, items: [...], next}); each carries the
         hex EpochChangeProof a light client follows from the genesis set."""
         return await self.get("epochs", after=after, limit=limit)
 
@@ -221,7 +221,7 @@ class AsyncLedgerClient:
         after: int | None = None
         for _ in range(1 << 16):
             page = await self.epochs(after=after, limit=100)
-            for item in page.get("epochs", []):
+            for item in page.get("items", page.get("epochs", [])):
                 try:
                     out.append(EpochChangeProof.decode(bytes.fromhex(item["proof"])))
                 except (CodecError, KeyError, TypeError, ValueError):

@@ -37,6 +37,7 @@ from consensus.bls import get_backend
 from node.tools.loadgen import measure_verify_rate
 from node.tools.node_processes import ROOT, process_cpu_seconds
 from node.tools.payload_chain import MAX_BLOCK_PAYLOADS, PAYLOAD_BYTES
+from node.tools.report_text import maybe, per_node
 from node.tools.testnet import MAX_NODES, find_free_port_block
 
 __all__ = ["ConsensusBenchConfig", "ConsensusBenchReport", "format_report", "percentile_ms", "run_consensus_bench",
@@ -252,10 +253,10 @@ def format_report(report: ConsensusBenchReport) -> str:
         f"committed      {report.committed}  (height {report.height}, {report.blocks_per_s} blocks/s)",
         f"failed         {report.failed}",
         f"committed tx/s {report.tps}",
-        f"latency ms     p50 {report.p50_ms}  p90 {report.p90_ms}  p99 {report.p99_ms}  max {report.max_ms}",
-        f"block          proposed -> committed ms {report.proposal_to_commit_ms}",
-        f"cpu per node   {report.cpu_per_node}  (% of one core)",
+        f"latency ms     p50 {maybe(report.p50_ms)}  p90 {maybe(report.p90_ms)}  p99 {maybe(report.p99_ms)}  max {maybe(report.max_ms)}",
+        f"block          proposed -> committed ms {per_node(report.proposal_to_commit_ms)}",
+        f"cpu per node   {per_node(report.cpu_per_node, '%')}  (of one core)",
         f"ed25519 verify {report.verify_per_s}/s over {report.cores} cores (verify phase before the load)",
         f"efficiency     {report.efficiency}  (= {report.tps} / {report.verify_per_s}; target >= 1)",
-        f"loadavg        before {report.load_before}  after {report.load_after}",
+        f"loadavg        before {maybe(report.load_before)}  after {maybe(report.load_after)}",
     ])

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
+from node.tools.report_text import maybe
+
 WAIT_COMMIT_S: Final = 10
 REQUEST_TIMEOUT_S: Final = 15.0
 MAX_CLIENTS: Final = 256
@@ -153,7 +155,8 @@ def _measure(net: Any, load: ClosedLoop, phase: Phase, seconds: float, watch: in
     phase.ended, end_height = time.monotonic(), net.height(watch)
     phase.heights = (start_height, end_height)
     phase.latencies = [lat for at, lat in list(load.done) if phase.started <= at < phase.ended]
-    _say(out, f"  {phase.name}: {phase.to_json()}")
+    _say(out, f"  {phase.name}: " + ", ".join(f"{k.replace('_', ' ')} {maybe(v)}" for k, v in phase.to_json().items()
+                                             if not isinstance(v, (dict, list))))
     return rejoined
 
 

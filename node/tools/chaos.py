@@ -28,6 +28,7 @@ The summary counts faults, blocks and transactions checked, and lists every viol
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -40,6 +41,7 @@ from typing import IO, Any, Final
 
 from node.tools.admin_client import AdminConnection
 from node.tools.load import TransferLoad
+from node.tools.progress import StartProgress
 from node.tools.testnet import Testnet, TestnetError
 
 TX_REPLAYED: Final = 103
@@ -372,7 +374,8 @@ def run_chaos(directory: str | None, config: ChaosConfig, nodes: int = 4, out: I
     try:
         _say(out, f"chaos: {net.n} validators in {net.directory}, seed {seed}, {config.duration_s:.0f}s, "
                   f"load {config.rate} tx/s")
-        net.up(90)
+        with StartProgress(net.api_urls(), out) if out is not None else contextlib.nullcontext():
+            net.up(90)
         net.heal()
         acks = _Acknowledgements(shared)
         load = acks.load = TransferLoad(net, config.rate, random.Random(rng.random()), stop=shared.stop,
@@ -497,14 +500,14 @@ def _tx_id(raw: bytes) -> str:
 def summary(report: ChaosReport) -> str:
     lines = [
         f"chaos summary (seed {report.seed}, {report.duration_s:.0f}s): {'OK' if report.ok else 'FAILED'}",
-        f"  faults: {report.faults}",
+        "  faults: " + (", ".join(f"{kind} x{count}" for kind, count in sorted(report.faults.items())) or "none"),
         (f"  load: {report.submitted} submitted, {report.accepted} accepted, {report.acknowledged} acknowledged "
          f"as committed (then looked up on every node)"),
         (f"  chain: height {report.final_height}; {report.heights_checked} heights, {report.blocks_checked} "
          f"(node, height) pairs checked for equal block ids and state roots"),
         (f"  supply: {report.supply_checks} checks through the API (sum of balances = issued - redeemed)"
          if report.supply_checks else "  supply: by the nodes' per-block invariant only (no node serves the API)"),
-        f"  recovered: {report.recovered}",
+        "  recovered: " + ("yes, every node caught up after healing" if report.recovered else "NO"),
     ]
     if report.violations:
         lines.append(f"  VIOLATIONS ({len(report.violations)}):")

@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
+from node.tools.report_text import maybe, per_node
+
 RETRY_CODES: Final = frozenset({3300, 3301})  # MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL: busy, retry
 ALREADY_PENDING: Final = 3302
 SAMPLE_S: Final = 0.05
@@ -544,14 +546,14 @@ def format_report(report: BenchReport) -> str:
          f"tx/s, {report.duration_s:.0f}s, through the {'HTTP API' if report.via == 'api' else 'admin sockets'}"),
         f"submitted      {report.submitted}  (accepted {report.accepted}, busy-retries {report.retried})",
         f"committed      {report.committed}",
-        f"failed         {report.failed}  {report.failed_codes or ''}",
+        f"failed         {report.failed}" + (f"  (codes: {per_node(report.failed_codes)})" if report.failed_codes else ""),
         f"committed tx/s {report.tps}",
-        (f"latency ms     p50 {report.p50_ms}  p90 {report.p90_ms}  p99 {report.p99_ms}  max {report.max_ms}"
+        (f"latency ms     p50 {maybe(report.p50_ms)}  p90 {maybe(report.p90_ms)}  p99 {maybe(report.p99_ms)}  max {maybe(report.max_ms)}"
          f"  (resolution: {report.latency_resolution})"),
-        f"cpu per node   {report.cpu_per_node}  (% of one core)",
-        f"peak rss       {report.peak_rss_mb}  (MiB per node, since it started)",
+        f"cpu per node   {per_node(report.cpu_per_node, '%')}  (of one core)",
+        f"peak rss       {per_node(report.peak_rss_mb, ' MiB')}  (per node, since it started)",
         (f"ed25519 verify {report.verify_per_s}/s over {report.cores} cores, measured "
-         f"{report.verify_phase.get('when', '?')} (load average {report.verify_phase.get('load_average')})"),
+         f"{report.verify_phase.get('when', '?')} (load average {maybe(report.verify_phase.get('load_average'))})"),
         f"efficiency     {report.efficiency}  (= {report.tps} x {report.validators} / {report.verify_per_s})",
     ]
     return "\n".join(lines)

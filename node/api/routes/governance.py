@@ -177,8 +177,9 @@ async def list_epochs(call: Call) -> Any:
     ended = range(start, min(current.epoch, start + limit))
     items = [epoch_change_view(n, ctx.store.get_extra(epoch_proof_key(n))) for n in ended]
     more = start + limit < current.epoch
-    return {"height": at, "current_epoch": current.epoch, "start_height": current.start_height, "epochs": items,
-            "next": items[-1]["epoch"] if items and more else None}
+    # `items` is the page (section 2 of docs/api.md); `epochs`, the same list, stays for clients written before
+    return {"height": at, "current_epoch": current.epoch, "start_height": current.start_height, "items": items,
+            "epochs": items, "next": items[-1]["epoch"] if items and more else None}
 
 
 ROUTES: tuple[Route, ...] = (

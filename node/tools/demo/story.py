@@ -9,12 +9,13 @@
 Every step goes through the HTTP API with the Python SDK (node.client): transactions are built, signed by the
 acting institution's key, submitted through the nodes in turn and waited for; reads are signed by the auditor
 (`admin@m0`). Each step prints who does what, the ledger's answer (reason code, name, message, detail, block) and
-whether it is the answer the scenario expects ("ok" or "!!"); `Story.result` counts them.
+whether it is the answer the scenario expects ("ok", "refused as expected", or "!! UNEXPECTED"); `Story.result` counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,7 +77,36 @@ def units(text: str, decimals: int = 2) -> int:
     return int(whole.replace(",", "")) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
 
 
+def verdict_mark(code: int, expect: int) -> str:
+    """How a step's answer reads: 'ok' for an expected success, 'refused as expected' for an expected refusal,
+    'UNEXPECTED' (the demo fails) otherwise."""
+    if code != expect:
+        return "!! UNEXPECTED - "
+    return "ok - " if code == codes.OK else "refused as expected - "
+
+
+# Amounts and times inside a ledger detail message (which speaks base units and Unix seconds), as people read them:
+# every asset of the demo has 2 decimals.
+_AMOUNT_AFTER = re.compile(r"\b(\d+)(?= (?:active |locked )?(?:[A-Z][A-Z0-9._-]*-[A-Z0-9]+\b|movable\b|requested\b))")
+_AMOUNT_BEFORE = re.compile(r"(?<=, needs )(\d+)\b(?! signature)|(?<=\bholds )(\d+)(?= of )|(?<=\boutstanding )(\d+)|(?<= \+ )(\d+)|(?<=\bthe cap )(\d+)")
+_UNIX_TIME = re.compile(r"(?<=\bat )(\d{10})\b")
+
+
+def humanize_detail(detail: str) -> str:
+    """'has 670000 active BOND-A' (or 'holds 670000 of BOND-A') -> 'has 6,700.00 active BOND-A'; 'unlock at
+    1796223364' -> a UTC date."""
+    detail = _UNIX_TIME.sub(lambda m: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(m.group(1)))), detail)
+    detail = _AMOUNT_AFTER.sub(lambda m: fmt(int(m.group(1))), detail)
+    return _AMOUNT_BEFORE.sub(lambda m: fmt(int(m.group(0))), detail)
+
+
+def show_time(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+
+
 AMOUNT_ATTRS: Final = frozenset({"amount", "units", "remainder"})
+TIME_ATTRS: Final = frozenset({"expires_at", "time", "unlock_at", "valid_until"})
+BOOL_ATTRS: Final = frozenset({"forced", "from_frozen"})
 
 
 def describe_event(ev: dict[str, Any]) -> str:
@@ -84,7 +114,14 @@ def describe_event(ev: dict[str, Any]) -> str:
     attrs = ev.get("attrs", {}) if isinstance(ev.get("attrs"), dict) else {}
     parts = []
     for k, v in attrs.items():
-        parts.append(f"{k}={fmt(v)}" if k in AMOUNT_ATTRS and isinstance(v, int) else f"{k}={v}")
+        if k in AMOUNT_ATTRS and isinstance(v, int):
+            parts.append(f"{k}={fmt(v)}")
+        elif k in TIME_ATTRS and isinstance(v, int):
+            parts.append(f"{k}={show_time(v)}")
+        elif isinstance(v, bool) or (k in BOOL_ATTRS and v in (0, 1)):
+            parts.append(f"{k}={'yes' if v else 'no'}")
+        else:
+            parts.append(f"{k}={v}")
     return f"{ev.get('kind', '?')}: " + ", ".join(parts)
 
 
@@ -140,9 +177,8 @@ class Story:
             outcome = Outcome(int(exc.code), exc.message, "refused at admission")
             where = f"refused at admission by {writer.base_url}"
         self.result.steps += 1
-        mark = "ok " if outcome.code == expect else "!! "
-        detail = f" - {outcome.detail}" if outcome.detail else ""
-        self.say(f"    {mark}ledger: {code_text(outcome.code)}{detail} [{where}]")
+        detail = f" - {humanize_detail(outcome.detail)}" if outcome.detail else ""
+        self.say(f"    {verdict_mark(outcome.code, expect)}ledger: {code_text(outcome.code)}{detail} [{where}]")
         if outcome.code == expect:
             self.result.as_expected += 1
         else:
@@ -157,8 +193,7 @@ class Story:
         answer = await self.reader.dry_run(tx)
         code = int(answer.get("code", -1))
         self.result.steps += 1
-        mark = "ok " if code == expect else "!! "
-        self.say(f"  ? dry-run: {what}\n    {mark}ledger would answer: {code_text(code)}")
+        self.say(f"  ? dry-run: {what}\n    {verdict_mark(code, expect)}ledger would answer: {code_text(code)}")
         if code == expect:
             self.result.as_expected += 1
         else:

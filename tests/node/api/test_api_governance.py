@@ -371,7 +371,8 @@ def test_epochs_list_the_proofs_a_light_client_follows(story) -> None:
         r = await client.get("/v1/epochs")
         doc = await r.json()
         assert r.status == 200 and doc["current_epoch"] == 2 and doc["next"] is None
-        e0, e1 = doc["epochs"]
+        e0, e1 = doc["items"]
+        assert doc["epochs"] == doc["items"]  # the older key, kept for compatibility
         assert (e0["epoch"], e0["end_height"], e0["next_start_height"]) == (0, marks["end0"], marks["end0"] + 1)
         assert [v["name"] for v in e0["next_validators"]] == ["v0", "v1", "v2", "v3", "v4"]
         assert (e1["epoch"], e1["end_height"]) == (1, marks["end1"])
@@ -379,11 +380,11 @@ def test_epochs_list_the_proofs_a_light_client_follows(story) -> None:
         reached = verify_epoch_chain(simulated_validator_set(4), proofs, chain_id=CHAIN_B)
         assert reached.epoch == 2 and [v.id for v in reached.validators] == [b"v1", b"v2", b"v3", b"v4"]
         page = await (await client.get("/v1/epochs", params={"limit": "1"})).json()
-        assert [e["epoch"] for e in page["epochs"]] == [0] and page["next"] == 0
+        assert [e["epoch"] for e in page["items"]] == [0] and page["next"] == 0
         page = await (await client.get("/v1/epochs", params={"after": "0"})).json()
-        assert [e["epoch"] for e in page["epochs"]] == [1] and page["next"] is None
+        assert [e["epoch"] for e in page["items"]] == [1] and page["next"] is None
         page = await (await client.get("/v1/epochs", params={"after": "5"})).json()
-        assert page["epochs"] == [] and page["next"] is None
+        assert page["items"] == [] and page["next"] is None
 
     run(story, body)
 

@@ -15,6 +15,7 @@ from node.chain.genesis import write_genesis
 from node.cli import main
 from node.client import load_key, operation, operation_to_json, save_key
 from tests.ledger.world import CHAIN
+from tests.node.cli_output import assert_no_python_repr
 from tests.node.client.test_client import AGENT, BOB, CUSTODIAN, DAVE, EVE, ISSUER, OP_SAMPLES, ClientWorld, account_key
 
 
@@ -40,6 +41,8 @@ def files(world: ClientWorld, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    if argv[0] in ("tx", "query", "governance"):
+        argv = (*argv, "--json")  # these tests read the JSON answer; tests/node/test_cli_usability.py the text
     code = main(list(argv))
     captured = capsys.readouterr()
     try:
@@ -66,12 +69,16 @@ def test_keys_new_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_tx_from_flags_and_query(world: ClientWorld, files: dict[str, str],
                                  capsys: pytest.CaptureFixture[str]) -> None:
     node = ["--node", world.url]
-    code, out, err = run(capsys, "tx", "issue", "--asset", "BOND-A", "--recipient", EVE, "--amount", "1234",
+    # --amount is in the asset's units (BOND-A has 2 decimals): 12.34 is 1234 base units, exactly
+    code, out, err = run(capsys, "tx", "issue", "--asset", "BOND-A", "--recipient", EVE, "--amount", "12.34",
                          "--key", files[ISSUER], *node)
     assert code == 0, err
     assert out["status"] == "committed" and out["receipt"]["code"] == 0
     code, bal, _ = run(capsys, "query", "balances", EVE, "--asset", "BOND-A", "--key", files[EVE], *node)
-    assert code == 0 and "1234" in json.dumps(bal)
+    assert code == 0 and '"available": 1234' in json.dumps(bal)
+    code, _, err = run(capsys, "tx", "issue", "--asset", "BOND-A", "--recipient", EVE, "--amount", "1.005",
+                       "--key", files[ISSUER], *node)
+    assert code == 2 and json.loads(err)["error"] == "amount_precision" and "2" in json.loads(err)["message"]
     code, out, _ = run(capsys, "tx", "transfer", "--asset", "BOND-A", "--legs",
                        json.dumps({"recipient": BOB, "amount": 10**12}), "--key", files[EVE], *node)
     assert code == 1 and out["receipt"]["code"] >= 200  # refused: insufficient balance
@@ -180,7 +187,8 @@ FLAG_KINDS = list(OP_SAMPLES)
 def test_every_operation_kind_from_flags(files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     for kind in FLAG_KINDS:
         fields = OP_SAMPLES[kind]
-        code, out, err = run(capsys, "tx", kind.replace("_", "-"), *_flags(fields), "--key", files[AGENT],
+        amounts = ["--base-units"] if "amount" in fields or kind in ("transfer", "settle") else []
+        code, out, err = run(capsys, "tx", kind.replace("_", "-"), *_flags(fields), *amounts, "--key", files[AGENT],
                              "--offline", "--chain-id", CHAIN, "--tx-expiry-height", "77", "--nonce", "5")
         assert code == 0, (kind, err)
         expected = operation_to_json(operation(kind, actor=AGENT, **fields))
@@ -240,7 +248,18 @@ def test_governance_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         code, out, _ = run(capsys, "governance", "show", *node)
         assert code == 0 and out["epoch"] == 1 and out["voters"] == [*MEMBERS, "m4"] and out["validators"] == 5
         code, out, _ = run(capsys, "governance", "epochs", *node)
-        assert code == 0 and [e["end_height"] for e in out["epochs"]] == [end_height]
+        assert code == 0 and [e["end_height"] for e in out["items"]] == [end_height]
+        # the same commands as people read them: text, no Python reprs, the epoch list once
+        for argv in (["governance", "epochs"], ["governance", "show"], ["governance", "show", "onboard"]):
+            assert main([*argv, *node]) == 0
+            text = capsys.readouterr().out
+            assert_no_python_repr(text)
+            assert not text.lstrip().startswith("{"), text[:200]
+            if argv[-1] == "onboard":
+                assert "status: executed" in text
+        assert main(["governance", "epochs", *node]) == 0
+        text = capsys.readouterr().out
+        assert f"end_height: {end_height}" in text and text.count("end_height:") == 1
         # a proposal from a file of actions, then withdrawn
         actions = tmp_path / "actions.json"
         actions.write_text(json.dumps([{"kind": "set_approval_threshold", "threshold": 4}]))

@@ -91,6 +91,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    if argv[0] in ("tx", "query", "governance"):
+        argv = (*argv, "--json")  # these tests read the JSON answer; tests/node/test_cli_usability.py the text
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
@@ -105,7 +107,7 @@ def test_custody_statement_from_the_real_node(node: RealNode, tmp_path: Path,
         save_key(AccountKey.from_seed(name, bytes.fromhex(node.accounts[name])), keys[name])
     url = ["--node", node.url]
     code, out, err = run(capsys, "tx", "create-hold", "--hold", "e2e-1", "--asset", "CASH-T", "--sender", user,
-                         "--recipient", other, "--notary", "admin@m0", "--amount", "1000",
+                         "--recipient", other, "--notary", "admin@m0", "--amount", "10.00",
                          "--expires-at", str(int(time.time()) + 3600), "--key", keys[user], *url)
     assert code == 0, err
     hold_height = out["receipt"]["height"]

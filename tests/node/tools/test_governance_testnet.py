@@ -80,9 +80,9 @@ def test_the_nodes_roles_after_the_changes(net: Testnet, report: OnboardingRepor
     assert status[0] is None or status[0]["role"] == "observer"
     # the testnet knows node-4 joined after the genesis; the CLI lists the epoch changes with their proofs
     assert net.joined == [4]
-    assert main(["governance", "epochs", "--node", net.api_url(2)]) == 0
+    assert main(["governance", "epochs", "--json", "--node", net.api_url(2)]) == 0
     epochs = json.loads(capsys.readouterr().out)
     assert epochs["current_epoch"] == 3
     assert [e["end_height"] + 1 for e in epochs["epochs"]] == [e["start_height"] for e in report.epochs]
-    assert main(["governance", "show", "onboard-m4", "--node", net.api_url(4)]) == 0
+    assert main(["governance", "show", "onboard-m4", "--json", "--node", net.api_url(4)]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "executed"
