@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from node.api.routes import ALL_ROUTES
 from node.client import builder
 from node.client.keys import AccountKey
@@ -105,6 +103,7 @@ def _world(url: str, accounts_path: str) -> dict[str, str]:
             tx = builder.sign(client.body([op], nonce=nonce), [key[user]])
             fresh.append(builder.tx_to_json(tx)["signed_tx_hex"])
         status = client.status()
+        block_hash = client.block(1)["block_hash"]
     return {
         "NODE": url,
         "CHAIN_ID": status["chain_id"],
@@ -112,14 +111,15 @@ def _world(url: str, accounts_path: str) -> dict[str, str]:
         "TX_ID": tx_id,
         "HOLD_ID": "curl-hold-1",
         "PROPOSAL_ID": "curl-proposal-1",
+        "BLOCK_HASH": block_hash,
         "TX_HEX": fresh[0],
         "BATCH_HEX": fresh[1],
         "DRY_HEX": fresh[2],
     }
 
 
-@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None, reason="needs curl and bash")
 def test_every_curl_example_succeeds_on_a_live_node(tmp_path: Path) -> None:
+    assert shutil.which("curl") is not None and shutil.which("bash") is not None, "this test runs curl under bash"
     with one_node_testnet(tmp_path, "curl", open_reads=True, empty_block_interval_ms=200) as net:
         variables = _world(net.api_url(0), net.accounts_path)
         env = {**os.environ, **variables, "OUT_BODY": str(tmp_path / "body"), "OUT_STATUS": str(tmp_path / "status")}
