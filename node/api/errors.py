@@ -54,7 +54,7 @@ ACCOUNT_NOT_FOUND = codes.define(3111, "API_ACCOUNT_NOT_FOUND", "unknown account
 ASSET_NOT_FOUND = codes.define(3112, "API_ASSET_NOT_FOUND", "unknown asset", _N)
 HOLD_NOT_FOUND = codes.define(3113, "API_HOLD_NOT_FOUND", "unknown hold", _N)
 BLOCK_NOT_FOUND = codes.define(3114, "API_BLOCK_NOT_FOUND", "no block at this height", _N)
-HEIGHT_PRUNED = codes.define(3115, "API_HEIGHT_PRUNED", "the state of this height was pruned", _N)  # also its block: details.reason "pruned", details.kept_from
+HEIGHT_PRUNED = codes.define(3115, "API_HEIGHT_PRUNED", "the state of this height was pruned", _N)
 HEIGHT_UNKNOWN = codes.define(3116, "API_HEIGHT_UNKNOWN", "no committed state at this height", _N)
 NOT_AVAILABLE = codes.define(3117, "API_NOT_AVAILABLE", "this node does not provide this data", _N)
 # Submission ---------------------------------------------------------------------------------------------------

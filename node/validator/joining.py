@@ -132,6 +132,7 @@ async def _join(
     peers = epoch_peer_set(
         record, None, None, own_id=keys.node_id, configured=peer_keys, prospective={}, address_of=address_of
     )
+    expected = sum(1 for p in peers.peers if p.node_id != keys.node_id and p.address is not None)
     anchor = StateSyncAnchor(
         genesis.hash,
         genesis.validator_set(bls_backend),
@@ -164,17 +165,20 @@ async def _join(
                         discovery_s,
                     )
                     return None
-                for peer in transport.connected_peers() - asked:  # a peer that just connected: ask it at once
-                    asked.add(peer)
-                    transport.send(peer, encode_snapshot_message(ListSnapshots(0)))
                 if now - asked_at >= ASK_OFFERS_EVERY_S:
                     asked_at = now
                     transport.broadcast(encode_snapshot_message(ListSnapshots(0)))
+            # A peer that just connected is asked at once, also after the choice: it may serve the chosen snapshot.
+            for peer in transport.connected_peers() - asked:
+                asked.add(peer)
+                transport.send(peer, encode_snapshot_message(ListSnapshots(0)))
             if now - started > JOIN_TIMEOUT_S:
                 raise NodeError("state_sync_timeout", f"state sync did not finish in {JOIN_TIMEOUT_S:.0f} s")
             connected = sorted(transport.connected_peers())
             sync.expire(now_ms)
-            choosing = sync.snapshot is None and (now - started < OFFERS_WAIT_S and len(sync.offers) < len(connected))
+            # Choose once every peer we can dial has answered, or after OFFERS_WAIT_S with whoever did: the more
+            # peers offer the chosen snapshot, the more serve its chunks.
+            choosing = sync.snapshot is None and now - started < OFFERS_WAIT_S and len(sync.offers) < expected
             if not choosing:
                 for peer, request in sync.next_requests(connected, now_ms):
                     if transport.send(peer, encode_snapshot_message(request)) != "queued":
