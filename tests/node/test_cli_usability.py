@@ -76,7 +76,7 @@ def test_amounts_convert_exactly_to_base_units() -> None:
 
 def test_offline_amounts_need_the_decimals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key = tmp_path / "a.key"
-    main(["keys", "new", "--account", "alice@bank-a", "--out", str(key)])
+    main(["keys", "new", "--account", "alice@bank-a", "--out", str(key), "--plaintext-keys"])
     capsys.readouterr()
     common = ["--key", str(key), "--offline", "--chain-id", "c", "--tx-expiry-height", "9", "--nonce", "1"]
     assert main(["tx", "issue", "--asset", "BOND-A", "--recipient", "bob@bank-b", "--amount", "12.50", *common]) == 2

@@ -165,12 +165,12 @@ def test_the_cli_takes_the_ca_by_flag_or_environment(
     served: ServedApi, certs: Certs, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("LEDGER_TLS_CA", raising=False)
-    assert main(["query", "status", "--node", served.url, "--tls-ca", certs.ca.cert_path]) == 0
+    assert main(["query", "status", "--json", "--node", served.url, "--tls-ca", certs.ca.cert_path]) == 0
     assert json.loads(capsys.readouterr().out)["chain_id"] == CHAIN
-    assert main(["query", "status", "--node", served.url]) == 3
+    assert main(["query", "status", "--json", "--node", served.url]) == 3
     assert "tls_failed" in capsys.readouterr().err
     monkeypatch.setenv("LEDGER_TLS_CA", certs.ca.cert_path)
-    assert main(["query", "status", "--node", served.url]) == 0
+    assert main(["query", "status", "--json", "--node", served.url]) == 0
     capsys.readouterr()
 
 
@@ -226,11 +226,11 @@ def test_the_cli_presents_a_client_certificate(
     save_key(AccountKey(ALICE, key_for(ALICE)), key_file)
     monkeypatch.setenv("LEDGER_TLS_CA", certs.ca.cert_path)
     flags = ["--tls-cert", certs.bank_a.cert_path, "--tls-key", certs.bank_a.key_path]
-    assert main(["query", "balances", ALICE, "--key", key_file, "--node", served.url, *flags]) == 0
+    assert main(["query", "balances", ALICE, "--json", "--key", key_file, "--node", served.url, *flags]) == 0
     assert json.loads(capsys.readouterr().out)
     monkeypatch.setenv("LEDGER_TLS_CERT", certs.bank_b.cert_path)
     monkeypatch.setenv("LEDGER_TLS_KEY", certs.bank_b.key_path)
-    assert main(["query", "balances", ALICE, "--key", key_file, "--node", served.url]) == 3
+    assert main(["query", "balances", ALICE, "--json", "--key", key_file, "--node", served.url]) == 3
     assert str(AUTH_MEMBER_MISMATCH) in capsys.readouterr().err
 
 
