@@ -51,7 +51,6 @@ from consensus.bls import BACKEND_NAMES
 from node.chain.genesis import GenesisError, format_address, parse_address
 from node.errors import NodeError
 
-
 ROLES: Final = ("validator", "full")
 # Full nodes one config may list in [p2p.full_nodes].
 MAX_CONFIGURED_FULL_NODES: Final = 64

@@ -858,11 +858,8 @@ class ValidatorDriver:
         self.metrics.set_height(committed.height)
         if committed.height % HOUSEKEEPING_HEIGHTS == 0:
             self.safety_store.prune(committed.height)
-        if self.mode == "consensus" and self.members.full_peer_ids:
-            # Full nodes follow by block sync: tell them at once that there is a new block to fetch.
-            head = self.app.head
-            self._out.append(Broadcast(encode_node_message(Status(self.genesis.hash, head.height, head.block_id)),
-                                       AUDIENCE_FULL))
+        if self.mode == "consensus":
+            self._announce_head()
         if result.epoch is not None:
             self._adopt_epoch(result.epoch)
             return
@@ -873,6 +870,16 @@ class ValidatorDriver:
         identity_switch = self.members.committed(committed.height)
         if identity_switch is not None:
             self._out.append(identity_switch)
+
+    def _announce_head(self) -> None:
+        """Nodes that follow by block sync (full nodes, removed validators, validators before their epoch): tell them
+        at once that there is a new block to fetch (one STATUS each, after every commit through consensus)."""
+        head = self.app.head
+        status = encode_node_message(Status(self.genesis.hash, head.height, head.block_id))
+        if self.members.full_peer_ids:
+            self._out.append(Broadcast(status, AUDIENCE_FULL))
+        for peer in self.members.followers():
+            self._out.append(SendTo(peer, status))
 
     def _mark_epoch(self, epoch: int) -> None:
         """Before the block that starts `epoch` is committed: mark the safety store (nothing signed in it yet) when

@@ -98,6 +98,13 @@ class Membership:
         """The peers admitted as full nodes (they never vote; their consensus messages are refused)."""
         return frozenset(p.node_id for p in self.peers.peers if p.full)
 
+    def followers(self) -> list[str]:
+        """The peers that are neither full nodes nor validators of the current epoch: prospective validators and
+        validators of the epoch just ended (they follow by block sync too, but get consensus messages and gossip)."""
+        current = {v.node_id for v in self._epochs.record.validators}
+        return sorted(p.node_id for p in self.peers.peers
+                      if not p.full and p.node_id not in current and p.node_id != self.node_id)
+
     def set_full_nodes(self, full_nodes: Mapping[str, bytes]) -> PeersChanged | None:
         """The operator's full nodes changed (config reloaded): the new peer set, or None when nothing changed."""
         fresh = dict(full_nodes)

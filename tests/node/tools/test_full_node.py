@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from ledger.state_keys import balance_key
-from node.chain.mempool import NO_VALIDATOR_REACHABLE
 from node.chain.genesis import load_genesis
+from node.chain.mempool import NO_VALIDATOR_REACHABLE
 from node.cli import main
 from node.client import LedgerClient, verify_certificate, verify_state_proof
 from node.tools.load import TransferLoad, signed_transfer
@@ -85,8 +85,13 @@ def test_a_full_node_catches_up_and_follows_under_load(net: Testnet, full: int) 
     assert sorted(v["name"] for v in validators["validators"]) == [f"node-{i}" for i in VALIDATORS]
     st = net.status()
     roles = {n.node_id: n.role for n in st.nodes}
-    assert roles == {"node-0": "validator", "node-1": "validator", "node-2": "validator", "node-3": "validator",
-                     f"node-{full}": "full"}
+    assert roles == {
+        "node-0": "validator",
+        "node-1": "validator",
+        "node-2": "validator",
+        "node-3": "validator",
+        f"node-{full}": "full",
+    }
     assert st.roots_agree
 
 
@@ -95,9 +100,9 @@ def test_a_full_node_follows_for_minutes_under_load(net: Testnet, full: int) -> 
     _follow_under_load(net, full, 180)
 
 
-def test_a_full_node_serves_balances_proofs_and_a_verifiable_statement(net: Testnet, full: int,
-                                                                        tmp_path: Path,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_full_node_serves_balances_proofs_and_a_verifiable_statement(
+    net: Testnet, full: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     user = "user-0@m0"
     with LedgerClient(net.api_url(full)) as client:
         height = client.head_height()
@@ -135,8 +140,7 @@ def _transfer(net: Testnet, nonce: int) -> str:
     accounts = load_accounts(net.accounts_path)
     status = net.node_status(2)
     assert status is not None
-    raw = signed_transfer(net.chain_id, "user-3@m3", accounts["user-3@m3"], "user-4@m0", nonce,
-                          status["height"] + 200)
+    raw = signed_transfer(net.chain_id, "user-3@m3", accounts["user-3@m3"], "user-4@m0", nonce, status["height"] + 200)
     return raw.hex()
 
 

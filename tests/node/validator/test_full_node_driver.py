@@ -46,19 +46,33 @@ class VirtualClock:
 
 class Node:
     def __init__(self, directory: str, verifier: Ed25519Verifier, index: int = 0, **driver_args: object) -> None:
-        layout = generate_network(directory, 4, chain_id="testnet-full", seed=b"full-driver", users=2,
-                                  genesis_time=int(time.time()) - 60,
-                                  params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50))
+        layout = generate_network(
+            directory,
+            4,
+            chain_id="testnet-full",
+            seed=b"full-driver",
+            users=2,
+            genesis_time=int(time.time()) - 60,
+            params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50),
+        )
         cfg = load_config(layout.config_paths[index])
         self.genesis = load_genesis(cfg.genesis_file)
         self.clock = VirtualClock()
-        self.app = Application(LedgerStore.open(f"{cfg.data_dir}/ledger"), self.genesis, protocol=node_protocol(), tx_verifier=verifier,
-            bls=SignatureVerifier(bls_backend()), mempool_limits=MempoolLimits(), clock=lambda: self.clock.now / 1000)
+        self.app = Application(
+            LedgerStore.open(f"{cfg.data_dir}/ledger"),
+            self.genesis,
+            protocol=node_protocol(),
+            tx_verifier=verifier,
+            bls=SignatureVerifier(bls_backend()),
+            mempool_limits=MempoolLimits(),
+            clock=lambda: self.clock.now / 1000,
+        )
         self.safety = SafetyStore(f"{cfg.data_dir}/consensus")
         self.safety.bind_genesis(self.genesis.hash, never_signed_epoch=0)
         self.metrics = NodeMetrics()
-        self.driver = ValidatorDriver(self.app, self.safety, KeyRing(load_keys(cfg.keys_file)), self.clock,
-                                      self.metrics, **driver_args)  # type: ignore[arg-type]
+        self.driver = ValidatorDriver(
+            self.app, self.safety, KeyRing(load_keys(cfg.keys_file)), self.clock, self.metrics, **driver_args
+        )  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.safety.close()
@@ -83,8 +97,7 @@ def verifier() -> Iterator[Ed25519Verifier]:
     v.close()
 
 
-def test_a_full_nodes_consensus_messages_are_refused_once_logged_and_change_nothing(tmp_path, verifier,
-                                                                                      caplog) -> None:
+def test_a_full_nodes_consensus_messages_are_refused_once_logged_and_change_nothing(tmp_path, verifier, caplog) -> None:
     node = Node(str(tmp_path), verifier, full_nodes={"full-a": FULL.identity_key})
     try:
         driver = node.driver
