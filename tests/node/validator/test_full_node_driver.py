@@ -7,6 +7,7 @@ One validator of a generated 4-validator network driven by hand: a virtual clock
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from node.chain.protocol import bls_backend, node_protocol
 from node.chain.sigverify import Ed25519Verifier
 from node.net.messages import CH_CONSENSUS, GetBlocks, Status, encode_node_message
 from node.tools.localnet import generate_network
-from node.validator.config import load_config
+from node.validator.config import ConfigError, load_config, write_config
 from node.validator.driver import NOT_A_VALIDATOR, ValidatorDriver
 from node.validator.effects import Broadcast, SendTo
 from node.validator.keyfile import NodeKeys, load_keys
@@ -148,3 +149,24 @@ def test_a_node_configured_full_runs_no_replica_and_follows_what_peers_report(tm
         assert len(requests) == 1 and requests[0].peer == "node-0" and driver.mode == "syncing"
     finally:
         node.close()
+
+
+def test_the_config_names_the_role_and_the_full_nodes_and_refuses_bad_entries(tmp_path) -> None:
+    layout = generate_network(str(tmp_path / "net"), 1, chain_id="testnet-cfg", seed=b"cfg", users=1)
+    cfg = load_config(layout.config_paths[0])
+    assert cfg.role == "validator" and cfg.full_nodes == {}
+    path = str(tmp_path / "full.toml")
+    write_config(path, dataclasses.replace(cfg, role="full", full_nodes={"full-a": FULL.identity_key}))
+    again = load_config(path)
+    assert again.role == "full" and again.full_nodes == {"full-a": FULL.identity_key}
+    key = FULL.identity_key.hex()
+    for text in (
+        'node_id = "a"\nrole = "observer"\n',
+        'node_id = "a"\n[p2p.full_nodes]\nfull-a = "abcd"\n',
+        f'node_id = "a"\n[p2p.full_nodes]\nfull-a = "{key}"\nfull-b = "{key}"\n',
+        'node_id = "a"\n[p2p]\nfull_nodes = ["x"]\n',
+    ):
+        (tmp_path / "bad.toml").write_text(text)
+        with pytest.raises(ConfigError) as info:
+            load_config(str(tmp_path / "bad.toml"))
+        assert info.value.code == "config_bad_field", text
