@@ -127,6 +127,9 @@ HOUSEKEEPING_HEIGHTS: Final = 64
 NOT_A_VALIDATOR: Final = "not_a_validator"
 # Full-node peers whose refused consensus messages were logged (once each), remembered at most.
 MAX_REFUSED_LOGGED: Final = 1024
+# A following node starts a block sync session at most this often (several blocks then come in one request): at most
+# 10 GET_BLOCKS a second, well under what a peer serves (MAX_SERVED_PER_SECOND), whatever the block rate.
+FOLLOW_INTERVAL_MS: Final = 100
 
 
 class ValidatorDriver:
@@ -154,6 +157,7 @@ class ValidatorDriver:
                                   full_nodes=full_nodes, full_only=full_only)
         self._refused_logged: set[str] = set()
         self._following_logged = -1  # the epoch in which "following" was last logged
+        self._follow_started: int | None = None  # monotonic ms of the last follow session's start
         self.reports = PeerReports(self.genesis.hash)
         self.replica_config = self._replica_config()
         self.replica: Replica | None = None
@@ -327,7 +331,7 @@ class ValidatorDriver:
             self._deadlines.pop("startup", None)
             self._startup_done()
         elif self.mode == "following" and msg.height > self.app.head.height:
-            self._guarded("follow", self._catch_up, 0, "consensus")
+            self._follow_soon()
         else:
             self._maybe_fall_behind()
 
@@ -606,6 +610,20 @@ class ValidatorDriver:
             log.info("following node=%s height=%d epoch=%d role=%s: no replica, blocks fetched by block sync",
                      self.node_id, self.app.head.height, self.app.epochs.epoch, self.role)
         self.mode = "following"
+
+    def _follow_soon(self) -> None:
+        """A peer reported a height above the head: fetch it now, or at FOLLOW_INTERVAL_MS after the last fetch."""
+        now = self.clock.monotonic_ms()
+        due = now if self._follow_started is None else self._follow_started + FOLLOW_INTERVAL_MS
+        if now < due:
+            self._deadlines.setdefault("follow", due)
+            return
+        self._follow_started = now
+        self._guarded("follow", self._catch_up, 0, "consensus")
+
+    def _timer_follow(self) -> None:
+        if self.mode == "following" and self.sync_target_height() > self.app.head.height:
+            self._follow_soon()
 
     def set_full_nodes(self, full_nodes: Mapping[str, bytes]) -> None:
         """The operator's full nodes changed (its config was reloaded): admit exactly these from now on."""
