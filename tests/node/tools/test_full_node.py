@@ -160,23 +160,21 @@ def test_an_unadmitted_node_reaches_no_validator_and_refuses_submissions(net: Te
     keys_path = str(Path(net.node_dir(i)) / "node_keys.json")
     write_keys(keys_path, NodeKeys.generate(info["node"], b"not-admitted"), overwrite=True)
     net.start(i)
-    deadline = time.monotonic() + 30
-    status = None
-    while time.monotonic() < deadline:
+    try:
+        deadline = time.monotonic() + 60
+        refused = False
+        while time.monotonic() < deadline and not refused:  # its dial attempts reach node-0 and are refused
+            refused = "unknown_key" in Path(net.log_path(0)).read_text()
+            time.sleep(0.2)
+        assert refused
         status = net.node_status(i)
-        if status is not None:
-            break
-        time.sleep(0.2)
-    assert status is not None
-    time.sleep(2)  # a few dial attempts: none is admitted
-    status = net.node_status(i)
-    assert status is not None and status["peers_connected"] == 0 and status["height"] == 0, status
-    code, answer = _post(net.api_url(i) + "/v1/tx", {"tx": _transfer(net, 77_002)})
-    assert code == 503 and answer["code"] == NO_VALIDATOR_REACHABLE, answer
-    assert status["mempool"] == 0 and net.node_status(i)["mempool"] == 0  # type: ignore[index]
-    log = Path(net.log_path(0)).read_text()
-    assert "unknown_key" in log or "unknown_peer" in log
-    net.kill(i)
+        assert status is not None and status["peers_connected"] == 0 and status["height"] == 0, status
+        code, answer = _post(net.api_url(i) + "/v1/tx", {"tx": _transfer(net, 77_002)})
+        assert code == 503 and answer["code"] == NO_VALIDATOR_REACHABLE, answer
+        after = net.node_status(i)
+        assert after is not None and after["mempool"] == 0 and after["peers_connected"] == 0  # nothing kept
+    finally:
+        net.kill(i)
 
 
 def test_killing_the_full_node_changes_nothing_for_the_validators(net: Testnet, full: int) -> None:
@@ -184,7 +182,7 @@ def test_killing_the_full_node_changes_nothing_for_the_validators(net: Testnet, 
     h = max(net.height(i) for i in VALIDATORS)
     assert net.wait_height(VALIDATORS, h + 3, 60)
     st = net.status()
-    assert st.roots_agree and all(n.role == "validator" for n in st.nodes if n.running)
+    assert st.roots_agree and all(n.role == "validator" for n in st.nodes if n.running), st
     for i in VALIDATORS:
         s = net.node_status(i)
         assert s is not None and s["fatal"] is None and s["mode"] == "consensus"
