@@ -68,16 +68,22 @@ def main(argv: list[str] | None = None) -> int:
             load.finish()
             top = max(net.height(i) for i in VALIDATORS)
             net.wait_height([full], top, 60)
-            agree = all(net.roots(full, lo, min(top, lo + 999)) == net.roots(2, lo, min(top, lo + 999))
-                        for lo in range(1, top + 1, 1000))
+            agree = all(
+                net.roots(full, lo, min(top, lo + 999)) == net.roots(2, lo, min(top, lo + 999))
+                for lo in range(1, top + 1, 1000)
+            )
             lags.sort()
             print(f"load {args.rate} transfers/s: {load.accepted} admitted; chain at height {top}")
-            print(f"catch-up from genesis to height {target} (the validators' when it started): {catch_up:.1f} s "
-                  f"({target / catch_up:.0f} blocks/s, process start included); within one block of the live head "
-                  f"after {live:.1f} s")
-            print(f"follow lag over {len(lags)} samples (blocks behind the highest validator): median "
-                  f"{statistics.median(lags):.0f}, p99 {lags[int(len(lags) * 0.99) - 1]}, max {lags[-1]}; "
-                  f"<= 1 block in {sum(1 for x in lags if x <= 1) * 100 // len(lags)}% of samples")
+            print(
+                f"catch-up from genesis to height {target} (the validators' when it started): {catch_up:.1f} s "
+                f"({target / catch_up:.0f} blocks/s, process start included); within one block of the live head "
+                f"after {live:.1f} s"
+            )
+            print(
+                f"follow lag over {len(lags)} samples (blocks behind the highest validator): median "
+                f"{statistics.median(lags):.0f}, p99 {lags[int(len(lags) * 0.99) - 1]}, max {lags[-1]}; "
+                f"<= 1 block in {sum(1 for x in lags if x <= 1) * 100 // len(lags)}% of samples"
+            )
             print(f"state roots equal to node-2's at every height 1..{top}: {agree}")
             print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
             return 0 if agree else 1
