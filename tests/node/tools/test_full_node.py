@@ -3,7 +3,7 @@
 `ledger testnet add-node --full` admits the new node's identity key in every validator's config ([p2p.full_nodes],
 re-read by the running validators with no restart) and starts it. It catches up from genesis, follows under load
 (its state root equals the validators' at every height), serves balances, proofs and a custody statement that
-`ledger verify-statement` accepts, forwards a transaction submitted to its API to the validators, and killing it
+`ledger verify-statement` accepts, forwards a transaction submitted to its API to the validators (and streams its events), and killing it
 changes nothing for them. A node whose identity key no validator admits reaches no one and refuses submissions
 with NO_VALIDATOR_REACHABLE.
 
@@ -147,9 +147,15 @@ def _transfer(net: Testnet, nonce: int) -> str:
 def test_a_transaction_submitted_to_a_full_node_is_forwarded_and_commits(net: Testnet, full: int) -> None:
     code, answer = _post(net.api_url(full) + "/v1/tx?wait=commit&timeout=25", {"tx": _transfer(net, 77_001)})
     assert code == 200 and answer["status"] == "committed", answer
-    tx_id = answer["tx_id"]
+    tx_id, height = answer["tx_id"], answer["receipt"]["height"]
     with LedgerClient(net.api_url(1)) as validator:
         assert validator.tx(tx_id)["status"] == "committed"
+    # The full node's event stream carries the transfer's events, from its own copy of the chain.
+    with LedgerClient(net.api_url(full)) as client:
+        stream = client.events(accounts=["user-4@m0"], from_height=height)
+        first = next(stream)
+        stream.close()
+    assert first.type == "event" and first.height == height, first
 
 
 def test_an_unadmitted_node_reaches_no_validator_and_refuses_submissions(net: Testnet, full: int) -> None:
