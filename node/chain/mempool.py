@@ -84,6 +84,12 @@ NODE_HALTED = define(
     3303, "NODE_HALTED", "this node has stopped on a fatal error and admits no transactions: submit to another node",
     layer="node"
 )
+# Answered by a node that signs nothing (a full node, a removed validator) when none of the validators it forwards to
+# is connected: the transaction was not kept (docs/operations.md, "Node roles").
+NO_VALIDATOR_REACHABLE = define(
+    3310, "NO_VALIDATOR_REACHABLE", "this node does not validate and reaches no validator to forward the transaction "
+    "to: retry later or submit to another node", layer="node"
+)
 
 RETRY_CODES = frozenset({MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL})
 

@@ -1,7 +1,8 @@
 """`ledger testnet`: a local multi-node network of real node processes, and fault commands for testers.
 
     ledger testnet up [--nodes N] [--dir D]      generate (first time) and start N nodes, wait, print addresses
-    ledger testnet status [--dir D] [--json]     height, round, peers, mempool per node; roots at a common height
+    ledger testnet status [--dir D] [--json]     role, height, round, peers, mempool per node; roots at the live
+                                                 common height of the nodes that follow (validators, full, removed)
     ledger testnet logs NODE [--lines K] [--follow]
     ledger testnet down [--wipe]                 SIGTERM every node, SIGKILL after a bound (--wipe: delete DIR)
     ledger testnet kill NODE                     kill -9
@@ -13,6 +14,8 @@
     ledger testnet add-node [--member M]         keys + config + data dir of a node not in the genesis; prints the
                                                  governance actions that add it (then: ledger governance propose ...,
                                                  approvals, and `ledger testnet restart node-N` to start it)
+    ledger testnet add-node --full               a full node: every other node admits its key ([p2p.full_nodes],
+                                                 re-read at once); it starts, catches up and follows
     ledger testnet reconfigure                   scenario 7 on this testnet (= ledger demo --scenario 7)
 
 NODE is an index (2) or a node id (node-2). D defaults to $LEDGER_TESTNET_DIR or ./.testnet.
@@ -109,6 +112,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--member", help="the member running it (default: a new member m<N>, added by the proposal)")
     add.add_argument("--print-action", action="store_true",
                      help="print only the JSON array of actions (for `ledger governance propose --action`)")
+    add.add_argument("--full", action="store_true",
+                     help="a full node (follows the chain, never votes): admitted by the other nodes' configs, started")
+    add.add_argument("--timeout", type=float, default=60.0, help="--full: seconds to wait until it follows")
     add.set_defaults(func=add_node_command)
 
     reconf = sub.add_parser("reconfigure", help="scenario 7: onboard a member and its validator, remove one, "
@@ -170,16 +176,16 @@ def status_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st.to_json(), indent=2))
     else:
-        print(f"{'node':8} {'pid':>7} {'height':>7} {'round':>7} {'peers':>5} {'mempool':>7}  state root")
+        print(f"{'node':8} {'role':9} {'pid':>7} {'height':>7} {'round':>7} {'peers':>5} {'mempool':>7}  state root")
         for n in st.nodes:
             if not n.running:
-                print(f"{n.node_id:8} {'-':>7} {'down':>7}")
+                print(f"{n.node_id:8} {'?':9} {'-':>7} {'down':>7}")
                 continue
             if n.height is None:
-                print(f"{n.node_id:8} {n.pid:>7} {'?':>7}   (not answering)")
+                print(f"{n.node_id:8} {'?':9} {n.pid:>7} {'?':>7}   (not answering)")
                 continue
             root = (n.state_root or "")[:16]
-            print(f"{n.node_id:8} {n.pid:>7} {n.height:>7} {_cell(n.round):>7} {_cell(n.peers):>5} "
+            print(f"{n.node_id:8} {n.role or '?':9} {n.pid:>7} {n.height:>7} {_cell(n.round):>7} {_cell(n.peers):>5} "
                   f"{_cell(n.mempool):>7}  {root}")
         faults = net.state.get("faults") or {}
         if faults.get("partition") or faults.get("slow"):
@@ -188,7 +194,8 @@ def status_command(args: argparse.Namespace) -> int:
             print("no node answers")
         else:
             verdict = "agree" if st.roots_agree else "DISAGREE"
-            print(f"state roots at common height {st.common_height}: {verdict}")
+            print(f"state roots at common height {st.common_height} (the lowest head of the nodes that follow): "
+                  f"{verdict}")
     if st.common_height is not None and st.roots_agree is False:
         return 3
     return 0
@@ -324,9 +331,16 @@ def chaos_command(args: argparse.Namespace) -> int:
 def add_node_command(args: argparse.Namespace) -> int:
     try:
         net = Testnet.open(args.dir)
-        info = net.add_node(member=args.member)
+        info = net.add_node(member=args.member, full=args.full)
+        if args.full:
+            net.start(info["index"])
+            net.wait_up(args.timeout, [info["index"]])
+            info["height"] = net.height(info["index"])
     except TestnetError as exc:
         return _fail(exc)
+    if args.full:
+        print(json.dumps(info, indent=2))
+        return 0
     if args.print_action:
         print(json.dumps(info["actions"]))
         return 0

@@ -40,6 +40,12 @@ IDENTITY_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 MAX_NODE_ID_BYTES = 64
 MAX_CHAIN_ID_BYTES = 64
+# Who a broadcast goes to (Transport.broadcast): the peers that are not full nodes (consensus messages, gossip),
+# the full nodes only, everyone.
+AUDIENCE_PEERS = "peers"
+AUDIENCE_FULL = "full_nodes"
+AUDIENCE_ALL = "all"
+AUDIENCES = (AUDIENCE_PEERS, AUDIENCE_FULL, AUDIENCE_ALL)
 # The auth frame's payload is a few dozen bytes; anything larger is refused before it is read.
 MAX_AUTH_PAYLOAD_BYTES = 512
 
@@ -51,12 +57,14 @@ class HandshakeError(NodeError):
 @dataclass(frozen=True, slots=True)
 class Peer:
     """A consortium member's node: its id, its Ed25519 identity public key, and where to dial it (None: never dial).
-    `previous_key`: a key the node had before a rotation, still admitted while it may not have switched yet."""
+    `previous_key`: a key the node had before a rotation, still admitted while it may not have switched yet.
+    `full`: a full node (it follows the chain and never votes): left out of broadcasts to validators."""
 
     node_id: str
     public_key: bytes
     address: tuple[str, int] | None = None
     previous_key: bytes | None = None
+    full: bool = False
 
     def __post_init__(self) -> None:
         assert 0 < len(self.node_id.encode()) <= MAX_NODE_ID_BYTES, "node id must be 1..64 bytes of UTF-8"

@@ -11,6 +11,9 @@ the key of the epoch before it may still be in use). Keys the operator configure
 are admitted as well, so a node far behind or joining reaches peers whose rotation or addition it has not applied.
 Prospective validators -- nodes that open add_validator proposals name -- are admitted without being dialed (they
 dial us) and without voting power, so a joining node can sync before its epoch begins.
+Full nodes (`full_nodes`: the operator's `[p2p.full_nodes]` and the validators of older epochs, removed since) are
+admitted last, flagged `full`, never dialed: they follow by block sync, get no consensus message nor gossip, and
+what they send on the consensus channel is refused (docs/operations.md, "Node roles").
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ __all__ = ["epoch_peer_set"]
 
 def epoch_peer_set(record: EpochRecord, previous: EpochRecord | None, before_previous: EpochRecord | None, *,
                    own_id: str, configured: Mapping[str, bytes], prospective: Mapping[str, bytes],
-                   address_of: Callable[[str, str], tuple[str, int] | None]) -> PeerSet:
-    """`address_of(node_id, ledger_address)`: where to dial a peer (None: never dial it)."""
+                   address_of: Callable[[str, str], tuple[str, int] | None],
+                   full_nodes: Mapping[str, bytes] | None = None) -> PeerSet:
+    """`address_of(node_id, ledger_address)`: where to dial a peer (None: never dial it). `full_nodes`: node id ->
+    identity key of the full nodes to admit (an id or a key already in the set is skipped: a validator is never
+    demoted by a full-node entry)."""
     old = {} if previous is None else {v.node_id: v for v in previous.validators}
     older = {} if before_previous is None else {v.node_id: v for v in before_previous.validators}
     peers: dict[str, Peer] = {}
@@ -57,5 +63,9 @@ def epoch_peer_set(record: EpochRecord, previous: EpochRecord | None, before_pre
     for node_id, key in sorted(prospective.items()):
         if node_id != own_id and node_id not in peers and key not in keys_seen:
             peers[node_id] = Peer(node_id, key, None)  # it dials us; we never dial it
+            keys_seen.add(key)
+    for node_id, key in sorted((full_nodes or {}).items()):
+        if node_id != own_id and node_id not in peers and key not in keys_seen:
+            peers[node_id] = Peer(node_id, key, None, full=True)  # it dials us; we never dial it
             keys_seen.add(key)
     return PeerSet.of(peers.values())

@@ -31,6 +31,10 @@ from collections.abc import Iterable
 from node.net.faults import FaultInjector
 from node.net.framing import KIND_CLOSE, KIND_DATA, KIND_PING, LENGTH_BYTES, FrameError, FrameSealer, body_length
 from node.net.handshake import (
+    AUDIENCE_ALL,
+    AUDIENCE_FULL,
+    AUDIENCE_PEERS,
+    AUDIENCES,
     HELLO_BYTES,
     MAX_AUTH_PAYLOAD_BYTES,
     Handshake,
@@ -42,7 +46,7 @@ from node.net.handshake import (
 from node.net.link import MAX_CLOSE_REASON_BYTES, READ_BUFFER_BYTES, Link, LinkIO, PeerState, remote_address
 from node.net.transport_config import LinkInfo, SendOutcome, TransportConfig, TransportCounters, TransportError
 
-__all__ = ["LinkInfo", "SendOutcome", "Transport", "TransportConfig", "TransportCounters", "TransportError"]
+__all__ = ["AUDIENCES", "AUDIENCE_ALL", "AUDIENCE_FULL", "AUDIENCE_PEERS", "LinkInfo", "SendOutcome", "Transport", "TransportConfig", "TransportCounters", "TransportError"]
 
 log = logging.getLogger("node.net.transport")
 
@@ -210,10 +214,14 @@ class Transport:
         self._io.enqueue(state, KIND_DATA, payload)
         return SendOutcome.QUEUED
 
-    def broadcast(self, payload: bytes) -> int:
-        """Queue `payload` for every peer; returns how many queued it."""
+    def broadcast(self, payload: bytes, audience: str = AUDIENCE_PEERS) -> int:
+        """Queue `payload` for every peer of `audience` (AUDIENCE_PEERS: every peer but full nodes; AUDIENCE_FULL:
+        full nodes only; AUDIENCE_ALL); returns how many queued it."""
+        assert audience in AUDIENCES, audience
         queued = 0
-        for peer_id in self._peers:
+        for peer_id, state in self._peers.items():
+            if audience != AUDIENCE_ALL and state.peer.full != (audience == AUDIENCE_FULL):
+                continue
             if self.send(peer_id, payload) is SendOutcome.QUEUED:
                 queued += 1
         return queued

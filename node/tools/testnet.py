@@ -33,6 +33,7 @@ otherwise, and this module reports the node's error code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -128,11 +129,14 @@ class NodeStatus:
     state_root: str | None
     committed_txs: int | None
     fatal: Any
+    role: str | None = None  # "validator", "full" (a full node) or "removed" (a removed validator that follows)
+    mode: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "node_id": self.node_id, "running": self.running, "pid": self.pid,
                 "height": self.height, "round": self.round, "peers": self.peers, "mempool": self.mempool,
-                "state_root": self.state_root, "committed_txs": self.committed_txs, "fatal": self.fatal}
+                "state_root": self.state_root, "committed_txs": self.committed_txs, "fatal": self.fatal,
+                "role": self.role, "mode": self.mode}
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +207,14 @@ class Testnet:
         net._save()
         return net
 
-    def add_node(self, *, member: str | None = None, seed: bytes | None = None) -> dict[str, Any]:
+    def add_node(self, *, member: str | None = None, seed: bytes | None = None, full: bool = False) -> dict[str, Any]:
         """Keys, config and data directory for node-<n>, a node NOT in the genesis file, run by `member` (default
         the new member m<n>). Its config names the existing nodes as peers; it starts from genesis, follows by block
         sync, and votes from the epoch whose validator record names it (after a governance proposal with the
-        returned `actions` executes). Returns what a governor needs to propose it."""
+        returned `actions` executes). Returns what a governor needs to propose it.
+        `full`: a full node instead (config `role = "full"`, no actions): every other node lists its identity key in
+        its config's [p2p.full_nodes] and, when it runs, re-reads it at once (admin op reload_full_nodes); start it
+        with `start(index)`."""
         from ledger.jsonform import to_json
         from ledger.operations import ACTION, AddMember, AddValidator
         from node.validator.config import NodeConfig, write_config
@@ -217,7 +224,7 @@ class Testnet:
         if i >= MAX_NODES:
             raise TestnetError("bad_nodes", f"a testnet has at most {MAX_NODES} nodes")
         node_id = self.node_id(i)
-        member = member or f"m{i}"
+        member = member or ("m0" if full else f"m{i}")
         taken = set(self.p2p_ports) | set(self.api_ports)
         p2p = self._free_port(taken)
         api = self._free_port(taken | {p2p})
@@ -230,24 +237,60 @@ class Testnet:
         config = NodeConfig(node_id=node_id, data_dir=self.data_dir(i), keys_file=keys_path,
                             genesis_file=self.genesis_path, p2p_listen=(self.host, p2p), peer_addresses=peers,
                             fault_injection=True, api_listen=(self.host, api),
-                            api_open_reads=bool(self.state.get("open_reads", True)))
+                            api_open_reads=bool(self.state.get("open_reads", True)),
+                            role="full" if full else "validator")
         write_config(self.config_path(i), config)
         address = f"{self.host}:{p2p}"
+        if full:
+            self._register(i, node_id, member, p2p, api, full=True)
+            admitted_by = self._admit_full_node(i, node_id, keys.identity_key)
+            return {"node": node_id, "index": i, "member": member, "role": "full", "config": self.config_path(i),
+                    "p2p": address, "api": self.api_url(i), "identity_key": keys.identity_key.hex(),
+                    "admitted_by": admitted_by}
         add_validator = AddValidator(node_id, member, keys.identity_key, keys.bls_public_key, keys.bls_pop(),
                                      address, 1)
         actions = [to_json(ACTION, add_validator)]
         if member == f"m{i}":
             actions.insert(0, to_json(ACTION, AddMember(member, f"Member {i}", True)))
+        self._register(i, node_id, member, p2p, api)
+        return {"node": node_id, "index": i, "member": member, "config": self.config_path(i), "p2p": address,
+                "api": self.api_url(i), "actions": actions}
+
+    def _register(self, i: int, node_id: str, member: str, p2p: int, api: int, full: bool = False) -> None:
         self.state["nodes"] = i + 1
         self.p2p_ports.append(p2p)
         self.api_ports.append(api)
         self.state["p2p_ports"] = list(self.p2p_ports)
         self.state["api_ports"] = list(self.api_ports)
-        self.state.setdefault("joined", []).append({"index": i, "node_id": node_id, "member": member})
+        entry: dict[str, Any] = {"index": i, "node_id": node_id, "member": member}
+        if full:
+            entry["role"] = "full"
+        self.state.setdefault("joined", []).append(entry)
         self.n = i + 1
         self._save()
-        return {"node": node_id, "index": i, "member": member, "config": self.config_path(i), "p2p": address,
-                "api": self.api_url(i), "actions": actions}
+
+    def _admit_full_node(self, index: int, node_id: str, identity_key: bytes) -> list[str]:
+        """List the full node in every other node's [p2p.full_nodes]; running nodes re-read it at once. The node
+        ids that admit it now (the others will when they start)."""
+        from node.validator.config import load_config, write_config
+
+        admitted = []
+        for j in range(self.n):
+            if j == index or j in self.full_nodes:
+                continue
+            config = load_config(self.config_path(j))
+            full_nodes = {**config.full_nodes, node_id: identity_key}
+            write_config(self.config_path(j), dataclasses.replace(config, full_nodes=full_nodes))
+            if self.running(j):
+                answer = self.admin(j, {"op": "reload_full_nodes"})
+                if answer is not None and node_id in answer.get("full_nodes", ()):
+                    admitted.append(self.node_id(j))
+        return admitted
+
+    @property
+    def full_nodes(self) -> list[int]:
+        """Indexes of the full nodes added by add_node(full=True)."""
+        return [int(j["index"]) for j in self.state.get("joined", []) if j.get("role") == "full"]
 
     def _free_port(self, taken: set[int]) -> int:
         for _ in range(50):
@@ -258,7 +301,7 @@ class Testnet:
 
     @property
     def joined(self) -> list[int]:
-        """Indexes of the nodes added after genesis (add_node)."""
+        """Indexes of the nodes added after genesis (add_node; the full nodes among them: `full_nodes`)."""
         return [int(j["index"]) for j in self.state.get("joined", [])]
 
     def governor_key_path(self, member: str) -> str:
@@ -278,6 +321,14 @@ class Testnet:
             raise TestnetError("in_process", f"the testnet in {directory} runs its nodes inside the process that "
                                              "created it: only that process controls them")
         return cls(directory, state)
+
+    def refresh(self) -> None:
+        """Read the state file again (another process -- a `ledger testnet add-node` -- may have added nodes)."""
+        state = Testnet.open(self.directory).state
+        self.state = state
+        self.n = int(state["nodes"])
+        self.p2p_ports = list(state["p2p_ports"])
+        self.api_ports = list(state["api_ports"])
 
     def _save(self) -> None:
         path = os.path.join(self.directory, STATE_FILE)
@@ -460,15 +511,17 @@ class Testnet:
                 None if s is None else s["height"], None if s is None else s.get("round"),
                 None if s is None else s.get("peers_connected"), None if s is None else s.get("mempool"),
                 None if s is None else s.get("state_root"), None if s is None else s.get("committed_txs"),
-                None if s is None else s.get("fatal")))
-        heights = [n.height for n in nodes if n.height is not None]
-        if not heights:
+                None if s is None else s.get("fatal"), None if s is None else s.get("role"),
+                None if s is None else s.get("mode")))
+        # The nodes that follow the chain: every running node that answers and has not halted (validators, full
+        # nodes and removed validators alike): their common height is live.
+        following = [n for n in nodes if n.height is not None and not n.fatal]
+        if not following:
             return NetworkStatus(tuple(nodes), None, None, {})
-        common = min(heights)
+        common = min(n.height for n in following if n.height is not None)
         at: dict[str, str | None] = {}
-        for n in nodes:
-            if n.height is not None:
-                at[n.node_id] = self.roots(n.index, common, common).get(common)
+        for n in following:
+            at[n.node_id] = self.roots(n.index, common, common).get(common)
         values = {r for r in at.values() if r is not None}
         return NetworkStatus(tuple(nodes), common, len(values) == 1 and None not in at.values(), at)
 

@@ -11,6 +11,8 @@ One JSON object per line in each direction:
     {"op": "metrics"}                                 -> {"text": Prometheus exposition}
     {"op": "commit_times", "after": H}                -> {"commits": [[height, monotonic s, txs], ...]} of heights > H
                                                          still kept (the last COMMIT_TIMES_KEPT; at most 8192)
+    {"op": "reload_full_nodes"}                       -> {"full_nodes": [node id, ...]}: [p2p.full_nodes] re-read
+                                                         from the config file, admitted from now on (no restart)
 
 Errors: {"error": code, "message": text}. Used by operators (`ledger node status`), the testnet launcher and tests, through node/tools/admin_client.py.
 Only local processes with access to the data directory can connect.
@@ -25,6 +27,7 @@ import os
 from typing import TYPE_CHECKING, Any, Final
 
 from node.net.transport import TransportError
+from node.validator.config import ConfigError
 
 if TYPE_CHECKING:
     from node.validator.node import ValidatorNode
@@ -113,6 +116,11 @@ class AdminServer:
         if op == "commit_times":
             after = int(req["after"])
             return {"commits": [list(c) for c in node.commit_times if c[0] > after][:MAX_COMMIT_TIMES]}
+        if op == "reload_full_nodes":
+            try:
+                return {"full_nodes": node.reload_full_nodes()}
+            except ConfigError as exc:
+                return {"error": exc.code, "message": exc.message}
         if op == "fault":
             transport = node.transport
             if transport is None:

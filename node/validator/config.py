@@ -4,6 +4,7 @@
     data_dir = "data"                    # LevelDB stores (ledger/ and consensus/)
     keys_file = "node_keys.json"         # written by `ledger init`, mode 0600
     genesis_file = "genesis.json"
+    role = "validator"                   # optional: "full" never signs, even where the validator set names its keys
 
     [p2p]
     listen = "127.0.0.1:7100"
@@ -12,6 +13,8 @@
     node-1 = "127.0.0.1:7101"            #   validators added later by governance alike); "<identity key hex>@host:port"
                                          #   also admits that key for the peer (a node far behind, or joining, that
                                          #   has not yet applied the peer's key rotation or addition)
+    [p2p.full_nodes]                     # optional: full nodes this node admits (this member's own), by identity key;
+    full-a = "<identity key hex>"        #   re-read while the node runs (admin op reload_full_nodes)
 
     [api]
     listen = "127.0.0.1:8100"            # the HTTP API (docs/api.md); omit to run without it
@@ -58,7 +61,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import tomli_w
 
@@ -69,6 +72,10 @@ from node.chain.genesis import GenesisError, format_address, parse_address
 from node.chain.pruning import MIN_KEEP_BLOCKS
 from node.chain.snapshots import MAX_SNAPSHOT_KEEP
 from node.errors import NodeError
+
+ROLES: Final = ("validator", "full")
+# Full nodes one config may list in [p2p.full_nodes].
+MAX_CONFIGURED_FULL_NODES: Final = 64
 
 
 class ConfigError(NodeError, ValueError):
@@ -96,6 +103,10 @@ class NodeConfig:
     byzantine: str | None = None
     # The BLS backend ("blspy" or "py_ecc"); None: $LEDGER_BLS_BACKEND, else the default (node.chain.protocol).
     bls_backend: str | None = None
+    # "validator" (signs when the validator set names its keys) or "full" (never signs: a full node).
+    role: str = "validator"
+    # [p2p.full_nodes]: node id -> identity key of the full nodes this node admits.
+    full_nodes: dict[str, bytes] = field(default_factory=dict)
     path: str | None = None
     # State sync, snapshots, pruning (docs/operations.md, "State sync, snapshots and pruning").
     state_sync: bool = False
@@ -137,6 +148,10 @@ class NodeConfig:
         doc["sync"] = {"state_sync": self.state_sync, "snapshot_interval": self.snapshot_interval,
                        "snapshot_keep": self.snapshot_keep, "snapshot_chunk_bytes": self.snapshot_chunk_bytes}
         doc["pruning"] = {"keep_blocks": self.keep_blocks}
+        if self.role != "validator":
+            doc["role"] = self.role
+        if self.full_nodes:
+            doc["p2p"]["full_nodes"] = {k: v.hex() for k, v in sorted(self.full_nodes.items())}
         return doc
 
 
@@ -188,6 +203,26 @@ def _peer_entry(value: Any, node_id: str) -> tuple[bytes | None, Any]:
     return key, address
 
 
+def _full_nodes(table: Any) -> dict[str, bytes]:
+    if not isinstance(table, dict):
+        raise ConfigError("config_bad_field", "[p2p.full_nodes] must be a table of node id = \"<identity key hex>\"")
+    if len(table) > MAX_CONFIGURED_FULL_NODES:
+        raise ConfigError("config_bad_field", f"[p2p.full_nodes] lists at most {MAX_CONFIGURED_FULL_NODES} nodes")
+    out: dict[str, bytes] = {}
+    for node_id, value in table.items():
+        try:
+            key = bytes.fromhex(value) if isinstance(value, str) else b""
+        except ValueError:
+            key = b""
+        if not 0 < len(str(node_id).encode()) <= 64 or len(key) != 32:
+            raise ConfigError("config_bad_field", f"p2p.full_nodes.{node_id}: a node id of 1..64 bytes = the "
+                                                  "identity key as 64 hex digits")
+        if key in out.values():
+            raise ConfigError("config_bad_field", f"p2p.full_nodes.{node_id}: this key is listed twice")
+        out[str(node_id)] = key
+    return out
+
+
 def load_config(path: str) -> NodeConfig:
     try:
         with open(path, "rb") as f:
@@ -197,7 +232,7 @@ def load_config(path: str) -> NodeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config_bad_toml", f"{path}: {exc}") from None
     unknown = set(doc) - {"node_id", "data_dir", "keys_file", "genesis_file", "p2p", "api", "mempool", "log",
-                          "testing", "bls", "sync", "pruning"}
+                          "testing", "bls", "sync", "pruning", "role"}
     if unknown:
         raise ConfigError("config_unknown_field", f"{path}: unknown keys {sorted(unknown)}")
     base = os.path.dirname(os.path.abspath(path))
@@ -211,7 +246,10 @@ def load_config(path: str) -> NodeConfig:
     node_id = doc.get("node_id")
     if not isinstance(node_id, str) or not 0 < len(node_id.encode()) <= 64:
         raise ConfigError("config_bad_field", "node_id must be a string of 1..64 bytes")
-    p2p = _table(doc, "p2p", {"listen", "fault_injection", "peers"})
+    p2p = _table(doc, "p2p", {"listen", "fault_injection", "peers", "full_nodes"})
+    role = doc.get("role", "validator")
+    if role not in ROLES:
+        raise ConfigError("config_bad_field", f"role must be one of {', '.join(ROLES)}")
     api = _table(doc, "api", {"listen", "open_reads", "allow_plain_http", "tls"})
     if type(api.get("open_reads", False)) is not bool:
         raise ConfigError("config_bad_field", "api.open_reads must be true or false")
@@ -276,6 +314,8 @@ def load_config(path: str) -> NodeConfig:
         log_json=log.get("json", False),
         byzantine=byzantine,
         bls_backend=bls_backend,
+        role=role,
+        full_nodes=_full_nodes(p2p.get("full_nodes", {})),
         path=os.path.abspath(path),
         state_sync=state_sync,
         snapshot_interval=interval,

@@ -30,7 +30,11 @@ The one commit path, for the replica's commits, a commit after a gap and block s
 when the block ends an epoch, mark the safety store for the next epoch if this node can show its consensus directory
 was continuous; Application.commit (one synced batch); then switch keys, safety store, peers and replica
 (docs/consensus.md §10). Modes: "starting", "syncing" (no replica: certified blocks are fetched and applied),
-"consensus", "halted", "stopped". A node leaves consensus when f+1 voting power reports heights more than SYNC_LAG
+"consensus", "following" (a node that signs nothing in this epoch -- a full node, a removed validator, a validator
+before its epoch -- runs no replica: a peer's STATUS above its head starts block sync, every certificate verified
+against its epoch's set; validators send their STATUS to full nodes after every commit, so they follow at once),
+"halted", "stopped". Consensus messages from a peer admitted as a full node are refused (NOT_A_VALIDATOR, logged
+once per peer). A node leaves consensus when f+1 voting power reports heights more than SYNC_LAG
 above its own. An unexpected error stops the replica and catches up before a new one starts; a NodeError halts; an
 OSError (a store's read or write failed: disk full, read-only, failing) stops the node at once, logged once, and
 queues StorageFailed: it never writes again (node/validator/storage_failure.py says why).
@@ -65,6 +69,7 @@ from node.chain.application import Application, CommitResult, Execution, Pending
 from node.chain.block_sync import BlockSync, SyncRefused
 from node.chain.epochs import EpochSwitch
 from node.errors import NodeError
+from node.net.handshake import AUDIENCE_ALL, AUDIENCE_FULL
 from node.net.messages import (
     CH_CONSENSUS,
     CH_NODE,
@@ -99,7 +104,7 @@ from node.validator.replica_start import start_replica
 from node.validator.safety_store import SafetyStore
 from node.validator.storage_failure import StorageFailure
 
-__all__ = ["STATUS_INTERVAL_MS", "SYNC_LAG", "ValidatorDriver"]
+__all__ = ["NOT_A_VALIDATOR", "STATUS_INTERVAL_MS", "SYNC_LAG", "ValidatorDriver"]
 
 log = logging.getLogger("node.validator.driver")
 
@@ -120,18 +125,28 @@ RETRY_AFTER_FAILURE_MS: Final = 1_000
 RETRY_AFTER_ACTION_FAILURE_MS: Final = 500
 # Safety store pending blocks and prospective peers are refreshed every this many heights.
 HOUSEKEEPING_HEIGHTS: Final = 64
+# A consensus message (proposal, vote, timeout, sync request) from a peer admitted as a full node.
+NOT_A_VALIDATOR: Final = "not_a_validator"
+# Full-node peers whose refused consensus messages were logged (once each), remembered at most.
+MAX_REFUSED_LOGGED: Final = 1024
+# A following node starts a block sync session at most this often (several blocks then come in one request): at most
+# 10 GET_BLOCKS a second, well under what a peer serves (MAX_SERVED_PER_SECOND), whatever the block rate.
+FOLLOW_INTERVAL_MS: Final = 100
 
 
 class ValidatorDriver:
     def __init__(self, app: Application, safety_store: SafetyStore, keyring: KeyRing, clock: Clock,
                  metrics: NodeMetrics, *, peer_addresses: Mapping[str, tuple[str, int]] | None = None,
                  peer_keys: Mapping[str, bytes] | None = None, byzantine_mode: str | None = None,
-                 pipelined: bool = False, entropy: Callable[[int], bytes] = os.urandom) -> None:
+                 pipelined: bool = False, full_nodes: Mapping[str, bytes] | None = None,
+                 full_only: bool = False, entropy: Callable[[int], bytes] = os.urandom) -> None:
         """`peer_addresses` override where peers are dialed; `peer_keys` are identity keys the operator configured
         for peers (admitted besides the ledger's). `byzantine_mode` ("equivocate"): testnet fault injection.
         `pipelined`: blocks execute on the host's execution thread (RunExecution effects) while the driver goes on
-        (node/validator/pipeline.py); otherwise within the call that asks for them. `entropy(n)`: n random bytes
-        (the nonce of a recovery of lost safety state; the simulation passes a seeded source)."""
+        (node/validator/pipeline.py); otherwise within the call that asks for them. `full_nodes`: node id -> identity key
+        of the full nodes this node admits (`[p2p.full_nodes]`); `full_only`: this node is a full node (never signs).
+        `entropy(n)`: n random bytes (the nonce of a recovery of lost safety state; the simulation passes a seeded
+        source)."""
         self.app = app
         self.genesis = app.genesis
         self.node_id = keyring.node_id
@@ -142,7 +157,11 @@ class ValidatorDriver:
         self.members = Membership(app.epochs, keyring, head_height=app.head.height,
                                   peer_addresses=peer_addresses or {},
                                   peer_keys=peer_keys or {},
-                                  prospective=app.prospective_validators(MAX_PROSPECTIVE_PEERS))
+                                  prospective=app.prospective_validators(MAX_PROSPECTIVE_PEERS),
+                                  full_nodes=full_nodes, full_only=full_only)
+        self._refused_logged: set[str] = set()
+        self._following_logged = -1  # the epoch in which "following" was last logged
+        self._follow_started: int | None = None  # monotonic ms of the last follow session's start
         self.reports = PeerReports(self.genesis.hash)
         self.replica_config = self._replica_config()
         self.replica: Replica | None = None
@@ -262,8 +281,11 @@ class ValidatorDriver:
             self.metrics.rejected_message("genesis_mismatch")
             return
         if channel == CH_CONSENSUS:
+            if peer in self.members.full_peer_ids:
+                self._refuse_full_node(peer)
+                return
             if self.replica is None:
-                self.metrics.rejected_message("syncing")
+                self.metrics.rejected_message("following" if self.mode == "following" else "syncing")
                 return
             self._run(self.replica.on_bytes(peer.encode(), body))
         elif channel == CH_TXS:
@@ -276,6 +298,15 @@ class ValidatorDriver:
                 self._out.append(SubmitGossip(peer, tuple(txs)))
         else:
             self.metrics.rejected_message("unknown_channel")
+
+    def _refuse_full_node(self, peer: str) -> None:
+        """A full node sent a consensus message: refused, nothing written; logged once per peer."""
+        self.metrics.rejected_message(NOT_A_VALIDATOR)
+        self.counters[NOT_A_VALIDATOR] += 1
+        if peer not in self._refused_logged and len(self._refused_logged) < MAX_REFUSED_LOGGED:
+            self._refused_logged.add(peer)
+            log.warning("consensus_message_refused code=%s peer=%s: the peer is admitted as a full node; it may "
+                        "follow the chain but never propose or vote", NOT_A_VALIDATOR, peer)
 
     def _on_node_message(self, peer: str, body: bytes) -> None:
         try:
@@ -312,6 +343,8 @@ class ValidatorDriver:
         if self.mode == "starting" and all(p in self.reports.heights for p in self.members.peer_ids):
             self._deadlines.pop("startup", None)
             self._startup_done()
+        elif self.mode == "following" and msg.height > self.app.head.height:
+            self._follow_soon()
         else:
             self._maybe_fall_behind()
 
@@ -321,14 +354,20 @@ class ValidatorDriver:
 
     def _broadcast_status(self) -> None:
         head = self.app.head
-        self._out.append(Broadcast(encode_node_message(Status(self.genesis.hash, head.height, head.block_id))))
+        self._out.append(Broadcast(encode_node_message(Status(self.genesis.hash, head.height, head.block_id)),
+                                   AUDIENCE_ALL))
 
     def best_peer_height(self) -> int:
         """The highest height any peer claims (one peer's word: informational, never a reason to act)."""
         return self.reports.best_height(self.clock.monotonic_ms())
 
     def sync_target_height(self) -> int:
-        """The highest height peers holding f + 1 voting power report (some honest validator has reached it)."""
+        """The highest height peers holding f + 1 voting power report (some honest validator has reached it). A node
+        that signs nothing in this epoch (it follows: it may reach a single member's validators) takes the highest
+        height any peer reports: every block it fetches is verified against its certificate, so a peer claiming a
+        height it does not have costs one request."""
+        if self.members.signing_keys is None:
+            return self.reports.best_height(self.clock.monotonic_ms())
         return self.reports.target_height(self.members.power, self.app.epochs.validator_set.weak_power,
                                           self.clock.monotonic_ms())
 
@@ -455,7 +494,8 @@ class ValidatorDriver:
     def _sync_done(self) -> None:
         now = self.clock.monotonic_ms()
         applied = self.sync.end(now)
-        if applied:
+        # A follower fetches every block or two as it is committed: only a real catch-up is worth a line.
+        if applied and (applied > SYNC_LAG or self.members.signing_keys is not None):
             log.info("sync_done node=%s blocks=%d blocks_per_s=%.0f height=%d", self.node_id, applied,
                      self.sync.last_rate, self.app.head.height)
         if self._sync_then == "gap":
@@ -561,6 +601,9 @@ class ValidatorDriver:
     def _start_consensus(self) -> None:
         if self.replica is not None or self.mode in ("halted", "stopped"):
             return
+        if self.members.signing_keys is None:
+            self._follow()
+            return
         self.replica, lost = start_replica(self.app, self.safety_store, self.members.signing_keys,
                                            self.replica_config, self.node_id, entropy=self._entropy)
         self.mode = "consensus"
@@ -573,6 +616,35 @@ class ValidatorDriver:
         log.info("consensus_started node=%s height=%d round=%d epoch=%d role=%s", self.node_id, head.height,
                  self.replica.current_round, epoch, self.role)
         self._run(self.replica.start())
+
+    def _follow(self) -> None:
+        """This node signs nothing in this epoch: no replica; a peer's STATUS above the head starts block sync."""
+        if self._following_logged != self.app.epochs.epoch:
+            self._following_logged = self.app.epochs.epoch
+            log.info("following node=%s height=%d epoch=%d role=%s: no replica, blocks fetched by block sync",
+                     self.node_id, self.app.head.height, self.app.epochs.epoch, self.role)
+        self.mode = "following"
+
+    def _follow_soon(self) -> None:
+        """A peer reported a height above the head: fetch it now, or at FOLLOW_INTERVAL_MS after the last fetch."""
+        now = self.clock.monotonic_ms()
+        due = now if self._follow_started is None else self._follow_started + FOLLOW_INTERVAL_MS
+        if now < due:
+            self._deadlines.setdefault("follow", due)
+            return
+        self._follow_started = now
+        self._guarded("follow", self._catch_up, 0, "consensus")
+
+    def _timer_follow(self) -> None:
+        if self.mode == "following" and self.sync_target_height() > self.app.head.height:
+            self._follow_soon()
+
+    def set_full_nodes(self, full_nodes: Mapping[str, bytes]) -> None:
+        """The operator's full nodes changed (its config was reloaded): admit exactly these from now on."""
+        changed = self.members.set_full_nodes(full_nodes)
+        if changed is not None:
+            self._out.append(changed)
+            self.reports.keep_only(self.members.peers)
 
     def _stop_consensus(self) -> None:
         self.replica = None
@@ -823,6 +895,8 @@ class ValidatorDriver:
         self.metrics.set_height(committed.height)
         if committed.height % HOUSEKEEPING_HEIGHTS == 0:
             self.safety_store.prune(committed.height)
+        if self.mode == "consensus":
+            self._announce_head()
         if result.epoch is not None:
             self._adopt_epoch(result.epoch)
             return
@@ -833,6 +907,16 @@ class ValidatorDriver:
         identity_switch = self.members.committed(committed.height)
         if identity_switch is not None:
             self._out.append(identity_switch)
+
+    def _announce_head(self) -> None:
+        """Nodes that follow by block sync (full nodes, removed validators, validators before their epoch): tell them
+        at once that there is a new block to fetch (one STATUS each, after every commit through consensus)."""
+        head = self.app.head
+        status = encode_node_message(Status(self.genesis.hash, head.height, head.block_id))
+        if self.members.full_peer_ids:
+            self._out.append(Broadcast(status, AUDIENCE_FULL))
+        for peer in self.members.followers():
+            self._out.append(SendTo(peer, status))
 
     def _mark_epoch(self, epoch: int) -> None:
         """Before the block that starts `epoch` is committed: mark the safety store (nothing signed in it yet) when

@@ -32,9 +32,11 @@ class SendTo:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """Send one transport message to every connected peer."""
+    """Send one transport message to every connected peer of `audience` (node/net/handshake.py: "peers", every
+    peer but full nodes; "full_nodes"; "all")."""
 
     data: bytes
+    audience: str = "peers"
 
 
 @dataclass(frozen=True, slots=True)

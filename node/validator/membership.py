@@ -14,7 +14,13 @@ Keys (node/validator/keyring.py): in each epoch the node signs with the BLS key 
 that the EpochRecord names for it. A rotated identity is adopted one block into the epoch that names it (peers
 still in the old epoch admit only the old key), or at once when that epoch ended with its first block. Peers
 (node/net/peers.py): the validators of this epoch and the previous one, configured keys, and the prospective
-validators that open add_validator proposals name (admitted, not dialed, no voting power).
+validators that open add_validator proposals name (admitted, not dialed, no voting power), and full nodes: the
+ones the operator lists (`[p2p.full_nodes]`, reloadable while the node runs: `set_full_nodes`) and the validators of
+older epochs that were removed since (so a removed validator keeps following with no restart). A full node is
+admitted, never dialed, gets no consensus message and its consensus messages are refused.
+
+Roles (`role`): "validator" signs in the current epoch; "removed" does not but did in an earlier one; "full" never
+did, or is configured `role = "full"` (it never signs, even where the validator set names its keys).
 """
 
 from __future__ import annotations
@@ -33,12 +39,17 @@ from node.validator.effects import PeersChanged
 from node.validator.keyfile import NodeKeys
 from node.validator.keyring import KeyRing
 
-__all__ = ["MAX_BAD_GENESIS_PEERS", "STATUS_FRESH_MS", "Membership", "PeerReports"]
+__all__ = ["MAX_BAD_GENESIS_PEERS", "MAX_FORMER_EPOCHS", "MAX_FULL_NODE_PEERS", "STATUS_FRESH_MS", "Membership",
+           "PeerReports"]
 
 log = logging.getLogger("node.validator.membership")
 
 # A peer's reported height counts while its last STATUS is younger than this.
 STATUS_FRESH_MS: Final = 10_000
+# Full nodes admitted at most (configured ones first, then validators removed in earlier epochs, newest first).
+MAX_FULL_NODE_PEERS: Final = 64
+# How many ended epochs back the removed validators admitted as full nodes (and this node's own past) are looked for.
+MAX_FORMER_EPOCHS: Final = 256
 # Peers whose STATUS named another genesis, remembered at most.
 MAX_BAD_GENESIS_PEERS: Final = 1024
 
@@ -46,17 +57,23 @@ MAX_BAD_GENESIS_PEERS: Final = 1024
 class Membership:
     def __init__(self, epochs: Epochs, keyring: KeyRing, *, head_height: int,
                  peer_addresses: Mapping[str, tuple[str, int]], peer_keys: Mapping[str, bytes],
-                 prospective: Mapping[str, bytes]) -> None:
-        """`head_height`: the committed head (a restart inside a rotation's first block keeps the old identity)."""
+                 prospective: Mapping[str, bytes], full_nodes: Mapping[str, bytes] | None = None,
+                 full_only: bool = False) -> None:
+        """`head_height`: the committed head (a restart inside a rotation's first block keeps the old identity).
+        `full_nodes`: node id -> identity key of the full nodes the operator admits. `full_only`: this node is
+        configured as a full node: it never signs."""
         self._epochs = epochs
+        self.full_only = full_only
+        self._configured_full = dict(full_nodes or {})
         self.keyring = keyring
         self.node_id = keyring.node_id
         self._peer_addresses = dict(peer_addresses)
         self._peer_keys = dict(peer_keys)
         self._prospective = dict(prospective)
         record = epochs.record
-        self.signing_keys: NodeKeys | None = keyring.for_epoch(record)
-        if keyring.entry(record) is not None and self.signing_keys is None:
+        self._former, self._was_validator = self._scan_past()
+        self.signing_keys: NodeKeys | None = None if full_only else keyring.for_epoch(record)
+        if not full_only and keyring.entry(record) is not None and self.signing_keys is None:
             raise ValueError(f"the keys of {self.node_id!r} do not match its entry in the validator set of epoch "
                              f"{record.epoch} (key file and next keys)")
         self.peers: PeerSet = self._peer_set()
@@ -70,8 +87,54 @@ class Membership:
 
     @property
     def role(self) -> str:
-        """"validator" when this node signs in the current epoch, else "observer"."""
-        return "validator" if self.signing_keys is not None else "observer"
+        """"validator" when this node signs in the current epoch; "removed" when it did in an earlier one (and
+        follows now); "full" otherwise (a full node, or a validator-to-be before its epoch)."""
+        if self.signing_keys is not None:
+            return "validator"
+        return "removed" if self._was_validator and not self.full_only else "full"
+
+    @property
+    def full_peer_ids(self) -> frozenset[str]:
+        """The peers admitted as full nodes (they never vote; their consensus messages are refused)."""
+        return frozenset(p.node_id for p in self.peers.peers if p.full)
+
+    def followers(self) -> list[str]:
+        """The peers that are neither full nodes nor validators of the current epoch: prospective validators and
+        validators of the epoch just ended (they follow by block sync too, but get consensus messages and gossip)."""
+        current = {v.node_id for v in self._epochs.record.validators}
+        return sorted(p.node_id for p in self.peers.peers
+                      if not p.full and p.node_id not in current and p.node_id != self.node_id)
+
+    def set_full_nodes(self, full_nodes: Mapping[str, bytes]) -> PeersChanged | None:
+        """The operator's full nodes changed (config reloaded): the new peer set, or None when nothing changed."""
+        fresh = dict(full_nodes)
+        if fresh == self._configured_full:
+            return None
+        self._configured_full = fresh
+        self.peers = self._peer_set()
+        self.peer_ids = self._voting_peer_ids()
+        log.info("full_nodes_admitted node=%s full_nodes=%s", self.node_id, ",".join(sorted(fresh)) or "-")
+        return PeersChanged(self.peers)
+
+    def _scan_past(self) -> tuple[dict[str, bytes], bool]:
+        """The validators of ended epochs (older than the previous one) that the current and previous epochs no
+        longer name, with their last identity key, newest first (at most MAX_FULL_NODE_PEERS); and whether this
+        node was a validator in an ended epoch (at most MAX_FORMER_EPOCHS back)."""
+        epochs = self._epochs
+        named = {v.node_id for v in epochs.record.validators}
+        former: dict[str, bytes] = {}
+        was = False
+        for epoch in range(epochs.epoch - 1, max(-1, epochs.epoch - 1 - MAX_FORMER_EPOCHS), -1):
+            rec = epochs.ended_record(epoch)
+            if rec is None:
+                break
+            if epoch == epochs.epoch - 1:
+                named |= {v.node_id for v in rec.validators}
+            was = was or self.keyring.entry(rec) is not None
+            for v in rec.validators:
+                if v.node_id not in named and v.node_id not in former and len(former) < MAX_FULL_NODE_PEERS:
+                    former[v.node_id] = v.identity_key
+        return former, was
 
     def identity(self) -> Any:
         """The transport identity this node uses now."""
@@ -101,11 +164,12 @@ class Membership:
         rec = switch.started
         was = self.signing_keys
         self._prospective = dict(prospective)
-        self.signing_keys = self.keyring.for_epoch(rec)
-        if self.keyring.entry(rec) is not None and self.signing_keys is None:
+        self._former, self._was_validator = self._scan_past()
+        self.signing_keys = None if self.full_only else self.keyring.for_epoch(rec)
+        if not self.full_only and self.keyring.entry(rec) is not None and self.signing_keys is None:
             self.keyring.refresh()
             self.signing_keys = self.keyring.for_epoch(rec)
-        if self.keyring.entry(rec) is not None and self.signing_keys is None:
+        if not self.full_only and self.keyring.entry(rec) is not None and self.signing_keys is None:
             log.error("epoch_keys_missing node=%s epoch=%d: the validator set names keys for this node that neither "
                       "the key file nor the next keys hold; it follows as an observer", self.node_id, rec.epoch)
         self.power = self._power_of(rec)
@@ -119,7 +183,7 @@ class Membership:
                  " keys_rotated" if was is not None and self.signing_keys is not None and was != self.signing_keys
                  else "")
         if self.signing_keys is None and was is not None:
-            log.warning("validator_removed node=%s epoch=%d: not in the new validator set; following as an observer "
+            log.warning("validator_removed node=%s epoch=%d: not in the new validator set; following as a full node "
                         "(signs nothing)", self.node_id, rec.epoch)
         return [self._switch_identity(rec)]
 
@@ -173,10 +237,19 @@ class Membership:
         epochs = self._epochs
         return epoch_peer_set(epochs.record, epochs.previous, epochs.before_previous(), own_id=self.node_id,
                               configured=self._peer_keys, prospective=self._prospective,
-                              address_of=self._address_of)
+                              address_of=self._address_of, full_nodes=self._full_nodes())
+
+    def _full_nodes(self) -> dict[str, bytes]:
+        full = dict(list(self._configured_full.items())[:MAX_FULL_NODE_PEERS])
+        for node_id, key in self._former.items():
+            if len(full) >= MAX_FULL_NODE_PEERS:
+                break
+            full.setdefault(node_id, key)
+        return full
 
     def _voting_peer_ids(self) -> list[str]:
-        return sorted(p for p in self.peers.ids() if p != self.node_id and p not in self._prospective)
+        return sorted(p.node_id for p in self.peers.peers
+                      if p.node_id != self.node_id and p.node_id not in self._prospective and not p.full)
 
     def _address_of(self, node_id: str, address: str) -> tuple[str, int] | None:
         override = self._peer_addresses.get(node_id)

@@ -22,6 +22,12 @@ submissions are refused (NODE_HALTED), and reads of the committed state, /v1/sta
 answering with the failure until the operator stops the node; `ledger node run` then exits with code 4
 (docs/operations.md, "A failing disk").
 
+A node that signs nothing in the current epoch (configured `role = "full"`, a removed validator, a validator before
+its epoch) follows by block sync (the driver's "following" mode) and serves the same API. Transactions submitted to
+it are admitted to its mempool and forwarded (gossiped) to its validator peers; when none is connected it refuses
+them (NO_VALIDATOR_REACHABLE) and keeps nothing. `reload_full_nodes()` re-reads `[p2p.full_nodes]` from the config
+file: the full nodes a validator admits change with no restart (docs/operations.md, "Node roles").
+
 Limits: at most MAX_GOSSIP_TASKS gossip admissions in flight (more are dropped and counted); everything else is
 bounded by the transport, the mempool and block sync (docs/mempool.md, docs/transport.md).
 """
@@ -49,7 +55,7 @@ from ledger.transition import BlockOutcome
 from node.chain.application import Application, PendingExecution
 from node.chain.execution import CommittedBlock
 from node.chain.genesis import Genesis, load_genesis
-from node.chain.mempool import NODE_HALTED, TX_ALREADY_PENDING, Admission, MempoolLimits
+from node.chain.mempool import NO_VALIDATOR_REACHABLE, NODE_HALTED, TX_ALREADY_PENDING, Admission, MempoolLimits
 from node.chain.payload import PayloadError, decode_payload
 from node.chain.protocol import bls_backend as node_bls_backend
 from node.chain.protocol import node_protocol
@@ -60,7 +66,7 @@ from node.net.messages import GOSSIP_BATCH, MessageRefused, encode_gossip
 from node.net.snapshot_messages import CH_SNAPSHOTS, decode_snapshot_message, encode_snapshot_message
 from node.net.transport import Transport, TransportConfig
 from node.validator.byzantine import BYZANTINE_MODES
-from node.validator.config import ConfigError, NodeConfig
+from node.validator.config import ConfigError, NodeConfig, load_config
 from node.validator.driver import ValidatorDriver
 from node.validator.effects import (
     ApplyBlocks,
@@ -112,7 +118,8 @@ class ValidatorNode:
                  bls_backend: BlsBackend | None = None, clock: Clock | None = None,
                  never_signed: bool = False, pipelined: bool = True, snapshot_interval: int = 0,
                  snapshot_keep: int = DEFAULT_SNAPSHOT_KEEP, snapshot_chunk_bytes: int = CHUNK_TARGET_BYTES,
-                 keep_blocks: int = 0) -> None:
+                 keep_blocks: int = 0, full_nodes: Mapping[str, bytes] | None = None, full_only: bool = False,
+                 config_path: str | None = None) -> None:
         """`keys`: this node's keys. Its id need not be in the genesis file: a validator added later by governance
         starts from genesis, follows as an observer and votes from the epoch whose record names it. `next_keys`:
         further keys of the same node (`ledger keys rotate`), used from the epoch whose record names them.
@@ -123,7 +130,9 @@ class ValidatorNode:
         signs only from the next epoch (it may replace one lost after the node signed). `pipelined`: blocks execute on
         the node's execution thread while the loop goes on (False: on the loop, as a one-thread reference).
         `snapshot_interval`: take a snapshot every that many heights and serve it to peers joining by state sync
-        (0: none); `snapshot_keep` of them are kept. `keep_blocks`: keep only that many recent blocks (0: all)."""
+        (0: none); `snapshot_keep` of them are kept. `keep_blocks`: keep only that many recent blocks (0: all).
+        `full_nodes`: node id -> identity key of the full nodes this node admits; `full_only`: this node is a full
+        node (it never signs); `config_path`: the config file `reload_full_nodes()` reads again."""
         if byzantine is not None and not (fault_injection and genesis.chain_id.startswith("testnet-")
                                           and byzantine in BYZANTINE_MODES):
             raise ValueError("a Byzantine test mode needs a testnet-... chain with fault injection enabled")
@@ -150,7 +159,7 @@ class ValidatorNode:
             self.driver = ValidatorDriver(self.app, safety, keyring, self.clock, self.metrics,
                                           peer_addresses=peer_addresses, peer_keys=peer_keys,
                                           byzantine_mode=byzantine if byzantine == "equivocate" else None,
-                                          pipelined=pipelined)
+                                          pipelined=pipelined, full_nodes=full_nodes, full_only=full_only)
             self.transport: Transport | None = None
             if self.driver.networked:
                 self.transport = Transport(self.driver.members.identity(), genesis.chain_id, self.driver.members.peers,
@@ -193,6 +202,7 @@ class ValidatorNode:
             self.pruner = BlockPruner(self.app.store, keep_blocks)
             self.app.add_commit_listener(self.pruner.on_commit)
         self.started_at = time.monotonic()
+        self.config_path = config_path
 
     @classmethod
     def from_config(cls, config: NodeConfig, *, sig_verifier: Ed25519Verifier | None = None,
@@ -215,7 +225,8 @@ class ValidatorNode:
                    never_signed=os.path.exists(marker),
                    bls_backend=node_bls_backend(config.bls_backend), snapshot_interval=config.snapshot_interval,
                    snapshot_keep=config.snapshot_keep, snapshot_chunk_bytes=config.snapshot_chunk_bytes,
-                   keep_blocks=config.keep_blocks)
+                   keep_blocks=config.keep_blocks,
+                   full_nodes=config.full_nodes, full_only=config.role == "full", config_path=config.path)
         with contextlib.suppress(FileNotFoundError):
             os.remove(marker)  # the consensus directory exists now: a later one must not look like a first start
         return node
@@ -311,7 +322,7 @@ class ValidatorNode:
                         self.driver.sync_undeliverable(effect.peer)
                 elif isinstance(effect, Broadcast):
                     if self.transport is not None:
-                        self.transport.broadcast(effect.data)
+                        self.transport.broadcast(effect.data, effect.audience)
                 elif isinstance(effect, PeersChanged):
                     if self.transport is not None:
                         self.transport.update_peer_set(effect.peers, effect.identity)
@@ -454,6 +465,13 @@ class ValidatorNode:
             for _ in txs:
                 self.metrics.admission(refused)
             return [refused] * len(txs)
+        if self.driver.members.signing_keys is None and not self._validator_reachable():
+            # A node that does not validate only forwards: with no validator to forward to, keep nothing.
+            refused = Admission(NO_VALIDATOR_REACHABLE, "this node does not validate and no validator peer is "
+                                                        "connected: retry later or submit to another node")
+            for _ in txs:
+                self.metrics.admission(refused)
+            return [refused] * len(txs)
         out: list[Admission] = []
         step = self.app.mempool.limits.max_batch
         for i in range(0, len(txs), step):
@@ -470,6 +488,23 @@ class ValidatorNode:
                 self._perform()
             out.extend(results)
         return out
+
+    def _validator_reachable(self) -> bool:
+        """Whether a peer that is not a full node (a validator, or one about to be) is connected."""
+        if self.transport is None:
+            return False
+        full = self.driver.members.full_peer_ids
+        return any(p not in full for p in self.transport.connected_peers())
+
+    def reload_full_nodes(self) -> list[str]:
+        """Read `[p2p.full_nodes]` from the config file again and admit exactly those full nodes (no restart);
+        the node ids admitted. ConfigError when the file cannot be read or is invalid (nothing changes)."""
+        if self.config_path is None:
+            raise ConfigError("config_unreadable", "this node was not started from a config file")
+        full_nodes = load_config(self.config_path).full_nodes
+        self.driver.set_full_nodes(full_nodes)
+        self._perform()
+        return sorted(full_nodes)
 
     def _gossip(self, raws: list[bytes]) -> None:
         if self.transport is None:

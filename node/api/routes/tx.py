@@ -87,7 +87,7 @@ def _submitted_bytes(call: Call) -> bytes:
 # Admission refusals that mean "busy, retry" rather than "this transaction is wrong".
 RETRY_LATER = frozenset({"MEMPOOL_FULL"})
 # Refusals that mean "not at this node": 503 without Retry-After (another node can take it).
-NOT_HERE = frozenset({"NODE_HALTED"})
+NOT_HERE = frozenset({"NODE_HALTED", "NO_VALIDATOR_REACHABLE"})
 
 
 def _refusal(code: int, message: str, tx_id: bytes) -> ApiError:

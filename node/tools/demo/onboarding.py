@@ -9,7 +9,8 @@ validator-set changes on a running testnet of real node processes, under load.
 2. node-0 leaves: m1 proposes its removal, m2 and m3 approve (epoch 2); the load stops sending to it.
 3. node-1 rotates its BLS key (and its transport identity key with `rotate_identity`) while it runs: the next keys
    go beside its key file, m2 proposes, m3 and m0 approve; node-1 must be seen signing in epoch 3.
-4. Checks: state roots agree, transfers committed in every phase, a custody statement verified offline against the
+4. Checks: the removed node-0 keeps following as a full node (no restart) up to the live height, state roots agree
+   (at the live common height of every running node), transfers committed in every phase, a custody statement verified offline against the
    genesis file alone; the longest commit gap is measured and reported (`stall_ok`).
 
 The load (node.tools.load.TransferLoad: signed transfers at `rate` per second to random running validators' admin
@@ -58,6 +59,8 @@ class OnboardingReport:
     joined_signed_at: int | None = None
     rotated_signed_at: int | None = None
     statement: dict[str, Any] = field(default_factory=dict)
+    # The removed validator after the changes: its role, its height and the reference validator's when checked.
+    removed_node: dict[str, Any] = field(default_factory=dict)
 
     @property
     def roots_agree(self) -> bool:
@@ -74,6 +77,7 @@ class OnboardingReport:
     @property
     def ok(self) -> bool:
         return (not self.surprises and self.roots_agree and bool(self.statement.get("verified"))
+                and bool(self.removed_node.get("following"))
                 and self.joined_signed_at is not None and self.rotated_signed_at is not None
                 and bool(self.committed_by_phase) and all(v > 0 for v in self.committed_by_phase.values()))
 
@@ -84,7 +88,8 @@ class OnboardingReport:
                 "max_commit_gap_s": round(self.max_commit_gap_s, 2), "max_gap_rounds": round(self.max_gap_rounds, 2),
                 "max_gap_after_height": self.max_gap_after_height, "base_timeout_ms": self.base_timeout_ms,
                 "fork_checks": self.fork_checks, "joined_signed_at": self.joined_signed_at,
-                "rotated_signed_at": self.rotated_signed_at, "statement": self.statement}
+                "rotated_signed_at": self.rotated_signed_at, "statement": self.statement,
+                "removed_node": self.removed_node}
 
 
 class Onboarding:
@@ -259,6 +264,26 @@ class Onboarding:
         if not agree:
             self.surprise(f"state roots differ at height {common}: {roots}")
 
+    def removed_follows(self, i: int) -> None:
+        """The removed validator follows as a full node: it reaches the height the reference validator has now."""
+        net = self.net
+        live = net.height(self.reference)
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        status = net.node_status(i)
+        while time.monotonic() < deadline and (status is None or status["height"] < live):
+            time.sleep(0.2)
+            status = net.node_status(i)
+        role = None if status is None else status.get("role")
+        height = None if status is None else status["height"]
+        following = height is not None and height >= live and role == "removed"
+        self.report.removed_node = {"node": net.node_id(i), "role": role, "height": height, "live_height": live,
+                                    "peers": None if status is None else status.get("peers_connected"),
+                                    "following": following}
+        self.say(f"    {net.node_id(i)} (removed): role {role}, height {height} (live height {live} when checked), "
+                 f"{'follows' if following else 'DOES NOT FOLLOW'}")
+        if not following:
+            self.surprise(f"the removed {net.node_id(i)} does not follow: role {role}, height {height} < {live}")
+
     def custody_statement(self) -> None:
         from node.chain.statement import load_trust_anchor, statement_bytes, verify_statement_bytes
         from node.tools.localnet import CASH_ASSET
@@ -368,6 +393,7 @@ class Onboarding:
 
         self.say("\nChecks")
         active = [i for i in range(net.n) if i != 0]
+        self.removed_follows(0)
         self.fork_check("all running nodes", range(net.n))
         self.fork_check("the current validators", active)
         self.custody_statement()

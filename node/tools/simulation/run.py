@@ -180,8 +180,10 @@ class Simulation:
                 if isinstance(effect, SendTo):
                     self._send(machine, [effect.peer], effect.data, effect.sync_request)
                 elif isinstance(effect, Broadcast):
-                    self._send(machine, sorted(p for p in driver.members.peers.ids() if p != machine.node_id), effect.data,
-                               False)
+                    self._send(machine, sorted(p.node_id for p in driver.members.peers.peers
+                                               if p.node_id != machine.node_id
+                                               and (effect.audience == "all" or p.full == (effect.audience == "full_nodes"))),
+                               effect.data, False)
                 elif isinstance(effect, ApplyBlocks):
                     self._apply(machine, effect)
                 elif isinstance(effect, SubmitGossip):

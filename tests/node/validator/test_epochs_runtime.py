@@ -190,7 +190,7 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
         # node-4 is in no genesis record: it starts from genesis, dials the genesis validators and follows.
         joiner = ValidatorNode(net.genesis, net.keys[4], str(tmp_path / "d4"), listen=("127.0.0.1", net.ports[4]),
                                sig_verifier=sig_verifier, never_signed=True)
-        assert joiner.driver.role == "observer" and joiner.app.epochs.validator_set.epoch == 0
+        assert joiner.driver.role == "full" and joiner.app.epochs.validator_set.epoch == 0
         nodes.append(joiner)
         _NODES[:] = nodes
         for node in nodes:
@@ -232,7 +232,7 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
             # (b) remove node-3: the others continue, node-3 follows as an observer
             end1 = await net.govern(n0, "remove-node-3", (RemoveValidator("node-3"),))
             await _until(lambda: all(n.app.epochs.validator_set.epoch == 2 for n in nodes), "epoch 2 everywhere")
-            assert nodes[3].driver.role == "observer" and len(n0.app.epochs.validator_set) == 4
+            assert nodes[3].driver.role == "removed" and len(n0.app.epochs.validator_set) == 4
             assert b"node-3" not in n0.app.epochs.validator_set.index_of
             await _until(lambda: nodes[3].app.head.height > end1 + 5, "node-3 following in epoch 2")
 
@@ -327,7 +327,7 @@ def test_add_remove_rotate_restart_and_sync_across_epochs(tmp_path, sig_verifier
             assert follower.app.head.height == top
             assert follower.app.store.state_root_at(top) == source.app.store.state_root_at(top)
             assert [p.encode() for p in follower.app.epochs.proofs()] == [p.encode() for p in source.app.epochs.proofs()]
-            assert follower.driver.role == "observer" and follower.app.epochs.validator_set.digest == source.app.epochs.validator_set.digest
+            assert follower.driver.role == "full" and follower.app.epochs.validator_set.digest == source.app.epochs.validator_set.digest
             # A custody statement from every epoch, served by the follower, verifies from the genesis file alone.
             from node.chain.statement import verify_statement
 

@@ -29,10 +29,14 @@ EPOCH_1 = EpochRecord(1, 10, tuple(_info(k) for k in (ME, *OTHERS)), PARAMS)
 EPOCH_2 = EpochRecord(2, 20, tuple(_info(k) for k in (ROTATED, *OTHERS)), PARAMS)  # rotates node-0's keys
 
 
-def _members(head_height: int, record: EpochRecord = EPOCH_2, previous: EpochRecord = EPOCH_1) -> Membership:
-    epochs = SimpleNamespace(record=record, previous=previous, epoch=record.epoch, before_previous=lambda: None)
-    return Membership(epochs, KeyRing(ME, (ROTATED,)), head_height=head_height,  # type: ignore[arg-type]
-                      peer_addresses={}, peer_keys={}, prospective={})
+def _members(head_height: int, record: EpochRecord = EPOCH_2, previous: EpochRecord = EPOCH_1, *,
+             older: tuple[EpochRecord, ...] = (), me: NodeKeys = ME, **kwargs: object) -> Membership:
+    ended = {r.epoch: r for r in (*older, previous)}
+    epochs = SimpleNamespace(record=record, previous=previous, epoch=record.epoch, before_previous=lambda: None,
+                             ended_record=ended.get)
+    return Membership(epochs, KeyRing(me, (ROTATED,) if me is ME else ()),  # type: ignore[arg-type]
+                      head_height=head_height, peer_addresses={}, peer_keys={}, prospective={},
+                      **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_restart_before_the_rotation_block_keeps_the_old_identity_until_it_commits() -> None:
@@ -56,8 +60,49 @@ def test_without_a_rotation_the_identity_is_the_records() -> None:
     assert members.identity_key == ME.identity_key and members.committed(13) is None
 
 
-def test_an_observer_keeps_the_identity_of_the_last_epoch_that_named_it() -> None:
+def test_a_removed_validator_keeps_the_identity_of_the_last_epoch_that_named_it() -> None:
     removed = EpochRecord(3, 30, tuple(_info(k) for k in OTHERS), PARAMS)
-    members = _members(head_height=35, record=removed, previous=EPOCH_2)
-    assert members.signing_keys is None and members.role == "observer"
+    members = _members(head_height=35, record=removed, previous=EPOCH_2, older=(EPOCH_1,))
+    assert members.signing_keys is None and members.role == "removed"
     assert members.identity_key == ROTATED.identity_key  # not the key file's original key
+
+
+# ---------------------------------------------------------------------------------------------------- full nodes
+
+FULL = NodeKeys.generate("full-a", b"membership|full")
+EPOCH_3 = EpochRecord(3, 30, tuple(_info(k) for k in OTHERS), PARAMS)  # node-0 removed
+EPOCH_4 = EpochRecord(4, 40, tuple(_info(k) for k in OTHERS), PARAMS)
+
+
+def test_validators_admit_a_removed_validator_as_a_full_node_after_the_next_epoch_change() -> None:
+    me = OTHERS[0]
+    # Epoch 3 removed node-0: it is still a peer of the previous epoch (it may finish epoch 2), not a full node.
+    in_3 = _members(35, record=EPOCH_3, previous=EPOCH_2, older=(EPOCH_1,), me=me)
+    assert in_3.peers.get("node-0") is not None and "node-0" not in in_3.full_peer_ids
+    # Epoch 4: node-0 is admitted as a full node with its last identity key, never dialed, never a voting peer.
+    in_4 = _members(45, record=EPOCH_4, previous=EPOCH_3, older=(EPOCH_1, EPOCH_2), me=me)
+    peer = in_4.peers.get("node-0")
+    assert peer is not None and peer.full and peer.address is None and peer.public_key == ROTATED.identity_key
+    assert in_4.full_peer_ids == {"node-0"} and "node-0" not in in_4.peer_ids and in_4.role == "validator"
+
+
+def test_configured_full_nodes_are_admitted_and_reloaded_without_a_restart() -> None:
+    me = OTHERS[0]
+    members = _members(25, me=me, full_nodes={"full-a": FULL.identity_key})
+    assert members.full_peer_ids == {"full-a"} and "full-a" not in members.peer_ids
+    assert members.set_full_nodes({"full-a": FULL.identity_key}) is None  # unchanged: no new peer set
+    changed = members.set_full_nodes({})
+    assert isinstance(changed, PeersChanged) and changed.peers.get("full-a") is None and not members.full_peer_ids
+
+
+def test_a_full_node_entry_never_demotes_a_validator() -> None:
+    me = OTHERS[0]
+    members = _members(25, me=me, full_nodes={"node-2": FULL.identity_key, "x": OTHERS[2].identity_key})
+    assert not members.full_peer_ids and members.peers.get("node-2").public_key == OTHERS[1].identity_key
+
+
+def test_a_node_configured_full_never_signs_and_one_never_named_is_full() -> None:
+    configured = _members(25, full_only=True)
+    assert configured.signing_keys is None and configured.role == "full"
+    never = _members(25, me=FULL)
+    assert never.signing_keys is None and never.role == "full" and never.identity_key == FULL.identity_key
