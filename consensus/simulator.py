@@ -711,9 +711,8 @@ class Simulation:
             return
         self._crash(node)
         if mode == "wipe":
-            # Its safety state is gone: it follows and commits, and signs again once it has recovered.
+            # Its safety state is gone: back at up_at, it follows and commits, and signs again once it has recovered.
             self._wipe(node)
-            self._boot(node)
 
     def _come_back(self, node: _Node) -> None:
         self.isolated.discard(node.index)
