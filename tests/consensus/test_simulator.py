@@ -88,7 +88,7 @@ def test_wiped_replicas_recover_and_vote_again_in_their_epoch():
     summary = run_many(12, seed_start=2500, nodes=4, byzantine=0)
     _assert_clean(summary)
     assert summary["recovery_wipes"] >= 4
-    assert summary["recovery_recovered"] >= summary["recovery_wiped_recovered_in_epoch"] >= 4
+    assert summary["recovery_wiped_recovered_in_epoch"] >= 4
     _assert_clean(run_many(3, seed_start=2600, nodes=7, byzantine=1))
 
 

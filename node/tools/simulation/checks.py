@@ -97,7 +97,7 @@ class Checks:
                 if signed[1] <= floor:
                     self.violation(f"RECOVERY: honest {machine.node_id}, wiped in epoch {signed[0]}, signed a "
                                    f"{type(message).__name__} in round {signed[1]} <= {floor}, signed in before")
-                if isinstance(message, Vote) and at not in self._signed_again:
+                elif isinstance(message, Vote) and at not in self._signed_again:
                     self._signed_again.add(at)
                     self.counters["wiped_voted_again_in_epoch"] += 1
             self._signed_max[at] = max(self._signed_max.get(at, 0), signed[1])

@@ -118,3 +118,34 @@ def test_the_checks_catch_a_node_that_halts(monkeypatch) -> None:
     monkeypatch.setattr(Executor, "finalize", refusing)
     result = run_seed(NodeSimConfig(seed=1, **QUIET))
     assert any("node-2 halted: state_root_mismatch" in v for v in result.safety_violations), result.safety_violations
+
+
+def test_the_recovery_check_catches_a_wiped_node_that_signs_below_its_old_rounds() -> None:
+    """The node simulator's RECOVERY check (docs/consensus.md §13): once a machine is wiped, a vote, timeout or
+    proposal of an epoch it signed in before, at or below the highest round it signed there, is a violation; a vote
+    above it counts as voting again in the epoch."""
+    from types import SimpleNamespace
+
+    from consensus.messages import QuorumCert, Timeout, Vote, encode_message
+    from node.net.messages import CH_CONSENSUS
+    from node.tools.simulation.checks import Checks
+
+    checks = Checks(None, lambda: 0)  # type: ignore[arg-type]
+    machine = SimpleNamespace(node_id="node-3")
+
+    def send(message: object) -> None:
+        checks.outgoing(machine, bytes((CH_CONSENSUS,)) + encode_message(message))  # type: ignore[arg-type]
+
+    def vote(round_: int, epoch: int = 0) -> Vote:
+        return Vote(epoch, round_, bytes([round_]) * 32, bytes(32), 3, bytes(96))
+
+    qc = QuorumCert(0, 4, bytes(32), bytes(32), b"\xe0", bytes(96))
+    send(vote(5))
+    send(Timeout(0, 6, qc, None, 3, bytes(96)))  # the highest round it signed in: 6 (a timeout)
+    assert checks.violations == []
+    checks.wiped(machine)  # type: ignore[arg-type]
+    send(vote(6))
+    assert len(checks.violations) == 1 and "RECOVERY" in checks.violations[0]
+    send(vote(3, epoch=1))  # another epoch: nothing signed there before the wipe
+    send(vote(7))
+    assert len(checks.violations) == 1 and checks.counters["wiped_voted_again_in_epoch"] == 1
