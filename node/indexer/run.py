@@ -163,17 +163,19 @@ class Indexer:
         self._known_head = await client.head_height()
         self._status(f"indexing from height {self.height + 1} (node head {self._known_head})")
         since_audit = 0
-        follower = asyncio.create_task(self._follow(client, self._known_head + 1))
+        follower: asyncio.Task[None] | None = None  # the event stream, opened once the indexer reaches the head
         pending: dict[int, asyncio.Task[Any]] = {}
         try:
             while cfg.until_height is None or self.height < cfg.until_height:
                 nxt = self.height + 1
-                if follower.done():
+                if follower is not None and follower.done():
                     follower.result()  # the stream failed: end the session (retried)
                 if nxt > self._known_head:
                     self._head_seen.clear()
                     self._known_head = max(self._known_head, await client.head_height())
                     if nxt > self._known_head:
+                        if follower is None:
+                            follower = asyncio.create_task(self._follow(client, nxt))
                         waiter = asyncio.ensure_future(self._head_seen.wait())
                         await asyncio.wait({waiter, follower}, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
                         waiter.cancel()
@@ -197,10 +199,10 @@ class Indexer:
             if cfg.final_audit and since_audit:
                 await self._audit(conn, client)
         finally:
-            follower.cancel()
-            for task in pending.values():
+            tasks = [*pending.values(), *([follower] if follower is not None else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(follower, *pending.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _follow(self, client: AsyncLedgerClient, start: int) -> None:
         """Block checkpoints of the event stream wake the indexer at the head (the stream resumes by itself)."""

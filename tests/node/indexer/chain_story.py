@@ -1,0 +1,49 @@
+"""What the indexer tests put on a testnet besides transfer load: holds through their whole lifecycle (executed,
+released, expired by block time, still open) and amount freezes, signed with the testnet's keys and submitted through
+the API with wait=commit."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from ledger.operations import CreateHold, ExecuteHold, FreezeAmount, ReleaseHold, UnfreezeAmount
+from ledger.transaction import TxBody, sign_transaction
+from node.chain.protocol import OPERATIONS
+from node.client.aio import AsyncLedgerClient
+from node.tools.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
+
+_nonce = itertools.count(1 << 50)
+
+
+async def _submit(client: AsyncLedgerClient, chain_id: str, keys: dict[str, Any], signer: str, *ops: Any) -> None:
+    head = await client.head_height()
+    body = TxBody(1, chain_id, (signer,), next(_nonce), head + 1000, tuple(ops))
+    raw = sign_transaction(body, [(signer, keys[signer])], operations=OPERATIONS).to_bytes()
+    await client.submit(raw, wait="commit", timeout=60)
+
+
+async def play_story(url: str, chain_id: str, accounts_path: str) -> dict[str, str]:
+    """Holds h-exec (executed), h-rel (released by its notary), h-exp (expires 5 s of block time after creation, released by the
+    block step), h-open (open); 500 units of user-1 frozen, 200 of them unfrozen. Returns hold id -> final status."""
+    keys = load_accounts(accounts_path)
+    u0, u1, u2, u3 = (f"user-{k}@m{k % 4}" for k in range(4))
+    async with AsyncLedgerClient(url) as c:
+        far = int((await c.block(await c.head_height()))["time"]) + 86_400
+        await _submit(c, chain_id, keys, u0, CreateHold(u0, "h-exec", CASH_ASSET, u0, u1, u2, 1_000, far),
+                      CreateHold(u0, "h-rel", CASH_ASSET, u0, u3, u2, 2_000, far),
+                      CreateHold(u0, "h-open", CASH_ASSET, u0, u1, u2, 3_000, far))
+        soon = int((await c.block(await c.head_height()))["time"]) + 5
+        await _submit(c, chain_id, keys, u1, CreateHold(u1, "h-exp", CASH_ASSET, u1, u0, u3, 700, soon))
+        await _submit(c, chain_id, keys, u2, ExecuteHold(u2, "h-exec"))
+        await _submit(c, chain_id, keys, u2, ReleaseHold(u2, "h-rel"))
+        await _submit(c, chain_id, keys, ADMIN_ACCOUNT, FreezeAmount(ADMIN_ACCOUNT, CASH_ASSET, u1, 500, "inquiry"))
+        await _submit(c, chain_id, keys, ADMIN_ACCOUNT,
+                      UnfreezeAmount(ADMIN_ACCOUNT, CASH_ASSET, u1, 200, "inquiry partly closed"))
+        for _ in range(600):  # h-exp is released by the first block whose time reaches its expiry
+            hold = await c.hold("h-exp")
+            if hold["status_name"] != "ordered":
+                break
+            await asyncio.sleep(0.2)
+    return {"h-exec": "executed", "h-rel": "released", "h-exp": "expired", "h-open": "open"}
