@@ -25,8 +25,8 @@ async def _submit(client: AsyncLedgerClient, chain_id: str, keys: dict[str, Any]
 
 
 async def play_story(url: str, chain_id: str, accounts_path: str) -> dict[str, str]:
-    """Holds h-exec (executed), h-rel (released by its notary), h-exp (expires 5 s of block time after creation, released by the
-    block step), h-open (open); 500 units of user-1 frozen, 200 of them unfrozen. Returns hold id -> final status."""
+    """Holds h-exec (executed), h-rel (released by its notary), h-exp (expires 5 s of block time after its creation,
+    released by the block step), h-open (open); 500 units of user-1 frozen, 200 of them unfrozen. Returns hold id -> final status."""
     keys = load_accounts(accounts_path)
     u0, u1, u2, u3 = (f"user-{k}@m{k % 4}" for k in range(4))
     async with AsyncLedgerClient(url) as c:

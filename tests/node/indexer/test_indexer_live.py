@@ -140,11 +140,10 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
         page: dict[str, Any] = client.history(a, limit=1000)
         while True:
             for item in page["items"]:
-                receipt = item.get("receipt") or item
-                if receipt.get("code", 0) == 0 and any(
-                        b in (ev["attrs"].get("sender"), ev["attrs"].get("recipient"))
-                        and a in (ev["attrs"].get("sender"), ev["attrs"].get("recipient"))
-                        for ev in receipt.get("events", [])):
+                if item["height"] <= h and item["code"] == 0 and any(
+                        ev["kind"] in ("transferred", "hold_executed")
+                        and {a, b} == {ev["attrs"].get("sender"), ev["attrs"].get("recipient")}
+                        for ev in item["events"]):
                     node_ids.add(item["tx_id"])
             if page.get("next") is None:
                 break
