@@ -1,11 +1,12 @@
 """`ledger index`: a verified indexer from the chain into PostgreSQL (node/indexer, docs/indexer.md).
 
     ledger index --node http://127.0.0.1:8700 --genesis genesis.json --dsn "host=db user=ledger dbname=ledger"
-                 [--key auditor.key] [--audit-every 100] [--audit-sample 16] [--until-height H]
+                 [--key auditor.key] [--audit-every 100] [--audit-sample 16] [--until-height H] [--max-attempts N]
 
 The DSN comes from --dsn or $LEDGER_INDEX_DSN (prefer the environment, or a ~/.pgpass file, for a password: it never
 appears in logs or errors). Exit codes: 0 stopped at --until-height (or Ctrl-C), 3 a fatal indexer error (a block
-that does not verify, an audit mismatch, a schema newer than this indexer, another chain), 2 bad usage."""
+that does not verify, an audit mismatch, a schema newer than this indexer, another chain), 4 gave up after
+--max-attempts reconnections, 2 bad usage."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from node.cli.tx import add_node_flags, node_url
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_FATAL = 3
+EXIT_GAVE_UP = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audit-every", type=int, default=100, metavar="N", help="blocks between audits (0: none)")
     p.add_argument("--audit-sample", type=int, default=16, metavar="K", help="balances checked per audit")
     p.add_argument("--until-height", type=int, metavar="H", help="stop once height H is indexed")
+    p.add_argument("--max-attempts", type=int, metavar="N",
+                   help="give up after N failed reconnections in a row (default: retry forever)")
     p.set_defaults(func=run)
 
 
@@ -56,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
 
     config = IndexerConfig(node_url(args), dsn, genesis, load_key(args.key) if args.key else None,
                            audit_every=args.audit_every, audit_sample=args.audit_sample,
-                           until_height=args.until_height, status=status)
+                           until_height=args.until_height, max_attempts=args.max_attempts, status=status)
     indexer = Indexer(config)
     try:
         height = asyncio.run(indexer.run())
     except IndexerError as exc:
         print(f"ledger index: {exc}", file=sys.stderr)
-        return EXIT_FATAL
+        return EXIT_FATAL if exc.fatal else EXIT_GAVE_UP
     except KeyboardInterrupt:
         return EXIT_OK
     print(f"indexed up to height {height}", flush=True)
