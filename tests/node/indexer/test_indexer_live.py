@@ -6,20 +6,26 @@ many more times under heavier load."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 import pytest
+from aiohttp import web
 
 from ledger.records import AssetStatus, Balance
 from ledger.state import decode_value
 from ledger.state_keys import asset_status_key, balance_key
+from node.chain.genesis import load_genesis
 from node.client.sync import LedgerClient
 from node.client.verify import verify_state_proof
+from node.indexer.errors import IndexerError
 from node.indexer.pgcluster import PgCluster
+from node.indexer.run import Indexer, IndexerConfig
 from node.tools.localnet import load_accounts
 from tests.node.indexer.live import IndexedChain, run_indexed_chain
 from tests.node.indexer.reports import report_queries
@@ -155,3 +161,72 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
         assert [r[0] for r in open_holds] == [hid for hid in sorted(chain.holds)
                                               if client.hold(hid)["status_name"] == "ordered"]
         assert rows(pg, REPORTS["open_holds_by_age"], {"now": now, "min_age": timedelta(days=3650)}) == []
+
+
+def _flip_last_byte(hex_text: str) -> str:
+    return hex_text[:-2] + f"{int(hex_text[-2:], 16) ^ 0x01:02x}"
+
+
+def _tamper_certificate(doc: dict[str, Any], other: dict[str, Any]) -> None:
+    doc["certificate"] = _flip_last_byte(doc["certificate"])
+
+
+def _tamper_block(doc: dict[str, Any], other: dict[str, Any]) -> None:
+    doc["block"] = other["block"]  # the bytes of another certified block
+
+
+def _tamper_movement(doc: dict[str, Any], other: dict[str, Any]) -> None:
+    doc["balance_changes"].append({"tx_id": ZERO, "asset": "CASH-T", "account": "user-7@m3", "available": 1_000,
+                                   "held": 0, "frozen": 0})  # units from nowhere: only the audit can tell
+
+
+@pytest.mark.parametrize(("tamper", "code", "written"), [
+    (_tamper_certificate, "indexer_certificate_invalid", False),
+    (_tamper_block, "indexer_block_invalid", False),
+    (_tamper_movement, "indexer_audit_mismatch", True),
+])
+def test_a_node_that_lies_is_caught_and_named(chain: IndexedChain, tamper: Any, code: str, written: bool) -> None:
+    """Through a proxy that alters the node's answer for one height: a certificate that does not verify, or bytes
+    that are not the certified block, are refused before anything of that height is written; a movement the chain
+    never made is caught by the audit at that height. Either way the indexer stops with the code and the height."""
+    pg, bad = chain.pg, 5
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS tampered")
+        conn.execute("CREATE DATABASE tampered")
+    dsn = pg.dsn.replace(f"dbname={pg.database}", "dbname=tampered")
+    lines: list[str] = []
+
+    async def run() -> IndexerError:
+        async with aiohttp.ClientSession() as session:
+            async def forward(request: web.Request) -> web.Response:
+                async with session.get(chain.url + request.path_qs) as r:
+                    status, body = r.status, await r.json()
+                if request.path == f"/v1/blocks/{bad}/changes":
+                    async with session.get(f"{chain.url}/v1/blocks/{bad + 1}/changes") as r2:
+                        tamper(body, await r2.json())
+                return web.json_response(body, status=status)
+
+            app = web.Application()
+            app.router.add_get("/{tail:.*}", forward)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            config = IndexerConfig(f"http://127.0.0.1:{port}", dsn, load_genesis(chain.net.genesis_path),
+                                   audit_every=1, until_height=bad + 3, max_attempts=1, status=lines.append)
+            try:
+                with pytest.raises(IndexerError) as info:
+                    await Indexer(config).run()
+            finally:
+                await runner.cleanup()
+            return info.value
+
+    err = asyncio.run(run())
+    assert err.code == code and err.fatal
+    assert f"height {bad}:" in str(err) and any(f"stopped: {code}: height {bad}:" in line for line in lines)
+    with psycopg.connect(dsn) as conn:
+        top = conn.execute("SELECT max(height) FROM blocks").fetchone()[0]
+        moved = conn.execute("SELECT count(*) FROM balance_movements WHERE height >= %s", (bad,)).fetchone()[0]
+    assert top == (bad if written else bad - 1)
+    assert (moved > 0) == written
