@@ -1,0 +1,112 @@
+"""`ledger bench index`: how fast `ledger index` writes a certified chain into PostgreSQL.
+
+Builds a chain first (not timed): a fresh one-validator testnet (node process, open reads) receives `txs` signed
+CASH-T transfers among `users` test accounts through POST /v1/tx/batch until all are committed. Then starts a
+throwaway PostgreSQL (node/indexer/pgcluster.py) and times `ledger index` (in this process) from height 0 to the
+head: fetch, verify (certificates, block bytes, receipts), write (COPY, derived positions and supply), with the
+audits on (every `audit_every` blocks and at the end). Prints one JSON object: transactions and blocks indexed,
+seconds, tx/s, blocks/s, balance movements written, and the machine's load average before and after."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.chain.genesis import ChainParams, load_genesis
+from node.client.aio import AsyncLedgerClient
+from node.indexer.pgcluster import PgCluster
+from node.indexer.run import Indexer, IndexerConfig
+from node.tools.load import signed_transfer
+from node.tools.localnet import load_accounts
+from node.tools.testnet import Testnet
+
+__all__ = ["IndexBenchConfig", "run_index_bench"]
+
+BATCH = 256  # POST /v1/tx/batch maximum
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBenchConfig:
+    txs: int = 20_000
+    users: int = 64
+    audit_every: int = 100
+    seed: int = 1
+
+
+async def _build_chain(net: Testnet, txs: int, rng: random.Random) -> int:
+    keys = load_accounts(net.accounts_path)
+    users = sorted(a for a in keys if a.startswith("user-"))
+    async with AsyncLedgerClient(net.api_url(0), timeout=120) as c:
+        expiry = await c.head_height() + 10_000
+        nonce = rng.randrange(1 << 40) << 20
+        raws = []
+        for _ in range(txs):
+            sender, recipient = rng.sample(users, 2)
+            nonce += 1
+            raws.append(signed_transfer(net.chain_id, sender, keys[sender], recipient, nonce, expiry))
+        last_id = ""
+        for i in range(0, len(raws), BATCH):
+            while True:
+                results = await c.submit_batch(raws[i : i + BATCH])
+                if all(r["code"] in (0, 3302) or r.get("duplicate") for r in results):
+                    last_id = results[-1]["tx_id"]
+                    break
+                await asyncio.sleep(0.2)  # the mempool is full (3300): let blocks drain it, then resubmit
+        while True:  # the last one committed: every earlier one did (one node, FIFO mempool) or was refused
+            try:
+                st = await c.tx(last_id)
+                if st.get("status") == "committed":
+                    break
+            except Exception:  # noqa: BLE001 - not yet known: keep asking
+                pass
+            await asyncio.sleep(0.2)
+        return await c.head_height()
+
+
+def run_index_bench(config: IndexBenchConfig, directory: str | None = None) -> dict[str, Any]:
+    rng = random.Random(config.seed)
+    root = Path(directory or tempfile.mkdtemp(prefix="ledger-bench-index-"))
+    net = Testnet.create(str(root / "net"), 1, chain_id="testnet-bench-index", users=config.users, seed=b"bench-index",
+                         params=ChainParams(base_timeout_ms=2000, empty_block_interval_ms=1000))
+    try:
+        net.up(90)
+        t_build = time.monotonic()
+        head = asyncio.run(_build_chain(net, config.txs, rng))
+        build_s = time.monotonic() - t_build
+        with PgCluster() as pg:
+            load_before = os.getloadavg()
+            indexer = Indexer(IndexerConfig(net.api_url(0), pg.dsn, load_genesis(net.genesis_path),
+                                            audit_every=config.audit_every, until_height=head,
+                                            status=lambda line: None))
+            t0 = time.monotonic()
+            asyncio.run(indexer.run())
+            seconds = time.monotonic() - t0
+            load_after = os.getloadavg()
+            import psycopg
+
+            with psycopg.connect(pg.dsn) as conn:
+                n_tx = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]  # type: ignore[index]
+                n_moves = conn.execute("SELECT count(*) FROM balance_movements").fetchone()[0]  # type: ignore[index]
+    finally:
+        net.kill_all()
+    return {
+        "bench": "index",
+        "command": f"ledger bench index --txs {config.txs} --users {config.users} --audit-every {config.audit_every}",
+        "blocks": head,
+        "transactions": n_tx,
+        "balance_movements": n_moves,
+        "index_seconds": round(seconds, 3),
+        "tx_per_s": round(n_tx / seconds, 1),
+        "blocks_per_s": round(head / seconds, 1),
+        "audits": indexer.audits,
+        "chain_build_seconds": round(build_s, 1),
+        "chain_tx_per_s_while_building": round(n_tx / build_s, 1),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+    }
