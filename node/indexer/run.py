@@ -41,7 +41,8 @@ __all__ = ["Indexer", "IndexerConfig", "redact_dsn"]
 
 log = logging.getLogger("node.indexer")
 
-PREFETCH: Final = 8  # heights fetched ahead of the one being written
+PREFETCH: Final = 16  # heights fetched ahead of the one being written
+WRITE_BATCH: Final = 16  # blocks written in one SQL transaction at most (catching up: those already fetched)
 BACKOFF_MAX: Final = 30.0  # seconds between reconnection attempts, at most
 
 
@@ -186,13 +187,22 @@ class Indexer:
                 for h in range(nxt, last + 1):
                     if h not in pending:
                         pending[h] = asyncio.create_task(client.get("blocks", h, "changes", signed=True))
-                changes = await pending.pop(nxt)
-                vb = await self.verifier.verify(changes, nxt, parent, self._epoch_source(client))
-                await self._write(store, vb)
-                parent = vb.block_hash
-                self.height = nxt
-                self.blocks_written += 1
-                since_audit += 1
+                # Verify the next block, and those after it already fetched (up to WRITE_BATCH, never past an
+                # audit point), then write them in one transaction with the checkpoint.
+                batch: list[VerifiedBlock] = []
+                h = nxt
+                while True:
+                    vb = await self.verifier.verify(await pending.pop(h), h, parent, self._epoch_source(client))
+                    batch.append(vb)
+                    parent = vb.block_hash
+                    h += 1
+                    full = len(batch) >= WRITE_BATCH or (cfg.audit_every and since_audit + len(batch) >= cfg.audit_every)
+                    if full or h > last or not pending[h].done():
+                        break
+                await self._write(store, batch)
+                self.height = h - 1
+                self.blocks_written += len(batch)
+                since_audit += len(batch)
                 if cfg.audit_every and since_audit >= cfg.audit_every:
                     await self._audit(conn, client)
                     since_audit = 0
@@ -218,18 +228,21 @@ class Indexer:
 
         return proofs
 
-    async def _write(self, store: IndexStore, vb: VerifiedBlock) -> None:
-        try:
-            rows = block_rows(vb)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexerError(x.BLOCK_INVALID, f"the node's receipts or balance changes are malformed: {exc!r}",
-                               vb.height) from None
-        new_epoch = None
-        if vb.epoch > 0 and vb.epoch - 1 in self.verifier.epoch_ends and \
-                self.verifier.epoch_ends[vb.epoch - 1] == vb.height - 1:
-            vs = self.verifier.sets[vb.epoch]
-            new_epoch = (vb.epoch, [v.id.decode() for v in vs.validators], [v.power for v in vs.validators])
-        await store.write_block(rows, new_epoch)
+    async def _write(self, store: IndexStore, batch: list[VerifiedBlock]) -> None:
+        blocks = []
+        for vb in batch:
+            try:
+                rows = block_rows(vb)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise IndexerError(x.BLOCK_INVALID, f"the node's receipts or balance changes are malformed: {exc!r}",
+                                   vb.height) from None
+            new_epoch = None
+            ends = self.verifier.epoch_ends
+            if vb.epoch > 0 and ends.get(vb.epoch - 1) == vb.height - 1:
+                vs = self.verifier.sets[vb.epoch]
+                new_epoch = (vb.epoch, [v.id.decode() for v in vs.validators], [v.power for v in vs.validators])
+            blocks.append((rows, new_epoch))
+        await store.write_blocks(blocks)
 
     async def _audit(self, conn: psycopg.AsyncConnection, client: AsyncLedgerClient) -> None:
         async def read(key: bytes, height: int) -> dict[str, Any]:

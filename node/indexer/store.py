@@ -114,70 +114,82 @@ class IndexStore:
             for row in rows:
                 await copy.write_row(row)
 
-    async def write_block(self, rows: BlockRows, new_epoch: tuple[int, list[str], list[int]] | None) -> None:
-        """The block's rows and the checkpoint, atomically. The checkpoint must be at the block's parent (else
-        another writer got here first: IndexerError indexer_block_invalid, nothing written)."""
-        h = rows.block[0]
+    async def write_blocks(self, blocks: Sequence[tuple[BlockRows, tuple[int, list[str], list[int]] | None]]) -> None:
+        """Consecutive verified blocks' rows and the checkpoint at the last of them, atomically (one transaction).
+        The checkpoint must be at the first block's parent (else another writer got here first: IndexerError
+        indexer_block_invalid, nothing written)."""
+        first = blocks[0][0].block[0]
         conn = self.conn
         async with conn.transaction():
-            cur = await conn.execute("SELECT height, block_hash FROM indexer_checkpoint WHERE id = 1 FOR UPDATE")
+            cur = await conn.execute("SELECT height FROM indexer_checkpoint WHERE id = 1 FOR UPDATE")
             row = await cur.fetchone()
-            if row is None or int(row[0]) != h - 1:
+            if row is None or int(row[0]) != first - 1:
                 raise IndexerError(x.BLOCK_INVALID, f"the database checkpoint is at {None if row is None else row[0]}"
-                                                    ", not at the parent: another indexer writes here?", h)
-            await conn.execute(
-                "INSERT INTO blocks (height, block_hash, time, epoch, round, proposer, state_root, tx_count, signers,"
-                " signer_power, certificate) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows.block)
-            await self._copy("transactions", ("tx_id", "height", "idx", "code", "reason", "failed_op", "detail"),
-                             rows.transactions)
-            await self._copy("events", ("height", "seq", "tx_id", "op_index", "kind", "attrs"), rows.events)
-            await self._copy("balance_movements", ("height", "seq", "tx_id", "asset", "account", "bucket", "delta"),
-                             rows.movements)
-            if rows.movements:
-                await conn.execute(_POSITIONS, {"h": h})
-                await conn.execute(_SUPPLY, {"h": h})
+                                                    ", not at the parent: another indexer writes here?", first)
             c = conn.cursor()
-            if rows.assets:
-                await c.executemany("INSERT INTO assets (asset, issuer, defined_height) VALUES (%s, %s, %s)"
-                                    " ON CONFLICT (asset) DO NOTHING", rows.assets)
-            if rows.holds_created:
-                await c.executemany(
-                    "INSERT INTO holds (hold_id, asset, sender, recipient, notary, amount, expires_at, status,"
-                    " created_height, created_tx) VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', %s, %s)",
-                    rows.holds_created)
-            if rows.holds_closed:
-                await c.executemany("UPDATE holds SET status = %s, closed_how = %s, closed_height = %s, closed_tx = %s"
-                                    " WHERE hold_id = %s", rows.holds_closed)
-            if rows.freezes:
-                await c.executemany(
-                    "INSERT INTO freezes (height, seq, tx_id, kind, account, asset, amount, actor, reason)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows.freezes)
-            if rows.actions:
-                await c.executemany(
-                    "INSERT INTO corporate_actions (action, action_kind, asset, pay_asset, payer, remainder_account,"
-                    " record_height, rate_num, rate_den, announced_height, announced_tx)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows.actions)
-            if rows.payments:
-                await c.executemany(
-                    "INSERT INTO corporate_action_payments (height, seq, tx_id, action, kind, asset, payer, recipient,"
-                    " amount, frozen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows.payments)
-            if rows.proposals_created:
-                await c.executemany(
-                    "INSERT INTO proposals (proposal_id, proposer, actions, expiry_height, created_height, status,"
-                    " approvals) VALUES (%s, %s, %s, %s, %s, 'open', 0)", rows.proposals_created)
-            for status, approvals, closed, pid in rows.proposal_updates:
-                await conn.execute(
-                    "UPDATE proposals SET status = coalesce(%s, status), approvals = coalesce(%s, approvals),"
-                    " closed_height = coalesce(%s, closed_height) WHERE proposal_id = %s",
-                    (status, approvals, closed, pid))
-            if rows.proposal_events:
-                await c.executemany(
-                    "INSERT INTO proposal_events (height, seq, tx_id, proposal_id, kind, attrs)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)", rows.proposal_events)
-            if new_epoch is not None:
-                epoch, validators, powers = new_epoch
-                await conn.execute("UPDATE epochs SET end_height = %s WHERE epoch = %s", (h - 1, epoch - 1))
-                await conn.execute("INSERT INTO epochs (epoch, start_height, validators, powers) VALUES (%s, %s, %s, %s)"
-                                   " ON CONFLICT (epoch) DO NOTHING", (epoch, h, validators, powers))
+            await c.executemany(
+                "INSERT INTO blocks (height, block_hash, time, epoch, round, proposer, state_root, tx_count, signers,"
+                " signer_power, certificate) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [rows.block for rows, _ in blocks])
+            await self._copy("transactions", ("tx_id", "height", "idx", "code", "reason", "failed_op", "detail"),
+                             [t for rows, _ in blocks for t in rows.transactions])
+            await self._copy("events", ("height", "seq", "tx_id", "op_index", "kind", "attrs"),
+                             [e for rows, _ in blocks for e in rows.events])
+            await self._copy("balance_movements", ("height", "seq", "tx_id", "asset", "account", "bucket", "delta"),
+                             [m for rows, _ in blocks for m in rows.movements])
+            for rows, new_epoch in blocks:
+                await self._derive(rows, new_epoch)
+            last = blocks[-1][0].block
             await conn.execute("UPDATE indexer_checkpoint SET height = %s, block_hash = %s, state_root = %s"
-                               " WHERE id = 1", (h, rows.block[1], rows.block[6]))
+                               " WHERE id = 1", (last[0], last[1], last[6]))
+
+    async def _derive(self, rows: BlockRows, new_epoch: tuple[int, list[str], list[int]] | None) -> None:
+        """One block's derived rows (positions, snapshots, supply) and lifecycle tables, in block order."""
+        conn = self.conn
+        h = rows.block[0]
+        if rows.movements:
+            await conn.execute(_POSITIONS, {"h": h})
+            await conn.execute(_SUPPLY, {"h": h})
+        c = conn.cursor()
+        if rows.assets:
+            await c.executemany("INSERT INTO assets (asset, issuer, defined_height) VALUES (%s, %s, %s)"
+                                " ON CONFLICT (asset) DO NOTHING", rows.assets)
+        if rows.holds_created:
+            await c.executemany(
+                "INSERT INTO holds (hold_id, asset, sender, recipient, notary, amount, expires_at, status,"
+                " created_height, created_tx) VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', %s, %s)",
+                rows.holds_created)
+        if rows.holds_closed:
+            await c.executemany("UPDATE holds SET status = %s, closed_how = %s, closed_height = %s, closed_tx = %s"
+                                " WHERE hold_id = %s", rows.holds_closed)
+        if rows.freezes:
+            await c.executemany(
+                "INSERT INTO freezes (height, seq, tx_id, kind, account, asset, amount, actor, reason)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows.freezes)
+        if rows.actions:
+            await c.executemany(
+                "INSERT INTO corporate_actions (action, action_kind, asset, pay_asset, payer, remainder_account,"
+                " record_height, rate_num, rate_den, announced_height, announced_tx)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows.actions)
+        if rows.payments:
+            await c.executemany(
+                "INSERT INTO corporate_action_payments (height, seq, tx_id, action, kind, asset, payer, recipient,"
+                " amount, frozen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows.payments)
+        if rows.proposals_created:
+            await c.executemany(
+                "INSERT INTO proposals (proposal_id, proposer, actions, expiry_height, created_height, status,"
+                " approvals) VALUES (%s, %s, %s, %s, %s, 'open', 0)", rows.proposals_created)
+        for status, approvals, closed, pid in rows.proposal_updates:
+            await conn.execute(
+                "UPDATE proposals SET status = coalesce(%s, status), approvals = coalesce(%s, approvals),"
+                " closed_height = coalesce(%s, closed_height) WHERE proposal_id = %s",
+                (status, approvals, closed, pid))
+        if rows.proposal_events:
+            await c.executemany(
+                "INSERT INTO proposal_events (height, seq, tx_id, proposal_id, kind, attrs)"
+                " VALUES (%s, %s, %s, %s, %s, %s)", rows.proposal_events)
+        if new_epoch is not None:
+            epoch, validators, powers = new_epoch
+            await conn.execute("UPDATE epochs SET end_height = %s WHERE epoch = %s", (h - 1, epoch - 1))
+            await conn.execute("INSERT INTO epochs (epoch, start_height, validators, powers) VALUES (%s, %s, %s, %s)"
+                               " ON CONFLICT (epoch) DO NOTHING", (epoch, h, validators, powers))

@@ -40,15 +40,16 @@ CREATE TABLE blocks (
 CREATE INDEX blocks_time ON blocks (time);
 
 CREATE TABLE transactions (
-    tx_id     bytea    PRIMARY KEY,
-    height    bigint   NOT NULL REFERENCES blocks (height),
+    tx_id     bytea    NOT NULL,           -- unique, but keyed by position: a transaction rejected for good (code
+    height    bigint   NOT NULL REFERENCES blocks (height),  -- 1..199) may be included again later
     idx       integer  NOT NULL,           -- position in the block
     code      integer  NOT NULL,           -- receipt code: 0 ok, >= 200 refused (changed nothing), 1..199 rejected
     reason    text     NOT NULL,           -- the code's name (docs/reason-codes.md)
     failed_op integer,
-    detail    text     NOT NULL
+    detail    text     NOT NULL,
+    PRIMARY KEY (height, idx)
 );
-CREATE INDEX transactions_height ON transactions (height, idx);
+CREATE INDEX transactions_tx_id ON transactions (tx_id);
 
 CREATE TABLE events (
     height   bigint  NOT NULL REFERENCES blocks (height),
