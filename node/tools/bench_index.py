@@ -68,6 +68,25 @@ async def _build_chain(net: Testnet, txs: int, rng: random.Random) -> int:
         return await c.head_height()
 
 
+def _cpu_seconds(pid: int | None, reaped_children: bool = False) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), with those of its exited, reaped children (for
+    the PostgreSQL postmaster: the backends that ended), 0.0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postmaster_pid(pg: PgCluster) -> int | None:
+    try:
+        return int((pg.data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_index_bench(config: IndexBenchConfig, directory: str | None = None) -> dict[str, Any]:
     rng = random.Random(config.seed)
     root = Path(directory or tempfile.mkdtemp(prefix="ledger-bench-index-"))
@@ -83,9 +102,12 @@ def run_index_bench(config: IndexBenchConfig, directory: str | None = None) -> d
             indexer = Indexer(IndexerConfig(net.api_url(0), pg.dsn, load_genesis(net.genesis_path),
                                             audit_every=config.audit_every, until_height=head,
                                             status=lambda line: None))
+            node_pid, pg_pid = net.pid(0), _postmaster_pid(pg)
             t0, cpu0 = time.monotonic(), time.process_time()
-            asyncio.run(indexer.run())
+            node0, pg0 = _cpu_seconds(node_pid), _cpu_seconds(pg_pid, True)
+            asyncio.run(indexer.run())  # its connection (the backend) ends with it: counted in the postmaster's
             seconds, cpu = time.monotonic() - t0, time.process_time() - cpu0
+            node_cpu, pg_cpu = _cpu_seconds(node_pid) - node0, _cpu_seconds(pg_pid, True) - pg0
             load_after = os.getloadavg()
             import psycopg
 
@@ -105,6 +127,9 @@ def run_index_bench(config: IndexBenchConfig, directory: str | None = None) -> d
         "blocks_per_s": round(head / seconds, 1),
         "indexer_cpu_seconds": round(cpu, 3),  # this process only (not the node, not PostgreSQL)
         "tx_per_indexer_cpu_s": round(n_tx / cpu, 1),
+        "node_cpu_seconds": round(node_cpu, 3),  # the validator process serving the reads, during the indexing
+        "postgres_cpu_seconds": round(pg_cpu, 3),  # the postmaster and its ended backends (the indexer's session)
+        "tx_per_cpu_s_all_three": round(n_tx / max(1e-9, cpu + node_cpu + pg_cpu), 1),
         "audits": indexer.audits,
         "chain_build_seconds": round(build_s, 1),
         "chain_tx_per_s_while_building": round(n_tx / build_s, 1),

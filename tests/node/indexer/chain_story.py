@@ -1,5 +1,5 @@
 """What the indexer tests put on a testnet besides transfer load: holds through their whole lifecycle (executed,
-released, expired by block time, still open) and amount freezes, signed with the testnet's keys and submitted through
+released, expired by block time, still open), amount freezes, and a governance proposal that starts a new epoch, signed with the testnet's keys and submitted through
 the API with wait=commit."""
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from ledger.operations import CreateHold, ExecuteHold, FreezeAmount, ReleaseHold
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.protocol import OPERATIONS
 from node.client.aio import AsyncLedgerClient
+from node.client.keys import load_key
+from node.client.proposals import action, approve, propose
 from node.tools.localnet import ADMIN_ACCOUNT, CASH_ASSET, load_accounts
+from node.tools.testnet import governor_account
 
 _nonce = itertools.count(1 << 50)
 
@@ -22,6 +25,25 @@ async def _submit(client: AsyncLedgerClient, chain_id: str, keys: dict[str, Any]
     body = TxBody(1, chain_id, (signer,), next(_nonce), head + 1000, tuple(ops))
     raw = sign_transaction(body, [(signer, keys[signer])], operations=OPERATIONS).to_bytes()
     await client.submit(raw, wait="commit", timeout=60)
+
+
+async def change_params(url: str, net: Any, proposal_id: str = "slower-empty-blocks") -> None:
+    """Governance: the governors change one chain parameter (empty_block_interval_ms 200 -> 250), which starts a new
+    epoch with the same validators: the indexer must follow the epoch-change proof to verify what comes after."""
+    async with AsyncLedgerClient(url) as c:
+        current = (await c.governance())["params"]
+        params = {**current, "empty_block_interval_ms": 250}
+        members = [f"m{i}" for i in range(net.n)]
+        head = await c.head_height()
+        op = propose(governor_account(members[0]), proposal_id, [action("set_chain_params", **params)],
+                     expiry_height=head + 500)
+        await c.execute(op, keys=[load_key(net.governor_key_path(members[0]))])
+        for member in members[1:]:
+            if (await c.proposal(proposal_id))["status"] == "executed":
+                break
+            await c.execute(approve(governor_account(member), proposal_id),
+                            keys=[load_key(net.governor_key_path(member))])
+        assert (await c.proposal(proposal_id))["status"] == "executed"
 
 
 async def play_story(url: str, chain_id: str, accounts_path: str) -> dict[str, str]:

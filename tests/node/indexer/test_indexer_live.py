@@ -61,8 +61,23 @@ def rows(pg: PgCluster, sql: str, params: dict[str, Any] | None = None) -> list[
 
 
 def test_after_kills_the_database_holds_exactly_the_chains_rows(chain: IndexedChain) -> None:
-    pg, h = chain.pg, chain.height
     assert len(chain.kills) == 3
+    assert_exactly_the_chains_rows(chain)
+
+
+@pytest.mark.soak
+def test_soak_many_kills_under_heavier_load(tmp_path: Path) -> None:
+    with PgCluster() as pg:
+        c = run_indexed_chain(tmp_path, pg, rounds=25, rate=400, seed=1818)
+        try:
+            assert len(c.kills) == 25
+            assert_exactly_the_chains_rows(c)
+        finally:
+            c.net.kill_all()
+
+
+def assert_exactly_the_chains_rows(chain: IndexedChain) -> None:
+    pg, h = chain.pg, chain.height
     assert rows(pg, "SELECT count(*), min(height), max(height) FROM blocks") == [(h + 1, 0, h)]
     assert rows(pg, "SELECT height FROM indexer_checkpoint") == [(h,)]
     root = bytes(rows(pg, "SELECT state_root FROM blocks WHERE height = %(h)s", {"h": h})[0][0])
@@ -108,7 +123,16 @@ def test_holds_freezes_and_signers_are_indexed(chain: IndexedChain) -> None:
     assert rows(pg, "SELECT frozen FROM positions WHERE account = 'user-1@m1'") == [(300,)]
     # Every block's certificate was signed by a quorum of the 4 validators (3 of power 1 each at least).
     assert rows(pg, "SELECT min(signer_power), min(cardinality(signers)) FROM blocks WHERE height > 0") >= [(3, 3)]
-    assert rows(pg, "SELECT epoch, validators FROM epochs") == [(0, ["node-0", "node-1", "node-2", "node-3"])]
+    # The governance change started epoch 1 (same validators): its blocks verified through the epoch-change proof.
+    validators = ["node-0", "node-1", "node-2", "node-3"]
+    epochs = rows(pg, "SELECT epoch, start_height, end_height, validators FROM epochs ORDER BY epoch")
+    assert [(e, v) for e, _, _, v in epochs] == [(0, validators), (1, validators)]
+    assert epochs[0][2] == epochs[1][1] - 1 and epochs[1][2] is None
+    assert rows(pg, "SELECT min(height) FROM blocks WHERE epoch = 1") == [(epochs[1][1],)]
+    assert rows(pg, "SELECT status, approvals >= 3, closed_height IS NOT NULL FROM proposals") == [
+        ("executed", True, True)]
+    kinds = {k for (k,) in rows(pg, "SELECT kind FROM proposal_events")}
+    assert {"proposal_created", "proposal_approved", "proposal_executed", "epoch_scheduled"} <= kinds
     assert rows(pg, "SELECT count(*) FROM transactions WHERE code <> 0 AND reason = 'OK'") == [(0,)]
 
 
