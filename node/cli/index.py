@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from node.chain.genesis import GenesisError, load_genesis
+    from node.client.errors import LedgerClientError
     from node.client.keys import load_key
     from node.indexer.errors import IndexerError
     from node.indexer.run import Indexer, IndexerConfig
@@ -58,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
     def status(line: str) -> None:
         print(f"index: {line}", file=sys.stderr, flush=True)
 
-    config = IndexerConfig(node_url(args), dsn, genesis, load_key(args.key) if args.key else None,
+    try:
+        key = load_key(args.key) if args.key else None
+    except LedgerClientError as exc:
+        print(f"ledger index: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config = IndexerConfig(node_url(args), dsn, genesis, key,
                            audit_every=args.audit_every, audit_sample=args.audit_sample,
                            until_height=args.until_height, max_attempts=args.max_attempts, status=status)
     indexer = Indexer(config)

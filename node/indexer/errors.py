@@ -16,10 +16,11 @@ BLOCK_INVALID: Final = "indexer_block_invalid"
 AUDIT_MISMATCH: Final = "indexer_audit_mismatch"
 NODE_UNREACHABLE: Final = "indexer_node_unreachable"
 DATABASE_UNAVAILABLE: Final = "indexer_database_unavailable"
+NODE_REFUSED: Final = "indexer_node_refused"  # a read refused for good (401/403: the key is not an auditor's)
 DATABASE_REFUSED: Final = "indexer_database_refused"  # a constraint refused a block's rows: they contradict the index
 
 FATAL: Final = frozenset({SCHEMA_TOO_NEW, WRONG_CHAIN, CERTIFICATE_INVALID, BLOCK_INVALID, AUDIT_MISMATCH,
-                          DATABASE_REFUSED})
+                          DATABASE_REFUSED, NODE_REFUSED})
 
 
 class IndexerError(NodeError):

@@ -123,8 +123,10 @@ class Indexer:
                 if exc.code in (3109, 3106, 3131, 3303):  # unavailable, rate limited, streams, halted: transient
                     what = IndexerError(x.NODE_UNREACHABLE, f"node {self.config.node_url}: {exc}")
                 else:
-                    self._status(f"stopped: node refused a read: {exc}")
-                    raise
+                    err = IndexerError(x.NODE_REFUSED, f"node {self.config.node_url} refused a read: {exc} (private "
+                                                        "reads need an auditor's key, --key)", self.height + 1)
+                    self._status(f"stopped: {err}")
+                    raise IndexerError(err.code, self.scrub(err.message)) from None
             attempt = 0 if self.blocks_written else attempt + 1
             self.blocks_written = 0
             if self.config.max_attempts is not None and attempt >= self.config.max_attempts:
