@@ -45,9 +45,15 @@ def decode_balance_changes(raw: bytes) -> list[BalanceChange]:
     if not isinstance(items, list):
         raise NodeError("balance_changes_corrupt", "balance changes are not a list")
     for item in items:
-        ok = (isinstance(item, list) and len(item) == 6 and type(item[0]) is bytes and len(item[0]) == 32
-              and type(item[1]) is str and type(item[2]) is str
-              and all(type(x) is int and -MAX_AMOUNT <= x <= MAX_AMOUNT for x in item[3:]))
+        ok = (
+            isinstance(item, list)
+            and len(item) == 6
+            and type(item[0]) is bytes
+            and len(item[0]) == 32
+            and type(item[1]) is str
+            and type(item[2]) is str
+            and all(type(x) is int and -MAX_AMOUNT <= x <= MAX_AMOUNT for x in item[3:])
+        )
         if not ok:
             raise NodeError("balance_changes_corrupt", "malformed balance change entry")
         out.append((item[0], item[1], item[2], item[3], item[4], item[5]))

@@ -33,8 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audit-every", type=int, default=100, metavar="N", help="blocks between audits (0: none)")
     p.add_argument("--audit-sample", type=int, default=16, metavar="K", help="balances checked per audit")
     p.add_argument("--until-height", type=int, metavar="H", help="stop once height H is indexed")
-    p.add_argument("--max-attempts", type=int, metavar="N",
-                   help="give up after N failed reconnections in a row (default: retry forever)")
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        metavar="N",
+        help="give up after N failed reconnections in a row (default: retry forever)",
+    )
     p.set_defaults(func=run)
 
 
@@ -64,9 +68,17 @@ def run(args: argparse.Namespace) -> int:
     except LedgerClientError as exc:
         print(f"ledger index: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    config = IndexerConfig(node_url(args), dsn, genesis, key,
-                           audit_every=args.audit_every, audit_sample=args.audit_sample,
-                           until_height=args.until_height, max_attempts=args.max_attempts, status=status)
+    config = IndexerConfig(
+        node_url(args),
+        dsn,
+        genesis,
+        key,
+        audit_every=args.audit_every,
+        audit_sample=args.audit_sample,
+        until_height=args.until_height,
+        max_attempts=args.max_attempts,
+        status=status,
+    )
     indexer = Indexer(config)
     try:
         height = asyncio.run(indexer.run())

@@ -39,8 +39,11 @@ async def _proved(read: ProofReader, key: bytes, height: int, root: bytes) -> An
     doc = await read(key, height)
     value = doc.get("value")
     if doc.get("state_root") != root.hex() or not verify_state_proof(root, key, value, doc.get("proof")):
-        raise IndexerError(x.AUDIT_MISMATCH, f"the node's proof of key {key.hex()} does not verify under the "
-                                             "certified state root", height)
+        raise IndexerError(
+            x.AUDIT_MISMATCH,
+            f"the node's proof of key {key.hex()} does not verify under the certified state root",
+            height,
+        )
     return None if value is None else decode_value(key, bytes.fromhex(value))
 
 
@@ -53,22 +56,28 @@ async def audit(conn: psycopg.AsyncConnection, read: ProofReader, sample: int) -
         height, root = int(row[0]), bytes(row[1])
         cur = await conn.execute(
             "SELECT a.asset, coalesce(sum(p.available + p.held + p.frozen), 0) FROM assets a"
-            " LEFT JOIN positions p ON p.asset = a.asset GROUP BY a.asset ORDER BY a.asset")
+            " LEFT JOIN positions p ON p.asset = a.asset GROUP BY a.asset ORDER BY a.asset"
+        )
         supplies = [(r[0], int(r[1])) for r in await cur.fetchall()]
         cur = await conn.execute(
-            "SELECT asset, account, available, held, frozen FROM positions"
-            " ORDER BY random() LIMIT %s", (sample,))
+            "SELECT asset, account, available, held, frozen FROM positions ORDER BY random() LIMIT %s", (sample,)
+        )
         positions = [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in await cur.fetchall()]
     for asset, total in supplies:
         status: AssetStatus | None = await _proved(read, asset_status_key(asset), height, root)
         chain = 0 if status is None else status.outstanding
         if chain != total:
-            raise IndexerError(x.AUDIT_MISMATCH, f"supply of {asset}: the chain proves {chain}, the database sums "
-                                                 f"{total}", height)
+            raise IndexerError(
+                x.AUDIT_MISMATCH, f"supply of {asset}: the chain proves {chain}, the database sums {total}", height
+            )
     for asset, account, available, held, frozen in positions:
         bal: Balance | None = await _proved(read, balance_key(asset, account), height, root)
         chain_b = (0, 0, 0) if bal is None else (bal.available, bal.held, bal.frozen)
         if chain_b != (available, held, frozen):
-            raise IndexerError(x.AUDIT_MISMATCH, f"balance of {account} in {asset}: the chain proves "
-                                                 f"{chain_b}, the database holds {(available, held, frozen)}", height)
+            raise IndexerError(
+                x.AUDIT_MISMATCH,
+                f"balance of {account} in {asset}: the chain proves "
+                f"{chain_b}, the database holds {(available, held, frozen)}",
+                height,
+            )
     return AuditReport(height, len(supplies), len(positions))

@@ -19,8 +19,9 @@ DATABASE_UNAVAILABLE: Final = "indexer_database_unavailable"
 NODE_REFUSED: Final = "indexer_node_refused"  # a read refused for good (401/403: the key is not an auditor's)
 DATABASE_REFUSED: Final = "indexer_database_refused"  # a constraint refused a block's rows: they contradict the index
 
-FATAL: Final = frozenset({SCHEMA_TOO_NEW, WRONG_CHAIN, CERTIFICATE_INVALID, BLOCK_INVALID, AUDIT_MISMATCH,
-                          DATABASE_REFUSED, NODE_REFUSED})
+FATAL: Final = frozenset(
+    {SCHEMA_TOO_NEW, WRONG_CHAIN, CERTIFICATE_INVALID, BLOCK_INVALID, AUDIT_MISMATCH, DATABASE_REFUSED, NODE_REFUSED}
+)
 
 
 class IndexerError(NodeError):

@@ -76,32 +76,59 @@ class PgCluster:
         return f"host=127.0.0.1 port={self.port} user={self.user} dbname={self.database}"
 
     def init(self) -> PgCluster:
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8",
-                  "--no-sync", "--locale=C")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         self.start()
-        self._run(str(self.bin / "createdb"), "-h", str(self.root), "-p", str(self.port), "-U", self.user,
-                  self.database)
+        self._run(
+            str(self.bin / "createdb"), "-h", str(self.root), "-p", str(self.port), "-U", self.user, self.database
+        )
         return self
 
     def start(self) -> None:
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
-                "-c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=40")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", opts,
-                  "-w", "-t", "60", "start")
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
+            "-c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=40"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         self.running = True
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: `fast` (disconnect clients, clean shutdown) or `immediate` (like a crash: no shutdown
         checkpoint; the next start recovers from the WAL)."""
         if self.running:
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop",
-                      check=False)
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
             self.running = False
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._run(str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), check=False).returncode == 0:
+            if (
+                self._run(str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), check=False).returncode
+                == 0
+            ):
                 return
             time.sleep(0.1)
         raise PgClusterError("the server did not become ready")

@@ -51,13 +51,27 @@ class BlockRows:
 def block_rows(vb: VerifiedBlock) -> BlockRows:
     h = vb.height
     ch = vb.changes
-    rows = BlockRows((h, vb.block_hash, utc(vb.time_ms // 1000), vb.epoch, vb.round, vb.proposer, vb.state_root,
-                      len(vb.tx_ids), list(vb.signers), vb.signer_power, vb.certificate))
+    rows = BlockRows(
+        (
+            h,
+            vb.block_hash,
+            utc(vb.time_ms // 1000),
+            vb.epoch,
+            vb.round,
+            vb.proposer,
+            vb.state_root,
+            len(vb.tx_ids),
+            list(vb.signers),
+            vb.signer_power,
+            vb.certificate,
+        )
+    )
     events: list[dict[str, Any]] = list(ch["block_events"])
     for r in ch["receipts"]:
         tx_id = bytes.fromhex(r["tx_id"])
-        rows.transactions.append((tx_id, h, r["index"], r["code"], code_name(r["code"]), r.get("failed_op"),
-                                  r.get("detail", "")))
+        rows.transactions.append(
+            (tx_id, h, r["index"], r["code"], code_name(r["code"]), r.get("failed_op"), r.get("detail", ""))
+        )
         events.extend(r["events"])
     for seq, ev in enumerate(events):
         _event(rows, h, seq, ev)
@@ -82,8 +96,19 @@ def _event(rows: BlockRows, h: int, seq: int, ev: dict[str, Any]) -> None:
     if kind == "asset_defined":
         rows.assets.append((a.get("asset"), a.get("issuer"), h))
     elif kind == "hold_created":
-        rows.holds_created.append((a["hold"], a["asset"], a["sender"], a["recipient"], a["notary"], a["amount"],
-                                   utc(a["expires_at"]), h, tx_id))
+        rows.holds_created.append(
+            (
+                a["hold"],
+                a["asset"],
+                a["sender"],
+                a["recipient"],
+                a["notary"],
+                a["amount"],
+                utc(a["expires_at"]),
+                h,
+                tx_id,
+            )
+        )
     elif kind == "hold_executed":
         rows.holds_closed.append(("executed", "executed", h, tx_id, a["hold"]))
     elif kind == "hold_released":
@@ -91,18 +116,44 @@ def _event(rows: BlockRows, h: int, seq: int, ev: dict[str, Any]) -> None:
     elif kind == "hold_expired":
         rows.holds_closed.append(("expired", "expired", h, tx_id, a["hold"]))
     elif kind in FREEZE_KINDS:
-        rows.freezes.append((h, seq, tx_id, kind, a["account"], a.get("asset"), _int(a.get("amount")),
-                             a.get("actor"), a.get("reason")))
+        rows.freezes.append(
+            (h, seq, tx_id, kind, a["account"], a.get("asset"), _int(a.get("amount")), a.get("actor"), a.get("reason"))
+        )
     elif kind == "action_announced":
-        rows.actions.append((a["action"], a["action_kind"], a["asset"], a.get("pay_asset"), a.get("payer"),
-                             a.get("remainder_account"), _int(a.get("record_height")), _int(a.get("rate_num")),
-                             _int(a.get("rate_den")), h, tx_id))
+        rows.actions.append(
+            (
+                a["action"],
+                a["action_kind"],
+                a["asset"],
+                a.get("pay_asset"),
+                a.get("payer"),
+                a.get("remainder_account"),
+                _int(a.get("record_height")),
+                _int(a.get("rate_num")),
+                _int(a.get("rate_den")),
+                h,
+                tx_id,
+            )
+        )
     elif kind == "distribution_paid":
-        rows.payments.append((h, seq, tx_id, a["action"], kind, a["asset"], a.get("payer"), a.get("recipient"),
-                              a["amount"], bool(a.get("frozen"))))
+        rows.payments.append(
+            (
+                h,
+                seq,
+                tx_id,
+                a["action"],
+                kind,
+                a["asset"],
+                a.get("payer"),
+                a.get("recipient"),
+                a["amount"],
+                bool(a.get("frozen")),
+            )
+        )
     elif kind == "maturity_redeemed":
-        rows.payments.append((h, seq, tx_id, a["action"], kind, a["asset"], a.get("sender"), None, a["amount"],
-                              bool(a.get("frozen"))))
+        rows.payments.append(
+            (h, seq, tx_id, a["action"], kind, a["asset"], a.get("sender"), None, a["amount"], bool(a.get("frozen")))
+        )
     if "proposal" in a and type(a["proposal"]) is str:
         pid = a["proposal"]
         rows.proposal_events.append((h, seq, tx_id, pid, kind, json.dumps(a, sort_keys=True)))

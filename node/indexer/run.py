@@ -111,8 +111,9 @@ class Indexer:
                     raise IndexerError(exc.code, self.scrub(exc.message)) from None
                 what = exc
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                what = IndexerError(x.DATABASE_UNAVAILABLE, f"PostgreSQL ({redact_dsn(self.config.dsn)}): "
-                                                            f"{type(exc).__name__}: {exc}")
+                what = IndexerError(
+                    x.DATABASE_UNAVAILABLE, f"PostgreSQL ({redact_dsn(self.config.dsn)}): {type(exc).__name__}: {exc}"
+                )
             except psycopg.Error as exc:
                 err = IndexerError(x.DATABASE_REFUSED, f"{type(exc).__name__}: {exc}", self.height + 1)
                 self._status(f"stopped: {err}")
@@ -123,8 +124,12 @@ class Indexer:
                 if exc.code in (3109, 3106, 3131, 3303):  # unavailable, rate limited, streams, halted: transient
                     what = IndexerError(x.NODE_UNREACHABLE, f"node {self.config.node_url}: {exc}")
                 else:
-                    err = IndexerError(x.NODE_REFUSED, f"node {self.config.node_url} refused a read: {exc} (private "
-                                                        "reads need an auditor's key, --key)", self.height + 1)
+                    err = IndexerError(
+                        x.NODE_REFUSED,
+                        f"node {self.config.node_url} refused a read: {exc} (private "
+                        "reads need an auditor's key, --key)",
+                        self.height + 1,
+                    )
                     self._status(f"stopped: {err}")
                     raise IndexerError(err.code, self.scrub(err.message)) from None
             attempt = 0 if self.blocks_written else attempt + 1
@@ -132,8 +137,10 @@ class Indexer:
             if self.config.max_attempts is not None and attempt >= self.config.max_attempts:
                 raise IndexerError(what.code, self.scrub(what.message)) from None
             delay = min(BACKOFF_MAX, 0.2 * 2 ** min(attempt, 8))
-            self._status(f"{what.code}: {what.message}; retrying in {delay:.1f}s (attempt {attempt}, "
-                         f"indexed height {self.height})")
+            self._status(
+                f"{what.code}: {what.message}; retrying in {delay:.1f}s (attempt {attempt}, "
+                f"indexed height {self.height})"
+            )
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:
@@ -155,14 +162,17 @@ class Indexer:
             cp = await store.checkpoint()
             assert cp is not None
         if cp.genesis_hash != self.anchor.consensus_chain_id:
-            raise IndexerError(x.WRONG_CHAIN, "the database indexes another chain (genesis hash "
-                                              f"{cp.genesis_hash.hex()[:16]}…)")
+            raise IndexerError(
+                x.WRONG_CHAIN, f"the database indexes another chain (genesis hash {cp.genesis_hash.hex()[:16]}…)"
+            )
         self.height = cp.height
         parent = cp.block_hash
         status = await client.status()
         if status.get("chain_id") != self.anchor.chain_id:
-            raise IndexerError(x.WRONG_CHAIN, f"the node serves chain {status.get('chain_id')!r}, the genesis is "
-                                              f"{self.anchor.chain_id!r}")
+            raise IndexerError(
+                x.WRONG_CHAIN,
+                f"the node serves chain {status.get('chain_id')!r}, the genesis is {self.anchor.chain_id!r}",
+            )
         self._known_head = await client.head_height()
         self._status(f"indexing from height {self.height + 1} (node head {self._known_head})")
         since_audit = 0
@@ -198,7 +208,9 @@ class Indexer:
                     batch.append(vb)
                     parent = vb.block_hash
                     h += 1
-                    full = len(batch) >= WRITE_BATCH or (cfg.audit_every and since_audit + len(batch) >= cfg.audit_every)
+                    full = len(batch) >= WRITE_BATCH or (
+                        cfg.audit_every and since_audit + len(batch) >= cfg.audit_every
+                    )
                     if full or h > last or not pending[h].done():
                         break
                 await self._write(store, batch)
@@ -236,8 +248,9 @@ class Indexer:
             try:
                 rows = block_rows(vb)
             except (KeyError, TypeError, ValueError) as exc:
-                raise IndexerError(x.BLOCK_INVALID, f"the node's receipts or balance changes are malformed: {exc!r}",
-                                   vb.height) from None
+                raise IndexerError(
+                    x.BLOCK_INVALID, f"the node's receipts or balance changes are malformed: {exc!r}", vb.height
+                ) from None
             new_epoch = None
             ends = self.verifier.epoch_ends
             if vb.epoch > 0 and ends.get(vb.epoch - 1) == vb.height - 1:
@@ -252,8 +265,10 @@ class Indexer:
 
         report = await audit(conn, read, self.config.audit_sample)
         self.audits += 1
-        self._status(f"audit at height {report.height}: supply of {report.assets} assets and "
-                     f"{report.balances} sampled balances match the chain's proofs")
+        self._status(
+            f"audit at height {report.height}: supply of {report.assets} assets and "
+            f"{report.balances} sampled balances match the chain's proofs"
+        )
 
     async def _seed(self, store: IndexStore) -> None:
         g = self.config.genesis
@@ -271,5 +286,13 @@ class Indexer:
                 d: AssetDefinition = decode_value(key, raw)
                 assets.append((key[1:].decode(), d.issuer))
         vs = self.anchor.validator_set
-        await store.seed_genesis(g.chain_id, self.anchor.consensus_chain_id, state.block.id, state.state_root,
-                                 g.genesis_time, [(v.id.decode(), v.power) for v in vs.validators], balances, assets)
+        await store.seed_genesis(
+            g.chain_id,
+            self.anchor.consensus_chain_id,
+            state.block.id,
+            state.state_root,
+            g.genesis_time,
+            [(v.id.decode(), v.power) for v in vs.validators],
+            balances,
+            assets,
+        )

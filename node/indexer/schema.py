@@ -62,8 +62,11 @@ async def migrate(conn: psycopg.AsyncConnection, migrations: tuple[Migration, ..
         row = await (await conn.execute("SELECT coalesce(max(version), 0) FROM indexer_schema")).fetchone()
         current = int(row[0]) if row else 0
         if current > latest:
-            raise IndexerError(x.SCHEMA_TOO_NEW, f"the database schema is version {current}; this indexer knows "
-                                                 f"versions up to {latest}: upgrade the indexer")
+            raise IndexerError(
+                x.SCHEMA_TOO_NEW,
+                f"the database schema is version {current}; this indexer knows "
+                f"versions up to {latest}: upgrade the indexer",
+            )
         for mg in migrations:
             if mg.version > current:
                 await conn.execute(mg.sql)  # several statements, no parameters

@@ -92,15 +92,17 @@ class ChainVerifier:
             try:
                 nxt = verify_epoch_change(self.sets[proof.epoch], proof, chain_id=self.anchor.consensus_chain_id)
             except EpochChainError as exc:
-                raise IndexerError(x.CERTIFICATE_INVALID, f"epoch-change proof of epoch {proof.epoch}: {exc}",
-                                   proof.cert.height) from None
+                raise IndexerError(
+                    x.CERTIFICATE_INVALID, f"epoch-change proof of epoch {proof.epoch}: {exc}", proof.cert.height
+                ) from None
             self.sets[nxt.epoch] = nxt
             self.epoch_ends[proof.epoch] = proof.cert.height
             new.append(nxt)
         return new
 
-    async def verify(self, changes: dict[str, Any], expected_height: int, parent_hash: bytes | None,
-                     epoch_source: EpochSource) -> VerifiedBlock:
+    async def verify(
+        self, changes: dict[str, Any], expected_height: int, parent_hash: bytes | None, epoch_source: EpochSource
+    ) -> VerifiedBlock:
         h = expected_height
         try:
             cert_hex = changes["certificate"]
@@ -118,8 +120,11 @@ class ChainVerifier:
             self.follow(await epoch_source(max(self.sets)))
         vs = self.sets.get(cert.epoch)
         if vs is None:
-            raise IndexerError(x.CERTIFICATE_INVALID,
-                               f"certificate of epoch {cert.epoch}: no verified epoch-change proof leads there", h)
+            raise IndexerError(
+                x.CERTIFICATE_INVALID,
+                f"certificate of epoch {cert.epoch}: no verified epoch-change proof leads there",
+                h,
+            )
         try:
             check_commit_certificate(vs, cert, chain_id=self.anchor.consensus_chain_id)
         except CommitCertificateError as exc:
@@ -137,8 +142,20 @@ class ChainVerifier:
         indexes = bitmap_indexes(cert.qc.signers)
         signers = tuple(vs.validators[i].id.decode() for i in indexes)
         proposer = vs.validators[block.header.proposer].id.decode() if block.header.proposer < len(vs) else "?"
-        return VerifiedBlock(h, block.id, cert.state_root, payload.time_ms, block.header.epoch, block.header.round,
-                             proposer, tx_ids, signers, vs.power_of(indexes), bytes.fromhex(cert_hex), changes)
+        return VerifiedBlock(
+            h,
+            block.id,
+            cert.state_root,
+            payload.time_ms,
+            block.header.epoch,
+            block.header.round,
+            proposer,
+            tx_ids,
+            signers,
+            vs.power_of(indexes),
+            bytes.fromhex(cert_hex),
+            changes,
+        )
 
     @staticmethod
     def _check_receipts(changes: dict[str, Any], tx_ids: tuple[bytes, ...], raws: Sequence[bytes], h: int) -> None:
@@ -151,18 +168,21 @@ class ChainVerifier:
         for r in receipts:
             try:
                 idx, tx_id, code = r["index"], r["tx_id"], r["code"]
-                bad = type(idx) is not int or not last < idx < len(tx_ids) or (
-                    tx_ids[idx].hex() != tx_id and hashlib.sha256(raws[idx]).hexdigest() != tx_id)
+                bad = (
+                    type(idx) is not int
+                    or not last < idx < len(tx_ids)
+                    or (tx_ids[idx].hex() != tx_id and hashlib.sha256(raws[idx]).hexdigest() != tx_id)
+                )
                 bad = bad or type(code) is not int or r["height"] != h
             except (KeyError, TypeError):
                 bad = True
             if bad:
-                raise IndexerError(x.BLOCK_INVALID, f"a receipt does not match the certified transactions: {r!r:.200}",
-                                   h)
+                raise IndexerError(
+                    x.BLOCK_INVALID, f"a receipt does not match the certified transactions: {r!r:.200}", h
+                )
             last = idx
             if code == 0:
                 ok_ids.add(tx_id)
         for m in moves:
             if not isinstance(m, dict) or m.get("tx_id") not in ok_ids:
-                raise IndexerError(x.BLOCK_INVALID, f"a balance change names no successful transaction: {m!r:.200}",
-                                   h)
+                raise IndexerError(x.BLOCK_INVALID, f"a balance change names no successful transaction: {m!r:.200}", h)

@@ -90,8 +90,14 @@ def _postmaster_pid(pg: PgCluster) -> int | None:
 def run_index_bench(config: IndexBenchConfig, directory: str | None = None) -> dict[str, Any]:
     rng = random.Random(config.seed)
     root = Path(directory or tempfile.mkdtemp(prefix="ledger-bench-index-"))
-    net = Testnet.create(str(root / "net"), 1, chain_id="testnet-bench-index", users=config.users, seed=b"bench-index",
-                         params=ChainParams(base_timeout_ms=2000, empty_block_interval_ms=1000))
+    net = Testnet.create(
+        str(root / "net"),
+        1,
+        chain_id="testnet-bench-index",
+        users=config.users,
+        seed=b"bench-index",
+        params=ChainParams(base_timeout_ms=2000, empty_block_interval_ms=1000),
+    )
     try:
         net.up(90)
         t_build = time.monotonic()
@@ -99,9 +105,16 @@ def run_index_bench(config: IndexBenchConfig, directory: str | None = None) -> d
         build_s = time.monotonic() - t_build
         with PgCluster() as pg:
             load_before = os.getloadavg()
-            indexer = Indexer(IndexerConfig(net.api_url(0), pg.dsn, load_genesis(net.genesis_path),
-                                            audit_every=config.audit_every, until_height=head,
-                                            status=lambda line: None))
+            indexer = Indexer(
+                IndexerConfig(
+                    net.api_url(0),
+                    pg.dsn,
+                    load_genesis(net.genesis_path),
+                    audit_every=config.audit_every,
+                    until_height=head,
+                    status=lambda line: None,
+                )
+            )
             node_pid, pg_pid = net.pid(0), _postmaster_pid(pg)
             t0, cpu0 = time.monotonic(), time.process_time()
             node0, pg0 = _cpu_seconds(node_pid), _cpu_seconds(pg_pid, True)

@@ -44,20 +44,29 @@ def _check_block(w, txs, time_step: int = 1):  # type: ignore[no-untyped-def]
 def test_balance_changes_sum_to_the_state_change_of_every_block() -> None:
     w = standard_world()
     tx = w.tx
-    _check_block(w, [tx([ISSUER], o.Issue(ISSUER, "CASH-T", ALICE, 10_000)),
-                     tx([ISSUER], o.Issue(ISSUER, "CASH-T", BOB, 5_000))])
-    out = _check_block(w, [
-        tx([ALICE], o.Transfer(ALICE, "CASH-T", (o.TransferLeg(BOB, 100), o.TransferLeg(BOB, 50)))),
-        tx([ALICE], o.CreateHold(ALICE, "h1", "CASH-T", ALICE, BOB, AGENT, 700, w.time + 5)),
-        tx([ALICE], o.CreateHold(ALICE, "h2", "CASH-T", ALICE, BOB, AGENT, 300, w.time + 100)),
-        tx([BOB], o.Transfer(BOB, "CASH-T", (o.TransferLeg(ALICE, 10**9),))),  # refused: moves nothing
-    ])
+    _check_block(
+        w, [tx([ISSUER], o.Issue(ISSUER, "CASH-T", ALICE, 10_000)), tx([ISSUER], o.Issue(ISSUER, "CASH-T", BOB, 5_000))]
+    )
+    out = _check_block(
+        w,
+        [
+            tx([ALICE], o.Transfer(ALICE, "CASH-T", (o.TransferLeg(BOB, 100), o.TransferLeg(BOB, 50)))),
+            tx([ALICE], o.CreateHold(ALICE, "h1", "CASH-T", ALICE, BOB, AGENT, 700, w.time + 5)),
+            tx([ALICE], o.CreateHold(ALICE, "h2", "CASH-T", ALICE, BOB, AGENT, 300, w.time + 100)),
+            tx([BOB], o.Transfer(BOB, "CASH-T", (o.TransferLeg(ALICE, 10**9),))),  # refused: moves nothing
+        ],
+    )
     assert out.receipts[3].code != 0
     assert not any(c[0] == out.receipts[3].tx_id for c in out.balance_changes)
-    out = _check_block(w, [tx([AGENT], o.ExecuteHold(AGENT, "h2")),
-                           tx([AGENT], o.FreezeAmount(AGENT, "CASH-T", BOB, 400, "inquiry")),
-                           tx([AGENT], o.ForcedTransfer(AGENT, "CASH-T", BOB, ALICE, 100, True, "court order")),
-                           tx([BOB], o.Redeem(BOB, "CASH-T", 20))])
+    out = _check_block(
+        w,
+        [
+            tx([AGENT], o.ExecuteHold(AGENT, "h2")),
+            tx([AGENT], o.FreezeAmount(AGENT, "CASH-T", BOB, 400, "inquiry")),
+            tx([AGENT], o.ForcedTransfer(AGENT, "CASH-T", BOB, ALICE, 100, True, "court order")),
+            tx([BOB], o.Redeem(BOB, "CASH-T", 20)),
+        ],
+    )
     assert [r.code for r in out.receipts] == [0, 0, 0, 0]
     expired = _check_block(w, [], time_step=10)  # h1's expiry passed: the block's own step releases it
     assert [c[0] for c in expired.balance_changes] == [BLOCK_EVENTS_TX_ID]

@@ -59,16 +59,24 @@ async def get_block_changes(call: Call) -> Any:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/v1/blocks/{height}/changes", "getBlockChanges",
-          "A block's bytes, certificate, receipts, events and balance movements (for indexers)", "blocks",
-          get_block_changes, access=SIGNED, params=(HEIGHT_PATH,), response=ref("BlockChanges"),
-          errors=(e.BLOCK_NOT_FOUND, *PRIVATE_ERRORS),
-          description="Everything of one committed block an indexer records (docs/indexer.md). `block` is the hex of "
-                      "the stored block (consensus.messages.encode_block: header and payload), `certificate` the hex of "
-                      "its CommitCertificate (null for the genesis block); verify both offline from the genesis. "
-                      "`receipts` are those stored at this height, in block order (a transaction rejected for a "
-                      "reason tied to its signatures has none). `balance_changes` lists every balance write in "
-                      "execution order as signed deltas of the available, held and frozen buckets (tx_id 64 zeros: "
-                      "the block's own step, holds released on expiry); they are not hashed, so check their sums "
-                      "against state proofs. Needs full visibility (auditor role, or open reads)."),
+    Route(
+        "GET",
+        "/v1/blocks/{height}/changes",
+        "getBlockChanges",
+        "A block's bytes, certificate, receipts, events and balance movements (for indexers)",
+        "blocks",
+        get_block_changes,
+        access=SIGNED,
+        params=(HEIGHT_PATH,),
+        response=ref("BlockChanges"),
+        errors=(e.BLOCK_NOT_FOUND, *PRIVATE_ERRORS),
+        description="Everything of one committed block an indexer records (docs/indexer.md). `block` is the hex of "
+        "the stored block (consensus.messages.encode_block: header and payload), `certificate` the hex of "
+        "its CommitCertificate (null for the genesis block); verify both offline from the genesis. "
+        "`receipts` are those stored at this height, in block order (a transaction rejected for a "
+        "reason tied to its signatures has none). `balance_changes` lists every balance write in "
+        "execution order as signed deltas of the available, held and frozen buckets (tx_id 64 zeros: "
+        "the block's own step, holds released on expiry); they are not hashed, so check their sums "
+        "against state proofs. Needs full visibility (auditor role, or open reads).",
+    ),
 )

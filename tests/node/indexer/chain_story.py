@@ -35,14 +35,16 @@ async def change_params(url: str, net: Any, proposal_id: str = "slower-empty-blo
         params = {**current, "empty_block_interval_ms": 250}
         members = [f"m{i}" for i in range(net.n)]
         head = await c.head_height()
-        op = propose(governor_account(members[0]), proposal_id, [action("set_chain_params", **params)],
-                     expiry_height=head + 500)
+        op = propose(
+            governor_account(members[0]), proposal_id, [action("set_chain_params", **params)], expiry_height=head + 500
+        )
         await c.execute(op, keys=[load_key(net.governor_key_path(members[0]))])
         for member in members[1:]:
             if (await c.proposal(proposal_id))["status"] == "executed":
                 break
-            await c.execute(approve(governor_account(member), proposal_id),
-                            keys=[load_key(net.governor_key_path(member))])
+            await c.execute(
+                approve(governor_account(member), proposal_id), keys=[load_key(net.governor_key_path(member))]
+            )
         assert (await c.proposal(proposal_id))["status"] == "executed"
 
 
@@ -53,16 +55,27 @@ async def play_story(url: str, chain_id: str, accounts_path: str) -> dict[str, s
     u0, u1, u2, u3 = (f"user-{k}@m{k % 4}" for k in range(4))
     async with AsyncLedgerClient(url) as c:
         far = int((await c.block(await c.head_height()))["time"]) + 86_400
-        await _submit(c, chain_id, keys, u0, CreateHold(u0, "h-exec", CASH_ASSET, u0, u1, u2, 1_000, far),
-                      CreateHold(u0, "h-rel", CASH_ASSET, u0, u3, u2, 2_000, far),
-                      CreateHold(u0, "h-open", CASH_ASSET, u0, u1, u2, 3_000, far))
+        await _submit(
+            c,
+            chain_id,
+            keys,
+            u0,
+            CreateHold(u0, "h-exec", CASH_ASSET, u0, u1, u2, 1_000, far),
+            CreateHold(u0, "h-rel", CASH_ASSET, u0, u3, u2, 2_000, far),
+            CreateHold(u0, "h-open", CASH_ASSET, u0, u1, u2, 3_000, far),
+        )
         soon = int((await c.block(await c.head_height()))["time"]) + 5
         await _submit(c, chain_id, keys, u1, CreateHold(u1, "h-exp", CASH_ASSET, u1, u0, u3, 700, soon))
         await _submit(c, chain_id, keys, u2, ExecuteHold(u2, "h-exec"))
         await _submit(c, chain_id, keys, u2, ReleaseHold(u2, "h-rel"))
         await _submit(c, chain_id, keys, ADMIN_ACCOUNT, FreezeAmount(ADMIN_ACCOUNT, CASH_ASSET, u1, 500, "inquiry"))
-        await _submit(c, chain_id, keys, ADMIN_ACCOUNT,
-                      UnfreezeAmount(ADMIN_ACCOUNT, CASH_ASSET, u1, 200, "inquiry partly closed"))
+        await _submit(
+            c,
+            chain_id,
+            keys,
+            ADMIN_ACCOUNT,
+            UnfreezeAmount(ADMIN_ACCOUNT, CASH_ASSET, u1, 200, "inquiry partly closed"),
+        )
         for _ in range(600):  # h-exp is released by the first block whose time reaches its expiry
             hold = await c.hold("h-exp")
             if hold["status_name"] != "ordered":

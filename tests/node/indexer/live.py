@@ -40,9 +40,25 @@ class IndexedChain:
 def start_indexer(net: Testnet, node: int, dsn: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115 - the process owns it
     return subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "index", "--node", net.api_url(node), "--genesis", net.genesis_path,
-         "--audit-every", "10", "--audit-sample", "8", *extra],
-        env=dict(os.environ, LEDGER_INDEX_DSN=dsn), stdout=out, stderr=out)
+        [
+            sys.executable,
+            "-m",
+            "node.cli",
+            "index",
+            "--node",
+            net.api_url(node),
+            "--genesis",
+            net.genesis_path,
+            "--audit-every",
+            "10",
+            "--audit-sample",
+            "8",
+            *extra,
+        ],
+        env=dict(os.environ, LEDGER_INDEX_DSN=dsn),
+        stdout=out,
+        stderr=out,
+    )
 
 
 def checkpoint(pg: PgCluster) -> int:
@@ -69,8 +85,14 @@ def run_indexed_chain(directory: Path, pg: PgCluster, *, rounds: int, rate: int,
     """Build the network, index it while killing the indexer and PostgreSQL `rounds` times, then index to the quiet
     head with a last, clean run. The network is left running (the caller kills it)."""
     rng = random.Random(seed)
-    net = Testnet.create(str(directory / "net"), 4, chain_id="testnet-indexer", users=8, seed=b"indexer",
-                         params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200))
+    net = Testnet.create(
+        str(directory / "net"),
+        4,
+        chain_id="testnet-indexer",
+        users=8,
+        seed=b"indexer",
+        params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=200),
+    )
     net.up(90)
     node = 1
     log = directory / "indexer.log"

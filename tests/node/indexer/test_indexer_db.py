@@ -34,8 +34,7 @@ def pg() -> Iterator[PgCluster]:
 
 @pytest.fixture(scope="module")
 def genesis_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    net = Testnet.create(str(tmp_path_factory.mktemp("g") / "net"), 1, chain_id="testnet-idxdb", users=2,
-                         seed=b"idxdb")
+    net = Testnet.create(str(tmp_path_factory.mktemp("g") / "net"), 1, chain_id="testnet-idxdb", users=2, seed=b"idxdb")
     return net.genesis_path
 
 
@@ -61,8 +60,9 @@ def test_migrations_apply_once_and_a_newer_schema_is_refused(pg: PgCluster) -> N
             assert await migrate(conn) == LATEST  # idempotent
             cur = await conn.execute("SELECT version, name FROM indexer_schema ORDER BY version")
             assert await cur.fetchall() == [(m.version, m.name) for m in MIGRATIONS]
-            await conn.execute("INSERT INTO indexer_schema (version, name) VALUES (%s, 'from_the_future')",
-                               (LATEST + 1,))
+            await conn.execute(
+                "INSERT INTO indexer_schema (version, name) VALUES (%s, 'from_the_future')", (LATEST + 1,)
+            )
             await conn.commit()
             with pytest.raises(IndexerError) as info:
                 await migrate(conn)
@@ -74,12 +74,29 @@ def test_migrations_apply_once_and_a_newer_schema_is_refused(pg: PgCluster) -> N
 def test_the_cli_refuses_a_newer_schema_with_exit_3(pg: PgCluster, genesis_path: str) -> None:
     dsn = _database(pg, "schema_cli")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE indexer_schema (version integer PRIMARY KEY, name text NOT NULL,"
-                     " applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE indexer_schema (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         conn.execute("INSERT INTO indexer_schema (version, name) VALUES (999, 'future')")
-    out = subprocess.run([sys.executable, "-m", "node.cli", "index", "--node", f"http://127.0.0.1:{_closed_port()}",
-                          "--genesis", genesis_path, "--dsn", dsn], capture_output=True, text=True, timeout=120,
-                         check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "node.cli",
+            "index",
+            "--node",
+            f"http://127.0.0.1:{_closed_port()}",
+            "--genesis",
+            genesis_path,
+            "--dsn",
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 3, out.stderr
     assert "indexer_schema_too_new" in out.stderr and "999" in out.stderr
 
@@ -92,7 +109,8 @@ def test_redact_dsn_removes_passwords_in_both_forms() -> None:
 
 
 def test_the_password_never_appears_while_retrying_the_database_or_the_node(
-        pg: PgCluster, genesis_path: str, caplog: pytest.LogCaptureFixture) -> None:
+    pg: PgCluster, genesis_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
     genesis = load_genesis(genesis_path)
     dead_db = f"host=127.0.0.1 port={_closed_port()} user=ledger password={SECRET} dbname=ledger"
     live_db = f"{_database(pg, 'secret_check')} password={SECRET}"  # trust auth: the password is not needed
@@ -116,9 +134,26 @@ def test_the_password_never_appears_while_retrying_the_database_or_the_node(
 
 def test_the_cli_never_prints_the_password(pg: PgCluster, genesis_path: str, tmp_path: Path) -> None:
     dsn = f"host=127.0.0.1 port={_closed_port()} user=ledger password={SECRET} dbname=ledger"
-    out = subprocess.run([sys.executable, "-m", "node.cli", "index", "--node", "http://127.0.0.1:9",
-                          "--genesis", genesis_path, "--dsn", dsn, "--max-attempts", "2"],
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "node.cli",
+            "index",
+            "--node",
+            "http://127.0.0.1:9",
+            "--genesis",
+            genesis_path,
+            "--dsn",
+            dsn,
+            "--max-attempts",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 4, out.stderr
     assert "indexer_database_unavailable" in out.stderr
     assert SECRET not in out.stdout + out.stderr

@@ -96,13 +96,17 @@ def assert_exactly_the_chains_rows(chain: IndexedChain) -> None:
             moved += n
         assert moved > 100  # the load really ran
         # Per asset: the supply in SQL is the chain's, proved.
-        for (asset, total) in rows(pg, "SELECT asset, sum(available + held + frozen) FROM positions GROUP BY asset"):
+        for asset, total in rows(pg, "SELECT asset, sum(available + held + frozen) FROM positions GROUP BY asset"):
             status: AssetStatus = proved(client, asset_status_key(asset), h, root)
             assert status.outstanding == total, asset
         # Every account's balance: SQL equals the proved Balance record (absent: zero).
-        accounts = set(load_accounts(chain.net.accounts_path)) | {a for (a,) in rows(pg, "SELECT account FROM positions")}
-        positions = {(a, acc): (av, he, fr) for a, acc, av, he, fr in
-                     rows(pg, "SELECT asset, account, available, held, frozen FROM positions")}
+        accounts = set(load_accounts(chain.net.accounts_path)) | {
+            a for (a,) in rows(pg, "SELECT account FROM positions")
+        }
+        positions = {
+            (a, acc): (av, he, fr)
+            for a, acc, av, he, fr in rows(pg, "SELECT asset, account, available, held, frozen FROM positions")
+        }
         for account in sorted(accounts):
             bal: Balance | None = proved(client, balance_key("CASH-T", account), h, root)
             chain_b = (0, 0, 0) if bal is None else (bal.available, bal.held, bal.frozen)
@@ -118,8 +122,10 @@ def test_holds_freezes_and_signers_are_indexed(chain: IndexedChain) -> None:
     assert rows(pg, "SELECT closed_how FROM holds WHERE hold_id = 'h-rel'") == [("released_by_notary",)]
     expired = rows(pg, "SELECT encode(closed_tx, 'hex') FROM holds WHERE hold_id = 'h-exp'")
     assert expired == [(ZERO,)]  # released by the block's own step, not by a transaction
-    assert rows(pg, "SELECT kind, amount FROM freezes ORDER BY height, seq") == [("amount_frozen", 500),
-                                                                               ("amount_unfrozen", 200)]
+    assert rows(pg, "SELECT kind, amount FROM freezes ORDER BY height, seq") == [
+        ("amount_frozen", 500),
+        ("amount_unfrozen", 200),
+    ]
     assert rows(pg, "SELECT frozen FROM positions WHERE account = 'user-1@m1'") == [(300,)]
     # Every block's certificate was signed by a quorum of the 4 validators (3 of power 1 each at least).
     assert rows(pg, "SELECT min(signer_power), min(cardinality(signers)) FROM blocks WHERE height > 0") >= [(3, 3)]
@@ -130,7 +136,8 @@ def test_holds_freezes_and_signers_are_indexed(chain: IndexedChain) -> None:
     assert epochs[0][2] == epochs[1][1] - 1 and epochs[1][2] is None
     assert rows(pg, "SELECT min(height) FROM blocks WHERE epoch = 1") == [(epochs[1][1],)]
     assert rows(pg, "SELECT status, approvals >= 3, closed_height IS NOT NULL FROM proposals") == [
-        ("executed", True, True)]
+        ("executed", True, True)
+    ]
     kinds = {k for (k,) in rows(pg, "SELECT kind FROM proposal_events")}
     assert {"proposal_created", "proposal_approved", "proposal_executed", "epoch_scheduled"} <= kinds
     assert rows(pg, "SELECT count(*) FROM transactions WHERE code <> 0 AND reason = 'OK'") == [(0,)]
@@ -138,8 +145,15 @@ def test_holds_freezes_and_signers_are_indexed(chain: IndexedChain) -> None:
 
 def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
     pg, h = chain.pg, chain.height
-    assert set(REPORTS) == {"positions_at_height", "positions_at_date", "holders_at_height", "counterparty_history",
-                            "open_holds_by_age", "supply_history", "supply_at_height"}
+    assert set(REPORTS) == {
+        "positions_at_height",
+        "positions_at_date",
+        "holders_at_height",
+        "counterparty_history",
+        "open_holds_by_age",
+        "supply_history",
+        "supply_at_height",
+    }
     with LedgerClient(chain.url) as client:
         for height in (1, h // 3, (2 * h) // 3, h):
             at = rows(pg, REPORTS["positions_at_height"], {"height": height})
@@ -148,10 +162,16 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
                 for b in client.balances(account, height=height)["balances"]:
                     node_side.append((b["asset"], account, b["available"], b["held"], b["frozen"], b["total"]))
             assert sorted(at) == sorted(node_side), height
-            by_date = rows(pg, REPORTS["positions_at_date"],
-                           {"at": rows(pg, "SELECT time FROM blocks WHERE height = %(h)s", {"h": height})[0][0]})
-            last_same_second = rows(pg, "SELECT max(height) FROM blocks WHERE time = (SELECT time FROM blocks"
-                                        " WHERE height = %(h)s)", {"h": height})[0][0]
+            by_date = rows(
+                pg,
+                REPORTS["positions_at_date"],
+                {"at": rows(pg, "SELECT time FROM blocks WHERE height = %(h)s", {"h": height})[0][0]},
+            )
+            last_same_second = rows(
+                pg,
+                "SELECT max(height) FROM blocks WHERE time = (SELECT time FROM blocks WHERE height = %(h)s)",
+                {"h": height},
+            )[0][0]
             assert by_date == rows(pg, REPORTS["positions_at_height"], {"height": last_same_second})
             holders = rows(pg, REPORTS["holders_at_height"], {"asset": "CASH-T", "height": height})
             assert sorted((r[0], r[4]) for r in holders) == sorted((r[1], r[5]) for r in node_side if r[5] > 0)
@@ -164,16 +184,25 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
         # sender's units between its own buckets).
         a, b = "user-0@m0", "user-1@m1"
         t0, t1 = rows(pg, "SELECT min(time), max(time) + interval '1 second' FROM blocks")[0]
-        sql_ids = {r[2] for r in rows(pg, REPORTS["counterparty_history"],
-                                      {"account": a, "counterparty": b, "since": t0, "until": t1})}
+        sql_ids = {
+            r[2]
+            for r in rows(
+                pg, REPORTS["counterparty_history"], {"account": a, "counterparty": b, "since": t0, "until": t1}
+            )
+        }
         node_ids = set()
         page: dict[str, Any] = client.history(a, limit=1000)
         while True:
             for item in page["items"]:
-                if item["height"] <= h and item["code"] == 0 and any(
+                if (
+                    item["height"] <= h
+                    and item["code"] == 0
+                    and any(
                         ev["kind"] in ("transferred", "hold_executed")
                         and {a, b} == {ev["attrs"].get("sender"), ev["attrs"].get("recipient")}
-                        for ev in item["events"]):
+                        for ev in item["events"]
+                    )
+                ):
                     node_ids.add(item["tx_id"])
             if page.get("next") is None:
                 break
@@ -182,8 +211,9 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
         # Open holds by age: exactly the holds the node reports as still ordered.
         now = rows(pg, "SELECT max(time) FROM blocks")[0][0]
         open_holds = rows(pg, REPORTS["open_holds_by_age"], {"now": now, "min_age": timedelta(0)})
-        assert [r[0] for r in open_holds] == [hid for hid in sorted(chain.holds)
-                                              if client.hold(hid)["status_name"] == "ordered"]
+        assert [r[0] for r in open_holds] == [
+            hid for hid in sorted(chain.holds) if client.hold(hid)["status_name"] == "ordered"
+        ]
         assert rows(pg, REPORTS["open_holds_by_age"], {"now": now, "min_age": timedelta(days=3650)}) == []
 
 
@@ -200,15 +230,19 @@ def _tamper_block(doc: dict[str, Any], other: dict[str, Any]) -> None:
 
 
 def _tamper_movement(doc: dict[str, Any], other: dict[str, Any]) -> None:
-    doc["balance_changes"].append({"tx_id": ZERO, "asset": "CASH-T", "account": "user-7@m3", "available": 1_000,
-                                   "held": 0, "frozen": 0})  # units from nowhere: only the audit can tell
+    doc["balance_changes"].append(
+        {"tx_id": ZERO, "asset": "CASH-T", "account": "user-7@m3", "available": 1_000, "held": 0, "frozen": 0}
+    )  # units from nowhere: only the audit can tell
 
 
-@pytest.mark.parametrize(("tamper", "code", "written"), [
-    (_tamper_certificate, "indexer_certificate_invalid", False),
-    (_tamper_block, "indexer_block_invalid", False),
-    (_tamper_movement, "indexer_audit_mismatch", True),
-])
+@pytest.mark.parametrize(
+    ("tamper", "code", "written"),
+    [
+        (_tamper_certificate, "indexer_certificate_invalid", False),
+        (_tamper_block, "indexer_block_invalid", False),
+        (_tamper_movement, "indexer_audit_mismatch", True),
+    ],
+)
 def test_a_node_that_lies_is_caught_and_named(chain: IndexedChain, tamper: Any, code: str, written: bool) -> None:
     """Through a proxy that alters the node's answer for one height: a certificate that does not verify, or bytes
     that are not the certified block, are refused before anything of that height is written; a movement the chain
@@ -222,6 +256,7 @@ def test_a_node_that_lies_is_caught_and_named(chain: IndexedChain, tamper: Any, 
 
     async def run() -> IndexerError:
         async with aiohttp.ClientSession() as session:
+
             async def forward(request: web.Request) -> web.Response:
                 async with session.get(chain.url + request.path_qs) as r:
                     status, body = r.status, await r.json()
@@ -237,8 +272,15 @@ def test_a_node_that_lies_is_caught_and_named(chain: IndexedChain, tamper: Any, 
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            config = IndexerConfig(f"http://127.0.0.1:{port}", dsn, load_genesis(chain.net.genesis_path),
-                                   audit_every=1, until_height=bad + 3, max_attempts=1, status=lines.append)
+            config = IndexerConfig(
+                f"http://127.0.0.1:{port}",
+                dsn,
+                load_genesis(chain.net.genesis_path),
+                audit_every=1,
+                until_height=bad + 3,
+                max_attempts=1,
+                status=lines.append,
+            )
             try:
                 with pytest.raises(IndexerError) as info:
                     await Indexer(config).run()

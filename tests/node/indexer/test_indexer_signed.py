@@ -23,8 +23,9 @@ from tests.node.api.live_node import one_node_testnet
 
 @pytest.fixture(scope="module")
 def closed_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
-    with one_node_testnet(Path(tmp_path_factory.mktemp("signed")), "indexer-signed", open_reads=False,
-                          empty_block_interval_ms=100) as net:
+    with one_node_testnet(
+        Path(tmp_path_factory.mktemp("signed")), "indexer-signed", open_reads=False, empty_block_interval_ms=100
+    ) as net:
         net.wait_height([0], 6, 60)
         yield net
 
@@ -38,8 +39,9 @@ def test_private_reads_need_an_auditor_key(closed_net: Testnet) -> None:
         with pytest.raises(IndexerError) as info:
             asyncio.run(Indexer(unsigned).run())
         assert info.value.code == x.NODE_REFUSED and "height 1:" in str(info.value) and "3200" in str(info.value)
-        signed = IndexerConfig(closed_net.api_url(0), pg.dsn, genesis, admin, audit_every=2, until_height=5,
-                               status=lines.append)
+        signed = IndexerConfig(
+            closed_net.api_url(0), pg.dsn, genesis, admin, audit_every=2, until_height=5, status=lines.append
+        )
         indexer = Indexer(signed)
         assert asyncio.run(indexer.run()) == 5
         assert indexer.audits >= 2
