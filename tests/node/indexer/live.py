@@ -119,6 +119,14 @@ def run_indexed_chain(directory: Path, pg: PgCluster, *, rounds: int, rate: int,
                 pg.start()
             if victim in ("indexer", "both"):
                 proc = start_indexer(net, node, pg.dsn, log)
+        # The node the indexer follows goes away (kill -9) and comes back: the indexer retries, then resumes.
+        wait_checkpoint_beyond(pg, checkpoint(pg), 180)
+        net.kill(node)
+        chain.kills.append("node")
+        time.sleep(rng.uniform(0.5, 1.5))
+        net.start(node)
+        net.wait_up(120, [node], min_height=0)
+        wait_checkpoint_beyond(pg, checkpoint(pg), 180)
         load.finish()
         time.sleep(1.0)  # let the last admitted transfers commit
         chain.height = net.height(node)

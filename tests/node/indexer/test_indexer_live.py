@@ -61,7 +61,7 @@ def rows(pg: PgCluster, sql: str, params: dict[str, Any] | None = None) -> list[
 
 
 def test_after_kills_the_database_holds_exactly_the_chains_rows(chain: IndexedChain) -> None:
-    assert len(chain.kills) == 3
+    assert len(chain.kills) == 4 and chain.kills[-1] == "node"
     assert_exactly_the_chains_rows(chain)
 
 
@@ -70,7 +70,7 @@ def test_soak_many_kills_under_heavier_load(tmp_path: Path) -> None:
     with PgCluster() as pg:
         c = run_indexed_chain(tmp_path, pg, rounds=25, rate=400, seed=1818)
         try:
-            assert len(c.kills) == 25
+            assert len(c.kills) == 26
             assert_exactly_the_chains_rows(c)
         finally:
             c.net.kill_all()
@@ -113,6 +113,7 @@ def assert_exactly_the_chains_rows(chain: IndexedChain) -> None:
             assert positions.get(("CASH-T", account), (0, 0, 0)) == chain_b, account
     assert "audit at height" in chain.log
     assert "indexer_database_unavailable" in chain.log or "postgres" not in chain.kills
+    assert "indexer_node_unreachable" in chain.log and "retrying in" in chain.log
 
 
 def test_holds_freezes_and_signers_are_indexed(chain: IndexedChain) -> None:
