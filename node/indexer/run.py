@@ -42,6 +42,9 @@ __all__ = ["Indexer", "IndexerConfig", "redact_dsn"]
 log = logging.getLogger("node.indexer")
 
 PREFETCH: Final = 16  # heights fetched ahead of the one being written
+# Refusals that may pass: unavailable, rate limited, too many streams, halted (another node or a restart), and a
+# height the node does not have yet (a node restarted behind, or a full node catching up).
+TRANSIENT_API_CODES: Final = frozenset({3106, 3109, 3114, 3116, 3131, 3303})
 WRITE_BATCH: Final = 16  # blocks written in one SQL transaction at most (catching up: those already fetched)
 BACKOFF_MAX: Final = 30.0  # seconds between reconnection attempts, at most
 
@@ -121,7 +124,7 @@ class Indexer:
             except (TimeoutError, ClientError, OSError) as exc:
                 what = IndexerError(x.NODE_UNREACHABLE, f"node {self.config.node_url}: {exc}")
             except ApiError as exc:
-                if exc.code in (3109, 3106, 3131, 3303):  # unavailable, rate limited, streams, halted: transient
+                if exc.code in TRANSIENT_API_CODES:
                     what = IndexerError(x.NODE_UNREACHABLE, f"node {self.config.node_url}: {exc}")
                 else:
                     err = IndexerError(

@@ -120,7 +120,13 @@ def run_index_bench(config: IndexBenchConfig, directory: str | None = None) -> d
             node0, pg0 = _cpu_seconds(node_pid), _cpu_seconds(pg_pid, True)
             asyncio.run(indexer.run())  # its connection (the backend) ends with it: counted in the postmaster's
             seconds, cpu = time.monotonic() - t0, time.process_time() - cpu0
-            node_cpu, pg_cpu = _cpu_seconds(node_pid) - node0, _cpu_seconds(pg_pid, True) - pg0
+            node_cpu = _cpu_seconds(node_pid) - node0
+            pg_cpu = 0.0
+            for _ in range(50):  # the backend ends after the connection closes; the postmaster then reaps it
+                pg_cpu = _cpu_seconds(pg_pid, True) - pg0
+                if pg_cpu > 0:
+                    break
+                time.sleep(0.1)
             load_after = os.getloadavg()
             import psycopg
 
