@@ -157,3 +157,30 @@ def test_the_cli_never_prints_the_password(pg: PgCluster, genesis_path: str, tmp
     assert out.returncode == 4, out.stderr
     assert "indexer_database_unavailable" in out.stderr
     assert SECRET not in out.stdout + out.stderr
+
+
+def test_an_existing_database_keeps_the_indexer_in_its_own_schema(pg: PgCluster) -> None:
+    """README / docs/indexer.md: a schema of its own and `options='-c search_path=...'` in the DSN keep the indexer's
+    tables apart from the database's own (here: a table `events` of the user's, untouched)."""
+    base = _database(pg, "existing_db")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (id serial PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO events (note) VALUES ('the user''s own')")
+        conn.execute("CREATE SCHEMA ledger")
+    dsn = f"{base} options='-c search_path=ledger'"
+
+    async def go() -> None:
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            assert await migrate(conn) == LATEST
+
+    asyncio.run(go())
+    with psycopg.connect(base) as conn:
+        tables = {
+            (s, t)
+            for s, t in conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ('public', 'ledger')"
+            )
+        }
+        assert ("ledger", "events") in tables and ("ledger", "indexer_checkpoint") in tables
+        assert {t for s, t in tables if s == "public"} == {"events"}
+        assert conn.execute("SELECT note FROM public.events").fetchall() == [("the user's own",)]
