@@ -38,27 +38,11 @@ class IndexedChain:
 
 
 def start_indexer(net: Testnet, node: int, dsn: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    out = open(log, "ab")  # noqa: SIM115 - the process owns it
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "node.cli",
-            "index",
-            "--node",
-            net.api_url(node),
-            "--genesis",
-            net.genesis_path,
-            "--audit-every",
-            "10",
-            "--audit-sample",
-            "8",
-            *extra,
-        ],
-        env=dict(os.environ, LEDGER_INDEX_DSN=dsn),
-        stdout=out,
-        stderr=out,
-    )
+    """`ledger index` as a process (the DSN in its environment), appending its output to `log`."""
+    command = [sys.executable, "-m", "node.cli", "index", "--node", net.api_url(node), "--genesis", net.genesis_path,
+               "--audit-every", "10", "--audit-sample", "8", *extra]  # fmt: skip
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=dict(os.environ, LEDGER_INDEX_DSN=dsn), stdout=out, stderr=out)
 
 
 def checkpoint(pg: PgCluster) -> int:
