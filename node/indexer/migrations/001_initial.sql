@@ -140,7 +140,7 @@ CREATE INDEX freezes_account ON freezes (account, height);
 
 CREATE TABLE corporate_actions (
     action            text   PRIMARY KEY,
-    action_kind       text   NOT NULL,
+    action_kind       smallint NOT NULL,       -- 1 distribution (coupon, dividend), 2 redemption at maturity
     asset             text   NOT NULL,
     pay_asset         text,
     payer             text,

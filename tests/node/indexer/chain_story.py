@@ -8,7 +8,8 @@ import asyncio
 import itertools
 from typing import Any
 
-from ledger.operations import CreateHold, ExecuteHold, FreezeAmount, ReleaseHold, UnfreezeAmount
+from contracts.operations import AnnounceAction, PayAction
+from ledger.operations import CreateHold, DefineAsset, ExecuteHold, FreezeAmount, Issue, ReleaseHold, UnfreezeAmount
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.protocol import OPERATIONS
 from node.client.aio import AsyncLedgerClient
@@ -46,6 +47,36 @@ async def change_params(url: str, net: Any, proposal_id: str = "slower-empty-blo
                 approve(governor_account(member), proposal_id), keys=[load_key(net.governor_key_path(member))]
             )
         assert (await c.proposal(proposal_id))["status"] == "executed"
+
+
+async def pay_coupon(url: str, chain_id: str, accounts_path: str) -> None:
+    """A corporate action: the admin defines BOND-X, issues it to user-2 and user-3 (1,000 and 3,000), announces coupon
+    BOND-X-C1 (1 CASH-T per 10 units held at a record height) and pays it."""
+    keys = load_accounts(accounts_path)
+    users = sorted(a for a in keys if a.startswith("user-"))
+    admin, u2, u3 = ADMIN_ACCOUNT, users[2], users[3]
+    async with AsyncLedgerClient(url) as c:
+        await _submit(
+            c,
+            chain_id,
+            keys,
+            admin,
+            DefineAsset(admin, "BOND-X", 2, 10**9, "Bond X", "", (), (), ()),
+            Issue(admin, "BOND-X", u2, 1_000),
+            Issue(admin, "BOND-X", u3, 3_000),
+            Issue(admin, CASH_ASSET, admin, 10_000),
+        )
+        record = await c.head_height() + 10  # room for the announcement to be included before it
+        await _submit(
+            c,
+            chain_id,
+            keys,
+            admin,
+            AnnounceAction(admin, "BOND-X-C1", 1, "BOND-X", CASH_ASSET, admin, admin, record, 1, 10),
+        )
+        while await c.head_height() <= record:
+            await asyncio.sleep(0.1)
+        await _submit(c, chain_id, keys, admin, PayAction(admin, "BOND-X-C1", 64))
 
 
 async def play_story(url: str, chain_id: str, accounts_path: str) -> dict[str, str]:

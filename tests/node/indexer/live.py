@@ -19,7 +19,7 @@ from node.chain.genesis import ChainParams
 from node.indexer.pgcluster import PgCluster
 from node.tools.load import TransferLoad
 from node.tools.testnet import Testnet
-from tests.node.indexer.chain_story import change_params, play_story
+from tests.node.indexer.chain_story import change_params, pay_coupon, play_story
 
 
 @dataclass
@@ -87,6 +87,7 @@ def run_indexed_chain(directory: Path, pg: PgCluster, *, rounds: int, rate: int,
         load.start()
         chain.holds = asyncio.run(play_story(net.api_url(0), net.chain_id, net.accounts_path))
         asyncio.run(change_params(net.api_url(2), net))
+        asyncio.run(pay_coupon(net.api_url(3), net.chain_id, net.accounts_path))
         for _ in range(rounds):
             # A random moment while the indexer is working: once it has written a block more (the machine may be
             # slow: wait for that, with a generous bound), then a random pause.
