@@ -49,6 +49,20 @@ def run(args: argparse.Namespace) -> int:
     from node.indexer.errors import IndexerError
     from node.indexer.run import Indexer, IndexerConfig
 
+    bad = [
+        flag
+        for flag, ok in (
+            ("--audit-every", args.audit_every >= 0),
+            ("--audit-sample", args.audit_sample >= 0),
+            ("--until-height", args.until_height is None or args.until_height >= 0),
+            ("--max-attempts", args.max_attempts is None or args.max_attempts >= 1),
+            ("--timeout", args.timeout > 0),
+        )
+        if not ok
+    ]
+    if bad:
+        print(f"ledger index: out of range: {', '.join(bad)}", file=sys.stderr)
+        return EXIT_USAGE
     dsn = args.dsn or os.environ.get("LEDGER_INDEX_DSN")
     if not dsn:
         print("ledger index: no database: pass --dsn or set LEDGER_INDEX_DSN", file=sys.stderr)
@@ -77,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         audit_sample=args.audit_sample,
         until_height=args.until_height,
         max_attempts=args.max_attempts,
+        timeout=args.timeout,
         status=status,
     )
     indexer = Indexer(config)

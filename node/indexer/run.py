@@ -73,6 +73,7 @@ class IndexerConfig:
     until_height: int | None = None  # stop once this height is indexed (tests, benchmarks)
     final_audit: bool = True  # audit once more when stopping at until_height
     max_attempts: int | None = None  # reconnection attempts before giving up (None: forever)
+    timeout: float = 30.0  # seconds per request to the node
     status: Callable[[str], None] = field(default=lambda line: log.info("%s", line))
 
 
@@ -149,7 +150,7 @@ class Indexer:
     async def _session(self) -> None:
         conn = await psycopg.AsyncConnection.connect(self.config.dsn, connect_timeout=10)
         try:
-            async with AsyncLedgerClient(self.config.node_url, self.config.key) as client:
+            async with AsyncLedgerClient(self.config.node_url, self.config.key, timeout=self.config.timeout) as client:
                 await self._index(conn, client)
         finally:
             with contextlib.suppress(Exception):

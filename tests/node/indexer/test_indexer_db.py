@@ -184,3 +184,17 @@ def test_an_existing_database_keeps_the_indexer_in_its_own_schema(pg: PgCluster)
         assert ("ledger", "events") in tables and ("ledger", "indexer_checkpoint") in tables
         assert {t for s, t in tables if s == "public"} == {"events"}
         assert conn.execute("SELECT note FROM public.events").fetchall() == [("the user's own",)]
+
+
+def test_bad_usage_is_refused_with_exit_2(
+    genesis_path: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node.cli import main
+
+    monkeypatch.delenv("LEDGER_INDEX_DSN", raising=False)
+    assert main(["index", "--genesis", genesis_path, "--dsn", "x", "--audit-every", "-1", "--max-attempts", "0"]) == 2
+    assert "out of range: --audit-every, --max-attempts" in capsys.readouterr().err
+    assert main(["index", "--genesis", genesis_path + ".missing", "--dsn", "x"]) == 2
+    assert "genesis" in capsys.readouterr().err
+    assert main(["index", "--genesis", genesis_path]) == 2  # no --dsn and no $LEDGER_INDEX_DSN
+    assert "LEDGER_INDEX_DSN" in capsys.readouterr().err
