@@ -202,7 +202,7 @@ class Indexer:
                     last = min(last, cfg.until_height)
                 for h in range(nxt, last + 1):
                     if h not in pending:
-                        pending[h] = asyncio.create_task(client.get("blocks", h, "changes", signed=True))
+                        pending[h] = asyncio.create_task(client.block_changes(h))
                 # Verify the next block, and those after it already fetched (up to WRITE_BATCH, never past an
                 # audit point), then write them in one transaction with the checkpoint.
                 batch: list[VerifiedBlock] = []

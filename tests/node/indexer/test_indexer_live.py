@@ -89,7 +89,7 @@ def assert_exactly_the_chains_rows(chain: IndexedChain) -> None:
         sql_moves = dict(rows(pg, "SELECT height, count(*) FROM balance_movements WHERE height > 0 GROUP BY height"))
         moved = 0
         for height in range(1, h + 1):
-            doc = client.get("blocks", height, "changes", signed=True)
+            doc = client.block_changes(height)
             assert sorted(sql_tx.get(height, [])) == sorted(r["tx_id"] for r in doc["receipts"]), height
             n = sum(1 for m in doc["balance_changes"] for b in ("available", "held", "frozen") if m[b])
             assert sql_moves.get(height, 0) == n, height
