@@ -7,7 +7,8 @@ many more times under heavier load."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ledger.records import AssetStatus, Balance
 from ledger.state import decode_value
 from ledger.state_keys import asset_status_key, balance_key
 from node.chain.genesis import load_genesis
+from node.client.errors import ApiError
 from node.client.sync import LedgerClient
 from node.client.verify import verify_state_proof
 from node.indexer.errors import IndexerError
@@ -49,8 +51,21 @@ def chain(pg: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[I
         c.net.kill_all()
 
 
+def patiently(read: Callable[[], Any]) -> Any:
+    """A read of the test's own checks, retried while the node's rate limit (3106) says so: a long chain means many
+    reads in a row."""
+    for _ in range(600):
+        try:
+            return read()
+        except ApiError as exc:
+            if exc.code != 3106:
+                raise
+            time.sleep(float(exc.details.get("retry_after", 0.2) or 0.2))
+    raise AssertionError("the node kept refusing the test's reads (rate limit)")
+
+
 def proved(client: LedgerClient, key: bytes, height: int, root: bytes) -> Any:
-    doc = client.proof(key.hex(), height)
+    doc = patiently(lambda: client.proof(key.hex(), height))
     assert verify_state_proof(root, key, doc["value"], doc["proof"]), key
     return None if doc["value"] is None else decode_value(key, bytes.fromhex(doc["value"]))
 
@@ -89,7 +104,7 @@ def assert_exactly_the_chains_rows(chain: IndexedChain) -> None:
         sql_moves = dict(rows(pg, "SELECT height, count(*) FROM balance_movements WHERE height > 0 GROUP BY height"))
         moved = 0
         for height in range(1, h + 1):
-            doc = client.block_changes(height)
+            doc = patiently(lambda h=height: client.block_changes(h))
             assert sorted(sql_tx.get(height, [])) == sorted(r["tx_id"] for r in doc["receipts"]), height
             n = sum(1 for m in doc["balance_changes"] for b in ("available", "held", "frozen") if m[b])
             assert sql_moves.get(height, 0) == n, height
