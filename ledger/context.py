@@ -58,7 +58,8 @@ class TxContext:
     """One transaction being executed on its own overlay."""
 
     __slots__ = (
-        "block", "engine", "events", "movements", "op_index", "protocol", "rule_state", "signers", "state", "tx_id"
+        "balance_changes", "block", "engine", "events", "movements", "op_index", "protocol", "rule_state", "signers",
+        "state", "tx_id",
     )
 
     def __init__(
@@ -74,6 +75,9 @@ class TxContext:
         self.op_index = 0
         self.rule_state = RuleState(state)
         self.movements: list[Movement] = []  # the movements applied so far, for the end-of-transaction rules
+        # Every balance write, as (asset, account, Δavailable, Δheld, Δfrozen): what indexers record as balance
+        # movements (ledger.transition.BlockOutcome.balance_changes). Not part of any hash.
+        self.balance_changes: list[tuple[str, str, int, int, int]] = []
 
     # -- events ------------------------------------------------------------------------------------------------
 
@@ -157,6 +161,9 @@ class TxContext:
         was_empty = old.available == 0 and old.held == 0 and old.frozen == 0
         is_empty = new.available == 0 and new.held == 0 and new.frozen == 0
         self.state.put(balance_key(asset_id, account_id), None if is_empty else new)
+        delta = (new.available - old.available, new.held - old.held, new.frozen - old.frozen)
+        if delta != (0, 0, 0):
+            self.balance_changes.append((asset_id, account_id, *delta))
         if was_empty != is_empty:
             pkey = positions_key(account_id)
             pos: Positions | None = self.state.get(pkey)

@@ -75,6 +75,8 @@ class TxOutcome:
     tx: SignedTransaction | None  # None when the bytes did not decode
     accounts: tuple[str, ...]  # accounts whose history this transaction enters (sorted)
     executed: bool
+    # (asset, account, Δavailable, Δheld, Δfrozen) of every balance write of a transaction that succeeded
+    balance_changes: tuple[tuple[str, str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,10 @@ class BlockOutcome:
     next_epoch: EpochRecord | None = None
     # Events of the block itself, before its transactions (tx_id BLOCK_EVENTS_TX_ID): holds released on expiry.
     block_events: tuple[Event, ...] = ()
+    # Every balance movement of the block, in execution order, as (tx_id, asset, account, Δavailable, Δheld,
+    # Δfrozen): the block's own step first (tx_id BLOCK_EVENTS_TX_ID), then each transaction that succeeded. Their
+    # sum per (asset, account) is the block's balance change; nothing here is hashed (docs/indexer.md).
+    balance_changes: tuple[tuple[bytes, str, str, int, int, int], ...] = ()
 
 
 def _clip(text: str, limit: int = MAX_TEXT_BYTES) -> str:
@@ -230,15 +236,19 @@ def apply_transaction(
     for ev in events:
         touched.update(ev.accounts())
     receipt = Receipt(tx.tx_id, block.height, index, codes.OK, None, "", events)
-    return TxOutcome(receipt, tx, tuple(sorted(touched)), True)
+    return TxOutcome(receipt, tx, tuple(sorted(touched)), True, tuple(ctx.balance_changes))
 
 
 def start_block(state: Overlay, block: BlockContext, protocol: Protocol) -> tuple[Event, ...]:
     """What a block does before its first transaction, with no signer: release the holds whose expiry its time has
     reached (ledger.ops.holds.release_expired). Returns the events, tx id BLOCK_EVENTS_TX_ID."""
+    return tuple(_start_block(state, block, protocol).events)
+
+
+def _start_block(state: Overlay, block: BlockContext, protocol: Protocol) -> TxContext:
     ctx = TxContext(state, block, BLOCK_EVENTS_TX_ID, (), protocol)
     release_expired(ctx)
-    return tuple(ctx.events)
+    return ctx
 
 
 def dry_run(
@@ -321,7 +331,9 @@ def apply_block(
     assert block.height == meta.height + 1, f"block height {block.height} does not follow {meta.height}"
     assert block.time >= meta.time, "block time went backwards"
     _prune_replay(overlay, block.height)
-    block_events = start_block(overlay, block, protocol)
+    start = _start_block(overlay, block, protocol)
+    block_events = tuple(start.events)
+    balance_changes = [(BLOCK_EVENTS_TX_ID, *change) for change in start.balance_changes]
     receipts: list[Receipt] = []
     events: list[Event] = list(block_events)
     executed: list[tuple[bytes, bytes, bytes]] = []
@@ -341,6 +353,7 @@ def apply_block(
             continue
         assert outcome.tx is not None
         events.extend(receipt.events)
+        balance_changes.extend((receipt.tx_id, *change) for change in outcome.balance_changes)
         tx_bytes = item if isinstance(item, bytes) else item.to_bytes()
         executed.append((receipt.tx_id, tx_bytes, encode_receipt(receipt, operations=protocol.operations)))
         history.extend((account, receipt.tx_id) for account in outcome.accounts)
@@ -366,4 +379,5 @@ def apply_block(
         overlay=overlay,
         next_epoch=next_epoch,
         block_events=block_events,
+        balance_changes=tuple(balance_changes),
     )

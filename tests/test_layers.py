@@ -2,7 +2,7 @@
 
 - consensus/ imports no other layer, and no I/O loop, socket or clock; ledger/ and contracts/ import no other layer
   above them, no asyncio, socket, time or random;
-- node/'s rooms depend in one direction: cli > tools > validator > api | client > chain > net > errors;
+- node/'s rooms depend in one direction: cli > tools > validator | indexer > api | client > chain > net > errors;
 - and no module of consensus/, ledger/ or contracts/ reads the environment (a hidden input to a pure layer).
 
 Each check is shown to fail on a planted violation, so a broken configuration cannot pass silently."""

@@ -128,6 +128,7 @@ INT = {"type": "integer", "minimum": 0}
 AMOUNT = {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT}
 HEIGHT = {"type": "integer", "minimum": 0, "maximum": U64_MAX}
 HASH = {"type": "string", "pattern": HEX32}
+DELTA = {"type": "integer", "minimum": -MAX_AMOUNT, "maximum": MAX_AMOUNT}  # a signed change of an amount
 ACCOUNT = {"type": "string", "pattern": _anchored(ACCOUNT_PATTERN), "maxLength": MAX_ACCOUNT_ID_BYTES}
 ASSET = {"type": "string", "pattern": _anchored(ASSET_PATTERN), "maxLength": 32}
 HOLD_ID = {"type": "string", "pattern": _anchored(HOLD_PATTERN), "maxLength": 64}
@@ -337,6 +338,21 @@ COMPONENTS: dict[str, Schema] = {
         }
     ),
     "BlockPage": _page({"$ref": "#/components/schemas/Block"}),
+    "BlockChanges": _obj(
+        {
+            "height": HEIGHT,
+            "block_hash": HASH,
+            "time": INT,
+            "block": {"type": "string", "pattern": HEX},
+            "certificate": {"type": ["string", "null"], "pattern": HEX},
+            "receipts": {"type": "array", "items": {"$ref": "#/components/schemas/Receipt"}},
+            "block_events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            "balance_changes": {"type": "array", "items": _obj({
+                "tx_id": HASH, "asset": ASSET, "account": ACCOUNT, "available": DELTA, "held": DELTA,
+                "frozen": DELTA,
+            })},
+        }
+    ),
     "Validators": _obj(
         {
             "epoch": INT,

@@ -40,6 +40,7 @@ from ledger.state_keys import EPOCH_KEY
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction
 from ledger.transition import BLOCK_EVENTS_TX_ID, BlockOutcome, apply_block
+from node.chain.balance_changes import balance_changes_key, encode_balance_changes
 from node.chain.certified import block_events_key, cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
 from node.chain.epochs import Epochs
 from node.chain.genesis import Genesis
@@ -78,6 +79,8 @@ class ExecutedBlock:
     # Set when this block is epoch-ending: the record of the epoch that starts at height + 1.
     next_epoch: EpochRecord | None = None
     block_events: tuple[Event, ...] = ()  # the block's own events (also first in `events`)
+    # (tx_id, asset, account, Δavailable, Δheld, Δfrozen), stored for indexers (node/chain/balance_changes.py)
+    balance_changes: tuple[tuple[bytes, str, str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +313,7 @@ class Executor:
         executed = ExecutedBlock(block.id, parent, block.header.height, job.time_ms, outcome.state_root,
                                  job.txs, outcome.receipts, outcome.events, outcome.executed, outcome.rejected,
                                  outcome.history, outcome.changes, outcome.smt_nodes, outcome.next_epoch,
-                                 outcome.block_events)
+                                 outcome.block_events, outcome.balance_changes)
         self.executed[block.id] = executed
         self.blocks_executed += 1
         self.txs_executed += len(job.txs)
@@ -338,6 +341,8 @@ class Executor:
         if e.block_events:
             own = Receipt(BLOCK_EVENTS_TX_ID, e.height, len(e.txs), 0, None, "", e.block_events)
             extras[block_events_key(e.height)] = encode_receipt(own, operations=self.protocol.operations)
+        if e.balance_changes:
+            extras[balance_changes_key(e.height)] = encode_balance_changes(e.balance_changes)
         if e.next_epoch is not None:
             next_set = self.epochs.set_of(e.next_epoch)
             if cert.qc.state_root != epoch_commitment(block.id, e.state_root, next_set.digest):

@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "testnet",
     "hosts",
     "demo",
+    "index",
 )
 
 

@@ -102,8 +102,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     bench_state_sync.add_arguments(state_sync)
     state_sync.set_defaults(func=bench_state_sync.run)
+
+    index = sub.add_parser("index", help="`ledger index` throughput: a pre-built chain into a throwaway PostgreSQL",
+                           description=INDEX_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    index.add_argument("--txs", type=int, default=20_000, help="transfers in the pre-built chain (default 20000)")
+    index.add_argument("--users", type=int, default=64, help="test accounts (default 64)")
+    index.add_argument("--audit-every", type=int, default=100, help="blocks between audits (default 100)")
+    index.add_argument("--dir", default=None, help="keep the testnet here")
+    index.set_defaults(func=run_index)
     add_network_arguments(parser)
     parser.set_defaults(func=run_network)
+
+
+INDEX_DOC = """`ledger index` throughput (node/tools/bench_index.py): a one-validator testnet gets --txs signed transfers
+(not timed), then a throwaway PostgreSQL is filled by the indexer from height 0 to the head (timed: fetch, verify,
+write, audits). Prints one JSON object.
+
+    ledger bench index [--txs 20000] [--users 64] [--audit-every 100]
+"""
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from node.tools.bench_index import IndexBenchConfig, run_index_bench
+
+    doc = run_index_bench(IndexBenchConfig(txs=args.txs, users=args.users, audit_every=args.audit_every), args.dir)
+    print(json.dumps(doc))
+    return 0
 
 
 NETWORK_DOC = """Network load benchmark (Caliper-style): starts (or uses, --dir) a local testnet, drives pre-signed plain

@@ -189,6 +189,11 @@ class AsyncLedgerClient:
     async def block(self, height: int) -> dict[str, Any]:
         return await self.get("blocks", height)
 
+    async def block_changes(self, height: int) -> dict[str, Any]:
+        """GET /v1/blocks/{height}/changes (signed: full visibility): block bytes, certificate, receipts, events and
+        balance changes of one block, for indexers (docs/indexer.md)."""
+        return await self.get("blocks", height, "changes", signed=True)
+
     async def validators(self) -> dict[str, Any]:
         return await self.get("validators")
 

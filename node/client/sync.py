@@ -94,6 +94,9 @@ class LedgerClient:
     def block(self, height: int) -> dict[str, Any]:
         return self._run(self._aio.block(height))
 
+    def block_changes(self, height: int) -> dict[str, Any]:
+        return self._run(self._aio.block_changes(height))
+
     def validators(self) -> dict[str, Any]:
         return self._run(self._aio.validators())
 

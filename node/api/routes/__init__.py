@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.api.routes import accounts, assets, blocks, catalog, events, governance, proofs, signing, status, tx
+from node.api.routes import accounts, assets, blocks, catalog, changes, events, governance, proofs, signing, status, tx
 from node.api.routing import Route
 
 __all__ = ["ALL_ROUTES"]
@@ -12,6 +12,7 @@ ALL_ROUTES: tuple[Route, ...] = (
     *accounts.ROUTES,
     *assets.ROUTES,
     *blocks.ROUTES,
+    *changes.ROUTES,
     *proofs.ROUTES,
     *events.ROUTES,
     *governance.ROUTES,
