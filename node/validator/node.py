@@ -121,13 +121,14 @@ class ValidatorNode:
                  keep_blocks: int = 0, full_nodes: Mapping[str, bytes] | None = None, full_only: bool = False,
                  config_path: str | None = None) -> None:
         """`keys`: this node's keys. Its id need not be in the genesis file: a validator added later by governance
-        starts from genesis, follows as an observer and votes from the epoch whose record names it. `next_keys`:
+        starts from genesis, follows as a full node and votes from the epoch whose record names it. `next_keys`:
         further keys of the same node (`ledger keys rotate`), used from the epoch whose record names them.
         `load_next_keys()` is asked again when an epoch names keys the node does not hold (next keys written while
         the node runs); it may raise KeyFileError. `sig_verifier`: a shared Ed25519 verifier (closed by its owner);
         by default the node starts its own process pool. `never_signed`: these keys have never signed (a new node's
         first start): a consensus directory created now may sign in the current epoch; without it, a new directory
-        signs only from the next epoch (it may replace one lost after the node signed). `pipelined`: blocks execute on
+        may replace one lost after the node signed, so the node first recovers a bound on what it signed from a
+        quorum of validators (consensus/recovery.py, docs/consensus.md §13) and votes again only above it. `pipelined`: blocks execute on
         the node's execution thread while the loop goes on (False: on the loop, as a one-thread reference).
         `snapshot_interval`: take a snapshot every that many heights and serve it to peers joining by state sync
         (0: none); `snapshot_keep` of them are kept. `keep_blocks`: keep only that many recent blocks (0: all).
