@@ -64,6 +64,7 @@ from ledger.schema import (
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
 from ledger.state_keys import EPOCH_KEY
+from node.chain.files import write_file_atomically
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.errors import NodeError
 from node.net.handshake import Peer, PeerSet
@@ -357,19 +358,8 @@ def load_genesis(path: str | os.PathLike[str], *, check_keys: bool = True) -> Ge
 
 def write_genesis(path: str | os.PathLike[str], document: Mapping[str, Any], *, exclusive: bool = False) -> None:
     """Write the genesis file atomically; `exclusive`: never replace an existing file (FileExistsError)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    if exclusive:
-        try:
-            os.link(tmp, path)  # atomic, and fails when `path` exists
-        finally:
-            os.remove(tmp)
-    else:
-        os.replace(tmp, path)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    write_file_atomically(path, text.encode("utf-8"), exclusive=exclusive)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ import tomli_w
 from consensus.bls import BACKEND_NAMES
 from ledger.snapshot import CHUNK_TARGET_BYTES
 from node.api.tls import ApiTls, TlsConfigError, parse_tls_table
+from node.chain.files import write_file_atomically
 from node.chain.genesis import GenesisError, format_address, parse_address
 from node.chain.pruning import MIN_KEEP_BLOCKS
 from node.chain.snapshots import MAX_SNAPSHOT_KEEP
@@ -158,18 +159,7 @@ class NodeConfig:
 def write_config(path: str, config: NodeConfig, *, exclusive: bool = False) -> None:
     """Write the config atomically; `exclusive`: never replace an existing file (FileExistsError)."""
     base = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        tomli_w.dump(config.to_toml(base), f)
-        f.flush()
-        os.fsync(f.fileno())
-    if exclusive:
-        try:
-            os.link(tmp, path)  # atomic, and fails when `path` exists
-        finally:
-            os.remove(tmp)
-    else:
-        os.replace(tmp, path)
+    write_file_atomically(path, tomli_w.dumps(config.to_toml(base)).encode("utf-8"), exclusive=exclusive)
 
 
 def _table(doc: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
