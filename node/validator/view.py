@@ -133,6 +133,8 @@ class NodeView:
             "genesis_hash": app.genesis.hash.hex(),
             "mode": driver.mode,
             "height": head.height,
+            # The lowest height whose block this node keeps (0: every one; above 0 it prunes or joined by state sync).
+            "kept_from": app.store.base_height(),
             "block_id": head.block_id.hex(),
             "state_root": head.state_root.hex(),
             "round": None if replica is None else replica.current_round,

@@ -114,6 +114,9 @@ def _join_and_check(
     status, body = _get(f"{api}/v1/blocks/1")
     assert status == 410 and body["details"]["reason"] == "pruned", body
     assert body["details"]["kept_from"] >= installed
+    status, node_status = _get(f"{api}/v1/status")  # what the node keeps is in its status too
+    assert status == 200 and node_status["node"]["kept_from"] >= installed, node_status
+    assert _get(f"{c.net.api_url(0)}/v1/status")[1]["node"]["kept_from"] == 0  # an archive validator keeps all
     if wait_prune:
         c.wait(
             lambda: _get(f"{api}/v1/blocks/{installed}")[0] == 410,
