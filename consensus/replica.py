@@ -288,10 +288,16 @@ class Replica:
     def on_message(self, sender: bytes, message: Message) -> list[Action]:
         """A decoded message from validator `sender` (the transport authenticates it). From a peer that is not a
         validator of this epoch (an observer: a node joining, or one removed) only a SyncRequest is served, so it
-        can follow the tree without signing anything; the driver decides which peers may connect at all."""
+        can follow the tree without signing anything, and a message naming an ended epoch is answered with an
+        `EpochChange` (a validator removed at the change that missed the end of its last epoch has no other way to
+        learn it: its former peers have all moved to this epoch); the driver decides which peers may connect at all."""
         if sender not in self.vs.index_of:
             if isinstance(message, SyncRequest):
                 self._handle_sync_request(sender, message)
+                return self._finish()
+            epoch = _message_epoch(message)
+            if epoch is not None and epoch < self.vs.epoch:
+                self._answer_epoch_change(sender, epoch)
                 return self._finish()
             self.counters["dropped_non_validator"] += 1
             return []

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from consensus.actions import Execute, RequestPayload
+from consensus.actions import Broadcast, Execute, RequestPayload
 from consensus.certificates import EpochChainError, verify_commit_certificate, verify_epoch_chain
 from consensus.codec import CodecError
 from consensus.messages import EpochChange, EpochChangeProof, decode_message, encode_message
@@ -180,6 +180,49 @@ def test_lagging_replica_learns_the_epoch_change_and_commits_the_ending_block():
     assert lagging.retired and lagging.epoch_change is not None
     assert lagging.committed_height == END_HEIGHT
     assert [a.block.header.height for a in c.commits[3]] == list(range(1, END_HEIGHT + 1))
+
+
+def test_removed_validator_that_missed_the_end_learns_it_from_the_next_epoch():
+    """v3 leaves at the change and misses the end of epoch 0; its peers all moved to epoch 1, where it is not a
+    validator. Their replicas still answer its epoch-0 messages with the EpochChange (regression: they dropped them
+    as from a non-validator and it stayed in the ended epoch forever, simulator seed 30011 --reconfig)."""
+    members = simulated_validator_set(5).validators
+    vs1 = ValidatorSet(1, [v for i, v in enumerate(members) if i != 3])  # v3 leaves, v4 joins
+    c = EpochCluster(4, vs1)
+    c.isolated.add(3)
+    _end_epoch(c)
+    proof0 = c.replicas[0].epoch_change
+    ending = next(a for a in c.commits[0] if a.block.header.height == END_HEIGHT)
+    # v0..v2 now run their epoch-1 replicas, started from the ending block with their recent commits (as the node
+    # does); not started: only their answers to v3 matter here.
+    c.replicas[:3] = [
+        Replica(
+            ReplicaConfig(chain_id=CHAIN, base_timeout_ms=100),
+            vs1,
+            me=vid(i),
+            secret_key=secret_key(i),
+            anchor=ending.block,
+            anchor_qc=proof0.cert.headers[1].qc,
+            verifier=verifier(),
+            epoch_proofs=(proof0,),
+            history=[(a.block, a.certificate) for a in c.commits[i][:-1]],
+        )
+        for i in range(3)
+    ]
+    lagging = c.replicas[3]
+    assert not lagging.retired and vid(3) not in vs1.index_of
+    c.queue.clear()
+    c.isolated = {4}  # the joining validator has no replica here
+    c.handle(3, lagging.on_timeout(c.timers[3]))
+    c.run(max_steps=2000)
+    assert sum(r.counters["epoch_change_sent"] for r in c.replicas[:3]) == 3  # one answer per peer
+    assert lagging.learned_epoch_change and lagging.learned_epoch_change[0].epoch == 0
+    assert lagging.retired and lagging.epoch_change is not None
+    assert [a.block.header.height for a in c.commits[3]] == list(range(1, END_HEIGHT + 1))
+    # Bounded: its next messages of the ended epoch are not each answered again.
+    for r in c.replicas[:3]:
+        r.on_message(vid(3), next(a.message for a in c.log[3] if isinstance(a, Broadcast)))
+    assert sum(r.counters["epoch_change_sent"] for r in c.replicas[:3]) == 3
 
 
 def test_epoch_change_message_round_trips_and_bad_proofs_are_dropped():

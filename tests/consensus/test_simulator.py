@@ -47,6 +47,14 @@ def test_random_epoch_changes_with_byzantine_replicas():
     _assert_clean(run_many(3, seed_start=6000, nodes=7, byzantine=2, reconfig=True))
 
 
+def test_a_removed_validator_that_missed_the_end_of_its_epoch_catches_up():
+    """Regression: seed 30011 removes validator 2 at the second change while it lags in epoch 1; the epoch-2
+    replicas dropped its messages as from a non-validator and it never learned that epoch 1 had ended."""
+    result = run_seed(SimConfig(seed=30011, nodes=4, byzantine=0, reconfig=True, all_restart=True))
+    assert result.ok, (result.safety_violations, result.liveness_failures)
+    assert result.epoch_changes == 2 and result.counters["epoch_change_learned"] >= 1
+
+
 def test_reconfiguration_checks_detect_an_application_that_disagrees(monkeypatch):
     """Not vacuous: if one honest replica's application does not declare the epoch end, the run fails."""
     original = simulator.Simulation._next_set
