@@ -911,11 +911,14 @@ class ValidatorDriver:
     def _announce_head(self) -> None:
         """Nodes that follow by block sync (full nodes, removed validators, validators before their epoch): tell them
         at once that there is a new block to fetch (one STATUS each, after every commit through consensus)."""
+        full, followers = bool(self.members.full_peer_ids), self.members.followers()
+        if not full and not followers:
+            return  # nobody follows: nothing to encode (the common case of a validator of a stable set)
         head = self.app.head
         status = encode_node_message(Status(self.genesis.hash, head.height, head.block_id))
-        if self.members.full_peer_ids:
+        if full:
             self._out.append(Broadcast(status, AUDIENCE_FULL))
-        for peer in self.members.followers():
+        for peer in followers:
             self._out.append(SendTo(peer, status))
 
     def _mark_epoch(self, epoch: int) -> None:
