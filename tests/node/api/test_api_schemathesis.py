@@ -39,7 +39,7 @@ def live_node(tmp_path: Path) -> Iterator[Testnet]:
 def test_schemathesis_finds_no_mismatch_on_a_live_node(live_node: Testnet, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
                live_node.api_url(0) + "/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
-               "--workers", "1", "--no-color"]
+               "--workers", "2", "--no-color"]
     seed = os.environ.get("LEDGER_API_FUZZ_SEED")
     if seed:
         command += ["--seed", seed]

@@ -25,9 +25,9 @@ def _simulate(capsys, *args: str) -> dict:
 
 
 def test_seeds_with_a_byzantine_validator_crashes_wipes_and_reconfiguration_keep_every_invariant(capsys) -> None:
-    summary = _simulate(capsys, "--seeds", "12", "--seed-start", "0", "--nodes", "4", "--byzantine", "1",
+    summary = _simulate(capsys, "--seeds", "8", "--seed-start", "0", "--nodes", "4", "--byzantine", "1",
                         "--jobs", "2")
-    assert summary["failures"] == [] and summary["runs"] == 12
+    assert summary["failures"] == [] and summary["runs"] == 8
     counters = summary["counters"]
     # The runs exercised what they claim to: faults, epochs, clients, catch-up; and the checks ran.
     assert counters["crashes"] > 0 and counters["wipes"] > 0 and counters["partitions"] > 0
@@ -38,10 +38,10 @@ def test_seeds_with_a_byzantine_validator_crashes_wipes_and_reconfiguration_keep
 
 
 def test_validator_wipes_and_skewed_clocks_within_the_fault_budget(capsys) -> None:
-    summary = _simulate(capsys, "--seeds", "6", "--seed-start", "100", "--nodes", "4", "--byzantine", "0",
+    summary = _simulate(capsys, "--seeds", "4", "--seed-start", "100", "--nodes", "4", "--byzantine", "0",
                         "--jobs", "2")
     assert summary["failures"] == []
-    assert summary["counters"]["wiped_validators"] > 0 or summary["counters"]["skewed_far"] > 0
+    assert summary["counters"]["wiped_validators"] > 0 and summary["counters"]["skewed_far"] > 0
 
 
 @pytest.mark.soak
@@ -54,17 +54,23 @@ def test_a_thousand_seeds(capsys) -> None:
 def test_the_same_seed_gives_the_same_run_whatever_the_hash_seed() -> None:
     """Every block id and state root of every height, and every counter, are equal across runs of one seed, also
     in processes with different PYTHONHASHSEED (no set or dict order of strings leaks into a run)."""
-    config = NodeSimConfig(seed=3, byzantine=1)
-    first, second = run_seed(config), run_seed(config)
-    assert first.ok and first.digest == second.digest and first.counters == second.counters
     probe = ("import json, logging; logging.disable(50); from node.tools.simulation.run import NodeSimConfig, run_seed;"
              "r = run_seed(NodeSimConfig(seed=3, byzantine=1)); print(json.dumps([r.digest, r.counters]))")
-    outputs = set()
-    for hash_seed in ("1", "2"):
-        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-        out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
-                             check=True, timeout=300)
-        outputs.add(out.stdout.strip())
+    # Two processes with different hash seeds run while this one runs the same seed (3 runs, 2 cores).
+    runs = [subprocess.Popen([sys.executable, "-c", probe], cwd=ROOT, env=dict(os.environ, PYTHONHASHSEED=hash_seed),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for hash_seed in ("1", "2")]
+    try:
+        first = run_seed(NodeSimConfig(seed=3, byzantine=1))
+        outputs = set()
+        for run in runs:
+            out, err = run.communicate(timeout=300)
+            assert run.returncode == 0, err[-4000:]
+            outputs.add(out.strip())
+    finally:
+        for run in runs:
+            run.kill()
+    assert first.ok and first.counters["heights_checked"] > 0
     assert outputs == {json.dumps([first.digest, first.counters])}
 
 
