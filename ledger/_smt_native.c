@@ -2,10 +2,10 @@
  * changed paths, written in C, producing the same root and the same new nodes (hash -> node bytes) as the pure-Python
  * reference `SparseMerkleTree.update(changes, native=False)`; tests/ledger/test_smt_native.py compares both.
  *
- *     update(get_node, root, changes) -> (new_root, nodes)
+ *     update(get_node, root, changes, max_key_bytes, max_value_bytes) -> (new_root, nodes)
  *
  * get_node: callable(hash bytes) -> node bytes or None (the tree's node reader); root: 32 bytes; changes: a list of
- * (key bytes, value bytes or None), already validated by the caller (types and sizes). Deterministic, no I/O of its
+ * (key bytes, value bytes or None); a key or value breaking the limits raises InvalidChange. Deterministic, no I/O of its
  * own: only get_node is called. SHA-256 comes from OpenSSL's libcrypto (the implementation hashlib uses).
  * A node missing from the reader raises MissingNode(hash hex); a malformed node raises AssertionError, as the Python
  * reference does.
@@ -25,6 +25,7 @@ enum { KIND_UNKNOWN = -1, KIND_EMPTY = 0, KIND_LEAF = 1, KIND_INTERNAL = 2 };
 
 static const unsigned char EMPTY[HASH_BYTES] = {0};
 static PyObject *MissingNode = NULL;
+static PyObject *InvalidChange = NULL;
 
 typedef struct {
     unsigned char path[HASH_BYTES];
@@ -399,7 +400,9 @@ static int cmp_items(const void *a, const void *b) {
 static PyObject *smt_update(PyObject *self, PyObject *args) {
     PyObject *get_node, *changes;
     Py_buffer root;
-    if (!PyArg_ParseTuple(args, "Oy*O!:update", &get_node, &root, &PyList_Type, &changes)) return NULL;
+    Py_ssize_t max_key, max_value;
+    if (!PyArg_ParseTuple(args, "Oy*O!nn:update", &get_node, &root, &PyList_Type, &changes, &max_key, &max_value))
+        return NULL;
     if (root.len != HASH_BYTES) {
         PyBuffer_Release(&root);
         PyErr_SetString(PyExc_ValueError, "root must be 32 bytes");
@@ -409,6 +412,25 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
     memcpy(root_h, root.buf, HASH_BYTES);
     PyBuffer_Release(&root);
     Py_ssize_t n = PyList_GET_SIZE(changes);
+    /* The limits first, as the Python reference checks them: keys bytes of at most max_key bytes, values bytes of at
+     * most max_value bytes or None. A violation raises InvalidChange (the caller's InvalidStateChangeError). */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(changes, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "changes must be (key, value) pairs");
+            return NULL;
+        }
+        PyObject *key = PyTuple_GET_ITEM(pair, 0);
+        PyObject *value = PyTuple_GET_ITEM(pair, 1);
+        if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) > max_key) {
+            PyErr_Format(InvalidChange, "state keys are bytes of at most %zd bytes", max_key);
+            return NULL;
+        }
+        if (value != Py_None && (!PyBytes_Check(value) || PyBytes_GET_SIZE(value) > max_value)) {
+            PyErr_Format(InvalidChange, "state values are bytes of at most %zd bytes or None", max_value);
+            return NULL;
+        }
+    }
     PyObject *out = PyDict_New();
     if (out == NULL) return NULL;
     if (n == 0) {
@@ -433,14 +455,6 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
     /* The list keeps every key and value alive for the whole call (a borrowed reference per item). */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *pair = PyList_GET_ITEM(changes, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
-            !(PyTuple_GET_ITEM(pair, 1) == Py_None || PyBytes_Check(PyTuple_GET_ITEM(pair, 1)))) {
-            PyMem_Free(store);
-            PyMem_Free(items);
-            Py_DECREF(out);
-            PyErr_SetString(PyExc_TypeError, "changes must be (bytes, bytes or None) pairs");
-            return NULL;
-        }
         PyObject *key = PyTuple_GET_ITEM(pair, 0);
         PyObject *value = PyTuple_GET_ITEM(pair, 1);
         sha256((const unsigned char *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key), store[i].path);
@@ -493,6 +507,11 @@ PyMODINIT_FUNC PyInit__smt_native(void) {
     if (m == NULL) return NULL;
     MissingNode = PyErr_NewException("ledger._smt_native.MissingNode", PyExc_LookupError, NULL);
     if (MissingNode == NULL || PyModule_AddObjectRef(m, "MissingNode", MissingNode) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    InvalidChange = PyErr_NewException("ledger._smt_native.InvalidChange", PyExc_ValueError, NULL);
+    if (InvalidChange == NULL || PyModule_AddObjectRef(m, "InvalidChange", InvalidChange) < 0) {
         Py_DECREF(m);
         return NULL;
     }

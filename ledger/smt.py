@@ -278,6 +278,20 @@ class SparseMerkleTree:
         if len(changes) > MAX_CHANGES_PER_UPDATE:
             raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"at most {MAX_CHANGES_PER_UPDATE} changes per update")
         pairs = list(changes.items())
+        if native is None:
+            native = _native is not None
+        if native:
+            if _native is None:
+                raise RuntimeError("the native tree update (ledger._smt_native) is not built: see README.md, Install")
+            try:
+                root, out = _native.update(
+                    self._nodes.get_node, self.root, pairs, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES
+                )
+            except _native.InvalidChange as exc:
+                raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, str(exc)) from None
+            except _native.MissingNode as exc:
+                raise MissingNodeError(codes.MISSING_SMT_NODE, str(exc)) from None
+            return SmtUpdate(root, out)
         for key, value in pairs:
             if not isinstance(key, bytes) or len(key) > MAX_STATE_KEY_BYTES:
                 raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"state keys are bytes of at most {MAX_STATE_KEY_BYTES} bytes")
@@ -285,16 +299,6 @@ class SparseMerkleTree:
                 raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"state values are bytes of at most {MAX_STATE_VALUE_BYTES} bytes or None")
         if not pairs:
             return SmtUpdate(self.root, {})
-        if native is None:
-            native = _native is not None
-        if native:
-            if _native is None:
-                raise RuntimeError("the native tree update (ledger._smt_native) is not built: see README.md, Install")
-            try:
-                root, out = _native.update(self._nodes.get_node, self.root, pairs)
-            except _native.MissingNode as exc:
-                raise MissingNodeError(codes.MISSING_SMT_NODE, str(exc)) from None
-            return SmtUpdate(root, out)
         items: list[_Item] = []
         for key, value in pairs:
             path = _sha256(key).digest()

@@ -23,6 +23,7 @@ from ledger.smt import (
     MemoryNodes,
     MissingNodeError,
     OverlayNodes,
+    SmtError,
     SparseMerkleTree,
     key_path,
 )
@@ -179,3 +180,17 @@ def test_batch_equals_per_key_and_native_equals_reference(base, changes):
     after = SparseMerkleTree(nodes, batch.root)
     for key, value in model.items():
         assert after.get(key) == value
+
+
+def test_invalid_changes_are_the_same_typed_error():
+    _require_native()
+    tree = SparseMerkleTree(MemoryNodes())
+    bad: list[dict] = [{"str-key": b"v"}, {b"k": 5}, {b"k" * 2000: b"v"}, {b"k": b"v" * (1 << 21)}, {b"ok": b"v", 7: None}]
+    for changes in bad:
+        errors = []
+        for native in (False, True):
+            with pytest.raises(SmtError) as info:
+                tree.update(changes, native=native)
+            errors.append((type(info.value), info.value.code, str(info.value)))
+        assert errors[0] == errors[1]
+        assert errors[0][1] == codes.INVALID_STATE_CHANGE
