@@ -37,10 +37,10 @@ from ledger.schema import MAX_PROOF_BYTES, MAX_PROOF_JSON_CHARS, MAX_STATE_KEY_B
 __all__ = [
     "EMPTY_HASH",
     "EMPTY_ROOT",
+    "NATIVE_AVAILABLE",
     "PATH_BITS",
     "PROOF_VERSION",
     "MemoryNodes",
-    "NATIVE_AVAILABLE",
     "MissingNodeError",
     "NodeReader",
     "OverlayNodes",

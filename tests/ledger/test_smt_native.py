@@ -10,6 +10,7 @@ libssl-dev, which .ci/run installs); these tests fail, rather than skip, when it
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 
 import pytest
@@ -38,7 +39,7 @@ def _long_prefix_keys(count: int = 4096, pairs: int = 24) -> list[bytes]:
     leading bits (about 2·log2(count) ≈ 24 bits for the best pairs), plus their neighbours."""
     keys = sorted((b"lp/%d" % i for i in range(count)), key=_path_int)
     shared = []
-    for a, b in zip(keys, keys[1:], strict=False):
+    for a, b in itertools.pairwise(keys):
         shared.append((256 - (_path_int(a) ^ _path_int(b)).bit_length(), a, b))
     shared.sort(reverse=True)
     out: list[bytes] = []
@@ -185,7 +186,13 @@ def test_batch_equals_per_key_and_native_equals_reference(base, changes):
 def test_invalid_changes_are_the_same_typed_error():
     _require_native()
     tree = SparseMerkleTree(MemoryNodes())
-    bad: list[dict] = [{"str-key": b"v"}, {b"k": 5}, {b"k" * 2000: b"v"}, {b"k": b"v" * (1 << 21)}, {b"ok": b"v", 7: None}]
+    bad: list[dict] = [
+        {"str-key": b"v"},
+        {b"k": 5},
+        {b"k" * 2000: b"v"},
+        {b"k": b"v" * (1 << 21)},
+        {b"ok": b"v", 7: None},
+    ]
     for changes in bad:
         errors = []
         for native in (False, True):
