@@ -444,15 +444,22 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
         Py_DECREF(out);
         return res;
     }
+    /* Our own list of the (immutable) pairs: the keys and values stay alive for the whole call even if get_node,
+     * which is Python code, changed the caller's list. */
+    changes = PyList_GetSlice(changes, 0, n);
+    if (changes == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
     Item *store = PyMem_Malloc(sizeof(Item) * (size_t)n);
     Item **items = PyMem_Malloc(sizeof(Item *) * (size_t)n);
     if (store == NULL || items == NULL) {
         PyMem_Free(store);
         PyMem_Free(items);
+        Py_DECREF(changes);
         Py_DECREF(out);
         return PyErr_NoMemory();
     }
-    /* The list keeps every key and value alive for the whole call (a borrowed reference per item). */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *pair = PyList_GET_ITEM(changes, i);
         PyObject *key = PyTuple_GET_ITEM(pair, 0);
@@ -467,6 +474,7 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
         if (memcmp(items[i - 1]->path, items[i]->path, HASH_BYTES) == 0) {
             PyMem_Free(store);
             PyMem_Free(items);
+            Py_DECREF(changes);
             Py_DECREF(out);
             PyErr_SetString(PyExc_ValueError, "two changes with the same key");
             return NULL;
@@ -478,6 +486,7 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
     int rc = apply(&ctx, root_h, 0, items, 0, n, new_root, &kind);
     PyMem_Free(store);
     PyMem_Free(items);
+    Py_DECREF(changes);
     if (rc < 0) {
         Py_DECREF(out);
         return NULL;
@@ -495,7 +504,7 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"update", smt_update, METH_VARARGS,
-     "update(get_node, root, changes) -> (root, nodes): ledger.smt's batch update, natively."},
+     "update(get_node, root, changes, max_key_bytes, max_value_bytes) -> (root, nodes): ledger.smt's batch update."},
     {NULL, NULL, 0, NULL},
 };
 
