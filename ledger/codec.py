@@ -677,8 +677,11 @@ class Record(WireType):
         convs = [t.fast_loader() for t in self.types]
         if all(c is None for c in convs):
             return lambda v: cls(*v)
-        pairs = tuple(enumerate(convs))
-        return lambda v: cls(*[x if c is None else c(x) for (_, c), x in zip(pairs, v)])
+        # One generated function cls(v[0], c1(v[1]), ...): the state values of every transfer are loaded this way.
+        env: dict[str, Any] = {"cls": cls} | {f"c{i}": c for i, c in enumerate(convs) if c is not None}
+        parts = [f"v[{i}]" if c is None else f"c{i}(v[{i}])" for i, c in enumerate(convs)]
+        exec(f"def load(v):\n    return cls({', '.join(parts)})", env)  # noqa: S102 - from the schema only
+        return env["load"]
 
     def fast_dumper(self) -> Callable[[Any], Any]:
         convs = [t.fast_dumper() for t in self.types]
@@ -688,8 +691,12 @@ class Record(WireType):
                 name = names[0]
                 return lambda x: (getattr(x, name),)
             return operator.attrgetter(*names)
-        getters = tuple((operator.attrgetter(n), c) for n, c in zip(names, convs))
-        return lambda x: [g(x) if c is None else c(g(x)) for g, c in getters]
+        # One generated function (x.f0, c1(x.f1), ...) instead of a loop over getters: receipts and state values
+        # are dumped several times per transaction.
+        env: dict[str, Any] = {f"c{i}": c for i, c in enumerate(convs) if c is not None}
+        parts = [f"x.{n}" if c is None else f"c{i}(x.{n})" for i, (n, c) in enumerate(zip(names, convs))]
+        exec(f"def dump(x):\n    return [{', '.join(parts)}]", env)  # noqa: S102 - from the schema only
+        return env["dump"]
 
 
 _RECORDS: dict[type, Record] = {}

@@ -154,16 +154,19 @@ class TxContext:
         bal = self.state.get(balance_key(asset_id, account_id))
         return ZERO_BALANCE if bal is None else bal
 
-    def put_balance(self, asset_id: str, account_id: str, old: Balance, new: Balance) -> None:
-        """Write a balance (deleting it when it becomes zero) and keep the account's position list in step."""
-        assert 0 <= new.available <= MAX_AMOUNT and 0 <= new.held <= MAX_AMOUNT, "balance out of range"
-        assert 0 <= new.frozen <= MAX_AMOUNT, "balance out of range"
-        was_empty = old.available == 0 and old.held == 0 and old.frozen == 0
-        is_empty = new.available == 0 and new.held == 0 and new.frozen == 0
-        self.state.put(balance_key(asset_id, account_id), None if is_empty else new)
-        delta = (new.available - old.available, new.held - old.held, new.frozen - old.frozen)
-        if delta != (0, 0, 0):
-            self.balance_changes.append((asset_id, account_id, *delta))
+    def put_balance(
+        self, asset_id: str, account_id: str, old: Balance, new: Balance, key: bytes | None = None
+    ) -> None:
+        """Write a balance (deleting it when it becomes zero) and keep the account's position list in step.
+        `key`: balance_key(asset_id, account_id) when the caller has it already."""
+        na, nh, nf = new.available, new.held, new.frozen
+        assert 0 <= na <= MAX_AMOUNT and 0 <= nh <= MAX_AMOUNT and 0 <= nf <= MAX_AMOUNT, "balance out of range"
+        oa, oh, of = old.available, old.held, old.frozen
+        was_empty = oa == 0 and oh == 0 and of == 0
+        is_empty = na == 0 and nh == 0 and nf == 0
+        self.state.put(balance_key(asset_id, account_id) if key is None else key, None if is_empty else new)
+        if na != oa or nh != oh or nf != of:
+            self.balance_changes.append((asset_id, account_id, na - oa, nh - oh, nf - of))
         if was_empty != is_empty:
             pkey = positions_key(account_id)
             pos: Positions | None = self.state.get(pkey)

@@ -115,7 +115,7 @@ class Event:
         return None
 
     def accounts(self) -> tuple[str, ...]:
-        return tuple(v for k, v in self.attrs if k in ACCOUNT_ATTRS and type(v) is str)
+        return tuple([v for k, v in self.attrs if k in ACCOUNT_ATTRS and type(v) is str])
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,4 +151,7 @@ def decode_receipt(data: bytes, *, operations: ReceiptRecords) -> Receipt:
 def make_event(tx_id: bytes, op_index: int, kind: str, attrs: dict[str, int | str | bytes]) -> Event:
     """An event with its attributes in canonical (sorted) order; None-valued attributes are left out. (The kind is
     checked against the operation set by TxContext.emit.)"""
-    return Event(tx_id, op_index, kind, tuple(sorted([kv for kv in attrs.items() if kv[1] is not None])))
+    items = sorted(attrs.items())
+    if None in attrs.values():
+        items = [kv for kv in items if kv[1] is not None]
+    return Event(tx_id, op_index, kind, tuple(items))

@@ -27,30 +27,35 @@ class InvariantViolation(AssertionError):
 
 def assert_block_supply(overlay: Overlay) -> None:
     """Check the supply invariant incrementally for the assets this block touched."""
-    delta_balances: dict[str, int] = {}
-    delta_supply: dict[str, int] = {}
+    # Per asset (its id's bytes, as in the keys): the change of the sum of its balances and of its outstanding supply.
+    delta_balances: dict[bytes, int] = {}
+    delta_supply: dict[bytes, int] = {}
+    get = overlay.get
+    parent_value = overlay.parent_value
     for key in overlay.written_keys():
         tag = key[0]
-        if tag == 0x42:  # 'B'
-            old: Balance | None = overlay.parent_value(key)
-            new: Balance | None = overlay.get(key)
-            asset_id, _ = parse_balance_key(key)
-            d = (0 if new is None else new.total) - (0 if old is None else old.total)
-            delta_balances[asset_id] = delta_balances.get(asset_id, 0) + d
+        if tag == 0x42:  # 'B': tag, u8 length of the asset id, asset id, account id
+            old: Balance | None = parent_value(key)
+            new: Balance | None = get(key)
+            asset = key[2 : 2 + key[1]]
+            d = 0 if new is None else new.available + new.held + new.frozen
+            if old is not None:
+                d -= old.available + old.held + old.frozen
+            delta_balances[asset] = delta_balances.get(asset, 0) + d
         elif tag == 0x53:  # 'S'
-            old_s: AssetStatus | None = overlay.parent_value(key)
-            new_s: AssetStatus | None = overlay.get(key)
+            old_s: AssetStatus | None = parent_value(key)
+            new_s: AssetStatus | None = get(key)
             assert new_s is not None, "asset status deleted"
-            asset_id = key[1:].decode()
-            delta_supply[asset_id] = new_s.outstanding - (0 if old_s is None else old_s.outstanding)
-            definition: AssetDefinition | None = overlay.get(b"A" + key[1:])
+            asset = key[1:]
+            delta_supply[asset] = new_s.outstanding - (0 if old_s is None else old_s.outstanding)
+            definition: AssetDefinition | None = get(b"A" + asset)
             if definition is None or not 0 <= new_s.outstanding <= definition.supply_cap:
-                raise InvariantViolation(f"outstanding supply of {asset_id} outside [0, cap]")
-    for asset_id in delta_balances.keys() | delta_supply.keys():
-        if delta_balances.get(asset_id, 0) != delta_supply.get(asset_id, 0):
+                raise InvariantViolation(f"outstanding supply of {asset.decode()} outside [0, cap]")
+    for asset in delta_balances.keys() | delta_supply.keys():
+        if delta_balances.get(asset, 0) != delta_supply.get(asset, 0):
             raise InvariantViolation(
-                f"{asset_id}: supply changed by {delta_supply.get(asset_id, 0)}, "
-                f"balances by {delta_balances.get(asset_id, 0)}"
+                f"{asset.decode()}: supply changed by {delta_supply.get(asset, 0)}, "
+                f"balances by {delta_balances.get(asset, 0)}"
             )
 
 

@@ -37,6 +37,7 @@ from ledger.schema import MAX_PROOF_BYTES, MAX_PROOF_JSON_CHARS, MAX_STATE_KEY_B
 __all__ = [
     "EMPTY_HASH",
     "EMPTY_ROOT",
+    "NATIVE_AVAILABLE",
     "PATH_BITS",
     "PROOF_VERSION",
     "MemoryNodes",
@@ -73,6 +74,15 @@ PROOF_VERSION = 1
 _LOWER_HEX = re.compile(r"(?:[0-9a-f]{2})*")
 
 _sha256 = hashlib.sha256
+
+# The native fast path of SparseMerkleTree.update (setup.py builds it when a C compiler and OpenSSL's headers are
+# present); absent, the pure-Python reference below does the same work.
+try:
+    from ledger import _smt_native as _native
+except ImportError:  # not built: pure Python
+    _native = None
+
+NATIVE_AVAILABLE = _native is not None
 
 
 class SmtError(LedgerError, ValueError):
@@ -259,23 +269,43 @@ class SparseMerkleTree:
 
     # -- batch update ------------------------------------------------------------------------------------------
 
-    def update(self, changes: Mapping[bytes, bytes | None]) -> SmtUpdate:
-        """Apply all changes (None deletes) in one pass. Pure: returns the new root and the nodes it created."""
+    def update(self, changes: Mapping[bytes, bytes | None], *, native: bool | None = None) -> SmtUpdate:
+        """Apply all changes (None deletes) in one pass. Pure: returns the new root and the nodes it created.
+
+        native=None (default) runs the native fast path (ledger._smt_native) when it is built, else this module's
+        pure-Python reference; False forces the reference; True requires the native path. Both give the same root
+        and the same nodes (tests/ledger/test_smt_native.py)."""
         if len(changes) > MAX_CHANGES_PER_UPDATE:
             raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"at most {MAX_CHANGES_PER_UPDATE} changes per update")
-        items: list[_Item] = []
-        for key, value in changes.items():
+        pairs = list(changes.items())
+        if native is None:
+            native = _native is not None
+        if native:
+            if _native is None:
+                raise RuntimeError("the native tree update (ledger._smt_native) is not built: see README.md, Install")
+            try:
+                root, out = _native.update(
+                    self._nodes.get_node, self.root, pairs, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES
+                )
+            except _native.InvalidChange as exc:
+                raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, str(exc)) from None
+            except _native.MissingNode as exc:
+                raise MissingNodeError(codes.MISSING_SMT_NODE, str(exc)) from None
+            return SmtUpdate(root, out)
+        for key, value in pairs:
             if not isinstance(key, bytes) or len(key) > MAX_STATE_KEY_BYTES:
                 raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"state keys are bytes of at most {MAX_STATE_KEY_BYTES} bytes")
             if value is not None and (not isinstance(value, bytes) or len(value) > MAX_STATE_VALUE_BYTES):
                 raise InvalidStateChangeError(codes.INVALID_STATE_CHANGE, f"state values are bytes of at most {MAX_STATE_VALUE_BYTES} bytes or None")
+        if not pairs:
+            return SmtUpdate(self.root, {})
+        items: list[_Item] = []
+        for key, value in pairs:
             path = _sha256(key).digest()
             items.append((int.from_bytes(path, "big"), path, value, None))
-        if not items:
-            return SmtUpdate(self.root, {})
         items.sort()
         ints = [item[0] for item in items]
-        out: dict[bytes, bytes] = {}
+        out = {}
         root, _kind = self._apply(self.root, 0, items, ints, 0, len(items), out)
         return SmtUpdate(root, out)
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ledger.codec import decode_trusted, encode_trusted
 from ledger.schema import MAX_STATE_VALUE_BYTES
-from ledger.state_keys import record_type_of
+from ledger.state_keys import RECORD_BY_TAG, record_type_of
 
 __all__ = ["MemoryState", "Overlay", "PendingNodes", "StateReader", "decode_value", "encode_value"]
 
@@ -99,7 +99,11 @@ class Overlay:
         value = layer._reads.get(key, _MISSING)
         if value is _MISSING:
             raw = layer._parent.get_state(key)
-            value = None if raw is None else decode_value(key, raw)
+            if raw is None:
+                value = None
+            else:  # decode_value, inlined: the first read of each key in a block comes here
+                rt = RECORD_BY_TAG[key[0]]
+                value = raw if rt is None else decode_trusted(rt, raw, MAX_STATE_VALUE_BYTES)
             layer._reads[key] = value
         return value
 

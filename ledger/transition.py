@@ -353,11 +353,12 @@ def apply_block(
             continue
         assert outcome.tx is not None
         events.extend(receipt.events)
-        balance_changes.extend((receipt.tx_id, *change) for change in outcome.balance_changes)
+        tx_id = receipt.tx_id
+        balance_changes += [(tx_id, *change) for change in outcome.balance_changes]
         tx_bytes = item if isinstance(item, bytes) else item.to_bytes()
-        executed.append((receipt.tx_id, tx_bytes, encode_receipt(receipt, operations=protocol.operations)))
-        history.extend((account, receipt.tx_id) for account in outcome.accounts)
-        new_ids.setdefault(outcome.tx.body.expiry_height, []).append(receipt.tx_id)
+        executed.append((tx_id, tx_bytes, encode_receipt(receipt, operations=protocol.operations)))
+        history += [(account, tx_id) for account in outcome.accounts]
+        new_ids.setdefault(outcome.tx.body.expiry_height, []).append(tx_id)
     _record_replay(overlay, new_ids)
     overlay.put(META_KEY, ChainMeta(block.chain_id, block.height, block.time))
     assert_block_supply(overlay)

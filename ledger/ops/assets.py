@@ -8,9 +8,9 @@ from ledger import codes, rules
 from ledger.context import MACHINE_FAILURES, TxContext
 from ledger.errors import Refused
 from ledger.operations import DefineAsset, Issue, Redeem, RuleSpec, SetAssetAgents, SetAssetRules, Transfer
-from ledger.records import AssetDefinition, AssetStatus, Balance
+from ledger.records import ZERO_BALANCE, AssetDefinition, AssetStatus, Balance
 from ledger.schema import MAX_AMOUNT, ROLE_BITS
-from ledger.state_keys import asset_key, asset_status_key
+from ledger.state_keys import asset_key, asset_status_key, balance_key
 
 
 def move_units(
@@ -18,23 +18,26 @@ def move_units(
 ) -> None:
     """Debit `amount` from the sender's active (or frozen) balance and credit the recipient's active balance."""
     assert amount > 0 and sender != recipient
-    src = tx.balance(asset_id, sender)
+    get = tx.state.get
+    src_key = balance_key(asset_id, sender)
+    src = get(src_key) or ZERO_BALANCE
     if from_frozen:
         if src.frozen < amount:
             raise Refused(
                 codes.INSUFFICIENT_FROZEN_BALANCE, f"{sender} has {src.frozen} frozen {asset_id}, needs {amount}"
             )
-        tx.put_balance(asset_id, sender, src, Balance(src.available, src.held, src.frozen - amount))
+        tx.put_balance(asset_id, sender, src, Balance(src.available, src.held, src.frozen - amount), src_key)
     else:
         if src.available < amount:
             raise Refused(
                 codes.INSUFFICIENT_ACTIVE_BALANCE, f"{sender} has {src.available} active {asset_id}, needs {amount}"
             )
-        tx.put_balance(asset_id, sender, src, Balance(src.available - amount, src.held, src.frozen))
-    dst = tx.balance(asset_id, recipient)
+        tx.put_balance(asset_id, sender, src, Balance(src.available - amount, src.held, src.frozen), src_key)
+    dst_key = balance_key(asset_id, recipient)
+    dst = get(dst_key) or ZERO_BALANCE
     # Cannot overflow: every balance is part of the outstanding supply, which is capped at supply_cap <= 2^64-1.
     assert dst.available + amount <= MAX_AMOUNT
-    tx.put_balance(asset_id, recipient, dst, Balance(dst.available + amount, dst.held, dst.frozen))
+    tx.put_balance(asset_id, recipient, dst, Balance(dst.available + amount, dst.held, dst.frozen), dst_key)
 
 
 def check_agents(tx: TxContext, agents: tuple[str, ...]) -> None:

@@ -16,6 +16,8 @@ verify_per_s says how close the ledger gets to "signature verification is the on
 transfer's CPU time: verification (the raw rate), the state-root update and the decoding (each block's, timed again
 on its own after the block), and the rest ("execution"). Both rates use this
 process's CPU time (time.process_time), which other processes on a shared machine distort much less than wall time.
+`smt_native` says whether the state root was updated by the native extension (ledger._smt_native) or by the
+pure-Python reference (same roots either way).
 State-root growth comes from node.tools.bench_smt.measure_root_update when that module is present.
 """
 
@@ -37,6 +39,7 @@ from ledger import operations as o
 from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.memory import InMemoryLedger
 from ledger.rules import CoreRuleEngine
+from ledger.smt import NATIVE_AVAILABLE
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.tools import bench_contracts
@@ -438,6 +441,8 @@ def _run_apply(args: argparse.Namespace) -> int:
             "execution": round((elapsed - root_cpu - decode_cpu) / args.txs * 1e6 - 1e6 / verify_per_s, 1),
         },
         "state_root": ledger.root.hex(),
+        # Which state-root update ran: ledger._smt_native (built by `pip install -e .`) or the pure-Python reference.
+        "smt_native": NATIVE_AVAILABLE,
         "setup_s": round(setup_s, 2),
         "root_update_growth": root_growth(args.root_growth),
         "command": "ledger bench apply "
