@@ -60,7 +60,7 @@ def load(c: Cluster, txs: int) -> dict[str, float]:
     start = c.status(0) or {}
     start_txs, start_height = start.get("committed_txs", 0), start.get("height", 0)
     t0 = time.monotonic()
-    chunks = [raws[i:i + 2000] for i in range(0, len(raws), 2000)]
+    chunks = [raws[i : i + 2000] for i in range(0, len(raws), 2000)]
 
     def send(k: int) -> int:
         answer = c.request(k % c.n, {"op": "submit_many", "txs": chunks[k]}, timeout=120)
@@ -78,10 +78,16 @@ def load(c: Cluster, txs: int) -> dict[str, float]:
     seconds = time.monotonic() - t0
     loaded = [x for x in commit_times(c, 0, start_height) if x[2] > 0]
     steady_txs, steady_s = steady_rate(loaded)
-    return {"txs": txs, "admitted": admitted, "admit_seconds": round(t_admitted, 2),
-            "seconds": round(seconds, 2), "committed_tps": round(admitted / seconds, 1),
-            "blocks": len(loaded), "commit_seconds": round(steady_s, 3),
-            "commit_tps": round(steady_txs / steady_s, 1) if steady_s > 0 else 0.0}
+    return {
+        "txs": txs,
+        "admitted": admitted,
+        "admit_seconds": round(t_admitted, 2),
+        "seconds": round(seconds, 2),
+        "committed_tps": round(admitted / seconds, 1),
+        "blocks": len(loaded),
+        "commit_seconds": round(steady_s, 3),
+        "commit_tps": round(steady_txs / steady_s, 1) if steady_s > 0 else 0.0,
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -114,12 +120,17 @@ def catch_up(c: Cluster, node: int, timeout: float = 300) -> dict[str, float]:
     assert commits and commits[0][0] == 1 and commits[-1][0] == target, "the wiped node kept every commit time"
     txs, seconds = steady_rate(commits)
     cpu = cpu_at_target - (cpu_first or 0.0)
-    return {"blocks": target, "txs": sum(n for _, _, n in commits),
-            "startup_s": round(commits[0][1] - t_start, 2), "apply_seconds": round(seconds, 3),
-            "apply_tps": round(txs / seconds, 1) if seconds > 0 else 0.0,
-            "apply_blocks_per_s": round((len(commits) - 1) / seconds, 1) if seconds > 0 else 0.0,
-            "cpu_s": round(cpu, 2), "tx_per_cpu_s": round(txs / cpu, 1) if cpu > 0 else 0.0,
-            "seconds_to_height": round(commits[-1][1] - t_start, 2)}
+    return {
+        "blocks": target,
+        "txs": sum(n for _, _, n in commits),
+        "startup_s": round(commits[0][1] - t_start, 2),
+        "apply_seconds": round(seconds, 3),
+        "apply_tps": round(txs / seconds, 1) if seconds > 0 else 0.0,
+        "apply_blocks_per_s": round((len(commits) - 1) / seconds, 1) if seconds > 0 else 0.0,
+        "cpu_s": round(cpu, 2),
+        "tx_per_cpu_s": round(txs / cpu, 1) if cpu > 0 else 0.0,
+        "seconds_to_height": round(commits[-1][1] - t_start, 2),
+    }
 
 
 def main() -> None:

@@ -473,7 +473,9 @@ def test_lookup_returns_the_decoded_pooled_transaction(h: Harness) -> None:
     assert h.pool.lookup(raw("alice@bank-a", 2)) is None
 
 
-def test_preverify_keeps_the_decoded_transactions_whose_signatures_verify_for_execution(verifier: Ed25519Verifier) -> None:
+def test_preverify_keeps_the_decoded_transactions_whose_signatures_verify_for_execution(
+    verifier: Ed25519Verifier,
+) -> None:
     """Block sync decodes each transaction once: preverify keeps what it decoded (only when every signature
     verified, at most `preverified_decoded` of them, oldest dropped first) and lookup hands it to execution;
     forget_preverified drops them all. Nothing is admitted."""
