@@ -435,6 +435,8 @@ class ValidatorNode:
                         pending, running = ahead
                         ahead = None
                         executed = self.app.end_execution(pending, await running)
+                        if executed.state_root is not None:
+                            self.metrics.sync_executed_ahead()
                     else:
                         await checked(i)
                         check(i + 1)

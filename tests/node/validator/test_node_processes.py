@@ -180,6 +180,13 @@ def test_wiped_node_rejoins_and_votes_again_in_its_epoch(cluster: Cluster) -> No
     c.start(3)
     target = max(c.height(i) for i in range(3))
     c.wait_height([3], target, 60)
+    # It caught up through multi-block batches: blocks were executed while the one before them was written.
+    metrics = c.request(3, {"op": "metrics"})["text"]
+    ahead = [line.split()[-1] for line in metrics.splitlines()
+             if line.startswith("ledger_sync_blocks_executed_ahead_total")]
+    assert ahead and float(ahead[0]) > 0, "no block was executed ahead during the catch-up"
+    with open(c.log_path(3), encoding="utf-8") as f:
+        assert "sync_execute_ahead_failed" not in f.read()
     c.wait(lambda: (s := c.status(3)) is not None and s["mode"] == "consensus" and s["round"] is not None
            and not s["safety_lost"], 60, "node 3 to recover its safety state")
     with urllib.request.urlopen(f"{c.net.api_url(0)}/v1/validators", timeout=10) as answer:
