@@ -7,6 +7,9 @@ the blocks it has (messages: node/net/messages.py, GET_BLOCKS and BLOCKS).
     batch = sync.accept(peer, request_id, items)       -> [(Block, CommitCertificate)], or SyncRefused
     ... the caller verifies and commits each block (through the Application), then:
     sync.succeeded(peer, applied) / sync.failed(peer, now_ms, peers)
+    while a batch is applied, the next one is fetched ahead (next_request from the height it ends at): an answer
+    that arrives before the batch is done waits in sync.hold(...) / sync.take_held(); sync.cancel() drops both when
+    the batch stops short (its blocks no longer fit)
     sync.timed_out(now_ms) -> peer whose request expired, or None
     rate = sync.end(now_ms)
     items = sync.serve(peer, start, max_count, app, now_ms) -> [[block_bytes, cert_bytes], ...] or None (rate-limited)
@@ -18,6 +21,10 @@ failed least often. A peer that fails to serve (timeout, send failure, invalid b
 session and not asked again before a backoff that doubles with each consecutive failure (SYNC_BACKOFF_BASE_S ..
 SYNC_BACKOFF_MAX_S), remembered across sessions; one good batch clears it. The backoff map is keyed by peer id and
 pruned to the current peers, so it is bounded by the validator set.
+
+Fetching ahead: the batch after the one being applied is requested at once, so the serving peer reads, encodes and
+sends it while this node executes, and the node never waits a round trip between batches. At most one request is in
+flight and at most one answer waits (`hold`: one BLOCKS answer, MAX_RESPONSE_BYTES at most), as before.
 
 Every block's commit certificate is verified by the caller against the validator set of the state it extends
 (Application.check_certificate), in height order, so a batch that crosses an epoch boundary is checked with each
@@ -36,6 +43,7 @@ from consensus.messages import Block, CommitCertificate, decode_block
 from node.errors import NodeError
 
 __all__ = [
+    "MAX_AHEAD",
     "MAX_BATCH",
     "MAX_RESPONSE_BYTES",
     "MAX_SERVED_PER_SECOND",
@@ -49,6 +57,8 @@ log = logging.getLogger("node.chain.block_sync")
 
 MAX_BATCH: Final = 128
 MAX_RESPONSE_BYTES: Final = 3 << 20
+# Answers fetched ahead of the batch being applied that may wait for it (held).
+MAX_AHEAD: Final = 1
 REQUEST_TIMEOUT_MS: Final = 5_000
 # Served GET_BLOCKS per peer per second (a peer cannot make us stream the chain at it in a loop).
 MAX_SERVED_PER_SECOND: Final = 20
@@ -79,6 +89,8 @@ class BlockSync:
         self.at_least = 0
         self._bad: set[str] = set()
         self._request: tuple[str, int, int] | None = None  # (peer, request id, deadline ms)
+        # (peer, request id, batch) fetched ahead, waiting for the batch before it to be applied
+        self._held: tuple[str, int, list[tuple[Block, CommitCertificate]]] | None = None
         self._served: dict[str, tuple[int, int]] = {}  # peer -> (second, requests served in it)
         # peer -> (consecutive failures to serve, monotonic ms before which it is not asked)
         self.backoff: dict[str, tuple[int, int]] = {}
@@ -111,6 +123,7 @@ class BlockSync:
         self.at_least = at_least
         self._bad = set()
         self._request = None
+        self._held = None
         self._session_started = now_ms
         self._session_applied = 0
 
@@ -118,6 +131,7 @@ class BlockSync:
         """Close the session; returns the number of blocks it applied (and sets last_rate, blocks per second)."""
         self.active = False
         self._request = None
+        self._held = None
         applied = self._session_applied
         if applied:
             self.last_rate = applied * 1000 / max(now_ms - self._session_started, 1)
@@ -126,6 +140,26 @@ class BlockSync:
     @property
     def waiting(self) -> bool:
         return self._request is not None
+
+    @property
+    def holding(self) -> bool:
+        """A batch fetched ahead waits for the one before it to be applied."""
+        return self._held is not None
+
+    def hold(self, peer: str, request_id: int, batch: list[tuple[Block, CommitCertificate]]) -> None:
+        """Keep the accepted answer to a request made ahead until the batch before it has been applied."""
+        assert self._held is None and MAX_AHEAD == 1, "one batch fetched ahead at a time"
+        self._held = (peer, request_id, batch)
+
+    def take_held(self) -> tuple[str, int, list[tuple[Block, CommitCertificate]]] | None:
+        held, self._held = self._held, None
+        return held
+
+    def cancel(self) -> None:
+        """Drop the request in flight and the batch held, both made ahead of a batch that stopped short: their
+        blocks no longer follow the head (a late answer is then unsolicited; nobody is blamed)."""
+        self._request = None
+        self._held = None
 
     def next_request(self, head: int, target: int, reported: Mapping[str, int], peers: Sequence[str],
                      now_ms: int) -> BlockRequest | None:

@@ -56,7 +56,7 @@ MAX_EXECUTED_BLOCKS: Final = 2048
 class KnownTransactions(Interface):
     """Transactions this node already decoded and verified (the mempool): execution reuses them."""
 
-    def lookup(self, raw: bytes) -> SignedTransaction | None: ...  # decoded, when these exact bytes are pooled
+    def lookup(self, raw: bytes) -> SignedTransaction | None: ...  # decoded and verified: pooled or pre-verified
 
     def is_verified(self, raw: bytes) -> bool: ...  # every signature of these exact bytes verified here
 
@@ -153,7 +153,7 @@ class ExecutionJob:
         return outcome
 
     def _verified(self, item: SignedTransaction | bytes) -> bool:
-        # A decoded item came from the known transactions: pooled, hence verified.
+        # A decoded item came from the known transactions (pooled or pre-verified): its signatures verified.
         return isinstance(item, SignedTransaction) or item in self.verified
 
 
@@ -288,7 +288,7 @@ class Executor:
         items: list[SignedTransaction | bytes] = list(payload.txs)
         verified: set[bytes] = set()
         for i, raw in enumerate(payload.txs):
-            tx = self._known.lookup(raw)  # pooled here: already decoded, signatures verified
+            tx = self._known.lookup(raw)  # pooled or pre-verified here: already decoded, signatures verified
             if tx is not None:
                 items[i] = tx
             elif self._known.is_verified(raw):

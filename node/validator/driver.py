@@ -183,6 +183,7 @@ class ValidatorDriver:
         self._metric_round = 0
         self._sync_then = "consensus"
         self._applying: tuple[str, int] | None = None  # (peer, request id) of the batch the host applies
+        self._applying_to = 0  # the height that batch ends at
         self._gap: tuple[Block, CommitCertificate, int] | None = None  # a commit above head + 1, its deadline
         self._epoch_switch = False
         self._epoch_mark_ok = True
@@ -417,14 +418,16 @@ class ValidatorDriver:
         self._sync_step()
 
     def _sync_step(self) -> None:
-        if not self.sync.active or self.sync.waiting or self._applying is not None:
+        if not self.sync.active or self.sync.waiting or self.sync.holding:
             return
-        head = self.app.head.height
+        # While the host applies a batch, the next one is fetched from where it ends (one batch ahead).
+        head = self.app.head.height if self._applying is None else self._applying_to
         target = max(self.sync_target_height(), self.sync.at_least)
         reported = {p: h for p, (h, _) in self.reports.heights.items()}
         request = self.sync.next_request(head, target, reported, self.members.peer_ids, self.clock.monotonic_ms())
         if request is None:
-            self._sync_done()
+            if self._applying is None:
+                self._sync_done()
             return
         self._out.append(SendTo(request.peer, encode_node_message(
             GetBlocks(request.request_id, request.start, request.max_count)), sync_request=True))
@@ -446,8 +449,18 @@ class ValidatorDriver:
             self.sync.failed(peer, self.clock.monotonic_ms(), self.members.peer_ids)
             self._guarded("sync", self._sync_step)
             return
-        self._applying = (peer, msg.request_id)
-        self._out.append(ApplyBlocks(peer, msg.request_id, tuple(batch)))
+        if not batch:  # the peer has nothing more for us
+            self.sync.succeeded(peer, 0)
+            self._guarded("sync", self._sync_step)
+        elif self._applying is not None:  # fetched ahead: it waits for the batch being applied
+            self.sync.hold(peer, msg.request_id, batch)
+        else:
+            self._apply_batch(peer, msg.request_id, batch)
+
+    def _apply_batch(self, peer: str, request_id: int, batch: list[tuple[Block, CommitCertificate]]) -> None:
+        self._applying, self._applying_to = (peer, request_id), batch[-1][0].header.height
+        self._out.append(ApplyBlocks(peer, request_id, tuple(batch)))
+        self._guarded("sync", self._sync_step)  # fetch the next batch while this one is applied
 
     def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate) -> str | None:
         """One block of the ApplyBlocks batch (peer, request_id): None, or why the batch stops here."""
@@ -484,11 +497,17 @@ class ValidatorDriver:
         self._applying = None
         if self.mode in ("halted", "stopped"):
             return
+        held = self.sync.take_held()
         if error is None:
             self.sync.succeeded(peer, applied)
         else:
             log.warning("sync_bad_batch peer=%s applied=%d: %s", peer, applied, error)
             self.sync.failed(peer, self.clock.monotonic_ms(), self.members.peer_ids, applied)
+            self.sync.cancel()  # what was fetched ahead no longer follows the head
+            held = None
+        if held is not None and held[2][0][0].header.height == self.app.head.height + 1:
+            self._apply_batch(*held)
+            return
         self._guarded("sync", self._sync_step)
 
     def _sync_done(self) -> None:

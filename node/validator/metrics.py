@@ -6,6 +6,7 @@
     metrics.committed(tx_count, latencies_seconds)        # after each commit (latencies: pool.remove_committed)
     metrics.rejected_message("malformed"); metrics.admission(result)   # mempool refusals, by code
     metrics.sync_applied(blocks)
+    metrics.sync_executed_ahead()
     metrics.fatal("storage_failed")                      # the node stopped: ledger_fatal{code=...} = 1
     metrics.set_limits(max_txs, max_bytes); metrics.set_quorum(validators, peers_needed)   # for alerting rules
     text = metrics.render()                              # GET /metrics body, content type CONTENT_TYPE
@@ -112,6 +113,11 @@ class NodeMetrics:
             registry=r,
         )
         self.sync_blocks = Counter("ledger_sync_blocks_applied", "Blocks applied by block sync", registry=r)
+        self.sync_ahead = Counter(
+            "ledger_sync_blocks_executed_ahead",
+            "Blocks block sync executed while the block before them was being written",
+            registry=r,
+        )
         self.fatal_state = Gauge(
             "ledger_fatal", "1 once the node stopped on a fatal error (by its code: storage_failed, ...)", ["code"],
             registry=r,
@@ -213,6 +219,9 @@ class NodeMetrics:
 
     def sync_applied(self, blocks: int = 1) -> None:
         self.sync_blocks.inc(blocks)
+
+    def sync_executed_ahead(self) -> None:
+        self.sync_ahead.inc()
 
     def fatal(self, code: str) -> None:
         """The node stopped on a fatal error (a node has at most one: the driver stops at the first)."""

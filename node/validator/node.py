@@ -8,8 +8,9 @@ event loop. This module is the only place where they meet I/O:
 - the Application (node/chain/application.py) owns execution, the mempool, commits and epochs; the driver
   (node/validator/driver.py) owns the replica, block sync and the timers, and performs no I/O: this host feeds it the
   transport's messages and one timer (at `driver.next_deadline()`), and performs its effects after every input;
-- block sync batches are applied here, one block at a time, while the transactions of the next block are verified on
-  the verifier's worker processes (so execution skips their signature checks);
+- block sync batches are applied here in height order, one block committed while the next one executes on the
+  execution thread and the signatures of the one after are checked on the verifier's worker processes (so execution
+  skips their signature checks and takes the transactions already decoded);
 - transactions from clients (`submit`, `submit_many`) and from peers (gossip) are admitted through the Application,
   signatures checked on the worker processes; newly admitted client transactions are gossiped in batches of
   GOSSIP_BATCH every GOSSIP_FLUSH_MS (peers gossip their own clients' transactions).
@@ -404,23 +405,62 @@ class ValidatorNode:
         self._perform()
 
     async def _apply_blocks(self, batch: ApplyBlocks) -> None:
-        """Apply a block sync batch in order. The signatures of block i+1 are checked on the verifier's worker
-        processes while block i executes here, so execution skips them (Mempool.preverify / is_verified)."""
+        """Apply a block sync batch in order, three blocks at a time in flight: the signatures of block i+2 are checked
+        on the verifier's worker processes (execution then takes the transactions preverify decoded and skips their
+        signatures: Mempool.preverify / lookup), block i+1 executes on the execution thread, and block i is committed
+        here -- its certificate checked, then its synced write, which releases the interpreter, so the execution
+        goes on meanwhile. The head still moves only when a block is durable, in height order; a block executed
+        ahead is speculative (nothing is written) until its turn comes and its certificate is checked. No block is
+        executed ahead of an epoch-ending one: it is executed under the next epoch's limits, after the switch."""
+        blocks = batch.blocks
+        loop = asyncio.get_running_loop()
+        checks: dict[int, asyncio.Task[int] | None] = {}
+
+        def check(k: int) -> None:  # start the signature checks of block k (once)
+            if k < len(blocks) and k not in checks:
+                checks[k] = self._preverify(blocks[k][0])
+
+        async def checked(k: int) -> None:
+            check(k)
+            task = checks.pop(k)
+            if task is not None:
+                await task
+
         applied, error = 0, None
-        pending = self._preverify(batch.blocks[0][0]) if batch.blocks else None
+        ahead: tuple[PendingExecution, asyncio.Future[BlockOutcome | None]] | None = None
         try:
-            for i, (block, cert) in enumerate(batch.blocks):
-                if pending is not None:
-                    await pending
-                pending = self._preverify(batch.blocks[i + 1][0]) if i + 1 < len(batch.blocks) else None
+            for i, (block, cert) in enumerate(blocks):
+                try:
+                    if ahead is not None:
+                        pending, running = ahead
+                        ahead = None
+                        executed = self.app.end_execution(pending, await running)
+                        if executed.state_root is not None:
+                            self.metrics.sync_executed_ahead()
+                    else:
+                        await checked(i)
+                        check(i + 1)
+                        executed = self.app.execute(block, self.app.head.state_root, None)
+                    if i + 1 < len(blocks) and executed.state_root is not None and executed.next_validators is None:
+                        await checked(i + 1)
+                        check(i + 2)
+                        job = self.app.begin_execution(blocks[i + 1][0], executed.state_root, None)
+                        if isinstance(job, PendingExecution):
+                            ahead = (job, loop.run_in_executor(self._execution_thread, job.run))
+                except Exception:  # e.g. a failed store read: the commit path below executes again and handles it
+                    log.warning("sync_execute_ahead_failed height=%d", block.header.height, exc_info=True)
                 error = self._apply_one(batch, block, cert)
                 if error is not None:
                     break
                 applied += 1
                 await asyncio.sleep(0)
         finally:
-            if pending is not None:
-                pending.cancel()
+            for task in checks.values():
+                if task is not None:
+                    task.cancel()
+            if ahead is not None:  # stopped short: let the execution end (its result is not kept)
+                await asyncio.wait([ahead[1]])
+            self.app.mempool.forget_preverified()
         self.driver.sync_batch_done(batch.peer, batch.request_id, applied, error)
         self._perform()
 

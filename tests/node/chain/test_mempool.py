@@ -473,6 +473,30 @@ def test_lookup_returns_the_decoded_pooled_transaction(h: Harness) -> None:
     assert h.pool.lookup(raw("alice@bank-a", 2)) is None
 
 
+def test_preverify_keeps_the_decoded_transactions_whose_signatures_verify_for_execution(
+    verifier: Ed25519Verifier,
+) -> None:
+    """Block sync decodes each transaction once: preverify keeps what it decoded (only when every signature
+    verified, at most `preverified_decoded` of them, oldest dropped first) and lookup hands it to execution;
+    forget_preverified drops them all. Nothing is admitted."""
+    h = Harness(verifier, MempoolLimits(preverified_decoded=2))
+    first, second, third = make_tx("bob@bank-b", 1), make_tx("bob@bank-b", 2), make_tx("bob@bank-b", 3)
+    forged = bad_signature_tx()
+    assert asyncio.run(h.pool.preverify([first.to_bytes(), forged, b"\xc1"])) == 1
+    assert h.pool.lookup(first.to_bytes()) == first
+    assert h.pool.lookup(forged) is None and h.pool.lookup(b"\xc1") is None
+    assert asyncio.run(h.pool.preverify([second.to_bytes(), third.to_bytes()])) == 2
+    assert h.pool.lookup(first.to_bytes()) is None  # the oldest went over the bound (still is_verified)
+    assert h.pool.is_verified(first.to_bytes())
+    assert [h.pool.lookup(t.to_bytes()) for t in (second, third)] == [second, third]
+    h.pool.forget_preverified()
+    assert h.pool.lookup(second.to_bytes()) is None and h.pool.is_verified(second.to_bytes())
+    assert len(h.pool) == 0
+    off = Harness(verifier, MempoolLimits(preverified_decoded=0))
+    assert asyncio.run(off.pool.preverify([first.to_bytes()])) == 1
+    assert off.pool.lookup(first.to_bytes()) is None and off.pool.is_verified(first.to_bytes())
+
+
 # -- model check -------------------------------------------------------------------------------------------------
 
 SIGNERS = ["alice@bank-a", "bob@bank-b", "carol@bank-b"]

@@ -57,6 +57,7 @@ def test_render_contains_every_metric_with_the_values_set() -> None:
     m.admission(Admission(codes.BAD_SIGNATURE, "bad"))
     m.admission(Admission(codes.OK, "allowed"))
     m.sync_applied(16)
+    m.sync_executed_ahead()
     text = m.render()
     assert "# TYPE ledger_commit_latency_seconds histogram" in text
     assert value(text, "ledger_height") == 42
@@ -82,6 +83,7 @@ def test_render_contains_every_metric_with_the_values_set() -> None:
     assert value(text, "ledger_mempool_rejections_total", code="104", name="BAD_SIGNATURE") == 1
     assert ("ledger_mempool_rejections_total", (("code", "0"), ("name", "OK"))) not in samples(text)
     assert value(text, "ledger_sync_blocks_applied_total") == 16
+    assert value(text, "ledger_sync_blocks_executed_ahead_total") == 1
 
 
 def test_tps_window_decays_when_commits_stop() -> None:
