@@ -69,9 +69,11 @@ MAX_HEIGHT = (1 << 63) - 1
 MAX_HISTORY_ACCOUNT_BYTES = 256  # the account part of a history key
 MAX_HISTORY_PAGE = 1000
 MAX_TX_ID_BYTES = 64
-# Tree nodes kept in memory (written or read recently): at most ~2^20 x 200 bytes = 200 MB, enough for the levels
-# every block touches at a million accounts. Trimmed in steps of NODE_CACHE_SLACK to keep reads cheap.
-NODE_CACHE_ENTRIES = 1 << 20
+# Tree nodes kept in memory (written or read recently): about 230 bytes each (key, node and dict slot), so 2^18 hold
+# ~60 MB, the newest 13 blocks of 4,000 transfers (~5 new nodes each) or the top 18 levels of a tree (a million
+# accounts need 20). 2^20 (~240 MB) made it the largest structure of a node under load. Trimmed in steps of
+# NODE_CACHE_SLACK to keep reads cheap; a miss is one LevelDB read (its block cache: BLOCK_CACHE_BYTES).
+NODE_CACHE_ENTRIES = 1 << 18
 NODE_CACHE_SLACK = 1 << 14
 PRUNE_BATCH = 10_000
 WRITE_BUFFER_BYTES = 32 << 20
