@@ -69,12 +69,16 @@ MAX_HEIGHT = (1 << 63) - 1
 MAX_HISTORY_ACCOUNT_BYTES = 256  # the account part of a history key
 MAX_HISTORY_PAGE = 1000
 MAX_TX_ID_BYTES = 64
-# Tree nodes kept in memory (written or read recently): at most ~2^20 x 200 bytes = 200 MB, enough for the levels
-# every block touches at a million accounts. Trimmed in steps of NODE_CACHE_SLACK to keep reads cheap.
-NODE_CACHE_ENTRIES = 1 << 20
+# Tree nodes kept in memory (written or read recently): about 260 bytes each (key, node and dict slot, measured), so
+# 2^17 hold ~34 MB: the newest 6 blocks of 4,000 transfers (~5 new nodes each), whose nodes the next blocks read,
+# and the top 17 levels of a tree. 2^20 (~270 MB) made it the largest structure of a node under load. Trimmed in
+# steps of NODE_CACHE_SLACK to keep reads cheap; a miss is one LevelDB read (its block cache: BLOCK_CACHE_BYTES).
+NODE_CACHE_ENTRIES = 1 << 17
 NODE_CACHE_SLACK = 1 << 14
 PRUNE_BATCH = 10_000
-WRITE_BUFFER_BYTES = 32 << 20
+# LevelDB's memtable: a node holds up to two (one being written to disk) in native memory. 32 MiB cost ~60 MB of
+# RSS under load (block payloads are large values); at 8 MiB a memtable still takes ~3 s of commits at 1,000 tx/s.
+WRITE_BUFFER_BYTES = 8 << 20
 BLOCK_CACHE_BYTES = 64 << 20
 
 _U64 = struct.Struct(">Q")

@@ -29,6 +29,10 @@ from node.chain.protocol import OPERATIONS
 MAX_SUBSCRIBERS: Final = 1024
 MAX_QUEUE: Final = 65_536
 RECENT_BLOCKS: Final = 256
+# Receipts (one per transaction) of the recent blocks kept in memory: full blocks of thousands of transactions would
+# otherwise hold every receipt and event of the last 256 blocks (about 650 bytes each: hundreds of MB under load).
+# The newest block is always kept; older ones go first.
+RECENT_TXS: Final = 16_384
 
 
 class SubscriptionClosed(Exception):
@@ -96,7 +100,8 @@ class CommitFeed:
         self._limits = (max_block_txs, max_block_bytes)
         head = store.head()
         self.height = 0 if head is None else head.height
-        self._recent: collections.deque[CommittedBlock] = collections.deque(maxlen=RECENT_BLOCKS)
+        self._recent: collections.deque[CommittedBlock] = collections.deque()
+        self._recent_txs = 0  # receipts held by the blocks of _recent
         self._subscribers: set[Subscription] = set()
 
     def subscribe(self, from_height: int | None = None, max_queue: int = 1024) -> Subscription:
@@ -111,13 +116,27 @@ class CommitFeed:
     def publish(self, block: CommittedBlock) -> None:
         assert block.height == self.height + 1 or self.height == 0 or block.height > self.height
         self.height = block.height
-        self._recent.append(block)
+        self._remember(block)
         for sub in list(self._subscribers):
             if not sub.offer(block):
                 self._subscribers.discard(sub)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
+
+    def _remember(self, block: CommittedBlock) -> None:
+        """Keep `block` in memory, dropping the oldest ones beyond RECENT_BLOCKS blocks or RECENT_TXS receipts."""
+        recent = self._recent
+        recent.append(block)
+        self._recent_txs += len(block.receipts)
+        while len(recent) > 1 and (len(recent) > RECENT_BLOCKS or self._recent_txs > RECENT_TXS):
+            self._recent_txs -= len(recent.popleft().receipts)
+        assert len(recent) <= RECENT_BLOCKS and (len(recent) == 1 or self._recent_txs <= RECENT_TXS)
+
+    @property
+    def recent_receipts(self) -> int:
+        """Receipts held in memory by the recent blocks (at most RECENT_TXS, or the newest block's own)."""
+        return self._recent_txs
 
     def load(self, height: int) -> CommittedBlock:
         """A committed block rebuilt from the store (the recent ones come from memory)."""

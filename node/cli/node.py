@@ -31,6 +31,7 @@ from node.errors import NodeError
 from node.net.transport import TransportError
 from node.tools.admin_client import AdminConnection
 from node.validator.admin_socket import AdminServer
+from node.validator.allocator import tune_allocator
 from node.validator.api_listen import api_serving
 from node.validator.config import ConfigError, load_config
 from node.validator.keyfile import KeyFileError, read_key_file_info
@@ -68,6 +69,7 @@ async def serve(config_path: str, state_sync: bool = False, passphrase: bytes | 
 
     config = load_config(config_path)
     setup_logging(config.log_level, "json" if config.log_json else "text", node_id=config.node_id)
+    tune_allocator()  # before the node's threads start (docs/operations.md, "Memory")
     if state_sync or config.state_sync:
         await join_from_config(config, passphrase)
     node = ValidatorNode.from_config(config, passphrase=passphrase)

@@ -90,6 +90,8 @@ class BenchReport:
     verify_phase: dict[str, Any] = field(default_factory=dict)
     max_rate_tps: float | None = None
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per node: the most memory it ever held (VmHWM)  # with --rate max: the rate measured (run again at half of it for latency)
+    # per node: its worker processes' (verifier fork server and workers) peaks, summed; not in peak_rss_mb
+    peak_rss_workers_mb: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +104,7 @@ class BenchReport:
             "load_processes": self.load_processes, "network": self.network, "via": self.via,
             "latency_resolution": self.latency_resolution, "verify_phase": self.verify_phase,
             "max_rate_tps": self.max_rate_tps, "peak_rss_mb": self.peak_rss_mb,
+            "peak_rss_workers_mb": self.peak_rss_workers_mb,
         }
 
 
@@ -323,7 +326,7 @@ def _say(out: IO[str] | None, text: str) -> None:
 def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchReport:
     from node.tools.load import CommitMonitor
     from node.tools.localnet import load_accounts
-    from node.tools.node_processes import process_cpu_seconds, process_peak_rss_mb
+    from node.tools.node_processes import descendants_peak_rss_mb, process_cpu_seconds, process_peak_rss_mb
     from node.tools.testnet import Testnet
 
     # The verify rate first, on a quiet machine: before the bench's own network starts (or, with --dir, with the
@@ -443,6 +446,9 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             peak = process_peak_rss_mb(pid) if pid else None
             if peak is not None:
                 report.peak_rss_mb[net.node_id(i)] = peak
+            workers = descendants_peak_rss_mb(pid) if pid else None
+            if workers is not None:
+                report.peak_rss_workers_mb[net.node_id(i)] = workers
         for proc in procs:
             proc.join(10)
         accepted = sorted(t for r in results_got for t in r["accepted"])
@@ -552,6 +558,7 @@ def format_report(report: BenchReport) -> str:
          f"  (resolution: {report.latency_resolution})"),
         f"cpu per node   {per_node(report.cpu_per_node, '%')}  (of one core)",
         f"peak rss       {per_node(report.peak_rss_mb, ' MiB')}  (per node, since it started)",
+        f"  its workers  {per_node(report.peak_rss_workers_mb, ' MiB')}  (verifier processes, each one's peak, summed)",
         (f"ed25519 verify {report.verify_per_s}/s over {report.cores} cores, measured "
          f"{report.verify_phase.get('when', '?')} (load average {maybe(report.verify_phase.get('load_average'))})"),
         f"efficiency     {report.efficiency}  (= {report.tps} x {report.validators} / {report.verify_per_s})",

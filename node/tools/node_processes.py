@@ -75,6 +75,35 @@ def process_peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def descendant_pids(pid: int) -> list[int]:
+    """The processes started by `pid` and by them, and so on (a node's verifier fork server and workers), from /proc;
+    empty when it has none or is gone."""
+    found: list[int] = []
+    todo = [pid]
+    while todo and len(found) < 1024:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", encoding="ascii") as f:
+                    children = [int(c) for c in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(children)
+            todo.extend(children)
+    return found
+
+
+def descendants_peak_rss_mb(pid: int) -> float | None:
+    """The peak resident memory (VmHWM) of each of `pid`'s descendants, summed, in MiB (pages they share, such as a
+    fork server's with its workers, count in each); None when `pid` has none."""
+    peaks = [p for p in (process_peak_rss_mb(c) for c in descendant_pids(pid)) if p is not None]
+    return round(sum(peaks), 1) if peaks else None
+
+
 def _reap(pid: int) -> None:
     """Collect an exited child of this process (when it is one) so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError, OSError):

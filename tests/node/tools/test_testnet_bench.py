@@ -41,6 +41,8 @@ def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: p
     assert doc["latency_resolution"] == "commit instants"
     assert doc["max_rate_tps"] is None  # a fixed rate, not --rate max
     assert set(doc["peak_rss_mb"]) == {"node-0"} and doc["peak_rss_mb"]["node-0"] > 20
+    # The node's verifier processes (fork server, workers) are counted apart, not in the node's own peak.
+    assert set(doc["peak_rss_workers_mb"]) == {"node-0"} and doc["peak_rss_workers_mb"]["node-0"] > 5
     # Its own network is gone afterwards: no node process, no directory.
     own = doc["network"].split(", ", 1)[1]
     assert own.startswith("/tmp/ledger-bench-") and not os.path.exists(own)
