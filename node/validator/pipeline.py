@@ -6,6 +6,7 @@ host's execution thread (node/validator/node.py) and the driver goes on with eve
     pipe.start(replica, action, pending, now_ms)                        the host runs pending.run()
     pipe.finish(pending, now_ms) -> (replica, action) | None            its result came back (None: not current)
     pipe.should_queue_commit(action) / queue_commit / ready_commits()   a commit waits for its block's execution
+    pipe.stage_later(replica, block) / take_staged(current)             blocks to write while they execute
     pipe.clear()                                                        the replica stopped: drop what waits
 
 Why the order is kept this way (the replica's contract, consensus/actions.py): Execute actions come parent first and
@@ -15,6 +16,12 @@ every later commit waits behind it (commits come in height order). Every other a
 proposals, safety writes -- goes on: none of them needs an execution that has not answered yet (a vote for a block
 is an answer to its execution). A proposal on a parent still executing waits for it (the proposer must know what
 its uncommitted ancestors carry). A pure bookkeeping object: no clock, no I/O.
+
+Two things wait for the host to have started an execution, so they do not delay it: a commit asked for in the same
+call that started an execution (it would otherwise run on the loop, for as long as a block's write takes, before the
+host hands the execution to its thread), and the write of the executing block into the safety store (staged while
+it executes, so that the vote after it writes only the safety state). The driver runs both at a deadline of "now",
+i.e. once the host has performed the effects of the call, RunExecution first.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from consensus.actions import Commit, Execute
+from consensus.messages import Block
 from consensus.replica import Replica
 from node.chain.application import PendingExecution
 
@@ -47,6 +55,7 @@ class ExecutionPipeline:
         self.running: Running | None = None
         self._executes: collections.deque[tuple[Replica, Execute]] = collections.deque()
         self._commits: collections.deque[tuple[Replica, Commit]] = collections.deque()
+        self._staged: list[tuple[Replica, Block]] = []  # bounded like the executions: one per Execute
         # Measured: execution cost per 1,000 transactions (0: not measured yet). The CPU time the host reports, not
         # the wall time, which the loop's share of the interpreter inflates under load and which would shrink the
         # blocks exactly when the chain needs them full.
@@ -124,8 +133,23 @@ class ExecutionPipeline:
                 return replica, action
         return None
 
+    def has_commits(self) -> bool:
+        return bool(self._commits)
+
+    # -- staging ----------------------------------------------------------------------------------------------
+
+    def stage_later(self, replica: Replica, block: Block) -> None:
+        """Write `block` to the safety store once its execution has started (SafetyStore.stage)."""
+        self._staged.append((replica, block))
+
+    def take_staged(self, current: Replica | None) -> list[Block]:
+        """The blocks to stage now, of the current replica (a stopped replica's are dropped)."""
+        staged, self._staged = self._staged, []
+        return [block for replica, block in staged if replica is current]
+
     def clear(self) -> None:
         """The replica stopped: forget what waits, and the running execution (its answer will be ignored)."""
         self.running = None
         self._executes.clear()
         self._commits.clear()
+        self._staged.clear()

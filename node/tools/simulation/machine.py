@@ -80,6 +80,12 @@ def _open_safety_store(path: str, writes: WriteCounter) -> SafetyStore:
             super().persist(state, blocks, committed_height)
             writes.wrote("persist_safety")
 
+        def stage(self, blocks: Iterable[Block], committed_height: int) -> int:
+            written = super().stage(blocks, committed_height)
+            if written:
+                writes.wrote("stage_blocks")
+            return written
+
         def mark_epoch(self, epoch: int) -> None:
             super().mark_epoch(epoch)
             writes.wrote("mark_epoch")
