@@ -700,10 +700,10 @@ class ValidatorDriver:
         if isinstance(action, PersistSafety):
             timeline = self._tl
             started = 0 if timeline is None else timeline.now_us()
-            self.safety_store.persist(action.state, action.blocks, self.app.head.height)
+            written = self.safety_store.persist(action.state, action.blocks, self.app.head.height)
             if timeline is not None:
-                timeline.note(tl.PERSIST, self.app.head.height, replica.current_round, timeline.now_us() - started,
-                              sum(len(b.payload) for b in action.blocks))
+                timeline.note(tl.PERSIST, self.app.head.height, action.state.highest_vote_round,
+                              timeline.now_us() - started, written)
             if replica.recovered_bound is not None and self._recovery_logged is not replica:
                 self._recovery_logged = replica
                 log.warning("safety_state_recovered node=%s epoch=%d bound=%d: a quorum's statements bound every "
@@ -835,8 +835,7 @@ class ValidatorDriver:
         if blocks:
             timeline = self._tl
             started = 0 if timeline is None else timeline.now_us()
-            self.safety_store.stage(blocks, self.app.head.height)
-            if timeline is not None:
+            if self.safety_store.stage(blocks, self.app.head.height) and timeline is not None:
                 timeline.note(tl.STAGED, blocks[-1].header.height, blocks[-1].header.round,
                               timeline.now_us() - started, sum(len(b.payload) for b in blocks))
         while self.replica is not None and not self._execution_not_taken():

@@ -19,9 +19,11 @@ Events (`a`, `b` by kind):
     EXEC_ASKED      the replica asked to execute a block (Execute): a = payload bytes
     EXEC_DONE       the execution ended (noted at its end): a = wall microseconds on the execution thread,
                     b = that thread's CPU microseconds (pipelined host), or both the wall time (in the call)
-    PERSIST         a PersistSafety written (one synced batch): a = microseconds, b = payload bytes of the blocks it
+    PERSIST         a PersistSafety written (one synced batch), its round the state's highest vote round (a vote's
+                    or a timeout's round): a = microseconds, b = payload bytes of the blocks it
                     wrote (blocks staged before are not written again)
-    STAGED          blocks written to the safety store while they execute: a = microseconds, b = payload bytes
+    STAGED          blocks written to the safety store while they execute (noted when any was written):
+                    a = microseconds, b = payload bytes of the blocks staged
     VOTE_OUT        a vote sent to the next leader (after the PersistSafety before it)
     VOTE_IN         a vote arrived from a peer
     ROUND           the replica entered a round: a = 1 by a QC of the previous round, 0 by a TC (or at start)

@@ -158,16 +158,16 @@ class SafetyStore:
             raise SafetyStoreError("safety_store_corrupt", f"{self.path}: {exc}") from exc
         return state, blocks
 
-    def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> None:
+    def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> int:
         """Replace the safety state, add `blocks`, drop pending blocks at or below `committed_height`; synced.
         A block already written by `stage` is durable and not written again, so a vote on a staged block writes
-        only the small safety state."""
+        only the small safety state. Returns the payload bytes of the blocks written."""
         old = self._db.get(KEY_SAFETY)
         if old is not None:
             previous = SafetyState.decode(old)
             # Invariant: the vote lock never moves back (a regression could let this node sign twice).
             assert (state.epoch, state.highest_vote_round) >= (previous.epoch, previous.highest_vote_round)
-        added = []
+        added, written = [], 0
         with self._db.write_batch(sync=True) as wb:
             wb.put(KEY_SAFETY, state.encode())
             for block in blocks:
@@ -175,9 +175,11 @@ class SafetyStore:
                 if key not in self._durable:
                     wb.put(key, encode_block(block))
                     added.append(key)
+                    written += len(block.payload)
             kept = self._prune(wb, committed_height, added)
         self._set_pending(kept)
         self.writes += 1
+        return written
 
     def stage(self, blocks: Iterable[Block], committed_height: int) -> int:
         """Write pending blocks ahead of the PersistSafety that will carry them (one synced batch; blocks at or
