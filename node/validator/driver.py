@@ -179,6 +179,7 @@ class ValidatorDriver:
         self._entropy = entropy
         self._recovery_logged: Replica | None = None  # the replica whose recovery was logged
         self._pipe = ExecutionPipeline()
+        self._commit_due = False  # a waiting commit is being performed (_run_commits)
         self._round_deferred: tuple[Replica, int] | None = None  # a round timeout that fired while executing
         self._deferred_round = -1  # the last round whose timeout was deferred (at most once per round)
         self._metric_round = 0
@@ -752,9 +753,9 @@ class ValidatorDriver:
                 return None
             return self._begin_execution(replica, action)
         elif isinstance(action, Commit):
-            if self.pipelined and (self._pipe.should_queue_commit(action) or self._execution_not_taken()):
-                # Behind its block's execution, or behind the start of one the host has not taken yet (the commit
-                # would delay it): run once the host has performed this call's effects (_timer_soon).
+            if self.pipelined and not self._commit_due and (self._pipe.busy or self._pipe.has_commits()):
+                # While a block executes (or waits to), or behind a waiting commit: the commit runs once the
+                # execution thread is idle, after the host has sent what this call queued (_run_commits).
                 self._pipe.queue_commit(replica, action)
                 self._deadlines["soon"] = self.clock.monotonic_ms()
                 return None
@@ -838,16 +839,20 @@ class ValidatorDriver:
             if self.safety_store.stage(blocks, self.app.head.height) and timeline is not None:
                 timeline.note(tl.STAGED, blocks[-1].header.height, blocks[-1].header.round,
                               timeline.now_us() - started, sum(len(b.payload) for b in blocks))
-        while self.replica is not None and not self._execution_not_taken():
+        self._run_commits()
+
+    def _run_commits(self) -> None:
+        """Run the waiting commits whose blocks have executed -- when no execution runs or waits (a commit on the
+        loop competes with it for the interpreter and delays the vote), or when MAX_COMMITS_WAITING wait."""
+        while self.replica is not None and self._pipe.commits_due():
             ready = self._pipe.ready_commit(self.replica)
             if ready is None:
                 break
-            self._run([ready[1]])
-
-    def _execution_not_taken(self) -> bool:
-        """Whether an execution started in this call waits for the host to take it (RunExecution not taken yet):
-        commits then wait for _timer_soon, so they do not delay it."""
-        return any(isinstance(e, RunExecution) for e in self._out)
+            self._commit_due = True
+            try:
+                self._run([ready[1]])
+            finally:
+                self._commit_due = False
 
     def execution_done(self, pending: PendingExecution, outcome: BlockOutcome | None,
                        cost_ms: int | None = None) -> None:
@@ -881,16 +886,14 @@ class ValidatorDriver:
         """Run what waited for an execution: commits of its block, the next execution, a proposal on it, a round
         timeout that fired meanwhile."""
         while self.replica is not None:
-            ready = None if self._execution_not_taken() else self._pipe.ready_commit(self.replica)
-            if ready is not None:
-                self._run([ready[1]])
-                continue
             queued = self._pipe.next_execute(self.replica)
             if queued is None:
                 break
             follow = self._begin_execution(*queued)
             if follow:
                 self._run(follow)
+        if self._pipe.has_commits():
+            self._deadlines["soon"] = self.clock.monotonic_ms()  # after the host has sent the vote
         if self._payload.pending is not None:
             self._try_propose()
         deferred = self._round_deferred

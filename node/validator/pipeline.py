@@ -17,11 +17,13 @@ proposals, safety writes -- goes on: none of them needs an execution that has no
 is an answer to its execution). A proposal on a parent still executing waits for it (the proposer must know what
 its uncommitted ancestors carry). A pure bookkeeping object: no clock, no I/O.
 
-Two things wait for the host to have started an execution, so they do not delay it: a commit asked for in the same
-call that started an execution (it would otherwise run on the loop, for as long as a block's write takes, before the
-host hands the execution to its thread), and the write of the executing block into the safety store (staged while
-it executes, so that the vote after it writes only the safety state). The driver runs both at a deadline of "now",
-i.e. once the host has performed the effects of the call, RunExecution first.
+Commits wait while any block executes or waits to (unless MAX_COMMITS_WAITING wait): a commit runs on the loop and
+competes with the execution thread for the interpreter, so it would delay the execution and the vote after it --
+and a commit asked for in the same call as a proposal or an execution would run before the host even sends the
+proposal or starts the execution. They run once the execution thread is idle, at a deadline of "now" (after the
+host has performed the call's effects: the vote or proposal sent), i.e. in the wait for the next proposal. The
+block an execution runs is written to the safety store meanwhile (staged, so the vote after it writes only the
+safety state), at the same deadline.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from consensus.messages import Block
 from consensus.replica import Replica
 from node.chain.application import PendingExecution
 
-__all__ = ["EXECUTION_BUDGET_SHARE", "ExecutionPipeline", "Running"]
+__all__ = ["EXECUTION_BUDGET_SHARE", "MAX_COMMITS_WAITING", "ExecutionPipeline", "Running"]
 
 # A leader sizes its block to execute in at most this share of the round's base timeout, from the execution speed
 # this node measured (the epoch's max_block_txs still bounds it).
 EXECUTION_BUDGET_SHARE: Final = 4
+# Commits wait while a block executes, unless this many wait (then they run beside the execution).
+MAX_COMMITS_WAITING: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,10 @@ class ExecutionPipeline:
 
     def has_commits(self) -> bool:
         return bool(self._commits)
+
+    def commits_due(self) -> bool:
+        """Whether waiting commits should run now: no execution runs or waits, or too many commits wait."""
+        return bool(self._commits) and (not self.busy or len(self._commits) >= MAX_COMMITS_WAITING)
 
     # -- staging ----------------------------------------------------------------------------------------------
 
