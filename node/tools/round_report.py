@@ -51,9 +51,24 @@ __all__ = ["PHASES", "fetch_timelines", "format_summary", "summarize"]
 
 Event = tuple[int, int, int, int, int, int]  # t_us, kind, height, round, a, b
 
-PHASES = ("leader_wait_ms", "build_ms", "persist_before_send_ms", "transfer_ms", "exec_queue_ms", "exec_wall_ms",
-          "exec_cpu_ms", "vote_after_exec_ms", "persist_ms", "persist_bytes", "payload_bytes",
-          "qc_after_proposal_ms", "next_proposal_ms", "round_ms", "commit_ms", "commit_after_proposal_ms")
+PHASES = (
+    "leader_wait_ms",
+    "build_ms",
+    "persist_before_send_ms",
+    "transfer_ms",
+    "exec_queue_ms",
+    "exec_wall_ms",
+    "exec_cpu_ms",
+    "vote_after_exec_ms",
+    "persist_ms",
+    "persist_bytes",
+    "payload_bytes",
+    "qc_after_proposal_ms",
+    "next_proposal_ms",
+    "round_ms",
+    "commit_ms",
+    "commit_after_proposal_ms",
+)
 
 
 def fetch_timelines(net: Any, since_us: int, until_us: int) -> dict[str, list[Event]]:
@@ -168,9 +183,13 @@ def summarize(timelines: Mapping[str, Iterable[Event]]) -> dict[str, Any]:
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
-    lines = [(f"round timeline: {summary['proposals']} proposals in {summary['window_s']} s, "
-              f"{summary['timeouts']} round timeouts (all nodes)"),
-             f"  {'phase':<26} {'median':>10} {'p90':>10} {'n':>6}"]
+    lines = [
+        (
+            f"round timeline: {summary['proposals']} proposals in {summary['window_s']} s, "
+            f"{summary['timeouts']} round timeouts (all nodes)"
+        ),
+        f"  {'phase':<26} {'median':>10} {'p90':>10} {'n':>6}",
+    ]
     for name, st in summary["phases"].items():
         if st.get("n"):
             lines.append(f"  {name:<26} {st['median']:>10} {st['p90']:>10} {st['n']:>6}")

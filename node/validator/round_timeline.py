@@ -44,8 +44,23 @@ from typing import Final
 from consensus.messages import TAG_PROPOSAL, TAG_VOTE
 
 __all__ = [
-    "COMMIT", "EXEC_ASKED", "EXEC_DONE", "KINDS", "MAX_EVENTS", "PAYLOAD_ASKED", "PERSIST", "PROPOSAL_IN",
-    "PROPOSAL_OUT", "PROPOSED", "ROUND", "STAGED", "TIMEOUT", "VOTE_IN", "VOTE_OUT", "RoundTimeline", "note_incoming",
+    "COMMIT",
+    "EXEC_ASKED",
+    "EXEC_DONE",
+    "KINDS",
+    "MAX_EVENTS",
+    "PAYLOAD_ASKED",
+    "PERSIST",
+    "PROPOSAL_IN",
+    "PROPOSAL_OUT",
+    "PROPOSED",
+    "ROUND",
+    "STAGED",
+    "TIMEOUT",
+    "VOTE_IN",
+    "VOTE_OUT",
+    "RoundTimeline",
+    "note_incoming",
 ]
 
 PAYLOAD_ASKED: Final = 1
@@ -62,9 +77,19 @@ TIMEOUT: Final = 11
 COMMIT: Final = 12
 STAGED: Final = 13
 KINDS: Final = {
-    PAYLOAD_ASKED: "payload_asked", PROPOSED: "proposed", PROPOSAL_OUT: "proposal_out", PROPOSAL_IN: "proposal_in",
-    EXEC_ASKED: "exec_asked", EXEC_DONE: "exec_done", PERSIST: "persist", VOTE_OUT: "vote_out", VOTE_IN: "vote_in",
-    ROUND: "round", TIMEOUT: "timeout", COMMIT: "commit", STAGED: "staged",
+    PAYLOAD_ASKED: "payload_asked",
+    PROPOSED: "proposed",
+    PROPOSAL_OUT: "proposal_out",
+    PROPOSAL_IN: "proposal_in",
+    EXEC_ASKED: "exec_asked",
+    EXEC_DONE: "exec_done",
+    PERSIST: "persist",
+    VOTE_OUT: "vote_out",
+    VOTE_IN: "vote_in",
+    ROUND: "round",
+    TIMEOUT: "timeout",
+    COMMIT: "commit",
+    STAGED: "staged",
 }
 # Events kept (about 6 per round on a follower, 10 on a leader: the last ~5,000 rounds); 48 bytes each.
 MAX_EVENTS: Final = 32_768
@@ -82,8 +107,9 @@ class RoundTimeline:
     def now_us(self) -> int:
         return self._clock_us()
 
-    def note(self, kind: int, height: int = 0, round_: int = 0, a: int = 0, b: int = 0, *,
-             at_us: int | None = None) -> None:
+    def note(
+        self, kind: int, height: int = 0, round_: int = 0, a: int = 0, b: int = 0, *, at_us: int | None = None
+    ) -> None:
         assert kind in KINDS
         base = (self.recorded % self.capacity) * _FIELDS
         ring = self._ring
@@ -104,7 +130,7 @@ class RoundTimeline:
         ring = self._ring
         for seq in range(first, last):
             base = (seq % self.capacity) * _FIELDS
-            out.append((seq, *ring[base:base + _FIELDS]))  # type: ignore[arg-type]
+            out.append((seq, *ring[base : base + _FIELDS]))  # type: ignore[arg-type]
         return out  # type: ignore[return-value]
 
 

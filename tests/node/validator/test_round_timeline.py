@@ -8,7 +8,16 @@ import glob
 import os
 import time
 
-from consensus.messages import Block, BlockHeader, SafetyState, Vote, encode_message, genesis_block, genesis_qc, payload_hash
+from consensus.messages import (
+    Block,
+    BlockHeader,
+    SafetyState,
+    Vote,
+    encode_message,
+    genesis_block,
+    genesis_qc,
+    payload_hash,
+)
 from node.chain.application import PendingExecution
 from node.chain.sigverify import Ed25519Verifier
 from node.tools.localnet import load_accounts
@@ -89,15 +98,28 @@ def test_the_report_joins_the_timelines_of_all_nodes() -> None:
     t = tl
     timelines = {
         # node-0 leads round 7 (height 5); node-1 leads round 8 (height 6) on the QC of round 7.
-        "node-0": [(900, t.PAYLOAD_ASKED, 5, 7, 0, 0), (1_400, t.PROPOSED, 5, 7, 300_000, 400),
-                   (2_000, t.PROPOSAL_OUT, 5, 7, 300_000, 0), (2_100, t.EXEC_ASKED, 5, 7, 300_000, 0),
-                   (9_100, t.EXEC_DONE, 5, 7, 7_000, 6_000), (9_200, t.PERSIST, 4, 7, 150, 0),
-                   (9_300, t.VOTE_OUT, 4, 7, 0, 0), (30_000, t.COMMIT, 5, 7, 4_000, 1_000)],
-        "node-1": [(2_500, t.EXEC_ASKED, 5, 7, 300_000, 0), (3_000, t.STAGED, 4, 7, 1_000, 300_000),
-                   (10_500, t.EXEC_DONE, 5, 7, 8_000, 5_000), (10_800, t.PERSIST, 4, 7, 200, 0),
-                   (11_000, t.ROUND, 4, 8, 1, 0), (11_100, t.PAYLOAD_ASKED, 6, 8, 0, 0),
-                   (11_600, t.PROPOSED, 6, 8, 1_000, 500), (12_000, t.PROPOSAL_OUT, 6, 8, 1_000, 0),
-                   (31_000, t.COMMIT, 5, 7, 5_000, 1_000), (31_500, t.TIMEOUT, 5, 9, 0, 0)],
+        "node-0": [
+            (900, t.PAYLOAD_ASKED, 5, 7, 0, 0),
+            (1_400, t.PROPOSED, 5, 7, 300_000, 400),
+            (2_000, t.PROPOSAL_OUT, 5, 7, 300_000, 0),
+            (2_100, t.EXEC_ASKED, 5, 7, 300_000, 0),
+            (9_100, t.EXEC_DONE, 5, 7, 7_000, 6_000),
+            (9_200, t.PERSIST, 4, 7, 150, 0),
+            (9_300, t.VOTE_OUT, 4, 7, 0, 0),
+            (30_000, t.COMMIT, 5, 7, 4_000, 1_000),
+        ],
+        "node-1": [
+            (2_500, t.EXEC_ASKED, 5, 7, 300_000, 0),
+            (3_000, t.STAGED, 4, 7, 1_000, 300_000),
+            (10_500, t.EXEC_DONE, 5, 7, 8_000, 5_000),
+            (10_800, t.PERSIST, 4, 7, 200, 0),
+            (11_000, t.ROUND, 4, 8, 1, 0),
+            (11_100, t.PAYLOAD_ASKED, 6, 8, 0, 0),
+            (11_600, t.PROPOSED, 6, 8, 1_000, 500),
+            (12_000, t.PROPOSAL_OUT, 6, 8, 1_000, 0),
+            (31_000, t.COMMIT, 5, 7, 5_000, 1_000),
+            (31_500, t.TIMEOUT, 5, 9, 0, 0),
+        ],
     }
     summary = summarize(timelines)
     phases = summary["phases"]
