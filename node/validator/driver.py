@@ -23,7 +23,9 @@ host (node/validator/node.py) or the deterministic simulator (node/tools/simulat
                      after the previous proposal unless a full block waits, then Application.propose
     Execute          Application.execute (the wall clock only for the voting policy) -> replica.on_executed
     Commit           the one commit path; a Commit above head + 1 never halts the node: the replica stops, block
-                     sync fetches the missing certified heights, the commit applies, a new replica starts
+                     sync fetches the missing certified heights, the commit applies, a new replica starts.
+                     Pipelined, commits wait while a block executes and run when the execution thread is idle
+                     (node/validator/pipeline.py), and the executing block is staged in the safety store meanwhile
     ReportEvidence   Application.record_evidence, logged
 
 The one commit path, for the replica's commits, a commit after a gap and block sync alike: Application.finalize;
@@ -830,8 +832,8 @@ class ValidatorDriver:
         return None
 
     def _timer_soon(self) -> None:
-        """What waited for the host to start an execution (node/validator/pipeline.py): the executing block's write
-        to the safety store, then the commits asked for meanwhile whose blocks no longer execute."""
+        """Runs once the host has performed the effects queued before (node/validator/pipeline.py): the executing
+        block's write to the safety store (staged), then the waiting commits if the execution thread is idle."""
         blocks = self._pipe.take_staged(self.replica)
         if blocks:
             timeline = self._tl
@@ -883,8 +885,8 @@ class ValidatorDriver:
         self._after_execution()
 
     def _after_execution(self) -> None:
-        """Run what waited for an execution: commits of its block, the next execution, a proposal on it, a round
-        timeout that fired meanwhile."""
+        """Run what waited for an execution: the next execution, a proposal on it, a round timeout that fired
+        meanwhile; the waiting commits run at the "soon" deadline, after the host has sent the vote."""
         while self.replica is not None:
             queued = self._pipe.next_execute(self.replica)
             if queued is None:
