@@ -230,6 +230,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--via", dest="net_via", choices=("auto", "api", "admin"), default="auto",
                         help="submit through the HTTP API (POST /v1/tx/batch) or the admin sockets; auto: the API "
                              "when every node serves it")
+    parser.add_argument("--timeline", dest="net_timeline", action="store_true",
+                        help="also report where each consensus round's time went, from every node's round timeline "
+                             "(node/tools/round_report.py)")
     parser.add_argument("--down", dest="net_down", type=int, default=0,
                         help="degraded mode: a closed-loop load, healthy for --duration, then this many validators "
                              "killed for --duration, then restarted for --duration; the phases side by side "
@@ -261,7 +264,7 @@ def run_network(args: argparse.Namespace) -> int:
     config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate,
                          processes=args.net_processes, connections=max(1, args.net_connections),
                          users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s,
-                         via=args.net_via)
+                         via=args.net_via, timeline=args.net_timeline)
     try:
         report = run_network_bench(config, out=sys.stderr)
     except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
@@ -270,7 +273,8 @@ def run_network(args: argparse.Namespace) -> int:
     print(format_report(report))
     doc = report.to_json()
     doc["command"] = (f"ledger bench --nodes {report.validators} --duration {args.net_duration:g} "
-                      f"--rate {'max' if rate is None else rate} --processes {args.net_processes} --via {report.via}")
+                      f"--rate {'max' if rate is None else rate} --processes {args.net_processes} --via {report.via}"
+                      + (" --timeline" if args.net_timeline else ""))
     if args.net_json:
         with open(args.net_json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)

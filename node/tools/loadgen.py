@@ -61,6 +61,7 @@ class BenchConfig:
     verify_seconds: float = 2.0
     seed: int = 1
     via: str = "auto"  # "api" (POST /v1/tx/batch), "admin" (admin sockets), "auto": the API when every node serves it
+    timeline: bool = False  # also join the nodes' round timelines of the load window (node/tools/round_report.py)
 
 
 @dataclass(slots=True)
@@ -90,8 +91,12 @@ class BenchReport:
     verify_phase: dict[str, Any] = field(default_factory=dict)
     max_rate_tps: float | None = None
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per node: the most memory it ever held (VmHWM)  # with --rate max: the rate measured (run again at half of it for latency)
+<<<<<<< HEAD
     # per node: its worker processes' (verifier fork server and workers) peaks, summed; not in peak_rss_mb
     peak_rss_workers_mb: dict[str, float] = field(default_factory=dict)
+=======
+    round_timeline: dict[str, Any] | None = None  # with BenchConfig.timeline: node/tools/round_report.summarize
+>>>>>>> rounds
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,7 +109,11 @@ class BenchReport:
             "load_processes": self.load_processes, "network": self.network, "via": self.via,
             "latency_resolution": self.latency_resolution, "verify_phase": self.verify_phase,
             "max_rate_tps": self.max_rate_tps, "peak_rss_mb": self.peak_rss_mb,
+<<<<<<< HEAD
             "peak_rss_workers_mb": self.peak_rss_workers_mb,
+=======
+            **({} if self.round_timeline is None else {"round_timeline": self.round_timeline}),
+>>>>>>> rounds
         }
 
 
@@ -442,6 +451,11 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             samples = [(t_start, 0)] + [(t, c - base) for t, c in monitor.samples if base is not None and t >= t_start]
             report.latency_resolution = f"{SAMPLE_S * 1000:.0f} ms samples"
         cpu1 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
+        if config.timeline:
+            from node.tools.round_report import fetch_timelines, summarize
+
+            window_end = samples[-1][0] if len(samples) > 1 else time.monotonic()
+            report.round_timeline = summarize(fetch_timelines(net, int(t_start * 1e6), int(window_end * 1e6)))
         for i, pid in pids.items():
             peak = process_peak_rss_mb(pid) if pid else None
             if peak is not None:
@@ -563,4 +577,8 @@ def format_report(report: BenchReport) -> str:
          f"{report.verify_phase.get('when', '?')} (load average {maybe(report.verify_phase.get('load_average'))})"),
         f"efficiency     {report.efficiency}  (= {report.tps} x {report.validators} / {report.verify_per_s})",
     ]
+    if report.round_timeline is not None:
+        from node.tools.round_report import format_summary
+
+        lines.append(format_summary(report.round_timeline))
     return "\n".join(lines)

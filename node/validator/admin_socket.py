@@ -11,6 +11,9 @@ One JSON object per line in each direction:
     {"op": "metrics"}                                 -> {"text": Prometheus exposition}
     {"op": "commit_times", "after": H}                -> {"commits": [[height, monotonic s, txs], ...]} of heights > H
                                                          still kept (the last COMMIT_TIMES_KEPT; at most 8192)
+    {"op": "round_timeline", "after": N}              -> {"events": [[seq, t_us, kind, height, round, a, b], ...],
+                                                         "kinds": {code: name}}: the round timeline's events with
+                                                         seq > N still kept (at most 8192; round_timeline.py)
     {"op": "reload_full_nodes"}                       -> {"full_nodes": [node id, ...]}: [p2p.full_nodes] re-read
                                                          from the config file, admitted from now on (no restart)
 
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from node.net.transport import TransportError
 from node.validator.config import ConfigError
+from node.validator.round_timeline import KINDS
 
 if TYPE_CHECKING:
     from node.validator.node import ValidatorNode
@@ -36,6 +40,7 @@ MAX_LINE: Final = 64 << 20
 MAX_CLIENTS: Final = 64
 MAX_SUBMIT_MANY: Final = 8192
 MAX_COMMIT_TIMES: Final = 8192
+MAX_TIMELINE_EVENTS: Final = 8192
 
 
 class AdminServer:
@@ -116,6 +121,10 @@ class AdminServer:
         if op == "commit_times":
             after = int(req["after"])
             return {"commits": [list(c) for c in node.commit_times if c[0] > after][:MAX_COMMIT_TIMES]}
+        if op == "round_timeline":
+            timeline = node.metrics.timeline
+            events = [] if timeline is None else timeline.events(int(req.get("after", -1)), MAX_TIMELINE_EVENTS)
+            return {"events": [list(e) for e in events], "kinds": KINDS}
         if op == "reload_full_nodes":
             try:
                 return {"full_nodes": node.reload_full_nodes()}

@@ -23,7 +23,9 @@ host (node/validator/node.py) or the deterministic simulator (node/tools/simulat
                      after the previous proposal unless a full block waits, then Application.propose
     Execute          Application.execute (the wall clock only for the voting policy) -> replica.on_executed
     Commit           the one commit path; a Commit above head + 1 never halts the node: the replica stops, block
-                     sync fetches the missing certified heights, the commit applies, a new replica starts
+                     sync fetches the missing certified heights, the commit applies, a new replica starts.
+                     Pipelined, commits wait while a block executes and run when the execution thread is idle
+                     (node/validator/pipeline.py), and the executing block is staged in the safety store meanwhile
     ReportEvidence   Application.record_evidence, logged
 
 The one commit path, for the replica's commits, a commit after a gap and block sync alike: Application.finalize;
@@ -84,6 +86,7 @@ from node.net.messages import (
     encode_node_message,
 )
 from node.validator import byzantine
+from node.validator import round_timeline as tl
 from node.validator.effects import (
     ApplyBlocks,
     Broadcast,
@@ -178,6 +181,7 @@ class ValidatorDriver:
         self._entropy = entropy
         self._recovery_logged: Replica | None = None  # the replica whose recovery was logged
         self._pipe = ExecutionPipeline()
+        self._commit_due = False  # a waiting commit is being performed (_run_commits)
         self._round_deferred: tuple[Replica, int] | None = None  # a round timeout that fired while executing
         self._deferred_round = -1  # the last round whose timeout was deferred (at most once per round)
         self._metric_round = 0
@@ -188,6 +192,7 @@ class ValidatorDriver:
         self._epoch_switch = False
         self._epoch_mark_ok = True
         self._behind: tuple[int, int] | None = None  # (head height, since when) while f+1 report a higher one
+        self._tl = metrics.timeline  # the round timeline (node/validator/round_timeline.py), None: not kept
 
     # ------------------------------------------------------------------------------------------------- interface
 
@@ -288,6 +293,8 @@ class ValidatorDriver:
             if self.replica is None:
                 self.metrics.rejected_message("following" if self.mode == "following" else "syncing")
                 return
+            if self._tl is not None:
+                tl.note_incoming(self._tl, body)
             self._run(self.replica.on_bytes(peer.encode(), body))
         elif channel == CH_TXS:
             try:
@@ -713,7 +720,12 @@ class ValidatorDriver:
 
     def _perform(self, replica: Replica, action: Any) -> list[Any] | None:
         if isinstance(action, PersistSafety):
-            self.safety_store.persist(action.state, action.blocks, self.app.head.height)
+            timeline = self._tl
+            started = 0 if timeline is None else timeline.now_us()
+            written = self.safety_store.persist(action.state, action.blocks, self.app.head.height)
+            if timeline is not None:
+                timeline.note(tl.PERSIST, self.app.head.height, action.state.highest_vote_round,
+                              timeline.now_us() - started, written)
             if replica.recovered_bound is not None and self._recovery_logged is not replica:
                 self._recovery_logged = replica
                 log.warning("safety_state_recovered node=%s epoch=%d bound=%d: a quorum's statements bound every "
@@ -721,10 +733,15 @@ class ValidatorDriver:
                             replica.vs.epoch, replica.recovered_bound, replica.recovered_bound + 1)
         elif isinstance(action, Send):
             self._send_consensus(action.to.decode(), encode_message(action.message))
+            if self._tl is not None and isinstance(action.message, Vote):
+                self._tl.note(tl.VOTE_OUT, self.app.head.height, action.message.round)
             if self.byzantine_mode is not None and isinstance(action.message, Vote):
                 self._send_consensus(action.to.decode(), encode_message(self._twin(action.message)))
         elif isinstance(action, BroadcastAction):
             self._out.append(Broadcast(bytes((CH_CONSENSUS,)) + encode_message(action.message)))
+            if self._tl is not None and isinstance(action.message, Proposal):
+                header = action.message.block.header
+                self._tl.note(tl.PROPOSAL_OUT, header.height, header.round, len(action.message.block.payload))
             if self.byzantine_mode is not None and isinstance(action.message, Proposal):
                 self._out.append(Broadcast(bytes((CH_CONSENSUS,)) + encode_message(self._twin(action.message))))
         elif isinstance(action, SyncBlocks):
@@ -735,13 +752,21 @@ class ValidatorDriver:
                     self.metrics.view_change()
                 self._metric_round = action.round
                 self.metrics.set_round(action.round)
+                if self._tl is not None:
+                    self._tl.note(tl.ROUND, self.app.head.height, action.round,
+                                  int(replica.safety.high_qc.round + 1 == action.round))
             self._round_timer = (replica, action.round)
             self._deadlines["round"] = self.clock.monotonic_ms() + action.delay_ms
         elif isinstance(action, RequestPayload):
+            if self._tl is not None:
+                self._tl.note(tl.PAYLOAD_ASKED, action.height, action.round)
             self._payload.request(replica, action, self.clock.monotonic_ms())
             self._deadlines.pop("payload", None)
             self._try_propose()
         elif isinstance(action, Execute):
+            if self._tl is not None:
+                self._tl.note(tl.EXEC_ASKED, action.block.header.height, action.block.header.round,
+                              len(action.block.payload))
             if not self.pipelined:
                 return self._execute(replica, action)
             if self._pipe.should_queue_execute():
@@ -749,8 +774,11 @@ class ValidatorDriver:
                 return None
             return self._begin_execution(replica, action)
         elif isinstance(action, Commit):
-            if self.pipelined and self._pipe.should_queue_commit(action):
+            if self.pipelined and not self._commit_due and (self._pipe.busy or self._pipe.has_commits()):
+                # While a block executes (or waits to), or behind a waiting commit: the commit runs once the
+                # execution thread is idle, after the host has sent what this call queued (_run_commits).
                 self._pipe.queue_commit(replica, action)
+                self._deadlines["soon"] = self.clock.monotonic_ms()
                 return None
             if action.block.header.height > self.app.head.height + 1:
                 # The replica committed a block whose ancestors are not applied here: catch them up by block sync
@@ -791,13 +819,20 @@ class ValidatorDriver:
         if token is not None and token[0] is self.replica:
             replica, round_ = token
             self.metrics.local_timeout()
+            if self._tl is not None:
+                self._tl.note(tl.TIMEOUT, self.app.head.height, round_)
             log.info("round_timeout node=%s round=%d height=%d", self.node_id, round_, self.app.head.height)
             self._run(replica.on_timeout(round_))
 
     def _execute(self, replica: Replica, action: Execute) -> list[Any]:
         block = action.block
         voting = block.header.height > replica.committed_height
+        timeline = self._tl
+        started = 0 if timeline is None else timeline.now_us()
         result = self.app.execute(block, action.parent_state_root, self.clock.wall_ms() if voting else None)
+        if timeline is not None:
+            spent = timeline.now_us() - started
+            timeline.note(tl.EXEC_DONE, block.header.height, block.header.round, spent, spent)
         return self._executed(replica, block, result)
 
     def _begin_execution(self, replica: Replica, action: Execute) -> list[Any] | None:
@@ -810,7 +845,35 @@ class ValidatorDriver:
             return self._executed(replica, block, started)
         self._pipe.start(replica, action, started, self.clock.monotonic_ms())
         self._out.append(RunExecution(started))
+        # Write the block to the safety store while it executes: the vote after it then writes only the safety state.
+        self._pipe.stage_later(replica, block)
+        self._deadlines["soon"] = self.clock.monotonic_ms()
         return None
+
+    def _timer_soon(self) -> None:
+        """Runs once the host has performed the effects queued before (node/validator/pipeline.py): the executing
+        block's write to the safety store (staged), then the waiting commits if the execution thread is idle."""
+        blocks = self._pipe.take_staged(self.replica)
+        if blocks:
+            timeline = self._tl
+            started = 0 if timeline is None else timeline.now_us()
+            if self.safety_store.stage(blocks, self.app.head.height) and timeline is not None:
+                timeline.note(tl.STAGED, blocks[-1].header.height, blocks[-1].header.round,
+                              timeline.now_us() - started, sum(len(b.payload) for b in blocks))
+        self._run_commits()
+
+    def _run_commits(self) -> None:
+        """Run the waiting commits whose blocks have executed -- when no execution runs or waits (a commit on the
+        loop competes with it for the interpreter and delays the vote), or when MAX_COMMITS_WAITING wait."""
+        while self.replica is not None and self._pipe.commits_due():
+            ready = self._pipe.ready_commit(self.replica)
+            if ready is None:
+                break
+            self._commit_due = True
+            try:
+                self._run([ready[1]])
+            finally:
+                self._commit_due = False
 
     def execution_done(self, pending: PendingExecution, outcome: BlockOutcome | None,
                        cost_ms: int | None = None) -> None:
@@ -841,19 +904,17 @@ class ValidatorDriver:
         self._after_execution()
 
     def _after_execution(self) -> None:
-        """Run what waited for an execution: commits of its block, the next execution, a proposal on it, a round
-        timeout that fired meanwhile."""
+        """Run what waited for an execution: the next execution, a proposal on it, a round timeout that fired
+        meanwhile; the waiting commits run at the "soon" deadline, after the host has sent the vote."""
         while self.replica is not None:
-            ready = self._pipe.ready_commit(self.replica)
-            if ready is not None:
-                self._run([ready[1]])
-                continue
             queued = self._pipe.next_execute(self.replica)
             if queued is None:
                 break
             follow = self._begin_execution(*queued)
             if follow:
                 self._run(follow)
+        if self._pipe.has_commits():
+            self._deadlines["soon"] = self.clock.monotonic_ms()  # after the host has sent the vote
         if self._payload.pending is not None:
             self._try_propose()
         deferred = self._round_deferred
@@ -891,7 +952,12 @@ class ValidatorDriver:
         self._deadlines.pop("payload", None)
         params = self.app.epochs.params
         budget = self._pipe.block_budget(params.base_timeout_ms, params.max_block_txs)
+        timeline = self._tl
+        started = 0 if timeline is None else timeline.now_us()
         payload = self.app.propose(pending.action.parent_id, self.clock.wall_ms(), budget)
+        if timeline is not None:
+            timeline.note(tl.PROPOSED, pending.action.height, pending.action.round, len(payload),
+                          timeline.now_us() - started)
         self._run(pending.replica.on_payload(pending.action.round, payload))
 
     def _timer_payload(self) -> None:
@@ -901,10 +967,16 @@ class ValidatorDriver:
 
     def _commit(self, block: Block, cert: CommitCertificate) -> None:
         """The one commit path (replica commits, a commit after a gap, block sync)."""
+        timeline = self._tl
+        started = 0 if timeline is None else timeline.now_us()
         finalized = self.app.finalize(block, cert)
         if finalized.next_epoch is not None:
             self._mark_epoch(finalized.next_epoch.epoch)
-        self._after_commit(self.app.commit(finalized))
+        result = self.app.commit(finalized)
+        if timeline is not None:
+            timeline.note(tl.COMMIT, block.header.height, block.header.round, timeline.now_us() - started,
+                          result.block.tx_count)
+        self._after_commit(result)
 
     def _after_commit(self, result: CommitResult) -> None:
         committed = result.block

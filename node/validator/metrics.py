@@ -11,6 +11,8 @@
     metrics.set_limits(max_txs, max_bytes); metrics.set_quorum(validators, peers_needed)   # for alerting rules
     text = metrics.render()                              # GET /metrics body, content type CONTENT_TYPE
 
+`NodeMetrics(round_timeline=True)` also keeps the node's round timeline (`metrics.timeline`, the steps of each
+consensus round with their times: node/validator/round_timeline.py), read on the admin socket, not exported here.
 `NodeMetrics(data_dir=DIR)` also exports the free and total bytes of the filesystem holding DIR (read at each
 scrape). deploy/prometheus/ledger-alerts.yml and deploy/grafana/ledger-node.json use these metrics
 (tests/node/tools/test_runbook.py checks that a running node exports every one they name).
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from ledger import codes
+from node.validator.round_timeline import RoundTimeline
 
 if TYPE_CHECKING:
     from node.chain.mempool import Admission, MempoolStats
@@ -70,8 +73,10 @@ class NodeMetrics:
     """The node's metrics: consensus progress, mempool, peers, commits, latency, refusals, sync."""
 
     def __init__(self, window_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic,
-                 data_dir: str | None = None) -> None:
+                 data_dir: str | None = None, round_timeline: bool = False) -> None:
+        """`round_timeline`: keep this node's round timeline (node/validator/round_timeline.py) in `timeline`."""
         assert window_seconds > 0
+        self.timeline = RoundTimeline() if round_timeline else None
         self.registry = CollectorRegistry(auto_describe=True)
         self.window_seconds = window_seconds
         self._clock = clock

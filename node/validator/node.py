@@ -84,6 +84,7 @@ from node.validator.effects import (
 from node.validator.keyfile import NodeKeys, load_keys, load_next_keys, never_signed_path
 from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
+from node.validator.round_timeline import EXEC_DONE
 from node.validator.safety_store import SafetyStore
 from node.validator.storage_failure import StorageFailure
 from node.validator.view import NodeView
@@ -97,11 +98,12 @@ COMMIT_TIMES_KEPT: Final = 16_384
 MAX_GOSSIP_TASKS: Final = 64
 
 
-def _timed_run(pending: PendingExecution) -> tuple[BlockOutcome | None, int]:
-    """Run an execution on this thread: its outcome and the CPU milliseconds it took (this thread's time only)."""
-    started = time.thread_time_ns()
+def _timed_run(pending: PendingExecution) -> tuple[BlockOutcome | None, int, int]:
+    """Run an execution on this thread: its outcome, the CPU microseconds it took (this thread's time only) and the
+    wall microseconds."""
+    started, wall = time.thread_time_ns(), time.monotonic_ns()
     outcome = pending.run()
-    return outcome, (time.thread_time_ns() - started) // 1_000_000
+    return outcome, (time.thread_time_ns() - started) // 1_000, (time.monotonic_ns() - wall) // 1_000
 
 
 class ValidatorNode:
@@ -143,7 +145,7 @@ class ValidatorNode:
         self.node_id = keys.node_id
         self.data_dir = data_dir
         self.clock = clock or SystemClock()
-        self.metrics = NodeMetrics(data_dir=data_dir)
+        self.metrics = NodeMetrics(data_dir=data_dir, round_timeline=True)
         self._own_sig_verifier = sig_verifier is None
         self.sig_verifier = sig_verifier or Ed25519Verifier()
         os.makedirs(data_dir, exist_ok=True)
@@ -396,12 +398,16 @@ class ValidatorNode:
 
     async def _run_execution(self, pending: PendingExecution) -> None:
         try:
-            outcome, cost_ms = await asyncio.get_running_loop().run_in_executor(self._execution_thread, _timed_run,
-                                                                               pending)
+            outcome, cpu_us, wall_us = await asyncio.get_running_loop().run_in_executor(self._execution_thread,
+                                                                                       _timed_run, pending)
         except Exception as exc:  # noqa: BLE001 -- a broken store or a bug, handed to the driver (an invalid block is an outcome of None)
             self.driver.execution_failed(pending, exc)
         else:
-            self.driver.execution_done(pending, outcome, cost_ms)
+            timeline = self.metrics.timeline
+            if timeline is not None:
+                header = pending.block.header
+                timeline.note(EXEC_DONE, header.height, header.round, wall_us, cpu_us)
+            self.driver.execution_done(pending, outcome, cpu_us // 1_000)
         self._perform()
 
     async def _apply_blocks(self, batch: ApplyBlocks) -> None:

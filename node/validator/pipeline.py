@@ -6,6 +6,7 @@ host's execution thread (node/validator/node.py) and the driver goes on with eve
     pipe.start(replica, action, pending, now_ms)                        the host runs pending.run()
     pipe.finish(pending, now_ms) -> (replica, action) | None            its result came back (None: not current)
     pipe.should_queue_commit(action) / queue_commit / ready_commits()   a commit waits for its block's execution
+    pipe.stage_later(replica, block) / take_staged(current)             blocks to write while they execute
     pipe.clear()                                                        the replica stopped: drop what waits
 
 Why the order is kept this way (the replica's contract, consensus/actions.py): Execute actions come parent first and
@@ -15,6 +16,14 @@ every later commit waits behind it (commits come in height order). Every other a
 proposals, safety writes -- goes on: none of them needs an execution that has not answered yet (a vote for a block
 is an answer to its execution). A proposal on a parent still executing waits for it (the proposer must know what
 its uncommitted ancestors carry). A pure bookkeeping object: no clock, no I/O.
+
+Commits wait while any block executes or waits to (unless MAX_COMMITS_WAITING wait): a commit runs on the loop and
+competes with the execution thread for the interpreter, so it would delay the execution and the vote after it --
+and a commit asked for in the same call as a proposal or an execution would run before the host even sends the
+proposal or starts the execution. They run once the execution thread is idle, at a deadline of "now" (after the
+host has performed the call's effects: the vote or proposal sent), i.e. in the wait for the next proposal. The
+block an execution runs is written to the safety store meanwhile (staged, so the vote after it writes only the
+safety state), at the same deadline.
 """
 
 from __future__ import annotations
@@ -24,14 +33,17 @@ from dataclasses import dataclass
 from typing import Final
 
 from consensus.actions import Commit, Execute
+from consensus.messages import Block
 from consensus.replica import Replica
 from node.chain.application import PendingExecution
 
-__all__ = ["EXECUTION_BUDGET_SHARE", "ExecutionPipeline", "Running"]
+__all__ = ["EXECUTION_BUDGET_SHARE", "MAX_COMMITS_WAITING", "ExecutionPipeline", "Running"]
 
 # A leader sizes its block to execute in at most this share of the round's base timeout, from the execution speed
 # this node measured (the epoch's max_block_txs still bounds it).
 EXECUTION_BUDGET_SHARE: Final = 4
+# Commits wait while a block executes, unless this many wait (then they run beside the execution).
+MAX_COMMITS_WAITING: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,7 @@ class ExecutionPipeline:
         self.running: Running | None = None
         self._executes: collections.deque[tuple[Replica, Execute]] = collections.deque()
         self._commits: collections.deque[tuple[Replica, Commit]] = collections.deque()
+        self._staged: list[tuple[Replica, Block]] = []  # bounded like the executions: one per Execute
         # Measured: execution cost per 1,000 transactions (0: not measured yet). The CPU time the host reports, not
         # the wall time, which the loop's share of the interpreter inflates under load and which would shrink the
         # blocks exactly when the chain needs them full.
@@ -124,8 +137,27 @@ class ExecutionPipeline:
                 return replica, action
         return None
 
+    def has_commits(self) -> bool:
+        return bool(self._commits)
+
+    def commits_due(self) -> bool:
+        """Whether waiting commits should run now: no execution runs or waits, or too many commits wait."""
+        return bool(self._commits) and (not self.busy or len(self._commits) >= MAX_COMMITS_WAITING)
+
+    # -- staging ----------------------------------------------------------------------------------------------
+
+    def stage_later(self, replica: Replica, block: Block) -> None:
+        """Write `block` to the safety store once its execution has started (SafetyStore.stage)."""
+        self._staged.append((replica, block))
+
+    def take_staged(self, current: Replica | None) -> list[Block]:
+        """The blocks to stage now, of the current replica (a stopped replica's are dropped)."""
+        staged, self._staged = self._staged, []
+        return [block for replica, block in staged if replica is current]
+
     def clear(self) -> None:
         """The replica stopped: forget what waits, and the running execution (its answer will be ignored)."""
         self.running = None
         self._executes.clear()
         self._commits.clear()
+        self._staged.clear()

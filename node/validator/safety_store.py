@@ -5,6 +5,11 @@ the old one, the new pending blocks are added, and pending blocks at or below th
 The runtime performs it before the next action of the same list leaves the replica, so a vote or timeout is never
 sent before the state that forbids signing a conflicting one is on disk (no double vote after kill -9).
 
+`stage(blocks)` writes pending blocks ahead of that (one synced batch of blocks only): a pipelined node stages the
+block it executes while the execution runs, and the vote's PersistSafety then writes only the small safety state, as a
+block already written is never written again. Either way a block is durable before this node signs a vote for it
+(docs/consensus.md §10, "What a vote waits for").
+
 Layout (its own LevelDB directory, data/consensus):
     b"s"                          -> SafetyState.encode()
     b"g"                          -> genesis hash (32 bytes): the chain this directory belongs to
@@ -86,6 +91,8 @@ class SafetyStore:
         # store, whose pending blocks carry whole payloads.
         with self._db.iterator(prefix=P_BLOCK, include_value=False) as it:
             self._pending: list[bytes] = list(it)
+        # The same keys as a set: every one was written in a synced batch (or found at open), so it is durable.
+        self._durable: set[bytes] = set(self._pending)
 
     def close(self) -> None:
         if not self._db.closed:
@@ -136,7 +143,7 @@ class SafetyStore:
                 wb.delete(k)
             if mark:
                 wb.put(KEY_EPOCH_MARK, _U64.pack(max(epoch, self.epoch_mark() or 0)))
-        self._pending = []
+        self._set_pending([])
         self.writes += 1
 
     def has_state(self) -> bool:
@@ -151,29 +158,57 @@ class SafetyStore:
             raise SafetyStoreError("safety_store_corrupt", f"{self.path}: {exc}") from exc
         return state, blocks
 
-    def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> None:
-        """Replace the safety state, add `blocks`, drop pending blocks at or below `committed_height`; synced."""
+    def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> int:
+        """Replace the safety state, add `blocks`, drop pending blocks at or below `committed_height`; synced.
+        A block already written by `stage` is durable and not written again, so a vote on a staged block writes
+        only the small safety state. Returns the payload bytes of the blocks written."""
         old = self._db.get(KEY_SAFETY)
         if old is not None:
             previous = SafetyState.decode(old)
             # Invariant: the vote lock never moves back (a regression could let this node sign twice).
             assert (state.epoch, state.highest_vote_round) >= (previous.epoch, previous.highest_vote_round)
-        added = []
+        added, written = [], 0
         with self._db.write_batch(sync=True) as wb:
             wb.put(KEY_SAFETY, state.encode())
             for block in blocks:
                 key = P_BLOCK + _U64.pack(block.header.height) + block.id
-                wb.put(key, encode_block(block))
-                added.append(key)
+                if key not in self._durable:
+                    wb.put(key, encode_block(block))
+                    added.append(key)
+                    written += len(block.payload)
             kept = self._prune(wb, committed_height, added)
-        self._pending = kept
+        self._set_pending(kept)
         self.writes += 1
+        return written
+
+    def stage(self, blocks: Iterable[Block], committed_height: int) -> int:
+        """Write pending blocks ahead of the PersistSafety that will carry them (one synced batch; blocks at or
+        below the committed height, or already written, are skipped): how many were written. The safety state is
+        untouched. A node stages the block it is executing while the execution runs, so the write is off the path
+        from the execution's end to the vote; the vote's PersistSafety then finds the block durable."""
+        added = []
+        with self._db.write_batch(sync=True) as wb:
+            for block in blocks:
+                key = P_BLOCK + _U64.pack(block.header.height) + block.id
+                if block.header.height > committed_height and key not in self._durable and key not in added:
+                    wb.put(key, encode_block(block))
+                    added.append(key)
+            if not added:
+                return 0
+            kept = self._prune(wb, committed_height, added)
+        self._set_pending(kept)
+        self.writes += 1
+        return len(added)
+
+    def _set_pending(self, kept: list[bytes]) -> None:
+        self._pending = kept
+        self._durable = set(kept)
 
     def prune(self, committed_height: int) -> None:
         """Drop pending blocks at or below the committed height (not synced: losing this only keeps extra blocks)."""
         with self._db.write_batch() as wb:
             kept = self._prune(wb, committed_height, ())
-        self._pending = kept
+        self._set_pending(kept)
 
     def _prune(self, wb: object, committed_height: int, added: Iterable[bytes]) -> list[bytes]:
         """Delete (in `wb`) the pending blocks at or below the committed height, and the lowest beyond

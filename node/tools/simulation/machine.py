@@ -76,9 +76,16 @@ def _open_ledger_store(path: str, writes: WriteCounter) -> LedgerStore:
 
 def _open_safety_store(path: str, writes: WriteCounter) -> SafetyStore:
     class CountedSafetyStore(SafetyStore):
-        def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> None:
-            super().persist(state, blocks, committed_height)
+        def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> int:
+            written = super().persist(state, blocks, committed_height)
             writes.wrote("persist_safety")
+            return written
+
+        def stage(self, blocks: Iterable[Block], committed_height: int) -> int:
+            written = super().stage(blocks, committed_height)
+            if written:
+                writes.wrote("stage_blocks")
+            return written
 
         def mark_epoch(self, epoch: int) -> None:
             super().mark_epoch(epoch)

@@ -71,7 +71,7 @@ WIPE_RETRY_MS: Final = 500
 PIPELINED_SHARE: Final = 0.75
 EXEC_US_PER_TX_MAX: Final = 400
 # Store writes a machine may lose power right after (node/tools/simulation/machine.py).
-CRASH_POINTS: Final = ("block", "block", "persist_safety", "mark_epoch", "begin_epoch", "extra")
+CRASH_POINTS: Final = ("block", "block", "persist_safety", "stage_blocks", "mark_epoch", "begin_epoch", "extra")
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,11 +71,11 @@ class FailingSafetyStore(SafetyStore):
     failing = False
     attempts = 0
 
-    def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> None:
+    def persist(self, state: SafetyState, blocks: Iterable[Block], committed_height: int) -> int:
         if self.failing:
             self.attempts += 1
             raise OSError(errno.ENOSPC, NO_SPACE, "/data/consensus/000007.log")
-        super().persist(state, blocks, committed_height)
+        return super().persist(state, blocks, committed_height)
 
 
 class DevNode:

@@ -156,3 +156,21 @@ def test_a_slow_block_does_not_block_the_event_loop_when_pipelined(tmp_path, pip
         assert worst < SLOW_S / 2, f"the loop was blocked for {worst:.3f} s"
     else:
         assert worst >= SLOW_S, f"an unpipelined node executes on its loop: {worst:.3f} s"
+
+
+def test_commits_wait_while_a_block_executes_unless_too_many_wait() -> None:
+    from node.validator.pipeline import MAX_COMMITS_WAITING
+
+    pipe, replica = ExecutionPipeline(), object()
+    assert not pipe.commits_due()  # nothing waits
+    pipe.queue_commit(replica, _action(b"a", 5))
+    assert pipe.commits_due()  # the execution thread is idle: commit now
+    running = _pending(10)
+    pipe.start(replica, _action(b"b", 7), running, now_ms=0)
+    assert not pipe.commits_due()  # a block executes: the commit would compete with it
+    for height in range(6, 5 + MAX_COMMITS_WAITING):
+        pipe.queue_commit(replica, _action(b"c%d" % height, height))
+    assert pipe.commits_due()  # too many wait: they run beside the execution
+    assert pipe.ready_commit(replica)[1].block.id == b"a"
+    pipe.finish(running, now_ms=1)
+    assert pipe.commits_due()
