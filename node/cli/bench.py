@@ -92,7 +92,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_network_arguments(network)
     network.set_defaults(func=run_network)
-    from node.tools import bench_state_sync
+    from node.tools import bench_admit, bench_state_sync
+
+    admit = sub.add_parser(
+        "admit",
+        help="admission alone: signed transfers one validator admits per second through its HTTP API",
+        description=bench_admit.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench_admit.add_arguments(admit)
+    admit.set_defaults(func=bench_admit.run)
 
     state_sync = sub.add_parser(
         "state-sync",
@@ -224,6 +233,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", dest="net_users", type=int, default=64, help="test accounts (new network)")
     parser.add_argument("--verify-seconds", dest="net_verify_s", type=float, default=2.0,
                         help="seconds of the raw Ed25519 verify measurement (default 2)")
+    parser.add_argument("--body", dest="net_body", choices=("msgpack", "json"), default="msgpack",
+                        help="API batch bodies: a msgpack array of bin (default) or JSON hex strings")
     parser.add_argument("--via", dest="net_via", choices=("auto", "api", "admin"), default="auto",
                         help="submit through the HTTP API (POST /v1/tx/batch) or the admin sockets; auto: the API "
                              "when every node serves it")
@@ -258,7 +269,7 @@ def run_network(args: argparse.Namespace) -> int:
     config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate,
                          processes=args.net_processes, connections=max(1, args.net_connections),
                          users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s,
-                         via=args.net_via)
+                         via=args.net_via, body=args.net_body)
     try:
         report = run_network_bench(config, out=sys.stderr)
     except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:

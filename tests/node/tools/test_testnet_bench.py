@@ -15,12 +15,12 @@ from node.tools.loadgen import estimate_latencies
 from tests.node.tools.test_testnet import node_processes
 
 
-@pytest.mark.parametrize("via", ["api", "admin"])
+@pytest.mark.parametrize(("via", "body"), [("api", "msgpack"), ("api", "json"), ("admin", "msgpack")])
 def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                        via: str) -> None:
+                                                        via: str, body: str) -> None:
     out = tmp_path / "bench.json"
     code = main(["bench", "--nodes", "1", "--duration", "2", "--rate", "100", "--processes", "1", "--via", via,
-                 "--connections", "2", "--users", "4", "--verify-seconds", "0.3", "--json", str(out)])
+                 "--connections", "2", "--users", "4", "--verify-seconds", "0.3", "--body", body, "--json", str(out)])
     assert code == 0, capsys.readouterr().err
     doc = json.loads(out.read_text())
     for key in ("tps", "p50_ms", "p99_ms", "efficiency", "validators", "committed", "failed", "submitted",
@@ -41,6 +41,12 @@ def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: p
     assert doc["latency_resolution"] == "commit instants"
     assert doc["max_rate_tps"] is None  # a fixed rate, not --rate max
     assert set(doc["peak_rss_mb"]) == {"node-0"} and doc["peak_rss_mb"]["node-0"] > 20
+    # CPU: the node with its verifier workers at least the node alone; the load processes' own cost is reported.
+    assert set(doc["cpu_per_node_with_workers_percent"]) == {"node-0"}
+    assert doc["cpu_per_node_with_workers_percent"]["node-0"] >= doc["cpu_per_node_percent"]["node-0"]
+    assert doc["load_cpu_percent"] is not None and doc["load_cpu_us_per_tx"] > 0
+    assert doc["cpu_us_per_committed_tx"] > 0
+    assert doc["body"] == (body if via == "api" else "admin lines")
     # Its own network is gone afterwards: no node process, no directory.
     own = doc["network"].split(", ", 1)[1]
     assert own.startswith("/tmp/ledger-bench-") and not os.path.exists(own)
