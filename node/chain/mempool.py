@@ -16,7 +16,9 @@ Admission, in order (the first failure answers; codes are from ledger.codes, nod
    (TX_ALREADY_PENDING);
 4. room: the pool's count and byte limits (MEMPOOL_FULL) and the signer lane's cap (MEMPOOL_ACCOUNT_FULL). Both mean
    "busy, retry": nothing was stored, nothing was dropped, and the pool never grows past its limits. Room is
-   reserved here, before the expensive checks, and released if the transaction fails them;
+   reserved here, before the expensive checks, and released if the transaction fails them. A transaction gossiped
+   by a peer meets the count and byte limits right after the cheap hash lookups, before it is decoded: a full pool
+   refuses gossip for the cost of a hash (nobody reads those answers; a client's get the order above);
 5. the signers: every signature names a declared signer, every signer is an open account, every key is in its key
    set, every threshold is met (ledger.transition.authorize on the committed state: SIGNER_NOT_FOUND,
    SIGNER_CLOSED, UNKNOWN_SIGNING_KEY, THRESHOLD_NOT_MET, SIGNATURE_NOT_FOR_SIGNER);
@@ -290,7 +292,7 @@ class Mempool:
                           origin: str | None = None) -> list[Admission]:
         """Admit several transactions with one signature-verification round on the verifier's worker processes;
         one Admission each, in order. At most `limits.max_batch` per call (a longer batch is a programming error)."""
-        out, candidates, items = self._begin(raws)
+        out, candidates, items = self._begin(raws, origin is not None)
         try:
             verdicts = await self._verifier.verify_batch(items) if candidates else []
         except BaseException:
@@ -302,7 +304,7 @@ class Mempool:
                         origin: str | None = None) -> list[Admission]:
         """`submit_many` with the signatures checked in the calling thread (same answers): for a caller without an
         event loop, such as the deterministic simulator."""
-        out, candidates, items = self._begin(raws)
+        out, candidates, items = self._begin(raws, origin is not None)
         try:
             verdicts = self._verifier.verify_sync(items) if candidates else []
         except BaseException:
@@ -310,15 +312,15 @@ class Mempool:
             raise
         return self._complete(out, candidates, verdicts, origin)
 
-    def _begin(self, raws: Sequence[bytes | SignedTransaction]) -> tuple[list[Admission | None], list[tuple[int, _Candidate]],
-                                                       list[VerifyItem]]:
+    def _begin(self, raws: Sequence[bytes | SignedTransaction], from_peer: bool = False) -> tuple[
+            list[Admission | None], list[tuple[int, _Candidate]], list[VerifyItem]]:
         assert len(raws) <= self.limits.max_batch, f"submit_many takes at most {self.limits.max_batch} transactions"
         out: list[Admission | None] = [None] * len(raws)
         candidates: list[tuple[int, _Candidate]] = []
         items: list[VerifyItem] = []
         try:
             for i, raw in enumerate(raws):
-                result = self._precheck(raw, len(items))
+                result = self._precheck(raw, len(items), from_peer)
                 if isinstance(result, Admission):
                     out[i] = result
                     continue
@@ -343,9 +345,12 @@ class Mempool:
         assert all(a is not None for a in out)
         return out  # type: ignore[return-value]
 
-    def _precheck(self, item: bytes | SignedTransaction, first_item: int) -> Admission | _Candidate:
+    def _precheck(self, item: bytes | SignedTransaction, first_item: int, from_peer: bool = False) -> Admission | _Candidate:
         """`item`: signed transaction bytes, or a transaction the caller already decoded (the API's routes), whose
-        wire bytes it keeps: it is not decoded again."""
+        wire bytes it keeps: it is not decoded again. `from_peer`: gossip, refused as MEMPOOL_FULL before it is decoded
+        when the pool has no room for its bytes (nobody reads the other answers of gossip, and under load a full pool
+        would otherwise decode every gossiped transaction only to refuse it; a client still gets the first failing
+        check's answer)."""
         decoded = item if isinstance(item, SignedTransaction) else None
         raw = item.to_bytes() if decoded is not None else item
         if type(raw) is not bytes:
@@ -360,6 +365,8 @@ class Mempool:
         pooled = self._by_raw.get(raw_hash)
         if pooled is not None:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), pooled)
+        if from_peer and not self._room_for(len(raw)):
+            return Admission(MEMPOOL_FULL, codes.message_for(MEMPOOL_FULL))
         try:
             tx = decoded if decoded is not None else decode_transaction(raw, operations=self._operations)
         except DecodeError as exc:
@@ -371,10 +378,7 @@ class Mempool:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), tx.tx_id)
         lane = tx.body.signers[0]
         limits = self.limits
-        if (
-            len(self._entries) + len(self._verifying) >= limits.max_txs
-            or self._bytes + self._verifying_bytes + len(raw) > limits.max_bytes
-        ):
+        if not self._room_for(len(raw)):
             return Admission(MEMPOOL_FULL, codes.message_for(MEMPOOL_FULL), tx.tx_id)
         lane_count = len(self._lanes.get(lane, ())) + self._lane_reserved.get(lane, 0)
         if lane_count >= limits.max_txs_per_account:
@@ -389,6 +393,12 @@ class Mempool:
         self._verifying_bytes += len(raw)
         self._lane_reserved[lane] = self._lane_reserved.get(lane, 0) + 1
         return cand
+
+    def _room_for(self, size: int) -> bool:
+        """Whether the pool's count and byte limits leave room for one more transaction of `size` bytes."""
+        limits = self.limits
+        return (len(self._entries) + len(self._verifying) < limits.max_txs
+                and self._bytes + self._verifying_bytes + size <= limits.max_bytes)
 
     def _check_envelope(self, tx: SignedTransaction) -> Refused | None:
         """Chain, expiry against the next block, and replay against the committed state."""
