@@ -6,7 +6,9 @@ HTTP API (POST /v1/tx/batch), and what each costs the node and the load generato
 Setup (not timed): a 4-validator testnet of which only node-0 runs (`peers=1`: node-0 and node-1), so no quorum
 forms, nothing commits and the mempool only fills: every cycle the node spends goes to admission (HTTP, body
 decoding, transaction decoding and checks, the signature checks on the verifier's workers, and with a peer the
-gossip out and the peer's admission of it). node-0's mempool is sized to hold every transaction of the run. The
+gossip out and the peer's admission of it). node-0's mempool is sized to hold every transaction of the run; the
+peer keeps a testnet's default pool (MempoolLimits.max_txs), so with more transactions than that it refuses the rest
+of the gossip as MEMPOOL_FULL, which is what every pool does under a sustained maximum load. The
 load processes pre-sign their transfers (node.tools.loadgen.presign), then at one instant start posting batches of
 `batch` over `connections` connections each, as fast as the node answers (node.tools.loadgen's load process, the
 one `ledger bench` uses).
@@ -143,8 +145,8 @@ def run_admit_bench(config: AdmitBenchConfig, out: IO[str] | None = None) -> Adm
         )
         net = Testnet.create(directory, GENESIS_VALIDATORS, users=config.users)
         running = list(range(1 + config.peers))
+        _size_mempool(net, 0, config.txs)  # the peer keeps the default pool: above it, it refuses the gossip
         for i in running:
-            _size_mempool(net, i, config.txs)
             net.start(i)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not all(api_answers(net.api_url(i)) for i in running):
