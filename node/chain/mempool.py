@@ -16,9 +16,7 @@ Admission, in order (the first failure answers; codes are from ledger.codes, nod
    (TX_ALREADY_PENDING);
 4. room: the pool's count and byte limits (MEMPOOL_FULL) and the signer lane's cap (MEMPOOL_ACCOUNT_FULL). Both mean
    "busy, retry": nothing was stored, nothing was dropped, and the pool never grows past its limits. Room is
-   reserved here, before the expensive checks, and released if the transaction fails them. A transaction gossiped
-   by a peer meets the count and byte limits right after the cheap hash lookups, before it is decoded: a full pool
-   refuses gossip for the cost of a hash (nobody reads those answers; a client's get the order above);
+   reserved here, before the expensive checks, and released if the transaction fails them;
 5. the signers: every signature names a declared signer, every signer is an open account, every key is in its key
    set, every threshold is met (ledger.transition.authorize on the committed state: SIGNER_NOT_FOUND,
    SIGNER_CLOSED, UNKNOWN_SIGNING_KEY, THRESHOLD_NOT_MET, SIGNATURE_NOT_FOR_SIGNER);
@@ -33,7 +31,9 @@ budget is closed for that proposal, so a block never reorders one account's tran
 Gossip: `on_admitted(tx_id, tx_bytes, origin)` is called once for each newly admitted transaction (origin = the peer
 it came from, None for a client), never for a duplicate. Bytes that failed a check that can never succeed later
 (malformed, wrong chain, expired, replayed, bad signature) are remembered by hash in a bounded cache and answered
-from it, so a transaction echoed by many peers costs one decode and at most one verification.
+from it, so a transaction echoed by many peers costs one decode and at most one verification. A full pool (count or
+bytes) refuses gossiped bytes right after those hash lookups, before decoding them: under a sustained maximum load
+every pool is full, and nobody reads the answers to gossip (a client's submission gets the order above).
 
 Every structure is bounded (MempoolLimits; docs/mempool.md lists the limits and why).
 """
@@ -365,7 +365,7 @@ class Mempool:
         pooled = self._by_raw.get(raw_hash)
         if pooled is not None:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), pooled)
-        if from_peer and not self._room_for(len(raw)):
+        if from_peer and self._full_for_gossip(len(raw)):
             return Admission(MEMPOOL_FULL, codes.message_for(MEMPOOL_FULL))
         try:
             tx = decoded if decoded is not None else decode_transaction(raw, operations=self._operations)
@@ -378,7 +378,10 @@ class Mempool:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), tx.tx_id)
         lane = tx.body.signers[0]
         limits = self.limits
-        if not self._room_for(len(raw)):
+        if (
+            len(self._entries) + len(self._verifying) >= limits.max_txs
+            or self._bytes + self._verifying_bytes + len(raw) > limits.max_bytes
+        ):
             return Admission(MEMPOOL_FULL, codes.message_for(MEMPOOL_FULL), tx.tx_id)
         lane_count = len(self._lanes.get(lane, ())) + self._lane_reserved.get(lane, 0)
         if lane_count >= limits.max_txs_per_account:
@@ -394,11 +397,12 @@ class Mempool:
         self._lane_reserved[lane] = self._lane_reserved.get(lane, 0) + 1
         return cand
 
-    def _room_for(self, size: int) -> bool:
-        """Whether the pool's count and byte limits leave room for one more transaction of `size` bytes."""
+    def _full_for_gossip(self, size: int) -> bool:
+        """A peer's transaction of `size` bytes cannot fit the pool's count or byte limits (step 4, asked before
+        decoding; the full step 4 still runs on whatever passes)."""
         limits = self.limits
-        return (len(self._entries) + len(self._verifying) < limits.max_txs
-                and self._bytes + self._verifying_bytes + size <= limits.max_bytes)
+        return (len(self._entries) + len(self._verifying) >= limits.max_txs
+                or self._bytes + self._verifying_bytes + size > limits.max_bytes)
 
     def _check_envelope(self, tx: SignedTransaction) -> Refused | None:
         """Chain, expiry against the next block, and replay against the committed state."""

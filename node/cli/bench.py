@@ -266,10 +266,10 @@ def run_network(args: argparse.Namespace) -> int:
     if not 1 <= args.net_nodes <= 32 or args.net_duration <= 0 or args.net_processes < 1:
         print("error: need 1 <= --nodes <= 32, --duration > 0, --processes >= 1", file=sys.stderr)
         return 2
-    config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate,
+    config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate, body=args.net_body,
                          processes=args.net_processes, connections=max(1, args.net_connections),
                          users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s,
-                         via=args.net_via, body=args.net_body)
+                         via=args.net_via)
     try:
         report = run_network_bench(config, out=sys.stderr)
     except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:

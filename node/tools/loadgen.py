@@ -352,7 +352,7 @@ def _say(out: IO[str] | None, text: str) -> None:
 def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchReport:
     from node.tools.load import CommitMonitor
     from node.tools.localnet import load_accounts
-    from node.tools.node_processes import process_cpu_seconds, process_peak_rss_mb, process_tree_cpu_seconds
+    from node.tools.node_processes import process_cpu_seconds, process_peak_rss_mb
     from node.tools.testnet import Testnet
 
     # The verify rate first, on a quiet machine: before the bench's own network starts (or, with --dir, with the
@@ -419,6 +419,8 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         wait_ready(ready, procs, len(jobs))
         pids = {i: net.pid(i) for i in range(net.n)}
         cpu0 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
+        from node.tools.node_processes import process_tree_cpu_seconds  # the node with its verifier workers
+
         tree0 = {i: process_tree_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         base = _committed(net)
         base_height = net.height(0)
@@ -470,7 +472,6 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             samples = [(t_start, 0)] + [(t, c - base) for t, c in monitor.samples if base is not None and t >= t_start]
             report.latency_resolution = f"{SAMPLE_S * 1000:.0f} ms samples"
         cpu1 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
-        tree1 = {i: process_tree_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         for i, pid in pids.items():
             peak = process_peak_rss_mb(pid) if pid else None
             if peak is not None:
@@ -496,6 +497,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             report.p99_ms = round(_percentile(latencies, 0.99) * 1000, 1)
             report.max_ms = round(latencies[-1] * 1000, 1)
         wall = samples[-1][0] - t_start
+        tree1 = {i: process_tree_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         for i in range(net.n):
             a, b = cpu0[i], cpu1[i]
             if a is not None and b is not None:

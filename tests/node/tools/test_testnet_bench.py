@@ -34,6 +34,12 @@ def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: p
     assert doc["efficiency"] == round(doc["tps"] * 1 / doc["verify_per_s"], 4)
     assert doc["p50_ms"] <= doc["p99_ms"] <= doc["max_ms"]
     assert set(doc["cpu_per_node_percent"]) == {"node-0"}
+    # CPU: the node with its verifier workers at least the node alone; the load processes' own cost is reported.
+    assert set(doc["cpu_per_node_with_workers_percent"]) == {"node-0"}
+    assert doc["cpu_per_node_with_workers_percent"]["node-0"] >= doc["cpu_per_node_percent"]["node-0"]
+    assert doc["load_cpu_percent"] is not None and doc["load_cpu_us_per_tx"] > 0
+    assert doc["cpu_us_per_committed_tx"] > 0
+    assert doc["body"] == (body if via == "api" else "admin lines")
     # The verify rate is measured before the load (here: before the bench's network started), and the latencies
     # are matched to the instants node-0's blocks became durable.
     assert doc["verify_phase"]["when"] == "before the network started"
@@ -41,12 +47,6 @@ def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: p
     assert doc["latency_resolution"] == "commit instants"
     assert doc["max_rate_tps"] is None  # a fixed rate, not --rate max
     assert set(doc["peak_rss_mb"]) == {"node-0"} and doc["peak_rss_mb"]["node-0"] > 20
-    # CPU: the node with its verifier workers at least the node alone; the load processes' own cost is reported.
-    assert set(doc["cpu_per_node_with_workers_percent"]) == {"node-0"}
-    assert doc["cpu_per_node_with_workers_percent"]["node-0"] >= doc["cpu_per_node_percent"]["node-0"]
-    assert doc["load_cpu_percent"] is not None and doc["load_cpu_us_per_tx"] > 0
-    assert doc["cpu_us_per_committed_tx"] > 0
-    assert doc["body"] == (body if via == "api" else "admin lines")
     # Its own network is gone afterwards: no node process, no directory.
     own = doc["network"].split(", ", 1)[1]
     assert own.startswith("/tmp/ledger-bench-") and not os.path.exists(own)
