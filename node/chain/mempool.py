@@ -32,7 +32,9 @@ budget is closed for that proposal, so a block never reorders one account's tran
 Gossip: `on_admitted(tx_id, tx_bytes, origin)` is called once for each newly admitted transaction (origin = the peer
 it came from, None for a client), never for a duplicate. Bytes that failed a check that can never succeed later
 (malformed, wrong chain, expired, replayed, bad signature) are remembered by hash in a bounded cache and answered
-from it, so a transaction echoed by many peers costs one decode and at most one verification.
+from it, so a transaction echoed by many peers costs one decode and at most one verification. A full pool (count or
+bytes) refuses gossiped bytes right after those hash lookups, before decoding them: under a sustained maximum load
+every pool is full, and nobody reads the answers to gossip (a client's submission gets the order above).
 
 Every structure is bounded (MempoolLimits; docs/mempool.md lists the limits and why).
 """
@@ -329,7 +331,7 @@ class Mempool:
                           origin: str | None = None) -> list[Admission]:
         """Admit several transactions with one signature-verification round on the verifier's worker processes;
         one Admission each, in order. At most `limits.max_batch` per call (a longer batch is a programming error)."""
-        out, candidates, items = self._begin(raws)
+        out, candidates, items = self._begin(raws, origin is not None)
         try:
             verdicts = await self._verifier.verify_batch(items) if candidates else []
         except BaseException:
@@ -341,7 +343,7 @@ class Mempool:
                         origin: str | None = None) -> list[Admission]:
         """`submit_many` with the signatures checked in the calling thread (same answers): for a caller without an
         event loop, such as the deterministic simulator."""
-        out, candidates, items = self._begin(raws)
+        out, candidates, items = self._begin(raws, origin is not None)
         try:
             verdicts = self._verifier.verify_sync(items) if candidates else []
         except BaseException:
@@ -349,15 +351,15 @@ class Mempool:
             raise
         return self._complete(out, candidates, verdicts, origin)
 
-    def _begin(self, raws: Sequence[bytes | SignedTransaction]) -> tuple[list[Admission | None], list[tuple[int, _Candidate]],
-                                                       list[VerifyItem]]:
+    def _begin(self, raws: Sequence[bytes | SignedTransaction], from_peer: bool = False) -> tuple[
+            list[Admission | None], list[tuple[int, _Candidate]], list[VerifyItem]]:
         assert len(raws) <= self.limits.max_batch, f"submit_many takes at most {self.limits.max_batch} transactions"
         out: list[Admission | None] = [None] * len(raws)
         candidates: list[tuple[int, _Candidate]] = []
         items: list[VerifyItem] = []
         try:
             for i, raw in enumerate(raws):
-                result = self._precheck(raw, len(items))
+                result = self._precheck(raw, len(items), from_peer)
                 if isinstance(result, Admission):
                     out[i] = result
                     continue
@@ -382,9 +384,12 @@ class Mempool:
         assert all(a is not None for a in out)
         return out  # type: ignore[return-value]
 
-    def _precheck(self, item: bytes | SignedTransaction, first_item: int) -> Admission | _Candidate:
+    def _precheck(self, item: bytes | SignedTransaction, first_item: int, from_peer: bool = False) -> Admission | _Candidate:
         """`item`: signed transaction bytes, or a transaction the caller already decoded (the API's routes), whose
-        wire bytes it keeps: it is not decoded again."""
+        wire bytes it keeps: it is not decoded again. `from_peer`: gossip, refused as MEMPOOL_FULL before it is decoded
+        when the pool has no room for its bytes (nobody reads the other answers of gossip, and under load a full pool
+        would otherwise decode every gossiped transaction only to refuse it; a client still gets the first failing
+        check's answer)."""
         decoded = item if isinstance(item, SignedTransaction) else None
         raw = item.to_bytes() if decoded is not None else item
         if type(raw) is not bytes:
@@ -399,6 +404,8 @@ class Mempool:
         pooled = self._by_raw.get(raw_hash)
         if pooled is not None:
             return Admission(TX_ALREADY_PENDING, codes.message_for(TX_ALREADY_PENDING), pooled)
+        if from_peer and self._full_for_gossip(len(raw)):
+            return Admission(MEMPOOL_FULL, codes.message_for(MEMPOOL_FULL))
         try:
             tx = decoded if decoded is not None else decode_transaction(raw, operations=self._operations)
         except DecodeError as exc:
@@ -429,6 +436,13 @@ class Mempool:
         self._verifying_bytes += len(raw)
         self._lane_reserved[lane] = self._lane_reserved.get(lane, 0) + 1
         return cand
+
+    def _full_for_gossip(self, size: int) -> bool:
+        """A peer's transaction of `size` bytes cannot fit the pool's count or byte limits (step 4, asked before
+        decoding; the full step 4 still runs on whatever passes)."""
+        limits = self.limits
+        return (len(self._entries) + len(self._verifying) >= limits.max_txs
+                or self._bytes + self._verifying_bytes + size > limits.max_bytes)
 
     def _check_envelope(self, tx: SignedTransaction) -> Refused | None:
         """Chain, expiry against the next block, and replay against the committed state."""

@@ -95,7 +95,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_network_arguments(network)
     network.set_defaults(func=run_network)
-    from node.tools import bench_state_sync
+    from node.tools import bench_admit, bench_state_sync
+
+    admit = sub.add_parser(
+        "admit",
+        help="admission alone: signed transfers one validator admits per second through its HTTP API",
+        description=bench_admit.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench_admit.add_arguments(admit)
+    admit.set_defaults(func=bench_admit.run)
 
     state_sync = sub.add_parser(
         "state-sync",
@@ -227,6 +236,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", dest="net_users", type=int, default=64, help="test accounts (new network)")
     parser.add_argument("--verify-seconds", dest="net_verify_s", type=float, default=2.0,
                         help="seconds of the raw Ed25519 verify measurement (default 2)")
+    parser.add_argument("--body", dest="net_body", choices=("msgpack", "json"), default="msgpack",
+                        help="API batch bodies: a msgpack array of bin (default) or JSON hex strings")
     parser.add_argument("--via", dest="net_via", choices=("auto", "api", "admin"), default="auto",
                         help="submit through the HTTP API (POST /v1/tx/batch) or the admin sockets; auto: the API "
                              "when every node serves it")
@@ -261,7 +272,7 @@ def run_network(args: argparse.Namespace) -> int:
     if not 1 <= args.net_nodes <= 32 or args.net_duration <= 0 or args.net_processes < 1:
         print("error: need 1 <= --nodes <= 32, --duration > 0, --processes >= 1", file=sys.stderr)
         return 2
-    config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate,
+    config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate, body=args.net_body,
                          processes=args.net_processes, connections=max(1, args.net_connections),
                          users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s,
                          via=args.net_via, timeline=args.net_timeline)

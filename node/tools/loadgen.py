@@ -46,6 +46,8 @@ SAMPLE_S: Final = 0.05
 DRAIN_TIMEOUT_S: Final = 20.0
 MAX_PRESIGN_PER_PROCESS: Final = 150_000
 MAX_RATE_GUESS: Final = 3_000  # tx/s used to size the pre-signed stock for --rate max
+BUSY_PAUSE_S: Final = 0.02  # first pause before resubmitting transactions a node refused as busy
+BUSY_PAUSE_MAX_S: Final = 0.32  # the pause doubles while whole batches are refused as busy, up to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class BenchConfig:
     connections: int = 8  # per load process
     batch: int = 64  # pipelined submits per connection write
     users: int = 64
+    body: str = "msgpack"  # the API batches' encoding: "msgpack" (an array of bin) or "json" ({"txs": [hex, ...]})
     directory: str | None = None  # an existing testnet to use
     verify_seconds: float = 2.0
     seed: int = 1
@@ -81,6 +84,14 @@ class BenchReport:
     p99_ms: float | None = None
     max_ms: float | None = None
     cpu_per_node: dict[str, float] = field(default_factory=dict)
+    # per node, the node process and its verifier workers together (% of one core over the measured wall time)
+    cpu_per_node_with_workers: dict[str, float] = field(default_factory=dict)
+    load_cpu_percent: float | None = None  # the load processes together, % of one core over the load phase
+    load_cpu_us_per_tx: float | None = None  # the load processes' CPU per accepted transaction (µs)
+    body: str = ""  # the API batches' encoding
+    # every node process with its verifier workers, and the load processes: CPU µs per committed transaction (the
+    # figure to compare between runs on a shared machine, where wall-clock rates move with the other work)
+    cpu_us_per_committed_tx: float | None = None
     verify_per_s: float = 0.0
     efficiency: float = 0.0
     cores: int = 1
@@ -105,6 +116,9 @@ class BenchReport:
             "submitted": self.submitted, "accepted": self.accepted, "committed": self.committed,
             "failed": self.failed, "retried": self.retried, "failed_codes": self.failed_codes,
             "cpu_per_node_percent": self.cpu_per_node, "verify_per_s": self.verify_per_s, "cores": self.cores,
+            "cpu_per_node_with_workers_percent": self.cpu_per_node_with_workers,
+            "load_cpu_percent": self.load_cpu_percent, "load_cpu_us_per_tx": self.load_cpu_us_per_tx,
+            "body": self.body, "cpu_us_per_committed_tx": self.cpu_us_per_committed_tx,
             "duration_s": self.duration_s, "rate": "max" if self.rate is None else self.rate,
             "load_processes": self.load_processes, "network": self.network, "via": self.via,
             "latency_resolution": self.latency_resolution, "verify_phase": self.verify_phase,
@@ -135,6 +149,7 @@ class LoadJob:
     batch: int
     seed: int
     api_urls: tuple[str, ...] = ()  # non-empty: submit through the HTTP API instead of the admin sockets
+    body: str = "msgpack"  # API batch bodies: "msgpack" (an array of bin) or "json" ({"txs": [hex, ...]})
 
 
 def presign(job: LoadJob) -> list[bytes]:
@@ -175,13 +190,14 @@ def load_process(job: LoadJob, ready: Any, go: Any, results: Any) -> None:
 
 async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[str, Any]:
     # Encoded before the clock starts: admin-socket lines, or hex strings for the API's JSON batches.
-    hexes = [raw.hex() for raw in txs]
+    hexes = [raw.hex() for raw in txs] if not job.api_urls or job.body == "json" else []
     lines = [] if job.api_urls else [json.dumps({"op": "submit", "tx": h}).encode() + b"\n" for h in hexes]
-    total = len(hexes)
+    total = len(txs)
     delay = start_at - time.time()
     if delay > 0:
         await asyncio.sleep(delay)
     t0 = time.monotonic()
+    cpu0 = time.process_time()
     deadline = t0 + job.duration_s
     cursor = 0
     accepted: list[float] = []
@@ -242,8 +258,10 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
 
     async def api_worker(url: str) -> None:
         import aiohttp
+        import msgpack
 
         retry: list[int] = []
+        pause = BUSY_PAUSE_S
         async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=60)) as http:
             while True:
                 idx = retry + take(job.batch - len(retry))
@@ -253,7 +271,12 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                         return
                     await asyncio.sleep(0.005)
                     continue
-                async with http.post("/v1/tx/batch", json={"txs": [hexes[i] for i in idx]}) as r:
+                if job.body == "json":
+                    request = http.post("/v1/tx/batch", json={"txs": [hexes[i] for i in idx]})
+                else:
+                    request = http.post("/v1/tx/batch", data=msgpack.packb([txs[i] for i in idx]),
+                                        headers={"Content-Type": "application/msgpack"})
+                async with request as r:
                     doc = await r.json(content_type=None)
                 if r.status == 429 or r.status >= 500 or "results" not in doc:
                     retry = idx  # rate-limited or busy: the same batch again shortly
@@ -263,7 +286,12 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                 if retry:
                     if time.monotonic() >= deadline:
                         return
-                    await asyncio.sleep(0.02)
+                    # A full mempool: wait longer each time it is still full (every refused resubmission costs the
+                    # node a decode), back to the shortest pause once something is admitted.
+                    await asyncio.sleep(pause)
+                    pause = min(BUSY_PAUSE_MAX_S, pause * 2) if len(retry) == len(idx) else BUSY_PAUSE_S
+                else:
+                    pause = BUSY_PAUSE_S
 
     if job.api_urls:
         urls = [job.api_urls[(job.index + c) % len(job.api_urls)] for c in range(job.connections)]
@@ -272,7 +300,8 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
         paths = [job.sockets[(job.index + c) % len(job.sockets)] for c in range(job.connections)]
         await asyncio.gather(*(worker(p) for p in paths))
     return {"index": job.index, "accepted": sorted(accepted), "failed": failed, **counts,
-            "presigned": total, "used": cursor}
+            "presigned": total, "used": cursor, "cpu_s": time.process_time() - cpu0,
+            "wall_s": time.monotonic() - t0}
 
 
 # ---------------------------------------------------------------------------------------------- verify rate
@@ -385,22 +414,26 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             elif config.via == "api":
                 raise ValueError("--via api: not every node answers on its HTTP API")
         report.via = "api" if api_urls else "admin"
+        report.body = config.body if api_urls else "admin lines"
         jobs = []
         for p in range(config.processes):
             mine = users[p :: config.processes]
             senders = tuple((name, bytes(accounts[name]).hex()) for name in mine)
             jobs.append(LoadJob(p, net.chain_id, senders, tuple(users), sockets, per_count, head + 10_000,
                                 per_rate, config.duration_s, config.connections, config.batch, config.seed,
-                                api_urls))
+                                api_urls, config.body))
         ready, go, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
         _say(out, f"pre-signing {per_count * config.processes} transfers in {config.processes} load processes ...")
         for job in jobs:
             proc = ctx.Process(target=load_process, args=(job, ready, go, results), daemon=True)
             proc.start()
             procs.append(proc)
-        _wait_ready(ready, procs, len(jobs))
+        wait_ready(ready, procs, len(jobs))
         pids = {i: net.pid(i) for i in range(net.n)}
         cpu0 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
+        from node.tools.node_processes import process_tree_cpu_seconds  # the node with its verifier workers
+
+        tree0 = {i: process_tree_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         base = _committed(net)
         base_height = net.height(0)
         start_at = time.time() + 0.2
@@ -484,10 +517,23 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             report.p99_ms = round(_percentile(latencies, 0.99) * 1000, 1)
             report.max_ms = round(latencies[-1] * 1000, 1)
         wall = samples[-1][0] - t_start
+        tree1 = {i: process_tree_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         for i in range(net.n):
             a, b = cpu0[i], cpu1[i]
             if a is not None and b is not None:
                 report.cpu_per_node[net.node_id(i)] = round((b - a) / max(1e-3, wall) * 100, 1)
+            a, b = tree0[i], tree1[i]
+            if a is not None and b is not None:
+                report.cpu_per_node_with_workers[net.node_id(i)] = round((b - a) / max(1e-3, wall) * 100, 1)
+        load_cpu = sum(r.get("cpu_s", 0.0) for r in results_got)
+        load_wall = max((r.get("wall_s", 0.0) for r in results_got), default=0.0)
+        if load_wall > 0:
+            report.load_cpu_percent = round(load_cpu / load_wall * 100, 1)
+        if report.accepted:
+            report.load_cpu_us_per_tx = round(load_cpu / report.accepted * 1e6, 1)
+        if report.committed and all(tree0[i] is not None and tree1[i] is not None for i in pids):
+            nodes_cpu = sum(tree1[i] - tree0[i] for i in pids)  # type: ignore[operator]
+            report.cpu_us_per_committed_tx = round((nodes_cpu + load_cpu) / report.committed * 1e6, 1)
         if config.rate is None:
             report.max_rate_tps = report.tps
         if report.verify_per_s > 0:
@@ -504,7 +550,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             shutil.rmtree(own_dir, ignore_errors=True)
 
 
-def _wait_ready(ready: Any, procs: list[Any], count: int, timeout: float = 300.0) -> None:
+def wait_ready(ready: Any, procs: list[Any], count: int, timeout: float = 300.0) -> None:
     """Wait until every load process has pre-signed its transactions (bounded; fails fast if one dies)."""
     import queue
 
@@ -571,6 +617,11 @@ def format_report(report: BenchReport) -> str:
         (f"latency ms     p50 {maybe(report.p50_ms)}  p90 {maybe(report.p90_ms)}  p99 {maybe(report.p99_ms)}  max {maybe(report.max_ms)}"
          f"  (resolution: {report.latency_resolution})"),
         f"cpu per node   {per_node(report.cpu_per_node, '%')}  (of one core)",
+        f"  + verifiers  {per_node(report.cpu_per_node_with_workers, '%')}  (the node and its verifier workers)",
+        (f"load cpu       {maybe(report.load_cpu_percent)}% of one core, {maybe(report.load_cpu_us_per_tx)} µs per "
+         f"accepted transaction ({report.load_processes} processes, {report.body or '?'} bodies)"),
+        (f"cpu per tx     {maybe(report.cpu_us_per_committed_tx)} µs per committed transaction (every node with its "
+         f"verifier workers, and the load processes)"),
         f"peak rss       {per_node(report.peak_rss_mb, ' MiB')}  (per node, since it started)",
         f"  its workers  {per_node(report.peak_rss_workers_mb, ' MiB')}  (verifier processes, each one's peak, summed)",
         (f"ed25519 verify {report.verify_per_s}/s over {report.cores} cores, measured "

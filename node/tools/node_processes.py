@@ -241,3 +241,37 @@ class ProcessNodes:
     def close(self) -> None:
         """Forget the process handles (the processes keep running in their own sessions)."""
         self._children.clear()
+
+
+def process_tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process and of every live descendant (a node with its verifier workers, which
+    the forkserver starts as its grandchildren), from /proc; None when `pid` is gone. A descendant that exited
+    since the last call is no longer counted (callers compare two readings of long-lived processes)."""
+    own = process_cpu_seconds(pid)
+    if own is None:
+        return None
+    children: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return own
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(name))
+    total, todo, seen = own, list(children.get(pid, ())), {pid}
+    while todo:
+        child = todo.pop()
+        if child in seen:
+            continue
+        seen.add(child)
+        cpu = process_cpu_seconds(child)
+        if cpu is not None:
+            total += cpu
+        todo.extend(children.get(child, ()))
+    return total

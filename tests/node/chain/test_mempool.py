@@ -274,6 +274,28 @@ def test_full_pool_answers_busy_and_changes_nothing(verifier: Ed25519Verifier) -
     assert h.submit(raw("admin@bank-a", 9)).ok
 
 
+def test_full_pool_refuses_gossip_before_decoding_it(verifier: Ed25519Verifier) -> None:
+    """A full pool answers a peer's gossip MEMPOOL_FULL for the cost of a hash: it does not decode it (bytes that
+    do not decode get the same answer), while a client still gets the first failing check (the decoding error).
+    A transaction already pooled or already refused for good is still recognised by its hash."""
+    h = Harness(verifier, MempoolLimits(max_txs=2, max_txs_per_account=2))
+    assert h.submit(raw("alice@bank-a", 1)).ok
+    assert h.submit(b"\xc1").code < 100  # malformed: remembered as refused for good
+    assert h.submit(raw("bob@bank-b", 2)).ok
+    before, gossip = h.snapshot(), list(h.gossip)
+    junk = b"\x93\xc1"
+    answers = h.submit_many([raw("carol@bank-b", 3), junk, raw("alice@bank-a", 1), b"\xc1"], origin="peer-1")
+    assert [a.code for a in answers[:2]] == [MEMPOOL_FULL, MEMPOOL_FULL]
+    assert answers[0].tx_id is None  # not decoded, so its id is not known
+    assert answers[2].code == TX_ALREADY_PENDING and answers[3].code < 100
+    assert h.snapshot() == before and h.gossip == gossip
+    client = h.submit(junk)
+    assert client.code < 100 and client.code != MEMPOOL_FULL
+    # Room again: the same gossip is decoded, checked and admitted.
+    h.pool.remove_committed([h.gossip[0][0]])
+    assert h.submit(raw("carol@bank-b", 3), origin="peer-1").ok
+
+
 def test_byte_limit_answers_busy(verifier: Ed25519Verifier) -> None:
     h = Harness(verifier, MempoolLimits(max_bytes=MAX_TX_BYTES))
     big = [raw("alice@bank-a", i, memo_legs=64) for i in range(100)]

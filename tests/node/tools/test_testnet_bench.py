@@ -35,6 +35,12 @@ def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: p
     assert doc["efficiency"] == round(doc["tps"] * 1 / doc["verify_per_s"], 4)
     assert doc["p50_ms"] <= doc["p99_ms"] <= doc["max_ms"]
     assert set(doc["cpu_per_node_percent"]) == {"node-0"}
+    # CPU: the node with its verifier workers at least the node alone; the load processes' own cost is reported.
+    assert set(doc["cpu_per_node_with_workers_percent"]) == {"node-0"}
+    assert doc["cpu_per_node_with_workers_percent"]["node-0"] >= doc["cpu_per_node_percent"]["node-0"]
+    assert doc["load_cpu_percent"] is not None and doc["load_cpu_us_per_tx"] > 0
+    assert doc["cpu_us_per_committed_tx"] > 0
+    assert doc["body"] == ("msgpack" if via == "api" else "admin lines")
     # The verify rate is measured before the load (here: before the bench's network started), and the latencies
     # are matched to the instants node-0's blocks became durable.
     assert doc["verify_phase"]["when"] == "before the network started"
@@ -63,3 +69,16 @@ def test_latency_matching_follows_the_committed_count() -> None:
     accepted = [0.0, 0.1, 0.2, 0.3]
     samples = [(0.0, 0), (0.5, 2), (1.0, 3)]
     assert estimate_latencies(accepted, samples) == [0.5, 0.4, 0.8]
+
+
+def test_bench_json_bodies_are_the_old_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--body json`: the API batches as hex strings in JSON (what the load generator sent before msgpack); every
+    transaction is still accounted for and the load processes' CPU is reported."""
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--nodes", "1", "--duration", "2", "--rate", "100", "--processes", "1", "--via", "api",
+                 "--body", "json", "--connections", "2", "--users", "4", "--verify-seconds", "0.3", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    assert doc["via"] == "api" and doc["body"] == "json"
+    assert doc["committed"] > 0 and doc["committed"] + doc["failed"] >= doc["accepted"]
+    assert doc["load_cpu_us_per_tx"] > 0 and doc["cpu_us_per_committed_tx"] > 0
