@@ -100,14 +100,11 @@ class BenchReport:
     via: str = ""
     latency_resolution: str = ""
     verify_phase: dict[str, Any] = field(default_factory=dict)
-    max_rate_tps: float | None = None
-    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per node: the most memory it ever held (VmHWM)  # with --rate max: the rate measured (run again at half of it for latency)
-<<<<<<< HEAD
+    max_rate_tps: float | None = None  # with --rate max: the rate measured (run again at half of it for latency)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per node: the most memory it ever held (VmHWM)
     # per node: its worker processes' (verifier fork server and workers) peaks, summed; not in peak_rss_mb
     peak_rss_workers_mb: dict[str, float] = field(default_factory=dict)
-=======
     round_timeline: dict[str, Any] | None = None  # with BenchConfig.timeline: node/tools/round_report.summarize
->>>>>>> rounds
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,11 +120,8 @@ class BenchReport:
             "load_processes": self.load_processes, "network": self.network, "via": self.via,
             "latency_resolution": self.latency_resolution, "verify_phase": self.verify_phase,
             "max_rate_tps": self.max_rate_tps, "peak_rss_mb": self.peak_rss_mb,
-<<<<<<< HEAD
             "peak_rss_workers_mb": self.peak_rss_workers_mb,
-=======
             **({} if self.round_timeline is None else {"round_timeline": self.round_timeline}),
->>>>>>> rounds
         }
 
 

@@ -48,17 +48,14 @@ def test_bench_tiny_network_run_writes_the_json_report(tmp_path: Path, capsys: p
     assert doc["latency_resolution"] == "commit instants"
     assert doc["max_rate_tps"] is None  # a fixed rate, not --rate max
     assert set(doc["peak_rss_mb"]) == {"node-0"} and doc["peak_rss_mb"]["node-0"] > 20
-<<<<<<< HEAD
     # The node's verifier processes (fork server, workers) are counted apart, not in the node's own peak.
     assert set(doc["peak_rss_workers_mb"]) == {"node-0"} and doc["peak_rss_workers_mb"]["node-0"] > 5
-=======
     if via == "admin":  # --timeline: the node's round timeline over the load window, joined into phases
         timeline = doc["round_timeline"]
         assert timeline["proposals"] > 0 and set(timeline["busy_ms_per_s"]) == {"node-0"}
         assert timeline["phases"]["commit_ms"]["n"] > 0 and timeline["phases"]["build_ms"]["n"] > 0
     else:
         assert "round_timeline" not in doc
->>>>>>> rounds
     # Its own network is gone afterwards: no node process, no directory.
     own = doc["network"].split(", ", 1)[1]
     assert own.startswith("/tmp/ledger-bench-") and not os.path.exists(own)
