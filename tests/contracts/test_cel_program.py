@@ -253,7 +253,7 @@ def reference(compiled: cel.Compiled, values: dict[str, Any]) -> tuple[bool | No
     return cel.evaluate(compiled.runner, {name: cel.to_cel(values[name]) for name in compiled.names})
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(expressions(), contexts)
 def test_fast_path_agrees_with_the_reference(expr: str, context: dict[str, Any]) -> None:
     try:

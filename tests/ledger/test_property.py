@@ -160,7 +160,7 @@ def run(chain: list[tuple[int, list[SignedTransaction]]]) -> tuple[InMemoryLedge
     return ledger, roots, codes
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(blocks())
 def test_random_blocks_keep_invariants_and_replay_identically(chain: list[tuple[int, list[SignedTransaction]]]) -> None:
     ledger, roots, codes = run(chain)

@@ -3,7 +3,9 @@ requests for every operation, every check: status codes, schemas, content types,
 accepted, schema-invalid ones refused, undeclared methods answered 405 with `Allow`) against a live node process
 that loads `/openapi.json` from itself.
 
-CI runs a few examples per operation in the fuzzing phase; `LEDGER_API_FUZZ_EXAMPLES=50` is the full run. The
+CI runs a few examples per operation in the fuzzing phase; `LEDGER_API_FUZZ_EXAMPLES=50` is the full run. The default
+suite skips the coverage phase of submit, encode and dry-run (the soak test `-m soak` runs it; their bad bodies are
+also tested in tests/node/api). The
 coverage phase does not depend on that number: it sends every boundary and negative case the document defines, about
 8,700 requests, 87 % of them to the three operations that take a transaction body (submit, encode, dry-run; the
 explorer's reads are about 3 %). That is about 40 s of the fuzzer's CPU; on a loaded machine the wall time is several
@@ -37,7 +39,19 @@ def live_node(tmp_path: Path) -> Iterator[Testnet]:
 
 
 def test_schemathesis_finds_no_mismatch_on_a_live_node(live_node: Testnet, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
+    """Every phase, except the coverage phase of the three transaction-body operations (the soak test runs it)."""
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG.read_text().replace("phases.coverage.enabled = true", "phases.coverage.enabled = false"))
+    _run_schemathesis(live_node, tmp_path, config)
+
+
+@pytest.mark.soak
+def test_schemathesis_full_coverage_on_a_live_node(live_node: Testnet, tmp_path: Path) -> None:
+    _run_schemathesis(live_node, tmp_path, CONFIG)
+
+
+def _run_schemathesis(live_node: Testnet, tmp_path: Path, config: Path) -> None:
+    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
                live_node.api_url(0) + "/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
                "--workers", "2", "--no-color"]
     seed = os.environ.get("LEDGER_API_FUZZ_SEED")

@@ -31,7 +31,7 @@ def chaos_dir(tmp_path: Path) -> Iterator[str]:
 
 def test_short_chaos_run_finds_no_violation(chaos_dir: str) -> None:
     out = io.StringIO()
-    report = run_chaos(chaos_dir, ChaosConfig(duration_s=30, seed=2024, rate=30, interval_s=3.0, recovery_s=30),
+    report = run_chaos(chaos_dir, ChaosConfig(duration_s=20, seed=2024, rate=30, interval_s=3.0, recovery_s=30),
                        nodes=4, out=out)
     assert sum(report.faults.values()) >= 4, out.getvalue()
     assert report.accepted > 0 and report.acknowledged > 0

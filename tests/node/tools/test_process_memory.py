@@ -10,11 +10,13 @@ from node.tools.node_processes import descendant_pids, descendants_peak_rss_mb, 
 
 
 def test_descendants_include_grandchildren_and_their_peaks() -> None:
-    # A child that starts a grandchild, then both wait for stdin to close.
+    # A child that starts a grandchild and, once the grandchild runs Python (not still exec'ing: no peak yet),
+    # prints its pid; then both wait for stdin to close.
     script = (
         "import subprocess, sys; "
-        "g = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'], stdin=subprocess.PIPE); "
-        "print(g.pid, flush=True); sys.stdin.read(); g.stdin.close(); g.wait()"
+        "g = subprocess.Popen([sys.executable, '-c', 'import sys; print(1, flush=True); sys.stdin.read()'], "
+        "stdin=subprocess.PIPE, stdout=subprocess.PIPE); "
+        "g.stdout.readline(); print(g.pid, flush=True); sys.stdin.read(); g.stdin.close(); g.wait()"
     )
     child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
