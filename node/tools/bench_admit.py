@@ -116,7 +116,7 @@ def _size_mempool(net: Any, i: int, txs: int) -> None:
 
 
 def run_admit_bench(config: AdmitBenchConfig, out: IO[str] | None = None) -> AdmitReport:
-    from node.tools.loadgen import LoadJob, load_process, wait_ready
+    from node.tools.loadgen import LoadJob, start_load_processes
     from node.tools.localnet import load_accounts
     from node.tools.node_processes import process_cpu_seconds, process_tree_cpu_seconds
     from node.tools.testnet import Testnet, api_answers
@@ -182,13 +182,8 @@ def run_admit_bench(config: AdmitBenchConfig, out: IO[str] | None = None) -> Adm
                     config.body,
                 )
             )
-        ready, go, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
         _say(out, f"pre-signing {per_count * config.processes} transfers in {config.processes} load processes ...")
-        for job in jobs:
-            proc = ctx.Process(target=load_process, args=(job, ready, go, results), daemon=True)
-            proc.start()
-            procs.append(proc)
-        wait_ready(ready, procs, len(jobs))
+        go, results = start_load_processes(ctx, jobs, procs)
         pids = {i: net.pid(i) for i in running}
         tree0 = {i: process_tree_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         main0 = process_cpu_seconds(pids[0]) if pids[0] else None

@@ -416,13 +416,8 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             jobs.append(LoadJob(p, net.chain_id, senders, tuple(users), sockets, per_count, head + 10_000,
                                 per_rate, config.duration_s, config.connections, config.batch, config.seed,
                                 api_urls, config.body))
-        ready, go, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
         _say(out, f"pre-signing {per_count * config.processes} transfers in {config.processes} load processes ...")
-        for job in jobs:
-            proc = ctx.Process(target=load_process, args=(job, ready, go, results), daemon=True)
-            proc.start()
-            procs.append(proc)
-        wait_ready(ready, procs, len(jobs))
+        go, results = start_load_processes(ctx, jobs, procs)
         pids = {i: net.pid(i) for i in range(net.n)}
         cpu0 = {i: process_cpu_seconds(pid) if pid else None for i, pid in pids.items()}
         from node.tools.node_processes import process_tree_cpu_seconds  # the node with its verifier workers
@@ -542,6 +537,18 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         if own_dir is not None:
             net.down(5)
             shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def start_load_processes(ctx: Any, jobs: Sequence[LoadJob], procs: list[Any]) -> tuple[Any, Any]:
+    """Start one load process per job (appended to `procs` as they start, so the caller's cleanup reaches them) and
+    wait until all have pre-signed; returns the queues to release them (`go`) and to collect their `results`."""
+    ready, go, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    for job in jobs:
+        proc = ctx.Process(target=load_process, args=(job, ready, go, results), daemon=True)
+        proc.start()
+        procs.append(proc)
+    wait_ready(ready, procs, len(jobs))
+    return go, results
 
 
 def wait_ready(ready: Any, procs: list[Any], count: int, timeout: float = 300.0) -> None:
