@@ -24,6 +24,19 @@
 enum { KIND_UNKNOWN = -1, KIND_EMPTY = 0, KIND_LEAF = 1, KIND_INTERNAL = 2 };
 
 static const unsigned char EMPTY[HASH_BYTES] = {0};
+/* (root, nodes) for the caller; takes over the reference to `out` (released on failure too). */
+static PyObject *pack_result(const unsigned char *root, PyObject *out) {
+    PyObject *r = PyBytes_FromStringAndSize((const char *)root, HASH_BYTES);
+    if (r == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *res = PyTuple_Pack(2, r, out);
+    Py_DECREF(r);
+    Py_DECREF(out);
+    return res;
+}
+
 static PyObject *MissingNode = NULL;
 static PyObject *InvalidChange = NULL;
 
@@ -434,15 +447,7 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
     PyObject *out = PyDict_New();
     if (out == NULL) return NULL;
     if (n == 0) {
-        PyObject *r = PyBytes_FromStringAndSize((const char *)root_h, HASH_BYTES);
-        if (r == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyObject *res = PyTuple_Pack(2, r, out);
-        Py_DECREF(r);
-        Py_DECREF(out);
-        return res;
+        return pack_result(root_h, out);
     }
     /* Our own list of the (immutable) pairs: the keys and values stay alive for the whole call even if get_node,
      * which is Python code, changed the caller's list. */
@@ -491,15 +496,7 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
         Py_DECREF(out);
         return NULL;
     }
-    PyObject *r = PyBytes_FromStringAndSize((const char *)new_root, HASH_BYTES);
-    if (r == NULL) {
-        Py_DECREF(out);
-        return NULL;
-    }
-    PyObject *res = PyTuple_Pack(2, r, out);
-    Py_DECREF(r);
-    Py_DECREF(out);
-    return res;
+    return pack_result(new_root, out);
 }
 
 static PyMethodDef methods[] = {
