@@ -12,8 +12,9 @@ What it does:
    non-zero code counts as failed. `rate=None` means as fast as the network admits.
 3. Meanwhile the parent samples node-0's committed transaction counter every 50 ms for its progress lines
    (node.tools.load.CommitMonitor), and the CPU time of every node process (from /proc).
-4. Commit latency: each accepted transaction's admission time is matched against node-0's committed-count curve in
-   admission order (the k-th accepted transaction is taken as committed when the count has grown by k). The curve
+4. Commit latency: each accepted transaction's send time (its request written, as a client counts) is matched
+   against node-0's committed-count curve in send order (the k-th accepted transaction is taken as committed when
+   the count has grown by k); the admission alone (sent -> answered) is reported beside it. The curve
    is made of the instants node-0's blocks became durable (admin `commit_times`, the machine's monotonic clock, which
    the load processes share), so its resolution is the commits themselves (`latency_resolution`; the 50 ms samples
    stand in if node-0 no longer keeps them). The mempool reaps lanes round robin, so this is an estimate of the
@@ -83,6 +84,10 @@ class BenchReport:
     p90_ms: float | None = None
     p99_ms: float | None = None
     max_ms: float | None = None
+    # commit latency is measured from the instant each accepted transaction was sent (its request written), as a
+    # client sees it; admission (request sent -> answer received) is part of it, and reported on its own too
+    admit_p50_ms: float | None = None
+    admit_p99_ms: float | None = None
     cpu_per_node: dict[str, float] = field(default_factory=dict)
     # per node, the node process and its verifier workers together (% of one core over the measured wall time)
     cpu_per_node_with_workers: dict[str, float] = field(default_factory=dict)
@@ -109,7 +114,8 @@ class BenchReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "tps": self.tps, "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p99_ms": self.p99_ms,
-            "max_ms": self.max_ms, "efficiency": self.efficiency, "validators": self.validators,
+            "max_ms": self.max_ms, "latency_from": "send", "admit_p50_ms": self.admit_p50_ms,
+            "admit_p99_ms": self.admit_p99_ms, "efficiency": self.efficiency, "validators": self.validators,
             "submitted": self.submitted, "accepted": self.accepted, "committed": self.committed,
             "failed": self.failed, "retried": self.retried, "failed_codes": self.failed_codes,
             "cpu_per_node_percent": self.cpu_per_node, "verify_per_s": self.verify_per_s, "cores": self.cores,
@@ -194,7 +200,8 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
     cpu0 = time.process_time()
     deadline = t0 + job.duration_s
     cursor = 0
-    accepted: list[float] = []
+    accepted: list[float] = []  # when each accepted transaction's answer arrived
+    sent: list[float] = []  # when each accepted transaction was sent (its request written): latency starts here
     failed: dict[str, int] = {}
     counts = {"submitted": 0, "retried": 0}
 
@@ -225,10 +232,11 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                         return
                     await asyncio.sleep(0.005)
                     continue
+                sent_at = time.monotonic()
                 writer.write(b"".join(lines[i] for i in idx))
                 await writer.drain()
                 answers = [json.loads(await reader.readline()) for _ in idx]
-                record(idx, answers, retry)
+                record(idx, answers, retry, sent_at)
                 if retry:
                     if time.monotonic() >= deadline:
                         return
@@ -236,7 +244,8 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
         finally:
             writer.close()
 
-    def record(idx: list[int], answers: list[dict[str, Any]], retry: list[int]) -> None:
+    def record(idx: list[int], answers: list[dict[str, Any]], retry: list[int], sent_at: float) -> None:
+        answered = time.monotonic()
         for i, answer in zip(idx, answers, strict=True):
             code = int(answer.get("code", -1))
             if code in RETRY_CODES:
@@ -245,7 +254,8 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                 continue
             counts["submitted"] += 1
             if code == 0 or code == ALREADY_PENDING:
-                accepted.append(time.monotonic())
+                accepted.append(answered)
+                sent.append(sent_at)
             else:
                 key = f"{code} {answer.get('message', answer.get('error', ''))}"[:80]
                 failed[key] = failed.get(key, 0) + 1
@@ -265,6 +275,7 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                         return
                     await asyncio.sleep(0.005)
                     continue
+                sent_at = time.monotonic()
                 if job.body == "json":
                     request = http.post("/v1/tx/batch", json={"txs": [hexes[i] for i in idx]})
                 else:
@@ -276,7 +287,7 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                     retry = idx  # rate-limited or busy: the same batch again shortly
                     counts["retried"] += len(idx)
                 else:
-                    record(idx, doc["results"], retry)
+                    record(idx, doc["results"], retry, sent_at)
                 if retry:
                     if time.monotonic() >= deadline:
                         return
@@ -293,7 +304,8 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
     else:
         paths = [job.sockets[(job.index + c) % len(job.sockets)] for c in range(job.connections)]
         await asyncio.gather(*(worker(p) for p in paths))
-    return {"index": job.index, "accepted": sorted(accepted), "failed": failed, **counts,
+    return {"index": job.index, "accepted": sorted(accepted), "sent": sent,
+            "admit_s": [a - b for a, b in zip(accepted, sent, strict=True)], "failed": failed, **counts,
             "presigned": total, "used": cursor, "cpu_s": time.process_time() - cpu0,
             "wall_s": time.monotonic() - t0}
 
@@ -496,7 +508,14 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
                 report.failed_codes[k] = report.failed_codes.get(k, 0) + v
         report.committed = min(report.accepted, samples[-1][1])
         report.failed = sum(report.failed_codes.values()) + (report.accepted - report.committed)
-        latencies = sorted(estimate_latencies(accepted, samples))
+        # Latency runs from the send instant: an answer can arrive after the transaction has already committed (a
+        # node busy executing answers late), so answer instants would hide the admission and bias the estimate low.
+        sent = sorted(t for r in results_got for t in r["sent"])
+        latencies = sorted(estimate_latencies(sent, samples))
+        admit = sorted(d for r in results_got for d in r["admit_s"])
+        if admit:
+            report.admit_p50_ms = round(_percentile(admit, 0.50) * 1000, 1)
+            report.admit_p99_ms = round(_percentile(admit, 0.99) * 1000, 1)
         if accepted and report.committed:
             last_commit = next(t for t, c in samples if c >= report.committed)
             report.tps = round(report.committed / max(1e-3, last_commit - accepted[0]), 1)
@@ -616,7 +635,8 @@ def format_report(report: BenchReport) -> str:
         f"failed         {report.failed}" + (f"  (codes: {per_node(report.failed_codes)})" if report.failed_codes else ""),
         f"committed tx/s {report.tps}",
         (f"latency ms     p50 {maybe(report.p50_ms)}  p90 {maybe(report.p90_ms)}  p99 {maybe(report.p99_ms)}  max {maybe(report.max_ms)}"
-         f"  (resolution: {report.latency_resolution})"),
+         f"  (from the send; resolution: {report.latency_resolution})"),
+        f"admission ms   p50 {maybe(report.admit_p50_ms)}  p99 {maybe(report.admit_p99_ms)}  (request sent -> answer)",
         f"cpu per node   {per_node(report.cpu_per_node, '%')}  (of one core)",
         f"  + verifiers  {per_node(report.cpu_per_node_with_workers, '%')}  (the node and its verifier workers)",
         (f"load cpu       {maybe(report.load_cpu_percent)}% of one core, {maybe(report.load_cpu_us_per_tx)} µs per "
