@@ -12,9 +12,11 @@ What it does:
    non-zero code counts as failed. `rate=None` means as fast as the network admits.
 3. Meanwhile the parent samples node-0's committed transaction counter every 50 ms for its progress lines
    (node.tools.load.CommitMonitor), and the CPU time of every node process (from /proc).
-4. Commit latency: each accepted transaction's send time (its request written, as a client counts) is matched
-   against node-0's committed-count curve in send order (the k-th accepted transaction is taken as committed when
-   the count has grown by k); the admission alone (sent -> answered) is reported beside it. The curve
+4. Commit latency: each accepted transaction's start -- at a fixed rate the instant the schedule made it due (time
+   spent waiting for a connection, for its batch of PACE_S worth of the rate, or in busy retries counts), at max the
+   instant its request was written -- is matched against node-0's committed-count curve in that order (the k-th
+   accepted transaction is taken as committed when the count has grown by k); the admission alone (request written
+   -> answer read) is reported beside it. The curve
    is made of the instants node-0's blocks became durable (admin `commit_times`, the machine's monotonic clock, which
    the load processes share), so its resolution is the commits themselves (`latency_resolution`; the 50 ms samples
    stand in if node-0 no longer keeps them). The mempool reaps lanes round robin, so this is an estimate of the
@@ -49,6 +51,7 @@ MAX_PRESIGN_PER_PROCESS: Final = 150_000
 MAX_RATE_GUESS: Final = 3_000  # tx/s used to size the pre-signed stock for --rate max
 BUSY_PAUSE_S: Final = 0.02  # first pause before resubmitting transactions a node refused as busy
 BUSY_PAUSE_MAX_S: Final = 0.32  # the pause doubles while whole batches are refused as busy, up to this
+PACE_S: Final = 0.02  # at a fixed rate, a process sends what has come due once this many seconds of its rate have
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,8 @@ class BenchReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "tps": self.tps, "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p99_ms": self.p99_ms,
-            "max_ms": self.max_ms, "latency_from": "send", "admit_p50_ms": self.admit_p50_ms,
+            "max_ms": self.max_ms, "latency_from": "send" if self.rate is None else "schedule",
+            "admit_p50_ms": self.admit_p50_ms,
             "admit_p99_ms": self.admit_p99_ms, "efficiency": self.efficiency, "validators": self.validators,
             "submitted": self.submitted, "accepted": self.accepted, "committed": self.committed,
             "failed": self.failed, "retried": self.retried, "failed_codes": self.failed_codes,
@@ -201,9 +205,19 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
     deadline = t0 + job.duration_s
     cursor = 0
     accepted: list[float] = []  # when each accepted transaction's answer arrived
-    sent: list[float] = []  # when each accepted transaction was sent (its request written): latency starts here
+    # When each accepted transaction's latency starts: at a fixed rate, the instant the schedule made it due (so time
+    # it waited for a free connection or for its batch to fill counts: no coordinated omission); at max, the instant
+    # its request was written.
+    sent: list[float] = []
+    admit_s: list[float] = []  # each accepted transaction's request written -> answer read
     failed: dict[str, int] = {}
     counts = {"submitted": 0, "retried": 0}
+    # At a fixed rate, what has come due goes out in batches of at least PACE_S worth of this process's rate (one
+    # request per transaction would make the nodes' per-request cost, not their per-transaction cost, the limit).
+    min_take = 1 if job.rate is None else max(1, min(job.batch, int(job.rate * PACE_S)))
+
+    def due_at(i: int) -> float | None:
+        return None if job.rate is None else t0 + i / job.rate
 
     def take(n: int) -> list[int]:
         nonlocal cursor
@@ -212,6 +226,8 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
             return []
         if job.rate is not None:
             allowed = int((now - t0) * job.rate) + 1
+            if allowed - cursor < min(min_take, total - cursor):
+                return []
             n = min(n, allowed - cursor)
         n = min(n, total - cursor)
         if n <= 0:
@@ -255,7 +271,9 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
             counts["submitted"] += 1
             if code == 0 or code == ALREADY_PENDING:
                 accepted.append(answered)
-                sent.append(sent_at)
+                admit_s.append(answered - sent_at)
+                due = due_at(i)
+                sent.append(sent_at if due is None else due)
             else:
                 key = f"{code} {answer.get('message', answer.get('error', ''))}"[:80]
                 failed[key] = failed.get(key, 0) + 1
@@ -305,7 +323,7 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
         paths = [job.sockets[(job.index + c) % len(job.sockets)] for c in range(job.connections)]
         await asyncio.gather(*(worker(p) for p in paths))
     return {"index": job.index, "accepted": sorted(accepted), "sent": sent,
-            "admit_s": [a - b for a, b in zip(accepted, sent, strict=True)], "failed": failed, **counts,
+            "admit_s": admit_s, "failed": failed, **counts,
             "presigned": total, "used": cursor, "cpu_s": time.process_time() - cpu0,
             "wall_s": time.monotonic() - t0}
 
@@ -508,8 +526,9 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
                 report.failed_codes[k] = report.failed_codes.get(k, 0) + v
         report.committed = min(report.accepted, samples[-1][1])
         report.failed = sum(report.failed_codes.values()) + (report.accepted - report.committed)
-        # Latency runs from the send instant: an answer can arrive after the transaction has already committed (a
-        # node busy executing answers late), so answer instants would hide the admission and bias the estimate low.
+        # Latency runs from the send (at max) or the schedule (at a fixed rate), never from the answer: an answer can
+        # arrive after the transaction has already committed (a node busy executing answers late), so answer
+        # instants would hide the admission and bias the estimate low.
         sent = sorted(t for r in results_got for t in r["sent"])
         latencies = sorted(estimate_latencies(sent, samples))
         admit = sorted(d for r in results_got for d in r["admit_s"])
@@ -635,7 +654,7 @@ def format_report(report: BenchReport) -> str:
         f"failed         {report.failed}" + (f"  (codes: {per_node(report.failed_codes)})" if report.failed_codes else ""),
         f"committed tx/s {report.tps}",
         (f"latency ms     p50 {maybe(report.p50_ms)}  p90 {maybe(report.p90_ms)}  p99 {maybe(report.p99_ms)}  max {maybe(report.max_ms)}"
-         f"  (from the send; resolution: {report.latency_resolution})"),
+         f"  (from the {'send' if report.rate is None else 'schedule'}; resolution: {report.latency_resolution})"),
         f"admission ms   p50 {maybe(report.admit_p50_ms)}  p99 {maybe(report.admit_p99_ms)}  (request sent -> answer)",
         f"cpu per node   {per_node(report.cpu_per_node, '%')}  (of one core)",
         f"  + verifiers  {per_node(report.cpu_per_node_with_workers, '%')}  (the node and its verifier workers)",
