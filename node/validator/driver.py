@@ -169,7 +169,7 @@ class ValidatorDriver:
         self._behind: tuple[int, int] | None = None  # (head height, since when) while f+1 report a higher one
         self._tl = metrics.timeline  # the round timeline (node/validator/round_timeline.py), None: not kept
         self.catch_up = CatchUp(self.sync, app, clock, self.reports, metrics, self.counters, DriverHooks(
-            emit=self._out.append, peer_ids=lambda: self.members.peer_ids,
+            emit=lambda effect: self._out.append(effect), peer_ids=lambda: self.members.peer_ids,
             signs=lambda: self.members.signing_keys is not None, target_height=self.sync_target_height,
             running=lambda: self.mode not in ("halted", "stopped"), leave_consensus=self._leave_consensus,
             start_consensus=self._start_consensus, commit=self._commit, halt=self._halt,
