@@ -21,9 +21,11 @@ the commit that waited for it.
                                         or FOLLOW_INTERVAL_MS after the last one started
     catch_up.abandon() / close()        the driver gives up (retry later) / halts: the session ends
 
-The session reaches the driver only through what it is given at construction (DriverHooks: queue an effect, leave
-and start consensus, commit, halt, run a guarded step, set the "gap" deadline, and what it reads); it keeps the
-state of the one session and of the one waiting commit.
+The catch-up reaches the driver only through what it is given at construction (DriverHooks: queue an effect, leave
+and start consensus, commit, halt, run a guarded step, set its "gap" and "follow" deadlines, and what it reads; the
+driver's BlockSync, PeerReports, metrics and counters); it keeps the state of the one session (the batch being
+applied, what follows), of the one waiting commit, and when the last follow session started. Each is bounded: one
+batch applied and one fetched ahead (node/chain/block_sync.py), one waiting commit.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from node.validator.effects import ApplyBlocks, Clock, Effect, SendTo
 from node.validator.membership import PeerReports
 from node.validator.metrics import NodeMetrics
 
-__all__ = ["FOLLOW_INTERVAL_MS", "GAP_RETRY_MS", "GAP_SYNC_TIMEOUT_MS", "SYNC_LAG", "CatchUp", "CertifiedChain", "DriverHooks"]
+__all__ = ["FOLLOW_INTERVAL_MS", "GAP_RETRY_MS", "GAP_SYNC_TIMEOUT_MS", "SYNC_LAG", "CatchUp", "CertifiedChain",
+           "DriverHooks"]
 
 log = logging.getLogger("node.validator.driver")  # the session logs as the driver it belongs to
 

@@ -2,9 +2,10 @@
 
 It owns the replica, the safety store and its timers; its CatchUp (node/validator/catch_up.py) runs the block sync
 sessions and a commit after a gap; this node's keys and peers are its Membership, what peers report its PeerReports;
-the Application owns the rest (mempool, execution, commits, epochs, feed). It reads time from an injected Clock and never touches a socket or an event loop: every input returns after
-queueing effects (node/validator/effects.py) that the host takes with `take()` and performs in order -- the asyncio
-host (node/validator/node.py) or the deterministic simulator (node/tools/simulation/).
+the Application owns the rest (mempool, execution, commits, epochs, feed). It reads time from an injected Clock and
+never touches a socket or an event loop: every input returns after queueing effects (node/validator/effects.py) that
+the host takes with `take()` and performs in order -- the asyncio host (node/validator/node.py) or the deterministic
+simulator (node/tools/simulation/).
 
     input                      what the driver does
     start()                    a dev chain starts its replica; a networked node waits up to STARTUP_WAIT_MS for its
