@@ -1,19 +1,20 @@
 """The validator driver: runs this node's replica of the consensus protocol over the Application, without I/O.
 
-It owns the replica, the safety store, block sync sessions and its timers; this node's keys and peers are its
-Membership, what peers report its PeerReports; the Application owns the rest (mempool, execution, commits, epochs,
-feed). It reads time from an injected Clock and never touches a socket or an event loop: every input returns after
-queueing effects (node/validator/effects.py) that the host takes with `take()` and performs in order -- the asyncio
-host (node/validator/node.py) or the deterministic simulator (node/tools/simulation/).
+It owns the replica, the safety store and its timers; its CatchUp (node/validator/catch_up.py) runs the block sync
+sessions and a commit after a gap; this node's keys and peers are its Membership, what peers report its PeerReports;
+the Application owns the rest (mempool, execution, commits, epochs, feed). It reads time from an injected Clock and
+never touches a socket or an event loop: every input returns after queueing effects (node/validator/effects.py) that
+the host takes with `take()` and performs in order -- the asyncio host (node/validator/node.py) or the deterministic
+simulator (node/tools/simulation/).
 
     input                      what the driver does
     start()                    a dev chain starts its replica; a networked node waits up to STARTUP_WAIT_MS for its
                                peers' heights, and catches up first when far behind
     on_message(peer, data)     consensus -> replica; STATUS -> peer heights (and falling behind); GET_BLOCKS -> served;
-                               BLOCKS -> ApplyBlocks; gossiped transactions -> SubmitGossip
+                               BLOCKS -> the catch-up (ApplyBlocks); gossiped transactions -> SubmitGossip
     on_admitted()              new transactions: a leader waiting for work proposes
     handle_timer()             at next_deadline(): round timeouts, the payload wait, STATUS, startup, sync, retries
-    apply_synced(...), sync_batch_done(...), sync_undeliverable(peer)   the host applying block sync batches
+    apply_synced(), sync_batch_done(), sync_undeliverable(), import_certified()   block sync: to the catch-up
 
     replica action   what the driver does
     PersistSafety    SafetyStore.persist (one synced batch) BEFORE the next action of the list
@@ -22,10 +23,10 @@ host (node/validator/node.py) or the deterministic simulator (node/tools/simulat
     RequestPayload   wait (at most params.empty_block_interval_ms) for work in the mempool, and MIN_BLOCK_INTERVAL_MS
                      after the previous proposal unless a full block waits, then Application.propose
     Execute          Application.execute (the wall clock only for the voting policy) -> replica.on_executed
-    Commit           the one commit path; a Commit above head + 1 never halts the node: the replica stops, block
-                     sync fetches the missing certified heights, the commit applies, a new replica starts.
-                     Pipelined, commits wait while a block executes and run when the execution thread is idle
-                     (node/validator/pipeline.py), and the executing block is staged in the safety store meanwhile
+    Commit           the one commit path; a Commit above head + 1 never halts the node: the catch-up stops the
+                     replica, fetches the missing heights, commits, and a new replica starts. Pipelined, commits
+                     wait while a block executes and run when the execution thread is idle (node/validator/pipeline.py),
+                     and the executing block is staged in the safety store meanwhile
     ReportEvidence   Application.record_evidence, logged
 
 The one commit path, for the replica's commits, a commit after a gap and block sync alike: Application.finalize;
@@ -50,25 +51,13 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from consensus.actions import (
-    Broadcast as BroadcastAction,
-)
-from consensus.actions import (
-    Commit,
-    Execute,
-    PersistSafety,
-    ReportEvidence,
-    RequestPayload,
-    Send,
-    SetTimer,
-    SyncBlocks,
-)
-from consensus.certificates import CommitCertificateError
+from consensus.actions import Broadcast as BroadcastAction
+from consensus.actions import Commit, Execute, PersistSafety, ReportEvidence, RequestPayload, Send, SetTimer, SyncBlocks
 from consensus.messages import Block, CommitCertificate, Proposal, Vote, encode_message
 from consensus.replica import Replica, ReplicaConfig
 from ledger.transition import BlockOutcome
 from node.chain.application import Application, CommitResult, Execution, PendingExecution
-from node.chain.block_sync import BlockSync, SyncRefused
+from node.chain.block_sync import BlockSync
 from node.chain.epochs import EpochSwitch
 from node.errors import NodeError
 from node.net.handshake import AUDIENCE_ALL, AUDIENCE_FULL
@@ -87,8 +76,8 @@ from node.net.messages import (
 )
 from node.validator import byzantine
 from node.validator import round_timeline as tl
+from node.validator.catch_up import SYNC_LAG, CatchUp, DriverHooks
 from node.validator.effects import (
-    ApplyBlocks,
     Broadcast,
     Clock,
     Effect,
@@ -114,15 +103,10 @@ log = logging.getLogger("node.validator.driver")
 STATUS_INTERVAL_MS: Final = 1_000
 # At start, wait this long for every peer's STATUS before deciding whether to catch up first.
 STARTUP_WAIT_MS: Final = 3_000
-# Behind the height f+1 voting power reports by more than this many blocks: leave consensus and catch up by block sync.
-SYNC_LAG: Final = 12
 # Behind the f+1 height at all, with the head unmoved for this long: catch up by block sync too.
 STUCK_BEHIND_MS: Final = 3 * STATUS_INTERVAL_MS
 # Validators named by open add_validator proposals that are admitted as (non-voting) peers ahead of their epoch.
 MAX_PROSPECTIVE_PEERS: Final = 16
-# A commit above head + 1 is preceded by block sync of the missing heights for at most this long.
-GAP_SYNC_TIMEOUT_MS: Final = 30_000
-GAP_RETRY_MS: Final = 100
 # After an unexpected failure: catch up and restart consensus after this long.
 RETRY_AFTER_FAILURE_MS: Final = 1_000
 RETRY_AFTER_ACTION_FAILURE_MS: Final = 500
@@ -132,9 +116,6 @@ HOUSEKEEPING_HEIGHTS: Final = 64
 NOT_A_VALIDATOR: Final = "not_a_validator"
 # Full-node peers whose refused consensus messages were logged (once each), remembered at most.
 MAX_REFUSED_LOGGED: Final = 1024
-# A following node starts a block sync session at most this often (several blocks then come in one request): at most
-# 10 GET_BLOCKS a second, well under what a peer serves (MAX_SERVED_PER_SECOND), whatever the block rate.
-FOLLOW_INTERVAL_MS: Final = 100
 
 
 class ValidatorDriver:
@@ -164,11 +145,10 @@ class ValidatorDriver:
                                   full_nodes=full_nodes, full_only=full_only)
         self._refused_logged: set[str] = set()
         self._following_logged = -1  # the epoch in which "following" was last logged
-        self._follow_started: int | None = None  # monotonic ms of the last follow session's start
         self.reports = PeerReports(self.genesis.hash)
         self.replica_config = self._replica_config()
         self.replica: Replica | None = None
-        self.sync = BlockSync()
+        self.sync = BlockSync()  # serves peers' GET_BLOCKS here; the catch-up's sessions fetch through it
         self.mode = "starting"
         self.fatal: str | None = None  # "code: message" once halted
         self.fatal_report: dict[str, str] | None = None  # {"code", "message"} (+ "path", "cause" for storage)
@@ -185,14 +165,17 @@ class ValidatorDriver:
         self._round_deferred: tuple[Replica, int] | None = None  # a round timeout that fired while executing
         self._deferred_round = -1  # the last round whose timeout was deferred (at most once per round)
         self._metric_round = 0
-        self._sync_then = "consensus"
-        self._applying: tuple[str, int] | None = None  # (peer, request id) of the batch the host applies
-        self._applying_to = 0  # the height that batch ends at
-        self._gap: tuple[Block, CommitCertificate, int] | None = None  # a commit above head + 1, its deadline
         self._epoch_switch = False
         self._epoch_mark_ok = True
         self._behind: tuple[int, int] | None = None  # (head height, since when) while f+1 report a higher one
         self._tl = metrics.timeline  # the round timeline (node/validator/round_timeline.py), None: not kept
+        self.catch_up = CatchUp(self.sync, app, clock, self.reports, metrics, self.counters, DriverHooks(
+            emit=lambda effect: self._out.append(effect), peer_ids=lambda: self.members.peer_ids,
+            signs=lambda: self.members.signing_keys is not None, target_height=self.sync_target_height,
+            running=lambda: self.mode not in ("halted", "stopped"), leave_consensus=self._leave_consensus,
+            start_consensus=self._start_consensus, commit=self._commit, halt=self._halt,
+            storage_failed=self._storage_failed, guarded=self._guarded, retry_gap_at=self._retry_gap_at,
+            follow_at=self._follow_at), self.node_id)
 
     # ------------------------------------------------------------------------------------------------- interface
 
@@ -213,7 +196,7 @@ class ValidatorDriver:
     def next_deadline(self) -> int | None:
         """The monotonic ms at which `handle_timer` has work, or None."""
         deadlines = list(self._deadlines.values())
-        sync_deadline = self.sync.deadline()
+        sync_deadline = self.catch_up.deadline()
         if sync_deadline is not None:
             deadlines.append(sync_deadline)
         return min(deadlines, default=None)
@@ -262,11 +245,7 @@ class ValidatorDriver:
 
     def _handle_timer(self) -> None:
         now = self.clock.monotonic_ms()
-        if self.sync.deadline() is not None and now >= self.sync.deadline():  # type: ignore[operator]
-            peer = self.sync.timed_out(now)
-            if peer is not None:
-                self.sync.failed(peer, now, self.members.peer_ids)
-                self._guarded("sync", self._sync_step)
+        self.catch_up.check_timeout(now)
         for name, at in sorted(self._deadlines.items(), key=lambda kv: (kv[1], kv[0])):
             if at > now or self._deadlines.get(name) != at:
                 continue
@@ -340,10 +319,10 @@ class ValidatorDriver:
         elif isinstance(msg, Pruned):
             log.info("sync_peer_pruned peer=%s kept_from=%d: it no longer keeps the blocks asked for", peer,
                      msg.kept_from)
-            self._on_blocks(peer, Blocks(msg.request_id, []))
+            self.catch_up.on_blocks(peer, Blocks(msg.request_id, []))
         else:
             assert isinstance(msg, Blocks)
-            self._on_blocks(peer, msg)
+            self.catch_up.on_blocks(peer, msg)
 
     def _on_status(self, peer: str, msg: Status) -> None:
         if not self.reports.status(peer, msg, self.clock.monotonic_ms()):
@@ -352,7 +331,7 @@ class ValidatorDriver:
             self._deadlines.pop("startup", None)
             self._startup_done()
         elif self.mode == "following" and msg.height > self.app.head.height:
-            self._follow_soon()
+            self.catch_up.follow_soon()
         else:
             self._maybe_fall_behind()
 
@@ -387,7 +366,7 @@ class ValidatorDriver:
     def _startup_done(self) -> None:
         """Peers had a moment to report their heights: catch up first if we are far behind."""
         if self.sync_target_height() > self.app.head.height + 2:
-            self._guarded("startup", self._catch_up, 0, "consensus")
+            self._guarded("startup", self.catch_up.begin, 0, "consensus")
         else:
             self._guarded("startup", self._start_consensus)
 
@@ -395,7 +374,7 @@ class ValidatorDriver:
         """Leave consensus for block sync when f+1 voting power reports heights more than SYNC_LAG above ours, or
         above ours at all while our head has not moved for STUCK_BEHIND_MS (a node a block or two behind an epoch
         change its replica cannot learn of, while the others wait for it, would otherwise wait forever)."""
-        if self.replica is None or self.sync.active or self.mode != "consensus":
+        if self.replica is None or self.catch_up.active or self.mode != "consensus":
             return
         head, now = self.app.head.height, self.clock.monotonic_ms()
         target = self.sync_target_height()
@@ -408,162 +387,37 @@ class ValidatorDriver:
             self.counters["fell_behind"] += 1
             self._behind = None
             self._stop_consensus()
-            self._guarded("resync", self._catch_up, 0, "consensus")
+            self._guarded("resync", self.catch_up.begin, 0, "consensus")
 
     def _timer_retry(self) -> None:
-        self._guarded("resync", self._catch_up, 0, "consensus")
+        self._guarded("resync", self.catch_up.begin, 0, "consensus")
 
-    def _catch_up(self, at_least: int, then: str) -> None:
-        """Start a block sync session (up to the f+1 height and at least `at_least`); `then` ("consensus" or "gap")
-        says what follows when it ends."""
+    def _leave_consensus(self) -> None:
+        """For a block sync session (node/validator/catch_up.py): no replica while blocks are fetched."""
         self._stop_consensus()
         self.mode = "syncing"
-        if self.sync.active:
-            return
-        self._sync_then = then
-        self.sync.begin(at_least, self.clock.monotonic_ms())
-        self._sync_step()
-
-    def _sync_step(self) -> None:
-        if not self.sync.active or self.sync.waiting or self.sync.holding:
-            return
-        # While the host applies a batch, the next one is fetched from where it ends (one batch ahead).
-        head = self.app.head.height if self._applying is None else self._applying_to
-        target = max(self.sync_target_height(), self.sync.at_least)
-        reported = {p: h for p, (h, _) in self.reports.heights.items()}
-        request = self.sync.next_request(head, target, reported, self.members.peer_ids, self.clock.monotonic_ms())
-        if request is None:
-            if self._applying is None:
-                self._sync_done()
-            return
-        self._out.append(SendTo(request.peer, encode_node_message(
-            GetBlocks(request.request_id, request.start, request.max_count)), sync_request=True))
 
     def sync_undeliverable(self, peer: str) -> None:
         """A sync request to `peer` could not be queued (not connected): ask another peer."""
-        if self.sync.active and self.sync.waiting:
-            self.sync.failed(peer, self.clock.monotonic_ms(), self.members.peer_ids)
-            self._guarded("sync", self._sync_step)
-
-    def _on_blocks(self, peer: str, msg: Blocks) -> None:
-        try:
-            batch = self.sync.accept(peer, msg.request_id, msg.items)
-        except SyncRefused as refused:
-            if refused.code == "unsolicited":
-                self.metrics.rejected_message("unsolicited")
-                return
-            log.warning("sync_bad_batch peer=%s: %s", peer, refused)
-            self.sync.failed(peer, self.clock.monotonic_ms(), self.members.peer_ids)
-            self._guarded("sync", self._sync_step)
-            return
-        if not batch:  # the peer has nothing more for us
-            self.sync.succeeded(peer, 0)
-            self._guarded("sync", self._sync_step)
-        elif self._applying is not None:  # fetched ahead: it waits for the batch being applied
-            self.sync.hold(peer, msg.request_id, batch)
-        else:
-            self._apply_batch(peer, msg.request_id, batch)
-
-    def _apply_batch(self, peer: str, request_id: int, batch: list[tuple[Block, CommitCertificate]]) -> None:
-        self._applying, self._applying_to = (peer, request_id), batch[-1][0].header.height
-        self._out.append(ApplyBlocks(peer, request_id, tuple(batch)))
-        self._guarded("sync", self._sync_step)  # fetch the next batch while this one is applied
+        self.catch_up.undeliverable(peer)
 
     def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate) -> str | None:
         """One block of the ApplyBlocks batch (peer, request_id): None, or why the batch stops here."""
-        if self._applying != (peer, request_id):
-            return "cancelled"
-        return self.import_certified(block, cert)
-
-    def import_certified(self, block: Block, cert: CommitCertificate) -> str | None:
-        """Commit a certified block that extends the head, its certificate verified against the set of the head's
-        epoch: None, or why not (nothing changed). A block that does not execute to its certified root halts."""
-        if self.mode in ("halted", "stopped"):
-            return "stopped"
-        head = self.app.head
-        if block.header.height != head.height + 1 or block.header.parent_id != head.block_id:
-            return f"block at {block.header.height} does not extend head {head.height}"
-        try:
-            self.app.check_certificate(cert)
-        except CommitCertificateError as exc:
-            return f"certificate at {block.header.height}: {exc}"
-        try:
-            self._commit(block, cert)
-        except NodeError as exc:
-            self._halt(exc.code, exc.message)
-            return "halted"
-        except OSError as exc:
-            self._storage_failed(exc)
-            return "halted"
-        self.metrics.sync_applied(1)
-        return None
+        return self.catch_up.apply_synced(peer, request_id, block, cert)
 
     def sync_batch_done(self, peer: str, request_id: int, applied: int, error: str | None) -> None:
-        if self._applying != (peer, request_id):
-            return
-        self._applying = None
-        if self.mode in ("halted", "stopped"):
-            return
-        held = self.sync.take_held()
-        if error is None:
-            self.sync.succeeded(peer, applied)
-        else:
-            log.warning("sync_bad_batch peer=%s applied=%d: %s", peer, applied, error)
-            self.sync.failed(peer, self.clock.monotonic_ms(), self.members.peer_ids, applied)
-            self.sync.cancel()  # what was fetched ahead no longer follows the head
-            held = None
-        if held is not None and held[2][0][0].header.height == self.app.head.height + 1:
-            self._apply_batch(*held)
-            return
-        self._guarded("sync", self._sync_step)
+        """The host applied `applied` blocks of the ApplyBlocks batch (peer, request_id), then stopped at `error`."""
+        self.catch_up.batch_done(peer, request_id, applied, error)
 
-    def _sync_done(self) -> None:
-        now = self.clock.monotonic_ms()
-        applied = self.sync.end(now)
-        # A follower fetches every block or two as it is committed: only a real catch-up is worth a line.
-        if applied and (applied > SYNC_LAG or self.members.signing_keys is not None):
-            log.info("sync_done node=%s blocks=%d blocks_per_s=%.0f height=%d", self.node_id, applied,
-                     self.sync.last_rate, self.app.head.height)
-        if self._sync_then == "gap":
-            self._after_gap_sync()
-        else:
-            self._start_consensus()
-
-    def _commit_after_gap(self, block: Block, cert: CommitCertificate) -> None:
-        """A Commit above head + 1. The replica's view and the store disagree, so the replica stops (the rest of
-        its action list is dropped with it), the missing certified blocks are fetched and applied by block sync,
-        `block` is applied if it then extends the head, and a new replica starts from the store's head."""
-        log.warning("commit_gap node=%s height=%d head=%d: catching up by block sync before applying it",
-                    self.node_id, block.header.height, self.app.head.height)
-        self.counters["commit_gaps"] += 1
-        self._stop_consensus()
-        self._gap = (block, cert, self.clock.monotonic_ms() + GAP_SYNC_TIMEOUT_MS)
-        self._catch_up(block.header.height - 1, "gap")
+    def import_certified(self, block: Block, cert: CommitCertificate) -> str | None:
+        """Commit a certified block that extends the head (CatchUp.import_certified): None, or why not."""
+        return self.catch_up.import_certified(block, cert)
 
     def _timer_gap(self) -> None:
-        if self._gap is not None:
-            self._guarded("gap_fill", self._catch_up, self._gap[0].header.height - 1, "gap")
+        self.catch_up.gap_timer()
 
-    def _after_gap_sync(self) -> None:
-        assert self._gap is not None
-        block, cert, deadline = self._gap
-        target = block.header.height
-        head = self.app.head
-        if head.height < target - 1 and self.clock.monotonic_ms() <= deadline:
-            self._deadlines["gap"] = self.clock.monotonic_ms() + GAP_RETRY_MS
-            return
-        self._gap = None
-        if head.height == target - 1 and block.header.parent_id == head.block_id:
-            try:
-                self.app.check_certificate(cert)
-            except CommitCertificateError as exc:  # a replica only commits certified blocks: an invariant broke
-                self._halt("commit_uncertified", f"the commit of height {target} does not verify: {exc}")
-                return
-            self._commit(block, cert)
-        elif head.height < target - 1:
-            log.warning("commit_gap_unfilled node=%s height=%d head=%d: consensus restarts from the head",
-                        self.node_id, target, head.height)
-        self._start_consensus()
+    def _retry_gap_at(self, at_ms: int) -> None:
+        self._deadlines["gap"] = at_ms
 
     def _guarded(self, what: str, step: Callable[..., None], *args: Any) -> None:
         """Run a step of the paths that end by starting consensus (startup, resync, gap fill, sync): an
@@ -584,9 +438,7 @@ class ValidatorDriver:
 
     def _retry_later(self, delay_ms: int) -> None:
         self._stop_consensus()
-        if self.sync.active:
-            self.sync.end(self.clock.monotonic_ms())
-        self._applying = None
+        self.catch_up.abandon()
         self.mode = "syncing"
         self._deadlines["retry"] = self.clock.monotonic_ms() + delay_ms
 
@@ -616,10 +468,7 @@ class ValidatorDriver:
         self.metrics.fatal(code)
         self._stop_consensus()
         self._deadlines.clear()
-        if self.sync.active:
-            self.sync.end(self.clock.monotonic_ms())
-        self._applying = None
-        self._gap = None
+        self.catch_up.close()
         self.mode = "halted"
 
     # ------------------------------------------------------------------------------------------------- consensus
@@ -651,19 +500,12 @@ class ValidatorDriver:
                      self.node_id, self.app.head.height, self.app.epochs.epoch, self.role)
         self.mode = "following"
 
-    def _follow_soon(self) -> None:
-        """A peer reported a height above the head: fetch it now, or at FOLLOW_INTERVAL_MS after the last fetch."""
-        now = self.clock.monotonic_ms()
-        due = now if self._follow_started is None else self._follow_started + FOLLOW_INTERVAL_MS
-        if now < due:
-            self._deadlines.setdefault("follow", due)
-            return
-        self._follow_started = now
-        self._guarded("follow", self._catch_up, 0, "consensus")
-
     def _timer_follow(self) -> None:
         if self.mode == "following" and self.sync_target_height() > self.app.head.height:
-            self._follow_soon()
+            self.catch_up.follow_soon()
+
+    def _follow_at(self, at_ms: int) -> None:
+        self._deadlines.setdefault("follow", at_ms)
 
     def set_full_nodes(self, full_nodes: Mapping[str, bytes]) -> None:
         """The operator's full nodes changed (its config was reloaded): admit exactly these from now on."""
@@ -783,7 +625,7 @@ class ValidatorDriver:
             if action.block.header.height > self.app.head.height + 1:
                 # The replica committed a block whose ancestors are not applied here: catch them up by block sync
                 # (certificates verified) instead of halting, then apply this commit.
-                self._commit_after_gap(action.block, action.certificate)
+                self.catch_up.commit_after_gap(action.block, action.certificate)
                 return None
             self._commit(action.block, action.certificate)
         elif isinstance(action, ReportEvidence):
