@@ -54,6 +54,7 @@ __all__ = [
     "Variant",
     "Version",
     "WireType",
+    "constructor",
     "decode",
     "decode_trusted",
     "encode",
@@ -110,6 +111,12 @@ class WireType:
         return None
 
     def fast_dumper(self) -> Callable[[Any], Any] | None:
+        return None
+
+    # Strict fast path (decoding untrusted bytes): a function that returns exactly what `load` returns, or raises
+    # _Fallback (or CodecError, ValueError, TypeError) for anything it does not accept, after which the caller
+    # reruns the generic `load` for the precise error. None = no such function (use `load`).
+    def strict_loader(self) -> Callable[[Any], Any] | None:
         return None
 
 
@@ -327,6 +334,9 @@ class Unbound(WireType):
     def fast_dumper(self) -> Callable[[Any], Any] | None:
         raise self._open()
 
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        raise self._open()
+
 
 class Optional(WireType):
     """nil or the inner type."""
@@ -350,6 +360,10 @@ class Optional(WireType):
     def fast_dumper(self) -> Callable[[Any], Any] | None:
         inner = self.inner.fast_dumper()
         return None if inner is None else (lambda x: None if x is None else inner(x))
+
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        inner = self.inner.strict_loader() or self.inner.load
+        return lambda v: None if v is None else inner(v)
 
 
 def _quick_check(t: WireType) -> Callable[[Any], bool] | None:
@@ -444,6 +458,36 @@ class Seq(WireType):
     def fast_loader(self) -> Callable[[Any], Any] | None:
         inner = self.item.fast_loader()
         return None if inner is None else (lambda v: tuple(map(inner, v)))
+
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        """One function for the whole array: bounds, every item (the scalar check, or the item's own strict
+        loader), the order; any failure raises _Fallback."""
+        env: dict[str, Any] = {"_Fallback": _Fallback, "pairwise": itertools.pairwise, "key": self.sort_key}
+        lines = [
+            "def strict(v):",
+            "    if type(v) is not tuple:",
+            "        raise _Fallback",
+            "    n = len(v)",
+            f"    if n > {self.max_len} or n < {self.min_len}:",
+            "        raise _Fallback",
+        ]
+        if self._quick is not None:
+            env["quick"] = self._quick
+            lines += ["    if not all(map(quick, v)):", "        raise _Fallback", "    out = v"]
+        else:
+            env["item"] = self.item.strict_loader() or self.item.load
+            lines.append("    out = tuple(map(item, v))")
+        if self.sorted_unique:
+            keys = "out" if self.sort_key is None else "[key(e) for e in out]"
+            lines += [
+                "    if n > 1:",
+                f"        for a, b in pairwise({keys}):",
+                "            if not a < b:",
+                "                raise _Fallback",
+            ]
+        lines.append("    return out")
+        exec("\n".join(lines), env)  # noqa: S102 - generated from the schema only
+        return env["strict"]
 
     def fast_dumper(self) -> Callable[[Any], Any] | None:
         inner = self.item.fast_dumper()
@@ -558,7 +602,7 @@ class Record(WireType):
     """A frozen dataclass encoded as an array of its `wire(...)` fields in declaration order. `types` replaces the
     declared wire types of some fields (see `with_types`)."""
 
-    __slots__ = ("_fast", "cls", "doc", "loaders", "n", "names", "types")
+    __slots__ = ("_compiling", "_fast", "cls", "doc", "loaders", "n", "names", "types")
 
     def __init__(self, cls: type, types: Mapping[str, WireType] | None = None) -> None:
         fields = dataclasses.fields(cls)
@@ -576,14 +620,28 @@ class Record(WireType):
         self.n = len(fields)
         self.doc = f"{cls.__name__} (array of {self.n})"
         self._fast: Callable[[tuple[Any, ...], int], Any] | None = None
+        self._compiling = False
 
     def _compile(self) -> Callable[[tuple[Any, ...], int], Any]:
+        self._compiling = True
+        try:
+            return self._generate()
+        finally:
+            self._compiling = False
+
+    def _generate(self) -> Callable[[tuple[Any, ...], int], Any]:
         """Generate a loader with the scalar checks inlined (the generic path is 5x slower). It signals any
         problem with _Fallback; the generic path then produces the precise error (and path)."""
-        env: dict[str, Any] = {"cls": self.cls, "_Fallback": _Fallback, "CodecError": CodecError}
+        try:
+            make: Callable[..., Any] = constructor(self.cls)
+        except TypeError:  # not a frozen slotted dataclass, or one with __post_init__: its own constructor
+            make = self.cls
+        env: dict[str, Any] = {"make": make, "_Fallback": _Fallback, "CodecError": CodecError}
         xs = [f"x{i}" for i in range(self.n)]
         lines = [
-            "def fast(v, offset):",
+            "def fast(v, offset=0):",
+            "    if type(v) is not tuple:",
+            "        raise _Fallback",
             "    try:",
             f"        {', '.join(xs)}{',' if self.n == 1 else ''} = v[offset:] if offset else v",
         ]
@@ -605,16 +663,26 @@ class Record(WireType):
                     f" or m{i}({x}) is None"
                 )
             else:
-                env[f"l{i}"] = t.load
+                # Nested arrays, unions and records: their own strict loaders (no per-level method dispatch and
+                # error bookkeeping); a record nested in itself keeps the generic load.
+                env[f"l{i}"] = t.strict_loader() or t.load
                 lines.append(f"        {x} = l{i}({x})")
                 continue
             lines.append(f"        if {cond}:")
             lines.append("            raise _Fallback")
         lines.append("    except (CodecError, ValueError, TypeError):")
         lines.append("        raise _Fallback from None")
-        lines.append(f"    return cls({', '.join(xs)})")
+        lines.append(f"    return make({', '.join(xs)})")
         exec("\n".join(lines), env)  # noqa: S102 - generated from the schema only, like dataclasses does
         return env["fast"]
+
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        if self._compiling:
+            return None  # a record nested in itself: the generic load
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = self._compile()
+        return fast
 
     def with_types(self, **types: WireType) -> Record:
         """A new record of the same dataclass with these fields' wire types replaced (e.g. an Unbound field bound to
@@ -699,6 +767,34 @@ class Record(WireType):
         return env["dump"]
 
 
+_CONSTRUCTORS: dict[type, Callable[..., Any]] = {}
+
+
+def constructor(cls: type[T]) -> Callable[..., T]:
+    """A function building a `cls` from all its fields, positionally: the same object `cls(...)` builds, at about
+    half the cost. A frozen dataclass's own __init__ assigns each field through object.__setattr__; this one writes
+    the slots directly. Only for frozen, slotted dataclasses without __post_init__ or InitVar (checked: TypeError)."""
+    make = _CONSTRUCTORS.get(cls)
+    if make is not None:
+        return make
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass without __post_init__")
+    fields = dataclasses.fields(cls)
+    if any(not f.init for f in fields) or tuple(f.name for f in fields) != tuple(cls.__slots__):
+        raise TypeError(f"{cls.__name__}: every field must be an init field and a slot")
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    args = [f"a{i}" for i in range(len(fields))]
+    body = [f"    s{i}(o, a{i})" for i in range(len(fields))]
+    for i, f in enumerate(fields):
+        env[f"s{i}"] = cls.__dict__[f.name].__set__  # the slot's member descriptor
+    src = f"def make({', '.join(args)}):\n    o = new(cls)\n" + "\n".join(body) + "\n    return o"
+    exec(src, env)  # noqa: S102 - generated from the dataclass's own fields, like dataclasses does
+    make = _CONSTRUCTORS[cls] = env["make"]
+    make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
+    return make
+
+
 _RECORDS: dict[type, Record] = {}
 
 
@@ -760,6 +856,25 @@ class Variant(WireType):
     def fast_loader(self) -> Callable[[Any], Any]:
         loaders = {k: rec.fast_loader() for k, rec in self.by_kind.items()}
         return lambda v: loaders[v[0]](v[1:])
+
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        by_kind: dict[int, Callable[..., Any]] = {}
+        for kind, rec in self.by_kind.items():
+            fast = rec.strict_loader()
+            if fast is None:  # a record being compiled (a union nested in one of its own kinds): the generic load
+                return None
+            by_kind[kind] = fast
+        get = by_kind.get
+
+        def strict(v: Any) -> Any:
+            if type(v) is not tuple or not v or type(v[0]) is not int:
+                raise _Fallback
+            fast = get(v[0])
+            if fast is None:
+                raise _Fallback
+            return fast(v, 1)
+
+        return strict
 
     def fast_dumper(self) -> Callable[[Any], Any]:
         dumpers = {cls: (k, rec.fast_dumper()) for cls, (k, rec) in self.by_cls.items()}

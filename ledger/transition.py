@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger import codes
-from ledger.codec import DecodeError
+from ledger.codec import DecodeError, constructor
 from ledger.context import BlockContext, TxContext
 from ledger.errors import Refused
 from ledger.events import Event, Receipt, encode_receipt
@@ -55,6 +55,9 @@ __all__ = [
     "start_block",
 ]
 
+_make_receipt = constructor(Receipt)
+_make_tx_seen = constructor(TxSeen)
+
 # The transaction id of the events a block emits itself, before its transactions (holds released on expiry).
 BLOCK_EVENTS_TX_ID = bytes(32)
 
@@ -77,6 +80,9 @@ class TxOutcome:
     executed: bool
     # (asset, account, Δavailable, Δheld, Δfrozen) of every balance write of a transaction that succeeded
     balance_changes: tuple[tuple[str, str, int, int, int], ...] = ()
+
+
+_make_outcome = constructor(TxOutcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,13 +236,14 @@ def apply_transaction(
         receipt = Receipt(tx.tx_id, block.height, index, refusal.code, ctx.op_index, _clip(refusal.message), ())
         return TxOutcome(receipt, tx, body.signers, True)
     overlay.commit()
-    state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
+    tx_id = tx.tx_id
+    state.put(tx_seen_key(tx_id), _make_tx_seen(body.expiry_height))
     events = tuple(ctx.events)
     touched = set(body.signers)
     for ev in events:
         touched.update(ev.accounts())
-    receipt = Receipt(tx.tx_id, block.height, index, codes.OK, None, "", events)
-    return TxOutcome(receipt, tx, tuple(sorted(touched)), True, tuple(ctx.balance_changes))
+    receipt = _make_receipt(tx_id, block.height, index, codes.OK, None, "", events)
+    return _make_outcome(receipt, tx, tuple(sorted(touched)), True, tuple(ctx.balance_changes))
 
 
 def start_block(state: Overlay, block: BlockContext, protocol: Protocol) -> tuple[Event, ...]:
