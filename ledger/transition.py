@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger import codes
-from ledger.codec import DecodeError, constructor
+from ledger.codec import DecodeError, constructor, trusted_encoder
 from ledger.context import BlockContext, TxContext
 from ledger.errors import Refused
 from ledger.events import Event, Receipt, encode_receipt
@@ -347,6 +347,7 @@ def apply_block(
     history: list[tuple[str, bytes]] = []
     rejected: dict[bytes, tuple[bytes, bytes, bytes]] = {}
     new_ids: dict[int, list[bytes]] = {}
+    receipt_bytes = trusted_encoder(protocol.operations.receipt)  # encode_receipt(·, operations=...), bound once
     for index, item in enumerate(transactions):
         verify = signatures_verified is None or not signatures_verified(item)
         outcome = apply_transaction(overlay, block, item, index, protocol=protocol, verify_signatures=verify)
@@ -361,10 +362,12 @@ def apply_block(
         assert outcome.tx is not None
         events.extend(receipt.events)
         tx_id = receipt.tx_id
-        balance_changes += [(tx_id, *change) for change in outcome.balance_changes]
+        for change in outcome.balance_changes:
+            balance_changes.append((tx_id, *change))
         tx_bytes = item if isinstance(item, bytes) else item.to_bytes()
-        executed.append((tx_id, tx_bytes, encode_receipt(receipt, operations=protocol.operations)))
-        history += [(account, tx_id) for account in outcome.accounts]
+        executed.append((tx_id, tx_bytes, receipt_bytes(receipt)))
+        for account in outcome.accounts:
+            history.append((account, tx_id))
         new_ids.setdefault(outcome.tx.body.expiry_height, []).append(tx_id)
     _record_replay(overlay, new_ids)
     overlay.put(META_KEY, ChainMeta(block.chain_id, block.height, block.time))
