@@ -167,6 +167,10 @@ class Overlay:
     def written_keys(self) -> Iterator[bytes]:
         return iter(self._writes)
 
+    def written_items(self) -> Iterator[tuple[bytes, Any]]:
+        """(key, value written) of this overlay's writes (None = deleted)."""
+        return iter(self._writes.items())
+
     def changes(self) -> dict[bytes, bytes | None]:
         """Every written key with its canonical bytes (None = deleted), in key order."""
         writes = self._writes
