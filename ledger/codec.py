@@ -787,6 +787,9 @@ def constructor(cls: type[T]) -> Callable[..., T]:
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass without __post_init__")
+    init = cls.__dict__.get("__init__")
+    if cls.__new__ is not object.__new__ or getattr(getattr(init, "__code__", None), "co_filename", "") != "<string>":
+        raise TypeError(f"{cls.__name__} has its own __init__ or __new__")  # only the dataclass-generated one
     fields = dataclasses.fields(cls)
     if any(not f.init for f in fields) or tuple(f.name for f in fields) != tuple(cls.__slots__):
         raise TypeError(f"{cls.__name__}: every field must be an init field and a slot")

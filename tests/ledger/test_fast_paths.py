@@ -235,7 +235,14 @@ def test_constructor_refuses_what_it_cannot_build() -> None:
         def __post_init__(self) -> None:
             assert self.a > 0
 
-    for cls in (Mutable, NoSlots, Checked):
+    @dataclass(frozen=True, slots=True, init=False)
+    class OwnInit:
+        a: int = wire(U64)
+
+        def __init__(self, a: int) -> None:
+            object.__setattr__(self, "a", a + 1)
+
+    for cls in (Mutable, NoSlots, Checked, OwnInit):
         with pytest.raises(TypeError):
             constructor(cls)
     # a record with __post_init__ still decodes through its own constructor (the check runs)
