@@ -143,9 +143,20 @@ def tx_id_of(body_bytes: bytes) -> bytes:
     return hashlib.sha256(body_bytes).digest()
 
 
+# signing_message remembers the prefix (domain, length, chain id) per chain id; the table is cleared when full.
+SIGNING_PREFIX_CACHE_MAX = 64
+_SIGNING_PREFIXES: dict[str, bytes] = {}
+
+
 def signing_message(chain_id: str, body_bytes: bytes) -> bytes:
-    chain = chain_id.encode("ascii")
-    return TX_DOMAIN + bytes((len(chain),)) + chain + body_bytes
+    prefix = _SIGNING_PREFIXES.get(chain_id)
+    if prefix is None:
+        chain = chain_id.encode("ascii")
+        prefix = TX_DOMAIN + bytes((len(chain),)) + chain
+        if len(_SIGNING_PREFIXES) >= SIGNING_PREFIX_CACHE_MAX:
+            _SIGNING_PREFIXES.clear()
+        _SIGNING_PREFIXES[chain_id] = prefix
+    return prefix + body_bytes
 
 
 def decode_transaction(data: bytes, *, operations: BodyRecords) -> SignedTransaction:
