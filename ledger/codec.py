@@ -388,6 +388,101 @@ def _quick_check(t: WireType) -> Callable[[Any], bool] | None:
     return None
 
 
+def _maker(cls: type) -> Callable[..., Any]:
+    """constructor(cls), or cls itself for a class constructor() does not build (its own __init__ or __post_init__
+    must run)."""
+    try:
+        return constructor(cls)
+    except TypeError:
+        return cls
+
+
+_SCALAR_CONDITIONS: dict[type, Callable[[Any, str, str], str]] = {}
+_INLINE_DEPTH = 2  # records nested deeper than this (inside inlined arrays) call their own strict loader
+
+
+def _strict_lines(
+    t: WireType, src: str, dst: str, ind: str, env: dict[str, Any], names: Any, depth: int
+) -> list[str]:
+    """Lines (indented by `ind`) of a generated strict loader that check the primitive in variable `src` against `t`
+    and leave what `t.load` returns in variable `dst`, or raise _Fallback (CodecError, ValueError and TypeError
+    become _Fallback in the caller)."""
+    tt = type(t)
+    n = next(names)
+    cond: str | None = None
+    if tt is UInt:
+        cond = f"type({src}) is not int or not {t.minimum} <= {src} <= {t.maximum}"  # type: ignore[attr-defined]
+    elif tt is Version:
+        cond = f"type({src}) is not int or {src} != {t.number}"  # type: ignore[attr-defined]
+    elif tt is Bool:
+        cond = f"type({src}) is not bool"
+    elif tt is Bin:
+        cond = f"type({src}) is not bytes or not {t.min_len} <= len({src}) <= {t.max_len}"  # type: ignore[attr-defined]
+    elif tt is Str and t._match is not None:  # type: ignore[attr-defined]
+        env[f"m{n}"] = t._match  # type: ignore[attr-defined]
+        cond = (
+            f"type({src}) is not str or not {t.min_bytes} <= len({src}) <= {t.max_bytes}"  # type: ignore[attr-defined]
+            f" or m{n}({src}) is None"
+        )
+    if cond is not None:
+        out = [f"{ind}if {cond}:", f"{ind}    raise _Fallback"]
+        return out if src == dst else [*out, f"{ind}{dst} = {src}"]
+    item_type = type(t.item) if tt is Seq else None  # type: ignore[attr-defined]
+    inline_items = item_type is Variant or (item_type is Record and t.item.n)  # type: ignore[attr-defined]
+    kinds = t.item.strict_kinds() if item_type is Variant else None  # type: ignore[attr-defined]
+    if tt is Seq and depth < _INLINE_DEPTH and (t._quick is not None or (inline_items and (kinds is not None or item_type is Record))):  # type: ignore[attr-defined]
+        out = [
+            f"{ind}if type({src}) is not tuple or not {t.min_len} <= len({src}) <= {t.max_len}:",  # type: ignore[attr-defined]
+            f"{ind}    raise _Fallback",
+        ]
+        if t._quick is not None:  # type: ignore[attr-defined]
+            env[f"q{n}"] = t._quick  # type: ignore[attr-defined]
+            out += [f"{ind}if not all(map(q{n}, {src})):", f"{ind}    raise _Fallback", f"{ind}{dst} = {src}"]
+        elif kinds is not None:  # a union: [kind, fields...], each kind's own strict loader from offset 1
+            env[f"kinds{n}"] = kinds.get
+            out += [
+                f"{ind}acc{n} = []",
+                f"{ind}for e{n} in {src}:",
+                f"{ind}    if type(e{n}) is not tuple or not e{n} or type(e{n}[0]) is not int:",
+                f"{ind}        raise _Fallback",
+                f"{ind}    k{n} = kinds{n}(e{n}[0])",
+                f"{ind}    if k{n} is None:",
+                f"{ind}        raise _Fallback",
+                f"{ind}    acc{n}.append(k{n}(e{n}, 1))",
+                f"{ind}{dst} = tuple(acc{n})",
+            ]
+        else:
+            item: Record = t.item  # type: ignore[attr-defined]
+            fields = [f"f{n}_{i}" for i in range(item.n)]
+            env[f"make{n}"] = _maker(item.cls)
+            out += [
+                f"{ind}acc{n} = []",
+                f"{ind}for e{n} in {src}:",
+                f"{ind}    if type(e{n}) is not tuple:",
+                f"{ind}        raise _Fallback",
+                f"{ind}    {', '.join(fields)}{',' if item.n == 1 else ''} = e{n}",
+            ]
+            for f, ft in zip(fields, item.types):
+                out += _strict_lines(ft, f, f, ind + "    ", env, names, depth + 1)
+            out += [f"{ind}    acc{n}.append(make{n}({', '.join(fields)}))", f"{ind}{dst} = tuple(acc{n})"]
+        if t.sorted_unique:  # type: ignore[attr-defined]
+            keys = dst
+            if t.sort_key is not None:  # type: ignore[attr-defined]
+                env[f"key{n}"] = t.sort_key  # type: ignore[attr-defined]
+                keys = f"[key{n}(e) for e in {dst}]"
+            env["pairwise"] = itertools.pairwise
+            out += [
+                f"{ind}if len({dst}) > 1:",
+                f"{ind}    for a{n}, b{n} in pairwise({keys}):",
+                f"{ind}        if not a{n} < b{n}:",
+                f"{ind}            raise _Fallback",
+            ]
+        return out
+    # Unions, records, optionals, maps: their own strict loader (or the generic load, whose CodecError falls back).
+    env[f"l{n}"] = t.strict_loader() or t.load
+    return [f"{ind}{dst} = l{n}({src})"]
+
+
 class Seq(WireType):
     """A msgpack array of min_len..max_len items, decoded to a tuple. With `sorted_unique`, items must be strictly
     ascending (set semantics; items compared as Python values: ints numerically, str/bytes lexicographically)."""
@@ -637,13 +732,12 @@ class Record(WireType):
             self._compiling = False
 
     def _generate(self) -> Callable[[tuple[Any, ...], int], Any]:
-        """Generate a loader with the scalar checks inlined (the generic path is 5x slower). It signals any
-        problem with _Fallback; the generic path then produces the precise error (and path)."""
-        try:
-            make: Callable[..., Any] = constructor(self.cls)
-        except TypeError:  # not a frozen slotted dataclass, or one with __post_init__: its own constructor
-            make = self.cls
-        env: dict[str, Any] = {"make": make, "_Fallback": _Fallback, "CodecError": CodecError}
+        """Generate one strict loader for the record: the scalar checks inlined, and so are the arrays of scalars
+        and of records (loops in the same function, nested records' fields checked in place); unions and deeper
+        nesting call their own strict loaders. It signals any problem with _Fallback; the generic path then
+        produces the precise error (and path)."""
+        env: dict[str, Any] = {"_Fallback": _Fallback, "CodecError": CodecError}
+        names = itertools.count()
         xs = [f"x{i}" for i in range(self.n)]
         lines = [
             "def fast(v, offset=0):",
@@ -652,33 +746,11 @@ class Record(WireType):
             "    try:",
             f"        {', '.join(xs)}{',' if self.n == 1 else ''} = v[offset:] if offset else v",
         ]
-        for i, t in enumerate(self.types):
-            x = xs[i]
-            tt = type(t)
-            if tt is UInt:
-                cond = f"type({x}) is not int or not {t.minimum} <= {x} <= {t.maximum}"  # type: ignore[attr-defined]
-            elif tt is Version:
-                cond = f"type({x}) is not int or {x} != {t.number}"  # type: ignore[attr-defined]
-            elif tt is Bool:
-                cond = f"type({x}) is not bool"
-            elif tt is Bin:
-                cond = f"type({x}) is not bytes or not {t.min_len} <= len({x}) <= {t.max_len}"  # type: ignore[attr-defined]
-            elif tt is Str and t._match is not None:  # type: ignore[attr-defined]
-                env[f"m{i}"] = t._match  # type: ignore[attr-defined]
-                cond = (
-                    f"type({x}) is not str or not {t.min_bytes} <= len({x}) <= {t.max_bytes}"  # type: ignore[attr-defined]
-                    f" or m{i}({x}) is None"
-                )
-            else:
-                # Nested arrays, unions and records: their own strict loaders (no per-level method dispatch and
-                # error bookkeeping); a record nested in itself keeps the generic load.
-                env[f"l{i}"] = t.strict_loader() or t.load
-                lines.append(f"        {x} = l{i}({x})")
-                continue
-            lines.append(f"        if {cond}:")
-            lines.append("            raise _Fallback")
+        for x, t in zip(xs, self.types):
+            lines += _strict_lines(t, x, x, "        ", env, names, 0)
         lines.append("    except (CodecError, ValueError, TypeError):")
         lines.append("        raise _Fallback from None")
+        env["make"] = _maker(self.cls)
         lines.append(f"    return make({', '.join(xs)})")
         exec("\n".join(lines), env)  # noqa: S102 - generated from the schema only, like dataclasses does
         return env["fast"]
@@ -867,13 +939,21 @@ class Variant(WireType):
         loaders = {k: rec.fast_loader() for k, rec in self.by_kind.items()}
         return lambda v: loaders[v[0]](v[1:])
 
-    def strict_loader(self) -> Callable[[Any], Any] | None:
+    def strict_kinds(self) -> dict[int, Callable[..., Any]] | None:
+        """Each kind's strict loader (called with the array and offset 1), or None while one of them is being
+        compiled (a union nested in one of its own kinds: the generic load)."""
         by_kind: dict[int, Callable[..., Any]] = {}
         for kind, rec in self.by_kind.items():
             fast = rec.strict_loader()
-            if fast is None:  # a record being compiled (a union nested in one of its own kinds): the generic load
+            if fast is None:
                 return None
             by_kind[kind] = fast
+        return by_kind
+
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        by_kind = self.strict_kinds()
+        if by_kind is None:
+            return None
         get = by_kind.get
 
         def strict(v: Any) -> Any:
