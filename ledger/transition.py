@@ -201,7 +201,7 @@ def apply_transaction(
     """Execute one transaction on `state` (the block overlay) under `protocol`: all its writes, or none of them."""
     dispatch = protocol.operations.dispatch
     if not isinstance(tx, SignedTransaction):
-        raw = bytes(tx) if isinstance(tx, bytearray | memoryview) else tx
+        raw = tx if type(tx) is bytes else bytes(tx) if isinstance(tx, bytearray | memoryview) else tx
         assert type(raw) is bytes, "transactions are SignedTransaction objects or bytes"
         if len(raw) > MAX_TX_BYTES:
             code, detail = codes.TX_TOO_LARGE, f"{len(raw)} bytes > {MAX_TX_BYTES}"
