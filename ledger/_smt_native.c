@@ -49,8 +49,19 @@ typedef struct {
 
 typedef struct {
     PyObject *get_node;
-    PyObject *out; /* dict hash -> node bytes */
+    PyObject *nodes; /* borrowed: the dict when get_node is that dict's own `get` (MemoryNodes), else NULL */
+    PyObject *out;   /* dict hash -> node bytes */
 } Ctx;
+
+/* The dict whose bound `get` method `get_node` is, or NULL: reading that dict directly gives the same answers (its
+ * value for the key, None when absent) without a Python-level call per node. */
+static PyObject *dict_behind(PyObject *get_node) {
+    if (!PyCFunction_Check(get_node)) return NULL;
+    PyObject *self = PyCFunction_GET_SELF(get_node);
+    if (self == NULL || !PyDict_CheckExact(self)) return NULL;
+    const char *name = ((PyCFunctionObject *)get_node)->m_ml->ml_name;
+    return strcmp(name, "get") == 0 ? self : NULL;
+}
 
 /* SHA-256 through the low-level calls (OpenSSL 3's one-shot SHA256() fetches the algorithm on every call). */
 static inline void sha256(const unsigned char *data, size_t len, unsigned char *out) {
@@ -125,7 +136,17 @@ static int make_internal(Ctx *ctx, const unsigned char *left, const unsigned cha
 static PyObject *load(Ctx *ctx, const unsigned char *h) {
     PyObject *key = PyBytes_FromStringAndSize((const char *)h, HASH_BYTES);
     if (key == NULL) return NULL;
-    PyObject *node = PyObject_CallOneArg(ctx->get_node, key);
+    PyObject *node;
+    if (ctx->nodes != NULL) {
+        node = PyDict_GetItemWithError(ctx->nodes, key); /* borrowed */
+        if (node == NULL && PyErr_Occurred()) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        node = node == NULL ? Py_NewRef(Py_None) : Py_NewRef(node);
+    } else {
+        node = PyObject_CallOneArg(ctx->get_node, key);
+    }
     Py_DECREF(key);
     if (node == NULL) return NULL;
     if (node == Py_None) {
@@ -485,7 +506,7 @@ static PyObject *smt_update(PyObject *self, PyObject *args) {
             return NULL;
         }
     }
-    Ctx ctx = {get_node, out};
+    Ctx ctx = {get_node, dict_behind(get_node), out};
     unsigned char new_root[HASH_BYTES];
     int kind;
     int rc = apply(&ctx, root_h, 0, items, 0, n, new_root, &kind);

@@ -54,11 +54,13 @@ __all__ = [
     "Variant",
     "Version",
     "WireType",
+    "constructor",
     "decode",
     "decode_trusted",
     "encode",
     "encode_trusted",
     "record_type",
+    "trusted_encoder",
     "wire",
 ]
 
@@ -74,6 +76,12 @@ I64_MIN = -(1 << 63)
 class CodecError(LedgerError, ValueError):
     """A value that cannot be encoded or bytes that cannot be decoded. `code` is from ledger.codes (1 – 99); `path`
     names the offending field (e.g. `body.ops[0].amount`)."""
+
+
+# The strict fast path of Record decoding (generated loaders, WireType.strict_loader) is on; the generic checks are
+# the specification and run whenever the fast path does not accept. Tests switch it off to decode with the generic
+# checks alone and compare (tests/ledger/test_codec.py); nothing else changes it.
+STRICT_FAST_PATH = True
 
 
 class _Fallback(Exception):
@@ -110,6 +118,12 @@ class WireType:
         return None
 
     def fast_dumper(self) -> Callable[[Any], Any] | None:
+        return None
+
+    # Strict fast path (decoding untrusted bytes): a function that returns exactly what `load` returns, or raises
+    # _Fallback (or CodecError, ValueError, TypeError) for anything it does not accept, after which the caller
+    # reruns the generic `load` for the precise error. None = no such function (use `load`).
+    def strict_loader(self) -> Callable[[Any], Any] | None:
         return None
 
 
@@ -327,6 +341,9 @@ class Unbound(WireType):
     def fast_dumper(self) -> Callable[[Any], Any] | None:
         raise self._open()
 
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        raise self._open()
+
 
 class Optional(WireType):
     """nil or the inner type."""
@@ -351,6 +368,10 @@ class Optional(WireType):
         inner = self.inner.fast_dumper()
         return None if inner is None else (lambda x: None if x is None else inner(x))
 
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        inner = self.inner.strict_loader() or self.inner.load
+        return lambda v: None if v is None else inner(v)
+
 
 def _quick_check(t: WireType) -> Callable[[Any], bool] | None:
     """A predicate that is True exactly when `t.load(x)` would accept x and return it unchanged (scalar types)."""
@@ -365,6 +386,101 @@ def _quick_check(t: WireType) -> Callable[[Any], bool] | None:
         lo, hi = t.minimum, t.maximum  # type: ignore[attr-defined]
         return lambda x: type(x) is int and lo <= x <= hi
     return None
+
+
+def _maker(cls: type) -> Callable[..., Any]:
+    """constructor(cls), or cls itself for a class constructor() does not build (its own __init__ or __post_init__
+    must run)."""
+    try:
+        return constructor(cls)
+    except TypeError:
+        return cls
+
+
+_SCALAR_CONDITIONS: dict[type, Callable[[Any, str, str], str]] = {}
+_INLINE_DEPTH = 2  # records nested deeper than this (inside inlined arrays) call their own strict loader
+
+
+def _strict_lines(
+    t: WireType, src: str, dst: str, ind: str, env: dict[str, Any], names: Any, depth: int
+) -> list[str]:
+    """Lines (indented by `ind`) of a generated strict loader that check the primitive in variable `src` against `t`
+    and leave what `t.load` returns in variable `dst`, or raise _Fallback (CodecError, ValueError and TypeError
+    become _Fallback in the caller)."""
+    tt = type(t)
+    n = next(names)
+    cond: str | None = None
+    if tt is UInt:
+        cond = f"type({src}) is not int or not {t.minimum} <= {src} <= {t.maximum}"  # type: ignore[attr-defined]
+    elif tt is Version:
+        cond = f"type({src}) is not int or {src} != {t.number}"  # type: ignore[attr-defined]
+    elif tt is Bool:
+        cond = f"type({src}) is not bool"
+    elif tt is Bin:
+        cond = f"type({src}) is not bytes or not {t.min_len} <= len({src}) <= {t.max_len}"  # type: ignore[attr-defined]
+    elif tt is Str and t._match is not None:  # type: ignore[attr-defined]
+        env[f"m{n}"] = t._match  # type: ignore[attr-defined]
+        cond = (
+            f"type({src}) is not str or not {t.min_bytes} <= len({src}) <= {t.max_bytes}"  # type: ignore[attr-defined]
+            f" or m{n}({src}) is None"
+        )
+    if cond is not None:
+        out = [f"{ind}if {cond}:", f"{ind}    raise _Fallback"]
+        return out if src == dst else [*out, f"{ind}{dst} = {src}"]
+    item_type = type(t.item) if tt is Seq else None  # type: ignore[attr-defined]
+    inline_items = item_type is Variant or (item_type is Record and t.item.n)  # type: ignore[attr-defined]
+    kinds = t.item.strict_kinds() if item_type is Variant else None  # type: ignore[attr-defined]
+    if tt is Seq and depth < _INLINE_DEPTH and (t._quick is not None or (inline_items and (kinds is not None or item_type is Record))):  # type: ignore[attr-defined]
+        out = [
+            f"{ind}if type({src}) is not tuple or not {t.min_len} <= len({src}) <= {t.max_len}:",  # type: ignore[attr-defined]
+            f"{ind}    raise _Fallback",
+        ]
+        if t._quick is not None:  # type: ignore[attr-defined]
+            env[f"q{n}"] = t._quick  # type: ignore[attr-defined]
+            out += [f"{ind}if not all(map(q{n}, {src})):", f"{ind}    raise _Fallback", f"{ind}{dst} = {src}"]
+        elif kinds is not None:  # a union: [kind, fields...], each kind's own strict loader from offset 1
+            env[f"kinds{n}"] = kinds.get
+            out += [
+                f"{ind}acc{n} = []",
+                f"{ind}for e{n} in {src}:",
+                f"{ind}    if type(e{n}) is not tuple or not e{n} or type(e{n}[0]) is not int:",
+                f"{ind}        raise _Fallback",
+                f"{ind}    k{n} = kinds{n}(e{n}[0])",
+                f"{ind}    if k{n} is None:",
+                f"{ind}        raise _Fallback",
+                f"{ind}    acc{n}.append(k{n}(e{n}, 1))",
+                f"{ind}{dst} = tuple(acc{n})",
+            ]
+        else:
+            item: Record = t.item  # type: ignore[attr-defined]
+            fields = [f"f{n}_{i}" for i in range(item.n)]
+            env[f"make{n}"] = _maker(item.cls)
+            out += [
+                f"{ind}acc{n} = []",
+                f"{ind}for e{n} in {src}:",
+                f"{ind}    if type(e{n}) is not tuple:",
+                f"{ind}        raise _Fallback",
+                f"{ind}    {', '.join(fields)}{',' if item.n == 1 else ''} = e{n}",
+            ]
+            for f, ft in zip(fields, item.types):
+                out += _strict_lines(ft, f, f, ind + "    ", env, names, depth + 1)
+            out += [f"{ind}    acc{n}.append(make{n}({', '.join(fields)}))", f"{ind}{dst} = tuple(acc{n})"]
+        if t.sorted_unique:  # type: ignore[attr-defined]
+            keys = dst
+            if t.sort_key is not None:  # type: ignore[attr-defined]
+                env[f"key{n}"] = t.sort_key  # type: ignore[attr-defined]
+                keys = f"[key{n}(e) for e in {dst}]"
+            env["pairwise"] = itertools.pairwise
+            out += [
+                f"{ind}if len({dst}) > 1:",
+                f"{ind}    for a{n}, b{n} in pairwise({keys}):",
+                f"{ind}        if not a{n} < b{n}:",
+                f"{ind}            raise _Fallback",
+            ]
+        return out
+    # Unions, records, optionals, maps: their own strict loader (or the generic load, whose CodecError falls back).
+    env[f"l{n}"] = t.strict_loader() or t.load
+    return [f"{ind}{dst} = l{n}({src})"]
 
 
 class Seq(WireType):
@@ -444,6 +560,36 @@ class Seq(WireType):
     def fast_loader(self) -> Callable[[Any], Any] | None:
         inner = self.item.fast_loader()
         return None if inner is None else (lambda v: tuple(map(inner, v)))
+
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        """One function for the whole array: bounds, every item (the scalar check, or the item's own strict
+        loader), the order; any failure raises _Fallback."""
+        env: dict[str, Any] = {"_Fallback": _Fallback, "pairwise": itertools.pairwise, "key": self.sort_key}
+        lines = [
+            "def strict(v):",
+            "    if type(v) is not tuple:",
+            "        raise _Fallback",
+            "    n = len(v)",
+            f"    if n > {self.max_len} or n < {self.min_len}:",
+            "        raise _Fallback",
+        ]
+        if self._quick is not None:
+            env["quick"] = self._quick
+            lines += ["    if not all(map(quick, v)):", "        raise _Fallback", "    out = v"]
+        else:
+            env["item"] = self.item.strict_loader() or self.item.load
+            lines.append("    out = tuple(map(item, v))")
+        if self.sorted_unique:
+            keys = "out" if self.sort_key is None else "[key(e) for e in out]"
+            lines += [
+                "    if n > 1:",
+                f"        for a, b in pairwise({keys}):",
+                "            if not a < b:",
+                "                raise _Fallback",
+            ]
+        lines.append("    return out")
+        exec("\n".join(lines), env)  # noqa: S102 - generated from the schema only
+        return env["strict"]
 
     def fast_dumper(self) -> Callable[[Any], Any] | None:
         inner = self.item.fast_dumper()
@@ -558,7 +704,7 @@ class Record(WireType):
     """A frozen dataclass encoded as an array of its `wire(...)` fields in declaration order. `types` replaces the
     declared wire types of some fields (see `with_types`)."""
 
-    __slots__ = ("_fast", "cls", "doc", "loaders", "n", "names", "types")
+    __slots__ = ("_compiling", "_fast", "cls", "doc", "loaders", "n", "names", "types")
 
     def __init__(self, cls: type, types: Mapping[str, WireType] | None = None) -> None:
         fields = dataclasses.fields(cls)
@@ -576,45 +722,46 @@ class Record(WireType):
         self.n = len(fields)
         self.doc = f"{cls.__name__} (array of {self.n})"
         self._fast: Callable[[tuple[Any, ...], int], Any] | None = None
+        self._compiling = False
 
     def _compile(self) -> Callable[[tuple[Any, ...], int], Any]:
-        """Generate a loader with the scalar checks inlined (the generic path is 5x slower). It signals any
-        problem with _Fallback; the generic path then produces the precise error (and path)."""
-        env: dict[str, Any] = {"cls": self.cls, "_Fallback": _Fallback, "CodecError": CodecError}
+        self._compiling = True
+        try:
+            return self._generate()
+        finally:
+            self._compiling = False
+
+    def _generate(self) -> Callable[[tuple[Any, ...], int], Any]:
+        """Generate one strict loader for the record: the scalar checks inlined, and so are the arrays of scalars
+        and of records (loops in the same function, nested records' fields checked in place); unions and deeper
+        nesting call their own strict loaders. It signals any problem with _Fallback; the generic path then
+        produces the precise error (and path)."""
+        env: dict[str, Any] = {"_Fallback": _Fallback, "CodecError": CodecError}
+        names = itertools.count()
         xs = [f"x{i}" for i in range(self.n)]
         lines = [
-            "def fast(v, offset):",
+            "def fast(v, offset=0):",
+            "    if type(v) is not tuple:",
+            "        raise _Fallback",
             "    try:",
             f"        {', '.join(xs)}{',' if self.n == 1 else ''} = v[offset:] if offset else v",
         ]
-        for i, t in enumerate(self.types):
-            x = xs[i]
-            tt = type(t)
-            if tt is UInt:
-                cond = f"type({x}) is not int or not {t.minimum} <= {x} <= {t.maximum}"  # type: ignore[attr-defined]
-            elif tt is Version:
-                cond = f"type({x}) is not int or {x} != {t.number}"  # type: ignore[attr-defined]
-            elif tt is Bool:
-                cond = f"type({x}) is not bool"
-            elif tt is Bin:
-                cond = f"type({x}) is not bytes or not {t.min_len} <= len({x}) <= {t.max_len}"  # type: ignore[attr-defined]
-            elif tt is Str and t._match is not None:  # type: ignore[attr-defined]
-                env[f"m{i}"] = t._match  # type: ignore[attr-defined]
-                cond = (
-                    f"type({x}) is not str or not {t.min_bytes} <= len({x}) <= {t.max_bytes}"  # type: ignore[attr-defined]
-                    f" or m{i}({x}) is None"
-                )
-            else:
-                env[f"l{i}"] = t.load
-                lines.append(f"        {x} = l{i}({x})")
-                continue
-            lines.append(f"        if {cond}:")
-            lines.append("            raise _Fallback")
+        for x, t in zip(xs, self.types):
+            lines += _strict_lines(t, x, x, "        ", env, names, 0)
         lines.append("    except (CodecError, ValueError, TypeError):")
         lines.append("        raise _Fallback from None")
-        lines.append(f"    return cls({', '.join(xs)})")
+        env["make"] = _maker(self.cls)
+        lines.append(f"    return make({', '.join(xs)})")
         exec("\n".join(lines), env)  # noqa: S102 - generated from the schema only, like dataclasses does
         return env["fast"]
+
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        if self._compiling:
+            return None  # a record nested in itself: the generic load
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = self._compile()
+        return fast
 
     def with_types(self, **types: WireType) -> Record:
         """A new record of the same dataclass with these fields' wire types replaced (e.g. an Unbound field bound to
@@ -627,7 +774,7 @@ class Record(WireType):
         fast = self._fast
         if fast is None:
             fast = self._fast = self._compile()
-        if len(v) - offset == self.n:
+        if len(v) - offset == self.n and STRICT_FAST_PATH:
             try:
                 return fast(v, offset)
             except _Fallback:
@@ -699,6 +846,37 @@ class Record(WireType):
         return env["dump"]
 
 
+_CONSTRUCTORS: dict[type, Callable[..., Any]] = {}
+
+
+def constructor(cls: type[T]) -> Callable[..., T]:
+    """A function building a `cls` from all its fields, positionally: the same object `cls(...)` builds, at about
+    half the cost. A frozen dataclass's own __init__ assigns each field through object.__setattr__; this one writes
+    the slots directly. Only for frozen, slotted dataclasses without __post_init__ or InitVar (checked: TypeError)."""
+    make = _CONSTRUCTORS.get(cls)
+    if make is not None:
+        return make
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass without __post_init__")
+    init = cls.__dict__.get("__init__")
+    if cls.__new__ is not object.__new__ or getattr(getattr(init, "__code__", None), "co_filename", "") != "<string>":
+        raise TypeError(f"{cls.__name__} has its own __init__ or __new__")  # only the dataclass-generated one
+    fields = dataclasses.fields(cls)
+    if any(not f.init for f in fields) or tuple(f.name for f in fields) != tuple(cls.__slots__):
+        raise TypeError(f"{cls.__name__}: every field must be an init field and a slot")
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    args = [f"a{i}" for i in range(len(fields))]
+    body = [f"    s{i}(o, a{i})" for i in range(len(fields))]
+    for i, f in enumerate(fields):
+        env[f"s{i}"] = cls.__dict__[f.name].__set__  # the slot's member descriptor
+    src = f"def make({', '.join(args)}):\n    o = new(cls)\n" + "\n".join(body) + "\n    return o"
+    exec(src, env)  # noqa: S102 - generated from the dataclass's own fields, like dataclasses does
+    make = _CONSTRUCTORS[cls] = env["make"]
+    make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
+    return make
+
+
 _RECORDS: dict[type, Record] = {}
 
 
@@ -760,6 +938,33 @@ class Variant(WireType):
     def fast_loader(self) -> Callable[[Any], Any]:
         loaders = {k: rec.fast_loader() for k, rec in self.by_kind.items()}
         return lambda v: loaders[v[0]](v[1:])
+
+    def strict_kinds(self) -> dict[int, Callable[..., Any]] | None:
+        """Each kind's strict loader (called with the array and offset 1), or None while one of them is being
+        compiled (a union nested in one of its own kinds: the generic load)."""
+        by_kind: dict[int, Callable[..., Any]] = {}
+        for kind, rec in self.by_kind.items():
+            fast = rec.strict_loader()
+            if fast is None:
+                return None
+            by_kind[kind] = fast
+        return by_kind
+
+    def strict_loader(self) -> Callable[[Any], Any] | None:
+        by_kind = self.strict_kinds()
+        if by_kind is None:
+            return None
+        get = by_kind.get
+
+        def strict(v: Any) -> Any:
+            if type(v) is not tuple or not v or type(v[0]) is not int:
+                raise _Fallback
+            fast = get(v[0])
+            if fast is None:
+                raise _Fallback
+            return fast(v, 1)
+
+        return strict
 
     def fast_dumper(self) -> Callable[[Any], Any]:
         dumpers = {cls: (k, rec.fast_dumper()) for cls, (k, rec) in self.by_cls.items()}
@@ -865,6 +1070,17 @@ def decode_trusted(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES)
             cache.clear()
         cache[data] = value
     return value
+
+
+def trusted_encoder(t: WireType) -> Callable[[Any], bytes]:
+    """`encode_trusted(t, ·)` as one function, for loops that encode many values of one type."""
+    entry = _FAST_DUMP.get(id(t))
+    if entry is None:
+        entry = _FAST_DUMP[id(t)] = (t, t.fast_dumper())
+    conv = entry[1]
+    if conv is None:
+        return _pack
+    return lambda value: _pack(conv(value))
 
 
 def encode_trusted(t: WireType, value: Any) -> bytes:

@@ -32,11 +32,11 @@ def assert_block_supply(overlay: Overlay) -> None:
     delta_supply: dict[bytes, int] = {}
     get = overlay.get
     parent_value = overlay.parent_value
-    for key in overlay.written_keys():
+    for key, written in overlay.written_items():
         tag = key[0]
         if tag == 0x42:  # 'B': tag, u8 length of the asset id, asset id, account id
             old: Balance | None = parent_value(key)
-            new: Balance | None = get(key)
+            new: Balance | None = written
             asset = key[2 : 2 + key[1]]
             d = 0 if new is None else new.available + new.held + new.frozen
             if old is not None:
@@ -44,7 +44,7 @@ def assert_block_supply(overlay: Overlay) -> None:
             delta_balances[asset] = delta_balances.get(asset, 0) + d
         elif tag == 0x53:  # 'S'
             old_s: AssetStatus | None = parent_value(key)
-            new_s: AssetStatus | None = get(key)
+            new_s: AssetStatus | None = written
             assert new_s is not None, "asset status deleted"
             asset = key[1:]
             delta_supply[asset] = new_s.outstanding - (0 if old_s is None else old_s.outstanding)

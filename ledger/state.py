@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from ledger.codec import decode_trusted, encode_trusted
+from ledger.codec import decode_trusted, encode_trusted, trusted_encoder
 from ledger.schema import MAX_STATE_VALUE_BYTES
 from ledger.state_keys import RECORD_BY_TAG, record_type_of
 
@@ -56,11 +56,10 @@ class MemoryState:
         return self._data.get(key)
 
     def apply(self, changes: Mapping[bytes, bytes | None]) -> None:
-        for key, value in changes.items():
-            if value is None:
-                self._data.pop(key, None)
-            else:
-                self._data[key] = value
+        data = self._data
+        data.update(changes)  # one C-level merge; the deletions (None) are then taken out again
+        for key in [key for key, value in changes.items() if value is None]:
+            del data[key]
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(sorted(self._data.items()))
@@ -70,6 +69,12 @@ class MemoryState:
 
 
 _MISSING: Any = object()
+
+# Per key tag, the function giving a value's bytes (encode_value without the per-key lookups); None for the contracts
+# namespace (opaque bytes, stored as they are).
+_ENCODER_BY_TAG: dict[int, Any] = {
+    tag: None if rt is None else trusted_encoder(rt) for tag, rt in RECORD_BY_TAG.items()
+}
 
 
 class Overlay:
@@ -87,15 +92,25 @@ class Overlay:
     # -- reads -------------------------------------------------------------------------------------------------
 
     def get(self, key: bytes) -> Any:
-        layer = self
-        while True:
+        # The newest write wins, down the overlays; then the bottom overlay's decoded reads of its parent. Unrolled
+        # for the usual stack (a transaction overlay on a block overlay): every state read of a block comes here.
+        value = self._writes.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        layer = self._parent_overlay
+        if layer is None:
+            layer = self
+        else:
             value = layer._writes.get(key, _MISSING)
             if value is not _MISSING:
                 return value
             below = layer._parent_overlay
-            if below is None:
-                break
-            layer = below
+            while below is not None:
+                layer = below
+                value = layer._writes.get(key, _MISSING)
+                if value is not _MISSING:
+                    return value
+                below = layer._parent_overlay
         value = layer._reads.get(key, _MISSING)
         if value is _MISSING:
             raw = layer._parent.get_state(key)
@@ -151,18 +166,30 @@ class Overlay:
     def written_keys(self) -> Iterator[bytes]:
         return iter(self._writes)
 
+    def written_items(self) -> Iterator[tuple[bytes, Any]]:
+        """(key, value written) of this overlay's writes (None = deleted)."""
+        return iter(self._writes.items())
+
     def changes(self) -> dict[bytes, bytes | None]:
         """Every written key with its canonical bytes (None = deleted), in key order."""
         writes = self._writes
         encoded = self._encoded
+        encoders = _ENCODER_BY_TAG
         out: dict[bytes, bytes | None] = {}
         for key in sorted(writes):
             value = writes[key]
             if value is None:
                 out[key] = None
-            else:
-                enc = encoded.get(key)
-                out[key] = encode_value(key, value) if enc is None else enc
+                continue
+            enc = encoded.get(key)
+            if enc is None:
+                encode = encoders[key[0]]
+                if encode is None:
+                    assert type(value) is bytes, "contracts state values are bytes"
+                    enc = value
+                else:
+                    enc = encode(value)
+            out[key] = enc
         return out
 
 

@@ -78,9 +78,19 @@ def balance_prefix(asset_id: str) -> bytes:
     return b"B" + bytes((len(a),)) + a
 
 
+# balance_key remembers each asset's key prefix (a pure function of the id); the table is cleared when full.
+BALANCE_PREFIX_CACHE_MAX = 4_096
+_BALANCE_PREFIXES: dict[str, bytes] = {}
+
+
 def balance_key(asset_id: str, account_id: str) -> bytes:
-    a = asset_id.encode()
-    return b"B" + bytes((len(a),)) + a + account_id.encode()
+    prefix = _BALANCE_PREFIXES.get(asset_id)
+    if prefix is None:
+        prefix = balance_prefix(asset_id)
+        if len(_BALANCE_PREFIXES) >= BALANCE_PREFIX_CACHE_MAX:
+            _BALANCE_PREFIXES.clear()
+        _BALANCE_PREFIXES[asset_id] = prefix
+    return prefix + account_id.encode()
 
 
 def positions_key(account_id: str) -> bytes:

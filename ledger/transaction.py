@@ -24,7 +24,7 @@ from typing import Protocol
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from ledger.codec import Bin, Record, Seq, Unbound, Version, decode, encode, record_type, wire
+from ledger.codec import Bin, Record, Seq, Unbound, Version, constructor, decode, encode, record_type, wire
 from ledger.operations import Operation
 from ledger.schema import (
     ACCOUNT_ID,
@@ -126,6 +126,10 @@ class SignedTransaction:
         return signing_message(self.body.chain_id, self.body_bytes)
 
 
+_make_signed = constructor(SignedTransaction)
+_sha256 = hashlib.sha256
+
+
 def encode_body(body: TxBody, *, operations: BodyRecords) -> bytes:
     """The canonical bytes of `body`; an operation outside `operations` raises EncodeError."""
     return encode(operations.body, body)
@@ -139,18 +143,31 @@ def tx_id_of(body_bytes: bytes) -> bytes:
     return hashlib.sha256(body_bytes).digest()
 
 
+# signing_message remembers the prefix (domain, length, chain id) per chain id; the table is cleared when full.
+SIGNING_PREFIX_CACHE_MAX = 64
+_SIGNING_PREFIXES: dict[str, bytes] = {}
+
+
 def signing_message(chain_id: str, body_bytes: bytes) -> bytes:
-    chain = chain_id.encode("ascii")
-    return TX_DOMAIN + bytes((len(chain),)) + chain + body_bytes
+    prefix = _SIGNING_PREFIXES.get(chain_id)
+    if prefix is None:
+        chain = chain_id.encode("ascii")
+        prefix = TX_DOMAIN + bytes((len(chain),)) + chain
+        if len(_SIGNING_PREFIXES) >= SIGNING_PREFIX_CACHE_MAX:
+            _SIGNING_PREFIXES.clear()
+        _SIGNING_PREFIXES[chain_id] = prefix
+    return prefix + body_bytes
 
 
 def decode_transaction(data: bytes, *, operations: BodyRecords) -> SignedTransaction:
     """Decode a signed transaction whose operations belong to `operations`; any malformed or non-canonical input
     (or an operation kind outside the set: UNKNOWN_VARIANT) raises DecodeError."""
     env: TxEnvelope = decode(ENVELOPE, data, MAX_TX_BYTES)
-    body = decode_body(env.body, operations=operations)
+    body_bytes = env.body
+    body = decode(operations.body, body_bytes, MAX_BODY_BYTES)  # decode_body
     # Decoding is strict (the bytes re-encode to themselves), so `data` is the canonical envelope.
-    return SignedTransaction(body, env.body, env.signatures, tx_id_of(env.body), bytes(data))
+    wire_bytes = data if type(data) is bytes else bytes(data)
+    return _make_signed(body, body_bytes, env.signatures, _sha256(body_bytes).digest(), wire_bytes)
 
 
 def sign_transaction(

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger import codes
-from ledger.codec import DecodeError
+from ledger.codec import DecodeError, constructor, trusted_encoder
 from ledger.context import BlockContext, TxContext
 from ledger.errors import Refused
 from ledger.events import Event, Receipt, encode_receipt
@@ -55,6 +55,9 @@ __all__ = [
     "start_block",
 ]
 
+_make_receipt = constructor(Receipt)
+_make_tx_seen = constructor(TxSeen)
+
 # The transaction id of the events a block emits itself, before its transactions (holds released on expiry).
 BLOCK_EVENTS_TX_ID = bytes(32)
 
@@ -77,6 +80,9 @@ class TxOutcome:
     executed: bool
     # (asset, account, Δavailable, Δheld, Δfrozen) of every balance write of a transaction that succeeded
     balance_changes: tuple[tuple[str, str, int, int, int], ...] = ()
+
+
+_make_outcome = constructor(TxOutcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +201,7 @@ def apply_transaction(
     """Execute one transaction on `state` (the block overlay) under `protocol`: all its writes, or none of them."""
     dispatch = protocol.operations.dispatch
     if not isinstance(tx, SignedTransaction):
-        raw = bytes(tx) if isinstance(tx, bytearray | memoryview) else tx
+        raw = tx if type(tx) is bytes else bytes(tx) if isinstance(tx, bytearray | memoryview) else tx
         assert type(raw) is bytes, "transactions are SignedTransaction objects or bytes"
         if len(raw) > MAX_TX_BYTES:
             code, detail = codes.TX_TOO_LARGE, f"{len(raw)} bytes > {MAX_TX_BYTES}"
@@ -230,13 +236,14 @@ def apply_transaction(
         receipt = Receipt(tx.tx_id, block.height, index, refusal.code, ctx.op_index, _clip(refusal.message), ())
         return TxOutcome(receipt, tx, body.signers, True)
     overlay.commit()
-    state.put(tx_seen_key(tx.tx_id), TxSeen(body.expiry_height))
+    tx_id = tx.tx_id
+    state.put(tx_seen_key(tx_id), _make_tx_seen(body.expiry_height))
     events = tuple(ctx.events)
     touched = set(body.signers)
     for ev in events:
         touched.update(ev.accounts())
-    receipt = Receipt(tx.tx_id, block.height, index, codes.OK, None, "", events)
-    return TxOutcome(receipt, tx, tuple(sorted(touched)), True, tuple(ctx.balance_changes))
+    receipt = _make_receipt(tx_id, block.height, index, codes.OK, None, "", events)
+    return _make_outcome(receipt, tx, tuple(sorted(touched)), True, tuple(ctx.balance_changes))
 
 
 def start_block(state: Overlay, block: BlockContext, protocol: Protocol) -> tuple[Event, ...]:
@@ -340,6 +347,7 @@ def apply_block(
     history: list[tuple[str, bytes]] = []
     rejected: dict[bytes, tuple[bytes, bytes, bytes]] = {}
     new_ids: dict[int, list[bytes]] = {}
+    receipt_bytes = trusted_encoder(protocol.operations.receipt)  # encode_receipt(·, operations=...), bound once
     for index, item in enumerate(transactions):
         verify = signatures_verified is None or not signatures_verified(item)
         outcome = apply_transaction(overlay, block, item, index, protocol=protocol, verify_signatures=verify)
@@ -354,10 +362,12 @@ def apply_block(
         assert outcome.tx is not None
         events.extend(receipt.events)
         tx_id = receipt.tx_id
-        balance_changes += [(tx_id, *change) for change in outcome.balance_changes]
+        for change in outcome.balance_changes:
+            balance_changes.append((tx_id, *change))
         tx_bytes = item if isinstance(item, bytes) else item.to_bytes()
-        executed.append((tx_id, tx_bytes, encode_receipt(receipt, operations=protocol.operations)))
-        history += [(account, tx_id) for account in outcome.accounts]
+        executed.append((tx_id, tx_bytes, receipt_bytes(receipt)))
+        for account in outcome.accounts:
+            history.append((account, tx_id))
         new_ids.setdefault(outcome.tx.body.expiry_height, []).append(tx_id)
     _record_replay(overlay, new_ids)
     overlay.put(META_KEY, ChainMeta(block.chain_id, block.height, block.time))

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ledger import codes, rules
+from ledger.codec import constructor
 from ledger.context import MACHINE_FAILURES, TxContext
 from ledger.errors import Refused
 from ledger.operations import DefineAsset, Issue, Redeem, RuleSpec, SetAssetAgents, SetAssetRules, Transfer
 from ledger.records import ZERO_BALANCE, AssetDefinition, AssetStatus, Balance
 from ledger.schema import MAX_AMOUNT, ROLE_BITS
 from ledger.state_keys import asset_key, asset_status_key, balance_key
+
+_make_balance = constructor(Balance)
 
 
 def move_units(
@@ -26,18 +29,18 @@ def move_units(
             raise Refused(
                 codes.INSUFFICIENT_FROZEN_BALANCE, f"{sender} has {src.frozen} frozen {asset_id}, needs {amount}"
             )
-        tx.put_balance(asset_id, sender, src, Balance(src.available, src.held, src.frozen - amount), src_key)
+        tx.put_balance(asset_id, sender, src, _make_balance(src.available, src.held, src.frozen - amount), src_key)
     else:
         if src.available < amount:
             raise Refused(
                 codes.INSUFFICIENT_ACTIVE_BALANCE, f"{sender} has {src.available} active {asset_id}, needs {amount}"
             )
-        tx.put_balance(asset_id, sender, src, Balance(src.available - amount, src.held, src.frozen), src_key)
+        tx.put_balance(asset_id, sender, src, _make_balance(src.available - amount, src.held, src.frozen), src_key)
     dst_key = balance_key(asset_id, recipient)
     dst = get(dst_key) or ZERO_BALANCE
     # Cannot overflow: every balance is part of the outstanding supply, which is capped at supply_cap <= 2^64-1.
     assert dst.available + amount <= MAX_AMOUNT
-    tx.put_balance(asset_id, recipient, dst, Balance(dst.available + amount, dst.held, dst.frozen), dst_key)
+    tx.put_balance(asset_id, recipient, dst, _make_balance(dst.available + amount, dst.held, dst.frozen), dst_key)
 
 
 def check_agents(tx: TxContext, agents: tuple[str, ...]) -> None:
@@ -139,7 +142,11 @@ def transfer(tx: TxContext, op: Transfer) -> None:
         tx.check_rules(mv)
         move_units(tx, op.asset, op.actor, leg.recipient, leg.amount)
         tx.rules_succeeded(mv)
-        tx.emit("transferred", asset=op.asset, sender=op.actor, recipient=leg.recipient, amount=leg.amount, leg=i)
+        # emit("transferred", asset=, sender=, recipient=, amount=, leg=), its attributes given in canonical order
+        tx.emit_canonical(
+            "transferred",
+            (("amount", leg.amount), ("asset", op.asset), ("leg", i), ("recipient", leg.recipient), ("sender", op.actor)),
+        )
 
 
 def redeem(tx: TxContext, op: Redeem) -> None:
