@@ -8,8 +8,8 @@
 SIGTERM and SIGINT stop the node gracefully (consensus stops, the transport says goodbye, stores close).
 With $LEDGER_NODE_CPROFILE=DIR, `node run` profiles its event-loop thread with cProfile on the thread's CPU clock
 (waits for I/O or for the interpreter lock do not count; the execution thread and the verifier processes are not in
-it) and writes DIR/<node id>.prof when it stops, with DIR/<node id>.threads: the CPU seconds of every Python thread
-of the process, last seen at one-second samples (read it with `python -m pstats`;
+it) and writes DIR/<node id>.prof when it stops, with DIR/<node id>.threads: the CPU seconds of every thread of the
+process (Python threads by name, others as "native": LevelDB's compaction thread is one) (read it with `python -m pstats`;
 docs/testnet.md, "Profiling a node").
 Exit codes: 0 stopped, 1 refused to start (config/genesis/keys problem, message on stderr), 3 halted on a fatal
 inconsistency (e.g. state root mismatch; the log says which), 4 stopped after a disk read or write failed (the node
@@ -133,20 +133,14 @@ def run_command(args: argparse.Namespace) -> int:
     profile_dir = os.environ.get(CPROFILE_ENV)
     if not profile_dir:
         return _run(args)
-    threads: dict[int, tuple[str, float]] = {}
+    seen: dict[int, tuple[str, float]] = {}
     stop = threading.Event()
 
-    def sample_threads() -> None:
+    def sample() -> None:
         while not stop.wait(1.0):
-            for thread in threading.enumerate():
-                if thread.ident is not None and thread.native_id is not None:
-                    try:
-                        cpu = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-                    except (OSError, ProcessLookupError):
-                        continue  # the thread ended since enumerate()
-                    threads[thread.native_id] = (thread.name, cpu)
+            seen.update(thread_cpu_seconds())
 
-    threading.Thread(target=sample_threads, name="cprofile-threads", daemon=True).start()
+    threading.Thread(target=sample, name="cprofile-threads", daemon=True).start()
     profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
     try:
@@ -154,12 +148,34 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         profiler.disable()
         stop.set()
+        seen.update(thread_cpu_seconds())
         node_id = load_config(args.config).node_id
         os.makedirs(profile_dir, exist_ok=True)
         profiler.dump_stats(os.path.join(profile_dir, f"{node_id}.prof"))
         with open(os.path.join(profile_dir, f"{node_id}.threads"), "w", encoding="utf-8") as out:
-            ranked = sorted(threads.items(), key=lambda kv: -kv[1][1])
-            out.writelines(f"{cpu:10.3f} s  {name} ({native_id})\n" for native_id, (name, cpu) in ranked)
+            ranked = sorted(seen.items(), key=lambda kv: -kv[1][1])
+            out.writelines(f"{cpu:10.3f} s  {name} ({tid})\n" for tid, (name, cpu) in ranked)
+
+
+def thread_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """{native thread id: (name, CPU seconds)} for every thread of this process (Linux /proc): Python threads by
+    their names, the others (LevelDB's compaction thread, libraries' own threads) as "native"."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for entry in tids:
+        try:
+            with open(f"/proc/self/task/{entry}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        tid = int(entry)
+        out[tid] = (names.get(tid, "native"), (int(fields[11]) + int(fields[12])) / ticks)
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
