@@ -166,9 +166,10 @@ class Ed25519Verifier:
         self.max_pending = max_pending
         self._start_method = start_method if start_method in multiprocessing.get_all_start_methods() else None
         self._pool: Executor | None = None
-        self._in_flight: set[Future[list[bool]]] = set()  # pool tasks sent and not yet done (at most `workers`
-        # at a flush; full chunks may add more)
-        self._wake_loop: asyncio.AbstractEventLoop | None = None  # a flush held back there waits for a task's end
+        # pool tasks sent and not yet done -> the loop that sent them (at most `workers` at a flush; full chunks may
+        # add more, up to max_pending / batch_size)
+        self._in_flight: dict[Future[list[bool]], asyncio.AbstractEventLoop] = {}
+        self._wake_loop: asyncio.AbstractEventLoop | None = None  # a held flush there waits on another loop's task
         self._buffer: list[_Segment] = []  # request segments waiting for a pool task, in arrival order
         self._buffered = 0  # items in _buffer
         self._flush_scheduled = False
@@ -254,12 +255,14 @@ class Ed25519Verifier:
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """End of a loop iteration, or a task completed: send what is buffered, spread over the free workers (chunks
         of at least MIN_SPLIT items, at most batch_size). While every worker has a task in flight the items wait:
-        the first task to complete sends them (`_wake`), so under load they travel in fewer, larger tasks."""
+        the first task to complete sends them (`_completed`), so under load they travel in fewer, larger tasks."""
         self._flush_scheduled = False
         while self._buffered:
             free = self._free_workers()
             if free == 0:
-                if self._wake_loop is not loop:  # one wake-up per loop, armed on a task in flight
+                # A task sent from this loop flushes when it completes (`_completed`, no extra wake-up). Tasks sent
+                # from another loop (one that has ended) answer there: then one wake-up is armed here.
+                if all(sent is not loop for sent in self._in_flight.values()) and self._wake_loop is not loop:
                     self._wake_loop = loop
                     task = next(iter(self._in_flight))
                     task.add_done_callback(lambda _: loop.call_soon_threadsafe(self._wake, loop))
@@ -268,7 +271,7 @@ class Ed25519Verifier:
             self._dispatch(loop, max(MIN_SPLIT, min(share, self.batch_size)))
 
     def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A task this loop waited on is done: send what was held back."""
+        """A task sent from another (ended) loop is done: send what this loop held back."""
         self._wake_loop = None
         if self._buffered and not self._flush_scheduled:
             self._flush(loop)
@@ -278,7 +281,7 @@ class Ed25519Verifier:
         dispatch answers inline). A task counts until its future is done, whichever loop its answer goes to."""
         if self._pool is None:
             return self.workers
-        self._in_flight = {f for f in self._in_flight if not f.done()}
+        self._in_flight = {f: sent for f, sent in self._in_flight.items() if not f.done()}
         return max(0, self.workers - len(self._in_flight))
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop, limit: int | None = None) -> None:
@@ -308,7 +311,7 @@ class Ed25519Verifier:
         except (BrokenProcessPool, RuntimeError):
             self._deliver(chunk, self._recover(items))
             return
-        self._in_flight.add(future)
+        self._in_flight[future] = loop
         future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._completed, chunk, items, f))
 
     def _completed(self, chunk: list[_Segment], items: list[VerifyItem], future: Future[list[bool]]) -> None:
@@ -321,8 +324,10 @@ class Ed25519Verifier:
             log.exception("ed25519_pool_task_failed items=%d: verifying them in the event loop", len(items))
             results = verify_items(items)
         assert len(results) == len(items), "worker answered a different number of items"
-        self._in_flight.discard(future)
+        self._in_flight.pop(future, None)
         self._deliver(chunk, results)
+        if self._buffered and not self._flush_scheduled:  # items held back while every worker was busy
+            self._flush(asyncio.get_running_loop())
 
     def _recover(self, items: list[VerifyItem]) -> list[bool]:
         """A worker died (killed, out of memory): answer this chunk here and start a fresh pool for the next."""

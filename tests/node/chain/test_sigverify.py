@@ -298,3 +298,41 @@ def test_items_arriving_while_every_worker_is_busy_leave_in_one_task() -> None:
     finally:
         verifier._pool = real_pool
         verifier.close()
+
+
+def test_items_held_behind_a_task_of_an_ended_loop_still_leave() -> None:
+    """A task sent from a loop that has ended answers to that loop, never here: a flush held back behind it arms a
+    wake-up of its own, or its callers would wait forever."""
+    items = mixed_items()[:4]
+    verifier = Ed25519Verifier(workers=1, batch_size=64, backend="thread")
+    real_pool = verifier._pool
+    held = _HeldPool()
+    verifier._pool = held
+
+    async def first() -> None:
+        abandoned = asyncio.create_task(verifier.verify_batch(items[:2]))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(held.tasks) == 1
+        abandoned.cancel()  # its loop ends with the task in flight
+
+    async def second() -> list[bool]:
+        call = asyncio.create_task(verifier.verify_batch(items[2:]))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(held.tasks) == 1  # the only worker is busy with the first loop's task: held back
+        held.finish(0)
+        for _ in range(20):
+            if len(held.tasks) == 2:
+                break
+            await asyncio.sleep(0)
+        assert len(held.tasks) == 2 and held.tasks[1][1] == items[2:]
+        held.finish(1)
+        return await asyncio.wait_for(call, 30)  # a guard against a hang, not a timing
+
+    try:
+        asyncio.run(first())
+        assert asyncio.run(second()) == verify_items(items[2:])
+    finally:
+        verifier._pool = real_pool
+        verifier.close()
