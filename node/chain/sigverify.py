@@ -14,6 +14,12 @@ Why this shape (docs/mempool.md, "Signature verification"):
   full chunk, and at the end of the current event-loop iteration (call_soon) what is left is spread over the
   workers (at least MIN_SPLIT items per chunk). Many concurrent submissions therefore travel to the workers in a few
   tasks, and every core gets a share.
+- A pool task costs a fixed ~300 µs of CPU besides its verifications (the executor's manager and queue-feeder threads,
+  pickling both ways, the loop's wake-up), as much as five verifications. So the end-of-iteration flush only sends
+  while fewer than `workers` tasks are in flight: what arrives while every worker is busy waits in the buffer and
+  leaves, in one task per free worker, when a task completes (a full `batch_size` chunk still leaves at once). Under
+  load, the tasks grow with the load instead of carrying the few transactions of one gossip frame or HTTP request;
+  an idle node still sends its first items at the end of the iteration.
 - Answers never depend on the path: the pool, the synchronous fallback and a rebuilt pool all run `verify_items`,
   which answers False (never raises) for malformed keys, signatures or argument types.
 - Workers start with the forkserver method (nothing forks a process that runs threads and an event loop). As with
@@ -160,6 +166,10 @@ class Ed25519Verifier:
         self.max_pending = max_pending
         self._start_method = start_method if start_method in multiprocessing.get_all_start_methods() else None
         self._pool: Executor | None = None
+        # pool tasks sent and not yet done -> the loop that sent them (at most `workers` at a flush; full chunks may
+        # add more, up to max_pending / batch_size)
+        self._in_flight: dict[Future[list[bool]], asyncio.AbstractEventLoop] = {}
+        self._wake_loop: asyncio.AbstractEventLoop | None = None  # a held flush there waits on another loop's task
         self._buffer: list[_Segment] = []  # request segments waiting for a pool task, in arrival order
         self._buffered = 0  # items in _buffer
         self._flush_scheduled = False
@@ -243,12 +253,36 @@ class Ed25519Verifier:
         return await request.future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        """End of a loop iteration: send what is buffered, spread over the workers (chunks of at least
-        MIN_SPLIT items, at most batch_size)."""
+        """End of a loop iteration, or a task completed: send what is buffered, spread over the free workers (chunks
+        of at least MIN_SPLIT items, at most batch_size). While every worker has a task in flight the items wait:
+        the first task to complete sends them (`_completed`), so under load they travel in fewer, larger tasks."""
         self._flush_scheduled = False
         while self._buffered:
-            share = -(-self._buffered // self.workers)
+            free = self._free_workers()
+            if free == 0:
+                # A task sent from this loop flushes when it completes (`_completed`, no extra wake-up). Tasks sent
+                # from another loop (one that has ended) answer there: then one wake-up is armed here.
+                if all(sent is not loop for sent in self._in_flight.values()) and self._wake_loop is not loop:
+                    self._wake_loop = loop
+                    task = next(iter(self._in_flight))
+                    task.add_done_callback(lambda _: loop.call_soon_threadsafe(self._wake, loop))
+                return
+            share = -(-self._buffered // free)
             self._dispatch(loop, max(MIN_SPLIT, min(share, self.batch_size)))
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A task sent from another (ended) loop is done: send what this loop held back."""
+        self._wake_loop = None
+        if self._buffered and not self._flush_scheduled:
+            self._flush(loop)
+
+    def _free_workers(self) -> int:
+        """Workers without a task of this verifier in flight (0 when all are busy; `workers` without a pool, whose
+        dispatch answers inline). A task counts until its future is done, whichever loop its answer goes to."""
+        if self._pool is None:
+            return self.workers
+        self._in_flight = {f: sent for f, sent in self._in_flight.items() if not f.done()}
+        return max(0, self.workers - len(self._in_flight))
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop, limit: int | None = None) -> None:
         """Send up to `limit` (default batch_size) buffered items, whole or split request segments, as one task."""
@@ -277,6 +311,7 @@ class Ed25519Verifier:
         except (BrokenProcessPool, RuntimeError):
             self._deliver(chunk, self._recover(items))
             return
+        self._in_flight[future] = loop
         future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._completed, chunk, items, f))
 
     def _completed(self, chunk: list[_Segment], items: list[VerifyItem], future: Future[list[bool]]) -> None:
@@ -289,7 +324,10 @@ class Ed25519Verifier:
             log.exception("ed25519_pool_task_failed items=%d: verifying them in the event loop", len(items))
             results = verify_items(items)
         assert len(results) == len(items), "worker answered a different number of items"
+        self._in_flight.pop(future, None)
         self._deliver(chunk, results)
+        if self._buffered and not self._flush_scheduled:  # items held back while every worker was busy
+            self._flush(asyncio.get_running_loop())
 
     def _recover(self, items: list[VerifyItem]) -> list[bool]:
         """A worker died (killed, out of memory): answer this chunk here and start a fresh pool for the next."""

@@ -6,6 +6,11 @@
     ledger node status --data DIR        ask a running node (through DATA/admin.sock) for its status
 
 SIGTERM and SIGINT stop the node gracefully (consensus stops, the transport says goodbye, stores close).
+With $LEDGER_NODE_CPROFILE=DIR, `node run` profiles its event-loop thread with cProfile on the thread's CPU clock
+(waits for I/O or for the interpreter lock do not count; the execution thread and the verifier processes are not in
+it) and writes DIR/<node id>.prof when it stops, with DIR/<node id>.threads: the CPU seconds of every thread of the
+process (Python threads by name, others as "native": LevelDB's compaction thread is one) (read it with `python -m pstats`;
+docs/testnet.md, "Profiling a node").
 Exit codes: 0 stopped, 1 refused to start (config/genesis/keys problem, message on stderr), 3 halted on a fatal
 inconsistency (e.g. state root mismatch; the log says which), 4 stopped after a disk read or write failed (the node
 kept serving reads and reporting the failure until stopped; docs/operations.md, "A failing disk").
@@ -15,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -40,6 +47,7 @@ from node.validator.safety_store import SafetyStoreError
 
 EXIT_HALTED = 3
 EXIT_STORAGE_FAILED = 4
+CPROFILE_ENV = "LEDGER_NODE_CPROFILE"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -122,6 +130,55 @@ def print_addresses(config: Any, api: bool) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    profile_dir = os.environ.get(CPROFILE_ENV)
+    if not profile_dir:
+        return _run(args)
+    seen: dict[int, tuple[str, float]] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(1.0):
+            seen.update(thread_cpu_seconds())
+
+    threading.Thread(target=sample, name="cprofile-threads", daemon=True).start()
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    try:
+        return _run(args)
+    finally:
+        profiler.disable()
+        stop.set()
+        seen.update(thread_cpu_seconds())
+        node_id = load_config(args.config).node_id
+        os.makedirs(profile_dir, exist_ok=True)
+        profiler.dump_stats(os.path.join(profile_dir, f"{node_id}.prof"))
+        with open(os.path.join(profile_dir, f"{node_id}.threads"), "w", encoding="utf-8") as out:
+            ranked = sorted(seen.items(), key=lambda kv: -kv[1][1])
+            out.writelines(f"{cpu:10.3f} s  {name} ({tid})\n" for tid, (name, cpu) in ranked)
+
+
+def thread_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """{native thread id: (name, CPU seconds)} for every thread of this process (Linux /proc): Python threads by
+    their names, the others (LevelDB's compaction thread, libraries' own threads) as "native"."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for entry in tids:
+        try:
+            with open(f"/proc/self/task/{entry}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        tid = int(entry)
+        out[tid] = (names.get(tid, "native"), (int(fields[11]) + int(fields[12])) / ticks)
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(serve(args.config, getattr(args, "state_sync", False), node_passphrase(args)))
     except ClientError as exc:  # the passphrase: keystore_* and passphrase_* codes

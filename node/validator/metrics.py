@@ -2,7 +2,7 @@
 
     metrics = NodeMetrics()
     metrics.set_height(h); metrics.set_round(r); metrics.view_change(); metrics.local_timeout()
-    metrics.set_peers(n); metrics.set_mempool(pool.stats())
+    metrics.set_peers(n); metrics.set_mempool(pool.stats()); metrics.set_sigverify(verifier.stats)
     metrics.committed(tx_count, latencies_seconds)        # after each commit (latencies: pool.remove_committed)
     metrics.rejected_message("malformed"); metrics.admission(result)   # mempool refusals, by code
     metrics.sync_applied(blocks)
@@ -41,6 +41,7 @@ from node.validator.round_timeline import RoundTimeline
 
 if TYPE_CHECKING:
     from node.chain.mempool import Admission, MempoolStats
+    from node.chain.sigverify import VerifierStats
 
 __all__ = ["COMMIT_LATENCY_BUCKETS", "CONTENT_TYPE", "MAX_LABEL_VALUES", "NodeMetrics"]
 
@@ -96,6 +97,13 @@ class NodeMetrics:
         )
         self.mempool_verifying = Gauge(
             "ledger_mempool_verifying", "Admissions waiting for their signature checks", registry=r
+        )
+        self.sigverify_items = Gauge(
+            "ledger_sigverify_items", "Ed25519 signatures verified by the node's verifier since it started", registry=r
+        )
+        self.sigverify_tasks = Gauge(
+            "ledger_sigverify_tasks", "Tasks the verifier sent to its workers since it started (items per task = "
+            "ledger_sigverify_items / ledger_sigverify_tasks: each task has a fixed cost)", registry=r
         )
         self.peers = Gauge("ledger_peers_connected", "Authenticated peer connections", registry=r)
         self.committed_txs = Counter("ledger_committed_txs", "Transactions in committed blocks", registry=r)
@@ -184,6 +192,10 @@ class NodeMetrics:
         self.mempool_txs.set(stats.txs)
         self.mempool_bytes.set(stats.bytes)
         self.mempool_verifying.set(stats.verifying)
+
+    def set_sigverify(self, stats: VerifierStats) -> None:
+        self.sigverify_items.set(stats.verified)
+        self.sigverify_tasks.set(stats.tasks)
 
     def mempool_rejected(self, code: int) -> None:
         entry = codes.describe(code)

@@ -176,7 +176,8 @@ class ValidatorNode:
             if self._own_sig_verifier:
                 self.sig_verifier.close()
             raise
-        self.view = NodeView(self.app, self.driver, self.metrics, self.transport, self.submit_many)
+        self.view = NodeView(self.app, self.driver, self.metrics, self.transport, self.submit_many,
+                             self.sig_verifier)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()

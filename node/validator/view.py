@@ -23,6 +23,7 @@ from node.chain import execution
 from node.chain.application import Application
 from node.chain.certified import cert_key
 from node.chain.mempool import TX_ALREADY_PENDING, Admission
+from node.chain.sigverify import Ed25519Verifier
 from node.net.transport import Transport
 from node.validator.driver import ValidatorDriver
 from node.validator.metrics import NodeMetrics
@@ -44,9 +45,12 @@ class NodeView:
     """Implements node.api.facade.NodeFacade (structurally)."""
 
     def __init__(self, app: Application, driver: ValidatorDriver, metrics: NodeMetrics, transport: Transport | None,
-                 submit: Callable[[Sequence[SignedTransaction | bytes]], Awaitable[list[Admission]]]) -> None:
-        """`submit`: the node's client admission (mempool, then gossip to the peers)."""
+                 submit: Callable[[Sequence[SignedTransaction | bytes]], Awaitable[list[Admission]]],
+                 sig_verifier: Ed25519Verifier | None = None) -> None:
+        """`submit`: the node's client admission (mempool, then gossip to the peers); `sig_verifier`: the node's
+        Ed25519 verifier, whose task counts /metrics exports."""
         self._app = app
+        self._sig_verifier = sig_verifier
         self._driver = driver
         self._metrics = metrics
         self._transport = transport
@@ -170,6 +174,8 @@ class NodeView:
         metrics = self._metrics
         transport = self._transport
         metrics.set_mempool(self._app.mempool.stats())
+        if self._sig_verifier is not None:
+            metrics.set_sigverify(self._sig_verifier.stats)
         metrics.set_peers(0 if transport is None else len(transport.connected_peers()))
         limits = self._app.mempool.limits
         metrics.set_limits(limits.max_txs, limits.max_bytes)

@@ -239,3 +239,100 @@ def test_close_answers_items_still_buffered() -> None:
         return await asyncio.wait_for(task, 30)  # a guard against a hang, not a timing
 
     assert asyncio.run(run()) == verify_items(items)
+
+
+class _HeldPool(ThreadPoolExecutor):
+    """A pool whose tasks finish only when the test says so (`finish`), so "every worker is busy" is a state the
+    test controls instead of a race."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.tasks: list[tuple[Future[list[bool]], list[VerifyItem]]] = []
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        future: Future[list[bool]] = Future()
+        self.tasks.append((future, args[0]))
+        return future
+
+    def finish(self, k: int) -> None:
+        future, items = self.tasks[k]
+        future.set_result(verify_items(items))
+
+
+def test_items_arriving_while_every_worker_is_busy_leave_in_one_task() -> None:
+    """Under load a task carried the few items of one loop iteration (one gossip frame, one HTTP batch), paying the
+    pool's fixed cost per task; now what arrives while the workers are busy waits and leaves in one task."""
+    items = mixed_items()[:8]
+    expected = verify_items(items)
+    verifier = Ed25519Verifier(workers=1, batch_size=64, backend="thread")
+    real_pool = verifier._pool
+    held = _HeldPool()
+    verifier._pool = held
+
+    async def run() -> list[list[bool]]:
+        first = asyncio.create_task(verifier.verify_batch(items[:2]))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the first call's flush sent its task: the only worker is busy
+        assert len(held.tasks) == 1
+        later = []
+        for i in range(2, 8, 2):  # three more calls, each flushed in its own loop iteration
+            later.append(asyncio.create_task(verifier.verify_batch(items[i : i + 2])))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        assert len(held.tasks) == 1 and verifier.stats.pending == 8  # held back, not sent one task each
+        held.finish(0)  # the worker is free: the six held items leave together
+        answers = [await asyncio.wait_for(first, 30)]  # a guard against a hang, not a timing
+        for _ in range(20):
+            if len(held.tasks) == 2:
+                break
+            await asyncio.sleep(0)
+        assert len(held.tasks) == 2 and len(held.tasks[1][1]) == 6
+        held.finish(1)
+        answers += [await asyncio.wait_for(t, 30) for t in later]
+        return answers
+
+    try:
+        answers = asyncio.run(run())
+        assert answers == [expected[i : i + 2] for i in range(0, 8, 2)]
+        assert verifier.stats.tasks == 2 and verifier.stats.pending == 0
+    finally:
+        verifier._pool = real_pool
+        verifier.close()
+
+
+def test_items_held_behind_a_task_of_an_ended_loop_still_leave() -> None:
+    """A task sent from a loop that has ended answers to that loop, never here: a flush held back behind it arms a
+    wake-up of its own, or its callers would wait forever."""
+    items = mixed_items()[:4]
+    verifier = Ed25519Verifier(workers=1, batch_size=64, backend="thread")
+    real_pool = verifier._pool
+    held = _HeldPool()
+    verifier._pool = held
+
+    async def first() -> None:
+        abandoned = asyncio.create_task(verifier.verify_batch(items[:2]))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(held.tasks) == 1
+        abandoned.cancel()  # its loop ends with the task in flight
+
+    async def second() -> list[bool]:
+        call = asyncio.create_task(verifier.verify_batch(items[2:]))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(held.tasks) == 1  # the only worker is busy with the first loop's task: held back
+        held.finish(0)
+        for _ in range(20):
+            if len(held.tasks) == 2:
+                break
+            await asyncio.sleep(0)
+        assert len(held.tasks) == 2 and held.tasks[1][1] == items[2:]
+        held.finish(1)
+        return await asyncio.wait_for(call, 30)  # a guard against a hang, not a timing
+
+    try:
+        asyncio.run(first())
+        assert asyncio.run(second()) == verify_items(items[2:])
+    finally:
+        verifier._pool = real_pool
+        verifier.close()

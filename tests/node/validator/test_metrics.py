@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ledger import codes
 from node.chain.mempool import MEMPOOL_FULL, Admission, MempoolStats
+from node.chain.sigverify import VerifierStats
 from node.validator.logs import log_event, setup_logging
 from node.validator.metrics import MAX_LABEL_VALUES, NodeMetrics
 
@@ -47,6 +48,7 @@ def test_render_contains_every_metric_with_the_values_set() -> None:
     m.local_timeout()
     m.set_peers(3)
     m.set_mempool(MempoolStats(txs=120, bytes=36_000, verifying=7, lanes=9, height=42))
+    m.set_sigverify(VerifierStats(workers=2, batch_size=256, verified=900, tasks=30, pending=4, pool_restarts=0))
     m.committed(300, [0.04, 0.15, 0.9])
     clock.now += 1
     m.committed(200, [2.5])
@@ -68,6 +70,8 @@ def test_render_contains_every_metric_with_the_values_set() -> None:
     assert value(text, "ledger_mempool_txs") == 120
     assert value(text, "ledger_mempool_bytes") == 36_000
     assert value(text, "ledger_mempool_verifying") == 7
+    assert value(text, "ledger_sigverify_items") == 900
+    assert value(text, "ledger_sigverify_tasks") == 30
     assert value(text, "ledger_committed_txs_total") == 500
     assert value(text, "ledger_committed_blocks_total") == 2
     assert value(text, "ledger_committed_tps") == 50.0  # 500 txs in the last 10 s

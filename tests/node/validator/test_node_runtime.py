@@ -98,7 +98,11 @@ def test_dev_chain_commits_restarts_and_streams(tmp_path, sig_verifier) -> None:
         head = node.app.head
         status = node.view.status()
         assert status["mode"] == "consensus" and status["committed_txs"] == 40 and status["fatal"] is None
-        assert "ledger_height" in node.view.metrics_text()
+        text = node.view.metrics_text()
+        assert "ledger_height" in text
+        exported = dict(line.split(" ") for line in text.splitlines() if line.startswith("ledger_sigverify_"))
+        assert float(exported["ledger_sigverify_items"]) >= 40  # every admitted signature went through it
+        assert float(exported["ledger_sigverify_tasks"]) == 0  # this verifier has no pool (workers=0): no tasks
         await node.stop()
         return head.height, head.state_root, heights
 
