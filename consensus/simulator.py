@@ -28,7 +28,8 @@ in the middle of an action list too (right after persisting a vote, before sendi
 With `down` (> 0), that many honest validators go down after GST for `down_ms` (crashed, wiped = restarted with
 its safety state lost, recovering it from a quorum's statements, or partitioned away), within the fault budget
 (Byzantine + down <= f); the run measures the committed blocks per virtual second healthy (GST + 1 s until they go
-down) and degraded (while they are down), and checks that a crashed or partitioned validator, once back, proposes a
+down), degraded (while they are down) and recovered (the `RECOVERED_MS` after their return, with how soon a 1 s
+window is back at 90% of the healthy rate), and checks that a crashed or partitioned validator, once back, proposes a
 committed block within `RECOVERY_MS` (leader election gives it rounds again).
 With `reconfig`, the seed also draws a schedule of epoch changes (add a validator, remove one, rotate a key; every
 epoch keeps n >= 4 and its Byzantine members < n/3), each ending at a fixed height; additionally checked:
