@@ -28,7 +28,8 @@ in the middle of an action list too (right after persisting a vote, before sendi
 With `down` (> 0), that many honest validators go down after GST for `down_ms` (crashed, wiped = restarted with
 its safety state lost, recovering it from a quorum's statements, or partitioned away), within the fault budget
 (Byzantine + down <= f); the run measures the committed blocks per virtual second healthy (GST + 1 s until they go
-down) and degraded (while they are down), and checks that a crashed or partitioned validator, once back, proposes a
+down), degraded (while they are down) and recovered (the `RECOVERED_MS` after their return, with how soon a 1 s
+window is back at 90% of the healthy rate), and checks that a crashed or partitioned validator, once back, proposes a
 committed block within `RECOVERY_MS` (leader election gives it rounds again).
 With `reconfig`, the seed also draws a schedule of epoch changes (add a validator, remove one, rotate a key; every
 epoch keeps n >= 4 and its Byzantine members < n/3), each ending at a fixed height; additionally checked:
@@ -42,6 +43,7 @@ Nothing here reads the clock or an unseeded random source; the same seed gives t
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import heapq
@@ -96,6 +98,13 @@ DOWN_MODES: Final = ("crash", "wipe", "partition")
 HEALTHY_FROM_MS: Final = 1000
 DOWN_AT_MS: Final = 4000
 RECOVERY_MS: Final = 20_000
+# After the return the run goes on at least RECOVERED_MS to measure the block rate with the validators back
+# (`recovered_blocks`) and how soon it is healthy again: `back_to_healthy_ms`, the start of the first
+# BACK_WINDOW_MS window after the return (in BACK_STEP_MS steps) that commits at least BACK_RATIO of the healthy rate.
+RECOVERED_MS: Final = 4000
+BACK_WINDOW_MS: Final = 1000
+BACK_STEP_MS: Final = 100
+BACK_RATIO: Final = 0.9
 # A returned validator too far behind for consensus-level sync is caught up by (emulated) block sync this much later.
 BLOCK_SYNC_AFTER_MS: Final = 500
 
@@ -157,6 +166,11 @@ class RunResult:
     degraded_blocks: int = 0
     degraded_ms: int = 0
     recovery_ms: int = -1
+    # Blocks committed in the RECOVERED_MS after the return, and ms from the return to the first window at the
+    # healthy rate (-1: none within RECOVERED_MS).
+    recovered_blocks: int = 0
+    recovered_ms: int = 0
+    back_to_healthy_ms: int = -1
 
     @property
     def ok(self) -> bool:
@@ -762,8 +776,10 @@ class Simulation:
         self._at(self.gst, self._on_gst)
         max_delay = cfg.base_timeout_ms << cfg.max_backoff_exponent
         deadline = self.gst + (live_rounds + cfg.rounds) * (max_delay + 200)
-        # With `down`, run until a returned validator proposed a committed block (or RECOVERY_MS passed).
+        # With `down`, run until a returned validator proposed a committed block and RECOVERED_MS passed since the
+        # return (or RECOVERY_MS passed).
         finish_at = self.up_at + RECOVERY_MS
+        measured_at = self.up_at + RECOVERED_MS
         if cfg.down:
             deadline = max(deadline, finish_at + max_delay)
         stop_reason = ""
@@ -782,7 +798,8 @@ class Simulation:
                 stop_reason = f"no commits within {live_rounds} rounds after GST (round {self.gst_round})"
                 break
             if self.live_at_round is not None and top >= cfg.rounds and not self._recovering() and (
-                    not cfg.down or self.now >= finish_at or self.result.recovery_ms >= 0):
+                    not cfg.down or self.now >= finish_at or (self.result.recovery_ms >= 0
+                                                                 and self.now >= measured_at)):
                 break
             if self.now > deadline:
                 stop_reason = "virtual time limit"
@@ -838,6 +855,16 @@ class Simulation:
             r.liveness_failures.append(f"no commit while {len(self.down_nodes)} validator(s) were down")
         if r.recovery_ms < 0 and not r.safety_violations:
             r.liveness_failures.append(f"no block of a returned validator committed within {RECOVERY_MS} ms")
+        times = [t for t, _ in self.height_times]
+        r.recovered_ms = RECOVERED_MS
+        r.recovered_blocks = bisect.bisect_left(times, self.up_at + RECOVERED_MS) - bisect.bisect_left(times, self.up_at)
+        if r.healthy_blocks:
+            need = BACK_RATIO * r.healthy_blocks * BACK_WINDOW_MS / r.healthy_ms
+            for start in range(self.up_at, self.up_at + RECOVERED_MS - BACK_WINDOW_MS + 1, BACK_STEP_MS):
+                blocks = bisect.bisect_left(times, start + BACK_WINDOW_MS) - bisect.bisect_left(times, start)
+                if blocks >= need:
+                    r.back_to_healthy_ms = start - self.up_at
+                    break
 
 
 def _signed_round(message: Message) -> tuple[int, int] | None:
@@ -864,6 +891,7 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
     summary: dict[str, object] = {key: 0 for key in (*SUMMED_KEYS, *RECOVERY_KEYS)}
     summary["failed_seeds"] = []
     summary["max_recovery_ms"] = -1
+    summary["max_back_to_healthy_ms"] = -1
     failures: list[dict[str, object]] = []
     for seed in range(seed_start, seed_start + seeds):
         restart_all = (seed % 4 == 3) if all_restart is None else all_restart
@@ -885,6 +913,11 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
                 summary[key] += getattr(result, key)  # type: ignore[operator]
             summary["recovered"] += int(result.recovery_ms >= 0)  # type: ignore[operator]
             summary["max_recovery_ms"] = max(summary["max_recovery_ms"], result.recovery_ms)  # type: ignore[call-overload]
+            summary["recovered_blocks"] += result.recovered_blocks  # type: ignore[operator]
+            summary["recovered_ms"] += result.recovered_ms  # type: ignore[operator]
+            summary["never_back_to_healthy"] += int(result.back_to_healthy_ms < 0)  # type: ignore[operator]
+            summary["max_back_to_healthy_ms"] = max(summary["max_back_to_healthy_ms"],  # type: ignore[call-overload]
+                                                    result.back_to_healthy_ms)
         if result.safety_violations:
             summary["safety_violations"] += 1  # type: ignore[operator]
         if result.liveness_failures:
@@ -911,7 +944,7 @@ def run_many(seeds: int, *, seed_start: int = 0, nodes: int = 4, byzantine: int 
 RECOVERY_KEYS: Final = ("recovery_wipes", "recovery_wiped_recovered_in_epoch", "recovery_recovery_statements_signed")
 SUMMED_KEYS: Final = ("runs", "safety_violations", "liveness_failures", "commits", "rounds", "messages", "evidence",
                       "epoch_changes", "leader_checks", "healthy_blocks", "healthy_ms", "degraded_blocks",
-                      "degraded_ms", "recovered")
+                      "degraded_ms", "recovered", "recovered_blocks", "recovered_ms", "never_back_to_healthy")
 
 
 def _down_rates(summary: dict[str, object]) -> None:
@@ -922,6 +955,11 @@ def _down_rates(summary: dict[str, object]) -> None:
         summary["healthy_blocks_per_s"] = round(healthy, 2)
         summary["degraded_blocks_per_s"] = round(degraded, 2)
         summary["degraded_ratio"] = round(degraded / healthy, 3) if healthy else 0.0
+    if summary["healthy_ms"] and summary["recovered_ms"]:
+        healthy = 1000 * summary["healthy_blocks"] / summary["healthy_ms"]  # type: ignore[operator]
+        recovered = 1000 * summary["recovered_blocks"] / summary["recovered_ms"]  # type: ignore[operator]
+        summary["recovered_blocks_per_s"] = round(recovered, 2)
+        summary["recovered_ratio"] = round(recovered / healthy, 3) if healthy else 0.0
 
 
 def merge_summaries(parts: list[dict[str, object]], seconds: float) -> dict[str, object]:
@@ -931,6 +969,8 @@ def merge_summaries(parts: list[dict[str, object]], seconds: float) -> dict[str,
         if any(key in p for p in parts):
             merged[key] = sum(int(p.get(key, 0)) for p in parts)  # type: ignore[call-overload]
     merged["max_recovery_ms"] = max((int(p.get("max_recovery_ms", -1)) for p in parts), default=-1)  # type: ignore[call-overload]
+    merged["max_back_to_healthy_ms"] = max((int(p.get("max_back_to_healthy_ms", -1)) for p in parts),  # type: ignore[call-overload]
+                                           default=-1)
     _down_rates(merged)
     merged["failed_seeds"] = sorted(s for p in parts for s in p["failed_seeds"])  # type: ignore[attr-defined]
     merged["failures"] = sorted((f for p in parts for f in p["failures"]), key=lambda f: f["seed"])  # type: ignore[attr-defined]

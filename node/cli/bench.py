@@ -252,6 +252,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--down: closed-loop clients (default 16)")
     parser.add_argument("--warmup", dest="net_warmup", type=float, default=5.0,
                         help="--down: seconds of load before the healthy phase (default 5)")
+    parser.add_argument("--route-early", dest="net_route_early", action="store_true",
+                        help="--down: clients send to a restarted validator from its restart, not once it is back "
+                             "in consensus at the head")
 
 
 def run_network(args: argparse.Namespace) -> int:
@@ -301,14 +304,16 @@ def run_degraded(args: argparse.Namespace) -> int:
         print("error: --down creates its own testnet (no --dir) and needs --duration > 0", file=sys.stderr)
         return 2
     config = DegradedConfig(nodes=args.net_nodes, down=args.net_down, duration_s=args.net_duration,
-                            warmup_s=args.net_warmup, clients=args.net_clients)
+                            warmup_s=args.net_warmup, clients=args.net_clients,
+                            route_when_ready=not args.net_route_early)
     try:
         doc = run_degraded_bench(config, out=sys.stderr)
     except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     doc["command"] = (f"ledger bench --nodes {config.nodes} --down {config.down} --duration {config.duration_s:g} "
-                      f"--clients {config.clients} --warmup {config.warmup_s:g}")
+                      f"--clients {config.clients} --warmup {config.warmup_s:g}"
+                      + ("" if config.route_when_ready else " --route-early"))
     if args.net_json:
         with open(args.net_json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)

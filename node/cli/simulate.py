@@ -211,6 +211,11 @@ def format_summary(summary: dict[str, Any], *, app: bool = False) -> str:
         lines.append(f"  validators down    {summary['healthy_blocks']} blocks healthy in {summary['healthy_ms']} ms, "
                      f"{summary['degraded_blocks']} degraded in {summary['degraded_ms']} ms, recovered "
                      f"{summary['recovered']} times (slowest {summary.get('max_recovery_ms', -1)} ms)")
+        lines.append(f"  back              {summary.get('recovered_blocks', 0)} blocks in the "
+                     f"{summary.get('recovered_ms', 0)} ms after the returns "
+                     f"({summary.get('recovered_ratio', '-')} of healthy); a 1 s window at 90% of the healthy "
+                     f"rate within {summary.get('max_back_to_healthy_ms', -1)} ms of the return at the latest, "
+                     f"never in {summary.get('never_back_to_healthy', 0)} runs")
     counters = summary.get("counters") or {}
     if counters:
         lines.append("  counters           " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(
