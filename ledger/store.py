@@ -80,6 +80,11 @@ PRUNE_BATCH = 10_000
 # RSS under load (block payloads are large values); at 8 MiB a memtable still takes ~3 s of commits at 1,000 tx/s.
 WRITE_BUFFER_BYTES = 8 << 20
 BLOCK_CACHE_BYTES = 64 << 20
+# No block compression: what the store holds is hashes, keys, signatures and encoded transactions, which snappy
+# barely shrinks, while compressing every table block LevelDB writes (at each flush and again at each compaction)
+# and decompressing every one it reads cost CPU on the validator's cores (docs/benchmarks.md, "The ledger store
+# without compression"). Blocks written compressed by an earlier version stay readable (the type is per block).
+BLOCK_COMPRESSION = None
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
@@ -259,6 +264,7 @@ class LedgerStore:
                 bloom_filter_bits=10,
                 write_buffer_size=WRITE_BUFFER_BYTES,
                 lru_cache_size=BLOCK_CACHE_BYTES,
+                compression=BLOCK_COMPRESSION,
             )
         except (plyvel.Error, OSError) as exc:
             raise StoreOpenError(codes.STORE_OPEN_FAILED, f"cannot open the ledger store at {path}: {exc}") from exc

@@ -44,6 +44,13 @@ from ledger.transaction import TxBody, sign_transaction
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.tools import bench_contracts
 from node.tools.progress import Ticker
+from node.validator.collector import (
+    CollectorTotals,
+    CollectorTuning,
+    collector_totals,
+    freeze_startup_heap,
+    tune_collector,
+)
 
 CHAIN = "bench-chain"
 ASSET = "CASH-T"
@@ -368,6 +375,16 @@ def make_transfers(n: int, accounts: int, keys: list[SigningKey], expiry: int, s
     return out
 
 
+def _gc_report(tuning: CollectorTuning, before: CollectorTotals | None, after: CollectorTotals | None) -> dict:
+    assert before is not None and after is not None
+    return {
+        "thresholds": list(tuning.thresholds),
+        "source": tuning.source,
+        "collections": [a - b for a, b in zip(after.collections, before.collections, strict=True)],
+        "pause_ms": [round((a - b) * 1e3, 1) for a, b in zip(after.pause_seconds, before.pause_seconds, strict=True)],
+    }
+
+
 def root_growth(spec: str) -> Any:
     if spec.strip().lower() == "none":
         return "skipped (--root-growth none)"
@@ -385,11 +402,18 @@ def run_apply(args: argparse.Namespace) -> int:
     if args.txs < 1 or args.accounts < 2 or args.block_size < 1:
         print("error: need --txs >= 1, --accounts >= 2, --block-size >= 1", file=sys.stderr)
         return 2
+    # The cyclic collector as `node run` sets it (node/validator/collector.py; LEDGER_GC_THRESHOLDS=700,10,10 gives
+    # CPython's defaults), and the setup's heap frozen as a node freezes what its startup built.
+    try:
+        tuning = tune_collector()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     with Ticker(lambda: f"applying {args.txs} transfers (setup, then the timed blocks)"):
-        return _run_apply(args)
+        return _run_apply(args, tuning)
 
 
-def _run_apply(args: argparse.Namespace) -> int:
+def _run_apply(args: argparse.Namespace, tuning: CollectorTuning) -> int:
     t_setup = time.perf_counter()
     ledger, keys = build_ledger(args.accounts)
     blocks = (args.txs + args.block_size - 1) // args.block_size
@@ -403,6 +427,8 @@ def _run_apply(args: argparse.Namespace) -> int:
         tx = decode_transaction(raw, operations=OPERATIONS)
         samples.append((tx.signatures[0].public_key, tx.signing_message, tx.signatures[0].signature))
     prepared = [(VerifyKey(pk), msg, sig) for pk, msg, sig in samples]
+    freeze_startup_heap()
+    gc_before = collector_totals()
 
     # CPU time of this process (time.process_time), so other processes on a shared machine distort less; the raw
     # verification rate is sampled between blocks so both measurements see the same conditions.
@@ -433,6 +459,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         verify_cpu += time.process_time() - start
         verified += len(batch)
     wall = time.perf_counter() - wall
+    gc_after = collector_totals()
 
     verify_per_s = verified / verify_cpu
     tx_per_s = args.txs / apply_cpu
@@ -463,6 +490,8 @@ def _run_apply(args: argparse.Namespace) -> int:
         "state_root": ledger.root.hex(),
         # Which state-root update ran: ledger._smt_native (built by `pip install -e .`) or the pure-Python reference.
         "smt_native": NATIVE_AVAILABLE,
+        # The cyclic collector during the timed loop (its pauses are inside cpu_seconds and the verify sampling).
+        "gc": _gc_report(tuning, gc_before, gc_after),
         "setup_s": round(setup_s, 2),
         "root_update_growth": root_growth(args.root_growth),
         "command": "ledger bench apply "

@@ -40,6 +40,7 @@ from node.tools.admin_client import AdminConnection
 from node.validator.admin_socket import AdminServer
 from node.validator.allocator import tune_allocator
 from node.validator.api_listen import api_serving
+from node.validator.collector import freeze_startup_heap, tune_collector
 from node.validator.config import ConfigError, load_config
 from node.validator.keyfile import KeyFileError, read_key_file_info
 from node.validator.logs import setup_logging
@@ -78,6 +79,7 @@ async def serve(config_path: str, state_sync: bool = False, passphrase: bytes | 
     config = load_config(config_path)
     setup_logging(config.log_level, "json" if config.log_json else "text", node_id=config.node_id)
     tune_allocator()  # before the node's threads start (docs/operations.md, "Memory")
+    tune_collector()  # CPython's cyclic collector (docs/operations.md, "Memory"); a bad LEDGER_GC_THRESHOLDS stops here
     if state_sync or config.state_sync:
         await join_from_config(config, passphrase)
     node = ValidatorNode.from_config(config, passphrase=passphrase)
@@ -88,6 +90,7 @@ async def serve(config_path: str, state_sync: bool = False, passphrase: bytes | 
         loop.add_signal_handler(sig, lambda: loop.create_task(node.stop()))
     await node.start()
     await admin.start()
+    freeze_startup_heap()  # modules, genesis, opened state: never walked by a later full collection
     api = None
     if config.api_listen is not None:
         api = await start_api(node.view, config.api_listen[0], config.api_listen[1], api_config, api_ssl)

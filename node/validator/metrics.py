@@ -8,6 +8,7 @@
     metrics.sync_applied(blocks)
     metrics.sync_executed_ahead()
     metrics.fatal("storage_failed")                      # the node stopped: ledger_fatal{code=...} = 1
+    (read at each scrape: ledger_gc_collections_total, ledger_gc_pause_seconds_total; node/validator/collector.py)
     metrics.set_limits(max_txs, max_bytes); metrics.set_quorum(validators, peers_needed)   # for alerting rules
     text = metrics.render()                              # GET /metrics body, content type CONTENT_TYPE
 
@@ -35,8 +36,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 from ledger import codes
+from node.validator.collector import collector_totals
 from node.validator.round_timeline import RoundTimeline
 
 if TYPE_CHECKING:
@@ -50,6 +53,28 @@ COMMIT_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 
 MAX_LABEL_VALUES = 64
 MAX_WINDOW_ENTRIES = 4_096
 OTHER = "other"
+
+
+class _CollectorMetrics:
+    """ledger_gc_collections_total and ledger_gc_pause_seconds_total{generation}: the process's cyclic collector
+    (node/validator/collector.py), read at each scrape; nothing until `node run` called tune_collector."""
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return []  # read at scrape time only (the process-wide totals may not exist yet)
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        totals = collector_totals()
+        if totals is None:
+            return
+        runs = CounterMetricFamily("ledger_gc_collections", "Cyclic garbage collections of the node process, by "
+                                   "generation", labels=["generation"])
+        pauses = CounterMetricFamily("ledger_gc_pause_seconds", "Wall time the node process spent in cyclic "
+                                     "garbage collections (the GIL held), by generation", labels=["generation"])
+        for generation in range(3):
+            runs.add_metric([str(generation)], totals.collections[generation])
+            pauses.add_metric([str(generation)], totals.pause_seconds[generation])
+        yield runs
+        yield pauses
 
 
 class _LabelBudget:
@@ -150,6 +175,7 @@ class NodeMetrics:
             free.set_function(lambda: self._statvfs(free=True))
             total = Gauge("ledger_data_dir_total_bytes", "Size of the data directory's filesystem", registry=r)
             total.set_function(lambda: self._statvfs(free=False))
+        r.register(_CollectorMetrics())
 
     # -- consensus -----------------------------------------------------------------------------------------------
 
