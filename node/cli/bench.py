@@ -43,6 +43,7 @@ from ledger.smt import NATIVE_AVAILABLE
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.tools import bench_contracts
+from node.tools.loadgen import EXPIRY_GROUP_TXS
 from node.tools.progress import Ticker
 from node.validator.collector import (
     CollectorTotals,
@@ -248,6 +249,10 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--via", dest="net_via", choices=("auto", "api", "admin"), default="auto",
                         help="submit through the HTTP API (POST /v1/tx/batch) or the admin sockets; auto: the API "
                              "when every node serves it")
+    parser.add_argument("--expiry-group", dest="net_expiry_group", type=int, default=EXPIRY_GROUP_TXS,
+                        help="transfers of a load process per expiry height, as clients signing with expiry = head + N "
+                             "spread them (default 512); 0: one expiry height for the whole run (the workload before "
+                             "2026-12-03: every block rewrites one large replay bucket)")
     parser.add_argument("--timeline", dest="net_timeline", action="store_true",
                         help="also report where each consensus round's time went, from every node's round timeline "
                              "(node/tools/round_report.py)")
@@ -285,7 +290,7 @@ def run_network(args: argparse.Namespace) -> int:
     config = BenchConfig(nodes=args.net_nodes, duration_s=args.net_duration, rate=rate, body=args.net_body,
                          processes=args.net_processes, connections=max(1, args.net_connections),
                          users=args.net_users, directory=args.net_dir, verify_seconds=args.net_verify_s,
-                         via=args.net_via, timeline=args.net_timeline)
+                         via=args.net_via, timeline=args.net_timeline, expiry_group=args.net_expiry_group)
     try:
         report = run_network_bench(config, out=sys.stderr)
     except (TestnetError, OSError, ValueError, TimeoutError, RuntimeError) as exc:
@@ -295,7 +300,8 @@ def run_network(args: argparse.Namespace) -> int:
     doc = report.to_json()
     doc["command"] = (f"ledger bench --nodes {report.validators} --duration {args.net_duration:g} "
                       f"--rate {'max' if rate is None else rate} --processes {args.net_processes} --via {report.via}"
-                      + (" --timeline" if args.net_timeline else ""))
+                      + (" --timeline" if args.net_timeline else "")
+                      + (f" --expiry-group {args.net_expiry_group}" if args.net_expiry_group != EXPIRY_GROUP_TXS else ""))
     if args.net_json:
         with open(args.net_json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
+from ledger.schema import MAX_TX_LIFETIME
 from node.tools.report_text import maybe, per_node
 
 RETRY_CODES: Final = frozenset({3300, 3301})  # MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL: busy, retry
@@ -48,6 +49,12 @@ ALREADY_PENDING: Final = 3302
 SAMPLE_S: Final = 0.05
 DRAIN_TIMEOUT_S: Final = 20.0
 MAX_PRESIGN_PER_PROCESS: Final = 150_000
+# Transactions of one load process per expiry height: a process's k-th transfer expires at head + EXPIRY_BLOCKS +
+# k // EXPIRY_GROUP_TXS. Clients sign with `expiry = head + N`, so the transactions of a block share one or two
+# replay buckets of about a block's size; one expiry height for a whole run (expiry_group 0, the workload before
+# 2026-12-03) makes every block rewrite one bucket of up to 16,384 ids (~550 KB: docs/benchmarks.md).
+EXPIRY_GROUP_TXS: Final = 512
+LOAD_EXPIRY_BLOCKS: Final = 10_000
 MAX_RATE_GUESS: Final = 3_000  # tx/s used to size the pre-signed stock for --rate max
 BUSY_PAUSE_S: Final = 0.02  # first pause before resubmitting transactions a node refused as busy
 BUSY_PAUSE_MAX_S: Final = 0.32  # the pause doubles while whole batches are refused as busy, up to this
@@ -69,6 +76,7 @@ class BenchConfig:
     seed: int = 1
     via: str = "auto"  # "api" (POST /v1/tx/batch), "admin" (admin sockets), "auto": the API when every node serves it
     timeline: bool = False  # also join the nodes' round timelines of the load window (node/tools/round_report.py)
+    expiry_group: int = EXPIRY_GROUP_TXS  # transactions of a load process per expiry height; 0: one for the run
 
 
 @dataclass(slots=True)
@@ -113,6 +121,7 @@ class BenchReport:
     # per node: its worker processes' (verifier fork server and workers) peaks, summed; not in peak_rss_mb
     peak_rss_workers_mb: dict[str, float] = field(default_factory=dict)
     round_timeline: dict[str, Any] | None = None  # with BenchConfig.timeline: node/tools/round_report.summarize
+    expiry_group: int = EXPIRY_GROUP_TXS  # BenchConfig.expiry_group of the run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,7 +134,8 @@ class BenchReport:
             "cpu_per_node_percent": self.cpu_per_node, "verify_per_s": self.verify_per_s, "cores": self.cores,
             "cpu_per_node_with_workers_percent": self.cpu_per_node_with_workers,
             "load_cpu_percent": self.load_cpu_percent, "load_cpu_us_per_tx": self.load_cpu_us_per_tx,
-            "body": self.body, "cpu_us_per_committed_tx": self.cpu_us_per_committed_tx,
+            "body": self.body, "expiry_group": self.expiry_group,
+            "cpu_us_per_committed_tx": self.cpu_us_per_committed_tx,
             "duration_s": self.duration_s, "rate": "max" if self.rate is None else self.rate,
             "load_processes": self.load_processes, "network": self.network, "via": self.via,
             "latency_resolution": self.latency_resolution, "verify_phase": self.verify_phase,
@@ -154,6 +164,7 @@ class LoadJob:
     seed: int
     api_urls: tuple[str, ...] = ()  # non-empty: submit through the HTTP API instead of the admin sockets
     body: str = "msgpack"  # API batch bodies: "msgpack" (an array of bin) or "json" ({"txs": [hex, ...]})
+    expiry_group: int = 0  # > 0: the k-th transfer expires at expiry + k // expiry_group (BenchConfig.expiry_group)
 
 
 def presign(job: LoadJob) -> list[bytes]:
@@ -170,7 +181,8 @@ def presign(job: LoadJob) -> list[bytes]:
         recipient = rng.choice(job.recipients)
         if recipient == sender:
             recipient = job.recipients[(job.recipients.index(recipient) + 1) % len(job.recipients)]
-        out.append(signed_transfer(job.chain_id, sender, key, recipient, (job.index << 40) | k, job.expiry))
+        expiry = job.expiry + (k // job.expiry_group if job.expiry_group > 0 else 0)
+        out.append(signed_transfer(job.chain_id, sender, key, recipient, (job.index << 40) | k, expiry))
     return out
 
 
@@ -414,7 +426,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
     report = BenchReport(validators=net.n, duration_s=config.duration_s, rate=config.rate,
                          cores=cores, load_processes=config.processes,
                          network=f"{net.n} validators, {net.directory}", verify_per_s=verify_per_s,
-                         verify_phase=verify_phase)
+                         verify_phase=verify_phase, expiry_group=config.expiry_group)
     ctx = multiprocessing.get_context("spawn")
     procs: list[Any] = []
     monitor = CommitMonitor(net, SAMPLE_S, nodes=[0], counter_node=0, name="bench-monitor")
@@ -427,6 +439,11 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         per_rate = None if config.rate is None else config.rate / config.processes
         expected = (config.rate if config.rate is not None else MAX_RATE_GUESS) * config.duration_s
         per_count = min(MAX_PRESIGN_PER_PROCESS, int(expected / config.processes * 1.1) + config.batch)
+        spread = per_count // config.expiry_group if config.expiry_group > 0 else 0
+        if config.expiry_group < 0 or LOAD_EXPIRY_BLOCKS + spread > MAX_TX_LIFETIME:
+            raise ValueError(f"--expiry-group {config.expiry_group}: {per_count} transfers per load process would "
+                             f"expire up to {LOAD_EXPIRY_BLOCKS + spread} blocks ahead, beyond the ledger's "
+                             f"{MAX_TX_LIFETIME} (use 0, or a larger group)")
         sockets = tuple(net.socket_path(i) for i in range(net.n))
         api_urls: tuple[str, ...] = ()
         if config.via in ("api", "auto"):
@@ -443,9 +460,9 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         for p in range(config.processes):
             mine = users[p :: config.processes]
             senders = tuple((name, bytes(accounts[name]).hex()) for name in mine)
-            jobs.append(LoadJob(p, net.chain_id, senders, tuple(users), sockets, per_count, head + 10_000,
-                                per_rate, config.duration_s, config.connections, config.batch, config.seed,
-                                api_urls, config.body))
+            jobs.append(LoadJob(p, net.chain_id, senders, tuple(users), sockets, per_count,
+                                head + LOAD_EXPIRY_BLOCKS, per_rate, config.duration_s, config.connections,
+                                config.batch, config.seed, api_urls, config.body, config.expiry_group))
         _say(out, f"pre-signing {per_count * config.processes} transfers in {config.processes} load processes ...")
         go, results = start_load_processes(ctx, jobs, procs)
         pids = {i: net.pid(i) for i in range(net.n)}
