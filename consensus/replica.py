@@ -820,20 +820,30 @@ class Replica:
             self._certify(cert.qc, sender)
 
     def _prune(self) -> None:
-        """Drop forks below the commit and committed blocks outside the window; bound pending tables."""
+        """Drop forks below the commit and committed blocks outside the window; bound pending tables.
+
+        Runs after every commit. A block of the committed chain inside the window (its own height maps to its id in
+        `_committed_by_height`, at or above `keep_from`) is always kept, so only the other entries -- forks, blocks
+        above the commit, committed blocks leaving the window: a handful -- are examined, not the whole window."""
         keep_from = self.committed_height - self.config.committed_window
         pending_heights = {b.header.height for b, _ in self._commit_queue}
-        for block_id, entry in list(self._entries.items()):
+        by_height = self._committed_by_height
+        leaving = [h for h in by_height if h < keep_from]
+        kept = set(by_height.values())
+        kept.difference_update(by_height[h] for h in leaving)
+        entries = self._entries
+        for block_id in [b for b in entries if b not in kept]:
+            entry = entries[block_id]
             h = entry.header.height
             if h in pending_heights:
                 continue
-            on_chain = self._committed_by_height.get(h) == block_id
+            on_chain = by_height.get(h) == block_id
             below = h <= self.committed_height or entry.header.round <= self.committed_round
             if below and (not on_chain or h < keep_from):
-                del self._entries[block_id]
+                del entries[block_id]
                 self._waiting_exec.pop(block_id, None)
-        for h in [h for h in self._committed_by_height if h < keep_from]:
-            del self._committed_by_height[h]
+        for h in leaving:
+            del by_height[h]
 
     # ----------------------------------------------------------------------------------------------------------
     # Internals: blocks

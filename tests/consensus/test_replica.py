@@ -711,3 +711,59 @@ def test_status_and_buffer_gauges():
     assert st["current_round"] > st["high_qc_round"] >= st["committed_round"]
     limits = r.buffer_limits()
     assert all(size <= limits[name] for name, size in r.buffer_sizes().items())
+
+
+def _prune_by_scanning_everything(r: Replica) -> None:
+    """Replica._prune as it was before it skipped the committed window: every entry examined (the reference)."""
+    keep_from = r.committed_height - r.config.committed_window
+    pending_heights = {b.header.height for b, _ in r._commit_queue}
+    for block_id, entry in list(r._entries.items()):
+        h = entry.header.height
+        if h in pending_heights:
+            continue
+        on_chain = r._committed_by_height.get(h) == block_id
+        below = h <= r.committed_height or entry.header.round <= r.committed_round
+        if below and (not on_chain or h < keep_from):
+            del r._entries[block_id]
+            r._waiting_exec.pop(block_id, None)
+    for h in [h for h in r._committed_by_height if h < keep_from]:
+        del r._committed_by_height[h]
+
+
+def test_prune_drops_exactly_what_a_full_scan_drops(monkeypatch):
+    """_prune looks only at the entries off the committed window; on runs with forks, crashes, partitions, a
+    Byzantine replica and a small window (round-robin leaders: reputation reads a longer committed history) it must
+    leave the same entries (in the same order), waiting executions and
+    committed heights as examining every entry."""
+    import consensus.simulator as sim
+
+    real = Replica._prune
+    calls = {"prunes": 0, "dropped": 0, "forks_dropped": 0}
+
+    def checked(self: Replica) -> None:
+        twin = object.__new__(Replica)
+        twin._entries = dict(self._entries)
+        twin._waiting_exec = dict(self._waiting_exec)
+        twin._committed_by_height = dict(self._committed_by_height)
+        twin._commit_queue = self._commit_queue
+        twin.committed_height, twin.committed_round, twin.config = (self.committed_height, self.committed_round,
+                                                                    self.config)
+        _prune_by_scanning_everything(twin)
+        before = set(self._entries)
+        real(self)
+        assert list(self._entries) == list(twin._entries)
+        assert self._waiting_exec == twin._waiting_exec
+        assert self._committed_by_height == twin._committed_by_height
+        dropped = before - set(self._entries)
+        calls["prunes"] += 1
+        calls["dropped"] += len(dropped)
+        committed_ids = set(twin._committed_by_height.values())
+        calls["forks_dropped"] += sum(1 for b in dropped if b not in committed_ids)
+
+    monkeypatch.setattr(Replica, "_prune", checked)
+    small_window = dataclasses.replace(sim.ReplicaConfig(chain_id=b"x"), committed_window=3)
+    monkeypatch.setattr(sim, "ReplicaConfig", lambda **kw: dataclasses.replace(small_window, **kw))
+    for seed in range(5):
+        result = sim.run_seed(sim.SimConfig(seed=7100 + seed, nodes=4, byzantine=1, leader_election="round_robin"))
+        assert not result.safety_violations
+    assert calls["prunes"] > 100 and calls["dropped"] > 100 and calls["forks_dropped"] > 0
