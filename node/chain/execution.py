@@ -28,6 +28,7 @@ from typing import Final
 from typing import Protocol as Interface
 
 from consensus.messages import Block, CommitCertificate, decode_block, encode_block, epoch_commitment
+from ledger import codes
 from ledger.context import BlockContext
 from ledger.events import Event, Receipt, encode_receipt
 from ledger.governance_state import current_epoch
@@ -98,6 +99,13 @@ class CommittedBlock:
     # The epoch that starts at height + 1 when this block ended its epoch (its proof is stored with it).
     next_epoch: EpochRecord | None = field(default=None, compare=False)
     block_events: tuple[Event, ...] = ()  # the block's own events (holds released on expiry; first in `events`)
+
+    @property
+    def newly_final_txs(self) -> int:
+        """Transactions this block made final: every receipt but TX_REPLAYED, i.e. not counting a transaction the
+        block carries again after an ancestor (or an earlier position of this block) committed it. What the node's
+        committed-transaction counts add up (the block's length would count such a copy twice)."""
+        return sum(1 for r in self.receipts if r.code != codes.TX_REPLAYED)
 
 
 class _LayeredState:

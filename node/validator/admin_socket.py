@@ -10,6 +10,7 @@ One JSON object per line in each direction:
     {"op": "fault", "action": "block"|"unblock"|"delay", "peers": [...], "ms": int}   testnet configs only
     {"op": "metrics"}                                 -> {"text": Prometheus exposition}
     {"op": "commit_times", "after": H}                -> {"commits": [[height, monotonic s, txs], ...]} of heights > H
+                                                         (txs: those made final, TX_REPLAYED copies not counted)
                                                          still kept (the last COMMIT_TIMES_KEPT; at most 8192)
     {"op": "round_timeline", "after": N}              -> {"events": [[seq, t_us, kind, height, round, a, b], ...],
                                                          "kinds": {code: name}}: the round timeline's events with

@@ -822,8 +822,11 @@ class ValidatorDriver:
 
     def _after_commit(self, result: CommitResult) -> None:
         committed = result.block
-        self.metrics.committed(committed.tx_count, list(result.pool_ages))
-        self.counters["committed_txs"] += committed.tx_count
+        # Transactions made final: a block can carry a transaction again after an ancestor committed it (its receipt
+        # is TX_REPLAYED); counting the block's length would count it twice.
+        took_effect = committed.newly_final_txs
+        self.metrics.committed(took_effect, list(result.pool_ages))
+        self.counters["committed_txs"] += took_effect
         self.counters["committed_blocks"] += 1
         self.metrics.set_height(committed.height)
         if committed.height % HOUSEKEEPING_HEIGHTS == 0:

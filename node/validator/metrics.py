@@ -131,7 +131,8 @@ class NodeMetrics:
             "ledger_sigverify_items / ledger_sigverify_tasks: each task has a fixed cost)", registry=r
         )
         self.peers = Gauge("ledger_peers_connected", "Authenticated peer connections", registry=r)
-        self.committed_txs = Counter("ledger_committed_txs", "Transactions in committed blocks", registry=r)
+        self.committed_txs = Counter("ledger_committed_txs", "Transactions made final by committed blocks (a copy "
+                                     "of an already committed transaction a block carries again is not counted)", registry=r)
         self.committed_blocks = Counter("ledger_committed_blocks", "Committed blocks", registry=r)
         self.tps = Gauge("ledger_committed_tps", "Committed transactions per second over the last window", registry=r)
         self.tps.set_function(self.committed_tps)
@@ -240,7 +241,7 @@ class NodeMetrics:
     # -- commits and sync ----------------------------------------------------------------------------------------
 
     def committed(self, tx_count: int, latencies: Iterable[float] = ()) -> None:
-        """One committed block with `tx_count` transactions; `latencies`: seconds from admission to commit of the
+        """One committed block that made `tx_count` transactions final (CommittedBlock.newly_final_txs); `latencies`: seconds from admission to commit of the
         transactions this node had pooled (node.chain.mempool.Mempool.remove_committed returns them)."""
         assert tx_count >= 0
         self.committed_blocks.inc()

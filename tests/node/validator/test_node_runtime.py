@@ -691,3 +691,38 @@ def test_a_store_read_failing_on_the_execution_thread_stops_the_node(tmp_path, s
             await node.stop()
 
     asyncio.run(run())
+
+
+def test_a_block_carrying_a_committed_transaction_again_counts_it_once(tmp_path) -> None:
+    """A transaction a later block carries again gets TX_REPLAYED and is not made final twice: the committed
+    counts (metrics, `commit_times`, ledger bench's latency curve) add `newly_final_txs`, not the block's length."""
+    layout, _cfg, genesis, _ = _dev(tmp_path, b"replayed-copy")
+    accounts = load_accounts(layout.accounts_path)
+    store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
+    try:
+        state = genesis_state(genesis)
+        bootstrap_store(store, genesis, state)
+        ex = Executor(store, genesis, node_protocol(), Epochs(store, genesis, get_backend()), _NothingKnown())
+        chain, g, t0 = genesis.consensus_chain_id, genesis.block(), genesis.genesis_time * 1000
+        users = sorted(a for a in accounts if a.startswith("user-"))
+        once = _transfer(genesis.chain_id, accounts, users[0], 1, expiry=100)
+        other = _transfer(genesis.chain_id, accounts, users[1], 1, expiry=100)
+        a = _child(g.id, 0, state.state_root, 1, chain, t0 + 1000, [once])
+        ea = ex.execute(a, state.state_root)
+        assert ea is not None
+        b = _child(a.id, 1, ea.state_root, 2, chain, t0 + 2000, [once, other, other])
+        eb = ex.execute(b, ea.state_root)
+        assert eb is not None and [r.code for r in eb.receipts] == [codes.TX_REPLAYED, 0, codes.TX_REPLAYED]
+        c = _child(b.id, 2, eb.state_root, 3, chain, t0 + 3000, [])
+        d = _child(c.id, 3, bytes(32), 4, chain, t0 + 4000, [])
+        first = ex.write(ex.finalize(a, CommitCertificate((a.header, b.header, c.header),
+                                                          QuorumCert(0, 3, c.id, bytes(32), b"\x80", bytes(96)))))
+        second = ex.write(ex.finalize(b, CommitCertificate((b.header, c.header, d.header),
+                                                           QuorumCert(0, 4, d.id, bytes(32), b"\x80", bytes(96)))))
+        assert (first.tx_count, first.newly_final_txs) == (1, 1)
+        assert (second.tx_count, second.newly_final_txs) == (3, 1)
+        tx_once = decode_transaction(once, operations=OPERATIONS).tx_id
+        kept = decode_receipt(store.get_receipt(tx_once), operations=OPERATIONS)
+        assert (kept.code, kept.height) == (0, 1)  # the first receipt stays
+    finally:
+        store.close()
