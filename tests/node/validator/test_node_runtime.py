@@ -7,7 +7,10 @@ restarts consensus; the API batch route admits through one mempool round."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -212,16 +215,25 @@ def _transfer(chain_id: str, accounts, sender: str, nonce: int, expiry: int) -> 
     return sign_transaction(body, [(sender, accounts[sender])], operations=OPERATIONS).to_bytes()
 
 
-def test_a_transaction_rejected_for_good_in_a_block_gets_a_stored_receipt(tmp_path) -> None:
-    """An expired transaction in a block gets its TX_EXPIRED receipt stored (GET /v1/tx answers with it); an id
-    that was executed before keeps its first receipt when a later block carries it again, expired."""
-    layout, _cfg, genesis, _ = _dev(tmp_path, b"rejections")
+@contextlib.contextmanager
+def _bare_executor(tmp_path, seed: bytes) -> Iterator[tuple[Executor, Any, Any, dict, LedgerStore]]:
+    """An Executor over a fresh store at a dev chain's genesis: (executor, genesis, genesis state, accounts, store)."""
+    layout, _cfg, genesis, _ = _dev(tmp_path, seed)
     accounts = load_accounts(layout.accounts_path)
     store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
     try:
         state = genesis_state(genesis)
         bootstrap_store(store, genesis, state)
-        ex = Executor(store, genesis, node_protocol(), Epochs(store, genesis, get_backend()), _NothingKnown())
+        yield (Executor(store, genesis, node_protocol(), Epochs(store, genesis, get_backend()), _NothingKnown()),
+               genesis, state, accounts, store)
+    finally:
+        store.close()
+
+
+def test_a_transaction_rejected_for_good_in_a_block_gets_a_stored_receipt(tmp_path) -> None:
+    """An expired transaction in a block gets its TX_EXPIRED receipt stored (GET /v1/tx answers with it); an id
+    that was executed before keeps its first receipt when a later block carries it again, expired."""
+    with _bare_executor(tmp_path, b"rejections") as (ex, genesis, state, accounts, store):
         chain, g, t0 = genesis.consensus_chain_id, genesis.block(), genesis.genesis_time * 1000
         users = sorted(a for a in accounts if a.startswith("user-"))
         ok_once = _transfer(genesis.chain_id, accounts, users[0], 1, expiry=1)
@@ -244,8 +256,6 @@ def test_a_transaction_rejected_for_good_in_a_block_gets_a_stored_receipt(tmp_pa
         assert store.get_tx(tx_expired) == (1, 1, expired)
         first = decode_receipt(store.get_receipt(tx_ok), operations=OPERATIONS)
         assert (first.code, first.height) == (0, 1) and store.get_tx(tx_ok) == (1, 0, ok_once)
-    finally:
-        store.close()
 
 
 def test_a_block_that_releases_expired_holds_stores_and_replays_its_events(tmp_path) -> None:
@@ -696,13 +706,7 @@ def test_a_store_read_failing_on_the_execution_thread_stops_the_node(tmp_path, s
 def test_a_block_carrying_a_committed_transaction_again_counts_it_once(tmp_path) -> None:
     """A transaction a later block carries again gets TX_REPLAYED and is not made final twice: the committed
     counts (metrics, `commit_times`, ledger bench's latency curve) add `newly_final_txs`, not the block's length."""
-    layout, _cfg, genesis, _ = _dev(tmp_path, b"replayed-copy")
-    accounts = load_accounts(layout.accounts_path)
-    store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
-    try:
-        state = genesis_state(genesis)
-        bootstrap_store(store, genesis, state)
-        ex = Executor(store, genesis, node_protocol(), Epochs(store, genesis, get_backend()), _NothingKnown())
+    with _bare_executor(tmp_path, b"replayed-copy") as (ex, genesis, state, accounts, store):
         chain, g, t0 = genesis.consensus_chain_id, genesis.block(), genesis.genesis_time * 1000
         users = sorted(a for a in accounts if a.startswith("user-"))
         once = _transfer(genesis.chain_id, accounts, users[0], 1, expiry=100)
@@ -724,5 +728,3 @@ def test_a_block_carrying_a_committed_transaction_again_counts_it_once(tmp_path)
         tx_once = decode_transaction(once, operations=OPERATIONS).tx_id
         kept = decode_receipt(store.get_receipt(tx_once), operations=OPERATIONS)
         assert (kept.code, kept.height) == (0, 1)  # the first receipt stays
-    finally:
-        store.close()
