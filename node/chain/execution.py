@@ -99,13 +99,13 @@ class CommittedBlock:
     # The epoch that starts at height + 1 when this block ended its epoch (its proof is stored with it).
     next_epoch: EpochRecord | None = field(default=None, compare=False)
     block_events: tuple[Event, ...] = ()  # the block's own events (holds released on expiry; first in `events`)
+    # Transactions this block made final: every receipt but TX_REPLAYED, i.e. not a transaction the block carries
+    # again after an ancestor (or an earlier position of this block) committed it. What the node's committed counts
+    # add up (the block's length would count such a copy twice). Counted once, when the block is built.
+    newly_final_txs: int = field(init=False, compare=False)
 
-    @property
-    def newly_final_txs(self) -> int:
-        """Transactions this block made final: every receipt but TX_REPLAYED, i.e. not counting a transaction the
-        block carries again after an ancestor (or an earlier position of this block) committed it. What the node's
-        committed-transaction counts add up (the block's length would count such a copy twice)."""
-        return sum(1 for r in self.receipts if r.code != codes.TX_REPLAYED)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "newly_final_txs", sum(1 for r in self.receipts if r.code != codes.TX_REPLAYED))
 
 
 class _LayeredState:

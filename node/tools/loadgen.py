@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 from ledger.schema import MAX_TX_LIFETIME
+from node.tools.load import EXPIRY_BLOCKS
 from node.tools.report_text import maybe, per_node
 
 RETRY_CODES: Final = frozenset({3300, 3301})  # MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL: busy, retry
@@ -54,7 +55,6 @@ MAX_PRESIGN_PER_PROCESS: Final = 150_000
 # replay buckets of about a block's size; one expiry height for a whole run (expiry_group 0, the workload before
 # 2026-12-03) makes every block rewrite one bucket of up to 16,384 ids (~550 KB: docs/benchmarks.md).
 EXPIRY_GROUP_TXS: Final = 512
-LOAD_EXPIRY_BLOCKS: Final = 10_000
 MAX_RATE_GUESS: Final = 3_000  # tx/s used to size the pre-signed stock for --rate max
 BUSY_PAUSE_S: Final = 0.02  # first pause before resubmitting transactions a node refused as busy
 BUSY_PAUSE_MAX_S: Final = 0.32  # the pause doubles while whole batches are refused as busy, up to this
@@ -440,9 +440,9 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         expected = (config.rate if config.rate is not None else MAX_RATE_GUESS) * config.duration_s
         per_count = min(MAX_PRESIGN_PER_PROCESS, int(expected / config.processes * 1.1) + config.batch)
         spread = per_count // config.expiry_group if config.expiry_group > 0 else 0
-        if config.expiry_group < 0 or LOAD_EXPIRY_BLOCKS + spread > MAX_TX_LIFETIME:
+        if config.expiry_group < 0 or EXPIRY_BLOCKS + spread > MAX_TX_LIFETIME:
             raise ValueError(f"--expiry-group {config.expiry_group}: {per_count} transfers per load process would "
-                             f"expire up to {LOAD_EXPIRY_BLOCKS + spread} blocks ahead, beyond the ledger's "
+                             f"expire up to {EXPIRY_BLOCKS + spread} blocks ahead, beyond the ledger's "
                              f"{MAX_TX_LIFETIME} (use 0, or a larger group)")
         sockets = tuple(net.socket_path(i) for i in range(net.n))
         api_urls: tuple[str, ...] = ()
@@ -461,7 +461,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
             mine = users[p :: config.processes]
             senders = tuple((name, bytes(accounts[name]).hex()) for name in mine)
             jobs.append(LoadJob(p, net.chain_id, senders, tuple(users), sockets, per_count,
-                                head + LOAD_EXPIRY_BLOCKS, per_rate, config.duration_s, config.connections,
+                                head + EXPIRY_BLOCKS, per_rate, config.duration_s, config.connections,
                                 config.batch, config.seed, api_urls, config.body, config.expiry_group))
         _say(out, f"pre-signing {per_count * config.processes} transfers in {config.processes} load processes ...")
         go, results = start_load_processes(ctx, jobs, procs)

@@ -241,8 +241,8 @@ class NodeMetrics:
     # -- commits and sync ----------------------------------------------------------------------------------------
 
     def committed(self, tx_count: int, latencies: Iterable[float] = ()) -> None:
-        """One committed block that made `tx_count` transactions final (CommittedBlock.newly_final_txs); `latencies`: seconds from admission to commit of the
-        transactions this node had pooled (node.chain.mempool.Mempool.remove_committed returns them)."""
+        """One committed block that made `tx_count` transactions final (CommittedBlock.newly_final_txs); `latencies`:
+        seconds from admission to commit of the transactions this node had pooled (Mempool.remove_committed)."""
         assert tx_count >= 0
         self.committed_blocks.inc()
         self.committed_txs.inc(tx_count)
