@@ -43,7 +43,8 @@ KIND_PING = 1
 KIND_PONG = 2
 KIND_CLOSE = 3
 KIND_AUTH = 4
-KINDS = frozenset({KIND_DATA, KIND_PING, KIND_PONG, KIND_CLOSE, KIND_AUTH})
+KIND_ACCEPT = 5
+KINDS = frozenset({KIND_DATA, KIND_PING, KIND_PONG, KIND_CLOSE, KIND_AUTH, KIND_ACCEPT})
 
 _encrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
 _decrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt

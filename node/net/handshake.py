@@ -8,6 +8,10 @@ Both sides send at once, in this order (docs/transport.md has it byte by byte, w
    per direction plus a 32-byte challenge. The side whose ephemeral key sorts lower is role 0.
 3. auth: the first encrypted frame (counter 0, kind AUTH) carries msgpack [node_id, chain_id, identity public key,
    signature], the signature being Ed25519 over SIGN_CONTEXT || role || transcript hash || challenge.
+4. verdict: once a side has checked the peer's auth it sends frame 1, ACCEPT (empty) or CLOSE (the refusal code), and
+   a side treats the link as up only when the peer's frame 1 is an ACCEPT. Without it the side whose auth the other
+   refuses would see a complete handshake and count a peer that is about to hang up (a node not admitted would take
+   client transactions for a validator it cannot reach).
 
 A man in the middle runs a separate exchange with each side, so the signature it relays covers a different transcript
 and challenge and fails. The receiver admits only a node id from the peer set whose key matches and whose signature
@@ -28,10 +32,11 @@ import nacl.exceptions
 import nacl.signing
 
 from node.errors import NodeError
-from node.net.framing import KIND_AUTH, FrameError, FrameOpener, FrameSealer
+from node.net.framing import KIND_ACCEPT, KIND_AUTH, KIND_CLOSE, FrameError, FrameOpener, FrameSealer
 
 PROTOCOL_TAG = b"consortium-ledger/p2p/1"
-MAGIC = b"CLP2P\x00\x00\x01"
+# The last byte is the wire version: 2 added the verdict frame; a version-1 node is refused with bad_magic.
+MAGIC = b"CLP2P\x00\x00\x02"
 EPHEMERAL_KEY_BYTES = 32
 HELLO_BYTES = len(MAGIC) + EPHEMERAL_KEY_BYTES
 KEYS_INFO = PROTOCOL_TAG + b" keys"
@@ -48,6 +53,8 @@ AUDIENCE_ALL = "all"
 AUDIENCES = (AUDIENCE_PEERS, AUDIENCE_FULL, AUDIENCE_ALL)
 # The auth frame's payload is a few dozen bytes; anything larger is refused before it is read.
 MAX_AUTH_PAYLOAD_BYTES = 512
+# The verdict frame: ACCEPT is empty, CLOSE carries a refusal code of at most this many bytes.
+MAX_VERDICT_PAYLOAD_BYTES = 64
 
 
 class HandshakeError(NodeError):
@@ -183,9 +190,11 @@ class Session:
 
 class Handshake:
     """One side of one handshake. hello() -> send; receive_hello(40 bytes) -> auth frame to send;
-    receive_auth(frame body) -> Session. `expected_peer` (when dialling) refuses any other identity."""
+    receive_auth(frame body) -> Session; accept() -> verdict frame to send (or refusal(code) on any refusal);
+    receive_verdict(frame body) -> the link is up. `expected_peer` (when dialling) refuses any other identity."""
 
     __slots__ = (
+        "_admitted",
         "_chain_id",
         "_expected_peer",
         "_identity",
@@ -215,6 +224,7 @@ class Handshake:
         self._public = nacl.bindings.crypto_scalarmult_base(self._secret)
         self._keys: SessionKeys | None = None
         self._role = -1
+        self._admitted = False
         self.sealer: FrameSealer | None = None
         self.opener: FrameOpener | None = None
 
@@ -283,7 +293,36 @@ class Handshake:
             nacl.signing.VerifyKey(public_key).verify(signed_message(1 - self._role, self._keys), signature)
         except nacl.exceptions.BadSignatureError:
             raise HandshakeError("bad_signature", f"node {node_id!r} signed a different transcript") from None
+        self._admitted = True
         return Session(peer, self.sealer, self.opener, public_key)
+
+    def accept(self) -> bytes:
+        """The verdict frame (frame 1) admitting the peer, once receive_auth returned its session: kind ACCEPT,
+        empty."""
+        assert self._admitted and self.sealer is not None, "receive_auth first"
+        return self.sealer.seal(KIND_ACCEPT, b"")
+
+    def refusal(self, code: str) -> bytes | None:
+        """The frame telling the peer why this side refuses it (kind CLOSE, the code): its verdict, or the frame after
+        an ACCEPT when the refusal came later. None before this side made its auth frame (the peer could not read
+        anything)."""
+        if self.sealer is None:
+            return None
+        return self.sealer.seal(KIND_CLOSE, code.encode()[:MAX_VERDICT_PAYLOAD_BYTES])
+
+    def receive_verdict(self, body: bytes) -> None:
+        """Check the peer's verdict frame body (after the 4-byte prefix): returns if the peer accepted this side,
+        raises HandshakeError (`refused_by_peer` with the peer's code, or a malformed frame) otherwise."""
+        assert self._admitted and self.opener is not None, "receive_auth first"
+        try:
+            kind, payload = self.opener.open(body)
+        except FrameError as error:
+            raise HandshakeError(f"verdict_{error.code}", error.message) from None
+        if kind == KIND_CLOSE:
+            reason = payload[:MAX_VERDICT_PAYLOAD_BYTES].decode("utf-8", "replace")
+            raise HandshakeError("refused_by_peer", f"the peer refused this node: {reason}")
+        if kind != KIND_ACCEPT or payload:
+            raise HandshakeError("malformed_verdict", f"frame 1 has kind {kind} and {len(payload)} payload bytes")
 
 
 def _decode_auth(payload: bytes) -> tuple[str, str, bytes, bytes]:

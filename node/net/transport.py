@@ -37,6 +37,7 @@ from node.net.handshake import (
     AUDIENCES,
     HELLO_BYTES,
     MAX_AUTH_PAYLOAD_BYTES,
+    MAX_VERDICT_PAYLOAD_BYTES,
     Handshake,
     HandshakeError,
     Identity,
@@ -373,17 +374,26 @@ class Transport:
                 prefix = await reader.readexactly(LENGTH_BYTES)
                 body = await reader.readexactly(body_length(prefix, MAX_AUTH_PAYLOAD_BYTES))
                 session = handshake.receive_auth(body)
+                self._check_still_admitted(session)
+                writer.write(handshake.accept())
+                prefix = await reader.readexactly(LENGTH_BYTES)
+                try:
+                    length = body_length(prefix, MAX_VERDICT_PAYLOAD_BYTES)
+                except FrameError as error:
+                    raise HandshakeError(f"verdict_{error.code}", error.message) from None
+                handshake.receive_verdict(await reader.readexactly(length))
                 # The handshake checked the peer set of its start. If update_peer_set removed or re-keyed the peer
                 # meanwhile (a revoked key), the identity is checked again against the current set: no await lies
                 # between this check and _register, so what is admitted is what the current set allows.
-                current = self._peer_set.get(session.peer.node_id)
-                if current is None or not current.accepts(session.key):
-                    raise HandshakeError(
-                        "peer_set_changed", f"{session.peer.node_id!r} left the peer set or got another key"
-                    )
+                self._check_still_admitted(session)
                 return session
         except HandshakeError as error:
             code, detail = error.code, error.message
+            if code != "refused_by_peer":
+                # Tell the peer why, so its operator reads the reason in its own log (refused_by_peer).
+                refusal = handshake.refusal(code)
+                if refusal is not None:
+                    writer.write(refusal)
         except FrameError as error:
             code, detail = f"auth_{error.code}", error.message
         except TimeoutError:
@@ -398,6 +408,11 @@ class Transport:
         self._refused(code, writer, expected, detail)
         writer.close()
         return None
+
+    def _check_still_admitted(self, session: Session) -> None:
+        current = self._peer_set.get(session.peer.node_id)
+        if current is None or not current.accepts(session.key):
+            raise HandshakeError("peer_set_changed", f"{session.peer.node_id!r} left the peer set or got another key")
 
     def _refused(self, code: str, writer: asyncio.StreamWriter, expected: str | None, detail: str = "") -> None:
         self.counters.handshake_failures[code] += 1

@@ -128,8 +128,15 @@ async def raw_peer(
     handshake = Handshake(identity, chain_id, peer_set)
     writer.write(handshake.hello())
     writer.write(handshake.receive_hello(await reader.readexactly(HELLO_BYTES)))
-    frame = await _read_frame(reader)
-    return reader, writer, handshake.receive_auth(frame[LENGTH_BYTES:])
+    try:
+        frame = await _read_frame(reader)
+        session = handshake.receive_auth(frame[LENGTH_BYTES:])
+        writer.write(handshake.accept())
+        handshake.receive_verdict((await _read_frame(reader))[LENGTH_BYTES:])
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer, session
 
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from node.net.framing import (
     BODY_OVERHEAD,
+    KIND_ACCEPT,
     KIND_AUTH,
     KIND_DATA,
     LENGTH_BYTES,
@@ -51,10 +52,14 @@ def body(frame: bytes) -> bytes:
 
 
 def run(a: Handshake, b: Handshake):
-    """Both sides exchange hellos then auth frames; returns (session of a, session of b)."""
+    """Both sides exchange hellos, auth frames, then verdicts; returns (session of a, session of b)."""
     auth_a = a.receive_hello(b.hello())
     auth_b = b.receive_hello(a.hello())
-    return a.receive_auth(body(auth_b)), b.receive_auth(body(auth_a))
+    session_a, session_b = a.receive_auth(body(auth_b)), b.receive_auth(body(auth_a))
+    verdict_a, verdict_b = a.accept(), b.accept()
+    a.receive_verdict(body(verdict_b))
+    b.receive_verdict(body(verdict_a))
+    return session_a, session_b
 
 
 def test_handshake_succeeds_and_sessions_talk_both_ways() -> None:
@@ -147,7 +152,7 @@ def test_signature_over_a_different_role_is_refused() -> None:
     [
         (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + bytes(13), "bad_magic"),
         (MAGIC + bytes(32), "low_order_key"),
-        (MAGIC[:-1] + b"\x02" + bytes(range(32)), "bad_magic"),
+        (MAGIC[:-1] + b"\x01" + bytes(range(32)), "bad_magic"),  # wire version 1 had no verdict frame
     ],
 )
 def test_bad_hellos_are_refused(hello: bytes, code: str) -> None:
@@ -177,6 +182,56 @@ def test_malformed_auth_payloads_are_refused() -> None:
         with pytest.raises(HandshakeError) as refused:
             a.receive_auth(body(first_sealer(b).seal(KIND_AUTH, payload)))
         assert refused.value.code == "malformed_auth"
+
+
+def test_a_refused_side_reads_the_reason_in_the_verdict_and_never_sees_the_link_up() -> None:
+    """Bob does not admit Alice's key, Alice admits Bob: Alice's check of Bob's auth passes, so only the verdict
+    frame tells her that Bob hangs up, and why."""
+    impostor = Identity("alice", nacl.signing.SigningKey(hashlib.sha256(b"not alice").digest()))
+    a = Handshake(impostor, CHAIN, PeerSet.of([impostor.as_peer(), BOB.as_peer()]), expected_peer="bob")
+    b = Handshake(BOB, CHAIN, PEERS)
+    auth_a = a.receive_hello(b.hello())
+    auth_b = b.receive_hello(a.hello())
+    a.receive_auth(body(auth_b))
+    with pytest.raises(HandshakeError) as refused:
+        b.receive_auth(body(auth_a))
+    assert refused.value.code == "unknown_key"
+    verdict = b.refusal(refused.value.code)
+    assert verdict is not None
+    with pytest.raises(HandshakeError) as told:
+        a.receive_verdict(body(verdict))
+    assert told.value.code == "refused_by_peer" and "unknown_key" in told.value.message
+
+
+def test_a_side_without_keys_has_no_verdict_to_send() -> None:
+    assert Handshake(ALICE, CHAIN, PEERS).refusal("bad_magic") is None
+
+
+def test_a_verdict_other_than_accept_or_close_is_refused() -> None:
+    def admitted_pair() -> tuple[Handshake, Handshake]:
+        a, b = Handshake(ALICE, CHAIN, PEERS), Handshake(BOB, CHAIN, PEERS)
+        auth_a = a.receive_hello(b.hello())
+        auth_b = b.receive_hello(a.hello())
+        a.receive_auth(body(auth_b))
+        b.receive_auth(body(auth_a))
+        return a, b
+
+    a, b = admitted_pair()
+    assert b.sealer is not None
+    with pytest.raises(HandshakeError) as refused:  # data before the verdict
+        a.receive_verdict(body(b.sealer.seal(KIND_DATA, b"early")))
+    assert refused.value.code == "malformed_verdict"
+    a, b = admitted_pair()
+    assert b.sealer is not None
+    with pytest.raises(HandshakeError) as refused:  # an ACCEPT must be empty
+        a.receive_verdict(body(b.sealer.seal(KIND_ACCEPT, b"x")))
+    assert refused.value.code == "malformed_verdict"
+    a, b = admitted_pair()
+    tampered = bytearray(b.accept())
+    tampered[-1] ^= 1
+    with pytest.raises(HandshakeError) as refused:
+        a.receive_verdict(body(bytes(tampered)))
+    assert refused.value.code == "verdict_decrypt_failed"
 
 
 def test_replayed_reordered_and_tampered_frames_are_refused() -> None:
@@ -248,7 +303,8 @@ def test_vector_is_reproducible() -> None:
     signature = ALICE.signing_key.sign(signed_message(a.role, keys)).signature
     assert a.role == 0 and signature.hex() == VECTOR_KEYS["alice_signature"]
     session = a.receive_auth(body(auth_b))
-    assert session.sealer.seal(KIND_DATA, b"hello").hex() == VECTOR_KEYS["alice_data_frame_1"]
+    assert a.accept().hex() == VECTOR_KEYS["alice_accept_frame_1"]
+    assert session.sealer.seal(KIND_DATA, b"hello").hex() == VECTOR_KEYS["alice_data_frame_2"]
 
 
 VECTOR_KEYS = {
@@ -256,7 +312,8 @@ VECTOR_KEYS = {
         "2c5b7649fb7617743b7bb6c0133a390f14db56bb153bbe83245317866aaa8e2f"
         "669584334b5a212afaa2cf55166847ce8326772f506166dac0fe912fd0818e0b"
     ),
-    "alice_data_frame_1": "0000001e00000000000000014aa90bb50d9c60b06d5e6ebfc9fc369755bd7c59c52e",
+    "alice_accept_frame_1": "0000001900000000000000014fc8ac1fb45f7c52204eaebadb6fc695c4",
+    "alice_data_frame_2": "0000001e00000000000000024ca44ecf7918899d67665b9e9f8c96737b410059aa32",
     "transcript": "c523ff49c42277a9a5c44ea06ed78ddfc85e6a5f466412d513cc6eda3e761bd5",
     "low_to_high": "b355df9f8dff404b798536ed579215590184c6d2e4e63a99c5b4885ce2bf8057",
     "high_to_low": "a39de05ffb651c538ac50cdb9daa8a870f8c233312a43de246cef72f54b6d74f",

@@ -12,7 +12,7 @@ import nacl.signing
 import pytest
 
 from node.net.framing import BODY_OVERHEAD, KIND_CLOSE, KIND_DATA, LENGTH_BYTES
-from node.net.handshake import HELLO_BYTES, MAGIC, Handshake, Identity, PeerSet
+from node.net.handshake import HELLO_BYTES, MAGIC, Handshake, HandshakeError, Identity, PeerSet
 from node.net.transport import SendOutcome, Transport, TransportConfig, TransportError
 from tests.node.client.wire import MitmProxy, WireProxy, raw_peer, read_frame
 
@@ -131,6 +131,29 @@ async def test_unknown_identity_and_garbage_are_refused_without_disturbing_the_n
 
 
 @run_async
+async def test_a_dialer_the_other_side_refuses_never_counts_the_link_as_up() -> None:
+    """Regression: the handshake is symmetric, so a node whose key its peer does not admit found the peer's auth
+    valid, registered the link, and counted a connection for the moment before the peer hung up. A full node that
+    was not admitted took client transactions in that moment, for a validator it could not reach. Now the link is
+    up only once the peer's verdict frame accepts, and the refused side reads why (refused_by_peer)."""
+    a, b = await mesh(["a", "b"])
+    stale = Identity("c", nacl.signing.SigningKey(hashlib.sha256(b"c, not admitted").digest()))
+    admitted_c = identity("c")
+    a.update_peer_set(PeerSet.of([identity("a").as_peer(), identity("b").as_peer(b.listen_address),
+                                  admitted_c.as_peer()]))
+    c = Transport(stale, CHAIN, PeerSet.of([stale.as_peer(), identity("a").as_peer(a.listen_address)]), FAST)
+    await c.start()
+    try:
+        await wait_until(lambda: c.counters.handshake_failures["refused_by_peer"] >= 3, "c re-dials, refused each time")
+        assert a.counters.handshake_failures["unknown_key"] >= 3
+        assert c.counters.connects == 0 and c.connected_peers() == frozenset()
+        assert c.stats()["peers_connected"] == 0
+        assert a.connected_peers() == {"b"}
+    finally:
+        await close_all(c, a, b)
+
+
+@run_async
 async def test_man_in_the_middle_is_refused() -> None:
     a, b, proxy = await proxied_pair(FAST, lambda target: MitmProxy(identity("m"), CHAIN, PeerSet.of(
         [identity("a").as_peer(), identity("b").as_peer()]), target))
@@ -144,13 +167,13 @@ async def test_man_in_the_middle_is_refused() -> None:
 
 
 def tamper_first_data_frame(direction: str, connection: int, index: int, frame: bytes) -> list[bytes]:
-    if direction == "up" and connection == 0 and index == 1:
+    if direction == "up" and connection == 0 and index == 2:  # frames 0 and 1: auth and verdict
         return [frame[:-1] + bytes([frame[-1] ^ 0x01])]
     return [frame]
 
 
 def replay_first_data_frame(direction: str, connection: int, index: int, frame: bytes) -> list[bytes]:
-    if direction == "up" and connection == 0 and index == 1:
+    if direction == "up" and connection == 0 and index == 2:
         return [frame, frame]
     return [frame]
 
@@ -367,9 +390,9 @@ async def test_idle_peer_is_dropped_and_removed_peer_is_refused() -> None:
         await wait_until(lambda: a.counters.disconnects["idle_timeout"] == 1, "idle link dropped")
         writer.close()
         a.update_peer_set(PeerSet.of([ident_a.as_peer()]))
-        reader, writer, _ = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
-        assert await asyncio.wait_for(reader.read(), WAIT_S) == b"", "a closes after reading c's auth"
-        writer.close()
+        with pytest.raises(HandshakeError) as refused:  # a says why in its verdict, and closes
+            await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+        assert refused.value.code == "refused_by_peer" and "unknown_peer" in refused.value.message
         await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] == 1, "removed peer refused")
         assert a.send("c", b"gone") is SendOutcome.UNKNOWN_PEER
     finally:
@@ -415,9 +438,14 @@ async def test_a_key_revoked_during_the_handshake_is_refused() -> None:
         handshake = Handshake(old_c, CHAIN, peers)
         writer.write(handshake.hello())
         auth = handshake.receive_hello(await reader.readexactly(HELLO_BYTES))
-        await read_frame(reader)  # a's auth: a now waits for ours
+        auth_of_a = await read_frame(reader)  # a's auth: a now waits for ours
+        handshake.receive_auth(auth_of_a[LENGTH_BYTES:])
         a.update_peer_set(PeerSet.of([ident_a.as_peer(), new_c.as_peer()]))  # c's old key is revoked
         writer.write(auth)
+        verdict = await asyncio.wait_for(read_frame(reader), WAIT_S)  # a refuses, says why, and closes
+        with pytest.raises(HandshakeError) as refused:
+            handshake.receive_verdict(verdict[LENGTH_BYTES:])
+        assert refused.value.code == "refused_by_peer" and "peer_set_changed" in refused.value.message
         assert await asyncio.wait_for(reader.read(), WAIT_S) == b"", "a closes the connection"
         writer.close()
         await wait_until(lambda: a.counters.handshake_failures["peer_set_changed"] == 1, "old key refused")
