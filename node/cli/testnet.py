@@ -99,7 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     chaos = sub.add_parser("chaos", help="random kills, restarts, partitions and slow links under load")
     _add_dir(chaos)
-    chaos.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    chaos.add_argument("--duration", type=float, default=60.0,
+                       help="seconds of faults and load, counted once every node is up (default 60)")
     chaos.add_argument("--nodes", type=int, default=4, help="when the command starts its own network")
     chaos.add_argument("--seed", type=int, default=None, help="random seed of the faults (default: random)")
     chaos.add_argument("--rate", type=int, default=50, help="load: transfers per second")

@@ -384,7 +384,9 @@ def run_chaos(directory: str | None, config: ChaosConfig, nodes: int = 4, out: I
         threads = [load.thread, threading.Thread(target=_checker, args=(net, shared), name="chaos-check", daemon=True)]
         for t in threads:
             t.start()
-        end = started + config.duration_s
+        # The run's duration counts from here, the network up and the load starting: a slow start (a busy machine)
+        # must not eat the time faults are injected in.
+        end = time.monotonic() + config.duration_s
         last_print = time.monotonic()
         while time.monotonic() < end - config.settle_s:
             faults.step()
