@@ -6,6 +6,7 @@ at least half its healthy rate, with every replica electing the same leaders."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
@@ -189,9 +190,17 @@ def test_round_robin_is_kept_for_comparison():
 # The simulator: validators down after GST (crashed, wiped, partitioned away), Byzantine ones, epochs.
 
 
+@functools.cache
+def _down_run(seed: int, nodes: int, down: int, mode: str) -> dict:
+    """One seed with `down` validators down after GST, run once for the tests that read different properties of the
+    same run (a seed's run is deterministic: test_simulator.py::test_runs_are_deterministic). Tests that plant a bug
+    or change a setting run their own."""
+    return run_many(1, seed_start=seed, nodes=nodes, byzantine=0, down=down, down_mode=mode)
+
+
 @pytest.mark.parametrize("mode", ["crash", "wipe", "partition"])
 def test_one_of_four_down_keeps_half_the_healthy_rate_and_recovers(mode):
-    summary = run_many(1, seed_start=40_000, nodes=4, byzantine=0, down=1, down_mode=mode)
+    summary = _down_run(40_000, 4, 1, mode)
     assert summary["failures"] == [], summary["failures"]
     assert summary["leader_checks"] > 0
     assert summary["degraded_ratio"] >= 0.5, summary
@@ -204,7 +213,7 @@ def test_back_to_the_healthy_rate_within_a_second_of_the_return(seed, nodes, dow
     """Issue 14, target 8: the validators that were down come back (crashed and restarted, behind by ~10 s of
     blocks, caught up by block sync) and the chain commits at >= 90% of its healthy rate within a second of their
     return, and over the 4 s after it."""
-    summary = run_many(1, seed_start=seed, nodes=nodes, byzantine=0, down=down, down_mode="crash")
+    summary = _down_run(seed, nodes, down, "crash")
     assert summary["failures"] == [], summary["failures"]
     assert summary["never_back_to_healthy"] == 0 and 0 <= summary["max_back_to_healthy_ms"] <= 1000, summary
     assert summary["recovered_ratio"] >= 0.9, summary
@@ -227,7 +236,7 @@ def test_round_robin_leaders_lose_most_of_the_rate_with_one_down():
 
 
 def test_two_of_seven_down():
-    summary = run_many(1, seed_start=41_000, nodes=7, byzantine=0, down=2, down_mode="crash")
+    summary = _down_run(41_000, 7, 2, "crash")
     assert summary["failures"] == [] and summary["degraded_ratio"] >= 0.5, summary
 
 
