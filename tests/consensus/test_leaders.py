@@ -196,14 +196,14 @@ def test_round_robin_is_kept_for_comparison():
 # properties of the same (deterministic) run share it. Tests that plant a bug or change a setting with monkeypatch
 # run their own seed in this process.
 RUNS: dict[str, dict[str, object]] = {
-    "7-byzantine-down": dict(seed_start=42_000, nodes=7, byzantine=1, down=1),
-    "4-crash": dict(seed_start=40_000, nodes=4, byzantine=0, down=1, down_mode="crash"),
-    "4-partition": dict(seed_start=40_000, nodes=4, byzantine=0, down=1, down_mode="partition"),
-    "4-wipe": dict(seed_start=40_000, nodes=4, byzantine=0, down=1, down_mode="wipe"),
-    "4-crash-round-robin": dict(seed_start=40_000, nodes=4, byzantine=0, down=1, down_mode="crash",
-                                leader_election="round_robin"),
-    "7-crash-2-down": dict(seed_start=41_000, nodes=7, byzantine=0, down=2, down_mode="crash"),
-    "44013": dict(seed_start=44_013, nodes=4, byzantine=0, down=1),
+    "7-byzantine-down": {"seed_start": 42_000, "nodes": 7, "byzantine": 1, "down": 1},
+    "4-crash": {"seed_start": 40_000, "nodes": 4, "byzantine": 0, "down": 1, "down_mode": "crash"},
+    "4-partition": {"seed_start": 40_000, "nodes": 4, "byzantine": 0, "down": 1, "down_mode": "partition"},
+    "4-wipe": {"seed_start": 40_000, "nodes": 4, "byzantine": 0, "down": 1, "down_mode": "wipe"},
+    "4-crash-round-robin": {"seed_start": 40_000, "nodes": 4, "byzantine": 0, "down": 1, "down_mode": "crash",
+                            "leader_election": "round_robin"},
+    "7-crash-2-down": {"seed_start": 41_000, "nodes": 7, "byzantine": 0, "down": 2, "down_mode": "crash"},
+    "44013": {"seed_start": 44_013, "nodes": 4, "byzantine": 0, "down": 1},
 }
 
 
