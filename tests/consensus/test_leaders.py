@@ -6,6 +6,7 @@ at least half its healthy rate, with every replica electing the same leaders."""
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future
 
 import pytest
 
@@ -14,6 +15,7 @@ from consensus.messages import BlockHeader, QuorumCert, payload_hash
 from consensus.replica import Replica, ReplicaConfig
 from consensus.simulator import _epoch_set, run_many
 from tests.consensus.helpers import CHAIN, Cluster, make_replica, validator_set
+from tests.consensus.sim_pool import SimPool, merged
 
 
 def _header(round_: int, proposer: int, signers: list[int], epoch: int = 0, qc_epoch: int = 0) -> BlockHeader:
@@ -189,9 +191,34 @@ def test_round_robin_is_kept_for_comparison():
 # The simulator: validators down after GST (crashed, wiped, partitioned away), Byzantine ones, epochs.
 
 
+# The unpatched single-seed runs of this section, started together on the worker processes (tests/consensus/
+# sim_pool.py) when the first test that needs one asks; a test waits for its own. Tests that read different
+# properties of the same (deterministic) run share it. Tests that plant a bug or change a setting with monkeypatch
+# run their own seed in this process.
+RUNS: dict[str, dict[str, object]] = {
+    "7-byzantine-down": {"seed_start": 42_000, "nodes": 7, "byzantine": 1, "down": 1},
+    "4-crash": {"seed_start": 40_000, "nodes": 4, "byzantine": 0, "down": 1, "down_mode": "crash"},
+    "4-partition": {"seed_start": 40_000, "nodes": 4, "byzantine": 0, "down": 1, "down_mode": "partition"},
+    "4-wipe": {"seed_start": 40_000, "nodes": 4, "byzantine": 0, "down": 1, "down_mode": "wipe"},
+    "4-crash-round-robin": {"seed_start": 40_000, "nodes": 4, "byzantine": 0, "down": 1, "down_mode": "crash",
+                            "leader_election": "round_robin"},
+    "7-crash-2-down": {"seed_start": 41_000, "nodes": 7, "byzantine": 0, "down": 2, "down_mode": "crash"},
+    "44013": {"seed_start": 44_013, "nodes": 4, "byzantine": 0, "down": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def down_runs(sim_pool: SimPool) -> dict[str, list[Future[dict[str, object]]]]:
+    return {name: sim_pool.submit(1, **options) for name, options in RUNS.items()}  # type: ignore[arg-type]
+
+
+def _down_run(down_runs: dict[str, list[Future[dict[str, object]]]], name: str) -> dict[str, object]:
+    return merged(down_runs[name])
+
+
 @pytest.mark.parametrize("mode", ["crash", "wipe", "partition"])
-def test_one_of_four_down_keeps_half_the_healthy_rate_and_recovers(mode):
-    summary = run_many(1, seed_start=40_000, nodes=4, byzantine=0, down=1, down_mode=mode)
+def test_one_of_four_down_keeps_half_the_healthy_rate_and_recovers(mode, down_runs):
+    summary = _down_run(down_runs, f"4-{mode}")
     assert summary["failures"] == [], summary["failures"]
     assert summary["leader_checks"] > 0
     assert summary["degraded_ratio"] >= 0.5, summary
@@ -199,12 +226,12 @@ def test_one_of_four_down_keeps_half_the_healthy_rate_and_recovers(mode):
     assert summary["recovered"] == 1 and 0 <= summary["max_recovery_ms"] < 5000
 
 
-@pytest.mark.parametrize(("seed", "nodes", "down"), [(40_000, 4, 1), (41_000, 7, 2)])
-def test_back_to_the_healthy_rate_within_a_second_of_the_return(seed, nodes, down):
+@pytest.mark.parametrize("run", ["4-crash", "7-crash-2-down"])
+def test_back_to_the_healthy_rate_within_a_second_of_the_return(run, down_runs):
     """Issue 14, target 8: the validators that were down come back (crashed and restarted, behind by ~10 s of
     blocks, caught up by block sync) and the chain commits at >= 90% of its healthy rate within a second of their
     return, and over the 4 s after it."""
-    summary = run_many(1, seed_start=seed, nodes=nodes, byzantine=0, down=down, down_mode="crash")
+    summary = _down_run(down_runs, run)
     assert summary["failures"] == [], summary["failures"]
     assert summary["never_back_to_healthy"] == 0 and 0 <= summary["max_back_to_healthy_ms"] <= 1000, summary
     assert summary["recovered_ratio"] >= 0.9, summary
@@ -219,28 +246,27 @@ def test_the_back_to_healthy_check_catches_a_slow_catch_up(monkeypatch):
     assert summary["max_back_to_healthy_ms"] > 1000 or summary["never_back_to_healthy"] == 1, summary
 
 
-def test_round_robin_leaders_lose_most_of_the_rate_with_one_down():
+def test_round_robin_leaders_lose_most_of_the_rate_with_one_down(down_runs):
     """The same seed with round-robin leaders: what leader reputation fixes (issue 14, target 8)."""
-    round_robin = run_many(1, seed_start=40_000, nodes=4, byzantine=0, down=1, down_mode="crash",
-                           leader_election="round_robin")
+    round_robin = _down_run(down_runs, "4-crash-round-robin")
     assert round_robin["failures"] == [] and round_robin["degraded_ratio"] < 0.2, round_robin
 
 
-def test_two_of_seven_down():
-    summary = run_many(1, seed_start=41_000, nodes=7, byzantine=0, down=2, down_mode="crash")
+def test_two_of_seven_down(down_runs):
+    summary = _down_run(down_runs, "7-crash-2-down")
     assert summary["failures"] == [] and summary["degraded_ratio"] >= 0.5, summary
 
 
-def test_one_down_and_one_byzantine_of_seven():
-    summary = run_many(1, seed_start=42_000, nodes=7, byzantine=1, down=1)
+def test_one_down_and_one_byzantine_of_seven(down_runs):
+    summary = _down_run(down_runs, "7-byzantine-down")
     assert summary["failures"] == [], summary["failures"]
 
 
-def test_two_validators_elected_for_one_round_is_not_equivocation():
+def test_two_validators_elected_for_one_round_is_not_equivocation(down_runs):
     """Seed 44013: replicas that had not yet learned the same commits elected different leaders for a round and both
     proposed; a replica that accepted one and then, having learned the commits, the other, reported it as
     equivocation (evidence that does not verify). The second leader's proposal is now dropped, not reported."""
-    summary = run_many(1, seed_start=44_013, nodes=4, byzantine=0, down=1)
+    summary = _down_run(down_runs, "44013")
     assert summary["failures"] == [], summary["failures"]
 
 

@@ -1,4 +1,5 @@
-"""Cluster simulations: agreement, validity, certificates and liveness over many seeds and fault mixes."""
+"""Cluster simulations: agreement, validity, certificates and liveness over many seeds and fault mixes. Seeds run
+on both cores (tests/consensus/sim_pool.py) except where a test plants a bug with monkeypatch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from consensus import simulator
 from consensus.simulator import BEHAVIOURS, SimConfig, run_many, run_seed
+from tests.consensus.sim_pool import merged
 
 
 def _assert_clean(summary: dict) -> None:
@@ -18,33 +20,37 @@ def _assert_clean(summary: dict) -> None:
 
 
 @pytest.mark.parametrize("behaviour", BEHAVIOURS)
-def test_four_nodes_one_byzantine(behaviour):
-    summary = run_many(16, seed_start=1000, nodes=4, byzantine=1, behaviours=(behaviour,))
+def test_four_nodes_one_byzantine(behaviour, sim_pool):
+    summary = sim_pool.run_many(16, seed_start=1000, nodes=4, byzantine=1, behaviours=(behaviour,))
     _assert_clean(summary)
     if behaviour in ("equivocate", "double_vote"):
         assert summary["evidence"] > 0, "equivocation must be detected and reported"
 
 
-def test_four_nodes_crash_faults_and_partitions():
-    _assert_clean(run_many(16, seed_start=2000, nodes=4, byzantine=0, all_restart=False))
+def test_four_nodes_crash_faults_and_partitions(sim_pool):
+    _assert_clean(sim_pool.run_many(16, seed_start=2000, nodes=4, byzantine=0, all_restart=False))
 
 
-def test_every_node_restarts_at_once():
-    _assert_clean(run_many(12, seed_start=3000, nodes=4, byzantine=0, all_restart=True))
-    _assert_clean(run_many(12, seed_start=3100, nodes=4, byzantine=1, all_restart=True))
+def test_every_node_restarts_at_once(sim_pool):
+    crash_only = sim_pool.submit(12, seed_start=3000, nodes=4, byzantine=0, all_restart=True)
+    byzantine = sim_pool.submit(12, seed_start=3100, nodes=4, byzantine=1, all_restart=True)
+    _assert_clean(merged(crash_only))
+    _assert_clean(merged(byzantine))
 
 
-def test_seven_nodes_two_byzantine():
-    _assert_clean(run_many(10, seed_start=4000, nodes=7, byzantine=2))
+def test_seven_nodes_two_byzantine(sim_pool):
+    _assert_clean(sim_pool.run_many(10, seed_start=4000, nodes=7, byzantine=2))
 
 
-def test_random_epoch_changes_with_byzantine_replicas():
+def test_random_epoch_changes_with_byzantine_replicas(sim_pool):
     """Reconfiguration: each seed draws 1-3 epoch changes (add / remove a validator, rotate a BLS key) under the
     full fault mix; every epoch-change proof chains from the genesis set; nothing commits past an epoch's end."""
-    summary = run_many(10, seed_start=5000, nodes=4, byzantine=1, reconfig=True)
+    four = sim_pool.submit(10, seed_start=5000, nodes=4, byzantine=1, reconfig=True)
+    seven = sim_pool.submit(3, seed_start=6000, nodes=7, byzantine=2, reconfig=True)
+    summary = merged(four)
     _assert_clean(summary)
     assert summary["epoch_changes"] >= 10
-    _assert_clean(run_many(3, seed_start=6000, nodes=7, byzantine=2, reconfig=True))
+    _assert_clean(merged(seven))
 
 
 def test_a_removed_validator_that_missed_the_end_of_its_epoch_catches_up():
@@ -89,15 +95,17 @@ def test_checks_detect_a_replica_that_forgets_its_safety_state(monkeypatch):
     assert summary["failed_seeds"]
 
 
-def test_wiped_replicas_recover_and_vote_again_in_their_epoch():
+def test_wiped_replicas_recover_and_vote_again_in_their_epoch(sim_pool):
     """Crashes before GST wipe the safety state (within the budget f - Byzantine), at any moment: in the middle of
     an action list too, right after a vote was persisted and before it was sent. Every wiped replica recovers in its
     epoch (consensus/recovery.py) and never signs in a round at or below one it signed in before the wipe."""
-    summary = run_many(12, seed_start=2500, nodes=4, byzantine=0)
+    four = sim_pool.submit(12, seed_start=2500, nodes=4, byzantine=0)
+    seven = sim_pool.submit(3, seed_start=2600, nodes=7, byzantine=1)
+    summary = merged(four)
     _assert_clean(summary)
     assert summary["recovery_wipes"] >= 4
     assert summary["recovery_wiped_recovered_in_epoch"] >= 4
-    _assert_clean(run_many(3, seed_start=2600, nodes=7, byzantine=1))
+    _assert_clean(merged(seven))
 
 
 def test_the_recovery_check_catches_a_replica_that_resumes_too_low(monkeypatch):

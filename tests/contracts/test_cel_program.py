@@ -7,6 +7,7 @@ Coverage: the rules of the tests, the docs and the benchmark run on the fast pat
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import pytest
@@ -123,19 +124,34 @@ MISSING = ("sender.nosuch", "asset.agents", "sender", "{'a': 1}.b", "[1, 2][5]",
 KINDS = ("bool", "int", "str", "ints", "strs", "map")
 
 
-@st.composite
-def typed(draw: st.DrawFn, kind: str, depth: int, scope: tuple[tuple[str, str], ...], macros: bool) -> str:
+# The strategies are built once per (kind, depth, scope, macros) and reused: hypothesis validates a strategy object
+# the first time it draws from it, and building them afresh at every draw spent most of the test's time there.
+@cache
+def typed(kind: str, depth: int, scope: tuple[tuple[str, str], ...], macros: bool) -> st.SearchStrategy[str]:
     """An expression of CEL type `kind`; about one in fifteen subexpressions is of another type or fails."""
+    return _typed(kind, depth, scope, macros)
+
+
+@st.composite
+def _typed(draw: st.DrawFn, kind: str, depth: int, scope: tuple[tuple[str, str], ...], macros: bool) -> str:
     if draw(st.integers(0, 14)) == 0:
         return (
             draw(st.sampled_from(MISSING))
             if draw(st.booleans())
             else draw(typed(draw(st.sampled_from(KINDS)), max(depth - 1, 0), scope, False))
         )
+    if depth <= 0:
+        return draw(_leaves(kind, scope))
+    return f"({draw(_options(kind, depth, scope, macros))})"
 
-    def sub(k: str) -> st.SearchStrategy[str]:
-        return typed(k, depth - 1, scope, macros)
 
+@cache
+def _leaves(kind: str, scope: tuple[tuple[str, str], ...]) -> st.SearchStrategy[str]:
+    return st.one_of(*_leaf_list(kind, scope))
+
+
+@cache
+def _leaf_list(kind: str, scope: tuple[tuple[str, str], ...]) -> tuple[st.SearchStrategy[str], ...]:
     names = [name for name, k in scope if k == kind]
     leaves = {
         "bool": [st.sampled_from(("true", "false") + BOOL_REFS)],
@@ -147,8 +163,15 @@ def typed(draw: st.DrawFn, kind: str, depth: int, scope: tuple[tuple[str, str], 
     }[kind]
     if names:
         leaves.append(st.sampled_from(names))
-    if depth <= 0:
-        return draw(st.one_of(*leaves))
+    return tuple(leaves)
+
+
+@cache
+def _options(kind: str, depth: int, scope: tuple[tuple[str, str], ...], macros: bool) -> st.SearchStrategy[str]:
+    def sub(k: str) -> st.SearchStrategy[str]:
+        return typed(k, depth - 1, scope, macros)
+
+    leaves = list(_leaf_list(kind, scope))
     branches: dict[str, list[st.SearchStrategy[str]]] = {
         "bool": [
             st.tuples(sub("int"), st.sampled_from(("==", "!=", "<", "<=", ">", ">=")), sub("int")).map(" ".join),
@@ -214,11 +237,16 @@ def typed(draw: st.DrawFn, kind: str, depth: int, scope: tuple[tuple[str, str], 
     options.append(st.tuples(sub("bool"), sub(kind), sub(kind)).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})"))
     if macros:
         options.append(macro(kind, depth, scope))
-    return f"({draw(st.one_of(*options))})"
+    return st.one_of(*options)
+
+
+@cache
+def macro(kind: str, depth: int, scope: tuple[tuple[str, str], ...]) -> st.SearchStrategy[str]:
+    return _macro(kind, depth, scope)
 
 
 @st.composite
-def macro(draw: st.DrawFn, kind: str, depth: int, scope: tuple[tuple[str, str], ...]) -> str:
+def _macro(draw: st.DrawFn, kind: str, depth: int, scope: tuple[tuple[str, str], ...]) -> str:
     """A comprehension over a bounded range (a list literal or a context value); its body holds no macro."""
     source = draw(st.sampled_from(("ints", "strs", "map")))
     rng = draw(

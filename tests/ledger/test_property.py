@@ -71,6 +71,7 @@ anyone = st.sampled_from(ACCOUNTS)
 reasons = st.sampled_from(("r", "court order"))
 
 
+@cache  # one strategy object per block time: hypothesis validates a strategy the first time it draws from it
 def op_strategy(time: int) -> st.SearchStrategy[object]:
     hold_expiry = st.integers(time - 5, time + 120)
     transfer = st.builds(

@@ -157,6 +157,10 @@ class Simulation:
                          for i, b in self.byzantine.items()}
         self.live_since: dict[str, int] = {}
         self.counters = self.checks.counters
+        # Epoch 0's validators, read once: building the genesis ValidatorSet verifies every proof of possession, and
+        # the run asks for the current validators after every event past GST.
+        self._genesis_validators = frozenset(v.id.decode() for v in
+                                             self.world.genesis.validator_set(self.bls.backend).validators)
 
     # -- the host of every machine: inputs in, effects performed -----------------------------------------------
 
@@ -455,7 +459,7 @@ class Simulation:
 
     def _validators_of(self, epoch: int) -> set[str]:
         if epoch == 0:
-            return {v.id.decode() for v in self.world.genesis.validator_set(self.bls.backend).validators}
+            return set(self._genesis_validators)
         return {entry[0] for entry in self.checks.epochs[epoch][1]}
 
     def _validators_now(self) -> set[str]:

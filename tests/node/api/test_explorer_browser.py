@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = Path(os.environ.get("LEDGER_EXPLORER_ARTIFACTS", ROOT / "test-artifacts" / "explorer"))
 ADMIN = "admin@m0"
 WAIT_S = 20
+POLL_S = 0.05  # how often a wait looks again (selenium's default, 0.5 s, mostly sleeps past the moment)
 
 
 def _chromedriver() -> str:
@@ -129,7 +130,7 @@ def _severe(driver: WebDriver) -> list[dict[str, Any]]:
 
 def _wait_route(driver: WebDriver, route: str) -> None:
     """Until the page of `route` (a location hash) is rendered."""
-    WebDriverWait(driver, WAIT_S).until(
+    WebDriverWait(driver, WAIT_S, poll_frequency=POLL_S).until(
         lambda d: (
             d.find_element(By.ID, "view").get_attribute("aria-busy") == "false"
             and d.find_element(By.ID, "view").get_attribute("data-route") == route
@@ -166,7 +167,7 @@ def test_explorer_in_a_browser(net: Testnet, keys: dict[str, str], seeded: dict[
     url = net.api_url(0)
     browser.get(url + "/")
     _wait_route(browser, "#/")
-    wait = WebDriverWait(browser, WAIT_S)
+    wait = WebDriverWait(browser, WAIT_S, poll_frequency=POLL_S)
     wait.until(lambda d: "live" in d.find_element(By.ID, "live-state").get_attribute("class").split())
     assert browser.find_element(By.ID, "chain-id").text == net.chain_id
     # The refused transfer is among the latest transactions, with its reason.
@@ -224,7 +225,7 @@ def test_explorer_in_a_browser(net: Testnet, keys: dict[str, str], seeded: dict[
         assert page.get_attribute("data-status") == "notfound"
         assert "Not found on this node" in page.text and "keeps watching" in page.text, page.text
         user0.submit(later, wait="none")
-    WebDriverWait(browser, WAIT_S).until(
+    WebDriverWait(browser, WAIT_S, poll_frequency=POLL_S).until(
         lambda d: d.find_element(By.ID, "tx-page").get_attribute("data-status") == "committed"
     )
     page = browser.find_element(By.ID, "tx-page")
