@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from node.net.faults import FaultInjector
 from node.net.framing import KIND_CLOSE, KIND_DATA, KIND_PING, LENGTH_BYTES, FrameError, FrameSealer, body_length
@@ -64,7 +64,11 @@ class Transport:
         chain_id: str,
         peer_set: PeerSet,
         config: TransportConfig | None = None,
+        on_link_up: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_link_up(peer_id)`: called on the event loop each time a link to a peer comes up (after both sides
+        accepted the handshake), e.g. to greet the peer at once instead of at its next periodic message."""
+        self._on_link_up = on_link_up
         self._identity = identity
         self._chain_id = chain_id
         self._config = config if config is not None else TransportConfig()
@@ -454,6 +458,8 @@ class Transport:
         link.writer_task = asyncio.create_task(self._io.write_loop(state, link))
         self.counters.connects += 1
         self._log(logging.INFO, "peer_connected", peer=peer_id, dialer=dialer, remote=link.remote)
+        if self._on_link_up is not None:
+            self._on_link_up(peer_id)
         return True
 
     def _close_unregistered(self, writer: asyncio.StreamWriter, sealer: FrameSealer, reason: str) -> None:

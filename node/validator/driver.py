@@ -13,6 +13,7 @@ simulator (node/tools/simulation/).
     on_message(peer, data)     consensus -> replica; STATUS -> peer heights (and falling behind); GET_BLOCKS -> served;
                                BLOCKS -> the catch-up (ApplyBlocks); gossiped transactions -> SubmitGossip
     on_admitted()              new transactions: a leader waiting for work proposes
+    on_peer_connected(peer)    a link came up: this node's STATUS to that peer at once
     handle_timer()             at next_deadline(): round timeouts, the payload wait, STATUS, startup, sync, retries
     apply_synced(), sync_batch_done(), sync_undeliverable(), import_certified()   block sync: to the catch-up
 
@@ -238,6 +239,14 @@ class ValidatorDriver:
         """The mempool admitted new transactions (a leader waiting for work may propose)."""
         if self._payload.pending is not None and self.mode not in ("halted", "stopped"):
             self._guarded("propose", self._try_propose)
+
+    def on_peer_connected(self, peer: str) -> None:
+        """A link to `peer` came up: send it this node's STATUS at once. A starting node waits for every peer's
+        STATUS, and one behind learns of it, so neither waits for the peer's next periodic one (STATUS_INTERVAL_MS)."""
+        if self.mode in ("halted", "stopped"):
+            return
+        head = self.app.head
+        self._out.append(SendTo(peer, encode_node_message(Status(self.genesis.hash, head.height, head.block_id))))
 
     def handle_timer(self) -> None:
         if self.mode not in ("halted", "stopped"):

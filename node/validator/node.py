@@ -168,7 +168,8 @@ class ValidatorNode:
             if self.driver.networked:
                 self.transport = Transport(self.driver.members.identity(), genesis.chain_id, self.driver.members.peers,
                                            TransportConfig(listen_host=listen[0], listen_port=listen[1],
-                                                           fault_injection=fault_injection))
+                                                           fault_injection=fault_injection),
+                                           on_link_up=self._on_link_up)
         except BaseException:
             for opened in (safety, store):
                 if opened is not None:
@@ -315,6 +316,16 @@ class ValidatorNode:
         return task
 
     # --------------------------------------------------------------------------------------------------- effects
+
+    def _on_link_up(self, peer: str) -> None:
+        # Called inside the transport's registration of the link: the greeting is sent from the loop's next turn.
+        asyncio.get_running_loop().call_soon(self._greet, peer)
+
+    def _greet(self, peer: str) -> None:
+        if self._stopped.is_set():
+            return
+        self.driver.on_peer_connected(peer)
+        self._perform()
 
     def _perform(self) -> None:
         """Perform the driver's effects (performing one may queue more), then arm the timer for its next deadline."""

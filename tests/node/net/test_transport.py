@@ -141,12 +141,14 @@ async def test_a_dialer_the_other_side_refuses_never_counts_the_link_as_up() -> 
     admitted_c = identity("c")
     a.update_peer_set(PeerSet.of([identity("a").as_peer(), identity("b").as_peer(b.listen_address),
                                   admitted_c.as_peer()]))
-    c = Transport(stale, CHAIN, PeerSet.of([stale.as_peer(), identity("a").as_peer(a.listen_address)]), FAST)
+    links_up: list[str] = []
+    c = Transport(stale, CHAIN, PeerSet.of([stale.as_peer(), identity("a").as_peer(a.listen_address)]), FAST,
+                  on_link_up=links_up.append)
     await c.start()
     try:
         await wait_until(lambda: c.counters.handshake_failures["refused_by_peer"] >= 3, "c re-dials, refused each time")
         assert a.counters.handshake_failures["unknown_key"] >= 3
-        assert c.counters.connects == 0 and c.connected_peers() == frozenset()
+        assert c.counters.connects == 0 and c.connected_peers() == frozenset() and links_up == []
         assert c.stats()["peers_connected"] == 0
         assert a.connected_peers() == {"b"}
     finally:
@@ -500,3 +502,23 @@ def test_a_peer_set_may_omit_this_node_but_never_list_it_with_another_key() -> N
     Transport(ident_a, CHAIN, PeerSet.of([identity("b").as_peer()]), FAST)
     with pytest.raises(TransportError):
         Transport(ident_a, CHAIN, PeerSet.of([other.as_peer(), identity("b").as_peer()]), FAST)
+
+
+@run_async
+async def test_each_side_hears_of_each_link_it_registers() -> None:
+    """on_link_up(peer) runs once per registered link, on both sides, and again after a re-dial."""
+    ident_a, ident_b = identity("a"), identity("b")
+    heard: dict[str, list[str]] = {"a": [], "b": []}
+    b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), FAST, on_link_up=heard["b"].append)
+    await b.start()
+    a = Transport(ident_a, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer(b.listen_address)]), FAST,
+                  on_link_up=heard["a"].append)
+    await a.start()
+    try:
+        await wait_until(lambda: heard == {"a": ["b"], "b": ["a"]}, "both sides hear of the link")
+        b.update_peer_set(PeerSet.of([ident_b.as_peer()]))  # b drops a; a re-dials and is refused until a is back
+        await wait_until(lambda: a.connected_peers() == frozenset(), "link dropped")
+        b.update_peer_set(PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]))
+        await wait_until(lambda: heard == {"a": ["b", "b"], "b": ["a", "a"]}, "the re-dialled link is heard of")
+    finally:
+        await close_all(a, b)

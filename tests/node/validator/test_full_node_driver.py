@@ -170,3 +170,24 @@ def test_the_config_names_the_role_and_the_full_nodes_and_refuses_bad_entries(tm
         with pytest.raises(ConfigError) as info:
             load_config(str(tmp_path / "bad.toml"))
         assert info.value.code == "config_bad_field", text
+
+
+def test_a_link_coming_up_gets_this_nodes_status_at_once(tmp_path, verifier) -> None:
+    """The STATUS a node broadcasts at start reaches no one (its links are not up yet) and the next is a second
+    away; a starting peer waits for every peer's STATUS. So a link coming up gets one at once, without the clock
+    moving."""
+    node = Node(str(tmp_path), verifier)
+    try:
+        driver = node.driver
+        driver.start()
+        driver.take()
+        driver.on_peer_connected("node-2")
+        [greeting] = driver.take()
+        assert isinstance(greeting, SendTo) and greeting.peer == "node-2" and not greeting.sync_request
+        head = node.app.head
+        assert greeting.data == encode_node_message(Status(node.genesis.hash, head.height, head.block_id))
+        driver.stop()
+        driver.on_peer_connected("node-3")
+        assert driver.take() == []  # a stopped node greets no one
+    finally:
+        node.close()
