@@ -41,6 +41,7 @@ from ledger.operations import (
 from ledger.records import ChainParamsRecord, EpochRecord, ValidatorInfo
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.certified import cert_key, epoch_proof_key
+from node.chain.execution import Executor
 from node.chain.genesis import ChainParams, load_genesis, write_genesis
 from node.chain.protocol import OPERATIONS
 from node.chain.sigverify import Ed25519Verifier
@@ -581,7 +582,7 @@ def test_the_peer_set_never_admits_one_identity_key_twice() -> None:
     assert set(peers.get("node-2").identity_keys()) == {k[1], k[2]}
 
 
-def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, sig_verifier) -> None:
+def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, sig_verifier, monkeypatch) -> None:
     """Epoch 1 rotates node-1's identity key and ends with its first block (a second proposal executes there), so
     node-1, which switches one block into the epoch, may still hold its old key while its peers are in epoch 2:
     they must still admit it, and it must switch when it enters epoch 2 (the reviewer's stall)."""
@@ -594,6 +595,18 @@ def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, si
     async def run() -> None:
         async with _four_validators(net, sig_verifier) as nodes:
             n0 = nodes[0]
+            # The moment node-0 keeps the execution of the epoch-ending block (not a poll, which a busy loop can let
+            # slip past the short window before that block commits).
+            rotation_executed = asyncio.Event()
+            record = Executor.record
+
+            def record_and_notice(executor: Executor, job, outcome):
+                executed = record(executor, job, outcome)
+                if executor is n0.app.executor and executed is not None and executed.next_epoch is not None:
+                    rotation_executed.set()
+                return executed
+
+            monkeypatch.setattr(Executor, "record", record_and_notice)
             r = net.rotated
             write_keys(next_keys_path(net.key_files[1]), r)
             actions = {"rotate": (RotateValidatorKeys("node-1", r.identity_key, r.bls_public_key, r.bls_pop()),),
@@ -608,8 +621,8 @@ def test_an_identity_rotation_whose_epoch_ends_with_its_first_block(tmp_path, si
             assert (await _admit(n0, first))[1] == 0
             # The second approval waits in the pool while the epoch-ending block is executed but not committed: the
             # suffix blocks carry no payload, so it lands in the first block of epoch 1 and ends that epoch too.
-            await _until(lambda: any(e.next_epoch is not None for e in n0.app.executor.executed.values()),
-                         "the rotation executed", 30)
+            await asyncio.wait_for(rotation_executed.wait(), 30)
+            assert n0.app.epochs.epoch == 0, "the epoch-ending block is executed, not yet committed"
             assert (await _admit(n0, second))[1] == 0
             await _committed(n0, decode_transaction(second, operations=OPERATIONS).tx_id)
             await _until(lambda: all(n.app.epochs.validator_set.epoch == 2 for n in nodes), "epoch 2 everywhere")
