@@ -11,7 +11,6 @@ propose every pooled one, and each became a copy with a TX_REPLAYED receipt in t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -60,7 +59,7 @@ class HandNet:
 
     def __init__(self, directory: str, verifier: Ed25519Verifier) -> None:
         layout = generate_network(directory, 4, chain_id="testnet-propose", seed=b"propose-branch", users=8,
-                                  genesis_time=int(time.time()) - 60, params=PARAMS)
+                                  genesis_time=1_700_000_000, params=PARAMS)
         self.clock = VirtualClock()
         self.accounts = load_accounts(layout.accounts_path)
         self.apps: list[Application] = []
