@@ -6,7 +6,7 @@ the signature verifiers come in as arguments, so a simulator can drive it exactl
     app = Application(store, genesis, protocol=..., tx_verifier=..., bls=..., mempool_limits=...)
 
     admit      await app.admit(raws, origin) | app.admit_now(raws, origin) -> [Admission]         (ABCI CheckTx)
-    propose    app.propose(parent_id, time_ms) -> payload bytes; app.has_work(parent_id)     (PrepareProposal)
+    propose    app.propose(parent_id, time_ms) -> payload bytes; app.branch_executed / has_work(parent_id)  (PrepareProposal)
     execute    app.execute(block, parent_root, now_ms) -> Execution                          (ProcessProposal)
     commit     app.finalize(block, cert) -> FinalizedBlock, then app.commit(finalized)       (FinalizeBlock, Commit)
     query      app.head, app.epochs, app.block_view(h) / app.certificate(h) / app.statement(...), app.feed, app.store
@@ -199,59 +199,80 @@ class Application:
 
     # -- proposing (PrepareProposal) -------------------------------------------------------------------------------
 
-    def in_flight(self, parent_id: bytes) -> set[bytes]:
-        """Ids of the transactions in the uncommitted ancestors of a child of `parent_id` (not to be proposed
-        again)."""
-        out: set[bytes] = set()
+    def _branch(self, parent_id: bytes) -> list[ExecutedBlock] | None:
+        """The uncommitted blocks from `parent_id` down to the committed head (parent first, empty when `parent_id`
+        is the head), or None when this node has not executed every one of them: it cannot know what they carry.
+        That is the case while the parent executes, and while it waits behind an ancestor that executes (the replica
+        asks for a block's execution only once its parent's has answered, and a leader may hold a QC for it
+        already, formed from the other validators' votes)."""
+        out: list[ExecutedBlock] = []
         executed = self.executor.executed
+        head = self.executor.head.block_id
         cursor = parent_id
-        while cursor != self.executor.head.block_id:
+        while cursor != head:
             e = executed.get(cursor)
             if e is None:
-                break
-            out.update(r.tx_id for r in e.receipts)
+                return None
+            out.append(e)
             cursor = e.parent_id
         return out
 
-    def _in_flight_count(self, parent_id: bytes) -> int:
-        """How many transactions the uncommitted ancestors of a child of `parent_id` carry (no set is built: this is
-        asked after every admission while a leader waits)."""
-        count = 0
-        executed = self.executor.executed
-        cursor = parent_id
-        while cursor != self.executor.head.block_id:
-            e = executed.get(cursor)
-            if e is None:
-                break
-            count += len(e.receipts)
-            cursor = e.parent_id
-        return count
+    def branch_executed(self, parent_id: bytes) -> bool:
+        """Whether this node knows what the branch a block on `parent_id` extends carries: the parent is the committed
+        head, or this node has executed it and every uncommitted ancestor down to the head. Only then can a proposal
+        carry transactions, leaving out theirs (propose)."""
+        return self._branch(parent_id) is not None
+
+    def in_flight(self, parent_id: bytes) -> set[bytes] | None:
+        """Ids of the transactions in the uncommitted ancestors of a child of `parent_id` (not to be proposed
+        again); None when this node has not executed them all (branch_executed is False)."""
+        branch = self._branch(parent_id)
+        if branch is None:
+            return None
+        out: set[bytes] = set()
+        for e in branch:
+            out.update(r.tx_id for r in e.receipts)
+        return out
+
+    def _in_flight_count(self, parent_id: bytes) -> int | None:
+        """How many transactions the uncommitted ancestors of a child of `parent_id` carry, None as in_flight (no
+        set is built: this is asked after every admission while a leader waits)."""
+        branch = self._branch(parent_id)
+        return None if branch is None else sum(len(e.receipts) for e in branch)
 
     def has_work(self, parent_id: bytes) -> bool:
         """Worth proposing now: the pool holds transactions not in uncommitted ancestors, or such ancestors wait
-        for their commit (a child carries their QC towards it)."""
+        for their commit (a child carries their QC towards it). False while branch_executed is False."""
         in_flight = self._in_flight_count(parent_id)
-        return in_flight > 0 or len(self.mempool) > 0
+        return in_flight is not None and (in_flight > 0 or len(self.mempool) > 0)
 
     def pending_beyond(self, parent_id: bytes) -> int:
         """Pooled transactions not in the uncommitted ancestors of a child of `parent_id` (at least; the ancestors'
-        transactions are normally still pooled)."""
-        return max(0, len(self.mempool) - self._in_flight_count(parent_id))
+        transactions are normally still pooled); 0 while branch_executed is False."""
+        in_flight = self._in_flight_count(parent_id)
+        return 0 if in_flight is None else max(0, len(self.mempool) - in_flight)
 
     def propose(self, parent_id: bytes, time_ms: int, max_txs: int | None = None) -> bytes:
         """The payload of a block on `parent_id` at `time_ms` (raised to the parent's time: block time never goes
         back), filled from the mempool within the current epoch's limits (and at most `max_txs` transactions: the
-        proposer's own execution budget). Transactions already expired at the height proposed are evicted from the
-        pool first: they would only waste the block's room."""
+        proposer's own execution budget), leaving out the transactions of the uncommitted ancestors. Transactions
+        already expired at the height proposed are evicted from the pool first: they would only waste the block's
+        room. Asked while branch_executed is False (this node has not executed the branch it would extend, so it cannot
+        tell which pooled transactions those blocks already carry), the payload carries no transaction
+        (node/validator/proposing.py says when a leader proposes such a block)."""
         params = self.epochs.params
         parent_time = self.executor.time_of(parent_id)
         time_ms = max(time_ms, parent_time or 0)
+        in_flight = self.in_flight(parent_id)
+        if in_flight is None:
+            log.info("propose_on_unexecuted_branch parent=%s: a block without transactions", parent_id.hex()[:16])
+            return encode_payload(time_ms, [])
         parent_height = self.executor.height_of(parent_id)
         if parent_height is not None:
             self.mempool.evict_expired(parent_height + 1)
         count = params.max_block_txs if max_txs is None else max(1, min(max_txs, params.max_block_txs))
-        txs = self.mempool.reap(count, params.max_block_bytes - PAYLOAD_OVERHEAD,
-                                self.in_flight(parent_id), overhead_per_tx=PAYLOAD_OVERHEAD_PER_TX)
+        txs = self.mempool.reap(count, params.max_block_bytes - PAYLOAD_OVERHEAD, in_flight,
+                                overhead_per_tx=PAYLOAD_OVERHEAD_PER_TX)
         payload = encode_payload(time_ms, txs)
         assert len(payload) <= params.max_block_bytes
         return payload

@@ -21,8 +21,9 @@ simulator (node/tools/simulation/).
     PersistSafety    SafetyStore.persist (one synced batch) BEFORE the next action of the list
     Send, Broadcast  SendTo / Broadcast on channel 0x01 (SyncBlocks: SendTo of the request)
     SetTimer         the "round" deadline -> replica.on_timeout(round)
-    RequestPayload   wait (at most params.empty_block_interval_ms) for work in the mempool, and MIN_BLOCK_INTERVAL_MS
-                     after the previous proposal unless a full block waits, then Application.propose
+    RequestPayload   wait while the parent executes, at most params.empty_block_interval_ms for work in the
+                     mempool, and MIN_BLOCK_INTERVAL_MS after the previous proposal unless a full block waits, then
+                     Application.propose (on a branch not executed here: at once, a block without transactions)
     Execute          Application.execute (the wall clock only for the voting policy) -> replica.on_executed
     Commit           the one commit path; a Commit above head + 1 never halts the node: the catch-up stops the
                      replica, fetches the missing heights, commits, and a new replica starts. Pipelined, commits
@@ -791,7 +792,7 @@ class ValidatorDriver:
         """Propose once the payload wait is over (node/validator/proposing.py)."""
         pending = self._payload.pending
         if pending is not None and self._pipe.executing(pending.action.parent_id):
-            return  # the proposer must know what its parent carries: _after_execution asks again
+            return  # the proposer must know what its branch carries: _after_execution asks again
         ready, deadline = self._payload.check(self.app, self.replica, self.clock.monotonic_ms())
         if not ready:
             if deadline is None:

@@ -15,7 +15,8 @@ execute its block a second time on the loop while that block is on the execution
 every later commit waits behind it (commits come in height order). Every other action -- votes, timeouts,
 proposals, safety writes -- goes on: none of them needs an execution that has not answered yet (a vote for a block
 is an answer to its execution). A proposal on a parent still executing waits for it (the proposer must know what
-its uncommitted ancestors carry). A pure bookkeeping object: no clock, no I/O.
+its uncommitted ancestors carry; on a branch it has not executed otherwise, it proposes no transaction:
+node/validator/proposing.py). A pure bookkeeping object: no clock, no I/O.
 
 Commits wait while any block executes or waits to (unless MAX_COMMITS_WAITING wait): a commit runs on the loop and
 competes with the execution thread for the interpreter, so it would delay the execution and the vote after it --

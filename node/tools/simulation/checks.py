@@ -59,6 +59,9 @@ class Checks:
     def committed(self, machine: Machine, block: CommittedBlock) -> None:
         """A commit listener on every node."""
         self.counters["commits"] += 1
+        # Copies of already committed transactions the block carries again (at every node's commit; a leader
+        # proposing on a branch it had not executed made them: docs/benchmarks.md, "Copies ...: the cause").
+        self.counters["replayed_copies"] += block.tx_count - block.newly_final_txs
         seen = self.blocks.setdefault(block.height, (block.block_id, block.state_root))
         if seen != (block.block_id, block.state_root):
             self.violation(f"AGREEMENT: {machine.node_id} committed another block or root at height {block.height}")
