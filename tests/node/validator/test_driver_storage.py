@@ -35,23 +35,12 @@ from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
 from node.validator.safety_store import SafetyStore
 from node.validator.view import NodeView
+from tests.node.validator.virtual_clock import VirtualClock
 
 NO_SPACE = "No space left on device"
 
 
 GENESIS_TIME = int(time.time()) - 60
-
-
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = 0
-        self.wall_base = time.time_ns() // 1_000_000
-
-    def monotonic_ms(self) -> int:
-        return self.now
-
-    def wall_ms(self) -> int:
-        return self.wall_base + self.now
 
 
 class FailingLedgerStore(LedgerStore):
@@ -89,7 +78,7 @@ class DevNode:
                              params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50))
         cfg = load_config(os.path.join(directory, "node-0", "config.toml"))
         genesis, keys = load_genesis(cfg.genesis_file), load_keys(cfg.keys_file)
-        self.clock = VirtualClock()
+        self.clock = VirtualClock(time.time_ns() // 1_000_000)
         self.store = FailingLedgerStore.open(f"{cfg.data_dir}/ledger")
         self.app = Application(self.store, genesis, protocol=node_protocol(), tx_verifier=verifier,
                                bls=SignatureVerifier(bls_backend()), mempool_limits=MempoolLimits(),

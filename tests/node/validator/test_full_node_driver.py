@@ -30,19 +30,9 @@ from node.validator.keyfile import NodeKeys, load_keys
 from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
 from node.validator.safety_store import SafetyStore
+from tests.node.validator.virtual_clock import VirtualClock
 
 FULL = NodeKeys.generate("full-a", b"driver|full")
-
-
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = 0
-
-    def monotonic_ms(self) -> int:
-        return self.now
-
-    def wall_ms(self) -> int:
-        return 1_800_000_000_000 + self.now
 
 
 class Node:

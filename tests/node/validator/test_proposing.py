@@ -38,20 +38,10 @@ from node.validator.keyring import KeyRing
 from node.validator.metrics import NodeMetrics
 from node.validator.proposing import MIN_BLOCK_INTERVAL_MS, PayloadWait
 from node.validator.safety_store import SafetyStore
+from tests.node.validator.virtual_clock import VirtualClock
 
 # Long rounds: no round times out in this test, whatever the machine's speed (the clock is virtual anyway).
 PARAMS = ChainParams(base_timeout_ms=60_000, empty_block_interval_ms=50)
-
-
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = 0
-
-    def monotonic_ms(self) -> int:
-        return self.now
-
-    def wall_ms(self) -> int:
-        return 1_800_000_000_000 + self.now
 
 
 class HandNet:
