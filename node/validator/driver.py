@@ -246,8 +246,7 @@ class ValidatorDriver:
         STATUS, and one behind learns of it, so neither waits for the peer's next periodic one (STATUS_INTERVAL_MS)."""
         if self.mode in ("halted", "stopped"):
             return
-        head = self.app.head
-        self._out.append(SendTo(peer, encode_node_message(Status(self.genesis.hash, head.height, head.block_id))))
+        self._out.append(SendTo(peer, self._status_message()))
 
     def handle_timer(self) -> None:
         if self.mode not in ("halted", "stopped"):
@@ -350,9 +349,12 @@ class ValidatorDriver:
         self._deadlines["status"] = self.clock.monotonic_ms() + STATUS_INTERVAL_MS
 
     def _broadcast_status(self) -> None:
+        self._out.append(Broadcast(self._status_message(), AUDIENCE_ALL))
+
+    def _status_message(self) -> bytes:
+        """This node's STATUS (genesis, committed head), encoded."""
         head = self.app.head
-        self._out.append(Broadcast(encode_node_message(Status(self.genesis.hash, head.height, head.block_id)),
-                                   AUDIENCE_ALL))
+        return encode_node_message(Status(self.genesis.hash, head.height, head.block_id))
 
     def best_peer_height(self) -> int:
         """The highest height any peer claims (one peer's word: informational, never a reason to act)."""
@@ -860,8 +862,7 @@ class ValidatorDriver:
         full, followers = bool(self.members.full_peer_ids), self.members.followers()
         if not full and not followers:
             return  # nobody follows: nothing to encode (the common case of a validator of a stable set)
-        head = self.app.head
-        status = encode_node_message(Status(self.genesis.hash, head.height, head.block_id))
+        status = self._status_message()
         if full:
             self._out.append(Broadcast(status, AUDIENCE_FULL))
         for peer in followers:
