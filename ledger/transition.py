@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ledger import codes
 from ledger.codec import DecodeError, constructor, trusted_encoder
@@ -49,6 +49,7 @@ __all__ = [
     "BlockOutcome",
     "TxOutcome",
     "apply_block",
+    "apply_certified_block",
     "apply_transaction",
     "authorize",
     "dry_run",
@@ -111,6 +112,9 @@ class BlockOutcome:
     # Δfrozen): the block's own step first (tx_id BLOCK_EVENTS_TX_ID), then each transaction that succeeded. Their
     # sum per (asset, account) is the block's balance change; nothing here is hashed (docs/indexer.md).
     balance_changes: tuple[tuple[bytes, str, str, int, int, int], ...] = ()
+    # False when apply_certified_block kept the execution that skipped every Ed25519 check (the certified root
+    # proves it equal to the checked one); True for apply_block, which checks every signature not vouched for.
+    signatures_checked: bool = True
 
 
 def _clip(text: str, limit: int = MAX_TEXT_BYTES) -> str:
@@ -392,3 +396,44 @@ def apply_block(
         block_events=block_events,
         balance_changes=tuple(balance_changes),
     )
+
+
+def _all_verified(_item: SignedTransaction | bytes) -> bool:
+    return True
+
+
+def apply_certified_block(
+    state: StateReader | Overlay,
+    block: BlockContext,
+    transactions: Sequence[SignedTransaction | bytes],
+    *,
+    tree: SparseMerkleTree,
+    protocol: Protocol,
+    certified_root: bytes,
+    signatures_verified: Callable[[SignedTransaction | bytes], bool] | None = None,
+) -> BlockOutcome:
+    """`apply_block` for a block whose resulting state root a commit certificate has already proved
+    (`certified_root`): first with no Ed25519 check at all; that outcome is kept when it gives the certified root
+    and no transaction id occurs twice in the block. Otherwise the block is applied again exactly as `apply_block`
+    does (with `signatures_verified`); `signatures_checked` tells which outcome was kept. The outcome is
+    in every case the one `apply_block` gives, receipts and events included -- provided `certified_root` is the
+    root the checked execution gives, i.e. the certificate verified; with any other root the result is the checked
+    outcome, which does not match it (the caller's root comparison then fails as it would have).
+
+    Why skipping cannot change anything once the root matches: consider the first transaction whose processing
+    differs between the two executions. Up to it the states are equal, so it passed the same envelope checks,
+    replay check included, and the only step that can differ is the signature check, which the checked execution
+    failed: a rejection (code 1..199) that writes nothing. The unchecked execution went on and, whatever its
+    operations did, recorded the transaction's id (tx_seen key T||id) until its expiry. Nothing in a block deletes
+    a T key after the block's first step (_prune_replay), and in the checked execution only a later transaction
+    with the same id could write it -- excluded here. So the two final states differ at that key and their roots
+    differ. Hence equal roots mean no transaction was processed differently. The same id twice must be excluded:
+    a copy with a corrupt signature followed by the valid copy gives the same state either way but different
+    receipts and stored bytes (tests/ledger/test_certified_apply.py shows both)."""
+    outcome = apply_block(state, block, transactions, tree=tree, protocol=protocol, signatures_verified=_all_verified)
+    if outcome.state_root == certified_root:
+        receipts = outcome.receipts
+        if len({r.tx_id for r in receipts}) == len(receipts):
+            return replace(outcome, signatures_checked=False)
+    return apply_block(state, block, transactions, tree=tree, protocol=protocol,
+                       signatures_verified=signatures_verified)

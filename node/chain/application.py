@@ -22,6 +22,9 @@ executed and may be committed); execution itself depends on the block alone. `ex
 `begin_execution` / `end_execution` split it so that the long part (`PendingExecution.run`: reads of the store and
 of immutable ancestor changes, no table of this object) runs on another thread while the host goes on -- what the
 node does (node/validator/node.py), so consensus, admission and the API are never blocked by a full block.
+A block that arrives with its commit certificate (block sync) is executed with `certificate=`: once the certificate
+verifies, the execution skips the transactions' signature checks whenever the certified root proves that changes
+nothing (node/chain/execution.py, ledger.transition.apply_certified_block).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from consensus.certificates import Evidence, SignatureVerifier, check_commit_certificate
+from consensus.certificates import CommitCertificateError, Evidence, SignatureVerifier, check_commit_certificate
 from consensus.messages import Block, CommitCertificate, QuorumCert, decode_block, genesis_qc
 from consensus.validators import ValidatorSet
 from ledger.governance_state import current_epoch
@@ -162,6 +165,21 @@ class Application:
             size += len(raw) + len(cert)
         return items
 
+    def _certifies(self, cert: CommitCertificate, block: Block) -> bool:
+        """True iff `cert` is a valid commit certificate of `block` under the set of its epoch (the head's, or an
+        earlier one this node knows; a later epoch's set is not known before the switch: False)."""
+        if cert.block_id != block.id:
+            return False
+        try:
+            validator_set = self.epochs.set_at(cert.epoch)
+        except KeyError:
+            return False
+        try:
+            check_commit_certificate(validator_set, cert, chain_id=self.genesis.consensus_chain_id, verifier=self.bls)
+        except CommitCertificateError:
+            return False
+        return True
+
     def check_certificate(self, cert: CommitCertificate) -> None:
         """CommitCertificateError unless `cert` verifies against the set that certifies height head + 1 (block
         sync applies heights in order; the set switches at epoch-ending blocks)."""
@@ -279,21 +297,29 @@ class Application:
 
     # -- executing (ProcessProposal) -------------------------------------------------------------------------------
 
-    def execute(self, block: Block, parent_root: bytes, now_ms: int | None) -> Execution:
+    def execute(self, block: Block, parent_root: bytes, now_ms: int | None,
+                certificate: CommitCertificate | None = None) -> Execution:
         """Execute a proposed block on its parent (speculatively: nothing is written). `now_ms`: this node's clock,
-        for the voting policy on block time; None for a block at or below the committed height (no vote asked)."""
-        job = self.begin_execution(block, parent_root, now_ms)
+        for the voting policy on block time; None for a block at or below the committed height (no vote asked).
+        `certificate`: the block's commit certificate when it came with one (block sync; see begin_execution)."""
+        job = self.begin_execution(block, parent_root, now_ms, certificate)
         if isinstance(job, Execution):
             return job
         return self.end_execution(job, job.run())
 
-    def begin_execution(self, block: Block, parent_root: bytes, now_ms: int | None) -> Execution | PendingExecution:
+    def begin_execution(self, block: Block, parent_root: bytes, now_ms: int | None,
+                        certificate: CommitCertificate | None = None) -> Execution | PendingExecution:
         """`execute` in two parts, so a host can run the long one on another thread while it goes on: the answer
         at once (already executed, or refused by the cheap checks), or a PendingExecution whose `run()` may be
         called on any thread, its result then given to `end_execution` on this thread. Meanwhile this thread may
         admit, propose and commit; executions of blocks that build on this one begin after it ended (parent
-        first, as the replica asks for them)."""
-        job = self.executor.prepare(block, parent_root)
+        first, as the replica asks for them). With the block's `certificate` (only for a block no vote is asked
+        for: now_ms None), verified here against its epoch's set, the execution skips signature checks that the
+        certified root proves unnecessary; a certificate that does not verify is ignored (the commit refuses it)."""
+        certified_root = None
+        if certificate is not None and now_ms is None and self._certifies(certificate, block):
+            certified_root = certificate.state_root
+        job = self.executor.prepare(block, parent_root, certified_root)
         if job is None:
             return Execution(None, None, False, "invalid")
         reason = None if now_ms is None else self.executor.check_proposal_time(job.time_ms, now_ms)

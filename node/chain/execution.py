@@ -11,6 +11,12 @@ the block ends an epoch (node/validator/driver.py).
 Execution reads no clock: the block's time is the proposer's `time_ms` from the payload (node/chain/payload.py).
 The voter-side clock bound (a vote-time check, not an execution input) is `check_proposal_time`.
 
+A block whose commit certificate this node has verified (block sync, a commit after a gap) is executed against the
+certified state root: `prepare(..., certified_root=...)` runs ledger.transition.apply_certified_block, which skips
+every Ed25519 check and keeps that outcome only when it gives the certified root and no transaction id occurs twice
+(then it provably equals the checked outcome, receipts included); otherwise the block is executed again with every
+signature checked. A block this node votes on is never executed that way (its root is what the vote asserts).
+
 Epochs (docs/consensus.md §10). Every block's header names the epoch of the EpochRecord in its parent's state (the
 set that certifies it); execution checks that. A block whose execution schedules an epoch change (the ledger's
 `BlockOutcome.next_epoch`) is epoch-ending: its commit writes, in the same synced batch as the block, the
@@ -40,7 +46,7 @@ from ledger.state import encode_value
 from ledger.state_keys import EPOCH_KEY
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transaction import SignedTransaction
-from ledger.transition import BLOCK_EVENTS_TX_ID, BlockOutcome, apply_block
+from ledger.transition import BLOCK_EVENTS_TX_ID, BlockOutcome, apply_block, apply_certified_block
 from node.chain.balance_changes import balance_changes_key, encode_balance_changes
 from node.chain.certified import block_events_key, cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
 from node.chain.epochs import Epochs
@@ -57,7 +63,7 @@ MAX_EXECUTED_BLOCKS: Final = 2048
 class KnownTransactions(Interface):
     """Transactions this node already decoded and verified (the mempool): execution reuses them."""
 
-    def lookup(self, raw: bytes) -> SignedTransaction | None: ...  # decoded and verified: pooled or pre-verified
+    def lookup(self, raw: bytes) -> SignedTransaction | None: ...  # decoded and verified: pooled here
 
     def is_verified(self, raw: bytes) -> bool: ...  # every signature of these exact bytes verified here
 
@@ -142,6 +148,9 @@ class ExecutionJob:
     verified: frozenset[bytes]  # raw transactions (not pooled here) whose signatures this node already verified
     context: BlockContext
     protocol: Protocol
+    # The state root a verified commit certificate proves for this block: execute without signature checks first
+    # (ledger.transition.apply_certified_block). None: check every signature not vouched for above.
+    certified_root: bytes | None = None
 
     def run(self) -> BlockOutcome | None:
         """Apply the block. None: it is invalid (wrong epoch)."""
@@ -152,8 +161,12 @@ class ExecutionJob:
                       header.epoch, epoch.epoch, epoch.start_height)
             return None
         tree = SparseMerkleTree(self.nodes, self.parent_root)
-        outcome = apply_block(self.state, self.context, self.items, tree=tree, protocol=self.protocol,
-                              signatures_verified=self._verified)
+        if self.certified_root is None:
+            outcome = apply_block(self.state, self.context, self.items, tree=tree, protocol=self.protocol,
+                                  signatures_verified=self._verified)
+        else:
+            outcome = apply_certified_block(self.state, self.context, self.items, tree=tree, protocol=self.protocol,
+                                            certified_root=self.certified_root, signatures_verified=self._verified)
         next_epoch = outcome.next_epoch
         if next_epoch is not None:
             # Invariant (ledger): one epoch change at a time, starting right after this block.
@@ -207,6 +220,10 @@ class Executor:
         self.head = self._read_head()
         self.blocks_executed = 0
         self.txs_executed = 0
+        # Certified blocks executed with no signature check, and those executed again with the checks (a transaction
+        # whose signature does not verify, or an id twice: a faulty or malicious proposer's block).
+        self.certified_unchecked = 0
+        self.certified_rechecked = 0
 
     # -- head ---------------------------------------------------------------------------------------------------
 
@@ -247,15 +264,17 @@ class Executor:
             return "block_time_in_future"
         return None
 
-    def execute(self, block: Block, parent_state_root: bytes) -> ExecutedBlock | None:
+    def execute(self, block: Block, parent_state_root: bytes, certified_root: bytes | None = None) -> ExecutedBlock | None:
         """Execute `block` on top of its (executed or committed) parent. None: the block is invalid."""
-        job = self.prepare(block, parent_state_root)
+        job = self.prepare(block, parent_state_root, certified_root)
         return job if not isinstance(job, ExecutionJob) else self.record(job, job.run())
 
-    def prepare(self, block: Block, parent_state_root: bytes) -> ExecutionJob | ExecutedBlock | None:
+    def prepare(self, block: Block, parent_state_root: bytes,
+                certified_root: bytes | None = None) -> ExecutionJob | ExecutedBlock | None:
         """The checks of `execute` that need this executor's tables (cheap), and the job that does the rest: an
         ExecutionJob to `run` (on any thread) and then `record`; or the answer at once (already executed, or None:
-        invalid)."""
+        invalid). `certified_root`: the root a commit certificate the caller verified proves for `block` (module
+        docstring); never a root that is not proved, since the execution is then trusted to match it."""
         known = self.executed.get(block.id)
         if known is not None:
             return known
@@ -305,7 +324,7 @@ class Executor:
                             OverlayNodes(self.store, *node_layers), tuple(payload.txs), tuple(items),
                             frozenset(verified),
                             BlockContext(self.genesis.chain_id, header.height, payload.time_ms // 1000),
-                            self.protocol)
+                            self.protocol, certified_root)
 
     def record(self, job: ExecutionJob, outcome: BlockOutcome | None) -> ExecutedBlock | None:
         """Keep the result of a job that ran (None: the block is invalid). A job whose parent is no longer the head
@@ -325,6 +344,14 @@ class Executor:
         self.executed[block.id] = executed
         self.blocks_executed += 1
         self.txs_executed += len(job.txs)
+        if job.certified_root is not None:
+            if outcome.signatures_checked:
+                self.certified_rechecked += 1
+                log.warning("certified_block_rechecked height=%d block=%s (a signature that does not verify or a "
+                            "transaction id twice: executed again with every signature checked)", block.header.height,
+                            block.id.hex()[:16])
+            else:
+                self.certified_unchecked += 1
         return executed
 
     # -- commit -------------------------------------------------------------------------------------------------
@@ -335,7 +362,7 @@ class Executor:
         NodeError on any disagreement: this node's state contradicts the certified chain. Writes nothing."""
         e = self.executed.get(block.id)
         if e is None:
-            e = self.execute(block, self.head.state_root)
+            e = self.execute(block, self.head.state_root, cert.state_root if cert.block_id == block.id else None)
             if e is None:
                 raise NodeError("commit_unexecutable", f"the certified block at {block.header.height} "
                                                        "does not execute on this node")

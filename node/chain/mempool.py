@@ -133,15 +133,13 @@ class MempoolLimits:
     max_batch: int = 1_024  # transactions per submit_many call
     rejected_cache: int = 65_536  # hashes of bytes with a final rejection
     verified_cache: int = 65_536  # hashes of bytes whose signatures verified (is_verified)
-    # Pre-verified transactions kept decoded for the block about to execute (lookup): oldest dropped first.
-    preverified_decoded: int = 8_192
 
     def __post_init__(self) -> None:
         assert self.max_txs >= 1 and self.max_bytes >= MAX_TX_BYTES, "the pool must hold at least one transaction"
         assert self.max_memory_bytes >= pool_memory(1, MAX_TX_BYTES), "the pool must hold at least one transaction"
         assert 1 <= self.max_txs_per_account <= self.max_txs
         assert 1 <= self.max_batch
-        assert self.rejected_cache >= 1 and self.verified_cache >= 1 and self.preverified_decoded >= 0
+        assert self.rejected_cache >= 1 and self.verified_cache >= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +227,6 @@ class Mempool:
         self._expiry_heap: list[int] = []
         self._rejected: OrderedDict[bytes, int] = OrderedDict()  # raw hash -> final code (LRU)
         self._verified: OrderedDict[bytes, None] = OrderedDict()  # raw hash (LRU)
-        # raw hash -> the transaction preverify decoded (its signatures verified), for the execution that follows
-        self._preverified: OrderedDict[bytes, SignedTransaction] = OrderedDict()
         self._reap_round = 0
 
     # -- reading -------------------------------------------------------------------------------------------------
@@ -269,57 +265,16 @@ class Mempool:
 
     def is_verified(self, raw: bytes) -> bool:
         """True if every signature of these exact bytes verified here (pooled now, or among the last
-        `verified_cache` admitted or pre-verified): block execution may skip the cryptographic check of their
+        `verified_cache` admitted): block execution may skip the cryptographic check of their
         signatures (key membership and thresholds are still checked against the block's state)."""
         h = hashlib.sha256(raw).digest()
         return h in self._by_raw or h in self._verified
 
     def lookup(self, raw: bytes) -> SignedTransaction | None:
-        """The decoded transaction if these exact bytes are pooled, or were decoded and verified by a recent
-        `preverify` (saves decoding them again to execute them); its signatures all verified here."""
-        h = hashlib.sha256(raw).digest()
-        tx_id = self._by_raw.get(h)
-        if tx_id is not None:
-            return self._entries[tx_id].tx
-        return self._preverified.get(h)
-
-    def forget_preverified(self) -> None:
-        """Drop the decoded transactions `preverify` kept (the blocks they were for have executed)."""
-        self._preverified.clear()
-
-    async def preverify(self, raws: Sequence[bytes]) -> int:
-        """Check the signatures of a proposed block's transactions that this node has not verified yet, in one
-        batch on the verifier's pool, and remember the ones whose signatures all verify (is_verified), keeping the
-        last `limits.preverified_decoded` of them decoded for their execution (lookup: block sync decodes each
-        transaction once). Bytes that do not decode are skipped (execution rejects them). Returns how many were
-        newly found valid."""
-        pending: list[tuple[bytes, int, SignedTransaction]] = []  # (raw hash, first item, decoded)
-        items: list[VerifyItem] = []
-        seen: set[bytes] = set()
-        for raw in raws:
-            h = hashlib.sha256(raw).digest()
-            if h in seen or h in self._by_raw or h in self._verified or len(raw) > MAX_TX_BYTES:
-                continue
-            seen.add(h)
-            try:
-                tx = decode_transaction(raw, operations=self._operations)
-            except DecodeError:
-                continue
-            message = tx.signing_message
-            pending.append((h, len(items), tx))
-            items.extend((sig.public_key, message, sig.signature) for sig in tx.signatures)
-        if not items:
-            return 0
-        verdicts = await self._verifier.verify_batch(items)
-        found = 0
-        keep = self.limits.preverified_decoded
-        for h, first, tx in pending:
-            if all(verdicts[first : first + len(tx.signatures)]):
-                self._remember(self._verified, h, None, self.limits.verified_cache)
-                if keep:
-                    self._remember(self._preverified, h, tx, keep)
-                found += 1
-        return found
+        """The decoded transaction if these exact bytes are pooled (saves decoding them again to execute them); its
+        signatures all verified here."""
+        tx_id = self._by_raw.get(hashlib.sha256(raw).digest())
+        return None if tx_id is None else self._entries[tx_id].tx
 
     # -- admission -----------------------------------------------------------------------------------------------
 

@@ -50,8 +50,8 @@ class PeersChanged:
 @dataclass(frozen=True, slots=True)
 class ApplyBlocks:
     """A block sync batch to apply, in order: for each block call `driver.apply_synced(peer, request_id, block,
-    cert)` (stop at the first error it returns), then `driver.sync_batch_done(peer, request_id, applied, error)`. The host may check the
-    next block's transaction signatures ahead (Application.mempool.preverify) while one executes."""
+    cert)` (stop at the first error it returns), then `driver.sync_batch_done(peer, request_id, applied, error)`. The host may
+    execute the next block (with its certificate: Application.begin_execution) while it commits one."""
 
     peer: str
     request_id: int

@@ -57,7 +57,6 @@ from node.chain.application import Application, PendingExecution
 from node.chain.execution import CommittedBlock
 from node.chain.genesis import Genesis, load_genesis
 from node.chain.mempool import NO_VALIDATOR_REACHABLE, NODE_HALTED, TX_ALREADY_PENDING, Admission, MempoolLimits
-from node.chain.payload import PayloadError, decode_payload
 from node.chain.protocol import bls_backend as node_bls_backend
 from node.chain.protocol import node_protocol
 from node.chain.pruning import BlockPruner
@@ -425,27 +424,16 @@ class ValidatorNode:
         self._perform()
 
     async def _apply_blocks(self, batch: ApplyBlocks) -> None:
-        """Apply a block sync batch in order, three blocks at a time in flight: the signatures of block i+2 are checked
-        on the verifier's worker processes (execution then takes the transactions preverify decoded and skips their
-        signatures: Mempool.preverify / lookup), block i+1 executes on the execution thread, and block i is committed
-        here -- its certificate checked, then its synced write, which releases the interpreter, so the execution
-        goes on meanwhile. The head still moves only when a block is durable, in height order; a block executed
-        ahead is speculative (nothing is written) until its turn comes and its certificate is checked. No block is
-        executed ahead of an epoch-ending one: it is executed under the next epoch's limits, after the switch."""
+        """Apply a block sync batch in order, two blocks at a time in flight: block i+1 executes on the execution
+        thread while block i is committed here -- its certificate checked, then its synced write, which releases
+        the interpreter, so the execution goes on meanwhile. Each block is executed with its commit certificate,
+        so once that verifies its transactions' signatures are not checked when the certified root proves that
+        changes nothing (Application.begin_execution). The head still moves only when a block is durable, in
+        height order; a block executed ahead is speculative (nothing is written) until its turn comes and its
+        certificate is checked again (a cache hit of the BLS verifier). No block is executed ahead of an
+        epoch-ending one: it is executed under the next epoch's limits and set, after the switch."""
         blocks = batch.blocks
         loop = asyncio.get_running_loop()
-        checks: dict[int, asyncio.Task[int] | None] = {}
-
-        def check(k: int) -> None:  # start the signature checks of block k (once)
-            if k < len(blocks) and k not in checks:
-                checks[k] = self._preverify(blocks[k][0])
-
-        async def checked(k: int) -> None:
-            check(k)
-            task = checks.pop(k)
-            if task is not None:
-                await task
-
         applied, error = 0, None
         ahead: tuple[PendingExecution, asyncio.Future[BlockOutcome | None]] | None = None
         try:
@@ -458,13 +446,10 @@ class ValidatorNode:
                         if executed.state_root is not None:
                             self.metrics.sync_executed_ahead()
                     else:
-                        await checked(i)
-                        check(i + 1)
-                        executed = self.app.execute(block, self.app.head.state_root, None)
+                        executed = self.app.execute(block, self.app.head.state_root, None, cert)
                     if i + 1 < len(blocks) and executed.state_root is not None and executed.next_validators is None:
-                        await checked(i + 1)
-                        check(i + 2)
-                        job = self.app.begin_execution(blocks[i + 1][0], executed.state_root, None)
+                        after, after_cert = blocks[i + 1]
+                        job = self.app.begin_execution(after, executed.state_root, None, after_cert)
                         if isinstance(job, PendingExecution):
                             ahead = (job, loop.run_in_executor(self._execution_thread, job.run))
                 except Exception:  # e.g. a failed store read: the commit path below executes again and handles it
@@ -475,12 +460,8 @@ class ValidatorNode:
                 applied += 1
                 await asyncio.sleep(0)
         finally:
-            for task in checks.values():
-                if task is not None:
-                    task.cancel()
             if ahead is not None:  # stopped short: let the execution end (its result is not kept)
                 await asyncio.wait([ahead[1]])
-            self.app.mempool.forget_preverified()
         self.driver.sync_batch_done(batch.peer, batch.request_id, applied, error)
         self._perform()
 
@@ -488,14 +469,6 @@ class ValidatorNode:
         error = self.driver.apply_synced(batch.peer, batch.request_id, block, cert)
         self._perform()
         return error
-
-    def _preverify(self, block: Block) -> asyncio.Task[int] | None:
-        params = self.app.epochs.params
-        try:
-            payload = decode_payload(block.payload, params.max_block_txs, params.max_block_bytes)
-        except PayloadError:
-            return None  # execution refuses it and the node halts: the block is certified
-        return asyncio.get_running_loop().create_task(self.app.mempool.preverify(payload.txs))
 
     # ------------------------------------------------------------------------------------------------ admission
 

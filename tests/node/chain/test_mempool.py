@@ -473,50 +473,11 @@ def test_admission_in_the_calling_thread_answers_like_the_worker_pool(verifier: 
     assert threaded.pool.reap(10, 1 << 20) == pooled.pool.reap(10, 1 << 20)
 
 
-def test_preverify_remembers_only_valid_signatures(h: Harness, verifier: Ed25519Verifier) -> None:
-    pooled = raw("alice@bank-a", 1)
-    assert h.submit(pooled).ok
-    fresh, forged, garbage = raw("bob@bank-b", 1), bad_signature_tx(), b"\xc1"
-    unknown_signer = raw("dave@bank-a", 1)  # signatures verify; the signer is checked when the block executes
-    before = verifier.stats.verified
-    found = asyncio.run(h.pool.preverify([pooled, fresh, forged, garbage, unknown_signer, fresh]))
-    assert found == 2
-    assert verifier.stats.verified - before == 3  # the pooled one and the repeated one are not verified again
-    assert h.pool.is_verified(pooled) and h.pool.is_verified(fresh) and h.pool.is_verified(unknown_signer)
-    assert not h.pool.is_verified(forged) and not h.pool.is_verified(garbage)
-    assert asyncio.run(h.pool.preverify([fresh])) == 0
-    assert len(h.pool) == 1  # pre-verifying admits nothing
-
-
 def test_lookup_returns_the_decoded_pooled_transaction(h: Harness) -> None:
     tx = make_tx("alice@bank-a", 1)
     assert h.submit(tx.to_bytes()).ok
     assert h.pool.lookup(tx.to_bytes()) == tx
     assert h.pool.lookup(raw("alice@bank-a", 2)) is None
-
-
-def test_preverify_keeps_the_decoded_transactions_whose_signatures_verify_for_execution(
-    verifier: Ed25519Verifier,
-) -> None:
-    """Block sync decodes each transaction once: preverify keeps what it decoded (only when every signature
-    verified, at most `preverified_decoded` of them, oldest dropped first) and lookup hands it to execution;
-    forget_preverified drops them all. Nothing is admitted."""
-    h = Harness(verifier, MempoolLimits(preverified_decoded=2))
-    first, second, third = make_tx("bob@bank-b", 1), make_tx("bob@bank-b", 2), make_tx("bob@bank-b", 3)
-    forged = bad_signature_tx()
-    assert asyncio.run(h.pool.preverify([first.to_bytes(), forged, b"\xc1"])) == 1
-    assert h.pool.lookup(first.to_bytes()) == first
-    assert h.pool.lookup(forged) is None and h.pool.lookup(b"\xc1") is None
-    assert asyncio.run(h.pool.preverify([second.to_bytes(), third.to_bytes()])) == 2
-    assert h.pool.lookup(first.to_bytes()) is None  # the oldest went over the bound (still is_verified)
-    assert h.pool.is_verified(first.to_bytes())
-    assert [h.pool.lookup(t.to_bytes()) for t in (second, third)] == [second, third]
-    h.pool.forget_preverified()
-    assert h.pool.lookup(second.to_bytes()) is None and h.pool.is_verified(second.to_bytes())
-    assert len(h.pool) == 0
-    off = Harness(verifier, MempoolLimits(preverified_decoded=0))
-    assert asyncio.run(off.pool.preverify([first.to_bytes()])) == 1
-    assert off.pool.lookup(first.to_bytes()) is None and off.pool.is_verified(first.to_bytes())
 
 
 # -- model check -------------------------------------------------------------------------------------------------

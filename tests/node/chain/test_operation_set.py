@@ -23,16 +23,12 @@ from contracts.operations import RevokeClaim, SetClaim
 from ledger.jsonform import to_json
 from ledger.ops import CORE_OPERATIONS
 from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
-from ledger.state import MemoryState
-from ledger.transaction import TxBody, sign_transaction
 from node.api import ApiConfig
 from node.api.schemas import COMPONENTS
 from node.api.server import start_api
 from node.chain.commit_feed import CommitFeed
 from node.chain.genesis import ChainParams, genesis_state, load_genesis, parse_genesis
-from node.chain.mempool import Mempool
 from node.chain.protocol import OPERATIONS, node_protocol
-from node.chain.sigverify import Ed25519Verifier
 from node.client import AccountKey, builder
 from node.client.aio import AsyncLedgerClient
 from node.tools.localnet import ADMIN_ACCOUNT, generate_network, load_accounts
@@ -93,21 +89,6 @@ def test_genesis_operations_of_the_contracts_layer(tmp_path: Path) -> None:
     genesis = parse_genesis(doc)
     assert genesis.operations[-1] == SetClaim(ADMIN_ACCOUNT, U1, "SG", 2, FAR)
     assert genesis_state(genesis).state_root != base.state_root  # executed: the claim is in state
-
-
-def test_mempool_preverifies_contracts_operations() -> None:
-    """A proposed block's transactions this node did not pool are decoded and their signatures checked ahead of
-    execution (Mempool.preverify): with the node's set, a contracts operation is among them."""
-    admin = AccountKey.from_seed(ADMIN_ACCOUNT, bytes(32))
-    body = TxBody(1, CHAIN, (ADMIN_ACCOUNT,), 1, 100, (SetClaim(ADMIN_ACCOUNT, U1, "SG", 2, FAR),))
-    raw = sign_transaction(body, [(ADMIN_ACCOUNT, admin.signing_key)], operations=OPERATIONS).to_bytes()
-
-    async def run() -> None:
-        with Ed25519Verifier(workers=0) as verifier:
-            pool = Mempool(CHAIN, MemoryState(), 1, verifier)
-            assert await pool.preverify([raw]) == 1 and pool.is_verified(raw)
-
-    asyncio.run(run())
 
 
 def test_a_contracts_operation_through_every_entry_point(tmp_path: Path) -> None:

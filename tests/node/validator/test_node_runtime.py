@@ -560,8 +560,8 @@ def test_failed_action_restarts_consensus_from_the_head(tmp_path, sig_verifier, 
             begin = node.app.begin_execution
             failures = []
 
-            def failing_once(block, parent_root, now_ms):
-                started = begin(block, parent_root, now_ms)
+            def failing_once(block, parent_root, now_ms, certificate=None):
+                started = begin(block, parent_root, now_ms, certificate)
                 if failures or not isinstance(started, PendingExecution):
                     return started
                 failures.append(block.header.height)
@@ -680,8 +680,8 @@ def test_a_store_read_failing_on_the_execution_thread_stops_the_node(tmp_path, s
             assert await node.wait_for_height(2, 20)
             begin = node.app.begin_execution
 
-            def failing(block, parent_root, now_ms):
-                started = begin(block, parent_root, now_ms)
+            def failing(block, parent_root, now_ms, certificate=None):
+                started = begin(block, parent_root, now_ms, certificate)
                 if not isinstance(started, PendingExecution):
                     return started
                 return PendingExecution(_FailingJob(started.job, OSError(5, "Input/output error")),

@@ -106,8 +106,8 @@ def test_a_slow_block_does_not_block_the_event_loop_when_pipelined(tmp_path, pip
         begin = node.app.begin_execution
         slowed: list[int] = []
 
-        def slow(block, parent_root, now_ms):
-            started = begin(block, parent_root, now_ms)
+        def slow(block, parent_root, now_ms, certificate=None):
+            started = begin(block, parent_root, now_ms, certificate)
             if isinstance(started, PendingExecution) and started.job.txs:
                 slowed.append(block.header.height)
                 return PendingExecution(_SlowJob(started.job, SLOW_S), started.vote_refusal)

@@ -147,9 +147,9 @@ def test_a_pipelined_node_stages_what_it_executes_and_reports_its_timeline(tmp_p
         node = ValidatorNode(genesis, keys, cfg.data_dir, sig_verifier=verifier, never_signed=True)
         begin = node.app.begin_execution
 
-        def slow(block, parent_root, now_ms):
+        def slow(block, parent_root, now_ms, certificate=None):
             # Blocks with transactions take a while, as big blocks do: their staging surely comes first.
-            started = begin(block, parent_root, now_ms)
+            started = begin(block, parent_root, now_ms, certificate)
             if isinstance(started, PendingExecution) and started.job.txs:
                 return PendingExecution(_SlowJob(started.job, 0.3), started.vote_refusal)
             return started
