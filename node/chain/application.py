@@ -74,6 +74,7 @@ class Execution:
     next_validators: ValidatorSet | None
     vote: bool
     reason: str | None = None  # why state_root is None or vote is False
+    signatures: str = "checked"  # ExecutedBlock.signatures: "checked", "skipped" or "rechecked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +338,7 @@ class Application:
         # quorum may certify it and this node must then follow), only this validator's vote is withheld.
         vote = reason != "block_time_in_future"
         next_set = None if e.next_epoch is None else self.epochs.set_of(e.next_epoch)
-        return Execution(e.state_root, next_set, vote, reason)
+        return Execution(e.state_root, next_set, vote, reason, e.signatures)
 
     def forget_speculation(self) -> None:
         """Drop every speculative execution (a new replica starts from the committed head)."""

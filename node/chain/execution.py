@@ -88,6 +88,10 @@ class ExecutedBlock:
     block_events: tuple[Event, ...] = ()  # the block's own events (also first in `events`)
     # (tx_id, asset, account, Δavailable, Δheld, Δfrozen), stored for indexers (node/chain/balance_changes.py)
     balance_changes: tuple[tuple[bytes, str, str, int, int, int], ...] = ()
+    # How its signatures were treated: "checked" (every one not verified at admission), "skipped" (executed against
+    # a verified certificate, whose root proved the checks unnecessary), "rechecked" (executed against a
+    # certificate and again with the checks: a signature that does not verify, or an id twice).
+    signatures: str = "checked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +344,9 @@ class Executor:
         executed = ExecutedBlock(block.id, parent, block.header.height, job.time_ms, outcome.state_root,
                                  job.txs, outcome.receipts, outcome.events, outcome.executed, outcome.rejected,
                                  outcome.history, outcome.changes, outcome.smt_nodes, outcome.next_epoch,
-                                 outcome.block_events, outcome.balance_changes)
+                                 outcome.block_events, outcome.balance_changes,
+                                 "checked" if job.certified_root is None else
+                                 "rechecked" if outcome.signatures_checked else "skipped")
         self.executed[block.id] = executed
         self.blocks_executed += 1
         self.txs_executed += len(job.txs)

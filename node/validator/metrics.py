@@ -7,6 +7,7 @@
     metrics.rejected_message("malformed"); metrics.admission(result)   # mempool refusals, by code
     metrics.sync_applied(blocks)
     metrics.sync_executed_ahead()
+    metrics.certified_execution(signatures)
     metrics.fatal("storage_failed")                      # the node stopped: ledger_fatal{code=...} = 1
     (read at each scrape: ledger_gc_collections_total, ledger_gc_pause_seconds_total; node/validator/collector.py)
     metrics.set_limits(max_txs, max_bytes); metrics.set_quorum(validators, peers_needed)   # for alerting rules
@@ -157,6 +158,14 @@ class NodeMetrics:
             "Blocks block sync executed while the block before them was being written",
             registry=r,
         )
+        self.certified_blocks = Counter(
+            "ledger_sync_certified_blocks_executed",
+            "Blocks block sync executed against their verified commit certificate, by how their signatures were "
+            "treated: skipped (the certified root proved the checks unnecessary) or rechecked (a signature that does "
+            "not verify or an id twice: a faulty proposer's block, executed again with every check)",
+            ["signatures"],
+            registry=r,
+        )
         self.fatal_state = Gauge(
             "ledger_fatal", "1 once the node stopped on a fatal error (by its code: storage_failed, ...)", ["code"],
             registry=r,
@@ -266,6 +275,10 @@ class NodeMetrics:
 
     def sync_executed_ahead(self) -> None:
         self.sync_ahead.inc()
+
+    def certified_execution(self, signatures: str) -> None:
+        """A block block sync executed with its commit certificate: "skipped" or "rechecked" (Execution.signatures)."""
+        self.certified_blocks.labels(signatures).inc()
 
     def fatal(self, code: str) -> None:
         """The node stopped on a fatal error (a node has at most one: the driver stops at the first)."""

@@ -447,6 +447,8 @@ class ValidatorNode:
                             self.metrics.sync_executed_ahead()
                     else:
                         executed = self.app.execute(block, self.app.head.state_root, None, cert)
+                    if executed.signatures != "checked":
+                        self.metrics.certified_execution(executed.signatures)
                     if i + 1 < len(blocks) and executed.state_root is not None and executed.next_validators is None:
                         after, after_cert = blocks[i + 1]
                         job = self.app.begin_execution(after, executed.state_root, None, after_cert)

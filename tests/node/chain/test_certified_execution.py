@@ -113,7 +113,7 @@ def test_a_certified_block_executes_without_signature_checks_and_commits(chain, 
     assert verifications[0] == len(chain.txs)
     cert = chain.certificate(block, root)
     e = chain.app.execute(block, chain.app.head.state_root, None, cert)
-    assert e.state_root == root
+    assert e.state_root == root and e.signatures == "skipped"
     assert verifications[0] == len(chain.txs)  # none more
     assert chain.app.executor.certified_unchecked == 1 and chain.app.executor.certified_rechecked == 0
     committed = chain.app.commit(chain.app.finalize(block, cert)).block
@@ -129,7 +129,7 @@ def test_a_certificate_that_does_not_verify_or_names_another_block_is_ignored(ch
     for cert in (forged, chain.certificate(other, root)):
         before = verifications[0]
         e = chain.app.execute(block, chain.app.head.state_root, None, cert)
-        assert e.state_root == root
+        assert e.state_root == root and e.signatures == "checked"
         assert verifications[0] - before == len(chain.txs)  # every signature checked
         chain.app.forget_speculation()
     assert chain.app.executor.certified_unchecked == 0
@@ -152,7 +152,7 @@ def test_a_certified_block_with_a_corrupt_signature_is_executed_again_with_the_c
     root = chain.checked_root(block)
     cert = chain.certificate(block, root)
     e = chain.app.execute(block, chain.app.head.state_root, None, cert)
-    assert e.state_root == root
+    assert e.state_root == root and e.signatures == "rechecked"
     assert chain.app.executor.certified_rechecked == 1 and chain.app.executor.certified_unchecked == 0
     committed = chain.app.commit(chain.app.finalize(block, cert)).block
     assert [r.code for r in committed.receipts] == [codes.OK, codes.BAD_SIGNATURE, codes.OK, codes.BAD_SIGNATURE,

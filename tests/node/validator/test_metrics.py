@@ -60,6 +60,8 @@ def test_render_contains_every_metric_with_the_values_set() -> None:
     m.admission(Admission(codes.OK, "allowed"))
     m.sync_applied(16)
     m.sync_executed_ahead()
+    for signatures in ("skipped", "skipped", "rechecked"):
+        m.certified_execution(signatures)
     text = m.render()
     assert "# TYPE ledger_commit_latency_seconds histogram" in text
     assert value(text, "ledger_height") == 42
@@ -88,6 +90,8 @@ def test_render_contains_every_metric_with_the_values_set() -> None:
     assert ("ledger_mempool_rejections_total", (("code", "0"), ("name", "OK"))) not in samples(text)
     assert value(text, "ledger_sync_blocks_applied_total") == 16
     assert value(text, "ledger_sync_blocks_executed_ahead_total") == 1
+    assert value(text, "ledger_sync_certified_blocks_executed_total", signatures="skipped") == 2
+    assert value(text, "ledger_sync_certified_blocks_executed_total", signatures="rechecked") == 1
 
 
 def test_tps_window_decays_when_commits_stop() -> None:
