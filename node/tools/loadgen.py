@@ -9,7 +9,10 @@ What it does:
    (1 unit, sender -> another test account, node.tools.load.signed_transfer) before the clock starts, then submits them through the nodes' admin
    sockets (`{"op": "submit"}`), `connections` pipelined connections per process spread over the nodes, `batch` lines
    per write. A "busy, retry" answer (MEMPOOL_FULL, MEMPOOL_ACCOUNT_FULL) is retried after a short pause; any other
-   non-zero code counts as failed. `rate=None` means as fast as the network admits.
+   non-zero code counts as failed. `rate=None` means as fast as the network admits. A node that cannot be reached
+   (killed, restarting, partitioned away by a tester) does not stop the load: the connection's unanswered batch goes
+   again, unchanged, to the next node (`unreachable` counts such batches; a copy a node already pooled answers
+   "already pending", which counts as accepted).
 3. Meanwhile the parent samples node-0's committed transaction counter every 50 ms for its progress lines
    (node.tools.load.CommitMonitor), and the CPU time of every node process (from /proc).
 4. Commit latency: each accepted transaction's start -- at a fixed rate the instant the schedule made it due (time
@@ -58,6 +61,7 @@ EXPIRY_GROUP_TXS: Final = 512
 MAX_RATE_GUESS: Final = 3_000  # tx/s used to size the pre-signed stock for --rate max
 BUSY_PAUSE_S: Final = 0.02  # first pause before resubmitting transactions a node refused as busy
 BUSY_PAUSE_MAX_S: Final = 0.32  # the pause doubles while whole batches are refused as busy, up to this
+UNREACHABLE_PAUSE_S: Final = 0.1  # before a batch whose node could not be reached goes to the next node
 PACE_S: Final = 0.02  # at a fixed rate, a process sends what has come due once this many seconds of its rate have
 
 
@@ -89,6 +93,7 @@ class BenchReport:
     committed: int = 0
     failed: int = 0
     retried: int = 0
+    unreachable: int = 0  # batches sent again to another node because theirs could not be reached
     failed_codes: dict[str, int] = field(default_factory=dict)
     tps: float = 0.0
     p50_ms: float | None = None
@@ -130,7 +135,8 @@ class BenchReport:
             "admit_p50_ms": self.admit_p50_ms,
             "admit_p99_ms": self.admit_p99_ms, "efficiency": self.efficiency, "validators": self.validators,
             "submitted": self.submitted, "accepted": self.accepted, "committed": self.committed,
-            "failed": self.failed, "retried": self.retried, "failed_codes": self.failed_codes,
+            "failed": self.failed, "retried": self.retried, "unreachable": self.unreachable,
+            "failed_codes": self.failed_codes,
             "cpu_per_node_percent": self.cpu_per_node, "verify_per_s": self.verify_per_s, "cores": self.cores,
             "cpu_per_node_with_workers_percent": self.cpu_per_node_with_workers,
             "load_cpu_percent": self.load_cpu_percent, "load_cpu_us_per_tx": self.load_cpu_us_per_tx,
@@ -223,7 +229,7 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
     sent: list[float] = []
     admit_s: list[float] = []  # each accepted transaction's request written -> answer read
     failed: dict[str, int] = {}
-    counts = {"submitted": 0, "retried": 0}
+    counts = {"submitted": 0, "retried": 0, "unreachable": 0}
     # At a fixed rate, what has come due goes out in batches of at least PACE_S worth of this process's rate (one
     # request per transaction would make the nodes' per-request cost, not their per-transaction cost, the limit).
     min_take = 1 if job.rate is None else max(1, min(job.batch, int(job.rate * PACE_S)))
@@ -248,8 +254,18 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
         cursor += n
         return out
 
-    async def worker(path: str) -> None:
-        reader, writer = await asyncio.open_unix_connection(path, limit=1 << 22)
+    async def unreachable(idx: list[int]) -> bool:
+        """A batch whose node could not be reached: True to send it again (to the next node), False when the load
+        is over."""
+        counts["unreachable"] += 1
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(UNREACHABLE_PAUSE_S)
+        return True
+
+    async def worker(paths: list[str]) -> None:
+        turn = 0
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         retry: list[int] = []
         try:
             while True:
@@ -261,16 +277,29 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                     await asyncio.sleep(0.005)
                     continue
                 sent_at = time.monotonic()
-                writer.write(b"".join(lines[i] for i in idx))
-                await writer.drain()
-                answers = [json.loads(await reader.readline()) for _ in idx]
+                try:
+                    if conn is None:
+                        conn = await asyncio.open_unix_connection(paths[turn % len(paths)], limit=1 << 22)
+                    reader, writer = conn
+                    writer.write(b"".join(lines[i] for i in idx))
+                    await writer.drain()
+                    answers = [json.loads(await reader.readline()) for _ in idx]
+                except (OSError, ValueError):  # refused, reset, or closed mid-answer (readline gives b"")
+                    if conn is not None:
+                        conn[1].close()
+                    conn, turn = None, turn + 1
+                    if not await unreachable(idx):
+                        return
+                    retry = idx
+                    continue
                 record(idx, answers, retry, sent_at)
                 if retry:
                     if time.monotonic() >= deadline:
                         return
                     await asyncio.sleep(0.02)
         finally:
-            writer.close()
+            if conn is not None:
+                conn[1].close()
 
     def record(idx: list[int], answers: list[dict[str, Any]], retry: list[int], sent_at: float) -> None:
         answered = time.monotonic()
@@ -290,13 +319,14 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                 key = f"{code} {answer.get('message', answer.get('error', ''))}"[:80]
                 failed[key] = failed.get(key, 0) + 1
 
-    async def api_worker(url: str) -> None:
+    async def api_worker(urls: list[str]) -> None:
         import aiohttp
         import msgpack
 
         retry: list[int] = []
         pause = BUSY_PAUSE_S
-        async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=60)) as http:
+        turn = 0
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             while True:
                 idx = retry + take(job.batch - len(retry))
                 retry = []
@@ -306,13 +336,21 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                     await asyncio.sleep(0.005)
                     continue
                 sent_at = time.monotonic()
+                url = urls[turn % len(urls)] + "/v1/tx/batch"
                 if job.body == "json":
-                    request = http.post("/v1/tx/batch", json={"txs": [hexes[i] for i in idx]})
+                    request = http.post(url, json={"txs": [hexes[i] for i in idx]})
                 else:
-                    request = http.post("/v1/tx/batch", data=msgpack.packb([txs[i] for i in idx]),
+                    request = http.post(url, data=msgpack.packb([txs[i] for i in idx]),
                                         headers={"Content-Type": "application/msgpack"})
-                async with request as r:
-                    doc = await r.json(content_type=None)
+                try:
+                    async with request as r:
+                        doc = await r.json(content_type=None)
+                except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+                    turn += 1
+                    if not await unreachable(idx):
+                        return
+                    retry = idx
+                    continue
                 if r.status == 429 or r.status >= 500 or "results" not in doc:
                     retry = idx  # rate-limited or busy: the same batch again shortly
                     counts["retried"] += len(idx)
@@ -328,12 +366,15 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                 else:
                     pause = BUSY_PAUSE_S
 
+    # Each connection starts at its own node and moves on to the next one when that one cannot be reached.
     if job.api_urls:
-        urls = [job.api_urls[(job.index + c) % len(job.api_urls)] for c in range(job.connections)]
-        await asyncio.gather(*(api_worker(u) for u in urls))
+        n = len(job.api_urls)
+        await asyncio.gather(*(api_worker([job.api_urls[(job.index + c + k) % n] for k in range(n)])
+                               for c in range(job.connections)))
     else:
-        paths = [job.sockets[(job.index + c) % len(job.sockets)] for c in range(job.connections)]
-        await asyncio.gather(*(worker(p) for p in paths))
+        n = len(job.sockets)
+        await asyncio.gather(*(worker([job.sockets[(job.index + c + k) % n] for k in range(n)])
+                               for c in range(job.connections)))
     return {"index": job.index, "accepted": sorted(accepted), "sent": sent,
             "admit_s": admit_s, "failed": failed, **counts,
             "presigned": total, "used": cursor, "cpu_s": time.process_time() - cpu0,
@@ -538,6 +579,7 @@ def run_network_bench(config: BenchConfig, out: IO[str] | None = None) -> BenchR
         report.accepted = len(accepted)
         report.submitted = sum(r["submitted"] for r in results_got)
         report.retried = sum(r["retried"] for r in results_got)
+        report.unreachable = sum(r["unreachable"] for r in results_got)
         for r in results_got:
             for k, v in r["failed"].items():
                 report.failed_codes[k] = report.failed_codes.get(k, 0) + v
@@ -666,7 +708,8 @@ def format_report(report: BenchReport) -> str:
         f"network        {report.network}",
         (f"load           {report.load_processes} processes, rate {'max' if report.rate is None else report.rate} "
          f"tx/s, {report.duration_s:.0f}s, through the {'HTTP API' if report.via == 'api' else 'admin sockets'}"),
-        f"submitted      {report.submitted}  (accepted {report.accepted}, busy-retries {report.retried})",
+        (f"submitted      {report.submitted}  (accepted {report.accepted}, busy-retries {report.retried}"
+         + (f", batches sent again to another node: {report.unreachable}" if report.unreachable else "") + ")"),
         f"committed      {report.committed}",
         f"failed         {report.failed}" + (f"  (codes: {per_node(report.failed_codes)})" if report.failed_codes else ""),
         f"committed tx/s {report.tps}",
