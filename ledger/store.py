@@ -375,31 +375,18 @@ class LedgerStore:
                 raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "history entries are (account_id str, tx_id of this block)")
             _account_prefix(account_id)
 
-    def commit_block(self, commit: BlockCommit, *, sync: bool = True) -> None:
-        """Write a whole block atomically (one WriteBatch, synced to disk before this returns).
+    def commit_block(self, commit: BlockCommit) -> None:
+        """Write a whole block atomically (one WriteBatch, sync=True).
 
         Heights: the first block of a store has height 0 (a genesis block) or 1; every later block head.height+1.
-        `sync=False` (block sync applying a batch of certified blocks): the batch is written without waiting for the
-        disk. LevelDB's log keeps writes in order and a synced write makes every earlier one durable with it, so a
-        crash before the next synced write (`sync()` or a synced commit) loses at most the last unsynced blocks --
-        a suffix, never a gap -- and the store reopens at the last durable one.
         """
         with self._write_lock:
-            self._commit_locked(commit, sync)
+            self._commit_locked(commit)
 
-    def sync(self) -> None:
-        """Make every block written so far durable (a synced rewrite of the head record: with it, LevelDB's log
-        reaches the disk up to here)."""
-        with self._write_lock:
-            head = self._head
-            if head is not None:
-                self._db.put(META_HEAD, msgpack.packb([head.height, head.block_hash, head.state_root],
-                                                      use_bin_type=True), sync=True)
-
-    def _commit_locked(self, commit: BlockCommit, sync: bool = True) -> None:
+    def _commit_locked(self, commit: BlockCommit) -> None:
         self._check_commit(commit)
         c = commit
-        wb = self._db.write_batch(sync=sync)
+        wb = self._db.write_batch(sync=True)
         try:
             hkey = _U64.pack(c.height)
             wb.put(P_BLOCK + hkey, c.block_bytes)

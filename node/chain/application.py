@@ -121,8 +121,6 @@ class Application:
         # Committed blocks obeyed the limits of their own epoch: the feed decodes them with the hard maxima.
         self.feed = CommitFeed(store, MAX_BLOCK_TXS, MAX_BLOCK_BYTES, operations=protocol.operations)
         self._listeners: list[Callable[[CommittedBlock], None]] = []
-        # Blocks committed with durable=False, not yet synced: published (feed, listeners) once they are.
-        self._unpublished: list[CommittedBlock] = []
 
     # -- state -----------------------------------------------------------------------------------------------------
 
@@ -353,17 +351,10 @@ class Application:
         NodeError when they disagree: this node's state contradicts the certified chain. Writes nothing."""
         return self.executor.finalize(block, cert)
 
-    def commit(self, finalized: FinalizedBlock, *, durable: bool = True) -> CommitResult:
+    def commit(self, finalized: FinalizedBlock) -> CommitResult:
         """Write a finalized block (one synced batch), then: switch the epoch if it ended one, drop its transactions
-        from the mempool, publish it to the feed and the listeners.
-
-        `durable=False` (block sync, every block of a batch but its last): the batch is written without waiting for
-        the disk, and the block is published only once it is durable -- at the next durable commit or
-        `make_durable()`, in height order -- so nobody hears of a commit a crash could still take back. A crash
-        before then loses at most those last blocks (a suffix: LedgerStore.commit_block), which are certified and
-        are fetched again. A block that ends an epoch is always written durably."""
-        durable = durable or finalized.next_epoch is not None
-        committed = self.executor.write(finalized, sync=durable)
+        from the mempool, publish it to the feed and the listeners."""
+        committed = self.executor.write(finalized)
         switch = None
         if committed.next_epoch is not None:
             started = current_epoch(self.store)
@@ -371,32 +362,19 @@ class Application:
             switch = self.epochs.advance(started)
         ages = self.mempool.remove_committed([r.tx_id for r in committed.receipts])
         self.mempool.prune_expired(committed.height)
-        self._unpublished.append(committed)
-        if durable:
-            self._publish()
+        # The block is durable: what follows only tells readers, and a reader's failure must not stop the chain
+        # (subscribers behind the feed's height read the block from the store).
+        try:
+            self.feed.publish(committed)
+        except Exception:
+            log.exception("commit_feed_failed height=%d", committed.height)
+        for listener in list(self._listeners):
+            try:
+                listener(committed)
+            except Exception:
+                log.exception("commit_listener_failed height=%d", committed.height)
         changed = any(ev.kind in PROPOSAL_EVENTS for ev in committed.events)
         return CommitResult(committed, tuple(ages), switch, changed)
-
-    def make_durable(self) -> None:
-        """Sync what `commit(..., durable=False)` wrote and publish those blocks (nothing to do when none)."""
-        if self._unpublished:
-            self.store.sync()
-            self._publish()
-
-    def _publish(self) -> None:
-        # The blocks are durable: what follows only tells readers, and a reader's failure must not stop the chain
-        # (subscribers behind the feed's height read the block from the store).
-        blocks, self._unpublished = self._unpublished, []
-        for committed in blocks:
-            try:
-                self.feed.publish(committed)
-            except Exception:
-                log.exception("commit_feed_failed height=%d", committed.height)
-            for listener in list(self._listeners):
-                try:
-                    listener(committed)
-                except Exception:
-                    log.exception("commit_listener_failed height=%d", committed.height)
 
     def add_commit_listener(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]:
         """Call `listener` after each commit, in height order (on the committing thread; it must not block)."""

@@ -415,12 +415,11 @@ class Executor:
             stored.sort(key=lambda x: first_index[x[0]])
         return stored
 
-    def write(self, finalized: FinalizedBlock, *, sync: bool = True) -> CommittedBlock:
-        """Write a finalized block in one batch (synced unless `sync` is False: LedgerStore.commit_block); forget it
-        and its losing forks."""
+    def write(self, finalized: FinalizedBlock) -> CommittedBlock:
+        """Write a finalized block in one synced batch; forget it and its losing forks."""
         e = finalized.executed
         assert e.height == self.head.height + 1 and e.parent_id == self.head.block_id, "finalized on another head"
-        self.store.commit_block(finalized.commit, sync=sync)
+        self.store.commit_block(finalized.commit)
         self.head = ChainHead(e.block_id, e.height, e.time_ms, e.state_root)
         for block_id in [b for b, x in self.executed.items() if x.height <= e.height]:
             del self.executed[block_id]

@@ -81,7 +81,7 @@ class DriverHooks:
     running: Callable[[], bool]  # the node is neither halted nor stopped
     leave_consensus: Callable[[], None]  # stop the replica; the driver is "syncing"
     start_consensus: Callable[[], None]  # a new replica from the head (or following)
-    commit: Callable[[Block, CommitCertificate, bool], None]  # the one commit path (raises as it does); durable?
+    commit: Callable[[Block, CommitCertificate], None]  # the one commit path (raises as it does)
     halt: Callable[[str, str], None]  # (code, message): a fatal inconsistency
     storage_failed: Callable[[OSError], None]  # a store's read or write failed: the node stops
     guarded: Callable[..., None]  # guarded(what, step, *args): a failure is logged and retried, never raised
@@ -183,16 +183,13 @@ class CatchUp:
         self._hooks.emit(ApplyBlocks(peer, request_id, tuple(batch)))
         self._hooks.guarded("sync", self._step)  # fetch the next batch while this one is applied
 
-    def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate,
-                     durable: bool = True) -> str | None:
-        """One block of the ApplyBlocks batch (peer, request_id): None, or why the batch stops here. `durable=False`
-        for every block of the batch but its last (Application.commit: one synced write per batch; the host makes
-        the batch durable when it stops, wherever it stops)."""
+    def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate) -> str | None:
+        """One block of the ApplyBlocks batch (peer, request_id): None, or why the batch stops here."""
         if self._applying != (peer, request_id):
             return "cancelled"
-        return self.import_certified(block, cert, durable)
+        return self.import_certified(block, cert)
 
-    def import_certified(self, block: Block, cert: CommitCertificate, durable: bool = True) -> str | None:
+    def import_certified(self, block: Block, cert: CommitCertificate) -> str | None:
         """Commit a certified block that extends the head, its certificate verified against the set of the head's
         epoch: None, or why not (nothing changed). A block that does not execute to its certified root halts."""
         if not self._hooks.running():
@@ -205,7 +202,7 @@ class CatchUp:
         except CommitCertificateError as exc:
             return f"certificate at {block.header.height}: {exc}"
         try:
-            self._hooks.commit(block, cert, durable)
+            self._hooks.commit(block, cert)
         except NodeError as exc:
             self._hooks.halt(exc.code, exc.message)
             return "halted"
@@ -289,7 +286,7 @@ class CatchUp:
             except CommitCertificateError as exc:  # a replica only commits certified blocks: an invariant broke
                 self._hooks.halt("commit_uncertified", f"the commit of height {target} does not verify: {exc}")
                 return
-            self._hooks.commit(block, cert, True)
+            self._hooks.commit(block, cert)
         elif head.height < target - 1:
             log.warning("commit_gap_unfilled node=%s height=%d head=%d: consensus restarts from the head",
                         self._node_id, target, head.height)

@@ -413,20 +413,12 @@ class ValidatorDriver:
         """A sync request to `peer` could not be queued (not connected): ask another peer."""
         self.catch_up.undeliverable(peer)
 
-    def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate,
-                     durable: bool = True) -> str | None:
+    def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate) -> str | None:
         """One block of the ApplyBlocks batch (peer, request_id): None, or why the batch stops here."""
-        return self.catch_up.apply_synced(peer, request_id, block, cert, durable)
+        return self.catch_up.apply_synced(peer, request_id, block, cert)
 
     def sync_batch_done(self, peer: str, request_id: int, applied: int, error: str | None) -> None:
-        """The host applied `applied` blocks of the ApplyBlocks batch (peer, request_id), then stopped at `error`.
-        What the batch wrote is made durable first (its blocks before the last were written unsynced: when it
-        stopped short, they are synced and published here)."""
-        try:
-            self.app.make_durable()
-        except OSError as exc:
-            self._storage_failed(exc)
-            return
+        """The host applied `applied` blocks of the ApplyBlocks batch (peer, request_id), then stopped at `error`."""
         self.catch_up.batch_done(peer, request_id, applied, error)
 
     def import_certified(self, block: Block, cert: CommitCertificate) -> str | None:
@@ -827,15 +819,14 @@ class ValidatorDriver:
 
     # --------------------------------------------------------------------------------------------------- commits
 
-    def _commit(self, block: Block, cert: CommitCertificate, durable: bool = True) -> None:
-        """The one commit path (replica commits, a commit after a gap, block sync; only block sync passes
-        durable=False, for the blocks of a batch before its last: Application.commit)."""
+    def _commit(self, block: Block, cert: CommitCertificate) -> None:
+        """The one commit path (replica commits, a commit after a gap, block sync)."""
         timeline = self._tl
         started = 0 if timeline is None else timeline.now_us()
         finalized = self.app.finalize(block, cert)
         if finalized.next_epoch is not None:
             self._mark_epoch(finalized.next_epoch.epoch)
-        result = self.app.commit(finalized, durable=durable)
+        result = self.app.commit(finalized)
         if timeline is not None:
             timeline.note(tl.COMMIT, block.header.height, block.header.round, timeline.now_us() - started,
                           result.block.tx_count)

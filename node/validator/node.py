@@ -428,13 +428,10 @@ class ValidatorNode:
         thread while block i is committed here -- its certificate checked, then its synced write, which releases
         the interpreter, so the execution goes on meanwhile. Each block is executed with its commit certificate,
         so once that verifies its transactions' signatures are not checked when the certified root proves that
-        changes nothing (Application.begin_execution). The blocks are written in height order, each in one batch,
-        and synced to disk once per batch: at its last block, or wherever the batch stops (Application.commit's
-        durable=False, then make_durable in ValidatorDriver.sync_batch_done; nothing is published to readers before
-        it is durable). A block executed
-        ahead is speculative (nothing is written) until its turn comes and its certificate is checked again (a
-        cache hit of the BLS verifier). No block is executed ahead of an epoch-ending one: it is executed under the
-        next epoch's limits and set, after the switch (and its commit is always synced)."""
+        changes nothing (Application.begin_execution). The head still moves only when a block is durable, in
+        height order; a block executed ahead is speculative (nothing is written) until its turn comes and its
+        certificate is checked again (a cache hit of the BLS verifier). No block is executed ahead of an
+        epoch-ending one: it is executed under the next epoch's limits and set, after the switch."""
         blocks = batch.blocks
         loop = asyncio.get_running_loop()
         applied, error = 0, None
@@ -459,7 +456,7 @@ class ValidatorNode:
                             ahead = (job, loop.run_in_executor(self._execution_thread, job.run))
                 except Exception:  # e.g. a failed store read: the commit path below executes again and handles it
                     log.warning("sync_execute_ahead_failed height=%d", block.header.height, exc_info=True)
-                error = self._apply_one(batch, block, cert, durable=i + 1 == len(blocks))
+                error = self._apply_one(batch, block, cert)
                 if error is not None:
                     break
                 applied += 1
@@ -470,8 +467,8 @@ class ValidatorNode:
         self.driver.sync_batch_done(batch.peer, batch.request_id, applied, error)
         self._perform()
 
-    def _apply_one(self, batch: ApplyBlocks, block: Block, cert: CommitCertificate, durable: bool) -> str | None:
-        error = self.driver.apply_synced(batch.peer, batch.request_id, block, cert, durable)
+    def _apply_one(self, batch: ApplyBlocks, block: Block, cert: CommitCertificate) -> str | None:
+        error = self.driver.apply_synced(batch.peer, batch.request_id, block, cert)
         self._perform()
         return error
 

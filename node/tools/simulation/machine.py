@@ -63,8 +63,8 @@ class WriteCounter:
 
 def _open_ledger_store(path: str, writes: WriteCounter) -> LedgerStore:
     class CountedLedgerStore(LedgerStore):
-        def commit_block(self, commit: BlockCommit, *, sync: bool = True) -> None:
-            super().commit_block(commit, sync=sync)
+        def commit_block(self, commit: BlockCommit) -> None:
+            super().commit_block(commit)
             writes.wrote("block")
 
         def put_extra(self, key: bytes, value: bytes, sync: bool = True) -> None:

@@ -278,10 +278,8 @@ class Simulation:
         driver = machine.driver
         assert driver is not None
         applied, error = 0, None
-        last = len(batch.blocks) - 1
-        for k, (block, cert) in enumerate(batch.blocks):
-            # As the node's host does: one synced write per batch, at its last block (or where it stops).
-            error = driver.apply_synced(batch.peer, batch.request_id, block, cert, k == last)
+        for block, cert in batch.blocks:
+            error = driver.apply_synced(batch.peer, batch.request_id, block, cert)
             if error is not None:
                 break
             applied += 1

@@ -33,14 +33,12 @@ class Chain:
         self.app, self.genesis, self.txs, self.secret = app, genesis, txs, bls_secret
         self.cid = genesis.consensus_chain_id
 
-    def block(self, txs: list[bytes], parent: Block | None = None, parent_root: bytes | None = None) -> Block:
-        """A block carrying `txs` on `parent` (default: the genesis block), in the round after it."""
-        p = parent or self.genesis.block()
-        h = p.header
-        payload = encode_payload(self.genesis.genesis_time * 1000 + 1000 * (h.height + 1), txs)
-        root = parent_root or self.app.head.state_root
-        qc = QuorumCert(0, 0, p.id, root, b"", b"") if parent is None else self.qc(h.round, p.id, root)
-        return Block(BlockHeader(self.cid, 0, h.round + 1, h.height + 1, p.id, 0, payload_hash(payload), qc), payload)
+    def block(self, txs: list[bytes]) -> Block:
+        """Block 1 on the genesis block, carrying `txs`."""
+        g = self.genesis.block()
+        payload = encode_payload(self.genesis.genesis_time * 1000 + 1000, txs)
+        qc = QuorumCert(0, 0, g.id, self.app.head.state_root, b"", b"")
+        return Block(BlockHeader(self.cid, 0, 1, 1, g.id, 0, payload_hash(payload), qc), payload)
 
     def qc(self, round_: int, block_id: bytes, root: bytes, secret: bytes | None = None) -> QuorumCert:
         backend = bls.get_backend()
@@ -51,10 +49,8 @@ class Chain:
     def certificate(self, block: Block, root: bytes, secret: bytes | None = None) -> CommitCertificate:
         """The commit certificate of `block` with state root `root`: its child in the next round carries the QC
         binding the root, and a QC on the child (signed with `secret`, the validator's by default)."""
-        h = block.header
-        child = BlockHeader(self.cid, 0, h.round + 1, h.height + 1, block.id, 0, payload_hash(b""),
-                            self.qc(h.round, block.id, root, secret))
-        return CommitCertificate((block.header, child), self.qc(h.round + 1, child.id, bytes(32), secret))
+        child = BlockHeader(self.cid, 0, 2, 2, block.id, 0, payload_hash(b""), self.qc(1, block.id, root, secret))
+        return CommitCertificate((block.header, child), self.qc(2, child.id, bytes(32), secret))
 
     def checked_root(self, block: Block) -> bytes:
         """The root of `block` executed with every signature checked (then forgotten)."""
@@ -163,45 +159,3 @@ def test_a_certified_block_with_a_corrupt_signature_is_executed_again_with_the_c
                                                     codes.OK]
     stored = chain.app.store.get_tx(committed.receipts[4].tx_id)
     assert stored is not None and stored[2] == chain.txs[3]  # the valid copy's bytes, not the corrupt one's
-
-
-def test_blocks_committed_without_waiting_for_the_disk_are_published_once_durable(chain, monkeypatch) -> None:
-    """Block sync writes a batch's blocks unsynced but its last: readers (the feed, listeners such as the API's
-    wait=commit) hear of a block only once a synced write made it durable, in height order."""
-    app = chain.app
-    heard: list[int] = []
-    app.add_commit_listener(lambda committed: heard.append(committed.height))
-    syncs = [0]
-    real_sync = app.store.sync
-
-    def counting_sync() -> None:
-        syncs[0] += 1
-        real_sync()
-
-    monkeypatch.setattr(app.store, "sync", counting_sync)
-    app.make_durable()
-    assert syncs[0] == 0  # nothing pending: no disk write
-
-    b1 = chain.block(chain.txs[:2])
-    r1 = chain.checked_root(b1)
-    app.commit(app.finalize(b1, chain.certificate(b1, r1)), durable=False)
-    assert app.head.height == 1 and app.store.head().height == 1 and heard == []
-    b2 = chain.block(chain.txs[2:4], b1, r1)
-    r2 = app.execute(b2, r1, None).state_root
-    assert r2 is not None
-    app.commit(app.finalize(b2, chain.certificate(b2, r2)), durable=False)
-    assert heard == [] and app.feed.height < 2
-    app.make_durable()
-    assert syncs[0] == 1 and heard == [1, 2]
-    app.make_durable()
-    assert syncs[0] == 1  # once
-
-    b3 = chain.block(chain.txs[4:], b2, r2)
-    r3 = app.execute(b3, r2, None).state_root
-    assert r3 is not None
-    app.commit(app.finalize(b3, chain.certificate(b3, r3)), durable=False)
-    b4 = chain.block([], b3, r3)
-    r4 = app.execute(b4, r3, None).state_root
-    assert r4 is not None
-    app.commit(app.finalize(b4, chain.certificate(b4, r4)))  # a durable commit publishes what waited, in order
-    assert heard == [1, 2, 3, 4] and syncs[0] == 1

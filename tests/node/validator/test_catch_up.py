@@ -65,15 +65,13 @@ class FakeDriver:
         self.effects: list[Any] = []
         self.is_running = True
         self.target = 0
-        self.durable: list[bool] = []  # the durable flag of each commit
 
     def hooks(self) -> DriverHooks:
         def record(name: str, result: Any = None):
             return lambda *args: (self.calls.append((name, *args)), result)[1]
 
-        def commit(block: Block, cert: CommitCertificate, durable: bool) -> None:
+        def commit(block: Block, cert: CommitCertificate) -> None:
             self.calls.append(("commit", block.header.height))
-            self.durable.append(durable)
             self.chain.advance(block)
 
         def guarded(what: str, step, *args: Any) -> None:
@@ -123,9 +121,7 @@ class Session:
 
     def apply(self, batch: ApplyBlocks) -> list[str | None]:
         """Apply the whole batch as the host does; the answer for each block."""
-        last = len(batch.blocks) - 1
-        answers = [self.catch_up.apply_synced(batch.peer, batch.request_id, b, c, k == last)
-                   for k, (b, c) in enumerate(batch.blocks)]
+        answers = [self.catch_up.apply_synced(batch.peer, batch.request_id, b, c) for b, c in batch.blocks]
         applied = sum(1 for a in answers if a is None)
         error = next((a for a in answers if a is not None), None)
         self.catch_up.batch_done(batch.peer, batch.request_id, applied, error)

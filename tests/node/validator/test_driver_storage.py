@@ -49,11 +49,11 @@ class FailingLedgerStore(LedgerStore):
     failing = False
     attempts = 0
 
-    def commit_block(self, commit: BlockCommit, *, sync: bool = True) -> None:
+    def commit_block(self, commit: BlockCommit) -> None:
         if self.failing:
             self.attempts += 1
             raise OSError(errno.ENOSPC, NO_SPACE, "/data/ledger/000012.log")
-        super().commit_block(commit, sync=sync)
+        super().commit_block(commit)
 
 
 class FailingSafetyStore(SafetyStore):
