@@ -365,7 +365,10 @@ class Executor:
     def finalize(self, block: Block, cert: CommitCertificate) -> FinalizedBlock:
         """Check that the certified `block` extends the head and that this node's execution of it gives the certified
         state root (and, for an epoch-ending block, the certified next validator set); build its one-batch commit.
-        NodeError on any disagreement: this node's state contradicts the certified chain. Writes nothing."""
+        NodeError on any disagreement: this node's state contradicts the certified chain. Writes nothing.
+        Precondition: `cert` has been verified (every caller does: block sync and a commit after a gap check it
+        first, a replica builds it from QCs it verified), since a block executed here is executed against its root
+        (ledger.transition.apply_certified_block)."""
         e = self.executed.get(block.id)
         if e is None:
             e = self.execute(block, self.head.state_root, cert.state_root if cert.block_id == block.id else None)

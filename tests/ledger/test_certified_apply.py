@@ -212,3 +212,27 @@ def test_random_blocks_give_the_checked_outcome(world, seed, n):
     elif len(set(ids)) == len(ids):
         assert any(r.code == codes.BAD_SIGNATURE for r in checked.receipts)
 
+
+
+def test_an_unchecked_execution_that_raises_falls_back_to_the_checked_one(world, monkeypatch):
+    """A faulty proposer's transaction with a bad signature reaches operations only in the unchecked execution;
+    whatever goes wrong there, the checked execution decides."""
+    good = transfer(world, "alice@bank-a", "bob@bank-b", 3, 7_000)
+    bad = transfer(world, "carol@bank-a", "dave@bank-b", 4, 7_001)
+    txs = [good.to_bytes(), corrupt(bad)]
+    checked, _, _ = run(world, txs)
+    real = transition.apply_transaction
+    calls = {"unchecked": 0}
+
+    def exploding(state, block, tx, index=0, *, protocol, verify_signatures=True):
+        if not verify_signatures and index == 1:
+            calls["unchecked"] += 1
+            raise RuntimeError("an operation's bug reached only through a transaction nobody signed")
+        return real(state, block, tx, index, protocol=protocol, verify_signatures=verify_signatures)
+
+    monkeypatch.setattr(transition, "apply_transaction", exploding)
+    led = world.ledger
+    got = apply_certified_block(led.state, led.next_block(world.time + 1), txs, tree=led.tree, protocol=led.protocol,
+                                certified_root=checked.state_root)
+    assert calls["unchecked"] == 1 and got.signatures_checked
+    same(checked, got)

@@ -487,7 +487,10 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
             assert node.fatal is None and driver.replica is not None
             assert len(driver.sync.backoff) <= len(driver.members.peer_ids)
             await asyncio.sleep(0.05)
-            assert all(not t.done() for t in node._tasks), node._tasks
+            # The receive loop still runs, and no task died of an error (an execution or gossip task may have just
+            # finished normally: it leaves the set on the loop's next turn).
+            assert any(t.get_name() == "receive" and not t.done() for t in node._tasks), node._tasks
+            assert not [t for t in node._tasks if t.done() and not t.cancelled() and t.exception() is not None]
         finally:
             for n in nodes:
                 await n.stop()
