@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 from ledger import codes, transition
 from ledger import operations as o
-from ledger.codec import encode
-from ledger.transaction import ENVELOPE, Signature, SignedTransaction, TxEnvelope
+from ledger.transaction import SignedTransaction
 from ledger.transition import BlockOutcome, apply_block, apply_certified_block
-from tests.ledger.world import World
+from tests.ledger.world import World, corrupt_signature, count_verifications
 
 ASSET = "CASH-T"
 PEOPLE = ("alice@bank-a", "bob@bank-b", "carol@bank-a", "dave@bank-b")
@@ -40,12 +39,7 @@ def transfer(w: World, sender: str, recipient: str, amount: int, nonce: int) -> 
     return w.tx([sender], o.Transfer(sender, ASSET, (o.TransferLeg(recipient, amount),)), nonce=nonce)
 
 
-def corrupt(tx: SignedTransaction, which: int = 0) -> bytes:
-    """The same transaction (same id) with one byte of its `which`-th signature flipped."""
-    sigs = list(tx.signatures)
-    s = sigs[which]
-    sigs[which] = Signature(s.account, s.public_key, bytes([s.signature[0] ^ 1]) + s.signature[1:])
-    return encode(ENVELOPE, TxEnvelope(tx.body_bytes, tuple(sigs)))
+corrupt = corrupt_signature
 
 
 def as_bytes(item: SignedTransaction | bytes) -> bytes:
@@ -74,18 +68,6 @@ def same(a: BlockOutcome, b: BlockOutcome) -> None:
     assert dict(a.changes) == dict(b.changes)
     assert dict(a.smt_nodes) == dict(b.smt_nodes)
     assert a.balance_changes == b.balance_changes
-
-
-def count_verifications(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls = [0]
-    real = transition.verify_signature
-
-    def counting(public_key: bytes, message: bytes, signature: bytes) -> bool:
-        calls[0] += 1
-        return real(public_key, message, signature)
-
-    monkeypatch.setattr(transition, "verify_signature", counting)
-    return calls
 
 
 def test_valid_signatures_are_not_checked_and_the_outcome_is_the_checked_one(world, monkeypatch):

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 from nacl.signing import SigningKey
 
 from consensus import bls
 from ledger import operations as o
+from ledger import transition
+from ledger.codec import encode
 from ledger.events import Receipt
 from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.memory import InMemoryLedger
@@ -20,7 +23,7 @@ from ledger.protocol import Protocol
 from ledger.records import ZERO_BALANCE, Account, AssetStatus, Balance, Hold
 from ledger.rules import CoreRuleEngine
 from ledger.state_keys import account_key, asset_status_key, balance_key, hold_key
-from ledger.transaction import SignedTransaction, TxBody, sign_transaction
+from ledger.transaction import ENVELOPE, Signature, SignedTransaction, TxBody, TxEnvelope, sign_transaction
 
 CHAIN = "test-chain"
 T0 = 1_700_000_000
@@ -153,3 +156,25 @@ def standard_world() -> World:
     w.asset("BOND-A", "treasury@issuer-co", cap=100_000_000, agents=("agent@issuer-co",))
     w.asset("CASH-T", "treasury@issuer-co", cap=10**15, agents=("agent@issuer-co",))
     return w
+
+
+def corrupt_signature(tx: SignedTransaction, which: int = 0) -> bytes:
+    """The same transaction (same id) with one bit of its `which`-th signature flipped."""
+    sigs = list(tx.signatures)
+    s = sigs[which]
+    sigs[which] = Signature(s.account, s.public_key, bytes([s.signature[0] ^ 1]) + s.signature[1:])
+    return encode(ENVELOPE, TxEnvelope(tx.body_bytes, tuple(sigs)))
+
+
+def count_verifications(monkeypatch: Any) -> list[int]:
+    """A one-item list counting the Ed25519 checks the state transition makes from now on (pytest's monkeypatch
+    restores the real check)."""
+    calls = [0]
+    real = transition.verify_signature
+
+    def counting(public_key: bytes, message: bytes, signature: bytes) -> bool:
+        calls[0] += 1
+        return real(public_key, message, signature)
+
+    monkeypatch.setattr(transition, "verify_signature", counting)
+    return calls

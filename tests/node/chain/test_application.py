@@ -5,25 +5,16 @@ receipt; such a block now carries no transaction)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from consensus.bls import get_backend
-from consensus.certificates import SignatureVerifier
 from consensus.messages import Block, BlockHeader, QuorumCert, payload_hash
-from ledger.operations import Transfer, TransferLeg
-from ledger.store import LedgerStore
-from ledger.transaction import TxBody, sign_transaction
 from node.chain.application import Application
-from node.chain.genesis import ChainParams, Genesis, load_genesis
-from node.chain.mempool import MempoolLimits
+from node.chain.genesis import Genesis
 from node.chain.payload import decode_payload, encode_payload
-from node.chain.protocol import OPERATIONS, node_protocol
 from node.chain.sigverify import Ed25519Verifier
-from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
-from node.validator.config import load_config
+from tests.node.chain.one_validator import one_validator
 
 
 @pytest.fixture(scope="module")
@@ -36,23 +27,8 @@ def verifier() -> Iterator[Ed25519Verifier]:
 @pytest.fixture
 def chain(tmp_path, verifier) -> Iterator[tuple[Application, Genesis, list[bytes]]]:
     """An Application at the genesis of a one-validator chain, and six signed transfers (none admitted yet)."""
-    layout = generate_network(str(tmp_path / "net"), 1, chain_id="dev-app", seed=b"app", users=4,
-                              params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50))
-    genesis = load_genesis(load_config(layout.config_paths[0]).genesis_file)
-    accounts = load_accounts(layout.accounts_path)
-    users = sorted(a for a in accounts if a.startswith("user-"))
-    txs = []
-    for k in range(6):
-        sender, recipient = users[k % len(users)], users[(k + 1) % len(users)]
-        body = TxBody(1, genesis.chain_id, (sender,), k, 5000, (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 3),)),))
-        txs.append(sign_transaction(body, [(sender, accounts[sender])], operations=OPERATIONS).to_bytes())
-    store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
-    try:
-        app = Application(store, genesis, protocol=node_protocol(), tx_verifier=verifier,
-                          bls=SignatureVerifier(get_backend()), mempool_limits=MempoolLimits(), clock=lambda: 0.0)
-        yield app, genesis, txs
-    finally:
-        store.close()
+    with one_validator(str(tmp_path), "dev-app", b"app", verifier) as c:
+        yield c.app, c.genesis, c.txs
 
 
 def _child(parent: Block, parent_root: bytes, chain_id: bytes, time_ms: int, txs: list[bytes]) -> Block:

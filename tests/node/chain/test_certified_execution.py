@@ -4,28 +4,22 @@ nothing; otherwise, and for any certificate that does not verify, every signatur
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from consensus import bls
-from consensus.certificates import SignatureVerifier
 from consensus.messages import Block, BlockHeader, CommitCertificate, QuorumCert, payload_hash, vote_message
-from ledger import codes, transition
-from ledger.codec import encode
-from ledger.operations import Transfer, TransferLeg
-from ledger.store import LedgerStore
-from ledger.transaction import ENVELOPE, Signature, TxBody, TxEnvelope, decode_transaction, sign_transaction
+from ledger import codes
+from ledger.transaction import decode_transaction
 from node.chain.application import Application
-from node.chain.genesis import ChainParams, Genesis, load_genesis
-from node.chain.mempool import MempoolLimits
+from node.chain.genesis import Genesis
 from node.chain.payload import encode_payload
-from node.chain.protocol import OPERATIONS, node_protocol
+from node.chain.protocol import OPERATIONS
 from node.chain.sigverify import Ed25519Verifier
-from node.tools.localnet import CASH_ASSET, generate_network, load_accounts
-from node.validator.config import load_config
 from node.validator.keyfile import load_keys
+from tests.ledger.world import corrupt_signature, count_verifications
+from tests.node.chain.one_validator import one_validator
 
 
 class Chain:
@@ -64,47 +58,18 @@ class Chain:
 def chain(tmp_path) -> Iterator[Chain]:
     """A one-validator chain at its genesis (the validator's BLS key at hand) and six signed transfers, none
     admitted: execution has nothing decoded or verified ahead."""
-    layout = generate_network(str(tmp_path / "net"), 1, chain_id="dev-cert", seed=b"cert", users=4,
-                              params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50))
-    config = load_config(layout.config_paths[0])
-    genesis = load_genesis(config.genesis_file)
-    accounts = load_accounts(layout.accounts_path)
-    users = sorted(a for a in accounts if a.startswith("user-"))
-    txs = []
-    for k in range(6):
-        sender, recipient = users[k % len(users)], users[(k + 1) % len(users)]
-        body = TxBody(1, genesis.chain_id, (sender,), k, 5000, (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 3),)),))
-        txs.append(sign_transaction(body, [(sender, accounts[sender])], operations=OPERATIONS).to_bytes())
-    store = LedgerStore.open(os.path.join(str(tmp_path), "store"))
-    with Ed25519Verifier(workers=0) as verifier:
-        try:
-            app = Application(store, genesis, protocol=node_protocol(), tx_verifier=verifier,
-                              bls=SignatureVerifier(bls.get_backend()), mempool_limits=MempoolLimits(),
-                              clock=lambda: 0.0)
-            yield Chain(app, genesis, txs, load_keys(config.keys_file).bls_secret)
-        finally:
-            store.close()
+    with Ed25519Verifier(workers=0) as verifier, one_validator(str(tmp_path), "dev-cert", b"cert", verifier) as c:
+        yield Chain(c.app, c.genesis, c.txs, load_keys(c.keys_file).bls_secret)
 
 
 @pytest.fixture
 def verifications(monkeypatch) -> list[int]:
     """How many Ed25519 checks execution makes from now on."""
-    calls = [0]
-    real = transition.verify_signature
-
-    def counting(public_key: bytes, message: bytes, signature: bytes) -> bool:
-        calls[0] += 1
-        return real(public_key, message, signature)
-
-    monkeypatch.setattr(transition, "verify_signature", counting)
-    return calls
+    return count_verifications(monkeypatch)
 
 
 def corrupt(raw: bytes) -> bytes:
-    tx = decode_transaction(raw, operations=OPERATIONS)
-    s = tx.signatures[0]
-    bad = Signature(s.account, s.public_key, bytes([s.signature[0] ^ 1]) + s.signature[1:])
-    return encode(ENVELOPE, TxEnvelope(tx.body_bytes, (bad,)))
+    return corrupt_signature(decode_transaction(raw, operations=OPERATIONS))
 
 
 def test_a_certified_block_executes_without_signature_checks_and_commits(chain, verifications) -> None:
