@@ -167,16 +167,12 @@ class Application:
         return items
 
     def _certifies(self, cert: CommitCertificate, block: Block) -> bool:
-        """True iff `cert` is a valid commit certificate of `block` under the set of its epoch (the head's, or an
-        earlier one this node knows; a later epoch's set is not known before the switch: False)."""
+        """True iff `cert` is a commit certificate of `block` that check_certificate accepts (block sync executes
+        ahead only within the head's epoch)."""
         if cert.block_id != block.id:
             return False
         try:
-            validator_set = self.epochs.set_at(cert.epoch)
-        except KeyError:
-            return False
-        try:
-            check_commit_certificate(validator_set, cert, chain_id=self.genesis.consensus_chain_id, verifier=self.bls)
+            self.check_certificate(cert)
         except CommitCertificateError:
             return False
         return True
@@ -315,7 +311,7 @@ class Application:
         called on any thread, its result then given to `end_execution` on this thread. Meanwhile this thread may
         admit, propose and commit; executions of blocks that build on this one begin after it ended (parent
         first, as the replica asks for them). With the block's `certificate` (only for a block no vote is asked
-        for: now_ms None), verified here against its epoch's set, the execution skips signature checks that the
+        for: now_ms None), verified here against the head's epoch set, the execution skips signature checks that the
         certified root proves unnecessary; a certificate that does not verify is ignored (the commit refuses it)."""
         certified_root = None
         if certificate is not None and now_ms is None and self._certifies(certificate, block):

@@ -341,23 +341,22 @@ class Executor:
         parent = block.header.parent_id
         if outcome is None or (parent != self.head.block_id and parent not in self.executed):
             return None
+        signatures = ("checked" if job.certified_root is None else
+                      "rechecked" if outcome.signatures_checked else "skipped")
         executed = ExecutedBlock(block.id, parent, block.header.height, job.time_ms, outcome.state_root,
                                  job.txs, outcome.receipts, outcome.events, outcome.executed, outcome.rejected,
                                  outcome.history, outcome.changes, outcome.smt_nodes, outcome.next_epoch,
-                                 outcome.block_events, outcome.balance_changes,
-                                 "checked" if job.certified_root is None else
-                                 "rechecked" if outcome.signatures_checked else "skipped")
+                                 outcome.block_events, outcome.balance_changes, signatures)
         self.executed[block.id] = executed
         self.blocks_executed += 1
         self.txs_executed += len(job.txs)
-        if job.certified_root is not None:
-            if outcome.signatures_checked:
-                self.certified_rechecked += 1
-                log.warning("certified_block_rechecked height=%d block=%s (a signature that does not verify or a "
-                            "transaction id twice: executed again with every signature checked)", block.header.height,
-                            block.id.hex()[:16])
-            else:
-                self.certified_unchecked += 1
+        if signatures == "skipped":
+            self.certified_unchecked += 1
+        elif signatures == "rechecked":
+            self.certified_rechecked += 1
+            log.warning("certified_block_rechecked height=%d block=%s (a signature that does not verify or a "
+                        "transaction id twice: executed again with every signature checked)", block.header.height,
+                        block.id.hex()[:16])
         return executed
 
     # -- commit -------------------------------------------------------------------------------------------------

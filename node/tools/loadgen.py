@@ -254,7 +254,7 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
         cursor += n
         return out
 
-    async def unreachable(idx: list[int]) -> bool:
+    async def unreachable() -> bool:
         """A batch whose node could not be reached: True to send it again (to the next node), False when the load
         is over."""
         counts["unreachable"] += 1
@@ -288,7 +288,7 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                     if conn is not None:
                         conn[1].close()
                     conn, turn = None, turn + 1
-                    if not await unreachable(idx):
+                    if not await unreachable():
                         return
                     retry = idx
                     continue
@@ -347,7 +347,7 @@ async def _submit_all(job: LoadJob, txs: list[bytes], start_at: float) -> dict[s
                         doc = await r.json(content_type=None)
                 except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
                     turn += 1
-                    if not await unreachable(idx):
+                    if not await unreachable():
                         return
                     retry = idx
                     continue
