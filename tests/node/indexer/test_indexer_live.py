@@ -181,7 +181,7 @@ def test_corporate_actions_and_their_payments_are_indexed(chain: IndexedChain) -
     by_holder = {r[0]: r[4] for r in holders}
     assert {p[3]: p[4] * 10 for p in paid} == by_holder
     with LedgerClient(chain.url) as client:  # nothing moved BOND-X since: the node's holder list at the head agrees
-        node_holders = {i["account"]: i["total"] for i in client.holders("BOND-X", limit=100)["items"]}
+        node_holders = {i["account"]: i["total"] for i in patiently(lambda: client.holders("BOND-X", limit=100))["items"]}
     assert node_holders == by_holder
 
 
@@ -201,7 +201,7 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
             at = rows(pg, REPORTS["positions_at_height"], {"height": height})
             node_side = []
             for account in sorted(load_accounts(chain.net.accounts_path)):
-                for b in client.balances(account, height=height)["balances"]:
+                for b in patiently(lambda a=account, h=height: client.balances(a, height=h))["balances"]:
                     node_side.append((b["asset"], account, b["available"], b["held"], b["frozen"], b["total"]))
             assert sorted(at) == sorted(node_side), height
             by_date = rows(
@@ -220,9 +220,9 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
                 (r[1], r[5]) for r in node_side if r[0] == "CASH-T" and r[5] > 0
             )
             supply = rows(pg, REPORTS["supply_at_height"], {"asset": "CASH-T", "height": height})[0][0]
-            assert supply == client.asset("CASH-T", height=height)["outstanding"]
+            assert supply == patiently(lambda h=height: client.asset("CASH-T", height=h))["outstanding"]
         history = rows(pg, REPORTS["supply_history"], {"asset": "CASH-T"})
-        assert history[0][0] == 0 and history[-1][2] == client.asset("CASH-T")["outstanding"]
+        assert history[0][0] == 0 and history[-1][2] == patiently(lambda: client.asset("CASH-T"))["outstanding"]
         # Counterparty history against the node's account history: the transactions with an event that moved units
         # between the two (a transfer leg or an executed hold; a hold's creation names both but moves only the
         # sender's units between its own buckets).
@@ -235,7 +235,7 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
             )
         }
         node_ids = set()
-        page: dict[str, Any] = client.history(a, limit=1000)
+        page: dict[str, Any] = patiently(lambda a=a: client.history(a, limit=1000))
         while True:
             for item in page["items"]:
                 if (
@@ -250,13 +250,13 @@ def test_report_queries_agree_with_the_node(chain: IndexedChain) -> None:
                     node_ids.add(item["tx_id"])
             if page.get("next") is None:
                 break
-            page = client.history(a, limit=1000, after=page["next"])
+            page = patiently(lambda a=a, after=page["next"]: client.history(a, limit=1000, after=after))
         assert sql_ids == node_ids and sql_ids
         # Open holds by age: exactly the holds the node reports as still ordered.
         now = rows(pg, "SELECT max(time) FROM blocks")[0][0]
         open_holds = rows(pg, REPORTS["open_holds_by_age"], {"now": now, "min_age": timedelta(0)})
         assert [r[0] for r in open_holds] == [
-            hid for hid in sorted(chain.holds) if client.hold(hid)["status_name"] == "ordered"
+            hid for hid in sorted(chain.holds) if patiently(lambda hid=hid: client.hold(hid))["status_name"] == "ordered"
         ]
         assert rows(pg, REPORTS["open_holds_by_age"], {"now": now, "min_age": timedelta(days=3650)}) == []
 
