@@ -1,7 +1,9 @@
 """LevelDB storage for the ledger: blocks, transactions, receipts, state, history and the state tree's nodes.
 
 Every block is committed as ONE plyvel WriteBatch written with sync=True, so after a crash (even kill -9 or a power
-loss) the store reopens at the last complete block: LevelDB replays its log and drops a torn final record.
+loss) the store reopens at the last complete block: LevelDB replays its log and drops a torn final record. Block sync
+writes a run of consecutive certified blocks the same way, all in one synced WriteBatch (commit_blocks): the store
+then holds all of them or none, never a gap.
 The key layout (one prefix byte per keyspace) and the format version are documented in docs/state-proofs.md,
 section "Storage layout".
 """
@@ -27,6 +29,7 @@ from ledger.smt import EMPTY_ROOT, INTERNAL_TAG, MemoryNodes, SparseMerkleTree, 
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_GROUP_COMMIT_BLOCKS",
     "BlockCommit",
     "BlockPruneReport",
     "Head",
@@ -69,6 +72,8 @@ MAX_HEIGHT = (1 << 63) - 1
 MAX_HISTORY_ACCOUNT_BYTES = 256  # the account part of a history key
 MAX_HISTORY_PAGE = 1000
 MAX_TX_ID_BYTES = 64
+# Blocks written by one commit_blocks call (one WriteBatch held in memory until it is written).
+MAX_GROUP_COMMIT_BLOCKS = 256
 # Tree nodes kept in memory (written or read recently): about 260 bytes each (key, node and dict slot, measured), so
 # 2^17 hold ~34 MB: the newest 6 blocks of 4,000 transfers (~5 new nodes each), whose nodes the next blocks read,
 # and the top 17 levels of a tree. 2^20 (~270 MB) made it the largest structure of a node under load. Trimmed in
@@ -215,6 +220,49 @@ def _account_prefix(account_id: str) -> bytes:
         raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"account id must be 1..{MAX_HISTORY_ACCOUNT_BYTES} utf-8 bytes")
     return P_HISTORY + _U16.pack(len(raw)) + raw
 
+def _put_commit(wb: Any, c: BlockCommit) -> Head:
+    """Put everything block commit `c` writes into WriteBatch `wb`; the head it makes (TypeError: a non-bytes key
+    or value, refused by plyvel)."""
+    hkey = _U64.pack(c.height)
+    wb.put(P_BLOCK + hkey, c.block_bytes)
+    wb.put(P_BLOCK_HASH + c.block_hash, hkey)
+    wb.put(P_ROOT + hkey, c.state_root)
+    for index, (tx_id, tx_bytes) in enumerate(c.txs):
+        wb.put(P_TX + tx_id, msgpack.packb([c.height, index, tx_bytes], use_bin_type=True))
+    for tx_id, receipt in c.receipts:
+        wb.put(P_RECEIPT + tx_id, receipt)
+    for key, value in c.state_changes.items():
+        if value is None:
+            wb.delete(P_STATE + key)
+        else:
+            wb.put(P_STATE + key, value)
+    for h, node in c.smt_nodes.items():
+        wb.put(P_NODE + h, node)
+    for position, (account_id, tx_id) in enumerate(c.history):
+        wb.put(_history_key(account_id, c.height, position), tx_id)
+    for key, value in c.extra.items():
+        wb.put(P_EXTRA + key, value)
+    head = Head(c.height, c.block_hash, c.state_root)
+    wb.put(META_HEAD, msgpack.packb([head.height, head.block_hash, head.state_root], use_bin_type=True))
+    return head
+
+
+class _Group:
+    """What the earlier commits of one commit_blocks call write that later ones must not repeat or may refer to."""
+
+    __slots__ = ("block_hashes", "smt_nodes", "tx_ids")
+
+    def __init__(self) -> None:
+        self.block_hashes: set[bytes] = set()
+        self.tx_ids: set[bytes] = set()
+        self.smt_nodes: list[Mapping[bytes, bytes]] = []
+
+    def add(self, c: BlockCommit) -> None:
+        self.block_hashes.add(c.block_hash)
+        self.tx_ids.update(tx_id for tx_id, _ in c.txs)
+        self.smt_nodes.append(c.smt_nodes)
+
+
 
 def _history_key(account_id: str, height: int, position: int) -> bytes:
     return _account_prefix(account_id) + _U64.pack(height) + _U32.pack(position)
@@ -337,8 +385,11 @@ class LedgerStore:
 
     # -- commit -------------------------------------------------------------------------------------------------
 
-    def _check_commit(self, c: BlockCommit) -> None:
-        head = self._head
+    def _check_commit(self, c: BlockCommit, head: Head | None = None, group: _Group | None = None) -> None:
+        """Refuse a commit that does not follow `head` (default: the store's) or repeats what the store, or an
+        earlier commit of the same `group` (commit_blocks), holds."""
+        if group is None:
+            head = self._head
         if type(c.height) is not int or not 0 <= c.height <= MAX_HEIGHT:
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "height must be a non-negative integer")
         if head is None:
@@ -350,7 +401,7 @@ class LedgerStore:
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "block_hash and state_root must be 32 bytes")
         if not _is_bytes(c.block_bytes):
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "block_bytes must be bytes")
-        if self._db.get(P_BLOCK_HASH + c.block_hash) is not None:
+        if (group is not None and c.block_hash in group.block_hashes) or self._db.get(P_BLOCK_HASH + c.block_hash) is not None:
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"block hash {c.block_hash.hex()} is already stored")
         if len(c.txs) > MAX_BLOCK_TXS:
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"at most {MAX_BLOCK_TXS} transactions per block")
@@ -358,7 +409,7 @@ class LedgerStore:
         for tx_id, tx_bytes in c.txs:
             if not _is_bytes(tx_id, max_len=MAX_TX_ID_BYTES) or not tx_id or not _is_bytes(tx_bytes):
                 raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "tx ids are 1..64 bytes and tx bytes are bytes")
-            if tx_id in seen or self._db.get(P_TX + tx_id) is not None:
+            if tx_id in seen or (group is not None and tx_id in group.tx_ids) or self._db.get(P_TX + tx_id) is not None:
                 raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"transaction {tx_id.hex()} is already stored")
             seen.add(tx_id)
         for tx_id, receipt in c.receipts:
@@ -368,7 +419,9 @@ class LedgerStore:
         # the batch is built, and commit_block turns that into InvalidCommitError before anything is written.
         if any(len(h) != 32 for h in c.smt_nodes):
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "smt nodes are keyed by 32-byte hashes")
-        if c.state_root != EMPTY_ROOT and c.state_root not in c.smt_nodes and self.get_node(c.state_root) is None:
+        if (c.state_root != EMPTY_ROOT and c.state_root not in c.smt_nodes
+                and (group is None or not any(c.state_root in nodes for nodes in group.smt_nodes))
+                and self.get_node(c.state_root) is None):
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "state_root is neither among the new nodes nor stored")
         for account_id, tx_id in c.history:
             if not isinstance(account_id, str) or tx_id not in seen:
@@ -383,32 +436,45 @@ class LedgerStore:
         with self._write_lock:
             self._commit_locked(commit)
 
+    def commit_blocks(self, commits: Sequence[BlockCommit]) -> None:
+        """Write consecutive blocks atomically, all in ONE WriteBatch written with sync=True: after a crash the store
+        holds all of them or none (a group commit: one fsync for the group instead of one per block). Each commit
+        is checked as commit_block checks it, against the head the group's earlier commits make; InvalidCommitError
+        on the first refused one, and nothing is written. At most MAX_GROUP_COMMIT_BLOCKS commits."""
+        if not commits:
+            return
+        if len(commits) > MAX_GROUP_COMMIT_BLOCKS:
+            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT,
+                                     f"at most {MAX_GROUP_COMMIT_BLOCKS} blocks are committed in one batch")
+        with self._write_lock:
+            group = _Group()
+            head = self._head
+            for c in commits:
+                self._check_commit(c, head, group)
+                head = Head(c.height, c.block_hash, c.state_root)
+                group.add(c)
+            wb = self._db.write_batch(sync=True)
+            try:
+                for c in commits:
+                    _put_commit(wb, c)
+            except TypeError as exc:
+                wb.clear()
+                raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT,
+                                         f"block commit holds a non-bytes key or value: {exc}") from exc
+            except BaseException:
+                wb.clear()
+                raise
+            wb.write()
+            self._head = head
+            for c in commits:
+                self._cache_nodes(c.smt_nodes)
+
     def _commit_locked(self, commit: BlockCommit) -> None:
         self._check_commit(commit)
         c = commit
         wb = self._db.write_batch(sync=True)
         try:
-            hkey = _U64.pack(c.height)
-            wb.put(P_BLOCK + hkey, c.block_bytes)
-            wb.put(P_BLOCK_HASH + c.block_hash, hkey)
-            wb.put(P_ROOT + hkey, c.state_root)
-            for index, (tx_id, tx_bytes) in enumerate(c.txs):
-                wb.put(P_TX + tx_id, msgpack.packb([c.height, index, tx_bytes], use_bin_type=True))
-            for tx_id, receipt in c.receipts:
-                wb.put(P_RECEIPT + tx_id, receipt)
-            for key, value in c.state_changes.items():
-                if value is None:
-                    wb.delete(P_STATE + key)
-                else:
-                    wb.put(P_STATE + key, value)
-            for h, node in c.smt_nodes.items():
-                wb.put(P_NODE + h, node)
-            for position, (account_id, tx_id) in enumerate(c.history):
-                wb.put(_history_key(account_id, c.height, position), tx_id)
-            for key, value in c.extra.items():
-                wb.put(P_EXTRA + key, value)
-            head = Head(c.height, c.block_hash, c.state_root)
-            wb.put(META_HEAD, msgpack.packb([head.height, head.block_hash, head.state_root], use_bin_type=True))
+            head = _put_commit(wb, c)
         except TypeError as exc:
             wb.clear()
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"block commit holds a non-bytes key or value: {exc}") from exc

@@ -9,13 +9,16 @@ the signature verifiers come in as arguments, so a simulator can drive it exactl
     propose    app.propose(parent_id, time_ms) -> payload bytes; app.branch_executed / has_work(parent_id)  (PrepareProposal)
     execute    app.execute(block, parent_root, now_ms) -> Execution                          (ProcessProposal)
     commit     app.finalize(block, cert) -> FinalizedBlock, then app.commit(finalized)       (FinalizeBlock, Commit)
+               app.finalize_group(blocks) -> [FinalizedBlock], then app.commit_group(...)   (block sync: one write)
     query      app.head, app.epochs, app.block_view(h) / app.certificate(h) / app.statement(...), app.feed, app.store
 
 Commit is two calls because a validator must mark its consensus safety store between them when the block ends an
 epoch (node/validator/driver.py): `finalize` checks the certified block against this node's execution and writes
 nothing; `commit` writes it in one synced batch, then switches the epoch (when the block ended one), removes its
 transactions from the mempool, and tells the feed and the listeners. Every path that commits a block -- the
-replica's Commit, a commit after a gap, block sync -- goes through these two calls.
+replica's Commit, a commit after a gap, block sync -- goes through these two calls; block sync through their group
+form, which writes a run of consecutive certified blocks in ONE synced batch (all or none after a crash) and then
+does the rest for each block in height order (only the last may end an epoch: `ends_epoch` tells where to cut).
 
 `execute` takes `now_ms` only for the voting policy (a block too far ahead of this node's clock gets no vote, but is
 executed and may be committed); execution itself depends on the block alone. `execute` is synchronous;
@@ -182,6 +185,11 @@ class Application:
         sync applies heights in order; the set switches at epoch-ending blocks)."""
         check_commit_certificate(self.epochs.validator_set, cert, chain_id=self.genesis.consensus_chain_id,
                                  verifier=self.bls)
+
+    def ends_epoch(self, block: Block, cert: CommitCertificate) -> bool:
+        """Whether the certified `block` ends its epoch (Executor.ends_epoch: executed now if need be, as its commit
+        would). Precondition: `cert` verified, as for `finalize`."""
+        return self.executor.ends_epoch(block, cert)
 
     def record_evidence(self, evidence: Evidence) -> None:
         """Keep equivocation evidence (outside the chain; not synced: it is also logged)."""
@@ -350,7 +358,20 @@ class Application:
     def commit(self, finalized: FinalizedBlock) -> CommitResult:
         """Write a finalized block (one synced batch), then: switch the epoch if it ended one, drop its transactions
         from the mempool, publish it to the feed and the listeners."""
-        committed = self.executor.write(finalized)
+        return self._committed(self.executor.write(finalized))
+
+    def finalize_group(self, certified: Sequence[tuple[Block, CommitCertificate]]) -> list[FinalizedBlock]:
+        """`finalize` for consecutive certified blocks committed together by `commit_group` (block sync); only the
+        last may end an epoch. Writes nothing."""
+        return self.executor.finalize_group(certified)
+
+    def commit_group(self, group: Sequence[FinalizedBlock]) -> list[CommitResult]:
+        """Write blocks `finalize_group` finalized, all in one synced batch (all or none after a crash: one fsync for
+        the group), then do for each, in height order, what `commit` does after its write."""
+        return [self._committed(committed) for committed in self.executor.write_group(group)]
+
+    def _committed(self, committed: CommittedBlock) -> CommitResult:
+        """After a block's write: switch the epoch if it ended one, update the mempool, tell the feed and listeners."""
         switch = None
         if committed.next_epoch is not None:
             started = current_epoch(self.store)

@@ -255,6 +255,22 @@ class Executor:
         e = self.executed.get(block_id)
         return None if e is None else e.height
 
+    def ends_epoch(self, block: Block, cert: CommitCertificate) -> bool:
+        """Whether the certified `block`, whose parent is the head or executed here, ends its epoch: executed now
+        (against `cert`'s root, as `finalize` would) unless it already is. False when it does not execute (its
+        commit then fails). Precondition: `cert` verified."""
+        e = self.executed.get(block.id)
+        if e is None:
+            parent = block.header.parent_id
+            if parent == self.head.block_id:
+                parent_root = self.head.state_root
+            elif parent in self.executed:
+                parent_root = self.executed[parent].state_root
+            else:
+                return False
+            e = self.execute(block, parent_root, cert.state_root if cert.block_id == block.id else None)
+        return e is not None and e.next_epoch is not None
+
     def forget(self) -> None:
         """Drop every speculative execution (a replica restarts from the head)."""
         self.executed.clear()
@@ -368,14 +384,40 @@ class Executor:
         Precondition: `cert` has been verified (every caller does: block sync and a commit after a gap check it
         first, a replica builds it from QCs it verified), since a block executed here is executed against its root
         (ledger.transition.apply_certified_block)."""
+        return self._finalize_on(self.head, block, cert, frozenset())
+
+    def finalize_group(self, certified: Sequence[tuple[Block, CommitCertificate]]) -> list[FinalizedBlock]:
+        """`finalize` for consecutive certified blocks that `write_group` writes together: each is checked on the
+        head the ones before it make. Only the last may end an epoch (the next block's certificate is checked under
+        the next set, which only its commit installs). NodeError as `finalize` raises it, for the first block that
+        disagrees; writes nothing. Precondition: every certificate has been verified."""
+        finalized: list[FinalizedBlock] = []
+        head = self.head
+        stored: set[bytes] = set()
+        for i, (block, cert) in enumerate(certified):
+            if finalized and finalized[-1].next_epoch is not None:
+                raise NodeError("commit_out_of_order", f"height {block.header.height} follows an epoch-ending "
+                                                       "block in the same group commit")
+            f = self._finalize_on(head, block, cert, stored)
+            finalized.append(f)
+            e = f.executed
+            head = ChainHead(e.block_id, e.height, e.time_ms, e.state_root)
+            if i + 1 < len(certified):
+                stored.update(tx_id for tx_id, _ in f.commit.txs)
+        return finalized
+
+    def _finalize_on(self, head: ChainHead, block: Block, cert: CommitCertificate,
+                     stored: frozenset[bytes] | set[bytes]) -> FinalizedBlock:
+        """`finalize` on `head` (the committed head, or the block before in a group commit, whose stored
+        transaction ids are `stored`)."""
         e = self.executed.get(block.id)
         if e is None:
-            e = self.execute(block, self.head.state_root, cert.state_root if cert.block_id == block.id else None)
+            e = self.execute(block, head.state_root, cert.state_root if cert.block_id == block.id else None)
             if e is None:
                 raise NodeError("commit_unexecutable", f"the certified block at {block.header.height} "
                                                        "does not execute on this node")
-        if e.height != self.head.height + 1 or e.parent_id != self.head.block_id:
-            raise NodeError("commit_out_of_order", f"commit of height {e.height} on head {self.head.height}")
+        if e.height != head.height + 1 or e.parent_id != head.block_id:
+            raise NodeError("commit_out_of_order", f"commit of height {e.height} on head {head.height}")
         if e.state_root != cert.state_root:
             raise NodeError("state_root_mismatch",
                             f"height {e.height}: this node computed {e.state_root.hex()}, the validators "
@@ -397,25 +439,42 @@ class Executor:
             ending = current_epoch(self.store)
             assert ending.epoch == cert.epoch
             extras[epoch_record_key(ending.epoch)] = encode_value(EPOCH_KEY, ending)
-        stored = self._stored_transactions(e)
+        kept = self._stored_transactions(e, stored)
         commit = BlockCommit(e.height, block.id, encode_block(block), e.state_root,
-                             [(tx_id, tx) for tx_id, tx, _ in stored], [(tx_id, r) for tx_id, _, r in stored],
+                             [(tx_id, tx) for tx_id, tx, _ in kept], [(tx_id, r) for tx_id, _, r in kept],
                              e.changes, e.smt_nodes, e.history, extras)
         return FinalizedBlock(e, commit, cert)
 
-    def _stored_transactions(self, e: ExecutedBlock) -> list[tuple[bytes, bytes, bytes]]:
+    def _stored_transactions(self, e: ExecutedBlock,
+                             earlier: frozenset[bytes] | set[bytes]) -> list[tuple[bytes, bytes, bytes]]:
         """(tx_id, tx bytes, receipt bytes) to store for a block, in block order: every executed transaction, and
-        each transaction rejected for good whose id has no stored receipt yet (an id keeps its first receipt: a
-        transaction executed earlier and included again once expired keeps the receipt of its execution)."""
+        each transaction rejected for good whose id has no stored receipt yet, in the store or among the ids
+        `earlier` blocks of the same group commit store (an id keeps its first receipt: a transaction executed
+        earlier and included again once expired keeps the receipt of its execution)."""
         stored = list(e.executed)
         ids = {tx_id for tx_id, _, _ in stored}
-        stored += [x for x in e.rejected if x[0] not in ids and self.store.get_tx(x[0]) is None]
+        stored += [x for x in e.rejected
+                   if x[0] not in ids and x[0] not in earlier and self.store.get_tx(x[0]) is None]
         if len(stored) > len(e.executed):
             first_index: dict[bytes, int] = {}
             for r in e.receipts:
                 first_index.setdefault(r.tx_id, r.index)
             stored.sort(key=lambda x: first_index[x[0]])
         return stored
+
+    def write_group(self, group: Sequence[FinalizedBlock]) -> list[CommittedBlock]:
+        """Write blocks `finalize_group` finalized, all in one synced batch (ledger.store.LedgerStore.commit_blocks:
+        all or none after a crash); forget them and their losing forks."""
+        if not group:
+            return []
+        first, last = group[0].executed, group[-1].executed
+        assert first.height == self.head.height + 1 and first.parent_id == self.head.block_id, \
+            "finalized on another head"
+        self.store.commit_blocks([f.commit for f in group])
+        self.head = ChainHead(last.block_id, last.height, last.time_ms, last.state_root)
+        for block_id in [b for b, x in self.executed.items() if x.height <= last.height]:
+            del self.executed[block_id]
+        return [_committed(f) for f in group]
 
     def write(self, finalized: FinalizedBlock) -> CommittedBlock:
         """Write a finalized block in one synced batch; forget it and its losing forks."""
@@ -425,5 +484,10 @@ class Executor:
         self.head = ChainHead(e.block_id, e.height, e.time_ms, e.state_root)
         for block_id in [b for b, x in self.executed.items() if x.height <= e.height]:
             del self.executed[block_id]
-        return CommittedBlock(e.height, e.block_id, e.time_ms, e.state_root, e.receipts, e.events, len(e.txs),
-                              finalized.certificate, e.next_epoch, e.block_events)
+        return _committed(finalized)
+
+
+def _committed(finalized: FinalizedBlock) -> CommittedBlock:
+    e = finalized.executed
+    return CommittedBlock(e.height, e.block_id, e.time_ms, e.state_root, e.receipts, e.events, len(e.txs),
+                          finalized.certificate, e.next_epoch, e.block_events)

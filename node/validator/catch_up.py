@@ -11,7 +11,8 @@ the commit that waited for it.
     catch_up.commit_after_gap(b, c)     a replica's Commit above head + 1: stop the replica, fetch the missing
                                         heights (for at most GAP_SYNC_TIMEOUT_MS), commit `b`, start consensus again
     catch_up.on_blocks(peer, msg)       a BLOCKS answer (an empty one: the peer has nothing more, or pruned it)
-    catch_up.apply_synced(...)          one block of an ApplyBlocks batch: None, or why the batch stops there
+    catch_up.apply_synced_group(...)    consecutive blocks of an ApplyBlocks batch, committed with one synced write
+                                        per run within an epoch: how many, and why the batch stops after them
     catch_up.import_certified(b, c)     verify a certified block against the head's epoch and commit it
     catch_up.batch_done(...)            the host finished a batch: the batch fetched ahead goes next, or a new request
     catch_up.undeliverable(peer)        a request could not be queued: another peer is asked
@@ -69,6 +70,8 @@ class CertifiedChain(Protocol):
 
     def check_certificate(self, cert: CommitCertificate) -> None: ...
 
+    def ends_epoch(self, block: Block, cert: CommitCertificate) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class DriverHooks:
@@ -82,6 +85,8 @@ class DriverHooks:
     leave_consensus: Callable[[], None]  # stop the replica; the driver is "syncing"
     start_consensus: Callable[[], None]  # a new replica from the head (or following)
     commit: Callable[[Block, CommitCertificate], None]  # the one commit path (raises as it does)
+    # the same for consecutive blocks written in one synced batch (only the last may end an epoch)
+    commit_group: Callable[[Sequence[tuple[Block, CommitCertificate]]], None]
     halt: Callable[[str, str], None]  # (code, message): a fatal inconsistency
     storage_failed: Callable[[OSError], None]  # a store's read or write failed: the node stops
     guarded: Callable[..., None]  # guarded(what, step, *args): a failure is logged and retried, never raised
@@ -183,11 +188,48 @@ class CatchUp:
         self._hooks.emit(ApplyBlocks(peer, request_id, tuple(batch)))
         self._hooks.guarded("sync", self._step)  # fetch the next batch while this one is applied
 
-    def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate) -> str | None:
-        """One block of the ApplyBlocks batch (peer, request_id): None, or why the batch stops here."""
+    def apply_synced_group(self, peer: str, request_id: int,
+                           certified: Sequence[tuple[Block, CommitCertificate]]) -> tuple[int, str | None]:
+        """Consecutive blocks of the ApplyBlocks batch (peer, request_id), committed with one synced write per run of
+        blocks within an epoch (an epoch-ending block ends a run: the certificates after it are checked under the
+        next set, which its commit installs): how many were committed, and None or why the batch stops after them."""
         if self._applying != (peer, request_id):
-            return "cancelled"
-        return self.import_certified(block, cert)
+            return 0, "cancelled"
+        applied, error = 0, None
+        run: list[tuple[Block, CommitCertificate]] = []
+        head = self._chain.head
+        height, parent = head.height, head.block_id
+        try:
+            for block, cert in certified:
+                if not self._hooks.running():
+                    error = "stopped"
+                    break
+                if block.header.height != height + 1 or block.header.parent_id != parent:
+                    error = f"block at {block.header.height} does not extend head {height}"
+                    break
+                try:
+                    self._chain.check_certificate(cert)
+                except CommitCertificateError as exc:
+                    error = f"certificate at {block.header.height}: {exc}"
+                    break
+                run.append((block, cert))
+                height, parent = block.header.height, block.id
+                if self._chain.ends_epoch(block, cert):
+                    self._hooks.commit_group(run)
+                    applied += len(run)
+                    run = []
+            if run:
+                self._hooks.commit_group(run)
+                applied += len(run)
+        except NodeError as exc:
+            self._hooks.halt(exc.code, exc.message)
+            error = "halted"
+        except OSError as exc:
+            self._hooks.storage_failed(exc)
+            error = "halted"
+        if applied:
+            self._metrics.sync_applied(applied)
+        return applied, error
 
     def import_certified(self, block: Block, cert: CommitCertificate) -> str | None:
         """Commit a certified block that extends the head, its certificate verified against the set of the head's

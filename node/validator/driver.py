@@ -15,7 +15,7 @@ simulator (node/tools/simulation/).
     on_admitted()              new transactions: a leader waiting for work proposes
     on_peer_connected(peer)    a link came up: this node's STATUS to that peer at once
     handle_timer()             at next_deadline(): round timeouts, the payload wait, STATUS, startup, sync, retries
-    apply_synced(), sync_batch_done(), sync_undeliverable(), import_certified()   block sync: to the catch-up
+    apply_synced_group(), sync_batch_done(), sync_undeliverable(), import_certified()   block sync: to the catch-up
 
     replica action   what the driver does
     PersistSafety    SafetyStore.persist (one synced batch) BEFORE the next action of the list
@@ -50,7 +50,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from consensus.actions import Broadcast as BroadcastAction
@@ -175,7 +175,7 @@ class ValidatorDriver:
             emit=lambda effect: self._out.append(effect), peer_ids=lambda: self.members.peer_ids,
             signs=lambda: self.members.signing_keys is not None, target_height=self.sync_target_height,
             running=lambda: self.mode not in ("halted", "stopped"), leave_consensus=self._leave_consensus,
-            start_consensus=self._start_consensus, commit=self._commit, halt=self._halt,
+            start_consensus=self._start_consensus, commit=self._commit, commit_group=self._commit_group, halt=self._halt,
             storage_failed=self._storage_failed, guarded=self._guarded, retry_gap_at=self._retry_gap_at,
             follow_at=self._follow_at), self.node_id)
 
@@ -413,9 +413,11 @@ class ValidatorDriver:
         """A sync request to `peer` could not be queued (not connected): ask another peer."""
         self.catch_up.undeliverable(peer)
 
-    def apply_synced(self, peer: str, request_id: int, block: Block, cert: CommitCertificate) -> str | None:
-        """One block of the ApplyBlocks batch (peer, request_id): None, or why the batch stops here."""
-        return self.catch_up.apply_synced(peer, request_id, block, cert)
+    def apply_synced_group(self, peer: str, request_id: int,
+                           certified: Sequence[tuple[Block, CommitCertificate]]) -> tuple[int, str | None]:
+        """Consecutive blocks of the ApplyBlocks batch (peer, request_id), committed in one synced write (only the
+        last may end an epoch): how many were committed, and None or why the batch stops after them."""
+        return self.catch_up.apply_synced_group(peer, request_id, certified)
 
     def sync_batch_done(self, peer: str, request_id: int, applied: int, error: str | None) -> None:
         """The host applied `applied` blocks of the ApplyBlocks batch (peer, request_id), then stopped at `error`."""
@@ -831,6 +833,23 @@ class ValidatorDriver:
             timeline.note(tl.COMMIT, block.header.height, block.header.round, timeline.now_us() - started,
                           result.block.tx_count)
         self._after_commit(result)
+
+    def _commit_group(self, certified: Sequence[tuple[Block, CommitCertificate]]) -> None:
+        """The commit path for consecutive certified blocks written in one synced batch (block sync): the same steps
+        as `_commit`, with one write for all of them; only the last may end an epoch."""
+        timeline = self._tl
+        started = 0 if timeline is None else timeline.now_us()
+        finalized = self.app.finalize_group(certified)
+        ending = finalized[-1].next_epoch
+        if ending is not None:
+            self._mark_epoch(ending.epoch)
+        results = self.app.commit_group(finalized)
+        if timeline is not None:
+            last = certified[-1][0].header
+            timeline.note(tl.COMMIT, last.height, last.round, timeline.now_us() - started,
+                          sum(r.block.tx_count for r in results))
+        for result in results:
+            self._after_commit(result)
 
     def _after_commit(self, result: CommitResult) -> None:
         committed = result.block

@@ -49,9 +49,11 @@ class PeersChanged:
 
 @dataclass(frozen=True, slots=True)
 class ApplyBlocks:
-    """A block sync batch to apply, in order: for each block call `driver.apply_synced(peer, request_id, block,
-    cert)` (stop at the first error it returns), then `driver.sync_batch_done(peer, request_id, applied, error)`. The host may
-    execute the next block (with its certificate: Application.begin_execution) while it commits one."""
+    """A block sync batch to apply, in order: call `driver.apply_synced_group(peer, request_id, run)` for
+    consecutive runs of its blocks (stop at the first error it returns; each run's blocks are written in one synced
+    batch per epoch), then `driver.sync_batch_done(peer, request_id, applied, error)`. The host may execute the blocks
+    of a run before it hands it over, and the next block while it commits one (each with its certificate:
+    Application.begin_execution)."""
 
     peer: str
     request_id: int

@@ -155,7 +155,7 @@ class NodeMetrics:
         self.sync_blocks = Counter("ledger_sync_blocks_applied", "Blocks applied by block sync", registry=r)
         self.sync_ahead = Counter(
             "ledger_sync_blocks_executed_ahead",
-            "Blocks block sync executed while the block before them was being written",
+            "Blocks block sync executed on the execution thread while the loop went on",
             registry=r,
         )
         self.certified_blocks = Counter(

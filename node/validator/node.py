@@ -8,9 +8,9 @@ event loop. This module is the only place where they meet I/O:
 - the Application (node/chain/application.py) owns execution, the mempool, commits and epochs; the driver
   (node/validator/driver.py) owns the replica, block sync and the timers, and performs no I/O: this host feeds it the
   transport's messages and one timer (at `driver.next_deadline()`), and performs its effects after every input;
-- block sync batches are applied here in height order, one block committed while the next one executes on the
-  execution thread and the signatures of the one after are checked on the verifier's worker processes (so execution
-  skips their signature checks and takes the transactions already decoded);
+- block sync batches are applied here in height order: their blocks executed one after another on the execution
+  thread against their commit certificates (no signature check where the certified root proves it unnecessary), and
+  committed in groups of consecutive blocks, one synced write each, while the next block executes;
 - transactions from clients (`submit`, `submit_many`) and from peers (gossip) are admitted through the Application,
   signatures checked on the worker processes; newly admitted client transactions are gossiped in batches of
   GOSSIP_BATCH every GOSSIP_FLUSH_MS (peers gossip their own clients' transactions).
@@ -95,6 +95,11 @@ log = logging.getLogger("node.validator.node")
 GOSSIP_FLUSH_MS: Final = 10
 COMMIT_TIMES_KEPT: Final = 16_384
 MAX_GOSSIP_TASKS: Final = 64
+# Block sync commits the blocks of a batch in groups, one synced write each (ValidatorNode._apply_blocks): a group
+# holds at most this many blocks, and ends at the first block that brings its payloads to this many bytes (~4,000
+# transfers; the write batch is built in memory before the write).
+SYNC_GROUP_BLOCKS: Final = 64
+SYNC_GROUP_BYTES: Final = 1 << 20
 
 
 def _timed_run(pending: PendingExecution) -> tuple[BlockOutcome | None, int, int]:
@@ -424,20 +429,27 @@ class ValidatorNode:
         self._perform()
 
     async def _apply_blocks(self, batch: ApplyBlocks) -> None:
-        """Apply a block sync batch in order, two blocks at a time in flight: block i+1 executes on the execution
-        thread while block i is committed here -- its certificate checked, then its synced write, which releases
-        the interpreter, so the execution goes on meanwhile. Each block is executed with its commit certificate,
-        so once that verifies its transactions' signatures are not checked when the certified root proves that
-        changes nothing (Application.begin_execution). The head still moves only when a block is durable, in
-        height order; a block executed ahead is speculative (nothing is written) until its turn comes and its
-        certificate is checked again (a cache hit of the BLS verifier). No block is executed ahead of an
-        epoch-ending one: it is executed under the next epoch's limits and set, after the switch."""
+        """Apply a block sync batch in order: execute its blocks one after another on the execution thread, and
+        commit them in groups, each group in one synced write (all or none after a crash: one fsync per group, not
+        per block, which is what bounds catching up on small blocks). A group ends at SYNC_GROUP_BLOCKS blocks or
+        SYNC_GROUP_BYTES of payloads, at an epoch-ending block (the certificates after it are checked under the next
+        set) and at the batch's end; while one is committed here, the block after it executes on the thread (the
+        synced write releases the interpreter). Each block is executed with its commit certificate, so once that
+        verifies its transactions' signatures are not checked when the certified root proves that changes nothing
+        (Application.begin_execution). An executed block is speculative (nothing is written) until its group's
+        certificates are checked (cache hits of the BLS verifier) and the group commits; the head moves only then.
+        No block is executed ahead of an epoch-ending one: it is executed under the next epoch's limits and set,
+        after the switch."""
         blocks = batch.blocks
         loop = asyncio.get_running_loop()
         applied, error = 0, None
+        group: list[tuple[Block, CommitCertificate]] = []
+        group_bytes = 0
+        parent_root = self.app.head.state_root
         ahead: tuple[PendingExecution, asyncio.Future[BlockOutcome | None]] | None = None
         try:
             for i, (block, cert) in enumerate(blocks):
+                executed = None
                 try:
                     if ahead is not None:
                         pending, running = ahead
@@ -446,7 +458,7 @@ class ValidatorNode:
                         if executed.state_root is not None:
                             self.metrics.sync_executed_ahead()
                     else:
-                        executed = self.app.execute(block, self.app.head.state_root, None, cert)
+                        executed = self.app.execute(block, parent_root, None, cert)
                     if executed.signatures != "checked":
                         self.metrics.certified_execution(executed.signatures)
                     if i + 1 < len(blocks) and executed.state_root is not None and executed.next_validators is None:
@@ -454,23 +466,27 @@ class ValidatorNode:
                         job = self.app.begin_execution(after, executed.state_root, None, after_cert)
                         if isinstance(job, PendingExecution):
                             ahead = (job, loop.run_in_executor(self._execution_thread, job.run))
-                except Exception:  # e.g. a failed store read: the commit path below executes again and handles it
+                except Exception:  # e.g. a failed store read: the commit below executes again and handles it
                     log.warning("sync_execute_ahead_failed height=%d", block.header.height, exc_info=True)
-                error = self._apply_one(batch, block, cert)
-                if error is not None:
-                    break
-                applied += 1
+                group.append((block, cert))
+                group_bytes += len(block.payload)
+                if executed is not None and executed.state_root is not None:
+                    parent_root = executed.state_root
+                if (i + 1 == len(blocks) or ahead is None or len(group) >= SYNC_GROUP_BLOCKS
+                        or group_bytes >= SYNC_GROUP_BYTES):
+                    done, error = self.driver.apply_synced_group(batch.peer, batch.request_id, group)
+                    self._perform()
+                    applied += done
+                    group, group_bytes = [], 0
+                    parent_root = self.app.head.state_root
+                    if error is not None:
+                        break
                 await asyncio.sleep(0)
         finally:
             if ahead is not None:  # stopped short: let the execution end (its result is not kept)
                 await asyncio.wait([ahead[1]])
         self.driver.sync_batch_done(batch.peer, batch.request_id, applied, error)
         self._perform()
-
-    def _apply_one(self, batch: ApplyBlocks, block: Block, cert: CommitCertificate) -> str | None:
-        error = self.driver.apply_synced(batch.peer, batch.request_id, block, cert)
-        self._perform()
-        return error
 
     # ------------------------------------------------------------------------------------------------ admission
 

@@ -5,9 +5,11 @@ tree's new nodes, transactions, receipts, history, and block bytes of up to 256 
 parent SIGKILLs it at a random moment, reopens the store and checks that it sits at the last complete block:
 the head agrees with the stored block, the latest-state keyspace rebuilds to head.state_root, every block and
 its transactions are readable, nothing of a later block is visible, and no block the child reported as committed
-was lost. Then the next child continues from there. Several kills per seed, a few seeds.
+was lost. Then the next child continues from there. Several kills per seed, a few seeds. A grouped child writes runs of
+1..6 consecutive blocks with one `commit_blocks` each (block sync's group commit): the store then reopens at the end
+of a complete group, never inside one.
 
-Run directly as `python tests/ledger/test_crash.py child DBPATH SEED` to start a child by hand.
+Run directly as `python tests/ledger/test_crash.py child DBPATH SEED [grouped]` to start a child by hand.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.smt import EMPTY_ROOT, SparseMerkleTree, verify_proof
+from ledger.smt import EMPTY_ROOT, OverlayNodes, SparseMerkleTree, verify_proof
 from ledger.store import BlockCommit, LedgerStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,18 +55,32 @@ def tx_ids(seed: int, height: int) -> list[bytes]:
     return [hashlib.sha256(b"tx:%d:%d:%d" % (seed, height, i)).digest() for i in range(20)]
 
 
-def run_child(path: str, seed: int) -> None:
-    """Commit blocks forever, printing each committed height once commit_block has returned."""
+def group_ends(seed: int, up_to: int = 100_000) -> list[int]:
+    """The heights a grouped child's groups end at: runs of 1..6 blocks, the same for every child of a seed."""
+    rng = random.Random(f"groups:{seed}")
+    ends, height = [], 0
+    while height < up_to:
+        height += rng.randint(1, 6)
+        ends.append(height)
+    return ends
+
+
+def run_child(path: str, seed: int, grouped: bool = False) -> None:
+    """Commit blocks forever, printing each committed height once its commit_block (or the commit_blocks of its
+    group) has returned."""
+    ends = set(group_ends(seed)) if grouped else None
     with LedgerStore.open(path) as store:
         head = store.head()
         height = 1 if head is None else head.height + 1
         root = EMPTY_ROOT if head is None else head.state_root
         print(f"ready {height}", flush=True)
+        group: list[BlockCommit] = []
+        layers: list[dict[bytes, bytes]] = []
         while True:
             changes = block_changes(seed, height)
-            update = SparseMerkleTree(store, root).update(changes)
+            update = SparseMerkleTree(OverlayNodes(store, *reversed(layers)), root).update(changes)
             ids = tx_ids(seed, height)
-            store.commit_block(
+            group.append(
                 BlockCommit(
                     height=height,
                     block_hash=block_hash(seed, height),
@@ -77,8 +93,18 @@ def run_child(path: str, seed: int) -> None:
                     history=[(f"acct@bank-{i % 3}", tx_id) for i, tx_id in enumerate(ids)],
                 )
             )
-            print(f"committed {height}", flush=True)
             root = update.root
+            if ends is None:
+                store.commit_block(group[0])
+            elif height in ends:
+                store.commit_blocks(group)
+            else:
+                layers.append(dict(update.nodes))
+                height += 1
+                continue
+            for c in group:
+                print(f"committed {c.height}", flush=True)
+            group, layers = [], []
             height += 1
 
 
@@ -93,15 +119,20 @@ def expected_state(seed: int, height: int) -> dict[bytes, bytes]:
     return state
 
 
-def check_store(path: str, seed: int, reported: int) -> int:
+def check_store(path: str, seed: int, reported: int, grouped: bool = False) -> int:
     with LedgerStore.open(path) as store:
         head = store.head()
         if head is None:
             assert reported == 0
             assert store.get_block(1) is None
             return 0
-        # Durable: nothing the child saw committed is lost; at most the block in flight was added.
-        assert reported <= head.height <= reported + 1
+        # Durable: nothing the child saw committed is lost; at most the block (or group) in flight was added.
+        if grouped:
+            ends = group_ends(seed)
+            assert head.height in ends and reported in [0, *ends]
+            assert reported <= head.height <= min(e for e in ends if e > reported)
+        else:
+            assert reported <= head.height <= reported + 1
         assert store.get_block(head.height) == block_bytes(seed, head.height)
         assert head.block_hash == block_hash(seed, head.height)
         assert store.get_block_height(head.block_hash) == head.height
@@ -129,10 +160,10 @@ def check_store(path: str, seed: int, reported: int) -> int:
         return head.height
 
 
-def spawn_and_kill(path: str, seed: int, rng: random.Random) -> int:
+def spawn_and_kill(path: str, seed: int, rng: random.Random, grouped: bool = False) -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(
-        [sys.executable, __file__, "child", path, str(seed)],
+        [sys.executable, __file__, "child", path, str(seed), *(["grouped"] if grouped else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
@@ -151,19 +182,19 @@ def spawn_and_kill(path: str, seed: int, rng: random.Random) -> int:
     return max(heights) if heights else int(first.split()[1]) - 1
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_kill_9_reopens_at_last_complete_block(tmp_path, seed):
+@pytest.mark.parametrize(("seed", "grouped"), [(1, False), (2, False), (3, False), (4, True), (5, True)])
+def test_kill_9_reopens_at_last_complete_block(tmp_path, seed, grouped):
     path = str(tmp_path / "db")
     rng = random.Random(seed)
     committed = 0
     for _ in range(KILLS_PER_SEED):
-        reported = spawn_and_kill(path, seed, rng)
+        reported = spawn_and_kill(path, seed, rng, grouped)
         assert reported >= committed
-        committed = check_store(path, seed, reported)
+        committed = check_store(path, seed, reported, grouped)
     assert committed > 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "child":
-        sys.exit("usage: test_crash.py child DBPATH SEED")
-    run_child(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) not in (4, 5) or sys.argv[1] != "child" or sys.argv[4:] not in ([], ["grouped"]):
+        sys.exit("usage: test_crash.py child DBPATH SEED [grouped]")
+    run_child(sys.argv[2], int(sys.argv[3]), grouped=sys.argv[4:] == ["grouped"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from consensus.certificates import SignatureVerifier
@@ -66,6 +66,11 @@ def _open_ledger_store(path: str, writes: WriteCounter) -> LedgerStore:
         def commit_block(self, commit: BlockCommit) -> None:
             super().commit_block(commit)
             writes.wrote("block")
+
+        def commit_blocks(self, commits: Sequence[BlockCommit]) -> None:
+            super().commit_blocks(commits)  # one atomic write: a crash comes before all of it or after all of it
+            if commits:
+                writes.wrote("block")
 
         def put_extra(self, key: bytes, value: bytes, sync: bool = True) -> None:
             super().put_extra(key, value, sync)

@@ -70,6 +70,9 @@ WIPE_RETRY_MS: Final = 500
 # networks that mix them); a pipelined execution takes 1-21 ms plus up to this many µs per transaction.
 PIPELINED_SHARE: Final = 0.75
 EXEC_US_PER_TX_MAX: Final = 400
+# Block sync batches are applied in group commits of 1..SYNC_RUN_MAX blocks (random, as a host's groups end where its
+# byte and block bounds fall).
+SYNC_RUN_MAX: Final = 8
 # Store writes a machine may lose power right after (node/tools/simulation/machine.py).
 CRASH_POINTS: Final = ("block", "block", "persist_safety", "stage_blocks", "mark_epoch", "begin_epoch", "extra")
 
@@ -147,6 +150,7 @@ class Simulation:
         # Execution times and which machines pipeline come from their own generator: the other draws of a seed
         # stay what they were.
         self._exec_rng = random.Random(config.seed * 7919 + 17)
+        self._sync_rng = random.Random(config.seed * 104_729 + 5)  # lengths of block sync's group commits
         self.machines = [Machine(i, self.world.keys[i], self.world.next_keys[i], os.path.join(directory, f"node-{i}"),
                                  self.byzantine.get(i), genesis=self.world.genesis, now=lambda: self.queue.now,
                                  wall_base_ms=self.wall_base_ms,
@@ -278,11 +282,12 @@ class Simulation:
         driver = machine.driver
         assert driver is not None
         applied, error = 0, None
-        for block, cert in batch.blocks:
-            error = driver.apply_synced(batch.peer, batch.request_id, block, cert)
-            if error is not None:
-                break
-            applied += 1
+        blocks = batch.blocks
+        while blocks and error is None:  # in runs of random length, as a host's groups end where it chooses
+            n = 1 + self._sync_rng.randint(0, SYNC_RUN_MAX - 1)
+            run, blocks = blocks[:n], blocks[n:]
+            done, error = driver.apply_synced_group(batch.peer, batch.request_id, run)
+            applied += done
         self.counters["sync_blocks"] += applied
         driver.sync_batch_done(batch.peer, batch.request_id, applied, error)
 

@@ -1,5 +1,5 @@
 """A one-validator chain at its genesis, for Application tests: an Application over a fresh store, the genesis, the
-validator's key file and six signed transfers among the test users (none admitted)."""
+validator's key file, six signed transfers among the test users (none admitted) and one that has expired."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class OneValidator:
     genesis: Genesis
     txs: list[bytes]
     keys_file: str  # the validator's (plaintext) key file
+    expired: bytes  # a signed transfer that expires at height 1: rejected for good in every later block
 
 
 @contextmanager
@@ -43,10 +44,12 @@ def one_validator(path: str, chain_id: str, seed: bytes, verifier: Ed25519Verifi
         sender, recipient = users[k % len(users)], users[(k + 1) % len(users)]
         body = TxBody(1, genesis.chain_id, (sender,), k, 5000, (Transfer(sender, CASH_ASSET, (TransferLeg(recipient, 3),)),))
         txs.append(sign_transaction(body, [(sender, accounts[sender])], operations=OPERATIONS).to_bytes())
+    body = TxBody(1, genesis.chain_id, (users[0],), 99, 1, (Transfer(users[0], CASH_ASSET, (TransferLeg(users[1], 1),)),))
+    expired = sign_transaction(body, [(users[0], accounts[users[0]])], operations=OPERATIONS).to_bytes()
     store = LedgerStore.open(os.path.join(path, "store"))
     try:
         app = Application(store, genesis, protocol=node_protocol(), tx_verifier=verifier,
                           bls=SignatureVerifier(get_backend()), mempool_limits=MempoolLimits(), clock=lambda: 0.0)
-        yield OneValidator(app, genesis, txs, config.keys_file)
+        yield OneValidator(app, genesis, txs, config.keys_file, expired)
     finally:
         store.close()

@@ -70,14 +70,11 @@ class Follower:
 
     def apply(self, batch: ApplyBlocks, stop_after: int | None = None) -> list[object]:
         """Apply a batch as the host does (all of it, or `stop_after` blocks and then an error); the effects."""
-        applied, error = 0, None
-        for block, cert in batch.blocks:
-            if stop_after is not None and applied == stop_after:
-                error = "stopped here by the test"
-                break
-            error = self.driver.apply_synced(batch.peer, batch.request_id, block, cert)
-            assert error is None
-            applied += 1
+        blocks = batch.blocks if stop_after is None else batch.blocks[:stop_after]
+        applied, error = self.driver.apply_synced_group(batch.peer, batch.request_id, blocks)
+        assert error is None and applied == len(blocks)
+        if stop_after is not None:
+            error = "stopped here by the test"
         self.driver.sync_batch_done(batch.peer, batch.request_id, applied, error)
         return self.driver.take()
 

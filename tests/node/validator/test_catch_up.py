@@ -43,14 +43,21 @@ class FakeChain:
     def __init__(self, parent_of_first: bytes) -> None:
         self._head = ChainHead(parent_of_first, 0, 0, b"\0" * 32)
         self.uncertified: set[int] = set()
+        self.ending: set[int] = set()  # heights that end an epoch
+        self.log: list[tuple[str, int]] = []  # ("check", height) and ("ends_epoch", height), in order
 
     @property
     def head(self) -> ChainHead:
         return self._head
 
     def check_certificate(self, cert: CommitCertificate) -> None:
+        self.log.append(("check", cert.headers[0].height))
         if cert.headers[0].height in self.uncertified:
             raise CommitCertificateError("planted", "planted by the test")
+
+    def ends_epoch(self, block: Block, cert: CommitCertificate) -> bool:
+        self.log.append(("ends_epoch", block.header.height))
+        return block.header.height in self.ending
 
     def advance(self, block: Block) -> None:
         self._head = ChainHead(block.id, block.header.height, 0, b"\0" * 32)
@@ -65,6 +72,7 @@ class FakeDriver:
         self.effects: list[Any] = []
         self.is_running = True
         self.target = 0
+        self.failing_commit: Exception | None = None  # what the next commit_group raises
 
     def hooks(self) -> DriverHooks:
         def record(name: str, result: Any = None):
@@ -74,6 +82,13 @@ class FakeDriver:
             self.calls.append(("commit", block.header.height))
             self.chain.advance(block)
 
+        def commit_group(run) -> None:
+            if self.failing_commit is not None:
+                raise self.failing_commit
+            self.calls.append(("commit_group", tuple(b.header.height for b, _ in run)))
+            self.chain.log.append(("write", run[-1][0].header.height))
+            self.chain.advance(run[-1][0])
+
         def guarded(what: str, step, *args: Any) -> None:
             self.calls.append(("guarded", what))
             step(*args)
@@ -81,12 +96,22 @@ class FakeDriver:
         return DriverHooks(
             emit=self.effects.append, peer_ids=lambda: [PEER], signs=lambda: True, target_height=lambda: self.target,
             running=lambda: self.is_running, leave_consensus=record("leave_consensus"),
-            start_consensus=record("start_consensus"), commit=commit, halt=record("halt"),
+            start_consensus=record("start_consensus"), commit=commit, commit_group=commit_group, halt=record("halt"),
             storage_failed=record("storage_failed"), guarded=guarded, retry_gap_at=record("retry_gap_at"),
             follow_at=record("follow_at"))
 
     def named(self, name: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == name]
+
+    def committed(self) -> list[int]:
+        """The heights committed, through either commit hook, in order."""
+        out: list[int] = []
+        for c in self.calls:
+            if c[0] == "commit":
+                out.append(c[1])
+            elif c[0] == "commit_group":
+                out.extend(c[1])
+        return out
 
     def requests(self) -> list[GetBlocks]:
         out = []
@@ -119,13 +144,11 @@ class Session:
         [batch] = [e for e in self.driver.effects[before:] if isinstance(e, ApplyBlocks)]
         return batch
 
-    def apply(self, batch: ApplyBlocks) -> list[str | None]:
-        """Apply the whole batch as the host does; the answer for each block."""
-        answers = [self.catch_up.apply_synced(batch.peer, batch.request_id, b, c) for b, c in batch.blocks]
-        applied = sum(1 for a in answers if a is None)
-        error = next((a for a in answers if a is not None), None)
+    def apply(self, batch: ApplyBlocks) -> tuple[int, str | None]:
+        """Apply the whole batch as one group, as the host may; (blocks committed, why the batch stopped)."""
+        applied, error = self.catch_up.apply_synced_group(batch.peer, batch.request_id, batch.blocks)
         self.catch_up.batch_done(batch.peer, batch.request_id, applied, error)
-        return answers
+        return applied, error
 
 
 def test_a_commit_after_a_gap_fetches_the_missing_heights_then_commits_and_restarts_consensus(certified) -> None:
@@ -137,10 +160,11 @@ def test_a_commit_after_a_gap_fetches_the_missing_heights_then_commits_and_resta
     assert request.start == 1
     batch = s.answer(request, 4)
     assert [b.header.height for b, _ in batch.blocks] == [1, 2, 3, 4]
-    assert s.driver.named("commit") == [] and s.driver.named("start_consensus") == []  # the host applies it
-    assert s.apply(batch) == [None] * 4
-    # Heights 1..4 through the commit hook, then the commit that waited, then a new replica; the session is over.
-    assert [c[1] for c in s.driver.named("commit")] == [1, 2, 3, 4, 5]
+    assert s.driver.committed() == [] and s.driver.named("start_consensus") == []  # the host applies it
+    assert s.apply(batch) == (4, None)
+    # Heights 1..4 in one group commit, then the commit that waited, then a new replica; the session is over.
+    assert s.driver.named("commit_group") == [("commit_group", (1, 2, 3, 4))]
+    assert s.driver.committed() == [1, 2, 3, 4, 5]
     assert s.chain.head.height == 5 and not s.catch_up.active
     assert s.driver.calls[-1] == ("start_consensus",) and len(s.driver.named("start_consensus")) == 1
     assert s.driver.named("halt") == [] and s.driver.named("retry_gap_at") == []
@@ -158,7 +182,7 @@ def test_a_gap_nobody_can_fill_is_retried_then_dropped_and_consensus_restarts(ce
     s.catch_up.gap_timer()
     [_, again] = s.driver.requests()  # one more session, and the peer still has nothing
     s.catch_up.on_blocks(PEER, Blocks(again.request_id, []))
-    assert s.driver.named("commit") == [] and s.chain.head.height == 0 and len(s.driver.named("retry_gap_at")) == 1
+    assert s.driver.committed() == [] and s.chain.head.height == 0 and len(s.driver.named("retry_gap_at")) == 1
     assert s.driver.named("start_consensus") == [("start_consensus",)] and not s.catch_up.active
     s.catch_up.gap_timer()  # the gap is forgotten: nothing more happens
     assert len(s.driver.requests()) == 2 and len(s.driver.named("start_consensus")) == 1
@@ -169,9 +193,9 @@ def test_a_gap_commit_whose_certificate_does_not_verify_halts(certified) -> None
     s.chain.uncertified.add(2)
     s.catch_up.commit_after_gap(*certified[1])
     [request] = s.driver.requests()
-    assert s.apply(s.answer(request, 1)) == [None]
+    assert s.apply(s.answer(request, 1)) == (1, None)
     assert s.driver.named("halt")[0][1] == "commit_uncertified"
-    assert [c[1] for c in s.driver.named("commit")] == [1] and s.driver.named("start_consensus") == []
+    assert s.driver.committed() == [1] and s.driver.named("start_consensus") == []
 
 
 def test_an_abandoned_session_cancels_the_batch_being_applied(certified) -> None:
@@ -184,8 +208,8 @@ def test_an_abandoned_session_cancels_the_batch_being_applied(certified) -> None
     assert ahead.start == 5
     s.catch_up.abandon()  # the driver retries later (an unexpected failure)
     assert not s.catch_up.active
-    assert s.apply(batch) == ["cancelled"] * 4
-    assert s.driver.named("commit") == [] and s.chain.head.height == 0 and s.driver.named("start_consensus") == []
+    assert s.apply(batch) == (0, "cancelled")
+    assert s.driver.committed() == [] and s.chain.head.height == 0 and s.driver.named("start_consensus") == []
     # The answer to the request made ahead is now unsolicited: refused, counted, nothing applied.
     items = [[encode_block(b), c.encode()] for b, c in certified[4:8]]
     effects = len(s.driver.effects)
@@ -202,7 +226,7 @@ def test_import_certified_refuses_what_does_not_extend_the_head_or_verify_and_a_
     s.chain.uncertified.clear()
     s.driver.is_running = False
     assert s.catch_up.import_certified(*certified[0]) == "stopped"
-    assert s.driver.named("commit") == [] and s.chain.head.height == 0
+    assert s.driver.committed() == [] and s.chain.head.height == 0
     s.driver.is_running = True
     assert s.catch_up.import_certified(*certified[0]) is None and s.chain.head.height == 1
 
@@ -217,3 +241,50 @@ def test_a_following_node_starts_a_session_at_most_once_per_follow_interval(cert
     s.clock.now += FOLLOW_INTERVAL_MS - 1
     s.catch_up.follow_soon()  # too soon after the last session started: the driver's "follow" deadline instead
     assert s.driver.named("follow_at") == [("follow_at", FOLLOW_INTERVAL_MS)] and not s.catch_up.active
+
+
+def _sync_batch(s: Session, count: int) -> ApplyBlocks:
+    s.driver.target = HEIGHTS
+    s.catch_up.begin(0, "consensus")
+    return s.answer(s.driver.requests()[0], count)
+
+
+def test_a_group_is_written_in_runs_that_end_at_epoch_ending_blocks(certified) -> None:
+    s = Session(certified, reported=HEIGHTS)
+    s.chain.ending = {3, 6}
+    assert s.apply(_sync_batch(s, HEIGHTS)) == (HEIGHTS, None)
+    assert s.driver.named("commit_group") == [("commit_group", (1, 2, 3)), ("commit_group", (4, 5, 6)),
+                                              ("commit_group", (7, 8))]
+    # The certificate after an epoch-ending block is checked only once that block is written (its commit
+    # installs the set that certifies the next one).
+    log = s.chain.log
+    assert log.index(("write", 3)) < log.index(("check", 4)) and log.index(("write", 6)) < log.index(("check", 7))
+    assert s.metrics.sync_blocks._value.get() == HEIGHTS
+
+
+def test_a_certificate_that_does_not_verify_ends_the_group_before_it_and_the_batch(certified) -> None:
+    s = Session(certified, reported=HEIGHTS)
+    s.chain.uncertified.add(4)
+    applied, error = s.apply(_sync_batch(s, HEIGHTS))
+    assert applied == 3 and error is not None and error.startswith("certificate at 4")
+    assert s.driver.named("commit_group") == [("commit_group", (1, 2, 3))] and s.chain.head.height == 3
+    assert s.driver.named("halt") == []
+
+
+def test_a_group_that_does_not_extend_the_head_commits_nothing(certified) -> None:
+    s = Session(certified, reported=HEIGHTS)
+    batch = _sync_batch(s, HEIGHTS)
+    shuffled = ApplyBlocks(batch.peer, batch.request_id, (batch.blocks[0], batch.blocks[2], batch.blocks[1]))
+    applied, error = s.catch_up.apply_synced_group(shuffled.peer, shuffled.request_id, shuffled.blocks)
+    assert applied == 1 and error == "block at 3 does not extend head 1"
+    assert s.driver.named("commit_group") == [("commit_group", (1,))]
+
+
+@pytest.mark.parametrize(("failure", "hook"), [(None, "halt"), (OSError(5, "Input/output error"), "storage_failed")])
+def test_a_group_commit_that_fails_halts_and_commits_nothing(certified, failure, hook) -> None:
+    from node.errors import NodeError
+
+    s = Session(certified, reported=HEIGHTS)
+    s.driver.failing_commit = failure or NodeError("state_root_mismatch", "planted by the test")
+    assert s.apply(_sync_batch(s, HEIGHTS)) == (0, "halted")
+    assert s.driver.committed() == [] and s.chain.head.height == 0 and len(s.driver.named(hook)) == 1
