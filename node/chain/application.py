@@ -186,6 +186,26 @@ class Application:
         check_commit_certificate(self.epochs.validator_set, cert, chain_id=self.genesis.consensus_chain_id,
                                  verifier=self.bls)
 
+    def certificate_warmer(self, certs: Sequence[CommitCertificate]) -> Callable[[], int]:
+        """A job for another thread that verifies `certs` (in order, against the head's validator set as it is now)
+        so that the checks block sync then makes of them on the host's thread (`check_certificate`,
+        `begin_execution`) are answered by the BLS verifier's memo table: the pairings (blspy releases the
+        interpreter) run beside the host's work instead of in it. Only a warm-up: nothing depends on its outcome,
+        every certificate is still checked before it is used; it stops at the first one that does not verify (past
+        an epoch change: checked in its turn, under the next set). The job returns how many verified."""
+        validator_set, chain_id, verifier = self.epochs.validator_set, self.genesis.consensus_chain_id, self.bls
+        certs = tuple(certs)
+
+        def warm() -> int:
+            for n, cert in enumerate(certs):
+                try:
+                    check_commit_certificate(validator_set, cert, chain_id=chain_id, verifier=verifier)
+                except CommitCertificateError:
+                    return n
+            return len(certs)
+
+        return warm
+
     def ends_epoch(self, block: Block, cert: CommitCertificate) -> bool:
         """Whether the certified `block` ends its epoch (Executor.ends_epoch: executed now if need be, as its commit
         would). Precondition: `cert` verified, as for `finalize`."""

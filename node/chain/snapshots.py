@@ -194,8 +194,13 @@ class SnapshotTaker:
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def takes(self, height: int) -> bool:
+        """A snapshot is taken after the block at `height`, from the store as that block's commit leaves it: a host
+        that commits several blocks in one write (block sync's group commit) ends a group there."""
+        return height % self.interval == 0
+
     def on_commit(self, committed: CommittedBlock) -> None:
-        if committed.height % self.interval:
+        if not self.takes(committed.height):
             return
         if self.busy:
             self.skipped += 1

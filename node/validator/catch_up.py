@@ -13,6 +13,7 @@ the commit that waited for it.
     catch_up.on_blocks(peer, msg)       a BLOCKS answer (an empty one: the peer has nothing more, or pruned it)
     catch_up.apply_synced_group(...)    consecutive blocks of an ApplyBlocks batch, committed with one synced write
                                         per run within an epoch: how many, and why the batch stops after them
+    catch_up.applying(peer, id)         whether the host should go on with that batch (not cancelled, node running)
     catch_up.import_certified(b, c)     verify a certified block against the head's epoch and commit it
     catch_up.batch_done(...)            the host finished a batch: the batch fetched ahead goes next, or a new request
     catch_up.undeliverable(peer)        a request could not be queued: another peer is asked
@@ -39,6 +40,7 @@ from typing import Final, Protocol
 
 from consensus.certificates import CommitCertificateError
 from consensus.messages import Block, CommitCertificate
+from ledger.store import MAX_GROUP_COMMIT_BLOCKS
 from node.chain.block_sync import BlockSync, SyncRefused
 from node.chain.execution import ChainHead
 from node.errors import NodeError
@@ -195,10 +197,10 @@ class CatchUp:
         next set, which its commit installs): how many were committed, and None or why the batch stops after them."""
         if self._applying != (peer, request_id):
             return 0, "cancelled"
-        applied, error = 0, None
+        error = None
         run: list[tuple[Block, CommitCertificate]] = []
-        head = self._chain.head
-        height, parent = head.height, head.block_id
+        start = self._chain.head
+        height, parent = start.height, start.block_id
         try:
             for block, cert in certified:
                 if not self._hooks.running():
@@ -214,22 +216,28 @@ class CatchUp:
                     break
                 run.append((block, cert))
                 height, parent = block.header.height, block.id
-                if self._chain.ends_epoch(block, cert):
+                if len(run) >= MAX_GROUP_COMMIT_BLOCKS or self._chain.ends_epoch(block, cert):
                     self._hooks.commit_group(run)
-                    applied += len(run)
                     run = []
             if run:
                 self._hooks.commit_group(run)
-                applied += len(run)
         except NodeError as exc:
             self._hooks.halt(exc.code, exc.message)
             error = "halted"
         except OSError as exc:
             self._hooks.storage_failed(exc)
             error = "halted"
+        # Counted from the head: a failure after a write (or part of a run kept before a block that disagrees)
+        # still counts what is durable.
+        applied = self._chain.head.height - start.height
         if applied:
             self._metrics.sync_applied(applied)
         return applied, error
+
+    def applying(self, peer: str, request_id: int) -> bool:
+        """The host should go on with the ApplyBlocks batch (peer, request_id): it is still the one being applied
+        and the node runs (not halted, stopped or retrying later)."""
+        return self._applying == (peer, request_id) and self._hooks.running()
 
     def import_certified(self, block: Block, cert: CommitCertificate) -> str | None:
         """Commit a certified block that extends the head, its certificate verified against the set of the head's

@@ -15,7 +15,8 @@ simulator (node/tools/simulation/).
     on_admitted()              new transactions: a leader waiting for work proposes
     on_peer_connected(peer)    a link came up: this node's STATUS to that peer at once
     handle_timer()             at next_deadline(): round timeouts, the payload wait, STATUS, startup, sync, retries
-    apply_synced_group(), sync_batch_done(), sync_undeliverable(), import_certified()   block sync: to the catch-up
+    apply_synced_group(), sync_batch_wanted(), sync_batch_done(), sync_undeliverable(), import_certified()
+                               block sync: to the catch-up
 
     replica action   what the driver does
     PersistSafety    SafetyStore.persist (one synced batch) BEFORE the next action of the list
@@ -418,6 +419,10 @@ class ValidatorDriver:
         """Consecutive blocks of the ApplyBlocks batch (peer, request_id), committed in one synced write (only the
         last may end an epoch): how many were committed, and None or why the batch stops after them."""
         return self.catch_up.apply_synced_group(peer, request_id, certified)
+
+    def sync_batch_wanted(self, peer: str, request_id: int) -> bool:
+        """Whether the host should go on executing the ApplyBlocks batch (peer, request_id) (CatchUp.applying)."""
+        return self.catch_up.applying(peer, request_id)
 
     def sync_batch_done(self, peer: str, request_id: int, applied: int, error: str | None) -> None:
         """The host applied `applied` blocks of the ApplyBlocks batch (peer, request_id), then stopped at `error`."""
@@ -839,7 +844,16 @@ class ValidatorDriver:
         as `_commit`, with one write for all of them; only the last may end an epoch."""
         timeline = self._tl
         started = 0 if timeline is None else timeline.now_us()
-        finalized = self.app.finalize_group(certified)
+        try:
+            finalized = self.app.finalize_group(certified)
+        except NodeError:
+            if len(certified) == 1:
+                raise
+            # A block disagrees with its certificate (the node halts on it): commit those before it first, one by
+            # one, as they would have been, so the store keeps them; the one that disagrees raises again.
+            for block, cert in certified:
+                self._commit(block, cert)
+            raise
         ending = finalized[-1].next_epoch
         if ending is not None:
             self._mark_epoch(ending.epoch)

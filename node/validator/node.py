@@ -88,7 +88,7 @@ from node.validator.safety_store import SafetyStore
 from node.validator.storage_failure import StorageFailure
 from node.validator.view import NodeView
 
-__all__ = ["ValidatorNode"]
+__all__ = ["SYNC_GROUP_BLOCKS", "SYNC_GROUP_BYTES", "ValidatorNode", "sync_group_ends"]
 
 log = logging.getLogger("node.validator.node")
 
@@ -109,6 +109,15 @@ def _timed_run(pending: PendingExecution) -> tuple[BlockOutcome | None, int, int
     outcome = pending.run()
     return outcome, (time.thread_time_ns() - started) // 1_000, (time.monotonic_ns() - wall) // 1_000
 
+
+
+def sync_group_ends(blocks: int, payload_bytes: int, height: int, snapshots: SnapshotTaker | None) -> bool:
+    """Whether block sync's group commit ends with the block at `height`, the group then holding `blocks` blocks
+    of `payload_bytes` (ValidatorNode._apply_blocks; the group also ends at the batch's end and where the next block
+    cannot be executed ahead, e.g. after an epoch-ending block): at the bounds, and where a snapshot is taken (it
+    reads the store as that block's commit leaves it)."""
+    return (blocks >= SYNC_GROUP_BLOCKS or payload_bytes >= SYNC_GROUP_BYTES
+            or (snapshots is not None and snapshots.takes(height)))
 
 class ValidatorNode:
     """One validator node (also the single-validator dev chain, and a node that only follows: an observer)."""
@@ -194,6 +203,9 @@ class ValidatorNode:
         # One thread executes blocks, one at a time, parent first (the driver asks for one at a time).
         self._execution_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                                        thread_name_prefix="execution")
+        # One thread verifies block sync's commit certificates ahead of their blocks (Application.certificate_warmer).
+        self._certificate_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                         thread_name_prefix="certificates")
         self._storage_failure: StorageFailure | None = None
         # (height, monotonic s, transactions) of the last COMMIT_TIMES_KEPT commits: when each block became durable
         # here, on the machine's monotonic clock (benchmarks on the same machine match their submit times to it).
@@ -288,6 +300,7 @@ class ValidatorNode:
                 await self.transport.close()
             # An execution still running reads the store: let it end before the store closes.
             await asyncio.to_thread(self._execution_thread.shutdown, wait=True, cancel_futures=True)
+            await asyncio.to_thread(self._certificate_thread.shutdown, wait=True, cancel_futures=True)
             for background in (self.snapshot_taker, self.pruner):  # they read and write the store: let them end
                 if background is not None:
                     await asyncio.to_thread(background.wait)
@@ -433,15 +446,19 @@ class ValidatorNode:
         commit them in groups, each group in one synced write (all or none after a crash: one fsync per group, not
         per block, which is what bounds catching up on small blocks). A group ends at SYNC_GROUP_BLOCKS blocks or
         SYNC_GROUP_BYTES of payloads, at an epoch-ending block (the certificates after it are checked under the next
-        set) and at the batch's end; while one is committed here, the block after it executes on the thread (the
+        set), at a snapshot height (the snapshot reads the store as that block leaves it) and at the batch's end; while one is committed here, the block after it executes on the thread (the
         synced write releases the interpreter). Each block is executed with its commit certificate, so once that
         verifies its transactions' signatures are not checked when the certified root proves that changes nothing
-        (Application.begin_execution). An executed block is speculative (nothing is written) until its group's
-        certificates are checked (cache hits of the BLS verifier) and the group commits; the head moves only then.
-        No block is executed ahead of an epoch-ending one: it is executed under the next epoch's limits and set,
-        after the switch."""
+        (Application.begin_execution); the certificates themselves are verified meanwhile on the certificate thread
+        (Application.certificate_warmer), so the checks made here hit the BLS verifier's memo. An executed block is
+        speculative (nothing is written) until its group's certificates are checked and the group commits; the head
+        moves only then. No block is executed ahead of an epoch-ending one: it is executed under the next epoch's
+        limits and set, after the switch."""
         blocks = batch.blocks
         loop = asyncio.get_running_loop()
+        # The batch's certificates are verified on their own thread meanwhile: the checks below then hit the memo.
+        warming = loop.run_in_executor(self._certificate_thread,
+                                       self.app.certificate_warmer([cert for _, cert in blocks]))
         applied, error = 0, None
         group: list[tuple[Block, CommitCertificate]] = []
         group_bytes = 0
@@ -449,6 +466,9 @@ class ValidatorNode:
         ahead: tuple[PendingExecution, asyncio.Future[BlockOutcome | None]] | None = None
         try:
             for i, (block, cert) in enumerate(blocks):
+                if not self.driver.sync_batch_wanted(batch.peer, batch.request_id):
+                    error = "cancelled"  # abandoned, or the node halted or is stopping: execute no further
+                    break
                 executed = None
                 try:
                     if ahead is not None:
@@ -472,8 +492,8 @@ class ValidatorNode:
                 group_bytes += len(block.payload)
                 if executed is not None and executed.state_root is not None:
                     parent_root = executed.state_root
-                if (i + 1 == len(blocks) or ahead is None or len(group) >= SYNC_GROUP_BLOCKS
-                        or group_bytes >= SYNC_GROUP_BYTES):
+                if (i + 1 == len(blocks) or ahead is None
+                        or sync_group_ends(len(group), group_bytes, block.header.height, self.snapshot_taker)):
                     done, error = self.driver.apply_synced_group(batch.peer, batch.request_id, group)
                     self._perform()
                     applied += done
@@ -483,8 +503,9 @@ class ValidatorNode:
                         break
                 await asyncio.sleep(0)
         finally:
-            if ahead is not None:  # stopped short: let the execution end (its result is not kept)
-                await asyncio.wait([ahead[1]])
+            # Stopped short: let the execution end (its result is not kept). The warm-up is awaited too (it is
+            # ahead of this loop but for the last blocks): one at a time, so its thread's queue stays bounded.
+            await asyncio.wait([f for f in (warming, None if ahead is None else ahead[1]) if f is not None])
         self.driver.sync_batch_done(batch.peer, batch.request_id, applied, error)
         self._perform()
 

@@ -32,8 +32,11 @@ class OneValidator:
 
 
 @contextmanager
-def one_validator(path: str, chain_id: str, seed: bytes, verifier: Ed25519Verifier) -> Iterator[OneValidator]:
+def one_validator(path: str, chain_id: str, seed: bytes, verifier: Ed25519Verifier,
+                  genesis_time: int | None = None) -> Iterator[OneValidator]:
+    """`genesis_time`: seconds (default: now); two nodes of one chain need the same."""
     layout = generate_network(os.path.join(path, "net"), 1, chain_id=chain_id, seed=seed, users=4,
+                              genesis_time=genesis_time,
                               params=ChainParams(base_timeout_ms=1000, empty_block_interval_ms=50))
     config = load_config(layout.config_paths[0])
     genesis = load_genesis(config.genesis_file)

@@ -4,6 +4,7 @@ commit reports -- with one synced write for the group."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -65,10 +66,11 @@ class Certified:
 
 @pytest.fixture
 def pair(tmp_path) -> Iterator[tuple[OneValidator, OneValidator]]:
-    """Two nodes of the same one-validator chain (same seed), each over its own store."""
+    """Two nodes of the same one-validator chain (same seed and genesis time), each over its own store."""
+    genesis_time = int(time.time())
     with Ed25519Verifier(workers=0) as verifier, \
-            one_validator(str(tmp_path / "a"), "dev-group", b"group", verifier) as a, \
-            one_validator(str(tmp_path / "b"), "dev-group", b"group", verifier) as b:
+            one_validator(str(tmp_path / "a"), "dev-group", b"group", verifier, genesis_time) as a, \
+            one_validator(str(tmp_path / "b"), "dev-group", b"group", verifier, genesis_time) as b:
         yield a, b
 
 
@@ -119,3 +121,21 @@ def test_a_group_with_a_block_that_disagrees_with_its_certificate_refuses_and_wr
     # The blocks before it are not lost: they commit as a group of their own.
     b.app.commit_group(b.app.finalize_group(blocks[:1]))
     assert b.app.store.head().height == 1
+
+
+def test_certificates_warmed_on_another_thread_answer_the_later_checks_from_the_memo(pair) -> None:
+    import concurrent.futures
+
+    a, b = pair
+    certified = Certified(a.genesis, a.app, load_keys(a.keys_file).bls_secret)
+    certs = [cert for _, cert in certified.chain([a.txs[0:3], a.txs[3:6], []])]
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        assert thread.submit(b.app.certificate_warmer(certs)).result() == 3
+    checks = b.app.bls.checks
+    for cert in certs:
+        b.app.check_certificate(cert)
+    assert b.app.bls.checks == checks  # every check answered by the memo
+    # A certificate that does not verify stops the warm-up there (the ones after it are checked in their turn).
+    other = Certified(a.genesis, a.app, bytes(31) + b"\x01")
+    forged = other.certificate(certified.chain([a.txs[0:3], a.txs[3:6]])[1][0], bytes(32))
+    assert b.app.certificate_warmer([certs[0], forged, certs[2]])() == 1

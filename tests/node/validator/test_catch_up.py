@@ -84,6 +84,8 @@ class FakeDriver:
 
         def commit_group(run) -> None:
             if self.failing_commit is not None:
+                if len(run) > 2:  # the driver's fallback: the blocks before the one that fails are kept
+                    self.chain.advance(run[1][0])
                 raise self.failing_commit
             self.calls.append(("commit_group", tuple(b.header.height for b, _ in run)))
             self.chain.log.append(("write", run[-1][0].header.height))
@@ -281,10 +283,33 @@ def test_a_group_that_does_not_extend_the_head_commits_nothing(certified) -> Non
 
 
 @pytest.mark.parametrize(("failure", "hook"), [(None, "halt"), (OSError(5, "Input/output error"), "storage_failed")])
-def test_a_group_commit_that_fails_halts_and_commits_nothing(certified, failure, hook) -> None:
+def test_a_group_commit_that_fails_halts_and_counts_only_what_is_durable(certified, failure, hook) -> None:
     from node.errors import NodeError
 
     s = Session(certified, reported=HEIGHTS)
     s.driver.failing_commit = failure or NodeError("state_root_mismatch", "planted by the test")
-    assert s.apply(_sync_batch(s, HEIGHTS)) == (0, "halted")
-    assert s.driver.committed() == [] and s.chain.head.height == 0 and len(s.driver.named(hook)) == 1
+    # The hook kept heights 1 and 2 before it failed: they count, the rest does not.
+    assert s.apply(_sync_batch(s, HEIGHTS)) == (2, "halted")
+    assert s.chain.head.height == 2 and len(s.driver.named(hook)) == 1
+    assert s.metrics.sync_blocks._value.get() == 2
+
+
+def test_the_host_is_told_to_stop_executing_a_batch_that_was_abandoned(certified) -> None:
+    s = Session(certified, reported=HEIGHTS)
+    batch = _sync_batch(s, 4)
+    assert s.catch_up.applying(batch.peer, batch.request_id)
+    assert not s.catch_up.applying(batch.peer, batch.request_id + 1)
+    s.driver.is_running = False
+    assert not s.catch_up.applying(batch.peer, batch.request_id)
+    s.driver.is_running = True
+    s.catch_up.abandon()
+    assert not s.catch_up.applying(batch.peer, batch.request_id)
+
+
+def test_a_run_longer_than_the_store_takes_in_one_write_is_split(certified, monkeypatch) -> None:
+    import node.validator.catch_up as catch_up_module
+
+    monkeypatch.setattr(catch_up_module, "MAX_GROUP_COMMIT_BLOCKS", 3)
+    s = Session(certified, reported=HEIGHTS)
+    assert s.apply(_sync_batch(s, HEIGHTS)) == (HEIGHTS, None)
+    assert [c[1] for c in s.driver.named("commit_group")] == [(1, 2, 3), (4, 5, 6), (7, 8)]
