@@ -31,6 +31,7 @@ from nacl.signing import SigningKey
 ACCEPTED_CODES: Final = frozenset({0, 3302})  # OK, ALREADY_PENDING
 SUBMIT_TIMEOUT_S: Final = 3.0
 EXPIRY_BLOCKS: Final = 10_000
+EXPIRY_REFRESH_S: Final = 1.0  # how often TransferLoad reads the head its transfers' expiry follows
 JOIN_TIMEOUT_S: Final = 10.0
 MAX_SAMPLES: Final = 500_000  # counter samples kept by a monitor (7 hours at 50 ms)
 MAX_RATE: Final = 100_000
@@ -88,11 +89,22 @@ class TransferLoad:
         answer = self.net.admin(self.rng.choice(live), {"op": "submit", "tx": raw.hex()}, timeout=SUBMIT_TIMEOUT_S)
         return None if answer is None or "code" not in answer else int(answer["code"])
 
+    def _refresh_expiry(self) -> None:
+        """Expiry = the highest head a running node reports + EXPIRY_BLOCKS, as clients sign (refreshed every
+        EXPIRY_REFRESH_S): one expiry for a whole run would make every block rewrite one growing replay bucket
+        (docs/benchmarks.md, "The load's expiry heights")."""
+        heights = [self.net.height(i) for i in range(self.net.n) if i not in self.excluded and self.net.running(i)]
+        self.expiry = max([*heights, self.expiry - EXPIRY_BLOCKS]) + EXPIRY_BLOCKS
+
     def run(self) -> None:
-        self.expiry = max(self.net.height(i) for i in range(self.net.n)) + EXPIRY_BLOCKS
+        self._refresh_expiry()
+        refresh_at = time.monotonic() + EXPIRY_REFRESH_S
         period = 1.0 / self.rate
         next_at = time.monotonic()
         while not self.stop.is_set():
+            if time.monotonic() >= refresh_at:
+                self._refresh_expiry()
+                refresh_at = time.monotonic() + EXPIRY_REFRESH_S
             raw = self.make()
             code = self.submit(raw)
             self.submitted += 1
