@@ -20,8 +20,12 @@ peer, the least-failed peers first. An answer is checked on its own against the 
 verify_chunk) before its pairs and tree nodes are written; a chunk that does not verify (`snapshot_chunk_invalid`),
 one over MAX_CHUNK_BYTES (`snapshot_chunk_too_large`), an empty answer or a timeout backs the peer off (doubling
 from BACKOFF_BASE_MS, at most BACKOFF_MAX_MS) and the chunk goes back to be asked from another peer. Each refusal
-is logged once per peer and code. At the end, the installed state must hold the epoch the proofs lead to (same
-validator set): then the store is finished in one synced batch.
+is logged once per peer and code. A peer whose chunk does not verify, or that no longer serves the snapshot, is
+not asked for that snapshot again. When no peer offers the chosen snapshot any more (its servers pruned it -- a
+snapshot lives `snapshot_keep` intervals -- or the only one left sent corrupt chunks), it is abandoned
+(`state_sync_abandoned`): the snapshot is chosen again from fresh offers and the partial install is deleted when the
+next one begins. At the end, the installed state must hold the epoch the proofs lead to (same validator set): then
+the store is finished in one synced batch.
 """
 
 from __future__ import annotations
@@ -159,6 +163,7 @@ class StateSync:
         self.chunks_done = 0
         self.refusals: dict[str, int] = {}
         self.keys = 0
+        self.abandoned = 0  # snapshots chosen, then dropped because no peer served them any more
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------
 
@@ -198,6 +203,7 @@ class StateSync:
 
     def next_requests(self, peers: Sequence[str], now_ms: int) -> list[tuple[str, GetSnapshot | GetChunk]]:
         out: list[tuple[str, GetSnapshot | GetChunk]] = []
+        self._abandon_unserved()
         if self.snapshot is None:
             if self._head_request is not None:
                 return out
@@ -231,6 +237,23 @@ class StateSync:
             self._peer(peer).busy = True
             out.append((peer, GetChunk(rid, snap.height, index)))
         return out
+
+    def _abandon_unserved(self) -> None:
+        """Drop the chosen snapshot when no peer offers it any more: it is chosen again from the offers (which the
+        host refreshes while none is chosen); the next install deletes what this one wrote."""
+        snap = self.snapshot
+        if snap is None or any(o.get(snap.height) == snap.digest for o in self.offers.values()):
+            return
+        log.warning("state_sync_abandoned height=%d chunks_written=%d: no peer serves it any more; choosing again",
+                    snap.height, self.chunks_done)
+        for peer, _index, _deadline in self._inflight.values():
+            self._peer(peer).busy = False
+        self.snapshot = None
+        self._missing = []
+        self._inflight = {}
+        self.chunks_done = 0
+        self.keys = 0
+        self.abandoned += 1
 
     def expire(self, now_ms: int) -> list[str]:
         """Drop the requests past their deadline (their peers backed off, their chunks asked again)."""
@@ -303,6 +326,7 @@ class StateSync:
             pairs = verify_chunk(snap.manifest, index, msg.data, nodes)
         except SnapshotError as exc:
             self._missing.append(index)
+            self.offers.get(peer, {}).pop(snap.height, None)  # its copy is corrupt: not asked for this one again
             code = "snapshot_chunk_too_large" if exc.code == 725 else "snapshot_chunk_invalid"
             self.refuse(peer, code, f"height {snap.height} chunk {index}: {exc.message}", now_ms)
             return False

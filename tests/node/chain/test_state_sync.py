@@ -226,3 +226,42 @@ def test_no_snapshot_offered_leaves_the_store_empty_for_a_replay(tmp_path: Any) 
     store = LedgerStore.open(f"{cfg.data_dir}/ledger")
     assert store.head() is None and not list(store.iter_state())
     store.close()
+
+
+def test_a_snapshot_no_peer_serves_any_more_is_abandoned_and_chosen_again(served: Any, tmp_path: Any) -> None:
+    """The chosen snapshot's only servers are a corrupt peer and one that pruned it: without abandoning it the
+    session would wait for them forever (what the state-sync process test hit when the corrupt peer's manifest was
+    chosen and the others had moved on). Abandoned, it is chosen again once a peer offers one; the partial install
+    is deleted when that one begins."""
+    w, snapshots, _ = served
+    honest, corrupt = SnapshotServer(snapshots), SnapshotServer(snapshots, corrupt=True)
+    offers = honest.answer("x", ListSnapshots(1), 0).offers
+    target = LedgerStore.open(str(tmp_path / "joiner"))
+    sync = StateSync(anchor(w.store), target)
+    sync.on_offers("evil", offers)
+    sync.on_offers("gone", offers)
+    [(peer, ask)] = sync.next_requests(["evil", "gone"], 0)
+    assert sync.on_head(peer, honest.answer(peer, ask, 0), 0) is not None
+    written = 0
+    for now in range(0, 200_000, 1_000):
+        requests = sync.next_requests(["evil", "gone"], now)
+        if sync.snapshot is None:
+            break
+        for peer, ask in requests:
+            reply = corrupt.answer(peer, ask, now) if peer == "evil" else Chunk(ask.request_id, ask.height, ask.index, b"")
+            written += sync.on_chunk(peer, reply, now)
+    assert sync.snapshot is None and sync.abandoned == 1 and written == 0
+    assert sync.refusals == {"snapshot_chunk_invalid": 1, "snapshot_not_served": 1}
+    sync.on_offers("good", offers)  # a fresh offer (the host asks again while none is chosen)
+    now = 200_000
+    while not sync.done:
+        for peer, ask in sync.next_requests(["evil", "gone", "good"], now):
+            assert peer == "good"
+            reply = honest.answer(peer, ask, now)
+            if isinstance(ask, GetSnapshot):
+                assert sync.on_head(peer, reply, now) is not None
+            else:
+                assert sync.on_chunk(peer, reply, now)
+        now += 100
+    assert sync.abandoned == 1 and dict(target.iter_state()) == dict(w.store.iter_state())
+    target.close()
