@@ -54,6 +54,21 @@ def roundtrip(msg: Any) -> Any:
     return decode_snapshot_message(encode_snapshot_message(msg)[1:])
 
 
+def chosen(served: Any, tmp_path: Any, peers: list[str]) -> tuple[Any, ...]:
+    """A joining session whose `peers` all offered the served snapshot, its head chosen and verified (from an honest
+    server); (chain, honest server, corrupt server, the offers, the joiner's store, the session)."""
+    w, snapshots, _ = served
+    honest, corrupt = SnapshotServer(snapshots), SnapshotServer(snapshots, corrupt=True)
+    offers = honest.answer("x", ListSnapshots(1), 0).offers
+    target = LedgerStore.open(str(tmp_path / "joiner"))
+    sync = StateSync(anchor(w.store), target)
+    for peer in peers:
+        sync.on_offers(peer, offers)
+    [(peer, ask)] = sync.next_requests(sorted(peers), 0)
+    assert sync.on_head(peer, honest.answer(peer, ask, 0), 0) is not None
+    return w, honest, corrupt, offers, target, sync
+
+
 def test_served_snapshot_is_certified_and_every_chunk_installs(served: Any, tmp_path: Any) -> None:
     w, snapshots, manifest = served
     server = SnapshotServer(snapshots)
@@ -110,16 +125,7 @@ def test_a_snapshot_without_a_valid_certificate_is_refused(served: Any) -> None:
 
 
 def test_bad_and_oversized_chunks_are_refused_backed_off_and_fetched_elsewhere(served: Any, tmp_path: Any) -> None:
-    w, snapshots, _ = served
-    honest, corrupt = SnapshotServer(snapshots), SnapshotServer(snapshots, corrupt=True)
-    offers = honest.answer("x", ListSnapshots(1), 0).offers
-    target = LedgerStore.open(str(tmp_path / "joiner"))
-    sync = StateSync(anchor(w.store), target)
-    sync.on_offers("good", offers)
-    sync.on_offers("evil", offers)
-    sync.on_offers("huge", offers)
-    [(peer, ask)] = sync.next_requests(["evil", "good", "huge"], 0)
-    assert sync.on_head(peer, honest.answer(peer, ask, 0), 0) is not None
+    w, honest, corrupt, _offers, target, sync = chosen(served, tmp_path, ["good", "evil", "huge"])
     now = 0
     refused_chunks: set[int] = set()
     while not sync.done:
@@ -233,15 +239,7 @@ def test_a_snapshot_no_peer_serves_any_more_is_abandoned_and_chosen_again(served
     session would wait for them forever (what the state-sync process test hit when the corrupt peer's manifest was
     chosen and the others had moved on). Abandoned, it is chosen again once a peer offers one; the partial install
     is deleted when that one begins."""
-    w, snapshots, _ = served
-    honest, corrupt = SnapshotServer(snapshots), SnapshotServer(snapshots, corrupt=True)
-    offers = honest.answer("x", ListSnapshots(1), 0).offers
-    target = LedgerStore.open(str(tmp_path / "joiner"))
-    sync = StateSync(anchor(w.store), target)
-    sync.on_offers("evil", offers)
-    sync.on_offers("gone", offers)
-    [(peer, ask)] = sync.next_requests(["evil", "gone"], 0)
-    assert sync.on_head(peer, honest.answer(peer, ask, 0), 0) is not None
+    w, honest, corrupt, offers, target, sync = chosen(served, tmp_path, ["evil", "gone"])
     written = 0
     for now in range(0, 200_000, 1_000):
         requests = sync.next_requests(["evil", "gone"], now)
