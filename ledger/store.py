@@ -220,9 +220,9 @@ def _account_prefix(account_id: str) -> bytes:
         raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"account id must be 1..{MAX_HISTORY_ACCOUNT_BYTES} utf-8 bytes")
     return P_HISTORY + _U16.pack(len(raw)) + raw
 
-def _put_commit(wb: Any, c: BlockCommit) -> Head:
-    """Put everything block commit `c` writes into WriteBatch `wb`; the head it makes (TypeError: a non-bytes key
-    or value, refused by plyvel)."""
+def _put_commit(wb: Any, c: BlockCommit) -> None:
+    """Put everything block commit `c` writes, its head last, into WriteBatch `wb` (TypeError: a non-bytes key or
+    value, refused by plyvel)."""
     hkey = _U64.pack(c.height)
     wb.put(P_BLOCK + hkey, c.block_bytes)
     wb.put(P_BLOCK_HASH + c.block_hash, hkey)
@@ -242,9 +242,7 @@ def _put_commit(wb: Any, c: BlockCommit) -> Head:
         wb.put(_history_key(account_id, c.height, position), tx_id)
     for key, value in c.extra.items():
         wb.put(P_EXTRA + key, value)
-    head = Head(c.height, c.block_hash, c.state_root)
-    wb.put(META_HEAD, msgpack.packb([head.height, head.block_hash, head.state_root], use_bin_type=True))
-    return head
+    wb.put(META_HEAD, msgpack.packb([c.height, c.block_hash, c.state_root], use_bin_type=True))
 
 
 class _Group:
@@ -385,11 +383,9 @@ class LedgerStore:
 
     # -- commit -------------------------------------------------------------------------------------------------
 
-    def _check_commit(self, c: BlockCommit, head: Head | None = None, group: _Group | None = None) -> None:
-        """Refuse a commit that does not follow `head` (default: the store's) or repeats what the store, or an
-        earlier commit of the same `group` (commit_blocks), holds."""
-        if group is None:
-            head = self._head
+    def _check_commit(self, c: BlockCommit, head: Head | None, group: _Group) -> None:
+        """Refuse a commit that does not follow `head` or repeats what the store, or an earlier commit of the same
+        `group`, holds."""
         if type(c.height) is not int or not 0 <= c.height <= MAX_HEIGHT:
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "height must be a non-negative integer")
         if head is None:
@@ -401,7 +397,7 @@ class LedgerStore:
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "block_hash and state_root must be 32 bytes")
         if not _is_bytes(c.block_bytes):
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "block_bytes must be bytes")
-        if (group is not None and c.block_hash in group.block_hashes) or self._db.get(P_BLOCK_HASH + c.block_hash) is not None:
+        if c.block_hash in group.block_hashes or self._db.get(P_BLOCK_HASH + c.block_hash) is not None:
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"block hash {c.block_hash.hex()} is already stored")
         if len(c.txs) > MAX_BLOCK_TXS:
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"at most {MAX_BLOCK_TXS} transactions per block")
@@ -409,7 +405,7 @@ class LedgerStore:
         for tx_id, tx_bytes in c.txs:
             if not _is_bytes(tx_id, max_len=MAX_TX_ID_BYTES) or not tx_id or not _is_bytes(tx_bytes):
                 raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "tx ids are 1..64 bytes and tx bytes are bytes")
-            if tx_id in seen or (group is not None and tx_id in group.tx_ids) or self._db.get(P_TX + tx_id) is not None:
+            if tx_id in seen or tx_id in group.tx_ids or self._db.get(P_TX + tx_id) is not None:
                 raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"transaction {tx_id.hex()} is already stored")
             seen.add(tx_id)
         for tx_id, receipt in c.receipts:
@@ -420,7 +416,7 @@ class LedgerStore:
         if any(len(h) != 32 for h in c.smt_nodes):
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "smt nodes are keyed by 32-byte hashes")
         if (c.state_root != EMPTY_ROOT and c.state_root not in c.smt_nodes
-                and (group is None or not any(c.state_root in nodes for nodes in group.smt_nodes))
+                and not any(c.state_root in nodes for nodes in group.smt_nodes)
                 and self.get_node(c.state_root) is None):
             raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, "state_root is neither among the new nodes nor stored")
         for account_id, tx_id in c.history:
@@ -433,8 +429,7 @@ class LedgerStore:
 
         Heights: the first block of a store has height 0 (a genesis block) or 1; every later block head.height+1.
         """
-        with self._write_lock:
-            self._commit_locked(commit)
+        self.commit_blocks((commit,))
 
     def commit_blocks(self, commits: Sequence[BlockCommit]) -> None:
         """Write consecutive blocks atomically, all in ONE WriteBatch written with sync=True: after a crash the store
@@ -449,10 +444,11 @@ class LedgerStore:
         with self._write_lock:
             group = _Group()
             head = self._head
-            for c in commits:
+            for i, c in enumerate(commits):
                 self._check_commit(c, head, group)
                 head = Head(c.height, c.block_hash, c.state_root)
-                group.add(c)
+                if i + 1 < len(commits):  # what the later ones must not repeat (nothing to index after the last)
+                    group.add(c)
             wb = self._db.write_batch(sync=True)
             try:
                 for c in commits:
@@ -468,22 +464,6 @@ class LedgerStore:
             self._head = head
             for c in commits:
                 self._cache_nodes(c.smt_nodes)
-
-    def _commit_locked(self, commit: BlockCommit) -> None:
-        self._check_commit(commit)
-        c = commit
-        wb = self._db.write_batch(sync=True)
-        try:
-            head = _put_commit(wb, c)
-        except TypeError as exc:
-            wb.clear()
-            raise InvalidCommitError(codes.INVALID_BLOCK_COMMIT, f"block commit holds a non-bytes key or value: {exc}") from exc
-        except BaseException:
-            wb.clear()
-            raise
-        wb.write()
-        self._head = head
-        self._cache_nodes(c.smt_nodes)
 
     def _cache_nodes(self, nodes: Mapping[bytes, bytes]) -> None:
         self._node_cache.update(nodes)

@@ -467,25 +467,27 @@ class Executor:
         all or none after a crash); forget them and their losing forks."""
         if not group:
             return []
-        first, last = group[0].executed, group[-1].executed
-        assert first.height == self.head.height + 1 and first.parent_id == self.head.block_id, \
-            "finalized on another head"
+        self._check_extends_head(group[0])
         self.store.commit_blocks([f.commit for f in group])
+        return self._written(group)
+
+    def write(self, finalized: FinalizedBlock) -> CommittedBlock:
+        """Write a finalized block in one synced batch; forget it and its losing forks."""
+        self._check_extends_head(finalized)
+        self.store.commit_block(finalized.commit)
+        return self._written((finalized,))[0]
+
+    def _check_extends_head(self, first: FinalizedBlock) -> None:
+        e = first.executed
+        assert e.height == self.head.height + 1 and e.parent_id == self.head.block_id, "finalized on another head"
+
+    def _written(self, group: Sequence[FinalizedBlock]) -> list[CommittedBlock]:
+        """The head moves to the last block written; every executed block at or below it is forgotten."""
+        last = group[-1].executed
         self.head = ChainHead(last.block_id, last.height, last.time_ms, last.state_root)
         for block_id in [b for b, x in self.executed.items() if x.height <= last.height]:
             del self.executed[block_id]
         return [_committed(f) for f in group]
-
-    def write(self, finalized: FinalizedBlock) -> CommittedBlock:
-        """Write a finalized block in one synced batch; forget it and its losing forks."""
-        e = finalized.executed
-        assert e.height == self.head.height + 1 and e.parent_id == self.head.block_id, "finalized on another head"
-        self.store.commit_block(finalized.commit)
-        self.head = ChainHead(e.block_id, e.height, e.time_ms, e.state_root)
-        for block_id in [b for b, x in self.executed.items() if x.height <= e.height]:
-            del self.executed[block_id]
-        return _committed(finalized)
-
 
 def _committed(finalized: FinalizedBlock) -> CommittedBlock:
     e = finalized.executed

@@ -110,7 +110,6 @@ def _timed_run(pending: PendingExecution) -> tuple[BlockOutcome | None, int, int
     return outcome, (time.thread_time_ns() - started) // 1_000, (time.monotonic_ns() - wall) // 1_000
 
 
-
 def sync_group_ends(blocks: int, payload_bytes: int, height: int, snapshots: SnapshotTaker | None) -> bool:
     """Whether block sync's group commit ends with the block at `height`, the group then holding `blocks` blocks
     of `payload_bytes` (ValidatorNode._apply_blocks; the group also ends at the batch's end and where the next block
@@ -118,6 +117,7 @@ def sync_group_ends(blocks: int, payload_bytes: int, height: int, snapshots: Sna
     reads the store as that block's commit leaves it)."""
     return (blocks >= SYNC_GROUP_BLOCKS or payload_bytes >= SYNC_GROUP_BYTES
             or (snapshots is not None and snapshots.takes(height)))
+
 
 class ValidatorNode:
     """One validator node (also the single-validator dev chain, and a node that only follows: an observer)."""
@@ -444,10 +444,10 @@ class ValidatorNode:
     async def _apply_blocks(self, batch: ApplyBlocks) -> None:
         """Apply a block sync batch in order: execute its blocks one after another on the execution thread, and
         commit them in groups, each group in one synced write (all or none after a crash: one fsync per group, not
-        per block, which is what bounds catching up on small blocks). A group ends at SYNC_GROUP_BLOCKS blocks or
-        SYNC_GROUP_BYTES of payloads, at an epoch-ending block (the certificates after it are checked under the next
-        set), at a snapshot height (the snapshot reads the store as that block leaves it) and at the batch's end; while one is committed here, the block after it executes on the thread (the
-        synced write releases the interpreter). Each block is executed with its commit certificate, so once that
+        per block, which is what bounds catching up on small blocks). A group ends where `sync_group_ends` says, at
+        an epoch-ending block (the certificates after it are checked under the next set) and at the batch's end;
+        while one is committed here, the block after it executes on the thread (the synced write releases the
+        interpreter). Each block is executed with its commit certificate, so once that
         verifies its transactions' signatures are not checked when the certified root proves that changes nothing
         (Application.begin_execution); the certificates themselves are verified meanwhile on the certificate thread
         (Application.certificate_warmer), so the checks made here hit the BLS verifier's memo. An executed block is

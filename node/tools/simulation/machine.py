@@ -63,12 +63,10 @@ class WriteCounter:
 
 def _open_ledger_store(path: str, writes: WriteCounter) -> LedgerStore:
     class CountedLedgerStore(LedgerStore):
-        def commit_block(self, commit: BlockCommit) -> None:
-            super().commit_block(commit)
-            writes.wrote("block")
-
         def commit_blocks(self, commits: Sequence[BlockCommit]) -> None:
-            super().commit_blocks(commits)  # one atomic write: a crash comes before all of it or after all of it
+            # Every block commit (commit_block is a group of one): one atomic write, a crash comes before all of it
+            # or after all of it.
+            super().commit_blocks(commits)
             if commits:
                 writes.wrote("block")
 
