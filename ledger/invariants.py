@@ -7,7 +7,9 @@
 - Whole state (`audit_state`, for tests, audits and the property test): per asset, issued - redeemed == sum of
   every account's active + held + frozen; per (asset, account), held == sum of that sender's ordered holds; every
   account's position list names exactly the assets in which it has a non-zero balance; every stored value is the
-  canonical encoding of a valid record.
+  canonical encoding of a valid record; the replay set is consistent: the derived index `T` holds exactly the ids
+  the replay buckets `e` list, each with its bucket's expiry height, every bucket but an expiry height's last is
+  full, and each replay index `E` counts its buckets' ids.
 """
 
 from __future__ import annotations
@@ -15,7 +17,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledger.codec import decode
-from ledger.records import AssetDefinition, AssetStatus, Balance, Hold, HoldStatus, Positions
+from ledger.records import (
+    REPLAY_CHUNK,
+    AssetDefinition,
+    AssetStatus,
+    Balance,
+    Hold,
+    HoldStatus,
+    Positions,
+    ReplayBucket,
+    ReplayIndex,
+    TxSeen,
+)
 from ledger.schema import MAX_STATE_VALUE_BYTES
 from ledger.state import Overlay
 from ledger.state_keys import parse_balance_key, record_type_of
@@ -67,6 +80,10 @@ def audit_state(items: Iterable[tuple[bytes, bytes]]) -> dict[str, int]:
     holds: dict[tuple[str, str], int] = {}
     nonzero: dict[str, set[str]] = {}
     positions: dict[str, set[str]] = {}
+    seen: dict[bytes, int] = {}  # T: tx id -> expiry height
+    listed: dict[bytes, int] = {}  # the ids the buckets list -> their bucket's expiry height
+    chunks: dict[int, dict[int, int]] = {}  # expiry height -> {chunk: ids}
+    counts: dict[int, int] = {}  # E: expiry height -> count
     for key, raw in items:
         rt = record_type_of(key)
         value = raw if rt is None else decode(rt, raw, MAX_STATE_VALUE_BYTES)  # strict: every field re-checked
@@ -90,6 +107,20 @@ def audit_state(items: Iterable[tuple[bytes, bytes]]) -> dict[str, int]:
         elif tag == b"P":
             assert isinstance(value, Positions)
             positions[key[1:].decode()] = set(value.assets)
+        elif tag == b"T":
+            assert isinstance(value, TxSeen)
+            seen[key[1:]] = value.expiry_height
+        elif tag == b"e":
+            assert isinstance(value, ReplayBucket)
+            expiry = int.from_bytes(key[1:9], "big")
+            chunks.setdefault(expiry, {})[int.from_bytes(key[9:13], "big")] = len(value.tx_ids)
+            for tx_id in value.tx_ids:
+                if tx_id in listed:
+                    raise InvariantViolation(f"replay id {tx_id.hex()} listed twice")
+                listed[tx_id] = expiry
+        elif tag == b"E":
+            assert isinstance(value, ReplayIndex)
+            counts[int.from_bytes(key[1:9], "big")] = value.count
     for asset_id in outstanding.keys() | totals.keys():
         if outstanding.get(asset_id, 0) != totals.get(asset_id, 0):
             raise InvariantViolation(
@@ -100,4 +131,13 @@ def audit_state(items: Iterable[tuple[bytes, bytes]]) -> dict[str, int]:
             raise InvariantViolation(f"{k}: held {held.get(k, 0)} but active holds total {holds.get(k, 0)}")
     if nonzero != positions:
         raise InvariantViolation("position lists do not match the non-zero balances")
+    if seen != listed:
+        raise InvariantViolation(f"the replay index T ({len(seen)} ids) differs from the replay buckets' ids "
+                                 f"({len(listed)}) or their expiry heights")
+    for expiry in chunks.keys() | counts.keys():
+        sizes = chunks.get(expiry, {})
+        count = counts.get(expiry, 0)
+        expected = [min(REPLAY_CHUNK, count - c * REPLAY_CHUNK) for c in range((count + REPLAY_CHUNK - 1) // REPLAY_CHUNK)]
+        if [sizes.get(c) for c in range(len(expected))] != expected or len(sizes) != len(expected):
+            raise InvariantViolation(f"expiry height {expiry}: replay index counts {count}, buckets hold {sizes}")
     return outstanding

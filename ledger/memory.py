@@ -16,6 +16,7 @@ from ledger.invariants import audit_state
 from ledger.protocol import Protocol
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
+from ledger.state_keys import tree_changes
 from ledger.transaction import SignedTransaction
 from ledger.transition import BlockOutcome, apply_block, dry_run
 
@@ -30,7 +31,7 @@ class InMemoryLedger:
         self.nodes = MemoryNodes()
         changes = genesis_changes(spec)
         self.state.apply(changes)
-        update = SparseMerkleTree(self.nodes).update(changes)
+        update = SparseMerkleTree(self.nodes).update(tree_changes(changes))
         self.nodes.put_nodes(update.nodes)
         self.root = update.root
         self.height = 0

@@ -24,7 +24,7 @@ from ledger.rules import RuleEngine
 __all__ = ["PROTOCOL_VERSION", "Protocol"]
 
 # The protocol version this code implements (docs/protocol.md §10: what each version changed, and the rules).
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,7 +192,10 @@ class TxSeen:
     expiry_height: int = wire(HEIGHT)
 
 
-REPLAY_CHUNK = 16_384  # tx ids per ReplayBucket chunk (keeps each state value well under 1 MiB)
+# Tx ids per ReplayBucket chunk (8 KiB of ids). A block appends to the last chunk of an expiry height, so it rewrites
+# at most REPLAY_CHUNK - 1 ids it did not add: the replay set costs a block in proportion to its own transactions, not
+# to how many others chose the same expiry height (protocol 2 had 16,384: one ~550 KB value rewritten per block).
+REPLAY_CHUNK = 256
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ keys of one asset or one account share a prefix (LevelDB range scans for holders
     'H'  'H' hold_id                                Hold
     'Q'  'Q'                                        HoldQueue (size of the hold expiry heap)
     'q'  'q' u64be(position)                        HoldQueueEntry (the heap's entry at that position)
-    'T'  'T' tx_id (32)                             TxSeen
+    'T'  'T' tx_id (32)                             TxSeen (derived: not in the state tree, see below)
     'E'  'E' u64be(expiry height)                   ReplayIndex
     'e'  'e' u64be(expiry height) u32be(chunk)      ReplayBucket
     'V'  'V'                                        EpochRecord (the current or, after an epoch-ending block,
@@ -25,11 +25,20 @@ keys of one asset or one account share a prefix (LevelDB range scans for holders
     'C'  'C' <defined by the contracts layer>       opaque bytes (rule state; the contracts layer encodes it)
 
 All ids are ASCII (their patterns in ledger.schema), so the key bytes are the ids' bytes.
+
+The state tree (the state root) holds every entry but the replay index `T` (protocol 3): `T` entries are derived
+data, one per id listed in the replay buckets `e` (which the tree holds), with the bucket's expiry height. They make
+the replay check one key lookup; the buckets authenticate the set. `tree_changes` / `tree_entries` select what the
+tree holds, `replay_index_entries` derives a bucket's `T` entries (a node installing a snapshot, which carries only
+the tree's entries, writes them from each bucket).
 """
 
 from __future__ import annotations
 
-from ledger.codec import Record, record_type
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TypeVar
+
+from ledger.codec import Record, decode, encode_trusted, record_type
 from ledger.records import (
     Account,
     AssetDefinition,
@@ -48,6 +57,7 @@ from ledger.records import (
     ReplayIndex,
     TxSeen,
 )
+from ledger.schema import MAX_STATE_VALUE_BYTES
 
 META_KEY = b"M"
 EPOCH_KEY = b"V"
@@ -115,6 +125,41 @@ def replay_index_key(expiry_height: int) -> bytes:
 
 def replay_bucket_key(expiry_height: int, chunk: int) -> bytes:
     return b"e" + expiry_height.to_bytes(8, "big") + chunk.to_bytes(4, "big")
+
+
+# The tag of the one derived keyspace, which the state tree does not hold.
+DERIVED_TAG = ord("T")
+
+_V = TypeVar("_V")
+
+
+def in_tree(key: bytes) -> bool:
+    """Whether the state tree (the state root, proofs, snapshots) holds `key`: every key but the replay index `T`."""
+    return key[0] != DERIVED_TAG
+
+
+def tree_changes(changes: Mapping[bytes, _V]) -> dict[bytes, _V]:
+    """The part of a block's state changes the state tree holds (all but the derived `T` entries)."""
+    return {k: v for k, v in changes.items() if k[0] != DERIVED_TAG}
+
+
+def tree_entries(items: Iterable[tuple[bytes, _V]]) -> Iterator[tuple[bytes, _V]]:
+    """The (key, value) pairs of `items` the state tree holds, in their order."""
+    return ((k, v) for k, v in items if k[0] != DERIVED_TAG)
+
+
+def replay_index_entries(pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The derived `T` entries (key, encoded TxSeen) of the replay buckets among `pairs` (state key, canonical value
+    bytes, e.g. a verified snapshot chunk); other keys are ignored. Each listed id gets its bucket's expiry height."""
+    out: list[tuple[bytes, bytes]] = []
+    bucket_type, seen_type = record_type(ReplayBucket), record_type(TxSeen)
+    for key, raw in pairs:
+        if key[:1] != b"e" or len(key) != 13:
+            continue
+        bucket: ReplayBucket = decode(bucket_type, raw, MAX_STATE_VALUE_BYTES)  # strict: DecodeError if malformed
+        value = encode_trusted(seen_type, TxSeen(int.from_bytes(key[1:9], "big")))
+        out.extend((b"T" + tx_id, value) for tx_id in bucket.tx_ids)
+    return out
 
 
 def proposal_key(proposal_id: str) -> bytes:

@@ -26,6 +26,7 @@ from ledger import codes
 from ledger.errors import LedgerError
 from ledger.schema import MAX_BLOCK_TXS
 from ledger.smt import EMPTY_ROOT, INTERNAL_TAG, MemoryNodes, SparseMerkleTree, StateProof
+from ledger.state_keys import in_tree, tree_entries
 
 __all__ = [
     "FORMAT_VERSION",
@@ -47,7 +48,9 @@ __all__ = [
     "UnknownHeightError",
 ]
 
-FORMAT_VERSION = 1
+# 2: protocol 3's state (the tree leaves out the derived replay index `T`; replay buckets of 256 ids). A store of
+# format 1 holds another protocol's chain and is refused (StoreVersionError), never reinterpreted.
+FORMAT_VERSION = 2
 
 # Keyspaces: one prefix byte each. Heights are 8-byte big-endian so LevelDB's byte order is height order.
 P_META = b"\x00"  # b"\x00" + name -> value
@@ -208,6 +211,14 @@ class BlockCommit:
     smt_nodes: Mapping[bytes, bytes]  # from SparseMerkleTree.update(state_changes).nodes
     history: Sequence[tuple[str, bytes]]  # (account_id, tx_id), in block order
     extra: Mapping[bytes, bytes] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def _require_in_tree(key: bytes) -> None:
+    if not _is_bytes(key) or not key:
+        raise StoreError(codes.STORE_INVALID_ARGUMENT, "a state key is non-empty bytes")
+    if not in_tree(key):
+        raise StoreError(codes.STORE_INVALID_ARGUMENT,
+                         "the replay index (tag T) is not in the state tree: prove the id's replay bucket (tag e)")
 
 
 def _height_key(prefix: bytes, height: int) -> bytes:
@@ -499,8 +510,9 @@ class LedgerStore:
 
     def recompute_state_root(self) -> bytes:
         """The root of the latest-state keyspace, rebuilt from scratch in memory (an integrity check: it must equal
-        head().state_root). Costs one bulk tree build: about 10 s and 1 GB per million keys."""
-        changes: dict[bytes, bytes | None] = dict(self.iter_state())
+        head().state_root). The derived replay index `T` is left out, as the tree leaves it out
+        (ledger.state_keys.tree_entries). Costs one bulk tree build: about 10 s and 1 GB per million keys."""
+        changes: dict[bytes, bytes | None] = dict(tree_entries(self.iter_state()))
         return SparseMerkleTree(MemoryNodes()).update(changes).root
 
     def get_node(self, h: bytes) -> bytes | None:
@@ -775,11 +787,16 @@ class LedgerStore:
             return PruneReport(keep_from, len(live), deleted)
 
     def get_state_at(self, key: bytes, height: int) -> bytes | None:
-        """The value of `key` after block `height`, read through the state tree. Unknown height: UnknownHeightError."""
+        """The value of `key` after block `height`, read through the state tree. Unknown height: UnknownHeightError;
+        a key the tree does not hold (the derived replay index `T`): StoreError STORE_INVALID_ARGUMENT."""
+        _require_in_tree(key)
         return SparseMerkleTree(self, self._root_at(height)).get(key)
 
     def prove(self, key: bytes, height: int) -> tuple[bytes | None, StateProof]:
-        """(value or None, proof) for `key` against state_root_at(height). Unknown height: UnknownHeightError."""
+        """(value or None, proof) for `key` against state_root_at(height). Unknown height: UnknownHeightError; a key
+        the tree does not hold (the derived replay index `T`, whose ids the replay buckets `e` prove): StoreError
+        STORE_INVALID_ARGUMENT, never a proof of absence."""
+        _require_in_tree(key)
         return SparseMerkleTree(self, self._root_at(height)).get_with_proof(key)
 
     def get_extra(self, key: bytes) -> bytes | None:

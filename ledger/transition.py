@@ -40,7 +40,15 @@ from ledger.records import REPLAY_CHUNK, Account, ChainMeta, EpochRecord, Replay
 from ledger.schema import MAX_BLOCK_TXS, MAX_TEXT_BYTES, MAX_TX_BYTES, MAX_TX_LIFETIME
 from ledger.smt import SparseMerkleTree
 from ledger.state import Overlay, StateReader
-from ledger.state_keys import EPOCH_KEY, META_KEY, account_key, replay_bucket_key, replay_index_key, tx_seen_key
+from ledger.state_keys import (
+    EPOCH_KEY,
+    META_KEY,
+    account_key,
+    replay_bucket_key,
+    replay_index_key,
+    tree_changes,
+    tx_seen_key,
+)
 from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
 
 __all__ = [
@@ -380,7 +388,7 @@ def apply_block(
     epoch: EpochRecord | None = overlay.get(EPOCH_KEY)
     next_epoch = epoch if epoch is not None and epoch.start_height == block.height + 1 else None
     assert next_epoch is None or EPOCH_KEY in changes, "only this block writes an epoch starting at height + 1"
-    update = tree.update(changes)
+    update = tree.update(tree_changes(changes))  # the derived replay index `T` is not in the tree
     return BlockOutcome(
         height=block.height,
         state_root=update.root,

@@ -63,7 +63,7 @@ from ledger.schema import (
 )
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state import MemoryState, Overlay
-from ledger.state_keys import EPOCH_KEY
+from ledger.state_keys import EPOCH_KEY, tree_changes
 from node.chain.files import write_file_atomically
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.errors import NodeError
@@ -396,7 +396,7 @@ def genesis_state(genesis: Genesis, protocol: Protocol | None = None) -> Genesis
     epoch0 = current_epoch(MemoryState({k: v for k, v in changes.items() if v is not None}))
     assert validator_set_entries(epoch0) == tuple(
         (v.id.encode(), v.bls_key, v.bls_pop, v.power) for v in genesis.validators), "epoch 0 is the genesis set"
-    update = SparseMerkleTree(MemoryNodes()).update(changes)
+    update = SparseMerkleTree(MemoryNodes()).update(tree_changes(changes))
     block = genesis.block()
     return GenesisState(changes, update.nodes, update.root, block, genesis_qc(block, update.root))
 

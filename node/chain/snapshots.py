@@ -44,6 +44,7 @@ from ledger.snapshot import (
     plan_chunks,
     sorted_leaves,
 )
+from ledger.state_keys import tree_entries
 from ledger.store import LedgerStore, StateView
 from node.chain.certified import cert_key, load_epoch_proofs
 from node.chain.execution import CommittedBlock
@@ -233,7 +234,7 @@ class SnapshotTaker:
         assert view.head is not None
         started = time.monotonic()
         height, root = view.head.height, view.head.state_root
-        leaves = sorted_leaves(view.iter_state())
+        leaves = sorted_leaves(tree_entries(view.iter_state()))  # what the root holds: the `T` index is derived
         plan = plan_chunks(leaves, self._target)
         manifest = build_manifest(
             height, root, leaves, plan, lambda depth, prefix, lo, hi: subtree_hash_at(self.store, root, depth, prefix)

@@ -47,6 +47,7 @@ from consensus.messages import Block, CommitCertificate, EpochChangeProof, decod
 from consensus.validators import ValidatorSet
 from ledger.governance_state import current_epoch, validator_set_entries
 from ledger.snapshot import SnapshotError, SnapshotManifest, verify_chunk
+from ledger.state_keys import replay_index_entries
 from ledger.store import LedgerStore, SnapshotInstall
 from node.chain.certified import GENESIS_KEY, cert_key, epoch_proof_key
 from node.errors import NodeError
@@ -330,7 +331,8 @@ class StateSync:
             code = "snapshot_chunk_too_large" if exc.code == 725 else "snapshot_chunk_invalid"
             self.refuse(peer, code, f"height {snap.height} chunk {index}: {exc.message}", now_ms)
             return False
-        self.store.install_chunk(pairs, nodes)
+        # The chunk carries the tree's entries; the replay index `T` is derived from its replay buckets `e`.
+        self.store.install_chunk(list(pairs) + replay_index_entries(pairs), nodes)
         self.chunks_done += 1
         p = self._peer(peer)
         p.failures = max(0, p.failures - 1)

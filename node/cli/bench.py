@@ -40,6 +40,7 @@ from ledger.genesis import GenesisAccount, GenesisSpec
 from ledger.memory import InMemoryLedger
 from ledger.rules import CoreRuleEngine
 from ledger.smt import NATIVE_AVAILABLE
+from ledger.state_keys import tree_changes
 from ledger.transaction import TxBody, sign_transaction
 from node.chain.protocol import OPERATIONS, node_protocol
 from node.tools import bench_contracts
@@ -252,7 +253,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expiry-group", dest="net_expiry_group", type=int, default=EXPIRY_GROUP_TXS,
                         help="transfers of a load process per expiry height, as clients signing with expiry = head + N "
                              "spread them (default 512); 0: one expiry height for the whole run (the workload before "
-                             "2026-12-03: every block rewrites one large replay bucket)")
+                             "2026-12-03, under which protocol 2 rewrote one large replay bucket every block)")
     parser.add_argument("--timeline", dest="net_timeline", action="store_true",
                         help="also report where each consensus round's time went, from every node's round timeline "
                              "(node/tools/round_report.py)")
@@ -451,7 +452,7 @@ def _run_apply(args: argparse.Namespace, tuning: CollectorTuning) -> int:
         ok += sum(1 for r in out.receipts if r.code == 0)
         # The breakdown, outside the timed apply: the block's state-root update and its decoding, done again.
         start = time.process_time()
-        again = parent_tree.update(out.changes)
+        again = parent_tree.update(tree_changes(out.changes))
         root_cpu += time.process_time() - start
         assert again.root == out.state_root, "the state root timed again differs"
         start = time.process_time()

@@ -56,7 +56,8 @@ MAX_PRESIGN_PER_PROCESS: Final = 150_000
 # Transactions of one load process per expiry height: a process's k-th transfer expires at head + EXPIRY_BLOCKS +
 # k // EXPIRY_GROUP_TXS. Clients sign with `expiry = head + N`, so the transactions of a block share one or two
 # replay buckets of about a block's size; one expiry height for a whole run (expiry_group 0, the workload before
-# 2026-12-03) makes every block rewrite one bucket of up to 16,384 ids (~550 KB: docs/benchmarks.md).
+# 2026-12-03) made every block rewrite one bucket of up to 16,384 ids (~550 KB: docs/benchmarks.md) under protocol 2;
+# protocol 3's 256-id chunks bound that to 8 KB per block, but a client population does not sign that way.
 EXPIRY_GROUP_TXS: Final = 512
 MAX_RATE_GUESS: Final = 3_000  # tx/s used to size the pre-signed stock for --rate max
 BUSY_PAUSE_S: Final = 0.02  # first pause before resubmitting transactions a node refused as busy

@@ -249,7 +249,14 @@ def test_format_version_check(path):
     db.close()
     with pytest.raises(StoreVersionError) as info:
         LedgerStore.open(path)
-    assert "format version 2" in str(info.value) and info.value.code == codes.STORE_FORMAT_VERSION
+    assert f"format version {FORMAT_VERSION + 1}" in str(info.value) and info.value.code == codes.STORE_FORMAT_VERSION
+    # A store of the previous format (protocol 2's state layout) is refused too, never reinterpreted.
+    db = plyvel.DB(path)
+    db.put(META_VERSION, (FORMAT_VERSION - 1).to_bytes(4, "big"))
+    db.close()
+    with pytest.raises(StoreVersionError) as info:
+        LedgerStore.open(path)
+    assert f"format version {FORMAT_VERSION - 1}" in str(info.value)
     # A LevelDB directory with foreign data and no version is refused too.
     other = path + "-foreign"
     db = plyvel.DB(other, create_if_missing=True)

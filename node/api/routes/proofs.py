@@ -6,7 +6,7 @@ from typing import Any
 
 from ledger.records import Hold
 from ledger.state import decode_value
-from ledger.state_keys import RECORD_BY_TAG, hold_key, parse_balance_key
+from ledger.state_keys import RECORD_BY_TAG, hold_key, in_tree, parse_balance_key
 from ledger.store import PrunedHeightError, UnknownHeightError
 from node.api import errors as e
 from node.api.context import Call
@@ -54,6 +54,9 @@ async def get_proof(call: Call) -> Any:
     height = head if call.params["height"] is None else call.params["height"]
     if height > head:
         raise ApiError(e.HEIGHT_UNKNOWN, details={"height": height, "head": head})
+    if not in_tree(key):
+        raise ApiError(e.BAD_REQUEST, "the replay index (tag T) is derived, not in the state tree: prove the id's "
+                       "replay bucket (tag e, docs/state-proofs.md)", {"reason": "key_not_in_state_tree"})
     _require_visible(call, key, height)
     try:
         value, proof = ctx.store.prove(key, height)
@@ -83,6 +86,7 @@ ROUTES: tuple[Route, ...] = (
           errors=(e.BAD_REQUEST, e.HEIGHT_UNKNOWN, e.HEIGHT_PRUNED, *PRIVATE_ERRORS),
           description="Verify with ledger.smt.verify_proof against `state_root`, and the state root against the "
                       "block's commit certificate (GET /v1/blocks/{height}). Chain meta, members, accounts, asset "
-                      "definitions and status and replay records are public; balances, positions and holds follow "
+                      "definitions and status and the replay buckets (E, e) are public (the derived replay index T is "
+                      "not in the tree: 400 with reason key_not_in_state_tree); balances, positions and holds follow "
                       "the visibility rules; contracts-layer records need an auditor."),
 )

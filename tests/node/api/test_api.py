@@ -206,6 +206,17 @@ def test_blocks_and_proofs(shared: MirrorWorld) -> None:
         assert s == 200 and b["value"] is None
         assert verify_proof(bytes.fromhex(b["state_root"]), account_key("nobody@bank-a"), None,
                             StateProof.from_json(b["proof"]))
+        # The replay index T is derived (not in the tree): refused, never answered with a proof of absence; the
+        # id's replay bucket (tag e) is what proves it.
+        bucket_key, raw = next(shared.store.iter_state(b"e"))
+        s, b = await h.get("/v1/proofs", query=f"key={bucket_key.hex()}")
+        assert s == 200 and b["value"] == raw.hex()
+        assert verify_proof(bytes.fromhex(b["state_root"]), bucket_key, raw, StateProof.from_json(b["proof"]))
+        seen = b"T" + bytes.fromhex(b["record"]["tx_ids"][0])
+        assert shared.store.get_state(seen) is not None
+        s, b = await h.get("/v1/proofs", query=f"key={seen.hex()}", signer=CUSTODIAN)
+        error(s, b, 400, e.BAD_REQUEST)
+        assert b["details"]["reason"] == "key_not_in_state_tree"
 
     run(shared, body)
 
