@@ -1,16 +1,17 @@
 """The validator driver: runs this node's replica of the consensus protocol over the Application, without I/O.
 
 It owns the replica, the safety store and its timers; its CatchUp (node/validator/catch_up.py) runs the block sync
-sessions and a commit after a gap; this node's keys and peers are its Membership, what peers report its PeerReports;
-the Application owns the rest (mempool, execution, commits, epochs, feed). It reads time from an injected Clock and
-never touches a socket or an event loop: every input returns after queueing effects (node/validator/effects.py) that
-the host takes with `take()` and performs in order -- the asyncio host (node/validator/node.py) or the deterministic
-simulator (node/tools/simulation/).
+sessions and a commit after a gap; its StatusExchange (node/validator/status.py) sends this node's STATUS and decides
+from the heights peers report (startup, following, falling behind); this node's keys and peers are its Membership,
+what peers report its PeerReports; the Application owns the rest (mempool, execution, commits, epochs, feed). It reads
+time from an injected Clock and never touches a socket or an event loop: every input returns after queueing effects
+(node/validator/effects.py) that the host takes with `take()` and performs in order -- the asyncio host
+(node/validator/node.py) or the deterministic simulator (node/tools/simulation/).
 
     input                      what the driver does
     start()                    a dev chain starts its replica; a networked node waits up to STARTUP_WAIT_MS for its
                                peers' heights, and catches up first when far behind
-    on_message(peer, data)     consensus -> replica; STATUS -> peer heights (and falling behind); GET_BLOCKS -> served;
+    on_message(peer, data)     consensus -> replica; STATUS -> the status exchange; GET_BLOCKS -> served;
                                BLOCKS -> the catch-up (ApplyBlocks); gossiped transactions -> SubmitGossip
     on_admitted()              new transactions: a leader waiting for work proposes
     on_peer_connected(peer)    a link came up: this node's STATUS to that peer at once
@@ -63,7 +64,6 @@ from node.chain.application import Application, CommitResult, Execution, Pending
 from node.chain.block_sync import BlockSync
 from node.chain.epochs import EpochSwitch
 from node.errors import NodeError
-from node.net.handshake import AUDIENCE_ALL, AUDIENCE_FULL
 from node.net.messages import (
     CH_CONSENSUS,
     CH_NODE,
@@ -97,17 +97,13 @@ from node.validator.pipeline import ExecutionPipeline
 from node.validator.proposing import PayloadWait
 from node.validator.replica_start import start_replica
 from node.validator.safety_store import SafetyStore
+from node.validator.status import STATUS_INTERVAL_MS, StatusExchange, StatusHooks
 from node.validator.storage_failure import StorageFailure
 
 __all__ = ["NOT_A_VALIDATOR", "STATUS_INTERVAL_MS", "SYNC_LAG", "ValidatorDriver"]
 
 log = logging.getLogger("node.validator.driver")
 
-STATUS_INTERVAL_MS: Final = 1_000
-# At start, wait this long for every peer's STATUS before deciding whether to catch up first.
-STARTUP_WAIT_MS: Final = 3_000
-# Behind the f+1 height at all, with the head unmoved for this long: catch up by block sync too.
-STUCK_BEHIND_MS: Final = 3 * STATUS_INTERVAL_MS
 # Validators named by open add_validator proposals that are admitted as (non-voting) peers ahead of their epoch.
 MAX_PROSPECTIVE_PEERS: Final = 16
 # After an unexpected failure: catch up and restart consensus after this long.
@@ -170,7 +166,6 @@ class ValidatorDriver:
         self._metric_round = 0
         self._epoch_switch = False
         self._epoch_mark_ok = True
-        self._behind: tuple[int, int] | None = None  # (head height, since when) while f+1 report a higher one
         self._tl = metrics.timeline  # the round timeline (node/validator/round_timeline.py), None: not kept
         self.catch_up = CatchUp(self.sync, app, clock, self.reports, metrics, self.counters, DriverHooks(
             emit=lambda effect: self._out.append(effect), peer_ids=lambda: self.members.peer_ids,
@@ -179,6 +174,16 @@ class ValidatorDriver:
             start_consensus=self._start_consensus, commit=self._commit, commit_group=self._commit_group, halt=self._halt,
             storage_failed=self._storage_failed, guarded=self._guarded, retry_gap_at=self._retry_gap_at,
             follow_at=self._follow_at), self.node_id)
+        status_hooks = StatusHooks(
+            emit=lambda effect: self._out.append(effect), mode=lambda: self.mode,
+            has_replica=lambda: self.replica is not None, catching_up=lambda: self.catch_up.active,
+            start_consensus=self._start_consensus, stop_consensus=self._stop_consensus, catch_up=self.catch_up.begin,
+            follow_soon=self.catch_up.follow_soon, guarded=self._guarded,
+            status_at=lambda at_ms: self._deadlines.update(status=at_ms),
+            startup_at=lambda at_ms: self._deadlines.update(startup=at_ms),
+            cancel_startup=lambda: self._deadlines.pop("startup", None))
+        self.status_exchange = StatusExchange(app, self.genesis.hash, clock, self.members, self.reports, self.counters,
+                                              status_hooks, self.node_id)
 
     # ------------------------------------------------------------------------------------------------- interface
 
@@ -207,9 +212,7 @@ class ValidatorDriver:
     def start(self) -> None:
         if self.networked:
             self.mode = "starting"
-            now = self.clock.monotonic_ms()
-            self._deadlines["status"] = now
-            self._deadlines["startup"] = now + STARTUP_WAIT_MS
+            self.status_exchange.start()
             self.handle_timer()
         else:
             self._guarded("startup", self._start_consensus)
@@ -247,7 +250,7 @@ class ValidatorDriver:
         STATUS, and one behind learns of it, so neither waits for the peer's next periodic one (STATUS_INTERVAL_MS)."""
         if self.mode in ("halted", "stopped"):
             return
-        self._out.append(SendTo(peer, self._status_message()))
+        self.status_exchange.send_to(peer)
 
     def handle_timer(self) -> None:
         if self.mode not in ("halted", "stopped"):
@@ -312,7 +315,7 @@ class ValidatorDriver:
             self.metrics.rejected_message(refused.code)
             return
         if isinstance(msg, Status):
-            self._on_status(peer, msg)
+            self.status_exchange.on_status(peer, msg)
             return
         if peer in self.reports.mismatched:
             self.metrics.rejected_message("genesis_mismatch")
@@ -334,73 +337,21 @@ class ValidatorDriver:
             assert isinstance(msg, Blocks)
             self.catch_up.on_blocks(peer, msg)
 
-    def _on_status(self, peer: str, msg: Status) -> None:
-        if not self.reports.status(peer, msg, self.clock.monotonic_ms()):
-            return
-        if self.mode == "starting" and all(p in self.reports.heights for p in self.members.peer_ids):
-            self._deadlines.pop("startup", None)
-            self._startup_done()
-        elif self.mode == "following" and msg.height > self.app.head.height:
-            self.catch_up.follow_soon()
-        else:
-            self._maybe_fall_behind()
-
     def _timer_status(self) -> None:
-        self._broadcast_status()
-        self._deadlines["status"] = self.clock.monotonic_ms() + STATUS_INTERVAL_MS
-
-    def _broadcast_status(self) -> None:
-        self._out.append(Broadcast(self._status_message(), AUDIENCE_ALL))
-
-    def _status_message(self) -> bytes:
-        """This node's STATUS (genesis, committed head), encoded."""
-        head = self.app.head
-        return encode_node_message(Status(self.genesis.hash, head.height, head.block_id))
+        self.status_exchange.status_timer()
 
     def best_peer_height(self) -> int:
-        """The highest height any peer claims (one peer's word: informational, never a reason to act)."""
-        return self.reports.best_height(self.clock.monotonic_ms())
+        """The highest height any peer claims (StatusExchange.best_height: informational)."""
+        return self.status_exchange.best_height()
 
     def sync_target_height(self) -> int:
-        """The highest height peers holding f + 1 voting power report (some honest validator has reached it). A node
-        that signs nothing in this epoch (it follows: it may reach a single member's validators) takes the highest
-        height any peer reports: every block it fetches is verified against its certificate, so a peer claiming a
-        height it does not have costs one request."""
-        if self.members.signing_keys is None:
-            return self.reports.best_height(self.clock.monotonic_ms())
-        return self.reports.target_height(self.members.power, self.app.epochs.validator_set.weak_power,
-                                          self.clock.monotonic_ms())
+        """The height peers holding f + 1 voting power report (StatusExchange.target_height)."""
+        return self.status_exchange.target_height()
 
     # ---------------------------------------------------------------------------------------------- start, sync
 
     def _timer_startup(self) -> None:
-        self._startup_done()
-
-    def _startup_done(self) -> None:
-        """Peers had a moment to report their heights: catch up first if we are far behind."""
-        if self.sync_target_height() > self.app.head.height + 2:
-            self._guarded("startup", self.catch_up.begin, 0, "consensus")
-        else:
-            self._guarded("startup", self._start_consensus)
-
-    def _maybe_fall_behind(self) -> None:
-        """Leave consensus for block sync when f+1 voting power reports heights more than SYNC_LAG above ours, or
-        above ours at all while our head has not moved for STUCK_BEHIND_MS (a node a block or two behind an epoch
-        change its replica cannot learn of, while the others wait for it, would otherwise wait forever)."""
-        if self.replica is None or self.catch_up.active or self.mode != "consensus":
-            return
-        head, now = self.app.head.height, self.clock.monotonic_ms()
-        target = self.sync_target_height()
-        if self._behind is None or self._behind[0] != head or target <= head:
-            self._behind = (head, now) if target > head else None
-        stuck = self._behind is not None and now - self._behind[1] >= STUCK_BEHIND_MS
-        if target > head + SYNC_LAG or stuck:
-            log.warning("fell_behind node=%s height=%d target=%d stuck=%s: f+1 validators are ahead, switching to "
-                        "block sync", self.node_id, head, target, stuck)
-            self.counters["fell_behind"] += 1
-            self._behind = None
-            self._stop_consensus()
-            self._guarded("resync", self.catch_up.begin, 0, "consensus")
+        self.status_exchange.startup_timer()
 
     def _timer_retry(self) -> None:
         self._guarded("resync", self.catch_up.begin, 0, "consensus")
@@ -877,7 +828,7 @@ class ValidatorDriver:
         if committed.height % HOUSEKEEPING_HEIGHTS == 0:
             self.safety_store.prune(committed.height)
         if self.mode == "consensus":
-            self._announce_head()
+            self.status_exchange.announce_head()
         if result.epoch is not None:
             self._adopt_epoch(result.epoch)
             return
@@ -888,18 +839,6 @@ class ValidatorDriver:
         identity_switch = self.members.committed(committed.height)
         if identity_switch is not None:
             self._out.append(identity_switch)
-
-    def _announce_head(self) -> None:
-        """Nodes that follow by block sync (full nodes, removed validators, validators before their epoch): tell them
-        at once that there is a new block to fetch (one STATUS each, after every commit through consensus)."""
-        full, followers = bool(self.members.full_peer_ids), self.members.followers()
-        if not full and not followers:
-            return  # nobody follows: nothing to encode (the common case of a validator of a stable set)
-        status = self._status_message()
-        if full:
-            self._out.append(Broadcast(status, AUDIENCE_FULL))
-        for peer in followers:
-            self._out.append(SendTo(peer, status))
 
     def _mark_epoch(self, epoch: int) -> None:
         """Before the block that starts `epoch` is committed: mark the safety store (nothing signed in it yet) when

@@ -452,7 +452,7 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
                 liar.transport.broadcast(encode_node_message(
                     Status(net.genesis.hash, 10**9, liar.app.head.block_id)))
 
-            liar.driver._broadcast_status = lying_status  # type: ignore[method-assign]
+            liar.driver.status_exchange.broadcast = lying_status  # type: ignore[method-assign]
             liar.driver.sync.serve = lambda *args: None  # type: ignore[method-assign]
             lying_status()
             start = min(n.app.head.height for n in honest)
@@ -474,7 +474,7 @@ def test_one_peer_claiming_an_absurd_height_does_not_pull_nodes_out_of_consensus
             now = driver.clock.monotonic_ms()
             driver.reports.heights["node-1"] = (node.app.head.height + SYNC_LAG + 50, now)
             driver.reports.heights["node-3"] = (10**9, now)
-            driver._maybe_fall_behind()
+            driver.status_exchange.maybe_fall_behind()
             node._perform()
             assert driver.counters["fell_behind"] == 1 and driver.replica is None
             # The claim was false: catch-up finds nothing certified above the head and the node rejoins.
