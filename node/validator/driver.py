@@ -42,7 +42,7 @@ before its epoch -- runs no replica: a peer's STATUS above its head starts block
 against its epoch's set; validators send their STATUS to full nodes after every commit, so they follow at once),
 "halted", "stopped". Consensus messages from a peer admitted as a full node are refused (NOT_A_VALIDATOR, logged
 once per peer). A node leaves consensus when f+1 voting power reports heights more than SYNC_LAG
-above its own. An unexpected error stops the replica and catches up before a new one starts; a NodeError halts; an
+above its own, or above it at all while its head stood still for STUCK_BEHIND_MS (node/validator/status.py). An unexpected error stops the replica and catches up before a new one starts; a NodeError halts; an
 OSError (a store's read or write failed: disk full, read-only, failing) stops the node at once, logged once, and
 queues StorageFailed: it never writes again (node/validator/storage_failure.py says why).
 """

@@ -31,12 +31,12 @@ from ledger import codes
 from node.client import AccountKey, ClientError
 from node.tools.demo.story import DemoError, code_text
 from node.tools.load import CommitMonitor, TransferLoad
+from node.validator.catch_up import SYNC_LAG
 
 GAP_ROUNDS_OK: Final = 4  # "no stall longer than a few rounds": the report's stall verdict (not a test assertion)
 MONITOR_INTERVAL_S: Final = 0.1
 STEP_TIMEOUT_S: Final = 60.0
 LOAD_SEED: Final = 7
-SYNC_LAG_BLOCKS: Final = 12  # within a block-sync lag of the head, the rest is fetched in one round trip
 
 
 @dataclass(slots=True)
@@ -183,7 +183,8 @@ class Onboarding:
         with self.client() as client:
             while time.monotonic() < deadline:
                 target = client.head_height()
-                if self.net.height(joiner) >= target - SYNC_LAG_BLOCKS:  # node.validator.node.SYNC_LAG
+                # within the driver's block-sync lag of the head, the rest is fetched in one round trip
+                if self.net.height(joiner) >= target - SYNC_LAG:
                     self.say(f"    {node_id} caught up: height {self.net.height(joiner)} of {target}")
                     return True
                 time.sleep(0.2)
