@@ -9,7 +9,8 @@
   account's position list names exactly the assets in which it has a non-zero balance; every stored value is the
   canonical encoding of a valid record; the replay set is consistent: the derived index `T` holds exactly the ids
   the replay buckets `e` list, each with its bucket's expiry height, every bucket but an expiry height's last is
-  full, and each replay index `E` counts its buckets' ids.
+  full, each replay index `E` counts its buckets' ids, and no expiry height below the chain meta's height is left
+  (the block at h prunes h - 1).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ledger.records import (
     AssetDefinition,
     AssetStatus,
     Balance,
+    ChainMeta,
     Hold,
     HoldStatus,
     Positions,
@@ -84,6 +86,7 @@ def audit_state(items: Iterable[tuple[bytes, bytes]]) -> dict[str, int]:
     listed: dict[bytes, int] = {}  # the ids the buckets list -> their bucket's expiry height
     chunks: dict[int, dict[int, int]] = {}  # expiry height -> {chunk: ids}
     counts: dict[int, int] = {}  # E: expiry height -> count
+    height: int | None = None  # the chain meta's
     for key, raw in items:
         rt = record_type_of(key)
         value = raw if rt is None else decode(rt, raw, MAX_STATE_VALUE_BYTES)  # strict: every field re-checked
@@ -121,6 +124,9 @@ def audit_state(items: Iterable[tuple[bytes, bytes]]) -> dict[str, int]:
         elif tag == b"E":
             assert isinstance(value, ReplayIndex)
             counts[int.from_bytes(key[1:9], "big")] = value.count
+        elif tag == b"M":
+            assert isinstance(value, ChainMeta)
+            height = value.height
     for asset_id in outstanding.keys() | totals.keys():
         if outstanding.get(asset_id, 0) != totals.get(asset_id, 0):
             raise InvariantViolation(
@@ -140,4 +146,6 @@ def audit_state(items: Iterable[tuple[bytes, bytes]]) -> dict[str, int]:
         expected = [min(REPLAY_CHUNK, count - c * REPLAY_CHUNK) for c in range((count + REPLAY_CHUNK - 1) // REPLAY_CHUNK)]
         if [sizes.get(c) for c in range(len(expected))] != expected or len(sizes) != len(expected):
             raise InvariantViolation(f"expiry height {expiry}: replay index counts {count}, buckets hold {sizes}")
+        if height is not None and expiry < height:
+            raise InvariantViolation(f"expiry height {expiry}: replay entries left after block {height} (not pruned)")
     return outstanding

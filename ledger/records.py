@@ -192,9 +192,10 @@ class TxSeen:
     expiry_height: int = wire(HEIGHT)
 
 
-# Tx ids per ReplayBucket chunk (8 KiB of ids). A block appends to the last chunk of an expiry height, so it rewrites
-# at most REPLAY_CHUNK - 1 ids it did not add: the replay set costs a block in proportion to its own transactions, not
-# to how many others chose the same expiry height (protocol 2 had 16,384: one ~550 KB value rewritten per block).
+# Tx ids per ReplayBucket chunk (8 KiB of ids). A block appends to the last chunk of each expiry height its
+# transactions name, so per such height it rewrites at most REPLAY_CHUNK - 1 ids it did not add, i.e. at most that
+# many per transaction of its own: the replay set costs a block in proportion to its own transactions, not to how
+# many others chose the same expiry height (protocol 2 had 16,384: a value of up to ~550 KB rewritten per height).
 REPLAY_CHUNK = 256
 
 

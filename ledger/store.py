@@ -23,10 +23,11 @@ import msgpack
 import plyvel
 
 from ledger import codes
+from ledger.codec import DecodeError
 from ledger.errors import LedgerError
 from ledger.schema import MAX_BLOCK_TXS
 from ledger.smt import EMPTY_ROOT, INTERNAL_TAG, MemoryNodes, SparseMerkleTree, StateProof
-from ledger.state_keys import in_tree, tree_entries
+from ledger.state_keys import in_tree, replay_index_entries, tree_entries
 
 __all__ = [
     "FORMAT_VERSION",
@@ -633,12 +634,20 @@ class LedgerStore:
             self._node_cache = {}
 
     def install_chunk(self, pairs: Sequence[tuple[bytes, bytes]], smt_nodes: Mapping[bytes, bytes]) -> None:
-        """Write one verified chunk: its latest values and its tree nodes (not synced: the finish is)."""
+        """Write one verified chunk: its latest values, the replay index `T` its replay buckets derive (a snapshot
+        carries only what the tree holds: ledger.state_keys.replay_index_entries) and its tree nodes (not synced: the
+        finish is). A replay bucket that does not decode writes nothing: StoreError STORE_INVALID_ARGUMENT."""
         if self._db.get(META_INSTALL) is None:
             raise StoreError(codes.STORE_INVALID_ARGUMENT, "no snapshot install in progress")
+        try:
+            derived = replay_index_entries(pairs)
+        except DecodeError as exc:
+            raise StoreError(codes.STORE_INVALID_ARGUMENT, f"a replay bucket of the chunk does not decode: {exc}") from None
         with self._write_lock:
             wb = self._db.write_batch()
             for key, value in pairs:
+                wb.put(P_STATE + key, value)
+            for key, value in derived:
                 wb.put(P_STATE + key, value)
             for h, node in smt_nodes.items():
                 wb.put(P_NODE + h, node)

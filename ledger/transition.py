@@ -432,10 +432,11 @@ def apply_certified_block(
     differs between the two executions. Up to it the states are equal, so it passed the same envelope checks,
     replay check included, and the only step that can differ is the signature check, which the checked execution
     failed: a rejection (code 1..199) that writes nothing. The unchecked execution went on and, whatever its
-    operations did, recorded the transaction's id (tx_seen key T||id) until its expiry. Nothing in a block deletes
-    a T key after the block's first step (_prune_replay), and in the checked execution only a later transaction
-    with the same id could write it -- excluded here. So the two final states differ at that key and their roots
-    differ. Hence equal roots mean no transaction was processed differently. The same id twice must be excluded:
+    operations did, recorded the transaction's id in the replay bucket of its expiry height (and under T||id, which
+    the tree does not hold). Nothing in a block removes an id from a bucket after the block's first step
+    (_prune_replay, which only drops the heights already passed), and in the checked execution only a later
+    transaction with the same id could add it -- excluded here. So the two final states differ in that bucket, which
+    the state tree holds, and their roots differ. Hence equal roots mean no transaction was processed differently. The same id twice must be excluded:
     a copy with a corrupt signature followed by the valid copy gives the same state either way but different
     receipts and stored bytes (tests/ledger/test_certified_apply.py shows both).
 

@@ -45,6 +45,7 @@ from consensus.certificates import (
 from consensus.codec import CodecError
 from consensus.messages import Block, CommitCertificate, EpochChangeProof, decode_block
 from consensus.validators import ValidatorSet
+from ledger.codec import DecodeError
 from ledger.governance_state import current_epoch, validator_set_entries
 from ledger.snapshot import SnapshotError, SnapshotManifest, verify_chunk
 from ledger.state_keys import replay_index_entries
@@ -325,14 +326,16 @@ class StateSync:
         nodes: dict[bytes, bytes] = {}
         try:
             pairs = verify_chunk(snap.manifest, index, msg.data, nodes)
-        except SnapshotError as exc:
+            # install_chunk writes the replay index `T` the chunk's buckets derive: a bucket that does not decode (a
+            # snapshot of another protocol version, whose chunks verify against its own root) refuses the chunk here.
+            replay_index_entries(pairs)
+        except (SnapshotError, DecodeError) as exc:
             self._missing.append(index)
             self.offers.get(peer, {}).pop(snap.height, None)  # its copy is corrupt: not asked for this one again
             code = "snapshot_chunk_too_large" if exc.code == 725 else "snapshot_chunk_invalid"
             self.refuse(peer, code, f"height {snap.height} chunk {index}: {exc.message}", now_ms)
             return False
-        # The chunk carries the tree's entries; the replay index `T` is derived from its replay buckets `e`.
-        self.store.install_chunk(list(pairs) + replay_index_entries(pairs), nodes)
+        self.store.install_chunk(pairs, nodes)
         self.chunks_done += 1
         p = self._peer(peer)
         p.failures = max(0, p.failures - 1)

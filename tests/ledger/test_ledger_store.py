@@ -12,6 +12,7 @@ from ledger.events import decode_receipt
 from ledger.genesis import genesis_changes
 from ledger.memory import InMemoryLedger
 from ledger.smt import SparseMerkleTree
+from ledger.state_keys import tree_entries
 from ledger.store import BlockCommit, LedgerStore
 from ledger.transition import BlockOutcome, apply_block
 from tests.ledger.world import ADMIN, CHAIN, OPS, PROTOCOL, T0, World, pub
@@ -110,4 +111,4 @@ def _spec(w: World):  # the genesis spec the World used
 
 def test_in_memory_ledger_root_is_a_function_of_state() -> None:
     led = InMemoryLedger(_spec(World()), PROTOCOL)
-    assert SparseMerkleTree(led.nodes).update(dict(led.state.items())).root == led.root
+    assert SparseMerkleTree(led.nodes).update(dict(tree_entries(led.state.items()))).root == led.root

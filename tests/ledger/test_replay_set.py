@@ -9,7 +9,7 @@ from ledger import codes
 from ledger import operations as o
 from ledger.codec import encode_trusted, record_type
 from ledger.invariants import InvariantViolation, audit_state
-from ledger.records import REPLAY_CHUNK, ReplayBucket, TxSeen
+from ledger.records import REPLAY_CHUNK, ChainMeta, ReplayBucket, TxSeen
 from ledger.smt import MemoryNodes, SparseMerkleTree
 from ledger.state_keys import (
     in_tree,
@@ -140,3 +140,33 @@ def test_the_store_refuses_to_prove_a_derived_key(tmp_path) -> None:
                 with pytest.raises(StoreError) as info:
                     call(bad, 0)
                 assert info.value.code == codes.STORE_INVALID_ARGUMENT
+
+
+def test_audit_catches_replay_entries_left_after_their_pruning_height() -> None:
+    w = funded()
+    expiry = w.ledger.height + 2
+    w.submit(*pays(w, 2, expiry))
+    state = dict(w.ledger.state.items())
+    audit_state(state.items())  # the expiry height is still ahead of the chain
+    meta = w.ledger.get(b"M")
+    later = dict(state)
+    later[b"M"] = encode_trusted(record_type(ChainMeta), ChainMeta(meta.chain_id, expiry + 1, meta.time))
+    with pytest.raises(InvariantViolation, match="not pruned"):
+        audit_state(later.items())
+
+
+def test_install_chunk_writes_the_derived_replay_index_or_nothing(tmp_path) -> None:
+    ids = (b"\x05" * 32, b"\x06" * 32)
+    bucket = encode_trusted(record_type(ReplayBucket), ReplayBucket(ids))
+    too_long = encode_trusted(record_type(ReplayBucket), ReplayBucket(tuple(bytes([i % 256, i // 256]) * 16
+                                                                            for i in range(REPLAY_CHUNK + 1))))
+    with LedgerStore.open(str(tmp_path / "db")) as store:
+        store.begin_snapshot_install(9)
+        with pytest.raises(StoreError) as info:
+            store.install_chunk([(b"a1", b"x"), (replay_bucket_key(12, 0), too_long)], {})
+        assert info.value.code == codes.STORE_INVALID_ARGUMENT
+        assert list(store.iter_state()) == []
+        store.install_chunk([(b"a1", b"x"), (replay_bucket_key(12, 0), bucket)], {})
+        seen = encode_trusted(record_type(TxSeen), TxSeen(12))
+        assert dict(store.iter_state()) == {
+            b"a1": b"x", replay_bucket_key(12, 0): bucket, b"T" + ids[0]: seen, b"T" + ids[1]: seen}

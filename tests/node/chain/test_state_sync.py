@@ -13,8 +13,12 @@ import pytest
 from consensus import bls
 from consensus.certificates import SignatureVerifier
 from consensus.simulator import simulated_validator_set
+from ledger.codec import encode_trusted, record_type
+from ledger.records import REPLAY_CHUNK, ReplayBucket
 from ledger.snapshot import MAX_CHUNK_BYTES
+from ledger.state_keys import replay_bucket_key
 from ledger.store import LedgerStore
+from node.chain import state_sync as state_sync_module
 from node.chain.snapshots import SnapshotServer, SnapshotStore, SnapshotTaker
 from node.chain.state_sync import StateSync, StateSyncAnchor, StateSyncRefused, verify_snapshot_head
 from node.net.snapshot_messages import (
@@ -268,4 +272,22 @@ def test_a_snapshot_no_peer_serves_any_more_is_abandoned_and_chosen_again(served
                 assert sync.on_chunk(peer, reply, now)
         now += 100
     assert sync.abandoned == 1 and dict(target.iter_state()) == dict(w.store.iter_state())
+    target.close()
+
+
+def test_a_chunk_whose_replay_bucket_does_not_decode_is_refused_and_writes_nothing(
+    served: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot of another protocol version verifies against its own root but holds buckets of more ids than
+    REPLAY_CHUNK: the chunk is refused like a corrupt one (the joiner derives `T` from the buckets), nothing of it
+    is written, and the chunk goes back to be fetched from another peer."""
+    _w, honest, _corrupt, _offers, target, sync = chosen(served, tmp_path, ["old"])
+    [(peer, ask)] = sync.next_requests(["old"], 0)
+    too_long = encode_trusted(record_type(ReplayBucket),
+                              ReplayBucket(tuple(i.to_bytes(32, "big") for i in range(REPLAY_CHUNK + 1))))
+    monkeypatch.setattr(state_sync_module, "verify_chunk",
+                        lambda *_: [(b"M", b"\x93"), (replay_bucket_key(5, 0), too_long)])
+    assert not sync.on_chunk(peer, honest.answer(peer, ask, 0), 0)
+    assert sync.refusals["snapshot_chunk_invalid"] == 1 and list(target.iter_state()) == []
+    assert not sync.done and sync.chunks_done == 0
     target.close()
