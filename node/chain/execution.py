@@ -40,12 +40,12 @@ from ledger.events import Event, Receipt, encode_receipt
 from ledger.governance_state import current_epoch
 from ledger.protocol import Protocol
 from ledger.records import EpochRecord
-from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
+from ledger.schema import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_TX_LIFETIME
 from ledger.smt import OverlayNodes, SparseMerkleTree
 from ledger.state import encode_value
 from ledger.state_keys import EPOCH_KEY
 from ledger.store import BlockCommit, LedgerStore
-from ledger.transaction import SignedTransaction
+from ledger.transaction import SignedTransaction, decode_transaction
 from ledger.transition import BLOCK_EVENTS_TX_ID, BlockOutcome, apply_block, apply_certified_block
 from node.chain.balance_changes import balance_changes_key, encode_balance_changes
 from node.chain.certified import block_events_key, cert_key, epoch_change_proof, epoch_proof_key, epoch_record_key
@@ -450,17 +450,30 @@ class Executor:
         """(tx_id, tx bytes, receipt bytes) to store for a block, in block order: every executed transaction, and
         each transaction rejected for good whose id has no stored receipt yet, in the store or among the ids
         `earlier` blocks of the same group commit store (an id keeps its first receipt: a transaction executed
-        earlier and included again once expired keeps the receipt of its execution)."""
+        earlier and included again once expired keeps the receipt of its execution). On a store that lacks the
+        blocks below its base height (state sync, block pruning), an expired transaction that may have executed in
+        one of them gets no stored rejection: its first receipt is unknown here (an archive node keeps it), and a
+        faulty proposer could otherwise make an old committed transaction read "rejected" on such a node."""
         stored = list(e.executed)
         ids = {tx_id for tx_id, _, _ in stored}
         stored += [x for x in e.rejected
-                   if x[0] not in ids and x[0] not in earlier and self.store.get_tx(x[0]) is None]
+                   if x[0] not in ids and x[0] not in earlier and self.store.get_tx(x[0]) is None
+                   and not self._may_have_executed_unseen(x[1])]
         if len(stored) > len(e.executed):
             first_index: dict[bytes, int] = {}
             for r in e.receipts:
                 first_index.setdefault(r.tx_id, r.index)
             stored.sort(key=lambda x: first_index[x[0]])
         return stored
+
+    def _may_have_executed_unseen(self, tx_bytes: bytes) -> bool:
+        """Whether a transaction rejected for good could have executed at or below the store's base height, whose
+        transactions this store does not hold: it can execute only from its expiry height - MAX_TX_LIFETIME on."""
+        base = self.store.base_height()
+        if base == 0:
+            return False
+        expiry = decode_transaction(tx_bytes, operations=self.protocol.operations).body.expiry_height
+        return expiry - MAX_TX_LIFETIME <= base
 
     def write_group(self, group: Sequence[FinalizedBlock]) -> list[CommittedBlock]:
         """Write blocks `finalize_group` finalized, all in one synced batch (ledger.store.LedgerStore.commit_blocks:

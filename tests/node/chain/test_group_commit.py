@@ -139,3 +139,25 @@ def test_certificates_warmed_on_another_thread_answer_the_later_checks_from_the_
     other = Certified(a.genesis, a.app, bytes(31) + b"\x01")
     forged = other.certificate(certified.chain([a.txs[0:3], a.txs[3:6]])[1][0], bytes(32))
     assert b.app.certificate_warmer([certs[0], forged, certs[2]])() == 1
+
+
+def test_a_pruned_store_keeps_no_rejection_for_a_transaction_it_may_have_executed_unseen(pair) -> None:
+    """An expired transaction carried again is rejected for good and its receipt stored -- unless the store lacks the
+    blocks in which it could have executed (below its base height): there an archive node keeps its execution's
+    receipt, and the pruned node must not answer "rejected" for a transaction that committed."""
+    archive, pruned = pair
+    expired = archive.expired  # expiry height 1: it executes at height 1, and is rejected for good from height 2
+    payloads = [[expired], [], [expired]]
+    blocks = Certified(archive.genesis, archive.app, load_keys(archive.keys_file).bls_secret).chain(payloads)
+    for app in (archive.app, pruned.app):
+        for block, cert in blocks[:2]:
+            app.commit(app.finalize(block, cert))
+    pruned.app.store.prune_blocks(2)
+    assert pruned.app.store.base_height() == 2 and pruned.app.store.get_tx(tx_id(expired)) is None
+    results = [app.commit(app.finalize(*blocks[2])) for app in (archive.app, pruned.app)]
+    # Consensus is the same on both: the block's receipt says expired, the roots agree.
+    assert [r.block.receipts[0].code for r in results] == [codes.TX_EXPIRED, codes.TX_EXPIRED]
+    assert archive.app.head == pruned.app.head
+    # The archive keeps the receipt of the execution at height 1; the pruned node stores none rather than a wrong one.
+    assert archive.app.store.get_tx(tx_id(expired)) == (1, 0, expired)
+    assert pruned.app.store.get_tx(tx_id(expired)) is None and pruned.app.store.get_receipt(tx_id(expired)) is None
