@@ -17,7 +17,13 @@ from node.api.context import DOCS_KEY, OPENAPI_KEY, ApiConfig, ApiContext, Call
 from node.api.errors import ApiError, error_middleware
 from node.api.explorer import explorer_routes
 from node.api.facade import NodeFacade
-from node.api.limits import TokenBuckets, cors_middleware, rate_limit_middleware, timeout_middleware
+from node.api.limits import (
+    TokenBuckets,
+    cors_middleware,
+    rate_limit_middleware,
+    target_length_middleware,
+    timeout_middleware,
+)
 from node.api.openapi import build_openapi, docs_html
 from node.api.routes import ALL_ROUTES
 from node.api.routing import SIGNED, Route, parse_params
@@ -78,6 +84,7 @@ def create_app(facade: NodeFacade, config: ApiConfig | None = None) -> web.Appli
     if config.cors_origins:
         middlewares.append(cors_middleware(config.cors_origins))
     middlewares.append(error_middleware)
+    middlewares.append(target_length_middleware(limits.max_target_bytes))
     if config.client_members is not None:
         middlewares.append(client_member_middleware(config.client_members))
     middlewares += [

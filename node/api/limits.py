@@ -14,12 +14,20 @@ from aiohttp import web
 from node.api import errors as e
 from node.api.errors import ApiError, Handler
 
-__all__ = ["ApiLimits", "TokenBuckets", "client_key", "cors_middleware", "rate_limit_middleware", "timeout_middleware"]
+__all__ = ["ApiLimits", "TokenBuckets", "client_key", "cors_middleware", "rate_limit_middleware",
+           "target_length_middleware", "timeout_middleware"]
 
 
 @dataclass(frozen=True, slots=True)
 class ApiLimits:
     max_body_bytes: int = 2 * 1024 * 1024  # whole request body (a batch of up to max_batch transactions)
+    # The request target (path and query): a longer one is answered 400 API_BAD_REQUEST, reason
+    # request_line_too_long, in the API's JSON error form.
+    max_target_bytes: int = 8 * 1024
+    # The HTTP parser's own bound on the request line (aiohttp's max_line_size, 8,190 by default): beyond it the
+    # parser answers a plain-text 400 and closes the connection before any middleware runs. Well above
+    # max_target_bytes, so every target a client can reasonably send gets the JSON answer.
+    parser_line_bytes: int = 64 * 1024
     max_batch: int = 256  # transactions per batch submission
     rate_per_second: int = 200  # sustained requests per client (token refill rate)
     rate_burst: int = 400  # bucket size
@@ -36,6 +44,7 @@ class ApiLimits:
 
     def __post_init__(self) -> None:
         assert self.max_body_bytes >= 64 * 1024 and self.max_batch >= 1
+        assert 1024 <= self.max_target_bytes < self.parser_line_bytes
         assert self.rate_per_second >= 1 and self.rate_burst >= 1
         assert 1 <= self.page_default <= self.page_max and self.stream_buffer >= 1
         assert 0 < self.wait_commit_default <= self.wait_commit_max
@@ -66,6 +75,21 @@ class TokenBuckets:
         if len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
         return wait
+
+
+def target_length_middleware(max_bytes: int) -> Callable[..., object]:
+    """Refuse a request target (path and query, as sent) longer than `max_bytes` before routing or parsing its
+    parameters: 400 API_BAD_REQUEST, reason request_line_too_long."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        size = len(request.raw_path)
+        if size > max_bytes:
+            raise ApiError(e.BAD_REQUEST, f"the request target is {size} bytes, at most {max_bytes}",
+                           {"reason": "request_line_too_long", "limit": max_bytes})
+        return await handler(request)
+
+    return middleware
 
 
 def client_key(request: web.Request) -> str:

@@ -55,8 +55,10 @@ class ApiServer:
 async def start_api(facade: NodeFacade, host: str = "127.0.0.1", port: int = 8100,
                     config: ApiConfig | None = None, ssl_context: ssl.SSLContext | None = None) -> ApiServer:
     """Listen on host:port (port 0: any free port, see `.port`); over TLS when `ssl_context` is given."""
+    config = config or ApiConfig()
     runner = web.AppRunner(create_app(facade, config), access_log=None, shutdown_timeout=5.0,
-                           logger=HttpServerLog(logging.getLogger("aiohttp.server"), {}))
+                           logger=HttpServerLog(logging.getLogger("aiohttp.server"), {}),
+                           max_line_size=config.limits.parser_line_bytes)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
