@@ -22,16 +22,8 @@ from ledger.state_keys import (
 )
 from ledger.store import LedgerStore, StoreError
 from ledger.transaction import SignedTransaction
-from tests.ledger.world import World, standard_world
-
-ISSUER = "treasury@issuer-co"
-A, B = "alice@bank-a", "bob@bank-b"
-
-
-def funded() -> World:
-    w = standard_world()
-    w.ok(ISSUER, o.Issue(ISSUER, "BOND-A", A, 1_000_000))
-    return w
+from tests.ledger.test_transaction import A, B, funded  # A holds 1,000 BOND-A: enough for the 778 transfers of 1
+from tests.ledger.world import World
 
 
 def pays(w: World, n: int, expiry: int, first_nonce: int = 0) -> list[SignedTransaction]:
