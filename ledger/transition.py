@@ -25,7 +25,7 @@ Nothing here reads a clock, a random source or a file: height and time come from
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ledger import codes
@@ -61,6 +61,7 @@ __all__ = [
     "apply_transaction",
     "authorize",
     "dry_run",
+    "first_bad_signature",
     "start_block",
 ]
 
@@ -141,16 +142,31 @@ def _signer_account(state: Overlay, signer: str) -> Account:
     return acct
 
 
-def _verify_all(tx: SignedTransaction) -> None:
+def first_bad_signature(tx: SignedTransaction) -> int:
+    """The index of the first of `tx`'s signatures that does not verify, or -1 when all do (pure: a function of the
+    bytes only)."""
     message = tx.signing_message
-    for sig in tx.signatures:
+    for i, sig in enumerate(tx.signatures):
         if not verify_signature(sig.public_key, message, sig.signature):
-            raise Refused(codes.BAD_SIGNATURE, f"signature by {sig.account} does not verify")
+            return i
+    return -1
 
 
-def authorize(state: Overlay, tx: SignedTransaction, verify: bool = True) -> tuple[str, ...]:
+def _verify_all(tx: SignedTransaction, bad: int | None) -> None:
+    """Refuse `tx` unless all its signatures verify. `bad`: first_bad_signature(tx) when the caller computed it
+    already (apply_block verifies a run of transactions in one tight loop), None to verify now."""
+    if bad is None:
+        bad = first_bad_signature(tx)
+    if bad >= 0:
+        raise Refused(codes.BAD_SIGNATURE, f"signature by {tx.signatures[bad].account} does not verify")
+
+
+def authorize(
+    state: Overlay, tx: SignedTransaction, verify: bool = True, bad_signature: int | None = None
+) -> tuple[str, ...]:
     """The signers of `tx` once every signature names a declared signer, belongs to its open account's key set,
-    verifies, and each signer's M-of-N threshold is met. Refuses otherwise."""
+    verifies, and each signer's M-of-N threshold is met. Refuses otherwise. `bad_signature`: first_bad_signature(tx)
+    when already computed (only read when `verify`)."""
     body = tx.body
     declared = body.signers
     if len(declared) == 1:  # the common case, without the bookkeeping of several signers
@@ -167,7 +183,7 @@ def authorize(state: Overlay, tx: SignedTransaction, verify: bool = True) -> tup
             n = len(tx.signatures)
             raise Refused(codes.THRESHOLD_NOT_MET, f"{signer} needs {acct.threshold} signatures, has {n}")
         if verify:
-            _verify_all(tx)
+            _verify_all(tx, bad_signature)
         return declared
     per_account: dict[str, int] = {}
     for sig in tx.signatures:
@@ -183,7 +199,7 @@ def authorize(state: Overlay, tx: SignedTransaction, verify: bool = True) -> tup
         if n < acct.threshold:
             raise Refused(codes.THRESHOLD_NOT_MET, f"{signer} needs {acct.threshold} signatures, has {n}")
     if verify:
-        _verify_all(tx)
+        _verify_all(tx, bad_signature)
     return declared
 
 
@@ -201,6 +217,24 @@ def _check_envelope(state: Overlay, block: BlockContext, tx: SignedTransaction) 
         raise Refused(codes.TX_REPLAYED, f"transaction {tx.tx_id.hex()} was already committed")
 
 
+def _decoded(item: SignedTransaction | bytes, block: BlockContext, index: int, protocol: Protocol) -> SignedTransaction | TxOutcome:
+    """`item` decoded under `protocol`'s operation set, or the rejected outcome of bytes that are too large or do
+    not decode."""
+    if isinstance(item, SignedTransaction):
+        return item
+    raw = item if type(item) is bytes else bytes(item) if isinstance(item, bytearray | memoryview) else item
+    assert type(raw) is bytes, "transactions are SignedTransaction objects or bytes"
+    if len(raw) > MAX_TX_BYTES:
+        code, detail = codes.TX_TOO_LARGE, f"{len(raw)} bytes > {MAX_TX_BYTES}"
+        receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, code, None, detail, ())
+        return TxOutcome(receipt, None, (), False)
+    try:
+        return decode_transaction(raw, operations=protocol.operations)
+    except DecodeError as exc:
+        receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, exc.code, None, _clip(str(exc)), ())
+        return TxOutcome(receipt, None, (), False)
+
+
 def apply_transaction(
     state: Overlay,
     block: BlockContext,
@@ -209,28 +243,23 @@ def apply_transaction(
     *,
     protocol: Protocol,
     verify_signatures: bool = True,
+    bad_signature: int | None = None,
 ) -> TxOutcome:
-    """Execute one transaction on `state` (the block overlay) under `protocol`: all its writes, or none of them."""
+    """Execute one transaction on `state` (the block overlay) under `protocol`: all its writes, or none of them.
+    `bad_signature`: first_bad_signature(tx) when the caller has computed it (read only with verify_signatures)."""
     dispatch = protocol.operations.dispatch
     if not isinstance(tx, SignedTransaction):
-        raw = tx if type(tx) is bytes else bytes(tx) if isinstance(tx, bytearray | memoryview) else tx
-        assert type(raw) is bytes, "transactions are SignedTransaction objects or bytes"
-        if len(raw) > MAX_TX_BYTES:
-            code, detail = codes.TX_TOO_LARGE, f"{len(raw)} bytes > {MAX_TX_BYTES}"
-            receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, code, None, detail, ())
-            return TxOutcome(receipt, None, (), False)
-        try:
-            tx = decode_transaction(raw, operations=protocol.operations)
-        except DecodeError as exc:
-            receipt = Receipt(hashlib.sha256(raw).digest(), block.height, index, exc.code, None, _clip(str(exc)), ())
-            return TxOutcome(receipt, None, (), False)
+        decoded = _decoded(tx, block, index, protocol)
+        if not isinstance(decoded, SignedTransaction):
+            return decoded
+        tx = decoded
     body = tx.body
     try:
         for op in body.operations:
             if type(op) not in dispatch:
                 raise Refused(codes.UNKNOWN_VARIANT, f"no processor for operation {type(op).__name__}")
         _check_envelope(state, block, tx)
-        signers = authorize(state, tx, verify_signatures)
+        signers = authorize(state, tx, verify_signatures, bad_signature)
     except Refused as refusal:
         assert refusal.code < 200, "envelope refusals use rejection codes"
         receipt = Receipt(tx.tx_id, block.height, index, refusal.code, None, _clip(refusal.message), ())
@@ -326,6 +355,42 @@ def _record_replay(state: Overlay, new_ids: dict[int, list[bytes]]) -> None:
         state.put(ikey, ReplayIndex(count))
 
 
+# apply_block decodes and verifies the transactions of a block in runs of this many before executing them: each phase
+# then runs in a tight loop (libsodium's tables and the decoder stay in the CPU caches, ~10 µs less per transfer than
+# interleaving them), and only one run's decoded transactions are held beyond what execution keeps.
+PREPARE_RUN = 256
+
+
+def _prepared(
+    transactions: Sequence[SignedTransaction | bytes],
+    block: BlockContext,
+    protocol: Protocol,
+    signatures_verified: Callable[[SignedTransaction | bytes], bool] | None,
+) -> Iterator[tuple[int, SignedTransaction | bytes, SignedTransaction | TxOutcome, bool, int | None]]:
+    """(index, item, decoded transaction or rejected outcome, whether its signatures are to be checked, the first
+    bad signature's index when computed here) for each transaction, in block order. Signatures are verified ahead
+    only for transactions that the state-free envelope checks (chain, expiry window) do not already refuse; for the
+    others `bad` is None and execution refuses them before any signature check. Verifying ahead never changes an
+    outcome: a signature's validity is a function of the bytes alone, and execution reads it only where it would
+    have verified it itself."""
+    chain_id, height = block.chain_id, block.height
+    latest = height + MAX_TX_LIFETIME
+    for lo in range(0, len(transactions), PREPARE_RUN):
+        run = transactions[lo : lo + PREPARE_RUN]
+        decoded = [_decoded(item, block, lo + i, protocol) for i, item in enumerate(run)]
+        checks: list[tuple[bool, int | None]] = []
+        for item, tx in zip(run, decoded, strict=True):
+            verify = signatures_verified is None or not signatures_verified(item)
+            bad = None
+            if verify and isinstance(tx, SignedTransaction):
+                body = tx.body
+                if body.chain_id == chain_id and height <= body.expiry_height <= latest:
+                    bad = first_bad_signature(tx)
+            checks.append((verify, bad))
+        for i, (item, tx, (verify, bad)) in enumerate(zip(run, decoded, checks, strict=True)):
+            yield lo + i, item, tx, verify, bad
+
+
 def apply_block(
     state: StateReader | Overlay,
     block: BlockContext,
@@ -360,9 +425,12 @@ def apply_block(
     rejected: dict[bytes, tuple[bytes, bytes, bytes]] = {}
     new_ids: dict[int, list[bytes]] = {}
     receipt_bytes = trusted_encoder(protocol.operations.receipt)  # encode_receipt(·, operations=...), bound once
-    for index, item in enumerate(transactions):
-        verify = signatures_verified is None or not signatures_verified(item)
-        outcome = apply_transaction(overlay, block, item, index, protocol=protocol, verify_signatures=verify)
+    for index, item, decoded, verify, bad in _prepared(transactions, block, protocol, signatures_verified):
+        if isinstance(decoded, SignedTransaction):
+            outcome = apply_transaction(overlay, block, decoded, index, protocol=protocol, verify_signatures=verify,
+                                        bad_signature=bad)
+        else:
+            outcome = decoded
         receipt = outcome.receipt
         receipts.append(receipt)
         if not outcome.executed:

@@ -206,11 +206,12 @@ def test_an_unchecked_execution_that_raises_falls_back_to_the_checked_one(world,
     real = transition.apply_transaction
     calls = {"unchecked": 0}
 
-    def exploding(state, block, tx, index=0, *, protocol, verify_signatures=True):
+    def exploding(state, block, tx, index=0, *, protocol, verify_signatures=True, bad_signature=None):
         if not verify_signatures and index == 1:
             calls["unchecked"] += 1
             raise RuntimeError("an operation's bug reached only through a transaction nobody signed")
-        return real(state, block, tx, index, protocol=protocol, verify_signatures=verify_signatures)
+        return real(state, block, tx, index, protocol=protocol, verify_signatures=verify_signatures,
+                    bad_signature=bad_signature)
 
     monkeypatch.setattr(transition, "apply_transaction", exploding)
     led = world.ledger
@@ -218,3 +219,60 @@ def test_an_unchecked_execution_that_raises_falls_back_to_the_checked_one(world,
                                 certified_root=checked.state_root)
     assert calls["unchecked"] == 1 and got.signatures_checked
     same(checked, got)
+
+
+def test_apply_block_verifying_ahead_in_runs_gives_the_one_by_one_outcome(world, monkeypatch):
+    """apply_block decodes and verifies in runs of PREPARE_RUN before executing; the receipts must be those of
+    executing each transaction in turn with its own checks (the order in which execution refuses), across run
+    boundaries: a bad signature is BAD_SIGNATURE naming its signer, an expired or foreign transaction with a bad
+    signature is refused for its envelope and never verified, undecodable bytes and replays keep their codes."""
+    led = world.ledger
+    height = led.height + 1
+    joint_keys = world.keys["joint@bank-a"]
+    txs: list[bytes] = []
+    checks: list[int] = []  # Ed25519 checks verifying ahead makes for each item (up to its first bad signature)
+    rng = random.Random(7)
+    for k in range(transition.PREPARE_RUN * 2 + 40):
+        sender, recipient = PEOPLE[k % 4], PEOPLE[(k + 1) % 4]
+        leg = (o.TransferLeg(recipient, 1),)
+        roll = rng.random()
+        if roll < 0.08:
+            txs.append(corrupt(transfer(world, sender, recipient, 1, 50_000 + k)))
+            checks.append(1)
+        elif roll < 0.14:  # expired and badly signed: refused by its expiry, never verified
+            tx = world.tx([sender], o.Transfer(sender, ASSET, leg), nonce=50_000 + k, expiry=height - 1)
+            txs.append(corrupt(tx))
+            checks.append(0)
+        elif roll < 0.18:  # another chain, badly signed: refused by its chain id, never verified
+            tx = world.tx([sender], o.Transfer(sender, ASSET, leg), nonce=50_000 + k, chain="other-chain")
+            txs.append(corrupt(tx))
+            checks.append(0)
+        elif roll < 0.24:  # 2-of-3, the second signature bad: BAD_SIGNATURE after one good verification
+            tx = world.tx(["joint@bank-a"], o.Transfer("joint@bank-a", ASSET, leg), nonce=50_000 + k,
+                          sign_with=[("joint@bank-a", joint_keys[0]), ("joint@bank-a", joint_keys[1])])
+            txs.append(corrupt(tx, which=1))
+            checks.append(2)
+        elif roll < 0.27:
+            txs.append(b"\x93\x01\x02")  # not an envelope
+            checks.append(0)
+        elif roll < 0.30 and txs:
+            j = rng.randrange(len(txs))  # a copy of an earlier one: replayed, or refused again
+            txs.append(txs[j])
+            checks.append(checks[j])
+        else:
+            txs.append(as_bytes(transfer(world, sender, recipient, 1 + k % 5, 50_000 + k)))
+            checks.append(1)
+    block = led.next_block(world.time + 1)
+    calls = count_verifications(monkeypatch)
+    got = apply_block(led.state, block, txs, tree=led.tree, protocol=led.protocol)
+    assert calls[0] == sum(checks)
+    # The reference: the same block executed transaction by transaction, each verifying its own signatures.
+    overlay = transition.Overlay(led.state)
+    transition._prune_replay(overlay, block.height)
+    transition.start_block(overlay, block, led.protocol)
+    want = [transition.apply_transaction(overlay, block, item, i, protocol=led.protocol).receipt
+            for i, item in enumerate(txs)]
+    assert list(got.receipts) == want
+    seen = {r.code for r in want}
+    assert {codes.OK, codes.BAD_SIGNATURE, codes.TX_EXPIRED, codes.WRONG_CHAIN, codes.TX_REPLAYED} <= seen
+    assert any(r.code == codes.BAD_SIGNATURE and "joint@bank-a" in r.detail for r in want)
