@@ -3,6 +3,9 @@
 ledger._smt_native is the native fast path of the sparse Merkle tree update (ledger/smt.py keeps the pure-Python
 reference and uses it whenever the extension is absent). It needs a C compiler, the Python headers and OpenSSL's
 headers (Debian: gcc python3-dev libssl-dev); without them `pip install` still succeeds (optional=True), pure Python.
+
+ledger._codec_native is the native fast path of ledger.codec.decode (strict canonical msgpack against a wire type);
+it needs only a C compiler and the Python headers, and ledger/codec.py decodes in Python whenever it is absent.
 """
 
 from setuptools import Extension, setup
@@ -15,6 +18,12 @@ setup(
             libraries=["crypto"],
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        Extension(
+            "ledger._codec_native",
+            ["ledger/_codec_native.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

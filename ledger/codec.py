@@ -17,7 +17,9 @@ Canonical rules (docs/protocol.md, "Canonical encoding"):
 `decode` accepts exactly the canonical bytes: it parses, checks every field against the schema, then re-encodes
 the parsed value and compares byte for byte, so any non-minimal header, duplicate map key or unsorted map is caught
 even when the parser would have accepted it. Every failure is a `DecodeError` with a stable code from ledger.codes;
-no other exception escapes `decode`.
+no other exception escapes `decode`. When ledger._codec_native is built, `decode` first tries it: one C pass that
+parses, checks the canonical form of every header and every field, and builds the same value; it only ever accepts,
+and anything it does not accept is decided by the Python decoder described here (tests/ledger/test_codec_native.py).
 
 The codec is generic: other layers may declare their own dataclasses with `wire(...)` fields and use it.
 """
@@ -1022,8 +1024,81 @@ def _unpack(data: bytes, max_bytes: int) -> Any:
         raise DecodeError(codes.MALFORMED, f"invalid msgpack ({type(exc).__name__})") from None
 
 
+# The native fast path of `decode` (ledger/_codec_native.c, built by setup.py when a C compiler is present): one pass
+# that parses canonical msgpack and checks it against the wire type, building the same value. It only ever accepts;
+# on anything else it answers MISS and the Python decoder below decides (the value, or the precise DecodeError).
+# Tests switch it off to compare (tests/ledger/test_codec_native.py); nothing else changes it.
+try:
+    from ledger import _codec_native as _native
+except ImportError:  # not built: the Python decoder alone
+    _native = None
+
+NATIVE_DECODE_AVAILABLE = _native is not None
+NATIVE_DECODE = True
+_NATIVE_MISS: Any = None if _native is None else _native.MISS
+_NATIVE_SCHEMAS: dict[int, tuple[WireType, Any]] = {}
+
+
+class _NoNative(Exception):
+    """A wire type the native decoder does not cover (its own subclass, an Unbound field, a recursive record)."""
+
+
+def _native_spec(t: WireType, active: set[int]) -> tuple[Any, ...]:
+    """The nested-tuple description of `t` that ledger._codec_native.compile takes (its codes are in the C file)."""
+    tt = type(t)
+    if tt is UInt:
+        return (0, t.minimum, t.maximum)  # type: ignore[attr-defined]
+    if tt is Version:
+        return (1, t.number)  # type: ignore[attr-defined]
+    if tt is Bool:
+        return (2,)
+    if tt is Bin:
+        return (3, t.min_len, t.max_len)  # type: ignore[attr-defined]
+    if tt is Str:
+        return (4, t.min_bytes, t.max_bytes, t._match)  # type: ignore[attr-defined]
+    if tt is Choice:
+        return (5, t.names)  # type: ignore[attr-defined]
+    if tt is Optional:
+        return (6, _native_spec(t.inner, active))  # type: ignore[attr-defined]
+    if tt is Seq:
+        return (7, _native_spec(t.item, active), t.min_len, t.max_len, t.sorted_unique, t.sort_key)  # type: ignore[attr-defined]
+    if tt is Record or tt is Variant:
+        if id(t) in active:
+            raise _NoNative  # a type nested in itself
+        active.add(id(t))
+        try:
+            if tt is Record:
+                return (8, _maker(t.cls), tuple(_native_spec(f, active) for f in t.types))  # type: ignore[attr-defined]
+            return (9, tuple((k, _native_spec(rec, active)) for k, rec in t.by_kind.items()))  # type: ignore[attr-defined]
+        finally:
+            active.discard(id(t))
+    if tt is StrMap:
+        return (10, _native_spec(t.key, active), _native_spec(t.value, active), t.max_len)  # type: ignore[attr-defined]
+    if tt is Scalar:
+        return (11, t.max_bytes)  # type: ignore[attr-defined]
+    raise _NoNative
+
+
+def _native_schema(t: WireType) -> Any:
+    """The compiled native schema of `t` (cached per wire type), or None when the native decoder does not cover it."""
+    entry = _NATIVE_SCHEMAS.get(id(t))
+    if entry is None:
+        try:
+            schema = _native.compile(_native_spec(t, set()))  # type: ignore[union-attr]
+        except _NoNative:
+            schema = None
+        entry = _NATIVE_SCHEMAS[id(t)] = (t, schema)  # t kept alive: its id stays its own
+    return entry[1]
+
+
 def decode(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """Parse canonical bytes into a value of type `t`. Anything else raises DecodeError (and only DecodeError)."""
+    if NATIVE_DECODE and _native is not None and type(data) is bytes:
+        schema = _native_schema(t)
+        if schema is not None:
+            value = _native.decode(schema, data, max_bytes)
+            if value is not _NATIVE_MISS:
+                return value
     raw = _unpack(data, max_bytes)
     value = t.load(raw)
     try:

@@ -51,6 +51,7 @@ BASES: list[tuple[Any, bytes]] = [
 
 
 def outcome(t: Any, data: bytes, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    monkeypatch.setattr(codec, "NATIVE_DECODE", False)  # the two Python paths (the native one: test_codec_native)
     monkeypatch.setattr(codec, "STRICT_FAST_PATH", fast)
     try:
         return ("ok", decode(t, data))
@@ -59,6 +60,7 @@ def outcome(t: Any, data: bytes, fast: bool, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def tx_outcome(data: bytes, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    monkeypatch.setattr(codec, "NATIVE_DECODE", False)  # the two Python paths (the native one: test_codec_native)
     monkeypatch.setattr(codec, "STRICT_FAST_PATH", fast)
     try:
         tx = decode_transaction(data, operations=OPS)

@@ -1,0 +1,450 @@
+"""ledger._codec_native, the native fast path of `codec.decode`: it may only accept bytes the Python decoder accepts,
+with an equal value; everything else it hands back (MISS) and the Python decoder decides. Differential: each input
+decoded with the native path on and off (codec.NATIVE_DECODE) must give the same value or the same refusal (code
+and message), over
+
+- every kind of wire type in one synthetic record (ints at each header boundary, patterned and free text, bin,
+  choice, optional, sorted sets with and without a key, a union, a map, scalars of every kind), drawn by hypothesis
+  and packed by a deliberately loose encoder that picks any legal msgpack header for each item, often a wider one
+  than the canonical form (a wider header must be refused: the bytes are not canonical);
+- structural mutations of real transactions, bodies and receipts (tests/ledger/test_fast_paths's `mutation`);
+- random bytes, truncations and trailing bytes;
+- every state record type and every operation kind, whose schemas must compile (nothing silently left to Python).
+
+The tests fail, rather than skip, when the extension is not built.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import codec
+from ledger.codec import (
+    Bin,
+    Bool,
+    Choice,
+    DecodeError,
+    Optional,
+    Record,
+    Scalar,
+    Seq,
+    Str,
+    StrMap,
+    UInt,
+    Variant,
+    Version,
+    decode,
+    encode,
+    record_type,
+    wire,
+)
+from ledger.state_keys import RECORD_BY_TAG
+from ledger.transaction import ENVELOPE, decode_transaction
+from tests.ledger.test_fast_paths import BASES, SAMPLE_TX, TRANSFER_TX, mutation
+from tests.ledger.world import OPS
+
+
+def test_the_native_decoder_is_built() -> None:
+    """`pip install -e .` builds it (a C compiler and the Python headers, which .ci/run installs); these tests fail,
+    rather than skip, when it is missing."""
+    assert codec.NATIVE_DECODE_AVAILABLE, "ledger._codec_native is not built: see README.md, Install"
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    KIND: ClassVar[int] = 3
+    to: str = wire(Str(16, r"[a-z]{1,16}", min_bytes=1))
+    amount: int = wire(UInt(64, minimum=1))
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    KIND: ClassVar[int] = 200
+    text: str = wire(Str(40))
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    name: str = wire(Str(8, r"[a-z]+", min_bytes=1))
+    digest: bytes = wire(Bin(4))
+
+
+@dataclass(frozen=True, slots=True)
+class Everything:
+    version: int = wire(Version(2))
+    small: int = wire(UInt(8))
+    mid: int = wire(UInt(32, minimum=100, maximum=70_000))
+    big: int = wire(UInt(64))
+    flag: bool = wire(Bool())
+    blob: bytes = wire(Bin(0, 300))
+    ident: str = wire(Str(40, r"[a-z][a-z0-9-]*@[a-z]+", min_bytes=3))
+    text: str = wire(Str(300))
+    colour: str = wire(Choice(("red", "green", "blue")))
+    maybe: int | None = wire(Optional(UInt(16)))
+    tags: tuple[int, ...] = wire(Seq(UInt(32), 20, sorted_unique=True))
+    names: tuple[str, ...] = wire(Seq(Str(300), 20, min_len=1))
+    docs: tuple[Doc, ...] = wire(Seq(record_type(Doc), 5, sorted_unique=True, sort_key=lambda d: d.name))
+    items: tuple[Any, ...] = wire(Seq(Variant("item", [Leg, Note]), 20))
+    params: tuple[tuple[str, Any], ...] = wire(StrMap(Str(8, r"[a-z]+", min_bytes=1), Scalar(300), 20))
+
+
+EVERYTHING = Record(Everything)
+
+WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
+INTS = st.one_of(
+    st.sampled_from([0, 1, 31, 32, 127, 128, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, 2**63, 2**64 - 1]),
+    st.integers(0, 2**64 - 1),
+)
+SIGNED = st.one_of(
+    st.sampled_from([-1, -32, -33, -128, -129, -32_768, -32_769, -(2**31), -(2**31) - 1, -(2**63)]),
+    st.integers(-(2**63), 2**64 - 1),
+)
+TEXT = st.one_of(
+    st.text(max_size=40).filter(lambda x: len(x.encode("utf-8", "surrogatepass")) <= 300),
+    st.text(alphabet="abc xyz", min_size=250, max_size=300),
+    st.sampled_from(["", "é" * 150, "a" * 31, "b" * 32, "c" * 255, "d" * 256]),
+)
+
+
+@st.composite
+def everything_values(draw: st.DrawFn) -> list[Any]:
+    """The msgpack value of an Everything: usually valid, sometimes one field out of its schema."""
+    docs = sorted({draw(WORDS): draw(st.binary(min_size=4, max_size=4)) for _ in range(draw(st.integers(0, 5)))}.items())
+    params = sorted(
+        {draw(WORDS): draw(st.one_of(SIGNED, TEXT, st.binary(max_size=300))) for _ in range(draw(st.integers(0, 20)))}.items()
+    )
+    value = [
+        2,
+        draw(st.integers(0, 255)),
+        draw(st.integers(100, 70_000)),
+        draw(INTS),
+        draw(st.booleans()),
+        draw(st.binary(max_size=300)),
+        draw(WORDS) + "@" + draw(WORDS),
+        draw(TEXT),
+        draw(st.sampled_from(["red", "green", "blue"])),
+        draw(st.one_of(st.none(), st.integers(0, 65_535))),
+        sorted(set(draw(st.lists(st.integers(0, 2**32 - 1), max_size=20)))),
+        draw(st.lists(TEXT, min_size=1, max_size=20)),
+        [[name, digest] for name, digest in docs],
+        draw(st.lists(st.one_of(st.tuples(st.just(3), WORDS, st.integers(1, 2**64 - 1)).map(list),
+                                st.tuples(st.just(200), st.text(max_size=10)).map(list)), max_size=20)),
+        dict(params),
+    ]
+    if draw(st.integers(0, 7)) == 0:  # break one field
+        i = draw(st.integers(0, len(value) - 1))
+        value[i] = draw(st.one_of(st.none(), SIGNED, TEXT, st.binary(max_size=8), st.just([]), st.just(["x"]),
+                                  st.just({"a": 1}), st.floats(allow_nan=False)))
+    return value
+
+
+def _int_forms(v: int) -> list[bytes]:
+    forms = []
+    if 0 <= v <= 0x7F:
+        forms.append(bytes([v]))
+    if -32 <= v < 0:
+        forms.append(struct.pack(">b", v))
+    for fmt, lo, hi, head in ((">B", 0, 2**8 - 1, 0xCC), (">H", 0, 2**16 - 1, 0xCD), (">I", 0, 2**32 - 1, 0xCE),
+                              (">Q", 0, 2**64 - 1, 0xCF), (">b", -(2**7), 2**7 - 1, 0xD0), (">h", -(2**15), 2**15 - 1, 0xD1),
+                              (">i", -(2**31), 2**31 - 1, 0xD2), (">q", -(2**63), 2**63 - 1, 0xD3)):
+        if lo <= v <= hi:
+            forms.append(bytes([head]) + struct.pack(fmt, v))
+    return forms
+
+
+def _len_forms(n: int, fix: int | None, fix_max: int, heads: tuple[int | None, int, int]) -> list[bytes]:
+    forms = []
+    if fix is not None and n <= fix_max:
+        forms.append(bytes([fix | n]))
+    h8, h16, h32 = heads
+    if h8 is not None and n <= 0xFF:
+        forms.append(bytes([h8, n]))
+    if n <= 0xFFFF:
+        forms.append(bytes([h16]) + struct.pack(">H", n))
+    forms.append(bytes([h32]) + struct.pack(">I", n))
+    return forms
+
+
+def loose_pack(value: Any, choose: Any) -> bytes:
+    """msgpack of `value` with every header picked by `choose(forms)` among the legal ones (forms[0] is canonical)."""
+    if value is None:
+        return b"\xc0"
+    if value is True or value is False:
+        return b"\xc3" if value else b"\xc2"
+    if isinstance(value, int):
+        return choose(_int_forms(value))
+    if isinstance(value, float):
+        return msgpack.packb(value)
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+        return choose(_len_forms(len(data), 0xA0, 31, (0xD9, 0xDA, 0xDB))) + data
+    if isinstance(value, bytes):
+        return choose(_len_forms(len(value), None, 0, (0xC4, 0xC5, 0xC6))) + value
+    if isinstance(value, list | tuple):
+        return choose(_len_forms(len(value), 0x90, 15, (None, 0xDC, 0xDD))) + b"".join(loose_pack(x, choose) for x in value)
+    if isinstance(value, dict):
+        head = choose(_len_forms(len(value), 0x80, 15, (None, 0xDE, 0xDF)))
+        return head + b"".join(loose_pack(k, choose) + loose_pack(x, choose) for k, x in value.items())
+    raise TypeError(type(value))
+
+
+def both(t: Any, data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """(native outcome, Python outcome) of decoding `data` as `t`; an outcome is ("ok", value) or ("refused", code,
+    message)."""
+    out = []
+    for native in (True, False):
+        monkeypatch.setattr(codec, "NATIVE_DECODE", native)
+        try:
+            out.append(("ok", decode(t, data)))
+        except DecodeError as exc:
+            out.append(("refused", exc.code, str(exc)))
+    return out[0], out[1]
+
+
+SETTINGS = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(value=everything_values(), data=st.data())
+def test_every_wire_type_with_any_header_form_decodes_as_in_python(value: list[Any], data: st.DataObject, monkeypatch: pytest.MonkeyPatch) -> None:
+    # At most one header (the `widen`-th written) takes a wider form than the canonical one, so that it alone
+    # decides whether the bytes are canonical.
+    widen = data.draw(st.integers(-1, 80))
+    count = [0]
+
+    def choose(forms: list[bytes]) -> bytes:
+        count[0] += 1
+        if count[0] - 1 != widen or len(forms) == 1:
+            return forms[0]
+        return data.draw(st.sampled_from(forms[1:]))
+
+    packed = loose_pack(value, choose)
+    native, python = both(EVERYTHING, packed, monkeypatch)
+    assert native == python
+    if packed == msgpack.packb(value, use_bin_type=True) and python[0] == "ok":
+        # what the native path accepted itself (not through its fallback): the differential compares two paths
+        schema = codec._native_schema(EVERYTHING)
+        assert codec._native.decode(schema, packed, 1 << 20) is not codec._NATIVE_MISS
+
+
+RICH = [
+    2, 200, 70_000, 2**64 - 1, True, b"\x01" * 256, "a1-b@bank", "é" * 20 + "x" * 200, "green", 65_535,
+    [0, 127, 128, 255, 256, 65_535, 65_536, 2**32 - 1],
+    ["", "a" * 31, "b" * 32, "c" * 255, "d" * 256],
+    [["ab", b"\x00" * 4], ["b", b"\x01" * 4]],
+    [[3, "abc", 1], [200, "note"], [3, "z", 2**63]],
+    {"a": -1, "ab": -32, "b": -33, "c": -128, "d": -129, "e": -32_768, "f": -32_769, "g": -(2**31),
+     "h": -(2**31) - 1, "i": -(2**63), "j": 2**64 - 1, "k": "é" * 150, "l": b"\x02" * 300, "m": 0, "n": 127, "o": 128},
+]
+
+
+def _widened(value: Any, at: int, pick: int) -> tuple[bytes, list[int]]:
+    """`value` packed canonically except for the `at`-th header, which takes form `pick`; and the number of forms
+    of every header."""
+    counts: list[int] = []
+
+    def choose(forms: list[bytes]) -> bytes:
+        counts.append(len(forms))
+        return forms[pick] if len(counts) - 1 == at and pick < len(forms) else forms[0]
+
+    return loose_pack(value, choose), counts
+
+
+def test_every_single_wider_header_is_refused_as_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exhaustive over one value that uses every header kind at its boundaries: canonical, it is decoded by the
+    native path itself; with any one header in any wider form, both paths refuse it the same way."""
+    canonical, counts = _widened(RICH, -1, 0)
+    assert canonical == msgpack.packb(RICH, use_bin_type=True)
+    assert codec._native.decode(codec._native_schema(EVERYTHING), canonical, 1 << 20) is not codec._NATIVE_MISS
+    native, python = both(EVERYTHING, canonical, monkeypatch)
+    assert native == python and native[0] == "ok"
+    tried = 0
+    for at, n in enumerate(counts):
+        for pick in range(1, n):
+            data, _ = _widened(RICH, at, pick)
+            native, python = both(EVERYTHING, data, monkeypatch)
+            assert native == python and python[0] == "refused", (at, pick, data.hex())
+            tried += 1
+    assert tried > 200
+
+
+@pytest.mark.parametrize(
+    "params, accepted",
+    [
+        ({"a": 1, "b": 2}, True),
+        ({"b": 1, "a": 2}, False),  # unsorted
+        ({"ab": 1, "a": 2}, False),  # a prefix sorts first
+        ({"a": 1, "ab": 2}, True),
+        ({"a": "x" * 301}, False),  # a scalar str over its bound
+        ({"a": b"x" * 301}, False),  # a scalar bin over its bound
+        ({"a": "é" * 151}, False),  # 302 UTF-8 bytes, 151 characters
+        ({"a": None}, False),
+        ({"a": True}, False),
+        ({"a": 1.5}, False),
+        ({"A": 1}, False),  # the key's pattern
+    ],
+)
+def test_maps_and_scalars_decode_as_in_python(params: dict[str, Any], accepted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = list(RICH)
+    value[-1] = params
+    native, python = both(EVERYTHING, msgpack.packb(value, use_bin_type=True), monkeypatch)
+    assert native == python and (python[0] == "ok") == accepted
+
+
+@pytest.mark.parametrize(
+    "field, value, accepted",
+    [
+        (7, "x" * 300, True),  # free text: a bound on UTF-8 bytes
+        (7, "x" * 301, False),
+        (7, "é" * 150, True),
+        (7, "é" * 151, False),  # 302 bytes, 151 characters
+        (6, "a" * 36 + "@bcd", True),  # a pattern's bound: 40 characters
+        (6, "a" * 37 + "@bcd", False),
+        (6, "A@b", False),
+        (8, "purple", False),
+        (9, 65_536, False),
+        (2, 99, False),
+        (2, 70_001, False),
+        (0, 3, False),
+        (4, 1, False),
+        (5, b"\x00" * 301, False),
+        (10, [2, 1], False),
+        (10, [1, 1], False),
+        (11, [], False),
+        (12, [["b", b"\x00" * 4], ["a", b"\x00" * 4]], False),  # sorted by a key
+        (12, [["a", b"\x00" * 3]], False),
+        (13, [[4, "abc", 1]], False),  # an unknown kind
+        (13, [[3, "abc", 0]], False),
+        (13, [[3, "abc"]], False),
+        (13, [[200, "x" * 41]], False),
+    ],
+)
+def test_fields_at_their_bounds_decode_as_in_python(field: int, value: Any, accepted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = list(RICH)
+    data[field] = value
+    native, python = both(EVERYTHING, msgpack.packb(data, use_bin_type=True), monkeypatch)
+    assert native == python and (python[0] == "ok") == accepted
+
+
+ITEM = Variant("item", [Leg, Note])
+LEG = record_type(Leg)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    item: Any = wire(ITEM)  # noqa: RUF009 - wire() returns field metadata, no shared value
+    leg: Leg = wire(LEG)  # noqa: RUF009 - wire() returns field metadata, no shared value
+
+
+@pytest.mark.parametrize(
+    "value, tail",
+    [
+        ([[3, "abc", 1], ["x", 2]], b""),
+        ([[3, "abc"], 1], msgpack.packb(["x", 2])),  # a kind missing a field, the bytes after it lined up to fill it
+        ([[3, "abc", 1, 5], ["x", 2]], b""),  # a kind with a field too many
+        ([[3, "abc", 1], ["x"]], b"\x02"),  # a record missing a field
+        ([[3, "abc", 1], ["x", 2, 3]], b""),
+    ],
+)
+def test_field_counts_are_exact_as_in_python(value: list[Any], tail: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    native, python = both(Record(Holder), msgpack.packb(value, use_bin_type=True) + tail, monkeypatch)
+    assert native == python and (python[0] == "ok") == (value == [[3, "abc", 1], ["x", 2]])
+
+
+def test_a_duplicated_map_key_is_refused_as_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = list(RICH)
+    value[-1] = {"a": 1}
+    data = msgpack.packb(value, use_bin_type=True)
+    one = msgpack.packb({"a": 1}, use_bin_type=True)
+    dup = bytes([0x82]) + one[1:] + one[1:]  # {"a": 1, "a": 1}
+    data = data[: -len(one)] + dup
+    native, python = both(EVERYTHING, data, monkeypatch)
+    assert native == python and python[0] == "refused"
+
+
+@SETTINGS
+@given(case=st.sampled_from(range(len(BASES))).flatmap(lambda i: st.tuples(st.just(i), mutation(BASES[i][1]))))
+def test_mutated_transactions_bodies_and_receipts_decode_as_in_python(case: tuple[int, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    t, data = BASES[case[0]][0], case[1]
+    native, python = both(t, data, monkeypatch)
+    assert native == python
+
+
+@SETTINGS
+@given(data=st.one_of(st.binary(max_size=64), st.sampled_from([SAMPLE_TX, TRANSFER_TX]).flatmap(
+    lambda tx: st.one_of(st.integers(0, len(tx) - 1).map(lambda n: tx[:n]), st.binary(min_size=1, max_size=3).map(lambda x: tx + x)))))
+def test_random_truncated_and_extended_bytes_decode_as_in_python(data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    native, python = both(ENVELOPE, data, monkeypatch)
+    assert native == python
+    assert python[0] == "refused" or data in (SAMPLE_TX, TRANSFER_TX)
+
+
+def test_valid_transactions_are_decoded_by_the_native_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    for raw in (SAMPLE_TX, TRANSFER_TX):
+        envelope = codec._native.decode(codec._native_schema(ENVELOPE), raw, 1 << 20)
+        assert envelope is not codec._NATIVE_MISS
+        body = codec._native.decode(codec._native_schema(OPS.body), envelope.body, 1 << 20)
+        assert body is not codec._NATIVE_MISS
+        monkeypatch.setattr(codec, "NATIVE_DECODE", False)
+        assert decode_transaction(raw, operations=OPS).body == body
+        monkeypatch.setattr(codec, "NATIVE_DECODE", True)
+
+
+def test_the_limit_on_the_whole_value_and_exotic_inputs_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = codec._native_schema(ENVELOPE)
+    assert codec._native.decode(schema, TRANSFER_TX, len(TRANSFER_TX) - 1) is codec._NATIVE_MISS
+    assert codec._native.decode(schema, b"", 1 << 20) is codec._NATIVE_MISS
+    native, python = both(ENVELOPE, TRANSFER_TX, monkeypatch)
+    assert native == python and native[0] == "ok"
+    with pytest.raises(DecodeError) as exc:
+        decode(ENVELOPE, TRANSFER_TX, len(TRANSFER_TX) - 1)
+    assert exc.value.code == codec.codes.LIMIT_EXCEEDED
+
+
+def test_a_record_whose_constructor_refuses_falls_back_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class with its own checks (__post_init__) is built by calling it; whatever it raises, the Python decoder
+    raises the same."""
+
+    @dataclass(frozen=True)
+    class Checked:
+        a: int = wire(UInt(8))
+
+        def __post_init__(self) -> None:
+            if self.a == 13:
+                raise ValueError("unlucky")
+
+    rt = Record(Checked)
+    assert decode(rt, encode(rt, Checked(12))) == Checked(12)
+    data = msgpack.packb([13])
+    for native in (True, False):
+        monkeypatch.setattr(codec, "NATIVE_DECODE", native)
+        with pytest.raises(ValueError, match="unlucky"):
+            decode(rt, data)
+
+
+def test_every_state_record_and_operation_kind_has_a_native_schema() -> None:
+    types = [rt for rt in RECORD_BY_TAG.values() if rt is not None]
+    types += [ENVELOPE, OPS.body, OPS.receipt]
+    types += [record_type(cls) for cls in OPS.body.types[-1].item.by_cls]  # every operation kind
+    for t in types:
+        assert codec._native_schema(t) is not None, t.doc
+
+
+def test_a_record_nested_in_itself_is_left_to_python() -> None:
+    @dataclass(frozen=True, slots=True)
+    class Tree:
+        label: int = wire(UInt(8))
+        children: tuple[Any, ...] = wire(codec.Unbound("children", "bound below"))
+
+    rt = Record(Tree)
+    assert codec._native_schema(rt) is None  # an Unbound field: not covered
+    cyclic = Record(Tree)
+    cyclic.types = (UInt(8), Seq(cyclic, 4))
+    assert codec._native_schema(cyclic) is None
