@@ -6,8 +6,13 @@ Both sides send at once, in this order (docs/transport.md has it byte by byte, w
 2. Each side computes the X25519 shared secret, the transcript hash over the protocol tag, the chain id and both
    ephemeral keys (sorted, so both sides agree without a dialer/acceptor role), and derives with HKDF-SHA256 one key
    per direction plus a 32-byte challenge. The side whose ephemeral key sorts lower is role 0.
-3. auth: the first encrypted frame (counter 0, kind AUTH) carries msgpack [node_id, chain_id, identity public key,
-   signature], the signature being Ed25519 over SIGN_CONTEXT || role || transcript hash || challenge.
+3. auth: the first encrypted frame (counter 0, kind AUTH) carries msgpack [node_id, chain_id, protocol_version,
+   identity public key, signature], the signature being Ed25519 over
+   SIGN_CONTEXT || role || u32 protocol_version || transcript hash || challenge. protocol_version is the ledger
+   protocol the node executes (ledger.protocol.PROTOCOL_VERSION, given by whoever builds the handshake): nodes of
+   different versions compute different state roots, so a peer whose signed version differs is refused
+   (wrong_protocol) before any message of the layers above flows. It is deliberately not in the transcript hash
+   (the key derivation): the peer's auth frame must decrypt for the refusal to be named, on both sides.
 4. verdict: once a side has checked the peer's auth it sends frame 1, ACCEPT (empty) or CLOSE (the refusal code), and
    a side treats the link as up only when the peer's frame 1 is an ACCEPT. Without it the side whose auth the other
    refuses would see a complete handshake and count a peer that is about to hang up (a node not admitted would take
@@ -35,8 +40,9 @@ from node.errors import NodeError
 from node.net.framing import KIND_ACCEPT, KIND_AUTH, KIND_CLOSE, FrameError, FrameOpener, FrameSealer
 
 PROTOCOL_TAG = b"consortium-ledger/p2p/1"
-# The last byte is the wire version: 2 added the verdict frame; a version-1 node is refused with bad_magic.
-MAGIC = b"CLP2P\x00\x00\x02"
+# The last byte is the wire version: 2 added the verdict frame; 3 the ledger protocol version in the auth frame and
+# in the signed message. A node of an older wire version is refused with bad_magic.
+MAGIC = b"CLP2P\x00\x00\x03"
 EPHEMERAL_KEY_BYTES = 32
 HELLO_BYTES = len(MAGIC) + EPHEMERAL_KEY_BYTES
 KEYS_INFO = PROTOCOL_TAG + b" keys"
@@ -45,6 +51,9 @@ IDENTITY_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 MAX_NODE_ID_BYTES = 64
 MAX_CHAIN_ID_BYTES = 64
+# The ledger protocol version travels as a msgpack unsigned integer in the auth frame and as 4 bytes in the signed
+# message.
+MAX_PROTOCOL_VERSION = 2**32 - 1
 # Who a broadcast goes to (Transport.broadcast): the peers that are not full nodes (consensus messages, gossip),
 # the full nodes only, everyone.
 AUDIENCE_PEERS = "peers"
@@ -171,10 +180,16 @@ def derive_session_keys(shared_secret: bytes, transcript: bytes) -> SessionKeys:
     return SessionKeys(transcript, okm[0:32], okm[32:64], okm[64:96])
 
 
-def signed_message(role: int, keys: SessionKeys) -> bytes:
-    """The bytes a side of `role` (0: lower ephemeral key) signs with its identity key."""
+def signed_message(role: int, keys: SessionKeys, protocol_version: int) -> bytes:
+    """The bytes a side of `role` (0: lower ephemeral key) running ledger protocol `protocol_version` signs with its
+    identity key: SIGN_CONTEXT || u8 role || u32 protocol_version || transcript || challenge."""
     assert role in (0, 1)
-    return SIGN_CONTEXT + bytes((role,)) + keys.transcript + keys.challenge
+    assert _valid_protocol_version(protocol_version)
+    return SIGN_CONTEXT + bytes((role,)) + protocol_version.to_bytes(4, "big") + keys.transcript + keys.challenge
+
+
+def _valid_protocol_version(version: object) -> bool:
+    return type(version) is int and 0 < version <= MAX_PROTOCOL_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +206,9 @@ class Session:
 class Handshake:
     """One side of one handshake. hello() -> send; receive_hello(40 bytes) -> auth frame to send;
     receive_auth(frame body) -> Session; accept() -> verdict frame to send (or refusal(code) on any refusal);
-    receive_verdict(frame body) -> the link is up. `expected_peer` (when dialling) refuses any other identity."""
+    receive_verdict(frame body) -> the link is up. `expected_peer` (when dialling) refuses any other identity.
+    `protocol_version`: the ledger protocol this node runs (ledger.protocol.PROTOCOL_VERSION on a node); a peer that
+    signs another one is refused with wrong_protocol."""
 
     __slots__ = (
         "_admitted",
@@ -200,6 +217,7 @@ class Handshake:
         "_identity",
         "_keys",
         "_peer_set",
+        "_protocol_version",
         "_public",
         "_role",
         "_secret",
@@ -214,9 +232,13 @@ class Handshake:
         peer_set: PeerSet,
         expected_peer: str | None = None,
         ephemeral_secret: bytes | None = None,
+        *,
+        protocol_version: int,
     ) -> None:
+        assert _valid_protocol_version(protocol_version), "a ledger protocol version is an integer 1 .. 2^32 - 1"
         self._identity = identity
         self._chain_id = chain_id
+        self._protocol_version = protocol_version
         self._peer_set = peer_set
         self._expected_peer = expected_peer
         self._secret = ephemeral_secret if ephemeral_secret is not None else os.urandom(32)
@@ -263,8 +285,12 @@ class Handshake:
             self.sealer, self.opener = FrameSealer(keys.low_to_high), FrameOpener(keys.high_to_low)
         else:
             self.sealer, self.opener = FrameSealer(keys.high_to_low), FrameOpener(keys.low_to_high)
-        signature = self._identity.signing_key.sign(signed_message(self._role, keys)).signature
-        auth = msgpack.packb([self._identity.node_id, self._chain_id, self._identity.public_key, signature])
+        signature = self._identity.signing_key.sign(
+            signed_message(self._role, keys, self._protocol_version)
+        ).signature
+        auth = msgpack.packb(
+            [self._identity.node_id, self._chain_id, self._protocol_version, self._identity.public_key, signature]
+        )
         assert len(auth) <= MAX_AUTH_PAYLOAD_BYTES
         return self.sealer.seal(KIND_AUTH, auth)
 
@@ -277,7 +303,7 @@ class Handshake:
             raise HandshakeError("auth_decrypt_failed", error.message) from None
         if kind != KIND_AUTH:
             raise HandshakeError("malformed_auth", f"first frame has kind {kind}")
-        node_id, chain_id, public_key, signature = _decode_auth(payload)
+        node_id, chain_id, protocol_version, public_key, signature = _decode_auth(payload)
         if node_id == self._identity.node_id or public_key == self._identity.public_key:
             raise HandshakeError("self_connection", "the peer presents this node's own identity")
         if chain_id != self._chain_id:
@@ -290,9 +316,17 @@ class Handshake:
         if self._expected_peer is not None and node_id != self._expected_peer:
             raise HandshakeError("unexpected_peer", f"dialled {self._expected_peer!r}, reached {node_id!r}")
         try:
-            nacl.signing.VerifyKey(public_key).verify(signed_message(1 - self._role, self._keys), signature)
+            nacl.signing.VerifyKey(public_key).verify(
+                signed_message(1 - self._role, self._keys, protocol_version), signature
+            )
         except nacl.exceptions.BadSignatureError:
             raise HandshakeError("bad_signature", f"node {node_id!r} signed a different transcript") from None
+        # Checked after the signature: the version refused is the one a member signed, not a stranger's claim.
+        if protocol_version != self._protocol_version:
+            raise HandshakeError(
+                "wrong_protocol",
+                f"peer {node_id!r} runs ledger protocol {protocol_version}, this node runs {self._protocol_version}",
+            )
         self._admitted = True
         return Session(peer, self.sealer, self.opener, public_key)
 
@@ -325,20 +359,24 @@ class Handshake:
             raise HandshakeError("malformed_verdict", f"frame 1 has kind {kind} and {len(payload)} payload bytes")
 
 
-def _decode_auth(payload: bytes) -> tuple[str, str, bytes, bytes]:
+def _decode_auth(payload: bytes) -> tuple[str, str, int, bytes, bytes]:
     try:
         fields = msgpack.unpackb(payload, raw=False, strict_map_key=True, max_bin_len=128, max_str_len=128)
     except (ValueError, TypeError):
         raise HandshakeError("malformed_auth", "auth payload is not msgpack") from None
-    if not (isinstance(fields, list) and len(fields) == 4):
-        raise HandshakeError("malformed_auth", "auth payload is not [node_id, chain_id, key, signature]")
-    node_id, chain_id, public_key, signature = fields
+    if not (isinstance(fields, list) and len(fields) == 5):
+        raise HandshakeError(
+            "malformed_auth", "auth payload is not [node_id, chain_id, protocol_version, key, signature]"
+        )
+    node_id, chain_id, protocol_version, public_key, signature = fields
     if not (isinstance(node_id, str) and 0 < len(node_id.encode()) <= MAX_NODE_ID_BYTES):
         raise HandshakeError("malformed_auth", "bad node id")
     if not isinstance(chain_id, str):
         raise HandshakeError("malformed_auth", "bad chain id")
+    if not _valid_protocol_version(protocol_version):
+        raise HandshakeError("malformed_auth", "bad protocol version")
     if not (isinstance(public_key, bytes) and len(public_key) == IDENTITY_KEY_BYTES):
         raise HandshakeError("malformed_auth", "bad identity key")
     if not (isinstance(signature, bytes) and len(signature) == SIGNATURE_BYTES):
         raise HandshakeError("malformed_auth", "bad signature field")
-    return node_id, chain_id, public_key, signature
+    return node_id, chain_id, protocol_version, public_key, signature

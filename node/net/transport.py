@@ -4,7 +4,8 @@ The transport is payload-agnostic. The node runtime calls `send(peer_id, payload
 (msgpack-encoded messages) and reads `(peer_id, payload)` pairs from `receive()`. Underneath:
 
 - every connection starts with the station-to-station handshake of node/net/handshake.py; only identities in the peer set
-  are admitted, everything else is closed, counted and logged with a reason code;
+  that run the same ledger protocol version are admitted, everything else is closed, counted and logged with a reason
+  code;
 - frames are encrypted and ordered as node/net/framing.py describes, with a payload limit checked before a body is read;
 - one bounded send queue per peer (when full the oldest frame is dropped and counted: consensus re-sends on timeouts,
   and the newest messages are the live ones), one bounded receive queue (when full, readers stop reading, so TCP flow
@@ -37,6 +38,7 @@ from node.net.handshake import (
     AUDIENCES,
     HELLO_BYTES,
     MAX_AUTH_PAYLOAD_BYTES,
+    MAX_PROTOCOL_VERSION,
     MAX_VERDICT_PAYLOAD_BYTES,
     Handshake,
     HandshakeError,
@@ -65,12 +67,19 @@ class Transport:
         peer_set: PeerSet,
         config: TransportConfig | None = None,
         on_link_up: Callable[[str], None] | None = None,
+        *,
+        protocol_version: int,
     ) -> None:
         """`on_link_up(peer_id)`: called on the event loop each time a link to a peer comes up (after both sides
-        accepted the handshake), e.g. to greet the peer at once instead of at its next periodic message."""
+        accepted the handshake), e.g. to greet the peer at once instead of at its next periodic message.
+        `protocol_version`: the ledger protocol this node executes (ledger.protocol.PROTOCOL_VERSION on a node): every
+        handshake binds it and a peer running another one is refused (`wrong_protocol`)."""
+        if not (type(protocol_version) is int and 0 < protocol_version <= MAX_PROTOCOL_VERSION):
+            raise TransportError("bad_config", f"bad ledger protocol version {protocol_version!r}")
         self._on_link_up = on_link_up
         self._identity = identity
         self._chain_id = chain_id
+        self._protocol_version = protocol_version
         self._config = config if config is not None else TransportConfig()
         self.counters = TransportCounters()
         self._faults = FaultInjector(self._config, chain_id, self.counters, self._log)
@@ -368,7 +377,9 @@ class Transport:
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, expected: str | None
     ) -> Session | None:
-        handshake = Handshake(self._identity, self._chain_id, self._peer_set, expected)
+        handshake = Handshake(
+            self._identity, self._chain_id, self._peer_set, expected, protocol_version=self._protocol_version
+        )
         try:
             async with asyncio.timeout(self._config.handshake_timeout_s):
                 writer.write(handshake.hello())

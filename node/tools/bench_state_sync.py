@@ -47,6 +47,7 @@ from consensus.messages import (
     payload_hash,
     vote_message,
 )
+from ledger.protocol import PROTOCOL_VERSION
 from ledger.records import Account
 from ledger.smt import SparseMerkleTree
 from ledger.state import encode_value
@@ -191,7 +192,8 @@ async def join(src: dict[str, Any], directory: str, servers: int) -> dict[str, A
     addresses: dict[str, tuple[str, int]] = {}
     for k in keys[:servers]:
         peers = PeerSet.of([k.identity().as_peer(), Peer(joiner_keys.node_id, joiner_keys.identity_key, None)])
-        t = Transport(k.identity(), genesis.chain_id, peers, TransportConfig(listen_host="127.0.0.1", listen_port=0))
+        t = Transport(k.identity(), genesis.chain_id, peers, TransportConfig(listen_host="127.0.0.1", listen_port=0),
+                      protocol_version=PROTOCOL_VERSION)
         await t.start()
         transports.append(t)
         addresses[k.node_id] = t.listen_address

@@ -48,6 +48,7 @@ from consensus.certificates import SignatureVerifier
 from consensus.messages import encode_message, genesis_block, genesis_qc
 from consensus.replica import Replica, ReplicaConfig
 from consensus.validators import Validator, ValidatorSet
+from ledger.protocol import PROTOCOL_VERSION
 from node.net.handshake import Identity, Peer, PeerSet
 from node.net.messages import CH_CONSENSUS
 from node.net.transport import Transport, TransportConfig
@@ -89,7 +90,10 @@ class PayloadValidator:
         max_frame = self.max_payloads * self.payload_bytes + 64 * 1024
         self.transport = Transport(identity, cfg["chain_id"], peers,
                                    TransportConfig(listen_host=host, listen_port=port, max_payload_bytes=max_frame,
-                                                   send_queue_bytes=max(64 << 20, 8 * max_frame)))
+                                                   send_queue_bytes=max(64 << 20, 8 * max_frame)),
+                                   # Opaque payloads execute no ledger protocol; every process of the bench runs
+                                   # this code, so they all bind the same version.
+                                   protocol_version=PROTOCOL_VERSION)
         genesis = genesis_block(self.chain_id, 0)
         self.replica = Replica(ReplicaConfig(chain_id=self.chain_id, base_timeout_ms=cfg["base_timeout_ms"],
                                              max_payload_bytes=self.max_payloads * self.payload_bytes),

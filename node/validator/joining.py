@@ -21,6 +21,7 @@ from typing import Final
 
 from consensus.bls import BlsBackend
 from consensus.certificates import SignatureVerifier
+from ledger.protocol import PROTOCOL_VERSION
 from ledger.state import decode_value
 from ledger.state_keys import EPOCH_KEY
 from ledger.store import LedgerStore
@@ -146,6 +147,7 @@ async def _join(
         genesis.chain_id,
         peers,
         TransportConfig(listen_host=listen[0], listen_port=listen[1], fault_injection=fault_injection),
+        protocol_version=PROTOCOL_VERSION,
     )
     await transport.start()
     started = time.monotonic()

@@ -48,7 +48,7 @@ from typing import Any, Final
 from consensus.bls import BlsBackend
 from consensus.certificates import SignatureVerifier
 from consensus.messages import Block, CommitCertificate
-from ledger.protocol import Protocol
+from ledger.protocol import PROTOCOL_VERSION, Protocol
 from ledger.snapshot import CHUNK_TARGET_BYTES
 from ledger.store import LedgerStore
 from ledger.transaction import SignedTransaction
@@ -182,7 +182,7 @@ class ValidatorNode:
                 self.transport = Transport(self.driver.members.identity(), genesis.chain_id, self.driver.members.peers,
                                            TransportConfig(listen_host=listen[0], listen_port=listen[1],
                                                            fault_injection=fault_injection),
-                                           on_link_up=self._on_link_up)
+                                           on_link_up=self._on_link_up, protocol_version=PROTOCOL_VERSION)
         except BaseException:
             for opened in (safety, store):
                 if opened is not None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from ledger.protocol import PROTOCOL_VERSION
 from node.net.framing import LENGTH_BYTES, FrameSealer
 from node.net.handshake import HELLO_BYTES, Handshake, Identity, PeerSet, Session
 
@@ -85,8 +86,12 @@ class MitmProxy:
     """Runs its own handshake with the client and with the target, under its own identity, and relays the target's
     auth message to the client re-encrypted: what an attacker on the path can do without the target's key."""
 
-    def __init__(self, attacker: Identity, chain_id: str, peer_set: PeerSet, target: tuple[str, int]) -> None:
+    def __init__(
+        self, attacker: Identity, chain_id: str, peer_set: PeerSet, target: tuple[str, int],
+        protocol_version: int = PROTOCOL_VERSION,
+    ) -> None:
         self.attacker, self.chain_id, self.peer_set, self.target = attacker, chain_id, peer_set, target
+        self.protocol_version = protocol_version
         self.relayed = 0
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
@@ -105,8 +110,8 @@ class MitmProxy:
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         target_reader, target_writer = await asyncio.open_connection(*self.target)
         self._writers += [client_writer, target_writer]
-        with_client = Handshake(self.attacker, self.chain_id, self.peer_set)
-        with_target = Handshake(self.attacker, self.chain_id, self.peer_set)
+        with_client = Handshake(self.attacker, self.chain_id, self.peer_set, protocol_version=self.protocol_version)
+        with_target = Handshake(self.attacker, self.chain_id, self.peer_set, protocol_version=self.protocol_version)
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, OSError):
             client_writer.write(with_client.hello())
             target_writer.write(with_target.hello())
@@ -121,11 +126,12 @@ class MitmProxy:
 
 
 async def raw_peer(
-    identity: Identity, chain_id: str, peer_set: PeerSet, address: tuple[str, int]
+    identity: Identity, chain_id: str, peer_set: PeerSet, address: tuple[str, int],
+    protocol_version: int = PROTOCOL_VERSION,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Session]:
     """A peer with a valid identity that completes the handshake by hand and then leaves the socket to the test."""
     reader, writer = await asyncio.open_connection(*address)
-    handshake = Handshake(identity, chain_id, peer_set)
+    handshake = Handshake(identity, chain_id, peer_set, protocol_version=protocol_version)
     writer.write(handshake.hello())
     writer.write(handshake.receive_hello(await reader.readexactly(HELLO_BYTES)))
     try:

@@ -15,6 +15,7 @@ from node.net.framing import (
     BODY_OVERHEAD,
     KIND_ACCEPT,
     KIND_AUTH,
+    KIND_CLOSE,
     KIND_DATA,
     LENGTH_BYTES,
     FrameError,
@@ -36,6 +37,8 @@ from node.net.handshake import (
 from tests.node.client.wire import first_sealer
 
 CHAIN = "test-chain"
+# The tests (and the published vector) run a fixed ledger protocol version, not the code's current one.
+VERSION = 3
 
 
 def identity(name: str) -> Identity:
@@ -63,7 +66,8 @@ def run(a: Handshake, b: Handshake):
 
 
 def test_handshake_succeeds_and_sessions_talk_both_ways() -> None:
-    a, b = Handshake(ALICE, CHAIN, PEERS, expected_peer="bob"), Handshake(BOB, CHAIN, PEERS)
+    a = Handshake(ALICE, CHAIN, PEERS, expected_peer="bob", protocol_version=VERSION)
+    b = Handshake(BOB, CHAIN, PEERS, protocol_version=VERSION)
     session_a, session_b = run(a, b)
     assert session_a.peer.node_id == "bob" and session_b.peer.node_id == "alice"
     assert a.keys == b.keys
@@ -77,15 +81,18 @@ def test_handshake_succeeds_and_sessions_talk_both_ways() -> None:
 
 
 def test_each_handshake_derives_fresh_keys() -> None:
-    first = Handshake(ALICE, CHAIN, PEERS), Handshake(BOB, CHAIN, PEERS)
-    second = Handshake(ALICE, CHAIN, PEERS), Handshake(BOB, CHAIN, PEERS)
+    first = (Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION),
+             Handshake(BOB, CHAIN, PEERS, protocol_version=VERSION))
+    second = (Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION),
+              Handshake(BOB, CHAIN, PEERS, protocol_version=VERSION))
     run(*first)
     run(*second)
     assert first[0].keys != second[0].keys
 
 
 def test_unknown_identity_is_refused() -> None:
-    a, m = Handshake(ALICE, CHAIN, PEERS), Handshake(MALLORY, CHAIN, PEERS)
+    a = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
+    m = Handshake(MALLORY, CHAIN, PEERS, protocol_version=VERSION)
     a.receive_hello(m.hello())
     with pytest.raises(HandshakeError) as refused:
         a.receive_auth(body(m.receive_hello(a.hello())))
@@ -94,7 +101,8 @@ def test_unknown_identity_is_refused() -> None:
 
 def test_known_name_with_another_key_is_refused() -> None:
     impostor = Identity("bob", MALLORY.signing_key)
-    a, m = Handshake(ALICE, CHAIN, PEERS), Handshake(impostor, CHAIN, PEERS)
+    a = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
+    m = Handshake(impostor, CHAIN, PEERS, protocol_version=VERSION)
     a.receive_hello(m.hello())
     with pytest.raises(HandshakeError) as refused:
         a.receive_auth(body(m.receive_hello(a.hello())))
@@ -104,24 +112,79 @@ def test_known_name_with_another_key_is_refused() -> None:
 def test_dialled_peer_must_be_the_expected_one() -> None:
     carol = identity("carol")
     peers = PeerSet.of([ALICE.as_peer(), BOB.as_peer(), carol.as_peer()])
-    a, c = Handshake(ALICE, CHAIN, peers, expected_peer="bob"), Handshake(carol, CHAIN, peers)
+    a = Handshake(ALICE, CHAIN, peers, expected_peer="bob", protocol_version=VERSION)
+    c = Handshake(carol, CHAIN, peers, protocol_version=VERSION)
     with pytest.raises(HandshakeError) as refused:
         run(a, c)
     assert refused.value.code == "unexpected_peer"
 
 
 def test_other_chain_is_refused() -> None:
-    a, b = Handshake(ALICE, CHAIN, PEERS), Handshake(BOB, "other-chain", PEERS)
+    a = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
+    b = Handshake(BOB, "other-chain", PEERS, protocol_version=VERSION)
     with pytest.raises(HandshakeError) as refused:
         run(a, b)
     assert refused.value.code in {"wrong_chain", "auth_decrypt_failed"}
 
 
+def test_other_protocol_version_is_refused_on_both_sides() -> None:
+    """A node of ledger protocol 2 and one of protocol 3, same chain, both in each other's peer set: each side reads
+    the other's auth frame, verifies the signature and refuses with wrong_protocol naming both versions; neither
+    admits the other, so neither sends an ACCEPT."""
+    a = Handshake(ALICE, CHAIN, PEERS, expected_peer="bob", protocol_version=3)
+    b = Handshake(BOB, CHAIN, PEERS, protocol_version=2)
+    auth_a = a.receive_hello(b.hello())
+    auth_b = b.receive_hello(a.hello())
+    with pytest.raises(HandshakeError) as refused_by_a:
+        a.receive_auth(body(auth_b))
+    with pytest.raises(HandshakeError) as refused_by_b:
+        b.receive_auth(body(auth_a))
+    assert refused_by_a.value.code == refused_by_b.value.code == "wrong_protocol"
+    assert "'bob' runs ledger protocol 2, this node runs 3" in refused_by_a.value.message
+    assert "'alice' runs ledger protocol 3, this node runs 2" in refused_by_b.value.message
+    for side in (a, b):
+        with pytest.raises(AssertionError):  # not admitted: there is no ACCEPT to send
+            side.accept()
+    # What each sends instead is a CLOSE naming the code; a side that had got past the auth reads it as such.
+    verdict = a.refusal(refused_by_a.value.code)
+    assert verdict is not None and b.opener is not None
+    assert b.opener.open(body(verdict)) == (KIND_CLOSE, b"wrong_protocol")
+
+
+def test_equal_protocol_versions_connect_whatever_the_version() -> None:
+    for version in (1, 2, VERSION, 2**32 - 1):
+        session_a, session_b = run(Handshake(ALICE, CHAIN, PEERS, protocol_version=version),
+                                   Handshake(BOB, CHAIN, PEERS, protocol_version=version))
+        assert session_a.peer.node_id == "bob" and session_b.peer.node_id == "alice"
+
+
+def test_the_protocol_version_is_signed() -> None:
+    """Bob signs protocol 2 but announces 3 (what a tampered auth payload would show): the signature does not cover
+    the announced version, so alice refuses with bad_signature, not by trusting the announcement."""
+    a, b = Handshake(ALICE, CHAIN, PEERS, protocol_version=3), Handshake(BOB, CHAIN, PEERS, protocol_version=2)
+    a.receive_hello(b.hello())
+    b.receive_hello(a.hello())
+    assert b.keys is not None
+    signature = BOB.signing_key.sign(signed_message(b.role, b.keys, 2)).signature
+    relabelled = msgpack.packb(["bob", CHAIN, 3, BOB.public_key, signature])
+    with pytest.raises(HandshakeError) as refused:
+        a.receive_auth(body(first_sealer(b).seal(KIND_AUTH, relabelled)))
+    assert refused.value.code == "bad_signature"
+
+
+def test_a_handshake_needs_a_valid_protocol_version() -> None:
+    for version in (0, -1, 2**32, True, "3"):
+        with pytest.raises(AssertionError):
+            Handshake(ALICE, CHAIN, PEERS, protocol_version=version)  # type: ignore[arg-type]
+
+
 def test_man_in_the_middle_relaying_a_signature_is_refused() -> None:
     """M runs one exchange with alice and one with bob and relays bob's auth to alice re-encrypted: bob's signature
     covers the M-bob transcript, not the alice-M one."""
-    a, b = Handshake(ALICE, CHAIN, PEERS, expected_peer="bob"), Handshake(BOB, CHAIN, PEERS)
-    m_to_a, m_to_b = Handshake(MALLORY, CHAIN, PEERS), Handshake(MALLORY, CHAIN, PEERS)
+    a = Handshake(ALICE, CHAIN, PEERS, expected_peer="bob", protocol_version=VERSION)
+    b = Handshake(BOB, CHAIN, PEERS, protocol_version=VERSION)
+    m_to_a = Handshake(MALLORY, CHAIN, PEERS, protocol_version=VERSION)
+    m_to_b = Handshake(MALLORY, CHAIN, PEERS, protocol_version=VERSION)
     m_to_a.receive_hello(a.hello())
     a.receive_hello(m_to_a.hello())
     m_to_b.receive_hello(b.hello())
@@ -136,12 +199,13 @@ def test_man_in_the_middle_relaying_a_signature_is_refused() -> None:
 
 def test_signature_over_a_different_role_is_refused() -> None:
     """A valid signature by bob over the same transcript but the other role byte does not pass."""
-    a, b = Handshake(ALICE, CHAIN, PEERS), Handshake(BOB, CHAIN, PEERS)
+    a = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
+    b = Handshake(BOB, CHAIN, PEERS, protocol_version=VERSION)
     a.receive_hello(b.hello())
     b.receive_hello(a.hello())
     assert b.keys is not None and b.sealer is not None
-    wrong = BOB.signing_key.sign(signed_message(a.role, b.keys)).signature
-    forged = msgpack.packb(["bob", CHAIN, BOB.public_key, wrong])
+    wrong = BOB.signing_key.sign(signed_message(a.role, b.keys, VERSION)).signature
+    forged = msgpack.packb(["bob", CHAIN, VERSION, BOB.public_key, wrong])
     with pytest.raises(HandshakeError) as refused:
         a.receive_auth(body(first_sealer(b).seal(KIND_AUTH, forged)))
     assert refused.value.code == "bad_signature"
@@ -153,29 +217,39 @@ def test_signature_over_a_different_role_is_refused() -> None:
         (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + bytes(13), "bad_magic"),
         (MAGIC + bytes(32), "low_order_key"),
         (MAGIC[:-1] + b"\x01" + bytes(range(32)), "bad_magic"),  # wire version 1 had no verdict frame
+        (MAGIC[:-1] + b"\x02" + bytes(range(32)), "bad_magic"),  # wire version 2 had no protocol version
     ],
 )
 def test_bad_hellos_are_refused(hello: bytes, code: str) -> None:
     assert len(hello) == HELLO_BYTES
     with pytest.raises(HandshakeError) as refused:
-        Handshake(ALICE, CHAIN, PEERS).receive_hello(hello)
+        Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION).receive_hello(hello)
     assert refused.value.code == code
 
 
 def test_reflected_hello_and_own_identity_are_refused() -> None:
-    a = Handshake(ALICE, CHAIN, PEERS)
+    a = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
     with pytest.raises(HandshakeError) as refused:
         a.receive_hello(a.hello())
     assert refused.value.code == "reflected_key"
-    a, twin = Handshake(ALICE, CHAIN, PEERS), Handshake(ALICE, CHAIN, PEERS)
+    a = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
+    twin = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
     with pytest.raises(HandshakeError) as refused:
         run(a, twin)
     assert refused.value.code == "self_connection"
 
 
 def test_malformed_auth_payloads_are_refused() -> None:
-    for payload in (b"\xc1", msgpack.packb(["bob", CHAIN]), msgpack.packb(["bob", CHAIN, b"k" * 31, b"s" * 64])):
-        a, b = Handshake(ALICE, CHAIN, PEERS), Handshake(BOB, CHAIN, PEERS)
+    for payload in (
+        b"\xc1",
+        msgpack.packb(["bob", CHAIN]),
+        msgpack.packb(["bob", CHAIN, VERSION, b"k" * 31, b"s" * 64]),
+        msgpack.packb(["bob", CHAIN, BOB.public_key, b"s" * 64]),  # wire version 2's shape: no protocol version
+        *(msgpack.packb(["bob", CHAIN, version, BOB.public_key, b"s" * 64])
+          for version in (0, -1, 2**32, True, "3", 3.0, None)),
+    ):
+        a = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
+        b = Handshake(BOB, CHAIN, PEERS, protocol_version=VERSION)
         a.receive_hello(b.hello())
         b.receive_hello(a.hello())
         assert b.sealer is not None
@@ -188,8 +262,9 @@ def test_a_refused_side_reads_the_reason_in_the_verdict_and_never_sees_the_link_
     """Bob does not admit Alice's key, Alice admits Bob: Alice's check of Bob's auth passes, so only the verdict
     frame tells her that Bob hangs up, and why."""
     impostor = Identity("alice", nacl.signing.SigningKey(hashlib.sha256(b"not alice").digest()))
-    a = Handshake(impostor, CHAIN, PeerSet.of([impostor.as_peer(), BOB.as_peer()]), expected_peer="bob")
-    b = Handshake(BOB, CHAIN, PEERS)
+    a = Handshake(impostor, CHAIN, PeerSet.of([impostor.as_peer(), BOB.as_peer()]), expected_peer="bob",
+                  protocol_version=VERSION)
+    b = Handshake(BOB, CHAIN, PEERS, protocol_version=VERSION)
     auth_a = a.receive_hello(b.hello())
     auth_b = b.receive_hello(a.hello())
     a.receive_auth(body(auth_b))
@@ -204,12 +279,13 @@ def test_a_refused_side_reads_the_reason_in_the_verdict_and_never_sees_the_link_
 
 
 def test_a_side_without_keys_has_no_verdict_to_send() -> None:
-    assert Handshake(ALICE, CHAIN, PEERS).refusal("bad_magic") is None
+    assert Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION).refusal("bad_magic") is None
 
 
 def test_a_verdict_other_than_accept_or_close_is_refused() -> None:
     def admitted_pair() -> tuple[Handshake, Handshake]:
-        a, b = Handshake(ALICE, CHAIN, PEERS), Handshake(BOB, CHAIN, PEERS)
+        a = Handshake(ALICE, CHAIN, PEERS, protocol_version=VERSION)
+        b = Handshake(BOB, CHAIN, PEERS, protocol_version=VERSION)
         auth_a = a.receive_hello(b.hello())
         auth_b = b.receive_hello(a.hello())
         a.receive_auth(body(auth_b))
@@ -278,7 +354,7 @@ def test_hkdf_matches_rfc5869_case_1() -> None:
 
 
 # The vector docs/transport.md publishes: identity seeds sha256(name), ephemeral secrets 0x01*32 (alice) and
-# 0x02*32 (bob), chain "test-chain".
+# 0x02*32 (bob), chain "test-chain", ledger protocol version 3.
 VECTOR = {
     "alice_ephemeral": "a4e09292b651c278b9772c569f5fa9bb13d906b46ab68c9df9dc2b4409f8a209",
     "bob_ephemeral": "ce8d3ad1ccb633ec7b70c17814a5c76ecd029685050d344745ba05870e587d59",
@@ -286,10 +362,12 @@ VECTOR = {
 
 
 def test_vector_is_reproducible() -> None:
-    a = Handshake(ALICE, CHAIN, PEERS, ephemeral_secret=bytes([1]) * 32)
-    b = Handshake(BOB, CHAIN, PEERS, ephemeral_secret=bytes([2]) * 32)
+    a = Handshake(ALICE, CHAIN, PEERS, ephemeral_secret=bytes([1]) * 32, protocol_version=VERSION)
+    b = Handshake(BOB, CHAIN, PEERS, ephemeral_secret=bytes([2]) * 32, protocol_version=VERSION)
     assert a.ephemeral_public.hex() == VECTOR["alice_ephemeral"]
     assert b.ephemeral_public.hex() == VECTOR["bob_ephemeral"]
+    assert a.hello().hex() == "434c503250000003" + VECTOR["alice_ephemeral"]
+    assert b.hello().hex() == "434c503250000003" + VECTOR["bob_ephemeral"]
     auth_a = a.receive_hello(b.hello())
     auth_b = b.receive_hello(a.hello())
     keys = a.keys
@@ -300,8 +378,17 @@ def test_vector_is_reproducible() -> None:
     assert keys.high_to_low.hex() == VECTOR_KEYS["high_to_low"]
     assert keys.challenge.hex() == VECTOR_KEYS["challenge"]
     assert auth_a.hex() == VECTOR_KEYS["alice_auth_frame"]
-    signature = ALICE.signing_key.sign(signed_message(a.role, keys)).signature
+    message = signed_message(a.role, keys, VERSION)
+    assert message.hex() == (
+        "636f6e736f727469756d2d6c65646765722f7032702f312061757468" + "00" + "00000003"
+        + VECTOR_KEYS["transcript"] + VECTOR_KEYS["challenge"]
+    )
+    signature = ALICE.signing_key.sign(message).signature
     assert a.role == 0 and signature.hex() == VECTOR_KEYS["alice_signature"]
+    assert a.opener is not None and b.opener is not None
+    assert b.opener.open(body(auth_a)) == (
+        KIND_AUTH, msgpack.packb(["alice", CHAIN, VERSION, ALICE.public_key, signature])
+    )
     session = a.receive_auth(body(auth_b))
     assert a.accept().hex() == VECTOR_KEYS["alice_accept_frame_1"]
     assert session.sealer.seal(KIND_DATA, b"hello").hex() == VECTOR_KEYS["alice_data_frame_2"]
@@ -309,8 +396,8 @@ def test_vector_is_reproducible() -> None:
 
 VECTOR_KEYS = {
     "alice_signature": (
-        "2c5b7649fb7617743b7bb6c0133a390f14db56bb153bbe83245317866aaa8e2f"
-        "669584334b5a212afaa2cf55166847ce8326772f506166dac0fe912fd0818e0b"
+        "a9f675567c4d00f1fbfdc77f400ef98b1d8b2337b6c1de7415289817b7a4fe30"
+        "16754aa80ff2f98a14695cbf32db7a21f5cbf0b66f478a6f1e4715d261407a0c"
     ),
     "alice_accept_frame_1": "0000001900000000000000014fc8ac1fb45f7c52204eaebadb6fc695c4",
     "alice_data_frame_2": "0000001e00000000000000024ca44ecf7918899d67665b9e9f8c96737b410059aa32",
@@ -319,9 +406,9 @@ VECTOR_KEYS = {
     "high_to_low": "a39de05ffb651c538ac50cdb9daa8a870f8c233312a43de246cef72f54b6d74f",
     "challenge": "0359f738aa797b242aaff720526a91b36684d611fa82af91490de509016b9839",
     "alice_auth_frame": (
-        "0000008f00000000000000007cf40004d75d743e3a6134d3639208f5376912852177e3c9efde0bb6936b777e26b7d246dc70ccb8"
-        "d128b713bd538088219f1f5947344f6847176c869b1a6b5ad4f4abdde2d5ad6cf0f63d9fba128ba48badf47d48fe4c6d55ad6ae6"
-        "e78fdf7d3e7bcddfa23fe85dedfb8a5cf2cd9570d9660afa60fde79d94a11f3619d2637b914497266a8628"
+        "0000009000000000000000007cf50004d75d743e3a6134d3639208f537691242c582893c9a2d204634e3c439cdd9706c5595f848"
+        "0aa5cdb84828bf0273603064e934cb04b597502b91401f9054bfacb198e25bf3362ba5bd376dd6f4cd92ea0055d49d3bd65c1305"
+        "b25c0c0d88ddc476f8a35cff3e4755bafcecc5df39b030f8803396c797fee6769172f0560e57880f71745285"
     ),
 }
 
@@ -351,11 +438,13 @@ def test_a_rotated_peer_is_admitted_with_its_previous_key_and_its_new_one_but_no
     new_bob = Identity("bob", nacl.signing.SigningKey(hashlib.sha256(b"bob, rotated").digest()))
     rotating = PeerSet.of([ALICE.as_peer(), dataclasses.replace(new_bob.as_peer(), previous_key=BOB.public_key)])
     for bob in (BOB, new_bob):
-        session_a, _ = run(Handshake(ALICE, CHAIN, rotating), Handshake(bob, CHAIN, PEERS if bob is BOB else rotating))
+        session_a, _ = run(Handshake(ALICE, CHAIN, rotating, protocol_version=VERSION),
+                           Handshake(bob, CHAIN, PEERS if bob is BOB else rotating, protocol_version=VERSION))
         assert session_a.peer.node_id == "bob" and session_a.key == bob.public_key
     mallory_as_bob = Identity("bob", MALLORY.signing_key)
     with pytest.raises(HandshakeError) as err:
-        run(Handshake(ALICE, CHAIN, rotating), Handshake(mallory_as_bob, CHAIN, rotating))
+        run(Handshake(ALICE, CHAIN, rotating, protocol_version=VERSION),
+            Handshake(mallory_as_bob, CHAIN, rotating, protocol_version=VERSION))
     assert err.value.code == "unknown_key"
     with pytest.raises(AssertionError):  # a key may not serve two nodes, not even as a previous key
         PeerSet.of([ALICE.as_peer(), dataclasses.replace(new_bob.as_peer(), previous_key=ALICE.public_key)])

@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable
 import nacl.signing
 import pytest
 
+from ledger.protocol import PROTOCOL_VERSION
 from node.net.framing import BODY_OVERHEAD, KIND_CLOSE, KIND_DATA, LENGTH_BYTES
 from node.net.handshake import HELLO_BYTES, MAGIC, Handshake, HandshakeError, Identity, PeerSet
 from node.net.transport import SendOutcome, Transport, TransportConfig, TransportError
 from tests.node.client.wire import MitmProxy, WireProxy, raw_peer, read_frame
 
 CHAIN = "test-chain"
+VERSION = PROTOCOL_VERSION
 TESTNET_CHAIN = "testnet-transport"
 # Short timers so reconnects are quick; the keepalive stays out of the way of frame-counting tests.
 FAST = TransportConfig(
@@ -60,7 +62,7 @@ async def mesh(names: list[str], config: TransportConfig = FAST, chain: str = CH
     """Start one transport per name, then give each the full peer set with addresses; wait for the full mesh."""
     identities = [identity(name) for name in names]
     bare = PeerSet.of(ident.as_peer() for ident in identities)
-    transports = [Transport(ident, chain, bare, config) for ident in identities]
+    transports = [Transport(ident, chain, bare, config, protocol_version=VERSION) for ident in identities]
     for transport in transports:
         await transport.start()
     full = PeerSet.of(ident.as_peer(t.listen_address) for ident, t in zip(identities, transports, strict=True))
@@ -80,11 +82,12 @@ async def proxied_pair(
 ) -> tuple[Transport, Transport, WireProxy | MitmProxy]:
     """`a` dials `b` through a proxy; `b` does not dial `a` (it has no address for it)."""
     ident_a, ident_b = identity("a"), identity("b")
-    b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), config)
+    b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), config, protocol_version=VERSION)
     await b.start()
     proxy = make_proxy(b.listen_address)
     proxy_address = await proxy.start()
-    a = Transport(ident_a, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer(proxy_address)]), config)
+    a = Transport(ident_a, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer(proxy_address)]), config,
+                  protocol_version=VERSION)
     await a.start()
     return a, b, proxy
 
@@ -114,7 +117,8 @@ async def test_unknown_identity_and_garbage_are_refused_without_disturbing_the_n
     a, b = await mesh(["a", "b"])
     mallory_id = identity("mallory")
     # Mallory knows a's address and key, but a's peer set does not list mallory.
-    mallory = Transport(mallory_id, CHAIN, PeerSet.of([mallory_id.as_peer(), identity("a").as_peer(a.listen_address)]))
+    mallory = Transport(mallory_id, CHAIN, PeerSet.of([mallory_id.as_peer(), identity("a").as_peer(a.listen_address)]),
+                        protocol_version=VERSION)
     await mallory.start()
     try:
         await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] >= 1, "a refuses mallory")
@@ -143,7 +147,7 @@ async def test_a_dialer_the_other_side_refuses_never_counts_the_link_as_up() -> 
                                   admitted_c.as_peer()]))
     links_up: list[str] = []
     c = Transport(stale, CHAIN, PeerSet.of([stale.as_peer(), identity("a").as_peer(a.listen_address)]), FAST,
-                  on_link_up=links_up.append)
+                  on_link_up=links_up.append, protocol_version=VERSION)
     await c.start()
     try:
         await wait_until(lambda: c.counters.handshake_failures["refused_by_peer"] >= 3, "c re-dials, refused each time")
@@ -153,6 +157,40 @@ async def test_a_dialer_the_other_side_refuses_never_counts_the_link_as_up() -> 
         assert a.connected_peers() == {"b"}
     finally:
         await close_all(c, a, b)
+
+
+@run_async
+async def test_nodes_of_different_ledger_protocol_versions_never_link() -> None:
+    """a runs the current ledger protocol, b the one before, same chain, each in the other's peer set with an
+    address: both dial, every handshake is refused on both sides with wrong_protocol (each reads the other's signed
+    version in its auth frame), no link comes up and nothing is delivered. c, on a's version, links with a."""
+    ident_a, ident_b, ident_c = identity("a"), identity("b"), identity("c")
+    heard: dict[str, list[str]] = {"a": [], "b": []}
+    bare = PeerSet.of([ident_a.as_peer(), ident_b.as_peer(), ident_c.as_peer()])
+    a = Transport(ident_a, CHAIN, bare, FAST, on_link_up=heard["a"].append, protocol_version=VERSION)
+    b = Transport(ident_b, CHAIN, bare, FAST, on_link_up=heard["b"].append, protocol_version=VERSION - 1)
+    await a.start()
+    await b.start()
+    c: Transport | None = None
+    try:
+        linked = PeerSet.of([ident_a.as_peer(a.listen_address), ident_b.as_peer(b.listen_address), ident_c.as_peer()])
+        a.update_peer_set(linked)
+        b.update_peer_set(linked)
+        await wait_until(lambda: a.counters.handshake_failures["wrong_protocol"] >= 3
+                         and b.counters.handshake_failures["wrong_protocol"] >= 3, "both refuse, re-dial, refuse")
+        for side in (a, b):
+            assert side.counters.connects == 0 and side.connected_peers() == frozenset()
+            assert side.counters.handshake_failures["refused_by_peer"] == 0  # each refuses before any verdict
+            assert set(side.counters.handshake_failures) == {"wrong_protocol"}
+        assert heard == {"a": [], "b": []}
+        assert a.send("b", b"state root") is SendOutcome.NOT_CONNECTED
+        assert all(side.stats()["messages_in"] == side.stats()["receive_queue_frames"] == 0 for side in (a, b))
+        c = Transport(ident_c, CHAIN, linked, FAST, protocol_version=VERSION)
+        await c.start()
+        await wait_until(lambda: a.connected_peers() == {"c"} and c.connected_peers() == {"a"}, "same version links")
+        assert heard["a"] == ["c"] and b.connected_peers() == frozenset()
+    finally:
+        await close_all(*(t for t in (c, a, b) if t is not None))
 
 
 @run_async
@@ -217,7 +255,7 @@ async def test_oversized_frame_is_refused_from_its_prefix() -> None:
     config = dataclasses.replace(FAST, max_payload_bytes=1000, send_queue_bytes=4000)
     ident_a, ident_c = identity("a"), identity("c")
     peers = PeerSet.of([ident_a.as_peer(), ident_c.as_peer()])
-    a = Transport(ident_a, CHAIN, peers, config)
+    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION)
     await a.start()
     try:
         assert a.send("c", b"x" * 1001) is SendOutcome.TOO_LARGE
@@ -269,7 +307,7 @@ async def test_reconnects_after_the_remote_restarts() -> None:
     await wait_until(lambda: a.connected_peers() == frozenset(), "a notices b is gone")
     assert a.counters.disconnects["remote_closed"] == 1
     assert a.send("b", b"lost") is SendOutcome.NOT_CONNECTED
-    b2 = Transport(identity("b"), CHAIN, full, dataclasses.replace(FAST, listen_port=port))
+    b2 = Transport(identity("b"), CHAIN, full, dataclasses.replace(FAST, listen_port=port), protocol_version=VERSION)
     await b2.start()
     try:
         await wait_until(lambda: a.connected_peers() == {"b"} and b2.connected_peers() == {"a"}, "re-linked")
@@ -343,7 +381,8 @@ async def test_partition_heal_and_delay_on_a_testnet() -> None:
 
 
 def test_fault_injection_is_refused_without_the_testnet_flag() -> None:
-    transport = Transport(identity("a"), CHAIN, PeerSet.of([identity("a").as_peer(), identity("b").as_peer()]))
+    transport = Transport(identity("a"), CHAIN, PeerSet.of([identity("a").as_peer(), identity("b").as_peer()]),
+                          protocol_version=VERSION)
     for call in (lambda: transport.block(["b"]), lambda: transport.unblock(), lambda: transport.set_delay(None, 5)):
         with pytest.raises(TransportError) as refused:
             call()
@@ -351,7 +390,8 @@ def test_fault_injection_is_refused_without_the_testnet_flag() -> None:
     assert transport.fault_state() == {"blocked": [], "delay_ms": {}, "delay_all_ms": 0}
     # The flag alone is not enough: a chain id without the testnet prefix refuses it outright.
     with pytest.raises(TransportError) as refused:
-        Transport(identity("a"), "consortium-main", PeerSet.of([identity("a").as_peer()]), TESTNET)
+        Transport(identity("a"), "consortium-main", PeerSet.of([identity("a").as_peer()]), TESTNET,
+                  protocol_version=VERSION)
     assert refused.value.code == "fault_injection_not_testnet"
 
 
@@ -361,8 +401,13 @@ def test_bad_config_is_a_typed_error() -> None:
     assert refused.value.code == "bad_config"
     other_key = identity("mallory").as_peer()
     with pytest.raises(TransportError) as refused:
-        Transport(identity("a"), CHAIN, PeerSet.of([dataclasses.replace(other_key, node_id="a")]))
+        Transport(identity("a"), CHAIN, PeerSet.of([dataclasses.replace(other_key, node_id="a")]),
+                  protocol_version=VERSION)
     assert refused.value.code == "bad_config"
+    for version in (0, 2**32, True):
+        with pytest.raises(TransportError) as refused:
+            Transport(identity("a"), CHAIN, PeerSet.of([identity("a").as_peer()]), protocol_version=version)
+        assert refused.value.code == "bad_config"
 
 
 @run_async
@@ -383,7 +428,7 @@ async def test_idle_peer_is_dropped_and_removed_peer_is_refused() -> None:
     config = dataclasses.replace(FAST, ping_interval_s=0.1, idle_timeout_s=0.5)
     ident_a, ident_c = identity("a"), identity("c")
     peers = PeerSet.of([ident_a.as_peer(), ident_c.as_peer()])
-    a = Transport(ident_a, CHAIN, peers, config)
+    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION)
     await a.start()
     try:
         _reader, writer, _session = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
@@ -406,7 +451,7 @@ async def test_pending_handshakes_are_bounded_and_time_out() -> None:
     config = dataclasses.replace(FAST, max_inbound_handshakes=1, handshake_timeout_s=0.5)
     ident_a, ident_b = identity("a"), identity("b")
     peers = PeerSet.of([ident_a.as_peer(), ident_b.as_peer()])
-    a = Transport(ident_a, CHAIN, peers, config)
+    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION)
     await a.start()
     try:
         _silent_reader, silent = await asyncio.open_connection(*a.listen_address)  # says nothing: holds the slot
@@ -433,11 +478,11 @@ async def test_a_key_revoked_during_the_handshake_is_refused() -> None:
     ident_a, old_c = identity("a"), identity("c")
     new_c = Identity("c", nacl.signing.SigningKey(hashlib.sha256(b"c, rotated").digest()))
     peers = PeerSet.of([ident_a.as_peer(), old_c.as_peer()])
-    a = Transport(ident_a, CHAIN, peers, FAST)
+    a = Transport(ident_a, CHAIN, peers, FAST, protocol_version=VERSION)
     await a.start()
     try:
         reader, writer = await asyncio.open_connection(*a.listen_address)
-        handshake = Handshake(old_c, CHAIN, peers)
+        handshake = Handshake(old_c, CHAIN, peers, protocol_version=VERSION)
         writer.write(handshake.hello())
         auth = handshake.receive_hello(await reader.readexactly(HELLO_BYTES))
         auth_of_a = await read_frame(reader)  # a's auth: a now waits for ours
@@ -485,7 +530,7 @@ async def test_identity_rotation_keeps_links_with_the_previous_key_then_reconnec
         assert a.connected_peers() == {"b"}
         # A node outside its own peer set: c dials a, refused until a lists it, then admitted.
         ident_c = identity("c")
-        c = Transport(ident_c, CHAIN, PeerSet.of([ident_a.as_peer(addr_a)]), FAST)
+        c = Transport(ident_c, CHAIN, PeerSet.of([ident_a.as_peer(addr_a)]), FAST, protocol_version=VERSION)
         await c.start()
         try:
             await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] >= 1, "c refused")
@@ -499,9 +544,10 @@ async def test_identity_rotation_keeps_links_with_the_previous_key_then_reconnec
 
 def test_a_peer_set_may_omit_this_node_but_never_list_it_with_another_key() -> None:
     ident_a, other = identity("a"), Identity("a", nacl.signing.SigningKey(hashlib.sha256(b"not a").digest()))
-    Transport(ident_a, CHAIN, PeerSet.of([identity("b").as_peer()]), FAST)
+    Transport(ident_a, CHAIN, PeerSet.of([identity("b").as_peer()]), FAST, protocol_version=VERSION)
     with pytest.raises(TransportError):
-        Transport(ident_a, CHAIN, PeerSet.of([other.as_peer(), identity("b").as_peer()]), FAST)
+        Transport(ident_a, CHAIN, PeerSet.of([other.as_peer(), identity("b").as_peer()]), FAST,
+                  protocol_version=VERSION)
 
 
 @run_async
@@ -509,10 +555,11 @@ async def test_each_side_hears_of_each_link_it_registers() -> None:
     """on_link_up(peer) runs once per registered link, on both sides, and again after a re-dial."""
     ident_a, ident_b = identity("a"), identity("b")
     heard: dict[str, list[str]] = {"a": [], "b": []}
-    b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), FAST, on_link_up=heard["b"].append)
+    b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), FAST,
+                  on_link_up=heard["b"].append, protocol_version=VERSION)
     await b.start()
     a = Transport(ident_a, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer(b.listen_address)]), FAST,
-                  on_link_up=heard["a"].append)
+                  on_link_up=heard["a"].append, protocol_version=VERSION)
     await a.start()
     try:
         await wait_until(lambda: heard == {"a": ["b"], "b": ["a"]}, "both sides hear of the link")
