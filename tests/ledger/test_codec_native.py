@@ -448,3 +448,28 @@ def test_a_record_nested_in_itself_is_left_to_python() -> None:
     cyclic = Record(Tree)
     cyclic.types = (UInt(8), Seq(cyclic, 4))
     assert codec._native_schema(cyclic) is None
+
+
+def test_the_reused_packer_leaves_nothing_behind_after_a_failure() -> None:
+    """codec._pack reuses one msgpack Packer per thread: a value that fails to pack must not leave bytes that the
+    next value's encoding would carry, and threads encoding at once must each get their own bytes."""
+    import threading
+
+    with pytest.raises((TypeError, ValueError, OverflowError)):
+        codec._pack([1, 2, object()])
+    with pytest.raises(OverflowError):
+        codec._pack([1, 2**70])
+    assert codec._pack([1, "x"]) == msgpack.packb([1, "x"], use_bin_type=True)
+    values = [[i, "v" * (i % 50), b"\x00" * (i % 70)] for i in range(2_000)]
+    results: dict[int, list[bytes]] = {}
+
+    def work(n: int) -> None:
+        results[n] = [codec._pack(v) for v in values]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    want = [msgpack.packb(v, use_bin_type=True) for v in values]
+    assert all(results[n] == want for n in range(4))
