@@ -20,7 +20,9 @@ Three loops run at once against a testnet of real node processes (node.tools.tes
       having been killed is a violation. When a node serves the HTTP API, every 5 s the run also adds up every
       holder's balances at one height and compares them with issued - redeemed (`supply_at`).
     * every transaction acknowledged as committed is in the chain: at the end, after healing and restarting every
-      node, each acknowledged transaction is submitted to every node, and each must answer TX_REPLAYED.
+      node, each acknowledged transaction is submitted to every node, and each must answer TX_REPLAYED — or, once
+      the chain is past its expiry height (its replay entry is then pruned), TX_EXPIRED with the node's own
+      transaction lookup (GET /v1/tx/{id}) answering committed with the same bytes.
   At the end the network must also recover: all nodes running, committing, at the same height.
 
 The summary counts faults, blocks and transactions checked, and lists every violation; `ok` is False on any.
@@ -44,6 +46,7 @@ from node.tools.load import TransferLoad
 from node.tools.progress import StartProgress
 from node.tools.testnet import Testnet, TestnetError
 
+TX_EXPIRED: Final = 101
 TX_REPLAYED: Final = 103
 PROBE_AFTER_S: Final = 2.0
 RECOVERY_TIMEOUT_S: Final = 60.0
@@ -464,17 +467,23 @@ def _final_checks(net: Testnet, shared: _Shared, report: ChaosReport, out: IO[st
     target = max(net.height(i) for i in range(net.n))
     net.wait_height(range(net.n), target, 30)
     for i in range(net.n):
+        expired: list[bytes] = []
         try:
             with AdminConnection(net.socket_path(i), timeout=10.0) as conn:
                 for lo in range(0, len(shared.acked), 200):
                     chunk = shared.acked[lo : lo + 200]
                     answers = conn.pipeline([{"op": "submit", "tx": raw.hex()} for raw in chunk])
                     for raw, answer in zip(chunk, answers, strict=True):
-                        if answer.get("code") != TX_REPLAYED:
+                        code = answer.get("code")
+                        if code == TX_EXPIRED:
+                            expired.append(raw)  # its replay entry is gone with its expiry: looked up below
+                        elif code != TX_REPLAYED:
                             shared.violation(f"node-{i} does not have committed transaction "
-                                             f"{_tx_id(raw)}: answered {answer.get('code')} {answer.get('message')}")
+                                             f"{_tx_id(raw)}: answered {code} {answer.get('message')}")
         except (OSError, ValueError, TypeError, ConnectionError) as exc:
             shared.violation(f"node-{i} unreachable for the final check: {exc}")
+            continue
+        _check_committed(net, shared, i, expired)
     # The chain keeps growing (a round proposes even without transactions), so fix the height to check up to
     # first — the lowest head of all nodes now — and then check every node at least that far.
     report.final_height = min(net.height(i) for i in range(net.n))
@@ -490,6 +499,37 @@ def _final_checks(net: Testnet, shared: _Shared, report: ChaosReport, out: IO[st
     for i in range(net.n):
         if shared.checked.get(i, 0) < report.final_height:
             shared.violation(f"node-{i} could not be checked up to height {report.final_height}")
+
+
+def _check_committed(net: Testnet, shared: _Shared, i: int, raws: list[bytes]) -> None:
+    """Acknowledged transactions node `i` refused as expired when submitted again: a transaction's replay entry
+    lives only until its expiry height, so past it a resubmission is answered TX_EXPIRED whether or not it was
+    committed (a long run outlives the first transactions' expiry). Each must be in node i's chain: its own
+    transaction lookup (GET /v1/tx/{id}) answers committed, with the same bytes."""
+    if not raws:
+        return
+    from ledger.transaction import decode_transaction
+    from node.chain.protocol import OPERATIONS
+    from node.client import AccountKey, ClientError, LedgerClient, LedgerClientError
+    from node.tools.localnet import ADMIN_ACCOUNT, load_accounts
+
+    keys = load_accounts(net.accounts_path)
+    reader = AccountKey.from_seed(ADMIN_ACCOUNT, bytes(keys[ADMIN_ACCOUNT]))
+    try:
+        with LedgerClient(net.api_url(i), reader, timeout=10) as client:
+            for raw in raws:
+                tx_id = decode_transaction(raw, operations=OPERATIONS).tx_id.hex()
+                try:
+                    found = client.tx(tx_id)
+                except (ClientError, LedgerClientError) as exc:
+                    shared.violation(f"node-{i} does not have committed transaction {tx_id[:16]}: refused as "
+                                     f"expired when submitted again, and its lookup failed ({exc})")
+                    continue
+                if found.get("status") != "committed" or found.get("tx") != raw.hex():
+                    shared.violation(f"node-{i} does not have committed transaction {tx_id[:16]}: refused as "
+                                     f"expired when submitted again, and its lookup answered {found.get('status')}")
+    except (OSError, ValueError) as exc:
+        shared.violation(f"node-{i} unreachable for the final check's lookups: {exc}")
 
 
 def _tx_id(raw: bytes) -> str:

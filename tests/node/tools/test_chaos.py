@@ -64,6 +64,44 @@ def test_supply_check_through_the_api_adds_up_every_holder(tmp_path: Path) -> No
     assert outstanding == total == 2 * 1_000_000_00  # two test accounts with the genesis balance each
 
 
+def test_final_check_looks_up_acknowledged_transactions_past_their_expiry(tmp_path: Path) -> None:
+    """Past a transaction's expiry height its replay entry is pruned, so submitting it again is answered TX_EXPIRED
+    whether it was committed or not (a 10-minute run outlives the expiry of its first transfers): the final check
+    then asks the node's own lookup, which must answer committed with the same bytes; a transaction the chain never
+    held is a violation."""
+    import time
+
+    from node.tools import chaos
+    from node.tools.load import signed_transfer
+    from node.tools.localnet import load_accounts
+
+    net = Testnet.create(str(tmp_path / "net"), 1, users=2, open_reads=False, in_process=True)
+    try:
+        net.up(60)
+        keys = load_accounts(net.accounts_path)
+        users = sorted(k for k in keys if k.startswith("user"))
+        sender, recipient = users[0], users[1]
+        key = keys[sender]
+        expiry = net.height(0) + 3
+        committed = signed_transfer(net.chain_id, sender, key, recipient, 1, expiry)
+        never = signed_transfer(net.chain_id, sender, key, recipient, 2, expiry)
+        assert net.admin(0, {"op": "submit", "tx": committed.hex()})["code"] == 0
+        deadline = time.monotonic() + 30
+        while net.height(0) <= expiry and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert net.height(0) > expiry
+        answers = [net.admin(0, {"op": "submit", "tx": raw.hex()})["code"] for raw in (committed, never)]
+        assert answers == [chaos.TX_EXPIRED, chaos.TX_EXPIRED]  # both refused the same way: the lookup decides
+        shared = chaos._Shared(ChaosReport(seed=0))
+        chaos._check_committed(net, shared, 0, [committed])
+        assert shared.report.violations == []
+        chaos._check_committed(net, shared, 0, [never])
+        [violation] = shared.report.violations
+        assert "does not have committed transaction" in violation and "expired" in violation
+    finally:
+        net.close()
+
+
 @pytest.mark.soak
 def test_ten_minute_chaos_soak(chaos_dir: str, tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
