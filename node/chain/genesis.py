@@ -23,8 +23,10 @@ and the GovernanceRecord); later changes are governance proposals (docs/protocol
 
 The genesis hash is SHA-256("LEDGER-GENESIS-V1" || canonical JSON of the document: sorted keys, no spaces, UTF-8).
 It is the consensus chain id: every block id, vote, QC and commit certificate is bound to it, so a node started with
-a different genesis can neither sign for nor accept anything of this chain. Nodes also exchange it in their hello
-message and log a clear `genesis_mismatch` when a peer differs.
+a different genesis can neither sign for nor accept anything of this chain. The node gives it to its peer transport,
+whose handshake signs it and refuses a peer of another genesis with `wrong_genesis` before any message flows
+(docs/transport.md); nodes also exchange it in their STATUS message and log a clear `genesis_mismatch` when a peer
+differs.
 
 `operations` run at height 0 with the authority of their actor (no signatures): the way to define the first assets
 and issue the first units. They must all succeed.

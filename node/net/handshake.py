@@ -3,16 +3,27 @@
 Both sides send at once, in this order (docs/transport.md has it byte by byte, with a test vector):
 
 1. hello: MAGIC (8 bytes) || ephemeral X25519 public key (32 bytes).
-2. Each side computes the X25519 shared secret, the transcript hash over the protocol tag, the chain id and both
-   ephemeral keys (sorted, so both sides agree without a dialer/acceptor role), and derives with HKDF-SHA256 one key
-   per direction plus a 32-byte challenge. The side whose ephemeral key sorts lower is role 0.
-3. auth: the first encrypted frame (counter 0, kind AUTH) carries msgpack [node_id, chain_id, protocol_version,
-   identity public key, signature], the signature being Ed25519 over
-   SIGN_CONTEXT || role || u32 protocol_version || transcript hash || challenge. protocol_version is the ledger
-   protocol the node executes (ledger.protocol.PROTOCOL_VERSION, given by whoever builds the handshake): nodes of
-   different versions compute different state roots, so a peer whose signed version differs is refused
-   (wrong_protocol) before any message of the layers above flows. It is deliberately not in the transcript hash
-   (the key derivation): the peer's auth frame must decrypt for the refusal to be named, on both sides.
+2. Each side computes the X25519 shared secret, the transcript hash over the protocol tag and both ephemeral keys
+   (sorted, so both sides agree without a dialer/acceptor role), and derives with HKDF-SHA256 one key per direction
+   plus a 32-byte challenge. The side whose ephemeral key sorts lower is role 0.
+3. auth: the first encrypted frame (counter 0, kind AUTH) carries msgpack
+   [node_id, chain_id, genesis_hash, protocol_version, identity public key, signature], the signature being Ed25519
+   over SIGN_CONTEXT || role || u16 len || chain_id || genesis_hash || u32 protocol_version || transcript hash ||
+   challenge. What the node runs is given by whoever builds the handshake, never read here: `chain_id` (the genesis
+   `chain_id` string), `genesis_hash` (the 32-byte hash of the genesis document the node runs,
+   node.chain.genesis.Genesis.hash, also the consensus chain id) and `protocol_version`
+   (ledger.protocol.PROTOCOL_VERSION). Once the peer's signature verifies, a peer that signed another chain id is
+   refused with wrong_chain; another genesis hash (two networks created from different genesis files under one chain
+   id, e.g. a re-created testnet) with wrong_genesis, the detail naming both hash prefixes; another ledger protocol
+   version (its state roots differ) with wrong_protocol. Each side checks the other's auth frame, so both refuse,
+   neither sends an ACCEPT, no link comes up and no message of the layers above flows.
+   Why signed and not in the transcript hash (the key derivation): there a mismatch would derive other keys, the
+   peer's auth frame would not decrypt, and every mismatch would look alike (auth_decrypt_failed), like noise on the
+   line. Signed, each side decrypts the other's auth frame, checks that a member's key signed the announced values,
+   and names the mismatch. For the same reason the chain id left the transcript hash (where the first wire versions
+   had it): it is signed beside the genesis hash, so a node of another chain gets wrong_chain. The transcript hash
+   still binds both ephemeral keys and the signature binds the transcript hash and the challenge, so a signature
+   holds for one exchange and the values it covers only.
 4. verdict: once a side has checked the peer's auth it sends frame 1, ACCEPT (empty) or CLOSE (the refusal code), and
    a side treats the link as up only when the peer's frame 1 is an ACCEPT. Without it the side whose auth the other
    refuses would see a complete handshake and count a peer that is about to hang up (a node not admitted would take
@@ -40,8 +51,9 @@ from node.errors import NodeError
 from node.net.framing import KIND_ACCEPT, KIND_AUTH, KIND_CLOSE, FrameError, FrameOpener, FrameSealer
 
 PROTOCOL_TAG = b"consortium-ledger/p2p/1"
-# The last byte is the wire version: 2 added the verdict frame; 3 the ledger protocol version in the auth frame and
-# in the signed message. A node of an older wire version is refused with bad_magic.
+# The last byte is the wire version: 2 added the verdict frame; 3 the ledger protocol version and the genesis hash in
+# the auth frame and in the signed message, the chain id moved from the transcript hash to the signed message. A node
+# of an older wire version is refused with bad_magic.
 MAGIC = b"CLP2P\x00\x00\x03"
 EPHEMERAL_KEY_BYTES = 32
 HELLO_BYTES = len(MAGIC) + EPHEMERAL_KEY_BYTES
@@ -51,6 +63,10 @@ IDENTITY_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 MAX_NODE_ID_BYTES = 64
 MAX_CHAIN_ID_BYTES = 64
+# The genesis hash (node/chain/genesis.py): 32 raw bytes in the auth frame and in the signed message; wrong_genesis
+# names the first GENESIS_PREFIX_HEX hex digits of each side's.
+GENESIS_HASH_BYTES = 32
+GENESIS_PREFIX_HEX = 16
 # The ledger protocol version travels as a msgpack unsigned integer in the auth frame and as 4 bytes in the signed
 # message.
 MAX_PROTOCOL_VERSION = 2**32 - 1
@@ -156,13 +172,11 @@ def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     return okm[:length]
 
 
-def transcript_hash(chain_id: str, ephemeral_a: bytes, ephemeral_b: bytes) -> bytes:
-    """SHA-256 over u8 len || tag || u16 len || chain id || lower ephemeral key || higher ephemeral key."""
+def transcript_hash(ephemeral_a: bytes, ephemeral_b: bytes) -> bytes:
+    """SHA-256 over u8 len || tag || lower ephemeral key || higher ephemeral key. The chain id, the genesis hash and
+    the protocol version are signed (signed_message), not hashed here: a mismatch must not change the keys."""
     low, high = sorted((ephemeral_a, ephemeral_b))
-    chain = chain_id.encode()
-    assert 0 < len(chain) <= MAX_CHAIN_ID_BYTES
-    encoded = bytes((len(PROTOCOL_TAG),)) + PROTOCOL_TAG + len(chain).to_bytes(2, "big") + chain + low + high
-    return hashlib.sha256(encoded).digest()
+    return hashlib.sha256(bytes((len(PROTOCOL_TAG),)) + PROTOCOL_TAG + low + high).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +194,36 @@ def derive_session_keys(shared_secret: bytes, transcript: bytes) -> SessionKeys:
     return SessionKeys(transcript, okm[0:32], okm[32:64], okm[64:96])
 
 
-def signed_message(role: int, keys: SessionKeys, protocol_version: int) -> bytes:
-    """The bytes a side of `role` (0: lower ephemeral key) running ledger protocol `protocol_version` signs with its
-    identity key: SIGN_CONTEXT || u8 role || u32 protocol_version || transcript || challenge."""
+def signed_message(
+    role: int, keys: SessionKeys, *, chain_id: str, genesis_hash: bytes, protocol_version: int
+) -> bytes:
+    """The bytes a side of `role` (0: lower ephemeral key), on chain `chain_id` with genesis `genesis_hash` and running
+    ledger protocol `protocol_version`, signs with its identity key: SIGN_CONTEXT || u8 role || u16 len(chain_id) ||
+    chain_id || genesis_hash || u32 protocol_version || transcript || challenge."""
     assert role in (0, 1)
-    assert _valid_protocol_version(protocol_version)
-    return SIGN_CONTEXT + bytes((role,)) + protocol_version.to_bytes(4, "big") + keys.transcript + keys.challenge
+    assert valid_chain_id(chain_id) and valid_genesis_hash(genesis_hash) and valid_protocol_version(protocol_version)
+    chain = chain_id.encode()
+    return (SIGN_CONTEXT + bytes((role,)) + len(chain).to_bytes(2, "big") + chain + genesis_hash
+            + protocol_version.to_bytes(4, "big") + keys.transcript + keys.challenge)
 
 
-def _valid_protocol_version(version: object) -> bool:
+def valid_chain_id(chain_id: object) -> bool:
+    """Whether a handshake can bind `chain_id`: a string of 1 .. MAX_CHAIN_ID_BYTES bytes of UTF-8."""
+    if not isinstance(chain_id, str):
+        return False
+    try:
+        return 0 < len(chain_id.encode()) <= MAX_CHAIN_ID_BYTES
+    except UnicodeEncodeError:  # a lone surrogate (JSON can escape one)
+        return False
+
+
+def valid_genesis_hash(genesis_hash: object) -> bool:
+    """Whether a handshake can bind `genesis_hash`: exactly GENESIS_HASH_BYTES bytes."""
+    return type(genesis_hash) is bytes and len(genesis_hash) == GENESIS_HASH_BYTES
+
+
+def valid_protocol_version(version: object) -> bool:
+    """Whether a handshake can bind `version` as the ledger protocol version: an integer 1 .. 2^32 - 1."""
     return type(version) is int and 0 < version <= MAX_PROTOCOL_VERSION
 
 
@@ -207,13 +242,16 @@ class Handshake:
     """One side of one handshake. hello() -> send; receive_hello(40 bytes) -> auth frame to send;
     receive_auth(frame body) -> Session; accept() -> verdict frame to send (or refusal(code) on any refusal);
     receive_verdict(frame body) -> the link is up. `expected_peer` (when dialling) refuses any other identity.
-    `protocol_version`: the ledger protocol this node runs (ledger.protocol.PROTOCOL_VERSION on a node); a peer that
-    signs another one is refused with wrong_protocol."""
+    What this node runs, each signed in the auth frame and compared with the peer's signed value:
+    `chain_id` (the genesis chain_id string; another: wrong_chain), `genesis_hash` (the 32-byte hash of its genesis,
+    Genesis.hash on a node; another: wrong_genesis), `protocol_version` (the ledger protocol,
+    ledger.protocol.PROTOCOL_VERSION on a node; another: wrong_protocol)."""
 
     __slots__ = (
         "_admitted",
         "_chain_id",
         "_expected_peer",
+        "_genesis_hash",
         "_identity",
         "_keys",
         "_peer_set",
@@ -234,10 +272,14 @@ class Handshake:
         ephemeral_secret: bytes | None = None,
         *,
         protocol_version: int,
+        genesis_hash: bytes,
     ) -> None:
-        assert _valid_protocol_version(protocol_version), "a ledger protocol version is an integer 1 .. 2^32 - 1"
+        assert valid_chain_id(chain_id), "a chain id is 1 .. 64 bytes of UTF-8"
+        assert valid_genesis_hash(genesis_hash), "a genesis hash is 32 bytes"
+        assert valid_protocol_version(protocol_version), "a ledger protocol version is an integer 1 .. 2^32 - 1"
         self._identity = identity
         self._chain_id = chain_id
+        self._genesis_hash = genesis_hash
         self._protocol_version = protocol_version
         self._peer_set = peer_set
         self._expected_peer = expected_peer
@@ -278,7 +320,7 @@ class Handshake:
             shared = nacl.bindings.crypto_scalarmult(self._secret, remote)
         except nacl.exceptions.RuntimeError:
             raise HandshakeError("low_order_key", "the peer's ephemeral key gives an all-zero shared secret") from None
-        keys = derive_session_keys(shared, transcript_hash(self._chain_id, self._public, remote))
+        keys = derive_session_keys(shared, transcript_hash(self._public, remote))
         self._keys = keys
         self._role = 0 if self._public < remote else 1
         if self._role == 0:
@@ -286,11 +328,11 @@ class Handshake:
         else:
             self.sealer, self.opener = FrameSealer(keys.high_to_low), FrameOpener(keys.low_to_high)
         signature = self._identity.signing_key.sign(
-            signed_message(self._role, keys, self._protocol_version)
+            signed_message(self._role, keys, chain_id=self._chain_id, genesis_hash=self._genesis_hash,
+                           protocol_version=self._protocol_version)
         ).signature
-        auth = msgpack.packb(
-            [self._identity.node_id, self._chain_id, self._protocol_version, self._identity.public_key, signature]
-        )
+        auth = msgpack.packb([self._identity.node_id, self._chain_id, self._genesis_hash, self._protocol_version,
+                              self._identity.public_key, signature])
         assert len(auth) <= MAX_AUTH_PAYLOAD_BYTES
         return self.sealer.seal(KIND_AUTH, auth)
 
@@ -303,11 +345,9 @@ class Handshake:
             raise HandshakeError("auth_decrypt_failed", error.message) from None
         if kind != KIND_AUTH:
             raise HandshakeError("malformed_auth", f"first frame has kind {kind}")
-        node_id, chain_id, protocol_version, public_key, signature = _decode_auth(payload)
+        node_id, chain_id, genesis_hash, protocol_version, public_key, signature = _decode_auth(payload)
         if node_id == self._identity.node_id or public_key == self._identity.public_key:
             raise HandshakeError("self_connection", "the peer presents this node's own identity")
-        if chain_id != self._chain_id:
-            raise HandshakeError("wrong_chain", f"peer {node_id!r} is on chain {chain_id!r}")
         peer = self._peer_set.get(node_id)
         if peer is None:
             raise HandshakeError("unknown_peer", f"node {node_id!r} (key {public_key.hex()}) is not in the peer set")
@@ -317,11 +357,24 @@ class Handshake:
             raise HandshakeError("unexpected_peer", f"dialled {self._expected_peer!r}, reached {node_id!r}")
         try:
             nacl.signing.VerifyKey(public_key).verify(
-                signed_message(1 - self._role, self._keys, protocol_version), signature
+                signed_message(1 - self._role, self._keys, chain_id=chain_id, genesis_hash=genesis_hash,
+                               protocol_version=protocol_version),
+                signature,
             )
         except nacl.exceptions.BadSignatureError:
             raise HandshakeError("bad_signature", f"node {node_id!r} signed a different transcript") from None
-        # Checked after the signature: the version refused is the one a member signed, not a stranger's claim.
+        # Checked after the signature: the chain, genesis and version refused are the ones a member signed, not a
+        # stranger's claim. Another chain id means another genesis as well; the chain id says it more plainly.
+        if chain_id != self._chain_id:
+            raise HandshakeError(
+                "wrong_chain", f"peer {node_id!r} is on chain {chain_id!r}, this node on {self._chain_id!r}"
+            )
+        if genesis_hash != self._genesis_hash:
+            raise HandshakeError(
+                "wrong_genesis",
+                f"peer {node_id!r} runs genesis {genesis_hash.hex()[:GENESIS_PREFIX_HEX]}…, this node runs genesis "
+                f"{self._genesis_hash.hex()[:GENESIS_PREFIX_HEX]}… (both chain {chain_id!r})",
+            )
         if protocol_version != self._protocol_version:
             raise HandshakeError(
                 "wrong_protocol",
@@ -359,24 +412,26 @@ class Handshake:
             raise HandshakeError("malformed_verdict", f"frame 1 has kind {kind} and {len(payload)} payload bytes")
 
 
-def _decode_auth(payload: bytes) -> tuple[str, str, int, bytes, bytes]:
+def _decode_auth(payload: bytes) -> tuple[str, str, bytes, int, bytes, bytes]:
     try:
         fields = msgpack.unpackb(payload, raw=False, strict_map_key=True, max_bin_len=128, max_str_len=128)
     except (ValueError, TypeError):
         raise HandshakeError("malformed_auth", "auth payload is not msgpack") from None
-    if not (isinstance(fields, list) and len(fields) == 5):
+    if not (isinstance(fields, list) and len(fields) == 6):
         raise HandshakeError(
-            "malformed_auth", "auth payload is not [node_id, chain_id, protocol_version, key, signature]"
+            "malformed_auth", "auth payload is not [node_id, chain_id, genesis_hash, protocol_version, key, signature]"
         )
-    node_id, chain_id, protocol_version, public_key, signature = fields
+    node_id, chain_id, genesis_hash, protocol_version, public_key, signature = fields
     if not (isinstance(node_id, str) and 0 < len(node_id.encode()) <= MAX_NODE_ID_BYTES):
         raise HandshakeError("malformed_auth", "bad node id")
-    if not isinstance(chain_id, str):
+    if not valid_chain_id(chain_id):
         raise HandshakeError("malformed_auth", "bad chain id")
-    if not _valid_protocol_version(protocol_version):
+    if not valid_genesis_hash(genesis_hash):
+        raise HandshakeError("malformed_auth", "bad genesis hash")
+    if not valid_protocol_version(protocol_version):
         raise HandshakeError("malformed_auth", "bad protocol version")
     if not (isinstance(public_key, bytes) and len(public_key) == IDENTITY_KEY_BYTES):
         raise HandshakeError("malformed_auth", "bad identity key")
     if not (isinstance(signature, bytes) and len(signature) == SIGNATURE_BYTES):
         raise HandshakeError("malformed_auth", "bad signature field")
-    return node_id, chain_id, protocol_version, public_key, signature
+    return node_id, chain_id, genesis_hash, protocol_version, public_key, signature

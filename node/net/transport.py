@@ -4,8 +4,8 @@ The transport is payload-agnostic. The node runtime calls `send(peer_id, payload
 (msgpack-encoded messages) and reads `(peer_id, payload)` pairs from `receive()`. Underneath:
 
 - every connection starts with the station-to-station handshake of node/net/handshake.py; only identities in the peer set
-  that run the same ledger protocol version are admitted, everything else is closed, counted and logged with a reason
-  code;
+  that run the same chain id, genesis (hash) and ledger protocol version are admitted, everything else is closed,
+  counted and logged with a reason code;
 - frames are encrypted and ordered as node/net/framing.py describes, with a payload limit checked before a body is read;
 - one bounded send queue per peer (when full the oldest frame is dropped and counted: consensus re-sends on timeouts,
   and the newest messages are the live ones), one bounded receive queue (when full, readers stop reading, so TCP flow
@@ -38,13 +38,15 @@ from node.net.handshake import (
     AUDIENCES,
     HELLO_BYTES,
     MAX_AUTH_PAYLOAD_BYTES,
-    MAX_PROTOCOL_VERSION,
     MAX_VERDICT_PAYLOAD_BYTES,
     Handshake,
     HandshakeError,
     Identity,
     PeerSet,
     Session,
+    valid_chain_id,
+    valid_genesis_hash,
+    valid_protocol_version,
 )
 from node.net.link import MAX_CLOSE_REASON_BYTES, READ_BUFFER_BYTES, Link, LinkIO, PeerState, remote_address
 from node.net.transport_config import LinkInfo, SendOutcome, TransportConfig, TransportCounters, TransportError
@@ -69,16 +71,24 @@ class Transport:
         on_link_up: Callable[[str], None] | None = None,
         *,
         protocol_version: int,
+        genesis_hash: bytes,
     ) -> None:
         """`on_link_up(peer_id)`: called on the event loop each time a link to a peer comes up (after both sides
         accepted the handshake), e.g. to greet the peer at once instead of at its next periodic message.
-        `protocol_version`: the ledger protocol this node executes (ledger.protocol.PROTOCOL_VERSION on a node): every
-        handshake binds it and a peer running another one is refused (`wrong_protocol`)."""
-        if not (type(protocol_version) is int and 0 < protocol_version <= MAX_PROTOCOL_VERSION):
+        Every handshake binds what the node runs, and a peer that signed something else is refused:
+        `chain_id` (the genesis chain_id string; `wrong_chain`), `genesis_hash` (the 32-byte hash of the genesis the
+        node runs, Genesis.hash; `wrong_genesis`), `protocol_version` (the ledger protocol this node executes,
+        ledger.protocol.PROTOCOL_VERSION on a node; `wrong_protocol`)."""
+        if not valid_chain_id(chain_id):
+            raise TransportError("bad_config", f"bad chain id {chain_id!r}: 1 .. 64 bytes of UTF-8")
+        if not valid_genesis_hash(genesis_hash):
+            raise TransportError("bad_config", f"bad genesis hash {genesis_hash!r}: 32 bytes")
+        if not valid_protocol_version(protocol_version):
             raise TransportError("bad_config", f"bad ledger protocol version {protocol_version!r}")
         self._on_link_up = on_link_up
         self._identity = identity
         self._chain_id = chain_id
+        self._genesis_hash = genesis_hash
         self._protocol_version = protocol_version
         self._config = config if config is not None else TransportConfig()
         self.counters = TransportCounters()
@@ -378,7 +388,8 @@ class Transport:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, expected: str | None
     ) -> Session | None:
         handshake = Handshake(
-            self._identity, self._chain_id, self._peer_set, expected, protocol_version=self._protocol_version
+            self._identity, self._chain_id, self._peer_set, expected, protocol_version=self._protocol_version,
+            genesis_hash=self._genesis_hash,
         )
         try:
             async with asyncio.timeout(self._config.handshake_timeout_s):

@@ -193,7 +193,7 @@ async def join(src: dict[str, Any], directory: str, servers: int) -> dict[str, A
     for k in keys[:servers]:
         peers = PeerSet.of([k.identity().as_peer(), Peer(joiner_keys.node_id, joiner_keys.identity_key, None)])
         t = Transport(k.identity(), genesis.chain_id, peers, TransportConfig(listen_host="127.0.0.1", listen_port=0),
-                      protocol_version=PROTOCOL_VERSION)
+                      protocol_version=PROTOCOL_VERSION, genesis_hash=genesis.hash)
         await t.start()
         transports.append(t)
         addresses[k.node_id] = t.listen_address

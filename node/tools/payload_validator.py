@@ -88,13 +88,14 @@ class PayloadValidator:
                            for node_id, pub, host, port in cfg["peers"])
         host, port = cfg["listen"]
         max_frame = self.max_payloads * self.payload_bytes + 64 * 1024
+        genesis = genesis_block(self.chain_id, 0)
         self.transport = Transport(identity, cfg["chain_id"], peers,
                                    TransportConfig(listen_host=host, listen_port=port, max_payload_bytes=max_frame,
                                                    send_queue_bytes=max(64 << 20, 8 * max_frame)),
                                    # Opaque payloads execute no ledger protocol; every process of the bench runs
-                                   # this code, so they all bind the same version.
-                                   protocol_version=PROTOCOL_VERSION)
-        genesis = genesis_block(self.chain_id, 0)
+                                   # this code, so they all bind the same version. There is no genesis file: the
+                                   # payload chain starts from the consensus genesis block, whose id stands for it.
+                                   protocol_version=PROTOCOL_VERSION, genesis_hash=genesis.id)
         self.replica = Replica(ReplicaConfig(chain_id=self.chain_id, base_timeout_ms=cfg["base_timeout_ms"],
                                              max_payload_bytes=self.max_payloads * self.payload_bytes),
                                self.vs, me=self.node_id.encode(), secret_key=bytes.fromhex(cfg["bls_secret"]),

@@ -148,6 +148,7 @@ async def _join(
         peers,
         TransportConfig(listen_host=listen[0], listen_port=listen[1], fault_injection=fault_injection),
         protocol_version=PROTOCOL_VERSION,
+        genesis_hash=genesis.hash,
     )
     await transport.start()
     started = time.monotonic()

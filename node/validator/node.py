@@ -182,7 +182,8 @@ class ValidatorNode:
                 self.transport = Transport(self.driver.members.identity(), genesis.chain_id, self.driver.members.peers,
                                            TransportConfig(listen_host=listen[0], listen_port=listen[1],
                                                            fault_injection=fault_injection),
-                                           on_link_up=self._on_link_up, protocol_version=PROTOCOL_VERSION)
+                                           on_link_up=self._on_link_up, protocol_version=PROTOCOL_VERSION,
+                                           genesis_hash=genesis.hash)
         except BaseException:
             for opened in (safety, store):
                 if opened is not None:

@@ -88,10 +88,10 @@ class MitmProxy:
 
     def __init__(
         self, attacker: Identity, chain_id: str, peer_set: PeerSet, target: tuple[str, int],
-        protocol_version: int = PROTOCOL_VERSION,
+        protocol_version: int = PROTOCOL_VERSION, *, genesis_hash: bytes,
     ) -> None:
         self.attacker, self.chain_id, self.peer_set, self.target = attacker, chain_id, peer_set, target
-        self.protocol_version = protocol_version
+        self.protocol_version, self.genesis_hash = protocol_version, genesis_hash
         self.relayed = 0
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
@@ -110,8 +110,11 @@ class MitmProxy:
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         target_reader, target_writer = await asyncio.open_connection(*self.target)
         self._writers += [client_writer, target_writer]
-        with_client = Handshake(self.attacker, self.chain_id, self.peer_set, protocol_version=self.protocol_version)
-        with_target = Handshake(self.attacker, self.chain_id, self.peer_set, protocol_version=self.protocol_version)
+        with_client, with_target = (
+            Handshake(self.attacker, self.chain_id, self.peer_set, protocol_version=self.protocol_version,
+                      genesis_hash=self.genesis_hash)
+            for _ in range(2)
+        )
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, OSError):
             client_writer.write(with_client.hello())
             target_writer.write(with_target.hello())
@@ -127,11 +130,11 @@ class MitmProxy:
 
 async def raw_peer(
     identity: Identity, chain_id: str, peer_set: PeerSet, address: tuple[str, int],
-    protocol_version: int = PROTOCOL_VERSION,
+    protocol_version: int = PROTOCOL_VERSION, *, genesis_hash: bytes,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Session]:
     """A peer with a valid identity that completes the handshake by hand and then leaves the socket to the test."""
     reader, writer = await asyncio.open_connection(*address)
-    handshake = Handshake(identity, chain_id, peer_set, protocol_version=protocol_version)
+    handshake = Handshake(identity, chain_id, peer_set, protocol_version=protocol_version, genesis_hash=genesis_hash)
     writer.write(handshake.hello())
     writer.write(handshake.receive_hello(await reader.readexactly(HELLO_BYTES)))
     try:

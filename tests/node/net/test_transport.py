@@ -19,6 +19,8 @@ from tests.node.client.wire import MitmProxy, WireProxy, raw_peer, read_frame
 
 CHAIN = "test-chain"
 VERSION = PROTOCOL_VERSION
+# The hash of the genesis these transports run (any 32 bytes: the transport only compares them).
+GENESIS = hashlib.sha256(b"test-chain genesis").digest()
 TESTNET_CHAIN = "testnet-transport"
 # Short timers so reconnects are quick; the keepalive stays out of the way of frame-counting tests.
 FAST = TransportConfig(
@@ -62,7 +64,8 @@ async def mesh(names: list[str], config: TransportConfig = FAST, chain: str = CH
     """Start one transport per name, then give each the full peer set with addresses; wait for the full mesh."""
     identities = [identity(name) for name in names]
     bare = PeerSet.of(ident.as_peer() for ident in identities)
-    transports = [Transport(ident, chain, bare, config, protocol_version=VERSION) for ident in identities]
+    transports = [Transport(ident, chain, bare, config, protocol_version=VERSION, genesis_hash=GENESIS)
+                  for ident in identities]
     for transport in transports:
         await transport.start()
     full = PeerSet.of(ident.as_peer(t.listen_address) for ident, t in zip(identities, transports, strict=True))
@@ -82,12 +85,13 @@ async def proxied_pair(
 ) -> tuple[Transport, Transport, WireProxy | MitmProxy]:
     """`a` dials `b` through a proxy; `b` does not dial `a` (it has no address for it)."""
     ident_a, ident_b = identity("a"), identity("b")
-    b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), config, protocol_version=VERSION)
+    b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), config, protocol_version=VERSION,
+                  genesis_hash=GENESIS)
     await b.start()
     proxy = make_proxy(b.listen_address)
     proxy_address = await proxy.start()
     a = Transport(ident_a, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer(proxy_address)]), config,
-                  protocol_version=VERSION)
+                  protocol_version=VERSION, genesis_hash=GENESIS)
     await a.start()
     return a, b, proxy
 
@@ -118,7 +122,7 @@ async def test_unknown_identity_and_garbage_are_refused_without_disturbing_the_n
     mallory_id = identity("mallory")
     # Mallory knows a's address and key, but a's peer set does not list mallory.
     mallory = Transport(mallory_id, CHAIN, PeerSet.of([mallory_id.as_peer(), identity("a").as_peer(a.listen_address)]),
-                        protocol_version=VERSION)
+                        protocol_version=VERSION, genesis_hash=GENESIS)
     await mallory.start()
     try:
         await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] >= 1, "a refuses mallory")
@@ -147,7 +151,7 @@ async def test_a_dialer_the_other_side_refuses_never_counts_the_link_as_up() -> 
                                   admitted_c.as_peer()]))
     links_up: list[str] = []
     c = Transport(stale, CHAIN, PeerSet.of([stale.as_peer(), identity("a").as_peer(a.listen_address)]), FAST,
-                  on_link_up=links_up.append, protocol_version=VERSION)
+                  on_link_up=links_up.append, protocol_version=VERSION, genesis_hash=GENESIS)
     await c.start()
     try:
         await wait_until(lambda: c.counters.handshake_failures["refused_by_peer"] >= 3, "c re-dials, refused each time")
@@ -167,8 +171,10 @@ async def test_nodes_of_different_ledger_protocol_versions_never_link() -> None:
     ident_a, ident_b, ident_c = identity("a"), identity("b"), identity("c")
     heard: dict[str, list[str]] = {"a": [], "b": []}
     bare = PeerSet.of([ident_a.as_peer(), ident_b.as_peer(), ident_c.as_peer()])
-    a = Transport(ident_a, CHAIN, bare, FAST, on_link_up=heard["a"].append, protocol_version=VERSION)
-    b = Transport(ident_b, CHAIN, bare, FAST, on_link_up=heard["b"].append, protocol_version=VERSION - 1)
+    a = Transport(ident_a, CHAIN, bare, FAST, on_link_up=heard["a"].append, protocol_version=VERSION,
+                  genesis_hash=GENESIS)
+    b = Transport(ident_b, CHAIN, bare, FAST, on_link_up=heard["b"].append, protocol_version=VERSION - 1,
+                  genesis_hash=GENESIS)
     await a.start()
     await b.start()
     c: Transport | None = None
@@ -185,7 +191,7 @@ async def test_nodes_of_different_ledger_protocol_versions_never_link() -> None:
         assert heard == {"a": [], "b": []}
         assert a.send("b", b"state root") is SendOutcome.NOT_CONNECTED
         assert all(side.stats()["messages_in"] == side.stats()["receive_queue_frames"] == 0 for side in (a, b))
-        c = Transport(ident_c, CHAIN, linked, FAST, protocol_version=VERSION)
+        c = Transport(ident_c, CHAIN, linked, FAST, protocol_version=VERSION, genesis_hash=GENESIS)
         await c.start()
         await wait_until(lambda: a.connected_peers() == {"c"} and c.connected_peers() == {"a"}, "same version links")
         assert heard["a"] == ["c"] and b.connected_peers() == frozenset()
@@ -193,10 +199,59 @@ async def test_nodes_of_different_ledger_protocol_versions_never_link() -> None:
         await close_all(*(t for t in (c, a, b) if t is not None))
 
 
+async def never_link(chain_b: str, genesis_b: bytes, code: str) -> None:
+    """a runs CHAIN and GENESIS, b `chain_b` and `genesis_b`, both the same ledger protocol, each in the other's peer
+    set with an address: both dial, every handshake is refused on both sides with `code` (each reads the other's
+    signed values in its auth frame), no link comes up and nothing is delivered. c, on a's chain and genesis, links
+    with a."""
+    ident_a, ident_b, ident_c = identity("a"), identity("b"), identity("c")
+    heard: dict[str, list[str]] = {"a": [], "b": []}
+    bare = PeerSet.of([ident_a.as_peer(), ident_b.as_peer(), ident_c.as_peer()])
+    a = Transport(ident_a, CHAIN, bare, FAST, on_link_up=heard["a"].append, protocol_version=VERSION,
+                  genesis_hash=GENESIS)
+    b = Transport(ident_b, chain_b, bare, FAST, on_link_up=heard["b"].append, protocol_version=VERSION,
+                  genesis_hash=genesis_b)
+    await a.start()
+    await b.start()
+    c: Transport | None = None
+    try:
+        linked = PeerSet.of([ident_a.as_peer(a.listen_address), ident_b.as_peer(b.listen_address), ident_c.as_peer()])
+        a.update_peer_set(linked)
+        b.update_peer_set(linked)
+        await wait_until(lambda: a.counters.handshake_failures[code] >= 3
+                         and b.counters.handshake_failures[code] >= 3, "both refuse, re-dial, refuse")
+        for side in (a, b):
+            assert side.counters.connects == 0 and side.connected_peers() == frozenset()
+            assert set(side.counters.handshake_failures) == {code}  # each refuses before any verdict
+        assert heard == {"a": [], "b": []}
+        assert a.send("b", b"block") is SendOutcome.NOT_CONNECTED and b.send("a", b"vote") is SendOutcome.NOT_CONNECTED
+        assert all(side.stats()["messages_in"] == side.stats()["receive_queue_frames"] == 0 for side in (a, b))
+        c = Transport(ident_c, CHAIN, linked, FAST, protocol_version=VERSION, genesis_hash=GENESIS)
+        await c.start()
+        await wait_until(lambda: a.connected_peers() == {"c"} and c.connected_peers() == {"a"}, "same genesis links")
+        assert heard["a"] == ["c"] and b.connected_peers() == frozenset()
+        assert c.send("a", b"block") is SendOutcome.QUEUED and await receive(a) == ("c", b"block")
+    finally:
+        await close_all(*(t for t in (c, a, b) if t is not None))
+
+
+@run_async
+async def test_nodes_of_different_genesis_under_one_chain_id_never_link() -> None:
+    """A re-created network: same chain id, another genesis file, nodes that kept their keys. Refused with
+    wrong_genesis on both sides during the handshake, not only later by STATUS (genesis_mismatch)."""
+    await never_link(CHAIN, hashlib.sha256(b"test-chain genesis, re-created").digest(), "wrong_genesis")
+
+
+@run_async
+async def test_nodes_of_different_chains_never_link() -> None:
+    """The chain id is signed (not in the key derivation): both sides name the mismatch, wrong_chain."""
+    await never_link("other-chain", hashlib.sha256(b"other-chain genesis").digest(), "wrong_chain")
+
+
 @run_async
 async def test_man_in_the_middle_is_refused() -> None:
     a, b, proxy = await proxied_pair(FAST, lambda target: MitmProxy(identity("m"), CHAIN, PeerSet.of(
-        [identity("a").as_peer(), identity("b").as_peer()]), target))
+        [identity("a").as_peer(), identity("b").as_peer()]), target, genesis_hash=GENESIS))
     try:
         await wait_until(lambda: a.counters.handshake_failures["bad_signature"] >= 1, "a refuses relayed auth")
         assert isinstance(proxy, MitmProxy) and proxy.relayed >= 1
@@ -255,11 +310,11 @@ async def test_oversized_frame_is_refused_from_its_prefix() -> None:
     config = dataclasses.replace(FAST, max_payload_bytes=1000, send_queue_bytes=4000)
     ident_a, ident_c = identity("a"), identity("c")
     peers = PeerSet.of([ident_a.as_peer(), ident_c.as_peer()])
-    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION)
+    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION, genesis_hash=GENESIS)
     await a.start()
     try:
         assert a.send("c", b"x" * 1001) is SendOutcome.TOO_LARGE
-        reader, writer, session = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+        reader, writer, session = await raw_peer(ident_c, CHAIN, peers, a.listen_address, genesis_hash=GENESIS)
         await wait_until(lambda: a.connected_peers() == {"c"}, "raw peer admitted")
         # Announce a 2 GiB frame and send nothing else: a must refuse it without waiting for (or allocating) it.
         writer.write((2**31).to_bytes(LENGTH_BYTES, "big"))
@@ -269,7 +324,7 @@ async def test_oversized_frame_is_refused_from_its_prefix() -> None:
         assert a.counters.disconnects["frame_too_large"] == 1
         writer.close()
         # The largest allowed payload still passes.
-        reader, writer, session = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+        reader, writer, session = await raw_peer(ident_c, CHAIN, peers, a.listen_address, genesis_hash=GENESIS)
         writer.write(session.sealer.seal(KIND_DATA, b"y" * 1000))
         assert await receive(a) == ("c", b"y" * 1000)
         assert len(session.sealer.seal(KIND_DATA, b"")) == LENGTH_BYTES + BODY_OVERHEAD
@@ -307,7 +362,8 @@ async def test_reconnects_after_the_remote_restarts() -> None:
     await wait_until(lambda: a.connected_peers() == frozenset(), "a notices b is gone")
     assert a.counters.disconnects["remote_closed"] == 1
     assert a.send("b", b"lost") is SendOutcome.NOT_CONNECTED
-    b2 = Transport(identity("b"), CHAIN, full, dataclasses.replace(FAST, listen_port=port), protocol_version=VERSION)
+    b2 = Transport(identity("b"), CHAIN, full, dataclasses.replace(FAST, listen_port=port), protocol_version=VERSION,
+                   genesis_hash=GENESIS)
     await b2.start()
     try:
         await wait_until(lambda: a.connected_peers() == {"b"} and b2.connected_peers() == {"a"}, "re-linked")
@@ -382,7 +438,7 @@ async def test_partition_heal_and_delay_on_a_testnet() -> None:
 
 def test_fault_injection_is_refused_without_the_testnet_flag() -> None:
     transport = Transport(identity("a"), CHAIN, PeerSet.of([identity("a").as_peer(), identity("b").as_peer()]),
-                          protocol_version=VERSION)
+                          protocol_version=VERSION, genesis_hash=GENESIS)
     for call in (lambda: transport.block(["b"]), lambda: transport.unblock(), lambda: transport.set_delay(None, 5)):
         with pytest.raises(TransportError) as refused:
             call()
@@ -391,7 +447,7 @@ def test_fault_injection_is_refused_without_the_testnet_flag() -> None:
     # The flag alone is not enough: a chain id without the testnet prefix refuses it outright.
     with pytest.raises(TransportError) as refused:
         Transport(identity("a"), "consortium-main", PeerSet.of([identity("a").as_peer()]), TESTNET,
-                  protocol_version=VERSION)
+                  protocol_version=VERSION, genesis_hash=GENESIS)
     assert refused.value.code == "fault_injection_not_testnet"
 
 
@@ -402,11 +458,22 @@ def test_bad_config_is_a_typed_error() -> None:
     other_key = identity("mallory").as_peer()
     with pytest.raises(TransportError) as refused:
         Transport(identity("a"), CHAIN, PeerSet.of([dataclasses.replace(other_key, node_id="a")]),
-                  protocol_version=VERSION)
+                  protocol_version=VERSION, genesis_hash=GENESIS)
     assert refused.value.code == "bad_config"
+    for genesis in (bytes(31), bytes(33), GENESIS.hex(), bytearray(GENESIS)):
+        with pytest.raises(TransportError) as refused:
+            Transport(identity("a"), CHAIN, PeerSet.of([identity("a").as_peer()]), protocol_version=VERSION,
+                      genesis_hash=genesis)  # type: ignore[arg-type]
+        assert refused.value.code == "bad_config"
+    for chain in ("", "c" * 65):
+        with pytest.raises(TransportError) as refused:
+            Transport(identity("a"), chain, PeerSet.of([identity("a").as_peer()]), protocol_version=VERSION,
+                      genesis_hash=GENESIS)
+        assert refused.value.code == "bad_config"
     for version in (0, 2**32, True):
         with pytest.raises(TransportError) as refused:
-            Transport(identity("a"), CHAIN, PeerSet.of([identity("a").as_peer()]), protocol_version=version)
+            Transport(identity("a"), CHAIN, PeerSet.of([identity("a").as_peer()]), protocol_version=version,
+                      genesis_hash=GENESIS)
         assert refused.value.code == "bad_config"
 
 
@@ -428,17 +495,17 @@ async def test_idle_peer_is_dropped_and_removed_peer_is_refused() -> None:
     config = dataclasses.replace(FAST, ping_interval_s=0.1, idle_timeout_s=0.5)
     ident_a, ident_c = identity("a"), identity("c")
     peers = PeerSet.of([ident_a.as_peer(), ident_c.as_peer()])
-    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION)
+    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION, genesis_hash=GENESIS)
     await a.start()
     try:
-        _reader, writer, _session = await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+        _reader, writer, _session = await raw_peer(ident_c, CHAIN, peers, a.listen_address, genesis_hash=GENESIS)
         await wait_until(lambda: a.connected_peers() == {"c"}, "raw peer admitted")
         # The raw peer never answers pings: a closes the link as idle.
         await wait_until(lambda: a.counters.disconnects["idle_timeout"] == 1, "idle link dropped")
         writer.close()
         a.update_peer_set(PeerSet.of([ident_a.as_peer()]))
         with pytest.raises(HandshakeError) as refused:  # a says why in its verdict, and closes
-            await raw_peer(ident_c, CHAIN, peers, a.listen_address)
+            await raw_peer(ident_c, CHAIN, peers, a.listen_address, genesis_hash=GENESIS)
         assert refused.value.code == "refused_by_peer" and "unknown_peer" in refused.value.message
         await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] == 1, "removed peer refused")
         assert a.send("c", b"gone") is SendOutcome.UNKNOWN_PEER
@@ -451,7 +518,7 @@ async def test_pending_handshakes_are_bounded_and_time_out() -> None:
     config = dataclasses.replace(FAST, max_inbound_handshakes=1, handshake_timeout_s=0.5)
     ident_a, ident_b = identity("a"), identity("b")
     peers = PeerSet.of([ident_a.as_peer(), ident_b.as_peer()])
-    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION)
+    a = Transport(ident_a, CHAIN, peers, config, protocol_version=VERSION, genesis_hash=GENESIS)
     await a.start()
     try:
         _silent_reader, silent = await asyncio.open_connection(*a.listen_address)  # says nothing: holds the slot
@@ -464,7 +531,7 @@ async def test_pending_handshakes_are_bounded_and_time_out() -> None:
         await wait_until(lambda: a.counters.handshake_failures["timeout"] == 1, "silent peer timed out")
         assert a._inbound_handshakes == 0
         silent.close()
-        _reader, writer, _session = await raw_peer(ident_b, CHAIN, peers, a.listen_address)
+        _reader, writer, _session = await raw_peer(ident_b, CHAIN, peers, a.listen_address, genesis_hash=GENESIS)
         await wait_until(lambda: a.connected_peers() == {"b"}, "admitted once the slot is free")
         writer.close()
     finally:
@@ -478,11 +545,11 @@ async def test_a_key_revoked_during_the_handshake_is_refused() -> None:
     ident_a, old_c = identity("a"), identity("c")
     new_c = Identity("c", nacl.signing.SigningKey(hashlib.sha256(b"c, rotated").digest()))
     peers = PeerSet.of([ident_a.as_peer(), old_c.as_peer()])
-    a = Transport(ident_a, CHAIN, peers, FAST, protocol_version=VERSION)
+    a = Transport(ident_a, CHAIN, peers, FAST, protocol_version=VERSION, genesis_hash=GENESIS)
     await a.start()
     try:
         reader, writer = await asyncio.open_connection(*a.listen_address)
-        handshake = Handshake(old_c, CHAIN, peers, protocol_version=VERSION)
+        handshake = Handshake(old_c, CHAIN, peers, protocol_version=VERSION, genesis_hash=GENESIS)
         writer.write(handshake.hello())
         auth = handshake.receive_hello(await reader.readexactly(HELLO_BYTES))
         auth_of_a = await read_frame(reader)  # a's auth: a now waits for ours
@@ -499,7 +566,7 @@ async def test_a_key_revoked_during_the_handshake_is_refused() -> None:
         assert a.connected_peers() == frozenset() and a.counters.connects == 0
         # The new key is admitted.
         _reader, writer, _ = await raw_peer(new_c, CHAIN, PeerSet.of([ident_a.as_peer(), new_c.as_peer()]),
-                                            a.listen_address)
+                                            a.listen_address, genesis_hash=GENESIS)
         await wait_until(lambda: a.connected_peers() == {"c"}, "new key admitted")
         writer.close()
     finally:
@@ -530,7 +597,8 @@ async def test_identity_rotation_keeps_links_with_the_previous_key_then_reconnec
         assert a.connected_peers() == {"b"}
         # A node outside its own peer set: c dials a, refused until a lists it, then admitted.
         ident_c = identity("c")
-        c = Transport(ident_c, CHAIN, PeerSet.of([ident_a.as_peer(addr_a)]), FAST, protocol_version=VERSION)
+        c = Transport(ident_c, CHAIN, PeerSet.of([ident_a.as_peer(addr_a)]), FAST, protocol_version=VERSION,
+                      genesis_hash=GENESIS)
         await c.start()
         try:
             await wait_until(lambda: a.counters.handshake_failures["unknown_peer"] >= 1, "c refused")
@@ -544,10 +612,11 @@ async def test_identity_rotation_keeps_links_with_the_previous_key_then_reconnec
 
 def test_a_peer_set_may_omit_this_node_but_never_list_it_with_another_key() -> None:
     ident_a, other = identity("a"), Identity("a", nacl.signing.SigningKey(hashlib.sha256(b"not a").digest()))
-    Transport(ident_a, CHAIN, PeerSet.of([identity("b").as_peer()]), FAST, protocol_version=VERSION)
+    Transport(ident_a, CHAIN, PeerSet.of([identity("b").as_peer()]), FAST, protocol_version=VERSION,
+              genesis_hash=GENESIS)
     with pytest.raises(TransportError):
         Transport(ident_a, CHAIN, PeerSet.of([other.as_peer(), identity("b").as_peer()]), FAST,
-                  protocol_version=VERSION)
+                  protocol_version=VERSION, genesis_hash=GENESIS)
 
 
 @run_async
@@ -556,10 +625,10 @@ async def test_each_side_hears_of_each_link_it_registers() -> None:
     ident_a, ident_b = identity("a"), identity("b")
     heard: dict[str, list[str]] = {"a": [], "b": []}
     b = Transport(ident_b, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer()]), FAST,
-                  on_link_up=heard["b"].append, protocol_version=VERSION)
+                  on_link_up=heard["b"].append, protocol_version=VERSION, genesis_hash=GENESIS)
     await b.start()
     a = Transport(ident_a, CHAIN, PeerSet.of([ident_a.as_peer(), ident_b.as_peer(b.listen_address)]), FAST,
-                  on_link_up=heard["a"].append, protocol_version=VERSION)
+                  on_link_up=heard["a"].append, protocol_version=VERSION, genesis_hash=GENESIS)
     await a.start()
     try:
         await wait_until(lambda: heard == {"a": ["b"], "b": ["a"]}, "both sides hear of the link")

@@ -318,7 +318,7 @@ def test_proposer_evicts_transactions_expired_at_the_height_it_proposes(tmp_path
         store.close()
 
 
-def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, caplog) -> None:
+def test_peers_with_different_genesis_refuse_each_other_in_the_handshake(tmp_path, sig_verifier, caplog) -> None:
     from tests.node.tools.cluster import free_ports
 
     ports = free_ports(2)
@@ -343,20 +343,42 @@ def test_peers_with_different_genesis_refuse_each_other(tmp_path, sig_verifier, 
         n1 = ValidatorNode(g1, keys[1], str(tmp_path / "d1"), listen=("127.0.0.1", ports[1]), sig_verifier=sig_verifier, never_signed=True)
         await n0.start()
         await n1.start()
+        t0, t1 = n0.transport, n1.transport
+        assert t0 is not None and t1 is not None
         try:
+            # The nodes pass their genesis hash to the transport: each handshake is refused on both sides with
+            # wrong_genesis, so no link comes up and no STATUS (or anything else) ever flows.
             for _ in range(200):
-                if "node-1" in n0.driver.reports.mismatched and "node-0" in n1.driver.reports.mismatched:
+                if min(t.counters.handshake_failures["wrong_genesis"] for t in (t0, t1)) >= 2:
                     break
                 await asyncio.sleep(0.05)
-            assert "node-1" in n0.driver.reports.mismatched and "node-0" in n1.driver.reports.mismatched
+            for t in (t0, t1):
+                assert t.counters.handshake_failures["wrong_genesis"] >= 2
+                assert t.counters.connects == 0 and t.connected_peers() == frozenset()
+            for n in (n0, n1):
+                assert n.driver.reports.heights == {} and n.driver.reports.mismatched == set()
             assert n0.app.head.height == 0 and n1.app.head.height == 0
         finally:
             await n0.stop()
             await n1.stop()
 
-    with caplog.at_level("ERROR"):
+    with caplog.at_level("WARNING"):
         asyncio.run(run())
+    refused = [r.getMessage() for r in caplog.records if "reason=wrong_genesis" in r.getMessage()]
+    assert any(f"runs genesis {g1.hash.hex()[:16]}…, this node runs genesis {g0.hash.hex()[:16]}…" in m
+               for m in refused)
+    assert any(f"runs genesis {g0.hash.hex()[:16]}…, this node runs genesis {g1.hash.hex()[:16]}…" in m
+               for m in refused)
+    # The STATUS check stays as a second line: a STATUS naming another genesis is refused and logged.
+    from node.net.messages import Status
+    from node.validator.membership import PeerReports
+
+    reports = PeerReports(g0.hash)
+    with caplog.at_level("ERROR"):
+        assert not reports.status("node-1", Status(g1.hash, 5, bytes(32)), 0)
+    assert reports.mismatched == {"node-1"} and reports.heights == {}
     assert any("genesis_mismatch" in r.getMessage() for r in caplog.records)
+    assert reports.status("node-1", Status(g0.hash, 5, bytes(32)), 0) and reports.mismatched == set()
 
 
 class _FourValidatorNet:
