@@ -528,7 +528,10 @@ static PyObject *dec(Node *n, Rd *r) {
                 PyObject *k = PyTuple_GET_ITEM(t, i);
                 if (n->obj != NULL) {
                     k = PyObject_CallOneArg(n->obj, k);
-                    if (k == NULL) goto unsorted;
+                    if (k == NULL) {
+                        Py_XDECREF(prev);
+                        goto unsorted;
+                    }
                 } else {
                     Py_INCREF(k);
                 }
