@@ -54,6 +54,7 @@ from ledger.jsonform import from_json, kind_name
 from ledger.protocol import Protocol
 from ledger.records import ValidatorInfo
 from ledger.schema import (
+    CHAIN_ID,
     DEFAULT_CHAIN_PARAMS,
     MAX_ADDRESS_BYTES,
     MAX_TIMEOUT_MS,
@@ -248,6 +249,10 @@ def parse_genesis(document: Any, *, check_keys: bool = True) -> Genesis:
     if doc["format"] != GENESIS_FORMAT:
         raise GenesisError("genesis_bad_format", f"format must be {GENESIS_FORMAT!r}, got {doc['format']!r}")
     chain_id = _str(doc["chain_id"], "chain_id")
+    try:
+        CHAIN_ID.load(chain_id)  # the chain id every transaction names: the same wire type as TxBody.chain_id
+    except DecodeError as exc:
+        raise GenesisError("genesis_bad_field", f"chain_id {chain_id[:80]!r}: {exc.message}") from None
     genesis_time = _int(doc["genesis_time"], "genesis_time", 0, 1 << 40)
     if not isinstance(doc["members"], list) or not doc["members"]:
         raise GenesisError("genesis_bad_field", "members must be a non-empty list")

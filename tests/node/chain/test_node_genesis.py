@@ -62,6 +62,10 @@ def test_generated_genesis_is_valid_and_its_hash_is_the_consensus_chain_id(net) 
     (lambda d: d.update(governance={"voters": ["nobody"]}), "genesis_bad_governance"),
     (lambda d: d.update(governance={"voters": []}), "genesis_bad_governance"),
     (lambda d: d.update(governance={"quorum": 2}), "genesis_bad_field"),
+    # the chain id every transaction names (TxBody.chain_id's wire type): a genesis no transaction could name is refused
+    (lambda d: d.update(chain_id="x" * 33), "genesis_bad_field"),
+    (lambda d: d.update(chain_id="Testnet-Upper"), "genesis_bad_field"),
+    (lambda d: d.update(chain_id="testnet local"), "genesis_bad_field"),
 ])
 def test_invalid_genesis_is_refused_with_a_code(net, mutate, code: str) -> None:
     doc = _doc(net)
