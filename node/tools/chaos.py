@@ -520,7 +520,7 @@ def _check_committed(net: Testnet, shared: _Shared, i: int, raws: list[bytes]) -
             for raw in raws:
                 tx_id = decode_transaction(raw, operations=OPERATIONS).tx_id.hex()
                 try:
-                    found = client.tx(tx_id)
+                    found = _lookup(client, tx_id)
                 except (ClientError, LedgerClientError) as exc:
                     shared.violation(f"node-{i} does not have committed transaction {tx_id[:16]}: refused as "
                                      f"expired when submitted again, and its lookup failed ({exc})")
@@ -530,6 +530,26 @@ def _check_committed(net: Testnet, shared: _Shared, i: int, raws: list[bytes]) -
                                      f"expired when submitted again, and its lookup answered {found.get('status')}")
     except (OSError, ValueError) as exc:
         shared.violation(f"node-{i} unreachable for the final check's lookups: {exc}")
+
+
+LOOKUP_PACE_S: Final = 1 / 150  # below the API's default 200 requests/s per client (ApiLimits.rate_per_second)
+LOOKUP_RETRIES: Final = 8
+
+
+def _lookup(client: Any, tx_id: str) -> dict[str, Any]:
+    """GET /v1/tx/{id}, paced under the API's request rate, waiting and asking again (a bounded number of times)
+    when the node answers 429: a rate-limited lookup says nothing about the transaction."""
+    from node.client import ApiError
+
+    for attempt in range(LOOKUP_RETRIES):
+        time.sleep(LOOKUP_PACE_S)
+        try:
+            return client.tx(tx_id)
+        except ApiError as exc:
+            if exc.status != 429 or attempt == LOOKUP_RETRIES - 1:
+                raise
+            time.sleep(0.25 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _tx_id(raw: bytes) -> str:

@@ -102,6 +102,39 @@ def test_final_check_looks_up_acknowledged_transactions_past_their_expiry(tmp_pa
         net.close()
 
 
+def test_the_final_lookups_wait_out_the_api_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 600 s run looks up ~1,000 expired transactions per node, past the API's per-client burst: a 429 is waited
+    out and asked again (a bounded number of times), any other refusal is the answer."""
+    from node.client import ApiError
+    from node.tools import chaos
+
+    monkeypatch.setattr(chaos, "LOOKUP_PACE_S", 0.0)
+    monkeypatch.setattr(chaos.time, "sleep", lambda _s: None)
+
+    class Node:
+        def __init__(self, refusals: list[ApiError]) -> None:
+            self.refusals = refusals
+            self.asked = 0
+
+        def tx(self, tx_id: str) -> dict:
+            self.asked += 1
+            if self.refusals:
+                raise self.refusals.pop(0)
+            return {"tx_id": tx_id, "status": "committed"}
+
+    limited = ApiError(429, 3106, "too many requests; retry later")
+    node = Node([limited, limited])
+    assert chaos._lookup(node, "ab")["status"] == "committed" and node.asked == 3
+    node = Node([limited] * chaos.LOOKUP_RETRIES)
+    with pytest.raises(ApiError):
+        chaos._lookup(node, "ab")
+    assert node.asked == chaos.LOOKUP_RETRIES
+    node = Node([ApiError(404, 3004, "transaction not found")])
+    with pytest.raises(ApiError):
+        chaos._lookup(node, "ab")
+    assert node.asked == 1
+
+
 @pytest.mark.soak
 def test_ten_minute_chaos_soak(chaos_dir: str, tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
