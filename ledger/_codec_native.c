@@ -386,26 +386,7 @@ static inline int rd_str(Rd *r, const unsigned char **s, Py_ssize_t *n) {
 }
 
 static inline int rd_bin(Rd *r, const unsigned char **s, Py_ssize_t *n) {
-    if (r->p >= r->end) return -1;
-    unsigned char h = *r->p;
-    const unsigned char *hs;
-    unsigned long long v;
-    r->p++;
-    if (h == 0xc4) {
-        if (take(r, 1, &hs)) return -1;
-        v = hs[0];
-    } else if (h == 0xc5) {
-        if (take(r, 2, &hs)) return -1;
-        v = be(hs, 2);
-        if (v <= 0xff) return -1;
-    } else if (h == 0xc6) {
-        if (take(r, 4, &hs)) return -1;
-        v = be(hs, 4);
-        if (v <= 0xffff) return -1;
-    } else {
-        return -1;
-    }
-    *n = (Py_ssize_t)v;
+    if (rd_len(r, 0, 0, 0xc4, 0xc5, 0xc6, n)) return -1; /* no fix form: bin8 holds any length up to 255 */
     return take(r, *n, s);
 }
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ledger.codec import decode_trusted, encode_trusted, trusted_encoder
 from ledger.schema import MAX_STATE_VALUE_BYTES
-from ledger.state_keys import RECORD_BY_TAG, record_type_of, tx_seen_key
+from ledger.state_keys import RECORD_BY_TAG, record_type_of
 
 __all__ = ["MemoryState", "Overlay", "PendingNodes", "StateReader", "decode_value", "encode_value"]
 
@@ -69,7 +69,6 @@ class MemoryState:
 
 
 _MISSING: Any = object()
-_TX_SEEN_TAG = tx_seen_key(b"")[0]
 
 # Per key tag, the function giving a value's bytes (encode_value without the per-key lookups); None for the contracts
 # namespace (opaque bytes, stored as they are).
@@ -177,18 +176,12 @@ class Overlay:
         encoded = self._encoded
         encoders = _ENCODER_BY_TAG
         out: dict[bytes, bytes | None] = {}
-        # The replay index's values (TxSeen: an expiry height) repeat across a block's transactions: encoded once each.
-        seen_bytes: dict[Any, bytes] = {}
         for key in sorted(writes):
             value = writes[key]
             if value is None:
                 out[key] = None
                 continue
             enc = encoded.get(key)
-            if enc is None and key[0] == _TX_SEEN_TAG:
-                enc = seen_bytes.get(value)
-                if enc is None:
-                    enc = seen_bytes[value] = encoders[_TX_SEEN_TAG](value)
             if enc is None:
                 encode = encoders[key[0]]
                 if encode is None:

@@ -49,7 +49,7 @@ from ledger.state_keys import (
     tree_changes,
     tx_seen_key,
 )
-from ledger.transaction import SignedTransaction, decode_transaction, verify_signature
+from ledger.transaction import SignedTransaction, TxBody, decode_transaction, verify_signature
 
 __all__ = [
     "BLOCK_EVENTS_TX_ID",
@@ -203,16 +203,23 @@ def authorize(
     return declared
 
 
-def _check_envelope(state: Overlay, block: BlockContext, tx: SignedTransaction) -> None:
-    body = tx.body
+def _stateless_refusal(body: TxBody, block: BlockContext) -> Refused | None:
+    """The envelope checks that read no state: the chain, and the expiry window of `block`."""
     if body.chain_id != block.chain_id:
-        raise Refused(codes.WRONG_CHAIN, f"transaction for chain {body.chain_id}, this is {block.chain_id}")
+        return Refused(codes.WRONG_CHAIN, f"transaction for chain {body.chain_id}, this is {block.chain_id}")
     if block.height > body.expiry_height:
-        raise Refused(codes.TX_EXPIRED, f"expired at height {body.expiry_height}, block is {block.height}")
+        return Refused(codes.TX_EXPIRED, f"expired at height {body.expiry_height}, block is {block.height}")
     if body.expiry_height > block.height + MAX_TX_LIFETIME:
-        raise Refused(
+        return Refused(
             codes.TX_EXPIRY_TOO_FAR, f"expiry {body.expiry_height} is beyond {block.height + MAX_TX_LIFETIME}"
         )
+    return None
+
+
+def _check_envelope(state: Overlay, block: BlockContext, tx: SignedTransaction) -> None:
+    refusal = _stateless_refusal(tx.body, block)
+    if refusal is not None:
+        raise refusal
     if state.get(tx_seen_key(tx.tx_id)) is not None:
         raise Refused(codes.TX_REPLAYED, f"transaction {tx.tx_id.hex()} was already committed")
 
@@ -373,22 +380,17 @@ def _prepared(
     others `bad` is None and execution refuses them before any signature check. Verifying ahead never changes an
     outcome: a signature's validity is a function of the bytes alone, and execution reads it only where it would
     have verified it itself."""
-    chain_id, height = block.chain_id, block.height
-    latest = height + MAX_TX_LIFETIME
     for lo in range(0, len(transactions), PREPARE_RUN):
         run = transactions[lo : lo + PREPARE_RUN]
         decoded = [_decoded(item, block, lo + i, protocol) for i, item in enumerate(run)]
-        checks: list[tuple[bool, int | None]] = []
-        for item, tx in zip(run, decoded, strict=True):
+        prepared = []
+        for i, (item, tx) in enumerate(zip(run, decoded, strict=True)):
             verify = signatures_verified is None or not signatures_verified(item)
             bad = None
-            if verify and isinstance(tx, SignedTransaction):
-                body = tx.body
-                if body.chain_id == chain_id and height <= body.expiry_height <= latest:
-                    bad = first_bad_signature(tx)
-            checks.append((verify, bad))
-        for i, (item, tx, (verify, bad)) in enumerate(zip(run, decoded, checks, strict=True)):
-            yield lo + i, item, tx, verify, bad
+            if verify and isinstance(tx, SignedTransaction) and _stateless_refusal(tx.body, block) is None:
+                bad = first_bad_signature(tx)
+            prepared.append((lo + i, item, tx, verify, bad))
+        yield from prepared
 
 
 def apply_block(
