@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include <structmember.h>
 
 #define MAX_DEPTH 64
 
@@ -655,15 +656,115 @@ static PyObject *py_decode(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return out;
 }
 
+/* ---- record makers --------------------------------------------------------------------------------------------
+ *
+ *     maker(cls, names) -> make      make(*fields) is the object ledger.codec.constructor(cls) builds
+ *
+ * For a frozen, slotted dataclass (ledger.codec.constructor checks that; here each name must be one of the class's
+ * own object slots): make(a0, ..., an) allocates the instance as object.__new__(cls) does (the type's tp_alloc) and
+ * stores each argument in its slot, exactly what the Python constructor's member-descriptor writes do, without a
+ * Python frame or a descriptor call per field. Positional arguments only, exactly len(names) of them. */
+
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyTypeObject *cls;
+    Py_ssize_t n;
+    Py_ssize_t offsets[1]; /* n of them */
+} Maker;
+
+static PyObject *maker_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Maker *m = (Maker *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        PyErr_Format(PyExc_TypeError, "make_%s takes positional arguments only", m->cls->tp_name);
+        return NULL;
+    }
+    if (n != m->n) {
+        PyErr_Format(PyExc_TypeError, "make_%s takes %zd arguments (%zd given)", m->cls->tp_name, m->n, n);
+        return NULL;
+    }
+    PyObject *o = m->cls->tp_alloc(m->cls, 0);
+    if (o == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject **slot = (PyObject **)((char *)o + m->offsets[i]);
+        Py_INCREF(args[i]);
+        *slot = args[i]; /* a fresh object: every slot is still NULL */
+    }
+    return o;
+}
+
+static void maker_dealloc(PyObject *self) {
+    Py_DECREF(((Maker *)self)->cls);
+    PyObject_Free(self);
+}
+
+static PyObject *maker_repr(PyObject *self) {
+    return PyUnicode_FromFormat("<native make_%s>", ((Maker *)self)->cls->tp_name);
+}
+
+static PyTypeObject MakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ledger._codec_native.Maker",
+    .tp_basicsize = sizeof(Maker) - sizeof(Py_ssize_t),
+    .tp_itemsize = sizeof(Py_ssize_t),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Maker, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_dealloc = maker_dealloc,
+    .tp_repr = maker_repr,
+};
+
+static PyObject *py_maker(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "maker(cls, names: tuple)");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    PyObject *names = args[1];
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    if (cls->tp_alloc == NULL || cls->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_Format(PyExc_TypeError, "%s is not built by object.__new__", cls->tp_name);
+        return NULL;
+    }
+    Maker *m = PyObject_NewVar(Maker, &MakerType, n);
+    if (m == NULL) return NULL;
+    m->vectorcall = maker_call;
+    m->n = n;
+    Py_INCREF(cls);
+    m->cls = cls;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        PyObject *d = PyUnicode_Check(name) ? PyDict_GetItemWithError(cls->tp_dict, name) : NULL; /* borrowed */
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "%R is not a slot of %s", name, cls->tp_name);
+            Py_DECREF(m);
+            return NULL;
+        }
+        PyMemberDef *def = ((PyMemberDescrObject *)d)->d_member;
+        if (def->type != T_OBJECT_EX || (def->flags & READONLY) || def->offset < (Py_ssize_t)sizeof(PyObject) ||
+            def->offset + (Py_ssize_t)sizeof(PyObject *) > cls->tp_basicsize) {
+            PyErr_Format(PyExc_TypeError, "%R is not a writable object slot of %s", name, cls->tp_name);
+            Py_DECREF(m);
+            return NULL;
+        }
+        m->offsets[i] = def->offset;
+    }
+    return (PyObject *)m;
+}
+
 static PyMethodDef methods[] = {
     {"compile", (PyCFunction)py_compile, METH_O, "compile(spec) -> schema"},
     {"decode", (PyCFunction)(void (*)(void))py_decode, METH_FASTCALL, "decode(schema, data, max_bytes) -> value or MISS"},
+    {"maker", (PyCFunction)(void (*)(void))py_maker, METH_FASTCALL, "maker(cls, names) -> make(*fields)"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_codec_native", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__codec_native(void) {
+    if (PyType_Ready(&MakerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     MISS = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);

@@ -853,12 +853,29 @@ _CONSTRUCTORS: dict[type, Callable[..., Any]] = {}
 
 
 def constructor(cls: type[T]) -> Callable[..., T]:
-    """A function building a `cls` from all its fields, positionally: the same object `cls(...)` builds, at about
-    half the cost. A frozen dataclass's own __init__ assigns each field through object.__setattr__; this one writes
-    the slots directly. Only for frozen, slotted dataclasses without __post_init__ or InitVar (checked: TypeError)."""
+    """A function building a `cls` from all its fields, positionally: the same object `cls(...)` builds, at a fraction
+    of the cost. A frozen dataclass's own __init__ assigns each field through object.__setattr__; this one writes
+    the slots directly: ledger._codec_native's maker when the extension is built (C, ~0.08 µs), else
+    `python_constructor`'s generated function (~0.4-0.6 µs). Only for frozen, slotted dataclasses without
+    __post_init__ or InitVar (checked: TypeError)."""
     make = _CONSTRUCTORS.get(cls)
     if make is not None:
         return make
+    names = _constructor_fields(cls)
+    if NATIVE_MAKERS and _native is not None:
+        make = _native.maker(cls, names)
+    else:
+        make = _python_make(cls, names)
+    _CONSTRUCTORS[cls] = make
+    return make
+
+
+def python_constructor(cls: type[T]) -> Callable[..., T]:
+    """`constructor(cls)` as generated Python (what runs when the native extension is absent; tests compare)."""
+    return _python_make(cls, _constructor_fields(cls))
+
+
+def _constructor_fields(cls: type) -> tuple[str, ...]:
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or "__slots__" not in cls.__dict__ or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass without __post_init__")
@@ -868,14 +885,18 @@ def constructor(cls: type[T]) -> Callable[..., T]:
     fields = dataclasses.fields(cls)
     if any(not f.init for f in fields) or tuple(f.name for f in fields) != tuple(cls.__slots__):
         raise TypeError(f"{cls.__name__}: every field must be an init field and a slot")
+    return tuple(f.name for f in fields)
+
+
+def _python_make(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     env: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    args = [f"a{i}" for i in range(len(fields))]
-    body = [f"    s{i}(o, a{i})" for i in range(len(fields))]
-    for i, f in enumerate(fields):
-        env[f"s{i}"] = cls.__dict__[f.name].__set__  # the slot's member descriptor
+    args = [f"a{i}" for i in range(len(names))]
+    body = [f"    s{i}(o, a{i})" for i in range(len(names))]
+    for i, name in enumerate(names):
+        env[f"s{i}"] = cls.__dict__[name].__set__  # the slot's member descriptor
     src = f"def make({', '.join(args)}):\n    o = new(cls)\n" + "\n".join(body) + "\n    return o"
     exec(src, env)  # noqa: S102 - generated from the dataclass's own fields, like dataclasses does
-    make = _CONSTRUCTORS[cls] = env["make"]
+    make = env["make"]
     make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
     return make
 
@@ -1045,6 +1066,9 @@ except ImportError:  # not built: the Python decoder alone
 
 NATIVE_DECODE_AVAILABLE = _native is not None
 NATIVE_DECODE = True
+# `constructor` hands out the native maker when the extension is built (read when a class's constructor is first
+# asked for; tests build the Python one with python_constructor to compare).
+NATIVE_MAKERS = True
 _NATIVE_MISS: Any = None if _native is None else _native.MISS
 _NATIVE_SCHEMAS: dict[int, tuple[WireType, Any]] = {}
 
