@@ -754,17 +754,290 @@ static PyObject *py_maker(PyObject *self, PyObject *const *args, Py_ssize_t narg
     return (PyObject *)m;
 }
 
+/* ---- trusted encoding ------------------------------------------------------------------------------------------
+ *
+ *     encoder(schema, fallback) -> encode      encode(value) -> bytes
+ *
+ * encode_trusted's native path for values this ledger built itself: it walks `value` along the compiled schema and
+ * writes the canonical msgpack (what msgpack-python's Packer(use_bin_type=True) writes for the primitive tree that
+ * ledger.codec's fast dumpers build) in one pass. Records are read through their native maker's slot offsets. It
+ * encodes only what it can write exactly like the Python path: exact int, str, bytes, bool, None, tuple/list and
+ * record types; ints in the 64-bit ranges; StrMap pairs with strictly ascending keys. Anything else (a record
+ * class without a native maker, an int subclass, an unexpected type) makes it call `fallback(value)`, the Python
+ * path, whose bytes or exception are the answer. tests/ledger/test_codec_native.py compares both. */
+
+typedef struct {
+    char *buf;
+    Py_ssize_t len, cap;
+    char small[512];
+} Wr;
+
+static int wr_grow(Wr *w, Py_ssize_t need) {
+    Py_ssize_t cap = w->cap;
+    while (cap - w->len < need) {
+        if (cap > PY_SSIZE_T_MAX / 2) return -1;
+        cap *= 2;
+    }
+    char *nb;
+    if (w->buf == w->small) {
+        nb = PyMem_Malloc(cap);
+        if (nb != NULL) memcpy(nb, w->buf, w->len);
+    } else {
+        nb = PyMem_Realloc(w->buf, cap);
+    }
+    if (nb == NULL) return -1;
+    w->buf = nb;
+    w->cap = cap;
+    return 0;
+}
+
+static inline int wr_put(Wr *w, const void *p, Py_ssize_t n) {
+    if (w->cap - w->len < n && wr_grow(w, n)) return -1;
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+    return 0;
+}
+
+static inline int wr_hdr(Wr *w, unsigned char tag, unsigned long long v, int bytes) {
+    unsigned char b[9];
+    b[0] = tag;
+    for (int i = 0; i < bytes; i++) b[1 + i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    return wr_put(w, b, 1 + bytes);
+}
+
+static int wr_uint(Wr *w, unsigned long long v) {
+    if (v < 0x80) {
+        unsigned char b = (unsigned char)v;
+        return wr_put(w, &b, 1);
+    }
+    if (v <= 0xff) return wr_hdr(w, 0xcc, v, 1);
+    if (v <= 0xffff) return wr_hdr(w, 0xcd, v, 2);
+    if (v <= 0xffffffffULL) return wr_hdr(w, 0xce, v, 4);
+    return wr_hdr(w, 0xcf, v, 8);
+}
+
+static int wr_int(Wr *w, long long v) { /* v < 0 */
+    if (v >= -32) {
+        unsigned char b = (unsigned char)(v & 0xff);
+        return wr_put(w, &b, 1);
+    }
+    if (v >= -128) return wr_hdr(w, 0xd0, (unsigned long long)v & 0xff, 1);
+    if (v >= -32768) return wr_hdr(w, 0xd1, (unsigned long long)v & 0xffff, 2);
+    if (v >= -2147483648LL) return wr_hdr(w, 0xd2, (unsigned long long)v & 0xffffffffULL, 4);
+    return wr_hdr(w, 0xd3, (unsigned long long)v, 8);
+}
+
+static int wr_len(Wr *w, Py_ssize_t n, unsigned char fix, Py_ssize_t fixmax, unsigned char t8, unsigned char t16,
+                  unsigned char t32) {
+    if (fix != 0 && n <= fixmax) {
+        unsigned char b = (unsigned char)(fix | n);
+        return wr_put(w, &b, 1);
+    }
+    if (t8 != 0 && n <= 0xff) return wr_hdr(w, t8, (unsigned long long)n, 1);
+    if (n <= 0xffff) return wr_hdr(w, t16, (unsigned long long)n, 2);
+    if ((unsigned long long)n <= 0xffffffffULL) return wr_hdr(w, t32, (unsigned long long)n, 4);
+    return -1;
+}
+
+/* Each returns 0 when written, -1 to give up (the caller then uses the fallback; any Python error is cleared). */
+static int enc_int(Wr *w, PyObject *x, int allow_negative) {
+    if (!PyLong_CheckExact(x)) return -1;
+    int overflow;
+    long long sv = PyLong_AsLongLongAndOverflow(x, &overflow);
+    if (overflow == 0) {
+        if (sv == -1 && PyErr_Occurred()) return -1;
+        if (sv >= 0) return wr_uint(w, (unsigned long long)sv);
+        return allow_negative ? wr_int(w, sv) : -1;
+    }
+    if (overflow < 0) return -1;
+    unsigned long long v = PyLong_AsUnsignedLongLong(x);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    return wr_uint(w, v);
+}
+
+static int enc_str(Wr *w, PyObject *x) {
+    if (!PyUnicode_CheckExact(x)) return -1;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(x, &n);
+    if (s == NULL) return -1;
+    if (wr_len(w, n, 0xa0, 31, 0xd9, 0xda, 0xdb)) return -1;
+    return wr_put(w, s, n);
+}
+
+static int enc_bin(Wr *w, PyObject *x) {
+    if (!PyBytes_CheckExact(x)) return -1;
+    Py_ssize_t n = PyBytes_GET_SIZE(x);
+    if (wr_len(w, n, 0, 0, 0xc4, 0xc5, 0xc6)) return -1;
+    return wr_put(w, PyBytes_AS_STRING(x), n);
+}
+
+static int enc(Node *n, PyObject *x, Wr *w, int depth);
+
+static int enc_fields(Node *rec, PyObject *x, Wr *w, int depth) {
+    if (!Py_IS_TYPE(rec->obj, &MakerType)) return -1;
+    Maker *m = (Maker *)rec->obj;
+    if (!Py_IS_TYPE(x, m->cls) || m->n != rec->nfields) return -1;
+    for (Py_ssize_t i = 0; i < rec->nfields; i++) {
+        PyObject *f = *(PyObject **)((char *)x + m->offsets[i]);
+        if (f == NULL || enc(rec->fields[i], f, w, depth + 1)) return -1;
+    }
+    return 0;
+}
+
+static int enc(Node *n, PyObject *x, Wr *w, int depth) {
+    if (depth >= MAX_DEPTH) return -1;
+    switch (n->code) {
+    case N_UINT:
+    case N_VERSION:
+        return enc_int(w, x, 0);
+    case N_BOOL: {
+        unsigned char b;
+        if (x == Py_True) b = 0xc3;
+        else if (x == Py_False) b = 0xc2;
+        else return -1;
+        return wr_put(w, &b, 1);
+    }
+    case N_BIN:
+        return enc_bin(w, x);
+    case N_STR:
+    case N_CHOICE:
+        return enc_str(w, x);
+    case N_OPTIONAL:
+        if (x == Py_None) {
+            unsigned char b = 0xc0;
+            return wr_put(w, &b, 1);
+        }
+        return enc(n->a, x, w, depth + 1);
+    case N_SEQ: {
+        if (!PyTuple_CheckExact(x) && !PyList_CheckExact(x)) return -1;
+        Py_ssize_t len = PySequence_Fast_GET_SIZE(x);
+        if (wr_len(w, len, 0x90, 15, 0, 0xdc, 0xdd)) return -1;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(x); i++) /* a list cannot change: no Python runs */
+            if (enc(n->a, PySequence_Fast_GET_ITEM(x, i), w, depth + 1)) return -1;
+        return 0;
+    }
+    case N_RECORD:
+        if (wr_len(w, n->nfields, 0x90, 15, 0, 0xdc, 0xdd)) return -1;
+        return enc_fields(n, x, w, depth);
+    case N_VARIANT: {
+        for (int k = 0; k < 256; k++) {
+            Node *rec = n->kinds[k];
+            if (rec == NULL || !Py_IS_TYPE(rec->obj, &MakerType) || !Py_IS_TYPE(x, ((Maker *)rec->obj)->cls)) continue;
+            if (wr_len(w, rec->nfields + 1, 0x90, 15, 0, 0xdc, 0xdd) || wr_uint(w, (unsigned long long)k)) return -1;
+            return enc_fields(rec, x, w, depth);
+        }
+        return -1;
+    }
+    case N_MAP: {
+        if (!PyTuple_CheckExact(x) && !PyList_CheckExact(x)) return -1;
+        Py_ssize_t len = PySequence_Fast_GET_SIZE(x);
+        if (wr_len(w, len, 0x80, 15, 0, 0xde, 0xdf)) return -1;
+        const char *prev = NULL;
+        Py_ssize_t prev_len = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            PyObject *pair = PySequence_Fast_GET_ITEM(x, i);
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) return -1;
+            PyObject *key = PyTuple_GET_ITEM(pair, 0);
+            if (!PyUnicode_CheckExact(key)) return -1;
+            Py_ssize_t kl;
+            const char *ks = PyUnicode_AsUTF8AndSize(key, &kl);
+            if (ks == NULL) return -1;
+            if (prev != NULL) { /* strictly ascending, as the ledger builds them (dict() would merge duplicates) */
+                Py_ssize_t m = prev_len < kl ? prev_len : kl;
+                int c = memcmp(prev, ks, (size_t)m);
+                if (c > 0 || (c == 0 && prev_len >= kl)) return -1;
+            }
+            prev = ks;
+            prev_len = kl;
+            if (wr_len(w, kl, 0xa0, 31, 0xd9, 0xda, 0xdb) || wr_put(w, ks, kl)) return -1;
+            if (enc(n->b, PyTuple_GET_ITEM(pair, 1), w, depth + 1)) return -1;
+        }
+        return 0;
+    }
+    case N_SCALAR:
+        if (PyLong_CheckExact(x)) return enc_int(w, x, 1);
+        if (PyUnicode_CheckExact(x)) return enc_str(w, x);
+        if (PyBytes_CheckExact(x)) return enc_bin(w, x);
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *schema; /* the capsule: keeps the compiled Node tree alive */
+    Node *root;
+    PyObject *fallback;
+} Encoder;
+
+static PyObject *encoder_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Encoder *e = (Encoder *)self;
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)) {
+        PyErr_SetString(PyExc_TypeError, "encode(value) takes one positional argument");
+        return NULL;
+    }
+    Wr w;
+    w.buf = w.small;
+    w.len = 0;
+    w.cap = sizeof w.small;
+    int rc = enc(e->root, args[0], &w, 0);
+    PyObject *out = NULL;
+    if (rc == 0) out = PyBytes_FromStringAndSize(w.buf, w.len);
+    if (w.buf != w.small) PyMem_Free(w.buf);
+    if (out != NULL) return out;
+    PyErr_Clear(); /* whatever stopped it, the Python path decides */
+    return PyObject_CallOneArg(e->fallback, args[0]);
+}
+
+static void encoder_dealloc(PyObject *self) {
+    Encoder *e = (Encoder *)self;
+    Py_DECREF(e->schema);
+    Py_DECREF(e->fallback);
+    PyObject_Free(self);
+}
+
+static PyTypeObject EncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ledger._codec_native.Encoder",
+    .tp_basicsize = sizeof(Encoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Encoder, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_dealloc = encoder_dealloc,
+};
+
+static PyObject *py_encoder(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "encoder(schema, fallback)");
+        return NULL;
+    }
+    Node *root = PyCapsule_GetPointer(args[0], "ledger._codec_native.schema");
+    if (root == NULL) return NULL;
+    Encoder *e = PyObject_New(Encoder, &EncoderType);
+    if (e == NULL) return NULL;
+    e->vectorcall = encoder_call;
+    Py_INCREF(args[0]);
+    e->schema = args[0];
+    e->root = root;
+    Py_INCREF(args[1]);
+    e->fallback = args[1];
+    return (PyObject *)e;
+}
+
 static PyMethodDef methods[] = {
     {"compile", (PyCFunction)py_compile, METH_O, "compile(spec) -> schema"},
     {"decode", (PyCFunction)(void (*)(void))py_decode, METH_FASTCALL, "decode(schema, data, max_bytes) -> value or MISS"},
     {"maker", (PyCFunction)(void (*)(void))py_maker, METH_FASTCALL, "maker(cls, names) -> make(*fields)"},
+    {"encoder", (PyCFunction)(void (*)(void))py_encoder, METH_FASTCALL, "encoder(schema, fallback) -> encode(value)"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_codec_native", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__codec_native(void) {
-    if (PyType_Ready(&MakerType) < 0) return NULL;
+    if (PyType_Ready(&MakerType) < 0 || PyType_Ready(&EncoderType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     MISS = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);

@@ -1069,6 +1069,9 @@ NATIVE_DECODE = True
 # `constructor` hands out the native maker when the extension is built (read when a class's constructor is first
 # asked for; tests build the Python one with python_constructor to compare).
 NATIVE_MAKERS = True
+# `trusted_encoder` / `encode_trusted` use the native encoder when the extension is built (read when a type's encoder
+# is first built; tests compare with python_trusted_encoder).
+NATIVE_ENCODE = True
 _NATIVE_MISS: Any = None if _native is None else _native.MISS
 _NATIVE_SCHEMAS: dict[int, tuple[WireType, Any]] = {}
 
@@ -1146,7 +1149,7 @@ def decode(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
 
 _NOT_CACHED: Any = object()
 _FAST_LOAD: dict[int, tuple[WireType, Callable[[Any], Any] | None, dict[bytes, Any]]] = {}
-_FAST_DUMP: dict[int, tuple[WireType, Callable[[Any], Any] | None]] = {}
+_FAST_DUMP: dict[int, tuple[WireType, Callable[[Any], bytes]]] = {}
 
 # decode_trusted remembers the values it decoded from short byte strings, per wire type: a block reads the same
 # accounts, balances and assets its parent wrote, and committed bytes decode to immutable values (frozen records,
@@ -1185,11 +1188,8 @@ def trusted_encoder(t: WireType) -> Callable[[Any], bytes]:
     """`encode_trusted(t, ·)` as one function, for loops that encode many values of one type."""
     entry = _FAST_DUMP.get(id(t))
     if entry is None:
-        entry = _FAST_DUMP[id(t)] = (t, t.fast_dumper())
-    conv = entry[1]
-    if conv is None:
-        return _pack
-    return lambda value: _pack(conv(value))
+        entry = _FAST_DUMP[id(t)] = (t, _trusted_encoder(t))
+    return entry[1]
 
 
 def encode_trusted(t: WireType, value: Any) -> bytes:
@@ -1197,6 +1197,25 @@ def encode_trusted(t: WireType, value: Any) -> bytes:
     Produces the same bytes as `encode` for any value `encode` accepts (tested)."""
     entry = _FAST_DUMP.get(id(t))
     if entry is None:
-        entry = _FAST_DUMP[id(t)] = (t, t.fast_dumper())
-    conv = entry[1]
-    return _pack(value if conv is None else conv(value))
+        entry = _FAST_DUMP[id(t)] = (t, _trusted_encoder(t))
+    return entry[1](value)
+
+
+def python_trusted_encoder(t: WireType) -> Callable[[Any], bytes]:
+    """The Python form of `trusted_encoder(t)`: the type's fast dumper, then one msgpack pack."""
+    conv = t.fast_dumper()
+    if conv is None:
+        return _pack
+    return lambda value: _pack(conv(value))
+
+
+def _trusted_encoder(t: WireType) -> Callable[[Any], bytes]:
+    python = python_trusted_encoder(t)
+    if not (NATIVE_ENCODE and _native is not None):
+        return python
+    schema = _native_schema(t)
+    if schema is None:
+        return python
+    # ledger._codec_native's encoder: one C pass over the value along the compiled schema, which hands anything it
+    # does not write exactly like `python` (see the C file) to `python` itself.
+    return _native.encoder(schema, python)

@@ -577,3 +577,134 @@ def test_the_native_maker_refuses_what_it_cannot_build() -> None:
             make(*args)
     with pytest.raises(TypeError):
         make(Slotted)
+
+
+# -- trusted encoding: codec.trusted_encoder's native form ---------------------------------------------------------
+
+
+def _encoders(t: Any) -> tuple[Any, Any]:
+    native = codec.trusted_encoder(t)
+    assert type(native).__name__ == "Encoder", "the native encoder is what trusted_encoder hands out"
+    return native, codec.python_trusted_encoder(t)
+
+
+def _native_only(t: Any, value: Any) -> bytes:
+    """The native encoder's own bytes: with a fallback that fails, so a value it hands over cannot pass unseen."""
+
+    def refuse(_value: Any) -> bytes:
+        raise AssertionError("the native encoder handed the value to its fallback")
+
+    return codec._native.encoder(codec._native_schema(t), refuse)(value)
+
+
+@SETTINGS
+@given(value=everything_values())
+def test_every_wire_type_encodes_as_in_python(value: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any valid value of the every-type record (decoded from its canonical bytes) encodes back to those bytes,
+    natively and in Python."""
+    data = msgpack.packb(value, use_bin_type=True)
+    try:
+        decoded = decode(EVERYTHING, data)
+    except DecodeError:
+        return  # a broken field: not a value the ledger would hold
+    native, python = _encoders(EVERYTHING)
+    assert _native_only(EVERYTHING, decoded) == native(decoded) == python(decoded) == data
+
+
+def test_every_header_boundary_encodes_as_in_python() -> None:
+    """RICH uses every header kind at its boundaries; longer lengths take the 16- and 32-bit forms and the output
+    buffer grows past its first 512 bytes."""
+    value = decode(EVERYTHING, msgpack.packb(RICH, use_bin_type=True))
+    native, python = _encoders(EVERYTHING)
+    assert _native_only(EVERYTHING, value) == python(value) == msgpack.packb(RICH, use_bin_type=True)
+    from dataclasses import replace
+
+    for n in (15, 16, 31, 32, 255, 256, 65_535, 65_536):  # each side of every length header's boundaries
+        for big in [replace(value, text="y" * n), replace(value, blob=b"\x07" * n), replace(value, names=("n",) * n),
+                    replace(value, params=tuple((f"k{i:05}", -i) for i in range(n)))]:
+            assert _native_only(EVERYTHING, big) == python(big)
+
+
+def test_ledger_values_encode_as_in_python() -> None:
+    """Every committed state value of a world with members, accounts, assets, balances, positions and replay
+    records; receipts with events; the bodies and envelopes of real transactions."""
+    from ledger.state_keys import record_type_of
+    from tests.ledger.test_fuzz import SAMPLE_RECEIPT
+    from tests.ledger.world import standard_world
+
+    from ledger import operations as o
+
+    w = standard_world()
+    receipts = [w.ok("treasury@issuer-co", o.Issue("treasury@issuer-co", "BOND-A", "alice@bank-a", 5_000)),
+                w.ok("alice@bank-a", o.Transfer("alice@bank-a", "BOND-A", (o.TransferLeg("bob@bank-b", 1_200),
+                                                                           o.TransferLeg("dave@bank-a", 3))))]
+    for receipt in receipts:
+        assert receipt.events and _native_only(OPS.receipt, receipt) == codec.python_trusted_encoder(OPS.receipt)(receipt)
+    checked = 0
+    for key, raw in w.ledger.state.items():
+        rt = record_type_of(key)
+        if rt is None:
+            continue
+        value = codec.decode_trusted(rt, raw)
+        native, python = _encoders(rt)
+        assert _native_only(rt, value) == native(value) == python(value) == raw
+        checked += 1
+    assert checked > 20
+    for t, data in [*BASES, (OPS.receipt, SAMPLE_RECEIPT)]:  # envelopes, bodies (issue, transfer), a receipt
+        assert _native_only(t, decode(t, data)) == data
+    for data in (SAMPLE_TX, TRANSFER_TX):
+        assert _native_only(OPS.body, decode_transaction(data, operations=OPS).body) == msgpack.unpackb(data)[0]
+
+
+class Wide(int):
+    pass
+
+
+def test_what_the_native_encoder_cannot_write_exactly_goes_to_python() -> None:
+    """An int subclass, a bool where an int is declared, an int outside 64 bits, a str subclass, a lone surrogate,
+    bytearray, a float, an unsorted or duplicated map, a malformed pair, a record of another class: the encoder's
+    answer is the Python path's, bytes or exception."""
+    from dataclasses import replace
+
+    value = decode(EVERYTHING, msgpack.packb(RICH, use_bin_type=True))
+    native, python = _encoders(EVERYTHING)
+
+    class Text(str):
+        pass
+
+    cases = [
+        replace(value, big=Wide(5)), replace(value, big=True), replace(value, big=2**64), replace(value, big=-1),
+        replace(value, text=Text("x")), replace(value, text="\ud800"), replace(value, blob=bytearray(b"ab")),
+        replace(value, big=1.5), replace(value, params=(("b", 1), ("a", 2))), replace(value, params=(("a", 1), ("a", 2))),
+        replace(value, params=(("a", 1, 2),)), replace(value, params=(["a", 1],)), replace(value, params=(("a", 2**64),)),
+        replace(value, params=(("a", -(2**63) - 1),)), replace(value, params=(("a", None),)),
+        replace(value, docs=(Leg("x", 1),)), replace(value, items=(Doc("a", b"1234"),)), replace(value, flag=1),
+        replace(value, maybe=Wide(3)), "not a record", None,
+    ]
+    for case in cases:
+        try:
+            expected: Any = ("ok", python(case))
+        except Exception as exc:  # noqa: BLE001 - the comparison is the point
+            expected = ("raised", type(exc), str(exc))
+        try:
+            got: Any = ("ok", native(case))
+        except Exception as exc:  # noqa: BLE001
+            got = ("raised", type(exc), str(exc))
+        assert got == expected, case
+        with pytest.raises(AssertionError, match="fallback"):
+            _native_only(EVERYTHING, case)
+
+
+def test_the_native_encoder_is_used_only_where_it_may_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Switched off, or for a type without a native schema, trusted_encoder is the Python path."""
+    monkeypatch.setattr(codec, "NATIVE_ENCODE", False)
+    assert type(codec._trusted_encoder(EVERYTHING)).__name__ != "Encoder"
+    monkeypatch.setattr(codec, "NATIVE_ENCODE", True)
+    assert type(codec._trusted_encoder(EVERYTHING)).__name__ == "Encoder"
+    assert type(codec._trusted_encoder(Record(Doc))).__name__ == "Encoder"
+    with pytest.raises(TypeError):
+        codec._native.encoder(codec._native_schema(EVERYTHING))
+    with pytest.raises(TypeError):
+        codec._native.encoder(codec._native_schema(EVERYTHING), "not callable")
+    with pytest.raises(TypeError):
+        codec.trusted_encoder(EVERYTHING)()
