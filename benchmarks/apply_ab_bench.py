@@ -2,6 +2,8 @@
 
     python benchmarks/apply_ab_bench.py prepare [--txs 10000] [--reps 4] [--no-verify]
     python benchmarks/apply_ab_bench.py native-decode [--txs 10000] [--reps 4] [--no-verify]
+    python benchmarks/apply_ab_bench.py native-encode [--txs 10000] [--reps 4] [--no-verify]
+    python benchmarks/apply_ab_bench.py trusted-loader [--txs 10000] [--reps 4] [--no-verify]
     (--accounts 10000 and --block-size 1000 as `ledger bench apply`'s defaults)
 
 (from the repository root, with the project installed). Every block of signed transfers
@@ -14,24 +16,55 @@ applies each block once). Prints one JSON object: µs per transfer under A and B
 Settings:
 - prepare: `ledger.transition.PREPARE_RUN` 1 (decode, verify and execute each transaction in turn) against 256
   (decode and verify runs of 256 ahead, then execute them);
-- native-decode: `ledger.codec.NATIVE_DECODE` off (the Python decoder) against on (ledger._codec_native).
+- native-decode: `ledger.codec.NATIVE_DECODE` off (the Python decoder) against on (ledger._codec_native);
+- native-encode: `ledger.codec.NATIVE_ENCODE` off (the fast dumpers and msgpack) against on (ledger._codec_native's
+  encoder), for the state changes and the receipts;
+- trusted-loader: the state overlay's first read of a key through `codec.decode_trusted(type, raw, max)` (called
+  through a functools.partial, which adds a little) against `codec.trusted_loader(type, max)` (the same cache,
+  without the per-call type lookup).
+(The native record makers cannot be switched inside one process: every module binds its constructors at import.)
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from collections.abc import Callable
 
-from ledger import codec, transition
+from ledger import codec, state, transition
+from ledger.schema import MAX_STATE_VALUE_BYTES
+from ledger.state_keys import RECORD_BY_TAG
 from ledger.transition import apply_block
 from node.cli.bench import build_ledger, make_transfers
 from node.validator.collector import freeze_startup_heap, tune_collector
 
+
+
+def _native_encode(on: bool) -> None:
+    codec.NATIVE_ENCODE = on
+    codec._FAST_DUMP.clear()  # trusted_encoder builds its encoders again under the setting
+    state._ENCODER_BY_TAG.update({tag: None if rt is None else codec.trusted_encoder(rt) for tag, rt in RECORD_BY_TAG.items()})
+
+
+def _per_call_loader(rt: codec.Record) -> Callable[[bytes], object]:
+    # what Overlay.get called before (decode_trusted(rt, raw, MAX_STATE_VALUE_BYTES)), through a C-level partial so
+    # that the A side pays as little as possible for being switchable
+    return functools.partial(codec.decode_trusted, rt, max_bytes=MAX_STATE_VALUE_BYTES)
+
+
+_LOADERS = {
+    False: {tag: None if rt is None else _per_call_loader(rt) for tag, rt in RECORD_BY_TAG.items()},
+    True: dict(state._LOADER_BY_TAG),
+}
+
 SETTINGS: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
     "prepare": (lambda: setattr(transition, "PREPARE_RUN", 1), lambda: setattr(transition, "PREPARE_RUN", 256)),
     "native-decode": (lambda: setattr(codec, "NATIVE_DECODE", False), lambda: setattr(codec, "NATIVE_DECODE", True)),
+    "native-encode": (lambda: _native_encode(False), lambda: _native_encode(True)),
+    "trusted-loader": (lambda: state._LOADER_BY_TAG.update(_LOADERS[False]),
+                       lambda: state._LOADER_BY_TAG.update(_LOADERS[True])),
 }
 
 
@@ -46,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.reps < 1 or args.accounts < 2 or not 1 <= args.block_size <= args.txs:
         parser.error("need --reps >= 1, --accounts >= 2 and 1 <= --block-size <= --txs")
-    if args.setting == "native-decode" and not codec.NATIVE_DECODE_AVAILABLE:
+    if args.setting in ("native-decode", "native-encode") and not codec.NATIVE_DECODE_AVAILABLE:
         parser.error("ledger._codec_native is not built (pip install -e .)")
     set_a, set_b = SETTINGS[args.setting]
     tune_collector()

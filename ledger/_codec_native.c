@@ -9,6 +9,9 @@
  *     compile(spec) -> schema         (spec: nested tuples built by ledger.codec from a WireType, see _native_spec)
  *     decode(schema, data, max_bytes) -> value or MISS
  *
+ * The same module also gives codec.constructor its record makers and encode_trusted its one-pass encoder (the
+ * sections "record makers" and "trusted encoding" below).
+ *
  * Canonical means what msgpack-python's Packer(use_bin_type=True) writes for the value: the smallest int, str,
  * bin, array and map header for it (positive ints never in a signed form), nil/true/false, no float or ext; a
  * top-level value followed by anything is refused. Every read is bounds-checked against the input's end; the

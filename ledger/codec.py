@@ -1165,6 +1165,29 @@ def decode_trusted(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES)
     entry = _FAST_LOAD.get(id(t))
     if entry is None:
         entry = _FAST_LOAD[id(t)] = (t, t.fast_loader(), {})
+    return _decode_trusted(entry, data, max_bytes)
+
+
+def trusted_loader(t: WireType, max_bytes: int = DEFAULT_MAX_BYTES) -> Callable[[bytes], Any]:
+    """`decode_trusted(t, ·, max_bytes)` as one function (the state overlay's first read of each key), answering
+    from the same per-type cache without looking the type up on every call."""
+    entry = _FAST_LOAD.get(id(t))
+    if entry is None:
+        entry = _FAST_LOAD[id(t)] = (t, t.fast_loader(), {})
+    cache_get = entry[2].get
+
+    def load(data: bytes) -> Any:
+        if type(data) is bytes:
+            value = cache_get(data, _NOT_CACHED)
+            if value is not _NOT_CACHED:
+                return value
+        return _decode_trusted(entry, data, max_bytes)
+
+    return load
+
+
+def _decode_trusted(entry: tuple[WireType, Callable[[Any], Any] | None, dict[bytes, Any]], data: bytes,
+                    max_bytes: int) -> Any:
     _t, conv, cache = entry
     cacheable = type(data) is bytes and len(data) <= DECODED_CACHE_MAX_BYTES
     if cacheable:

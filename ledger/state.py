@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from ledger.codec import decode_trusted, encode_trusted, trusted_encoder
+from ledger.codec import decode_trusted, encode_trusted, trusted_encoder, trusted_loader
 from ledger.schema import MAX_STATE_VALUE_BYTES
 from ledger.state_keys import RECORD_BY_TAG, record_type_of
 
@@ -70,6 +70,12 @@ class MemoryState:
 
 _MISSING: Any = object()
 
+# Per key tag, the function giving a stored value's record (decode_value without the per-key lookups); None for the
+# contracts namespace (opaque bytes).
+_LOADER_BY_TAG: dict[int, Any] = {
+    tag: None if rt is None else trusted_loader(rt, MAX_STATE_VALUE_BYTES) for tag, rt in RECORD_BY_TAG.items()
+}
+
 # Per key tag, the function giving a value's bytes (encode_value without the per-key lookups); None for the contracts
 # namespace (opaque bytes, stored as they are).
 _ENCODER_BY_TAG: dict[int, Any] = {
@@ -117,8 +123,8 @@ class Overlay:
             if raw is None:
                 value = None
             else:  # decode_value, inlined: the first read of each key in a block comes here
-                rt = RECORD_BY_TAG[key[0]]
-                value = raw if rt is None else decode_trusted(rt, raw, MAX_STATE_VALUE_BYTES)
+                load = _LOADER_BY_TAG[key[0]]
+                value = raw if load is None else load(raw)
             layer._reads[key] = value
         return value
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgpack
 import pytest
@@ -215,10 +215,15 @@ def test_error_path_names_the_field() -> None:
     assert exc.value.path == "params.b"
 
 
-def test_decode_trusted_hands_back_one_value_per_short_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("form", ["decode_trusted", "trusted_loader"])
+def test_decode_trusted_hands_back_one_value_per_short_encoding(form: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Committed bytes decode to immutable values, so equal short bytes give the very same value (a block re-reads
-    what its parent wrote without decoding it again); per wire type, bounded, and only for short encodings."""
+    what its parent wrote without decoding it again); per wire type, bounded, and only for short encodings. The
+    same for `trusted_loader(t)`, the one-function form the state overlay uses (one cache per type for both)."""
     from ledger import codec
+
+    def decode_trusted(t: Any, data: Any) -> Any:
+        return codec.decode_trusted(t, data) if form == "decode_trusted" else codec.trusted_loader(t)(data)
 
     balance, seen = record_type(Balance), record_type(TxSeen)
     data = encode_trusted(balance, Balance(5, 0, 2))
@@ -241,3 +246,5 @@ def test_decode_trusted_hands_back_one_value_per_short_encoding(monkeypatch: pyt
     for n in range(2, 8):  # fills the type's cache: it is cleared, then filled again
         decode_trusted(balance, encode_trusted(balance, Balance(n, n, n)))
     assert decode_trusted(balance, encode_trusted(balance, Balance(1, 1, 1))) is not cached
+    shared = codec.decode_trusted(balance, encode_trusted(balance, Balance(9, 9, 9)))
+    assert codec.trusted_loader(balance)(encode_trusted(balance, Balance(9, 9, 9))) is shared

@@ -20,7 +20,7 @@ def _run(*args: str) -> dict:
     return json.loads(run.stdout)
 
 
-@pytest.mark.parametrize("setting", ["prepare", "native-decode"])
+@pytest.mark.parametrize("setting", ["prepare", "native-decode", "native-encode", "trusted-loader"])
 def test_each_setting_reports_both_sides_on_the_same_blocks(setting: str) -> None:
     small = ("--txs", "300", "--reps", "1", "--accounts", "30", "--block-size", "100")
     report = _run(setting, *small)
