@@ -669,12 +669,13 @@ static PyObject *py_decode(PyObject *self, PyObject *const *args, Py_ssize_t nar
  * Python frame or a descriptor call per field. Positional arguments only, exactly len(names) of them. */
 
 
+/* Makers and encoders are not collector types: they hold their class (and an encoder its fallback) and are kept
+ * for the process's life in ledger.codec's caches; nothing refers back to them from what they hold. */
 typedef struct {
-    PyObject_HEAD
+    PyObject_VAR_HEAD /* ob_size: the number of fields */
     vectorcallfunc vectorcall;
     PyTypeObject *cls;
-    Py_ssize_t n;
-    Py_ssize_t offsets[1]; /* n of them */
+    Py_ssize_t offsets[1]; /* Py_SIZE of them */
 } Maker;
 
 static PyObject *maker_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
@@ -684,8 +685,8 @@ static PyObject *maker_call(PyObject *self, PyObject *const *args, size_t nargsf
         PyErr_Format(PyExc_TypeError, "make_%s takes positional arguments only", m->cls->tp_name);
         return NULL;
     }
-    if (n != m->n) {
-        PyErr_Format(PyExc_TypeError, "make_%s takes %zd arguments (%zd given)", m->cls->tp_name, m->n, n);
+    if (n != Py_SIZE(m)) {
+        PyErr_Format(PyExc_TypeError, "make_%s takes %zd arguments (%zd given)", m->cls->tp_name, Py_SIZE(m), n);
         return NULL;
     }
     PyObject *o = m->cls->tp_alloc(m->cls, 0);
@@ -710,7 +711,7 @@ static PyObject *maker_repr(PyObject *self) {
 static PyTypeObject MakerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "ledger._codec_native.Maker",
-    .tp_basicsize = sizeof(Maker) - sizeof(Py_ssize_t),
+    .tp_basicsize = offsetof(Maker, offsets),
     .tp_itemsize = sizeof(Py_ssize_t),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_vectorcall_offset = offsetof(Maker, vectorcall),
@@ -727,20 +728,20 @@ static PyObject *py_maker(PyObject *self, PyObject *const *args, Py_ssize_t narg
     PyTypeObject *cls = (PyTypeObject *)args[0];
     PyObject *names = args[1];
     Py_ssize_t n = PyTuple_GET_SIZE(names);
-    if (cls->tp_alloc == NULL || cls->tp_new != PyBaseObject_Type.tp_new) {
+    if (cls->tp_alloc == NULL || cls->tp_new != PyBaseObject_Type.tp_new ||
+        PyType_HasFeature(cls, Py_TPFLAGS_IS_ABSTRACT)) {
         PyErr_Format(PyExc_TypeError, "%s is not built by object.__new__", cls->tp_name);
         return NULL;
     }
     Maker *m = PyObject_NewVar(Maker, &MakerType, n);
     if (m == NULL) return NULL;
     m->vectorcall = maker_call;
-    m->n = n;
     Py_INCREF(cls);
     m->cls = cls;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *name = PyTuple_GET_ITEM(names, i);
         PyObject *d = PyUnicode_Check(name) ? PyDict_GetItemWithError(cls->tp_dict, name) : NULL; /* borrowed */
-        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type) || PyDescr_TYPE(d) != cls) {
             if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "%R is not a slot of %s", name, cls->tp_name);
             Py_DECREF(m);
             return NULL;
@@ -751,6 +752,13 @@ static PyObject *py_maker(PyObject *self, PyObject *const *args, Py_ssize_t narg
             PyErr_Format(PyExc_TypeError, "%R is not a writable object slot of %s", name, cls->tp_name);
             Py_DECREF(m);
             return NULL;
+        }
+        for (Py_ssize_t j = 0; j < i; j++) {
+            if (m->offsets[j] == def->offset) { /* a slot named twice would be written twice: one reference lost */
+                PyErr_Format(PyExc_TypeError, "%R is named twice", name);
+                Py_DECREF(m);
+                return NULL;
+            }
         }
         m->offsets[i] = def->offset;
     }
@@ -876,10 +884,25 @@ static int enc_bin(Wr *w, PyObject *x) {
 
 static int enc(Node *n, PyObject *x, Wr *w, int depth);
 
+/* A StrMap's value: the Python path packs it as it is (StrMap's fast dumper is `dict`, the values are not converted
+ * along the value type), so it is written as msgpack writes a plain value: nil, a bool, an int, a str or a bytes;
+ * anything else goes to the fallback. */
+static int enc_plain(Wr *w, PyObject *x) {
+    unsigned char b;
+    if (x == Py_None) b = 0xc0;
+    else if (x == Py_True) b = 0xc3;
+    else if (x == Py_False) b = 0xc2;
+    else if (PyLong_CheckExact(x)) return enc_int(w, x, 1);
+    else if (PyUnicode_CheckExact(x)) return enc_str(w, x);
+    else if (PyBytes_CheckExact(x)) return enc_bin(w, x);
+    else return -1;
+    return wr_put(w, &b, 1);
+}
+
 static int enc_fields(Node *rec, PyObject *x, Wr *w, int depth) {
     if (!Py_IS_TYPE(rec->obj, &MakerType)) return -1;
     Maker *m = (Maker *)rec->obj;
-    if (!Py_IS_TYPE(x, m->cls) || m->n != rec->nfields) return -1;
+    if (!Py_IS_TYPE(x, m->cls) || Py_SIZE(m) != rec->nfields) return -1;
     for (Py_ssize_t i = 0; i < rec->nfields; i++) {
         PyObject *f = *(PyObject **)((char *)x + m->offsets[i]);
         if (f == NULL || enc(rec->fields[i], f, w, depth + 1)) return -1;
@@ -953,7 +976,7 @@ static int enc(Node *n, PyObject *x, Wr *w, int depth) {
             prev = ks;
             prev_len = kl;
             if (wr_len(w, kl, 0xa0, 31, 0xd9, 0xda, 0xdb) || wr_put(w, ks, kl)) return -1;
-            if (enc(n->b, PyTuple_GET_ITEM(pair, 1), w, depth + 1)) return -1;
+            if (enc_plain(w, PyTuple_GET_ITEM(pair, 1))) return -1;
         }
         return 0;
     }
@@ -1045,6 +1068,7 @@ PyMODINIT_FUNC PyInit__codec_native(void) {
     if (m == NULL) return NULL;
     MISS = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
     if (MISS == NULL || PyModule_AddObjectRef(m, "MISS", MISS) < 0) {
+        Py_CLEAR(MISS);
         Py_DECREF(m);
         return NULL;
     }

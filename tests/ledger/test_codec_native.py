@@ -677,7 +677,7 @@ def test_what_the_native_encoder_cannot_write_exactly_goes_to_python() -> None:
         replace(value, text=Text("x")), replace(value, text="\ud800"), replace(value, blob=bytearray(b"ab")),
         replace(value, big=1.5), replace(value, params=(("b", 1), ("a", 2))), replace(value, params=(("a", 1), ("a", 2))),
         replace(value, params=(("a", 1, 2),)), replace(value, params=(["a", 1],)), replace(value, params=(("a", 2**64),)),
-        replace(value, params=(("a", -(2**63) - 1),)), replace(value, params=(("a", None),)),
+        replace(value, params=(("a", -(2**63) - 1),)),
         replace(value, docs=(Leg("x", 1),)), replace(value, items=(Doc("a", b"1234"),)), replace(value, flag=1),
         replace(value, maybe=Wide(3)), "not a record", None,
     ]
@@ -708,3 +708,146 @@ def test_the_native_encoder_is_used_only_where_it_may_be(monkeypatch: pytest.Mon
         codec._native.encoder(codec._native_schema(EVERYTHING), "not callable")
     with pytest.raises(TypeError):
         codec.trusted_encoder(EVERYTHING)()
+
+
+@dataclass(frozen=True, slots=True)
+class Wide17:
+    """More fields than a fixarray holds (16-bit array header), with an optional record, an optional variant and a
+    sequence of sequences."""
+
+    f0: int = wire(UInt(64))
+    f1: int = wire(UInt(64))
+    f2: int = wire(UInt(64))
+    f3: int = wire(UInt(64))
+    f4: int = wire(UInt(64))
+    f5: int = wire(UInt(64))
+    f6: int = wire(UInt(64))
+    f7: int = wire(UInt(64))
+    f8: int = wire(UInt(64))
+    f9: int = wire(UInt(64))
+    f10: int = wire(UInt(64))
+    f11: int = wire(UInt(64))
+    f12: int = wire(UInt(64))
+    f13: int = wire(UInt(64))
+    doc: Doc | None = wire(Optional(record_type(Doc)))
+    item: Any = wire(Optional(Variant("wide-item", [Leg, Note])))
+    grid: tuple[tuple[int, ...], ...] = wire(Seq(Seq(UInt(8), 20), 20))
+
+
+WIDE = Record(Wide17)
+
+
+@dataclass(frozen=True, slots=True)
+class Wide16:
+    """Exactly 16 fields: the first record size that needs the 16-bit array header."""
+
+    f0: int = wire(UInt(8))
+    f1: int = wire(UInt(8))
+    f2: int = wire(UInt(8))
+    f3: int = wire(UInt(8))
+    f4: int = wire(UInt(8))
+    f5: int = wire(UInt(8))
+    f6: int = wire(UInt(8))
+    f7: int = wire(UInt(8))
+    f8: int = wire(UInt(8))
+    f9: int = wire(UInt(8))
+    f10: int = wire(UInt(8))
+    f11: int = wire(UInt(8))
+    f12: int = wire(UInt(8))
+    f13: int = wire(UInt(8))
+    f14: int = wire(UInt(8))
+    f15: str = wire(Str(8))
+
+
+def test_wide_records_optional_records_and_nested_sequences_encode_as_in_python() -> None:
+    native, python = _encoders(WIDE)
+    values = [
+        Wide17(*range(14), None, None, ()),
+        Wide17(*(2**64 - 1 - i for i in range(14)), Doc("ab", b"1234"), Leg("x", 5), ((1, 2), (), (255,) * 20)),
+        Wide17(*range(100, 114), None, Note("é"), ((0,),) * 20),
+    ]
+    for value in values:
+        data = _native_only(WIDE, value)
+        assert data == python(value) == native(value)
+        assert data[0] == 0xDC and decode(WIDE, data) == value  # array16 header, and the bytes decode back
+    sixteen = Wide16(*range(15), "x")
+    assert _native_only(Record(Wide16), sixteen) == codec.python_trusted_encoder(Record(Wide16))(sixteen)
+    assert _native_only(Record(Wide16), sixteen)[:3] == b"\xdc\x00\x10"
+    import dataclasses
+
+    fields = tuple(getattr(values[1], f.name) for f in dataclasses.fields(Wide17))
+    assert codec.constructor(Wide17)(*fields) == values[1]  # a maker of 17 fields
+
+
+def test_a_map_whose_values_the_python_path_does_not_convert_goes_to_python() -> None:
+    """StrMap's fast dumper is `dict`: its values are packed as they are. A map of record values is not encodable
+    by the Python path (msgpack cannot pack the record), so the native encoder must not encode it either."""
+
+    @dataclass(frozen=True, slots=True)
+    class Holder:
+        params: tuple[tuple[str, Any], ...] = wire(StrMap(Str(8, r"[a-z]+", min_bytes=1), record_type(Doc), 4))
+
+    rt = Record(Holder)
+    native, python = _encoders(rt)
+    value = Holder((("a", Doc("x", b"1234")),))
+    with pytest.raises(TypeError):
+        python(value)
+    with pytest.raises(TypeError):
+        native(value)
+    with pytest.raises(AssertionError, match="fallback"):
+        _native_only(rt, value)
+    plain = Holder((("a", 1), ("b", None), ("c", True), ("d", "é"), ("e", b"\x00"), ("f", -5)))
+    assert _native_only(rt, plain) == python(plain)  # plain values are written as msgpack writes them
+    for odd in [Holder((("a", 1.5),)), Holder((("a", (1, 2)),)), Holder((("\ud800", 1),)), Holder(((Wide(1), 1),))]:
+        try:
+            expected: Any = ("ok", python(odd))
+        except Exception as exc:  # noqa: BLE001
+            expected = ("raised", type(exc))
+        try:
+            got: Any = ("ok", native(odd))
+        except Exception as exc:  # noqa: BLE001
+            got = ("raised", type(exc))
+        assert got == expected
+        with pytest.raises(AssertionError, match="fallback"):
+            _native_only(rt, odd)
+
+
+def test_the_native_encoder_holds_no_references() -> None:
+    """Encoding (and handing over to the fallback) leaves every field's reference count as it was."""
+    import sys
+    from dataclasses import replace
+
+    value = decode(EVERYTHING, msgpack.packb(RICH, use_bin_type=True))
+    native, _python = _encoders(EVERYTHING)
+    bad = replace(value, params=(("b", 1), ("a", 2)))  # unsorted: the fallback encodes it
+    fields = [value.text, value.blob, value.names, value.params, value.items, value.docs, bad.params]
+    before = [sys.getrefcount(f) for f in fields]
+    for _ in range(200):
+        native(value)
+    for _ in range(200):
+        native(bad)
+    assert [sys.getrefcount(f) for f in fields] == before
+
+
+def test_maker_layout_and_stricter_checks() -> None:
+    import sys
+
+    from ledger.records import Balance
+
+    make = codec.constructor(Balance)
+    assert 0 < make.__sizeof__() == sys.getsizeof(make) < 256  # a sane size (its field count is its ob_size)
+
+    @dataclass(frozen=True, slots=True)
+    class Two:
+        a: int = wire(UInt(8))
+        b: int = wire(UInt(8))
+
+    @dataclass(frozen=True, slots=True)
+    class Other:
+        x: int = wire(UInt(8))
+
+    with pytest.raises(TypeError, match="twice"):
+        codec._native.maker(Two, ("a", "a"))
+    Two.borrowed = Other.__dict__["x"]  # type: ignore[attr-defined]  # another class's slot
+    with pytest.raises(TypeError):
+        codec._native.maker(Two, ("a", "borrowed"))
