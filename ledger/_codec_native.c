@@ -866,13 +866,17 @@ static int enc_int(Wr *w, PyObject *x, int allow_negative) {
     return wr_uint(w, v);
 }
 
+static int wr_str(Wr *w, const char *s, Py_ssize_t n) { /* UTF-8 bytes under a str header */
+    if (wr_len(w, n, 0xa0, 31, 0xd9, 0xda, 0xdb)) return -1;
+    return wr_put(w, s, n);
+}
+
 static int enc_str(Wr *w, PyObject *x) {
     if (!PyUnicode_CheckExact(x)) return -1;
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(x, &n);
     if (s == NULL) return -1;
-    if (wr_len(w, n, 0xa0, 31, 0xd9, 0xda, 0xdb)) return -1;
-    return wr_put(w, s, n);
+    return wr_str(w, s, n);
 }
 
 static int enc_bin(Wr *w, PyObject *x) {
@@ -975,7 +979,7 @@ static int enc(Node *n, PyObject *x, Wr *w, int depth) {
             }
             prev = ks;
             prev_len = kl;
-            if (wr_len(w, kl, 0xa0, 31, 0xd9, 0xda, 0xdb) || wr_put(w, ks, kl)) return -1;
+            if (wr_str(w, ks, kl)) return -1;
             if (enc_plain(w, PyTuple_GET_ITEM(pair, 1))) return -1;
         }
         return 0;

@@ -1162,49 +1162,47 @@ def decode_trusted(t: WireType, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES)
     """Parse bytes this ledger wrote itself (its committed state): the structure is rebuilt without re-checking
     every field (they were checked when first decoded). Bytes of the wrong shape still raise DecodeError; use
     `decode` for anything that comes from outside. The value is shared with other callers: never mutate it."""
-    entry = _FAST_LOAD.get(id(t))
-    if entry is None:
-        entry = _FAST_LOAD[id(t)] = (t, t.fast_loader(), {})
-    return _decode_trusted(entry, data, max_bytes)
+    entry = _LOADERS.get((id(t), max_bytes))
+    return (trusted_loader(t, max_bytes) if entry is None else entry[1])(data)
+
+
+# trusted_loader's functions, one per (wire type, max_bytes) -- callers pass constant bounds, so a handful --, with the
+# type kept alive (its id stays its own).
+_LOADERS: dict[tuple[int, int], tuple[WireType, Callable[[bytes], Any]]] = {}
 
 
 def trusted_loader(t: WireType, max_bytes: int = DEFAULT_MAX_BYTES) -> Callable[[bytes], Any]:
-    """`decode_trusted(t, ·, max_bytes)` as one function (the state overlay's first read of each key), answering
-    from the same per-type cache without looking the type up on every call."""
+    """`decode_trusted(t, ·, max_bytes)` as one function, for callers that decode many values of one type (the
+    state overlay's first read of each key): it answers from the type's cache without looking the type up."""
+    made = _LOADERS.get((id(t), max_bytes))
+    if made is not None:
+        return made[1]
     entry = _FAST_LOAD.get(id(t))
     if entry is None:
         entry = _FAST_LOAD[id(t)] = (t, t.fast_loader(), {})
-    cache_get = entry[2].get
+    _t, conv, cache = entry
+    cache_get = cache.get
 
     def load(data: bytes) -> Any:
-        if type(data) is bytes:
+        cacheable = type(data) is bytes and len(data) <= DECODED_CACHE_MAX_BYTES
+        if cacheable:
             value = cache_get(data, _NOT_CACHED)
             if value is not _NOT_CACHED:
                 return value
-        return _decode_trusted(entry, data, max_bytes)
+        try:
+            raw = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True, timestamp=0)
+            value = raw if conv is None else conv(raw)
+        except Exception:  # noqa: BLE001 - corrupt stored bytes: classify with the strict parser's error
+            raw = _unpack(data, max_bytes)
+            raise DecodeError(codes.MALFORMED, "stored value has the wrong shape") from None
+        if cacheable:
+            if len(cache) >= DECODED_CACHE_MAX:
+                cache.clear()
+            cache[data] = value
+        return value
 
+    _LOADERS[(id(t), max_bytes)] = (t, load)
     return load
-
-
-def _decode_trusted(entry: tuple[WireType, Callable[[Any], Any] | None, dict[bytes, Any]], data: bytes,
-                    max_bytes: int) -> Any:
-    _t, conv, cache = entry
-    cacheable = type(data) is bytes and len(data) <= DECODED_CACHE_MAX_BYTES
-    if cacheable:
-        value = cache.get(data, _NOT_CACHED)
-        if value is not _NOT_CACHED:
-            return value
-    try:
-        raw = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True, timestamp=0)
-        value = raw if conv is None else conv(raw)
-    except Exception:  # noqa: BLE001 - corrupt stored bytes: classify with the strict parser's error
-        raw = _unpack(data, max_bytes)
-        raise DecodeError(codes.MALFORMED, "stored value has the wrong shape") from None
-    if cacheable:
-        if len(cache) >= DECODED_CACHE_MAX:
-            cache.clear()
-        cache[data] = value
-    return value
 
 
 def trusted_encoder(t: WireType) -> Callable[[Any], bytes]:
@@ -1218,10 +1216,7 @@ def trusted_encoder(t: WireType) -> Callable[[Any], bytes]:
 def encode_trusted(t: WireType, value: Any) -> bytes:
     """The canonical bytes of a value built by this ledger from checked inputs, without re-checking every field.
     Produces the same bytes as `encode` for any value `encode` accepts (tested)."""
-    entry = _FAST_DUMP.get(id(t))
-    if entry is None:
-        entry = _FAST_DUMP[id(t)] = (t, _trusted_encoder(t))
-    return entry[1](value)
+    return trusted_encoder(t)(value)
 
 
 def python_trusted_encoder(t: WireType) -> Callable[[Any], bytes]:

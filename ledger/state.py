@@ -17,11 +17,24 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from ledger.codec import decode_trusted, encode_trusted, trusted_encoder, trusted_loader
+from ledger.codec import trusted_encoder, trusted_loader
 from ledger.schema import MAX_STATE_VALUE_BYTES
-from ledger.state_keys import RECORD_BY_TAG, record_type_of
+from ledger.state_keys import RECORD_BY_TAG
 
 __all__ = ["MemoryState", "Overlay", "PendingNodes", "StateReader", "decode_value", "encode_value"]
+
+
+# Per key tag, the function giving a stored value's record (decode_value without the per-key lookups); None for the
+# contracts namespace (opaque bytes).
+_LOADER_BY_TAG: dict[int, Any] = {
+    tag: None if rt is None else trusted_loader(rt, MAX_STATE_VALUE_BYTES) for tag, rt in RECORD_BY_TAG.items()
+}
+
+# Per key tag, the function giving a value's bytes (encode_value without the per-key lookups); None for the contracts
+# namespace (opaque bytes, stored as they are).
+_ENCODER_BY_TAG: dict[int, Any] = {
+    tag: None if rt is None else trusted_encoder(rt) for tag, rt in RECORD_BY_TAG.items()
+}
 
 
 class StateReader(Protocol):
@@ -29,19 +42,18 @@ class StateReader(Protocol):
 
 
 def decode_value(key: bytes, raw: bytes) -> Any:
-    """The record stored under `key` from its bytes (opaque bytes for the contracts namespace)."""
-    rt = record_type_of(key)
-    if rt is None:
-        return raw
-    return decode_trusted(rt, raw, MAX_STATE_VALUE_BYTES)
+    """The record stored under `key` from its bytes (opaque bytes for the contracts namespace). KeyError for an
+    unknown tag."""
+    load = _LOADER_BY_TAG[key[0]]
+    return raw if load is None else load(raw)
 
 
 def encode_value(key: bytes, value: Any) -> bytes:
-    rt = record_type_of(key)
-    if rt is None:
+    encode = _ENCODER_BY_TAG[key[0]]
+    if encode is None:
         assert type(value) is bytes, "contracts state values are bytes"
         return value
-    return encode_trusted(rt, value)
+    return encode(value)
 
 
 class MemoryState:
@@ -69,19 +81,6 @@ class MemoryState:
 
 
 _MISSING: Any = object()
-
-# Per key tag, the function giving a stored value's record (decode_value without the per-key lookups); None for the
-# contracts namespace (opaque bytes).
-_LOADER_BY_TAG: dict[int, Any] = {
-    tag: None if rt is None else trusted_loader(rt, MAX_STATE_VALUE_BYTES) for tag, rt in RECORD_BY_TAG.items()
-}
-
-# Per key tag, the function giving a value's bytes (encode_value without the per-key lookups); None for the contracts
-# namespace (opaque bytes, stored as they are).
-_ENCODER_BY_TAG: dict[int, Any] = {
-    tag: None if rt is None else trusted_encoder(rt) for tag, rt in RECORD_BY_TAG.items()
-}
-
 
 class Overlay:
     """Typed writes over a parent. `get` returns a record (or bytes for contracts keys) or None."""

@@ -566,7 +566,7 @@ def test_the_native_maker_refuses_what_it_cannot_build() -> None:
     class OwnNew:
         __slots__ = ("a",)
 
-        def __new__(cls) -> OwnNew:
+        def __new__(cls) -> Any:  # its own __new__: not what object.__new__ builds
             return object.__new__(cls)
 
     make = codec._native.maker
@@ -586,6 +586,14 @@ def _encoders(t: Any) -> tuple[Any, Any]:
     native = codec.trusted_encoder(t)
     assert type(native).__name__ == "Encoder", "the native encoder is what trusted_encoder hands out"
     return native, codec.python_trusted_encoder(t)
+
+
+def _answer(encode: Any, value: Any) -> tuple[Any, ...]:
+    """("ok", bytes) or ("raised", exception type, message): what an encoder answers for `value`."""
+    try:
+        return ("ok", encode(value))
+    except Exception as exc:  # noqa: BLE001 - the comparison is the point
+        return ("raised", type(exc), str(exc))
 
 
 def _native_only(t: Any, value: Any) -> bytes:
@@ -615,7 +623,7 @@ def test_every_header_boundary_encodes_as_in_python() -> None:
     """RICH uses every header kind at its boundaries; longer lengths take the 16- and 32-bit forms and the output
     buffer grows past its first 512 bytes."""
     value = decode(EVERYTHING, msgpack.packb(RICH, use_bin_type=True))
-    native, python = _encoders(EVERYTHING)
+    _native, python = _encoders(EVERYTHING)
     assert _native_only(EVERYTHING, value) == python(value) == msgpack.packb(RICH, use_bin_type=True)
     from dataclasses import replace
 
@@ -628,11 +636,10 @@ def test_every_header_boundary_encodes_as_in_python() -> None:
 def test_ledger_values_encode_as_in_python() -> None:
     """Every committed state value of a world with members, accounts, assets, balances, positions and replay
     records; receipts with events; the bodies and envelopes of real transactions."""
+    from ledger import operations as o
     from ledger.state_keys import record_type_of
     from tests.ledger.test_fuzz import SAMPLE_RECEIPT
     from tests.ledger.world import standard_world
-
-    from ledger import operations as o
 
     w = standard_world()
     receipts = [w.ok("treasury@issuer-co", o.Issue("treasury@issuer-co", "BOND-A", "alice@bank-a", 5_000)),
@@ -682,15 +689,7 @@ def test_what_the_native_encoder_cannot_write_exactly_goes_to_python() -> None:
         replace(value, maybe=Wide(3)), "not a record", None,
     ]
     for case in cases:
-        try:
-            expected: Any = ("ok", python(case))
-        except Exception as exc:  # noqa: BLE001 - the comparison is the point
-            expected = ("raised", type(exc), str(exc))
-        try:
-            got: Any = ("ok", native(case))
-        except Exception as exc:  # noqa: BLE001
-            got = ("raised", type(exc), str(exc))
-        assert got == expected, case
+        assert _answer(native, case) == _answer(python, case), case
         with pytest.raises(AssertionError, match="fallback"):
             _native_only(EVERYTHING, case)
 
@@ -799,15 +798,7 @@ def test_a_map_whose_values_the_python_path_does_not_convert_goes_to_python() ->
     plain = Holder((("a", 1), ("b", None), ("c", True), ("d", "é"), ("e", b"\x00"), ("f", -5)))
     assert _native_only(rt, plain) == python(plain)  # plain values are written as msgpack writes them
     for odd in [Holder((("a", 1.5),)), Holder((("a", (1, 2)),)), Holder((("\ud800", 1),)), Holder(((Wide(1), 1),))]:
-        try:
-            expected: Any = ("ok", python(odd))
-        except Exception as exc:  # noqa: BLE001
-            expected = ("raised", type(exc))
-        try:
-            got: Any = ("ok", native(odd))
-        except Exception as exc:  # noqa: BLE001
-            got = ("raised", type(exc))
-        assert got == expected
+        assert _answer(native, odd) == _answer(python, odd)
         with pytest.raises(AssertionError, match="fallback"):
             _native_only(rt, odd)
 
